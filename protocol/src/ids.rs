@@ -1,0 +1,112 @@
+//! Identifier rules shared by the hub (which refuses bad ids with a 400 / `error` frame) and the
+//! widget (which never makes a bad one).
+
+use thiserror::Error;
+
+/// Longest accepted session id, in bytes. The widget's ids are 32 hex digits; seed 003's
+/// `session-xxx` style and UUIDs fit easily.
+pub const MAX_SESSION_ID_LEN: usize = 128;
+
+/// Longest accepted room id, in bytes.
+pub const MAX_ROOM_ID_LEN: usize = 64;
+
+/// Why an identifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum IdError {
+    /// The id is empty.
+    #[error("{what} is empty")]
+    Empty {
+        /// Which kind of id.
+        what: &'static str,
+    },
+    /// The id is longer than allowed.
+    #[error("{what} is {len} bytes long; the limit is {max}")]
+    TooLong {
+        /// Which kind of id.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The id holds a character outside the allowed set.
+    #[error("{what} contains {found:?} at byte {at}; only {allowed} are allowed")]
+    BadChar {
+        /// Which kind of id.
+        what: &'static str,
+        /// The offending character.
+        found: char,
+        /// Its byte offset.
+        at: usize,
+        /// Description of the allowed set.
+        allowed: &'static str,
+    },
+}
+
+/// Checks a session id: 1 to [`MAX_SESSION_ID_LEN`] bytes of printable ASCII without spaces
+/// (`!` to `~`).
+pub fn validate_session_id(id: &str) -> Result<(), IdError> {
+    check(id, "session id", MAX_SESSION_ID_LEN, "printable ASCII characters without spaces", |c| {
+        c.is_ascii_graphic()
+    })
+}
+
+/// Checks a room id: 1 to [`MAX_ROOM_ID_LEN`] bytes of ASCII letters, digits, `-`, `_`, `.`
+/// and `:` — safe in URLs, logs and Redis keys.
+pub fn validate_room_id(id: &str) -> Result<(), IdError> {
+    check(id, "room id", MAX_ROOM_ID_LEN, "letters, digits, '-', '_', '.' and ':'", |c| {
+        c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')
+    })
+}
+
+fn check(
+    id: &str,
+    what: &'static str,
+    max: usize,
+    allowed: &'static str,
+    ok: impl Fn(char) -> bool,
+) -> Result<(), IdError> {
+    if id.is_empty() {
+        return Err(IdError::Empty { what });
+    }
+    if id.len() > max {
+        return Err(IdError::TooLong { what, len: id.len(), max });
+    }
+    match id.char_indices().find(|&(_, c)| !ok(c)) {
+        Some((at, found)) => Err(IdError::BadChar { what, found, at, allowed }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids() {
+        assert!(validate_session_id("session-xxx").is_ok());
+        assert!(validate_session_id("0123456789abcdef0123456789abcdef").is_ok());
+        assert_eq!(validate_session_id(""), Err(IdError::Empty { what: "session id" }));
+        assert!(matches!(validate_session_id(&"a".repeat(129)), Err(IdError::TooLong { len: 129, .. })));
+        assert!(validate_session_id(&"a".repeat(128)).is_ok());
+        assert!(matches!(validate_session_id("a b"), Err(IdError::BadChar { found: ' ', at: 1, .. })));
+        assert!(matches!(validate_session_id("a\u{7}"), Err(IdError::BadChar { .. })));
+        assert!(matches!(validate_session_id("é"), Err(IdError::BadChar { .. })));
+    }
+
+    #[test]
+    fn room_ids() {
+        assert!(validate_room_id("general").is_ok());
+        assert!(validate_room_id("team:design.v2_a-b").is_ok());
+        assert!(validate_room_id("a/b").is_err());
+        assert!(validate_room_id("").is_err());
+        assert!(validate_room_id(&"r".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn messages_name_the_bad_value() {
+        let e = validate_session_id("bad id").unwrap_err().to_string();
+        assert!(e.contains("' '") && e.contains("byte 3"), "{e}");
+    }
+}

@@ -1,0 +1,540 @@
+//! # natter-protocol — the wire protocol, version 1
+//!
+//! Every frame on `/ws/chat` is one JSON text object tagged by `"type"`; field names are
+//! camelCase. The HTTP fallback carries the same JSON bodies. This crate is pure data (serde
+//! types, validation of identifiers, close codes): no I/O, no async runtime, no browser API, so
+//! the hub (native) and the widget (wasm32) share one definition of the contract.
+//!
+//! # Layout
+//! - [`ClientMessage`]: what a client sends (`user`, `chat`, `join`, `leave`, `typing`,
+//!   `cursor_position`, `chain_update`, `ping`).
+//! - [`ServerMessage`]: what the hub sends (`user`, `bot`, `agent`, `system`, `chat`, `typing`,
+//!   `user_joined`, `user_left`, `room_info`, `cursor_position`, `chain_update`, `ack`,
+//!   `history`, `error`, `pong`).
+//! - [`ErrorCode`] and [`close`]: the error vocabulary and the WebSocket close codes, each saying
+//!   whether a client should reconnect.
+//! - [`validate_session_id`], [`validate_room_id`]: the identifier rules both sides apply.
+//!
+//! Seed 003's client format (`{type:"user", message, timestamp, sessionId, context}`) is a valid
+//! [`ClientMessage::User`] unchanged; unknown fields are ignored everywhere so that newer
+//! clients and hubs can add fields without breaking older ones.
+
+use serde::{Deserialize, Serialize};
+
+pub mod close;
+mod ids;
+
+pub use ids::{validate_room_id, validate_session_id, IdError, MAX_ROOM_ID_LEN, MAX_SESSION_ID_LEN};
+
+/// Arbitrary JSON carried through untouched (page context, room metadata, collaboration data).
+pub type Json = serde_json::Value;
+
+/// The protocol version this crate describes; the hub reports it in `/healthz`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A message from a client (widget tab, HTTP fallback, or any WebSocket client) to the hub.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// A visitor's message to the session's own support conversation (seed 003's format).
+    User(UserSend),
+    /// A message to a named room the connection has joined.
+    Chat(ChatSend),
+    /// Join a named room (creating it if it does not exist yet).
+    Join(Join),
+    /// Leave a named room.
+    Leave(Leave),
+    /// Typing started or stopped, in the support conversation or in a room.
+    Typing(TypingSend),
+    /// Ephemeral cursor position relayed to the other members of a room; never stored.
+    CursorPosition(RelaySend),
+    /// Ephemeral workflow / document update relayed to the other members of a room; never stored.
+    ChainUpdate(RelaySend),
+    /// Liveness check; the hub answers [`ServerMessage::Pong`].
+    Ping(Ping),
+}
+
+/// A visitor's text to the support conversation of its session.
+///
+/// Seed 003's example parses into this unchanged; `id` is optional for that reason, but clients
+/// that want exactly-once delivery across retries (the widget does) set it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSend {
+    /// Client-made id used to de-duplicate re-sends; the hub makes one when it is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The text. Always rendered as text, never as HTML.
+    pub message: String,
+    /// The client's clock when the message was written (RFC 3339); informational only — the
+    /// hub stamps its own time on the stored message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// Session id; on the WebSocket the URL's `session` wins, on HTTP it is required here or
+    /// in the query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Free-form page context (`{"page": "/pricing"}`), passed to the reply engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Json>,
+}
+
+/// A text message to a room.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatSend {
+    /// The room, which the connection must have joined.
+    pub room: String,
+    /// Client-made id for de-duplication, as in [`UserSend::id`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The text.
+    pub message: String,
+}
+
+/// Join a room.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Join {
+    /// The room id (see [`validate_room_id`]).
+    pub room: String,
+    /// Display name shown to the other members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Last room `seq` this client saw; the hub replays what came after it. Without it the
+    /// client gets the room's recent history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+}
+
+/// Leave a room.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Leave {
+    /// The room to leave.
+    pub room: String,
+}
+
+/// Typing indication from a client.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingSend {
+    /// A room, or none for the session's support conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// `true` when typing starts, `false` when it stops.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An ephemeral collaboration payload (`cursor_position`, `chain_update`) for a room.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelaySend {
+    /// The room, which the connection must have joined.
+    pub room: String,
+    /// Any JSON; relayed as is to the other members, bounded by the frame size limit.
+    #[serde(default)]
+    pub data: Json,
+}
+
+/// A liveness check.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ping {
+    /// Echoed back in the pong, so a client can match them or measure round trips.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<Json>,
+}
+
+/// A message from the hub to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// A visitor message of this session, sent to the session's other tabs (the sending tab
+    /// gets an [`Ack`]) and replayed in [`History`].
+    User(ConversationMessage),
+    /// A reply from the reply engine.
+    Bot(ConversationMessage),
+    /// A reply from a human operator.
+    Agent(ConversationMessage),
+    /// A notice from the hub (maintenance, hand-over to a human, …).
+    System(SystemNotice),
+    /// A message in a room.
+    Chat(RoomMessage),
+    /// Someone (the bot, an operator, a room member) started or stopped typing.
+    Typing(TypingNotice),
+    /// A member joined a room.
+    UserJoined(Presence),
+    /// A member left a room (or their last connection dropped).
+    UserLeft(Presence),
+    /// A room's metadata and current members; sent on join and on request.
+    RoomInfo(RoomInfo),
+    /// A relayed cursor position from another room member.
+    CursorPosition(RelayNotice),
+    /// A relayed workflow update from another room member.
+    ChainUpdate(RelayNotice),
+    /// The hub stored a message: its `id` and the `seq` it got.
+    Ack(Ack),
+    /// Messages the client missed (on connect, resume, join, or an HTTP poll).
+    History(History),
+    /// Something the client sent was refused; the connection carries on.
+    Error(ErrorFrame),
+    /// Answer to [`ClientMessage::Ping`].
+    Pong(Pong),
+}
+
+/// Who wrote a stored message in a support conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The visitor.
+    User,
+    /// The reply engine.
+    Bot,
+    /// A human operator.
+    Agent,
+    /// The hub itself.
+    System,
+}
+
+/// A stored message of a session's support conversation (`user`, `bot` or `agent`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationMessage {
+    /// Unique within the conversation: the client's id for `user` messages, the hub's otherwise.
+    pub id: String,
+    /// Position in the conversation, starting at 1 and increasing by one per stored message.
+    pub seq: u64,
+    /// The text.
+    pub message: String,
+    /// When the hub stored it (RFC 3339, UTC).
+    pub timestamp: String,
+    /// The session (conversation) it belongs to.
+    pub session_id: String,
+    /// The page context the visitor sent with it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Json>,
+    /// Display name of the author (an operator's name, the bot's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// For `bot` replies from the rules engine: the rule category that answered (`greeting`,
+    /// `bug`, …); lets analytics and tests see why a reply was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// For a `bot` reply: the `id` of the message it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+/// A notice from the hub, not part of the stored conversation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemNotice {
+    /// Human-readable text.
+    pub message: String,
+    /// When it was sent (RFC 3339, UTC).
+    pub timestamp: String,
+    /// The room it concerns, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+}
+
+/// A room member as other members see them. `id` is a stable public id derived from the
+/// session (or the verified user id) — never the session id itself, which is a credential.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// Stable public id of the user.
+    pub id: String,
+    /// Display name, if the user gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A stored message in a room.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomMessage {
+    /// The room.
+    pub room: String,
+    /// Unique within the room.
+    pub id: String,
+    /// Position in the room's history, starting at 1.
+    pub seq: u64,
+    /// The text.
+    pub message: String,
+    /// When the hub stored it (RFC 3339, UTC).
+    pub timestamp: String,
+    /// Who wrote it.
+    pub from: Member,
+}
+
+/// Someone started or stopped typing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingNotice {
+    /// The room, or none for the support conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// Who is typing: `bot` while the reply engine works, `agent`, or `user` (a room member or
+    /// another tab of the session).
+    pub role: Role,
+    /// The member typing, in rooms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Member>,
+    /// `true` while typing.
+    pub active: bool,
+}
+
+/// A member joined or left a room.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Presence {
+    /// The room.
+    pub room: String,
+    /// The member.
+    pub user: Member,
+    /// When (RFC 3339, UTC).
+    pub timestamp: String,
+}
+
+/// A room's metadata and members.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomInfo {
+    /// The room id.
+    pub room: String,
+    /// Display name of the room, if one was set when it was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Free-form metadata set when the room was created (`{}` when none).
+    #[serde(default)]
+    pub metadata: Json,
+    /// Members present now (one entry per user, however many connections they have).
+    pub members: Vec<Member>,
+    /// The `seq` of the room's newest message (0 when none).
+    pub last_seq: u64,
+    /// When the room was created (RFC 3339, UTC).
+    pub created_at: String,
+}
+
+/// A relayed ephemeral payload.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayNotice {
+    /// The room.
+    pub room: String,
+    /// The member who sent it.
+    pub from: Member,
+    /// The payload, as sent.
+    pub data: Json,
+}
+
+/// Acknowledgement of a stored message.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ack {
+    /// The message id (the client's, or the one the hub made).
+    pub id: String,
+    /// The `seq` the message has in its conversation or room.
+    pub seq: u64,
+    /// The room, for a `chat` message; none for the support conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// `true` when the id was already stored: this is a re-send, acknowledged again and not
+    /// stored or delivered a second time.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub duplicate: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Messages a client missed, oldest first.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct History {
+    /// The room, or none for the support conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// Stored messages (`user`, `bot`, `agent` or `chat` frames), in `seq` order.
+    pub messages: Vec<ServerMessage>,
+    /// `false` when some of what was asked for could no longer be delivered; `gap` says which.
+    pub complete: bool,
+    /// The range of `seq` that could not be delivered, when `complete` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<Gap>,
+    /// The newest `seq` of the conversation or room at the time of this answer.
+    pub last_seq: u64,
+}
+
+/// An inclusive range of `seq` numbers that could not be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gap {
+    /// First missing seq.
+    pub from: u64,
+    /// Last missing seq.
+    pub to: u64,
+}
+
+/// A refused input. The connection stays open unless a close frame follows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorFrame {
+    /// Machine-readable reason.
+    pub code: ErrorCode,
+    /// Human-readable explanation naming the bad value.
+    pub message: String,
+    /// The id of the refused message, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// For `rate_limited`: how long to wait before sending again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// Why something was refused. Every code is documented in `docs/protocol.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not valid JSON (or not a JSON object).
+    BadJson,
+    /// The `type` is missing or not one this hub knows.
+    UnknownType,
+    /// A field is missing, has the wrong type, or an invalid value (empty text, bad room id).
+    InvalidMessage,
+    /// The message is larger than the hub's limit.
+    TooLarge,
+    /// Too many messages too fast; wait `retryAfterMs`.
+    RateLimited,
+    /// The connection has not joined the room it addressed.
+    NotInRoom,
+    /// The room does not exist.
+    UnknownRoom,
+    /// A room with that id already exists.
+    RoomExists,
+    /// The session id is empty, too long or has non-printable characters.
+    BadSession,
+    /// The page's origin is not on the hub's allow-list.
+    ForbiddenOrigin,
+    /// A signed identity did not verify.
+    Unauthorized,
+    /// The message was not stored because of a fault in the hub; resend it (same id).
+    Internal,
+    /// The hub is shutting down or cannot reach its storage; resend later (same id).
+    Unavailable,
+    /// A code this client does not know (sent by a newer hub).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The snake_case name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::InvalidMessage => "invalid_message",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::NotInRoom => "not_in_room",
+            ErrorCode::UnknownRoom => "unknown_room",
+            ErrorCode::RoomExists => "room_exists",
+            ErrorCode::BadSession => "bad_session",
+            ErrorCode::ForbiddenOrigin => "forbidden_origin",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+
+    /// Whether re-sending the same message later can succeed (`rate_limited`, `internal`,
+    /// `unavailable`); every other code means the message itself is wrong.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorCode::RateLimited | ErrorCode::Internal | ErrorCode::Unavailable)
+    }
+}
+
+/// Answer to a ping.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pong {
+    /// The ping's nonce, echoed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<Json>,
+    /// The hub's clock (RFC 3339, UTC).
+    pub timestamp: String,
+}
+
+/// Body of `GET /api/rooms`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomList {
+    /// Every room the hub knows, by id.
+    pub rooms: Vec<RoomSummary>,
+}
+
+/// One room in a [`RoomList`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomSummary {
+    /// Room id.
+    pub room: String,
+    /// Display name, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// How many users are present.
+    pub member_count: usize,
+    /// The newest message's seq.
+    pub last_seq: u64,
+}
+
+/// Body of `POST /api/rooms`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateRoom {
+    /// Room id (see [`validate_room_id`]).
+    pub room: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Free-form metadata (a JSON object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Json>,
+}
+
+impl ServerMessage {
+    /// The `seq` of a stored message frame (`user`, `bot`, `agent`, `chat`), none otherwise.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            ServerMessage::User(m) | ServerMessage::Bot(m) | ServerMessage::Agent(m) => Some(m.seq),
+            ServerMessage::Chat(m) => Some(m.seq),
+            _ => None,
+        }
+    }
+
+    /// The `id` of a stored message frame, none otherwise.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            ServerMessage::User(m) | ServerMessage::Bot(m) | ServerMessage::Agent(m) => Some(&m.id),
+            ServerMessage::Chat(m) => Some(&m.id),
+            _ => None,
+        }
+    }
+
+    /// Builds an error frame.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMessage::Error(ErrorFrame { code, message: message.into(), id: None, retry_after_ms: None })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,274 @@
+//! Seed 003 compatibility and a round trip of every message type.
+
+use super::*;
+use serde_json::json;
+
+/// Seed 003's example, byte for byte as its document shows it (the `context` comment replaced
+/// by an object, since JSON has no comments).
+const SEED_003: &str = r#"{
+  "type": "user",
+  "message": "Text content",
+  "timestamp": "2025-08-23T10:00:00Z",
+  "sessionId": "session-xxx",
+  "context": { "page": "/tickets/42" }
+}"#;
+
+#[test]
+fn seed_003_example_parses_unchanged() {
+    let msg: ClientMessage = serde_json::from_str(SEED_003).expect("seed 003 parses");
+    assert_eq!(
+        msg,
+        ClientMessage::User(UserSend {
+            id: None,
+            message: "Text content".into(),
+            timestamp: Some("2025-08-23T10:00:00Z".into()),
+            session_id: Some("session-xxx".into()),
+            context: Some(json!({"page": "/tickets/42"})),
+        })
+    );
+}
+
+#[test]
+fn seed_003_minimal_and_empty_context() {
+    let msg: ClientMessage = serde_json::from_str(r#"{"type":"user","message":"hi","context":{}}"#).unwrap();
+    assert!(matches!(msg, ClientMessage::User(UserSend { ref message, .. }) if message == "hi"));
+}
+
+#[test]
+fn unknown_fields_are_ignored() {
+    let msg: ClientMessage =
+        serde_json::from_str(r#"{"type":"ping","nonce":7,"futureField":{"a":1}}"#).unwrap();
+    assert_eq!(msg, ClientMessage::Ping(Ping { nonce: Some(json!(7)) }));
+}
+
+#[test]
+fn unknown_type_and_missing_field_are_errors() {
+    assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"teleport"}"#).is_err());
+    assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"chat","message":"x"}"#).is_err());
+    assert!(serde_json::from_str::<ClientMessage>(r#"{"message":"x"}"#).is_err());
+}
+
+fn client_examples() -> Vec<(ClientMessage, serde_json::Value)> {
+    vec![
+        (
+            ClientMessage::User(UserSend {
+                id: Some("m1".into()),
+                message: "hello".into(),
+                timestamp: Some("2026-11-22T10:00:00Z".into()),
+                session_id: Some("s1".into()),
+                context: Some(json!({"page": "/"})),
+            }),
+            json!({"type":"user","id":"m1","message":"hello","timestamp":"2026-11-22T10:00:00Z","sessionId":"s1","context":{"page":"/"}}),
+        ),
+        (
+            ClientMessage::Chat(ChatSend {
+                room: "general".into(),
+                id: Some("c1".into()),
+                message: "hi all".into(),
+            }),
+            json!({"type":"chat","room":"general","id":"c1","message":"hi all"}),
+        ),
+        (
+            ClientMessage::Join(Join { room: "general".into(), name: Some("Ada".into()), after: Some(3) }),
+            json!({"type":"join","room":"general","name":"Ada","after":3}),
+        ),
+        (ClientMessage::Leave(Leave { room: "general".into() }), json!({"type":"leave","room":"general"})),
+        (
+            ClientMessage::Typing(TypingSend { room: None, active: true }),
+            json!({"type":"typing","active":true}),
+        ),
+        (
+            ClientMessage::CursorPosition(RelaySend { room: "r".into(), data: json!({"x":1,"y":2}) }),
+            json!({"type":"cursor_position","room":"r","data":{"x":1,"y":2}}),
+        ),
+        (
+            ClientMessage::ChainUpdate(RelaySend { room: "r".into(), data: json!({"node":"a","op":"add"}) }),
+            json!({"type":"chain_update","room":"r","data":{"node":"a","op":"add"}}),
+        ),
+        (ClientMessage::Ping(Ping { nonce: None }), json!({"type":"ping"})),
+    ]
+}
+
+fn conv(id: &str, seq: u64) -> ConversationMessage {
+    ConversationMessage {
+        id: id.into(),
+        seq,
+        message: "text".into(),
+        timestamp: "2026-11-22T10:00:00.000Z".into(),
+        session_id: "s1".into(),
+        ..Default::default()
+    }
+}
+
+fn member() -> Member {
+    Member { id: "u_1a2b".into(), name: Some("Ada".into()) }
+}
+
+fn server_examples() -> Vec<(ServerMessage, serde_json::Value)> {
+    let ts = "2026-11-22T10:00:00.000Z";
+    vec![
+        (
+            ServerMessage::User(conv("m1", 1)),
+            json!({"type":"user","id":"m1","seq":1,"message":"text","timestamp":ts,"sessionId":"s1"}),
+        ),
+        (
+            ServerMessage::Bot(ConversationMessage {
+                category: Some("greeting".into()),
+                reply_to: Some("m1".into()),
+                ..conv("b1", 2)
+            }),
+            json!({"type":"bot","id":"b1","seq":2,"message":"text","timestamp":ts,"sessionId":"s1","category":"greeting","replyTo":"m1"}),
+        ),
+        (
+            ServerMessage::Agent(ConversationMessage { author: Some("Sam".into()), ..conv("a1", 3) }),
+            json!({"type":"agent","id":"a1","seq":3,"message":"text","timestamp":ts,"sessionId":"s1","author":"Sam"}),
+        ),
+        (
+            ServerMessage::System(SystemNotice {
+                message: "restarting".into(),
+                timestamp: ts.into(),
+                room: None,
+            }),
+            json!({"type":"system","message":"restarting","timestamp":ts}),
+        ),
+        (
+            ServerMessage::Chat(RoomMessage {
+                room: "general".into(),
+                id: "c1".into(),
+                seq: 4,
+                message: "hi".into(),
+                timestamp: ts.into(),
+                from: member(),
+            }),
+            json!({"type":"chat","room":"general","id":"c1","seq":4,"message":"hi","timestamp":ts,"from":{"id":"u_1a2b","name":"Ada"}}),
+        ),
+        (
+            ServerMessage::Typing(TypingNotice { room: None, role: Role::Bot, from: None, active: true }),
+            json!({"type":"typing","role":"bot","active":true}),
+        ),
+        (
+            ServerMessage::UserJoined(Presence {
+                room: "general".into(),
+                user: member(),
+                timestamp: ts.into(),
+            }),
+            json!({"type":"user_joined","room":"general","user":{"id":"u_1a2b","name":"Ada"},"timestamp":ts}),
+        ),
+        (
+            ServerMessage::UserLeft(Presence {
+                room: "general".into(),
+                user: member(),
+                timestamp: ts.into(),
+            }),
+            json!({"type":"user_left","room":"general","user":{"id":"u_1a2b","name":"Ada"},"timestamp":ts}),
+        ),
+        (
+            ServerMessage::RoomInfo(RoomInfo {
+                room: "general".into(),
+                name: Some("General".into()),
+                metadata: json!({"topic":"x"}),
+                members: vec![member()],
+                last_seq: 4,
+                created_at: ts.into(),
+            }),
+            json!({"type":"room_info","room":"general","name":"General","metadata":{"topic":"x"},"members":[{"id":"u_1a2b","name":"Ada"}],"lastSeq":4,"createdAt":ts}),
+        ),
+        (
+            ServerMessage::CursorPosition(RelayNotice {
+                room: "r".into(),
+                from: member(),
+                data: json!({"x":1}),
+            }),
+            json!({"type":"cursor_position","room":"r","from":{"id":"u_1a2b","name":"Ada"},"data":{"x":1}}),
+        ),
+        (
+            ServerMessage::ChainUpdate(RelayNotice { room: "r".into(), from: member(), data: json!([1, 2]) }),
+            json!({"type":"chain_update","room":"r","from":{"id":"u_1a2b","name":"Ada"},"data":[1,2]}),
+        ),
+        (
+            ServerMessage::Ack(Ack { id: "m1".into(), seq: 1, room: None, duplicate: false }),
+            json!({"type":"ack","id":"m1","seq":1}),
+        ),
+        (
+            ServerMessage::Ack(Ack {
+                id: "c1".into(),
+                seq: 4,
+                room: Some("general".into()),
+                duplicate: true,
+            }),
+            json!({"type":"ack","id":"c1","seq":4,"room":"general","duplicate":true}),
+        ),
+        (
+            ServerMessage::History(History {
+                room: None,
+                messages: vec![ServerMessage::User(conv("m9", 9))],
+                complete: false,
+                gap: Some(Gap { from: 3, to: 8 }),
+                last_seq: 9,
+            }),
+            json!({"type":"history","messages":[{"type":"user","id":"m9","seq":9,"message":"text","timestamp":ts,"sessionId":"s1"}],"complete":false,"gap":{"from":3,"to":8},"lastSeq":9}),
+        ),
+        (
+            ServerMessage::Error(ErrorFrame {
+                code: ErrorCode::RateLimited,
+                message: "slow down".into(),
+                id: Some("m2".into()),
+                retry_after_ms: Some(500),
+            }),
+            json!({"type":"error","code":"rate_limited","message":"slow down","id":"m2","retryAfterMs":500}),
+        ),
+        (
+            ServerMessage::Pong(Pong { nonce: Some(json!("n")), timestamp: ts.into() }),
+            json!({"type":"pong","nonce":"n","timestamp":ts}),
+        ),
+    ]
+}
+
+#[test]
+fn every_client_message_round_trips() {
+    for (msg, wire) in client_examples() {
+        assert_eq!(serde_json::to_value(&msg).unwrap(), wire, "encode {msg:?}");
+        assert_eq!(serde_json::from_value::<ClientMessage>(wire).unwrap(), msg);
+    }
+}
+
+#[test]
+fn every_server_message_round_trips() {
+    for (msg, wire) in server_examples() {
+        assert_eq!(serde_json::to_value(&msg).unwrap(), wire, "encode {msg:?}");
+        assert_eq!(serde_json::from_value::<ServerMessage>(wire).unwrap(), msg);
+    }
+}
+
+#[test]
+fn every_error_code_has_its_wire_name() {
+    use ErrorCode::*;
+    for code in [
+        BadJson,
+        UnknownType,
+        InvalidMessage,
+        TooLarge,
+        RateLimited,
+        NotInRoom,
+        UnknownRoom,
+        RoomExists,
+        BadSession,
+        ForbiddenOrigin,
+        Unauthorized,
+        Internal,
+        Unavailable,
+    ] {
+        assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
+        assert_eq!(serde_json::from_value::<ErrorCode>(json!(code.as_str())).unwrap(), code);
+    }
+    // A code from a newer hub still parses.
+    assert_eq!(serde_json::from_value::<ErrorCode>(json!("quota_exceeded")).unwrap(), Unknown);
+}
+
+#[test]
+fn seq_and_id_accessors() {
+    let m = ServerMessage::Bot(conv("b", 5));
+    assert_eq!((m.seq(), m.id()), (Some(5), Some("b")));
+    let p = ServerMessage::Pong(Pong::default());
+    assert_eq!((p.seq(), p.id()), (None, None));
+}

@@ -1,0 +1,180 @@
+//! Where stored messages live and how they reach every hub: the [`Store`] trait.
+//!
+//! The hub never sees which engine runs. A store does three jobs that must agree with each
+//! other, which is why they are one trait and not three:
+//! 1. **Sequencing and de-duplication** — [`Store::append`] gives a message the next `seq` of
+//!    its conversation, or, when the conversation already holds a message with that `id`,
+//!    answers with the stored one (`duplicate: true`) and stores nothing.
+//! 2. **Durable history** — [`Store::history`] answers "what came after seq N" for resumes older
+//!    than the hub's in-memory ring.
+//! 3. **Ordered delivery** — every stored message, and every ephemeral frame published with
+//!    [`Store::publish_ephemeral`], comes out of [`Store::subscribe`] exactly once per hub, in
+//!    `seq` order within a conversation. The hub fans out *only* what comes out of that stream
+//!    (never straight from `append`), so a single hub and many hubs behind Redis take the same
+//!    path and clients of different hubs see one order.
+//!
+//! Engines: `memory` (tests), `sqlite` (the default: one hub, survives restarts and `kill -9`),
+//! `redis` (many hubs: streams hold history and assign seq, pub/sub carries delivery).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use natter_protocol::{Json, ServerMessage};
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+pub mod memory;
+
+/// A boxed future, so that `dyn Store` works.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Which conversation a message belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConversationKey {
+    /// A session's support conversation (visitor ↔ bot / operator), shared by its tabs.
+    Session(Arc<str>),
+    /// A named room.
+    Room(Arc<str>),
+}
+
+impl ConversationKey {
+    /// A stable text form for storage keys and channel names: `s:<session>` or `r:<room>`.
+    /// Session and room ids cannot contain whitespace, so the form is unambiguous.
+    pub fn storage_key(&self) -> String {
+        match self {
+            ConversationKey::Session(s) => format!("s:{s}"),
+            ConversationKey::Room(r) => format!("r:{r}"),
+        }
+    }
+
+    /// Parses [`ConversationKey::storage_key`]'s output.
+    pub fn from_storage_key(key: &str) -> Option<Self> {
+        match key.split_once(':') {
+            Some(("s", s)) => Some(ConversationKey::Session(s.into())),
+            Some(("r", r)) => Some(ConversationKey::Room(r.into())),
+            _ => None,
+        }
+    }
+}
+
+/// A message to store. `message` is the complete frame the clients will receive (`user`,
+/// `bot`, `agent` or `chat`) with `seq` set to 0: the store fills it in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    /// The message id, unique within the conversation (the client's or one the hub made).
+    pub id: String,
+    /// The frame, `seq` 0.
+    pub message: ServerMessage,
+}
+
+/// What [`Store::append`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended {
+    /// The seq the message has (for a duplicate: the seq it got the first time).
+    pub seq: u64,
+    /// `true` when the id was already stored; nothing new was stored or delivered.
+    pub duplicate: bool,
+}
+
+/// A page of history.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HistoryPage {
+    /// Stored frames with their seq set, oldest first.
+    pub messages: Vec<ServerMessage>,
+    /// The conversation's newest seq (0 for an empty conversation).
+    pub last_seq: u64,
+    /// The lowest seq the store still holds (retention or trimming may have dropped older
+    /// ones); `last_seq + 1` when the conversation is empty.
+    pub first_available: u64,
+}
+
+/// One item of the ordered delivery stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A newly stored message (from this hub or, behind Redis, another one).
+    Stored {
+        /// Its conversation.
+        key: ConversationKey,
+        /// The frame with its seq.
+        message: ServerMessage,
+    },
+    /// An ephemeral frame (typing, cursor_position, chain_update, presence) for a conversation's
+    /// connections; never stored.
+    Ephemeral {
+        /// Its conversation.
+        key: ConversationKey,
+        /// The frame.
+        message: ServerMessage,
+        /// The public member id of the sender, so its own connections can be skipped.
+        from: Option<String>,
+    },
+}
+
+/// A room's stored record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomRecord {
+    /// Room id.
+    pub room: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Metadata (a JSON object).
+    pub metadata: Json,
+    /// Creation time, RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// Why a store operation failed. The hub answers `unavailable` / `internal` error frames
+/// (the client resends with the same id) and never drops the connection for it.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The engine cannot be reached right now (Redis down, writer stopped).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The engine failed.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+/// The storage and delivery engine. See the module docs for the contract.
+pub trait Store: Send + Sync + 'static {
+    /// Stores `draft` in `key` unless its id is already there; see [`Appended`].
+    /// Returns only once the message is durable in this engine (an acknowledged message must
+    /// survive a crash of the hub).
+    fn append(&self, key: &ConversationKey, draft: Draft) -> BoxFuture<'_, Result<Appended, StoreError>>;
+
+    /// Stored messages of `key` with `seq > after`, oldest first, at most `limit` of them
+    /// (the oldest `limit` after `after`).
+    fn history(
+        &self,
+        key: &ConversationKey,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<HistoryPage, StoreError>>;
+
+    /// The newest `limit` stored messages of `key`, oldest first (for a connection that gives
+    /// no `after`).
+    fn recent(&self, key: &ConversationKey, limit: usize) -> BoxFuture<'_, Result<HistoryPage, StoreError>>;
+
+    /// Publishes an ephemeral frame to every hub's subscribers (for a single-hub engine: just
+    /// this one).
+    fn publish_ephemeral(&self, event: Event) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// The ordered delivery stream. Called once, by the hub, at start.
+    fn subscribe(&self) -> mpsc::UnboundedReceiver<Event>;
+
+    /// Creates a room; `Ok(false)` when it already exists.
+    fn create_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// A room's record.
+    fn room(&self, room: &str) -> BoxFuture<'_, Result<Option<RoomRecord>, StoreError>>;
+
+    /// Every room's record, by id.
+    fn rooms(&self) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>>;
+
+    /// Whether the engine is healthy right now (for `/healthz`: `degraded` when not).
+    fn healthy(&self) -> bool {
+        true
+    }
+}
