@@ -20,7 +20,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use natter_protocol::{Json, ServerMessage};
+use natter_protocol::{Json, Member, ServerMessage};
 use thiserror::Error;
 use tokio::sync::mpsc;
 
@@ -172,6 +172,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every room's record, by id.
     fn rooms(&self) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>>;
+
+    /// Records that `member` is present in `room` on this hub (and refreshes its lease, for
+    /// engines shared by many hubs). Called on a member's first join on this hub, and again
+    /// periodically while they stay. Single-hub engines keep nothing: the hub's own table is
+    /// the truth for them.
+    fn presence_join(&self, _room: &str, _member: &Member) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Records that `member_id` left `room` on this hub (their last connection here went).
+    fn presence_leave(&self, _room: &str, _member_id: &str) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Members present in `room` on *other* hubs (always empty for a single-hub engine). The
+    /// hub answers `room_info` with its own members plus these.
+    fn remote_members(&self, _room: &str) -> BoxFuture<'_, Result<Vec<Member>, StoreError>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
 
     /// Whether the engine is healthy right now (for `/healthz`: `degraded` when not).
     fn healthy(&self) -> bool {
