@@ -262,7 +262,9 @@ fn start(env: &Env, server: Server, label: &str) -> anyhow::Result<Running> {
     let child = match server {
         Server::Natter => {
             let mut c = Command::new(&env.hub);
-            c.arg("--listen").arg(addr.to_string());
+            // The per-session rate limit (5/s by default) would refuse the broadcast load:
+            // the Socket.IO peer has none, so the comparison turns it off.
+            c.arg("--listen").arg(addr.to_string()).args(["--rate-burst", "0"]);
             if env.hub_has_db_flag {
                 c.args(["--db", ":memory:"]);
             }

@@ -255,8 +255,19 @@ fn run(mut params: Params, pid: Option<u32>, workers: u64, settle: f64) -> anyho
     }
     if let (Some(a), Some(b)) = (cpu0, cpu1) {
         // /proc reports clock ticks of 1/100 s on Linux.
-        r.server_cpu = Some((b.saturating_sub(a)) as f64 / 100.0 / wall.max(1e-9));
+        let cpu_s = (b.saturating_sub(a)) as f64 / 100.0;
+        r.server_cpu = Some(cpu_s / wall.max(1e-9));
+        // Deliveries are counted in the window only; scale them to the sending time.
+        let delivered_run = r.delivered_per_s * (params.warmup + params.duration);
+        if delivered_run > 0.0 {
+            r.server_cpu_us_per_delivery = Some(cpu_s * 1e6 / delivered_run);
+        }
     }
+    r.client_cpu = dones.iter().map(|d| d.client_cpu_s).sum::<f64>() / wall.max(1e-9);
+    r.loadavg = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(0.0);
     Ok(r)
 }
 
@@ -307,9 +318,18 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// utime + stime of this process, in clock ticks (0 if /proc is unreadable).
+pub fn cpu_ticks_self() -> u64 {
+    cpu_ticks_at("/proc/self/stat").unwrap_or(0)
+}
+
 /// utime + stime of a process, in clock ticks.
 fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    cpu_ticks_at(&format!("/proc/{pid}/stat"))
+}
+
+fn cpu_ticks_at(path: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // The command name may contain spaces; fields after it are space separated.
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -344,7 +364,10 @@ fn print_human(r: &Report) {
         println!("  server RSS per connection: {:.0} B", x);
     }
     if let Some(c) = r.server_cpu {
-        println!("  server CPU during run: {:.2} cores", c);
+        println!("  server CPU during run: {:.2} cores; generator {:.2} cores; load average {:.1}", c, r.client_cpu, r.loadavg);
+    }
+    if let Some(c) = r.server_cpu_us_per_delivery {
+        println!("  server CPU per delivery: {:.2} µs", c);
     }
     for e in &r.error_samples {
         println!("  error: {e}");

@@ -75,6 +75,8 @@ pub struct Done {
     pub cycle_errors: u64,
     /// Churn: connect time of each cycle (µs).
     pub cycle_connect_us: HistData,
+    /// CPU time this worker used during the run (s).
+    pub client_cpu_s: f64,
     /// A sample of error messages.
     pub error_samples: Vec<String>,
 }
@@ -162,8 +164,15 @@ pub struct Report {
     pub rss_after_kib: Option<u64>,
     /// (connected − before) / connections (bytes).
     pub rss_per_conn_bytes: Option<f64>,
-    /// Server CPU time used during the run window (s of CPU per s of wall), from /proc.
+    /// Server CPU time used during the run (s of CPU per s of wall), from /proc.
     pub server_cpu: Option<f64>,
+    /// Server CPU time per delivered message (µs): how much work one delivery costs,
+    /// which stays meaningful when other processes compete for the CPU.
+    pub server_cpu_us_per_delivery: Option<f64>,
+    /// The generator's CPU time during the run (s of CPU per s of wall), all workers.
+    pub client_cpu: f64,
+    /// Load average (1 min) of the machine at the end of the run.
+    pub loadavg: f64,
     /// A sample of error messages.
     pub error_samples: Vec<String>,
 }

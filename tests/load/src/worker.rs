@@ -185,6 +185,7 @@ async fn run(index: u64, workers: u64, params: Params) -> anyhow::Result<()> {
     let win_end = win_start + Duration::from_secs_f64(params.duration);
     let window = RunWindow { start, win_start, win_end, stop: win_end + Duration::from_millis(300) };
     go_tx.send_replace(Some(window));
+    let cpu0 = crate::cpu_ticks_self();
 
     let mut done = Done { window_s: params.duration, ..Done::default() };
     if params.scenario == Scenario::Churn {
@@ -199,6 +200,7 @@ async fn run(index: u64, workers: u64, params: Params) -> anyhow::Result<()> {
         }
     }
     done.held = held.len() as u64;
+    done.client_cpu_s = crate::cpu_ticks_self().saturating_sub(cpu0) as f64 / 100.0;
     done.sent = shared.sent.load(Ordering::Relaxed);
     done.delivered = shared.delivered.load(Ordering::Relaxed);
     if let Ok(h) = shared.latency.lock() {
