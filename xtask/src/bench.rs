@@ -303,13 +303,16 @@ fn load(env: &Env, plan: &Plan, server: Server, srv: &Running, extra: &[String])
         srv.addr.to_string(),
         "--server-pid".into(),
         srv.child.id().to_string(),
-        "--warmup".into(),
-        plan.warmup.to_string(),
-        "--duration".into(),
-        plan.duration.to_string(),
         "--settle".into(),
         plan.settle.to_string(),
     ];
+    // A scenario may set its own window; otherwise the plan's.
+    for (flag, value) in [("--warmup", plan.warmup), ("--duration", plan.duration)] {
+        if !extra.iter().any(|a| a == flag) {
+            args.push(flag.into());
+            args.push(value.to_string());
+        }
+    }
     args.extend(extra.iter().cloned());
     let mut child = Command::new(&env.load)
         .args(&args)
