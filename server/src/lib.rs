@@ -105,6 +105,13 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "natter hub listening");
     }
+    // Without TCP_NODELAY, Nagle's algorithm holds a small frame back until the previous one
+    // is acknowledged, and delayed ACKs make that up to ~40 ms: every chat frame is small.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(graceful).await?;
     if !hub.drained(DRAIN_LIMIT).await {
         tracing::warn!("some connections did not close in time");
