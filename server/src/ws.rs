@@ -34,8 +34,20 @@ use crate::metrics::Metrics;
 /// How long the hub waits for a close frame to be written to a peer that is not reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-/// tungstenite's read buffer per connection (its 128 KiB default costs ~130 KB each).
-const READ_BUFFER: usize = 4 * 1024;
+/// tungstenite's read buffer per connection (its 128 KiB default costs ~130 KB each). It is
+/// allocated and zero-filled for every connection up front, idle or not, so it is the largest
+/// single item of an idle connection's memory; client frames are small (a bigger one grows the
+/// buffer for that connection only).
+const READ_BUFFER: usize = 512;
+
+/// Frames are buffered up to this many bytes and written together on flush: under load a
+/// connection's queue holds several frames, and one `write` per frame was the largest cost of
+/// a delivery. Allocated only once something is written.
+const WRITE_BUFFER: usize = 8 * 1024;
+
+/// Most frames taken from the queue per flush (keeps one busy connection from holding its
+/// worker thread for long).
+const MAX_BATCH: usize = 64;
 
 /// The query of `/ws/chat`; strings so that bad values get our own clear message.
 #[derive(Debug, Deserialize)]
@@ -94,7 +106,7 @@ pub async fn upgrade(
     let config = hub.config();
     let max = config.max_frame;
     ws.read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_frame_size(max)
         .max_message_size(max)
         .on_upgrade(move |socket| async move {
@@ -166,8 +178,10 @@ where
             }
             item = rx.recv() => match item {
                 Some(Outgoing::Text(frame)) => {
-                    if let Err(stop) = send(&mut sink, Message::Text(frame), &control, &mut shutdown_in_send).await {
-                        break stop;
+                    match send_batch(&mut sink, frame, &mut rx, &control, &mut shutdown_in_send).await {
+                        Ok(None) => {}
+                        Ok(Some(close)) => break Some(close),
+                        Err(stop) => break stop,
                     }
                 }
                 Some(Outgoing::Close(code, why)) => break Some((code, why)),
@@ -229,6 +243,41 @@ where
 {
     tokio::select! {
         r = sink.send(message) => r.map_err(|_| None),
+        code = control.closed() => Err(Some((code, reason(code)))),
+        _ = crate::hub::stopped(shutdown) => Err(Some((close::GOING_AWAY, "hub shutting down"))),
+    }
+}
+
+/// Writes `first` and whatever else is already queued (up to [`MAX_BATCH`] frames) with one
+/// flush. A close found in the queue ends the batch and is returned, to be sent after it.
+async fn send_batch<Si>(
+    sink: &mut Si,
+    first: crate::hub::Frame,
+    rx: &mut tokio::sync::mpsc::Receiver<Outgoing>,
+    control: &Control,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Option<(u16, &'static str)>, Option<(u16, &'static str)>>
+where
+    Si: Sink<Message> + Unpin,
+{
+    let work = async {
+        sink.feed(Message::Text(first)).await.map_err(|_| None)?;
+        let mut then_close = None;
+        for _ in 1..MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Outgoing::Text(frame)) => sink.feed(Message::Text(frame)).await.map_err(|_| None)?,
+                Ok(Outgoing::Close(code, why)) => {
+                    then_close = Some((code, why));
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        sink.flush().await.map_err(|_| None)?;
+        Ok(then_close)
+    };
+    tokio::select! {
+        r = work => r,
         code = control.closed() => Err(Some((code, reason(code)))),
         _ = crate::hub::stopped(shutdown) => Err(Some((close::GOING_AWAY, "hub shutting down"))),
     }
