@@ -114,7 +114,9 @@ struct Row {
 enum Unit {
     Count,
     Ms,
+    Us,
     KiB,
+    MiB,
     PerS,
 }
 
@@ -124,7 +126,9 @@ fn fmt(v: Option<f64>, unit: Unit) -> String {
         Some(x) => match unit {
             Unit::Count => format!("{x:.0}"),
             Unit::Ms => format!("{x:.2} ms"),
-            Unit::KiB => format!("{x:.2} KiB"),
+            Unit::Us => format!("{x:.2} µs"),
+            Unit::KiB => format!("{x:.1} KiB"),
+            Unit::MiB => format!("{x:.0} MiB"),
             Unit::PerS => {
                 if x >= 10_000.0 {
                     format!("{:.0}k/s", x / 1000.0)
@@ -371,8 +375,8 @@ fn idle(env: &Env, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     rows.push(row("idle", "server RSS per idle connection".into(), Unit::KiB, false, |i| {
         pick(i, &["rss_per_conn_bytes"]).map(|b| b / 1024.0)
     }));
-    rows.push(row("idle", "server RSS with all connected".into(), Unit::KiB, false, |i| {
-        pick(i, &["rss_connected_kib"])
+    rows.push(row("idle", "server RSS with all connected".into(), Unit::MiB, false, |i| {
+        pick(i, &["rss_connected_kib"]).map(|k| k / 1024.0)
     }));
     Ok(())
 }
@@ -440,6 +444,9 @@ fn broadcast(env: &Env, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Result<()> 
             f(&fixed[i], &["latency", key])
         }));
     }
+    rows.push(row("broadcast", "  server CPU per delivery at that rate".into(), Unit::Us, false, |i| {
+        f(&fixed[i], &["server_cpu_us_per_delivery"])
+    }));
     rows.push(row("broadcast", "max deliveries (rate ramp)".into(), Unit::PerS, true, |i| max_dps[i]));
     rows.push(row("broadcast", format!("max deliveries with p99 < {P99_BOUND_MS} ms"), Unit::PerS, true, |i| {
         best_under[i]
@@ -465,6 +472,12 @@ fn fanout(env: &Env, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     }));
     rows.push(row("fanout", "  latency p50".into(), Unit::Ms, false, |i| f(&got[i], &["latency", "p50"])));
     rows.push(row("fanout", "  latency p99".into(), Unit::Ms, false, |i| f(&got[i], &["latency", "p99"])));
+    rows.push(row("fanout", "  members still connected at the end".into(), Unit::Count, true, |i| {
+        f(&got[i], &["held"])
+    }));
+    rows.push(row("fanout", "  server CPU per delivery".into(), Unit::Us, false, |i| {
+        f(&got[i], &["server_cpu_us_per_delivery"])
+    }));
     Ok(())
 }
 
@@ -503,7 +516,7 @@ fn row(
 
 fn progress(what: &str, server: Server, r: &Value) {
     eprintln!(
-        "  {what:<38} {:<8} conns {:>6}/{:<6} sent/s {:>8.0} delivered/s {:>9.0} p50 {:>8.2} p99 {:>8.2} ms  cycles/s {:>6.0}  rss/conn {:>7.0} B  cpu {:.2}",
+        "  {what:<38} {:<8} conns {:>6}/{:<6} sent/s {:>8.0} delivered/s {:>9.0} p50 {:>8.2} p99 {:>8.2} ms  cycles/s {:>6.0}  rss/conn {:>7.0} B  cpu {:.2}  load {:.1}",
         server.dialect(),
         f(r, &["held"]).unwrap_or(0.0),
         f(r, &["requested"]).unwrap_or(0.0),
@@ -514,6 +527,7 @@ fn progress(what: &str, server: Server, r: &Value) {
         f(r, &["cycles_per_s"]).unwrap_or(0.0),
         f(r, &["rss_per_conn_bytes"]).unwrap_or(0.0),
         f(r, &["server_cpu"]).unwrap_or(0.0),
+        f(r, &["loadavg"]).unwrap_or(0.0),
     );
 }
 
