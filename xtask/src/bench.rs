@@ -206,7 +206,8 @@ fn prepare() -> anyhow::Result<Env> {
     if !status.success() {
         bail!("building natter-hub and natter-load failed");
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     let peer_dir = root.join("tests/load/peers/socketio");
     if !peer_dir.join("node_modules/socket.io").exists() {
         let status = Command::new("npm")
@@ -436,9 +437,13 @@ fn broadcast(env: &Env, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Result<()> 
         drop(srv);
     }
     let label = format!("{} members in rooms of {ROOM}", plan.bcast_conns);
-    rows.push(row("broadcast", format!("deliveries @ {}/s per member ({label})", plan.bcast_rate), Unit::PerS, true, |i| {
-        f(&fixed[i], &["delivered_per_s"])
-    }));
+    rows.push(row(
+        "broadcast",
+        format!("deliveries @ {}/s per member ({label})", plan.bcast_rate),
+        Unit::PerS,
+        true,
+        |i| f(&fixed[i], &["delivered_per_s"]),
+    ));
     for (name, key) in [("p50", "p50"), ("p99", "p99"), ("p99.9", "p999")] {
         rows.push(row("broadcast", format!("  latency {name} at that rate"), Unit::Ms, false, |i| {
             f(&fixed[i], &["latency", key])
@@ -448,9 +453,13 @@ fn broadcast(env: &Env, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Result<()> 
         f(&fixed[i], &["server_cpu_us_per_delivery"])
     }));
     rows.push(row("broadcast", "max deliveries (rate ramp)".into(), Unit::PerS, true, |i| max_dps[i]));
-    rows.push(row("broadcast", format!("max deliveries with p99 < {P99_BOUND_MS} ms"), Unit::PerS, true, |i| {
-        best_under[i]
-    }));
+    rows.push(row(
+        "broadcast",
+        format!("max deliveries with p99 < {P99_BOUND_MS} ms"),
+        Unit::PerS,
+        true,
+        |i| best_under[i],
+    ));
     rows.push(row("broadcast", "p99 at half the max rate".into(), Unit::Ms, false, |i| half[i]));
     Ok(())
 }
@@ -461,7 +470,8 @@ fn fanout(env: &Env, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         let srv = start(env, server, "fanout")?;
         let n = plan.fanout_conns.to_string();
         let rate = plan.fanout_rate.to_string();
-        let args = s(&["--scenario", "fanout", "--conns", &n, "--room-size", &n, "--senders", "1", "--rate", &rate]);
+        let args =
+            s(&["--scenario", "fanout", "--conns", &n, "--room-size", &n, "--senders", "1", "--rate", &rate]);
         let r = load(env, plan, server, &srv, &args)?;
         progress("fanout", server, &r);
         got.push(r);

@@ -343,7 +343,10 @@ fn print_human(r: &Report) {
         "  connections: {} up of {} ({} failed), {} held at the end, {} lost; connect phase {:.1} s",
         r.connected, r.requested, r.connect_errors, r.held, r.lost, r.connect_phase_s
     );
-    println!("  connect time ms: p50 {:.2}  p99 {:.2}  max {:.2}", r.connect.p50, r.connect.p99, r.connect.max);
+    println!(
+        "  connect time ms: p50 {:.2}  p99 {:.2}  max {:.2}",
+        r.connect.p50, r.connect.p99, r.connect.max
+    );
     if r.sent_per_s > 0.0 || r.delivered_per_s > 0.0 {
         println!("  sent/s {:.0}  delivered/s {:.0}", r.sent_per_s, r.delivered_per_s);
         println!(
@@ -364,7 +367,10 @@ fn print_human(r: &Report) {
         println!("  server RSS per connection: {:.0} B", x);
     }
     if let Some(c) = r.server_cpu {
-        println!("  server CPU during run: {:.2} cores; generator {:.2} cores; load average {:.1}", c, r.client_cpu, r.loadavg);
+        println!(
+            "  server CPU during run: {:.2} cores; generator {:.2} cores; load average {:.1}",
+            c, r.client_cpu, r.loadavg
+        );
     }
     if let Some(c) = r.server_cpu_us_per_delivery {
         println!("  server CPU per delivery: {:.2} µs", c);

@@ -376,7 +376,8 @@ async fn churn(shared: &Arc<Shared>, index: u64, w: RunWindow, done: &mut Done) 
                 let g = (index * 1_000_003 + l * 7 + n * 131) % (200 * p.per_addr.max(1));
                 n += 1;
                 let r = async {
-                    let (ws, took) = wire::open(p.dialect, shared.target, source_addr(g, p.per_addr), &session).await?;
+                    let (ws, took) =
+                        wire::open(p.dialect, shared.target, source_addr(g, p.per_addr), &session).await?;
                     wire::close(p.dialect, ws).await?;
                     anyhow::Ok(took)
                 }
