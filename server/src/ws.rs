@@ -134,6 +134,12 @@ fn is_too_large(e: &axum::Error) -> bool {
 
 /// Runs one connection until it ends. Generic over the socket halves so tests can use
 /// channels.
+///
+/// Every connection keeps this future and [`read_loop`]'s alive for its whole life, idle or
+/// not, and an `async fn`'s state is as large as everything it awaits inline: the rarely
+/// taken paths (start, a write, a ping, the close, a client message) are awaited boxed, so
+/// an idle connection holds two small state machines and a busy one pays one allocation
+/// per batch or message.
 pub async fn drive<Si, St>(mut sink: Si, stream: St, hub: Hub, params: Params)
 where
     Si: Sink<Message> + Unpin + Send,
@@ -141,10 +147,11 @@ where
 {
     let (outbox, mut rx, control, _live) = hub.open_connection();
     let id = outbox.id;
-    let config = hub.config().clone();
+    // Only what the loop needs: a whole `Config` would live in every connection's state.
+    let (ping_interval, idle_timeout) = (hub.config().ping_interval, hub.config().idle_timeout);
     tracing::debug!(connection = id, session_hash = %crate::util::member_id(&params.session), "connected");
     let client =
-        match Client::start(hub.clone(), outbox, params.session.clone(), params.page, params.since).await {
+        match Box::pin(Client::start(hub.clone(), outbox, params.session.clone(), params.page, params.since)).await {
             Ok(c) => c,
             Err(refusal) => {
                 let refusal = hub.refused(refusal);
@@ -161,7 +168,7 @@ where
     let mut shutdown = hub.shutdown_signal();
     // A second receiver for sends in progress (the first is borrowed by the select).
     let mut shutdown_in_send = hub.shutdown_signal();
-    let mut ticker = tokio::time::interval_at(started + config.ping_interval, config.ping_interval);
+    let mut ticker = tokio::time::interval_at(started + ping_interval, ping_interval);
     let mut reader_done = false;
     let close: Option<(u16, &'static str)> = loop {
         tokio::select! {
@@ -178,7 +185,7 @@ where
             }
             item = rx.recv() => match item {
                 Some(Outgoing::Text(frame)) => {
-                    match send_batch(&mut sink, frame, &mut rx, &control, &mut shutdown_in_send).await {
+                    match Box::pin(send_batch(&mut sink, frame, &mut rx, &control, &mut shutdown_in_send)).await {
                         Ok(None) => {}
                         Ok(Some(close)) => break Some(close),
                         Err(stop) => break stop,
@@ -189,11 +196,11 @@ where
             },
             _ = ticker.tick() => {
                 let silent = started.elapsed().saturating_sub(Duration::from_millis(heard.load(Ordering::Relaxed)));
-                if silent > config.idle_timeout {
+                if silent > idle_timeout {
                     Metrics::add(&hub.metrics().stale_closed, 1);
                     break Some((close::STALE, "no answer to pings"));
                 }
-                if let Err(stop) = send(&mut sink, Message::Ping(Default::default()), &control, &mut shutdown_in_send).await {
+                if let Err(stop) = Box::pin(send(&mut sink, Message::Ping(Default::default()), &control, &mut shutdown_in_send)).await {
                     break stop;
                 }
             }
@@ -206,11 +213,14 @@ where
     // once the queue is gone.
     drop(rx);
     let _ = stop_tx.send(true);
-    if let Some((code, why)) = close {
-        tracing::debug!(connection = id, code, why, "closing");
-        let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_message(code, why))).await;
-    }
-    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+    Box::pin(async {
+        if let Some((code, why)) = close {
+            tracing::debug!(connection = id, code, why, "closing");
+            let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_message(code, why))).await;
+        }
+        let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+    })
+    .await;
     if !reader_done {
         let _ = reader.await;
     }
@@ -253,7 +263,7 @@ where
 async fn send_batch<Si>(
     sink: &mut Si,
     first: crate::hub::Frame,
-    rx: &mut tokio::sync::mpsc::Receiver<Outgoing>,
+    rx: &mut crate::hub::outbox::Receiver,
     control: &Control,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Option<(u16, &'static str)>, Option<(u16, &'static str)>>
@@ -300,14 +310,17 @@ async fn read_loop<St>(
         };
         heard.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         match next {
-            Some(Ok(Message::Text(text))) => client.on_text(text.as_str()).await,
-            Some(Ok(Message::Binary(_))) => client.on_binary().await,
+            Some(Ok(Message::Text(text))) => Box::pin(client.on_text(text.as_str())).await,
+            Some(Ok(Message::Binary(_))) => Box::pin(client.on_binary()).await,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
             Some(Ok(Message::Close(_))) | None => break,
             Some(Err(e)) => {
                 if is_too_large(&e) {
-                    client.on_too_large().await;
-                    client.close_after_queue(close::TOO_BIG, "frame too large").await;
+                    Box::pin(async {
+                        client.on_too_large().await;
+                        client.close_after_queue(close::TOO_BIG, "frame too large").await;
+                    })
+                    .await;
                 } else {
                     tracing::debug!(error = %e, "read error");
                 }
@@ -315,5 +328,5 @@ async fn read_loop<St>(
             }
         }
     }
-    client.finish().await;
+    Box::pin(client.finish()).await;
 }

@@ -255,7 +255,7 @@ impl Hub {
     }
 
     /// A new connection's queue and a guard that counts it while it lives.
-    pub fn open_connection(&self) -> (Outbox, mpsc::Receiver<Outgoing>, Arc<Control>, LiveGuard) {
+    pub fn open_connection(&self) -> (Outbox, outbox::Receiver, Arc<Control>, LiveGuard) {
         let id = self.shared.next_connection.fetch_add(1, Ordering::Relaxed);
         let (outbox, rx, control) = Outbox::new(id, self.shared.config.send_queue);
         self.shared.live.send_modify(|n| *n += 1);
