@@ -34,6 +34,9 @@ use crate::metrics::Metrics;
 /// How long the hub waits for a close frame to be written to a peer that is not reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a connection that sent an oversized frame is held open after the close frame.
+const TOO_BIG_LINGER: Duration = Duration::from_secs(2);
+
 /// tungstenite's read buffer per connection (its 128 KiB default costs ~130 KB each).
 const READ_BUFFER: usize = 4 * 1024;
 
@@ -195,6 +198,16 @@ where
     if let Some((code, why)) = close {
         tracing::debug!(connection = id, code, why, "closing");
         let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_message(code, why))).await;
+        if code == close::TOO_BIG {
+            // The oversized frame's payload was never read; closing the socket with it unread
+            // makes the kernel send a reset, which can destroy our error and close frames
+            // before the peer reads them. Linger (like an HTTP server's lingering close) so the
+            // peer reads them and closes first.
+            tokio::select! {
+                _ = tokio::time::sleep(TOO_BIG_LINGER) => {}
+                _ = crate::hub::stopped(&mut shutdown) => {}
+            }
+        }
     }
     let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
     if !reader_done {
