@@ -191,24 +191,27 @@ where
             break None;
         }
     };
-    // Let the reader finish (it leaves rooms and unsubscribes); it waits on nothing of ours
-    // once the queue is gone.
+    // Nothing more is queued: answers the reader still makes fail at once instead of waiting.
     drop(rx);
-    let _ = stop_tx.send(true);
     if let Some((code, why)) = close {
         tracing::debug!(connection = id, code, why, "closing");
         let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_message(code, why))).await;
         if code == close::TOO_BIG {
-            // The oversized frame's payload was never read; closing the socket with it unread
-            // makes the kernel send a reset, which can destroy our error and close frames
-            // before the peer reads them. Linger (like an HTTP server's lingering close) so the
-            // peer reads them and closes first.
+            // The oversized frame's payload was never read, so the reader cannot go on; and
+            // closing the socket with it unread makes the kernel send a reset, which can
+            // destroy our error and close frames before the peer reads them. Linger (like an
+            // HTTP server's lingering close) so the peer reads them and closes first.
             tokio::select! {
                 _ = tokio::time::sleep(TOO_BIG_LINGER) => {}
                 _ = crate::hub::stopped(&mut shutdown) => {}
             }
+        } else if !reader_done {
+            // The close handshake: give the peer time to read our close frame and answer it
+            // (the reader ends on its close), rather than cutting the TCP connection under it.
+            reader_done = tokio::time::timeout(CLOSE_GRACE, &mut reader).await.is_ok();
         }
     }
+    let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
     if !reader_done {
         let _ = reader.await;
