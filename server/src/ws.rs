@@ -284,3 +284,66 @@ async fn read_loop<St>(
     }
     client.finish().await;
 }
+
+#[cfg(test)]
+mod tests {
+    //! The connection driven over channels instead of a socket.
+
+    use std::sync::Arc;
+
+    use futures_util::{sink, stream};
+    use natter_protocol::ServerMessage;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::reply::RulesEngine;
+    use crate::store::memory::MemoryStore;
+    use crate::Config;
+
+    fn text(m: Option<Message>) -> ServerMessage {
+        match m {
+            Some(Message::Text(t)) => serde_json::from_str(t.as_str()).expect("json"),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn drives_a_connection_over_channels() {
+        let hub = Hub::start(
+            Config::for_tests(),
+            Arc::new(MemoryStore::new()),
+            Arc::new(RulesEngine::builtin().expect("rules")),
+        );
+        let (out_tx, mut out_rx) = mpsc::channel::<Message>(16);
+        let (in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(16);
+        let sink = Box::pin(sink::unfold(out_tx, |tx, m: Message| async move {
+            tx.send(m).await.map_err(|_| "closed")?;
+            Ok::<_, &'static str>(tx)
+        }));
+        let stream =
+            Box::pin(stream::unfold(in_rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) }));
+        let params = Params { session: "unit".into(), page: None, since: Since::Recent };
+        let task = tokio::spawn(drive(sink, stream, hub.clone(), params));
+
+        assert!(matches!(text(out_rx.recv().await), ServerMessage::History(h) if h.messages.is_empty()));
+        in_tx.send(Ok(Message::text(r#"{"type":"ping","nonce":1}"#))).await.expect("send");
+        assert!(matches!(text(out_rx.recv().await), ServerMessage::Pong(p) if p.nonce == Some(1.into())));
+        in_tx.send(Ok(Message::text("nope"))).await.expect("send");
+        assert!(matches!(text(out_rx.recv().await), ServerMessage::Error(_)));
+
+        hub.begin_shutdown();
+        loop {
+            match out_rx.recv().await {
+                Some(Message::Close(Some(f))) => {
+                    assert_eq!(f.code, close::GOING_AWAY);
+                    break;
+                }
+                Some(_) => continue,
+                None => panic!("no close frame"),
+            }
+        }
+        drop(in_tx);
+        task.await.expect("drive ends");
+        assert!(hub.drained(Duration::from_secs(5)).await);
+    }
+}
