@@ -34,6 +34,9 @@ use crate::metrics::Metrics;
 /// How long the hub waits for a close frame to be written to a peer that is not reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
+/// Upper bound of tungstenite's write buffer (a history frame can be a few MiB at most).
+const MAX_WRITE_BUFFER: usize = 64 * 1024 * 1024;
+
 /// How long a connection that sent an oversized frame is held open after the close frame.
 const TOO_BIG_LINGER: Duration = Duration::from_secs(2);
 
@@ -97,7 +100,10 @@ pub async fn upgrade(
     let config = hub.config();
     let max = config.max_frame;
     ws.read_buffer_size(READ_BUFFER)
+        // Write each frame straight through (the writer awaits every send, so at most one
+        // frame ever waits in tungstenite's buffer); the cap only bounds a pathological case.
         .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_frame_size(max)
         .max_message_size(max)
         .on_upgrade(move |socket| async move {
