@@ -138,10 +138,12 @@ where
 {
     let (outbox, mut rx, control, _live) = hub.open_connection();
     let id = outbox.id;
-    let config = hub.config().clone();
+    let (ping_interval, idle_timeout) = (hub.config().ping_interval, hub.config().idle_timeout);
     tracing::debug!(connection = id, session_hash = %crate::util::member_id(&params.session), "connected");
     let client =
-        match Client::start(hub.clone(), outbox, params.session.clone(), params.page, params.since).await {
+        match Box::pin(Client::start(hub.clone(), outbox, params.session.clone(), params.page, params.since))
+            .await
+        {
             Ok(c) => c,
             Err(refusal) => {
                 let refusal = hub.refused(refusal);
@@ -158,7 +160,7 @@ where
     let mut shutdown = hub.shutdown_signal();
     // A second receiver for sends in progress (the first is borrowed by the select).
     let mut shutdown_in_send = hub.shutdown_signal();
-    let mut ticker = tokio::time::interval_at(started + config.ping_interval, config.ping_interval);
+    let mut ticker = tokio::time::interval_at(started + ping_interval, ping_interval);
     let mut reader_done = false;
     let close: Option<(u16, &'static str)> = loop {
         tokio::select! {
@@ -175,7 +177,8 @@ where
             }
             item = rx.recv() => match item {
                 Some(Outgoing::Text(frame)) => {
-                    if let Err(stop) = send(&mut sink, Message::Text(frame), &control, &mut shutdown_in_send).await {
+                    let sent = Box::pin(send(&mut sink, Message::Text(frame), &control, &mut shutdown_in_send)).await;
+                    if let Err(stop) = sent {
                         break stop;
                     }
                 }
@@ -184,11 +187,12 @@ where
             },
             _ = ticker.tick() => {
                 let silent = started.elapsed().saturating_sub(Duration::from_millis(heard.load(Ordering::Relaxed)));
-                if silent > config.idle_timeout {
+                if silent > idle_timeout {
                     Metrics::add(&hub.metrics().stale_closed, 1);
                     break Some((close::STALE, "no answer to pings"));
                 }
-                if let Err(stop) = send(&mut sink, Message::Ping(Default::default()), &control, &mut shutdown_in_send).await {
+                let sent = Box::pin(send(&mut sink, Message::Ping(Default::default()), &control, &mut shutdown_in_send)).await;
+                if let Err(stop) = sent {
                     break stop;
                 }
             }
@@ -273,7 +277,9 @@ async fn read_loop<St>(
         };
         heard.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         match next {
-            Some(Ok(Message::Text(text))) => client.on_text(text.as_str()).await,
+            // Boxed: handling a message is the largest state of this task, and an idle
+            // connection should not carry its space (a few KB × every open connection).
+            Some(Ok(Message::Text(text))) => Box::pin(client.on_text(text.as_str())).await,
             Some(Ok(Message::Binary(_))) => client.on_binary().await,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
             Some(Ok(Message::Close(_))) | None => break,
