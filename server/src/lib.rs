@@ -94,6 +94,7 @@ pub async fn serve(
     reply: Arc<dyn ReplyEngine>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HubError> {
+    check_origins(&config.allowed_origins)?;
     if config.allowed_origins.is_empty() {
         tracing::warn!("no --allowed-origin given: pages of ANY origin may connect; set it in production");
     }
@@ -118,6 +119,25 @@ pub async fn serve(
     axum::serve(listener, app).with_graceful_shutdown(graceful).await?;
     if !hub.drained(DRAIN_LIMIT).await {
         tracing::warn!("some connections did not close in time");
+    }
+    Ok(())
+}
+
+/// Refuses allow-list entries that are not origins (`https://example.com[:port]`): a bare
+/// host name would silently match nothing and lock every page out.
+fn check_origins(origins: &[String]) -> Result<(), HubError> {
+    for o in origins {
+        let ok = o.split_once("://").is_some_and(|(scheme, rest)| {
+            !scheme.is_empty()
+                && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+                && !rest.trim_end_matches('/').is_empty()
+                && !rest.trim_end_matches('/').contains('/')
+        });
+        if !ok {
+            return Err(HubError::Config(format!(
+                "--allowed-origin {o:?} is not an origin; write it as the browser sends it, like https://example.com or http://localhost:3000"
+            )));
+        }
     }
     Ok(())
 }

@@ -65,3 +65,15 @@ fn bad_flag_values_are_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("soon"));
 }
+
+#[test]
+fn allowed_origin_must_be_an_origin() {
+    let out = hub()
+        .args(["--listen", "127.0.0.1:0", "--allowed-origin", "example.com"])
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"example.com\" is not an origin"), "{err}");
+}
