@@ -251,3 +251,19 @@ async fn demo_page_has_strict_csp_and_widget_files_are_served() {
     assert_eq!(reqwest::get(hub.url("/.hidden.js")).await.expect("get").status(), 404);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn an_abandoned_long_poll_is_released() {
+    let mut config = Config::for_tests();
+    config.poll_timeout = Duration::from_secs(600);
+    let hub = TestHub::with(config).await;
+    let url = hub.url(&format!("/api/chat/poll?session={}&after=0", session("gone")));
+    let waiting = tokio::spawn(async move { reqwest::get(url).await.map(|_| ()) });
+    hub.wait_metric("natter_polls_waiting", 1).await;
+    waiting.abort(); // the client hangs up
+    let start = tokio::time::Instant::now();
+    while hub.metric("natter_polls_waiting").await != 0 {
+        assert!(start.elapsed() < common::DEADLINE, "the held poll was never released");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
