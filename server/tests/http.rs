@@ -244,6 +244,20 @@ async fn demo_page_has_strict_csp_and_widget_files_are_served() {
         assert_eq!(r.headers()["content-type"], kind, "{path}");
         assert_eq!(r.headers()["access-control-allow-origin"], "*", "{path}");
     }
+    // A precompressed copy goes to clients that accept gzip, the plain file to the others.
+    std::fs::write(dir.join("natter.js.gz"), b"\x1f\x8bGZ").expect("write");
+    let r = reqwest::Client::new()
+        .get(hub.url("/natter.js"))
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert_eq!(r.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(r.bytes().await.expect("body").as_ref(), b"\x1f\x8bGZ");
+    let r = reqwest::get(hub.url("/natter.js")).await.expect("get");
+    assert!(r.headers().get("content-encoding").is_none());
+    assert_eq!(r.text().await.expect("body"), "console.log('natter')");
     let missing = reqwest::get(hub.url("/natter-missing.js")).await.expect("get");
     assert_eq!(missing.status(), 404);
     assert!(missing.text().await.expect("text").contains("widget not built: run `cargo xtask build`"));
