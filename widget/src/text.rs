@@ -1,0 +1,118 @@
+//! Splitting message text into plain runs and http(s) links.
+//!
+//! The DOM layer turns each piece into a text node or an `<a>` built with `createElement`, so no
+//! message text is ever parsed as HTML. Only `http://` and `https://` become links: a
+//! `javascript:` or `data:` URL stays inert text.
+
+/// A piece of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Segment<'a> {
+    /// Plain text.
+    Text(&'a str),
+    /// An http(s) URL to render as an anchor.
+    Link(&'a str),
+}
+
+/// Splits `text` into text and link segments, in order, covering every byte of it.
+pub(crate) fn segments(text: &str) -> Vec<Segment<'_>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = find_link_start(rest) {
+        let tail = &rest[start..];
+        let mut end = tail.find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"')).unwrap_or(tail.len());
+        // Punctuation that ends a sentence is rarely part of the URL.
+        while end > 0 {
+            let last = tail[..end].chars().next_back();
+            let candidate = &tail[..end];
+            let unbalanced_paren = candidate.matches(')').count() > candidate.matches('(').count();
+            match last {
+                Some(')') if unbalanced_paren => end -= 1,
+                Some('.' | ',' | ';' | ':' | '!' | '?' | '\'' | ']' | '}') => end -= 1,
+                _ => break,
+            }
+        }
+        let url = &tail[..end];
+        let scheme_len = if url.starts_with("https://") { 8 } else { 7 };
+        if url.len() <= scheme_len {
+            // "http://" alone is not a link; emit it as text and move on.
+            out.push(Segment::Text(&rest[..start + scheme_len]));
+            rest = &rest[start + scheme_len..];
+            continue;
+        }
+        if start > 0 {
+            out.push(Segment::Text(&rest[..start]));
+        }
+        out.push(Segment::Link(url));
+        rest = &tail[end..];
+    }
+    if !rest.is_empty() {
+        out.push(Segment::Text(rest));
+    }
+    out
+}
+
+fn find_link_start(s: &str) -> Option<usize> {
+    let lower = s.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find("http") {
+        let at = from + i;
+        let t = &lower[at..];
+        let word_start = at == 0 || !lower.as_bytes()[at - 1].is_ascii_alphanumeric();
+        if word_start && (t.starts_with("http://") || t.starts_with("https://")) {
+            return Some(at);
+        }
+        from = at + 4;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Segment::{Link, Text};
+    use super::*;
+
+    #[test]
+    fn plain_text_is_one_segment() {
+        assert_eq!(segments("hello <b>there</b>"), [Text("hello <b>there</b>")]);
+        assert_eq!(segments(""), []);
+    }
+
+    #[test]
+    fn finds_links_and_strips_trailing_punctuation() {
+        assert_eq!(
+            segments("see https://example.com/a?b=1, or http://x.io."),
+            [Text("see "), Link("https://example.com/a?b=1"), Text(", or "), Link("http://x.io"), Text(".")]
+        );
+        assert_eq!(
+            segments("(https://en.wikipedia.org/wiki/Rust_(language))"),
+            [Text("("), Link("https://en.wikipedia.org/wiki/Rust_(language)"), Text(")")]
+        );
+    }
+
+    #[test]
+    fn other_schemes_stay_text() {
+        assert_eq!(segments("javascript:alert(1)"), [Text("javascript:alert(1)")]);
+        assert_eq!(segments("xhttp://a.b"), [Text("xhttp://a.b")]);
+        assert_eq!(segments("http:// nothing"), [Text("http://"), Text(" nothing")]);
+    }
+
+    #[test]
+    fn link_stops_before_markup_characters() {
+        assert_eq!(
+            segments("https://a.io/x\"><img src=x onerror=alert(1)>"),
+            [Link("https://a.io/x"), Text("\"><img src=x onerror=alert(1)>")]
+        );
+    }
+
+    #[test]
+    fn segments_cover_the_whole_text() {
+        let s = "a https://b.c/d e HTTPS://F.G h";
+        let joined: String = segments(s)
+            .into_iter()
+            .map(|seg| match seg {
+                Text(t) | Link(t) => t,
+            })
+            .collect();
+        assert_eq!(joined, s);
+    }
+}
