@@ -36,6 +36,7 @@ impl Backoff {
     }
 
     /// Attempts made since the last reset.
+    #[cfg(test)]
     pub(crate) fn attempts(&self) -> u32 {
         self.attempt
     }

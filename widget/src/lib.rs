@@ -3,8 +3,9 @@
 //! # Layout
 //! - [`state`](crate::state): the state machine — one `update(model, event) -> effects`, plain
 //!   Rust, unit-tested natively (`cargo test -p natter-widget`).
-//! - `backoff`, `outbox`, `text`, `style`, `options`: the pieces it and the DOM use (reconnect
-//!   delays, unacknowledged messages, link detection, CSS, option parsing), also native.
+//! - `backoff`, `outbox`, `text`, `style`, `options`, `wire`: the pieces it and the DOM use
+//!   (reconnect delays, unacknowledged messages, link detection, CSS, option parsing, the JSON
+//!   the widget writes), also native.
 //! - `web` (wasm32 only): the thin browser layer — the exported [`Natter`] handle and `mount`,
 //!   DOM rendering into an open Shadow DOM, the WebSocket / HTTP link, storage, the chime.
 //!
@@ -19,6 +20,7 @@ mod outbox;
 mod state;
 mod style;
 mod text;
+mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod web;

@@ -3,13 +3,13 @@
 //! Both sources arrive as one JS object; the script tag's attributes are all strings, npm
 //! callers pass real booleans and numbers, so every field accepts either. Anything that ends up
 //! in CSS (colours, z-index) is validated here, because it is written into a stylesheet.
-
-use serde::Deserialize;
-use std::collections::BTreeMap;
+//!
+//! The web layer reads the JS object property by property (`Reflect.get`) rather than through
+//! serde: an untagged "string or bool or number" serde enum costs kilobytes of wasm for a
+//! handful of fields.
 
 /// A value that may come as a string (from a `data-*` attribute) or as itself.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Flex {
     /// `true` / `false`.
     Bool(bool),
@@ -51,19 +51,28 @@ impl Flex {
 }
 
 /// The options object as the page gave it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct RawOptions {
-    server: Option<String>,
-    position: Option<String>,
-    z_index: Option<Flex>,
-    title: Option<String>,
-    greeting: Option<String>,
-    shortcut: Option<Flex>,
-    theme: Option<String>,
-    open: Option<Flex>,
-    accent: Option<String>,
-    colors: Option<BTreeMap<String, String>>,
+    /// `server`.
+    pub server: Option<String>,
+    /// `position`.
+    pub position: Option<String>,
+    /// `zIndex`.
+    pub z_index: Option<Flex>,
+    /// `title`.
+    pub title: Option<String>,
+    /// `greeting`.
+    pub greeting: Option<String>,
+    /// `shortcut`.
+    pub shortcut: Option<Flex>,
+    /// `theme`.
+    pub theme: Option<String>,
+    /// `open`.
+    pub open: Option<Flex>,
+    /// `accent`.
+    pub accent: Option<String>,
+    /// `colors`, in the object's property order.
+    pub colors: Vec<(String, String)>,
 }
 
 /// Which corner the launcher sits in.
@@ -232,7 +241,7 @@ impl RawOptions {
         if let Some(accent) = self.accent {
             colors.push(("accent".to_string(), accent));
         }
-        colors.extend(self.colors.unwrap_or_default());
+        colors.extend(self.colors);
         Options {
             server: self.server.map(|s| s.trim().trim_end_matches('/').to_string()).unwrap_or_default(),
             position: match self.position.as_deref().map(str::trim) {
@@ -326,12 +335,13 @@ mod tests {
 
     #[test]
     fn colours_are_validated_and_named() {
-        let mut colors = BTreeMap::new();
-        colors.insert("accentText".to_string(), "#fff".to_string());
-        colors.insert("bg".to_string(), "red; } body { display: none".to_string());
-        colors.insert("x{".to_string(), "blue".to_string());
-        colors.insert("--natter-user-bubble".to_string(), "rgb(1 2 3 / 50%)".to_string());
-        let o = RawOptions { accent: Some("hsl(250, 80%, 60%)".into()), colors: Some(colors), ..Default::default() }
+        let colors = vec![
+            ("--natter-user-bubble".to_string(), "rgb(1 2 3 / 50%)".to_string()),
+            ("accentText".to_string(), "#fff".to_string()),
+            ("bg".to_string(), "red; } body { display: none".to_string()),
+            ("x{".to_string(), "blue".to_string()),
+        ];
+        let o = RawOptions { accent: Some("hsl(250, 80%, 60%)".into()), colors, ..Default::default() }
             .resolve();
         assert_eq!(
             o.colors,

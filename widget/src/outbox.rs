@@ -101,6 +101,7 @@ impl Outbox {
     }
 
     /// Number of waiting entries.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

@@ -567,21 +567,23 @@ impl Model {
         }
     }
 
-    fn refused(&mut self, e: &ErrorFrame, fx: &mut Vec<Effect>) {
-        let Some(id) = e.id.as_deref() else { return };
+    /// Handles a refusal of one of our messages; returns whether it is now marked failed.
+    fn refused(&mut self, e: &ErrorFrame, fx: &mut Vec<Effect>) -> bool {
+        let Some(id) = e.id.as_deref() else { return false };
         if !self.outbox.contains(id) {
-            return;
+            return false;
         }
         if e.code.is_retryable() && self.outbox.refused(id) < REFUSALS_BEFORE_FAILED {
             let delay = e.retry_after_ms.map_or(RESEND_DELAY_MS, |ms| ms.min(60_000) as u32);
             fx.push(Effect::StartTimer(Timer::Resend, delay));
-            return;
+            return false;
         }
         self.outbox.set_failed(id, true);
         if let Some(m) = self.messages.iter_mut().find(|m| m.id == id) {
             m.delivery = Delivery::Failed;
         }
         fx.push(Effect::SaveOutbox);
+        true
     }
 
     fn system(&mut self, text: String, time: String, live: bool, fx: &mut Vec<Effect>) {
@@ -620,7 +622,9 @@ impl Model {
             }
             ServerMessage::Ack(a) if a.room.is_none() => self.acknowledged(&a.id, a.seq, fx),
             ServerMessage::History(h) if h.room.is_none() => self.history(h, fx),
-            ServerMessage::Error(e) => self.refused(&e, fx),
+            ServerMessage::Error(e) => {
+                self.refused(&e, fx);
+            }
             _ => {}
         }
     }
@@ -834,9 +838,14 @@ impl Model {
                         self.acknowledged(&a.id, a.seq, fx);
                         self.post_next(fx);
                     }
-                    Some(ServerMessage::Error(e)) => {
-                        self.refused(&e, fx);
-                        self.post_next(fx);
+                    Some(ServerMessage::Error(mut e)) => {
+                        // An HTTP answer is about the message just posted, even without an id.
+                        e.id.get_or_insert(id);
+                        // A failed message steps aside for the next one; a retryable refusal
+                        // waits for the resend timer rather than being posted again at once.
+                        if self.refused(&e, fx) {
+                            self.post_next(fx);
+                        }
                     }
                     _ => fx.push(Effect::StartTimer(Timer::Resend, RESEND_DELAY_MS)),
                 }

@@ -452,3 +452,22 @@ fn system_notices_and_incomplete_history() {
     assert_eq!(m.messages.len(), 2);
     assert_eq!(m.last_seq, Some(9));
 }
+
+#[test]
+fn http_refusals_never_spin() {
+    let mut m = model();
+    into_http(&mut m);
+    update(&mut m, Event::Send(out("a", "one")));
+    update(&mut m, Event::Send(out("b", "two")));
+    let refusal = |code| {
+        Some(ServerMessage::Error(ErrorFrame { code, message: "x".into(), id: None, retry_after_ms: Some(1500) }))
+    };
+    // Retryable, without an id: waits for the timer instead of re-posting at once.
+    let fx = update(&mut m, Event::Posted("a".into(), refusal(ErrorCode::Unavailable)));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Post(_))), "{fx:?}");
+    assert_eq!(has_timer(&fx, Timer::Resend), Some(1500));
+    // Final: "a" fails and "b" goes next.
+    let fx = update(&mut m, Event::Posted("a".into(), refusal(ErrorCode::InvalidMessage)));
+    assert_eq!(m.messages[0].delivery, Delivery::Failed);
+    assert!(fx.contains(&Effect::Post(out("b", "two"))));
+}
