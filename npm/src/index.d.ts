@@ -94,6 +94,8 @@ export interface NatterHandle {
   off<E extends keyof NatterEvents>(event: E, fn: (detail: NatterEvents[E]) => void): NatterHandle;
   /** Current state (a fresh snapshot on each read). */
   readonly state: NatterState;
+  /** The session id (one conversation per browser profile and site); undefined until loaded. */
+  readonly session: string | undefined;
   /** Resolves once the WebAssembly has loaded and the widget is on the page. */
   readonly loaded: Promise<NatterHandle>;
   /** Removes every node, listener, timer, socket and request of the widget. */

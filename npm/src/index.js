@@ -76,6 +76,11 @@ class NatterHandle {
     return this.#inner ? this.#inner.state : { ...INITIAL_STATE };
   }
 
+  /** The session id (one conversation per browser profile and site), once loaded. */
+  get session() {
+    return this.#inner ? this.#inner.session : undefined;
+  }
+
   destroy() {
     if (this.#destroyed) return;
     this.#destroyed = true;

@@ -141,7 +141,15 @@ impl Shortcut {
 
     /// Whether a keydown with these properties is this shortcut. `code` (`"KeyC"`) is
     /// checked too, so a letter shortcut works on any keyboard layout.
-    pub(crate) fn matches(&self, key: &str, code: &str, ctrl: bool, shift: bool, alt: bool, meta: bool) -> bool {
+    pub(crate) fn matches(
+        &self,
+        key: &str,
+        code: &str,
+        ctrl: bool,
+        shift: bool,
+        alt: bool,
+        meta: bool,
+    ) -> bool {
         if (ctrl, shift, alt, meta) != (self.ctrl, self.shift, self.alt, self.meta) {
             return false;
         }
@@ -222,14 +230,14 @@ fn property_name(key: &str) -> Option<String> {
 }
 
 /// Accepts colour-like values only (`#fff`, `rgb(1 2 3 / .5)`, `hsl(…)`, `tomato`): no `;`,
-/// braces, quotes, `url(` or comments that could break out of the declaration.
+/// braces, quotes, `url(` or comments that could break out of the declaration or load anything.
 pub(crate) fn is_safe_css_value(v: &str) -> bool {
     let v = v.trim();
+    // No `*` is allowed, so no comment can open; `url(` is the one function that loads.
     !v.is_empty()
         && v.len() <= 100
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || " #%(),./+-_".contains(c))
-        && !v.contains("/*")
-        && !v.to_ascii_lowercase().contains("url(")
+        && v.bytes().all(|c| c.is_ascii_alphanumeric() || b" #%(),./+-_".contains(&c))
+        && !v.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"url("))
 }
 
 impl RawOptions {
@@ -341,8 +349,8 @@ mod tests {
             ("bg".to_string(), "red; } body { display: none".to_string()),
             ("x{".to_string(), "blue".to_string()),
         ];
-        let o = RawOptions { accent: Some("hsl(250, 80%, 60%)".into()), colors, ..Default::default() }
-            .resolve();
+        let o =
+            RawOptions { accent: Some("hsl(250, 80%, 60%)".into()), colors, ..Default::default() }.resolve();
         assert_eq!(
             o.colors,
             [

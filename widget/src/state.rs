@@ -269,11 +269,17 @@ enum Mode {
     Http,
 }
 
+/// The WebSocket's life. A socket only counts as working once the hub has said something on it
+/// (it always sends `history` first): a proxy or firewall that accepts the upgrade and then
+/// drops it must count as a failure, or the widget would never fall back to HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Socket {
     Closed,
     Opening(u32),
+    /// Open, no frame yet.
     Open(u32),
+    /// The hub has spoken: this socket carries the conversation.
+    Live(u32),
 }
 
 /// How the widget starts: what the page and storage say.
@@ -369,7 +375,9 @@ impl Model {
             next_poll: 1,
             posting: None,
             reconnect: Backoff::new(500, 30_000),
-            probe: Backoff::new(5_000, 60_000),
+            // Probing is one cheap attempt; a short cap moves a visitor back to the WebSocket
+            // soon after a network lets it through again.
+            probe: Backoff::new(2_000, 20_000),
             poll_backoff: Backoff::new(1_000, 30_000),
             next_local_id: 0,
             // xorshift needs a non-zero state.
@@ -381,7 +389,7 @@ impl Model {
     pub(crate) fn status(&self) -> Status {
         if self.gave_up || !self.online {
             Status::Offline
-        } else if matches!(self.socket, Socket::Open(_)) {
+        } else if matches!(self.socket, Socket::Live(_)) {
             Status::Connected
         } else if self.mode == Mode::Http && self.http_ok {
             Status::HttpFallback
@@ -394,7 +402,7 @@ impl Model {
 
     /// Which transport carries messages now.
     pub(crate) fn transport(&self) -> Transport {
-        if matches!(self.socket, Socket::Open(_)) {
+        if matches!(self.socket, Socket::Live(_)) {
             Transport::WebSocket
         } else if self.mode == Mode::Http && self.http_ok && self.online {
             Transport::Http
@@ -453,7 +461,7 @@ impl Model {
 
     /// Sends what is sendable over whatever works now.
     fn flush(&mut self, fx: &mut Vec<Effect>) {
-        if matches!(self.socket, Socket::Open(_)) {
+        if matches!(self.socket, Socket::Live(_)) {
             fx.extend(self.outbox.sendable().map(|e| Effect::SendSocket(e.into())));
         } else {
             self.post_next(fx);
@@ -471,25 +479,45 @@ impl Model {
         }
     }
 
-    fn socket_lost(&mut self, opened: bool, fx: &mut Vec<Effect>) {
+    fn socket_lost(&mut self, was_live: bool, fx: &mut Vec<Effect>) {
         self.socket = Socket::Closed;
         fx.push(Effect::StopTimer(Timer::OpenTimeout));
-        if !opened {
+        if !was_live {
             self.ws_failures = self.ws_failures.saturating_add(1);
         }
         match self.mode {
             Mode::WebSocket if self.ws_failures >= WS_FAILURES_BEFORE_FALLBACK => self.enter_http(fx),
             Mode::WebSocket => {
                 let u = self.random();
-        let delay = self.reconnect.next_delay_ms(u);
+                let delay = self.reconnect.next_delay_ms(u);
                 fx.push(Effect::StartTimer(Timer::Reconnect, delay));
             }
             Mode::Http => {
                 let u = self.random();
-        let delay = self.probe.next_delay_ms(u).max(1_000);
+                let delay = self.probe.next_delay_ms(u).max(1_000);
                 fx.push(Effect::StartTimer(Timer::Probe, delay));
             }
         }
+    }
+
+    fn socket_live(&mut self, id: u32, fx: &mut Vec<Effect>) {
+        self.socket = Socket::Live(id);
+        self.ws_failures = 0;
+        self.ever_connected = true;
+        self.reconnect.reset();
+        self.probe.reset();
+        for t in [Timer::OpenTimeout, Timer::Reconnect, Timer::Probe] {
+            fx.push(Effect::StopTimer(t));
+        }
+        if self.mode == Mode::Http {
+            self.mode = Mode::WebSocket;
+            self.http_ok = false;
+            self.stop_poll(fx);
+            // A POST still in flight gets its answer; a duplicate re-send is acknowledged by id,
+            // not stored twice.
+            self.posting = None;
+        }
+        self.flush(fx);
     }
 
     fn give_up(&mut self, fx: &mut Vec<Effect>) {
@@ -729,7 +757,7 @@ impl Model {
                 self.messages.push(msg.clone());
                 fx.push(Effect::SaveOutbox);
                 fx.push(Effect::Notify(Notice::Message(msg.clone())));
-                if matches!(self.socket, Socket::Open(_)) {
+                if matches!(self.socket, Socket::Live(_)) {
                     fx.push(Effect::SendSocket(Outgoing { id: msg.id, text: msg.text, time: msg.time }));
                 } else {
                     self.post_next(fx);
@@ -741,7 +769,7 @@ impl Model {
                         m.delivery = Delivery::Pending;
                     }
                     fx.push(Effect::SaveOutbox);
-                    if matches!(self.socket, Socket::Open(_)) {
+                    if matches!(self.socket, Socket::Live(_)) {
                         if let Some(e) = self.outbox.entries().iter().find(|e| e.id == id) {
                             fx.push(Effect::SendSocket(e.into()));
                         }
@@ -751,38 +779,22 @@ impl Model {
                 }
             }
             Event::SocketOpened(id) => {
-                if self.socket != Socket::Opening(id) {
-                    return;
+                if self.socket == Socket::Opening(id) {
+                    self.socket = Socket::Open(id);
                 }
-                self.socket = Socket::Open(id);
-                self.ws_failures = 0;
-                self.ever_connected = true;
-                self.reconnect.reset();
-                self.probe.reset();
-                for t in [Timer::OpenTimeout, Timer::Reconnect, Timer::Probe] {
-                    fx.push(Effect::StopTimer(t));
-                }
-                if self.mode == Mode::Http {
-                    self.mode = Mode::WebSocket;
-                    self.http_ok = false;
-                    self.stop_poll(fx);
-                    // A POST still in flight gets its answer; a duplicate re-send is acknowledged
-                    // by id, not stored twice.
-                    self.posting = None;
-                }
-                self.flush(fx);
             }
             Event::SocketClosed(id, code) => {
-                let opened = match self.socket {
-                    Socket::Open(s) if s == id => true,
-                    Socket::Opening(s) if s == id => false,
+                let (opened, live) = match self.socket {
+                    Socket::Live(s) if s == id => (true, true),
+                    Socket::Open(s) if s == id => (true, false),
+                    Socket::Opening(s) if s == id => (false, false),
                     _ => return,
                 };
                 if opened && !close::should_reconnect(code) {
                     self.give_up(fx);
                     return;
                 }
-                self.socket_lost(opened, fx);
+                self.socket_lost(live, fx);
             }
             Event::SocketUnavailable(id) => {
                 if self.socket == Socket::Opening(id) {
@@ -791,8 +803,16 @@ impl Model {
                 }
             }
             Event::Frame(socket, msg) => {
-                if socket.is_some_and(|s| self.socket != Socket::Open(s)) {
-                    return;
+                match socket {
+                    None => {}
+                    Some(s) if self.socket == Socket::Live(s) => {}
+                    Some(s) if self.socket == Socket::Open(s) => {
+                        // The hub's first frame: this socket now carries the conversation.
+                        self.frame(msg, true, fx);
+                        self.socket_live(s, fx);
+                        return;
+                    }
+                    Some(_) => return,
                 }
                 self.frame(msg, true, fx);
             }
@@ -823,7 +843,7 @@ impl Model {
                         self.http_ok = false;
                         if self.mode == Mode::Http && self.online {
                             let u = self.random();
-        let delay = self.poll_backoff.next_delay_ms(u).max(250);
+                            let delay = self.poll_backoff.next_delay_ms(u).max(250);
                             fx.push(Effect::StartTimer(Timer::Poll, delay));
                         }
                     }
@@ -863,7 +883,7 @@ impl Model {
                 }
                 Timer::Poll => self.start_poll(fx),
                 Timer::OpenTimeout => {
-                    if let Socket::Opening(_) = self.socket {
+                    if let Socket::Opening(_) | Socket::Open(_) = self.socket {
                         fx.push(Effect::CloseSocket);
                         self.socket_lost(false, fx);
                     }

@@ -19,7 +19,8 @@ pub(crate) fn segments(text: &str) -> Vec<Segment<'_>> {
     let mut rest = text;
     while let Some(start) = find_link_start(rest) {
         let tail = &rest[start..];
-        let mut end = tail.find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"')).unwrap_or(tail.len());
+        let mut end =
+            tail.find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"')).unwrap_or(tail.len());
         // Punctuation that ends a sentence is rarely part of the URL.
         while end > 0 {
             let last = tail[..end].chars().next_back();
@@ -32,7 +33,8 @@ pub(crate) fn segments(text: &str) -> Vec<Segment<'_>> {
             }
         }
         let url = &tail[..end];
-        let scheme_len = if url.starts_with("https://") { 8 } else { 7 };
+        let scheme_len =
+            if url.as_bytes().get(4).is_some_and(|c| c.eq_ignore_ascii_case(&b's')) { 8 } else { 7 };
         if url.len() <= scheme_len {
             // "http://" alone is not a link; emit it as text and move on.
             out.push(Segment::Text(&rest[..start + scheme_len]));
@@ -51,19 +53,15 @@ pub(crate) fn segments(text: &str) -> Vec<Segment<'_>> {
     out
 }
 
+/// Where the next `http://` or `https://` (any case) starting a word is. A byte scan: a
+/// substring searcher would cost more wasm than the rest of this module.
 fn find_link_start(s: &str) -> Option<usize> {
-    let lower = s.to_ascii_lowercase();
-    let mut from = 0;
-    while let Some(i) = lower[from..].find("http") {
-        let at = from + i;
-        let t = &lower[at..];
-        let word_start = at == 0 || !lower.as_bytes()[at - 1].is_ascii_alphanumeric();
-        if word_start && (t.starts_with("http://") || t.starts_with("https://")) {
-            return Some(at);
-        }
-        from = at + 4;
-    }
-    None
+    let b = s.as_bytes();
+    let starts = |t: &[u8], p: &[u8]| t.len() >= p.len() && t[..p.len()].eq_ignore_ascii_case(p);
+    (0..b.len()).find(|&i| {
+        let t = &b[i..];
+        (i == 0 || !b[i - 1].is_ascii_alphanumeric()) && (starts(t, b"http://") || starts(t, b"https://"))
+    })
 }
 
 #[cfg(test)]

@@ -104,8 +104,20 @@ mod tests {
     #[test]
     fn outbox_round_trips() {
         let entries = vec![
-            OutboxEntry { id: "a".into(), text: "one\ttwo".into(), time: "t1".into(), failed: false, refusals: 0 },
-            OutboxEntry { id: "b".into(), text: "\"x\"".into(), time: "t2".into(), failed: true, refusals: 0 },
+            OutboxEntry {
+                id: "a".into(),
+                text: "one\ttwo".into(),
+                time: "t1".into(),
+                failed: false,
+                refusals: 0,
+            },
+            OutboxEntry {
+                id: "b".into(),
+                text: "\"x\"".into(),
+                time: "t2".into(),
+                failed: true,
+                refusals: 0,
+            },
         ];
         let back: Vec<OutboxEntry> = serde_json::from_str(&outbox(&entries)).expect("valid JSON");
         assert_eq!(back, entries);

@@ -2,8 +2,14 @@
 //! its size / load-time benchmark.
 //!
 //! Build: natter-widget → wasm32 (`wasm-release` profile) → `wasm-bindgen --target web` →
-//! `wasm-opt -Oz` → `npm/dist/` together with the hand-written ESM entry, types and the
-//! script-tag loader from `npm/src/`.
+//! `wasm-opt -Oz` → `npm/dist/`. The hand-written ESM entry (`npm/src/index.js`) and the
+//! wasm-bindgen glue are bundled and minified into one `dist/index.js` by esbuild; the
+//! script-tag loader is minified into `dist/natter.js`; the types are copied.
+//!
+//! Build tools that are not Rust come from npm, pinned in `npm/scripts/package.json`
+//! (installed on first use): esbuild, and binaryen's wasm-opt when the system one is too old
+//! to read what rustc and wasm-bindgen emit today (Debian 12's binaryen 108 rejects
+//! reference-types instructions such as `table.fill`).
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -13,13 +19,16 @@ use std::process::Command;
 const WASM_BINDGEN_VERSION: &str = "0.2.130";
 const TARGET: &str = "wasm32-unknown-unknown";
 /// What a page downloads for the widget, in load order.
-const DOWNLOADED: &[&str] = &["natter.js", "index.js", "natter_widget.js", "natter_widget_bg.wasm"];
+const DOWNLOADED: &[&str] = &["natter.js", "index.js", "natter_widget_bg.wasm"];
 /// The size budget from issue 3: everything a page downloads, gzip.
 const BUDGET_BYTES: u64 = 60 * 1024;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// `npm/dist/`.
@@ -65,27 +74,73 @@ fn ensure_wasm_bindgen() -> Result<()> {
         "xtask: installing it: cargo install wasm-bindgen-cli --version {WASM_BINDGEN_VERSION} --locked \
          (a few minutes, once)"
     );
-    run(Command::new(cargo()).args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN_VERSION, "--locked"]))
-        .context("installing wasm-bindgen-cli failed; install it by hand with the command above")
+    run(Command::new(cargo()).args([
+        "install",
+        "wasm-bindgen-cli",
+        "--version",
+        WASM_BINDGEN_VERSION,
+        "--locked",
+    ]))
+    .context("installing wasm-bindgen-cli failed; install it by hand with the command above")
+}
+
+/// The features rustc enables by default for wasm32-unknown-unknown; wasm-opt must accept them.
+const WASM_FEATURES: &[&str] = &[
+    "--enable-bulk-memory",
+    "--enable-mutable-globals",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-reference-types",
+    "--enable-multivalue",
+];
+
+fn scripts_dir() -> PathBuf {
+    root().join("npm").join("scripts")
+}
+
+/// Installs the pinned build/bench tools of `npm/scripts` if they are not there yet.
+fn ensure_npm_tools() -> Result<()> {
+    let dir = scripts_dir();
+    if dir.join("node_modules").join(".bin").join("esbuild").exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the widget's JS build tools (npm install in npm/scripts)");
+    run(Command::new("npm").current_dir(&dir).args(["install", "--no-audit", "--no-fund"]))
+        .context("npm install in npm/scripts failed; the widget build needs Node.js and npm")
+}
+
+fn npm_bin(name: &str) -> PathBuf {
+    scripts_dir().join("node_modules").join(".bin").join(name)
 }
 
 fn wasm_opt(file: &Path) -> Result<()> {
-    if Command::new("wasm-opt").arg("--version").output().is_err() {
-        bail!("wasm-opt not found: install binaryen (Debian/Ubuntu: `apt-get install binaryen`, macOS: `brew install binaryen`)");
+    let out = file.with_extension("opt.wasm");
+    let attempt =
+        |bin: &Path| Command::new(bin).arg("-Oz").args(WASM_FEATURES).arg(file).arg("-o").arg(&out).status();
+    match attempt(Path::new("wasm-opt")) {
+        Ok(s) if s.success() => {}
+        system => {
+            if system.is_err() {
+                eprintln!(
+                    "xtask: wasm-opt not found in PATH (Debian/Ubuntu: `apt-get install binaryen`); \
+                     using binaryen from npm/scripts"
+                );
+            } else {
+                eprintln!("xtask: the system wasm-opt cannot read this module (too old); using binaryen from npm/scripts");
+            }
+            ensure_npm_tools()?;
+            let status = attempt(&npm_bin("wasm-opt")).context("running npm/scripts' wasm-opt")?;
+            if !status.success() {
+                bail!("wasm-opt -Oz failed ({status})");
+            }
+        }
     }
-    // The features rustc enables by default for wasm32-unknown-unknown; wasm-opt must accept
-    // them in its input.
-    run(Command::new("wasm-opt").arg("-Oz").args([
-        "--enable-bulk-memory",
-        "--enable-mutable-globals",
-        "--enable-nontrapping-float-to-int",
-        "--enable-sign-ext",
-        "--enable-reference-types",
-        "--enable-multivalue",
-    ])
-    .arg(file)
-    .arg("-o")
-    .arg(file))
+    std::fs::rename(&out, file).with_context(|| format!("replacing {}", file.display()))?;
+    Ok(())
+}
+
+fn esbuild(args: &[&str], input: &Path, output: &Path) -> Result<()> {
+    run(Command::new(npm_bin("esbuild")).arg(input).args(args).arg(format!("--outfile={}", output.display())))
 }
 
 /// Builds the widget into `npm/dist/`. `release`: the size-optimised profile plus `wasm-opt`;
@@ -107,18 +162,38 @@ pub fn build(release: bool) -> Result<()> {
     let profile_dir = if release { "wasm-release" } else { "debug" };
     let wasm = root.join("target").join(TARGET).join(profile_dir).join("natter_widget.wasm");
     let dist = dist_dir();
-    std::fs::create_dir_all(&dist).with_context(|| format!("creating {}", dist.display()))?;
+    let stage = root.join("target").join("natter-widget-js");
+    for dir in [&dist, &stage] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     run(Command::new("wasm-bindgen")
         .arg(&wasm)
         .args(["--target", "web", "--no-typescript", "--out-dir"])
-        .arg(&dist))?;
+        .arg(&stage))?;
+    let wasm_out = dist.join("natter_widget_bg.wasm");
+    std::fs::copy(stage.join("natter_widget_bg.wasm"), &wasm_out).context("copying the wasm")?;
     if release {
-        wasm_opt(&dist.join("natter_widget_bg.wasm"))?;
+        wasm_opt(&wasm_out)?;
     }
-    for file in ["index.js", "index.d.ts", "natter.js"] {
-        let from = root.join("npm").join("src").join(file);
-        std::fs::copy(&from, dist.join(file)).with_context(|| format!("copying {}", from.display()))?;
-    }
+    let src = root.join("npm").join("src");
+    std::fs::copy(src.join("index.js"), stage.join("index.js")).context("copying npm/src/index.js")?;
+    std::fs::copy(src.join("index.d.ts"), dist.join("index.d.ts")).context("copying npm/src/index.d.ts")?;
+    ensure_npm_tools()?;
+    let minify: &[&str] = if release { &["--minify"] } else { &[] };
+    // One ESM file: the facade plus the wasm-bindgen glue. `new URL(..., import.meta.url)` for
+    // the wasm is kept as is, so bundlers (Vite) pick the wasm up as an asset.
+    esbuild(
+        &[&["--bundle", "--format=esm", "--target=es2020", "--log-level=warning"], minify].concat(),
+        &stage.join("index.js"),
+        &dist.join("index.js"),
+    )?;
+    esbuild(
+        &[&["--target=es2017", "--log-level=warning"], minify].concat(),
+        &src.join("natter.js"),
+        &dist.join("natter.js"),
+    )?;
+    // Leftovers of earlier layouts would otherwise be shipped.
+    let _ = std::fs::remove_file(dist.join("natter_widget.js"));
     for file in DOWNLOADED {
         let len = std::fs::metadata(dist.join(file)).map(|m| m.len()).unwrap_or(0);
         println!("  {:<24} {:>8} bytes", file, len);
@@ -166,11 +241,6 @@ pub fn bench_size() -> Result<()> {
 }
 
 fn launcher_timing() -> Result<()> {
-    let scripts = root().join("npm").join("scripts");
-    if !scripts.join("node_modules").join("playwright-core").exists() {
-        eprintln!("xtask: installing playwright-core for the timing script (npm install in npm/scripts)");
-        run(Command::new("npm").current_dir(&scripts).args(["install", "--no-audit", "--no-fund"]))
-            .context("npm install in npm/scripts failed")?;
-    }
-    run(Command::new("node").current_dir(&scripts).arg("launcher-timing.mjs").arg(dist_dir()))
+    ensure_npm_tools()?;
+    run(Command::new("node").current_dir(scripts_dir()).arg("launcher-timing.mjs").arg(dist_dir()))
 }

@@ -15,8 +15,16 @@ fn started() -> (Model, u32) {
 
 fn connected() -> (Model, u32) {
     let (mut m, s) = started();
-    update(&mut m, Event::SocketOpened(s));
+    live(&mut m, s);
     (m, s)
+}
+
+/// Opens socket `s` and delivers the hub's first frame (an empty history); returns the effects.
+fn live(m: &mut Model, s: u32) -> Vec<Effect> {
+    let mut fx = update(m, Event::SocketOpened(s));
+    let last = m.last_seq.unwrap_or(0);
+    fx.extend(update(m, Event::Frame(Some(s), ServerMessage::History(history(vec![], last)))));
+    fx
 }
 
 fn socket_of(fx: &[Effect]) -> Option<u32> {
@@ -84,6 +92,9 @@ fn connects_and_reports_status() {
     assert_eq!(m.status(), Status::Connecting);
     assert_eq!(m.transport(), Transport::None);
     let fx = update(&mut m, Event::SocketOpened(s));
+    assert_eq!(m.status(), Status::Connecting, "not connected until the hub speaks");
+    assert!(fx.is_empty());
+    let fx = update(&mut m, Event::Frame(Some(s), ServerMessage::History(history(vec![], 0))));
     assert!(fx.contains(&Effect::Notify(Notice::Status(Status::Connected))));
     assert!(fx.contains(&Effect::StopTimer(Timer::OpenTimeout)));
     assert_eq!(m.transport(), Transport::WebSocket);
@@ -148,7 +159,7 @@ fn repeated_open_failures_fall_back_to_http_then_probe_back() {
     // The next probe works: back on the WebSocket, long-poll aborted.
     let fx = update(&mut m, Event::TimerFired(Timer::Probe));
     let probe = socket_of(&fx).expect("probe");
-    let fx = update(&mut m, Event::SocketOpened(probe));
+    let fx = live(&mut m, probe);
     assert!(fx.contains(&Effect::AbortPoll));
     assert_eq!(m.status(), Status::Connected);
     assert_eq!(m.transport(), Transport::WebSocket);
@@ -181,9 +192,12 @@ fn messages_typed_offline_go_out_in_order_once_connected() {
         assert!(fx.contains(&Effect::SaveOutbox));
     }
     assert!(m.messages.iter().all(|x| x.delivery == Delivery::Pending));
-    let fx = update(&mut m, Event::SocketOpened(s));
+    let fx = live(&mut m, s);
     assert_eq!(sent_on_socket(&fx), ["a", "b"]);
-    update(&mut m, Event::Frame(Some(s), ServerMessage::Ack(Ack { id: "a".into(), seq: 1, ..Default::default() })));
+    update(
+        &mut m,
+        Event::Frame(Some(s), ServerMessage::Ack(Ack { id: "a".into(), seq: 1, ..Default::default() })),
+    );
     assert_eq!(m.messages[0].delivery, Delivery::Sent);
     assert_eq!(m.messages[0].seq, Some(1));
     assert_eq!(m.outbox.len(), 1);
@@ -200,7 +214,7 @@ fn unacknowledged_messages_are_resent_with_the_same_id_after_a_drop() {
     update(&mut m, Event::SocketClosed(s, 1006));
     let fx = update(&mut m, Event::TimerFired(Timer::Reconnect));
     let s2 = socket_of(&fx).expect("reconnect");
-    let fx = update(&mut m, Event::SocketOpened(s2));
+    let fx = live(&mut m, s2);
     assert_eq!(sent_on_socket(&fx), ["a"]);
 }
 
@@ -208,12 +222,18 @@ fn unacknowledged_messages_are_resent_with_the_same_id_after_a_drop() {
 fn nothing_is_shown_twice() {
     let (mut m, s) = connected();
     update(&mut m, Event::Send(out("a", "hello")));
-    update(&mut m, Event::Frame(Some(s), ServerMessage::Ack(Ack { id: "a".into(), seq: 1, ..Default::default() })));
+    update(
+        &mut m,
+        Event::Frame(Some(s), ServerMessage::Ack(Ack { id: "a".into(), seq: 1, ..Default::default() })),
+    );
     // The hub echoes the user message back to this tab too, and replays it in a history.
     update(&mut m, Event::Frame(Some(s), ServerMessage::User(conv("a", 1, "hello"))));
     update(&mut m, Event::Frame(Some(s), ServerMessage::Bot(conv("r1", 2, "hi!"))));
     update(&mut m, Event::Frame(Some(s), ServerMessage::Bot(conv("r1", 2, "hi!"))));
-    let h = history(vec![ServerMessage::User(conv("a", 1, "hello")), ServerMessage::Bot(conv("r1", 2, "hi!"))], 2);
+    let h = history(
+        vec![ServerMessage::User(conv("a", 1, "hello")), ServerMessage::Bot(conv("r1", 2, "hi!"))],
+        2,
+    );
     update(&mut m, Event::Frame(Some(s), ServerMessage::History(h)));
     assert_eq!(ids(&m), ["a", "r1"]);
 }
@@ -228,11 +248,15 @@ fn a_reload_restores_the_outbox_and_history_confirms_what_was_stored() {
     assert_eq!(ids(&m), ["a", "b"]);
     let fx = update(&mut m, Event::Start);
     let s = socket_of(&fx).expect("socket");
-    let fx = update(&mut m, Event::SocketOpened(s));
-    assert_eq!(sent_on_socket(&fx), ["a", "b"]);
-    // "a" had been stored before the reload; the history (no `after`) says so.
-    let h = history(vec![ServerMessage::Bot(conv("g", 1, "welcome")), ServerMessage::User(conv("a", 2, "one"))], 2);
-    update(&mut m, Event::Frame(Some(s), ServerMessage::History(h)));
+    update(&mut m, Event::SocketOpened(s));
+    // "a" had been stored before the reload; the history (no `after`) says so, and only "b"
+    // is sent again.
+    let h = history(
+        vec![ServerMessage::Bot(conv("g", 1, "welcome")), ServerMessage::User(conv("a", 2, "one"))],
+        2,
+    );
+    let fx = update(&mut m, Event::Frame(Some(s), ServerMessage::History(h)));
+    assert_eq!(sent_on_socket(&fx), ["b"]);
     assert_eq!(ids(&m), ["g", "a", "b"]);
     assert!(!m.outbox.contains("a"));
     assert!(m.outbox.contains("b"));
@@ -243,7 +267,7 @@ fn a_reload_restores_the_outbox_and_history_confirms_what_was_stored() {
 fn history_is_placed_by_seq_before_pending_messages() {
     let (mut m, s) = started();
     update(&mut m, Event::Send(out("p", "pending")));
-    update(&mut m, Event::SocketOpened(s));
+    live(&mut m, s);
     let h = history(vec![ServerMessage::Bot(conv("x", 3, "c")), ServerMessage::User(conv("y", 1, "a"))], 3);
     update(&mut m, Event::Frame(Some(s), ServerMessage::History(h)));
     assert_eq!(ids(&m), ["y", "x", "p"]);
@@ -287,10 +311,13 @@ fn resumed_history_counts_as_new() {
     update(&mut m, Event::SocketClosed(s, 1006));
     let fx = update(&mut m, Event::TimerFired(Timer::Reconnect));
     let s2 = socket_of(&fx).expect("socket");
-    update(&mut m, Event::SocketOpened(s2));
+    live(&mut m, s2);
     let fx = update(
         &mut m,
-        Event::Frame(Some(s2), ServerMessage::History(history(vec![ServerMessage::Bot(conv("r", 1, "missed"))], 1))),
+        Event::Frame(
+            Some(s2),
+            ServerMessage::History(history(vec![ServerMessage::Bot(conv("r", 1, "missed"))], 1)),
+        ),
     );
     assert!(fx.contains(&Effect::Chime));
     assert_eq!(m.unread, 1);
@@ -299,7 +326,8 @@ fn resumed_history_counts_as_new() {
 #[test]
 fn typing_indicator_follows_the_bot() {
     let (mut m, s) = connected();
-    let typing = |active| ServerMessage::Typing(TypingNotice { room: None, role: Role::Bot, from: None, active });
+    let typing =
+        |active| ServerMessage::Typing(TypingNotice { room: None, role: Role::Bot, from: None, active });
     update(&mut m, Event::Frame(Some(s), typing(true)));
     assert!(m.typing);
     update(&mut m, Event::Frame(Some(s), ServerMessage::Bot(conv("r", 1, "answer"))));
@@ -314,7 +342,12 @@ fn refused_messages_fail_and_can_be_retried() {
     let (mut m, s) = connected();
     update(&mut m, Event::Send(out("a", "x")));
     let refuse = |code| {
-        ServerMessage::Error(ErrorFrame { code, message: "no".into(), id: Some("a".into()), retry_after_ms: None })
+        ServerMessage::Error(ErrorFrame {
+            code,
+            message: "no".into(),
+            id: Some("a".into()),
+            retry_after_ms: None,
+        })
     };
     let fx = update(&mut m, Event::Frame(Some(s), refuse(ErrorCode::TooLarge)));
     assert!(fx.contains(&Effect::SaveOutbox));
@@ -398,7 +431,7 @@ fn offline_closes_and_online_retries_at_once() {
     let fx = update(&mut m, Event::Online);
     let s2 = socket_of(&fx).expect("reconnects at once");
     assert_eq!(m.status(), Status::Reconnecting);
-    let fx = update(&mut m, Event::SocketOpened(s2));
+    let fx = live(&mut m, s2);
     assert_eq!(sent_on_socket(&fx), ["a"]);
 }
 
@@ -438,7 +471,8 @@ fn panel_toggle_and_focus_effects() {
 fn system_notices_and_incomplete_history() {
     let (mut m, s) = connected();
     update(&mut m, Event::Frame(Some(s), ServerMessage::History(history(vec![], 0))));
-    let notice = natter_protocol::SystemNotice { message: "maintenance".into(), timestamp: "t".into(), room: None };
+    let notice =
+        natter_protocol::SystemNotice { message: "maintenance".into(), timestamp: "t".into(), room: None };
     update(&mut m, Event::Frame(Some(s), ServerMessage::System(notice)));
     assert_eq!(m.messages[0].role, Role::System);
     let h = History {
@@ -460,7 +494,12 @@ fn http_refusals_never_spin() {
     update(&mut m, Event::Send(out("a", "one")));
     update(&mut m, Event::Send(out("b", "two")));
     let refusal = |code| {
-        Some(ServerMessage::Error(ErrorFrame { code, message: "x".into(), id: None, retry_after_ms: Some(1500) }))
+        Some(ServerMessage::Error(ErrorFrame {
+            code,
+            message: "x".into(),
+            id: None,
+            retry_after_ms: Some(1500),
+        }))
     };
     // Retryable, without an id: waits for the timer instead of re-posting at once.
     let fx = update(&mut m, Event::Posted("a".into(), refusal(ErrorCode::Unavailable)));
@@ -470,4 +509,37 @@ fn http_refusals_never_spin() {
     let fx = update(&mut m, Event::Posted("a".into(), refusal(ErrorCode::InvalidMessage)));
     assert_eq!(m.messages[0].delivery, Delivery::Failed);
     assert!(fx.contains(&Effect::Post(out("b", "two"))));
+}
+
+#[test]
+fn a_socket_dropped_before_the_hub_speaks_is_a_failure() {
+    // A proxy that accepts the upgrade and closes at once (Playwright's routeWebSocket, some
+    // corporate proxies) must lead to the HTTP fallback like a socket that never opens.
+    let (mut m, mut s) = started();
+    for _ in 0..WS_FAILURES_BEFORE_FALLBACK {
+        update(&mut m, Event::SocketOpened(s));
+        let fx = update(&mut m, Event::SocketClosed(s, natter_protocol::close::INTERNAL));
+        if let Some(next) = socket_of(&update(&mut m, Event::TimerFired(Timer::Reconnect))) {
+            s = next;
+        } else {
+            assert!(fx.iter().any(|e| matches!(e, Effect::Poll { .. })), "falls back: {fx:?}");
+        }
+    }
+    assert_eq!(m.mode, Mode::Http);
+    let poll = m.poll.expect("polling");
+    update(&mut m, Event::PollDone(poll, Some(history(vec![], 0))));
+    assert_eq!(m.status(), Status::HttpFallback);
+    // A probe that opens does not take over until the hub speaks on it.
+    let fx = update(&mut m, Event::TimerFired(Timer::Probe));
+    let probe = socket_of(&fx).or(match m.socket {
+        Socket::Opening(p) => Some(p),
+        _ => None,
+    });
+    let probe = probe.expect("a probe is under way");
+    update(&mut m, Event::SocketOpened(probe));
+    assert_eq!(m.status(), Status::HttpFallback);
+    assert!(m.poll.is_some(), "still polling");
+    update(&mut m, Event::SocketClosed(probe, natter_protocol::close::INTERNAL));
+    assert_eq!(m.status(), Status::HttpFallback);
+    assert_eq!(m.transport(), Transport::Http);
 }

@@ -214,7 +214,10 @@ impl Dom {
             Position::BottomRight => "bottom-right",
             Position::BottomLeft => "bottom-left",
         };
-        attrs(&host, &[("data-natter", ""), ("data-theme", options.theme.as_str()), ("data-position", position)])?;
+        attrs(
+            &host,
+            &[("data-natter", ""), ("data-theme", options.theme.as_str()), ("data-position", position)],
+        )?;
         let root = host.attach_shadow(&ShadowRootInit::new(ShadowRootMode::Open))?;
         let base = sheet(&crate::style::base_css())?;
         let custom = sheet(&crate::style::options_css(options))?;
@@ -323,12 +326,13 @@ impl Dom {
         }
         set_bool_attr(&self.mute, "aria-pressed", model.muted)?;
 
-        let near_bottom =
-            self.body.scroll_height() - self.body.scroll_top() - self.body.client_height() < 80 || !self.was_open;
+        let near_bottom = self.body.scroll_height() - self.body.scroll_top() - self.body.client_height() < 80
+            || !self.was_open;
         let added = self.render_log(&model.messages)?;
         let typing_changed = self.typing.hidden() == model.typing;
         self.typing.set_hidden(!model.typing);
-        let own_message = added && model.messages.last().is_some_and(|m| m.role == natter_protocol::Role::User);
+        let own_message =
+            added && model.messages.last().is_some_and(|m| m.role == natter_protocol::Role::User);
         if open && ((added || typing_changed) && near_bottom || own_message || !self.was_open) {
             self.body.set_scroll_top(self.body.scroll_height());
         }
@@ -394,7 +398,13 @@ impl Dom {
         fill_text(doc, text, &m.text)?;
         time.set_attribute("datetime", &m.time)?;
         time.set_text_content(Some(&clock(&m.time)));
-        let mut r = Row { id: m.id.clone(), el: row.clone(), delivery: m.delivery, time: m.time.clone(), retry: None };
+        let mut r = Row {
+            id: m.id.clone(),
+            el: row.clone(),
+            delivery: m.delivery,
+            time: m.time.clone(),
+            retry: None,
+        };
         update_retry(doc, &mut r)?;
         Ok(r)
     }

@@ -7,7 +7,8 @@
 //! real frames through this function.
 
 use natter_protocol::{
-    Ack, ConversationMessage, ErrorCode, ErrorFrame, Gap, History, Role, ServerMessage, SystemNotice, TypingNotice,
+    Ack, ConversationMessage, ErrorCode, ErrorFrame, Gap, History, Role, ServerMessage, SystemNotice,
+    TypingNotice,
 };
 use wasm_bindgen::{JsCast, JsValue};
 

@@ -6,8 +6,8 @@
 //! protocol types by [`decode`]; outbound frames are written by `crate::wire`. No JSON text
 //! parser and no serde machinery ends up in the wasm binary.
 
-use crate::state::Outgoing;
 use super::frame::decode;
+use crate::state::Outgoing;
 use natter_protocol::{History, ServerMessage};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -105,7 +105,8 @@ impl Socket {
                 _ => web_sys::console::debug_1(&"natter: ignored an unknown frame".into()),
             }
         });
-        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| report(SocketEvent::Closed(e.code())));
+        let on_close =
+            Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| report(SocketEvent::Closed(e.code())));
         ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));

@@ -24,7 +24,8 @@ impl Listener {
     ) -> Listener {
         let closure = Closure::<dyn FnMut(web_sys::Event)>::new(f);
         // addEventListener only throws for a non-callable listener, which this is not.
-        let _ = target.add_event_listener_with_callback_and_bool(kind, closure.as_ref().unchecked_ref(), capture);
+        let _ =
+            target.add_event_listener_with_callback_and_bool(kind, closure.as_ref().unchecked_ref(), capture);
         Listener { target: target.clone(), kind, capture, closure }
     }
 }

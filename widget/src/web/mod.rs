@@ -23,7 +23,6 @@ use listen::Listener;
 use sound::Sound;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use storage::Store;
 use wasm_bindgen::prelude::*;
@@ -41,7 +40,7 @@ struct Runtime {
     endpoint: Endpoint,
     store: Store,
     model: RefCell<Model>,
-    queue: RefCell<VecDeque<Event>>,
+    queue: RefCell<Vec<Event>>,
     busy: Cell<bool>,
     destroyed: Cell<bool>,
     dom: RefCell<Option<Dom>>,
@@ -94,13 +93,16 @@ impl Runtime {
         if self.destroyed.get() {
             return;
         }
-        self.queue.borrow_mut().push_back(event);
+        self.queue.borrow_mut().push(event);
         // Re-entrant dispatches (a JS listener calling `send()`) are queued and run in order.
         if self.busy.replace(true) {
             return;
         }
         while !self.destroyed.get() {
-            let next = self.queue.borrow_mut().pop_front();
+            let next = {
+                let mut q = self.queue.borrow_mut();
+                (!q.is_empty()).then(|| q.remove(0))
+            };
             let Some(event) = next else { break };
             let effects = update(&mut self.model.borrow_mut(), event);
             self.render();
@@ -329,7 +331,9 @@ impl Runtime {
 
     fn on_key(&self, e: &KeyboardEvent) {
         let Some(sc) = &self.options.shortcut else { return };
-        if e.repeat() || !sc.matches(&e.key(), &e.code(), e.ctrl_key(), e.shift_key(), e.alt_key(), e.meta_key()) {
+        if e.repeat()
+            || !sc.matches(&e.key(), &e.code(), e.ctrl_key(), e.shift_key(), e.alt_key(), e.meta_key())
+        {
             return;
         }
         e.prevent_default();
@@ -343,72 +347,84 @@ impl Runtime {
             None => return,
         };
         let Some(document) = window.document() else { return };
-        let mut ls = Vec::new();
-        let on = |target: &web_sys::EventTarget, kind: &'static str, capture: bool, f: fn(&Runtime, web_sys::Event)| {
-            let weak = self.weak();
-            Listener::new(target, kind, capture, move |e| {
-                if let Some(rt) = weak.upgrade() {
-                    f(&rt, e)
-                }
-            })
-        };
-        // Page-wide.
-        ls.push(on(&window, "keydown", true, |rt, e| {
-            if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
-                rt.on_key(k)
-            }
-        }));
-        ls.push(on(&window, "online", false, |rt, _| rt.dispatch(Event::Online)));
-        ls.push(on(&window, "offline", false, |rt, _| rt.dispatch(Event::Offline)));
-        ls.push(on(&window, "pageshow", false, |rt, _| rt.dispatch(Event::Wake)));
-        ls.push(on(&document, "visibilitychange", false, |rt, _| {
-            let hidden = web_sys::window().and_then(|w| w.document()).is_some_and(|d| d.hidden());
-            rt.dispatch(Event::PageHidden(hidden));
-        }));
-        // The widget's own elements.
-        if let Some(dom) = self.dom.borrow().as_ref() {
-            ls.push(on(&dom.launcher, "click", false, |rt, _| {
-                rt.sound.borrow_mut().unlock();
-                rt.dispatch(Event::Toggle);
-            }));
-            ls.push(on(&dom.close, "click", false, |rt, _| rt.dispatch(Event::Close)));
-            ls.push(on(&dom.mute, "click", false, |rt, _| {
-                rt.sound.borrow_mut().unlock();
-                rt.dispatch(Event::ToggleMute);
-            }));
-            ls.push(on(&dom.send, "click", false, |rt, _| rt.send_from_input()));
-            ls.push(on(&dom.input, "input", false, |rt, _| {
-                if let Some(d) = rt.dom.borrow().as_ref() {
-                    d.sync_send_button();
-                }
-            }));
-            ls.push(on(&dom.input, "keydown", false, |rt, e| {
-                let Some(k) = e.dyn_ref::<KeyboardEvent>() else { return };
-                if k.key() == "Enter" && !k.shift_key() && !k.is_composing() {
-                    k.prevent_default();
-                    rt.send_from_input();
-                }
-            }));
-            ls.push(on(&dom.root, "keydown", false, |rt, e| {
+        type Handler = fn(&Runtime, web_sys::Event);
+        // One table and one loop: each hand-written registration would be its own wasm code.
+        let mut table: Vec<(web_sys::EventTarget, &'static str, bool, Handler)> = vec![
+            // Capture phase, so a page that stops keydown propagation cannot swallow the shortcut.
+            (window.clone().into(), "keydown", true, |rt, e| {
                 if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
-                    if k.key() == "Escape" && rt.model.borrow().open {
-                        k.stop_propagation();
-                        rt.dispatch(Event::Close);
+                    rt.on_key(k)
+                }
+            }),
+            (window.clone().into(), "online", false, |rt, _| rt.dispatch(Event::Online)),
+            (window.clone().into(), "offline", false, |rt, _| rt.dispatch(Event::Offline)),
+            (window.clone().into(), "pageshow", false, |rt, _| rt.dispatch(Event::Wake)),
+            (document.into(), "visibilitychange", false, |rt, _| {
+                let hidden = web_sys::window().and_then(|w| w.document()).is_some_and(|d| d.hidden());
+                rt.dispatch(Event::PageHidden(hidden));
+            }),
+        ];
+        if let Some(dom) = self.dom.borrow().as_ref() {
+            table.extend([
+                (
+                    dom.launcher.clone().into(),
+                    "click",
+                    false,
+                    (|rt, _| {
+                        rt.sound.borrow_mut().unlock();
+                        rt.dispatch(Event::Toggle);
+                    }) as Handler,
+                ),
+                (dom.close.clone().into(), "click", false, |rt, _| rt.dispatch(Event::Close)),
+                (dom.mute.clone().into(), "click", false, |rt, _| {
+                    rt.sound.borrow_mut().unlock();
+                    rt.dispatch(Event::ToggleMute);
+                }),
+                (dom.send.clone().into(), "click", false, |rt, _| rt.send_from_input()),
+                (dom.input.clone().into(), "input", false, |rt, _| {
+                    if let Some(d) = rt.dom.borrow().as_ref() {
+                        d.sync_send_button();
                     }
-                }
-            }));
-            ls.push(on(&dom.log, "click", false, |rt, e| {
-                let id = e
-                    .target()
-                    .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-                    .and_then(|t| t.closest("[part=retry]").ok().flatten())
-                    .and_then(|b| b.closest("[data-id]").ok().flatten())
-                    .and_then(|row| row.get_attribute("data-id"));
-                if let Some(id) = id {
-                    rt.dispatch(Event::Retry(id));
-                }
-            }));
+                }),
+                (dom.input.clone().into(), "keydown", false, |rt, e| {
+                    let Some(k) = e.dyn_ref::<KeyboardEvent>() else { return };
+                    if k.key() == "Enter" && !k.shift_key() && !k.is_composing() {
+                        k.prevent_default();
+                        rt.send_from_input();
+                    }
+                }),
+                (dom.root.clone().into(), "keydown", false, |rt, e| {
+                    if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
+                        if k.key() == "Escape" && rt.model.borrow().open {
+                            k.stop_propagation();
+                            rt.dispatch(Event::Close);
+                        }
+                    }
+                }),
+                (dom.log.clone().into(), "click", false, |rt, e| {
+                    let id = e
+                        .target()
+                        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                        .and_then(|t| t.closest("[part=retry]").ok().flatten())
+                        .and_then(|b| b.closest("[data-id]").ok().flatten())
+                        .and_then(|row| row.get_attribute("data-id"));
+                    if let Some(id) = id {
+                        rt.dispatch(Event::Retry(id));
+                    }
+                }),
+            ]);
         }
+        let ls: Vec<Listener> = table
+            .into_iter()
+            .map(|(target, kind, capture, f)| {
+                let weak = self.weak();
+                Listener::new(&target, kind, capture, move |e| {
+                    if let Some(rt) = weak.upgrade() {
+                        f(&rt, e)
+                    }
+                })
+            })
+            .collect();
         self.listeners.borrow_mut().extend(ls);
     }
 
@@ -423,7 +439,9 @@ impl Runtime {
         }
         let timers = std::mem::take(&mut *self.timers.borrow_mut());
         self.bury(Box::new(timers));
-        for ctl in [self.poll_abort.borrow_mut().take(), self.post_abort.borrow_mut().take()].into_iter().flatten() {
+        for ctl in
+            [self.poll_abort.borrow_mut().take(), self.post_abort.borrow_mut().take()].into_iter().flatten()
+        {
             ctl.abort();
         }
         if let Some(dom) = self.dom.borrow_mut().take() {
@@ -496,6 +514,12 @@ impl Natter {
     #[wasm_bindgen(getter)]
     pub fn state(&self) -> JsValue {
         self.rt.state()
+    }
+
+    /// The session id (the conversation), as kept in `localStorage`.
+    #[wasm_bindgen(getter)]
+    pub fn session(&self) -> String {
+        self.rt.endpoint.session.clone()
     }
 
     /// Removes every node, listener, timer, socket and request of this widget.
@@ -590,7 +614,7 @@ pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
         endpoint,
         store,
         model: RefCell::new(model),
-        queue: RefCell::new(VecDeque::new()),
+        queue: RefCell::new(Vec::new()),
         busy: Cell::new(false),
         destroyed: Cell::new(false),
         dom: RefCell::new(Some(dom)),

@@ -41,7 +41,8 @@ impl Store {
 
     /// The session id shared by every tab of this site, made on first use.
     pub(crate) fn session_id(&self) -> String {
-        if let Some(id) = self.get(SESSION_KEY).filter(|id| natter_protocol::validate_session_id(id).is_ok()) {
+        if let Some(id) = self.get(SESSION_KEY).filter(|id| natter_protocol::validate_session_id(id).is_ok())
+        {
             return id;
         }
         let id = random_hex(16);
@@ -70,7 +71,8 @@ impl Store {
     /// The outbox a previous page of this session left behind.
     pub(crate) fn outbox(&self, session: &str) -> Vec<OutboxEntry> {
         let Some(text) = self.get(&Self::outbox_key(session)) else { return Vec::new() };
-        let Ok(list) = js_sys::JSON::parse(&text).and_then(|v| v.dyn_into::<js_sys::Array>().map_err(JsValue::from))
+        let Ok(list) =
+            js_sys::JSON::parse(&text).and_then(|v| v.dyn_into::<js_sys::Array>().map_err(JsValue::from))
         else {
             return Vec::new();
         };
