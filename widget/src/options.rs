@@ -159,7 +159,7 @@ impl Shortcut {
         let mut chars = self.key.chars();
         match (chars.next(), chars.next()) {
             (Some(c), None) if c.is_ascii_alphabetic() => {
-                code.len() == 4 && code.starts_with("Key") && code[3..].eq_ignore_ascii_case(&self.key)
+                code.strip_prefix("Key").is_some_and(|k| k.eq_ignore_ascii_case(&self.key))
             }
             (Some(c), None) if c.is_ascii_digit() => code == format!("Digit{c}"),
             _ => false,
@@ -213,7 +213,8 @@ impl Default for Options {
 
 /// Turns `accentText` / `accent-text` into `accent-text`; `None` if it has other characters.
 fn property_name(key: &str) -> Option<String> {
-    let key = key.trim().trim_start_matches("--natter-").trim_start_matches("--");
+    let key = key.trim();
+    let key = key.strip_prefix("--natter-").or_else(|| key.strip_prefix("--")).unwrap_or(key);
     if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return None;
     }

@@ -4,7 +4,8 @@
 //! (no `'unsafe-inline'`) shows the widget as designed. Critical host properties are
 //! `!important`: in the cascade, an `!important` declaration from inside a shadow tree beats
 //! one from the page, so hostile page CSS (`div { display: none !important }`) cannot hide or
-//! move the widget. Colours are CSS custom properties (`--natter-accent`, …) that the page can
+//! move the widget. The inherited text properties are `!important` too, and come after
+//! `all: initial !important` in the same rule (a later important declaration wins there). Colours are CSS custom properties (`--natter-accent`, …) that the page can
 //! set on `[data-natter]` or through the `colors` option.
 
 use crate::options::Options;
@@ -51,8 +52,9 @@ margin:0!important;padding:0!important;border:0!important;transform:none!importa
 --_user-bubble:var(--natter-user-bubble,var(--_accent));--_user-text:var(--natter-user-text,var(--_accent-text));
 --_radius:var(--natter-radius,18px);--_shadow:0 16px 48px rgba(17,20,45,.18),0 2px 8px rgba(17,20,45,.08);
 --_font:var(--natter-font,ui-sans-serif,system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif);
-font-family:var(--_font);font-size:14px;line-height:1.45;color:var(--_text);-webkit-font-smoothing:antialiased;
-text-align:left;direction:ltr}
+font-family:var(--_font)!important;font-size:14px!important;line-height:1.45!important;color:var(--_text)!important;
+-webkit-font-smoothing:antialiased;text-align:left!important;direction:ltr!important;font-weight:400!important;
+font-style:normal!important;letter-spacing:normal!important;text-transform:none!important}
 :host([data-position=bottom-left]){left:20px!important;right:auto!important}
 *,*::before,*::after{box-sizing:border-box}
 [hidden]{display:none!important}

@@ -15,37 +15,42 @@ pub(crate) enum Segment<'a> {
 
 /// Splits `text` into text and link segments, in order, covering every byte of it.
 pub(crate) fn segments(text: &str) -> Vec<Segment<'_>> {
+    // Splits with `split_at_checked`: every index here is a char boundary (found by a scan or
+    // next to an ASCII character), and the checked form keeps the string-slicing panic
+    // machinery (with its Unicode tables) out of the wasm.
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(start) = find_link_start(rest) {
-        let tail = &rest[start..];
-        let mut end =
-            tail.find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"')).unwrap_or(tail.len());
+        let (before, tail) = split(rest, start);
+        let end = tail.find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"')).unwrap_or(tail.len());
+        let mut url = split(tail, end).0;
         // Punctuation that ends a sentence is rarely part of the URL.
-        while end > 0 {
-            let last = tail[..end].chars().next_back();
-            let candidate = &tail[..end];
-            let unbalanced_paren = candidate.matches(')').count() > candidate.matches('(').count();
-            match last {
-                Some(')') if unbalanced_paren => end -= 1,
-                Some('.' | ',' | ';' | ':' | '!' | '?' | '\'' | ']' | '}') => end -= 1,
-                _ => break,
+        loop {
+            let unbalanced_paren = url.matches(')').count() > url.matches('(').count();
+            let trim = match url.chars().next_back() {
+                Some(')') => unbalanced_paren,
+                Some('.' | ',' | ';' | ':' | '!' | '?' | '\'' | ']' | '}') => true,
+                _ => false,
+            };
+            if !trim {
+                break;
             }
+            url = split(url, url.len() - 1).0;
         }
-        let url = &tail[..end];
         let scheme_len =
             if url.as_bytes().get(4).is_some_and(|c| c.eq_ignore_ascii_case(&b's')) { 8 } else { 7 };
         if url.len() <= scheme_len {
             // "http://" alone is not a link; emit it as text and move on.
-            out.push(Segment::Text(&rest[..start + scheme_len]));
-            rest = &rest[start + scheme_len..];
+            let (scheme, after) = split(rest, start + scheme_len);
+            out.push(Segment::Text(scheme));
+            rest = after;
             continue;
         }
-        if start > 0 {
-            out.push(Segment::Text(&rest[..start]));
+        if !before.is_empty() {
+            out.push(Segment::Text(before));
         }
         out.push(Segment::Link(url));
-        rest = &tail[end..];
+        rest = split(tail, url.len()).1;
     }
     if !rest.is_empty() {
         out.push(Segment::Text(rest));
@@ -53,14 +58,19 @@ pub(crate) fn segments(text: &str) -> Vec<Segment<'_>> {
     out
 }
 
+/// Splits at a char boundary; past the end (which the callers never ask for) gives `(s, "")`.
+fn split(s: &str, at: usize) -> (&str, &str) {
+    s.split_at_checked(at).unwrap_or((s, ""))
+}
+
 /// Where the next `http://` or `https://` (any case) starting a word is. A byte scan: a
 /// substring searcher would cost more wasm than the rest of this module.
 fn find_link_start(s: &str) -> Option<usize> {
     let b = s.as_bytes();
-    let starts = |t: &[u8], p: &[u8]| t.len() >= p.len() && t[..p.len()].eq_ignore_ascii_case(p);
+    let starts = |i: usize, p: &[u8]| b.get(i..i + p.len()).is_some_and(|t| t.eq_ignore_ascii_case(p));
     (0..b.len()).find(|&i| {
-        let t = &b[i..];
-        (i == 0 || !b[i - 1].is_ascii_alphanumeric()) && (starts(t, b"http://") || starts(t, b"https://"))
+        let word_start = i == 0 || b.get(i - 1).is_some_and(|c| !c.is_ascii_alphanumeric());
+        word_start && (starts(i, b"http://") || starts(i, b"https://"))
     })
 }
 

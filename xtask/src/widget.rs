@@ -139,6 +139,149 @@ fn wasm_opt(file: &Path) -> Result<()> {
     Ok(())
 }
 
+fn leb_read(b: &[u8], i: &mut usize) -> Result<u32> {
+    let (mut value, mut shift) = (0u32, 0);
+    loop {
+        let byte = *b.get(*i).context("truncated wasm")?;
+        *i += 1;
+        value |= u32::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+        shift += 7;
+        if shift > 28 {
+            bail!("bad LEB128 in wasm");
+        }
+    }
+}
+
+fn leb_write(out: &mut Vec<u8>, mut v: u32) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// `a`, `b`, … `Z`, `aa`, `ab`, …: short, valid JS property names.
+fn short_name(mut i: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut name = Vec::new();
+    loop {
+        name.push(ALPHABET[i % ALPHABET.len()]);
+        i /= ALPHABET.len();
+        if i == 0 {
+            break;
+        }
+        i -= 1;
+    }
+    String::from_utf8_lossy(&name).into_owned()
+}
+
+/// Renames every import of the wasm module to a one- or two-letter name in module `a`, and
+/// the same keys in the wasm-bindgen glue.
+///
+/// wasm-bindgen names each import `__wbg_<method>_<16 hex digits>` in module
+/// `./natter_widget_bg.js`; with ~150 imports those names were ~3 KiB of the gzipped download,
+/// stored twice (wasm import section and JS import object) and barely compressible. Every
+/// replacement in the glue must match exactly once, so a change in wasm-bindgen's output
+/// format fails the build instead of producing a broken widget.
+fn shorten_imports(wasm: &Path, glue: &Path) -> Result<()> {
+    const MODULE: &str = "./natter_widget_bg.js";
+    let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    if bytes.get(..8) != Some(&b"\0asm\x01\0\0\0"[..]) {
+        bail!("{} is not a wasm module", wasm.display());
+    }
+    let mut out = bytes[..8].to_vec();
+    let mut renames: Vec<(String, String)> = Vec::new();
+    let mut i = 8;
+    while i < bytes.len() {
+        let id = bytes[i];
+        i += 1;
+        let size = leb_read(&bytes, &mut i)? as usize;
+        let body = bytes.get(i..i + size).context("truncated wasm section")?;
+        i += size;
+        if id != 2 {
+            out.push(id);
+            leb_write(&mut out, size as u32);
+            out.extend_from_slice(body);
+            continue;
+        }
+        let mut j = 0;
+        let count = leb_read(body, &mut j)?;
+        let mut section = Vec::new();
+        leb_write(&mut section, count);
+        for n in 0..count as usize {
+            let len = leb_read(body, &mut j)? as usize;
+            let module = std::str::from_utf8(body.get(j..j + len).context("import module")?)?.to_string();
+            j += len;
+            let len = leb_read(body, &mut j)? as usize;
+            let name = std::str::from_utf8(body.get(j..j + len).context("import name")?)?.to_string();
+            j += len;
+            // The import's kind and type: copied as they are.
+            let start = j;
+            let kind = *body.get(j).context("import kind")?;
+            j += 1;
+            match kind {
+                0 => {
+                    leb_read(body, &mut j)?;
+                }
+                1 => {
+                    j += 1;
+                    let flags = leb_read(body, &mut j)?;
+                    leb_read(body, &mut j)?;
+                    if flags & 1 == 1 {
+                        leb_read(body, &mut j)?;
+                    }
+                }
+                2 => {
+                    let flags = leb_read(body, &mut j)?;
+                    leb_read(body, &mut j)?;
+                    if flags & 1 == 1 {
+                        leb_read(body, &mut j)?;
+                    }
+                }
+                3 => j += 2,
+                other => bail!("unknown import kind {other}"),
+            }
+            if module != MODULE {
+                bail!("unexpected import module {module:?}; shorten_imports needs updating");
+            }
+            let short = short_name(n);
+            for part in ["a", short.as_str()] {
+                leb_write(&mut section, part.len() as u32);
+                section.extend_from_slice(part.as_bytes());
+            }
+            section.extend_from_slice(body.get(start..j).context("import type")?);
+            renames.push((name, short));
+        }
+        out.push(2);
+        leb_write(&mut out, section.len() as u32);
+        out.extend_from_slice(&section);
+    }
+    let mut js = std::fs::read_to_string(glue).with_context(|| format!("reading {}", glue.display()))?;
+    let mut replace_once = |from: &str, to: &str| -> Result<()> {
+        match js.matches(from).count() {
+            1 => {
+                js = js.replacen(from, to, 1);
+                Ok(())
+            }
+            n => bail!("expected {from:?} once in the wasm-bindgen glue, found it {n} times"),
+        }
+    };
+    replace_once(&format!("\"{MODULE}\": import0"), "\"a\": import0")?;
+    for (old, new) in &renames {
+        replace_once(&format!(" {old}: function"), &format!(" {new}: function"))?;
+    }
+    std::fs::write(wasm, out)?;
+    std::fs::write(glue, js)?;
+    Ok(())
+}
+
 fn esbuild(args: &[&str], input: &Path, output: &Path) -> Result<()> {
     run(Command::new(npm_bin("esbuild")).arg(input).args(args).arg(format!("--outfile={}", output.display())))
 }
@@ -170,6 +313,7 @@ pub fn build(release: bool) -> Result<()> {
         .arg(&wasm)
         .args(["--target", "web", "--no-typescript", "--out-dir"])
         .arg(&stage))?;
+    shorten_imports(&stage.join("natter_widget_bg.wasm"), &stage.join("natter_widget.js"))?;
     let wasm_out = dist.join("natter_widget_bg.wasm");
     std::fs::copy(stage.join("natter_widget_bg.wasm"), &wasm_out).context("copying the wasm")?;
     if release {
