@@ -1,12 +1,12 @@
 //! # natter-widget — the Natter chat widget, Rust compiled to WebAssembly
 //!
 //! # Layout
-//! - [`state`](crate::state): the state machine — one `update(model, event) -> effects`, plain
+//! - `state`: the state machine — one `update(model, event) -> effects`, plain
 //!   Rust, unit-tested natively (`cargo test -p natter-widget`).
 //! - `backoff`, `outbox`, `text`, `style`, `options`, `wire`: the pieces it and the DOM use
 //!   (reconnect delays, unacknowledged messages, link detection, CSS, option parsing, the JSON
 //!   the widget writes), also native.
-//! - `web` (wasm32 only): the thin browser layer — the exported [`Natter`] handle and `mount`,
+//! - `web` (wasm32 only): the thin browser layer — the exported `Natter` handle and `mount`,
 //!   DOM rendering into an open Shadow DOM, the WebSocket / HTTP link, storage, the chime.
 //!
 //! The JS world sees one handle (`mount(options)` → `Natter`); everything else is crate-private.

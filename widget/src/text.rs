@@ -22,7 +22,8 @@ pub(crate) fn segments(text: &str) -> Vec<Segment<'_>> {
     let mut rest = text;
     while let Some(start) = find_link_start(rest) {
         let (before, tail) = split(rest, start);
-        let end = tail.find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"')).unwrap_or(tail.len());
+        let end =
+            tail.find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"')).unwrap_or(tail.len());
         let mut url = split(tail, end).0;
         // Punctuation that ends a sentence is rarely part of the URL.
         loop {

@@ -243,10 +243,7 @@ impl Runtime {
     }
 
     fn post(&self, out: Outgoing) {
-        let ctl = match self.post_abort.borrow().as_ref() {
-            Some(c) => Some(c.signal()),
-            None => None,
-        };
+        let ctl = self.post_abort.borrow().as_ref().map(|c| c.signal());
         let signal = match ctl {
             Some(s) => s,
             None => match AbortController::new() {

@@ -72,7 +72,7 @@ impl Store {
     pub(crate) fn outbox(&self, session: &str) -> Vec<OutboxEntry> {
         let Some(text) = self.get(&Self::outbox_key(session)) else { return Vec::new() };
         let Ok(list) =
-            js_sys::JSON::parse(&text).and_then(|v| v.dyn_into::<js_sys::Array>().map_err(JsValue::from))
+            js_sys::JSON::parse(&text).and_then(|v| v.dyn_into::<js_sys::Array>())
         else {
             return Vec::new();
         };
