@@ -6,8 +6,8 @@
 import init, { mount as mountWasm } from './natter_widget.js';
 
 let loading;
-function load() {
-  loading ??= init({ module_or_path: new URL('./natter_widget_bg.wasm', import.meta.url) });
+function load(wasm) {
+  loading ??= init({ module_or_path: wasm ?? new URL('./natter_widget_bg.wasm', import.meta.url) });
   return loading;
 }
 
@@ -31,9 +31,9 @@ class NatterHandle {
   #listeners = [];
   #destroyed = false;
 
-  constructor(options) {
+  constructor(options, internal) {
     /** Resolves with this handle once the widget is on the page. */
-    this.loaded = Promise.all([load(), domReady()]).then(() => {
+    this.loaded = Promise.all([load(internal?.wasm), domReady()]).then(() => {
       if (this.#destroyed) return this;
       this.#inner = mountWasm(options ?? {});
       for (const [event, fn] of this.#listeners) this.#inner.on(event, fn);
@@ -91,9 +91,12 @@ class NatterHandle {
   }
 }
 
-/** Mounts the chat widget on the page and returns its handle. */
-export function mount(options = {}) {
-  return new NatterHandle(options);
+/**
+ * Mounts the chat widget on the page and returns its handle. (`internal.wasm`: a fetch of the
+ * .wasm already under way, used by the script-tag loader to download it in parallel.)
+ */
+export function mount(options = {}, internal = undefined) {
+  return new NatterHandle(options, internal);
 }
 
 export default mount;

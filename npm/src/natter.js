@@ -11,9 +11,12 @@
   for (var key in script.dataset) options[key] = script.dataset[key];
   // No data-server (or an empty one): the hub is where this file came from.
   if (!options.server) options.server = base.replace(/\/$/, '');
+  // Start downloading the wasm now, in parallel with the module that will compile it.
+  var wasm = fetch(base + 'natter_widget_bg.wasm', { credentials: 'omit' });
+  wasm.catch(function () {});
   import(base + 'index.js')
     .then(function (m) {
-      var handle = m.mount(options);
+      var handle = m.mount(options, { wasm: wasm });
       window.natter = handle;
       window.dispatchEvent(new CustomEvent('natter:load', { detail: handle }));
     })
