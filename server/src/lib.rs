@@ -46,6 +46,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method};
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -61,8 +62,9 @@ use store::Store;
 /// How long shutdown waits for connections to close after telling them to.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
-/// Opens the storage engine the configuration asks for. The one place that chooses an engine.
-pub fn build_store(_config: &Config) -> Result<Arc<dyn Store>, HubError> {
+/// Opens the storage engine the configuration asks for. The one place that chooses an engine
+/// (async because engines such as Redis connect before they are usable).
+pub async fn build_store(_config: &Config) -> Result<Arc<dyn Store>, HubError> {
     Ok(Arc::new(MemoryStore::new()))
 }
 
@@ -78,8 +80,9 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HubError> {
-    let store = build_store(&config)?;
+    // The rules first: a bad rules file should stop the hub before it touches storage.
     let reply = build_reply(&config)?;
+    let store = build_store(&config).await?;
     serve(listener, config, store, reply, shutdown).await
 }
 
@@ -105,6 +108,13 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "natter hub listening");
     }
+    // Chat frames are small and answered in bursts (ack, echo, typing, reply): without
+    // TCP_NODELAY, Nagle + delayed ACKs add ~40 ms to each reply.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(graceful).await?;
     if !hub.drained(DRAIN_LIMIT).await {
         tracing::warn!("some connections did not close in time");
