@@ -331,3 +331,28 @@ fn destroy_leaves_nothing_behind() {
     assert_eq!(handle.send("after destroy"), None);
     assert_eq!(opened.count.get(), 0);
 }
+
+#[wasm_bindgen_test]
+fn a_history_frame_fills_the_log_in_order_without_duplicates() {
+    let w = Mounted::new(&[]);
+    let history = format!(
+        r#"{{"type":"history","messages":[{},{},{}],"complete":false,"gap":{{"from":1,"to":2}},"lastSeq":5}}"#,
+        bot("h5", 5, "five"),
+        r#"{"type":"user","id":"h3","seq":3,"message":"three","timestamp":"2026-01-01T12:00:00Z","sessionId":"s"}"#,
+        r#"{"type":"agent","id":"h4","seq":4,"message":"four","timestamp":"2026-01-01T12:01:00Z","sessionId":"s","author":"Ann"}"#,
+    );
+    w.inject(&history);
+    w.inject(&history);
+    let rows = w.root().query_selector_all("[part~=message]:not([data-role=system])").expect("query");
+    let ids: Vec<String> = (0..rows.length())
+        .filter_map(|i| rows.get(i))
+        .filter_map(|n| n.dyn_into::<Element>().ok())
+        .filter_map(|e| e.get_attribute("data-id"))
+        .collect();
+    assert_eq!(ids, ["h3", "h4", "h5"], "by seq, each once");
+    // The second delivery counts as a resume: its gap is told to the visitor, once.
+    let notes = w.root().query_selector_all("[part~=message][data-role=system]").expect("query");
+    assert_eq!(notes.length(), 1);
+    assert_eq!(w.part("[data-id=h4]").get_attribute("data-role").as_deref(), Some("agent"));
+    assert_eq!(w.part("[data-id=h3]").get_attribute("data-role").as_deref(), Some("user"));
+}

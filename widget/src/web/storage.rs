@@ -71,9 +71,7 @@ impl Store {
     /// The outbox a previous page of this session left behind.
     pub(crate) fn outbox(&self, session: &str) -> Vec<OutboxEntry> {
         let Some(text) = self.get(&Self::outbox_key(session)) else { return Vec::new() };
-        let Ok(list) =
-            js_sys::JSON::parse(&text).and_then(|v| v.dyn_into::<js_sys::Array>())
-        else {
+        let Ok(list) = js_sys::JSON::parse(&text).and_then(|v| v.dyn_into::<js_sys::Array>()) else {
             return Vec::new();
         };
         let read = |v: &JsValue, k: &str| js_sys::Reflect::get(v, &JsValue::from_str(k)).ok();
