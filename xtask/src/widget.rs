@@ -115,9 +115,16 @@ fn npm_bin(name: &str) -> PathBuf {
 
 fn wasm_opt(file: &Path) -> Result<()> {
     let out = file.with_extension("opt.wasm");
-    let attempt =
-        |bin: &Path| Command::new(bin).arg("-Oz").args(WASM_FEATURES).arg(file).arg("-o").arg(&out).status();
-    match attempt(Path::new("wasm-opt")) {
+    let attempt = |bin: &Path, quiet: bool| {
+        let mut cmd = Command::new(bin);
+        cmd.arg("-Oz").args(WASM_FEATURES).arg(file).arg("-o").arg(&out);
+        if quiet {
+            // The system binary is only a first try; its parse error is not the user's problem.
+            cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        }
+        cmd.status()
+    };
+    match attempt(Path::new("wasm-opt"), true) {
         Ok(s) if s.success() => {}
         system => {
             if system.is_err() {
@@ -129,7 +136,7 @@ fn wasm_opt(file: &Path) -> Result<()> {
                 eprintln!("xtask: the system wasm-opt cannot read this module (too old); using binaryen from npm/scripts");
             }
             ensure_npm_tools()?;
-            let status = attempt(&npm_bin("wasm-opt")).context("running npm/scripts' wasm-opt")?;
+            let status = attempt(&npm_bin("wasm-opt"), false).context("running npm/scripts' wasm-opt")?;
             if !status.success() {
                 bail!("wasm-opt -Oz failed ({status})");
             }
