@@ -4,7 +4,8 @@
 //! Build: natter-widget → wasm32 (`wasm-release` profile) → `wasm-bindgen --target web` →
 //! `wasm-opt -Oz` → `npm/dist/`. The hand-written ESM entry (`npm/src/index.js`) and the
 //! wasm-bindgen glue are bundled and minified into one `dist/index.js` by esbuild; the
-//! script-tag loader is minified into `dist/natter.js`; the types are copied.
+//! script-tag loader is minified into `dist/natter.js`; the types are copied; each downloaded
+//! file also gets a gzip -9 copy (`.gz`) for servers that serve precompressed files.
 //!
 //! Build tools that are not Rust come from npm, pinned in `npm/scripts/package.json`
 //! (installed on first use): esbuild, and binaryen's wasm-opt when the system one is too old
@@ -346,18 +347,27 @@ pub fn build(release: bool) -> Result<()> {
     // Leftovers of earlier layouts would otherwise be shipped.
     let _ = std::fs::remove_file(dist.join("natter_widget.js"));
     for file in DOWNLOADED {
-        let len = std::fs::metadata(dist.join(file)).map(|m| m.len()).unwrap_or(0);
-        println!("  {:<24} {:>8} bytes", file, len);
+        let path = dist.join(file);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        // Precompressed copies, for a static server (the hub's ServeDir) that serves `.gz`
+        // files to browsers that accept gzip without compressing on every request.
+        let gz = gzip(&bytes)?;
+        std::fs::write(dist.join(format!("{file}.gz")), &gz)?;
+        println!("  {:<24} {:>8} bytes  {:>7} gzip", file, bytes.len(), gz.len());
     }
     println!("widget built into {}", dist.display());
     Ok(())
 }
 
-fn gzip_len(bytes: &[u8]) -> Result<u64> {
+fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
     use std::io::Write;
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     enc.write_all(bytes)?;
-    Ok(enc.finish()?.len() as u64)
+    Ok(enc.finish()?)
+}
+
+fn gzip_len(bytes: &[u8]) -> Result<u64> {
+    Ok(gzip(bytes)?.len() as u64)
 }
 
 fn kib(n: u64) -> String {
