@@ -105,9 +105,10 @@ fn ensure_npm_tools() -> Result<()> {
     if dir.join("node_modules").join(".bin").join("esbuild").exists() {
         return Ok(());
     }
-    eprintln!("xtask: installing the widget's JS build tools (npm install in npm/scripts)");
-    run(Command::new("npm").current_dir(&dir).args(["install", "--no-audit", "--no-fund"]))
-        .context("npm install in npm/scripts failed; the widget build needs Node.js and npm")
+    let verb = if dir.join("package-lock.json").exists() { "ci" } else { "install" };
+    eprintln!("xtask: installing the widget's JS build tools (npm {verb} in npm/scripts)");
+    run(Command::new("npm").current_dir(&dir).args([verb, "--no-audit", "--no-fund"]))
+        .with_context(|| format!("npm {verb} in npm/scripts failed; the widget build needs Node.js and npm"))
 }
 
 fn npm_bin(name: &str) -> PathBuf {
