@@ -107,9 +107,44 @@ impl Outbox {
     }
 }
 
+/// What to write to `localStorage`: this tab's outbox plus the entries other tabs of the
+/// session stored there, minus what this tab has seen acknowledged.
+///
+/// Tabs share one storage key; writing only this tab's outbox would erase a message another
+/// offline tab is still holding, and a reload of that tab would then lose it.
+pub(crate) fn merge_for_storage(
+    mine: &[OutboxEntry],
+    stored: Vec<OutboxEntry>,
+    acked: &[String],
+) -> Vec<OutboxEntry> {
+    let mut all = mine.to_vec();
+    for e in stored {
+        if !acked.contains(&e.id) && !all.iter().any(|x| x.id == e.id) {
+            all.push(e);
+        }
+    }
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_keeps_other_tabs_messages_until_acknowledged() {
+        let entry = |id: &str| OutboxEntry {
+            id: id.into(),
+            text: id.into(),
+            time: "t".into(),
+            failed: false,
+            refusals: 0,
+        };
+        let mine = [entry("a")];
+        let stored = vec![entry("a"), entry("other-tab"), entry("done")];
+        let merged = merge_for_storage(&mine, stored, &["done".to_string()]);
+        let ids: Vec<&str> = merged.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["a", "other-tab"]);
+    }
 
     fn ids(o: &Outbox) -> Vec<&str> {
         o.sendable().map(|e| e.id.as_str()).collect()

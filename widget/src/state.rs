@@ -318,6 +318,9 @@ pub(crate) struct Model {
     pub outbox: Outbox,
     /// The newest `seq` seen; sent as `after` on every (re)connection.
     pub last_seq: Option<u64>,
+    /// Ids this tab saw acknowledged (the most recent ones), so that saving the outbox can
+    /// drop them from what other tabs left in storage.
+    pub acked: Vec<String>,
     online: bool,
     gave_up: bool,
     history_loaded: bool,
@@ -362,6 +365,7 @@ impl Model {
             messages,
             outbox,
             last_seq: None,
+            acked: Vec::new(),
             online: init.online,
             gave_up: false,
             history_loaded: false,
@@ -550,8 +554,8 @@ impl Model {
 
     fn stored(&mut self, role: Role, m: ConversationMessage, live: bool, fx: &mut Vec<Effect>) {
         self.see_seq(m.seq);
-        if role == Role::User && self.outbox.acknowledge(&m.id) {
-            fx.push(Effect::SaveOutbox);
+        if role == Role::User {
+            self.acknowledge(&m.id, fx);
         }
         if matches!(role, Role::Bot | Role::Agent) && self.typing {
             self.typing = false;
@@ -585,10 +589,22 @@ impl Model {
         }
     }
 
-    fn acknowledged(&mut self, id: &str, seq: u64, fx: &mut Vec<Effect>) {
+    /// `id` is stored by the hub: out of the outbox, and remembered so that saving the outbox
+    /// also drops it where another tab of the session left it in storage.
+    fn acknowledge(&mut self, id: &str, fx: &mut Vec<Effect>) {
+        if !self.acked.iter().any(|a| a == id) {
+            if self.acked.len() >= 200 {
+                self.acked.remove(0);
+            }
+            self.acked.push(id.to_string());
+        }
         if self.outbox.acknowledge(id) {
             fx.push(Effect::SaveOutbox);
         }
+    }
+
+    fn acknowledged(&mut self, id: &str, seq: u64, fx: &mut Vec<Effect>) {
+        self.acknowledge(id, fx);
         if let Some(m) = self.messages.iter_mut().find(|m| m.id == id) {
             m.seq = Some(seq);
             m.delivery = Delivery::Sent;

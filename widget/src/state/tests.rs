@@ -543,3 +543,17 @@ fn a_socket_dropped_before_the_hub_speaks_is_a_failure() {
     assert_eq!(m.status(), Status::HttpFallback);
     assert_eq!(m.transport(), Transport::Http);
 }
+
+#[test]
+fn acknowledged_ids_are_remembered_for_the_shared_storage() {
+    let (mut m, s) = connected();
+    update(&mut m, Event::Send(out("mine", "x")));
+    update(
+        &mut m,
+        Event::Frame(Some(s), ServerMessage::Ack(Ack { id: "mine".into(), seq: 1, ..Default::default() })),
+    );
+    // Another tab's message, stored by the hub: remembered too, so this tab's next save drops
+    // it from storage if that tab went away before its own acknowledgement.
+    update(&mut m, Event::Frame(Some(s), ServerMessage::User(conv("theirs", 2, "y"))));
+    assert_eq!(m.acked, ["mine", "theirs"]);
+}

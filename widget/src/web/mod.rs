@@ -170,7 +170,7 @@ impl Runtime {
             }
             Effect::SaveOutbox => {
                 let model = self.model.borrow();
-                self.store.save_outbox(&self.endpoint.session, model.outbox.entries());
+                self.store.save_outbox(&self.endpoint.session, model.outbox.entries(), &model.acked);
             }
             Effect::SaveMuted => self.store.set_muted(self.model.borrow().muted),
             Effect::FocusInput => {

@@ -88,13 +88,15 @@ impl Store {
             .collect()
     }
 
-    /// Persists the outbox (removes the key when it is empty).
-    pub(crate) fn save_outbox(&self, session: &str, entries: &[OutboxEntry]) {
+    /// Persists this tab's outbox, keeping what other tabs of the session left there unless
+    /// this tab saw it acknowledged (removes the key when nothing is left).
+    pub(crate) fn save_outbox(&self, session: &str, entries: &[OutboxEntry], acked: &[String]) {
         let key = Self::outbox_key(session);
-        if entries.is_empty() {
+        let all = crate::outbox::merge_for_storage(entries, self.outbox(session), acked);
+        if all.is_empty() {
             return self.remove(&key);
         }
-        self.set(&key, &crate::wire::outbox(entries));
+        self.set(&key, &crate::wire::outbox(&all));
     }
 }
 
