@@ -34,8 +34,14 @@ use crate::metrics::Metrics;
 /// How long the hub waits for a close frame to be written to a peer that is not reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
+/// Upper bound of tungstenite's write buffer (a history frame can be a few MiB at most).
+const MAX_WRITE_BUFFER: usize = 64 * 1024 * 1024;
+
+/// How long a connection that sent an oversized frame is held open after the close frame.
+const TOO_BIG_LINGER: Duration = Duration::from_secs(2);
+
 /// tungstenite's read buffer per connection (its 128 KiB default costs ~130 KB each). It is
-/// allocated and zero-filled for every connection up front, idle or not, so it is the largest
+/// allocated and zero-filled for every connection up front, idle or not, so it was the largest
 /// single item of an idle connection's memory; client frames are small (a bigger one grows the
 /// buffer for that connection only).
 const READ_BUFFER: usize = 512;
@@ -106,7 +112,10 @@ pub async fn upgrade(
     let config = hub.config();
     let max = config.max_frame;
     ws.read_buffer_size(READ_BUFFER)
+        // Queued frames are fed into this buffer and flushed together (see `send_batch`); the
+        // cap only bounds a pathological case.
         .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_frame_size(max)
         .max_message_size(max)
         .on_upgrade(move |socket| async move {
@@ -134,12 +143,6 @@ fn is_too_large(e: &axum::Error) -> bool {
 
 /// Runs one connection until it ends. Generic over the socket halves so tests can use
 /// channels.
-///
-/// Every connection keeps this future and [`read_loop`]'s alive for its whole life, idle or
-/// not, and an `async fn`'s state is as large as everything it awaits inline: the rarely
-/// taken paths (start, a write, a ping, the close, a client message) are awaited boxed, so
-/// an idle connection holds two small state machines and a busy one pays one allocation
-/// per batch or message.
 pub async fn drive<Si, St>(mut sink: Si, stream: St, hub: Hub, params: Params)
 where
     Si: Sink<Message> + Unpin + Send,
@@ -147,11 +150,12 @@ where
 {
     let (outbox, mut rx, control, _live) = hub.open_connection();
     let id = outbox.id;
-    // Only what the loop needs: a whole `Config` would live in every connection's state.
     let (ping_interval, idle_timeout) = (hub.config().ping_interval, hub.config().idle_timeout);
     tracing::debug!(connection = id, session_hash = %crate::util::member_id(&params.session), "connected");
     let client =
-        match Box::pin(Client::start(hub.clone(), outbox, params.session.clone(), params.page, params.since)).await {
+        match Box::pin(Client::start(hub.clone(), outbox, params.session.clone(), params.page, params.since))
+            .await
+        {
             Ok(c) => c,
             Err(refusal) => {
                 let refusal = hub.refused(refusal);
@@ -185,7 +189,8 @@ where
             }
             item = rx.recv() => match item {
                 Some(Outgoing::Text(frame)) => {
-                    match Box::pin(send_batch(&mut sink, frame, &mut rx, &control, &mut shutdown_in_send)).await {
+                    let sent = Box::pin(send_batch(&mut sink, frame, &mut rx, &control, &mut shutdown_in_send)).await;
+                    match sent {
                         Ok(None) => {}
                         Ok(Some(close)) => break Some(close),
                         Err(stop) => break stop,
@@ -200,7 +205,8 @@ where
                     Metrics::add(&hub.metrics().stale_closed, 1);
                     break Some((close::STALE, "no answer to pings"));
                 }
-                if let Err(stop) = Box::pin(send(&mut sink, Message::Ping(Default::default()), &control, &mut shutdown_in_send)).await {
+                let sent = Box::pin(send(&mut sink, Message::Ping(Default::default()), &control, &mut shutdown_in_send)).await;
+                if let Err(stop) = sent {
                     break stop;
                 }
             }
@@ -209,18 +215,28 @@ where
             break None;
         }
     };
-    // Let the reader finish (it leaves rooms and unsubscribes); it waits on nothing of ours
-    // once the queue is gone.
+    // Nothing more is queued: answers the reader still makes fail at once instead of waiting.
     drop(rx);
-    let _ = stop_tx.send(true);
-    Box::pin(async {
-        if let Some((code, why)) = close {
-            tracing::debug!(connection = id, code, why, "closing");
-            let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_message(code, why))).await;
+    if let Some((code, why)) = close {
+        tracing::debug!(connection = id, code, why, "closing");
+        let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_message(code, why))).await;
+        if code == close::TOO_BIG {
+            // The oversized frame's payload was never read, so the reader cannot go on; and
+            // closing the socket with it unread makes the kernel send a reset, which can
+            // destroy our error and close frames before the peer reads them. Linger (like an
+            // HTTP server's lingering close) so the peer reads them and closes first.
+            tokio::select! {
+                _ = tokio::time::sleep(TOO_BIG_LINGER) => {}
+                _ = crate::hub::stopped(&mut shutdown) => {}
+            }
+        } else if !reader_done {
+            // The close handshake: give the peer time to read our close frame and answer it
+            // (the reader ends on its close), rather than cutting the TCP connection under it.
+            reader_done = tokio::time::timeout(CLOSE_GRACE, &mut reader).await.is_ok();
         }
-        let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
-    })
-    .await;
+    }
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
     if !reader_done {
         let _ = reader.await;
     }
@@ -240,26 +256,9 @@ fn close_message(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame { code, reason: reason.into() }))
 }
 
-/// Sends one message, giving up when the connection is told to close meanwhile (a peer that
-/// does not read would otherwise hold the writer forever).
-async fn send<Si>(
-    sink: &mut Si,
-    message: Message,
-    control: &Control,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), Option<(u16, &'static str)>>
-where
-    Si: Sink<Message> + Unpin,
-{
-    tokio::select! {
-        r = sink.send(message) => r.map_err(|_| None),
-        code = control.closed() => Err(Some((code, reason(code)))),
-        _ = crate::hub::stopped(shutdown) => Err(Some((close::GOING_AWAY, "hub shutting down"))),
-    }
-}
-
 /// Writes `first` and whatever else is already queued (up to [`MAX_BATCH`] frames) with one
-/// flush. A close found in the queue ends the batch and is returned, to be sent after it.
+/// flush, giving up like [`send`]. A close found in the queue ends the batch and is returned,
+/// to be sent after it.
 async fn send_batch<Si>(
     sink: &mut Si,
     first: crate::hub::Frame,
@@ -293,6 +292,24 @@ where
     }
 }
 
+/// Sends one message, giving up when the connection is told to close meanwhile (a peer that
+/// does not read would otherwise hold the writer forever).
+async fn send<Si>(
+    sink: &mut Si,
+    message: Message,
+    control: &Control,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), Option<(u16, &'static str)>>
+where
+    Si: Sink<Message> + Unpin,
+{
+    tokio::select! {
+        r = sink.send(message) => r.map_err(|_| None),
+        code = control.closed() => Err(Some((code, reason(code)))),
+        _ = crate::hub::stopped(shutdown) => Err(Some((close::GOING_AWAY, "hub shutting down"))),
+    }
+}
+
 /// Reads frames and hands them to the client until the peer closes, errs, or the writer stops.
 async fn read_loop<St>(
     mut stream: St,
@@ -310,17 +327,16 @@ async fn read_loop<St>(
         };
         heard.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         match next {
+            // Boxed: handling a message is the largest state of this task, and an idle
+            // connection should not carry its space (a few KB × every open connection).
             Some(Ok(Message::Text(text))) => Box::pin(client.on_text(text.as_str())).await,
-            Some(Ok(Message::Binary(_))) => Box::pin(client.on_binary()).await,
+            Some(Ok(Message::Binary(_))) => client.on_binary().await,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
             Some(Ok(Message::Close(_))) | None => break,
             Some(Err(e)) => {
                 if is_too_large(&e) {
-                    Box::pin(async {
-                        client.on_too_large().await;
-                        client.close_after_queue(close::TOO_BIG, "frame too large").await;
-                    })
-                    .await;
+                    client.on_too_large().await;
+                    client.close_after_queue(close::TOO_BIG, "frame too large").await;
                 } else {
                     tracing::debug!(error = %e, "read error");
                 }
@@ -328,5 +344,68 @@ async fn read_loop<St>(
             }
         }
     }
-    Box::pin(client.finish()).await;
+    client.finish().await;
+}
+
+#[cfg(test)]
+mod tests {
+    //! The connection driven over channels instead of a socket.
+
+    use std::sync::Arc;
+
+    use futures_util::{sink, stream};
+    use natter_protocol::ServerMessage;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::reply::RulesEngine;
+    use crate::store::memory::MemoryStore;
+    use crate::Config;
+
+    fn text(m: Option<Message>) -> ServerMessage {
+        match m {
+            Some(Message::Text(t)) => serde_json::from_str(t.as_str()).expect("json"),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn drives_a_connection_over_channels() {
+        let hub = Hub::start(
+            Config::for_tests(),
+            Arc::new(MemoryStore::new()),
+            Arc::new(RulesEngine::builtin().expect("rules")),
+        );
+        let (out_tx, mut out_rx) = mpsc::channel::<Message>(16);
+        let (in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(16);
+        let sink = Box::pin(sink::unfold(out_tx, |tx, m: Message| async move {
+            tx.send(m).await.map_err(|_| "closed")?;
+            Ok::<_, &'static str>(tx)
+        }));
+        let stream =
+            Box::pin(stream::unfold(in_rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) }));
+        let params = Params { session: "unit".into(), page: None, since: Since::Recent };
+        let task = tokio::spawn(drive(sink, stream, hub.clone(), params));
+
+        assert!(matches!(text(out_rx.recv().await), ServerMessage::History(h) if h.messages.is_empty()));
+        in_tx.send(Ok(Message::text(r#"{"type":"ping","nonce":1}"#))).await.expect("send");
+        assert!(matches!(text(out_rx.recv().await), ServerMessage::Pong(p) if p.nonce == Some(1.into())));
+        in_tx.send(Ok(Message::text("nope"))).await.expect("send");
+        assert!(matches!(text(out_rx.recv().await), ServerMessage::Error(_)));
+
+        hub.begin_shutdown();
+        loop {
+            match out_rx.recv().await {
+                Some(Message::Close(Some(f))) => {
+                    assert_eq!(f.code, close::GOING_AWAY);
+                    break;
+                }
+                Some(_) => continue,
+                None => panic!("no close frame"),
+            }
+        }
+        drop(in_tx);
+        task.await.expect("drive ends");
+        assert!(hub.drained(Duration::from_secs(5)).await);
+    }
 }
