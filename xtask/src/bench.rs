@@ -399,11 +399,11 @@ fn broadcast(env: &Env, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Result<()> 
         let srv = start(env, server, "broadcast")?;
         let r = load(env, plan, server, &srv, &bcast_args(plan, plan.bcast_rate))?;
         progress(&format!("broadcast @{}/s/member", plan.bcast_rate), server, &r);
+        let mut top: f64 = f(&r, &["delivered_per_s"]).unwrap_or(0.0);
+        let mut top_rate = if top > 0.0 { plan.bcast_rate } else { 0.0 };
         fixed.push(r);
         // Ramp: raise the per-member rate until the server saturates (deliveries fall short
         // of what was sent) or latency explodes.
-        let mut top: f64 = 0.0;
-        let mut top_rate = 0.0;
         let mut under: Option<(f64, f64)> = None; // (rate, delivered/s)
         for &rate in &plan.ramp {
             let r = load(env, plan, server, &srv, &bcast_args(plan, rate))?;

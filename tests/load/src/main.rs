@@ -97,6 +97,10 @@ pub struct Params {
     /// Tokio worker threads per worker process (1 = current-thread runtime).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Second byte of the source addresses (127.B.0.2 upwards); 0 = picked per run from the
+    /// clock, so consecutive runs do not meet the previous run's ports in TIME_WAIT.
+    #[arg(long, default_value_t = 0)]
+    pub src_block: u8,
     /// Prefix for room and session ids, so runs against one server do not collide
     /// (default: derived from the clock).
     #[arg(long, default_value = "")]
@@ -192,6 +196,10 @@ fn run(mut params: Params, pid: Option<u32>, workers: u64, settle: f64) -> anyho
     if params.tag.is_empty() {
         let ms = wire::now_ns() / 1_000_000;
         params.tag = format!("t{}", ms % 100_000_000);
+    }
+    if params.src_block == 0 {
+        let ms = wire::now_ns() / 1_000_000;
+        params.src_block = 1 + ((ms / 7) % 250) as u8;
     }
     if params.payload < 31 {
         bail!("--payload must be at least 31 bytes (it carries the send time)");

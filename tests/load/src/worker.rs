@@ -83,10 +83,12 @@ enum End {
 }
 
 /// The source address for connection `g`: a new loopback address every `per_addr`
-/// connections, starting at 127.0.0.2 (each address has ~28,000 ephemeral ports).
-fn source_addr(g: u64, per_addr: u64) -> Ipv4Addr {
+/// connections (each address has ~28,000 ephemeral ports), in the block `127.{block}.x.y`
+/// starting at `.0.2`. Each run picks its own block (see [`Params::src_block`]): the ports a
+/// previous run just closed sit in TIME_WAIT for a minute and cannot be bound again.
+fn source_addr(block: u8, g: u64, per_addr: u64) -> Ipv4Addr {
     let n = 2 + g / per_addr.max(1);
-    Ipv4Addr::new(127, ((n >> 16) & 0xff) as u8, ((n >> 8) & 0xff) as u8, (n & 0xff) as u8)
+    Ipv4Addr::new(127, block, ((n >> 8) & 0xff) as u8, (n & 0xff) as u8)
 }
 
 /// Runs a worker to completion.
@@ -225,7 +227,8 @@ async fn run(index: u64, workers: u64, params: Params) -> anyhow::Result<()> {
 async fn connect_member(shared: &Shared, g: u64) -> anyhow::Result<(Ws, Duration)> {
     let p = &shared.params;
     let session = format!("{}s{g}", p.tag);
-    let (mut ws, took) = wire::open(p.dialect, shared.target, source_addr(g, p.per_addr), &session).await?;
+    let (mut ws, took) =
+        wire::open(p.dialect, shared.target, source_addr(p.src_block, g, p.per_addr), &session).await?;
     if let Some(room) = room_of(p, g) {
         wire::join(p.dialect, &mut ws, &room, &format!("u{g}")).await?;
     }
@@ -376,8 +379,13 @@ async fn churn(shared: &Arc<Shared>, index: u64, w: RunWindow, done: &mut Done) 
                 let g = (index * 1_000_003 + l * 7 + n * 131) % (200 * p.per_addr.max(1));
                 n += 1;
                 let r = async {
-                    let (ws, took) =
-                        wire::open(p.dialect, shared.target, source_addr(g, p.per_addr), &session).await?;
+                    let (ws, took) = wire::open(
+                        p.dialect,
+                        shared.target,
+                        source_addr(p.src_block, g, p.per_addr),
+                        &session,
+                    )
+                    .await?;
                     wire::close(p.dialect, ws).await?;
                     anyhow::Ok(took)
                 }
