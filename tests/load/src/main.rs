@@ -1,7 +1,7 @@
 //! # natter-load — a load generator for natter-hub and the Socket.IO peer
 //!
 //! `natter-load run …` opens N WebSocket connections (spreading source addresses over
-//! 127.0.0.2, 127.0.0.3, … so no address runs out of ephemeral ports), puts them in rooms,
+//! 127.B.0.2, 127.B.0.3, … so no address runs out of ephemeral ports), puts them in rooms,
 //! sends at a chosen rate and reports connections held, connect time, deliveries per second
 //! counted by the receivers, send→receive latency, errors, and the server's RSS (read from
 //! `/proc/PID/status` when `--server-pid` is given).
