@@ -1,0 +1,2 @@
+//! Natter hub library (placeholder until the hub lands: only the store).
+pub mod store;
