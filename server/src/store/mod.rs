@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 mod engine;
 pub mod memory;
+pub mod redis;
 pub mod sqlite;
 
 /// A boxed future, so that `dyn Store` works.

@@ -104,23 +104,18 @@ pub struct SqliteStore {
     healthy: Arc<AtomicBool>,
 }
 
+/// Where the writer answers an operation.
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A read that must run on the writer's connection (`:memory:`); it answers by itself.
+type ReadOp = Box<dyn FnOnce(&Connection) + Send>;
+
 /// Something for the writer thread to do.
 enum Op {
-    Append {
-        key: ConversationKey,
-        draft: Draft,
-        reply: oneshot::Sender<Result<Appended, StoreError>>,
-    },
-    CreateRoom {
-        room: RoomRecord,
-        reply: oneshot::Sender<Result<bool, StoreError>>,
-    },
-    Purge {
-        cutoff_ms: i64,
-        reply: oneshot::Sender<Result<u64, StoreError>>,
-    },
-    /// A read that must run on the writer's connection (`:memory:`).
-    Read(Box<dyn FnOnce(&Connection) + Send>),
+    Append { key: ConversationKey, draft: Draft, reply: Reply<Appended> },
+    CreateRoom { room: RoomRecord, reply: Reply<bool> },
+    Purge { cutoff_ms: i64, reply: Reply<u64> },
+    Read(ReadOp),
 }
 
 /// The migrations, in order; `MIGRATIONS[i]` brings the schema to version `i + 1`. Append only:
@@ -498,7 +493,7 @@ struct Writer {
 
 /// An append that was written inside the current transaction and waits for its `COMMIT`.
 struct Pending {
-    reply: oneshot::Sender<Result<Appended, StoreError>>,
+    reply: Reply<Appended>,
     result: Result<Appended, StoreError>,
     event: Option<Event>,
 }
@@ -551,9 +546,8 @@ impl Writer {
     /// Writes a batch in one transaction, then emits and answers.
     fn process(&mut self, batch: Vec<Op>) {
         let mut appends: Vec<Pending> = Vec::new();
-        let mut rooms: Vec<(oneshot::Sender<Result<bool, StoreError>>, Result<bool, StoreError>)> =
-            Vec::new();
-        let mut reads: Vec<Box<dyn FnOnce(&Connection) + Send>> = Vec::new();
+        let mut rooms: Vec<(Reply<bool>, Result<bool, StoreError>)> = Vec::new();
+        let mut reads: Vec<ReadOp> = Vec::new();
         let mut purges = Vec::new();
         let mut touched: HashMap<String, Conversation> = HashMap::new();
 

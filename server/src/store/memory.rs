@@ -1,0 +1,1 @@
+//! Placeholder until the hub lands; its owner replaces this file.
