@@ -272,3 +272,38 @@ fn seq_and_id_accessors() {
     let p = ServerMessage::Pong(Pong::default());
     assert_eq!((p.seq(), p.id()), (None, None));
 }
+
+/// Every JSON example in docs/protocol.md parses as the message the section it stands in says:
+/// the documentation cannot drift from the types.
+#[test]
+fn every_documented_example_parses() {
+    let doc = include_str!("../../docs/protocol.md");
+    let mut section = "";
+    let mut in_json = false;
+    let mut checked = 0;
+    for line in doc.lines() {
+        if let Some(h) = line.strip_prefix("## ") {
+            section = h;
+        } else if line.starts_with("```json") {
+            in_json = true;
+        } else if line.starts_with("```") {
+            in_json = false;
+        } else if in_json && !line.trim().is_empty() {
+            let value: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON in {section}: {line}: {e}"));
+            let as_client = serde_json::from_value::<ClientMessage>(value.clone());
+            let as_server = serde_json::from_value::<ServerMessage>(value);
+            match section {
+                s if s.starts_with("Client") || s.starts_with("HTTP") => {
+                    as_client.unwrap_or_else(|e| panic!("{line}: not a client message: {e}"));
+                }
+                s if s.starts_with("Hub") => {
+                    as_server.unwrap_or_else(|e| panic!("{line}: not a hub message: {e}"));
+                }
+                _ => assert!(as_client.is_ok() || as_server.is_ok(), "{line}: neither direction parses"),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} examples found in docs/protocol.md");
+}

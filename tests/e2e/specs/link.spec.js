@@ -1,0 +1,114 @@
+// The link on a bad network: hub restarts, the visitor goes offline, WebSockets are blocked.
+import { test, expect } from '@playwright/test';
+import { Hub } from '../lib/hub.js';
+import { widget, ready, say, storedMessages } from '../lib/widget.js';
+
+let hub;
+test.beforeEach(async () => {
+  hub = await Hub.start();
+});
+test.afterEach(async () => {
+  await hub?.dispose();
+});
+
+test('hub stopped and restarted: Reconnecting…, then Connected, and the conversation goes on', async ({ page }) => {
+  await page.goto(hub.url);
+  const w = await ready(page);
+  await say(page, 'before the restart');
+  await expect(w.messages('bot')).toHaveCount(1);
+
+  await hub.stop();
+  await expect(w.status).toContainText('Reconnecting…');
+  await hub.spawn();
+  await expect(w.status).toContainText('Connected', { timeout: 40_000 });
+
+  await say(page, 'after the restart');
+  await expect(w.withText('after the restart')).toHaveAttribute('data-state', 'sent');
+  await expect(w.messages('bot')).toHaveCount(2);
+  // Nothing shown twice after the resume.
+  await expect(w.withText('before the restart')).toHaveCount(1);
+});
+
+test('messages typed offline wait in the outbox and are delivered once when back online', async ({ page, context }) => {
+  await page.goto(hub.url);
+  const w = await ready(page);
+  await page.keyboard.press('Control+Shift+C');
+
+  await context.setOffline(true);
+  await expect(w.status).toContainText('Offline');
+  await say(page, 'offline one');
+  await say(page, 'offline two');
+  await expect(w.withText('offline one')).toHaveAttribute('data-state', /pending|failed/);
+  await expect(w.withText('offline two')).toHaveAttribute('data-state', /pending|failed/);
+
+  await context.setOffline(false);
+  await expect(w.status).toContainText('Connected', { timeout: 40_000 });
+  await expect(w.withText('offline one')).toHaveAttribute('data-state', 'sent');
+  await expect(w.withText('offline two')).toHaveAttribute('data-state', 'sent');
+  await expect(w.withText('offline one')).toHaveCount(1);
+  await expect(w.withText('offline two')).toHaveCount(1);
+
+  // Stored once each, in the order typed.
+  const session = await page.evaluate(() => window.natter.session);
+  const users = (await storedMessages(hub.url, session)).filter((m) => m.type === 'user').map((m) => m.message);
+  expect(users).toEqual(['offline one', 'offline two']);
+});
+
+/**
+ * A proxy in front of the page that refuses WebSockets while `blocked` is true (closing each
+ * attempt before the hub says anything) and passes them through to the hub afterwards.
+ */
+async function wsGate(page) {
+  const gate = { blocked: true, attempts: 0 };
+  await page.routeWebSocket(/\/ws\/chat/, (ws) => {
+    gate.attempts++;
+    if (gate.blocked) ws.close({ code: 1011, reason: 'blocked by the test proxy' });
+    else ws.connectToServer();
+  });
+  return gate;
+}
+
+test('the outbox survives a reload while the hub cannot be reached', async ({ page }) => {
+  const gate = await wsGate(page);
+  let httpBlocked = true;
+  await page.route(/\/api\/chat\//, (route) => (httpBlocked ? route.abort() : route.continue()));
+  await page.goto(hub.url);
+  const w = widget(page);
+  await expect(w.launcher).toBeVisible();
+  await say(page, 'typed before reload');
+  await expect(w.withText('typed before reload')).toHaveAttribute('data-state', /pending|failed/);
+
+  await page.reload();
+  await expect(w.launcher).toBeVisible();
+  await page.keyboard.press('Control+Shift+C');
+  await expect(w.withText('typed before reload')).toHaveCount(1);
+  await expect(w.withText('typed before reload')).toHaveAttribute('data-state', /pending|failed/);
+
+  gate.blocked = false;
+  httpBlocked = false;
+  await expect(w.withText('typed before reload')).toHaveAttribute('data-state', 'sent', { timeout: 60_000 });
+  await expect(w.withText('typed before reload')).toHaveCount(1);
+  const session = await page.evaluate(() => window.natter.session);
+  const stored = await storedMessages(hub.url, session);
+  expect(stored.filter((m) => m.message === 'typed before reload')).toHaveLength(1);
+});
+
+test('WebSocket blocked: the HTTP fallback carries the conversation and the status says so', async ({ page }) => {
+  const gate = await wsGate(page);
+  await page.goto(hub.url);
+  const w = await ready(page, 'HTTP fallback');
+  expect(gate.attempts).toBeGreaterThan(0);
+  expect(await page.evaluate(() => window.natter.state.transport)).toBe('http');
+
+  await say(page, 'hello over http');
+  await expect(w.withText('hello over http')).toHaveAttribute('data-state', 'sent');
+  await expect(w.messages('bot')).toHaveCount(1);
+
+  // When WebSockets work again, the widget moves back by itself.
+  gate.blocked = false;
+  await expect(w.status).toContainText('Connected', { timeout: 60_000 });
+  expect(await page.evaluate(() => window.natter.state.transport)).toBe('websocket');
+  await say(page, 'back on the socket');
+  await expect(w.messages('bot')).toHaveCount(2);
+  await expect(w.withText('hello over http')).toHaveCount(1);
+});
