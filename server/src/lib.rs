@@ -1,2 +1,163 @@
-//! Natter hub library (placeholder until the hub lands: only the store).
+//! # natter-hub — the Natter chat hub
+//!
+//! An axum + tokio server for the Natter widget: every browser session has its own support
+//! conversation shared by all its tabs, answered by a reply engine; named rooms add multi-user
+//! chat with presence. Clients speak [`natter_protocol`] over a WebSocket (`/ws/chat`) or the
+//! HTTP fallback (`/api/chat/*`).
+//!
+//! # Layout
+//! Three layers, each only talking to the one below (centrifuge / mini-redis style):
+//!
+//! - **Transport** — [`ws`] (the `/ws/chat` upgrade; reader task + writer loop per connection,
+//!   generic over `Sink`/`Stream`), [`http`] (fallback chat API, room API, health, metrics),
+//!   [`assets`] (demo page, widget files). They turn sockets and requests into calls on the hub.
+//! - **Hub** — [`hub`]: conversations (each with its in-memory [`hub::Ring`] of recent
+//!   messages), connections and their bounded send queues ([`hub::Outbox`]), rooms and
+//!   presence, and the fan-out task, which delivers *only* what comes out of
+//!   [`store::Store::subscribe`] so one hub and many behind Redis behave alike.
+//!   [`client`] is one connection's protocol state (session, joined rooms) and what each
+//!   client message does.
+//! - **Domain** — [`store`] (sequencing, de-duplication, history, ordered delivery: the
+//!   [`store::Store`] trait and its engines) and [`reply`] (the [`reply::ReplyEngine`] trait and
+//!   the TOML [`reply::RulesEngine`]). They never see a socket.
+//!
+//! Plus [`config`] (flags and `NATTER_*` variables), [`metrics`] (Prometheus text by hand),
+//! [`error`] and [`util`].
+//!
+//! Entry point: [`run`] serves a listener until a shutdown future completes; tests call it on
+//! `127.0.0.1:0`, the binary calls it with Ctrl+C / SIGTERM.
+
+pub mod assets;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod hub;
+pub mod metrics;
+pub mod reply;
 pub mod store;
+pub mod util;
+pub mod ws;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use config::Config;
+pub use error::HubError;
+pub use hub::Hub;
+
+use reply::{ReplyEngine, RulesEngine};
+use store::redis::{RedisOptions, RedisStore};
+use store::sqlite::{SqliteOptions, SqliteStore, SyncMode};
+use store::{Store, StoreError};
+
+/// How long shutdown waits for connections to close after telling them to.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// Opens the storage engine the configuration asks for. The one place that chooses an engine:
+/// Redis with `--redis-url`, otherwise SQLite at `--db` (`:memory:` for a throwaway one).
+pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, HubError> {
+    let retention = config.retention_days.map(|d| Duration::from_secs(u64::from(d) * 86_400));
+    if let Some(url) = &config.redis_url {
+        let mut options = RedisOptions::new(url.clone());
+        options.stream_len = config.redis_stream_len;
+        options.retention = retention;
+        options.presence_lease = config.presence_lease;
+        options.namespace = config.redis_namespace.clone();
+        return Ok(Arc::new(RedisStore::connect(options).await?));
+    }
+    let mut options = SqliteOptions::new(config.db.clone());
+    options.retention = retention;
+    options.sync = match config.db_sync {
+        config::DbSync::Normal => SyncMode::Normal,
+        config::DbSync::Full => SyncMode::Full,
+    };
+    // Opening migrates the schema: file I/O, kept off the async workers.
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(options))
+        .await
+        .map_err(|e| StoreError::Backend(format!("opening the database failed: {e}")))??;
+    Ok(Arc::new(store))
+}
+
+/// Loads the reply engine the configuration asks for (the rules file).
+pub fn build_reply(config: &Config) -> Result<Arc<dyn ReplyEngine>, HubError> {
+    Ok(Arc::new(RulesEngine::load(config.rules.as_deref())?))
+}
+
+/// Serves the hub on `listener` with the configured store and reply engine until `shutdown`
+/// completes; then closes every WebSocket with 1001 and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), HubError> {
+    let store = build_store(&config).await?;
+    let reply = build_reply(&config)?;
+    serve(listener, config, store, reply, shutdown).await
+}
+
+/// [`run`] with a given store and reply engine (tests use a store with a retention cap).
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    store: Arc<dyn Store>,
+    reply: Arc<dyn ReplyEngine>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), HubError> {
+    if config.allowed_origins.is_empty() {
+        tracing::warn!("no --allowed-origin given: pages of ANY origin may connect; set it in production");
+    }
+    let hub = Hub::start(config, store, reply);
+    let app = router(hub.clone());
+    let signal_hub = hub.clone();
+    let graceful = async move {
+        shutdown.await;
+        tracing::info!("shutting down: closing connections with 1001");
+        signal_hub.begin_shutdown();
+    };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "natter hub listening");
+    }
+    axum::serve(listener, app).with_graceful_shutdown(graceful).await?;
+    if !hub.drained(DRAIN_LIMIT).await {
+        tracing::warn!("some connections did not close in time");
+    }
+    Ok(())
+}
+
+/// The routes.
+pub fn router(hub: Hub) -> Router {
+    let config = hub.config();
+    let cors = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
+        .allow_origin(if config.allowed_origins.is_empty() {
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::list(config.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        });
+    let api = Router::new()
+        .route("/api/chat/messages", axum::routing::post(http::post_message))
+        .route("/api/chat/poll", get(http::poll))
+        .route("/api/rooms", get(http::list_rooms).post(http::create_room))
+        .route("/api/rooms/{room}", get(http::room_info))
+        .layer(cors)
+        .layer(DefaultBodyLimit::max(config.max_frame));
+    Router::new()
+        .route("/ws/chat", get(ws::upgrade))
+        .route("/healthz", get(http::healthz))
+        .route("/metrics", get(http::metrics))
+        .route("/", get(assets::demo))
+        .route("/demo.css", get(assets::demo_css))
+        .merge(api)
+        .fallback(get(assets::widget_file))
+        .with_state(hub)
+}

@@ -54,7 +54,11 @@ fn assert_exactly_missed(history: &natter_protocol::History, after: u64, acks: &
     assert!(history.complete, "nothing is missing: {history:?}");
     let got: Vec<(u64, String, &str)> = history.messages.iter().filter_map(stored).collect();
     let seqs: Vec<u64> = got.iter().map(|(s, _, _)| *s).collect();
-    assert_eq!(seqs, ((after + 1)..=history.last_seq).collect::<Vec<_>>(), "exactly the missed seqs, in order");
+    assert_eq!(
+        seqs,
+        ((after + 1)..=history.last_seq).collect::<Vec<_>>(),
+        "exactly the missed seqs, in order"
+    );
     let by_id: HashMap<&str, u64> = got.iter().map(|(s, id, _)| (id.as_str(), *s)).collect();
     assert_eq!(by_id.len(), got.len(), "no id twice");
     for (id, seq) in acks {
@@ -164,7 +168,8 @@ async fn a_clean_restart_keeps_history_rooms_and_seq() {
 async fn the_database_path_comes_from_the_environment_too() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("from-env.db");
-    let mut hub = HubProcess::start_with_env("hub", dir.path(), &[], &[("NATTER_DB", db.to_str().expect("utf-8"))]);
+    let mut hub =
+        HubProcess::start_with_env("hub", dir.path(), &[], &[("NATTER_DB", db.to_str().expect("utf-8"))]);
     let mut tab = Tab::open(&hub.ws_url("visitor-3", None)).await;
     tab.until(|m| matches!(m, ServerMessage::History(_))).await;
     send_all(&mut tab, "e", 1).await;

@@ -15,7 +15,9 @@ use support_redis::RedisServer;
 /// `(seq, id)` of a stored frame.
 fn stored(m: &ServerMessage) -> Option<(u64, String)> {
     match m {
-        ServerMessage::User(c) | ServerMessage::Bot(c) | ServerMessage::Agent(c) => Some((c.seq, c.id.clone())),
+        ServerMessage::User(c) | ServerMessage::Bot(c) | ServerMessage::Agent(c) => {
+            Some((c.seq, c.id.clone()))
+        }
         ServerMessage::Chat(c) => Some((c.seq, c.id.clone())),
         _ => None,
     }
@@ -66,7 +68,10 @@ async fn two_hubs_on_one_redis_behave_as_one() {
     assert_eq!(seen_a.keys().copied().collect::<Vec<_>>(), (1..=40).collect::<Vec<_>>());
     assert_eq!(seen_a, seen_b, "one order on both hubs");
     for i in 0..10 {
-        assert!(seen_a.values().any(|id| *id == format!("a{i}")) && seen_a.values().any(|id| *id == format!("b{i}")));
+        assert!(
+            seen_a.values().any(|id| *id == format!("a{i}"))
+                && seen_a.values().any(|id| *id == format!("b{i}"))
+        );
     }
 
     // A room with a member on each hub: presence and messages across hubs.

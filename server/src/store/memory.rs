@@ -1,1 +1,222 @@
-//! Placeholder until the hub lands; its owner replaces this file.
+//! `MemoryStore`: the [`Store`] engine that keeps everything in this process.
+//!
+//! For tests and for running without a database. Append, sequencing and publication happen
+//! under one lock, so the delivery stream is in `seq` order per conversation by construction.
+//! An optional retention cap (messages kept per conversation) lets tests produce the "older than
+//! what exists" case that a real engine reaches through retention days or stream trimming.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+
+use natter_protocol::ServerMessage;
+use tokio::sync::mpsc;
+
+use super::{Appended, BoxFuture, ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError};
+
+/// An in-process [`Store`].
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    /// Messages kept per conversation; `None` keeps all.
+    retention: Option<usize>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    conversations: HashMap<ConversationKey, Log>,
+    rooms: BTreeMap<String, RoomRecord>,
+    /// Subscribers of the delivery stream; closed ones are dropped on the next send.
+    subscribers: Vec<mpsc::UnboundedSender<Event>>,
+}
+
+/// One conversation's stored messages.
+#[derive(Debug, Default)]
+struct Log {
+    /// Kept messages, oldest first; their seqs are contiguous and end at `last_seq`.
+    messages: VecDeque<ServerMessage>,
+    last_seq: u64,
+    /// id → seq of every message ever stored here, so de-duplication outlives retention.
+    ids: HashMap<String, u64>,
+}
+
+impl Log {
+    fn first_available(&self) -> u64 {
+        self.messages.front().and_then(ServerMessage::seq).unwrap_or(self.last_seq + 1)
+    }
+
+    fn page(&self, messages: Vec<ServerMessage>) -> HistoryPage {
+        HistoryPage { messages, last_seq: self.last_seq, first_available: self.first_available() }
+    }
+}
+
+impl MemoryStore {
+    /// A store that keeps every message.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store that keeps only the newest `per_conversation` messages of each conversation.
+    pub fn with_retention(per_conversation: usize) -> Self {
+        MemoryStore { inner: Mutex::default(), retention: Some(per_conversation.max(1)) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the maps half-updated in a way that
+        // matters more than losing the process, so a poisoned lock is simply taken over.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    fn publish(&mut self, event: Event) {
+        self.subscribers.retain(|s| s.send(event.clone()).is_ok());
+    }
+}
+
+fn ready<T: Send + 'static>(v: T) -> BoxFuture<'static, T> {
+    Box::pin(std::future::ready(v))
+}
+
+/// Sets the `seq` of a stored frame.
+fn with_seq(mut message: ServerMessage, seq: u64) -> ServerMessage {
+    match &mut message {
+        ServerMessage::User(m) | ServerMessage::Bot(m) | ServerMessage::Agent(m) => m.seq = seq,
+        ServerMessage::Chat(m) => m.seq = seq,
+        _ => {}
+    }
+    message
+}
+
+impl Store for MemoryStore {
+    fn append(&self, key: &ConversationKey, draft: Draft) -> BoxFuture<'_, Result<Appended, StoreError>> {
+        let mut inner = self.lock();
+        let log = inner.conversations.entry(key.clone()).or_default();
+        if let Some(&seq) = log.ids.get(&draft.id) {
+            return ready(Ok(Appended { seq, duplicate: true }));
+        }
+        log.last_seq += 1;
+        let seq = log.last_seq;
+        log.ids.insert(draft.id, seq);
+        let message = with_seq(draft.message, seq);
+        log.messages.push_back(message.clone());
+        if let Some(cap) = self.retention {
+            while log.messages.len() > cap {
+                log.messages.pop_front();
+            }
+        }
+        inner.publish(Event::Stored { key: key.clone(), message });
+        ready(Ok(Appended { seq, duplicate: false }))
+    }
+
+    fn history(
+        &self,
+        key: &ConversationKey,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<HistoryPage, StoreError>> {
+        let inner = self.lock();
+        let page = match inner.conversations.get(key) {
+            Some(log) => log.page(
+                log.messages
+                    .iter()
+                    .filter(|m| m.seq().is_some_and(|s| s > after))
+                    .take(limit)
+                    .cloned()
+                    .collect(),
+            ),
+            None => HistoryPage { messages: Vec::new(), last_seq: 0, first_available: 1 },
+        };
+        ready(Ok(page))
+    }
+
+    fn recent(&self, key: &ConversationKey, limit: usize) -> BoxFuture<'_, Result<HistoryPage, StoreError>> {
+        let inner = self.lock();
+        let page = match inner.conversations.get(key) {
+            Some(log) => {
+                let skip = log.messages.len().saturating_sub(limit);
+                log.page(log.messages.iter().skip(skip).cloned().collect())
+            }
+            None => HistoryPage { messages: Vec::new(), last_seq: 0, first_available: 1 },
+        };
+        ready(Ok(page))
+    }
+
+    fn publish_ephemeral(&self, event: Event) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.lock().publish(event);
+        ready(Ok(()))
+    }
+
+    fn subscribe(&self) -> mpsc::UnboundedReceiver<Event> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().subscribers.push(tx);
+        rx
+    }
+
+    fn create_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let mut inner = self.lock();
+        if inner.rooms.contains_key(&room.room) {
+            return ready(Ok(false));
+        }
+        inner.rooms.insert(room.room.clone(), room);
+        ready(Ok(true))
+    }
+
+    fn room(&self, room: &str) -> BoxFuture<'_, Result<Option<RoomRecord>, StoreError>> {
+        ready(Ok(self.lock().rooms.get(room).cloned()))
+    }
+
+    fn rooms(&self) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>> {
+        ready(Ok(self.lock().rooms.values().cloned().collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use natter_protocol::ConversationMessage;
+
+    use super::*;
+
+    fn draft(id: &str) -> Draft {
+        Draft {
+            id: id.into(),
+            message: ServerMessage::User(ConversationMessage {
+                id: id.into(),
+                message: format!("text {id}"),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn sequences_dedups_and_delivers_in_order() {
+        let store = MemoryStore::new();
+        let mut rx = store.subscribe();
+        let key = ConversationKey::Session("s1".into());
+        assert_eq!(store.append(&key, draft("a")).await.unwrap(), Appended { seq: 1, duplicate: false });
+        assert_eq!(store.append(&key, draft("b")).await.unwrap(), Appended { seq: 2, duplicate: false });
+        assert_eq!(store.append(&key, draft("a")).await.unwrap(), Appended { seq: 1, duplicate: true });
+        for want in [1, 2] {
+            match rx.recv().await {
+                Some(Event::Stored { message, .. }) => assert_eq!(message.seq(), Some(want)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(rx.try_recv().is_err(), "a duplicate must not be delivered");
+        let page = store.history(&key, 1, 10).await.unwrap();
+        assert_eq!(page.messages.len(), 1);
+        assert_eq!((page.last_seq, page.first_available), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn retention_drops_oldest_but_keeps_dedup() {
+        let store = MemoryStore::with_retention(2);
+        let key = ConversationKey::Room("r".into());
+        for id in ["a", "b", "c"] {
+            store.append(&key, draft(id)).await.unwrap();
+        }
+        let page = store.recent(&key, 10).await.unwrap();
+        assert_eq!(page.messages.iter().filter_map(ServerMessage::seq).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(page.first_available, 2);
+        assert!(store.append(&key, draft("a")).await.unwrap().duplicate);
+    }
+}

@@ -89,7 +89,8 @@ impl HubProcess {
     /// SIGTERM, and wait for the clean exit.
     pub fn terminate(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+            let status =
+                Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
             assert!(status.success());
             let status = child.wait().expect("wait");
             assert!(status.success(), "natter-hub exited with {status}; log:\n{}", self.log());
@@ -171,11 +172,17 @@ impl Tab {
     }
 
     /// Joins `room` (as `name`) and returns its `room_info` and `history`.
-    pub async fn join(&mut self, room: &str, name: &str, after: Option<u64>) -> (ServerMessage, ServerMessage) {
+    pub async fn join(
+        &mut self,
+        room: &str,
+        name: &str,
+        after: Option<u64>,
+    ) -> (ServerMessage, ServerMessage) {
         let join = Join { room: room.into(), name: Some(name.into()), after };
         self.send(&ClientMessage::Join(join)).await;
         let info = self.until(|m| matches!(m, ServerMessage::RoomInfo(_))).await;
-        let history = self.until(|m| matches!(m, ServerMessage::History(h) if h.room.as_deref() == Some(room))).await;
+        let history =
+            self.until(|m| matches!(m, ServerMessage::History(h) if h.room.as_deref() == Some(room))).await;
         (info, history)
     }
 

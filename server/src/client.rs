@@ -1,0 +1,283 @@
+//! `Client`: one connection's protocol state (its session, its rooms) and what each client
+//! message does. Transport-agnostic: the WebSocket layer feeds it text frames and sends what
+//! lands in its [`Outbox`]; it never sees a socket.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use natter_protocol::{
+    validate_room_id, ClientMessage, ErrorCode, Member, Pong, RelayNotice, Role, ServerMessage, TypingNotice,
+};
+
+use crate::hub::{encode, Hub, Outbox, Refusal, Since};
+use crate::store::ConversationKey;
+use crate::util::{member_id, now_rfc3339};
+
+/// The `type`s a client may send, for error messages.
+const CLIENT_TYPES: &str = "user, chat, join, leave, typing, cursor_position, chain_update, ping";
+
+/// One connection's state.
+#[derive(Debug)]
+pub struct Client {
+    hub: Hub,
+    outbox: Outbox,
+    session: Arc<str>,
+    /// Public id of the session's user (`u_…`), never the session id.
+    member_id: Arc<str>,
+    page: Option<String>,
+    /// Joined rooms, with the member as shown in each (the name given on join).
+    rooms: HashMap<Arc<str>, Member>,
+}
+
+impl Client {
+    /// Subscribes the connection to its session's conversation and queues its `history`.
+    pub async fn start(
+        hub: Hub,
+        outbox: Outbox,
+        session: Arc<str>,
+        page: Option<String>,
+        since: Since,
+    ) -> Result<Client, Refusal> {
+        let member_id: Arc<str> = member_id(&session).into();
+        hub.attach_session(&session, since, &outbox, &member_id).await?;
+        Ok(Client { hub, outbox, session, member_id, page, rooms: HashMap::new() })
+    }
+
+    /// Queues a frame for this connection (waiting for room: it only slows this client).
+    async fn send(&self, message: &ServerMessage) {
+        self.outbox.send(encode(message)).await;
+    }
+
+    async fn refuse(&self, refusal: Refusal) {
+        let refusal = self.hub.refused(refusal);
+        tracing::debug!(connection = self.outbox.id, code = refusal.code.as_str(), message = %refusal.message, "refused");
+        self.send(&refusal.frame()).await;
+    }
+
+    /// Handles one text frame.
+    pub async fn on_text(&mut self, text: &str) {
+        match parse(text) {
+            Ok(message) => {
+                if let Err(r) = self.handle(message).await {
+                    self.refuse(r).await;
+                }
+            }
+            Err(r) => self.refuse(r).await,
+        }
+    }
+
+    /// A binary frame: the protocol is JSON text.
+    pub async fn on_binary(&mut self) {
+        self.refuse(Refusal::new(
+            ErrorCode::BadJson,
+            "binary frames are not accepted; send JSON text frames",
+        ))
+        .await;
+    }
+
+    /// A frame over `--max-frame`, refused unread.
+    pub async fn on_too_large(&mut self) {
+        let max = self.hub.config().max_frame;
+        self.refuse(Refusal::new(
+            ErrorCode::TooLarge,
+            format!(
+                "frame larger than the hub's limit of {max} bytes; it was not read and the connection closes"
+            ),
+        ))
+        .await;
+    }
+
+    /// Queues a close frame after what is already queued (the writer sends both, then ends).
+    pub async fn close_after_queue(&self, code: u16, reason: &'static str) {
+        self.outbox.close_after_queue(code, reason).await;
+    }
+
+    fn joined(&self, room: &str) -> Result<(Arc<str>, Member), Refusal> {
+        match self.rooms.get_key_value(room) {
+            Some((k, m)) => Ok((k.clone(), m.clone())),
+            None => Err(Refusal::new(
+                ErrorCode::NotInRoom,
+                format!("this connection has not joined room {room:?}; send a join first"),
+            )),
+        }
+    }
+
+    async fn handle(&mut self, message: ClientMessage) -> Result<(), Refusal> {
+        match message {
+            ClientMessage::Ping(p) => {
+                self.send(&ServerMessage::Pong(Pong { nonce: p.nonce, timestamp: now_rfc3339() })).await;
+            }
+            ClientMessage::User(send) => {
+                // The URL's session wins over the body's: a tab cannot write into another
+                // session's conversation.
+                let ack = self.hub.post_user(&self.session, send, self.page.as_deref()).await?;
+                self.send(&ServerMessage::Ack(ack)).await;
+            }
+            ClientMessage::Chat(chat) => {
+                check_room(&chat.room)?;
+                let (room, member) = self.joined(&chat.room)?;
+                let ack = self.hub.post_chat(&self.session, &room, &member, chat.id, chat.message).await?;
+                self.send(&ServerMessage::Ack(ack)).await;
+            }
+            ClientMessage::Join(join) => {
+                check_room(&join.room)?;
+                if let Some(name) = &join.name {
+                    if name.chars().count() > 64 || name.chars().any(char::is_control) {
+                        return Err(Refusal::new(
+                            ErrorCode::InvalidMessage,
+                            format!("name {name:?} must be at most 64 characters without control characters"),
+                        ));
+                    }
+                }
+                if self.rooms.contains_key(join.room.as_str()) {
+                    // Joining twice is harmless: answer with the room's info again.
+                    if let Some(info) = self.hub.room_info(&join.room).await? {
+                        self.send(&ServerMessage::RoomInfo(info)).await;
+                    }
+                    return Ok(());
+                }
+                self.hub.rate_limit(&self.session)?;
+                let room: Arc<str> = join.room.as_str().into();
+                let member = Member { id: self.member_id.to_string(), name: join.name };
+                let since = join.after.map_or(Since::Recent, Since::After);
+                self.hub.join_room(&room, &member, since, &self.outbox).await?;
+                self.rooms.insert(room, member);
+            }
+            ClientMessage::Leave(leave) => {
+                check_room(&leave.room)?;
+                let (room, member) = self.joined(&leave.room)?;
+                self.rooms.remove(&room);
+                self.hub.leave_room(&room, &member, self.outbox.id).await;
+            }
+            ClientMessage::Typing(t) => {
+                // Typing in the support conversation has no audience until operators exist;
+                // in a room it is relayed to the other members.
+                if let Some(room) = t.room {
+                    check_room(&room)?;
+                    let (room, member) = self.joined(&room)?;
+                    let notice = ServerMessage::Typing(TypingNotice {
+                        room: Some(room.to_string()),
+                        role: Role::User,
+                        from: Some(member.clone()),
+                        active: t.active,
+                    });
+                    self.hub.publish(ConversationKey::Room(room), notice, Some(member.id)).await;
+                }
+            }
+            ClientMessage::CursorPosition(r) | ClientMessage::ChainUpdate(r) if r.room.is_empty() => {
+                return Err(Refusal::new(ErrorCode::InvalidMessage, "`room` is empty"));
+            }
+            ClientMessage::CursorPosition(r) => self.relay(r, true).await?,
+            ClientMessage::ChainUpdate(r) => self.relay(r, false).await?,
+        }
+        Ok(())
+    }
+
+    async fn relay(&mut self, r: natter_protocol::RelaySend, cursor: bool) -> Result<(), Refusal> {
+        check_room(&r.room)?;
+        let (room, member) = self.joined(&r.room)?;
+        let notice = RelayNotice { room: room.to_string(), from: member.clone(), data: r.data };
+        let message =
+            if cursor { ServerMessage::CursorPosition(notice) } else { ServerMessage::ChainUpdate(notice) };
+        self.hub.publish(ConversationKey::Room(room), message, Some(member.id)).await;
+        Ok(())
+    }
+
+    /// The connection ended: leave every room (announcing `user_left` where it was the
+    /// member's last connection) and unsubscribe from the session.
+    pub async fn finish(self) {
+        for (room, member) in &self.rooms {
+            self.hub.leave_room(room, member, self.outbox.id).await;
+        }
+        self.hub.detach_session(&self.session, self.outbox.id);
+    }
+}
+
+fn check_room(room: &str) -> Result<(), Refusal> {
+    validate_room_id(room)
+        .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad room {room:?}: {e}")))
+}
+
+/// Parses a client frame, telling apart bad JSON, an unknown type and a bad message, each with
+/// a message naming what is wrong.
+pub fn parse(text: &str) -> Result<ClientMessage, Refusal> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Refusal::new(ErrorCode::BadJson, format!("frame is not valid JSON: {e}")))?;
+    let id = value.get("id").and_then(|v| v.as_str()).map(str::to_string);
+    let Some(object) = value.as_object() else {
+        return Err(Refusal::new(
+            ErrorCode::BadJson,
+            format!("frame must be a JSON object, got {}", kind(&value)),
+        ));
+    };
+    let ty = match object.get("type") {
+        None => {
+            return Err(Refusal::new(
+                ErrorCode::UnknownType,
+                format!("frame has no \"type\"; expected one of {CLIENT_TYPES}"),
+            )
+            .with_id(id))
+        }
+        Some(serde_json::Value::String(t)) => t.clone(),
+        Some(other) => {
+            return Err(Refusal::new(
+                ErrorCode::UnknownType,
+                format!("\"type\" must be a string, got {}; expected one of {CLIENT_TYPES}", kind(other)),
+            )
+            .with_id(id))
+        }
+    };
+    if !CLIENT_TYPES.split(", ").any(|t| t == ty) {
+        let shown: String = ty.chars().take(40).collect();
+        return Err(Refusal::new(
+            ErrorCode::UnknownType,
+            format!("unknown type {shown:?}; expected one of {CLIENT_TYPES}"),
+        )
+        .with_id(id));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad {ty:?} message: {e}")).with_id(id))
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> (ErrorCode, String) {
+        let r = parse(text).unwrap_err();
+        (r.code, r.message)
+    }
+
+    #[test]
+    fn tells_bad_input_apart() {
+        assert_eq!(code("{nope").0, ErrorCode::BadJson);
+        assert_eq!(code("[1]").0, ErrorCode::BadJson);
+        assert_eq!(code("{\"message\":\"x\"}").0, ErrorCode::UnknownType);
+        let (c, m) = code("{\"type\":\"shout\"}");
+        assert_eq!(c, ErrorCode::UnknownType);
+        assert!(m.contains("\"shout\""), "{m}");
+        let (c, m) = code("{\"type\":\"user\"}");
+        assert_eq!(c, ErrorCode::InvalidMessage);
+        assert!(m.contains("message"), "{m}");
+        let (c, m) = code("{\"type\":\"chat\",\"room\":5,\"message\":\"x\"}");
+        assert_eq!(c, ErrorCode::InvalidMessage);
+        assert!(m.contains("integer"), "{m}");
+    }
+
+    #[test]
+    fn seed_003_parses() {
+        let seed = r#"{"type":"user","message":"hello","timestamp":"2025-08-23T10:00:00Z","sessionId":"session-xxx","context":{"page":"/"}}"#;
+        assert!(matches!(parse(seed), Ok(ClientMessage::User(_))));
+    }
+}

@@ -1,0 +1,197 @@
+//! The hub's configuration: every flag, its `NATTER_*` environment variable and its default.
+//!
+//! `natter-hub --help` prints this module's docs; tests build a [`Config`] with
+//! [`Config::for_tests`] and change the fields they care about.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Natter hub: WebSocket + HTTP chat server with rooms, presence and a reply engine.
+///
+/// Every flag can also be set with the environment variable shown next to it.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "natter-hub", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "NATTER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// An origin allowed to connect (`https://example.com`); repeat the flag for several, or
+    /// separate them with commas in the variable. Default: every origin is allowed (a warning is
+    /// logged at start). Requests without an `Origin` header (non-browser clients) are allowed.
+    #[arg(long = "allowed-origin", env = "NATTER_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Messages per conversation kept in memory for fast resume (seed 003: the last 100).
+    #[arg(long, env = "NATTER_RING_SIZE", default_value_t = 100)]
+    pub ring_size: usize,
+
+    /// Messages of history sent to a connection that gives no `after` (a new tab).
+    #[arg(long, env = "NATTER_RECENT", default_value_t = 50)]
+    pub recent: usize,
+
+    /// Most messages one resume replays; older missed ones are reported as a gap.
+    #[arg(long, env = "NATTER_MAX_REPLAY", default_value_t = 1000)]
+    pub max_replay: usize,
+
+    /// Largest WebSocket frame / message accepted, in bytes; a bigger one closes the connection
+    /// with 1009 without being read. Also the largest HTTP body.
+    #[arg(long, env = "NATTER_MAX_FRAME", default_value_t = 65_536)]
+    pub max_frame: usize,
+
+    /// Longest message text accepted, in characters.
+    #[arg(long, env = "NATTER_MAX_TEXT", default_value_t = 4000)]
+    pub max_text: usize,
+
+    /// Frames queued per connection before it counts as a slow consumer and is closed with 4001.
+    #[arg(long, env = "NATTER_SEND_QUEUE", default_value_t = 256)]
+    pub send_queue: usize,
+
+    /// How often the hub pings each WebSocket (`30s`, `500ms`, or a number of milliseconds).
+    #[arg(long, env = "NATTER_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+
+    /// A WebSocket silent (no frame, no pong) for this long is closed with 4002.
+    #[arg(long, env = "NATTER_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// How long `GET /api/chat/poll` waits for a message before answering an empty history.
+    #[arg(long, env = "NATTER_POLL_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
+    pub poll_timeout: Duration,
+
+    /// Reply rules file (TOML). Default: the rules shipped inside the hub (`server/rules.toml`).
+    #[arg(long, env = "NATTER_RULES")]
+    pub rules: Option<PathBuf>,
+
+    /// Directory holding the built widget (`natter.js`, its `.wasm`, `.mjs`, `.d.ts`).
+    #[arg(long, env = "NATTER_ASSETS", default_value = "npm/dist")]
+    pub assets: PathBuf,
+
+    /// Messages per second a session may send (user, chat, join), sustained.
+    #[arg(long, env = "NATTER_RATE_PER_SEC", default_value_t = 5.0)]
+    pub rate_per_sec: f64,
+
+    /// Messages a session may send in a burst before the rate applies (0 turns limiting off).
+    #[arg(long, env = "NATTER_RATE_BURST", default_value_t = 20)]
+    pub rate_burst: u32,
+
+    /// How long the bot "types" at least before its reply is stored, so the typing indicator is
+    /// visible (`0` for none).
+    #[arg(long, env = "NATTER_REPLY_DELAY", default_value = "400ms", value_parser = parse_duration)]
+    pub reply_delay: Duration,
+
+    /// SQLite database file, created when missing (`:memory:`: nothing kept after exit). Not
+    /// used with `--redis-url`. See docs/operations.md.
+    #[arg(long, env = "NATTER_DB", default_value = "natter.db")]
+    pub db: PathBuf,
+
+    /// SQLite commit durability: `normal` survives a crash or kill of the hub; `full` also a
+    /// power cut, at one fsync per batch of writes.
+    #[arg(long, env = "NATTER_DB_SYNC", value_enum, default_value_t = DbSync::Normal)]
+    pub db_sync: DbSync,
+
+    /// Delete messages older than this many days (with Redis: conversations idle that long
+    /// expire). Default: keep everything.
+    #[arg(long, env = "NATTER_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
+
+    /// Redis URL (`redis://[user:password@]host:port[/db]`): store in Redis and run as one of
+    /// several hubs behind a load balancer. Default: SQLite (`--db`).
+    #[arg(long, env = "NATTER_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// About how many messages each conversation keeps in Redis (history and de-duplication).
+    #[arg(long, env = "NATTER_REDIS_STREAM_LEN", default_value_t = 10_000)]
+    pub redis_stream_len: usize,
+
+    /// Prefix of every Redis key and channel, so several deployments can share one Redis.
+    #[arg(long, env = "NATTER_REDIS_NAMESPACE", default_value = "natter")]
+    pub redis_namespace: String,
+
+    /// With Redis: how long this hub's room members stay listed without a refresh; the members
+    /// of a hub that died leave after about one and a half leases.
+    #[arg(long, env = "NATTER_PRESENCE_LEASE", default_value = "30s", value_parser = parse_duration)]
+    pub presence_lease: Duration,
+
+    /// Log format.
+    #[arg(long, env = "NATTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// SQLite commit durability (`--db-sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DbSync {
+    /// `synchronous=NORMAL` in WAL mode: committed data survives the hub crashing or being killed.
+    Normal,
+    /// `synchronous=FULL`: committed data also survives a power cut or kernel crash.
+    Full,
+}
+
+/// How log lines are written (the filter comes from `RUST_LOG`, default `info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Parses `250ms`, `25s`, `2m` (humantime) or a bare number of milliseconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse::<u64>().map(Duration::from_millis).map_err(|e| format!("{s:?}: {e}"));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 250ms, 25s or 2m: {e}"))
+}
+
+impl Config {
+    /// The defaults, listening on `127.0.0.1:0`, with the shipped rules and no reply delay —
+    /// what integration tests start from.
+    pub fn for_tests() -> Self {
+        let mut c = Config::parse_from(["natter-hub", "--listen", "127.0.0.1:0"]);
+        c.reply_delay = Duration::ZERO;
+        // Tests must not leave a natter.db in the working directory.
+        c.db = PathBuf::from(":memory:");
+        c.redis_url = None;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("25s"), Ok(Duration::from_secs(25)));
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn defaults_and_repeatable_origins() {
+        let c = Config::parse_from([
+            "natter-hub",
+            "--allowed-origin",
+            "https://a.example",
+            "--allowed-origin",
+            "https://b.example",
+        ]);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.allowed_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(c.ring_size, 100);
+        assert_eq!(c.max_frame, 65_536);
+        assert_eq!(c.poll_timeout, Duration::from_secs(25));
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Config::command().debug_assert();
+    }
+}

@@ -1,0 +1,131 @@
+//! Counters and gauges for `GET /metrics`, written by hand in the Prometheus text format.
+//!
+//! A handful of atomics is all the hub needs; a metrics crate would cost more than it saves.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use natter_protocol::ErrorCode;
+
+/// Every error code the hub can send, in the order of [`Metrics::errors`].
+const CODES: [ErrorCode; 13] = [
+    ErrorCode::BadJson,
+    ErrorCode::UnknownType,
+    ErrorCode::InvalidMessage,
+    ErrorCode::TooLarge,
+    ErrorCode::RateLimited,
+    ErrorCode::NotInRoom,
+    ErrorCode::UnknownRoom,
+    ErrorCode::RoomExists,
+    ErrorCode::BadSession,
+    ErrorCode::ForbiddenOrigin,
+    ErrorCode::Unauthorized,
+    ErrorCode::Internal,
+    ErrorCode::Unavailable,
+];
+
+/// The hub's counters. Relaxed ordering throughout: each number is read on its own.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Open WebSocket connections.
+    pub connections: AtomicU64,
+    /// WebSocket connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// Messages stored from clients (`user`, `chat`), duplicates excluded.
+    pub messages_in: AtomicU64,
+    /// Frames queued to connections by the fan-out (one per recipient).
+    pub messages_out: AtomicU64,
+    /// Bot replies stored.
+    pub replies: AtomicU64,
+    /// Re-sent messages acknowledged as duplicates.
+    pub duplicates: AtomicU64,
+    /// Connections closed because their send queue was full.
+    pub slow_consumers: AtomicU64,
+    /// Connections closed for silence past the idle timeout.
+    pub stale_closed: AtomicU64,
+    /// Long-polls being held now.
+    pub polls_waiting: AtomicU64,
+    /// Error frames / error answers sent, by code (indexed like `CODES`).
+    errors: [AtomicU64; CODES.len()],
+}
+
+impl Metrics {
+    /// Counts one error answer.
+    pub fn error(&self, code: ErrorCode) {
+        if let Some(i) = CODES.iter().position(|c| *c == code) {
+            self.errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition. `conversations` and `rooms` are gauges the hub computes.
+    pub fn render(&self, conversations: usize, rooms: usize) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(2048);
+        let mut one = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        };
+        one("natter_connections", "gauge", "Open WebSocket connections.", g(&self.connections));
+        one(
+            "natter_connections_total",
+            "counter",
+            "WebSocket connections accepted.",
+            g(&self.connections_total),
+        );
+        one("natter_conversations", "gauge", "Conversations held in memory.", conversations as u64);
+        one("natter_rooms", "gauge", "Rooms with members on this hub.", rooms as u64);
+        one("natter_messages_in_total", "counter", "Messages stored from clients.", g(&self.messages_in));
+        one(
+            "natter_messages_out_total",
+            "counter",
+            "Frames fanned out to connections.",
+            g(&self.messages_out),
+        );
+        one("natter_replies_total", "counter", "Bot replies stored.", g(&self.replies));
+        one(
+            "natter_duplicates_total",
+            "counter",
+            "Re-sent messages acknowledged again.",
+            g(&self.duplicates),
+        );
+        one(
+            "natter_slow_consumers_dropped_total",
+            "counter",
+            "Connections closed because their send queue was full.",
+            g(&self.slow_consumers),
+        );
+        one(
+            "natter_stale_connections_closed_total",
+            "counter",
+            "Connections closed after the idle timeout.",
+            g(&self.stale_closed),
+        );
+        one("natter_polls_waiting", "gauge", "Long-polls being held.", g(&self.polls_waiting));
+        let _ = writeln!(out, "# HELP natter_errors_total Error answers sent, by code.");
+        let _ = writeln!(out, "# TYPE natter_errors_total counter");
+        for (code, n) in CODES.iter().zip(&self.errors) {
+            let _ = writeln!(out, "natter_errors_total{{code=\"{}\"}} {}", code.as_str(), g(n));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.error(ErrorCode::BadJson);
+        Metrics::add(&m.messages_in, 3);
+        let text = m.render(2, 1);
+        assert!(text.contains("natter_messages_in_total 3\n"), "{text}");
+        assert!(text.contains("natter_errors_total{code=\"bad_json\"} 1\n"), "{text}");
+        assert!(text.contains("natter_conversations 2\n"), "{text}");
+    }
+}

@@ -1,0 +1,212 @@
+//! The default reply engine: keyword rules loaded from a TOML file (`server/rules.toml` ships
+//! inside the hub; `--rules PATH` loads another).
+//!
+//! Matching is by whole words, case-insensitively: the message and every keyword are cut into
+//! words the same way (letters, digits and inner apostrophes), and a keyword matches when its
+//! words appear consecutively in the message. So "hi" matches "Hi!" but not "this", and
+//! "drop-down" matches "drop down". The first rule in file order with a matching keyword wins.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use super::{Reply, ReplyEngine, ReplyError, ReplyRequest};
+use crate::store::BoxFuture;
+
+/// The rules file shipped with the hub, used when `--rules` is not given.
+pub const DEFAULT_RULES: &str = include_str!("../../rules.toml");
+
+/// A rules file that could not be used; the message names the file and the problem.
+#[derive(Debug, Error)]
+#[error("rules file {path}: {problem}")]
+pub struct RulesError {
+    /// The file (`<built-in rules.toml>` for the shipped one).
+    pub path: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(default)]
+    author: Option<String>,
+    fallback: String,
+    #[serde(default)]
+    rule: Vec<RuleFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    category: String,
+    keywords: Vec<String>,
+    reply: String,
+}
+
+#[derive(Debug)]
+struct Rule {
+    category: String,
+    /// Each keyword as its words.
+    keywords: Vec<Vec<String>>,
+    reply: String,
+}
+
+/// Keyword rules with a fallback answer.
+#[derive(Debug)]
+pub struct RulesEngine {
+    author: Option<String>,
+    rules: Vec<Rule>,
+    fallback: String,
+}
+
+/// Cuts text into lowercase words: runs of letters and digits, with apostrophes inside a word
+/// kept (`doesn't`), everything else a separator.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '\u{2019}'))
+        .map(|w| w.trim_matches(|c| c == '\'' || c == '\u{2019}').replace('\u{2019}', "'").to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+impl RulesEngine {
+    /// The rules shipped with the hub.
+    pub fn builtin() -> Result<Self, RulesError> {
+        Self::parse(DEFAULT_RULES, "<built-in rules.toml>")
+    }
+
+    /// Loads `--rules PATH`, or the built-in rules for `None`.
+    pub fn load(path: Option<&Path>) -> Result<Self, RulesError> {
+        match path {
+            None => Self::builtin(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| RulesError {
+                    path: p.display().to_string(),
+                    problem: format!("cannot be read: {e}"),
+                })?;
+                Self::parse(&text, &PathBuf::from(p).display().to_string())
+            }
+        }
+    }
+
+    /// Parses and checks a rules file's text; `path` names it in errors.
+    pub fn parse(text: &str, path: &str) -> Result<Self, RulesError> {
+        let err = |problem: String| RulesError { path: path.to_string(), problem };
+        let file: RulesFile = toml::from_str(text).map_err(|e| err(format!("is not valid: {e}")))?;
+        if file.fallback.trim().is_empty() {
+            return Err(err("`fallback` is empty; it is the answer when no rule matches".into()));
+        }
+        let mut rules = Vec::with_capacity(file.rule.len());
+        for (i, r) in file.rule.into_iter().enumerate() {
+            let n = i + 1;
+            if r.category.trim().is_empty() {
+                return Err(err(format!("rule {n} has an empty `category`")));
+            }
+            if r.reply.trim().is_empty() {
+                return Err(err(format!("rule {n} ({}) has an empty `reply`", r.category)));
+            }
+            if r.keywords.is_empty() {
+                return Err(err(format!("rule {n} ({}) has no `keywords`", r.category)));
+            }
+            let mut keywords = Vec::with_capacity(r.keywords.len());
+            for k in &r.keywords {
+                let w = words(k);
+                if w.is_empty() {
+                    return Err(err(format!(
+                        "rule {n} ({}) has keyword {k:?} with no letters or digits",
+                        r.category
+                    )));
+                }
+                keywords.push(w);
+            }
+            rules.push(Rule { category: r.category, keywords, reply: r.reply });
+        }
+        Ok(RulesEngine { author: file.author, rules, fallback: file.fallback })
+    }
+
+    /// The answer for `message` on `page`: `(category, text)`, category `None` for the fallback.
+    pub fn answer(&self, message: &str, page: Option<&str>) -> (Option<&str>, String) {
+        let text = words(message);
+        let hit = self
+            .rules
+            .iter()
+            .find(|r| r.keywords.iter().any(|k| text.windows(k.len()).any(|w| w == k.as_slice())));
+        let (category, template) = match hit {
+            Some(r) => (Some(r.category.as_str()), r.reply.as_str()),
+            None => (None, self.fallback.as_str()),
+        };
+        (category, template.replace("{page}", page.filter(|p| !p.is_empty()).unwrap_or("this page")))
+    }
+}
+
+impl ReplyEngine for RulesEngine {
+    fn reply<'a>(&'a self, request: &'a ReplyRequest) -> BoxFuture<'a, Result<Option<Reply>, ReplyError>> {
+        let (category, text) = self.answer(&request.message, request.page());
+        let reply = Reply { text, category: Some(category.unwrap_or("fallback").to_string()) };
+        Box::pin(std::future::ready(Ok(Some(reply))))
+    }
+
+    fn author(&self) -> Option<&str> {
+        self.author.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn category(e: &RulesEngine, text: &str) -> Option<String> {
+        e.answer(text, None).0.map(str::to_string)
+    }
+
+    #[test]
+    fn builtin_categories() {
+        let e = RulesEngine::builtin().unwrap();
+        for (text, want) in [
+            ("hello", "greeting"),
+            ("Hi!", "greeting"),
+            ("hey there", "greeting"),
+            ("the page is broken", "bug"),
+            ("I get an ERROR", "bug"),
+            ("there is an issue", "bug"),
+            ("the dropdown is stuck", "ui"),
+            ("I cannot select anything", "ui"),
+            ("which option?", "ui"),
+            ("so slow", "performance"),
+            ("it keeps loading", "performance"),
+            ("the color is off", "style"),
+            ("your css", "style"),
+            ("nice design", "style"),
+            ("hi, the dropdown is broken", "bug"),
+        ] {
+            assert_eq!(category(&e, text).as_deref(), Some(want), "{text}");
+        }
+        assert_eq!(category(&e, "this thing"), None, "'hi' must not match inside 'this'");
+        assert_eq!(category(&e, "selection"), None, "whole words only");
+    }
+
+    #[test]
+    fn page_is_filled_in() {
+        let e = RulesEngine::builtin().unwrap();
+        let (_, text) = e.answer("broken", Some("/pricing"));
+        assert!(text.contains("/pricing"), "{text}");
+        let (_, text) = e.answer("broken", None);
+        assert!(text.contains("this page"), "{text}");
+    }
+
+    #[test]
+    fn bad_files_name_file_and_problem() {
+        let e = RulesEngine::parse("fallback = ", "x.toml").unwrap_err().to_string();
+        assert!(e.starts_with("rules file x.toml: is not valid"), "{e}");
+        let e = RulesEngine::parse(
+            "fallback = \"f\"\n[[rule]]\ncategory = \"a\"\nkeywords = []\nreply = \"r\"\n",
+            "y.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "rules file y.toml: rule 1 (a) has no `keywords`");
+        let e = RulesEngine::parse("fallbak = \"f\"", "z.toml").unwrap_err().to_string();
+        assert!(e.contains("z.toml") && e.contains("fallbak"), "{e}");
+    }
+}

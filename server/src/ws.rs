@@ -1,0 +1,270 @@
+//! The WebSocket transport: `GET /ws/chat?session=&page=&after=`.
+//!
+//! The upgrade handler checks the origin (403) and the query (400) *before* upgrading, and
+//! configures tungstenite with small buffers and the `--max-frame` limit. After the upgrade,
+//! [`drive`] runs the connection over any `Sink`/`Stream` of messages (the axum
+//! `testing-websockets` pattern), so it can be driven over channels in unit tests:
+//!
+//! - a **reader task** feeds text frames to the [`Client`] and notes when the peer was last
+//!   heard from;
+//! - the **writer** (this task) drains the connection's bounded queue to the socket, pings
+//!   every `--ping-interval`, and closes with 4002 (stale) after `--idle-timeout` of silence,
+//!   4001 (slow consumer) when the fan-out found the queue full, 1009 after an oversized frame
+//!   and 1001 at shutdown.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use natter_protocol::{close, validate_session_id, ErrorCode};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::client::Client;
+use crate::http::{check_origin, ApiError};
+use crate::hub::{Control, Hub, Outgoing, Since};
+use crate::metrics::Metrics;
+
+/// How long the hub waits for a close frame to be written to a peer that is not reading.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// tungstenite's read buffer per connection (its 128 KiB default costs ~130 KB each).
+const READ_BUFFER: usize = 4 * 1024;
+
+/// The query of `/ws/chat`; strings so that bad values get our own clear message.
+#[derive(Debug, Deserialize)]
+pub struct ChatQuery {
+    session: Option<String>,
+    page: Option<String>,
+    after: Option<String>,
+}
+
+/// Validated connection parameters.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// The session id.
+    pub session: Arc<str>,
+    /// The page the widget is on (seed 003's `page` parameter).
+    pub page: Option<String>,
+    /// Resume point, or the recent history.
+    pub since: Since,
+}
+
+impl ChatQuery {
+    /// Checks the query; a refusal becomes a 400.
+    pub fn validate(self) -> Result<Params, ApiError> {
+        let session = self.session.unwrap_or_default();
+        validate_session_id(&session).map_err(|e| {
+            ApiError::bad_request(ErrorCode::BadSession, format!("`session` query parameter: {e}"))
+        })?;
+        let since = match self.after.as_deref() {
+            None | Some("") => Since::Recent,
+            Some(a) => Since::After(a.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(
+                    ErrorCode::InvalidMessage,
+                    format!("`after` must be the last seq seen (a whole number), got {a:?}"),
+                )
+            })?),
+        };
+        let page = self.page.filter(|p| !p.is_empty()).map(|p| p.chars().take(512).collect());
+        Ok(Params { session: session.into(), page, since })
+    }
+}
+
+/// `GET /ws/chat`.
+pub async fn upgrade(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    Query(query): Query<ChatQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if let Err(e) = check_origin(&hub, &headers) {
+        return e.into_response();
+    }
+    let params = match query.validate() {
+        Ok(p) => p,
+        Err(e) => return hub_error(&hub, e).into_response(),
+    };
+    let config = hub.config();
+    let max = config.max_frame;
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_frame_size(max)
+        .max_message_size(max)
+        .on_upgrade(move |socket| async move {
+            let (sink, stream) = socket.split();
+            drive(sink, stream, hub, params).await;
+        })
+}
+
+fn hub_error(hub: &Hub, e: ApiError) -> ApiError {
+    hub.metrics().error(e.code());
+    e
+}
+
+/// Whether a read error is tungstenite refusing an oversized frame or message.
+fn is_too_large(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(t) = s.downcast_ref::<tungstenite::Error>() {
+            return matches!(t, tungstenite::Error::Capacity(_));
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Runs one connection until it ends. Generic over the socket halves so tests can use
+/// channels.
+pub async fn drive<Si, St>(mut sink: Si, stream: St, hub: Hub, params: Params)
+where
+    Si: Sink<Message> + Unpin + Send,
+    St: Stream<Item = Result<Message, axum::Error>> + Unpin + Send + 'static,
+{
+    let (outbox, mut rx, control, _live) = hub.open_connection();
+    let id = outbox.id;
+    let config = hub.config().clone();
+    tracing::debug!(connection = id, session_hash = %crate::util::member_id(&params.session), "connected");
+    let client =
+        match Client::start(hub.clone(), outbox, params.session.clone(), params.page, params.since).await {
+            Ok(c) => c,
+            Err(refusal) => {
+                let refusal = hub.refused(refusal);
+                let _ = sink.send(Message::Text(crate::hub::encode(&refusal.frame()))).await;
+                let _ = sink.send(close_message(close::INTERNAL, "could not read history")).await;
+                return;
+            }
+        };
+    let started = Instant::now();
+    let heard = Arc::new(AtomicU64::new(0));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut reader = tokio::spawn(read_loop(stream, client, heard.clone(), started, stop_rx));
+
+    let mut shutdown = hub.shutdown_signal();
+    // A second receiver for sends in progress (the first is borrowed by the select).
+    let mut shutdown_in_send = hub.shutdown_signal();
+    let mut ticker = tokio::time::interval_at(started + config.ping_interval, config.ping_interval);
+    let mut reader_done = false;
+    let close: Option<(u16, &'static str)> = loop {
+        tokio::select! {
+            biased;
+            _ = crate::hub::stopped(&mut shutdown) => break Some((close::GOING_AWAY, "hub shutting down")),
+            code = control.closed() => break Some((code, reason(code))),
+            _ = &mut reader, if !reader_done => {
+                reader_done = true;
+                // The reader may have queued a last answer and a close (oversized frame): keep
+                // draining the queue; otherwise the peer is gone.
+                if rx.is_empty() {
+                    break None;
+                }
+            }
+            item = rx.recv() => match item {
+                Some(Outgoing::Text(frame)) => {
+                    if let Err(stop) = send(&mut sink, Message::Text(frame), &control, &mut shutdown_in_send).await {
+                        break stop;
+                    }
+                }
+                Some(Outgoing::Close(code, why)) => break Some((code, why)),
+                None => break None,
+            },
+            _ = ticker.tick() => {
+                let silent = started.elapsed().saturating_sub(Duration::from_millis(heard.load(Ordering::Relaxed)));
+                if silent > config.idle_timeout {
+                    Metrics::add(&hub.metrics().stale_closed, 1);
+                    break Some((close::STALE, "no answer to pings"));
+                }
+                if let Err(stop) = send(&mut sink, Message::Ping(Default::default()), &control, &mut shutdown_in_send).await {
+                    break stop;
+                }
+            }
+        }
+        if reader_done && rx.is_empty() {
+            break None;
+        }
+    };
+    // Let the reader finish (it leaves rooms and unsubscribes); it waits on nothing of ours
+    // once the queue is gone.
+    drop(rx);
+    let _ = stop_tx.send(true);
+    if let Some((code, why)) = close {
+        tracing::debug!(connection = id, code, why, "closing");
+        let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_message(code, why))).await;
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+    if !reader_done {
+        let _ = reader.await;
+    }
+    tracing::debug!(connection = id, "disconnected");
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        close::SLOW_CONSUMER => "send queue full: reconnect and resume",
+        close::STALE => "no answer to pings",
+        close::GOING_AWAY => "hub shutting down",
+        _ => "closed by the hub",
+    }
+}
+
+fn close_message(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}
+
+/// Sends one message, giving up when the connection is told to close meanwhile (a peer that
+/// does not read would otherwise hold the writer forever).
+async fn send<Si>(
+    sink: &mut Si,
+    message: Message,
+    control: &Control,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), Option<(u16, &'static str)>>
+where
+    Si: Sink<Message> + Unpin,
+{
+    tokio::select! {
+        r = sink.send(message) => r.map_err(|_| None),
+        code = control.closed() => Err(Some((code, reason(code)))),
+        _ = crate::hub::stopped(shutdown) => Err(Some((close::GOING_AWAY, "hub shutting down"))),
+    }
+}
+
+/// Reads frames and hands them to the client until the peer closes, errs, or the writer stops.
+async fn read_loop<St>(
+    mut stream: St,
+    mut client: Client,
+    heard: Arc<AtomicU64>,
+    started: Instant,
+    mut stop: watch::Receiver<bool>,
+) where
+    St: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    loop {
+        let next = tokio::select! {
+            n = stream.next() => n,
+            _ = crate::hub::stopped(&mut stop) => break,
+        };
+        heard.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        match next {
+            Some(Ok(Message::Text(text))) => client.on_text(text.as_str()).await,
+            Some(Ok(Message::Binary(_))) => client.on_binary().await,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Close(_))) | None => break,
+            Some(Err(e)) => {
+                if is_too_large(&e) {
+                    client.on_too_large().await;
+                    client.close_after_queue(close::TOO_BIG, "frame too large").await;
+                } else {
+                    tracing::debug!(error = %e, "read error");
+                }
+                break;
+            }
+        }
+    }
+    client.finish().await;
+}
