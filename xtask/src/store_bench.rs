@@ -29,6 +29,10 @@ use crate::tools;
 
 /// Benchmark settings.
 struct Settings {
+    /// `--only throughput|latency`: run one half.
+    only: Option<String>,
+    /// `--hub-port P`: drive an already running hub (for profiling it) instead of starting one.
+    hub_port: Option<u16>,
     clients: usize,
     window: usize,
     seconds: u64,
@@ -36,17 +40,27 @@ struct Settings {
 }
 
 fn parse(args: &[String]) -> Result<Settings> {
-    let mut s = Settings { clients: 50, window: 32, seconds: 5, samples: 2000 };
+    let mut s = Settings { only: None, hub_port: None, clients: 50, window: 32, seconds: 5, samples: 2000 };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        if flag == "--only" {
+            s.only = Some(value.clone());
+            continue;
+        }
+        if flag == "--hub-port" {
+            s.hub_port = Some(value.parse().with_context(|| format!("--hub-port {value}"))?);
+            continue;
+        }
         let n: usize = value.parse().with_context(|| format!("{flag} {value}: not a number"))?;
         match flag.as_str() {
             "--clients" => s.clients = n.max(1),
             "--window" => s.window = n.max(1),
             "--seconds" => s.seconds = n.max(1) as u64,
             "--samples" => s.samples = n.max(10),
-            _ => bail!("unknown option {flag}; options: --clients --window --seconds --samples"),
+            _ => bail!(
+                "unknown option {flag}; options: --only --hub-port --clients --window --seconds --samples"
+            ),
         }
     }
     Ok(s)
@@ -65,10 +79,32 @@ pub fn run(args: &[String]) -> Result<()> {
     println!("natter-hub store benchmark (loopback, {} cores)", num_cpus());
     println!();
 
-    // 1. Throughput with SQLite.
-    let db = dir.path().join("bench.db");
-    let hub = Hub::start(&binary, &[("--db", db.to_string_lossy().as_ref())], dir.path())?;
-    let (acks, elapsed) = runtime.block_on(throughput(hub.port, &settings))?;
+    if settings.only.as_deref() != Some("latency") {
+        throughput_report(&runtime, &binary, dir.path(), &settings)?;
+    }
+    if settings.only.as_deref() != Some("throughput") {
+        latency_report(&runtime, &binary, dir.path(), &settings)?;
+    }
+    Ok(())
+}
+
+/// Part 1: acknowledged messages per second with SQLite.
+fn throughput_report(
+    runtime: &tokio::runtime::Runtime,
+    binary: &Path,
+    dir: &Path,
+    settings: &Settings,
+) -> Result<()> {
+    if let Some(port) = settings.hub_port {
+        let (acks, elapsed) = runtime.block_on(throughput(port, settings))?;
+        println!("hub on port {port}: {:.0} acknowledged msgs/s", acks as f64 / elapsed.as_secs_f64());
+        return Ok(());
+    }
+    let db = dir.join("bench.db");
+    let hub = Hub::start(binary, &[("--db", db.to_string_lossy().as_ref())], dir)?;
+    let cpu_before = hub.cpu_seconds();
+    let (acks, elapsed) = runtime.block_on(throughput(hub.port, settings))?;
+    let cpu = hub.cpu_seconds().zip(cpu_before).map(|(after, before)| after - before);
     drop(hub);
     let rate = acks as f64 / elapsed.as_secs_f64();
     println!(
@@ -77,17 +113,35 @@ pub fn run(args: &[String]) -> Result<()> {
         settings.clients,
         settings.window
     );
+    if let Some(cpu) = cpu {
+        // On a shared machine the rate depends on who else runs; the hub's own CPU time per
+        // message does much less.
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!(
+            "  hub CPU: {:.1} us per acknowledged message (incl. warm-up and the bench clients' load on it); load average {}",
+            cpu * 1e6 / acks.max(1) as f64,
+            load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        );
+    }
+    Ok(())
+}
 
-    // 2. Latency: SQLite, Redis on one hub, Redis across two hubs.
-    let db = dir.path().join("latency.db");
-    let hub = Hub::start(&binary, &[("--db", db.to_string_lossy().as_ref())], dir.path())?;
+/// Part 2: delivery latency with SQLite, Redis on one hub, Redis across two hubs.
+fn latency_report(
+    runtime: &tokio::runtime::Runtime,
+    binary: &Path,
+    dir: &Path,
+    settings: &Settings,
+) -> Result<()> {
+    let db = dir.join("latency.db");
+    let hub = Hub::start(binary, &[("--db", db.to_string_lossy().as_ref())], dir)?;
     let sqlite = runtime.block_on(latency(hub.port, hub.port, settings.samples))?;
     drop(hub);
 
-    let redis = RedisServer::start(dir.path())?;
+    let redis = RedisServer::start(dir)?;
     let url = redis.url();
-    let a = Hub::start(&binary, &[("--redis-url", url.as_str())], dir.path())?;
-    let b = Hub::start(&binary, &[("--redis-url", url.as_str())], dir.path())?;
+    let a = Hub::start(binary, &[("--redis-url", url.as_str())], dir)?;
+    let b = Hub::start(binary, &[("--redis-url", url.as_str())], dir)?;
     let same = runtime.block_on(latency(a.port, a.port, settings.samples))?;
     let cross = runtime.block_on(latency(a.port, b.port, settings.samples))?;
     drop((a, b, redis));
@@ -170,6 +224,19 @@ impl Hub {
             bail!("natter-hub exited with {status}");
         }
         Ok(hub)
+    }
+}
+
+impl Hub {
+    /// The process's user + system CPU time so far (Linux `/proc`), in seconds.
+    fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the command name (which is in parentheses and may hold spaces).
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        // USER_HZ is 100 on every Linux this runs on.
+        Some(ticks / 100.0)
     }
 }
 
