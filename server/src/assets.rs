@@ -1,7 +1,8 @@
 //! Static files: the demo page at `/` (embedded in the binary) and the built widget
 //! (`/natter.js`, its `.wasm`, `.mjs`/`.js` modules and `.d.ts` types) from `--assets`.
 //!
-//! The widget files are read from disk on each request, so `cargo xtask build` while the hub
+//! A `.gz` copy beside a file (written by `cargo xtask build`) is served instead to browsers
+//! that accept gzip. The widget files are read from disk on each request, so `cargo xtask build` while the hub
 //! runs is picked up at once. They are served with `Access-Control-Allow-Origin: *` because
 //! any site may embed the widget.
 
@@ -81,17 +82,22 @@ pub async fn widget_file(State(hub): State<Hub>, request: Request) -> Response {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
     let file = hub.config().assets.join(path);
+    // `cargo xtask build` writes a gzip -9 copy beside each file; browsers that accept gzip
+    // get it as is, with no compression work per request.
+    let gzip_ok = request
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.split(';').next().is_some_and(|e| e.trim() == "gzip")));
+    if gzip_ok {
+        let mut gz = file.clone().into_os_string();
+        gz.push(".gz");
+        if let Ok(bytes) = tokio::fs::read(&gz).await {
+            return widget_response(kind, bytes, Some("gzip"));
+        }
+    }
     match tokio::fs::read(&file).await {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, kind),
-                (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            bytes,
-        )
-            .into_response(),
+        Ok(bytes) => widget_response(kind, bytes, None),
         Err(_) => (
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
@@ -99,6 +105,24 @@ pub async fn widget_file(State(hub): State<Hub>, request: Request) -> Response {
         )
             .into_response(),
     }
+}
+
+fn widget_response(kind: &'static str, bytes: Vec<u8>, encoding: Option<&'static str>) -> Response {
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::VARY, "Accept-Encoding"),
+        ],
+        bytes,
+    )
+        .into_response();
+    if let Some(e) = encoding {
+        response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
+    }
+    response
 }
 
 #[cfg(test)]

@@ -12,6 +12,9 @@ pub enum HubError {
     /// The reply rules file is unusable.
     #[error(transparent)]
     Rules(#[from] RulesError),
+    /// A flag's value is unusable (the message names the flag and the value).
+    #[error("{0}")]
+    Config(String),
     /// The store could not be opened.
     #[error("cannot open storage: {0}")]
     Store(#[from] StoreError),

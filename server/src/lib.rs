@@ -46,6 +46,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method};
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -99,8 +100,11 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HubError> {
-    let store = build_store(&config).await?;
+    // The rules and origins first: a configuration mistake should stop the hub before it
+    // touches storage (and creates a database file).
+    check_origins(&config.allowed_origins)?;
     let reply = build_reply(&config)?;
+    let store = build_store(&config).await?;
     serve(listener, config, store, reply, shutdown).await
 }
 
@@ -112,6 +116,7 @@ pub async fn serve(
     reply: Arc<dyn ReplyEngine>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HubError> {
+    check_origins(&config.allowed_origins)?;
     if config.allowed_origins.is_empty() {
         tracing::warn!("no --allowed-origin given: pages of ANY origin may connect; set it in production");
     }
@@ -126,9 +131,35 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "natter hub listening");
     }
+    // Chat frames are small and answered in bursts (ack, echo, typing, reply): without
+    // TCP_NODELAY, Nagle + delayed ACKs add ~40 ms to each reply.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(graceful).await?;
     if !hub.drained(DRAIN_LIMIT).await {
         tracing::warn!("some connections did not close in time");
+    }
+    Ok(())
+}
+
+/// Refuses allow-list entries that are not origins (`https://example.com[:port]`): a bare
+/// host name would silently match nothing and lock every page out.
+fn check_origins(origins: &[String]) -> Result<(), HubError> {
+    for o in origins {
+        let ok = o.split_once("://").is_some_and(|(scheme, rest)| {
+            !scheme.is_empty()
+                && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+                && !rest.trim_end_matches('/').is_empty()
+                && !rest.trim_end_matches('/').contains('/')
+        });
+        if !ok {
+            return Err(HubError::Config(format!(
+                "--allowed-origin {o:?} is not an origin; write it as the browser sends it, like https://example.com or http://localhost:3000"
+            )));
+        }
     }
     Ok(())
 }

@@ -34,6 +34,12 @@ use crate::metrics::Metrics;
 /// How long the hub waits for a close frame to be written to a peer that is not reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
+/// Upper bound of tungstenite's write buffer (a history frame can be a few MiB at most).
+const MAX_WRITE_BUFFER: usize = 64 * 1024 * 1024;
+
+/// How long a connection that sent an oversized frame is held open after the close frame.
+const TOO_BIG_LINGER: Duration = Duration::from_secs(2);
+
 /// tungstenite's read buffer per connection (its 128 KiB default costs ~130 KB each).
 const READ_BUFFER: usize = 4 * 1024;
 
@@ -94,7 +100,10 @@ pub async fn upgrade(
     let config = hub.config();
     let max = config.max_frame;
     ws.read_buffer_size(READ_BUFFER)
+        // Write each frame straight through (the writer awaits every send, so at most one
+        // frame ever waits in tungstenite's buffer); the cap only bounds a pathological case.
         .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_frame_size(max)
         .max_message_size(max)
         .on_upgrade(move |socket| async move {
@@ -129,10 +138,12 @@ where
 {
     let (outbox, mut rx, control, _live) = hub.open_connection();
     let id = outbox.id;
-    let config = hub.config().clone();
+    let (ping_interval, idle_timeout) = (hub.config().ping_interval, hub.config().idle_timeout);
     tracing::debug!(connection = id, session_hash = %crate::util::member_id(&params.session), "connected");
     let client =
-        match Client::start(hub.clone(), outbox, params.session.clone(), params.page, params.since).await {
+        match Box::pin(Client::start(hub.clone(), outbox, params.session.clone(), params.page, params.since))
+            .await
+        {
             Ok(c) => c,
             Err(refusal) => {
                 let refusal = hub.refused(refusal);
@@ -149,7 +160,7 @@ where
     let mut shutdown = hub.shutdown_signal();
     // A second receiver for sends in progress (the first is borrowed by the select).
     let mut shutdown_in_send = hub.shutdown_signal();
-    let mut ticker = tokio::time::interval_at(started + config.ping_interval, config.ping_interval);
+    let mut ticker = tokio::time::interval_at(started + ping_interval, ping_interval);
     let mut reader_done = false;
     let close: Option<(u16, &'static str)> = loop {
         tokio::select! {
@@ -166,7 +177,8 @@ where
             }
             item = rx.recv() => match item {
                 Some(Outgoing::Text(frame)) => {
-                    if let Err(stop) = send(&mut sink, Message::Text(frame), &control, &mut shutdown_in_send).await {
+                    let sent = Box::pin(send(&mut sink, Message::Text(frame), &control, &mut shutdown_in_send)).await;
+                    if let Err(stop) = sent {
                         break stop;
                     }
                 }
@@ -175,11 +187,12 @@ where
             },
             _ = ticker.tick() => {
                 let silent = started.elapsed().saturating_sub(Duration::from_millis(heard.load(Ordering::Relaxed)));
-                if silent > config.idle_timeout {
+                if silent > idle_timeout {
                     Metrics::add(&hub.metrics().stale_closed, 1);
                     break Some((close::STALE, "no answer to pings"));
                 }
-                if let Err(stop) = send(&mut sink, Message::Ping(Default::default()), &control, &mut shutdown_in_send).await {
+                let sent = Box::pin(send(&mut sink, Message::Ping(Default::default()), &control, &mut shutdown_in_send)).await;
+                if let Err(stop) = sent {
                     break stop;
                 }
             }
@@ -188,14 +201,27 @@ where
             break None;
         }
     };
-    // Let the reader finish (it leaves rooms and unsubscribes); it waits on nothing of ours
-    // once the queue is gone.
+    // Nothing more is queued: answers the reader still makes fail at once instead of waiting.
     drop(rx);
-    let _ = stop_tx.send(true);
     if let Some((code, why)) = close {
         tracing::debug!(connection = id, code, why, "closing");
         let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_message(code, why))).await;
+        if code == close::TOO_BIG {
+            // The oversized frame's payload was never read, so the reader cannot go on; and
+            // closing the socket with it unread makes the kernel send a reset, which can
+            // destroy our error and close frames before the peer reads them. Linger (like an
+            // HTTP server's lingering close) so the peer reads them and closes first.
+            tokio::select! {
+                _ = tokio::time::sleep(TOO_BIG_LINGER) => {}
+                _ = crate::hub::stopped(&mut shutdown) => {}
+            }
+        } else if !reader_done {
+            // The close handshake: give the peer time to read our close frame and answer it
+            // (the reader ends on its close), rather than cutting the TCP connection under it.
+            reader_done = tokio::time::timeout(CLOSE_GRACE, &mut reader).await.is_ok();
+        }
     }
+    let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
     if !reader_done {
         let _ = reader.await;
@@ -251,7 +277,9 @@ async fn read_loop<St>(
         };
         heard.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         match next {
-            Some(Ok(Message::Text(text))) => client.on_text(text.as_str()).await,
+            // Boxed: handling a message is the largest state of this task, and an idle
+            // connection should not carry its space (a few KB × every open connection).
+            Some(Ok(Message::Text(text))) => Box::pin(client.on_text(text.as_str())).await,
             Some(Ok(Message::Binary(_))) => client.on_binary().await,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
             Some(Ok(Message::Close(_))) | None => break,
@@ -267,4 +295,67 @@ async fn read_loop<St>(
         }
     }
     client.finish().await;
+}
+
+#[cfg(test)]
+mod tests {
+    //! The connection driven over channels instead of a socket.
+
+    use std::sync::Arc;
+
+    use futures_util::{sink, stream};
+    use natter_protocol::ServerMessage;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::reply::RulesEngine;
+    use crate::store::memory::MemoryStore;
+    use crate::Config;
+
+    fn text(m: Option<Message>) -> ServerMessage {
+        match m {
+            Some(Message::Text(t)) => serde_json::from_str(t.as_str()).expect("json"),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn drives_a_connection_over_channels() {
+        let hub = Hub::start(
+            Config::for_tests(),
+            Arc::new(MemoryStore::new()),
+            Arc::new(RulesEngine::builtin().expect("rules")),
+        );
+        let (out_tx, mut out_rx) = mpsc::channel::<Message>(16);
+        let (in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(16);
+        let sink = Box::pin(sink::unfold(out_tx, |tx, m: Message| async move {
+            tx.send(m).await.map_err(|_| "closed")?;
+            Ok::<_, &'static str>(tx)
+        }));
+        let stream =
+            Box::pin(stream::unfold(in_rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) }));
+        let params = Params { session: "unit".into(), page: None, since: Since::Recent };
+        let task = tokio::spawn(drive(sink, stream, hub.clone(), params));
+
+        assert!(matches!(text(out_rx.recv().await), ServerMessage::History(h) if h.messages.is_empty()));
+        in_tx.send(Ok(Message::text(r#"{"type":"ping","nonce":1}"#))).await.expect("send");
+        assert!(matches!(text(out_rx.recv().await), ServerMessage::Pong(p) if p.nonce == Some(1.into())));
+        in_tx.send(Ok(Message::text("nope"))).await.expect("send");
+        assert!(matches!(text(out_rx.recv().await), ServerMessage::Error(_)));
+
+        hub.begin_shutdown();
+        loop {
+            match out_rx.recv().await {
+                Some(Message::Close(Some(f))) => {
+                    assert_eq!(f.code, close::GOING_AWAY);
+                    break;
+                }
+                Some(_) => continue,
+                None => panic!("no close frame"),
+            }
+        }
+        drop(in_tx);
+        task.await.expect("drive ends");
+        assert!(hub.drained(Duration::from_secs(5)).await);
+    }
 }

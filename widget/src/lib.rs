@@ -1,1 +1,29 @@
-//! Placeholder; replaced by the widget.
+//! # natter-widget — the Natter chat widget, Rust compiled to WebAssembly
+//!
+//! # Layout
+//! - `state`: the state machine — one `update(model, event) -> effects`, plain
+//!   Rust, unit-tested natively (`cargo test -p natter-widget`).
+//! - `backoff`, `outbox`, `text`, `style`, `options`, `wire`: the pieces it and the DOM use
+//!   (reconnect delays, unacknowledged messages, link detection, CSS, option parsing, the JSON
+//!   the widget writes), also native.
+//! - `web` (wasm32 only): the thin browser layer — the exported `Natter` handle and `mount`,
+//!   DOM rendering into an open Shadow DOM, the WebSocket / HTTP link, storage, the chime.
+//!
+//! The JS world sees one handle (`mount(options)` → `Natter`); everything else is crate-private.
+#![deny(clippy::unwrap_used)]
+// Natively only the tests use the state logic; the web layer that drives it is wasm32-only.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+mod backoff;
+mod options;
+mod outbox;
+mod state;
+mod style;
+mod text;
+mod wire;
+
+#[cfg(target_arch = "wasm32")]
+mod web;
+
+#[cfg(target_arch = "wasm32")]
+pub use web::{mount, Natter};

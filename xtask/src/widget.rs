@@ -1,9 +1,408 @@
-//! Placeholder, replaced by its owner: builds the widget into npm/dist.
+//! `cargo xtask build` and `cargo xtask bench size`: the widget's build into `npm/dist/` and
+//! its size / load-time benchmark.
+//!
+//! Build: natter-widget → wasm32 (`wasm-release` profile) → `wasm-bindgen --target web` →
+//! `wasm-opt -Oz` → `npm/dist/`. The hand-written ESM entry (`npm/src/index.js`) and the
+//! wasm-bindgen glue are bundled and minified into one `dist/index.js` by esbuild; the
+//! script-tag loader is minified into `dist/natter.js`; the types are copied; each downloaded
+//! file also gets a gzip -9 copy (`.gz`) for servers that serve precompressed files.
+//!
+//! Build tools that are not Rust come from npm, pinned in `npm/scripts/package.json`
+//! (installed on first use): esbuild, and binaryen's wasm-opt when the system one is too old
+//! to read what rustc and wasm-bindgen emit today (Debian 12's binaryen 108 rejects
+//! reference-types instructions such as `table.fill`).
 
-pub fn build(_release: bool) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The wasm-bindgen version the widget pins; the CLI must match it exactly.
+const WASM_BINDGEN_VERSION: &str = "0.2.130";
+const TARGET: &str = "wasm32-unknown-unknown";
+/// What a page downloads for the widget, in load order.
+const DOWNLOADED: &[&str] = &["natter.js", "index.js", "natter_widget_bg.wasm"];
+/// The size budget from issue 3: everything a page downloads, gzip.
+const BUDGET_BYTES: u64 = 60 * 1024;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
-pub fn bench_size() -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+/// `npm/dist/`.
+pub fn dist_dir() -> PathBuf {
+    root().join("npm").join("dist")
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().with_context(|| format!("could not start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn ensure_target() -> Result<()> {
+    let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match out {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == TARGET) => Ok(()),
+        Ok(_) => {
+            eprintln!("xtask: adding the {TARGET} target (rustup target add {TARGET})");
+            run(Command::new("rustup").args(["target", "add", TARGET]))
+        }
+        // No rustup (a distro toolchain): let cargo say whether the target is there.
+        Err(_) => Ok(()),
+    }
+}
+
+fn ensure_wasm_bindgen() -> Result<()> {
+    let version = Command::new("wasm-bindgen").arg("--version").output().ok();
+    let found = version.as_ref().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match found.as_deref() {
+        Some(v) if v.ends_with(WASM_BINDGEN_VERSION) => return Ok(()),
+        Some(v) => eprintln!("xtask: found {v}, but the widget pins wasm-bindgen {WASM_BINDGEN_VERSION}"),
+        None => eprintln!("xtask: wasm-bindgen CLI not found in PATH"),
+    }
+    eprintln!(
+        "xtask: installing it: cargo install wasm-bindgen-cli --version {WASM_BINDGEN_VERSION} --locked \
+         (a few minutes, once)"
+    );
+    run(Command::new(cargo()).args([
+        "install",
+        "wasm-bindgen-cli",
+        "--version",
+        WASM_BINDGEN_VERSION,
+        "--locked",
+    ]))
+    .context("installing wasm-bindgen-cli failed; install it by hand with the command above")
+}
+
+/// The features rustc enables by default for wasm32-unknown-unknown; wasm-opt must accept them.
+const WASM_FEATURES: &[&str] = &[
+    "--enable-bulk-memory",
+    "--enable-mutable-globals",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-reference-types",
+    "--enable-multivalue",
+];
+
+fn scripts_dir() -> PathBuf {
+    root().join("npm").join("scripts")
+}
+
+/// Installs the pinned build/bench tools of `npm/scripts` if they are not there yet.
+fn ensure_npm_tools() -> Result<()> {
+    let dir = scripts_dir();
+    if dir.join("node_modules").join(".bin").join("esbuild").exists() {
+        return Ok(());
+    }
+    let verb = if dir.join("package-lock.json").exists() { "ci" } else { "install" };
+    eprintln!("xtask: installing the widget's JS build tools (npm {verb} in npm/scripts)");
+    run(Command::new("npm").current_dir(&dir).args([verb, "--no-audit", "--no-fund"]))
+        .with_context(|| format!("npm {verb} in npm/scripts failed; the widget build needs Node.js and npm"))
+}
+
+fn npm_bin(name: &str) -> PathBuf {
+    scripts_dir().join("node_modules").join(".bin").join(name)
+}
+
+fn wasm_opt(file: &Path) -> Result<()> {
+    let out = file.with_extension("opt.wasm");
+    let attempt = |bin: &Path, quiet: bool| {
+        let mut cmd = Command::new(bin);
+        cmd.arg("-Oz").args(WASM_FEATURES).arg(file).arg("-o").arg(&out);
+        if quiet {
+            // The system binary is only a first try; its parse error is not the user's problem.
+            cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        }
+        cmd.status()
+    };
+    match attempt(Path::new("wasm-opt"), true) {
+        Ok(s) if s.success() => {}
+        system => {
+            if system.is_err() {
+                eprintln!(
+                    "xtask: wasm-opt not found in PATH (Debian/Ubuntu: `apt-get install binaryen`); \
+                     using binaryen from npm/scripts"
+                );
+            } else {
+                eprintln!("xtask: the system wasm-opt cannot read this module (too old); using binaryen from npm/scripts");
+            }
+            ensure_npm_tools()?;
+            let status = attempt(&npm_bin("wasm-opt"), false).context("running npm/scripts' wasm-opt")?;
+            if !status.success() {
+                bail!("wasm-opt -Oz failed ({status})");
+            }
+        }
+    }
+    std::fs::rename(&out, file).with_context(|| format!("replacing {}", file.display()))?;
+    Ok(())
+}
+
+fn leb_read(b: &[u8], i: &mut usize) -> Result<u32> {
+    let (mut value, mut shift) = (0u32, 0);
+    loop {
+        let byte = *b.get(*i).context("truncated wasm")?;
+        *i += 1;
+        value |= u32::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+        shift += 7;
+        if shift > 28 {
+            bail!("bad LEB128 in wasm");
+        }
+    }
+}
+
+fn leb_write(out: &mut Vec<u8>, mut v: u32) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// `a`, `b`, … `Z`, `aa`, `ab`, …: short, valid JS property names.
+fn short_name(mut i: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut name = Vec::new();
+    loop {
+        name.push(ALPHABET[i % ALPHABET.len()]);
+        i /= ALPHABET.len();
+        if i == 0 {
+            break;
+        }
+        i -= 1;
+    }
+    String::from_utf8_lossy(&name).into_owned()
+}
+
+/// Renames every import of the wasm module to a one- or two-letter name in module `a`, and
+/// the same keys in the wasm-bindgen glue.
+///
+/// wasm-bindgen names each import `__wbg_<method>_<16 hex digits>` in module
+/// `./natter_widget_bg.js`; with ~150 imports those names were ~3 KiB of the gzipped download,
+/// stored twice (wasm import section and JS import object) and barely compressible. Every
+/// replacement in the glue must match exactly once, so a change in wasm-bindgen's output
+/// format fails the build instead of producing a broken widget.
+fn shorten_imports(wasm: &Path, glue: &Path) -> Result<()> {
+    const MODULE: &str = "./natter_widget_bg.js";
+    let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    if bytes.get(..8) != Some(&b"\0asm\x01\0\0\0"[..]) {
+        bail!("{} is not a wasm module", wasm.display());
+    }
+    let mut out = bytes[..8].to_vec();
+    let mut renames: Vec<(String, String)> = Vec::new();
+    let mut i = 8;
+    while i < bytes.len() {
+        let id = bytes[i];
+        i += 1;
+        let size = leb_read(&bytes, &mut i)? as usize;
+        let body = bytes.get(i..i + size).context("truncated wasm section")?;
+        i += size;
+        if id != 2 {
+            out.push(id);
+            leb_write(&mut out, size as u32);
+            out.extend_from_slice(body);
+            continue;
+        }
+        let mut j = 0;
+        let count = leb_read(body, &mut j)?;
+        let mut section = Vec::new();
+        leb_write(&mut section, count);
+        for n in 0..count as usize {
+            let len = leb_read(body, &mut j)? as usize;
+            let module = std::str::from_utf8(body.get(j..j + len).context("import module")?)?.to_string();
+            j += len;
+            let len = leb_read(body, &mut j)? as usize;
+            let name = std::str::from_utf8(body.get(j..j + len).context("import name")?)?.to_string();
+            j += len;
+            // The import's kind and type: copied as they are.
+            let start = j;
+            let kind = *body.get(j).context("import kind")?;
+            j += 1;
+            match kind {
+                0 => {
+                    leb_read(body, &mut j)?;
+                }
+                1 => {
+                    j += 1;
+                    let flags = leb_read(body, &mut j)?;
+                    leb_read(body, &mut j)?;
+                    if flags & 1 == 1 {
+                        leb_read(body, &mut j)?;
+                    }
+                }
+                2 => {
+                    let flags = leb_read(body, &mut j)?;
+                    leb_read(body, &mut j)?;
+                    if flags & 1 == 1 {
+                        leb_read(body, &mut j)?;
+                    }
+                }
+                3 => j += 2,
+                other => bail!("unknown import kind {other}"),
+            }
+            if module != MODULE {
+                bail!("unexpected import module {module:?}; shorten_imports needs updating");
+            }
+            let short = short_name(n);
+            for part in ["a", short.as_str()] {
+                leb_write(&mut section, part.len() as u32);
+                section.extend_from_slice(part.as_bytes());
+            }
+            section.extend_from_slice(body.get(start..j).context("import type")?);
+            renames.push((name, short));
+        }
+        out.push(2);
+        leb_write(&mut out, section.len() as u32);
+        out.extend_from_slice(&section);
+    }
+    let mut js = std::fs::read_to_string(glue).with_context(|| format!("reading {}", glue.display()))?;
+    let mut replace_once = |from: &str, to: &str| -> Result<()> {
+        match js.matches(from).count() {
+            1 => {
+                js = js.replacen(from, to, 1);
+                Ok(())
+            }
+            n => bail!("expected {from:?} once in the wasm-bindgen glue, found it {n} times"),
+        }
+    };
+    replace_once(&format!("\"{MODULE}\": import0"), "\"a\": import0")?;
+    for (old, new) in &renames {
+        replace_once(&format!(" {old}: function"), &format!(" {new}: function"))?;
+    }
+    std::fs::write(wasm, out)?;
+    std::fs::write(glue, js)?;
+    Ok(())
+}
+
+fn esbuild(args: &[&str], input: &Path, output: &Path) -> Result<()> {
+    run(Command::new(npm_bin("esbuild")).arg(input).args(args).arg(format!("--outfile={}", output.display())))
+}
+
+/// Builds the widget into `npm/dist/`. `release`: the size-optimised profile plus `wasm-opt`;
+/// otherwise a quick debug build.
+pub fn build(release: bool) -> Result<()> {
+    ensure_target()?;
+    ensure_wasm_bindgen()?;
+    let root = root();
+    let profile = if release { "wasm-release" } else { "dev" };
+    run(Command::new(cargo()).current_dir(&root).args([
+        "build",
+        "--target",
+        TARGET,
+        "--profile",
+        profile,
+        "-p",
+        "natter-widget",
+    ]))?;
+    let profile_dir = if release { "wasm-release" } else { "debug" };
+    let wasm = root.join("target").join(TARGET).join(profile_dir).join("natter_widget.wasm");
+    let dist = dist_dir();
+    let stage = root.join("target").join("natter-widget-js");
+    for dir in [&dist, &stage] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    run(Command::new("wasm-bindgen")
+        .arg(&wasm)
+        .args(["--target", "web", "--no-typescript", "--out-dir"])
+        .arg(&stage))?;
+    shorten_imports(&stage.join("natter_widget_bg.wasm"), &stage.join("natter_widget.js"))?;
+    let wasm_out = dist.join("natter_widget_bg.wasm");
+    std::fs::copy(stage.join("natter_widget_bg.wasm"), &wasm_out).context("copying the wasm")?;
+    if release {
+        wasm_opt(&wasm_out)?;
+    }
+    let src = root.join("npm").join("src");
+    std::fs::copy(src.join("index.js"), stage.join("index.js")).context("copying npm/src/index.js")?;
+    std::fs::copy(src.join("index.d.ts"), dist.join("index.d.ts")).context("copying npm/src/index.d.ts")?;
+    ensure_npm_tools()?;
+    let minify: &[&str] = if release { &["--minify"] } else { &[] };
+    // One ESM file: the facade plus the wasm-bindgen glue. `new URL(..., import.meta.url)` for
+    // the wasm is kept as is, so bundlers (Vite) pick the wasm up as an asset.
+    esbuild(
+        &[&["--bundle", "--format=esm", "--target=es2020", "--log-level=warning"], minify].concat(),
+        &stage.join("index.js"),
+        &dist.join("index.js"),
+    )?;
+    esbuild(
+        &[&["--target=es2017", "--log-level=warning"], minify].concat(),
+        &src.join("natter.js"),
+        &dist.join("natter.js"),
+    )?;
+    // Leftovers of earlier layouts would otherwise be shipped.
+    let _ = std::fs::remove_file(dist.join("natter_widget.js"));
+    for file in DOWNLOADED {
+        let path = dist.join(file);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        // Precompressed copies, for a static server (the hub's ServeDir) that serves `.gz`
+        // files to browsers that accept gzip without compressing on every request.
+        let gz = gzip(&bytes)?;
+        std::fs::write(dist.join(format!("{file}.gz")), &gz)?;
+        println!("  {:<24} {:>8} bytes  {:>7} gzip", file, bytes.len(), gz.len());
+    }
+    println!("widget built into {}", dist.display());
+    Ok(())
+}
+
+fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes)?;
+    Ok(enc.finish()?)
+}
+
+fn gzip_len(bytes: &[u8]) -> Result<u64> {
+    Ok(gzip(bytes)?.len() as u64)
+}
+
+fn kib(n: u64) -> String {
+    format!("{:.1} KiB", n as f64 / 1024.0)
+}
+
+/// Prints the gzip size of everything a page downloads for the widget against the budget, and
+/// the time from script load to launcher visible in headless Chromium.
+pub fn bench_size() -> Result<()> {
+    let dist = dist_dir();
+    if !dist.join("natter_widget_bg.wasm").exists() {
+        build(true)?;
+    }
+    println!("what a page downloads for the widget (npm/dist; CSS is inside the wasm):");
+    println!("  {:<24} {:>10} {:>10}", "file", "raw", "gzip -9");
+    let (mut raw_total, mut gz_total) = (0, 0);
+    for file in DOWNLOADED {
+        let bytes = std::fs::read(dist.join(file)).with_context(|| format!("reading {file}"))?;
+        let gz = gzip_len(&bytes)?;
+        raw_total += bytes.len() as u64;
+        gz_total += gz;
+        println!("  {:<24} {:>10} {:>10}", file, kib(bytes.len() as u64), kib(gz));
+    }
+    println!("  {:<24} {:>10} {:>10}", "total", kib(raw_total), kib(gz_total));
+    let verdict = if gz_total <= BUDGET_BYTES { "within" } else { "OVER" };
+    println!(
+        "  budget {}: {verdict} ({:.0}% used)",
+        kib(BUDGET_BYTES),
+        gz_total as f64 * 100.0 / BUDGET_BYTES as f64
+    );
+    launcher_timing()
+}
+
+fn launcher_timing() -> Result<()> {
+    ensure_npm_tools()?;
+    run(Command::new("node").current_dir(scripts_dir()).arg("launcher-timing.mjs").arg(dist_dir()))
 }

@@ -736,13 +736,16 @@ impl Hub {
             return Ok(history);
         }
         let mut shutdown = self.shutdown_signal();
-        Metrics::add(&self.shared.metrics.polls_waiting, 1);
-        tokio::select! {
-            _ = delivered.wait_for(|s| *s > after) => {}
-            _ = tokio::time::sleep(self.shared.config.poll_timeout) => {}
-            _ = crate::hub::stopped(&mut shutdown) => {}
+        {
+            // A guard, not a decrement after the wait: a client that hangs up drops this
+            // future mid-wait.
+            let _waiting = WaitingPoll::new(&self.shared.metrics);
+            tokio::select! {
+                _ = delivered.wait_for(|s| *s > after) => {}
+                _ = tokio::time::sleep(self.shared.config.poll_timeout) => {}
+                _ = crate::hub::stopped(&mut shutdown) => {}
+            }
         }
-        self.shared.metrics.polls_waiting.fetch_sub(1, Ordering::Relaxed);
         self.attach_inner(&key, since, None, None).await.map(|(h, _)| h)
     }
 
@@ -882,6 +885,22 @@ fn room_info(record: &RoomRecord, members: Vec<Member>, last_seq: u64) -> RoomIn
 pub async fn stopped(rx: &mut watch::Receiver<bool>) {
     if rx.wait_for(|s| *s).await.is_err() {
         // The hub is gone, which also means stop.
+    }
+}
+
+/// Counts a held long-poll in the metrics while it lives.
+struct WaitingPoll<'a>(&'a Metrics);
+
+impl<'a> WaitingPoll<'a> {
+    fn new(metrics: &'a Metrics) -> Self {
+        Metrics::add(&metrics.polls_waiting, 1);
+        WaitingPoll(metrics)
+    }
+}
+
+impl Drop for WaitingPoll<'_> {
+    fn drop(&mut self) {
+        self.0.polls_waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

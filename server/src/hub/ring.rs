@@ -51,7 +51,8 @@ impl Ring {
             self.whole = false;
         }
         if self.next == 0 {
-            self.whole = false;
+            // The first message this ring sees: it holds everything only if nothing came before.
+            self.whole = seq == 1;
         }
         self.entries.push_back((seq, message));
         self.next = seq + 1;
@@ -156,6 +157,9 @@ mod tests {
         assert_eq!(seqs(r.since(1)), None, "seq 2 was evicted");
         assert_eq!(seqs(r.recent(2)), Some(vec![4, 5]));
         assert_eq!(seqs(r.recent(10)), None, "older ones may exist");
+        let mut r = Ring::new(3);
+        r.push(1, msg(1));
+        assert_eq!(seqs(r.recent(10)), Some(vec![1]), "seq 1 first: nothing older exists");
     }
 
     #[test]

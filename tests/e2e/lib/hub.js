@@ -49,7 +49,8 @@ export class Hub {
   }
 
   async spawn() {
-    const args = ['--listen', `127.0.0.1:${this.port}`, '--assets', join(ROOT, 'npm/dist'), ...this.args];
+    const assets = process.env.NATTER_E2E_ASSETS || join(ROOT, 'npm/dist');
+    const args = ['--listen', `127.0.0.1:${this.port}`, '--assets', assets, ...this.args];
     if (hubSupports('--db')) args.push('--db', join(this.dir, 'natter.db'));
     this.proc = spawn(BIN, args, { cwd: this.dir, env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
     this.proc.stdout.on('data', (d) => (this.log += d));

@@ -1,0 +1,26 @@
+/*! Natter chat widget loader. Usage, on any page of any origin:
+ *  <script src="https://HUB/natter.js" data-server="https://HUB" async></script>
+ *  data-* attributes are mount options (data-title, data-position, data-z-index, data-theme,
+ *  data-greeting, data-shortcut, data-accent, data-open). The handle is window.natter. */
+(function () {
+  'use strict';
+  var script = document.currentScript;
+  if (!script || !script.src || window.natter) return;
+  var base = new URL('.', script.src).href;
+  var options = {};
+  for (var key in script.dataset) options[key] = script.dataset[key];
+  // No data-server (or an empty one): the hub is where this file came from.
+  if (!options.server) options.server = base.replace(/\/$/, '');
+  // Start downloading the wasm now, in parallel with the module that will compile it.
+  var wasm = fetch(base + 'natter_widget_bg.wasm', { credentials: 'omit' });
+  wasm.catch(function () {});
+  import(base + 'index.js')
+    .then(function (m) {
+      var handle = m.mount(options, { wasm: wasm });
+      window.natter = handle;
+      window.dispatchEvent(new CustomEvent('natter:load', { detail: handle }));
+    })
+    .catch(function (err) {
+      console.error('natter: could not load the widget from ' + base, err);
+    });
+})();

@@ -1,0 +1,235 @@
+//! Rooms and presence (seed 000): join → room_info + history + user_joined to the others;
+//! chat; leave; user_left also when a connection drops; one presence entry per user; relays
+//! reach the other members and are not stored; the room HTTP API.
+
+mod common;
+
+use common::{session, Tab, TestHub};
+use natter_protocol::{ErrorCode, RoomInfo, ServerMessage};
+use serde_json::{json, Value};
+
+/// Joins `room` and returns its `room_info` and the room's `history`.
+async fn join(tab: &mut Tab, room: &str, name: &str) -> (RoomInfo, natter_protocol::History) {
+    tab.send(json!({"type": "join", "room": room, "name": name})).await;
+    let info = match tab.recv_data().await {
+        ServerMessage::RoomInfo(i) => i,
+        other => panic!("expected room_info, got {other:?}"),
+    };
+    let history = tab.expect_history().await;
+    assert_eq!(history.room.as_deref(), Some(room));
+    (info, history)
+}
+
+fn member_id(session: &str) -> String {
+    natter_hub::util::member_id(session)
+}
+
+#[tokio::test]
+async fn join_chat_presence_and_drop() {
+    let hub = TestHub::start().await;
+    let (alice_sid, bob_sid) = (session("alice"), session("bob"));
+    let (mut alice, _) = hub.tab(&alice_sid).await;
+    let (mut bob, _) = hub.tab(&bob_sid).await;
+
+    let (info, history) = join(&mut alice, "design", "Alice").await;
+    assert_eq!(info.room, "design");
+    assert_eq!(info.members.len(), 1);
+    assert_eq!(info.members[0].id, member_id(&alice_sid));
+    assert!(info.members[0].id.starts_with("u_") && info.members[0].id.len() == 18);
+    assert!(!serde_json::to_string(&info).unwrap_or_default().contains(&alice_sid), "session id leaked");
+    assert!(history.messages.is_empty());
+
+    alice.send(json!({"type": "chat", "room": "design", "id": "c1", "message": "first"})).await;
+    let ack = alice
+        .until(|m| match m {
+            ServerMessage::Ack(a) => Some(a),
+            _ => None,
+        })
+        .await;
+    assert_eq!((ack.seq, ack.room.as_deref()), (1, Some("design")));
+
+    // Bob joins: he gets room_info with both members and the room's history; Alice is told.
+    let (info, history) = join(&mut bob, "design", "Bob").await;
+    let ids: Vec<&str> = info.members.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&member_id(&bob_sid).as_str()) && ids.contains(&member_id(&alice_sid).as_str()));
+    assert_eq!(info.last_seq, 1);
+    assert_eq!(history.messages.len(), 1);
+    assert!(
+        matches!(&history.messages[0], ServerMessage::Chat(c) if c.message == "first" && c.from.name.as_deref() == Some("Alice"))
+    );
+    let joined = alice
+        .until(|m| match m {
+            ServerMessage::UserJoined(p) => Some(p),
+            ServerMessage::Chat(_) => None,
+            other => panic!("{other:?}"),
+        })
+        .await;
+    assert_eq!((joined.room.as_str(), joined.user.id.as_str()), ("design", member_id(&bob_sid).as_str()));
+    assert_eq!(joined.user.name.as_deref(), Some("Bob"));
+
+    // Bob chats; both get the chat frame.
+    bob.send(json!({"type": "chat", "room": "design", "message": "hi alice"})).await;
+    for tab in [&mut alice, &mut bob] {
+        let chat = tab
+            .until(|m| match m {
+                ServerMessage::Chat(c) => Some(c),
+                _ => None,
+            })
+            .await;
+        assert_eq!((chat.seq, chat.message.as_str()), (2, "hi alice"));
+        assert_eq!(chat.from.id, member_id(&bob_sid));
+    }
+
+    // A second tab of Alice joins: no second presence entry, no user_joined.
+    let (mut alice2, _) = hub.tab(&alice_sid).await;
+    let (info, _) = join(&mut alice2, "design", "Alice").await;
+    assert_eq!(info.members.len(), 2, "one entry per user: {:?}", info.members);
+
+    // Alice's first tab drops: she still has a tab, so nobody is told she left.
+    drop(alice);
+    // Alice's second tab leaves: now Bob gets user_left.
+    alice2.send(json!({"type": "leave", "room": "design"})).await;
+    let left = bob
+        .until(|m| match m {
+            ServerMessage::UserLeft(p) => Some(p),
+            ServerMessage::UserJoined(p) => panic!("unexpected join {p:?}"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(left.user.id, member_id(&alice_sid));
+    // After leaving, chat is refused.
+    alice2.send(json!({"type": "chat", "room": "design", "message": "still here?"})).await;
+    alice2.expect_error(ErrorCode::NotInRoom).await;
+
+    // A connection that just drops counts as leaving: Carol joins, then her socket goes.
+    let carol_sid = session("carol");
+    let (mut carol, _) = hub.tab(&carol_sid).await;
+    join(&mut carol, "design", "Carol").await;
+    let joined = bob
+        .until(|m| match m {
+            ServerMessage::UserJoined(p) => Some(p),
+            _ => None,
+        })
+        .await;
+    assert_eq!(joined.user.id, member_id(&carol_sid));
+    drop(carol);
+    let left = bob
+        .until(|m| match m {
+            ServerMessage::UserLeft(p) => Some(p),
+            _ => None,
+        })
+        .await;
+    assert_eq!(left.user.id, member_id(&carol_sid));
+    assert_eq!(left.user.name.as_deref(), Some("Carol"));
+
+    let info: RoomInfo =
+        reqwest::get(hub.url("/api/rooms/design")).await.expect("get").json().await.expect("json");
+    assert_eq!(info.members.len(), 1);
+    assert_eq!(info.members[0].id, member_id(&bob_sid));
+    assert_eq!(info.last_seq, 2);
+}
+
+#[tokio::test]
+async fn relays_reach_other_members_and_are_not_stored() {
+    let hub = TestHub::start().await;
+    let (mut a, _) = hub.tab(&session("ra")).await;
+    let (mut b, _) = hub.tab(&session("rb")).await;
+    let (mut outsider, _) = hub.tab(&session("rc")).await;
+    join(&mut a, "board", "A").await;
+    join(&mut b, "board", "B").await;
+    a.until(|m| matches!(m, ServerMessage::UserJoined(_)).then_some(())).await;
+
+    a.send(json!({"type": "cursor_position", "room": "board", "data": {"x": 10, "y": 20}})).await;
+    a.send(json!({"type": "chain_update", "room": "board", "data": {"step": 3}})).await;
+    a.send(json!({"type": "typing", "room": "board", "active": true})).await;
+    let m = b.recv().await;
+    assert!(
+        matches!(&m, ServerMessage::CursorPosition(r) if r.data == json!({"x": 10, "y": 20}) && r.room == "board"),
+        "{m:?}"
+    );
+    let m = b.recv().await;
+    assert!(matches!(&m, ServerMessage::ChainUpdate(r) if r.data == json!({"step": 3})), "{m:?}");
+    let m = b.recv().await;
+    assert!(
+        matches!(&m, ServerMessage::Typing(t) if t.active && t.room.as_deref() == Some("board")),
+        "{m:?}"
+    );
+    // The sender does not get its own relays back, and the outsider gets nothing.
+    a.ping_works().await;
+    outsider.send(json!({"type": "ping"})).await;
+    assert!(matches!(outsider.recv().await, ServerMessage::Pong(_)));
+    // Nothing was stored: a new member's history is empty and last_seq is 0.
+    let (mut c, _) = hub.tab(&session("rd")).await;
+    let (info, history) = join(&mut c, "board", "C").await;
+    assert_eq!(info.last_seq, 0);
+    assert!(history.messages.is_empty());
+}
+
+#[tokio::test]
+async fn room_resume_with_after() {
+    let hub = TestHub::start().await;
+    let (mut a, _) = hub.tab(&session("ja")).await;
+    join(&mut a, "log", "A").await;
+    for i in 0..5 {
+        a.send(json!({"type": "chat", "room": "log", "id": format!("l{i}"), "message": format!("line {i}")}))
+            .await;
+    }
+    let mut acks = 0;
+    while acks < 5 {
+        if let ServerMessage::Ack(_) = a.recv().await {
+            acks += 1;
+        }
+    }
+    let (mut b, _) = hub.tab(&session("jb")).await;
+    b.send(json!({"type": "join", "room": "log", "after": 3})).await;
+    assert!(matches!(b.recv_data().await, ServerMessage::RoomInfo(_)));
+    let h = b.expect_history().await;
+    assert_eq!(h.messages.iter().filter_map(ServerMessage::seq).collect::<Vec<_>>(), [4, 5]);
+    assert!(h.complete);
+}
+
+#[tokio::test]
+async fn room_http_api() {
+    let hub = TestHub::start().await;
+    let client = reqwest::Client::new();
+    let create = |body: Value| client.post(hub.url("/api/rooms")).json(&body).send();
+
+    let r = create(json!({"room": "team-a", "name": "Team A", "metadata": {"topic": "design"}}))
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 201);
+    let info: RoomInfo = r.json().await.expect("json");
+    assert_eq!((info.room.as_str(), info.name.as_deref()), ("team-a", Some("Team A")));
+    assert_eq!(info.metadata, json!({"topic": "design"}));
+
+    let r = create(json!({"room": "team-a"})).await.expect("post");
+    assert_eq!(r.status(), 409);
+    assert!(
+        matches!(r.json::<ServerMessage>().await.expect("json"), ServerMessage::Error(e) if e.code == ErrorCode::RoomExists)
+    );
+    let r = create(json!({"room": "bad room"})).await.expect("post");
+    assert_eq!(r.status(), 400);
+    assert!(
+        matches!(r.json::<ServerMessage>().await.expect("json"), ServerMessage::Error(e) if e.code == ErrorCode::InvalidMessage && e.message.contains("bad room"))
+    );
+
+    let r = reqwest::get(hub.url("/api/rooms/nowhere")).await.expect("get");
+    assert_eq!(r.status(), 404);
+    assert!(
+        matches!(r.json::<ServerMessage>().await.expect("json"), ServerMessage::Error(e) if e.code == ErrorCode::UnknownRoom)
+    );
+
+    // A WebSocket member shows up in the list and the info.
+    let sid = session("member");
+    let (mut tab, _) = hub.tab(&sid).await;
+    let (info, _) = join(&mut tab, "team-a", "M").await;
+    assert_eq!(info.metadata, json!({"topic": "design"}), "join sees the created room's metadata");
+    let list: natter_protocol::RoomList =
+        reqwest::get(hub.url("/api/rooms")).await.expect("get").json().await.expect("json");
+    let team = list.rooms.iter().find(|r| r.room == "team-a").expect("listed");
+    assert_eq!(team.member_count, 1);
+    let info: RoomInfo =
+        reqwest::get(hub.url("/api/rooms/team-a")).await.expect("get").json().await.expect("json");
+    assert_eq!(info.members[0].id, member_id(&sid));
+}

@@ -1,0 +1,374 @@
+//! Mount options: what the host page passes to `mount(options)` or as `data-*` attributes.
+//!
+//! Both sources arrive as one JS object; the script tag's attributes are all strings, npm
+//! callers pass real booleans and numbers, so every field accepts either. Anything that ends up
+//! in CSS (colours, z-index) is validated here, because it is written into a stylesheet.
+//!
+//! The web layer reads the JS object property by property (`Reflect.get`) rather than through
+//! serde: an untagged "string or bool or number" serde enum costs kilobytes of wasm for a
+//! handful of fields.
+
+/// A value that may come as a string (from a `data-*` attribute) or as itself.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Flex {
+    /// `true` / `false`.
+    Bool(bool),
+    /// A number.
+    Num(f64),
+    /// A string.
+    Str(String),
+}
+
+impl Flex {
+    fn as_bool(&self) -> Option<bool> {
+        match self {
+            Flex::Bool(b) => Some(*b),
+            Flex::Num(n) => Some(*n != 0.0),
+            // `data-open` with no value means true, like a boolean HTML attribute.
+            Flex::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "" | "true" | "yes" | "1" | "open" => Some(true),
+                "false" | "no" | "0" => Some(false),
+                _ => None,
+            },
+        }
+    }
+
+    fn as_i64(&self) -> Option<i64> {
+        match self {
+            Flex::Num(n) if n.is_finite() => Some(*n as i64),
+            Flex::Str(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn as_string(&self) -> Option<String> {
+        match self {
+            Flex::Str(s) => Some(s.clone()),
+            Flex::Bool(false) => Some(String::new()),
+            _ => None,
+        }
+    }
+}
+
+/// The options object as the page gave it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RawOptions {
+    /// `server`.
+    pub server: Option<String>,
+    /// `position`.
+    pub position: Option<String>,
+    /// `zIndex`.
+    pub z_index: Option<Flex>,
+    /// `title`.
+    pub title: Option<String>,
+    /// `greeting`.
+    pub greeting: Option<String>,
+    /// `shortcut`.
+    pub shortcut: Option<Flex>,
+    /// `theme`.
+    pub theme: Option<String>,
+    /// `open`.
+    pub open: Option<Flex>,
+    /// `accent`.
+    pub accent: Option<String>,
+    /// `colors`, in the object's property order.
+    pub colors: Vec<(String, String)>,
+}
+
+/// Which corner the launcher sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Position {
+    /// Bottom right (default).
+    BottomRight,
+    /// Bottom left.
+    BottomLeft,
+}
+
+/// Colour scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Theme {
+    /// Follows `prefers-color-scheme` (default).
+    Auto,
+    /// Always light.
+    Light,
+    /// Always dark.
+    Dark,
+}
+
+impl Theme {
+    /// The host's `data-theme` value.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Theme::Auto => "auto",
+            Theme::Light => "light",
+            Theme::Dark => "dark",
+        }
+    }
+}
+
+/// A keyboard shortcut such as `Ctrl+Shift+C`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Shortcut {
+    /// Ctrl held.
+    pub ctrl: bool,
+    /// Shift held.
+    pub shift: bool,
+    /// Alt / Option held.
+    pub alt: bool,
+    /// Meta / Cmd held.
+    pub meta: bool,
+    /// The key, lower case (`"c"`, `"/"`, `"f1"`).
+    pub key: String,
+}
+
+impl Shortcut {
+    /// Parses `"Ctrl+Shift+C"`; `None` for an empty or unparsable text.
+    pub(crate) fn parse(text: &str) -> Option<Shortcut> {
+        let mut s = Shortcut { ctrl: false, shift: false, alt: false, meta: false, key: String::new() };
+        for part in text.split('+').map(str::trim) {
+            match part.to_ascii_lowercase().as_str() {
+                "ctrl" | "control" => s.ctrl = true,
+                "shift" => s.shift = true,
+                "alt" | "option" => s.alt = true,
+                "meta" | "cmd" | "command" | "super" => s.meta = true,
+                "" => return None,
+                key if s.key.is_empty() => s.key = key.to_string(),
+                _ => return None,
+            }
+        }
+        (!s.key.is_empty()).then_some(s)
+    }
+
+    /// Whether a keydown with these properties is this shortcut. `code` (`"KeyC"`) is
+    /// checked too, so a letter shortcut works on any keyboard layout.
+    pub(crate) fn matches(
+        &self,
+        key: &str,
+        code: &str,
+        ctrl: bool,
+        shift: bool,
+        alt: bool,
+        meta: bool,
+    ) -> bool {
+        if (ctrl, shift, alt, meta) != (self.ctrl, self.shift, self.alt, self.meta) {
+            return false;
+        }
+        if key.eq_ignore_ascii_case(&self.key) {
+            return true;
+        }
+        let mut chars = self.key.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) if c.is_ascii_alphabetic() => {
+                code.strip_prefix("Key").is_some_and(|k| k.eq_ignore_ascii_case(&self.key))
+            }
+            (Some(c), None) if c.is_ascii_digit() => code == format!("Digit{c}"),
+            _ => false,
+        }
+    }
+}
+
+/// Validated options.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Options {
+    /// Hub base URL without a trailing slash (`https://chat.example.com`); empty means the
+    /// page's own origin.
+    pub server: String,
+    /// Corner.
+    pub position: Position,
+    /// CSS z-index of the widget.
+    pub z_index: i64,
+    /// Panel title.
+    pub title: String,
+    /// First bubble shown in an empty conversation; none when empty.
+    pub greeting: Option<String>,
+    /// Toggle shortcut; none when disabled.
+    pub shortcut: Option<Shortcut>,
+    /// Colour scheme.
+    pub theme: Theme,
+    /// Open the panel at mount (without taking focus).
+    pub open: bool,
+    /// CSS custom properties to set on the host (`--natter-accent` → `#4f46e5`).
+    pub colors: Vec<(String, String)>,
+}
+
+/// Default z-index: above nearly everything, below the 32-bit maximum so a page can still
+/// put something over the widget.
+pub(crate) const DEFAULT_Z_INDEX: i64 = 2_147_483_000;
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            server: String::new(),
+            position: Position::BottomRight,
+            z_index: DEFAULT_Z_INDEX,
+            title: "Chat with us".into(),
+            greeting: Some("Hi there 👋 How can we help?".into()),
+            shortcut: Shortcut::parse("Ctrl+Shift+C"),
+            theme: Theme::Auto,
+            open: false,
+            colors: Vec::new(),
+        }
+    }
+}
+
+/// Turns `accentText` / `accent-text` into `accent-text`; `None` if it has other characters.
+fn property_name(key: &str) -> Option<String> {
+    let key = key.trim();
+    let key = key.strip_prefix("--natter-").or_else(|| key.strip_prefix("--")).unwrap_or(key);
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return None;
+    }
+    let mut out = String::from("--natter-");
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('-');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+/// Accepts colour-like values only (`#fff`, `rgb(1 2 3 / .5)`, `hsl(…)`, `tomato`): no `;`,
+/// braces, quotes, `url(` or comments that could break out of the declaration or load anything.
+pub(crate) fn is_safe_css_value(v: &str) -> bool {
+    let v = v.trim();
+    // No `*` is allowed, so no comment can open; `url(` is the one function that loads.
+    !v.is_empty()
+        && v.len() <= 100
+        && v.bytes().all(|c| c.is_ascii_alphanumeric() || b" #%(),./+-_".contains(&c))
+        && !v.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"url("))
+}
+
+impl RawOptions {
+    /// Validates; bad values fall back to the defaults (a typo in a `data-*` attribute must
+    /// not break the host page).
+    pub(crate) fn resolve(self) -> Options {
+        let d = Options::default();
+        let mut colors = Vec::new();
+        if let Some(accent) = self.accent {
+            colors.push(("accent".to_string(), accent));
+        }
+        colors.extend(self.colors);
+        Options {
+            server: self.server.map(|s| s.trim().trim_end_matches('/').to_string()).unwrap_or_default(),
+            position: match self.position.as_deref().map(str::trim) {
+                Some("bottom-left" | "left") => Position::BottomLeft,
+                _ => Position::BottomRight,
+            },
+            z_index: self.z_index.and_then(|z| z.as_i64()).map_or(d.z_index, |z| z.clamp(0, 2_147_483_647)),
+            title: self.title.filter(|t| !t.trim().is_empty()).unwrap_or(d.title),
+            greeting: match self.greeting {
+                Some(g) if g.trim().is_empty() => None,
+                Some(g) => Some(g),
+                None => d.greeting,
+            },
+            shortcut: match self.shortcut {
+                None => d.shortcut,
+                Some(f) => f
+                    .as_string()
+                    .filter(|s| !matches!(s.trim().to_ascii_lowercase().as_str(), "none" | "off" | "false"))
+                    .and_then(|s| Shortcut::parse(&s)),
+            },
+            theme: match self.theme.as_deref().map(str::trim) {
+                Some("light") => Theme::Light,
+                Some("dark") => Theme::Dark,
+                _ => Theme::Auto,
+            },
+            open: self.open.and_then(|o| o.as_bool()).unwrap_or(false),
+            colors: colors
+                .into_iter()
+                .filter_map(|(k, v)| Some((property_name(&k)?, v.trim().to_string())))
+                .filter(|(_, v)| is_safe_css_value(v))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let o = RawOptions::default().resolve();
+        assert_eq!(o, Options::default());
+        assert_eq!(o.shortcut.as_ref().map(|s| (s.ctrl, s.shift, s.key.as_str())), Some((true, true, "c")));
+    }
+
+    #[test]
+    fn strings_from_data_attributes() {
+        let raw = RawOptions {
+            server: Some("https://hub.example/ ".into()),
+            position: Some("bottom-left".into()),
+            z_index: Some(Flex::Str("50".into())),
+            open: Some(Flex::Str(String::new())),
+            shortcut: Some(Flex::Str("Alt+K".into())),
+            theme: Some("dark".into()),
+            greeting: Some(" ".into()),
+            ..Default::default()
+        };
+        let o = raw.resolve();
+        assert_eq!(o.server, "https://hub.example");
+        assert_eq!(o.position, Position::BottomLeft);
+        assert_eq!(o.z_index, 50);
+        assert!(o.open);
+        assert_eq!(o.theme, Theme::Dark);
+        assert_eq!(o.greeting, None);
+        assert_eq!(o.shortcut, Shortcut::parse("alt+k"));
+    }
+
+    #[test]
+    fn shortcut_can_be_disabled() {
+        for off in [Flex::Bool(false), Flex::Str(String::new()), Flex::Str("none".into())] {
+            let o = RawOptions { shortcut: Some(off.clone()), ..Default::default() }.resolve();
+            assert!(o.shortcut.is_none(), "{off:?}");
+        }
+    }
+
+    #[test]
+    fn shortcut_matching() {
+        let s = Shortcut::parse("Ctrl+Shift+C").expect("parses");
+        assert!(s.matches("C", "KeyC", true, true, false, false));
+        assert!(s.matches("c", "KeyC", true, true, false, false));
+        // Another layout reports another key for the same physical key.
+        assert!(s.matches("С", "KeyC", true, true, false, false));
+        assert!(!s.matches("C", "KeyC", true, false, false, false));
+        assert!(!s.matches("V", "KeyV", true, true, false, false));
+        assert_eq!(Shortcut::parse("Ctrl+"), None);
+        assert_eq!(Shortcut::parse("Ctrl+A+B"), None);
+        let digit = Shortcut::parse("alt+1").expect("parses");
+        assert!(digit.matches("¡", "Digit1", false, false, true, false));
+    }
+
+    #[test]
+    fn colours_are_validated_and_named() {
+        let colors = vec![
+            ("--natter-user-bubble".to_string(), "rgb(1 2 3 / 50%)".to_string()),
+            ("accentText".to_string(), "#fff".to_string()),
+            ("bg".to_string(), "red; } body { display: none".to_string()),
+            ("x{".to_string(), "blue".to_string()),
+        ];
+        let o =
+            RawOptions { accent: Some("hsl(250, 80%, 60%)".into()), colors, ..Default::default() }.resolve();
+        assert_eq!(
+            o.colors,
+            [
+                ("--natter-accent".to_string(), "hsl(250, 80%, 60%)".to_string()),
+                ("--natter-user-bubble".to_string(), "rgb(1 2 3 / 50%)".to_string()),
+                ("--natter-accent-text".to_string(), "#fff".to_string()),
+            ]
+        );
+        assert!(!is_safe_css_value("url(https://x)"));
+        assert!(!is_safe_css_value("red /* */"));
+    }
+
+    #[test]
+    fn z_index_is_clamped() {
+        let o = RawOptions { z_index: Some(Flex::Num(1e12)), ..Default::default() }.resolve();
+        assert_eq!(o.z_index, 2_147_483_647);
+        let o = RawOptions { z_index: Some(Flex::Str("abc".into())), ..Default::default() }.resolve();
+        assert_eq!(o.z_index, DEFAULT_Z_INDEX);
+    }
+}

@@ -1,0 +1,75 @@
+//! The notification chime, synthesised with Web Audio: two short sine notes with a fast
+//! attack and an exponential decay. No audio file is downloaded.
+//!
+//! Browsers only let an `AudioContext` run after a user gesture, so the context is created
+//! (or resumed) on the visitor's first click or key press in the widget, and a chime before
+//! any gesture on the page is skipped silently rather than logging autoplay warnings.
+
+use web_sys::{AudioContext, AudioContextState, OscillatorType};
+
+/// Owns the page's `AudioContext` for the widget.
+#[derive(Default)]
+pub(crate) struct Sound {
+    ctx: Option<AudioContext>,
+}
+
+fn page_has_been_active() -> bool {
+    web_sys::window().is_some_and(|w| w.navigator().user_activation().has_been_active())
+}
+
+impl Sound {
+    /// Called inside a user gesture: makes sure a running context exists.
+    pub(crate) fn unlock(&mut self) {
+        match &self.ctx {
+            None => self.ctx = AudioContext::new().ok(),
+            Some(ctx) if ctx.state() == AudioContextState::Suspended => {
+                let _ = ctx.resume();
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Plays the chime if the browser allows sound.
+    pub(crate) fn chime(&mut self) {
+        if self.ctx.is_none() {
+            if !page_has_been_active() {
+                return;
+            }
+            self.unlock();
+        }
+        if let Some(ctx) = &self.ctx {
+            if ctx.state() == AudioContextState::Suspended {
+                let _ = ctx.resume();
+            }
+            let _ = play(ctx);
+        }
+    }
+
+    /// Releases the audio hardware.
+    pub(crate) fn close(&mut self) {
+        if let Some(ctx) = self.ctx.take() {
+            let _ = ctx.close();
+        }
+    }
+}
+
+fn play(ctx: &AudioContext) -> Result<(), wasm_bindgen::JsValue> {
+    let t0 = ctx.current_time() + 0.01;
+    // A rising major sixth (A5 → F#6): friendly, short, unlike a system alert.
+    for (i, freq) in [880.0_f32, 1479.98].into_iter().enumerate() {
+        let start = t0 + i as f64 * 0.11;
+        let osc = ctx.create_oscillator()?;
+        osc.set_type(OscillatorType::Sine);
+        osc.frequency().set_value_at_time(freq, start)?;
+        let gain = ctx.create_gain()?;
+        let g = gain.gain();
+        g.set_value_at_time(0.0001, start)?;
+        g.exponential_ramp_to_value_at_time(0.14, start + 0.012)?;
+        g.exponential_ramp_to_value_at_time(0.0001, start + 0.32)?;
+        osc.connect_with_audio_node(&gain)?;
+        gain.connect_with_audio_node(&ctx.destination())?;
+        osc.start_with_when(start)?;
+        osc.stop_with_when(start + 0.34)?;
+    }
+    Ok(())
+}
