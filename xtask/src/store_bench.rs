@@ -96,15 +96,13 @@ fn throughput_report(
     settings: &Settings,
 ) -> Result<()> {
     if let Some(port) = settings.hub_port {
-        let (acks, elapsed) = runtime.block_on(throughput(port, settings))?;
+        let (acks, elapsed, _) = runtime.block_on(throughput(port, settings, || None))?;
         println!("hub on port {port}: {:.0} acknowledged msgs/s", acks as f64 / elapsed.as_secs_f64());
         return Ok(());
     }
     let db = dir.join("bench.db");
     let hub = Hub::start(binary, &[("--db", db.to_string_lossy().as_ref())], dir)?;
-    let cpu_before = hub.cpu_seconds();
-    let (acks, elapsed) = runtime.block_on(throughput(hub.port, settings))?;
-    let cpu = hub.cpu_seconds().zip(cpu_before).map(|(after, before)| after - before);
+    let (acks, elapsed, cpu) = runtime.block_on(throughput(hub.port, settings, || hub.cpu_seconds()))?;
     drop(hub);
     let rate = acks as f64 / elapsed.as_secs_f64();
     println!(
@@ -118,7 +116,7 @@ fn throughput_report(
         // message does much less.
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         println!(
-            "  hub CPU: {:.1} us per acknowledged message (incl. warm-up and the bench clients' load on it); load average {}",
+            "  hub CPU: {:.1} us per acknowledged message (user + system, all threads); load average {}",
             cpu * 1e6 / acks.max(1) as f64,
             load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
         );
@@ -328,8 +326,13 @@ fn chat(room: &str, id: String, text: String) -> Result<Message> {
     Ok(Message::text(serde_json::to_string(&frame)?))
 }
 
-/// Drives the clients and returns the acks counted in the measured window and its length.
-async fn throughput(port: u16, s: &Settings) -> Result<(u64, Duration)> {
+/// Drives the clients and returns the acks counted in the measured window, its length, and the
+/// CPU seconds `cpu` counted over it.
+async fn throughput(
+    port: u16,
+    s: &Settings,
+    cpu: impl Fn() -> Option<f64>,
+) -> Result<(u64, Duration, Option<f64>)> {
     let acks = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut sockets = Vec::new();
@@ -366,14 +369,14 @@ async fn throughput(port: u16, s: &Settings) -> Result<(u64, Duration)> {
     }
     // One second of warm-up, then the measured window.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (start_acks, start) = (acks.load(Ordering::Relaxed), Instant::now());
+    let (start_acks, start, cpu_start) = (acks.load(Ordering::Relaxed), Instant::now(), cpu());
     tokio::time::sleep(Duration::from_secs(s.seconds)).await;
-    let (end_acks, elapsed) = (acks.load(Ordering::Relaxed), start.elapsed());
+    let (end_acks, elapsed, cpu_end) = (acks.load(Ordering::Relaxed), start.elapsed(), cpu());
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.await??;
     }
-    Ok((end_acks - start_acks, elapsed))
+    Ok((end_acks - start_acks, elapsed, cpu_end.zip(cpu_start).map(|(end, start)| end - start)))
 }
 
 /// Sends `samples` messages one at a time from a client of `send_port` and times their arrival

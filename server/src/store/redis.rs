@@ -44,7 +44,8 @@ use std::time::{Duration, SystemTime};
 use futures_util::StreamExt;
 use natter_protocol::{Member, ServerMessage};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Client, RedisError, Script};
+use redis::io::tcp::TcpSettings;
+use redis::{AsyncCommands, Client, IntoConnectionInfo, RedisError, Script};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -270,8 +271,15 @@ impl RedisStore {
     /// reached now (a hub that starts against a wrong URL should say so at once); after that,
     /// outages are ridden out.
     pub async fn connect(options: RedisOptions) -> Result<RedisStore, StoreError> {
-        let client =
-            Client::open(options.url.as_str()).map_err(|e| backend(format!("bad Redis URL: {e}")))?;
+        // TCP_NODELAY: every command and every published message is a small write that must go
+        // out at once; with Nagle's algorithm a write behind an unacknowledged one waits.
+        let info = options
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| backend(format!("bad Redis URL: {e}")))?
+            .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+        let client = Client::open(info).map_err(|e| backend(format!("bad Redis URL: {e}")))?;
         // Short timeouts and few retries: while Redis is down a command should fail fast with
         // `unavailable` rather than hold a client's send for seconds.
         let config = ConnectionManagerConfig::new()
