@@ -203,7 +203,7 @@ async fn clients_of_a_killed_hub_resume_on_the_other_with_nothing_lost_or_double
 async fn a_dead_hubs_room_members_leave_for_everyone() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut a, b) = hubs(&redis, dir.path(), &["--presence-lease", "1s"]);
+    let (mut a, b) = hubs(&redis, dir.path(), &["--presence-lease", "2s"]);
     let (mut ann, _) = open(&a, "visitor-ann", None).await;
     ann.join("lobby", "Ann", None).await;
     let (mut bob, _) = open(&b, "visitor-bob", None).await;

@@ -293,7 +293,8 @@ async fn a_dead_hubs_members_expire_with_one_user_left() {
     .expect("user_left arrives");
     assert_eq!(left.0, room("lobby"));
     assert_eq!((left.1.room.as_str(), &left.1.user), ("lobby", &ann));
-    assert_eq!(b.remote_members("lobby").await.expect("members"), vec![bob.clone()]);
+    // Bob is still there through hub C, which kept refreshing its lease.
+    assert_eq!(b.remote_members("lobby").await.expect("members"), vec![bob]);
     // Exactly once, on every hub: sweep again on both, then a marker closes the window.
     assert_eq!(b.sweep_presence().await.expect("sweep"), 0);
     assert_eq!(c.sweep_presence().await.expect("sweep"), 0);
@@ -308,9 +309,6 @@ async fn a_dead_hubs_members_expire_with_one_user_left() {
         .filter(|e| matches!(e, Event::Ephemeral { message: ServerMessage::UserLeft(_), .. }))
         .collect();
     assert_eq!(on_c.len(), 1, "hub C is told once: {on_c:?}");
-    // Live hubs keep their members through many leases.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(b.remote_members("lobby").await.expect("members"), vec![bob]);
 }
 
 #[tokio::test]
