@@ -174,6 +174,33 @@ mod tests {
     }
 
     #[test]
+    fn storage_flags() {
+        let c = Config::parse_from(["natter-hub"]);
+        assert_eq!((c.db.to_str(), c.db_sync, c.retention_days), (Some("natter.db"), DbSync::Normal, None));
+        assert_eq!((c.redis_url.as_deref(), c.redis_stream_len), (None, 10_000));
+        assert_eq!((c.redis_namespace.as_str(), c.presence_lease), ("natter", Duration::from_secs(30)));
+        let c = Config::parse_from([
+            "natter-hub",
+            "--db",
+            ":memory:",
+            "--db-sync",
+            "full",
+            "--retention-days",
+            "30",
+            "--redis-url",
+            "redis://127.0.0.1:6379",
+            "--redis-stream-len",
+            "500",
+            "--presence-lease",
+            "5s",
+        ]);
+        assert_eq!((c.db.to_str(), c.db_sync, c.retention_days), (Some(":memory:"), DbSync::Full, Some(30)));
+        assert_eq!((c.redis_url.as_deref(), c.redis_stream_len), (Some("redis://127.0.0.1:6379"), 500));
+        assert_eq!(c.presence_lease, Duration::from_secs(5));
+        assert!(Config::try_parse_from(["natter-hub", "--db-sync", "sometimes"]).is_err());
+    }
+
+    #[test]
     fn defaults_and_repeatable_origins() {
         let c = Config::parse_from([
             "natter-hub",

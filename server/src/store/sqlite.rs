@@ -331,7 +331,9 @@ impl Store for SqliteStore {
     }
 
     fn healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        // Unhealthy after a failed commit (until one succeeds) or when the writer is gone.
+        let writer_alive = self.thread.as_ref().is_some_and(|t| !t.is_finished());
+        writer_alive && self.healthy.load(Ordering::Relaxed)
     }
 }
 
