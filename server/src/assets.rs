@@ -21,7 +21,7 @@ pub const DEMO_CSS: &str = include_str!("../assets/demo.css");
 pub const NOT_BUILT: &str = "widget not built: run `cargo xtask build`\n";
 
 /// The demo page's Content-Security-Policy: no inline script or style; wasm compilation and
-/// same-origin WebSocket/fetch allowed. `host` (already checked to be a plain host[:port]) is
+/// same-origin WebSocket/fetch allowed. `host` (already checked to be a plain `host[:port]`) is
 /// added as ws:// and wss:// because older browsers do not let `'self'` cover WebSockets.
 fn csp(host: Option<&str>) -> String {
     let ws = host.map(|h| format!(" ws://{h} wss://{h}")).unwrap_or_default();

@@ -127,8 +127,7 @@ pub fn doc() -> Result<()> {
         .env("RUSTDOCFLAGS", "-D warnings"))
 }
 
-/// `npm ci` (or `npm install` when there is no lock file) in `dir` when its node_modules is
-/// missing or older than its lock file. Never downloads a browser.
+/// `npm install` in `dir` when its node_modules is missing or older than its lock file. Never downloads a browser.
 pub fn ensure_npm(dir: &Path) -> Result<()> {
     let lock = dir.join("package-lock.json");
     let modules = dir.join("node_modules");
@@ -138,9 +137,11 @@ pub fn ensure_npm(dir: &Path) -> Result<()> {
         (Err(_), Ok(_)) => false,
     };
     if stale {
-        let verb = if lock.exists() { "ci" } else { "install" };
+        // `npm install`, not `npm ci`: it installs the locked versions just the same, but
+        // tolerates lock files written with `omit-lockfile-registry-resolved` (set on these
+        // machines), where `npm ci` wrongly reports optional platform packages as missing.
         run(Command::new("npm")
-            .args([verb, "--no-audit", "--no-fund"])
+            .args(["install", "--no-audit", "--no-fund"])
             .current_dir(dir)
             .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"))?;
     }
@@ -159,14 +160,17 @@ pub fn widget_browser_tests() -> Result<()> {
         .current_dir(root()))
 }
 
-/// Builds the example apps that have a build step (the Vite app installs the package from npm/).
+/// Builds the example apps that have a build step; each installs the package from `npm/`.
 pub fn build_examples() -> Result<()> {
-    let vite = root().join("examples/vite");
-    if !vite.join("package.json").exists() {
-        bail!("examples/vite/package.json is missing");
+    for name in ["vite", "react"] {
+        let dir = root().join("examples").join(name);
+        if !dir.join("package.json").exists() {
+            bail!("examples/{name}/package.json is missing");
+        }
+        ensure_npm(&dir)?;
+        run(Command::new("npm").args(["run", "build"]).current_dir(&dir))?;
     }
-    ensure_npm(&vite)?;
-    run(Command::new("npm").args(["run", "build"]).current_dir(&vite))
+    Ok(())
 }
 
 /// The end-to-end tests: Playwright driving /usr/bin/chromium against a real hub.

@@ -12,77 +12,20 @@
 //! to read what rustc and wasm-bindgen emit today (Debian 12's binaryen 108 rejects
 //! reference-types instructions such as `table.fill`).
 
+use crate::tools::{ensure_npm, ensure_wasm_toolchain, root, run};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The wasm-bindgen version the widget pins; the CLI must match it exactly.
-const WASM_BINDGEN_VERSION: &str = "0.2.130";
 const TARGET: &str = "wasm32-unknown-unknown";
 /// What a page downloads for the widget, in load order.
 const DOWNLOADED: &[&str] = &["natter.js", "index.js", "natter_widget_bg.wasm"];
 /// The size budget from issue 3: everything a page downloads, gzip.
 const BUDGET_BYTES: u64 = 60 * 1024;
 
-/// The workspace root.
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
 /// `npm/dist/`.
 pub fn dist_dir() -> PathBuf {
     root().join("npm").join("dist")
-}
-
-fn run(cmd: &mut Command) -> Result<()> {
-    let shown = format!("{cmd:?}");
-    let status = cmd.status().with_context(|| format!("could not start {shown}"))?;
-    if !status.success() {
-        bail!("{shown} failed ({status})");
-    }
-    Ok(())
-}
-
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
-}
-
-fn ensure_target() -> Result<()> {
-    let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
-    match out {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == TARGET) => Ok(()),
-        Ok(_) => {
-            eprintln!("xtask: adding the {TARGET} target (rustup target add {TARGET})");
-            run(Command::new("rustup").args(["target", "add", TARGET]))
-        }
-        // No rustup (a distro toolchain): let cargo say whether the target is there.
-        Err(_) => Ok(()),
-    }
-}
-
-fn ensure_wasm_bindgen() -> Result<()> {
-    let version = Command::new("wasm-bindgen").arg("--version").output().ok();
-    let found = version.as_ref().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    match found.as_deref() {
-        Some(v) if v.ends_with(WASM_BINDGEN_VERSION) => return Ok(()),
-        Some(v) => eprintln!("xtask: found {v}, but the widget pins wasm-bindgen {WASM_BINDGEN_VERSION}"),
-        None => eprintln!("xtask: wasm-bindgen CLI not found in PATH"),
-    }
-    eprintln!(
-        "xtask: installing it: cargo install wasm-bindgen-cli --version {WASM_BINDGEN_VERSION} --locked \
-         (a few minutes, once)"
-    );
-    run(Command::new(cargo()).args([
-        "install",
-        "wasm-bindgen-cli",
-        "--version",
-        WASM_BINDGEN_VERSION,
-        "--locked",
-    ]))
-    .context("installing wasm-bindgen-cli failed; install it by hand with the command above")
 }
 
 /// The features rustc enables by default for wasm32-unknown-unknown; wasm-opt must accept them.
@@ -105,10 +48,8 @@ fn ensure_npm_tools() -> Result<()> {
     if dir.join("node_modules").join(".bin").join("esbuild").exists() {
         return Ok(());
     }
-    let verb = if dir.join("package-lock.json").exists() { "ci" } else { "install" };
-    eprintln!("xtask: installing the widget's JS build tools (npm {verb} in npm/scripts)");
-    run(Command::new("npm").current_dir(&dir).args([verb, "--no-audit", "--no-fund"]))
-        .with_context(|| format!("npm {verb} in npm/scripts failed; the widget build needs Node.js and npm"))
+    eprintln!("xtask: installing the widget's JS build tools (npm install in npm/scripts)");
+    ensure_npm(&dir).context("npm install in npm/scripts failed; the widget build needs Node.js and npm")
 }
 
 fn npm_bin(name: &str) -> PathBuf {
@@ -298,11 +239,10 @@ fn esbuild(args: &[&str], input: &Path, output: &Path) -> Result<()> {
 /// Builds the widget into `npm/dist/`. `release`: the size-optimised profile plus `wasm-opt`;
 /// otherwise a quick debug build.
 pub fn build(release: bool) -> Result<()> {
-    ensure_target()?;
-    ensure_wasm_bindgen()?;
+    ensure_wasm_toolchain()?;
     let root = root();
     let profile = if release { "wasm-release" } else { "dev" };
-    run(Command::new(cargo()).current_dir(&root).args([
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).current_dir(&root).args([
         "build",
         "--target",
         TARGET,

@@ -2,7 +2,9 @@
 import { mount } from '@natter/widget';
 
 // The hub to talk to: VITE_NATTER_SERVER at build time, else `cargo xtask demo`'s default.
-const server = import.meta.env.VITE_NATTER_SERVER ?? 'http://127.0.0.1:8080';
+// The hub: `?server=` in the page URL, else VITE_NATTER_SERVER at build time, else `cargo xtask demo`'s.
+const server =
+  new URLSearchParams(location.search).get('server') ?? import.meta.env.VITE_NATTER_SERVER ?? 'http://127.0.0.1:8080';
 
 const chat = mount({
   server,

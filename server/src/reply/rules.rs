@@ -136,7 +136,13 @@ impl RulesEngine {
             Some(r) => (Some(r.category.as_str()), r.reply.as_str()),
             None => (None, self.fallback.as_str()),
         };
-        (category, template.replace("{page}", page.filter(|p| !p.is_empty()).unwrap_or("this page")))
+        // "/" reads badly in a sentence ("Sorry / feels slow"): name the home page instead.
+        let page = match page.filter(|p| !p.is_empty()) {
+            None => "this page",
+            Some("/") => "the home page",
+            Some(p) => p,
+        };
+        (category, template.replace("{page}", page))
     }
 }
 
@@ -193,6 +199,8 @@ mod tests {
         assert!(text.contains("/pricing"), "{text}");
         let (_, text) = e.answer("broken", None);
         assert!(text.contains("this page"), "{text}");
+        let (_, text) = e.answer("so slow", Some("/"));
+        assert!(text.contains("the home page") && !text.contains(" / "), "{text}");
     }
 
     #[test]
