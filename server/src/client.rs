@@ -43,15 +43,15 @@ impl Client {
         Ok(Client { hub, outbox, session, member_id, page, rooms: HashMap::new() })
     }
 
-    /// Queues a frame for this connection (waiting for room: it only slows this client).
-    async fn send(&self, message: &ServerMessage) {
-        self.outbox.send(encode(message)).await;
+    /// Queues a frame for this connection (never waits; see [`Outbox::send`]).
+    fn send(&self, message: &ServerMessage) {
+        self.outbox.send(encode(message));
     }
 
-    async fn refuse(&self, refusal: Refusal) {
+    fn refuse(&self, refusal: Refusal) {
         let refusal = self.hub.refused(refusal);
         tracing::debug!(connection = self.outbox.id, code = refusal.code.as_str(), message = %refusal.message, "refused");
-        self.send(&refusal.frame()).await;
+        self.send(&refusal.frame());
     }
 
     /// Handles one text frame.
@@ -59,37 +59,35 @@ impl Client {
         match parse(text) {
             Ok(message) => {
                 if let Err(r) = self.handle(message).await {
-                    self.refuse(r).await;
+                    self.refuse(r);
                 }
             }
-            Err(r) => self.refuse(r).await,
+            Err(r) => self.refuse(r),
         }
     }
 
     /// A binary frame: the protocol is JSON text.
-    pub async fn on_binary(&mut self) {
+    pub fn on_binary(&mut self) {
         self.refuse(Refusal::new(
             ErrorCode::BadJson,
             "binary frames are not accepted; send JSON text frames",
-        ))
-        .await;
+        ));
     }
 
     /// A frame over `--max-frame`, refused unread.
-    pub async fn on_too_large(&mut self) {
+    pub fn on_too_large(&mut self) {
         let max = self.hub.config().max_frame;
         self.refuse(Refusal::new(
             ErrorCode::TooLarge,
             format!(
                 "frame larger than the hub's limit of {max} bytes; it was not read and the connection closes"
             ),
-        ))
-        .await;
+        ));
     }
 
     /// Queues a close frame after what is already queued (the writer sends both, then ends).
-    pub async fn close_after_queue(&self, code: u16, reason: &'static str) {
-        self.outbox.close_after_queue(code, reason).await;
+    pub fn close_after_queue(&self, code: u16, reason: &'static str) {
+        self.outbox.close_after_queue(code, reason);
     }
 
     fn joined(&self, room: &str) -> Result<(Arc<str>, Member), Refusal> {
@@ -105,19 +103,19 @@ impl Client {
     async fn handle(&mut self, message: ClientMessage) -> Result<(), Refusal> {
         match message {
             ClientMessage::Ping(p) => {
-                self.send(&ServerMessage::Pong(Pong { nonce: p.nonce, timestamp: now_rfc3339() })).await;
+                self.send(&ServerMessage::Pong(Pong { nonce: p.nonce, timestamp: now_rfc3339() }));
             }
             ClientMessage::User(send) => {
                 // The URL's session wins over the body's: a tab cannot write into another
                 // session's conversation.
                 let ack = self.hub.post_user(&self.session, send, self.page.as_deref()).await?;
-                self.send(&ServerMessage::Ack(ack)).await;
+                self.send(&ServerMessage::Ack(ack));
             }
             ClientMessage::Chat(chat) => {
                 check_room(&chat.room)?;
                 let (room, member) = self.joined(&chat.room)?;
                 let ack = self.hub.post_chat(&self.session, &room, &member, chat.id, chat.message).await?;
-                self.send(&ServerMessage::Ack(ack)).await;
+                self.send(&ServerMessage::Ack(ack));
             }
             ClientMessage::Join(join) => {
                 check_room(&join.room)?;
@@ -132,7 +130,7 @@ impl Client {
                 if self.rooms.contains_key(join.room.as_str()) {
                     // Joining twice is harmless: answer with the room's info again.
                     if let Some(info) = self.hub.room_info(&join.room).await? {
-                        self.send(&ServerMessage::RoomInfo(info)).await;
+                        self.send(&ServerMessage::RoomInfo(info));
                     }
                     return Ok(());
                 }

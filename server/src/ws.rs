@@ -2,17 +2,20 @@
 //!
 //! The upgrade handler checks the origin (403) and the query (400) *before* upgrading, and
 //! configures tungstenite with small buffers and the `--max-frame` limit. After the upgrade,
-//! [`drive`] runs the connection over any `Sink`/`Stream` of messages (the axum
-//! `testing-websockets` pattern), so it can be driven over channels in unit tests:
+//! [`drive`] runs the connection over anything that is both a `Sink` and a `Stream` of
+//! messages (the axum `testing-websockets` pattern), so it can be driven over channels in unit
+//! tests.
 //!
-//! - a **reader task** feeds text frames to the [`Client`] and notes when the peer was last
-//!   heard from;
-//! - the **writer** (this task) drains the connection's bounded queue to the socket, pings
-//!   every `--ping-interval`, and closes with 4002 (stale) after `--idle-timeout` of silence,
-//!   4001 (slow consumer) when the fan-out found the queue full, 1009 after an oversized frame
-//!   and 1001 at shutdown.
+//! One task per connection does everything: it feeds the client's frames to the [`Client`],
+//! drains the connection's queue to the socket (several frames per flush), pings every
+//! `--ping-interval`, and closes with 4002 (stale) after `--idle-timeout` of silence, 4001
+//! (slow consumer) when the fan-out found the queue full, 1009 after an oversized frame and
+//! 1001 at shutdown. An earlier version `split()` the socket and read it in a second task;
+//! that task, its future and the lock between the halves were about a third of an idle
+//! connection's memory. With one task the client's own answers cannot wait for room in the
+//! queue this task drains, so they never wait (see [`crate::hub::outbox`]); the queue is
+//! drained before the next frame is read, which keeps them bounded.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,10 +121,7 @@ pub async fn upgrade(
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_frame_size(max)
         .max_message_size(max)
-        .on_upgrade(move |socket| async move {
-            let (sink, stream) = socket.split();
-            drive(sink, stream, hub, params).await;
-        })
+        .on_upgrade(move |socket| drive(socket, hub, params))
 }
 
 fn hub_error(hub: &Hub, e: ApiError) -> ApiError {
@@ -141,12 +141,10 @@ fn is_too_large(e: &axum::Error) -> bool {
     false
 }
 
-/// Runs one connection until it ends. Generic over the socket halves so tests can use
-/// channels.
-pub async fn drive<Si, St>(mut sink: Si, stream: St, hub: Hub, params: Params)
+/// Runs one connection until it ends. Generic over the socket so tests can use channels.
+pub async fn drive<S>(mut socket: S, hub: Hub, params: Params)
 where
-    Si: Sink<Message> + Unpin + Send,
-    St: Stream<Item = Result<Message, axum::Error>> + Unpin + Send + 'static,
+    S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
 {
     let (outbox, mut rx, control, _live) = hub.open_connection();
     let id = outbox.id;
@@ -159,37 +157,30 @@ where
             Ok(c) => c,
             Err(refusal) => {
                 let refusal = hub.refused(refusal);
-                let _ = sink.send(Message::Text(crate::hub::encode(&refusal.frame()))).await;
-                let _ = sink.send(close_message(close::INTERNAL, "could not read history")).await;
+                let _ = socket.send(Message::Text(crate::hub::encode(&refusal.frame()))).await;
+                let _ = socket.send(close_message(close::INTERNAL, "could not read history")).await;
                 return;
             }
         };
-    let started = Instant::now();
-    let heard = Arc::new(AtomicU64::new(0));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut reader = tokio::spawn(read_loop(stream, client, heard.clone(), started, stop_rx));
+    // `Some` while the peer's side is open: frames are read only then, and the client is
+    // finished (rooms left, session detached) as soon as that side ends.
+    let mut client = Some(client);
+    let mut heard = Instant::now();
 
     let mut shutdown = hub.shutdown_signal();
     // A second receiver for sends in progress (the first is borrowed by the select).
     let mut shutdown_in_send = hub.shutdown_signal();
-    let mut ticker = tokio::time::interval_at(started + ping_interval, ping_interval);
-    let mut reader_done = false;
+    let mut ticker = tokio::time::interval_at(heard + ping_interval, ping_interval);
     let close: Option<(u16, &'static str)> = loop {
         tokio::select! {
             biased;
             _ = crate::hub::stopped(&mut shutdown) => break Some((close::GOING_AWAY, "hub shutting down")),
             code = control.closed() => break Some((code, reason(code))),
-            _ = &mut reader, if !reader_done => {
-                reader_done = true;
-                // The reader may have queued a last answer and a close (oversized frame): keep
-                // draining the queue; otherwise the peer is gone.
-                if rx.is_empty() {
-                    break None;
-                }
-            }
+            // Before reading: the answers to one frame are written before the next is read,
+            // which bounds what a client can queue for itself (see `Outbox::send`).
             item = rx.recv() => match item {
                 Some(Outgoing::Text(frame)) => {
-                    let sent = Box::pin(send_batch(&mut sink, frame, &mut rx, &control, &mut shutdown_in_send)).await;
+                    let sent = Box::pin(send_batch(&mut socket, frame, &mut rx, &control, &mut shutdown_in_send)).await;
                     match sent {
                         Ok(None) => {}
                         Ok(Some(close)) => break Some(close),
@@ -200,28 +191,40 @@ where
                 None => break None,
             },
             _ = ticker.tick() => {
-                let silent = started.elapsed().saturating_sub(Duration::from_millis(heard.load(Ordering::Relaxed)));
-                if silent > idle_timeout {
+                if heard.elapsed() > idle_timeout {
                     Metrics::add(&hub.metrics().stale_closed, 1);
                     break Some((close::STALE, "no answer to pings"));
                 }
-                let sent = Box::pin(send(&mut sink, Message::Ping(Default::default()), &control, &mut shutdown_in_send)).await;
+                let sent = Box::pin(send(&mut socket, Message::Ping(Default::default()), &control, &mut shutdown_in_send)).await;
                 if let Err(stop) = sent {
                     break stop;
                 }
             }
+            next = socket.next(), if client.is_some() => {
+                heard = Instant::now();
+                if let Some(c) = client.as_mut() {
+                    if !Box::pin(on_frame(c, next)).await {
+                        // The peer's side ended; an oversized frame left an answer and a
+                        // close in the queue, which the loop still sends.
+                        if let Some(c) = client.take() {
+                            Box::pin(c.finish()).await;
+                        }
+                    }
+                }
+            }
         }
-        if reader_done && rx.is_empty() {
+        if client.is_none() && rx.is_empty() {
+            // The peer is gone and nothing is left to send.
             break None;
         }
     };
-    // Nothing more is queued: answers the reader still makes fail at once instead of waiting.
+    // Nothing more is queued: answers made from here on are dropped at once.
     drop(rx);
     if let Some((code, why)) = close {
         tracing::debug!(connection = id, code, why, "closing");
-        let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close_message(code, why))).await;
+        let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(close_message(code, why))).await;
         if code == close::TOO_BIG {
-            // The oversized frame's payload was never read, so the reader cannot go on; and
+            // The oversized frame's payload was never read, so reading cannot go on; and
             // closing the socket with it unread makes the kernel send a reset, which can
             // destroy our error and close frames before the peer reads them. Linger (like an
             // HTTP server's lingering close) so the peer reads them and closes first.
@@ -229,18 +232,42 @@ where
                 _ = tokio::time::sleep(TOO_BIG_LINGER) => {}
                 _ = crate::hub::stopped(&mut shutdown) => {}
             }
-        } else if !reader_done {
-            // The close handshake: give the peer time to read our close frame and answer it
-            // (the reader ends on its close), rather than cutting the TCP connection under it.
-            reader_done = tokio::time::timeout(CLOSE_GRACE, &mut reader).await.is_ok();
+        } else if let Some(c) = client.as_mut() {
+            // The close handshake: give the peer time to read our close frame and answer it,
+            // rather than cutting the TCP connection under it. Frames it sent meanwhile are
+            // still handled, as they would be had they arrived just before.
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                while Box::pin(on_frame(c, socket.next().await)).await {}
+            })
+            .await;
         }
     }
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
-    if !reader_done {
-        let _ = reader.await;
+    if let Some(c) = client.take() {
+        Box::pin(c.finish()).await;
     }
+    let _ = tokio::time::timeout(CLOSE_GRACE, socket.close()).await;
     tracing::debug!(connection = id, "disconnected");
+}
+
+/// Hands one read result to the client; `false` when the peer's side has ended (closed, gone,
+/// or a read error, after queueing the 1009 answer for an oversized frame).
+async fn on_frame(client: &mut Client, next: Option<Result<Message, axum::Error>>) -> bool {
+    match next {
+        Some(Ok(Message::Text(text))) => client.on_text(text.as_str()).await,
+        Some(Ok(Message::Binary(_))) => client.on_binary(),
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+        Some(Ok(Message::Close(_))) | None => return false,
+        Some(Err(e)) => {
+            if is_too_large(&e) {
+                client.on_too_large();
+                client.close_after_queue(close::TOO_BIG, "frame too large");
+            } else {
+                tracing::debug!(error = %e, "read error");
+            }
+            return false;
+        }
+    }
+    true
 }
 
 fn reason(code: u16) -> &'static str {
@@ -310,48 +337,13 @@ where
     }
 }
 
-/// Reads frames and hands them to the client until the peer closes, errs, or the writer stops.
-async fn read_loop<St>(
-    mut stream: St,
-    mut client: Client,
-    heard: Arc<AtomicU64>,
-    started: Instant,
-    mut stop: watch::Receiver<bool>,
-) where
-    St: Stream<Item = Result<Message, axum::Error>> + Unpin,
-{
-    loop {
-        let next = tokio::select! {
-            n = stream.next() => n,
-            _ = crate::hub::stopped(&mut stop) => break,
-        };
-        heard.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-        match next {
-            // Boxed: handling a message is the largest state of this task, and an idle
-            // connection should not carry its space (a few KB × every open connection).
-            Some(Ok(Message::Text(text))) => Box::pin(client.on_text(text.as_str())).await,
-            Some(Ok(Message::Binary(_))) => client.on_binary().await,
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            Some(Ok(Message::Close(_))) | None => break,
-            Some(Err(e)) => {
-                if is_too_large(&e) {
-                    client.on_too_large().await;
-                    client.close_after_queue(close::TOO_BIG, "frame too large").await;
-                } else {
-                    tracing::debug!(error = %e, "read error");
-                }
-                break;
-            }
-        }
-    }
-    client.finish().await;
-}
-
 #[cfg(test)]
 mod tests {
     //! The connection driven over channels instead of a socket.
 
+    use std::pin::Pin;
     use std::sync::Arc;
+    use std::task::{Context, Poll};
 
     use futures_util::{sink, stream};
     use natter_protocol::ServerMessage;
@@ -361,6 +353,40 @@ mod tests {
     use crate::reply::RulesEngine;
     use crate::store::memory::MemoryStore;
     use crate::Config;
+
+    /// A socket made of a sink and a stream, like a WebSocket is both.
+    struct Duplex<Si, St> {
+        sink: Si,
+        stream: St,
+    }
+
+    impl<Si: Sink<Message> + Unpin, St: Unpin> Sink<Message> for Duplex<Si, St> {
+        type Error = Si::Error;
+
+        fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.sink).poll_ready(cx)
+        }
+
+        fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+            Pin::new(&mut self.sink).start_send(item)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.sink).poll_flush(cx)
+        }
+
+        fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.sink).poll_close(cx)
+        }
+    }
+
+    impl<Si: Unpin, St: Stream + Unpin> Stream for Duplex<Si, St> {
+        type Item = St::Item;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<St::Item>> {
+            Pin::new(&mut self.stream).poll_next(cx)
+        }
+    }
 
     fn text(m: Option<Message>) -> ServerMessage {
         match m {
@@ -385,7 +411,7 @@ mod tests {
         let stream =
             Box::pin(stream::unfold(in_rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) }));
         let params = Params { session: "unit".into(), page: None, since: Since::Recent };
-        let task = tokio::spawn(drive(sink, stream, hub.clone(), params));
+        let task = tokio::spawn(drive(Duplex { sink, stream }, hub.clone(), params));
 
         assert!(matches!(text(out_rx.recv().await), ServerMessage::History(h) if h.messages.is_empty()));
         in_tx.send(Ok(Message::text(r#"{"type":"ping","nonce":1}"#))).await.expect("send");

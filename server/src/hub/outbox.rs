@@ -2,8 +2,10 @@
 //!
 //! The fan-out never waits on a connection: it `try_send`s shared, already-encoded frames, and
 //! a full queue marks the connection as a slow consumer, which its writer closes with 4001. A
-//! connection's own answers (ack, pong, error, history) wait for room instead, which slows only
-//! the client that asked.
+//! connection's own answers (ack, pong, error, history) are queued even past the bound: they
+//! are made by the same task that drains the queue (see `ws::drive`), so waiting for room
+//! would wait forever. They stay bounded all the same, because that task drains the queue
+//! before it reads the client's next frame, and each frame makes only a few answers.
 //!
 //! The queue is a `VecDeque` under a short mutex rather than a Tokio channel: a bounded
 //! `mpsc` channel allocates ~1.5 KiB per connection up front (its shared state and a first
@@ -71,8 +73,6 @@ struct Queue {
     capacity: usize,
     /// Wakes the writer: a frame arrived or the last sender left.
     readable: Notify,
-    /// Wakes senders waiting for room: the queue stopped being full or the writer left.
-    writable: Notify,
 }
 
 #[derive(Debug)]
@@ -89,13 +89,14 @@ impl Queue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `item` if there is room; `Err(item)` when full, `Ok(false)` when the writer is gone.
-    fn push(&self, item: Outgoing) -> Result<bool, Outgoing> {
+    /// Queues `item` if there is room (or always, for `bounded == false`); `Err(item)` when
+    /// full, `Ok(false)` when the writer is gone.
+    fn push(&self, item: Outgoing, bounded: bool) -> Result<bool, Outgoing> {
         let mut s = self.lock();
         if s.receiver_gone {
             return Ok(false);
         }
-        if s.frames.len() >= self.capacity {
+        if bounded && s.frames.len() >= self.capacity {
             return Err(item);
         }
         s.frames.push_back(item);
@@ -104,31 +105,11 @@ impl Queue {
         Ok(true)
     }
 
-    /// Queues `item`, waiting for room; `false` when the writer is gone.
-    async fn push_waiting(&self, mut item: Outgoing) -> bool {
-        loop {
-            let room = self.writable.notified();
-            tokio::pin!(room);
-            // Registered before looking, so a pop between the look and the wait is not missed.
-            room.as_mut().enable();
-            match self.push(item) {
-                Ok(queued) => return queued,
-                Err(back) => item = back,
-            }
-            room.await;
-        }
-    }
-
     fn pop(&self) -> Option<Outgoing> {
         let mut s = self.lock();
-        let was_full = s.frames.len() >= self.capacity;
         let item = s.frames.pop_front();
         if s.frames.is_empty() && s.frames.capacity() > KEEP_CAPACITY {
             s.frames = VecDeque::new();
-        }
-        drop(s);
-        if was_full && item.is_some() {
-            self.writable.notify_waiters();
         }
         item
     }
@@ -203,12 +184,9 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        {
-            let mut s = self.queue.lock();
-            s.receiver_gone = true;
-            s.frames = VecDeque::new();
-        }
-        self.queue.writable.notify_waiters();
+        let mut s = self.queue.lock();
+        s.receiver_gone = true;
+        s.frames = VecDeque::new();
     }
 }
 
@@ -230,7 +208,6 @@ impl Outbox {
             state: Mutex::new(QueueState { frames: VecDeque::new(), senders: 1, receiver_gone: false }),
             capacity: capacity.max(1),
             readable: Notify::new(),
-            writable: Notify::new(),
         });
         let control = Arc::new(Control::default());
         (Outbox { id, queue: queue.clone(), control: control.clone() }, Receiver { queue }, control)
@@ -238,22 +215,22 @@ impl Outbox {
 
     /// Queues a frame without waiting (fan-out).
     pub fn offer(&self, frame: Frame) -> Offered {
-        match self.queue.push(Outgoing::Text(frame)) {
+        match self.queue.push(Outgoing::Text(frame), true) {
             Ok(true) => Offered::Queued,
             Ok(false) => Offered::Gone,
             Err(_) => Offered::Full(self.control.close(natter_protocol::close::SLOW_CONSUMER)),
         }
     }
 
-    /// Queues a frame, waiting for room (answers to the connection's own requests). `false`
-    /// when the connection is gone.
-    pub async fn send(&self, frame: Frame) -> bool {
-        self.queue.push_waiting(Outgoing::Text(frame)).await
+    /// Queues an answer to the connection's own request, past the bound if need be (see the
+    /// module doc). `false` when the connection is gone.
+    pub fn send(&self, frame: Frame) -> bool {
+        self.queue.push(Outgoing::Text(frame), false).unwrap_or(true)
     }
 
     /// Queues a close after everything already queued.
-    pub async fn close_after_queue(&self, code: u16, reason: &'static str) {
-        let _ = self.queue.push_waiting(Outgoing::Close(code, reason)).await;
+    pub fn close_after_queue(&self, code: u16, reason: &'static str) {
+        let _ = self.queue.push(Outgoing::Close(code, reason), false);
     }
 }
 
@@ -278,37 +255,35 @@ mod tests {
         assert_eq!(rx.try_recv().err(), Some(Empty));
         let second = outbox.clone();
         drop(outbox);
-        assert!(second.send(text("e")).await);
+        assert!(second.send(text("e")));
         drop(second);
         assert!(matches!(rx.recv().await, Some(Outgoing::Text(t)) if t.as_str() == "e"));
         assert!(rx.recv().await.is_none());
     }
 
     #[tokio::test]
-    async fn a_waiting_sender_gets_room_when_the_writer_takes_a_frame() {
-        let (outbox, mut rx, _control) = Outbox::new(1, 1);
-        assert!(outbox.send(text("a")).await);
-        let waiting = tokio::spawn({
-            let outbox = outbox.clone();
-            async move { outbox.send(text("b")).await }
-        });
-        tokio::task::yield_now().await;
+    async fn own_answers_are_queued_past_the_bound_in_order() {
+        let (outbox, mut rx, control) = Outbox::new(1, 1);
+        assert_eq!(outbox.offer(text("a")), Offered::Queued);
+        assert!(outbox.send(text("b")));
+        outbox.close_after_queue(natter_protocol::close::TOO_BIG, "too big");
+        // The fan-out still finds the queue full.
+        assert_eq!(outbox.offer(text("c")), Offered::Full(true));
+        assert_eq!(control.closed().await, natter_protocol::close::SLOW_CONSUMER);
         assert!(matches!(rx.recv().await, Some(Outgoing::Text(t)) if t.as_str() == "a"));
-        assert!(waiting.await.expect("sender task"));
         assert!(matches!(rx.recv().await, Some(Outgoing::Text(t)) if t.as_str() == "b"));
+        assert!(
+            matches!(rx.recv().await, Some(Outgoing::Close(code, _)) if code == natter_protocol::close::TOO_BIG)
+        );
+        assert_eq!(rx.try_recv().err(), Some(Empty));
     }
 
     #[tokio::test]
     async fn senders_learn_when_the_writer_is_gone() {
         let (outbox, rx, _control) = Outbox::new(1, 1);
-        assert!(outbox.send(text("a")).await);
-        let waiting = tokio::spawn({
-            let outbox = outbox.clone();
-            async move { outbox.send(text("b")).await }
-        });
-        tokio::task::yield_now().await;
+        assert!(outbox.send(text("a")));
         drop(rx);
-        assert!(!waiting.await.expect("sender task"));
+        assert!(!outbox.send(text("b")));
         assert_eq!(outbox.offer(text("c")), Offered::Gone);
     }
 }
