@@ -142,84 +142,117 @@ fn is_too_large(e: &axum::Error) -> bool {
 }
 
 /// Runs one connection until it ends. Generic over the socket so tests can use channels.
-pub async fn drive<S>(mut socket: S, hub: Hub, params: Params)
+///
+/// A plain function returning an `async move` block rather than an `async fn`: an `async fn`
+/// moves its arguments into locals of its state machine, and the socket then took its space
+/// twice in every connection's task.
+#[allow(clippy::manual_async_fn)] // on purpose, see above
+pub fn drive<S>(mut socket: S, hub: Hub, params: Params) -> impl std::future::Future<Output = ()> + Send
 where
     S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
 {
-    let (outbox, mut rx, control, _live) = hub.open_connection();
-    let id = outbox.id;
-    let (ping_interval, idle_timeout) = (hub.config().ping_interval, hub.config().idle_timeout);
-    tracing::debug!(connection = id, session_hash = %crate::util::member_id(&params.session), "connected");
-    let client =
-        match Box::pin(Client::start(hub.clone(), outbox, params.session.clone(), params.page, params.since))
-            .await
+    async move {
+        let (outbox, mut rx, control, _live) = hub.open_connection();
+        let id = outbox.id;
+        let idle_timeout = hub.config().idle_timeout;
+        tracing::debug!(connection = id, session_hash = %crate::util::member_id(&params.session), "connected");
+        let client = match Box::pin(Client::start(
+            hub.clone(),
+            outbox,
+            params.session.clone(),
+            params.page,
+            params.since,
+        ))
+        .await
         {
             Ok(c) => c,
             Err(refusal) => {
                 let refusal = hub.refused(refusal);
-                let _ = socket.send(Message::Text(crate::hub::encode(&refusal.frame()))).await;
-                let _ = socket.send(close_message(close::INTERNAL, "could not read history")).await;
+                let frame = Message::Text(crate::hub::encode(&refusal.frame()));
+                let _ = Box::pin(async {
+                    socket.send(frame).await?;
+                    socket.send(close_message(close::INTERNAL, "could not read history")).await
+                })
+                .await;
                 return;
             }
         };
-    // `Some` while the peer's side is open: frames are read only then, and the client is
-    // finished (rooms left, session detached) as soon as that side ends.
-    let mut client = Some(client);
-    let mut heard = Instant::now();
+        // `Some` while the peer's side is open: frames are read only then, and the client is
+        // finished (rooms left, session detached) as soon as that side ends.
+        let mut client = Some(client);
+        let mut heard = Instant::now();
 
-    let mut shutdown = hub.shutdown_signal();
-    // A second receiver for sends in progress (the first is borrowed by the select).
-    let mut shutdown_in_send = hub.shutdown_signal();
-    let mut ticker = tokio::time::interval_at(heard + ping_interval, ping_interval);
-    let close: Option<(u16, &'static str)> = loop {
-        tokio::select! {
-            biased;
-            _ = crate::hub::stopped(&mut shutdown) => break Some((close::GOING_AWAY, "hub shutting down")),
-            code = control.closed() => break Some((code, reason(code))),
-            // Before reading: the answers to one frame are written before the next is read,
-            // which bounds what a client can queue for itself (see `Outbox::send`).
-            item = rx.recv() => match item {
-                Some(Outgoing::Text(frame)) => {
-                    let sent = Box::pin(send_batch(&mut socket, frame, &mut rx, &control, &mut shutdown_in_send)).await;
-                    match sent {
-                        Ok(None) => {}
-                        Ok(Some(close)) => break Some(close),
-                        Err(stop) => break stop,
+        let mut shutdown = hub.shutdown_signal();
+        // A second receiver for sends in progress (the first is borrowed by the select).
+        let mut shutdown_in_send = hub.shutdown_signal();
+        // Shared by all connections (see `Hub::ping_signal`): the first ping comes within one
+        // interval, and silence is still noticed within `--idle-timeout` + one interval.
+        let mut ping = hub.ping_signal();
+        let close: Option<(u16, &'static str)> = loop {
+            tokio::select! {
+                biased;
+                _ = crate::hub::stopped(&mut shutdown) => break Some((close::GOING_AWAY, "hub shutting down")),
+                code = control.closed() => break Some((code, reason(code))),
+                // Before reading: the answers to one frame are written before the next is read,
+                // which bounds what a client can queue for itself (see `Outbox::send`).
+                item = rx.recv() => match item {
+                    Some(Outgoing::Text(frame)) => {
+                        let sent = Box::pin(send_batch(&mut socket, frame, &mut rx, &control, &mut shutdown_in_send)).await;
+                        match sent {
+                            Ok(None) => {}
+                            Ok(Some(close)) => break Some(close),
+                            Err(stop) => break stop,
+                        }
+                    }
+                    Some(Outgoing::Close(code, why)) => break Some((code, why)),
+                    None => break None,
+                },
+                _ = ping.changed() => {
+                    if heard.elapsed() > idle_timeout {
+                        Metrics::add(&hub.metrics().stale_closed, 1);
+                        break Some((close::STALE, "no answer to pings"));
+                    }
+                    let sent = Box::pin(send(&mut socket, Message::Ping(Default::default()), &control, &mut shutdown_in_send)).await;
+                    if let Err(stop) = sent {
+                        break stop;
                     }
                 }
-                Some(Outgoing::Close(code, why)) => break Some((code, why)),
-                None => break None,
-            },
-            _ = ticker.tick() => {
-                if heard.elapsed() > idle_timeout {
-                    Metrics::add(&hub.metrics().stale_closed, 1);
-                    break Some((close::STALE, "no answer to pings"));
-                }
-                let sent = Box::pin(send(&mut socket, Message::Ping(Default::default()), &control, &mut shutdown_in_send)).await;
-                if let Err(stop) = sent {
-                    break stop;
-                }
-            }
-            next = socket.next(), if client.is_some() => {
-                heard = Instant::now();
-                if let Some(c) = client.as_mut() {
-                    if !Box::pin(on_frame(c, next)).await {
-                        // The peer's side ended; an oversized frame left an answer and a
-                        // close in the queue, which the loop still sends.
-                        if let Some(c) = client.take() {
-                            Box::pin(c.finish()).await;
+                next = socket.next(), if client.is_some() => {
+                    heard = Instant::now();
+                    if let Some(c) = client.as_mut() {
+                        if !Box::pin(on_frame(c, next)).await {
+                            // The peer's side ended; an oversized frame left an answer and a
+                            // close in the queue, which the loop still sends.
+                            if let Some(c) = client.take() {
+                                Box::pin(c.finish()).await;
+                            }
                         }
                     }
                 }
             }
-        }
-        if client.is_none() && rx.is_empty() {
-            // The peer is gone and nothing is left to send.
-            break None;
-        }
-    };
-    // Nothing more is queued: answers made from here on are dropped at once.
-    drop(rx);
+            if client.is_none() && rx.is_empty() {
+                // The peer is gone and nothing is left to send.
+                break None;
+            }
+        };
+        // Nothing more is queued: answers made from here on are dropped at once.
+        drop(rx);
+        // Boxed: the close phase's timers would otherwise widen every idle connection's state.
+        Box::pin(finish(socket, client, close, shutdown, id)).await;
+    }
+}
+
+/// Closes a connection: the close frame, the handshake or the 1009 linger, then the client's
+/// cleanup (rooms left, session detached) and the socket.
+async fn finish<S>(
+    mut socket: S,
+    mut client: Option<Client>,
+    close: Option<(u16, &'static str)>,
+    mut shutdown: watch::Receiver<bool>,
+    id: u64,
+) where
+    S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
+{
     if let Some((code, why)) = close {
         tracing::debug!(connection = id, code, why, "closing");
         let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(close_message(code, why))).await;

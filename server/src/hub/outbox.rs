@@ -63,9 +63,6 @@ impl Control {
     }
 }
 
-/// Queued frames above which a drained queue frees its buffer instead of keeping it.
-const KEEP_CAPACITY: usize = 16;
-
 /// The state both ends of a queue share.
 #[derive(Debug)]
 struct Queue {
@@ -108,7 +105,7 @@ impl Queue {
     fn pop(&self) -> Option<Outgoing> {
         let mut s = self.lock();
         let item = s.frames.pop_front();
-        if s.frames.is_empty() && s.frames.capacity() > KEEP_CAPACITY {
+        if s.frames.is_empty() && s.frames.capacity() > 0 {
             s.frames = VecDeque::new();
         }
         item
