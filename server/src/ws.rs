@@ -182,22 +182,36 @@ where
         let mut client = Some(client);
         let mut heard = Instant::now();
 
+        // For sends in progress (the loop itself learns of shutdown from the beat).
         let mut shutdown = hub.shutdown_signal();
-        // A second receiver for sends in progress (the first is borrowed by the select).
-        let mut shutdown_in_send = hub.shutdown_signal();
-        // Shared by all connections (see `Hub::ping_signal`): the first ping comes within one
+        // Shared by all connections (see `Hub::beat`): the first ping comes within one
         // interval, and silence is still noticed within `--idle-timeout` + one interval.
-        let mut ping = hub.ping_signal();
+        let mut beat = hub.beat();
+        if beat.borrow().stopping {
+            // Shutdown began before this connection subscribed: the first `changed` says so.
+            beat.mark_changed();
+        }
         let close: Option<(u16, &'static str)> = loop {
             tokio::select! {
                 biased;
-                _ = crate::hub::stopped(&mut shutdown) => break Some((close::GOING_AWAY, "hub shutting down")),
-                code = control.closed() => break Some((code, reason(code))),
+                changed = beat.changed() => {
+                    if changed.is_err() || beat.borrow_and_update().stopping {
+                        break Some((close::GOING_AWAY, "hub shutting down"));
+                    }
+                    if heard.elapsed() > idle_timeout {
+                        Metrics::add(&hub.metrics().stale_closed, 1);
+                        break Some((close::STALE, "no answer to pings"));
+                    }
+                    let sent = Box::pin(send(&mut socket, Message::Ping(Default::default()), &control, &mut shutdown)).await;
+                    if let Err(stop) = sent {
+                        break stop;
+                    }
+                }
                 // Before reading: the answers to one frame are written before the next is read,
                 // which bounds what a client can queue for itself (see `Outbox::send`).
                 item = rx.recv() => match item {
                     Some(Outgoing::Text(frame)) => {
-                        let sent = Box::pin(send_batch(&mut socket, frame, &mut rx, &control, &mut shutdown_in_send)).await;
+                        let sent = Box::pin(send_batch(&mut socket, frame, &mut rx, &control, &mut shutdown)).await;
                         match sent {
                             Ok(None) => {}
                             Ok(Some(close)) => break Some(close),
@@ -205,18 +219,10 @@ where
                         }
                     }
                     Some(Outgoing::Close(code, why)) => break Some((code, why)),
+                    // The fan-out found the queue full (4001): close without draining it.
+                    Some(Outgoing::Stop(code)) => break Some((code, reason(code))),
                     None => break None,
                 },
-                _ = ping.changed() => {
-                    if heard.elapsed() > idle_timeout {
-                        Metrics::add(&hub.metrics().stale_closed, 1);
-                        break Some((close::STALE, "no answer to pings"));
-                    }
-                    let sent = Box::pin(send(&mut socket, Message::Ping(Default::default()), &control, &mut shutdown_in_send)).await;
-                    if let Err(stop) = sent {
-                        break stop;
-                    }
-                }
                 next = socket.next(), if client.is_some() => {
                     heard = Instant::now();
                     if let Some(c) = client.as_mut() {
@@ -337,6 +343,10 @@ where
                 Ok(Outgoing::Text(frame)) => sink.feed(Message::Text(frame)).await.map_err(|_| None)?,
                 Ok(Outgoing::Close(code, why)) => {
                     then_close = Some((code, why));
+                    break;
+                }
+                Ok(Outgoing::Stop(code)) => {
+                    then_close = Some((code, reason(code)));
                     break;
                 }
                 Err(_) => break,

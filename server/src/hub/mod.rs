@@ -116,8 +116,9 @@ struct Conversation {
     subscribers: HashMap<u64, Subscriber>,
     /// Room members present on this hub: member id → (member, connections).
     members: HashMap<Arc<str>, (Member, usize)>,
-    /// The newest seq delivered here; long-polls wait on it.
-    delivered: watch::Sender<u64>,
+    /// The newest seq delivered here; long-polls wait on it. Made by the first long-poll: a
+    /// watch channel is ~350 bytes, and a session used only over WebSocket never needs it.
+    delivered: Option<watch::Sender<u64>>,
     /// The session's rate limit (sessions only).
     bucket: Option<Bucket>,
     last_active: Instant,
@@ -129,7 +130,7 @@ impl Conversation {
             ring: Ring::new(ring_size),
             subscribers: HashMap::new(),
             members: HashMap::new(),
-            delivered: watch::Sender::new(0),
+            delivered: None,
             bucket: None,
             last_active: Instant::now(),
         }
@@ -156,8 +157,9 @@ struct Shared {
     ids: IdMaker,
     next_connection: AtomicU64,
     shutdown: watch::Sender<bool>,
-    /// Bumped every `--ping-interval` by one task for all connections (see [`Hub::ping_signal`]).
-    ping: watch::Sender<u64>,
+    /// Bumped every `--ping-interval` by one task for all connections, and at shutdown (see
+    /// [`Hub::beat`]).
+    beat: watch::Sender<Beat>,
     /// Open connections; `run` waits for 0 at shutdown.
     live: watch::Sender<usize>,
 }
@@ -204,7 +206,7 @@ impl Hub {
                 ids: IdMaker::default(),
                 next_connection: AtomicU64::new(1),
                 shutdown: watch::Sender::new(false),
-                ping: watch::Sender::new(0),
+                beat: watch::Sender::new(Beat::default()),
                 live: watch::Sender::new(0),
             }),
         };
@@ -246,16 +248,18 @@ impl Hub {
         self.shared.shutdown.subscribe()
     }
 
-    /// A receiver that changes every `--ping-interval`: the moment for each WebSocket to ping
-    /// its peer and check that it was heard from. One timer for all connections instead of one
-    /// each (a Tokio `Interval` is a boxed timer entry, ~140 bytes per idle connection).
-    pub fn ping_signal(&self) -> watch::Receiver<u64> {
-        self.shared.ping.subscribe()
+    /// A receiver that changes every `--ping-interval` (the moment for each WebSocket to ping
+    /// its peer and check that it was heard from) and once at shutdown. One timer for all
+    /// connections instead of one each (a Tokio `Interval` is a boxed timer entry, ~140 bytes
+    /// per idle connection), and one wait for both instead of two (~160 bytes more).
+    pub fn beat(&self) -> watch::Receiver<Beat> {
+        self.shared.beat.subscribe()
     }
 
     /// Tells every connection and long-poll to finish (1001 going away).
     pub fn begin_shutdown(&self) {
         self.shared.shutdown.send_replace(true);
+        self.shared.beat.send_modify(|b| b.stopping = true);
     }
 
     /// Waits until every connection has closed, at most `limit`.
@@ -754,7 +758,12 @@ impl Hub {
         let key = ConversationKey::Session(session.clone());
         let mut delivered = {
             let mut state = self.lock();
-            self.conversation(&mut state, &key).delivered.subscribe()
+            // Starting at 0 loses nothing: what was delivered before this point is in the
+            // history read below.
+            self.conversation(&mut state, &key)
+                .delivered
+                .get_or_insert_with(|| watch::Sender::new(0))
+                .subscribe()
         };
         let (history, _) = self.attach_inner(&key, since, None, None).await?;
         let Since::After(after) = since else { return Ok(history) };
@@ -851,7 +860,9 @@ impl Hub {
                 let mut state = self.lock();
                 let Some(conv) = state.conversations.get_mut(&key) else { return };
                 conv.ring.push(seq, message);
-                conv.delivered.send_replace(seq);
+                if let Some(delivered) = &conv.delivered {
+                    delivered.send_replace(seq);
+                }
                 conv.last_active = Instant::now();
                 Self::deliver(metrics, conv, &frame, None);
             }
@@ -964,7 +975,16 @@ async fn fan_out(hub: Hub, mut events: mpsc::UnboundedReceiver<Event>) {
 }
 
 /// Periodic housekeeping: forget idle conversations.
-/// Bumps the ping signal every `--ping-interval` until shutdown.
+/// What [`Hub::beat`] carries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Beat {
+    /// Ping rounds so far.
+    pub pings: u64,
+    /// The hub is shutting down (connections close with 1001).
+    pub stopping: bool,
+}
+
+/// Bumps the beat every `--ping-interval` until shutdown.
 async fn pinger(hub: Hub) {
     let period = hub.shared.config.ping_interval;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -973,7 +993,7 @@ async fn pinger(hub: Hub) {
     let mut shutdown = hub.shutdown_signal();
     loop {
         tokio::select! {
-            _ = tick.tick() => hub.shared.ping.send_modify(|n| *n = n.wrapping_add(1)),
+            _ = tick.tick() => hub.shared.beat.send_modify(|b| b.pings = b.pings.wrapping_add(1)),
             _ = crate::hub::stopped(&mut shutdown) => return,
         }
     }
