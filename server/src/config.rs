@@ -115,7 +115,7 @@ pub struct Config {
 
     /// Base URL of the OpenAI-compatible API for the `llm` backend; the hub POSTs to
     /// `{base}/chat/completions` (OpenAI `https://api.openai.com/v1`, Ollama
-    /// `http://127.0.0.1:11434/v1`, vLLM / llama.cpp server `http://127.0.0.1:8000/v1`).
+    /// `http://127.0.0.1:11434/v1`, vLLM `http://127.0.0.1:8000/v1`).
     #[arg(long, env = "NATTER_LLM_URL")]
     pub llm_url: Option<String>,
 
@@ -140,6 +140,39 @@ pub struct Config {
     /// `max_tokens` asked of the LLM per reply (0: not sent, the server's default applies).
     #[arg(long, env = "NATTER_LLM_MAX_TOKENS", default_value_t = 512)]
     pub llm_max_tokens: u32,
+
+    /// SQLite database file, created when missing (`:memory:`: nothing kept after exit). Not
+    /// used with `--redis-url`. See docs/operations.md.
+    #[arg(long, env = "NATTER_DB", default_value = "natter.db")]
+    pub db: PathBuf,
+
+    /// SQLite commit durability: `normal` survives a crash or kill of the hub; `full` also a
+    /// power cut, at one fsync per batch of writes.
+    #[arg(long, env = "NATTER_DB_SYNC", value_enum, default_value_t = DbSync::Normal)]
+    pub db_sync: DbSync,
+
+    /// Delete messages older than this many days (with Redis: conversations idle that long
+    /// expire). Default: keep everything.
+    #[arg(long, env = "NATTER_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
+
+    /// Redis URL (`redis://[user:password@]host:port[/db]`): store in Redis and run as one of
+    /// several hubs behind a load balancer. Default: SQLite (`--db`).
+    #[arg(long, env = "NATTER_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// About how many messages each conversation keeps in Redis (history and de-duplication).
+    #[arg(long, env = "NATTER_REDIS_STREAM_LEN", default_value_t = 10_000)]
+    pub redis_stream_len: usize,
+
+    /// Prefix of every Redis key and channel, so several deployments can share one Redis.
+    #[arg(long, env = "NATTER_REDIS_NAMESPACE", default_value = "natter")]
+    pub redis_namespace: String,
+
+    /// With Redis: how long this hub's room members stay listed without a refresh; the members
+    /// of a hub that died leave after about one and a half leases.
+    #[arg(long, env = "NATTER_PRESENCE_LEASE", default_value = "30s", value_parser = parse_duration)]
+    pub presence_lease: Duration,
 
     /// Log format.
     #[arg(long, env = "NATTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -166,6 +199,15 @@ pub enum ReplyFallback {
     Silent,
 }
 
+/// SQLite commit durability (`--db-sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DbSync {
+    /// `synchronous=NORMAL` in WAL mode: committed data survives the hub crashing or being killed.
+    Normal,
+    /// `synchronous=FULL`: committed data also survives a power cut or kernel crash.
+    Full,
+}
+
 /// How log lines are written (the filter comes from `RUST_LOG`, default `info`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -190,6 +232,9 @@ impl Config {
     pub fn for_tests() -> Self {
         let mut c = Config::parse_from(["natter-hub", "--listen", "127.0.0.1:0"]);
         c.reply_delay = Duration::ZERO;
+        // Tests must not leave a natter.db in the working directory.
+        c.db = PathBuf::from(":memory:");
+        c.redis_url = None;
         c
     }
 }
@@ -204,6 +249,33 @@ mod tests {
         assert_eq!(parse_duration("25s"), Ok(Duration::from_secs(25)));
         assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn storage_flags() {
+        let c = Config::parse_from(["natter-hub"]);
+        assert_eq!((c.db.to_str(), c.db_sync, c.retention_days), (Some("natter.db"), DbSync::Normal, None));
+        assert_eq!((c.redis_url.as_deref(), c.redis_stream_len), (None, 10_000));
+        assert_eq!((c.redis_namespace.as_str(), c.presence_lease), ("natter", Duration::from_secs(30)));
+        let c = Config::parse_from([
+            "natter-hub",
+            "--db",
+            ":memory:",
+            "--db-sync",
+            "full",
+            "--retention-days",
+            "30",
+            "--redis-url",
+            "redis://127.0.0.1:6379",
+            "--redis-stream-len",
+            "500",
+            "--presence-lease",
+            "5s",
+        ]);
+        assert_eq!((c.db.to_str(), c.db_sync, c.retention_days), (Some(":memory:"), DbSync::Full, Some(30)));
+        assert_eq!((c.redis_url.as_deref(), c.redis_stream_len), (Some("redis://127.0.0.1:6379"), 500));
+        assert_eq!(c.presence_lease, Duration::from_secs(5));
+        assert!(Config::try_parse_from(["natter-hub", "--db-sync", "sometimes"]).is_err());
     }
 
     #[test]

@@ -59,16 +59,36 @@ pub use hub::Hub;
 use config::{ReplyBackend, ReplyFallback};
 use reply::llm::LlmSettings;
 use reply::{Fallback, LlmEngine, ReplyEngine, RulesEngine, WebhookEngine};
-use store::memory::MemoryStore;
-use store::Store;
+use store::redis::{RedisOptions, RedisStore};
+use store::sqlite::{SqliteOptions, SqliteStore, SyncMode};
+use store::{Store, StoreError};
 
 /// How long shutdown waits for connections to close after telling them to.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
-/// Opens the storage engine the configuration asks for. The one place that chooses an engine
-/// (async because engines such as Redis connect before they are usable).
-pub async fn build_store(_config: &Config) -> Result<Arc<dyn Store>, HubError> {
-    Ok(Arc::new(MemoryStore::new()))
+/// Opens the storage engine the configuration asks for. The one place that chooses an engine:
+/// Redis with `--redis-url`, otherwise SQLite at `--db` (`:memory:` for a throwaway one).
+pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, HubError> {
+    let retention = config.retention_days.map(|d| Duration::from_secs(u64::from(d) * 86_400));
+    if let Some(url) = &config.redis_url {
+        let mut options = RedisOptions::new(url.clone());
+        options.stream_len = config.redis_stream_len;
+        options.retention = retention;
+        options.presence_lease = config.presence_lease;
+        options.namespace = config.redis_namespace.clone();
+        return Ok(Arc::new(RedisStore::connect(options).await?));
+    }
+    let mut options = SqliteOptions::new(config.db.clone());
+    options.retention = retention;
+    options.sync = match config.db_sync {
+        config::DbSync::Normal => SyncMode::Normal,
+        config::DbSync::Full => SyncMode::Full,
+    };
+    // Opening migrates the schema: file I/O, kept off the async workers.
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(options))
+        .await
+        .map_err(|e| StoreError::Backend(format!("opening the database failed: {e}")))??;
+    Ok(Arc::new(store))
 }
 
 /// Builds the reply engine the configuration asks for (`--reply-backend`). The rules file is
@@ -131,7 +151,9 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HubError> {
-    // The rules first: a bad rules file should stop the hub before it touches storage.
+    // The rules and origins first: a configuration mistake should stop the hub before it
+    // touches storage (and creates a database file).
+    check_origins(&config.allowed_origins)?;
     let reply = build_reply(&config)?;
     let store = build_store(&config).await?;
     serve(listener, config, store, reply, shutdown).await

@@ -469,15 +469,18 @@ impl Hub {
                 self.shared.store.room(room).await.map_err(Refusal::store)?.unwrap_or(record)
             }
         };
+        // Presence is recorded before this member is told it joined (and before the other
+        // members are asked for), so someone joining through another hub right after sees it.
+        // Recording it again for a second tab only refreshes the same entry.
+        if let Err(e) = self.shared.store.presence_join(room, member).await {
+            tracing::warn!(%room, error = %e, "presence_join failed");
+        }
         let remote = self.shared.store.remote_members(room).await.unwrap_or_default();
         let key = ConversationKey::Room(room.clone());
         let member_id: Arc<str> = member.id.as_str().into();
         let joining = Joining { member, record: &record, remote };
         let (_, first) = self.attach_inner(&key, since, Some((outbox, &member_id)), Some(joining)).await?;
         if first {
-            if let Err(e) = self.shared.store.presence_join(room, member).await {
-                tracing::warn!(%room, error = %e, "presence_join failed");
-            }
             let notice = ServerMessage::UserJoined(Presence {
                 room: room.to_string(),
                 user: member.clone(),

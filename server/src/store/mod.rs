@@ -24,7 +24,10 @@ use natter_protocol::{Json, Member, ServerMessage};
 use thiserror::Error;
 use tokio::sync::mpsc;
 
+mod engine;
 pub mod memory;
+pub mod redis;
+pub mod sqlite;
 
 /// A boxed future, so that `dyn Store` works.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

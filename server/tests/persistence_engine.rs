@@ -1,0 +1,459 @@
+//! The SQLite engine on its own, on real database files in temp dirs: seq and de-duplication,
+//! ordered delivery, history pages, rooms, reopening, retention, migrations, and a `kill -9`
+//! of a process in the middle of writing.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use natter_hub::store::sqlite::{SqliteOptions, SqliteStore};
+use natter_hub::store::{ConversationKey, Draft, Event, RoomRecord, Store, StoreError};
+use natter_protocol::{ConversationMessage, Member, Pong, RoomMessage, ServerMessage};
+
+fn session(s: &str) -> ConversationKey {
+    ConversationKey::Session(s.into())
+}
+
+fn user_draft(session: &str, id: &str, text: &str) -> Draft {
+    Draft {
+        id: id.into(),
+        message: ServerMessage::User(ConversationMessage {
+            id: id.into(),
+            seq: 0,
+            message: text.into(),
+            timestamp: "2026-11-22T00:00:00Z".into(),
+            session_id: session.into(),
+            ..Default::default()
+        }),
+    }
+}
+
+fn chat_draft(room: &str, id: &str, text: &str) -> Draft {
+    Draft {
+        id: id.into(),
+        message: ServerMessage::Chat(RoomMessage {
+            room: room.into(),
+            id: id.into(),
+            seq: 0,
+            message: text.into(),
+            timestamp: "2026-11-22T00:00:00Z".into(),
+            from: Member { id: "m1".into(), name: Some("Ann".into()) },
+        }),
+    }
+}
+
+fn text_of(m: &ServerMessage) -> &str {
+    match m {
+        ServerMessage::User(c) | ServerMessage::Bot(c) | ServerMessage::Agent(c) => &c.message,
+        ServerMessage::Chat(c) => &c.message,
+        _ => "",
+    }
+}
+
+fn open(path: &std::path::Path) -> SqliteStore {
+    SqliteStore::open(SqliteOptions::new(path)).expect("open the database")
+}
+
+async fn append(store: &SqliteStore, key: &ConversationKey, draft: Draft) -> (u64, bool) {
+    let a = store.append(key, draft).await.expect("append");
+    (a.seq, a.duplicate)
+}
+
+#[tokio::test]
+async fn seq_counts_per_conversation_and_events_follow_in_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir.path().join("natter.db"));
+    let mut events = store.subscribe();
+    let a = session("a");
+    let b = ConversationKey::Room("lobby".into());
+    assert_eq!(append(&store, &a, user_draft("a", "a1", "one")).await, (1, false));
+    assert_eq!(append(&store, &a, user_draft("a", "a2", "two")).await, (2, false));
+    assert_eq!(append(&store, &b, chat_draft("lobby", "b1", "hello")).await, (1, false));
+    assert_eq!(append(&store, &a, user_draft("a", "a3", "three")).await, (3, false));
+
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        match events.try_recv() {
+            // The event is emitted before append answers, so it is already there.
+            Ok(Event::Stored { key, message }) => {
+                seen.push((key, message.seq(), text_of(&message).to_owned()))
+            }
+            other => panic!("expected a stored event, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (a.clone(), Some(1), "one".to_owned()),
+            (a.clone(), Some(2), "two".to_owned()),
+            (b.clone(), Some(1), "hello".to_owned()),
+            (a.clone(), Some(3), "three".to_owned()),
+        ]
+    );
+    assert!(events.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn a_resent_id_gets_its_first_seq_and_is_not_delivered_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir.path().join("natter.db"));
+    let mut events = store.subscribe();
+    let a = session("a");
+    assert_eq!(append(&store, &a, user_draft("a", "x", "first")).await, (1, false));
+    assert_eq!(append(&store, &a, user_draft("a", "y", "second")).await, (2, false));
+    assert_eq!(append(&store, &a, user_draft("a", "x", "first again")).await, (1, true));
+    // The same id in another conversation is another message.
+    assert_eq!(append(&store, &session("b"), user_draft("b", "x", "other")).await, (1, false));
+    let mut n = 0;
+    while let Ok(event) = events.try_recv() {
+        assert!(matches!(event, Event::Stored { .. }));
+        n += 1;
+    }
+    assert_eq!(n, 3, "the duplicate must not be delivered");
+    let page = store.history(&a, 0, 10).await.expect("history");
+    let texts: Vec<_> = page.messages.iter().map(text_of).collect();
+    assert_eq!(texts, ["first", "second"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_get_gap_free_seqs_delivered_in_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(open(&dir.path().join("natter.db")));
+    let mut events = store.subscribe();
+    let mut tasks = Vec::new();
+    for t in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acks = Vec::new();
+            for i in 0..50 {
+                let conv = format!("c{}", (t + i) % 5);
+                let id = format!("t{t}-{i}");
+                // Every tenth message is sent twice, as a client retrying would.
+                let times = if i % 10 == 0 { 2 } else { 1 };
+                for _ in 0..times {
+                    let a = store.append(&session(&conv), user_draft(&conv, &id, &id)).await.expect("append");
+                    acks.push((conv.clone(), id.clone(), a.seq, a.duplicate));
+                }
+            }
+            acks
+        }));
+    }
+    let mut acked: HashMap<(String, String), u64> = HashMap::new();
+    let mut duplicates = 0;
+    for task in tasks {
+        for (conv, id, seq, duplicate) in task.await.expect("task") {
+            if duplicate {
+                duplicates += 1;
+                assert_eq!(acked.get(&(conv, id)), Some(&seq), "a duplicate carries the first seq");
+            } else {
+                assert!(acked.insert((conv, id), seq).is_none());
+            }
+        }
+    }
+    assert_eq!(acked.len(), 2000);
+    assert_eq!(duplicates, 200);
+    let mut last: HashMap<String, u64> = HashMap::new();
+    for _ in 0..2000 {
+        let Some(Event::Stored { key: ConversationKey::Session(conv), message }) = events.recv().await else {
+            panic!("expected a stored session message");
+        };
+        let seq = message.seq().expect("seq");
+        let prev = last.insert(conv.to_string(), seq).unwrap_or(0);
+        assert_eq!(seq, prev + 1, "conversation {conv}: events in seq order, no gap");
+        let id = message.id().expect("id").to_owned();
+        assert_eq!(acked.get(&(conv.to_string(), id)), Some(&seq), "event and ack agree");
+    }
+    assert!(events.try_recv().is_err(), "nothing delivered twice");
+    for c in 0..5 {
+        let page = store.history(&session(&format!("c{c}")), 0, 1000).await.expect("history");
+        assert_eq!(page.messages.len(), 400);
+        assert_eq!(page.last_seq, 400);
+    }
+}
+
+#[tokio::test]
+async fn history_pages_recent_and_first_available() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir.path().join("natter.db"));
+    let a = session("a");
+    let empty = store.history(&a, 0, 10).await.expect("history");
+    assert_eq!((empty.messages.len(), empty.last_seq, empty.first_available), (0, 0, 1));
+    let empty = store.recent(&a, 10).await.expect("recent");
+    assert_eq!((empty.messages.len(), empty.last_seq, empty.first_available), (0, 0, 1));
+    for i in 1..=10 {
+        append(&store, &a, user_draft("a", &format!("m{i}"), &format!("text {i}"))).await;
+    }
+    let page = store.history(&a, 3, 4).await.expect("history");
+    let seqs: Vec<_> = page.messages.iter().filter_map(ServerMessage::seq).collect();
+    assert_eq!(seqs, [4, 5, 6, 7]);
+    assert_eq!((page.last_seq, page.first_available), (10, 1));
+    assert_eq!(text_of(&page.messages[0]), "text 4");
+    let page = store.history(&a, 10, 4).await.expect("history");
+    assert!(page.messages.is_empty());
+    let page = store.recent(&a, 3).await.expect("recent");
+    let seqs: Vec<_> = page.messages.iter().filter_map(ServerMessage::seq).collect();
+    assert_eq!(seqs, [8, 9, 10]);
+    // The stored frame is the whole frame, with its seq and id.
+    let ServerMessage::User(m) = &page.messages[2] else { panic!("a user frame") };
+    assert_eq!((m.id.as_str(), m.seq, m.session_id.as_str()), ("m10", 10, "a"));
+}
+
+#[tokio::test]
+async fn everything_survives_reopening_and_seq_and_dedup_carry_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("natter.db");
+    let room = RoomRecord {
+        room: "lobby".into(),
+        name: Some("Lobby".into()),
+        metadata: serde_json::json!({"topic": "general"}),
+        created_at: "2026-11-22T00:00:00Z".into(),
+    };
+    {
+        let store = open(&path);
+        assert!(store.create_room(room.clone()).await.expect("create"));
+        append(&store, &session("a"), user_draft("a", "a1", "one")).await;
+        append(&store, &session("a"), user_draft("a", "a2", "two")).await;
+        append(&store, &ConversationKey::Room("lobby".into()), chat_draft("lobby", "c1", "hi")).await;
+    }
+    let store = open(&path);
+    let mut events = store.subscribe();
+    assert_eq!(append(&store, &session("a"), user_draft("a", "a2", "two again")).await, (2, true));
+    assert_eq!(append(&store, &session("a"), user_draft("a", "a3", "three")).await, (3, false));
+    let page = store.history(&session("a"), 0, 10).await.expect("history");
+    assert_eq!(page.messages.iter().map(text_of).collect::<Vec<_>>(), ["one", "two", "three"]);
+    let Ok(Event::Stored { message, .. }) = events.try_recv() else { panic!("one event") };
+    assert_eq!(message.seq(), Some(3));
+    assert!(events.try_recv().is_err());
+    assert!(!store.create_room(room.clone()).await.expect("create again"), "already exists");
+    assert_eq!(store.room("lobby").await.expect("room"), Some(room.clone()));
+    assert_eq!(store.room("nope").await.expect("room"), None);
+    let lobby = store.history(&ConversationKey::Room("lobby".into()), 0, 10).await.expect("history");
+    assert_eq!(lobby.last_seq, 1);
+}
+
+#[tokio::test]
+async fn rooms_are_listed_by_id() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir.path().join("natter.db"));
+    for id in ["b", "a", "c"] {
+        let record = RoomRecord {
+            room: id.into(),
+            name: None,
+            metadata: serde_json::json!({}),
+            created_at: "2026-11-22T00:00:00Z".into(),
+        };
+        assert!(store.create_room(record).await.expect("create"));
+    }
+    let ids: Vec<_> = store.rooms().await.expect("rooms").into_iter().map(|r| r.room).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+}
+
+#[tokio::test]
+async fn retention_deletes_old_messages_but_never_resets_seq() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir.path().join("natter.db"));
+    let a = session("a");
+    for i in 1..=3 {
+        append(&store, &a, user_draft("a", &format!("m{i}"), "old")).await;
+    }
+    let later = SystemTime::now() + Duration::from_secs(1);
+    assert_eq!(store.purge_older_than(later).await.expect("purge"), 3);
+    let page = store.history(&a, 0, 10).await.expect("history");
+    assert_eq!((page.messages.len(), page.last_seq, page.first_available), (0, 3, 4));
+    assert_eq!(append(&store, &a, user_draft("a", "m4", "new")).await, (4, false));
+    assert_eq!(append(&store, &a, user_draft("a", "m5", "new")).await, (5, false));
+    let page = store.history(&a, 0, 10).await.expect("history");
+    let seqs: Vec<_> = page.messages.iter().filter_map(ServerMessage::seq).collect();
+    assert_eq!(seqs, [4, 5]);
+    assert_eq!((page.last_seq, page.first_available), (5, 4));
+    let recent = store.recent(&a, 10).await.expect("recent");
+    assert_eq!(recent.first_available, 4);
+    // Nothing newer than the cutoff goes.
+    let earlier = SystemTime::now() - Duration::from_secs(3600);
+    assert_eq!(store.purge_older_than(earlier).await.expect("purge"), 0);
+}
+
+#[tokio::test]
+async fn the_retention_sweep_runs_by_itself() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut options = SqliteOptions::new(dir.path().join("natter.db"));
+    options.retention = Some(Duration::from_millis(1));
+    options.retention_interval = Duration::from_millis(20);
+    let store = SqliteStore::open(options).expect("open");
+    let a = session("a");
+    append(&store, &a, user_draft("a", "m1", "short-lived")).await;
+    // A real wait: the sweep runs on the writer thread's own clock. Polled, generous deadline.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = store.history(&a, 0, 10).await.expect("history");
+        if page.messages.is_empty() {
+            assert_eq!((page.last_seq, page.first_available), (1, 2));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sweep never deleted the message");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn memory_database_works_without_a_file() {
+    let store = SqliteStore::open(SqliteOptions::new(":memory:")).expect("open");
+    let mut events = store.subscribe();
+    let a = session("a");
+    assert_eq!(append(&store, &a, user_draft("a", "m1", "one")).await, (1, false));
+    assert_eq!(append(&store, &a, user_draft("a", "m1", "one")).await, (1, true));
+    assert_eq!(append(&store, &a, user_draft("a", "m2", "two")).await, (2, false));
+    let page = store.history(&a, 1, 10).await.expect("history");
+    assert_eq!(page.messages.iter().map(text_of).collect::<Vec<_>>(), ["two"]);
+    let record = RoomRecord {
+        room: "r".into(),
+        name: None,
+        metadata: serde_json::json!({"a": 1}),
+        created_at: "2026-11-22T00:00:00Z".into(),
+    };
+    assert!(store.create_room(record.clone()).await.expect("create"));
+    assert_eq!(store.rooms().await.expect("rooms"), vec![record]);
+    assert!(matches!(events.try_recv(), Ok(Event::Stored { .. })));
+}
+
+#[tokio::test]
+async fn a_frame_that_cannot_be_stored_is_refused_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir.path().join("natter.db"));
+    let a = session("a");
+    let pong = Draft {
+        id: "p".into(),
+        message: ServerMessage::Pong(Pong { nonce: None, timestamp: String::new() }),
+    };
+    let (bad, good) = tokio::join!(store.append(&a, pong), store.append(&a, user_draft("a", "m1", "fine")));
+    assert!(matches!(bad, Err(StoreError::Backend(_))));
+    assert_eq!(good.expect("the other append of the batch").seq, 1);
+}
+
+#[tokio::test]
+async fn ephemeral_frames_go_to_subscribers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir.path().join("natter.db"));
+    let mut events = store.subscribe();
+    let frame = ServerMessage::Pong(Pong { nonce: None, timestamp: "t".into() });
+    let event = Event::Ephemeral { key: session("a"), message: frame, from: Some("m1".into()) };
+    store.publish_ephemeral(event.clone()).await.expect("publish");
+    assert_eq!(events.try_recv().ok(), Some(event));
+    assert!(store.healthy());
+}
+
+#[test]
+fn a_database_from_a_newer_hub_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("natter.db");
+    drop(open(&path));
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (99, 0)", []).expect("insert");
+    drop(conn);
+    match SqliteStore::open(SqliteOptions::new(&path)) {
+        Err(StoreError::Backend(e)) => assert!(e.contains("newer"), "{e}"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a newer schema must be refused"),
+    }
+}
+
+#[test]
+fn reopening_runs_no_migration_twice() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("natter.db");
+    drop(open(&path));
+    drop(open(&path));
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let versions: Vec<i64> = conn
+        .prepare("SELECT version FROM schema_version ORDER BY version")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("versions");
+    assert_eq!(versions, [1]);
+}
+
+/// The child side of [`acknowledged_messages_survive_kill_9`]: appends forever and prints every
+/// acknowledged id. Only runs when the parent sets the variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_child() {
+    let Ok(path) = std::env::var("NATTER_CRASH_CHILD_DB") else { return };
+    let store = Arc::new(open(std::path::Path::new(&path)));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for w in 0..8 {
+        let store = store.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            for i in 0u64.. {
+                let id = format!("w{w}-{i}");
+                let conv = format!("c{w}");
+                if let Ok(a) = store.append(&session(&conv), user_draft(&conv, &id, "x")).await {
+                    let _ = tx.send(format!("{conv} {id} {}", a.seq));
+                }
+            }
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    while let Some(line) = rx.recv().await {
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+#[test]
+fn acknowledged_messages_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("natter.db");
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .env("NATTER_CRASH_CHILD_DB", &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the child");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut acked = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("read");
+        let parts: Vec<_> = line.split(' ').collect();
+        if parts.len() == 3 {
+            if let Ok(seq) = parts[2].parse::<u64>() {
+                acked.push((parts[0].to_owned(), parts[1].to_owned(), seq));
+            }
+        }
+        if acked.len() >= 3000 {
+            break;
+        }
+    }
+    // SIGKILL, mid-write: no destructor, no checkpoint, no flush.
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    assert!(acked.len() >= 3000, "the child acknowledged {} messages", acked.len());
+
+    let conn = rusqlite::Connection::open(&path).expect("reopen");
+    let mut found: HashMap<(String, String), u64> = HashMap::new();
+    let mut stmt = conn
+        .prepare(
+            "SELECT c.key, m.msg_id, m.seq FROM messages m JOIN conversations c ON c.id = m.conversation",
+        )
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+        .expect("query");
+    for row in rows {
+        let (key, id, seq) = row.expect("row");
+        found.insert((key.trim_start_matches("s:").to_owned(), id), u64::try_from(seq).expect("seq"));
+    }
+    for (conv, id, seq) in &acked {
+        assert_eq!(found.get(&(conv.clone(), id.clone())), Some(seq), "acknowledged {conv}/{id} lost");
+    }
+    // And every conversation is gap-free from 1.
+    let mut per: HashMap<&str, Vec<u64>> = HashMap::new();
+    for ((conv, _), seq) in &found {
+        per.entry(conv).or_default().push(*seq);
+    }
+    for (conv, mut seqs) in per {
+        seqs.sort_unstable();
+        assert!(seqs.iter().enumerate().all(|(i, s)| *s == i as u64 + 1), "{conv}: gap in seqs");
+    }
+}
