@@ -111,11 +111,15 @@ pub fn build_reply(config: &Config) -> Result<Arc<dyn ReplyEngine>, HubError> {
             return Err(HubError::Config("--reply-max-chars must be more than 0".into()));
         }
     }
+    let fallback_name = match config.reply_fallback {
+        ReplyFallback::Rules => "rules",
+        ReplyFallback::Silent => "silent",
+    };
     Ok(match config.reply_backend {
         ReplyBackend::Rules => rules,
         ReplyBackend::Webhook => {
             let url = config.webhook_url.as_deref().ok_or_else(|| needs("--webhook-url", "webhook"))?;
-            Arc::new(
+            let engine = Arc::new(
                 WebhookEngine::new(
                     url,
                     config.webhook_secret.as_deref(),
@@ -124,7 +128,14 @@ pub fn build_reply(config: &Config) -> Result<Arc<dyn ReplyEngine>, HubError> {
                     fallback,
                 )
                 .map_err(HubError::Config)?,
-            )
+            );
+            tracing::info!(
+                url = %engine.endpoint(),
+                signed = config.webhook_secret.as_deref().is_some_and(|s| !s.is_empty()),
+                fallback = fallback_name,
+                "replies come from a webhook"
+            );
+            engine
         }
         ReplyBackend::Llm => {
             let base_url = config.llm_url.clone().ok_or_else(|| needs("--llm-url", "llm"))?;
@@ -139,7 +150,14 @@ pub fn build_reply(config: &Config) -> Result<Arc<dyn ReplyEngine>, HubError> {
                 timeout: config.reply_timeout,
                 max_chars: config.reply_max_chars,
             };
-            Arc::new(LlmEngine::new(settings, fallback).map_err(HubError::Config)?)
+            let engine = Arc::new(LlmEngine::new(settings, fallback).map_err(HubError::Config)?);
+            tracing::info!(
+                url = %engine.endpoint(),
+                model = config.llm_model.as_deref().unwrap_or_default(),
+                fallback = fallback_name,
+                "replies come from an LLM"
+            );
+            engine
         }
     })
 }

@@ -22,7 +22,7 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::webhook::{parse_url, read_capped, shown};
+use super::webhook::{describe, parse_url, read_capped, shown};
 use super::{clip, Fallback, Reply, ReplyEngine, ReplyError, ReplyRequest};
 use crate::store::BoxFuture;
 
@@ -298,7 +298,7 @@ impl LlmEngine {
             if e.is_timeout() {
                 timed_out()
             } else {
-                fail(format!("request failed: {e}"))
+                fail(format!("request failed: {}", describe(e)))
             }
         })?;
         let status = response.status();
@@ -317,7 +317,7 @@ impl LlmEngine {
             let chunk = match stream.next().await {
                 Some(Ok(chunk)) => chunk,
                 Some(Err(e)) if e.is_timeout() => return Err(timed_out()),
-                Some(Err(e)) => return Err(fail(format!("the stream broke: {e}"))),
+                Some(Err(e)) => return Err(fail(format!("the stream broke: {}", describe(e)))),
                 None => return Err(fail("the stream ended before [DONE]".into())),
             };
             parser.feed(&chunk, &mut events).map_err(|e| fail(e.to_string()))?;
@@ -337,6 +337,13 @@ impl LlmEngine {
             return Err(fail("the answer is empty".into()));
         }
         Ok(Some(Reply { text: clip(&text, self.settings.max_chars), category: Some(CATEGORY.to_string()) }))
+    }
+}
+
+impl LlmEngine {
+    /// The endpoint without query string, as log lines show it.
+    pub fn endpoint(&self) -> &str {
+        &self.shown
     }
 }
 

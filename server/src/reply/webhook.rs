@@ -103,10 +103,30 @@ pub(crate) fn shown(url: &Url) -> String {
     u.to_string()
 }
 
+/// `e` with its causes ("error sending request: client error (Connect): tcp connect error:
+/// Connection refused"): reqwest's own message alone does not say what went wrong. The URL is
+/// left out; the caller names the endpoint.
+pub(crate) fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
 /// Reads at most `limit` bytes of `response`'s body; more is an error.
 pub(crate) async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the answer failed: {e}"))? {
+    while let Some(chunk) =
+        response.chunk().await.map_err(|e| format!("reading the answer failed: {}", describe(e)))?
+    {
         if body.len() + chunk.len() > limit {
             return Err(format!("the answer is larger than {limit} bytes"));
         }
@@ -164,7 +184,7 @@ impl WebhookEngine {
             if e.is_timeout() {
                 fail(format!("no answer within {:?} (--reply-timeout)", self.timeout))
             } else {
-                fail(format!("request failed: {e}"))
+                fail(format!("request failed: {}", describe(e)))
             }
         })?;
         let status = response.status();
@@ -182,6 +202,13 @@ impl WebhookEngine {
             text: clip(&text, self.max_chars),
             category: Some(answer.category.unwrap_or_else(|| CATEGORY.to_string())),
         }))
+    }
+}
+
+impl WebhookEngine {
+    /// The endpoint without query string, as log lines show it.
+    pub fn endpoint(&self) -> &str {
+        &self.shown
     }
 }
 
