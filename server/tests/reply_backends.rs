@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use common::{session, Tab, DEADLINE};
-use futures_util::stream;
+use futures_util::{stream, StreamExt as _};
 use hmac::{Hmac, Mac};
 use natter_hub::config::{ReplyBackend, ReplyFallback};
 use natter_hub::reply::RulesEngine;
@@ -563,4 +563,57 @@ fn help_documents_the_backend_flags_without_showing_secrets() {
         assert!(text.contains(needle), "--help lacks {needle}:\n{text}");
     }
     assert!(!text.contains("do-not-print"), "secrets from the environment must not be shown");
+}
+
+#[tokio::test]
+async fn llm_typing_stays_on_while_a_slow_answer_streams() {
+    // The double sends the first chunks, then holds the rest until the test has seen the hub
+    // renew the bot's typing indicator: without renewal the test runs into its deadline.
+    let release = Arc::new(tokio::sync::Notify::new());
+    let held = release.clone();
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move || {
+            let held = held.clone();
+            async move {
+                let body = sse_body(&DELTAS);
+                let cut = body.match_indices("data: ").nth(2).map(|(i, _)| i).expect("chunks");
+                let (head, tail) = (body[..cut].to_string(), body[cut..].to_string());
+                let chunks = stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(head)) }).chain(
+                    stream::once(async move {
+                        held.notified().await;
+                        Ok(Bytes::from(tail))
+                    }),
+                );
+                Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(Body::from_stream(chunks))
+                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+            }
+        }),
+    );
+    let addr = double(app).await;
+    let mut c = llm_config(addr);
+    c.reply_timeout = Duration::from_secs(60);
+    let hub = Hub::start(c).await;
+    let mut tab = hub.tab(&session("llm-slow")).await;
+    tab.say("m-1", "tell me everything").await;
+    let mut typing_on = 0;
+    while typing_on < 2 {
+        match tab.recv().await {
+            ServerMessage::Typing(t) if t.role == Role::Bot => {
+                assert!(t.active, "typing must not stop before the answer is complete");
+                typing_on += 1;
+            }
+            ServerMessage::Bot(b) => panic!("no reply before the stream is complete: {b:?}"),
+            _ => {}
+        }
+    }
+    release.notify_one();
+    // Typing was seen on above; the rest of the turn is the reply and typing off.
+    let turn = Turn::read(&mut tab).await;
+    let bots = turn.bots();
+    assert_eq!(bots.len(), 1, "{:?}", turn.frames);
+    assert_eq!(bots[0].message, DELTAS.concat());
+    hub.stop(vec![tab]).await;
 }
