@@ -436,6 +436,23 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code a hub sends (all but [`ErrorCode::Unknown`]), in declaration order.
+    pub const ALL: [ErrorCode; 13] = [
+        ErrorCode::BadJson,
+        ErrorCode::UnknownType,
+        ErrorCode::InvalidMessage,
+        ErrorCode::TooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::NotInRoom,
+        ErrorCode::UnknownRoom,
+        ErrorCode::RoomExists,
+        ErrorCode::BadSession,
+        ErrorCode::ForbiddenOrigin,
+        ErrorCode::Unauthorized,
+        ErrorCode::Internal,
+        ErrorCode::Unavailable,
+    ];
+
     /// The snake_case name used on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -7,23 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use natter_protocol::ErrorCode;
 
-/// Every error code the hub can send, in the order of [`Metrics::errors`].
-const CODES: [ErrorCode; 13] = [
-    ErrorCode::BadJson,
-    ErrorCode::UnknownType,
-    ErrorCode::InvalidMessage,
-    ErrorCode::TooLarge,
-    ErrorCode::RateLimited,
-    ErrorCode::NotInRoom,
-    ErrorCode::UnknownRoom,
-    ErrorCode::RoomExists,
-    ErrorCode::BadSession,
-    ErrorCode::ForbiddenOrigin,
-    ErrorCode::Unauthorized,
-    ErrorCode::Internal,
-    ErrorCode::Unavailable,
-];
-
 /// The hub's counters. Relaxed ordering throughout: each number is read on its own.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -47,14 +30,14 @@ pub struct Metrics {
     pub stale_closed: AtomicU64,
     /// Long-polls being held now.
     pub polls_waiting: AtomicU64,
-    /// Error frames / error answers sent, by code (indexed like `CODES`).
-    errors: [AtomicU64; CODES.len()],
+    /// Error frames / error answers sent, by code (indexed like `ErrorCode::ALL`).
+    errors: [AtomicU64; ErrorCode::ALL.len()],
 }
 
 impl Metrics {
     /// Counts one error answer.
     pub fn error(&self, code: ErrorCode) {
-        if let Some(i) = CODES.iter().position(|c| *c == code) {
+        if let Some(i) = ErrorCode::ALL.iter().position(|c| *c == code) {
             self.errors[i].fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -115,7 +98,7 @@ impl Metrics {
         one("natter_polls_waiting", "gauge", "Long-polls being held.", g(&self.polls_waiting));
         let _ = writeln!(out, "# HELP natter_errors_total Error answers sent, by code.");
         let _ = writeln!(out, "# TYPE natter_errors_total counter");
-        for (code, n) in CODES.iter().zip(&self.errors) {
+        for (code, n) in ErrorCode::ALL.iter().zip(&self.errors) {
             let _ = writeln!(out, "natter_errors_total{{code=\"{}\"}} {}", code.as_str(), g(n));
         }
         out

@@ -54,22 +54,10 @@ pub(crate) fn unix_ms(at: SystemTime) -> i64 {
 }
 
 /// RFC 3339 UTC with milliseconds (`2026-11-22T00:24:04.123Z`), the form the protocol's
-/// timestamps use; ten lines here rather than a date crate for one format.
+/// timestamps use.
 pub(crate) fn rfc3339(at: SystemTime) -> String {
-    let ms = unix_ms(at);
-    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    crate::util::rfc3339(since.as_secs(), since.subsec_millis())
 }
 
 /// The receiving ends of the delivery stream.

@@ -60,23 +60,6 @@ impl Obj<'_> {
     }
 }
 
-/// Every error code, to read one back from its wire name.
-const ERROR_CODES: [ErrorCode; 13] = [
-    ErrorCode::BadJson,
-    ErrorCode::UnknownType,
-    ErrorCode::InvalidMessage,
-    ErrorCode::TooLarge,
-    ErrorCode::RateLimited,
-    ErrorCode::NotInRoom,
-    ErrorCode::UnknownRoom,
-    ErrorCode::RoomExists,
-    ErrorCode::BadSession,
-    ErrorCode::ForbiddenOrigin,
-    ErrorCode::Unauthorized,
-    ErrorCode::Internal,
-    ErrorCode::Unavailable,
-];
-
 /// Decodes a parsed hub frame into a [`ServerMessage`], or `None` for frames the widget does
 /// not use (rooms, presence, pong) or cannot read.
 pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
@@ -109,7 +92,7 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
         "error" => {
             let code = o.string("code").unwrap_or_default();
             ServerMessage::Error(ErrorFrame {
-                code: ERROR_CODES.into_iter().find(|c| c.as_str() == code).unwrap_or(ErrorCode::Unknown),
+                code: ErrorCode::ALL.into_iter().find(|c| c.as_str() == code).unwrap_or(ErrorCode::Unknown),
                 message: o.string("message").unwrap_or_default(),
                 id: o.string("id"),
                 retry_after_ms: o.seq("retryAfterMs"),
