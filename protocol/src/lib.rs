@@ -29,6 +29,9 @@ pub use ids::{validate_room_id, validate_session_id, IdError, MAX_ROOM_ID_LEN, M
 /// Arbitrary JSON carried through untouched (page context, room metadata, collaboration data).
 pub type Json = serde_json::Value;
 
+/// The most members a [`RoomInfo`] lists; `memberCount` always has the true number.
+pub const ROOM_INFO_MEMBER_LIMIT: usize = 100;
+
 /// The protocol version this crate describes; the hub reports it in `/healthz`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -315,8 +318,12 @@ pub struct RoomInfo {
     /// Free-form metadata set when the room was created (`{}` when none).
     #[serde(default)]
     pub metadata: Json,
-    /// Members present now (one entry per user, however many connections they have).
+    /// Members present now (one entry per user, however many connections they have); at most
+    /// [`ROOM_INFO_MEMBER_LIMIT`] of them, so joining a room of thousands stays cheap.
     pub members: Vec<Member>,
+    /// How many members are present in all (`members` may list fewer).
+    #[serde(default)]
+    pub member_count: usize,
     /// The `seq` of the room's newest message (0 when none).
     pub last_seq: u64,
     /// When the room was created (RFC 3339, UTC).

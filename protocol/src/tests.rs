@@ -168,10 +168,11 @@ fn server_examples() -> Vec<(ServerMessage, serde_json::Value)> {
                 name: Some("General".into()),
                 metadata: json!({"topic":"x"}),
                 members: vec![member()],
+                member_count: 1,
                 last_seq: 4,
                 created_at: ts.into(),
             }),
-            json!({"type":"room_info","room":"general","name":"General","metadata":{"topic":"x"},"members":[{"id":"u_1a2b","name":"Ada"}],"lastSeq":4,"createdAt":ts}),
+            json!({"type":"room_info","room":"general","name":"General","metadata":{"topic":"x"},"members":[{"id":"u_1a2b","name":"Ada"}],"memberCount":1,"lastSeq":4,"createdAt":ts}),
         ),
         (
             ServerMessage::CursorPosition(RelayNotice {

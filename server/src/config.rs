@@ -46,6 +46,11 @@ pub struct Config {
     #[arg(long, env = "NATTER_MAX_TEXT", default_value_t = 4000)]
     pub max_text: usize,
 
+    /// Rooms with more members than this do not announce each join and leave to every member
+    /// (that traffic grows with the square of the room size); `room_info` still counts them.
+    #[arg(long, env = "NATTER_PRESENCE_ANNOUNCE_LIMIT", default_value_t = 200)]
+    pub presence_announce_limit: usize,
+
     /// Frames queued per connection before it counts as a slow consumer and is closed with 4001.
     #[arg(long, env = "NATTER_SEND_QUEUE", default_value_t = 256)]
     pub send_queue: usize,

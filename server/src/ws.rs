@@ -40,8 +40,20 @@ const MAX_WRITE_BUFFER: usize = 64 * 1024 * 1024;
 /// How long a connection that sent an oversized frame is held open after the close frame.
 const TOO_BIG_LINGER: Duration = Duration::from_secs(2);
 
-/// tungstenite's read buffer per connection (its 128 KiB default costs ~130 KB each).
-const READ_BUFFER: usize = 4 * 1024;
+/// tungstenite's read buffer per connection (its 128 KiB default costs ~130 KB each). It is
+/// allocated and zero-filled for every connection up front, idle or not, so it was the largest
+/// single item of an idle connection's memory; client frames are small (a bigger one grows the
+/// buffer for that connection only).
+const READ_BUFFER: usize = 512;
+
+/// Frames are buffered up to this many bytes and written together on flush: under load a
+/// connection's queue holds several frames, and one `write` per frame was the largest cost of
+/// a delivery. Allocated only once something is written.
+const WRITE_BUFFER: usize = 8 * 1024;
+
+/// Most frames taken from the queue per flush (keeps one busy connection from holding its
+/// worker thread for long).
+const MAX_BATCH: usize = 64;
 
 /// The query of `/ws/chat`; strings so that bad values get our own clear message.
 #[derive(Debug, Deserialize)]
@@ -100,9 +112,9 @@ pub async fn upgrade(
     let config = hub.config();
     let max = config.max_frame;
     ws.read_buffer_size(READ_BUFFER)
-        // Write each frame straight through (the writer awaits every send, so at most one
-        // frame ever waits in tungstenite's buffer); the cap only bounds a pathological case.
-        .write_buffer_size(0)
+        // Queued frames are fed into this buffer and flushed together (see `send_batch`); the
+        // cap only bounds a pathological case.
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_frame_size(max)
         .max_message_size(max)
@@ -177,9 +189,11 @@ where
             }
             item = rx.recv() => match item {
                 Some(Outgoing::Text(frame)) => {
-                    let sent = Box::pin(send(&mut sink, Message::Text(frame), &control, &mut shutdown_in_send)).await;
-                    if let Err(stop) = sent {
-                        break stop;
+                    let sent = Box::pin(send_batch(&mut sink, frame, &mut rx, &control, &mut shutdown_in_send)).await;
+                    match sent {
+                        Ok(None) => {}
+                        Ok(Some(close)) => break Some(close),
+                        Err(stop) => break stop,
                     }
                 }
                 Some(Outgoing::Close(code, why)) => break Some((code, why)),
@@ -240,6 +254,42 @@ fn reason(code: u16) -> &'static str {
 
 fn close_message(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}
+
+/// Writes `first` and whatever else is already queued (up to [`MAX_BATCH`] frames) with one
+/// flush, giving up like [`send`]. A close found in the queue ends the batch and is returned,
+/// to be sent after it.
+async fn send_batch<Si>(
+    sink: &mut Si,
+    first: crate::hub::Frame,
+    rx: &mut crate::hub::outbox::Receiver,
+    control: &Control,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Option<(u16, &'static str)>, Option<(u16, &'static str)>>
+where
+    Si: Sink<Message> + Unpin,
+{
+    let work = async {
+        sink.feed(Message::Text(first)).await.map_err(|_| None)?;
+        let mut then_close = None;
+        for _ in 1..MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Outgoing::Text(frame)) => sink.feed(Message::Text(frame)).await.map_err(|_| None)?,
+                Ok(Outgoing::Close(code, why)) => {
+                    then_close = Some((code, why));
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        sink.flush().await.map_err(|_| None)?;
+        Ok(then_close)
+    };
+    tokio::select! {
+        r = work => r,
+        code = control.closed() => Err(Some((code, reason(code)))),
+        _ = crate::hub::stopped(shutdown) => Err(Some((close::GOING_AWAY, "hub shutting down"))),
+    }
 }
 
 /// Sends one message, giving up when the connection is told to close meanwhile (a peer that

@@ -233,3 +233,57 @@ async fn room_http_api() {
         reqwest::get(hub.url("/api/rooms/team-a")).await.expect("get").json().await.expect("json");
     assert_eq!(info.members[0].id, member_id(&sid));
 }
+
+/// Large rooms: `room_info` lists at most ROOM_INFO_MEMBER_LIMIT members but counts them all,
+/// and above `--presence-announce-limit` joins are no longer announced one by one.
+#[tokio::test]
+async fn large_rooms_cap_member_lists_and_announcements() {
+    let mut config = natter_hub::Config::for_tests();
+    config.presence_announce_limit = 3;
+    let hub = TestHub::with(config).await;
+    let limit = natter_protocol::ROOM_INFO_MEMBER_LIMIT;
+
+    let mut tabs = Vec::new();
+    for i in 0..3 {
+        let (mut tab, _) = hub.tab(&session(&format!("m{i}"))).await;
+        let (info, _) = join(&mut tab, "big", &format!("M{i}")).await;
+        assert_eq!(info.member_count, i + 1);
+        tabs.push(tab);
+    }
+    // The third join (3 members, at the limit) was announced to the first member.
+    let joined = tabs[0]
+        .until(|m| match m {
+            ServerMessage::UserJoined(p) if p.user.name.as_deref() == Some("M2") => Some(p),
+            _ => None,
+        })
+        .await;
+    assert_eq!(joined.room, "big");
+
+    // Past the limit: the fourth member is not announced; the next thing the first member
+    // sees is the chat sent after the join, not a user_joined.
+    let (mut fourth, _) = hub.tab(&session("m3")).await;
+    let (info, _) = join(&mut fourth, "big", "M3").await;
+    assert_eq!(info.member_count, 4);
+    fourth.send(json!({"type": "chat", "room": "big", "id": "after-join", "message": "hi"})).await;
+    let next = tabs[0]
+        .until(|m| match m {
+            m @ (ServerMessage::UserJoined(_) | ServerMessage::Chat(_)) => Some(m),
+            _ => None,
+        })
+        .await;
+    assert!(matches!(&next, ServerMessage::Chat(c) if c.id == "after-join"), "got {next:?}");
+
+    // Fill the room past the member-list cap.
+    for i in 4..=limit {
+        let (mut tab, _) = hub.tab(&session(&format!("m{i}"))).await;
+        join(&mut tab, "big", &format!("M{i}")).await;
+        tabs.push(tab);
+    }
+    let (mut last, _) = hub.tab(&session("last")).await;
+    let (info, _) = join(&mut last, "big", "Last").await;
+    assert_eq!(info.member_count, limit + 2);
+    assert_eq!(info.members.len(), limit);
+    let over_http: Value = reqwest::get(hub.url("/api/rooms/big")).await.unwrap().json().await.unwrap();
+    assert_eq!(over_http["memberCount"], json!(limit + 2));
+    assert_eq!(over_http["members"].as_array().map(Vec::len), Some(limit));
+}

@@ -259,7 +259,7 @@ impl Hub {
     }
 
     /// A new connection's queue and a guard that counts it while it lives.
-    pub fn open_connection(&self) -> (Outbox, mpsc::Receiver<Outgoing>, Arc<Control>, LiveGuard) {
+    pub fn open_connection(&self) -> (Outbox, outbox::Receiver, Arc<Control>, LiveGuard) {
         let id = self.shared.next_connection.fetch_add(1, Ordering::Relaxed);
         let (outbox, rx, control) = Outbox::new(id, self.shared.config.send_queue);
         self.shared.live.send_modify(|n| *n += 1);
@@ -480,7 +480,7 @@ impl Hub {
         let member_id: Arc<str> = member.id.as_str().into();
         let joining = Joining { member, record: &record, remote };
         let (_, first) = self.attach_inner(&key, since, Some((outbox, &member_id)), Some(joining)).await?;
-        if first {
+        if first && self.announces_presence(&key) {
             let notice = ServerMessage::UserJoined(Presence {
                 room: room.to_string(),
                 user: member.clone(),
@@ -517,6 +517,9 @@ impl Hub {
             if let Err(e) = self.shared.store.presence_leave(room, &member.id).await {
                 tracing::warn!(%room, error = %e, "presence_leave failed");
             }
+            if !self.announces_presence(&key) {
+                return;
+            }
             let notice = ServerMessage::UserLeft(Presence {
                 room: room.to_string(),
                 user: member.clone(),
@@ -524,6 +527,15 @@ impl Hub {
             });
             self.publish(key, notice, Some(member.id.clone())).await;
         }
+    }
+
+    /// Whether joins and leaves in this room are announced to every member: not in rooms larger
+    /// than `--presence-announce-limit`, where that traffic would grow with the square of the
+    /// room size.
+    fn announces_presence(&self, key: &ConversationKey) -> bool {
+        let state = self.lock();
+        let members = state.conversations.get(key).map_or(0, |c| c.members.len());
+        members <= self.shared.config.presence_announce_limit
     }
 
     /// Unsubscribes a connection from its session's conversation.
@@ -926,12 +938,15 @@ fn compose(room: Option<String>, since: Since, messages: Vec<ServerMessage>, las
     }
 }
 
-fn room_info(record: &RoomRecord, members: Vec<Member>, last_seq: u64) -> RoomInfo {
+fn room_info(record: &RoomRecord, mut members: Vec<Member>, last_seq: u64) -> RoomInfo {
+    let member_count = members.len();
+    members.truncate(natter_protocol::ROOM_INFO_MEMBER_LIMIT);
     RoomInfo {
         room: record.room.clone(),
         name: record.name.clone(),
         metadata: record.metadata.clone(),
         members,
+        member_count,
         last_seq,
         created_at: record.created_at.clone(),
     }
