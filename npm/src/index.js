@@ -30,12 +30,15 @@ class NatterHandle {
   #queue = [];
   #listeners = [];
   #destroyed = false;
+  #ready = false;
 
   constructor(options, internal) {
     /** Resolves with this handle once the widget is on the page. */
     this.loaded = Promise.all([load(internal?.wasm), domReady()]).then(() => {
       if (this.#destroyed) return this;
       this.#inner = mountWasm(options ?? {});
+      // Registered first, so it runs before any other `ready` listener.
+      this.#inner.on('ready', () => (this.#ready = true));
       for (const [event, fn] of this.#listeners) this.#inner.on(event, fn);
       this.#listeners = [];
       for (const [method, args] of this.#queue) this.#inner[method](...args);
@@ -61,6 +64,12 @@ class NatterHandle {
   on(event, fn) {
     if (typeof fn !== 'function') throw new TypeError('natter: on(event, fn) needs a function');
     if (this.#destroyed) return this;
+    // `ready` has happened once and for all: a late listener hears it at once, like a
+    // resolved promise, instead of never.
+    if (event === 'ready' && this.#ready) {
+      queueMicrotask(() => fn(this.state));
+      return this;
+    }
     if (this.#inner) this.#inner.on(String(event), fn);
     else this.#listeners.push([String(event), fn]);
     return this;

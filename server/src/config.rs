@@ -88,6 +88,64 @@ pub struct Config {
     #[arg(long, env = "NATTER_REPLY_DELAY", default_value = "400ms", value_parser = parse_duration)]
     pub reply_delay: Duration,
 
+    /// What answers visitors: `rules` (the rules file), `webhook` (POST to --webhook-url) or
+    /// `llm` (an OpenAI-compatible chat server at --llm-url).
+    #[arg(long, env = "NATTER_REPLY_BACKEND", value_enum, default_value_t = ReplyBackend::Rules)]
+    pub reply_backend: ReplyBackend,
+
+    /// What the `webhook` and `llm` backends answer when they fail or time out: `rules` (the
+    /// rules engine's answer, so the visitor always gets one) or `silent` (no reply; an operator
+    /// is expected to step in). Failures are logged and counted in natter_reply_failures_total.
+    #[arg(long, env = "NATTER_REPLY_FALLBACK", value_enum, default_value_t = ReplyFallback::Rules)]
+    pub reply_fallback: ReplyFallback,
+
+    /// How long the `webhook` backend may take to answer; for `llm`, how long the server may stay
+    /// silent (before the first bytes and between streamed chunks).
+    #[arg(long, env = "NATTER_REPLY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub reply_timeout: Duration,
+
+    /// Longest reply stored from the `webhook` or `llm` backend, in characters; a longer one is
+    /// cut at a word boundary and ends with "…" (an LLM stream is stopped there).
+    #[arg(long, env = "NATTER_REPLY_MAX_CHARS", default_value_t = 2000)]
+    pub reply_max_chars: usize,
+
+    /// The URL the `webhook` backend POSTs each visitor message to (http or https).
+    #[arg(long, env = "NATTER_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+
+    /// Secret for signing webhook requests: each carries `X-Natter-Signature: sha256=<hex
+    /// HMAC-SHA256 of the body>`. Default: unsigned.
+    #[arg(long, env = "NATTER_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// Base URL of the OpenAI-compatible API for the `llm` backend; the hub POSTs to
+    /// `{base}/chat/completions` (OpenAI `https://api.openai.com/v1`, Ollama
+    /// `http://127.0.0.1:11434/v1`, vLLM `http://127.0.0.1:8000/v1`).
+    #[arg(long, env = "NATTER_LLM_URL")]
+    pub llm_url: Option<String>,
+
+    /// The model name the `llm` backend asks for (`gpt-4o-mini`, `llama3.2`, …).
+    #[arg(long, env = "NATTER_LLM_MODEL")]
+    pub llm_model: Option<String>,
+
+    /// API key for the `llm` backend, sent as `Authorization: Bearer <key>`. Default: none
+    /// (local servers such as Ollama need none).
+    #[arg(long, env = "NATTER_LLM_API_KEY", hide_env_values = true)]
+    pub llm_api_key: Option<String>,
+
+    /// The system prompt for the `llm` backend; `{page}` is replaced by the visitor's page.
+    /// Default: a concise support-assistant prompt that names the page.
+    #[arg(long, env = "NATTER_LLM_SYSTEM_PROMPT")]
+    pub llm_system_prompt: Option<String>,
+
+    /// Earlier messages of the conversation sent to the LLM with each new one.
+    #[arg(long, env = "NATTER_LLM_HISTORY", default_value_t = 20)]
+    pub llm_history: usize,
+
+    /// `max_tokens` asked of the LLM per reply (0: not sent, the server's default applies).
+    #[arg(long, env = "NATTER_LLM_MAX_TOKENS", default_value_t = 512)]
+    pub llm_max_tokens: u32,
+
     /// SQLite database file, created when missing (`:memory:`: nothing kept after exit). Not
     /// used with `--redis-url`. See docs/operations.md.
     #[arg(long, env = "NATTER_DB", default_value = "natter.db")]
@@ -124,6 +182,26 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "NATTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// Which reply engine answers visitors (`--reply-backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReplyBackend {
+    /// Keyword rules from the rules file.
+    Rules,
+    /// The customer's HTTP endpoint (`--webhook-url`).
+    Webhook,
+    /// An OpenAI-compatible chat server (`--llm-url`, `--llm-model`).
+    Llm,
+}
+
+/// What a failed `webhook` / `llm` reply turns into (`--reply-fallback`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReplyFallback {
+    /// The rules engine's answer.
+    Rules,
+    /// No reply.
+    Silent,
 }
 
 /// SQLite commit durability (`--db-sync`).

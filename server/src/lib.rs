@@ -18,8 +18,9 @@
 //!   [`client`] is one connection's protocol state (session, joined rooms) and what each
 //!   client message does.
 //! - **Domain** — [`store`] (sequencing, de-duplication, history, ordered delivery: the
-//!   [`store::Store`] trait and its engines) and [`reply`] (the [`reply::ReplyEngine`] trait and
-//!   the TOML [`reply::RulesEngine`]). They never see a socket.
+//!   [`store::Store`] trait and its engines) and [`reply`] (the [`reply::ReplyEngine`] trait,
+//!   the TOML [`reply::RulesEngine`], the [`reply::WebhookEngine`] and the streamed
+//!   [`reply::LlmEngine`]). They never see a socket.
 //!
 //! Plus [`config`] (flags and `NATTER_*` variables), [`metrics`] (Prometheus text by hand),
 //! [`error`] and [`util`].
@@ -55,7 +56,9 @@ pub use config::Config;
 pub use error::HubError;
 pub use hub::Hub;
 
-use reply::{ReplyEngine, RulesEngine};
+use config::{ReplyBackend, ReplyFallback};
+use reply::llm::LlmSettings;
+use reply::{Fallback, LlmEngine, ReplyEngine, RulesEngine, WebhookEngine};
 use store::redis::{RedisOptions, RedisStore};
 use store::sqlite::{SqliteOptions, SqliteStore, SyncMode};
 use store::{Store, StoreError};
@@ -88,9 +91,75 @@ pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, HubError> {
     Ok(Arc::new(store))
 }
 
-/// Loads the reply engine the configuration asks for (the rules file).
+/// Builds the reply engine the configuration asks for (`--reply-backend`). The rules file is
+/// loaded whatever the backend: it is the fallback of the network backends and names the bot.
+/// A missing or unusable flag is a [`HubError::Config`] naming it.
 pub fn build_reply(config: &Config) -> Result<Arc<dyn ReplyEngine>, HubError> {
-    Ok(Arc::new(RulesEngine::load(config.rules.as_deref())?))
+    let rules = Arc::new(RulesEngine::load(config.rules.as_deref())?);
+    let fallback = match config.reply_fallback {
+        ReplyFallback::Rules => Fallback::Rules(rules.clone()),
+        ReplyFallback::Silent => Fallback::Silent,
+    };
+    let needs = |flag: &str, backend: &str| {
+        HubError::Config(format!("--reply-backend {backend} needs {flag} (or its NATTER_ variable)"))
+    };
+    if config.reply_backend != ReplyBackend::Rules {
+        if config.reply_timeout.is_zero() {
+            return Err(HubError::Config("--reply-timeout must be more than 0".into()));
+        }
+        if config.reply_max_chars == 0 {
+            return Err(HubError::Config("--reply-max-chars must be more than 0".into()));
+        }
+    }
+    let fallback_name = match config.reply_fallback {
+        ReplyFallback::Rules => "rules",
+        ReplyFallback::Silent => "silent",
+    };
+    Ok(match config.reply_backend {
+        ReplyBackend::Rules => rules,
+        ReplyBackend::Webhook => {
+            let url = config.webhook_url.as_deref().ok_or_else(|| needs("--webhook-url", "webhook"))?;
+            let engine = Arc::new(
+                WebhookEngine::new(
+                    url,
+                    config.webhook_secret.as_deref(),
+                    config.reply_timeout,
+                    config.reply_max_chars,
+                    fallback,
+                )
+                .map_err(HubError::Config)?,
+            );
+            tracing::info!(
+                url = %engine.endpoint(),
+                signed = config.webhook_secret.as_deref().is_some_and(|s| !s.is_empty()),
+                fallback = fallback_name,
+                "replies come from a webhook"
+            );
+            engine
+        }
+        ReplyBackend::Llm => {
+            let base_url = config.llm_url.clone().ok_or_else(|| needs("--llm-url", "llm"))?;
+            let model = config.llm_model.clone().ok_or_else(|| needs("--llm-model", "llm"))?;
+            let settings = LlmSettings {
+                base_url,
+                model,
+                api_key: config.llm_api_key.clone(),
+                system_prompt: config.llm_system_prompt.clone(),
+                history: config.llm_history,
+                max_tokens: config.llm_max_tokens,
+                timeout: config.reply_timeout,
+                max_chars: config.reply_max_chars,
+            };
+            let engine = Arc::new(LlmEngine::new(settings, fallback).map_err(HubError::Config)?);
+            tracing::info!(
+                url = %engine.endpoint(),
+                model = config.llm_model.as_deref().unwrap_or_default(),
+                fallback = fallback_name,
+                "replies come from an LLM"
+            );
+            engine
+        }
+    })
 }
 
 /// Serves the hub on `listener` with the configured store and reply engine until `shutdown`

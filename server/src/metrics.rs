@@ -20,6 +20,8 @@ pub struct Metrics {
     pub messages_out: AtomicU64,
     /// Bot replies stored.
     pub replies: AtomicU64,
+    /// Replies the engine failed to produce (webhook / LLM errors and timeouts).
+    pub reply_failures: AtomicU64,
     /// Re-sent messages acknowledged as duplicates.
     pub duplicates: AtomicU64,
     /// Connections closed because their send queue was full.
@@ -69,6 +71,12 @@ impl Metrics {
             g(&self.messages_out),
         );
         one("natter_replies_total", "counter", "Bot replies stored.", g(&self.replies));
+        one(
+            "natter_reply_failures_total",
+            "counter",
+            "Reply backend failures (answered with the fallback, or not at all).",
+            g(&self.reply_failures),
+        );
         one(
             "natter_duplicates_total",
             "counter",

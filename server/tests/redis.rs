@@ -7,6 +7,7 @@ mod support_process;
 mod support_redis;
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use natter_protocol::{ErrorCode, ServerMessage};
 use support_process::{eventually, HubProcess, Tab};
@@ -246,10 +247,19 @@ async fn redis_restarting_under_a_running_hub_is_reported_and_recovered_from() {
     redis.restart();
     eventually("/healthz is ok again", || hub.healthz().is_some_and(|(status, _)| status == 200)).await;
     assert!(hub.log().contains("Redis reachable again"), "the log says so:\n{}", hub.log());
-    // The widget's resend now goes through, and is delivered.
-    tab.say("during", "is anyone there?").await;
-    let ack = tab.until(|m| matches!(m, ServerMessage::Ack(_))).await;
-    let ServerMessage::Ack(ack) = ack else { unreachable!() };
+    // The widget's resend now goes through, and is delivered. Like the widget's outbox, resend
+    // while the hub still answers `unavailable`: its command connection may come back a moment
+    // after the subscription that /healthz reports on.
+    let ack = loop {
+        tab.say("during", "is anyone there?").await;
+        match tab.until(|m| matches!(m, ServerMessage::Ack(_) | ServerMessage::Error(_))).await {
+            ServerMessage::Ack(ack) => break ack,
+            ServerMessage::Error(e) if e.code == ErrorCode::Unavailable => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => panic!("expected an ack or `unavailable`, got {other:?}"),
+        }
+    };
     assert!(!ack.duplicate);
     let delivered = tab.until(|m| matches!(m, ServerMessage::User(u) if u.id == "during")).await;
     assert_eq!(stored(&delivered).map(|(s, _)| s), Some(ack.seq));

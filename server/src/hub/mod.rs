@@ -33,12 +33,16 @@ pub use ring::Ring;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::reply::{ReplyEngine, ReplyRequest};
+use crate::reply::{ReplyEngine, ReplyRequest, Turn};
 use crate::store::{ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError};
 use crate::util::{now_rfc3339, validate_message_id, IdMaker};
 
 /// How long a conversation with no connection stays in memory (its ring serves resumes after
 /// a reconnect; after this it is read back from the store when needed).
+/// How often the bot's `typing` indicator is renewed while a reply takes long (the widget
+/// hides one after 20 s without news).
+const TYPING_RENEW: Duration = Duration::from_secs(8);
+
 const IDLE_CONVERSATION: Duration = Duration::from_secs(600);
 
 /// Something a client asked for that the hub refuses: becomes an `error` frame on a socket or
@@ -717,39 +721,89 @@ impl Hub {
             };
             hub.publish(key.clone(), typing(true), None).await;
             let started = Instant::now();
+            let engine = hub.shared.reply.clone();
+            let history = hub.reply_history(&key, &user.id, engine.history_window()).await;
             let request = ReplyRequest {
                 session_id: user.session_id.clone(),
+                message_id: user.id.clone(),
                 message: user.message.clone(),
                 context: user.context.clone(),
+                history,
             };
-            let engine = hub.shared.reply.clone();
-            let answer = engine.reply(&request).await;
-            tokio::time::sleep_until(started + hub.shared.config.reply_delay).await;
-            match answer {
-                Ok(Some(reply)) => {
-                    let id = hub.shared.ids.next();
-                    let bot = ConversationMessage {
-                        id: id.clone(),
-                        seq: 0,
-                        message: reply.text,
-                        timestamp: now_rfc3339(),
-                        session_id: user.session_id.clone(),
-                        context: None,
-                        author: engine.author().map(str::to_string),
-                        category: reply.category,
-                        reply_to: Some(user.id.clone()),
-                    };
-                    match hub.shared.store.append(&key, Draft { id, message: ServerMessage::Bot(bot) }).await
-                    {
-                        Ok(_) => Metrics::add(&hub.shared.metrics.replies, 1),
-                        Err(e) => tracing::warn!(error = %e, "storing the bot reply failed"),
+            // A streamed LLM answer can take longer than the widget shows a typing indicator
+            // without news, so the indicator is renewed while the engine works.
+            let answer = {
+                let work = engine.reply(&request);
+                tokio::pin!(work);
+                let mut renew = tokio::time::interval_at(started + TYPING_RENEW, TYPING_RENEW);
+                loop {
+                    tokio::select! {
+                        answer = &mut work => break answer,
+                        _ = renew.tick() => hub.publish(key.clone(), typing(true), None).await,
                     }
                 }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "reply engine failed"),
+            };
+            let answer = answer.unwrap_or_else(|e| {
+                Metrics::add(&hub.shared.metrics.reply_failures, 1);
+                let fallback = engine.fallback(&request);
+                let then = if fallback.is_some() { "answering with the fallback" } else { "no reply" };
+                // The session id is a credential: log its public id instead.
+                let visitor = crate::util::member_id(&user.session_id);
+                tracing::warn!(error = %e, %visitor, "reply engine failed; {then}");
+                fallback
+            });
+            tokio::time::sleep_until(started + hub.shared.config.reply_delay).await;
+            if let Some(reply) = answer {
+                let id = hub.shared.ids.next();
+                let bot = ConversationMessage {
+                    id: id.clone(),
+                    seq: 0,
+                    message: reply.text,
+                    timestamp: now_rfc3339(),
+                    session_id: user.session_id.clone(),
+                    context: None,
+                    author: engine.author().map(str::to_string),
+                    category: reply.category,
+                    reply_to: Some(user.id.clone()),
+                };
+                match hub.shared.store.append(&key, Draft { id, message: ServerMessage::Bot(bot) }).await {
+                    Ok(_) => Metrics::add(&hub.shared.metrics.replies, 1),
+                    Err(e) => tracing::warn!(error = %e, "storing the bot reply failed"),
+                }
             }
             hub.publish(key, typing(false), None).await;
         });
+    }
+
+    /// Up to `window` messages of `key` before the message `current`, oldest first, for a reply
+    /// engine that wants the conversation so far. A store failure only costs the context.
+    async fn reply_history(&self, key: &ConversationKey, current: &str, window: usize) -> Vec<Turn> {
+        if window == 0 {
+            return Vec::new();
+        }
+        let page = match self.shared.store.recent(key, window.saturating_add(1)).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the conversation for the reply engine failed");
+                return Vec::new();
+            }
+        };
+        let mut turns: Vec<Turn> = page
+            .messages
+            .into_iter()
+            .filter_map(|m| {
+                let (role, m) = match m {
+                    ServerMessage::User(m) => (Role::User, m),
+                    ServerMessage::Bot(m) => (Role::Bot, m),
+                    ServerMessage::Agent(m) => (Role::Agent, m),
+                    _ => return None,
+                };
+                (m.id != current).then_some(Turn { role, text: m.message })
+            })
+            .collect();
+        let extra = turns.len().saturating_sub(window);
+        turns.drain(..extra);
+        turns
     }
 
     /// The session's history after `after` (or the recent history), without subscribing: the

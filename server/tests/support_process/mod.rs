@@ -206,9 +206,16 @@ impl Tab {
     }
 
     /// Skips frames until one matches.
+    ///
+    /// Bounded overall by `PATIENCE`, not just per frame: the hub's pings and unrelated frames
+    /// must not keep a test waiting forever for something that never comes.
     pub async fn until(&mut self, mut f: impl FnMut(&ServerMessage) -> bool) -> ServerMessage {
+        let deadline = Instant::now() + PATIENCE;
         loop {
-            let m = self.next().await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(m) = tokio::time::timeout(left, self.next()).await else {
+                panic!("timed out after {PATIENCE:?} waiting for the frame a test expected");
+            };
             if f(&m) {
                 return m;
             }

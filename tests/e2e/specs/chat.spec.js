@@ -15,6 +15,11 @@ test.afterAll(async () => {
 test('Ctrl+Shift+C, "hello" and Enter get the greeting answer', async ({ page }) => {
   await page.goto(hub.url);
   const w = await ready(page);
+  // A `ready` listener added after the widget is ready still hears it.
+  const late = await page.evaluate(
+    () => new Promise((resolve) => window.natter.on('ready', (state) => resolve(state))),
+  );
+  expect(late).toMatchObject({ connected: true, transport: 'websocket' });
   // Mounting never steals focus from the page.
   expect(await page.evaluate(() => document.activeElement === document.body)).toBe(true);
   await expect(w.panel).toBeHidden();

@@ -1,0 +1,249 @@
+//! The webhook backend: each visitor message is POSTed as JSON to the customer's endpoint,
+//! which answers the reply.
+//!
+//! Request (`Content-Type: application/json`):
+//!
+//! ```json
+//! {"sessionId":"…","messageId":"…","message":"the dropdown is stuck","context":{"page":"/pricing"},
+//!  "page":"/pricing","timestamp":"2026-11-22T10:00:00.000Z"}
+//! ```
+//!
+//! With `--webhook-secret` the request carries `X-Natter-Signature: sha256=<hex>`, the
+//! HMAC-SHA256 of the exact body bytes keyed with the secret; the receiver recomputes it over
+//! the raw body and compares in constant time (and may reject old `timestamp`s against
+//! replays). The answer is `200 {"reply": "text"}` (optionally with `"category"`), or
+//! `{"reply": null}` / `204` for no reply. Anything else — another status, a body that is not
+//! that JSON, no answer within `--reply-timeout` — is a [`ReplyError`] and the hub stores the
+//! [`Fallback`] answer.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use reqwest::header::{HeaderValue, CONTENT_TYPE};
+use reqwest::{StatusCode, Url};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use super::{clip, Fallback, Reply, ReplyEngine, ReplyError, ReplyRequest};
+use crate::store::BoxFuture;
+use crate::util::now_rfc3339;
+
+/// The header carrying the body's signature.
+pub const SIGNATURE_HEADER: &str = "X-Natter-Signature";
+
+/// Largest webhook answer read; a reply is at most a few thousand characters.
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// Category stored on webhook replies that name none.
+const CATEGORY: &str = "webhook";
+
+/// Posts visitor messages to a URL and stores what it answers.
+#[derive(Debug)]
+pub struct WebhookEngine {
+    client: reqwest::Client,
+    url: Url,
+    /// The URL without its query, for log lines (a query may hold a token).
+    shown: String,
+    secret: Option<Vec<u8>>,
+    timeout: Duration,
+    max_chars: usize,
+    fallback: Fallback,
+}
+
+/// The JSON body sent to the webhook.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Delivery<'a> {
+    session_id: &'a str,
+    message_id: &'a str,
+    message: &'a str,
+    context: Option<&'a natter_protocol::Json>,
+    page: Option<&'a str>,
+    timestamp: String,
+}
+
+/// What the webhook answers.
+#[derive(Debug, Deserialize)]
+struct Answer {
+    reply: Option<String>,
+    #[serde(default)]
+    category: Option<String>,
+}
+
+/// `sha256=<hex HMAC-SHA256 of body keyed with secret>`, the value of [`SIGNATURE_HEADER`].
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256=");
+    for b in digest {
+        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    out
+}
+
+/// Parses and checks an http(s) URL given by `flag`.
+pub(crate) fn parse_url(flag: &str, value: &str) -> Result<Url, String> {
+    let url = Url::parse(value.trim()).map_err(|e| format!("{flag} {value:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{flag} {value:?} must be an http:// or https:// URL"));
+    }
+    Ok(url)
+}
+
+/// The URL without query or fragment, for logs.
+pub(crate) fn shown(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    let _ = u.set_password(None);
+    u.to_string()
+}
+
+/// `e` with its causes ("error sending request: client error (Connect): tcp connect error:
+/// Connection refused"): reqwest's own message alone does not say what went wrong. The URL is
+/// left out; the caller names the endpoint.
+pub(crate) fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// Reads at most `limit` bytes of `response`'s body; more is an error.
+pub(crate) async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) =
+        response.chunk().await.map_err(|e| format!("reading the answer failed: {}", describe(e)))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(format!("the answer is larger than {limit} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+impl WebhookEngine {
+    /// A webhook engine posting to `url` (`--webhook-url`), signing with `secret` when given.
+    /// Fails with a message naming the flag when the URL is unusable.
+    pub fn new(
+        url: &str,
+        secret: Option<&str>,
+        timeout: Duration,
+        max_chars: usize,
+        fallback: Fallback,
+    ) -> Result<Self, String> {
+        let url = parse_url("--webhook-url", url)?;
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("natter-hub/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))?;
+        Ok(WebhookEngine {
+            client,
+            shown: shown(&url),
+            url,
+            secret: secret.filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec()),
+            timeout,
+            max_chars,
+            fallback,
+        })
+    }
+
+    async fn call(&self, request: &ReplyRequest) -> Result<Option<Reply>, ReplyError> {
+        let fail = |what: String| ReplyError::Backend(format!("webhook {}: {what}", self.shown));
+        let delivery = Delivery {
+            session_id: &request.session_id,
+            message_id: &request.message_id,
+            message: &request.message,
+            context: request.context.as_ref(),
+            page: request.page(),
+            timestamp: now_rfc3339(),
+        };
+        let body = serde_json::to_vec(&delivery).map_err(|e| fail(format!("cannot encode: {e}")))?;
+        let mut post = self
+            .client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(secret) = &self.secret {
+            post = post.header(SIGNATURE_HEADER, signature(secret, &body));
+        }
+        let response = post.body(body).send().await.map_err(|e| {
+            if e.is_timeout() {
+                fail(format!("no answer within {:?} (--reply-timeout)", self.timeout))
+            } else {
+                fail(format!("request failed: {}", describe(e)))
+            }
+        })?;
+        let status = response.status();
+        if status == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        let body = read_capped(response, MAX_ANSWER_BYTES).await.map_err(fail)?;
+        if status != StatusCode::OK {
+            let text = String::from_utf8_lossy(&body);
+            return Err(fail(format!("answered HTTP {status}: {}", clip(&text, 200))));
+        }
+        let answer: Answer = serde_json::from_slice(&body)
+            .map_err(|e| fail(format!("the answer is not JSON like {{\"reply\": \"text\"}}: {e}")))?;
+        Ok(answer.reply.filter(|t| !t.trim().is_empty()).map(|text| Reply {
+            text: clip(&text, self.max_chars),
+            category: Some(answer.category.unwrap_or_else(|| CATEGORY.to_string())),
+        }))
+    }
+}
+
+impl WebhookEngine {
+    /// The endpoint without query string, as log lines show it.
+    pub fn endpoint(&self) -> &str {
+        &self.shown
+    }
+}
+
+impl ReplyEngine for WebhookEngine {
+    fn reply<'a>(&'a self, request: &'a ReplyRequest) -> BoxFuture<'a, Result<Option<Reply>, ReplyError>> {
+        Box::pin(self.call(request))
+    }
+
+    fn author(&self) -> Option<&str> {
+        self.fallback.author()
+    }
+
+    fn fallback(&self, request: &ReplyRequest) -> Option<Reply> {
+        self.fallback.answer(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_rfc_4231_case_2() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn urls_are_checked_and_shown_without_query() {
+        assert!(parse_url("--webhook-url", "ftp://x").unwrap_err().contains("--webhook-url"));
+        assert!(parse_url("--webhook-url", "not a url").unwrap_err().contains("--webhook-url"));
+        let u = parse_url("--webhook-url", "https://u:p@hooks.example/natter?token=s3cret").unwrap();
+        assert_eq!(shown(&u), "https://u@hooks.example/natter");
+    }
+}
