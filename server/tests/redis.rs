@@ -250,17 +250,30 @@ async fn redis_restarting_under_a_running_hub_is_reported_and_recovered_from() {
     // The widget's resend now goes through, and is delivered. Like the widget's outbox, resend
     // while the hub still answers `unavailable`: its command connection may come back a moment
     // after the subscription that /healthz reports on.
-    let ack = loop {
+    // The stored `user` frame travels the pub/sub path and may arrive before the ack: keep it.
+    let mut delivered = None;
+    let ack = 'sending: loop {
         tab.say("during", "is anyone there?").await;
-        match tab.until(|m| matches!(m, ServerMessage::Ack(_) | ServerMessage::Error(_))).await {
-            ServerMessage::Ack(ack) => break ack,
-            ServerMessage::Error(e) if e.code == ErrorCode::Unavailable => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+        loop {
+            let is_during = |m: &ServerMessage| matches!(m, ServerMessage::User(u) if u.id == "during");
+            match tab
+                .until(|m| matches!(m, ServerMessage::Ack(_) | ServerMessage::Error(_)) || is_during(m))
+                .await
+            {
+                ServerMessage::Ack(ack) => break 'sending ack,
+                m if is_during(&m) => delivered = Some(m),
+                ServerMessage::Error(e) if e.code == ErrorCode::Unavailable => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue 'sending;
+                }
+                other => panic!("expected an ack or `unavailable`, got {other:?}"),
             }
-            other => panic!("expected an ack or `unavailable`, got {other:?}"),
         }
     };
     assert!(!ack.duplicate);
-    let delivered = tab.until(|m| matches!(m, ServerMessage::User(u) if u.id == "during")).await;
+    let delivered = match delivered {
+        Some(m) => m,
+        None => tab.until(|m| matches!(m, ServerMessage::User(u) if u.id == "during")).await,
+    };
     assert_eq!(stored(&delivered).map(|(s, _)| s), Some(ack.seq));
 }

@@ -34,7 +34,7 @@ pub use ring::Ring;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::reply::{ReplyEngine, ReplyRequest, Turn};
-use crate::store::{ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError};
+use crate::store::{Appended, ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError};
 use crate::util::{now_rfc3339, validate_message_id, IdMaker};
 
 /// How long a conversation with no connection stays in memory (its ring serves resumes after
@@ -658,16 +658,8 @@ impl Hub {
             reply_to: None,
         };
         let draft = Draft { id: id.clone(), message: ServerMessage::User(stored.clone()) };
-        let appended = self
-            .shared
-            .store
-            .append(&key, draft)
-            .await
-            .map_err(|e| self.refused(Refusal::store(e).with_id(Some(id.clone()))))?;
-        if appended.duplicate {
-            Metrics::add(&self.shared.metrics.duplicates, 1);
-        } else {
-            Metrics::add(&self.shared.metrics.messages_in, 1);
+        let appended = self.append_counted(&key, draft).await?;
+        if !appended.duplicate {
             self.spawn_reply(key, stored);
         }
         Ok(Ack { id, seq: appended.seq, room: None, duplicate: appended.duplicate })
@@ -698,18 +690,27 @@ impl Hub {
             timestamp: now_rfc3339(),
             from: member.clone(),
         });
+        let appended = self.append_counted(&key, Draft { id: id.clone(), message }).await?;
+        Ok(Ack { id, seq: appended.seq, room: Some(room.to_string()), duplicate: appended.duplicate })
+    }
+
+    /// Stores a message a client sent and counts it as new or as a re-sent duplicate; a store
+    /// failure becomes a refusal carrying the message's id, so the client resends it.
+    async fn append_counted(&self, key: &ConversationKey, draft: Draft) -> Result<Appended, Refusal> {
+        let id = draft.id.clone();
         let appended = self
             .shared
             .store
-            .append(&key, Draft { id: id.clone(), message })
+            .append(key, draft)
             .await
-            .map_err(|e| self.refused(Refusal::store(e).with_id(Some(id.clone()))))?;
-        if appended.duplicate {
-            Metrics::add(&self.shared.metrics.duplicates, 1);
+            .map_err(|e| self.refused(Refusal::store(e).with_id(Some(id))))?;
+        let counter = if appended.duplicate {
+            &self.shared.metrics.duplicates
         } else {
-            Metrics::add(&self.shared.metrics.messages_in, 1);
-        }
-        Ok(Ack { id, seq: appended.seq, room: Some(room.to_string()), duplicate: appended.duplicate })
+            &self.shared.metrics.messages_in
+        };
+        Metrics::add(counter, 1);
+        Ok(appended)
     }
 
     /// Runs the reply engine for a stored visitor message: typing on, reply stored, typing off.
