@@ -3,12 +3,15 @@
 
 use thiserror::Error;
 
-/// Longest accepted session id, in bytes. The widget's ids are 32 hex digits; seed 003's
+/// Longest accepted session id, in bytes. The widget's ids are 32 hex digits; the original widget's
 /// `session-xxx` style and UUIDs fit easily.
 pub const MAX_SESSION_ID_LEN: usize = 128;
 
 /// Longest accepted room id, in bytes.
 pub const MAX_ROOM_ID_LEN: usize = 64;
+
+/// Longest accepted message id, in bytes.
+pub const MAX_MESSAGE_ID_LEN: usize = 128;
 
 /// Why an identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -60,6 +63,14 @@ pub fn validate_room_id(id: &str) -> Result<(), IdError> {
     })
 }
 
+/// Checks a client-made message id: 1 to [`MAX_MESSAGE_ID_LEN`] bytes of printable ASCII
+/// without spaces (the session id's alphabet, so ids are safe in logs and storage keys).
+pub fn validate_message_id(id: &str) -> Result<(), IdError> {
+    check(id, "message id", MAX_MESSAGE_ID_LEN, "printable ASCII characters without spaces", |c| {
+        c.is_ascii_graphic()
+    })
+}
+
 fn check(
     id: &str,
     what: &'static str,
@@ -102,6 +113,15 @@ mod tests {
         assert!(validate_room_id("a/b").is_err());
         assert!(validate_room_id("").is_err());
         assert!(validate_room_id(&"r".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn message_ids() {
+        assert!(validate_message_id("c-01").is_ok());
+        assert!(validate_message_id(&"m".repeat(128)).is_ok());
+        assert!(matches!(validate_message_id(&"m".repeat(129)), Err(IdError::TooLong { len: 129, .. })));
+        assert_eq!(validate_message_id(""), Err(IdError::Empty { what: "message id" }));
+        assert!(matches!(validate_message_id("a b"), Err(IdError::BadChar { found: ' ', .. })));
     }
 
     #[test]

@@ -13,9 +13,12 @@
 //!   `history`, `error`, `pong`).
 //! - [`ErrorCode`] and [`close`]: the error vocabulary and the WebSocket close codes, each saying
 //!   whether a client should reconnect.
-//! - [`validate_session_id`], [`validate_room_id`]: the identifier rules both sides apply.
+//! - [`validate_session_id`], [`validate_room_id`], [`validate_message_id`]: the identifier
+//!   rules both sides apply.
+//! - [`Role::as_str`], [`ClientMessage::kind`], [`ServerMessage::kind`]: every wire name, so
+//!   nothing outside this crate spells one.
 //!
-//! Seed 003's client format (`{type:"user", message, timestamp, sessionId, context}`) is a valid
+//! The original widget's client format (`{type:"user", message, timestamp, sessionId, context}`) is a valid
 //! [`ClientMessage::User`] unchanged; unknown fields are ignored everywhere so that newer
 //! clients and hubs can add fields without breaking older ones.
 
@@ -24,7 +27,10 @@ use serde::{Deserialize, Serialize};
 pub mod close;
 mod ids;
 
-pub use ids::{validate_room_id, validate_session_id, IdError, MAX_ROOM_ID_LEN, MAX_SESSION_ID_LEN};
+pub use ids::{
+    validate_message_id, validate_room_id, validate_session_id, IdError, MAX_MESSAGE_ID_LEN, MAX_ROOM_ID_LEN,
+    MAX_SESSION_ID_LEN,
+};
 
 /// Arbitrary JSON carried through untouched (page context, room metadata, collaboration data).
 pub type Json = serde_json::Value;
@@ -39,7 +45,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
-    /// A visitor's message to the session's own support conversation (seed 003's format).
+    /// A visitor's message to the session's own support conversation (the original widget's format).
     User(UserSend),
     /// A message to a named room the connection has joined.
     Chat(ChatSend),
@@ -59,7 +65,7 @@ pub enum ClientMessage {
 
 /// A visitor's text to the support conversation of its session.
 ///
-/// Seed 003's example parses into this unchanged; `id` is optional for that reason, but clients
+/// The original widget's example parses into this unchanged; `id` is optional for that reason, but clients
 /// that want exactly-once delivery across retries (the widget does) set it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -203,6 +209,21 @@ pub enum Role {
     Agent,
     /// The hub itself.
     System,
+}
+
+impl Role {
+    /// Every role, in declaration order.
+    pub const ALL: [Role; 4] = [Role::User, Role::Bot, Role::Agent, Role::System];
+
+    /// The snake_case name used on the wire (`"user"`, `"bot"`, `"agent"`, `"system"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Bot => "bot",
+            Role::Agent => "agent",
+            Role::System => "system",
+        }
+    }
 }
 
 /// A stored message of a session's support conversation (`user`, `bot` or `agent`).
@@ -535,7 +556,86 @@ pub struct CreateRoom {
     pub metadata: Option<Json>,
 }
 
+impl ClientMessage {
+    /// Every client `type`, in declaration order (for error messages that list what is valid).
+    pub const KINDS: [&'static str; 8] =
+        ["user", "chat", "join", "leave", "typing", "cursor_position", "chain_update", "ping"];
+
+    /// The `type` tag this message has on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMessage::User(_) => "user",
+            ClientMessage::Chat(_) => "chat",
+            ClientMessage::Join(_) => "join",
+            ClientMessage::Leave(_) => "leave",
+            ClientMessage::Typing(_) => "typing",
+            ClientMessage::CursorPosition(_) => "cursor_position",
+            ClientMessage::ChainUpdate(_) => "chain_update",
+            ClientMessage::Ping(_) => "ping",
+        }
+    }
+}
+
+/// [`ServerMessage::set_seq`] was asked to number a frame that is not a stored message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a {kind} frame cannot be stored; only user, bot, agent and chat frames have a seq")]
+pub struct NotStorable {
+    /// The frame's `type`.
+    pub kind: &'static str,
+}
+
 impl ServerMessage {
+    /// Every hub `type`, in declaration order.
+    pub const KINDS: [&'static str; 15] = [
+        "user",
+        "bot",
+        "agent",
+        "system",
+        "chat",
+        "typing",
+        "user_joined",
+        "user_left",
+        "room_info",
+        "cursor_position",
+        "chain_update",
+        "ack",
+        "history",
+        "error",
+        "pong",
+    ];
+
+    /// The `type` tag this message has on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerMessage::User(_) => "user",
+            ServerMessage::Bot(_) => "bot",
+            ServerMessage::Agent(_) => "agent",
+            ServerMessage::System(_) => "system",
+            ServerMessage::Chat(_) => "chat",
+            ServerMessage::Typing(_) => "typing",
+            ServerMessage::UserJoined(_) => "user_joined",
+            ServerMessage::UserLeft(_) => "user_left",
+            ServerMessage::RoomInfo(_) => "room_info",
+            ServerMessage::CursorPosition(_) => "cursor_position",
+            ServerMessage::ChainUpdate(_) => "chain_update",
+            ServerMessage::Ack(_) => "ack",
+            ServerMessage::History(_) => "history",
+            ServerMessage::Error(_) => "error",
+            ServerMessage::Pong(_) => "pong",
+        }
+    }
+
+    /// Sets the `seq` of a stored message frame (`user`, `bot`, `agent`, `chat`); any other frame
+    /// has no place in a conversation's history and is refused.
+    pub fn set_seq(&mut self, seq: u64) -> Result<(), NotStorable> {
+        match self {
+            ServerMessage::User(m) | ServerMessage::Bot(m) | ServerMessage::Agent(m) => m.seq = seq,
+            ServerMessage::Chat(m) => m.seq = seq,
+            other => return Err(NotStorable { kind: other.kind() }),
+        }
+        Ok(())
+    }
+
     /// The `seq` of a stored message frame (`user`, `bot`, `agent`, `chat`), none otherwise.
     pub fn seq(&self) -> Option<u64> {
         match self {

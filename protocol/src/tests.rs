@@ -1,11 +1,11 @@
-//! Seed 003 compatibility and a round trip of every message type.
+//! Compatibility with the original widget's message format and a round trip of every message type.
 
 use super::*;
 use serde_json::json;
 
-/// Seed 003's example, byte for byte as its document shows it (the `context` comment replaced
+/// The original widget's example message, byte for byte as its design document shows it (the `context` comment replaced
 /// by an object, since JSON has no comments).
-const SEED_003: &str = r#"{
+const ORIGINAL_FORMAT: &str = r#"{
   "type": "user",
   "message": "Text content",
   "timestamp": "2025-08-23T10:00:00Z",
@@ -14,8 +14,8 @@ const SEED_003: &str = r#"{
 }"#;
 
 #[test]
-fn seed_003_example_parses_unchanged() {
-    let msg: ClientMessage = serde_json::from_str(SEED_003).expect("seed 003 parses");
+fn original_format_parses_unchanged() {
+    let msg: ClientMessage = serde_json::from_str(ORIGINAL_FORMAT).expect("the original format parses");
     assert_eq!(
         msg,
         ClientMessage::User(UserSend {
@@ -29,7 +29,7 @@ fn seed_003_example_parses_unchanged() {
 }
 
 #[test]
-fn seed_003_minimal_and_empty_context() {
+fn original_format_minimal_and_empty_context() {
     let msg: ClientMessage = serde_json::from_str(r#"{"type":"user","message":"hi","context":{}}"#).unwrap();
     assert!(matches!(msg, ClientMessage::User(UserSend { ref message, .. }) if message == "hi"));
 }
@@ -238,6 +238,44 @@ fn every_server_message_round_trips() {
     for (msg, wire) in server_examples() {
         assert_eq!(serde_json::to_value(&msg).unwrap(), wire, "encode {msg:?}");
         assert_eq!(serde_json::from_value::<ServerMessage>(wire).unwrap(), msg);
+    }
+}
+
+/// `kind()` is the serde `type` tag for every variant, in both directions, and the examples
+/// above cover every variant (so a new one cannot be added without its name).
+#[test]
+fn kind_is_the_type_tag_of_every_variant() {
+    let mut seen = std::collections::BTreeSet::new();
+    for (msg, wire) in client_examples() {
+        assert_eq!(wire["type"], json!(msg.kind()), "{msg:?}");
+        seen.insert(msg.kind());
+    }
+    assert_eq!(seen, ClientMessage::KINDS.into_iter().collect(), "an example of every client message");
+    let mut seen = std::collections::BTreeSet::new();
+    for (msg, wire) in server_examples() {
+        assert_eq!(wire["type"], json!(msg.kind()), "{msg:?}");
+        seen.insert(msg.kind());
+    }
+    assert_eq!(seen, ServerMessage::KINDS.into_iter().collect(), "an example of every hub message");
+    for role in Role::ALL {
+        assert_eq!(serde_json::to_value(role).unwrap(), json!(role.as_str()));
+    }
+}
+
+#[test]
+fn only_stored_kinds_take_a_seq() {
+    for (mut msg, _) in server_examples() {
+        let storable = matches!(msg.kind(), "user" | "bot" | "agent" | "chat");
+        match msg.set_seq(77) {
+            Ok(()) => {
+                assert!(storable, "{msg:?}");
+                assert_eq!(msg.seq(), Some(77));
+            }
+            Err(e) => {
+                assert!(!storable, "{msg:?}");
+                assert_eq!(e.kind, msg.kind());
+            }
+        }
     }
 }
 
