@@ -113,16 +113,6 @@ impl Delivery {
     }
 }
 
-/// Who wrote a message, as the `data-role` attribute says.
-pub(crate) fn role_str(role: Role) -> &'static str {
-    match role {
-        Role::User => "user",
-        Role::Bot => "bot",
-        Role::Agent => "agent",
-        Role::System => "system",
-    }
-}
-
 /// One entry of the message log.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Message {

@@ -7,7 +7,7 @@
 //! `data-*` attributes) are listed in `npm/README.md` and used by the end-to-end tests.
 
 use crate::options::{Options, Position};
-use crate::state::{role_str, Delivery, Message, Model};
+use crate::state::{Delivery, Message, Model};
 use crate::text::{segments, Segment};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -390,7 +390,7 @@ impl Dom {
         let frag: web_sys::Node = doc.create_document_fragment().into();
         let made = build(doc, &frag, ROW)?;
         let [row, text, _, time, ..] = made.as_slice() else { return Err("row template".into()) };
-        let role = role_str(m.role);
+        let role = m.role.as_str();
         row.set_attribute("part", &format!("message {role}"))?;
         row.set_attribute("data-role", role)?;
         row.set_attribute("data-id", &m.id)?;

@@ -459,7 +459,7 @@ fn message_js(m: &Message) -> JsValue {
         let _ = js_sys::Reflect::set(&o, &k.into(), &v);
     };
     set("id", m.id.as_str().into());
-    set("role", crate::state::role_str(m.role).into());
+    set("role", m.role.as_str().into());
     set("text", m.text.as_str().into());
     set("time", m.time.as_str().into());
     set("state", m.delivery.as_str().into());
