@@ -7,7 +7,8 @@
 //! `data-*` attributes) are listed in `npm/README.md` and used by the end-to-end tests.
 
 use crate::options::{Options, Position};
-use crate::state::{Delivery, Message, Model};
+use crate::state::log::{Delivery, Message};
+use crate::state::Model;
 use crate::text::{segments, Segment};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -309,7 +310,7 @@ impl Dom {
             self.host.remove_attribute("data-open")?;
         }
         self.panel.set_hidden(!open);
-        let unread = match model.unread {
+        let unread = match model.log.unread {
             0 => String::new(),
             n if n > 99 => "99+".to_string(),
             n => n.to_string(),
@@ -317,9 +318,9 @@ impl Dom {
         if self.badge.text_content().unwrap_or_default() != unread {
             self.badge.set_text_content(Some(&unread));
         }
-        self.badge.set_hidden(model.unread == 0);
+        self.badge.set_hidden(model.log.unread == 0);
 
-        let status = model.status();
+        let status = model.link.status();
         self.status.set_attribute("data-status", status.key())?;
         if self.status_label.text_content().as_deref() != Some(status.label()) {
             self.status_label.set_text_content(Some(status.label()));
@@ -328,11 +329,11 @@ impl Dom {
 
         let near_bottom = self.body.scroll_height() - self.body.scroll_top() - self.body.client_height() < 80
             || !self.was_open;
-        let added = self.render_log(&model.messages)?;
-        let typing_changed = self.typing.hidden() == model.typing;
-        self.typing.set_hidden(!model.typing);
+        let added = self.render_log(&model.log.messages)?;
+        let typing_changed = self.typing.hidden() == model.log.typing;
+        self.typing.set_hidden(!model.log.typing);
         let own_message =
-            added && model.messages.last().is_some_and(|m| m.role == natter_protocol::Role::User);
+            added && model.log.messages.last().is_some_and(|m| m.role == natter_protocol::Role::User);
         if open && ((added || typing_changed) && near_bottom || own_message || !self.was_open) {
             self.body.set_scroll_top(self.body.scroll_height());
         }

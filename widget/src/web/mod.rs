@@ -15,7 +15,8 @@ mod sound;
 mod storage;
 
 use crate::options::{Flex, Options, RawOptions};
-use crate::state::{update, Effect, Event, Init, Message, Model, Notice, Outgoing, Timer};
+use crate::state::log::Message;
+use crate::state::{update, Effect, Event, Init, Model, Notice, Outgoing, Timer};
 use dom::Dom;
 use gloo_timers::callback::Timeout;
 use link::{Endpoint, Socket, SocketEvent};
@@ -144,7 +145,7 @@ impl Runtime {
                 }
             }
             Effect::Post(out) => self.post(out),
-            Effect::StartTimer(kind, ms) => {
+            Effect::StartTimer { timer: kind, ms } => {
                 let weak = self.weak();
                 let t = Timeout::new(ms, move || {
                     if let Some(rt) = weak.upgrade() {
@@ -170,7 +171,7 @@ impl Runtime {
             }
             Effect::SaveOutbox => {
                 let model = self.model.borrow();
-                self.store.save_outbox(&self.endpoint.session, model.outbox.entries(), &model.acked);
+                self.store.save_outbox(&self.endpoint.session, model.log.outbox.entries(), &model.log.acked);
             }
             Effect::SaveMuted => self.store.set_muted(self.model.borrow().muted),
             Effect::FocusInput => {
@@ -206,9 +207,9 @@ impl Runtime {
         let report = move |e: SocketEvent| {
             if let Some(rt) = weak.upgrade() {
                 rt.dispatch(match e {
-                    SocketEvent::Open => Event::SocketOpened(id),
-                    SocketEvent::Frame(m) => Event::Frame(Some(id), m),
-                    SocketEvent::Closed(code) => Event::SocketClosed(id, code),
+                    SocketEvent::Open => Event::SocketOpened { socket: id },
+                    SocketEvent::Frame(message) => Event::Frame { socket: Some(id), message },
+                    SocketEvent::Closed(code) => Event::SocketClosed { socket: id, code },
                 });
             }
         };
@@ -216,7 +217,7 @@ impl Runtime {
             Ok(s) => self.socket.borrow_mut().replace(s),
             Err(_) => {
                 // Queued: we are inside a dispatch.
-                self.dispatch(Event::SocketUnavailable(id));
+                self.dispatch(Event::SocketUnavailable { socket: id });
                 self.socket.borrow_mut().take()
             }
         };
@@ -226,7 +227,9 @@ impl Runtime {
     }
 
     fn poll(&self, poll: u32, after: Option<u64>) {
-        let Ok(ctl) = AbortController::new() else { return self.dispatch(Event::PollDone(poll, None)) };
+        let Ok(ctl) = AbortController::new() else {
+            return self.dispatch(Event::PollDone { poll, history: None });
+        };
         let signal = ctl.signal();
         if let Some(old) = self.poll_abort.borrow_mut().replace(ctl) {
             old.abort();
@@ -237,7 +240,7 @@ impl Runtime {
             let result = link::poll(&end.endpoint, after, &signal).await;
             drop(end);
             if let Some(rt) = weak.upgrade() {
-                rt.dispatch(Event::PollDone(poll, result));
+                rt.dispatch(Event::PollDone { poll, history: result });
             }
         });
     }
@@ -252,29 +255,29 @@ impl Runtime {
                     *self.post_abort.borrow_mut() = Some(c);
                     s
                 }
-                Err(_) => return self.dispatch(Event::Posted(out.id, None)),
+                Err(_) => return self.dispatch(Event::Posted { id: out.id, reply: None }),
             },
         };
         let weak = self.weak();
         wasm_bindgen_futures::spawn_local(async move {
             let Some(rt) = weak.upgrade() else { return };
             let result = link::post(&rt.endpoint, &out, &signal).await;
-            rt.dispatch(Event::Posted(out.id, result));
+            rt.dispatch(Event::Posted { id: out.id, reply: result });
         });
     }
 
     fn state(&self) -> JsValue {
         let m = self.model.borrow();
         let o = js_sys::Object::new();
-        let transport = m.transport();
+        let transport = m.link.transport();
         let set = |k: &str, v: JsValue| {
             let _ = js_sys::Reflect::set(&o, &k.into(), &v);
         };
-        set("connected", (transport != crate::state::Transport::None).into());
+        set("connected", (transport != crate::state::link::Transport::None).into());
         set("transport", transport.as_str().into());
         set("open", m.open.into());
-        set("unread", m.unread.into());
-        set("status", m.status().label().into());
+        set("unread", m.log.unread.into());
+        set("status", m.link.status().label().into());
         set("muted", m.muted.into());
         o.into()
     }
@@ -358,7 +361,7 @@ impl Runtime {
             (window.clone().into(), "pageshow", false, |rt, _| rt.dispatch(Event::Wake)),
             (document.into(), "visibilitychange", false, |rt, _| {
                 let hidden = web_sys::window().and_then(|w| w.document()).is_some_and(|d| d.hidden());
-                rt.dispatch(Event::PageHidden(hidden));
+                rt.dispatch(Event::PageHidden { hidden });
             }),
         ];
         if let Some(dom) = self.dom.borrow().as_ref() {
@@ -406,7 +409,7 @@ impl Runtime {
                         .and_then(|b| b.closest("[data-id]").ok().flatten())
                         .and_then(|row| row.get_attribute("data-id"));
                     if let Some(id) = id {
-                        rt.dispatch(Event::Retry(id));
+                        rt.dispatch(Event::Retry { id });
                     }
                 }),
             ]);
@@ -532,7 +535,7 @@ impl Natter {
     pub fn inject_frame(&self, json: &str) -> Result<(), JsValue> {
         let v = js_sys::JSON::parse(json)?;
         let msg = frame::decode(&v).ok_or("not a frame the widget understands")?;
-        self.rt.dispatch(Event::Frame(None, msg));
+        self.rt.dispatch(Event::Frame { socket: None, message: msg });
         Ok(())
     }
 }
