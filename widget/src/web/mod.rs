@@ -11,6 +11,7 @@ mod dom;
 mod frame;
 mod link;
 mod listen;
+mod random;
 mod sound;
 mod storage;
 
@@ -308,7 +309,7 @@ impl Runtime {
         if text.is_empty() || self.destroyed.get() {
             return None;
         }
-        let id = storage::random_hex(16);
+        let id = random::hex_id();
         self.dispatch(Event::Send(Outgoing { id: id.clone(), text: text.to_string(), time: now_iso() }));
         Some(id)
     }
@@ -597,10 +598,8 @@ pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
     let endpoint = Endpoint::new(&options.server, session.clone());
     let window = web_sys::window().ok_or("natter: no window")?;
     let hidden = window.document().is_some_and(|d| d.hidden());
-    let mut seed = [0u8; 8];
-    storage::fill_random(&mut seed);
     let model = Model::new(Init {
-        seed: u64::from_le_bytes(seed),
+        seed: random::seed(),
         muted: store.muted(),
         online: window.navigator().on_line(),
         hidden,

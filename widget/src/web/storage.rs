@@ -45,7 +45,7 @@ impl Store {
         {
             return id;
         }
-        let id = random_hex(16);
+        let id = super::random::hex_id();
         self.set(SESSION_KEY, &id);
         id
     }
@@ -97,31 +97,5 @@ impl Store {
             return self.remove(&key);
         }
         self.set(&key, &crate::wire::outbox(&all));
-    }
-}
-
-/// `n` random bytes from `crypto.getRandomValues`, as lower-case hex.
-pub(crate) fn random_hex(n: usize) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut bytes = vec![0u8; n];
-    fill_random(&mut bytes);
-    let mut s = String::with_capacity(2 * n);
-    for b in bytes {
-        s.push(HEX[usize::from(b >> 4)] as char);
-        s.push(HEX[usize::from(b & 0xf)] as char);
-    }
-    s
-}
-
-/// Fills `buf` from `crypto.getRandomValues`; falls back to `Math.random` only if the page has
-/// no Web Crypto at all (ids stay unique enough for de-duplication; the hub never trusts them).
-pub(crate) fn fill_random(buf: &mut [u8]) {
-    let ok = web_sys::window()
-        .and_then(|w| w.crypto().ok())
-        .is_some_and(|c| c.get_random_values_with_u8_array(buf).is_ok());
-    if !ok {
-        for b in buf.iter_mut() {
-            *b = (js_sys::Math::random() * 256.0) as u8;
-        }
     }
 }
