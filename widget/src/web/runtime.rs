@@ -1,0 +1,520 @@
+//! One mounted widget at run time: turns DOM, socket, fetch and timer callbacks into
+//! [`Event`]s, runs them through [`update`], renders, and performs the [`Effect`]s.
+//!
+//! Ownership rule: every listener, socket, timer and fetch belongs to the runtime and is
+//! released by `destroy()`. A callback may cause the release of the very closure that is
+//! running it (a socket's `onclose` replacing the socket, a listener calling `destroy()`), so
+//! released values go to a graveyard that is emptied in a microtask, after the callback returns.
+
+use super::api;
+use super::dom::Dom;
+use super::link::{self, Endpoint, Socket, SocketEvent};
+use super::listen::Listener;
+use super::random;
+use super::sound::Sound;
+use super::storage::Store;
+use crate::options::Options;
+use crate::state::{update, Effect, Event, Init, Model, Notice, Outgoing, Timer};
+use gloo_timers::callback::Timeout;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{AbortController, KeyboardEvent};
+
+thread_local! {
+    /// Mounted widgets stay alive until `destroy()`, even if the page drops the handle.
+    static MOUNTED: RefCell<Vec<Rc<Runtime>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A mounted widget: the model, and every browser resource that serves it.
+pub(super) struct Runtime {
+    /// Itself, for the callbacks it hands out; they hold it weakly, so a callback that fires
+    /// after `destroy()` finds nothing.
+    me: Weak<Runtime>,
+    options: Options,
+    endpoint: Endpoint,
+    store: Store,
+    model: RefCell<Model>,
+    /// Events raised while one is being handled (a JS listener calling `send()`).
+    queue: RefCell<Vec<Event>>,
+    /// An event is being handled: new ones wait in `queue`.
+    busy: Cell<bool>,
+    destroyed: Cell<bool>,
+    /// `None` once destroyed.
+    dom: RefCell<Option<Dom>>,
+    socket: RefCell<Option<Socket>>,
+    poll_abort: RefCell<Option<AbortController>>,
+    post_abort: RefCell<Option<AbortController>>,
+    /// At most one running timer of each kind.
+    timers: RefCell<Vec<(Timer, Timeout)>>,
+    listeners: RefCell<Vec<Listener>>,
+    /// The page's `on(event, fn)` listeners.
+    handlers: RefCell<Vec<(String, js_sys::Function)>>,
+    sound: RefCell<Sound>,
+    /// Where focus was before the panel opened, to give it back on close.
+    focus_before_open: RefCell<Option<web_sys::HtmlElement>>,
+    /// Released values waiting for the current callback to return (see the module docs).
+    graveyard: RefCell<Vec<Box<dyn Any>>>,
+}
+
+fn now_iso() -> String {
+    String::from(js_sys::Date::new_0().to_iso_string())
+}
+
+impl Runtime {
+    /// Builds the widget into the page, wires its listeners and starts connecting.
+    pub(super) fn mount(options: Options) -> Result<Rc<Runtime>, JsValue> {
+        let store = Store::open();
+        let session = store.session_id();
+        let endpoint = Endpoint::new(&options.server, session.clone());
+        let window = web_sys::window().ok_or("natter: no window")?;
+        let hidden = window.document().is_some_and(|d| d.hidden());
+        let model = Model::new(Init {
+            seed: random::seed(),
+            muted: store.muted(),
+            online: window.navigator().on_line(),
+            hidden,
+            open: options.open,
+            outbox: store.outbox(&session),
+        });
+        let dom = Dom::build(&options)?;
+        let rt = Rc::new_cyclic(|me| Runtime {
+            me: me.clone(),
+            options,
+            endpoint,
+            store,
+            model: RefCell::new(model),
+            queue: RefCell::new(Vec::new()),
+            busy: Cell::new(false),
+            destroyed: Cell::new(false),
+            dom: RefCell::new(Some(dom)),
+            socket: RefCell::new(None),
+            poll_abort: RefCell::new(None),
+            post_abort: RefCell::new(None),
+            timers: RefCell::new(Vec::new()),
+            listeners: RefCell::new(Vec::new()),
+            handlers: RefCell::new(Vec::new()),
+            sound: RefCell::new(Sound::default()),
+            focus_before_open: RefCell::new(None),
+            graveyard: RefCell::new(Vec::new()),
+        });
+        rt.wire();
+        rt.render();
+        rt.dispatch(Event::Start);
+        MOUNTED.with(|m| m.borrow_mut().push(rt.clone()));
+        // `ready` fires after the caller has had a chance to attach listeners.
+        let weak = Rc::downgrade(&rt);
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Some(rt) = weak.upgrade() {
+                if !rt.destroyed.get() {
+                    rt.emit("ready", &rt.state());
+                }
+            }
+        });
+        Ok(rt)
+    }
+
+    /// `{connected, transport, open, unread, status, muted}`.
+    pub(super) fn state(&self) -> JsValue {
+        api::state_js(&self.model.borrow())
+    }
+
+    /// The session id (the conversation).
+    pub(super) fn session(&self) -> &str {
+        &self.endpoint.session
+    }
+
+    /// Adds a page listener for `event`.
+    pub(super) fn on(&self, event: &str, f: js_sys::Function) {
+        if !self.destroyed.get() {
+            self.handlers.borrow_mut().push((event.to_string(), f));
+        }
+    }
+
+    /// Removes a page listener added with [`Runtime::on`].
+    pub(super) fn off(&self, event: &str, f: &js_sys::Function) {
+        self.handlers.borrow_mut().retain(|(n, g)| !(n == event && g == f));
+    }
+
+    fn weak(&self) -> Weak<Runtime> {
+        self.me.clone()
+    }
+
+    /// Releases `thing` after the current callback has returned.
+    fn bury(&self, thing: Box<dyn Any>) {
+        let first = {
+            let mut g = self.graveyard.borrow_mut();
+            g.push(thing);
+            g.len() == 1
+        };
+        if first {
+            let weak = self.weak();
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Some(rt) = weak.upgrade() {
+                    let dead = std::mem::take(&mut *rt.graveyard.borrow_mut());
+                    drop(dead);
+                }
+            });
+        }
+    }
+
+    fn take_timer(&self, kind: Timer) -> Option<Timeout> {
+        let mut timers = self.timers.borrow_mut();
+        let at = timers.iter().position(|(k, _)| *k == kind)?;
+        Some(timers.swap_remove(at).1)
+    }
+
+    /// Runs `event` (and whatever it causes) through the model.
+    pub(super) fn dispatch(&self, event: Event) {
+        if self.destroyed.get() {
+            return;
+        }
+        self.queue.borrow_mut().push(event);
+        // Re-entrant dispatches (a JS listener calling `send()`) are queued and run in order.
+        if self.busy.replace(true) {
+            return;
+        }
+        while !self.destroyed.get() {
+            let next = {
+                let mut q = self.queue.borrow_mut();
+                (!q.is_empty()).then(|| q.remove(0))
+            };
+            let Some(event) = next else { break };
+            let effects = update(&mut self.model.borrow_mut(), event);
+            self.render();
+            for fx in effects {
+                if self.destroyed.get() {
+                    break;
+                }
+                self.perform(fx);
+            }
+        }
+        self.busy.set(false);
+    }
+
+    fn render(&self) {
+        if let Some(dom) = self.dom.borrow_mut().as_mut() {
+            if let Err(e) = dom.render(&self.model.borrow()) {
+                web_sys::console::error_2(&"natter: render failed".into(), &e);
+            }
+        }
+    }
+
+    fn perform(&self, fx: Effect) {
+        match fx {
+            Effect::OpenSocket { socket, after } => self.open_socket(socket, after),
+            Effect::CloseSocket => {
+                if let Some(s) = self.socket.borrow_mut().take() {
+                    self.bury(Box::new(s));
+                }
+            }
+            Effect::SendSocket(out) => {
+                if let Some(s) = self.socket.borrow().as_ref() {
+                    s.send(&self.endpoint.encode(&out));
+                }
+            }
+            Effect::Poll { poll, after } => self.poll(poll, after),
+            Effect::AbortPoll => {
+                if let Some(c) = self.poll_abort.borrow_mut().take() {
+                    c.abort();
+                }
+            }
+            Effect::Post(out) => self.post(out),
+            Effect::StartTimer { timer: kind, ms } => {
+                let weak = self.weak();
+                let t = Timeout::new(ms, move || {
+                    if let Some(rt) = weak.upgrade() {
+                        if let Some(done) = rt.take_timer(kind) {
+                            rt.bury(Box::new(done));
+                        }
+                        rt.dispatch(Event::TimerFired(kind));
+                    }
+                });
+                if let Some(old) = self.take_timer(kind) {
+                    self.bury(Box::new(old));
+                }
+                self.timers.borrow_mut().push((kind, t));
+            }
+            Effect::StopTimer(kind) => {
+                if let Some(old) = self.take_timer(kind) {
+                    self.bury(Box::new(old));
+                }
+            }
+            Effect::Chime => {
+                self.emit("sound", &JsValue::UNDEFINED);
+                self.sound.borrow_mut().chime();
+            }
+            Effect::SaveOutbox => {
+                let model = self.model.borrow();
+                self.store.save_outbox(&self.endpoint.session, model.log.outbox.entries(), &model.log.acked);
+            }
+            Effect::SaveMuted => self.store.set_muted(self.model.borrow().muted),
+            Effect::FocusInput => {
+                if let Some(dom) = self.dom.borrow().as_ref() {
+                    *self.focus_before_open.borrow_mut() = dom.page_focus();
+                    let _ = dom.input.focus();
+                }
+            }
+            Effect::RestoreFocus => {
+                let before = self.focus_before_open.borrow_mut().take();
+                if let Some(dom) = self.dom.borrow().as_ref() {
+                    // Only if focus is still ours: never pull it back from where the visitor
+                    // has moved on to.
+                    let ours = dom.has_focus() || dom.page_focus().is_none();
+                    match before {
+                        Some(el) if ours && el.is_connected() => {
+                            let _ = el.focus();
+                        }
+                        _ if dom.has_focus() => {
+                            let _ = dom.launcher.focus();
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Effect::Notify(n) => self.notify(n),
+        }
+    }
+
+    fn open_socket(&self, id: u32, after: Option<u64>) {
+        let url = self.endpoint.socket_url(after);
+        let weak = self.weak();
+        let report = move |e: SocketEvent| {
+            if let Some(rt) = weak.upgrade() {
+                rt.dispatch(match e {
+                    SocketEvent::Open => Event::SocketOpened { socket: id },
+                    SocketEvent::Frame(message) => Event::Frame { socket: Some(id), message },
+                    SocketEvent::Closed(code) => Event::SocketClosed { socket: id, code },
+                });
+            }
+        };
+        let old = match Socket::open(&url, report) {
+            Ok(s) => self.socket.borrow_mut().replace(s),
+            Err(_) => {
+                // Queued: we are inside a dispatch.
+                self.dispatch(Event::SocketUnavailable { socket: id });
+                self.socket.borrow_mut().take()
+            }
+        };
+        if let Some(old) = old {
+            self.bury(Box::new(old));
+        }
+    }
+
+    fn poll(&self, poll: u32, after: Option<u64>) {
+        let Ok(ctl) = AbortController::new() else {
+            return self.dispatch(Event::PollDone { poll, history: None });
+        };
+        let signal = ctl.signal();
+        if let Some(old) = self.poll_abort.borrow_mut().replace(ctl) {
+            old.abort();
+        }
+        let weak = self.weak();
+        wasm_bindgen_futures::spawn_local(async move {
+            let Some(end) = weak.upgrade() else { return };
+            let result = link::poll(&end.endpoint, after, &signal).await;
+            drop(end);
+            if let Some(rt) = weak.upgrade() {
+                rt.dispatch(Event::PollDone { poll, history: result });
+            }
+        });
+    }
+
+    fn post(&self, out: Outgoing) {
+        let ctl = self.post_abort.borrow().as_ref().map(|c| c.signal());
+        let signal = match ctl {
+            Some(s) => s,
+            None => match AbortController::new() {
+                Ok(c) => {
+                    let s = c.signal();
+                    *self.post_abort.borrow_mut() = Some(c);
+                    s
+                }
+                Err(_) => return self.dispatch(Event::Posted { id: out.id, reply: None }),
+            },
+        };
+        let weak = self.weak();
+        wasm_bindgen_futures::spawn_local(async move {
+            let Some(rt) = weak.upgrade() else { return };
+            let result = link::post(&rt.endpoint, &out, &signal).await;
+            rt.dispatch(Event::Posted { id: out.id, reply: result });
+        });
+    }
+
+    fn emit(&self, name: &str, detail: &JsValue) {
+        // Copy first: a listener may call on()/off() or destroy().
+        let fns: Vec<js_sys::Function> =
+            self.handlers.borrow().iter().filter(|(n, _)| n == name).map(|(_, f)| f.clone()).collect();
+        for f in fns {
+            if let Err(e) = f.call1(&JsValue::UNDEFINED, detail) {
+                web_sys::console::error_2(&format!("natter: a '{name}' listener threw").into(), &e);
+            }
+        }
+    }
+
+    fn notify(&self, n: Notice) {
+        match n {
+            Notice::Open => self.emit("open", &JsValue::UNDEFINED),
+            Notice::Close => self.emit("close", &JsValue::UNDEFINED),
+            Notice::Unread(count) => self.emit("unread", &count.into()),
+            Notice::Status(_) => self.emit("status", &self.state()),
+            Notice::Message(m) => self.emit("message", &api::message_js(&m)),
+        }
+    }
+
+    /// Sends `text` as the visitor; returns the new message's id, or `None` for blank text.
+    pub(super) fn send_text(&self, text: &str) -> Option<String> {
+        let text = text.trim();
+        if text.is_empty() || self.destroyed.get() {
+            return None;
+        }
+        let id = random::hex_id();
+        self.dispatch(Event::Send(Outgoing { id: id.clone(), text: text.to_string(), time: now_iso() }));
+        Some(id)
+    }
+
+    fn send_from_input(&self) {
+        let text = {
+            let dom = self.dom.borrow();
+            let Some(dom) = dom.as_ref() else { return };
+            let text = dom.input.value();
+            if text.trim().is_empty() {
+                return;
+            }
+            dom.input.set_value("");
+            dom.sync_send_button();
+            text
+        };
+        self.sound.borrow_mut().unlock();
+        self.send_text(&text);
+    }
+
+    fn on_key(&self, e: &KeyboardEvent) {
+        let Some(sc) = &self.options.shortcut else { return };
+        if e.repeat()
+            || !sc.matches(&e.key(), &e.code(), e.ctrl_key(), e.shift_key(), e.alt_key(), e.meta_key())
+        {
+            return;
+        }
+        e.prevent_default();
+        self.sound.borrow_mut().unlock();
+        self.dispatch(Event::Toggle);
+    }
+
+    fn wire(&self) {
+        let window = match web_sys::window() {
+            Some(w) => w,
+            None => return,
+        };
+        let Some(document) = window.document() else { return };
+        type Handler = fn(&Runtime, web_sys::Event);
+        // One table and one loop: each hand-written registration would be its own wasm code.
+        let mut table: Vec<(web_sys::EventTarget, &'static str, bool, Handler)> = vec![
+            // Capture phase, so a page that stops keydown propagation cannot swallow the shortcut.
+            (window.clone().into(), "keydown", true, |rt, e| {
+                if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
+                    rt.on_key(k)
+                }
+            }),
+            (window.clone().into(), "online", false, |rt, _| rt.dispatch(Event::Online)),
+            (window.clone().into(), "offline", false, |rt, _| rt.dispatch(Event::Offline)),
+            (window.clone().into(), "pageshow", false, |rt, _| rt.dispatch(Event::Wake)),
+            (document.into(), "visibilitychange", false, |rt, _| {
+                let hidden = web_sys::window().and_then(|w| w.document()).is_some_and(|d| d.hidden());
+                rt.dispatch(Event::PageHidden { hidden });
+            }),
+        ];
+        if let Some(dom) = self.dom.borrow().as_ref() {
+            table.extend([
+                (
+                    dom.launcher.clone().into(),
+                    "click",
+                    false,
+                    (|rt, _| {
+                        rt.sound.borrow_mut().unlock();
+                        rt.dispatch(Event::Toggle);
+                    }) as Handler,
+                ),
+                (dom.close.clone().into(), "click", false, |rt, _| rt.dispatch(Event::Close)),
+                (dom.mute.clone().into(), "click", false, |rt, _| {
+                    rt.sound.borrow_mut().unlock();
+                    rt.dispatch(Event::ToggleMute);
+                }),
+                (dom.send.clone().into(), "click", false, |rt, _| rt.send_from_input()),
+                (dom.input.clone().into(), "input", false, |rt, _| {
+                    if let Some(d) = rt.dom.borrow().as_ref() {
+                        d.sync_send_button();
+                    }
+                }),
+                (dom.input.clone().into(), "keydown", false, |rt, e| {
+                    let Some(k) = e.dyn_ref::<KeyboardEvent>() else { return };
+                    if k.key() == "Enter" && !k.shift_key() && !k.is_composing() {
+                        k.prevent_default();
+                        rt.send_from_input();
+                    }
+                }),
+                (dom.root.clone().into(), "keydown", false, |rt, e| {
+                    if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
+                        if k.key() == "Escape" && rt.model.borrow().open {
+                            k.stop_propagation();
+                            rt.dispatch(Event::Close);
+                        }
+                    }
+                }),
+                (dom.log.clone().into(), "click", false, |rt, e| {
+                    let id = e
+                        .target()
+                        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                        .and_then(|t| t.closest("[part=retry]").ok().flatten())
+                        .and_then(|b| b.closest("[data-id]").ok().flatten())
+                        .and_then(|row| row.get_attribute("data-id"));
+                    if let Some(id) = id {
+                        rt.dispatch(Event::Retry { id });
+                    }
+                }),
+            ]);
+        }
+        let ls: Vec<Listener> = table
+            .into_iter()
+            .map(|(target, kind, capture, f)| {
+                let weak = self.weak();
+                Listener::new(&target, kind, capture, move |e| {
+                    if let Some(rt) = weak.upgrade() {
+                        f(&rt, e)
+                    }
+                })
+            })
+            .collect();
+        self.listeners.borrow_mut().extend(ls);
+    }
+
+    /// Releases every node, listener, timer, socket and request of this widget.
+    pub(super) fn destroy(&self) {
+        if self.destroyed.replace(true) {
+            return;
+        }
+        let listeners = std::mem::take(&mut *self.listeners.borrow_mut());
+        self.bury(Box::new(listeners));
+        if let Some(s) = self.socket.borrow_mut().take() {
+            self.bury(Box::new(s));
+        }
+        let timers = std::mem::take(&mut *self.timers.borrow_mut());
+        self.bury(Box::new(timers));
+        for ctl in
+            [self.poll_abort.borrow_mut().take(), self.post_abort.borrow_mut().take()].into_iter().flatten()
+        {
+            ctl.abort();
+        }
+        if let Some(dom) = self.dom.borrow_mut().take() {
+            dom.remove();
+            self.bury(Box::new(dom));
+        }
+        self.sound.borrow_mut().close();
+        self.handlers.borrow_mut().clear();
+        self.queue.borrow_mut().clear();
+        let me = self.weak();
+        MOUNTED.with(|m| m.borrow_mut().retain(|rt| !Weak::ptr_eq(&Rc::downgrade(rt), &me)));
+    }
+}
