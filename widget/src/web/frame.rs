@@ -3,8 +3,9 @@
 //!
 //! Fields are read with `Reflect.get` instead of serde: `serde_wasm_bindgen` and the derived
 //! deserialisers (an internally tagged enum buffers every frame into an intermediate tree
-//! first) were about a third of the wasm binary. The browser tests and the end-to-end tests feed
-//! real frames through this function.
+//! first) were about a third of the wasm binary. The tests below (in the browser, since they
+//! need `JSON.parse`) read back what the protocol crate's serde writes, so this hand-written
+//! reader cannot drift from the wire format; the end-to-end tests feed it a real hub's frames.
 
 use natter_protocol::{
     Ack, ConversationMessage, ErrorCode, ErrorFrame, Gap, History, Role, ServerMessage, SystemNotice,
@@ -35,13 +36,8 @@ impl Obj<'_> {
     }
 
     fn role(&self) -> Option<Role> {
-        Some(match self.string("role")?.as_str() {
-            "user" => Role::User,
-            "bot" => Role::Bot,
-            "agent" => Role::Agent,
-            "system" => Role::System,
-            _ => return None,
-        })
+        let name = self.string("role")?;
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
     }
 
     fn conversation(&self) -> Option<ConversationMessage> {
@@ -62,6 +58,10 @@ impl Obj<'_> {
 
 /// Decodes a parsed hub frame into a [`ServerMessage`], or `None` for frames the widget does
 /// not use (rooms, presence, pong) or cannot read.
+///
+/// The `type` names are matched as literals (a `match` needs them); the tests below hold them
+/// to the protocol crate's: every [`ServerMessage::KINDS`] entry is either read back exactly
+/// as serde wrote it or listed as one the widget ignores.
 pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
     if !v.is_object() {
         return None;
@@ -112,4 +112,128 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
         }
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_protocol::{Member, Pong, Presence, RelayNotice, RoomInfo, RoomMessage, ServerMessage as M};
+    use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+    wasm_bindgen_test_configure!(run_in_browser);
+
+    /// What the hub writes, parsed the way the browser parses it.
+    fn parsed(m: &ServerMessage) -> JsValue {
+        let text = serde_json::to_string(m).expect("protocol types serialise");
+        js_sys::JSON::parse(&text).expect("serde writes JSON")
+    }
+
+    fn conversation(id: &str, seq: u64) -> ConversationMessage {
+        ConversationMessage {
+            id: id.into(),
+            seq,
+            message: format!("text of {id}"),
+            timestamp: "2026-01-01T00:00:00Z".into(),
+            session_id: "s".into(),
+            // Never read: the page context is for the hub and operators.
+            context: None,
+            author: Some("Ada".into()),
+            category: Some("greeting".into()),
+            reply_to: Some("q".into()),
+        }
+    }
+
+    /// One frame of every kind the widget reads, with every field it reads set.
+    fn read() -> Vec<ServerMessage> {
+        vec![
+            M::User(conversation("u", 1)),
+            M::Bot(conversation("b", 2)),
+            M::Agent(conversation("a", 3)),
+            M::System(SystemNotice { message: "hi".into(), timestamp: "t".into(), room: Some("r".into()) }),
+            M::Typing(TypingNotice { room: None, role: Role::Agent, from: None, active: true }),
+            M::Ack(Ack { id: "u".into(), seq: 1, room: None, duplicate: true }),
+            M::History(History {
+                room: None,
+                messages: vec![M::User(conversation("u", 1)), M::Bot(conversation("b", 2))],
+                complete: false,
+                gap: Some(Gap { from: 3, to: 4 }),
+                last_seq: 9,
+            }),
+            M::Error(ErrorFrame {
+                code: ErrorCode::RateLimited,
+                message: "slow down".into(),
+                id: Some("u".into()),
+                retry_after_ms: Some(1_500),
+            }),
+        ]
+    }
+
+    /// One frame of every kind the widget has no use for (rooms, presence, pong).
+    fn ignored() -> Vec<ServerMessage> {
+        let member = Member { id: "m".into(), name: None };
+        let relay = RelayNotice { room: "r".into(), from: member.clone(), data: serde_json::json!({}) };
+        let presence = Presence { room: "r".into(), user: member, timestamp: "t".into() };
+        vec![
+            M::Chat(RoomMessage::default()),
+            M::UserJoined(presence.clone()),
+            M::UserLeft(presence),
+            M::RoomInfo(RoomInfo::default()),
+            M::CursorPosition(relay.clone()),
+            M::ChainUpdate(relay),
+            M::Pong(Pong::default()),
+        ]
+    }
+
+    #[wasm_bindgen_test]
+    fn every_hub_kind_is_read_or_knowingly_ignored() {
+        let read: Vec<&str> = read().iter().map(ServerMessage::kind).collect();
+        let ignored: Vec<&str> = ignored().iter().map(ServerMessage::kind).collect();
+        for kind in ServerMessage::KINDS {
+            assert!(
+                read.contains(&kind) != ignored.contains(&kind),
+                "decide whether the widget reads `{kind}` frames, and add it to one list"
+            );
+        }
+    }
+
+    #[wasm_bindgen_test]
+    fn frames_read_back_as_the_protocol_wrote_them() {
+        for m in read() {
+            assert_eq!(decode(&parsed(&m)).as_ref(), Some(&m), "{}", m.kind());
+        }
+        for m in ignored() {
+            assert_eq!(decode(&parsed(&m)), None, "{}", m.kind());
+        }
+    }
+
+    #[wasm_bindgen_test]
+    fn every_role_and_error_code_reads_back() {
+        for role in Role::ALL {
+            let m = M::Typing(TypingNotice { room: None, role, from: None, active: false });
+            assert_eq!(decode(&parsed(&m)), Some(m));
+        }
+        for code in ErrorCode::ALL {
+            let m = M::error(code, "x");
+            assert_eq!(decode(&parsed(&m)), Some(m));
+        }
+    }
+
+    #[wasm_bindgen_test]
+    fn what_the_widget_cannot_read_is_nothing_not_a_guess() {
+        for json in [
+            "null",
+            "[]",
+            r#"{"type":"teleport"}"#,
+            r#"{"type":"bot","id":"x"}"#,
+            r#"{"type":"typing","role":"robot","active":true}"#,
+            r#"{"type":"ack","id":"x","seq":-1}"#,
+            r#"{"type":"ack","id":"x","seq":1.5}"#,
+        ] {
+            let v = js_sys::JSON::parse(json).expect("valid JSON");
+            assert_eq!(decode(&v), None, "{json}");
+        }
+        // A code from a newer hub still reads, as `unknown`.
+        let v = js_sys::JSON::parse(r#"{"type":"error","code":"future","message":"m"}"#).expect("JSON");
+        assert!(matches!(decode(&v), Some(M::Error(ErrorFrame { code: ErrorCode::Unknown, .. }))));
+    }
 }
