@@ -1,13 +1,17 @@
 //! # natter-widget — the Natter chat widget, Rust compiled to WebAssembly
 //!
 //! # Layout
-//! - `state`: the state machine — one `update(model, event) -> effects`, plain
-//!   Rust, unit-tested natively (`cargo test -p natter-widget`).
+//! - `state`: the state machine — one `update(model, event) -> effects`, plain Rust,
+//!   unit-tested natively (`cargo test -p natter-widget`). Its model has two halves:
+//!   `state::link` (the transport: WebSocket or HTTP fallback, backoffs, status) and
+//!   `state::log` (the conversation: messages, outbox, unread, typing).
 //! - `backoff`, `outbox`, `text`, `style`, `options`, `wire`: the pieces it and the DOM use
 //!   (reconnect delays, unacknowledged messages, link detection, CSS, option parsing, the JSON
 //!   the widget writes), also native.
-//! - `web` (wasm32 only): the thin browser layer — the exported `Natter` handle and `mount`,
-//!   DOM rendering into an open Shadow DOM, the WebSocket / HTTP link, storage, the chime.
+//! - `web` (wasm32 only): the thin browser layer — `web::api` (the exported `Natter` handle
+//!   and `mount`), `web::runtime` (the event loop that feeds `update` and owns every listener,
+//!   timer and socket), DOM rendering into an open Shadow DOM, the WebSocket / HTTP link,
+//!   storage, random ids, the chime.
 //!
 //! The JS world sees one handle (`mount(options)` → `Natter`); everything else is crate-private.
 #![deny(clippy::unwrap_used)]

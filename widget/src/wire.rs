@@ -39,7 +39,8 @@ fn push_field(buf: &mut String, name: &str, value: &str) {
     push_string(buf, value);
 }
 
-/// The `user` frame for a visitor message (seed 003's format plus the de-duplication `id`).
+/// The `user` frame for a visitor message: the original widget's message format plus the
+/// de-duplication `id`.
 pub(crate) fn user_message(out: &Outgoing, session: &str, page: &str) -> String {
     let mut b = String::with_capacity(out.text.len() + session.len() + page.len() + 128);
     b.push_str("{\"type\":\"user\",");

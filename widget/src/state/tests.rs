@@ -1,4 +1,5 @@
-//! Native tests of the state machine: transport choice, outbox, de-duplication, unread, chime.
+//! Native tests of the whole state machine, both halves together: transport choice, outbox,
+//! de-duplication, unread, chime. `link/tests.rs` and `log/tests.rs` test each half alone.
 
 use super::link::{Mode, SocketPhase, Transport, WS_FAILURES_BEFORE_FALLBACK};
 use super::log::Delivery;
