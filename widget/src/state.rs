@@ -217,7 +217,7 @@ impl Model {
             return;
         }
         if let Some(e) = self.log.outbox.first_sendable() {
-            self.link.posting(e.id.clone());
+            self.link.post_started(e.id.clone());
             fx.push(Effect::Post(e.into()));
         }
     }
@@ -254,6 +254,7 @@ impl Model {
         }
     }
 
+    /// The visitor typed a message: shown, queued, and sent over whatever works now.
     fn send(&mut self, out: Outgoing, fx: &mut Vec<Effect>) {
         if !self.log.write(&out, fx) {
             return;
@@ -265,6 +266,7 @@ impl Model {
         }
     }
 
+    /// The visitor retries a failed message.
     fn retry(&mut self, id: &str, fx: &mut Vec<Effect>) {
         if !self.log.retry(id, fx) {
             return;
@@ -278,6 +280,7 @@ impl Model {
         }
     }
 
+    /// A hub frame from a socket (or injected): read unless the socket is stale.
     fn frame(&mut self, socket: Option<u32>, message: ServerMessage, fx: &mut Vec<Effect>) {
         let heard = self.link.heard(socket);
         if heard == Heard::Stale {
@@ -291,6 +294,8 @@ impl Model {
         }
     }
 
+    /// A long-poll ended: read its history, then poll again (and probe the WebSocket if HTTP
+    /// has just come back).
     fn poll_done(&mut self, poll: u32, history: Option<History>, fx: &mut Vec<Effect>) {
         if !self.link.poll_finished(poll) {
             return;
@@ -308,8 +313,9 @@ impl Model {
         }
     }
 
+    /// An HTTP send ended: next message, a resend later, or a refusal to record.
     fn posted(&mut self, id: String, reply: Option<ServerMessage>, fx: &mut Vec<Effect>) {
-        self.link.posted(&id);
+        self.link.post_finished(&id);
         match reply {
             Some(ServerMessage::Ack(a)) => {
                 self.log.acknowledged(&a.id, a.seq, fx);
@@ -338,6 +344,8 @@ impl Model {
         }
     }
 
+    /// One method per event. `after` is the newest `seq` seen, which the link sends on every
+    /// (re)connection.
     fn step(&mut self, event: Event, fx: &mut Vec<Effect>) {
         let after = self.log.last_seq;
         match event {

@@ -210,12 +210,12 @@ impl Link {
     }
 
     /// The HTTP send of `id` has started.
-    pub(super) fn posting(&mut self, id: String) {
+    pub(super) fn post_started(&mut self, id: String) {
         self.posting = Some(id);
     }
 
     /// The HTTP send of `id` has an answer (or failed).
-    pub(super) fn posted(&mut self, id: &str) {
+    pub(super) fn post_finished(&mut self, id: &str) {
         if self.posting.as_deref() == Some(id) {
             self.posting = None;
         }

@@ -139,13 +139,13 @@ fn http_sends_one_at_a_time() {
     l.poll_finished(poll);
     l.poll_answered();
     assert!(l.can_post());
-    l.posting("a".into());
+    l.post_started("a".into());
     assert!(!l.can_post());
-    l.posted("b");
+    l.post_finished("b");
     assert!(!l.can_post(), "an answer about another message does not free the slot");
-    l.posted("a");
+    l.post_finished("a");
     assert!(l.can_post());
-    l.posting("a".into());
+    l.post_started("a".into());
     l.offline(&mut Vec::new());
     l.online(None, &mut Vec::new());
     l.poll_answered();
