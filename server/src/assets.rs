@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 use crate::hub::Hub;
 
 /// The demo page.
-pub const DEMO_HTML: &str = include_str!("../assets/demo.html");
+pub(crate) const DEMO_HTML: &str = include_str!("../assets/demo.html");
 /// The demo page's stylesheet (a file, not inline, so the strict CSP holds).
-pub const DEMO_CSS: &str = include_str!("../assets/demo.css");
+pub(crate) const DEMO_CSS: &str = include_str!("../assets/demo.css");
 
 /// What a missing widget file answers.
-pub const NOT_BUILT: &str = "widget not built: run `cargo xtask build`\n";
+pub(crate) const NOT_BUILT: &str = "widget not built: run `cargo xtask build`\n";
 
 /// The demo page's Content-Security-Policy: no inline script or style; wasm compilation and
 /// same-origin WebSocket/fetch allowed. `host` (already checked to be a plain `host[:port]`) is
@@ -40,7 +40,7 @@ fn plain_host(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// `GET /`: the demo page, under a strict CSP.
-pub async fn demo(headers: HeaderMap) -> Response {
+pub(crate) async fn demo(headers: HeaderMap) -> Response {
     let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], DEMO_HTML).into_response();
     if let Ok(v) = HeaderValue::from_str(&csp(plain_host(&headers))) {
         response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
@@ -50,7 +50,7 @@ pub async fn demo(headers: HeaderMap) -> Response {
 }
 
 /// `GET /demo.css`.
-pub async fn demo_css() -> Response {
+pub(crate) async fn demo_css() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], DEMO_CSS).into_response()
 }
 
@@ -70,7 +70,7 @@ fn content_type(name: &str) -> Option<&'static str> {
 }
 
 /// Any other `GET`: a widget file from `--assets`, or 404.
-pub async fn widget_file(State(hub): State<Hub>, request: Request) -> Response {
+pub(crate) async fn widget_file(State(hub): State<Hub>, request: Request) -> Response {
     let path = request.uri().path().trim_start_matches('/');
     let safe = !path.is_empty()
         && path.split('/').all(|seg| {

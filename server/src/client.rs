@@ -9,16 +9,14 @@ use natter_protocol::{
     validate_room_id, ClientMessage, ErrorCode, Member, Pong, RelayNotice, Role, ServerMessage, TypingNotice,
 };
 
+use crate::clock::now_rfc3339;
 use crate::hub::{encode, Hub, Outbox, Refusal, Since};
+use crate::ids::member_id;
 use crate::store::ConversationKey;
-use crate::util::{member_id, now_rfc3339};
-
-/// The `type`s a client may send, for error messages.
-const CLIENT_TYPES: &str = "user, chat, join, leave, typing, cursor_position, chain_update, ping";
 
 /// One connection's state.
 #[derive(Debug)]
-pub struct Client {
+pub(crate) struct Client {
     hub: Hub,
     outbox: Outbox,
     session: Arc<str>,
@@ -31,7 +29,7 @@ pub struct Client {
 
 impl Client {
     /// Subscribes the connection to its session's conversation and queues its `history`.
-    pub async fn start(
+    pub(crate) async fn start(
         hub: Hub,
         outbox: Outbox,
         session: Arc<str>,
@@ -48,14 +46,15 @@ impl Client {
         self.outbox.send(encode(message));
     }
 
+    /// Answers a refusal with an `error` frame, counting it: this is where it leaves the hub.
     fn refuse(&self, refusal: Refusal) {
-        let refusal = self.hub.refused(refusal);
+        self.hub.metrics().refusal(refusal.code);
         tracing::debug!(connection = self.outbox.id, code = refusal.code.as_str(), message = %refusal.message, "refused");
         self.send(&refusal.frame());
     }
 
     /// Handles one text frame.
-    pub async fn on_text(&mut self, text: &str) {
+    pub(crate) async fn on_text(&mut self, text: &str) {
         match parse(text) {
             Ok(message) => {
                 if let Err(r) = self.handle(message).await {
@@ -67,7 +66,7 @@ impl Client {
     }
 
     /// A binary frame: the protocol is JSON text.
-    pub fn on_binary(&mut self) {
+    pub(crate) fn on_binary(&mut self) {
         self.refuse(Refusal::new(
             ErrorCode::BadJson,
             "binary frames are not accepted; send JSON text frames",
@@ -75,7 +74,7 @@ impl Client {
     }
 
     /// A frame over `--max-frame`, refused unread.
-    pub fn on_too_large(&mut self) {
+    pub(crate) fn on_too_large(&mut self) {
         let max = self.hub.config().max_frame;
         self.refuse(Refusal::new(
             ErrorCode::TooLarge,
@@ -86,7 +85,7 @@ impl Client {
     }
 
     /// Queues a close frame after what is already queued (the writer sends both, then ends).
-    pub fn close_after_queue(&self, code: u16, reason: &'static str) {
+    pub(crate) fn close_after_queue(&self, code: u16, reason: &'static str) {
         self.outbox.close_after_queue(code, reason);
     }
 
@@ -183,7 +182,7 @@ impl Client {
 
     /// The connection ended: leave every room (announcing `user_left` where it was the
     /// member's last connection) and unsubscribe from the session.
-    pub async fn finish(self) {
+    pub(crate) async fn finish(self) {
         for (room, member) in &self.rooms {
             self.hub.leave_room(room, member, self.outbox.id).await;
         }
@@ -201,7 +200,7 @@ fn check_room(room: &str) -> Result<(), Refusal> {
 ///
 /// A good frame is parsed once, straight into its type: this is every message's path. Only a
 /// frame that fails takes the slower walk through a `serde_json::Value` that finds out why.
-pub fn parse(text: &str) -> Result<ClientMessage, Refusal> {
+pub(crate) fn parse(text: &str) -> Result<ClientMessage, Refusal> {
     serde_json::from_str(text).or_else(|_| diagnose(text))
 }
 
@@ -209,6 +208,29 @@ pub fn parse(text: &str) -> Result<ClientMessage, Refusal> {
 fn diagnose(text: &str) -> Result<ClientMessage, Refusal> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| Refusal::new(ErrorCode::BadJson, format!("frame is not valid JSON: {e}")))?;
+    diagnose_value(value)
+}
+
+/// Works out why an HTTP body is not a `user` message (whose `type` may be left out there).
+pub(crate) fn diagnose_user_body(body: &[u8]) -> Refusal {
+    let mut value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return Refusal::new(ErrorCode::BadJson, format!("body is not valid JSON: {e}")),
+    };
+    if let Some(object) = value.as_object_mut() {
+        object.entry("type").or_insert_with(|| "user".into());
+    }
+    match diagnose_value(value) {
+        Err(refusal) => refusal,
+        // Another kind of message (a `join` is missing the `message` a `user` needs).
+        Ok(m) => Refusal::new(
+            ErrorCode::UnknownType,
+            format!("this endpoint takes `user` messages only, not {:?}", m.kind()),
+        ),
+    }
+}
+
+fn diagnose_value(value: serde_json::Value) -> Result<ClientMessage, Refusal> {
     let id = value.get("id").and_then(|v| v.as_str()).map(str::to_string);
     let Some(object) = value.as_object() else {
         return Err(Refusal::new(
@@ -216,11 +238,12 @@ fn diagnose(text: &str) -> Result<ClientMessage, Refusal> {
             format!("frame must be a JSON object, got {}", kind(&value)),
         ));
     };
+    let kinds = ClientMessage::KINDS.join(", ");
     let ty = match object.get("type") {
         None => {
             return Err(Refusal::new(
                 ErrorCode::UnknownType,
-                format!("frame has no \"type\"; expected one of {CLIENT_TYPES}"),
+                format!("frame has no \"type\"; expected one of {kinds}"),
             )
             .with_id(id))
         }
@@ -228,16 +251,16 @@ fn diagnose(text: &str) -> Result<ClientMessage, Refusal> {
         Some(other) => {
             return Err(Refusal::new(
                 ErrorCode::UnknownType,
-                format!("\"type\" must be a string, got {}; expected one of {CLIENT_TYPES}", kind(other)),
+                format!("\"type\" must be a string, got {}; expected one of {kinds}", kind(other)),
             )
             .with_id(id))
         }
     };
-    if !CLIENT_TYPES.split(", ").any(|t| t == ty) {
+    if !ClientMessage::KINDS.contains(&ty.as_str()) {
         let shown: String = ty.chars().take(40).collect();
         return Err(Refusal::new(
             ErrorCode::UnknownType,
-            format!("unknown type {shown:?}; expected one of {CLIENT_TYPES}"),
+            format!("unknown type {shown:?}; expected one of {kinds}"),
         )
         .with_id(id));
     }
@@ -282,8 +305,16 @@ mod tests {
     }
 
     #[test]
-    fn seed_003_parses() {
-        let seed = r#"{"type":"user","message":"hello","timestamp":"2025-08-23T10:00:00Z","sessionId":"session-xxx","context":{"page":"/"}}"#;
-        assert!(matches!(parse(seed), Ok(ClientMessage::User(_))));
+    fn the_original_format_parses() {
+        let original = r#"{"type":"user","message":"hello","timestamp":"2025-08-23T10:00:00Z","sessionId":"session-xxx","context":{"page":"/"}}"#;
+        assert!(matches!(parse(original), Ok(ClientMessage::User(_))));
+    }
+
+    #[test]
+    fn http_bodies_are_diagnosed_like_frames() {
+        assert_eq!(diagnose_user_body(b"{nope").code, ErrorCode::BadJson);
+        let r = diagnose_user_body(br#"{"sessionId":"s"}"#);
+        assert_eq!(r.code, ErrorCode::InvalidMessage);
+        assert!(r.message.contains("message"), "{}", r.message);
     }
 }

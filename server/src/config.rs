@@ -1,7 +1,7 @@
 //! The hub's configuration: every flag, its `NATTER_*` environment variable and its default.
 //!
-//! `natter-hub --help` prints this module's docs; tests build a [`Config`] with
-//! [`Config::for_tests`] and change the fields they care about.
+//! `natter-hub --help` prints the doc comment of each [`Config`] field with its variable and default;
+//! tests build a [`Config`] with [`Config::for_tests`] and change the fields they care about.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ pub struct Config {
     #[arg(long = "allowed-origin", env = "NATTER_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
-    /// Messages per conversation kept in memory for fast resume (seed 003: the last 100).
+    /// Messages per conversation kept in memory for fast resume.
     #[arg(long, env = "NATTER_RING_SIZE", default_value_t = 100)]
     pub ring_size: usize,
 

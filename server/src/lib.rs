@@ -8,37 +8,41 @@
 //! # Layout
 //! Three layers, each only talking to the one below (centrifuge / mini-redis style):
 //!
-//! - **Transport** — [`ws`] (the `/ws/chat` upgrade; reader task + writer loop per connection,
-//!   generic over `Sink`/`Stream`), [`http`] (fallback chat API, room API, health, metrics),
-//!   [`assets`] (demo page, widget files). They turn sockets and requests into calls on the hub.
-//! - **Hub** — [`hub`]: conversations (each with its in-memory [`hub::Ring`] of recent
-//!   messages), connections and their bounded send queues ([`hub::Outbox`]), rooms and
-//!   presence, and the fan-out task, which delivers *only* what comes out of
-//!   [`store::Store::subscribe`] so one hub and many behind Redis behave alike.
-//!   [`client`] is one connection's protocol state (session, joined rooms) and what each
-//!   client message does.
+//! - **Transport** — `ws` (the `/ws/chat` upgrade; one task per connection, generic over
+//!   `Sink`/`Stream`), `http` (fallback chat API, room API, health, metrics), `assets` (demo
+//!   page, widget files), and `edge`, what both share (origin check, session and `after`
+//!   parsing, error answers, counting each refusal once). `client` is one connection's
+//!   protocol state (session, joined rooms) and what each client message does. They turn
+//!   sockets and requests into calls on the hub.
+//! - **Hub** — `hub`: conversations (each with its in-memory ring of recent messages),
+//!   connections and their bounded send queues, rooms and presence, and the fan-out, which
+//!   delivers *only* what comes out of [`store::Store::subscribe`] so one hub and many behind
+//!   Redis behave alike. One job per file; `hub/mod.rs` lists them.
 //! - **Domain** — [`store`] (sequencing, de-duplication, history, ordered delivery: the
 //!   [`store::Store`] trait and its engines) and [`reply`] (the [`reply::ReplyEngine`] trait,
 //!   the TOML [`reply::RulesEngine`], the [`reply::WebhookEngine`] and the streamed
 //!   [`reply::LlmEngine`]). They never see a socket.
 //!
-//! Plus [`config`] (flags and `NATTER_*` variables), [`metrics`] (Prometheus text by hand),
-//! [`error`] and [`util`].
+//! Plus [`config`] (flags and `NATTER_*` variables), `metrics` (Prometheus text by hand),
+//! `clock` (RFC 3339 timestamps), `ids` (ids the hub makes) and [`HubError`].
 //!
 //! Entry point: [`run`] serves a listener until a shutdown future completes; tests call it on
 //! `127.0.0.1:0`, the binary calls it with Ctrl+C / SIGTERM.
 
-pub mod assets;
-pub mod client;
 pub mod config;
-pub mod error;
-pub mod http;
-pub mod hub;
-pub mod metrics;
 pub mod reply;
 pub mod store;
-pub mod util;
-pub mod ws;
+
+mod assets;
+mod client;
+mod clock;
+mod edge;
+mod error;
+mod http;
+mod hub;
+mod ids;
+mod metrics;
+mod ws;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -54,7 +58,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::Config;
 pub use error::HubError;
-pub use hub::Hub;
+pub use ids::member_id;
+
+use hub::Hub;
 
 use config::{ReplyBackend, ReplyFallback};
 use reply::llm::LlmSettings;
@@ -234,7 +240,7 @@ fn check_origins(origins: &[String]) -> Result<(), HubError> {
 }
 
 /// The routes.
-pub fn router(hub: Hub) -> Router {
+fn router(hub: Hub) -> Router {
     let config = hub.config();
     let cors = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST])
@@ -259,5 +265,6 @@ pub fn router(hub: Hub) -> Router {
         .route("/demo.css", get(assets::demo_css))
         .merge(api)
         .fallback(get(assets::widget_file))
+        .layer(axum::middleware::from_fn_with_state(hub.clone(), edge::count_refusals))
         .with_state(hub)
 }

@@ -9,46 +9,47 @@ use natter_protocol::ErrorCode;
 
 /// The hub's counters. Relaxed ordering throughout: each number is read on its own.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Open WebSocket connections.
-    pub connections: AtomicU64,
+    pub(crate) connections: AtomicU64,
     /// WebSocket connections accepted since start.
-    pub connections_total: AtomicU64,
+    pub(crate) connections_total: AtomicU64,
     /// Messages stored from clients (`user`, `chat`), duplicates excluded.
-    pub messages_in: AtomicU64,
+    pub(crate) messages_in: AtomicU64,
     /// Frames queued to connections by the fan-out (one per recipient).
-    pub messages_out: AtomicU64,
+    pub(crate) messages_out: AtomicU64,
     /// Bot replies stored.
-    pub replies: AtomicU64,
+    pub(crate) replies: AtomicU64,
     /// Replies the engine failed to produce (webhook / LLM errors and timeouts).
-    pub reply_failures: AtomicU64,
+    pub(crate) reply_failures: AtomicU64,
     /// Re-sent messages acknowledged as duplicates.
-    pub duplicates: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
     /// Connections closed because their send queue was full.
-    pub slow_consumers: AtomicU64,
+    pub(crate) slow_consumers: AtomicU64,
     /// Connections closed for silence past the idle timeout.
-    pub stale_closed: AtomicU64,
+    pub(crate) stale_closed: AtomicU64,
     /// Long-polls being held now.
-    pub polls_waiting: AtomicU64,
+    pub(crate) polls_waiting: AtomicU64,
     /// Error frames / error answers sent, by code (indexed like `ErrorCode::ALL`).
     errors: [AtomicU64; ErrorCode::ALL.len()],
 }
 
 impl Metrics {
-    /// Counts one error answer.
-    pub fn error(&self, code: ErrorCode) {
+    /// Counts one refusal answered to a client (an `error` frame or an HTTP error). The
+    /// transports call this where a refusal leaves the hub, and nothing else does.
+    pub(crate) fn refusal(&self, code: ErrorCode) {
         if let Some(i) = ErrorCode::ALL.iter().position(|c| *c == code) {
             self.errors[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Adds `n` to a counter.
-    pub fn add(counter: &AtomicU64, n: u64) {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition. `conversations` and `rooms` are gauges the hub computes.
-    pub fn render(&self, conversations: usize, rooms: usize) -> String {
+    pub(crate) fn render(&self, conversations: usize, rooms: usize) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut out = String::with_capacity(2048);
         let mut one = |name: &str, kind: &str, help: &str, value: u64| {
@@ -112,7 +113,7 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::default();
-        m.error(ErrorCode::BadJson);
+        m.refusal(ErrorCode::BadJson);
         Metrics::add(&m.messages_in, 3);
         let text = m.render(2, 1);
         assert!(text.contains("natter_messages_in_total 3\n"), "{text}");

@@ -109,7 +109,7 @@ use futures_util::StreamExt;
 async fn bad_session_and_after_are_400_before_upgrade() {
     let hub = TestHub::start().await;
     for (query, needle) in [
-        ("", "session id is empty"),
+        ("", "no session: give `?session=<id>`"),
         ("session=", "session id is empty"),
         ("session=a%20b", "' '"),
         (&format!("session={}", "a".repeat(200)) as &str, "200 bytes"),

@@ -30,7 +30,7 @@ async fn seed_003_client_gets_history_ack_echo_and_greeting() {
     let (mut tab, history) = hub.tab(&sid).await;
     assert!(history.messages.is_empty() && history.complete && history.last_seq == 0, "{history:?}");
 
-    // Seed 003's format verbatim (no id: the hub makes one).
+    // The original widget's format verbatim (no id: the hub makes one).
     tab.send(json!({
         "type": "user",
         "message": "hello",

@@ -38,7 +38,7 @@ async fn http_tab_and_ws_tab_see_each_other() {
     let sid = session("mixed");
     let (mut ws, _) = hub.tab(&sid).await;
 
-    // Seed 003's JSON, sessionId in the body.
+    // The original widget's JSON, sessionId in the body.
     let (status, ack) = post(
         &hub,
         "",

@@ -1,4 +1,4 @@
-//! Rooms and presence (seed 000): join → room_info + history + user_joined to the others;
+//! Rooms and presence (the collaboration module's rooms): join → room_info + history + user_joined to the others;
 //! chat; leave; user_left also when a connection drops; one presence entry per user; relays
 //! reach the other members and are not stored; the room HTTP API.
 
@@ -21,7 +21,7 @@ async fn join(tab: &mut Tab, room: &str, name: &str) -> (RoomInfo, natter_protoc
 }
 
 fn member_id(session: &str) -> String {
-    natter_hub::util::member_id(session)
+    natter_hub::member_id(session)
 }
 
 #[tokio::test]

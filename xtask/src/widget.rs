@@ -20,7 +20,7 @@ use std::process::Command;
 const TARGET: &str = "wasm32-unknown-unknown";
 /// What a page downloads for the widget, in load order.
 const DOWNLOADED: &[&str] = &["natter.js", "index.js", "natter_widget_bg.wasm"];
-/// The size budget from issue 3: everything a page downloads, gzip.
+/// The size budget: everything a page downloads for the widget, gzip.
 const BUDGET_BYTES: u64 = 60 * 1024;
 
 /// `npm/dist/`.

@@ -20,11 +20,11 @@ use axum::extract::ws::Utf8Bytes;
 use tokio::sync::Notify;
 
 /// An encoded JSON text frame; cloning shares the bytes.
-pub type Frame = Utf8Bytes;
+pub(crate) type Frame = Utf8Bytes;
 
 /// What a connection's writer is asked to do.
 #[derive(Debug)]
-pub enum Outgoing {
+pub(crate) enum Outgoing {
     /// Send a text frame.
     Text(Frame),
     /// Send a close frame with this code and reason, then end.
@@ -37,14 +37,14 @@ pub enum Outgoing {
 /// Out-of-band stop signal: set by the fan-out when the queue is full (the queue itself cannot
 /// carry it then).
 #[derive(Debug, Default)]
-pub struct Control {
+pub(crate) struct Control {
     code: AtomicU16,
     notify: Notify,
 }
 
 impl Control {
     /// Waits until the connection is told to close; returns the close code.
-    pub async fn closed(&self) -> u16 {
+    pub(crate) async fn closed(&self) -> u16 {
         loop {
             let notified = self.notify.notified();
             let code = self.code.load(Ordering::Acquire);
@@ -56,7 +56,7 @@ impl Control {
     }
 
     /// Asks the connection to close with `code`; `true` for the first request.
-    pub fn close(&self, code: u16) -> bool {
+    pub(crate) fn close(&self, code: u16) -> bool {
         let first = self.code.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire).is_ok();
         if first {
             self.notify.notify_waiters();
@@ -117,9 +117,9 @@ impl Queue {
 
 /// The sending side of one connection's queue. Cheap to clone.
 #[derive(Debug)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     /// Hub-wide connection number (logs, subscriber tables).
-    pub id: u64,
+    pub(crate) id: u64,
     queue: Arc<Queue>,
     control: Arc<Control>,
 }
@@ -146,7 +146,7 @@ impl Drop for Outbox {
 
 /// The writer's side of a connection's queue.
 #[derive(Debug)]
-pub struct Receiver {
+pub(crate) struct Receiver {
     queue: Arc<Queue>,
     /// Looked at by `recv`, so the writer waits on one thing instead of two (each wait is
     /// ~90 bytes in every idle connection's task).
@@ -155,11 +155,11 @@ pub struct Receiver {
 
 /// [`Receiver::try_recv`] found nothing queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Empty;
+pub(crate) struct Empty;
 
 impl Receiver {
     /// The next queued item; `None` once the queue is empty and every [`Outbox`] is gone.
-    pub async fn recv(&mut self) -> Option<Outgoing> {
+    pub(crate) async fn recv(&mut self) -> Option<Outgoing> {
         loop {
             let code = self.control.code.load(Ordering::Acquire);
             if code != 0 {
@@ -179,12 +179,12 @@ impl Receiver {
     }
 
     /// The next queued item without waiting.
-    pub fn try_recv(&mut self) -> Result<Outgoing, Empty> {
+    pub(crate) fn try_recv(&mut self) -> Result<Outgoing, Empty> {
         self.queue.pop().ok_or(Empty)
     }
 
     /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.queue.lock().frames.is_empty()
     }
 }
@@ -199,7 +199,7 @@ impl Drop for Receiver {
 
 /// Result of [`Outbox::offer`].
 #[derive(Debug, PartialEq, Eq)]
-pub enum Offered {
+pub(crate) enum Offered {
     /// Queued.
     Queued,
     /// The queue was full: the connection has been told to close; `true` the first time.
@@ -210,7 +210,7 @@ pub enum Offered {
 
 impl Outbox {
     /// A new queue of `capacity` frames: the outbox, the writer's receiver and the control.
-    pub fn new(id: u64, capacity: usize) -> (Outbox, Receiver, Arc<Control>) {
+    pub(crate) fn new(id: u64, capacity: usize) -> (Outbox, Receiver, Arc<Control>) {
         let queue = Arc::new(Queue {
             state: Mutex::new(QueueState { frames: VecDeque::new(), senders: 1, receiver_gone: false }),
             capacity: capacity.max(1),
@@ -225,7 +225,7 @@ impl Outbox {
     }
 
     /// Queues a frame without waiting (fan-out).
-    pub fn offer(&self, frame: Frame) -> Offered {
+    pub(crate) fn offer(&self, frame: Frame) -> Offered {
         match self.queue.push(Outgoing::Text(frame), true) {
             Ok(true) => Offered::Queued,
             Ok(false) => Offered::Gone,
@@ -242,12 +242,12 @@ impl Outbox {
 
     /// Queues an answer to the connection's own request, past the bound if need be (see the
     /// module doc). `false` when the connection is gone.
-    pub fn send(&self, frame: Frame) -> bool {
+    pub(crate) fn send(&self, frame: Frame) -> bool {
         self.queue.push(Outgoing::Text(frame), false).unwrap_or(true)
     }
 
     /// Queues a close after everything already queued.
-    pub fn close_after_queue(&self, code: u16, reason: &'static str) {
+    pub(crate) fn close_after_queue(&self, code: u16, reason: &'static str) {
         let _ = self.queue.push(Outgoing::Close(code, reason), false);
     }
 }

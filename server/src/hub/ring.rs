@@ -14,7 +14,7 @@ use crate::store::HistoryPage;
 
 /// See the module docs.
 #[derive(Debug)]
-pub struct Ring {
+pub(crate) struct Ring {
     capacity: usize,
     /// `(seq, frame)`, oldest first, seqs contiguous.
     entries: VecDeque<(u64, ServerMessage)>,
@@ -26,12 +26,12 @@ pub struct Ring {
 
 impl Ring {
     /// An empty ring that knows nothing yet.
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Ring { capacity: capacity.max(1), entries: VecDeque::new(), next: 0, whole: false }
     }
 
     /// The newest seq known, when known.
-    pub fn last_seq(&self) -> Option<u64> {
+    pub(crate) fn last_seq(&self) -> Option<u64> {
         (self.next > 0).then(|| self.next - 1)
     }
 
@@ -40,7 +40,7 @@ impl Ring {
     }
 
     /// Records a newly stored message (from the fan-out, in seq order).
-    pub fn push(&mut self, seq: u64, message: ServerMessage) {
+    pub(crate) fn push(&mut self, seq: u64, message: ServerMessage) {
         if self.next != 0 && seq < self.next {
             return; // already seen
         }
@@ -63,7 +63,7 @@ impl Ring {
     }
 
     /// Every message after `after`, if the ring holds all of them.
-    pub fn since(&self, after: u64) -> Option<Vec<ServerMessage>> {
+    pub(crate) fn since(&self, after: u64) -> Option<Vec<ServerMessage>> {
         let last = self.last_seq()?;
         if after >= last {
             return Some(Vec::new());
@@ -75,7 +75,7 @@ impl Ring {
     }
 
     /// The newest `n` messages, if the ring can tell.
-    pub fn recent(&self, n: usize) -> Option<Vec<ServerMessage>> {
+    pub(crate) fn recent(&self, n: usize) -> Option<Vec<ServerMessage>> {
         self.last_seq()?;
         if self.entries.len() < n && !self.whole {
             return None;
@@ -87,7 +87,7 @@ impl Ring {
     /// Merges a page read from the store (before this hub's fan-out entries, or overlapping
     /// them). Returns `false` when page and ring leave a hole between them, so the caller reads
     /// again.
-    pub fn merge(&mut self, page: &HistoryPage) -> bool {
+    pub(crate) fn merge(&mut self, page: &HistoryPage) -> bool {
         let page_last = page.messages.last().and_then(ServerMessage::seq);
         let Some(page_last) = page_last else {
             if self.next == 0 {

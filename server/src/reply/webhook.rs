@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::{clip, Fallback, Reply, ReplyEngine, ReplyError, ReplyRequest};
+use crate::clock::now_rfc3339;
 use crate::store::BoxFuture;
-use crate::util::now_rfc3339;
 
 /// The header carrying the body's signature.
 pub const SIGNATURE_HEADER: &str = "X-Natter-Signature";

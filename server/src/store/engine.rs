@@ -1,63 +1,17 @@
-//! Pieces the durable engines (`sqlite`, `redis`) share: putting a seq into a stored frame,
-//! telling which frames are storable, and fanning the ordered delivery stream out to whoever
-//! called [`Store::subscribe`](super::Store::subscribe).
+//! Pieces the durable engines (`sqlite`, `redis`) share: putting a seq into a stored frame and
+//! fanning the ordered delivery stream out to whoever called
+//! [`Store::subscribe`](super::Store::subscribe).
 
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use natter_protocol::ServerMessage;
 use tokio::sync::mpsc;
 
 use super::{Event, StoreError};
 
-/// Sets the `seq` of a storable frame (`user`, `bot`, `agent`, `chat`); refuses any other frame,
-/// because only those have a place in a conversation's history.
+/// Sets the `seq` of a storable frame; any other frame is a fault of the caller.
 pub(crate) fn set_seq(message: &mut ServerMessage, seq: u64) -> Result<(), StoreError> {
-    match message {
-        ServerMessage::User(m) | ServerMessage::Bot(m) | ServerMessage::Agent(m) => m.seq = seq,
-        ServerMessage::Chat(m) => m.seq = seq,
-        other => {
-            return Err(StoreError::Backend(format!("a {} frame cannot be stored", kind(other))));
-        }
-    }
-    Ok(())
-}
-
-/// The frame's `type` as it is on the wire (kept in an indexed column so the database can be
-/// queried without parsing JSON).
-pub(crate) fn kind(message: &ServerMessage) -> &'static str {
-    match message {
-        ServerMessage::User(_) => "user",
-        ServerMessage::Bot(_) => "bot",
-        ServerMessage::Agent(_) => "agent",
-        ServerMessage::System(_) => "system",
-        ServerMessage::Chat(_) => "chat",
-        ServerMessage::Typing(_) => "typing",
-        ServerMessage::UserJoined(_) => "user_joined",
-        ServerMessage::UserLeft(_) => "user_left",
-        ServerMessage::RoomInfo(_) => "room_info",
-        ServerMessage::CursorPosition(_) => "cursor_position",
-        ServerMessage::ChainUpdate(_) => "chain_update",
-        ServerMessage::Ack(_) => "ack",
-        ServerMessage::History(_) => "history",
-        ServerMessage::Error(_) => "error",
-        ServerMessage::Pong(_) => "pong",
-    }
-}
-
-/// Milliseconds since the Unix epoch by the wall clock (what retention compares against).
-pub(crate) fn unix_ms(at: SystemTime) -> i64 {
-    match at.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(_) => 0,
-    }
-}
-
-/// RFC 3339 UTC with milliseconds (`2026-11-22T00:24:04.123Z`), the form the protocol's
-/// timestamps use.
-pub(crate) fn rfc3339(at: SystemTime) -> String {
-    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    crate::util::rfc3339(since.as_secs(), since.subsec_millis())
+    message.set_seq(seq).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
 /// The receiving ends of the delivery stream.
@@ -153,15 +107,6 @@ mod tests {
         assert_eq!(a.try_recv().ok(), Some(ev(2)));
         assert_eq!(b.try_recv().ok(), Some(ev(2)));
         assert!(b.try_recv().is_err());
-    }
-
-    #[test]
-    fn rfc3339_formats_utc() {
-        let t = UNIX_EPOCH + std::time::Duration::from_millis(1_795_307_044_123);
-        assert_eq!(rfc3339(t), "2026-11-22T00:24:04.123Z");
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let leap = UNIX_EPOCH + std::time::Duration::from_secs(951_782_400);
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
     }
 
     #[test]

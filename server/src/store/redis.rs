@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
-use natter_protocol::{Member, ServerMessage};
+use natter_protocol::{Member, Presence, ServerMessage};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::io::tcp::TcpSettings;
 use redis::{AsyncCommands, Client, IntoConnectionInfo, RedisError, Script};
@@ -217,9 +217,10 @@ end
 return out
 "#;
 
-/// KEYS: presence hash, presence-rooms set. ARGV: room, channel, conversation key, timestamp.
-/// Removes expired entries and publishes `user_left` for each member that has no live entry
-/// left. Returns how many members left.
+/// KEYS: presence hash, presence-rooms set. ARGV: room.
+/// Removes expired entries and returns the member JSON of each member that has no live entry
+/// left: exactly one hub removes an entry, so exactly one hub announces that member's
+/// `user_left`.
 const PRESENCE_SWEEP_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -235,15 +236,12 @@ for i = 1, #all, 2 do
     table.insert(expired, {all[i], id, member})
   end
 end
-local left = 0
+local left = {}
 for _, e in ipairs(expired) do
   redis.call('HDEL', KEYS[1], e[1])
   if e[3] and not live[e[2]] then
     live[e[2]] = true
-    left = left + 1
-    local frame = '{"type":"user_left","room":' .. cjson.encode(ARGV[1]) .. ',"user":' .. e[3] ..
-      ',"timestamp":"' .. ARGV[4] .. '"}'
-    redis.call('PUBLISH', ARGV[2], 'e\n' .. ARGV[3] .. '\nnull\n' .. frame)
+    table.insert(left, e[3])
   end
 end
 if redis.call('HLEN', KEYS[1]) == 0 then
@@ -418,7 +416,7 @@ impl Shared {
 
     async fn append(&self, key: &ConversationKey, draft: Draft) -> Result<Appended, StoreError> {
         if draft.message.seq().is_none() {
-            return Err(backend(format!("a {} frame cannot be stored", engine::kind(&draft.message))));
+            return Err(backend(format!("a {} frame cannot be stored", draft.message.kind())));
         }
         let conv = key.storage_key();
         let frame = serde_json::to_string(&draft.message).map_err(backend)?;
@@ -494,22 +492,28 @@ impl Shared {
 
     async fn sweep_presence(&self) -> Result<usize, StoreError> {
         let rooms: Vec<String> = self.note(self.conn().smembers(&self.keys.presence_rooms).await)?;
-        let now = engine::rfc3339(SystemTime::now());
         let mut left = 0;
         for room in rooms {
-            let n: usize = self.note(
+            let gone: Vec<String> = self.note(
                 self.scripts
                     .presence_sweep
                     .key(self.keys.presence(&room))
                     .key(&self.keys.presence_rooms)
                     .arg(&room)
-                    .arg(&self.keys.channel)
-                    .arg(ConversationKey::Room(room.as_str().into()).storage_key())
-                    .arg(&now)
                     .invoke_async(&mut self.conn())
                     .await,
             )?;
-            left += n;
+            for member in gone {
+                let user: Member = serde_json::from_str(&member).map_err(backend)?;
+                let notice = ServerMessage::UserLeft(Presence {
+                    room: room.clone(),
+                    user,
+                    timestamp: crate::clock::now_rfc3339(),
+                });
+                let key = ConversationKey::Room(room.as_str().into());
+                self.publish(Event::Ephemeral { key, message: notice, from: None }).await?;
+                left += 1;
+            }
         }
         Ok(left)
     }

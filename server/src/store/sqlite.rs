@@ -222,7 +222,7 @@ impl SqliteStore {
     /// `now - retention`); returns how many went.
     pub async fn purge_older_than(&self, cutoff: SystemTime) -> Result<u64, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Op::Purge { cutoff_ms: engine::unix_ms(cutoff), reply })?;
+        self.send(Op::Purge { cutoff_ms: crate::clock::unix_ms(cutoff), reply })?;
         rx.await.map_err(|_| writer_gone())?
     }
 
@@ -469,7 +469,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(sql).map_err(|e| backend(format!("migration {version} failed: {e}")))?;
         tx.execute(
             "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
-            params![version, engine::unix_ms(SystemTime::now())],
+            params![version, crate::clock::unix_ms(SystemTime::now())],
         )
         .map_err(backend)?;
         tx.commit().map_err(backend)?;
@@ -558,7 +558,7 @@ impl Writer {
                     match self.rx.recv_timeout(wait) {
                         Ok(op) => op,
                         Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                            let cutoff = engine::unix_ms(SystemTime::now() - retention);
+                            let cutoff = crate::clock::unix_ms(SystemTime::now() - retention);
                             next_purge = match self.purge_chunk(cutoff) {
                                 // More to delete: go on after serving what has queued meanwhile.
                                 Ok(n) if n >= PURGE_CHUNK as u64 => Instant::now(),
@@ -600,7 +600,7 @@ impl Writer {
         let committed = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Err(e) => Err(backend(e)),
             Ok(tx) => {
-                let now = engine::unix_ms(SystemTime::now());
+                let now = crate::clock::unix_ms(SystemTime::now());
                 for op in batch {
                     match op {
                         Op::Append { key, draft, reply } => {
@@ -714,14 +714,7 @@ fn append_one(
                  ON CONFLICT (conversation, msg_id) DO NOTHING",
             )
             .and_then(|mut stmt| {
-                stmt.execute(params![
-                    conversation.id,
-                    to_i64(seq),
-                    draft.id,
-                    engine::kind(&message),
-                    now,
-                    frame
-                ])
+                stmt.execute(params![conversation.id, to_i64(seq), draft.id, message.kind(), now, frame])
             })
             .map_err(backend)?;
         if inserted == 0 {

@@ -1,0 +1,155 @@
+//! What both transports do at the hub's edge: the origin check, reading the session and the
+//! resume point from a request, the HTTP error answer, and counting every refusal once, where
+//! it leaves the hub.
+//!
+//! Counting: a [`Refusal`] made anywhere inside the hub travels up unchanged. On HTTP it
+//! becomes an [`ApiError`] response that carries its code in the response's extensions, and
+//! the [`count_refusals`] middleware counts it as the response leaves; on a WebSocket the
+//! connection counts it as it queues the `error` frame. Nothing inside the hub counts one.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use natter_protocol::{validate_session_id, ErrorCode};
+
+use crate::config::Config;
+use crate::hub::{Hub, Refusal, Since};
+
+/// An error answer: a status and the `error` frame as body, with `Retry-After` when the
+/// refusal says how long to wait.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    refusal: Refusal,
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        ApiError { status: status_of(refusal.code), refusal }
+    }
+}
+
+/// The HTTP status that answers a refusal with `code`.
+fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::NotInRoom | ErrorCode::ForbiddenOrigin => StatusCode::FORBIDDEN,
+        ErrorCode::UnknownRoom => StatusCode::NOT_FOUND,
+        ErrorCode::RoomExists => StatusCode::CONFLICT,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Marks a response as a refusal with this code, for [`count_refusals`].
+#[derive(Debug, Clone, Copy)]
+struct Refused(ErrorCode);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.refusal.frame())).into_response();
+        if let Some(ms) = self.refusal.retry_after_ms {
+            let secs = ms.div_ceil(1000).max(1);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response.extensions_mut().insert(Refused(self.refusal.code));
+        response
+    }
+}
+
+/// Middleware: counts every refusal answered over HTTP (the WebSocket upgrade's included) in
+/// `natter_errors_total`, once, as it leaves.
+pub(crate) async fn count_refusals(State(hub): State<Hub>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(Refused(code)) = response.extensions().get::<Refused>() {
+        hub.metrics().refusal(*code);
+    }
+    response
+}
+
+/// Refuses a browser request whose `Origin` is not on `--allowed-origin` (403, before any
+/// upgrade). No allow-list means every origin; no `Origin` header means a non-browser client.
+pub(crate) fn check_origin(config: &Config, headers: &HeaderMap) -> Result<(), ApiError> {
+    let allowed = &config.allowed_origins;
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
+    let origin = origin.to_str().unwrap_or("<not text>");
+    if allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin)) {
+        return Ok(());
+    }
+    tracing::info!(%origin, "refused origin");
+    Err(Refusal::new(
+        ErrorCode::ForbiddenOrigin,
+        format!("origin {origin:?} is not allowed to use this hub (see --allowed-origin)"),
+    )
+    .into())
+}
+
+/// Reads a session id from a request (`?session=` or a body's `sessionId`); `where_` names
+/// where it was looked for, for the message when there is none.
+pub(crate) fn parse_session(id: Option<&str>, where_: &str) -> Result<Arc<str>, Refusal> {
+    let Some(id) = id else {
+        return Err(Refusal::new(ErrorCode::BadSession, format!("no session: give {where_}")));
+    };
+    validate_session_id(id).map_err(|e| Refusal::new(ErrorCode::BadSession, format!("`session`: {e}")))?;
+    Ok(id.into())
+}
+
+/// Reads `after` (the last seq a client saw); none or empty asks for the recent history.
+pub(crate) fn parse_after(after: Option<&str>) -> Result<Since, Refusal> {
+    match after {
+        None | Some("") => Ok(Since::Recent),
+        Some(a) => a.parse().map(Since::After).map_err(|_| {
+            Refusal::new(
+                ErrorCode::InvalidMessage,
+                format!("`after` must be the last seq seen (a whole number), got {a:?}"),
+            )
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_and_after_are_read_with_clear_refusals() {
+        assert_eq!(parse_session(Some("s-1"), "?session=").map(|s| s.to_string()), Ok("s-1".into()));
+        let none = parse_session(None, "`?session=<id>`").unwrap_err();
+        assert_eq!(none.code, ErrorCode::BadSession);
+        assert!(none.message.contains("?session=<id>"), "{}", none.message);
+        let bad = parse_session(Some("a b"), "").unwrap_err();
+        assert_eq!(bad.code, ErrorCode::BadSession);
+        assert!(bad.message.contains("' '"), "{}", bad.message);
+
+        assert_eq!(parse_after(None), Ok(Since::Recent));
+        assert_eq!(parse_after(Some("")), Ok(Since::Recent));
+        assert_eq!(parse_after(Some("42")), Ok(Since::After(42)));
+        let bad = parse_after(Some("-1")).unwrap_err();
+        assert_eq!(bad.code, ErrorCode::InvalidMessage);
+        assert!(bad.message.contains("\"-1\""), "{}", bad.message);
+    }
+
+    #[test]
+    fn refusals_answer_with_their_status_and_retry_after() {
+        let mut r = Refusal::new(ErrorCode::RateLimited, "slow down");
+        r.retry_after_ms = Some(1500);
+        let response = ApiError::from(r).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"2"[..]));
+        assert!(matches!(response.extensions().get::<Refused>(), Some(Refused(ErrorCode::RateLimited))));
+        assert_eq!(status_of(ErrorCode::Unavailable), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status_of(ErrorCode::BadJson), StatusCode::BAD_REQUEST);
+    }
+}

@@ -1,0 +1,107 @@
+//! The fan-out: the store's ordered delivery stream into each conversation's ring and into
+//! the send queue of every connection subscribed to it.
+//!
+//! Everything delivered passes through here, and only what the store delivers: a message this
+//! hub stored and one another hub stored (behind Redis) take the same path, so every client
+//! sees one order. Each frame is encoded once and the same bytes are queued to every
+//! recipient; a queue that is full marks its connection as a slow consumer (4001) instead of
+//! holding up the room.
+
+use natter_protocol::ServerMessage;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::conversation::Conversation;
+use super::outbox::{Frame, Offered, Outbox};
+use super::Hub;
+use crate::metrics::Metrics;
+use crate::store::{ConversationKey, Event};
+
+/// Encodes a frame once; the bytes are then shared by every recipient.
+pub(crate) fn encode(message: &ServerMessage) -> Frame {
+    // Serialising our own types to a String cannot fail (no maps with non-string keys, no
+    // failing Serialize impls); an empty object is a harmless stand-in should it ever happen.
+    Frame::from(serde_json::to_string(message).unwrap_or_else(|_| "{}".into()))
+}
+
+/// The fan-out task: everything the store delivers, to every subscribed connection, until
+/// shutdown.
+pub(super) async fn run(hub: Hub, mut events: mpsc::UnboundedReceiver<Event>) {
+    let mut shutdown = hub.shutdown_signal();
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => hub.on_event(event),
+                None => {
+                    tracing::error!("the store's delivery stream ended; no more messages will be delivered");
+                    return;
+                }
+            },
+            _ = super::stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+impl Hub {
+    /// Publishes an ephemeral frame (typing, presence, relays) through the store, so that it
+    /// reaches this hub's and every other hub's connections by the same path.
+    pub(crate) async fn publish(&self, key: ConversationKey, message: ServerMessage, from: Option<String>) {
+        if let Err(e) = self.shared.store.publish_ephemeral(Event::Ephemeral { key, message, from }).await {
+            tracing::warn!(error = %e, "ephemeral publish failed");
+        }
+    }
+
+    /// Handles one event of the store's delivery stream.
+    fn on_event(&self, event: Event) {
+        let metrics = &self.shared.metrics;
+        match event {
+            Event::Stored { key, message } => {
+                let Some(seq) = message.seq() else { return };
+                let frame = encode(&message);
+                let mut state = self.lock();
+                let Some(conv) = state.conversations.get_mut(&key) else { return };
+                conv.ring.push(seq, message);
+                if let Some(delivered) = &conv.delivered {
+                    delivered.send_replace(seq);
+                }
+                conv.last_active = Instant::now();
+                deliver(metrics, conv, &frame, None);
+            }
+            Event::Ephemeral { key, message, from } => {
+                let frame = encode(&message);
+                let state = self.lock();
+                let Some(conv) = state.conversations.get(&key) else { return };
+                deliver(metrics, conv, &frame, from.as_deref());
+            }
+        }
+    }
+
+    /// Queues an answer to a connection's own request (its `room_info`, its `history`), past
+    /// the queue's bound if need be (see [`Outbox::send`]).
+    pub(super) fn queue_own(&self, outbox: &Outbox, message: &ServerMessage) {
+        outbox.send(encode(message));
+    }
+}
+
+/// Queues `frame` to every subscriber of `conv` except `skip_member`'s connections. Called with
+/// the table's lock held: it is the fan-out's inner loop and never waits.
+fn deliver(metrics: &Metrics, conv: &Conversation, frame: &Frame, skip_member: Option<&str>) {
+    let mut sent = 0;
+    for sub in conv.subscribers.values() {
+        if skip_member.is_some_and(|m| *m == *sub.member_id) {
+            continue;
+        }
+        match sub.outbox.offer(frame.clone()) {
+            Offered::Queued => sent += 1,
+            Offered::Full(true) => {
+                Metrics::add(&metrics.slow_consumers, 1);
+                tracing::warn!(
+                    connection = sub.outbox.id,
+                    "slow consumer: send queue full, closing with 4001"
+                );
+            }
+            Offered::Full(false) | Offered::Gone => {}
+        }
+    }
+    Metrics::add(&metrics.messages_out, sent);
+}

@@ -1,0 +1,266 @@
+//! Attaching a connection to a conversation: the `history` it gets first (from the ring when
+//! it can answer, from the store when not), the gap it is told about when part of what it
+//! asked for is gone, and the HTTP long-poll, which is an attach without a subscription.
+
+use std::sync::Arc;
+
+use natter_protocol::{ErrorCode, Gap, History, ServerMessage};
+use tokio::sync::watch;
+
+use super::conversation::{Conversation, Subscriber};
+use super::lifecycle::WaitingPoll;
+use super::rooms::Joining;
+use super::{Hub, Outbox, Refusal};
+use crate::store::{ConversationKey, HistoryPage, StoreError};
+
+/// What a connection wants on attach: a resume point or the recent history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Since {
+    /// Everything after this seq.
+    After(u64),
+    /// The recent history (`--recent` messages).
+    Recent,
+}
+
+/// Times the store is read again when the fan-out moved past a page while it was read.
+const ATTACH_ATTEMPTS: usize = 3;
+
+impl Hub {
+    /// Subscribes a connection to its session's conversation and queues the `history` frame
+    /// (missed messages for `After`, recent ones for `Recent`).
+    pub(crate) async fn attach_session(
+        &self,
+        session: &Arc<str>,
+        since: Since,
+        outbox: &Outbox,
+        member_id: &Arc<str>,
+    ) -> Result<(), Refusal> {
+        let key = ConversationKey::Session(session.clone());
+        self.attach(&key, since, Some((outbox, member_id)), None).await.map(|_| ())
+    }
+
+    /// Unsubscribes a connection from its session's conversation.
+    pub(crate) fn detach_session(&self, session: &Arc<str>, outbox_id: u64) {
+        let key = ConversationKey::Session(session.clone());
+        let mut state = self.lock();
+        if let Some(conv) = state.conversations.get_mut(&key) {
+            conv.subscribers.remove(&outbox_id);
+            conv.last_active = tokio::time::Instant::now();
+        }
+    }
+
+    /// The session's history after `since`, without subscribing: the HTTP long-poll. Waits up
+    /// to `--poll-timeout` when nothing is newer than `after`.
+    pub(crate) async fn poll(&self, session: &Arc<str>, since: Since) -> Result<History, Refusal> {
+        let key = ConversationKey::Session(session.clone());
+        let mut delivered = {
+            let mut state = self.lock();
+            // Starting at 0 loses nothing: what was delivered before this point is in the
+            // history read below.
+            self.conversation(&mut state, &key)
+                .delivered
+                .get_or_insert_with(|| watch::Sender::new(0))
+                .subscribe()
+        };
+        let (history, _) = self.attach(&key, since, None, None).await?;
+        let Since::After(after) = since else { return Ok(history) };
+        if !history.messages.is_empty() || !history.complete {
+            return Ok(history);
+        }
+        let mut shutdown = self.shutdown_signal();
+        {
+            // A guard, not a decrement after the wait: a client that hangs up drops this
+            // future mid-wait.
+            let _waiting = WaitingPoll::new(&self.shared.metrics);
+            tokio::select! {
+                _ = delivered.wait_for(|s| *s > after) => {}
+                _ = tokio::time::sleep(self.shared.config.poll_timeout) => {}
+                _ = super::stopped(&mut shutdown) => {}
+            }
+        }
+        self.attach(&key, since, None, None).await.map(|(h, _)| h)
+    }
+
+    /// The newest seq of `key`: from the ring when it knows, else from the store.
+    pub(super) async fn last_seq(&self, key: &ConversationKey) -> Result<u64, Refusal> {
+        let known = {
+            let state = self.lock();
+            state.conversations.get(key).and_then(|c| c.ring.last_seq())
+        };
+        match known {
+            Some(s) => Ok(s),
+            None => Ok(self.shared.store.recent(key, 1).await?.last_seq),
+        }
+    }
+
+    /// The history frame for `since`; with `subscribe`, also registers the connection as a
+    /// subscriber of `key` in the same critical section and queues `room_info` (for a join) and
+    /// the history, so no live frame can overtake them or fall between them. Returns the
+    /// history and whether the member is new in the room on this hub.
+    pub(super) async fn attach(
+        &self,
+        key: &ConversationKey,
+        since: Since,
+        subscribe: Option<(&Outbox, &Arc<str>)>,
+        mut joining: Option<Joining<'_>>,
+    ) -> Result<(History, bool), Refusal> {
+        let room = match key {
+            ConversationKey::Room(r) => Some(r.to_string()),
+            ConversationKey::Session(_) => None,
+        };
+        // The hot path first: the ring answers under the lock.
+        {
+            let mut state = self.lock();
+            let conv = self.conversation(&mut state, key);
+            if let Some((messages, last_seq)) = self.ring_answer(conv, since) {
+                let history = History { room, messages, complete: true, gap: None, last_seq };
+                let first = self.register(conv, subscribe, joining.take(), &history);
+                return Ok((history, first));
+            }
+        }
+        for _ in 0..ATTACH_ATTEMPTS {
+            let mut page = self.fetch(key, since).await?;
+            let mut state = self.lock();
+            let conv = self.conversation(&mut state, key);
+            if !conv.ring.merge(&page) {
+                // The fan-out moved past the page while it was read (rare): read again.
+                continue;
+            }
+            // The page, then whatever the fan-out delivered since it was read.
+            let page_last = page.messages.last().and_then(ServerMessage::seq).unwrap_or(0);
+            let mut messages = std::mem::take(&mut page.messages);
+            if let Some(extra) = conv.ring.since(page_last.max(page.last_seq)) {
+                messages.extend(extra);
+            }
+            let last_seq = conv.ring.last_seq().unwrap_or(page.last_seq).max(page.last_seq);
+            let history = compose(room.clone(), since, messages, last_seq);
+            let first = self.register(conv, subscribe, joining.take(), &history);
+            return Ok((history, first));
+        }
+        Err(Refusal::new(ErrorCode::Unavailable, "history is changing too fast to read; reconnect"))
+    }
+
+    /// Answers from the ring when it can.
+    fn ring_answer(&self, conv: &Conversation, since: Since) -> Option<(Vec<ServerMessage>, u64)> {
+        let last = conv.ring.last_seq()?;
+        let messages = match since {
+            Since::After(after) => conv.ring.since(after)?,
+            Since::Recent => conv.ring.recent(self.shared.config.recent)?,
+        };
+        Some((messages, last))
+    }
+
+    /// Reads what a connection should get from the store (the cold path).
+    async fn fetch(&self, key: &ConversationKey, since: Since) -> Result<HistoryPage, StoreError> {
+        let store = &self.shared.store;
+        let max = self.shared.config.max_replay.max(1);
+        match since {
+            Since::Recent => store.recent(key, self.shared.config.recent).await,
+            Since::After(after) => {
+                let page = store.history(key, after, max).await?;
+                let truncated = page.messages.len() >= max
+                    && page.messages.last().and_then(ServerMessage::seq).is_some_and(|s| s < page.last_seq);
+                if truncated {
+                    // More was missed than one resume replays: send the newest ones and report
+                    // the older part as a gap.
+                    store.recent(key, max).await
+                } else {
+                    Ok(page)
+                }
+            }
+        }
+    }
+
+    /// Registers a subscriber (and room presence) and queues `room_info` + `history`; returns
+    /// whether this is the member's first connection in the room on this hub.
+    fn register(
+        &self,
+        conv: &mut Conversation,
+        subscribe: Option<(&Outbox, &Arc<str>)>,
+        joining: Option<Joining<'_>>,
+        history: &History,
+    ) -> bool {
+        let Some((outbox, member_id)) = subscribe else { return false };
+        conv.subscribers
+            .insert(outbox.id, Subscriber { outbox: outbox.clone(), member_id: member_id.clone() });
+        let mut first = false;
+        if let Some(j) = joining {
+            first = conv.add_member(j.member);
+            let info = j.info(conv.members(), history.last_seq);
+            self.queue_own(outbox, &ServerMessage::RoomInfo(info));
+        }
+        self.queue_own(outbox, &ServerMessage::History(history.clone()));
+        first
+    }
+}
+
+/// Builds a `history` frame from messages read from the store (+ ring), reporting a gap when
+/// the oldest ones asked for no longer exist or were more than one resume replays.
+fn compose(room: Option<String>, since: Since, messages: Vec<ServerMessage>, last_seq: u64) -> History {
+    let complete = History { room: None, messages: Vec::new(), complete: true, gap: None, last_seq };
+    match since {
+        Since::Recent => History { room, messages, ..complete },
+        Since::After(after) => {
+            let messages: Vec<ServerMessage> =
+                messages.into_iter().filter(|m| m.seq().is_some_and(|s| s > after)).collect();
+            let first = messages.first().and_then(ServerMessage::seq).unwrap_or(last_seq + 1);
+            if after < last_seq && first > after + 1 {
+                let gap = Gap { from: after + 1, to: first - 1 };
+                History { room, messages, complete: false, gap: Some(gap), last_seq }
+            } else {
+                History { room, messages, ..complete }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use natter_protocol::ConversationMessage;
+
+    use super::*;
+
+    fn messages(seqs: impl IntoIterator<Item = u64>) -> Vec<ServerMessage> {
+        seqs.into_iter()
+            .map(|seq| {
+                ServerMessage::User(ConversationMessage { seq, id: format!("m{seq}"), ..Default::default() })
+            })
+            .collect()
+    }
+
+    fn seqs(h: &History) -> Vec<u64> {
+        h.messages.iter().filter_map(ServerMessage::seq).collect()
+    }
+
+    #[test]
+    fn a_resume_with_nothing_missing_is_complete() {
+        let h = compose(None, Since::After(3), messages(4..=6), 6);
+        assert_eq!((seqs(&h), h.complete, h.gap), (vec![4, 5, 6], true, None));
+        let h = compose(None, Since::After(6), Vec::new(), 6);
+        assert_eq!((seqs(&h), h.complete, h.last_seq), (vec![], true, 6));
+    }
+
+    #[test]
+    fn messages_at_or_before_after_are_dropped() {
+        let h = compose(Some("r".into()), Since::After(4), messages(2..=6), 6);
+        assert_eq!(seqs(&h), [5, 6]);
+        assert_eq!(h.room.as_deref(), Some("r"));
+    }
+
+    #[test]
+    fn missing_oldest_messages_are_a_gap() {
+        // Retention dropped 4..=7: the client hears exactly which seqs it will never get.
+        let h = compose(None, Since::After(3), messages(8..=9), 9);
+        assert!(!h.complete);
+        assert_eq!(h.gap, Some(Gap { from: 4, to: 7 }));
+        // Everything after `after` is gone.
+        let h = compose(None, Since::After(3), Vec::new(), 9);
+        assert_eq!(h.gap, Some(Gap { from: 4, to: 9 }));
+    }
+
+    #[test]
+    fn recent_history_never_reports_a_gap() {
+        let h = compose(None, Since::Recent, messages(50..=60), 60);
+        assert_eq!((h.complete, h.gap, seqs(&h).len()), (true, None, 11));
+    }
+}

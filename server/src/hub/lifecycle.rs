@@ -1,0 +1,137 @@
+//! The hub's life apart from messages: the shared beat that paces every connection's pings,
+//! the housekeeping that forgets idle conversations, shutdown and draining, and the guards
+//! that count connections and held long-polls while they live.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::outbox::{Control, Outbox, Receiver};
+use super::Hub;
+use crate::metrics::Metrics;
+
+/// How long a conversation with no connection stays in memory (its ring serves resumes after
+/// a reconnect; after this it is read back from the store when needed).
+const IDLE_CONVERSATION: Duration = Duration::from_secs(600);
+
+/// How often housekeeping runs.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+
+/// What [`Hub::beat`] carries.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Beat {
+    /// Ping rounds so far.
+    pub(crate) pings: u64,
+    /// The hub is shutting down (connections close with 1001).
+    pub(crate) stopping: bool,
+}
+
+impl Hub {
+    /// A receiver that turns `true` when the hub shuts down.
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shared.shutdown.subscribe()
+    }
+
+    /// A receiver that changes every `--ping-interval` (the moment for each WebSocket to ping
+    /// its peer and check that it was heard from) and once at shutdown. One timer for all
+    /// connections instead of one each (a Tokio `Interval` is a boxed timer entry, ~140 bytes
+    /// per idle connection), and one wait for both instead of two (~160 bytes more).
+    pub(crate) fn beat(&self) -> watch::Receiver<Beat> {
+        self.shared.beat.subscribe()
+    }
+
+    /// Tells every connection and long-poll to finish (1001 going away).
+    pub(crate) fn begin_shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+        self.shared.beat.send_modify(|b| b.stopping = true);
+    }
+
+    /// Waits until every connection has closed, at most `limit`; `false` if some had not.
+    pub(crate) async fn drained(&self, limit: Duration) -> bool {
+        let mut rx = self.shared.live.subscribe();
+        let drained = tokio::time::timeout(limit, rx.wait_for(|n| *n == 0)).await.is_ok();
+        drained
+    }
+
+    /// A new connection's queue and a guard that counts it while it lives.
+    pub(crate) fn open_connection(&self) -> (Outbox, Receiver, std::sync::Arc<Control>, LiveGuard) {
+        let id = self.shared.next_connection.fetch_add(1, Ordering::Relaxed);
+        let (outbox, rx, control) = Outbox::new(id, self.shared.config.send_queue);
+        self.shared.live.send_modify(|n| *n += 1);
+        Metrics::add(&self.shared.metrics.connections, 1);
+        Metrics::add(&self.shared.metrics.connections_total, 1);
+        (outbox, rx, control, LiveGuard { hub: self.clone() })
+    }
+
+    /// Drops conversations nobody used for a while.
+    fn sweep(&self) {
+        let now = Instant::now();
+        self.lock().conversations.retain(|_, c| !c.is_idle(now, IDLE_CONVERSATION));
+    }
+}
+
+/// Completes when the hub's shutdown signal is (or already was) raised. Wraps `wait_for` so
+/// that its non-`Send` guard never lives across an `.await` of the caller.
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|s| *s).await.is_err() {
+        // The hub is gone, which also means stop.
+    }
+}
+
+/// Bumps the beat every `--ping-interval` until shutdown.
+pub(super) async fn pinger(hub: Hub) {
+    let period = hub.shared.config.ping_interval;
+    let mut tick = tokio::time::interval_at(Instant::now() + period, period);
+    // A late tick (a busy runtime) is not made up for with a burst of pings.
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut shutdown = hub.shutdown_signal();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => hub.shared.beat.send_modify(|b| b.pings = b.pings.wrapping_add(1)),
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Periodic housekeeping until shutdown: forget idle conversations.
+pub(super) async fn housekeeping(hub: Hub) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    let mut shutdown = hub.shutdown_signal();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => hub.sweep(),
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Counts a held long-poll in the metrics while it lives.
+pub(super) struct WaitingPoll<'a>(&'a Metrics);
+
+impl<'a> WaitingPoll<'a> {
+    pub(super) fn new(metrics: &'a Metrics) -> Self {
+        Metrics::add(&metrics.polls_waiting, 1);
+        WaitingPoll(metrics)
+    }
+}
+
+impl Drop for WaitingPoll<'_> {
+    fn drop(&mut self) {
+        self.0.polls_waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts a connection while it lives.
+#[derive(Debug)]
+pub(crate) struct LiveGuard {
+    hub: Hub,
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.hub.shared.live.send_modify(|n| *n = n.saturating_sub(1));
+        self.hub.shared.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,100 @@
+//! The write path: a visitor's message into their support conversation, a member's message
+//! into a room. Both are checked ([`admission`](super::admission)), appended to the store
+//! (which numbers and de-duplicates them) and acknowledged; delivery comes back through the
+//! fan-out like every other stored message.
+
+use std::sync::Arc;
+
+use natter_protocol::{Ack, ConversationMessage, Json, Member, RoomMessage, ServerMessage, UserSend};
+
+use super::{Hub, Refusal};
+use crate::clock::now_rfc3339;
+use crate::metrics::Metrics;
+use crate::store::{Appended, ConversationKey, Draft};
+
+impl Hub {
+    /// Stores a visitor's message in their session's conversation and starts the reply.
+    /// Shared by the WebSocket and the HTTP fallback; `page` is the connection's page, used
+    /// as context when the message brings none.
+    pub(crate) async fn post_user(
+        &self,
+        session: &Arc<str>,
+        send: UserSend,
+        page: Option<&str>,
+    ) -> Result<Ack, Refusal> {
+        self.check_message(&send.id, &send.message)?;
+        self.rate_limit(session).map_err(|r| r.with_id(send.id.clone()))?;
+        let key = ConversationKey::Session(session.clone());
+        {
+            // Make sure the conversation is held, so its ring sees the fan-out of this message.
+            let mut state = self.lock();
+            self.conversation(&mut state, &key);
+        }
+        let id = send.id.unwrap_or_else(|| self.shared.ids.next());
+        let context = send.context.or_else(|| {
+            page.map(|p| {
+                let mut map = serde_json::Map::new();
+                map.insert("page".into(), Json::String(p.to_string()));
+                Json::Object(map)
+            })
+        });
+        let stored = ConversationMessage {
+            id: id.clone(),
+            seq: 0,
+            message: send.message,
+            timestamp: now_rfc3339(),
+            session_id: session.to_string(),
+            context,
+            author: None,
+            category: None,
+            reply_to: None,
+        };
+        let draft = Draft { id: id.clone(), message: ServerMessage::User(stored.clone()) };
+        let appended = self.append_from_client(&key, draft).await?;
+        if !appended.duplicate {
+            self.spawn_reply(key, stored);
+        }
+        Ok(Ack { id, seq: appended.seq, room: None, duplicate: appended.duplicate })
+    }
+
+    /// Stores a room message from `member`.
+    pub(crate) async fn post_chat(
+        &self,
+        session: &Arc<str>,
+        room: &Arc<str>,
+        member: &Member,
+        id: Option<String>,
+        text: String,
+    ) -> Result<Ack, Refusal> {
+        self.check_message(&id, &text)?;
+        self.rate_limit(session).map_err(|r| r.with_id(id.clone()))?;
+        let id = id.unwrap_or_else(|| self.shared.ids.next());
+        let key = ConversationKey::Room(room.clone());
+        let message = ServerMessage::Chat(RoomMessage {
+            room: room.to_string(),
+            id: id.clone(),
+            seq: 0,
+            message: text,
+            timestamp: now_rfc3339(),
+            from: member.clone(),
+        });
+        let appended = self.append_from_client(&key, Draft { id: id.clone(), message }).await?;
+        Ok(Ack { id, seq: appended.seq, room: Some(room.to_string()), duplicate: appended.duplicate })
+    }
+
+    /// Stores a message a client sent and counts it as new or as a re-sent duplicate. A store
+    /// failure becomes a refusal carrying the message's id, so the client resends it; it is
+    /// counted where the refusal leaves the hub, not here.
+    async fn append_from_client(&self, key: &ConversationKey, draft: Draft) -> Result<Appended, Refusal> {
+        let id = draft.id.clone();
+        let appended =
+            self.shared.store.append(key, draft).await.map_err(|e| Refusal::from(e).with_id(Some(id)))?;
+        let counter = if appended.duplicate {
+            &self.shared.metrics.duplicates
+        } else {
+            &self.shared.metrics.messages_in
+        };
+        Metrics::add(counter, 1);
+        Ok(appended)
+    }
+}

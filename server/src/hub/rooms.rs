@@ -1,0 +1,213 @@
+//! Named rooms: join and leave, presence (`user_joined` / `user_left`, members on this hub and
+//! on others), room info and the room list.
+
+use std::sync::Arc;
+
+use natter_protocol::{Json, Member, Presence, RoomInfo, RoomList, RoomSummary, ServerMessage};
+
+use super::{Hub, Outbox, Refusal, Since};
+use crate::clock::now_rfc3339;
+use crate::store::{ConversationKey, RoomRecord};
+
+/// Room presence to register with a subscription (see `Hub::attach`).
+pub(super) struct Joining<'a> {
+    pub(super) member: &'a Member,
+    record: &'a RoomRecord,
+    /// Members present on other hubs.
+    remote: Vec<Member>,
+}
+
+impl Joining<'_> {
+    /// The `room_info` the joining connection gets: this hub's members and the remote ones.
+    pub(super) fn info(self, local: Vec<Member>, last_seq: u64) -> RoomInfo {
+        room_info(self.record, merge_members(local, self.remote), last_seq)
+    }
+}
+
+impl Hub {
+    /// Joins a room: creates it if needed, subscribes, queues `room_info` + `history`, and
+    /// announces the member to the others when this is their first connection in it.
+    pub(crate) async fn join_room(
+        &self,
+        room: &Arc<str>,
+        member: &Member,
+        since: Since,
+        outbox: &Outbox,
+    ) -> Result<(), Refusal> {
+        let store = &self.shared.store;
+        let record = match store.room(room).await? {
+            Some(r) => r,
+            None => {
+                let record = RoomRecord {
+                    room: room.to_string(),
+                    name: None,
+                    metadata: Json::Object(Default::default()),
+                    created_at: now_rfc3339(),
+                };
+                store.create_room(record.clone()).await?;
+                // Another hub or request may have created it meanwhile; theirs wins.
+                store.room(room).await?.unwrap_or(record)
+            }
+        };
+        // Presence is recorded before this member is told it joined (and before the other
+        // members are asked for), so someone joining through another hub right after sees it.
+        // Recording it again for a second tab only refreshes the same entry.
+        if let Err(e) = store.presence_join(room, member).await {
+            tracing::warn!(%room, error = %e, "presence_join failed");
+        }
+        let remote = store.remote_members(room).await.unwrap_or_default();
+        let key = ConversationKey::Room(room.clone());
+        let member_id: Arc<str> = member.id.as_str().into();
+        let joining = Joining { member, record: &record, remote };
+        let (_, first) = self.attach(&key, since, Some((outbox, &member_id)), Some(joining)).await?;
+        if first && self.announces_presence(&key) {
+            let notice = ServerMessage::UserJoined(presence(room, member));
+            self.publish(key, notice, Some(member.id.clone())).await;
+        }
+        Ok(())
+    }
+
+    /// Unsubscribes a connection from a room; announces `user_left` when it was the member's
+    /// last connection there.
+    pub(crate) async fn leave_room(&self, room: &Arc<str>, member: &Member, outbox_id: u64) {
+        let key = ConversationKey::Room(room.clone());
+        let last = {
+            let mut state = self.lock();
+            let Some(conv) = state.conversations.get_mut(&key) else { return };
+            conv.subscribers.remove(&outbox_id);
+            conv.last_active = tokio::time::Instant::now();
+            conv.remove_member(&member.id)
+        };
+        if !last {
+            return;
+        }
+        if let Err(e) = self.shared.store.presence_leave(room, &member.id).await {
+            tracing::warn!(%room, error = %e, "presence_leave failed");
+        }
+        if self.announces_presence(&key) {
+            let notice = ServerMessage::UserLeft(presence(room, member));
+            self.publish(key, notice, Some(member.id.clone())).await;
+        }
+    }
+
+    /// Whether joins and leaves in this room are announced to every member: not in rooms larger
+    /// than `--presence-announce-limit`, where that traffic would grow with the square of the
+    /// room size.
+    fn announces_presence(&self, key: &ConversationKey) -> bool {
+        let state = self.lock();
+        let members = state.conversations.get(key).map_or(0, |c| c.member_count());
+        members <= self.shared.config.presence_announce_limit
+    }
+
+    /// A room's info with its members (here and on other hubs); `None` for an unknown room.
+    pub(crate) async fn room_info(&self, room: &str) -> Result<Option<RoomInfo>, Refusal> {
+        let Some(record) = self.shared.store.room(room).await? else {
+            return Ok(None);
+        };
+        let remote = self.shared.store.remote_members(room).await.unwrap_or_default();
+        let key = ConversationKey::Room(room.into());
+        let last_seq = self.last_seq(&key).await?;
+        let local = {
+            let state = self.lock();
+            state.conversations.get(&key).map(|c| c.members()).unwrap_or_default()
+        };
+        Ok(Some(room_info(&record, merge_members(local, remote), last_seq)))
+    }
+
+    /// Every room, with the members present on this hub.
+    pub(crate) async fn rooms(&self) -> Result<RoomList, Refusal> {
+        let records = self.shared.store.rooms().await?;
+        let mut rooms = Vec::with_capacity(records.len());
+        for r in records {
+            let key = ConversationKey::Room(r.room.as_str().into());
+            let last_seq = self.last_seq(&key).await?;
+            let member_count = {
+                let state = self.lock();
+                state.conversations.get(&key).map_or(0, |c| c.member_count())
+            };
+            rooms.push(RoomSummary { room: r.room, name: r.name, member_count, last_seq });
+        }
+        Ok(RoomList { rooms })
+    }
+
+    /// Creates a room; `Ok(None)` when it exists already.
+    pub(crate) async fn create_room(
+        &self,
+        room: String,
+        name: Option<String>,
+        metadata: Option<Json>,
+    ) -> Result<Option<RoomInfo>, Refusal> {
+        let record = RoomRecord {
+            room,
+            name,
+            metadata: metadata.unwrap_or_else(|| Json::Object(Default::default())),
+            created_at: now_rfc3339(),
+        };
+        if !self.shared.store.create_room(record.clone()).await? {
+            return Ok(None);
+        }
+        Ok(Some(room_info(&record, Vec::new(), 0)))
+    }
+}
+
+fn presence(room: &str, member: &Member) -> Presence {
+    Presence { room: room.to_string(), user: member.clone(), timestamp: now_rfc3339() }
+}
+
+/// This hub's members followed by the other hubs' members it does not list already.
+fn merge_members(mut local: Vec<Member>, remote: Vec<Member>) -> Vec<Member> {
+    for m in remote {
+        if !local.iter().any(|x| x.id == m.id) {
+            local.push(m);
+        }
+    }
+    local
+}
+
+/// A room's info: at most [`natter_protocol::ROOM_INFO_MEMBER_LIMIT`] members listed,
+/// `memberCount` counting all of them.
+fn room_info(record: &RoomRecord, mut members: Vec<Member>, last_seq: u64) -> RoomInfo {
+    let member_count = members.len();
+    members.truncate(natter_protocol::ROOM_INFO_MEMBER_LIMIT);
+    RoomInfo {
+        room: record.room.clone(),
+        name: record.name.clone(),
+        metadata: record.metadata.clone(),
+        members,
+        member_count,
+        last_seq,
+        created_at: record.created_at.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(id: &str) -> Member {
+        Member { id: id.into(), name: None }
+    }
+
+    fn record() -> RoomRecord {
+        RoomRecord {
+            room: "r".into(),
+            name: Some("R".into()),
+            metadata: Json::Object(Default::default()),
+            created_at: "t".into(),
+        }
+    }
+
+    #[test]
+    fn remote_members_are_added_once() {
+        let merged = merge_members(vec![m("a"), m("b")], vec![m("b"), m("c")]);
+        assert_eq!(merged.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn room_info_lists_a_bounded_number_of_members_and_counts_all() {
+        let limit = natter_protocol::ROOM_INFO_MEMBER_LIMIT;
+        let many: Vec<Member> = (0..limit + 5).map(|i| m(&format!("u{i}"))).collect();
+        let info = room_info(&record(), many, 9);
+        assert_eq!((info.members.len(), info.member_count, info.last_seq), (limit, limit + 5, 9));
+    }
+}
