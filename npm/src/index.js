@@ -16,6 +16,12 @@ function domReady() {
   return new Promise((resolve) => document.addEventListener('DOMContentLoaded', () => resolve(), { once: true }));
 }
 
+// The handle on this page, shared by every copy of this module (two script tags, a bundled copy
+// and a script-tag copy): one widget and one socket per page, whoever asks.
+const CURRENT = Symbol.for('natter.widget');
+// The most JSON the app's setContext() fields may take; documented in README.md.
+const MAX_CONTEXT_BYTES = 2048;
+
 const INITIAL_STATE = Object.freeze({
   connected: false,
   transport: 'none',
@@ -31,6 +37,8 @@ class NatterHandle {
   #listeners = [];
   #destroyed = false;
   #ready = false;
+  #fields = {};
+  #context = '';
 
   constructor(options, internal) {
     /** Resolves with this handle once the widget is on the page. */
@@ -39,6 +47,7 @@ class NatterHandle {
       this.#inner = mountWasm(options ?? {});
       // Registered first, so it runs before any other `ready` listener.
       this.#inner.on('ready', () => (this.#ready = true));
+      if (this.#context) this.#inner.setContext(this.#context);
       for (const [event, fn] of this.#listeners) this.#inner.on(event, fn);
       this.#listeners = [];
       for (const [method, args] of this.#queue) this.#inner[method](...args);
@@ -60,6 +69,41 @@ class NatterHandle {
   toggle() { this.#call('toggle', []); }
   /** Sends `text` as the visitor; returns the message id (undefined until loaded or for blank text). */
   send(text) { return this.#call('send', [String(text)]); }
+
+  /**
+   * Merges `fields` into the context every message carries from now on, besides the page and
+   * its title (read when the message is written): a field set to null is removed, `null`
+   * clears them all. Throws a TypeError for anything but a plain object of JSON values (or one
+   * naming `page` or `title`, which are the widget's) and a RangeError past MAX_CONTEXT_BYTES
+   * of JSON; a refused call changes nothing.
+   */
+  setContext(fields) {
+    let next = {};
+    if (fields !== null && fields !== undefined) {
+      if (typeof fields !== 'object' || Array.isArray(fields)) {
+        throw new TypeError(`natter.setContext: expected a plain object of JSON values, got ${Array.isArray(fields) ? 'an array' : typeof fields}`);
+      }
+      next = { ...this.#fields };
+      for (const [key, value] of Object.entries(fields)) {
+        if (key === 'page' || key === 'title') throw new TypeError(`natter.setContext: "${key}" is set by the widget`);
+        if (value === null || value === undefined) delete next[key];
+        else next[key] = value;
+      }
+    }
+    let text;
+    try {
+      text = JSON.stringify(next);
+    } catch (err) {
+      throw new TypeError(`natter.setContext: the context cannot be written as JSON (${err.message})`);
+    }
+    if (text.length > MAX_CONTEXT_BYTES) {
+      throw new RangeError(`natter.setContext: the context would be ${text.length} bytes of JSON, more than ${MAX_CONTEXT_BYTES}`);
+    }
+    this.#fields = next;
+    this.#context = text;
+    if (this.#inner) this.#inner.setContext(text);
+    return this;
+  }
 
   on(event, fn) {
     if (typeof fn !== 'function') throw new TypeError('natter: on(event, fn) needs a function');
@@ -93,6 +137,7 @@ class NatterHandle {
   destroy() {
     if (this.#destroyed) return;
     this.#destroyed = true;
+    if (globalThis[CURRENT] === this) delete globalThis[CURRENT];
     this.#queue = [];
     this.#listeners = [];
     if (this.#inner) this.#inner.destroy();
@@ -103,9 +148,19 @@ class NatterHandle {
 /**
  * Mounts the chat widget on the page and returns its handle. (`internal.wasm`: a fetch of the
  * .wasm already under way, used by the script-tag loader to download it in parallel.)
+ *
+ * One widget per page: while one is mounted (and not destroyed), mount() warns and returns its
+ * handle, whatever the options; destroy() it first to mount it differently.
  */
 export function mount(options = {}, internal = undefined) {
-  return new NatterHandle(options, internal);
+  const current = globalThis[CURRENT];
+  if (current) {
+    console.warn('natter: the widget is already on this page; mount() returns its handle and ignores these options (destroy() it first to mount it again)');
+    return current;
+  }
+  const handle = new NatterHandle(options, internal);
+  globalThis[CURRENT] = handle;
+  return handle;
 }
 
 export default mount;

@@ -12,14 +12,18 @@
 //!   the HTTP send in flight; it derives the [`Status`] and [`Transport`](link::Transport) the
 //!   page sees.
 //! - [`log`]: the conversation — messages, outbox, unread count, typing, `last_seq`.
+//! - [`liveness`]: what the live socket owes (a pong, acks) and by when, so that a link that is
+//!   dead but not closed is noticed.
 //! - the model itself: the panel (open, muted, tab hidden), and the few rules that need both
 //!   halves (what to send over which transport, what the visitor sees arrive).
 
 pub(crate) mod link;
+pub(crate) mod liveness;
 pub(crate) mod log;
 
 use crate::outbox::OutboxEntry;
 use link::{Heard, Link, Status};
+use liveness::Liveness;
 use log::{Attention, Log, Message};
 use natter_protocol::{History, ServerMessage};
 
@@ -42,6 +46,14 @@ pub(crate) enum Timer {
     Typing,
     /// Re-sends the outbox after a refusal or a failed POST.
     Resend,
+    /// The live socket has been quiet for a while: ping the hub.
+    Quiet,
+    /// An awaited pong or ack is overdue: the socket is dead.
+    ReplyDeadline,
+    /// The long-poll has outlived any answer the hub would give: it is dead.
+    PollDeadline,
+    /// The HTTP send has had no answer for too long: give up on it and send again.
+    PostDeadline,
 }
 
 /// A visitor message to transmit.
@@ -53,11 +65,14 @@ pub(crate) struct Outgoing {
     pub text: String,
     /// When it was typed (RFC 3339).
     pub time: String,
+    /// The page context as it was when the message was written: a JSON object's text
+    /// (`{"page":"/checkout","title":"Checkout"}`), or empty for none.
+    pub context: String,
 }
 
 impl From<&OutboxEntry> for Outgoing {
     fn from(e: &OutboxEntry) -> Self {
-        Outgoing { id: e.id.clone(), text: e.text.clone(), time: e.time.clone() }
+        Outgoing { id: e.id.clone(), text: e.text.clone(), time: e.time.clone(), context: e.context.clone() }
     }
 }
 
@@ -129,12 +144,16 @@ pub(crate) enum Effect {
     CloseSocket,
     /// Send a visitor message on the open WebSocket.
     SendSocket(Outgoing),
+    /// Send a `ping` with this nonce on the open WebSocket.
+    Ping { nonce: u32 },
     /// Start long-poll number `poll` after `after`.
     Poll { poll: u32, after: Option<u64> },
     /// Abort a running long-poll.
     AbortPoll,
     /// Send a visitor message with HTTP POST.
     Post(Outgoing),
+    /// Abort the HTTP send in flight.
+    AbortPost,
     /// Start (or restart) `timer` to fire in `ms` milliseconds.
     StartTimer { timer: Timer, ms: u32 },
     /// Stop a timer.
@@ -183,6 +202,8 @@ pub(crate) struct Model {
     pub link: Link,
     /// The conversation.
     pub log: Log,
+    /// What the live socket owes, and by when.
+    liveness: Liveness,
 }
 
 impl Model {
@@ -194,6 +215,7 @@ impl Model {
             page_hidden: init.hidden,
             link: Link::new(init.seed, init.online),
             log: Log::restore(init.outbox),
+            liveness: Liveness::default(),
         }
     }
 
@@ -202,10 +224,19 @@ impl Model {
         Attention { watching: self.open && !self.page_hidden, muted: self.muted }
     }
 
+    /// Sends `out` on the live socket; its ack is awaited from now.
+    fn send_socket(&mut self, out: Outgoing, fx: &mut Vec<Effect>) {
+        self.liveness.sent(&out.id, fx);
+        fx.push(Effect::SendSocket(out));
+    }
+
     /// Sends what is sendable over whatever works now.
     fn flush(&mut self, fx: &mut Vec<Effect>) {
         if self.link.is_live() {
-            fx.extend(self.log.outbox.sendable().map(|e| Effect::SendSocket(e.into())));
+            for e in self.log.outbox.sendable() {
+                self.liveness.sent(&e.id, fx);
+                fx.push(Effect::SendSocket(e.into()));
+            }
         } else {
             self.post_next(fx);
         }
@@ -219,6 +250,7 @@ impl Model {
         if let Some(e) = self.log.outbox.first_sendable() {
             self.link.post_started(e.id.clone());
             fx.push(Effect::Post(e.into()));
+            fx.push(Effect::StartTimer { timer: Timer::PostDeadline, ms: link::POST_DEADLINE_MS });
         }
     }
 
@@ -250,7 +282,16 @@ impl Model {
             if self.open {
                 self.log.mark_read();
             }
-            self.link.wake(self.log.last_seq, fx);
+            self.wake(fx);
+        }
+    }
+
+    /// Something says the network may have changed under the page (online, shown, visible,
+    /// resumed): reconnect now if closed, and if a socket looks live, make it prove it.
+    fn wake(&mut self, fx: &mut Vec<Effect>) {
+        self.link.wake(self.log.last_seq, fx);
+        if self.link.is_live() {
+            self.liveness.probe(fx);
         }
     }
 
@@ -260,7 +301,7 @@ impl Model {
             return;
         }
         if self.link.is_live() {
-            fx.push(Effect::SendSocket(out));
+            self.send_socket(out, fx);
         } else {
             self.post_next(fx);
         }
@@ -272,8 +313,8 @@ impl Model {
             return;
         }
         if self.link.is_live() {
-            if let Some(e) = self.log.outbox.entries().iter().find(|e| e.id == id) {
-                fx.push(Effect::SendSocket(e.into()));
+            if let Some(out) = self.log.outbox.entries().iter().find(|e| e.id == id).map(Outgoing::from) {
+                self.send_socket(out, fx);
             }
         } else {
             self.post_next(fx);
@@ -286,10 +327,14 @@ impl Model {
         if heard == Heard::Stale {
             return;
         }
+        self.liveness.heard(&message, fx);
         self.log.receive(message, true, self.attention(), fx);
+        let outbox = &self.log.outbox;
+        self.liveness.settle(|id| outbox.contains(id), fx);
         if let Heard::First(socket) = heard {
             // The hub's first frame: this socket now carries the conversation.
             self.link.socket_live(socket, fx);
+            self.liveness.start(fx);
             self.flush(fx);
         }
     }
@@ -297,7 +342,7 @@ impl Model {
     /// A long-poll ended: read its history, then poll again (and probe the WebSocket if HTTP
     /// has just come back).
     fn poll_done(&mut self, poll: u32, history: Option<History>, fx: &mut Vec<Effect>) {
-        if !self.link.poll_finished(poll) {
+        if !self.link.poll_finished(poll, fx) {
             return;
         }
         let Some(history) = history else { return self.link.poll_failed(fx) };
@@ -315,7 +360,9 @@ impl Model {
 
     /// An HTTP send ended: next message, a resend later, or a refusal to record.
     fn posted(&mut self, id: String, reply: Option<ServerMessage>, fx: &mut Vec<Effect>) {
-        self.link.post_finished(&id);
+        if self.link.post_finished(&id) {
+            fx.push(Effect::StopTimer(Timer::PostDeadline));
+        }
         match reply {
             Some(ServerMessage::Ack(a)) => {
                 self.log.acknowledged(&a.id, a.seq, fx);
@@ -338,7 +385,20 @@ impl Model {
         match timer {
             Timer::Typing => self.log.typing_expired(),
             Timer::Resend => self.flush(fx),
-            Timer::Reconnect | Timer::Probe | Timer::Poll | Timer::OpenTimeout => {
+            Timer::Quiet => self.liveness.probe(fx),
+            Timer::ReplyDeadline => {
+                if self.liveness.deadline_passed() {
+                    self.liveness.stop(fx);
+                    self.link.socket_dead(self.log.last_seq, fx);
+                }
+            }
+            Timer::PostDeadline => {
+                if self.link.post_abandoned() {
+                    fx.push(Effect::AbortPost);
+                    fx.push(Effect::StartTimer { timer: Timer::Resend, ms: RESEND_DELAY_MS });
+                }
+            }
+            Timer::Reconnect | Timer::Probe | Timer::Poll | Timer::OpenTimeout | Timer::PollDeadline => {
                 self.link.timer_fired(timer, self.log.last_seq, fx)
             }
         }
@@ -356,9 +416,14 @@ impl Model {
             Event::Toggle => self.open_panel(fx),
             Event::ToggleMute => self.toggle_mute(fx),
             Event::PageHidden { hidden } => self.set_page_hidden(hidden, fx),
-            Event::Online => self.link.online(after, fx),
+            Event::Online => {
+                self.link.online(after, fx);
+                if self.link.is_live() {
+                    self.liveness.probe(fx);
+                }
+            }
             Event::Offline => self.link.offline(fx),
-            Event::Wake => self.link.wake(after, fx),
+            Event::Wake => self.wake(fx),
             Event::Send(out) => self.send(out, fx),
             Event::Retry { id } => self.retry(&id, fx),
             Event::SocketOpened { socket } => self.link.socket_opened(socket),
@@ -368,6 +433,9 @@ impl Model {
             Event::PollDone { poll, history } => self.poll_done(poll, history, fx),
             Event::Posted { id, reply } => self.posted(id, reply, fx),
             Event::TimerFired(timer) => self.timer_fired(timer, fx),
+        }
+        if !self.link.is_live() {
+            self.liveness.stop(fx);
         }
     }
 }

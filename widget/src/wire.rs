@@ -40,9 +40,11 @@ fn push_field(buf: &mut String, name: &str, value: &str) {
 }
 
 /// The `user` frame for a visitor message: the original widget's message format plus the
-/// de-duplication `id`.
-pub(crate) fn user_message(out: &Outgoing, session: &str, page: &str) -> String {
-    let mut b = String::with_capacity(out.text.len() + session.len() + page.len() + 128);
+/// de-duplication `id`. `out.context` is the JSON object's text made when the message was
+/// written (by the browser's `JSON.stringify`, so it is valid JSON); without one, the hub
+/// takes the page from the connection.
+pub(crate) fn user_message(out: &Outgoing, session: &str) -> String {
+    let mut b = String::with_capacity(out.text.len() + out.context.len() + session.len() + 128);
     b.push_str("{\"type\":\"user\",");
     push_field(&mut b, "id", &out.id);
     b.push(',');
@@ -51,10 +53,37 @@ pub(crate) fn user_message(out: &Outgoing, session: &str, page: &str) -> String 
     push_field(&mut b, "timestamp", &out.time);
     b.push(',');
     push_field(&mut b, "sessionId", session);
-    b.push_str(",\"context\":{");
-    push_field(&mut b, "page", page);
-    b.push_str("}}");
+    if out.context.starts_with('{') {
+        b.push_str(",\"context\":");
+        b.push_str(&out.context);
+    }
+    b.push('}');
     b
+}
+
+/// The context of a visitor message: `{"page":…,"title":…}` (no `title` when it is blank)
+/// followed by the app's own fields, `app` being the JSON text of an object (or empty). The
+/// app may not use the names `page` and `title` (the npm facade refuses them).
+pub(crate) fn page_context(page: &str, title: &str, app: &str) -> String {
+    let mut b = String::with_capacity(page.len() + title.len() + app.len() + 24);
+    b.push('{');
+    push_field(&mut b, "page", page);
+    if !title.trim().is_empty() {
+        b.push(',');
+        push_field(&mut b, "title", title);
+    }
+    let fields = app.trim().strip_prefix('{').and_then(|a| a.strip_suffix('}')).unwrap_or("").trim();
+    if !fields.is_empty() {
+        b.push(',');
+        b.push_str(fields);
+    }
+    b.push('}');
+    b
+}
+
+/// The app-level `ping` with its nonce (echoed in the `pong`).
+pub(crate) fn ping(nonce: u32) -> String {
+    format!("{{\"type\":\"ping\",\"nonce\":{nonce}}}")
 }
 
 /// The outbox as stored in `localStorage`.
@@ -70,6 +99,10 @@ pub(crate) fn outbox(entries: &[OutboxEntry]) -> String {
         push_field(&mut b, "text", &e.text);
         b.push(',');
         push_field(&mut b, "time", &e.time);
+        if !e.context.is_empty() {
+            b.push(',');
+            push_field(&mut b, "context", &e.context);
+        }
         b.push_str(if e.failed { ",\"failed\":true}" } else { "}" });
     }
     b.push(']');
@@ -87,8 +120,9 @@ mod tests {
             id: "abc".into(),
             text: "quote \" back\\slash\nnew\u{1}line \u{2028} émoji 🎉 </script>".into(),
             time: "2026-01-01T00:00:00.000Z".into(),
+            context: r#"{"page":"/pricing?a=\"b\"","title":"Pricing","plan":{"tier":"pro"}}"#.into(),
         };
-        let text = user_message(&out, "s-1", "/pricing?a=\"b\"");
+        let text = user_message(&out, "s-1");
         let parsed: ClientMessage = serde_json::from_str(&text).expect("valid JSON");
         assert_eq!(
             parsed,
@@ -97,9 +131,32 @@ mod tests {
                 message: out.text.clone(),
                 timestamp: Some(out.time.clone()),
                 session_id: Some("s-1".into()),
-                context: Some(serde_json::json!({ "page": "/pricing?a=\"b\"" })),
+                context: Some(serde_json::json!({
+                    "page": "/pricing?a=\"b\"", "title": "Pricing", "plan": { "tier": "pro" }
+                })),
             })
         );
+        // Without a context the field is left out: the hub then uses the connection's page.
+        let bare = Outgoing { context: String::new(), ..out };
+        let parsed: ClientMessage = serde_json::from_str(&user_message(&bare, "s-1")).expect("valid JSON");
+        assert!(matches!(parsed, ClientMessage::User(UserSend { context: None, .. })));
+    }
+
+    #[test]
+    fn page_context_is_the_page_the_title_and_the_app_fields() {
+        let parse = |t: &str| serde_json::from_str::<serde_json::Value>(t).expect("valid JSON");
+        assert_eq!(
+            parse(&page_context("/checkout", "Checkout — \"Acme\"", r#"{"plan":"pro","cart":{"items":3}}"#)),
+            serde_json::json!({"page": "/checkout", "title": "Checkout — \"Acme\"", "plan": "pro", "cart": {"items": 3}})
+        );
+        assert_eq!(parse(&page_context("/", " ", "")), serde_json::json!({"page": "/"}));
+        assert_eq!(parse(&page_context("/", "T", "{}")), serde_json::json!({"page": "/", "title": "T"}));
+    }
+
+    #[test]
+    fn ping_is_a_protocol_ping() {
+        let parsed: ClientMessage = serde_json::from_str(&ping(7)).expect("valid JSON");
+        assert_eq!(parsed, ClientMessage::Ping(natter_protocol::Ping { nonce: Some(7.into()) }));
     }
 
     #[test]
@@ -109,6 +166,7 @@ mod tests {
                 id: "a".into(),
                 text: "one\ttwo".into(),
                 time: "t1".into(),
+                context: r#"{"page":"/cart"}"#.into(),
                 failed: false,
                 refusals: 0,
             },
@@ -116,6 +174,7 @@ mod tests {
                 id: "b".into(),
                 text: "\"x\"".into(),
                 time: "t2".into(),
+                context: String::new(),
                 failed: true,
                 refusals: 0,
             },

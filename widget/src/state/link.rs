@@ -6,6 +6,10 @@
 //! link to HTTP (POST to send, long-poll to receive) while the WebSocket keeps being probed in
 //! the background with its own backoff; the first probe the hub speaks on moves the link back.
 //!
+//! A link that is dead without being closed is noticed by [`super::liveness`] (for the
+//! WebSocket) and by deadlines on the long-poll and the HTTP send ([`POLL_DEADLINE_MS`],
+//! [`POST_DEADLINE_MS`]): a request that a dead network swallows never settles by itself.
+//!
 //! The link knows nothing about messages. Where it needs the conversation's position (`after`,
 //! the newest `seq` seen, sent on every (re)connection so the hub replays only what was missed)
 //! the model passes it in; what there is to send is the log's business.
@@ -19,6 +23,12 @@ pub(super) const WS_FAILURES_BEFORE_FALLBACK: u32 = 3;
 /// A socket that has not opened after this long counts as failed (a blackholed port, a proxy
 /// that swallows the upgrade).
 const WS_OPEN_TIMEOUT_MS: u32 = 8_000;
+/// A long-poll unanswered after this long is dead: the hub answers every poll within its
+/// `--poll-timeout` (25 s by default), so only a dead network keeps one open longer.
+pub(crate) const POLL_DEADLINE_MS: u32 = 45_000;
+/// An HTTP send unanswered after this long is abandoned and sent again (the hub de-duplicates
+/// by id, so a send that did arrive is acknowledged, not stored twice).
+pub(crate) const POST_DEADLINE_MS: u32 = 15_000;
 
 /// Which transport carries the conversation right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,11 +224,20 @@ impl Link {
         self.posting = Some(id);
     }
 
-    /// The HTTP send of `id` has an answer (or failed).
-    pub(super) fn post_finished(&mut self, id: &str) {
-        if self.posting.as_deref() == Some(id) {
+    /// The HTTP send of `id` has an answer (or failed); returns whether it was the one in
+    /// flight.
+    pub(super) fn post_finished(&mut self, id: &str) -> bool {
+        let current = self.posting.as_deref() == Some(id);
+        if current {
             self.posting = None;
         }
+        current
+    }
+
+    /// The HTTP send in flight is past its deadline: forget it (the model aborts it and sends
+    /// again). Returns whether one was in flight.
+    pub(super) fn post_abandoned(&mut self) -> bool {
+        self.posting.take().is_some()
     }
 
     /// A uniform random number in `[0, 1)` (xorshift64*; only used for jitter).
@@ -252,11 +271,13 @@ impl Link {
         self.next_poll += 1;
         self.poll = Some(id);
         fx.push(Effect::Poll { poll: id, after });
+        fx.push(Effect::StartTimer { timer: Timer::PollDeadline, ms: POLL_DEADLINE_MS });
     }
 
     fn stop_poll(&mut self, fx: &mut Vec<Effect>) {
         if self.poll.take().is_some() {
             fx.push(Effect::AbortPoll);
+            fx.push(Effect::StopTimer(Timer::PollDeadline));
         }
         fx.push(Effect::StopTimer(Timer::Poll));
     }
@@ -320,6 +341,19 @@ impl Link {
         for t in [Timer::Reconnect, Timer::Probe, Timer::OpenTimeout] {
             fx.push(Effect::StopTimer(t));
         }
+    }
+
+    /// The live socket owes an answer it has not given in time (see [`super::liveness`]): it
+    /// is dead without being closed. Drop it without waiting for a close that may take
+    /// minutes, and open a fresh one at once; it resumes after `after`.
+    pub(super) fn socket_dead(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
+        if !self.is_live() {
+            return;
+        }
+        self.socket = SocketPhase::Closed;
+        fx.push(Effect::CloseSocket);
+        self.reconnect.reset();
+        self.connect(after, fx);
     }
 
     /// Something suggests the network is back (online, tab visible, page shown): retry now
@@ -400,11 +434,12 @@ impl Link {
     }
 
     /// Long-poll `id` finished; returns whether it is the one the link is waiting for.
-    pub(super) fn poll_finished(&mut self, id: u32) -> bool {
+    pub(super) fn poll_finished(&mut self, id: u32, fx: &mut Vec<Effect>) -> bool {
         if self.poll != Some(id) {
             return false;
         }
         self.poll = None;
+        fx.push(Effect::StopTimer(Timer::PollDeadline));
         true
     }
 
@@ -453,7 +488,20 @@ impl Link {
                     self.socket_lost(false, after, fx);
                 }
             }
-            Timer::Reconnect | Timer::Probe | Timer::Typing | Timer::Resend => {}
+            Timer::PollDeadline => {
+                // Dead: give up on it as on a failed one, and poll again after a backoff.
+                if self.poll.take().is_some() {
+                    fx.push(Effect::AbortPoll);
+                    self.poll_failed(fx);
+                }
+            }
+            Timer::Reconnect
+            | Timer::Probe
+            | Timer::Typing
+            | Timer::Resend
+            | Timer::Quiet
+            | Timer::ReplyDeadline
+            | Timer::PostDeadline => {}
         }
     }
 

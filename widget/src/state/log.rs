@@ -132,7 +132,14 @@ impl Log {
         if out.text.trim().is_empty() {
             return false;
         }
-        self.outbox.push(out.id.clone(), out.text.clone(), out.time.clone());
+        self.outbox.push(OutboxEntry {
+            id: out.id.clone(),
+            text: out.text.clone(),
+            time: out.time.clone(),
+            context: out.context.clone(),
+            failed: false,
+            refusals: 0,
+        });
         let msg = Message {
             id: out.id.clone(),
             role: Role::User,

@@ -43,7 +43,7 @@ fn socket_of(fx: &[Effect]) -> Option<u32> {
 }
 
 fn out(id: &str, text: &str) -> Outgoing {
-    Outgoing { id: id.into(), text: text.into(), time: "2026-01-01T00:00:00Z".into() }
+    Outgoing { id: id.into(), text: text.into(), time: "2026-01-01T00:00:00Z".into(), context: String::new() }
 }
 
 fn conv(id: &str, seq: u64, text: &str) -> ConversationMessage {
@@ -243,8 +243,22 @@ fn nothing_is_shown_twice() {
 #[test]
 fn a_reload_restores_the_outbox_and_history_confirms_what_was_stored() {
     let entries = vec![
-        OutboxEntry { id: "a".into(), text: "one".into(), time: "t".into(), failed: false, refusals: 0 },
-        OutboxEntry { id: "b".into(), text: "two".into(), time: "t".into(), failed: false, refusals: 0 },
+        OutboxEntry {
+            id: "a".into(),
+            text: "one".into(),
+            time: "t".into(),
+            context: String::new(),
+            failed: false,
+            refusals: 0,
+        },
+        OutboxEntry {
+            id: "b".into(),
+            text: "two".into(),
+            time: "t".into(),
+            context: String::new(),
+            failed: false,
+            refusals: 0,
+        },
     ];
     let mut m = Model::new(Init { seed: 1, online: true, outbox: entries, ..Init::default() });
     assert_eq!(ids(&m), ["a", "b"]);

@@ -73,6 +73,18 @@ impl Natter {
         self.rt.send_text(text)
     }
 
+    /// Sets the app's own fields of the page context every message carries from now on: the
+    /// JSON text of one object (the npm facade merges successive `setContext` calls, checks
+    /// them and passes the result); `""` clears them.
+    ///
+    /// # Errors
+    /// `TypeError` when it is not an object's JSON, `RangeError` over 2048 bytes; the fields
+    /// set before are kept.
+    #[wasm_bindgen(js_name = setContext)]
+    pub fn set_context(&self, json: String) -> Result<(), JsValue> {
+        self.rt.set_context(json)
+    }
+
     /// Calls `f` on `event`: `ready`, `open`, `close`, `message`, `unread`, `status`, `sound`.
     pub fn on(&self, event: &str, f: js_sys::Function) {
         self.rt.on(event, f);
@@ -159,10 +171,17 @@ fn read_options(o: &JsValue) -> RawOptions {
 }
 
 /// Mounts a widget on the page: `mount({server, position, zIndex, title, greeting, shortcut,
-/// theme, open, accent, colors})`.
+/// theme, open, accent, colors})`. While one is mounted, returns a handle to it instead (with a
+/// console warning): one widget, one socket per page.
 #[wasm_bindgen]
 pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
     console_error_panic_hook::set_once();
+    if let Some(rt) = Runtime::current() {
+        web_sys::console::warn_1(
+            &"natter: the widget is already on this page; mount() returns its handle and ignores these options".into(),
+        );
+        return Ok(Natter { rt });
+    }
     let raw = read_options(&options);
     let options = raw.resolve();
     let rt = Runtime::mount(options)?;

@@ -22,8 +22,6 @@ pub(crate) struct Endpoint {
     pub ws: String,
     /// The session id.
     pub session: String,
-    /// The page path sent as context.
-    pub page: String,
 }
 
 impl Endpoint {
@@ -31,7 +29,6 @@ impl Endpoint {
     pub(crate) fn new(server: &str, session: String) -> Endpoint {
         let location = web_sys::window().map(|w| w.location());
         let href = location.as_ref().and_then(|l| l.href().ok()).unwrap_or_default();
-        let page = location.as_ref().and_then(|l| l.pathname().ok()).unwrap_or_else(|| "/".into());
         let base = if server.is_empty() { "/" } else { server };
         let http = web_sys::Url::new_with_base(base, &href)
             .map(|u| {
@@ -46,7 +43,7 @@ impl Endpoint {
         } else {
             http.clone()
         };
-        Endpoint { http, ws, session, page }
+        Endpoint { http, ws, session }
     }
 
     fn query(&self, after: Option<u64>) -> String {
@@ -57,14 +54,16 @@ impl Endpoint {
         q
     }
 
-    /// The WebSocket URL, resuming after `after`.
+    /// The WebSocket URL, resuming after `after`; `page` is where the page is now (a
+    /// single-page app moves), for clients of the hub that send no context of their own.
     pub(crate) fn socket_url(&self, after: Option<u64>) -> String {
-        format!("{}/ws/chat?{}&page={}", self.ws, self.query(after), enc(&self.page))
+        let page = web_sys::window().and_then(|w| w.location().pathname().ok()).unwrap_or_else(|| "/".into());
+        format!("{}/ws/chat?{}&page={}", self.ws, self.query(after), enc(&page))
     }
 
     /// The JSON text of a visitor message.
     pub(crate) fn encode(&self, out: &Outgoing) -> String {
-        crate::wire::user_message(out, &self.session, &self.page)
+        crate::wire::user_message(out, &self.session)
     }
 }
 

@@ -7,12 +7,15 @@
 //! released values go to a graveyard that is emptied in a microtask, after the callback returns.
 
 use super::api;
+use super::context::PageContext;
 use super::dom::Dom;
+use super::keys;
 use super::link::{self, Endpoint, Socket, SocketEvent};
 use super::listen::Listener;
 use super::random;
 use super::sound::Sound;
 use super::storage::Store;
+use crate::keys::Composition;
 use crate::options::Options;
 use crate::state::{update, Effect, Event, Init, Model, Notice, Outgoing, Timer};
 use gloo_timers::callback::Timeout;
@@ -55,6 +58,10 @@ pub(super) struct Runtime {
     sound: RefCell<Sound>,
     /// Where focus was before the panel opened, to give it back on close.
     focus_before_open: RefCell<Option<web_sys::HtmlElement>>,
+    /// The app's context fields (`setContext`), added to each message's page context.
+    context: RefCell<PageContext>,
+    /// The chat box's IME composition, so that the Enter confirming one does not send.
+    composition: RefCell<Composition>,
     /// Released values waiting for the current callback to return (see the module docs).
     graveyard: RefCell<Vec<Box<dyn Any>>>,
 }
@@ -98,6 +105,8 @@ impl Runtime {
             handlers: RefCell::new(Vec::new()),
             sound: RefCell::new(Sound::default()),
             focus_before_open: RefCell::new(None),
+            context: RefCell::new(PageContext::default()),
+            composition: RefCell::new(Composition::default()),
             graveyard: RefCell::new(Vec::new()),
         });
         rt.wire();
@@ -114,6 +123,11 @@ impl Runtime {
             }
         });
         Ok(rt)
+    }
+
+    /// The widget mounted on this page, if any (one per page: one socket, one shortcut).
+    pub(super) fn current() -> Option<Rc<Runtime>> {
+        MOUNTED.with(|m| m.borrow().first().cloned())
     }
 
     /// `{connected, transport, open, unread, status, muted}`.
@@ -215,6 +229,11 @@ impl Runtime {
                     s.send(&self.endpoint.encode(&out));
                 }
             }
+            Effect::Ping { nonce } => {
+                if let Some(s) = self.socket.borrow().as_ref() {
+                    s.send(&crate::wire::ping(nonce));
+                }
+            }
             Effect::Poll { poll, after } => self.poll(poll, after),
             Effect::AbortPoll => {
                 if let Some(c) = self.poll_abort.borrow_mut().take() {
@@ -222,6 +241,12 @@ impl Runtime {
                 }
             }
             Effect::Post(out) => self.post(out),
+            Effect::AbortPost => {
+                // The next send makes a new controller.
+                if let Some(c) = self.post_abort.borrow_mut().take() {
+                    c.abort();
+                }
+            }
             Effect::StartTimer { timer: kind, ms } => {
                 let weak = self.weak();
                 let t = Timeout::new(ms, move || {
@@ -371,8 +396,19 @@ impl Runtime {
             return None;
         }
         let id = random::hex_id();
-        self.dispatch(Event::Send(Outgoing { id: id.clone(), text: text.to_string(), time: now_iso() }));
+        let context = self.context.borrow().snapshot();
+        self.dispatch(Event::Send(Outgoing {
+            id: id.clone(),
+            text: text.to_string(),
+            time: now_iso(),
+            context,
+        }));
         Some(id)
+    }
+
+    /// Replaces the app's context fields (see `web::context`).
+    pub(super) fn set_context(&self, json: String) -> Result<(), JsValue> {
+        self.context.borrow_mut().set(json)
     }
 
     fn send_from_input(&self) {
@@ -393,9 +429,8 @@ impl Runtime {
 
     fn on_key(&self, e: &KeyboardEvent) {
         let Some(sc) = &self.options.shortcut else { return };
-        if e.repeat()
-            || !sc.matches(&e.key(), &e.code(), e.ctrl_key(), e.shift_key(), e.alt_key(), e.meta_key())
-        {
+        let editable = sc.needs_target() && keys::in_editable(e);
+        if !sc.fires(&keys::press(e), editable) {
             return;
         }
         e.prevent_default();
@@ -421,6 +456,8 @@ impl Runtime {
             (window.clone().into(), "online", false, |rt, _| rt.dispatch(Event::Online)),
             (window.clone().into(), "offline", false, |rt, _| rt.dispatch(Event::Offline)),
             (window.clone().into(), "pageshow", false, |rt, _| rt.dispatch(Event::Wake)),
+            // A frozen page (Page Lifecycle) resumed: its socket may have died meanwhile.
+            (document.clone().into(), "resume", false, |rt, _| rt.dispatch(Event::Wake)),
             (document.into(), "visibilitychange", false, |rt, _| {
                 let hidden = web_sys::window().and_then(|w| w.document()).is_some_and(|d| d.hidden());
                 rt.dispatch(Event::PageHidden { hidden });
@@ -448,9 +485,15 @@ impl Runtime {
                         d.sync_send_button();
                     }
                 }),
+                (dom.input.clone().into(), "compositionstart", false, |rt, _| {
+                    rt.composition.borrow_mut().start()
+                }),
+                (dom.input.clone().into(), "compositionend", false, |rt, _| {
+                    rt.composition.borrow_mut().end()
+                }),
                 (dom.input.clone().into(), "keydown", false, |rt, e| {
                     let Some(k) = e.dyn_ref::<KeyboardEvent>() else { return };
-                    if k.key() == "Enter" && !k.shift_key() && !k.is_composing() {
+                    if rt.composition.borrow().enter_sends(&keys::press(k)) {
                         k.prevent_default();
                         rt.send_from_input();
                     }

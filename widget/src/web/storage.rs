@@ -10,6 +10,18 @@ use web_sys::Storage;
 const SESSION_KEY: &str = "natter:session";
 const MUTED_KEY: &str = "natter:muted";
 
+/// A stored message's context, re-written by the browser's JSON: anything but a JSON object
+/// (storage is the page's to change) becomes none, so that it can never break the frame it is
+/// spliced into.
+fn valid_context(text: String) -> String {
+    match js_sys::JSON::parse(&text) {
+        Ok(v) if v.is_object() && !js_sys::Array::is_array(&v) => {
+            js_sys::JSON::stringify(&v).map(String::from).unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}
+
 /// Access to `localStorage`, if the page has it.
 pub(crate) struct Store {
     storage: Option<Storage>,
@@ -81,6 +93,10 @@ impl Store {
                     id: read(&e, "id")?.as_string()?,
                     text: read(&e, "text")?.as_string()?,
                     time: read(&e, "time")?.as_string().unwrap_or_default(),
+                    context: read(&e, "context")
+                        .and_then(|c| c.as_string())
+                        .map(valid_context)
+                        .unwrap_or_default(),
                     failed: read(&e, "failed").and_then(|f| f.as_bool()).unwrap_or(false),
                     refusals: 0,
                 })

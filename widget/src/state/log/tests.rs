@@ -13,7 +13,7 @@ fn conv(id: &str, seq: u64) -> ConversationMessage {
 }
 
 fn out(id: &str, text: &str) -> Outgoing {
-    Outgoing { id: id.into(), text: text.into(), time: "t".into() }
+    Outgoing { id: id.into(), text: text.into(), time: "t".into(), context: String::new() }
 }
 
 fn history(messages: Vec<ServerMessage>) -> History {
@@ -124,6 +124,7 @@ fn a_restored_outbox_shows_as_pending_or_failed() {
         id: id.into(),
         text: id.into(),
         time: "t".into(),
+        context: String::new(),
         failed,
         refusals: 0,
     };
