@@ -11,6 +11,43 @@ function load(wasm) {
   return loading;
 }
 
+// Languages with texts of their own besides the built-in English: one small JSON file each
+// (locales/<lang>.json beside this module), downloaded only by a page that shows it.
+const LOCALES = ['de', 'es', 'fr', 'ja', 'pt', 'zh', 'ar', 'he'];
+
+/** The page's language: the `locale` option, else the browser's, matched by language subtag. */
+function pickLocale(asked) {
+  const tags = asked ? [String(asked)] : [...(navigator.languages || []), navigator.language];
+  for (const tag of tags) {
+    const lang = String(tag || '').toLowerCase().split(/[-_]/)[0];
+    if (lang === 'en' || LOCALES.includes(lang)) return { tag, lang };
+  }
+  // No texts for it: English texts, but times still in the asked locale.
+  return { tag: tags[0] || 'en', lang: 'en' };
+}
+
+function localeTexts(lang) {
+  if (lang === 'en') return {};
+  const url = new URL(`./locales/${lang}.json`, import.meta.url);
+  return fetch(url, { credentials: 'omit' })
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
+    .catch((err) => {
+      console.warn(`natter: the ${lang} texts could not be loaded from ${url}; showing English`, err);
+      return {};
+    });
+}
+
+/** The page's own `strings`: an object, or (a `data-strings` attribute) its JSON. */
+function ownTexts(strings) {
+  if (typeof strings !== 'string') return strings && typeof strings === 'object' ? strings : {};
+  try {
+    return JSON.parse(strings);
+  } catch {
+    console.warn('natter: the strings option is not a JSON object; it is ignored');
+    return {};
+  }
+}
+
 function domReady() {
   if (document.readyState !== 'loading') return Promise.resolve();
   return new Promise((resolve) => document.addEventListener('DOMContentLoaded', () => resolve(), { once: true }));
@@ -42,9 +79,11 @@ class NatterHandle {
 
   constructor(options, internal) {
     /** Resolves with this handle once the widget is on the page. */
-    this.loaded = Promise.all([load(internal?.wasm), domReady()]).then(() => {
+    const { tag, lang } = pickLocale(options?.locale);
+    this.loaded = Promise.all([load(internal?.wasm), domReady(), localeTexts(lang)]).then(([, , texts]) => {
       if (this.#destroyed) return this;
-      this.#inner = mountWasm(options ?? {});
+      const strings = { ...texts, ...ownTexts(options?.strings) };
+      this.#inner = mountWasm({ ...options, locale: tag, strings });
       // Registered first, so it runs before any other `ready` listener.
       this.#inner.on('ready', () => (this.#ready = true));
       if (this.#context) this.#inner.setContext(this.#context);

@@ -118,6 +118,8 @@ pub(crate) enum Event {
     Posted { id: String, reply: Option<ServerMessage> },
     /// A timer fired.
     TimerFired(Timer),
+    /// Another tab of the session has read up to `seq` (its panel was open).
+    ReadElsewhere { seq: u64 },
 }
 
 /// Something the model wants to be told about from outside.
@@ -164,6 +166,9 @@ pub(crate) enum Effect {
     SaveOutbox,
     /// Persist the mute switch.
     SaveMuted,
+    /// Persist (and share with the session's other tabs) that everything up to this `seq` has
+    /// been read.
+    SaveRead(u64),
     /// Remember where focus was and move it to the input.
     FocusInput,
     /// Put focus back where it was before the panel opened.
@@ -187,6 +192,10 @@ pub(crate) struct Init {
     pub open: bool,
     /// The outbox a previous page left.
     pub outbox: Vec<OutboxEntry>,
+    /// What the log says when a resume could not fill a gap, in the page's language.
+    pub gap_notice: String,
+    /// The newest `seq` this session has read, as storage remembers it.
+    pub read_seq: Option<u64>,
 }
 
 /// Everything the widget knows.
@@ -214,7 +223,7 @@ impl Model {
             muted: init.muted,
             page_hidden: init.hidden,
             link: Link::new(init.seed, init.online),
-            log: Log::restore(init.outbox),
+            log: Log::restore(init.outbox, init.gap_notice, init.read_seq),
             liveness: Liveness::default(),
         }
     }
@@ -257,7 +266,6 @@ impl Model {
     fn open_panel(&mut self, fx: &mut Vec<Effect>) {
         if !self.open {
             self.open = true;
-            self.log.mark_read();
             fx.push(Effect::FocusInput);
             fx.push(Effect::Notify(Notice::Open));
         }
@@ -279,9 +287,6 @@ impl Model {
     fn set_page_hidden(&mut self, hidden: bool, fx: &mut Vec<Effect>) {
         self.page_hidden = hidden;
         if !hidden {
-            if self.open {
-                self.log.mark_read();
-            }
             self.wake(fx);
         }
     }
@@ -433,6 +438,7 @@ impl Model {
             Event::PollDone { poll, history } => self.poll_done(poll, history, fx),
             Event::Posted { id, reply } => self.posted(id, reply, fx),
             Event::TimerFired(timer) => self.timer_fired(timer, fx),
+            Event::ReadElsewhere { seq } => self.log.read_elsewhere(seq),
         }
         if !self.link.is_live() {
             self.liveness.stop(fx);
@@ -446,6 +452,10 @@ pub(crate) fn update(model: &mut Model, event: Event) -> Vec<Effect> {
     let (status, unread) = (model.link.status(), model.log.unread);
     let mut fx = Vec::new();
     model.step(event, &mut fx);
+    if model.attention().watching {
+        // A panel open in a visible tab: whatever is in it now has been read.
+        model.log.mark_read(&mut fx);
+    }
     if model.log.unread != unread {
         fx.push(Effect::Notify(Notice::Unread(model.log.unread)));
     }

@@ -5,6 +5,12 @@
 //! The rules it keeps: nothing is shown twice (a message is known by its id, however often
 //! the hub echoes, acknowledges or replays it); stored messages sit in `seq` order ahead of
 //! the ones still pending; the history the page loads with is not news, anything after it is.
+//!
+//! Unread is a position, not a counter: `read_seq` is the newest `seq` the visitor has seen in
+//! an open panel, in any tab. It is kept in storage per session ([`Effect::SaveRead`]) and
+//! shared by tabs (`Event::ReadElsewhere`), so the badge counts the bot's and operators' messages
+//! after it — the true count on the next page and in every tab, until a panel is opened in
+//! any of them. Hub notices, which have no `seq`, are counted in this tab only.
 //! It knows nothing about transports: the model decides where the outbox goes.
 
 use super::{Effect, Notice, Outgoing, Timer, RESEND_DELAY_MS};
@@ -73,8 +79,12 @@ pub(crate) struct Log {
     pub messages: Vec<Message>,
     /// What still has to reach the hub.
     pub outbox: Outbox,
-    /// Messages that arrived while the visitor was not looking.
+    /// Messages that arrived after what the visitor has read (kept up to date by `recount`).
     pub unread: u32,
+    /// The newest `seq` read in an open panel of any tab; `None` until known.
+    read_seq: Option<u64>,
+    /// Hub notices (no `seq`) that arrived while nobody was looking.
+    unread_notices: u32,
     /// The bot or an operator is typing.
     pub typing: bool,
     /// The newest `seq` seen; sent as `after` on every (re)connection.
@@ -86,11 +96,14 @@ pub(crate) struct Log {
     history_loaded: bool,
     /// Numbers the log's own entries (system notices), which the hub gives no id.
     next_local_id: u64,
+    /// The notice for a gap a resume could not fill, in the page's language.
+    gap_notice: String,
 }
 
 impl Log {
-    /// A log showing the outbox a previous page left behind (pending or failed).
-    pub(super) fn restore(entries: Vec<OutboxEntry>) -> Self {
+    /// A log showing the outbox a previous page left behind (pending or failed); `read_seq` is
+    /// what the session has read so far, as storage remembers it.
+    pub(super) fn restore(entries: Vec<OutboxEntry>, gap_notice: String, read_seq: Option<u64>) -> Self {
         let outbox = Outbox::restore(entries);
         let messages = outbox
             .entries()
@@ -108,17 +121,52 @@ impl Log {
             messages,
             outbox,
             unread: 0,
+            read_seq,
+            unread_notices: 0,
             typing: false,
             last_seq: None,
             acked: Vec::new(),
             history_loaded: false,
             next_local_id: 0,
+            gap_notice,
         }
     }
 
-    /// The visitor has seen everything.
-    pub(super) fn mark_read(&mut self) {
-        self.unread = 0;
+    /// The visitor has seen everything (a panel is open in a visible tab).
+    pub(super) fn mark_read(&mut self, fx: &mut Vec<Effect>) {
+        self.unread_notices = 0;
+        if let Some(seq) = self.last_seq {
+            self.read_up_to(seq, fx);
+        }
+        self.recount();
+    }
+
+    /// The visitor has read up to `seq` here: remembered for the other tabs and pages.
+    fn read_up_to(&mut self, seq: u64, fx: &mut Vec<Effect>) {
+        if self.read_seq.is_none_or(|r| seq > r) {
+            self.read_seq = Some(seq);
+            fx.push(Effect::SaveRead(seq));
+        }
+    }
+
+    /// Another tab has read up to `seq`.
+    pub(super) fn read_elsewhere(&mut self, seq: u64) {
+        if self.read_seq.is_none_or(|r| seq > r) {
+            self.read_seq = Some(seq);
+            self.recount();
+        }
+    }
+
+    /// Brings `unread` in line with what has been read.
+    fn recount(&mut self) {
+        let read = self.read_seq;
+        let after = self
+            .messages
+            .iter()
+            .filter(|m| matches!(m.role, Role::Bot | Role::Agent))
+            .filter(|m| m.seq.is_some_and(|s| read.is_none_or(|r| s > r)))
+            .count();
+        self.unread = self.unread_notices.saturating_add(after as u32);
     }
 
     /// The hub never said the typing stopped; stop showing it anyway.
@@ -180,13 +228,10 @@ impl Log {
         format!("{prefix}-{}", self.next_local_id)
     }
 
-    /// Something arrived the visitor may not have seen: count it, maybe chime.
+    /// Something arrived that the visitor may not have seen: maybe chime.
     fn arrived(&mut self, eyes: Attention, fx: &mut Vec<Effect>) {
-        if !eyes.watching {
-            self.unread = self.unread.saturating_add(1);
-            if !eyes.muted {
-                fx.push(Effect::Chime);
-            }
+        if !eyes.watching && !eyes.muted {
+            fx.push(Effect::Chime);
         }
     }
 
@@ -299,7 +344,8 @@ impl Log {
             ServerMessage::Agent(m) => self.stored(Role::Agent, m, live, eyes, fx),
             ServerMessage::System(n) if n.room.is_none() => {
                 self.system(n.message, n.timestamp, live, fx);
-                if live {
+                if live && !eyes.watching {
+                    self.unread_notices = self.unread_notices.saturating_add(1);
                     self.arrived(eyes, fx);
                 }
             }
@@ -318,6 +364,7 @@ impl Log {
             }
             _ => {}
         }
+        self.recount();
     }
 
     /// Reads a `history` (from a socket or a long-poll).
@@ -330,9 +377,16 @@ impl Log {
             self.receive(m, live, eyes, fx);
         }
         if !h.complete && live {
-            self.system("Some earlier messages could not be loaded.".into(), String::new(), false, fx);
+            self.system(self.gap_notice.clone(), String::new(), false, fx);
         }
         self.see_seq(h.last_seq);
+        if self.read_seq.is_none() {
+            // Nothing was ever recorded as read for this session (storage cleared, or a
+            // conversation from before the widget kept it): what was there before this page is
+            // not news.
+            self.read_up_to(h.last_seq, fx);
+        }
+        self.recount();
     }
 }
 

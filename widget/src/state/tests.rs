@@ -567,3 +567,29 @@ fn acknowledged_ids_are_remembered_for_the_shared_storage() {
     update(&mut m, frame(s, ServerMessage::User(conv("theirs", 2, "y"))));
     assert_eq!(m.log.acked, ["mine", "theirs"]);
 }
+
+#[test]
+fn reading_in_an_open_visible_panel_is_saved_and_shared() {
+    let (mut m, s) = connected();
+    let fx = update(&mut m, frame(s, ServerMessage::Bot(conv("1", 1, "x"))));
+    assert!(fx.contains(&Effect::Notify(Notice::Unread(1))));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::SaveRead(1))));
+    let fx = update(&mut m, Event::Open);
+    assert!(fx.contains(&Effect::SaveRead(1)));
+    assert!(fx.contains(&Effect::Notify(Notice::Unread(0))));
+    // Seen as it arrives while open and visible.
+    let fx = update(&mut m, frame(s, ServerMessage::Bot(conv("2", 2, "y"))));
+    assert!(fx.contains(&Effect::SaveRead(2)));
+    // Hidden: not read; read when visible again with the panel open.
+    update(&mut m, Event::PageHidden { hidden: true });
+    let fx = update(&mut m, frame(s, ServerMessage::Bot(conv("3", 3, "z"))));
+    assert!(fx.contains(&Effect::Notify(Notice::Unread(1))));
+    let fx = update(&mut m, Event::PageHidden { hidden: false });
+    assert!(fx.contains(&Effect::SaveRead(3)));
+    // Closed, a new answer; another tab's open panel reads it.
+    update(&mut m, Event::Close);
+    let fx = update(&mut m, frame(s, ServerMessage::Bot(conv("4", 4, "w"))));
+    assert!(fx.contains(&Effect::Notify(Notice::Unread(1))));
+    let fx = update(&mut m, Event::ReadElsewhere { seq: 4 });
+    assert_eq!(fx, [Effect::Notify(Notice::Unread(0))]);
+}

@@ -144,18 +144,19 @@ fn read_options(o: &JsValue) -> RawOptions {
             v.as_string().map(Flex::Str)
         }
     };
-    let colors = get("colors")
-        .and_then(|c| c.dyn_into::<js_sys::Object>().ok())
-        .map(|c| {
-            js_sys::Object::entries(&c)
-                .iter()
-                .filter_map(|pair| {
-                    let pair: js_sys::Array = pair.dyn_into().ok()?;
-                    Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    // `{name: text}` pairs (the npm facade has parsed a `data-strings` attribute's JSON).
+    let pairs = |k: &str| -> Vec<(String, String)> {
+        let Some(o) = get(k).and_then(|v| v.dyn_into::<js_sys::Object>().ok()) else { return Vec::new() };
+        js_sys::Object::entries(&o)
+            .iter()
+            .filter_map(|pair| {
+                let pair: js_sys::Array = pair.dyn_into().ok()?;
+                Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+            })
+            .collect()
+    };
+    // Without a `locale` option, the browser's language.
+    let locale = string("locale").or_else(|| web_sys::window().and_then(|w| w.navigator().language()));
     RawOptions {
         server: string("server"),
         position: string("position"),
@@ -166,7 +167,9 @@ fn read_options(o: &JsValue) -> RawOptions {
         theme: string("theme"),
         open: flex("open"),
         accent: string("accent"),
-        colors,
+        colors: pairs("colors"),
+        locale,
+        strings: pairs("strings"),
     }
 }
 
@@ -184,6 +187,11 @@ pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
     }
     let raw = read_options(&options);
     let options = raw.resolve();
+    for name in &options.unknown_strings {
+        web_sys::console::warn_1(
+            &format!("natter: \"{name}\" in the strings option is not a text of the widget").into(),
+        );
+    }
     let rt = Runtime::mount(options)?;
     Ok(Natter { rt })
 }

@@ -13,8 +13,9 @@ use super::keys;
 use super::link::{self, Endpoint, Socket, SocketEvent};
 use super::listen::Listener;
 use super::random;
-use super::sound::Sound;
+use super::sound::{Chime, Sound};
 use super::storage::Store;
+use crate::i18n::Key;
 use crate::keys::Composition;
 use crate::options::Options;
 use crate::state::{update, Effect, Event, Init, Model, Notice, Outgoing, Timer};
@@ -66,6 +67,13 @@ pub(super) struct Runtime {
     graveyard: RefCell<Vec<Box<dyn Any>>>,
 }
 
+/// Whether the page is used by touch alone (a phone, a tablet): no hover, a coarse pointer.
+fn touch_only() -> bool {
+    web_sys::window()
+        .and_then(|w| w.match_media("(hover: none) and (pointer: coarse)").ok().flatten())
+        .is_some_and(|m| m.matches())
+}
+
 fn now_iso() -> String {
     String::from(js_sys::Date::new_0().to_iso_string())
 }
@@ -85,6 +93,8 @@ impl Runtime {
             hidden,
             open: options.open,
             outbox: store.outbox(&session),
+            read_seq: store.read_seq(&session),
+            gap_notice: options.strings.get(Key::Gap).to_string(),
         });
         let dom = Dom::build(&options)?;
         let rt = Rc::new_cyclic(|me| Runtime {
@@ -267,19 +277,35 @@ impl Runtime {
                     self.bury(Box::new(old));
                 }
             }
-            Effect::Chime => {
-                self.emit("sound", &JsValue::UNDEFINED);
-                self.sound.borrow_mut().chime();
-            }
+            // `sound` is told only when the chime really plays.
+            Effect::Chime => match self.sound.borrow_mut().chime() {
+                Chime::Played => self.emit("sound", &JsValue::UNDEFINED),
+                Chime::Later(resumed) => {
+                    let weak = self.weak();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let resumed = wasm_bindgen_futures::JsFuture::from(resumed).await.is_ok();
+                        if let Some(rt) = weak.upgrade() {
+                            if resumed && !rt.destroyed.get() && rt.sound.borrow().play_if_running() {
+                                rt.emit("sound", &JsValue::UNDEFINED);
+                            }
+                        }
+                    });
+                }
+                Chime::Silent => {}
+            },
             Effect::SaveOutbox => {
                 let model = self.model.borrow();
                 self.store.save_outbox(&self.endpoint.session, model.log.outbox.entries(), &model.log.acked);
             }
             Effect::SaveMuted => self.store.set_muted(self.model.borrow().muted),
+            Effect::SaveRead(seq) => self.store.save_read(&self.endpoint.session, seq),
             Effect::FocusInput => {
                 if let Some(dom) = self.dom.borrow().as_ref() {
                     *self.focus_before_open.borrow_mut() = dom.page_focus();
-                    let _ = dom.input.focus();
+                    // On a touch screen, focusing the text box pops the keyboard over half the
+                    // conversation: focus the dialog, and the keyboard comes with the visitor's
+                    // own tap on the text box.
+                    let _ = if touch_only() { dom.panel.focus() } else { dom.input.focus() };
                 }
             }
             Effect::RestoreFocus => {
@@ -458,6 +484,15 @@ impl Runtime {
             (window.clone().into(), "pageshow", false, |rt, _| rt.dispatch(Event::Wake)),
             // A frozen page (Page Lifecycle) resumed: its socket may have died meanwhile.
             (document.clone().into(), "resume", false, |rt, _| rt.dispatch(Event::Wake)),
+            // Another tab of the session read up to a seq (or this one did, on another page).
+            (window.clone().into(), "storage", false, |rt, e| {
+                let Some(e) = e.dyn_ref::<web_sys::StorageEvent>() else { return };
+                if e.key().as_deref() == Some(&Store::read_key(&rt.endpoint.session)) {
+                    if let Some(seq) = e.new_value().and_then(|v| v.parse().ok()) {
+                        rt.dispatch(Event::ReadElsewhere { seq });
+                    }
+                }
+            }),
             (document.into(), "visibilitychange", false, |rt, _| {
                 let hidden = web_sys::window().and_then(|w| w.document()).is_some_and(|d| d.hidden());
                 rt.dispatch(Event::PageHidden { hidden });

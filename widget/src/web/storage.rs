@@ -1,4 +1,4 @@
-//! `localStorage`: the session id, the outbox and the mute switch.
+//! `localStorage`: the session id, the outbox, what the session has read and the mute switch.
 //!
 //! Storage can be missing or throw (sandboxed iframes, Safari private mode, a full quota); the
 //! widget then works for the life of the page without persistence instead of failing.
@@ -73,6 +73,24 @@ impl Store {
             self.set(MUTED_KEY, "1")
         } else {
             self.remove(MUTED_KEY)
+        }
+    }
+
+    /// The key under which the session's read position is kept; other tabs watch it.
+    pub(crate) fn read_key(session: &str) -> String {
+        format!("natter:read:{session}")
+    }
+
+    /// The newest `seq` this session has read in an open panel, on any page or tab.
+    pub(crate) fn read_seq(&self, session: &str) -> Option<u64> {
+        self.get(&Self::read_key(session))?.parse().ok()
+    }
+
+    /// Records that the session has read up to `seq` (never moving it back: another tab may
+    /// have read further meanwhile).
+    pub(crate) fn save_read(&self, session: &str, seq: u64) {
+        if self.read_seq(session).is_none_or(|r| seq > r) {
+            self.set(&Self::read_key(session), &seq.to_string());
         }
     }
 
