@@ -6,8 +6,59 @@ export type NatterPosition = 'bottom-right' | 'bottom-left';
 /** Colour scheme: `auto` follows `prefers-color-scheme`. */
 export type NatterTheme = 'auto' | 'light' | 'dark';
 
-/** The status label shown next to the status dot. */
+/** The connection status, by its English name in every language (the visible label follows the locale). */
 export type NatterStatus = 'Connected' | 'Connecting…' | 'Reconnecting…' | 'HTTP fallback' | 'Offline';
+
+/**
+ * Every text of the widget, by key (English shown). Override any of them with the `strings`
+ * option; `{n}` is replaced by a number.
+ */
+export interface NatterStrings {
+  /** "Chat with us" — the panel title (the `title` option wins). */
+  title: string;
+  /** "Hi there 👋 How can we help?" — the first bubble (the `greeting` option wins). */
+  greeting: string;
+  /** "Open chat" — the launcher while the panel is closed. */
+  openChat: string;
+  /** "Close chat" — the launcher while the panel is open, and the ✕ in the header. */
+  closeChat: string;
+  /** "Open chat ({n} unread)" — the launcher while messages are unread. */
+  openChatUnread: string;
+  /** "Mute notification sound" — the mute button, and its tooltip while the sound is on. */
+  mute: string;
+  /** "Unmute notification sound" — the mute button's tooltip while muted. */
+  unmute: string;
+  /** "Conversation" — the message log's name. */
+  conversation: string;
+  /** "Typing…" — the typing indicator's name. */
+  typing: string;
+  /** "Message" — the text box's name. */
+  message: string;
+  /** "Write a message…" — the text box's placeholder. */
+  placeholder: string;
+  /** "Send" — the send button. */
+  send: string;
+  /** "Sending…" — under a message not yet acknowledged. */
+  sending: string;
+  /** "Not delivered" — under a refused message. */
+  notDelivered: string;
+  /** "Retry" — the retry button of a refused message. */
+  retry: string;
+  /** "Powered by Natter" — the footer. */
+  poweredBy: string;
+  /** "Connecting…" */
+  statusConnecting: string;
+  /** "Connected" */
+  statusConnected: string;
+  /** "Reconnecting…" */
+  statusReconnecting: string;
+  /** "HTTP fallback" */
+  statusHttp: string;
+  /** "Offline" */
+  statusOffline: string;
+  /** "Some earlier messages could not be loaded." */
+  gap: string;
+}
 
 /** Options for {@link mount}. With the script tag, each is a `data-*` attribute (`data-z-index`). */
 export interface NatterOptions {
@@ -35,7 +86,18 @@ export interface NatterOptions {
    * `userText`, `radius`, `font`. The host page can also set `--natter-*` on `[data-natter]`.
    */
   colors?: Record<string, string>;
+  /**
+   * BCP 47 language tag (`de`, `pt-BR`, `he-IL`). Default: the browser's languages. Built-in
+   * texts: en, de, fr, es, pt, ja, zh, ar, he (matched by language subtag; others get
+   * English); times use `Intl` in this locale; ar and he mirror the panel.
+   */
+  locale?: string;
+  /** Texts by key over the locale's (`data-strings`: the same object as JSON). */
+  strings?: Partial<NatterStrings> | string;
 }
+
+/** App fields for {@link NatterHandle.setContext}: JSON values; `null` removes a field. */
+export type NatterContext = { [field: string]: unknown };
 
 /** A snapshot of the widget's state. */
 export interface NatterState {
@@ -45,7 +107,7 @@ export interface NatterState {
   transport: 'websocket' | 'http' | 'none';
   /** The panel is open. */
   open: boolean;
-  /** Messages that arrived while the panel was closed or the tab hidden. */
+  /** The bot's and operators' messages after the last one seen in an open panel of any tab of the session. */
   unread: number;
   /** The status label. */
   status: NatterStatus;
@@ -79,7 +141,11 @@ export interface NatterEvents {
   unread: number;
   /** The connection status changed. */
   status: NatterState;
-  /** The notification chime was played (it is not when muted). */
+  /**
+   * The notification chime played: a message arrived while the panel was closed or the tab
+   * hidden, the sound is not muted, and the browser let the page play audio (after the visitor
+   * has interacted with it). Not fired when no sound could play.
+   */
   sound: undefined;
 }
 
@@ -90,6 +156,14 @@ export interface NatterHandle {
   toggle(): void;
   /** Sends `text` as the visitor. Returns its id, or undefined while loading or for blank text. */
   send(text: string): string | undefined;
+  /**
+   * Merges app fields into the context every message carries from now on (besides `page` and
+   * `title`, read when the message is written); a field set to `null` is removed, `null`
+   * clears them all. At most 2048 bytes of JSON. Throws a `TypeError` for anything but a plain
+   * object of JSON values (or one naming `page` or `title`) and a `RangeError` when too large;
+   * a refused call changes nothing.
+   */
+  setContext(fields: NatterContext | null): NatterHandle;
   on<E extends keyof NatterEvents>(event: E, fn: (detail: NatterEvents[E]) => void): NatterHandle;
   off<E extends keyof NatterEvents>(event: E, fn: (detail: NatterEvents[E]) => void): NatterHandle;
   /** Current state (a fresh snapshot on each read). */
@@ -102,7 +176,10 @@ export interface NatterHandle {
   destroy(): void;
 }
 
-/** Mounts the widget and returns its handle at once (it loads in the background). */
+/**
+ * Mounts the widget and returns its handle at once (it loads in the background). One widget per
+ * page: while one is mounted, returns its handle (with a console warning) and ignores `options`.
+ */
 export function mount(options?: NatterOptions): NatterHandle;
 export default mount;
 

@@ -12,8 +12,8 @@
 //! Times are formatted by the browser's `Intl` in the same locale (`web::clock`); a
 //! right-to-left language ([`is_rtl`]) mirrors the panel.
 
-/// One text of the widget. The names (see [`Key::name`]) are the keys of the `strings` option,
-/// listed in npm/README.md.
+/// One text of the widget. Their names (in `TABLE`, in the same order) are the keys of the
+/// `strings` option, listed in npm/README.md.
 // The DOM templates name most texts as `$name`, so those variants are only built in tests.
 #[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +249,14 @@ mod tests {
                 Strings::default().get(Key::Placeholder),
                 "{lang} is translated"
             );
+        }
+    }
+
+    #[test]
+    fn the_npm_readme_lists_every_key_with_its_english_text() {
+        let readme = include_str!("../../npm/README.md");
+        for (name, en) in TABLE {
+            assert!(readme.contains(&format!("| `{name}` | {en}")), "npm/README.md lists `{name}`");
         }
     }
 

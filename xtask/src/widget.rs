@@ -95,6 +95,19 @@ const WASM_FEATURES: &[&str] = &[
     "--enable-multivalue",
 ];
 
+/// `wasm-opt` passes: size first, repeated while they still shrink the module; the producers
+/// and target-features sections are metadata no browser reads. The module's memory is its own
+/// (zero-filled when instantiated) and Rust keeps the stack above the low kilobyte, which lets
+/// binaryen fold more constants.
+const WASM_OPT: &[&str] = &[
+    "-Oz",
+    "--converge",
+    "--strip-producers",
+    "--strip-target-features",
+    "--low-memory-unused",
+    "--zero-filled-memory",
+];
+
 fn scripts_dir() -> PathBuf {
     root().join("npm").join("scripts")
 }
@@ -117,7 +130,7 @@ fn wasm_opt(file: &Path) -> Result<()> {
     let out = file.with_extension("opt.wasm");
     let attempt = |bin: &Path, quiet: bool| {
         let mut cmd = Command::new(bin);
-        cmd.arg("-Oz").args(WASM_FEATURES).arg(file).arg("-o").arg(&out);
+        cmd.args(WASM_OPT).args(WASM_FEATURES).arg(file).arg("-o").arg(&out);
         if quiet {
             // The system binary is only a first try; its parse error is not the user's problem.
             cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
@@ -138,7 +151,7 @@ fn wasm_opt(file: &Path) -> Result<()> {
             ensure_npm_tools()?;
             let status = attempt(&npm_bin("wasm-opt"), false).context("running npm/scripts' wasm-opt")?;
             if !status.success() {
-                bail!("wasm-opt -Oz failed ({status})");
+                bail!("wasm-opt {} failed ({status})", WASM_OPT.join(" "));
             }
         }
     }

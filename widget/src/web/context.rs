@@ -32,22 +32,20 @@ fn cut(mut s: String) -> String {
 }
 
 impl PageContext {
-    /// Replaces the app's fields with `json`, the JSON text of one object (`""` clears them).
+    /// Replaces the app's fields with `json`, the JSON text of one object as the npm facade
+    /// makes it with `JSON.stringify` after checking it (`""` clears them).
     ///
     /// # Errors
-    /// A `TypeError` when `json` is not an object's JSON, a `RangeError` when it is over
-    /// [`MAX_APP_CONTEXT_BYTES`]; the fields set before are kept.
+    /// A `TypeError` when `json` is not `{…}` or is over [`MAX_APP_CONTEXT_BYTES`]; the fields
+    /// set before are kept.
     pub(crate) fn set(&mut self, json: String) -> Result<(), JsValue> {
         let json = json.trim();
-        if json.len() > MAX_APP_CONTEXT_BYTES {
-            return Err(js_sys::RangeError::new("natter.setContext: over 2048 bytes of JSON").into());
-        }
-        let object = json.is_empty()
-            || (json.starts_with('{')
-                && json.ends_with('}')
-                && js_sys::JSON::parse(json).is_ok_and(|v| v.is_object() && !js_sys::Array::is_array(&v)));
-        if !object {
-            return Err(js_sys::TypeError::new("natter.setContext: expected the JSON of an object").into());
+        let object = json.starts_with('{') && json.ends_with('}');
+        if !(json.is_empty() || object) || json.len() > MAX_APP_CONTEXT_BYTES {
+            return Err(js_sys::TypeError::new(
+                "natter.setContext: expected an object's JSON, 2048 bytes at most",
+            )
+            .into());
         }
         self.app = json.to_string();
         Ok(())
