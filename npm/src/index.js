@@ -75,7 +75,6 @@ class NatterHandle {
   #destroyed = false;
   #ready = false;
   #fields = {};
-  #context = '';
 
   constructor(options, internal) {
     /** Resolves with this handle once the widget is on the page. */
@@ -83,10 +82,9 @@ class NatterHandle {
     this.loaded = Promise.all([load(internal?.wasm), domReady(), localeTexts(lang)]).then(([, , texts]) => {
       if (this.#destroyed) return this;
       const strings = { ...texts, ...ownTexts(options?.strings) };
-      this.#inner = mountWasm({ ...options, locale: tag, strings });
+      this.#inner = mountWasm({ ...options, locale: tag, strings, contextOf: () => this.#contextNow() });
       // Registered first, so it runs before any other `ready` listener.
       this.#inner.on('ready', () => (this.#ready = true));
-      if (this.#context) this.#inner.setContext(this.#context);
       for (const [event, fn] of this.#listeners) this.#inner.on(event, fn);
       this.#listeners = [];
       for (const [method, args] of this.#queue) this.#inner[method](...args);
@@ -139,9 +137,20 @@ class NatterHandle {
       throw new RangeError(`natter.setContext: the context would be ${text.length} bytes of JSON, more than ${MAX_CONTEXT_BYTES}`);
     }
     this.#fields = next;
-    this.#context = text;
-    if (this.#inner) this.#inner.setContext(text);
     return this;
+  }
+
+  /**
+   * The context of a message written now (the widget asks when the visitor writes one): the
+   * page and its title as they are now, and the app's fields. Cut by characters, never inside
+   * one: a lone surrogate would make the hub refuse the message.
+   */
+  #contextNow() {
+    const cut = (s) => Array.from(String(s)).slice(0, 300).join('');
+    const context = { page: cut(location.pathname) };
+    const title = cut(document.title).trim();
+    if (title) context.title = title;
+    return JSON.stringify({ ...context, ...this.#fields });
   }
 
   on(event, fn) {

@@ -41,8 +41,9 @@ fn push_field(buf: &mut String, name: &str, value: &str) {
 
 /// The `user` frame for a visitor message: the original widget's message format plus the
 /// de-duplication `id`. `out.context` is the JSON object's text made when the message was
-/// written (by the browser's `JSON.stringify`, so it is valid JSON); without one, the hub
-/// takes the page from the connection.
+/// written (by the npm facade's `JSON.stringify`, or checked by the browser's JSON when read
+/// back from storage, so it is valid JSON); without one, the hub takes the page from the
+/// connection.
 pub(crate) fn user_message(out: &Outgoing, session: &str) -> String {
     let mut b = String::with_capacity(out.text.len() + out.context.len() + session.len() + 128);
     b.push_str("{\"type\":\"user\",");
@@ -56,26 +57,6 @@ pub(crate) fn user_message(out: &Outgoing, session: &str) -> String {
     if out.context.starts_with('{') {
         b.push_str(",\"context\":");
         b.push_str(&out.context);
-    }
-    b.push('}');
-    b
-}
-
-/// The context of a visitor message: `{"page":…,"title":…}` (no `title` when it is blank)
-/// followed by the app's own fields, `app` being the JSON text of an object (or empty). The
-/// app may not use the names `page` and `title` (the npm facade refuses them).
-pub(crate) fn page_context(page: &str, title: &str, app: &str) -> String {
-    let mut b = String::with_capacity(page.len() + title.len() + app.len() + 24);
-    b.push('{');
-    push_field(&mut b, "page", page);
-    if !title.trim().is_empty() {
-        b.push(',');
-        push_field(&mut b, "title", title);
-    }
-    let fields = app.trim().strip_prefix('{').and_then(|a| a.strip_suffix('}')).unwrap_or("").trim();
-    if !fields.is_empty() {
-        b.push(',');
-        b.push_str(fields);
     }
     b.push('}');
     b
@@ -140,17 +121,6 @@ mod tests {
         let bare = Outgoing { context: String::new(), ..out };
         let parsed: ClientMessage = serde_json::from_str(&user_message(&bare, "s-1")).expect("valid JSON");
         assert!(matches!(parsed, ClientMessage::User(UserSend { context: None, .. })));
-    }
-
-    #[test]
-    fn page_context_is_the_page_the_title_and_the_app_fields() {
-        let parse = |t: &str| serde_json::from_str::<serde_json::Value>(t).expect("valid JSON");
-        assert_eq!(
-            parse(&page_context("/checkout", "Checkout — \"Acme\"", r#"{"plan":"pro","cart":{"items":3}}"#)),
-            serde_json::json!({"page": "/checkout", "title": "Checkout — \"Acme\"", "plan": "pro", "cart": {"items": 3}})
-        );
-        assert_eq!(parse(&page_context("/", " ", "")), serde_json::json!({"page": "/"}));
-        assert_eq!(parse(&page_context("/", "T", "{}")), serde_json::json!({"page": "/", "title": "T"}));
     }
 
     #[test]

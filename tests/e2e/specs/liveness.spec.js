@@ -12,7 +12,7 @@ import { widget, ready, say, storedMessages } from '../lib/widget.js';
 const AFTER_ACTIVITY_S = 8;
 const WHEN_IDLE_S = 28;
 // What a fresh connection and the re-send may add on a loaded two-core machine.
-const SLACK_MS = 6_000;
+const SLACK_MS = 12_000;
 
 let hub;
 let proxy;

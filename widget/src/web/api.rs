@@ -73,18 +73,6 @@ impl Natter {
         self.rt.send_text(text)
     }
 
-    /// Sets the app's own fields of the page context every message carries from now on: the
-    /// JSON text of one object (the npm facade merges successive `setContext` calls, checks
-    /// them and passes the result); `""` clears them.
-    ///
-    /// # Errors
-    /// `TypeError` when it is not an object's JSON, `RangeError` over 2048 bytes; the fields
-    /// set before are kept.
-    #[wasm_bindgen(js_name = setContext)]
-    pub fn set_context(&self, json: String) -> Result<(), JsValue> {
-        self.rt.set_context(json)
-    }
-
     /// Calls `f` on `event`: `ready`, `open`, `close`, `message`, `unread`, `status`, `sound`.
     pub fn on(&self, event: &str, f: js_sys::Function) {
         self.rt.on(event, f);
@@ -186,12 +174,14 @@ pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
         return Ok(Natter { rt });
     }
     let raw = read_options(&options);
+    // Internal, from the npm facade: the function that makes a message's page context.
+    let context_of = js_sys::Reflect::get(&options, &"contextOf".into()).ok().and_then(|f| f.dyn_into().ok());
     let options = raw.resolve();
     for name in &options.unknown_strings {
         web_sys::console::warn_1(
             &format!("natter: \"{name}\" in the strings option is not a text of the widget").into(),
         );
     }
-    let rt = Runtime::mount(options)?;
+    let rt = Runtime::mount(options, context_of)?;
     Ok(Natter { rt })
 }

@@ -6,7 +6,7 @@
 //! reports a locale tag `Intl` rejects as an error instead of throwing through the widget; the
 //! browser's default locale is used then.
 
-use js_sys::{Array, Date, Function, Object, Reflect};
+use js_sys::{Array, Date, Function, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
 /// The `Intl` formatters of one widget.
@@ -21,24 +21,22 @@ pub(crate) struct Clock {
     yesterday: String,
 }
 
-/// `new Intl[kind](locale, options)`, or with the browser's locale if `locale` is rejected.
-fn intl(kind: &str, locale: &str, options: &[(&str, &str)]) -> Option<JsValue> {
+/// `new Intl[kind](locale, options)` (`options`: JSON text), or with the browser's locale if
+/// `locale` is rejected.
+fn intl(kind: &str, locale: &str, options: &str) -> Option<JsValue> {
     let ctor: Function = Reflect::get(&js_sys::global(), &"Intl".into())
         .and_then(|i| Reflect::get(&i, &kind.into()))
         .ok()?
         .dyn_into()
         .ok()?;
-    let o = Object::new();
-    for (k, v) in options {
-        Reflect::set(&o, &(*k).into(), &(*v).into()).ok()?;
-    }
+    let o = js_sys::JSON::parse(options).ok()?;
     Reflect::construct(&ctor, &Array::of2(&locale.into(), &o))
         .or_else(|_| Reflect::construct(&ctor, &Array::of2(&JsValue::UNDEFINED, &o)))
         .ok()
 }
 
 /// The bound `format` of a `DateTimeFormat`.
-fn date_format(locale: &str, options: &[(&str, &str)]) -> Option<Function> {
+fn date_format(locale: &str, options: &str) -> Option<Function> {
     Reflect::get(&intl("DateTimeFormat", locale, options)?, &"format".into()).ok()?.dyn_into().ok()
 }
 
@@ -56,17 +54,19 @@ fn call(f: &Option<Function>, d: &Date) -> String {
 impl Clock {
     /// Formatters for `locale` (a BCP 47 tag).
     pub(crate) fn new(locale: &str) -> Clock {
-        const TIME: [(&str, &str); 2] = [("hour", "numeric"), ("minute", "2-digit")];
-        let yesterday = intl("RelativeTimeFormat", locale, &[("numeric", "auto")])
+        let yesterday = intl("RelativeTimeFormat", locale, r#"{"numeric":"auto"}"#)
             .and_then(|rtf| {
                 let format: Function = Reflect::get(&rtf, &"format".into()).ok()?.dyn_into().ok()?;
                 format.call2(&rtf, &(-1).into(), &"day".into()).ok()?.as_string()
             })
             .unwrap_or_default();
         Clock {
-            time: date_format(locale, &TIME),
-            day: date_format(locale, &[("month", "short"), ("day", "numeric"), TIME[0], TIME[1]]),
-            full: date_format(locale, &[("dateStyle", "full"), ("timeStyle", "short")]),
+            time: date_format(locale, r#"{"hour":"numeric","minute":"2-digit"}"#),
+            day: date_format(
+                locale,
+                r#"{"month":"short","day":"numeric","hour":"numeric","minute":"2-digit"}"#,
+            ),
+            full: date_format(locale, r#"{"dateStyle":"full","timeStyle":"short"}"#),
             yesterday,
         }
     }

@@ -10,12 +10,10 @@
 //! - `dom`: the Shadow DOM and its rendering; `clock`: message times with `Intl`; `listen`: listeners that remove themselves;
 //!   `keys`: reading key presses and where they went.
 //! - `link`: the WebSocket and the HTTP fallback; `frame`: reading hub frames.
-//! - `context`: the page context each message carries (page, title, `setContext` fields).
 //! - `storage`: `localStorage`; `random`: ids and the jitter seed; `sound`: the chime.
 
 mod api;
 mod clock;
-mod context;
 mod dom;
 mod frame;
 mod keys;

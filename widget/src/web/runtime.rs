@@ -7,7 +7,6 @@
 //! released values go to a graveyard that is emptied in a microtask, after the callback returns.
 
 use super::api;
-use super::context::PageContext;
 use super::dom::Dom;
 use super::keys;
 use super::link::{self, Endpoint, Socket, SocketEvent};
@@ -59,8 +58,10 @@ pub(super) struct Runtime {
     sound: RefCell<Sound>,
     /// Where focus was before the panel opened, to give it back on close.
     focus_before_open: RefCell<Option<web_sys::HtmlElement>>,
-    /// The app's context fields (`setContext`), added to each message's page context.
-    context: RefCell<PageContext>,
+    /// Makes the page context of a message written now (the JSON text of an object): the npm
+    /// facade's, which knows the page and the app's `setContext` fields. Without one, messages
+    /// carry no context and the hub uses the connection's page.
+    context_of: Option<js_sys::Function>,
     /// The chat box's IME composition, so that the Enter confirming one does not send.
     composition: RefCell<Composition>,
     /// Released values waiting for the current callback to return (see the module docs).
@@ -79,8 +80,12 @@ fn now_iso() -> String {
 }
 
 impl Runtime {
-    /// Builds the widget into the page, wires its listeners and starts connecting.
-    pub(super) fn mount(options: Options) -> Result<Rc<Runtime>, JsValue> {
+    /// Builds the widget into the page, wires its listeners and starts connecting; `context_of`
+    /// makes each message's page context (see the field).
+    pub(super) fn mount(
+        options: Options,
+        context_of: Option<js_sys::Function>,
+    ) -> Result<Rc<Runtime>, JsValue> {
         let store = Store::open();
         let session = store.session_id();
         let endpoint = Endpoint::new(&options.server, session.clone());
@@ -115,7 +120,7 @@ impl Runtime {
             handlers: RefCell::new(Vec::new()),
             sound: RefCell::new(Sound::default()),
             focus_before_open: RefCell::new(None),
-            context: RefCell::new(PageContext::default()),
+            context_of,
             composition: RefCell::new(Composition::default()),
             graveyard: RefCell::new(Vec::new()),
         });
@@ -422,7 +427,13 @@ impl Runtime {
             return None;
         }
         let id = random::hex_id();
-        let context = self.context.borrow().snapshot();
+        // Read now, when the visitor writes it: the page may have changed since the mount.
+        let context = self
+            .context_of
+            .as_ref()
+            .and_then(|f| f.call0(&JsValue::UNDEFINED).ok())
+            .and_then(|v| v.as_string())
+            .unwrap_or_default();
         self.dispatch(Event::Send(Outgoing {
             id: id.clone(),
             text: text.to_string(),
@@ -430,11 +441,6 @@ impl Runtime {
             context,
         }));
         Some(id)
-    }
-
-    /// Replaces the app's context fields (see `web::context`).
-    pub(super) fn set_context(&self, json: String) -> Result<(), JsValue> {
-        self.context.borrow_mut().set(json)
     }
 
     fn send_from_input(&self) {
