@@ -6,7 +6,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,7 +15,7 @@ use natter_protocol::{
 };
 use serde::Deserialize;
 
-use crate::edge::{check_origin, parse_after, parse_session, ApiError};
+use crate::edge::{check_origin, parse_after, parse_session, ApiError, Query};
 use crate::hub::{Hub, Refusal};
 
 /// Query of the chat API.
