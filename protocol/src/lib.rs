@@ -65,6 +65,8 @@ pub enum ClientMessage {
 
 /// A visitor's text to the support conversation of its session.
 ///
+/// Its `type` is [`UserSend::KIND`]; the HTTP fallback accepts it with `type` left out.
+///
 /// The original widget's example parses into this unchanged; `id` is optional for that reason, but clients
 /// that want exactly-once delivery across retries (the widget does) set it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -556,15 +558,20 @@ pub struct CreateRoom {
     pub metadata: Option<Json>,
 }
 
+impl UserSend {
+    /// The `type` of a [`ClientMessage::User`] on the wire.
+    pub const KIND: &'static str = "user";
+}
+
 impl ClientMessage {
     /// Every client `type`, in declaration order (for error messages that list what is valid).
     pub const KINDS: [&'static str; 8] =
-        ["user", "chat", "join", "leave", "typing", "cursor_position", "chain_update", "ping"];
+        [UserSend::KIND, "chat", "join", "leave", "typing", "cursor_position", "chain_update", "ping"];
 
     /// The `type` tag this message has on the wire.
     pub fn kind(&self) -> &'static str {
         match self {
-            ClientMessage::User(_) => "user",
+            ClientMessage::User(_) => UserSend::KIND,
             ClientMessage::Chat(_) => "chat",
             ClientMessage::Join(_) => "join",
             ClientMessage::Leave(_) => "leave",

@@ -219,7 +219,7 @@ pub(crate) fn parse_user_body(body: &[u8]) -> Result<UserSend, Refusal> {
     let mut value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| Refusal::new(ErrorCode::BadJson, format!("body is not valid JSON: {e}")))?;
     if let Some(object) = value.as_object_mut() {
-        object.entry("type").or_insert_with(|| "user".into());
+        object.entry("type").or_insert_with(|| UserSend::KIND.into());
     }
     match diagnose_value(value)? {
         ClientMessage::User(send) => Ok(send),

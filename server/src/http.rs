@@ -57,7 +57,7 @@ pub(crate) async fn post_message(
     // A good body is parsed once.
     let send = match serde_json::from_slice::<PostBody>(&body) {
         Ok(PostBody { kind: None, send }) => send,
-        Ok(PostBody { kind: Some(k), send }) if k == "user" => send,
+        Ok(PostBody { kind: Some(k), send }) if k == UserSend::KIND => send,
         Ok(PostBody { kind: Some(k), .. }) => {
             let shown: String = k.chars().take(40).collect();
             return Err(Refusal::new(
