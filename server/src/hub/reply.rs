@@ -38,6 +38,7 @@ impl Hub {
             message_id: user.id.clone(),
             message: user.message.clone(),
             context: user.context.clone(),
+            identity: None,
             history,
         };
         // A streamed LLM answer can take longer than the widget shows a typing indicator
