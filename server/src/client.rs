@@ -44,7 +44,7 @@ impl Client {
     /// queues an `unauthorized` error and the close that tells the client to come back with a
     /// fresh token, and returns `true`.
     pub(crate) fn expire_if_due(&self, now: u64) -> bool {
-        if !self.who.expires_at().is_some_and(|exp| exp <= now) {
+        if self.who.expires_at().is_none_or(|exp| exp > now) {
             return false;
         }
         self.refuse(Refusal::new(

@@ -27,7 +27,8 @@ pub struct Config {
 
     /// Shared secret for verifying HS256 identity tokens (JWTs) signed by the site's backend; at
     /// least 32 bytes (`openssl rand -hex 32`). Repeat the flag (or separate with commas in the
-    /// variable) to accept several while rotating. See docs/identity.md.
+    /// variable; a secret cannot contain one) to accept several while rotating. See
+    /// docs/identity.md.
     #[arg(
         long = "identity-secret",
         env = "NATTER_IDENTITY_SECRET",
@@ -58,8 +59,8 @@ pub struct Config {
     pub room_access: Option<RoomAccess>,
 
     /// Secret keying the session ids this hub issues and the public member ids (at least 32
-    /// bytes). Every hub behind one load balancer must share it. Repeat to rotate: the first
-    /// issues, all verify. Default: one made at first start and kept in the database (SQLite) or
+    /// bytes, no commas). Every hub behind one load balancer must share it. Repeat to rotate: the
+    /// first issues, all verify. Default: one made at first start and kept in the database (SQLite) or
     /// in Redis, shared by every hub on that Redis.
     #[arg(
         long = "session-secret",

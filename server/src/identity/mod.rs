@@ -103,7 +103,7 @@ impl Identity {
             for s in &config.session_secrets {
                 if s.len() < token::MIN_SECRET_BYTES {
                     return Err(HubError::Config(format!(
-                        "--session-secret is {} bytes long; use at least {} random bytes (openssl rand -hex 32)",
+                        "a --session-secret is {} bytes long; use at least {} random bytes (openssl rand -hex 32). Several secrets are separated by commas, so a secret cannot contain one",
                         s.len(),
                         token::MIN_SECRET_BYTES
                     )));

@@ -120,12 +120,15 @@ impl VerifiedUser {
     }
 }
 
-/// The claims read from a token. `exp` and `sub` are required (checked by `jsonwebtoken`
-/// through [`Validation::required_spec_claims`] first, so a missing one is named as such).
+/// The claims read from a token. `exp` and `sub` are required, but optional here: the claims
+/// are read before `jsonwebtoken` validates them, and its check (through
+/// [`Validation::required_spec_claims`]) names a missing one better than serde would.
 #[derive(Debug, Deserialize)]
 struct Claims {
-    sub: String,
-    exp: u64,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    exp: Option<u64>,
     #[serde(default)]
     iat: Option<u64>,
     #[serde(default)]
@@ -211,7 +214,7 @@ impl TokenVerifier {
         for secret in secrets {
             if secret.len() < MIN_SECRET_BYTES {
                 return Err(format!(
-                    "--identity-secret is {} bytes long; use at least {MIN_SECRET_BYTES} random bytes (openssl rand -hex 32)",
+                    "an --identity-secret is {} bytes long; use at least {MIN_SECRET_BYTES} random bytes (openssl rand -hex 32). Several secrets are separated by commas, so a secret cannot contain one",
                     secret.len()
                 ));
             }
@@ -343,11 +346,13 @@ impl TokenVerifier {
 
     /// The checks after the signature and the standard claims: lifetime, `sub`, the profile.
     fn accept(&self, c: Claims, now: u64) -> Result<VerifiedUser, TokenError> {
+        let exp = c.exp.ok_or(TokenError::Missing("exp"))?;
+        let sub = c.sub.ok_or(TokenError::Missing("sub"))?;
         let (from, start) = match c.iat {
             Some(iat) => ("iat", iat),
             None => ("now", now),
         };
-        let lifetime = c.exp.saturating_sub(start);
+        let lifetime = exp.saturating_sub(start);
         let max = self.max_lifetime.as_secs();
         if lifetime > max {
             return Err(TokenError::TooLongLived {
@@ -356,7 +361,7 @@ impl TokenVerifier {
                 max: HumanSecs(max),
             });
         }
-        if c.sub.is_empty() || c.sub.len() > MAX_SUB_BYTES {
+        if sub.is_empty() || sub.len() > MAX_SUB_BYTES {
             return Err(TokenError::Claim(format!("`sub` must be 1 to {MAX_SUB_BYTES} bytes long")));
         }
         let clean = |s: Option<String>, max: usize| {
@@ -364,12 +369,12 @@ impl TokenVerifier {
                 .filter(|s| !s.trim().is_empty())
         };
         Ok(VerifiedUser {
-            sub: c.sub,
+            sub,
             name: clean(c.name, MAX_NAME_CHARS),
             email: clean(c.email, 254),
             avatar: clean(c.avatar, 2048),
             rooms: c.rooms,
-            expires_at: c.exp,
+            expires_at: exp,
         })
     }
 }

@@ -29,7 +29,7 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// The session secret of every test hub (unless a test sets its own), so tests can work out
 /// the public member id of a session with [`member_id`].
-pub const SESSION_SECRET: &str = "the test hubs' session secret, 32+ bytes";
+pub const SESSION_SECRET: &str = "the test hubs' session secret - 32+ bytes";
 
 /// The public member id the test hubs give the visitor holding `session`.
 pub fn member_id(session: &str) -> String {

@@ -49,7 +49,8 @@ impl HubProcess {
         Self::launch(name, dir, args, env, true)
     }
 
-    fn launch(
+    /// Starts the hub with `args` and `env`, with `--open-sessions` or without.
+    pub fn launch(
         name: &str,
         dir: &Path,
         args: &[&str],
@@ -133,6 +134,16 @@ impl HubProcess {
         let status = response.get(9..12)?.parse().ok()?;
         let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
         Some((status, body))
+    }
+
+    /// `ws://127.0.0.1:<port>/ws/chat` with `query` (which may be empty).
+    pub fn ws(&self, query: &str) -> String {
+        format!("ws://127.0.0.1:{}/ws/chat?{query}", self.port)
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn http(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// The WebSocket URL of `session`, resuming after `after` when given.
