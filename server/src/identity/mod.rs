@@ -7,7 +7,7 @@
 //!   `--identity-public-key`, `--identity-audience`, `--identity-max-lifetime`).
 //! - [`session`]: issuing and recognising session ids, and public member ids, keyed with the
 //!   hub's secret (`--session-secret`, or one made at first start and kept in the store).
-//! - this file: [`Identity`], which turns what a client presents into a [`Principal`] or a
+//! - this file: `Identity`, which turns what a client presents into a `Principal` or a
 //!   refusal, and the rules that follow from who someone is (their conversation, their member
 //!   id and name in rooms, which rooms they may join).
 //!
