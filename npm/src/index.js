@@ -23,6 +23,7 @@ const INITIAL_STATE = Object.freeze({
   unread: 0,
   status: 'Connecting…',
   muted: false,
+  user: null,
 });
 
 class NatterHandle {
@@ -60,6 +61,10 @@ class NatterHandle {
   toggle() { this.#call('toggle', []); }
   /** Sends `text` as the visitor; returns the message id (undefined until loaded or for blank text). */
   send(text) { return this.#call('send', [String(text)]); }
+  /** Signs the visitor in with an identity token from the site's backend (after a login, or a fresh token). */
+  identify(token) { this.#call('identify', [String(token)]); }
+  /** Forgets the conversation on this device and starts a new, empty anonymous one. */
+  logout() { this.#call('logout', []); }
 
   on(event, fn) {
     if (typeof fn !== 'function') throw new TypeError('natter: on(event, fn) needs a function');
@@ -85,7 +90,7 @@ class NatterHandle {
     return this.#inner ? this.#inner.state : { ...INITIAL_STATE };
   }
 
-  /** The session id (one conversation per browser profile and site), once loaded. */
+  /** The anonymous session the hub issued (one per browser profile and site), once it has. */
   get session() {
     return this.#inner ? this.#inner.session : undefined;
   }

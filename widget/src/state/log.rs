@@ -116,6 +116,15 @@ impl Log {
         }
     }
 
+    /// Another conversation is shown from now on (a login, a logout, another user): the
+    /// messages, the position and the unread count start over. With `keep_outbox`, what the
+    /// visitor typed and the hub has not stored stays, shown as pending, and goes out in the new
+    /// conversation; without it (a logout) it is dropped too.
+    pub(super) fn start_over(&mut self, keep_outbox: bool) {
+        let entries = if keep_outbox { self.outbox.entries().to_vec() } else { Vec::new() };
+        *self = Log::restore(entries);
+    }
+
     /// The visitor has seen everything.
     pub(super) fn mark_read(&mut self) {
         self.unread = 0;

@@ -9,7 +9,7 @@
 
 use natter_protocol::{
     Ack, ConversationMessage, ErrorCode, ErrorFrame, Gap, History, Role, ServerMessage, SystemNotice,
-    TypingNotice,
+    TypingNotice, UserProfile, Welcome,
 };
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -69,6 +69,21 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
     let o = Obj(v);
     let kind = o.string("type")?;
     Some(match kind.as_str() {
+        "welcome" => {
+            let user = o.get("user");
+            let user = Obj(&user);
+            ServerMessage::Welcome(Welcome {
+                session: o.string("session"),
+                member: o.string("member").unwrap_or_default(),
+                user: user.string("id").map(|id| UserProfile {
+                    id,
+                    name: user.string("name"),
+                    email: user.string("email"),
+                    avatar: user.string("avatar"),
+                }),
+                expires_at: o.seq("expiresAt"),
+            })
+        }
         "user" => ServerMessage::User(o.conversation()?),
         "bot" => ServerMessage::Bot(o.conversation()?),
         "agent" => ServerMessage::Agent(o.conversation()?),
@@ -146,6 +161,23 @@ mod tests {
     /// One frame of every kind the widget reads, with every field it reads set.
     fn read() -> Vec<ServerMessage> {
         vec![
+            M::Welcome(Welcome {
+                session: Some("s.t".into()),
+                member: "u_1".into(),
+                user: None,
+                expires_at: None,
+            }),
+            M::Welcome(Welcome {
+                session: None,
+                member: "u_2".into(),
+                user: Some(UserProfile {
+                    id: "42".into(),
+                    name: Some("Ada".into()),
+                    email: Some("a@example.com".into()),
+                    avatar: Some("https://example.com/a.png".into()),
+                }),
+                expires_at: Some(1_790_000_000),
+            }),
             M::User(conversation("u", 1)),
             M::Bot(conversation("b", 2)),
             M::Agent(conversation("a", 3)),
@@ -170,7 +202,7 @@ mod tests {
 
     /// One frame of every kind the widget has no use for (rooms, presence, pong).
     fn ignored() -> Vec<ServerMessage> {
-        let member = Member { id: "m".into(), name: None };
+        let member = Member { id: "m".into(), name: None, verified: true };
         let relay = RelayNotice { room: "r".into(), from: member.clone(), data: serde_json::json!({}) };
         let presence = Presence { room: "r".into(), user: member, timestamp: "t".into() };
         vec![

@@ -8,7 +8,7 @@
 
 use super::api;
 use super::dom::Dom;
-use super::link::{self, Endpoint, Socket, SocketEvent};
+use super::link::{self, Credentials, Endpoint, Socket, SocketEvent};
 use super::listen::Listener;
 use super::random;
 use super::sound::Sound;
@@ -35,6 +35,8 @@ pub(super) struct Runtime {
     me: Weak<Runtime>,
     options: Options,
     endpoint: Endpoint,
+    /// The page's `tokenExpired` option: returns (a promise of) a fresh identity token.
+    token_expired: Option<js_sys::Function>,
     store: Store,
     model: RefCell<Model>,
     /// Events raised while one is being handled (a JS listener calling `send()`).
@@ -65,10 +67,12 @@ fn now_iso() -> String {
 
 impl Runtime {
     /// Builds the widget into the page, wires its listeners and starts connecting.
-    pub(super) fn mount(options: Options) -> Result<Rc<Runtime>, JsValue> {
+    pub(super) fn mount(
+        options: Options,
+        token_expired: Option<js_sys::Function>,
+    ) -> Result<Rc<Runtime>, JsValue> {
         let store = Store::open();
-        let session = store.session_id();
-        let endpoint = Endpoint::new(&options.server, session.clone());
+        let endpoint = Endpoint::new(&options.server);
         let window = web_sys::window().ok_or("natter: no window")?;
         let hidden = window.document().is_some_and(|d| d.hidden());
         let model = Model::new(Init {
@@ -77,13 +81,16 @@ impl Runtime {
             online: window.navigator().on_line(),
             hidden,
             open: options.open,
-            outbox: store.outbox(&session),
+            outbox: store.outbox(),
+            session: store.session(),
+            token: options.identity_token.clone(),
         });
         let dom = Dom::build(&options)?;
         let rt = Rc::new_cyclic(|me| Runtime {
             me: me.clone(),
             options,
             endpoint,
+            token_expired,
             store,
             model: RefCell::new(model),
             queue: RefCell::new(Vec::new()),
@@ -121,9 +128,48 @@ impl Runtime {
         api::state_js(&self.model.borrow())
     }
 
-    /// The session id (the conversation).
-    pub(super) fn session(&self) -> &str {
-        &self.endpoint.session
+    /// The anonymous session the hub issued, once it has.
+    pub(super) fn session(&self) -> Option<String> {
+        self.model.borrow().identity.session.clone()
+    }
+
+    /// Who the widget is, for an HTTP request.
+    fn credentials(&self) -> Credentials {
+        let model = self.model.borrow();
+        Credentials { token: model.identity.token.clone(), session: model.identity.session.clone() }
+    }
+
+    /// The hub refused the identity token: tells the console and the page (`tokenExpired`
+    /// event), and asks the `tokenExpired` option for a fresh token; what it gives (a string or a
+    /// promise of one) signs the widget in again.
+    fn renew_token(&self, reason: &str) {
+        web_sys::console::warn_1(&format!("natter: the identity token was refused: {reason}").into());
+        self.emit("tokenExpired", &reason.into());
+        let Some(f) = self.token_expired.clone() else {
+            web_sys::console::warn_1(
+                &"natter: no tokenExpired option; give a fresh token with natter.identify(token)".into(),
+            );
+            return self.dispatch(Event::TokenUnavailable);
+        };
+        let weak = self.weak();
+        let reason = JsValue::from_str(reason);
+        wasm_bindgen_futures::spawn_local(async move {
+            let got = match f.call1(&JsValue::UNDEFINED, &reason) {
+                Ok(v) => match v.dyn_into::<js_sys::Promise>() {
+                    Ok(p) => wasm_bindgen_futures::JsFuture::from(p).await,
+                    Err(v) => Ok(v),
+                },
+                Err(e) => Err(e),
+            };
+            let Some(rt) = weak.upgrade() else { return };
+            match got.ok().and_then(|v| v.as_string()).filter(|t| !t.trim().is_empty()) {
+                Some(token) => rt.dispatch(Event::Identify { token: token.trim().to_string() }),
+                None => {
+                    web_sys::console::error_1(&"natter: tokenExpired gave no token; the widget stays signed out until natter.identify(token)".into());
+                    rt.dispatch(Event::TokenUnavailable);
+                }
+            }
+        });
     }
 
     /// Adds a page listener for `event`.
@@ -204,7 +250,8 @@ impl Runtime {
 
     fn perform(&self, fx: Effect) {
         match fx {
-            Effect::OpenSocket { socket, after } => self.open_socket(socket, after),
+            // `after` goes in the `auth` frame once the socket is open.
+            Effect::OpenSocket { socket, .. } => self.open_socket(socket),
             Effect::CloseSocket => {
                 if let Some(s) = self.socket.borrow_mut().take() {
                     self.bury(Box::new(s));
@@ -248,8 +295,22 @@ impl Runtime {
             }
             Effect::SaveOutbox => {
                 let model = self.model.borrow();
-                self.store.save_outbox(&self.endpoint.session, model.log.outbox.entries(), &model.log.acked);
+                self.store.save_outbox(model.log.outbox.entries(), &model.log.acked);
             }
+            Effect::ForgetOutbox => self.store.forget_outbox(),
+            Effect::SaveSession => self.store.set_session(self.model.borrow().identity.session.as_deref()),
+            Effect::Authenticate { after } => {
+                let frame = {
+                    let model = self.model.borrow();
+                    let id = &model.identity;
+                    crate::wire::auth(id.token.as_deref(), id.session.as_deref(), after, &self.endpoint.page)
+                };
+                if let Some(s) = self.socket.borrow().as_ref() {
+                    s.send(&frame);
+                }
+            }
+            Effect::RenewToken { reason } => self.renew_token(&reason),
+            Effect::Warn(message) => web_sys::console::warn_1(&format!("natter: {message}").into()),
             Effect::SaveMuted => self.store.set_muted(self.model.borrow().muted),
             Effect::FocusInput => {
                 if let Some(dom) = self.dom.borrow().as_ref() {
@@ -278,8 +339,8 @@ impl Runtime {
         }
     }
 
-    fn open_socket(&self, id: u32, after: Option<u64>) {
-        let url = self.endpoint.socket_url(after);
+    fn open_socket(&self, id: u32) {
+        let url = self.endpoint.socket_url();
         let weak = self.weak();
         let report = move |e: SocketEvent| {
             if let Some(rt) = weak.upgrade() {
@@ -312,14 +373,27 @@ impl Runtime {
             old.abort();
         }
         let weak = self.weak();
+        let who = self.credentials();
         wasm_bindgen_futures::spawn_local(async move {
             let Some(end) = weak.upgrade() else { return };
-            let result = link::poll(&end.endpoint, after, &signal).await;
+            let answer = link::poll(&end.endpoint, &who, after, &signal).await;
             drop(end);
             if let Some(rt) = weak.upgrade() {
-                rt.dispatch(Event::PollDone { poll, history: result });
+                rt.http_answered(answer.session, &answer.frame);
+                rt.dispatch(Event::PollDone { poll, history: link::history_of(answer.frame) });
             }
         });
+    }
+
+    /// What every HTTP answer may carry besides its frame: a session the hub issued, or a refusal
+    /// of who the widget is (read like the same refusal on a socket).
+    fn http_answered(&self, session: Option<String>, frame: &Option<natter_protocol::ServerMessage>) {
+        if let Some(session) = session {
+            self.dispatch(Event::SessionIssued { session });
+        }
+        if let Some(e @ natter_protocol::ServerMessage::Error(_)) = frame {
+            self.dispatch(Event::Frame { socket: None, message: e.clone() });
+        }
     }
 
     fn post(&self, out: Outgoing) {
@@ -336,10 +410,14 @@ impl Runtime {
             },
         };
         let weak = self.weak();
+        let who = self.credentials();
         wasm_bindgen_futures::spawn_local(async move {
             let Some(rt) = weak.upgrade() else { return };
-            let result = link::post(&rt.endpoint, &out, &signal).await;
-            rt.dispatch(Event::Posted { id: out.id, reply: result });
+            let answer = link::post(&rt.endpoint, &who, &out, &signal).await;
+            if let Some(session) = answer.session {
+                rt.dispatch(Event::SessionIssued { session });
+            }
+            rt.dispatch(Event::Posted { id: out.id, reply: answer.frame });
         });
     }
 
