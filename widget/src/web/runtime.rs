@@ -379,21 +379,19 @@ impl Runtime {
             let answer = link::poll(&end.endpoint, &who, after, &signal).await;
             drop(end);
             if let Some(rt) = weak.upgrade() {
-                rt.http_answered(answer.session, &answer.frame);
-                rt.dispatch(Event::PollDone { poll, history: link::history_of(answer.frame) });
+                if let Some(session) = answer.session {
+                    rt.dispatch(Event::SessionIssued { session });
+                }
+                match answer.frame {
+                    // A refusal of who the widget is reads like the same refusal on a socket.
+                    Some(e @ natter_protocol::ServerMessage::Error(_)) => {
+                        rt.dispatch(Event::Frame { socket: None, message: e });
+                        rt.dispatch(Event::PollDone { poll, history: None });
+                    }
+                    frame => rt.dispatch(Event::PollDone { poll, history: link::history_of(frame) }),
+                }
             }
         });
-    }
-
-    /// What every HTTP answer may carry besides its frame: a session the hub issued, or a refusal
-    /// of who the widget is (read like the same refusal on a socket).
-    fn http_answered(&self, session: Option<String>, frame: &Option<natter_protocol::ServerMessage>) {
-        if let Some(session) = session {
-            self.dispatch(Event::SessionIssued { session });
-        }
-        if let Some(e @ natter_protocol::ServerMessage::Error(_)) = frame {
-            self.dispatch(Event::Frame { socket: None, message: e.clone() });
-        }
     }
 
     fn post(&self, out: Outgoing) {
