@@ -69,19 +69,18 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
     let o = Obj(v);
     let kind = o.string("type")?;
     Some(match kind.as_str() {
+        // Only what the widget uses: the session to keep, and who the user is.
         "welcome" => {
             let user = o.get("user");
             let user = Obj(&user);
             ServerMessage::Welcome(Welcome {
                 session: o.string("session"),
-                member: o.string("member").unwrap_or_default(),
                 user: user.string("id").map(|id| UserProfile {
                     id,
                     name: user.string("name"),
-                    email: user.string("email"),
-                    avatar: user.string("avatar"),
+                    ..UserProfile::default()
                 }),
-                expires_at: o.seq("expiresAt"),
+                ..Welcome::default()
             })
         }
         "user" => ServerMessage::User(o.conversation()?),
@@ -236,6 +235,24 @@ mod tests {
         for m in ignored() {
             assert_eq!(decode(&parsed(&m)), None, "{}", m.kind());
         }
+    }
+
+    #[wasm_bindgen_test]
+    fn welcome_keeps_what_the_widget_uses() {
+        let full = M::Welcome(Welcome {
+            session: Some("s.t".into()),
+            member: "u_2".into(),
+            user: Some(UserProfile {
+                id: "42".into(),
+                name: Some("Ada".into()),
+                email: Some("a@example.com".into()),
+                avatar: Some("https://example.com/a.png".into()),
+            }),
+            expires_at: Some(1_790_000_000),
+        });
+        let Some(M::Welcome(w)) = decode(&parsed(&full)) else { panic!("a welcome") };
+        assert_eq!(w.session.as_deref(), Some("s.t"));
+        assert_eq!(w.user.map(|u| (u.id, u.name)), Some(("42".into(), Some("Ada".into()))));
     }
 
     #[wasm_bindgen_test]

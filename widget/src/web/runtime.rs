@@ -152,23 +152,21 @@ impl Runtime {
             return self.dispatch(Event::TokenUnavailable);
         };
         let weak = self.weak();
-        let reason = JsValue::from_str(reason);
+        // A token or a promise of one: `Promise.resolve` takes both.
+        let asked = f.call1(&JsValue::UNDEFINED, &reason.into()).map(|v| js_sys::Promise::resolve(&v));
         wasm_bindgen_futures::spawn_local(async move {
-            let got = match f.call1(&JsValue::UNDEFINED, &reason) {
-                Ok(v) => match v.dyn_into::<js_sys::Promise>() {
-                    Ok(p) => wasm_bindgen_futures::JsFuture::from(p).await,
-                    Err(v) => Ok(v),
-                },
-                Err(e) => Err(e),
+            let got = match asked {
+                Ok(p) => wasm_bindgen_futures::JsFuture::from(p).await.ok().and_then(|v| v.as_string()),
+                Err(_) => None,
             };
             let Some(rt) = weak.upgrade() else { return };
-            match got.ok().and_then(|v| v.as_string()).filter(|t| !t.trim().is_empty()) {
-                Some(token) => rt.dispatch(Event::Identify { token: token.trim().to_string() }),
+            rt.dispatch(match got.filter(|t| !t.trim().is_empty()) {
+                Some(token) => Event::Identify { token: token.trim().to_string() },
                 None => {
-                    web_sys::console::error_1(&"natter: tokenExpired gave no token; the widget stays signed out until natter.identify(token)".into());
-                    rt.dispatch(Event::TokenUnavailable);
+                    web_sys::console::error_1(&"natter: tokenExpired gave no token".into());
+                    Event::TokenUnavailable
                 }
-            }
+            });
         });
     }
 
