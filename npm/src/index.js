@@ -40,6 +40,20 @@ class NatterHandle {
       this.#inner = mountWasm(options ?? {});
       // Registered first, so it runs before any other `ready` listener.
       this.#inner.on('ready', () => (this.#ready = true));
+      // The hub refused the identity token: the `tokenExpired` option gives a fresh one (or a
+      // promise of one), and the widget reconnects with it.
+      const renew = options?.tokenExpired;
+      if (typeof renew === 'function') {
+        this.#inner.on('tokenExpired', (reason) =>
+          Promise.resolve()
+            .then(() => renew(reason))
+            .then((token) => {
+              if (typeof token !== 'string' || !token.trim()) throw new Error('it gave no token');
+              this.#inner?.identify(token);
+            })
+            .catch((err) => console.error('natter: tokenExpired failed; call natter.identify(token)', err)),
+        );
+      }
       for (const [event, fn] of this.#listeners) this.#inner.on(event, fn);
       this.#listeners = [];
       for (const [method, args] of this.#queue) this.#inner[method](...args);

@@ -110,8 +110,6 @@ pub(crate) enum Event {
     /// The page gave an identity token: after a login (`identify()`), or a fresh one after the
     /// hub refused the last (`tokenExpired`).
     Identify { token: String },
-    /// The page could not give a fresh token (the `tokenExpired` callback failed or is missing).
-    TokenUnavailable,
     /// The visitor logged out: forget the conversation on this device, start a new one.
     Logout,
     /// The hub issued a session over HTTP (the `X-Natter-Session` header of an answer).
@@ -474,7 +472,6 @@ impl Model {
             Event::Posted { id, reply } => self.posted(id, reply, fx),
             Event::TimerFired(timer) => self.timer_fired(timer, fx),
             Event::Identify { token } => self.identify(token, fx),
-            Event::TokenUnavailable => self.identity.renewing = false,
             Event::Logout => self.logout(fx),
             Event::SessionIssued { session } => {
                 if self.identity.issued(session) {

@@ -3,6 +3,7 @@
 // through `tokenExpired` with the outbox intact.
 import { test, expect } from '@playwright/test';
 import { createHmac } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { Hub, startSite } from '../lib/hub.js';
 import { widget, ready, say } from '../lib/widget.js';
 
@@ -125,6 +126,8 @@ test('an expired token is renewed through tokenExpired with the outbox intact', 
   await say(page, 'typed while signed out 1');
   await say(page, 'typed while signed out 2');
   await expect(w.withText('typed while signed out 1')).toHaveAttribute('data-state', 'pending');
+  mkdirSync('artifacts', { recursive: true });
+  await page.screenshot({ path: 'artifacts/identity-sign-in-expired.png' });
 
   release();
   await expect(w.status).toContainText('Connected');

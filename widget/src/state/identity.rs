@@ -27,8 +27,8 @@ pub(crate) struct Identity {
     pub renewing: bool,
     /// The signed-in user the hub verified: `(id, name)`.
     pub user: Option<(String, Option<String>)>,
-    /// Which conversation the last `welcome` opened (`s:<session>` or `u:<user id>`).
-    conversation: Option<String>,
+    /// Which conversation the last `welcome` opened: `(true, user id)` or `(false, session)`.
+    conversation: Option<(bool, String)>,
 }
 
 /// What a `welcome` changed.
@@ -55,8 +55,8 @@ impl Identity {
         }
         self.user = w.user.as_ref().map(|u| (u.id.clone(), u.name.clone()));
         let conversation = match (&w.user, &w.session) {
-            (Some(u), _) => Some(format!("u:{}", u.id)),
-            (None, Some(s)) => Some(format!("s:{s}")),
+            (Some(u), _) => Some((true, u.id.clone())),
+            (None, Some(s)) => Some((false, s.clone())),
             (None, None) => None,
         };
         let other_conversation = self.conversation.is_some() && self.conversation != conversation;

@@ -191,18 +191,13 @@ fn read_options(o: &JsValue) -> RawOptions {
 }
 
 /// Mounts a widget on the page: `mount({server, position, zIndex, title, greeting, shortcut,
-/// theme, open, accent, colors, identityToken, tokenExpired})`.
+/// theme, open, accent, colors, identityToken})`.
 #[wasm_bindgen]
 pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
     console_error_panic_hook::set_once();
-    let raw = read_options(&options);
-    // `tokenExpired` is a function, which only a JS caller can give (not a data-* attribute).
-    let token_expired = options
-        .is_object()
-        .then(|| js_sys::Reflect::get(&options, &"tokenExpired".into()).ok())
-        .flatten()
-        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
-    let options = raw.resolve();
-    let rt = Runtime::mount(options, token_expired)?;
+    // (`tokenExpired` is the npm module's: it listens to the `tokenExpired` event and calls
+    // `identify` with what the option gives.)
+    let options = read_options(&options).resolve();
+    let rt = Runtime::mount(options)?;
     Ok(Natter { rt })
 }

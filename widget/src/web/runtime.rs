@@ -35,8 +35,6 @@ pub(super) struct Runtime {
     me: Weak<Runtime>,
     options: Options,
     endpoint: Endpoint,
-    /// The page's `tokenExpired` option: returns (a promise of) a fresh identity token.
-    token_expired: Option<js_sys::Function>,
     store: Store,
     model: RefCell<Model>,
     /// Events raised while one is being handled (a JS listener calling `send()`).
@@ -67,10 +65,7 @@ fn now_iso() -> String {
 
 impl Runtime {
     /// Builds the widget into the page, wires its listeners and starts connecting.
-    pub(super) fn mount(
-        options: Options,
-        token_expired: Option<js_sys::Function>,
-    ) -> Result<Rc<Runtime>, JsValue> {
+    pub(super) fn mount(options: Options) -> Result<Rc<Runtime>, JsValue> {
         let store = Store::open();
         let endpoint = Endpoint::new(&options.server);
         let window = web_sys::window().ok_or("natter: no window")?;
@@ -90,7 +85,6 @@ impl Runtime {
             me: me.clone(),
             options,
             endpoint,
-            token_expired,
             store,
             model: RefCell::new(model),
             queue: RefCell::new(Vec::new()),
@@ -139,35 +133,16 @@ impl Runtime {
         Credentials { token: model.identity.token.clone(), session: model.identity.session.clone() }
     }
 
-    /// The hub refused the identity token: tells the console and the page (`tokenExpired`
-    /// event), and asks the `tokenExpired` option for a fresh token; what it gives (a string or a
-    /// promise of one) signs the widget in again.
+    /// The hub refused the identity token: tells the page with the `tokenExpired` event. (The
+    /// npm module answers it with the `tokenExpired` option's fresh token, through `identify`;
+    /// the console has the reason already: `Effect::Warn` came first.)
     fn renew_token(&self, reason: &str) {
-        web_sys::console::warn_1(&format!("natter: the identity token was refused: {reason}").into());
-        self.emit("tokenExpired", &reason.into());
-        let Some(f) = self.token_expired.clone() else {
+        if !self.handlers.borrow().iter().any(|(n, _)| n == "tokenExpired") {
             web_sys::console::warn_1(
-                &"natter: no tokenExpired option; give a fresh token with natter.identify(token)".into(),
+                &"natter: give a fresh identity token with natter.identify(token)".into(),
             );
-            return self.dispatch(Event::TokenUnavailable);
-        };
-        let weak = self.weak();
-        // A token or a promise of one: `Promise.resolve` takes both.
-        let asked = f.call1(&JsValue::UNDEFINED, &reason.into()).map(|v| js_sys::Promise::resolve(&v));
-        wasm_bindgen_futures::spawn_local(async move {
-            let got = match asked {
-                Ok(p) => wasm_bindgen_futures::JsFuture::from(p).await.ok().and_then(|v| v.as_string()),
-                Err(_) => None,
-            };
-            let Some(rt) = weak.upgrade() else { return };
-            rt.dispatch(match got.filter(|t| !t.trim().is_empty()) {
-                Some(token) => Event::Identify { token: token.trim().to_string() },
-                None => {
-                    web_sys::console::error_1(&"natter: tokenExpired gave no token".into());
-                    Event::TokenUnavailable
-                }
-            });
-        });
+        }
+        self.emit("tokenExpired", &reason.into());
     }
 
     /// Adds a page listener for `event`.
@@ -308,7 +283,7 @@ impl Runtime {
                 }
             }
             Effect::RenewToken { reason } => self.renew_token(&reason),
-            Effect::Warn(message) => web_sys::console::warn_1(&format!("natter: {message}").into()),
+            Effect::Warn(message) => web_sys::console::warn_2(&"natter:".into(), &message.into()),
             Effect::SaveMuted => self.store.set_muted(self.model.borrow().muted),
             Effect::FocusInput => {
                 if let Some(dom) = self.dom.borrow().as_ref() {
