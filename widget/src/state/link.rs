@@ -331,7 +331,7 @@ impl Link {
         }
     }
 
-    /// The hub refused the identity: stop connecting and polling until [`Link::release`].
+    /// The hub refused the identity: stop connecting and polling until [`Link::reconnect_now`].
     pub(super) fn hold(&mut self, fx: &mut Vec<Effect>) {
         self.held = true;
         self.stop_poll(fx);
