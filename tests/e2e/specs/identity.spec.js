@@ -50,6 +50,8 @@ async function stored(sub, name) {
 }
 
 test('a signed-in user on two browsers sees one conversation with their name', async ({ browser }) => {
+  // Three browser profiles: give a loaded machine the time.
+  test.slow();
   const laptop = await browser.newContext();
   const phone = await browser.newContext();
   const a = await laptop.newPage();
