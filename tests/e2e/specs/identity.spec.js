@@ -113,6 +113,8 @@ test('logout() starts an empty anonymous conversation', async ({ page }) => {
 });
 
 test('an expired token is renewed through tokenExpired with the outbox intact', async ({ page }) => {
+  // It waits for a token to expire and for a renewal: give a loaded machine the time.
+  test.slow();
   let release;
   const renewed = new Promise((resolve) => (release = resolve));
   // The page's backend call for a fresh token: held until the test has typed while signed out.
