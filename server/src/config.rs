@@ -25,6 +25,57 @@ pub struct Config {
     #[arg(long = "allowed-origin", env = "NATTER_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Shared secret for verifying HS256 identity tokens (JWTs) signed by the site's backend; at
+    /// least 32 bytes (`openssl rand -hex 32`). Repeat the flag (or separate with commas in the
+    /// variable; a secret cannot contain one) to accept several while rotating. See
+    /// docs/identity.md.
+    #[arg(
+        long = "identity-secret",
+        env = "NATTER_IDENTITY_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub identity_secrets: Vec<String>,
+
+    /// A PEM file with an RSA (RS256) or P-256 (ES256) public key for verifying identity tokens,
+    /// for sites that keep the signing key to themselves. Repeat the flag to accept several.
+    #[arg(long = "identity-public-key", env = "NATTER_IDENTITY_PUBLIC_KEY", value_delimiter = ',')]
+    pub identity_public_keys: Vec<PathBuf>,
+
+    /// When set, identity tokens must carry this `aud` (audience); tokens for another audience,
+    /// or without one, are refused.
+    #[arg(long, env = "NATTER_IDENTITY_AUDIENCE")]
+    pub identity_audience: Option<String>,
+
+    /// Longest identity token lifetime accepted: `exp - iat` (or `exp - now` without `iat`). A
+    /// token that lives longer is refused, so a leaked one is not good for long.
+    #[arg(long, env = "NATTER_IDENTITY_MAX_LIFETIME", default_value = "24h", value_parser = parse_duration)]
+    pub identity_max_lifetime: Duration,
+
+    /// Who may join rooms: `open` (anyone with a session) or `identified` (only users with a
+    /// verified identity token, within its `rooms` claim). Default: `identified` when an
+    /// identity secret or public key is configured, `open` otherwise.
+    #[arg(long, env = "NATTER_ROOM_ACCESS", value_enum)]
+    pub room_access: Option<RoomAccess>,
+
+    /// Secret keying the session ids this hub issues and the public member ids (at least 32
+    /// bytes, no commas). Every hub behind one load balancer must share it. Repeat to rotate: the
+    /// first issues, all verify. Default: one made at first start and kept in the database (SQLite) or
+    /// in Redis, shared by every hub on that Redis.
+    #[arg(
+        long = "session-secret",
+        env = "NATTER_SESSION_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub session_secrets: Vec<String>,
+
+    /// Accept session ids chosen by clients (the original widget's `?session=session-xxx`), as
+    /// before sessions were issued by the hub. Anyone who guesses or learns such an id can read
+    /// and write that conversation: for development and old clients only (a warning is logged).
+    #[arg(long, env = "NATTER_OPEN_SESSIONS")]
+    pub open_sessions: bool,
+
     /// Messages per conversation kept in memory for fast resume.
     #[arg(long, env = "NATTER_RING_SIZE", default_value_t = 100)]
     pub ring_size: usize,
@@ -184,6 +235,15 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// Who may join rooms (`--room-access`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoomAccess {
+    /// Any connection.
+    Open,
+    /// Only signed-in users (a verified identity token), within the token's `rooms` claim.
+    Identified,
+}
+
 /// Which reply engine answers visitors (`--reply-backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReplyBackend {
@@ -232,10 +292,27 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Config {
+    /// Who may join rooms: `--room-access`, or its default (`identified` when identity tokens
+    /// can be verified, `open` otherwise).
+    pub fn room_access(&self) -> RoomAccess {
+        self.room_access.unwrap_or(
+            if self.identity_secrets.is_empty() && self.identity_public_keys.is_empty() {
+                RoomAccess::Open
+            } else {
+                RoomAccess::Identified
+            },
+        )
+    }
+
     /// The defaults, listening on `127.0.0.1:0`, with the shipped rules and no reply delay —
     /// what integration tests start from.
+    ///
+    /// Sessions are open (client-chosen ids are accepted), because most tests are about
+    /// something else and name their sessions; the tests of identity and sessions set
+    /// `open_sessions = false`, the production default.
     pub fn for_tests() -> Self {
         let mut c = Config::parse_from(["natter-hub", "--listen", "127.0.0.1:0"]);
+        c.open_sessions = true;
         c.reply_delay = Duration::ZERO;
         // Tests must not leave a natter.db in the working directory.
         c.db = PathBuf::from(":memory:");
@@ -297,6 +374,20 @@ mod tests {
         assert_eq!(c.ring_size, 100);
         assert_eq!(c.max_frame, 65_536);
         assert_eq!(c.poll_timeout, Duration::from_secs(25));
+    }
+
+    #[test]
+    fn identity_flags_and_the_room_access_default() {
+        let c = Config::parse_from(["natter-hub"]);
+        assert!(!c.open_sessions, "sessions are issued by the hub unless asked otherwise");
+        assert_eq!(c.room_access(), RoomAccess::Open);
+        assert_eq!(c.identity_max_lifetime, Duration::from_secs(86_400));
+        let c = Config::parse_from(["natter-hub", "--identity-secret", "a,b", "--identity-audience", "chat"]);
+        assert_eq!(c.identity_secrets, ["a", "b"]);
+        assert_eq!(c.room_access(), RoomAccess::Identified);
+        let c = Config::parse_from(["natter-hub", "--identity-public-key", "k.pem", "--room-access", "open"]);
+        assert_eq!(c.room_access(), RoomAccess::Open);
+        assert!(Config::try_parse_from(["natter-hub", "--room-access", "maybe"]).is_err());
     }
 
     #[test]

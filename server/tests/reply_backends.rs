@@ -617,3 +617,47 @@ async fn llm_typing_stays_on_while_a_slow_answer_streams() {
     assert_eq!(bots[0].message, DELTAS.concat());
     hub.stop(vec![tab]).await;
 }
+
+/// The webhook gets a signed-in user's verified identity as `identity`, apart from `context`,
+/// which the visitor's browser wrote; an anonymous visitor's delivery has no `identity`.
+#[tokio::test]
+async fn webhook_gets_the_verified_identity_apart_from_the_unverified_context() {
+    const IDENTITY_SECRET: &str = "identity secret for the webhook test - 32+ bytes";
+    let (addr, seen) = signed_webhook().await;
+    let mut config = webhook_config(addr);
+    config.identity_secrets = vec![IDENTITY_SECRET.into()];
+    let hub = Hub::start(config).await;
+    let exp =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 600;
+    let claims = json!({"sub": "42", "exp": exp, "name": "Ada Lovelace", "email": "ada@example.com"});
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(IDENTITY_SECRET.as_bytes()),
+    )
+    .expect("sign");
+    let mut ada = Tab::connect(&format!("ws://{}/ws/chat?token={token}", hub.addr)).await;
+    assert!(matches!(ada.recv_data().await, ServerMessage::Welcome(_)));
+    ada.expect_history().await;
+    ada.send(
+        json!({"type": "user", "id": "v-1", "message": "hello", "context": {"name": "Mallory", "page": "/"}}),
+    )
+    .await;
+    Turn::read(&mut ada).await.one_bot();
+    let mut visitor = hub.tab(&session("anonymous")).await;
+    visitor.send(json!({"type": "user", "id": "a-1", "message": "hello"})).await;
+    Turn::read(&mut visitor).await.one_bot();
+
+    let seen = seen.lock().expect("log").clone();
+    let body =
+        |id: &str| seen.iter().map(|(_, b)| b).find(|b| b["messageId"] == id).expect("delivered").clone();
+    let signed_in = body("v-1");
+    assert_eq!(
+        signed_in["identity"],
+        json!({"id": "42", "name": "Ada Lovelace", "email": "ada@example.com"})
+    );
+    assert_eq!(signed_in["context"]["name"], "Mallory", "the browser's context is passed on, apart");
+    assert!(signed_in["sessionId"].as_str().is_some_and(|s| s.starts_with("user:")), "{signed_in}");
+    assert!(body("a-1").get("identity").is_none(), "an anonymous visitor has no verified identity");
+    hub.stop(vec![ada, visitor]).await;
+}

@@ -53,6 +53,7 @@ use lifecycle::Beat;
 pub(crate) use outbox::{Control, Frame, Outbox, Outgoing, Receiver};
 
 use crate::config::Config;
+use crate::identity::Identity;
 use crate::ids::IdMaker;
 use crate::metrics::Metrics;
 use crate::reply::ReplyEngine;
@@ -71,6 +72,8 @@ struct Shared {
     config: Config,
     store: Arc<dyn Store>,
     reply: Arc<dyn ReplyEngine>,
+    /// Who connections are: token verification, issued sessions, member ids, room access.
+    identity: Identity,
     metrics: Metrics,
     state: Mutex<State>,
     ids: IdMaker,
@@ -98,13 +101,19 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// Builds the hub and starts its fan-out, housekeeping and beat tasks (needs a Tokio
     /// runtime).
-    pub(crate) fn start(config: Config, store: Arc<dyn Store>, reply: Arc<dyn ReplyEngine>) -> Hub {
+    pub(crate) fn start(
+        config: Config,
+        store: Arc<dyn Store>,
+        reply: Arc<dyn ReplyEngine>,
+        identity: Identity,
+    ) -> Hub {
         let events = store.subscribe();
         let hub = Hub {
             shared: Arc::new(Shared {
                 config,
                 store,
                 reply,
+                identity,
                 metrics: Metrics::default(),
                 state: Mutex::default(),
                 ids: IdMaker::default(),
@@ -123,6 +132,11 @@ impl Hub {
     /// The configuration.
     pub(crate) fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// The identity rules and keys.
+    pub(crate) fn identity(&self) -> &Identity {
+        &self.shared.identity
     }
 
     /// The counters.

@@ -2,6 +2,7 @@
 //! (renewed while a slow answer streams), the engine asked with the conversation so far, its
 //! answer (or the fallback) stored as a `bot` message, the indicator off.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use natter_protocol::{ConversationMessage, Role, ServerMessage, TypingNotice};
@@ -9,8 +10,9 @@ use tokio::time::Instant;
 
 use super::Hub;
 use crate::clock::now_rfc3339;
+use crate::identity::VerifiedUser;
 use crate::metrics::Metrics;
-use crate::reply::{ReplyRequest, Turn};
+use crate::reply::{Identity, ReplyRequest, Turn};
 use crate::store::{ConversationKey, Draft};
 
 /// How often the bot's `typing` indicator is renewed while a reply takes long (the widget
@@ -22,13 +24,24 @@ fn bot_typing(active: bool) -> ServerMessage {
 }
 
 impl Hub {
-    /// Answers a stored visitor message in the background.
-    pub(super) fn spawn_reply(&self, key: ConversationKey, user: ConversationMessage) {
+    /// Answers a stored visitor message in the background; `verified` is the signed-in user
+    /// who wrote it, if any.
+    pub(super) fn spawn_reply(
+        &self,
+        key: ConversationKey,
+        user: ConversationMessage,
+        verified: Option<Arc<VerifiedUser>>,
+    ) {
         let hub = self.clone();
-        tokio::spawn(async move { hub.reply_to(key, user).await });
+        tokio::spawn(async move { hub.reply_to(key, user, verified).await });
     }
 
-    async fn reply_to(&self, key: ConversationKey, user: ConversationMessage) {
+    async fn reply_to(
+        &self,
+        key: ConversationKey,
+        user: ConversationMessage,
+        verified: Option<Arc<VerifiedUser>>,
+    ) {
         self.publish(key.clone(), bot_typing(true), None).await;
         let started = Instant::now();
         let engine = self.shared.reply.clone();
@@ -38,6 +51,12 @@ impl Hub {
             message_id: user.id.clone(),
             message: user.message.clone(),
             context: user.context.clone(),
+            identity: verified.as_deref().map(|u| Identity {
+                id: u.sub.clone(),
+                name: u.name.clone(),
+                email: u.email.clone(),
+                avatar: u.avatar.clone(),
+            }),
             history,
         };
         // A streamed LLM answer can take longer than the widget shows a typing indicator
@@ -58,7 +77,7 @@ impl Hub {
             let fallback = engine.fallback(&request);
             let then = if fallback.is_some() { "answering with the fallback" } else { "no reply" };
             // The session id is a credential: log its public id instead.
-            let visitor = crate::ids::member_id(&user.session_id);
+            let visitor = self.shared.identity.member_of_session(&user.session_id);
             tracing::warn!(error = %e, %visitor, "reply engine failed; {then}");
             fallback
         });

@@ -35,11 +35,31 @@ pub struct ReplyRequest {
     /// The visitor's message text.
     pub message: String,
     /// The page context sent with the message (`{"page": "/pricing"}`), or built from the
-    /// connection's `page` parameter.
+    /// connection's `page` parameter. Written by the visitor's browser: unverified.
     pub context: Option<Json>,
+    /// The signed-in user who wrote the message, from an identity token the hub verified; `None`
+    /// for an anonymous visitor. Unlike `context`, this can be trusted.
+    pub identity: Option<Identity>,
     /// Earlier messages of the conversation, oldest first, without this one: at most
     /// [`ReplyEngine::history_window`] of them (empty for engines that want none).
     pub history: Vec<Turn>,
+}
+
+/// A signed-in user as their verified identity token describes them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    /// The user's id at the site (the token's `sub`).
+    pub id: String,
+    /// Their name (`name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Their e-mail address (`email`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Their avatar URL (`avatar`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
 }
 
 /// One earlier message of the conversation, as a reply engine sees it.

@@ -5,8 +5,12 @@
 //!
 //! ```json
 //! {"sessionId":"…","messageId":"…","message":"the dropdown is stuck","context":{"page":"/pricing"},
-//!  "page":"/pricing","timestamp":"2026-11-22T10:00:00.000Z"}
+//!  "page":"/pricing","timestamp":"2026-11-22T10:00:00.000Z",
+//!  "identity":{"id":"42","name":"Ada Lovelace","email":"ada@example.com"}}
 //! ```
+//!
+//! `identity` is present only for a signed-in user, from the identity token the hub verified;
+//! `context` and `page` come from the visitor's browser and are not verified.
 //!
 //! With `--webhook-secret` the request carries `X-Natter-Signature: sha256=<hex>`, the
 //! HMAC-SHA256 of the exact body bytes keyed with the secret; the receiver recomputes it over
@@ -60,6 +64,8 @@ struct Delivery<'a> {
     context: Option<&'a natter_protocol::Json>,
     page: Option<&'a str>,
     timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<&'a super::Identity>,
 }
 
 /// What the webhook answers.
@@ -171,6 +177,7 @@ impl WebhookEngine {
             context: request.context.as_ref(),
             page: request.page(),
             timestamp: now_rfc3339(),
+            identity: request.identity.as_ref(),
         };
         let body = serde_json::to_vec(&delivery).map_err(|e| fail(format!("cannot encode: {e}")))?;
         let mut post = self

@@ -383,6 +383,17 @@ impl Dom {
             }
             prev = Some(node.clone());
         }
+        // Rows of messages the log no longer has: the conversation was replaced (a login, a
+        // logout). Only then can there be more rows than messages.
+        if self.rows.len() > messages.len() {
+            self.rows.retain(|r| {
+                let keep = messages.iter().any(|m| m.id == r.id);
+                if !keep {
+                    r.el.remove();
+                }
+                keep
+            });
+        }
         Ok(added)
     }
 
