@@ -7,14 +7,13 @@
 //! endpoint) and [`llm`] (an OpenAI-compatible chat server, streamed) all sit behind it.
 //!
 //! When a backend fails (HTTP error, timeout, malformed answer) the hub counts it in
-//! `natter_reply_failures_total`, logs it ([`failure_log`]: the first failure at once, the rest
+//! `natter_reply_failures_total`, logs it (`failure_log`: the first failure at once, the rest
 //! as one summary line a minute) and stores [`ReplyEngine::fallback`] instead, so a visitor is
 //! never left without an answer unless the operator chose `--reply-fallback silent`.
 //!
 //! Whatever an engine answers, the hub clips it with [`clip`] to `--max-text` characters (the
-//! limit a visitor's own message has), and [`gate`] bounds how many engine calls run at once.
+//! limit a visitor's own message has), and `gate` bounds how many engine calls run at once.
 
-pub mod gate;
 pub mod llm;
 pub mod prompt;
 pub mod rules;
@@ -22,6 +21,7 @@ pub mod sse;
 pub mod webhook;
 
 pub(crate) mod failure_log;
+pub(crate) mod gate;
 
 use std::sync::Arc;
 
