@@ -150,15 +150,33 @@ pub struct Config {
     #[arg(long, env = "NATTER_REPLY_FALLBACK", value_enum, default_value_t = ReplyFallback::Rules)]
     pub reply_fallback: ReplyFallback,
 
-    /// How long the `webhook` backend may take to answer; for `llm`, how long the server may stay
-    /// silent (before the first bytes and between streamed chunks).
-    #[arg(long, env = "NATTER_REPLY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    /// The whole reply's deadline, from the visitor's message to a complete answer: waiting in
+    /// the reply queue, connecting, the webhook's whole answer or the LLM's whole stream
+    /// (keep-alive comments do not extend it). Past it the call is dropped and the fallback
+    /// answers.
+    #[arg(long, env = "NATTER_REPLY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub reply_timeout: Duration,
 
+    /// How long the `webhook` or `llm` backend may stay silent — connecting, before the first
+    /// bytes of the answer, between streamed chunks — before the reply counts as failed, so a
+    /// dead backend is noticed before --reply-timeout.
+    #[arg(long, env = "NATTER_REPLY_IDLE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub reply_idle_timeout: Duration,
+
     /// Longest reply stored from the `webhook` or `llm` backend, in characters; a longer one is
-    /// cut at a word boundary and ends with "…" (an LLM stream is stopped there).
+    /// cut at a word boundary and ends with "…" (an LLM stream is stopped there). Every reply,
+    /// the rules' included, is also cut to --max-text.
     #[arg(long, env = "NATTER_REPLY_MAX_CHARS", default_value_t = 2000)]
     pub reply_max_chars: usize,
+
+    /// Most reply-engine calls in flight at once on this hub (webhook requests, LLM streams).
+    #[arg(long, env = "NATTER_REPLY_CONCURRENCY", default_value_t = 32)]
+    pub reply_concurrency: usize,
+
+    /// Replies that may wait for a free call when --reply-concurrency are in flight; past that
+    /// the fallback answers at once, counted in natter_reply_shed_total. `0`: none wait.
+    #[arg(long, env = "NATTER_REPLY_QUEUE", default_value_t = 256)]
+    pub reply_queue: usize,
 
     /// The URL the `webhook` backend POSTs each visitor message to (http or https).
     #[arg(long, env = "NATTER_WEBHOOK_URL")]
@@ -184,8 +202,9 @@ pub struct Config {
     #[arg(long, env = "NATTER_LLM_API_KEY", hide_env_values = true)]
     pub llm_api_key: Option<String>,
 
-    /// The system prompt for the `llm` backend; `{page}` is replaced by the visitor's page.
-    /// Default: a concise support-assistant prompt that names the page.
+    /// The system prompt for the `llm` backend. Visitor data never enters it: `{page}` becomes
+    /// a pointer to the page in the visitor context, which travels (bounded, delimited) in the
+    /// visitor's own message. Default: a concise support-assistant prompt.
     #[arg(long, env = "NATTER_LLM_SYSTEM_PROMPT")]
     pub llm_system_prompt: Option<String>,
 
@@ -388,6 +407,18 @@ mod tests {
         let c = Config::parse_from(["natter-hub", "--identity-public-key", "k.pem", "--room-access", "open"]);
         assert_eq!(c.room_access(), RoomAccess::Open);
         assert!(Config::try_parse_from(["natter-hub", "--room-access", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn reply_limits() {
+        let c = Config::parse_from(["natter-hub"]);
+        assert_eq!(
+            (c.reply_timeout, c.reply_idle_timeout),
+            (Duration::from_secs(30), Duration::from_secs(10))
+        );
+        assert_eq!((c.reply_concurrency, c.reply_queue), (32, 256));
+        let c = Config::parse_from(["natter-hub", "--reply-concurrency", "4", "--reply-queue", "0"]);
+        assert_eq!((c.reply_concurrency, c.reply_queue), (4, 0));
     }
 
     #[test]

@@ -186,7 +186,6 @@ pub(crate) async fn healthz(State(hub): State<Hub>) -> Response {
 
 /// `GET /metrics`: Prometheus text.
 pub(crate) async fn metrics(State(hub): State<Hub>) -> Response {
-    let (conversations, rooms) = hub.gauges();
-    let text = hub.metrics().render(conversations, rooms);
+    let text = hub.metrics().render(&hub.gauges());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }

@@ -111,9 +111,15 @@ pub fn build_reply(config: &Config) -> Result<Arc<dyn ReplyEngine>, HubError> {
     let needs = |flag: &str, backend: &str| {
         HubError::Config(format!("--reply-backend {backend} needs {flag} (or its NATTER_ variable)"))
     };
+    if config.reply_concurrency == 0 {
+        return Err(HubError::Config("--reply-concurrency must be at least 1".into()));
+    }
     if config.reply_backend != ReplyBackend::Rules {
         if config.reply_timeout.is_zero() {
             return Err(HubError::Config("--reply-timeout must be more than 0".into()));
+        }
+        if config.reply_idle_timeout.is_zero() {
+            return Err(HubError::Config("--reply-idle-timeout must be more than 0".into()));
         }
         if config.reply_max_chars == 0 {
             return Err(HubError::Config("--reply-max-chars must be more than 0".into()));
@@ -131,7 +137,7 @@ pub fn build_reply(config: &Config) -> Result<Arc<dyn ReplyEngine>, HubError> {
                 WebhookEngine::new(
                     url,
                     config.webhook_secret.as_deref(),
-                    config.reply_timeout,
+                    config.reply_idle_timeout,
                     config.reply_max_chars,
                     fallback,
                 )
@@ -155,7 +161,7 @@ pub fn build_reply(config: &Config) -> Result<Arc<dyn ReplyEngine>, HubError> {
                 system_prompt: config.llm_system_prompt.clone(),
                 history: config.llm_history,
                 max_tokens: config.llm_max_tokens,
-                timeout: config.reply_timeout,
+                idle_timeout: config.reply_idle_timeout,
                 max_chars: config.reply_max_chars,
             };
             let engine = Arc::new(LlmEngine::new(settings, fallback).map_err(HubError::Config)?);
