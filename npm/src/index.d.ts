@@ -7,7 +7,14 @@ export type NatterPosition = 'bottom-right' | 'bottom-left';
 export type NatterTheme = 'auto' | 'light' | 'dark';
 
 /** The connection status, by its English name in every language (the visible label follows the locale). */
-export type NatterStatus = 'Connected' | 'Connecting…' | 'Reconnecting…' | 'HTTP fallback' | 'Offline';
+export type NatterStatus =
+  | 'Connected'
+  | 'Connecting…'
+  | 'Reconnecting…'
+  | 'HTTP fallback'
+  | 'Offline'
+  /** The hub refused the identity token and no fresh one has come yet. */
+  | 'Sign-in expired';
 
 /**
  * Every text of the widget, by key (English shown). Override any of them with the `strings`
@@ -56,6 +63,8 @@ export interface NatterStrings {
   statusHttp: string;
   /** "Offline" */
   statusOffline: string;
+  /** "Sign-in expired" — the hub refused the identity token; waiting for a fresh one. */
+  statusSignIn: string;
   /** "Some earlier messages could not be loaded." */
   gap: string;
 }
@@ -94,6 +103,20 @@ export interface NatterOptions {
   locale?: string;
   /** Texts by key over the locale's (`data-strings`: the same object as JSON). */
   strings?: Partial<NatterStrings> | string;
+  /**
+   * The signed-in user's identity token: a JWT your backend signs (claims `sub`, `exp`, and
+   * optionally `name`, `email`, `avatar`, `rooms`; see docs/identity.md). The user's
+   * conversation then follows them on every device. Kept in memory only. Script tag:
+   * `data-identity-token`.
+   */
+  identityToken?: string;
+  /**
+   * Called when the hub refuses the identity token (it expired, or never verified), with the
+   * reason; return a fresh token (or a promise of one) from your backend. The widget then
+   * reconnects with it; nothing typed meanwhile is lost. Without it, listen to the
+   * `tokenExpired` event and call `identify(token)`.
+   */
+  tokenExpired?: (reason: string) => string | Promise<string>;
 }
 
 /** App fields for {@link NatterHandle.setContext}: JSON values; `null` removes a field. */
@@ -113,6 +136,8 @@ export interface NatterState {
   status: NatterStatus;
   /** The chime is muted (remembered across visits). */
   muted: boolean;
+  /** The signed-in user the hub verified, or null for an anonymous visitor. */
+  user: { id: string; name: string | null } | null;
 }
 
 /** A message in the log. */
@@ -147,6 +172,8 @@ export interface NatterEvents {
    * has interacted with it). Not fired when no sound could play.
    */
   sound: undefined;
+  /** The hub refused the identity token; the reason. Give a fresh one with `identify(token)`. */
+  tokenExpired: string;
 }
 
 /** The mounted widget. */
@@ -164,11 +191,15 @@ export interface NatterHandle {
    * a refused call changes nothing.
    */
   setContext(fields: NatterContext | null): NatterHandle;
+  /** Signs the visitor in with an identity token (after a login, or a fresh one at any time). */
+  identify(token: string): void;
+  /** Forgets the conversation on this device (messages, outbox, session, what was read); starts a new anonymous one. */
+  logout(): void;
   on<E extends keyof NatterEvents>(event: E, fn: (detail: NatterEvents[E]) => void): NatterHandle;
   off<E extends keyof NatterEvents>(event: E, fn: (detail: NatterEvents[E]) => void): NatterHandle;
   /** Current state (a fresh snapshot on each read). */
   readonly state: NatterState;
-  /** The session id (one conversation per browser profile and site); undefined until loaded. */
+  /** The anonymous session the hub issued (kept in localStorage); undefined until it has. */
   readonly session: string | undefined;
   /** Resolves once the WebAssembly has loaded and the widget is on the page. */
   readonly loaded: Promise<NatterHandle>;

@@ -1,7 +1,8 @@
 /*! Natter chat widget loader. Usage, on any page of any origin:
  *  <script src="https://HUB/natter.js" data-server="https://HUB" async></script>
  *  data-* attributes are mount options (data-title, data-position, data-z-index, data-theme,
- *  data-greeting, data-shortcut, data-accent, data-open). The handle is window.natter. */
+ *  data-greeting, data-shortcut, data-accent, data-open, data-locale, data-strings,
+ *  data-identity-token). The handle is window.natter. */
 (function () {
   'use strict';
   var script = document.currentScript;

@@ -60,12 +60,14 @@ pub(crate) enum Key {
     StatusHttp,
     /// Status: offline.
     StatusOffline,
+    /// Status: the hub refused the signed-in user's identity token; waiting for a fresh one.
+    StatusSignIn,
     /// The notice when a resume could not fill a gap.
     Gap,
 }
 
 /// `(name, English)` per key, in [`Key`] order.
-const TABLE: [(&str, &str); 22] = [
+const TABLE: [(&str, &str); 23] = [
     ("title", "Chat with us"),
     ("greeting", "Hi there 👋 How can we help?"),
     ("openChat", "Open chat"),
@@ -87,6 +89,7 @@ const TABLE: [(&str, &str); 22] = [
     ("statusReconnecting", "Reconnecting…"),
     ("statusHttp", "HTTP fallback"),
     ("statusOffline", "Offline"),
+    ("statusSignIn", "Sign-in expired"),
     ("gap", "Some earlier messages could not be loaded."),
 ];
 
@@ -176,7 +179,7 @@ impl Strings {
 mod tests {
     use super::*;
 
-    const ALL: [Key; 22] = [
+    const ALL: [Key; 23] = [
         Key::Title,
         Key::Greeting,
         Key::OpenChat,
@@ -198,6 +201,7 @@ mod tests {
         Key::StatusReconnecting,
         Key::StatusHttp,
         Key::StatusOffline,
+        Key::StatusSignIn,
         Key::Gap,
     ];
 

@@ -14,18 +14,22 @@
 //! - [`log`]: the conversation — messages, outbox, unread count, typing, `last_seq`.
 //! - [`liveness`]: what the live socket owes (a pong, acks) and by when, so that a link that is
 //!   dead but not closed is noticed.
+//! - [`identity`]: who the widget is to the hub — the issued session, the identity token, the
+//!   renewal of a refused token — and so which conversation is shown.
 //! - the model itself: the panel (open, muted, tab hidden), and the few rules that need both
 //!   halves (what to send over which transport, what the visitor sees arrive).
 
+pub(crate) mod identity;
 pub(crate) mod link;
 pub(crate) mod liveness;
 pub(crate) mod log;
 
 use crate::outbox::OutboxEntry;
+use identity::Identity;
 use link::{Heard, Link, Status};
 use liveness::Liveness;
 use log::{Attention, Log, Message};
-use natter_protocol::{History, ServerMessage};
+use natter_protocol::{close, ErrorCode, ErrorFrame, History, ServerMessage};
 
 /// Delay before re-sending after a network failure of an HTTP send, or a retryable refusal
 /// without `retryAfterMs`.
@@ -118,8 +122,16 @@ pub(crate) enum Event {
     Posted { id: String, reply: Option<ServerMessage> },
     /// A timer fired.
     TimerFired(Timer),
-    /// Another tab of the session has read up to `seq` (its panel was open).
-    ReadElsewhere { seq: u64 },
+    /// Another tab has read `conversation` up to `seq` (its panel was open), as the shared
+    /// read record in storage now says.
+    ReadElsewhere { conversation: u64, seq: u64 },
+    /// The page gave an identity token: after a login (`identify()`), or a fresh one after the
+    /// hub refused the last (`tokenExpired`).
+    Identify { token: String },
+    /// The visitor logged out: forget the conversation on this device, start a new one.
+    Logout,
+    /// The hub issued a session over HTTP (the `X-Natter-Session` header of an answer).
+    SessionIssued { session: String },
 }
 
 /// Something the model wants to be told about from outside.
@@ -175,6 +187,18 @@ pub(crate) enum Effect {
     RestoreFocus,
     /// Tell the host page (JS `on(...)` listeners).
     Notify(Notice),
+    /// Say who the widget is on the socket that just opened (or renew the token on a live one):
+    /// an `auth` frame with the identity's token or session, resuming after `after`.
+    Authenticate { after: Option<u64> },
+    /// Persist the identity's session (remove it from storage when there is none).
+    SaveSession,
+    /// Remove the outbox and the read record from storage (a logout).
+    ForgetConversation,
+    /// The hub refused the identity token: ask the page for a fresh one (`tokenExpired`),
+    /// saying why.
+    RenewToken { reason: String },
+    /// Tell the developer, on the console, why the hub refused the widget's identity.
+    Warn(String),
 }
 
 /// How the widget starts: what the page and storage say.
@@ -194,8 +218,44 @@ pub(crate) struct Init {
     pub outbox: Vec<OutboxEntry>,
     /// What the log says when a resume could not fill a gap, in the page's language.
     pub gap_notice: String,
-    /// The newest `seq` this session has read, as storage remembers it.
-    pub read_seq: Option<u64>,
+    /// What storage says has been read, and of which conversation.
+    pub read: Option<ReadMark>,
+    /// The session the hub issued on an earlier visit.
+    pub session: Option<String>,
+    /// Option `identityToken`.
+    pub token: Option<String>,
+}
+
+/// What has been read, as the shared record in storage says: the newest `seq` of
+/// `conversation` read in an open panel of any tab or page.
+///
+/// There is one record per site, like the session: the conversation it is about is named so
+/// that a record of another one (a refused session, another user, a logout) is never taken for
+/// this one's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadMark {
+    /// [`Identity::conversation`] of the conversation read.
+    pub conversation: u64,
+    /// The newest `seq` read.
+    pub seq: u64,
+}
+
+impl ReadMark {
+    /// The record as storage keeps it: `"<seq> <conversation>"`.
+    pub(crate) fn text(&self) -> String {
+        format!("{} {}", self.seq, self.conversation)
+    }
+
+    /// Reads [`ReadMark::text`] back; `None` for anything else (storage is the page's to change).
+    pub(crate) fn parse(text: &str) -> Option<ReadMark> {
+        let (seq, conversation) = text.split_once(' ')?;
+        Some(ReadMark { conversation: conversation.parse().ok()?, seq: seq.parse().ok()? })
+    }
+
+    /// The `seq` `mark` says has been read of `conversation`, if it is about that one.
+    fn of(mark: Option<&ReadMark>, conversation: Option<u64>) -> Option<u64> {
+        mark.filter(|m| Some(m.conversation) == conversation).map(|m| m.seq)
+    }
 }
 
 /// Everything the widget knows.
@@ -213,18 +273,30 @@ pub(crate) struct Model {
     pub log: Log,
     /// What the live socket owes, and by when.
     liveness: Liveness,
+    /// Who the widget is to the hub.
+    pub identity: Identity,
+    /// The read record storage holds (one per site, written by whichever tab read last).
+    read_mark: Option<ReadMark>,
+    /// The conversation the log's read position belongs to (see [`Identity::conversation`]).
+    read_for: Option<u64>,
 }
 
 impl Model {
     /// A fresh model; [`Event::Start`] makes it connect.
     pub(crate) fn new(init: Init) -> Self {
+        let identity = Identity::new(init.session, init.token);
+        let read_for = identity.conversation();
+        let read_seq = ReadMark::of(init.read.as_ref(), read_for);
         Model {
             open: init.open,
             muted: init.muted,
             page_hidden: init.hidden,
             link: Link::new(init.seed, init.online),
-            log: Log::restore(init.outbox, init.gap_notice, init.read_seq),
+            log: Log::restore(init.outbox, init.gap_notice, read_seq),
             liveness: Liveness::default(),
+            identity,
+            read_mark: init.read,
+            read_for,
         }
     }
 
@@ -333,15 +405,107 @@ impl Model {
             return;
         }
         self.liveness.heard(&message, fx);
-        self.log.receive(message, true, self.attention(), fx);
+        // The hub has accepted who the widget is once it welcomes it (or, for a hub that
+        // predates `auth`, sends the history): only then does the socket carry the conversation,
+        // and only then is it watched for liveness (until then the open timeout bounds it).
+        let accepted = matches!(message, ServerMessage::Welcome(_) | ServerMessage::History(_));
+        match message {
+            ServerMessage::Welcome(w) => {
+                let welcomed = self.identity.welcomed(&w);
+                if welcomed.new_session {
+                    fx.push(Effect::SaveSession);
+                }
+                if welcomed.other_conversation {
+                    self.log.start_over(true);
+                }
+            }
+            ServerMessage::Error(e) if e.id.is_none() && is_identity_refusal(e.code) => {
+                self.identity_refused(&e, fx);
+            }
+            message => self.log.receive(message, true, self.attention(), fx),
+        }
         let outbox = &self.log.outbox;
         self.liveness.settle(|id| outbox.contains(id), fx);
-        if let Heard::First(socket) = heard {
-            // The hub's first frame: this socket now carries the conversation.
+        if let (Heard::First(socket), true) = (heard, accepted) {
             self.link.socket_live(socket, fx);
             self.liveness.start(fx);
             self.flush(fx);
         }
+    }
+
+    /// The hub refused the widget's identity: a session it did not issue is forgotten (the
+    /// next connection gets a new one); a refused token holds the link until the page gives a
+    /// fresh one. The outbox waits either way.
+    fn identity_refused(&mut self, e: &ErrorFrame, fx: &mut Vec<Effect>) {
+        fx.push(Effect::Warn(e.message.clone()));
+        if e.code == ErrorCode::BadSession {
+            self.identity.session_refused();
+            fx.push(Effect::SaveSession);
+        } else if self.identity.token.is_some() {
+            self.link.hold(fx);
+            if self.identity.token_refused() {
+                fx.push(Effect::RenewToken { reason: e.message.clone() });
+            }
+        }
+    }
+
+    /// The socket closed: a 4401 ("get a fresh token") holds the link like an `unauthorized`
+    /// error does (the close can come without one); everything else is the link's business.
+    fn socket_closed(&mut self, socket: u32, code: u16, fx: &mut Vec<Effect>) {
+        let after = self.log.last_seq;
+        self.link.socket_closed(socket, code, after, fx);
+        if close::advice(code) == close::Advice::FreshToken && self.identity.token.is_some() {
+            self.link.hold(fx);
+            if self.identity.token_refused() {
+                fx.push(Effect::RenewToken {
+                    reason: "the hub closed the connection: identity token expired".into(),
+                });
+            }
+        }
+    }
+
+    /// The page gave a token: a fresh one for the same user, or a login. Either way the link
+    /// connects again with it; a `welcome` for another conversation then starts the log over.
+    fn identify(&mut self, token: String, fx: &mut Vec<Effect>) {
+        self.identity.set_token(token);
+        self.link.reconnect_now(self.log.last_seq, fx);
+    }
+
+    /// Logged out: the conversation, its outbox and the session are forgotten on this device,
+    /// and a new anonymous one starts.
+    fn logout(&mut self, fx: &mut Vec<Effect>) {
+        self.identity.forget();
+        self.read_mark = None;
+        self.log.start_over(false);
+        fx.push(Effect::SaveSession);
+        fx.push(Effect::ForgetConversation);
+        self.link.reconnect_now(None, fx);
+    }
+
+    /// Another tab wrote the read record: taken when it is about the conversation shown, kept in
+    /// case it becomes the one shown (a tab that learns its user's conversation later).
+    fn read_elsewhere(&mut self, conversation: u64, seq: u64) {
+        let mark = ReadMark { conversation, seq };
+        if Some(conversation) == self.read_for {
+            self.log.read_elsewhere(seq);
+        }
+        self.read_mark = Some(mark);
+    }
+
+    /// The conversation shown may have changed (a `welcome` for a new session or a user, a
+    /// session issued over HTTP, a logout): what has been read is then that conversation's.
+    fn follow_conversation(&mut self) {
+        let now = self.identity.conversation();
+        if now != self.read_for {
+            self.read_for = now;
+            self.log.read_from(ReadMark::of(self.read_mark.as_ref(), now));
+        }
+    }
+
+    /// The conversation the log's read position belongs to; [`Effect::SaveRead`] records it
+    /// under this one (nothing is recorded while it is unknown).
+    pub(crate) fn read_conversation(&self) -> Option<u64> {
+        self.read_for
     }
 
     /// A long-poll ended: read its history, then poll again (and probe the WebSocket if HTTP
@@ -369,6 +533,11 @@ impl Model {
             fx.push(Effect::StopTimer(Timer::PostDeadline));
         }
         match reply {
+            Some(ServerMessage::Error(e)) if is_identity_refusal(e.code) => {
+                // Not the message's fault: it stays pending until the identity is sorted out.
+                self.identity_refused(&e, fx);
+                fx.push(Effect::StartTimer { timer: Timer::Resend, ms: RESEND_DELAY_MS });
+            }
             Some(ServerMessage::Ack(a)) => {
                 self.log.acknowledged(&a.id, a.seq, fx);
                 self.post_next(fx);
@@ -431,19 +600,35 @@ impl Model {
             Event::Wake => self.wake(fx),
             Event::Send(out) => self.send(out, fx),
             Event::Retry { id } => self.retry(&id, fx),
-            Event::SocketOpened { socket } => self.link.socket_opened(socket),
-            Event::SocketClosed { socket, code } => self.link.socket_closed(socket, code, after, fx),
+            Event::SocketOpened { socket } => {
+                if self.link.socket_opened(socket) {
+                    fx.push(Effect::Authenticate { after });
+                }
+            }
+            Event::SocketClosed { socket, code } => self.socket_closed(socket, code, fx),
             Event::SocketUnavailable { socket } => self.link.socket_unavailable(socket, after, fx),
             Event::Frame { socket, message } => self.frame(socket, message, fx),
             Event::PollDone { poll, history } => self.poll_done(poll, history, fx),
             Event::Posted { id, reply } => self.posted(id, reply, fx),
             Event::TimerFired(timer) => self.timer_fired(timer, fx),
-            Event::ReadElsewhere { seq } => self.log.read_elsewhere(seq),
+            Event::ReadElsewhere { conversation, seq } => self.read_elsewhere(conversation, seq),
+            Event::Identify { token } => self.identify(token, fx),
+            Event::Logout => self.logout(fx),
+            Event::SessionIssued { session } => {
+                if self.identity.issued(session) {
+                    fx.push(Effect::SaveSession);
+                }
+            }
         }
         if !self.link.is_live() {
             self.liveness.stop(fx);
         }
     }
+}
+
+/// Whether a refusal is about who the widget is rather than about a message.
+fn is_identity_refusal(code: ErrorCode) -> bool {
+    matches!(code, ErrorCode::Unauthorized | ErrorCode::BadSession)
 }
 
 /// Applies `event` to `model` and returns what must happen as a result, including the
@@ -452,6 +637,7 @@ pub(crate) fn update(model: &mut Model, event: Event) -> Vec<Effect> {
     let (status, unread) = (model.link.status(), model.log.unread);
     let mut fx = Vec::new();
     model.step(event, &mut fx);
+    model.follow_conversation();
     if model.attention().watching {
         // A panel open in a visible tab: whatever is in it now has been read.
         model.log.mark_read(&mut fx);

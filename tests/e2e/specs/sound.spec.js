@@ -27,16 +27,23 @@ test.afterAll(async () => {
 });
 
 // Playwright's evaluate() acts with a user gesture, which would unlock
-// audio. So until it has counted, the test never reaches into the page: the session is chosen by
-// an init script, messages are written by another client of the same session (the hub's HTTP
-// API), and the page reports what happens through its console.
-const SESSION = 'feedc0de'.repeat(4);
+// audio. So until it has counted, the test never reaches into the page: the session (one the hub
+// issued to another client) is put in storage by an init script, messages are written by that
+// other client of the same session (the hub's HTTP API), and the page reports what happens
+// through its console.
+async function issuedSession() {
+  const r = await fetch(`${hub.url}/api/chat/poll`);
+  expect(r.ok, await r.text()).toBe(true);
+  const session = r.headers.get('x-natter-session');
+  expect(session).toBeTruthy();
+  return session;
+}
 
-async function writeFromAnotherTab(id, text) {
+async function writeFromAnotherTab(session, id, text) {
   const r = await fetch(`${hub.url}/api/chat/messages`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ type: 'user', id, message: text, sessionId: SESSION }),
+    headers: { 'content-type': 'application/json', 'x-natter-session': session },
+    body: JSON.stringify({ type: 'user', id, message: text }),
   });
   expect(r.ok, await r.text()).toBe(true);
 }
@@ -50,6 +57,7 @@ test('`sound` fires when, and only when, the chime actually played', async ({ pa
     if (kind === 'natter-note') seen.notes++;
     if (kind === 'natter-sound') seen.sounds++;
   });
+  const session = await issuedSession();
   await page.addInitScript((session) => {
     localStorage.setItem('natter:session', session);
     const start = OscillatorNode.prototype.start;
@@ -63,19 +71,19 @@ test('`sound` fires when, and only when, the chime actually played', async ({ pa
       natter.on('message', (m) => m.role === 'bot' && console.log('natter-bot'));
       natter.on('sound', () => console.log('natter-sound'));
     });
-  }, SESSION);
+  }, session);
   await page.goto(`${site.url}/`);
   await expect.poll(() => seen.status).toBe('websocket');
 
   // No gesture on the page yet: browsers do not let it start audio, so no chime, no event.
-  await writeFromAnotherTab('m1', 'hello');
+  await writeFromAnotherTab(session, 'm1', 'hello');
   await expect.poll(() => seen.bots).toBe(1);
   expect(seen).toMatchObject({ notes: 0, sounds: 0 });
   await expect(widget(page).badge).toHaveText('1');
 
   // After the visitor has clicked on the page, the next answer chimes, and says so.
   await page.locator('h1').click();
-  await writeFromAnotherTab('m2', 'hello again');
+  await writeFromAnotherTab(session, 'm2', 'hello again');
   await expect.poll(() => seen.bots).toBe(2);
   await expect.poll(() => seen.sounds).toBe(1);
   expect(seen.notes).toBeGreaterThan(0);

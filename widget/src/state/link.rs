@@ -20,9 +20,10 @@ use natter_protocol::close;
 
 /// Consecutive failed WebSocket opens after which the link falls back to HTTP.
 pub(super) const WS_FAILURES_BEFORE_FALLBACK: u32 = 3;
-/// A socket that has not opened after this long counts as failed (a blackholed port, a proxy
-/// that swallows the upgrade).
-const WS_OPEN_TIMEOUT_MS: u32 = 8_000;
+/// A socket the hub has not welcomed this long after it was created counts as failed (a
+/// blackholed port, a proxy that swallows the upgrade, an `auth` frame that gets no answer).
+/// This is the handshake's deadline: liveness only watches a socket once it is live.
+pub(super) const WS_OPEN_TIMEOUT_MS: u32 = 8_000;
 /// A long-poll unanswered after this long is dead: the hub answers every poll within its
 /// `--poll-timeout` (25 s by default), so only a dead network keeps one open longer.
 pub(crate) const POLL_DEADLINE_MS: u32 = 45_000;
@@ -65,6 +66,8 @@ pub(crate) enum Status {
     HttpFallback,
     /// The browser is offline, or the hub told us not to reconnect.
     Offline,
+    /// The hub refused the identity token; waiting for the page to give a fresh one.
+    SignInNeeded,
 }
 
 impl Status {
@@ -76,6 +79,7 @@ impl Status {
             Status::Reconnecting => "Reconnecting…",
             Status::HttpFallback => "HTTP fallback",
             Status::Offline => "Offline",
+            Status::SignInNeeded => "Sign-in expired",
         }
     }
 
@@ -87,6 +91,7 @@ impl Status {
             Status::Reconnecting => "reconnecting",
             Status::HttpFallback => "http",
             Status::Offline => "offline",
+            Status::SignInNeeded => "signin",
         }
     }
 }
@@ -103,18 +108,19 @@ pub(super) enum Mode {
 /// The WebSocket's life, each phase naming the socket it is about, so that late callbacks of a
 /// socket the link has already given up on are recognised and ignored.
 ///
-/// A socket only counts as working once the hub has said something on it (it always sends
-/// `history` first): a proxy or firewall that accepts the upgrade and then drops it must count
-/// as a failure, or the widget would never fall back to HTTP.
+/// A socket only counts as working once the hub has accepted it (its `welcome` to the widget's
+/// `auth`, or the `history` a hub that predates `auth` sends first): a proxy or firewall that
+/// accepts the upgrade and then drops it must count as a failure, or the widget would never
+/// fall back to HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SocketPhase {
     /// No socket.
     Closed,
     /// Created, not open yet.
     Opening(u32),
-    /// Open, no frame yet.
+    /// Open, `auth` sent, not welcomed yet.
     Open(u32),
-    /// The hub has spoken: this socket carries the conversation.
+    /// The hub has welcomed it: this socket carries the conversation.
     Live(u32),
 }
 
@@ -123,7 +129,8 @@ pub(super) enum SocketPhase {
 pub(super) enum Heard {
     /// From the socket that carries the conversation (or injected): read it.
     Current,
-    /// The hub's first frame on this open socket: read it, then [`Link::socket_live`].
+    /// A frame on this open socket before it is live: read it, and if it is the welcome,
+    /// [`Link::socket_live`].
     First(u32),
     /// From a socket the link has moved on from: drop it.
     Stale,
@@ -134,8 +141,10 @@ pub(super) enum Heard {
 pub(crate) struct Link {
     /// `navigator.onLine`, kept up to date by `online` / `offline` events.
     online: bool,
-    /// The hub closed with a code that says "do not come back" (bad session, policy).
+    /// The hub closed with a code that says "do not come back" (policy).
     gave_up: bool,
+    /// Nothing connects until the page gives a fresh identity token (the hub refused the last).
+    held: bool,
     mode: Mode,
     socket: SocketPhase,
     /// Every socket gets a new number, so callbacks of an old one can be told apart.
@@ -164,6 +173,7 @@ impl Link {
         Link {
             online,
             gave_up: false,
+            held: false,
             mode: Mode::WebSocket,
             socket: SocketPhase::Closed,
             next_socket: 1,
@@ -185,7 +195,9 @@ impl Link {
 
     /// What the status dot says.
     pub(crate) fn status(&self) -> Status {
-        if self.gave_up || !self.online {
+        if self.held {
+            Status::SignInNeeded
+        } else if self.gave_up || !self.online {
             Status::Offline
         } else if self.is_live() {
             Status::Connected
@@ -252,7 +264,7 @@ impl Link {
 
     /// Opens a new WebSocket unless one is under way (or the link is offline or gave up).
     pub(super) fn connect(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
-        if self.socket != SocketPhase::Closed || !self.online || self.gave_up {
+        if self.socket != SocketPhase::Closed || !self.online || self.gave_up || self.held {
             return;
         }
         let id = self.next_socket;
@@ -264,7 +276,7 @@ impl Link {
 
     /// Starts a long-poll if the link is on HTTP and none is running.
     pub(super) fn start_poll(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
-        if self.poll.is_some() || self.mode != Mode::Http || !self.online || self.gave_up {
+        if self.poll.is_some() || self.mode != Mode::Http || !self.online || self.gave_up || self.held {
             return;
         }
         let id = self.next_poll;
@@ -356,6 +368,31 @@ impl Link {
         self.connect(after, fx);
     }
 
+    /// The hub refused the identity: stop connecting and polling until [`Link::reconnect_now`].
+    pub(super) fn hold(&mut self, fx: &mut Vec<Effect>) {
+        self.held = true;
+        self.stop_poll(fx);
+        for t in [Timer::Reconnect, Timer::Probe] {
+            fx.push(Effect::StopTimer(t));
+        }
+    }
+
+    /// Connects again now, with whatever the identity is now (a fresh token, a new session, or
+    /// another user): the current socket, if any, is closed first.
+    pub(super) fn reconnect_now(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
+        self.held = false;
+        if self.socket != SocketPhase::Closed {
+            self.socket = SocketPhase::Closed;
+            fx.push(Effect::CloseSocket);
+            fx.push(Effect::StopTimer(Timer::OpenTimeout));
+        }
+        self.stop_poll(fx);
+        self.posting = None;
+        self.reconnect.reset();
+        self.ws_failures = 0;
+        self.wake(after, fx);
+    }
+
     /// Something suggests the network is back (online, tab visible, page shown): retry now
     /// rather than at the next backoff.
     pub(super) fn wake(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
@@ -394,11 +431,14 @@ impl Link {
         }
     }
 
-    /// Socket `id` opened.
-    pub(super) fn socket_opened(&mut self, id: u32) {
+    /// Socket `id` opened; returns whether it is the one being opened (and so must now say who
+    /// the widget is).
+    pub(super) fn socket_opened(&mut self, id: u32) -> bool {
         if self.socket == SocketPhase::Opening(id) {
             self.socket = SocketPhase::Open(id);
+            return true;
         }
+        false
     }
 
     /// Socket `id` closed (or failed to open) with `code`.

@@ -102,9 +102,13 @@ pub(crate) struct Log {
 
 impl Log {
     /// A log showing the outbox a previous page left behind (pending or failed); `read_seq` is
-    /// what the session has read so far, as storage remembers it.
+    /// what the conversation has read so far, as storage remembers it.
     pub(super) fn restore(entries: Vec<OutboxEntry>, gap_notice: String, read_seq: Option<u64>) -> Self {
-        let outbox = Outbox::restore(entries);
+        Log::showing(Outbox::restore(entries), gap_notice, read_seq)
+    }
+
+    /// A log of no conversation yet, showing `outbox` (pending or failed).
+    fn showing(outbox: Outbox, gap_notice: String, read_seq: Option<u64>) -> Self {
         let messages = outbox
             .entries()
             .iter()
@@ -130,6 +134,24 @@ impl Log {
             next_local_id: 0,
             gap_notice,
         }
+    }
+
+    /// Another conversation is shown from now on (a login, a logout, another user): the
+    /// messages, the position, what has been read and the unread count start over. With
+    /// `keep_outbox`, what the visitor typed and the hub has not stored stays, shown as
+    /// pending, and goes out in the new conversation; without it (a logout) it is dropped too.
+    pub(super) fn start_over(&mut self, keep_outbox: bool) {
+        let outbox = if keep_outbox { std::mem::take(&mut self.outbox) } else { Outbox::default() };
+        let gap_notice = std::mem::take(&mut self.gap_notice);
+        *self = Log::showing(outbox, gap_notice, None);
+    }
+
+    /// What has been read of the conversation shown, as storage remembers it for that
+    /// conversation (`None`: nothing recorded). Unlike [`Log::read_elsewhere`] it may move the
+    /// position back: it replaces one that belonged to another conversation.
+    pub(super) fn read_from(&mut self, read_seq: Option<u64>) {
+        self.read_seq = read_seq;
+        self.recount();
     }
 
     /// The visitor has seen everything (a panel is open in a visible tab).

@@ -101,7 +101,7 @@ fn connects_and_reports_status() {
     assert_eq!(m.link.transport(), Transport::None);
     let fx = update(&mut m, Event::SocketOpened { socket: s });
     assert_eq!(m.link.status(), Status::Connecting, "not connected until the hub speaks");
-    assert!(fx.is_empty());
+    assert_eq!(fx, [Effect::Authenticate { after: None }], "the socket first says who the widget is");
     let fx = update(&mut m, frame(s, ServerMessage::History(history(vec![], 0))));
     assert!(fx.contains(&Effect::Notify(Notice::Status(Status::Connected))));
     assert!(fx.contains(&Effect::StopTimer(Timer::OpenTimeout)));
@@ -122,7 +122,7 @@ fn drop_reconnects_with_jittered_backoff_and_resumes_after_last_seq() {
 
 #[test]
 fn final_close_codes_give_up() {
-    for code in [natter_protocol::close::POLICY, natter_protocol::close::BAD_SESSION] {
+    for code in [natter_protocol::close::POLICY, natter_protocol::close::NORMAL] {
         let (mut m, s) = connected();
         let fx = update(&mut m, Event::SocketClosed { socket: s, code });
         assert_eq!(m.link.status(), Status::Offline);
@@ -570,7 +570,9 @@ fn acknowledged_ids_are_remembered_for_the_shared_storage() {
 
 #[test]
 fn reading_in_an_open_visible_panel_is_saved_and_shared() {
-    let (mut m, s) = connected();
+    let mut m = Model::new(Init { seed: 42, online: true, session: Some("s".into()), ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    live(&mut m, s);
     let fx = update(&mut m, frame(s, ServerMessage::Bot(conv("1", 1, "x"))));
     assert!(fx.contains(&Effect::Notify(Notice::Unread(1))));
     assert!(!fx.iter().any(|e| matches!(e, Effect::SaveRead(1))));
@@ -590,6 +592,243 @@ fn reading_in_an_open_visible_panel_is_saved_and_shared() {
     update(&mut m, Event::Close);
     let fx = update(&mut m, frame(s, ServerMessage::Bot(conv("4", 4, "w"))));
     assert!(fx.contains(&Effect::Notify(Notice::Unread(1))));
-    let fx = update(&mut m, Event::ReadElsewhere { seq: 4 });
+    let conversation = m.read_conversation().expect("the session names the conversation");
+    let fx = update(&mut m, Event::ReadElsewhere { conversation, seq: 4 });
     assert_eq!(fx, [Effect::Notify(Notice::Unread(0))]);
+}
+
+// Identity: the issued session, the token, their refusals, login and logout.
+
+fn welcome(session: Option<&str>, user: Option<&str>) -> ServerMessage {
+    ServerMessage::Welcome(natter_protocol::Welcome {
+        session: session.map(str::to_string),
+        member: "u_1".into(),
+        user: user.map(|id| natter_protocol::UserProfile { id: id.into(), ..Default::default() }),
+        expires_at: user.map(|_| 1),
+    })
+}
+
+fn identity_error(code: ErrorCode) -> ServerMessage {
+    ServerMessage::Error(ErrorFrame { code, message: "why".into(), id: None, retry_after_ms: None })
+}
+
+#[test]
+fn the_welcome_makes_the_socket_live_and_its_session_is_kept() {
+    let (mut m, s) = started();
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, Event::Send(out("a", "typed before the welcome")));
+    let fx = update(&mut m, frame(s, welcome(Some("issued.tag"), None)));
+    assert!(fx.contains(&Effect::SaveSession));
+    assert_eq!(m.identity.session.as_deref(), Some("issued.tag"));
+    assert_eq!(m.link.status(), Status::Connected);
+    assert!(fx.iter().any(|e| matches!(e, Effect::SendSocket(o) if o.id == "a")), "the outbox goes out");
+}
+
+#[test]
+fn a_refused_session_is_forgotten_and_nothing_typed_is_lost() {
+    let mut m = Model::new(Init { seed: 1, online: true, session: Some("stale".into()), ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, Event::Send(out("a", "hello")));
+    // An error before the welcome does not make the socket live: the outbox is not sent into
+    // a connection the hub has not accepted.
+    let fx = update(&mut m, frame(s, identity_error(ErrorCode::BadSession)));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::SendSocket(_))), "{fx:?}");
+    assert!(fx.contains(&Effect::SaveSession) && fx.contains(&Effect::Warn("why".into())));
+    assert_eq!(m.identity.session, None);
+    let fx = update(&mut m, Event::SocketClosed { socket: s, code: natter_protocol::close::BAD_SESSION });
+    assert!(has_timer(&fx, Timer::Reconnect).is_some(), "connects again, without the session");
+    assert_eq!(m.log.outbox.entries().len(), 1);
+    assert_eq!(m.log.messages[0].delivery, Delivery::Pending);
+}
+
+#[test]
+fn an_expired_token_is_renewed_through_the_page_with_the_outbox_intact() {
+    let mut m = Model::new(Init { seed: 1, online: true, token: Some("old".into()), ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(None, Some("42"))));
+    update(&mut m, Event::Send(out("a", "sent while signed in")));
+    update(&mut m, frame(s, ServerMessage::User(conv("a", 1, "sent while signed in"))));
+    // The hub says the token expired and closes with 4401.
+    let fx = update(&mut m, frame(s, identity_error(ErrorCode::Unauthorized)));
+    assert!(fx.contains(&Effect::RenewToken { reason: "why".into() }), "{fx:?}");
+    let fx = update(&mut m, Event::SocketClosed { socket: s, code: natter_protocol::close::UNAUTHORIZED });
+    assert!(!fx.contains(&Effect::RenewToken { reason: "why".into() }), "asked once");
+    assert_eq!(m.link.status(), Status::SignInNeeded);
+    // Typed while waiting: kept, pending.
+    update(&mut m, Event::Send(out("b", "typed while the token was renewed")));
+    // Timers do not reconnect with the refused token.
+    assert_eq!(socket_of(&update(&mut m, Event::TimerFired(Timer::Reconnect))), None);
+    assert_eq!(socket_of(&update(&mut m, Event::Wake)), None);
+    // The page gives a fresh token: the widget connects again with it, resuming.
+    let fx = update(&mut m, Event::Identify { token: "fresh".into() });
+    let s2 = socket_of(&fx).expect("reconnects at once");
+    assert!(fx.iter().any(|e| matches!(e, Effect::OpenSocket { after: Some(1), .. })));
+    assert_eq!(m.identity.token.as_deref(), Some("fresh"));
+    update(&mut m, Event::SocketOpened { socket: s2 });
+    let fx = update(&mut m, frame(s2, welcome(None, Some("42"))));
+    assert!(fx.iter().any(|e| matches!(e, Effect::SendSocket(o) if o.id == "b")), "{fx:?}");
+    assert_eq!(m.log.messages.len(), 2, "the same user's conversation is kept on screen");
+}
+
+#[test]
+fn logging_in_and_out_switches_conversations() {
+    let (mut m, s) = started();
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(Some("anon.tag"), None)));
+    update(&mut m, frame(s, ServerMessage::Bot(conv("b1", 1, "hi visitor"))));
+    // Login: the user's conversation replaces the anonymous one on screen.
+    let s2 = socket_of(&update(&mut m, Event::Identify { token: "t".into() })).expect("reconnect");
+    update(&mut m, Event::SocketOpened { socket: s2 });
+    update(&mut m, frame(s2, welcome(None, Some("42"))));
+    assert!(m.log.messages.is_empty() && m.log.last_seq.is_none(), "{:?}", m.log.messages);
+    update(
+        &mut m,
+        frame(s2, ServerMessage::History(history(vec![ServerMessage::Bot(conv("u1", 1, "hi Ada"))], 1))),
+    );
+    update(&mut m, Event::Send(out("p", "pending at logout")));
+    // Logout: nothing of it is left, the session is forgotten, a new one is asked for.
+    let fx = update(&mut m, Event::Logout);
+    assert!(fx.contains(&Effect::SaveSession) && fx.contains(&Effect::ForgetConversation));
+    assert!(m.log.messages.is_empty() && m.log.outbox.entries().is_empty());
+    assert_eq!((m.identity.token.as_deref(), m.identity.session.as_deref()), (None, None));
+    let s3 = socket_of(&fx).expect("reconnects as a new visitor");
+    assert!(fx.iter().any(|e| matches!(e, Effect::OpenSocket { after: None, .. })));
+    update(&mut m, Event::SocketOpened { socket: s3 });
+    let fx = update(&mut m, frame(s3, welcome(Some("new.tag"), None)));
+    assert!(fx.contains(&Effect::SaveSession));
+}
+
+#[test]
+fn identity_refusals_over_http_keep_the_message_pending() {
+    let mut m = Model::new(Init { seed: 1, online: true, token: Some("t".into()), ..Init::default() });
+    update(&mut m, Event::Start);
+    update(&mut m, Event::Send(out("a", "hello")));
+    let e = ErrorFrame {
+        code: ErrorCode::Unauthorized,
+        message: "expired".into(),
+        id: None,
+        retry_after_ms: None,
+    };
+    let fx = update(&mut m, Event::Posted { id: "a".into(), reply: Some(ServerMessage::Error(e)) });
+    assert!(fx.contains(&Effect::RenewToken { reason: "expired".into() }));
+    assert_eq!(m.log.messages[0].delivery, Delivery::Pending);
+    let fx = update(&mut m, Event::SessionIssued { session: "ignored.tag".into() });
+    assert!(!fx.contains(&Effect::SaveSession), "a signed-in user needs no session");
+}
+
+// What has been read belongs to a conversation: the anonymous session's, or the signed-in
+// user's once the hub has said who that is.
+
+/// The conversation a widget welcomed as `welcomed` shows (its read-record name).
+fn conversation_of(welcomed: ServerMessage) -> u64 {
+    let mut m = model();
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcomed));
+    m.read_conversation().expect("a welcomed widget knows its conversation")
+}
+
+fn bots(seqs: std::ops::RangeInclusive<u64>) -> History {
+    let last = *seqs.end();
+    history(seqs.map(|q| ServerMessage::Bot(conv(&format!("b{q}"), q, "x"))).collect(), last)
+}
+
+/// A widget started with `init`, its socket welcomed as `welcomed` and its history read.
+fn welcomed_with(init: Init, welcomed: ServerMessage, h: History) -> (Model, u32, Vec<Effect>) {
+    let mut m = Model::new(Init { seed: 3, online: true, ..init });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    let mut fx = update(&mut m, frame(s, welcomed));
+    fx.extend(update(&mut m, frame(s, ServerMessage::History(h))));
+    (m, s, fx)
+}
+
+#[test]
+fn the_read_record_counts_only_for_its_own_conversation() {
+    let s1 = conversation_of(welcome(Some("s1"), None));
+    let s2 = conversation_of(welcome(Some("s2"), None));
+    assert_ne!(s1, s2);
+    // A returning visitor: the record of their session says they read up to 1 of 3.
+    let init = || Init {
+        session: Some("s1".into()),
+        read: Some(ReadMark { conversation: s1, seq: 1 }),
+        ..Init::default()
+    };
+    let (m, _, _) = welcomed_with(init(), welcome(Some("s1"), None), bots(1..=3));
+    assert_eq!(m.log.unread, 2);
+    assert_eq!(m.read_conversation(), Some(s1));
+    // The same record when the hub refused that session and issued another: a new conversation,
+    // of which nothing earlier is news — and the old record's seq does not hide new answers.
+    let (mut m, s, fx) = welcomed_with(init(), welcome(Some("s2"), None), bots(1..=1));
+    assert_eq!(m.log.unread, 0);
+    assert_eq!(m.read_conversation(), Some(s2));
+    assert!(fx.contains(&Effect::SaveRead(1)), "recorded for s2 from now on: {fx:?}");
+    update(&mut m, frame(s, ServerMessage::Bot(conv("n", 2, "new"))));
+    assert_eq!(m.log.unread, 1, "seq 2 of s2 is unread although s1 had read further");
+    // Another tab's record for another conversation changes nothing here.
+    let fx = update(&mut m, Event::ReadElsewhere { conversation: s1, seq: 99 });
+    assert!(fx.is_empty(), "{fx:?}");
+    let fx = update(&mut m, Event::ReadElsewhere { conversation: s2, seq: 2 });
+    assert_eq!(fx, [Effect::Notify(Notice::Unread(0))]);
+}
+
+#[test]
+fn a_signed_in_user_s_reading_is_recorded_once_the_hub_names_the_user() {
+    let user = conversation_of(welcome(None, Some("42")));
+    let anon = conversation_of(welcome(Some("s1"), None));
+    let mut m = Model::new(Init {
+        seed: 3,
+        online: true,
+        session: Some("s1".into()),
+        token: Some("t".into()),
+        read: Some(ReadMark { conversation: anon, seq: 10 }),
+        ..Init::default()
+    });
+    assert_eq!(m.read_conversation(), None, "a token's user is only known from the welcome");
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    // Another signed-in tab records its reading before this one is welcomed.
+    update(&mut m, Event::ReadElsewhere { conversation: user, seq: 1 });
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(None, Some("42"))));
+    assert_eq!(m.read_conversation(), Some(user));
+    update(&mut m, frame(s, ServerMessage::History(bots(1..=3))));
+    assert_eq!(m.log.unread, 2, "the user's record, not the anonymous session's seq 10");
+}
+
+#[test]
+fn logout_forgets_what_was_read() {
+    let anon = conversation_of(welcome(Some("s1"), None));
+    let (mut m, _, _) = welcomed_with(
+        Init {
+            session: Some("s1".into()),
+            read: Some(ReadMark { conversation: anon, seq: 3 }),
+            ..Init::default()
+        },
+        welcome(Some("s1"), None),
+        bots(1..=3),
+    );
+    let fx = update(&mut m, Event::Logout);
+    assert!(fx.contains(&Effect::ForgetConversation));
+    assert_eq!(m.read_conversation(), None, "no conversation until the hub issues a new session");
+    let s = socket_of(&fx).expect("reconnects");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(Some("s9"), None)));
+    let fresh = m.read_conversation().expect("the new session's");
+    assert_ne!(fresh, anon);
+    // A record another tab wrote for the forgotten session before it heard of the logout.
+    update(&mut m, Event::ReadElsewhere { conversation: anon, seq: 50 });
+    update(&mut m, frame(s, ServerMessage::History(history(vec![], 0))));
+    update(&mut m, frame(s, ServerMessage::Bot(conv("hello", 1, "welcome back"))));
+    assert_eq!(m.log.unread, 1);
+}
+
+#[test]
+fn the_read_record_reads_back_and_rejects_anything_else() {
+    let mark = ReadMark { conversation: 0xdead_beef_0123_4567, seq: 42 };
+    assert_eq!(ReadMark::parse(&mark.text()), Some(mark));
+    for bad in ["", "42", "x 1", "1 x", "-1 2", "1  2", "42 16045690984503098046 extra"] {
+        assert_eq!(ReadMark::parse(bad), None, "{bad:?}");
+    }
 }

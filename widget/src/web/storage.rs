@@ -1,14 +1,21 @@
-//! `localStorage`: the session id, the outbox, what the session has read and the mute switch.
+//! `localStorage`: the session the hub issued, the outbox, what has been read and the mute
+//! switch. (An identity token is never stored: the page gives it on each load.)
 //!
 //! Storage can be missing or throw (sandboxed iframes, Safari private mode, a full quota); the
 //! widget then works for the life of the page without persistence instead of failing.
 
 use crate::outbox::OutboxEntry;
+use crate::state::ReadMark;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::Storage;
 
 const SESSION_KEY: &str = "natter:session";
 const MUTED_KEY: &str = "natter:muted";
+/// One outbox per browser profile and site, like the session: what was typed waits here whoever
+/// the hub turns out to say the widget is.
+const OUTBOX_KEY: &str = "natter:outbox";
+/// One read record per site, naming its conversation; other tabs watch it (`storage` events).
+pub(crate) const READ_KEY: &str = "natter:read";
 
 /// A stored message's context, re-written by the browser's JSON: anything but a JSON object
 /// (storage is the page's to change) becomes none, so that it can never break the frame it is
@@ -51,15 +58,17 @@ impl Store {
         }
     }
 
-    /// The session id shared by every tab of this site, made on first use.
-    pub(crate) fn session_id(&self) -> String {
-        if let Some(id) = self.get(SESSION_KEY).filter(|id| natter_protocol::validate_session_id(id).is_ok())
-        {
-            return id;
+    /// The session the hub issued on an earlier visit, shared by every tab of this site.
+    pub(crate) fn session(&self) -> Option<String> {
+        self.get(SESSION_KEY).filter(|id| natter_protocol::validate_session_id(id).is_ok())
+    }
+
+    /// Keeps the session the hub issued (forgets it with `None`).
+    pub(crate) fn set_session(&self, session: Option<&str>) {
+        match session {
+            Some(s) => self.set(SESSION_KEY, s),
+            None => self.remove(SESSION_KEY),
         }
-        let id = super::random::hex_id();
-        self.set(SESSION_KEY, &id);
-        id
     }
 
     /// Whether the visitor muted the chime on an earlier visit.
@@ -76,31 +85,23 @@ impl Store {
         }
     }
 
-    /// The key under which the session's read position is kept; other tabs watch it.
-    pub(crate) fn read_key(session: &str) -> String {
-        format!("natter:read:{session}")
+    /// What has been read, and of which conversation (see [`ReadMark`]).
+    pub(crate) fn read_mark(&self) -> Option<ReadMark> {
+        ReadMark::parse(&self.get(READ_KEY)?)
     }
 
-    /// The newest `seq` this session has read in an open panel, on any page or tab.
-    pub(crate) fn read_seq(&self, session: &str) -> Option<u64> {
-        self.get(&Self::read_key(session))?.parse().ok()
-    }
-
-    /// Records that the session has read up to `seq` (never moving it back: another tab may
-    /// have read further meanwhile).
-    pub(crate) fn save_read(&self, session: &str, seq: u64) {
-        if self.read_seq(session).is_none_or(|r| seq > r) {
-            self.set(&Self::read_key(session), &seq.to_string());
+    /// Records that `conversation` has been read up to `seq` (never moving it back: another tab
+    /// may have read further meanwhile).
+    pub(crate) fn save_read(&self, conversation: u64, seq: u64) {
+        if self.read_mark().is_some_and(|m| m.conversation == conversation && m.seq >= seq) {
+            return;
         }
+        self.set(READ_KEY, &ReadMark { conversation, seq }.text());
     }
 
-    fn outbox_key(session: &str) -> String {
-        format!("natter:outbox:{session}")
-    }
-
-    /// The outbox a previous page of this session left behind.
-    pub(crate) fn outbox(&self, session: &str) -> Vec<OutboxEntry> {
-        let Some(text) = self.get(&Self::outbox_key(session)) else { return Vec::new() };
+    /// The outbox a previous page left behind.
+    pub(crate) fn outbox(&self) -> Vec<OutboxEntry> {
+        let Some(text) = self.get(OUTBOX_KEY) else { return Vec::new() };
         let Ok(list) = js_sys::JSON::parse(&text).and_then(|v| v.dyn_into::<js_sys::Array>()) else {
             return Vec::new();
         };
@@ -122,14 +123,20 @@ impl Store {
             .collect()
     }
 
-    /// Persists this tab's outbox, keeping what other tabs of the session left there unless
-    /// this tab saw it acknowledged (removes the key when nothing is left).
-    pub(crate) fn save_outbox(&self, session: &str, entries: &[OutboxEntry], acked: &[String]) {
-        let key = Self::outbox_key(session);
-        let all = crate::outbox::merge_for_storage(entries, self.outbox(session), acked);
+    /// Persists this tab's outbox, keeping what other tabs left there unless this tab saw it
+    /// acknowledged (removes the key when nothing is left).
+    pub(crate) fn save_outbox(&self, entries: &[OutboxEntry], acked: &[String]) {
+        let all = crate::outbox::merge_for_storage(entries, self.outbox(), acked);
         if all.is_empty() {
-            return self.remove(&key);
+            return self.remove(OUTBOX_KEY);
         }
-        self.set(&key, &crate::wire::outbox(&all));
+        self.set(OUTBOX_KEY, &crate::wire::outbox(&all));
+    }
+
+    /// Forgets the outbox and what was read (a logout: what the user typed is not sent as the
+    /// next visitor, and nothing of the conversation stays on the device).
+    pub(crate) fn forget_conversation(&self) {
+        self.remove(OUTBOX_KEY);
+        self.remove(READ_KEY);
     }
 }

@@ -2,7 +2,7 @@
 //! layer runs them, time is advanced by the test, and the hub says only what each test lets it
 //! say. The bounds checked are the documented ones.
 
-use super::super::link::{Transport, POLL_DEADLINE_MS, POST_DEADLINE_MS};
+use super::super::link::{Transport, POLL_DEADLINE_MS, POST_DEADLINE_MS, WS_OPEN_TIMEOUT_MS};
 use super::super::*;
 use super::*;
 use natter_protocol::{Ack, ErrorCode, ErrorFrame, Pong, Role, TypingNotice};
@@ -97,24 +97,64 @@ fn out(id: &str) -> Outgoing {
     Outgoing { id: id.into(), text: format!("text {id}"), time: "t".into(), context: String::new() }
 }
 
-/// A model whose socket 1 is live at time 0.
+/// The hub's `welcome`: an anonymous visitor's `session`, or a signed-in `user`.
+fn welcome(session: Option<&str>, user: Option<&str>) -> ServerMessage {
+    ServerMessage::Welcome(natter_protocol::Welcome {
+        session: session.map(str::to_string),
+        member: "u_1".into(),
+        user: user.map(|id| natter_protocol::UserProfile { id: id.into(), ..Default::default() }),
+        expires_at: None,
+    })
+}
+
+/// A model whose socket 1 is live at time 0: opened, `auth` sent, welcomed and its history read.
 fn live() -> (Model, Clock) {
-    let mut m = Model::new(Init { seed: 7, online: true, ..Init::default() });
+    live_as(Init::default(), welcome(Some("s1"), None))
+}
+
+/// [`live`] for a widget that starts with `init`'s identity, welcomed with `welcomed`.
+fn live_as(init: Init, welcomed: ServerMessage) -> (Model, Clock) {
+    let mut m = Model::new(Init { seed: 7, online: true, ..init });
     let mut c = Clock::default();
     c.event(&mut m, Event::Start);
     c.event(&mut m, Event::SocketOpened { socket: 1 });
+    c.event(&mut m, frame(1, welcomed));
     c.event(&mut m, frame(1, empty_history()));
     assert_eq!(m.link.status(), Status::Connected);
     (m, c)
 }
 
-/// Brings the socket opened last to life (the hub's first frame).
-fn revive(m: &mut Model, c: &mut Clock) -> u32 {
+/// Brings the socket opened last to life: opened, welcomed as `welcomed`, its history read.
+fn revive_as(m: &mut Model, c: &mut Clock, welcomed: ServerMessage) -> u32 {
     let s = *c.opened(0).last().expect("a socket was opened");
     c.event(m, Event::SocketOpened { socket: s });
+    c.event(m, frame(s, welcomed));
     c.event(m, frame(s, empty_history()));
     assert_eq!(m.link.status(), Status::Connected);
     s
+}
+
+/// [`revive_as`] for the anonymous visitor of [`live`].
+fn revive(m: &mut Model, c: &mut Clock) -> u32 {
+    revive_as(m, c, welcome(Some("s1"), None))
+}
+
+/// The `auth` frame the web layer writes for each [`Effect::Authenticate`] seen at or after
+/// `since`, from the identity as it is then (as the runtime does).
+fn auth_frames(m: &Model, c: &Clock, since: u64) -> Vec<String> {
+    c.seen
+        .iter()
+        .filter(|(at, _)| *at >= since)
+        .filter_map(|(_, e)| match e {
+            Effect::Authenticate { after } => Some(crate::wire::auth(
+                m.identity.token.as_deref(),
+                m.identity.session.as_deref(),
+                *after,
+                "/",
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Runs to `until` in one-second steps, a healthy hub answering every ping on `socket` at once.
@@ -270,6 +310,117 @@ fn a_closed_socket_owes_nothing() {
     assert!(c.pings(0).is_empty());
 }
 
+// Liveness and identity: a socket says who the widget is (`auth`) and is only live once the
+// hub has welcomed it.
+
+#[test]
+fn nothing_is_pinged_or_owed_before_the_welcome_and_the_handshake_is_bounded() {
+    let mut m = Model::new(Init { seed: 7, online: true, session: Some("s1".into()), ..Init::default() });
+    let mut c = Clock::default();
+    c.event(&mut m, Event::Start);
+    c.event(&mut m, Event::SocketOpened { socket: 1 });
+    assert_eq!(auth_frames(&m, &c, 0).len(), 1, "the open socket says who the widget is");
+    // The hub does not answer the `auth`. Waking up does not ping a socket the hub has not
+    // accepted, and what the visitor types waits for the welcome: no ack is owed yet.
+    c.run_until(&mut m, 1_000);
+    c.event(&mut m, Event::Online);
+    c.event(&mut m, Event::Wake);
+    c.event(&mut m, Event::Send(out("a")));
+    assert!(c.pings(0).is_empty());
+    assert_eq!(c.first(0, |e| matches!(e, Effect::SendSocket(_))), None);
+    assert!(!c.timers.iter().any(|(t, _)| matches!(t, Timer::Quiet | Timer::ReplyDeadline)));
+    // The open timeout bounds the handshake: the socket counts as failed and another is tried.
+    c.run_until(&mut m, u64::from(WS_OPEN_TIMEOUT_MS));
+    assert_eq!(c.first(0, |e| *e == Effect::CloseSocket), Some(u64::from(WS_OPEN_TIMEOUT_MS)));
+    let retry = c.timers.iter().find(|(t, _)| *t == Timer::Reconnect).expect("a reconnect is planned").1;
+    c.run_until(&mut m, retry);
+    assert_eq!(c.opened(1), [2], "a new socket after the failed handshake");
+    // That one is welcomed: the message goes out and its ack is awaited from then on.
+    let t = c.now;
+    revive(&mut m, &mut c);
+    assert_eq!(c.first(t, |e| matches!(e, Effect::SendSocket(o) if o.id == "a")), Some(t));
+    assert!(c
+        .timers
+        .iter()
+        .any(|(timer, at)| *timer == Timer::ReplyDeadline && *at == t + u64::from(REPLY_DEADLINE_MS)));
+    assert_eq!(auth_frames(&m, &c, 0).len(), 2);
+}
+
+#[test]
+fn a_dead_link_reconnects_saying_who_the_widget_is_now() {
+    // A signed-in user whose token was renewed: the fresh socket presents the fresh token.
+    let (mut m, mut c) =
+        live_as(Init { token: Some("old".into()), ..Init::default() }, welcome(None, Some("42")));
+    c.event(&mut m, Event::Identify { token: "fresh".into() });
+    revive_as(&mut m, &mut c, welcome(None, Some("42")));
+    c.event(
+        &mut m,
+        frame(
+            2,
+            ServerMessage::History(History {
+                room: None,
+                messages: vec![],
+                complete: true,
+                gap: None,
+                last_seq: 4,
+            }),
+        ),
+    );
+    c.run_until(&mut m, 1_000);
+    let t = c.now;
+    c.run_until(&mut m, t + u64::from(BOUND_IDLE_S) * 1000);
+    assert_eq!(c.opened(t), [3], "the dead socket is replaced");
+    c.event(&mut m, Event::SocketOpened { socket: 3 });
+    let frames = auth_frames(&m, &c, t);
+    assert_eq!(frames.len(), 1);
+    assert!(frames[0].contains("\"token\":\"fresh\"") && !frames[0].contains("old"), "{}", frames[0]);
+    assert!(frames[0].contains("\"after\":4"), "it resumes: {}", frames[0]);
+
+    // An anonymous visitor: the fresh socket presents the session the hub issued.
+    let (mut m, mut c) = live_as(Init::default(), welcome(Some("issued.tag"), None));
+    c.run_until(&mut m, u64::from(BOUND_IDLE_S) * 1000);
+    assert_eq!(c.opened(1), [2]);
+    c.event(&mut m, Event::SocketOpened { socket: 2 });
+    let frames = auth_frames(&m, &c, 1);
+    assert!(frames[0].contains("\"session\":\"issued.tag\""), "{}", frames[0]);
+}
+
+#[test]
+fn a_dead_link_while_the_token_is_renewed_waits_for_the_fresh_one() {
+    let (mut m, mut c) =
+        live_as(Init { token: Some("old".into()), ..Init::default() }, welcome(None, Some("42")));
+    c.event(&mut m, Event::Send(out("a")));
+    // The hub refuses the token and then the link goes silent: no ack, no close.
+    c.run_until(&mut m, 1_000);
+    let refused = ErrorFrame {
+        code: ErrorCode::Unauthorized,
+        message: "expired".into(),
+        id: None,
+        retry_after_ms: None,
+    };
+    c.event(&mut m, frame(1, ServerMessage::Error(refused)));
+    assert!(c.seen.iter().any(|(_, e)| matches!(e, Effect::RenewToken { .. })));
+    assert_eq!(m.link.status(), Status::SignInNeeded);
+    // The ack stays owed: the dead socket is dropped, but no socket is opened with the refused
+    // token, however long the page waits and whatever it says.
+    c.run_until(&mut m, 1_000 + u64::from(REPLY_DEADLINE_MS));
+    assert_eq!(c.first(0, |e| *e == Effect::CloseSocket), Some(1_000 + u64::from(REPLY_DEADLINE_MS)));
+    c.event(&mut m, Event::Wake);
+    c.event(&mut m, Event::Online);
+    c.run_until(&mut m, 600_000);
+    assert!(c.opened(1).is_empty(), "{:?}", c.opened(1));
+    assert_eq!(m.link.status(), Status::SignInNeeded);
+    assert!(!c.timers.iter().any(|(t, _)| matches!(t, Timer::Quiet | Timer::ReplyDeadline)));
+    // The page gives a fresh token: a socket at once, with it, and the message goes out.
+    c.run_until(&mut m, 601_000);
+    let t = c.now;
+    c.event(&mut m, Event::Identify { token: "fresh".into() });
+    assert_eq!(c.opened(t), [2]);
+    revive_as(&mut m, &mut c, welcome(None, Some("42")));
+    assert!(auth_frames(&m, &c, t)[0].contains("fresh"));
+    assert_eq!(c.first(t, |e| matches!(e, Effect::SendSocket(o) if o.id == "a")), Some(t));
+}
+
 /// A model on the HTTP fallback (the WebSocket cannot even be created), its first poll answered.
 fn on_http() -> (Model, Clock) {
     let mut m = Model::new(Init { seed: 7, online: true, ..Init::default() });
@@ -329,4 +480,8 @@ fn the_documented_bounds_are_these() {
     assert!(readme.contains(&format!("noticed within {BOUND_AFTER_ACTIVITY_S} s")), "npm/README.md");
     assert!(readme.contains(&format!("within {BOUND_IDLE_S} s")), "npm/README.md");
     assert!(readme.contains(&format!("{} s", POST_DEADLINE_MS / 1000)), "npm/README.md");
+    assert!(
+        readme.contains(&format!("the {} s it has to open and be welcomed", WS_OPEN_TIMEOUT_MS / 1000)),
+        "npm/README.md"
+    );
 }
