@@ -1,5 +1,6 @@
-// Unread across pages and tabs: what the visitor has read is kept per session, so the badge shows
-// the true count on the next page and in every tab, until a panel is opened in any of them.
+// Unread across pages and tabs: what the visitor has read is kept per conversation (here the
+// session the hub issued), so the badge shows the true count on the next page and in every tab,
+// until a panel is opened in any of them.
 import { test, expect } from '@playwright/test';
 import { Hub, startTagSite } from '../lib/hub.js';
 import { widget, ready, say } from '../lib/widget.js';
