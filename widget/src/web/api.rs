@@ -193,12 +193,23 @@ fn read_options(o: &JsValue) -> RawOptions {
     }
 }
 
+/// Says on the console where a panic (a bug: the widget then stops) happened and what it said,
+/// before the wasm traps. Hand-made rather than `console_error_panic_hook`, which formats the
+/// whole panic message and a JS stack: 0.7 KiB more to download for the same two facts.
+fn report_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
+        let what = info.payload_as_str().unwrap_or("");
+        web_sys::console::error_4(&"natter: internal error at".into(), &file.into(), &line.into(), &what.into());
+    }));
+}
+
 /// Mounts a widget on the page: `mount({server, position, zIndex, title, greeting, shortcut,
 /// theme, open, accent, colors})`. While one is mounted, returns a handle to it instead (with a
 /// console warning): one widget, one socket per page.
 #[wasm_bindgen]
 pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
-    console_error_panic_hook::set_once();
+    report_panics();
     if let Some(rt) = Runtime::current() {
         web_sys::console::warn_1(
             &"natter: the widget is already on this page; mount() returns its handle and ignores these options".into(),
