@@ -199,8 +199,16 @@ fn read_options(o: &JsValue) -> RawOptions {
 fn report_panics() {
     std::panic::set_hook(Box::new(|info| {
         let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
-        let what = info.payload_as_str().unwrap_or("");
-        web_sys::console::error_4(&"natter: internal error at".into(), &file.into(), &line.into(), &what.into());
+        let p = info.payload();
+        let what =
+            p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(String::as_str));
+        let what = what.unwrap_or("");
+        web_sys::console::error_4(
+            &"natter: internal error at".into(),
+            &file.into(),
+            &line.into(),
+            &what.into(),
+        );
     }));
 }
 
