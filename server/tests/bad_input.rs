@@ -165,3 +165,38 @@ async fn origin_not_on_the_list_is_403_before_upgrade() {
         .expect("post");
     assert_eq!(response.status(), 403);
 }
+
+/// A browser can only tell "this site is refused" from "the hub is down" if it may read the
+/// refusal: the 403 of the HTTP endpoints carries `Access-Control-Allow-Origin`, so the widget
+/// on a refused page reads `forbidden_origin` (and says so) instead of retrying for ever.
+#[tokio::test]
+async fn a_refused_origin_can_read_why_it_was_refused() {
+    let mut config = Config::for_tests();
+    config.allowed_origins = vec!["https://good.example".into()];
+    let hub = TestHub::with(config).await;
+    let client = reqwest::Client::new();
+    let response = client
+        .get(hub.url(&format!("/api/chat/poll?session={}", session("refused"))))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .expect("poll");
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.headers().get("access-control-allow-origin").map(|v| v.as_bytes()), Some(&b"*"[..]));
+    let body = response.text().await.expect("body");
+    assert!(body.contains("\"code\":\"forbidden_origin\"") && body.contains("evil.example"), "{body}");
+
+    // Only the refusal is readable: an allowed origin's answers are as before, and a refused
+    // origin's other answers (none: it is refused everywhere) gain nothing.
+    let response = client
+        .get(hub.url(&format!("/api/chat/poll?session={}&after=0", session("allowed"))))
+        .header("origin", "https://good.example")
+        .send()
+        .await
+        .expect("poll");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers().get("access-control-allow-origin").map(|v| v.as_bytes()),
+        Some(&b"https://good.example"[..])
+    );
+}
