@@ -7,7 +7,14 @@ export type NatterPosition = 'bottom-right' | 'bottom-left';
 export type NatterTheme = 'auto' | 'light' | 'dark';
 
 /** The status label shown next to the status dot. */
-export type NatterStatus = 'Connected' | 'Connecting…' | 'Reconnecting…' | 'HTTP fallback' | 'Offline';
+export type NatterStatus =
+  | 'Connected'
+  | 'Connecting…'
+  | 'Reconnecting…'
+  | 'HTTP fallback'
+  | 'Offline'
+  /** The hub refuses this page's origin (not on its `--allowed-origin` list); the widget has stopped trying. */
+  | 'Chat is not available on this site';
 
 /** Options for {@link mount}. With the script tag, each is a `data-*` attribute (`data-z-index`). */
 export interface NatterOptions {
@@ -53,6 +60,9 @@ export interface NatterState {
   muted: boolean;
 }
 
+/** Where a visitor's message is: typed and on its way, stored by the hub, or refused (retry from the UI). */
+export type NatterDelivery = 'pending' | 'sent' | 'failed';
+
 /** A message in the log. */
 export interface NatterMessage {
   id: string;
@@ -62,9 +72,20 @@ export interface NatterMessage {
   /** RFC 3339 time. */
   time: string;
   /** `pending` until the hub acknowledged it, `failed` if refused (retry from the UI). */
-  state: 'pending' | 'sent' | 'failed';
+  state: NatterDelivery;
   /** Position in the conversation once stored. */
   seq: number | null;
+}
+
+/**
+ * A change of delivery state of one of the visitor's messages in this tab: `pending` when typed
+ * (and again, with `retried: true`, when the visitor retries it), `sent` once the hub stored it
+ * (`seq` set), `failed` when refused. Each change is told once, in order.
+ */
+export interface NatterDeliveryChange extends NatterMessage {
+  role: 'user';
+  /** Pending again because the visitor retried a failed message. */
+  retried: boolean;
 }
 
 /** Events and what their listeners receive. */
@@ -75,6 +96,8 @@ export interface NatterEvents {
   close: undefined;
   /** A message was added to the log (sent by the visitor, or received), not the history replayed at load. */
   message: NatterMessage;
+  /** One of the visitor's messages changed state: pending, sent (with its seq), failed, retried. */
+  delivery: NatterDeliveryChange;
   /** The unread count changed. */
   unread: number;
   /** The connection status changed. */

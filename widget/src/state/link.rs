@@ -5,6 +5,8 @@
 //! [`WS_FAILURES_BEFORE_FALLBACK`] times in a row (or cannot be created at all) switches the
 //! link to HTTP (POST to send, long-poll to receive) while the WebSocket keeps being probed in
 //! the background with its own backoff; the first probe the hub speaks on moves the link back.
+//! A hub that refuses the page's origin (which the page learns from the fallback's readable
+//! 403, never from a failed upgrade) stops the link altogether until the visitor retries.
 //!
 //! The link knows nothing about messages. Where it needs the conversation's position (`after`,
 //! the newest `seq` seen, sent on every (re)connection so the hub replays only what was missed)
@@ -55,6 +57,9 @@ pub(crate) enum Status {
     HttpFallback,
     /// The browser is offline, or the hub told us not to reconnect.
     Offline,
+    /// The hub refuses this site (its origin is not on the hub's allow-list): retrying cannot
+    /// help, so the link has stopped.
+    Unavailable,
 }
 
 impl Status {
@@ -66,6 +71,7 @@ impl Status {
             Status::Reconnecting => "Reconnecting…",
             Status::HttpFallback => "HTTP fallback",
             Status::Offline => "Offline",
+            Status::Unavailable => "Chat is not available on this site",
         }
     }
 
@@ -77,6 +83,7 @@ impl Status {
             Status::Reconnecting => "reconnecting",
             Status::HttpFallback => "http",
             Status::Offline => "offline",
+            Status::Unavailable => "unavailable",
         }
     }
 }
@@ -126,6 +133,8 @@ pub(crate) struct Link {
     online: bool,
     /// The hub closed with a code that says "do not come back" (bad session, policy).
     gave_up: bool,
+    /// The hub refused this page's origin: everything has stopped until the visitor retries.
+    refused: bool,
     mode: Mode,
     socket: SocketPhase,
     /// Every socket gets a new number, so callbacks of an old one can be told apart.
@@ -154,6 +163,7 @@ impl Link {
         Link {
             online,
             gave_up: false,
+            refused: false,
             mode: Mode::WebSocket,
             socket: SocketPhase::Closed,
             next_socket: 1,
@@ -175,7 +185,9 @@ impl Link {
 
     /// What the status dot says.
     pub(crate) fn status(&self) -> Status {
-        if self.gave_up || !self.online {
+        if self.refused {
+            Status::Unavailable
+        } else if self.gave_up || !self.online {
             Status::Offline
         } else if self.is_live() {
             Status::Connected
@@ -206,7 +218,49 @@ impl Link {
 
     /// Whether an HTTP send may start now: in HTTP mode, HTTP answering, none in flight.
     pub(super) fn can_post(&self) -> bool {
-        self.posting.is_none() && self.mode == Mode::Http && self.http_ok && self.online
+        self.posting.is_none() && self.mode == Mode::Http && self.http_ok && self.online && !self.gave_up
+    }
+
+    /// Whether the hub has refused this page (see [`Link::refuse`]).
+    pub(super) fn is_refused(&self) -> bool {
+        self.refused
+    }
+
+    /// The hub refused this page's origin. A browser cannot read why a WebSocket upgrade
+    /// failed, so this is learnt from the HTTP fallback's readable 403: stop every socket,
+    /// poll, probe and timer — hammering a hub that said no helps nobody. Returns whether
+    /// this is news (the page is told once).
+    pub(super) fn refuse(&mut self, fx: &mut Vec<Effect>) -> bool {
+        if self.refused {
+            return false;
+        }
+        self.refused = true;
+        if self.socket != SocketPhase::Closed {
+            fx.push(Effect::CloseSocket);
+        }
+        self.give_up(fx);
+        self.posting = None;
+        for t in [Timer::Poll, Timer::Resend] {
+            fx.push(Effect::StopTimer(t));
+        }
+        true
+    }
+
+    /// The visitor asked to retry after a refusal (the site may have been allowed since):
+    /// one fresh start, from the WebSocket, as on page load.
+    pub(super) fn try_again(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
+        if !self.refused {
+            return;
+        }
+        self.refused = false;
+        self.gave_up = false;
+        self.mode = Mode::WebSocket;
+        self.http_ok = false;
+        self.ws_failures = 0;
+        self.reconnect.reset();
+        self.probe.reset();
+        self.poll_backoff.reset();
+        self.connect(after, fx);
     }
 
     /// The HTTP send of `id` has started.

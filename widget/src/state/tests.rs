@@ -553,3 +553,174 @@ fn acknowledged_ids_are_remembered_for_the_shared_storage() {
     update(&mut m, frame(s, ServerMessage::User(conv("theirs", 2, "y"))));
     assert_eq!(m.log.acked, ["mine", "theirs"]);
 }
+
+/// The page's delivery events: (id, state, seq, retried), in order.
+fn deliveries(fx: &[Effect]) -> Vec<(String, Delivery, Option<u64>, bool)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Notify(Notice::Delivery { message, retried }) => {
+                Some((message.id.clone(), message.delivery, message.seq, *retried))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn d(id: &str, state: Delivery, seq: Option<u64>, retried: bool) -> (String, Delivery, Option<u64>, bool) {
+    (id.to_string(), state, seq, retried)
+}
+
+#[test]
+fn every_delivery_state_of_a_visitor_message_is_told_once() {
+    let (mut m, s) = connected();
+    // Typed: pending.
+    let fx = update(&mut m, Event::Send(out("a", "hello")));
+    assert_eq!(deliveries(&fx), [d("a", Delivery::Pending, None, false)]);
+    // Acknowledged: sent, with its seq; the echo that follows changes nothing and says nothing.
+    let ack = ServerMessage::Ack(Ack { id: "a".into(), seq: 7, ..Default::default() });
+    assert_eq!(deliveries(&update(&mut m, frame(s, ack))), [d("a", Delivery::Sent, Some(7), false)]);
+    let echo = ServerMessage::User(conv("a", 7, "hello"));
+    assert_eq!(deliveries(&update(&mut m, frame(s, echo))), []);
+    // Refused: failed; retried: pending again, marked as a retry; then sent by the echo alone.
+    update(&mut m, Event::Send(out("b", "too long")));
+    let refusal = ErrorFrame {
+        code: ErrorCode::TooLarge,
+        message: "no".into(),
+        id: Some("b".into()),
+        retry_after_ms: None,
+    };
+    let fx = update(&mut m, frame(s, ServerMessage::Error(refusal)));
+    assert_eq!(deliveries(&fx), [d("b", Delivery::Failed, None, false)]);
+    let fx = update(&mut m, Event::Retry { id: "b".into() });
+    assert_eq!(deliveries(&fx), [d("b", Delivery::Pending, None, true)]);
+    let fx = update(&mut m, frame(s, ServerMessage::User(conv("b", 8, "too long"))));
+    assert_eq!(deliveries(&fx), [d("b", Delivery::Sent, Some(8), false)]);
+    // Bot replies and other tabs' messages are not this tab's deliveries.
+    let fx = update(&mut m, frame(s, ServerMessage::Bot(conv("r", 9, "hi"))));
+    assert_eq!(deliveries(&fx), []);
+}
+
+#[test]
+fn delivery_over_http_is_told_too() {
+    let mut m = model();
+    into_http(&mut m);
+    let fx = update(&mut m, Event::Send(out("a", "one")));
+    assert_eq!(deliveries(&fx), [d("a", Delivery::Pending, None, false)]);
+    let ack = Some(ServerMessage::Ack(Ack { id: "a".into(), seq: 3, ..Default::default() }));
+    let fx = update(&mut m, Event::Posted { id: "a".into(), reply: ack });
+    assert_eq!(deliveries(&fx), [d("a", Delivery::Sent, Some(3), false)]);
+}
+
+fn forbidden() -> ErrorFrame {
+    ErrorFrame {
+        code: ErrorCode::ForbiddenOrigin,
+        message: "origin \"http://127.0.0.1:8766\" is not allowed to use this hub (see --allowed-origin)"
+            .into(),
+        id: None,
+        retry_after_ms: None,
+    }
+}
+
+fn refusals(fx: &[Effect]) -> usize {
+    fx.iter().filter(|e| matches!(e, Effect::Notify(Notice::Refused(_)))).count()
+}
+
+/// What a refused page goes through: the upgrade fails (a browser cannot read why), the
+/// fallback's poll reads the 403. Returns the effects of that poll's answer.
+fn refused_page(m: &mut Model) -> Vec<Effect> {
+    let (fresh, s) = started();
+    *m = fresh;
+    fail_opens(m, s, WS_FAILURES_BEFORE_FALLBACK);
+    let poll = m.link.running_poll().expect("the fallback polls");
+    update(m, Event::PollRefused { poll, error: forbidden() })
+}
+
+#[test]
+fn a_refused_origin_says_so_once_and_stops_trying() {
+    let mut m = model();
+    let fx = refused_page(&mut m);
+    assert_eq!(m.link.status(), Status::Unavailable);
+    assert_eq!(m.link.status().label(), "Chat is not available on this site");
+    assert!(fx.contains(&Effect::Notify(Notice::Status(Status::Unavailable))));
+    assert_eq!(refusals(&fx), 1);
+    assert_eq!(m.link.transport(), Transport::None);
+    // Nothing keeps going: no socket, poll, probe or resend is started, now or later.
+    let busy = |fx: &[Effect]| {
+        fx.iter().any(|e| {
+            matches!(
+                e,
+                Effect::OpenSocket { .. } | Effect::Poll { .. } | Effect::Post(_) | Effect::StartTimer { .. }
+            )
+        })
+    };
+    assert!(!busy(&fx), "{fx:?}");
+    for t in [Timer::Probe, Timer::Reconnect, Timer::Poll, Timer::Resend, Timer::OpenTimeout] {
+        assert!(fx.contains(&Effect::StopTimer(t)) || t == Timer::OpenTimeout, "{t:?} not stopped: {fx:?}");
+        let later = update(&mut m, Event::TimerFired(t));
+        assert!(!busy(&later), "{t:?} fired: {later:?}");
+    }
+    for e in [Event::Online, Event::Wake, Event::PageHidden { hidden: false }] {
+        let later = update(&mut m, e);
+        assert!(!busy(&later) && refusals(&later) == 0, "{later:?}");
+    }
+    assert_eq!(m.link.status(), Status::Unavailable);
+}
+
+#[test]
+fn a_refused_page_fails_its_messages_instead_of_sending_for_ever() {
+    let (mut m, s) = started();
+    update(&mut m, Event::Send(out("early", "typed while connecting")));
+    fail_opens(&mut m, s, WS_FAILURES_BEFORE_FALLBACK);
+    let poll = m.link.running_poll().expect("poll");
+    let fx = update(&mut m, Event::PollRefused { poll, error: forbidden() });
+    assert_eq!(deliveries(&fx), [d("early", Delivery::Failed, None, false)]);
+    // Typed after the refusal: failed at once, and nothing is posted.
+    let fx = update(&mut m, Event::Send(out("late", "anyone?")));
+    assert_eq!(
+        deliveries(&fx),
+        [d("late", Delivery::Pending, None, false), d("late", Delivery::Failed, None, false)]
+    );
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Post(_) | Effect::SendSocket(_))));
+    // Retrying starts one fresh attempt (the site may be allowed by now), from the WebSocket.
+    let fx = update(&mut m, Event::Retry { id: "late".into() });
+    assert_eq!(deliveries(&fx), [d("late", Delivery::Pending, None, true)]);
+    let s = socket_of(&fx).expect("a retry after a refusal tries again");
+    assert_eq!(m.link.status(), Status::Connecting);
+    // Allowed now: it goes out on the socket.
+    let fx = live(&mut m, s);
+    assert_eq!(sent_on_socket(&fx), ["late"]);
+}
+
+#[test]
+fn a_post_refused_for_its_origin_stops_the_link_too() {
+    let mut m = model();
+    into_http(&mut m);
+    update(&mut m, Event::Send(out("a", "one")));
+    let fx = update(&mut m, Event::Posted { id: "a".into(), reply: Some(ServerMessage::Error(forbidden())) });
+    assert_eq!(refusals(&fx), 1);
+    assert_eq!(m.link.status(), Status::Unavailable);
+    assert_eq!(deliveries(&fx), [d("a", Delivery::Failed, None, false)]);
+}
+
+#[test]
+fn other_poll_refusals_are_retried_like_failures() {
+    let mut m = model();
+    into_http(&mut m);
+    let poll = m.link.running_poll().expect("poll");
+    let busy =
+        ErrorFrame { code: ErrorCode::Unavailable, message: "busy".into(), id: None, retry_after_ms: None };
+    let fx = update(&mut m, Event::PollRefused { poll, error: busy });
+    assert!(has_timer(&fx, Timer::Poll).is_some());
+    assert_eq!(refusals(&fx), 0);
+    assert_ne!(m.link.status(), Status::Unavailable);
+}
+
+#[test]
+fn the_refusal_advice_names_the_origin_the_hub_and_the_flag() {
+    let text = refusal_advice("http://127.0.0.1:8766", "http://127.0.0.1:8765");
+    assert!(
+        text.contains("http://127.0.0.1:8766") && text.contains("hub at http://127.0.0.1:8765"),
+        "{text}"
+    );
+    assert!(text.contains("--allowed-origin http://127.0.0.1:8766"), "{text}");
+}

@@ -45,6 +45,14 @@ pub(super) fn message_js(m: &Message) -> JsValue {
     o.into()
 }
 
+/// `{id, role, text, time, state, seq, retried}`, as the `delivery` event gives it: one of
+/// this tab's messages changed state (`retried`: pending again because the visitor retried).
+pub(super) fn delivery_js(m: &Message, retried: bool) -> JsValue {
+    let o = message_js(m);
+    let _ = js_sys::Reflect::set(&o, &"retried".into(), &retried.into());
+    o
+}
+
 /// A mounted chat widget: the one object the page holds.
 #[wasm_bindgen]
 pub struct Natter {
@@ -73,7 +81,8 @@ impl Natter {
         self.rt.send_text(text)
     }
 
-    /// Calls `f` on `event`: `ready`, `open`, `close`, `message`, `unread`, `status`, `sound`.
+    /// Calls `f` on `event`: `ready`, `open`, `close`, `message`, `delivery`, `unread`,
+    /// `status`, `sound`.
     pub fn on(&self, event: &str, f: js_sys::Function) {
         self.rt.on(event, f);
     }

@@ -8,7 +8,7 @@
 
 use super::frame::decode;
 use crate::state::Outgoing;
-use natter_protocol::{History, ServerMessage};
+use natter_protocol::{ErrorFrame, History, ServerMessage};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -138,16 +138,23 @@ async fn fetch_json(url: &str, init: &RequestInit) -> Result<(bool, JsValue), Js
     Ok((ok, body))
 }
 
-/// One long-poll: the `history` the hub answers with, or `None` on any failure.
-pub(crate) async fn poll(end: &Endpoint, after: Option<u64>, signal: &AbortSignal) -> Option<History> {
+/// One long-poll: the `history` the hub answers with; `Err(Some(error))` when the hub refused
+/// with an `error` frame the page could read (a refused origin's 403 is readable: it is a
+/// simple GET, without a preflight); `Err(None)` on any other failure.
+pub(crate) async fn poll(
+    end: &Endpoint,
+    after: Option<u64>,
+    signal: &AbortSignal,
+) -> Result<History, Option<ErrorFrame>> {
     let init = RequestInit::new();
     init.set_method("GET");
     init.set_signal(Some(signal));
     let url = format!("{}/api/chat/poll?{}", end.http, end.query(after));
-    let (ok, body) = fetch_json(&url, &init).await.ok()?;
+    let (ok, body) = fetch_json(&url, &init).await.map_err(|_| None)?;
     match decode(&body) {
-        Some(ServerMessage::History(h)) if ok => Some(h),
-        _ => None,
+        Some(ServerMessage::History(h)) if ok => Ok(h),
+        Some(ServerMessage::Error(e)) if !ok => Err(Some(e)),
+        _ => Err(None),
     }
 }
 

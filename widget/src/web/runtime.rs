@@ -317,7 +317,11 @@ impl Runtime {
             let result = link::poll(&end.endpoint, after, &signal).await;
             drop(end);
             if let Some(rt) = weak.upgrade() {
-                rt.dispatch(Event::PollDone { poll, history: result });
+                rt.dispatch(match result {
+                    Ok(history) => Event::PollDone { poll, history: Some(history) },
+                    Err(Some(error)) => Event::PollRefused { poll, error },
+                    Err(None) => Event::PollDone { poll, history: None },
+                });
             }
         });
     }
@@ -361,6 +365,14 @@ impl Runtime {
             Notice::Unread(count) => self.emit("unread", &count.into()),
             Notice::Status(_) => self.emit("status", &self.state()),
             Notice::Message(m) => self.emit("message", &api::message_js(&m)),
+            Notice::Delivery { message, retried } => {
+                self.emit("delivery", &api::delivery_js(&message, retried))
+            }
+            Notice::Refused(error) => {
+                let origin = web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default();
+                let advice = crate::state::refusal_advice(&origin, &self.endpoint.http);
+                web_sys::console::error_2(&advice.into(), &error.message.as_str().into());
+            }
         }
     }
 
