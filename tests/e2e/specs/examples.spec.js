@@ -31,8 +31,12 @@ for (const name of ['vite', 'react']) {
       // The visitor's own bubble (the bot's greeting answer says "Hello" too).
       await expect(w.messages('user').filter({ hasText: 'hello' })).toHaveAttribute('data-state', 'sent');
       await expect(w.messages('bot')).toHaveCount(1);
-      // The app's own UI follows the widget's events.
+      // The app's own UI follows the widget's events: the status, and (React) the visitor's
+      // message as sent, not "pending" for ever.
       await expect(page.locator('body')).toContainText('Connected');
+      if (name === 'react') {
+        await expect(page.locator('li').filter({ hasText: /^user: hello/ })).toHaveAttribute('data-state', 'sent');
+      }
     } finally {
       await site.close();
     }
