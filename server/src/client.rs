@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use natter_protocol::{
     validate_room_id, ClientMessage, ErrorCode, Member, Pong, RelayNotice, Role, ServerMessage, TypingNotice,
+    UserSend,
 };
 
 use crate::clock::now_rfc3339;
@@ -211,22 +212,22 @@ fn diagnose(text: &str) -> Result<ClientMessage, Refusal> {
     diagnose_value(value)
 }
 
-/// Works out why an HTTP body is not a `user` message (whose `type` may be left out there).
-pub(crate) fn diagnose_user_body(body: &[u8]) -> Refusal {
-    let mut value: serde_json::Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => return Refusal::new(ErrorCode::BadJson, format!("body is not valid JSON: {e}")),
-    };
+/// Reads an HTTP body the strict parse refused as a `user` message (whose `type` may be left
+/// out there), like [`parse`] reads a frame: says why it is not one, or reads it by JSON's looser
+/// rules where those accept it (a repeated key, whose last value wins, as on the WebSocket).
+pub(crate) fn parse_user_body(body: &[u8]) -> Result<UserSend, Refusal> {
+    let mut value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Refusal::new(ErrorCode::BadJson, format!("body is not valid JSON: {e}")))?;
     if let Some(object) = value.as_object_mut() {
         object.entry("type").or_insert_with(|| "user".into());
     }
-    match diagnose_value(value) {
-        Err(refusal) => refusal,
+    match diagnose_value(value)? {
+        ClientMessage::User(send) => Ok(send),
         // Another kind of message (a `join` is missing the `message` a `user` needs).
-        Ok(m) => Refusal::new(
+        other => Err(Refusal::new(
             ErrorCode::UnknownType,
-            format!("this endpoint takes `user` messages only, not {:?}", m.kind()),
-        ),
+            format!("this endpoint takes `user` messages only, not {:?}", other.kind()),
+        )),
     }
 }
 
@@ -312,9 +313,23 @@ mod tests {
 
     #[test]
     fn http_bodies_are_diagnosed_like_frames() {
-        assert_eq!(diagnose_user_body(b"{nope").code, ErrorCode::BadJson);
-        let r = diagnose_user_body(br#"{"sessionId":"s"}"#);
+        assert_eq!(parse_user_body(b"{nope").unwrap_err().code, ErrorCode::BadJson);
+        let r = parse_user_body(br#"{"sessionId":"s"}"#).unwrap_err();
         assert_eq!(r.code, ErrorCode::InvalidMessage);
         assert!(r.message.contains("message"), "{}", r.message);
+        let r = parse_user_body(br#"{"type":"join","room":"r"}"#).unwrap_err();
+        assert_eq!(r.code, ErrorCode::UnknownType);
+        assert!(r.message.contains("\"join\""), "{}", r.message);
+    }
+
+    /// JSON allows a repeated key (the last one wins); serde's derived parsers refuse it. A
+    /// frame and an HTTP body read it alike, and a body is never told it is "not `user`" when
+    /// it is one.
+    #[test]
+    fn a_repeated_key_is_read_like_json_reads_it() {
+        let frame = r#"{"type":"user","message":"first","message":"second"}"#;
+        assert!(matches!(parse(frame), Ok(ClientMessage::User(u)) if u.message == "second"));
+        let body = br#"{"message":"first","message":"second"}"#;
+        assert_eq!(parse_user_body(body).map(|u| u.message), Ok("second".to_string()));
     }
 }

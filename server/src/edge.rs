@@ -9,7 +9,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -30,6 +31,37 @@ pub(crate) struct ApiError {
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         ApiError { status: status_of(refusal.code), refusal }
+    }
+}
+
+impl ApiError {
+    /// `refusal`, answered with `status` instead of its code's usual one.
+    pub(crate) fn with_status(status: StatusCode, refusal: Refusal) -> Self {
+        ApiError { status, refusal }
+    }
+}
+
+/// A query string that does not parse (a repeated `session=`, a value of the wrong kind) is a
+/// refusal like any other: a JSON `error` frame naming the problem, counted once. axum's own
+/// rejection would be plain text and never counted.
+#[derive(Debug)]
+pub(crate) struct Query<T>(pub(crate) T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(t)) => Ok(Query(t)),
+            Err(e) => {
+                Err(Refusal::new(ErrorCode::InvalidMessage, format!("bad query string: {}", e.body_text()))
+                    .into())
+            }
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,7 +15,7 @@ use natter_protocol::{
 };
 use serde::Deserialize;
 
-use crate::edge::{check_origin, parse_after, parse_session, ApiError};
+use crate::edge::{check_origin, parse_after, parse_session, ApiError, Query};
 use crate::hub::{Hub, Refusal};
 
 /// Query of the chat API.
@@ -54,7 +54,7 @@ pub(crate) async fn post_message(
             Refusal::new(ErrorCode::BadJson, format!("could not read the body: {e}"))
         }
     })?;
-    // A good body is parsed once; only a bad one is looked at again to say what is wrong.
+    // A good body is parsed once.
     let send = match serde_json::from_slice::<PostBody>(&body) {
         Ok(PostBody { kind: None, send }) => send,
         Ok(PostBody { kind: Some(k), send }) if k == "user" => send,
@@ -66,7 +66,9 @@ pub(crate) async fn post_message(
             )
             .into());
         }
-        Err(_) => return Err(crate::client::diagnose_user_body(&body).into()),
+        // Only a body that fails is looked at again, to say why (or to read what JSON allows
+        // and serde's strict parse does not).
+        Err(_) => crate::client::parse_user_body(&body)?,
     };
     let session = parse_session(
         q.session.as_deref().or(send.session_id.as_deref()),

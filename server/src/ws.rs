@@ -19,18 +19,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use natter_protocol::close;
+use natter_protocol::{close, ErrorCode};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::client::Client;
-use crate::edge::{check_origin, parse_after, parse_session, ApiError};
+use crate::edge::{check_origin, parse_after, parse_session, ApiError, Query};
 use crate::hub::{Control, Frame, Hub, Outgoing, Receiver, Refusal, Since};
 use crate::metrics::Metrics;
 
@@ -96,10 +98,24 @@ pub(crate) async fn upgrade(
     State(hub): State<Hub>,
     headers: HeaderMap,
     Query(query): Query<ChatQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     check_origin(hub.config(), &headers)?;
     let params = query.validate()?;
+    let ws = ws.map_err(|e| {
+        // Most often a reverse proxy that does not pass the `Upgrade` header on.
+        ApiError::with_status(
+            StatusCode::UPGRADE_REQUIRED,
+            Refusal::new(
+                ErrorCode::InvalidMessage,
+                format!(
+                    "/ws/chat is a WebSocket endpoint and this request is not a WebSocket upgrade ({}); \
+                     a proxy in front of the hub must pass the Upgrade and Connection headers on",
+                    e.body_text()
+                ),
+            ),
+        )
+    })?;
     let max = hub.config().max_frame;
     Ok(ws
         .read_buffer_size(READ_BUFFER)
