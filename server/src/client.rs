@@ -1,4 +1,4 @@
-//! `Client`: one connection's protocol state (its session, its rooms) and what each client
+//! `Client`: one connection's protocol state (who it is, its rooms) and what each client
 //! message does. Transport-agnostic: the WebSocket layer feeds it text frames and sends what
 //! lands in its [`Outbox`]; it never sees a socket.
 
@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use natter_protocol::{
-    validate_room_id, ClientMessage, ErrorCode, Member, Pong, RelayNotice, Role, ServerMessage, TypingNotice,
-    UserSend,
+    close, validate_room_id, Auth, ClientMessage, ErrorCode, Member, Pong, RelayNotice, Role, ServerMessage,
+    TypingNotice, UserSend,
 };
 
 use crate::clock::now_rfc3339;
 use crate::hub::{encode, Hub, Outbox, Refusal, Since};
-use crate::ids::member_id;
+use crate::identity::Principal;
 use crate::store::ConversationKey;
 
 /// One connection's state.
@@ -20,26 +20,67 @@ use crate::store::ConversationKey;
 pub(crate) struct Client {
     hub: Hub,
     outbox: Outbox,
-    session: Arc<str>,
-    /// Public id of the session's user (`u_…`), never the session id.
-    member_id: Arc<str>,
+    /// Who the connection is: their conversation, public member id, verified user.
+    who: Principal,
     page: Option<String>,
     /// Joined rooms, with the member as shown in each (the name given on join).
     rooms: HashMap<Arc<str>, Member>,
 }
 
 impl Client {
-    /// Subscribes the connection to its session's conversation and queues its `history`.
+    /// Subscribes the connection to its conversation and queues its `history`.
     pub(crate) async fn start(
         hub: Hub,
         outbox: Outbox,
-        session: Arc<str>,
+        who: Principal,
         page: Option<String>,
         since: Since,
     ) -> Result<Client, Refusal> {
-        let member_id: Arc<str> = member_id(&session).into();
-        hub.attach_session(&session, since, &outbox, &member_id).await?;
-        Ok(Client { hub, outbox, session, member_id, page, rooms: HashMap::new() })
+        hub.attach_session(&who.conversation, since, &outbox, &who.member_id).await?;
+        Ok(Client { hub, outbox, who, page, rooms: HashMap::new() })
+    }
+
+    /// When the connection's identity token has expired (`now` in seconds since the epoch):
+    /// queues an `unauthorized` error and the close that tells the client to come back with a
+    /// fresh token, and returns `true`.
+    pub(crate) fn expire_if_due(&self, now: u64) -> bool {
+        if self.who.expires_at().is_none_or(|exp| exp > now) {
+            return false;
+        }
+        self.refuse(Refusal::new(
+            ErrorCode::Unauthorized,
+            "the identity token expired; reconnect with a fresh one (or send a fresh `auth` before it expires)",
+        ));
+        self.close_after_queue(close::UNAUTHORIZED, "identity token expired");
+        true
+    }
+
+    /// A later `auth` on an open connection: a signed-in user renewing their token (the same
+    /// `sub`, a later `exp`). Anything else is refused: who a connection is does not change.
+    fn renew(&mut self, auth: Auth) -> Result<(), Refusal> {
+        let (Some(token), Some(current)) = (auth.token.as_deref(), self.who.user.as_ref()) else {
+            return Err(Refusal::new(
+                ErrorCode::InvalidMessage,
+                "this connection has said who it is already; only a signed-in user's fresh token can follow (open a new connection to change who you are)",
+            ));
+        };
+        match self.hub.identity().user(token) {
+            Ok(renewed) if renewed.user.as_ref().is_some_and(|u| u.sub == current.sub) => {
+                self.who.user = renewed.user;
+                self.send(&ServerMessage::Welcome(self.who.welcome()));
+                Ok(())
+            }
+            Ok(_) => Err(Refusal::new(
+                ErrorCode::Unauthorized,
+                "the fresh token is for another user; open a new connection to switch users",
+            )),
+            Err(refusal) => {
+                // A token that does not verify ends the identity: the client must come back with
+                // a good one.
+                self.close_after_queue(close::UNAUTHORIZED, "identity token refused");
+                Err(refusal)
+            }
+        }
     }
 
     /// Queues a frame for this connection (never waits; see [`Outbox::send`]).
@@ -105,21 +146,25 @@ impl Client {
             ClientMessage::Ping(p) => {
                 self.send(&ServerMessage::Pong(Pong { nonce: p.nonce, timestamp: now_rfc3339() }));
             }
+            ClientMessage::Auth(auth) => self.renew(auth)?,
             ClientMessage::User(send) => {
-                // The URL's session wins over the body's: a tab cannot write into another
-                // session's conversation.
-                let ack = self.hub.post_user(&self.session, send, self.page.as_deref()).await?;
+                // The connection's identity wins over the body's `sessionId`: a tab cannot write
+                // into another conversation.
+                let ack = self.hub.post_user(&self.who, send, self.page.as_deref()).await?;
                 self.send(&ServerMessage::Ack(ack));
             }
             ClientMessage::Chat(chat) => {
                 check_room(&chat.room)?;
                 let (room, member) = self.joined(&chat.room)?;
-                let ack = self.hub.post_chat(&self.session, &room, &member, chat.id, chat.message).await?;
+                let ack =
+                    self.hub.post_chat(&self.who.conversation, &room, &member, chat.id, chat.message).await?;
                 self.send(&ServerMessage::Ack(ack));
             }
             ClientMessage::Join(join) => {
                 check_room(&join.room)?;
-                if let Some(name) = &join.name {
+                self.hub.identity().may_join(&self.who, &join.room)?;
+                let (name, verified) = self.hub.identity().member_name(&self.who, join.name);
+                if let Some(name) = name.as_ref().filter(|_| !verified) {
                     if name.chars().count() > 64 || name.chars().any(char::is_control) {
                         return Err(Refusal::new(
                             ErrorCode::InvalidMessage,
@@ -134,9 +179,9 @@ impl Client {
                     }
                     return Ok(());
                 }
-                self.hub.rate_limit(&self.session)?;
+                self.hub.rate_limit(&self.who.conversation)?;
                 let room: Arc<str> = join.room.as_str().into();
-                let member = Member { id: self.member_id.to_string(), name: join.name };
+                let member = Member { id: self.who.member_id.to_string(), name, verified };
                 let since = join.after.map_or(Since::Recent, Since::After);
                 self.hub.join_room(&room, &member, since, &self.outbox).await?;
                 self.rooms.insert(room, member);
@@ -187,7 +232,7 @@ impl Client {
         for (room, member) in &self.rooms {
             self.hub.leave_room(room, member, self.outbox.id).await;
         }
-        self.hub.detach_session(&self.session, self.outbox.id);
+        self.hub.detach_session(&self.who.conversation, self.outbox.id);
     }
 }
 
@@ -219,7 +264,7 @@ pub(crate) fn parse_user_body(body: &[u8]) -> Result<UserSend, Refusal> {
     let mut value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| Refusal::new(ErrorCode::BadJson, format!("body is not valid JSON: {e}")))?;
     if let Some(object) = value.as_object_mut() {
-        object.entry("type").or_insert_with(|| "user".into());
+        object.entry("type").or_insert_with(|| UserSend::KIND.into());
     }
     match diagnose_value(value)? {
         ClientMessage::User(send) => Ok(send),

@@ -3,6 +3,11 @@
 //!
 //! Errors are answered as the same JSON `error` frame the WebSocket sends
 //! (`{"type":"error","code":…,"message":…}`) with a fitting status code (see [`crate::edge`]).
+//!
+//! Credentials come in headers: `Authorization: Bearer <identity token>` for a signed-in user,
+//! `X-Natter-Session` for an anonymous visitor (`?session=` and the body's `sessionId` are still
+//! read, for clients of the original widget's format). A request without either gets a session
+//! issued on the spot, sent back in the `X-Natter-Session` header of the answer.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
@@ -15,8 +20,10 @@ use natter_protocol::{
 };
 use serde::Deserialize;
 
-use crate::edge::{check_origin, parse_after, parse_session, ApiError, Query};
+use crate::config::RoomAccess;
+use crate::edge::{bearer, check_origin, parse_after, who, with_session, ApiError, Query};
 use crate::hub::{Hub, Refusal};
+use crate::identity::Principal;
 
 /// Query of the chat API.
 #[derive(Debug, Deserialize)]
@@ -42,7 +49,7 @@ pub(crate) async fn post_message(
     headers: HeaderMap,
     Query(q): Query<SessionQuery>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<ServerMessage>, ApiError> {
+) -> Result<Response, ApiError> {
     check_origin(hub.config(), &headers)?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -57,7 +64,7 @@ pub(crate) async fn post_message(
     // A good body is parsed once.
     let send = match serde_json::from_slice::<PostBody>(&body) {
         Ok(PostBody { kind: None, send }) => send,
-        Ok(PostBody { kind: Some(k), send }) if k == "user" => send,
+        Ok(PostBody { kind: Some(k), send }) if k == UserSend::KIND => send,
         Ok(PostBody { kind: Some(k), .. }) => {
             let shown: String = k.chars().take(40).collect();
             return Err(Refusal::new(
@@ -70,13 +77,10 @@ pub(crate) async fn post_message(
         // and serde's strict parse does not).
         Err(_) => crate::client::parse_user_body(&body)?,
     };
-    let session = parse_session(
-        q.session.as_deref().or(send.session_id.as_deref()),
-        "`?session=<id>` or `sessionId` in the body",
-    )?;
+    let who = who(&hub, &headers, q.session.as_deref(), send.session_id.as_deref())?;
     let page = q.page.filter(|p| !p.is_empty());
-    let ack = hub.post_user(&session, send, page.as_deref()).await?;
-    Ok(Json(ServerMessage::Ack(ack)))
+    let ack = hub.post_user(&who, send, page.as_deref()).await?;
+    Ok(with_session(&who, Json(ServerMessage::Ack(ack)).into_response()))
 }
 
 /// `GET /api/chat/poll?session=&after=`: the messages after `after`, at once when there are
@@ -85,17 +89,41 @@ pub(crate) async fn poll(
     State(hub): State<Hub>,
     headers: HeaderMap,
     Query(q): Query<SessionQuery>,
-) -> Result<Json<ServerMessage>, ApiError> {
+) -> Result<Response, ApiError> {
     check_origin(hub.config(), &headers)?;
-    let session = parse_session(q.session.as_deref(), "`?session=<id>`")?;
     let since = parse_after(q.after.as_deref())?;
-    let history = hub.poll(&session, since).await?;
-    Ok(Json(ServerMessage::History(history)))
+    let who = who(&hub, &headers, q.session.as_deref(), None)?;
+    let history = hub.poll(&who.conversation, since).await?;
+    Ok(with_session(&who, Json(ServerMessage::History(history)).into_response()))
 }
 
-/// `GET /api/rooms`.
-pub(crate) async fn list_rooms(State(hub): State<Hub>) -> Result<Json<RoomList>, ApiError> {
-    Ok(Json(hub.rooms().await?))
+/// Who may use the room API: anyone with `--room-access open` (`None`); with `identified`, the
+/// signed-in user of the request's bearer token, whose `rooms` claim the caller then checks.
+fn room_user(hub: &Hub, headers: &HeaderMap) -> Result<Option<Principal>, Refusal> {
+    if hub.config().room_access() == RoomAccess::Open {
+        return Ok(None);
+    }
+    let Some(token) = bearer(headers) else {
+        return Err(Refusal::new(
+            ErrorCode::Unauthorized,
+            "the room API of this hub is for signed-in users: send `Authorization: Bearer <identity token>`",
+        ));
+    };
+    hub.identity().user(&token).map(Some)
+}
+
+/// `GET /api/rooms`: every room, or with `--room-access identified` the rooms the caller's
+/// `rooms` claim covers.
+pub(crate) async fn list_rooms(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+) -> Result<Json<RoomList>, ApiError> {
+    let user = room_user(&hub, &headers)?;
+    let mut list = hub.rooms().await?;
+    if let Some(user) = &user {
+        list.rooms.retain(|r| hub.identity().may_join(user, &r.room).is_ok());
+    }
+    Ok(Json(list))
 }
 
 fn checked_room(room: &str) -> Result<(), Refusal> {
@@ -113,6 +141,9 @@ pub(crate) async fn create_room(
     let Json(create) = body
         .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad room body: {}", e.body_text())))?;
     checked_room(&create.room)?;
+    if let Some(user) = room_user(&hub, &headers)? {
+        hub.identity().may_join(&user, &create.room)?;
+    }
     if create.metadata.as_ref().is_some_and(|m| !m.is_object()) {
         return Err(Refusal::new(ErrorCode::InvalidMessage, "`metadata` must be a JSON object").into());
     }
@@ -126,9 +157,13 @@ pub(crate) async fn create_room(
 /// `GET /api/rooms/{room}`: the room's info with its members.
 pub(crate) async fn room_info(
     State(hub): State<Hub>,
+    headers: HeaderMap,
     Path(room): Path<String>,
 ) -> Result<Json<RoomInfo>, ApiError> {
     checked_room(&room)?;
+    if let Some(user) = room_user(&hub, &headers)? {
+        hub.identity().may_join(&user, &room)?;
+    }
     match hub.room_info(&room).await? {
         Some(info) => Ok(Json(info)),
         None => Err(Refusal::new(ErrorCode::UnknownRoom, format!("no room {room:?}")).into()),
@@ -151,7 +186,6 @@ pub(crate) async fn healthz(State(hub): State<Hub>) -> Response {
 
 /// `GET /metrics`: Prometheus text.
 pub(crate) async fn metrics(State(hub): State<Hub>) -> Response {
-    let (conversations, rooms) = hub.gauges();
-    let text = hub.metrics().render(conversations, rooms);
+    let text = hub.metrics().render(&hub.gauges());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }

@@ -23,13 +23,16 @@
 //!   the TOML [`reply::RulesEngine`], the [`reply::WebhookEngine`] and the streamed
 //!   [`reply::LlmEngine`]). They never see a socket.
 //!
-//! Plus [`config`] (flags and `NATTER_*` variables), `metrics` (Prometheus text by hand),
-//! `clock` (RFC 3339 timestamps), `ids` (ids the hub makes) and [`HubError`].
+//! Plus [`identity`] (who a connection is: verified identity tokens, the sessions the hub
+//! issues, keyed member ids, room access), [`config`] (flags and `NATTER_*` variables),
+//! `metrics` (Prometheus text by hand), `clock` (RFC 3339 timestamps), `ids` (message ids the
+//! hub makes) and [`HubError`].
 //!
 //! Entry point: [`run`] serves a listener until a shutdown future completes; tests call it on
 //! `127.0.0.1:0`, the binary calls it with Ctrl+C / SIGTERM.
 
 pub mod config;
+pub mod identity;
 pub mod reply;
 pub mod store;
 
@@ -49,7 +52,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, Method};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
 use axum::Router;
@@ -58,7 +61,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::Config;
 pub use error::HubError;
-pub use ids::member_id;
 
 use hub::Hub;
 
@@ -109,9 +111,15 @@ pub fn build_reply(config: &Config) -> Result<Arc<dyn ReplyEngine>, HubError> {
     let needs = |flag: &str, backend: &str| {
         HubError::Config(format!("--reply-backend {backend} needs {flag} (or its NATTER_ variable)"))
     };
+    if config.reply_concurrency == 0 {
+        return Err(HubError::Config("--reply-concurrency must be at least 1".into()));
+    }
     if config.reply_backend != ReplyBackend::Rules {
         if config.reply_timeout.is_zero() {
             return Err(HubError::Config("--reply-timeout must be more than 0".into()));
+        }
+        if config.reply_idle_timeout.is_zero() {
+            return Err(HubError::Config("--reply-idle-timeout must be more than 0".into()));
         }
         if config.reply_max_chars == 0 {
             return Err(HubError::Config("--reply-max-chars must be more than 0".into()));
@@ -129,7 +137,7 @@ pub fn build_reply(config: &Config) -> Result<Arc<dyn ReplyEngine>, HubError> {
                 WebhookEngine::new(
                     url,
                     config.webhook_secret.as_deref(),
-                    config.reply_timeout,
+                    config.reply_idle_timeout,
                     config.reply_max_chars,
                     fallback,
                 )
@@ -153,7 +161,7 @@ pub fn build_reply(config: &Config) -> Result<Arc<dyn ReplyEngine>, HubError> {
                 system_prompt: config.llm_system_prompt.clone(),
                 history: config.llm_history,
                 max_tokens: config.llm_max_tokens,
-                timeout: config.reply_timeout,
+                idle_timeout: config.reply_idle_timeout,
                 max_chars: config.reply_max_chars,
             };
             let engine = Arc::new(LlmEngine::new(settings, fallback).map_err(HubError::Config)?);
@@ -195,13 +203,25 @@ pub async fn serve(
     if config.allowed_origins.is_empty() {
         tracing::warn!("no --allowed-origin given: pages of ANY origin may connect; set it in production");
     }
+    let identity = identity::Identity::load(&config, &*store).await?;
+    if config.open_sessions {
+        tracing::warn!(
+            "--open-sessions: session ids chosen by clients are accepted, so anyone who guesses or learns one reads and writes that conversation; for development and old clients only"
+        );
+    }
+    if config.room_access() == config::RoomAccess::Identified && !identity.verifies_tokens() {
+        return Err(HubError::Config(
+            "--room-access identified needs --identity-secret or --identity-public-key to verify users"
+                .into(),
+        ));
+    }
     let widget = assets::WidgetSource::from_config(&config);
     let (widget_from, widget_warning) = widget.describe();
     if let Some(warning) = widget_warning {
         tracing::warn!("{warning}");
     }
     let (database, rules) = (describe_database(&config), describe_rules(&config));
-    let hub = Hub::start(config, store, reply);
+    let hub = Hub::start(config, store, reply, identity);
     let app = router(hub.clone(), Arc::new(widget));
     let signal_hub = hub.clone();
     let graceful = async move {
@@ -275,13 +295,27 @@ fn check_origins(origins: &[String]) -> Result<(), HubError> {
 /// The routes.
 fn router(hub: Hub, widget: Arc<assets::WidgetSource>) -> Router {
     let config = hub.config();
+    let session_header = HeaderName::from_static(natter_protocol::SESSION_HEADER);
     let cors = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE])
+        // Credentials travel in headers, never in URLs: the identity token as a bearer token,
+        // an anonymous session in `X-Natter-Session` (also how a newly issued one comes back).
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, session_header.clone()])
+        .expose_headers([session_header])
         .allow_origin(if config.allowed_origins.is_empty() {
             AllowOrigin::any()
         } else {
-            AllowOrigin::list(config.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+            // Every page's preflight is let through; what an origin may read is decided on the
+            // request itself. A widget that sends credentials in headers (a signed-in user, a
+            // returning visitor) needs a preflight, and a refused preflight is a network error
+            // the page cannot tell from an outage: let through, the request reaches the
+            // handler, whose origin check answers the readable 403 `forbidden_origin` (see
+            // `edge`) and nothing else. Answers to allowed origins alone carry this header.
+            let allowed: Vec<HeaderValue> =
+                config.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+            AllowOrigin::predicate(move |origin, request| {
+                request.method == Method::OPTIONS || allowed.contains(origin)
+            })
         });
     let api = Router::new()
         .route("/api/chat/messages", axum::routing::post(http::post_message))

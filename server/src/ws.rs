@@ -1,7 +1,11 @@
-//! The WebSocket transport: `GET /ws/chat?session=&page=&after=`.
+//! The WebSocket transport: `GET /ws/chat[?page=][&after=]`, then an `auth` frame.
 //!
 //! The upgrade handler checks the origin (403) and the query (400) *before* upgrading, and
-//! configures tungstenite with small buffers and the `--max-frame` limit. After the upgrade,
+//! configures tungstenite with small buffers and the `--max-frame` limit. Credentials normally
+//! come in the first frame (`auth`: a token, a session, or neither for a new session), so they
+//! never sit in a URL that proxies log; a client that can do nothing else may put them in the
+//! URL (`?token=`, or the original widget's `?session=`), and then they are checked before the
+//! upgrade (401 / 400). See `identity` for what is accepted. After the upgrade,
 //! [`drive`] runs the connection over anything that is both a `Sink` and a `Stream` of
 //! messages (the axum `testing-websockets` pattern), so it can be driven over channels in unit
 //! tests.
@@ -26,15 +30,19 @@ use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use natter_protocol::{close, ErrorCode};
+use natter_protocol::{close, Auth, ClientMessage, ErrorCode, ServerMessage};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::client::Client;
-use crate::edge::{check_origin, parse_after, parse_session, ApiError, Query};
+use crate::edge::{bearer, check_origin, parse_after, ApiError, Query};
 use crate::hub::{Control, Frame, Hub, Outgoing, Receiver, Refusal, Since};
+use crate::identity::Principal;
 use crate::metrics::Metrics;
+
+/// How long a socket opened without credentials in its URL may take to send its `auth` frame.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the hub waits for a close frame to be written to a peer that is not reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -61,9 +69,10 @@ const WRITE_BUFFER: usize = 8 * 1024;
 const MAX_BATCH: usize = 64;
 
 /// The query of `/ws/chat`; strings so that bad values get our own clear message.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub(crate) struct ChatQuery {
     session: Option<String>,
+    token: Option<String>,
     page: Option<String>,
     after: Option<String>,
 }
@@ -71,8 +80,12 @@ pub(crate) struct ChatQuery {
 /// Validated connection parameters.
 #[derive(Debug, Clone)]
 pub(crate) struct Params {
-    /// The session id.
-    session: Arc<str>,
+    /// Who the connection is, when the URL (or an `Authorization` header) said so; `None` means
+    /// the first frame must be an `auth`.
+    who: Option<Box<Principal>>,
+    /// Send `welcome` before the history: the client presented a token or asked for a session.
+    /// A connection that gave the original widget's `?session=` starts with `history`, as before.
+    welcome: bool,
     /// The page the widget is on (the original widget's `page` parameter), at most
     /// [`MAX_PAGE_CHARS`] characters.
     page: Option<String>,
@@ -80,16 +93,24 @@ pub(crate) struct Params {
     since: Since,
 }
 
-/// Longest `page` kept from the query, in characters.
+/// Longest `page` kept, in characters.
 const MAX_PAGE_CHARS: usize = 512;
 
+fn clip_page(page: Option<String>) -> Option<String> {
+    page.filter(|p| !p.is_empty()).map(|p| p.chars().take(MAX_PAGE_CHARS).collect())
+}
+
 impl ChatQuery {
-    /// Checks the query; a refusal becomes a 400.
-    fn validate(self) -> Result<Params, Refusal> {
-        let session = parse_session(self.session.as_deref(), "`?session=<id>`")?;
+    /// Checks the query (and a bearer token); a refusal becomes a 400 or 401.
+    fn validate(self, hub: &Hub, headers: &HeaderMap) -> Result<Params, Refusal> {
         let since = parse_after(self.after.as_deref())?;
-        let page = self.page.filter(|p| !p.is_empty()).map(|p| p.chars().take(MAX_PAGE_CHARS).collect());
-        Ok(Params { session, page, since })
+        let page = clip_page(self.page);
+        let token = self.token.or_else(|| bearer(headers));
+        if token.is_none() && self.session.is_none() {
+            return Ok(Params { who: None, welcome: true, page, since });
+        }
+        let who = hub.identity().authenticate(token.as_deref(), self.session.as_deref())?;
+        Ok(Params { welcome: token.is_some(), who: Some(Box::new(who)), page, since })
     }
 }
 
@@ -101,7 +122,7 @@ pub(crate) async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     check_origin(hub.config(), &headers)?;
-    let params = query.validate()?;
+    let params = query.validate(&hub, &headers)?;
     let ws = ws.map_err(|e| {
         // Most often a reverse proxy that does not pass the `Upgrade` header on.
         ApiError::with_status(
@@ -201,22 +222,125 @@ where
     }
 }
 
-/// Subscribes the connection to its session and queues its history; when that fails, tells
-/// the peer why (an `error` frame and a 1011 close) and returns `None`.
-async fn open<S>(socket: &mut S, hub: &Hub, outbox: crate::hub::Outbox, params: Params) -> Option<Client>
+/// Learns who the connection is (from the URL, or from its `auth` frame), queues the
+/// `welcome`, subscribes the connection to its conversation and queues its history; when any of
+/// that fails, tells the peer why (an `error` frame and a close) and returns `None`.
+async fn open<S>(socket: &mut S, hub: &Hub, outbox: crate::hub::Outbox, mut params: Params) -> Option<Client>
+where
+    S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let who = match params.who.take() {
+        Some(who) => *who,
+        None => authenticate(socket, hub, &mut params).await?,
+    };
+    if params.welcome || who.issued {
+        outbox.send(crate::hub::encode(&ServerMessage::Welcome(who.welcome())));
+    }
+    match Client::start(hub.clone(), outbox, who, params.page, params.since).await {
+        Ok(client) => Some(client),
+        Err(refusal) => {
+            refuse_and_close(socket, hub, &refusal, close::INTERNAL, "could not read history").await;
+            None
+        }
+    }
+}
+
+/// Sends an `error` frame and a close, counting the refusal (this is where it leaves the hub).
+async fn refuse_and_close<S>(socket: &mut S, hub: &Hub, refusal: &Refusal, code: u16, reason: &'static str)
 where
     S: Sink<Message> + Unpin,
 {
-    match Client::start(hub.clone(), outbox, params.session, params.page, params.since).await {
-        Ok(client) => Some(client),
-        Err(refusal) => {
-            hub.metrics().refusal(refusal.code);
-            let frame = Message::Text(crate::hub::encode(&refusal.frame()));
-            if socket.send(frame).await.is_ok() {
-                let _ = socket.send(close_message(close::INTERNAL, "could not read history")).await;
+    hub.metrics().refusal(refusal.code);
+    let frame = Message::Text(crate::hub::encode(&refusal.frame()));
+    if socket.send(frame).await.is_ok() {
+        let _ = socket.send(close_message(code, reason)).await;
+    }
+}
+
+/// Reads frames until the `auth` frame, for at most [`AUTH_TIMEOUT`]: who the connection is,
+/// with its `after` and `page` taken into `params`. Frames before it are refused (`error`,
+/// the connection carries on); a refused `auth` closes the connection with the close code that
+/// says what to do (4401: a fresh token; 4003: a new session). `None` when it ended.
+async fn authenticate<S>(socket: &mut S, hub: &Hub, params: &mut Params) -> Option<Principal>
+where
+    S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let deadline = Instant::now() + AUTH_TIMEOUT;
+    let mut shutdown = hub.shutdown_signal();
+    loop {
+        let frame = tokio::select! {
+            frame = socket.next() => frame,
+            _ = tokio::time::sleep_until(deadline) => {
+                let r = Refusal::new(ErrorCode::Unauthorized, "no `auth` frame within 10 s of connecting");
+                refuse_and_close(socket, hub, &r, close::POLICY, "no auth frame").await;
+                return None;
             }
-            None
+            _ = crate::hub::stopped(&mut shutdown) => {
+                let _ = socket.send(close_message(close::GOING_AWAY, reason(close::GOING_AWAY))).await;
+                return None;
+            }
+        };
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Binary(_))) => {
+                let r =
+                    Refusal::new(ErrorCode::BadJson, "binary frames are not accepted; send JSON text frames");
+                hub.metrics().refusal(r.code);
+                if socket.send(Message::Text(crate::hub::encode(&r.frame()))).await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+            _ => return None,
+        };
+        let auth: Auth = match crate::client::parse(text.as_str()) {
+            Ok(ClientMessage::Auth(auth)) => auth,
+            Ok(other) => {
+                let r = Refusal::new(
+                    ErrorCode::BadSession,
+                    format!(
+                        "this connection has not said who it is: send an `auth` frame first ({{\"type\":\"auth\"}} for a new session, with \"session\" to resume one the hub issued, with \"token\" for a signed-in user), not {:?}",
+                        other.kind()
+                    ),
+                );
+                let r = match &other {
+                    ClientMessage::User(u) => r.with_id(u.id.clone()),
+                    ClientMessage::Chat(c) => r.with_id(c.id.clone()),
+                    _ => r,
+                };
+                hub.metrics().refusal(r.code);
+                if socket.send(Message::Text(crate::hub::encode(&r.frame()))).await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+            Err(r) => {
+                hub.metrics().refusal(r.code);
+                if socket.send(Message::Text(crate::hub::encode(&r.frame()))).await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+        };
+        if let Some(after) = auth.after {
+            params.since = Since::After(after);
         }
+        if auth.page.is_some() {
+            params.page = clip_page(auth.page);
+        }
+        return match hub.identity().authenticate(auth.token.as_deref(), auth.session.as_deref()) {
+            Ok(who) => Some(who),
+            Err(r) => {
+                let (code, why) = if r.code == ErrorCode::BadSession {
+                    (close::BAD_SESSION, "session refused: connect without one for a new session")
+                } else {
+                    (close::UNAUTHORIZED, "identity refused: reconnect with a fresh token")
+                };
+                refuse_and_close(socket, hub, &r, code, why).await;
+                None
+            }
+        };
     }
 }
 
@@ -260,6 +384,10 @@ where
                     } else if heard.elapsed() > idle_timeout {
                         Metrics::add(&self.hub.metrics().stale_closed, 1);
                         Next::close(close::STALE)
+                    } else if self.client.as_ref().is_some_and(|c| c.expire_if_due(crate::clock::unix_secs())) {
+                        // The identity token expired (checked on the beat, so within one ping
+                        // interval): the error and the 4401 close are queued, the loop sends them.
+                        Next::Continue
                     } else {
                         let ping = Message::Ping(Default::default());
                         Box::pin(send(self.socket, ping, &self.control, &mut self.shutdown)).await
@@ -362,6 +490,7 @@ fn reason(code: u16) -> &'static str {
         close::SLOW_CONSUMER => "send queue full: reconnect and resume",
         close::STALE => "no answer to pings",
         close::GOING_AWAY => "hub shutting down",
+        close::UNAUTHORIZED => "identity token expired or refused",
         _ => "closed by the hub",
     }
 }
@@ -493,6 +622,19 @@ mod tests {
         Duplex { sink, stream }
     }
 
+    fn test_hub() -> Hub {
+        let config = Config::for_tests();
+        let identity =
+            crate::identity::Identity::new(&config, &[b"unit-test session secret, 32 bytes".to_vec()])
+                .expect("identity");
+        Hub::start(
+            config,
+            Arc::new(MemoryStore::new()),
+            Arc::new(RulesEngine::builtin().expect("rules")),
+            identity,
+        )
+    }
+
     fn text(m: Option<Message>) -> ServerMessage {
         match m {
             Some(Message::Text(t)) => serde_json::from_str(t.as_str()).expect("json"),
@@ -510,16 +652,12 @@ mod tests {
         /// The state machine's size beside the socket when this was written, in bytes.
         const IDLE_FUTURE_BYTES: usize = 640;
         const HEADROOM: usize = 64;
-        let hub = Hub::start(
-            Config::for_tests(),
-            Arc::new(MemoryStore::new()),
-            Arc::new(RulesEngine::builtin().expect("rules")),
-        );
+        let hub = test_hub();
         let (out_tx, _out_rx) = mpsc::channel::<Message>(1);
         let (_in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(1);
         let socket = duplex(out_tx, in_rx);
         let socket_size = std::mem::size_of_val(&socket);
-        let params = Params { session: "unit".into(), page: None, since: Since::Recent };
+        let params = Params { who: None, welcome: true, page: None, since: Since::Recent };
         let connection = drive(socket, hub, params);
         let own = std::mem::size_of_val(&connection) - socket_size;
         println!("drive future: {own} bytes beside a {socket_size}-byte socket");
@@ -531,16 +669,20 @@ mod tests {
 
     #[tokio::test]
     async fn drives_a_connection_over_channels() {
-        let hub = Hub::start(
-            Config::for_tests(),
-            Arc::new(MemoryStore::new()),
-            Arc::new(RulesEngine::builtin().expect("rules")),
-        );
+        let hub = test_hub();
         let (out_tx, mut out_rx) = mpsc::channel::<Message>(16);
         let (in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(16);
-        let params = Params { session: "unit".into(), page: None, since: Since::Recent };
+        let params = Params { who: None, welcome: true, page: None, since: Since::Recent };
         let task = tokio::spawn(drive(duplex(out_tx, in_rx), hub.clone(), params));
 
+        // Nothing but `auth` is taken before the connection says who it is.
+        in_tx.send(Ok(Message::text(r#"{"type":"ping"}"#))).await.expect("send");
+        assert!(
+            matches!(text(out_rx.recv().await), ServerMessage::Error(e) if e.code == ErrorCode::BadSession)
+        );
+        in_tx.send(Ok(Message::text(r#"{"type":"auth"}"#))).await.expect("send");
+        let ServerMessage::Welcome(w) = text(out_rx.recv().await) else { panic!("welcome first") };
+        assert!(w.session.is_some() && w.user.is_none());
         assert!(matches!(text(out_rx.recv().await), ServerMessage::History(h) if h.messages.is_empty()));
         in_tx.send(Ok(Message::text(r#"{"type":"ping","nonce":1}"#))).await.expect("send");
         assert!(matches!(text(out_rx.recv().await), ServerMessage::Pong(p) if p.nonce == Some(1.into())));

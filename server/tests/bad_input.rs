@@ -107,9 +107,10 @@ use futures_util::StreamExt;
 
 #[tokio::test]
 async fn bad_session_and_after_are_400_before_upgrade() {
+    // (A socket with no session in its URL is not refused: it says who it is in an `auth`
+    // frame; server/tests/identity.rs tests that.)
     let hub = TestHub::start().await;
     for (query, needle) in [
-        ("", "no session: give `?session=<id>`"),
         ("session=", "session id is empty"),
         ("session=a%20b", "' '"),
         (&format!("session={}", "a".repeat(200)) as &str, "200 bytes"),
@@ -199,4 +200,56 @@ async fn a_refused_origin_can_read_why_it_was_refused() {
         response.headers().get("access-control-allow-origin").map(|v| v.as_bytes()),
         Some(&b"https://good.example"[..])
     );
+}
+
+/// A widget that sends credentials in headers (a signed-in user's bearer token, a returning
+/// visitor's `X-Natter-Session`) makes the browser ask first (a CORS preflight). Refusing a
+/// refused origin's preflight would hide the readable 403 behind a network error; it is let
+/// through, the request itself gets `forbidden_origin` with nothing else readable, and answers
+/// to a refused origin that are not that refusal still carry no CORS header.
+#[tokio::test]
+async fn a_refused_origin_with_credential_headers_can_read_why_too() {
+    let mut config = Config::for_tests();
+    config.allowed_origins = vec!["https://good.example".into()];
+    let hub = TestHub::with(config).await;
+    let client = reqwest::Client::new();
+    for (method, path) in [("GET", "/api/chat/poll?after=0"), ("POST", "/api/chat/messages")] {
+        let preflight = client
+            .request(reqwest::Method::OPTIONS, hub.url(path))
+            .header("origin", "https://evil.example")
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", "authorization,x-natter-session,content-type")
+            .send()
+            .await
+            .expect("preflight");
+        assert!(preflight.status().is_success(), "{method} {path}: {}", preflight.status());
+        let header =
+            |name: &str| preflight.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        assert_eq!(header("access-control-allow-origin").as_deref(), Some("https://evil.example"), "{path}");
+        let allowed = header("access-control-allow-headers").unwrap_or_default().to_ascii_lowercase();
+        assert!(allowed.contains("authorization") && allowed.contains("x-natter-session"), "{allowed}");
+    }
+    let refused = client
+        .get(hub.url("/api/chat/poll?after=0"))
+        .header("origin", "https://evil.example")
+        .header("authorization", "Bearer not.checked.first")
+        .header("x-natter-session", "whatever")
+        .send()
+        .await
+        .expect("poll");
+    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.headers().get("access-control-allow-origin").map(|v| v.as_bytes()), Some(&b"*"[..]));
+    let body = refused.text().await.expect("body");
+    assert!(
+        body.contains("\"code\":\"forbidden_origin\""),
+        "the origin is checked before the credentials: {body}"
+    );
+    // Nothing else becomes readable to it.
+    let rooms = client
+        .get(hub.url("/api/rooms"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .expect("rooms");
+    assert_eq!(rooms.headers().get("access-control-allow-origin"), None);
 }

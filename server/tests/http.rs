@@ -126,7 +126,7 @@ async fn http_errors_are_json_error_frames() {
     let hub = TestHub::start().await;
     let client = reqwest::Client::new();
     let cases: Vec<(&str, String, u16, ErrorCode)> = vec![
-        ("", json!({"message": "no session"}).to_string(), 400, ErrorCode::BadSession),
+        ("?session=", json!({"message": "empty session"}).to_string(), 400, ErrorCode::BadSession),
         ("?session=bad%20id", json!({"message": "x"}).to_string(), 400, ErrorCode::BadSession),
         ("?session=s1", "{oops".into(), 400, ErrorCode::BadJson),
         ("?session=s1", json!({"type": "join", "room": "x"}).to_string(), 400, ErrorCode::UnknownType),

@@ -39,7 +39,7 @@ fn chat_draft(room: &str, id: &str, text: &str) -> Draft {
             seq: 0,
             message: text.into(),
             timestamp: "2026-11-22T00:00:00Z".into(),
-            from: Member { id: "m1".into(), name: Some("Ann".into()) },
+            from: Member { id: "m1".into(), name: Some("Ann".into()), verified: false },
         }),
     }
 }
@@ -370,7 +370,24 @@ fn reopening_runs_no_migration_twice() {
         .prepare("SELECT version FROM schema_version ORDER BY version")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .expect("versions");
-    assert_eq!(versions, [1]);
+    let all: Vec<i64> = (1..=i64::from(natter_hub::store::sqlite::SCHEMA_VERSION)).collect();
+    assert_eq!(versions, all);
+}
+
+/// The hub's session secret is made once, by the first hub to open the database, and kept
+/// across restarts: sessions issued before a restart are still accepted after it.
+#[tokio::test]
+async fn the_hub_secret_is_made_once_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("natter.db");
+    let first = open(&path).hub_secret(vec![1; 32]).await.expect("secret");
+    assert_eq!(first, vec![1; 32], "the first hub's fresh secret is kept");
+    let store = open(&path);
+    assert_eq!(store.hub_secret(vec![2; 32]).await.expect("secret"), first, "a restart keeps it");
+    drop(store);
+    let memory = SqliteStore::open(SqliteOptions::new(":memory:")).expect("open");
+    assert_eq!(memory.hub_secret(vec![3; 32]).await.expect("secret"), vec![3; 32]);
+    assert_eq!(memory.hub_secret(vec![4; 32]).await.expect("secret"), vec![3; 32]);
 }
 
 /// The child side of [`acknowledged_messages_survive_kill_9`]: appends forever and prints every

@@ -96,6 +96,8 @@ struct Env {
     peer_dir: PathBuf,
     logs: PathBuf,
     hub_has_db_flag: bool,
+    /// Hubs that issue sessions need `--open-sessions` for the load generator's named sessions.
+    hub_has_open_sessions: bool,
 }
 
 /// One row of the table: a metric for both servers.
@@ -223,8 +225,17 @@ fn prepare() -> anyhow::Result<Env> {
     std::fs::create_dir_all(&logs)?;
     let hub = target.join("release/natter-hub");
     let help = Command::new(&hub).arg("--help").output().context("natter-hub --help")?;
-    let hub_has_db_flag = String::from_utf8_lossy(&help.stdout).contains("--db");
-    Ok(Env { load: target.join("release/natter-load"), hub, peer_dir, logs, root, hub_has_db_flag })
+    let help = String::from_utf8_lossy(&help.stdout);
+    let (hub_has_db_flag, hub_has_open_sessions) = (help.contains("--db"), help.contains("--open-sessions"));
+    Ok(Env {
+        load: target.join("release/natter-load"),
+        hub,
+        peer_dir,
+        logs,
+        root,
+        hub_has_db_flag,
+        hub_has_open_sessions,
+    })
 }
 
 fn peer_version(env: &Env) -> Option<String> {
@@ -272,6 +283,9 @@ fn start(env: &Env, server: Server, label: &str) -> anyhow::Result<Running> {
             c.arg("--listen").arg(addr.to_string()).args(["--rate-burst", "0"]);
             if env.hub_has_db_flag {
                 c.args(["--db", ":memory:"]);
+            }
+            if env.hub_has_open_sessions {
+                c.arg("--open-sessions");
             }
             c.env("RUST_LOG", "warn").current_dir(&env.root);
             c.stdout(log.try_clone()?).stderr(log).spawn().context("start natter-hub")?

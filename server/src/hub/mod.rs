@@ -52,9 +52,12 @@ pub(crate) use lifecycle::stopped;
 use lifecycle::Beat;
 pub(crate) use outbox::{Control, Frame, Outbox, Outgoing, Receiver};
 
-use crate::config::Config;
+use crate::config::{Config, ReplyFallback};
+use crate::identity::Identity;
 use crate::ids::IdMaker;
-use crate::metrics::Metrics;
+use crate::metrics::{Gauges, Metrics};
+use crate::reply::failure_log::{self, FailureLog};
+use crate::reply::gate::CallGate;
 use crate::reply::ReplyEngine;
 use crate::store::{ConversationKey, Store};
 use conversation::Conversation;
@@ -71,6 +74,13 @@ struct Shared {
     config: Config,
     store: Arc<dyn Store>,
     reply: Arc<dyn ReplyEngine>,
+    /// Who connections are: token verification, issued sessions, member ids, room access.
+    identity: Identity,
+    /// Bounds the reply-engine calls in flight and waiting (`--reply-concurrency`,
+    /// `--reply-queue`).
+    reply_gate: CallGate,
+    /// Reply failures, logged once and then summed up per interval.
+    reply_failures: FailureLog,
     metrics: Metrics,
     state: Mutex<State>,
     ids: IdMaker,
@@ -98,13 +108,27 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// Builds the hub and starts its fan-out, housekeeping and beat tasks (needs a Tokio
     /// runtime).
-    pub(crate) fn start(config: Config, store: Arc<dyn Store>, reply: Arc<dyn ReplyEngine>) -> Hub {
+    pub(crate) fn start(
+        config: Config,
+        store: Arc<dyn Store>,
+        reply: Arc<dyn ReplyEngine>,
+        identity: Identity,
+    ) -> Hub {
         let events = store.subscribe();
+        let reply_gate = CallGate::new(config.reply_concurrency, config.reply_queue);
+        let then = match config.reply_fallback {
+            ReplyFallback::Rules => "answering with the fallback",
+            ReplyFallback::Silent => "no reply (--reply-fallback silent)",
+        };
+        let reply_failures = FailureLog::new(failure_log::INTERVAL, then);
         let hub = Hub {
             shared: Arc::new(Shared {
                 config,
                 store,
+                reply_gate,
+                reply_failures,
                 reply,
+                identity,
                 metrics: Metrics::default(),
                 state: Mutex::default(),
                 ids: IdMaker::default(),
@@ -123,6 +147,11 @@ impl Hub {
     /// The configuration.
     pub(crate) fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// The identity rules and keys.
+    pub(crate) fn identity(&self) -> &Identity {
+        &self.shared.identity
     }
 
     /// The counters.
@@ -152,13 +181,18 @@ impl Hub {
     }
 
     /// Gauges for `/metrics`: `(conversations held, rooms with members here)`.
-    pub(crate) fn gauges(&self) -> (usize, usize) {
+    pub(crate) fn gauges(&self) -> Gauges {
         let state = self.lock();
         let rooms = state
             .conversations
             .iter()
             .filter(|(k, c)| matches!(k, ConversationKey::Room(_)) && c.has_members())
             .count();
-        (state.conversations.len(), rooms)
+        Gauges {
+            conversations: state.conversations.len(),
+            rooms,
+            reply_calls: self.shared.reply_gate.in_flight(),
+            reply_waiting: self.shared.reply_gate.waiting(),
+        }
     }
 }

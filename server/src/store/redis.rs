@@ -10,6 +10,8 @@
 //!   conversation, in store order, trimmed to about [`RedisOptions::log_len`]: what a hub reads
 //!   to catch up on what it missed while its subscription was down.
 //! - `natter:events` — the pub/sub channel every hub subscribes to.
+//! - `natter:hub-secret` — the hubs' shared secret (hex), made by whichever hub starts first
+//!   (`SET NX`); it keys issued sessions and member ids, so every hub accepts the others'.
 //! - `natter:rooms` — hash room id → record. `natter:presence:<room>` — hash
 //!   `<hub>|<member>` → lease; `natter:presence-rooms` — the rooms that have such entries.
 //!
@@ -254,6 +256,14 @@ return left
 
 /// Maps a client error: connection trouble is `Unavailable` (retry later), anything else is a
 /// fault.
+/// Reads hex digits back into bytes; `None` when `text` is not an even number of them.
+fn hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || text.is_empty() {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
 fn redis_error(e: RedisError) -> StoreError {
     if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
         StoreError::Unavailable(format!("Redis: {e}"))
@@ -772,6 +782,20 @@ impl Store for RedisStore {
 
     fn subscribe(&self) -> mpsc::UnboundedReceiver<Event> {
         self.shared.subscribers.subscribe()
+    }
+
+    fn hub_secret(&self, fresh: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, StoreError>> {
+        Box::pin(async move {
+            let key = format!("{}:hub-secret", self.shared.keys.ns);
+            let fresh: String = fresh.iter().map(|b| format!("{b:02x}")).collect();
+            let mut conn = self.shared.conn();
+            // `NX`: the first hub to start makes the secret; every other hub keeps that one.
+            let _: Option<String> = self
+                .shared
+                .note(redis::cmd("SET").arg(&key).arg(&fresh).arg("NX").query_async(&mut conn).await)?;
+            let kept: String = self.shared.note(conn.get(&key).await)?;
+            hex_bytes(&kept).ok_or_else(|| backend(format!("{key} does not hold a hex secret")))
+        })
     }
 
     fn create_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>> {

@@ -147,6 +147,11 @@ const MIGRATIONS: &[&str] = &[
         metadata TEXT NOT NULL,
         created_at TEXT NOT NULL
     );",
+    // 2: the hub's own secret (keys issued sessions and member ids), made once, kept forever.
+    "CREATE TABLE hub_secrets (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.
@@ -328,6 +333,29 @@ impl Store for SqliteStore {
             let rows = stmt.query_map([], room_row).map_err(backend)?;
             rows.map(|row| room_record(row.map_err(backend)?)).collect()
         }))
+    }
+
+    fn hub_secret(&self, fresh: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, StoreError>> {
+        Box::pin(async move {
+            let (reply, rx) = oneshot::channel();
+            // On the writer's connection (the only one that writes), in autocommit: a one-row
+            // insert that keeps an existing secret, then the secret that is kept.
+            self.send(Op::Read(Box::new(move |conn| {
+                let kept = conn
+                    .execute(
+                        "INSERT OR IGNORE INTO hub_secrets (name, value) VALUES ('session', ?1)",
+                        [&fresh],
+                    )
+                    .and_then(|_| {
+                        conn.query_row("SELECT value FROM hub_secrets WHERE name = 'session'", [], |r| {
+                            r.get(0)
+                        })
+                    })
+                    .map_err(backend);
+                let _ = reply.send(kept);
+            })))?;
+            rx.await.map_err(|_| writer_gone())?
+        })
     }
 
     fn healthy(&self) -> bool {

@@ -15,6 +15,11 @@ test.beforeAll(async () => {
     '/': `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Not allowed</title>
 <script src="${hub.url}/natter.js" data-server="${hub.url}" async></script></head>
 <body><h1>A site the hub does not know</h1></body></html>`,
+    // A signed-in user's page: the widget's HTTP calls carry the token in a header, so the
+    // browser sends a CORS preflight first.
+    '/account': `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Account</title>
+<script src="${hub.url}/natter.js" data-server="${hub.url}" data-identity-token="a.signed.token" async></script></head>
+<body><h1>Signed in on a site the hub does not know</h1></body></html>`,
   });
 });
 test.afterAll(async () => {
@@ -55,4 +60,20 @@ test('a refused origin shows "Chat is not available on this site", says why once
   await page.waitForTimeout(3_000);
   expect(hubRequests.slice(before)).toEqual([]);
   expect(natterErrors).toHaveLength(1);
+});
+
+test('a signed-in page (credentials in headers, so a preflight) is told the same', async ({ page }) => {
+  const natterErrors = [];
+  page.on('console', (m) => m.type() === 'error' && m.text().startsWith('natter:') && natterErrors.push(m.text()));
+  const polls = [];
+  page.on('request', (r) => r.url().startsWith(`${hub.url}/api/chat/poll`) && polls.push(r.headers()));
+
+  await page.goto(`${site.url}/account`);
+  const w = await ready(page, 'Chat is not available on this site');
+  await expect(w.status).toHaveAttribute('data-status', 'unavailable');
+  // The refusal was read through a request that needed a preflight (it carries the token).
+  expect(polls.length).toBeGreaterThan(0);
+  expect(polls[0].authorization).toBe('Bearer a.signed.token');
+  expect(natterErrors).toHaveLength(1);
+  expect(natterErrors[0]).toContain(`--allowed-origin ${site.url}`);
 });

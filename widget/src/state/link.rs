@@ -60,6 +60,8 @@ pub(crate) enum Status {
     /// The hub refuses this site (its origin is not on the hub's allow-list): retrying cannot
     /// help, so the link has stopped.
     Unavailable,
+    /// The hub refused the identity token; waiting for the page to give a fresh one.
+    SignInNeeded,
 }
 
 impl Status {
@@ -72,6 +74,7 @@ impl Status {
             Status::HttpFallback => "HTTP fallback",
             Status::Offline => "Offline",
             Status::Unavailable => "Chat is not available on this site",
+            Status::SignInNeeded => "Sign-in expired",
         }
     }
 
@@ -84,6 +87,7 @@ impl Status {
             Status::HttpFallback => "http",
             Status::Offline => "offline",
             Status::Unavailable => "unavailable",
+            Status::SignInNeeded => "signin",
         }
     }
 }
@@ -100,9 +104,10 @@ pub(super) enum Mode {
 /// The WebSocket's life, each phase naming the socket it is about, so that late callbacks of a
 /// socket the link has already given up on are recognised and ignored.
 ///
-/// A socket only counts as working once the hub has said something on it (it always sends
-/// `history` first): a proxy or firewall that accepts the upgrade and then drops it must count
-/// as a failure, or the widget would never fall back to HTTP.
+/// A socket only counts as working once the hub has accepted the widget on it (its `welcome`
+/// after the widget's `auth`, or the `history` of a hub that predates `auth`): a proxy or
+/// firewall that accepts the upgrade and then drops it must count as a failure, or the widget
+/// would never fall back to HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SocketPhase {
     /// No socket.
@@ -131,10 +136,12 @@ pub(super) enum Heard {
 pub(crate) struct Link {
     /// `navigator.onLine`, kept up to date by `online` / `offline` events.
     online: bool,
-    /// The hub closed with a code that says "do not come back" (bad session, policy).
+    /// The hub closed with a code that says "do not come back" (policy).
     gave_up: bool,
     /// The hub refused this page's origin: everything has stopped until the visitor retries.
     refused: bool,
+    /// Nothing connects until the page gives a fresh identity token (the hub refused the last).
+    held: bool,
     mode: Mode,
     socket: SocketPhase,
     /// Every socket gets a new number, so callbacks of an old one can be told apart.
@@ -164,6 +171,7 @@ impl Link {
             online,
             gave_up: false,
             refused: false,
+            held: false,
             mode: Mode::WebSocket,
             socket: SocketPhase::Closed,
             next_socket: 1,
@@ -187,6 +195,8 @@ impl Link {
     pub(crate) fn status(&self) -> Status {
         if self.refused {
             Status::Unavailable
+        } else if self.held {
+            Status::SignInNeeded
         } else if self.gave_up || !self.online {
             Status::Offline
         } else if self.is_live() {
@@ -216,9 +226,21 @@ impl Link {
         matches!(self.socket, SocketPhase::Live(_))
     }
 
-    /// Whether an HTTP send may start now: in HTTP mode, HTTP answering, none in flight.
+    /// Whether an HTTP send may start now: in HTTP mode, HTTP answering, none in flight, and
+    /// nothing that stops the link (given up, or held for a fresh token: a post with the
+    /// refused token would only be refused again).
     pub(super) fn can_post(&self) -> bool {
-        self.posting.is_none() && self.mode == Mode::Http && self.http_ok && self.online && !self.gave_up
+        self.posting.is_none()
+            && self.mode == Mode::Http
+            && self.http_ok
+            && self.online
+            && !self.gave_up
+            && !self.held
+    }
+
+    /// Whether the link waits for a fresh identity token (see [`Link::hold`]).
+    pub(super) fn is_held(&self) -> bool {
+        self.held
     }
 
     /// Whether the hub has refused this page (see [`Link::refuse`]).
@@ -287,7 +309,7 @@ impl Link {
 
     /// Opens a new WebSocket unless one is under way (or the link is offline or gave up).
     pub(super) fn connect(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
-        if self.socket != SocketPhase::Closed || !self.online || self.gave_up {
+        if self.socket != SocketPhase::Closed || !self.online || self.gave_up || self.held {
             return;
         }
         let id = self.next_socket;
@@ -299,7 +321,7 @@ impl Link {
 
     /// Starts a long-poll if the link is on HTTP and none is running.
     pub(super) fn start_poll(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
-        if self.poll.is_some() || self.mode != Mode::Http || !self.online || self.gave_up {
+        if self.poll.is_some() || self.mode != Mode::Http || !self.online || self.gave_up || self.held {
             return;
         }
         let id = self.next_poll;
@@ -376,6 +398,36 @@ impl Link {
         }
     }
 
+    /// The hub refused the identity: stop connecting and polling until [`Link::reconnect_now`].
+    pub(super) fn hold(&mut self, fx: &mut Vec<Effect>) {
+        self.held = true;
+        self.stop_poll(fx);
+        for t in [Timer::Reconnect, Timer::Probe] {
+            fx.push(Effect::StopTimer(t));
+        }
+    }
+
+    /// Connects again now, with whatever the identity is now (a fresh token, a new session, or
+    /// another user): the current socket, if any, is closed first. A page whose origin the hub
+    /// refused stays stopped: who the visitor is does not change where the page is, so only
+    /// the visitor's retry ([`Link::try_again`]) knocks again.
+    pub(super) fn reconnect_now(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
+        self.held = false;
+        if self.refused {
+            return;
+        }
+        if self.socket != SocketPhase::Closed {
+            self.socket = SocketPhase::Closed;
+            fx.push(Effect::CloseSocket);
+            fx.push(Effect::StopTimer(Timer::OpenTimeout));
+        }
+        self.stop_poll(fx);
+        self.posting = None;
+        self.reconnect.reset();
+        self.ws_failures = 0;
+        self.wake(after, fx);
+    }
+
     /// Something suggests the network is back (online, tab visible, page shown): retry now
     /// rather than at the next backoff.
     pub(super) fn wake(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
@@ -414,11 +466,14 @@ impl Link {
         }
     }
 
-    /// Socket `id` opened.
-    pub(super) fn socket_opened(&mut self, id: u32) {
+    /// Socket `id` opened; returns whether it is the one being opened (and so must now say who
+    /// the widget is).
+    pub(super) fn socket_opened(&mut self, id: u32) -> bool {
         if self.socket == SocketPhase::Opening(id) {
             self.socket = SocketPhase::Open(id);
+            return true;
         }
+        false
     }
 
     /// Socket `id` closed (or failed to open) with `code`.

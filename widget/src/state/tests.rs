@@ -101,7 +101,7 @@ fn connects_and_reports_status() {
     assert_eq!(m.link.transport(), Transport::None);
     let fx = update(&mut m, Event::SocketOpened { socket: s });
     assert_eq!(m.link.status(), Status::Connecting, "not connected until the hub speaks");
-    assert!(fx.is_empty());
+    assert_eq!(fx, [Effect::Authenticate { after: None }], "the socket first says who the widget is");
     let fx = update(&mut m, frame(s, ServerMessage::History(history(vec![], 0))));
     assert!(fx.contains(&Effect::Notify(Notice::Status(Status::Connected))));
     assert!(fx.contains(&Effect::StopTimer(Timer::OpenTimeout)));
@@ -122,7 +122,7 @@ fn drop_reconnects_with_jittered_backoff_and_resumes_after_last_seq() {
 
 #[test]
 fn final_close_codes_give_up() {
-    for code in [natter_protocol::close::POLICY, natter_protocol::close::BAD_SESSION] {
+    for code in [natter_protocol::close::POLICY, natter_protocol::close::NORMAL] {
         let (mut m, s) = connected();
         let fx = update(&mut m, Event::SocketClosed { socket: s, code });
         assert_eq!(m.link.status(), Status::Offline);
@@ -723,4 +723,279 @@ fn the_refusal_advice_names_the_origin_the_hub_and_the_flag() {
         "{text}"
     );
     assert!(text.contains("--allowed-origin http://127.0.0.1:8766"), "{text}");
+}
+
+// Identity: the issued session, the token, their refusals, login and logout.
+
+fn welcome(session: Option<&str>, user: Option<&str>) -> ServerMessage {
+    ServerMessage::Welcome(natter_protocol::Welcome {
+        session: session.map(str::to_string),
+        member: "u_1".into(),
+        user: user.map(|id| natter_protocol::UserProfile { id: id.into(), ..Default::default() }),
+        expires_at: user.map(|_| 1),
+    })
+}
+
+fn identity_error(code: ErrorCode) -> ServerMessage {
+    ServerMessage::Error(ErrorFrame { code, message: "why".into(), id: None, retry_after_ms: None })
+}
+
+#[test]
+fn the_welcome_makes_the_socket_live_and_its_session_is_kept() {
+    let (mut m, s) = started();
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, Event::Send(out("a", "typed before the welcome")));
+    let fx = update(&mut m, frame(s, welcome(Some("issued.tag"), None)));
+    assert!(fx.contains(&Effect::SaveSession));
+    assert_eq!(m.identity.session.as_deref(), Some("issued.tag"));
+    assert_eq!(m.link.status(), Status::Connected);
+    assert!(fx.iter().any(|e| matches!(e, Effect::SendSocket(o) if o.id == "a")), "the outbox goes out");
+}
+
+#[test]
+fn a_refused_session_is_forgotten_and_nothing_typed_is_lost() {
+    let mut m = Model::new(Init { seed: 1, online: true, session: Some("stale".into()), ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, Event::Send(out("a", "hello")));
+    // An error before the welcome does not make the socket live: the outbox is not sent into
+    // a connection the hub has not accepted.
+    let fx = update(&mut m, frame(s, identity_error(ErrorCode::BadSession)));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::SendSocket(_))), "{fx:?}");
+    assert!(fx.contains(&Effect::SaveSession) && fx.contains(&Effect::Warn("why".into())));
+    assert_eq!(m.identity.session, None);
+    let fx = update(&mut m, Event::SocketClosed { socket: s, code: natter_protocol::close::BAD_SESSION });
+    assert!(has_timer(&fx, Timer::Reconnect).is_some(), "connects again, without the session");
+    assert_eq!(m.log.outbox.entries().len(), 1);
+    assert_eq!(m.log.messages[0].delivery, Delivery::Pending);
+}
+
+#[test]
+fn an_expired_token_is_renewed_through_the_page_with_the_outbox_intact() {
+    let mut m = Model::new(Init { seed: 1, online: true, token: Some("old".into()), ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(None, Some("42"))));
+    update(&mut m, Event::Send(out("a", "sent while signed in")));
+    update(&mut m, frame(s, ServerMessage::User(conv("a", 1, "sent while signed in"))));
+    // The hub says the token expired and closes with 4401.
+    let fx = update(&mut m, frame(s, identity_error(ErrorCode::Unauthorized)));
+    assert!(fx.contains(&Effect::RenewToken { reason: "why".into() }), "{fx:?}");
+    let fx = update(&mut m, Event::SocketClosed { socket: s, code: natter_protocol::close::UNAUTHORIZED });
+    assert!(!fx.contains(&Effect::RenewToken { reason: "why".into() }), "asked once");
+    assert_eq!(m.link.status(), Status::SignInNeeded);
+    // Typed while waiting: kept, pending.
+    update(&mut m, Event::Send(out("b", "typed while the token was renewed")));
+    // Timers do not reconnect with the refused token.
+    assert_eq!(socket_of(&update(&mut m, Event::TimerFired(Timer::Reconnect))), None);
+    assert_eq!(socket_of(&update(&mut m, Event::Wake)), None);
+    // The page gives a fresh token: the widget connects again with it, resuming.
+    let fx = update(&mut m, Event::Identify { token: "fresh".into() });
+    let s2 = socket_of(&fx).expect("reconnects at once");
+    assert!(fx.iter().any(|e| matches!(e, Effect::OpenSocket { after: Some(1), .. })));
+    assert_eq!(m.identity.token.as_deref(), Some("fresh"));
+    update(&mut m, Event::SocketOpened { socket: s2 });
+    let fx = update(&mut m, frame(s2, welcome(None, Some("42"))));
+    assert!(fx.iter().any(|e| matches!(e, Effect::SendSocket(o) if o.id == "b")), "{fx:?}");
+    assert_eq!(m.log.messages.len(), 2, "the same user's conversation is kept on screen");
+}
+
+#[test]
+fn logging_in_and_out_switches_conversations() {
+    let (mut m, s) = started();
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(Some("anon.tag"), None)));
+    update(&mut m, frame(s, ServerMessage::Bot(conv("b1", 1, "hi visitor"))));
+    // Login: the user's conversation replaces the anonymous one on screen.
+    let s2 = socket_of(&update(&mut m, Event::Identify { token: "t".into() })).expect("reconnect");
+    update(&mut m, Event::SocketOpened { socket: s2 });
+    update(&mut m, frame(s2, welcome(None, Some("42"))));
+    assert!(m.log.messages.is_empty() && m.log.last_seq.is_none(), "{:?}", m.log.messages);
+    update(
+        &mut m,
+        frame(s2, ServerMessage::History(history(vec![ServerMessage::Bot(conv("u1", 1, "hi Ada"))], 1))),
+    );
+    update(&mut m, Event::Send(out("p", "pending at logout")));
+    // Logout: nothing of it is left, the session is forgotten, a new one is asked for.
+    let fx = update(&mut m, Event::Logout);
+    assert!(fx.contains(&Effect::SaveSession) && fx.contains(&Effect::ForgetOutbox));
+    assert!(m.log.messages.is_empty() && m.log.outbox.entries().is_empty());
+    assert_eq!((m.identity.token.as_deref(), m.identity.session.as_deref()), (None, None));
+    let s3 = socket_of(&fx).expect("reconnects as a new visitor");
+    assert!(fx.iter().any(|e| matches!(e, Effect::OpenSocket { after: None, .. })));
+    update(&mut m, Event::SocketOpened { socket: s3 });
+    let fx = update(&mut m, frame(s3, welcome(Some("new.tag"), None)));
+    assert!(fx.contains(&Effect::SaveSession));
+}
+
+#[test]
+fn identity_refusals_over_http_keep_the_message_pending() {
+    let mut m = Model::new(Init { seed: 1, online: true, token: Some("t".into()), ..Init::default() });
+    update(&mut m, Event::Start);
+    update(&mut m, Event::Send(out("a", "hello")));
+    let e = ErrorFrame {
+        code: ErrorCode::Unauthorized,
+        message: "expired".into(),
+        id: None,
+        retry_after_ms: None,
+    };
+    let fx = update(&mut m, Event::Posted { id: "a".into(), reply: Some(ServerMessage::Error(e)) });
+    assert!(fx.contains(&Effect::RenewToken { reason: "expired".into() }));
+    assert_eq!(m.log.messages[0].delivery, Delivery::Pending);
+    let fx = update(&mut m, Event::SessionIssued { session: "ignored.tag".into() });
+    assert!(!fx.contains(&Effect::SaveSession), "a signed-in user needs no session");
+}
+
+// Where the site's refusal, the identity and the delivery events meet.
+
+/// A model with identity `token` (or none), started, that learnt on its HTTP fallback that the
+/// hub refuses the page's origin.
+fn refused_with(token: Option<&str>) -> Model {
+    let mut m =
+        Model::new(Init { seed: 7, online: true, token: token.map(str::to_string), ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    fail_opens(&mut m, s, WS_FAILURES_BEFORE_FALLBACK);
+    let poll = m.link.running_poll().expect("the fallback polls");
+    update(&mut m, Event::PollRefused { poll, error: forbidden() });
+    assert_eq!(m.link.status(), Status::Unavailable);
+    m
+}
+
+fn refusal(code: ErrorCode) -> ErrorFrame {
+    ErrorFrame { code, message: "why".into(), id: None, retry_after_ms: None }
+}
+
+#[test]
+fn forbidden_for_an_identity_is_not_a_refused_site() {
+    // A 403 `forbidden` (a token's `rooms` claim) is about what the user may do, not where the
+    // page is: it fails the message it answers, and the link carries on.
+    let mut m = model();
+    into_http(&mut m);
+    update(&mut m, Event::Send(out("a", "one")));
+    let fx = update(
+        &mut m,
+        Event::Posted { id: "a".into(), reply: Some(ServerMessage::Error(refusal(ErrorCode::Forbidden))) },
+    );
+    assert_eq!(refusals(&fx), 0);
+    assert_eq!(deliveries(&fx), [d("a", Delivery::Failed, None, false)]);
+    assert_eq!(m.link.status(), Status::HttpFallback);
+    // The same code on a poll is retried like any passing refusal.
+    let poll = m.link.running_poll().expect("poll");
+    let fx = update(&mut m, Event::PollRefused { poll, error: refusal(ErrorCode::Forbidden) });
+    assert_eq!(refusals(&fx), 0);
+    assert!(has_timer(&fx, Timer::Poll).is_some(), "{fx:?}");
+    assert_ne!(m.link.status(), Status::Unavailable);
+}
+
+#[test]
+fn identity_refusals_on_a_poll_read_like_on_a_socket() {
+    // A session the hub did not issue: forgotten, and the poll tries again (without it, so the
+    // hub issues a new one).
+    let mut m = Model::new(Init { seed: 1, online: true, session: Some("stale".into()), ..Init::default() });
+    into_http(&mut m);
+    let poll = m.link.running_poll().expect("poll");
+    let fx = update(&mut m, Event::PollRefused { poll, error: refusal(ErrorCode::BadSession) });
+    assert_eq!(m.identity.session, None);
+    assert!(fx.contains(&Effect::SaveSession) && has_timer(&fx, Timer::Poll).is_some(), "{fx:?}");
+    assert_eq!(refusals(&fx), 0);
+    // A refused token: the link holds (no poll again, no post with the refused token) and the
+    // page is asked for a fresh one.
+    let mut m = Model::new(Init { seed: 1, online: true, token: Some("old".into()), ..Init::default() });
+    into_http(&mut m);
+    update(&mut m, Event::Send(out("a", "typed before the refusal came")));
+    let poll = m.link.running_poll().expect("poll");
+    let fx = update(&mut m, Event::PollRefused { poll, error: refusal(ErrorCode::Unauthorized) });
+    assert!(fx.contains(&Effect::RenewToken { reason: "why".into() }), "{fx:?}");
+    assert_eq!(has_timer(&fx, Timer::Poll), None);
+    assert_eq!(m.link.status(), Status::SignInNeeded);
+    assert_eq!(m.link.running_poll(), None);
+}
+
+#[test]
+fn a_held_link_posts_nothing_until_a_fresh_token_comes() {
+    let mut m = Model::new(Init { seed: 1, online: true, token: Some("old".into()), ..Init::default() });
+    into_http(&mut m);
+    let fx = update(&mut m, Event::Send(out("a", "hello")));
+    assert!(fx.iter().any(|e| matches!(e, Effect::Post(o) if o.id == "a")));
+    let refused = Some(ServerMessage::Error(refusal(ErrorCode::Unauthorized)));
+    let fx = update(&mut m, Event::Posted { id: "a".into(), reply: refused });
+    assert!(fx.contains(&Effect::RenewToken { reason: "why".into() }));
+    // The resend timer finds the link held: nothing goes out with the refused token.
+    let fx = update(&mut m, Event::TimerFired(Timer::Resend));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Post(_))), "{fx:?}");
+    assert_eq!(deliveries(&fx), [], "still pending, not failed");
+    // A fresh token: the link polls again, and once HTTP answers the message goes out.
+    let fx = update(&mut m, Event::Identify { token: "fresh".into() });
+    let poll = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::Poll { poll, .. } => Some(*poll),
+            _ => None,
+        })
+        .expect("polls again");
+    let fx = update(&mut m, Event::PollDone { poll, history: Some(history(vec![], 0)) });
+    assert!(fx.iter().any(|e| matches!(e, Effect::Post(o) if o.id == "a")), "{fx:?}");
+}
+
+#[test]
+fn a_message_carried_through_a_token_renewal_is_told_pending_then_sent() {
+    let mut m = Model::new(Init { seed: 1, online: true, token: Some("old".into()), ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(None, Some("42"))));
+    let mut told = deliveries(&update(&mut m, Event::Send(out("a", "sent as the token expires"))));
+    // The token expires before the hub stored it: 4401, renewal, a new socket.
+    told.extend(deliveries(&update(&mut m, frame(s, identity_error(ErrorCode::Unauthorized)))));
+    told.extend(deliveries(&update(&mut m, Event::SocketClosed { socket: s, code: close::UNAUTHORIZED })));
+    let fx = update(&mut m, Event::Identify { token: "fresh".into() });
+    told.extend(deliveries(&fx));
+    let s2 = socket_of(&fx).expect("reconnects");
+    update(&mut m, Event::SocketOpened { socket: s2 });
+    let fx = update(&mut m, frame(s2, welcome(None, Some("42"))));
+    assert_eq!(sent_on_socket(&fx), ["a"]);
+    let ack = ServerMessage::Ack(Ack { id: "a".into(), seq: 1, ..Default::default() });
+    told.extend(deliveries(&update(&mut m, frame(s2, ack))));
+    // No "failed" on the way: the renewal is not the message's fault.
+    assert_eq!(told, [d("a", Delivery::Pending, None, false), d("a", Delivery::Sent, Some(1), false)]);
+}
+
+#[test]
+fn logout_tells_the_page_the_waiting_messages_it_drops() {
+    let (mut m, s) = connected();
+    update(&mut m, Event::Send(out("p", "pending at logout")));
+    update(&mut m, Event::Send(out("f", "failed before")));
+    update(
+        &mut m,
+        frame(s, ServerMessage::Error(ErrorFrame { id: Some("f".into()), ..refusal(ErrorCode::TooLarge) })),
+    );
+    let fx = update(&mut m, Event::Logout);
+    // The pending one ends as failed (it will never be sent); the failed one was told already.
+    assert_eq!(deliveries(&fx), [d("p", Delivery::Failed, None, false)]);
+    assert!(m.log.outbox.entries().is_empty() && fx.contains(&Effect::ForgetOutbox));
+}
+
+#[test]
+fn a_refused_site_stays_stopped_through_login_and_logout_until_the_visitor_retries() {
+    let mut m = refused_with(None);
+    update(&mut m, Event::Send(out("a", "anyone?")));
+    // A login changes who the visitor is, not where the page is: the token is kept, nothing
+    // knocks on the hub, the status still says why.
+    let fx = update(&mut m, Event::Identify { token: "t".into() });
+    assert_eq!(socket_of(&fx), None);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Poll { .. } | Effect::Post(_))), "{fx:?}");
+    assert_eq!(m.identity.token.as_deref(), Some("t"));
+    assert_eq!(m.link.status(), Status::Unavailable);
+    // The visitor's retry is the one fresh attempt, and it says who the visitor is now.
+    let fx = update(&mut m, Event::Retry { id: "a".into() });
+    let s = socket_of(&fx).expect("a retry knocks once");
+    let fx = update(&mut m, Event::SocketOpened { socket: s });
+    assert!(fx.contains(&Effect::Authenticate { after: None }));
+
+    // Logout on a refused page: the conversation is forgotten, the page stays stopped.
+    let mut m = refused_with(Some("t"));
+    let fx = update(&mut m, Event::Logout);
+    assert_eq!(socket_of(&fx), None);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Poll { .. } | Effect::Post(_))), "{fx:?}");
+    assert_eq!((m.identity.token.as_deref(), m.link.status()), (None, Status::Unavailable));
+    assert_eq!(refusals(&fx), 0, "said once, at the refusal");
 }
