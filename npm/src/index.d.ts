@@ -13,6 +13,8 @@ export type NatterStatus =
   | 'Reconnecting…'
   | 'HTTP fallback'
   | 'Offline'
+  /** The hub refuses this page's origin (not on its `--allowed-origin` list); the widget has stopped trying. */
+  | 'Chat is not available on this site'
   /** The hub refused the identity token and no fresh one has come yet. */
   | 'Sign-in expired';
 
@@ -63,6 +65,8 @@ export interface NatterStrings {
   statusHttp: string;
   /** "Offline" */
   statusOffline: string;
+  /** "Chat is not available on this site" — the hub refuses this page's origin. */
+  statusUnavailable: string;
   /** "Sign-in expired" — the hub refused the identity token; waiting for a fresh one. */
   statusSignIn: string;
   /** "Some earlier messages could not be loaded." */
@@ -140,6 +144,9 @@ export interface NatterState {
   user: { id: string; name: string | null } | null;
 }
 
+/** Where a visitor's message is: typed and on its way, stored by the hub, or refused (retry from the UI) or dropped by `logout()`. */
+export type NatterDelivery = 'pending' | 'sent' | 'failed';
+
 /** A message in the log. */
 export interface NatterMessage {
   id: string;
@@ -149,9 +156,21 @@ export interface NatterMessage {
   /** RFC 3339 time. */
   time: string;
   /** `pending` until the hub acknowledged it, `failed` if refused (retry from the UI). */
-  state: 'pending' | 'sent' | 'failed';
+  state: NatterDelivery;
   /** Position in the conversation once stored. */
   seq: number | null;
+}
+
+/**
+ * A change of delivery state of one of the visitor's messages in this tab: `pending` when typed
+ * (and again, with `retried: true`, when the visitor retries it), `sent` once the hub stored it
+ * (`seq` set), `failed` when refused, or when `logout()` drops it unstored. Each change is told
+ * once, in order; a token renewal is not a change (the message waits, then goes out).
+ */
+export interface NatterDeliveryChange extends NatterMessage {
+  role: 'user';
+  /** Pending again because the visitor retried a failed message. */
+  retried: boolean;
 }
 
 /** Events and what their listeners receive. */
@@ -162,6 +181,8 @@ export interface NatterEvents {
   close: undefined;
   /** A message was added to the log (sent by the visitor, or received), not the history replayed at load. */
   message: NatterMessage;
+  /** One of the visitor's messages changed state: pending, sent (with its seq), failed, retried. */
+  delivery: NatterDeliveryChange;
   /** The unread count changed. */
   unread: number;
   /** The connection status changed. */
@@ -193,7 +214,10 @@ export interface NatterHandle {
   setContext(fields: NatterContext | null): NatterHandle;
   /** Signs the visitor in with an identity token (after a login, or a fresh one at any time). */
   identify(token: string): void;
-  /** Forgets the conversation on this device (messages, outbox, session, what was read); starts a new anonymous one. */
+  /**
+   * Forgets the conversation on this device (messages, outbox, session, what was read); starts
+   * a new anonymous one. Messages not yet stored are dropped, each told `failed` on `delivery`.
+   */
   logout(): void;
   on<E extends keyof NatterEvents>(event: E, fn: (detail: NatterEvents[E]) => void): NatterHandle;
   off<E extends keyof NatterEvents>(event: E, fn: (detail: NatterEvents[E]) => void): NatterHandle;

@@ -60,6 +60,8 @@ pub(crate) enum Key {
     StatusHttp,
     /// Status: offline.
     StatusOffline,
+    /// Status: the hub refuses this site (its origin is not allowed); the link has stopped.
+    StatusUnavailable,
     /// Status: the hub refused the signed-in user's identity token; waiting for a fresh one.
     StatusSignIn,
     /// The notice when a resume could not fill a gap.
@@ -67,7 +69,7 @@ pub(crate) enum Key {
 }
 
 /// `(name, English)` per key, in [`Key`] order.
-const TABLE: [(&str, &str); 23] = [
+const TABLE: [(&str, &str); 24] = [
     ("title", "Chat with us"),
     ("greeting", "Hi there 👋 How can we help?"),
     ("openChat", "Open chat"),
@@ -89,6 +91,7 @@ const TABLE: [(&str, &str); 23] = [
     ("statusReconnecting", "Reconnecting…"),
     ("statusHttp", "HTTP fallback"),
     ("statusOffline", "Offline"),
+    ("statusUnavailable", "Chat is not available on this site"),
     ("statusSignIn", "Sign-in expired"),
     ("gap", "Some earlier messages could not be loaded."),
 ];
@@ -179,7 +182,7 @@ impl Strings {
 mod tests {
     use super::*;
 
-    const ALL: [Key; 23] = [
+    const ALL: [Key; 24] = [
         Key::Title,
         Key::Greeting,
         Key::OpenChat,
@@ -201,6 +204,7 @@ mod tests {
         Key::StatusReconnecting,
         Key::StatusHttp,
         Key::StatusOffline,
+        Key::StatusUnavailable,
         Key::StatusSignIn,
         Key::Gap,
     ];

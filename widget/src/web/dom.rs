@@ -251,6 +251,7 @@ fn status_text(strings: &Strings, status: Status) -> &str {
         Status::Reconnecting => Key::StatusReconnecting,
         Status::HttpFallback => Key::StatusHttp,
         Status::Offline => Key::StatusOffline,
+        Status::Unavailable => Key::StatusUnavailable,
         Status::SignInNeeded => Key::StatusSignIn,
     })
 }

@@ -485,3 +485,44 @@ fn the_documented_bounds_are_these() {
         "npm/README.md"
     );
 }
+
+#[test]
+fn a_refused_site_owes_nothing_and_asks_nothing() {
+    // On the HTTP fallback, a message in flight and a long-poll running, each with its deadline.
+    let (mut m, mut c) = on_http();
+    c.timers.retain(|(t, _)| *t != Timer::Probe);
+    c.event(&mut m, Event::Send(out("a")));
+    let poll = c
+        .seen
+        .iter()
+        .rev()
+        .find_map(|(_, e)| match e {
+            Effect::Poll { poll, .. } => Some(*poll),
+            _ => None,
+        })
+        .expect("polling");
+    let refusal = ErrorFrame {
+        code: ErrorCode::ForbiddenOrigin,
+        message: "origin not allowed".into(),
+        id: None,
+        retry_after_ms: None,
+    };
+    c.event(&mut m, Event::PollRefused { poll, error: refusal });
+    assert_eq!(m.link.status(), Status::Unavailable);
+    assert!(c.timers.is_empty(), "no deadline or retry left running: {:?}", c.timers);
+    // Ten minutes of waking up: nothing is pinged, opened, polled or posted.
+    let (t, before) = (c.now, c.seen.len());
+    for i in 1..=10u64 {
+        c.event(&mut m, Event::Wake);
+        c.event(&mut m, Event::Online);
+        c.run_until(&mut m, t + i * 60_000);
+    }
+    let after = &c.seen[before..];
+    assert!(
+        !after.iter().any(|(_, e)| matches!(
+            e,
+            Effect::Ping { .. } | Effect::OpenSocket { .. } | Effect::Poll { .. } | Effect::Post(_)
+        )),
+        "{after:?}"
+    );
+}
