@@ -82,7 +82,7 @@ test('a signed-in page (credentials in headers, so a preflight) is told the same
   expect(natterErrors[0]).toContain(`--allowed-origin ${site.url}`);
 });
 
-test('the refusal is said in the page's language', async ({ page }) => {
+test('the refusal is said in the page’s language', async ({ page }) => {
   await page.goto(`${site.url}/de`);
   const w = await ready(page, 'Der Chat ist auf dieser Website nicht verfügbar');
   await expect(w.status).toHaveAttribute('data-status', 'unavailable');
