@@ -155,7 +155,7 @@ async fn bad_tokens_are_refused_with_the_cause_named() {
         ("missing sub", hs256(&no_sub), "no `sub` claim"),
         ("future nbf", hs256(&early), "not valid yet"),
         ("wrong audience", hs256(&elsewhere), "another audience"),
-        ("no audience", hs256(&no_aud), "`aud`"),
+        ("no audience", hs256(&no_aud), "(--identity-audience)"),
         ("too long-lived", hs256(&forever), "--identity-max-lifetime"),
         ("not a JWT", "hello".into(), "not a JWT"),
     ];

@@ -57,6 +57,9 @@ pub enum TokenError {
     /// A required claim is missing.
     #[error("the identity token has no `{0}` claim; `sub` and `exp` are required")]
     Missing(&'static str),
+    /// `aud` is missing on a hub run with `--identity-audience`.
+    #[error("the identity token has no `aud` claim; this hub expects aud {0:?} (--identity-audience)")]
+    MissingAudience(String),
     /// `aud` is not the configured audience.
     #[error("the identity token is for another audience (this hub expects aud {0:?})")]
     Audience(String),
@@ -329,10 +332,12 @@ impl TokenVerifier {
                 TokenError::Expired(HumanSecs(now_secs().saturating_sub(payload_exp(token).unwrap_or(0))))
             }
             K::ImmatureSignature => TokenError::NotYetValid,
+            K::MissingRequiredClaim(c) if c == "aud" => {
+                TokenError::MissingAudience(self.audience.clone().unwrap_or_default())
+            }
             K::MissingRequiredClaim(c) => TokenError::Missing(match c.as_str() {
                 "exp" => "exp",
                 "sub" => "sub",
-                "aud" => "aud",
                 _ => "required",
             }),
             K::InvalidAudience => TokenError::Audience(self.audience.clone().unwrap_or_default()),
