@@ -145,6 +145,10 @@ async fn bad_tokens_are_refused_with_the_cause_named() {
     no_aud.as_object_mut().expect("object").remove("aud");
     let mut forever = claims("42");
     forever["exp"] = json!(now() + 90 * 86_400);
+    // Issued "next year" for an hour: `exp - iat` is short, but the token would live a year.
+    let mut postdated = claims("42");
+    postdated["iat"] = json!(now() + 365 * 86_400);
+    postdated["exp"] = json!(now() + 365 * 86_400 + 3600);
     let mut no_sub = claims("42");
     no_sub.as_object_mut().expect("object").remove("sub");
     let cases = [
@@ -157,6 +161,7 @@ async fn bad_tokens_are_refused_with_the_cause_named() {
         ("wrong audience", hs256(&elsewhere), "another audience"),
         ("no audience", hs256(&no_aud), "(--identity-audience)"),
         ("too long-lived", hs256(&forever), "--identity-max-lifetime"),
+        ("issued in the future", hs256(&postdated), "--identity-max-lifetime"),
         ("not a JWT", "hello".into(), "not a JWT"),
     ];
     for (what, token, cause) in cases {

@@ -18,7 +18,7 @@ use thiserror::Error;
 /// guessing by anyone who sees one token.
 pub(crate) const MIN_SECRET_BYTES: usize = 32;
 
-/// Clock skew forgiven on `exp` and `nbf`, in seconds.
+/// Clock skew forgiven on `exp`, `nbf` and `iat`, in seconds.
 const LEEWAY_SECS: u64 = 30;
 
 /// Longest `sub` accepted, in bytes.
@@ -353,9 +353,11 @@ impl TokenVerifier {
     fn accept(&self, c: Claims, now: u64) -> Result<VerifiedUser, TokenError> {
         let exp = c.exp.ok_or(TokenError::Missing("exp"))?;
         let sub = c.sub.ok_or(TokenError::Missing("sub"))?;
+        // The lifetime counts from `iat`, but never from later than now (give or take the
+        // skew): an `iat` in the future would stretch how long the token lives past the limit.
         let (from, start) = match c.iat {
-            Some(iat) => ("iat", iat),
-            None => ("now", now),
+            Some(iat) if iat <= now.saturating_add(LEEWAY_SECS) => ("iat", iat),
+            _ => ("now", now),
         };
         let lifetime = exp.saturating_sub(start);
         let max = self.max_lifetime.as_secs();
