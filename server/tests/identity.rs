@@ -217,6 +217,9 @@ async fn a_client_without_a_session_gets_one_and_an_invented_one_gets_nothing() 
         "0123456789abcdef0123456789abcdef".into(),
         format!("{random}.{}", "0".repeat(32)),
         welcome.member.clone(),
+        // Another spelling of the issued id itself is not the id the hub issued (it would open
+        // another conversation, with another member id, under the same credential).
+        session.to_ascii_uppercase(),
     ];
     for guess in &guesses {
         let mut tab = auth(&hub, json!({"session": guess})).await;
