@@ -18,8 +18,9 @@ use thiserror::Error;
 /// guessing by anyone who sees one token.
 pub(crate) const MIN_SECRET_BYTES: usize = 32;
 
-/// Clock skew forgiven on `exp`, `nbf` and `iat`, in seconds.
-const LEEWAY_SECS: u64 = 30;
+/// Clock skew forgiven on `exp`, `nbf` and `iat`, in seconds; also when an open connection's
+/// token is checked again on the ping beat.
+pub(crate) const LEEWAY_SECS: u64 = 30;
 
 /// Longest `sub` accepted, in bytes.
 const MAX_SUB_BYTES: usize = 256;
