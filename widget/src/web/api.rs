@@ -88,12 +88,16 @@ impl Natter {
     }
 
     /// Signs the visitor in with an identity token from the site's backend (after a login, or a
-    /// fresh token at any time): the widget reconnects as that user, whose conversation it then
-    /// shows. Nothing in the outbox is lost.
-    pub fn identify(&self, token: &str) {
+    /// fresh token at any time). A token for the user already signed in renews the connection
+    /// in place; any other connects again as that user, whose conversation the widget then shows
+    /// from its start. Nothing in the outbox is lost.
+    ///
+    /// `sub` is the `sub` claim the token says it is for, which the npm module reads (without
+    /// verifying it: the hub does) so the widget can tell a renewal from a login.
+    pub fn identify(&self, token: &str, sub: Option<String>) {
         let token = token.trim();
         if !token.is_empty() {
-            self.rt.dispatch(Event::Identify { token: token.to_string() });
+            self.rt.dispatch(Event::Identify { token: token.to_string(), sub });
         }
     }
 
