@@ -117,7 +117,8 @@ export interface NatterHandle {
   send(text: string): string | undefined;
   /**
    * Signs the visitor in with an identity token (after a login, or a fresh one at any time: for
-   * the user already signed in it renews the connection in place).
+   * the user already signed in it renews the connection in place). Throws a `TypeError` for
+   * anything but a non-empty string.
    */
   identify(token: string): void;
   /** Forgets the conversation on this device (messages, outbox, session); starts a new anonymous one. */

@@ -94,8 +94,12 @@ class NatterHandle {
   send(text) { return this.#call('send', [String(text)]); }
   /** Signs the visitor in with an identity token from the site's backend (after a login, or a fresh token). */
   identify(token) {
-    const text = String(token);
-    this.#call('identify', [text, tokenSubject(text)]);
+    // Not `String(token)`: `identify(undefined)` (a backend call that gave nothing) would sign in
+    // with the token "undefined", which the hub refuses, ending a working signed-in connection.
+    if (typeof token !== 'string' || !token.trim()) {
+      throw new TypeError(`natter: identify(token) needs an identity token (a JWT string), not ${JSON.stringify(token) ?? typeof token}`);
+    }
+    this.#call('identify', [token, tokenSubject(token)]);
   }
   /** Forgets the conversation on this device and starts a new, empty anonymous one. */
   logout() { this.#call('logout', []); }

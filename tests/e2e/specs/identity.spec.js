@@ -145,6 +145,18 @@ test('identify() after an anonymous start shows all of the user\'s conversation;
   await say(page, 'still here');
   await expect(w.withText('still here')).toHaveAttribute('data-state', 'sent');
   expect(sockets.length).toBe(2);
+  // A token that is not a string is a mistake the page hears about at once; nothing changes.
+  const thrown = await page.evaluate(() => {
+    try {
+      window.natter.identify(undefined);
+      return null;
+    } catch (e) {
+      return `${e.name}: ${e.message}`;
+    }
+  });
+  expect(thrown).toMatch(/^TypeError: .*identify/);
+  await expect(w.status).toContainText('Connected');
+  expect(sockets.length).toBe(2);
 });
 
 test('an expired token is renewed through tokenExpired with the outbox intact', async ({ page }) => {
