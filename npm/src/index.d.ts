@@ -212,7 +212,11 @@ export interface NatterHandle {
    * a refused call changes nothing.
    */
   setContext(fields: NatterContext | null): NatterHandle;
-  /** Signs the visitor in with an identity token (after a login, or a fresh one at any time). */
+  /**
+   * Signs the visitor in with an identity token (after a login, or a fresh one at any time: for
+   * the user already signed in it renews the connection in place). Throws a `TypeError` for
+   * anything but a non-empty string.
+   */
   identify(token: string): void;
   /**
    * Forgets the conversation on this device (messages, outbox, session, what was read); starts

@@ -128,8 +128,14 @@ pub(crate) enum Event {
     /// read record in storage now says.
     ReadElsewhere { conversation: u64, seq: u64 },
     /// The page gave an identity token: after a login (`identify()`), or a fresh one after the
-    /// hub refused the last (`tokenExpired`).
-    Identify { token: String },
+    /// hub refused the last (`tokenExpired`), or before the last expires.
+    Identify {
+        /// The token.
+        token: String,
+        /// The `sub` it says it is for, read without verifying (the hub verifies): `None` when
+        /// it cannot be read.
+        sub: Option<String>,
+    },
     /// The visitor logged out: forget the conversation on this device, start a new one.
     Logout,
     /// The hub issued a session over HTTP (the `X-Natter-Session` header of an answer).
@@ -432,7 +438,7 @@ impl Model {
                     fx.push(Effect::SaveSession);
                 }
                 if welcomed.other_conversation {
-                    self.log.start_over(true);
+                    self.start_over(true);
                 }
             }
             ServerMessage::Error(e) if e.id.is_none() && is_identity_refusal(e.code) => {
@@ -480,12 +486,39 @@ impl Model {
         }
     }
 
-    /// The page gave a token: a fresh one for the same user, or a login. Either way the link
-    /// connects again with it; a `welcome` for another conversation then starts the log over.
-    /// (On a page whose origin the hub refuses, the token is kept for the visitor's retry: who
-    /// the visitor is does not change where the page is.)
-    fn identify(&mut self, token: String, fx: &mut Vec<Effect>) {
+    /// The page gave a token.
+    ///
+    /// For the user the hub last welcomed (`sub` says so), it is a renewal: on a live socket it
+    /// goes out in an `auth` there (the hub renews the connection, no reconnection); otherwise
+    /// the link connects again with it and resumes after the last `seq` seen.
+    ///
+    /// For anyone else — a login, another user, a token whose `sub` cannot be read — the screen
+    /// shows another conversation, and its last `seq` means nothing in theirs: resuming after
+    /// it would skip the start of their conversation. The log starts over at once (what the
+    /// visitor typed stays in the outbox) and the link connects again from the beginning.
+    /// When one signed-in user gives way to another, the first user's unsent messages are
+    /// dropped instead (each told `failed`): they must never go out under someone else's name.
+    ///
+    /// On a page whose origin the hub refuses, the token is kept for the visitor's retry: who
+    /// the visitor is does not change where the page is.
+    fn identify(&mut self, token: String, sub: Option<String>, fx: &mut Vec<Effect>) {
+        let renewal = sub.is_some() && self.identity.user.as_ref().map(|(id, _)| id) == sub.as_ref();
         self.identity.set_token(token);
+        if !renewal {
+            let other_user = self.identity.user.is_some();
+            if other_user {
+                self.log.fail_waiting(fx);
+                self.read_mark = None;
+                fx.push(Effect::ForgetConversation);
+            }
+            self.start_over(!other_user);
+        } else if self.link.is_live() {
+            fx.push(Effect::Authenticate { after: self.log.last_seq });
+            // A socket that looks live may be dead (the renewal often comes after a sleep):
+            // make it answer, so that a dead one is replaced, with the fresh token, at once.
+            self.liveness.probe(fx);
+            return;
+        }
         self.link.reconnect_now(self.log.last_seq, fx);
     }
 
@@ -497,10 +530,17 @@ impl Model {
         self.identity.forget();
         self.read_mark = None;
         self.log.fail_waiting(fx);
-        self.log.start_over(false);
+        self.start_over(false);
         fx.push(Effect::SaveSession);
         fx.push(Effect::ForgetConversation);
         self.link.reconnect_now(None, fx);
+    }
+
+    /// The log shows another conversation from now on (see [`Log::start_over`]); what has been
+    /// read is taken again from the read record of whichever conversation that is.
+    fn start_over(&mut self, keep_outbox: bool) {
+        self.log.start_over(keep_outbox);
+        self.read_for = None;
     }
 
     /// Another tab wrote the read record: taken when it is about the conversation shown, kept in
@@ -663,7 +703,7 @@ impl Model {
             Event::Posted { id, reply } => self.posted(id, reply, fx),
             Event::TimerFired(timer) => self.timer_fired(timer, fx),
             Event::ReadElsewhere { conversation, seq } => self.read_elsewhere(conversation, seq),
-            Event::Identify { token } => self.identify(token, fx),
+            Event::Identify { token, sub } => self.identify(token, sub, fx),
             Event::Logout => self.logout(fx),
             Event::SessionIssued { session } => {
                 if self.identity.issued(session) {
