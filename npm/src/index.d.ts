@@ -88,6 +88,8 @@ export interface NatterMessage {
   state: 'pending' | 'sent' | 'failed';
   /** Position in the conversation once stored. */
   seq: number | null;
+  /** An operator's display name, on their replies (`role: 'agent'`); `null` otherwise. */
+  author: string | null;
 }
 
 /** Events and what their listeners receive. */

@@ -288,7 +288,7 @@
     const kind = m.type;
     const who = kind === 'user' ? (state.list.get(state.open) ? visitorName(state.list.get(state.open)) : 'Visitor')
       : (c.author || roleLabel(kind));
-    const li = el('li', { class: 'msg ' + kind },
+    const li = el('div', { class: 'msg ' + kind },
       el('p', { class: 'meta small muted' }, el('span', { text: who + (kind === 'bot' ? ' (bot)' : '') }), ' · ',
         el('time', { dateTime: c.timestamp, text: timeFmt.format(new Date(c.timestamp)) })),
       el('p', { class: 'text', text: c.message }));
@@ -408,14 +408,15 @@
       return li;
     }));
     box.hidden = false;
-    text.setAttribute('aria-expanded', 'true');
-    text.setAttribute('aria-activedescendant', 'canned-' + hits[cannedIndex].shortcut);
+    // The textarea keeps focus; the choice is announced (a textarea cannot be a combobox).
+    const pick = hits[cannedIndex];
+    $('canned-status').textContent = 'Canned reply ' + (cannedIndex + 1) + ' of ' + hits.length + ': /' + pick.shortcut +
+      ', ' + pick.text + '. Up and down to choose, Enter to insert, Escape to close.';
   }
   function closeCanned() {
     $('canned').hidden = true;
     cannedIndex = 0;
-    text.setAttribute('aria-expanded', 'false');
-    text.removeAttribute('aria-activedescendant');
+    $('canned-status').textContent = '';
   }
   function cannedKey(ev) {
     const options = [...$('canned').children];
@@ -446,11 +447,12 @@
 
   $('canned-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
+    $('canned-error').textContent = '';
     try {
       await api('/canned', { method: 'POST', body: { shortcut: $('canned-shortcut').value.trim(), text: $('canned-text').value } });
       $('canned-shortcut').value = ''; $('canned-text').value = '';
       await loadCanned();
-    } catch (e) { $('composer-error').textContent = e.message; }
+    } catch (e) { $('canned-error').textContent = e.message; }
   });
 
   // ---------- live feed ----------
