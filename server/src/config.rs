@@ -47,8 +47,9 @@ pub struct Config {
     #[arg(long, env = "NATTER_IDENTITY_AUDIENCE")]
     pub identity_audience: Option<String>,
 
-    /// Longest identity token lifetime accepted: `exp - iat` (or `exp - now` without `iat`). A
-    /// token that lives longer is refused, so a leaked one is not good for long.
+    /// Longest identity token lifetime accepted: `exp - iat` (or `exp - now` without `iat`, or
+    /// when `iat` is in the future). A token that lives longer is refused, so a leaked one is
+    /// not good for long.
     #[arg(long, env = "NATTER_IDENTITY_MAX_LIFETIME", default_value = "24h", value_parser = parse_duration)]
     pub identity_max_lifetime: Duration,
 
@@ -122,9 +123,12 @@ pub struct Config {
     #[arg(long, env = "NATTER_RULES")]
     pub rules: Option<PathBuf>,
 
-    /// Directory holding the built widget (`natter.js`, its `.wasm`, `.mjs`, `.d.ts`).
-    #[arg(long, env = "NATTER_ASSETS", default_value = "npm/dist")]
-    pub assets: PathBuf,
+    /// Directory holding the built widget (`natter.js`, its `.wasm`, `.mjs`, `.d.ts`), read on
+    /// each request so a rebuild is served at once (`npm/dist` in the repository). Default: the
+    /// widget embedded in this binary when it was compiled (built with `cargo xtask build`
+    /// first); the start-up log says which.
+    #[arg(long, env = "NATTER_ASSETS")]
+    pub assets: Option<PathBuf>,
 
     /// Messages per second a session may send (user, chat, join), sustained.
     #[arg(long, env = "NATTER_RATE_PER_SEC", default_value_t = 5.0)]

@@ -103,13 +103,21 @@ pub(crate) enum Event {
     Frame { socket: Option<u32>, message: ServerMessage },
     /// The long-poll finished: the history it returned, or `None` on failure.
     PollDone { poll: u32, history: Option<History> },
+    /// The long-poll was answered with the hub's refusal (an `error` frame it could read).
+    PollRefused { poll: u32, error: ErrorFrame },
     /// The HTTP send of message `id` finished: the hub's answer, or `None` on network failure.
     Posted { id: String, reply: Option<ServerMessage> },
     /// A timer fired.
     TimerFired(Timer),
     /// The page gave an identity token: after a login (`identify()`), or a fresh one after the
-    /// hub refused the last (`tokenExpired`).
-    Identify { token: String },
+    /// hub refused the last (`tokenExpired`), or before the last expires.
+    Identify {
+        /// The token.
+        token: String,
+        /// The `sub` it says it is for, read without verifying (the hub verifies): `None` when
+        /// it cannot be read.
+        sub: Option<String>,
+    },
     /// The visitor logged out: forget the conversation on this device, start a new one.
     Logout,
     /// The hub issued a session over HTTP (the `X-Natter-Session` header of an answer).
@@ -125,6 +133,11 @@ pub(crate) enum Notice {
     Close,
     /// A message was added to the log (not the history replayed at load).
     Message(Message),
+    /// One of this tab's visitor messages changed delivery state: pending when typed or
+    /// retried (`retried`), sent once stored (with its `seq`), failed when refused.
+    Delivery { message: Message, retried: bool },
+    /// The hub refused this page (its origin is not allowed): said once, on the console.
+    Refused(ErrorFrame),
     /// The unread count changed.
     Unread(u32),
     /// The connection status changed.
@@ -289,6 +302,10 @@ impl Model {
         if !self.log.write(&out, fx) {
             return;
         }
+        if self.link.is_refused() {
+            // Nothing will take it: failed at once (with retry), not "Sending…" for ever.
+            return self.log.fail_waiting(fx);
+        }
         if self.link.is_live() {
             fx.push(Effect::SendSocket(out));
         } else {
@@ -300,6 +317,11 @@ impl Model {
     fn retry(&mut self, id: &str, fx: &mut Vec<Effect>) {
         if !self.log.retry(id, fx) {
             return;
+        }
+        if self.link.is_refused() {
+            // The site may have been allowed since: one fresh attempt; the outbox goes out
+            // when the link is back, or fails again if the hub still says no.
+            return self.link.try_again(self.log.last_seq, fx);
         }
         if self.link.is_live() {
             if let Some(e) = self.log.outbox.entries().iter().find(|e| e.id == id) {
@@ -371,17 +393,45 @@ impl Model {
         }
     }
 
-    /// The page gave a token: a fresh one for the same user, or a login. Either way the link
-    /// connects again with it; a `welcome` for another conversation then starts the log over.
-    fn identify(&mut self, token: String, fx: &mut Vec<Effect>) {
+    /// The page gave a token.
+    ///
+    /// For the user the hub last welcomed (`sub` says so), it is a renewal: on a live socket it
+    /// goes out in an `auth` there (the hub renews the connection, no reconnection); otherwise
+    /// the link connects again with it and resumes after the last `seq` seen.
+    ///
+    /// For anyone else — a login, another user, a token whose `sub` cannot be read — the screen
+    /// shows another conversation, and its last `seq` means nothing in theirs: resuming after
+    /// it would skip the start of their conversation. The log starts over at once (what the
+    /// visitor typed stays in the outbox) and the link connects again from the beginning.
+    /// When one signed-in user gives way to another, the first user's unsent messages are
+    /// dropped instead (each told `failed`): they must never go out under someone else's name.
+    ///
+    /// On a page whose origin the hub refuses, the token is kept for the visitor's retry: who
+    /// the visitor is does not change where the page is.
+    fn identify(&mut self, token: String, sub: Option<String>, fx: &mut Vec<Effect>) {
+        let renewal = sub.is_some() && self.identity.user.as_ref().map(|(id, _)| id) == sub.as_ref();
         self.identity.set_token(token);
+        if !renewal {
+            let other_user = self.identity.user.is_some();
+            if other_user {
+                self.log.fail_waiting(fx);
+                fx.push(Effect::ForgetOutbox);
+            }
+            self.log.start_over(!other_user);
+        } else if self.link.is_live() {
+            fx.push(Effect::Authenticate { after: self.log.last_seq });
+            return;
+        }
         self.link.reconnect_now(self.log.last_seq, fx);
     }
 
     /// Logged out: the conversation, its outbox and the session are forgotten on this device,
-    /// and a new anonymous one starts.
+    /// and a new anonymous one starts. What was still waiting to be stored is dropped with the
+    /// outbox, and told `failed` first: every delivery the page heard start ends, none stays
+    /// pending for ever.
     fn logout(&mut self, fx: &mut Vec<Effect>) {
         self.identity.forget();
+        self.log.fail_waiting(fx);
         self.log.start_over(false);
         fx.push(Effect::SaveSession);
         fx.push(Effect::ForgetOutbox);
@@ -407,6 +457,34 @@ impl Model {
         }
     }
 
+    /// A long-poll was answered with a refusal: the page's origin is not allowed (the end of
+    /// the road until the visitor retries); a refusal of who the widget is, read as the same
+    /// refusal on a socket (a forgotten session, or a token to renew while the link holds);
+    /// or a passing refusal (rate limit, a hub busy), which is retried like a failure.
+    fn poll_refused(&mut self, poll: u32, error: ErrorFrame, fx: &mut Vec<Effect>) {
+        if !self.link.poll_finished(poll) {
+            return;
+        }
+        if error.code == ErrorCode::ForbiddenOrigin {
+            return self.refused(error, fx);
+        }
+        if is_identity_refusal(error.code) {
+            self.identity_refused(&error, fx);
+        }
+        if !self.link.is_held() {
+            self.link.poll_failed(fx);
+        }
+    }
+
+    /// The hub refused this page: the link stops, what waits in the outbox is shown failed,
+    /// and the page is told why, once.
+    fn refused(&mut self, error: ErrorFrame, fx: &mut Vec<Effect>) {
+        if self.link.refuse(fx) {
+            self.log.fail_waiting(fx);
+            fx.push(Effect::Notify(Notice::Refused(error)));
+        }
+    }
+
     /// An HTTP send ended: next message, a resend later, or a refusal to record.
     fn posted(&mut self, id: String, reply: Option<ServerMessage>, fx: &mut Vec<Effect>) {
         self.link.post_finished(&id);
@@ -420,6 +498,7 @@ impl Model {
                 self.log.acknowledged(&a.id, a.seq, fx);
                 self.post_next(fx);
             }
+            Some(ServerMessage::Error(e)) if e.code == ErrorCode::ForbiddenOrigin => self.refused(e, fx),
             Some(ServerMessage::Error(mut e)) => {
                 // An HTTP answer is about the message just posted, even without an id.
                 e.id.get_or_insert(id);
@@ -469,9 +548,10 @@ impl Model {
             Event::SocketUnavailable { socket } => self.link.socket_unavailable(socket, after, fx),
             Event::Frame { socket, message } => self.frame(socket, message, fx),
             Event::PollDone { poll, history } => self.poll_done(poll, history, fx),
+            Event::PollRefused { poll, error } => self.poll_refused(poll, error, fx),
             Event::Posted { id, reply } => self.posted(id, reply, fx),
             Event::TimerFired(timer) => self.timer_fired(timer, fx),
-            Event::Identify { token } => self.identify(token, fx),
+            Event::Identify { token, sub } => self.identify(token, sub, fx),
             Event::Logout => self.logout(fx),
             Event::SessionIssued { session } => {
                 if self.identity.issued(session) {
@@ -485,6 +565,16 @@ impl Model {
 /// Whether a refusal is about who the widget is rather than about a message.
 fn is_identity_refusal(code: ErrorCode) -> bool {
     matches!(code, ErrorCode::Unauthorized | ErrorCode::BadSession)
+}
+
+/// The one console error a refused page logs: whose origin was refused, by which hub, and the
+/// hub flag that would allow it (`page_origin` as the browser sends it, `hub` the hub's URL).
+pub(crate) fn refusal_advice(page_origin: &str, hub: &str) -> String {
+    format!(
+        "natter: the chat hub at {hub} does not allow pages from {page_origin}, so the chat is not \
+         available on this site. To allow it, start the hub with --allowed-origin {page_origin} \
+         (or add it to NATTER_ALLOWED_ORIGINS)."
+    )
 }
 
 /// Applies `event` to `model` and returns what must happen as a result, including the

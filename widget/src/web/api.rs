@@ -61,6 +61,14 @@ pub(super) fn message_js(m: &Message) -> JsValue {
     o.into()
 }
 
+/// `{id, role, text, time, state, seq, retried}`, as the `delivery` event gives it: one of
+/// this tab's messages changed state (`retried`: pending again because the visitor retried).
+pub(super) fn delivery_js(m: &Message, retried: bool) -> JsValue {
+    let o = message_js(m);
+    let _ = js_sys::Reflect::set(&o, &"retried".into(), &retried.into());
+    o
+}
+
 /// A mounted chat widget: the one object the page holds.
 #[wasm_bindgen]
 pub struct Natter {
@@ -90,23 +98,30 @@ impl Natter {
     }
 
     /// Signs the visitor in with an identity token from the site's backend (after a login, or a
-    /// fresh token at any time): the widget reconnects as that user, whose conversation it then
-    /// shows. Nothing in the outbox is lost.
-    pub fn identify(&self, token: &str) {
+    /// fresh token at any time). A token for the user already signed in renews the connection
+    /// in place; any other connects again as that user, whose conversation the widget then shows
+    /// from its start. Nothing the visitor typed is lost, except that one signed-in user's
+    /// unsent messages never go out as another's (they fail). A page whose origin the hub
+    /// refuses stays stopped: the visitor's retry of a failed message is what tries again.
+    ///
+    /// `sub` is the `sub` claim the token says it is for, which the npm module reads (without
+    /// verifying it: the hub does) so the widget can tell a renewal from a login.
+    pub fn identify(&self, token: &str, sub: Option<String>) {
         let token = token.trim();
         if !token.is_empty() {
-            self.rt.dispatch(Event::Identify { token: token.to_string() });
+            self.rt.dispatch(Event::Identify { token: token.to_string(), sub });
         }
     }
 
     /// Logs out: forgets the conversation on this device (its messages, outbox and session) and
-    /// starts a new, empty anonymous one.
+    /// starts a new, empty anonymous one. Messages not yet stored are dropped, each told `failed`
+    /// on `delivery`.
     pub fn logout(&self) {
         self.rt.dispatch(Event::Logout);
     }
 
-    /// Calls `f` on `event`: `ready`, `open`, `close`, `message`, `unread`, `status`, `sound`,
-    /// `tokenExpired`.
+    /// Calls `f` on `event`: `ready`, `open`, `close`, `message`, `delivery`, `unread`,
+    /// `status`, `sound`, `tokenExpired`.
     pub fn on(&self, event: &str, f: js_sys::Function) {
         self.rt.on(event, f);
     }
