@@ -1,7 +1,7 @@
 //! The operator inbox's wire types: what the hub's `/inbox` app and its `/inbox/ws` socket
 //! exchange with the hub. Visitors never see these; the widget's side of the same features is
-//! [`ServerMessage::Availability`](crate::ServerMessage::Availability) and
-//! [`ServerMessage::ConversationStatus`](crate::ServerMessage::ConversationStatus).
+//! [`ServerMessage::Availability`] and
+//! [`ServerMessage::ConversationStatus`].
 //!
 //! A conversation is named to operators by its public id (`c_` + 16 hex digits, keyed with the
 //! hub's secret), never by its session id, which is the visitor's credential. Stored messages
