@@ -71,6 +71,12 @@ export interface NatterStrings {
   statusSignIn: string;
   /** "Some earlier messages could not be loaded." */
   gap: string;
+  /** "We usually reply in a few minutes" — under the status while an operator is online. */
+  availableOnline: string;
+  /** "Away — leave a message and we'll get back to you" — while no operator is online. */
+  availableAway: string;
+  /** "This conversation was closed. Write to start it again." */
+  conversationClosed: string;
 }
 
 /** Options for {@link mount}. With the script tag, each is a `data-*` attribute (`data-z-index`). */
@@ -159,6 +165,8 @@ export interface NatterMessage {
   state: NatterDelivery;
   /** Position in the conversation once stored. */
   seq: number | null;
+  /** An operator's display name, on their replies (`role: 'agent'`); `null` otherwise. */
+  author: string | null;
 }
 
 /**

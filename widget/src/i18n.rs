@@ -66,10 +66,16 @@ pub(crate) enum Key {
     StatusSignIn,
     /// The notice when a resume could not fill a gap.
     Gap,
+    /// Under the status, while a person (an operator) is online to answer.
+    AvailableOnline,
+    /// Under the status, while no operator is online.
+    AvailableAway,
+    /// After the log, while an operator has closed the conversation.
+    ConversationClosed,
 }
 
 /// `(name, English)` per key, in [`Key`] order.
-const TABLE: [(&str, &str); 24] = [
+const TABLE: [(&str, &str); 27] = [
     ("title", "Chat with us"),
     ("greeting", "Hi there 👋 How can we help?"),
     ("openChat", "Open chat"),
@@ -94,6 +100,9 @@ const TABLE: [(&str, &str); 24] = [
     ("statusUnavailable", "Chat is not available on this site"),
     ("statusSignIn", "Sign-in expired"),
     ("gap", "Some earlier messages could not be loaded."),
+    ("availableOnline", "We usually reply in a few minutes"),
+    ("availableAway", "Away — leave a message and we'll get back to you"),
+    ("conversationClosed", "This conversation was closed. Write to start it again."),
 ];
 
 impl Key {
@@ -182,7 +191,7 @@ impl Strings {
 mod tests {
     use super::*;
 
-    const ALL: [Key; 24] = [
+    const ALL: [Key; 27] = [
         Key::Title,
         Key::Greeting,
         Key::OpenChat,
@@ -207,6 +216,9 @@ mod tests {
         Key::StatusUnavailable,
         Key::StatusSignIn,
         Key::Gap,
+        Key::AvailableOnline,
+        Key::AvailableAway,
+        Key::ConversationClosed,
     ];
 
     /// The built-in languages besides English, as shipped.

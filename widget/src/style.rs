@@ -116,6 +116,8 @@ border-end-start-radius:6px;box-shadow:0 1px 2px rgba(17,20,45,.06);border:1px s
 .row[data-role=system] .meta{display:none}
 .bubble a{color:inherit;text-decoration:underline;text-underline-offset:2px;text-decoration-thickness:1px}
 .meta{display:flex;align-items:center;gap:6px;margin:3px 6px 0;font-size:11px;color:var(--_muted)}
+.author{order:-1;font-weight:600}.availability{font-size:12px;opacity:.88;margin-top:1px}
+.closed{margin:10px auto 0;padding:6px 10px;border-radius:999px;font-size:12px;text-align:center;color:var(--_muted);border:1px solid currentColor;width:max-content;max-width:100%}
 .note{display:none}
 [data-state=pending] .note.pending,[data-state=failed] .note.failed{display:inline}
 [data-state=failed] .note.failed{color:#dc2626;font-weight:600}

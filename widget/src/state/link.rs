@@ -234,7 +234,7 @@ impl Link {
     }
 
     /// Whether messages go out on the WebSocket now.
-    pub(super) fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         matches!(self.socket, SocketPhase::Live(_))
     }
 

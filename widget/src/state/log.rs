@@ -15,6 +15,7 @@
 
 use super::{Effect, Notice, Outgoing, Timer, RESEND_DELAY_MS};
 use crate::outbox::{Outbox, OutboxEntry};
+use natter_protocol::inbox::ConversationState;
 use natter_protocol::{ConversationMessage, ErrorFrame, History, Role, ServerMessage};
 
 /// Retryable refusals of one message in a row after which it is shown as failed.
@@ -61,6 +62,8 @@ pub(crate) struct Message {
     pub seq: Option<u64>,
     /// Delivery state.
     pub delivery: Delivery,
+    /// An operator's display name, on their replies.
+    pub author: Option<String>,
 }
 
 /// Whether the visitor sees a message arrive; one they do not see is unread and may chime.
@@ -98,6 +101,10 @@ pub(crate) struct Log {
     next_local_id: u64,
     /// The notice for a gap a resume could not fill, in the page's language.
     gap_notice: String,
+    /// Whether a person is online to answer, once the hub has said (`availability`).
+    pub available: Option<bool>,
+    /// When an operator closed the conversation (RFC 3339); `None` while it is open.
+    pub closed: Option<String>,
 }
 
 impl Log {
@@ -119,6 +126,7 @@ impl Log {
                 time: e.time.clone(),
                 seq: None,
                 delivery: if e.failed { Delivery::Failed } else { Delivery::Pending },
+                author: None,
             })
             .collect();
         Log {
@@ -133,6 +141,8 @@ impl Log {
             history_loaded: false,
             next_local_id: 0,
             gap_notice,
+            available: None,
+            closed: None,
         }
     }
 
@@ -217,6 +227,7 @@ impl Log {
             time: out.time.clone(),
             seq: None,
             delivery: Delivery::Pending,
+            author: None,
         };
         self.messages.push(msg.clone());
         fx.push(Effect::SaveOutbox);
@@ -291,6 +302,10 @@ impl Log {
             // Already shown (our own message, or a duplicate delivery): only firm it up.
             return self.set_delivery(&m.id, Delivery::Sent, Some(m.seq), fx);
         }
+        if role == Role::User && live {
+            // The visitor wrote again: a closed conversation is open again.
+            self.closed = None;
+        }
         let msg = Message {
             id: m.id,
             role,
@@ -298,6 +313,7 @@ impl Log {
             time: m.timestamp,
             seq: Some(m.seq),
             delivery: Delivery::Sent,
+            author: if role == Role::Agent { m.author } else { None },
         };
         let at = self
             .messages
@@ -373,6 +389,7 @@ impl Log {
             time,
             seq: None,
             delivery: Delivery::Sent,
+            author: None,
         };
         self.messages.push(msg.clone());
         if live {
@@ -401,6 +418,10 @@ impl Log {
                 } else {
                     Effect::StopTimer(Timer::Typing)
                 });
+            }
+            ServerMessage::Availability(a) => self.available = Some(a.online),
+            ServerMessage::ConversationStatus(c) => {
+                self.closed = (c.status == ConversationState::Closed).then_some(c.timestamp);
             }
             ServerMessage::Ack(a) if a.room.is_none() => self.acknowledged(&a.id, a.seq, fx),
             ServerMessage::History(h) if h.room.is_none() => self.history(h, eyes, fx),

@@ -44,7 +44,8 @@ pub(super) fn state_js(m: &Model) -> JsValue {
     o.into()
 }
 
-/// `{id, role, text, time, state, seq}`, as the `message` event gives it.
+/// `{id, role, text, time, state, seq, author}`, as the `message` event gives it (`author`:
+/// an operator's display name, on their replies; `null` otherwise).
 pub(super) fn message_js(m: &Message) -> JsValue {
     let o = js_sys::Object::new();
     let set = |k: &str, v: JsValue| {
@@ -56,6 +57,7 @@ pub(super) fn message_js(m: &Message) -> JsValue {
     set("time", m.time.as_str().into());
     set("state", m.delivery.as_str().into());
     set("seq", m.seq.map_or(JsValue::NULL, |s| JsValue::from_f64(s as f64)));
+    set("author", m.author.as_deref().map_or(JsValue::NULL, JsValue::from_str));
     o.into()
 }
 

@@ -47,6 +47,7 @@ const WIDGET: &[TNode] = &[
     (3, "div", &[("class", "status"), ("part", "status"), ("role", "status"), ("data-status", "connecting")], ""),
     (4, "span", &[("class", "dot"), ("aria-hidden", "true")], ""),
     (4, "span", &[("class", "label")], "$statusConnecting"),
+    (3, "div", &[("class", "availability"), ("part", "availability"), ("hidden", "")], ""),
     (2, "button", &[("type", "button"), ("class", "icon-button mute"), ("part", "mute"), ("aria-pressed", "false"),
         ("aria-label", "$mute"), ("title", "$mute")], ""),
     (3, "svg", &[("class", "icon-on"), ("viewBox", "0 0 24 24"), ("aria-hidden", "true")], ""),
@@ -62,6 +63,7 @@ const WIDGET: &[TNode] = &[
     (3, "div", &[("class", "bubble"), ("dir", "auto")], ""),
     (2, "div", &[("class", "log"), ("part", "log"), ("role", "log"), ("aria-live", "polite"), ("aria-label", "$conversation")], ""),
     (2, "div", &[("class", "typing"), ("part", "typing"), ("role", "img"), ("aria-label", "$typing"), ("hidden", "")], ""),
+    (2, "div", &[("class", "closed"), ("part", "closed"), ("role", "status"), ("hidden", "")], "$conversationClosed"),
     (3, "span", &[], ""),
     (3, "span", &[], ""),
     (3, "span", &[], ""),
@@ -90,6 +92,7 @@ const ROW: &[TNode] = &[
     (2, "time", &[], ""),
     (2, "span", &[("class", "note pending")], "$sending"),
     (2, "span", &[("class", "note failed")], "$notDelivered"),
+    (2, "span", &[("class", "author")], ""),
 ];
 
 /// Builds `tree` under `parent`, with `$name` texts from `strings`; returns every element
@@ -152,6 +155,10 @@ pub(crate) struct Dom {
     pub panel: HtmlElement,
     status: Element,
     status_label: Element,
+    /// `[part=availability]`: whether a person is online, under the status.
+    availability: HtmlElement,
+    /// `[part=closed]`: shown after the log while an operator has closed the conversation.
+    closed: HtmlElement,
     /// `button[part=mute]`.
     pub mute: HtmlButtonElement,
     /// `button[part=close]`.
@@ -294,6 +301,8 @@ impl Dom {
         }
         let status = find("status")?;
         let status_label = status.last_element_child().ok_or("status")?;
+        let availability = find("availability")?.dyn_into()?;
+        let closed = find("closed")?.dyn_into()?;
         let panel: HtmlElement = find("panel")?.dyn_into()?;
         // The panel speaks the page's language and, for Arabic or Hebrew, is mirrored; the
         // messages inside follow their own text's direction (`dir="auto"`).
@@ -320,6 +329,8 @@ impl Dom {
             panel,
             status,
             status_label,
+            availability,
+            closed,
             mute,
             close,
             body,
@@ -402,6 +413,23 @@ impl Dom {
         self.mute
             .set_attribute("title", self.strings.get(if model.muted { Key::Unmute } else { Key::Mute }))?;
 
+        // Whether a person is online (hubs without an operator inbox say nothing: no line).
+        let available = match model.log.available {
+            Some(true) => self.strings.get(Key::AvailableOnline),
+            Some(false) => self.strings.get(Key::AvailableAway),
+            None => "",
+        };
+        if self.availability.text_content().as_deref() != Some(available) {
+            self.availability.set_text_content(Some(available));
+            self.availability.set_attribute(
+                "data-online",
+                if model.log.available == Some(true) { "true" } else { "false" },
+            )?;
+        }
+        self.availability.set_hidden(available.is_empty());
+        let closed_changed = self.closed.hidden() == model.log.closed.is_some();
+        self.closed.set_hidden(model.log.closed.is_none());
+
         let near_bottom = self.body.scroll_height() - self.body.scroll_top() - self.body.client_height() < 80
             || !self.was_open;
         let added = self.render_log(&model.log.messages)?;
@@ -409,7 +437,9 @@ impl Dom {
         self.typing.set_hidden(!model.log.typing);
         let own_message =
             added && model.log.messages.last().is_some_and(|m| m.role == natter_protocol::Role::User);
-        if open && ((added || typing_changed) && near_bottom || own_message || !self.was_open) {
+        if open
+            && ((added || typing_changed || closed_changed) && near_bottom || own_message || !self.was_open)
+        {
             self.body.set_scroll_top(self.body.scroll_height());
         }
         self.was_open = open;
@@ -475,7 +505,11 @@ impl Dom {
         let doc = &self.doc;
         let frag: web_sys::Node = doc.create_document_fragment().into();
         let made = build(doc, &frag, ROW, &self.strings)?;
-        let [row, text, _, time, ..] = made.as_slice() else { return Err("row template".into()) };
+        let [row, text, _, time, _, _, author] = made.as_slice() else { return Err("row template".into()) };
+        match &m.author {
+            Some(name) => author.set_text_content(Some(name)),
+            None => author.remove(),
+        }
         let role = m.role.as_str();
         row.set_attribute("part", &format!("message {role}"))?;
         row.set_attribute("data-role", role)?;

@@ -7,9 +7,10 @@
 //! need `JSON.parse`) read back what the protocol crate's serde writes, so this hand-written
 //! reader cannot drift from the wire format; the end-to-end tests feed it a real hub's frames.
 
+use natter_protocol::inbox::ConversationState;
 use natter_protocol::{
-    Ack, ConversationMessage, ErrorCode, ErrorFrame, Gap, History, Pong, Role, ServerMessage, SystemNotice,
-    TypingNotice, UserProfile, Welcome,
+    Ack, Availability, ConversationMessage, ConversationStatus, ErrorCode, ErrorFrame, Gap, History, Pong,
+    Role, ServerMessage, SystemNotice, TypingNotice, UserProfile, Welcome,
 };
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -129,6 +130,14 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
         "pong" => {
             ServerMessage::Pong(Pong { nonce: None, timestamp: o.string("timestamp").unwrap_or_default() })
         }
+        "availability" => ServerMessage::Availability(Availability { online: o.flag("online")? }),
+        "conversation_status" => ServerMessage::ConversationStatus(ConversationStatus {
+            status: match o.string("status")?.as_str() {
+                "closed" => ConversationState::Closed,
+                _ => ConversationState::Open,
+            },
+            timestamp: o.string("timestamp").unwrap_or_default(),
+        }),
         _ => return None,
     })
 }
@@ -196,6 +205,11 @@ mod tests {
                 retry_after_ms: Some(1_500),
             }),
             M::Pong(Pong { nonce: None, timestamp: "t".into() }),
+            M::Availability(Availability { online: true }),
+            M::ConversationStatus(ConversationStatus {
+                status: ConversationState::Closed,
+                timestamp: "t".into(),
+            }),
         ]
     }
 

@@ -66,6 +66,9 @@ pub(super) struct Runtime {
     composition: RefCell<Composition>,
     /// Released values waiting for the current callback to return (see the module docs).
     graveyard: RefCell<Vec<Box<dyn Any>>>,
+    /// When the visitor's last `typing` went out (ms since the epoch; 0: not typing), so an
+    /// operator sees them typing without a frame per key.
+    typing_sent: Cell<f64>,
 }
 
 /// Whether the page is used by touch alone (a phone, a tablet): no hover, a coarse pointer.
@@ -74,6 +77,10 @@ fn touch_only() -> bool {
         .and_then(|w| w.match_media("(hover: none) and (pointer: coarse)").ok().flatten())
         .is_some_and(|m| m.matches())
 }
+
+/// A visitor's `typing` is repeated at most this often while they type (the inbox hides it
+/// after 8 s without news).
+const TYPING_EVERY_MS: f64 = 3000.0;
 
 fn now_iso() -> String {
     String::from(js_sys::Date::new_0().to_iso_string())
@@ -124,6 +131,7 @@ impl Runtime {
             context_of,
             composition: RefCell::new(Composition::default()),
             graveyard: RefCell::new(Vec::new()),
+            typing_sent: Cell::new(0.0),
         });
         rt.wire();
         rt.render();
@@ -515,8 +523,31 @@ impl Runtime {
             dom.sync_send_button();
             text
         };
+        self.typing(false);
         self.sound.borrow_mut().unlock();
         self.send_text(&text);
+    }
+
+    /// Tells operators the visitor is typing (`active`, at most every [`TYPING_EVERY_MS`]) or
+    /// stopped. Only on a live socket: over HTTP it is not worth a request.
+    fn typing(&self, active: bool) {
+        let now = js_sys::Date::now();
+        let last = self.typing_sent.get();
+        if active == (last > 0.0) && (!active || now - last < TYPING_EVERY_MS) {
+            return;
+        }
+        // Only once the hub has accepted who the widget is: a frame before that is refused.
+        if !self.model.borrow().link.is_live() {
+            return;
+        }
+        if let Some(s) = self.socket.borrow().as_ref() {
+            s.send(if active {
+                r#"{"type":"typing","active":true}"#
+            } else {
+                r#"{"type":"typing","active":false}"#
+            });
+            self.typing_sent.set(if active { now } else { 0.0 });
+        }
     }
 
     fn on_key(&self, e: &KeyboardEvent) {
@@ -582,9 +613,14 @@ impl Runtime {
                 }),
                 (dom.send.clone().into(), "click", false, |rt, _| rt.send_from_input()),
                 (dom.input.clone().into(), "input", false, |rt, _| {
-                    if let Some(d) = rt.dom.borrow().as_ref() {
-                        d.sync_send_button();
-                    }
+                    let typed = match rt.dom.borrow().as_ref() {
+                        Some(d) => {
+                            d.sync_send_button();
+                            !d.input.value().trim().is_empty()
+                        }
+                        None => return,
+                    };
+                    rt.typing(typed);
                 }),
                 (dom.input.clone().into(), "compositionstart", false, |rt, _| {
                     rt.composition.borrow_mut().start()

@@ -241,3 +241,40 @@ fn unread_is_what_came_after_the_last_read_seq_on_any_page_and_tab() {
     log.receive(ServerMessage::Bot(conv("e", 5)), true, AWAY, &mut fx);
     assert_eq!(log.unread, 1);
 }
+
+#[test]
+fn operators_replies_keep_their_name_and_availability_and_closing_are_kept() {
+    let mut log = loaded();
+    let mut fx = Vec::new();
+    assert_eq!(log.available, None, "a hub without an inbox says nothing");
+    log.receive(
+        ServerMessage::Availability(natter_protocol::Availability { online: true }),
+        true,
+        AWAY,
+        &mut fx,
+    );
+    assert_eq!(log.available, Some(true));
+    let agent = ConversationMessage { author: Some("Ada Lovelace".into()), ..conv("a1", 1) };
+    let bot = ConversationMessage { author: Some("Natter".into()), ..conv("b1", 2) };
+    log.receive(ServerMessage::Agent(agent), true, AWAY, &mut fx);
+    log.receive(ServerMessage::Bot(bot), true, AWAY, &mut fx);
+    assert_eq!(log.messages[0].author.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(log.messages[1].author, None, "only operators are named");
+
+    let closed = natter_protocol::ConversationStatus {
+        status: ConversationState::Closed,
+        timestamp: "2026-11-22T10:00:00Z".into(),
+    };
+    log.receive(ServerMessage::ConversationStatus(closed), true, AWAY, &mut fx);
+    assert_eq!(log.closed.as_deref(), Some("2026-11-22T10:00:00Z"));
+    log.receive(
+        ServerMessage::Availability(natter_protocol::Availability { online: false }),
+        true,
+        AWAY,
+        &mut fx,
+    );
+    assert_eq!(log.available, Some(false));
+    // The visitor writes again: the conversation is open again.
+    log.receive(ServerMessage::User(conv("u1", 3)), true, AWAY, &mut fx);
+    assert_eq!(log.closed, None);
+}
