@@ -140,6 +140,10 @@ pub(crate) enum Event {
     Logout,
     /// The hub issued a session over HTTP (the `X-Natter-Session` header of an answer).
     SessionIssued { session: String },
+    /// While this tab was being issued a session, another tab of the site stored one first
+    /// (two tabs opened at once on a first visit): the first one stored wins, so every tab
+    /// shows one conversation.
+    SessionElsewhere { session: String },
 }
 
 /// Something the model wants to be told about from outside.
@@ -708,6 +712,14 @@ impl Model {
             Event::SessionIssued { session } => {
                 if self.identity.issued(session) {
                     fx.push(Effect::SaveSession);
+                }
+            }
+            Event::SessionElsewhere { session } => {
+                // An anonymous tab takes the other tab's session and shows its conversation
+                // from the start; what it typed meanwhile stays in the outbox and goes there.
+                if self.identity.issued(session) {
+                    self.start_over(true);
+                    self.link.reconnect_now(None, fx);
                 }
             }
         }
