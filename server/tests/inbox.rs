@@ -72,6 +72,18 @@ fn operator_commands_add_list_change_and_remove() {
     assert!(out.contains("no operators yet"), "{out}");
 }
 
+#[test]
+fn the_store_flags_may_follow_the_operator_command() {
+    // `natter-hub operator add ada --db FILE` is how people type it: the flags that choose the
+    // store are taken on either side of the subcommand.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = db_in(dir.path());
+    let (ok, out) = hub_command(&["operator", "add", "ada", "--db", &db], "long enough pass\n");
+    assert!(ok, "{out}");
+    let (ok, out) = hub_command(&["operator", "list", "--db", &db], "");
+    assert!(ok && out.contains("ada"), "{out}");
+}
+
 #[tokio::test]
 async fn passwd_and_remove_end_sessions_and_the_hash_is_argon2id() {
     let dir = tempfile::tempdir().expect("temp dir");
