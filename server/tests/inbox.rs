@@ -541,6 +541,28 @@ async fn sign_in_is_rate_limited_and_says_nothing_about_which_names_exist() {
 }
 
 #[tokio::test]
+async fn a_sign_in_name_no_operator_can_have_is_refused_before_the_rate_limiter() {
+    // The limiter keeps a bucket per failed name; a name that cannot exist must not get one
+    // (else each attempt could park up to the body limit in the hub's memory).
+    let (hub, _dir) = hub_with_operators().await;
+    let base = hub.url("");
+    let http = reqwest::Client::new();
+    for (name, says) in [("x".repeat(20_000), "at most 64 characters"), ("ada lovelace".into(), "a-z, 0-9")] {
+        let r = http
+            .post(format!("{base}/inbox/api/signin"))
+            .header("origin", &base)
+            .json(&json!({"name": name, "password": "whatever it is"}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let text = r.text().await.expect("body");
+        assert!(text.contains(says) && text.len() < 300, "{text}");
+    }
+    assert_eq!(hub.metric("natter_signin_refused_total").await, 0, "no password was tried");
+}
+
+#[tokio::test]
 async fn the_inbox_app_is_served_with_a_strict_policy() {
     let hub = TestHub::start().await;
     let r = reqwest::get(hub.url("/inbox")).await.expect("get");

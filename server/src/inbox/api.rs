@@ -52,6 +52,10 @@ pub(crate) async fn sign_in(
     let store = hub.inbox_store()?;
     let SignIn { name, password } = body(&bytes)?;
     let name = name.trim().to_ascii_lowercase();
+    // A name no operator can have is refused before the rate limiter keys a bucket on it:
+    // its table would otherwise keep whatever a client sends (up to the body limit) for each
+    // attempt. The naming rules are public, so this tells nobody which names exist.
+    password::check_name(&name).map_err(bad)?;
     if let Err(wait_ms) = hub.signin_limiter().admit(&name) {
         crate::metrics::Metrics::add(&hub.metrics().signin_refused, 1);
         let mut r = Refusal::new(ErrorCode::RateLimited, "too many sign-in attempts; wait and try again");
