@@ -307,6 +307,19 @@ async fn history_is_paged_from_the_store_and_canned_replies_are_kept() {
 }
 
 #[tokio::test]
+async fn a_body_over_the_limit_gets_the_hubs_json_error() {
+    // A note or canned reply pasted from a long log: the inbox app shows the answer's message,
+    // so it must be the hub's JSON error, not a plain-text rejection.
+    let (hub, _dir) = hub_with_operators().await;
+    let ada = sign_in(&hub.url(""), "ada", PASSWORD).await;
+    let (status, r) =
+        ada.post("/inbox/api/canned", json!({"shortcut":"log","text":"x".repeat(70_000)})).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r["code"], json!("too_large"), "{r}");
+    assert!(r["message"].as_str().is_some_and(|m| m.contains("65536")), "{r}");
+}
+
+#[tokio::test]
 async fn asking_for_a_person_hands_over_when_someone_is_online_and_not_when_nobody_is() {
     let (hub, _dir) = hub_with_operators().await;
     // Nobody online: the bot says a person will follow up and keeps answering.
