@@ -552,11 +552,7 @@ impl Runtime {
             return;
         }
         if let Some(s) = self.socket.borrow().as_ref() {
-            s.send(if active {
-                r#"{"type":"typing","active":true}"#
-            } else {
-                r#"{"type":"typing","active":false}"#
-            });
+            s.send(crate::wire::typing(active));
             self.typing_sent.set(if active { now } else { 0.0 });
         }
     }
