@@ -509,13 +509,11 @@ impl Model {
         let renewal = sub.is_some() && self.identity.user.as_ref().map(|(id, _)| id) == sub.as_ref();
         self.identity.set_token(token);
         if !renewal {
-            let other_user = self.identity.user.is_some();
-            if other_user {
-                self.log.fail_waiting(fx);
-                self.read_mark = None;
-                fx.push(Effect::ForgetConversation);
+            if self.identity.user.is_some() {
+                self.forget_conversation(fx);
+            } else {
+                self.start_over(true);
             }
-            self.start_over(!other_user);
         } else if self.link.is_live() {
             fx.push(Effect::Authenticate { after: self.log.last_seq });
             // A socket that looks live may be dead (the renewal often comes after a sleep):
@@ -532,12 +530,19 @@ impl Model {
     /// pending for ever.
     fn logout(&mut self, fx: &mut Vec<Effect>) {
         self.identity.forget();
+        self.forget_conversation(fx);
+        fx.push(Effect::SaveSession);
+        self.link.reconnect_now(None, fx);
+    }
+
+    /// The conversation shown is given up on this device (a logout, or one signed-in user giving
+    /// way to another): what it was still waiting to store is told `failed` and dropped with its
+    /// outbox and read record, never sent as whoever comes next.
+    fn forget_conversation(&mut self, fx: &mut Vec<Effect>) {
         self.read_mark = None;
         self.log.fail_waiting(fx);
         self.start_over(false);
-        fx.push(Effect::SaveSession);
         fx.push(Effect::ForgetConversation);
-        self.link.reconnect_now(None, fx);
     }
 
     /// The log shows another conversation from now on (see [`Log::start_over`]); what has been
