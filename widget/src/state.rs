@@ -740,8 +740,23 @@ fn is_identity_refusal(code: ErrorCode) -> bool {
 }
 
 /// The one console error a refused page logs: whose origin was refused, by which hub, and the
-/// hub flag that would allow it (`page_origin` as the browser sends it, `hub` the hub's URL).
+/// hub flag that would allow it (`page_origin` is `location.origin`, `hub` the hub's URL).
+///
+/// A page opened from a file (`file://`, or `null` in some browsers) or in a sandboxed frame
+/// has an opaque origin: the browser sends `Origin: null`, which no `--allowed-origin` entry can
+/// name (the hub refuses `null` and `file://` as values), so that page is told how to get an
+/// origin instead.
 pub(crate) fn refusal_advice(page_origin: &str, hub: &str) -> String {
+    // (Plain comparisons: a substring search would bring its searcher into the wasm, ~5 KiB
+    // gzip.)
+    let opaque = page_origin == "null" || page_origin.ends_with("://");
+    if opaque {
+        return format!(
+            "natter: the chat hub at {hub} does not allow this page: opened from a file (or in a \
+             sandboxed frame), it has no origin --allowed-origin can name. Serve it from a web \
+             server (http://localhost works), or leave --allowed-origin out on a development hub."
+        );
+    }
     format!(
         "natter: the chat hub at {hub} does not allow pages from {page_origin}, so the chat is not \
          available on this site. To allow it, start the hub with --allowed-origin {page_origin} \

@@ -768,6 +768,22 @@ fn the_refusal_advice_names_the_origin_the_hub_and_the_flag() {
     assert!(text.contains("--allowed-origin http://127.0.0.1:8766"), "{text}");
 }
 
+#[test]
+fn a_page_opened_from_a_file_is_not_told_a_flag_value_the_hub_refuses() {
+    // Chromium's `location.origin` for a file is "file://", Firefox's "null"; a sandboxed frame's
+    // is "null". The browser sends `Origin: null` for all of them, and the hub refuses both
+    // `--allowed-origin null` and `--allowed-origin file://` at start.
+    for origin in ["file://", "null"] {
+        let text = refusal_advice(origin, "http://127.0.0.1:8765");
+        assert!(!text.contains(&format!("--allowed-origin {origin}")), "{text}");
+        assert!(text.contains("hub at http://127.0.0.1:8765"), "{text}");
+        assert!(text.contains("Serve it from a web server"), "{text}");
+    }
+    // An extension's origin is a real one the hub accepts.
+    let text = refusal_advice("chrome-extension://abcdef", "http://127.0.0.1:8765");
+    assert!(text.contains("--allowed-origin chrome-extension://abcdef"), "{text}");
+}
+
 // Identity: the issued session, the token, their refusals, login and logout.
 
 fn welcome(session: Option<&str>, user: Option<&str>) -> ServerMessage {
