@@ -172,7 +172,7 @@ impl Strings {
         for (i, part) in self.get(Key::OpenChatUnread).split('{').enumerate() {
             match part.strip_prefix("n}") {
                 Some(rest) if i > 0 => {
-                    out.push_str(&unread.to_string());
+                    crate::compose::push_decimal(&mut out, u64::from(unread));
                     out.push_str(rest);
                 }
                 _ => {

@@ -19,6 +19,7 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 mod backoff;
+mod compose;
 mod i18n;
 mod keys;
 mod options;

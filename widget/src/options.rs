@@ -172,7 +172,7 @@ impl Shortcut {
             (Some(c), None) if c.is_ascii_alphabetic() => {
                 code.strip_prefix("Key").is_some_and(|k| k.eq_ignore_ascii_case(&self.key))
             }
-            (Some(c), None) if c.is_ascii_digit() => code == format!("Digit{c}"),
+            (Some(c), None) if c.is_ascii_digit() => code.strip_prefix("Digit") == Some(self.key.as_str()),
             _ => false,
         }
     }

@@ -260,7 +260,11 @@ pub(crate) struct ReadMark {
 impl ReadMark {
     /// The record as storage keeps it: `"<seq> <conversation>"`.
     pub(crate) fn text(&self) -> String {
-        format!("{} {}", self.seq, self.conversation)
+        let mut text = String::new();
+        crate::compose::push_decimal(&mut text, self.seq);
+        text.push(' ');
+        crate::compose::push_decimal(&mut text, self.conversation);
+        text
     }
 
     /// Reads [`ReadMark::text`] back; `None` for anything else (storage is the page's to change).
@@ -751,17 +755,24 @@ pub(crate) fn refusal_advice(page_origin: &str, hub: &str) -> String {
     // gzip.)
     let opaque = page_origin == "null" || page_origin.ends_with("://");
     if opaque {
-        return format!(
-            "natter: the chat hub at {hub} does not allow this page: opened from a file (or in a \
-             sandboxed frame), it has no origin --allowed-origin can name. Serve it from a web \
-             server (http://localhost works), or leave --allowed-origin out on a development hub."
-        );
+        return crate::compose::join(&[
+            "natter: the chat hub at ",
+            hub,
+            " does not allow this page: opened from a file (or in a sandboxed frame), it has no \
+             origin --allowed-origin can name. Serve it from a web server (http://localhost \
+             works), or leave --allowed-origin out on a development hub.",
+        ]);
     }
-    format!(
-        "natter: the chat hub at {hub} does not allow pages from {page_origin}, so the chat is not \
-         available on this site. To allow it, start the hub with --allowed-origin {page_origin} \
-         (or add it to NATTER_ALLOWED_ORIGINS)."
-    )
+    crate::compose::join(&[
+        "natter: the chat hub at ",
+        hub,
+        " does not allow pages from ",
+        page_origin,
+        ", so the chat is not available on this site. To allow it, start the hub with \
+         --allowed-origin ",
+        page_origin,
+        " (or add it to NATTER_ALLOWED_ORIGINS).",
+    ])
 }
 
 /// Applies `event` to `model` and returns what must happen as a result, including the

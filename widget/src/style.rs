@@ -34,7 +34,10 @@ pub(crate) fn base_css() -> String {
 
 /// The per-mount stylesheet: z-index and colours from the options (already validated).
 pub(crate) fn options_css(o: &Options) -> String {
-    let mut css = format!(":host{{--natter-z:{};", o.z_index);
+    let mut css = String::from(":host{--natter-z:");
+    // Clamped to 0..=2147483647 by the options.
+    crate::compose::push_decimal(&mut css, o.z_index.max(0).unsigned_abs());
+    css.push(';');
     for (name, value) in &o.colors {
         css.push_str(name);
         css.push(':');

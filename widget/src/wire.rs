@@ -52,7 +52,9 @@ pub(crate) fn auth(token: Option<&str>, session: Option<&str>, after: Option<u64
         b.push(',');
     }
     if let Some(a) = after {
-        b.push_str(&format!("\"after\":{a},"));
+        b.push_str("\"after\":");
+        crate::compose::push_decimal(&mut b, a);
+        b.push(',');
     }
     push_field(&mut b, "page", page);
     b.push('}');
@@ -83,7 +85,10 @@ pub(crate) fn user_message(out: &Outgoing) -> String {
 
 /// The app-level `ping` with its nonce (echoed in the `pong`).
 pub(crate) fn ping(nonce: u32) -> String {
-    format!("{{\"type\":\"ping\",\"nonce\":{nonce}}}")
+    let mut b = String::from("{\"type\":\"ping\",\"nonce\":");
+    crate::compose::push_decimal(&mut b, u64::from(nonce));
+    b.push('}');
+    b
 }
 
 /// The visitor's `typing` frame for the support conversation (no room).

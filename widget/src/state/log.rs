@@ -271,7 +271,9 @@ impl Log {
 
     fn local_id(&mut self, prefix: &str) -> String {
         self.next_local_id += 1;
-        format!("{prefix}-{}", self.next_local_id)
+        let mut id = crate::compose::join(&[prefix, "-"]);
+        crate::compose::push_decimal(&mut id, self.next_local_id);
+        id
     }
 
     /// Something arrived that the visitor may not have seen: maybe chime.

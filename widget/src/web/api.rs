@@ -249,7 +249,12 @@ pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
     let options = raw.resolve();
     for name in &options.unknown_strings {
         web_sys::console::warn_1(
-            &format!("natter: \"{name}\" in the strings option is not a text of the widget").into(),
+            &crate::compose::join(&[
+                "natter: \"",
+                name,
+                "\" in the strings option is not a text of the widget",
+            ])
+            .into(),
         );
     }
     let rt = Runtime::mount(options, context_of)?;

@@ -82,7 +82,7 @@ impl Clock {
         let shown = if same_day(&d, &now) {
             call(&self.time, &d)
         } else if same_day(&d, &before) && !self.yesterday.is_empty() {
-            format!("{} {}", self.yesterday, call(&self.time, &d))
+            crate::compose::join(&[&self.yesterday, " ", &call(&self.time, &d)])
         } else {
             call(&self.day, &d)
         };

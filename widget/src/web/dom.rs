@@ -286,7 +286,8 @@ impl Dom {
         let strings = &options.strings;
         build(&doc, &root, WIDGET, strings)?;
         let find = |part: &str| -> Result<Element, JsValue> {
-            root.query_selector(&format!("[part={part}]"))?.ok_or_else(|| JsValue::from_str(part))
+            root.query_selector(&crate::compose::join(&["[part=", part, "]"]))?
+                .ok_or_else(|| JsValue::from_str(part))
         };
         let title = find("title")?;
         title.set_text_content(Some(&options.title));
@@ -394,7 +395,7 @@ impl Dom {
         let unread = match model.log.unread {
             0 => String::new(),
             n if n > 99 => "99+".to_string(),
-            n => n.to_string(),
+            n => crate::compose::decimal(u64::from(n)),
         };
         if self.badge.text_content().unwrap_or_default() != unread {
             self.badge.set_text_content(Some(&unread));
@@ -511,7 +512,7 @@ impl Dom {
             None => author.remove(),
         }
         let role = m.role.as_str();
-        row.set_attribute("part", &format!("message {role}"))?;
+        row.set_attribute("part", &crate::compose::join(&["message ", role]))?;
         row.set_attribute("data-role", role)?;
         row.set_attribute("data-id", &m.id)?;
         row.set_attribute("data-state", m.delivery.as_str())?;

@@ -40,13 +40,13 @@ impl Endpoint {
         let http = web_sys::Url::new_with_base(base, &href)
             .map(|u| {
                 let path = u.pathname();
-                format!("{}{}", u.origin(), path.trim_end_matches('/'))
+                crate::compose::join(&[&u.origin(), path.trim_end_matches('/')])
             })
             .unwrap_or_else(|_| server.trim_end_matches('/').to_string());
         let ws = if let Some(rest) = http.strip_prefix("https://") {
-            format!("wss://{rest}")
+            crate::compose::join(&["wss://", rest])
         } else if let Some(rest) = http.strip_prefix("http://") {
-            format!("ws://{rest}")
+            crate::compose::join(&["ws://", rest])
         } else {
             http.clone()
         };
@@ -56,7 +56,7 @@ impl Endpoint {
     /// The WebSocket URL: no credentials and no resume point in it (the `auth` frame carries
     /// them, so that no proxy log holds a session or a token).
     pub(crate) fn socket_url(&self) -> String {
-        format!("{}/ws/chat", self.ws)
+        crate::compose::join(&[&self.ws, "/ws/chat"])
     }
 }
 
@@ -74,7 +74,7 @@ fn headers(who: &Credentials, json: bool) -> Option<js_sys::Object> {
         set("content-type", "application/json")?;
     }
     if let Some(t) = &who.token {
-        set("authorization", &format!("Bearer {t}"))?;
+        set("authorization", &crate::compose::join(&["Bearer ", t]))?;
     } else if let Some(s) = &who.session {
         set(SESSION_HEADER, s)?;
     }
@@ -179,8 +179,12 @@ pub(crate) async fn poll(
     if let Some(h) = headers(who, false) {
         init.set_headers(&h);
     }
-    let after = after.map(|a| format!("?after={a}")).unwrap_or_default();
-    let mut answer = fetch_json(&format!("{}/api/chat/poll{after}", end.http), &init).await;
+    let mut url = crate::compose::join(&[&end.http, "/api/chat/poll"]);
+    if let Some(a) = after {
+        url.push_str("?after=");
+        crate::compose::push_decimal(&mut url, a);
+    }
+    let mut answer = fetch_json(&url, &init).await;
     answer.frame = match answer.frame {
         Some(ServerMessage::History(h)) if answer.ok => Some(ServerMessage::History(h)),
         Some(e @ ServerMessage::Error(_)) if !answer.ok => Some(e),
@@ -200,7 +204,7 @@ pub(crate) async fn post(end: &Endpoint, who: &Credentials, out: &Outgoing, sign
     if let Some(h) = headers(who, true) {
         init.set_headers(&h);
     }
-    let mut answer = fetch_json(&format!("{}/api/chat/messages", end.http), &init).await;
+    let mut answer = fetch_json(&crate::compose::join(&[&end.http, "/api/chat/messages"]), &init).await;
     answer.frame = answer.frame.filter(|m| matches!(m, ServerMessage::Ack(_) | ServerMessage::Error(_)));
     answer
 }

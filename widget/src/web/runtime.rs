@@ -476,7 +476,8 @@ impl Runtime {
             self.handlers.borrow().iter().filter(|(n, _)| n == name).map(|(_, f)| f.clone()).collect();
         for f in fns {
             if let Err(e) = f.call1(&JsValue::UNDEFINED, detail) {
-                web_sys::console::error_2(&format!("natter: a '{name}' listener threw").into(), &e);
+                let what = crate::compose::join(&["natter: a '", name, "' listener threw"]);
+                web_sys::console::error_2(&what.into(), &e);
             }
         }
     }
