@@ -348,6 +348,10 @@ fn the_typing_indicator_follows_the_bot() {
     let w = Mounted::new(&[]);
     w.inject(r#"{"type":"typing","role":"bot","active":true}"#);
     assert!(!w.part("[part=typing]").hidden());
+    // Its three bouncing dots (empty, it would be a blank bubble); the closed notice is text.
+    let dots = w.root().query_selector_all("[part=typing] > span").expect("query");
+    assert_eq!(dots.length(), 3);
+    assert_eq!(w.part("[part=closed]").child_element_count(), 0);
     w.inject(&bot("t1", 1, "done"));
     assert!(w.part("[part=typing]").hidden());
 }
