@@ -48,6 +48,26 @@ function ownTexts(strings) {
   }
 }
 
+/**
+ * Trusted Types: the widget parses its own markup (constants in the widget, never text from the
+ * page or the visitor) into its shadow root. A page that enforces Trusted Types accepts that
+ * only through a policy, named `natter` (a page that lists its policies adds it to
+ * `trusted-types`). Made once per page and shared by every copy of this module, since a page may
+ * refuse a second policy of the same name. Undefined where the browser has no Trusted Types or
+ * the page refuses the name.
+ */
+const POLICY = Symbol.for('natter.trustedHtml');
+function trustedHtml() {
+  if (!(POLICY in globalThis)) {
+    let policy;
+    try {
+      policy = globalThis.trustedTypes?.createPolicy('natter', { createHTML: (html) => html });
+    } catch {}
+    globalThis[POLICY] = policy && ((html) => policy.createHTML(html));
+  }
+  return globalThis[POLICY];
+}
+
 function domReady() {
   if (document.readyState !== 'loading') return Promise.resolve();
   return new Promise((resolve) => document.addEventListener('DOMContentLoaded', () => resolve(), { once: true }));
@@ -100,7 +120,13 @@ class NatterHandle {
     this.loaded = Promise.all([load(internal?.wasm), domReady(), localeTexts(lang)]).then(([, , texts]) => {
       if (this.#destroyed) return this;
       const strings = { ...texts, ...ownTexts(options?.strings) };
-      this.#inner = mountWasm({ ...options, locale: tag, strings, contextOf: () => this.#contextNow() });
+      this.#inner = mountWasm({
+        ...options,
+        locale: tag,
+        strings,
+        contextOf: () => this.#contextNow(),
+        trustedHtml: trustedHtml(),
+      });
       // Registered first, so it runs before any other `ready` listener.
       this.#inner.on('ready', () => (this.#ready = true));
       // The hub refused the identity token: the `tokenExpired` option gives a fresh one (or a

@@ -14,8 +14,6 @@
 
 /// One text of the widget. Their names (in `TABLE`, in the same order) are the keys of the
 /// `strings` option, listed in npm/README.md.
-// The DOM templates name most texts as `$name`, so those variants are only built in tests.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Key {
     /// Panel title (unless the `title` option says otherwise).
@@ -153,12 +151,6 @@ impl Strings {
     /// The text of `key`.
     pub(crate) fn get(&self, key: Key) -> &str {
         &self.texts[key as usize]
-    }
-
-    /// The text of the key named `name`, if it is one (for the DOM templates, which name
-    /// their texts `$name`).
-    pub(crate) fn by_name(&self, name: &str) -> Option<&str> {
-        TABLE.iter().position(|(n, _)| *n == name).map(|i| self.texts[i].as_str())
     }
 
     /// The launcher's label for a closed panel with `unread` messages.

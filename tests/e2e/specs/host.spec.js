@@ -1,11 +1,13 @@
 // The web developer's own site, on another origin, with hostile CSS and a strict CSP: one script
-// tag must still give a working, intact widget, and the widget must not touch the host page.
+// tag must still give a working, intact widget, and the widget must not touch the host page. A
+// page that enforces Trusted Types gets a working widget too.
 import { test, expect } from '@playwright/test';
 import { Hub, startSite } from '../lib/hub.js';
 import { widget, ready, say } from '../lib/widget.js';
 
 let hub;
 let site;
+let trustedSite;
 
 const HOSTILE_CSS = `
 * { color: rgb(255, 0, 0) !important; font-family: "Comic Sans MS", fantasy !important;
@@ -40,8 +42,18 @@ test.beforeAll(async () => {
     },
     { 'content-security-policy': csp },
   );
+  // Trusted Types enforced, with the widget's policy allowed by name (as its README says).
+  trustedSite = await startSite(
+    {
+      '/': `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Acme bank</title>
+<script src="${hubOrigin}/natter.js" data-server="${hubOrigin}" async></script>
+</head><body><h1>Acme bank</h1></body></html>`,
+    },
+    { 'content-security-policy': `${csp}; require-trusted-types-for 'script'; trusted-types natter` },
+  );
 });
 test.afterAll(async () => {
+  await trustedSite?.close();
   await site?.close();
   await hub?.dispose();
 });
@@ -103,4 +115,23 @@ test('one script tag on another origin with hostile CSS and a strict CSP', async
   const state = await page.evaluate(() => window.natter.state);
   expect(state).toMatchObject({ connected: true, transport: 'websocket', open: true });
   await page.screenshot({ path: 'artifacts/hostile-host.png' });
+});
+
+test('a page that enforces Trusted Types: the widget mounts through its `natter` policy', async ({ page }) => {
+  const errors = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || /Content Security Policy|TrustedHTML|Refused to/i.test(m.text())) errors.push(m.text());
+  });
+  await page.addInitScript(() => {
+    window.__violations = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.violatedDirective));
+  });
+  await page.goto(trustedSite.url);
+  const w = await ready(page);
+  await say(page, 'hello from https://example.com/pricing');
+  await expect(w.messages('bot').last()).toBeVisible();
+  // The link in the visitor's text became an anchor (made element by element, not parsed).
+  await expect(w.withText('hello from').locator('a')).toHaveAttribute('href', 'https://example.com/pricing');
+  expect(await page.evaluate(() => window.__violations)).toEqual([]);
+  expect(errors.filter((e) => !/favicon|404/.test(e))).toEqual([]);
 });

@@ -246,6 +246,9 @@ pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
     let raw = read_options(&options);
     // Internal, from the npm facade: the function that makes a message's page context.
     let context_of = js_sys::Reflect::get(&options, &"contextOf".into()).ok().and_then(|f| f.dyn_into().ok());
+    // Internal, from the npm facade: its Trusted Types policy for the widget's own markup.
+    let trusted_html =
+        js_sys::Reflect::get(&options, &"trustedHtml".into()).ok().and_then(|f| f.dyn_into().ok());
     let options = raw.resolve();
     for name in &options.unknown_strings {
         web_sys::console::warn_1(
@@ -257,6 +260,6 @@ pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
             .into(),
         );
     }
-    let rt = Runtime::mount(options, context_of)?;
+    let rt = Runtime::mount(options, context_of, trusted_html)?;
     Ok(Natter { rt })
 }

@@ -8,6 +8,7 @@
 
 use super::clock::Clock;
 use crate::i18n::{is_rtl, Key, Strings};
+use crate::markup::{LABELS, PICKED, ROW, WIDGET};
 use crate::options::{Options, Position};
 use crate::state::link::Status;
 use crate::state::log::{Delivery, Message};
@@ -20,116 +21,14 @@ use web_sys::{
     ShadowRootInit, ShadowRootMode,
 };
 
-const SVG_NS: &str = "http://www.w3.org/2000/svg";
-
-/// One node of a static DOM template: depth (0 = top level), tag (`svg` and `path` are made
-/// in the SVG namespace), attributes, text. An attribute value or text `$name` is the text of
-/// that key in the page's language (`crate::i18n`).
-type TNode = (u8, &'static str, &'static [(&'static str, &'static str)], &'static str);
-
-const SVG: &[(&str, &str)] = &[("viewBox", "0 0 24 24"), ("aria-hidden", "true"), ("focusable", "false")];
-
-// The widget, built by one loop from this table rather than by a hundred hand-written
-// createElement / setAttribute calls: the table is data, the calls were ~10 KiB of wasm code.
-// Icons are outlines in the style of Feather / Lucide.
-#[rustfmt::skip]
-const WIDGET: &[TNode] = &[
-    (0, "div", &[("class", "panel"), ("part", "panel"), ("role", "dialog"), ("aria-labelledby", "natter-title"), ("tabindex", "-1"), ("hidden", "")], ""),
-    (1, "div", &[("class", "header")], ""),
-    (2, "div", &[("class", "avatar")], ""),
-    (3, "svg", SVG, ""),
-    (4, "path", &[("d", "M12 2a10 10 0 1 0 0 20 10 10 0 1 0 0-20z")], ""),
-    (4, "path", &[("d", "M8 14s1.5 2 4 2 4-2 4-2")], ""),
-    (4, "path", &[("d", "M9 9h.01")], ""),
-    (4, "path", &[("d", "M15 9h.01")], ""),
-    (2, "div", &[("class", "heading")], ""),
-    (3, "h2", &[("class", "title"), ("part", "title"), ("id", "natter-title")], ""),
-    (3, "div", &[("class", "status"), ("part", "status"), ("role", "status"), ("data-status", "connecting")], ""),
-    (4, "span", &[("class", "dot"), ("aria-hidden", "true")], ""),
-    (4, "span", &[("class", "label")], "$statusConnecting"),
-    (3, "div", &[("class", "availability"), ("part", "availability"), ("hidden", "")], ""),
-    (2, "button", &[("type", "button"), ("class", "icon-button mute"), ("part", "mute"), ("aria-pressed", "false"),
-        ("aria-label", "$mute"), ("title", "$mute")], ""),
-    (3, "svg", &[("class", "icon-on"), ("viewBox", "0 0 24 24"), ("aria-hidden", "true")], ""),
-    (4, "path", &[("d", "M18 8a6 6 0 0 0-12 0c0 7-3 9-3 9h18s-3-2-3-9")], ""),
-    (4, "path", &[("d", "M13.73 21a2 2 0 0 1-3.46 0")], ""),
-    (3, "svg", &[("class", "icon-off"), ("viewBox", "0 0 24 24"), ("aria-hidden", "true")], ""),
-    (4, "path", &[("d", "M13.73 21a2 2 0 0 1-3.46 0M18.63 13A17.9 17.9 0 0 1 18 8M6.26 6.26A5.9 5.9 0 0 0 6 8c0 7-3 9-3 9h14M18 8a6 6 0 0 0-9.33-5M2 2l20 20")], ""),
-    (2, "button", &[("type", "button"), ("class", "icon-button close"), ("part", "close"), ("aria-label", "$closeChat"), ("title", "$closeChat")], ""),
-    (3, "svg", SVG, ""),
-    (4, "path", &[("d", "M18 6 6 18M6 6l12 12")], ""),
-    (1, "div", &[("class", "body"), ("part", "body")], ""),
-    (2, "div", &[("class", "greeting"), ("part", "greeting")], ""),
-    (3, "div", &[("class", "bubble"), ("dir", "auto")], ""),
-    (2, "div", &[("class", "log"), ("part", "log"), ("role", "log"), ("aria-live", "polite"), ("aria-label", "$conversation")], ""),
-    (2, "div", &[("class", "typing"), ("part", "typing"), ("role", "img"), ("aria-label", "$typing"), ("hidden", "")], ""),
-    (3, "span", &[], ""),
-    (3, "span", &[], ""),
-    (3, "span", &[], ""),
-    (2, "div", &[("class", "closed"), ("part", "closed"), ("role", "status"), ("hidden", "")], "$conversationClosed"),
-    (1, "div", &[("class", "composer")], ""),
-    (2, "textarea", &[("class", "input"), ("part", "input"), ("aria-label", "$message"), ("rows", "1"), ("dir", "auto"),
-        ("placeholder", "$placeholder"), ("enterkeyhint", "send"), ("maxlength", "4000")], ""),
-    (2, "button", &[("type", "button"), ("class", "send"), ("part", "send"), ("aria-label", "$send"), ("title", "$send"), ("disabled", "")], ""),
-    (3, "svg", SVG, ""),
-    (4, "path", &[("d", "M22 2 11 13M22 2 15 22l-4-9-9-4z")], ""),
-    (1, "div", &[("class", "footer")], "$poweredBy"),
-    (0, "button", &[("type", "button"), ("class", "launcher"), ("part", "launcher"), ("aria-label", "$openChat"),
-        ("aria-expanded", "false"), ("aria-haspopup", "dialog")], ""),
-    (1, "svg", &[("class", "icon-chat"), ("viewBox", "0 0 24 24"), ("aria-hidden", "true")], ""),
-    (2, "path", &[("d", "M21 11.5a8.38 8.38 0 0 1-.9 3.8 8.5 8.5 0 0 1-7.6 4.7 8.38 8.38 0 0 1-3.8-.9L3 21l1.9-5.7a8.38 8.38 0 0 1-.9-3.8 8.5 8.5 0 0 1 4.7-7.6 8.38 8.38 0 0 1 3.8-.9h.5a8.48 8.48 0 0 1 8 8v.5z")], ""),
-    (1, "svg", &[("class", "icon-close"), ("viewBox", "0 0 24 24"), ("aria-hidden", "true")], ""),
-    (2, "path", &[("d", "M18 6 6 18M6 6l12 12")], ""),
-    (1, "span", &[("class", "badge"), ("part", "badge"), ("hidden", "")], ""),
-];
-
-/// A message row; the web layer fills in its attributes, text and time.
-#[rustfmt::skip]
-const ROW: &[TNode] = &[
-    (0, "div", &[("class", "row")], ""),
-    (1, "div", &[("class", "bubble"), ("part", "text"), ("dir", "auto")], ""),
-    (1, "div", &[("class", "meta")], ""),
-    (2, "time", &[], ""),
-    (2, "span", &[("class", "note pending")], "$sending"),
-    (2, "span", &[("class", "note failed")], "$notDelivered"),
-    (2, "span", &[("class", "author")], ""),
-];
-
-/// Builds `tree` under `parent`, with `$name` texts from `strings`; returns every element
-/// made, in table order.
-fn build(
-    doc: &Document,
-    parent: &web_sys::Node,
-    tree: &[TNode],
-    strings: &Strings,
-) -> Result<Vec<Element>, JsValue> {
-    let text_of = |v: &'static str| match v.strip_prefix('$') {
-        Some(name) => strings.by_name(name).unwrap_or(v),
-        None => v,
-    };
-    let mut made: Vec<Element> = Vec::with_capacity(tree.len());
-    let mut stack: Vec<web_sys::Node> = vec![parent.clone()];
-    for (depth, tag, attrs, text) in tree {
-        let e = if matches!(*tag, "svg" | "path") {
-            doc.create_element_ns(Some(SVG_NS), tag)?
-        } else {
-            doc.create_element(tag)?
-        };
-        for (k, v) in *attrs {
-            e.set_attribute(k, text_of(v))?;
-        }
-        if !text.is_empty() {
-            e.set_text_content(Some(text_of(text)));
-        }
-        let depth = usize::from(*depth);
-        stack.truncate(depth + 1);
-        if let Some(p) = stack.last() {
-            p.append_child(&e)?;
-        }
-        stack.push(e.clone().into());
-        made.push(e);
+/// Sets `e`'s `attr` to `text`, or its text when `attr` is empty.
+fn label(e: &Element, attr: &str, text: &str) -> Result<(), JsValue> {
+    if attr.is_empty() {
+        e.set_text_content(Some(text));
+        Ok(())
+    } else {
+        e.set_attribute(attr, text)
     }
-    Ok(made)
 }
 
 /// One rendered message row and what it currently shows.
@@ -172,6 +71,8 @@ pub(crate) struct Dom {
     /// `button[part=send]`.
     pub send: HtmlButtonElement,
     rows: Vec<Row>,
+    /// The message row every new row is cloned from ([`ROW`], labelled).
+    row_template: Element,
     was_open: bool,
     /// The page's language.
     strings: Strings,
@@ -263,83 +164,119 @@ fn status_text(strings: &Strings, status: Status) -> &str {
     })
 }
 
+/// Sets `target.innerHTML` to `html`, one of the widget's constant templates (`markup`), through
+/// `trusted_html` when there is one: a page that enforces Trusted Types accepts only
+/// `TrustedHTML` there.
+fn set_markup(
+    target: &JsValue,
+    html: &'static str,
+    trusted_html: Option<&js_sys::Function>,
+) -> Result<(), JsValue> {
+    let value = match trusted_html {
+        Some(policy) => policy.call1(&JsValue::UNDEFINED, &JsValue::from_str(html))?,
+        None => JsValue::from_str(html),
+    };
+    js_sys::Reflect::set(target, &"innerHTML".into(), &value).map(drop)
+}
+
+/// The host's attributes, the shadow root's stylesheets and markup with its labels, and the
+/// message row template (`row`, an empty `<div>`) with its notes.
+fn fill_widget(
+    host: &Element,
+    root: &ShadowRoot,
+    row: &Element,
+    options: &Options,
+    trusted_html: Option<&js_sys::Function>,
+) -> Result<(), JsValue> {
+    let position = match options.position {
+        Position::BottomRight => "bottom-right",
+        Position::BottomLeft => "bottom-left",
+    };
+    attrs(host, &[("data-natter", ""), ("data-theme", options.theme.as_str()), ("data-position", position)])?;
+    let base = sheet(&crate::style::base_css())?;
+    let custom = sheet(&crate::style::options_css(options))?;
+    js_sys::Reflect::set(root, &"adoptedStyleSheets".into(), &js_sys::Array::of2(&base, &custom))?;
+    set_markup(root, WIDGET, trusted_html)?;
+    let strings = &options.strings;
+    for (selector, attr, key) in LABELS {
+        if let Some(e) = root.query_selector(selector)? {
+            label(&e, attr, strings.get(*key))?;
+        }
+    }
+    row.set_attribute("class", "row")?;
+    set_markup(row, ROW, trusted_html)?;
+    for (selector, key) in [(".pending", Key::Sending), (".failed", Key::NotDelivered)] {
+        if let Some(note) = row.query_selector(selector)? {
+            note.set_text_content(Some(strings.get(key)));
+        }
+    }
+    Ok(())
+}
+
+/// What the options put into the widget: the title, the greeting (or none), the language.
+fn fill_parts(
+    doc: &Document,
+    panel: &Element,
+    launcher: &Element,
+    title: &Element,
+    greeting: &Element,
+    options: &Options,
+) -> Result<(), JsValue> {
+    title.set_text_content(Some(&options.title));
+    match (&options.greeting, greeting.first_element_child()) {
+        (Some(text), Some(bubble)) => fill_text(doc, &bubble, text)?,
+        (Some(_), None) => {}
+        (None, _) => greeting.remove(),
+    }
+    // The panel speaks the page's language and, for Arabic or Hebrew, is mirrored; the
+    // messages inside follow their own text's direction (`dir="auto"`).
+    let dir = if is_rtl(&options.locale) { "rtl" } else { "ltr" };
+    attrs(panel, &[("lang", &options.locale), ("dir", dir)])?;
+    launcher.set_attribute("lang", &options.locale)
+}
+
 impl Dom {
-    /// Builds the widget and appends its host to `<body>`.
-    pub(crate) fn build(options: &Options) -> Result<Dom, JsValue> {
+    /// Builds the widget and appends its host to `<body>`. `trusted_html` (the npm facade's, on a
+    /// page with Trusted Types) turns the widget's constant markup into `TrustedHTML`.
+    pub(crate) fn build(options: &Options, trusted_html: Option<&js_sys::Function>) -> Result<Dom, JsValue> {
         let doc = web_sys::window().and_then(|w| w.document()).ok_or("natter: no document")?;
         let page_body = doc.body().ok_or("natter: the page has no <body> yet")?;
-        let host: HtmlElement = el(&doc, "div", "")?.dyn_into()?;
-        let position = match options.position {
-            Position::BottomRight => "bottom-right",
-            Position::BottomLeft => "bottom-left",
-        };
-        attrs(
-            &host,
-            &[("data-natter", ""), ("data-theme", options.theme.as_str()), ("data-position", position)],
-        )?;
+        let host: HtmlElement = doc.create_element("div")?.unchecked_into();
         let root = host.attach_shadow(&ShadowRootInit::new(ShadowRootMode::Open))?;
-        let base = sheet(&crate::style::base_css())?;
-        let custom = sheet(&crate::style::options_css(options))?;
-        let sheets = js_sys::Array::of2(&base, &custom);
-        js_sys::Reflect::set(&root, &"adoptedStyleSheets".into(), &sheets)?;
-
+        let row_template = doc.create_element("div")?;
+        // (The fallible steps take references only: each `?` then has nothing to release, where
+        // one per element built was a copy of the release code in the wasm.)
+        fill_widget(&host, &root, &row_template, options, trusted_html)?;
+        let nodes = root.query_selector_all(PICKED)?;
+        let picked: Vec<Element> =
+            (0..nodes.length()).filter_map(|i| nodes.item(i)).map(JsCast::unchecked_into).collect();
+        // In `markup::PICKED` order.
+        let [panel, title, status, status_label, availability, mute, close, body, greeting, log, typing, closed, input, send, launcher, badge] =
+            <[Element; 16]>::try_from(picked).map_err(|_| "natter: the widget template lost an element")?;
         let strings = &options.strings;
-        build(&doc, &root, WIDGET, strings)?;
-        let find = |part: &str| -> Result<Element, JsValue> {
-            root.query_selector(&crate::compose::join(&["[part=", part, "]"]))?
-                .ok_or_else(|| JsValue::from_str(part))
-        };
-        let title = find("title")?;
-        title.set_text_content(Some(&options.title));
-        let greeting = find("greeting")?;
-        match &options.greeting {
-            Some(text) => {
-                if let Some(bubble) = greeting.first_element_child() {
-                    fill_text(&doc, &bubble, text)?;
-                }
-            }
-            None => greeting.remove(),
-        }
-        let status = find("status")?;
-        let status_label = status.last_element_child().ok_or("status")?;
-        let availability = find("availability")?.dyn_into()?;
-        let closed = find("closed")?.dyn_into()?;
-        let panel: HtmlElement = find("panel")?.dyn_into()?;
-        // The panel speaks the page's language and, for Arabic or Hebrew, is mirrored; the
-        // messages inside follow their own text's direction (`dir="auto"`).
-        let dir = if is_rtl(&options.locale) { "rtl" } else { "ltr" };
-        attrs(&panel, &[("lang", &options.locale), ("dir", dir)])?;
-        let launcher: HtmlButtonElement = find("launcher")?.dyn_into()?;
-        launcher.set_attribute("lang", &options.locale)?;
-        let badge = find("badge")?.dyn_into()?;
-        let mute = find("mute")?.dyn_into()?;
-        let close = find("close")?.dyn_into()?;
-        let body = find("body")?;
-        let log = find("log")?;
-        let typing = find("typing")?.dyn_into()?;
-        let input = find("input")?.dyn_into()?;
-        let send = find("send")?.dyn_into()?;
+        fill_parts(&doc, &panel, &launcher, &title, &greeting, options)?;
         page_body.append_child(&host)?;
 
         Ok(Dom {
             doc,
             host,
             root,
-            launcher,
-            badge,
-            panel,
+            launcher: launcher.unchecked_into(),
+            badge: badge.unchecked_into(),
+            panel: panel.unchecked_into(),
             status,
             status_label,
-            availability,
-            closed,
-            mute,
-            close,
+            availability: availability.unchecked_into(),
+            closed: closed.unchecked_into(),
+            mute: mute.unchecked_into(),
+            close: close.unchecked_into(),
             body,
             log,
-            typing,
-            input,
-            send,
+            typing: typing.unchecked_into(),
+            input: input.unchecked_into(),
+            send: send.unchecked_into(),
             rows: Vec::new(),
+            row_template,
             was_open: false,
             strings: strings.clone(),
             clock: Clock::new(&options.locale),
@@ -503,29 +440,25 @@ impl Dom {
     }
 
     fn row(&self, m: &Message) -> Result<Row, JsValue> {
-        let doc = &self.doc;
-        let frag: web_sys::Node = doc.create_document_fragment().into();
-        let made = build(doc, &frag, ROW, &self.strings)?;
-        let [row, text, _, time, _, _, author] = made.as_slice() else { return Err("row template".into()) };
+        let el: Element = self.row_template.clone_node_with_deep(true)?.unchecked_into();
+        let found = el.query_selector_all("[part=text],time,.author")?;
+        let found: Vec<Element> =
+            (0..found.length()).filter_map(|i| found.item(i)).map(JsCast::unchecked_into).collect();
+        let [text, time, author] =
+            <[Element; 3]>::try_from(found).map_err(|_| "natter: the row template lost an element")?;
         match &m.author {
             Some(name) => author.set_text_content(Some(name)),
             None => author.remove(),
         }
         let role = m.role.as_str();
-        row.set_attribute("part", &crate::compose::join(&["message ", role]))?;
-        row.set_attribute("data-role", role)?;
-        row.set_attribute("data-id", &m.id)?;
-        row.set_attribute("data-state", m.delivery.as_str())?;
-        fill_text(doc, text, &m.text)?;
-        set_time(time, &self.clock, &m.time)?;
-        let mut r = Row {
-            id: m.id.clone(),
-            el: row.clone(),
-            delivery: m.delivery,
-            time: m.time.clone(),
-            retry: None,
-        };
-        update_retry(doc, &mut r, &self.strings)?;
+        el.set_attribute("part", &crate::compose::join(&["message ", role]))?;
+        el.set_attribute("data-role", role)?;
+        el.set_attribute("data-id", &m.id)?;
+        el.set_attribute("data-state", m.delivery.as_str())?;
+        fill_text(&self.doc, &text, &m.text)?;
+        set_time(&time, &self.clock, &m.time)?;
+        let mut r = Row { id: m.id.clone(), el, delivery: m.delivery, time: m.time.clone(), retry: None };
+        update_retry(&self.doc, &mut r, &self.strings)?;
         Ok(r)
     }
 }

@@ -88,10 +88,12 @@ fn now_iso() -> String {
 
 impl Runtime {
     /// Builds the widget into the page, wires its listeners and starts connecting; `context_of`
-    /// makes each message's page context (see the field).
+    /// makes each message's page context (see the field), `trusted_html` (see `Dom::build`)
+    /// passes the widget's markup through the page's Trusted Types.
     pub(super) fn mount(
         options: Options,
         context_of: Option<js_sys::Function>,
+        trusted_html: Option<js_sys::Function>,
     ) -> Result<Rc<Runtime>, JsValue> {
         let store = Store::open();
         let endpoint = Endpoint::new(&options.server);
@@ -109,7 +111,7 @@ impl Runtime {
             session: store.session(),
             token: options.identity_token.clone(),
         });
-        let dom = Dom::build(&options)?;
+        let dom = Dom::build(&options, trusted_html.as_ref())?;
         let rt = Rc::new_cyclic(|me| Runtime {
             me: me.clone(),
             options,
