@@ -316,21 +316,34 @@ fn esbuild(args: &[&str], input: &Path, output: &Path) -> Result<()> {
     run(Command::new(npm_bin("esbuild")).arg(input).args(args).arg(format!("--outfile={}", output.display())))
 }
 
+/// `--config` for the widget's build: rustc writes the paths of dependencies' sources as
+/// `crates/<crate>-<version>/…` rather than where this machine's cargo keeps them. A panic
+/// location keeps its file's path in the module; a build machine's home directory has no
+/// business in a file every visitor downloads, and the shorter paths are smaller.
+fn remap_dependency_paths() -> Option<String> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::home_dir().map(|h| h.join(".cargo")))?;
+    let registries = std::fs::read_dir(cargo_home.join("registry").join("src")).ok()?;
+    let flags: Vec<String> = registries
+        .flatten()
+        .filter_map(|e| e.path().to_str().map(|p| format!("'--remap-path-prefix={p}=crates'")))
+        .collect();
+    (!flags.is_empty()).then(|| format!("target.{TARGET}.rustflags=[{}]", flags.join(",")))
+}
+
 /// Builds the widget into `npm/dist/`. `release`: the size-optimised profile plus `wasm-opt`;
 /// otherwise a quick debug build.
 pub fn build(release: bool) -> Result<()> {
     ensure_wasm_toolchain()?;
     let root = root();
     let profile = if release { "wasm-release" } else { "dev" };
-    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).current_dir(&root).args([
-        "build",
-        "--target",
-        TARGET,
-        "--profile",
-        profile,
-        "-p",
-        "natter-widget",
-    ]))?;
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo.current_dir(&root).args(["build", "--target", TARGET, "--profile", profile, "-p", "natter-widget"]);
+    if let Some(remap) = remap_dependency_paths() {
+        cargo.arg("--config").arg(remap);
+    }
+    run(&mut cargo)?;
     let profile_dir = if release { "wasm-release" } else { "debug" };
     let wasm = root.join("target").join(TARGET).join(profile_dir).join("natter_widget.wasm");
     let dist = dist_dir();
