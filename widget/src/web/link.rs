@@ -7,11 +7,11 @@
 //! parser and no serde machinery ends up in the wasm binary.
 
 use super::frame::decode;
+use super::promise::settle;
 use crate::state::Outgoing;
 use natter_protocol::{History, ServerMessage, SESSION_HEADER};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, CloseEvent, MessageEvent, RequestInit, Response, WebSocket};
 
 /// Where the hub is.
@@ -150,29 +150,45 @@ impl Drop for Socket {
     }
 }
 
-async fn fetch_json(url: &str, init: &RequestInit) -> Answer {
-    let failed = Answer { frame: None, ok: false, session: None };
-    let Some(window) = web_sys::window() else { return failed };
-    let Ok(resp) = JsFuture::from(window.fetch_with_str_and_init(url, init)).await else { return failed };
-    let Ok(resp) = resp.dyn_into::<Response>() else { return failed };
-    let session = resp.headers().get(SESSION_HEADER).ok().flatten();
-    let body = match resp.json() {
-        Ok(p) => JsFuture::from(p).await.ok(),
-        Err(_) => None,
-    };
-    Answer { frame: body.as_ref().and_then(decode), ok: resp.ok(), session }
+/// What [`poll`] and [`post`] call back with, once.
+pub(crate) type AnswerTo = Box<dyn FnOnce(Answer)>;
+
+/// Fetches `url` and calls `then` with the answer: its frame, status and issued session.
+fn fetch_json(url: &str, init: &RequestInit, then: AnswerTo) {
+    let failed = || Answer { frame: None, ok: false, session: None };
+    let Some(window) = web_sys::window() else { return then(failed()) };
+    settle(
+        &window.fetch_with_str_and_init(url, init),
+        Box::new(move |resp| {
+            // A fetch fulfils with a Response, or rejects (network failure, aborted).
+            let Ok(resp) = resp.map(JsCast::unchecked_into::<Response>) else { return then(failed()) };
+            let session = resp.headers().get(SESSION_HEADER).ok().flatten();
+            let ok = resp.ok();
+            match resp.json() {
+                Ok(body) => settle(
+                    &body,
+                    Box::new(move |body| {
+                        then(Answer { frame: body.ok().as_ref().and_then(decode), ok, session })
+                    }),
+                ),
+                Err(_) => then(Answer { frame: None, ok, session }),
+            }
+        }),
+    );
 }
 
-/// One long-poll: a 2xx answer's `history`, the `error` of a refusal (a 4xx), or nothing when
-/// the network failed. A refused origin's 403 (`forbidden_origin`) is readable too, with or
-/// without credential headers: the hub lets any page's preflight through and marks that one
-/// refusal readable, so the widget can tell "not allowed on this site" from an outage.
-pub(crate) async fn poll(
+/// One long-poll, answering `then` with: a 2xx answer's `history`, the `error` of a refusal (a
+/// 4xx), or nothing when the network failed. A refused origin's 403 (`forbidden_origin`) is
+/// readable too, with or without credential headers: the hub lets any page's preflight through
+/// and marks that one refusal readable, so the widget can tell "not allowed on this site" from
+/// an outage.
+pub(crate) fn poll(
     end: &Endpoint,
     who: &Credentials,
     after: Option<u64>,
     signal: &AbortSignal,
-) -> Answer {
+    then: AnswerTo,
+) {
     let init = RequestInit::new();
     init.set_method("GET");
     init.set_signal(Some(signal));
@@ -184,18 +200,24 @@ pub(crate) async fn poll(
         url.push_str("?after=");
         crate::compose::push_decimal(&mut url, a);
     }
-    let mut answer = fetch_json(&url, &init).await;
-    answer.frame = match answer.frame {
-        Some(ServerMessage::History(h)) if answer.ok => Some(ServerMessage::History(h)),
-        Some(e @ ServerMessage::Error(_)) if !answer.ok => Some(e),
-        _ => None,
-    };
-    answer
+    fetch_json(
+        &url,
+        &init,
+        Box::new(move |mut answer| {
+            answer.frame = match answer.frame {
+                Some(ServerMessage::History(h)) if answer.ok => Some(ServerMessage::History(h)),
+                Some(e @ ServerMessage::Error(_)) if !answer.ok => Some(e),
+                _ => None,
+            };
+            then(answer)
+        }),
+    );
 }
 
-/// One HTTP send: the hub's `ack` or `error`, or no frame when the network failed (or the answer
-/// was not a frame, e.g. a proxy's error page) — the message is then re-sent later.
-pub(crate) async fn post(end: &Endpoint, who: &Credentials, out: &Outgoing, signal: &AbortSignal) -> Answer {
+/// One HTTP send, answering `then` with the hub's `ack` or `error`, or no frame when the network
+/// failed (or the answer was not a frame, e.g. a proxy's error page) — the message is then
+/// re-sent later.
+pub(crate) fn post(end: &Endpoint, who: &Credentials, out: &Outgoing, signal: &AbortSignal, then: AnswerTo) {
     let body = crate::wire::user_message(out);
     let init = RequestInit::new();
     init.set_method("POST");
@@ -204,9 +226,15 @@ pub(crate) async fn post(end: &Endpoint, who: &Credentials, out: &Outgoing, sign
     if let Some(h) = headers(who, true) {
         init.set_headers(&h);
     }
-    let mut answer = fetch_json(&crate::compose::join(&[&end.http, "/api/chat/messages"]), &init).await;
-    answer.frame = answer.frame.filter(|m| matches!(m, ServerMessage::Ack(_) | ServerMessage::Error(_)));
-    answer
+    fetch_json(
+        &crate::compose::join(&[&end.http, "/api/chat/messages"]),
+        &init,
+        Box::new(move |mut answer| {
+            answer.frame =
+                answer.frame.filter(|m| matches!(m, ServerMessage::Ack(_) | ServerMessage::Error(_)));
+            then(answer)
+        }),
+    );
 }
 
 /// The `History` of a poll's answer.

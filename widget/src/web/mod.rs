@@ -11,6 +11,7 @@
 //!   `keys`: reading key presses and where they went.
 //! - `link`: the WebSocket and the HTTP fallback; `frame`: reading hub frames.
 //! - `storage`: `localStorage`; `random`: ids and the jitter seed; `sound`: the chime.
+//! - `promise`: waiting for a JS promise (a fetch, the audio context) with a callback.
 
 mod api;
 mod clock;
@@ -19,6 +20,7 @@ mod frame;
 mod keys;
 mod link;
 mod listen;
+mod promise;
 mod random;
 mod runtime;
 mod sound;

@@ -11,6 +11,7 @@ use super::dom::Dom;
 use super::keys;
 use super::link::{self, Credentials, Endpoint, Socket, SocketEvent};
 use super::listen::Listener;
+use super::promise;
 use super::random;
 use super::sound::{Chime, Sound};
 use super::storage::{self, Store};
@@ -141,13 +142,13 @@ impl Runtime {
         MOUNTED.with(|m| m.borrow_mut().push(rt.clone()));
         // `ready` fires after the caller has had a chance to attach listeners.
         let weak = Rc::downgrade(&rt);
-        wasm_bindgen_futures::spawn_local(async move {
+        promise::soon(Box::new(move || {
             if let Some(rt) = weak.upgrade() {
                 if !rt.destroyed.get() {
                     rt.emit("ready", &rt.state());
                 }
             }
-        });
+        }));
         Ok(rt)
     }
 
@@ -209,12 +210,12 @@ impl Runtime {
         };
         if first {
             let weak = self.weak();
-            wasm_bindgen_futures::spawn_local(async move {
+            promise::soon(Box::new(move || {
                 if let Some(rt) = weak.upgrade() {
                     let dead = std::mem::take(&mut *rt.graveyard.borrow_mut());
                     drop(dead);
                 }
-            });
+            }));
         }
     }
 
@@ -317,14 +318,19 @@ impl Runtime {
                 Chime::Played => self.emit("sound", &JsValue::UNDEFINED),
                 Chime::Later(resumed) => {
                     let weak = self.weak();
-                    wasm_bindgen_futures::spawn_local(async move {
-                        let resumed = wasm_bindgen_futures::JsFuture::from(resumed).await.is_ok();
-                        if let Some(rt) = weak.upgrade() {
-                            if resumed && !rt.destroyed.get() && rt.sound.borrow().play_if_running() {
-                                rt.emit("sound", &JsValue::UNDEFINED);
+                    promise::settle(
+                        &resumed,
+                        Box::new(move |resumed| {
+                            if let Some(rt) = weak.upgrade() {
+                                if resumed.is_ok()
+                                    && !rt.destroyed.get()
+                                    && rt.sound.borrow().play_if_running()
+                                {
+                                    rt.emit("sound", &JsValue::UNDEFINED);
+                                }
                             }
-                        }
-                    });
+                        }),
+                    );
                 }
                 Chime::Silent => {}
             },
@@ -428,11 +434,7 @@ impl Runtime {
             old.abort();
         }
         let weak = self.weak();
-        let who = self.credentials();
-        wasm_bindgen_futures::spawn_local(async move {
-            let Some(end) = weak.upgrade() else { return };
-            let answer = link::poll(&end.endpoint, &who, after, &signal).await;
-            drop(end);
+        let answered = Box::new(move |answer: link::Answer| {
             if let Some(rt) = weak.upgrade() {
                 if let Some(session) = answer.session {
                     rt.dispatch(Event::SessionIssued { session });
@@ -445,6 +447,7 @@ impl Runtime {
                 });
             }
         });
+        link::poll(&self.endpoint, &self.credentials(), after, &signal, answered);
     }
 
     fn post(&self, out: Outgoing) {
@@ -461,15 +464,16 @@ impl Runtime {
             },
         };
         let weak = self.weak();
-        let who = self.credentials();
-        wasm_bindgen_futures::spawn_local(async move {
-            let Some(rt) = weak.upgrade() else { return };
-            let answer = link::post(&rt.endpoint, &who, &out, &signal).await;
-            if let Some(session) = answer.session {
-                rt.dispatch(Event::SessionIssued { session });
+        let id = out.id.clone();
+        let answered = Box::new(move |answer: link::Answer| {
+            if let Some(rt) = weak.upgrade() {
+                if let Some(session) = answer.session {
+                    rt.dispatch(Event::SessionIssued { session });
+                }
+                rt.dispatch(Event::Posted { id, reply: answer.frame });
             }
-            rt.dispatch(Event::Posted { id: out.id, reply: answer.frame });
         });
+        link::post(&self.endpoint, &self.credentials(), &out, &signal, answered);
     }
 
     fn emit(&self, name: &str, detail: &JsValue) {
