@@ -7,6 +7,7 @@
 //! parser and no serde machinery ends up in the wasm binary.
 
 use super::frame::decode;
+use super::listen::Listener;
 use super::promise::settle;
 use crate::state::Outgoing;
 use natter_protocol::{History, ServerMessage, SESSION_HEADER};
@@ -92,12 +93,12 @@ pub(crate) struct Answer {
     pub session: Option<String>,
 }
 
-/// An open (or opening) WebSocket and its handlers; dropping it detaches them and closes it.
+/// An open (or opening) WebSocket and its listeners; dropping it closes it and removes them.
 pub(crate) struct Socket {
     ws: WebSocket,
-    _on_open: Closure<dyn FnMut()>,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_close: Closure<dyn FnMut(CloseEvent)>,
+    /// `open`, `message` and `close`. (Removed after `close()` in `drop`: the close event is
+    /// dispatched later, in a task of its own, so it is never reported.)
+    _listeners: [Listener; 3],
 }
 
 /// What a socket reports.
@@ -115,22 +116,20 @@ impl Socket {
     pub(crate) fn open(url: &str, report: impl Fn(SocketEvent) + Clone + 'static) -> Result<Socket, JsValue> {
         let ws = WebSocket::new(url)?;
         let r = report.clone();
-        let on_open = Closure::<dyn FnMut()>::new(move || r(SocketEvent::Open));
+        let on_open = Listener::new(&ws, "open", false, move |_| r(SocketEvent::Open));
         let r = report.clone();
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-            let Some(text) = e.data().as_string() else { return };
+        let on_message = Listener::new(&ws, "message", false, move |e| {
+            let Some(text) = e.unchecked_ref::<MessageEvent>().data().as_string() else { return };
             match js_sys::JSON::parse(&text).ok().as_ref().and_then(decode) {
                 Some(msg) => r(SocketEvent::Frame(msg)),
                 // A frame this version does not understand (a newer hub): skip it.
                 _ => web_sys::console::debug_1(&"natter: ignored an unknown frame".into()),
             }
         });
-        let on_close =
-            Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| report(SocketEvent::Closed(e.code())));
-        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        Ok(Socket { ws, _on_open: on_open, _on_message: on_message, _on_close: on_close })
+        let on_close = Listener::new(&ws, "close", false, move |e| {
+            report(SocketEvent::Closed(e.unchecked_ref::<CloseEvent>().code()))
+        });
+        Ok(Socket { ws, _listeners: [on_open, on_message, on_close] })
     }
 
     /// Sends a text frame; a failure shows up as a close.
@@ -141,9 +140,6 @@ impl Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        self.ws.set_onopen(None);
-        self.ws.set_onmessage(None);
-        self.ws.set_onclose(None);
         if self.ws.ready_state() <= WebSocket::OPEN {
             let _ = self.ws.close_with_code(natter_protocol::close::NORMAL);
         }

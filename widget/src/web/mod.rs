@@ -7,8 +7,10 @@
 //!   object, the JS shapes of the state and of a message.
 //! - `runtime`: one mounted widget — the event loop around `state::update`, and the owner of
 //!   every listener, timer, socket and request.
-//! - `dom`: the Shadow DOM and its rendering; `clock`: message times with `Intl`; `listen`: listeners that remove themselves;
-//!   `keys`: reading key presses and where they went.
+//! - `dom`: the Shadow DOM and its rendering; `clock`: message times with `Intl`; `keys`:
+//!   reading key presses and where they went.
+//! - `listen`: listeners that remove themselves, and the one closure type the widget hands the
+//!   browser; `timeout`: timeouts that cancel themselves.
 //! - `link`: the WebSocket and the HTTP fallback; `frame`: reading hub frames.
 //! - `storage`: `localStorage`; `random`: ids and the jitter seed; `sound`: the chime.
 //! - `promise`: waiting for a JS promise (a fetch, the audio context) with a callback.
@@ -25,6 +27,7 @@ mod random;
 mod runtime;
 mod sound;
 mod storage;
+mod timeout;
 
 pub use api::{mount, Natter};
 
