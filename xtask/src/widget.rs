@@ -2,7 +2,7 @@
 //! its size / load-time benchmark.
 //!
 //! Build: natter-widget → wasm32 (`wasm-release` profile) → `wasm-bindgen --target web` →
-//! `wasm-opt -Oz` → `npm/dist/`. The hand-written ESM entry (`npm/src/index.js`) and the
+//! `wasm-opt -Oz` → functions reordered smallest first (it compresses better) → `npm/dist/`. The hand-written ESM entry (`npm/src/index.js`) and the
 //! wasm-bindgen glue are bundled and minified into one `dist/index.js` by esbuild; the
 //! script-tag loader is minified into `dist/natter.js`; the types are copied; the texts of each
 //! built-in language but English (`widget/src/i18n/<lang>.json`) are minified into
@@ -136,11 +136,26 @@ fn npm_bin(name: &str) -> PathBuf {
     scripts_dir().join("node_modules").join(".bin").join(name)
 }
 
-fn wasm_opt(file: &Path) -> Result<()> {
+/// Then the functions go in the order [`name_functions_by_size`] named them (smallest first),
+/// and the names are dropped again. Nothing else is optimised, but the module is written as
+/// `-Oz` writes it (stack IR optimised for size): a plain rewrite is 0.2 KiB larger.
+const WASM_REORDER: &[&str] = &[
+    "--reorder-functions-by-name",
+    "--strip-debug",
+    "--optimize-level",
+    "2",
+    "--shrink-level",
+    "2",
+    "--generate-stack-ir",
+    "--optimize-stack-ir",
+];
+
+/// Runs wasm-opt's `passes` on `file`, in place.
+fn wasm_opt(file: &Path, passes: &[&str]) -> Result<()> {
     let out = file.with_extension("opt.wasm");
     let attempt = |bin: &Path, quiet: bool| {
         let mut cmd = Command::new(bin);
-        cmd.args(WASM_OPT).args(WASM_FEATURES).arg(file).arg("-o").arg(&out);
+        cmd.args(passes).args(WASM_FEATURES).arg(file).arg("-o").arg(&out);
         if quiet {
             // The system binary is only a first try; its parse error is not the user's problem.
             cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
@@ -161,7 +176,7 @@ fn wasm_opt(file: &Path) -> Result<()> {
             ensure_npm_tools()?;
             let status = attempt(&npm_bin("wasm-opt"), false).context("running npm/scripts' wasm-opt")?;
             if !status.success() {
-                bail!("wasm-opt {} failed ({status})", WASM_OPT.join(" "));
+                bail!("wasm-opt {} failed ({status})", passes.join(" "));
             }
         }
     }
@@ -183,6 +198,103 @@ fn leb_read(b: &[u8], i: &mut usize) -> Result<u32> {
             bail!("bad LEB128 in wasm");
         }
     }
+}
+
+/// Reads past one import's kind and type (at `j` in the import section); returns the kind
+/// (0: a function).
+fn skip_import_desc(body: &[u8], j: &mut usize) -> Result<u8> {
+    let kind = *body.get(*j).context("import kind")?;
+    *j += 1;
+    match kind {
+        0 => {
+            leb_read(body, j)?;
+        }
+        1 | 2 => {
+            // A table (its element type first) or a memory: limits.
+            if kind == 1 {
+                *j += 1;
+            }
+            let flags = leb_read(body, j)?;
+            leb_read(body, j)?;
+            if flags & 1 == 1 {
+                leb_read(body, j)?;
+            }
+        }
+        3 => *j += 2,
+        other => bail!("unknown import kind {other}"),
+    }
+    Ok(kind)
+}
+
+/// Gives every function of the wasm module at `path` a name that sorts by the size of its body
+/// (smallest first; ties in their present order) in a `name` section, for
+/// `--reorder-functions-by-name` ([`WASM_REORDER`]).
+///
+/// Why: gzip finds its repeats within 32 KiB, and small functions (wasm-bindgen's shims, drop
+/// glue, accessors) look alike. Side by side they compress better than spread between large
+/// ones in link order: 0.3 KiB less to download, measured with gzip -9 (binaryen's own
+/// orders, by call count or by symbol name, compressed worse than link order).
+fn name_functions_by_size(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if bytes.get(..8) != Some(&b"\0asm\x01\0\0\0"[..]) {
+        bail!("{} is not a wasm module", path.display());
+    }
+    let mut out = bytes[..8].to_vec();
+    let (mut imported, mut sizes) = (0u32, Vec::new());
+    let mut i = 8;
+    while i < bytes.len() {
+        let start = i;
+        let id = bytes[i];
+        i += 1;
+        let size = leb_read(&bytes, &mut i)? as usize;
+        let body = bytes.get(i..i + size).context("truncated wasm section")?;
+        i += size;
+        let mut j = 0;
+        match id {
+            // An old name section would be a second one.
+            0 if body.get(..5) == Some(&b"\x04name"[..]) => continue,
+            2 => {
+                for _ in 0..leb_read(body, &mut j)? {
+                    for _ in 0..2 {
+                        let len = leb_read(body, &mut j)? as usize;
+                        j += len;
+                    }
+                    imported += u32::from(skip_import_desc(body, &mut j)? == 0);
+                }
+            }
+            10 => {
+                for _ in 0..leb_read(body, &mut j)? {
+                    let len = leb_read(body, &mut j)? as usize;
+                    sizes.push(len);
+                    j += len;
+                }
+            }
+            _ => {}
+        }
+        out.extend_from_slice(&bytes[start..i]);
+    }
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&f| (sizes[f], f));
+    let mut rank = vec![0; sizes.len()];
+    for (r, &f) in order.iter().enumerate() {
+        rank[f] = r;
+    }
+    // The function-names subsection (id 1): `index, name` pairs in index order.
+    let mut map = Vec::new();
+    leb_write(&mut map, u32::try_from(rank.len())?);
+    for (f, r) in rank.iter().enumerate() {
+        leb_write(&mut map, imported + u32::try_from(f)?);
+        let name = format!("{r:06}");
+        leb_write(&mut map, u32::try_from(name.len())?);
+        map.extend_from_slice(name.as_bytes());
+    }
+    let mut section = b"\x04name\x01".to_vec();
+    leb_write(&mut section, u32::try_from(map.len())?);
+    section.extend_from_slice(&map);
+    out.push(0);
+    leb_write(&mut out, u32::try_from(section.len())?);
+    out.extend_from_slice(&section);
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
 fn leb_write(out: &mut Vec<u8>, mut v: u32) {
@@ -254,30 +366,7 @@ fn shorten_imports(wasm: &Path, glue: &Path) -> Result<()> {
             j += len;
             // The import's kind and type: copied as they are.
             let start = j;
-            let kind = *body.get(j).context("import kind")?;
-            j += 1;
-            match kind {
-                0 => {
-                    leb_read(body, &mut j)?;
-                }
-                1 => {
-                    j += 1;
-                    let flags = leb_read(body, &mut j)?;
-                    leb_read(body, &mut j)?;
-                    if flags & 1 == 1 {
-                        leb_read(body, &mut j)?;
-                    }
-                }
-                2 => {
-                    let flags = leb_read(body, &mut j)?;
-                    leb_read(body, &mut j)?;
-                    if flags & 1 == 1 {
-                        leb_read(body, &mut j)?;
-                    }
-                }
-                3 => j += 2,
-                other => bail!("unknown import kind {other}"),
-            }
+            skip_import_desc(body, &mut j)?;
             if module != MODULE {
                 bail!("unexpected import module {module:?}; shorten_imports needs updating");
             }
@@ -362,7 +451,9 @@ pub fn build(release: bool) -> Result<()> {
     let wasm_out = out.join("natter_widget_bg.wasm");
     std::fs::copy(stage.join("natter_widget_bg.wasm"), &wasm_out).context("copying the wasm")?;
     if release {
-        wasm_opt(&wasm_out)?;
+        wasm_opt(&wasm_out, WASM_OPT)?;
+        name_functions_by_size(&wasm_out)?;
+        wasm_opt(&wasm_out, WASM_REORDER)?;
     }
     let src = root.join("npm").join("src");
     std::fs::copy(src.join("index.js"), stage.join("index.js")).context("copying npm/src/index.js")?;
@@ -510,7 +601,7 @@ fn launcher_timing() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::sync_dir;
+    use super::{name_functions_by_size, sync_dir};
     use std::path::Path;
     use std::time::{Duration, SystemTime};
 
@@ -567,5 +658,32 @@ mod tests {
 
         // npm/scripts/prepack.mjs refuses a dist file older than its source.
         assert!(time(&to.join("natter.js")) >= time(&src.join("natter.js")));
+    }
+
+    #[test]
+    fn functions_are_named_smallest_body_first_after_the_imports() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("m.wasm");
+        let mut module = b"\0asm\x01\0\0\0".to_vec();
+        // One type, () -> (); one imported function; three functions with bodies of 4, 2 and 3
+        // bytes; and an old name section, which must not stay beside the new one.
+        module.extend([1, 4, 1, 0x60, 0, 0]);
+        module.extend([2, 7, 1, 1, b'a', 1, b'b', 0, 0]);
+        module.extend([3, 4, 3, 0, 0, 0]);
+        module.extend([10, 13, 3, 4, 0, 1, 1, 0x0b, 2, 0, 0x0b, 3, 0, 1, 0x0b]);
+        module.extend([0, 7, 4, b'n', b'a', b'm', b'e', 1, 0]);
+        std::fs::write(&path, &module).unwrap();
+
+        name_functions_by_size(&path).unwrap();
+
+        let out = std::fs::read(&path).unwrap();
+        let (sections, names) = out.split_at(out.len() - 34);
+        assert_eq!(sections, &module[..module.len() - 9], "every other section as it was");
+        let mut expected = vec![0, 32, 4, b'n', b'a', b'm', b'e', 1, 25, 3];
+        for (index, name) in [(1, "000002"), (2, "000000"), (3, "000001")] {
+            expected.extend([index, 6]);
+            expected.extend(name.as_bytes());
+        }
+        assert_eq!(names, expected);
     }
 }
