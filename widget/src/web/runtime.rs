@@ -690,21 +690,19 @@ impl Runtime {
             return;
         }
         let listeners = std::mem::take(&mut *self.listeners.borrow_mut());
-        self.bury(Box::new(listeners));
-        if let Some(s) = self.socket.borrow_mut().take() {
-            self.bury(Box::new(s));
-        }
+        let socket = self.socket.borrow_mut().take();
         let timers = std::mem::take(&mut *self.timers.borrow_mut());
-        self.bury(Box::new(timers));
         for ctl in
             [self.poll_abort.borrow_mut().take(), self.post_abort.borrow_mut().take()].into_iter().flatten()
         {
             ctl.abort();
         }
-        if let Some(dom) = self.dom.borrow_mut().take() {
+        let dom = self.dom.borrow_mut().take();
+        if let Some(dom) = &dom {
             dom.remove();
-            self.bury(Box::new(dom));
         }
+        // One grave for all of them.
+        self.bury(Box::new((listeners, socket, timers, dom)));
         self.sound.borrow_mut().close();
         self.handlers.borrow_mut().clear();
         self.queue.borrow_mut().clear();
