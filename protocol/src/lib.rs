@@ -73,6 +73,21 @@ pub enum ClientMessage {
     Ping(Ping),
 }
 
+impl ClientMessage {
+    /// The room a room frame is about; `None` for the others (and for `typing` in the support
+    /// conversation).
+    pub fn room(&self) -> Option<&str> {
+        match self {
+            ClientMessage::Chat(c) => Some(&c.room),
+            ClientMessage::Join(j) => Some(&j.room),
+            ClientMessage::Leave(l) => Some(&l.room),
+            ClientMessage::Typing(t) => t.room.as_deref(),
+            ClientMessage::CursorPosition(r) | ClientMessage::ChainUpdate(r) => Some(&r.room),
+            ClientMessage::Auth(_) | ClientMessage::User(_) | ClientMessage::Ping(_) => None,
+        }
+    }
+}
+
 /// Who a connection is, and where it resumes.
 ///
 /// `Debug` shows whether a token and a session were given, never their values: both are
@@ -531,6 +546,11 @@ pub struct ErrorFrame {
     /// For `rate_limited`: how long to wait before sending again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// The room the refused frame was about (`join`, `leave`, `chat`, `typing`,
+    /// `cursor_position`, `chain_update` with a room), so a client in several rooms knows
+    /// which one a refusal without an `id` concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
 }
 
 /// Why something was refused. Every code is documented in `docs/protocol.md`.
@@ -783,7 +803,13 @@ impl ServerMessage {
 
     /// Builds an error frame.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        ServerMessage::Error(ErrorFrame { code, message: message.into(), id: None, retry_after_ms: None })
+        ServerMessage::Error(ErrorFrame {
+            code,
+            message: message.into(),
+            id: None,
+            retry_after_ms: None,
+            room: None,
+        })
     }
 }
 

@@ -247,6 +247,7 @@ fn server_examples() -> Vec<(ServerMessage, serde_json::Value)> {
                 message: "slow down".into(),
                 id: Some("m2".into()),
                 retry_after_ms: Some(500),
+                room: None,
             }),
             json!({"type":"error","code":"rate_limited","message":"slow down","id":"m2","retryAfterMs":500}),
         ),

@@ -99,8 +99,18 @@ impl Client {
     pub(crate) async fn on_text(&mut self, text: &str) {
         match parse(text) {
             Ok(message) => {
-                if let Err(r) = self.handle(message).await {
-                    self.refuse(r);
+                // A refusal names the room (and a `chat`'s id), so a client in several rooms
+                // can tell which call failed.
+                let room = message.room().map(str::to_owned);
+                let chat_id = match &message {
+                    ClientMessage::Chat(c) => c.id.clone(),
+                    _ => None,
+                };
+                if let Err(mut r) = self.handle(message).await {
+                    if r.id.is_none() {
+                        r.id = chat_id;
+                    }
+                    self.refuse(r.in_room(room.as_deref()));
                 }
             }
             Err(r) => self.refuse(r),

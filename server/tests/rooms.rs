@@ -99,8 +99,20 @@ async fn join_chat_presence_and_drop() {
         .await;
     assert_eq!(left.user.id, member_id(&alice_sid));
     // After leaving, chat is refused.
-    alice2.send(json!({"type": "chat", "room": "design", "message": "still here?"})).await;
-    alice2.expect_error(ErrorCode::NotInRoom).await;
+    alice2.send(json!({"type": "chat", "room": "design", "id": "late-1", "message": "still here?"})).await;
+    // The refusal names the room and the message, so a client in several rooms knows which.
+    match alice2.recv_data().await {
+        ServerMessage::Error(e) => {
+            assert_eq!(e.code, ErrorCode::NotInRoom);
+            assert_eq!((e.room.as_deref(), e.id.as_deref()), (Some("design"), Some("late-1")));
+        }
+        other => panic!("expected not_in_room, got {other:?}"),
+    }
+    alice2.send(json!({"type": "cursor_position", "room": "design", "data": {"x": 1}})).await;
+    match alice2.recv_data().await {
+        ServerMessage::Error(e) => assert_eq!((e.code, e.room.as_deref()), (ErrorCode::NotInRoom, Some("design"))),
+        other => panic!("expected not_in_room, got {other:?}"),
+    }
 
     // A connection that just drops counts as leaving: Carol joins, then her socket goes.
     let carol_sid = session("carol");

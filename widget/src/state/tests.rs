@@ -346,6 +346,7 @@ fn refused_messages_fail_and_can_be_retried() {
             message: "no".into(),
             id: Some("a".into()),
             retry_after_ms: None,
+            room: None,
         })
     };
     let fx = update(&mut m, frame(s, refuse(ErrorCode::TooLarge)));
@@ -498,6 +499,7 @@ fn http_refusals_never_spin() {
             message: "x".into(),
             id: None,
             retry_after_ms: Some(1500),
+            room: None,
         }))
     };
     // Retryable, without an id: waits for the timer instead of re-posting at once.
@@ -566,7 +568,13 @@ fn welcome(session: Option<&str>, user: Option<&str>) -> ServerMessage {
 }
 
 fn identity_error(code: ErrorCode) -> ServerMessage {
-    ServerMessage::Error(ErrorFrame { code, message: "why".into(), id: None, retry_after_ms: None })
+    ServerMessage::Error(ErrorFrame {
+        code,
+        message: "why".into(),
+        id: None,
+        retry_after_ms: None,
+        room: None,
+    })
 }
 
 #[test]
@@ -667,6 +675,7 @@ fn identity_refusals_over_http_keep_the_message_pending() {
         message: "expired".into(),
         id: None,
         retry_after_ms: None,
+        room: None,
     };
     let fx = update(&mut m, Event::Posted { id: "a".into(), reply: Some(ServerMessage::Error(e)) });
     assert!(fx.contains(&Effect::RenewToken { reason: "expired".into() }));

@@ -110,6 +110,8 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
                 message: o.string("message").unwrap_or_default(),
                 id: o.string("id"),
                 retry_after_ms: o.seq("retryAfterMs"),
+                room: o.string("room"),
+                room: None,
             })
         }
         "history" => {
@@ -189,6 +191,7 @@ mod tests {
                 message: "slow down".into(),
                 id: Some("u".into()),
                 retry_after_ms: Some(1_500),
+                room: None,
             }),
         ]
     }
