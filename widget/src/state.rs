@@ -20,6 +20,7 @@
 pub(crate) mod identity;
 pub(crate) mod link;
 pub(crate) mod log;
+pub(crate) mod rooms;
 
 use crate::outbox::OutboxEntry;
 use identity::Identity;

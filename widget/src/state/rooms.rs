@@ -1,0 +1,755 @@
+//! The rooms half of the model: the named rooms this tab has joined on the widget's one
+//! connection — for each, its messages (in `seq` order, de-duplicated by id), the members
+//! present, who is typing, the unread count, an outbox of messages not yet stored, and the
+//! calls made before the hub confirmed the join.
+//!
+//! The rules it keeps, whatever the transport does underneath:
+//! - **Joined means confirmed.** A room is `joining` until the hub answers the `join` with
+//!   `room_info`. Until then `chat` waits in the room's outbox, and `typing` and `chain_update`
+//!   calls wait in order (the latest `cursor_position` only: a stale cursor is noise).
+//! - **Rejoin without a gap or a duplicate.** When the link drops every room becomes
+//!   `rejoining`; when it is back each one is joined again with `after` = the newest `seq` it
+//!   has seen, so the hub replays exactly what was missed, and the outbox is re-sent with the
+//!   same ids (the hub acknowledges a re-send it already stored rather than storing it twice).
+//!   Messages are known by id, so a replayed or echoed one is never shown twice.
+//! - **The first history is not news.** What the hub replays when a room is first joined is the
+//!   room so far; messages after it (live, or replayed on a rejoin) count as unread unless the
+//!   room is being watched, and never the visitor's own.
+//!
+//! It knows nothing about sockets, JSON or the DOM: it reads decoded hub frames and says what to
+//! write ([`RoomOut`]) and what to tell the page ([`RoomNotice`]) through [`RoomEffect`]s.
+
+use crate::outbox::Outbox;
+use crate::state::log::Delivery;
+use crate::state::Outgoing;
+use natter_protocol::{ErrorCode, ErrorFrame, History, Member, RoomInfo, RoomMessage, ServerMessage};
+
+/// Retryable refusals of one room message in a row after which it is shown as failed.
+const REFUSALS_BEFORE_FAILED: u32 = 3;
+/// Delay before re-sending a room message the hub refused with a retryable error and no
+/// `retryAfterMs`.
+const RESEND_DELAY_MS: u32 = 2_000;
+/// A member's typing indicator is cleared this long after their last `typing` frame (a sender
+/// renews it while the person types; a closed tab never says "stopped").
+pub(crate) const TYPING_TIMEOUT_MS: u32 = 6_000;
+/// How many `chain_update` calls wait for a join; older ones beyond it are dropped (and said
+/// so with an `error` notice) rather than growing memory without bound.
+const QUEUED_UPDATES_KEPT: usize = 200;
+/// How many messages a room keeps in memory; the oldest go first (the hub keeps the rest).
+const MESSAGES_KEPT: usize = 1_000;
+
+/// Which relayed collaboration payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RelayKind {
+    /// `cursor_position`: where a member's pointer is; only the latest matters.
+    Cursor,
+    /// `chain_update`: an edit of shared state; every one matters, in order.
+    Update,
+}
+
+/// A frame to write for a room, on whatever carries the connection.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RoomOut {
+    /// `join`, resuming after `after`.
+    Join { room: String, name: Option<String>, after: Option<u64> },
+    /// `leave`.
+    Leave { room: String },
+    /// `chat`.
+    Chat { room: String, out: Outgoing },
+    /// `typing` in a room.
+    Typing { room: String, active: bool },
+    /// `cursor_position` / `chain_update`; `data` is JSON text.
+    Relay { room: String, kind: RelayKind, data: String },
+}
+
+/// A room's state as the page sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoomStatus {
+    /// `join` sent (or waiting for the link), not yet confirmed.
+    Joining,
+    /// The hub confirmed the join; calls go out at once.
+    Joined,
+    /// The link dropped; the room is joined again when it is back.
+    Rejoining,
+    /// The hub refused the join (see the `error` notice); nothing is retried.
+    Refused,
+    /// Left by the page.
+    Left,
+}
+
+impl RoomStatus {
+    /// The name the JS API reports.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RoomStatus::Joining => "joining",
+            RoomStatus::Joined => "joined",
+            RoomStatus::Rejoining => "rejoining",
+            RoomStatus::Refused => "refused",
+            RoomStatus::Left => "left",
+        }
+    }
+}
+
+/// One message of a room.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RoomLine {
+    /// Unique id (client-made for the visitor's own).
+    pub id: String,
+    /// Position in the room once stored.
+    pub seq: Option<u64>,
+    /// The text, rendered as text.
+    pub text: String,
+    /// RFC 3339 time (the hub's once stored, the client's while pending).
+    pub time: String,
+    /// Who wrote it (for a pending own message: the visitor as they joined).
+    pub from: Member,
+    /// Written by this visitor (this tab or another of theirs).
+    pub mine: bool,
+    /// Delivery state.
+    pub delivery: Delivery,
+}
+
+/// Something the page hears about one room.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RoomNotice {
+    /// A message was added (live, a resumed one, or the visitor's own, pending).
+    Message(RoomLine),
+    /// The delivery state of the visitor's message `id` changed.
+    Delivery { id: String, delivery: Delivery, seq: Option<u64> },
+    /// A member joined (`true`) or left.
+    Presence { member: Member, joined: bool },
+    /// The member list was replaced (the hub's `room_info`, on every join and rejoin).
+    Members,
+    /// A member started or stopped typing.
+    Typing { member: Member, active: bool },
+    /// A member's `cursor_position` or `chain_update`; `data` is JSON text.
+    Relay { kind: RelayKind, from: Member, data: String },
+    /// The room's status changed.
+    Status(RoomStatus),
+    /// The unread count changed.
+    Unread(u32),
+    /// The hub refused something in this room, or could not replay messages `gap` (`from`..=`to`).
+    Error { code: ErrorCode, message: String },
+}
+
+/// What the rooms want done.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RoomEffect {
+    /// Write this frame now.
+    Send(RoomOut),
+    /// Tell the page about `room`.
+    Notify { room: String, notice: RoomNotice },
+    /// Call [`Rooms::resend`] after `ms` milliseconds.
+    ResendAfter { ms: u32 },
+    /// Call [`Rooms::typing_expired`] after `ms` milliseconds (restarting a running one).
+    TypingTimer { ms: u32 },
+}
+
+/// A call that waits for the join to be confirmed.
+#[derive(Debug, Clone, PartialEq)]
+enum Queued {
+    Typing(bool),
+    Update(String),
+}
+
+/// One joined room.
+#[derive(Debug, Clone)]
+pub(crate) struct Room {
+    /// The room id.
+    pub id: String,
+    /// The name the visitor joined with (the hub uses a signed-in user's verified name instead).
+    pub name: Option<String>,
+    /// The room's display name, from `room_info`.
+    pub title: Option<String>,
+    /// Where the room is.
+    pub status: RoomStatus,
+    /// Messages in room order; the visitor's pending ones at the end.
+    pub messages: Vec<RoomLine>,
+    /// Members present (as of the last `room_info`, `user_joined` and `user_left`).
+    pub members: Vec<Member>,
+    /// The true number of members (the list holds at most the hub's first 100).
+    pub member_count: usize,
+    /// Members typing now, by member id.
+    pub typing: Vec<Member>,
+    /// Messages of others that arrived while the room was not watched.
+    pub unread: u32,
+    /// The newest `seq` seen; `after` of the next join.
+    pub last_seq: Option<u64>,
+    /// The visitor's messages the hub has not stored yet.
+    outbox: Outbox,
+    /// Calls waiting for the join, in call order.
+    queued: Vec<Queued>,
+    /// The latest cursor waiting for the join.
+    cursor: Option<String>,
+    /// A history has been read: what later ones bring is news.
+    history_loaded: bool,
+}
+
+impl Room {
+    fn new(id: String, name: Option<String>) -> Self {
+        Room {
+            id,
+            name,
+            title: None,
+            status: RoomStatus::Joining,
+            messages: Vec::new(),
+            members: Vec::new(),
+            member_count: 0,
+            typing: Vec::new(),
+            unread: 0,
+            last_seq: None,
+            outbox: Outbox::default(),
+            queued: Vec::new(),
+            cursor: None,
+            history_loaded: false,
+        }
+    }
+
+    fn note(&self, notice: RoomNotice, fx: &mut Vec<RoomEffect>) {
+        fx.push(RoomEffect::Notify { room: self.id.clone(), notice });
+    }
+
+    fn set_status(&mut self, status: RoomStatus, fx: &mut Vec<RoomEffect>) {
+        if self.status != status {
+            self.status = status;
+            self.note(RoomNotice::Status(status), fx);
+        }
+    }
+
+    fn see_seq(&mut self, seq: u64) {
+        self.last_seq = Some(self.last_seq.map_or(seq, |s| s.max(seq)));
+    }
+
+    fn join_frame(&self) -> RoomOut {
+        RoomOut::Join { room: self.id.clone(), name: self.name.clone(), after: self.last_seq }
+    }
+
+    fn chat_frame(&self, out: Outgoing) -> RoomOut {
+        RoomOut::Chat { room: self.id.clone(), out }
+    }
+
+    /// Everything the outbox holds that is not failed, in typing order.
+    fn send_outbox(&self, fx: &mut Vec<RoomEffect>) {
+        for e in self.outbox.sendable() {
+            fx.push(RoomEffect::Send(self.chat_frame(e.into())));
+        }
+    }
+
+    /// The join is confirmed: what waited goes out, in call order.
+    fn flush(&mut self, fx: &mut Vec<RoomEffect>) {
+        self.send_outbox(fx);
+        let room = self.id.clone();
+        for q in std::mem::take(&mut self.queued) {
+            fx.push(RoomEffect::Send(match q {
+                Queued::Typing(active) => RoomOut::Typing { room: room.clone(), active },
+                Queued::Update(data) => RoomOut::Relay { room: room.clone(), kind: RelayKind::Update, data },
+            }));
+        }
+        if let Some(data) = self.cursor.take() {
+            fx.push(RoomEffect::Send(RoomOut::Relay { room, kind: RelayKind::Cursor, data }));
+        }
+    }
+
+    fn set_delivery(&mut self, id: &str, delivery: Delivery, seq: Option<u64>, fx: &mut Vec<RoomEffect>) {
+        let Some(m) = self.messages.iter_mut().find(|m| m.id == id) else { return };
+        let seq = seq.or(m.seq);
+        if m.delivery == delivery && m.seq == seq {
+            return;
+        }
+        m.delivery = delivery;
+        m.seq = seq;
+        self.note(RoomNotice::Delivery { id: id.to_string(), delivery, seq }, fx);
+    }
+
+    fn acknowledged(&mut self, id: &str, seq: u64, fx: &mut Vec<RoomEffect>) {
+        self.outbox.acknowledge(id);
+        self.see_seq(seq);
+        self.set_delivery(id, Delivery::Sent, Some(seq), fx);
+    }
+
+    /// A stored `chat`; `live` unless it is part of the room as first loaded.
+    fn stored(
+        &mut self,
+        m: RoomMessage,
+        me: Option<&str>,
+        live: bool,
+        watching: bool,
+        fx: &mut Vec<RoomEffect>,
+    ) {
+        self.see_seq(m.seq);
+        let mine_by_outbox = self.outbox.acknowledge(&m.id);
+        if self.messages.iter().any(|x| x.id == m.id) {
+            // Already shown: our own pending message, or a duplicate delivery. Firm it up.
+            let (id, seq) = (m.id, m.seq);
+            if let Some(x) = self.messages.iter_mut().find(|x| x.id == id) {
+                x.from = m.from;
+                x.time = m.timestamp;
+            }
+            self.set_delivery(&id, Delivery::Sent, Some(seq), fx);
+            return;
+        }
+        let mine = mine_by_outbox || me.is_some_and(|me| me == m.from.id);
+        let line = RoomLine {
+            id: m.id,
+            seq: Some(m.seq),
+            text: m.message,
+            time: m.timestamp,
+            from: m.from,
+            mine,
+            delivery: Delivery::Sent,
+        };
+        // Stored messages sit in seq order, ahead of the ones still pending.
+        let at =
+            self.messages.iter().position(|x| x.seq.is_none_or(|s| s > m.seq)).unwrap_or(self.messages.len());
+        self.messages.insert(at, line.clone());
+        if self.messages.len() > MESSAGES_KEPT {
+            self.messages.remove(0);
+        }
+        if live {
+            if !mine && !watching {
+                self.unread = self.unread.saturating_add(1);
+                self.note(RoomNotice::Unread(self.unread), fx);
+            }
+            self.note(RoomNotice::Message(line), fx);
+        }
+    }
+
+    fn info(&mut self, info: RoomInfo, fx: &mut Vec<RoomEffect>) {
+        self.title = info.name;
+        self.member_count = info.member_count.max(info.members.len());
+        // Whoever is typing and no longer here has stopped.
+        let gone: Vec<Member> =
+            self.typing.iter().filter(|t| !info.members.iter().any(|m| m.id == t.id)).cloned().collect();
+        for member in gone {
+            self.stop_typing(&member.id, fx);
+        }
+        // The members present now replace the list (after a rejoin, the one from before the
+        // drop); the page hears the change as one `members` notice, not a join per member.
+        self.members = info.members;
+        self.note(RoomNotice::Members, fx);
+        self.set_status(RoomStatus::Joined, fx);
+        self.flush(fx);
+    }
+
+    fn presence(&mut self, member: Member, joined: bool, fx: &mut Vec<RoomEffect>) {
+        let known = self.members.iter().position(|m| m.id == member.id);
+        match (joined, known) {
+            (true, None) => {
+                self.members.push(member.clone());
+                self.member_count = self.member_count.max(self.members.len() - 1) + 1;
+            }
+            (true, Some(_)) => return,
+            (false, Some(i)) => {
+                self.members.remove(i);
+                self.member_count = self.member_count.saturating_sub(1).max(self.members.len());
+                self.stop_typing(&member.id, fx);
+            }
+            // Someone beyond the listed members left.
+            (false, None) => self.member_count = self.member_count.saturating_sub(1).max(self.members.len()),
+        }
+        self.note(RoomNotice::Presence { member, joined }, fx);
+    }
+
+    fn stop_typing(&mut self, member_id: &str, fx: &mut Vec<RoomEffect>) {
+        if let Some(i) = self.typing.iter().position(|t| t.id == member_id) {
+            let member = self.typing.remove(i);
+            self.note(RoomNotice::Typing { member, active: false }, fx);
+        }
+    }
+
+    fn typing_notice(&mut self, member: Member, active: bool, fx: &mut Vec<RoomEffect>) {
+        if !active {
+            return self.stop_typing(&member.id, fx);
+        }
+        fx.push(RoomEffect::TypingTimer { ms: TYPING_TIMEOUT_MS });
+        if !self.typing.iter().any(|t| t.id == member.id) {
+            self.typing.push(member.clone());
+            self.note(RoomNotice::Typing { member, active: true }, fx);
+        }
+    }
+
+    fn history(&mut self, h: History, me: Option<&str>, watching: bool, fx: &mut Vec<RoomEffect>) {
+        let live = self.history_loaded;
+        self.history_loaded = true;
+        for m in h.messages {
+            if let ServerMessage::Chat(m) = m {
+                self.stored(m, me, live, watching, fx);
+            }
+        }
+        if let (false, Some(gap)) = (h.complete, h.gap) {
+            let message = format!("messages {} to {} of this room could not be loaded", gap.from, gap.to);
+            self.note(RoomNotice::Error { code: ErrorCode::Unavailable, message }, fx);
+        }
+        self.see_seq(h.last_seq);
+    }
+
+    /// A refusal of the visitor's message `id`; retryable ones are re-sent later, a few times.
+    fn refused(&mut self, id: &str, e: &ErrorFrame, fx: &mut Vec<RoomEffect>) {
+        if e.code.is_retryable() && self.outbox.refused(id) < REFUSALS_BEFORE_FAILED {
+            let ms = e.retry_after_ms.map_or(RESEND_DELAY_MS, |ms| ms.min(60_000) as u32);
+            fx.push(RoomEffect::ResendAfter { ms });
+            return;
+        }
+        self.outbox.set_failed(id, true);
+        self.set_delivery(id, Delivery::Failed, None, fx);
+        self.note(RoomNotice::Error { code: e.code, message: e.message.clone() }, fx);
+    }
+}
+
+/// Every room this tab has joined, and who the visitor is in them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rooms {
+    /// The rooms, in the order they were joined.
+    pub list: Vec<Room>,
+    /// The visitor's public member id (from `welcome`), to tell their own messages and presence
+    /// from others'.
+    pub me: Option<String>,
+    /// The room being looked at (the collaboration panel open on it, the tab visible): what
+    /// arrives there is not unread.
+    pub watching: Option<String>,
+    /// The link carries room frames now (a live socket whose hub has welcomed us).
+    live: bool,
+}
+
+impl Rooms {
+    /// The room `id`, if joined.
+    pub(crate) fn get(&self, id: &str) -> Option<&Room> {
+        self.list.iter().find(|r| r.id == id)
+    }
+
+    fn get_mut(&mut self, id: &str) -> Option<&mut Room> {
+        self.list.iter_mut().find(|r| r.id == id)
+    }
+
+    fn is_watched(&self, id: &str) -> bool {
+        self.watching.as_deref() == Some(id)
+    }
+
+    /// Whether the link carries room frames now.
+    pub(crate) fn is_live(&self) -> bool {
+        self.live
+    }
+
+    /// The page joins `id` as `name`. Joining a room already joined changes nothing but the
+    /// name used from the next join on (returns `false`); a room refused or left is joined
+    /// afresh.
+    pub(crate) fn join(&mut self, id: String, name: Option<String>, fx: &mut Vec<RoomEffect>) -> bool {
+        let live = self.live;
+        if let Some(room) = self.get_mut(&id) {
+            if name.is_some() {
+                room.name = name;
+            }
+            if room.status != RoomStatus::Refused {
+                return false;
+            }
+            room.set_status(RoomStatus::Joining, fx);
+            if live {
+                fx.push(RoomEffect::Send(room.join_frame()));
+            }
+            return true;
+        }
+        let room = Room::new(id, name);
+        if live {
+            fx.push(RoomEffect::Send(room.join_frame()));
+        }
+        self.list.push(room);
+        true
+    }
+
+    /// The page leaves `id`: told to the hub if the link is up (a dropped link has left it
+    /// already), and forgotten with whatever was still waiting.
+    pub(crate) fn leave(&mut self, id: &str, fx: &mut Vec<RoomEffect>) -> bool {
+        let Some(at) = self.list.iter().position(|r| r.id == id) else { return false };
+        let mut room = self.list.remove(at);
+        if self.live && room.status != RoomStatus::Refused {
+            fx.push(RoomEffect::Send(RoomOut::Leave { room: room.id.clone() }));
+        }
+        room.set_status(RoomStatus::Left, fx);
+        if self.is_watched(id) {
+            self.watching = None;
+        }
+        true
+    }
+
+    /// The visitor writes `out` in room `id`: shown as pending at once, sent now if the room is
+    /// joined, else when it is. Returns `false` (nothing happens) for blank text, an unknown
+    /// room, or an id already used.
+    pub(crate) fn send(&mut self, id: &str, out: Outgoing, fx: &mut Vec<RoomEffect>) -> bool {
+        let me = self.me.clone();
+        let Some(room) = self.get_mut(id) else { return false };
+        if out.text.trim().is_empty()
+            || room.outbox.contains(&out.id)
+            || room.messages.iter().any(|m| m.id == out.id)
+        {
+            return false;
+        }
+        room.outbox.push(out.id.clone(), out.text.clone(), out.time.clone());
+        let line = RoomLine {
+            id: out.id.clone(),
+            seq: None,
+            text: out.text.clone(),
+            time: out.time.clone(),
+            from: Member { id: me.unwrap_or_default(), name: room.name.clone(), verified: false },
+            mine: true,
+            delivery: Delivery::Pending,
+        };
+        room.messages.push(line.clone());
+        room.note(RoomNotice::Message(line), fx);
+        if room.status == RoomStatus::Joined {
+            fx.push(RoomEffect::Send(room.chat_frame(out)));
+        }
+        true
+    }
+
+    /// The visitor asks to retry their failed message `id` in room `room`.
+    pub(crate) fn retry(&mut self, room: &str, id: &str, fx: &mut Vec<RoomEffect>) -> bool {
+        let Some(r) = self.get_mut(room) else { return false };
+        if !r.outbox.set_failed(id, false) {
+            return false;
+        }
+        r.set_delivery(id, Delivery::Pending, None, fx);
+        if r.status == RoomStatus::Joined {
+            if let Some(e) = r.outbox.entries().iter().find(|e| e.id == id) {
+                fx.push(RoomEffect::Send(r.chat_frame(e.into())));
+            }
+        }
+        true
+    }
+
+    /// The visitor starts or stops typing in `id`. Before the join is confirmed only the
+    /// latest state waits.
+    pub(crate) fn typing(&mut self, id: &str, active: bool, fx: &mut Vec<RoomEffect>) -> bool {
+        let Some(room) = self.get_mut(id) else { return false };
+        if room.status == RoomStatus::Joined {
+            fx.push(RoomEffect::Send(RoomOut::Typing { room: room.id.clone(), active }));
+        } else {
+            room.queued.retain(|q| !matches!(q, Queued::Typing(_)));
+            room.queued.push(Queued::Typing(active));
+        }
+        true
+    }
+
+    /// A `cursor_position` or `chain_update` from the page (`data`: JSON text). Before the join
+    /// is confirmed, updates wait in order and only the latest cursor waits.
+    pub(crate) fn relay(
+        &mut self,
+        id: &str,
+        kind: RelayKind,
+        data: String,
+        fx: &mut Vec<RoomEffect>,
+    ) -> bool {
+        let Some(room) = self.get_mut(id) else { return false };
+        if room.status == RoomStatus::Joined {
+            fx.push(RoomEffect::Send(RoomOut::Relay { room: room.id.clone(), kind, data }));
+            return true;
+        }
+        match kind {
+            RelayKind::Cursor => room.cursor = Some(data),
+            RelayKind::Update => {
+                let updates = room.queued.iter().filter(|q| matches!(q, Queued::Update(_))).count();
+                if updates >= QUEUED_UPDATES_KEPT {
+                    if let Some(i) = room.queued.iter().position(|q| matches!(q, Queued::Update(_))) {
+                        room.queued.remove(i);
+                    }
+                    let message = format!(
+                        "more than {QUEUED_UPDATES_KEPT} updates waited for the room; the oldest was dropped"
+                    );
+                    room.note(RoomNotice::Error { code: ErrorCode::TooLarge, message }, fx);
+                }
+                room.queued.push(Queued::Update(data));
+            }
+        }
+        true
+    }
+
+    /// The visitor has seen everything in `id`.
+    pub(crate) fn mark_read(&mut self, id: &str, fx: &mut Vec<RoomEffect>) {
+        if let Some(room) = self.get_mut(id) {
+            if room.unread != 0 {
+                room.unread = 0;
+                room.note(RoomNotice::Unread(0), fx);
+            }
+        }
+    }
+
+    /// The room the visitor is looking at (or none); it is read at once.
+    pub(crate) fn watch(&mut self, id: Option<String>, fx: &mut Vec<RoomEffect>) {
+        if let Some(id) = &id {
+            self.mark_read(id, fx);
+        }
+        self.watching = id;
+    }
+
+    /// The link carries the connection again (the hub welcomed a new socket): every room not
+    /// refused is joined again, resuming after its newest `seq`.
+    pub(crate) fn link_up(&mut self, fx: &mut Vec<RoomEffect>) {
+        self.live = true;
+        for room in &self.list {
+            if matches!(room.status, RoomStatus::Joining | RoomStatus::Rejoining) {
+                fx.push(RoomEffect::Send(room.join_frame()));
+            }
+        }
+    }
+
+    /// The link dropped: every joined room waits for it to come back. Who was typing is
+    /// unknown now; the hub re-sends the members on the rejoin.
+    pub(crate) fn link_down(&mut self, fx: &mut Vec<RoomEffect>) {
+        if !self.live {
+            return;
+        }
+        self.live = false;
+        for room in &mut self.list {
+            if room.status == RoomStatus::Joined {
+                room.set_status(RoomStatus::Rejoining, fx);
+            }
+            for member in std::mem::take(&mut room.typing) {
+                room.note(RoomNotice::Typing { member, active: false }, fx);
+            }
+        }
+    }
+
+    /// After a retryable refusal: re-sends every joined room's waiting messages, and the
+    /// joins still waiting (joining twice is harmless: the hub answers with `room_info`).
+    pub(crate) fn resend(&self, fx: &mut Vec<RoomEffect>) {
+        if !self.live {
+            return;
+        }
+        for room in &self.list {
+            match room.status {
+                RoomStatus::Joined => room.send_outbox(fx),
+                RoomStatus::Joining | RoomStatus::Rejoining => fx.push(RoomEffect::Send(room.join_frame())),
+                RoomStatus::Refused | RoomStatus::Left => {}
+            }
+        }
+    }
+
+    /// Nobody typing has said anything for [`TYPING_TIMEOUT_MS`]: clear every indicator.
+    pub(crate) fn typing_expired(&mut self, fx: &mut Vec<RoomEffect>) {
+        for room in &mut self.list {
+            for member in std::mem::take(&mut room.typing) {
+                room.note(RoomNotice::Typing { member, active: false }, fx);
+            }
+        }
+    }
+
+    /// A relayed `cursor_position` / `chain_update` from another member of `room`.
+    pub(crate) fn relayed(
+        &mut self,
+        room: &str,
+        kind: RelayKind,
+        from: Member,
+        data: String,
+        fx: &mut Vec<RoomEffect>,
+    ) {
+        if self.me.as_deref() == Some(from.id.as_str()) {
+            // Another tab of this visitor: the page already knows what it sent.
+            return;
+        }
+        if let Some(r) = self.get(room) {
+            r.note(RoomNotice::Relay { kind, from, data }, fx);
+        }
+    }
+
+    /// Reads a hub frame. Returns it back when it is not about a room (the support
+    /// conversation's, or an error of nobody's room message).
+    pub(crate) fn receive(&mut self, msg: ServerMessage, fx: &mut Vec<RoomEffect>) -> Option<ServerMessage> {
+        let me = self.me.clone();
+        let me = me.as_deref();
+        match msg {
+            ServerMessage::Chat(m) => {
+                let watching = self.is_watched(&m.room);
+                if let Some(r) = self.get_mut(&m.room) {
+                    r.stored(m, me, true, watching, fx);
+                }
+            }
+            ServerMessage::RoomInfo(info) => {
+                if let Some(r) = self.get_mut(&info.room) {
+                    if r.status != RoomStatus::Refused {
+                        r.info(info, fx);
+                    }
+                }
+            }
+            ServerMessage::UserJoined(p) => {
+                if let Some(r) = self.get_mut(&p.room) {
+                    r.presence(p.user, true, fx);
+                }
+            }
+            ServerMessage::UserLeft(p) => {
+                if let Some(r) = self.get_mut(&p.room) {
+                    r.presence(p.user, false, fx);
+                }
+            }
+            ServerMessage::Typing(t) if t.room.is_some() => {
+                let (Some(room), Some(from)) = (t.room, t.from) else { return None };
+                if me == Some(from.id.as_str()) {
+                    return None;
+                }
+                if let Some(r) = self.get_mut(&room) {
+                    r.typing_notice(from, t.active, fx);
+                }
+            }
+            ServerMessage::Ack(a) if a.room.is_some() => {
+                if let Some(r) =
+                    a.room.as_deref().and_then(|room| self.list.iter_mut().find(|r| r.id == room))
+                {
+                    r.acknowledged(&a.id, a.seq, fx);
+                }
+            }
+            ServerMessage::History(h) if h.room.is_some() => {
+                let room = h.room.clone().unwrap_or_default();
+                let watching = self.is_watched(&room);
+                if let Some(r) = self.get_mut(&room) {
+                    r.history(h, me, watching, fx);
+                }
+            }
+            ServerMessage::System(n) if n.room.is_some() => {}
+            ServerMessage::Error(e) => return self.error(e, fx),
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// An `error` frame. The hub names the room of a refused room frame (and a `chat`'s id):
+    /// a refused message is retried or marked failed, a refused join leaves the room
+    /// `refused`, anything else is told to the room's listeners. Errors about no room are
+    /// returned, for the support conversation.
+    fn error(&mut self, e: ErrorFrame, fx: &mut Vec<RoomEffect>) -> Option<ServerMessage> {
+        let live = self.live;
+        let Some(room_id) = e.room.clone() else {
+            return Some(ServerMessage::Error(e));
+        };
+        // A room left since: nothing to tell anyone.
+        let room = self.get_mut(&room_id)?;
+        if let Some(id) = e.id.as_deref().filter(|id| room.outbox.contains(id)) {
+            room.refused(id, &e, fx);
+            return None;
+        }
+        let waiting = matches!(room.status, RoomStatus::Joining | RoomStatus::Rejoining);
+        match e.code {
+            // The hub lost track of the membership (a relay raced a leave, or a hub restarted
+            // under us): join again.
+            ErrorCode::NotInRoom if room.status == RoomStatus::Joined => {
+                room.set_status(RoomStatus::Rejoining, fx);
+                if live {
+                    fx.push(RoomEffect::Send(room.join_frame()));
+                }
+            }
+            // A join refused for now: try again after the delay.
+            code if waiting && code.is_retryable() => {
+                let ms = e.retry_after_ms.map_or(RESEND_DELAY_MS, |ms| ms.min(60_000) as u32);
+                fx.push(RoomEffect::ResendAfter { ms });
+            }
+            // A join refused for good: a bad room id or name, or the `rooms` claim / the hub's
+            // room access does not let this visitor in.
+            code if waiting => {
+                room.set_status(RoomStatus::Refused, fx);
+                room.note(RoomNotice::Error { code, message: e.message }, fx);
+            }
+            code => room.note(RoomNotice::Error { code, message: e.message }, fx),
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;
