@@ -14,6 +14,8 @@
 //! - [`log`]: the conversation — messages, outbox, unread count, typing, `last_seq`.
 //! - [`identity`]: who the widget is to the hub — the issued session, the identity token, the
 //!   renewal of a refused token.
+//! - [`rooms`]: the named rooms joined on the same connection — their messages, members,
+//!   typing, unread and outbox; joined again, resuming, whenever the link comes back.
 //! - the model itself: the panel (open, muted, tab hidden), and the few rules that need both
 //!   halves (what to send over which transport, what the visitor sees arrive).
 
@@ -26,7 +28,8 @@ use crate::outbox::OutboxEntry;
 use identity::Identity;
 use link::{Heard, Link, Status};
 use log::{Attention, Log, Message};
-use natter_protocol::{close, ErrorCode, ErrorFrame, History, ServerMessage};
+use natter_protocol::{close, ErrorCode, ErrorFrame, History, Member, ServerMessage};
+use rooms::{RelayKind, RoomEffect, RoomNotice, Rooms};
 
 /// Delay before re-sending after a network failure of an HTTP send, or a retryable refusal
 /// without `retryAfterMs`.
@@ -47,6 +50,10 @@ pub(crate) enum Timer {
     Typing,
     /// Re-sends the outbox after a refusal or a failed POST.
     Resend,
+    /// Re-sends the rooms' waiting messages and joins after a retryable refusal.
+    RoomResend,
+    /// Clears room typing indicators nobody renewed.
+    RoomTyping,
 }
 
 /// A visitor message to transmit.
@@ -115,6 +122,31 @@ pub(crate) enum Event {
     Logout,
     /// The hub issued a session over HTTP (the `X-Natter-Session` header of an answer).
     SessionIssued { session: String },
+    /// The page did something with a room.
+    Room(RoomCall),
+    /// Another member's `cursor_position` / `chain_update` (`data`: JSON text) from `socket`.
+    Relayed { socket: Option<u32>, room: String, kind: RelayKind, from: Member, data: String },
+}
+
+/// What the page does with rooms (`natter.joinRoom(…)`, a `Room`'s methods, the panel).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RoomCall {
+    /// Join `room` as `name`.
+    Join { room: String, name: Option<String> },
+    /// Leave `room`.
+    Leave { room: String },
+    /// Write a message in `room`.
+    Send { room: String, out: Outgoing },
+    /// Retry the failed message `id` of `room`.
+    Retry { room: String, id: String },
+    /// Started or stopped typing in `room`.
+    Typing { room: String, active: bool },
+    /// A cursor or an update for `room` (`data`: JSON text).
+    Relay { room: String, kind: RelayKind, data: String },
+    /// Everything in `room` has been seen.
+    Read { room: String },
+    /// The room being looked at (the panel), or none.
+    Watch { room: Option<String> },
 }
 
 /// Something the model wants to be told about from outside.
@@ -130,6 +162,8 @@ pub(crate) enum Notice {
     Unread(u32),
     /// The connection status changed.
     Status(Status),
+    /// Something happened in a room.
+    Room { room: String, notice: RoomNotice },
 }
 
 /// What the web layer must do.
@@ -175,6 +209,8 @@ pub(crate) enum Effect {
     RenewToken { reason: String },
     /// Tell the developer, on the console, why the hub refused the widget's identity.
     Warn(String),
+    /// Write a room frame on the open WebSocket.
+    SendRoom(rooms::RoomOut),
 }
 
 /// How the widget starts: what the page and storage say.
@@ -213,6 +249,8 @@ pub(crate) struct Model {
     pub log: Log,
     /// Who the widget is to the hub.
     pub identity: Identity,
+    /// The rooms joined on this connection.
+    pub rooms: Rooms,
 }
 
 impl Model {
@@ -225,6 +263,7 @@ impl Model {
             link: Link::new(init.seed, init.online),
             log: Log::restore(init.outbox),
             identity: Identity::new(init.session, init.token),
+            rooms: Rooms::default(),
         }
     }
 
@@ -322,6 +361,9 @@ impl Model {
         let accepted = matches!(message, ServerMessage::Welcome(_) | ServerMessage::History(_));
         match message {
             ServerMessage::Welcome(w) => {
+                if !w.member.is_empty() {
+                    self.rooms.me = Some(w.member.clone());
+                }
                 let welcomed = self.identity.welcomed(&w);
                 if welcomed.new_session {
                     fx.push(Effect::SaveSession);
@@ -330,10 +372,17 @@ impl Model {
                     self.log.start_over(true);
                 }
             }
-            ServerMessage::Error(e) if e.id.is_none() && is_identity_refusal(e.code) => {
+            ServerMessage::Error(e) if e.id.is_none() && e.room.is_none() && is_identity_refusal(e.code) => {
                 self.identity_refused(&e, fx);
             }
-            message => self.log.receive(message, true, self.attention(), fx),
+            message => {
+                let mut rfx = Vec::new();
+                let rest = self.rooms.receive(message, &mut rfx);
+                room_effects(rfx, fx);
+                if let Some(message) = rest {
+                    self.log.receive(message, true, self.attention(), fx);
+                }
+            }
         }
         if let (Heard::First(socket), true) = (heard, accepted) {
             self.link.socket_live(socket, fx);
@@ -434,8 +483,47 @@ impl Model {
         }
     }
 
+    /// A room call of the page.
+    fn room(&mut self, call: RoomCall, fx: &mut Vec<Effect>) {
+        let mut rfx = Vec::new();
+        let rooms = &mut self.rooms;
+        match call {
+            RoomCall::Join { room, name } => {
+                rooms.join(room, name, &mut rfx);
+            }
+            RoomCall::Leave { room } => {
+                rooms.leave(&room, &mut rfx);
+            }
+            RoomCall::Send { room, out } => {
+                rooms.send(&room, out, &mut rfx);
+            }
+            RoomCall::Retry { room, id } => {
+                rooms.retry(&room, &id, &mut rfx);
+            }
+            RoomCall::Typing { room, active } => {
+                rooms.typing(&room, active, &mut rfx);
+            }
+            RoomCall::Relay { room, kind, data } => {
+                rooms.relay(&room, kind, data, &mut rfx);
+            }
+            RoomCall::Read { room } => rooms.mark_read(&room, &mut rfx),
+            RoomCall::Watch { room } => rooms.watch(room, &mut rfx),
+        }
+        room_effects(rfx, fx);
+    }
+
     fn timer_fired(&mut self, timer: Timer, fx: &mut Vec<Effect>) {
         match timer {
+            Timer::RoomResend => {
+                let mut rfx = Vec::new();
+                self.rooms.resend(&mut rfx);
+                room_effects(rfx, fx);
+            }
+            Timer::RoomTyping => {
+                let mut rfx = Vec::new();
+                self.rooms.typing_expired(&mut rfx);
+                room_effects(rfx, fx);
+            }
             Timer::Typing => self.log.typing_expired(),
             Timer::Resend => self.flush(fx),
             Timer::Reconnect | Timer::Probe | Timer::Poll | Timer::OpenTimeout => {
@@ -479,7 +567,27 @@ impl Model {
                     fx.push(Effect::SaveSession);
                 }
             }
+            Event::Room(call) => self.room(call, fx),
+            Event::Relayed { socket, room, kind, from, data } => {
+                if self.link.heard(socket) != Heard::Stale {
+                    let mut rfx = Vec::new();
+                    self.rooms.relayed(&room, kind, from, data, &mut rfx);
+                    room_effects(rfx, fx);
+                }
+            }
         }
+    }
+}
+
+/// Turns what the rooms want into the model's effects.
+fn room_effects(rfx: Vec<RoomEffect>, fx: &mut Vec<Effect>) {
+    for e in rfx {
+        fx.push(match e {
+            RoomEffect::Send(out) => Effect::SendRoom(out),
+            RoomEffect::Notify { room, notice } => Effect::Notify(Notice::Room { room, notice }),
+            RoomEffect::ResendAfter { ms } => Effect::StartTimer { timer: Timer::RoomResend, ms },
+            RoomEffect::TypingTimer { ms } => Effect::StartTimer { timer: Timer::RoomTyping, ms },
+        });
     }
 }
 
@@ -492,8 +600,24 @@ fn is_identity_refusal(code: ErrorCode) -> bool {
 /// `status` / `unread` notices derived from the change.
 pub(crate) fn update(model: &mut Model, event: Event) -> Vec<Effect> {
     let (status, unread) = (model.link.status(), model.log.unread);
+    let was_live = model.link.is_live();
     let mut fx = Vec::new();
     model.step(event, &mut fx);
+    // Rooms ride on the live socket: joined again (resuming) whenever one goes live, waiting
+    // whenever it goes.
+    match (was_live, model.link.is_live()) {
+        (false, true) => {
+            let mut rfx = Vec::new();
+            model.rooms.link_up(&mut rfx);
+            room_effects(rfx, &mut fx);
+        }
+        (true, false) => {
+            let mut rfx = Vec::new();
+            model.rooms.link_down(&mut rfx);
+            room_effects(rfx, &mut fx);
+        }
+        _ => {}
+    }
     if model.log.unread != unread {
         fx.push(Effect::Notify(Notice::Unread(model.log.unread)));
     }
@@ -506,3 +630,6 @@ pub(crate) fn update(model: &mut Model, event: Event) -> Vec<Effect> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod room_tests;

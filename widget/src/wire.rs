@@ -9,6 +9,9 @@
 use crate::outbox::OutboxEntry;
 use crate::state::Outgoing;
 
+mod rooms;
+pub(crate) use rooms::room_frame;
+
 /// Appends `s` as a JSON string literal.
 fn push_string(buf: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -490,7 +490,12 @@ impl Link {
                     self.socket_lost(false, after, fx);
                 }
             }
-            Timer::Reconnect | Timer::Probe | Timer::Typing | Timer::Resend => {}
+            Timer::Reconnect
+            | Timer::Probe
+            | Timer::Typing
+            | Timer::Resend
+            | Timer::RoomResend
+            | Timer::RoomTyping => {}
         }
     }
 
