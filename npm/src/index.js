@@ -4,6 +4,7 @@
 // handle queues calls and listeners until it has. The script-tag loader (natter.js) uses this
 // same module, so `window.natter` and an npm `mount()` behave identically.
 import init, { mount as mountWasm } from './natter_widget.js';
+import { Room } from './rooms.js';
 
 let loading;
 function load(wasm) {
@@ -14,6 +15,11 @@ function load(wasm) {
 function domReady() {
   if (document.readyState !== 'loading') return Promise.resolve();
   return new Promise((resolve) => document.addEventListener('DOMContentLoaded', () => resolve(), { once: true }));
+}
+
+/** An option that may be a boolean or a `data-*` string ("", "true", "1"). */
+function flag(v) {
+  return v === true || v === '' || v === 'true' || v === '1' || v === 1;
 }
 
 const INITIAL_STATE = Object.freeze({
@@ -32,8 +38,12 @@ class NatterHandle {
   #listeners = [];
   #destroyed = false;
   #ready = false;
+  #rooms = new Map();
+  #options;
+  #panel = null;
 
   constructor(options, internal) {
+    this.#options = options ?? {};
     /** Resolves with this handle once the widget is on the page. */
     this.loaded = Promise.all([load(internal?.wasm), domReady()]).then(() => {
       if (this.#destroyed) return this;
@@ -54,10 +64,18 @@ class NatterHandle {
             .catch((err) => console.error('natter: tokenExpired failed; call natter.identify(token)', err)),
         );
       }
+      // Room events go to their Room object.
+      this.#inner.on('room', (detail) => {
+        const room = this.#rooms.get(detail.room);
+        if (!room) return;
+        room._dispatch(detail);
+        if (room.left) this.#rooms.delete(detail.room);
+      });
       for (const [event, fn] of this.#listeners) this.#inner.on(event, fn);
       this.#listeners = [];
       for (const [method, args] of this.#queue) this.#inner[method](...args);
       this.#queue = [];
+      if (flag(this.#options.rooms)) this.#roomsPanel();
       return this;
     });
     this.loaded.catch((err) => console.error('natter: the widget could not be loaded', err));
@@ -79,6 +97,60 @@ class NatterHandle {
   identify(token) { this.#call('identify', [String(token)]); }
   /** Forgets the conversation on this device and starts a new, empty anonymous one. */
   logout() { this.#call('logout', []); }
+
+  /**
+   * Joins room `id` as `options.name` (a signed-in user's verified name wins) and returns its
+   * `Room` at once; calls on it wait until the hub has confirmed the join. Joining a room
+   * already joined returns the same object.
+   */
+  joinRoom(id, options = {}) {
+    if (this.#destroyed) throw new Error('natter: this widget was destroyed');
+    const key = String(id);
+    const name = options?.name == null ? undefined : String(options.name);
+    let room = this.#rooms.get(key);
+    if (!room || room.left) {
+      room = new Room(key, (method, args) => this.#call(method, args));
+      this.#rooms.set(key, room);
+    }
+    this.#call('joinRoom', [key, { name }]);
+    this.#panel?.then((panel) => panel?.refresh());
+    return room;
+  }
+
+  /** The rooms joined (and not left), in join order. */
+  get rooms() {
+    return [...this.#rooms.values()].filter((r) => !r.left);
+  }
+
+  /** Joins room `id` (if needed) and shows it in the collaboration panel (loaded on first use). */
+  openRoom(id, options = {}) {
+    const room = this.joinRoom(id, options);
+    this.#roomsPanel().then((panel) => panel?.open(room.id));
+    return room;
+  }
+
+  /**
+   * The collaboration panel, downloaded the first time a page uses it: pages with the support
+   * chat alone never fetch it. (`new URL(…, import.meta.url)` lets bundlers copy it as an asset.)
+   */
+  #roomsPanel() {
+    this.#panel ??= this.loaded
+      .then(() => import(/* @vite-ignore */ new URL('./rooms-panel.js', import.meta.url).href))
+      .then((m) => {
+        if (this.#destroyed) return null;
+        const o = this.#options;
+        return m.createRoomsPanel(this, {
+          name: o.name,
+          server: o.server ?? location.origin,
+          theme: o.theme,
+          zIndex: o.zIndex,
+          accent: o.accent ?? o.colors?.accent,
+          strings: this.#inner?.roomStrings?.(),
+        });
+      });
+    this.#panel.catch((err) => console.error('natter: the rooms panel could not be loaded', err));
+    return this.#panel;
+  }
 
   on(event, fn) {
     if (typeof fn !== 'function') throw new TypeError('natter: on(event, fn) needs a function');
@@ -114,6 +186,9 @@ class NatterHandle {
     this.#destroyed = true;
     this.#queue = [];
     this.#listeners = [];
+    for (const room of this.#rooms.values()) room._dead();
+    this.#panel?.then((panel) => panel?.destroy());
+    this.#rooms.clear();
     if (this.#inner) this.#inner.destroy();
     this.#inner = null;
   }

@@ -110,7 +110,9 @@ async fn join_chat_presence_and_drop() {
     }
     alice2.send(json!({"type": "cursor_position", "room": "design", "data": {"x": 1}})).await;
     match alice2.recv_data().await {
-        ServerMessage::Error(e) => assert_eq!((e.code, e.room.as_deref()), (ErrorCode::NotInRoom, Some("design"))),
+        ServerMessage::Error(e) => {
+            assert_eq!((e.code, e.room.as_deref()), (ErrorCode::NotInRoom, Some("design")))
+        }
         other => panic!("expected not_in_room, got {other:?}"),
     }
 

@@ -162,7 +162,7 @@ pub fn widget_browser_tests() -> Result<()> {
 
 /// Builds the example apps that have a build step; each installs the package from `npm/`.
 pub fn build_examples() -> Result<()> {
-    for name in ["vite", "react"] {
+    for name in ["vite", "react", "collab"] {
         let dir = root().join("examples").join(name);
         if !dir.join("package.json").exists() {
             bail!("examples/{name}/package.json is missing");

@@ -20,8 +20,12 @@ use std::process::Command;
 const TARGET: &str = "wasm32-unknown-unknown";
 /// What a page downloads for the widget, in load order.
 const DOWNLOADED: &[&str] = &["natter.js", "index.js", "natter_widget_bg.wasm"];
+/// What a page that uses the collaboration panel downloads on top (loaded on first use).
+const ROOMS_DOWNLOADED: &[&str] = &["rooms-panel.js"];
 /// The size budget: everything a page downloads for the widget, gzip.
 const BUDGET_BYTES: u64 = 60 * 1024;
+/// The size budget of a page with rooms and the collaboration panel, gzip.
+const ROOMS_BUDGET_BYTES: u64 = 75 * 1024;
 
 /// `npm/dist/`.
 pub fn dist_dir() -> PathBuf {
@@ -269,8 +273,12 @@ pub fn build(release: bool) -> Result<()> {
         wasm_opt(&wasm_out)?;
     }
     let src = root.join("npm").join("src");
-    std::fs::copy(src.join("index.js"), stage.join("index.js")).context("copying npm/src/index.js")?;
-    std::fs::copy(src.join("index.d.ts"), dist.join("index.d.ts")).context("copying npm/src/index.d.ts")?;
+    for file in ["index.js", "rooms.js"] {
+        std::fs::copy(src.join(file), stage.join(file)).with_context(|| format!("copying npm/src/{file}"))?;
+    }
+    for file in ["index.d.ts", "rooms.d.ts", "react.d.ts"] {
+        std::fs::copy(src.join(file), dist.join(file)).with_context(|| format!("copying npm/src/{file}"))?;
+    }
     ensure_npm_tools()?;
     let minify: &[&str] = if release { &["--minify"] } else { &[] };
     // One ESM file: the facade plus the wasm-bindgen glue. `new URL(..., import.meta.url)` for
@@ -285,9 +293,19 @@ pub fn build(release: bool) -> Result<()> {
         &src.join("natter.js"),
         &dist.join("natter.js"),
     )?;
+    // The React bindings import `react` and `./index.js` as they are (not bundled: the app's
+    // React and the one widget module); the rooms panel is a module of its own, fetched only
+    // by pages that use it.
+    for file in ["react.js", "rooms-panel.js"] {
+        esbuild(
+            &[&["--format=esm", "--target=es2020", "--log-level=warning"], minify].concat(),
+            &src.join(file),
+            &dist.join(file),
+        )?;
+    }
     // Leftovers of earlier layouts would otherwise be shipped.
     let _ = std::fs::remove_file(dist.join("natter_widget.js"));
-    for file in DOWNLOADED {
+    for file in DOWNLOADED.iter().chain(ROOMS_DOWNLOADED) {
         let path = dist.join(file);
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         // Precompressed copies, for a static server (the hub's ServeDir) that serves `.gz`
@@ -338,6 +356,21 @@ pub fn bench_size() -> Result<()> {
         "  budget {}: {verdict} ({:.0}% used)",
         kib(BUDGET_BYTES),
         gz_total as f64 * 100.0 / BUDGET_BYTES as f64
+    );
+    println!("with rooms and the collaboration panel (fetched on first use), on top:");
+    for file in ROOMS_DOWNLOADED {
+        let bytes = std::fs::read(dist.join(file)).with_context(|| format!("reading {file}"))?;
+        let gz = gzip_len(&bytes)?;
+        raw_total += bytes.len() as u64;
+        gz_total += gz;
+        println!("  {:<24} {:>10} {:>10}", file, kib(bytes.len() as u64), kib(gz));
+    }
+    println!("  {:<24} {:>10} {:>10}", "total with rooms", kib(raw_total), kib(gz_total));
+    let verdict = if gz_total <= ROOMS_BUDGET_BYTES { "within" } else { "OVER" };
+    println!(
+        "  budget {}: {verdict} ({:.0}% used)",
+        kib(ROOMS_BUDGET_BYTES),
+        gz_total as f64 * 100.0 / ROOMS_BUDGET_BYTES as f64
     );
     launcher_timing()
 }

@@ -22,7 +22,9 @@
 use crate::outbox::Outbox;
 use crate::state::log::Delivery;
 use crate::state::Outgoing;
-use natter_protocol::{ErrorCode, ErrorFrame, History, Member, RoomInfo, RoomMessage, ServerMessage};
+use natter_protocol::{
+    validate_room_id, ErrorCode, ErrorFrame, History, Member, RoomInfo, RoomMessage, ServerMessage,
+};
 
 /// Retryable refusals of one room message in a row after which it is shown as failed.
 const REFUSALS_BEFORE_FAILED: u32 = 3;
@@ -425,16 +427,22 @@ impl Rooms {
         self.watching.as_deref() == Some(id)
     }
 
-    /// Whether the link carries room frames now.
-    pub(crate) fn is_live(&self) -> bool {
-        self.live
-    }
-
     /// The page joins `id` as `name`. Joining a room already joined changes nothing but the
     /// name used from the next join on (returns `false`); a room refused or left is joined
-    /// afresh.
+    /// afresh. An id the hub would refuse is refused here, without asking it (the room is
+    /// listed as `refused`, with an `error` notice naming the id).
     pub(crate) fn join(&mut self, id: String, name: Option<String>, fx: &mut Vec<RoomEffect>) -> bool {
         let live = self.live;
+        if let Err(e) = validate_room_id(&id) {
+            if self.get(&id).is_none() {
+                let mut room = Room::new(id, name);
+                room.set_status(RoomStatus::Refused, fx);
+                let message = format!("bad room id \"{}\": {e}", room.id);
+                room.note(RoomNotice::Error { code: ErrorCode::InvalidMessage, message }, fx);
+                self.list.push(room);
+            }
+            return false;
+        }
         if let Some(room) = self.get_mut(&id) {
             if name.is_some() {
                 room.name = name;

@@ -4,11 +4,13 @@
 //! This is the whole wasm-bindgen surface; everything behind it is crate-private.
 
 use super::frame;
+use super::rooms;
 use super::runtime::Runtime;
 use crate::options::{Flex, RawOptions};
 use crate::state::link::Transport;
 use crate::state::log::Message;
-use crate::state::{Event, Model};
+use crate::state::rooms::RelayKind;
+use crate::state::{Event, Model, RoomCall};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -104,7 +106,7 @@ impl Natter {
     }
 
     /// Calls `f` on `event`: `ready`, `open`, `close`, `message`, `unread`, `status`, `sound`,
-    /// `tokenExpired`.
+    /// `tokenExpired`, `room` (every room event, `{ type, room, … }`).
     pub fn on(&self, event: &str, f: js_sys::Function) {
         self.rt.on(event, f);
     }
@@ -129,6 +131,71 @@ impl Natter {
     /// Removes every node, listener, timer, socket and request of this widget.
     pub fn destroy(&self) {
         self.rt.destroy();
+    }
+
+    /// Joins `room` with `options` (`{ name }`); what happens is told through `room` events.
+    #[wasm_bindgen(js_name = joinRoom)]
+    pub fn join_room(&self, room: &str, options: JsValue) {
+        let name = rooms::join_name(&options).filter(|n| !n.trim().is_empty());
+        self.rt.dispatch(Event::Room(RoomCall::Join { room: room.to_string(), name }));
+    }
+
+    /// Leaves `room`.
+    #[wasm_bindgen(js_name = leaveRoom)]
+    pub fn leave_room(&self, room: &str) {
+        self.rt.dispatch(Event::Room(RoomCall::Leave { room: room.to_string() }));
+    }
+
+    /// Writes `text` in `room` as message `id`.
+    #[wasm_bindgen(js_name = roomSend)]
+    pub fn room_send(&self, room: &str, text: &str, id: String) {
+        self.rt.room_send(room, text, id);
+    }
+
+    /// Tries the failed message `id` of `room` again.
+    #[wasm_bindgen(js_name = roomRetry)]
+    pub fn room_retry(&self, room: &str, id: String) {
+        self.rt.dispatch(Event::Room(RoomCall::Retry { room: room.to_string(), id }));
+    }
+
+    /// The visitor started or stopped typing in `room`.
+    #[wasm_bindgen(js_name = roomTyping)]
+    pub fn room_typing(&self, room: &str, active: bool) {
+        self.rt.dispatch(Event::Room(RoomCall::Typing { room: room.to_string(), active }));
+    }
+
+    /// Sends `data` (any JSON) to the other members of `room`: `kind` is `cursor`
+    /// (`cursor_position`) or `update` (`chain_update`). Throws for data that is not JSON.
+    #[wasm_bindgen(js_name = roomRelay)]
+    pub fn room_relay(&self, room: &str, kind: &str, data: JsValue) -> Result<(), JsValue> {
+        let kind = match kind {
+            "cursor" => RelayKind::Cursor,
+            "update" => RelayKind::Update,
+            other => return Err(js_sys::TypeError::new(&format!("natter: no relay kind \"{other}\"")).into()),
+        };
+        let data = rooms::relay_text(&data).map_err(|why| {
+            JsValue::from(js_sys::TypeError::new(&format!("natter: room \"{room}\": {why}")))
+        })?;
+        self.rt.dispatch(Event::Room(RoomCall::Relay { room: room.to_string(), kind, data }));
+        Ok(())
+    }
+
+    /// Everything in `room` has been seen: its unread count goes to 0.
+    #[wasm_bindgen(js_name = roomRead)]
+    pub fn room_read(&self, room: &str) {
+        self.rt.dispatch(Event::Room(RoomCall::Read { room: room.to_string() }));
+    }
+
+    /// `room` is (or, with `null`, no room is) on screen: what arrives there is not unread.
+    #[wasm_bindgen(js_name = roomWatch)]
+    pub fn room_watch(&self, room: Option<String>) {
+        self.rt.dispatch(Event::Room(RoomCall::Watch { room }));
+    }
+
+    /// `{ status, title, messages, members, memberCount, typing, unread }` of `room`, or null.
+    #[wasm_bindgen(js_name = roomSnapshot)]
+    pub fn room_snapshot(&self, room: &str) -> JsValue {
+        self.rt.room_snapshot(room)
     }
 }
 

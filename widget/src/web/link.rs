@@ -7,6 +7,7 @@
 //! parser and no serde machinery ends up in the wasm binary.
 
 use super::frame::decode;
+use super::rooms::{decode_relay, Relayed};
 use crate::state::Outgoing;
 use natter_protocol::{History, ServerMessage, SESSION_HEADER};
 use wasm_bindgen::prelude::*;
@@ -108,6 +109,8 @@ pub(crate) enum SocketEvent {
     Open,
     /// A frame arrived.
     Frame(ServerMessage),
+    /// A room member's `cursor_position` / `chain_update` arrived.
+    Relay(Relayed),
     /// It closed (or failed to open) with this code.
     Closed(u16),
 }
@@ -121,10 +124,14 @@ impl Socket {
         let r = report.clone();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
             let Some(text) = e.data().as_string() else { return };
-            match js_sys::JSON::parse(&text).ok().as_ref().and_then(decode) {
-                Some(msg) => r(SocketEvent::Frame(msg)),
+            let Ok(v) = js_sys::JSON::parse(&text) else { return };
+            if let Some(msg) = decode(&v) {
+                r(SocketEvent::Frame(msg));
+            } else if let Some(relay) = decode_relay(&v) {
+                r(SocketEvent::Relay(relay));
+            } else {
                 // A frame this version does not understand (a newer hub): skip it.
-                _ => web_sys::console::debug_1(&"natter: ignored an unknown frame".into()),
+                web_sys::console::debug_1(&"natter: ignored an unknown frame".into());
             }
         });
         let on_close =

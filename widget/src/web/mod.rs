@@ -9,6 +9,8 @@
 //!   every listener, timer, socket and request.
 //! - `dom`: the Shadow DOM and its rendering; `listen`: listeners that remove themselves.
 //! - `link`: the WebSocket and the HTTP fallback; `frame`: reading hub frames.
+//! - `rooms`: rooms at the JS boundary (snapshots, events, options through
+//!   `serde_wasm_bindgen`) and reading relayed collaboration frames.
 //! - `storage`: `localStorage`; `random`: ids and the jitter seed; `sound`: the chime.
 
 mod api;
@@ -17,6 +19,7 @@ mod frame;
 mod link;
 mod listen;
 mod random;
+mod rooms;
 mod runtime;
 mod sound;
 mod storage;

@@ -11,6 +11,7 @@ use super::dom::Dom;
 use super::link::{self, Credentials, Endpoint, Socket, SocketEvent};
 use super::listen::Listener;
 use super::random;
+use super::rooms;
 use super::sound::Sound;
 use super::storage::Store;
 use crate::options::Options;
@@ -309,6 +310,11 @@ impl Runtime {
                 }
             }
             Effect::Notify(n) => self.notify(n),
+            Effect::SendRoom(frame) => {
+                if let Some(s) = self.socket.borrow().as_ref() {
+                    s.send(&crate::wire::room_frame(&frame));
+                }
+            }
         }
     }
 
@@ -320,6 +326,13 @@ impl Runtime {
                 rt.dispatch(match e {
                     SocketEvent::Open => Event::SocketOpened { socket: id },
                     SocketEvent::Frame(message) => Event::Frame { socket: Some(id), message },
+                    SocketEvent::Relay(r) => Event::Relayed {
+                        socket: Some(id),
+                        room: r.room,
+                        kind: r.kind,
+                        from: r.from,
+                        data: r.data,
+                    },
                     SocketEvent::Closed(code) => Event::SocketClosed { socket: id, code },
                 });
             }
@@ -410,7 +423,20 @@ impl Runtime {
             Notice::Unread(count) => self.emit("unread", &count.into()),
             Notice::Status(_) => self.emit("status", &self.state()),
             Notice::Message(m) => self.emit("message", &api::message_js(&m)),
+            Notice::Room { room, notice } => self.emit("room", &rooms::event_js(&room, &notice)),
         }
+    }
+
+    /// A room's snapshot (`null` for a room not joined).
+    pub(super) fn room_snapshot(&self, room: &str) -> JsValue {
+        self.model.borrow().rooms.get(room).map_or(JsValue::NULL, rooms::snapshot_js)
+    }
+
+    /// Writes `text` in `room` as message `id` (made by the npm module, so it is known before
+    /// the wasm has loaded).
+    pub(super) fn room_send(&self, room: &str, text: &str, id: String) {
+        let out = Outgoing { id, text: text.to_string(), time: now_iso() };
+        self.dispatch(Event::Room(crate::state::RoomCall::Send { room: room.to_string(), out }));
     }
 
     /// Sends `text` as the visitor; returns the new message's id, or `None` for blank text.

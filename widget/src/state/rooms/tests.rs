@@ -457,3 +457,16 @@ fn queued_updates_are_bounded() {
     assert_eq!(relays.len(), QUEUED_UPDATES_KEPT);
     assert_eq!(relays[0], RoomOut::Relay { room: "r".into(), kind: RelayKind::Update, data: "5".into() });
 }
+
+#[test]
+fn a_bad_room_id_is_refused_without_asking_the_hub() {
+    let mut rooms = Rooms::default();
+    let mut fx = Vec::new();
+    rooms.link_up(&mut fx);
+    assert!(!rooms.join("no spaces please".into(), None, &mut fx));
+    assert!(sent(&fx).is_empty());
+    assert_eq!(rooms.get("no spaces please").map(|r| r.status), Some(RoomStatus::Refused));
+    assert!(
+        matches!(&notices(&fx)[..], [RoomNotice::Status(RoomStatus::Refused), RoomNotice::Error { code: ErrorCode::InvalidMessage, message }] if message.contains("no spaces please"))
+    );
+}

@@ -1,0 +1,372 @@
+// The collaboration panel: the rooms joined, join or create one by name, the room's messages
+// with author names, members with presence dots and who is typing, unread per room.
+//
+// Loaded only when a page uses it (the `rooms` option or `natter.openRoom(id)`), so pages with
+// the support chat alone never download it. It renders into its own open Shadow DOM with a
+// constructable stylesheet (no inline <style>, no style attributes: a strict CSP needs no
+// exception), and everything it shows comes from the public Room API.
+
+const STRINGS = {
+  rooms: 'Rooms',
+  openRooms: 'Open rooms',
+  closeRooms: 'Close rooms',
+  joined: 'Your rooms',
+  joinLabel: 'Join or create a room',
+  joinButton: 'Join',
+  joinPlaceholder: 'room name',
+  badRoom: 'A room name needs letters or digits (at most 64).',
+  browse: 'Rooms on this hub',
+  members: 'Members',
+  here: '{n} here',
+  you: 'You',
+  someone: 'Someone',
+  typingOne: '{a} is typing…',
+  typingMany: '{a} and {n} more are typing…',
+  message: 'Message',
+  send: 'Send',
+  leave: 'Leave',
+  retry: 'Retry',
+  pending: 'sending…',
+  failed: 'not sent',
+  unread: '{n} unread',
+  noRoom: 'Join a room to start.',
+  joining: 'Joining…',
+  rejoining: 'Reconnecting…',
+  refused: 'Not allowed in this room',
+  verified: 'verified',
+};
+
+const CSS = `
+:host { all: initial; }
+* { box-sizing: border-box; }
+.launch { position: fixed; z-index: var(--z); bottom: 5.25rem; right: 1.25rem; font: 600 14px/1 system-ui, sans-serif;
+  background: var(--accent); color: #fff; border: 0; border-radius: 999px; padding: .7rem 1rem; cursor: pointer;
+  box-shadow: 0 4px 14px rgb(0 0 0 / .2); }
+.launch .badge { background: #fff; color: var(--accent); border-radius: 999px; padding: 0 .4rem; margin-left: .4rem; }
+.panel { position: fixed; z-index: var(--z); bottom: 9rem; right: 1.25rem; width: min(46rem, calc(100vw - 2.5rem));
+  height: min(34rem, calc(100vh - 11rem)); display: grid; grid-template-columns: 12rem 1fr; background: var(--bg);
+  color: var(--text); border: 1px solid var(--line); border-radius: 14px; overflow: hidden;
+  box-shadow: 0 12px 40px rgb(0 0 0 / .25); font: 14px/1.4 system-ui, sans-serif; }
+.panel[hidden], [hidden] { display: none !important; }
+.side { border-right: 1px solid var(--line); padding: .75rem; display: flex; flex-direction: column; gap: .6rem; overflow: auto; background: var(--surface); }
+h2, h3 { margin: 0; font-size: .8rem; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
+ul { list-style: none; margin: 0; padding: 0; }
+.rooms li button, .browse li button { width: 100%; display: flex; justify-content: space-between; gap: .4rem; text-align: left;
+  background: transparent; color: var(--text); border: 0; border-radius: 8px; padding: .4rem .5rem; cursor: pointer; font: inherit; }
+.rooms li button[aria-current="true"] { background: var(--sel); font-weight: 600; }
+.count { background: var(--accent); color: #fff; border-radius: 999px; padding: 0 .45rem; font-size: .75rem; }
+form.join { display: grid; gap: .3rem; }
+label { font-size: .8rem; color: var(--muted); }
+input, textarea { font: inherit; color: var(--text); background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: .4rem .5rem; min-width: 0; }
+button.primary { font: inherit; background: var(--accent); color: #fff; border: 0; border-radius: 8px; padding: .4rem .7rem; cursor: pointer; }
+button.quiet { font: inherit; background: transparent; color: var(--muted); border: 1px solid var(--line); border-radius: 8px; padding: .2rem .5rem; cursor: pointer; }
+:focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
+.error { color: var(--danger); font-size: .8rem; margin: 0; }
+.main { display: grid; grid-template-rows: auto 1fr auto auto; min-width: 0; min-height: 0; }
+.head { display: flex; align-items: center; gap: .5rem; padding: .6rem .75rem; border-bottom: 1px solid var(--line); }
+.head .title { font-weight: 600; font-size: 1rem; flex: 1; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.head .state { color: var(--muted); font-size: .8rem; }
+.body { display: grid; grid-template-columns: 1fr 10rem; min-height: 0; }
+.log { overflow: auto; padding: .6rem .75rem; display: flex; flex-direction: column; gap: .4rem; }
+.msg { display: grid; padding: .35rem .55rem; border-radius: 10px; background: var(--surface); max-width: 85%; }
+.msg.mine { align-self: flex-end; background: var(--sel); }
+.msg .who { font-size: .75rem; font-weight: 600; color: var(--muted); }
+.msg .text { white-space: pre-wrap; overflow-wrap: anywhere; }
+.msg .note { font-size: .75rem; color: var(--muted); }
+.msg[data-state="failed"] .note { color: var(--danger); }
+.people { border-left: 1px solid var(--line); padding: .6rem; overflow: auto; display: grid; gap: .4rem; align-content: start; }
+.people li { display: flex; align-items: center; gap: .4rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.dot { width: .55rem; height: .55rem; border-radius: 50%; background: var(--online); flex: none; }
+.dot.typing { background: var(--accent); }
+.typing-line { min-height: 1.3em; padding: 0 .75rem; color: var(--muted); font-size: .8rem; margin: 0; }
+form.say { display: flex; gap: .4rem; padding: .6rem .75rem; border-top: 1px solid var(--line); }
+form.say textarea { flex: 1; resize: none; height: 2.4rem; }
+.empty { margin: auto; color: var(--muted); padding: 1rem; text-align: center; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+@media (max-width: 640px) {
+  .panel { inset: 0; width: auto; height: auto; border-radius: 0; grid-template-columns: 1fr; grid-template-rows: auto 1fr; }
+  .side { border-right: 0; border-bottom: 1px solid var(--line); max-height: 40vh; }
+  .body { grid-template-columns: 1fr; }
+  .people { display: none; }
+  .launch { bottom: 5rem; right: 1rem; }
+}
+`;
+
+const THEME = {
+  light: '--bg:#fff;--surface:#f4f4f6;--sel:#e8e7ff;--text:#1b1b1f;--muted:#5c5d66;--line:#dcdce2;--danger:#b42318;--online:#16a34a;',
+  dark: '--bg:#1c1c21;--surface:#26262c;--sel:#34345a;--text:#ececf1;--muted:#a6a7b1;--line:#3a3a42;--danger:#ff8a80;--online:#4ade80;',
+};
+
+const ROOM_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/** "Design review" → "design-review". */
+function roomIdFrom(name) {
+  return name.trim().toLowerCase().replace(/[^a-z0-9_.:-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 64);
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false || v == null) continue;
+    if (k === 'class') node.className = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) if (c != null) node.append(c);
+  return node;
+}
+
+const fill = (s, vars) => s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''));
+
+/**
+ * Mounts the collaboration panel for `natter` (the widget handle). `options`: `name` (the name to
+ * join with), `server` (for the hub's room list), `theme`, `zIndex`, `accent`, `strings`
+ * (overrides of the English texts). Returns `{ open(roomId?), close(), toggle(), destroy() }`.
+ */
+export function createRoomsPanel(natter, options = {}) {
+  const t = { ...STRINGS, ...(options.strings ?? {}) };
+  const host = el('div', { 'data-natter-rooms': '' });
+  const root = host.attachShadow({ mode: 'open' });
+  const sheet = new CSSStyleSheet();
+  const media = matchMedia('(prefers-color-scheme: dark)');
+  const themeSheet = new CSSStyleSheet();
+  const paintTheme = () => {
+    const dark = options.theme === 'dark' || (options.theme !== 'light' && media.matches);
+    const accent = /^#[0-9a-fA-F]{3,8}$|^[a-z]+$/.test(options.accent ?? '') ? options.accent : dark ? '#8b93ff' : '#4f46e5';
+    const z = Number.isFinite(Number(options.zIndex)) ? Number(options.zIndex) : 2147483000;
+    themeSheet.replaceSync(`:host{${dark ? THEME.dark : THEME.light}--accent:${accent};--z:${z};}`);
+  };
+  sheet.replaceSync(CSS);
+  paintTheme();
+  media.addEventListener('change', paintTheme);
+  root.adoptedStyleSheets = [sheet, themeSheet];
+
+  let current = null;
+  let isOpen = false;
+  let returnFocus = null;
+  let hubRooms = [];
+  const name = options.name ?? null;
+
+  const badge = el('span', { class: 'badge', hidden: true });
+  const launch = el('button', { class: 'launch', type: 'button', 'aria-expanded': 'false', 'aria-controls': 'rooms-panel' }, t.rooms, badge);
+  const roomList = el('ul', { class: 'rooms', 'aria-label': t.joined });
+  const browseList = el('ul', { class: 'browse', 'aria-label': t.browse });
+  const browse = el('section', { hidden: true }, el('h3', {}, t.browse), browseList);
+  const joinInput = el('input', { id: 'join', autocomplete: 'off', placeholder: t.joinPlaceholder, maxlength: 64 });
+  const joinError = el('p', { class: 'error', role: 'alert' });
+  const joinForm = el('form', { class: 'join' }, el('label', { for: 'join' }, t.joinLabel), joinInput,
+    el('button', { class: 'primary', type: 'submit' }, t.joinButton), joinError);
+  const title = el('h2', { class: 'title', id: 'room-title' });
+  const state = el('span', { class: 'state' });
+  const leaveButton = el('button', { class: 'quiet', type: 'button' }, t.leave);
+  const log = el('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-labelledby': 'room-title', tabindex: '0' });
+  const people = el('ul', { 'aria-label': t.members });
+  const peopleCount = el('h3', {});
+  const typingLine = el('p', { class: 'typing-line', 'aria-live': 'polite' });
+  const input = el('textarea', { id: 'say', rows: 1, placeholder: t.message });
+  const sayForm = el('form', { class: 'say' }, el('label', { for: 'say', class: 'sr' }, t.message), input,
+    el('button', { class: 'primary', type: 'submit' }, t.send));
+  const empty = el('p', { class: 'empty' }, t.noRoom);
+  const main = el('section', { class: 'main', 'aria-labelledby': 'room-title' },
+    el('div', { class: 'head' }, title, state, leaveButton),
+    el('div', { class: 'body' }, log, el('aside', { class: 'people', 'aria-label': t.members }, peopleCount, people)),
+    typingLine, sayForm);
+  const panel = el('div', { class: 'panel', id: 'rooms-panel', role: 'dialog', 'aria-label': t.rooms, hidden: true },
+    el('nav', { class: 'side', 'aria-label': t.rooms }, el('h2', {}, t.joined), roomList, joinForm, browse),
+    main, empty);
+  root.append(launch, panel);
+  document.body.append(host);
+
+  const label = (m, mine) => (mine ? t.you : m?.name || t.someone);
+
+  function renderRooms() {
+    const rooms = natter.rooms;
+    const unread = rooms.reduce((n, r) => n + (r.id === current && isOpen ? 0 : r.unread), 0);
+    badge.hidden = unread === 0;
+    badge.textContent = String(unread);
+    launch.setAttribute('aria-label', unread ? `${t.rooms}, ${fill(t.unread, { n: unread })}` : t.rooms);
+    roomList.replaceChildren(...rooms.map((r) => el('li', {}, el('button', {
+      type: 'button', 'aria-current': r.id === current ? 'true' : 'false', 'data-room': r.id,
+      onclick: () => show(r.id),
+    }, `# ${r.title ?? r.id}`, r.unread && r.id !== current ? el('span', { class: 'count', 'aria-label': fill(t.unread, { n: r.unread }) }, String(r.unread)) : null))));
+    const joined = new Set(rooms.map((r) => r.id));
+    const others = hubRooms.filter((r) => !joined.has(r.room));
+    browse.hidden = others.length === 0;
+    browseList.replaceChildren(...others.map((r) => el('li', {}, el('button', {
+      type: 'button', onclick: () => show(natter.joinRoom(r.room, { name }).id),
+    }, `# ${r.name ?? r.room}`, el('span', { class: 'count' }, String(r.memberCount))))));
+  }
+
+  function renderRoom() {
+    const room = current && natter.rooms.find((r) => r.id === current);
+    main.hidden = !room;
+    empty.hidden = Boolean(room);
+    if (!room) return;
+    title.textContent = `# ${room.title ?? room.id}`;
+    state.textContent = room.status === 'joined' ? '' : t[room.status] ?? room.status;
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    log.replaceChildren(...room.messages.map((m) => el('div', { class: m.mine ? 'msg mine' : 'msg', 'data-state': m.state, 'data-id': m.id },
+      el('span', { class: 'who' }, label(m.from, m.mine)),
+      el('span', { class: 'text' }, m.text),
+      m.state === 'pending' ? el('span', { class: 'note' }, t.pending) : null,
+      m.state === 'failed' ? el('span', { class: 'note' }, t.failed, ' ', el('button', { class: 'quiet', type: 'button', onclick: () => room.retry(m.id) }, t.retry)) : null)));
+    if (atBottom) log.scrollTop = log.scrollHeight;
+    peopleCount.textContent = fill(t.here, { n: room.memberCount });
+    const typingIds = new Set(room.typingMembers.map((m) => m.id));
+    people.replaceChildren(...room.members.map((m) => el('li', { 'data-member': m.id },
+      el('span', { class: typingIds.has(m.id) ? 'dot typing' : 'dot', 'aria-hidden': 'true' }),
+      m.name || t.someone, m.verified ? el('span', { class: 'sr' }, ` (${t.verified})`) : null)));
+    const typing = room.typingMembers.map((m) => m.name || t.someone);
+    typingLine.textContent = typing.length === 0 ? '' : typing.length === 1
+      ? fill(t.typingOne, { a: typing[0] }) : fill(t.typingMany, { a: typing[0], n: typing.length - 1 });
+  }
+
+  const watched = new Map();
+  function track() {
+    for (const room of natter.rooms) {
+      if (watched.has(room)) continue;
+      const onChange = () => {
+        if (room.id === current && isOpen && !document.hidden && room.unread) room.markRead();
+        if (room.id === current) renderRoom();
+        renderRooms();
+      };
+      room.on('change', onChange);
+      watched.set(room, onChange);
+    }
+    for (const [room, fn] of watched) {
+      if (room.left) {
+        room.off('change', fn);
+        watched.delete(room);
+      }
+    }
+  }
+
+  function render() {
+    track();
+    renderRooms();
+    renderRoom();
+  }
+
+  async function loadHubRooms() {
+    if (!options.server) return;
+    try {
+      const res = await fetch(`${options.server.replace(/\/$/, '')}/api/rooms`, { credentials: 'omit' });
+      // A hub that keeps its room list to signed-in users answers 401/403: no list, no fuss.
+      if (!res.ok) return;
+      const body = await res.json();
+      hubRooms = Array.isArray(body?.rooms) ? body.rooms.slice(0, 50) : [];
+      renderRooms();
+    } catch {
+      // Offline or blocked: the list is optional.
+    }
+  }
+
+  function show(id) {
+    current = id;
+    render();
+    if (isOpen) natter.rooms.find((r) => r.id === id)?.markRead();
+    input.focus();
+  }
+
+  function open(id) {
+    if (id) current = id;
+    current ??= natter.rooms[0]?.id ?? null;
+    if (!isOpen) {
+      isOpen = true;
+      returnFocus = document.activeElement;
+      panel.hidden = false;
+      launch.setAttribute('aria-expanded', 'true');
+      launch.setAttribute('aria-label', t.closeRooms);
+      loadHubRooms();
+    }
+    render();
+    natter.rooms.find((r) => r.id === current)?.markRead();
+    (current ? input : joinInput).focus();
+  }
+
+  function close() {
+    if (!isOpen) return;
+    isOpen = false;
+    panel.hidden = true;
+    launch.setAttribute('aria-expanded', 'false');
+    render();
+    const back = returnFocus;
+    returnFocus = null;
+    (back && back.isConnected && back !== document.body ? back : launch).focus();
+  }
+
+  launch.addEventListener('click', () => (isOpen ? close() : open()));
+  panel.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') {
+      e.stopPropagation();
+      close();
+    }
+  });
+  joinForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const id = roomIdFrom(joinInput.value);
+    if (!ROOM_ID.test(id)) {
+      joinError.textContent = t.badRoom;
+      return;
+    }
+    joinError.textContent = '';
+    joinInput.value = '';
+    show(natter.joinRoom(id, { name }).id);
+  });
+  let lastTyping = 0;
+  input.addEventListener('input', () => {
+    const room = natter.rooms.find((r) => r.id === current);
+    if (!room) return;
+    const now = Date.now();
+    if (!input.value) {
+      lastTyping = 0;
+      room.typing(false);
+    } else if (now - lastTyping > 3000) {
+      lastTyping = now;
+      room.typing(true);
+    }
+  });
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      sayForm.requestSubmit();
+    }
+  });
+  sayForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const room = natter.rooms.find((r) => r.id === current);
+    if (room?.send(input.value)) {
+      input.value = '';
+      lastTyping = 0;
+      room.typing(false);
+      log.scrollTop = log.scrollHeight;
+    }
+  });
+  leaveButton.addEventListener('click', () => {
+    const room = natter.rooms.find((r) => r.id === current);
+    room?.leave();
+    current = natter.rooms[0]?.id ?? null;
+    render();
+    (current ? input : joinInput).focus();
+  });
+  const onVisible = () => {
+    if (!document.hidden && isOpen) natter.rooms.find((r) => r.id === current)?.markRead();
+  };
+  document.addEventListener('visibilitychange', onVisible);
+  render();
+
+  return {
+    open,
+    close,
+    toggle: () => (isOpen ? close() : open()),
+    /** Re-reads the joined rooms (after `natter.joinRoom` outside the panel). */
+    refresh: render,
+    destroy() {
+      for (const [room, fn] of watched) room.off('change', fn);
+      watched.clear();
+      media.removeEventListener('change', paintTheme);
+      document.removeEventListener('visibilitychange', onVisible);
+      host.remove();
+    },
+  };
+}

@@ -1,0 +1,151 @@
+// Rooms in real Chromium against a real hub, three browser profiles at once: join and presence
+// (a closed tab leaves), chat both ways, typing, cursor and update relay, a hub restart with
+// resume (nothing lost or doubled), and a profile that was offline catching up.
+import { test, expect } from '@playwright/test';
+import { Hub, startSite } from '../lib/hub.js';
+
+let hub;
+let site;
+test.beforeAll(async () => {
+  hub = await Hub.start();
+  // The site's own page (another origin): the widget from npm's module, rooms through its API.
+  site = await startSite({
+    '/': `<!doctype html><html><body><h1>Project</h1><script type="module">
+      import { mount } from '${hub.url}/index.js';
+      window.natter = mount({ server: '${hub.url}' });
+      window.events = [];
+      window.join = (id, name) => {
+        const room = window.natter.joinRoom(id, { name });
+        for (const e of ['message', 'presence', 'typing', 'cursor', 'update', 'status', 'error']) {
+          room.on(e, (detail) => window.events.push({ room: id, e, detail: JSON.parse(JSON.stringify(detail ?? null)) }));
+        }
+        return room.id;
+      };
+      window.room = (id) => window.natter.rooms.find((r) => r.id === id);
+      window.view = (id) => {
+        const r = window.room(id);
+        return r && { status: r.status, memberCount: r.memberCount, members: r.members.map((m) => m.name).sort(),
+          typing: r.typingMembers.map((m) => m.name), messages: r.messages.map((m) => ({ id: m.id, text: m.text,
+          from: m.from.name, mine: m.mine, state: m.state, seq: m.seq })), unread: r.unread };
+      };
+    </script></body></html>`,
+  });
+});
+test.afterAll(async () => {
+  await site?.close();
+  await hub?.dispose();
+});
+
+/** A new browser profile on the site, joined to `room` as `name`. */
+async function member(browser, room, name) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(site.url);
+  await page.waitForFunction(() => window.natter && window.join);
+  await page.evaluate(([r, n]) => window.join(r, n), [room, name]);
+  await expect.poll(() => page.evaluate((r) => window.view(r)?.status, room)).toBe('joined');
+  return { context, page, view: () => page.evaluate((r) => window.view(r), room) };
+}
+
+const texts = (v) => v.messages.map((m) => m.text);
+
+test('three members: presence, chat both ways, typing, cursors and updates; a closed tab leaves', async ({ browser }) => {
+  test.slow();
+  const ada = await member(browser, 'design', 'Ada');
+  const bob = await member(browser, 'design', 'Bob');
+  const cy = await member(browser, 'design', 'Cy');
+  try {
+    await expect.poll(async () => (await ada.view()).members).toEqual(['Ada', 'Bob', 'Cy']);
+    expect((await ada.view()).memberCount).toBe(3);
+    // Ada heard Bob and Cy arrive.
+    const joined = await ada.page.evaluate(() => window.events.filter((e) => e.e === 'presence' && e.detail.joined).map((e) => e.detail.member.name));
+    expect(joined).toEqual(['Bob', 'Cy']);
+
+    // Chat both ways, with author names; the sender's own message is hers and stored.
+    const id = await ada.page.evaluate(() => window.room('design').send('Shall we ship it?'));
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+    await expect.poll(async () => texts(await bob.view())).toContain('Shall we ship it?');
+    await bob.page.evaluate(() => window.room('design').send('Yes, after the review'));
+    for (const m of [ada, cy]) {
+      await expect.poll(async () => texts(await m.view())).toEqual(['Shall we ship it?', 'Yes, after the review']);
+    }
+    const seen = await ada.view();
+    expect(seen.messages.map((m) => [m.from, m.mine, m.state])).toEqual([['Ada', true, 'sent'], ['Bob', false, 'sent']]);
+    expect(seen.unread).toBe(1);
+    expect((await bob.view()).messages[0]).toMatchObject({ id, from: 'Ada', mine: false, seq: 1 });
+
+    // Typing shows on the others, and stops.
+    await bob.page.evaluate(() => window.room('design').typing(true));
+    await expect.poll(async () => (await ada.view()).typing).toEqual(['Bob']);
+    await bob.page.evaluate(() => window.room('design').typing(false));
+    await expect.poll(async () => (await ada.view()).typing).toEqual([]);
+
+    // Cursors: a burst within one frame goes out as one move, the latest.
+    await cy.page.evaluate(() => {
+      for (let i = 0; i <= 20; i++) window.room('design').cursor({ x: i, y: 2 * i });
+    });
+    await expect
+      .poll(() => ada.page.evaluate(() => window.events.filter((e) => e.e === 'cursor').map((e) => [e.detail.from.name, e.detail.data])))
+      .toEqual([['Cy', { x: 20, y: 40 }]]);
+    // Updates: every one, in order, to every other member — not back to the sender.
+    await cy.page.evaluate(() => {
+      const room = window.room('design');
+      room.update({ op: 'add', id: 'a', text: 'Write tests' });
+      room.update({ op: 'add', id: 'b', text: 'Ship' });
+      room.update({ op: 'toggle', id: 'a', done: true });
+    });
+    for (const m of [ada, bob]) {
+      await expect
+        .poll(() => m.page.evaluate(() => window.events.filter((e) => e.e === 'update').map((e) => e.detail.data.op + ':' + e.detail.data.id)))
+        .toEqual(['add:a', 'add:b', 'toggle:a']);
+    }
+    expect(await cy.page.evaluate(() => window.events.filter((e) => e.e === 'update').length)).toBe(0);
+
+    // Cy closes her tab: the others see her leave.
+    await cy.context.close();
+    await expect.poll(async () => (await ada.view()).members).toEqual(['Ada', 'Bob']);
+    expect((await bob.view()).memberCount).toBe(2);
+  } finally {
+    for (const m of [ada, bob, cy]) await m.context.close().catch(() => {});
+  }
+});
+
+test('a hub restart and an offline member: everything arrives once, in order', async ({ browser }) => {
+  test.slow();
+  const ada = await member(browser, 'release', 'Ada');
+  const bob = await member(browser, 'release', 'Bob');
+  try {
+    await ada.page.evaluate(() => window.room('release').send('one'));
+    await expect.poll(async () => texts(await bob.view())).toEqual(['one']);
+
+    // The hub restarts (going away): typed meanwhile, the message waits and goes out once.
+    await hub.stop();
+    await expect.poll(async () => (await ada.view()).status).toBe('rejoining');
+    await ada.page.evaluate(() => window.room('release').send('two, typed while the hub was down'));
+    expect((await ada.view()).messages.at(-1).state).toBe('pending');
+    await hub.spawn();
+    await expect.poll(async () => (await ada.view()).status, { timeout: 40_000 }).toBe('joined');
+    await expect.poll(async () => texts(await bob.view()), { timeout: 40_000 }).toEqual(['one', 'two, typed while the hub was down']);
+    await expect.poll(async () => (await ada.view()).messages.map((m) => m.state)).toEqual(['sent', 'sent']);
+
+    // Bob goes offline; Ada writes; Bob comes back and resumes after his last seq.
+    await bob.context.setOffline(true);
+    await bob.page.evaluate(() => window.dispatchEvent(new Event('offline')));
+    await expect.poll(async () => (await bob.view()).status).toBe('rejoining');
+    for (const t of ['three', 'four']) await ada.page.evaluate((text) => window.room('release').send(text), t);
+    await expect.poll(async () => (await ada.view()).messages.map((m) => m.state)).toEqual(['sent', 'sent', 'sent', 'sent']);
+    await bob.context.setOffline(false);
+    await bob.page.evaluate(() => window.dispatchEvent(new Event('online')));
+    const all = ['one', 'two, typed while the hub was down', 'three', 'four'];
+    await expect.poll(async () => texts(await bob.view()), { timeout: 40_000 }).toEqual(all);
+    const bobs = await bob.view();
+    expect(bobs.messages.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
+    // Everything from Ada came after Bob joined (live, or resumed after his drop): all unread.
+    expect(bobs.unread).toBe(4);
+    // The hub stored each message once.
+    const stored = await (await fetch(`${hub.url}/api/rooms/release`)).json();
+    expect(stored.lastSeq).toBe(4);
+  } finally {
+    for (const m of [ada, bob]) await m.context.close().catch(() => {});
+  }
+});
