@@ -109,12 +109,17 @@ class NatterHandle {
     const name = options?.name == null ? undefined : String(options.name);
     let room = this.#rooms.get(key);
     if (!room || room.left) {
-      room = new Room(key, (method, args) => this.#call(method, args));
+      room = new Room(key, (args) => this.#call('room', args));
       this.#rooms.set(key, room);
     }
-    this.#call('joinRoom', [key, { name }]);
+    this.#call('room', ['join', key, { name }]);
     this.#panel?.then((panel) => panel?.refresh());
     return room;
+  }
+
+  /** @internal — the collaboration panel shows room `id` (null: none, or the tab is hidden): what arrives there is not unread. */
+  _watchRoom(id) {
+    this.#call('room', ['watch', id ?? '', undefined]);
   }
 
   /** The rooms joined (and not left), in join order. */

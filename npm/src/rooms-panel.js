@@ -241,7 +241,13 @@ export function createRoomsPanel(natter, options = {}) {
     }
   }
 
+  /** Tells the widget which room is on screen, so what arrives there is not counted unread. */
+  function watch() {
+    natter._watchRoom?.(isOpen && !document.hidden ? current : null);
+  }
+
   function render() {
+    watch();
     track();
     renderRooms();
     renderRoom();
@@ -350,6 +356,7 @@ export function createRoomsPanel(natter, options = {}) {
     (current ? input : joinInput).focus();
   });
   const onVisible = () => {
+    watch();
     if (!document.hidden && isOpen) natter.rooms.find((r) => r.id === current)?.markRead();
   };
   document.addEventListener('visibilitychange', onVisible);

@@ -41,10 +41,10 @@ export class Room {
   #cancelFrame = null;
   #left = false;
 
-  /** @internal — made by `natter.joinRoom`. `call(method, args)` reaches the wasm or queues. */
+  /** @internal — made by `natter.joinRoom`. `call(args)` reaches the wasm's `room` export, or queues. */
   constructor(id, call) {
     this.#id = id;
-    this.#call = call;
+    this.#call = (op, arg, extra) => call([op, id, arg, extra]);
   }
 
   /** The room id. */
@@ -54,7 +54,7 @@ export class Room {
 
   #snap() {
     if (this.#left) return { ...EMPTY, status: 'left' };
-    this.#snapshot ??= this.#call('roomSnapshot', [this.#id]) ?? null;
+    this.#snapshot ??= this.#call('snapshot') ?? null;
     return this.#snapshot ?? EMPTY;
   }
 
@@ -93,16 +93,16 @@ export class Room {
     if (this.#left || !text.trim()) return undefined;
     // The id is made here, so it is known at once even while the wasm is still loading.
     const id = messageId();
-    this.#call('roomSend', [this.#id, text, id]);
+    this.#call('send', text, id);
     return id;
   }
   /** Tries a failed message again. */
   retry(messageId) {
-    if (!this.#left) this.#call('roomRetry', [this.#id, String(messageId)]);
+    if (!this.#left) this.#call('retry', undefined, String(messageId));
   }
   /** Says the visitor is (or stopped) typing. Call it again every few seconds while they type: others stop showing it 6 s after the last call. */
   typing(active = true) {
-    if (!this.#left) this.#call('roomTyping', [this.#id, Boolean(active)]);
+    if (!this.#left) this.#call('typing', Boolean(active));
   }
   /** Shares the visitor's cursor (any JSON); at most one per animation frame goes out, the latest. */
   cursor(data) {
@@ -112,22 +112,22 @@ export class Room {
       this.#cancelFrame = null;
       const latest = this.#cursor;
       this.#cursor = undefined;
-      if (!this.#left && latest !== undefined) this.#call('roomRelay', [this.#id, 'cursor', latest]);
+      if (!this.#left && latest !== undefined) this.#call('cursor', latest);
     });
   }
   /** Sends an update of shared state (any JSON, a `chain_update`) to the other members, in order. */
   update(data) {
-    if (!this.#left) this.#call('roomRelay', [this.#id, 'update', data]);
+    if (!this.#left) this.#call('update', data);
   }
   /** The visitor has seen everything here: unread goes to 0. */
   markRead() {
-    if (!this.#left) this.#call('roomRead', [this.#id]);
+    if (!this.#left) this.#call('read');
   }
   /** Leaves the room; the object is dead afterwards. */
   leave() {
     if (this.#left) return;
     this.#cancelFrame?.();
-    this.#call('leaveRoom', [this.#id]);
+    this.#call('leave');
     this.#gone();
   }
 

@@ -433,11 +433,14 @@ impl Rooms {
     /// listed as `refused`, with an `error` notice naming the id).
     pub(crate) fn join(&mut self, id: String, name: Option<String>, fx: &mut Vec<RoomEffect>) -> bool {
         let live = self.live;
-        if let Err(e) = validate_room_id(&id) {
+        if validate_room_id(&id).is_err() {
             if self.get(&id).is_none() {
                 let mut room = Room::new(id, name);
                 room.set_status(RoomStatus::Refused, fx);
-                let message = format!("bad room id \"{}\": {e}", room.id);
+                // (Not the protocol error's own text: its `{:?}` of a character would bring
+                // Rust's debug escaping into the wasm for one message.)
+                let message =
+                    format!("bad room id \"{}\": 1 to 64 letters, digits, '-', '_', '.' or ':'", room.id);
                 room.note(RoomNotice::Error { code: ErrorCode::InvalidMessage, message }, fx);
                 self.list.push(room);
             }

@@ -133,69 +133,39 @@ impl Natter {
         self.rt.destroy();
     }
 
-    /// Joins `room` with `options` (`{ name }`); what happens is told through `room` events.
-    #[wasm_bindgen(js_name = joinRoom)]
-    pub fn join_room(&self, room: &str, options: JsValue) {
-        let name = rooms::join_name(&options).filter(|n| !n.trim().is_empty());
-        self.rt.dispatch(Event::Room(RoomCall::Join { room: room.to_string(), name }));
-    }
-
-    /// Leaves `room`.
-    #[wasm_bindgen(js_name = leaveRoom)]
-    pub fn leave_room(&self, room: &str) {
-        self.rt.dispatch(Event::Room(RoomCall::Leave { room: room.to_string() }));
-    }
-
-    /// Writes `text` in `room` as message `id`.
-    #[wasm_bindgen(js_name = roomSend)]
-    pub fn room_send(&self, room: &str, text: &str, id: String) {
-        self.rt.room_send(room, text, id);
-    }
-
-    /// Tries the failed message `id` of `room` again.
-    #[wasm_bindgen(js_name = roomRetry)]
-    pub fn room_retry(&self, room: &str, id: String) {
-        self.rt.dispatch(Event::Room(RoomCall::Retry { room: room.to_string(), id }));
-    }
-
-    /// The visitor started or stopped typing in `room`.
-    #[wasm_bindgen(js_name = roomTyping)]
-    pub fn room_typing(&self, room: &str, active: bool) {
-        self.rt.dispatch(Event::Room(RoomCall::Typing { room: room.to_string(), active }));
-    }
-
-    /// Sends `data` (any JSON) to the other members of `room`: `kind` is `cursor`
-    /// (`cursor_position`) or `update` (`chain_update`). Throws for data that is not JSON.
-    #[wasm_bindgen(js_name = roomRelay)]
-    pub fn room_relay(&self, room: &str, kind: &str, data: JsValue) -> Result<(), JsValue> {
-        let kind = match kind {
-            "cursor" => RelayKind::Cursor,
-            "update" => RelayKind::Update,
-            other => return Err(js_sys::TypeError::new(&format!("natter: no relay kind \"{other}\"")).into()),
+    /// One call of a `Room` object of the npm module (one export rather than one per method:
+    /// each export costs glue in the wasm and in the JS). `op` and what `arg` / `id` carry:
+    /// `join` (`arg`: `{ name }`), `leave`, `send` (`arg`: the text, `id`: the message id the npm
+    /// module made), `retry` (`id`), `typing` (`arg`: true / false), `cursor` / `update` (`arg`:
+    /// any JSON), `read`, `watch` (`room` on screen; `""` for none), `snapshot` (answers
+    /// `{ status, title, messages, members, memberCount, typing, unread }`, or null). Throws a
+    /// `TypeError` for an unknown `op` and for `cursor` / `update` data that is not JSON.
+    pub fn room(&self, op: &str, room: &str, arg: JsValue, id: Option<String>) -> Result<JsValue, JsValue> {
+        let room = room.to_string();
+        let call = match op {
+            "snapshot" => return Ok(self.rt.room_snapshot(&room)),
+            "join" => RoomCall::Join { room, name: rooms::join_name(&arg).filter(|n| !n.trim().is_empty()) },
+            "leave" => RoomCall::Leave { room },
+            "send" => {
+                let text = arg.as_string().unwrap_or_default();
+                self.rt.room_send(room, text, id.unwrap_or_else(super::random::hex_id));
+                return Ok(JsValue::UNDEFINED);
+            }
+            "retry" => RoomCall::Retry { room, id: id.unwrap_or_default() },
+            "typing" => RoomCall::Typing { room, active: arg.is_truthy() },
+            "cursor" | "update" => {
+                let kind = if op == "cursor" { RelayKind::Cursor } else { RelayKind::Update };
+                let data = rooms::relay_text(&arg).map_err(|why| {
+                    JsValue::from(js_sys::TypeError::new(&format!("natter: room \"{room}\": {why}")))
+                })?;
+                RoomCall::Relay { room, kind, data }
+            }
+            "read" => RoomCall::Read { room },
+            "watch" => RoomCall::Watch { room: (!room.is_empty()).then_some(room) },
+            other => return Err(js_sys::TypeError::new(&format!("natter: no room call \"{other}\"")).into()),
         };
-        let data = rooms::relay_text(&data).map_err(|why| {
-            JsValue::from(js_sys::TypeError::new(&format!("natter: room \"{room}\": {why}")))
-        })?;
-        self.rt.dispatch(Event::Room(RoomCall::Relay { room: room.to_string(), kind, data }));
-        Ok(())
-    }
-
-    /// Everything in `room` has been seen: its unread count goes to 0.
-    #[wasm_bindgen(js_name = roomRead)]
-    pub fn room_read(&self, room: &str) {
-        self.rt.dispatch(Event::Room(RoomCall::Read { room: room.to_string() }));
-    }
-
-    /// `room` is (or, with `null`, no room is) on screen: what arrives there is not unread.
-    #[wasm_bindgen(js_name = roomWatch)]
-    pub fn room_watch(&self, room: Option<String>) {
-        self.rt.dispatch(Event::Room(RoomCall::Watch { room }));
-    }
-
-    /// `{ status, title, messages, members, memberCount, typing, unread }` of `room`, or null.
-    #[wasm_bindgen(js_name = roomSnapshot)]
-    pub fn room_snapshot(&self, room: &str) -> JsValue {
-        self.rt.room_snapshot(room)
+        self.rt.dispatch(Event::Room(call));
+        Ok(JsValue::UNDEFINED)
     }
 }
 

@@ -1,136 +1,68 @@
-//! Rooms at the JS boundary: the shapes a page reads (a room's snapshot, room events), written
-//! through `serde_wasm_bindgen` on camelCase structs; the `joinRoom` options; and the
+//! Rooms at the JS boundary: the shapes a page reads (a room's snapshot, room events), built
+//! property by property like the rest of the widget's JS shapes; the `joinRoom` options; and the
 //! relayed collaboration frames (`cursor_position`, `chain_update`), whose `data` is the page's
 //! business and crosses the boundary as the browser's own value, never parsed in Rust.
+//!
+//! Why not `serde_wasm_bindgen`: measured with these very shapes, its serializer with the derived
+//! `Serialize` impls (and its interned-field-name cache, a `HashMap`) cost 4.2 KiB of gzipped wasm
+//! that every page downloads, and its deserializer for the `joinRoom` options another 12.5 KiB
+//! (serde's error messages print floats); written out, they cost a fraction of that.
 
 use crate::state::rooms::{RelayKind, Room, RoomLine, RoomNotice};
 use natter_protocol::Member;
-use serde::Serialize;
 use wasm_bindgen::JsValue;
 
-/// A member as JS sees it: `{ id, name, verified }`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MemberJs<'a> {
-    id: &'a str,
-    name: Option<&'a str>,
-    verified: bool,
+/// Builds a plain JS object field by field.
+struct Obj(js_sys::Object);
+
+impl Obj {
+    fn new() -> Self {
+        Obj(js_sys::Object::new())
+    }
+
+    fn set(self, key: &str, value: impl Into<JsValue>) -> Self {
+        let _ = js_sys::Reflect::set(&self.0, &JsValue::from_str(key), &value.into());
+        self
+    }
+
+    /// `null` for `None`, as the types say.
+    fn opt(self, key: &str, value: Option<impl Into<JsValue>>) -> Self {
+        self.set(key, value.map_or(JsValue::NULL, Into::into))
+    }
+
+    fn done(self) -> JsValue {
+        self.0.into()
+    }
 }
 
-impl<'a> From<&'a Member> for MemberJs<'a> {
-    fn from(m: &'a Member) -> Self {
-        MemberJs { id: &m.id, name: m.name.as_deref(), verified: m.verified }
-    }
+/// Seqs stay far below 2^53, so a JS number holds them exactly.
+fn seq(s: Option<u64>) -> Option<f64> {
+    s.map(|s| s as f64)
+}
+
+/// A member: `{ id, name, verified }`.
+fn member_js(m: &Member) -> JsValue {
+    Obj::new().set("id", m.id.as_str()).opt("name", m.name.as_deref()).set("verified", m.verified).done()
+}
+
+fn members_js(list: &[Member]) -> JsValue {
+    list.iter().map(member_js).collect::<js_sys::Array>().into()
 }
 
 /// A room message: `{ id, seq, text, time, from, mine, state }`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MessageJs<'a> {
-    id: &'a str,
-    seq: Option<u64>,
-    text: &'a str,
-    time: &'a str,
-    from: MemberJs<'a>,
-    mine: bool,
-    state: &'static str,
+fn message_js(m: &RoomLine) -> JsValue {
+    Obj::new()
+        .set("id", m.id.as_str())
+        .opt("seq", seq(m.seq))
+        .set("text", m.text.as_str())
+        .set("time", m.time.as_str())
+        .set("from", member_js(&m.from))
+        .set("mine", m.mine)
+        .set("state", m.delivery.as_str())
+        .done()
 }
 
-impl<'a> From<&'a RoomLine> for MessageJs<'a> {
-    fn from(m: &'a RoomLine) -> Self {
-        MessageJs {
-            id: &m.id,
-            seq: m.seq,
-            text: &m.text,
-            time: &m.time,
-            from: (&m.from).into(),
-            mine: m.mine,
-            state: m.delivery.as_str(),
-        }
-    }
-}
-
-/// What `room.messages`, `room.members`, … read: one snapshot per change, cached by the npm
-/// module until the next room event.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SnapshotJs<'a> {
-    status: &'static str,
-    title: Option<&'a str>,
-    messages: Vec<MessageJs<'a>>,
-    members: Vec<MemberJs<'a>>,
-    member_count: usize,
-    typing: Vec<MemberJs<'a>>,
-    unread: u32,
-}
-
-/// A room event, as the `room` event of the wasm handle gives it (the npm module hands it to
-/// the `Room` object named by `room`): `{ type, room, … }`.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-enum EventJs<'a> {
-    Message {
-        room: &'a str,
-        message: MessageJs<'a>,
-    },
-    Delivery {
-        room: &'a str,
-        id: &'a str,
-        state: &'static str,
-        seq: Option<u64>,
-    },
-    Presence {
-        room: &'a str,
-        member: MemberJs<'a>,
-        joined: bool,
-    },
-    Members {
-        room: &'a str,
-    },
-    Typing {
-        room: &'a str,
-        member: MemberJs<'a>,
-        active: bool,
-    },
-    Cursor {
-        room: &'a str,
-        from: MemberJs<'a>,
-        #[serde(with = "serde_wasm_bindgen::preserve")]
-        data: JsValue,
-    },
-    Update {
-        room: &'a str,
-        from: MemberJs<'a>,
-        #[serde(with = "serde_wasm_bindgen::preserve")]
-        data: JsValue,
-    },
-    Status {
-        room: &'a str,
-        status: &'static str,
-    },
-    Unread {
-        room: &'a str,
-        unread: u32,
-    },
-    Error {
-        room: &'a str,
-        code: &'static str,
-        message: &'a str,
-    },
-}
-
-fn to_js<T: Serialize>(value: &T) -> JsValue {
-    // `null` rather than `undefined` for an absent name or seq, as the types say.
-    let ser = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true);
-    value.serialize(&ser).unwrap_or_else(|e| {
-        web_sys::console::error_2(&"natter: could not describe a room:".into(), &e.into());
-        JsValue::NULL
-    })
-}
-
-/// The `name` of `joinRoom`'s options (`{ name }`), read as a property: `serde_wasm_bindgen`'s
-/// deserialiser brings serde's error formatting (float printing included), about 15 KiB of wasm
-/// for one optional string.
+/// The `name` of `joinRoom`'s options (`{ name }`).
 pub(super) fn join_name(options: &JsValue) -> Option<String> {
     if !options.is_object() {
         return None;
@@ -138,17 +70,19 @@ pub(super) fn join_name(options: &JsValue) -> Option<String> {
     js_sys::Reflect::get(options, &JsValue::from_str("name")).ok()?.as_string()
 }
 
-/// The snapshot of `room`.
+/// The snapshot of `room`: `{ status, title, messages, members, memberCount, typing, unread }`,
+/// what `room.messages`, `room.members`, … read (the npm module caches it until the next room
+/// event).
 pub(super) fn snapshot_js(room: &Room) -> JsValue {
-    to_js(&SnapshotJs {
-        status: room.status.as_str(),
-        title: room.title.as_deref(),
-        messages: room.messages.iter().map(MessageJs::from).collect(),
-        members: room.members.iter().map(MemberJs::from).collect(),
-        member_count: room.member_count,
-        typing: room.typing.iter().map(MemberJs::from).collect(),
-        unread: room.unread,
-    })
+    Obj::new()
+        .set("status", room.status.as_str())
+        .opt("title", room.title.as_deref())
+        .set("messages", room.messages.iter().map(message_js).collect::<js_sys::Array>())
+        .set("members", members_js(&room.members))
+        .set("memberCount", room.member_count as f64)
+        .set("typing", members_js(&room.typing))
+        .set("unread", room.unread)
+        .done()
 }
 
 /// A relay's JSON text back into a JS value (written by `JSON.stringify` in this tab, or
@@ -157,30 +91,34 @@ fn parse(data: &str) -> JsValue {
     js_sys::JSON::parse(data).unwrap_or(JsValue::NULL)
 }
 
-/// The `room` event for `notice` about `room`.
+/// The `room` event for `notice` about `room`: `{ type, room, … }`, which the npm module hands
+/// to the `Room` object named by `room`.
 pub(super) fn event_js(room: &str, notice: &RoomNotice) -> JsValue {
-    to_js(&match notice {
-        RoomNotice::Message(m) => EventJs::Message { room, message: m.into() },
-        RoomNotice::Delivery { id, delivery, seq } => {
-            EventJs::Delivery { room, id, state: delivery.as_str(), seq: *seq }
+    let event = |kind: &str| Obj::new().set("type", kind).set("room", room);
+    match notice {
+        RoomNotice::Message(m) => event("message").set("message", message_js(m)),
+        RoomNotice::Delivery { id, delivery, seq: s } => {
+            event("delivery").set("id", id.as_str()).set("state", delivery.as_str()).opt("seq", seq(*s))
         }
         RoomNotice::Presence { member, joined } => {
-            EventJs::Presence { room, member: member.into(), joined: *joined }
+            event("presence").set("member", member_js(member)).set("joined", *joined)
         }
-        RoomNotice::Members => EventJs::Members { room },
+        RoomNotice::Members => event("members"),
         RoomNotice::Typing { member, active } => {
-            EventJs::Typing { room, member: member.into(), active: *active }
+            event("typing").set("member", member_js(member)).set("active", *active)
         }
-        RoomNotice::Relay { kind: RelayKind::Cursor, from, data } => {
-            EventJs::Cursor { room, from: from.into(), data: parse(data) }
+        RoomNotice::Relay { kind, from, data } => {
+            event(if *kind == RelayKind::Cursor { "cursor" } else { "update" })
+                .set("from", member_js(from))
+                .set("data", parse(data))
         }
-        RoomNotice::Relay { kind: RelayKind::Update, from, data } => {
-            EventJs::Update { room, from: from.into(), data: parse(data) }
+        RoomNotice::Status(st) => event("status").set("status", st.as_str()),
+        RoomNotice::Unread(n) => event("unread").set("unread", *n),
+        RoomNotice::Error { code, message } => {
+            event("error").set("code", code.as_str()).set("message", message.as_str())
         }
-        RoomNotice::Status(s) => EventJs::Status { room, status: s.as_str() },
-        RoomNotice::Unread(n) => EventJs::Unread { room, unread: *n },
-        RoomNotice::Error { code, message } => EventJs::Error { room, code: code.as_str(), message },
-    })
+    }
+    .done()
 }
 
 /// A page's `cursor(data)` / `update(data)` as JSON text, or why it cannot be sent.

@@ -434,9 +434,9 @@ impl Runtime {
 
     /// Writes `text` in `room` as message `id` (made by the npm module, so it is known before
     /// the wasm has loaded).
-    pub(super) fn room_send(&self, room: &str, text: &str, id: String) {
-        let out = Outgoing { id, text: text.to_string(), time: now_iso() };
-        self.dispatch(Event::Room(crate::state::RoomCall::Send { room: room.to_string(), out }));
+    pub(super) fn room_send(&self, room: String, text: String, id: String) {
+        let out = Outgoing { id, text, time: now_iso() };
+        self.dispatch(Event::Room(crate::state::RoomCall::Send { room, out }));
     }
 
     /// Sends `text` as the visitor; returns the new message's id, or `None` for blank text.
