@@ -12,6 +12,7 @@ const STRINGS = {
   closeRooms: 'Close rooms',
   joined: 'Your rooms',
   joinLabel: 'Join or create a room',
+  nameLabel: 'Your name',
   joinButton: 'Join',
   joinPlaceholder: 'room name',
   badRoom: 'A room name needs letters or digits (at most 64).',
@@ -145,7 +146,16 @@ export function createRoomsPanel(natter, options = {}) {
   let isOpen = false;
   let returnFocus = null;
   let hubRooms = [];
-  const name = options.name ?? null;
+  // The name to join with: the option, else what the visitor typed here last time.
+  const NAME_KEY = 'natter.rooms.name';
+  const remembered = () => {
+    try {
+      return localStorage.getItem(NAME_KEY) || null;
+    } catch {
+      return null;
+    }
+  };
+  let name = options.name ?? remembered();
 
   const badge = el('span', { class: 'badge', hidden: true });
   const launch = el('button', { class: 'launch', type: 'button', 'aria-expanded': 'false', 'aria-controls': 'rooms-panel' }, t.rooms, badge);
@@ -154,7 +164,10 @@ export function createRoomsPanel(natter, options = {}) {
   const browse = el('section', { hidden: true }, el('h3', {}, t.browse), browseList);
   const joinInput = el('input', { id: 'join', autocomplete: 'off', placeholder: t.joinPlaceholder, maxlength: 64 });
   const joinError = el('p', { class: 'error', role: 'alert' });
-  const joinForm = el('form', { class: 'join' }, el('label', { for: 'join' }, t.joinLabel), joinInput,
+  const nameInput = el('input', { id: 'name', autocomplete: 'nickname', maxlength: 64, value: name ?? '' });
+  const joinForm = el('form', { class: 'join' },
+    options.name ? null : [el('label', { for: 'name' }, t.nameLabel), nameInput],
+    el('label', { for: 'join' }, t.joinLabel), joinInput,
     el('button', { class: 'primary', type: 'submit' }, t.joinButton), joinError);
   const title = el('h2', { class: 'title', id: 'room-title' });
   const state = el('span', { class: 'state' });
@@ -317,6 +330,14 @@ export function createRoomsPanel(natter, options = {}) {
     }
     joinError.textContent = '';
     joinInput.value = '';
+    if (!options.name && nameInput.value.trim()) {
+      name = nameInput.value.trim().slice(0, 64);
+      try {
+        localStorage.setItem(NAME_KEY, name);
+      } catch {
+        // Storage refused (private mode): the name lasts for this page.
+      }
+    }
     show(natter.joinRoom(id, { name }).id);
   });
   let lastTyping = 0;
