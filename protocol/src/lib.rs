@@ -153,13 +153,18 @@ pub struct UserSend {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatSend {
-    /// The room, which the connection must have joined.
+    /// The room, which a WebSocket connection must have joined (over the HTTP fallback, any
+    /// room the sender may join; it is created if needed).
     pub room: String,
     /// Client-made id for de-duplication, as in [`UserSend::id`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// The text.
     pub message: String,
+    /// HTTP fallback only: the display name, as a `join` gives it on the WebSocket (ignored
+    /// there, and for a signed-in user, whose verified name is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Join a room.
@@ -691,12 +696,17 @@ impl UserSend {
     pub const KIND: &'static str = "user";
 }
 
+impl ChatSend {
+    /// The `type` of a [`ClientMessage::Chat`] on the wire.
+    pub const KIND: &'static str = "chat";
+}
+
 impl ClientMessage {
     /// Every client `type`, in declaration order (for error messages that list what is valid).
     pub const KINDS: [&'static str; 9] = [
         "auth",
         UserSend::KIND,
-        "chat",
+        ChatSend::KIND,
         "join",
         "leave",
         "typing",

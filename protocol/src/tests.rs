@@ -74,6 +74,7 @@ fn client_examples() -> Vec<(ClientMessage, serde_json::Value)> {
                 room: "general".into(),
                 id: Some("c1".into()),
                 message: "hi all".into(),
+                name: None,
             }),
             json!({"type":"chat","room":"general","id":"c1","message":"hi all"}),
         ),

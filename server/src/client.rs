@@ -174,13 +174,8 @@ impl Client {
                 check_room(&join.room)?;
                 self.hub.identity().may_join(&self.who, &join.room)?;
                 let (name, verified) = self.hub.identity().member_name(&self.who, join.name);
-                if let Some(name) = name.as_ref().filter(|_| !verified) {
-                    if name.chars().count() > 64 || name.chars().any(char::is_control) {
-                        return Err(Refusal::new(
-                            ErrorCode::InvalidMessage,
-                            format!("name {name:?} must be at most 64 characters without control characters"),
-                        ));
-                    }
+                if !verified {
+                    check_member_name(name.as_deref())?;
                 }
                 if self.rooms.contains_key(join.room.as_str()) {
                     // Joining twice is harmless: answer with the room's info again.
@@ -386,5 +381,17 @@ mod tests {
         assert!(matches!(parse(frame), Ok(ClientMessage::User(u)) if u.message == "second"));
         let body = br#"{"message":"first","message":"second"}"#;
         assert_eq!(parse_user_body(body).map(|u| u.message), Ok("second".to_string()));
+    }
+}
+
+/// A name a visitor gives in a room (on `join`, or with a message over the HTTP fallback): at
+/// most 64 characters, no control characters.
+pub(crate) fn check_member_name(name: Option<&str>) -> Result<(), Refusal> {
+    match name {
+        Some(name) if name.chars().count() > 64 || name.chars().any(char::is_control) => Err(Refusal::new(
+            ErrorCode::InvalidMessage,
+            format!("name {name:?} must be at most 64 characters without control characters"),
+        )),
+        _ => Ok(()),
     }
 }

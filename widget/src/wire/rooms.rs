@@ -81,7 +81,12 @@ mod tests {
         let out = Outgoing { id: "m1".into(), text: tricky.into(), time: "t".into() };
         assert_eq!(
             parse(RoomOut::Chat { room: "r".into(), out }),
-            ClientMessage::Chat(ChatSend { room: "r".into(), id: Some("m1".into()), message: tricky.into() })
+            ClientMessage::Chat(ChatSend {
+                room: "r".into(),
+                id: Some("m1".into()),
+                message: tricky.into(),
+                name: None
+            })
         );
         assert_eq!(
             parse(RoomOut::Typing { room: "r".into(), active: false }),
