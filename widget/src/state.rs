@@ -26,7 +26,7 @@ pub(crate) mod rooms;
 
 use crate::outbox::OutboxEntry;
 use identity::Identity;
-use link::{Heard, Link, Status};
+use link::{Heard, Link, Status, Transport};
 use log::{Attention, Log, Message};
 use natter_protocol::{close, ErrorCode, ErrorFrame, History, Member, ServerMessage};
 use rooms::{RelayKind, RoomEffect, RoomNotice, Rooms};
@@ -54,6 +54,8 @@ pub(crate) enum Timer {
     RoomResend,
     /// Clears room typing indicators nobody renewed.
     RoomTyping,
+    /// Restarts the rooms' failed long-polls (HTTP fallback).
+    RoomPoll,
 }
 
 /// A visitor message to transmit.
@@ -126,6 +128,10 @@ pub(crate) enum Event {
     Room(RoomCall),
     /// Another member's `cursor_position` / `chain_update` (`data`: JSON text) from `socket`.
     Relayed { socket: Option<u32>, room: String, kind: RelayKind, from: Member, data: String },
+    /// A room's long-poll finished: its history, or `None` on failure.
+    RoomPollDone { room: String, poll: u32, history: Option<History> },
+    /// The HTTP send of room message `id` finished: the hub's answer, or `None`.
+    RoomPosted { room: String, id: String, reply: Option<ServerMessage> },
 }
 
 /// What the page does with rooms (`natter.joinRoom(…)`, a `Room`'s methods, the panel).
@@ -211,6 +217,8 @@ pub(crate) enum Effect {
     Warn(String),
     /// Write a room frame on the open WebSocket.
     SendRoom(rooms::RoomOut),
+    /// A room request over the HTTP fallback.
+    RoomHttp(rooms::RoomHttp),
 }
 
 /// How the widget starts: what the page and storage say.
@@ -524,6 +532,11 @@ impl Model {
                 self.rooms.typing_expired(&mut rfx);
                 room_effects(rfx, fx);
             }
+            Timer::RoomPoll => {
+                let mut rfx = Vec::new();
+                self.rooms.repoll(&mut rfx);
+                room_effects(rfx, fx);
+            }
             Timer::Typing => self.log.typing_expired(),
             Timer::Resend => self.flush(fx),
             Timer::Reconnect | Timer::Probe | Timer::Poll | Timer::OpenTimeout => {
@@ -568,6 +581,16 @@ impl Model {
                 }
             }
             Event::Room(call) => self.room(call, fx),
+            Event::RoomPollDone { room, poll, history } => {
+                let mut rfx = Vec::new();
+                self.rooms.poll_done(&room, poll, history, &mut rfx);
+                room_effects(rfx, fx);
+            }
+            Event::RoomPosted { room, id, reply } => {
+                let mut rfx = Vec::new();
+                self.rooms.posted(&room, &id, reply, &mut rfx);
+                room_effects(rfx, fx);
+            }
             Event::Relayed { socket, room, kind, from, data } => {
                 if self.link.heard(socket) != Heard::Stale {
                     let mut rfx = Vec::new();
@@ -587,6 +610,8 @@ fn room_effects(rfx: Vec<RoomEffect>, fx: &mut Vec<Effect>) {
             RoomEffect::Notify { room, notice } => Effect::Notify(Notice::Room { room, notice }),
             RoomEffect::ResendAfter { ms } => Effect::StartTimer { timer: Timer::RoomResend, ms },
             RoomEffect::TypingTimer { ms } => Effect::StartTimer { timer: Timer::RoomTyping, ms },
+            RoomEffect::Http(request) => Effect::RoomHttp(request),
+            RoomEffect::RepollAfter { ms } => Effect::StartTimer { timer: Timer::RoomPoll, ms },
         });
     }
 }
@@ -600,23 +625,20 @@ fn is_identity_refusal(code: ErrorCode) -> bool {
 /// `status` / `unread` notices derived from the change.
 pub(crate) fn update(model: &mut Model, event: Event) -> Vec<Effect> {
     let (status, unread) = (model.link.status(), model.log.unread);
-    let was_live = model.link.is_live();
+    let transport = model.link.transport();
     let mut fx = Vec::new();
     model.step(event, &mut fx);
-    // Rooms ride on the live socket: joined again (resuming) whenever one goes live, waiting
-    // whenever it goes.
-    match (was_live, model.link.is_live()) {
-        (false, true) => {
-            let mut rfx = Vec::new();
-            model.rooms.link_up(&mut rfx);
-            room_effects(rfx, &mut fx);
+    // Rooms ride on whatever carries the support conversation: joined again (resuming) whenever
+    // a socket goes live, long-polled while HTTP carries it, waiting while nothing does.
+    let now = model.link.transport();
+    if now != transport {
+        let mut rfx = Vec::new();
+        match now {
+            Transport::WebSocket => model.rooms.link_up(&mut rfx),
+            Transport::Http => model.rooms.http_up(&mut rfx),
+            Transport::None => model.rooms.link_down(&mut rfx),
         }
-        (true, false) => {
-            let mut rfx = Vec::new();
-            model.rooms.link_down(&mut rfx);
-            room_effects(rfx, &mut fx);
-        }
-        _ => {}
+        room_effects(rfx, &mut fx);
     }
     if model.log.unread != unread {
         fx.push(Effect::Notify(Notice::Unread(model.log.unread)));

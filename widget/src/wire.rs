@@ -10,7 +10,7 @@ use crate::outbox::OutboxEntry;
 use crate::state::Outgoing;
 
 mod rooms;
-pub(crate) use rooms::room_frame;
+pub(crate) use rooms::{room_chat_http, room_frame};
 
 /// Appends `s` as a JSON string literal.
 fn push_string(buf: &mut String, s: &str) {

@@ -149,3 +149,42 @@ test('a hub restart and an offline member: everything arrives once, in order', a
     for (const m of [ada, bob]) await m.context.close().catch(() => {});
   }
 });
+
+test('rooms over the HTTP fallback: messages both ways, then back on the WebSocket with nothing lost or doubled', async ({ browser }) => {
+  test.slow();
+  const ada = await member(browser, 'fallback', 'Ada');
+  // Bob's network lets no WebSocket through: his widget falls back to HTTP.
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const gate = { blocked: true };
+  await page.routeWebSocket(/\/ws\/chat/, (ws) => {
+    if (gate.blocked) ws.close({ code: 1011, reason: 'blocked by the test proxy' });
+    else ws.connectToServer();
+  });
+  await page.goto(site.url);
+  await page.waitForFunction(() => window.natter && window.join);
+  await page.evaluate(() => window.join('fallback', 'Bob'));
+  const bob = { context, page, view: () => page.evaluate(() => window.view('fallback')) };
+  try {
+    await expect.poll(async () => (await bob.view()).status, { timeout: 60_000 }).toBe('http');
+    expect(await page.evaluate(() => window.natter.state.transport)).toBe('http');
+    await ada.page.evaluate(() => window.room('fallback').send('from the socket'));
+    await expect.poll(async () => texts(await bob.view())).toEqual(['from the socket']);
+    await bob.page.evaluate(() => window.room('fallback').send('from behind the proxy'));
+    await expect.poll(async () => texts(await ada.view())).toEqual(['from the socket', 'from behind the proxy']);
+    const own = (await ada.view()).messages[1];
+    expect(own).toMatchObject({ from: 'Bob', mine: false, seq: 2 });
+    await expect.poll(async () => (await bob.view()).messages.map((m) => m.state)).toEqual(['sent', 'sent']);
+
+    // The WebSocket gets through again: Bob's room is joined on it, resuming, and relays flow.
+    gate.blocked = false;
+    await expect.poll(async () => (await bob.view()).status, { timeout: 60_000 }).toBe('joined');
+    await ada.page.evaluate(() => window.room('fallback').send('and now live'));
+    await expect.poll(async () => texts(await bob.view())).toEqual(['from the socket', 'from behind the proxy', 'and now live']);
+    await expect.poll(async () => (await ada.view()).members).toEqual(['Ada', 'Bob']);
+    const bobs = await bob.view();
+    expect(bobs.messages.map((m) => m.seq)).toEqual([1, 2, 3]);
+  } finally {
+    for (const m of [ada, bob]) await m.context.close().catch(() => {});
+  }
+});

@@ -495,7 +495,8 @@ impl Link {
             | Timer::Typing
             | Timer::Resend
             | Timer::RoomResend
-            | Timer::RoomTyping => {}
+            | Timer::RoomTyping
+            | Timer::RoomPoll => {}
         }
     }
 

@@ -12,6 +12,10 @@
 //!   has seen, so the hub replays exactly what was missed, and the outbox is re-sent with the
 //!   same ids (the hub acknowledges a re-send it already stored rather than storing it twice).
 //!   Messages are known by id, so a replayed or echoed one is never shown twice.
+//! - **The HTTP fallback carries messages.** While the link is on HTTP, each room is
+//!   long-polled and its messages are posted one at a time (in typing order); members, typing,
+//!   cursors and updates are the WebSocket's (they are not stored, so there is nothing to poll):
+//!   typing and updates wait for it, like calls before a join.
 //! - **The first history is not news.** What the hub replays when a room is first joined is the
 //!   room so far; messages after it (live, or replayed on a rejoin) count as unread unless the
 //!   room is being watched, and never the visitor's own.
@@ -64,6 +68,17 @@ pub(crate) enum RoomOut {
     Relay { room: String, kind: RelayKind, data: String },
 }
 
+/// An HTTP request for a room (the link is on the HTTP fallback).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RoomHttp {
+    /// Start long-poll number `poll` of `room`, after `after`.
+    Poll { room: String, poll: u32, after: Option<u64> },
+    /// Abort the long-poll of `room`.
+    StopPoll { room: String },
+    /// POST a message to `room` as `name`.
+    Post { room: String, out: Outgoing, name: Option<String> },
+}
+
 /// A room's state as the page sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RoomStatus {
@@ -71,6 +86,9 @@ pub(crate) enum RoomStatus {
     Joining,
     /// The hub confirmed the join; calls go out at once.
     Joined,
+    /// The link is on the HTTP fallback: messages go both ways; members, typing, cursors and
+    /// updates wait for the WebSocket.
+    Http,
     /// The link dropped; the room is joined again when it is back.
     Rejoining,
     /// The hub refused the join (see the `error` notice); nothing is retried.
@@ -85,6 +103,7 @@ impl RoomStatus {
         match self {
             RoomStatus::Joining => "joining",
             RoomStatus::Joined => "joined",
+            RoomStatus::Http => "http",
             RoomStatus::Rejoining => "rejoining",
             RoomStatus::Refused => "refused",
             RoomStatus::Left => "left",
@@ -145,6 +164,10 @@ pub(crate) enum RoomEffect {
     ResendAfter { ms: u32 },
     /// Call [`Rooms::typing_expired`] after `ms` milliseconds (restarting a running one).
     TypingTimer { ms: u32 },
+    /// Do this over HTTP.
+    Http(RoomHttp),
+    /// Call [`Rooms::repoll`] after `ms` milliseconds (a room's long-poll failed).
+    RepollAfter { ms: u32 },
 }
 
 /// A call that waits for the join to be confirmed.
@@ -185,6 +208,10 @@ pub(crate) struct Room {
     cursor: Option<String>,
     /// A history has been read: what later ones bring is news.
     history_loaded: bool,
+    /// The number of this room's running long-poll (HTTP fallback).
+    poll: Option<u32>,
+    /// The id of the message whose HTTP send is in flight (one at a time keeps the order).
+    posting: Option<String>,
 }
 
 impl Room {
@@ -204,6 +231,40 @@ impl Room {
             queued: Vec::new(),
             cursor: None,
             history_loaded: false,
+            poll: None,
+            posting: None,
+        }
+    }
+
+    fn start_poll(&mut self, next: &mut u32, fx: &mut Vec<RoomEffect>) {
+        if self.poll.is_some() || self.status != RoomStatus::Http {
+            return;
+        }
+        *next += 1;
+        self.poll = Some(*next);
+        fx.push(RoomEffect::Http(RoomHttp::Poll {
+            room: self.id.clone(),
+            poll: *next,
+            after: self.last_seq,
+        }));
+    }
+
+    fn stop_poll(&mut self, fx: &mut Vec<RoomEffect>) {
+        if self.poll.take().is_some() {
+            fx.push(RoomEffect::Http(RoomHttp::StopPoll { room: self.id.clone() }));
+        }
+        self.posting = None;
+    }
+
+    /// Posts the oldest waiting message, if none is in flight.
+    fn post_next(&mut self, fx: &mut Vec<RoomEffect>) {
+        if self.posting.is_some() || self.status != RoomStatus::Http {
+            return;
+        }
+        if let Some(e) = self.outbox.first_sendable() {
+            self.posting = Some(e.id.clone());
+            let (room, name) = (self.id.clone(), self.name.clone());
+            fx.push(RoomEffect::Http(RoomHttp::Post { room, out: e.into(), name }));
         }
     }
 
@@ -411,6 +472,10 @@ pub(crate) struct Rooms {
     pub watching: Option<String>,
     /// The link carries room frames now (a live socket whose hub has welcomed us).
     live: bool,
+    /// The link is on the HTTP fallback, which carries the rooms' messages.
+    http: bool,
+    /// Numbers the rooms' long-polls, so a late answer of an aborted one is recognised.
+    next_poll: u32,
 }
 
 impl Rooms {
@@ -454,16 +519,20 @@ impl Rooms {
                 return false;
             }
             room.set_status(RoomStatus::Joining, fx);
+        } else {
+            self.list.push(Room::new(id.clone(), name));
+        }
+        let http = self.http;
+        let mut next = self.next_poll;
+        if let Some(room) = self.get_mut(&id) {
             if live {
                 fx.push(RoomEffect::Send(room.join_frame()));
+            } else if http {
+                room.set_status(RoomStatus::Http, fx);
+                room.start_poll(&mut next, fx);
             }
-            return true;
         }
-        let room = Room::new(id, name);
-        if live {
-            fx.push(RoomEffect::Send(room.join_frame()));
-        }
-        self.list.push(room);
+        self.next_poll = next;
         true
     }
 
@@ -475,6 +544,7 @@ impl Rooms {
         if self.live && room.status != RoomStatus::Refused {
             fx.push(RoomEffect::Send(RoomOut::Leave { room: room.id.clone() }));
         }
+        room.stop_poll(fx);
         room.set_status(RoomStatus::Left, fx);
         if self.is_watched(id) {
             self.watching = None;
@@ -506,8 +576,10 @@ impl Rooms {
         };
         room.messages.push(line.clone());
         room.note(RoomNotice::Message(line), fx);
-        if room.status == RoomStatus::Joined {
-            fx.push(RoomEffect::Send(room.chat_frame(out)));
+        match room.status {
+            RoomStatus::Joined => fx.push(RoomEffect::Send(room.chat_frame(out))),
+            RoomStatus::Http => room.post_next(fx),
+            _ => {}
         }
         true
     }
@@ -524,6 +596,7 @@ impl Rooms {
                 fx.push(RoomEffect::Send(r.chat_frame(e.into())));
             }
         }
+        r.post_next(fx);
         true
     }
 
@@ -594,6 +667,7 @@ impl Rooms {
     /// The link carries the connection again (the hub welcomed a new socket): every room not
     /// refused is joined again, resuming after its newest `seq`.
     pub(crate) fn link_up(&mut self, fx: &mut Vec<RoomEffect>) {
+        self.http_down(fx);
         self.live = true;
         for room in &self.list {
             if matches!(room.status, RoomStatus::Joining | RoomStatus::Rejoining) {
@@ -602,9 +676,108 @@ impl Rooms {
         }
     }
 
+    /// The link is on the HTTP fallback and it answers: every room not refused is long-polled
+    /// (resuming after its newest `seq`) and its waiting messages are posted.
+    pub(crate) fn http_up(&mut self, fx: &mut Vec<RoomEffect>) {
+        if self.http {
+            return;
+        }
+        self.link_down(fx);
+        self.http = true;
+        let mut next = self.next_poll;
+        for room in &mut self.list {
+            if matches!(room.status, RoomStatus::Joining | RoomStatus::Rejoining) {
+                room.set_status(RoomStatus::Http, fx);
+                room.start_poll(&mut next, fx);
+                room.post_next(fx);
+            }
+        }
+        self.next_poll = next;
+    }
+
+    /// The HTTP fallback stopped carrying the rooms (it failed, or the WebSocket is back).
+    fn http_down(&mut self, fx: &mut Vec<RoomEffect>) {
+        if !self.http {
+            return;
+        }
+        self.http = false;
+        for room in &mut self.list {
+            room.stop_poll(fx);
+            if room.status == RoomStatus::Http {
+                room.set_status(RoomStatus::Rejoining, fx);
+            }
+        }
+    }
+
+    /// Long-poll `poll` of `room` answered (`None`: it failed): read it, and poll again.
+    pub(crate) fn poll_done(
+        &mut self,
+        room: &str,
+        poll: u32,
+        history: Option<History>,
+        fx: &mut Vec<RoomEffect>,
+    ) {
+        let me = self.me.clone();
+        let watching = self.is_watched(room);
+        let mut next = self.next_poll;
+        let Some(r) = self.get_mut(room) else { return };
+        if r.poll != Some(poll) {
+            return;
+        }
+        r.poll = None;
+        match history {
+            Some(h) => {
+                r.history(h, me.as_deref(), watching, fx);
+                r.start_poll(&mut next, fx);
+            }
+            None => fx.push(RoomEffect::RepollAfter { ms: RESEND_DELAY_MS }),
+        }
+        self.next_poll = next;
+    }
+
+    /// Polls again every room on HTTP whose long-poll failed.
+    pub(crate) fn repoll(&mut self, fx: &mut Vec<RoomEffect>) {
+        let mut next = self.next_poll;
+        for room in &mut self.list {
+            room.start_poll(&mut next, fx);
+        }
+        self.next_poll = next;
+    }
+
+    /// The HTTP send of message `id` to `room` answered (`None`: the network failed).
+    pub(crate) fn posted(
+        &mut self,
+        room: &str,
+        id: &str,
+        reply: Option<ServerMessage>,
+        fx: &mut Vec<RoomEffect>,
+    ) {
+        let Some(r) = self.get_mut(room) else { return };
+        if r.posting.as_deref() == Some(id) {
+            r.posting = None;
+        }
+        match reply {
+            Some(ServerMessage::Ack(a)) => r.acknowledged(&a.id, a.seq, fx),
+            // An HTTP answer is about the message just posted, even without an id.
+            Some(ServerMessage::Error(e)) if r.outbox.contains(id) => {
+                r.refused(id, &e, fx);
+                if !e.code.is_retryable() {
+                    r.post_next(fx);
+                }
+                return;
+            }
+            _ => {
+                fx.push(RoomEffect::ResendAfter { ms: RESEND_DELAY_MS });
+                return;
+            }
+        }
+        r.post_next(fx);
+    }
+
     /// The link dropped: every joined room waits for it to come back. Who was typing is
     /// unknown now; the hub re-sends the members on the rejoin.
     pub(crate) fn link_down(&mut self, fx: &mut Vec<RoomEffect>) {
+        self.http_down(fx);
         if !self.live {
             return;
         }
@@ -621,12 +794,11 @@ impl Rooms {
 
     /// After a retryable refusal: re-sends every joined room's waiting messages, and the
     /// joins still waiting (joining twice is harmless: the hub answers with `room_info`).
-    pub(crate) fn resend(&self, fx: &mut Vec<RoomEffect>) {
-        if !self.live {
-            return;
-        }
-        for room in &self.list {
+    pub(crate) fn resend(&mut self, fx: &mut Vec<RoomEffect>) {
+        for room in &mut self.list {
             match room.status {
+                RoomStatus::Http => room.post_next(fx),
+                _ if !self.live => {}
                 RoomStatus::Joined => room.send_outbox(fx),
                 RoomStatus::Joining | RoomStatus::Rejoining => fx.push(RoomEffect::Send(room.join_frame())),
                 RoomStatus::Refused | RoomStatus::Left => {}

@@ -212,6 +212,46 @@ pub(crate) async fn post(end: &Endpoint, who: &Credentials, out: &Outgoing, sign
     answer
 }
 
+/// One long-poll of `room` (a room member on the HTTP fallback): as [`poll`].
+pub(crate) async fn poll_room(
+    end: &Endpoint,
+    who: &Credentials,
+    room: &str,
+    after: Option<u64>,
+    signal: &AbortSignal,
+) -> Answer {
+    let init = RequestInit::new();
+    init.set_method("GET");
+    init.set_signal(Some(signal));
+    if let Some(h) = headers(who, false) {
+        init.set_headers(&h);
+    }
+    let room = String::from(js_sys::encode_uri_component(room));
+    let after = after.map(|a| format!("&after={a}")).unwrap_or_default();
+    let mut answer = fetch_json(&format!("{}/api/chat/poll?room={room}{after}", end.http), &init).await;
+    answer.frame = match answer.frame {
+        Some(ServerMessage::History(h)) if answer.ok => Some(ServerMessage::History(h)),
+        Some(e @ ServerMessage::Error(_)) if !answer.ok => Some(e),
+        _ => None,
+    };
+    answer
+}
+
+/// One HTTP send of a room message (`body`: its JSON text): the hub's `ack` or `error`, or no
+/// frame when the network failed.
+pub(crate) async fn post_room(end: &Endpoint, who: &Credentials, body: &str, signal: &AbortSignal) -> Answer {
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_signal(Some(signal));
+    init.set_body(&JsValue::from_str(body));
+    if let Some(h) = headers(who, true) {
+        init.set_headers(&h);
+    }
+    let mut answer = fetch_json(&format!("{}/api/chat/messages", end.http), &init).await;
+    answer.frame = answer.frame.filter(|m| matches!(m, ServerMessage::Ack(_) | ServerMessage::Error(_)));
+    answer
+}
+
 /// The `History` of a poll's answer.
 pub(crate) fn history_of(frame: Option<ServerMessage>) -> Option<History> {
     match frame {

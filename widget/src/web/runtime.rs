@@ -15,6 +15,7 @@ use super::rooms;
 use super::sound::Sound;
 use super::storage::Store;
 use crate::options::Options;
+use crate::state::rooms::RoomHttp;
 use crate::state::{update, Effect, Event, Init, Model, Notice, Outgoing, Timer};
 use gloo_timers::callback::Timeout;
 use std::any::Any;
@@ -48,6 +49,8 @@ pub(super) struct Runtime {
     socket: RefCell<Option<Socket>>,
     poll_abort: RefCell<Option<AbortController>>,
     post_abort: RefCell<Option<AbortController>>,
+    /// The rooms' long-polls on the HTTP fallback, by room.
+    room_polls: RefCell<Vec<(String, AbortController)>>,
     /// At most one running timer of each kind.
     timers: RefCell<Vec<(Timer, Timeout)>>,
     listeners: RefCell<Vec<Listener>>,
@@ -95,6 +98,7 @@ impl Runtime {
             socket: RefCell::new(None),
             poll_abort: RefCell::new(None),
             post_abort: RefCell::new(None),
+            room_polls: RefCell::new(Vec::new()),
             timers: RefCell::new(Vec::new()),
             listeners: RefCell::new(Vec::new()),
             handlers: RefCell::new(Vec::new()),
@@ -315,6 +319,16 @@ impl Runtime {
                     s.send(&crate::wire::room_frame(&frame));
                 }
             }
+            Effect::RoomHttp(RoomHttp::Poll { room, poll, after }) => self.poll_room(room, poll, after),
+            Effect::RoomHttp(RoomHttp::StopPoll { room }) => {
+                self.room_polls.borrow_mut().retain(|(r, ctl)| {
+                    if *r == room {
+                        ctl.abort();
+                    }
+                    *r != room
+                });
+            }
+            Effect::RoomHttp(RoomHttp::Post { room, out, name }) => self.post_room(room, out, name),
         }
     }
 
@@ -377,6 +391,66 @@ impl Runtime {
                     frame => rt.dispatch(Event::PollDone { poll, history: link::history_of(frame) }),
                 }
             }
+        });
+    }
+
+    fn poll_room(&self, room: String, poll: u32, after: Option<u64>) {
+        let Ok(ctl) = AbortController::new() else {
+            return self.dispatch(Event::RoomPollDone { room, poll, history: None });
+        };
+        let signal = ctl.signal();
+        {
+            let mut polls = self.room_polls.borrow_mut();
+            polls.retain(|(r, old)| {
+                if *r == room {
+                    old.abort();
+                }
+                *r != room
+            });
+            polls.push((room.clone(), ctl));
+        }
+        let weak = self.weak();
+        let who = self.credentials();
+        wasm_bindgen_futures::spawn_local(async move {
+            let Some(end) = weak.upgrade() else { return };
+            let answer = link::poll_room(&end.endpoint, &who, &room, after, &signal).await;
+            drop(end);
+            let Some(rt) = weak.upgrade() else { return };
+            let history = match answer.frame {
+                // A refusal (the room's access, a bad id) reads like the same refusal on a socket.
+                Some(e @ natter_protocol::ServerMessage::Error(_)) => {
+                    rt.dispatch(Event::Frame { socket: None, message: e });
+                    None
+                }
+                frame => link::history_of(frame),
+            };
+            rt.dispatch(Event::RoomPollDone { room, poll, history });
+        });
+    }
+
+    fn post_room(&self, room: String, out: Outgoing, name: Option<String>) {
+        let body = crate::wire::room_chat_http(&room, &out, name.as_deref());
+        let ctl = self.post_abort.borrow().as_ref().map(|c| c.signal());
+        let signal = match ctl {
+            Some(s) => s,
+            None => match AbortController::new() {
+                Ok(c) => {
+                    let s = c.signal();
+                    *self.post_abort.borrow_mut() = Some(c);
+                    s
+                }
+                Err(_) => return self.dispatch(Event::RoomPosted { room, id: out.id, reply: None }),
+            },
+        };
+        let weak = self.weak();
+        let who = self.credentials();
+        wasm_bindgen_futures::spawn_local(async move {
+            let Some(rt) = weak.upgrade() else { return };
+            let answer = link::post_room(&rt.endpoint, &who, &body, &signal).await;
+            if let Some(session) = answer.session {
+                rt.dispatch(Event::SessionIssued { session });
+            }
+            rt.dispatch(Event::RoomPosted { room, id: out.id, reply: answer.frame });
         });
     }
 
@@ -580,6 +654,9 @@ impl Runtime {
         for ctl in
             [self.poll_abort.borrow_mut().take(), self.post_abort.borrow_mut().take()].into_iter().flatten()
         {
+            ctl.abort();
+        }
+        for (_, ctl) in self.room_polls.borrow_mut().drain(..) {
             ctl.abort();
         }
         if let Some(dom) = self.dom.borrow_mut().take() {

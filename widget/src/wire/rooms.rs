@@ -5,6 +5,19 @@
 use super::push_field;
 use crate::state::rooms::{RelayKind, RoomOut};
 
+/// The body of a room message sent over the HTTP fallback: the `chat` frame plus the name the
+/// visitor joined with (on the WebSocket the `join` carries it).
+pub(crate) fn room_chat_http(room: &str, out: &crate::state::Outgoing, name: Option<&str>) -> String {
+    let mut b = room_frame(&RoomOut::Chat { room: room.to_string(), out: out.clone() });
+    if let Some(n) = name {
+        b.pop();
+        b.push(',');
+        push_field(&mut b, "name", n);
+        b.push('}');
+    }
+    b
+}
+
 /// The JSON text of `frame`. `Relay` data is JSON text already (the browser's
 /// `JSON.stringify` of what the page gave) and is written as it is.
 pub(crate) fn room_frame(frame: &RoomOut) -> String {
@@ -86,6 +99,18 @@ mod tests {
                 id: Some("m1".into()),
                 message: tricky.into(),
                 name: None
+            })
+        );
+        let out = Outgoing { id: "m2".into(), text: "x".into(), time: "t".into() };
+        let http: ClientMessage =
+            serde_json::from_str(&room_chat_http("r", &out, Some(tricky))).expect("JSON");
+        assert_eq!(
+            http,
+            ClientMessage::Chat(ChatSend {
+                room: "r".into(),
+                id: Some("m2".into()),
+                message: "x".into(),
+                name: Some(tricky.into())
             })
         );
         assert_eq!(

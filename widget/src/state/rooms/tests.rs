@@ -470,3 +470,107 @@ fn a_bad_room_id_is_refused_without_asking_the_hub() {
         matches!(&notices(&fx)[..], [RoomNotice::Status(RoomStatus::Refused), RoomNotice::Error { code: ErrorCode::InvalidMessage, message }] if message.contains("no spaces please"))
     );
 }
+
+fn http(fx: &[RoomEffect]) -> Vec<RoomHttp> {
+    fx.iter()
+        .filter_map(|e| match e {
+            RoomEffect::Http(h) => Some(h.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_http_fallback_polls_each_room_and_posts_its_messages_in_order() {
+    let mut rooms = joined("r");
+    let mut fx = Vec::new();
+    rooms.link_down(&mut fx);
+    rooms.send("r", out("m1", "one"), &mut fx);
+    rooms.send("r", out("m2", "two"), &mut fx);
+    rooms.typing("r", true, &mut fx);
+    let mut fx = Vec::new();
+    rooms.http_up(&mut fx);
+    assert_eq!(
+        http(&fx),
+        [
+            RoomHttp::Poll { room: "r".into(), poll: 1, after: Some(1) },
+            RoomHttp::Post { room: "r".into(), out: out("m1", "one"), name: Some("Me".into()) },
+        ],
+        "resumes after the last seq; one message at a time"
+    );
+    assert_eq!(rooms.get("r").map(|r| r.status), Some(RoomStatus::Http));
+    assert!(sent(&fx).is_empty(), "typing waits for the WebSocket");
+
+    // The first is stored; the second goes.
+    let mut fx = Vec::new();
+    let ack = |id: &str, seq| {
+        ServerMessage::Ack(Ack { id: id.into(), seq, room: Some("r".into()), duplicate: false })
+    };
+    rooms.posted("r", "m1", Some(ack("m1", 2)), &mut fx);
+    assert_eq!(
+        http(&fx),
+        [RoomHttp::Post { room: "r".into(), out: out("m2", "two"), name: Some("Me".into()) }]
+    );
+    // A network failure: resent later, not lost.
+    let mut fx = Vec::new();
+    rooms.posted("r", "m2", None, &mut fx);
+    assert_eq!(fx, [RoomEffect::ResendAfter { ms: RESEND_DELAY_MS }]);
+    let mut fx = Vec::new();
+    rooms.resend(&mut fx);
+    assert_eq!(
+        http(&fx),
+        [RoomHttp::Post { room: "r".into(), out: out("m2", "two"), name: Some("Me".into()) }]
+    );
+    rooms.posted("r", "m2", Some(ack("m2", 3)), &mut fx);
+
+    // The poll brings a message of Ada's (and our own, already shown): each once.
+    let mut fx = Vec::new();
+    rooms.poll_done(
+        "r",
+        1,
+        Some(History {
+            room: Some("r".into()),
+            messages: vec![
+                chat("r", "m1", 2, &member("me", "Me")),
+                chat("r", "c4", 4, &member("ada", "Ada")),
+            ],
+            complete: true,
+            gap: None,
+            last_seq: 4,
+        }),
+        &mut fx,
+    );
+    assert_eq!(http(&fx), [RoomHttp::Poll { room: "r".into(), poll: 2, after: Some(4) }]);
+    assert_eq!(ids(rooms.get("r").expect("joined")), ["h1", "m1", "m2", "c4"], "in seq order");
+    // A late answer of an old poll is ignored; a failed poll is retried after a delay.
+    let mut fx = Vec::new();
+    rooms.poll_done("r", 1, None, &mut fx);
+    assert!(fx.is_empty());
+    rooms.poll_done("r", 2, None, &mut fx);
+    assert_eq!(fx, [RoomEffect::RepollAfter { ms: RESEND_DELAY_MS }]);
+    let mut fx = Vec::new();
+    rooms.repoll(&mut fx);
+    assert_eq!(http(&fx), [RoomHttp::Poll { room: "r".into(), poll: 3, after: Some(4) }]);
+
+    // The WebSocket is back: polls stop, the room is joined on it, resuming, and the typing
+    // that waited goes out once the join is confirmed.
+    let mut fx = Vec::new();
+    rooms.link_up(&mut fx);
+    assert_eq!(http(&fx), [RoomHttp::StopPoll { room: "r".into() }]);
+    assert_eq!(sent(&fx), [RoomOut::Join { room: "r".into(), name: Some("Me".into()), after: Some(4) }]);
+    let mut fx = Vec::new();
+    rooms.receive(info("r", &[member("me", "Me")], 4), &mut fx);
+    assert_eq!(sent(&fx), [RoomOut::Typing { room: "r".into(), active: true }]);
+}
+
+#[test]
+fn a_room_joined_while_on_http_is_polled_at_once() {
+    let mut rooms = Rooms::default();
+    let mut fx = Vec::new();
+    rooms.http_up(&mut fx);
+    rooms.join("r".into(), Some("Ada".into()), &mut fx);
+    assert_eq!(http(&fx), [RoomHttp::Poll { room: "r".into(), poll: 1, after: None }]);
+    let mut fx = Vec::new();
+    rooms.leave("r", &mut fx);
+    assert_eq!(http(&fx), [RoomHttp::StopPoll { room: "r".into() }]);
+}
