@@ -15,6 +15,8 @@ export type NatterStatus =
   | 'Reconnecting…'
   | 'HTTP fallback'
   | 'Offline'
+  /** The hub refuses this page's origin (not on its `--allowed-origin` list); the widget has stopped trying. */
+  | 'Chat is not available on this site'
   /** The hub refused the identity token and no fresh one has come yet. */
   | 'Sign-in expired';
 
@@ -86,6 +88,9 @@ export interface NatterState {
   user: { id: string; name: string | null } | null;
 }
 
+/** Where a visitor's message is: typed and on its way, stored by the hub, or refused (retry from the UI) or dropped by `logout()`. */
+export type NatterDelivery = 'pending' | 'sent' | 'failed';
+
 /** A message in the log. */
 export interface NatterMessage {
   id: string;
@@ -95,9 +100,21 @@ export interface NatterMessage {
   /** RFC 3339 time. */
   time: string;
   /** `pending` until the hub acknowledged it, `failed` if refused (retry from the UI). */
-  state: 'pending' | 'sent' | 'failed';
+  state: NatterDelivery;
   /** Position in the conversation once stored. */
   seq: number | null;
+}
+
+/**
+ * A change of delivery state of one of the visitor's messages in this tab: `pending` when typed
+ * (and again, with `retried: true`, when the visitor retries it), `sent` once the hub stored it
+ * (`seq` set), `failed` when refused, or when `logout()` drops it unstored. Each change is told
+ * once, in order; a token renewal is not a change (the message waits, then goes out).
+ */
+export interface NatterDeliveryChange extends NatterMessage {
+  role: 'user';
+  /** Pending again because the visitor retried a failed message. */
+  retried: boolean;
 }
 
 /** Events and what their listeners receive. */
@@ -108,6 +125,8 @@ export interface NatterEvents {
   close: undefined;
   /** A message was added to the log (sent by the visitor, or received), not the history replayed at load. */
   message: NatterMessage;
+  /** One of the visitor's messages changed state: pending, sent (with its seq), failed, retried. */
+  delivery: NatterDeliveryChange;
   /** The unread count changed. */
   unread: number;
   /** The connection status changed. */
@@ -127,7 +146,10 @@ export interface NatterHandle {
   send(text: string): string | undefined;
   /** Signs the visitor in with an identity token (after a login, or a fresh one at any time). */
   identify(token: string): void;
-  /** Forgets the conversation on this device (messages, outbox, session); starts a new anonymous one. */
+  /**
+   * Forgets the conversation on this device (messages, outbox, session); starts a new anonymous one.
+   * Messages not yet stored are dropped, each told `failed` on `delivery`.
+   */
   logout(): void;
   on<E extends keyof NatterEvents>(event: E, fn: (detail: NatterEvents[E]) => void): NatterHandle;
   off<E extends keyof NatterEvents>(event: E, fn: (detail: NatterEvents[E]) => void): NatterHandle;

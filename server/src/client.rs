@@ -330,6 +330,18 @@ fn kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
+/// A name a visitor gives in a room (on `join`, or with a message over the HTTP fallback): at
+/// most 64 characters, no control characters.
+pub(crate) fn check_member_name(name: Option<&str>) -> Result<(), Refusal> {
+    match name {
+        Some(name) if name.chars().count() > 64 || name.chars().any(char::is_control) => Err(Refusal::new(
+            ErrorCode::InvalidMessage,
+            format!("name {name:?} must be at most 64 characters without control characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,17 +393,5 @@ mod tests {
         assert!(matches!(parse(frame), Ok(ClientMessage::User(u)) if u.message == "second"));
         let body = br#"{"message":"first","message":"second"}"#;
         assert_eq!(parse_user_body(body).map(|u| u.message), Ok("second".to_string()));
-    }
-}
-
-/// A name a visitor gives in a room (on `join`, or with a message over the HTTP fallback): at
-/// most 64 characters, no control characters.
-pub(crate) fn check_member_name(name: Option<&str>) -> Result<(), Refusal> {
-    match name {
-        Some(name) if name.chars().count() > 64 || name.chars().any(char::is_control) => Err(Refusal::new(
-            ErrorCode::InvalidMessage,
-            format!("name {name:?} must be at most 64 characters without control characters"),
-        )),
-        _ => Ok(()),
     }
 }

@@ -122,9 +122,12 @@ pub struct Config {
     #[arg(long, env = "NATTER_RULES")]
     pub rules: Option<PathBuf>,
 
-    /// Directory holding the built widget (`natter.js`, its `.wasm`, `.mjs`, `.d.ts`).
-    #[arg(long, env = "NATTER_ASSETS", default_value = "npm/dist")]
-    pub assets: PathBuf,
+    /// Directory holding the built widget (`natter.js`, its `.wasm`, `.mjs`, `.d.ts`), read on
+    /// each request so a rebuild is served at once (`npm/dist` in the repository). Default: the
+    /// widget embedded in this binary when it was compiled (built with `cargo xtask build`
+    /// first); the start-up log says which.
+    #[arg(long, env = "NATTER_ASSETS")]
+    pub assets: Option<PathBuf>,
 
     /// Messages per second a session may send (user, chat, join), sustained.
     #[arg(long, env = "NATTER_RATE_PER_SEC", default_value_t = 5.0)]

@@ -1,6 +1,8 @@
 //! The `natter-hub` binary: parses flags, sets up logging, listens, and runs the hub until
 //! Ctrl+C or SIGTERM.
 
+use std::io::IsTerminal as _;
+
 use anyhow::Context as _;
 use clap::Parser as _;
 use natter_hub::config::{Config, LogFormat};
@@ -11,7 +13,14 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     match config.log_format {
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        // Colour only for a person at a terminal: in a file, journald or a pipe, escape codes
+        // are noise (and NO_COLOR, https://no-color.org, turns them off anywhere).
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(
+                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
+            .init(),
         LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
     }
     let listener = listen(config.listen)

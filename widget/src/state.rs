@@ -9,7 +9,7 @@
 //!
 //! The [`Model`] is split by what changes together:
 //! - [`link`]: the transport — WebSocket or HTTP, the socket's phase, backoffs, the long-poll,
-//!   the HTTP send in flight; it derives the [`Status`] and [`Transport`](link::Transport) the
+//!   the HTTP send in flight; it derives the [`Status`] and [`Transport`] the
 //!   page sees.
 //! - [`log`]: the conversation — messages, outbox, unread count, typing, `last_seq`.
 //! - [`identity`]: who the widget is to the hub — the issued session, the identity token, the
@@ -113,6 +113,8 @@ pub(crate) enum Event {
     Frame { socket: Option<u32>, message: ServerMessage },
     /// The long-poll finished: the history it returned, or `None` on failure.
     PollDone { poll: u32, history: Option<History> },
+    /// The long-poll was answered with the hub's refusal (an `error` frame it could read).
+    PollRefused { poll: u32, error: ErrorFrame },
     /// The HTTP send of message `id` finished: the hub's answer, or `None` on network failure.
     Posted { id: String, reply: Option<ServerMessage> },
     /// A timer fired.
@@ -164,6 +166,11 @@ pub(crate) enum Notice {
     Close,
     /// A message was added to the log (not the history replayed at load).
     Message(Message),
+    /// One of this tab's visitor messages changed delivery state: pending when typed or
+    /// retried (`retried`), sent once stored (with its `seq`), failed when refused.
+    Delivery { message: Message, retried: bool },
+    /// The hub refused this page (its origin is not allowed): said once, on the console.
+    Refused(ErrorFrame),
     /// The unread count changed.
     Unread(u32),
     /// The connection status changed.
@@ -337,6 +344,10 @@ impl Model {
         if !self.log.write(&out, fx) {
             return;
         }
+        if self.link.is_refused() {
+            // Nothing will take it: failed at once (with retry), not "Sending…" for ever.
+            return self.log.fail_waiting(fx);
+        }
         if self.link.is_live() {
             fx.push(Effect::SendSocket(out));
         } else {
@@ -348,6 +359,11 @@ impl Model {
     fn retry(&mut self, id: &str, fx: &mut Vec<Effect>) {
         if !self.log.retry(id, fx) {
             return;
+        }
+        if self.link.is_refused() {
+            // The site may have been allowed since: one fresh attempt; the outbox goes out
+            // when the link is back, or fails again if the hub still says no.
+            return self.link.try_again(self.log.last_seq, fx);
         }
         if self.link.is_live() {
             if let Some(e) = self.log.outbox.entries().iter().find(|e| e.id == id) {
@@ -431,15 +447,20 @@ impl Model {
 
     /// The page gave a token: a fresh one for the same user, or a login. Either way the link
     /// connects again with it; a `welcome` for another conversation then starts the log over.
+    /// (On a page whose origin the hub refuses, the token is kept for the visitor's retry: who
+    /// the visitor is does not change where the page is.)
     fn identify(&mut self, token: String, fx: &mut Vec<Effect>) {
         self.identity.set_token(token);
         self.link.reconnect_now(self.log.last_seq, fx);
     }
 
     /// Logged out: the conversation, its outbox and the session are forgotten on this device,
-    /// and a new anonymous one starts.
+    /// and a new anonymous one starts. What was still waiting to be stored is dropped with the
+    /// outbox, and told `failed` first: every delivery the page heard start ends, none stays
+    /// pending for ever.
     fn logout(&mut self, fx: &mut Vec<Effect>) {
         self.identity.forget();
+        self.log.fail_waiting(fx);
         self.log.start_over(false);
         fx.push(Effect::SaveSession);
         fx.push(Effect::ForgetOutbox);
@@ -465,6 +486,34 @@ impl Model {
         }
     }
 
+    /// A long-poll was answered with a refusal: the page's origin is not allowed (the end of
+    /// the road until the visitor retries); a refusal of who the widget is, read as the same
+    /// refusal on a socket (a forgotten session, or a token to renew while the link holds);
+    /// or a passing refusal (rate limit, a hub busy), which is retried like a failure.
+    fn poll_refused(&mut self, poll: u32, error: ErrorFrame, fx: &mut Vec<Effect>) {
+        if !self.link.poll_finished(poll) {
+            return;
+        }
+        if error.code == ErrorCode::ForbiddenOrigin {
+            return self.refused(error, fx);
+        }
+        if is_identity_refusal(error.code) {
+            self.identity_refused(&error, fx);
+        }
+        if !self.link.is_held() {
+            self.link.poll_failed(fx);
+        }
+    }
+
+    /// The hub refused this page: the link stops, what waits in the outbox is shown failed,
+    /// and the page is told why, once.
+    fn refused(&mut self, error: ErrorFrame, fx: &mut Vec<Effect>) {
+        if self.link.refuse(fx) {
+            self.log.fail_waiting(fx);
+            fx.push(Effect::Notify(Notice::Refused(error)));
+        }
+    }
+
     /// An HTTP send ended: next message, a resend later, or a refusal to record.
     fn posted(&mut self, id: String, reply: Option<ServerMessage>, fx: &mut Vec<Effect>) {
         self.link.post_finished(&id);
@@ -478,6 +527,7 @@ impl Model {
                 self.log.acknowledged(&a.id, a.seq, fx);
                 self.post_next(fx);
             }
+            Some(ServerMessage::Error(e)) if e.code == ErrorCode::ForbiddenOrigin => self.refused(e, fx),
             Some(ServerMessage::Error(mut e)) => {
                 // An HTTP answer is about the message just posted, even without an id.
                 e.id.get_or_insert(id);
@@ -571,6 +621,7 @@ impl Model {
             Event::SocketUnavailable { socket } => self.link.socket_unavailable(socket, after, fx),
             Event::Frame { socket, message } => self.frame(socket, message, fx),
             Event::PollDone { poll, history } => self.poll_done(poll, history, fx),
+            Event::PollRefused { poll, error } => self.poll_refused(poll, error, fx),
             Event::Posted { id, reply } => self.posted(id, reply, fx),
             Event::TimerFired(timer) => self.timer_fired(timer, fx),
             Event::Identify { token } => self.identify(token, fx),
@@ -619,6 +670,16 @@ fn room_effects(rfx: Vec<RoomEffect>, fx: &mut Vec<Effect>) {
 /// Whether a refusal is about who the widget is rather than about a message.
 fn is_identity_refusal(code: ErrorCode) -> bool {
     matches!(code, ErrorCode::Unauthorized | ErrorCode::BadSession)
+}
+
+/// The one console error a refused page logs: whose origin was refused, by which hub, and the
+/// hub flag that would allow it (`page_origin` as the browser sends it, `hub` the hub's URL).
+pub(crate) fn refusal_advice(page_origin: &str, hub: &str) -> String {
+    format!(
+        "natter: the chat hub at {hub} does not allow pages from {page_origin}, so the chat is not \
+         available on this site. To allow it, start the hub with --allowed-origin {page_origin} \
+         (or add it to NATTER_ALLOWED_ORIGINS)."
+    )
 }
 
 /// Applies `event` to `model` and returns what must happen as a result, including the

@@ -90,6 +90,7 @@ background:color-mix(in srgb,var(--_accent-text) 18%,transparent)}
 .status[data-status=connected] .dot{background:#22c55e}
 .status[data-status=http] .dot{background:#38bdf8}
 .status[data-status=offline] .dot{background:#9ca3af}
+.status[data-status=unavailable] .dot{background:#ef4444}
 .status[data-status=connecting] .dot,.status[data-status=reconnecting] .dot{animation:natter-pulse 1.2s ease-in-out infinite}
 .icon-button{flex:none;display:grid;place-items:center;width:34px;height:34px;border-radius:10px;color:inherit;opacity:.9;transition:background .15s,opacity .15s}
 .icon-button:hover{background:color-mix(in srgb,var(--_accent-text) 16%,transparent);opacity:1}

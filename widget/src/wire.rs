@@ -10,6 +10,8 @@ use crate::outbox::OutboxEntry;
 use crate::state::Outgoing;
 
 mod rooms;
+// Only the web layer writes them; natively the tests below and in `rooms` do.
+#[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
 pub(crate) use rooms::{room_chat_http, room_frame};
 
 /// Appends `s` as a JSON string literal.

@@ -50,21 +50,35 @@ fn main() -> Result<()> {
 }
 
 /// Builds the widget and the hub, then runs the hub in the foreground with the demo page.
+///
+/// The port is checked before anything is built (a busy port used to cost minutes of building
+/// before "Address already in use"), and the demo's database lives under `target/`, out of the
+/// way of the repository's own files.
 fn demo(hub_args: &[String]) -> Result<()> {
+    let root = tools::root();
+    let flag = |name: &str| hub_args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+    let listen = flag("--listen")
+        .or_else(|| std::env::var("NATTER_LISTEN").ok())
+        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    if let Err(e) = std::net::TcpListener::bind(&listen) {
+        bail!(
+            "cannot listen on {listen}: {e}.\n\
+             Is a hub (or another server) already running there? Stop it, or pick another port:\n    \
+             cargo xtask demo --listen 127.0.0.1:8081"
+        );
+    }
+    let first_run = !root.join("target/release/natter-hub").exists();
+    println!(
+        "xtask demo: building the widget (Rust → WebAssembly) and the hub (release){}",
+        if first_run {
+            "; the first run compiles everything and takes a few minutes, later runs take seconds"
+        } else {
+            ""
+        }
+    );
     tools::ensure_wasm_toolchain()?;
     widget::build(true)?;
     tools::cargo(&["build", "--release", "-p", "natter-hub"])?;
-    let root = tools::root();
-    let listen = hub_args
-        .windows(2)
-        .find(|w| w[0] == "--listen")
-        .map(|w| w[1].clone())
-        .or_else(|| std::env::var("NATTER_LISTEN").ok())
-        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
-    println!();
-    println!("  Natter demo: http://{listen}/");
-    println!("  Open it, press Ctrl+Shift+C (or click the launcher) and say hello. Ctrl+C stops the hub.");
-    println!();
     let mut cmd = Command::new(root.join("target/release/natter-hub"));
     cmd.current_dir(&root);
     if !hub_args.iter().any(|a| a == "--assets") {
@@ -73,7 +87,16 @@ fn demo(hub_args: &[String]) -> Result<()> {
     if !hub_args.iter().any(|a| a == "--listen") {
         cmd.args(["--listen", &listen]);
     }
+    if flag("--db").is_none() && std::env::var_os("NATTER_DB").is_none() {
+        let dir = root.join("target").join("demo");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        cmd.arg("--db").arg(dir.join("natter.db"));
+    }
     cmd.args(hub_args);
+    println!();
+    println!("  Natter demo: http://{listen}/");
+    println!("  Open it, press Ctrl+Shift+C (or click the launcher) and say hello. Ctrl+C stops the hub.");
+    println!();
     let status = cmd.status().context("starting target/release/natter-hub")?;
     if !status.success() {
         bail!("natter-hub exited with {status}");
@@ -117,6 +140,7 @@ fn test(args: &[String]) -> Result<()> {
         Step { name: "unit+integration", run: || tools::cargo(&["test", "--workspace", "--all-targets"]) },
         Step { name: "widget-build", run: || widget::build(true) },
         Step { name: "widget-browser", run: tools::widget_browser_tests },
+        Step { name: "package", run: tools::package },
         Step { name: "examples", run: tools::build_examples },
         Step { name: "e2e", run: tools::e2e },
     ];

@@ -5,6 +5,8 @@
 //! [`WS_FAILURES_BEFORE_FALLBACK`] times in a row (or cannot be created at all) switches the
 //! link to HTTP (POST to send, long-poll to receive) while the WebSocket keeps being probed in
 //! the background with its own backoff; the first probe the hub speaks on moves the link back.
+//! A hub that refuses the page's origin (which the page learns from the fallback's readable
+//! 403, never from a failed upgrade) stops the link altogether until the visitor retries.
 //!
 //! The link knows nothing about messages. Where it needs the conversation's position (`after`,
 //! the newest `seq` seen, sent on every (re)connection so the hub replays only what was missed)
@@ -55,6 +57,9 @@ pub(crate) enum Status {
     HttpFallback,
     /// The browser is offline, or the hub told us not to reconnect.
     Offline,
+    /// The hub refuses this site (its origin is not on the hub's allow-list): retrying cannot
+    /// help, so the link has stopped.
+    Unavailable,
     /// The hub refused the identity token; waiting for the page to give a fresh one.
     SignInNeeded,
 }
@@ -68,6 +73,7 @@ impl Status {
             Status::Reconnecting => "Reconnecting…",
             Status::HttpFallback => "HTTP fallback",
             Status::Offline => "Offline",
+            Status::Unavailable => "Chat is not available on this site",
             Status::SignInNeeded => "Sign-in expired",
         }
     }
@@ -80,6 +86,7 @@ impl Status {
             Status::Reconnecting => "reconnecting",
             Status::HttpFallback => "http",
             Status::Offline => "offline",
+            Status::Unavailable => "unavailable",
             Status::SignInNeeded => "signin",
         }
     }
@@ -97,9 +104,10 @@ pub(super) enum Mode {
 /// The WebSocket's life, each phase naming the socket it is about, so that late callbacks of a
 /// socket the link has already given up on are recognised and ignored.
 ///
-/// A socket only counts as working once the hub has said something on it (it always sends
-/// `history` first): a proxy or firewall that accepts the upgrade and then drops it must count
-/// as a failure, or the widget would never fall back to HTTP.
+/// A socket only counts as working once the hub has accepted the widget on it (its `welcome`
+/// after the widget's `auth`, or the `history` of a hub that predates `auth`): a proxy or
+/// firewall that accepts the upgrade and then drops it must count as a failure, or the widget
+/// would never fall back to HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SocketPhase {
     /// No socket.
@@ -130,6 +138,8 @@ pub(crate) struct Link {
     online: bool,
     /// The hub closed with a code that says "do not come back" (policy).
     gave_up: bool,
+    /// The hub refused this page's origin: everything has stopped until the visitor retries.
+    refused: bool,
     /// Nothing connects until the page gives a fresh identity token (the hub refused the last).
     held: bool,
     mode: Mode,
@@ -160,6 +170,7 @@ impl Link {
         Link {
             online,
             gave_up: false,
+            refused: false,
             held: false,
             mode: Mode::WebSocket,
             socket: SocketPhase::Closed,
@@ -182,7 +193,9 @@ impl Link {
 
     /// What the status dot says.
     pub(crate) fn status(&self) -> Status {
-        if self.held {
+        if self.refused {
+            Status::Unavailable
+        } else if self.held {
             Status::SignInNeeded
         } else if self.gave_up || !self.online {
             Status::Offline
@@ -213,9 +226,63 @@ impl Link {
         matches!(self.socket, SocketPhase::Live(_))
     }
 
-    /// Whether an HTTP send may start now: in HTTP mode, HTTP answering, none in flight.
+    /// Whether an HTTP send may start now: in HTTP mode, HTTP answering, none in flight, and
+    /// nothing that stops the link (given up, or held for a fresh token: a post with the
+    /// refused token would only be refused again).
     pub(super) fn can_post(&self) -> bool {
-        self.posting.is_none() && self.mode == Mode::Http && self.http_ok && self.online
+        self.posting.is_none()
+            && self.mode == Mode::Http
+            && self.http_ok
+            && self.online
+            && !self.gave_up
+            && !self.held
+    }
+
+    /// Whether the link waits for a fresh identity token (see [`Link::hold`]).
+    pub(super) fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// Whether the hub has refused this page (see [`Link::refuse`]).
+    pub(super) fn is_refused(&self) -> bool {
+        self.refused
+    }
+
+    /// The hub refused this page's origin. A browser cannot read why a WebSocket upgrade
+    /// failed, so this is learnt from the HTTP fallback's readable 403: stop every socket,
+    /// poll, probe and timer — hammering a hub that said no helps nobody. Returns whether
+    /// this is news (the page is told once).
+    pub(super) fn refuse(&mut self, fx: &mut Vec<Effect>) -> bool {
+        if self.refused {
+            return false;
+        }
+        self.refused = true;
+        if self.socket != SocketPhase::Closed {
+            fx.push(Effect::CloseSocket);
+        }
+        self.give_up(fx);
+        self.posting = None;
+        for t in [Timer::Poll, Timer::Resend] {
+            fx.push(Effect::StopTimer(t));
+        }
+        true
+    }
+
+    /// The visitor asked to retry after a refusal (the site may have been allowed since):
+    /// one fresh start, from the WebSocket, as on page load.
+    pub(super) fn try_again(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
+        if !self.refused {
+            return;
+        }
+        self.refused = false;
+        self.gave_up = false;
+        self.mode = Mode::WebSocket;
+        self.http_ok = false;
+        self.ws_failures = 0;
+        self.reconnect.reset();
+        self.probe.reset();
+        self.poll_backoff.reset();
+        self.connect(after, fx);
     }
 
     /// The HTTP send of `id` has started.
@@ -341,9 +408,14 @@ impl Link {
     }
 
     /// Connects again now, with whatever the identity is now (a fresh token, a new session, or
-    /// another user): the current socket, if any, is closed first.
+    /// another user): the current socket, if any, is closed first. A page whose origin the hub
+    /// refused stays stopped: who the visitor is does not change where the page is, so only
+    /// the visitor's retry ([`Link::try_again`]) knocks again.
     pub(super) fn reconnect_now(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
         self.held = false;
+        if self.refused {
+            return;
+        }
         if self.socket != SocketPhase::Closed {
             self.socket = SocketPhase::Closed;
             fx.push(Effect::CloseSocket);

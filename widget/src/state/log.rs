@@ -156,7 +156,8 @@ impl Log {
         };
         self.messages.push(msg.clone());
         fx.push(Effect::SaveOutbox);
-        fx.push(Effect::Notify(Notice::Message(msg)));
+        fx.push(Effect::Notify(Notice::Message(msg.clone())));
+        fx.push(Effect::Notify(Notice::Delivery { message: msg, retried: false }));
         true
     }
 
@@ -166,14 +167,26 @@ impl Log {
         if !self.outbox.set_failed(id, false) {
             return false;
         }
-        self.set_delivery(id, Delivery::Pending);
+        self.set_delivery(id, Delivery::Pending, None, fx);
         fx.push(Effect::SaveOutbox);
         true
     }
 
-    fn set_delivery(&mut self, id: &str, delivery: Delivery) {
-        if let Some(m) = self.messages.iter_mut().find(|m| m.id == id) {
-            m.delivery = delivery;
+    /// Moves message `id` to `delivery` (and `seq`, once stored), telling the page when its
+    /// state changes: every visitor message goes pending → sent, or pending → failed →
+    /// pending (retried) → …, and each step is one [`Notice::Delivery`].
+    fn set_delivery(&mut self, id: &str, delivery: Delivery, seq: Option<u64>, fx: &mut Vec<Effect>) {
+        let Some(m) = self.messages.iter_mut().find(|m| m.id == id) else { return };
+        if seq.is_some() {
+            m.seq = seq;
+        }
+        if m.delivery == delivery {
+            return;
+        }
+        let retried = m.delivery == Delivery::Failed && delivery == Delivery::Pending;
+        m.delivery = delivery;
+        if m.role == Role::User {
+            fx.push(Effect::Notify(Notice::Delivery { message: m.clone(), retried }));
         }
     }
 
@@ -213,11 +226,9 @@ impl Log {
             self.typing = false;
             fx.push(Effect::StopTimer(Timer::Typing));
         }
-        if let Some(existing) = self.messages.iter_mut().find(|x| x.id == m.id) {
+        if self.messages.iter().any(|x| x.id == m.id) {
             // Already shown (our own message, or a duplicate delivery): only firm it up.
-            existing.seq = Some(m.seq);
-            existing.delivery = Delivery::Sent;
-            return;
+            return self.set_delivery(&m.id, Delivery::Sent, Some(m.seq), fx);
         }
         let msg = Message {
             id: m.id,
@@ -258,10 +269,7 @@ impl Log {
     /// The hub's `ack` of our message `id`, stored as `seq`.
     pub(super) fn acknowledged(&mut self, id: &str, seq: u64, fx: &mut Vec<Effect>) {
         self.acknowledge(id, fx);
-        if let Some(m) = self.messages.iter_mut().find(|m| m.id == id) {
-            m.seq = Some(seq);
-            m.delivery = Delivery::Sent;
-        }
+        self.set_delivery(id, Delivery::Sent, Some(seq), fx);
     }
 
     /// Handles a refusal of one of our messages; returns whether it is now marked failed.
@@ -276,9 +284,24 @@ impl Log {
             return false;
         }
         self.outbox.set_failed(id, true);
-        self.set_delivery(id, Delivery::Failed);
+        self.set_delivery(id, Delivery::Failed, None, fx);
         fx.push(Effect::SaveOutbox);
         true
+    }
+
+    /// The hub will not take anything from this page: every message still waiting is shown
+    /// as failed (the visitor can retry it), rather than "Sending…" for ever.
+    pub(super) fn fail_waiting(&mut self, fx: &mut Vec<Effect>) {
+        let waiting: Vec<String> =
+            self.outbox.entries().iter().filter(|e| !e.failed).map(|e| e.id.clone()).collect();
+        if waiting.is_empty() {
+            return;
+        }
+        for id in &waiting {
+            self.outbox.set_failed(id, true);
+            self.set_delivery(id, Delivery::Failed, None, fx);
+        }
+        fx.push(Effect::SaveOutbox);
     }
 
     fn system(&mut self, text: String, time: String, live: bool, fx: &mut Vec<Effect>) {

@@ -556,6 +556,184 @@ fn acknowledged_ids_are_remembered_for_the_shared_storage() {
     assert_eq!(m.log.acked, ["mine", "theirs"]);
 }
 
+/// The page's delivery events: (id, state, seq, retried), in order.
+fn deliveries(fx: &[Effect]) -> Vec<(String, Delivery, Option<u64>, bool)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Notify(Notice::Delivery { message, retried }) => {
+                Some((message.id.clone(), message.delivery, message.seq, *retried))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn d(id: &str, state: Delivery, seq: Option<u64>, retried: bool) -> (String, Delivery, Option<u64>, bool) {
+    (id.to_string(), state, seq, retried)
+}
+
+#[test]
+fn every_delivery_state_of_a_visitor_message_is_told_once() {
+    let (mut m, s) = connected();
+    // Typed: pending.
+    let fx = update(&mut m, Event::Send(out("a", "hello")));
+    assert_eq!(deliveries(&fx), [d("a", Delivery::Pending, None, false)]);
+    // Acknowledged: sent, with its seq; the echo that follows changes nothing and says nothing.
+    let ack = ServerMessage::Ack(Ack { id: "a".into(), seq: 7, ..Default::default() });
+    assert_eq!(deliveries(&update(&mut m, frame(s, ack))), [d("a", Delivery::Sent, Some(7), false)]);
+    let echo = ServerMessage::User(conv("a", 7, "hello"));
+    assert_eq!(deliveries(&update(&mut m, frame(s, echo))), []);
+    // Refused: failed; retried: pending again, marked as a retry; then sent by the echo alone.
+    update(&mut m, Event::Send(out("b", "too long")));
+    let refusal = ErrorFrame {
+        code: ErrorCode::TooLarge,
+        message: "no".into(),
+        id: Some("b".into()),
+        retry_after_ms: None,
+        room: None,
+    };
+    let fx = update(&mut m, frame(s, ServerMessage::Error(refusal)));
+    assert_eq!(deliveries(&fx), [d("b", Delivery::Failed, None, false)]);
+    let fx = update(&mut m, Event::Retry { id: "b".into() });
+    assert_eq!(deliveries(&fx), [d("b", Delivery::Pending, None, true)]);
+    let fx = update(&mut m, frame(s, ServerMessage::User(conv("b", 8, "too long"))));
+    assert_eq!(deliveries(&fx), [d("b", Delivery::Sent, Some(8), false)]);
+    // Bot replies and other tabs' messages are not this tab's deliveries.
+    let fx = update(&mut m, frame(s, ServerMessage::Bot(conv("r", 9, "hi"))));
+    assert_eq!(deliveries(&fx), []);
+}
+
+#[test]
+fn delivery_over_http_is_told_too() {
+    let mut m = model();
+    into_http(&mut m);
+    let fx = update(&mut m, Event::Send(out("a", "one")));
+    assert_eq!(deliveries(&fx), [d("a", Delivery::Pending, None, false)]);
+    let ack = Some(ServerMessage::Ack(Ack { id: "a".into(), seq: 3, ..Default::default() }));
+    let fx = update(&mut m, Event::Posted { id: "a".into(), reply: ack });
+    assert_eq!(deliveries(&fx), [d("a", Delivery::Sent, Some(3), false)]);
+}
+
+fn forbidden() -> ErrorFrame {
+    ErrorFrame {
+        code: ErrorCode::ForbiddenOrigin,
+        message: "origin \"http://127.0.0.1:8766\" is not allowed to use this hub (see --allowed-origin)"
+            .into(),
+        id: None,
+        retry_after_ms: None,
+        room: None,
+    }
+}
+
+fn refusals(fx: &[Effect]) -> usize {
+    fx.iter().filter(|e| matches!(e, Effect::Notify(Notice::Refused(_)))).count()
+}
+
+/// What a refused page goes through: the upgrade fails (a browser cannot read why), the
+/// fallback's poll reads the 403. Returns the effects of that poll's answer.
+fn refused_page(m: &mut Model) -> Vec<Effect> {
+    let (fresh, s) = started();
+    *m = fresh;
+    fail_opens(m, s, WS_FAILURES_BEFORE_FALLBACK);
+    let poll = m.link.running_poll().expect("the fallback polls");
+    update(m, Event::PollRefused { poll, error: forbidden() })
+}
+
+#[test]
+fn a_refused_origin_says_so_once_and_stops_trying() {
+    let mut m = model();
+    let fx = refused_page(&mut m);
+    assert_eq!(m.link.status(), Status::Unavailable);
+    assert_eq!(m.link.status().label(), "Chat is not available on this site");
+    assert!(fx.contains(&Effect::Notify(Notice::Status(Status::Unavailable))));
+    assert_eq!(refusals(&fx), 1);
+    assert_eq!(m.link.transport(), Transport::None);
+    // Nothing keeps going: no socket, poll, probe or resend is started, now or later.
+    let busy = |fx: &[Effect]| {
+        fx.iter().any(|e| {
+            matches!(
+                e,
+                Effect::OpenSocket { .. } | Effect::Poll { .. } | Effect::Post(_) | Effect::StartTimer { .. }
+            )
+        })
+    };
+    assert!(!busy(&fx), "{fx:?}");
+    for t in [Timer::Probe, Timer::Reconnect, Timer::Poll, Timer::Resend, Timer::OpenTimeout] {
+        assert!(fx.contains(&Effect::StopTimer(t)) || t == Timer::OpenTimeout, "{t:?} not stopped: {fx:?}");
+        let later = update(&mut m, Event::TimerFired(t));
+        assert!(!busy(&later), "{t:?} fired: {later:?}");
+    }
+    for e in [Event::Online, Event::Wake, Event::PageHidden { hidden: false }] {
+        let later = update(&mut m, e);
+        assert!(!busy(&later) && refusals(&later) == 0, "{later:?}");
+    }
+    assert_eq!(m.link.status(), Status::Unavailable);
+}
+
+#[test]
+fn a_refused_page_fails_its_messages_instead_of_sending_for_ever() {
+    let (mut m, s) = started();
+    update(&mut m, Event::Send(out("early", "typed while connecting")));
+    fail_opens(&mut m, s, WS_FAILURES_BEFORE_FALLBACK);
+    let poll = m.link.running_poll().expect("poll");
+    let fx = update(&mut m, Event::PollRefused { poll, error: forbidden() });
+    assert_eq!(deliveries(&fx), [d("early", Delivery::Failed, None, false)]);
+    // Typed after the refusal: failed at once, and nothing is posted.
+    let fx = update(&mut m, Event::Send(out("late", "anyone?")));
+    assert_eq!(
+        deliveries(&fx),
+        [d("late", Delivery::Pending, None, false), d("late", Delivery::Failed, None, false)]
+    );
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Post(_) | Effect::SendSocket(_))));
+    // Retrying starts one fresh attempt (the site may be allowed by now), from the WebSocket.
+    let fx = update(&mut m, Event::Retry { id: "late".into() });
+    assert_eq!(deliveries(&fx), [d("late", Delivery::Pending, None, true)]);
+    let s = socket_of(&fx).expect("a retry after a refusal tries again");
+    assert_eq!(m.link.status(), Status::Connecting);
+    // Allowed now: it goes out on the socket.
+    let fx = live(&mut m, s);
+    assert_eq!(sent_on_socket(&fx), ["late"]);
+}
+
+#[test]
+fn a_post_refused_for_its_origin_stops_the_link_too() {
+    let mut m = model();
+    into_http(&mut m);
+    update(&mut m, Event::Send(out("a", "one")));
+    let fx = update(&mut m, Event::Posted { id: "a".into(), reply: Some(ServerMessage::Error(forbidden())) });
+    assert_eq!(refusals(&fx), 1);
+    assert_eq!(m.link.status(), Status::Unavailable);
+    assert_eq!(deliveries(&fx), [d("a", Delivery::Failed, None, false)]);
+}
+
+#[test]
+fn other_poll_refusals_are_retried_like_failures() {
+    let mut m = model();
+    into_http(&mut m);
+    let poll = m.link.running_poll().expect("poll");
+    let busy = ErrorFrame {
+        code: ErrorCode::Unavailable,
+        message: "busy".into(),
+        id: None,
+        retry_after_ms: None,
+        room: None,
+    };
+    let fx = update(&mut m, Event::PollRefused { poll, error: busy });
+    assert!(has_timer(&fx, Timer::Poll).is_some());
+    assert_eq!(refusals(&fx), 0);
+    assert_ne!(m.link.status(), Status::Unavailable);
+}
+
+#[test]
+fn the_refusal_advice_names_the_origin_the_hub_and_the_flag() {
+    let text = refusal_advice("http://127.0.0.1:8766", "http://127.0.0.1:8765");
+    assert!(
+        text.contains("http://127.0.0.1:8766") && text.contains("hub at http://127.0.0.1:8765"),
+        "{text}"
+    );
+    assert!(text.contains("--allowed-origin http://127.0.0.1:8766"), "{text}");
+}
+
 // Identity: the issued session, the token, their refusals, login and logout.
 
 fn welcome(session: Option<&str>, user: Option<&str>) -> ServerMessage {
@@ -682,4 +860,158 @@ fn identity_refusals_over_http_keep_the_message_pending() {
     assert_eq!(m.log.messages[0].delivery, Delivery::Pending);
     let fx = update(&mut m, Event::SessionIssued { session: "ignored.tag".into() });
     assert!(!fx.contains(&Effect::SaveSession), "a signed-in user needs no session");
+}
+
+// Where the site's refusal, the identity and the delivery events meet.
+
+/// A model with identity `token` (or none), started, that learnt on its HTTP fallback that the
+/// hub refuses the page's origin.
+fn refused_with(token: Option<&str>) -> Model {
+    let mut m =
+        Model::new(Init { seed: 7, online: true, token: token.map(str::to_string), ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    fail_opens(&mut m, s, WS_FAILURES_BEFORE_FALLBACK);
+    let poll = m.link.running_poll().expect("the fallback polls");
+    update(&mut m, Event::PollRefused { poll, error: forbidden() });
+    assert_eq!(m.link.status(), Status::Unavailable);
+    m
+}
+
+fn refusal(code: ErrorCode) -> ErrorFrame {
+    ErrorFrame { code, message: "why".into(), id: None, retry_after_ms: None, room: None }
+}
+
+#[test]
+fn forbidden_for_an_identity_is_not_a_refused_site() {
+    // A 403 `forbidden` (a token's `rooms` claim) is about what the user may do, not where the
+    // page is: it fails the message it answers, and the link carries on.
+    let mut m = model();
+    into_http(&mut m);
+    update(&mut m, Event::Send(out("a", "one")));
+    let fx = update(
+        &mut m,
+        Event::Posted { id: "a".into(), reply: Some(ServerMessage::Error(refusal(ErrorCode::Forbidden))) },
+    );
+    assert_eq!(refusals(&fx), 0);
+    assert_eq!(deliveries(&fx), [d("a", Delivery::Failed, None, false)]);
+    assert_eq!(m.link.status(), Status::HttpFallback);
+    // The same code on a poll is retried like any passing refusal.
+    let poll = m.link.running_poll().expect("poll");
+    let fx = update(&mut m, Event::PollRefused { poll, error: refusal(ErrorCode::Forbidden) });
+    assert_eq!(refusals(&fx), 0);
+    assert!(has_timer(&fx, Timer::Poll).is_some(), "{fx:?}");
+    assert_ne!(m.link.status(), Status::Unavailable);
+}
+
+#[test]
+fn identity_refusals_on_a_poll_read_like_on_a_socket() {
+    // A session the hub did not issue: forgotten, and the poll tries again (without it, so the
+    // hub issues a new one).
+    let mut m = Model::new(Init { seed: 1, online: true, session: Some("stale".into()), ..Init::default() });
+    into_http(&mut m);
+    let poll = m.link.running_poll().expect("poll");
+    let fx = update(&mut m, Event::PollRefused { poll, error: refusal(ErrorCode::BadSession) });
+    assert_eq!(m.identity.session, None);
+    assert!(fx.contains(&Effect::SaveSession) && has_timer(&fx, Timer::Poll).is_some(), "{fx:?}");
+    assert_eq!(refusals(&fx), 0);
+    // A refused token: the link holds (no poll again, no post with the refused token) and the
+    // page is asked for a fresh one.
+    let mut m = Model::new(Init { seed: 1, online: true, token: Some("old".into()), ..Init::default() });
+    into_http(&mut m);
+    update(&mut m, Event::Send(out("a", "typed before the refusal came")));
+    let poll = m.link.running_poll().expect("poll");
+    let fx = update(&mut m, Event::PollRefused { poll, error: refusal(ErrorCode::Unauthorized) });
+    assert!(fx.contains(&Effect::RenewToken { reason: "why".into() }), "{fx:?}");
+    assert_eq!(has_timer(&fx, Timer::Poll), None);
+    assert_eq!(m.link.status(), Status::SignInNeeded);
+    assert_eq!(m.link.running_poll(), None);
+}
+
+#[test]
+fn a_held_link_posts_nothing_until_a_fresh_token_comes() {
+    let mut m = Model::new(Init { seed: 1, online: true, token: Some("old".into()), ..Init::default() });
+    into_http(&mut m);
+    let fx = update(&mut m, Event::Send(out("a", "hello")));
+    assert!(fx.iter().any(|e| matches!(e, Effect::Post(o) if o.id == "a")));
+    let refused = Some(ServerMessage::Error(refusal(ErrorCode::Unauthorized)));
+    let fx = update(&mut m, Event::Posted { id: "a".into(), reply: refused });
+    assert!(fx.contains(&Effect::RenewToken { reason: "why".into() }));
+    // The resend timer finds the link held: nothing goes out with the refused token.
+    let fx = update(&mut m, Event::TimerFired(Timer::Resend));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Post(_))), "{fx:?}");
+    assert_eq!(deliveries(&fx), [], "still pending, not failed");
+    // A fresh token: the link polls again, and once HTTP answers the message goes out.
+    let fx = update(&mut m, Event::Identify { token: "fresh".into() });
+    let poll = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::Poll { poll, .. } => Some(*poll),
+            _ => None,
+        })
+        .expect("polls again");
+    let fx = update(&mut m, Event::PollDone { poll, history: Some(history(vec![], 0)) });
+    assert!(fx.iter().any(|e| matches!(e, Effect::Post(o) if o.id == "a")), "{fx:?}");
+}
+
+#[test]
+fn a_message_carried_through_a_token_renewal_is_told_pending_then_sent() {
+    let mut m = Model::new(Init { seed: 1, online: true, token: Some("old".into()), ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(None, Some("42"))));
+    let mut told = deliveries(&update(&mut m, Event::Send(out("a", "sent as the token expires"))));
+    // The token expires before the hub stored it: 4401, renewal, a new socket.
+    told.extend(deliveries(&update(&mut m, frame(s, identity_error(ErrorCode::Unauthorized)))));
+    told.extend(deliveries(&update(&mut m, Event::SocketClosed { socket: s, code: close::UNAUTHORIZED })));
+    let fx = update(&mut m, Event::Identify { token: "fresh".into() });
+    told.extend(deliveries(&fx));
+    let s2 = socket_of(&fx).expect("reconnects");
+    update(&mut m, Event::SocketOpened { socket: s2 });
+    let fx = update(&mut m, frame(s2, welcome(None, Some("42"))));
+    assert_eq!(sent_on_socket(&fx), ["a"]);
+    let ack = ServerMessage::Ack(Ack { id: "a".into(), seq: 1, ..Default::default() });
+    told.extend(deliveries(&update(&mut m, frame(s2, ack))));
+    // No "failed" on the way: the renewal is not the message's fault.
+    assert_eq!(told, [d("a", Delivery::Pending, None, false), d("a", Delivery::Sent, Some(1), false)]);
+}
+
+#[test]
+fn logout_tells_the_page_the_waiting_messages_it_drops() {
+    let (mut m, s) = connected();
+    update(&mut m, Event::Send(out("p", "pending at logout")));
+    update(&mut m, Event::Send(out("f", "failed before")));
+    update(
+        &mut m,
+        frame(s, ServerMessage::Error(ErrorFrame { id: Some("f".into()), ..refusal(ErrorCode::TooLarge) })),
+    );
+    let fx = update(&mut m, Event::Logout);
+    // The pending one ends as failed (it will never be sent); the failed one was told already.
+    assert_eq!(deliveries(&fx), [d("p", Delivery::Failed, None, false)]);
+    assert!(m.log.outbox.entries().is_empty() && fx.contains(&Effect::ForgetOutbox));
+}
+
+#[test]
+fn a_refused_site_stays_stopped_through_login_and_logout_until_the_visitor_retries() {
+    let mut m = refused_with(None);
+    update(&mut m, Event::Send(out("a", "anyone?")));
+    // A login changes who the visitor is, not where the page is: the token is kept, nothing
+    // knocks on the hub, the status still says why.
+    let fx = update(&mut m, Event::Identify { token: "t".into() });
+    assert_eq!(socket_of(&fx), None);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Poll { .. } | Effect::Post(_))), "{fx:?}");
+    assert_eq!(m.identity.token.as_deref(), Some("t"));
+    assert_eq!(m.link.status(), Status::Unavailable);
+    // The visitor's retry is the one fresh attempt, and it says who the visitor is now.
+    let fx = update(&mut m, Event::Retry { id: "a".into() });
+    let s = socket_of(&fx).expect("a retry knocks once");
+    let fx = update(&mut m, Event::SocketOpened { socket: s });
+    assert!(fx.contains(&Effect::Authenticate { after: None }));
+
+    // Logout on a refused page: the conversation is forgotten, the page stays stopped.
+    let mut m = refused_with(Some("t"));
+    let fx = update(&mut m, Event::Logout);
+    assert_eq!(socket_of(&fx), None);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Poll { .. } | Effect::Post(_))), "{fx:?}");
+    assert_eq!((m.identity.token.as_deref(), m.link.status()), (None, Status::Unavailable));
+    assert_eq!(refusals(&fx), 0, "said once, at the refusal");
 }

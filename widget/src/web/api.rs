@@ -61,6 +61,14 @@ pub(super) fn message_js(m: &Message) -> JsValue {
     o.into()
 }
 
+/// `{id, role, text, time, state, seq, retried}`, as the `delivery` event gives it: one of
+/// this tab's messages changed state (`retried`: pending again because the visitor retried).
+pub(super) fn delivery_js(m: &Message, retried: bool) -> JsValue {
+    let o = message_js(m);
+    let _ = js_sys::Reflect::set(&o, &"retried".into(), &retried.into());
+    o
+}
+
 /// A mounted chat widget: the one object the page holds.
 #[wasm_bindgen]
 pub struct Natter {
@@ -91,7 +99,8 @@ impl Natter {
 
     /// Signs the visitor in with an identity token from the site's backend (after a login, or a
     /// fresh token at any time): the widget reconnects as that user, whose conversation it then
-    /// shows. Nothing in the outbox is lost.
+    /// shows. Nothing in the outbox is lost. (A page whose origin the hub refuses stays stopped:
+    /// the visitor's retry of a failed message is what tries again.)
     pub fn identify(&self, token: &str) {
         let token = token.trim();
         if !token.is_empty() {
@@ -100,13 +109,14 @@ impl Natter {
     }
 
     /// Logs out: forgets the conversation on this device (its messages, outbox and session) and
-    /// starts a new, empty anonymous one.
+    /// starts a new, empty anonymous one. Messages not yet stored are dropped, each told `failed`
+    /// on `delivery`.
     pub fn logout(&self) {
         self.rt.dispatch(Event::Logout);
     }
 
-    /// Calls `f` on `event`: `ready`, `open`, `close`, `message`, `unread`, `status`, `sound`,
-    /// `tokenExpired`, `room` (every room event, `{ type, room, … }`).
+    /// Calls `f` on `event`: `ready`, `open`, `close`, `message`, `delivery`, `unread`,
+    /// `status`, `sound`, `tokenExpired`, `room` (every room event, `{ type, room, … }`).
     pub fn on(&self, event: &str, f: js_sys::Function) {
         self.rt.on(event, f);
     }

@@ -173,7 +173,9 @@ async fn fetch_json(url: &str, init: &RequestInit) -> Answer {
 }
 
 /// One long-poll: a 2xx answer's `history`, the `error` of a refusal (a 4xx), or nothing when
-/// the network failed.
+/// the network failed. A refused origin's 403 (`forbidden_origin`) is readable too, with or
+/// without credential headers: the hub lets any page's preflight through and marks that one
+/// refusal readable, so the widget can tell "not allowed on this site" from an outage.
 pub(crate) async fn poll(
     end: &Endpoint,
     who: &Credentials,

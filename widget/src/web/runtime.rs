@@ -382,14 +382,12 @@ impl Runtime {
                 if let Some(session) = answer.session {
                     rt.dispatch(Event::SessionIssued { session });
                 }
-                match answer.frame {
-                    // A refusal of who the widget is reads like the same refusal on a socket.
-                    Some(e @ natter_protocol::ServerMessage::Error(_)) => {
-                        rt.dispatch(Event::Frame { socket: None, message: e });
-                        rt.dispatch(Event::PollDone { poll, history: None });
-                    }
-                    frame => rt.dispatch(Event::PollDone { poll, history: link::history_of(frame) }),
-                }
+                rt.dispatch(match answer.frame {
+                    // The state machine tells a refused site from a refused identity from a
+                    // passing refusal.
+                    Some(natter_protocol::ServerMessage::Error(error)) => Event::PollRefused { poll, error },
+                    frame => Event::PollDone { poll, history: link::history_of(frame) },
+                });
             }
         });
     }
@@ -498,6 +496,14 @@ impl Runtime {
             Notice::Status(_) => self.emit("status", &self.state()),
             Notice::Message(m) => self.emit("message", &api::message_js(&m)),
             Notice::Room { room, notice } => self.emit("room", &rooms::event_js(&room, &notice)),
+            Notice::Delivery { message, retried } => {
+                self.emit("delivery", &api::delivery_js(&message, retried))
+            }
+            Notice::Refused(error) => {
+                let origin = web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default();
+                let advice = crate::state::refusal_advice(&origin, &self.endpoint.http);
+                web_sys::console::error_2(&advice.into(), &error.message.as_str().into());
+            }
         }
     }
 
