@@ -41,9 +41,9 @@ const CSS = `
 :host { all: initial; }
 * { box-sizing: border-box; }
 .launch { position: fixed; z-index: var(--z); bottom: 5.25rem; right: 1.25rem; font: 600 14px/1 system-ui, sans-serif;
-  background: var(--accent); color: #fff; border: 0; border-radius: 999px; padding: .7rem 1rem; cursor: pointer;
+  background: var(--accent); color: var(--on-accent); border: 0; border-radius: 999px; padding: .7rem 1rem; cursor: pointer;
   box-shadow: 0 4px 14px rgb(0 0 0 / .2); }
-.launch .badge { background: #fff; color: var(--accent); border-radius: 999px; padding: 0 .4rem; margin-left: .4rem; }
+.launch .badge { background: var(--on-accent); color: var(--accent); border-radius: 999px; padding: 0 .4rem; margin-left: .4rem; }
 .panel { position: fixed; z-index: var(--z); bottom: 9rem; right: 1.25rem; width: min(46rem, calc(100vw - 2.5rem));
   height: min(34rem, calc(100vh - 11rem)); display: grid; grid-template-columns: 12rem 1fr; background: var(--bg);
   color: var(--text); border: 1px solid var(--line); border-radius: 14px; overflow: hidden;
@@ -55,11 +55,11 @@ ul { list-style: none; margin: 0; padding: 0; }
 .rooms li button, .browse li button { width: 100%; display: flex; justify-content: space-between; gap: .4rem; text-align: left;
   background: transparent; color: var(--text); border: 0; border-radius: 8px; padding: .4rem .5rem; cursor: pointer; font: inherit; }
 .rooms li button[aria-current="true"] { background: var(--sel); font-weight: 600; }
-.count { background: var(--accent); color: #fff; border-radius: 999px; padding: 0 .45rem; font-size: .75rem; }
+.count { background: var(--accent); color: var(--on-accent); border-radius: 999px; padding: 0 .45rem; font-size: .75rem; }
 form.join { display: grid; gap: .3rem; }
 label { font-size: .8rem; color: var(--muted); }
 input, textarea { font: inherit; color: var(--text); background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: .4rem .5rem; min-width: 0; }
-button.primary { font: inherit; background: var(--accent); color: #fff; border: 0; border-radius: 8px; padding: .4rem .7rem; cursor: pointer; }
+button.primary { font: inherit; background: var(--accent); color: var(--on-accent); border: 0; border-radius: 8px; padding: .4rem .7rem; cursor: pointer; }
 button.quiet { font: inherit; background: transparent; color: var(--muted); border: 1px solid var(--line); border-radius: 8px; padding: .2rem .5rem; cursor: pointer; }
 :focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
 .error { color: var(--danger); font-size: .8rem; margin: 0; }
@@ -67,6 +67,7 @@ button.quiet { font: inherit; background: transparent; color: var(--muted); bord
 .head { display: flex; align-items: center; gap: .5rem; padding: .6rem .75rem; border-bottom: 1px solid var(--line); }
 .head .title { font-weight: 600; font-size: 1rem; flex: 1; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .head .state { color: var(--muted); font-size: .8rem; }
+.close { font-size: 1.1rem; line-height: 1; padding: .15rem .5rem; }
 .body { display: grid; grid-template-columns: 1fr 10rem; min-height: 0; }
 .log { overflow: auto; padding: .6rem .75rem; display: flex; flex-direction: column; gap: .4rem; }
 .msg { display: grid; padding: .35rem .55rem; border-radius: 10px; background: var(--surface); max-width: 85%; }
@@ -76,6 +77,8 @@ button.quiet { font: inherit; background: transparent; color: var(--muted); bord
 .msg .note { font-size: .75rem; color: var(--muted); }
 .msg[data-state="failed"] .note { color: var(--danger); }
 .people { border-left: 1px solid var(--line); padding: .6rem; overflow: auto; display: grid; gap: .4rem; align-content: start; }
+.people ul { display: grid; gap: .35rem; }
+.here { color: var(--muted); font-size: .75rem; }
 .people li { display: flex; align-items: center; gap: .4rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .dot { width: .55rem; height: .55rem; border-radius: 50%; background: var(--online); flex: none; }
 .dot.typing { background: var(--accent); }
@@ -87,15 +90,18 @@ form.say textarea { flex: 1; resize: none; height: 2.4rem; }
 @media (max-width: 640px) {
   .panel { inset: 0; width: auto; height: auto; border-radius: 0; grid-template-columns: 1fr; grid-template-rows: auto 1fr; }
   .side { border-right: 0; border-bottom: 1px solid var(--line); max-height: 40vh; }
-  .body { grid-template-columns: 1fr; }
-  .people { display: none; }
+  .body { grid-template-columns: 1fr; grid-template-rows: auto 1fr; }
+  .people { order: -1; border-left: 0; border-bottom: 1px solid var(--line); display: flex; flex-wrap: wrap;
+    gap: .2rem .9rem; max-height: 4.5rem; padding: .4rem .75rem; }
+  .people h3 { flex-basis: 100%; }
+  .people ul { display: contents; }
   .launch { bottom: 5rem; right: 1rem; }
 }
 `;
 
 const THEME = {
-  light: '--bg:#fff;--surface:#f4f4f6;--sel:#e8e7ff;--text:#1b1b1f;--muted:#5c5d66;--line:#dcdce2;--danger:#b42318;--online:#16a34a;',
-  dark: '--bg:#1c1c21;--surface:#26262c;--sel:#34345a;--text:#ececf1;--muted:#a6a7b1;--line:#3a3a42;--danger:#ff8a80;--online:#4ade80;',
+  light: '--on-accent:#fff;--bg:#fff;--surface:#f4f4f6;--sel:#e8e7ff;--text:#1b1b1f;--muted:#5c5d66;--line:#dcdce2;--danger:#b42318;--online:#16a34a;',
+  dark: '--on-accent:#121216;--bg:#1c1c21;--surface:#26262c;--sel:#34345a;--text:#ececf1;--muted:#a6a7b1;--line:#3a3a42;--danger:#ff8a80;--online:#4ade80;',
 };
 
 const ROOM_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -172,6 +178,8 @@ export function createRoomsPanel(natter, options = {}) {
   const title = el('h2', { class: 'title', id: 'room-title' });
   const state = el('span', { class: 'state' });
   const leaveButton = el('button', { class: 'quiet', type: 'button' }, t.leave);
+  // The panel covers the launcher on a phone: it closes from inside too.
+  const closeButton = el('button', { class: 'quiet close', type: 'button', 'aria-label': t.closeRooms }, '×');
   const log = el('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-labelledby': 'room-title', tabindex: '0' });
   const people = el('ul', { 'aria-label': t.members });
   const peopleCount = el('h3', {});
@@ -181,7 +189,7 @@ export function createRoomsPanel(natter, options = {}) {
     el('button', { class: 'primary', type: 'submit' }, t.send));
   const empty = el('p', { class: 'empty' }, t.noRoom);
   const main = el('section', { class: 'main', 'aria-labelledby': 'room-title' },
-    el('div', { class: 'head' }, title, state, leaveButton),
+    el('div', { class: 'head' }, title, state, leaveButton, closeButton),
     el('div', { class: 'body' }, log, el('aside', { class: 'people', 'aria-label': t.members }, peopleCount, people)),
     typingLine, sayForm);
   const panel = el('div', { class: 'panel', id: 'rooms-panel', role: 'dialog', 'aria-label': t.rooms, hidden: true },
@@ -207,7 +215,7 @@ export function createRoomsPanel(natter, options = {}) {
     browse.hidden = others.length === 0;
     browseList.replaceChildren(...others.map((r) => el('li', {}, el('button', {
       type: 'button', onclick: () => show(natter.joinRoom(r.room, { name }).id),
-    }, `# ${r.name ?? r.room}`, el('span', { class: 'count' }, String(r.memberCount))))));
+    }, `# ${r.name ?? r.room}`, el('span', { class: 'here' }, fill(t.here, { n: r.memberCount }))))));
   }
 
   function renderRoom() {
@@ -292,7 +300,8 @@ export function createRoomsPanel(natter, options = {}) {
     current ??= natter.rooms[0]?.id ?? null;
     if (!isOpen) {
       isOpen = true;
-      returnFocus = document.activeElement;
+      // Focus inside this panel's shadow root shows on the page as the host: keep the element.
+      returnFocus = document.activeElement === host ? root.activeElement ?? launch : document.activeElement;
       panel.hidden = false;
       launch.setAttribute('aria-expanded', 'true');
       launch.setAttribute('aria-label', t.closeRooms);
@@ -311,10 +320,11 @@ export function createRoomsPanel(natter, options = {}) {
     render();
     const back = returnFocus;
     returnFocus = null;
-    (back && back.isConnected && back !== document.body ? back : launch).focus();
+    (back && back.isConnected && back !== document.body && !panel.contains(back) ? back : launch).focus();
   }
 
   launch.addEventListener('click', () => (isOpen ? close() : open()));
+  closeButton.addEventListener('click', () => close());
   panel.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') {
       e.stopPropagation();

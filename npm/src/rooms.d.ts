@@ -53,6 +53,8 @@ export interface NatterRoomEvents {
   presence: { member: NatterMember; joined: boolean };
   /** The member list was replaced (every join and rejoin). */
   members: Record<string, never>;
+  /** A history was read: the room so far after a join, or what was missed after a reconnect. */
+  history: Record<string, never>;
   /** Someone started or stopped typing. */
   typing: { member: NatterMember; active: boolean };
   /** Another member's `cursor(data)`. */

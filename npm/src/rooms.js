@@ -14,7 +14,7 @@ const EMPTY = Object.freeze({
   unread: 0,
 });
 
-const EVENTS = ['message', 'delivery', 'presence', 'members', 'typing', 'cursor', 'update', 'status', 'unread', 'error', 'change'];
+const EVENTS = ['message', 'delivery', 'presence', 'members', 'history', 'typing', 'cursor', 'update', 'status', 'unread', 'error', 'change'];
 
 /** 128 random bits in hex, like the widget's own message ids. */
 function messageId() {

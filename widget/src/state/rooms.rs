@@ -141,6 +141,9 @@ pub(crate) enum RoomNotice {
     Presence { member: Member, joined: bool },
     /// The member list was replaced (the hub's `room_info`, on every join and rejoin).
     Members,
+    /// A history was read (the room so far after a join, what was missed after a rejoin or
+    /// a long-poll): `messages` may have changed without a `Message` notice.
+    History,
     /// A member started or stopped typing.
     Typing { member: Member, active: bool },
     /// A member's `cursor_position` or `chain_update`; `data` is JSON text.
@@ -434,6 +437,7 @@ impl Room {
     fn history(&mut self, h: History, me: Option<&str>, watching: bool, fx: &mut Vec<RoomEffect>) {
         let live = self.history_loaded;
         self.history_loaded = true;
+        let empty = h.messages.is_empty();
         for m in h.messages {
             if let ServerMessage::Chat(m) = m {
                 self.stored(m, me, live, watching, fx);
@@ -444,6 +448,9 @@ impl Room {
             self.note(RoomNotice::Error { code: ErrorCode::Unavailable, message }, fx);
         }
         self.see_seq(h.last_seq);
+        if !live || !empty {
+            self.note(RoomNotice::History, fx);
+        }
     }
 
     /// A refusal of the visitor's message `id`; retryable ones are re-sent later, a few times.

@@ -104,6 +104,7 @@ pub(super) fn event_js(room: &str, notice: &RoomNotice) -> JsValue {
             event("presence").set("member", member_js(member)).set("joined", *joined)
         }
         RoomNotice::Members => event("members"),
+        RoomNotice::History => event("history"),
         RoomNotice::Typing { member, active } => {
             event("typing").set("member", member_js(member)).set("active", *active)
         }
