@@ -574,3 +574,19 @@ fn a_room_joined_while_on_http_is_polled_at_once() {
     rooms.leave("r", &mut fx);
     assert_eq!(http(&fx), [RoomHttp::StopPoll { room: "r".into() }]);
 }
+
+#[test]
+fn the_room_so_far_is_told_as_a_history_not_as_messages() {
+    let mut rooms = Rooms::default();
+    let mut fx = Vec::new();
+    rooms.link_up(&mut fx);
+    rooms.join("r".into(), None, &mut fx);
+    rooms.receive(info("r", &[], 1), &mut fx);
+    let mut fx = Vec::new();
+    rooms.receive(history("r", vec![chat("r", "h1", 1, &member("ada", "Ada"))], 1), &mut fx);
+    assert_eq!(notices(&fx), [RoomNotice::History], "the page re-reads the room; no message is news");
+    // A resume that brings nothing says nothing.
+    let mut fx = Vec::new();
+    rooms.receive(history("r", vec![], 1), &mut fx);
+    assert!(notices(&fx).is_empty());
+}
