@@ -375,6 +375,48 @@ pub fn bench_size() -> Result<()> {
     launcher_timing()
 }
 
+/// Browser-to-browser cursor relay latency over loopback: builds the widget (if needed) and the
+/// hub in release mode, starts the hub on a free port with the widget from `npm/dist`, and runs
+/// `npm/scripts/cursor-latency.mjs` (two headless Chromium profiles in one room). Prints figures;
+/// asserts nothing.
+pub fn bench_cursor() -> Result<()> {
+    if !dist_dir().join("natter_widget_bg.wasm").exists() {
+        build(true)?;
+    }
+    let root = root();
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&root)
+        .args(["build", "--release", "--quiet", "-p", "natter-hub"]))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let dir = root.join("target").join("bench-cursor");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let log = std::fs::File::create(dir.join("hub.log"))?;
+    let mut hub = Command::new(root.join("target/release/natter-hub"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--db"])
+        .arg(dir.join("natter.db"))
+        .arg("--assets")
+        .arg(dist_dir())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting target/release/natter-hub")?;
+    let url = format!("http://127.0.0.1:{port}");
+    let ready = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let result = if ready {
+        ensure_npm_tools()
+            .and_then(|()| run(Command::new("node").current_dir(scripts_dir()).arg("cursor-latency.mjs").arg(&url)))
+    } else {
+        Err(anyhow::anyhow!("the hub did not start; see {}", dir.join("hub.log").display()))
+    };
+    let _ = hub.kill();
+    let _ = hub.wait();
+    result
+}
+
 fn launcher_timing() -> Result<()> {
     ensure_npm_tools()?;
     run(Command::new("node").current_dir(scripts_dir()).arg("launcher-timing.mjs").arg(dist_dir()))
