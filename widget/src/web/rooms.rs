@@ -162,3 +162,94 @@ pub(crate) fn decode_relay(v: &JsValue) -> Option<Relayed> {
     let data = js_sys::JSON::stringify(&get(v, "data")).ok().and_then(|s| s.as_string()).unwrap_or_default();
     Some(Relayed { room: get(v, "room").as_string()?, kind, from: member, data })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::log::Delivery;
+    use crate::state::rooms::RoomStatus;
+    use natter_protocol::{RelayNotice, ServerMessage};
+    use serde_json::{json, Value};
+    use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+    wasm_bindgen_test_configure!(run_in_browser);
+
+    fn ada() -> Member {
+        Member { id: "u_1".into(), name: Some("Ada".into()), verified: true }
+    }
+
+    /// What the page gets, as JSON, to compare with the documented shape.
+    fn json_of(v: &JsValue) -> Value {
+        let text = js_sys::JSON::stringify(v).ok().and_then(|s| s.as_string()).expect("JSON");
+        serde_json::from_str(&text).expect("JSON")
+    }
+
+    #[wasm_bindgen_test]
+    fn relays_read_back_with_their_data_untouched() {
+        let data = json!({"x": 0.25, "path": [1, "two", null, {"deep": true}], "s": "\"quoted\""});
+        for (m, kind) in [
+            (
+                ServerMessage::CursorPosition(RelayNotice {
+                    room: "r".into(),
+                    from: ada(),
+                    data: data.clone(),
+                }),
+                RelayKind::Cursor,
+            ),
+            (
+                ServerMessage::ChainUpdate(RelayNotice { room: "r".into(), from: ada(), data: data.clone() }),
+                RelayKind::Update,
+            ),
+        ] {
+            let v = js_sys::JSON::parse(&serde_json::to_string(&m).expect("serialises")).expect("JSON");
+            let r = decode_relay(&v).expect("a relay");
+            assert_eq!((r.room.as_str(), r.kind, &r.from), ("r", kind, &ada()));
+            assert_eq!(serde_json::from_str::<Value>(&r.data).expect("JSON text"), data);
+        }
+        let chat = js_sys::JSON::parse(r#"{"type":"chat","room":"r"}"#).expect("JSON");
+        assert!(decode_relay(&chat).is_none());
+        let anonymous =
+            js_sys::JSON::parse(r#"{"type":"cursor_position","room":"r","data":{}}"#).expect("JSON");
+        assert!(decode_relay(&anonymous).is_none(), "a relay without a sender is not read");
+    }
+
+    #[wasm_bindgen_test]
+    fn room_events_have_the_documented_shapes() {
+        let line = RoomLine {
+            id: "m1".into(),
+            seq: None,
+            text: "hi".into(),
+            time: "t".into(),
+            from: Member { id: "u_2".into(), name: None, verified: false },
+            mine: true,
+            delivery: Delivery::Pending,
+        };
+        assert_eq!(
+            json_of(&event_js("r", &RoomNotice::Message(line))),
+            json!({"type": "message", "room": "r", "message": {"id": "m1", "seq": null, "text": "hi", "time": "t",
+                "from": {"id": "u_2", "name": null, "verified": false}, "mine": true, "state": "pending"}})
+        );
+        let update =
+            RoomNotice::Relay { kind: RelayKind::Update, from: ada(), data: r#"{"op":"add"}"#.into() };
+        assert_eq!(
+            json_of(&event_js("r", &update)),
+            json!({"type": "update", "room": "r", "from": {"id": "u_1", "name": "Ada", "verified": true}, "data": {"op": "add"}})
+        );
+        assert_eq!(
+            json_of(&event_js("r", &RoomNotice::Status(RoomStatus::Http))),
+            json!({"type": "status", "room": "r", "status": "http"})
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn relay_data_must_be_json() {
+        assert_eq!(relay_text(&JsValue::UNDEFINED).as_deref(), Ok("null"));
+        let o = js_sys::JSON::parse(r#"{"x":1}"#).expect("JSON");
+        assert_eq!(relay_text(&o).as_deref(), Ok(r#"{"x":1}"#));
+        let cycle = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&cycle, &"me".into(), &cycle);
+        assert!(relay_text(&cycle.into()).is_err());
+        let f = js_sys::Function::new_no_args("");
+        assert!(relay_text(&f.into()).is_err());
+    }
+}
