@@ -144,7 +144,11 @@ export interface NatterHandle {
   toggle(): void;
   /** Sends `text` as the visitor. Returns its id, or undefined while loading or for blank text. */
   send(text: string): string | undefined;
-  /** Signs the visitor in with an identity token (after a login, or a fresh one at any time). */
+  /**
+   * Signs the visitor in with an identity token (after a login, or a fresh one at any time: for
+   * the user already signed in it renews the connection in place). Throws a `TypeError` for
+   * anything but a non-empty string.
+   */
   identify(token: string): void;
   /**
    * Forgets the conversation on this device (messages, outbox, session); starts a new anonymous one.

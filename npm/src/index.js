@@ -22,6 +22,23 @@ function flag(v) {
   return v === true || v === '' || v === 'true' || v === '1' || v === 1;
 }
 
+/**
+ * The `sub` an identity token (a JWT) says it is for, read without verifying anything (the hub
+ * verifies): only so the widget can tell a fresh token for the signed-in user (renewed on the
+ * open connection) from a login as someone else (their conversation, from its start).
+ * Undefined when it cannot be read.
+ */
+function tokenSubject(token) {
+  try {
+    const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
+    const sub = JSON.parse(new TextDecoder().decode(bytes)).sub;
+    return typeof sub === 'string' ? sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const INITIAL_STATE = Object.freeze({
   connected: false,
   transport: 'none',
@@ -59,7 +76,7 @@ class NatterHandle {
             .then(() => renew(reason))
             .then((token) => {
               if (typeof token !== 'string' || !token.trim()) throw new Error('it gave no token');
-              this.#inner?.identify(token);
+              this.#inner?.identify(token, tokenSubject(token));
             })
             .catch((err) => console.error('natter: tokenExpired failed; call natter.identify(token)', err)),
         );
@@ -94,7 +111,14 @@ class NatterHandle {
   /** Sends `text` as the visitor; returns the message id (undefined until loaded or for blank text). */
   send(text) { return this.#call('send', [String(text)]); }
   /** Signs the visitor in with an identity token from the site's backend (after a login, or a fresh token). */
-  identify(token) { this.#call('identify', [String(token)]); }
+  identify(token) {
+    // Not `String(token)`: `identify(undefined)` (a backend call that gave nothing) would sign in
+    // with the token "undefined", which the hub refuses, ending a working signed-in connection.
+    if (typeof token !== 'string' || !token.trim()) {
+      throw new TypeError(`natter: identify(token) needs an identity token (a JWT string), not ${JSON.stringify(token) ?? typeof token}`);
+    }
+    this.#call('identify', [token, tokenSubject(token)]);
+  }
   /** Forgets the conversation on this device and starts a new, empty anonymous one. */
   logout() { this.#call('logout', []); }
 

@@ -40,11 +40,13 @@ impl Client {
         Ok(Client { hub, outbox, who, page, rooms: HashMap::new() })
     }
 
-    /// When the connection's identity token has expired (`now` in seconds since the epoch):
-    /// queues an `unauthorized` error and the close that tells the client to come back with a
-    /// fresh token, and returns `true`.
+    /// When the connection's identity token has expired (`now` in seconds since the epoch),
+    /// give or take the clock skew forgiven when it was accepted (a token the connect accepted
+    /// must not be cut on the next beat): queues an `unauthorized` error and the close that tells
+    /// the client to come back with a fresh token, and returns `true`.
     pub(crate) fn expire_if_due(&self, now: u64) -> bool {
-        if self.who.expires_at().is_none_or(|exp| exp > now) {
+        let leeway = crate::identity::token::LEEWAY_SECS;
+        if self.who.expires_at().is_none_or(|exp| exp.saturating_add(leeway) >= now) {
             return false;
         }
         self.refuse(Refusal::new(

@@ -47,8 +47,9 @@ pub struct Config {
     #[arg(long, env = "NATTER_IDENTITY_AUDIENCE")]
     pub identity_audience: Option<String>,
 
-    /// Longest identity token lifetime accepted: `exp - iat` (or `exp - now` without `iat`). A
-    /// token that lives longer is refused, so a leaked one is not good for long.
+    /// Longest identity token lifetime accepted: `exp - iat` (or `exp - now` without `iat`, or
+    /// when `iat` is in the future). A token that lives longer is refused, so a leaked one is
+    /// not good for long.
     #[arg(long, env = "NATTER_IDENTITY_MAX_LIFETIME", default_value = "24h", value_parser = parse_duration)]
     pub identity_max_lifetime: Duration,
 

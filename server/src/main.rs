@@ -6,12 +6,16 @@ use std::io::IsTerminal as _;
 use anyhow::Context as _;
 use clap::Parser as _;
 use natter_hub::config::{Config, LogFormat};
+use tracing_subscriber::filter::FilterFn;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let quiet = no_frames(std::env::var("RUST_LOG").ok().as_deref());
     match config.log_format {
         // Colour only for a person at a terminal: in a file, journald or a pipe, escape codes
         // are noise (and NO_COLOR, https://no-color.org, turns them off anywhere).
@@ -20,14 +24,37 @@ async fn main() -> anyhow::Result<()> {
             .with_ansi(
                 std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             )
+            .finish()
+            .with(quiet)
             .init(),
-        LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
+        LogFormat::Json => {
+            tracing_subscriber::fmt().json().with_env_filter(filter).finish().with(quiet).init()
+        }
     }
     let listener = listen(config.listen)
         .with_context(|| format!("cannot listen on {} (see --listen / NATTER_LISTEN)", config.listen))?;
     natter_hub::run(listener, config, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Libraries that write whole WebSocket frames into the log at `trace`: `auth` frames with
+/// identity tokens, `welcome` frames with session ids.
+const FRAME_LOGGERS: [&str; 2] = ["tungstenite", "tokio_tungstenite"];
+
+/// Drops the `trace` events of [`FRAME_LOGGERS`], so that even `RUST_LOG=trace` writes no
+/// token or session id; an operator who names one of them in `rust_log` gets what they asked
+/// for. Everything else is left to `RUST_LOG`.
+fn no_frames(rust_log: Option<&str>) -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
+    let named =
+        |target: &str| rust_log.is_some_and(|spec| spec.split(',').any(|d| d.trim().starts_with(target)));
+    let quiet: Vec<&'static str> = FRAME_LOGGERS.into_iter().filter(|t| !named(t)).collect();
+    FilterFn::new(move |meta| {
+        *meta.level() != tracing::Level::TRACE
+            || !quiet.iter().any(|t| {
+                meta.target().strip_prefix(t).is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+            })
+    })
 }
 
 /// Pending connections the kernel queues before `accept`. `TcpListener::bind` asks for 128:

@@ -120,8 +120,14 @@ pub(crate) enum Event {
     /// A timer fired.
     TimerFired(Timer),
     /// The page gave an identity token: after a login (`identify()`), or a fresh one after the
-    /// hub refused the last (`tokenExpired`).
-    Identify { token: String },
+    /// hub refused the last (`tokenExpired`), or before the last expires.
+    Identify {
+        /// The token.
+        token: String,
+        /// The `sub` it says it is for, read without verifying (the hub verifies): `None` when
+        /// it cannot be read.
+        sub: Option<String>,
+    },
     /// The visitor logged out: forget the conversation on this device, start a new one.
     Logout,
     /// The hub issued a session over HTTP (the `X-Natter-Session` header of an answer).
@@ -445,12 +451,38 @@ impl Model {
         }
     }
 
-    /// The page gave a token: a fresh one for the same user, or a login. Either way the link
-    /// connects again with it; a `welcome` for another conversation then starts the log over.
-    /// (On a page whose origin the hub refuses, the token is kept for the visitor's retry: who
-    /// the visitor is does not change where the page is.)
-    fn identify(&mut self, token: String, fx: &mut Vec<Effect>) {
+    /// The page gave a token.
+    ///
+    /// For the user the hub last welcomed (`sub` says so), it is a renewal: on a live socket it
+    /// goes out in an `auth` there (the hub renews the connection, no reconnection); otherwise
+    /// the link connects again with it and resumes after the last `seq` seen.
+    ///
+    /// For anyone else — a login, another user, a token whose `sub` cannot be read — the screen
+    /// shows another conversation, and its last `seq` means nothing in theirs: resuming after
+    /// it would skip the start of their conversation. The log starts over at once (what the
+    /// visitor typed stays in the outbox) and the link connects again from the beginning.
+    /// When one signed-in user gives way to another, the first user's unsent messages are
+    /// dropped instead (each told `failed`): they must never go out under someone else's name.
+    ///
+    /// On a page whose origin the hub refuses, the token is kept for the visitor's retry: who
+    /// the visitor is does not change where the page is.
+    fn identify(&mut self, token: String, sub: Option<String>, fx: &mut Vec<Effect>) {
+        let renewal = sub.is_some() && self.identity.user.as_ref().map(|(id, _)| id) == sub.as_ref();
         self.identity.set_token(token);
+        if !renewal {
+            let other_user = self.identity.user.is_some();
+            if other_user {
+                self.log.fail_waiting(fx);
+                fx.push(Effect::ForgetOutbox);
+                let mut rfx = Vec::new();
+                self.rooms.fail_waiting(&mut rfx);
+                room_effects(rfx, fx);
+            }
+            self.log.start_over(!other_user);
+        } else if self.link.is_live() {
+            fx.push(Effect::Authenticate { after: self.log.last_seq });
+            return;
+        }
         self.link.reconnect_now(self.log.last_seq, fx);
     }
 
@@ -461,6 +493,9 @@ impl Model {
     fn logout(&mut self, fx: &mut Vec<Effect>) {
         self.identity.forget();
         self.log.fail_waiting(fx);
+        let mut rfx = Vec::new();
+        self.rooms.fail_waiting(&mut rfx);
+        room_effects(rfx, fx);
         self.log.start_over(false);
         fx.push(Effect::SaveSession);
         fx.push(Effect::ForgetOutbox);
@@ -624,7 +659,7 @@ impl Model {
             Event::PollRefused { poll, error } => self.poll_refused(poll, error, fx),
             Event::Posted { id, reply } => self.posted(id, reply, fx),
             Event::TimerFired(timer) => self.timer_fired(timer, fx),
-            Event::Identify { token } => self.identify(token, fx),
+            Event::Identify { token, sub } => self.identify(token, sub, fx),
             Event::Logout => self.logout(fx),
             Event::SessionIssued { session } => {
                 if self.identity.issued(session) {

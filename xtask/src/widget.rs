@@ -384,9 +384,13 @@ pub fn bench_cursor() -> Result<()> {
         build(true)?;
     }
     let root = root();
-    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&root)
-        .args(["build", "--release", "--quiet", "-p", "natter-hub"]))?;
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).current_dir(&root).args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "natter-hub",
+    ]))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let dir = root.join("target").join("bench-cursor");
     let _ = std::fs::remove_dir_all(&dir);
@@ -407,8 +411,9 @@ pub fn bench_cursor() -> Result<()> {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     let result = if ready {
-        ensure_npm_tools()
-            .and_then(|()| run(Command::new("node").current_dir(scripts_dir()).arg("cursor-latency.mjs").arg(&url)))
+        ensure_npm_tools().and_then(|()| {
+            run(Command::new("node").current_dir(scripts_dir()).arg("cursor-latency.mjs").arg(&url))
+        })
     } else {
         Err(anyhow::anyhow!("the hub did not start; see {}", dir.join("hub.log").display()))
     };

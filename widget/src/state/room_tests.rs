@@ -153,3 +153,23 @@ fn the_support_conversation_and_rooms_keep_their_own_positions() {
     assert_eq!(m.log.last_seq, None, "a room's seq is not the support conversation's");
     assert!(m.log.messages.is_empty());
 }
+
+#[test]
+fn a_logout_fails_what_waits_in_the_rooms_rather_than_send_it_as_someone_else() {
+    let mut m = Model::new(Init { seed: 1, online: true, ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("a socket");
+    live(&mut m, s);
+    update(&mut m, join("r"));
+    update(&mut m, Event::SocketClosed { socket: s, code: 1006 });
+    let out = Outgoing { id: "m1".into(), text: "mine".into(), time: "t".into() };
+    update(&mut m, Event::Room(RoomCall::Send { room: "r".into(), out }));
+    let fx = update(&mut m, Event::Logout);
+    assert!(fx.contains(&Effect::Notify(Notice::Room {
+        room: "r".into(),
+        notice: RoomNotice::Delivery { id: "m1".into(), delivery: log::Delivery::Failed, seq: None }
+    })));
+    let s2 = socket_of(&fx).expect("reconnects");
+    live(&mut m, s2);
+    let fx = update(&mut m, frame(s2, info("r")));
+    assert!(room_frames(&fx).is_empty(), "nothing goes out under the next visitor's name");
+}

@@ -653,6 +653,20 @@ impl Rooms {
         true
     }
 
+    /// Another person uses the widget from now on (a login as someone else, a logout): what
+    /// the previous one typed and the hub has not stored fails, rather than going out under the
+    /// next one's name. The rooms stay joined; the next connection joins them as the new person.
+    pub(crate) fn fail_waiting(&mut self, fx: &mut Vec<RoomEffect>) {
+        for room in &mut self.list {
+            let waiting: Vec<String> = room.outbox.entries().iter().map(|e| e.id.clone()).collect();
+            for id in waiting {
+                room.outbox.acknowledge(&id);
+                room.set_delivery(&id, Delivery::Failed, None, fx);
+            }
+            room.posting = None;
+        }
+    }
+
     /// The visitor has seen everything in `id`.
     pub(crate) fn mark_read(&mut self, id: &str, fx: &mut Vec<RoomEffect>) {
         if let Some(room) = self.get_mut(id) {

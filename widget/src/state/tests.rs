@@ -805,7 +805,7 @@ fn an_expired_token_is_renewed_through_the_page_with_the_outbox_intact() {
     assert_eq!(socket_of(&update(&mut m, Event::TimerFired(Timer::Reconnect))), None);
     assert_eq!(socket_of(&update(&mut m, Event::Wake)), None);
     // The page gives a fresh token: the widget connects again with it, resuming.
-    let fx = update(&mut m, Event::Identify { token: "fresh".into() });
+    let fx = update(&mut m, Event::Identify { token: "fresh".into(), sub: Some("42".into()) });
     let s2 = socket_of(&fx).expect("reconnects at once");
     assert!(fx.iter().any(|e| matches!(e, Effect::OpenSocket { after: Some(1), .. })));
     assert_eq!(m.identity.token.as_deref(), Some("fresh"));
@@ -822,7 +822,8 @@ fn logging_in_and_out_switches_conversations() {
     update(&mut m, frame(s, welcome(Some("anon.tag"), None)));
     update(&mut m, frame(s, ServerMessage::Bot(conv("b1", 1, "hi visitor"))));
     // Login: the user's conversation replaces the anonymous one on screen.
-    let s2 = socket_of(&update(&mut m, Event::Identify { token: "t".into() })).expect("reconnect");
+    let s2 = socket_of(&update(&mut m, Event::Identify { token: "t".into(), sub: Some("42".into()) }))
+        .expect("reconnect");
     update(&mut m, Event::SocketOpened { socket: s2 });
     update(&mut m, frame(s2, welcome(None, Some("42"))));
     assert!(m.log.messages.is_empty() && m.log.last_seq.is_none(), "{:?}", m.log.messages);
@@ -841,6 +842,99 @@ fn logging_in_and_out_switches_conversations() {
     update(&mut m, Event::SocketOpened { socket: s3 });
     let fx = update(&mut m, frame(s3, welcome(Some("new.tag"), None)));
     assert!(fx.contains(&Effect::SaveSession));
+}
+
+/// The `after` a connection resumes from, in its `auth` frame and its URL.
+fn resumes_after(fx: &[Effect]) -> Vec<Option<u64>> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::OpenSocket { after, .. } | Effect::Authenticate { after } => Some(*after),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_login_asks_for_the_users_conversation_from_its_start() {
+    // An anonymous visitor has seen seq 1..=3 of their own conversation.
+    let (mut m, s) = started();
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(Some("anon.tag"), None)));
+    let seen = (1..=3).map(|n| ServerMessage::Bot(conv(&format!("b{n}"), n, "hi visitor"))).collect();
+    update(&mut m, frame(s, ServerMessage::History(history(seen, 3))));
+    update(&mut m, Event::Send(out("p", "typed before the login")));
+    // They log in: seq 3 means nothing in the user's conversation, so the new connection asks
+    // for its history from the start, not after 3 (which would hide its first three messages).
+    let fx = update(&mut m, Event::Identify { token: "t".into(), sub: Some("ada".into()) });
+    let s2 = socket_of(&fx).expect("reconnects as the user");
+    assert_eq!(ids(&m), ["p"], "only what the visitor typed stays on screen");
+    let fx = [fx, update(&mut m, Event::SocketOpened { socket: s2 })].concat();
+    assert_eq!(resumes_after(&fx), [None, None], "{fx:?}");
+    update(&mut m, frame(s2, welcome(None, Some("ada"))));
+    let theirs = (1..=2).map(|n| ServerMessage::User(conv(&format!("u{n}"), n, "Ada's"))).collect();
+    update(&mut m, frame(s2, ServerMessage::History(history(theirs, 2))));
+    assert_eq!(ids(&m), ["u1", "u2", "p"]);
+}
+
+#[test]
+fn identify_as_another_user_starts_over_and_a_token_without_a_readable_sub_too() {
+    for sub in [Some("bob"), None] {
+        let mut m =
+            Model::new(Init { seed: 1, online: true, token: Some("ada's".into()), ..Init::default() });
+        let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+        update(&mut m, Event::SocketOpened { socket: s });
+        update(&mut m, frame(s, welcome(None, Some("ada"))));
+        update(
+            &mut m,
+            frame(s, ServerMessage::History(history(vec![ServerMessage::User(conv("a5", 5, "x"))], 5))),
+        );
+        let fx = update(&mut m, Event::Identify { token: "t".into(), sub: sub.map(str::to_string) });
+        let s2 = socket_of(&fx).expect("reconnects");
+        let fx = [fx, update(&mut m, Event::SocketOpened { socket: s2 })].concat();
+        assert_eq!(resumes_after(&fx), [None, None], "{sub:?}: {fx:?}");
+        assert!(m.log.messages.is_empty(), "{sub:?}");
+    }
+}
+
+#[test]
+fn one_users_unsent_messages_never_go_out_as_another_user() {
+    let mut m = Model::new(Init { seed: 1, online: true, token: Some("ada's".into()), ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(None, Some("ada"))));
+    update(&mut m, frame(s, ServerMessage::History(history(vec![], 0))));
+    update(&mut m, Event::Send(out("p", "Ada's words")));
+    // Bob signs in on the same browser before Ada's message was stored: it is dropped (told
+    // failed) and forgotten, never sent under Bob's token.
+    let fx = update(&mut m, Event::Identify { token: "bob's".into(), sub: Some("bob".into()) });
+    assert_eq!(deliveries(&fx), [d("p", Delivery::Failed, None, false)]);
+    assert!(fx.contains(&Effect::ForgetOutbox), "{fx:?}");
+    assert!(m.log.outbox.entries().is_empty());
+    let s2 = socket_of(&fx).expect("reconnects as Bob");
+    update(&mut m, Event::SocketOpened { socket: s2 });
+    let fx = update(&mut m, frame(s2, welcome(None, Some("bob"))));
+    assert_eq!(sent_on_socket(&fx), Vec::<String>::new());
+}
+
+#[test]
+fn a_fresh_token_for_the_signed_in_user_is_given_on_the_open_socket() {
+    let mut m = Model::new(Init { seed: 1, online: true, token: Some("old".into()), ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(None, Some("ada"))));
+    update(
+        &mut m,
+        frame(s, ServerMessage::History(history(vec![ServerMessage::User(conv("a1", 1, "x"))], 1))),
+    );
+    // Before the old token expires the page gives a new one: an `auth` on the same socket, no
+    // reconnection (the hub renews the connection and answers with a new welcome).
+    let fx = update(&mut m, Event::Identify { token: "new".into(), sub: Some("ada".into()) });
+    assert_eq!(fx, [Effect::Authenticate { after: Some(1) }]);
+    assert_eq!(m.identity.token.as_deref(), Some("new"));
+    let fx = update(&mut m, frame(s, welcome(None, Some("ada"))));
+    assert!(fx.is_empty() || !fx.iter().any(|e| matches!(e, Effect::CloseSocket)), "{fx:?}");
+    assert_eq!(ids(&m), ["a1"], "the conversation stays on screen");
+    assert_eq!(m.link.status(), Status::Connected);
 }
 
 #[test]
@@ -941,7 +1035,7 @@ fn a_held_link_posts_nothing_until_a_fresh_token_comes() {
     assert!(!fx.iter().any(|e| matches!(e, Effect::Post(_))), "{fx:?}");
     assert_eq!(deliveries(&fx), [], "still pending, not failed");
     // A fresh token: the link polls again, and once HTTP answers the message goes out.
-    let fx = update(&mut m, Event::Identify { token: "fresh".into() });
+    let fx = update(&mut m, Event::Identify { token: "fresh".into(), sub: None });
     let poll = fx
         .iter()
         .find_map(|e| match e {
@@ -963,7 +1057,7 @@ fn a_message_carried_through_a_token_renewal_is_told_pending_then_sent() {
     // The token expires before the hub stored it: 4401, renewal, a new socket.
     told.extend(deliveries(&update(&mut m, frame(s, identity_error(ErrorCode::Unauthorized)))));
     told.extend(deliveries(&update(&mut m, Event::SocketClosed { socket: s, code: close::UNAUTHORIZED })));
-    let fx = update(&mut m, Event::Identify { token: "fresh".into() });
+    let fx = update(&mut m, Event::Identify { token: "fresh".into(), sub: Some("42".into()) });
     told.extend(deliveries(&fx));
     let s2 = socket_of(&fx).expect("reconnects");
     update(&mut m, Event::SocketOpened { socket: s2 });
@@ -996,7 +1090,7 @@ fn a_refused_site_stays_stopped_through_login_and_logout_until_the_visitor_retri
     update(&mut m, Event::Send(out("a", "anyone?")));
     // A login changes who the visitor is, not where the page is: the token is kept, nothing
     // knocks on the hub, the status still says why.
-    let fx = update(&mut m, Event::Identify { token: "t".into() });
+    let fx = update(&mut m, Event::Identify { token: "t".into(), sub: None });
     assert_eq!(socket_of(&fx), None);
     assert!(!fx.iter().any(|e| matches!(e, Effect::Poll { .. } | Effect::Post(_))), "{fx:?}");
     assert_eq!(m.identity.token.as_deref(), Some("t"));

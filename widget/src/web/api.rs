@@ -98,13 +98,18 @@ impl Natter {
     }
 
     /// Signs the visitor in with an identity token from the site's backend (after a login, or a
-    /// fresh token at any time): the widget reconnects as that user, whose conversation it then
-    /// shows. Nothing in the outbox is lost. (A page whose origin the hub refuses stays stopped:
-    /// the visitor's retry of a failed message is what tries again.)
-    pub fn identify(&self, token: &str) {
+    /// fresh token at any time). A token for the user already signed in renews the connection
+    /// in place; any other connects again as that user, whose conversation the widget then shows
+    /// from its start. Nothing the visitor typed is lost, except that one signed-in user's
+    /// unsent messages never go out as another's (they fail). A page whose origin the hub
+    /// refuses stays stopped: the visitor's retry of a failed message is what tries again.
+    ///
+    /// `sub` is the `sub` claim the token says it is for, which the npm module reads (without
+    /// verifying it: the hub does) so the widget can tell a renewal from a login.
+    pub fn identify(&self, token: &str, sub: Option<String>) {
         let token = token.trim();
         if !token.is_empty() {
-            self.rt.dispatch(Event::Identify { token: token.to_string() });
+            self.rt.dispatch(Event::Identify { token: token.to_string(), sub });
         }
     }
 
