@@ -10,6 +10,7 @@
 //     socket, the hub's fan-out and the receiver's decoding alone.
 // Both pages read one clock: `performance.timeOrigin + performance.now()` of the same machine.
 import { chromium } from 'playwright-core';
+import { createServer } from 'node:http';
 
 const hub = process.argv[2];
 if (!hub) throw new Error('usage: node cursor-latency.mjs <hub URL>');
@@ -24,7 +25,10 @@ const PAGE = `<!doctype html><html><body><script type="module">
   window.join = async (name) => {
     const room = window.natter.joinRoom('latency', { name });
     room.on('cursor', ({ data }) => window.heard.push({ sent: data.sent, frame: data.frame, at: now() }));
-    await new Promise((ok) => { const t = setInterval(() => room.status === 'joined' && (clearInterval(t), ok()), 20); });
+    await new Promise((ok, fail) => {
+      const t = setInterval(() => room.status === 'joined' && (clearInterval(t), ok()), 20);
+      setTimeout(() => (clearInterval(t), fail(new Error('not joined over the WebSocket: ' + room.status))), 15000);
+    });
   };
   // One move: the time of the call, and (filled in at the animation frame that sends it) the
   // time the frame went out.
@@ -35,6 +39,15 @@ const PAGE = `<!doctype html><html><body><script type="module">
   };
 </script></body></html>`;
 
+// The page comes from a loopback server of its own (another origin than the hub, like a site
+// embedding the widget): a page Chromium considers public may not open loopback WebSockets.
+const site = createServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+  res.end(PAGE);
+});
+await new Promise((ok) => site.listen(0, '127.0.0.1', ok));
+const siteUrl = `http://127.0.0.1:${site.address().port}/`;
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
@@ -44,9 +57,7 @@ try {
   for (const name of ['Sender', 'Receiver']) {
     const context = await browser.newContext();
     const page = await context.newPage();
-    // The hub serves the widget; the page itself is set as the content of its own origin.
-    await page.route(`${hub}/bench`, (route) => route.fulfill({ contentType: 'text/html', body: PAGE }));
-    await page.goto(`${hub}/bench`);
+    await page.goto(siteUrl);
     await page.waitForFunction(() => window.join);
     await page.evaluate((n) => window.join(n), name);
     pages.push(page);
@@ -68,4 +79,5 @@ try {
   console.log(`  frame → heard   ${stats(heard.filter((h) => h.frame).map((h) => h.at - h.frame))}`);
 } finally {
   await browser.close();
+  site.close();
 }

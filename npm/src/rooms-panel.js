@@ -34,6 +34,7 @@ const STRINGS = {
   joining: 'Joining…',
   rejoining: 'Reconnecting…',
   refused: 'Not allowed in this room',
+  http: 'Messages only (HTTP fallback)',
   verified: 'verified',
 };
 
