@@ -2,10 +2,11 @@
 //! `natter-hub` binary serves `/natter.js` and its files wherever it is started and wherever it
 //! is copied to. `--assets DIR` still serves a folder from disk instead (live rebuilds).
 //!
-//! Writes `$OUT_DIR/widget_files.rs`: `EMBEDDED: &[(&str, &[u8])]`, sorted by name, empty when
-//! the widget was not built before the hub (the hub then says so at start). Cargo re-runs this
-//! script when anything under `npm/dist` changes (or under `npm/` while `dist` does not exist,
-//! so building the widget later is noticed too).
+//! Writes `$OUT_DIR/widget_files.rs`: `EMBEDDED: &[(&str, &[u8])]`, sorted by name (a path such
+//! as `locales/de.json` for the files of a folder), empty when the widget was not built before
+//! the hub (the hub then says so at start). Cargo re-runs this script when anything under
+//! `npm/dist` changes (or under `npm/` while `dist` does not exist, so building the widget later
+//! is noticed too).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,22 @@ use std::path::{Path, PathBuf};
 fn served(name: &str) -> bool {
     let name = name.strip_suffix(".gz").unwrap_or(name);
     [".js", ".mjs", ".wasm", ".d.ts", ".map", ".json"].iter().any(|ext| name.ends_with(ext))
+}
+
+/// The served files under `dir` into `files`, named by their path below the widget folder
+/// (`prefix` + name): the top level, and one level of folders such as `locales/` (the texts of
+/// each language but English, which a page downloads from beside `index.js`).
+fn collect(dir: &Path, prefix: &str, files: &mut Vec<(String, PathBuf)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        let path = entry.path();
+        if path.is_dir() && prefix.is_empty() {
+            collect(&path, &format!("{name}/"), files);
+        } else if served(&name) && path.is_file() {
+            files.push((name, path));
+        }
+    }
 }
 
 fn main() {
@@ -31,14 +48,7 @@ fn main() {
     let mut files: Vec<(String, PathBuf)> = Vec::new();
     // Only a complete build: a folder without the loader is a failed or partial one.
     if dist.join("natter.js").is_file() {
-        if let Ok(entries) = std::fs::read_dir(&dist) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if served(&name) && entry.path().is_file() {
-                    files.push((name, entry.path()));
-                }
-            }
-        }
+        collect(&dist, "", &mut files);
     }
     files.sort();
     let mut out = String::from(

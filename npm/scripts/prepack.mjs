@@ -1,7 +1,7 @@
 // `npm pack` / `npm publish` run this first (the package's `prepack` script): it refuses to
 // pack a package that would not work — no build in dist/, a build older than its sources, or
 // license and changelog texts that differ from the repository's — and says what to run.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -10,6 +10,15 @@ const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
 const problems = [];
 
 for (const file of pkg.files) {
+  // `dist/locales/*.json`: at least one built file must match.
+  if (file.includes('*')) {
+    const dir = join(pkgDir, dirname(file));
+    const suffix = file.slice(file.lastIndexOf('*') + 1);
+    if (!existsSync(dir) || !readdirSync(dir).some((name) => name.endsWith(suffix))) {
+      problems.push(`${file} matches nothing (the widget is not built)`);
+    }
+    continue;
+  }
   const path = join(pkgDir, file);
   if (!existsSync(path) || statSync(path).size === 0) {
     problems.push(`${file} is missing${file.startsWith('dist/') ? ' (the widget is not built)' : ''}`);

@@ -23,21 +23,26 @@ pub(crate) struct Client {
     /// Who the connection is: their conversation, public member id, verified user.
     who: Principal,
     page: Option<String>,
+    /// The browser's `User-Agent`, shown to operators (boxed: it is in every idle connection).
+    browser: Option<Box<str>>,
     /// Joined rooms, with the member as shown in each (the name given on join).
     rooms: HashMap<Arc<str>, Member>,
 }
 
 impl Client {
-    /// Subscribes the connection to its conversation and queues its `history`.
+    /// Subscribes the connection to its conversation and queues its `history`, then whether an
+    /// operator is online and whether the conversation was closed.
     pub(crate) async fn start(
         hub: Hub,
         outbox: Outbox,
         who: Principal,
         page: Option<String>,
+        browser: Option<Box<str>>,
         since: Since,
     ) -> Result<Client, Refusal> {
         hub.attach_session(&who.conversation, since, &outbox, &who.member_id).await?;
-        Ok(Client { hub, outbox, who, page, rooms: HashMap::new() })
+        hub.greet_visitor(&who.conversation, &outbox).await;
+        Ok(Client { hub, outbox, who, page, browser, rooms: HashMap::new() })
     }
 
     /// When the connection's identity token has expired (`now` in seconds since the epoch),
@@ -162,7 +167,10 @@ impl Client {
             ClientMessage::User(send) => {
                 // The connection's identity wins over the body's `sessionId`: a tab cannot write
                 // into another conversation.
-                let ack = self.hub.post_user(&self.who, send, self.page.as_deref()).await?;
+                let ack = self
+                    .hub
+                    .post_user(&self.who, send, self.page.as_deref(), self.browser.as_deref())
+                    .await?;
                 self.send(&ServerMessage::Ack(ack));
             }
             ClientMessage::Chat(chat) => {
@@ -200,9 +208,18 @@ impl Client {
                 self.hub.leave_room(&room, &member, self.outbox.id).await;
             }
             ClientMessage::Typing(t) => {
-                // Typing in the support conversation has no audience until operators exist;
-                // in a room it is relayed to the other members.
-                if let Some(room) = t.room {
+                // In the support conversation the audience is the operators (the visitor's own
+                // tabs are skipped); in a room, the other members.
+                if t.room.is_none() {
+                    let notice = ServerMessage::Typing(TypingNotice {
+                        room: None,
+                        role: Role::User,
+                        from: None,
+                        active: t.active,
+                    });
+                    let key = ConversationKey::Session(self.who.conversation.clone());
+                    self.hub.publish(key, notice, Some(self.who.member_id.to_string())).await;
+                } else if let Some(room) = t.room {
                     check_room(&room)?;
                     let (room, member) = self.joined(&room)?;
                     let notice = ServerMessage::Typing(TypingNotice {

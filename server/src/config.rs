@@ -253,6 +253,20 @@ pub struct Config {
     #[arg(long, env = "NATTER_PRESENCE_LEASE", default_value = "30s", value_parser = parse_duration)]
     pub presence_lease: Duration,
 
+    /// How long an operator stays signed in to the inbox (`/inbox`) without signing in again.
+    #[arg(long, env = "NATTER_OPERATOR_SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
+    pub operator_session_ttl: Duration,
+
+    /// Mark the inbox's session cookie `Secure` (sent over HTTPS only). Set it when the hub is
+    /// behind a TLS proxy; the cookie is also `Secure` whenever the request came with
+    /// `X-Forwarded-Proto: https`.
+    #[arg(long, env = "NATTER_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// A one-off command instead of serving (`natter-hub operator add NAME`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Log format.
     #[arg(long, env = "NATTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -303,6 +317,42 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log collectors.
     Json,
+}
+
+/// A one-off command run against the configured database (`--db` or `--redis-url`).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Manage the people who answer visitors in the inbox at `/inbox`.
+    Operator {
+        /// What to do.
+        #[command(subcommand)]
+        action: OperatorAction,
+    },
+}
+
+/// `natter-hub operator …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum OperatorAction {
+    /// Add an operator; the password is read from standard input (one line).
+    Add {
+        /// Sign-in name: 1–64 of a-z, 0-9, `.`, `-`, `_`.
+        name: String,
+        /// The name visitors see on replies (default: the sign-in name).
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List operators.
+    List,
+    /// Remove an operator and end their sessions.
+    Remove {
+        /// Sign-in name.
+        name: String,
+    },
+    /// Set a new password (read from standard input) and end the operator's sessions.
+    Passwd {
+        /// Sign-in name.
+        name: String,
+    },
 }
 
 /// Parses `250ms`, `25s`, `2m` (humantime) or a bare number of milliseconds.

@@ -23,7 +23,9 @@
 //!   the TOML [`reply::RulesEngine`], the [`reply::WebhookEngine`] and the streamed
 //!   [`reply::LlmEngine`]). They never see a socket.
 //!
-//! Plus [`identity`] (who a connection is: verified identity tokens, the sessions the hub
+//! Plus `inbox`, the operator inbox's transport (the `/inbox` web app, its API and socket, the
+//! `operator` commands; what it does with conversations is in `hub`, what it keeps in
+//! [`store::inbox`]), [`identity`] (who a connection is: verified identity tokens, the sessions the hub
 //! issues, keyed member ids, room access), [`config`] (flags and `NATTER_*` variables),
 //! `metrics` (Prometheus text by hand), `clock` (RFC 3339 timestamps), `ids` (message ids the
 //! hub makes) and [`HubError`].
@@ -44,6 +46,7 @@ mod error;
 mod http;
 mod hub;
 mod ids;
+mod inbox;
 mod metrics;
 mod ws;
 
@@ -61,6 +64,11 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::Config;
 pub use error::HubError;
+
+/// Runs `natter-hub operator …` against the configured store; the text to print on success.
+pub async fn operator_command(config: &Config, action: &config::OperatorAction) -> Result<String, HubError> {
+    inbox::cli::run(config, action).await
+}
 
 use hub::Hub;
 
@@ -333,6 +341,7 @@ fn router(hub: Hub, widget: Arc<assets::WidgetSource>) -> Router {
         .route("/favicon.svg", get(assets::favicon))
         .route("/favicon.ico", get(assets::favicon))
         .merge(api)
+        .merge(inbox::routes(config.max_frame))
         .fallback(get(move |request| assets::widget_file(widget.clone(), request)))
         .layer(axum::middleware::from_fn_with_state(hub.clone(), edge::count_refusals))
         .with_state(hub)

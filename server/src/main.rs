@@ -14,6 +14,12 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    if let Some(natter_hub::config::Command::Operator { action }) = &config.command {
+        // A one-off command: no logging set-up beyond errors, nothing served.
+        let done = natter_hub::operator_command(&config, action).await?;
+        println!("{done}");
+        return Ok(());
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let quiet = no_frames(std::env::var("RUST_LOG").ok().as_deref());
     match config.log_format {

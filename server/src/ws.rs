@@ -89,6 +89,9 @@ pub(crate) struct Params {
     /// The page the widget is on (the original widget's `page` parameter), at most
     /// [`MAX_PAGE_CHARS`] characters.
     page: Option<String>,
+    /// The browser's `User-Agent` (shown to operators); boxed, as every byte here is in every
+    /// idle connection (see `idle_connection_stays_small`).
+    browser: Option<Box<str>>,
     /// Resume point, or the recent history.
     since: Since,
 }
@@ -106,11 +109,15 @@ impl ChatQuery {
         let since = parse_after(self.after.as_deref())?;
         let page = clip_page(self.page);
         let token = self.token.or_else(|| bearer(headers));
+        let browser = headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|b| b.chars().take(256).collect::<String>().into_boxed_str());
         if token.is_none() && self.session.is_none() {
-            return Ok(Params { who: None, welcome: true, page, since });
+            return Ok(Params { who: None, welcome: true, page, browser, since });
         }
         let who = hub.identity().authenticate(token.as_deref(), self.session.as_deref())?;
-        Ok(Params { welcome: token.is_some(), who: Some(Box::new(who)), page, since })
+        Ok(Params { welcome: token.is_some(), who: Some(Box::new(who)), page, browser, since })
     }
 }
 
@@ -236,7 +243,7 @@ where
     if params.welcome || who.issued {
         outbox.send(crate::hub::encode(&ServerMessage::Welcome(who.welcome())));
     }
-    match Client::start(hub.clone(), outbox, who, params.page, params.since).await {
+    match Client::start(hub.clone(), outbox, who, params.page, params.browser, params.since).await {
         Ok(client) => Some(client),
         Err(refusal) => {
             refuse_and_close(socket, hub, &refusal, close::INTERNAL, "could not read history").await;
@@ -657,7 +664,7 @@ mod tests {
         let (_in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(1);
         let socket = duplex(out_tx, in_rx);
         let socket_size = std::mem::size_of_val(&socket);
-        let params = Params { who: None, welcome: true, page: None, since: Since::Recent };
+        let params = Params { who: None, welcome: true, page: None, browser: None, since: Since::Recent };
         let connection = drive(socket, hub, params);
         let own = std::mem::size_of_val(&connection) - socket_size;
         println!("drive future: {own} bytes beside a {socket_size}-byte socket");
@@ -672,7 +679,7 @@ mod tests {
         let hub = test_hub();
         let (out_tx, mut out_rx) = mpsc::channel::<Message>(16);
         let (in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(16);
-        let params = Params { who: None, welcome: true, page: None, since: Since::Recent };
+        let params = Params { who: None, welcome: true, page: None, browser: None, since: Since::Recent };
         let task = tokio::spawn(drive(duplex(out_tx, in_rx), hub.clone(), params));
 
         // Nothing but `auth` is taken before the connection says who it is.

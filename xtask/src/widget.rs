@@ -4,8 +4,10 @@
 //! Build: natter-widget → wasm32 (`wasm-release` profile) → `wasm-bindgen --target web` →
 //! `wasm-opt -Oz` → `npm/dist/`. The hand-written ESM entry (`npm/src/index.js`) and the
 //! wasm-bindgen glue are bundled and minified into one `dist/index.js` by esbuild; the
-//! script-tag loader is minified into `dist/natter.js`; the types are copied; each downloaded
-//! file also gets a gzip -9 copy (`.gz`) for servers that serve precompressed files.
+//! script-tag loader is minified into `dist/natter.js`; the types are copied; the texts of each
+//! built-in language but English (`widget/src/i18n/<lang>.json`) are minified into
+//! `dist/locales/<lang>.json`, of which a page downloads at most one; each downloaded file also
+//! gets a gzip -9 copy (`.gz`) for servers that serve precompressed files.
 //!
 //! Build tools that are not Rust come from npm, pinned in `npm/scripts/package.json`
 //! (installed on first use): esbuild, and binaryen's wasm-opt when the system one is too old
@@ -22,10 +24,65 @@ const TARGET: &str = "wasm32-unknown-unknown";
 const DOWNLOADED: &[&str] = &["natter.js", "index.js", "natter_widget_bg.wasm"];
 /// What a page that uses the collaboration panel downloads on top (loaded on first use).
 const ROOMS_DOWNLOADED: &[&str] = &["rooms-panel.js"];
-/// The size budget: everything a page downloads for the widget, gzip.
+/// The size budget: everything a page downloads for the widget, gzip (with the largest
+/// language file, for a page in a language other than English).
 const BUDGET_BYTES: u64 = 60 * 1024;
 /// The size budget of a page with rooms and the collaboration panel, gzip.
 const ROOMS_BUDGET_BYTES: u64 = 75 * 1024;
+
+/// Writes `bytes` to `path` and a gzip -9 copy beside it; returns the gzip size.
+fn write_with_gzip(path: &Path, bytes: &[u8]) -> Result<usize> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    let gz = gzip(bytes)?;
+    let mut gz_path = path.as_os_str().to_owned();
+    gz_path.push(".gz");
+    std::fs::write(&gz_path, &gz)?;
+    Ok(gz.len())
+}
+
+/// Minifies `widget/src/i18n/*.json` into `dist/locales/`; returns `(file, raw, gzip)` sizes.
+fn build_locales(dist: &Path) -> Result<Vec<(String, usize, usize)>> {
+    let src = root().join("widget").join("src").join("i18n");
+    let out = dist.join("locales");
+    // Only what this build made: a language removed from the source leaves nothing behind.
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out)?;
+    let mut made = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&src)
+        .with_context(|| format!("reading {}", src.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let text = std::fs::read_to_string(&path)?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let min = serde_json::to_vec(&value)?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let gz = write_with_gzip(&out.join(&name), &min)?;
+        made.push((name, min.len(), gz));
+    }
+    Ok(made)
+}
+
+fn largest_locale(dist: &Path) -> Result<Option<(String, u64, u64)>> {
+    let mut best: Option<(String, u64, u64)> = None;
+    let Ok(dir) = std::fs::read_dir(dist.join("locales")) else { return Ok(None) };
+    for e in dir.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        let gz = gzip_len(&bytes)?;
+        if best.as_ref().is_none_or(|b| gz > b.2) {
+            let name = format!("locales/{}", e.file_name().to_string_lossy());
+            best = Some((name, bytes.len() as u64, gz));
+        }
+    }
+    Ok(best)
+}
 
 /// `npm/dist/`.
 pub fn dist_dir() -> PathBuf {
@@ -40,6 +97,19 @@ const WASM_FEATURES: &[&str] = &[
     "--enable-sign-ext",
     "--enable-reference-types",
     "--enable-multivalue",
+];
+
+/// `wasm-opt` passes: size first, repeated while they still shrink the module; the producers
+/// and target-features sections are metadata no browser reads. The module's memory is its own
+/// (zero-filled when instantiated) and Rust keeps the stack above the low kilobyte, which lets
+/// binaryen fold more constants.
+const WASM_OPT: &[&str] = &[
+    "-Oz",
+    "--converge",
+    "--strip-producers",
+    "--strip-target-features",
+    "--low-memory-unused",
+    "--zero-filled-memory",
 ];
 
 fn scripts_dir() -> PathBuf {
@@ -64,7 +134,7 @@ fn wasm_opt(file: &Path) -> Result<()> {
     let out = file.with_extension("opt.wasm");
     let attempt = |bin: &Path, quiet: bool| {
         let mut cmd = Command::new(bin);
-        cmd.arg("-Oz").args(WASM_FEATURES).arg(file).arg("-o").arg(&out);
+        cmd.args(WASM_OPT).args(WASM_FEATURES).arg(file).arg("-o").arg(&out);
         if quiet {
             // The system binary is only a first try; its parse error is not the user's problem.
             cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
@@ -85,7 +155,7 @@ fn wasm_opt(file: &Path) -> Result<()> {
             ensure_npm_tools()?;
             let status = attempt(&npm_bin("wasm-opt"), false).context("running npm/scripts' wasm-opt")?;
             if !status.success() {
-                bail!("wasm-opt -Oz failed ({status})");
+                bail!("wasm-opt {} failed ({status})", WASM_OPT.join(" "));
             }
         }
     }
@@ -314,6 +384,9 @@ pub fn build(release: bool) -> Result<()> {
         std::fs::write(dist.join(format!("{file}.gz")), &gz)?;
         println!("  {:<24} {:>8} bytes  {:>7} gzip", file, bytes.len(), gz.len());
     }
+    for (name, raw, gz) in build_locales(&dist)? {
+        println!("  {:<24} {:>8} bytes  {:>7} gzip", format!("locales/{name}"), raw, gz);
+    }
     println!("widget built into {}", dist.display());
     Ok(())
 }
@@ -350,7 +423,14 @@ pub fn bench_size() -> Result<()> {
         gz_total += gz;
         println!("  {:<24} {:>10} {:>10}", file, kib(bytes.len() as u64), kib(gz));
     }
-    println!("  {:<24} {:>10} {:>10}", "total", kib(raw_total), kib(gz_total));
+    println!("  {:<24} {:>10} {:>10}", "total (English page)", kib(raw_total), kib(gz_total));
+    // A page in another language also downloads that language's texts (one file).
+    if let Some((name, raw, gz)) = largest_locale(&dist)? {
+        println!("  {:<24} {:>10} {:>10}", name, kib(raw), kib(gz));
+        raw_total += raw;
+        gz_total += gz;
+        println!("  {:<24} {:>10} {:>10}", "total (largest language)", kib(raw_total), kib(gz_total));
+    }
     let verdict = if gz_total <= BUDGET_BYTES { "within" } else { "OVER" };
     println!(
         "  budget {}: {verdict} ({:.0}% used)",

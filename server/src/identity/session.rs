@@ -139,6 +139,14 @@ impl SessionKeys {
     pub fn member_of_user(&self, sub: &str) -> String {
         self.member(b"user", sub)
     }
+
+    /// The public id operators know a support conversation by: `c_` + 16 hex digits, keyed
+    /// like member ids, so the inbox never shows (or puts in a URL) the session id, which is
+    /// the visitor's credential.
+    pub fn conversation_public_id(&self, conversation: &str) -> String {
+        let member = self.member(b"conversation", conversation);
+        format!("c_{}", &member[2..])
+    }
 }
 
 /// 32 fresh random bytes for a hub secret made at first start; `None` without OS randomness.

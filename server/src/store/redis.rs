@@ -12,6 +12,8 @@
 //! - `natter:events` — the pub/sub channel every hub subscribes to.
 //! - `natter:hub-secret` — the hubs' shared secret (hex), made by whichever hub starts first
 //!   (`SET NX`); it keys issued sessions and member ids, so every hub accepts the others'.
+//! - `natter:inbox:*` — the operator inbox (operators, sessions, conversation records, notes,
+//!   canned replies, operators online per hub): see `redis/inbox.rs`.
 //! - `natter:rooms` — hash room id → record. `natter:presence:<room>` — hash
 //!   `<hub>|<member>` → lease; `natter:presence-rooms` — the rooms that have such entries.
 //!
@@ -50,6 +52,8 @@ use redis::io::tcp::TcpSettings;
 use redis::{AsyncCommands, Client, IntoConnectionInfo, RedisError, Script};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+mod inbox;
 
 use super::engine::{self, Subscribers};
 use super::{Appended, BoxFuture, ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError};
@@ -154,6 +158,9 @@ struct Scripts {
     presence_join: Script,
     presence_members: Script,
     presence_sweep: Script,
+    inbox_change: Script,
+    set_online: Script,
+    online_elsewhere: Script,
 }
 
 /// KEYS: seq, ids, stream, log. ARGV: id, frame (seq 0), conversation, stream_len, log_len,
@@ -320,6 +327,9 @@ impl RedisStore {
                 presence_join: Script::new(PRESENCE_JOIN_LUA),
                 presence_members: Script::new(PRESENCE_MEMBERS_LUA),
                 presence_sweep: Script::new(PRESENCE_SWEEP_LUA),
+                inbox_change: Script::new(inbox::CHANGE_LUA),
+                set_online: Script::new(inbox::SET_ONLINE_LUA),
+                online_elsewhere: Script::new(inbox::ONLINE_ELSEWHERE_LUA),
             },
         });
         // Where delivery starts: the log's end now, read before subscribing so that nothing
@@ -483,8 +493,15 @@ impl Shared {
     }
 
     async fn publish(&self, event: Event) -> Result<(), StoreError> {
-        let Event::Ephemeral { key, message, from } = event else {
-            return Err(backend("only ephemeral frames are published; stored ones go through append"));
+        let (key, message, from) = match event {
+            Event::Ephemeral { key, message, from } => (key, message, from),
+            Event::Inbox(event) => {
+                let payload = format!("i\n{}", serde_json::to_string(&event).map_err(backend)?);
+                return self.note(self.conn().publish::<_, _, ()>(&self.keys.channel, payload).await);
+            }
+            Event::Stored { .. } => {
+                return Err(backend("only ephemeral frames are published; stored ones go through append"))
+            }
         };
         let from = serde_json::to_string(&from).map_err(backend)?;
         let frame = serde_json::to_string(&message).map_err(backend)?;
@@ -589,8 +606,9 @@ enum Envelope {
     Ephemeral(Event),
 }
 
-/// Parses a channel payload: `s\n<log id>\n<conv>\n<seq>\n<frame>` or
-/// `e\n<conv>\n<from JSON>\n<frame>`.
+/// Parses a channel payload: `s\n<log id>\n<conv>\n<seq>\n<frame>`,
+/// `e\n<conv>\n<from JSON>\n<frame>`, `l\n<room>\n<timestamp>\n<member JSON>` or
+/// `i\n<inbox event JSON>`.
 fn parse_envelope(payload: &[u8]) -> Result<Envelope, StoreError> {
     let text = std::str::from_utf8(payload).map_err(backend)?;
     let mut parts = text.splitn(5, '\n');
@@ -632,6 +650,11 @@ fn parse_envelope(payload: &[u8]) -> Result<Envelope, StoreError> {
             });
             let key = ConversationKey::Room(room.into());
             Ok(Envelope::Ephemeral(Event::Ephemeral { key, message, from: None }))
+        }
+        Some("i") => {
+            // A frame for the operators' inboxes.
+            let event = serde_json::from_str(&text[2..]).map_err(backend)?;
+            Ok(Envelope::Ephemeral(Event::Inbox(event)))
         }
         _ => Err(backend("unknown envelope")),
     }
@@ -891,6 +914,10 @@ impl Store for RedisStore {
             members.sort_by(|a, b| a.id.cmp(&b.id));
             Ok(members)
         })
+    }
+
+    fn inbox(&self) -> Option<&dyn super::inbox::InboxStore> {
+        Some(self)
     }
 
     fn healthy(&self) -> bool {

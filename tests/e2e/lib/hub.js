@@ -148,3 +148,23 @@ export async function serveDir(dir) {
   await new Promise((r) => server.listen(port, '127.0.0.1', r));
   return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
 }
+
+/**
+ * A page of "the web developer's site" that adds the documented script tag with the `data-*`
+ * attributes given in its query string (`/?locale=ar&shortcut=/`), so one site serves every
+ * option combination a test needs.
+ */
+export async function startTagSite(hub) {
+  const page = `<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Acme</title>
+<script>
+  const tag = document.createElement('script');
+  tag.src = ${JSON.stringify(hub.url + '/natter.js')};
+  tag.async = true;
+  tag.dataset.server = ${JSON.stringify(hub.url)};
+  for (const [k, v] of new URLSearchParams(location.search)) tag.dataset[k] = v;
+  document.head.append(tag);
+</script></head>
+<body><main><h1>Acme</h1><p>The web developer's own page.</p></main></body></html>`;
+  return startSite({ '/': page, '/other': page });
+}

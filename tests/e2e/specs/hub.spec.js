@@ -22,6 +22,10 @@ test('started from another directory without --assets, the hub serves its embedd
   // The same widget `cargo xtask build` made (gzip asked for nothing: the raw file).
   expect(Buffer.from(await served.arrayBuffer()).equals(readFileSync(join(ROOT, 'npm/dist/natter.js')))).toBe(true);
   expect((await fetch(`${hub.url}/natter_widget_bg.wasm`)).headers.get('content-type')).toBe('application/wasm');
+  // The texts of a language, which a page in that language downloads from beside index.js.
+  const german = await fetch(`${hub.url}/locales/de.json`);
+  expect(german.status).toBe(200);
+  expect(await german.text()).toBe(readFileSync(join(ROOT, 'npm/dist/locales/de.json'), 'utf8'));
 
   await page.goto(hub.url);
   const w = await ready(page);

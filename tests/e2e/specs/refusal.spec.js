@@ -20,6 +20,10 @@ test.beforeAll(async () => {
     '/account': `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Account</title>
 <script src="${hub.url}/natter.js" data-server="${hub.url}" data-identity-token="a.signed.token" async></script></head>
 <body><h1>Signed in on a site the hub does not know</h1></body></html>`,
+    // A German page: the status says it in German.
+    '/de': `<!doctype html><html lang="de"><head><meta charset="utf-8"><title>Nicht erlaubt</title>
+<script src="${hub.url}/natter.js" data-server="${hub.url}" data-locale="de" async></script></head>
+<body><h1>Eine Seite, die der Hub nicht kennt</h1></body></html>`,
   });
 });
 test.afterAll(async () => {
@@ -76,4 +80,12 @@ test('a signed-in page (credentials in headers, so a preflight) is told the same
   expect(polls[0].authorization).toBe('Bearer a.signed.token');
   expect(natterErrors).toHaveLength(1);
   expect(natterErrors[0]).toContain(`--allowed-origin ${site.url}`);
+});
+
+test('the refusal is said in the page’s language', async ({ page }) => {
+  await page.goto(`${site.url}/de`);
+  const w = await ready(page, 'Der Chat ist auf dieser Website nicht verfügbar');
+  await expect(w.status).toHaveAttribute('data-status', 'unavailable');
+  // The API keeps the English name, whatever the language on screen.
+  expect(await page.evaluate(() => window.natter.state.status)).toBe('Chat is not available on this site');
 });

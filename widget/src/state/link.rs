@@ -8,6 +8,10 @@
 //! A hub that refuses the page's origin (which the page learns from the fallback's readable
 //! 403, never from a failed upgrade) stops the link altogether until the visitor retries.
 //!
+//! A link that is dead without being closed is noticed by [`super::liveness`] (for the
+//! WebSocket) and by deadlines on the long-poll and the HTTP send ([`POLL_DEADLINE_MS`],
+//! [`POST_DEADLINE_MS`]): a request that a dead network swallows never settles by itself.
+//!
 //! The link knows nothing about messages. Where it needs the conversation's position (`after`,
 //! the newest `seq` seen, sent on every (re)connection so the hub replays only what was missed)
 //! the model passes it in; what there is to send is the log's business.
@@ -18,9 +22,16 @@ use natter_protocol::close;
 
 /// Consecutive failed WebSocket opens after which the link falls back to HTTP.
 pub(super) const WS_FAILURES_BEFORE_FALLBACK: u32 = 3;
-/// A socket that has not opened after this long counts as failed (a blackholed port, a proxy
-/// that swallows the upgrade).
-const WS_OPEN_TIMEOUT_MS: u32 = 8_000;
+/// A socket the hub has not welcomed this long after it was created counts as failed (a
+/// blackholed port, a proxy that swallows the upgrade, an `auth` frame that gets no answer).
+/// This is the handshake's deadline: liveness only watches a socket once it is live.
+pub(super) const WS_OPEN_TIMEOUT_MS: u32 = 8_000;
+/// A long-poll unanswered after this long is dead: the hub answers every poll within its
+/// `--poll-timeout` (25 s by default), so only a dead network keeps one open longer.
+pub(crate) const POLL_DEADLINE_MS: u32 = 45_000;
+/// An HTTP send unanswered after this long is abandoned and sent again (the hub de-duplicates
+/// by id, so a send that did arrive is acknowledged, not stored twice).
+pub(crate) const POST_DEADLINE_MS: u32 = 15_000;
 
 /// Which transport carries the conversation right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,9 +125,9 @@ pub(super) enum SocketPhase {
     Closed,
     /// Created, not open yet.
     Opening(u32),
-    /// Open, no frame yet.
+    /// Open, `auth` sent, not welcomed yet.
     Open(u32),
-    /// The hub has spoken: this socket carries the conversation.
+    /// The hub has welcomed it: this socket carries the conversation.
     Live(u32),
 }
 
@@ -125,7 +136,8 @@ pub(super) enum SocketPhase {
 pub(super) enum Heard {
     /// From the socket that carries the conversation (or injected): read it.
     Current,
-    /// The hub's first frame on this open socket: read it, then [`Link::socket_live`].
+    /// A frame on this open socket before it is live: read it, and if it is the welcome,
+    /// [`Link::socket_live`].
     First(u32),
     /// From a socket the link has moved on from: drop it.
     Stale,
@@ -222,7 +234,7 @@ impl Link {
     }
 
     /// Whether messages go out on the WebSocket now.
-    pub(super) fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         matches!(self.socket, SocketPhase::Live(_))
     }
 
@@ -262,7 +274,7 @@ impl Link {
         }
         self.give_up(fx);
         self.posting = None;
-        for t in [Timer::Poll, Timer::Resend] {
+        for t in [Timer::Poll, Timer::Resend, Timer::PostDeadline] {
             fx.push(Effect::StopTimer(t));
         }
         true
@@ -290,11 +302,20 @@ impl Link {
         self.posting = Some(id);
     }
 
-    /// The HTTP send of `id` has an answer (or failed).
-    pub(super) fn post_finished(&mut self, id: &str) {
-        if self.posting.as_deref() == Some(id) {
+    /// The HTTP send of `id` has an answer (or failed); returns whether it was the one in
+    /// flight.
+    pub(super) fn post_finished(&mut self, id: &str) -> bool {
+        let current = self.posting.as_deref() == Some(id);
+        if current {
             self.posting = None;
         }
+        current
+    }
+
+    /// The HTTP send in flight is past its deadline: forget it (the model aborts it and sends
+    /// again). Returns whether one was in flight.
+    pub(super) fn post_abandoned(&mut self) -> bool {
+        self.posting.take().is_some()
     }
 
     /// A uniform random number in `[0, 1)` (xorshift64*; only used for jitter).
@@ -328,11 +349,13 @@ impl Link {
         self.next_poll += 1;
         self.poll = Some(id);
         fx.push(Effect::Poll { poll: id, after });
+        fx.push(Effect::StartTimer { timer: Timer::PollDeadline, ms: POLL_DEADLINE_MS });
     }
 
     fn stop_poll(&mut self, fx: &mut Vec<Effect>) {
         if self.poll.take().is_some() {
             fx.push(Effect::AbortPoll);
+            fx.push(Effect::StopTimer(Timer::PollDeadline));
         }
         fx.push(Effect::StopTimer(Timer::Poll));
     }
@@ -396,6 +419,19 @@ impl Link {
         for t in [Timer::Reconnect, Timer::Probe, Timer::OpenTimeout] {
             fx.push(Effect::StopTimer(t));
         }
+    }
+
+    /// The live socket owes an answer it has not given in time (see [`super::liveness`]): it
+    /// is dead without being closed. Drop it without waiting for a close that may take
+    /// minutes, and open a fresh one at once; it resumes after `after`.
+    pub(super) fn socket_dead(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
+        if !self.is_live() {
+            return;
+        }
+        self.socket = SocketPhase::Closed;
+        fx.push(Effect::CloseSocket);
+        self.reconnect.reset();
+        self.connect(after, fx);
     }
 
     /// The hub refused the identity: stop connecting and polling until [`Link::reconnect_now`].
@@ -509,11 +545,12 @@ impl Link {
     }
 
     /// Long-poll `id` finished; returns whether it is the one the link is waiting for.
-    pub(super) fn poll_finished(&mut self, id: u32) -> bool {
+    pub(super) fn poll_finished(&mut self, id: u32, fx: &mut Vec<Effect>) -> bool {
         if self.poll != Some(id) {
             return false;
         }
         self.poll = None;
+        fx.push(Effect::StopTimer(Timer::PollDeadline));
         true
     }
 
@@ -562,10 +599,20 @@ impl Link {
                     self.socket_lost(false, after, fx);
                 }
             }
+            Timer::PollDeadline => {
+                // Dead: give up on it as on a failed one, and poll again after a backoff.
+                if self.poll.take().is_some() {
+                    fx.push(Effect::AbortPoll);
+                    self.poll_failed(fx);
+                }
+            }
             Timer::Reconnect
             | Timer::Probe
             | Timer::Typing
             | Timer::Resend
+            | Timer::Quiet
+            | Timer::ReplyDeadline
+            | Timer::PostDeadline
             | Timer::RoomResend
             | Timer::RoomTyping
             | Timer::RoomPoll => {}

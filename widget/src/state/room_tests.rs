@@ -79,7 +79,7 @@ fn rooms_join_when_the_socket_is_live_and_rejoin_after_a_drop_resuming() {
         room: "r".into(),
         notice: RoomNotice::Status(RoomStatus::Rejoining)
     })));
-    let out = Outgoing { id: "m1".into(), text: "offline".into(), time: "t".into() };
+    let out = Outgoing { id: "m1".into(), text: "offline".into(), time: "t".into(), context: String::new() };
     let fx = update(&mut m, Event::Room(RoomCall::Send { room: "r".into(), out: out.clone() }));
     assert!(room_frames(&fx).is_empty());
     let s2 = socket_of(&update(&mut m, Event::TimerFired(Timer::Reconnect))).expect("reconnects");
@@ -161,7 +161,7 @@ fn a_logout_fails_what_waits_in_the_rooms_rather_than_send_it_as_someone_else() 
     live(&mut m, s);
     update(&mut m, join("r"));
     update(&mut m, Event::SocketClosed { socket: s, code: 1006 });
-    let out = Outgoing { id: "m1".into(), text: "mine".into(), time: "t".into() };
+    let out = Outgoing { id: "m1".into(), text: "mine".into(), time: "t".into(), context: String::new() };
     update(&mut m, Event::Room(RoomCall::Send { room: "r".into(), out }));
     let fx = update(&mut m, Event::Logout);
     assert!(fx.contains(&Effect::Notify(Notice::Room {

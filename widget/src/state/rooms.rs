@@ -23,7 +23,7 @@
 //! It knows nothing about sockets, JSON or the DOM: it reads decoded hub frames and says what to
 //! write ([`RoomOut`]) and what to tell the page ([`RoomNotice`]) through [`RoomEffect`]s.
 
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, OutboxEntry};
 use crate::state::log::Delivery;
 use crate::state::Outgoing;
 use natter_protocol::{
@@ -571,7 +571,14 @@ impl Rooms {
         {
             return false;
         }
-        room.outbox.push(out.id.clone(), out.text.clone(), out.time.clone());
+        room.outbox.push(OutboxEntry {
+            id: out.id.clone(),
+            text: out.text.clone(),
+            time: out.time.clone(),
+            context: String::new(),
+            failed: false,
+            refusals: 0,
+        });
         let line = RoomLine {
             id: out.id.clone(),
             seq: None,

@@ -43,7 +43,7 @@ fn socket_of(fx: &[Effect]) -> Option<u32> {
 }
 
 fn out(id: &str, text: &str) -> Outgoing {
-    Outgoing { id: id.into(), text: text.into(), time: "2026-01-01T00:00:00Z".into() }
+    Outgoing { id: id.into(), text: text.into(), time: "2026-01-01T00:00:00Z".into(), context: String::new() }
 }
 
 fn conv(id: &str, seq: u64, text: &str) -> ConversationMessage {
@@ -243,8 +243,22 @@ fn nothing_is_shown_twice() {
 #[test]
 fn a_reload_restores_the_outbox_and_history_confirms_what_was_stored() {
     let entries = vec![
-        OutboxEntry { id: "a".into(), text: "one".into(), time: "t".into(), failed: false, refusals: 0 },
-        OutboxEntry { id: "b".into(), text: "two".into(), time: "t".into(), failed: false, refusals: 0 },
+        OutboxEntry {
+            id: "a".into(),
+            text: "one".into(),
+            time: "t".into(),
+            context: String::new(),
+            failed: false,
+            refusals: 0,
+        },
+        OutboxEntry {
+            id: "b".into(),
+            text: "two".into(),
+            time: "t".into(),
+            context: String::new(),
+            failed: false,
+            refusals: 0,
+        },
     ];
     let mut m = Model::new(Init { seed: 1, online: true, outbox: entries, ..Init::default() });
     assert_eq!(ids(&m), ["a", "b"]);
@@ -556,6 +570,35 @@ fn acknowledged_ids_are_remembered_for_the_shared_storage() {
     assert_eq!(m.log.acked, ["mine", "theirs"]);
 }
 
+#[test]
+fn reading_in_an_open_visible_panel_is_saved_and_shared() {
+    let mut m = Model::new(Init { seed: 42, online: true, session: Some("s".into()), ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    live(&mut m, s);
+    let fx = update(&mut m, frame(s, ServerMessage::Bot(conv("1", 1, "x"))));
+    assert!(fx.contains(&Effect::Notify(Notice::Unread(1))));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::SaveRead(1))));
+    let fx = update(&mut m, Event::Open);
+    assert!(fx.contains(&Effect::SaveRead(1)));
+    assert!(fx.contains(&Effect::Notify(Notice::Unread(0))));
+    // Seen as it arrives while open and visible.
+    let fx = update(&mut m, frame(s, ServerMessage::Bot(conv("2", 2, "y"))));
+    assert!(fx.contains(&Effect::SaveRead(2)));
+    // Hidden: not read; read when visible again with the panel open.
+    update(&mut m, Event::PageHidden { hidden: true });
+    let fx = update(&mut m, frame(s, ServerMessage::Bot(conv("3", 3, "z"))));
+    assert!(fx.contains(&Effect::Notify(Notice::Unread(1))));
+    let fx = update(&mut m, Event::PageHidden { hidden: false });
+    assert!(fx.contains(&Effect::SaveRead(3)));
+    // Closed, a new answer; another tab's open panel reads it.
+    update(&mut m, Event::Close);
+    let fx = update(&mut m, frame(s, ServerMessage::Bot(conv("4", 4, "w"))));
+    assert!(fx.contains(&Effect::Notify(Notice::Unread(1))));
+    let conversation = m.read_conversation().expect("the session names the conversation");
+    let fx = update(&mut m, Event::ReadElsewhere { conversation, seq: 4 });
+    assert_eq!(fx, [Effect::Notify(Notice::Unread(0))]);
+}
+
 /// The page's delivery events: (id, state, seq, retried), in order.
 fn deliveries(fx: &[Effect]) -> Vec<(String, Delivery, Option<u64>, bool)> {
     fx.iter()
@@ -834,7 +877,7 @@ fn logging_in_and_out_switches_conversations() {
     update(&mut m, Event::Send(out("p", "pending at logout")));
     // Logout: nothing of it is left, the session is forgotten, a new one is asked for.
     let fx = update(&mut m, Event::Logout);
-    assert!(fx.contains(&Effect::SaveSession) && fx.contains(&Effect::ForgetOutbox));
+    assert!(fx.contains(&Effect::SaveSession) && fx.contains(&Effect::ForgetConversation));
     assert!(m.log.messages.is_empty() && m.log.outbox.entries().is_empty());
     assert_eq!((m.identity.token.as_deref(), m.identity.session.as_deref()), (None, None));
     let s3 = socket_of(&fx).expect("reconnects as a new visitor");
@@ -908,7 +951,7 @@ fn one_users_unsent_messages_never_go_out_as_another_user() {
     // failed) and forgotten, never sent under Bob's token.
     let fx = update(&mut m, Event::Identify { token: "bob's".into(), sub: Some("bob".into()) });
     assert_eq!(deliveries(&fx), [d("p", Delivery::Failed, None, false)]);
-    assert!(fx.contains(&Effect::ForgetOutbox), "{fx:?}");
+    assert!(fx.contains(&Effect::ForgetConversation), "{fx:?}");
     assert!(m.log.outbox.entries().is_empty());
     let s2 = socket_of(&fx).expect("reconnects as Bob");
     update(&mut m, Event::SocketOpened { socket: s2 });
@@ -928,8 +971,12 @@ fn a_fresh_token_for_the_signed_in_user_is_given_on_the_open_socket() {
     );
     // Before the old token expires the page gives a new one: an `auth` on the same socket, no
     // reconnection (the hub renews the connection and answers with a new welcome).
+    // It is pinged too: a socket that looks live after a sleep may be dead, and is then
+    // replaced at once (state/liveness/tests.rs).
     let fx = update(&mut m, Event::Identify { token: "new".into(), sub: Some("ada".into()) });
-    assert_eq!(fx, [Effect::Authenticate { after: Some(1) }]);
+    assert_eq!(fx[0], Effect::Authenticate { after: Some(1) });
+    assert!(fx.contains(&Effect::Ping { nonce: 0 }), "{fx:?}");
+    assert_eq!(socket_of(&fx), None, "no reconnection");
     assert_eq!(m.identity.token.as_deref(), Some("new"));
     let fx = update(&mut m, frame(s, welcome(None, Some("ada"))));
     assert!(fx.is_empty() || !fx.iter().any(|e| matches!(e, Effect::CloseSocket)), "{fx:?}");
@@ -954,6 +1001,121 @@ fn identity_refusals_over_http_keep_the_message_pending() {
     assert_eq!(m.log.messages[0].delivery, Delivery::Pending);
     let fx = update(&mut m, Event::SessionIssued { session: "ignored.tag".into() });
     assert!(!fx.contains(&Effect::SaveSession), "a signed-in user needs no session");
+}
+
+// What has been read belongs to a conversation: the anonymous session's, or the signed-in
+// user's once the hub has said who that is.
+
+/// The conversation a widget welcomed as `welcomed` shows (its read-record name).
+fn conversation_of(welcomed: ServerMessage) -> u64 {
+    let mut m = model();
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcomed));
+    m.read_conversation().expect("a welcomed widget knows its conversation")
+}
+
+fn bots(seqs: std::ops::RangeInclusive<u64>) -> History {
+    let last = *seqs.end();
+    history(seqs.map(|q| ServerMessage::Bot(conv(&format!("b{q}"), q, "x"))).collect(), last)
+}
+
+/// A widget started with `init`, its socket welcomed as `welcomed` and its history read.
+fn welcomed_with(init: Init, welcomed: ServerMessage, h: History) -> (Model, u32, Vec<Effect>) {
+    let mut m = Model::new(Init { seed: 3, online: true, ..init });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    let mut fx = update(&mut m, frame(s, welcomed));
+    fx.extend(update(&mut m, frame(s, ServerMessage::History(h))));
+    (m, s, fx)
+}
+
+#[test]
+fn the_read_record_counts_only_for_its_own_conversation() {
+    let s1 = conversation_of(welcome(Some("s1"), None));
+    let s2 = conversation_of(welcome(Some("s2"), None));
+    assert_ne!(s1, s2);
+    // A returning visitor: the record of their session says they read up to 1 of 3.
+    let init = || Init {
+        session: Some("s1".into()),
+        read: Some(ReadMark { conversation: s1, seq: 1 }),
+        ..Init::default()
+    };
+    let (m, _, _) = welcomed_with(init(), welcome(Some("s1"), None), bots(1..=3));
+    assert_eq!(m.log.unread, 2);
+    assert_eq!(m.read_conversation(), Some(s1));
+    // The same record when the hub refused that session and issued another: a new conversation,
+    // of which nothing earlier is news — and the old record's seq does not hide new answers.
+    let (mut m, s, fx) = welcomed_with(init(), welcome(Some("s2"), None), bots(1..=1));
+    assert_eq!(m.log.unread, 0);
+    assert_eq!(m.read_conversation(), Some(s2));
+    assert!(fx.contains(&Effect::SaveRead(1)), "recorded for s2 from now on: {fx:?}");
+    update(&mut m, frame(s, ServerMessage::Bot(conv("n", 2, "new"))));
+    assert_eq!(m.log.unread, 1, "seq 2 of s2 is unread although s1 had read further");
+    // Another tab's record for another conversation changes nothing here.
+    let fx = update(&mut m, Event::ReadElsewhere { conversation: s1, seq: 99 });
+    assert!(fx.is_empty(), "{fx:?}");
+    let fx = update(&mut m, Event::ReadElsewhere { conversation: s2, seq: 2 });
+    assert_eq!(fx, [Effect::Notify(Notice::Unread(0))]);
+}
+
+#[test]
+fn a_signed_in_user_s_reading_is_recorded_once_the_hub_names_the_user() {
+    let user = conversation_of(welcome(None, Some("42")));
+    let anon = conversation_of(welcome(Some("s1"), None));
+    let mut m = Model::new(Init {
+        seed: 3,
+        online: true,
+        session: Some("s1".into()),
+        token: Some("t".into()),
+        read: Some(ReadMark { conversation: anon, seq: 10 }),
+        ..Init::default()
+    });
+    assert_eq!(m.read_conversation(), None, "a token's user is only known from the welcome");
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    // Another signed-in tab records its reading before this one is welcomed.
+    update(&mut m, Event::ReadElsewhere { conversation: user, seq: 1 });
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(None, Some("42"))));
+    assert_eq!(m.read_conversation(), Some(user));
+    update(&mut m, frame(s, ServerMessage::History(bots(1..=3))));
+    assert_eq!(m.log.unread, 2, "the user's record, not the anonymous session's seq 10");
+}
+
+#[test]
+fn logout_forgets_what_was_read() {
+    let anon = conversation_of(welcome(Some("s1"), None));
+    let (mut m, _, _) = welcomed_with(
+        Init {
+            session: Some("s1".into()),
+            read: Some(ReadMark { conversation: anon, seq: 3 }),
+            ..Init::default()
+        },
+        welcome(Some("s1"), None),
+        bots(1..=3),
+    );
+    let fx = update(&mut m, Event::Logout);
+    assert!(fx.contains(&Effect::ForgetConversation));
+    assert_eq!(m.read_conversation(), None, "no conversation until the hub issues a new session");
+    let s = socket_of(&fx).expect("reconnects");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(Some("s9"), None)));
+    let fresh = m.read_conversation().expect("the new session's");
+    assert_ne!(fresh, anon);
+    // A record another tab wrote for the forgotten session before it heard of the logout.
+    update(&mut m, Event::ReadElsewhere { conversation: anon, seq: 50 });
+    update(&mut m, frame(s, ServerMessage::History(history(vec![], 0))));
+    update(&mut m, frame(s, ServerMessage::Bot(conv("hello", 1, "welcome back"))));
+    assert_eq!(m.log.unread, 1);
+}
+
+#[test]
+fn the_read_record_reads_back_and_rejects_anything_else() {
+    let mark = ReadMark { conversation: 0xdead_beef_0123_4567, seq: 42 };
+    assert_eq!(ReadMark::parse(&mark.text()), Some(mark));
+    for bad in ["", "42", "x 1", "1 x", "-1 2", "1  2", "42 16045690984503098046 extra"] {
+        assert_eq!(ReadMark::parse(bad), None, "{bad:?}");
+    }
 }
 
 // Where the site's refusal, the identity and the delivery events meet.
@@ -1081,7 +1243,7 @@ fn logout_tells_the_page_the_waiting_messages_it_drops() {
     let fx = update(&mut m, Event::Logout);
     // The pending one ends as failed (it will never be sent); the failed one was told already.
     assert_eq!(deliveries(&fx), [d("p", Delivery::Failed, None, false)]);
-    assert!(m.log.outbox.entries().is_empty() && fx.contains(&Effect::ForgetOutbox));
+    assert!(m.log.outbox.entries().is_empty() && fx.contains(&Effect::ForgetConversation));
 }
 
 #[test]

@@ -7,9 +7,11 @@
 //! need `JSON.parse`) read back what the protocol crate's serde writes, so this hand-written
 //! reader cannot drift from the wire format; the end-to-end tests feed it a real hub's frames.
 
+use natter_protocol::inbox::ConversationState;
 use natter_protocol::{
-    Ack, ConversationMessage, ErrorCode, ErrorFrame, Gap, History, Member, Presence, Role, RoomInfo,
-    RoomMessage, ServerMessage, SystemNotice, TypingNotice, UserProfile, Welcome,
+    Ack, Availability, ConversationMessage, ConversationStatus, ErrorCode, ErrorFrame, Gap, History, Member,
+    Pong, Presence, Role, RoomInfo, RoomMessage, ServerMessage, SystemNotice, TypingNotice, UserProfile,
+    Welcome,
 };
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -70,8 +72,8 @@ impl Obj<'_> {
 }
 
 /// Decodes a parsed hub frame into a [`ServerMessage`], or `None` for frames the widget does
-/// not use (pong, and the relays `cursor_position` / `chain_update`, whose free-form data
-/// `web::rooms` reads without Rust parsing it) or cannot read.
+/// not use (the relays `cursor_position` / `chain_update`, whose free-form data `web::rooms`
+/// reads without Rust parsing it) or cannot read.
 ///
 /// The `type` names are matched as literals (a `match` needs them); the tests below hold them
 /// to the protocol crate's: every [`ServerMessage::KINDS`] entry is either read back exactly
@@ -175,6 +177,19 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
                 last_seq: o.seq("lastSeq").unwrap_or(0),
             })
         }
+        // The nonce is not read: the widget has one ping at a time per socket, so a pong on
+        // the live socket answers it (and building a JSON value would cost kilobytes of wasm).
+        "pong" => {
+            ServerMessage::Pong(Pong { nonce: None, timestamp: o.string("timestamp").unwrap_or_default() })
+        }
+        "availability" => ServerMessage::Availability(Availability { online: o.flag("online")? }),
+        "conversation_status" => ServerMessage::ConversationStatus(ConversationStatus {
+            status: match o.string("status")?.as_str() {
+                "closed" => ConversationState::Closed,
+                _ => ConversationState::Open,
+            },
+            timestamp: o.string("timestamp").unwrap_or_default(),
+        }),
         _ => return None,
     })
 }
@@ -182,7 +197,7 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use natter_protocol::{Pong, RelayNotice, ServerMessage as M};
+    use natter_protocol::{RelayNotice, ServerMessage as M};
     use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
     wasm_bindgen_test_configure!(run_in_browser);
@@ -284,6 +299,12 @@ mod tests {
                 gap: None,
                 last_seq: 4,
             }),
+            M::Pong(Pong { nonce: None, timestamp: "t".into() }),
+            M::Availability(Availability { online: true }),
+            M::ConversationStatus(ConversationStatus {
+                status: ConversationState::Closed,
+                timestamp: "t".into(),
+            }),
         ]
     }
 
@@ -291,11 +312,11 @@ mod tests {
         Member { id: "u_1".into(), name: Some("Ada".into()), verified: true }
     }
 
-    /// One frame of every kind `decode` leaves alone: pong, and the relays (read by
+    /// One frame of every kind `decode` leaves alone: the relays (read by
     /// `web::rooms::decode_relay`, tested there).
     fn ignored() -> Vec<ServerMessage> {
         let relay = RelayNotice { room: "r".into(), from: ada(), data: serde_json::json!({"x": 1}) };
-        vec![M::CursorPosition(relay.clone()), M::ChainUpdate(relay), M::Pong(Pong::default())]
+        vec![M::CursorPosition(relay.clone()), M::ChainUpdate(relay)]
     }
 
     #[wasm_bindgen_test]

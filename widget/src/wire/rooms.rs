@@ -91,7 +91,7 @@ mod tests {
             parse(RoomOut::Leave { room: "r".into() }),
             ClientMessage::Leave(Leave { room: "r".into() })
         );
-        let out = Outgoing { id: "m1".into(), text: tricky.into(), time: "t".into() };
+        let out = Outgoing { id: "m1".into(), text: tricky.into(), time: "t".into(), context: String::new() };
         assert_eq!(
             parse(RoomOut::Chat { room: "r".into(), out }),
             ClientMessage::Chat(ChatSend {
@@ -101,7 +101,7 @@ mod tests {
                 name: None
             })
         );
-        let out = Outgoing { id: "m2".into(), text: "x".into(), time: "t".into() };
+        let out = Outgoing { id: "m2".into(), text: "x".into(), time: "t".into(), context: String::new() };
         let http: ClientMessage =
             serde_json::from_str(&room_chat_http("r", &out, Some(tricky))).expect("JSON");
         assert_eq!(

@@ -9,7 +9,7 @@ fn member(id: &str, name: &str) -> Member {
 }
 
 fn out(id: &str, text: &str) -> Outgoing {
-    Outgoing { id: id.into(), text: text.into(), time: "2026-01-01T00:00:00Z".into() }
+    Outgoing { id: id.into(), text: text.into(), time: "2026-01-01T00:00:00Z".into(), context: String::new() }
 }
 
 fn chat(room: &str, id: &str, seq: u64, from: &Member) -> ServerMessage {
