@@ -221,8 +221,8 @@ pub struct Config {
     pub llm_max_tokens: u32,
 
     /// SQLite database file, created when missing (`:memory:`: nothing kept after exit). Not
-    /// used with `--redis-url`. See docs/operations.md.
-    #[arg(long, env = "NATTER_DB", default_value = "natter.db")]
+    /// used with `--redis-url`. See docs/operations.md. Also accepted after `operator …`.
+    #[arg(long, env = "NATTER_DB", default_value = "natter.db", global = true)]
     pub db: PathBuf,
 
     /// SQLite commit durability: `normal` survives a crash or kill of the hub; `full` also a
@@ -236,8 +236,9 @@ pub struct Config {
     pub retention_days: Option<u32>,
 
     /// Redis URL (`redis://[user:password@]host:port[/db]`): store in Redis and run as one of
-    /// several hubs behind a load balancer. Default: SQLite (`--db`).
-    #[arg(long, env = "NATTER_REDIS_URL")]
+    /// several hubs behind a load balancer. Default: SQLite (`--db`). Also accepted after
+    /// `operator …`.
+    #[arg(long, env = "NATTER_REDIS_URL", global = true)]
     pub redis_url: Option<String>,
 
     /// About how many messages each conversation keeps in Redis (history and de-duplication).
@@ -245,7 +246,7 @@ pub struct Config {
     pub redis_stream_len: usize,
 
     /// Prefix of every Redis key and channel, so several deployments can share one Redis.
-    #[arg(long, env = "NATTER_REDIS_NAMESPACE", default_value = "natter")]
+    #[arg(long, env = "NATTER_REDIS_NAMESPACE", default_value = "natter", global = true)]
     pub redis_namespace: String,
 
     /// With Redis: how long this hub's room members stay listed without a refresh; the members

@@ -72,6 +72,18 @@ fn operator_commands_add_list_change_and_remove() {
     assert!(out.contains("no operators yet"), "{out}");
 }
 
+#[test]
+fn the_store_flags_may_follow_the_operator_command() {
+    // `natter-hub operator add ada --db FILE` is how people type it: the flags that choose the
+    // store are taken on either side of the subcommand.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = db_in(dir.path());
+    let (ok, out) = hub_command(&["operator", "add", "ada", "--db", &db], "long enough pass\n");
+    assert!(ok, "{out}");
+    let (ok, out) = hub_command(&["operator", "list", "--db", &db], "");
+    assert!(ok && out.contains("ada"), "{out}");
+}
+
 #[tokio::test]
 async fn passwd_and_remove_end_sessions_and_the_hash_is_argon2id() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -292,6 +304,19 @@ async fn history_is_paged_from_the_store_and_canned_replies_are_kept() {
     );
     let (_, all) = ada.get("/inbox/api/canned").await;
     assert_eq!(all, json!([{"shortcut":"refund","text":"Refunds take 3–5 days."}]));
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_the_hubs_json_error() {
+    // A note or canned reply pasted from a long log: the inbox app shows the answer's message,
+    // so it must be the hub's JSON error, not a plain-text rejection.
+    let (hub, _dir) = hub_with_operators().await;
+    let ada = sign_in(&hub.url(""), "ada", PASSWORD).await;
+    let (status, r) =
+        ada.post("/inbox/api/canned", json!({"shortcut":"log","text":"x".repeat(70_000)})).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r["code"], json!("too_large"), "{r}");
+    assert!(r["message"].as_str().is_some_and(|m| m.contains("65536")), "{r}");
 }
 
 #[tokio::test]
@@ -526,6 +551,28 @@ async fn sign_in_is_rate_limited_and_says_nothing_about_which_names_exist() {
         "other operators are not locked out"
     );
     assert!(hub.metric("natter_signin_refused_total").await >= 6);
+}
+
+#[tokio::test]
+async fn a_sign_in_name_no_operator_can_have_is_refused_before_the_rate_limiter() {
+    // The limiter keeps a bucket per failed name; a name that cannot exist must not get one
+    // (else each attempt could park up to the body limit in the hub's memory).
+    let (hub, _dir) = hub_with_operators().await;
+    let base = hub.url("");
+    let http = reqwest::Client::new();
+    for (name, says) in [("x".repeat(20_000), "at most 64 characters"), ("ada lovelace".into(), "a-z, 0-9")] {
+        let r = http
+            .post(format!("{base}/inbox/api/signin"))
+            .header("origin", &base)
+            .json(&json!({"name": name, "password": "whatever it is"}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let text = r.text().await.expect("body");
+        assert!(text.contains(says) && text.len() < 300, "{text}");
+    }
+    assert_eq!(hub.metric("natter_signin_refused_total").await, 0, "no password was tried");
 }
 
 #[tokio::test]

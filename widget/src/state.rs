@@ -158,6 +158,10 @@ pub(crate) enum Event {
     RoomPollDone { room: String, poll: u32, history: Option<History> },
     /// The HTTP send of room message `id` finished: the hub's answer, or `None`.
     RoomPosted { room: String, id: String, reply: Option<ServerMessage> },
+    /// While this tab was being issued a session, another tab of the site stored one first
+    /// (two tabs opened at once on a first visit): the first one stored wins, so every tab
+    /// shows one conversation.
+    SessionElsewhere { session: String },
 }
 
 /// What the page does with rooms (`natter.joinRoom(…)`, a `Room`'s methods, the panel).
@@ -563,16 +567,11 @@ impl Model {
         let renewal = sub.is_some() && self.identity.user.as_ref().map(|(id, _)| id) == sub.as_ref();
         self.identity.set_token(token);
         if !renewal {
-            let other_user = self.identity.user.is_some();
-            if other_user {
-                self.log.fail_waiting(fx);
-                self.read_mark = None;
-                fx.push(Effect::ForgetConversation);
-                let mut rfx = Vec::new();
-                self.rooms.fail_waiting(&mut rfx);
-                room_effects(rfx, fx);
+            if self.identity.user.is_some() {
+                self.forget_conversation(fx);
+            } else {
+                self.start_over(true);
             }
-            self.start_over(!other_user);
         } else if self.link.is_live() {
             fx.push(Effect::Authenticate { after: self.log.last_seq });
             // A socket that looks live may be dead (the renewal often comes after a sleep):
@@ -589,15 +588,22 @@ impl Model {
     /// pending for ever.
     fn logout(&mut self, fx: &mut Vec<Effect>) {
         self.identity.forget();
+        self.forget_conversation(fx);
+        fx.push(Effect::SaveSession);
+        self.link.reconnect_now(None, fx);
+    }
+
+    /// The conversation shown is given up on this device (a logout, or one signed-in user giving
+    /// way to another): what it was still waiting to store is told `failed` and dropped with its
+    /// outbox and read record, never sent as whoever comes next.
+    fn forget_conversation(&mut self, fx: &mut Vec<Effect>) {
         self.read_mark = None;
         self.log.fail_waiting(fx);
         let mut rfx = Vec::new();
         self.rooms.fail_waiting(&mut rfx);
         room_effects(rfx, fx);
         self.start_over(false);
-        fx.push(Effect::SaveSession);
         fx.push(Effect::ForgetConversation);
-        self.link.reconnect_now(None, fx);
     }
 
     /// The log shows another conversation from now on (see [`Log::start_over`]); what has been
@@ -836,6 +842,14 @@ impl Model {
                     room_effects(rfx, fx);
                 }
             }
+            Event::SessionElsewhere { session } => {
+                // An anonymous tab takes the other tab's session and shows its conversation
+                // from the start; what it typed meanwhile stays in the outbox and goes there.
+                if self.identity.issued(session) {
+                    self.start_over(true);
+                    self.link.reconnect_now(None, fx);
+                }
+            }
         }
         if !self.link.is_live() {
             self.liveness.stop(fx);
@@ -863,8 +877,23 @@ fn is_identity_refusal(code: ErrorCode) -> bool {
 }
 
 /// The one console error a refused page logs: whose origin was refused, by which hub, and the
-/// hub flag that would allow it (`page_origin` as the browser sends it, `hub` the hub's URL).
+/// hub flag that would allow it (`page_origin` is `location.origin`, `hub` the hub's URL).
+///
+/// A page opened from a file (`file://`, or `null` in some browsers) or in a sandboxed frame
+/// has an opaque origin: the browser sends `Origin: null`, which no `--allowed-origin` entry can
+/// name (the hub refuses `null` and `file://` as values), so that page is told how to get an
+/// origin instead.
 pub(crate) fn refusal_advice(page_origin: &str, hub: &str) -> String {
+    // (Plain comparisons: a substring search would bring its searcher into the wasm, ~5 KiB
+    // gzip.)
+    let opaque = page_origin == "null" || page_origin.ends_with("://");
+    if opaque {
+        return format!(
+            "natter: the chat hub at {hub} does not allow this page: opened from a file (or in a \
+             sandboxed frame), it has no origin --allowed-origin can name. Serve it from a web \
+             server (http://localhost works), or leave --allowed-origin out on a development hub."
+        );
+    }
     format!(
         "natter: the chat hub at {hub} does not allow pages from {page_origin}, so the chat is not \
          available on this site. To allow it, start the hub with --allowed-origin {page_origin} \

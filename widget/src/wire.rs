@@ -1,8 +1,8 @@
-//! JSON text the widget writes: the `auth` frame, the visitor's `user` frame and the persisted
-//! outbox.
+//! JSON text the widget writes: the `auth` frame, the visitor's `user` and `typing` frames, the
+//! `ping` and the persisted outbox.
 //!
 //! Written by hand rather than through serde: serde plus `serde_wasm_bindgen` cost about a
-//! third of the wasm binary, and the widget writes exactly two shapes. The native tests below
+//! third of the wasm binary, and the widget writes a handful of small shapes. The native tests below
 //! parse the output with serde_json into `natter_protocol::ClientMessage` / `OutboxEntry`, so
 //! the shapes cannot drift from the protocol crate.
 
@@ -91,6 +91,15 @@ pub(crate) fn ping(nonce: u32) -> String {
     format!("{{\"type\":\"ping\",\"nonce\":{nonce}}}")
 }
 
+/// The visitor's `typing` frame for the support conversation (no room).
+pub(crate) fn typing(active: bool) -> &'static str {
+    if active {
+        r#"{"type":"typing","active":true}"#
+    } else {
+        r#"{"type":"typing","active":false}"#
+    }
+}
+
 /// The outbox as stored in `localStorage`.
 pub(crate) fn outbox(entries: &[OutboxEntry]) -> String {
     let mut b = String::from("[");
@@ -151,6 +160,17 @@ mod tests {
     fn ping_is_a_protocol_ping() {
         let parsed: ClientMessage = serde_json::from_str(&ping(7)).expect("valid JSON");
         assert_eq!(parsed, ClientMessage::Ping(natter_protocol::Ping { nonce: Some(7.into()) }));
+    }
+
+    #[test]
+    fn typing_frames_are_protocol_typing_messages() {
+        for active in [true, false] {
+            let parsed: ClientMessage = serde_json::from_str(typing(active)).expect("valid JSON");
+            assert_eq!(
+                parsed,
+                ClientMessage::Typing(natter_protocol::TypingSend { active, ..Default::default() })
+            );
+        }
     }
 
     #[test]

@@ -121,6 +121,8 @@ pub fn ensure_all() -> Result<()> {
         // certificate, in front of the hub.
         ("nginx", "nginx"),
         ("openssl", "openssl"),
+        // It also checks the guide's systemd unit with `systemd-analyze verify`.
+        ("systemd-analyze", "systemd"),
         ("node", "nodejs"),
         ("npm", "npm"),
     ])?;

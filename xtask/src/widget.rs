@@ -9,6 +9,10 @@
 //! `dist/locales/<lang>.json`, of which a page downloads at most one; each downloaded file also
 //! gets a gzip -9 copy (`.gz`) for servers that serve precompressed files.
 //!
+//! Everything is built in `target/natter-widget-dist` first and copied into `npm/dist` only
+//! where it changed: the hub embeds `npm/dist` (`server/build.rs`), so a rewrite of the same
+//! bytes would make cargo recompile the hub after every build.
+//!
 //! Build tools that are not Rust come from npm, pinned in `npm/scripts/package.json`
 //! (installed on first use): esbuild, and binaryen's wasm-opt when the system one is too old
 //! to read what rustc and wasm-bindgen emit today (Debian 12's binaryen 108 rejects
@@ -40,12 +44,10 @@ fn write_with_gzip(path: &Path, bytes: &[u8]) -> Result<usize> {
     Ok(gz.len())
 }
 
-/// Minifies `widget/src/i18n/*.json` into `dist/locales/`; returns `(file, raw, gzip)` sizes.
+/// Minifies `widget/src/i18n/*.json` into `<dir>/locales/`; returns `(file, raw, gzip)` sizes.
 fn build_locales(dist: &Path) -> Result<Vec<(String, usize, usize)>> {
     let src = root().join("widget").join("src").join("i18n");
     let out = dist.join("locales");
-    // Only what this build made: a language removed from the source leaves nothing behind.
-    let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out)?;
     let mut made = Vec::new();
     let mut entries: Vec<_> = std::fs::read_dir(&src)
@@ -329,7 +331,10 @@ pub fn build(release: bool) -> Result<()> {
     let wasm = root.join("target").join(TARGET).join(profile_dir).join("natter_widget.wasm");
     let dist = dist_dir();
     let stage = root.join("target").join("natter-widget-js");
-    for dir in [&dist, &stage] {
+    // The finished files, before they are copied into npm/dist (see `sync_dir`).
+    let out = root.join("target").join("natter-widget-dist");
+    let _ = std::fs::remove_dir_all(&out);
+    for dir in [&dist, &stage, &out] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     run(Command::new("wasm-bindgen")
@@ -337,7 +342,7 @@ pub fn build(release: bool) -> Result<()> {
         .args(["--target", "web", "--no-typescript", "--out-dir"])
         .arg(&stage))?;
     shorten_imports(&stage.join("natter_widget_bg.wasm"), &stage.join("natter_widget.js"))?;
-    let wasm_out = dist.join("natter_widget_bg.wasm");
+    let wasm_out = out.join("natter_widget_bg.wasm");
     std::fs::copy(stage.join("natter_widget_bg.wasm"), &wasm_out).context("copying the wasm")?;
     if release {
         wasm_opt(&wasm_out)?;
@@ -347,7 +352,7 @@ pub fn build(release: bool) -> Result<()> {
         std::fs::copy(src.join(file), stage.join(file)).with_context(|| format!("copying npm/src/{file}"))?;
     }
     for file in ["index.d.ts", "rooms.d.ts", "react.d.ts"] {
-        std::fs::copy(src.join(file), dist.join(file)).with_context(|| format!("copying npm/src/{file}"))?;
+        std::fs::copy(src.join(file), out.join(file)).with_context(|| format!("copying npm/src/{file}"))?;
     }
     ensure_npm_tools()?;
     let minify: &[&str] = if release { &["--minify"] } else { &[] };
@@ -356,12 +361,12 @@ pub fn build(release: bool) -> Result<()> {
     esbuild(
         &[&["--bundle", "--format=esm", "--target=es2020", "--log-level=warning"], minify].concat(),
         &stage.join("index.js"),
-        &dist.join("index.js"),
+        &out.join("index.js"),
     )?;
     esbuild(
         &[&["--target=es2017", "--log-level=warning"], minify].concat(),
         &src.join("natter.js"),
-        &dist.join("natter.js"),
+        &out.join("natter.js"),
     )?;
     // The React bindings import `react` and `./index.js` as they are (not bundled: the app's
     // React and the one widget module); the rooms panel is a module of its own, fetched only
@@ -370,24 +375,83 @@ pub fn build(release: bool) -> Result<()> {
         esbuild(
             &[&["--format=esm", "--target=es2020", "--log-level=warning"], minify].concat(),
             &src.join(file),
-            &dist.join(file),
+            &out.join(file),
         )?;
     }
-    // Leftovers of earlier layouts would otherwise be shipped.
-    let _ = std::fs::remove_file(dist.join("natter_widget.js"));
     for file in DOWNLOADED.iter().chain(ROOMS_DOWNLOADED) {
-        let path = dist.join(file);
+        let path = out.join(file);
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         // Precompressed copies, for a static server (the hub's ServeDir) that serves `.gz`
         // files to browsers that accept gzip without compressing on every request.
         let gz = gzip(&bytes)?;
-        std::fs::write(dist.join(format!("{file}.gz")), &gz)?;
+        std::fs::write(out.join(format!("{file}.gz")), &gz)?;
         println!("  {:<24} {:>8} bytes  {:>7} gzip", file, bytes.len(), gz.len());
     }
-    for (name, raw, gz) in build_locales(&dist)? {
+    for (name, raw, gz) in build_locales(&out)? {
         println!("  {:<24} {:>8} bytes  {:>7} gzip", format!("locales/{name}"), raw, gz);
     }
+    // Leftovers of earlier layouts would otherwise be shipped.
+    let _ = std::fs::remove_file(dist.join("natter_widget.js"));
+    let sources = [
+        ("index.js", src.join("index.js")),
+        ("index.d.ts", src.join("index.d.ts")),
+        ("rooms.d.ts", src.join("rooms.d.ts")),
+        ("react.js", src.join("react.js")),
+        ("react.d.ts", src.join("react.d.ts")),
+        ("rooms-panel.js", src.join("rooms-panel.js")),
+        ("natter.js", src.join("natter.js")),
+    ];
+    sync_dir(&out, &dist, &sources)?;
+    let locales = dist.join("locales");
+    std::fs::create_dir_all(&locales).with_context(|| format!("creating {}", locales.display()))?;
+    sync_dir(&out.join("locales"), &locales, &[])?;
+    // A language removed from the source leaves nothing behind.
+    for entry in std::fs::read_dir(&locales)?.flatten() {
+        if !out.join("locales").join(entry.file_name()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     println!("widget built into {}", dist.display());
+    Ok(())
+}
+
+/// Copies each file of `from` into `to` where its bytes differ (or it is missing), and leaves
+/// the others untouched, timestamps included. The hub embeds `npm/dist` and cargo rebuilds it
+/// when any file there is newer than its last build: rewriting identical files made every
+/// `cargo xtask demo` recompile the release hub for minutes.
+///
+/// `sources` names what a file is built from (`("natter.js", npm/src/natter.js)`): an unchanged
+/// file older than its source (an edit the minifier drops, such as a comment) gets the current
+/// time, so the package's `prepack` check, which refuses a build older than its sources, does
+/// not call a fresh build stale.
+fn sync_dir(from: &Path, to: &Path, sources: &[(&str, PathBuf)]) -> Result<()> {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let name = entry.file_name();
+        let target = to.join(&name);
+        let bytes =
+            std::fs::read(entry.path()).with_context(|| format!("reading {}", entry.path().display()))?;
+        if std::fs::read(&target).is_ok_and(|old| old == bytes) {
+            let source = sources.iter().find(|(n, _)| std::ffi::OsStr::new(n) == name);
+            if let Some((_, source)) = source {
+                if let (Some(built), Some(edited)) = (modified(&target), modified(source)) {
+                    if built < edited {
+                        std::fs::File::options()
+                            .write(true)
+                            .open(&target)
+                            .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+                            .with_context(|| format!("updating the time of {}", target.display()))?;
+                    }
+                }
+            }
+            continue;
+        }
+        std::fs::write(&target, &bytes).with_context(|| format!("writing {}", target.display()))?;
+    }
     Ok(())
 }
 
@@ -505,4 +569,66 @@ pub fn bench_cursor() -> Result<()> {
 fn launcher_timing() -> Result<()> {
     ensure_npm_tools()?;
     run(Command::new("node").current_dir(scripts_dir()).arg("launcher-timing.mjs").arg(dist_dir()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sync_dir;
+    use std::path::Path;
+    use std::time::{Duration, SystemTime};
+
+    fn set_time(path: &Path, time: SystemTime) {
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(time).unwrap();
+    }
+
+    fn time(path: &Path) -> SystemTime {
+        std::fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    #[test]
+    fn a_rebuild_leaves_unchanged_files_and_their_times_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to, src) = (tmp.path().join("from"), tmp.path().join("to"), tmp.path().join("src"));
+        for dir in [&from, &to, &src] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        // natter.js: the same bytes as last time. index.js: new bytes. index.d.ts: not there yet.
+        for (name, old, new) in [("natter.js", "same", "same"), ("index.js", "old", "new")] {
+            std::fs::write(from.join(name), new).unwrap();
+            std::fs::write(to.join(name), old).unwrap();
+            set_time(&to.join(name), long_ago);
+        }
+        std::fs::write(from.join("index.d.ts"), "types").unwrap();
+        std::fs::write(src.join("natter.js"), "// source").unwrap();
+        set_time(&src.join("natter.js"), long_ago - Duration::from_secs(60));
+
+        sync_dir(&from, &to, &[("natter.js", src.join("natter.js"))]).unwrap();
+
+        // Untouched: cargo sees nothing new in npm/dist, so the hub that embeds it is not rebuilt.
+        assert_eq!(time(&to.join("natter.js")), long_ago);
+        assert_eq!(std::fs::read_to_string(to.join("index.js")).unwrap(), "new");
+        assert!(time(&to.join("index.js")) > long_ago);
+        assert_eq!(std::fs::read_to_string(to.join("index.d.ts")).unwrap(), "types");
+    }
+
+    #[test]
+    fn an_unchanged_file_older_than_its_edited_source_is_made_current() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to, src) = (tmp.path().join("from"), tmp.path().join("to"), tmp.path().join("src"));
+        for dir in [&from, &to, &src] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        std::fs::write(from.join("natter.js"), "minified").unwrap();
+        std::fs::write(to.join("natter.js"), "minified").unwrap();
+        set_time(&to.join("natter.js"), long_ago);
+        // A comment was edited: the minified output is the same, the source is newer.
+        std::fs::write(src.join("natter.js"), "// edited").unwrap();
+
+        sync_dir(&from, &to, &[("natter.js", src.join("natter.js"))]).unwrap();
+
+        // npm/scripts/prepack.mjs refuses a dist file older than its source.
+        assert!(time(&to.join("natter.js")) >= time(&src.join("natter.js")));
+    }
 }

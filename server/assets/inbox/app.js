@@ -49,8 +49,10 @@
     });
     if (r.status === 401 && path !== '/signin') { showSignin(); throw new Error('signed out'); }
     const text = await r.text();
-    const data = text ? JSON.parse(text) : null;
-    if (!r.ok) throw new Error((data && data.message) || ('HTTP ' + r.status));
+    // The hub answers JSON; a proxy in front (nginx's 502 page while the hub restarts) may not.
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+    if (!r.ok) throw new Error((data && data.message) || ('the hub answered HTTP ' + r.status + ' ' + r.statusText).trim());
     return data;
   }
 
@@ -80,7 +82,9 @@
     try {
       const me = await api('/signin', { method: 'POST', body: { name: $('signin-name').value, password: $('signin-password').value } });
       $('signin-password').value = '';
-      start(me);
+      await start(me);
+      // The form the focus was in is gone: a keyboard user goes on from the list's filters.
+      document.querySelector('[data-filter][aria-selected="true"]').focus();
     } catch (e) {
       $('signin-error').textContent = e.message;
     }

@@ -7,6 +7,7 @@
 //! are JSON; errors are the hub's usual `error` frame with a 4xx/5xx.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -35,9 +36,24 @@ fn bad(message: impl Into<String>) -> ApiError {
     Refusal::new(ErrorCode::InvalidMessage, message).into()
 }
 
-/// Parses a JSON body, naming what is wrong.
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
+/// Parses a JSON body, naming what is wrong. A body over the limit (or one that could not be
+/// read) gets the hub's JSON `error` too, not axum's plain-text rejection, which the inbox app
+/// (and any script) reads as JSON.
+fn body<T: serde::de::DeserializeOwned>(
+    hub: &Hub,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let bytes = bytes.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Refusal::new(
+                ErrorCode::TooLarge,
+                format!("body larger than the hub's limit of {} bytes (--max-frame)", hub.config().max_frame),
+            )
+        } else {
+            Refusal::new(ErrorCode::BadJson, format!("could not read the body: {e}"))
+        }
+    })?;
+    serde_json::from_slice(&bytes)
         .map_err(|e| Refusal::new(ErrorCode::BadJson, format!("bad JSON body: {e}")).into())
 }
 
@@ -45,13 +61,17 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
 pub(crate) async fn sign_in(
     State(hub): State<Hub>,
     headers: HeaderMap,
-    bytes: Bytes,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     // A sign-in from another site's page would sign the browser in as the attacker's account.
     check_same_origin(&headers)?;
     let store = hub.inbox_store()?;
-    let SignIn { name, password } = body(&bytes)?;
+    let SignIn { name, password } = body(&hub, bytes)?;
     let name = name.trim().to_ascii_lowercase();
+    // A name no operator can have is refused before the rate limiter keys a bucket on it:
+    // its table would otherwise keep whatever a client sends (up to the body limit) for each
+    // attempt. The naming rules are public, so this tells nobody which names exist.
+    password::check_name(&name).map_err(bad)?;
     if let Err(wait_ms) = hub.signin_limiter().admit(&name) {
         crate::metrics::Metrics::add(&hub.metrics().signin_refused, 1);
         let mut r = Refusal::new(ErrorCode::RateLimited, "too many sign-in attempts; wait and try again");
@@ -215,9 +235,9 @@ pub(crate) async fn reply(
     State(hub): State<Hub>,
     OperatorWrite(op): OperatorWrite,
     Path(id): Path<String>,
-    bytes: Bytes,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let OperatorText { text, id: msg_id } = body(&bytes)?;
+    let OperatorText { text, id: msg_id } = body(&hub, bytes)?;
     let ack = hub.post_agent(&op.record, &id, msg_id, text).await.map_err(not_found)?;
     Ok(Json(ServerMessage::Ack(ack)).into_response())
 }
@@ -227,9 +247,9 @@ pub(crate) async fn note(
     State(hub): State<Hub>,
     OperatorWrite(op): OperatorWrite,
     Path(id): Path<String>,
-    bytes: Bytes,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let OperatorText { text, .. } = body(&bytes)?;
+    let OperatorText { text, .. } = body(&hub, bytes)?;
     let note = hub.add_note(&op.record, &id, text).await.map_err(not_found)?;
     Ok((StatusCode::CREATED, Json(note)).into_response())
 }
@@ -239,9 +259,9 @@ pub(crate) async fn assign(
     State(hub): State<Hub>,
     OperatorWrite(_op): OperatorWrite,
     Path(id): Path<String>,
-    bytes: Bytes,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ConversationSummary>, ApiError> {
-    let Assign { assignee } = body(&bytes)?;
+    let Assign { assignee } = body(&hub, bytes)?;
     if let Some(name) = &assignee {
         if hub.inbox_store()?.operator(name).await.map_err(Refusal::from)?.is_none() {
             return Err(bad(format!("there is no operator {name:?} to assign to")));
@@ -293,9 +313,9 @@ pub(crate) async fn canned(
 pub(crate) async fn put_canned(
     State(hub): State<Hub>,
     OperatorWrite(_op): OperatorWrite,
-    bytes: Bytes,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let canned: CannedReply = body(&bytes)?;
+    let canned: CannedReply = body(&hub, bytes)?;
     check_shortcut(&canned.shortcut)?;
     hub.check_text(&canned.text)?;
     hub.inbox_store()?.put_canned(canned.clone()).await.map_err(Refusal::from)?;

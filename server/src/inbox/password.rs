@@ -53,6 +53,10 @@ pub(crate) fn check_password(password: &str) -> Result<(), String> {
 
 /// Checks a sign-in name: 1–64 of `a-z`, `0-9`, `.`, `-`, `_`.
 pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    if name.len() > 64 {
+        // Not echoed: a sign-in may send anything up to the body limit.
+        return Err(format!("an operator name has at most 64 characters (this one has {})", name.len()));
+    }
     let ok = !name.is_empty()
         && name.len() <= 64
         && name

@@ -1,8 +1,13 @@
 // The deploy guide, tested: Debian's nginx with the configuration docs/deploy.md documents, TLS
 // in front of a real hub, and a visitor chatting through it over the WebSocket and over the
-// HTTP fallback (POST + long-poll), from the page the proxy serves.
+// HTTP fallback (POST + long-poll), from the page the proxy serves; and its systemd unit, as
+// systemd itself reads it.
 import { test, expect } from '@playwright/test';
-import { Hub, freePort } from '../lib/hub.js';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Hub, ROOT, freePort, readRootFile } from '../lib/hub.js';
 import { startNginx } from '../lib/nginx.js';
 import { ready, say, storedMessages } from '../lib/widget.js';
 
@@ -47,4 +52,26 @@ test('through nginx: with WebSockets refused, the HTTP fallback and its long-pol
   await expect(w.messages('bot')).toHaveCount(1);
   expect(proxy.log()).toMatch(/POST \/api\/chat\/messages HTTP\/[\d.]+" 200/);
   expect(proxy.log()).toMatch(/GET \/api\/chat\/poll(\?[^" ]*)? HTTP\/[\d.]+" 200/);
+});
+
+test('the systemd unit in docs/deploy.md is one systemd reads without a complaint', () => {
+  const match = readRootFile('docs/deploy.md').match(/```ini\n([\s\S]*?)```/);
+  expect(match, 'docs/deploy.md has an ```ini block with the unit').not.toBeNull();
+  // The only machine-specific part: where the binary is (systemd checks it exists).
+  const installed = 'ExecStart=/usr/local/bin/natter-hub\n';
+  expect(match[1].split(installed)).toHaveLength(2);
+  const unit = match[1].replace(installed, `ExecStart=${join(ROOT, 'target/debug/natter-hub')}\n`);
+  const dir = mkdtempSync(join(tmpdir(), 'natter-systemd-'));
+  try {
+    const file = join(dir, 'natter-hub.service');
+    writeFileSync(file, unit);
+    const r = spawnSync('systemd-analyze', ['verify', file], { encoding: 'utf8' });
+    expect(r.error, 'systemd-analyze is missing (apt-get install systemd)').toBeUndefined();
+    // systemd ignores what it cannot use with a warning ("Invalid URL, ignoring: …"): a unit
+    // that loads is not enough, it must load as written.
+    expect(`${r.stdout}${r.stderr}`.trim()).toBe('');
+    expect(r.status).toBe(0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

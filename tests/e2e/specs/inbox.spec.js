@@ -160,6 +160,30 @@ test.describe('one hub', () => {
     await ada.screenshot({ path: join(SHOTS, 'inbox-signin.png') });
     await Promise.all([adaCtx.close(), bobCtx.close(), visitorCtx.close()]);
   });
+
+  test('after signing in with the keyboard the focus is on the list, not lost', async ({ browser }) => {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await signIn(page, hub.url, 'ada');
+    await expect(page.getByRole('tab', { name: 'Open' })).toBeFocused();
+    await ctx.close();
+  });
+
+  test('an answer that is not JSON (a proxy\'s error page) is reported as such', async ({ browser }) => {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await signIn(page, hub.url, 'ada');
+    // nginx's page while the hub restarts, in place of the hub's JSON.
+    await page.route('**/inbox/api/canned', (route) => (route.request().method() === 'POST'
+      ? route.fulfill({ status: 502, contentType: 'text/html', body: '<html><body><h1>502 Bad Gateway</h1></body></html>' })
+      : route.continue()));
+    await page.getByText('Canned replies').click();
+    await page.getByLabel('Shortcut').fill('hello');
+    await page.getByLabel('Text', { exact: true }).fill('Hello there!');
+    await page.getByRole('button', { name: 'Save canned reply' }).click();
+    await expect(page.locator('#canned-error')).toHaveText(/HTTP 502/);
+    await ctx.close();
+  });
 });
 
 test('an operator on one hub answers a visitor on another, through Redis', async ({ browser }) => {

@@ -1,8 +1,12 @@
 // A page whose origin the hub does not allow: the widget tells this refusal from an outage,
 // says so in its status, logs one console error that names the page's origin and the hub flag
-// that would allow it, fails what the visitor types instead of "Sending…" for ever, and stops
-// knocking on the hub's door.
+// that would allow it (or, for a page opened from a file, that it needs a web server), fails
+// what the visitor types instead of "Sending…" for ever, and stops knocking on the hub's door.
 import { test, expect } from '@playwright/test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Hub, startSite, freePort } from '../lib/hub.js';
 import { widget, ready, say } from '../lib/widget.js';
 
@@ -88,4 +92,27 @@ test('the refusal is said in the page’s language', async ({ page }) => {
   await expect(w.status).toHaveAttribute('data-status', 'unavailable');
   // The API keeps the English name, whatever the language on screen.
   expect(await page.evaluate(() => window.natter.state.status)).toBe('Chat is not available on this site');
+});
+
+test('a page opened from a file is told to serve it, not given a flag value the hub refuses', async ({ page }) => {
+  // Its origin is opaque: the browser sends `Origin: null`, and the hub refuses both
+  // `--allowed-origin null` and `--allowed-origin file://` at start.
+  const dir = mkdtempSync(join(tmpdir(), 'natter-file-page-'));
+  try {
+    const file = join(dir, 'index.html');
+    writeFileSync(file, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>From a file</title>
+<script src="${hub.url}/natter.js" data-server="${hub.url}" async></script></head>
+<body><h1>Opened from disk</h1></body></html>`);
+    const natterErrors = [];
+    page.on('console', (m) => m.type() === 'error' && m.text().startsWith('natter:') && natterErrors.push(m.text()));
+    await page.goto(pathToFileURL(file).href);
+    const w = await ready(page, 'Chat is not available on this site');
+    await expect(w.status).toHaveAttribute('data-status', 'unavailable');
+    expect(natterErrors).toHaveLength(1);
+    expect(natterErrors[0]).toContain(hub.url);
+    expect(natterErrors[0]).toContain('Serve it from a web server');
+    expect(natterErrors[0]).not.toMatch(/--allowed-origin (file:|null)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -777,6 +777,22 @@ fn the_refusal_advice_names_the_origin_the_hub_and_the_flag() {
     assert!(text.contains("--allowed-origin http://127.0.0.1:8766"), "{text}");
 }
 
+#[test]
+fn a_page_opened_from_a_file_is_not_told_a_flag_value_the_hub_refuses() {
+    // Chromium's `location.origin` for a file is "file://", Firefox's "null"; a sandboxed frame's
+    // is "null". The browser sends `Origin: null` for all of them, and the hub refuses both
+    // `--allowed-origin null` and `--allowed-origin file://` at start.
+    for origin in ["file://", "null"] {
+        let text = refusal_advice(origin, "http://127.0.0.1:8765");
+        assert!(!text.contains(&format!("--allowed-origin {origin}")), "{text}");
+        assert!(text.contains("hub at http://127.0.0.1:8765"), "{text}");
+        assert!(text.contains("Serve it from a web server"), "{text}");
+    }
+    // An extension's origin is a real one the hub accepts.
+    let text = refusal_advice("chrome-extension://abcdef", "http://127.0.0.1:8765");
+    assert!(text.contains("--allowed-origin chrome-extension://abcdef"), "{text}");
+}
+
 // Identity: the issued session, the token, their refusals, login and logout.
 
 fn welcome(session: Option<&str>, user: Option<&str>) -> ServerMessage {
@@ -1270,4 +1286,28 @@ fn a_refused_site_stays_stopped_through_login_and_logout_until_the_visitor_retri
     assert!(!fx.iter().any(|e| matches!(e, Effect::Poll { .. } | Effect::Post(_))), "{fx:?}");
     assert_eq!((m.identity.token.as_deref(), m.link.status()), (None, Status::Unavailable));
     assert_eq!(refusals(&fx), 0, "said once, at the refusal");
+}
+
+#[test]
+fn two_tabs_issued_sessions_at_once_settle_on_the_one_stored_first() {
+    let mut m = Model::new(Init { seed: 1, online: true, ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    let fx = update(&mut m, frame(s, welcome(Some("mine.tag"), None)));
+    assert!(fx.contains(&Effect::SaveSession));
+    update(&mut m, frame(s, ServerMessage::History(history(vec![], 0))));
+    update(&mut m, Event::Send(out("p", "typed in this tab")));
+    // The other tab had stored its session first: this tab takes it, shows that conversation
+    // from its start, and what it typed goes there.
+    let fx = update(&mut m, Event::SessionElsewhere { session: "theirs.tag".into() });
+    assert_eq!(m.identity.session.as_deref(), Some("theirs.tag"));
+    let s2 = socket_of(&fx).expect("connects again with the stored session");
+    let fx = [fx, update(&mut m, Event::SocketOpened { socket: s2 })].concat();
+    assert_eq!(resumes_after(&fx), [None, None], "{fx:?}");
+    assert_eq!(ids(&m), ["p"]);
+    // The same session again, or a signed-in user, changes nothing.
+    assert!(update(&mut m, Event::SessionElsewhere { session: "theirs.tag".into() }).is_empty());
+    let mut signed = Model::new(Init { seed: 1, online: true, token: Some("t".into()), ..Init::default() });
+    update(&mut signed, Event::Start);
+    assert!(update(&mut signed, Event::SessionElsewhere { session: "x.tag".into() }).is_empty());
 }

@@ -336,7 +336,18 @@ impl Runtime {
                 self.store.save_outbox(model.log.outbox.entries(), &model.log.acked);
             }
             Effect::ForgetConversation => self.store.forget_conversation(),
-            Effect::SaveSession => self.store.set_session(self.model.borrow().identity.session.as_deref()),
+            Effect::SaveSession => {
+                let mine = self.model.borrow().identity.session.clone();
+                // Another tab stored a session while this one was being issued its own (both
+                // opened at once on a first visit): keep the stored one, so the site's tabs
+                // share one conversation.
+                match (mine.as_deref(), self.store.session()) {
+                    (Some(mine), Some(stored)) if mine != stored => {
+                        self.dispatch(Event::SessionElsewhere { session: stored })
+                    }
+                    _ => self.store.set_session(mine.as_deref()),
+                }
+            }
             Effect::Authenticate { after } => {
                 let frame = {
                     let model = self.model.borrow();
@@ -641,11 +652,7 @@ impl Runtime {
             return;
         }
         if let Some(s) = self.socket.borrow().as_ref() {
-            s.send(if active {
-                r#"{"type":"typing","active":true}"#
-            } else {
-                r#"{"type":"typing","active":false}"#
-            });
+            s.send(crate::wire::typing(active));
             self.typing_sent.set(if active { now } else { 0.0 });
         }
     }
