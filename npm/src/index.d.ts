@@ -1,5 +1,5 @@
 // Type definitions for @natter/widget.
-import type { NatterJoinOptions, NatterRoom } from './rooms.js';
+import type { NatterJoinOptions, NatterRoom, NatterRoomStrings } from './rooms.js';
 export type * from './rooms.js';
 
 /** Which corner the launcher sits in. */
@@ -113,8 +113,11 @@ export interface NatterOptions {
    * English); times use `Intl` in this locale; ar and he mirror the panel.
    */
   locale?: string;
-  /** Texts by key over the locale's (`data-strings`: the same object as JSON). */
-  strings?: Partial<NatterStrings> | string;
+  /**
+   * Texts by key over the locale's (`data-strings`: the same object as JSON): the widget's and
+   * the collaboration panel's (`room…` keys).
+   */
+  strings?: Partial<NatterStrings & NatterRoomStrings> | string;
   /**
    * The signed-in user's identity token: a JWT your backend signs (claims `sub`, `exp`, and
    * optionally `name`, `email`, `avatar`, `rooms`; see docs/identity.md). The user's
@@ -256,7 +259,10 @@ export interface NatterHandle {
   joinRoom(id: string, options?: NatterJoinOptions): NatterRoom;
   /** The rooms joined, in join order. */
   readonly rooms: readonly NatterRoom[];
-  /** Joins room `id` if needed and shows it in the collaboration panel. */
+  /**
+   * Joins room `id` if needed and shows it in the collaboration panel (without `options.name`,
+   * as the `name` option says).
+   */
   openRoom(id: string, options?: NatterJoinOptions): NatterRoom;
   /** Removes every node, listener, timer, socket and request of the widget. */
   destroy(): void;

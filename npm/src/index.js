@@ -13,7 +13,9 @@ function load(wasm) {
 }
 
 // Languages with texts of their own besides the built-in English: one small JSON file each
-// (locales/<lang>.json beside this module), downloaded only by a page that shows it.
+// (locales/<lang>.json beside this module), downloaded only by a page that shows it; the
+// collaboration panel's texts are a file of their own (locales/rooms-<lang>.json), downloaded
+// with the panel.
 const LOCALES = ['de', 'es', 'fr', 'ja', 'pt', 'zh', 'ar', 'he'];
 
 /** The page's language: the `locale` option, else the browser's, matched by language subtag. */
@@ -27,9 +29,10 @@ function pickLocale(asked) {
   return { tag: tags[0] || 'en', lang: 'en' };
 }
 
-function localeTexts(lang) {
+/** The texts of `lang` from `locales/<file>.json` (`file`: `de`, or `rooms-de` for the panel's). */
+function localeTexts(lang, file = lang) {
   if (lang === 'en') return {};
-  const url = new URL(`./locales/${lang}.json`, import.meta.url);
+  const url = new URL(`./locales/${file}.json`, import.meta.url);
   return fetch(url, { credentials: 'omit' })
     .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
     .catch((err) => {
@@ -101,14 +104,20 @@ class NatterHandle {
   #options;
   #panel = null;
   #fields = {};
+  /** `{ tag, lang }`: the page's language (see pickLocale). */
+  #locale;
+  /** The page's own `strings` (the widget's keys and the panel's `room…` keys). */
+  #strings;
 
   constructor(options, internal) {
     this.#options = options ?? {};
     /** Resolves with this handle once the widget is on the page. */
     const { tag, lang } = pickLocale(options?.locale);
+    this.#locale = { tag, lang };
+    this.#strings = ownTexts(options?.strings);
     this.loaded = Promise.all([load(internal?.wasm), domReady(), localeTexts(lang)]).then(([, , texts]) => {
       if (this.#destroyed) return this;
-      const strings = { ...texts, ...ownTexts(options?.strings) };
+      const strings = { ...texts, ...this.#strings };
       this.#inner = mountWasm({ ...options, locale: tag, strings, contextOf: () => this.#contextNow() });
       // Registered first, so it runs before any other `ready` listener.
       this.#inner.on('ready', () => (this.#ready = true));
@@ -196,9 +205,12 @@ class NatterHandle {
     return [...this.#rooms.values()].filter((r) => !r.left);
   }
 
-  /** Joins room `id` (if needed) and shows it in the collaboration panel (loaded on first use). */
+  /**
+   * Joins room `id` (if needed) and shows it in the collaboration panel (loaded on first use);
+   * without `options.name`, as the `name` option says.
+   */
   openRoom(id, options = {}) {
-    const room = this.joinRoom(id, options);
+    const room = this.joinRoom(id, { ...options, name: options?.name ?? this.#options.name });
     this.#roomsPanel().then((panel) => panel?.open(room.id));
     return room;
   }
@@ -208,9 +220,15 @@ class NatterHandle {
    * chat alone never fetch it. (`new URL(…, import.meta.url)` lets bundlers copy it as an asset.)
    */
   #roomsPanel() {
+    const { tag, lang } = this.#locale;
     this.#panel ??= this.loaded
-      .then(() => import(/* @vite-ignore */ new URL('./rooms-panel.js', import.meta.url).href))
-      .then((m) => {
+      .then(() =>
+        Promise.all([
+          import(/* @vite-ignore */ new URL('./rooms-panel.js', import.meta.url).href),
+          localeTexts(lang, `rooms-${lang}`),
+        ]),
+      )
+      .then(([m, texts]) => {
         if (this.#destroyed) return null;
         const o = this.#options;
         return m.createRoomsPanel(this, {
@@ -219,7 +237,8 @@ class NatterHandle {
           theme: o.theme,
           zIndex: o.zIndex,
           accent: o.accent ?? o.colors?.accent,
-          strings: this.#inner?.roomStrings?.(),
+          locale: tag,
+          strings: { ...texts, ...this.#strings },
         });
       });
     this.#panel.catch((err) => console.error('natter: the rooms panel could not be loaded', err));

@@ -112,3 +112,67 @@ export interface NatterJoinOptions {
   /** The name others see (1–64 characters). Ignored for a signed-in user: their verified name is used. */
   name?: string;
 }
+
+/**
+ * The collaboration panel's texts, by key (English shown), in the widget's nine languages and
+ * right to left for Arabic and Hebrew. Override any of them with the `strings` option; `{n}` is
+ * replaced by a number, `{a}` by a name.
+ */
+export interface NatterRoomStrings {
+  /** "Rooms" — the panel's button and name. */
+  roomPanel: string;
+  /** "Close rooms" — the button while the panel is open, and its ✕. */
+  roomClosePanel: string;
+  /** "Your rooms" — the list of the rooms joined. */
+  roomJoined: string;
+  /** "Join or create a room" — the room name box. */
+  roomJoinLabel: string;
+  /** "Your name" — the name box (without the `name` option). */
+  roomNameLabel: string;
+  /** "Join" — the join button. */
+  roomJoin: string;
+  /** "room name" — the room name box's placeholder. */
+  roomJoinPlaceholder: string;
+  /** "A room name needs letters A–Z or digits 0–9 (at most 64)." */
+  roomBadName: string;
+  /** "Other rooms" — the hub's rooms not joined yet. */
+  roomBrowse: string;
+  /** "Members" — the member list. */
+  roomMembers: string;
+  /** "{n} here" — how many members are present. */
+  roomHere: string;
+  /** "You" — the author of the visitor's own messages. */
+  roomYou: string;
+  /** "Someone" — a member without a name. */
+  roomSomeone: string;
+  /** "{a} is typing…" */
+  roomTypingOne: string;
+  /** "{a} and {n} more are typing…" */
+  roomTypingMany: string;
+  /** "Message" — the text box. */
+  roomMessage: string;
+  /** "Send" */
+  roomSend: string;
+  /** "Leave" — leaves the room shown. */
+  roomLeave: string;
+  /** "Retry" — the retry button of a message not sent. */
+  roomRetry: string;
+  /** "sending…" — under a message not yet stored. */
+  roomPending: string;
+  /** "not sent" — under a refused message. */
+  roomFailed: string;
+  /** "{n} unread" */
+  roomUnread: string;
+  /** "Join a room to start." — the panel without a room. */
+  roomNone: string;
+  /** "Joining…" — a room's status. */
+  roomJoining: string;
+  /** "Reconnecting…" — a room's status while the link is down. */
+  roomRejoining: string;
+  /** "You cannot join this room" — the hub refused the join (its reason follows). */
+  roomRefused: string;
+  /** "Messages only (HTTP fallback)" — a room carried by the HTTP fallback. */
+  roomHttp: string;
+  /** "verified" — said after a signed-in member's name. */
+  roomVerified: string;
+}
