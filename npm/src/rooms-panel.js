@@ -62,7 +62,7 @@ ul { list-style: none; margin: 0; padding: 0; }
   background: transparent; color: var(--text); border: 0; border-radius: 8px; padding: .4rem .5rem; cursor: pointer; font: inherit; }
 .rooms li button[aria-current="true"] { background: var(--sel); font-weight: 600; }
 .count { background: var(--accent); color: var(--on-accent); border-radius: 999px; padding: 0 .45rem; font-size: .75rem; }
-form.join { display: grid; gap: .3rem; }
+.join { display: grid; gap: .3rem; }
 label { font-size: .8rem; color: var(--muted); }
 input, textarea { font: inherit; color: var(--text); background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: .4rem .5rem; min-width: 0; }
 button.primary { font: inherit; background: var(--accent); color: var(--on-accent); border: 0; border-radius: 8px; padding: .4rem .7rem; cursor: pointer; }
@@ -192,8 +192,10 @@ export function createRoomsPanel(natter, options = {}) {
   const joinInput = el('input', { id: 'join', autocomplete: 'off', placeholder: t.roomJoinPlaceholder, maxlength: 64, dir: 'auto' });
   const joinError = el('p', { class: 'error', role: 'alert' });
   const nameInput = el('input', { id: 'name', autocomplete: 'nickname', maxlength: 64, value: name ?? '', dir: 'auto' });
+  // Not asked when the page gives the name, nor of a signed-in user (whose verified name is used).
+  const nameField = el('div', { class: 'join' }, el('label', { for: 'name' }, t.roomNameLabel), nameInput);
   const joinForm = el('form', { class: 'join' },
-    options.name ? null : [el('label', { for: 'name' }, t.roomNameLabel), nameInput],
+    options.name ? null : nameField,
     el('label', { for: 'join' }, t.roomJoinLabel), joinInput,
     el('button', { class: 'primary', type: 'submit' }, t.roomJoin), joinError);
   const title = el('h2', { class: 'title', id: 'room-title', dir: 'auto' });
@@ -208,7 +210,8 @@ export function createRoomsPanel(natter, options = {}) {
   const alert = el('p', { class: 'alert', role: 'alert', hidden: true }, alertWhat, alertWhy);
   const log = el('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-labelledby': 'room-title', tabindex: '0' });
   const people = el('ul', { 'aria-label': t.roomMembers });
-  const peopleCount = el('h3', {});
+  const aside = el('aside', { class: 'people', 'aria-label': t.roomMembers }, el('h3', {}), people);
+  const peopleCount = aside.firstChild;
   const typingLine = el('p', { class: 'typing-line', 'aria-live': 'polite' });
   const input = el('textarea', { id: 'say', rows: 1, placeholder: t.roomMessage, dir: 'auto' });
   const sayForm = el('form', { class: 'say' }, el('label', { for: 'say', class: 'sr' }, t.roomMessage), input,
@@ -217,7 +220,7 @@ export function createRoomsPanel(natter, options = {}) {
   const main = el('section', { class: 'main', 'aria-labelledby': 'room-title' },
     el('div', { class: 'head' }, title, state, leaveButton, closeButton),
     alert,
-    el('div', { class: 'body' }, log, el('aside', { class: 'people', 'aria-label': t.roomMembers }, peopleCount, people)),
+    el('div', { class: 'body' }, log, aside),
     typingLine, sayForm);
   const panel = el('div', { class: 'panel', id: 'rooms-panel', role: 'dialog', 'aria-label': t.roomPanel, lang: locale, dir, hidden: true },
     el('nav', { class: 'side', 'aria-label': t.roomPanel }, el('h2', {}, t.roomJoined), roomList, joinForm, browse),
@@ -230,22 +233,30 @@ export function createRoomsPanel(natter, options = {}) {
   // A room id or title is shown as its own run of text, so "#" stays before it in either direction.
   const roomName = (r) => el('bdi', {}, `# ${r}`);
 
+  /** Re-renders `list` with `render`, keeping the keyboard on the same room's button. */
+  function keepFocus(list, render) {
+    const focused = root.activeElement;
+    const id = focused && list.contains(focused) ? focused.dataset.room : null;
+    render();
+    if (id) [...list.querySelectorAll('button')].find((b) => b.dataset.room === id)?.focus();
+  }
+
   function renderRooms() {
     const rooms = natter.rooms;
     const unread = rooms.reduce((n, r) => n + (r.id === current && isOpen ? 0 : r.unread), 0);
     badge.hidden = unread === 0;
     badge.textContent = String(unread);
     launch.setAttribute('aria-label', isOpen ? t.roomClosePanel : unread ? `${t.roomPanel}, ${fill(t.roomUnread, { n: unread })}` : t.roomPanel);
-    roomList.replaceChildren(...rooms.map((r) => el('li', {}, el('button', {
+    keepFocus(roomList, () => roomList.replaceChildren(...rooms.map((r) => el('li', {}, el('button', {
       type: 'button', 'aria-current': r.id === current ? 'true' : 'false', 'data-room': r.id,
       onclick: () => show(r.id),
-    }, roomName(r.title ?? r.id), r.unread && r.id !== current ? el('span', { class: 'count', 'aria-label': fill(t.roomUnread, { n: r.unread }) }, String(r.unread)) : null))));
+    }, roomName(r.title ?? r.id), r.unread && r.id !== current ? el('span', { class: 'count', 'aria-label': fill(t.roomUnread, { n: r.unread }) }, String(r.unread)) : null)))));
     const joined = new Set(rooms.map((r) => r.id));
     const others = hubRooms.filter((r) => !joined.has(r.room));
     browse.hidden = others.length === 0;
-    browseList.replaceChildren(...others.map((r) => el('li', {}, el('button', {
-      type: 'button', onclick: () => show(natter.joinRoom(r.room, { name }).id),
-    }, roomName(r.name ?? r.room), el('span', { class: 'here' }, fill(t.roomHere, { n: r.memberCount }))))));
+    keepFocus(browseList, () => browseList.replaceChildren(...others.map((r) => el('li', {}, el('button', {
+      type: 'button', 'data-room': r.room, onclick: () => show(natter.joinRoom(r.room, { name }).id),
+    }, roomName(r.name ?? r.room), el('span', { class: 'here' }, fill(t.roomHere, { n: r.memberCount })))))));
   }
 
   function renderRoom() {
@@ -254,15 +265,17 @@ export function createRoomsPanel(natter, options = {}) {
     empty.hidden = Boolean(room);
     if (!room) return;
     title.textContent = `# ${room.title ?? room.id}`;
-    state.textContent = STATUS[room.status] ?? '';
     const refused = room.status === 'refused';
+    // (A refusal is said in the alert below.)
+    state.textContent = refused ? '' : STATUS[room.status] ?? '';
     const error = errors.get(room.id);
     alert.hidden = !refused && !error;
     alertWhat.textContent = refused ? t.roomRefused : '';
     alertWhy.textContent = error ?? '';
-    // Nothing can be said in a room the hub refused.
+    // Nothing can be said in a room the hub refused, and nobody is there.
     sayForm.hidden = refused;
     typingLine.hidden = refused;
+    aside.hidden = refused;
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     log.replaceChildren(...room.messages.map((m) => el('div', { class: m.mine ? 'msg mine' : 'msg', 'data-state': m.state, 'data-id': m.id },
       el('span', { class: 'who', dir: 'auto' }, label(m.from, m.mine)),
@@ -292,8 +305,12 @@ export function createRoomsPanel(natter, options = {}) {
       if (watched.has(room)) continue;
       const onChange = () => {
         if (room.id === current && isOpen && !document.hidden && room.unread) room.markRead();
+        const typing = root.activeElement === input;
         if (room.id === current) renderRoom();
         renderRooms();
+        // The hub refused the room being written in: its text box is gone, the keyboard goes
+        // to the room in the list rather than to the page.
+        if (typing && sayForm.hidden) focusRoom();
       };
       const onError = (e) => {
         errors.set(room.id, e.message);
@@ -321,6 +338,7 @@ export function createRoomsPanel(natter, options = {}) {
   }
 
   function render() {
+    nameField.hidden = Boolean(natter.state?.user);
     watch();
     track();
     renderRooms();

@@ -89,7 +89,7 @@ export interface NatterRoom {
   readonly unread: number;
   /** The room was left (or the widget destroyed); calls do nothing. */
   readonly left: boolean;
-  /** Sends `text`; returns the message id at once (undefined for blank text). It waits in the outbox until stored. */
+  /** Sends `text`; returns the message id at once (undefined for blank text, or a room left or refused). It waits in the outbox until stored. */
   send(text: string): string | undefined;
   /** Tries a failed message again. */
   retry(messageId: string): void;

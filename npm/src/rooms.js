@@ -87,10 +87,10 @@ export class Room {
     return this.#snap().unread;
   }
 
-  /** Sends `text`; returns the message id (undefined for blank text or a room left). */
+  /** Sends `text`; returns the message id (undefined for blank text, or a room left or refused). */
   send(text) {
     text = String(text);
-    if (this.#left || !text.trim()) return undefined;
+    if (this.#left || !text.trim() || this.status === 'refused') return undefined;
     // The id is made here, so it is known at once even while the wasm is still loading.
     const id = messageId();
     this.#call('send', text, id);

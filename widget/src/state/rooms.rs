@@ -203,6 +203,9 @@ pub(crate) struct Room {
     pub unread: u32,
     /// The newest `seq` seen; `after` of the next join.
     pub last_seq: Option<u64>,
+    /// The visitor as the hub lists them here (a signed-in user's verified name, not the one
+    /// the page gave), once a `room_info` has said so: the author of their own messages.
+    me_as: Option<Member>,
     /// The visitor's messages the hub has not stored yet.
     outbox: Outbox,
     /// Calls waiting for the join, in call order.
@@ -230,6 +233,7 @@ impl Room {
             typing: Vec::new(),
             unread: 0,
             last_seq: None,
+            me_as: None,
             outbox: Outbox::default(),
             queued: Vec::new(),
             cursor: None,
@@ -333,6 +337,15 @@ impl Room {
         self.set_delivery(id, Delivery::Sent, Some(seq), fx);
     }
 
+    /// The author of the visitor's own messages: as the hub lists them, else as they joined.
+    fn author(&self, me: Option<&str>) -> Member {
+        self.me_as.clone().unwrap_or_else(|| Member {
+            id: me.unwrap_or_default().to_string(),
+            name: self.name.clone(),
+            verified: false,
+        })
+    }
+
     /// A stored `chat`; `live` unless it is part of the room as first loaded.
     fn stored(
         &mut self,
@@ -380,8 +393,16 @@ impl Room {
         }
     }
 
-    fn info(&mut self, info: RoomInfo, fx: &mut Vec<RoomEffect>) {
+    fn info(&mut self, info: RoomInfo, me: Option<&str>, fx: &mut Vec<RoomEffect>) {
         self.title = info.name;
+        // How the hub shows the visitor here: their own messages, pending ones included, are
+        // shown as the others see them.
+        if let Some(m) = info.members.iter().find(|m| Some(m.id.as_str()) == me) {
+            self.me_as = Some(m.clone());
+            for line in self.messages.iter_mut().filter(|l| l.mine && l.seq.is_none()) {
+                line.from = m.clone();
+            }
+        }
         self.member_count = info.member_count.max(info.members.len());
         // Whoever is typing and no longer here has stopped.
         let gone: Vec<Member> =
@@ -453,6 +474,21 @@ impl Room {
         }
     }
 
+    /// The hub refused the join for good: the room is `refused` and says why; what waited to be
+    /// said there fails (the visitor may retry it by hand if the room is joined again), and the
+    /// typing, updates and cursor that waited are dropped.
+    fn refuse(&mut self, code: ErrorCode, message: String, fx: &mut Vec<RoomEffect>) {
+        self.set_status(RoomStatus::Refused, fx);
+        let waiting: Vec<String> = self.outbox.sendable().map(|e| e.id.clone()).collect();
+        for id in waiting {
+            self.outbox.set_failed(&id, true);
+            self.set_delivery(&id, Delivery::Failed, None, fx);
+        }
+        self.queued.clear();
+        self.cursor = None;
+        self.note(RoomNotice::Error { code, message }, fx);
+    }
+
     /// A refusal of the visitor's message `id`; retryable ones are re-sent later, a few times.
     fn refused(&mut self, id: &str, e: &ErrorFrame, fx: &mut Vec<RoomEffect>) {
         if e.code.is_retryable() && self.outbox.refused(id) < REFUSALS_BEFORE_FAILED {
@@ -508,12 +544,11 @@ impl Rooms {
         if validate_room_id(&id).is_err() {
             if self.get(&id).is_none() {
                 let mut room = Room::new(id, name);
-                room.set_status(RoomStatus::Refused, fx);
                 // (Not the protocol error's own text: its `{:?}` of a character would bring
                 // Rust's debug escaping into the wasm for one message.)
                 let message =
                     format!("bad room id \"{}\": 1 to 64 letters, digits, '-', '_', '.' or ':'", room.id);
-                room.note(RoomNotice::Error { code: ErrorCode::InvalidMessage, message }, fx);
+                room.refuse(ErrorCode::InvalidMessage, message, fx);
                 self.list.push(room);
             }
             return false;
@@ -561,11 +596,12 @@ impl Rooms {
 
     /// The visitor writes `out` in room `id`: shown as pending at once, sent now if the room is
     /// joined, else when it is. Returns `false` (nothing happens) for blank text, an unknown
-    /// room, or an id already used.
+    /// or refused room, or an id already used.
     pub(crate) fn send(&mut self, id: &str, out: Outgoing, fx: &mut Vec<RoomEffect>) -> bool {
         let me = self.me.clone();
         let Some(room) = self.get_mut(id) else { return false };
-        if out.text.trim().is_empty()
+        if room.status == RoomStatus::Refused
+            || out.text.trim().is_empty()
             || room.outbox.contains(&out.id)
             || room.messages.iter().any(|m| m.id == out.id)
         {
@@ -584,7 +620,7 @@ impl Rooms {
             seq: None,
             text: out.text.clone(),
             time: out.time.clone(),
-            from: Member { id: me.unwrap_or_default(), name: room.name.clone(), verified: false },
+            from: room.author(me.as_deref()),
             mine: true,
             delivery: Delivery::Pending,
         };
@@ -598,10 +634,11 @@ impl Rooms {
         true
     }
 
-    /// The visitor asks to retry their failed message `id` in room `room`.
+    /// The visitor asks to retry their failed message `id` in room `room` (not in a room the
+    /// hub refused: it would wait there for ever).
     pub(crate) fn retry(&mut self, room: &str, id: &str, fx: &mut Vec<RoomEffect>) -> bool {
         let Some(r) = self.get_mut(room) else { return false };
-        if !r.outbox.set_failed(id, false) {
+        if r.status == RoomStatus::Refused || !r.outbox.set_failed(id, false) {
             return false;
         }
         r.set_delivery(id, Delivery::Pending, None, fx);
@@ -876,7 +913,7 @@ impl Rooms {
             ServerMessage::RoomInfo(info) => {
                 if let Some(r) = self.get_mut(&info.room) {
                     if r.status != RoomStatus::Refused {
-                        r.info(info, fx);
+                        r.info(info, me, fx);
                     }
                 }
             }
@@ -952,10 +989,7 @@ impl Rooms {
             }
             // A join refused for good: a bad room id or name, or the `rooms` claim / the hub's
             // room access does not let this visitor in.
-            code if waiting => {
-                room.set_status(RoomStatus::Refused, fx);
-                room.note(RoomNotice::Error { code, message: e.message }, fx);
-            }
+            code if waiting => room.refuse(code, e.message, fx),
             code => room.note(RoomNotice::Error { code, message: e.message }, fx),
         }
         None

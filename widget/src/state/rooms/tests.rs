@@ -302,6 +302,9 @@ fn a_refused_join_is_told_and_not_retried_but_a_rate_limited_one_is() {
     rooms.link_up(&mut fx);
     rooms.join("secret".into(), None, &mut fx);
     rooms.join("busy".into(), None, &mut fx);
+    // Written before the hub answered the join.
+    assert!(rooms.send("secret", out("early", "anyone here?"), &mut fx));
+    rooms.typing("secret", true, &mut fx);
     let refusal = |room: &str, code: ErrorCode| {
         ServerMessage::Error(ErrorFrame {
             code,
@@ -316,6 +319,17 @@ fn a_refused_join_is_told_and_not_retried_but_a_rate_limited_one_is() {
     assert_eq!(rooms.get("secret").map(|r| r.status), Some(RoomStatus::Refused));
     assert!(notices(&fx)
         .contains(&RoomNotice::Error { code: ErrorCode::Forbidden, message: "no to secret".into() }));
+    // What waited fails rather than staying pending for ever; nothing more can be said there.
+    assert!(notices(&fx).contains(&RoomNotice::Delivery {
+        id: "early".into(),
+        delivery: Delivery::Failed,
+        seq: None
+    }));
+    let secret = rooms.get("secret").map(|r| (r.messages[0].delivery, r.queued.len()));
+    assert_eq!(secret, Some((Delivery::Failed, 0)));
+    assert!(!rooms.send("secret", out("late", "hello?"), &mut fx));
+    assert!(!rooms.retry("secret", "early", &mut fx));
+    assert_eq!(rooms.get("secret").map(|r| r.messages.len()), Some(1));
     let mut fx = Vec::new();
     rooms.receive(refusal("busy", ErrorCode::RateLimited), &mut fx);
     assert_eq!(fx, [RoomEffect::ResendAfter { ms: 500 }]);
@@ -589,4 +603,27 @@ fn the_room_so_far_is_told_as_a_history_not_as_messages() {
     let mut fx = Vec::new();
     rooms.receive(history("r", vec![], 1), &mut fx);
     assert!(notices(&fx).is_empty());
+}
+
+#[test]
+fn the_visitors_own_messages_carry_the_name_the_hub_shows_them_with() {
+    // A signed-in user: the page asked for "Mallory", the hub lists the token's verified name.
+    let mut rooms = Rooms { me: Some("me".into()), ..Rooms::default() };
+    let mut fx = Vec::new();
+    rooms.link_up(&mut fx);
+    rooms.join("r".into(), Some("Mallory".into()), &mut fx);
+    rooms.send("r", out("early", "before the join"), &mut fx);
+    let from = |rooms: &Rooms, i: usize| rooms.get("r").map(|r| r.messages[i].from.clone());
+    assert_eq!(from(&rooms, 0).and_then(|m| m.name), Some("Mallory".into()), "as joined, until told");
+    let verified = Member { id: "me".into(), name: Some("Ada Lovelace".into()), verified: true };
+    rooms.receive(info("r", &[member("bob", "Bob"), verified.clone()], 0), &mut fx);
+    assert_eq!(from(&rooms, 0), Some(verified.clone()), "the pending message is shown as the others see it");
+    rooms.send("r", out("later", "after it"), &mut fx);
+    assert_eq!(from(&rooms, 1), Some(verified.clone()));
+    // Acknowledged without an echo, it stays so.
+    rooms.receive(
+        ServerMessage::Ack(Ack { id: "later".into(), seq: 2, room: Some("r".into()), duplicate: false }),
+        &mut fx,
+    );
+    assert_eq!(from(&rooms, 1), Some(verified));
 }
