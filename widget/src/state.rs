@@ -167,8 +167,8 @@ pub(crate) enum Event {
 /// What the page does with rooms (`natter.joinRoom(…)`, a `Room`'s methods, the panel).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum RoomCall {
-    /// Join `room` as `name`.
-    Join { room: String, name: Option<String> },
+    /// Join `room` as `name`; `saved`: what an earlier page left in its outbox (storage).
+    Join { room: String, name: Option<String>, saved: Vec<crate::outbox::OutboxEntry> },
     /// Leave `room`.
     Leave { room: String },
     /// Write a message in `room`.
@@ -261,6 +261,8 @@ pub(crate) enum Effect {
     SendRoom(rooms::RoomOut),
     /// A room request over the HTTP fallback.
     RoomHttp(rooms::RoomHttp),
+    /// Persist the outbox of `room` (remove it from storage when the room is not joined).
+    SaveRoomOutbox { room: String },
 }
 
 /// How the widget starts: what the page and storage say.
@@ -720,8 +722,8 @@ impl Model {
         let mut rfx = Vec::new();
         let rooms = &mut self.rooms;
         match call {
-            RoomCall::Join { room, name } => {
-                rooms.join(room, name, &mut rfx);
+            RoomCall::Join { room, name, saved } => {
+                rooms.join(room, name, saved, &mut rfx);
             }
             RoomCall::Leave { room } => {
                 rooms.leave(&room, &mut rfx);
@@ -867,6 +869,7 @@ fn room_effects(rfx: Vec<RoomEffect>, fx: &mut Vec<Effect>) {
             RoomEffect::TypingTimer { ms } => Effect::StartTimer { timer: Timer::RoomTyping, ms },
             RoomEffect::Http(request) => Effect::RoomHttp(request),
             RoomEffect::RepollAfter { ms } => Effect::StartTimer { timer: Timer::RoomPoll, ms },
+            RoomEffect::SaveOutbox { room } => Effect::SaveRoomOutbox { room },
         });
     }
 }

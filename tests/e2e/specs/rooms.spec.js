@@ -188,3 +188,40 @@ test('rooms over the HTTP fallback: messages both ways, then back on the WebSock
     for (const m of [ada, bob]) await m.context.close().catch(() => {});
   }
 });
+
+test('a room message written while the hub is unreachable survives a reload and arrives once', async ({ browser }) => {
+  test.slow();
+  const ada = await member(browser, 'notes', 'Ada');
+  const bob = await member(browser, 'notes', 'Bob');
+  try {
+    // Bob's network stops reaching the hub (its socket and its HTTP fallback); the page is still there.
+    const cut = { on: true };
+    await bob.page.routeWebSocket(/\/ws\/chat/, (ws) => (cut.on ? ws.close({ code: 1011, reason: 'cut by the test' }) : ws.connectToServer()));
+    await bob.page.route(/\/api\/chat\//, (route) => (cut.on ? route.abort('internetdisconnected') : route.continue()));
+    await bob.page.evaluate(() => window.dispatchEvent(new Event('offline')));
+    await expect.poll(async () => (await bob.view()).status).not.toBe('joined');
+    const id = await bob.page.evaluate(() => window.room('notes').send('written offline, then the tab was reloaded'));
+    expect((await bob.view()).messages.at(-1)).toMatchObject({ id, state: 'pending', mine: true });
+
+    // Reloaded while still cut off: joining the room again shows the message, still waiting.
+    await bob.page.reload();
+    await bob.page.waitForFunction(() => window.natter && window.join);
+    await bob.page.evaluate(() => window.join('notes', 'Bob'));
+    await expect.poll(async () => (await bob.view())?.messages.map((m) => [m.id, m.state, m.mine])).toEqual([[id, 'pending', true]]);
+
+    // The hub is reachable again: it goes out once, and Ada sees it once.
+    cut.on = false;
+    await bob.page.evaluate(() => window.dispatchEvent(new Event('online')));
+    await expect.poll(async () => (await bob.view()).status, { timeout: 60_000 }).toBe('joined');
+    await expect.poll(async () => (await bob.view()).messages.map((m) => [m.id, m.state])).toEqual([[id, 'sent']]);
+    await expect.poll(async () => texts(await ada.view())).toEqual(['written offline, then the tab was reloaded']);
+    // Nothing is left in storage to send again on the next page.
+    await bob.page.reload();
+    await bob.page.waitForFunction(() => window.natter && window.join);
+    expect(await bob.page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('natter:room-outbox:')))).toEqual([]);
+    const stored = await (await fetch(`${hub.url}/api/rooms/notes`)).json();
+    expect(stored.lastSeq).toBe(1);
+  } finally {
+    for (const m of [ada, bob]) await m.context.close().catch(() => {});
+  }
+});

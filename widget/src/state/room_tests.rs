@@ -57,7 +57,7 @@ fn chat(room: &str, id: &str, seq: u64, from: &str) -> ServerMessage {
 }
 
 fn join(room: &str) -> Event {
-    Event::Room(RoomCall::Join { room: room.into(), name: Some("Ada".into()) })
+    Event::Room(RoomCall::Join { room: room.into(), name: Some("Ada".into()), saved: Vec::new() })
 }
 
 #[test]

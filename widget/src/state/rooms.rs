@@ -16,6 +16,9 @@
 //!   long-polled and its messages are posted one at a time (in typing order); members, typing,
 //!   cursors and updates are the WebSocket's (they are not stored, so there is nothing to poll):
 //!   typing and updates wait for it, like calls before a join.
+//! - **What is written survives a reload.** A room's outbox is kept in storage (shared by the
+//!   site's tabs, like the support chat's); when a later page joins the room again, what was
+//!   left there shows as the visitor's and goes out once the join is confirmed.
 //! - **The first history is not news.** What the hub replays when a room is first joined is the
 //!   room so far; messages after it (live, or replayed on a rejoin) count as unread unless the
 //!   room is being watched, and never the visitor's own.
@@ -43,6 +46,9 @@ pub(crate) const TYPING_TIMEOUT_MS: u32 = 6_000;
 const QUEUED_UPDATES_KEPT: usize = 200;
 /// How many messages a room keeps in memory; the oldest go first (the hub keeps the rest).
 const MESSAGES_KEPT: usize = 1_000;
+/// How many ids of a room's stored messages are remembered for cleaning its outbox in storage,
+/// which the site's other tabs share.
+const DONE_KEPT: usize = 100;
 
 /// Which relayed collaboration payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +177,10 @@ pub(crate) enum RoomEffect {
     Http(RoomHttp),
     /// Call [`Rooms::repoll`] after `ms` milliseconds (a room's long-poll failed).
     RepollAfter { ms: u32 },
+    /// Persist the outbox of `room` ([`Room::outbox_entries`] and [`Room::done`]), so that what
+    /// the visitor wrote there survives a reload; a room no longer joined is removed from
+    /// storage.
+    SaveOutbox { room: String },
 }
 
 /// A call that waits for the join to be confirmed.
@@ -208,6 +218,9 @@ pub(crate) struct Room {
     me_as: Option<Member>,
     /// The visitor's messages the hub has not stored yet.
     outbox: Outbox,
+    /// Ids this tab has seen stored (or dropped), newest last: removed from the outbox in
+    /// storage even where another tab had left them.
+    pub done: Vec<String>,
     /// Calls waiting for the join, in call order.
     queued: Vec<Queued>,
     /// The latest cursor waiting for the join.
@@ -235,6 +248,7 @@ impl Room {
             last_seq: None,
             me_as: None,
             outbox: Outbox::default(),
+            done: Vec::new(),
             queued: Vec::new(),
             cursor: None,
             history_loaded: false,
@@ -331,8 +345,52 @@ impl Room {
         self.note(RoomNotice::Delivery { id: id.to_string(), delivery, seq }, fx);
     }
 
+    /// What waits in the outbox, for persisting.
+    pub(crate) fn outbox_entries(&self) -> &[OutboxEntry] {
+        self.outbox.entries()
+    }
+
+    fn save_outbox(&self, fx: &mut Vec<RoomEffect>) {
+        fx.push(RoomEffect::SaveOutbox { room: self.id.clone() });
+    }
+
+    /// Takes `id` out of the outbox for good (stored, or dropped); returns whether it was there.
+    fn take_out(&mut self, id: &str, fx: &mut Vec<RoomEffect>) -> bool {
+        if !self.outbox.acknowledge(id) {
+            return false;
+        }
+        if self.done.len() >= DONE_KEPT {
+            self.done.remove(0);
+        }
+        self.done.push(id.to_string());
+        self.save_outbox(fx);
+        true
+    }
+
+    /// What a previous page of the site left in this room's outbox: shown as the visitor's
+    /// (pending, or failed as it was left), sent once the join is confirmed.
+    fn restore(&mut self, saved: Vec<OutboxEntry>, me: Option<&str>, fx: &mut Vec<RoomEffect>) {
+        for e in saved {
+            if self.outbox.contains(&e.id) || self.messages.iter().any(|m| m.id == e.id) {
+                continue;
+            }
+            let line = RoomLine {
+                id: e.id.clone(),
+                seq: None,
+                text: e.text.clone(),
+                time: e.time.clone(),
+                from: self.author(me),
+                mine: true,
+                delivery: if e.failed { Delivery::Failed } else { Delivery::Pending },
+            };
+            self.outbox.push(e);
+            self.messages.push(line.clone());
+            self.note(RoomNotice::Message(line), fx);
+        }
+    }
+
     fn acknowledged(&mut self, id: &str, seq: u64, fx: &mut Vec<RoomEffect>) {
-        self.outbox.acknowledge(id);
+        self.take_out(id, fx);
         self.see_seq(seq);
         self.set_delivery(id, Delivery::Sent, Some(seq), fx);
     }
@@ -356,7 +414,7 @@ impl Room {
         fx: &mut Vec<RoomEffect>,
     ) {
         self.see_seq(m.seq);
-        let mine_by_outbox = self.outbox.acknowledge(&m.id);
+        let mine_by_outbox = self.take_out(&m.id, fx);
         if self.messages.iter().any(|x| x.id == m.id) {
             // Already shown: our own pending message, or a duplicate delivery. Firm it up.
             let (id, seq) = (m.id, m.seq);
@@ -480,9 +538,12 @@ impl Room {
     fn refuse(&mut self, code: ErrorCode, message: String, fx: &mut Vec<RoomEffect>) {
         self.set_status(RoomStatus::Refused, fx);
         let waiting: Vec<String> = self.outbox.sendable().map(|e| e.id.clone()).collect();
-        for id in waiting {
-            self.outbox.set_failed(&id, true);
-            self.set_delivery(&id, Delivery::Failed, None, fx);
+        for id in &waiting {
+            self.outbox.set_failed(id, true);
+            self.set_delivery(id, Delivery::Failed, None, fx);
+        }
+        if !waiting.is_empty() {
+            self.save_outbox(fx);
         }
         self.queued.clear();
         self.cursor = None;
@@ -497,6 +558,7 @@ impl Room {
             return;
         }
         self.outbox.set_failed(id, true);
+        self.save_outbox(fx);
         self.set_delivery(id, Delivery::Failed, None, fx);
         self.note(RoomNotice::Error { code: e.code, message: e.message.clone() }, fx);
     }
@@ -539,7 +601,17 @@ impl Rooms {
     /// name used from the next join on (returns `false`); a room refused or left is joined
     /// afresh. An id the hub would refuse is refused here, without asking it (the room is
     /// listed as `refused`, with an `error` notice naming the id).
-    pub(crate) fn join(&mut self, id: String, name: Option<String>, fx: &mut Vec<RoomEffect>) -> bool {
+    ///
+    /// `saved` is what an earlier page of the site left in this room's outbox (storage): a room
+    /// joined anew shows it as the visitor's and sends it once joined, like the support chat's
+    /// outbox after a reload.
+    pub(crate) fn join(
+        &mut self,
+        id: String,
+        name: Option<String>,
+        saved: Vec<OutboxEntry>,
+        fx: &mut Vec<RoomEffect>,
+    ) -> bool {
         let live = self.live;
         if validate_room_id(&id).is_err() {
             if self.get(&id).is_none() {
@@ -562,7 +634,9 @@ impl Rooms {
             }
             room.set_status(RoomStatus::Joining, fx);
         } else {
-            self.list.push(Room::new(id.clone(), name));
+            let mut room = Room::new(id.clone(), name);
+            room.restore(saved, self.me.as_deref(), fx);
+            self.list.push(room);
         }
         let http = self.http;
         let mut next = self.next_poll;
@@ -572,6 +646,7 @@ impl Rooms {
             } else if http {
                 room.set_status(RoomStatus::Http, fx);
                 room.start_poll(&mut next, fx);
+                room.post_next(fx);
             }
         }
         self.next_poll = next;
@@ -579,10 +654,13 @@ impl Rooms {
     }
 
     /// The page leaves `id`: told to the hub if the link is up (a dropped link has left it
-    /// already), and forgotten with whatever was still waiting.
+    /// already), and forgotten with whatever was still waiting, in storage too.
     pub(crate) fn leave(&mut self, id: &str, fx: &mut Vec<RoomEffect>) -> bool {
         let Some(at) = self.list.iter().position(|r| r.id == id) else { return false };
         let mut room = self.list.remove(at);
+        if !room.outbox.entries().is_empty() {
+            room.save_outbox(fx);
+        }
         if self.live && room.status != RoomStatus::Refused {
             fx.push(RoomEffect::Send(RoomOut::Leave { room: room.id.clone() }));
         }
@@ -615,6 +693,7 @@ impl Rooms {
             failed: false,
             refusals: 0,
         });
+        room.save_outbox(fx);
         let line = RoomLine {
             id: out.id.clone(),
             seq: None,
@@ -641,6 +720,7 @@ impl Rooms {
         if r.status == RoomStatus::Refused || !r.outbox.set_failed(id, false) {
             return false;
         }
+        r.save_outbox(fx);
         r.set_delivery(id, Delivery::Pending, None, fx);
         if r.status == RoomStatus::Joined {
             if let Some(e) = r.outbox.entries().iter().find(|e| e.id == id) {
@@ -704,7 +784,7 @@ impl Rooms {
         for room in &mut self.list {
             let waiting: Vec<String> = room.outbox.entries().iter().map(|e| e.id.clone()).collect();
             for id in waiting {
-                room.outbox.acknowledge(&id);
+                room.take_out(&id, fx);
                 room.set_delivery(&id, Delivery::Failed, None, fx);
             }
             room.posting = None;

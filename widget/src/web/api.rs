@@ -161,7 +161,11 @@ impl Natter {
         let room = room.to_string();
         let call = match op {
             "snapshot" => return Ok(self.rt.room_snapshot(&room)),
-            "join" => RoomCall::Join { room, name: rooms::join_name(&arg).filter(|n| !n.trim().is_empty()) },
+            "join" => {
+                let name = rooms::join_name(&arg).filter(|n| !n.trim().is_empty());
+                let saved = self.rt.saved_room_outbox(&room);
+                RoomCall::Join { room, name, saved }
+            }
             "leave" => RoomCall::Leave { room },
             "send" => {
                 let text = arg.as_string().unwrap_or_default();

@@ -409,6 +409,11 @@ impl Runtime {
                 });
             }
             Effect::RoomHttp(RoomHttp::Post { room, out, name }) => self.post_room(room, out, name),
+            Effect::SaveRoomOutbox { room } => {
+                let model = self.model.borrow();
+                let outbox = model.rooms.get(&room).map(|r| (r.outbox_entries(), r.done.as_slice()));
+                self.store.save_room_outbox(&room, outbox);
+            }
         }
     }
 
@@ -585,6 +590,11 @@ impl Runtime {
                 web_sys::console::error_2(&advice.into(), &error.message.as_str().into());
             }
         }
+    }
+
+    /// What an earlier page left in the outbox of `room` (storage).
+    pub(super) fn saved_room_outbox(&self, room: &str) -> Vec<crate::outbox::OutboxEntry> {
+        self.store.room_outbox(room)
     }
 
     /// A room's snapshot (`null` for a room not joined).

@@ -65,7 +65,7 @@ fn joined(room: &str) -> Rooms {
     let mut rooms = Rooms { me: Some("me".into()), ..Rooms::default() };
     let mut fx = Vec::new();
     rooms.link_up(&mut fx);
-    rooms.join(room.into(), Some("Me".into()), &mut fx);
+    rooms.join(room.into(), Some("Me".into()), Vec::new(), &mut fx);
     rooms.receive(info(room, &[member("ada", "Ada"), member("me", "Me")], 2), &mut fx);
     rooms.receive(history(room, vec![chat(room, "h1", 1, &member("ada", "Ada"))], 1), &mut fx);
     rooms
@@ -75,7 +75,7 @@ fn joined(room: &str) -> Rooms {
 fn calls_before_the_join_is_confirmed_wait_and_go_out_in_order() {
     let mut rooms = Rooms::default();
     let mut fx = Vec::new();
-    assert!(rooms.join("r".into(), Some("Ada".into()), &mut fx));
+    assert!(rooms.join("r".into(), Some("Ada".into()), Vec::new(), &mut fx));
     assert!(sent(&fx).is_empty(), "no link yet: nothing is written");
     rooms.send("r", out("m1", "hello"), &mut fx);
     rooms.typing("r", true, &mut fx);
@@ -300,8 +300,8 @@ fn a_refused_join_is_told_and_not_retried_but_a_rate_limited_one_is() {
     let mut rooms = Rooms::default();
     let mut fx = Vec::new();
     rooms.link_up(&mut fx);
-    rooms.join("secret".into(), None, &mut fx);
-    rooms.join("busy".into(), None, &mut fx);
+    rooms.join("secret".into(), None, Vec::new(), &mut fx);
+    rooms.join("busy".into(), None, Vec::new(), &mut fx);
     // Written before the hub answered the join.
     assert!(rooms.send("secret", out("early", "anyone here?"), &mut fx));
     rooms.typing("secret", true, &mut fx);
@@ -342,7 +342,7 @@ fn a_refused_join_is_told_and_not_retried_but_a_rate_limited_one_is() {
     );
     // Joining a refused room again is a fresh try.
     let mut fx = Vec::new();
-    assert!(rooms.join("secret".into(), None, &mut fx));
+    assert!(rooms.join("secret".into(), None, Vec::new(), &mut fx));
     assert_eq!(sent(&fx), [RoomOut::Join { room: "secret".into(), name: None, after: None }]);
     // An error about no room is the support conversation's.
     let other = ServerMessage::error(ErrorCode::Unauthorized, "token expired");
@@ -459,7 +459,7 @@ fn frames_of_the_support_conversation_are_handed_back() {
 fn queued_updates_are_bounded() {
     let mut rooms = Rooms::default();
     let mut fx = Vec::new();
-    rooms.join("r".into(), None, &mut fx);
+    rooms.join("r".into(), None, Vec::new(), &mut fx);
     for i in 0..QUEUED_UPDATES_KEPT + 5 {
         rooms.relay("r", RelayKind::Update, format!("{i}"), &mut fx);
     }
@@ -477,7 +477,7 @@ fn a_bad_room_id_is_refused_without_asking_the_hub() {
     let mut rooms = Rooms::default();
     let mut fx = Vec::new();
     rooms.link_up(&mut fx);
-    assert!(!rooms.join("no spaces please".into(), None, &mut fx));
+    assert!(!rooms.join("no spaces please".into(), None, Vec::new(), &mut fx));
     assert!(sent(&fx).is_empty());
     assert_eq!(rooms.get("no spaces please").map(|r| r.status), Some(RoomStatus::Refused));
     assert!(
@@ -582,7 +582,7 @@ fn a_room_joined_while_on_http_is_polled_at_once() {
     let mut rooms = Rooms::default();
     let mut fx = Vec::new();
     rooms.http_up(&mut fx);
-    rooms.join("r".into(), Some("Ada".into()), &mut fx);
+    rooms.join("r".into(), Some("Ada".into()), Vec::new(), &mut fx);
     assert_eq!(http(&fx), [RoomHttp::Poll { room: "r".into(), poll: 1, after: None }]);
     let mut fx = Vec::new();
     rooms.leave("r", &mut fx);
@@ -594,7 +594,7 @@ fn the_room_so_far_is_told_as_a_history_not_as_messages() {
     let mut rooms = Rooms::default();
     let mut fx = Vec::new();
     rooms.link_up(&mut fx);
-    rooms.join("r".into(), None, &mut fx);
+    rooms.join("r".into(), None, Vec::new(), &mut fx);
     rooms.receive(info("r", &[], 1), &mut fx);
     let mut fx = Vec::new();
     rooms.receive(history("r", vec![chat("r", "h1", 1, &member("ada", "Ada"))], 1), &mut fx);
@@ -611,7 +611,7 @@ fn the_visitors_own_messages_carry_the_name_the_hub_shows_them_with() {
     let mut rooms = Rooms { me: Some("me".into()), ..Rooms::default() };
     let mut fx = Vec::new();
     rooms.link_up(&mut fx);
-    rooms.join("r".into(), Some("Mallory".into()), &mut fx);
+    rooms.join("r".into(), Some("Mallory".into()), Vec::new(), &mut fx);
     rooms.send("r", out("early", "before the join"), &mut fx);
     let from = |rooms: &Rooms, i: usize| rooms.get("r").map(|r| r.messages[i].from.clone());
     assert_eq!(from(&rooms, 0).and_then(|m| m.name), Some("Mallory".into()), "as joined, until told");
@@ -626,4 +626,97 @@ fn the_visitors_own_messages_carry_the_name_the_hub_shows_them_with() {
         &mut fx,
     );
     assert_eq!(from(&rooms, 1), Some(verified));
+}
+
+fn saves(fx: &[RoomEffect]) -> Vec<&str> {
+    fx.iter()
+        .filter_map(|e| match e {
+            RoomEffect::SaveOutbox { room } => Some(room.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn what_is_written_is_saved_and_a_later_page_sends_it_once_joined() {
+    // Offline: the message waits, and its room's outbox is saved.
+    let mut rooms = Rooms { me: Some("me".into()), ..Rooms::default() };
+    let mut fx = Vec::new();
+    rooms.join("r".into(), Some("Ada".into()), Vec::new(), &mut fx);
+    let mut fx = Vec::new();
+    assert!(rooms.send("r", out("m1", "typed offline"), &mut fx));
+    assert_eq!(saves(&fx), ["r"]);
+    let saved = rooms.get("r").map(|r| r.outbox_entries().to_vec()).unwrap_or_default();
+    assert_eq!(saved.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["m1"]);
+
+    // The page is reloaded: the next page joins the room with what storage kept.
+    let mut rooms = Rooms { me: Some("me".into()), ..Rooms::default() };
+    let mut fx = Vec::new();
+    rooms.join("r".into(), Some("Ada".into()), saved.clone(), &mut fx);
+    let r = rooms.get("r").expect("joined");
+    assert_eq!(ids(r), ["m1"]);
+    assert_eq!((r.messages[0].mine, r.messages[0].delivery), (true, Delivery::Pending));
+    assert!(sent(&fx).is_empty(), "nothing goes out before the join is confirmed");
+    // Joining it again changes nothing (no second copy).
+    rooms.join("r".into(), None, saved, &mut fx);
+    assert_eq!(rooms.get("r").map(|r| r.messages.len()), Some(1));
+
+    let mut fx = Vec::new();
+    rooms.link_up(&mut fx);
+    rooms.receive(info("r", &[member("me", "Ada")], 0), &mut fx);
+    assert_eq!(sent(&fx)[1..], [RoomOut::Chat { room: "r".into(), out: out("m1", "typed offline") }]);
+    // Stored: once, and taken out of storage even where another tab had left it.
+    let mut fx = Vec::new();
+    rooms.receive(history("r", vec![chat("r", "m1", 1, &member("me", "Ada"))], 1), &mut fx);
+    rooms.receive(
+        ServerMessage::Ack(Ack { id: "m1".into(), seq: 1, room: Some("r".into()), duplicate: true }),
+        &mut fx,
+    );
+    let r = rooms.get("r").expect("joined");
+    assert_eq!(ids(r), ["m1"]);
+    assert_eq!(r.messages[0].delivery, Delivery::Sent);
+    assert!(r.outbox_entries().is_empty());
+    assert_eq!(r.done, ["m1"]);
+    assert_eq!(saves(&fx), ["r"]);
+}
+
+#[test]
+fn a_failed_message_is_saved_failed_and_leaving_forgets_the_saved_outbox() {
+    let mut rooms = joined("r");
+    let mut fx = Vec::new();
+    rooms.send("r", out("m1", "too long"), &mut fx);
+    let refusal = ErrorFrame {
+        code: ErrorCode::TooLarge,
+        message: "too large".into(),
+        id: Some("m1".into()),
+        retry_after_ms: None,
+        room: Some("r".into()),
+    };
+    let mut fx = Vec::new();
+    rooms.receive(ServerMessage::Error(refusal), &mut fx);
+    assert_eq!(saves(&fx), ["r"]);
+    let saved = rooms.get("r").map(|r| r.outbox_entries().to_vec()).unwrap_or_default();
+    assert!(saved[0].failed, "a later page shows it failed, with retry");
+    let mut later = Rooms::default();
+    later.join("r".into(), None, saved, &mut fx);
+    assert_eq!(later.get("r").map(|r| r.messages[0].delivery), Some(Delivery::Failed));
+    // Leaving drops what waited, in storage too (the room is no longer there to save).
+    let mut fx = Vec::new();
+    rooms.leave("r", &mut fx);
+    assert_eq!(saves(&fx), ["r"]);
+    assert!(rooms.get("r").is_none());
+}
+
+#[test]
+fn another_person_taking_over_drops_the_saved_outbox() {
+    let mut rooms = joined("r");
+    let mut fx = Vec::new();
+    rooms.link_down(&mut fx);
+    rooms.send("r", out("m1", "mine, not the next person's"), &mut fx);
+    let mut fx = Vec::new();
+    rooms.fail_waiting(&mut fx);
+    let r = rooms.get("r").expect("joined");
+    assert!(r.outbox_entries().is_empty());
+    assert_eq!(r.done, ["m1"], "removed from storage even if another tab left it there");
+    assert_eq!(saves(&fx), ["r"]);
 }
