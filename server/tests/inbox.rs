@@ -72,6 +72,73 @@ fn operator_commands_add_list_change_and_remove() {
     assert!(out.contains("no operators yet"), "{out}");
 }
 
+/// `natter-hub operator add` at a real terminal (a pty made by util-linux's `script`, as a
+/// person typing has one): the password is asked twice and never echoed.
+#[test]
+fn at_a_terminal_the_password_is_typed_without_echo() {
+    use std::io::{Read as _, Write as _};
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = db_in(dir.path());
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let command = format!(
+        "{} --db {} operator add ada --display-name Ada",
+        quote(env!("CARGO_BIN_EXE_natter-hub")),
+        quote(&db)
+    );
+    let mut child = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env_remove("NATTER_REDIS_URL")
+        .env_remove("NATTER_DB")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs (Debian's bsdutils, an essential package)");
+    // What the terminal shows, as it comes.
+    let screen = Arc::new(Mutex::new(String::new()));
+    let mut out = child.stdout.take().expect("stdout");
+    let shown = screen.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            shown.lock().expect("screen").push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let wait_for = |text: &str| {
+        let deadline = Instant::now() + inbox_support::DEADLINE;
+        while !screen.lock().expect("screen").contains(text) {
+            assert!(Instant::now() < deadline, "{text:?} never showed: {}", screen.lock().expect("screen"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut keyboard = child.stdin.take().expect("stdin");
+    let secret = "a secret nobody may see";
+    for prompt in ["Password for ada", "The same password again"] {
+        wait_for(prompt);
+        // Like a person, type after the prompt is there: the terminal's echo is switched off
+        // right after the prompt is written, and a line arriving before that would be echoed by
+        // the terminal whatever the program does.
+        std::thread::sleep(Duration::from_millis(500));
+        keyboard.write_all(format!("{secret}\r").as_bytes()).expect("type");
+    }
+    wait_for("added operator ada");
+    drop(keyboard);
+    let status = child.wait().expect("script ends");
+    reader.join().expect("reader");
+    let screen = screen.lock().expect("screen").clone();
+    assert!(status.success(), "{screen}");
+    assert!(!screen.contains(secret), "the password was echoed: {screen}");
+    let (_, list) = hub_command(&["--db", &db, "operator", "list"], "");
+    assert!(list.contains("ada\tAda"), "{list}");
+}
+
 #[test]
 fn the_store_flags_may_follow_the_operator_command() {
     // `natter-hub operator add ada --db FILE` is how people type it: the flags that choose the
@@ -304,6 +371,34 @@ async fn history_is_paged_from_the_store_and_canned_replies_are_kept() {
     );
     let (_, all) = ada.get("/inbox/api/canned").await;
     assert_eq!(all, json!([{"shortcut":"refund","text":"Refunds take 3–5 days."}]));
+}
+
+#[tokio::test]
+async fn an_operator_text_over_the_limit_is_named_for_what_it_is() {
+    let (hub, _dir) = hub_with_operators().await;
+    let ada = sign_in(&hub.url(""), "ada", PASSWORD).await;
+    let (mut visitor, _) = hub.tab(&session("long")).await;
+    let mut feed = ada.feed().await;
+    visitor.say("v1", "hello").await;
+    let id = record(&mut feed, |c| c.last_role == Some(Role::User)).await.id;
+    let long = "x".repeat(4001);
+    for (path, body, what) in [
+        (format!("/inbox/api/conversations/{id}/reply"), json!({"text": long}), "the reply (`text`)"),
+        (format!("/inbox/api/conversations/{id}/notes"), json!({"text": long}), "the note (`text`)"),
+        (
+            "/inbox/api/canned".to_string(),
+            json!({"shortcut":"long","text": long}),
+            "the canned reply (`text`)",
+        ),
+    ] {
+        let (status, r) = ada.post(&path, body).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {r}");
+        assert_eq!(
+            r["message"],
+            json!(format!("{what} is 4001 characters long; the limit is 4000")),
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -637,7 +732,18 @@ async fn sign_in_is_rate_limited_and_says_nothing_about_which_names_exist() {
     }
     let limited = attempt("ada", PASSWORD).await.expect("post");
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
-    assert!(limited.headers().get("retry-after").is_some());
+    let retry: u64 = limited
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    let said: serde_json::Value = limited.json().await.expect("json");
+    assert_eq!(
+        said["message"],
+        json!(format!("too many sign-in attempts; wait {retry} seconds and try again")),
+        "the page says how long, as the header does"
+    );
     assert_eq!(
         attempt("bob", PASSWORD).await.expect("post").status(),
         StatusCode::OK,

@@ -185,7 +185,7 @@ impl Hub {
         msg_id: Option<String>,
         text: String,
     ) -> Result<Ack, Refusal> {
-        self.check_message(&msg_id, &text)?;
+        self.check_text_of(&msg_id, &text, "the reply (`text`)")?;
         let (record, conversation) = self.inbox_conversation(id).await?;
         let key = ConversationKey::Session(conversation.clone());
         let msg_id = msg_id.unwrap_or_else(|| self.shared.ids.next());
@@ -243,9 +243,10 @@ impl Hub {
         })
     }
 
-    /// Checks an operator's text like a visitor's (not blank, at most `--max-text`).
-    pub(crate) fn check_text(&self, text: &str) -> Result<(), Refusal> {
-        self.check_message(&None, text)
+    /// Checks an operator's text like a visitor's (not blank, at most `--max-text`); `what`
+    /// names it in the refusal ("the canned reply (`text`)").
+    pub(crate) fn check_text(&self, text: &str, what: &str) -> Result<(), Refusal> {
+        self.check_text_of(&None, text, what)
     }
 
     /// Adds a private note (stored with the conversation's record, sent to operators only).
@@ -255,7 +256,7 @@ impl Hub {
         id: &str,
         text: String,
     ) -> Result<Note, Refusal> {
-        self.check_message(&None, &text)?;
+        self.check_text(&text, "the note (`text`)")?;
         self.inbox_conversation(id).await?;
         let note =
             Note { id: self.shared.ids.next(), author: operator.name.clone(), text, created_ms: now_ms() };
