@@ -43,6 +43,34 @@ for (const [built, source] of [
   }
 }
 
+// In the repository, the wasm is built from the Rust crates beside the package: one edited
+// after the last build would ship an old widget under the new sources' version.
+const newestSource = (dir) => {
+  let newest = null;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (entry.name === 'target' || entry.name === 'tests') continue;
+      const inner = newestSource(path);
+      if (inner && (!newest || inner.mtimeMs > newest.mtimeMs)) newest = inner;
+    } else if (/\.(rs|json)$/.test(entry.name) || entry.name === 'Cargo.toml') {
+      const { mtimeMs } = statSync(path);
+      if (!newest || mtimeMs > newest.mtimeMs) newest = { path, mtimeMs };
+    }
+  }
+  return newest;
+};
+if (existsSync(wasm)) {
+  for (const crate of ['widget', 'protocol']) {
+    const dir = join(pkgDir, '..', crate);
+    const newest = existsSync(join(dir, 'Cargo.toml')) ? newestSource(dir) : null;
+    if (newest && statSync(wasm).mtimeMs < newest.mtimeMs) {
+      problems.push(`dist/natter_widget_bg.wasm is older than ${crate}/${newest.path.slice(dir.length + 1)} (a stale build)`);
+      break;
+    }
+  }
+}
+
 // In the repository, the license texts and the changelog live at the root; the package
 // carries copies, which must not drift.
 for (const file of ['LICENSE-MIT', 'LICENSE-APACHE', 'CHANGELOG.md']) {

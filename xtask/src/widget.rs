@@ -379,6 +379,11 @@ pub fn build(release: bool) -> Result<()> {
         ("index.d.ts", src.join("index.d.ts")),
         ("natter.js", src.join("natter.js")),
     ];
+    let mut sources = sources.to_vec();
+    // The wasm is built from the Rust crates: its "source" is their newest file.
+    if let Some(newest) = newest_file(&[root.join("widget"), root.join("protocol")]) {
+        sources.push(("natter_widget_bg.wasm", newest));
+    }
     sync_dir(&out, &dist, &sources)?;
     let locales = dist.join("locales");
     std::fs::create_dir_all(&locales).with_context(|| format!("creating {}", locales.display()))?;
@@ -431,6 +436,34 @@ fn sync_dir(from: &Path, to: &Path, sources: &[(&str, PathBuf)]) -> Result<()> {
         std::fs::write(&target, &bytes).with_context(|| format!("writing {}", target.display()))?;
     }
     Ok(())
+}
+
+/// The most recently modified `.rs` or `Cargo.toml` file under `dirs` (skipping `target/`
+/// and `tests/`), or `None` when there is none.
+fn newest_file(dirs: &[PathBuf]) -> Option<PathBuf> {
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    let mut stack: Vec<PathBuf> = dirs.to_vec();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.is_dir() {
+                if name != "target" && name != "tests" {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let rust = path.extension().is_some_and(|x| x == "rs" || x == "json") || name == "Cargo.toml";
+            let Some(time) = rust.then(|| entry.metadata().and_then(|m| m.modified()).ok()).flatten() else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|(t, _)| time > *t) {
+                best = Some((time, path));
+            }
+        }
+    }
+    best.map(|(_, p)| p)
 }
 
 fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
@@ -489,7 +522,7 @@ fn launcher_timing() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::sync_dir;
+    use super::{newest_file, sync_dir};
     use std::path::Path;
     use std::time::{Duration, SystemTime};
 
@@ -546,5 +579,51 @@ mod tests {
 
         // npm/scripts/prepack.mjs refuses a dist file older than its source.
         assert!(time(&to.join("natter.js")) >= time(&src.join("natter.js")));
+    }
+
+    #[test]
+    fn the_wasm_counts_as_stale_when_a_rust_source_is_newer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        // A package beside the crate it is built from, as in the repository.
+        let npm = root.join("npm");
+        for dir in [npm.join("scripts"), npm.join("dist/locales"), npm.join("src"), root.join("widget/src")] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        let repo = super::root();
+        std::fs::copy(repo.join("npm/scripts/prepack.mjs"), npm.join("scripts/prepack.mjs")).unwrap();
+        std::fs::write(
+            npm.join("package.json"),
+            r#"{"name":"t","version":"1.0.0","files":["dist/natter_widget_bg.wasm"]}"#,
+        )
+        .unwrap();
+        std::fs::write(npm.join("dist/natter_widget_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+        std::fs::write(root.join("widget/Cargo.toml"), "[package]").unwrap();
+        std::fs::write(root.join("widget/src/lib.rs"), "// old").unwrap();
+        set_time(&root.join("widget/Cargo.toml"), long_ago);
+        set_time(&root.join("widget/src/lib.rs"), long_ago);
+        let prepack = || {
+            std::process::Command::new("node").arg("scripts/prepack.mjs").current_dir(&npm).output().unwrap()
+        };
+        let fresh = prepack();
+        assert!(fresh.status.success(), "{}", String::from_utf8_lossy(&fresh.stderr));
+
+        // The Rust source is edited after the last build.
+        std::fs::write(root.join("widget/src/lib.rs"), "// edited").unwrap();
+        let stale = prepack();
+        assert!(!stale.status.success());
+        let said = String::from_utf8_lossy(&stale.stderr);
+        assert!(said.contains("natter_widget_bg.wasm is older than widget/src/lib.rs"), "{said}");
+        assert_eq!(newest_file(&[root.join("widget")]), Some(root.join("widget/src/lib.rs")));
+
+        // A rebuild with the same bytes (a comment edit) makes the wasm current again.
+        let built = root.join("built");
+        std::fs::create_dir(&built).unwrap();
+        std::fs::copy(npm.join("dist/natter_widget_bg.wasm"), built.join("natter_widget_bg.wasm")).unwrap();
+        set_time(&npm.join("dist/natter_widget_bg.wasm"), long_ago);
+        let newest = newest_file(&[root.join("widget")]).unwrap();
+        sync_dir(&built, &npm.join("dist"), &[("natter_widget_bg.wasm", newest)]).unwrap();
+        assert!(prepack().status.success());
     }
 }
