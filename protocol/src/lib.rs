@@ -266,8 +266,8 @@ pub enum ServerMessage {
     Error(ErrorFrame),
     /// Answer to [`ClientMessage::Ping`].
     Pong(Pong),
-    /// Whether a person is online to answer: sent after the first `history` and whenever it
-    /// changes.
+    /// Whether a person is online to answer (or that this hub has no operators): sent after the
+    /// first `history` and whenever it changes.
     Availability(Availability),
     /// An operator closed (or reopened) the support conversation: sent when it happens and, for
     /// a closed conversation, after the first `history`.
@@ -278,8 +278,12 @@ pub enum ServerMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Availability {
-    /// `true` while at least one operator is signed in to the inbox with it open.
-    pub online: bool,
+    /// `true` while at least one operator is signed in to the inbox with it open, `false` when
+    /// none is; `null` (`None`) when the hub has no operator accounts at all, so nobody will
+    /// ever answer in person and the widget shows no availability line. Always written, as
+    /// `null` too.
+    #[serde(default)]
+    pub online: Option<bool>,
 }
 
 /// The support conversation was closed or opened again.

@@ -257,8 +257,12 @@ fn server_examples() -> Vec<(ServerMessage, serde_json::Value)> {
             json!({"type":"pong","nonce":"n","timestamp":ts}),
         ),
         (
-            ServerMessage::Availability(Availability { online: true }),
+            ServerMessage::Availability(Availability { online: Some(true) }),
             json!({"type":"availability","online":true}),
+        ),
+        (
+            ServerMessage::Availability(Availability { online: None }),
+            json!({"type":"availability","online":null}),
         ),
         (
             ServerMessage::ConversationStatus(ConversationStatus {

@@ -182,7 +182,8 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
         "pong" => {
             ServerMessage::Pong(Pong { nonce: None, timestamp: o.string("timestamp").unwrap_or_default() })
         }
-        "availability" => ServerMessage::Availability(Availability { online: o.flag("online")? }),
+        // `null`: the hub has no operators at all, and the header says nothing about them.
+        "availability" => ServerMessage::Availability(Availability { online: o.flag("online") }),
         "conversation_status" => ServerMessage::ConversationStatus(ConversationStatus {
             status: match o.string("status")?.as_str() {
                 "closed" => ConversationState::Closed,
@@ -300,7 +301,8 @@ mod tests {
                 last_seq: 4,
             }),
             M::Pong(Pong { nonce: None, timestamp: "t".into() }),
-            M::Availability(Availability { online: true }),
+            M::Availability(Availability { online: Some(true) }),
+            M::Availability(Availability { online: None }),
             M::ConversationStatus(ConversationStatus {
                 status: ConversationState::Closed,
                 timestamp: "t".into(),
