@@ -74,7 +74,14 @@ pub(crate) async fn sign_in(
     password::check_name(&name).map_err(bad)?;
     if let Err(wait_ms) = hub.signin_limiter().admit(&name) {
         crate::metrics::Metrics::add(&hub.metrics().signin_refused, 1);
-        let mut r = Refusal::new(ErrorCode::RateLimited, "too many sign-in attempts; wait and try again");
+        // The seconds are the `Retry-After` header's, rounded the same way, so the page and the
+        // header agree.
+        let secs = wait_ms.div_ceil(1000).max(1);
+        let unit = if secs == 1 { "second" } else { "seconds" };
+        let mut r = Refusal::new(
+            ErrorCode::RateLimited,
+            format!("too many sign-in attempts; wait {secs} {unit} and try again"),
+        );
         r.retry_after_ms = Some(wait_ms);
         return Err(r.into());
     }
@@ -190,9 +197,10 @@ pub(crate) async fn detail(
     Ok(Json(ConversationDetail { conversation, notes }))
 }
 
-/// An unknown conversation is a 404.
+/// An unknown conversation is a 404; any other refusal (an empty or oversized text) keeps its
+/// own status.
 fn not_found(r: Refusal) -> ApiError {
-    if r.code == ErrorCode::InvalidMessage {
+    if r.missing {
         ApiError::with_status(StatusCode::NOT_FOUND, r)
     } else {
         r.into()
@@ -317,7 +325,7 @@ pub(crate) async fn put_canned(
 ) -> Result<Response, ApiError> {
     let canned: CannedReply = body(&hub, bytes)?;
     check_shortcut(&canned.shortcut)?;
-    hub.check_text(&canned.text)?;
+    hub.check_text(&canned.text, "the canned reply (`text`)")?;
     hub.inbox_store()?.put_canned(canned.clone()).await.map_err(Refusal::from)?;
     Ok((StatusCode::CREATED, Json(canned)).into_response())
 }

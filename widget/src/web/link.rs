@@ -9,6 +9,7 @@
 use super::frame::decode;
 use super::listen::Listener;
 use super::promise::settle;
+use super::rooms::{decode_relay, Relayed};
 use crate::state::Outgoing;
 use natter_protocol::{History, ServerMessage, SESSION_HEADER};
 use wasm_bindgen::prelude::*;
@@ -107,6 +108,8 @@ pub(crate) enum SocketEvent {
     Open,
     /// A frame arrived.
     Frame(ServerMessage),
+    /// A room member's `cursor_position` / `chain_update` arrived.
+    Relay(Relayed),
     /// It closed (or failed to open) with this code.
     Closed(u16),
 }
@@ -120,10 +123,14 @@ impl Socket {
         let r = report.clone();
         let on_message = Listener::new(&ws, "message", false, move |e| {
             let Some(text) = e.unchecked_ref::<MessageEvent>().data().as_string() else { return };
-            match js_sys::JSON::parse(&text).ok().as_ref().and_then(decode) {
-                Some(msg) => r(SocketEvent::Frame(msg)),
+            let Ok(v) = js_sys::JSON::parse(&text) else { return };
+            if let Some(msg) = decode(&v) {
+                r(SocketEvent::Frame(msg));
+            } else if let Some(relay) = decode_relay(&v) {
+                r(SocketEvent::Relay(relay));
+            } else {
                 // A frame this version does not understand (a newer hub): skip it.
-                _ => web_sys::console::debug_1(&"natter: ignored an unknown frame".into()),
+                web_sys::console::debug_1(&"natter: ignored an unknown frame".into());
             }
         });
         let on_close = Listener::new(&ws, "close", false, move |e| {
@@ -185,19 +192,42 @@ pub(crate) fn poll(
     signal: &AbortSignal,
     then: AnswerTo,
 ) {
+    let mut url = crate::compose::join(&[&end.http, "/api/chat/poll"]);
+    if let Some(a) = after {
+        url.push_str("?after=");
+        crate::compose::push_decimal(&mut url, a);
+    }
+    long_poll(&url, who, signal, then);
+}
+
+/// One long-poll of `room` (a room member on the HTTP fallback): as [`poll`].
+pub(crate) fn poll_room(
+    end: &Endpoint,
+    who: &Credentials,
+    room: &str,
+    after: Option<u64>,
+    signal: &AbortSignal,
+    then: AnswerTo,
+) {
+    let room = String::from(js_sys::encode_uri_component(room));
+    let mut url = crate::compose::join(&[&end.http, "/api/chat/poll?room=", &room]);
+    if let Some(a) = after {
+        url.push_str("&after=");
+        crate::compose::push_decimal(&mut url, a);
+    }
+    long_poll(&url, who, signal, then);
+}
+
+/// The long-poll of [`poll`] and [`poll_room`] at `url`.
+fn long_poll(url: &str, who: &Credentials, signal: &AbortSignal, then: AnswerTo) {
     let init = RequestInit::new();
     init.set_method("GET");
     init.set_signal(Some(signal));
     if let Some(h) = headers(who, false) {
         init.set_headers(&h);
     }
-    let mut url = crate::compose::join(&[&end.http, "/api/chat/poll"]);
-    if let Some(a) = after {
-        url.push_str("?after=");
-        crate::compose::push_decimal(&mut url, a);
-    }
     fetch_json(
-        &url,
+        url,
         &init,
         Box::new(move |mut answer| {
             answer.frame = match answer.frame {
@@ -214,11 +244,20 @@ pub(crate) fn poll(
 /// failed (or the answer was not a frame, e.g. a proxy's error page) — the message is then
 /// re-sent later.
 pub(crate) fn post(end: &Endpoint, who: &Credentials, out: &Outgoing, signal: &AbortSignal, then: AnswerTo) {
-    let body = crate::wire::user_message(out);
+    post_frame(end, who, &crate::wire::user_message(out), signal, then);
+}
+
+/// One HTTP send of a room message (`body`: its JSON text): as [`post`].
+pub(crate) fn post_room(end: &Endpoint, who: &Credentials, body: &str, signal: &AbortSignal, then: AnswerTo) {
+    post_frame(end, who, body, signal, then);
+}
+
+/// The HTTP send of [`post`] and [`post_room`]: `body` (a frame's JSON text) to the hub.
+fn post_frame(end: &Endpoint, who: &Credentials, body: &str, signal: &AbortSignal, then: AnswerTo) {
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_signal(Some(signal));
-    init.set_body(&JsValue::from_str(&body));
+    init.set_body(&JsValue::from_str(body));
     if let Some(h) = headers(who, true) {
         init.set_headers(&h);
     }
