@@ -523,7 +523,11 @@ impl Room {
             }
         }
         if let (false, Some(gap)) = (h.complete, h.gap) {
-            let message = format!("messages {} to {} of this room could not be loaded", gap.from, gap.to);
+            let mut message = String::from("messages ");
+            crate::compose::push_decimal(&mut message, gap.from);
+            message.push_str(" to ");
+            crate::compose::push_decimal(&mut message, gap.to);
+            message.push_str(" of this room could not be loaded");
             self.note(RoomNotice::Error { code: ErrorCode::Unavailable, message }, fx);
         }
         self.see_seq(h.last_seq);
@@ -618,8 +622,11 @@ impl Rooms {
                 let mut room = Room::new(id, name);
                 // (Not the protocol error's own text: its `{:?}` of a character would bring
                 // Rust's debug escaping into the wasm for one message.)
-                let message =
-                    format!("bad room id \"{}\": 1 to 64 letters, digits, '-', '_', '.' or ':'", room.id);
+                let message = crate::compose::join(&[
+                    "bad room id \"",
+                    &room.id,
+                    "\": 1 to 64 letters, digits, '-', '_', '.' or ':'",
+                ]);
                 room.refuse(ErrorCode::InvalidMessage, message, fx);
                 self.list.push(room);
             }
@@ -766,9 +773,9 @@ impl Rooms {
                     if let Some(i) = room.queued.iter().position(|q| matches!(q, Queued::Update(_))) {
                         room.queued.remove(i);
                     }
-                    let message = format!(
-                        "more than {QUEUED_UPDATES_KEPT} updates waited for the room; the oldest was dropped"
-                    );
+                    let mut message = String::from("more than ");
+                    crate::compose::push_decimal(&mut message, QUEUED_UPDATES_KEPT as u64);
+                    message.push_str(" updates waited for the room; the oldest was dropped");
                     room.note(RoomNotice::Error { code: ErrorCode::TooLarge, message }, fx);
                 }
                 room.queued.push(Queued::Update(data));

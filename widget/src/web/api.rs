@@ -177,13 +177,21 @@ impl Natter {
             "cursor" | "update" => {
                 let kind = if op == "cursor" { RelayKind::Cursor } else { RelayKind::Update };
                 let data = rooms::relay_text(&arg).map_err(|why| {
-                    JsValue::from(js_sys::TypeError::new(&format!("natter: room \"{room}\": {why}")))
+                    JsValue::from(js_sys::TypeError::new(&crate::compose::join(&[
+                        "natter: room \"",
+                        &room,
+                        "\": ",
+                        &why,
+                    ])))
                 })?;
                 RoomCall::Relay { room, kind, data }
             }
             "read" => RoomCall::Read { room },
             "watch" => RoomCall::Watch { room: (!room.is_empty()).then_some(room) },
-            other => return Err(js_sys::TypeError::new(&format!("natter: no room call \"{other}\"")).into()),
+            other => {
+                let what = crate::compose::join(&["natter: no room call \"", other, "\""]);
+                return Err(js_sys::TypeError::new(&what).into());
+            }
         };
         self.rt.dispatch(Event::Room(call));
         Ok(JsValue::UNDEFINED)

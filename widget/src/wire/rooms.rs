@@ -36,7 +36,8 @@ pub(crate) fn room_frame(frame: &RoomOut) -> String {
                 push_field(&mut b, "name", n);
             }
             if let Some(a) = after {
-                b.push_str(&format!(",\"after\":{a}"));
+                b.push_str(",\"after\":");
+                crate::compose::push_decimal(&mut b, *a);
             }
         }
         RoomOut::Leave { room: r } => room(&mut b, "leave", r),
