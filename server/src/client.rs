@@ -1,18 +1,29 @@
-//! `Client`: one connection's protocol state (its session, its rooms) and what each client
-//! message does. Transport-agnostic: the WebSocket layer feeds it text frames and sends what
-//! lands in its [`Outbox`]; it never sees a socket.
+//! `Client`: one connection's protocol state (its session, its rooms, its client address and
+//! frame budget) and what each client message does. Transport-agnostic: the WebSocket layer
+//! feeds it text frames and sends what lands in its [`Outbox`]; it never sees a socket.
+//!
+//! Every frame is paid for from the connection's [`FrameBudget`] before it is handled (see
+//! `budget`); messages and joins also take one request from the client address's budget.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use natter_protocol::{
-    validate_room_id, ClientMessage, ErrorCode, Member, Pong, RelayNotice, Role, ServerMessage, TypingNotice,
+    close, validate_member_name, validate_room_id, ClientMessage, ErrorCode, Member, Pong, RelayNotice, Role,
+    ServerMessage, TypingNotice,
 };
+use tokio::time::Instant;
 
+use crate::address::AddrKey;
+use crate::budget::{self, FrameBudget, Spent};
 use crate::clock::now_rfc3339;
 use crate::hub::{encode, Hub, Outbox, Refusal, Since};
 use crate::ids::member_id;
+use crate::metrics::Limit;
 use crate::store::ConversationKey;
+
+/// What a `join` costs on top of its frame: the `room_info` and `history` it is answered with.
+const JOIN_COST: usize = 16 * 1024;
 
 /// One connection's state.
 #[derive(Debug)]
@@ -25,6 +36,10 @@ pub(crate) struct Client {
     page: Option<String>,
     /// Joined rooms, with the member as shown in each (the name given on join).
     rooms: HashMap<Arc<str>, Member>,
+    /// The client address, whose budget messages and joins draw on.
+    addr: AddrKey,
+    /// What the connection may still make the hub send.
+    budget: FrameBudget,
 }
 
 impl Client {
@@ -35,10 +50,12 @@ impl Client {
         session: Arc<str>,
         page: Option<String>,
         since: Since,
+        addr: AddrKey,
     ) -> Result<Client, Refusal> {
         let member_id: Arc<str> = member_id(&session).into();
         hub.attach_session(&session, since, &outbox, &member_id).await?;
-        Ok(Client { hub, outbox, session, member_id, page, rooms: HashMap::new() })
+        let budget = FrameBudget::full(hub.config().frame_budget, Instant::now());
+        Ok(Client { hub, outbox, session, member_id, page, rooms: HashMap::new(), addr, budget })
     }
 
     /// Queues a frame for this connection (never waits; see [`Outbox::send`]).
@@ -53,24 +70,94 @@ impl Client {
         self.send(&refusal.frame());
     }
 
-    /// Handles one text frame.
+    /// Handles one text frame, once it is paid for.
     pub(crate) async fn on_text(&mut self, text: &str) {
         match parse(text) {
             Ok(message) => {
+                let cost = budget::cost(text.len() + self.extra(&message), self.audience(&message));
+                if !self.pay(cost, message_id(&message)) {
+                    return;
+                }
                 if let Err(r) = self.handle(message).await {
                     self.refuse(r);
                 }
             }
-            Err(r) => self.refuse(r),
+            Err(r) => {
+                if self.pay(budget::cost(text.len(), 1), None) {
+                    self.refuse(r);
+                }
+            }
         }
     }
 
     /// A binary frame: the protocol is JSON text.
-    pub(crate) fn on_binary(&mut self) {
-        self.refuse(Refusal::new(
-            ErrorCode::BadJson,
-            "binary frames are not accepted; send JSON text frames",
-        ));
+    pub(crate) fn on_binary(&mut self, len: usize) {
+        if self.pay(budget::cost(len, 1), None) {
+            self.refuse(Refusal::new(
+                ErrorCode::BadJson,
+                "binary frames are not accepted; send JSON text frames",
+            ));
+        }
+    }
+
+    /// Pays `cost` from the frame budget; `false` when the frame must not be handled: it was
+    /// refused (`rate_limited`, with how long to wait), or the connection owes so much that it
+    /// is closed with 4029.
+    fn pay(&mut self, cost: u64, id: Option<String>) -> bool {
+        let rate = self.hub.config().frame_budget;
+        match self.budget.spend(cost, rate, Instant::now()) {
+            Spent::Paid => true,
+            Spent::Refused { wait_ms } => {
+                self.hub.metrics().limited(Limit::FrameBudget);
+                let mut r = Refusal::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "this connection is sending more than the hub relays for one connection ({rate} bytes per \
+                         second, counting each frame once per recipient); wait {wait_ms} ms"
+                    ),
+                )
+                .with_id(id);
+                r.retry_after_ms = Some(wait_ms);
+                self.refuse(r);
+                false
+            }
+            Spent::Cut => {
+                self.hub.metrics().limited(Limit::FrameBudgetCut);
+                tracing::info!(connection = self.outbox.id, "frame budget exhausted: closing with 4029");
+                self.outbox.close_after_queue(close::RATE_LIMITED, "sending far too much: reconnect later");
+                false
+            }
+        }
+    }
+
+    /// How many connections a message reaches: the room's (or the session's) subscribers on
+    /// this hub, at least one (the sender's own answer).
+    fn audience(&self, message: &ClientMessage) -> usize {
+        let room = match message {
+            ClientMessage::Chat(c) => Some(c.room.as_str()),
+            ClientMessage::Join(j) => Some(j.room.as_str()),
+            ClientMessage::Leave(l) => Some(l.room.as_str()),
+            ClientMessage::Typing(t) => t.room.as_deref(),
+            ClientMessage::CursorPosition(r) | ClientMessage::ChainUpdate(r) => Some(r.room.as_str()),
+            ClientMessage::User(_) => {
+                return self.hub.audience(&ConversationKey::Session(self.session.clone()))
+            }
+            ClientMessage::Ping(_) => None,
+        };
+        // A room this connection is not in reaches nobody but itself (it is refused).
+        match room.and_then(|r| self.rooms.get_key_value(r)) {
+            Some((room, _)) => self.hub.audience(&ConversationKey::Room(room.clone())),
+            None => 1,
+        }
+    }
+
+    /// What a message costs beyond its own bytes.
+    fn extra(&self, message: &ClientMessage) -> usize {
+        if matches!(message, ClientMessage::Join(_)) {
+            JOIN_COST
+        } else {
+            0
+        }
     }
 
     /// A frame over `--max-frame`, refused unread.
@@ -105,6 +192,7 @@ impl Client {
                 self.send(&ServerMessage::Pong(Pong { nonce: p.nonce, timestamp: now_rfc3339() }));
             }
             ClientMessage::User(send) => {
+                self.hub.charge_address(self.addr).map_err(|r| r.with_id(send.id.clone()))?;
                 // The URL's session wins over the body's: a tab cannot write into another
                 // session's conversation.
                 let ack = self.hub.post_user(&self.session, send, self.page.as_deref()).await?;
@@ -113,31 +201,34 @@ impl Client {
             ClientMessage::Chat(chat) => {
                 check_room(&chat.room)?;
                 let (room, member) = self.joined(&chat.room)?;
+                self.hub.charge_address(self.addr).map_err(|r| r.with_id(chat.id.clone()))?;
                 let ack = self.hub.post_chat(&self.session, &room, &member, chat.id, chat.message).await?;
                 self.send(&ServerMessage::Ack(ack));
             }
             ClientMessage::Join(join) => {
                 check_room(&join.room)?;
                 if let Some(name) = &join.name {
-                    if name.chars().count() > 64 || name.chars().any(char::is_control) {
-                        return Err(Refusal::new(
-                            ErrorCode::InvalidMessage,
-                            format!("name {name:?} must be at most 64 characters without control characters"),
-                        ));
-                    }
+                    validate_member_name(name)
+                        .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad `name`: {e}")))?;
                 }
                 if self.rooms.contains_key(join.room.as_str()) {
-                    // Joining twice is harmless: answer with the room's info again.
-                    if let Some(info) = self.hub.room_info(&join.room).await? {
-                        self.send(&ServerMessage::RoomInfo(info));
-                    }
-                    return Ok(());
+                    // Answering a re-join with the room's info again cost a read of the store
+                    // each time, for nothing the first join did not give.
+                    return Err(Refusal::new(
+                        ErrorCode::InvalidMessage,
+                        format!(
+                            "this connection has joined room {:?} already (its room_info and history came then); \
+                             send leave first to join again",
+                            join.room
+                        ),
+                    ));
                 }
+                self.hub.charge_address(self.addr)?;
                 self.hub.rate_limit(&self.session)?;
                 let room: Arc<str> = join.room.as_str().into();
                 let member = Member { id: self.member_id.to_string(), name: join.name };
                 let since = join.after.map_or(Since::Recent, Since::After);
-                self.hub.join_room(&room, &member, since, &self.outbox).await?;
+                self.hub.join_room(&room, &member, since, &self.outbox, self.addr).await?;
                 self.rooms.insert(room, member);
             }
             ClientMessage::Leave(leave) => {
@@ -190,6 +281,15 @@ impl Client {
     }
 }
 
+/// The client-made id of a message that has one (for refusals to carry).
+fn message_id(message: &ClientMessage) -> Option<String> {
+    match message {
+        ClientMessage::User(u) => u.id.clone(),
+        ClientMessage::Chat(c) => c.id.clone(),
+        _ => None,
+    }
+}
+
 fn check_room(room: &str) -> Result<(), Refusal> {
     validate_room_id(room)
         .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad room {room:?}: {e}")))
@@ -201,7 +301,7 @@ fn check_room(room: &str) -> Result<(), Refusal> {
 /// A good frame is parsed once, straight into its type: this is every message's path. Only a
 /// frame that fails takes the slower walk through a `serde_json::Value` that finds out why.
 pub(crate) fn parse(text: &str) -> Result<ClientMessage, Refusal> {
-    serde_json::from_str(text).or_else(|_| diagnose(text))
+    ClientMessage::from_json(text).or_else(|_| diagnose(text))
 }
 
 /// Works out why `text` is not a client message (see [`parse`]).
@@ -264,7 +364,8 @@ fn diagnose_value(value: serde_json::Value) -> Result<ClientMessage, Refusal> {
         )
         .with_id(id));
     }
-    serde_json::from_value(value)
+    let text = value.to_string();
+    ClientMessage::from_json(&text)
         .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad {ty:?} message: {e}")).with_id(id))
 }
 

@@ -8,12 +8,16 @@
 //! # Layout
 //! Three layers, each only talking to the one below (centrifuge / mini-redis style):
 //!
-//! - **Transport** — `ws` (the `/ws/chat` upgrade; one task per connection, generic over
-//!   `Sink`/`Stream`), `http` (fallback chat API, room API, health, metrics), `assets` (demo
-//!   page, widget files), and `edge`, what both share (origin check, session and `after`
-//!   parsing, error answers, counting each refusal once). `client` is one connection's
-//!   protocol state (session, joined rooms) and what each client message does. They turn
-//!   sockets and requests into calls on the hub.
+//! - **Transport** — `accept` (the accept loop: header-read timeout, connection caps, the
+//!   polite refusal past them), `socket` (an accepted stream: a deadline on every write, its
+//!   place in the caps), `address` (the client address budgets are kept by, trusting only
+//!   `--trusted-proxy` headers), `ws` (the `/ws/chat` upgrade; one task per connection,
+//!   generic over `Sink`/`Stream`), `http` (fallback chat API, room API, health, metrics),
+//!   `assets` (demo page, widget files), and `edge`, what both share (origin check, session
+//!   and `after` parsing, the client address and its budget, error answers, counting each
+//!   refusal once). `client` is one connection's protocol state (session, joined rooms) and
+//!   what each client message does; `budget` is its frame budget. They turn sockets and
+//!   requests into calls on the hub.
 //! - **Hub** — `hub`: conversations (each with its in-memory ring of recent messages),
 //!   connections and their bounded send queues, rooms and presence, and the fan-out, which
 //!   delivers *only* what comes out of [`store::Store::subscribe`] so one hub and many behind
@@ -33,7 +37,10 @@ pub mod config;
 pub mod reply;
 pub mod store;
 
+mod accept;
+mod address;
 mod assets;
+mod budget;
 mod client;
 mod clock;
 mod edge;
@@ -42,6 +49,7 @@ mod http;
 mod hub;
 mod ids;
 mod metrics;
+mod socket;
 mod ws;
 
 use std::future::Future;
@@ -51,7 +59,6 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method};
 use axum::routing::get;
-use axum::serve::ListenerExt as _;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -69,7 +76,7 @@ use store::redis::{RedisOptions, RedisStore};
 use store::sqlite::{SqliteOptions, SqliteStore, SyncMode};
 use store::{Store, StoreError};
 
-/// How long shutdown waits for connections to close after telling them to.
+/// How long shutdown waits for WebSockets to close after telling them to.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// Opens the storage engine the configuration asks for. The one place that chooses an engine:
@@ -206,14 +213,7 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "natter hub listening");
     }
-    // Chat frames are small and answered in bursts (ack, echo, typing, reply): without
-    // TCP_NODELAY, Nagle + delayed ACKs add ~40 ms to each reply.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app).with_graceful_shutdown(graceful).await?;
+    accept::serve(listener, hub.clone(), app, graceful).await?;
     if !hub.drained(DRAIN_LIMIT).await {
         tracing::warn!("some connections did not close in time");
     }
@@ -244,7 +244,7 @@ fn router(hub: Hub) -> Router {
     let config = hub.config();
     let cors = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
         .allow_origin(if config.allowed_origins.is_empty() {
             AllowOrigin::any()
         } else {
@@ -256,9 +256,13 @@ fn router(hub: Hub) -> Router {
         .route("/api/rooms", get(http::list_rooms).post(http::create_room))
         .route("/api/rooms/{room}", get(http::room_info))
         .layer(cors)
-        .layer(DefaultBodyLimit::max(config.max_frame));
+        .layer(DefaultBodyLimit::max(config.max_frame))
+        .layer(axum::middleware::from_fn_with_state(hub.clone(), edge::admit));
     Router::new()
-        .route("/ws/chat", get(ws::upgrade))
+        .route(
+            "/ws/chat",
+            get(ws::upgrade).layer(axum::middleware::from_fn_with_state(hub.clone(), edge::admit)),
+        )
         .route("/healthz", get(http::healthz))
         .route("/metrics", get(http::metrics))
         .route("/", get(assets::demo))

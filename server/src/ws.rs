@@ -8,9 +8,15 @@
 //!
 //! One task per connection does everything: it feeds the client's frames to the [`Client`],
 //! drains the connection's queue to the socket (several frames per flush), pings every
-//! `--ping-interval`, and closes with 4002 (stale) after `--idle-timeout` of silence, 4001
-//! (slow consumer) when the fan-out found the queue full, 1009 after an oversized frame and
-//! 1001 at shutdown. An earlier version `split()` the socket and read it in a second task;
+//! `--ping-interval`, and closes with 4002 (stale) when no ping was answered for
+//! `--idle-timeout`, 4001 (slow consumer) when the fan-out found the queue full, 4029 when the
+//! client spent far past its frame budget, 1009 after an oversized frame and 1001 at shutdown.
+//!
+//! Liveness is judged by pongs only: a pong is the one frame that proves the peer reads (every
+//! WebSocket client answers pings as it reads). A client that keeps sending — pings, messages —
+//! but never reads is closed like a silent one, instead of pinning its kernel buffers for
+//! ever. Every write and flush also has a deadline, at the socket (`crate::socket`): one that
+//! makes no progress for `--idle-timeout` ends the connection. An earlier version `split()` the socket and read it in a second task;
 //! that task, its future and the lock between the halves were about a third of an idle
 //! connection's memory. With one task the client's own answers cannot wait for room in the
 //! queue this task drains, so they never wait (see `hub/outbox.rs`); the queue is
@@ -29,9 +35,10 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::address::{AddrKey, ClientAddr};
 use crate::client::Client;
-use crate::edge::{check_origin, parse_after, parse_session, ApiError};
-use crate::hub::{Control, Frame, Hub, Outgoing, Receiver, Refusal, Since};
+use crate::edge::{check_origin, client_of, parse_after, parse_session, ApiError, MAX_PAGE_CHARS};
+use crate::hub::{Control, Frame, Hub, Outgoing, Receiver, Refusal, Since, Slot};
 use crate::metrics::Metrics;
 
 /// How long the hub waits for a close frame to be written to a peer that is not reading.
@@ -67,27 +74,29 @@ pub(crate) struct ChatQuery {
 }
 
 /// Validated connection parameters.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Params {
     /// The session id.
     session: Arc<str>,
     /// The page the widget is on (the original widget's `page` parameter), at most
-    /// [`MAX_PAGE_CHARS`] characters.
+    /// `MAX_PAGE_CHARS` characters.
     page: Option<String>,
     /// Resume point, or the recent history.
     since: Since,
+    /// The client's address (its budget key).
+    addr: AddrKey,
+    /// The connection's place among its forwarded address's (`--max-connections-per-address`
+    /// behind a `--trusted-proxy`; a direct client's socket holds one already).
+    held: Option<Slot>,
 }
-
-/// Longest `page` kept from the query, in characters.
-const MAX_PAGE_CHARS: usize = 512;
 
 impl ChatQuery {
     /// Checks the query; a refusal becomes a 400.
-    fn validate(self) -> Result<Params, Refusal> {
+    fn validate(self, client: ClientAddr) -> Result<Params, Refusal> {
         let session = parse_session(self.session.as_deref(), "`?session=<id>`")?;
         let since = parse_after(self.after.as_deref())?;
         let page = self.page.filter(|p| !p.is_empty()).map(|p| p.chars().take(MAX_PAGE_CHARS).collect());
-        Ok(Params { session, page, since })
+        Ok(Params { session, page, since, addr: client.key(), held: None })
     }
 }
 
@@ -95,11 +104,16 @@ impl ChatQuery {
 pub(crate) async fn upgrade(
     State(hub): State<Hub>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     Query(query): Query<ChatQuery>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     check_origin(hub.config(), &headers)?;
-    let params = query.validate()?;
+    let client = client_of(&extensions);
+    let mut params = query.validate(client)?;
+    if client.forwarded && hub.config().max_connections_per_address > 0 {
+        params.held = Some(hub.hold_connection(client.key())?);
+    }
     let max = hub.config().max_frame;
     Ok(ws
         .read_buffer_size(READ_BUFFER)
@@ -109,7 +123,7 @@ pub(crate) async fn upgrade(
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_frame_size(max)
         .max_message_size(max)
-        .on_upgrade(move |socket| drive(socket, hub, params)))
+        .on_upgrade(move |socket| drive(socket, hub, Box::new(params))))
 }
 
 /// Whether a read error is tungstenite refusing an oversized frame or message.
@@ -152,7 +166,8 @@ impl Next {
 ///
 /// A plain function returning an `async move` block rather than an `async fn`: an `async fn`
 /// moves its arguments into locals of its state machine, and the socket then took its space
-/// twice in every connection's task. For the same reason the socket stays here and the rest
+/// twice in every connection's task; the parameters come boxed, so the task keeps 8 bytes for
+/// them rather than all of them. For the same reason the socket stays here and the rest
 /// borrows it, and every await that is not part of an idle connection's wait is boxed: an
 /// idle connection's memory is this future's size, which `tests::idle_connection_stays_small`
 /// pins.
@@ -160,16 +175,20 @@ impl Next {
 pub(crate) fn drive<S>(
     mut socket: S,
     hub: Hub,
-    params: Params,
+    params: Box<Params>,
 ) -> impl std::future::Future<Output = ()> + Send
 where
     S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
 {
     async move {
-        let (outbox, rx, control, _live) = hub.open_connection();
+        // Taken apart (and its box freed) at once: only what an idle connection needs stays.
+        let Params { session, page, since, addr, held } = *params;
+        let (outbox, rx, control, _live) = hub.open_connection(held.map(Box::new));
         let id = outbox.id;
         tracing::debug!(connection = id, "connected");
-        let Some(client) = Box::pin(open(&mut socket, &hub, outbox, params)).await else { return };
+        let Some(client) = Box::pin(open(&mut socket, &hub, outbox, session, page, since, addr)).await else {
+            return;
+        };
         let mut connection = Connection {
             socket: &mut socket,
             shutdown: hub.shutdown_signal(),
@@ -187,11 +206,19 @@ where
 
 /// Subscribes the connection to its session and queues its history; when that fails, tells
 /// the peer why (an `error` frame and a 1011 close) and returns `None`.
-async fn open<S>(socket: &mut S, hub: &Hub, outbox: crate::hub::Outbox, params: Params) -> Option<Client>
+async fn open<S>(
+    socket: &mut S,
+    hub: &Hub,
+    outbox: crate::hub::Outbox,
+    session: Arc<str>,
+    page: Option<String>,
+    since: Since,
+    addr: AddrKey,
+) -> Option<Client>
 where
     S: Sink<Message> + Unpin,
 {
-    match Client::start(hub.clone(), outbox, params.session, params.page, params.since).await {
+    match Client::start(hub.clone(), outbox, session, page, since, addr).await {
         Ok(client) => Some(client),
         Err(refusal) => {
             hub.metrics().refusal(refusal.code);
@@ -261,7 +288,10 @@ where
                     None => Next::Gone,
                 },
                 frame = self.socket.next(), if self.client.is_some() => {
-                    heard = Instant::now();
+                    // Only a pong proves the peer reads (see the module docs).
+                    if matches!(frame, Some(Ok(Message::Pong(_)))) {
+                        heard = Instant::now();
+                    }
                     if let Some(c) = self.client.as_mut() {
                         if !Box::pin(on_frame(c, frame)).await {
                             // The peer's side ended; an oversized frame left an answer and a
@@ -325,7 +355,7 @@ where
 async fn on_frame(client: &mut Client, next: Option<Result<Message, axum::Error>>) -> bool {
     match next {
         Some(Ok(Message::Text(text))) => client.on_text(text.as_str()).await,
-        Some(Ok(Message::Binary(_))) => client.on_binary(),
+        Some(Ok(Message::Binary(b))) => client.on_binary(b.len()),
         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
         Some(Ok(Message::Close(_))) | None => return false,
         Some(Err(e)) => {
@@ -477,6 +507,11 @@ mod tests {
         Duplex { sink, stream }
     }
 
+    fn unit_params() -> Params {
+        let addr = AddrKey::of(std::net::IpAddr::from([127, 0, 0, 1]));
+        Params { session: "unit".into(), page: None, since: Since::Recent, addr, held: None }
+    }
+
     fn text(m: Option<Message>) -> ServerMessage {
         match m {
             Some(Message::Text(t)) => serde_json::from_str(t.as_str()).expect("json"),
@@ -503,8 +538,7 @@ mod tests {
         let (_in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(1);
         let socket = duplex(out_tx, in_rx);
         let socket_size = std::mem::size_of_val(&socket);
-        let params = Params { session: "unit".into(), page: None, since: Since::Recent };
-        let connection = drive(socket, hub, params);
+        let connection = drive(socket, hub, Box::new(unit_params()));
         let own = std::mem::size_of_val(&connection) - socket_size;
         println!("drive future: {own} bytes beside a {socket_size}-byte socket");
         assert!(
@@ -522,8 +556,7 @@ mod tests {
         );
         let (out_tx, mut out_rx) = mpsc::channel::<Message>(16);
         let (in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(16);
-        let params = Params { session: "unit".into(), page: None, since: Since::Recent };
-        let task = tokio::spawn(drive(duplex(out_tx, in_rx), hub.clone(), params));
+        let task = tokio::spawn(drive(duplex(out_tx, in_rx), hub.clone(), Box::new(unit_params())));
 
         assert!(matches!(text(out_rx.recv().await), ServerMessage::History(h) if h.messages.is_empty()));
         in_tx.send(Ok(Message::text(r#"{"type":"ping","nonce":1}"#))).await.expect("send");

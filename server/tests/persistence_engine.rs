@@ -31,6 +31,10 @@ fn user_draft(session: &str, id: &str, text: &str) -> Draft {
 }
 
 fn chat_draft(room: &str, id: &str, text: &str) -> Draft {
+    chat_from(room, "m1", id, text)
+}
+
+fn chat_from(room: &str, member: &str, id: &str, text: &str) -> Draft {
     Draft {
         id: id.into(),
         message: ServerMessage::Chat(RoomMessage {
@@ -39,7 +43,7 @@ fn chat_draft(room: &str, id: &str, text: &str) -> Draft {
             seq: 0,
             message: text.into(),
             timestamp: "2026-11-22T00:00:00Z".into(),
-            from: Member { id: "m1".into(), name: Some("Ann".into()) },
+            from: Member { id: member.into(), name: Some("Ann".into()) },
         }),
     }
 }
@@ -115,6 +119,30 @@ async fn a_resent_id_gets_its_first_seq_and_is_not_delivered_again() {
     let page = store.history(&a, 0, 10).await.expect("history");
     let texts: Vec<_> = page.messages.iter().map(text_of).collect();
     assert_eq!(texts, ["first", "second"]);
+}
+
+#[tokio::test]
+async fn an_id_is_unique_per_sender_not_per_room() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir.path().join("natter.db"));
+    let mut events = store.subscribe();
+    let room = ConversationKey::Room("design".into());
+    // Member M uses the id the protocol docs show; member A, later, the same id.
+    assert_eq!(append(&store, &room, chat_from("design", "u_m", "c-01", "from M")).await, (1, false));
+    assert_eq!(append(&store, &room, chat_from("design", "u_a", "c-01", "from A")).await, (2, false));
+    // Each one's re-send is still a duplicate of its own message, and delivered once.
+    assert_eq!(append(&store, &room, chat_from("design", "u_a", "c-01", "A again")).await, (2, true));
+    assert_eq!(append(&store, &room, chat_from("design", "u_m", "c-01", "M again")).await, (1, true));
+    let mut delivered = Vec::new();
+    while let Ok(Event::Stored { message, .. }) = events.try_recv() {
+        delivered.push(text_of(&message).to_owned());
+    }
+    assert_eq!(delivered, ["from M", "from A"]);
+    // A restart forgets nothing about who sent what.
+    drop(store);
+    let store = open(&dir.path().join("natter.db"));
+    assert_eq!(append(&store, &room, chat_from("design", "u_a", "c-01", "A, restarted")).await, (2, true));
+    assert_eq!(append(&store, &room, chat_from("design", "u_b", "c-01", "from B")).await, (3, false));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,7 +274,7 @@ async fn rooms_are_listed_by_id() {
         };
         assert!(store.create_room(record).await.expect("create"));
     }
-    let ids: Vec<_> = store.rooms().await.expect("rooms").into_iter().map(|r| r.room).collect();
+    let ids: Vec<_> = store.rooms(None, 100).await.expect("rooms").into_iter().map(|r| r.room).collect();
     assert_eq!(ids, ["a", "b", "c"]);
 }
 
@@ -314,7 +342,7 @@ async fn memory_database_works_without_a_file() {
         created_at: "2026-11-22T00:00:00Z".into(),
     };
     assert!(store.create_room(record.clone()).await.expect("create"));
-    assert_eq!(store.rooms().await.expect("rooms"), vec![record]);
+    assert_eq!(store.rooms(None, 100).await.expect("rooms"), vec![record]);
     assert!(matches!(events.try_recv(), Ok(Event::Stored { .. })));
 }
 
@@ -370,7 +398,80 @@ fn reopening_runs_no_migration_twice() {
         .prepare("SELECT version FROM schema_version ORDER BY version")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .expect("versions");
-    assert_eq!(versions, [1]);
+    let all: Vec<i64> = (1..=i64::from(natter_hub::store::sqlite::SCHEMA_VERSION)).collect();
+    assert_eq!(versions, all);
+}
+
+/// The schema a hub of version 1 wrote (kept here as it shipped: a migration is never edited).
+const SCHEMA_V1: &str =
+    "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+    INSERT INTO schema_version VALUES (1, 0);
+    CREATE TABLE conversations (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,
+        last_seq INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+    CREATE TABLE messages (conversation INTEGER NOT NULL REFERENCES conversations(id),
+        seq INTEGER NOT NULL, msg_id TEXT NOT NULL, kind TEXT NOT NULL, created_at INTEGER NOT NULL,
+        frame TEXT NOT NULL, UNIQUE (conversation, seq), UNIQUE (conversation, msg_id));
+    CREATE INDEX messages_by_age ON messages (created_at);
+    CREATE TABLE rooms (room TEXT PRIMARY KEY, name TEXT, metadata TEXT NOT NULL, created_at TEXT NOT NULL);";
+
+/// A database written before ids were scoped to senders is migrated: every stored message
+/// keeps its seq, re-sends by its own sender are still duplicates, and another member may now
+/// use an id someone used before.
+#[tokio::test]
+async fn a_version_1_database_migrates_to_sender_scoped_ids() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("natter.db");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("create");
+        conn.execute_batch(SCHEMA_V1).expect("v1 schema");
+        conn.execute_batch(
+            "INSERT INTO conversations (id, key, last_seq, created_at) VALUES (1, 's:sess-1', 2, 0), (2, 'r:design', 1, 0);",
+        )
+        .expect("conversations");
+        let mut insert = conn
+            .prepare("INSERT INTO messages (conversation, seq, msg_id, kind, created_at, frame) VALUES (?1, ?2, ?3, ?4, 0, ?5)")
+            .expect("prepare");
+        let frames = [
+            (
+                1,
+                1,
+                "m-1",
+                r#"{"type":"user","id":"m-1","seq":1,"message":"hi","timestamp":"t","sessionId":"sess-1"}"#,
+            ),
+            (
+                1,
+                2,
+                "h-1",
+                r#"{"type":"bot","id":"h-1","seq":2,"message":"hello","timestamp":"t","sessionId":"sess-1"}"#,
+            ),
+            (
+                2,
+                1,
+                "c-01",
+                r#"{"type":"chat","room":"design","id":"c-01","seq":1,"message":"from M","timestamp":"t","from":{"id":"u_m"}}"#,
+            ),
+        ];
+        for (conv, seq, id, frame) in frames {
+            let kind = if frame.contains(r#""type":"user""#) {
+                "user"
+            } else if frame.contains(r#""type":"bot""#) {
+                "bot"
+            } else {
+                "chat"
+            };
+            insert.execute(rusqlite::params![conv, seq, id, kind, frame]).expect("insert");
+        }
+    }
+    let store = open(&path);
+    let room = ConversationKey::Room("design".into());
+    let visitor = session("sess-1");
+    assert_eq!(append(&store, &visitor, user_draft("sess-1", "m-1", "hi again")).await, (1, true));
+    assert_eq!(append(&store, &room, chat_from("design", "u_m", "c-01", "M again")).await, (1, true));
+    assert_eq!(append(&store, &room, chat_from("design", "u_a", "c-01", "from A")).await, (2, false));
+    // The visitor's id cannot collide with the bot's either.
+    assert_eq!(append(&store, &visitor, user_draft("sess-1", "h-1", "mine")).await, (3, false));
+    let page = store.history(&room, 0, 10).await.expect("history");
+    assert_eq!(page.messages.iter().map(text_of).collect::<Vec<_>>(), ["from M", "from A"]);
 }
 
 /// The child side of [`acknowledged_messages_survive_kill_9`]: appends forever and prints every

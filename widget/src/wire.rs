@@ -97,7 +97,7 @@ mod tests {
                 message: out.text.clone(),
                 timestamp: Some(out.time.clone()),
                 session_id: Some("s-1".into()),
-                context: Some(serde_json::json!({ "page": "/pricing?a=\"b\"" })),
+                context: Some(serde_json::json!({ "page": "/pricing?a=\"b\"" }).into()),
             })
         );
     }

@@ -51,6 +51,12 @@ impl Hub {
         }
     }
 
+    /// How many connections on this hub a frame for `key` reaches now (at least one: the
+    /// sender's own answer). What a client's frame costs its budget is weighted by it.
+    pub(crate) fn audience(&self, key: &ConversationKey) -> usize {
+        self.lock().conversations.get(key).map_or(1, |c| c.subscribers.len().max(1))
+    }
+
     /// Handles one event of the store's delivery stream.
     fn on_event(&self, event: Event) {
         let metrics = &self.shared.metrics;

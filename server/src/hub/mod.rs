@@ -18,7 +18,9 @@
 //! - `mod.rs` — the handle, the shared state, start, the conversation table.
 //! - [`conversation`] — one conversation in memory: ring, subscribers, members.
 //! - [`admission`] — refusals and the checks a message passes before it is stored (text,
-//!   id, rate limit).
+//!   id, context, rate limit).
+//! - [`limits`] — budgets per client address and the caps on what is held at once
+//!   (connections and long-polls per address, long-polls in all, rooms created).
 //! - [`post`] — the write path: a visitor's or a member's message into the store.
 //! - [`history`] — attaching a connection (ring or store), gaps, the long-poll.
 //! - [`rooms`] — join and leave, presence, room info and the room list.
@@ -32,6 +34,7 @@ mod conversation;
 mod fanout;
 mod history;
 mod lifecycle;
+mod limits;
 mod outbox;
 mod post;
 mod reply;
@@ -42,6 +45,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use natter_protocol::ErrorCode;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -50,11 +54,13 @@ pub(crate) use fanout::encode;
 pub(crate) use history::Since;
 pub(crate) use lifecycle::stopped;
 use lifecycle::Beat;
+use limits::Limits;
+pub(crate) use limits::Slot;
 pub(crate) use outbox::{Control, Frame, Outbox, Outgoing, Receiver};
 
 use crate::config::Config;
 use crate::ids::IdMaker;
-use crate::metrics::Metrics;
+use crate::metrics::{Limit, Metrics};
 use crate::reply::ReplyEngine;
 use crate::store::{ConversationKey, Store};
 use conversation::Conversation;
@@ -66,12 +72,37 @@ struct State {
     conversations: HashMap<ConversationKey, Conversation>,
 }
 
+/// Conversations forgotten at once when the table is full (a fraction of it, at least one).
+const EVICT_BATCH: usize = 256;
+
+/// Forgets up to `max(batch, 1/64 of the table)` of the least recently used conversations that
+/// nobody is connected to or waiting on; returns how many went.
+fn evict_idle(conversations: &mut HashMap<ConversationKey, Conversation>, batch: usize) -> usize {
+    let mut idle: Vec<(Instant, ConversationKey)> = conversations
+        .iter()
+        .filter(|(_, c)| c.is_unused())
+        .map(|(k, c)| (c.last_active, k.clone()))
+        .collect();
+    let n = batch.max(conversations.len() / 64).min(idle.len());
+    if n == 0 {
+        return 0;
+    }
+    if n < idle.len() {
+        idle.select_nth_unstable_by_key(n - 1, |(at, _)| *at);
+    }
+    for (_, key) in idle.into_iter().take(n) {
+        conversations.remove(&key);
+    }
+    n
+}
+
 /// Everything the hub's handles share.
 struct Shared {
     config: Config,
     store: Arc<dyn Store>,
     reply: Arc<dyn ReplyEngine>,
     metrics: Metrics,
+    limits: Limits,
     state: Mutex<State>,
     ids: IdMaker,
     next_connection: AtomicU64,
@@ -102,6 +133,7 @@ impl Hub {
         let events = store.subscribe();
         let hub = Hub {
             shared: Arc::new(Shared {
+                limits: Limits::new(&config),
                 config,
                 store,
                 reply,
@@ -142,23 +174,51 @@ impl Hub {
     }
 
     /// The conversation `key` in the table, made if it is not held yet, marked active now.
-    fn conversation<'s>(&self, state: &'s mut State, key: &ConversationKey) -> &'s mut Conversation {
+    ///
+    /// At `--max-conversations`, the least recently used conversations that nobody is connected
+    /// to are forgotten first (a batch at a time, so the scan is paid rarely); when none can be,
+    /// the request is refused `unavailable`.
+    fn conversation<'s>(
+        &self,
+        state: &'s mut State,
+        key: &ConversationKey,
+    ) -> Result<&'s mut Conversation, Refusal> {
+        let config = &self.shared.config;
+        if !state.conversations.contains_key(key)
+            && state.conversations.len() >= config.max_conversations.max(1)
+        {
+            let evicted = evict_idle(&mut state.conversations, EVICT_BATCH);
+            Metrics::add(&self.shared.metrics.conversations_evicted, evicted as u64);
+            if evicted == 0 {
+                self.shared.metrics.limited(Limit::Conversations);
+                let mut r = Refusal::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "the hub holds its most conversations ({}) and every one is in use; try again later",
+                        config.max_conversations
+                    ),
+                );
+                r.retry_after_ms = Some(5000);
+                return Err(r);
+            }
+        }
         let conv = state
             .conversations
             .entry(key.clone())
-            .or_insert_with(|| Conversation::new(self.shared.config.ring_size));
+            .or_insert_with(|| Conversation::new(config.ring_size, config.ring_bytes));
         conv.last_active = Instant::now();
-        conv
+        Ok(conv)
     }
 
-    /// Gauges for `/metrics`: `(conversations held, rooms with members here)`.
-    pub(crate) fn gauges(&self) -> (usize, usize) {
+    /// Gauges for `/metrics`: `(conversations held, rooms with members here, ring bytes)`.
+    pub(crate) fn gauges(&self) -> (usize, usize, usize) {
         let state = self.lock();
-        let rooms = state
-            .conversations
-            .iter()
-            .filter(|(k, c)| matches!(k, ConversationKey::Room(_)) && c.has_members())
-            .count();
-        (state.conversations.len(), rooms)
+        let mut rooms = 0;
+        let mut bytes = 0;
+        for (k, c) in &state.conversations {
+            rooms += usize::from(matches!(k, ConversationKey::Room(_)) && c.has_members());
+            bytes += c.ring.bytes();
+        }
+        (state.conversations.len(), rooms, bytes)
     }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use natter_protocol::{Ack, ConversationMessage, Json, Member, RoomMessage, ServerMessage, UserSend};
+use natter_protocol::{Ack, ConversationMessage, Member, RawJson, RoomMessage, ServerMessage, UserSend};
 
 use super::{Hub, Refusal};
 use crate::clock::now_rfc3339;
@@ -23,21 +23,16 @@ impl Hub {
         page: Option<&str>,
     ) -> Result<Ack, Refusal> {
         self.check_message(&send.id, &send.message)?;
+        self.check_context(&send.id, send.context.as_ref())?;
         self.rate_limit(session).map_err(|r| r.with_id(send.id.clone()))?;
         let key = ConversationKey::Session(session.clone());
         {
             // Make sure the conversation is held, so its ring sees the fan-out of this message.
             let mut state = self.lock();
-            self.conversation(&mut state, &key);
+            self.conversation(&mut state, &key).map_err(|r| r.with_id(send.id.clone()))?;
         }
         let id = send.id.unwrap_or_else(|| self.shared.ids.next());
-        let context = send.context.or_else(|| {
-            page.map(|p| {
-                let mut map = serde_json::Map::new();
-                map.insert("page".into(), Json::String(p.to_string()));
-                Json::Object(map)
-            })
-        });
+        let context = send.context.or_else(|| page.map(|p| RawJson::from(serde_json::json!({ "page": p }))));
         let stored = ConversationMessage {
             id: id.clone(),
             seq: 0,

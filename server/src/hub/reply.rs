@@ -37,7 +37,8 @@ impl Hub {
             session_id: user.session_id.clone(),
             message_id: user.id.clone(),
             message: user.message.clone(),
-            context: user.context.clone(),
+            // The stored context is JSON text (bounded by --max-context); engines get it parsed.
+            context: user.context.as_ref().and_then(|c| c.parse().ok()),
             history,
         };
         // A streamed LLM answer can take longer than the widget shows a typing indicator
