@@ -20,8 +20,11 @@ const IDLE_CONVERSATION: Duration = Duration::from_secs(120);
 /// How often housekeeping runs.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
 
-/// How often empty rooms past `--empty-room-ttl` are looked for.
+/// How often empty rooms past `--empty-room-ttl` are looked for (at most).
 const ROOM_SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// The shortest room sweep interval, however short the TTL.
+const MIN_ROOM_SWEEP: Duration = Duration::from_millis(200);
 
 /// What [`Hub::beat`] carries.
 #[derive(Debug, Clone, Copy, Default)]
@@ -116,7 +119,11 @@ pub(super) async fn pinger(hub: Hub) {
 /// every [`ROOM_SWEEP_EVERY`] delete expired empty rooms.
 pub(super) async fn housekeeping(hub: Hub) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
-    let mut rooms = tokio::time::interval(ROOM_SWEEP_EVERY);
+    // A room is looked at twice per --empty-room-ttl at least, so it goes by 1.5 TTLs at most.
+    let ttl = hub.shared.config.empty_room_ttl;
+    let every =
+        if ttl.is_zero() { ROOM_SWEEP_EVERY } else { ROOM_SWEEP_EVERY.min(ttl / 2).max(MIN_ROOM_SWEEP) };
+    let mut rooms = tokio::time::interval(every);
     rooms.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut shutdown = hub.shutdown_signal();
     loop {
