@@ -411,6 +411,121 @@ mod tests {
         assert!(matches!(parse(original), Ok(ClientMessage::User(_))));
     }
 
+    /// The decoder under property tests: anything at all, JSON of every shape, and valid frames
+    /// broken in every way, is answered — a message or a refusal naming a known code — and
+    /// never panics; what it accepts reads back the same after writing it out.
+    mod fuzz {
+        use natter_protocol::ErrorCode;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngSeed};
+        use serde_json::Value;
+
+        use super::super::{diagnose_user_body, parse};
+        use natter_protocol::ClientMessage;
+
+        /// Seeded, so every run tries the same cases; a few thousand in all, well under a second.
+        fn config() -> Config {
+            Config {
+                cases: 1024,
+                rng_seed: RngSeed::Fixed(0x6e61_7474_6572),
+                failure_persistence: None,
+                ..Config::default()
+            }
+        }
+
+        /// Keys a frame may have, and some it may not.
+        const KEYS: &[&str] = &[
+            "type",
+            "id",
+            "message",
+            "room",
+            "name",
+            "after",
+            "active",
+            "data",
+            "nonce",
+            "context",
+            "sessionId",
+            "timestamp",
+            "x",
+            "",
+        ];
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+                prop::sample::select(ClientMessage::KINDS.to_vec()).prop_map(Value::from),
+                ".{0,12}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 48, 8, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::vec((prop::sample::select(KEYS.to_vec()), inner), 0..8).prop_map(
+                        |kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                    ),
+                ]
+            })
+        }
+
+        /// A valid frame of every kind.
+        fn frame() -> impl Strategy<Value = String> {
+            prop::sample::select(vec![
+                r#"{"type":"user","id":"m1","message":"hi","context":{"page":"/"}}"#,
+                r#"{"type":"chat","room":"r","id":"c-01","message":"hello"}"#,
+                r#"{"type":"join","room":"r","name":"Ada","after":3}"#,
+                r#"{"type":"leave","room":"r"}"#,
+                r#"{"type":"typing","room":"r","active":false}"#,
+                r#"{"type":"cursor_position","room":"r","data":{"x":1,"y":[2,3]}}"#,
+                r#"{"type":"chain_update","room":"r","data":null}"#,
+                r#"{"type":"ping","nonce":{"n":1}}"#,
+            ])
+            .prop_map(str::to_owned)
+        }
+
+        fn answered(text: &str) {
+            match parse(text) {
+                Ok(message) => {
+                    let written = serde_json::to_string(&message).expect("a message writes out");
+                    assert_eq!(parse(&written).ok(), Some(message), "{text} → {written}");
+                }
+                Err(r) => {
+                    assert!(ErrorCode::ALL.contains(&r.code), "{r:?}");
+                    assert!(!r.message.is_empty());
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn any_text_is_answered(text in ".{0,200}") {
+                answered(&text);
+                let _ = diagnose_user_body(text.as_bytes());
+            }
+
+            #[test]
+            fn any_json_is_answered(value in json()) {
+                answered(&value.to_string());
+                let _ = diagnose_user_body(value.to_string().as_bytes());
+            }
+
+            #[test]
+            fn broken_frames_are_answered(frame in frame(), cut in 0usize..80, at in 0usize..80, byte in any::<u8>()) {
+                let mut bytes = frame.into_bytes();
+                if let Some(b) = bytes.get_mut(at) {
+                    *b = byte;
+                }
+                bytes.truncate(bytes.len().saturating_sub(cut % 8));
+                let text = String::from_utf8_lossy(&bytes);
+                answered(&text);
+            }
+        }
+    }
+
     #[test]
     fn http_bodies_are_diagnosed_like_frames() {
         assert_eq!(diagnose_user_body(b"{nope").code, ErrorCode::BadJson);
