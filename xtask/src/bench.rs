@@ -96,6 +96,8 @@ struct Env {
     peer_dir: PathBuf,
     logs: PathBuf,
     hub_has_db_flag: bool,
+    /// The hub has budgets per address and per connection (which this benchmark turns off).
+    hub_has_budgets: bool,
 }
 
 /// One row of the table: a metric for both servers.
@@ -223,8 +225,18 @@ fn prepare() -> anyhow::Result<Env> {
     std::fs::create_dir_all(&logs)?;
     let hub = target.join("release/natter-hub");
     let help = Command::new(&hub).arg("--help").output().context("natter-hub --help")?;
-    let hub_has_db_flag = String::from_utf8_lossy(&help.stdout).contains("--db");
-    Ok(Env { load: target.join("release/natter-load"), hub, peer_dir, logs, root, hub_has_db_flag })
+    let help = String::from_utf8_lossy(&help.stdout);
+    let hub_has_db_flag = help.contains("--db");
+    let hub_has_budgets = help.contains("--frame-budget");
+    Ok(Env {
+        load: target.join("release/natter-load"),
+        hub,
+        peer_dir,
+        logs,
+        root,
+        hub_has_db_flag,
+        hub_has_budgets,
+    })
 }
 
 fn peer_version(env: &Env) -> Option<String> {
@@ -272,6 +284,19 @@ fn start(env: &Env, server: Server, label: &str) -> anyhow::Result<Running> {
             c.arg("--listen").arg(addr.to_string()).args(["--rate-burst", "0"]);
             if env.hub_has_db_flag {
                 c.args(["--db", ":memory:"]);
+            }
+            // Likewise the budgets of a public site: the generator's thousands of connections
+            // come from one address, and a sender in a room of 5,000 spends more per second
+            // than one connection may. `bench abuse` measures the hub with them on.
+            if env.hub_has_budgets {
+                c.args([
+                    "--address-rate-burst",
+                    "0",
+                    "--max-connections-per-address",
+                    "0",
+                    "--frame-budget",
+                    "0",
+                ]);
             }
             c.env("RUST_LOG", "warn").current_dir(&env.root);
             c.stdout(log.try_clone()?).stderr(log).spawn().context("start natter-hub")?

@@ -1,0 +1,400 @@
+//! The attacks of `natter-load abuse`, one per kind the hub has to withstand on a public site.
+//! Each runs for at most its phase, from its own loopback address (unless it needs several),
+//! bounded in count, and says in one line what the attacker got.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::honest::{Shared, ROOMS, ROOM_SIZE};
+use super::http::{self, request};
+use crate::wire::{self, Dialect, Ws};
+
+/// Everything an attack needs.
+pub struct Ctx {
+    /// The hub.
+    pub target: SocketAddr,
+    /// How long the attack may run.
+    pub duration: Duration,
+    /// The honest clients (for the attack that needs their ids).
+    pub honest: Arc<Shared>,
+    /// Prefix for ids, so runs do not meet.
+    pub tag: String,
+}
+
+/// The attacks, in the order they run: (name, what it does).
+pub const ATTACKS: &[(&str, &str)] = &[
+    ("1 ids", "claims the ids honest room members use next"),
+    ("2a sessions", "POSTs messages with a fresh session each, 16 at a time"),
+    ("2b polls", "holds 1,500 long-polls"),
+    ("3 context", "4 sessions x 100 messages with a 31,000-zero context, then 3 resumes"),
+    ("4 slowloris", "1,020 connections sending one header byte every 5 s"),
+    ("5 deaf", "50 sockets in an honest room that ping but never read"),
+    ("6 flood", "3,000 x 60 KB cursor_position, 2,000 typing, 300 re-joins in an honest room"),
+    ("7 rooms", "1,000 new rooms by join, 2,000 POST /api/rooms, 4 room lists at once"),
+];
+
+fn attacker(n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 70, 0, n))
+}
+
+fn v4(ip: IpAddr) -> Ipv4Addr {
+    match ip {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(_) => Ipv4Addr::LOCALHOST,
+    }
+}
+
+/// Runs attack `index` of [`ATTACKS`]; the summary of what it got.
+pub async fn run(index: usize, ctx: &Ctx) -> String {
+    let deadline = Instant::now() + ctx.duration;
+    let result = match index {
+        0 => ids(ctx, deadline).await,
+        1 => sessions(ctx, deadline).await,
+        2 => polls(ctx, deadline).await,
+        3 => context(ctx, deadline).await,
+        4 => slowloris(ctx, deadline).await,
+        5 => deaf(ctx, deadline).await,
+        6 => flood(ctx, deadline).await,
+        7 => rooms(ctx, deadline).await,
+        _ => Ok(String::new()),
+    };
+    result.unwrap_or_else(|e| format!("attack failed to run: {e:#}"))
+}
+
+/// A WebSocket of a fresh session from `src`, its history read.
+async fn open(ctx: &Ctx, src: IpAddr, name: &str) -> anyhow::Result<Ws> {
+    Ok(wire::open(Dialect::Natter, ctx.target, v4(src), &format!("{}-{name}", ctx.tag)).await?.0)
+}
+
+/// Reads what the hub sends `ws` for a moment, counting frames by kind: `error:<code>`,
+/// `close:<code>`, or the frame `type`.
+async fn drain(ws: &mut Ws, for_at_most: Duration, counts: &mut BTreeMap<String, u64>) -> bool {
+    let until = tokio::time::Instant::now() + for_at_most;
+    loop {
+        match tokio::time::timeout_at(until, ws.next()).await {
+            Err(_) => return true,
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let t = t.as_str();
+                let key = if t.starts_with("{\"type\":\"error\"") {
+                    format!("error:{}", field(t, "code"))
+                } else {
+                    field(t, "type")
+                };
+                *counts.entry(key).or_default() += 1;
+            }
+            Ok(Some(Ok(Message::Close(c)))) => {
+                let code = c.map_or(1005, |f| u16::from(f.code));
+                *counts.entry(format!("close:{code}")).or_default() += 1;
+                return false;
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(_) => return false,
+        }
+    }
+}
+
+/// A string field's value in a frame, cheaply.
+fn field(frame: &str, name: &str) -> String {
+    let key = format!("\"{name}\":\"");
+    frame.find(&key).and_then(|at| frame[at + key.len()..].split('"').next()).unwrap_or("?").to_owned()
+}
+
+fn summary(counts: &BTreeMap<String, u64>) -> String {
+    counts.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ")
+}
+
+/// 1. Stores messages under the ids honest members will use next.
+async fn ids(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
+    let mut sockets = Vec::new();
+    for s in 0..10 {
+        let mut ws = open(ctx, attacker(1), &format!("claimer-{s}")).await?;
+        for k in 0..ROOMS {
+            wire::join(Dialect::Natter, &mut ws, &ctx.honest.room(k), "claimer").await?;
+        }
+        sockets.push(ws);
+    }
+    let mut counts = BTreeMap::new();
+    let mut round = 0u64;
+    while Instant::now() < deadline {
+        for (s, ws) in sockets.iter_mut().enumerate() {
+            // Each socket claims the next ids of two members, round robin over all of them.
+            for j in 0..2 {
+                let m = (round * 20 + s as u64 * 2 + j) % (ROOMS * ROOM_SIZE);
+                let next = ctx.honest.sent_by_member[m as usize].load(Ordering::Relaxed);
+                let room = ctx.honest.room(m / ROOM_SIZE);
+                for n in next..next + 2 {
+                    let frame = format!(
+                        "{{\"type\":\"chat\",\"room\":\"{room}\",\"id\":\"c{m}-{n}\",\"message\":\"claimed\"}}"
+                    );
+                    ws.send(Message::text(frame)).await?;
+                }
+            }
+            drain(ws, Duration::from_millis(5), &mut counts).await;
+        }
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for ws in &mut sockets {
+        drain(ws, Duration::from_millis(300), &mut counts).await;
+    }
+    counts.retain(|k, _| k == "ack" || k.starts_with("error") || k.starts_with("close"));
+    Ok(format!("{}; honest acks marked duplicate: see the lost column", summary(&counts)))
+}
+
+/// 2a. A fresh session for every message.
+async fn sessions(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let (target, tag, sent) = (ctx.target, ctx.tag.clone(), sent.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut counts: BTreeMap<u16, u64> = BTreeMap::new();
+            while Instant::now() < deadline {
+                let i = sent.fetch_add(1, Ordering::Relaxed);
+                if i >= 20_000 {
+                    break;
+                }
+                let body = format!("{{\"sessionId\":\"{tag}-spray-{w}-{i}\",\"message\":\"hi\"}}");
+                let status = request(
+                    target,
+                    attacker(2),
+                    "POST",
+                    "/api/chat/messages",
+                    &[],
+                    Some(&body),
+                    http::REQUEST_TIMEOUT,
+                )
+                .await
+                .map_or(0, |a| a.status);
+                *counts.entry(status).or_default() += 1;
+            }
+            counts
+        }));
+    }
+    let mut all: BTreeMap<u16, u64> = BTreeMap::new();
+    for t in tasks {
+        for (k, n) in t.await? {
+            *all.entry(k).or_default() += n;
+        }
+    }
+    Ok(all
+        .iter()
+        .map(|(s, n)| format!("{n} x {}", if *s == 0 { "no answer".into() } else { s.to_string() }))
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
+/// 2b. Long-polls held open by the hundred.
+async fn polls(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
+    let mut tasks = Vec::new();
+    for i in 0..1500 {
+        let (target, tag) = (ctx.target, ctx.tag.clone());
+        let left = deadline.saturating_duration_since(Instant::now());
+        tasks.push(tokio::spawn(async move {
+            let path = format!("/api/chat/poll?session={tag}-hoard-{i}&after=0");
+            match request(target, attacker(3), "GET", &path, &[], None, left).await {
+                Ok(a) => a.status.to_string(),
+                Err(e) if e.to_string().contains("no answer") => "held".to_owned(),
+                Err(_) => "refused at connect".to_owned(),
+            }
+        }));
+        if i % 100 == 99 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for t in tasks {
+        *counts.entry(t.await?).or_default() += 1;
+    }
+    Ok(counts.iter().map(|(k, n)| format!("{n} x {k}")).collect::<Vec<_>>().join(", "))
+}
+
+/// 3. Contexts of 62 KB, 400 times, then resumes from the start.
+async fn context(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
+    let zeros = vec!["0"; 31_000].join(",");
+    let mut counts = BTreeMap::new();
+    let mut sessions = Vec::new();
+    for s in 0..4 {
+        let name = format!("bloat-{s}");
+        let mut ws = open(ctx, attacker(4), &name).await?;
+        for i in 0..100 {
+            if Instant::now() >= deadline {
+                break;
+            }
+            let frame =
+                format!("{{\"type\":\"user\",\"id\":\"z{i}\",\"message\":\"zeros\",\"context\":[{zeros}]}}");
+            if ws.send(Message::text(frame)).await.is_err() {
+                break;
+            }
+            drain(&mut ws, Duration::from_millis(1), &mut counts).await;
+        }
+        drain(&mut ws, Duration::from_millis(300), &mut counts).await;
+        sessions.push(name);
+    }
+    for name in sessions.iter().take(3) {
+        let url = format!("{}-{name}", ctx.tag);
+        let src = v4(attacker(4));
+        if let Ok((mut ws, _)) = wire::open(Dialect::Natter, ctx.target, src, &format!("{url}&after=0")).await
+        {
+            *counts.entry("resume".into()).or_default() += 1;
+            drain(&mut ws, Duration::from_millis(200), &mut counts).await;
+        }
+    }
+    counts.retain(|k, _| k != "typing" && k != "pong");
+    Ok(summary(&counts))
+}
+
+/// 4. Connections that never finish their request head.
+async fn slowloris(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
+    let closed = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..1020 {
+        let (target, closed, refused) = (ctx.target, closed.clone(), refused.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut tcp) = http::connect(target, attacker(5)).await else {
+                refused.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let head =
+                b"GET /healthz HTTP/1.1\r\nHost: natter\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+            for b in head {
+                if Instant::now() >= deadline {
+                    return;
+                }
+                if tcp.write_all(&[*b]).await.is_err() {
+                    closed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    Ok(format!(
+        "{} cut by the hub within the phase, {} could not connect; the rest were still dribbling",
+        closed.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed)
+    ))
+}
+
+/// 5. Sockets in an honest room that keep pinging and never read.
+async fn deaf(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..50 {
+        let mut ws = open(ctx, attacker(6), &format!("deaf-{s}")).await?;
+        wire::join(Dialect::Natter, &mut ws, &ctx.honest.room(1), "deaf").await?;
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    return Some(started.elapsed());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            None
+        }));
+    }
+    let mut cut: Vec<Duration> = Vec::new();
+    for t in tasks {
+        if let Some(d) = t.await? {
+            cut.push(d);
+        }
+    }
+    cut.sort();
+    let median = cut.get(cut.len() / 2).map_or("—".into(), |d| format!("{:.1} s", d.as_secs_f64()));
+    Ok(format!("{} of 50 closed by the hub (median {median} after joining)", cut.len()))
+}
+
+/// 6. Every frame kind, as fast as it goes, in an honest room.
+async fn flood(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
+    let room = ctx.honest.room(0);
+    let blob = "x".repeat(60_000);
+    let mut parts = Vec::new();
+    for (what, total, frame) in [
+        (
+            "cursor",
+            3000,
+            format!("{{\"type\":\"cursor_position\",\"room\":\"{room}\",\"data\":{{\"blob\":\"{blob}\"}}}}"),
+        ),
+        ("typing", 2000, format!("{{\"type\":\"typing\",\"room\":\"{room}\",\"active\":true}}")),
+        ("rejoin", 300, format!("{{\"type\":\"join\",\"room\":\"{room}\"}}")),
+    ] {
+        let mut ws = open(ctx, attacker(7), &format!("flood-{what}")).await?;
+        wire::join(Dialect::Natter, &mut ws, &room, "flooder").await?;
+        let mut counts = BTreeMap::new();
+        let mut sent = 0;
+        let mut open_ = true;
+        while sent < total && open_ && Instant::now() < deadline {
+            if ws.send(Message::text(frame.clone())).await.is_err() {
+                break;
+            }
+            sent += 1;
+            if sent % 10 == 0 {
+                open_ = drain(&mut ws, Duration::from_millis(1), &mut counts).await;
+            }
+        }
+        if open_ {
+            drain(&mut ws, Duration::from_millis(500), &mut counts).await;
+        }
+        counts.retain(|k, _| k.starts_with("error") || k.starts_with("close") || k == "room_info");
+        parts.push(format!("{what}: {sent} sent → {}", summary(&counts)));
+    }
+    Ok(parts.join("; "))
+}
+
+/// 7. Rooms by the thousand.
+async fn rooms(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
+    let mut ws = open(ctx, attacker(8), "rooms").await?;
+    let mut counts = BTreeMap::new();
+    let mut joins = 0;
+    for i in 0..1000 {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let frame = format!("{{\"type\":\"join\",\"room\":\"{}-spam-{i}\",\"name\":\"x\"}}", ctx.tag);
+        if ws.send(Message::text(frame)).await.is_err() {
+            break;
+        }
+        joins += 1;
+        if i % 20 == 0 {
+            drain(&mut ws, Duration::from_millis(1), &mut counts).await;
+        }
+    }
+    drain(&mut ws, Duration::from_millis(300), &mut counts).await;
+    counts.retain(|k, _| k == "room_info" || k.starts_with("error") || k.starts_with("close"));
+    let name = "n".repeat(30_000);
+    let mut posts: BTreeMap<u16, u64> = BTreeMap::new();
+    for i in 0..2000 {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let body = format!("{{\"room\":\"{}-post-{i}\",\"name\":\"{name}\"}}", ctx.tag);
+        let status =
+            request(ctx.target, attacker(9), "POST", "/api/rooms", &[], Some(&body), http::REQUEST_TIMEOUT)
+                .await
+                .map_or(0, |a| a.status);
+        *posts.entry(status).or_default() += 1;
+    }
+    let lists =
+        futures_util::future::join_all((0..4).map(|_| {
+            request(ctx.target, attacker(10), "GET", "/api/rooms", &[], None, http::REQUEST_TIMEOUT)
+        }))
+        .await;
+    let biggest = lists.iter().filter_map(|r| r.as_ref().ok()).map(|a| a.body.len()).max().unwrap_or(0);
+    Ok(format!(
+        "joins: {joins} sent → {}; POST: {}; GET /api/rooms: at most {:.1} KB a page",
+        summary(&counts),
+        posts.iter().map(|(s, n)| format!("{n} x {s}")).collect::<Vec<_>>().join(", "),
+        biggest as f64 / 1024.0
+    ))
+}
