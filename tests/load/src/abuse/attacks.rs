@@ -216,39 +216,54 @@ async fn polls(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
     Ok(counts.iter().map(|(k, n)| format!("{n} x {k}")).collect::<Vec<_>>().join(", "))
 }
 
-/// 3. Contexts of 62 KB, 400 times, then resumes from the start.
+/// 3. Contexts of 62 KB: 4 sessions x 100 messages, each session at the rate a session may
+/// send (5 a second), then 3 resumes from the start at once.
 async fn context(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
-    let zeros = vec!["0"; 31_000].join(",");
-    let mut counts = BTreeMap::new();
-    let mut sessions = Vec::new();
+    let zeros = Arc::new(vec!["0"; 31_000].join(","));
+    let mut tasks = Vec::new();
     for s in 0..4 {
         let name = format!("bloat-{s}");
         let mut ws = open(ctx, attacker(4), &name).await?;
-        for i in 0..100 {
-            if Instant::now() >= deadline {
-                break;
+        let zeros = zeros.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut counts = BTreeMap::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            for i in 0..100 {
+                tick.tick().await;
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let frame = format!(
+                    "{{\"type\":\"user\",\"id\":\"z{i}\",\"message\":\"zeros\",\"context\":[{zeros}]}}"
+                );
+                if ws.send(Message::text(frame)).await.is_err() {
+                    break;
+                }
+                drain(&mut ws, Duration::from_millis(1), &mut counts).await;
             }
-            let frame =
-                format!("{{\"type\":\"user\",\"id\":\"z{i}\",\"message\":\"zeros\",\"context\":[{zeros}]}}");
-            if ws.send(Message::text(frame)).await.is_err() {
-                break;
-            }
-            drain(&mut ws, Duration::from_millis(1), &mut counts).await;
-        }
-        drain(&mut ws, Duration::from_millis(300), &mut counts).await;
-        sessions.push(name);
+            drain(&mut ws, Duration::from_millis(300), &mut counts).await;
+            counts
+        }));
     }
-    for name in sessions.iter().take(3) {
-        let url = format!("{}-{name}", ctx.tag);
-        let src = v4(attacker(4));
-        if let Ok((mut ws, _)) = wire::open(Dialect::Natter, ctx.target, src, &format!("{url}&after=0")).await
-        {
-            *counts.entry("resume".into()).or_default() += 1;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for t in tasks {
+        for (k, n) in t.await? {
+            *counts.entry(k).or_default() += n;
+        }
+    }
+    let resumes = (0..3).map(|s| {
+        let session = format!("{}-bloat-{s}&after=0", ctx.tag);
+        let target = ctx.target;
+        async move {
+            let (mut ws, _) = wire::open(Dialect::Natter, target, v4(attacker(4)), &session).await?;
+            let mut counts = BTreeMap::new();
             drain(&mut ws, Duration::from_millis(200), &mut counts).await;
+            Ok::<_, anyhow::Error>(())
         }
-    }
-    counts.retain(|k, _| k != "typing" && k != "pong");
-    Ok(summary(&counts))
+    });
+    let resumed = futures_util::future::join_all(resumes).await.iter().filter(|r| r.is_ok()).count();
+    counts.retain(|k, _| k == "ack" || k.starts_with("error") || k.starts_with("close"));
+    Ok(format!("{}; {resumed} resumes from seq 0", summary(&counts)))
 }
 
 /// 4. Connections that never finish their request head.
