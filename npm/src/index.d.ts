@@ -7,7 +7,14 @@ export type NatterPosition = 'bottom-right' | 'bottom-left';
 export type NatterTheme = 'auto' | 'light' | 'dark';
 
 /** The status label shown next to the status dot. */
-export type NatterStatus = 'Connected' | 'Connecting…' | 'Reconnecting…' | 'HTTP fallback' | 'Offline';
+export type NatterStatus =
+  | 'Connected'
+  | 'Connecting…'
+  | 'Reconnecting…'
+  | 'HTTP fallback'
+  | 'Offline'
+  /** The hub refused the identity token and no fresh one has come yet. */
+  | 'Sign-in expired';
 
 /** Options for {@link mount}. With the script tag, each is a `data-*` attribute (`data-z-index`). */
 export interface NatterOptions {
@@ -35,6 +42,20 @@ export interface NatterOptions {
    * `userText`, `radius`, `font`. The host page can also set `--natter-*` on `[data-natter]`.
    */
   colors?: Record<string, string>;
+  /**
+   * The signed-in user's identity token: a JWT your backend signs (claims `sub`, `exp`, and
+   * optionally `name`, `email`, `avatar`, `rooms`; see docs/identity.md). The user's
+   * conversation then follows them on every device. Kept in memory only. Script tag:
+   * `data-identity-token`.
+   */
+  identityToken?: string;
+  /**
+   * Called when the hub refuses the identity token (it expired, or never verified), with the
+   * reason; return a fresh token (or a promise of one) from your backend. The widget then
+   * reconnects with it; nothing typed meanwhile is lost. Without it, listen to the
+   * `tokenExpired` event and call `identify(token)`.
+   */
+  tokenExpired?: (reason: string) => string | Promise<string>;
 }
 
 /** A snapshot of the widget's state. */
@@ -51,6 +72,8 @@ export interface NatterState {
   status: NatterStatus;
   /** The chime is muted (remembered across visits). */
   muted: boolean;
+  /** The signed-in user the hub verified, or null for an anonymous visitor. */
+  user: { id: string; name: string | null } | null;
 }
 
 /** A message in the log. */
@@ -81,6 +104,8 @@ export interface NatterEvents {
   status: NatterState;
   /** The notification chime was played (it is not when muted). */
   sound: undefined;
+  /** The hub refused the identity token; the reason. Give a fresh one with `identify(token)`. */
+  tokenExpired: string;
 }
 
 /** The mounted widget. */
@@ -90,11 +115,15 @@ export interface NatterHandle {
   toggle(): void;
   /** Sends `text` as the visitor. Returns its id, or undefined while loading or for blank text. */
   send(text: string): string | undefined;
+  /** Signs the visitor in with an identity token (after a login, or a fresh one at any time). */
+  identify(token: string): void;
+  /** Forgets the conversation on this device (messages, outbox, session); starts a new anonymous one. */
+  logout(): void;
   on<E extends keyof NatterEvents>(event: E, fn: (detail: NatterEvents[E]) => void): NatterHandle;
   off<E extends keyof NatterEvents>(event: E, fn: (detail: NatterEvents[E]) => void): NatterHandle;
   /** Current state (a fresh snapshot on each read). */
   readonly state: NatterState;
-  /** The session id (one conversation per browser profile and site); undefined until loaded. */
+  /** The anonymous session the hub issued (kept in localStorage); undefined until it has. */
   readonly session: string | undefined;
   /** Resolves once the WebAssembly has loaded and the widget is on the page. */
   readonly loaded: Promise<NatterHandle>;

@@ -23,6 +23,7 @@ const INITIAL_STATE = Object.freeze({
   unread: 0,
   status: 'Connecting…',
   muted: false,
+  user: null,
 });
 
 class NatterHandle {
@@ -39,6 +40,20 @@ class NatterHandle {
       this.#inner = mountWasm(options ?? {});
       // Registered first, so it runs before any other `ready` listener.
       this.#inner.on('ready', () => (this.#ready = true));
+      // The hub refused the identity token: the `tokenExpired` option gives a fresh one (or a
+      // promise of one), and the widget reconnects with it.
+      const renew = options?.tokenExpired;
+      if (typeof renew === 'function') {
+        this.#inner.on('tokenExpired', (reason) =>
+          Promise.resolve()
+            .then(() => renew(reason))
+            .then((token) => {
+              if (typeof token !== 'string' || !token.trim()) throw new Error('it gave no token');
+              this.#inner?.identify(token);
+            })
+            .catch((err) => console.error('natter: tokenExpired failed; call natter.identify(token)', err)),
+        );
+      }
       for (const [event, fn] of this.#listeners) this.#inner.on(event, fn);
       this.#listeners = [];
       for (const [method, args] of this.#queue) this.#inner[method](...args);
@@ -60,6 +75,10 @@ class NatterHandle {
   toggle() { this.#call('toggle', []); }
   /** Sends `text` as the visitor; returns the message id (undefined until loaded or for blank text). */
   send(text) { return this.#call('send', [String(text)]); }
+  /** Signs the visitor in with an identity token from the site's backend (after a login, or a fresh token). */
+  identify(token) { this.#call('identify', [String(token)]); }
+  /** Forgets the conversation on this device and starts a new, empty anonymous one. */
+  logout() { this.#call('logout', []); }
 
   on(event, fn) {
     if (typeof fn !== 'function') throw new TypeError('natter: on(event, fn) needs a function');
@@ -85,7 +104,7 @@ class NatterHandle {
     return this.#inner ? this.#inner.state : { ...INITIAL_STATE };
   }
 
-  /** The session id (one conversation per browser profile and site), once loaded. */
+  /** The anonymous session the hub issued (one per browser profile and site), once it has. */
   get session() {
     return this.#inner ? this.#inner.session : undefined;
   }

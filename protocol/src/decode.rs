@@ -13,7 +13,7 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use crate::{ClientMessage, ServerMessage};
+use crate::{ClientMessage, ServerMessage, UserSend};
 
 /// Just the `type` of a frame; every other field is skipped.
 #[derive(Deserialize)]
@@ -48,7 +48,8 @@ impl ClientMessage {
     /// unknown `type` (the error lists [`ClientMessage::KINDS`]), or a bad field.
     pub fn from_json(text: &str) -> Result<ClientMessage, serde_json::Error> {
         match tag(text)?.as_ref() {
-            "user" => body(text, ClientMessage::User),
+            "auth" => body(text, ClientMessage::Auth),
+            UserSend::KIND => body(text, ClientMessage::User),
             "chat" => body(text, ClientMessage::Chat),
             "join" => body(text, ClientMessage::Join),
             "leave" => body(text, ClientMessage::Leave),
@@ -68,6 +69,7 @@ impl ServerMessage {
     /// As [`ClientMessage::from_json`], with [`ServerMessage::KINDS`].
     pub fn from_json(text: &str) -> Result<ServerMessage, serde_json::Error> {
         match tag(text)?.as_ref() {
+            "welcome" => server(text, ServerMessage::Welcome),
             "user" => server(text, ServerMessage::User),
             "bot" => server(text, ServerMessage::Bot),
             "agent" => server(text, ServerMessage::Agent),

@@ -6,11 +6,12 @@
 //! the hub (native) and the widget (wasm32) share one definition of the contract.
 //!
 //! # Layout
-//! - [`ClientMessage`]: what a client sends (`user`, `chat`, `join`, `leave`, `typing`,
+//! - [`ClientMessage`]: what a client sends (`auth`, `user`, `chat`, `join`, `leave`, `typing`,
 //!   `cursor_position`, `chain_update`, `ping`).
-//! - [`ServerMessage`]: what the hub sends (`user`, `bot`, `agent`, `system`, `chat`, `typing`,
-//!   `user_joined`, `user_left`, `room_info`, `cursor_position`, `chain_update`, `ack`,
+//! - [`ServerMessage`]: what the hub sends (`welcome`, `user`, `bot`, `agent`, `system`, `chat`,
+//!   `typing`, `user_joined`, `user_left`, `room_info`, `cursor_position`, `chain_update`, `ack`,
 //!   `history`, `error`, `pong`).
+//! - [`SESSION_HEADER`]: the HTTP header that carries a session id on the fallback API.
 //! - [`ErrorCode`] and [`close`]: the error vocabulary and the WebSocket close codes, each saying
 //!   whether a client should reconnect.
 //! - [`validate_session_id`], [`validate_room_id`], [`validate_message_id`]: the identifier
@@ -46,6 +47,11 @@ pub const ROOM_INFO_MEMBER_LIMIT: usize = 100;
 /// The protocol version this crate describes; the hub reports it in `/healthz`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The HTTP header carrying a hub-issued session id on the fallback API
+/// (`X-Natter-Session: <id>`), so that the id stays out of URLs and access logs. A hub that
+/// issues a new session to an HTTP client answers with it in the same header.
+pub const SESSION_HEADER: &str = "x-natter-session";
+
 /// A message from a client (widget tab, HTTP fallback, or any WebSocket client) to the hub.
 ///
 /// Read it with [`ClientMessage::from_json`] (its `Deserialize` does the same, with
@@ -53,6 +59,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
+    /// Says who the connection is: a signed identity, a session the hub issued, or neither (the
+    /// hub then issues a session). The first frame of a socket opened without credentials in its
+    /// URL; sent again later to renew a token. Answered with [`ServerMessage::Welcome`].
+    Auth(Auth),
     /// A visitor's message to the session's own support conversation (the original widget's format).
     User(UserSend),
     /// A message to a named room the connection has joined.
@@ -71,7 +81,43 @@ pub enum ClientMessage {
     Ping(Ping),
 }
 
+/// Who a connection is, and where it resumes.
+///
+/// `Debug` shows whether a token and a session were given, never their values: both are
+/// credentials and must not reach a log.
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Auth {
+    /// A JWT signed by the site's backend for its logged-in user. When given, the connection
+    /// is that user (their conversation, whatever `session` says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A session id the hub issued earlier (from a `welcome`). Without `token` or `session`
+    /// the hub issues a new session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// The last `seq` this client saw; without it the connection gets the recent history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    /// The page the visitor is on (given to the reply engine as context).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("session", &self.session.as_ref().map(|_| "<redacted>"))
+            .field("after", &self.after)
+            .field("page", &self.page)
+            .finish()
+    }
+}
+
 /// A visitor's text to the support conversation of its session.
+///
+/// Its `type` is [`UserSend::KIND`]; the HTTP fallback accepts it with `type` left out.
 ///
 /// The original widget's example parses into this unchanged; `id` is optional for that reason, but clients
 /// that want exactly-once delivery across retries (the widget does) set it.
@@ -176,6 +222,9 @@ pub struct Ping {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
+    /// The answer to a successful [`ClientMessage::Auth`] (and the first frame of a socket
+    /// opened with `?token=`): who the connection is. Followed by the `history`.
+    Welcome(Welcome),
     /// A visitor message of this session, sent to the session's other tabs (the sending tab
     /// gets an [`Ack`]) and replayed in [`History`].
     User(ConversationMessage),
@@ -207,6 +256,57 @@ pub enum ServerMessage {
     Error(ErrorFrame),
     /// Answer to [`ClientMessage::Ping`].
     Pong(Pong),
+}
+
+/// Who a connection is, as the hub sees it.
+///
+/// `Debug` does not show the session id (a credential).
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Welcome {
+    /// For an anonymous visitor: the session id to keep (the one given, or a new one the hub
+    /// issued) and to present next time. Absent for a signed-in user, whose conversation
+    /// follows the user rather than a session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// The public member id others see in rooms (`u_` + 16 hex digits, keyed with a hub secret,
+    /// so it cannot be mapped back to the session or the user).
+    pub member: String,
+    /// The signed-in user, when the connection presented a valid token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserProfile>,
+    /// When the token expires (seconds since the Unix epoch): the hub closes the connection
+    /// with [`close::UNAUTHORIZED`] then, unless a fresh `auth` came first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+}
+
+impl std::fmt::Debug for Welcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Welcome")
+            .field("session", &self.session.as_ref().map(|_| "<redacted>"))
+            .field("member", &self.member)
+            .field("user", &self.user)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A signed-in user as their verified token describes them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserProfile {
+    /// The user's id at the site (the token's `sub`).
+    pub id: String,
+    /// Display name (the token's `name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// E-mail address (the token's `email`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Avatar URL (the token's `avatar`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
 }
 
 /// Who wrote a stored message in a support conversation.
@@ -255,7 +355,8 @@ pub struct ConversationMessage {
     /// The page context the visitor sent with it, if any (as the JSON text it was sent as).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<RawJson>,
-    /// Display name of the author (an operator's name, the bot's name).
+    /// Display name of the author: an operator's name, the bot's name, or a signed-in user's
+    /// verified name (never a name a client chose).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
     /// For `bot` replies from the rules engine: the rule category that answered (`greeting`,
@@ -280,16 +381,20 @@ pub struct SystemNotice {
     pub room: Option<String>,
 }
 
-/// A room member as other members see them. `id` is a stable public id derived from the
-/// session (or the verified user id) — never the session id itself, which is a credential.
+/// A room member as other members see them. `id` is a stable public id keyed with a hub
+/// secret from the session (or the verified user id) — never the session id itself, which is a
+/// credential, and not reversible without the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     /// Stable public id of the user.
     pub id: String,
-    /// Display name, if the user gave one.
+    /// Display name: the verified name of a signed-in user, else the name given on `join`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// `true` for a signed-in user whose token the hub verified (their `name` comes from it).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub verified: bool,
 }
 
 /// A stored message in a room.
@@ -464,8 +569,11 @@ pub enum ErrorCode {
     BadSession,
     /// The page's origin is not on the hub's allow-list.
     ForbiddenOrigin,
-    /// A signed identity did not verify.
+    /// A signed identity did not verify (bad signature, expired, wrong audience, …), or the
+    /// action needs a signed-in user; the message names the reason.
     Unauthorized,
+    /// The signed-in user may not do this (their token's `rooms` claim does not cover the room).
+    Forbidden,
     /// The message was not stored because of a fault in the hub; resend it (same id).
     Internal,
     /// The hub is shutting down or cannot reach its storage; resend later (same id).
@@ -477,7 +585,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code a hub sends (all but [`ErrorCode::Unknown`]), in declaration order.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -489,6 +597,7 @@ impl ErrorCode {
         ErrorCode::BadSession,
         ErrorCode::ForbiddenOrigin,
         ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
     ];
@@ -507,6 +616,7 @@ impl ErrorCode {
             ErrorCode::BadSession => "bad_session",
             ErrorCode::ForbiddenOrigin => "forbidden_origin",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Unknown => "unknown",
@@ -577,15 +687,30 @@ pub struct CreateRoom {
     pub metadata: Option<Json>,
 }
 
+impl UserSend {
+    /// The `type` of a [`ClientMessage::User`] on the wire.
+    pub const KIND: &'static str = "user";
+}
+
 impl ClientMessage {
     /// Every client `type`, in declaration order (for error messages that list what is valid).
-    pub const KINDS: [&'static str; 8] =
-        ["user", "chat", "join", "leave", "typing", "cursor_position", "chain_update", "ping"];
+    pub const KINDS: [&'static str; 9] = [
+        "auth",
+        UserSend::KIND,
+        "chat",
+        "join",
+        "leave",
+        "typing",
+        "cursor_position",
+        "chain_update",
+        "ping",
+    ];
 
     /// The `type` tag this message has on the wire.
     pub fn kind(&self) -> &'static str {
         match self {
-            ClientMessage::User(_) => "user",
+            ClientMessage::Auth(_) => "auth",
+            ClientMessage::User(_) => UserSend::KIND,
             ClientMessage::Chat(_) => "chat",
             ClientMessage::Join(_) => "join",
             ClientMessage::Leave(_) => "leave",
@@ -607,7 +732,8 @@ pub struct NotStorable {
 
 impl ServerMessage {
     /// Every hub `type`, in declaration order.
-    pub const KINDS: [&'static str; 15] = [
+    pub const KINDS: [&'static str; 16] = [
+        "welcome",
         "user",
         "bot",
         "agent",
@@ -628,6 +754,7 @@ impl ServerMessage {
     /// The `type` tag this message has on the wire.
     pub fn kind(&self) -> &'static str {
         match self {
+            ServerMessage::Welcome(_) => "welcome",
             ServerMessage::User(_) => "user",
             ServerMessage::Bot(_) => "bot",
             ServerMessage::Agent(_) => "agent",

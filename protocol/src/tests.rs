@@ -51,6 +51,15 @@ fn unknown_type_and_missing_field_are_errors() {
 fn client_examples() -> Vec<(ClientMessage, serde_json::Value)> {
     vec![
         (
+            ClientMessage::Auth(Auth {
+                token: Some("eyJ.x.y".into()),
+                session: None,
+                after: Some(7),
+                page: Some("/pricing".into()),
+            }),
+            json!({"type":"auth","token":"eyJ.x.y","after":7,"page":"/pricing"}),
+        ),
+        (
             ClientMessage::User(UserSend {
                 id: Some("m1".into()),
                 message: "hello".into(),
@@ -101,12 +110,35 @@ fn conv(id: &str, seq: u64) -> ConversationMessage {
 }
 
 fn member() -> Member {
-    Member { id: "u_1a2b".into(), name: Some("Ada".into()) }
+    Member { id: "u_1a2b".into(), name: Some("Ada".into()), verified: false }
 }
 
 fn server_examples() -> Vec<(ServerMessage, serde_json::Value)> {
     let ts = "2026-11-22T10:00:00.000Z";
     vec![
+        (
+            ServerMessage::Welcome(Welcome {
+                session: Some("9f2c.51ab".into()),
+                member: "u_1a2b".into(),
+                user: None,
+                expires_at: None,
+            }),
+            json!({"type":"welcome","session":"9f2c.51ab","member":"u_1a2b"}),
+        ),
+        (
+            ServerMessage::Welcome(Welcome {
+                session: None,
+                member: "u_77aa".into(),
+                user: Some(UserProfile {
+                    id: "42".into(),
+                    name: Some("Ada".into()),
+                    email: Some("ada@example.com".into()),
+                    avatar: None,
+                }),
+                expires_at: Some(1_790_000_000),
+            }),
+            json!({"type":"welcome","member":"u_77aa","user":{"id":"42","name":"Ada","email":"ada@example.com"},"expiresAt":1_790_000_000u64}),
+        ),
         (
             ServerMessage::User(conv("m1", 1)),
             json!({"type":"user","id":"m1","seq":1,"message":"text","timestamp":ts,"sessionId":"s1"}),
@@ -241,8 +273,9 @@ fn every_server_message_round_trips() {
     }
 }
 
-/// `kind()` is the serde `type` tag for every variant, in both directions, and the examples
-/// above cover every variant (so a new one cannot be added without its name).
+/// `kind()` is the serde `type` tag of every variant, in both directions, and the examples
+/// above cover every name in `KINDS` (`kind()` itself is an exhaustive match, so a new variant
+/// cannot be added without a name; adding it to `KINDS` and the examples is this test's ask).
 #[test]
 fn kind_is_the_type_tag_of_every_variant() {
     let mut seen = std::collections::BTreeSet::new();
@@ -287,6 +320,29 @@ fn every_error_code_has_its_wire_name() {
     }
     // A code from a newer hub still parses.
     assert_eq!(serde_json::from_value::<ErrorCode>(json!("quota_exceeded")).unwrap(), ErrorCode::Unknown);
+}
+
+#[test]
+fn verified_members_say_so_and_others_do_not() {
+    let m = Member { verified: true, ..member() };
+    assert_eq!(serde_json::to_value(&m).unwrap(), json!({"id":"u_1a2b","name":"Ada","verified":true}));
+    assert_eq!(serde_json::to_value(member()).unwrap(), json!({"id":"u_1a2b","name":"Ada"}));
+}
+
+/// Credentials never reach a log through `Debug`.
+#[test]
+fn debug_never_shows_a_token_or_a_session() {
+    let auth = Auth {
+        token: Some("eyJhbGciOiJIUzI1NiJ9.secret".into()),
+        session: Some("feedc0de.tag".into()),
+        after: None,
+        page: None,
+    };
+    let welcome = Welcome { session: Some("feedc0de.tag".into()), ..Default::default() };
+    for text in [format!("{auth:?}"), format!("{:?}", ClientMessage::Auth(auth)), format!("{welcome:?}")] {
+        assert!(!text.contains("secret") && !text.contains("feedc0de"), "{text}");
+        assert!(text.contains("redacted"), "{text}");
+    }
 }
 
 #[test]

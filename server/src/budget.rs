@@ -12,7 +12,11 @@
 //! sending runs into debt, and once it owes a whole burst it is cut (4029, reconnect after a
 //! delay) before it can cost the hub or the other members anything more.
 
+use natter_protocol::ErrorCode;
 use tokio::time::Instant;
+
+use crate::hub::{Hub, Refusal};
+use crate::metrics::Limit;
 
 /// What every frame costs on top of its size, in bytes.
 pub(crate) const FRAME_OVERHEAD: u64 = 256;
@@ -71,6 +75,46 @@ impl FrameBudget {
         // Until the debt is paid and this cost is available again.
         let wait_ms = ((cost - self.tokens) / rate_f * 1000.0).ceil() as u64;
         Spent::Refused { wait_ms: wait_ms.max(1) }
+    }
+}
+
+/// What paying for one frame came to, as the connection must act on it (counted in
+/// `natter_limited_total`).
+#[derive(Debug)]
+pub(crate) enum Payment {
+    /// Paid: handle the frame.
+    Paid,
+    /// Not paid: answer with this `rate_limited` refusal instead of handling the frame.
+    Refused(Refusal),
+    /// Owes a whole burst: close the connection with 4029.
+    Cut,
+}
+
+impl FrameBudget {
+    /// Pays `cost` bytes out of the hub's `--frame-budget`; `id` is the frame's client-made id,
+    /// for the refusal to carry.
+    pub(crate) fn pay(&mut self, hub: &Hub, cost: u64, id: Option<String>) -> Payment {
+        let rate = hub.config().frame_budget;
+        match self.spend(cost, rate, Instant::now()) {
+            Spent::Paid => Payment::Paid,
+            Spent::Refused { wait_ms } => {
+                hub.metrics().limited(Limit::FrameBudget);
+                let mut r = Refusal::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "this connection is sending more than the hub relays for one connection ({rate} bytes per \
+                         second, counting each frame once per recipient); wait {wait_ms} ms"
+                    ),
+                )
+                .with_id(id);
+                r.retry_after_ms = Some(wait_ms);
+                Payment::Refused(r)
+            }
+            Spent::Cut => {
+                hub.metrics().limited(Limit::FrameBudgetCut);
+                Payment::Cut
+            }
+        }
     }
 }
 

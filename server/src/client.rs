@@ -1,26 +1,30 @@
-//! `Client`: one connection's protocol state (its session, its rooms, its client address and
+//! `Client`: one connection's protocol state (who it is, its rooms, its client address and
 //! frame budget) and what each client message does. Transport-agnostic: the WebSocket layer
 //! feeds it text frames and sends what lands in its [`Outbox`]; it never sees a socket.
 //!
 //! Every frame is paid for from the connection's [`FrameBudget`] before it is handled (see
-//! `budget`); messages and joins also take one request from the client address's budget.
+//! `budget`); messages, joins and token renewals also take one request from the client
+//! address's budget.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use natter_protocol::{
-    close, validate_member_name, validate_room_id, ClientMessage, ErrorCode, Member, Pong, RelayNotice, Role,
-    ServerMessage, TypingNotice,
+    close, validate_member_name, validate_room_id, Auth, ClientMessage, ErrorCode, Member, Pong, RelayNotice,
+    Role, ServerMessage, TypingNotice, UserSend,
 };
-use tokio::time::Instant;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
 use crate::address::AddrKey;
-use crate::budget::{self, FrameBudget, Spent};
+use crate::budget::{self, FrameBudget, Payment};
 use crate::clock::now_rfc3339;
 use crate::hub::{encode, Hub, Outbox, Refusal, Since};
-use crate::ids::member_id;
-use crate::metrics::Limit;
+use crate::identity::Principal;
 use crate::store::ConversationKey;
+
+/// The reason of the 4029 close, for a connection that spent far past its frame budget.
+pub(crate) const CUT_REASON: &str = "sending far too much: reconnect later";
 
 /// What a `join` costs on top of its frame: the `room_info` and `history` it is answered with.
 const JOIN_COST: usize = 16 * 1024;
@@ -30,9 +34,8 @@ const JOIN_COST: usize = 16 * 1024;
 pub(crate) struct Client {
     hub: Hub,
     outbox: Outbox,
-    session: Arc<str>,
-    /// Public id of the session's user (`u_…`), never the session id.
-    member_id: Arc<str>,
+    /// Who the connection is: their conversation, public member id, verified user.
+    who: Principal,
     page: Option<String>,
     /// Joined rooms, with the member as shown in each (the name given on join).
     rooms: HashMap<Arc<str>, Member>,
@@ -43,19 +46,61 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// Subscribes the connection to its session's conversation and queues its `history`.
+    /// Subscribes the connection to its conversation and queues its `history`.
     pub(crate) async fn start(
         hub: Hub,
         outbox: Outbox,
-        session: Arc<str>,
+        who: Principal,
         page: Option<String>,
         since: Since,
         addr: AddrKey,
+        budget: FrameBudget,
     ) -> Result<Client, Refusal> {
-        let member_id: Arc<str> = member_id(&session).into();
-        hub.attach_session(&session, since, &outbox, &member_id).await?;
-        let budget = FrameBudget::full(hub.config().frame_budget, Instant::now());
-        Ok(Client { hub, outbox, session, member_id, page, rooms: HashMap::new(), addr, budget })
+        hub.attach_session(&who.conversation, since, &outbox, &who.member_id).await?;
+        Ok(Client { hub, outbox, who, page, rooms: HashMap::new(), addr, budget })
+    }
+
+    /// When the connection's identity token has expired (`now` in seconds since the epoch):
+    /// queues an `unauthorized` error and the close that tells the client to come back with a
+    /// fresh token, and returns `true`.
+    pub(crate) fn expire_if_due(&self, now: u64) -> bool {
+        if self.who.expires_at().is_none_or(|exp| exp > now) {
+            return false;
+        }
+        self.refuse(Refusal::new(
+            ErrorCode::Unauthorized,
+            "the identity token expired; reconnect with a fresh one (or send a fresh `auth` before it expires)",
+        ));
+        self.close_after_queue(close::UNAUTHORIZED, "identity token expired");
+        true
+    }
+
+    /// A later `auth` on an open connection: a signed-in user renewing their token (the same
+    /// `sub`, a later `exp`). Anything else is refused: who a connection is does not change.
+    fn renew(&mut self, auth: Auth) -> Result<(), Refusal> {
+        let (Some(token), Some(current)) = (auth.token.as_deref(), self.who.user.as_ref()) else {
+            return Err(Refusal::new(
+                ErrorCode::InvalidMessage,
+                "this connection has said who it is already; only a signed-in user's fresh token can follow (open a new connection to change who you are)",
+            ));
+        };
+        match self.hub.identity().user(token) {
+            Ok(renewed) if renewed.user.as_ref().is_some_and(|u| u.sub == current.sub) => {
+                self.who.user = renewed.user;
+                self.send(&ServerMessage::Welcome(self.who.welcome()));
+                Ok(())
+            }
+            Ok(_) => Err(Refusal::new(
+                ErrorCode::Unauthorized,
+                "the fresh token is for another user; open a new connection to switch users",
+            )),
+            Err(refusal) => {
+                // A token that does not verify ends the identity: the client must come back with
+                // a good one.
+                self.close_after_queue(close::UNAUTHORIZED, "identity token refused");
+                Err(refusal)
+            }
+        }
     }
 
     /// Queues a frame for this connection (never waits; see [`Outbox::send`]).
@@ -104,27 +149,15 @@ impl Client {
     /// refused (`rate_limited`, with how long to wait), or the connection owes so much that it
     /// is closed with 4029.
     fn pay(&mut self, cost: u64, id: Option<String>) -> bool {
-        let rate = self.hub.config().frame_budget;
-        match self.budget.spend(cost, rate, Instant::now()) {
-            Spent::Paid => true,
-            Spent::Refused { wait_ms } => {
-                self.hub.metrics().limited(Limit::FrameBudget);
-                let mut r = Refusal::new(
-                    ErrorCode::RateLimited,
-                    format!(
-                        "this connection is sending more than the hub relays for one connection ({rate} bytes per \
-                         second, counting each frame once per recipient); wait {wait_ms} ms"
-                    ),
-                )
-                .with_id(id);
-                r.retry_after_ms = Some(wait_ms);
+        match self.budget.pay(&self.hub, cost, id) {
+            Payment::Paid => true,
+            Payment::Refused(r) => {
                 self.refuse(r);
                 false
             }
-            Spent::Cut => {
-                self.hub.metrics().limited(Limit::FrameBudgetCut);
+            Payment::Cut => {
                 tracing::info!(connection = self.outbox.id, "frame budget exhausted: closing with 4029");
-                self.outbox.close_after_queue(close::RATE_LIMITED, "sending far too much: reconnect later");
+                self.outbox.close_after_queue(close::RATE_LIMITED, CUT_REASON);
                 false
             }
         }
@@ -140,9 +173,9 @@ impl Client {
             ClientMessage::Typing(t) => t.room.as_deref(),
             ClientMessage::CursorPosition(r) | ClientMessage::ChainUpdate(r) => Some(r.room.as_str()),
             ClientMessage::User(_) => {
-                return self.hub.audience(&ConversationKey::Session(self.session.clone()))
+                return self.hub.audience(&ConversationKey::Session(self.who.conversation.clone()))
             }
-            ClientMessage::Ping(_) => None,
+            ClientMessage::Ping(_) | ClientMessage::Auth(_) => None,
         };
         // A room this connection is not in reaches nobody but itself (it is refused).
         match room.and_then(|r| self.rooms.get_key_value(r)) {
@@ -191,23 +224,31 @@ impl Client {
             ClientMessage::Ping(p) => {
                 self.send(&ServerMessage::Pong(Pong { nonce: p.nonce, timestamp: now_rfc3339() }));
             }
+            ClientMessage::Auth(auth) => {
+                // Verifying a token costs more than its bytes say (a signature check).
+                self.hub.charge_address(self.addr)?;
+                self.renew(auth)?;
+            }
             ClientMessage::User(send) => {
                 self.hub.charge_address(self.addr).map_err(|r| r.with_id(send.id.clone()))?;
-                // The URL's session wins over the body's: a tab cannot write into another
-                // session's conversation.
-                let ack = self.hub.post_user(&self.session, send, self.page.as_deref()).await?;
+                // The connection's identity wins over the body's `sessionId`: a tab cannot write
+                // into another conversation.
+                let ack = self.hub.post_user(&self.who, send, self.page.as_deref()).await?;
                 self.send(&ServerMessage::Ack(ack));
             }
             ClientMessage::Chat(chat) => {
                 check_room(&chat.room)?;
                 let (room, member) = self.joined(&chat.room)?;
                 self.hub.charge_address(self.addr).map_err(|r| r.with_id(chat.id.clone()))?;
-                let ack = self.hub.post_chat(&self.session, &room, &member, chat.id, chat.message).await?;
+                let ack =
+                    self.hub.post_chat(&self.who.conversation, &room, &member, chat.id, chat.message).await?;
                 self.send(&ServerMessage::Ack(ack));
             }
             ClientMessage::Join(join) => {
                 check_room(&join.room)?;
-                if let Some(name) = &join.name {
+                self.hub.identity().may_join(&self.who, &join.room)?;
+                let (name, verified) = self.hub.identity().member_name(&self.who, join.name);
+                if let Some(name) = name.as_ref().filter(|_| !verified) {
                     validate_member_name(name)
                         .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad `name`: {e}")))?;
                 }
@@ -224,9 +265,9 @@ impl Client {
                     ));
                 }
                 self.hub.charge_address(self.addr)?;
-                self.hub.rate_limit(&self.session)?;
+                self.hub.rate_limit(&self.who.conversation)?;
                 let room: Arc<str> = join.room.as_str().into();
-                let member = Member { id: self.member_id.to_string(), name: join.name };
+                let member = Member { id: self.who.member_id.to_string(), name, verified };
                 let since = join.after.map_or(Since::Recent, Since::After);
                 self.hub.join_room(&room, &member, since, &self.outbox, self.addr).await?;
                 self.rooms.insert(room, member);
@@ -277,7 +318,7 @@ impl Client {
         for (room, member) in &self.rooms {
             self.hub.leave_room(room, member, self.outbox.id).await;
         }
-        self.hub.detach_session(&self.session, self.outbox.id);
+        self.hub.detach_session(&self.who.conversation, self.outbox.id);
     }
 }
 
@@ -308,34 +349,82 @@ pub(crate) fn parse(text: &str) -> Result<ClientMessage, Refusal> {
 fn diagnose(text: &str) -> Result<ClientMessage, Refusal> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| Refusal::new(ErrorCode::BadJson, format!("frame is not valid JSON: {e}")))?;
-    diagnose_value(value)
+    diagnose_value(value, "frame")
 }
 
-/// Works out why an HTTP body is not a `user` message (whose `type` may be left out there).
-pub(crate) fn diagnose_user_body(body: &[u8]) -> Refusal {
-    let mut value: serde_json::Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => return Refusal::new(ErrorCode::BadJson, format!("body is not valid JSON: {e}")),
+/// The `type` of an HTTP body: absent (`None`), or whatever JSON is there, `null` included (a
+/// plain `Option` would read `null` as absent). The rest of the body is skipped unread.
+#[derive(Debug, Deserialize)]
+struct BodyType<'a> {
+    #[serde(default, rename = "type", borrow, deserialize_with = "present")]
+    kind: Option<&'a RawValue>,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// Reads the body of `POST /api/chat/messages`: a `user` message whose `type` may be left out.
+///
+/// A good body is parsed straight into its type (`context` stays JSON text). Only one that
+/// fails is read again, like [`parse`] reads a frame, to say why it is not a `user` message, or
+/// to read it by JSON's looser rules where those accept it (a repeated key, whose last value
+/// wins, as on the WebSocket).
+pub(crate) fn parse_user_body(body: &[u8]) -> Result<UserSend, Refusal> {
+    let is_user = match serde_json::from_slice::<BodyType<'_>>(body) {
+        Ok(BodyType { kind: None }) => true,
+        Ok(BodyType { kind: Some(raw) }) => match serde_json::from_str::<String>(raw.get()) {
+            Ok(k) if k == UserSend::KIND => true,
+            Ok(k) => {
+                let shown: String = k.chars().take(40).collect();
+                return Err(Refusal::new(
+                    ErrorCode::UnknownType,
+                    format!("this endpoint takes `user` messages only, not {shown:?}"),
+                ));
+            }
+            // Not a string: said below.
+            Err(_) => false,
+        },
+        Err(_) => false,
     };
-    if let Some(object) = value.as_object_mut() {
-        object.entry("type").or_insert_with(|| "user".into());
+    if is_user {
+        if let Ok(send) = serde_json::from_slice::<UserSend>(body) {
+            return Ok(send);
+        }
     }
-    match diagnose_value(value) {
-        Err(refusal) => refusal,
+    let mut value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Refusal::new(ErrorCode::BadJson, format!("body is not valid JSON: {e}")))?;
+    if let Some(object) = value.as_object_mut() {
+        match object.get("type") {
+            None => {
+                object.insert("type".into(), UserSend::KIND.into());
+            }
+            Some(serde_json::Value::String(_)) => {}
+            Some(other) => {
+                return Err(Refusal::new(
+                    ErrorCode::UnknownType,
+                    format!("the body's \"type\" must be \"user\" or left out, got {}", kind(other)),
+                ))
+            }
+        }
+    }
+    match diagnose_value(value, "body")? {
+        ClientMessage::User(send) => Ok(send),
         // Another kind of message (a `join` is missing the `message` a `user` needs).
-        Ok(m) => Refusal::new(
+        other => Err(Refusal::new(
             ErrorCode::UnknownType,
-            format!("this endpoint takes `user` messages only, not {:?}", m.kind()),
-        ),
+            format!("this endpoint takes `user` messages only, not {:?}", other.kind()),
+        )),
     }
 }
 
-fn diagnose_value(value: serde_json::Value) -> Result<ClientMessage, Refusal> {
+/// Works out why `value` is not a client message; `what` names it (`frame`, `body`).
+fn diagnose_value(value: serde_json::Value, what: &str) -> Result<ClientMessage, Refusal> {
     let id = value.get("id").and_then(|v| v.as_str()).map(str::to_string);
     let Some(object) = value.as_object() else {
         return Err(Refusal::new(
             ErrorCode::BadJson,
-            format!("frame must be a JSON object, got {}", kind(&value)),
+            format!("{what} must be a JSON object, got {}", kind(&value)),
         ));
     };
     let kinds = ClientMessage::KINDS.join(", ");
@@ -343,7 +432,7 @@ fn diagnose_value(value: serde_json::Value) -> Result<ClientMessage, Refusal> {
         None => {
             return Err(Refusal::new(
                 ErrorCode::UnknownType,
-                format!("frame has no \"type\"; expected one of {kinds}"),
+                format!("{what} has no \"type\"; expected one of {kinds}"),
             )
             .with_id(id))
         }
@@ -364,6 +453,7 @@ fn diagnose_value(value: serde_json::Value) -> Result<ClientMessage, Refusal> {
         )
         .with_id(id));
     }
+    // Written out again and read by the one decoder: a `RawJson` cannot be read out of a tree.
     let text = value.to_string();
     ClientMessage::from_json(&text)
         .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad {ty:?} message: {e}")).with_id(id))
@@ -420,7 +510,7 @@ mod tests {
         use proptest::test_runner::{Config, RngSeed};
         use serde_json::Value;
 
-        use super::super::{diagnose_user_body, parse};
+        use super::super::{parse, parse_user_body};
         use natter_protocol::ClientMessage;
 
         /// Seeded, so every run tries the same cases; a few thousand in all, well under a second.
@@ -481,6 +571,7 @@ mod tests {
                 r#"{"type":"cursor_position","room":"r","data":{"x":1,"y":[2,3]}}"#,
                 r#"{"type":"chain_update","room":"r","data":null}"#,
                 r#"{"type":"ping","nonce":{"n":1}}"#,
+                r#"{"type":"auth","token":"a.b.c","session":"s","after":2,"page":"/"}"#,
             ])
             .prop_map(str::to_owned)
         }
@@ -504,13 +595,13 @@ mod tests {
             #[test]
             fn any_text_is_answered(text in ".{0,200}") {
                 answered(&text);
-                let _ = diagnose_user_body(text.as_bytes());
+                let _ = parse_user_body(text.as_bytes());
             }
 
             #[test]
             fn any_json_is_answered(value in json()) {
                 answered(&value.to_string());
-                let _ = diagnose_user_body(value.to_string().as_bytes());
+                let _ = parse_user_body(value.to_string().as_bytes());
             }
 
             #[test]
@@ -528,9 +619,40 @@ mod tests {
 
     #[test]
     fn http_bodies_are_diagnosed_like_frames() {
-        assert_eq!(diagnose_user_body(b"{nope").code, ErrorCode::BadJson);
-        let r = diagnose_user_body(br#"{"sessionId":"s"}"#);
+        assert_eq!(parse_user_body(b"{nope").unwrap_err().code, ErrorCode::BadJson);
+        let r = parse_user_body(br#"{"sessionId":"s"}"#).unwrap_err();
         assert_eq!(r.code, ErrorCode::InvalidMessage);
         assert!(r.message.contains("message"), "{}", r.message);
+        let r = parse_user_body(br#"{"type":"join","room":"r"}"#).unwrap_err();
+        assert_eq!(r.code, ErrorCode::UnknownType);
+        assert!(r.message.contains("\"join\""), "{}", r.message);
+        // A body is called a body, not a frame.
+        let r = parse_user_body(b"[1]").unwrap_err();
+        assert_eq!(r.code, ErrorCode::BadJson);
+        assert!(r.message.starts_with("body must be a JSON object"), "{}", r.message);
+        // `null` is not "left out": it is refused, naming the field.
+        let r = parse_user_body(br#"{"type":null,"message":"hi"}"#).unwrap_err();
+        assert_eq!(r.code, ErrorCode::UnknownType);
+        assert!(r.message.contains("\"type\"") && r.message.contains("null"), "{}", r.message);
+        let r = parse_user_body(br#"{"type":7,"message":"hi"}"#).unwrap_err();
+        assert!(r.message.contains("a number"), "{}", r.message);
+        // Left out or `user`: the message, its context kept as text.
+        for body in [&br#"{"message":"hi","context":{"page":"/"}}"#[..], br#"{"type":"user","message":"hi"}"#]
+        {
+            assert_eq!(parse_user_body(body).map(|u| u.message), Ok("hi".to_string()));
+        }
+        let r = parse_user_body(br#"{"type":"chat","message":"hi"}"#).unwrap_err();
+        assert_eq!(r.code, ErrorCode::UnknownType);
+    }
+
+    /// JSON allows a repeated key (the last one wins); serde's derived parsers refuse it. A
+    /// frame and an HTTP body read it alike, and a body is never told it is "not `user`" when
+    /// it is one.
+    #[test]
+    fn a_repeated_key_is_read_like_json_reads_it() {
+        let frame = r#"{"type":"user","message":"first","message":"second"}"#;
+        assert!(matches!(parse(frame), Ok(ClientMessage::User(u)) if u.message == "second"));
+        let body = br#"{"message":"first","message":"second"}"#;
+        assert_eq!(parse_user_body(body).map(|u| u.message), Ok("second".to_string()));
     }
 }

@@ -44,6 +44,11 @@ pub(crate) fn unix_ms(at: SystemTime) -> i64 {
     }
 }
 
+/// Seconds since the Unix epoch now (what identity tokens' `exp` is compared against).
+pub(crate) fn unix_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,57 @@ pub struct Config {
     #[arg(long = "trusted-proxy", env = "NATTER_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
     pub trusted_proxies: Vec<IpNet>,
 
+    /// Shared secret for verifying HS256 identity tokens (JWTs) signed by the site's backend; at
+    /// least 32 bytes (`openssl rand -hex 32`). Repeat the flag (or separate with commas in the
+    /// variable; a secret cannot contain one) to accept several while rotating. See
+    /// docs/identity.md.
+    #[arg(
+        long = "identity-secret",
+        env = "NATTER_IDENTITY_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub identity_secrets: Vec<String>,
+
+    /// A PEM file with an RSA (RS256) or P-256 (ES256) public key for verifying identity tokens,
+    /// for sites that keep the signing key to themselves. Repeat the flag to accept several.
+    #[arg(long = "identity-public-key", env = "NATTER_IDENTITY_PUBLIC_KEY", value_delimiter = ',')]
+    pub identity_public_keys: Vec<PathBuf>,
+
+    /// When set, identity tokens must carry this `aud` (audience); tokens for another audience,
+    /// or without one, are refused.
+    #[arg(long, env = "NATTER_IDENTITY_AUDIENCE")]
+    pub identity_audience: Option<String>,
+
+    /// Longest identity token lifetime accepted: `exp - iat` (or `exp - now` without `iat`). A
+    /// token that lives longer is refused, so a leaked one is not good for long.
+    #[arg(long, env = "NATTER_IDENTITY_MAX_LIFETIME", default_value = "24h", value_parser = parse_duration)]
+    pub identity_max_lifetime: Duration,
+
+    /// Who may join rooms: `open` (anyone with a session) or `identified` (only users with a
+    /// verified identity token, within its `rooms` claim). Default: `identified` when an
+    /// identity secret or public key is configured, `open` otherwise.
+    #[arg(long, env = "NATTER_ROOM_ACCESS", value_enum)]
+    pub room_access: Option<RoomAccess>,
+
+    /// Secret keying the session ids this hub issues and the public member ids (at least 32
+    /// bytes, no commas). Every hub behind one load balancer must share it. Repeat to rotate: the
+    /// first issues, all verify. Default: one made at first start and kept in the database (SQLite) or
+    /// in Redis, shared by every hub on that Redis.
+    #[arg(
+        long = "session-secret",
+        env = "NATTER_SESSION_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub session_secrets: Vec<String>,
+
+    /// Accept session ids chosen by clients (the original widget's `?session=session-xxx`), as
+    /// before sessions were issued by the hub. Anyone who guesses or learns such an id can read
+    /// and write that conversation: for development and old clients only (a warning is logged).
+    #[arg(long, env = "NATTER_OPEN_SESSIONS")]
+    pub open_sessions: bool,
+
     /// Messages per conversation kept in memory for fast resume.
     #[arg(long, env = "NATTER_RING_SIZE", default_value_t = 100)]
     pub ring_size: usize,
@@ -188,15 +239,33 @@ pub struct Config {
     #[arg(long, env = "NATTER_REPLY_FALLBACK", value_enum, default_value_t = ReplyFallback::Rules)]
     pub reply_fallback: ReplyFallback,
 
-    /// How long the `webhook` backend may take to answer; for `llm`, how long the server may stay
-    /// silent (before the first bytes and between streamed chunks).
-    #[arg(long, env = "NATTER_REPLY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    /// The whole reply's deadline, from the visitor's message to a complete answer: waiting in
+    /// the reply queue, connecting, the webhook's whole answer or the LLM's whole stream
+    /// (keep-alive comments do not extend it). Past it the call is dropped and the fallback
+    /// answers.
+    #[arg(long, env = "NATTER_REPLY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub reply_timeout: Duration,
 
+    /// How long the `webhook` or `llm` backend may stay silent — connecting, before the first
+    /// bytes of the answer, between streamed chunks — before the reply counts as failed, so a
+    /// dead backend is noticed before --reply-timeout.
+    #[arg(long, env = "NATTER_REPLY_IDLE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub reply_idle_timeout: Duration,
+
     /// Longest reply stored from the `webhook` or `llm` backend, in characters; a longer one is
-    /// cut at a word boundary and ends with "…" (an LLM stream is stopped there).
+    /// cut at a word boundary and ends with "…" (an LLM stream is stopped there). Every reply,
+    /// the rules' included, is also cut to --max-text.
     #[arg(long, env = "NATTER_REPLY_MAX_CHARS", default_value_t = 2000)]
     pub reply_max_chars: usize,
+
+    /// Most reply-engine calls in flight at once on this hub (webhook requests, LLM streams).
+    #[arg(long, env = "NATTER_REPLY_CONCURRENCY", default_value_t = 32)]
+    pub reply_concurrency: usize,
+
+    /// Replies that may wait for a free call when --reply-concurrency are in flight; past that
+    /// the fallback answers at once, counted in natter_reply_shed_total. `0`: none wait.
+    #[arg(long, env = "NATTER_REPLY_QUEUE", default_value_t = 256)]
+    pub reply_queue: usize,
 
     /// The URL the `webhook` backend POSTs each visitor message to (http or https).
     #[arg(long, env = "NATTER_WEBHOOK_URL")]
@@ -222,8 +291,9 @@ pub struct Config {
     #[arg(long, env = "NATTER_LLM_API_KEY", hide_env_values = true)]
     pub llm_api_key: Option<String>,
 
-    /// The system prompt for the `llm` backend; `{page}` is replaced by the visitor's page.
-    /// Default: a concise support-assistant prompt that names the page.
+    /// The system prompt for the `llm` backend. Visitor data never enters it: `{page}` becomes
+    /// a pointer to the page in the visitor context, which travels (bounded, delimited) in the
+    /// visitor's own message. Default: a concise support-assistant prompt.
     #[arg(long, env = "NATTER_LLM_SYSTEM_PROMPT")]
     pub llm_system_prompt: Option<String>,
 
@@ -271,6 +341,15 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "NATTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// Who may join rooms (`--room-access`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoomAccess {
+    /// Any connection.
+    Open,
+    /// Only signed-in users (a verified identity token), within the token's `rooms` claim.
+    Identified,
 }
 
 /// Which reply engine answers visitors (`--reply-backend`).
@@ -321,10 +400,27 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Config {
+    /// Who may join rooms: `--room-access`, or its default (`identified` when identity tokens
+    /// can be verified, `open` otherwise).
+    pub fn room_access(&self) -> RoomAccess {
+        self.room_access.unwrap_or(
+            if self.identity_secrets.is_empty() && self.identity_public_keys.is_empty() {
+                RoomAccess::Open
+            } else {
+                RoomAccess::Identified
+            },
+        )
+    }
+
     /// The defaults, listening on `127.0.0.1:0`, with the shipped rules and no reply delay —
     /// what integration tests start from.
+    ///
+    /// Sessions are open (client-chosen ids are accepted), because most tests are about
+    /// something else and name their sessions; the tests of identity and sessions set
+    /// `open_sessions = false`, the production default.
     pub fn for_tests() -> Self {
         let mut c = Config::parse_from(["natter-hub", "--listen", "127.0.0.1:0"]);
+        c.open_sessions = true;
         c.reply_delay = Duration::ZERO;
         // Tests must not leave a natter.db in the working directory.
         c.db = PathBuf::from(":memory:");
@@ -419,6 +515,32 @@ mod tests {
         assert_eq!(c.max_connections, Some(900));
         let e = Config::try_parse_from(["natter-hub", "--trusted-proxy", "nginx"]).unwrap_err().to_string();
         assert!(e.contains("--trusted-proxy") && e.contains("nginx"), "{e}");
+    }
+
+    #[test]
+    fn identity_flags_and_the_room_access_default() {
+        let c = Config::parse_from(["natter-hub"]);
+        assert!(!c.open_sessions, "sessions are issued by the hub unless asked otherwise");
+        assert_eq!(c.room_access(), RoomAccess::Open);
+        assert_eq!(c.identity_max_lifetime, Duration::from_secs(86_400));
+        let c = Config::parse_from(["natter-hub", "--identity-secret", "a,b", "--identity-audience", "chat"]);
+        assert_eq!(c.identity_secrets, ["a", "b"]);
+        assert_eq!(c.room_access(), RoomAccess::Identified);
+        let c = Config::parse_from(["natter-hub", "--identity-public-key", "k.pem", "--room-access", "open"]);
+        assert_eq!(c.room_access(), RoomAccess::Open);
+        assert!(Config::try_parse_from(["natter-hub", "--room-access", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn reply_limits() {
+        let c = Config::parse_from(["natter-hub"]);
+        assert_eq!(
+            (c.reply_timeout, c.reply_idle_timeout),
+            (Duration::from_secs(30), Duration::from_secs(10))
+        );
+        assert_eq!((c.reply_concurrency, c.reply_queue), (32, 256));
+        let c = Config::parse_from(["natter-hub", "--reply-concurrency", "4", "--reply-queue", "0"]);
+        assert_eq!((c.reply_concurrency, c.reply_queue), (4, 0));
     }
 
     #[test]

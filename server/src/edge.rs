@@ -1,7 +1,7 @@
 //! What both transports do at the hub's edge: the client's address and its budget, the origin
-//! check, reading the session, the page and the resume point from a request, reading a body
-//! in bounded time, the HTTP error answer, and counting every refusal once, where it leaves
-//! the hub.
+//! check, reading credentials (a bearer token, a session), the page and the resume point from a
+//! request, reading a body in bounded time, the HTTP error answer, and counting every refusal
+//! once, where it leaves the hub.
 //!
 //! Counting: a [`Refusal`] made anywhere inside the hub travels up unchanged. On HTTP it
 //! becomes an [`ApiError`] response that carries its code in the response's extensions, and
@@ -10,19 +10,20 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use natter_protocol::{validate_session_id, ErrorCode};
+use natter_protocol::{ErrorCode, SESSION_HEADER};
 
 use crate::address::{client_addr, ClientAddr, Peer};
 use crate::config::Config;
 use crate::hub::{Hub, Refusal, Since};
+use crate::identity::Principal;
 
 /// Longest `page` kept from a query, in characters.
 pub(crate) const MAX_PAGE_CHARS: usize = 512;
@@ -42,10 +43,33 @@ impl From<Refusal> for ApiError {
 }
 
 impl ApiError {
-    /// The same refusal answered with another status (`408` for a body that came too slowly).
-    fn with_status(mut self, status: StatusCode) -> Self {
-        self.status = status;
-        self
+    /// `refusal`, answered with `status` instead of its code's usual one.
+    pub(crate) fn with_status(status: StatusCode, refusal: Refusal) -> Self {
+        ApiError { status, refusal }
+    }
+}
+
+/// A query string that does not parse (a repeated `session=`, a value of the wrong kind) is a
+/// refusal like any other: a JSON `error` frame naming the problem, counted once. axum's own
+/// rejection would be plain text and never counted.
+#[derive(Debug)]
+pub(crate) struct Query<T>(pub(crate) T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(t)) => Ok(Query(t)),
+            Err(e) => {
+                Err(Refusal::new(ErrorCode::InvalidMessage, format!("bad query string: {}", e.body_text()))
+                    .into())
+            }
+        }
     }
 }
 
@@ -54,7 +78,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::NotInRoom | ErrorCode::ForbiddenOrigin => StatusCode::FORBIDDEN,
+        ErrorCode::NotInRoom | ErrorCode::ForbiddenOrigin | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::UnknownRoom => StatusCode::NOT_FOUND,
         ErrorCode::RoomExists => StatusCode::CONFLICT,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -150,11 +174,13 @@ pub(crate) async fn read_body(hub: &Hub, body: Body) -> Result<Bytes, ApiError> 
                 Refusal::new(ErrorCode::BadJson, format!("could not read the body: {e}")).into()
             })
         }
-        Err(_) => Err(ApiError::from(Refusal::new(
-            ErrorCode::InvalidMessage,
-            format!("the body did not arrive within {:?} (--header-timeout)", config.header_timeout),
-        ))
-        .with_status(StatusCode::REQUEST_TIMEOUT)),
+        Err(_) => Err(ApiError::with_status(
+            StatusCode::REQUEST_TIMEOUT,
+            Refusal::new(
+                ErrorCode::InvalidMessage,
+                format!("the body did not arrive within {:?} (--header-timeout)", config.header_timeout),
+            ),
+        )),
     }
 }
 
@@ -178,14 +204,36 @@ pub(crate) fn check_origin(config: &Config, headers: &HeaderMap) -> Result<(), A
     .into())
 }
 
-/// Reads a session id from a request (`?session=` or a body's `sessionId`); `where_` names
-/// where it was looked for, for the message when there is none.
-pub(crate) fn parse_session(id: Option<&str>, where_: &str) -> Result<Arc<str>, Refusal> {
-    let Some(id) = id else {
-        return Err(Refusal::new(ErrorCode::BadSession, format!("no session: give {where_}")));
-    };
-    validate_session_id(id).map_err(|e| Refusal::new(ErrorCode::BadSession, format!("`session`: {e}")))?;
-    Ok(id.into())
+/// The bearer token of an `Authorization: Bearer <token>` header, if there is one.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// Who an HTTP request is: the user of its bearer token, else the visitor of its session (the
+/// `X-Natter-Session` header, else `query` — `?session=` — else `body`'s `sessionId`, the last
+/// two for clients written against the original widget's format), else a new visitor with a
+/// session issued now (which the answer must carry back, see [`with_session`]).
+pub(crate) fn who(
+    hub: &Hub,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: Option<&str>,
+) -> Result<Principal, Refusal> {
+    let session = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).or(query).or(body);
+    hub.identity().authenticate(bearer(headers).as_deref(), session)
+}
+
+/// Adds the `X-Natter-Session` header to `response` when `who`'s session was issued just now,
+/// so the client can keep it.
+pub(crate) fn with_session(who: &Principal, mut response: Response) -> Response {
+    if let (true, Some(session)) = (who.issued, who.session.as_deref()) {
+        if let Ok(v) = HeaderValue::from_str(session) {
+            response.headers_mut().insert(SESSION_HEADER, v);
+        }
+    }
+    response
 }
 
 /// Reads `after` (the last seq a client saw); none or empty asks for the recent history.
@@ -206,14 +254,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn session_and_after_are_read_with_clear_refusals() {
-        assert_eq!(parse_session(Some("s-1"), "?session=").map(|s| s.to_string()), Ok("s-1".into()));
-        let none = parse_session(None, "`?session=<id>`").unwrap_err();
-        assert_eq!(none.code, ErrorCode::BadSession);
-        assert!(none.message.contains("?session=<id>"), "{}", none.message);
-        let bad = parse_session(Some("a b"), "").unwrap_err();
-        assert_eq!(bad.code, ErrorCode::BadSession);
-        assert!(bad.message.contains("' '"), "{}", bad.message);
+    fn bearer_tokens_and_after_are_read_with_clear_refusals() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc.def.ghi"));
+        assert_eq!(bearer(&headers).as_deref(), Some("abc.def.ghi"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer  x "));
+        assert_eq!(bearer(&headers).as_deref(), Some("x"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic dXNlcjpwYXNz"));
+        assert_eq!(bearer(&headers), None);
 
         assert_eq!(parse_after(None), Ok(Since::Recent));
         assert_eq!(parse_after(Some("")), Ok(Since::Recent));

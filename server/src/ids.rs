@@ -1,11 +1,9 @@
-//! Ids the hub makes: message ids for what it writes itself, and the public member id that
-//! stands for a session wherever others can see it.
+//! Ids the hub makes for messages it writes itself. (Session ids and public member ids are
+//! keyed with the hub's secret: see `identity::session`.)
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use sha2::{Digest, Sha256};
 
 /// Makes message ids for messages the hub writes itself (bot replies, user messages sent
 /// without an id).
@@ -54,25 +52,9 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
-/// The public id of the user behind a session: `u_` + the first 16 hex digits of the SHA-256 of
-/// the session id. Room members see this, never the session id, which is a bearer credential.
-pub fn member_id(session: &str) -> String {
-    let digest = Sha256::digest(session.as_bytes());
-    let mut out = String::with_capacity(18);
-    out.push_str("u_");
-    push_hex(&mut out, &digest[..8]);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn member_id_is_hash_prefix() {
-        // sha256("abc") = ba7816bf8f01cfea...
-        assert_eq!(member_id("abc"), "u_ba7816bf8f01cfea");
-    }
 
     #[test]
     fn ids_are_unique_valid_and_random() {

@@ -27,13 +27,16 @@
 //!   the TOML [`reply::RulesEngine`], the [`reply::WebhookEngine`] and the streamed
 //!   [`reply::LlmEngine`]). They never see a socket.
 //!
-//! Plus [`config`] (flags and `NATTER_*` variables), `metrics` (Prometheus text by hand),
-//! `clock` (RFC 3339 timestamps), `ids` (ids the hub makes) and [`HubError`].
+//! Plus [`identity`] (who a connection is: verified identity tokens, the sessions the hub
+//! issues, keyed member ids, room access), [`config`] (flags and `NATTER_*` variables),
+//! `metrics` (Prometheus text by hand), `clock` (RFC 3339 timestamps), `ids` (message ids the
+//! hub makes) and [`HubError`].
 //!
 //! Entry point: [`run`] serves a listener until a shutdown future completes; tests call it on
 //! `127.0.0.1:0`, the binary calls it with Ctrl+C / SIGTERM.
 
 pub mod config;
+pub mod identity;
 pub mod reply;
 pub mod store;
 
@@ -57,7 +60,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, Method};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -65,7 +68,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::Config;
 pub use error::HubError;
-pub use ids::member_id;
 
 use hub::Hub;
 
@@ -116,9 +118,15 @@ pub fn build_reply(config: &Config) -> Result<Arc<dyn ReplyEngine>, HubError> {
     let needs = |flag: &str, backend: &str| {
         HubError::Config(format!("--reply-backend {backend} needs {flag} (or its NATTER_ variable)"))
     };
+    if config.reply_concurrency == 0 {
+        return Err(HubError::Config("--reply-concurrency must be at least 1".into()));
+    }
     if config.reply_backend != ReplyBackend::Rules {
         if config.reply_timeout.is_zero() {
             return Err(HubError::Config("--reply-timeout must be more than 0".into()));
+        }
+        if config.reply_idle_timeout.is_zero() {
+            return Err(HubError::Config("--reply-idle-timeout must be more than 0".into()));
         }
         if config.reply_max_chars == 0 {
             return Err(HubError::Config("--reply-max-chars must be more than 0".into()));
@@ -136,7 +144,7 @@ pub fn build_reply(config: &Config) -> Result<Arc<dyn ReplyEngine>, HubError> {
                 WebhookEngine::new(
                     url,
                     config.webhook_secret.as_deref(),
-                    config.reply_timeout,
+                    config.reply_idle_timeout,
                     config.reply_max_chars,
                     fallback,
                 )
@@ -160,7 +168,7 @@ pub fn build_reply(config: &Config) -> Result<Arc<dyn ReplyEngine>, HubError> {
                 system_prompt: config.llm_system_prompt.clone(),
                 history: config.llm_history,
                 max_tokens: config.llm_max_tokens,
-                timeout: config.reply_timeout,
+                idle_timeout: config.reply_idle_timeout,
                 max_chars: config.reply_max_chars,
             };
             let engine = Arc::new(LlmEngine::new(settings, fallback).map_err(HubError::Config)?);
@@ -202,7 +210,19 @@ pub async fn serve(
     if config.allowed_origins.is_empty() {
         tracing::warn!("no --allowed-origin given: pages of ANY origin may connect; set it in production");
     }
-    let hub = Hub::start(config, store, reply);
+    let identity = identity::Identity::load(&config, &*store).await?;
+    if config.open_sessions {
+        tracing::warn!(
+            "--open-sessions: session ids chosen by clients are accepted, so anyone who guesses or learns one reads and writes that conversation; for development and old clients only"
+        );
+    }
+    if config.room_access() == config::RoomAccess::Identified && !identity.verifies_tokens() {
+        return Err(HubError::Config(
+            "--room-access identified needs --identity-secret or --identity-public-key to verify users"
+                .into(),
+        ));
+    }
+    let hub = Hub::start(config, store, reply, identity);
     let app = router(hub.clone());
     let signal_hub = hub.clone();
     let graceful = async move {
@@ -242,9 +262,13 @@ fn check_origins(origins: &[String]) -> Result<(), HubError> {
 /// The routes.
 fn router(hub: Hub) -> Router {
     let config = hub.config();
+    let session_header = HeaderName::from_static(natter_protocol::SESSION_HEADER);
     let cors = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        // Credentials travel in headers, never in URLs: the identity token as a bearer token,
+        // an anonymous session in `X-Natter-Session` (also how a newly issued one comes back).
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, session_header.clone()])
+        .expose_headers([session_header])
         .allow_origin(if config.allowed_origins.is_empty() {
             AllowOrigin::any()
         } else {

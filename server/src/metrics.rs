@@ -68,6 +68,21 @@ impl Limit {
     }
 }
 
+/// Gauges the hub computes when `/metrics` is read.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Gauges {
+    /// Conversations held in memory.
+    pub(crate) conversations: usize,
+    /// Rooms with members on this hub.
+    pub(crate) rooms: usize,
+    /// Bytes of messages held in the conversations' rings.
+    pub(crate) ring_bytes: usize,
+    /// Reply-engine calls in flight.
+    pub(crate) reply_calls: usize,
+    /// Replies waiting for a call slot.
+    pub(crate) reply_waiting: usize,
+}
+
 /// The hub's counters. Relaxed ordering throughout: each number is read on its own.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
@@ -83,6 +98,9 @@ pub(crate) struct Metrics {
     pub(crate) replies: AtomicU64,
     /// Replies the engine failed to produce (webhook / LLM errors and timeouts).
     pub(crate) reply_failures: AtomicU64,
+    /// Replies answered by the fallback without asking the engine: every call slot taken and
+    /// the queue full.
+    pub(crate) reply_shed: AtomicU64,
     /// Re-sent messages acknowledged as duplicates.
     pub(crate) duplicates: AtomicU64,
     /// Connections closed because their send queue was full.
@@ -125,9 +143,9 @@ impl Metrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition. `conversations`, `rooms` and `ring_bytes` are gauges the
-    /// hub computes.
-    pub(crate) fn render(&self, conversations: usize, rooms: usize, ring_bytes: usize) -> String {
+    /// The Prometheus text exposition, with the gauges the hub computes.
+    pub(crate) fn render(&self, gauges: &Gauges) -> String {
+        let Gauges { conversations, rooms, ring_bytes, reply_calls, reply_waiting } = *gauges;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut out = String::with_capacity(2048);
         let mut one = |name: &str, kind: &str, help: &str, value: u64| {
@@ -155,6 +173,19 @@ impl Metrics {
             "counter",
             "Reply backend failures (answered with the fallback, or not at all).",
             g(&self.reply_failures),
+        );
+        one(
+            "natter_reply_shed_total",
+            "counter",
+            "Replies answered by the fallback at once: every reply call slot taken and the queue full.",
+            g(&self.reply_shed),
+        );
+        one("natter_reply_calls", "gauge", "Reply-engine calls in flight.", reply_calls as u64);
+        one(
+            "natter_reply_calls_waiting",
+            "gauge",
+            "Replies waiting for a reply-engine call slot.",
+            reply_waiting as u64,
         );
         one(
             "natter_duplicates_total",
@@ -213,11 +244,18 @@ mod tests {
         m.refusal(ErrorCode::BadJson);
         Metrics::add(&m.messages_in, 3);
         m.limited(Limit::Address);
-        let text = m.render(2, 1, 300);
+        let text = m.render(&Gauges {
+            conversations: 2,
+            rooms: 1,
+            ring_bytes: 300,
+            reply_calls: 3,
+            reply_waiting: 0,
+        });
         assert!(text.contains("natter_limited_total{limit=\"address_rate\"} 1\n"), "{text}");
         assert!(text.contains("natter_ring_bytes 300\n"), "{text}");
         assert!(text.contains("natter_messages_in_total 3\n"), "{text}");
         assert!(text.contains("natter_errors_total{code=\"bad_json\"} 1\n"), "{text}");
         assert!(text.contains("natter_conversations 2\n"), "{text}");
+        assert!(text.contains("natter_reply_calls 3\n"), "{text}");
     }
 }

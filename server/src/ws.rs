@@ -1,7 +1,11 @@
-//! The WebSocket transport: `GET /ws/chat?session=&page=&after=`.
+//! The WebSocket transport: `GET /ws/chat[?page=][&after=]`, then an `auth` frame.
 //!
 //! The upgrade handler checks the origin (403) and the query (400) *before* upgrading, and
-//! configures tungstenite with small buffers and the `--max-frame` limit. After the upgrade,
+//! configures tungstenite with small buffers and the `--max-frame` limit. Credentials normally
+//! come in the first frame (`auth`: a token, a session, or neither for a new session), so they
+//! never sit in a URL that proxies log; a client that can do nothing else may put them in the
+//! URL (`?token=`, or the original widget's `?session=`), and then they are checked before the
+//! upgrade (401 / 400). See `identity` for what is accepted. After the upgrade,
 //! [`drive`] runs the connection over anything that is both a `Sink` and a `Stream` of
 //! messages (the axum `testing-websockets` pattern), so it can be driven over channels in unit
 //! tests.
@@ -10,36 +14,46 @@
 //! drains the connection's queue to the socket (several frames per flush), pings every
 //! `--ping-interval`, and closes with 4002 (stale) when no ping was answered for
 //! `--idle-timeout`, 4001 (slow consumer) when the fan-out found the queue full, 4029 when the
-//! client spent far past its frame budget, 1009 after an oversized frame and 1001 at shutdown.
+//! client spent far past its frame budget (frames sent before `auth` included), 4401 when its
+//! identity token expires, 1009 after an oversized frame and 1001 at shutdown.
 //!
 //! Liveness is judged by pongs only: a pong is the one frame that proves the peer reads (every
 //! WebSocket client answers pings as it reads). A client that keeps sending — pings, messages —
 //! but never reads is closed like a silent one, instead of pinning its kernel buffers for
 //! ever. Every write and flush also has a deadline, at the socket (`crate::socket`): one that
-//! makes no progress for `--idle-timeout` ends the connection. An earlier version `split()` the socket and read it in a second task;
-//! that task, its future and the lock between the halves were about a third of an idle
-//! connection's memory. With one task the client's own answers cannot wait for room in the
-//! queue this task drains, so they never wait (see `hub/outbox.rs`); the queue is
-//! drained before the next frame is read, which keeps them bounded.
+//! makes no progress for `--idle-timeout` ends the connection.
+//!
+//! An earlier version `split()` the socket and read it in a second task; that task, its future
+//! and the lock between the halves were about a third of an idle connection's memory. With one
+//! task the client's own answers cannot wait for room in the queue this task drains, so they
+//! never wait (see `hub/outbox.rs`); the queue is drained before the next frame is read, which
+//! keeps them bounded.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use natter_protocol::close;
+use natter_protocol::{close, Auth, ClientMessage, ErrorCode, ServerMessage};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::address::{AddrKey, ClientAddr};
+use crate::budget::{self, FrameBudget, Payment};
 use crate::client::Client;
-use crate::edge::{check_origin, client_of, parse_after, parse_session, ApiError, MAX_PAGE_CHARS};
+use crate::edge::{bearer, check_origin, client_of, parse_after, ApiError, Query, MAX_PAGE_CHARS};
 use crate::hub::{Control, Frame, Hub, Outgoing, Receiver, Refusal, Since, Slot};
+use crate::identity::Principal;
 use crate::metrics::Metrics;
+
+/// How long a socket opened without credentials in its URL may take to send its `auth` frame.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the hub waits for a close frame to be written to a peer that is not reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -66,9 +80,10 @@ const WRITE_BUFFER: usize = 8 * 1024;
 const MAX_BATCH: usize = 64;
 
 /// The query of `/ws/chat`; strings so that bad values get our own clear message.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub(crate) struct ChatQuery {
     session: Option<String>,
+    token: Option<String>,
     page: Option<String>,
     after: Option<String>,
 }
@@ -76,8 +91,12 @@ pub(crate) struct ChatQuery {
 /// Validated connection parameters.
 #[derive(Debug)]
 pub(crate) struct Params {
-    /// The session id.
-    session: Arc<str>,
+    /// Who the connection is, when the URL (or an `Authorization` header) said so; `None` means
+    /// the first frame must be an `auth`.
+    who: Option<Box<Principal>>,
+    /// Send `welcome` before the history: the client presented a token or asked for a session.
+    /// A connection that gave the original widget's `?session=` starts with `history`, as before.
+    welcome: bool,
     /// The page the widget is on (the original widget's `page` parameter), at most
     /// `MAX_PAGE_CHARS` characters.
     page: Option<String>,
@@ -88,15 +107,36 @@ pub(crate) struct Params {
     /// The connection's place among its forwarded address's (`--max-connections-per-address`
     /// behind a `--trusted-proxy`; a direct client's socket holds one already).
     held: Option<Slot>,
+    /// The connection's frame budget, from the upgrade on: frames sent before `auth` draw on it
+    /// too, and the client carries on with what is left.
+    budget: FrameBudget,
+}
+
+fn clip_page(page: Option<String>) -> Option<String> {
+    page.filter(|p| !p.is_empty()).map(|p| p.chars().take(MAX_PAGE_CHARS).collect())
 }
 
 impl ChatQuery {
-    /// Checks the query; a refusal becomes a 400.
-    fn validate(self, client: ClientAddr) -> Result<Params, Refusal> {
-        let session = parse_session(self.session.as_deref(), "`?session=<id>`")?;
+    /// Checks the query (and a bearer token); a refusal becomes a 400 or 401.
+    fn validate(self, hub: &Hub, headers: &HeaderMap, client: ClientAddr) -> Result<Params, Refusal> {
         let since = parse_after(self.after.as_deref())?;
-        let page = self.page.filter(|p| !p.is_empty()).map(|p| p.chars().take(MAX_PAGE_CHARS).collect());
-        Ok(Params { session, page, since, addr: client.key(), held: None })
+        let page = clip_page(self.page);
+        let addr = client.key();
+        let budget = FrameBudget::full(hub.config().frame_budget, Instant::now());
+        let token = self.token.or_else(|| bearer(headers));
+        if token.is_none() && self.session.is_none() {
+            return Ok(Params { who: None, welcome: true, page, since, addr, held: None, budget });
+        }
+        let who = hub.identity().authenticate(token.as_deref(), self.session.as_deref())?;
+        Ok(Params {
+            welcome: token.is_some(),
+            who: Some(Box::new(who)),
+            page,
+            since,
+            addr,
+            held: None,
+            budget,
+        })
     }
 }
 
@@ -106,11 +146,25 @@ pub(crate) async fn upgrade(
     headers: HeaderMap,
     extensions: axum::http::Extensions,
     Query(query): Query<ChatQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     check_origin(hub.config(), &headers)?;
     let client = client_of(&extensions);
-    let mut params = query.validate(client)?;
+    let mut params = query.validate(&hub, &headers, client)?;
+    let ws = ws.map_err(|e| {
+        // Most often a reverse proxy that does not pass the `Upgrade` header on.
+        ApiError::with_status(
+            StatusCode::UPGRADE_REQUIRED,
+            Refusal::new(
+                ErrorCode::InvalidMessage,
+                format!(
+                    "/ws/chat is a WebSocket endpoint and this request is not a WebSocket upgrade ({}); \
+                     a proxy in front of the hub must pass the Upgrade and Connection headers on",
+                    e.body_text()
+                ),
+            ),
+        )
+    })?;
     if client.forwarded && hub.config().max_connections_per_address > 0 {
         params.held = Some(hub.hold_connection(client.key())?);
     }
@@ -181,14 +235,14 @@ where
     S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
 {
     async move {
-        // Taken apart (and its box freed) at once: only what an idle connection needs stays.
-        let Params { session, page, since, addr, held } = *params;
+        // The connection's place goes with its queue; the rest of the box goes to `open`, which
+        // frees it: an idle connection keeps none of it.
+        let mut params = params;
+        let held = params.held.take();
         let (outbox, rx, control, _live) = hub.open_connection(held.map(Box::new));
         let id = outbox.id;
         tracing::debug!(connection = id, "connected");
-        let Some(client) = Box::pin(open(&mut socket, &hub, outbox, session, page, since, addr)).await else {
-            return;
-        };
+        let Some(client) = Box::pin(open(&mut socket, &hub, outbox, params)).await else { return };
         let mut connection = Connection {
             socket: &mut socket,
             shutdown: hub.shutdown_signal(),
@@ -204,30 +258,150 @@ where
     }
 }
 
-/// Subscribes the connection to its session and queues its history; when that fails, tells
-/// the peer why (an `error` frame and a 1011 close) and returns `None`.
+/// Learns who the connection is (from the URL, or from its `auth` frame), queues the
+/// `welcome`, subscribes the connection to its conversation and queues its history; when any of
+/// that fails, tells the peer why (an `error` frame and a close) and returns `None`.
 async fn open<S>(
     socket: &mut S,
     hub: &Hub,
     outbox: crate::hub::Outbox,
-    session: Arc<str>,
-    page: Option<String>,
-    since: Since,
-    addr: AddrKey,
+    mut params: Box<Params>,
 ) -> Option<Client>
+where
+    S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let who = match params.who.take() {
+        Some(who) => *who,
+        None => authenticate(socket, hub, &mut params).await?,
+    };
+    if params.welcome || who.issued {
+        outbox.send(crate::hub::encode(&ServerMessage::Welcome(who.welcome())));
+    }
+    let Params { page, since, addr, budget, .. } = *params;
+    match Client::start(hub.clone(), outbox, who, page, since, addr, budget).await {
+        Ok(client) => Some(client),
+        Err(refusal) => {
+            refuse_and_close(socket, hub, &refusal, close::INTERNAL, "could not read history").await;
+            None
+        }
+    }
+}
+
+/// Sends an `error` frame and a close, counting the refusal (this is where it leaves the hub).
+async fn refuse_and_close<S>(socket: &mut S, hub: &Hub, refusal: &Refusal, code: u16, reason: &'static str)
 where
     S: Sink<Message> + Unpin,
 {
-    match Client::start(hub.clone(), outbox, session, page, since, addr).await {
-        Ok(client) => Some(client),
-        Err(refusal) => {
-            hub.metrics().refusal(refusal.code);
-            let frame = Message::Text(crate::hub::encode(&refusal.frame()));
-            if socket.send(frame).await.is_ok() {
-                let _ = socket.send(close_message(close::INTERNAL, "could not read history")).await;
+    hub.metrics().refusal(refusal.code);
+    let frame = Message::Text(crate::hub::encode(&refusal.frame()));
+    if socket.send(frame).await.is_ok() {
+        let _ = socket.send(close_message(code, reason)).await;
+    }
+}
+
+/// Reads frames until the `auth` frame, for at most [`AUTH_TIMEOUT`]: who the connection is,
+/// with its `after` and `page` taken into `params`. Frames before it are refused (`error`,
+/// the connection carries on); a refused `auth` closes the connection with the close code that
+/// says what to do (4401: a fresh token; 4003: a new session). `None` when it ended.
+async fn authenticate<S>(socket: &mut S, hub: &Hub, params: &mut Params) -> Option<Principal>
+where
+    S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let deadline = Instant::now() + AUTH_TIMEOUT;
+    let mut shutdown = hub.shutdown_signal();
+    loop {
+        let frame = tokio::select! {
+            frame = socket.next() => frame,
+            _ = tokio::time::sleep_until(deadline) => {
+                let r = Refusal::new(ErrorCode::Unauthorized, "no `auth` frame within 10 s of connecting");
+                refuse_and_close(socket, hub, &r, close::POLICY, "no auth frame").await;
+                return None;
             }
-            None
+            _ = crate::hub::stopped(&mut shutdown) => {
+                let _ = socket.send(close_message(close::GOING_AWAY, reason(close::GOING_AWAY))).await;
+                return None;
+            }
+        };
+        let len = match &frame {
+            Some(Ok(Message::Text(text))) => text.len(),
+            Some(Ok(Message::Binary(b))) => b.len(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            _ => return None,
+        };
+        // Frames before `auth` draw on the connection's budget like every other frame.
+        match params.budget.pay(hub, budget::cost(len, 1), None) {
+            Payment::Paid => {}
+            Payment::Refused(r) => {
+                hub.metrics().refusal(r.code);
+                if socket.send(Message::Text(crate::hub::encode(&r.frame()))).await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+            Payment::Cut => {
+                let _ = socket.send(close_message(close::RATE_LIMITED, crate::client::CUT_REASON)).await;
+                return None;
+            }
         }
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            _ => {
+                let r =
+                    Refusal::new(ErrorCode::BadJson, "binary frames are not accepted; send JSON text frames");
+                hub.metrics().refusal(r.code);
+                if socket.send(Message::Text(crate::hub::encode(&r.frame()))).await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+        };
+        let auth: Auth = match crate::client::parse(text.as_str()) {
+            Ok(ClientMessage::Auth(auth)) => auth,
+            Ok(other) => {
+                let r = Refusal::new(
+                    ErrorCode::BadSession,
+                    format!(
+                        "this connection has not said who it is: send an `auth` frame first ({{\"type\":\"auth\"}} for a new session, with \"session\" to resume one the hub issued, with \"token\" for a signed-in user), not {:?}",
+                        other.kind()
+                    ),
+                );
+                let r = match &other {
+                    ClientMessage::User(u) => r.with_id(u.id.clone()),
+                    ClientMessage::Chat(c) => r.with_id(c.id.clone()),
+                    _ => r,
+                };
+                hub.metrics().refusal(r.code);
+                if socket.send(Message::Text(crate::hub::encode(&r.frame()))).await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+            Err(r) => {
+                hub.metrics().refusal(r.code);
+                if socket.send(Message::Text(crate::hub::encode(&r.frame()))).await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+        };
+        if let Some(after) = auth.after {
+            params.since = Since::After(after);
+        }
+        if auth.page.is_some() {
+            params.page = clip_page(auth.page);
+        }
+        return match hub.identity().authenticate(auth.token.as_deref(), auth.session.as_deref()) {
+            Ok(who) => Some(who),
+            Err(r) => {
+                let (code, why) = if r.code == ErrorCode::BadSession {
+                    (close::BAD_SESSION, "session refused: connect without one for a new session")
+                } else {
+                    (close::UNAUTHORIZED, "identity refused: reconnect with a fresh token")
+                };
+                refuse_and_close(socket, hub, &r, code, why).await;
+                None
+            }
+        };
     }
 }
 
@@ -271,6 +445,10 @@ where
                     } else if heard.elapsed() > idle_timeout {
                         Metrics::add(&self.hub.metrics().stale_closed, 1);
                         Next::close(close::STALE)
+                    } else if self.client.as_ref().is_some_and(|c| c.expire_if_due(crate::clock::unix_secs())) {
+                        // The identity token expired (checked on the beat, so within one ping
+                        // interval): the error and the 4401 close are queued, the loop sends them.
+                        Next::Continue
                     } else {
                         let ping = Message::Ping(Default::default());
                         Box::pin(send(self.socket, ping, &self.control, &mut self.shutdown)).await
@@ -376,6 +554,7 @@ fn reason(code: u16) -> &'static str {
         close::SLOW_CONSUMER => "send queue full: reconnect and resume",
         close::STALE => "no answer to pings",
         close::GOING_AWAY => "hub shutting down",
+        close::UNAUTHORIZED => "identity token expired or refused",
         _ => "closed by the hub",
     }
 }
@@ -507,9 +686,23 @@ mod tests {
         Duplex { sink, stream }
     }
 
-    fn unit_params() -> Params {
+    fn unit_params(hub: &Hub) -> Params {
         let addr = AddrKey::of(std::net::IpAddr::from([127, 0, 0, 1]));
-        Params { session: "unit".into(), page: None, since: Since::Recent, addr, held: None }
+        let budget = FrameBudget::full(hub.config().frame_budget, Instant::now());
+        Params { who: None, welcome: true, page: None, since: Since::Recent, addr, held: None, budget }
+    }
+
+    fn test_hub() -> Hub {
+        let config = Config::for_tests();
+        let identity =
+            crate::identity::Identity::new(&config, &[b"unit-test session secret, 32 bytes".to_vec()])
+                .expect("identity");
+        Hub::start(
+            config,
+            Arc::new(MemoryStore::new()),
+            Arc::new(RulesEngine::builtin().expect("rules")),
+            identity,
+        )
     }
 
     fn text(m: Option<Message>) -> ServerMessage {
@@ -529,16 +722,13 @@ mod tests {
         /// The state machine's size beside the socket when this was written, in bytes.
         const IDLE_FUTURE_BYTES: usize = 640;
         const HEADROOM: usize = 64;
-        let hub = Hub::start(
-            Config::for_tests(),
-            Arc::new(MemoryStore::new()),
-            Arc::new(RulesEngine::builtin().expect("rules")),
-        );
+        let hub = test_hub();
         let (out_tx, _out_rx) = mpsc::channel::<Message>(1);
         let (_in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(1);
         let socket = duplex(out_tx, in_rx);
         let socket_size = std::mem::size_of_val(&socket);
-        let connection = drive(socket, hub, Box::new(unit_params()));
+        let params = Box::new(unit_params(&hub));
+        let connection = drive(socket, hub, params);
         let own = std::mem::size_of_val(&connection) - socket_size;
         println!("drive future: {own} bytes beside a {socket_size}-byte socket");
         assert!(
@@ -549,15 +739,19 @@ mod tests {
 
     #[tokio::test]
     async fn drives_a_connection_over_channels() {
-        let hub = Hub::start(
-            Config::for_tests(),
-            Arc::new(MemoryStore::new()),
-            Arc::new(RulesEngine::builtin().expect("rules")),
-        );
+        let hub = test_hub();
         let (out_tx, mut out_rx) = mpsc::channel::<Message>(16);
         let (in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(16);
-        let task = tokio::spawn(drive(duplex(out_tx, in_rx), hub.clone(), Box::new(unit_params())));
+        let task = tokio::spawn(drive(duplex(out_tx, in_rx), hub.clone(), Box::new(unit_params(&hub))));
 
+        // Nothing but `auth` is taken before the connection says who it is.
+        in_tx.send(Ok(Message::text(r#"{"type":"ping"}"#))).await.expect("send");
+        assert!(
+            matches!(text(out_rx.recv().await), ServerMessage::Error(e) if e.code == ErrorCode::BadSession)
+        );
+        in_tx.send(Ok(Message::text(r#"{"type":"auth"}"#))).await.expect("send");
+        let ServerMessage::Welcome(w) = text(out_rx.recv().await) else { panic!("welcome first") };
+        assert!(w.session.is_some() && w.user.is_none());
         assert!(matches!(text(out_rx.recv().await), ServerMessage::History(h) if h.messages.is_empty()));
         in_tx.send(Ok(Message::text(r#"{"type":"ping","nonce":1}"#))).await.expect("send");
         assert!(matches!(text(out_rx.recv().await), ServerMessage::Pong(p) if p.nonce == Some(1.into())));

@@ -24,7 +24,7 @@ async fn exchange(tab: &mut Tab, id: &str) -> (u64, ConversationMessage, Convers
 }
 
 #[tokio::test]
-async fn seed_003_client_gets_history_ack_echo_and_greeting() {
+async fn original_format_client_gets_history_ack_echo_and_greeting() {
     let hub = TestHub::start().await;
     let sid = session("seed");
     let (mut tab, history) = hub.tab(&sid).await;

@@ -126,7 +126,7 @@ async fn http_errors_are_json_error_frames() {
     let hub = TestHub::start().await;
     let client = reqwest::Client::new();
     let cases: Vec<(&str, String, u16, ErrorCode)> = vec![
-        ("", json!({"message": "no session"}).to_string(), 400, ErrorCode::BadSession),
+        ("?session=", json!({"message": "empty session"}).to_string(), 400, ErrorCode::BadSession),
         ("?session=bad%20id", json!({"message": "x"}).to_string(), 400, ErrorCode::BadSession),
         ("?session=s1", "{oops".into(), 400, ErrorCode::BadJson),
         ("?session=s1", json!({"type": "join", "room": "x"}).to_string(), 400, ErrorCode::UnknownType),
@@ -153,6 +153,30 @@ async fn http_errors_are_json_error_frames() {
     }
     let response = reqwest::get(hub.url("/api/chat/poll?session=s1&after=soon")).await.expect("poll");
     assert_eq!(response.status(), 400);
+}
+
+/// JSON allows a repeated key (the last one wins), and serde's strict parse does not: such a
+/// body is stored as the same frame would be on the WebSocket, not refused as "not `user`".
+#[tokio::test]
+async fn a_body_with_a_repeated_key_is_read_as_json_reads_it() {
+    let hub = TestHub::start().await;
+    let sid = session("repeated-key");
+    let response = reqwest::Client::new()
+        .post(hub.url(&format!("/api/chat/messages?session={sid}")))
+        .header("content-type", "application/json")
+        .body(r#"{"id":"r1","message":"first","message":"second"}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 200);
+    assert!(matches!(response.json().await.expect("json"), ServerMessage::Ack(a) if a.id == "r1"));
+    let h = poll(&hub, &sid, None).await;
+    assert!(
+        h.messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::User(u) if u.id == "r1" && u.message == "second")),
+        "{h:?}"
+    );
 }
 
 #[tokio::test]

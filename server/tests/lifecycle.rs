@@ -52,7 +52,7 @@ async fn slow_consumer_is_dropped_with_4001_and_the_room_carries_on() {
             _ => None,
         })
         .await;
-    assert_eq!(left.user.id, natter_hub::member_id(&slow_sid));
+    assert_eq!(left.user.id, common::member_id(&slow_sid));
     sender.send(json!({"type": "chat", "room": "flood", "message": "still here"})).await;
     let chat = fast
         .until(|m| match m {

@@ -43,7 +43,7 @@ fn chat_from(room: &str, member: &str, id: &str, text: &str) -> Draft {
             seq: 0,
             message: text.into(),
             timestamp: "2026-11-22T00:00:00Z".into(),
-            from: Member { id: member.into(), name: Some("Ann".into()) },
+            from: Member { id: member.into(), name: Some("Ann".into()), verified: false },
         }),
     }
 }
@@ -472,6 +472,22 @@ async fn a_version_1_database_migrates_to_sender_scoped_ids() {
     assert_eq!(append(&store, &visitor, user_draft("sess-1", "h-1", "mine")).await, (3, false));
     let page = store.history(&room, 0, 10).await.expect("history");
     assert_eq!(page.messages.iter().map(text_of).collect::<Vec<_>>(), ["from M", "from A"]);
+}
+
+/// The hub's session secret is made once, by the first hub to open the database, and kept
+/// across restarts: sessions issued before a restart are still accepted after it.
+#[tokio::test]
+async fn the_hub_secret_is_made_once_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("natter.db");
+    let first = open(&path).hub_secret(vec![1; 32]).await.expect("secret");
+    assert_eq!(first, vec![1; 32], "the first hub's fresh secret is kept");
+    let store = open(&path);
+    assert_eq!(store.hub_secret(vec![2; 32]).await.expect("secret"), first, "a restart keeps it");
+    drop(store);
+    let memory = SqliteStore::open(SqliteOptions::new(":memory:")).expect("open");
+    assert_eq!(memory.hub_secret(vec![3; 32]).await.expect("secret"), vec![3; 32]);
+    assert_eq!(memory.hub_secret(vec![4; 32]).await.expect("secret"), vec![3; 32]);
 }
 
 /// The child side of [`acknowledged_messages_survive_kill_9`]: appends forever and prints every

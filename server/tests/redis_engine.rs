@@ -49,7 +49,7 @@ fn chat_from(r: &str, member: &str, id: &str) -> Draft {
             seq: 0,
             message: format!("text of {id}"),
             timestamp: "2026-11-22T00:00:00Z".into(),
-            from: Member { id: member.into(), name: None },
+            from: Member { id: member.into(), name: None, verified: false },
         }),
     }
 }
@@ -306,8 +306,8 @@ async fn presence_is_seen_across_hubs() {
     let redis = RedisServer::start();
     let a = hub(&redis).await;
     let b = hub(&redis).await;
-    let ann = Member { id: "ann".into(), name: Some("Ann".into()) };
-    let bob = Member { id: "bob".into(), name: None };
+    let ann = Member { id: "ann".into(), name: Some("Ann".into()), verified: false };
+    let bob = Member { id: "bob".into(), name: None, verified: false };
     a.presence_join("lobby", &ann).await.expect("join");
     b.presence_join("lobby", &bob).await.expect("join");
     assert_eq!(b.remote_members("lobby").await.expect("members"), vec![ann.clone()]);
@@ -329,8 +329,8 @@ async fn a_dead_hubs_members_expire_with_one_user_left() {
     let c = hub_with(&redis, lease).await;
     let mut rx_b = b.subscribe();
     let mut rx_c = c.subscribe();
-    let ann = Member { id: "ann".into(), name: Some("Ann".into()) };
-    let bob = Member { id: "bob".into(), name: None };
+    let ann = Member { id: "ann".into(), name: Some("Ann".into()), verified: false };
+    let bob = Member { id: "bob".into(), name: None, verified: false };
     dying.presence_join("lobby", &ann).await.expect("join");
     dying.presence_join("lobby", &bob).await.expect("join");
     c.presence_join("lobby", &bob).await.expect("join"); // Bob is on another hub too
@@ -411,7 +411,7 @@ async fn redis_restarting_under_a_hub_is_ridden_out() {
     let b = hub(&redis).await;
     let mut rx_a = a.subscribe();
     let s = session("s");
-    let ann = Member { id: "ann".into(), name: None };
+    let ann = Member { id: "ann".into(), name: None, verified: false };
     b.presence_join("lobby", &ann).await.expect("join");
     a.create_room(RoomRecord {
         room: "lobby".into(),

@@ -104,6 +104,18 @@ async fn edge_refusals_are_counted_once() {
     assert!(upgrade.is_err(), "an empty session is refused before the upgrade");
     assert_eq!(hub.metric("natter_errors_total{code=\"bad_session\"}").await, 2);
 
+    // Refusals axum would answer in plain text are JSON error frames too, and counted.
+    let not_upgraded = http.get(hub.url("/ws/chat?session=ok")).send().await.expect("get");
+    assert_eq!(not_upgraded.status(), 426);
+    let body: serde_json::Value = not_upgraded.json().await.expect("a JSON error");
+    assert_eq!(body["code"], "invalid_message");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("Upgrade")), "{body}");
+    let repeated = http.get(hub.url("/api/chat/poll?session=a&session=b")).send().await.expect("poll");
+    assert_eq!(repeated.status(), 400);
+    let body: serde_json::Value = repeated.json().await.expect("a JSON error");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("session")), "{body}");
+    assert_eq!(hub.metric("natter_errors_total{code=\"invalid_message\"}").await, 2);
+
     let foreign = http
         .get(hub.url("/api/chat/poll?session=ok"))
         .header("Origin", "https://elsewhere.example")

@@ -4,10 +4,10 @@
 //! the customer's webhook (it verifies the HMAC signature) and one as an OpenAI-compatible
 //! server streaming Server-Sent Events cut at awkward byte boundaries.
 
+mod backends;
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,134 +16,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use common::{session, Tab, DEADLINE};
+use backends::{
+    double, hub_binary, llm_config, rules_answer, sse_body, webhook_config, Hub, Turn, API_KEY, SECRET,
+};
+use common::{session, Tab};
 use futures_util::{stream, StreamExt as _};
 use hmac::{Hmac, Mac};
-use natter_hub::config::{ReplyBackend, ReplyFallback};
-use natter_hub::reply::RulesEngine;
-use natter_hub::{Config, HubError};
-use natter_protocol::{ConversationMessage, Role, ServerMessage};
+use natter_hub::config::ReplyFallback;
+use natter_hub::reply::prompt;
+use natter_protocol::{Role, ServerMessage};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-const SECRET: &str = "whsec-test-1234";
-const API_KEY: &str = "sk-test-key";
-
-/// The hub as the binary builds it (`run` chooses the reply engine from the config).
-struct Hub {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), HubError>>,
-}
-
-impl Hub {
-    async fn start(config: Config) -> Hub {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(natter_hub::run(listener, config, async move {
-            let _ = rx.await;
-        }));
-        Hub { addr, stop: Some(tx), task }
-    }
-
-    async fn tab(&self, session: &str) -> Tab {
-        let mut tab =
-            Tab::connect(&format!("ws://{}/ws/chat?session={session}&page=/pricing", self.addr)).await;
-        tab.expect_history().await;
-        tab
-    }
-
-    async fn metric(&self, name: &str) -> u64 {
-        let text = reqwest::get(format!("http://{}/metrics", self.addr))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("metric {name} not in:\n{text}"))
-    }
-
-    /// Stops the hub after closing `tabs` (an open tab that does not answer the hub's close
-    /// would hold shutdown until its drain limit).
-    async fn stop(mut self, tabs: Vec<Tab>) {
-        drop(tabs);
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(DEADLINE, self.task).await.expect("stops").expect("task").expect("clean stop");
-    }
-}
-
-/// Serves a test double on `127.0.0.1:0`.
-async fn double(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind double");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
-}
-
-/// What one tab saw for one reply: every frame up to the bot's `typing` turning off.
-struct Turn {
-    frames: Vec<ServerMessage>,
-}
-
-impl Turn {
-    /// Reads frames until the bot's typing indicator goes off.
-    async fn read(tab: &mut Tab) -> Turn {
-        let mut frames = Vec::new();
-        loop {
-            let m = tab.recv().await;
-            let end = matches!(&m, ServerMessage::Typing(t) if t.role == Role::Bot && !t.active);
-            frames.push(m);
-            if end {
-                return Turn { frames };
-            }
-        }
-    }
-
-    fn bots(&self) -> Vec<&ConversationMessage> {
-        self.frames
-            .iter()
-            .filter_map(|m| match m {
-                ServerMessage::Bot(b) => Some(b),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The one bot message, after the bot's typing went on (and before it went off: `read`
-    /// stops at the off).
-    fn one_bot(&self) -> &ConversationMessage {
-        let bots = self.bots();
-        assert_eq!(bots.len(), 1, "exactly one bot message: {:?}", self.frames);
-        let typing_on = self
-            .frames
-            .iter()
-            .position(|m| matches!(m, ServerMessage::Typing(t) if t.role == Role::Bot && t.active));
-        let bot = self.frames.iter().position(|m| matches!(m, ServerMessage::Bot(_)));
-        assert!(typing_on.is_some() && typing_on < bot, "typing on before the reply: {:?}", self.frames);
-        bots[0]
-    }
-}
-
-fn config(backend: ReplyBackend) -> Config {
-    let mut c = Config::for_tests();
-    c.reply_backend = backend;
-    c
-}
-
-/// What the shipped rules answer on /pricing: the fallback the visitor must get.
-fn rules_answer(message: &str) -> String {
-    RulesEngine::builtin().expect("rules").answer(message, Some("/pricing")).1
-}
 
 // ---------------------------------------------------------------------------------------------
 // Webhook
@@ -195,13 +78,6 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 /// A webhook double that always answers with `answer`.
 async fn fixed_webhook(answer: fn() -> Response) -> SocketAddr {
     double(Router::new().route("/hook", post(move || async move { answer() }))).await
-}
-
-fn webhook_config(addr: SocketAddr) -> Config {
-    let mut c = config(ReplyBackend::Webhook);
-    c.webhook_url = Some(format!("http://{addr}/hook?token=abc"));
-    c.webhook_secret = Some(SECRET.into());
-    c
 }
 
 #[tokio::test]
@@ -322,22 +198,6 @@ enum Stream {
     Breaks,
 }
 
-/// The SSE body of an answer made of `deltas`, as OpenAI / vLLM / Ollama write it (mixing
-/// `\n\n` and `\r\n\r\n` event ends, as servers differ).
-fn sse_body(deltas: &[&str]) -> String {
-    let mut out = String::new();
-    out.push_str(": keep-alive\n\n");
-    let role = json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": null}]});
-    out.push_str(&format!("data: {role}\n\n"));
-    for (i, d) in deltas.iter().enumerate() {
-        let chunk = json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": d}, "finish_reason": null}]});
-        out.push_str(&format!("data: {chunk}{}", if i % 2 == 0 { "\r\n\r\n" } else { "\n\n" }));
-    }
-    let stop = json!({"id": "chatcmpl-1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
-    out.push_str(&format!("data: {stop}\n\ndata: [DONE]\n\n"));
-    out
-}
-
 /// Cuts `body` every 7 bytes and also inside the emoji and between a `\r` and its `\n`, so
 /// pieces end mid-field, mid-character and mid-line-end.
 fn awkward_pieces(body: &str) -> Vec<Vec<u8>> {
@@ -404,14 +264,6 @@ async fn llm_double(mode: Stream) -> (SocketAddr, Requests) {
     (double(app).await, seen)
 }
 
-fn llm_config(addr: SocketAddr) -> Config {
-    let mut c = config(ReplyBackend::Llm);
-    c.llm_url = Some(format!("http://{addr}/v1/"));
-    c.llm_model = Some("test-model".into());
-    c.llm_api_key = Some(API_KEY.into());
-    c
-}
-
 #[tokio::test]
 async fn llm_stream_cut_anywhere_becomes_one_bot_message_with_the_conversation_as_context() {
     let (addr, seen) = llm_double(Stream::Complete).await;
@@ -445,16 +297,19 @@ async fn llm_stream_cut_anywhere_becomes_one_bot_message_with_the_conversation_a
     };
     let first = roles(&seen[0]);
     assert_eq!(first.len(), 2, "{first:?}");
-    assert_eq!(first[0].0, "system");
-    assert!(first[0].1.contains("/pricing"), "the system prompt names the page: {}", first[0].1);
-    assert_eq!(first[1], ("user".into(), "is my plan ready?".into()));
+    assert_eq!(first[0], ("system".into(), prompt::system_message(None)));
+    // The page is the visitor's data: it comes with their message, not in the system role.
+    let with_page =
+        |text: &str| format!("<visitor_context>\n{{\"page\":\"/pricing\"}}\n</visitor_context>\n\n{text}");
+    assert_eq!(first[1], ("user".into(), with_page("is my plan ready?")));
     let second = roles(&seen[1]);
+    assert_eq!(second[0], first[0], "the system message is the same for every request");
     assert_eq!(
         second[1..],
         [
             ("user".into(), "is my plan ready?".into()),
             ("assistant".into(), want.clone()),
-            ("user".into(), "thanks, and the invoice?".into()),
+            ("user".into(), with_page("thanks, and the invoice?")),
         ],
         "the conversation so far goes along"
     );
@@ -503,17 +358,6 @@ async fn llm_http_error_falls_back_and_long_answers_are_cut() {
 // ---------------------------------------------------------------------------------------------
 // Flags
 
-fn hub_binary() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_natter-hub"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("NATTER_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("RUST_LOG", "off");
-    c
-}
-
 #[test]
 fn bad_backend_flags_stop_the_hub_naming_the_flag() {
     for (args, flag) in [
@@ -526,6 +370,12 @@ fn bad_backend_flags_stop_the_hub_naming_the_flag() {
             &["--reply-backend", "webhook", "--webhook-url", "http://h/x", "--reply-timeout", "0"][..],
             "--reply-timeout",
         ),
+        (
+            &["--reply-backend", "webhook", "--webhook-url", "http://h/x", "--reply-idle-timeout", "0"][..],
+            "--reply-idle-timeout",
+        ),
+        (&["--reply-concurrency", "0"][..], "--reply-concurrency"),
+        (&["--reply-queue", "many"][..], "--reply-queue"),
     ] {
         let out = hub_binary().args(["--listen", "127.0.0.1:0"]).args(args).output().expect("run natter-hub");
         assert!(!out.status.success(), "{args:?} must not start");
@@ -549,7 +399,12 @@ fn help_documents_the_backend_flags_without_showing_secrets() {
         "NATTER_REPLY_BACKEND",
         "--reply-fallback",
         "--reply-timeout",
+        "--reply-idle-timeout",
         "--reply-max-chars",
+        "--reply-concurrency",
+        "NATTER_REPLY_CONCURRENCY",
+        "--reply-queue",
+        "natter_reply_shed_total",
         "--webhook-url",
         "--webhook-secret",
         "X-Natter-Signature",
@@ -616,4 +471,48 @@ async fn llm_typing_stays_on_while_a_slow_answer_streams() {
     assert_eq!(bots.len(), 1, "{:?}", turn.frames);
     assert_eq!(bots[0].message, DELTAS.concat());
     hub.stop(vec![tab]).await;
+}
+
+/// The webhook gets a signed-in user's verified identity as `identity`, apart from `context`,
+/// which the visitor's browser wrote; an anonymous visitor's delivery has no `identity`.
+#[tokio::test]
+async fn webhook_gets_the_verified_identity_apart_from_the_unverified_context() {
+    const IDENTITY_SECRET: &str = "identity secret for the webhook test - 32+ bytes";
+    let (addr, seen) = signed_webhook().await;
+    let mut config = webhook_config(addr);
+    config.identity_secrets = vec![IDENTITY_SECRET.into()];
+    let hub = Hub::start(config).await;
+    let exp =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 600;
+    let claims = json!({"sub": "42", "exp": exp, "name": "Ada Lovelace", "email": "ada@example.com"});
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(IDENTITY_SECRET.as_bytes()),
+    )
+    .expect("sign");
+    let mut ada = Tab::connect(&format!("ws://{}/ws/chat?token={token}", hub.addr)).await;
+    assert!(matches!(ada.recv_data().await, ServerMessage::Welcome(_)));
+    ada.expect_history().await;
+    ada.send(
+        json!({"type": "user", "id": "v-1", "message": "hello", "context": {"name": "Mallory", "page": "/"}}),
+    )
+    .await;
+    Turn::read(&mut ada).await.one_bot();
+    let mut visitor = hub.tab(&session("anonymous")).await;
+    visitor.send(json!({"type": "user", "id": "a-1", "message": "hello"})).await;
+    Turn::read(&mut visitor).await.one_bot();
+
+    let seen = seen.lock().expect("log").clone();
+    let body =
+        |id: &str| seen.iter().map(|(_, b)| b).find(|b| b["messageId"] == id).expect("delivered").clone();
+    let signed_in = body("v-1");
+    assert_eq!(
+        signed_in["identity"],
+        json!({"id": "42", "name": "Ada Lovelace", "email": "ada@example.com"})
+    );
+    assert_eq!(signed_in["context"]["name"], "Mallory", "the browser's context is passed on, apart");
+    assert!(signed_in["sessionId"].as_str().is_some_and(|s| s.starts_with("user:")), "{signed_in}");
+    assert!(body("a-1").get("identity").is_none(), "an anonymous visitor has no verified identity");
+    hub.stop(vec![ada, visitor]).await;
 }

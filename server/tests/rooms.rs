@@ -21,7 +21,7 @@ async fn join(tab: &mut Tab, room: &str, name: &str) -> (RoomInfo, natter_protoc
 }
 
 fn member_id(session: &str) -> String {
-    natter_hub::member_id(session)
+    common::member_id(session)
 }
 
 #[tokio::test]

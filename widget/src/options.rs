@@ -73,6 +73,8 @@ pub(crate) struct RawOptions {
     pub accent: Option<String>,
     /// `colors`, in the object's property order.
     pub colors: Vec<(String, String)>,
+    /// `identityToken` (`data-identity-token`).
+    pub identity_token: Option<String>,
 }
 
 /// Which corner the launcher sits in.
@@ -189,6 +191,9 @@ pub(crate) struct Options {
     pub open: bool,
     /// CSS custom properties to set on the host (`--natter-accent` → `#4f46e5`).
     pub colors: Vec<(String, String)>,
+    /// The signed-in user's identity token (a JWT from the site's backend); none for an
+    /// anonymous visitor.
+    pub identity_token: Option<String>,
 }
 
 /// Default z-index: above nearly everything, below the 32-bit maximum so a page can still
@@ -207,6 +212,7 @@ impl Default for Options {
             theme: Theme::Auto,
             open: false,
             colors: Vec::new(),
+            identity_token: None,
         }
     }
 }
@@ -282,6 +288,7 @@ impl RawOptions {
                 .filter_map(|(k, v)| Some((property_name(&k)?, v.trim().to_string())))
                 .filter(|(_, v)| is_safe_css_value(v))
                 .collect(),
+            identity_token: self.identity_token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
         }
     }
 }

@@ -12,16 +12,20 @@
 //!   the HTTP send in flight; it derives the [`Status`] and [`Transport`](link::Transport) the
 //!   page sees.
 //! - [`log`]: the conversation — messages, outbox, unread count, typing, `last_seq`.
+//! - [`identity`]: who the widget is to the hub — the issued session, the identity token, the
+//!   renewal of a refused token.
 //! - the model itself: the panel (open, muted, tab hidden), and the few rules that need both
 //!   halves (what to send over which transport, what the visitor sees arrive).
 
+pub(crate) mod identity;
 pub(crate) mod link;
 pub(crate) mod log;
 
 use crate::outbox::OutboxEntry;
+use identity::Identity;
 use link::{Heard, Link, Status};
 use log::{Attention, Log, Message};
-use natter_protocol::{History, ServerMessage};
+use natter_protocol::{close, ErrorCode, ErrorFrame, History, ServerMessage};
 
 /// Delay before re-sending after a network failure of an HTTP send, or a retryable refusal
 /// without `retryAfterMs`.
@@ -103,6 +107,13 @@ pub(crate) enum Event {
     Posted { id: String, reply: Option<ServerMessage> },
     /// A timer fired.
     TimerFired(Timer),
+    /// The page gave an identity token: after a login (`identify()`), or a fresh one after the
+    /// hub refused the last (`tokenExpired`).
+    Identify { token: String },
+    /// The visitor logged out: forget the conversation on this device, start a new one.
+    Logout,
+    /// The hub issued a session over HTTP (the `X-Natter-Session` header of an answer).
+    SessionIssued { session: String },
 }
 
 /// Something the model wants to be told about from outside.
@@ -151,6 +162,18 @@ pub(crate) enum Effect {
     RestoreFocus,
     /// Tell the host page (JS `on(...)` listeners).
     Notify(Notice),
+    /// Say who the widget is on the socket that just opened (or renew the token on a live one):
+    /// an `auth` frame with the identity's token or session, resuming after `after`.
+    Authenticate { after: Option<u64> },
+    /// Persist the identity's session (remove it from storage when there is none).
+    SaveSession,
+    /// Remove the outbox from storage (a logout).
+    ForgetOutbox,
+    /// The hub refused the identity token: ask the page for a fresh one (`tokenExpired`),
+    /// saying why.
+    RenewToken { reason: String },
+    /// Tell the developer, on the console, why the hub refused the widget's identity.
+    Warn(String),
 }
 
 /// How the widget starts: what the page and storage say.
@@ -168,6 +191,10 @@ pub(crate) struct Init {
     pub open: bool,
     /// The outbox a previous page left.
     pub outbox: Vec<OutboxEntry>,
+    /// The session the hub issued on an earlier visit.
+    pub session: Option<String>,
+    /// Option `identityToken`.
+    pub token: Option<String>,
 }
 
 /// Everything the widget knows.
@@ -183,6 +210,8 @@ pub(crate) struct Model {
     pub link: Link,
     /// The conversation.
     pub log: Log,
+    /// Who the widget is to the hub.
+    pub identity: Identity,
 }
 
 impl Model {
@@ -194,6 +223,7 @@ impl Model {
             page_hidden: init.hidden,
             link: Link::new(init.seed, init.online),
             log: Log::restore(init.outbox),
+            identity: Identity::new(init.session, init.token),
         }
     }
 
@@ -286,12 +316,76 @@ impl Model {
         if heard == Heard::Stale {
             return;
         }
-        self.log.receive(message, true, self.attention(), fx);
-        if let Heard::First(socket) = heard {
-            // The hub's first frame: this socket now carries the conversation.
+        // The hub has accepted who the widget is once it welcomes it (or, for a hub that
+        // predates `auth`, sends the history): only then does the socket carry the conversation.
+        let accepted = matches!(message, ServerMessage::Welcome(_) | ServerMessage::History(_));
+        match message {
+            ServerMessage::Welcome(w) => {
+                let welcomed = self.identity.welcomed(&w);
+                if welcomed.new_session {
+                    fx.push(Effect::SaveSession);
+                }
+                if welcomed.other_conversation {
+                    self.log.start_over(true);
+                }
+            }
+            ServerMessage::Error(e) if e.id.is_none() && is_identity_refusal(e.code) => {
+                self.identity_refused(&e, fx);
+            }
+            message => self.log.receive(message, true, self.attention(), fx),
+        }
+        if let (Heard::First(socket), true) = (heard, accepted) {
             self.link.socket_live(socket, fx);
             self.flush(fx);
         }
+    }
+
+    /// The hub refused the widget's identity: a session it did not issue is forgotten (the
+    /// next connection gets a new one); a refused token holds the link until the page gives a
+    /// fresh one. The outbox waits either way.
+    fn identity_refused(&mut self, e: &ErrorFrame, fx: &mut Vec<Effect>) {
+        fx.push(Effect::Warn(e.message.clone()));
+        if e.code == ErrorCode::BadSession {
+            self.identity.session_refused();
+            fx.push(Effect::SaveSession);
+        } else if self.identity.token.is_some() {
+            self.link.hold(fx);
+            if self.identity.token_refused() {
+                fx.push(Effect::RenewToken { reason: e.message.clone() });
+            }
+        }
+    }
+
+    /// The socket closed: a 4401 ("get a fresh token") holds the link like an `unauthorized`
+    /// error does (the close can come without one); everything else is the link's business.
+    fn socket_closed(&mut self, socket: u32, code: u16, fx: &mut Vec<Effect>) {
+        let after = self.log.last_seq;
+        self.link.socket_closed(socket, code, after, fx);
+        if close::advice(code) == close::Advice::FreshToken && self.identity.token.is_some() {
+            self.link.hold(fx);
+            if self.identity.token_refused() {
+                fx.push(Effect::RenewToken {
+                    reason: "the hub closed the connection: identity token expired".into(),
+                });
+            }
+        }
+    }
+
+    /// The page gave a token: a fresh one for the same user, or a login. Either way the link
+    /// connects again with it; a `welcome` for another conversation then starts the log over.
+    fn identify(&mut self, token: String, fx: &mut Vec<Effect>) {
+        self.identity.set_token(token);
+        self.link.reconnect_now(self.log.last_seq, fx);
+    }
+
+    /// Logged out: the conversation, its outbox and the session are forgotten on this device,
+    /// and a new anonymous one starts.
+    fn logout(&mut self, fx: &mut Vec<Effect>) {
+        self.identity.forget();
+        self.log.start_over(false);
+        fx.push(Effect::SaveSession);
+        fx.push(Effect::ForgetOutbox);
+        self.link.reconnect_now(None, fx);
     }
 
     /// A long-poll ended: read its history, then poll again (and probe the WebSocket if HTTP
@@ -317,6 +411,11 @@ impl Model {
     fn posted(&mut self, id: String, reply: Option<ServerMessage>, fx: &mut Vec<Effect>) {
         self.link.post_finished(&id);
         match reply {
+            Some(ServerMessage::Error(e)) if is_identity_refusal(e.code) => {
+                // Not the message's fault: it stays pending until the identity is sorted out.
+                self.identity_refused(&e, fx);
+                fx.push(Effect::StartTimer { timer: Timer::Resend, ms: RESEND_DELAY_MS });
+            }
             Some(ServerMessage::Ack(a)) => {
                 self.log.acknowledged(&a.id, a.seq, fx);
                 self.post_next(fx);
@@ -361,15 +460,31 @@ impl Model {
             Event::Wake => self.link.wake(after, fx),
             Event::Send(out) => self.send(out, fx),
             Event::Retry { id } => self.retry(&id, fx),
-            Event::SocketOpened { socket } => self.link.socket_opened(socket),
-            Event::SocketClosed { socket, code } => self.link.socket_closed(socket, code, after, fx),
+            Event::SocketOpened { socket } => {
+                if self.link.socket_opened(socket) {
+                    fx.push(Effect::Authenticate { after });
+                }
+            }
+            Event::SocketClosed { socket, code } => self.socket_closed(socket, code, fx),
             Event::SocketUnavailable { socket } => self.link.socket_unavailable(socket, after, fx),
             Event::Frame { socket, message } => self.frame(socket, message, fx),
             Event::PollDone { poll, history } => self.poll_done(poll, history, fx),
             Event::Posted { id, reply } => self.posted(id, reply, fx),
             Event::TimerFired(timer) => self.timer_fired(timer, fx),
+            Event::Identify { token } => self.identify(token, fx),
+            Event::Logout => self.logout(fx),
+            Event::SessionIssued { session } => {
+                if self.identity.issued(session) {
+                    fx.push(Effect::SaveSession);
+                }
+            }
         }
     }
+}
+
+/// Whether a refusal is about who the widget is rather than about a message.
+fn is_identity_refusal(code: ErrorCode) -> bool {
+    matches!(code, ErrorCode::Unauthorized | ErrorCode::BadSession)
 }
 
 /// Applies `event` to `model` and returns what must happen as a result, including the

@@ -1,4 +1,5 @@
-//! JSON text the widget writes: the visitor's `user` frame and the persisted outbox.
+//! JSON text the widget writes: the `auth` frame, the visitor's `user` frame and the persisted
+//! outbox.
 //!
 //! Written by hand rather than through serde: serde plus `serde_wasm_bindgen` cost about a
 //! third of the wasm binary, and the widget writes exactly two shapes. The native tests below
@@ -39,18 +40,36 @@ fn push_field(buf: &mut String, name: &str, value: &str) {
     push_string(buf, value);
 }
 
+/// The `auth` frame: the token (a signed-in user) or else the session (a returning visitor), or
+/// neither (a new visitor: the hub issues a session), with the resume point and the page.
+pub(crate) fn auth(token: Option<&str>, session: Option<&str>, after: Option<u64>, page: &str) -> String {
+    let mut b = String::from("{\"type\":\"auth\",");
+    if let Some(t) = token {
+        push_field(&mut b, "token", t);
+        b.push(',');
+    } else if let Some(s) = session {
+        push_field(&mut b, "session", s);
+        b.push(',');
+    }
+    if let Some(a) = after {
+        b.push_str(&format!("\"after\":{a},"));
+    }
+    push_field(&mut b, "page", page);
+    b.push('}');
+    b
+}
+
 /// The `user` frame for a visitor message: the original widget's message format plus the
-/// de-duplication `id`.
-pub(crate) fn user_message(out: &Outgoing, session: &str, page: &str) -> String {
-    let mut b = String::with_capacity(out.text.len() + session.len() + page.len() + 128);
+/// de-duplication `id`, without `sessionId` (the connection, or the HTTP request's header, says
+/// whose message it is; a session is not sprayed into every message).
+pub(crate) fn user_message(out: &Outgoing, page: &str) -> String {
+    let mut b = String::with_capacity(out.text.len() + page.len() + 128);
     b.push_str("{\"type\":\"user\",");
     push_field(&mut b, "id", &out.id);
     b.push(',');
     push_field(&mut b, "message", &out.text);
     b.push(',');
     push_field(&mut b, "timestamp", &out.time);
-    b.push(',');
-    push_field(&mut b, "sessionId", session);
     b.push_str(",\"context\":{");
     push_field(&mut b, "page", page);
     b.push_str("}}");
@@ -79,7 +98,7 @@ pub(crate) fn outbox(entries: &[OutboxEntry]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use natter_protocol::{ClientMessage, UserSend};
+    use natter_protocol::{Auth, ClientMessage, UserSend};
 
     #[test]
     fn user_frame_is_a_protocol_user_message() {
@@ -88,7 +107,7 @@ mod tests {
             text: "quote \" back\\slash\nnew\u{1}line \u{2028} émoji 🎉 </script>".into(),
             time: "2026-01-01T00:00:00.000Z".into(),
         };
-        let text = user_message(&out, "s-1", "/pricing?a=\"b\"");
+        let text = user_message(&out, "/pricing?a=\"b\"");
         let parsed: ClientMessage = serde_json::from_str(&text).expect("valid JSON");
         assert_eq!(
             parsed,
@@ -96,8 +115,41 @@ mod tests {
                 id: Some("abc".into()),
                 message: out.text.clone(),
                 timestamp: Some(out.time.clone()),
-                session_id: Some("s-1".into()),
+                session_id: None,
                 context: Some(serde_json::json!({ "page": "/pricing?a=\"b\"" }).into()),
+            })
+        );
+    }
+
+    #[test]
+    fn auth_frames_are_protocol_auth_messages() {
+        let parse = |text: String| serde_json::from_str::<ClientMessage>(&text).expect("valid JSON");
+        assert_eq!(
+            parse(auth(Some("a.b.c"), Some("s.t"), Some(7), "/p")),
+            ClientMessage::Auth(Auth {
+                token: Some("a.b.c".into()),
+                session: None,
+                after: Some(7),
+                page: Some("/p".into())
+            }),
+            "a token makes the session unnecessary"
+        );
+        assert_eq!(
+            parse(auth(None, Some("s.t"), None, "/")),
+            ClientMessage::Auth(Auth {
+                token: None,
+                session: Some("s.t".into()),
+                after: None,
+                page: Some("/".into())
+            })
+        );
+        assert_eq!(
+            parse(auth(None, None, Some(0), "/\"x\"")),
+            ClientMessage::Auth(Auth {
+                token: None,
+                session: None,
+                after: Some(0),
+                page: Some("/\"x\"".into())
             })
         );
     }

@@ -1,6 +1,6 @@
 //! The widget in real headless Chromium (wasm-bindgen-test): mounting into a shadow root, the
-//! shortcut, Escape, focus, text-not-HTML, safe links, the chime trigger and mute, failed
-//! messages and retry, and `destroy()` leaving nothing behind.
+//! shortcut, Escape, focus, text-not-HTML, safe links that show the host they go to, the chime
+//! trigger and mute, failed messages and retry, and `destroy()` leaving nothing behind.
 //!
 //! Run: `CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=60
 //! CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
@@ -251,6 +251,40 @@ fn http_links_become_safe_anchors_and_nothing_else_does() {
     assert_eq!(a.get_attribute("href").as_deref(), Some("https://example.com/a?b=1"));
     assert_eq!(a.get_attribute("rel").as_deref(), Some("noopener noreferrer"));
     assert_eq!(a.get_attribute("target").as_deref(), Some("_blank"));
+}
+
+#[wasm_bindgen_test]
+fn links_show_the_host_the_browser_goes_to() {
+    let w = Mounted::new(&[]);
+    let msg = "log in at https://раураl.com/login, https://paypal.com@evil.example/x, \u{202e}see \
+               https://evil.example/\u{202e}fdp.exe and https://münchen.de/";
+    w.inject(&bot("b3", 1, msg));
+    let text = w.part("[part~=message][data-id=b3] [part=text]");
+    let anchors = text.query_selector_all("a").expect("query");
+    let links: Vec<web_sys::HtmlAnchorElement> =
+        (0..anchors.length()).filter_map(|i| anchors.get(i)?.dyn_into().ok()).collect();
+    let seen: Vec<(String, String)> =
+        links.iter().map(|a| (a.text_content().unwrap_or_default(), a.hostname())).collect();
+    // The text of each link, and where the browser itself says its href goes.
+    assert_eq!(
+        seen,
+        [
+            // Cyrillic "раура" and a Latin "l": the browser's punycode, shown as it is.
+            ("https://xn--l-7sba6dbr.com/login".to_string(), "xn--l-7sba6dbr.com".to_string()),
+            // Userinfo is not shown (nor sent): the host is evil.example.
+            ("https://evil.example/x".to_string(), "evil.example".to_string()),
+            // The override inside the link is gone.
+            ("https://evil.example/fdp.exe".to_string(), "evil.example".to_string()),
+            // One script, readable: shown in Unicode, the same host as the browser's punycode.
+            ("https://münchen.de/".to_string(), "xn--mnchen-3ya.de".to_string()),
+        ]
+    );
+    for a in &links {
+        assert_eq!(a.get_attribute("href"), a.text_content(), "a link shows exactly where it goes");
+        assert_eq!(a.username(), "");
+        // Isolated: the override in the text before it cannot reorder it.
+        assert_eq!(a.dir(), "ltr");
+    }
 }
 
 #[wasm_bindgen_test]

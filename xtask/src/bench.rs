@@ -98,6 +98,8 @@ struct Env {
     hub_has_db_flag: bool,
     /// The hub has budgets per address and per connection (which this benchmark turns off).
     hub_has_budgets: bool,
+    /// Hubs that issue sessions need `--open-sessions` for the load generator's named sessions.
+    hub_has_open_sessions: bool,
 }
 
 /// One row of the table: a metric for both servers.
@@ -226,7 +228,7 @@ fn prepare() -> anyhow::Result<Env> {
     let hub = target.join("release/natter-hub");
     let help = Command::new(&hub).arg("--help").output().context("natter-hub --help")?;
     let help = String::from_utf8_lossy(&help.stdout);
-    let hub_has_db_flag = help.contains("--db");
+    let (hub_has_db_flag, hub_has_open_sessions) = (help.contains("--db"), help.contains("--open-sessions"));
     let hub_has_budgets = help.contains("--frame-budget");
     Ok(Env {
         load: target.join("release/natter-load"),
@@ -236,6 +238,7 @@ fn prepare() -> anyhow::Result<Env> {
         root,
         hub_has_db_flag,
         hub_has_budgets,
+        hub_has_open_sessions,
     })
 }
 
@@ -297,6 +300,9 @@ fn start(env: &Env, server: Server, label: &str) -> anyhow::Result<Running> {
                     "--frame-budget",
                     "0",
                 ]);
+            }
+            if env.hub_has_open_sessions {
+                c.arg("--open-sessions");
             }
             c.env("RUST_LOG", "warn").current_dir(&env.root);
             c.stdout(log.try_clone()?).stderr(log).spawn().context("start natter-hub")?

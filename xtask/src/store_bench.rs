@@ -214,8 +214,9 @@ impl Hub {
         let mut cmd = Command::new(binary);
         cmd.current_dir(dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            // The bench is the only client: no rate limit, no pretend typing delay.
-            .args(["--rate-burst", "0", "--reply-delay", "0"])
+            // The bench is the only client: no rate limit, no pretend typing delay; and it names
+            // its sessions (`bench-<n>`) instead of asking the hub for them.
+            .args(["--rate-burst", "0", "--reply-delay", "0", "--open-sessions"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());

@@ -110,7 +110,7 @@ mod tests {
     use super::*;
 
     fn ada() -> Member {
-        Member { id: "u_ada".into(), name: Some("Ada".into()) }
+        Member { id: "u_ada".into(), name: Some("Ada".into()), verified: false }
     }
 
     #[test]
@@ -118,7 +118,7 @@ mod tests {
         let mut c = Conversation::new(4, 1 << 20);
         assert!(c.add_member(&ada()), "first tab joins");
         assert!(!c.add_member(&ada()), "second tab does not join again");
-        assert!(c.add_member(&Member { id: "u_bob".into(), name: None }));
+        assert!(c.add_member(&Member { id: "u_bob".into(), name: None, verified: false }));
         assert_eq!(c.member_count(), 2);
         assert_eq!(c.members().iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["u_ada", "u_bob"]);
         assert!(!c.remove_member("u_ada"), "one tab of two left");

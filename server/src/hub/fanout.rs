@@ -111,3 +111,56 @@ fn deliver(metrics: &Metrics, conv: &Conversation, frame: &Frame, skip_member: O
     }
     Metrics::add(&metrics.messages_out, sent);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::hub::conversation::Subscriber;
+    use crate::hub::outbox::{Outgoing, Receiver};
+
+    fn subscribe(conv: &mut Conversation, id: u64, member: &str, capacity: usize) -> Receiver {
+        let (outbox, rx, _control) = Outbox::new(id, capacity);
+        conv.subscribers.insert(id, Subscriber { outbox, member_id: Arc::from(member) });
+        rx
+    }
+
+    fn queued(rx: &mut Receiver) -> Vec<String> {
+        std::iter::from_fn(|| match rx.try_recv() {
+            Ok(Outgoing::Text(t)) => Some(t.as_str().to_string()),
+            _ => None,
+        })
+        .collect()
+    }
+
+    #[test]
+    fn one_frame_to_every_subscriber_but_the_sender_and_a_full_queue_counted_once() {
+        let metrics = Metrics::default();
+        let mut conv = Conversation::new(4, 1 << 20);
+        let mut ada = subscribe(&mut conv, 1, "u_ada", 4);
+        let mut ada_tab = subscribe(&mut conv, 2, "u_ada", 4);
+        let mut bob = subscribe(&mut conv, 3, "u_bob", 4);
+        let mut slow = subscribe(&mut conv, 4, "u_slow", 1);
+
+        deliver(&metrics, &conv, &Frame::from("typing".to_string()), Some("u_ada"));
+        assert!(
+            queued(&mut ada).is_empty() && queued(&mut ada_tab).is_empty(),
+            "not to the sender's own tabs"
+        );
+        assert_eq!(queued(&mut bob), ["typing"]);
+        assert_eq!(metrics.messages_out.load(Ordering::Relaxed), 2, "bob and slow");
+
+        // `slow` never reads: its queue of one is full from here on.
+        for _ in 0..3 {
+            deliver(&metrics, &conv, &Frame::from("chat".to_string()), None);
+        }
+        assert_eq!(queued(&mut ada), ["chat"; 3]);
+        assert_eq!(metrics.slow_consumers.load(Ordering::Relaxed), 1, "a slow consumer is counted once");
+        assert!(matches!(
+            slow.try_recv(),
+            Ok(Outgoing::Text(t)) if t.as_str() == "typing"
+        ));
+    }
+}

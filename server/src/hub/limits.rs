@@ -242,7 +242,15 @@ mod tests {
     fn hub(f: impl FnOnce(&mut Config)) -> Hub {
         let mut config = Config::for_tests();
         f(&mut config);
-        Hub::start(config, Arc::new(MemoryStore::new()), Arc::new(RulesEngine::builtin().expect("rules")))
+        let identity =
+            crate::identity::Identity::new(&config, &[b"unit-test session secret, 32 bytes".to_vec()])
+                .expect("identity");
+        Hub::start(
+            config,
+            Arc::new(MemoryStore::new()),
+            Arc::new(RulesEngine::builtin().expect("rules")),
+            identity,
+        )
     }
 
     fn addr(last: u8) -> AddrKey {

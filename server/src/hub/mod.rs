@@ -58,9 +58,12 @@ use limits::Limits;
 pub(crate) use limits::Slot;
 pub(crate) use outbox::{Control, Frame, Outbox, Outgoing, Receiver};
 
-use crate::config::Config;
+use crate::config::{Config, ReplyFallback};
+use crate::identity::Identity;
 use crate::ids::IdMaker;
-use crate::metrics::{Limit, Metrics};
+use crate::metrics::{Gauges, Limit, Metrics};
+use crate::reply::failure_log::{self, FailureLog};
+use crate::reply::gate::CallGate;
 use crate::reply::ReplyEngine;
 use crate::store::{ConversationKey, Store};
 use conversation::Conversation;
@@ -101,6 +104,13 @@ struct Shared {
     config: Config,
     store: Arc<dyn Store>,
     reply: Arc<dyn ReplyEngine>,
+    /// Who connections are: token verification, issued sessions, member ids, room access.
+    identity: Identity,
+    /// Bounds the reply-engine calls in flight and waiting (`--reply-concurrency`,
+    /// `--reply-queue`).
+    reply_gate: CallGate,
+    /// Reply failures, logged once and then summed up per interval.
+    reply_failures: FailureLog,
     metrics: Metrics,
     limits: Limits,
     state: Mutex<State>,
@@ -129,14 +139,28 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// Builds the hub and starts its fan-out, housekeeping and beat tasks (needs a Tokio
     /// runtime).
-    pub(crate) fn start(config: Config, store: Arc<dyn Store>, reply: Arc<dyn ReplyEngine>) -> Hub {
+    pub(crate) fn start(
+        config: Config,
+        store: Arc<dyn Store>,
+        reply: Arc<dyn ReplyEngine>,
+        identity: Identity,
+    ) -> Hub {
         let events = store.subscribe();
+        let reply_gate = CallGate::new(config.reply_concurrency, config.reply_queue);
+        let then = match config.reply_fallback {
+            ReplyFallback::Rules => "answering with the fallback",
+            ReplyFallback::Silent => "no reply (--reply-fallback silent)",
+        };
+        let reply_failures = FailureLog::new(failure_log::INTERVAL, then);
         let hub = Hub {
             shared: Arc::new(Shared {
                 limits: Limits::new(&config),
                 config,
                 store,
+                reply_gate,
+                reply_failures,
                 reply,
+                identity,
                 metrics: Metrics::default(),
                 state: Mutex::default(),
                 ids: IdMaker::default(),
@@ -155,6 +179,11 @@ impl Hub {
     /// The configuration.
     pub(crate) fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// The identity rules and keys.
+    pub(crate) fn identity(&self) -> &Identity {
+        &self.shared.identity
     }
 
     /// The counters.
@@ -210,15 +239,22 @@ impl Hub {
         Ok(conv)
     }
 
-    /// Gauges for `/metrics`: `(conversations held, rooms with members here, ring bytes)`.
-    pub(crate) fn gauges(&self) -> (usize, usize, usize) {
+    /// Gauges for `/metrics`: conversations held, rooms with members here, ring bytes, reply
+    /// calls in flight and waiting.
+    pub(crate) fn gauges(&self) -> Gauges {
         let state = self.lock();
         let mut rooms = 0;
-        let mut bytes = 0;
+        let mut ring_bytes = 0;
         for (k, c) in &state.conversations {
             rooms += usize::from(matches!(k, ConversationKey::Room(_)) && c.has_members());
-            bytes += c.ring.bytes();
+            ring_bytes += c.ring.bytes();
         }
-        (state.conversations.len(), rooms, bytes)
+        Gauges {
+            conversations: state.conversations.len(),
+            rooms,
+            ring_bytes,
+            reply_calls: self.shared.reply_gate.in_flight(),
+            reply_waiting: self.shared.reply_gate.waiting(),
+        }
     }
 }

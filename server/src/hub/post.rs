@@ -9,23 +9,25 @@ use natter_protocol::{Ack, ConversationMessage, Member, RawJson, RoomMessage, Se
 
 use super::{Hub, Refusal};
 use crate::clock::now_rfc3339;
+use crate::identity::Principal;
 use crate::metrics::Metrics;
 use crate::store::{Appended, ConversationKey, Draft};
 
 impl Hub {
-    /// Stores a visitor's message in their session's conversation and starts the reply.
-    /// Shared by the WebSocket and the HTTP fallback; `page` is the connection's page, used
-    /// as context when the message brings none.
+    /// Stores a visitor's message in their conversation and starts the reply. Shared by the
+    /// WebSocket and the HTTP fallback; `page` is the connection's page, used as context when the
+    /// message brings none. A signed-in user's message carries their verified name as `author`.
     pub(crate) async fn post_user(
         &self,
-        session: &Arc<str>,
+        who: &Principal,
         send: UserSend,
         page: Option<&str>,
     ) -> Result<Ack, Refusal> {
+        let conversation = &who.conversation;
         self.check_message(&send.id, &send.message)?;
         self.check_context(&send.id, send.context.as_ref())?;
-        self.rate_limit(session).map_err(|r| r.with_id(send.id.clone()))?;
-        let key = ConversationKey::Session(session.clone());
+        self.rate_limit(conversation).map_err(|r| r.with_id(send.id.clone()))?;
+        let key = ConversationKey::Session(conversation.clone());
         {
             // Make sure the conversation is held, so its ring sees the fan-out of this message.
             let mut state = self.lock();
@@ -38,31 +40,32 @@ impl Hub {
             seq: 0,
             message: send.message,
             timestamp: now_rfc3339(),
-            session_id: session.to_string(),
+            session_id: conversation.to_string(),
             context,
-            author: None,
+            author: who.user.as_ref().and_then(|u| u.name.clone()),
             category: None,
             reply_to: None,
         };
         let draft = Draft { id: id.clone(), message: ServerMessage::User(stored.clone()) };
         let appended = self.append_from_client(&key, draft).await?;
         if !appended.duplicate {
-            self.spawn_reply(key, stored);
+            self.spawn_reply(key, stored, who.user.clone());
         }
         Ok(Ack { id, seq: appended.seq, room: None, duplicate: appended.duplicate })
     }
 
-    /// Stores a room message from `member`.
+    /// Stores a room message from `member`, whose own conversation is `conversation` (for the
+    /// rate limit).
     pub(crate) async fn post_chat(
         &self,
-        session: &Arc<str>,
+        conversation: &Arc<str>,
         room: &Arc<str>,
         member: &Member,
         id: Option<String>,
         text: String,
     ) -> Result<Ack, Refusal> {
         self.check_message(&id, &text)?;
-        self.rate_limit(session).map_err(|r| r.with_id(id.clone()))?;
+        self.rate_limit(conversation).map_err(|r| r.with_id(id.clone()))?;
         let id = id.unwrap_or_else(|| self.shared.ids.next());
         let key = ConversationKey::Room(room.clone());
         let message = ServerMessage::Chat(RoomMessage {

@@ -1,7 +1,12 @@
 //! Running the reply engine for a visitor's stored message: the bot's typing indicator on
-//! (renewed while a slow answer streams), the engine asked with the conversation so far, its
-//! answer (or the fallback) stored as a `bot` message, the indicator off.
+//! (renewed while a slow answer streams), a call slot from the hub's [`CallGate`] (or the
+//! fallback at once when every slot is taken and the queue is full), the engine asked with the
+//! conversation so far under one deadline for the whole reply (`--reply-timeout`), its answer
+//! (or the fallback) clipped to `--max-text` and stored as a `bot` message, the indicator off.
+//!
+//! [`CallGate`]: crate::reply::gate::CallGate
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use natter_protocol::{ConversationMessage, Role, ServerMessage, TypingNotice};
@@ -9,8 +14,9 @@ use tokio::time::Instant;
 
 use super::Hub;
 use crate::clock::now_rfc3339;
+use crate::identity::VerifiedUser;
 use crate::metrics::Metrics;
-use crate::reply::{ReplyRequest, Turn};
+use crate::reply::{clip, Identity, Reply, ReplyError, ReplyRequest, Turn};
 use crate::store::{ConversationKey, Draft};
 
 /// How often the bot's `typing` indicator is renewed while a reply takes long (the widget
@@ -21,16 +27,38 @@ fn bot_typing(active: bool) -> ServerMessage {
     ServerMessage::Typing(TypingNotice { room: None, role: Role::Bot, from: None, active })
 }
 
+/// What became of asking the engine.
+enum Outcome {
+    /// The engine answered (`None`: it chose to stay silent).
+    Answered(Option<Reply>),
+    /// The engine failed, or the reply's deadline passed.
+    Failed(ReplyError),
+    /// Not asked: every call slot was taken and the queue full.
+    Shed,
+}
+
 impl Hub {
-    /// Answers a stored visitor message in the background.
-    pub(super) fn spawn_reply(&self, key: ConversationKey, user: ConversationMessage) {
+    /// Answers a stored visitor message in the background; `verified` is the signed-in user
+    /// who wrote it, if any.
+    pub(super) fn spawn_reply(
+        &self,
+        key: ConversationKey,
+        user: ConversationMessage,
+        verified: Option<Arc<VerifiedUser>>,
+    ) {
         let hub = self.clone();
-        tokio::spawn(async move { hub.reply_to(key, user).await });
+        tokio::spawn(async move { hub.reply_to(key, user, verified).await });
     }
 
-    async fn reply_to(&self, key: ConversationKey, user: ConversationMessage) {
+    async fn reply_to(
+        &self,
+        key: ConversationKey,
+        user: ConversationMessage,
+        verified: Option<Arc<VerifiedUser>>,
+    ) {
         self.publish(key.clone(), bot_typing(true), None).await;
         let started = Instant::now();
+        let config = &self.shared.config;
         let engine = self.shared.reply.clone();
         let history = self.reply_history(&key, &user.id, engine.history_window()).await;
         let request = ReplyRequest {
@@ -39,50 +67,98 @@ impl Hub {
             message: user.message.clone(),
             // The stored context is JSON text (bounded by --max-context); engines get it parsed.
             context: user.context.as_ref().and_then(|c| c.parse().ok()),
+            identity: verified.as_deref().map(|u| Identity {
+                id: u.sub.clone(),
+                name: u.name.clone(),
+                email: u.email.clone(),
+                avatar: u.avatar.clone(),
+            }),
             history,
         };
-        // A streamed LLM answer can take longer than the widget shows a typing indicator
-        // without news, so the indicator is renewed while the engine works.
-        let answer = {
-            let work = engine.reply(&request);
+        let outcome = {
+            let work = async {
+                let Ok(_slot) = self.shared.reply_gate.enter().await else {
+                    return Outcome::Shed;
+                };
+                match engine.reply(&request).await {
+                    Ok(answer) => Outcome::Answered(answer),
+                    Err(e) => Outcome::Failed(e),
+                }
+            };
             tokio::pin!(work);
+            // One deadline for the whole reply, however the backend paces itself: keep-alive
+            // comments or a slow drip of chunks cannot stretch it. Dropping `work` at the
+            // deadline drops the call and closes its connection.
+            let expired = tokio::time::sleep_until(started + config.reply_timeout);
+            tokio::pin!(expired);
+            // A streamed LLM answer can take longer than the widget shows a typing indicator
+            // without news, so the indicator is renewed while the engine works.
             let mut renew = tokio::time::interval_at(started + TYPING_RENEW, TYPING_RENEW);
             loop {
                 tokio::select! {
-                    answer = &mut work => break answer,
+                    // An answer that is ready wins over a deadline that passed meanwhile.
+                    biased;
+                    outcome = &mut work => break outcome,
+                    () = &mut expired => break Outcome::Failed(ReplyError::Timeout(format!(
+                        "no complete answer within {:?} (--reply-timeout)",
+                        config.reply_timeout
+                    ))),
                     _ = renew.tick() => self.publish(key.clone(), bot_typing(true), None).await,
                 }
             }
         };
-        let answer = answer.unwrap_or_else(|e| {
-            Metrics::add(&self.shared.metrics.reply_failures, 1);
-            let fallback = engine.fallback(&request);
-            let then = if fallback.is_some() { "answering with the fallback" } else { "no reply" };
-            // The session id is a credential: log its public id instead.
-            let visitor = crate::ids::member_id(&user.session_id);
-            tracing::warn!(error = %e, %visitor, "reply engine failed; {then}");
-            fallback
-        });
-        tokio::time::sleep_until(started + self.shared.config.reply_delay).await;
-        if let Some(reply) = answer {
-            let id = self.shared.ids.next();
-            let bot = ConversationMessage {
-                id: id.clone(),
-                seq: 0,
-                message: reply.text,
-                timestamp: now_rfc3339(),
-                session_id: user.session_id.clone(),
-                context: None,
-                author: engine.author().map(str::to_string),
-                category: reply.category,
-                reply_to: Some(user.id.clone()),
-            };
-            match self.shared.store.append(&key, Draft { id, message: ServerMessage::Bot(bot) }).await {
-                Ok(_) => Metrics::add(&self.shared.metrics.replies, 1),
-                Err(e) => tracing::warn!(error = %e, "storing the bot reply failed"),
+        // The session id is a credential: logs name its public id instead.
+        let visitor = || self.shared.identity.member_of_session(&user.session_id);
+        let failures = &self.shared.reply_failures;
+        let answer = match outcome {
+            Outcome::Answered(answer) => {
+                tokio::time::sleep_until(started + config.reply_delay).await;
+                answer
+            }
+            Outcome::Failed(e) => {
+                Metrics::add(&self.shared.metrics.reply_failures, 1);
+                failures.failed(e.kind(), &e.to_string(), &visitor());
+                tokio::time::sleep_until(started + config.reply_delay).await;
+                engine.fallback(&request)
+            }
+            Outcome::Shed => {
+                // At once: this visitor gets the fallback without waiting for anything.
+                Metrics::add(&self.shared.metrics.reply_shed, 1);
+                let why = format!(
+                    "{} reply calls in flight and {} waiting (--reply-concurrency, --reply-queue)",
+                    config.reply_concurrency, config.reply_queue
+                );
+                failures.failed("busy", &why, &visitor());
+                engine.fallback(&request)
+            }
+        };
+        // Whatever answered, the bot's message is held to the limit a visitor's has.
+        if let Some(reply) = answer.map(|r| Reply { text: clip(&r.text, config.max_text), ..r }) {
+            if !reply.text.is_empty() {
+                self.store_bot(&key, &user, reply).await;
             }
         }
         self.publish(key, bot_typing(false), None).await;
+    }
+
+    /// Stores `reply` as the bot's answer to `user`.
+    async fn store_bot(&self, key: &ConversationKey, user: &ConversationMessage, reply: Reply) {
+        let id = self.shared.ids.next();
+        let bot = ConversationMessage {
+            id: id.clone(),
+            seq: 0,
+            message: reply.text,
+            timestamp: now_rfc3339(),
+            session_id: user.session_id.clone(),
+            context: None,
+            author: self.shared.reply.author().map(str::to_string),
+            category: reply.category,
+            reply_to: Some(user.id.clone()),
+        };
+        match self.shared.store.append(key, Draft { id, message: ServerMessage::Bot(bot) }).await {
+            Ok(_) => Metrics::add(&self.shared.metrics.replies, 1),
+            Err(e) => tracing::warn!(error = %e, "storing the bot reply failed"),
+        }
     }
 
     /// Up to `window` messages of `key` before the message `current`, oldest first, for a reply

@@ -215,7 +215,7 @@ mod tests {
     use super::*;
 
     fn m(id: &str) -> Member {
-        Member { id: id.into(), name: None }
+        Member { id: id.into(), name: None, verified: false }
     }
 
     fn record() -> RoomRecord {

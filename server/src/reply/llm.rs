@@ -1,17 +1,20 @@
 //! The LLM backend: an OpenAI-compatible Chat Completions server (OpenAI, Ollama, vLLM,
 //! llama.cpp server, …) answers, streamed.
 //!
-//! Each visitor message becomes `POST {--llm-url}/chat/completions` with `stream: true`, the
-//! system prompt (with the visitor's page filled in), the last `--llm-history` messages of the
-//! conversation and the new message. The answer is Server-Sent Events:
+//! Each visitor message becomes `POST {--llm-url}/chat/completions` with `stream: true`: the
+//! operator's system message, the last `--llm-history` messages of the conversation and the new
+//! message with the visitor's context ahead of it ([`prompt`](super::prompt) says what goes
+//! where; no visitor data enters the system message). The answer is Server-Sent Events:
 //! `data: {"choices":[{"delta":{"content":"…"}}]}` lines, ending with `data: [DONE]`. The
 //! stream is consumed as it arrives ([`SseParser`] reassembles lines cut anywhere between
-//! network chunks) while the hub keeps the bot's `typing` indicator on; the whole text is stored
-//! as one `bot` message (category `llm`), cut at `--reply-max-chars`.
+//! network chunks, within its caps) while the hub keeps the bot's `typing` indicator on; the
+//! whole text is stored as one `bot` message (category `llm`), cut at `--reply-max-chars`.
 //!
 //! An HTTP error status, an `error` object in the stream, a stream that ends before `[DONE]`
-//! (or a `finish_reason`), or silence longer than `--reply-timeout` is a [`ReplyError`]; the
-//! partial text is dropped and the hub stores the [`Fallback`] answer.
+//! (or a `finish_reason`), a line or event over the SSE caps, more than [`MAX_STREAM_BYTES`]
+//! streamed, or silence longer than `--reply-idle-timeout` is a [`ReplyError`]; the partial text
+//! is dropped and the hub stores the [`Fallback`] answer. The whole reply's deadline
+//! (`--reply-timeout`) is the hub's: it drops the call, and with it the connection.
 
 use std::time::Duration;
 
@@ -20,24 +23,22 @@ use natter_protocol::Role;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
+use super::prompt::{system_message, user_turn};
+use super::sse::SseParser;
 use super::webhook::{describe, parse_url, read_capped, shown};
 use super::{clip, Fallback, Reply, ReplyEngine, ReplyError, ReplyRequest};
 use crate::store::BoxFuture;
 
-/// The system prompt used without `--llm-system-prompt`; `{page}` becomes the visitor's page.
-pub const DEFAULT_SYSTEM_PROMPT: &str = "You are the friendly support assistant of this website, answering \
-visitors in a small chat window. The visitor is on {page}. Answer in the visitor's language, in a few \
-short sentences of plain text (no Markdown, no headings). Use the page they are on to understand what \
-they are asking about. If you do not know the answer, say so honestly and offer to pass the question \
-to a human colleague; never invent facts, prices or links.";
+pub use super::prompt::DEFAULT_SYSTEM_PROMPT;
 
 /// Category stored on LLM replies.
 const CATEGORY: &str = "llm";
 
-/// Longest SSE line accepted; a chunk of a chat stream is a few hundred bytes.
-const MAX_LINE: usize = 1024 * 1024;
+/// Most bytes read from one reply's stream (events, comments, keep-alives and all). A
+/// 2,000-character answer streamed token by token is about 200 KB; past this the server is
+/// not answering a chat message.
+pub const MAX_STREAM_BYTES: usize = 4 * 1024 * 1024;
 
 /// How much of an error answer's body is read (and quoted in the log line).
 const MAX_ERROR_BODY: usize = 16 * 1024;
@@ -51,14 +52,16 @@ pub struct LlmSettings {
     pub model: String,
     /// Bearer token (`--llm-api-key`).
     pub api_key: Option<String>,
-    /// System prompt with `{page}` (`--llm-system-prompt`), [`DEFAULT_SYSTEM_PROMPT`] when `None`.
+    /// The operator's prompt (`--llm-system-prompt`), [`DEFAULT_SYSTEM_PROMPT`] when `None`;
+    /// `{page}` in it points at the visitor context (see [`prompt`](super::prompt)).
     pub system_prompt: Option<String>,
     /// Earlier messages sent along (`--llm-history`).
     pub history: usize,
     /// `max_tokens` (`--llm-max-tokens`, 0 for none).
     pub max_tokens: u32,
-    /// Longest silence (`--reply-timeout`).
-    pub timeout: Duration,
+    /// Longest silence: connecting, before the first bytes, between chunks
+    /// (`--reply-idle-timeout`).
+    pub idle_timeout: Duration,
     /// Longest reply in characters (`--reply-max-chars`).
     pub max_chars: usize,
 }
@@ -71,6 +74,8 @@ pub struct LlmEngine {
     /// The endpoint without query, for log lines.
     shown: String,
     authorization: Option<HeaderValue>,
+    /// The system message, the same for every request.
+    system: String,
     settings: LlmSettings,
     fallback: Fallback,
 }
@@ -79,7 +84,7 @@ pub struct LlmEngine {
 #[derive(Debug, Serialize)]
 struct ChatMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    content: std::borrow::Cow<'a, str>,
 }
 
 /// The request body.
@@ -116,86 +121,6 @@ struct ChunkDelta {
     content: Option<String>,
 }
 
-/// A Server-Sent Events stream that cannot be read.
-#[derive(Debug, Error, PartialEq)]
-#[non_exhaustive]
-pub enum SseError {
-    /// A line is longer than the parser accepts.
-    #[error("an event-stream line is longer than {0} bytes")]
-    LineTooLong(usize),
-    /// A line is not UTF-8.
-    #[error("an event-stream line is not UTF-8")]
-    NotUtf8,
-}
-
-/// Incremental Server-Sent Events parser: feed it network chunks cut anywhere (inside a line,
-/// inside a UTF-8 character, between `\r` and `\n`), get complete events' `data` back.
-///
-/// Follows the WHATWG rules the chat servers rely on: lines end with `\n`, `\r\n` or `\r`; a
-/// blank line ends an event; `data:` lines of one event are joined with `\n`; one space after
-/// the colon is dropped; comments (`:`) and other fields (`event`, `id`, `retry`) are ignored.
-#[derive(Debug, Default)]
-pub struct SseParser {
-    /// The current line's bytes so far.
-    line: Vec<u8>,
-    /// The current event's data so far.
-    data: String,
-    /// Whether the current event has a `data` field (an empty one counts).
-    has_data: bool,
-    /// The previous chunk ended with `\r`: a `\n` starting the next one belongs to it.
-    after_cr: bool,
-}
-
-impl SseParser {
-    /// A parser at the start of a stream.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Feeds `bytes`, pushing the `data` of every event they complete onto `events`.
-    pub fn feed(&mut self, bytes: &[u8], events: &mut Vec<String>) -> Result<(), SseError> {
-        for &b in bytes {
-            if std::mem::take(&mut self.after_cr) && b == b'\n' {
-                continue;
-            }
-            match b {
-                b'\r' | b'\n' => {
-                    self.after_cr = b == b'\r';
-                    let line = std::mem::take(&mut self.line);
-                    self.line(&line, events)?;
-                    self.line = line;
-                    self.line.clear();
-                }
-                _ if self.line.len() >= MAX_LINE => return Err(SseError::LineTooLong(MAX_LINE)),
-                _ => self.line.push(b),
-            }
-        }
-        Ok(())
-    }
-
-    fn line(&mut self, line: &[u8], events: &mut Vec<String>) -> Result<(), SseError> {
-        if line.is_empty() {
-            if std::mem::take(&mut self.has_data) {
-                events.push(std::mem::take(&mut self.data));
-            }
-            return Ok(());
-        }
-        let line = std::str::from_utf8(line).map_err(|_| SseError::NotUtf8)?;
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line, ""),
-        };
-        if field == "data" {
-            if self.has_data {
-                self.data.push('\n');
-            }
-            self.data.push_str(value);
-            self.has_data = true;
-        }
-        Ok(())
-    }
-}
-
 /// What one event of the stream means.
 #[derive(Debug, PartialEq)]
 struct Step {
@@ -205,15 +130,27 @@ struct Step {
     done: bool,
 }
 
+/// Why an event cannot be used.
+#[derive(Debug, PartialEq)]
+enum BadStep {
+    /// The event is not a chat-completion chunk.
+    Malformed(String),
+    /// The server reported an error in the stream.
+    Reported(String),
+}
+
 /// Reads one event's data.
-fn step(data: &str) -> Result<Step, String> {
+fn step(data: &str) -> Result<Step, BadStep> {
     if data.trim() == "[DONE]" {
         return Ok(Step { text: String::new(), done: true });
     }
     let chunk: ChatChunk = serde_json::from_str(data)
-        .map_err(|e| format!("malformed stream chunk ({e}): {}", clip(data, 200)))?;
+        .map_err(|e| BadStep::Malformed(format!("malformed stream chunk ({e}): {}", clip(data, 200))))?;
     if let Some(error) = chunk.error {
-        return Err(format!("the server reported an error: {}", clip(&error.to_string(), 300)));
+        return Err(BadStep::Reported(format!(
+            "the server reported an error: {}",
+            clip(&error.to_string(), 300)
+        )));
     }
     let mut text = String::new();
     let mut finished = false;
@@ -245,21 +182,22 @@ impl LlmEngine {
                 Some(v)
             }
         };
-        // No overall timeout: a long answer may stream for a while. The silence limit is applied
-        // per read instead (`read_timeout`), plus connecting.
+        // The silence limit applies to connecting and to every read (waiting for the headers
+        // included); the whole reply's deadline is the hub's.
         let client = reqwest::Client::builder()
-            .connect_timeout(settings.timeout)
-            .read_timeout(settings.timeout)
+            .connect_timeout(settings.idle_timeout)
+            .read_timeout(settings.idle_timeout)
             .user_agent(concat!("natter-hub/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the LLM HTTP client: {e}"))?;
-        Ok(LlmEngine { client, shown: shown(&endpoint), endpoint, authorization, settings, fallback })
+        let system = system_message(settings.system_prompt.as_deref());
+        Ok(LlmEngine { client, shown: shown(&endpoint), endpoint, authorization, system, settings, fallback })
     }
 
     /// The request body for `request`.
-    fn body<'a>(&'a self, request: &'a ReplyRequest, system: &'a str) -> ChatRequest<'a> {
+    fn body<'a>(&'a self, request: &'a ReplyRequest) -> ChatRequest<'a> {
         let mut messages = Vec::with_capacity(request.history.len() + 2);
-        messages.push(ChatMessage { role: "system", content: system });
+        messages.push(ChatMessage { role: "system", content: self.system.as_str().into() });
         let skip = request.history.len().saturating_sub(self.settings.history);
         for turn in &request.history[skip..] {
             let role = match turn.role {
@@ -268,9 +206,12 @@ impl LlmEngine {
                 Role::Bot | Role::Agent => "assistant",
                 Role::System => continue,
             };
-            messages.push(ChatMessage { role, content: &turn.text });
+            messages.push(ChatMessage { role, content: turn.text.as_str().into() });
         }
-        messages.push(ChatMessage { role: "user", content: &request.message });
+        messages.push(ChatMessage {
+            role: "user",
+            content: user_turn(&request.message, request.context.as_ref()),
+        });
         ChatRequest {
             model: &self.settings.model,
             messages,
@@ -280,61 +221,71 @@ impl LlmEngine {
     }
 
     async fn call(&self, request: &ReplyRequest) -> Result<Option<Reply>, ReplyError> {
-        let fail = |what: String| ReplyError::Backend(format!("llm {}: {what}", self.shown));
-        let timed_out =
-            || fail(format!("silent for longer than {:?} (--reply-timeout)", self.settings.timeout));
-        let page = match request.page().filter(|p| !p.is_empty()) {
-            None => "an unknown page of the site",
-            Some("/") => "the home page",
-            Some(p) => p,
+        let said = |what: String| format!("llm {}: {what}", self.shown);
+        let silent = || {
+            ReplyError::Timeout(said(format!(
+                "silent for longer than {:?} (--reply-idle-timeout)",
+                self.settings.idle_timeout
+            )))
         };
-        let system =
-            self.settings.system_prompt.as_deref().unwrap_or(DEFAULT_SYSTEM_PROMPT).replace("{page}", page);
-        let mut post = self.client.post(self.endpoint.clone()).json(&self.body(request, &system));
+        let malformed = |what: String| ReplyError::Malformed(said(what));
+        let mut post = self.client.post(self.endpoint.clone()).json(&self.body(request));
         if let Some(auth) = &self.authorization {
             post = post.header(AUTHORIZATION, auth.clone());
         }
         let response = post.send().await.map_err(|e| {
             if e.is_timeout() {
-                timed_out()
+                silent()
             } else {
-                fail(format!("request failed: {}", describe(e)))
+                ReplyError::Unreachable(said(format!("request failed: {}", describe(e))))
             }
         })?;
         let status = response.status();
         if !status.is_success() {
             let body = read_capped(response, MAX_ERROR_BODY).await.unwrap_or_default();
             let text = String::from_utf8_lossy(&body);
-            return Err(fail(format!("answered HTTP {status}: {}", clip(&text, 300))));
+            return Err(ReplyError::Status(said(format!("answered HTTP {status}: {}", clip(&text, 300)))));
         }
         let mut stream = response.bytes_stream();
         let mut parser = SseParser::new();
         let mut events = Vec::new();
         let mut text = String::new();
+        let mut chars = 0usize;
+        let mut streamed = 0usize;
         // Stop reading once the text is surely longer than what will be stored.
         let enough = self.settings.max_chars.saturating_add(1);
         'read: loop {
             let chunk = match stream.next().await {
                 Some(Ok(chunk)) => chunk,
-                Some(Err(e)) if e.is_timeout() => return Err(timed_out()),
-                Some(Err(e)) => return Err(fail(format!("the stream broke: {}", describe(e)))),
-                None => return Err(fail("the stream ended before [DONE]".into())),
+                Some(Err(e)) if e.is_timeout() => return Err(silent()),
+                Some(Err(e)) => {
+                    return Err(ReplyError::Unreachable(said(format!("the stream broke: {}", describe(e)))))
+                }
+                None => return Err(malformed("the stream ended before [DONE]".into())),
             };
-            parser.feed(&chunk, &mut events).map_err(|e| fail(e.to_string()))?;
+            streamed = streamed.saturating_add(chunk.len());
+            if streamed > MAX_STREAM_BYTES {
+                return Err(malformed(format!("streamed more than {MAX_STREAM_BYTES} bytes for one reply")));
+            }
+            parser.feed(&chunk, &mut events).map_err(|e| malformed(e.to_string()))?;
             for data in events.drain(..) {
-                let step = step(&data).map_err(fail)?;
+                let step = step(&data).map_err(|bad| match bad {
+                    BadStep::Malformed(what) => malformed(what),
+                    BadStep::Reported(what) => ReplyError::Status(said(what)),
+                })?;
+                chars += step.text.chars().count();
                 text.push_str(&step.text);
                 if step.done {
                     break 'read;
                 }
             }
-            if text.chars().count() > enough {
+            if chars > enough {
                 tracing::debug!(max = self.settings.max_chars, "LLM reply reached --reply-max-chars; cut");
                 break;
             }
         }
         if text.trim().is_empty() {
-            return Err(fail("the answer is empty".into()));
+            return Err(malformed("the answer is empty".into()));
         }
         Ok(Some(Reply { text: clip(&text, self.settings.max_chars), category: Some(CATEGORY.to_string()) }))
     }
@@ -369,54 +320,13 @@ impl ReplyEngine for LlmEngine {
 mod tests {
     use super::*;
 
-    fn parse_in_pieces(stream: &[u8], size: usize) -> Vec<String> {
-        let mut p = SseParser::new();
-        let mut events = Vec::new();
-        for piece in stream.chunks(size) {
-            p.feed(piece, &mut events).unwrap();
-        }
-        events
-    }
-
-    #[test]
-    fn sse_events_survive_any_chunking() {
-        let stream = "data: {\"a\":\"é€😀\"}\r\n\r\n: keep-alive\n\nevent: x\ndata:one\ndata: two\n\n\
-                      id: 3\rdata: [DONE]\r\rdata: unterminated";
-        let want = ["{\"a\":\"é€😀\"}", "one\ntwo", "[DONE]"];
-        for size in 1..=stream.len() {
-            assert_eq!(parse_in_pieces(stream.as_bytes(), size), want, "chunks of {size} bytes");
-        }
-    }
-
-    #[test]
-    fn sse_crlf_split_between_chunks_is_one_line_end() {
-        let mut p = SseParser::new();
-        let mut events = Vec::new();
-        p.feed(b"data: a\r", &mut events).unwrap();
-        p.feed(b"\n", &mut events).unwrap();
-        assert!(events.is_empty(), "\\r\\n is one line end, not a blank line");
-        p.feed(b"\r\n", &mut events).unwrap();
-        assert_eq!(events, ["a"]);
-    }
-
-    #[test]
-    fn sse_empty_data_is_an_event_and_blank_lines_alone_are_not() {
-        assert_eq!(parse_in_pieces(b"\n\n\ndata\n\ndata:\n\n", 3), ["", ""]);
-    }
-
-    #[test]
-    fn sse_refuses_bad_lines() {
-        let mut p = SseParser::new();
-        let mut events = Vec::new();
-        assert_eq!(p.feed(b"data: \xff\xfe\n", &mut events), Err(SseError::NotUtf8));
-        let mut p = SseParser::new();
-        let long = vec![b'x'; MAX_LINE + 1];
-        assert_eq!(p.feed(&long, &mut events), Err(SseError::LineTooLong(MAX_LINE)));
-    }
-
     #[test]
     fn steps_read_openai_chunks() {
         let s = |text: &str, done| Ok(Step { text: text.into(), done });
+        let reported =
+            |r: Result<Step, BadStep>| matches!(r, Err(BadStep::Reported(m)) if m.contains("overloaded"));
+        let malformed =
+            |r: Result<Step, BadStep>| matches!(r, Err(BadStep::Malformed(m)) if m.contains("malformed"));
         assert_eq!(step("[DONE]"), s("", true));
         assert_eq!(
             step(r#"{"id":"c","choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":null}]}"#),
@@ -430,7 +340,7 @@ mod tests {
             step(r#"{"choices":[{"index":0,"delta":{"content":"!"},"finish_reason":"stop"}]}"#),
             s("!", true)
         );
-        assert!(step(r#"{"error":{"message":"overloaded"}}"#).unwrap_err().contains("overloaded"));
-        assert!(step("{not json").unwrap_err().contains("malformed"));
+        assert!(reported(step(r#"{"error":{"message":"overloaded"}}"#)));
+        assert!(malformed(step("{not json")));
     }
 }

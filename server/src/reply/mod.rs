@@ -6,18 +6,28 @@
 //! async and object-safe: [`rules`] (the default), [`webhook`] (the customer's own HTTP
 //! endpoint) and [`llm`] (an OpenAI-compatible chat server, streamed) all sit behind it.
 //!
-//! When a backend fails (HTTP error, timeout, malformed answer) the hub logs it, counts it in
-//! `natter_reply_failures_total` and stores [`ReplyEngine::fallback`] instead, so a visitor is
+//! When a backend fails (HTTP error, timeout, malformed answer) the hub counts it in
+//! `natter_reply_failures_total`, logs it (`failure_log`: the first failure at once, the rest
+//! as one summary line a minute) and stores [`ReplyEngine::fallback`] instead, so a visitor is
 //! never left without an answer unless the operator chose `--reply-fallback silent`.
+//!
+//! Whatever an engine answers, the hub clips it with [`clip`] to `--max-text` characters (the
+//! limit a visitor's own message has), and `gate` bounds how many engine calls run at once.
 
 pub mod llm;
+pub mod prompt;
 pub mod rules;
+pub mod sse;
 pub mod webhook;
+
+pub(crate) mod failure_log;
+pub(crate) mod gate;
 
 use std::sync::Arc;
 
 use natter_protocol::{Json, Role};
 use thiserror::Error;
+use unicode_segmentation::UnicodeSegmentation as _;
 
 use crate::store::BoxFuture;
 
@@ -35,11 +45,31 @@ pub struct ReplyRequest {
     /// The visitor's message text.
     pub message: String,
     /// The page context sent with the message (`{"page": "/pricing"}`), or built from the
-    /// connection's `page` parameter.
+    /// connection's `page` parameter. Written by the visitor's browser: unverified.
     pub context: Option<Json>,
+    /// The signed-in user who wrote the message, from an identity token the hub verified; `None`
+    /// for an anonymous visitor. Unlike `context`, this can be trusted.
+    pub identity: Option<Identity>,
     /// Earlier messages of the conversation, oldest first, without this one: at most
     /// [`ReplyEngine::history_window`] of them (empty for engines that want none).
     pub history: Vec<Turn>,
+}
+
+/// A signed-in user as their verified identity token describes them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    /// The user's id at the site (the token's `sub`).
+    pub id: String,
+    /// Their name (`name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Their e-mail address (`email`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Their avatar URL (`avatar`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
 }
 
 /// One earlier message of the conversation, as a reply engine sees it.
@@ -67,13 +97,38 @@ pub struct Reply {
     pub category: Option<String>,
 }
 
-/// Why an engine could not answer. The hub logs it and stores [`ReplyEngine::fallback`].
+/// Why an engine could not answer. The hub logs it and stores [`ReplyEngine::fallback`]. Each
+/// message names the backend and its URL; [`ReplyError::kind`] sorts failures for the log
+/// summary.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ReplyError {
-    /// The backend (webhook, LLM) failed or timed out.
-    #[error("reply backend failed: {0}")]
-    Backend(String),
+    /// The backend could not be reached, or the connection broke before the answer was whole.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The backend answered an HTTP error status.
+    #[error("{0}")]
+    Status(String),
+    /// The answer is not in the backend's format, is empty, or is over a size limit.
+    #[error("{0}")]
+    Malformed(String),
+    /// The backend was silent for longer than `--reply-idle-timeout`, or the whole answer took
+    /// longer than `--reply-timeout`.
+    #[error("{0}")]
+    Timeout(String),
+}
+
+impl ReplyError {
+    /// A short name of the kind of failure (`unreachable`, `http error`, `malformed`,
+    /// `timeout`), as the log summary counts them.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReplyError::Unreachable(_) => "unreachable",
+            ReplyError::Status(_) => "http error",
+            ReplyError::Malformed(_) => "malformed",
+            ReplyError::Timeout(_) => "timeout",
+        }
+    }
 }
 
 /// Something that answers visitors' messages.
@@ -111,10 +166,7 @@ impl Fallback {
     /// The fallback answer for `request`.
     pub fn answer(&self, request: &ReplyRequest) -> Option<Reply> {
         match self {
-            Fallback::Rules(rules) => {
-                let (category, text) = rules.answer(&request.message, request.page());
-                Some(Reply { text, category: Some(category.unwrap_or("fallback").to_string()) })
-            }
+            Fallback::Rules(rules) => rules.fallback(request),
             Fallback::Silent => None,
         }
     }
@@ -128,19 +180,35 @@ impl Fallback {
     }
 }
 
-/// Cuts `text` to at most `max` characters (not bytes), ending with "…" when it was cut, at
-/// the last word boundary when there is one in the last fifth, so a reply does not stop
-/// mid-word.
+/// Cuts `text` (trimmed) to at most `max` characters — Unicode scalar values, the unit
+/// `--max-text` counts — ending with "…" when it was cut. The cut falls between grapheme
+/// clusters, so no character is split and neither is an emoji sequence, a flag or a letter with
+/// its accents; and at the last word boundary when there is one in the last fifth, so a reply
+/// does not stop mid-word. `max == 0` gives an empty string.
 pub fn clip(text: &str, max: usize) -> String {
     let text = text.trim();
     if text.chars().count() <= max {
         return text.to_string();
     }
-    let keep = max.saturating_sub(1);
-    let cut: String = text.chars().take(keep).collect();
+    if max == 0 {
+        return String::new();
+    }
+    // Room for the "…".
+    let keep = max - 1;
+    let mut end = 0;
+    let mut chars = 0;
+    for (i, g) in text.grapheme_indices(true) {
+        let n = g.chars().count();
+        if chars + n > keep {
+            break;
+        }
+        chars += n;
+        end = i + g.len();
+    }
+    let cut = &text[..end];
     let floor = keep - keep / 5;
     let cut = match cut.rfind(char::is_whitespace) {
-        Some(i) if cut[..i].chars().count() >= floor => cut[..i].trim_end().to_string(),
+        Some(i) if cut[..i].chars().count() >= floor => cut[..i].trim_end(),
         _ => cut,
     };
     format!("{cut}…")
@@ -158,5 +226,26 @@ mod tests {
         assert_eq!(clip("abcdefghij", 5), "abcd…");
         assert_eq!(clip("ab cdefghijkl", 8), "ab cdef…", "a far-away space is not used");
         assert!(clip(&"x".repeat(50), 10).chars().count() <= 10);
+        assert_eq!(clip("abc", 0), "");
+    }
+
+    #[test]
+    fn clip_never_splits_a_grapheme() {
+        // A family emoji is 7 scalar values joined by ZWJ; a flag is two regional indicators;
+        // "é" here is "e" plus a combining acute accent.
+        let family = "👨\u{200d}👩\u{200d}👧\u{200d}👦";
+        let text = format!("ab{family}cd");
+        let bounds: Vec<usize> = text.grapheme_indices(true).map(|(i, _)| i).collect();
+        for max in 1..text.chars().count() {
+            let cut = clip(&text, max);
+            assert!(cut.chars().count() <= max, "{max}: {cut:?}");
+            let kept = cut.strip_suffix('…').expect("cut text ends with …");
+            assert!(text.starts_with(kept) && bounds.contains(&kept.len()), "{max}: {cut:?}");
+        }
+        assert_eq!(clip(&text, 9), "ab…", "the family is kept whole or not at all");
+        assert_eq!(clip(&text, 10), format!("ab{family}…"));
+        assert_eq!(clip("🇫🇷🇩🇪🇮🇹", 4), "🇫🇷…");
+        assert_eq!(clip("cafe\u{301}s!", 5), "caf…", "the accent stays with its letter");
+        assert_eq!(clip("cafe\u{301}s!", 6), "cafe\u{301}…");
     }
 }

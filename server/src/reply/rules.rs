@@ -5,6 +5,12 @@
 //! words the same way (letters, digits and inner apostrophes), and a keyword matches when its
 //! words appear consecutively in the message. So "hi" matches "Hi!" but not "this", and
 //! "drop-down" matches "drop down". The first rule in file order with a matching keyword wins.
+//!
+//! `{page}` in a reply is the one piece of visitor data the rules echo, and the widget turns
+//! `http(s)://…` in a bot's text into a link: so only a plain path is echoed ([`page_phrase`]:
+//! a leading `/`, letters, digits and `/-_.~%+`, at most 60 characters, so never a scheme, a
+//! `//host` or a bidi control). Anything else reads "this page", and a full `http(s)://` URL
+//! is echoed as its path only. The bot never puts a link in a visitor's mouth.
 
 use std::path::{Path, PathBuf};
 
@@ -136,25 +142,61 @@ impl RulesEngine {
             Some(r) => (Some(r.category.as_str()), r.reply.as_str()),
             None => (None, self.fallback.as_str()),
         };
-        // "/" reads badly in a sentence ("Sorry / feels slow"): name the home page instead.
-        let page = match page.filter(|p| !p.is_empty()) {
-            None => "this page",
-            Some("/") => "the home page",
-            Some(p) => p,
-        };
-        (category, template.replace("{page}", page))
+        (category, template.replace("{page}", page_phrase(page)))
     }
+}
+
+/// Longest page path the rules echo, in characters; a longer one reads badly in a sentence.
+const MAX_PAGE_ECHO: usize = 60;
+
+/// How the rules name the visitor's page in a reply: its path when that is a plain path,
+/// "the home page" for `/` ("Sorry / feels slow" reads badly), else "this page". A full
+/// `http(s)://host/path` gives its path. The page comes from the visitor, so nothing that could
+/// become a link (a scheme, a `//host`), hide text (bidi controls) or fill the bubble is echoed.
+pub fn page_phrase(page: Option<&str>) -> &str {
+    let Some(page) = page else { return "this page" };
+    // Only the path: a query or fragment is noise in a sentence.
+    let path = without_origin(page).split(['?', '#']).next().unwrap_or_default();
+    let plain = path.starts_with('/')
+        && !path.starts_with("//")
+        && path.chars().count() <= MAX_PAGE_ECHO
+        && path.chars().all(|c| c.is_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~' | '%' | '+'));
+    match path {
+        "/" => "the home page",
+        p if plain => p,
+        _ => "this page",
+    }
+}
+
+/// `page` without a leading `http://host` or `https://host` (any case); `/` when nothing
+/// follows the host.
+fn without_origin(page: &str) -> &str {
+    let lower = |n: usize| page.get(..n).map(str::to_ascii_lowercase);
+    let scheme = if lower(7).as_deref() == Some("http://") {
+        7
+    } else if lower(8).as_deref() == Some("https://") {
+        8
+    } else {
+        return page;
+    };
+    let rest = &page[scheme..];
+    rest.find('/').map_or("/", |i| &rest[i..])
 }
 
 impl ReplyEngine for RulesEngine {
     fn reply<'a>(&'a self, request: &'a ReplyRequest) -> BoxFuture<'a, Result<Option<Reply>, ReplyError>> {
-        let (category, text) = self.answer(&request.message, request.page());
-        let reply = Reply { text, category: Some(category.unwrap_or("fallback").to_string()) };
-        Box::pin(std::future::ready(Ok(Some(reply))))
+        Box::pin(std::future::ready(Ok(self.fallback(request))))
     }
 
     fn author(&self) -> Option<&str> {
         self.author.as_deref()
+    }
+
+    /// The rules' own answer: when the hub does not get to ask (every call slot taken), the
+    /// visitor still gets one.
+    fn fallback(&self, request: &ReplyRequest) -> Option<Reply> {
+        let (category, text) = self.answer(&request.message, request.page());
+        Some(Reply { text, category: Some(category.unwrap_or("fallback").to_string()) })
     }
 }
 
@@ -201,6 +243,44 @@ mod tests {
         assert!(text.contains("this page"), "{text}");
         let (_, text) = e.answer("so slow", Some("/"));
         assert!(text.contains("the home page") && !text.contains(" / "), "{text}");
+    }
+
+    #[test]
+    fn visitor_pages_are_echoed_only_as_plain_paths() {
+        let e = RulesEngine::builtin().unwrap();
+        for (page, want) in [
+            ("/pricing", "/pricing"),
+            ("/docs/v1.2/install_guide", "/docs/v1.2/install_guide"),
+            ("/über-uns", "/über-uns"),
+            ("/pricing?plan=pro#faq", "/pricing"),
+            ("https://www.example.com/pricing", "/pricing"),
+            ("HTTPS://evil.example/reset-password", "/reset-password"),
+            ("https://www.example.com", "the home page"),
+            ("/", "the home page"),
+            ("", "this page"),
+            ("/http://evil.example/reset-password", "this page"),
+            ("/x/https://evil.example", "this page"),
+            ("https://www.example.com/http://evil.example", "this page"),
+            ("//evil.example/reset", "this page"),
+            ("javascript:alert(1)", "this page"),
+            ("pricing", "this page"),
+            ("/a b", "this page"),
+            ("/paypal\u{202e}lmth.exe", "this page"),
+            ("/login\u{200f}", "this page"),
+            ("/a@evil.example", "this page"),
+        ] {
+            assert_eq!(page_phrase(Some(page)), want, "{page:?}");
+        }
+        assert_eq!(page_phrase(None), "this page");
+        let long = format!("/{}", "a".repeat(30_000));
+        assert_eq!(page_phrase(Some(&long)), "this page");
+        // Whatever the page, no reply holds a URL scheme (the widget links `http(s)://`).
+        for page in ["/http://evil.example/reset-password", "/HtTpS://evil.example", "https://a/b:c"] {
+            for message in ["hmm", "it is broken", "so slow"] {
+                let (_, text) = e.answer(message, Some(page));
+                assert!(!text.contains("://") && !text.contains("evil"), "{page:?} {message:?}: {text}");
+            }
+        }
     }
 
     #[test]

@@ -5,16 +5,21 @@
 //!
 //! ```json
 //! {"sessionId":"…","messageId":"…","message":"the dropdown is stuck","context":{"page":"/pricing"},
-//!  "page":"/pricing","timestamp":"2026-11-22T10:00:00.000Z"}
+//!  "page":"/pricing","timestamp":"2026-11-22T10:00:00.000Z",
+//!  "identity":{"id":"42","name":"Ada Lovelace","email":"ada@example.com"}}
 //! ```
+//!
+//! `identity` is present only for a signed-in user, from the identity token the hub verified;
+//! `context` and `page` come from the visitor's browser and are not verified.
 //!
 //! With `--webhook-secret` the request carries `X-Natter-Signature: sha256=<hex>`, the
 //! HMAC-SHA256 of the exact body bytes keyed with the secret; the receiver recomputes it over
 //! the raw body and compares in constant time (and may reject old `timestamp`s against
 //! replays). The answer is `200 {"reply": "text"}` (optionally with `"category"`), or
 //! `{"reply": null}` / `204` for no reply. Anything else — another status, a body that is not
-//! that JSON, no answer within `--reply-timeout` — is a [`ReplyError`] and the hub stores the
-//! [`Fallback`] answer.
+//! that JSON or larger than 256 KiB, silence longer than `--reply-idle-timeout` — is a
+//! [`ReplyError`] and the hub stores the [`Fallback`] answer; so it does when the whole answer
+//! takes longer than `--reply-timeout` (the hub's deadline: it drops the call).
 
 use std::time::Duration;
 
@@ -37,6 +42,9 @@ const MAX_ANSWER_BYTES: usize = 256 * 1024;
 /// Category stored on webhook replies that name none.
 const CATEGORY: &str = "webhook";
 
+/// Longest category kept from a webhook's answer, in characters.
+const MAX_CATEGORY_CHARS: usize = 64;
+
 /// Posts visitor messages to a URL and stores what it answers.
 #[derive(Debug)]
 pub struct WebhookEngine {
@@ -45,7 +53,7 @@ pub struct WebhookEngine {
     /// The URL without its query, for log lines (a query may hold a token).
     shown: String,
     secret: Option<Vec<u8>>,
-    timeout: Duration,
+    idle_timeout: Duration,
     max_chars: usize,
     fallback: Fallback,
 }
@@ -60,6 +68,8 @@ struct Delivery<'a> {
     context: Option<&'a natter_protocol::Json>,
     page: Option<&'a str>,
     timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<&'a super::Identity>,
 }
 
 /// What the webhook answers.
@@ -121,14 +131,29 @@ pub(crate) fn describe(e: reqwest::Error) -> String {
     out
 }
 
+/// Why [`read_capped`] gave no body.
+#[derive(Debug)]
+pub(crate) enum Capped {
+    /// The body is larger than the limit.
+    TooLarge(String),
+    /// The sender went silent past the client's read timeout.
+    Silent(String),
+    /// The connection broke.
+    Broken(String),
+}
+
 /// Reads at most `limit` bytes of `response`'s body; more is an error.
-pub(crate) async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+pub(crate) async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, Capped> {
     let mut body = Vec::new();
-    while let Some(chunk) =
-        response.chunk().await.map_err(|e| format!("reading the answer failed: {}", describe(e)))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        if e.is_timeout() {
+            Capped::Silent(format!("the answer stalled: {}", describe(e)))
+        } else {
+            Capped::Broken(format!("reading the answer failed: {}", describe(e)))
+        }
+    })? {
         if body.len() + chunk.len() > limit {
-            return Err(format!("the answer is larger than {limit} bytes"));
+            return Err(Capped::TooLarge(format!("the answer is larger than {limit} bytes")));
         }
         body.extend_from_slice(&chunk);
     }
@@ -136,18 +161,21 @@ pub(crate) async fn read_capped(mut response: reqwest::Response, limit: usize) -
 }
 
 impl WebhookEngine {
-    /// A webhook engine posting to `url` (`--webhook-url`), signing with `secret` when given.
-    /// Fails with a message naming the flag when the URL is unusable.
+    /// A webhook engine posting to `url` (`--webhook-url`), signing with `secret` when given;
+    /// a call fails when the endpoint is silent for `idle_timeout` (connecting, before the
+    /// answer, between its chunks). Fails with a message naming the flag when the URL is
+    /// unusable.
     pub fn new(
         url: &str,
         secret: Option<&str>,
-        timeout: Duration,
+        idle_timeout: Duration,
         max_chars: usize,
         fallback: Fallback,
     ) -> Result<Self, String> {
         let url = parse_url("--webhook-url", url)?;
         let client = reqwest::Client::builder()
-            .timeout(timeout)
+            .connect_timeout(idle_timeout)
+            .read_timeout(idle_timeout)
             .user_agent(concat!("natter-hub/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))?;
@@ -156,14 +184,15 @@ impl WebhookEngine {
             shown: shown(&url),
             url,
             secret: secret.filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec()),
-            timeout,
+            idle_timeout,
             max_chars,
             fallback,
         })
     }
 
     async fn call(&self, request: &ReplyRequest) -> Result<Option<Reply>, ReplyError> {
-        let fail = |what: String| ReplyError::Backend(format!("webhook {}: {what}", self.shown));
+        let said = |what: String| format!("webhook {}: {what}", self.shown);
+        let malformed = |what: String| ReplyError::Malformed(said(what));
         let delivery = Delivery {
             session_id: &request.session_id,
             message_id: &request.message_id,
@@ -171,8 +200,9 @@ impl WebhookEngine {
             context: request.context.as_ref(),
             page: request.page(),
             timestamp: now_rfc3339(),
+            identity: request.identity.as_ref(),
         };
-        let body = serde_json::to_vec(&delivery).map_err(|e| fail(format!("cannot encode: {e}")))?;
+        let body = serde_json::to_vec(&delivery).map_err(|e| malformed(format!("cannot encode: {e}")))?;
         let mut post = self
             .client
             .post(self.url.clone())
@@ -182,25 +212,33 @@ impl WebhookEngine {
         }
         let response = post.body(body).send().await.map_err(|e| {
             if e.is_timeout() {
-                fail(format!("no answer within {:?} (--reply-timeout)", self.timeout))
+                ReplyError::Timeout(said(format!(
+                    "silent for longer than {:?} (--reply-idle-timeout)",
+                    self.idle_timeout
+                )))
             } else {
-                fail(format!("request failed: {}", describe(e)))
+                ReplyError::Unreachable(said(format!("request failed: {}", describe(e))))
             }
         })?;
         let status = response.status();
         if status == StatusCode::NO_CONTENT {
             return Ok(None);
         }
-        let body = read_capped(response, MAX_ANSWER_BYTES).await.map_err(fail)?;
+        let body = read_capped(response, MAX_ANSWER_BYTES).await.map_err(|e| match e {
+            Capped::TooLarge(what) => malformed(what),
+            Capped::Silent(what) => ReplyError::Timeout(said(what)),
+            Capped::Broken(what) => ReplyError::Unreachable(said(what)),
+        })?;
         if status != StatusCode::OK {
             let text = String::from_utf8_lossy(&body);
-            return Err(fail(format!("answered HTTP {status}: {}", clip(&text, 200))));
+            return Err(ReplyError::Status(said(format!("answered HTTP {status}: {}", clip(&text, 200)))));
         }
         let answer: Answer = serde_json::from_slice(&body)
-            .map_err(|e| fail(format!("the answer is not JSON like {{\"reply\": \"text\"}}: {e}")))?;
+            .map_err(|e| malformed(format!("the answer is not JSON like {{\"reply\": \"text\"}}: {e}")))?;
+        let category = answer.category.map(|c| clip(&c, MAX_CATEGORY_CHARS)).filter(|c| !c.is_empty());
         Ok(answer.reply.filter(|t| !t.trim().is_empty()).map(|text| Reply {
             text: clip(&text, self.max_chars),
-            category: Some(answer.category.unwrap_or_else(|| CATEGORY.to_string())),
+            category: Some(category.unwrap_or_else(|| CATEGORY.to_string())),
         }))
     }
 }

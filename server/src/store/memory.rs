@@ -217,7 +217,7 @@ mod tests {
                 room: "r".into(),
                 id: id.into(),
                 message: format!("{from} says {id}"),
-                from: natter_protocol::Member { id: from.into(), name: None },
+                from: natter_protocol::Member { id: from.into(), name: None, verified: false },
                 ..Default::default()
             }),
         }

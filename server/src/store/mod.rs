@@ -223,6 +223,16 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(Vec::new())))
     }
 
+    /// The hub's own secret (it keys issued sessions and public member ids): the one this store
+    /// already keeps, or `fresh`, kept now, when it keeps none. Atomic: hubs sharing one store
+    /// that start together all end up with the same secret, and it survives restarts.
+    ///
+    /// The default keeps nothing and answers `fresh` — right for an engine whose data does not
+    /// outlive the process anyway (the memory engine).
+    fn hub_secret(&self, fresh: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, StoreError>> {
+        Box::pin(std::future::ready(Ok(fresh)))
+    }
+
     /// Whether the engine is healthy right now (for `/healthz`: `degraded` when not).
     fn healthy(&self) -> bool {
         true

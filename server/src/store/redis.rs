@@ -13,6 +13,8 @@
 //!   conversation, in store order, trimmed to about [`RedisOptions::log_len`]: what a hub reads
 //!   to catch up on what it missed while its subscription was down.
 //! - `natter:events` — the pub/sub channel every hub subscribes to.
+//! - `natter:hub-secret` — the hubs' shared secret (hex), made by whichever hub starts first
+//!   (`SET NX`); it keys issued sessions and member ids, so every hub accepts the others'.
 //! - `natter:rooms` — hash room id → record; `natter:room-ids` — the same ids in a sorted set
 //!   (all scores 0, so sorted by id) for the room list's pages (filled from the hash at connect
 //!   when a deployment older than it has rooms). `natter:presence:<room>` — hash
@@ -246,10 +248,11 @@ end
 return out
 "#;
 
-/// KEYS: presence hash, presence-rooms set. ARGV: room.
-/// Removes expired entries and returns the member JSON of each member that has no live entry
-/// left: exactly one hub removes an entry, so exactly one hub announces that member's
-/// `user_left`.
+/// KEYS: presence hash, presence-rooms set. ARGV: room, channel, timestamp.
+/// Removes expired entries and, for each member that has no live entry left, publishes a
+/// left-envelope (`l\n<room>\n<timestamp>\n<member JSON>`) in the same atomic step, so exactly
+/// one hub announces that member's `user_left`; every hub's subscriber turns the envelope into
+/// the frame (see `parse_envelope`). Returns how many members left.
 const PRESENCE_SWEEP_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -265,12 +268,13 @@ for i = 1, #all, 2 do
     table.insert(expired, {all[i], id, member})
   end
 end
-local left = {}
+local left = 0
 for _, e in ipairs(expired) do
   redis.call('HDEL', KEYS[1], e[1])
   if e[3] and not live[e[2]] then
     live[e[2]] = true
-    table.insert(left, e[3])
+    left = left + 1
+    redis.call('PUBLISH', ARGV[2], 'l\n' .. ARGV[1] .. '\n' .. ARGV[3] .. '\n' .. e[3])
   end
 end
 if redis.call('HLEN', KEYS[1]) == 0 then
@@ -294,6 +298,14 @@ return 1
 
 /// Maps a client error: connection trouble is `Unavailable` (retry later), anything else is a
 /// fault.
+/// Reads hex digits back into bytes; `None` when `text` is not an even number of them.
+fn hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || text.is_empty() {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
 fn redis_error(e: RedisError) -> StoreError {
     if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
         StoreError::Unavailable(format!("Redis: {e}"))
@@ -563,28 +575,21 @@ impl Shared {
 
     async fn sweep_presence(&self) -> Result<usize, StoreError> {
         let rooms: Vec<String> = self.note(self.conn().smembers(&self.keys.presence_rooms).await)?;
+        let now = crate::clock::now_rfc3339();
         let mut left = 0;
         for room in rooms {
-            let gone: Vec<String> = self.note(
+            let n: usize = self.note(
                 self.scripts
                     .presence_sweep
                     .key(self.keys.presence(&room))
                     .key(&self.keys.presence_rooms)
                     .arg(&room)
+                    .arg(&self.keys.channel)
+                    .arg(&now)
                     .invoke_async(&mut self.conn())
                     .await,
             )?;
-            for member in gone {
-                let user: Member = serde_json::from_str(&member).map_err(backend)?;
-                let notice = ServerMessage::UserLeft(Presence {
-                    room: room.clone(),
-                    user,
-                    timestamp: crate::clock::now_rfc3339(),
-                });
-                let key = ConversationKey::Room(room.as_str().into());
-                self.publish(Event::Ephemeral { key, message: notice, from: None }).await?;
-                left += 1;
-            }
+            left += n;
         }
         Ok(left)
     }
@@ -714,6 +719,21 @@ fn parse_envelope(payload: &[u8]) -> Result<Envelope, StoreError> {
             let from: Option<String> = serde_json::from_str(from).map_err(backend)?;
             let message = ServerMessage::from_json(frame).map_err(backend)?;
             Ok(Envelope::Ephemeral(Event::Ephemeral { key, message, from }))
+        }
+        Some("l") => {
+            // A member's last presence lease expired (published by the sweep script).
+            let (Some(room), Some(timestamp), Some(member)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(backend("short left envelope"));
+            };
+            let user: Member = serde_json::from_str(member).map_err(backend)?;
+            let message = ServerMessage::UserLeft(Presence {
+                room: room.to_owned(),
+                user,
+                timestamp: timestamp.to_owned(),
+            });
+            let key = ConversationKey::Room(room.into());
+            Ok(Envelope::Ephemeral(Event::Ephemeral { key, message, from: None }))
         }
         _ => Err(backend("unknown envelope")),
     }
@@ -864,6 +884,20 @@ impl Store for RedisStore {
 
     fn subscribe(&self) -> mpsc::UnboundedReceiver<Event> {
         self.shared.subscribers.subscribe()
+    }
+
+    fn hub_secret(&self, fresh: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, StoreError>> {
+        Box::pin(async move {
+            let key = format!("{}:hub-secret", self.shared.keys.ns);
+            let fresh: String = fresh.iter().map(|b| format!("{b:02x}")).collect();
+            let mut conn = self.shared.conn();
+            // `NX`: the first hub to start makes the secret; every other hub keeps that one.
+            let _: Option<String> = self
+                .shared
+                .note(redis::cmd("SET").arg(&key).arg(&fresh).arg("NX").query_async(&mut conn).await)?;
+            let kept: String = self.shared.note(conn.get(&key).await)?;
+            hex_bytes(&kept).ok_or_else(|| backend(format!("{key} does not hold a hex secret")))
+        })
     }
 
     fn create_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>> {
@@ -1044,6 +1078,19 @@ mod tests {
             panic!("an ephemeral envelope");
         };
         assert_eq!((key, from), (ConversationKey::Room("r".into()), Some("m".to_owned())));
+        let Ok(Envelope::Ephemeral(Event::Ephemeral { key, message, from: None })) =
+            parse_envelope(b"l\nr\n2026-11-29T10:00:00.000Z\n{\"id\":\"u_1\",\"name\":\"Ada\"}")
+        else {
+            panic!("a left envelope");
+        };
+        assert_eq!(key, ConversationKey::Room("r".into()));
+        assert_eq!(
+            serde_json::to_value(&message).ok(),
+            Some(
+                serde_json::json!({"type":"user_left","room":"r","user":{"id":"u_1","name":"Ada"},"timestamp":"2026-11-29T10:00:00.000Z"})
+            )
+        );
+        assert!(parse_envelope(b"l\nr\n").is_err());
         assert!(parse_envelope(b"x\n").is_err());
     }
 

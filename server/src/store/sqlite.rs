@@ -164,7 +164,12 @@ const MIGRATIONS: &[&str] = &[
         metadata TEXT NOT NULL,
         created_at TEXT NOT NULL
     );",
-    // 2: message ids are unique per sender, not per conversation (one member could otherwise
+    // 2: the hub's own secret (keys issued sessions and member ids), made once, kept forever.
+    "CREATE TABLE hub_secrets (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );",
+    // 3: message ids are unique per sender, not per conversation (one member could otherwise
     // swallow another's message by sending its id first). SQLite cannot change a UNIQUE
     // constraint in place, so the table is rebuilt; the sender of a stored message is read
     // from its frame, as `Draft::sender` does: a `user` message is its session's (the
@@ -388,6 +393,29 @@ impl Store for SqliteStore {
             let keep = serde_json::to_string(&keep).map_err(backend)?;
             let (reply, rx) = oneshot::channel();
             self.send(Op::ExpireRooms { created_before, keep, reply })?;
+            rx.await.map_err(|_| writer_gone())?
+        })
+    }
+
+    fn hub_secret(&self, fresh: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, StoreError>> {
+        Box::pin(async move {
+            let (reply, rx) = oneshot::channel();
+            // On the writer's connection (the only one that writes), in autocommit: a one-row
+            // insert that keeps an existing secret, then the secret that is kept.
+            self.send(Op::Read(Box::new(move |conn| {
+                let kept = conn
+                    .execute(
+                        "INSERT OR IGNORE INTO hub_secrets (name, value) VALUES ('session', ?1)",
+                        [&fresh],
+                    )
+                    .and_then(|_| {
+                        conn.query_row("SELECT value FROM hub_secrets WHERE name = 'session'", [], |r| {
+                            r.get(0)
+                        })
+                    })
+                    .map_err(backend);
+                let _ = reply.send(kept);
+            })))?;
             rx.await.map_err(|_| writer_gone())?
         })
     }

@@ -27,6 +27,15 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long any single wait may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
+/// The session secret of every test hub (unless a test sets its own), so tests can work out
+/// the public member id of a session with [`member_id`].
+pub const SESSION_SECRET: &str = "the test hubs' session secret - 32+ bytes";
+
+/// The public member id the test hubs give the visitor holding `session`.
+pub fn member_id(session: &str) -> String {
+    natter_hub::identity::SessionKeys::new(&[SESSION_SECRET]).expect("a secret").member_of_session(session)
+}
+
 /// A running hub.
 pub struct TestHub {
     /// Where it listens.
@@ -46,8 +55,11 @@ impl TestHub {
         Self::with_store(config, Arc::new(MemoryStore::new())).await
     }
 
-    /// A hub with `config` and `store`.
-    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> TestHub {
+    /// A hub with `config` and `store` (and [`SESSION_SECRET`] unless `config` has a secret).
+    pub async fn with_store(mut config: Config, store: Arc<dyn Store>) -> TestHub {
+        if config.session_secrets.is_empty() {
+            config.session_secrets = vec![SESSION_SECRET.into()];
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();

@@ -23,25 +23,46 @@ pub struct HubProcess {
     /// Its port on 127.0.0.1 (kept across restarts).
     pub port: u16,
     args: Vec<String>,
+    /// `--open-sessions`: the tests about something else name their sessions.
+    open_sessions: bool,
     env: Vec<(String, String)>,
     dir: PathBuf,
     log: PathBuf,
 }
 
 impl HubProcess {
-    /// Starts the hub with `args` (plus `--listen`, no rate limits, no reply delay), in `dir`,
-    /// logging to `dir/<name>.log`, and waits until `/healthz` answers.
+    /// Starts the hub with `args` (plus `--listen`, no rate limits, no reply delay and
+    /// `--open-sessions`, so tests can name their sessions), in `dir`, logging to
+    /// `dir/<name>.log`, and waits until `/healthz` answers.
     pub fn start(name: &str, dir: &Path, args: &[&str]) -> HubProcess {
         Self::start_with_env(name, dir, args, &[])
     }
 
+    /// [`HubProcess::start`] without `--open-sessions`: the production default, where only
+    /// sessions the hub issued are accepted.
+    pub fn start_secure(name: &str, dir: &Path, args: &[&str]) -> HubProcess {
+        Self::launch(name, dir, args, &[], false)
+    }
+
     /// [`HubProcess::start`] with environment variables set for the hub.
     pub fn start_with_env(name: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> HubProcess {
+        Self::launch(name, dir, args, env, true)
+    }
+
+    /// Starts the hub with `args` and `env`, with `--open-sessions` or without.
+    pub fn launch(
+        name: &str,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        open_sessions: bool,
+    ) -> HubProcess {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let mut hub = HubProcess {
             child: None,
             port,
             args: args.iter().map(|s| s.to_string()).collect(),
+            open_sessions,
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             dir: dir.to_path_buf(),
             log: dir.join(format!("{name}.log")),
@@ -59,6 +80,7 @@ impl HubProcess {
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             // These tests send hundreds of messages at once from one address on purpose.
             .args(["--rate-burst", "0", "--address-rate-burst", "0", "--reply-delay", "0"])
+            .args(self.open_sessions.then_some("--open-sessions"))
             .args(&self.args)
             .env("RUST_LOG", "info")
             .env_remove("NATTER_DB")
@@ -113,6 +135,16 @@ impl HubProcess {
         let status = response.get(9..12)?.parse().ok()?;
         let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
         Some((status, body))
+    }
+
+    /// `ws://127.0.0.1:<port>/ws/chat` with `query` (which may be empty).
+    pub fn ws(&self, query: &str) -> String {
+        format!("ws://127.0.0.1:{}/ws/chat?{query}", self.port)
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn http(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// The WebSocket URL of `session`, resuming after `after` when given.

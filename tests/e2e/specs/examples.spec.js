@@ -26,7 +26,8 @@ for (const name of ['vite', 'react']) {
       await expect(w.host).toHaveCount(1);
       await page.getByRole('button', { name: /hello/i }).click();
       await expect(w.panel).toBeVisible();
-      await expect(w.withText('hello')).toHaveAttribute('data-state', 'sent');
+      // The visitor's own bubble (the bot's greeting answer says "Hello" too).
+      await expect(w.messages('user').filter({ hasText: 'hello' })).toHaveAttribute('data-state', 'sent');
       await expect(w.messages('bot')).toHaveCount(1);
       // The app's own UI follows the widget's events.
       await expect(page.locator('body')).toContainText('Connected');

@@ -55,6 +55,8 @@ pub(crate) enum Status {
     HttpFallback,
     /// The browser is offline, or the hub told us not to reconnect.
     Offline,
+    /// The hub refused the identity token; waiting for the page to give a fresh one.
+    SignInNeeded,
 }
 
 impl Status {
@@ -66,6 +68,7 @@ impl Status {
             Status::Reconnecting => "Reconnecting…",
             Status::HttpFallback => "HTTP fallback",
             Status::Offline => "Offline",
+            Status::SignInNeeded => "Sign-in expired",
         }
     }
 
@@ -77,6 +80,7 @@ impl Status {
             Status::Reconnecting => "reconnecting",
             Status::HttpFallback => "http",
             Status::Offline => "offline",
+            Status::SignInNeeded => "signin",
         }
     }
 }
@@ -124,8 +128,10 @@ pub(super) enum Heard {
 pub(crate) struct Link {
     /// `navigator.onLine`, kept up to date by `online` / `offline` events.
     online: bool,
-    /// The hub closed with a code that says "do not come back" (bad session, policy).
+    /// The hub closed with a code that says "do not come back" (policy).
     gave_up: bool,
+    /// Nothing connects until the page gives a fresh identity token (the hub refused the last).
+    held: bool,
     mode: Mode,
     socket: SocketPhase,
     /// Every socket gets a new number, so callbacks of an old one can be told apart.
@@ -154,6 +160,7 @@ impl Link {
         Link {
             online,
             gave_up: false,
+            held: false,
             mode: Mode::WebSocket,
             socket: SocketPhase::Closed,
             next_socket: 1,
@@ -175,7 +182,9 @@ impl Link {
 
     /// What the status dot says.
     pub(crate) fn status(&self) -> Status {
-        if self.gave_up || !self.online {
+        if self.held {
+            Status::SignInNeeded
+        } else if self.gave_up || !self.online {
             Status::Offline
         } else if self.is_live() {
             Status::Connected
@@ -233,7 +242,7 @@ impl Link {
 
     /// Opens a new WebSocket unless one is under way (or the link is offline or gave up).
     pub(super) fn connect(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
-        if self.socket != SocketPhase::Closed || !self.online || self.gave_up {
+        if self.socket != SocketPhase::Closed || !self.online || self.gave_up || self.held {
             return;
         }
         let id = self.next_socket;
@@ -245,7 +254,7 @@ impl Link {
 
     /// Starts a long-poll if the link is on HTTP and none is running.
     pub(super) fn start_poll(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
-        if self.poll.is_some() || self.mode != Mode::Http || !self.online || self.gave_up {
+        if self.poll.is_some() || self.mode != Mode::Http || !self.online || self.gave_up || self.held {
             return;
         }
         let id = self.next_poll;
@@ -322,6 +331,31 @@ impl Link {
         }
     }
 
+    /// The hub refused the identity: stop connecting and polling until [`Link::reconnect_now`].
+    pub(super) fn hold(&mut self, fx: &mut Vec<Effect>) {
+        self.held = true;
+        self.stop_poll(fx);
+        for t in [Timer::Reconnect, Timer::Probe] {
+            fx.push(Effect::StopTimer(t));
+        }
+    }
+
+    /// Connects again now, with whatever the identity is now (a fresh token, a new session, or
+    /// another user): the current socket, if any, is closed first.
+    pub(super) fn reconnect_now(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
+        self.held = false;
+        if self.socket != SocketPhase::Closed {
+            self.socket = SocketPhase::Closed;
+            fx.push(Effect::CloseSocket);
+            fx.push(Effect::StopTimer(Timer::OpenTimeout));
+        }
+        self.stop_poll(fx);
+        self.posting = None;
+        self.reconnect.reset();
+        self.ws_failures = 0;
+        self.wake(after, fx);
+    }
+
     /// Something suggests the network is back (online, tab visible, page shown): retry now
     /// rather than at the next backoff.
     pub(super) fn wake(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
@@ -360,11 +394,14 @@ impl Link {
         }
     }
 
-    /// Socket `id` opened.
-    pub(super) fn socket_opened(&mut self, id: u32) {
+    /// Socket `id` opened; returns whether it is the one being opened (and so must now say who
+    /// the widget is).
+    pub(super) fn socket_opened(&mut self, id: u32) -> bool {
         if self.socket == SocketPhase::Opening(id) {
             self.socket = SocketPhase::Open(id);
+            return true;
         }
+        false
     }
 
     /// Socket `id` closed (or failed to open) with `code`.

@@ -91,7 +91,11 @@ pub(crate) struct Log {
 impl Log {
     /// A log showing the outbox a previous page left behind (pending or failed).
     pub(super) fn restore(entries: Vec<OutboxEntry>) -> Self {
-        let outbox = Outbox::restore(entries);
+        Log::showing(Outbox::restore(entries))
+    }
+
+    /// A log of no conversation yet, showing `outbox` (pending or failed).
+    fn showing(outbox: Outbox) -> Self {
         let messages = outbox
             .entries()
             .iter()
@@ -114,6 +118,15 @@ impl Log {
             history_loaded: false,
             next_local_id: 0,
         }
+    }
+
+    /// Another conversation is shown from now on (a login, a logout, another user): the
+    /// messages, the position and the unread count start over. With `keep_outbox`, what the
+    /// visitor typed and the hub has not stored stays, shown as pending, and goes out in the new
+    /// conversation; without it (a logout) it is dropped too.
+    pub(super) fn start_over(&mut self, keep_outbox: bool) {
+        let outbox = if keep_outbox { std::mem::take(&mut self.outbox) } else { Outbox::default() };
+        *self = Log::showing(outbox);
     }
 
     /// The visitor has seen everything.

@@ -101,7 +101,7 @@ fn connects_and_reports_status() {
     assert_eq!(m.link.transport(), Transport::None);
     let fx = update(&mut m, Event::SocketOpened { socket: s });
     assert_eq!(m.link.status(), Status::Connecting, "not connected until the hub speaks");
-    assert!(fx.is_empty());
+    assert_eq!(fx, [Effect::Authenticate { after: None }], "the socket first says who the widget is");
     let fx = update(&mut m, frame(s, ServerMessage::History(history(vec![], 0))));
     assert!(fx.contains(&Effect::Notify(Notice::Status(Status::Connected))));
     assert!(fx.contains(&Effect::StopTimer(Timer::OpenTimeout)));
@@ -122,7 +122,7 @@ fn drop_reconnects_with_jittered_backoff_and_resumes_after_last_seq() {
 
 #[test]
 fn final_close_codes_give_up() {
-    for code in [natter_protocol::close::POLICY, natter_protocol::close::BAD_SESSION] {
+    for code in [natter_protocol::close::POLICY, natter_protocol::close::NORMAL] {
         let (mut m, s) = connected();
         let fx = update(&mut m, Event::SocketClosed { socket: s, code });
         assert_eq!(m.link.status(), Status::Offline);
@@ -552,4 +552,125 @@ fn acknowledged_ids_are_remembered_for_the_shared_storage() {
     // it from storage if that tab went away before its own acknowledgement.
     update(&mut m, frame(s, ServerMessage::User(conv("theirs", 2, "y"))));
     assert_eq!(m.log.acked, ["mine", "theirs"]);
+}
+
+// Identity: the issued session, the token, their refusals, login and logout.
+
+fn welcome(session: Option<&str>, user: Option<&str>) -> ServerMessage {
+    ServerMessage::Welcome(natter_protocol::Welcome {
+        session: session.map(str::to_string),
+        member: "u_1".into(),
+        user: user.map(|id| natter_protocol::UserProfile { id: id.into(), ..Default::default() }),
+        expires_at: user.map(|_| 1),
+    })
+}
+
+fn identity_error(code: ErrorCode) -> ServerMessage {
+    ServerMessage::Error(ErrorFrame { code, message: "why".into(), id: None, retry_after_ms: None })
+}
+
+#[test]
+fn the_welcome_makes_the_socket_live_and_its_session_is_kept() {
+    let (mut m, s) = started();
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, Event::Send(out("a", "typed before the welcome")));
+    let fx = update(&mut m, frame(s, welcome(Some("issued.tag"), None)));
+    assert!(fx.contains(&Effect::SaveSession));
+    assert_eq!(m.identity.session.as_deref(), Some("issued.tag"));
+    assert_eq!(m.link.status(), Status::Connected);
+    assert!(fx.iter().any(|e| matches!(e, Effect::SendSocket(o) if o.id == "a")), "the outbox goes out");
+}
+
+#[test]
+fn a_refused_session_is_forgotten_and_nothing_typed_is_lost() {
+    let mut m = Model::new(Init { seed: 1, online: true, session: Some("stale".into()), ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, Event::Send(out("a", "hello")));
+    // An error before the welcome does not make the socket live: the outbox is not sent into
+    // a connection the hub has not accepted.
+    let fx = update(&mut m, frame(s, identity_error(ErrorCode::BadSession)));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::SendSocket(_))), "{fx:?}");
+    assert!(fx.contains(&Effect::SaveSession) && fx.contains(&Effect::Warn("why".into())));
+    assert_eq!(m.identity.session, None);
+    let fx = update(&mut m, Event::SocketClosed { socket: s, code: natter_protocol::close::BAD_SESSION });
+    assert!(has_timer(&fx, Timer::Reconnect).is_some(), "connects again, without the session");
+    assert_eq!(m.log.outbox.entries().len(), 1);
+    assert_eq!(m.log.messages[0].delivery, Delivery::Pending);
+}
+
+#[test]
+fn an_expired_token_is_renewed_through_the_page_with_the_outbox_intact() {
+    let mut m = Model::new(Init { seed: 1, online: true, token: Some("old".into()), ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(None, Some("42"))));
+    update(&mut m, Event::Send(out("a", "sent while signed in")));
+    update(&mut m, frame(s, ServerMessage::User(conv("a", 1, "sent while signed in"))));
+    // The hub says the token expired and closes with 4401.
+    let fx = update(&mut m, frame(s, identity_error(ErrorCode::Unauthorized)));
+    assert!(fx.contains(&Effect::RenewToken { reason: "why".into() }), "{fx:?}");
+    let fx = update(&mut m, Event::SocketClosed { socket: s, code: natter_protocol::close::UNAUTHORIZED });
+    assert!(!fx.contains(&Effect::RenewToken { reason: "why".into() }), "asked once");
+    assert_eq!(m.link.status(), Status::SignInNeeded);
+    // Typed while waiting: kept, pending.
+    update(&mut m, Event::Send(out("b", "typed while the token was renewed")));
+    // Timers do not reconnect with the refused token.
+    assert_eq!(socket_of(&update(&mut m, Event::TimerFired(Timer::Reconnect))), None);
+    assert_eq!(socket_of(&update(&mut m, Event::Wake)), None);
+    // The page gives a fresh token: the widget connects again with it, resuming.
+    let fx = update(&mut m, Event::Identify { token: "fresh".into() });
+    let s2 = socket_of(&fx).expect("reconnects at once");
+    assert!(fx.iter().any(|e| matches!(e, Effect::OpenSocket { after: Some(1), .. })));
+    assert_eq!(m.identity.token.as_deref(), Some("fresh"));
+    update(&mut m, Event::SocketOpened { socket: s2 });
+    let fx = update(&mut m, frame(s2, welcome(None, Some("42"))));
+    assert!(fx.iter().any(|e| matches!(e, Effect::SendSocket(o) if o.id == "b")), "{fx:?}");
+    assert_eq!(m.log.messages.len(), 2, "the same user's conversation is kept on screen");
+}
+
+#[test]
+fn logging_in_and_out_switches_conversations() {
+    let (mut m, s) = started();
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(Some("anon.tag"), None)));
+    update(&mut m, frame(s, ServerMessage::Bot(conv("b1", 1, "hi visitor"))));
+    // Login: the user's conversation replaces the anonymous one on screen.
+    let s2 = socket_of(&update(&mut m, Event::Identify { token: "t".into() })).expect("reconnect");
+    update(&mut m, Event::SocketOpened { socket: s2 });
+    update(&mut m, frame(s2, welcome(None, Some("42"))));
+    assert!(m.log.messages.is_empty() && m.log.last_seq.is_none(), "{:?}", m.log.messages);
+    update(
+        &mut m,
+        frame(s2, ServerMessage::History(history(vec![ServerMessage::Bot(conv("u1", 1, "hi Ada"))], 1))),
+    );
+    update(&mut m, Event::Send(out("p", "pending at logout")));
+    // Logout: nothing of it is left, the session is forgotten, a new one is asked for.
+    let fx = update(&mut m, Event::Logout);
+    assert!(fx.contains(&Effect::SaveSession) && fx.contains(&Effect::ForgetOutbox));
+    assert!(m.log.messages.is_empty() && m.log.outbox.entries().is_empty());
+    assert_eq!((m.identity.token.as_deref(), m.identity.session.as_deref()), (None, None));
+    let s3 = socket_of(&fx).expect("reconnects as a new visitor");
+    assert!(fx.iter().any(|e| matches!(e, Effect::OpenSocket { after: None, .. })));
+    update(&mut m, Event::SocketOpened { socket: s3 });
+    let fx = update(&mut m, frame(s3, welcome(Some("new.tag"), None)));
+    assert!(fx.contains(&Effect::SaveSession));
+}
+
+#[test]
+fn identity_refusals_over_http_keep_the_message_pending() {
+    let mut m = Model::new(Init { seed: 1, online: true, token: Some("t".into()), ..Init::default() });
+    update(&mut m, Event::Start);
+    update(&mut m, Event::Send(out("a", "hello")));
+    let e = ErrorFrame {
+        code: ErrorCode::Unauthorized,
+        message: "expired".into(),
+        id: None,
+        retry_after_ms: None,
+    };
+    let fx = update(&mut m, Event::Posted { id: "a".into(), reply: Some(ServerMessage::Error(e)) });
+    assert!(fx.contains(&Effect::RenewToken { reason: "expired".into() }));
+    assert_eq!(m.log.messages[0].delivery, Delivery::Pending);
+    let fx = update(&mut m, Event::SessionIssued { session: "ignored.tag".into() });
+    assert!(!fx.contains(&Effect::SaveSession), "a signed-in user needs no session");
 }

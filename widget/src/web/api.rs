@@ -27,6 +27,20 @@ pub(super) fn state_js(m: &Model) -> JsValue {
     set("unread", m.log.unread.into());
     set("status", m.link.status().label().into());
     set("muted", m.muted.into());
+    let user = match &m.identity.user {
+        Some((id, name)) => {
+            let u = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&u, &"id".into(), &id.as_str().into());
+            let _ = js_sys::Reflect::set(
+                &u,
+                &"name".into(),
+                &name.as_deref().map_or(JsValue::NULL, JsValue::from),
+            );
+            u.into()
+        }
+        None => JsValue::NULL,
+    };
+    set("user", user);
     o.into()
 }
 
@@ -73,7 +87,24 @@ impl Natter {
         self.rt.send_text(text)
     }
 
-    /// Calls `f` on `event`: `ready`, `open`, `close`, `message`, `unread`, `status`, `sound`.
+    /// Signs the visitor in with an identity token from the site's backend (after a login, or a
+    /// fresh token at any time): the widget reconnects as that user, whose conversation it then
+    /// shows. Nothing in the outbox is lost.
+    pub fn identify(&self, token: &str) {
+        let token = token.trim();
+        if !token.is_empty() {
+            self.rt.dispatch(Event::Identify { token: token.to_string() });
+        }
+    }
+
+    /// Logs out: forgets the conversation on this device (its messages, outbox and session) and
+    /// starts a new, empty anonymous one.
+    pub fn logout(&self) {
+        self.rt.dispatch(Event::Logout);
+    }
+
+    /// Calls `f` on `event`: `ready`, `open`, `close`, `message`, `unread`, `status`, `sound`,
+    /// `tokenExpired`.
     pub fn on(&self, event: &str, f: js_sys::Function) {
         self.rt.on(event, f);
     }
@@ -83,16 +114,16 @@ impl Natter {
         self.rt.off(event, f);
     }
 
-    /// `{connected, transport, open, unread, status, muted}`.
+    /// `{connected, transport, open, unread, status, muted, user}`.
     #[wasm_bindgen(getter)]
     pub fn state(&self) -> JsValue {
         self.rt.state()
     }
 
-    /// The session id (the conversation), as kept in `localStorage`.
+    /// The anonymous session the hub issued (kept in `localStorage`); undefined until it has.
     #[wasm_bindgen(getter)]
-    pub fn session(&self) -> String {
-        self.rt.session().to_string()
+    pub fn session(&self) -> Option<String> {
+        self.rt.session()
     }
 
     /// Removes every node, listener, timer, socket and request of this widget.
@@ -155,16 +186,18 @@ fn read_options(o: &JsValue) -> RawOptions {
         open: flex("open"),
         accent: string("accent"),
         colors,
+        identity_token: string("identityToken"),
     }
 }
 
 /// Mounts a widget on the page: `mount({server, position, zIndex, title, greeting, shortcut,
-/// theme, open, accent, colors})`.
+/// theme, open, accent, colors, identityToken})`.
 #[wasm_bindgen]
 pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
     console_error_panic_hook::set_once();
-    let raw = read_options(&options);
-    let options = raw.resolve();
+    // (`tokenExpired` is the npm module's: it listens to the `tokenExpired` event and calls
+    // `identify` with what the option gives.)
+    let options = read_options(&options).resolve();
     let rt = Runtime::mount(options)?;
     Ok(Natter { rt })
 }

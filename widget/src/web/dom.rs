@@ -175,20 +175,41 @@ fn sheet(css: &str) -> Result<CssStyleSheet, JsValue> {
     Ok(s)
 }
 
-/// Appends `text` to `parent` as text nodes and safe anchors.
+/// Appends `text` to `parent` as text nodes and safe anchors. An anchor shows exactly its
+/// `href` (see `text.rs`: the real host, no userinfo, no bidi controls), with a host that
+/// needs it in the browser's own punycode, and `dir="ltr"` isolates it, so a right-to-left
+/// override in the text around it cannot reorder it.
 fn fill_text(doc: &Document, parent: &Element, text: &str) -> Result<(), JsValue> {
     for seg in segments(text) {
-        match seg {
+        let link = match seg {
             Segment::Text(t) => {
                 parent.append_child(&doc.create_text_node(t))?;
+                continue;
             }
-            Segment::Link(url) => {
-                let a = el(doc, "a", "")?;
-                attrs(&a, &[("href", url), ("rel", "noopener noreferrer"), ("target", "_blank")])?;
-                a.set_text_content(Some(url));
-                parent.append_child(&a)?;
-            }
+            Segment::Link(link) => link,
+        };
+        let mut url = String::from(link.scheme);
+        url.push_str(&link.host);
+        // The browser's IDNA (UTS-46) ToASCII: the host it will really connect to. A host it
+        // refuses makes no link.
+        let anchor = !link.ascii_host
+            || match web_sys::Url::new(&url) {
+                Ok(parsed) => {
+                    url.truncate(link.scheme.len());
+                    url.push_str(&parsed.hostname());
+                    true
+                }
+                Err(_) => false,
+            };
+        url.push_str(&link.rest);
+        if !anchor {
+            parent.append_child(&doc.create_text_node(&url))?;
+            continue;
         }
+        let a = el(doc, "a", "")?;
+        attrs(&a, &[("href", &url), ("dir", "ltr"), ("rel", "noopener noreferrer"), ("target", "_blank")])?;
+        a.set_text_content(Some(&url));
+        parent.append_child(&a)?;
     }
     Ok(())
 }
@@ -382,6 +403,17 @@ impl Dom {
                 self.log.insert_before(node, expected.as_ref())?;
             }
             prev = Some(node.clone());
+        }
+        // Rows of messages the log no longer has: the conversation was replaced (a login, a
+        // logout). Only then can there be more rows than messages.
+        if self.rows.len() > messages.len() {
+            self.rows.retain(|r| {
+                let keep = messages.iter().any(|m| m.id == r.id);
+                if !keep {
+                    r.el.remove();
+                }
+                keep
+            });
         }
         Ok(added)
     }

@@ -9,7 +9,7 @@
 
 use natter_protocol::{
     Ack, ConversationMessage, ErrorCode, ErrorFrame, Gap, History, Role, ServerMessage, SystemNotice,
-    TypingNotice,
+    TypingNotice, UserProfile, Welcome,
 };
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -69,6 +69,20 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
     let o = Obj(v);
     let kind = o.string("type")?;
     Some(match kind.as_str() {
+        // Only what the widget uses: the session to keep, and who the user is.
+        "welcome" => {
+            let user = o.get("user");
+            let user = Obj(&user);
+            ServerMessage::Welcome(Welcome {
+                session: o.string("session"),
+                user: user.string("id").map(|id| UserProfile {
+                    id,
+                    name: user.string("name"),
+                    ..UserProfile::default()
+                }),
+                ..Welcome::default()
+            })
+        }
         "user" => ServerMessage::User(o.conversation()?),
         "bot" => ServerMessage::Bot(o.conversation()?),
         "agent" => ServerMessage::Agent(o.conversation()?),
@@ -146,6 +160,17 @@ mod tests {
     /// One frame of every kind the widget reads, with every field it reads set.
     fn read() -> Vec<ServerMessage> {
         vec![
+            // (A welcome's `member`, `email`, `avatar` and `expiresAt` are not read:
+            // `welcome_keeps_what_the_widget_uses` checks a full one.)
+            M::Welcome(Welcome { session: Some("s.t".into()), ..Welcome::default() }),
+            M::Welcome(Welcome {
+                user: Some(UserProfile {
+                    id: "42".into(),
+                    name: Some("Ada".into()),
+                    ..UserProfile::default()
+                }),
+                ..Welcome::default()
+            }),
             M::User(conversation("u", 1)),
             M::Bot(conversation("b", 2)),
             M::Agent(conversation("a", 3)),
@@ -170,7 +195,7 @@ mod tests {
 
     /// One frame of every kind the widget has no use for (rooms, presence, pong).
     fn ignored() -> Vec<ServerMessage> {
-        let member = Member { id: "m".into(), name: None };
+        let member = Member { id: "m".into(), name: None, verified: true };
         let relay = RelayNotice { room: "r".into(), from: member.clone(), data: serde_json::json!({}) };
         let presence = Presence { room: "r".into(), user: member, timestamp: "t".into() };
         vec![
@@ -204,6 +229,24 @@ mod tests {
         for m in ignored() {
             assert_eq!(decode(&parsed(&m)), None, "{}", m.kind());
         }
+    }
+
+    #[wasm_bindgen_test]
+    fn welcome_keeps_what_the_widget_uses() {
+        let full = M::Welcome(Welcome {
+            session: Some("s.t".into()),
+            member: "u_2".into(),
+            user: Some(UserProfile {
+                id: "42".into(),
+                name: Some("Ada".into()),
+                email: Some("a@example.com".into()),
+                avatar: Some("https://example.com/a.png".into()),
+            }),
+            expires_at: Some(1_790_000_000),
+        });
+        let Some(M::Welcome(w)) = decode(&parsed(&full)) else { panic!("a welcome") };
+        assert_eq!(w.session.as_deref(), Some("s.t"));
+        assert_eq!(w.user.map(|u| (u.id, u.name)), Some(("42".into(), Some("Ada".into()))));
     }
 
     #[wasm_bindgen_test]

@@ -8,27 +8,34 @@
 
 use super::frame::decode;
 use crate::state::Outgoing;
-use natter_protocol::{History, ServerMessage};
+use natter_protocol::{History, ServerMessage, SESSION_HEADER};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, CloseEvent, MessageEvent, RequestInit, Response, WebSocket};
 
-/// Where the hub is and who we are.
+/// Where the hub is.
 pub(crate) struct Endpoint {
     /// `https://hub.example` (no trailing slash).
     pub http: String,
     /// `wss://hub.example`.
     pub ws: String,
-    /// The session id.
-    pub session: String,
     /// The page path sent as context.
     pub page: String,
 }
 
+/// Who the widget is on an HTTP request: sent as `Authorization: Bearer` (a signed-in user) or
+/// `X-Natter-Session` (a visitor), never in the URL.
+pub(crate) struct Credentials {
+    /// The identity token.
+    pub token: Option<String>,
+    /// The session the hub issued.
+    pub session: Option<String>,
+}
+
 impl Endpoint {
     /// Resolves the configured server against the page's URL.
-    pub(crate) fn new(server: &str, session: String) -> Endpoint {
+    pub(crate) fn new(server: &str) -> Endpoint {
         let location = web_sys::window().map(|w| w.location());
         let href = location.as_ref().and_then(|l| l.href().ok()).unwrap_or_default();
         let page = location.as_ref().and_then(|l| l.pathname().ok()).unwrap_or_else(|| "/".into());
@@ -46,30 +53,45 @@ impl Endpoint {
         } else {
             http.clone()
         };
-        Endpoint { http, ws, session, page }
+        Endpoint { http, ws, page }
     }
 
-    fn query(&self, after: Option<u64>) -> String {
-        let mut q = format!("session={}", enc(&self.session));
-        if let Some(a) = after {
-            q.push_str(&format!("&after={a}"));
-        }
-        q
-    }
-
-    /// The WebSocket URL, resuming after `after`.
-    pub(crate) fn socket_url(&self, after: Option<u64>) -> String {
-        format!("{}/ws/chat?{}&page={}", self.ws, self.query(after), enc(&self.page))
+    /// The WebSocket URL: no credentials and no resume point in it (the `auth` frame carries
+    /// them, so that no proxy log holds a session or a token).
+    pub(crate) fn socket_url(&self) -> String {
+        format!("{}/ws/chat", self.ws)
     }
 
     /// The JSON text of a visitor message.
     pub(crate) fn encode(&self, out: &Outgoing) -> String {
-        crate::wire::user_message(out, &self.session, &self.page)
+        crate::wire::user_message(out, &self.page)
     }
 }
 
-fn enc(s: &str) -> String {
-    String::from(js_sys::encode_uri_component(s))
+/// The request headers carrying `who`, and the JSON content type when `json`.
+fn headers(who: &Credentials, json: bool) -> Option<js_sys::Object> {
+    let headers = js_sys::Object::new();
+    let set = |k: &str, v: &str| js_sys::Reflect::set(&headers, &k.into(), &v.into()).ok();
+    if json {
+        set("content-type", "application/json")?;
+    }
+    if let Some(t) = &who.token {
+        set("authorization", &format!("Bearer {t}"))?;
+    } else if let Some(s) = &who.session {
+        set(SESSION_HEADER, s)?;
+    }
+    Some(headers)
+}
+
+/// What an HTTP call to the hub answered: the frame (`None` when the network failed or the answer
+/// was not a frame), whether the status was 2xx, and a session the hub issued.
+pub(crate) struct Answer {
+    /// The hub's frame.
+    pub frame: Option<ServerMessage>,
+    /// 2xx.
+    pub ok: bool,
+    /// The `X-Natter-Session` header: a session the hub issued for this request.
+    pub session: Option<String>,
 }
 
 /// An open (or opening) WebSocket and its handlers; dropping it detaches them and closes it.
@@ -130,42 +152,63 @@ impl Drop for Socket {
     }
 }
 
-async fn fetch_json(url: &str, init: &RequestInit) -> Result<(bool, JsValue), JsValue> {
-    let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
-    let resp: Response = JsFuture::from(window.fetch_with_str_and_init(url, init)).await?.dyn_into()?;
-    let ok = resp.ok();
-    let body = JsFuture::from(resp.json()?).await?;
-    Ok((ok, body))
+async fn fetch_json(url: &str, init: &RequestInit) -> Answer {
+    let failed = Answer { frame: None, ok: false, session: None };
+    let Some(window) = web_sys::window() else { return failed };
+    let Ok(resp) = JsFuture::from(window.fetch_with_str_and_init(url, init)).await else { return failed };
+    let Ok(resp) = resp.dyn_into::<Response>() else { return failed };
+    let session = resp.headers().get(SESSION_HEADER).ok().flatten();
+    let body = match resp.json() {
+        Ok(p) => JsFuture::from(p).await.ok(),
+        Err(_) => None,
+    };
+    Answer { frame: body.as_ref().and_then(decode), ok: resp.ok(), session }
 }
 
-/// One long-poll: the `history` the hub answers with, or `None` on any failure.
-pub(crate) async fn poll(end: &Endpoint, after: Option<u64>, signal: &AbortSignal) -> Option<History> {
+/// One long-poll: a 2xx answer's `history`, the `error` of a refusal (a 4xx), or nothing when
+/// the network failed.
+pub(crate) async fn poll(
+    end: &Endpoint,
+    who: &Credentials,
+    after: Option<u64>,
+    signal: &AbortSignal,
+) -> Answer {
     let init = RequestInit::new();
     init.set_method("GET");
     init.set_signal(Some(signal));
-    let url = format!("{}/api/chat/poll?{}", end.http, end.query(after));
-    let (ok, body) = fetch_json(&url, &init).await.ok()?;
-    match decode(&body) {
-        Some(ServerMessage::History(h)) if ok => Some(h),
-        _ => None,
+    if let Some(h) = headers(who, false) {
+        init.set_headers(&h);
     }
+    let after = after.map(|a| format!("?after={a}")).unwrap_or_default();
+    let mut answer = fetch_json(&format!("{}/api/chat/poll{after}", end.http), &init).await;
+    answer.frame = match answer.frame {
+        Some(ServerMessage::History(h)) if answer.ok => Some(ServerMessage::History(h)),
+        Some(e @ ServerMessage::Error(_)) if !answer.ok => Some(e),
+        _ => None,
+    };
+    answer
 }
 
-/// One HTTP send: the hub's `ack` or `error`, or `None` when the network failed (or the answer
+/// One HTTP send: the hub's `ack` or `error`, or no frame when the network failed (or the answer
 /// was not a frame, e.g. a proxy's error page) — the message is then re-sent later.
-pub(crate) async fn post(end: &Endpoint, out: &Outgoing, signal: &AbortSignal) -> Option<ServerMessage> {
+pub(crate) async fn post(end: &Endpoint, who: &Credentials, out: &Outgoing, signal: &AbortSignal) -> Answer {
     let body = end.encode(out);
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_signal(Some(signal));
     init.set_body(&JsValue::from_str(&body));
-    let headers = js_sys::Object::new();
-    js_sys::Reflect::set(&headers, &"content-type".into(), &"application/json".into()).ok()?;
-    init.set_headers(&headers);
-    let url = format!("{}/api/chat/messages", end.http);
-    let (_, body) = fetch_json(&url, &init).await.ok()?;
-    match decode(&body)? {
-        m @ (ServerMessage::Ack(_) | ServerMessage::Error(_)) => Some(m),
+    if let Some(h) = headers(who, true) {
+        init.set_headers(&h);
+    }
+    let mut answer = fetch_json(&format!("{}/api/chat/messages", end.http), &init).await;
+    answer.frame = answer.frame.filter(|m| matches!(m, ServerMessage::Ack(_) | ServerMessage::Error(_)));
+    answer
+}
+
+/// The `History` of a poll's answer.
+pub(crate) fn history_of(frame: Option<ServerMessage>) -> Option<History> {
+    match frame {
+        Some(ServerMessage::History(h)) => Some(h),
         _ => None,
     }
 }

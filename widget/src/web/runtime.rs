@@ -8,7 +8,7 @@
 
 use super::api;
 use super::dom::Dom;
-use super::link::{self, Endpoint, Socket, SocketEvent};
+use super::link::{self, Credentials, Endpoint, Socket, SocketEvent};
 use super::listen::Listener;
 use super::random;
 use super::sound::Sound;
@@ -67,8 +67,7 @@ impl Runtime {
     /// Builds the widget into the page, wires its listeners and starts connecting.
     pub(super) fn mount(options: Options) -> Result<Rc<Runtime>, JsValue> {
         let store = Store::open();
-        let session = store.session_id();
-        let endpoint = Endpoint::new(&options.server, session.clone());
+        let endpoint = Endpoint::new(&options.server);
         let window = web_sys::window().ok_or("natter: no window")?;
         let hidden = window.document().is_some_and(|d| d.hidden());
         let model = Model::new(Init {
@@ -77,7 +76,9 @@ impl Runtime {
             online: window.navigator().on_line(),
             hidden,
             open: options.open,
-            outbox: store.outbox(&session),
+            outbox: store.outbox(),
+            session: store.session(),
+            token: options.identity_token.clone(),
         });
         let dom = Dom::build(&options)?;
         let rt = Rc::new_cyclic(|me| Runtime {
@@ -121,9 +122,27 @@ impl Runtime {
         api::state_js(&self.model.borrow())
     }
 
-    /// The session id (the conversation).
-    pub(super) fn session(&self) -> &str {
-        &self.endpoint.session
+    /// The anonymous session the hub issued, once it has.
+    pub(super) fn session(&self) -> Option<String> {
+        self.model.borrow().identity.session.clone()
+    }
+
+    /// Who the widget is, for an HTTP request.
+    fn credentials(&self) -> Credentials {
+        let model = self.model.borrow();
+        Credentials { token: model.identity.token.clone(), session: model.identity.session.clone() }
+    }
+
+    /// The hub refused the identity token: tells the page with the `tokenExpired` event. (The
+    /// npm module answers it with the `tokenExpired` option's fresh token, through `identify`;
+    /// the console has the reason already: `Effect::Warn` came first.)
+    fn renew_token(&self, reason: &str) {
+        if !self.handlers.borrow().iter().any(|(n, _)| n == "tokenExpired") {
+            web_sys::console::warn_1(
+                &"natter: give a fresh identity token with natter.identify(token)".into(),
+            );
+        }
+        self.emit("tokenExpired", &reason.into());
     }
 
     /// Adds a page listener for `event`.
@@ -204,7 +223,8 @@ impl Runtime {
 
     fn perform(&self, fx: Effect) {
         match fx {
-            Effect::OpenSocket { socket, after } => self.open_socket(socket, after),
+            // `after` goes in the `auth` frame once the socket is open.
+            Effect::OpenSocket { socket, .. } => self.open_socket(socket),
             Effect::CloseSocket => {
                 if let Some(s) = self.socket.borrow_mut().take() {
                     self.bury(Box::new(s));
@@ -248,8 +268,22 @@ impl Runtime {
             }
             Effect::SaveOutbox => {
                 let model = self.model.borrow();
-                self.store.save_outbox(&self.endpoint.session, model.log.outbox.entries(), &model.log.acked);
+                self.store.save_outbox(model.log.outbox.entries(), &model.log.acked);
             }
+            Effect::ForgetOutbox => self.store.forget_outbox(),
+            Effect::SaveSession => self.store.set_session(self.model.borrow().identity.session.as_deref()),
+            Effect::Authenticate { after } => {
+                let frame = {
+                    let model = self.model.borrow();
+                    let id = &model.identity;
+                    crate::wire::auth(id.token.as_deref(), id.session.as_deref(), after, &self.endpoint.page)
+                };
+                if let Some(s) = self.socket.borrow().as_ref() {
+                    s.send(&frame);
+                }
+            }
+            Effect::RenewToken { reason } => self.renew_token(&reason),
+            Effect::Warn(message) => web_sys::console::warn_2(&"natter:".into(), &message.into()),
             Effect::SaveMuted => self.store.set_muted(self.model.borrow().muted),
             Effect::FocusInput => {
                 if let Some(dom) = self.dom.borrow().as_ref() {
@@ -278,8 +312,8 @@ impl Runtime {
         }
     }
 
-    fn open_socket(&self, id: u32, after: Option<u64>) {
-        let url = self.endpoint.socket_url(after);
+    fn open_socket(&self, id: u32) {
+        let url = self.endpoint.socket_url();
         let weak = self.weak();
         let report = move |e: SocketEvent| {
             if let Some(rt) = weak.upgrade() {
@@ -312,12 +346,23 @@ impl Runtime {
             old.abort();
         }
         let weak = self.weak();
+        let who = self.credentials();
         wasm_bindgen_futures::spawn_local(async move {
             let Some(end) = weak.upgrade() else { return };
-            let result = link::poll(&end.endpoint, after, &signal).await;
+            let answer = link::poll(&end.endpoint, &who, after, &signal).await;
             drop(end);
             if let Some(rt) = weak.upgrade() {
-                rt.dispatch(Event::PollDone { poll, history: result });
+                if let Some(session) = answer.session {
+                    rt.dispatch(Event::SessionIssued { session });
+                }
+                match answer.frame {
+                    // A refusal of who the widget is reads like the same refusal on a socket.
+                    Some(e @ natter_protocol::ServerMessage::Error(_)) => {
+                        rt.dispatch(Event::Frame { socket: None, message: e });
+                        rt.dispatch(Event::PollDone { poll, history: None });
+                    }
+                    frame => rt.dispatch(Event::PollDone { poll, history: link::history_of(frame) }),
+                }
             }
         });
     }
@@ -336,10 +381,14 @@ impl Runtime {
             },
         };
         let weak = self.weak();
+        let who = self.credentials();
         wasm_bindgen_futures::spawn_local(async move {
             let Some(rt) = weak.upgrade() else { return };
-            let result = link::post(&rt.endpoint, &out, &signal).await;
-            rt.dispatch(Event::Posted { id: out.id, reply: result });
+            let answer = link::post(&rt.endpoint, &who, &out, &signal).await;
+            if let Some(session) = answer.session {
+                rt.dispatch(Event::SessionIssued { session });
+            }
+            rt.dispatch(Event::Posted { id: out.id, reply: answer.frame });
         });
     }
 

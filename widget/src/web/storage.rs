@@ -1,4 +1,5 @@
-//! `localStorage`: the session id, the outbox and the mute switch.
+//! `localStorage`: the session the hub issued, the outbox and the mute switch. (An identity
+//! token is never stored: the page gives it on each load.)
 //!
 //! Storage can be missing or throw (sandboxed iframes, Safari private mode, a full quota); the
 //! widget then works for the life of the page without persistence instead of failing.
@@ -9,6 +10,9 @@ use web_sys::Storage;
 
 const SESSION_KEY: &str = "natter:session";
 const MUTED_KEY: &str = "natter:muted";
+/// One outbox per browser profile and site, like the session: what was typed waits here whoever
+/// the hub turns out to say the widget is.
+const OUTBOX_KEY: &str = "natter:outbox";
 
 /// Access to `localStorage`, if the page has it.
 pub(crate) struct Store {
@@ -39,15 +43,17 @@ impl Store {
         }
     }
 
-    /// The session id shared by every tab of this site, made on first use.
-    pub(crate) fn session_id(&self) -> String {
-        if let Some(id) = self.get(SESSION_KEY).filter(|id| natter_protocol::validate_session_id(id).is_ok())
-        {
-            return id;
+    /// The session the hub issued on an earlier visit, shared by every tab of this site.
+    pub(crate) fn session(&self) -> Option<String> {
+        self.get(SESSION_KEY).filter(|id| natter_protocol::validate_session_id(id).is_ok())
+    }
+
+    /// Keeps the session the hub issued (forgets it with `None`).
+    pub(crate) fn set_session(&self, session: Option<&str>) {
+        match session {
+            Some(s) => self.set(SESSION_KEY, s),
+            None => self.remove(SESSION_KEY),
         }
-        let id = super::random::hex_id();
-        self.set(SESSION_KEY, &id);
-        id
     }
 
     /// Whether the visitor muted the chime on an earlier visit.
@@ -64,13 +70,9 @@ impl Store {
         }
     }
 
-    fn outbox_key(session: &str) -> String {
-        format!("natter:outbox:{session}")
-    }
-
-    /// The outbox a previous page of this session left behind.
-    pub(crate) fn outbox(&self, session: &str) -> Vec<OutboxEntry> {
-        let Some(text) = self.get(&Self::outbox_key(session)) else { return Vec::new() };
+    /// The outbox a previous page left behind.
+    pub(crate) fn outbox(&self) -> Vec<OutboxEntry> {
+        let Some(text) = self.get(OUTBOX_KEY) else { return Vec::new() };
         let Ok(list) = js_sys::JSON::parse(&text).and_then(|v| v.dyn_into::<js_sys::Array>()) else {
             return Vec::new();
         };
@@ -88,14 +90,18 @@ impl Store {
             .collect()
     }
 
-    /// Persists this tab's outbox, keeping what other tabs of the session left there unless
-    /// this tab saw it acknowledged (removes the key when nothing is left).
-    pub(crate) fn save_outbox(&self, session: &str, entries: &[OutboxEntry], acked: &[String]) {
-        let key = Self::outbox_key(session);
-        let all = crate::outbox::merge_for_storage(entries, self.outbox(session), acked);
+    /// Persists this tab's outbox, keeping what other tabs left there unless this tab saw it
+    /// acknowledged (removes the key when nothing is left).
+    pub(crate) fn save_outbox(&self, entries: &[OutboxEntry], acked: &[String]) {
+        let all = crate::outbox::merge_for_storage(entries, self.outbox(), acked);
         if all.is_empty() {
-            return self.remove(&key);
+            return self.remove(OUTBOX_KEY);
         }
-        self.set(&key, &crate::wire::outbox(&all));
+        self.set(OUTBOX_KEY, &crate::wire::outbox(&all));
+    }
+
+    /// Forgets the outbox (a logout: what the user typed is not sent as the next visitor).
+    pub(crate) fn forget_outbox(&self) {
+        self.remove(OUTBOX_KEY);
     }
 }

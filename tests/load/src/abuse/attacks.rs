@@ -110,7 +110,7 @@ fn summary(counts: &BTreeMap<String, u64>) -> String {
     counts.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ")
 }
 
-/// 1. Stores messages under the ids honest members will use next.
+/// Attack 1: stores messages under the ids honest members will use next.
 async fn ids(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
     let mut sockets = Vec::new();
     for s in 0..10 {
@@ -148,7 +148,7 @@ async fn ids(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
     Ok(format!("{}; honest acks marked duplicate: see the lost column", summary(&counts)))
 }
 
-/// 2a. A fresh session for every message.
+/// Attack 2a: a fresh session for every message.
 async fn sessions(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
     let sent = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -191,7 +191,7 @@ async fn sessions(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
         .join(", "))
 }
 
-/// 2b. Long-polls held open by the hundred.
+/// Attack 2b: long-polls held open by the hundred.
 async fn polls(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
     let mut tasks = Vec::new();
     for i in 0..1500 {
@@ -216,7 +216,7 @@ async fn polls(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
     Ok(counts.iter().map(|(k, n)| format!("{n} x {k}")).collect::<Vec<_>>().join(", "))
 }
 
-/// 3. Contexts of 62 KB: 4 sessions x 100 messages, each session at the rate a session may
+/// Attack 3: contexts of 62 KB, 4 sessions x 100 messages, each session at the rate a session may
 /// send (5 a second), then 3 resumes from the start at once.
 async fn context(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
     let zeros = Arc::new(vec!["0"; 31_000].join(","));
@@ -266,7 +266,7 @@ async fn context(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
     Ok(format!("{}; {resumed} resumes from seq 0", summary(&counts)))
 }
 
-/// 4. Connections that never finish their request head.
+/// Attack 4: connections that never finish their request head.
 async fn slowloris(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
     let closed = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
@@ -302,7 +302,7 @@ async fn slowloris(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
     ))
 }
 
-/// 5. Sockets in an honest room that keep pinging and never read.
+/// Attack 5: sockets in an honest room that keep pinging and never read.
 async fn deaf(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -330,7 +330,7 @@ async fn deaf(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
     Ok(format!("{} of 50 closed by the hub (median {median} after joining)", cut.len()))
 }
 
-/// 6. Every frame kind, as fast as it goes, in an honest room.
+/// Attack 6: every frame kind, as fast as it goes, in an honest room.
 async fn flood(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
     let room = ctx.honest.room(0);
     let blob = "x".repeat(60_000);
@@ -367,7 +367,7 @@ async fn flood(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
     Ok(parts.join("; "))
 }
 
-/// 7. Rooms by the thousand.
+/// Attack 7: rooms by the thousand.
 async fn rooms(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
     let mut ws = open(ctx, attacker(8), "rooms").await?;
     let mut counts = BTreeMap::new();

@@ -1,0 +1,93 @@
+//! The HTTP transport: the fallback chat API (`POST /api/chat/messages`, long-poll
+//! `GET /api/chat/poll`), the room API ([`rooms`]), `/healthz` and `/metrics`.
+//!
+//! Every `/api` request has passed `edge::admit` (its client address and budget), so a client
+//! that asks for one new session after another spends its address's budget like any other.
+//! Errors are answered as the same JSON `error` frame the WebSocket sends
+//! (`{"type":"error","code":…,"message":…}`) with a fitting status code (see [`crate::edge`]).
+//!
+//! Credentials come in headers: `Authorization: Bearer <identity token>` for a signed-in user,
+//! `X-Natter-Session` for an anonymous visitor (`?session=` and the body's `sessionId` are still
+//! read, for clients of the original widget's format). A request without either gets a session
+//! issued on the spot, sent back in the `X-Natter-Session` header of the answer.
+
+mod rooms;
+
+pub(crate) use rooms::{create_room, list_rooms, room_info};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, Extensions, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use natter_protocol::{ServerMessage, PROTOCOL_VERSION};
+use serde::Deserialize;
+
+use crate::edge::{
+    check_origin, client_of, parse_after, read_body, who, with_session, ApiError, Query, MAX_PAGE_CHARS,
+};
+use crate::hub::Hub;
+
+/// Query of the chat API.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SessionQuery {
+    session: Option<String>,
+    after: Option<String>,
+    page: Option<String>,
+}
+
+/// `POST /api/chat/messages`: a `user` message (the original widget's JSON, whose `type` may be
+/// left out); answers with its `ack`.
+pub(crate) async fn post_message(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    Query(q): Query<SessionQuery>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_origin(hub.config(), &headers)?;
+    let body = read_body(&hub, body).await?;
+    let send = crate::client::parse_user_body(&body)?;
+    let who = who(&hub, &headers, q.session.as_deref(), send.session_id.as_deref())?;
+    let page: Option<String> =
+        q.page.filter(|p| !p.is_empty()).map(|p| p.chars().take(MAX_PAGE_CHARS).collect());
+    let ack = hub.post_user(&who, send, page.as_deref()).await?;
+    Ok(with_session(&who, Json(ServerMessage::Ack(ack)).into_response()))
+}
+
+/// `GET /api/chat/poll?after=`: the messages after `after`, at once when there are some, else
+/// when the next one arrives or after `--poll-timeout` (an empty `history`). Each poll holds a
+/// place of its client address (`--max-polls-per-address`) and of the hub's (`--max-polls`)
+/// while it lasts.
+pub(crate) async fn poll(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Query(q): Query<SessionQuery>,
+) -> Result<Response, ApiError> {
+    check_origin(hub.config(), &headers)?;
+    let since = parse_after(q.after.as_deref())?;
+    let who = who(&hub, &headers, q.session.as_deref(), None)?;
+    let _held = hub.hold_poll(client_of(&extensions).key())?;
+    let history = hub.poll(&who.conversation, since).await?;
+    Ok(with_session(&who, Json(ServerMessage::History(history)).into_response()))
+}
+
+/// `GET /healthz`: `ok`, or `degraded` (503) when the store is unhealthy.
+pub(crate) async fn healthz(State(hub): State<Hub>) -> Response {
+    let healthy = hub.store_healthy();
+    let connections = hub.metrics().connections.load(std::sync::atomic::Ordering::Relaxed);
+    let body = serde_json::json!({
+        "status": if healthy { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "protocol": PROTOCOL_VERSION,
+        "connections": connections,
+    });
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: Prometheus text.
+pub(crate) async fn metrics(State(hub): State<Hub>) -> Response {
+    let text = hub.metrics().render(&hub.gauges());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
