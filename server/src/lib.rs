@@ -268,7 +268,7 @@ fn router(hub: Hub) -> Router {
         // Credentials travel in headers, never in URLs: the identity token as a bearer token,
         // an anonymous session in `X-Natter-Session` (also how a newly issued one comes back).
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, session_header.clone()])
-        .expose_headers([session_header])
+        .expose_headers([session_header, header::RETRY_AFTER])
         .allow_origin(if config.allowed_origins.is_empty() {
             AllowOrigin::any()
         } else {
@@ -279,9 +279,11 @@ fn router(hub: Hub) -> Router {
         .route("/api/chat/poll", get(http::poll))
         .route("/api/rooms", get(http::list_rooms).post(http::create_room))
         .route("/api/rooms/{room}", get(http::room_info))
-        .layer(cors)
         .layer(DefaultBodyLimit::max(config.max_frame))
-        .layer(axum::middleware::from_fn_with_state(hub.clone(), edge::admit));
+        .layer(axum::middleware::from_fn_with_state(hub.clone(), edge::admit))
+        // Outermost, so that refusals by `admit` (429) carry CORS headers too: a page's script
+        // can then read the status and `Retry-After` instead of seeing a network error.
+        .layer(cors);
     Router::new()
         .route(
             "/ws/chat",

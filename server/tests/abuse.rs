@@ -192,6 +192,28 @@ async fn fresh_sessions_do_not_escape_the_address_budget() {
     assert!(hub.metric("natter_errors_total{code=\"rate_limited\"}").await >= 18);
 }
 
+/// A refusal of the address budget carries the CORS headers a page needs to read it (status and
+/// `Retry-After`), rather than looking like a network failure to the widget's script.
+#[tokio::test]
+async fn a_429_can_be_read_by_the_page_that_caused_it() {
+    let mut config = Config::for_tests();
+    config.address_rate_burst = 1;
+    config.address_rate_per_sec = 0.1;
+    config.allowed_origins = vec!["https://site.example".into()];
+    let hub = TestHub::with(config).await;
+    let client = http_from(loopback(23));
+    let poll =
+        || client.get(hub.url("/api/chat/poll?session=cors")).header("Origin", "https://site.example").send();
+    assert_eq!(poll().await.expect("poll").status(), 200);
+    let r = poll().await.expect("poll");
+    assert_eq!(r.status(), 429);
+    let header =
+        |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    assert_eq!(header("access-control-allow-origin"), "https://site.example");
+    assert!(header("access-control-expose-headers").contains("retry-after"), "{:?}", r.headers());
+    assert!(!header("retry-after").is_empty());
+}
+
 #[tokio::test]
 async fn forwarded_addresses_count_only_from_a_trusted_proxy() {
     let mut config = Config::for_tests();
