@@ -192,6 +192,66 @@ async fn fresh_sessions_do_not_escape_the_address_budget() {
     assert!(hub.metric("natter_errors_total{code=\"rate_limited\"}").await >= 18);
 }
 
+/// Sessions are issued by the hub (the production default), free and stateless: a client that
+/// asks for a new one over and over spends its address's budget like any other request, over
+/// HTTP and over the WebSocket alike, and a refusal issues nothing.
+#[tokio::test]
+async fn fetching_new_sessions_over_and_over_spends_the_address_budget() {
+    let mut config = Config::for_tests();
+    config.open_sessions = false;
+    config.address_rate_burst = 10;
+    config.address_rate_per_sec = 0.5;
+    config.rate_burst = 0;
+    let hub = TestHub::with(config).await;
+    let attacker = http_from(loopback(20));
+    let (mut issued, mut limited) = (std::collections::HashSet::new(), 0);
+    for _ in 0..30 {
+        let r = attacker
+            .post(hub.url("/api/chat/messages"))
+            .json(&json!({"message": "hi"}))
+            .send()
+            .await
+            .expect("post");
+        let session = r.headers().get(natter_protocol::SESSION_HEADER).map(|v| v.as_bytes().to_vec());
+        match r.status().as_u16() {
+            200 => {
+                issued.insert(session.expect("a new session with each answer"));
+            }
+            429 => {
+                assert!(session.is_none(), "a refused request is issued no session");
+                limited += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(issued.len() <= 11 && limited >= 19, "{} sessions issued, {limited} refused", issued.len());
+    // Over the WebSocket: every connect draws on the budget, so `{"type":"auth"}` on one fresh
+    // socket after another stops there too.
+    let mut welcomed = 0;
+    for _ in 0..30 {
+        let tcp = tcp_from(&hub, loopback(21)).await;
+        let url = format!("ws://{}/ws/chat", hub.addr);
+        let Ok((ws, _)) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await else {
+            continue;
+        };
+        let mut tab = Tab { ws };
+        tab.send(json!({"type": "auth"})).await;
+        if matches!(tab.recv().await, ServerMessage::Welcome(w) if w.session.is_some()) {
+            welcomed += 1;
+        }
+    }
+    assert!((1..=11).contains(&welcomed), "{welcomed} sessions issued over the WebSocket");
+    // Another address is served.
+    let r = http_from(loopback(22))
+        .post(hub.url("/api/chat/messages"))
+        .json(&json!({"message": "hello"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get(natter_protocol::SESSION_HEADER).is_some());
+}
+
 /// A refusal of the address budget carries the CORS headers a page needs to read it (status and
 /// `Retry-After`), rather than looking like a network failure to the widget's script.
 #[tokio::test]
@@ -561,6 +621,39 @@ async fn a_flooder_is_throttled_then_cut_and_the_room_stays() {
         let (id, _) = tab.until(chat_text).await;
         assert_eq!(id, "after");
     }
+}
+
+/// Frames sent before `auth` (when the connection has not said who it is) draw on the same
+/// budget: refused, then cut with 4029.
+#[tokio::test]
+async fn frames_before_auth_draw_on_the_budget_too() {
+    let mut config = Config::for_tests();
+    config.open_sessions = false;
+    config.frame_budget = 4 * 1024;
+    let hub = TestHub::with(config).await;
+    let mut tab = Tab::connect(&format!("ws://{}/ws/chat", hub.addr)).await;
+    let junk = json!({"type": "ping", "nonce": "x".repeat(1000)}).to_string();
+    for _ in 0..200 {
+        if tab.ws.send(Message::text(junk.clone())).await.is_err() {
+            break;
+        }
+    }
+    let mut codes = Vec::new();
+    let close = loop {
+        match tokio::time::timeout(DEADLINE, tab.ws.next()).await.expect("a frame in time") {
+            Some(Ok(Message::Text(t))) => {
+                if let Ok(ServerMessage::Error(e)) = ServerMessage::from_json(t.as_str()) {
+                    codes.push(e.code);
+                }
+            }
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            Some(Ok(_)) => {}
+            other => panic!("expected 4029, got {other:?}"),
+        }
+    };
+    assert_eq!(close, close::RATE_LIMITED, "{codes:?}");
+    assert!(codes.contains(&ErrorCode::BadSession) && codes.contains(&ErrorCode::RateLimited), "{codes:?}");
+    assert!(codes.len() < 60, "{} frames answered before the cut", codes.len());
 }
 
 #[tokio::test]

@@ -334,6 +334,69 @@ async fn the_rooms_claim_covers_some_rooms_and_not_others() {
     assert!(rooms.contains(&"team-a") && !rooms.contains(&"team-b"), "{rooms:?}");
 }
 
+/// The room API takes the operator's `--api-key` (servers) as well as identity tokens (users):
+/// the key reads and creates any room; a user creates only rooms their claim covers, within
+/// their address's hourly room budget; anything else is a 401 that says what to send.
+#[tokio::test]
+async fn the_room_api_takes_the_operators_key_or_a_users_token() {
+    let mut config = secure_config();
+    config.api_key = Some("operator key for the room API".into());
+    config.room_creations_per_hour = 2;
+    let hub = TestHub::with(config).await;
+    let client = reqwest::Client::new();
+    let key = "operator key for the room API";
+    let mut ada = claims("ada");
+    ada["rooms"] = json!(["proj-*"]);
+    let create = |room: &str, bearer: Option<String>| {
+        let mut r = client.post(hub.url("/api/rooms")).json(&json!({"room": room}));
+        if let Some(b) = bearer {
+            r = r.bearer_auth(b);
+        }
+        async move {
+            let r = r.send().await.expect("post");
+            let status = r.status().as_u16();
+            (status, r.text().await.expect("body"))
+        }
+    };
+    // The operator's servers: any room, no hourly budget.
+    for room in ["ops-1", "ops-2", "ops-3"] {
+        assert_eq!(create(room, Some(key.into())).await.0, 201, "{room}");
+    }
+    // A signed-in user: within the claim, and within the address's budget.
+    assert_eq!(create("proj-1", Some(hs256(&ada))).await.0, 201);
+    let (status, body) = create("ops-9", Some(hs256(&ada))).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(create("proj-2", Some(hs256(&ada))).await.0, 201);
+    let (status, body) = create("proj-3", Some(hs256(&ada))).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("rooms in the last hour"), "{body}");
+    // No credential, or one that is neither: a 401 naming what to send.
+    let (status, body) = create("ops-4", None).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("--api-key") && body.contains("identity token"), "{body}");
+    let (status, body) = create("ops-4", Some("a guess".into())).await;
+    assert_eq!(status, 401, "{body}");
+    // Reading: the key sees every room; the user only what the claim covers.
+    let list = |bearer: String| {
+        let r = client.get(hub.url("/api/rooms")).bearer_auth(bearer).send();
+        async move {
+            let v: Value = r.await.expect("get").json().await.expect("json");
+            v["rooms"]
+                .as_array()
+                .expect("rooms")
+                .iter()
+                .map(|r| r["room"].as_str().unwrap_or("").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(key.into()).await, ["ops-1", "ops-2", "ops-3", "proj-1", "proj-2"]);
+    assert_eq!(list(hs256(&ada)).await, ["proj-1", "proj-2"]);
+    let info = client.get(hub.url("/api/rooms/ops-1")).bearer_auth(key).send().await.expect("get");
+    assert_eq!(info.status(), 200);
+    let info = client.get(hub.url("/api/rooms/ops-1")).send().await.expect("get");
+    assert_eq!(info.status(), 401);
+}
+
 /// The hub closes a connection whose token expired with 4401 ("get a fresh token"); a fresh
 /// `auth` sent before then renews it on the same connection.
 #[tokio::test]

@@ -211,6 +211,12 @@ async fn room_http_api() {
     assert!(
         matches!(r.json::<ServerMessage>().await.expect("json"), ServerMessage::Error(e) if e.code == ErrorCode::RoomExists)
     );
+    // A body over --max-frame is too large (413), not a bad body.
+    let r = create(json!({"room": "big", "metadata": {"blob": "m".repeat(70_000)}})).await.expect("post");
+    assert_eq!(r.status(), 413);
+    assert!(
+        matches!(r.json::<ServerMessage>().await.expect("json"), ServerMessage::Error(e) if e.code == ErrorCode::TooLarge && e.message.contains("body larger"))
+    );
     let r = create(json!({"room": "bad room"})).await.expect("post");
     assert_eq!(r.status(), 400);
     assert!(

@@ -46,8 +46,8 @@ fn caller(hub: &Hub, headers: &HeaderMap) -> Result<Caller, Refusal> {
             RoomAccess::Open => Ok(Caller::Anyone),
             RoomAccess::Identified => Err(Refusal::new(
                 ErrorCode::Unauthorized,
-                "the room API of this hub is for signed-in users and the operator: send `Authorization: Bearer \
-                 <identity token>` (or the hub's --api-key)",
+                "the room API of this hub is for signed-in users and the operator's servers: send \
+                 `Authorization: Bearer <identity token>` (or the hub's --api-key)",
             )),
         };
     };
@@ -150,7 +150,7 @@ fn checked_room(room: &str) -> Result<(), Refusal> {
 fn creation_refused(hub: &Hub) -> Refusal {
     let has_key = hub.config().api_key.as_deref().is_some_and(|k| !k.is_empty());
     let message = if has_key || hub.identity().verifies_tokens() {
-        "creating a room over HTTP needs the hub's API key or a signed-in user's identity token: send \
+        "creating a room over HTTP needs the hub's --api-key or a signed-in user's identity token: send \
          `Authorization: Bearer <key or token>`"
     } else {
         "creating rooms over HTTP is turned off on this hub: start it with --api-key (NATTER_API_KEY) and send \

@@ -134,7 +134,7 @@ impl Hub {
             let mut r = Refusal::new(
                 ErrorCode::RateLimited,
                 format!(
-                    "room {room:?} does not exist, and your address has created {} rooms in the last hour; join an existing room or wait {} s",
+                    "room {room:?} would be new, and your address has created {} rooms in the last hour, the most it may (--room-creations-per-hour); use an existing room or wait {} s",
                     self.shared.config.room_creations_per_hour,
                     ms.div_ceil(1000)
                 ),
