@@ -498,10 +498,16 @@ where
         let Connection { socket, mut client, mut shutdown, id, rx, .. } = self;
         // Nothing more is queued: answers made from here on are dropped at once.
         drop(rx);
+        // A peer that answered no ping for the idle timeout does not read: it will never see
+        // our close frame, let alone answer it, and waiting for it would keep its socket and
+        // kernel buffers another CLOSE_GRACE while it goes on sending. It is let go at once.
+        let stale = matches!(next, Next::Close { code: close::STALE, .. });
         if let Next::Close { code, reason } = next {
             tracing::debug!(connection = id, code, reason, "closing");
             let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(close_message(code, reason))).await;
-            if code == close::TOO_BIG {
+            if stale {
+                // See above.
+            } else if code == close::TOO_BIG {
                 // The oversized frame's payload was never read, so reading cannot go on; and
                 // closing the socket with it unread makes the kernel send a reset, which can
                 // destroy our error and close frames before the peer reads them. Linger (like an
@@ -523,7 +529,9 @@ where
         if let Some(c) = client.take() {
             Box::pin(c.finish()).await;
         }
-        let _ = tokio::time::timeout(CLOSE_GRACE, socket.close()).await;
+        if !stale {
+            let _ = tokio::time::timeout(CLOSE_GRACE, socket.close()).await;
+        }
         tracing::debug!(connection = id, "disconnected");
     }
 }
@@ -693,7 +701,10 @@ mod tests {
     }
 
     fn test_hub() -> Hub {
-        let config = Config::for_tests();
+        test_hub_with(Config::for_tests())
+    }
+
+    fn test_hub_with(config: Config) -> Hub {
         let identity =
             crate::identity::Identity::new(&config, &[b"unit-test session secret, 32 bytes".to_vec()])
                 .expect("identity");
@@ -735,6 +746,43 @@ mod tests {
             own <= IDLE_FUTURE_BYTES + HEADROOM,
             "an idle connection's future grew to {own} bytes (was {IDLE_FUTURE_BYTES}): box the new await"
         );
+    }
+
+    /// A peer that keeps sending (pings here) but never reads answers no ping: it is closed
+    /// with 4002 and let go at once, not after a close handshake it will never complete, during
+    /// which it could go on sending. Paused time: the clock only moves when everything waits.
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_never_reads_is_let_go_at_the_idle_timeout() {
+        let mut config = Config::for_tests();
+        config.ping_interval = Duration::from_secs(1);
+        config.idle_timeout = Duration::from_secs(3);
+        let hub = test_hub_with(config);
+        let (out_tx, mut out_rx) = mpsc::channel::<Message>(1024);
+        let (in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(16);
+        let params = Box::new(unit_params(&hub));
+        let started = Instant::now();
+        let task = tokio::spawn(drive(duplex(out_tx, in_rx), hub.clone(), params));
+        in_tx.send(Ok(Message::text(r#"{"type":"auth"}"#))).await.expect("send");
+        // It writes every 100 ms and never answers a ping (never reads what the hub sends).
+        let pinger = tokio::spawn(async move {
+            while in_tx.send(Ok(Message::Ping(Default::default()))).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        task.await.expect("drive ends");
+        let took = started.elapsed();
+        // The idle timeout, plus at most one ping interval to notice, plus a little: not the
+        // close handshake's CLOSE_GRACE on top.
+        assert!(took < Duration::from_secs(3 + 1) + Duration::from_millis(500), "let go after {took:?}");
+        let mut close = None;
+        while let Ok(m) = out_rx.try_recv() {
+            if let Message::Close(Some(f)) = m {
+                close = Some(f.code);
+            }
+        }
+        assert_eq!(close, Some(close::STALE));
+        pinger.abort();
+        assert!(hub.drained(Duration::from_secs(5)).await);
     }
 
     #[tokio::test]
