@@ -4,10 +4,15 @@
 //! messages lost, fresh honest connections that failed, and what the attacker got.
 //!
 //! The hub runs with its defaults except: an in-memory database, an open-file limit of 1,024
-//! (the common service default, which the issue's connection flood ran into), and a 5 s idle
-//! timeout with 1 s pings, so a peer that never reads is due within one phase. `--hub` runs
-//! another build instead (an older one, to see the attacks land); flags it does not know are
-//! left out. Nothing is asserted: the machine is shared, so this prints figures.
+//! (the common service default, which the issue's connection flood ran into), a 5 s idle
+//! timeout with 1 s pings, so a peer that never reads is due within one phase, and the LLM
+//! reply backend pointed at `natter-load` itself (an OpenAI-compatible double that answers
+//! honest visitors at once and the reply-engine attacks as a hostile or broken backend would),
+//! with `--reply-timeout 5s --reply-idle-timeout 3s` so a reply's deadline falls within a
+//! phase. Sessions are issued by the hub, as in production. `--hub` runs another build
+//! instead (an older one, to see the attacks land): flags it does not know are left out, a hub
+//! that does not issue sessions gets named ones, and one without the reply-engine bounds skips
+//! attacks 8 and 9. Nothing is asserted: the machine is shared, so this prints figures.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -16,12 +21,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::Value;
-
-/// The reply-engine attacks, measured once that work is on main.
-const LATER: &[(&str, &str)] = &[
-    ("8 prompt", "visitor data in the LLM's system role; links from page paths; replies past --max-text"),
-    ("9 backend", "backend streams without end, keep-alives past the deadline, 1,500 concurrent calls"),
-];
 
 /// Entry point: `args` are what follows `bench abuse`.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
@@ -35,7 +34,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "--hub" => hub_path = Some(it.next().context("--hub needs a path")?.into()),
             "--only" => only = Some(it.next().context("--only needs a list like 1,2a")?.clone()),
             "-h" | "--help" => {
-                println!("usage: cargo xtask bench abuse [--quick] [--hub PATH] [--only 1,2a,2b,3,4,5,6,7]");
+                println!(
+                    "usage: cargo xtask bench abuse [--quick] [--hub PATH] [--only 1,2a,2b,3,4,5,6,7,8,9]"
+                );
                 return Ok(());
             }
             other => bail!("unknown argument {other:?}; try `cargo xtask bench abuse --help`"),
@@ -66,8 +67,25 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if help.contains("--db") {
         flags.extend(["--db".into(), ":memory:".into()]);
     }
+    // The reply-engine attacks need the hub's LLM backend to be natter-load's double.
+    let backend: Option<SocketAddr> = if help.contains("--reply-concurrency") {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let backend: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        flags.extend([
+            "--reply-backend".into(),
+            "llm".into(),
+            "--llm-url".into(),
+            format!("http://{backend}/v1"),
+        ]);
+        flags.extend(["--llm-model".into(), "natter-load".into()]);
+        flags.extend(["--reply-timeout".into(), "5s".into(), "--reply-idle-timeout".into(), "3s".into()]);
+        Some(backend)
+    } else {
+        None
+    };
+    let hub_log = logs.join("abuse-hub.log");
     let quoted: Vec<String> = flags.iter().map(|f| format!("'{f}'")).collect();
-    let log = std::fs::File::create(logs.join("abuse-hub.log"))?;
+    let log = std::fs::File::create(&hub_log)?;
     // `exec` keeps the PID, so the generator reads the hub's own RSS.
     let child = Command::new("sh")
         .arg("-c")
@@ -82,7 +100,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
         if Instant::now() > deadline {
-            bail!("natter-hub did not listen on {addr} (see {})", logs.join("abuse-hub.log").display());
+            bail!("natter-hub did not listen on {addr} (see {})", hub_log.display());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -103,6 +121,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(o) = &only {
         load_args.extend(["--only".into(), o.clone()]);
     }
+    if let Some(b) = backend {
+        load_args.extend(["--backend".into(), b.to_string()]);
+    }
+    load_args.extend(["--hub-log".into(), hub_log.display().to_string()]);
+    // A hub from before sessions were issued takes the names clients give.
+    if !help.contains("--open-sessions") {
+        load_args.push("--named-sessions".into());
+    }
     let started = Instant::now();
     let out = Command::new(target.join("release/natter-load"))
         .args(&load_args)
@@ -116,7 +142,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let text = String::from_utf8_lossy(&out.stdout);
     let report: Value = serde_json::from_str(text.lines().last().unwrap_or_default())
         .with_context(|| format!("natter-load output {text:?}"))?;
-    let table = render(&report, only.is_none());
+    let table = render(&report);
     println!();
     println!("{table}");
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -150,7 +176,7 @@ impl Drop for Running {
 }
 
 /// The report as one Markdown table.
-fn render(report: &Value, with_later: bool) -> String {
+fn render(report: &Value) -> String {
     let rows = report["rows"].as_array().cloned().unwrap_or_default();
     let baseline_p99 = rows.first().and_then(|r| r["p99_ms"].as_f64()).unwrap_or(0.0);
     let mut out = String::from(
@@ -173,13 +199,6 @@ fn render(report: &Value, with_later: bool) -> String {
             r["connects"].as_u64().unwrap_or(0),
             r["attacker"].as_str().unwrap_or(""),
         ));
-    }
-    if with_later {
-        for (name, what) in LATER {
-            out.push_str(&format!(
-                "| {name} — {what} | — | — | — | — | not measured here: the reply engines' limits are not on main yet |\n"
-            ));
-        }
     }
     out
 }

@@ -73,6 +73,8 @@ pub struct Shared {
     /// How many messages each room member has sent (their next id is `c<member>-<count>`).
     pub sent_by_member: Vec<AtomicU64>,
     tag: String,
+    /// Sessions are named by the clients (older hubs), not issued by the hub.
+    named: bool,
 }
 
 impl Shared {
@@ -114,25 +116,24 @@ fn addr(block: u8, i: u64) -> IpAddr {
 }
 
 /// Connects every honest client (rooms joined) and starts them sending.
-pub async fn start(target: SocketAddr, tag: &str) -> anyhow::Result<Honest> {
+pub async fn start(target: SocketAddr, tag: &str, named: bool) -> anyhow::Result<Honest> {
     let shared = Arc::new(Shared {
         target,
         phase: AtomicU8::new(UNTAGGED),
         stats: Mutex::new(Vec::new()),
         sent_by_member: (0..ROOMS * ROOM_SIZE).map(|_| AtomicU64::new(0)).collect(),
         tag: tag.to_owned(),
+        named,
     });
     let mut tasks = Vec::new();
     for i in 0..VISITORS {
         let src = addr(60, i);
-        let session = format!("{tag}-visitor-{i}");
-        let (ws, _) = wire::open(Dialect::Natter, target, ipv4(src), &session).await?;
+        let (ws, _) = super::connect(target, ipv4(src), named, &format!("{tag}-visitor-{i}")).await?;
         tasks.push(tokio::spawn(visitor(shared.clone(), i, ws)));
     }
     for m in 0..ROOMS * ROOM_SIZE {
         let src = addr(61, m);
-        let session = format!("{tag}-member-{m}");
-        let (mut ws, _) = wire::open(Dialect::Natter, target, ipv4(src), &session).await?;
+        let (mut ws, _) = super::connect(target, ipv4(src), named, &format!("{tag}-member-{m}")).await?;
         wire::join(Dialect::Natter, &mut ws, &shared.room(m / ROOM_SIZE), &format!("M{m}")).await?;
         tasks.push(tokio::spawn(member(shared.clone(), m, ws)));
     }
@@ -257,7 +258,7 @@ async fn probe(shared: Arc<Shared>) {
         let session = format!("{}-probe-{k}", shared.tag);
         let shared2 = shared.clone();
         tokio::spawn(async move {
-            let ok = match wire::open(Dialect::Natter, shared2.target, ipv4(addr(62, k)), &session).await {
+            let ok = match super::connect(shared2.target, ipv4(addr(62, k)), shared2.named, &session).await {
                 Ok((ws, _)) => wire::close(Dialect::Natter, ws).await.is_ok(),
                 Err(_) => false,
             };

@@ -7,12 +7,19 @@
 //! the honest send → receive p99, honest deliveries that never happened and fresh honest
 //! connections that failed, and what the attacker got. Printed as one JSON object for
 //! `cargo xtask bench abuse`.
+//!
+//! Sessions are the hub's to issue (a client connects without one and sends `auth`), as on a
+//! production hub; `--named-sessions` names them instead, for hubs from before sessions were
+//! issued. With `--backend`, the hub's LLM backend is this process (see `backend`), for the
+//! reply-engine attacks.
 
 mod attacks;
+mod backend;
 mod honest;
 mod http;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +45,33 @@ pub struct AbuseArgs {
     /// Only these attacks (by number as listed in the table: `1`, `2a`, …); default all.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Name sessions (`?session=<name>`) instead of asking the hub for them: for hubs from
+    /// before sessions were issued.
+    #[arg(long)]
+    pub named_sessions: bool,
+    /// Serve an OpenAI-compatible chat API here (the hub's `--llm-url` is `http://ADDR/v1`);
+    /// the reply-engine attacks need it.
+    #[arg(long)]
+    pub backend: Option<SocketAddr>,
+    /// The hub's log file, to count the warnings an attack causes.
+    #[arg(long)]
+    pub hub_log: Option<PathBuf>,
+}
+
+/// A WebSocket from `src` with a session of its own, its history read, and the session: issued
+/// by the hub, or with `named` the name `name`.
+async fn connect(
+    target: SocketAddr,
+    src: Ipv4Addr,
+    named: bool,
+    name: &str,
+) -> anyhow::Result<(crate::wire::Ws, String)> {
+    if named {
+        let (ws, _) = crate::wire::open(crate::wire::Dialect::Natter, target, src, name).await?;
+        Ok((ws, name.to_owned()))
+    } else {
+        crate::wire::open_issued(target, src, "/").await
+    }
 }
 
 /// One row of the report.
@@ -91,8 +125,12 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
     let tag = format!("a{}", crate::wire::now_ns() / 1_000_000 % 100_000_000);
     let phase = Duration::from_secs_f64(args.phase);
     let settle = Duration::from_secs_f64(args.settle);
+    let double = match args.backend {
+        Some(addr) => Some(backend::serve(addr).await?),
+        None => None,
+    };
     eprintln!("abuse: connecting 200 honest clients to {}", args.target);
-    let honest = honest::start(args.target, &tag).await?;
+    let honest = honest::start(args.target, &tag, args.named_sessions).await?;
     let peak = Arc::new(AtomicU64::new(0));
     let sampler = sample_rss(args.server_pid, peak.clone());
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -120,6 +158,9 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
                 duration: phase,
                 honest: honest.shared.clone(),
                 tag: format!("{tag}-{step}"),
+                named: args.named_sessions,
+                backend: double.clone(),
+                hub_log: args.hub_log.clone(),
             };
             let started = tokio::time::Instant::now();
             let got = attacks::run(index, &ctx).await;
