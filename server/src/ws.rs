@@ -61,8 +61,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Upper bound of tungstenite's write buffer (a history frame can be a few MiB at most).
 const MAX_WRITE_BUFFER: usize = 64 * 1024 * 1024;
 
-/// How long a connection that sent an oversized frame is held open after the close frame.
-const TOO_BIG_LINGER: Duration = Duration::from_secs(2);
+/// How long a connection that is let go without a close handshake (an oversized frame, a peer
+/// that does not read, one cut for sending far too much) is held open after the close frame, so
+/// the peer can read it before the socket closes under it.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// tungstenite's read buffer per connection (its 128 KiB default costs ~130 KB each). It is
 /// allocated and zero-filled for every connection up front, idle or not, so it was the largest
@@ -340,6 +342,7 @@ where
             }
             Payment::Cut => {
                 let _ = socket.send(close_message(close::RATE_LIMITED, crate::client::CUT_REASON)).await;
+                linger(socket, &mut shutdown).await;
                 return None;
             }
         }
@@ -498,22 +501,24 @@ where
         let Connection { socket, mut client, mut shutdown, id, rx, .. } = self;
         // Nothing more is queued: answers made from here on are dropped at once.
         drop(rx);
-        // A peer that answered no ping for the idle timeout does not read: it will never see
-        // our close frame, let alone answer it, and waiting for it would keep its socket and
-        // kernel buffers another CLOSE_GRACE while it goes on sending. It is let go at once.
-        let stale = matches!(next, Next::Close { code: close::STALE, .. });
+        // A peer that answered no ping for the idle timeout does not read, and one cut for
+        // sending far too much has cost enough: neither gets a close handshake, during which
+        // its frames would still be handled (and a deaf peer's socket and kernel buffers kept
+        // another CLOSE_GRACE while it goes on sending). Their frames are read and dropped for
+        // at most LINGER, so a peer that does read sees the close frame rather than a reset.
+        let let_go = matches!(next, Next::Close { code: close::STALE | close::RATE_LIMITED, .. });
         if let Next::Close { code, reason } = next {
             tracing::debug!(connection = id, code, reason, "closing");
             let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(close_message(code, reason))).await;
-            if stale {
-                // See above.
+            if let_go {
+                Box::pin(linger(socket, &mut shutdown)).await;
             } else if code == close::TOO_BIG {
                 // The oversized frame's payload was never read, so reading cannot go on; and
                 // closing the socket with it unread makes the kernel send a reset, which can
                 // destroy our error and close frames before the peer reads them. Linger (like an
                 // HTTP server's lingering close) so the peer reads them and closes first.
                 tokio::select! {
-                    _ = tokio::time::sleep(TOO_BIG_LINGER) => {}
+                    _ = tokio::time::sleep(LINGER) => {}
                     _ = crate::hub::stopped(&mut shutdown) => {}
                 }
             } else if let Some(c) = client.as_mut() {
@@ -529,10 +534,31 @@ where
         if let Some(c) = client.take() {
             Box::pin(c.finish()).await;
         }
-        if !stale {
+        if !let_go {
             let _ = tokio::time::timeout(CLOSE_GRACE, socket.close()).await;
         }
         tracing::debug!(connection = id, "disconnected");
+    }
+}
+
+/// Reads and drops what the peer sends until it closes its side, for at most [`LINGER`] (or
+/// until shutdown): the peer can read the close frame before the socket closes, and unread data
+/// left in the socket would make the kernel answer with a reset that can destroy it.
+async fn linger<S>(socket: &mut S, shutdown: &mut watch::Receiver<bool>)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let drain = async {
+        while let Some(Ok(m)) = socket.next().await {
+            if matches!(m, Message::Close(_)) {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = drain => {}
+        _ = tokio::time::sleep(LINGER) => {}
+        _ = crate::hub::stopped(shutdown) => {}
     }
 }
 
@@ -749,8 +775,9 @@ mod tests {
     }
 
     /// A peer that keeps sending (pings here) but never reads answers no ping: it is closed
-    /// with 4002 and let go at once, not after a close handshake it will never complete, during
-    /// which it could go on sending. Paused time: the clock only moves when everything waits.
+    /// with 4002 and let go after a short linger, not after a close handshake it will never
+    /// complete, during which it could go on sending. Paused time: the clock only moves when
+    /// everything waits.
     #[tokio::test(start_paused = true)]
     async fn a_peer_that_never_reads_is_let_go_at_the_idle_timeout() {
         let mut config = Config::for_tests();
@@ -771,9 +798,10 @@ mod tests {
         });
         task.await.expect("drive ends");
         let took = started.elapsed();
-        // The idle timeout, plus at most one ping interval to notice, plus a little: not the
-        // close handshake's CLOSE_GRACE on top.
-        assert!(took < Duration::from_secs(3 + 1) + Duration::from_millis(500), "let go after {took:?}");
+        // The idle timeout, plus at most one ping interval to notice, plus the linger: not a
+        // close handshake of CLOSE_GRACE, during which it would go on sending.
+        let most = Duration::from_secs(3 + 1) + LINGER + Duration::from_millis(500);
+        assert!(took < most, "let go after {took:?}");
         let mut close = None;
         while let Ok(m) = out_rx.try_recv() {
             if let Message::Close(Some(f)) = m {
