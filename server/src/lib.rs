@@ -12,12 +12,13 @@
 //!   polite refusal past them), `socket` (an accepted stream: a deadline on every write, its
 //!   place in the caps), `address` (the client address budgets are kept by, trusting only
 //!   `--trusted-proxy` headers), `ws` (the `/ws/chat` upgrade; one task per connection,
-//!   generic over `Sink`/`Stream`), `http` (fallback chat API, room API, health, metrics),
-//!   `assets` (demo page, widget files), and `edge`, what both share (origin check, session
-//!   and `after` parsing, the client address and its budget, error answers, counting each
-//!   refusal once). `client` is one connection's protocol state (session, joined rooms) and
-//!   what each client message does; `budget` is its frame budget. They turn sockets and
-//!   requests into calls on the hub.
+//!   generic over `Sink`/`Stream`), `http` (fallback chat API, health, metrics; `http/rooms`,
+//!   the room API and who may call it: the operator's `--api-key` or a user's identity token),
+//!   `assets` (demo page, widget files), and `edge`, what both share (origin check, reading
+//!   credentials and `after`, the client address and its budget, bodies read in bounded time,
+//!   error answers, counting each refusal once). `client` is one connection's protocol state
+//!   (who it is, joined rooms, client address, frame budget) and what each client message
+//!   does; `budget` is the frame budget. They turn sockets and requests into calls on the hub.
 //! - **Hub** — `hub`: conversations (each with its in-memory ring of recent messages),
 //!   connections and their bounded send queues, rooms and presence, and the fan-out, which
 //!   delivers *only* what comes out of [`store::Store::subscribe`] so one hub and many behind

@@ -4,7 +4,7 @@
 //! messages lost, fresh honest connections that failed, and what the attacker got.
 //!
 //! The hub runs with its defaults except: an in-memory database, an open-file limit of 1,024
-//! (the common service default, which the connection flood ran into), a 5 s idle
+//! (the common service default, which a connection flood used to exhaust), a 5 s idle
 //! timeout with 1 s pings, so a peer that never reads is due within one phase, and the LLM
 //! reply backend pointed at `natter-load` itself (an OpenAI-compatible double that answers
 //! honest visitors at once and the reply-engine attacks as a hostile or broken backend would),
