@@ -6,15 +6,78 @@ export type NatterPosition = 'bottom-right' | 'bottom-left';
 /** Colour scheme: `auto` follows `prefers-color-scheme`. */
 export type NatterTheme = 'auto' | 'light' | 'dark';
 
-/** The status label shown next to the status dot. */
+/** The connection status, by its English name in every language (the visible label follows the locale). */
 export type NatterStatus =
   | 'Connected'
   | 'Connecting…'
   | 'Reconnecting…'
   | 'HTTP fallback'
   | 'Offline'
+  /** The hub refuses this page's origin (not on its `--allowed-origin` list); the widget has stopped trying. */
+  | 'Chat is not available on this site'
   /** The hub refused the identity token and no fresh one has come yet. */
   | 'Sign-in expired';
+
+/**
+ * Every text of the widget, by key (English shown). Override any of them with the `strings`
+ * option; `{n}` is replaced by a number.
+ */
+export interface NatterStrings {
+  /** "Chat with us" — the panel title (the `title` option wins). */
+  title: string;
+  /** "Hi there 👋 How can we help?" — the first bubble (the `greeting` option wins). */
+  greeting: string;
+  /** "Open chat" — the launcher while the panel is closed. */
+  openChat: string;
+  /** "Close chat" — the launcher while the panel is open, and the ✕ in the header. */
+  closeChat: string;
+  /** "Open chat ({n} unread)" — the launcher while messages are unread. */
+  openChatUnread: string;
+  /** "Mute notification sound" — the mute button, and its tooltip while the sound is on. */
+  mute: string;
+  /** "Unmute notification sound" — the mute button's tooltip while muted. */
+  unmute: string;
+  /** "Conversation" — the message log's name. */
+  conversation: string;
+  /** "Typing…" — the typing indicator's name. */
+  typing: string;
+  /** "Message" — the text box's name. */
+  message: string;
+  /** "Write a message…" — the text box's placeholder. */
+  placeholder: string;
+  /** "Send" — the send button. */
+  send: string;
+  /** "Sending…" — under a message not yet acknowledged. */
+  sending: string;
+  /** "Not delivered" — under a refused message. */
+  notDelivered: string;
+  /** "Retry" — the retry button of a refused message. */
+  retry: string;
+  /** "Powered by Natter" — the footer. */
+  poweredBy: string;
+  /** "Connecting…" */
+  statusConnecting: string;
+  /** "Connected" */
+  statusConnected: string;
+  /** "Reconnecting…" */
+  statusReconnecting: string;
+  /** "HTTP fallback" */
+  statusHttp: string;
+  /** "Offline" */
+  statusOffline: string;
+  /** "Chat is not available on this site" — the hub refuses this page's origin. */
+  statusUnavailable: string;
+  /** "Sign-in expired" — the hub refused the identity token; waiting for a fresh one. */
+  statusSignIn: string;
+  /** "Some earlier messages could not be loaded." */
+  gap: string;
+  /** "We usually reply in a few minutes" — under the status while an operator is online. */
+  availableOnline: string;
+  /** "Away — leave a message and we'll get back to you" — while no operator is online. */
+  availableAway: string;
+  /** "This conversation was closed. Write to start it again." */
+  conversationClosed: string;
+}
 
 /** Options for {@link mount}. With the script tag, each is a `data-*` attribute (`data-z-index`). */
 export interface NatterOptions {
@@ -43,6 +106,14 @@ export interface NatterOptions {
    */
   colors?: Record<string, string>;
   /**
+   * BCP 47 language tag (`de`, `pt-BR`, `he-IL`). Default: the browser's languages. Built-in
+   * texts: en, de, fr, es, pt, ja, zh, ar, he (matched by language subtag; others get
+   * English); times use `Intl` in this locale; ar and he mirror the panel.
+   */
+  locale?: string;
+  /** Texts by key over the locale's (`data-strings`: the same object as JSON). */
+  strings?: Partial<NatterStrings> | string;
+  /**
    * The signed-in user's identity token: a JWT your backend signs (claims `sub`, `exp`, and
    * optionally `name`, `email`, `avatar`, `rooms`; see docs/identity.md). The user's
    * conversation then follows them on every device. Kept in memory only. Script tag:
@@ -58,6 +129,9 @@ export interface NatterOptions {
   tokenExpired?: (reason: string) => string | Promise<string>;
 }
 
+/** App fields for {@link NatterHandle.setContext}: JSON values; `null` removes a field. */
+export type NatterContext = { [field: string]: unknown };
+
 /** A snapshot of the widget's state. */
 export interface NatterState {
   /** A transport is carrying the conversation. */
@@ -66,7 +140,7 @@ export interface NatterState {
   transport: 'websocket' | 'http' | 'none';
   /** The panel is open. */
   open: boolean;
-  /** Messages that arrived while the panel was closed or the tab hidden. */
+  /** The bot's and operators' messages after the last one seen in an open panel of any tab of the session. */
   unread: number;
   /** The status label. */
   status: NatterStatus;
@@ -75,6 +149,9 @@ export interface NatterState {
   /** The signed-in user the hub verified, or null for an anonymous visitor. */
   user: { id: string; name: string | null } | null;
 }
+
+/** Where a visitor's message is: typed and on its way, stored by the hub, or refused (retry from the UI) or dropped by `logout()`. */
+export type NatterDelivery = 'pending' | 'sent' | 'failed';
 
 /** A message in the log. */
 export interface NatterMessage {
@@ -85,9 +162,23 @@ export interface NatterMessage {
   /** RFC 3339 time. */
   time: string;
   /** `pending` until the hub acknowledged it, `failed` if refused (retry from the UI). */
-  state: 'pending' | 'sent' | 'failed';
+  state: NatterDelivery;
   /** Position in the conversation once stored. */
   seq: number | null;
+  /** An operator's display name, on their replies (`role: 'agent'`); `null` otherwise. */
+  author: string | null;
+}
+
+/**
+ * A change of delivery state of one of the visitor's messages in this tab: `pending` when typed
+ * (and again, with `retried: true`, when the visitor retries it), `sent` once the hub stored it
+ * (`seq` set), `failed` when refused, or when `logout()` drops it unstored. Each change is told
+ * once, in order; a token renewal is not a change (the message waits, then goes out).
+ */
+export interface NatterDeliveryChange extends NatterMessage {
+  role: 'user';
+  /** Pending again because the visitor retried a failed message. */
+  retried: boolean;
 }
 
 /** Events and what their listeners receive. */
@@ -98,11 +189,17 @@ export interface NatterEvents {
   close: undefined;
   /** A message was added to the log (sent by the visitor, or received), not the history replayed at load. */
   message: NatterMessage;
+  /** One of the visitor's messages changed state: pending, sent (with its seq), failed, retried. */
+  delivery: NatterDeliveryChange;
   /** The unread count changed. */
   unread: number;
   /** The connection status changed. */
   status: NatterState;
-  /** The notification chime was played (it is not when muted). */
+  /**
+   * The notification chime played: a message arrived while the panel was closed or the tab
+   * hidden, the sound is not muted, and the browser let the page play audio (after the visitor
+   * has interacted with it). Not fired when no sound could play.
+   */
   sound: undefined;
   /** The hub refused the identity token; the reason. Give a fresh one with `identify(token)`. */
   tokenExpired: string;
@@ -115,9 +212,24 @@ export interface NatterHandle {
   toggle(): void;
   /** Sends `text` as the visitor. Returns its id, or undefined while loading or for blank text. */
   send(text: string): string | undefined;
-  /** Signs the visitor in with an identity token (after a login, or a fresh one at any time). */
+  /**
+   * Merges app fields into the context every message carries from now on (besides `page` and
+   * `title`, read when the message is written); a field set to `null` is removed, `null`
+   * clears them all. At most 2048 bytes of JSON. Throws a `TypeError` for anything but a plain
+   * object of JSON values (or one naming `page` or `title`) and a `RangeError` when too large;
+   * a refused call changes nothing.
+   */
+  setContext(fields: NatterContext | null): NatterHandle;
+  /**
+   * Signs the visitor in with an identity token (after a login, or a fresh one at any time: for
+   * the user already signed in it renews the connection in place). Throws a `TypeError` for
+   * anything but a non-empty string.
+   */
   identify(token: string): void;
-  /** Forgets the conversation on this device (messages, outbox, session); starts a new anonymous one. */
+  /**
+   * Forgets the conversation on this device (messages, outbox, session, what was read); starts
+   * a new anonymous one. Messages not yet stored are dropped, each told `failed` on `delivery`.
+   */
   logout(): void;
   on<E extends keyof NatterEvents>(event: E, fn: (detail: NatterEvents[E]) => void): NatterHandle;
   off<E extends keyof NatterEvents>(event: E, fn: (detail: NatterEvents[E]) => void): NatterHandle;
@@ -131,7 +243,10 @@ export interface NatterHandle {
   destroy(): void;
 }
 
-/** Mounts the widget and returns its handle at once (it loads in the background). */
+/**
+ * Mounts the widget and returns its handle at once (it loads in the background). One widget per
+ * page: while one is mounted, returns its handle (with a console warning) and ignores `options`.
+ */
 export function mount(options?: NatterOptions): NatterHandle;
 export default mount;
 

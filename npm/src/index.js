@@ -11,9 +11,69 @@ function load(wasm) {
   return loading;
 }
 
+// Languages with texts of their own besides the built-in English: one small JSON file each
+// (locales/<lang>.json beside this module), downloaded only by a page that shows it.
+const LOCALES = ['de', 'es', 'fr', 'ja', 'pt', 'zh', 'ar', 'he'];
+
+/** The page's language: the `locale` option, else the browser's, matched by language subtag. */
+function pickLocale(asked) {
+  const tags = asked ? [String(asked)] : [...(navigator.languages || []), navigator.language];
+  for (const tag of tags) {
+    const lang = String(tag || '').toLowerCase().split(/[-_]/)[0];
+    if (lang === 'en' || LOCALES.includes(lang)) return { tag, lang };
+  }
+  // No texts for it: English texts, but times still in the asked locale.
+  return { tag: tags[0] || 'en', lang: 'en' };
+}
+
+function localeTexts(lang) {
+  if (lang === 'en') return {};
+  const url = new URL(`./locales/${lang}.json`, import.meta.url);
+  return fetch(url, { credentials: 'omit' })
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
+    .catch((err) => {
+      console.warn(`natter: the ${lang} texts could not be loaded from ${url}; showing English`, err);
+      return {};
+    });
+}
+
+/** The page's own `strings`: an object, or (a `data-strings` attribute) its JSON. */
+function ownTexts(strings) {
+  if (typeof strings !== 'string') return strings && typeof strings === 'object' ? strings : {};
+  try {
+    return JSON.parse(strings);
+  } catch {
+    console.warn('natter: the strings option is not a JSON object; it is ignored');
+    return {};
+  }
+}
+
 function domReady() {
   if (document.readyState !== 'loading') return Promise.resolve();
   return new Promise((resolve) => document.addEventListener('DOMContentLoaded', () => resolve(), { once: true }));
+}
+
+// The handle on this page, shared by every copy of this module (two script tags, a bundled copy
+// and a script-tag copy): one widget and one socket per page, whoever asks.
+const CURRENT = Symbol.for('natter.widget');
+// The most JSON the app's setContext() fields may take; documented in README.md.
+const MAX_CONTEXT_BYTES = 2048;
+
+/**
+ * The `sub` an identity token (a JWT) says it is for, read without verifying anything (the hub
+ * verifies): only so the widget can tell a fresh token for the signed-in user (renewed on the
+ * open connection) from a login as someone else (their conversation, from its start).
+ * Undefined when it cannot be read.
+ */
+function tokenSubject(token) {
+  try {
+    const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
+    const sub = JSON.parse(new TextDecoder().decode(bytes)).sub;
+    return typeof sub === 'string' ? sub : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 const INITIAL_STATE = Object.freeze({
@@ -32,12 +92,15 @@ class NatterHandle {
   #listeners = [];
   #destroyed = false;
   #ready = false;
+  #fields = {};
 
   constructor(options, internal) {
     /** Resolves with this handle once the widget is on the page. */
-    this.loaded = Promise.all([load(internal?.wasm), domReady()]).then(() => {
+    const { tag, lang } = pickLocale(options?.locale);
+    this.loaded = Promise.all([load(internal?.wasm), domReady(), localeTexts(lang)]).then(([, , texts]) => {
       if (this.#destroyed) return this;
-      this.#inner = mountWasm(options ?? {});
+      const strings = { ...texts, ...ownTexts(options?.strings) };
+      this.#inner = mountWasm({ ...options, locale: tag, strings, contextOf: () => this.#contextNow() });
       // Registered first, so it runs before any other `ready` listener.
       this.#inner.on('ready', () => (this.#ready = true));
       // The hub refused the identity token: the `tokenExpired` option gives a fresh one (or a
@@ -49,7 +112,7 @@ class NatterHandle {
             .then(() => renew(reason))
             .then((token) => {
               if (typeof token !== 'string' || !token.trim()) throw new Error('it gave no token');
-              this.#inner?.identify(token);
+              this.#inner?.identify(token, tokenSubject(token));
             })
             .catch((err) => console.error('natter: tokenExpired failed; call natter.identify(token)', err)),
         );
@@ -76,9 +139,62 @@ class NatterHandle {
   /** Sends `text` as the visitor; returns the message id (undefined until loaded or for blank text). */
   send(text) { return this.#call('send', [String(text)]); }
   /** Signs the visitor in with an identity token from the site's backend (after a login, or a fresh token). */
-  identify(token) { this.#call('identify', [String(token)]); }
+  identify(token) {
+    // Not `String(token)`: `identify(undefined)` (a backend call that gave nothing) would sign in
+    // with the token "undefined", which the hub refuses, ending a working signed-in connection.
+    if (typeof token !== 'string' || !token.trim()) {
+      throw new TypeError(`natter: identify(token) needs an identity token (a JWT string), not ${JSON.stringify(token) ?? typeof token}`);
+    }
+    this.#call('identify', [token, tokenSubject(token)]);
+  }
   /** Forgets the conversation on this device and starts a new, empty anonymous one. */
   logout() { this.#call('logout', []); }
+
+  /**
+   * Merges `fields` into the context every message carries from now on, besides the page and
+   * its title (read when the message is written): a field set to null is removed, `null`
+   * clears them all. Throws a TypeError for anything but a plain object of JSON values (or one
+   * naming `page` or `title`, which are the widget's) and a RangeError past MAX_CONTEXT_BYTES
+   * of JSON; a refused call changes nothing.
+   */
+  setContext(fields) {
+    let next = {};
+    if (fields !== null && fields !== undefined) {
+      if (typeof fields !== 'object' || Array.isArray(fields)) {
+        throw new TypeError(`natter.setContext: expected a plain object of JSON values, got ${Array.isArray(fields) ? 'an array' : typeof fields}`);
+      }
+      next = { ...this.#fields };
+      for (const [key, value] of Object.entries(fields)) {
+        if (key === 'page' || key === 'title') throw new TypeError(`natter.setContext: "${key}" is set by the widget`);
+        if (value === null || value === undefined) delete next[key];
+        else next[key] = value;
+      }
+    }
+    let text;
+    try {
+      text = JSON.stringify(next);
+    } catch (err) {
+      throw new TypeError(`natter.setContext: the context cannot be written as JSON (${err.message})`);
+    }
+    if (text.length > MAX_CONTEXT_BYTES) {
+      throw new RangeError(`natter.setContext: the context would be ${text.length} bytes of JSON, more than ${MAX_CONTEXT_BYTES}`);
+    }
+    this.#fields = next;
+    return this;
+  }
+
+  /**
+   * The context of a message written now (the widget asks when the visitor writes one): the
+   * page and its title as they are now, and the app's fields. Cut by characters, never inside
+   * one: a lone surrogate would make the hub refuse the message.
+   */
+  #contextNow() {
+    const cut = (s) => Array.from(String(s)).slice(0, 300).join('');
+    const context = { page: cut(location.pathname) };
+    const title = cut(document.title).trim();
+    if (title) context.title = title;
+    return JSON.stringify({ ...context, ...this.#fields });
+  }
 
   on(event, fn) {
     if (typeof fn !== 'function') throw new TypeError('natter: on(event, fn) needs a function');
@@ -112,6 +228,7 @@ class NatterHandle {
   destroy() {
     if (this.#destroyed) return;
     this.#destroyed = true;
+    if (globalThis[CURRENT] === this) delete globalThis[CURRENT];
     this.#queue = [];
     this.#listeners = [];
     if (this.#inner) this.#inner.destroy();
@@ -122,9 +239,19 @@ class NatterHandle {
 /**
  * Mounts the chat widget on the page and returns its handle. (`internal.wasm`: a fetch of the
  * .wasm already under way, used by the script-tag loader to download it in parallel.)
+ *
+ * One widget per page: while one is mounted (and not destroyed), mount() warns and returns its
+ * handle, whatever the options; destroy() it first to mount it differently.
  */
 export function mount(options = {}, internal = undefined) {
-  return new NatterHandle(options, internal);
+  const current = globalThis[CURRENT];
+  if (current) {
+    console.warn('natter: the widget is already on this page; mount() returns its handle and ignores these options (destroy() it first to mount it again)');
+    return current;
+  }
+  const handle = new NatterHandle(options, internal);
+  globalThis[CURRENT] = handle;
+  return handle;
 }
 
 export default mount;

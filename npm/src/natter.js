@@ -1,11 +1,20 @@
 /*! Natter chat widget loader. Usage, on any page of any origin:
  *  <script src="https://HUB/natter.js" data-server="https://HUB" async></script>
  *  data-* attributes are mount options (data-title, data-position, data-z-index, data-theme,
- *  data-greeting, data-shortcut, data-accent, data-open). The handle is window.natter. */
+ *  data-greeting, data-shortcut, data-accent, data-open, data-locale, data-strings,
+ *  data-identity-token). The handle is window.natter. */
 (function () {
   'use strict';
   var script = document.currentScript;
-  if (!script || !script.src || window.natter) return;
+  if (!script || !script.src) return;
+  // Set before anything asynchronous, so that a second tag (a CMS that adds it in the header
+  // and the footer) finds it even while the first one is still loading.
+  var loading = typeof Symbol === 'function' ? Symbol.for('natter.loader') : '__natterLoader';
+  if (window.natter || window[loading]) {
+    console.warn('natter: the widget is already on this page; this second <script src="' + script.src + '"> is ignored');
+    return;
+  }
+  window[loading] = true;
   var base = new URL('.', script.src).href;
   var options = {};
   for (var key in script.dataset) options[key] = script.dataset[key];
@@ -21,6 +30,7 @@
       window.dispatchEvent(new CustomEvent('natter:load', { detail: handle }));
     })
     .catch(function (err) {
+      window[loading] = false;
       console.error('natter: could not load the widget from ' + base, err);
     });
 })();

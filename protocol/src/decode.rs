@@ -85,6 +85,8 @@ impl ServerMessage {
             "history" => server(text, ServerMessage::History),
             "error" => server(text, ServerMessage::Error),
             "pong" => server(text, ServerMessage::Pong),
+            "availability" => server(text, ServerMessage::Availability),
+            "conversation_status" => server(text, ServerMessage::ConversationStatus),
             other => Err(serde_json::Error::unknown_variant(other, &ServerMessage::KINDS)),
         }
     }
@@ -106,4 +108,15 @@ impl<'de> Deserialize<'de> for ServerMessage {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
         ServerMessage::from_json(raw.get()).map_err(D::Error::custom)
     }
+}
+
+/// Reads a [`ServerMessage`] held inside an internally tagged enum (the inbox feed's `message`
+/// event): serde has buffered the enclosing object by then, and a [`RawValue`] cannot be read
+/// out of that buffer, so the value is read as a tree and written back as text first. Only for
+/// such fields; a frame on its own goes through [`ServerMessage::from_json`] without a tree.
+pub(crate) fn server_message_in_tagged<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<ServerMessage, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    ServerMessage::from_json(&value.to_string()).map_err(D::Error::custom)
 }

@@ -10,7 +10,8 @@
 //!   `cursor_position`, `chain_update`, `ping`).
 //! - [`ServerMessage`]: what the hub sends (`welcome`, `user`, `bot`, `agent`, `system`, `chat`,
 //!   `typing`, `user_joined`, `user_left`, `room_info`, `cursor_position`, `chain_update`, `ack`,
-//!   `history`, `error`, `pong`).
+//!   `history`, `error`, `pong`, `availability`, `conversation_status`).
+//! - [`inbox`]: the operator inbox's frames and HTTP bodies.
 //! - [`SESSION_HEADER`]: the HTTP header that carries a session id on the fallback API.
 //! - [`ErrorCode`] and [`close`]: the error vocabulary and the WebSocket close codes, each saying
 //!   whether a client should reconnect.
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 pub mod close;
 mod decode;
 mod ids;
+pub mod inbox;
 mod raw;
 
 pub use ids::{
@@ -191,7 +193,7 @@ pub struct TypingSend {
     pub active: bool,
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 
@@ -256,6 +258,30 @@ pub enum ServerMessage {
     Error(ErrorFrame),
     /// Answer to [`ClientMessage::Ping`].
     Pong(Pong),
+    /// Whether a person is online to answer: sent after the first `history` and whenever it
+    /// changes.
+    Availability(Availability),
+    /// An operator closed (or reopened) the support conversation: sent when it happens and, for
+    /// a closed conversation, after the first `history`.
+    ConversationStatus(ConversationStatus),
+}
+
+/// Whether operators are online (on any hub).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Availability {
+    /// `true` while at least one operator is signed in to the inbox with it open.
+    pub online: bool,
+}
+
+/// The support conversation was closed or opened again.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationStatus {
+    /// `open` or `closed`.
+    pub status: inbox::ConversationState,
+    /// When (RFC 3339, UTC).
+    pub timestamp: String,
 }
 
 /// Who a connection is, as the hub sees it.
@@ -732,7 +758,7 @@ pub struct NotStorable {
 
 impl ServerMessage {
     /// Every hub `type`, in declaration order.
-    pub const KINDS: [&'static str; 16] = [
+    pub const KINDS: [&'static str; 18] = [
         "welcome",
         "user",
         "bot",
@@ -749,6 +775,8 @@ impl ServerMessage {
         "history",
         "error",
         "pong",
+        "availability",
+        "conversation_status",
     ];
 
     /// The `type` tag this message has on the wire.
@@ -770,6 +798,8 @@ impl ServerMessage {
             ServerMessage::History(_) => "history",
             ServerMessage::Error(_) => "error",
             ServerMessage::Pong(_) => "pong",
+            ServerMessage::Availability(_) => "availability",
+            ServerMessage::ConversationStatus(_) => "conversation_status",
         }
     }
 

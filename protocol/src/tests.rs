@@ -254,6 +254,17 @@ fn server_examples() -> Vec<(ServerMessage, serde_json::Value)> {
             ServerMessage::Pong(Pong { nonce: Some(json!("n")), timestamp: ts.into() }),
             json!({"type":"pong","nonce":"n","timestamp":ts}),
         ),
+        (
+            ServerMessage::Availability(Availability { online: true }),
+            json!({"type":"availability","online":true}),
+        ),
+        (
+            ServerMessage::ConversationStatus(ConversationStatus {
+                status: inbox::ConversationState::Closed,
+                timestamp: ts.into(),
+            }),
+            json!({"type":"conversation_status","status":"closed","timestamp":ts}),
+        ),
     ]
 }
 
@@ -379,6 +390,12 @@ fn every_documented_example_parses() {
                 }
                 s if s.starts_with("Hub") => {
                     as_server.unwrap_or_else(|e| panic!("{line}: not a hub message: {e}"));
+                }
+                s if s.starts_with("Inbox") => {
+                    let inbox = serde_json::from_str::<inbox::InboxEvent>(line)
+                        .map(|_| ())
+                        .or_else(|_| serde_json::from_str::<inbox::InboxCommand>(line).map(|_| ()));
+                    inbox.unwrap_or_else(|e| panic!("{line}: not an inbox frame: {e}"));
                 }
                 _ => assert!(as_client.is_ok() || as_server.is_ok(), "{line}: neither direction parses"),
             }

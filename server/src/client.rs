@@ -37,6 +37,8 @@ pub(crate) struct Client {
     /// Who the connection is: their conversation, public member id, verified user.
     who: Principal,
     page: Option<String>,
+    /// The browser's `User-Agent`, shown to operators (boxed: it is in every idle connection).
+    browser: Option<Box<str>>,
     /// Joined rooms, with the member as shown in each (the name given on join).
     rooms: HashMap<Arc<str>, Member>,
     /// The client address, whose budget messages and joins draw on.
@@ -45,26 +47,43 @@ pub(crate) struct Client {
     budget: FrameBudget,
 }
 
+/// What the transport learnt about a connection as it opened, besides who it is.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    /// The page the widget is on.
+    pub(crate) page: Option<String>,
+    /// The browser's `User-Agent`.
+    pub(crate) browser: Option<Box<str>>,
+    /// Where its history starts.
+    pub(crate) since: Since,
+    /// Its client address.
+    pub(crate) addr: AddrKey,
+    /// Its frame budget, with what frames before `auth` spent already.
+    pub(crate) budget: FrameBudget,
+}
+
 impl Client {
-    /// Subscribes the connection to its conversation and queues its `history`.
+    /// Subscribes the connection to its conversation and queues its `history`, then whether an
+    /// operator is online and whether the conversation was closed.
     pub(crate) async fn start(
         hub: Hub,
         outbox: Outbox,
         who: Principal,
-        page: Option<String>,
-        since: Since,
-        addr: AddrKey,
-        budget: FrameBudget,
+        opened: Opened,
     ) -> Result<Client, Refusal> {
+        let Opened { page, browser, since, addr, budget } = opened;
         hub.attach_session(&who.conversation, since, &outbox, &who.member_id).await?;
-        Ok(Client { hub, outbox, who, page, rooms: HashMap::new(), addr, budget })
+        hub.greet_visitor(&who.conversation, &outbox).await;
+        Ok(Client { hub, outbox, who, page, browser, rooms: HashMap::new(), addr, budget })
     }
 
-    /// When the connection's identity token has expired (`now` in seconds since the epoch):
-    /// queues an `unauthorized` error and the close that tells the client to come back with a
-    /// fresh token, and returns `true`.
+    /// When the connection's identity token has expired (`now` in seconds since the epoch),
+    /// give or take the clock skew forgiven when it was accepted (a token the connect accepted
+    /// must not be cut on the next beat): queues an `unauthorized` error and the close that tells
+    /// the client to come back with a fresh token, and returns `true`.
     pub(crate) fn expire_if_due(&self, now: u64) -> bool {
-        if self.who.expires_at().is_none_or(|exp| exp > now) {
+        let leeway = crate::identity::token::LEEWAY_SECS;
+        if self.who.expires_at().is_none_or(|exp| exp.saturating_add(leeway) >= now) {
             return false;
         }
         self.refuse(Refusal::new(
@@ -233,7 +252,10 @@ impl Client {
                 self.hub.charge_address(self.addr).map_err(|r| r.with_id(send.id.clone()))?;
                 // The connection's identity wins over the body's `sessionId`: a tab cannot write
                 // into another conversation.
-                let ack = self.hub.post_user(&self.who, send, self.page.as_deref()).await?;
+                let ack = self
+                    .hub
+                    .post_user(&self.who, send, self.page.as_deref(), self.browser.as_deref())
+                    .await?;
                 self.send(&ServerMessage::Ack(ack));
             }
             ClientMessage::Chat(chat) => {
@@ -279,9 +301,18 @@ impl Client {
                 self.hub.leave_room(&room, &member, self.outbox.id).await;
             }
             ClientMessage::Typing(t) => {
-                // Typing in the support conversation has no audience until operators exist;
-                // in a room it is relayed to the other members.
-                if let Some(room) = t.room {
+                // In the support conversation the audience is the operators (the visitor's own
+                // tabs are skipped); in a room, the other members.
+                if t.room.is_none() {
+                    let notice = ServerMessage::Typing(TypingNotice {
+                        room: None,
+                        role: Role::User,
+                        from: None,
+                        active: t.active,
+                    });
+                    let key = ConversationKey::Session(self.who.conversation.clone());
+                    self.hub.publish(key, notice, Some(self.who.member_id.to_string())).await;
+                } else if let Some(room) = t.room {
                     check_room(&room)?;
                     let (room, member) = self.joined(&room)?;
                     let notice = ServerMessage::Typing(TypingNotice {

@@ -57,8 +57,9 @@ pub struct Config {
     #[arg(long, env = "NATTER_IDENTITY_AUDIENCE")]
     pub identity_audience: Option<String>,
 
-    /// Longest identity token lifetime accepted: `exp - iat` (or `exp - now` without `iat`). A
-    /// token that lives longer is refused, so a leaked one is not good for long.
+    /// Longest identity token lifetime accepted: `exp - iat` (or `exp - now` without `iat`, or
+    /// when `iat` is in the future). A token that lives longer is refused, so a leaked one is
+    /// not good for long.
     #[arg(long, env = "NATTER_IDENTITY_MAX_LIFETIME", default_value = "24h", value_parser = parse_duration)]
     pub identity_max_lifetime: Duration,
 
@@ -179,9 +180,12 @@ pub struct Config {
     #[arg(long, env = "NATTER_RULES")]
     pub rules: Option<PathBuf>,
 
-    /// Directory holding the built widget (`natter.js`, its `.wasm`, `.mjs`, `.d.ts`).
-    #[arg(long, env = "NATTER_ASSETS", default_value = "npm/dist")]
-    pub assets: PathBuf,
+    /// Directory holding the built widget (`natter.js`, its `.wasm`, `.mjs`, `.d.ts`), read on
+    /// each request so a rebuild is served at once (`npm/dist` in the repository). Default: the
+    /// widget embedded in this binary when it was compiled (built with `cargo xtask build`
+    /// first); the start-up log says which.
+    #[arg(long, env = "NATTER_ASSETS")]
+    pub assets: Option<PathBuf>,
 
     /// Messages per second a session may send (user, chat, join), sustained.
     #[arg(long, env = "NATTER_RATE_PER_SEC", default_value_t = 5.0)]
@@ -306,8 +310,8 @@ pub struct Config {
     pub llm_max_tokens: u32,
 
     /// SQLite database file, created when missing (`:memory:`: nothing kept after exit). Not
-    /// used with `--redis-url`. See docs/operations.md.
-    #[arg(long, env = "NATTER_DB", default_value = "natter.db")]
+    /// used with `--redis-url`. See docs/operations.md. Also accepted after `operator …`.
+    #[arg(long, env = "NATTER_DB", default_value = "natter.db", global = true)]
     pub db: PathBuf,
 
     /// SQLite commit durability: `normal` survives a crash or kill of the hub; `full` also a
@@ -321,8 +325,9 @@ pub struct Config {
     pub retention_days: Option<u32>,
 
     /// Redis URL (`redis://[user:password@]host:port[/db]`): store in Redis and run as one of
-    /// several hubs behind a load balancer. Default: SQLite (`--db`).
-    #[arg(long, env = "NATTER_REDIS_URL")]
+    /// several hubs behind a load balancer. Default: SQLite (`--db`). Also accepted after
+    /// `operator …`.
+    #[arg(long, env = "NATTER_REDIS_URL", global = true)]
     pub redis_url: Option<String>,
 
     /// About how many messages each conversation keeps in Redis (history and de-duplication).
@@ -330,13 +335,27 @@ pub struct Config {
     pub redis_stream_len: usize,
 
     /// Prefix of every Redis key and channel, so several deployments can share one Redis.
-    #[arg(long, env = "NATTER_REDIS_NAMESPACE", default_value = "natter")]
+    #[arg(long, env = "NATTER_REDIS_NAMESPACE", default_value = "natter", global = true)]
     pub redis_namespace: String,
 
     /// With Redis: how long this hub's room members stay listed without a refresh; the members
     /// of a hub that died leave after about one and a half leases.
     #[arg(long, env = "NATTER_PRESENCE_LEASE", default_value = "30s", value_parser = parse_duration)]
     pub presence_lease: Duration,
+
+    /// How long an operator stays signed in to the inbox (`/inbox`) without signing in again.
+    #[arg(long, env = "NATTER_OPERATOR_SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
+    pub operator_session_ttl: Duration,
+
+    /// Mark the inbox's session cookie `Secure` (sent over HTTPS only). Set it when the hub is
+    /// behind a TLS proxy; the cookie is also `Secure` whenever the request came with
+    /// `X-Forwarded-Proto: https`.
+    #[arg(long, env = "NATTER_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// A one-off command instead of serving (`natter-hub operator add NAME`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
 
     /// Log format.
     #[arg(long, env = "NATTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -388,6 +407,42 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log collectors.
     Json,
+}
+
+/// A one-off command run against the configured database (`--db` or `--redis-url`).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Manage the people who answer visitors in the inbox at `/inbox`.
+    Operator {
+        /// What to do.
+        #[command(subcommand)]
+        action: OperatorAction,
+    },
+}
+
+/// `natter-hub operator …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum OperatorAction {
+    /// Add an operator; the password is read from standard input (one line).
+    Add {
+        /// Sign-in name: 1–64 of a-z, 0-9, `.`, `-`, `_`.
+        name: String,
+        /// The name visitors see on replies (default: the sign-in name).
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List operators.
+    List,
+    /// Remove an operator and end their sessions.
+    Remove {
+        /// Sign-in name.
+        name: String,
+    },
+    /// Set a new password (read from standard input) and end the operator's sessions.
+    Passwd {
+        /// Sign-in name.
+        name: String,
+    },
 }
 
 /// Parses `250ms`, `25s`, `2m` (humantime) or a bare number of milliseconds.

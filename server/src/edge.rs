@@ -101,6 +101,12 @@ impl IntoResponse for ApiError {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
         }
+        if self.refusal.code == ErrorCode::ForbiddenOrigin {
+            // The page that was refused may read why (the CORS layer gives a refused origin
+            // nothing): the widget can then tell "not allowed on this site" from "the hub is
+            // down", say so, and stop retrying. The body names only the page's own origin.
+            response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        }
         response.extensions_mut().insert(Refused(self.refusal.code));
         response
     }

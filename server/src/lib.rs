@@ -28,7 +28,9 @@
 //!   the TOML [`reply::RulesEngine`], the [`reply::WebhookEngine`] and the streamed
 //!   [`reply::LlmEngine`]). They never see a socket.
 //!
-//! Plus [`identity`] (who a connection is: verified identity tokens, the sessions the hub
+//! Plus `inbox`, the operator inbox's transport (the `/inbox` web app, its API and socket, the
+//! `operator` commands; what it does with conversations is in `hub`, what it keeps in
+//! [`store::inbox`]), [`identity`] (who a connection is: verified identity tokens, the sessions the hub
 //! issues, keyed member ids, room access), [`config`] (flags and `NATTER_*` variables),
 //! `metrics` (Prometheus text by hand), `clock` (RFC 3339 timestamps), `ids` (message ids the
 //! hub makes) and [`HubError`].
@@ -52,6 +54,7 @@ mod error;
 mod http;
 mod hub;
 mod ids;
+mod inbox;
 mod metrics;
 mod socket;
 mod ws;
@@ -69,6 +72,11 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::Config;
 pub use error::HubError;
+
+/// Runs `natter-hub operator …` against the configured store; the text to print on success.
+pub async fn operator_command(config: &Config, action: &config::OperatorAction) -> Result<String, HubError> {
+    inbox::cli::run(config, action).await
+}
 
 use hub::Hub;
 
@@ -223,22 +231,55 @@ pub async fn serve(
                 .into(),
         ));
     }
+    let widget = assets::WidgetSource::from_config(&config);
+    let (widget_from, widget_warning) = widget.describe();
+    if let Some(warning) = widget_warning {
+        tracing::warn!("{warning}");
+    }
+    let (database, rules) = (describe_database(&config), describe_rules(&config));
     let hub = Hub::start(config, store, reply, identity);
-    let app = router(hub.clone());
+    let app = router(hub.clone(), Arc::new(widget));
     let signal_hub = hub.clone();
     let graceful = async move {
         shutdown.await;
         tracing::info!("shutting down: closing connections with 1001");
         signal_hub.begin_shutdown();
     };
+    // One line an operator can read at a glance: where the hub is, what it stores into, what
+    // answers and what it serves.
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "natter hub listening");
+        tracing::info!(%addr, %database, %rules, widget = %widget_from, "natter hub listening on http://{addr}/");
     }
     accept::serve(listener, hub.clone(), app, graceful).await?;
     if !hub.drained(DRAIN_LIMIT).await {
         tracing::warn!("some connections did not close in time");
     }
     Ok(())
+}
+
+/// The storage, as the start-up log names it: the SQLite file (absolute), memory, or the Redis
+/// server (without its password).
+fn describe_database(config: &Config) -> String {
+    if let Some(url) = &config.redis_url {
+        let shown = match (url.split_once("://"), url.rsplit_once('@')) {
+            (Some((scheme, _)), Some((_, host))) => format!("{scheme}://…@{host}"),
+            _ => url.clone(),
+        };
+        return format!("redis {shown}");
+    }
+    if config.db.as_os_str() == ":memory:" {
+        return "sqlite in memory (nothing is kept after a restart)".to_string();
+    }
+    let path = std::path::absolute(&config.db).unwrap_or_else(|_| config.db.clone());
+    format!("sqlite {}", path.display())
+}
+
+/// The reply rules, as the start-up log names them.
+fn describe_rules(config: &Config) -> String {
+    match &config.rules {
+        Some(path) => std::path::absolute(path).unwrap_or_else(|_| path.clone()).display().to_string(),
+        None => "built-in".to_string(),
+    }
 }
 
 /// Refuses allow-list entries that are not origins (`https://example.com[:port]`): a bare
@@ -261,7 +302,7 @@ fn check_origins(origins: &[String]) -> Result<(), HubError> {
 }
 
 /// The routes.
-fn router(hub: Hub) -> Router {
+fn router(hub: Hub, widget: Arc<assets::WidgetSource>) -> Router {
     let config = hub.config();
     let session_header = HeaderName::from_static(natter_protocol::SESSION_HEADER);
     let cors = CorsLayer::new()
@@ -273,7 +314,17 @@ fn router(hub: Hub) -> Router {
         .allow_origin(if config.allowed_origins.is_empty() {
             AllowOrigin::any()
         } else {
-            AllowOrigin::list(config.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+            // Every page's preflight is let through; what an origin may read is decided on the
+            // request itself. A widget that sends credentials in headers (a signed-in user, a
+            // returning visitor) needs a preflight, and a refused preflight is a network error
+            // the page cannot tell from an outage: let through, the request reaches the
+            // handler, whose origin check answers the readable 403 `forbidden_origin` (see
+            // `edge`) and nothing else. Answers to allowed origins alone carry this header.
+            let allowed: Vec<HeaderValue> =
+                config.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+            AllowOrigin::predicate(move |origin, request| {
+                request.method == Method::OPTIONS || allowed.contains(origin)
+            })
         });
     let api = Router::new()
         .route("/api/chat/messages", axum::routing::post(http::post_message))
@@ -294,8 +345,11 @@ fn router(hub: Hub) -> Router {
         .route("/metrics", get(http::metrics))
         .route("/", get(assets::demo))
         .route("/demo.css", get(assets::demo_css))
+        .route("/favicon.svg", get(assets::favicon))
+        .route("/favicon.ico", get(assets::favicon))
         .merge(api)
-        .fallback(get(assets::widget_file))
+        .merge(inbox::routes(config.max_frame))
+        .fallback(get(move |request| assets::widget_file(widget.clone(), request)))
         .layer(axum::middleware::from_fn_with_state(hub.clone(), edge::count_refusals))
         .with_state(hub)
 }

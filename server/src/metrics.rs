@@ -96,6 +96,10 @@ pub(crate) struct Metrics {
     pub(crate) messages_out: AtomicU64,
     /// Bot replies stored.
     pub(crate) replies: AtomicU64,
+    /// Operator replies stored.
+    pub(crate) agent_replies: AtomicU64,
+    /// Operator sign-ins refused (bad name or password, or rate-limited).
+    pub(crate) signin_refused: AtomicU64,
     /// Replies the engine failed to produce (webhook / LLM errors and timeouts).
     pub(crate) reply_failures: AtomicU64,
     /// Replies answered by the fallback without asking the engine: every call slot taken and
@@ -168,6 +172,13 @@ impl Metrics {
             g(&self.messages_out),
         );
         one("natter_replies_total", "counter", "Bot replies stored.", g(&self.replies));
+        one("natter_agent_replies_total", "counter", "Operator replies stored.", g(&self.agent_replies));
+        one(
+            "natter_signin_refused_total",
+            "counter",
+            "Operator sign-ins refused (bad name or password, or rate-limited).",
+            g(&self.signin_refused),
+        );
         one(
             "natter_reply_failures_total",
             "counter",

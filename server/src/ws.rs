@@ -46,7 +46,7 @@ use tokio::time::Instant;
 
 use crate::address::{AddrKey, ClientAddr};
 use crate::budget::{self, FrameBudget, Payment};
-use crate::client::Client;
+use crate::client::{Client, Opened};
 use crate::edge::{bearer, check_origin, client_of, parse_after, ApiError, Query, MAX_PAGE_CHARS};
 use crate::hub::{Control, Frame, Hub, Outgoing, Receiver, Refusal, Since, Slot};
 use crate::identity::Principal;
@@ -102,6 +102,9 @@ pub(crate) struct Params {
     /// The page the widget is on (the original widget's `page` parameter), at most
     /// `MAX_PAGE_CHARS` characters.
     page: Option<String>,
+    /// The browser's `User-Agent` (shown to operators); boxed, as every byte here is in every
+    /// idle connection (see `idle_connection_stays_small`).
+    browser: Option<Box<str>>,
     /// Resume point, or the recent history.
     since: Since,
     /// The client's address (its budget key).
@@ -126,14 +129,19 @@ impl ChatQuery {
         let addr = client.key();
         let budget = FrameBudget::full(hub.config().frame_budget, Instant::now());
         let token = self.token.or_else(|| bearer(headers));
+        let browser = headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|b| b.chars().take(256).collect::<String>().into_boxed_str());
         if token.is_none() && self.session.is_none() {
-            return Ok(Params { who: None, welcome: true, page, since, addr, held: None, budget });
+            return Ok(Params { who: None, welcome: true, page, browser, since, addr, held: None, budget });
         }
         let who = hub.identity().authenticate(token.as_deref(), self.session.as_deref())?;
         Ok(Params {
             welcome: token.is_some(),
             who: Some(Box::new(who)),
             page,
+            browser,
             since,
             addr,
             held: None,
@@ -279,8 +287,9 @@ where
     if params.welcome || who.issued {
         outbox.send(crate::hub::encode(&ServerMessage::Welcome(who.welcome())));
     }
-    let Params { page, since, addr, budget, .. } = *params;
-    match Client::start(hub.clone(), outbox, who, page, since, addr, budget).await {
+    let Params { page, browser, since, addr, budget, .. } = *params;
+    let opened = Opened { page, browser, since, addr, budget };
+    match Client::start(hub.clone(), outbox, who, opened).await {
         Ok(client) => Some(client),
         Err(refusal) => {
             refuse_and_close(socket, hub, &refusal, close::INTERNAL, "could not read history").await;
@@ -723,7 +732,16 @@ mod tests {
     fn unit_params(hub: &Hub) -> Params {
         let addr = AddrKey::of(std::net::IpAddr::from([127, 0, 0, 1]));
         let budget = FrameBudget::full(hub.config().frame_budget, Instant::now());
-        Params { who: None, welcome: true, page: None, since: Since::Recent, addr, held: None, budget }
+        Params {
+            who: None,
+            welcome: true,
+            page: None,
+            browser: None,
+            since: Since::Recent,
+            addr,
+            held: None,
+            budget,
+        }
     }
 
     fn test_hub() -> Hub {

@@ -166,3 +166,90 @@ async fn origin_not_on_the_list_is_403_before_upgrade() {
         .expect("post");
     assert_eq!(response.status(), 403);
 }
+
+/// A browser can only tell "this site is refused" from "the hub is down" if it may read the
+/// refusal: the 403 of the HTTP endpoints carries `Access-Control-Allow-Origin`, so the widget
+/// on a refused page reads `forbidden_origin` (and says so) instead of retrying for ever.
+#[tokio::test]
+async fn a_refused_origin_can_read_why_it_was_refused() {
+    let mut config = Config::for_tests();
+    config.allowed_origins = vec!["https://good.example".into()];
+    let hub = TestHub::with(config).await;
+    let client = reqwest::Client::new();
+    let response = client
+        .get(hub.url(&format!("/api/chat/poll?session={}", session("refused"))))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .expect("poll");
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.headers().get("access-control-allow-origin").map(|v| v.as_bytes()), Some(&b"*"[..]));
+    let body = response.text().await.expect("body");
+    assert!(body.contains("\"code\":\"forbidden_origin\"") && body.contains("evil.example"), "{body}");
+
+    // Only the refusal is readable: an allowed origin's answers are as before, and a refused
+    // origin's other answers (none: it is refused everywhere) gain nothing.
+    let response = client
+        .get(hub.url(&format!("/api/chat/poll?session={}&after=0", session("allowed"))))
+        .header("origin", "https://good.example")
+        .send()
+        .await
+        .expect("poll");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers().get("access-control-allow-origin").map(|v| v.as_bytes()),
+        Some(&b"https://good.example"[..])
+    );
+}
+
+/// A widget that sends credentials in headers (a signed-in user's bearer token, a returning
+/// visitor's `X-Natter-Session`) makes the browser ask first (a CORS preflight). Refusing a
+/// refused origin's preflight would hide the readable 403 behind a network error; it is let
+/// through, the request itself gets `forbidden_origin` with nothing else readable, and answers
+/// to a refused origin that are not that refusal still carry no CORS header.
+#[tokio::test]
+async fn a_refused_origin_with_credential_headers_can_read_why_too() {
+    let mut config = Config::for_tests();
+    config.allowed_origins = vec!["https://good.example".into()];
+    let hub = TestHub::with(config).await;
+    let client = reqwest::Client::new();
+    for (method, path) in [("GET", "/api/chat/poll?after=0"), ("POST", "/api/chat/messages")] {
+        let preflight = client
+            .request(reqwest::Method::OPTIONS, hub.url(path))
+            .header("origin", "https://evil.example")
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", "authorization,x-natter-session,content-type")
+            .send()
+            .await
+            .expect("preflight");
+        assert!(preflight.status().is_success(), "{method} {path}: {}", preflight.status());
+        let header =
+            |name: &str| preflight.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        assert_eq!(header("access-control-allow-origin").as_deref(), Some("https://evil.example"), "{path}");
+        let allowed = header("access-control-allow-headers").unwrap_or_default().to_ascii_lowercase();
+        assert!(allowed.contains("authorization") && allowed.contains("x-natter-session"), "{allowed}");
+    }
+    let refused = client
+        .get(hub.url("/api/chat/poll?after=0"))
+        .header("origin", "https://evil.example")
+        .header("authorization", "Bearer not.checked.first")
+        .header("x-natter-session", "whatever")
+        .send()
+        .await
+        .expect("poll");
+    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.headers().get("access-control-allow-origin").map(|v| v.as_bytes()), Some(&b"*"[..]));
+    let body = refused.text().await.expect("body");
+    assert!(
+        body.contains("\"code\":\"forbidden_origin\""),
+        "the origin is checked before the credentials: {body}"
+    );
+    // Nothing else becomes readable to it.
+    let rooms = client
+        .get(hub.url("/api/rooms"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .expect("rooms");
+    assert_eq!(rooms.headers().get("access-control-allow-origin"), None);
+}

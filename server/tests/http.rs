@@ -285,7 +285,7 @@ async fn demo_page_has_strict_csp_and_widget_files_are_served() {
     std::fs::write(dir.join("natter_bg.wasm"), b"\0asm\x01\0\0\0").expect("write");
     std::fs::write(dir.join("natter.d.ts"), "export {};").expect("write");
     let mut config = Config::for_tests();
-    config.assets = dir.clone();
+    config.assets = Some(dir.clone());
     let hub = TestHub::with(config).await;
 
     let page = reqwest::get(hub.url("/")).await.expect("get");
@@ -323,7 +323,8 @@ async fn demo_page_has_strict_csp_and_widget_files_are_served() {
     assert_eq!(r.text().await.expect("body"), "console.log('natter')");
     let missing = reqwest::get(hub.url("/natter-missing.js")).await.expect("get");
     assert_eq!(missing.status(), 404);
-    assert!(missing.text().await.expect("text").contains("widget not built: run `cargo xtask build`"));
+    let text = missing.text().await.expect("text");
+    assert!(text.contains("--assets") && text.contains("cargo xtask build"), "{text}");
     assert_eq!(reqwest::get(hub.url("/../Cargo.toml")).await.expect("get").status(), 404);
     assert_eq!(reqwest::get(hub.url("/.hidden.js")).await.expect("get").status(), 404);
     let _ = std::fs::remove_dir_all(dir);

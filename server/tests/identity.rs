@@ -145,6 +145,10 @@ async fn bad_tokens_are_refused_with_the_cause_named() {
     no_aud.as_object_mut().expect("object").remove("aud");
     let mut forever = claims("42");
     forever["exp"] = json!(now() + 90 * 86_400);
+    // Issued "next year" for an hour: `exp - iat` is short, but the token would live a year.
+    let mut postdated = claims("42");
+    postdated["iat"] = json!(now() + 365 * 86_400);
+    postdated["exp"] = json!(now() + 365 * 86_400 + 3600);
     let mut no_sub = claims("42");
     no_sub.as_object_mut().expect("object").remove("sub");
     let cases = [
@@ -155,8 +159,9 @@ async fn bad_tokens_are_refused_with_the_cause_named() {
         ("missing sub", hs256(&no_sub), "no `sub` claim"),
         ("future nbf", hs256(&early), "not valid yet"),
         ("wrong audience", hs256(&elsewhere), "another audience"),
-        ("no audience", hs256(&no_aud), "`aud`"),
+        ("no audience", hs256(&no_aud), "(--identity-audience)"),
         ("too long-lived", hs256(&forever), "--identity-max-lifetime"),
+        ("issued in the future", hs256(&postdated), "--identity-max-lifetime"),
         ("not a JWT", "hello".into(), "not a JWT"),
     ];
     for (what, token, cause) in cases {
@@ -212,6 +217,9 @@ async fn a_client_without_a_session_gets_one_and_an_invented_one_gets_nothing() 
         "0123456789abcdef0123456789abcdef".into(),
         format!("{random}.{}", "0".repeat(32)),
         welcome.member.clone(),
+        // Another spelling of the issued id itself is not the id the hub issued (it would open
+        // another conversation, with another member id, under the same credential).
+        session.to_ascii_uppercase(),
     ];
     for guess in &guesses {
         let mut tab = auth(&hub, json!({"session": guess})).await;
@@ -404,23 +412,55 @@ async fn an_expiring_token_closes_with_4401_unless_renewed() {
     let mut config = secure_config();
     config.ping_interval = Duration::from_millis(100);
     let hub = TestHub::with(config).await;
+    // Expired 27 s ago: accepted within the 30 s of clock skew the hub forgives, and cut on the
+    // beat once those run out, about 3 s from now.
     let mut short = claims("ada");
-    short["exp"] = json!(now() + 2);
+    short["iat"] = json!(now() - 600);
+    short["exp"] = json!(now() - 27);
     let (mut tab, _, _) = welcomed(&hub, json!({"token": hs256(&short)})).await;
     let message = tab.expect_error(ErrorCode::Unauthorized).await;
     assert!(message.contains("expired"), "{message}");
     assert_eq!(tab.expect_close().await, close::UNAUTHORIZED);
 
+    // The same again, renewed in time.
+    short["exp"] = json!(now() - 27);
     let (mut tab, _, _) = welcomed(&hub, json!({"token": hs256(&short)})).await;
     tab.send(json!({"type": "auth", "token": hs256(&claims("ada"))})).await;
     let ServerMessage::Welcome(renewed) = tab.recv_data().await else { panic!("a welcome for the renewal") };
     assert!(renewed.expires_at.is_some_and(|e| e > now() + 60));
     // Past the first token's expiry the connection still works.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     tab.ping_works().await;
     // Another user's token cannot take the connection over.
     tab.send(json!({"type": "auth", "token": hs256(&claims("mallory"))})).await;
     assert!(tab.expect_error(ErrorCode::Unauthorized).await.contains("another user"));
+}
+
+/// A token the hub accepts when the connection opens, within the clock skew it forgives past
+/// `exp`, is not cut on the next ping beat: the beat forgives the same skew.
+#[tokio::test]
+async fn the_expiry_beat_forgives_the_clock_skew_the_connect_forgave() {
+    let mut config = secure_config();
+    config.ping_interval = Duration::from_millis(50);
+    let hub = TestHub::with(config).await;
+    let mut late = claims("ada");
+    late["iat"] = json!(now() - 600);
+    late["exp"] = json!(now() - 10);
+    let (mut tab, welcome, _) = welcomed(&hub, json!({"token": hs256(&late)})).await;
+    assert!(welcome.user.is_some(), "accepted: 10 s late is within the forgiven skew");
+    // The hub pings on every beat that did not expire the token: three pings, no refusal.
+    let mut pings = 0;
+    while pings < 3 {
+        let next = tokio::time::timeout(DEADLINE, tab.ws.next()).await.expect("a frame in time");
+        match next {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Ping(_))) => pings += 1,
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                assert!(!t.contains("\"error\""), "cut on the beat: {t}");
+            }
+            other => panic!("expected pings, got {other:?}"),
+        }
+    }
+    tab.ping_works().await;
 }
 
 #[tokio::test]

@@ -90,7 +90,9 @@ async fn the_logs_hold_no_token_and_no_session_id() {
         "hub",
         dir.path(),
         &["--db", "natter.db", "--identity-secret", SECRET],
-        &[("RUST_LOG", "debug")],
+        // The most an operator can ask for: at `trace` the crates under the hub log too (the
+        // WebSocket library writes out every frame it sends and receives).
+        &[("RUST_LOG", "trace")],
         false,
     );
     let good = token("ada", now() + 600);
@@ -140,7 +142,8 @@ async fn the_logs_hold_no_token_and_no_session_id() {
         ("an expired token's signature", signature(&expired)),
         ("the identity secret", SECRET.to_string()),
     ] {
-        assert!(!log.contains(&secret), "the log holds {what}:\n{log}");
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(&secret)).take(3).collect();
+        assert!(lines.is_empty(), "the log holds {what}:\n{}", lines.join("\n"));
     }
     // The random half of a session is not in there either.
     let (random, tag) = issued.split_once('.').expect("random.tag");

@@ -95,7 +95,7 @@ fn stored(events: &[Event]) -> Vec<(ConversationKey, u64, String)> {
             Event::Stored { key, message } => {
                 Some((key.clone(), message.seq().unwrap_or(0), message.id().unwrap_or("").to_owned()))
             }
-            Event::Ephemeral { .. } => None,
+            Event::Ephemeral { .. } | Event::Inbox(_) => None,
         })
         .collect()
 }

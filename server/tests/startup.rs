@@ -30,7 +30,7 @@ fn help_lists_flags_defaults_and_variables() {
         "--rules",
         "NATTER_RULES",
         "--assets",
-        "npm/dist",
+        "NATTER_ASSETS",
         "--rate-burst",
         "--trusted-proxy",
         "NATTER_TRUSTED_PROXIES",
@@ -144,4 +144,85 @@ fn the_open_file_limit_is_raised_and_logged() {
         .and_then(|v| v.parse().ok())
         .expect("a number");
     assert!(n > 512 && n < hard, "{cap}");
+}
+
+/// A hub started in `dir` with `args`, until it logs that it listens: returns the child, the
+/// start-up log so far and the address it listens on.
+async fn start_in(dir: &std::path::Path, args: &[&str]) -> (tokio::process::Child, String, String) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_natter-hub"))
+        .args(["--listen", "127.0.0.1:0", "--db", ":memory:"])
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        .env_remove("NATTER_ASSETS")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start natter-hub");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut log = String::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.expect("read the hub's log") {
+            log.push_str(&line);
+            log.push('\n');
+            if let Some(rest) = line.split("addr=").nth(1) {
+                return rest.split_whitespace().next().unwrap_or_default().to_string();
+            }
+        }
+        String::new()
+    };
+    let addr = tokio::time::timeout(std::time::Duration::from_secs(60), read)
+        .await
+        .expect("the hub logs its address");
+    assert!(!addr.is_empty(), "the hub stopped before listening:\n{log}");
+    (child, log, addr)
+}
+
+/// `GET path` on `addr`: the status code and the body.
+async fn get(addr: &str, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("http://{addr}{path}")).await.expect("GET");
+    (response.status().as_u16(), response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn started_from_another_directory_the_hub_says_where_everything_is() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, log, addr) = start_in(dir.path(), &[]).await;
+    let line = log.lines().find(|l| l.contains("natter hub listening")).expect("listening line");
+    assert!(line.contains("database=sqlite in memory") && line.contains("rules=built-in"), "{line}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a log that is not a terminal:\n{log}");
+    // The widget is whatever this binary was built with: `cargo test` rebuilds the hub when
+    // npm/dist changed, so npm/dist having the loader means the widget is embedded.
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../npm/dist/natter.js");
+    let (status, body) = get(&addr, "/natter.js").await;
+    if built.is_file() {
+        assert!(line.contains("widget=embedded in the binary"), "{line}");
+        assert_eq!(status, 200);
+        assert_eq!(body, std::fs::read_to_string(&built).expect("read npm/dist/natter.js"));
+    } else {
+        assert!(line.contains("widget=none"), "{line}");
+        assert!(log.contains("WARN") && log.contains("--assets is not set"), "no warning at start:\n{log}");
+        assert_eq!(status, 404);
+        assert!(body.contains("cargo xtask build") && body.contains("--assets"), "{body}");
+    }
+    child.kill().await.expect("stop the hub");
+}
+
+#[tokio::test]
+async fn an_assets_folder_without_the_widget_is_a_warning_at_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "fallback = \"Thanks!\"\n").expect("write rules");
+    let (mut child, log, addr) = start_in(dir.path(), &["--assets", "widget", "--rules", "rules.toml"]).await;
+    // Relative paths are named as the absolute paths they resolve to.
+    let folder = dir.path().join("widget");
+    assert!(log.contains(&format!("--assets {} has no natter.js", folder.display())), "{log}");
+    let line = log.lines().find(|l| l.contains("natter hub listening")).expect("listening line");
+    assert!(line.contains(&format!("rules={}", rules.display())), "{line}");
+    assert!(line.contains(&format!("widget={}", folder.display())), "{line}");
+    let (status, body) = get(&addr, "/natter.js").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("--assets"), "{body}");
+    child.kill().await.expect("stop the hub");
 }

@@ -5,9 +5,9 @@
 //!   unit-tested natively (`cargo test -p natter-widget`). Its model has two halves:
 //!   `state::link` (the transport: WebSocket or HTTP fallback, backoffs, status) and
 //!   `state::log` (the conversation: messages, outbox, unread, typing).
-//! - `backoff`, `outbox`, `text`, `style`, `options`, `wire`: the pieces it and the DOM use
-//!   (reconnect delays, unacknowledged messages, link detection, CSS, option parsing, the JSON
-//!   the widget writes), also native.
+//! - `backoff`, `outbox`, `text`, `style`, `options`, `wire`, `keys`: the pieces it and the DOM
+//!   use (reconnect delays, unacknowledged messages, link detection, CSS, option parsing, the
+//!   JSON the widget writes, when a shortcut or an Enter counts), also native.
 //! - `web` (wasm32 only): the thin browser layer — `web::api` (the exported `Natter` handle
 //!   and `mount`), `web::runtime` (the event loop that feeds `update` and owns every listener,
 //!   timer and socket), DOM rendering into an open Shadow DOM, the WebSocket / HTTP link,
@@ -19,6 +19,8 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 mod backoff;
+mod i18n;
+mod keys;
 mod options;
 mod outbox;
 mod state;

@@ -4,9 +4,14 @@
 //! callers pass real booleans and numbers, so every field accepts either. Anything that ends up
 //! in CSS (colours, z-index) is validated here, because it is written into a stylesheet.
 //!
+//! Texts come from `crate::i18n`: English, with the `strings` option (the page's language as
+//! the npm facade downloaded it, and the page's own overrides) over it.
+//!
 //! The web layer reads the JS object property by property (`Reflect.get`) rather than through
 //! serde: an untagged "string or bool or number" serde enum costs kilobytes of wasm for a
 //! handful of fields.
+
+use crate::i18n::{Key, Strings};
 
 /// A value that may come as a string (from a `data-*` attribute) or as itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +78,10 @@ pub(crate) struct RawOptions {
     pub accent: Option<String>,
     /// `colors`, in the object's property order.
     pub colors: Vec<(String, String)>,
+    /// `locale` (the web layer puts the browser's language here when the page gives none).
+    pub locale: Option<String>,
+    /// `strings`: `(key, text)` overrides, in the object's property order.
+    pub strings: Vec<(String, String)>,
     /// `identityToken` (`data-identity-token`).
     pub identity_token: Option<String>,
 }
@@ -183,6 +192,12 @@ pub(crate) struct Options {
     pub title: String,
     /// First bubble shown in an empty conversation; none when empty.
     pub greeting: Option<String>,
+    /// BCP 47 tag for `Intl` and the writing direction (`"he-IL"`).
+    pub locale: String,
+    /// Every text of the widget in the page's language.
+    pub strings: Strings,
+    /// Names in the `strings` option that are not keys (the web layer warns about them).
+    pub unknown_strings: Vec<String>,
     /// Toggle shortcut; none when disabled.
     pub shortcut: Option<Shortcut>,
     /// Colour scheme.
@@ -206,8 +221,11 @@ impl Default for Options {
             server: String::new(),
             position: Position::BottomRight,
             z_index: DEFAULT_Z_INDEX,
-            title: "Chat with us".into(),
-            greeting: Some("Hi there 👋 How can we help?".into()),
+            title: Strings::default().get(Key::Title).into(),
+            greeting: Some(Strings::default().get(Key::Greeting).into()),
+            locale: "en".into(),
+            strings: Strings::default(),
+            unknown_strings: Vec::new(),
             shortcut: Shortcut::parse("Ctrl+Shift+C"),
             theme: Theme::Auto,
             open: false,
@@ -257,6 +275,7 @@ impl RawOptions {
             colors.push(("accent".to_string(), accent));
         }
         colors.extend(self.colors);
+        let (strings, unknown_strings) = Strings::with(&self.strings);
         Options {
             server: self.server.map(|s| s.trim().trim_end_matches('/').to_string()).unwrap_or_default(),
             position: match self.position.as_deref().map(str::trim) {
@@ -264,12 +283,18 @@ impl RawOptions {
                 _ => Position::BottomRight,
             },
             z_index: self.z_index.and_then(|z| z.as_i64()).map_or(d.z_index, |z| z.clamp(0, 2_147_483_647)),
-            title: self.title.filter(|t| !t.trim().is_empty()).unwrap_or(d.title),
+            title: self
+                .title
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(|| strings.get(Key::Title).into()),
             greeting: match self.greeting {
                 Some(g) if g.trim().is_empty() => None,
                 Some(g) => Some(g),
-                None => d.greeting,
+                None => Some(strings.get(Key::Greeting).into()),
             },
+            locale: self.locale.map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).unwrap_or(d.locale),
+            strings,
+            unknown_strings,
             shortcut: match self.shortcut {
                 None => d.shortcut,
                 Some(f) => f
@@ -369,6 +394,22 @@ mod tests {
         );
         assert!(!is_safe_css_value("url(https://x)"));
         assert!(!is_safe_css_value("red /* */"));
+    }
+
+    #[test]
+    fn strings_and_locale() {
+        let raw = RawOptions {
+            locale: Some(" ar ".into()),
+            strings: vec![("title".into(), "مرحبا".into()), ("bogus".into(), "x".into())],
+            ..Default::default()
+        };
+        let o = raw.resolve();
+        assert_eq!(o.locale, "ar");
+        assert_eq!(o.title, "مرحبا", "the title comes from the strings unless the option sets it");
+        assert_eq!(o.unknown_strings, ["bogus"]);
+        let o = RawOptions { title: Some("Support".into()), ..Default::default() }.resolve();
+        assert_eq!(o.title, "Support");
+        assert_eq!(o.locale, "en");
     }
 
     #[test]

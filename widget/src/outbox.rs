@@ -17,6 +17,10 @@ pub(crate) struct OutboxEntry {
     pub text: String,
     /// When it was typed (RFC 3339).
     pub time: String,
+    /// The page context when it was typed (a JSON object's text; empty for none). Kept with
+    /// the message so that a re-send, even from the next page, says where it was written.
+    #[serde(default)]
+    pub context: String,
     /// Refused by the hub (or given up on); waits for the visitor's "retry".
     #[serde(default)]
     pub failed: bool,
@@ -43,10 +47,10 @@ impl Outbox {
         out
     }
 
-    /// Queues a new message.
-    pub(crate) fn push(&mut self, id: String, text: String, time: String) {
-        if !self.contains(&id) {
-            self.entries.push(OutboxEntry { id, text, time, failed: false, refusals: 0 });
+    /// Queues a new message (once per id).
+    pub(crate) fn push(&mut self, entry: OutboxEntry) {
+        if !self.contains(&entry.id) {
+            self.entries.push(entry);
         }
     }
 
@@ -132,18 +136,23 @@ mod tests {
 
     #[test]
     fn storage_keeps_other_tabs_messages_until_acknowledged() {
-        let entry = |id: &str| OutboxEntry {
-            id: id.into(),
-            text: id.into(),
-            time: "t".into(),
-            failed: false,
-            refusals: 0,
-        };
+        let entry = |id: &str| new(id, id);
         let mine = [entry("a")];
         let stored = vec![entry("a"), entry("other-tab"), entry("done")];
         let merged = merge_for_storage(&mine, stored, &["done".to_string()]);
         let ids: Vec<&str> = merged.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids, ["a", "other-tab"]);
+    }
+
+    fn new(id: &str, text: &str) -> OutboxEntry {
+        OutboxEntry {
+            id: id.into(),
+            text: text.into(),
+            time: "t".into(),
+            context: String::new(),
+            failed: false,
+            refusals: 0,
+        }
     }
 
     fn ids(o: &Outbox) -> Vec<&str> {
@@ -154,7 +163,7 @@ mod tests {
     fn keeps_order_and_removes_on_ack() {
         let mut o = Outbox::default();
         for id in ["a", "b", "c"] {
-            o.push(id.into(), format!("text {id}"), "t".into());
+            o.push(new(id, &format!("text {id}")));
         }
         assert_eq!(ids(&o), ["a", "b", "c"]);
         assert!(o.acknowledge("b"));
@@ -166,8 +175,8 @@ mod tests {
     #[test]
     fn duplicate_ids_are_kept_once() {
         let mut o = Outbox::default();
-        o.push("a".into(), "x".into(), "t".into());
-        o.push("a".into(), "y".into(), "t".into());
+        o.push(new("a", "x"));
+        o.push(new("a", "y"));
         assert_eq!(o.len(), 1);
         let entries = vec![o.entries()[0].clone(), o.entries()[0].clone()];
         assert_eq!(Outbox::restore(entries).len(), 1);
@@ -176,8 +185,8 @@ mod tests {
     #[test]
     fn failed_entries_wait_for_retry() {
         let mut o = Outbox::default();
-        o.push("a".into(), "x".into(), "t".into());
-        o.push("b".into(), "y".into(), "t".into());
+        o.push(new("a", "x"));
+        o.push(new("b", "y"));
         assert!(o.set_failed("a", true));
         assert_eq!(ids(&o), ["b"]);
         assert!(o.set_failed("a", false));
@@ -188,7 +197,7 @@ mod tests {
     #[test]
     fn refusals_count_up() {
         let mut o = Outbox::default();
-        o.push("a".into(), "x".into(), "t".into());
+        o.push(new("a", "x"));
         assert_eq!(o.refused("a"), 1);
         assert_eq!(o.refused("a"), 2);
         assert_eq!(o.refused("nope"), 0);

@@ -12,18 +12,22 @@
 //!   the HTTP send in flight; it derives the [`Status`] and [`Transport`](link::Transport) the
 //!   page sees.
 //! - [`log`]: the conversation — messages, outbox, unread count, typing, `last_seq`.
+//! - [`liveness`]: what the live socket owes (a pong, acks) and by when, so that a link that is
+//!   dead but not closed is noticed.
 //! - [`identity`]: who the widget is to the hub — the issued session, the identity token, the
-//!   renewal of a refused token.
+//!   renewal of a refused token — and so which conversation is shown.
 //! - the model itself: the panel (open, muted, tab hidden), and the few rules that need both
 //!   halves (what to send over which transport, what the visitor sees arrive).
 
 pub(crate) mod identity;
 pub(crate) mod link;
+pub(crate) mod liveness;
 pub(crate) mod log;
 
 use crate::outbox::OutboxEntry;
 use identity::Identity;
 use link::{Heard, Link, Status};
+use liveness::Liveness;
 use log::{Attention, Log, Message};
 use natter_protocol::{close, ErrorCode, ErrorFrame, History, ServerMessage};
 
@@ -46,6 +50,14 @@ pub(crate) enum Timer {
     Typing,
     /// Re-sends the outbox after a refusal or a failed POST.
     Resend,
+    /// The live socket has been quiet for a while: ping the hub.
+    Quiet,
+    /// An awaited pong or ack is overdue: the socket is dead.
+    ReplyDeadline,
+    /// The long-poll has outlived any answer the hub would give: it is dead.
+    PollDeadline,
+    /// The HTTP send has had no answer for too long: give up on it and send again.
+    PostDeadline,
 }
 
 /// A visitor message to transmit.
@@ -57,11 +69,14 @@ pub(crate) struct Outgoing {
     pub text: String,
     /// When it was typed (RFC 3339).
     pub time: String,
+    /// The page context as it was when the message was written: a JSON object's text
+    /// (`{"page":"/checkout","title":"Checkout"}`), or empty for none.
+    pub context: String,
 }
 
 impl From<&OutboxEntry> for Outgoing {
     fn from(e: &OutboxEntry) -> Self {
-        Outgoing { id: e.id.clone(), text: e.text.clone(), time: e.time.clone() }
+        Outgoing { id: e.id.clone(), text: e.text.clone(), time: e.time.clone(), context: e.context.clone() }
     }
 }
 
@@ -103,17 +118,32 @@ pub(crate) enum Event {
     Frame { socket: Option<u32>, message: ServerMessage },
     /// The long-poll finished: the history it returned, or `None` on failure.
     PollDone { poll: u32, history: Option<History> },
+    /// The long-poll was answered with the hub's refusal (an `error` frame it could read).
+    PollRefused { poll: u32, error: ErrorFrame },
     /// The HTTP send of message `id` finished: the hub's answer, or `None` on network failure.
     Posted { id: String, reply: Option<ServerMessage> },
     /// A timer fired.
     TimerFired(Timer),
+    /// Another tab has read `conversation` up to `seq` (its panel was open), as the shared
+    /// read record in storage now says.
+    ReadElsewhere { conversation: u64, seq: u64 },
     /// The page gave an identity token: after a login (`identify()`), or a fresh one after the
-    /// hub refused the last (`tokenExpired`).
-    Identify { token: String },
+    /// hub refused the last (`tokenExpired`), or before the last expires.
+    Identify {
+        /// The token.
+        token: String,
+        /// The `sub` it says it is for, read without verifying (the hub verifies): `None` when
+        /// it cannot be read.
+        sub: Option<String>,
+    },
     /// The visitor logged out: forget the conversation on this device, start a new one.
     Logout,
     /// The hub issued a session over HTTP (the `X-Natter-Session` header of an answer).
     SessionIssued { session: String },
+    /// While this tab was being issued a session, another tab of the site stored one first
+    /// (two tabs opened at once on a first visit): the first one stored wins, so every tab
+    /// shows one conversation.
+    SessionElsewhere { session: String },
 }
 
 /// Something the model wants to be told about from outside.
@@ -125,6 +155,11 @@ pub(crate) enum Notice {
     Close,
     /// A message was added to the log (not the history replayed at load).
     Message(Message),
+    /// One of this tab's visitor messages changed delivery state: pending when typed or
+    /// retried (`retried`), sent once stored (with its `seq`), failed when refused.
+    Delivery { message: Message, retried: bool },
+    /// The hub refused this page (its origin is not allowed): said once, on the console.
+    Refused(ErrorFrame),
     /// The unread count changed.
     Unread(u32),
     /// The connection status changed.
@@ -140,12 +175,16 @@ pub(crate) enum Effect {
     CloseSocket,
     /// Send a visitor message on the open WebSocket.
     SendSocket(Outgoing),
+    /// Send a `ping` with this nonce on the open WebSocket.
+    Ping { nonce: u32 },
     /// Start long-poll number `poll` after `after`.
     Poll { poll: u32, after: Option<u64> },
     /// Abort a running long-poll.
     AbortPoll,
     /// Send a visitor message with HTTP POST.
     Post(Outgoing),
+    /// Abort the HTTP send in flight.
+    AbortPost,
     /// Start (or restart) `timer` to fire in `ms` milliseconds.
     StartTimer { timer: Timer, ms: u32 },
     /// Stop a timer.
@@ -156,6 +195,9 @@ pub(crate) enum Effect {
     SaveOutbox,
     /// Persist the mute switch.
     SaveMuted,
+    /// Persist (and share with the session's other tabs) that everything up to this `seq` has
+    /// been read.
+    SaveRead(u64),
     /// Remember where focus was and move it to the input.
     FocusInput,
     /// Put focus back where it was before the panel opened.
@@ -167,8 +209,8 @@ pub(crate) enum Effect {
     Authenticate { after: Option<u64> },
     /// Persist the identity's session (remove it from storage when there is none).
     SaveSession,
-    /// Remove the outbox from storage (a logout).
-    ForgetOutbox,
+    /// Remove the outbox and the read record from storage (a logout).
+    ForgetConversation,
     /// The hub refused the identity token: ask the page for a fresh one (`tokenExpired`),
     /// saying why.
     RenewToken { reason: String },
@@ -191,10 +233,46 @@ pub(crate) struct Init {
     pub open: bool,
     /// The outbox a previous page left.
     pub outbox: Vec<OutboxEntry>,
+    /// What the log says when a resume could not fill a gap, in the page's language.
+    pub gap_notice: String,
+    /// What storage says has been read, and of which conversation.
+    pub read: Option<ReadMark>,
     /// The session the hub issued on an earlier visit.
     pub session: Option<String>,
     /// Option `identityToken`.
     pub token: Option<String>,
+}
+
+/// What has been read, as the shared record in storage says: the newest `seq` of
+/// `conversation` read in an open panel of any tab or page.
+///
+/// There is one record per site, like the session: the conversation it is about is named so
+/// that a record of another one (a refused session, another user, a logout) is never taken for
+/// this one's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadMark {
+    /// [`Identity::conversation`] of the conversation read.
+    pub conversation: u64,
+    /// The newest `seq` read.
+    pub seq: u64,
+}
+
+impl ReadMark {
+    /// The record as storage keeps it: `"<seq> <conversation>"`.
+    pub(crate) fn text(&self) -> String {
+        format!("{} {}", self.seq, self.conversation)
+    }
+
+    /// Reads [`ReadMark::text`] back; `None` for anything else (storage is the page's to change).
+    pub(crate) fn parse(text: &str) -> Option<ReadMark> {
+        let (seq, conversation) = text.split_once(' ')?;
+        Some(ReadMark { conversation: conversation.parse().ok()?, seq: seq.parse().ok()? })
+    }
+
+    /// The `seq` `mark` says has been read of `conversation`, if it is about that one.
+    fn of(mark: Option<&ReadMark>, conversation: Option<u64>) -> Option<u64> {
+        mark.filter(|m| Some(m.conversation) == conversation).map(|m| m.seq)
+    }
 }
 
 /// Everything the widget knows.
@@ -210,20 +288,32 @@ pub(crate) struct Model {
     pub link: Link,
     /// The conversation.
     pub log: Log,
+    /// What the live socket owes, and by when.
+    liveness: Liveness,
     /// Who the widget is to the hub.
     pub identity: Identity,
+    /// The read record storage holds (one per site, written by whichever tab read last).
+    read_mark: Option<ReadMark>,
+    /// The conversation the log's read position belongs to (see [`Identity::conversation`]).
+    read_for: Option<u64>,
 }
 
 impl Model {
     /// A fresh model; [`Event::Start`] makes it connect.
     pub(crate) fn new(init: Init) -> Self {
+        let identity = Identity::new(init.session, init.token);
+        let read_for = identity.conversation();
+        let read_seq = ReadMark::of(init.read.as_ref(), read_for);
         Model {
             open: init.open,
             muted: init.muted,
             page_hidden: init.hidden,
             link: Link::new(init.seed, init.online),
-            log: Log::restore(init.outbox),
-            identity: Identity::new(init.session, init.token),
+            log: Log::restore(init.outbox, init.gap_notice, read_seq),
+            liveness: Liveness::default(),
+            identity,
+            read_mark: init.read,
+            read_for,
         }
     }
 
@@ -232,10 +322,19 @@ impl Model {
         Attention { watching: self.open && !self.page_hidden, muted: self.muted }
     }
 
+    /// Sends `out` on the live socket; its ack is awaited from now.
+    fn send_socket(&mut self, out: Outgoing, fx: &mut Vec<Effect>) {
+        self.liveness.sent(&out.id, fx);
+        fx.push(Effect::SendSocket(out));
+    }
+
     /// Sends what is sendable over whatever works now.
     fn flush(&mut self, fx: &mut Vec<Effect>) {
         if self.link.is_live() {
-            fx.extend(self.log.outbox.sendable().map(|e| Effect::SendSocket(e.into())));
+            for e in self.log.outbox.sendable() {
+                self.liveness.sent(&e.id, fx);
+                fx.push(Effect::SendSocket(e.into()));
+            }
         } else {
             self.post_next(fx);
         }
@@ -249,13 +348,13 @@ impl Model {
         if let Some(e) = self.log.outbox.first_sendable() {
             self.link.post_started(e.id.clone());
             fx.push(Effect::Post(e.into()));
+            fx.push(Effect::StartTimer { timer: Timer::PostDeadline, ms: link::POST_DEADLINE_MS });
         }
     }
 
     fn open_panel(&mut self, fx: &mut Vec<Effect>) {
         if !self.open {
             self.open = true;
-            self.log.mark_read();
             fx.push(Effect::FocusInput);
             fx.push(Effect::Notify(Notice::Open));
         }
@@ -277,10 +376,16 @@ impl Model {
     fn set_page_hidden(&mut self, hidden: bool, fx: &mut Vec<Effect>) {
         self.page_hidden = hidden;
         if !hidden {
-            if self.open {
-                self.log.mark_read();
-            }
-            self.link.wake(self.log.last_seq, fx);
+            self.wake(fx);
+        }
+    }
+
+    /// Something says the network may have changed under the page (online, shown, visible,
+    /// resumed): reconnect now if closed, and if a socket looks live, make it prove it.
+    fn wake(&mut self, fx: &mut Vec<Effect>) {
+        self.link.wake(self.log.last_seq, fx);
+        if self.link.is_live() {
+            self.liveness.probe(fx);
         }
     }
 
@@ -289,8 +394,12 @@ impl Model {
         if !self.log.write(&out, fx) {
             return;
         }
+        if self.link.is_refused() {
+            // Nothing will take it: failed at once (with retry), not "Sending…" for ever.
+            return self.log.fail_waiting(fx);
+        }
         if self.link.is_live() {
-            fx.push(Effect::SendSocket(out));
+            self.send_socket(out, fx);
         } else {
             self.post_next(fx);
         }
@@ -301,9 +410,14 @@ impl Model {
         if !self.log.retry(id, fx) {
             return;
         }
+        if self.link.is_refused() {
+            // The site may have been allowed since: one fresh attempt; the outbox goes out
+            // when the link is back, or fails again if the hub still says no.
+            return self.link.try_again(self.log.last_seq, fx);
+        }
         if self.link.is_live() {
-            if let Some(e) = self.log.outbox.entries().iter().find(|e| e.id == id) {
-                fx.push(Effect::SendSocket(e.into()));
+            if let Some(out) = self.log.outbox.entries().iter().find(|e| e.id == id).map(Outgoing::from) {
+                self.send_socket(out, fx);
             }
         } else {
             self.post_next(fx);
@@ -316,8 +430,10 @@ impl Model {
         if heard == Heard::Stale {
             return;
         }
+        self.liveness.heard(&message, fx);
         // The hub has accepted who the widget is once it welcomes it (or, for a hub that
-        // predates `auth`, sends the history): only then does the socket carry the conversation.
+        // predates `auth`, sends the history): only then does the socket carry the conversation,
+        // and only then is it watched for liveness (until then the open timeout bounds it).
         let accepted = matches!(message, ServerMessage::Welcome(_) | ServerMessage::History(_));
         match message {
             ServerMessage::Welcome(w) => {
@@ -326,7 +442,7 @@ impl Model {
                     fx.push(Effect::SaveSession);
                 }
                 if welcomed.other_conversation {
-                    self.log.start_over(true);
+                    self.start_over(true);
                 }
             }
             ServerMessage::Error(e) if e.id.is_none() && is_identity_refusal(e.code) => {
@@ -334,8 +450,11 @@ impl Model {
             }
             message => self.log.receive(message, true, self.attention(), fx),
         }
+        let outbox = &self.log.outbox;
+        self.liveness.settle(|id| outbox.contains(id), fx);
         if let (Heard::First(socket), true) = (heard, accepted) {
             self.link.socket_live(socket, fx);
+            self.liveness.start(fx);
             self.flush(fx);
         }
     }
@@ -371,27 +490,98 @@ impl Model {
         }
     }
 
-    /// The page gave a token: a fresh one for the same user, or a login. Either way the link
-    /// connects again with it; a `welcome` for another conversation then starts the log over.
-    fn identify(&mut self, token: String, fx: &mut Vec<Effect>) {
+    /// The page gave a token.
+    ///
+    /// For the user the hub last welcomed (`sub` says so), it is a renewal: on a live socket it
+    /// goes out in an `auth` there (the hub renews the connection, no reconnection); otherwise
+    /// the link connects again with it and resumes after the last `seq` seen.
+    ///
+    /// For anyone else — a login, another user, a token whose `sub` cannot be read — the screen
+    /// shows another conversation, and its last `seq` means nothing in theirs: resuming after
+    /// it would skip the start of their conversation. The log starts over at once (what the
+    /// visitor typed stays in the outbox) and the link connects again from the beginning.
+    /// When one signed-in user gives way to another, the first user's unsent messages are
+    /// dropped instead (each told `failed`): they must never go out under someone else's name.
+    ///
+    /// On a page whose origin the hub refuses, the token is kept for the visitor's retry: who
+    /// the visitor is does not change where the page is.
+    fn identify(&mut self, token: String, sub: Option<String>, fx: &mut Vec<Effect>) {
+        let renewal = sub.is_some() && self.identity.user.as_ref().map(|(id, _)| id) == sub.as_ref();
         self.identity.set_token(token);
+        if !renewal {
+            if self.identity.user.is_some() {
+                self.forget_conversation(fx);
+            } else {
+                self.start_over(true);
+            }
+        } else if self.link.is_live() {
+            fx.push(Effect::Authenticate { after: self.log.last_seq });
+            // A socket that looks live may be dead (the renewal often comes after a sleep):
+            // make it answer, so that a dead one is replaced, with the fresh token, at once.
+            self.liveness.probe(fx);
+            return;
+        }
         self.link.reconnect_now(self.log.last_seq, fx);
     }
 
     /// Logged out: the conversation, its outbox and the session are forgotten on this device,
-    /// and a new anonymous one starts.
+    /// and a new anonymous one starts. What was still waiting to be stored is dropped with the
+    /// outbox, and told `failed` first: every delivery the page heard start ends, none stays
+    /// pending for ever.
     fn logout(&mut self, fx: &mut Vec<Effect>) {
         self.identity.forget();
-        self.log.start_over(false);
+        self.forget_conversation(fx);
         fx.push(Effect::SaveSession);
-        fx.push(Effect::ForgetOutbox);
         self.link.reconnect_now(None, fx);
+    }
+
+    /// The conversation shown is given up on this device (a logout, or one signed-in user giving
+    /// way to another): what it was still waiting to store is told `failed` and dropped with its
+    /// outbox and read record, never sent as whoever comes next.
+    fn forget_conversation(&mut self, fx: &mut Vec<Effect>) {
+        self.read_mark = None;
+        self.log.fail_waiting(fx);
+        self.start_over(false);
+        fx.push(Effect::ForgetConversation);
+    }
+
+    /// The log shows another conversation from now on (see [`Log::start_over`]); what has been
+    /// read is taken again from the read record of whichever conversation that is.
+    fn start_over(&mut self, keep_outbox: bool) {
+        self.log.start_over(keep_outbox);
+        self.read_for = None;
+    }
+
+    /// Another tab wrote the read record: taken when it is about the conversation shown, kept in
+    /// case it becomes the one shown (a tab that learns its user's conversation later).
+    fn read_elsewhere(&mut self, conversation: u64, seq: u64) {
+        let mark = ReadMark { conversation, seq };
+        if Some(conversation) == self.read_for {
+            self.log.read_elsewhere(seq);
+        }
+        self.read_mark = Some(mark);
+    }
+
+    /// The conversation shown may have changed (a `welcome` for a new session or a user, a
+    /// session issued over HTTP, a logout): what has been read is then that conversation's.
+    fn follow_conversation(&mut self) {
+        let now = self.identity.conversation();
+        if now != self.read_for {
+            self.read_for = now;
+            self.log.read_from(ReadMark::of(self.read_mark.as_ref(), now));
+        }
+    }
+
+    /// The conversation the log's read position belongs to; [`Effect::SaveRead`] records it
+    /// under this one (nothing is recorded while it is unknown).
+    pub(crate) fn read_conversation(&self) -> Option<u64> {
+        self.read_for
     }
 
     /// A long-poll ended: read its history, then poll again (and probe the WebSocket if HTTP
     /// has just come back).
     fn poll_done(&mut self, poll: u32, history: Option<History>, fx: &mut Vec<Effect>) {
-        if !self.link.poll_finished(poll) {
+        if !self.link.poll_finished(poll, fx) {
             return;
         }
         let Some(history) = history else { return self.link.poll_failed(fx) };
@@ -407,9 +597,39 @@ impl Model {
         }
     }
 
+    /// A long-poll was answered with a refusal: the page's origin is not allowed (the end of
+    /// the road until the visitor retries); a refusal of who the widget is, read as the same
+    /// refusal on a socket (a forgotten session, or a token to renew while the link holds);
+    /// or a passing refusal (rate limit, a hub busy), which is retried like a failure.
+    fn poll_refused(&mut self, poll: u32, error: ErrorFrame, fx: &mut Vec<Effect>) {
+        if !self.link.poll_finished(poll, fx) {
+            return;
+        }
+        if error.code == ErrorCode::ForbiddenOrigin {
+            return self.refused(error, fx);
+        }
+        if is_identity_refusal(error.code) {
+            self.identity_refused(&error, fx);
+        }
+        if !self.link.is_held() {
+            self.link.poll_failed(fx);
+        }
+    }
+
+    /// The hub refused this page: the link stops, what waits in the outbox is shown failed,
+    /// and the page is told why, once.
+    fn refused(&mut self, error: ErrorFrame, fx: &mut Vec<Effect>) {
+        if self.link.refuse(fx) {
+            self.log.fail_waiting(fx);
+            fx.push(Effect::Notify(Notice::Refused(error)));
+        }
+    }
+
     /// An HTTP send ended: next message, a resend later, or a refusal to record.
     fn posted(&mut self, id: String, reply: Option<ServerMessage>, fx: &mut Vec<Effect>) {
-        self.link.post_finished(&id);
+        if self.link.post_finished(&id) {
+            fx.push(Effect::StopTimer(Timer::PostDeadline));
+        }
         match reply {
             Some(ServerMessage::Error(e)) if is_identity_refusal(e.code) => {
                 // Not the message's fault: it stays pending until the identity is sorted out.
@@ -420,6 +640,7 @@ impl Model {
                 self.log.acknowledged(&a.id, a.seq, fx);
                 self.post_next(fx);
             }
+            Some(ServerMessage::Error(e)) if e.code == ErrorCode::ForbiddenOrigin => self.refused(e, fx),
             Some(ServerMessage::Error(mut e)) => {
                 // An HTTP answer is about the message just posted, even without an id.
                 e.id.get_or_insert(id);
@@ -437,7 +658,20 @@ impl Model {
         match timer {
             Timer::Typing => self.log.typing_expired(),
             Timer::Resend => self.flush(fx),
-            Timer::Reconnect | Timer::Probe | Timer::Poll | Timer::OpenTimeout => {
+            Timer::Quiet => self.liveness.probe(fx),
+            Timer::ReplyDeadline => {
+                if self.liveness.deadline_passed() {
+                    self.liveness.stop(fx);
+                    self.link.socket_dead(self.log.last_seq, fx);
+                }
+            }
+            Timer::PostDeadline => {
+                if self.link.post_abandoned() {
+                    fx.push(Effect::AbortPost);
+                    fx.push(Effect::StartTimer { timer: Timer::Resend, ms: RESEND_DELAY_MS });
+                }
+            }
+            Timer::Reconnect | Timer::Probe | Timer::Poll | Timer::OpenTimeout | Timer::PollDeadline => {
                 self.link.timer_fired(timer, self.log.last_seq, fx)
             }
         }
@@ -455,9 +689,14 @@ impl Model {
             Event::Toggle => self.open_panel(fx),
             Event::ToggleMute => self.toggle_mute(fx),
             Event::PageHidden { hidden } => self.set_page_hidden(hidden, fx),
-            Event::Online => self.link.online(after, fx),
+            Event::Online => {
+                self.link.online(after, fx);
+                if self.link.is_live() {
+                    self.liveness.probe(fx);
+                }
+            }
             Event::Offline => self.link.offline(fx),
-            Event::Wake => self.link.wake(after, fx),
+            Event::Wake => self.wake(fx),
             Event::Send(out) => self.send(out, fx),
             Event::Retry { id } => self.retry(&id, fx),
             Event::SocketOpened { socket } => {
@@ -469,15 +708,28 @@ impl Model {
             Event::SocketUnavailable { socket } => self.link.socket_unavailable(socket, after, fx),
             Event::Frame { socket, message } => self.frame(socket, message, fx),
             Event::PollDone { poll, history } => self.poll_done(poll, history, fx),
+            Event::PollRefused { poll, error } => self.poll_refused(poll, error, fx),
             Event::Posted { id, reply } => self.posted(id, reply, fx),
             Event::TimerFired(timer) => self.timer_fired(timer, fx),
-            Event::Identify { token } => self.identify(token, fx),
+            Event::ReadElsewhere { conversation, seq } => self.read_elsewhere(conversation, seq),
+            Event::Identify { token, sub } => self.identify(token, sub, fx),
             Event::Logout => self.logout(fx),
             Event::SessionIssued { session } => {
                 if self.identity.issued(session) {
                     fx.push(Effect::SaveSession);
                 }
             }
+            Event::SessionElsewhere { session } => {
+                // An anonymous tab takes the other tab's session and shows its conversation
+                // from the start; what it typed meanwhile stays in the outbox and goes there.
+                if self.identity.issued(session) {
+                    self.start_over(true);
+                    self.link.reconnect_now(None, fx);
+                }
+            }
+        }
+        if !self.link.is_live() {
+            self.liveness.stop(fx);
         }
     }
 }
@@ -487,12 +739,42 @@ fn is_identity_refusal(code: ErrorCode) -> bool {
     matches!(code, ErrorCode::Unauthorized | ErrorCode::BadSession)
 }
 
+/// The one console error a refused page logs: whose origin was refused, by which hub, and the
+/// hub flag that would allow it (`page_origin` is `location.origin`, `hub` the hub's URL).
+///
+/// A page opened from a file (`file://`, or `null` in some browsers) or in a sandboxed frame
+/// has an opaque origin: the browser sends `Origin: null`, which no `--allowed-origin` entry can
+/// name (the hub refuses `null` and `file://` as values), so that page is told how to get an
+/// origin instead.
+pub(crate) fn refusal_advice(page_origin: &str, hub: &str) -> String {
+    // (Plain comparisons: a substring search would bring its searcher into the wasm, ~5 KiB
+    // gzip.)
+    let opaque = page_origin == "null" || page_origin.ends_with("://");
+    if opaque {
+        return format!(
+            "natter: the chat hub at {hub} does not allow this page: opened from a file (or in a \
+             sandboxed frame), it has no origin --allowed-origin can name. Serve it from a web \
+             server (http://localhost works), or leave --allowed-origin out on a development hub."
+        );
+    }
+    format!(
+        "natter: the chat hub at {hub} does not allow pages from {page_origin}, so the chat is not \
+         available on this site. To allow it, start the hub with --allowed-origin {page_origin} \
+         (or add it to NATTER_ALLOWED_ORIGINS)."
+    )
+}
+
 /// Applies `event` to `model` and returns what must happen as a result, including the
 /// `status` / `unread` notices derived from the change.
 pub(crate) fn update(model: &mut Model, event: Event) -> Vec<Effect> {
     let (status, unread) = (model.link.status(), model.log.unread);
     let mut fx = Vec::new();
     model.step(event, &mut fx);
+    model.follow_conversation();
+    if model.attention().watching {
+        // A panel open in a visible tab: whatever is in it now has been read.
+        model.log.mark_read(&mut fx);
+    }
     if model.log.unread != unread {
         fx.push(Effect::Notify(Notice::Unread(model.log.unread)));
     }

@@ -7,6 +7,10 @@
 //! move the widget. The inherited text properties are `!important` too, and come after
 //! `all: initial !important` in the same rule (a later important declaration wins there). Colours are CSS custom properties (`--natter-accent`, …) that the page can
 //! set on `[data-natter]` or through the `colors` option.
+//!
+//! Sides are logical (`padding-inline-start`, `border-end-start-radius`), so a panel with
+//! `dir="rtl"` (an Arabic or Hebrew page) mirrors as a whole. On touch and narrow screens the
+//! text box is 16 px (smaller text makes iOS zoom on focus) and every control at least 44 px.
 
 use crate::options::Options;
 
@@ -53,7 +57,7 @@ margin:0!important;padding:0!important;border:0!important;transform:none!importa
 --_radius:var(--natter-radius,18px);--_shadow:0 16px 48px rgba(17,20,45,.18),0 2px 8px rgba(17,20,45,.08);
 --_font:var(--natter-font,ui-sans-serif,system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif);
 font-family:var(--_font)!important;font-size:14px!important;line-height:1.45!important;color:var(--_text)!important;
--webkit-font-smoothing:antialiased;text-align:left!important;direction:ltr!important;font-weight:400!important;
+-webkit-font-smoothing:antialiased;text-align:start!important;direction:ltr!important;font-weight:400!important;
 font-style:normal!important;letter-spacing:normal!important;text-transform:none!important}
 :host([data-position=bottom-left]){left:20px!important;right:auto!important}
 *,*::before,*::after{box-sizing:border-box}
@@ -78,7 +82,7 @@ display:flex;flex-direction:column;overflow:hidden;border-radius:20px;background
 box-shadow:var(--_shadow);border:1px solid var(--_border);transform-origin:bottom right;
 animation:natter-in .22s cubic-bezier(.2,.8,.2,1)}
 :host([data-position=bottom-left]) .panel{right:auto;left:0;transform-origin:bottom left}
-.header{display:flex;align-items:center;gap:12px;padding:16px 14px 16px 18px;
+.header{display:flex;align-items:center;gap:12px;padding:16px 14px;padding-inline-start:18px;
 background:linear-gradient(135deg,var(--_accent),color-mix(in srgb,var(--_accent) 70%,#000));color:var(--_accent-text)}
 .avatar{flex:none;display:grid;place-items:center;width:38px;height:38px;border-radius:50%;
 background:color-mix(in srgb,var(--_accent-text) 18%,transparent)}
@@ -90,6 +94,7 @@ background:color-mix(in srgb,var(--_accent-text) 18%,transparent)}
 .status[data-status=connected] .dot{background:#22c55e}
 .status[data-status=http] .dot{background:#38bdf8}
 .status[data-status=offline] .dot{background:#9ca3af}
+.status[data-status=unavailable] .dot{background:#ef4444}
 .status[data-status=connecting] .dot,.status[data-status=reconnecting] .dot{animation:natter-pulse 1.2s ease-in-out infinite}
 .icon-button{flex:none;display:grid;place-items:center;width:34px;height:34px;border-radius:10px;color:inherit;opacity:.9;transition:background .15s,opacity .15s}
 .icon-button:hover{background:color-mix(in srgb,var(--_accent-text) 16%,transparent);opacity:1}
@@ -102,8 +107,8 @@ background:color-mix(in srgb,var(--_accent-text) 18%,transparent)}
 .row[data-role=user]+.row[data-role=bot],.row[data-role=user]+.row[data-role=agent],.row[data-role=bot]+.row[data-role=user],.row[data-role=agent]+.row[data-role=user]{margin-top:8px}
 .bubble{padding:9px 13px;border-radius:var(--_radius);white-space:pre-wrap;overflow-wrap:anywhere;word-break:break-word}
 .row[data-role=bot] .bubble,.row[data-role=agent] .bubble,.greeting .bubble{background:var(--_bot-bubble);color:var(--_bot-text);
-border-bottom-left-radius:6px;box-shadow:0 1px 2px rgba(17,20,45,.06);border:1px solid var(--_border)}
-.row[data-role=user] .bubble{background:var(--_user-bubble);color:var(--_user-text);border-bottom-right-radius:6px}
+border-end-start-radius:6px;box-shadow:0 1px 2px rgba(17,20,45,.06);border:1px solid var(--_border)}
+.row[data-role=user] .bubble{background:var(--_user-bubble);color:var(--_user-text);border-end-end-radius:6px}
 .row[data-role=user][data-state=pending] .bubble{opacity:.7}
 .row[data-role=user][data-state=failed] .bubble{background:color-mix(in srgb,#ef4444 14%,var(--_bg));color:var(--_text);border:1px solid color-mix(in srgb,#ef4444 45%,transparent)}
 .row[data-role=system]{align-self:center;max-width:90%;align-items:center}
@@ -111,6 +116,8 @@ border-bottom-left-radius:6px;box-shadow:0 1px 2px rgba(17,20,45,.06);border:1px
 .row[data-role=system] .meta{display:none}
 .bubble a{color:inherit;text-decoration:underline;text-underline-offset:2px;text-decoration-thickness:1px}
 .meta{display:flex;align-items:center;gap:6px;margin:3px 6px 0;font-size:11px;color:var(--_muted)}
+.author{order:-1;font-weight:600}.availability{font-size:12px;opacity:.88;margin-top:1px}
+.closed{margin:10px auto 0;padding:6px 10px;border-radius:999px;font-size:12px;text-align:center;color:var(--_muted);border:1px solid currentColor;width:max-content;max-width:100%}
 .note{display:none}
 [data-state=pending] .note.pending,[data-state=failed] .note.failed{display:inline}
 [data-state=failed] .note.failed{color:#dc2626;font-weight:600}
@@ -118,10 +125,10 @@ border-bottom-left-radius:6px;box-shadow:0 1px 2px rgba(17,20,45,.06);border:1px
 .retry:hover{background:color-mix(in srgb,var(--_accent) 12%,transparent)}
 .greeting{margin-bottom:10px;display:flex;max-width:82%}
 .typing{display:flex;gap:4px;align-items:center;width:max-content;margin-top:8px;padding:12px 14px;border-radius:var(--_radius);
-border-bottom-left-radius:6px;background:var(--_bot-bubble);border:1px solid var(--_border)}
+border-end-start-radius:6px;background:var(--_bot-bubble);border:1px solid var(--_border)}
 .typing span{width:7px;height:7px;border-radius:50%;background:var(--_muted);animation:natter-bounce 1.2s infinite ease-in-out}
 .typing span:nth-child(2){animation-delay:.15s}.typing span:nth-child(3){animation-delay:.3s}
-.composer{display:flex;align-items:flex-end;gap:8px;padding:10px 10px 10px 14px;border-top:1px solid var(--_border);background:var(--_bg)}
+.composer{display:flex;align-items:flex-end;gap:8px;padding:10px;padding-inline-start:14px;border-top:1px solid var(--_border);background:var(--_bg)}
 .input{flex:1;min-height:40px;max-height:132px;field-sizing:content;resize:none;padding:10px 4px;border:0;outline:0;background:transparent;
 color:var(--_text);font:inherit;line-height:1.4}
 .input::placeholder{color:var(--_muted)}
@@ -131,16 +138,24 @@ color:var(--_text);font:inherit;line-height:1.4}
 .send:disabled{opacity:.35;cursor:default}
 .send:not(:disabled):hover{transform:translateY(-1px)}
 .send svg{width:18px;height:18px}
+[dir=rtl] .send svg{transform:scaleX(-1)}
+[dir=rtl] .input:placeholder-shown{direction:rtl}
+.panel:focus{outline:0}
 .footer{padding:0 0 8px;text-align:center;font-size:11px;color:var(--_muted);background:var(--_bg)}
 @keyframes natter-in{from{opacity:0;transform:translateY(12px) scale(.97)}to{opacity:1;transform:none}}
 @keyframes natter-rise{from{opacity:0;transform:translateY(6px)}to{opacity:1;transform:none}}
 @keyframes natter-pop{from{transform:scale(.4)}to{transform:scale(1)}}
 @keyframes natter-bounce{0%,60%,100%{transform:translateY(0);opacity:.5}30%{transform:translateY(-4px);opacity:1}}
 @keyframes natter-pulse{50%{opacity:.35}}
+@media (max-width:480px),(pointer:coarse){
+.input{font-size:16px}
+.icon-button,.send{width:44px;height:44px}
+.retry{min-height:44px;padding:0 12px}}
 @media (max-width:480px){
 :host([data-open]){inset:0!important;width:100%!important;height:100%!important}
 :host([data-open]) .launcher{display:none}
 .panel{position:fixed;inset:0;width:100%;height:100%;border-radius:0;border:0;bottom:0}
+.composer{padding-bottom:max(10px,env(safe-area-inset-bottom))}
 .row{max-width:88%}}
 @media (prefers-reduced-motion:reduce){*,*::before,*::after{animation:none!important;transition:none!important;scroll-behavior:auto!important}}
 "#;

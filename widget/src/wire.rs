@@ -1,8 +1,8 @@
-//! JSON text the widget writes: the `auth` frame, the visitor's `user` frame and the persisted
-//! outbox.
+//! JSON text the widget writes: the `auth` frame, the visitor's `user` and `typing` frames, the
+//! `ping` and the persisted outbox.
 //!
 //! Written by hand rather than through serde: serde plus `serde_wasm_bindgen` cost about a
-//! third of the wasm binary, and the widget writes exactly two shapes. The native tests below
+//! third of the wasm binary, and the widget writes a handful of small shapes. The native tests below
 //! parse the output with serde_json into `natter_protocol::ClientMessage` / `OutboxEntry`, so
 //! the shapes cannot drift from the protocol crate.
 
@@ -61,19 +61,38 @@ pub(crate) fn auth(token: Option<&str>, session: Option<&str>, after: Option<u64
 
 /// The `user` frame for a visitor message: the original widget's message format plus the
 /// de-duplication `id`, without `sessionId` (the connection, or the HTTP request's header, says
-/// whose message it is; a session is not sprayed into every message).
-pub(crate) fn user_message(out: &Outgoing, page: &str) -> String {
-    let mut b = String::with_capacity(out.text.len() + page.len() + 128);
+/// whose message it is; a session is not sprayed into every message). `out.context` is the JSON
+/// object's text made when the message was written (by the npm facade's `JSON.stringify`, or
+/// checked by the browser's JSON when read back from storage, so it is valid JSON); without
+/// one, the hub takes the page from the connection.
+pub(crate) fn user_message(out: &Outgoing) -> String {
+    let mut b = String::with_capacity(out.text.len() + out.context.len() + 128);
     b.push_str("{\"type\":\"user\",");
     push_field(&mut b, "id", &out.id);
     b.push(',');
     push_field(&mut b, "message", &out.text);
     b.push(',');
     push_field(&mut b, "timestamp", &out.time);
-    b.push_str(",\"context\":{");
-    push_field(&mut b, "page", page);
-    b.push_str("}}");
+    if out.context.starts_with('{') {
+        b.push_str(",\"context\":");
+        b.push_str(&out.context);
+    }
+    b.push('}');
     b
+}
+
+/// The app-level `ping` with its nonce (echoed in the `pong`).
+pub(crate) fn ping(nonce: u32) -> String {
+    format!("{{\"type\":\"ping\",\"nonce\":{nonce}}}")
+}
+
+/// The visitor's `typing` frame for the support conversation (no room).
+pub(crate) fn typing(active: bool) -> &'static str {
+    if active {
+        r#"{"type":"typing","active":true}"#
+    } else {
+        r#"{"type":"typing","active":false}"#
+    }
 }
 
 /// The outbox as stored in `localStorage`.
@@ -89,6 +108,10 @@ pub(crate) fn outbox(entries: &[OutboxEntry]) -> String {
         push_field(&mut b, "text", &e.text);
         b.push(',');
         push_field(&mut b, "time", &e.time);
+        if !e.context.is_empty() {
+            b.push(',');
+            push_field(&mut b, "context", &e.context);
+        }
         b.push_str(if e.failed { ",\"failed\":true}" } else { "}" });
     }
     b.push(']');
@@ -106,8 +129,9 @@ mod tests {
             id: "abc".into(),
             text: "quote \" back\\slash\nnew\u{1}line \u{2028} émoji 🎉 </script>".into(),
             time: "2026-01-01T00:00:00.000Z".into(),
+            context: r#"{"page":"/pricing?a=\"b\"","title":"Pricing","plan":{"tier":"pro"}}"#.into(),
         };
-        let text = user_message(&out, "/pricing?a=\"b\"");
+        let text = user_message(&out);
         let parsed: ClientMessage = serde_json::from_str(&text).expect("valid JSON");
         assert_eq!(
             parsed,
@@ -116,9 +140,35 @@ mod tests {
                 message: out.text.clone(),
                 timestamp: Some(out.time.clone()),
                 session_id: None,
-                context: Some(serde_json::json!({ "page": "/pricing?a=\"b\"" }).into()),
+                context: Some(
+                    serde_json::json!({
+                        "page": "/pricing?a=\"b\"", "title": "Pricing", "plan": { "tier": "pro" }
+                    })
+                    .into()
+                ),
             })
         );
+        // Without a context the field is left out: the hub then uses the connection's page.
+        let bare = Outgoing { context: String::new(), ..out };
+        let parsed: ClientMessage = serde_json::from_str(&user_message(&bare)).expect("valid JSON");
+        assert!(matches!(parsed, ClientMessage::User(UserSend { context: None, .. })));
+    }
+
+    #[test]
+    fn ping_is_a_protocol_ping() {
+        let parsed: ClientMessage = serde_json::from_str(&ping(7)).expect("valid JSON");
+        assert_eq!(parsed, ClientMessage::Ping(natter_protocol::Ping { nonce: Some(7.into()) }));
+    }
+
+    #[test]
+    fn typing_frames_are_protocol_typing_messages() {
+        for active in [true, false] {
+            let parsed: ClientMessage = serde_json::from_str(typing(active)).expect("valid JSON");
+            assert_eq!(
+                parsed,
+                ClientMessage::Typing(natter_protocol::TypingSend { active, ..Default::default() })
+            );
+        }
     }
 
     #[test]
@@ -161,6 +211,7 @@ mod tests {
                 id: "a".into(),
                 text: "one\ttwo".into(),
                 time: "t1".into(),
+                context: r#"{"page":"/cart"}"#.into(),
                 failed: false,
                 refusals: 0,
             },
@@ -168,6 +219,7 @@ mod tests {
                 id: "b".into(),
                 text: "\"x\"".into(),
                 time: "t2".into(),
+                context: String::new(),
                 failed: true,
                 refusals: 0,
             },

@@ -1,6 +1,6 @@
 //! The widget in real headless Chromium (wasm-bindgen-test): mounting into a shadow root, the
-//! shortcut, Escape, focus, text-not-HTML, safe links that show the host they go to, the chime
-//! trigger and mute, failed messages and retry, and `destroy()` leaving nothing behind.
+//! shortcut, Escape, focus, text-not-HTML, safe links that show the host they go to, unread and
+//! mute, failed messages and retry, and `destroy()` leaving nothing behind.
 //!
 //! Run: `CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=60
 //! CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
@@ -288,31 +288,36 @@ fn links_show_the_host_the_browser_goes_to() {
 }
 
 #[wasm_bindgen_test]
-fn a_message_arriving_while_closed_chimes_unless_muted() {
+fn a_message_arriving_while_closed_is_unread_and_mute_is_remembered() {
+    // Whether the chime plays depends on the browser's autoplay policy and the visitor's
+    // gestures, and `sound` is told only when it does: tests/e2e/specs/sound.spec.js checks
+    // that with a real hub. Here: the badge, the launcher's label and the mute switch.
     let storage = web_sys::window().and_then(|w| w.local_storage().ok().flatten()).expect("storage");
     storage.remove_item("natter:muted").expect("clear");
+    // What other tests' widgets read must not count here.
+    storage.remove_item("natter:read").expect("clear");
     let w = Mounted::new(&[]);
-    let sounds = Counter::new();
-    w.handle.on("sound", sounds.function());
     w.inject(&bot("c1", 1, "first"));
-    assert_eq!(sounds.count.get(), 1, "closed panel: chime requested");
     let badge = w.part("[part=badge]");
     assert!(!badge.hidden());
     assert_eq!(badge.text_content().as_deref(), Some("1"));
+    let launcher = w.part("[part=launcher]");
+    assert_eq!(launcher.get_attribute("aria-label").as_deref(), Some("Open chat (1 unread)"));
 
     let mute = w.part("button[part=mute]");
     mute.click();
     assert_eq!(mute.get_attribute("aria-pressed").as_deref(), Some("true"));
+    assert_eq!(mute.get_attribute("title").as_deref(), Some("Unmute notification sound"));
     assert_eq!(storage.get_item("natter:muted").expect("get").as_deref(), Some("1"), "mute is remembered");
     w.inject(&bot("c2", 2, "second"));
-    assert_eq!(sounds.count.get(), 1, "muted: no chime");
     assert_eq!(badge.text_content().as_deref(), Some("2"), "still counted as unread");
 
     mute.click();
     w.handle.open();
     assert!(badge.hidden(), "opening reads everything");
+    assert_eq!(launcher.get_attribute("aria-label").as_deref(), Some("Close chat"));
     w.inject(&bot("c3", 3, "third"));
-    assert_eq!(sounds.count.get(), 1, "open and visible: no chime");
+    assert!(badge.hidden(), "open and visible: read as it arrives");
     // The same message delivered twice is shown once.
     w.inject(&bot("c3", 3, "third"));
     assert_eq!(w.root().query_selector_all("[data-id=c3]").expect("query").length(), 1);

@@ -55,35 +55,81 @@ fn main() -> Result<()> {
 }
 
 /// Builds the widget and the hub, then runs the hub in the foreground with the demo page.
+///
+/// The port is checked before anything is built (a busy port used to cost minutes of building
+/// before "Address already in use"), and the demo's database lives under `target/`, out of the
+/// way of the repository's own files.
 fn demo(hub_args: &[String]) -> Result<()> {
+    let root = tools::root();
+    let listen = hub_flag(hub_args, "--listen")
+        .or_else(|| std::env::var("NATTER_LISTEN").ok())
+        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    // The hub takes an address, not a host name: say so now rather than after the build.
+    let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--listen {listen:?} is not an address and port the hub accepts (for example 127.0.0.1:8081)"
+        )
+    })?;
+    if let Err(e) = std::net::TcpListener::bind(addr) {
+        let other = std::net::SocketAddr::new(addr.ip(), addr.port().checked_add(1).unwrap_or(8081));
+        bail!(
+            "cannot listen on {listen}: {e}.\n\
+             Is a hub (or another server) already running there? Stop it, or pick another port:\n    \
+             cargo xtask demo --listen {other}"
+        );
+    }
+    let first_run = !root.join("target/release/natter-hub").exists();
+    println!(
+        "xtask demo: building the widget (Rust → WebAssembly) and the hub (release){}",
+        if first_run {
+            "; the first run compiles everything and takes a few minutes, later runs take seconds"
+        } else {
+            ""
+        }
+    );
     tools::ensure_wasm_toolchain()?;
     widget::build(true)?;
     tools::cargo(&["build", "--release", "-p", "natter-hub"])?;
-    let root = tools::root();
-    let listen = hub_args
-        .windows(2)
-        .find(|w| w[0] == "--listen")
-        .map(|w| w[1].clone())
-        .or_else(|| std::env::var("NATTER_LISTEN").ok())
-        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let mut cmd = Command::new(root.join("target/release/natter-hub"));
+    cmd.current_dir(&root);
+    // A flag given twice is an error to the hub, so only what the user left out is added.
+    if hub_flag(hub_args, "--assets").is_none() {
+        cmd.args(["--assets", "npm/dist"]);
+    }
+    if hub_flag(hub_args, "--listen").is_none() {
+        cmd.args(["--listen", &listen]);
+    }
+    if hub_flag(hub_args, "--db").is_none() && std::env::var_os("NATTER_DB").is_none() {
+        let dir = root.join("target").join("demo");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        cmd.arg("--db").arg(dir.join("natter.db"));
+    }
+    cmd.args(hub_args);
     println!();
     println!("  Natter demo: http://{listen}/");
     println!("  Open it, press Ctrl+Shift+C (or click the launcher) and say hello. Ctrl+C stops the hub.");
     println!();
-    let mut cmd = Command::new(root.join("target/release/natter-hub"));
-    cmd.current_dir(&root);
-    if !hub_args.iter().any(|a| a == "--assets") {
-        cmd.args(["--assets", "npm/dist"]);
-    }
-    if !hub_args.iter().any(|a| a == "--listen") {
-        cmd.args(["--listen", &listen]);
-    }
-    cmd.args(hub_args);
     let status = cmd.status().context("starting target/release/natter-hub")?;
     if !status.success() {
         bail!("natter-hub exited with {status}");
     }
     Ok(())
+}
+
+/// The value of the hub flag `name` (`--listen`) in `args`, written either way the hub accepts
+/// it: `--listen 127.0.0.1:9000` or `--listen=127.0.0.1:9000`. `None` when it is not given;
+/// `Some("")` when it is given without a value (the hub then says what is missing).
+fn hub_flag(args: &[String], name: &str) -> Option<String> {
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if arg == name {
+            return Some(rest.next().cloned().unwrap_or_default());
+        }
+        if let Some(value) = arg.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            return Some(value.to_string());
+        }
+    }
+    None
 }
 
 /// One step of `cargo xtask test`.
@@ -122,6 +168,7 @@ fn test(args: &[String]) -> Result<()> {
         Step { name: "unit+integration", run: || tools::cargo(&["test", "--workspace", "--all-targets"]) },
         Step { name: "widget-build", run: || widget::build(true) },
         Step { name: "widget-browser", run: tools::widget_browser_tests },
+        Step { name: "package", run: tools::package },
         Step { name: "examples", run: tools::build_examples },
         Step { name: "e2e", run: tools::e2e },
     ];
@@ -141,4 +188,35 @@ fn test(args: &[String]) -> Result<()> {
     println!("\n==> xtask test: every step passed in {:.0?}", started.elapsed());
     println!("{passed} passed, 0 failed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hub_flag;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn hub_flags_are_found_in_both_spellings() {
+        let spaced = args(&["--listen", "127.0.0.1:9000", "--db", ":memory:"]);
+        assert_eq!(hub_flag(&spaced, "--listen").as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(hub_flag(&spaced, "--db").as_deref(), Some(":memory:"));
+        // `--listen=…` is as much the hub's syntax as `--listen …`: the demo must check that
+        // port, and must not add a second `--listen` (which the hub refuses after the build).
+        let joined = args(&["--listen=127.0.0.1:9000", "--db=:memory:", "--assets=dist"]);
+        assert_eq!(hub_flag(&joined, "--listen").as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(hub_flag(&joined, "--db").as_deref(), Some(":memory:"));
+        assert_eq!(hub_flag(&joined, "--assets").as_deref(), Some("dist"));
+    }
+
+    #[test]
+    fn other_flags_and_values_are_not_mistaken_for_one() {
+        // A longer flag with the same start, another flag's value, a flag without a value.
+        assert_eq!(hub_flag(&args(&["--listen-backlog=5"]), "--listen"), None);
+        assert_eq!(hub_flag(&args(&["--rules", "listen.toml"]), "--listen"), None);
+        assert_eq!(hub_flag(&args(&["--reply-delay", "0"]), "--listen"), None);
+        assert_eq!(hub_flag(&args(&["--listen"]), "--listen").as_deref(), Some(""));
+    }
 }

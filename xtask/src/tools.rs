@@ -55,7 +55,10 @@ pub fn which(program: &str) -> Option<PathBuf> {
 /// Makes sure the Debian packages providing `programs` are installed: installs them with
 /// apt-get when running as root (CI, these machines), otherwise names the command to run.
 pub fn ensure_debian(programs: &[(&str, &str)]) -> Result<()> {
-    let missing: Vec<&str> = programs.iter().filter(|(prog, _)| !have(prog)).map(|(_, pkg)| *pkg).collect();
+    // Daemons such as nginx live in /usr/sbin, which a user's PATH may lack.
+    let installed = |prog: &str| have(prog) || Path::new("/usr/sbin").join(prog).is_file();
+    let missing: Vec<&str> =
+        programs.iter().filter(|(prog, _)| !installed(prog)).map(|(_, pkg)| *pkg).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -114,6 +117,12 @@ pub fn ensure_all() -> Result<()> {
         ("chromedriver", "chromium-driver"),
         ("wasm-opt", "binaryen"),
         ("redis-server", "redis-server"),
+        // The deploy guide's end-to-end test puts a real nginx, with a throwaway TLS
+        // certificate, in front of the hub.
+        ("nginx", "nginx"),
+        ("openssl", "openssl"),
+        // It also checks the guide's systemd unit with `systemd-analyze verify`.
+        ("systemd-analyze", "systemd"),
         ("node", "nodejs"),
         ("npm", "npm"),
     ])?;
@@ -127,21 +136,30 @@ pub fn doc() -> Result<()> {
         .env("RUSTDOCFLAGS", "-D warnings"))
 }
 
-/// `npm install` in `dir` when its node_modules is missing or older than its lock file. Never downloads a browser.
+/// `npm ci` in `dir` when its node_modules is missing or older than its lock file: exactly the
+/// locked versions, and the lock file is never rewritten (a test run leaves the tree as it
+/// found it). Never downloads a browser.
+///
+/// The lock files are complete: they list the optional platform packages of every platform
+/// (esbuild's and rollup's binaries), because they were written by a fresh install, not by an
+/// update of one machine's node_modules — npm then records only that machine's platform and
+/// `npm ci` elsewhere fails with "missing from lock file". To update one, delete it and
+/// node_modules and run `npm install` again. They carry no `resolved` registry addresses, so
+/// they work with whatever registry an npm is configured for.
 pub fn ensure_npm(dir: &Path) -> Result<()> {
     let lock = dir.join("package-lock.json");
-    let modules = dir.join("node_modules");
-    let stale = match (std::fs::metadata(&lock).and_then(|m| m.modified()), std::fs::metadata(&modules)) {
-        (Ok(lock_time), Ok(m)) => m.modified().map(|t| t < lock_time).unwrap_or(true),
-        (_, Err(_)) => true,
-        (Err(_), Ok(_)) => false,
+    if !lock.exists() {
+        bail!("{} is missing: npm ci installs from it", lock.display());
+    }
+    // npm's own record of what it installed: newer than the lock file when up to date.
+    let installed = dir.join("node_modules").join(".package-lock.json");
+    let fresh = match (std::fs::metadata(&lock).and_then(|m| m.modified()), std::fs::metadata(&installed)) {
+        (Ok(lock_time), Ok(m)) => m.modified().map(|t| t >= lock_time).unwrap_or(false),
+        _ => false,
     };
-    if stale {
-        // `npm install`, not `npm ci`: it installs the locked versions just the same, but
-        // tolerates lock files written with `omit-lockfile-registry-resolved` (set on these
-        // machines), where `npm ci` wrongly reports optional platform packages as missing.
+    if !fresh {
         run(Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund"])
+            .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(dir)
             .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"))?;
     }
@@ -160,15 +178,63 @@ pub fn widget_browser_tests() -> Result<()> {
         .current_dir(root()))
 }
 
-/// Builds the example apps that have a build step; each installs the package from `npm/`.
+/// Installs and builds the example apps that have a build step. Each installs the package from
+/// `npm/` as a copy (their `.npmrc` sets `install-links`), so `npm ci` runs every time: it
+/// copies in the widget just built.
 pub fn build_examples() -> Result<()> {
     for name in ["vite", "react"] {
         let dir = root().join("examples").join(name);
         if !dir.join("package.json").exists() {
             bail!("examples/{name}/package.json is missing");
         }
-        ensure_npm(&dir)?;
+        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))?;
         run(Command::new("npm").args(["run", "build"]).current_dir(&dir))?;
+    }
+    Ok(())
+}
+
+/// The npm package as it would be published: `npm publish --dry-run` (which runs the package's
+/// `prepack` check and lists the files) must pass, and the tarball must hold the widget, the
+/// types, the licenses and the changelog.
+pub fn package() -> Result<()> {
+    let dir = root().join("npm");
+    let out = Command::new("npm")
+        .args(["publish", "--dry-run", "--json"])
+        .current_dir(&dir)
+        .output()
+        .context("running npm publish --dry-run in npm/")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("`npm publish --dry-run` failed in npm/:\n{stderr}");
+    }
+    // npm warns about what it would fix in package.json ("npm warn publish …"); that it is
+    // not logged in to a registry is the machine's business, not the package's.
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("npm warn") && !l.contains("requires you to be logged in"))
+        .collect();
+    if !warnings.is_empty() {
+        bail!("`npm publish --dry-run` warns:\n{}", warnings.join("\n"));
+    }
+    let report = String::from_utf8_lossy(&out.stdout);
+    for file in [
+        "dist/index.js",
+        "dist/index.d.ts",
+        "dist/natter.js",
+        "dist/natter_widget_bg.wasm",
+        "LICENSE-MIT",
+        "LICENSE-APACHE",
+        "CHANGELOG.md",
+        "README.md",
+        "package.json",
+    ] {
+        if !report.contains(&format!("\"path\": \"{file}\"")) {
+            bail!("the package would not contain {file}:\n{report}");
+        }
+    }
+    println!("npm/ would publish cleanly:");
+    for line in report.lines().filter(|l| l.contains("\"path\"")) {
+        println!("  {}", line.trim().trim_start_matches("\"path\": ").trim_end_matches(','));
     }
     Ok(())
 }

@@ -4,8 +4,14 @@
 //! Build: natter-widget → wasm32 (`wasm-release` profile) → `wasm-bindgen --target web` →
 //! `wasm-opt -Oz` → `npm/dist/`. The hand-written ESM entry (`npm/src/index.js`) and the
 //! wasm-bindgen glue are bundled and minified into one `dist/index.js` by esbuild; the
-//! script-tag loader is minified into `dist/natter.js`; the types are copied; each downloaded
-//! file also gets a gzip -9 copy (`.gz`) for servers that serve precompressed files.
+//! script-tag loader is minified into `dist/natter.js`; the types are copied; the texts of each
+//! built-in language but English (`widget/src/i18n/<lang>.json`) are minified into
+//! `dist/locales/<lang>.json`, of which a page downloads at most one; each downloaded file also
+//! gets a gzip -9 copy (`.gz`) for servers that serve precompressed files.
+//!
+//! Everything is built in `target/natter-widget-dist` first and copied into `npm/dist` only
+//! where it changed: the hub embeds `npm/dist` (`server/build.rs`), so a rewrite of the same
+//! bytes would make cargo recompile the hub after every build.
 //!
 //! Build tools that are not Rust come from npm, pinned in `npm/scripts/package.json`
 //! (installed on first use): esbuild, and binaryen's wasm-opt when the system one is too old
@@ -20,8 +26,61 @@ use std::process::Command;
 const TARGET: &str = "wasm32-unknown-unknown";
 /// What a page downloads for the widget, in load order.
 const DOWNLOADED: &[&str] = &["natter.js", "index.js", "natter_widget_bg.wasm"];
-/// The size budget: everything a page downloads for the widget, gzip.
+/// The size budget: everything a page downloads for the widget, gzip (with the largest
+/// language file, for a page in a language other than English).
 const BUDGET_BYTES: u64 = 60 * 1024;
+
+/// Writes `bytes` to `path` and a gzip -9 copy beside it; returns the gzip size.
+fn write_with_gzip(path: &Path, bytes: &[u8]) -> Result<usize> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    let gz = gzip(bytes)?;
+    let mut gz_path = path.as_os_str().to_owned();
+    gz_path.push(".gz");
+    std::fs::write(&gz_path, &gz)?;
+    Ok(gz.len())
+}
+
+/// Minifies `widget/src/i18n/*.json` into `<dir>/locales/`; returns `(file, raw, gzip)` sizes.
+fn build_locales(dist: &Path) -> Result<Vec<(String, usize, usize)>> {
+    let src = root().join("widget").join("src").join("i18n");
+    let out = dist.join("locales");
+    std::fs::create_dir_all(&out)?;
+    let mut made = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&src)
+        .with_context(|| format!("reading {}", src.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let text = std::fs::read_to_string(&path)?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let min = serde_json::to_vec(&value)?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let gz = write_with_gzip(&out.join(&name), &min)?;
+        made.push((name, min.len(), gz));
+    }
+    Ok(made)
+}
+
+fn largest_locale(dist: &Path) -> Result<Option<(String, u64, u64)>> {
+    let mut best: Option<(String, u64, u64)> = None;
+    let Ok(dir) = std::fs::read_dir(dist.join("locales")) else { return Ok(None) };
+    for e in dir.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        let gz = gzip_len(&bytes)?;
+        if best.as_ref().is_none_or(|b| gz > b.2) {
+            let name = format!("locales/{}", e.file_name().to_string_lossy());
+            best = Some((name, bytes.len() as u64, gz));
+        }
+    }
+    Ok(best)
+}
 
 /// `npm/dist/`.
 pub fn dist_dir() -> PathBuf {
@@ -36,6 +95,19 @@ const WASM_FEATURES: &[&str] = &[
     "--enable-sign-ext",
     "--enable-reference-types",
     "--enable-multivalue",
+];
+
+/// `wasm-opt` passes: size first, repeated while they still shrink the module; the producers
+/// and target-features sections are metadata no browser reads. The module's memory is its own
+/// (zero-filled when instantiated) and Rust keeps the stack above the low kilobyte, which lets
+/// binaryen fold more constants.
+const WASM_OPT: &[&str] = &[
+    "-Oz",
+    "--converge",
+    "--strip-producers",
+    "--strip-target-features",
+    "--low-memory-unused",
+    "--zero-filled-memory",
 ];
 
 fn scripts_dir() -> PathBuf {
@@ -60,7 +132,7 @@ fn wasm_opt(file: &Path) -> Result<()> {
     let out = file.with_extension("opt.wasm");
     let attempt = |bin: &Path, quiet: bool| {
         let mut cmd = Command::new(bin);
-        cmd.arg("-Oz").args(WASM_FEATURES).arg(file).arg("-o").arg(&out);
+        cmd.args(WASM_OPT).args(WASM_FEATURES).arg(file).arg("-o").arg(&out);
         if quiet {
             // The system binary is only a first try; its parse error is not the user's problem.
             cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
@@ -81,7 +153,7 @@ fn wasm_opt(file: &Path) -> Result<()> {
             ensure_npm_tools()?;
             let status = attempt(&npm_bin("wasm-opt"), false).context("running npm/scripts' wasm-opt")?;
             if !status.success() {
-                bail!("wasm-opt -Oz failed ({status})");
+                bail!("wasm-opt {} failed ({status})", WASM_OPT.join(" "));
             }
         }
     }
@@ -255,7 +327,10 @@ pub fn build(release: bool) -> Result<()> {
     let wasm = root.join("target").join(TARGET).join(profile_dir).join("natter_widget.wasm");
     let dist = dist_dir();
     let stage = root.join("target").join("natter-widget-js");
-    for dir in [&dist, &stage] {
+    // The finished files, before they are copied into npm/dist (see `sync_dir`).
+    let out = root.join("target").join("natter-widget-dist");
+    let _ = std::fs::remove_dir_all(&out);
+    for dir in [&dist, &stage, &out] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     run(Command::new("wasm-bindgen")
@@ -263,14 +338,14 @@ pub fn build(release: bool) -> Result<()> {
         .args(["--target", "web", "--no-typescript", "--out-dir"])
         .arg(&stage))?;
     shorten_imports(&stage.join("natter_widget_bg.wasm"), &stage.join("natter_widget.js"))?;
-    let wasm_out = dist.join("natter_widget_bg.wasm");
+    let wasm_out = out.join("natter_widget_bg.wasm");
     std::fs::copy(stage.join("natter_widget_bg.wasm"), &wasm_out).context("copying the wasm")?;
     if release {
         wasm_opt(&wasm_out)?;
     }
     let src = root.join("npm").join("src");
     std::fs::copy(src.join("index.js"), stage.join("index.js")).context("copying npm/src/index.js")?;
-    std::fs::copy(src.join("index.d.ts"), dist.join("index.d.ts")).context("copying npm/src/index.d.ts")?;
+    std::fs::copy(src.join("index.d.ts"), out.join("index.d.ts")).context("copying npm/src/index.d.ts")?;
     ensure_npm_tools()?;
     let minify: &[&str] = if release { &["--minify"] } else { &[] };
     // One ESM file: the facade plus the wasm-bindgen glue. `new URL(..., import.meta.url)` for
@@ -278,25 +353,83 @@ pub fn build(release: bool) -> Result<()> {
     esbuild(
         &[&["--bundle", "--format=esm", "--target=es2020", "--log-level=warning"], minify].concat(),
         &stage.join("index.js"),
-        &dist.join("index.js"),
+        &out.join("index.js"),
     )?;
     esbuild(
         &[&["--target=es2017", "--log-level=warning"], minify].concat(),
         &src.join("natter.js"),
-        &dist.join("natter.js"),
+        &out.join("natter.js"),
     )?;
-    // Leftovers of earlier layouts would otherwise be shipped.
-    let _ = std::fs::remove_file(dist.join("natter_widget.js"));
     for file in DOWNLOADED {
-        let path = dist.join(file);
+        let path = out.join(file);
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         // Precompressed copies, for a static server (the hub's ServeDir) that serves `.gz`
         // files to browsers that accept gzip without compressing on every request.
         let gz = gzip(&bytes)?;
-        std::fs::write(dist.join(format!("{file}.gz")), &gz)?;
+        std::fs::write(out.join(format!("{file}.gz")), &gz)?;
         println!("  {:<24} {:>8} bytes  {:>7} gzip", file, bytes.len(), gz.len());
     }
+    for (name, raw, gz) in build_locales(&out)? {
+        println!("  {:<24} {:>8} bytes  {:>7} gzip", format!("locales/{name}"), raw, gz);
+    }
+    // Leftovers of earlier layouts would otherwise be shipped.
+    let _ = std::fs::remove_file(dist.join("natter_widget.js"));
+    let sources = [
+        ("index.js", src.join("index.js")),
+        ("index.d.ts", src.join("index.d.ts")),
+        ("natter.js", src.join("natter.js")),
+    ];
+    sync_dir(&out, &dist, &sources)?;
+    let locales = dist.join("locales");
+    std::fs::create_dir_all(&locales).with_context(|| format!("creating {}", locales.display()))?;
+    sync_dir(&out.join("locales"), &locales, &[])?;
+    // A language removed from the source leaves nothing behind.
+    for entry in std::fs::read_dir(&locales)?.flatten() {
+        if !out.join("locales").join(entry.file_name()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     println!("widget built into {}", dist.display());
+    Ok(())
+}
+
+/// Copies each file of `from` into `to` where its bytes differ (or it is missing), and leaves
+/// the others untouched, timestamps included. The hub embeds `npm/dist` and cargo rebuilds it
+/// when any file there is newer than its last build: rewriting identical files made every
+/// `cargo xtask demo` recompile the release hub for minutes.
+///
+/// `sources` names what a file is built from (`("natter.js", npm/src/natter.js)`): an unchanged
+/// file older than its source (an edit the minifier drops, such as a comment) gets the current
+/// time, so the package's `prepack` check, which refuses a build older than its sources, does
+/// not call a fresh build stale.
+fn sync_dir(from: &Path, to: &Path, sources: &[(&str, PathBuf)]) -> Result<()> {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let name = entry.file_name();
+        let target = to.join(&name);
+        let bytes =
+            std::fs::read(entry.path()).with_context(|| format!("reading {}", entry.path().display()))?;
+        if std::fs::read(&target).is_ok_and(|old| old == bytes) {
+            let source = sources.iter().find(|(n, _)| std::ffi::OsStr::new(n) == name);
+            if let Some((_, source)) = source {
+                if let (Some(built), Some(edited)) = (modified(&target), modified(source)) {
+                    if built < edited {
+                        std::fs::File::options()
+                            .write(true)
+                            .open(&target)
+                            .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+                            .with_context(|| format!("updating the time of {}", target.display()))?;
+                    }
+                }
+            }
+            continue;
+        }
+        std::fs::write(&target, &bytes).with_context(|| format!("writing {}", target.display()))?;
+    }
     Ok(())
 }
 
@@ -332,7 +465,14 @@ pub fn bench_size() -> Result<()> {
         gz_total += gz;
         println!("  {:<24} {:>10} {:>10}", file, kib(bytes.len() as u64), kib(gz));
     }
-    println!("  {:<24} {:>10} {:>10}", "total", kib(raw_total), kib(gz_total));
+    println!("  {:<24} {:>10} {:>10}", "total (English page)", kib(raw_total), kib(gz_total));
+    // A page in another language also downloads that language's texts (one file).
+    if let Some((name, raw, gz)) = largest_locale(&dist)? {
+        println!("  {:<24} {:>10} {:>10}", name, kib(raw), kib(gz));
+        raw_total += raw;
+        gz_total += gz;
+        println!("  {:<24} {:>10} {:>10}", "total (largest language)", kib(raw_total), kib(gz_total));
+    }
     let verdict = if gz_total <= BUDGET_BYTES { "within" } else { "OVER" };
     println!(
         "  budget {}: {verdict} ({:.0}% used)",
@@ -345,4 +485,66 @@ pub fn bench_size() -> Result<()> {
 fn launcher_timing() -> Result<()> {
     ensure_npm_tools()?;
     run(Command::new("node").current_dir(scripts_dir()).arg("launcher-timing.mjs").arg(dist_dir()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sync_dir;
+    use std::path::Path;
+    use std::time::{Duration, SystemTime};
+
+    fn set_time(path: &Path, time: SystemTime) {
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(time).unwrap();
+    }
+
+    fn time(path: &Path) -> SystemTime {
+        std::fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    #[test]
+    fn a_rebuild_leaves_unchanged_files_and_their_times_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to, src) = (tmp.path().join("from"), tmp.path().join("to"), tmp.path().join("src"));
+        for dir in [&from, &to, &src] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        // natter.js: the same bytes as last time. index.js: new bytes. index.d.ts: not there yet.
+        for (name, old, new) in [("natter.js", "same", "same"), ("index.js", "old", "new")] {
+            std::fs::write(from.join(name), new).unwrap();
+            std::fs::write(to.join(name), old).unwrap();
+            set_time(&to.join(name), long_ago);
+        }
+        std::fs::write(from.join("index.d.ts"), "types").unwrap();
+        std::fs::write(src.join("natter.js"), "// source").unwrap();
+        set_time(&src.join("natter.js"), long_ago - Duration::from_secs(60));
+
+        sync_dir(&from, &to, &[("natter.js", src.join("natter.js"))]).unwrap();
+
+        // Untouched: cargo sees nothing new in npm/dist, so the hub that embeds it is not rebuilt.
+        assert_eq!(time(&to.join("natter.js")), long_ago);
+        assert_eq!(std::fs::read_to_string(to.join("index.js")).unwrap(), "new");
+        assert!(time(&to.join("index.js")) > long_ago);
+        assert_eq!(std::fs::read_to_string(to.join("index.d.ts")).unwrap(), "types");
+    }
+
+    #[test]
+    fn an_unchanged_file_older_than_its_edited_source_is_made_current() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to, src) = (tmp.path().join("from"), tmp.path().join("to"), tmp.path().join("src"));
+        for dir in [&from, &to, &src] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        std::fs::write(from.join("natter.js"), "minified").unwrap();
+        std::fs::write(to.join("natter.js"), "minified").unwrap();
+        set_time(&to.join("natter.js"), long_ago);
+        // A comment was edited: the minified output is the same, the source is newer.
+        std::fs::write(src.join("natter.js"), "// edited").unwrap();
+
+        sync_dir(&from, &to, &[("natter.js", src.join("natter.js"))]).unwrap();
+
+        // npm/scripts/prepack.mjs refuses a dist file older than its source.
+        assert!(time(&to.join("natter.js")) >= time(&src.join("natter.js")));
+    }
 }

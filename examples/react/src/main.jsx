@@ -25,7 +25,7 @@ function App() {
       <h2>Last messages (from the widget's events)</h2>
       <ul>
         {messages.map((m) => (
-          <li key={m.id}>
+          <li key={m.id} data-state={m.state}>
             <em>{m.role}</em>: {m.text} <small>({m.state})</small>
           </li>
         ))}

@@ -14,10 +14,23 @@ export function useNatter(options) {
     handle.current = chat;
     const onStatus = (s) => setState({ ...s });
     const onUnread = () => setState({ ...chat.state });
+    // `message` adds a message; `delivery` follows one of the visitor's own through pending,
+    // sent (with its seq), failed and retried — so the list never shows a stale "pending".
     const onMessage = (m) => setMessages((all) => [...all.filter((x) => x.id !== m.id), m].slice(-5));
-    chat.on('ready', onStatus).on('status', onStatus).on('unread', onUnread).on('message', onMessage);
+    const onDelivery = (d) => setMessages((all) => all.map((x) => (x.id === d.id ? { ...x, state: d.state, seq: d.seq } : x)));
+    chat
+      .on('ready', onStatus)
+      .on('status', onStatus)
+      .on('unread', onUnread)
+      .on('message', onMessage)
+      .on('delivery', onDelivery);
     return () => {
-      chat.off('ready', onStatus).off('status', onStatus).off('unread', onUnread).off('message', onMessage);
+      chat
+        .off('ready', onStatus)
+        .off('status', onStatus)
+        .off('unread', onUnread)
+        .off('message', onMessage)
+        .off('delivery', onDelivery);
       chat.destroy();
       handle.current = null;
     };

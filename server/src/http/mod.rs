@@ -50,7 +50,8 @@ pub(crate) async fn post_message(
     let who = who(&hub, &headers, q.session.as_deref(), send.session_id.as_deref())?;
     let page: Option<String> =
         q.page.filter(|p| !p.is_empty()).map(|p| p.chars().take(MAX_PAGE_CHARS).collect());
-    let ack = hub.post_user(&who, send, page.as_deref()).await?;
+    let browser = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let ack = hub.post_user(&who, send, page.as_deref(), browser).await?;
     Ok(with_session(&who, Json(ServerMessage::Ack(ack)).into_response()))
 }
 

@@ -24,6 +24,11 @@ pub(crate) fn encode(message: &ServerMessage) -> Frame {
     Frame::from(serde_json::to_string(message).unwrap_or_else(|_| "{}".into()))
 }
 
+/// Encodes any frame (the operators' feed) once.
+pub(crate) fn encode_any(message: &impl serde::Serialize) -> Frame {
+    Frame::from(serde_json::to_string(message).unwrap_or_else(|_| "{}".into()))
+}
+
 /// The fan-out task: everything the store delivers, to every subscribed connection, until
 /// shutdown.
 pub(super) async fn run(hub: Hub, mut events: mpsc::UnboundedReceiver<Event>) {
@@ -63,6 +68,7 @@ impl Hub {
         match event {
             Event::Stored { key, message } => {
                 let Some(seq) = message.seq() else { return };
+                self.feed_operators(&key, &message, None);
                 let frame = encode(&message);
                 let mut state = self.lock();
                 let Some(conv) = state.conversations.get_mut(&key) else { return };
@@ -74,10 +80,19 @@ impl Hub {
                 deliver(metrics, conv, &frame, None);
             }
             Event::Ephemeral { key, message, from } => {
+                self.feed_operators(&key, &message, from.as_deref());
                 let frame = encode(&message);
                 let state = self.lock();
                 let Some(conv) = state.conversations.get(&key) else { return };
                 deliver(metrics, conv, &frame, from.as_deref());
+            }
+            Event::Inbox(event) => {
+                if let natter_protocol::inbox::InboxEvent::Availability { .. } = event {
+                    // Another hub's operators came or went: visitors here may need telling.
+                    let hub = self.clone();
+                    tokio::spawn(async move { hub.refresh_availability().await });
+                }
+                self.deliver_operators(&event, None);
             }
         }
     }

@@ -25,7 +25,9 @@
 //! - [`history`] — attaching a connection (ring or store), gaps, the long-poll.
 //! - [`rooms`] — join and leave, presence, room info and the room list.
 //! - [`fanout`] — the store's delivery stream into rings and connection queues.
-//! - [`reply`] — running the reply engine for a visitor's message.
+//! - [`reply`] — running the reply engine for a visitor's message, unless an operator took over.
+//! - [`inbox`] — the operators' side: conversation records, agent replies, notes, status,
+//!   the operators' live feed, availability pushed to visitors.
 //! - [`lifecycle`] — the beat, housekeeping, shutdown and connection guards.
 //! - [`outbox`] and [`ring`] — a connection's send queue and a conversation's recent messages.
 
@@ -33,6 +35,7 @@ mod admission;
 mod conversation;
 mod fanout;
 mod history;
+mod inbox;
 mod lifecycle;
 mod limits;
 mod outbox;
@@ -50,7 +53,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub(crate) use admission::Refusal;
-pub(crate) use fanout::encode;
+pub(crate) use fanout::{encode, encode_any};
 pub(crate) use history::Since;
 pub(crate) use lifecycle::stopped;
 use lifecycle::Beat;
@@ -73,6 +76,10 @@ use ring::Ring;
 #[derive(Debug, Default)]
 struct State {
     conversations: HashMap<ConversationKey, Conversation>,
+    /// Operator connections by connection number (see [`inbox`]).
+    operators: HashMap<u64, inbox::OperatorConnection>,
+    /// Whether an operator is online on any hub, as last worked out.
+    available: bool,
 }
 
 /// Conversations forgotten at once when the table is full (a fraction of it, at least one).
@@ -122,6 +129,8 @@ struct Shared {
     beat: watch::Sender<Beat>,
     /// Open connections; `run` waits for 0 at shutdown.
     live: watch::Sender<usize>,
+    /// Operator sign-in attempts.
+    signin: crate::inbox::limit::SigninLimiter,
 }
 
 /// Handle to the hub; cheap to clone.
@@ -168,11 +177,13 @@ impl Hub {
                 shutdown: watch::Sender::new(false),
                 beat: watch::Sender::new(Beat::default()),
                 live: watch::Sender::new(0),
+                signin: Default::default(),
             }),
         };
         tokio::spawn(fanout::run(hub.clone(), events));
         tokio::spawn(lifecycle::housekeeping(hub.clone()));
         tokio::spawn(lifecycle::pinger(hub.clone()));
+        tokio::spawn(inbox::availability(hub.clone()));
         hub
     }
 
@@ -184,6 +195,11 @@ impl Hub {
     /// The identity rules and keys.
     pub(crate) fn identity(&self) -> &Identity {
         &self.shared.identity
+    }
+
+    /// The operator sign-in rate limit.
+    pub(crate) fn signin_limiter(&self) -> &crate::inbox::limit::SigninLimiter {
+        &self.shared.signin
     }
 
     /// The counters.

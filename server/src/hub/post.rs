@@ -1,12 +1,16 @@
 //! The write path: a visitor's message into their support conversation, a member's message
 //! into a room. Both are checked ([`admission`](super::admission)), appended to the store
 //! (which numbers and de-duplicates them) and acknowledged; delivery comes back through the
-//! fan-out like every other stored message.
+//! fan-out like every other stored message. A visitor's message also updates the
+//! conversation's inbox record, which says whether an operator has taken over from the bot.
 
 use std::sync::Arc;
 
-use natter_protocol::{Ack, ConversationMessage, Member, RawJson, RoomMessage, ServerMessage, UserSend};
+use natter_protocol::{
+    Ack, ConversationMessage, Member, RawJson, Role, RoomMessage, ServerMessage, UserSend,
+};
 
+use super::inbox::Visit;
 use super::{Hub, Refusal};
 use crate::clock::now_rfc3339;
 use crate::identity::Principal;
@@ -16,12 +20,15 @@ use crate::store::{Appended, ConversationKey, Draft};
 impl Hub {
     /// Stores a visitor's message in their conversation and starts the reply. Shared by the
     /// WebSocket and the HTTP fallback; `page` is the connection's page, used as context when the
-    /// message brings none. A signed-in user's message carries their verified name as `author`.
+    /// message brings none, and `browser` its `User-Agent` (shown to operators). A signed-in
+    /// user's message carries their verified name as `author`. The bot answers unless an
+    /// operator has taken the conversation over.
     pub(crate) async fn post_user(
         &self,
         who: &Principal,
         send: UserSend,
         page: Option<&str>,
+        browser: Option<&str>,
     ) -> Result<Ack, Refusal> {
         let conversation = &who.conversation;
         self.check_message(&send.id, &send.message)?;
@@ -49,7 +56,22 @@ impl Hub {
         let draft = Draft { id: id.clone(), message: ServerMessage::User(stored.clone()) };
         let appended = self.append_from_client(&key, draft).await?;
         if !appended.duplicate {
-            self.spawn_reply(key, stored, who.user.clone());
+            let stored = ConversationMessage { seq: appended.seq, ..stored };
+            let visit = Visit {
+                visitor: who.member_id.to_string(),
+                browser: browser.map(str::to_string),
+                user: who.welcome().user,
+            };
+            let (hub, conversation, verified) = (self.clone(), conversation.clone(), who.user.clone());
+            // Off the acknowledgement's path: the record is written, then the bot answers unless
+            // an operator has taken the conversation over (until it is closed).
+            tokio::spawn(async move {
+                let record =
+                    hub.record_activity(&conversation, &stored, Role::User, Vec::new(), Some(&visit)).await;
+                if !record.is_some_and(|r| r.handoff) {
+                    hub.reply_to(key, stored, verified).await;
+                }
+            });
         }
         Ok(Ack { id, seq: appended.seq, room: None, duplicate: appended.duplicate })
     }

@@ -17,6 +17,7 @@ use crate::clock::now_rfc3339;
 use crate::identity::VerifiedUser;
 use crate::metrics::Metrics;
 use crate::reply::{clip, Identity, Reply, ReplyError, ReplyRequest, Turn};
+use crate::store::inbox::RecordChange;
 use crate::store::{ConversationKey, Draft};
 
 /// How often the bot's `typing` indicator is renewed while a reply takes long (the widget
@@ -38,19 +39,8 @@ enum Outcome {
 }
 
 impl Hub {
-    /// Answers a stored visitor message in the background; `verified` is the signed-in user
-    /// who wrote it, if any.
-    pub(super) fn spawn_reply(
-        &self,
-        key: ConversationKey,
-        user: ConversationMessage,
-        verified: Option<Arc<VerifiedUser>>,
-    ) {
-        let hub = self.clone();
-        tokio::spawn(async move { hub.reply_to(key, user, verified).await });
-    }
-
-    async fn reply_to(
+    /// Asks the engine and stores its answer (see the module docs).
+    pub(super) async fn reply_to(
         &self,
         key: ConversationKey,
         user: ConversationMessage,
@@ -74,6 +64,7 @@ impl Hub {
                 avatar: u.avatar.clone(),
             }),
             history,
+            operators_online: self.available(),
         };
         let outcome = {
             let work = async {
@@ -141,10 +132,13 @@ impl Hub {
         self.publish(key, bot_typing(false), None).await;
     }
 
-    /// Stores `reply` as the bot's answer to `user`.
+    /// Stores `reply` as the bot's answer to `user`, and records it in the conversation's inbox
+    /// record: a reply that asks for a person marks the conversation, and hands it over (the
+    /// bot falls silent) when an operator is online.
     async fn store_bot(&self, key: &ConversationKey, user: &ConversationMessage, reply: Reply) {
         let id = self.shared.ids.next();
-        let bot = ConversationMessage {
+        let handoff = reply.handoff;
+        let mut bot = ConversationMessage {
             id: id.clone(),
             seq: 0,
             message: reply.text,
@@ -155,8 +149,19 @@ impl Hub {
             category: reply.category,
             reply_to: Some(user.id.clone()),
         };
-        match self.shared.store.append(key, Draft { id, message: ServerMessage::Bot(bot) }).await {
-            Ok(_) => Metrics::add(&self.shared.metrics.replies, 1),
+        match self.shared.store.append(key, Draft { id, message: ServerMessage::Bot(bot.clone()) }).await {
+            Ok(appended) => {
+                Metrics::add(&self.shared.metrics.replies, 1);
+                bot.seq = appended.seq;
+                let mut extra = Vec::new();
+                if handoff {
+                    extra.push(RecordChange::WantsHuman);
+                    if self.available() {
+                        extra.push(RecordChange::Handoff { on: true });
+                    }
+                }
+                self.record_activity(&user.session_id, &bot, Role::Bot, extra, None).await;
+            }
             Err(e) => tracing::warn!(error = %e, "storing the bot reply failed"),
         }
     }

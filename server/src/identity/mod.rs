@@ -133,6 +133,11 @@ impl Identity {
         })
     }
 
+    /// The public id operators know the support conversation `conversation` by (`c_…`).
+    pub(crate) fn conversation_id(&self, conversation: &str) -> String {
+        self.sessions.conversation_public_id(conversation)
+    }
+
     /// Whether identity tokens can be verified here.
     pub(crate) fn verifies_tokens(&self) -> bool {
         self.tokens.is_some()

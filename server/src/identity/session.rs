@@ -52,11 +52,23 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Reads lower-case hex, the only spelling [`hex`] writes. Anything else is refused rather than
+/// read leniently (`u8::from_str_radix` also takes upper case and a leading `+`): a session id is
+/// also the conversation's key, so a second spelling of an issued id would pass its tag check
+/// and open another conversation, with another member id, under the same credential.
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let bytes = text.as_bytes();
+    if bytes.len() % 2 != 0 {
         return None;
     }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+    bytes.chunks_exact(2).map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?)).collect()
 }
 
 /// The hub's session and member-id keys. `Debug` shows no key material.
@@ -127,6 +139,14 @@ impl SessionKeys {
     pub fn member_of_user(&self, sub: &str) -> String {
         self.member(b"user", sub)
     }
+
+    /// The public id operators know a support conversation by: `c_` + 16 hex digits, keyed
+    /// like member ids, so the inbox never shows (or puts in a URL) the session id, which is
+    /// the visitor's credential.
+    pub fn conversation_public_id(&self, conversation: &str) -> String {
+        let member = self.member(b"conversation", conversation);
+        format!("c_{}", &member[2..])
+    }
 }
 
 /// 32 fresh random bytes for a hub secret made at first start; `None` without OS randomness.
@@ -161,6 +181,24 @@ mod tests {
         // Another hub secret does not accept it; every hub with the same secret does.
         assert!(!keys("another secret of thirty-two bytes!!").is_issued(&id));
         assert!(keys("a secret of thirty-two bytes or more!!").is_issued(&id));
+    }
+
+    #[test]
+    fn an_issued_id_has_exactly_one_spelling() {
+        let k = keys("a secret of thirty-two bytes or more!!");
+        // Random bytes whose hex has letters and pairs starting with 0 (0x0a → "0a").
+        let random = [0x0a_u8; RANDOM_BYTES];
+        let tag = SessionKeys::tag(&k.keys[0].session, &random).finalize().into_bytes();
+        let id = format!("{}.{}", hex(&random), hex(&tag[..TAG_BYTES]));
+        assert!(k.is_issued(&id));
+        let signed = id.replacen("0a", "+a", 1);
+        for other in [
+            id.to_ascii_uppercase(),
+            signed,
+            format!("{}.{}", hex(&random).to_uppercase(), hex(&tag[..TAG_BYTES])),
+        ] {
+            assert!(!k.is_issued(&other), "{other}");
+        }
     }
 
     #[test]

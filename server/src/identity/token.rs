@@ -18,8 +18,9 @@ use thiserror::Error;
 /// guessing by anyone who sees one token.
 pub(crate) const MIN_SECRET_BYTES: usize = 32;
 
-/// Clock skew forgiven on `exp` and `nbf`, in seconds.
-const LEEWAY_SECS: u64 = 30;
+/// Clock skew forgiven on `exp`, `nbf` and `iat`, in seconds; also when an open connection's
+/// token is checked again on the ping beat.
+pub(crate) const LEEWAY_SECS: u64 = 30;
 
 /// Longest `sub` accepted, in bytes.
 const MAX_SUB_BYTES: usize = 256;
@@ -57,6 +58,9 @@ pub enum TokenError {
     /// A required claim is missing.
     #[error("the identity token has no `{0}` claim; `sub` and `exp` are required")]
     Missing(&'static str),
+    /// `aud` is missing on a hub run with `--identity-audience`.
+    #[error("the identity token has no `aud` claim; this hub expects aud {0:?} (--identity-audience)")]
+    MissingAudience(String),
     /// `aud` is not the configured audience.
     #[error("the identity token is for another audience (this hub expects aud {0:?})")]
     Audience(String),
@@ -329,10 +333,12 @@ impl TokenVerifier {
                 TokenError::Expired(HumanSecs(now_secs().saturating_sub(payload_exp(token).unwrap_or(0))))
             }
             K::ImmatureSignature => TokenError::NotYetValid,
+            K::MissingRequiredClaim(c) if c == "aud" => {
+                TokenError::MissingAudience(self.audience.clone().unwrap_or_default())
+            }
             K::MissingRequiredClaim(c) => TokenError::Missing(match c.as_str() {
                 "exp" => "exp",
                 "sub" => "sub",
-                "aud" => "aud",
                 _ => "required",
             }),
             K::InvalidAudience => TokenError::Audience(self.audience.clone().unwrap_or_default()),
@@ -348,9 +354,11 @@ impl TokenVerifier {
     fn accept(&self, c: Claims, now: u64) -> Result<VerifiedUser, TokenError> {
         let exp = c.exp.ok_or(TokenError::Missing("exp"))?;
         let sub = c.sub.ok_or(TokenError::Missing("sub"))?;
+        // The lifetime counts from `iat`, but never from later than now (give or take the
+        // skew): an `iat` in the future would stretch how long the token lives past the limit.
         let (from, start) = match c.iat {
-            Some(iat) => ("iat", iat),
-            None => ("now", now),
+            Some(iat) if iat <= now.saturating_add(LEEWAY_SECS) => ("iat", iat),
+            _ => ("now", now),
         };
         let lifetime = exp.saturating_sub(start);
         let max = self.max_lifetime.as_secs();

@@ -287,7 +287,18 @@ impl LlmEngine {
         if text.trim().is_empty() {
             return Err(malformed("the answer is empty".into()));
         }
-        Ok(Some(Reply { text: clip(&text, self.settings.max_chars), category: Some(CATEGORY.to_string()) }))
+        // The model asks for a person with a marker word (see `prompt::HANDOFF_NOTE`).
+        let handoff = text.contains(super::prompt::HANDOFF_MARKER);
+        let text =
+            if handoff { text.replace(super::prompt::HANDOFF_MARKER, "").trim().to_string() } else { text };
+        if text.is_empty() {
+            return Err(malformed("the answer is empty but for the handoff marker".into()));
+        }
+        Ok(Some(Reply {
+            text: clip(&text, self.settings.max_chars),
+            category: Some(CATEGORY.to_string()),
+            handoff,
+        }))
     }
 }
 

@@ -53,6 +53,9 @@ pub struct ReplyRequest {
     /// Earlier messages of the conversation, oldest first, without this one: at most
     /// [`ReplyEngine::history_window`] of them (empty for engines that want none).
     pub history: Vec<Turn>,
+    /// Whether an operator is online now: a reply that asks for a person can say whether one
+    /// comes now or will follow up.
+    pub operators_online: bool,
 }
 
 /// A signed-in user as their verified identity token describes them.
@@ -95,6 +98,10 @@ pub struct Reply {
     pub text: String,
     /// Why this answer was chosen (the rule category), shown as `category` on the wire.
     pub category: Option<String>,
+    /// The answer asks for a person: the conversation is marked for operators and, when one
+    /// is online, the bot falls silent in it (the handoff) until it is closed. When nobody is
+    /// online the bot keeps answering and the reply says a person will follow up.
+    pub handoff: bool,
 }
 
 /// Why an engine could not answer. The hub logs it and stores [`ReplyEngine::fallback`]. Each

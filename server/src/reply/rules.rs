@@ -11,6 +11,10 @@
 //! a leading `/`, letters, digits and `/-_.~%+`, at most 60 characters, so never a scheme, a
 //! `//host` or a bidi control). Anything else reads "this page", and a full `http(s)://` URL
 //! is echoed as its path only. The bot never puts a link in a visitor's mouth.
+//!
+//! A rule with `handoff = true` asks for a person (the built-in file has one for "human",
+//! "agent", "talk to someone", …): its `reply` is said when an operator is online (who then
+//! takes over), its `away_reply` when nobody is (the bot keeps answering).
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +53,10 @@ struct RuleFile {
     category: String,
     keywords: Vec<String>,
     reply: String,
+    #[serde(default)]
+    handoff: bool,
+    #[serde(default)]
+    away_reply: Option<String>,
 }
 
 #[derive(Debug)]
@@ -57,6 +65,21 @@ struct Rule {
     /// Each keyword as its words.
     keywords: Vec<Vec<String>>,
     reply: String,
+    /// Asks for a person.
+    handoff: bool,
+    /// Said instead of `reply` when nobody is online (handoff rules).
+    away_reply: Option<String>,
+}
+
+/// What the rules answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer<'a> {
+    /// The rule's category; `None` for the fallback.
+    pub category: Option<&'a str>,
+    /// The text, `{page}` filled in.
+    pub text: String,
+    /// The rule asks for a person.
+    pub handoff: bool,
 }
 
 /// Keyword rules with a fallback answer.
@@ -126,23 +149,52 @@ impl RulesEngine {
                 }
                 keywords.push(w);
             }
-            rules.push(Rule { category: r.category, keywords, reply: r.reply });
+            if r.away_reply.is_some() && !r.handoff {
+                return Err(err(format!(
+                    "rule {n} ({}) has an `away_reply` but no `handoff = true`; only handoff rules have one",
+                    r.category
+                )));
+            }
+            if r.away_reply.as_deref().is_some_and(|a| a.trim().is_empty()) {
+                return Err(err(format!("rule {n} ({}) has an empty `away_reply`", r.category)));
+            }
+            rules.push(Rule {
+                category: r.category,
+                keywords,
+                reply: r.reply,
+                handoff: r.handoff,
+                away_reply: r.away_reply,
+            });
         }
         Ok(RulesEngine { author: file.author, rules, fallback: file.fallback })
     }
 
-    /// The answer for `message` on `page`: `(category, text)`, category `None` for the fallback.
+    /// The answer for `message` on `page`: `(category, text)`, category `None` for the fallback
+    /// (as an operator is online; see [`RulesEngine::answer_with`]).
     pub fn answer(&self, message: &str, page: Option<&str>) -> (Option<&str>, String) {
+        let a = self.answer_with(message, page, true);
+        (a.category, a.text)
+    }
+
+    /// The answer for `message` on `page`, with `operators_online` choosing between a handoff
+    /// rule's `reply` and its `away_reply`.
+    pub fn answer_with(&self, message: &str, page: Option<&str>, operators_online: bool) -> Answer<'_> {
         let text = words(message);
         let hit = self
             .rules
             .iter()
             .find(|r| r.keywords.iter().any(|k| text.windows(k.len()).any(|w| w == k.as_slice())));
-        let (category, template) = match hit {
-            Some(r) => (Some(r.category.as_str()), r.reply.as_str()),
-            None => (None, self.fallback.as_str()),
+        let (category, template, handoff) = match hit {
+            Some(r) => {
+                let template = match (&r.away_reply, operators_online) {
+                    (Some(away), false) => away.as_str(),
+                    _ => r.reply.as_str(),
+                };
+                (Some(r.category.as_str()), template, r.handoff)
+            }
+            None => (None, self.fallback.as_str(), false),
         };
-        (category, template.replace("{page}", page_phrase(page)))
+        Answer { category, text: template.replace("{page}", page_phrase(page)), handoff }
     }
 }
 
@@ -195,8 +247,12 @@ impl ReplyEngine for RulesEngine {
     /// The rules' own answer: when the hub does not get to ask (every call slot taken), the
     /// visitor still gets one.
     fn fallback(&self, request: &ReplyRequest) -> Option<Reply> {
-        let (category, text) = self.answer(&request.message, request.page());
-        Some(Reply { text, category: Some(category.unwrap_or("fallback").to_string()) })
+        let a = self.answer_with(&request.message, request.page(), request.operators_online);
+        Some(Reply {
+            text: a.text,
+            category: Some(a.category.unwrap_or("fallback").to_string()),
+            handoff: a.handoff,
+        })
     }
 }
 
@@ -232,6 +288,26 @@ mod tests {
         }
         assert_eq!(category(&e, "this thing"), None, "'hi' must not match inside 'this'");
         assert_eq!(category(&e, "selection"), None, "whole words only");
+    }
+
+    #[test]
+    fn asking_for_a_person_is_a_handoff_said_by_who_is_online() {
+        let e = RulesEngine::builtin().unwrap();
+        for text in ["Can I talk to someone?", "human please", "I want a real person", "agent!"] {
+            let online = e.answer_with(text, None, true);
+            assert!(online.handoff && online.category == Some("human"), "{text}");
+            let away = e.answer_with(text, None, false);
+            assert!(away.handoff && away.text != online.text, "{text}: away says something else");
+            assert!(away.text.contains("follow up"), "{}", away.text);
+        }
+        assert!(!e.answer_with("hello", None, false).handoff);
+        let err = RulesEngine::parse(
+            "fallback = \"f\"\n[[rule]]\ncategory = \"a\"\nkeywords = [\"x\"]\nreply = \"r\"\naway_reply = \"later\"\n",
+            "h.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("no `handoff = true`"), "{err}");
     }
 
     #[test]

@@ -70,6 +70,8 @@ struct Delivery<'a> {
     timestamp: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     identity: Option<&'a super::Identity>,
+    /// Whether an operator is online to take over (so the answer can say what happens next).
+    operators_online: bool,
 }
 
 /// What the webhook answers.
@@ -78,6 +80,9 @@ struct Answer {
     reply: Option<String>,
     #[serde(default)]
     category: Option<String>,
+    /// `true` asks for a person (see `Reply::handoff`).
+    #[serde(default)]
+    handoff: bool,
 }
 
 /// `sha256=<hex HMAC-SHA256 of body keyed with secret>`, the value of [`SIGNATURE_HEADER`].
@@ -201,6 +206,7 @@ impl WebhookEngine {
             page: request.page(),
             timestamp: now_rfc3339(),
             identity: request.identity.as_ref(),
+            operators_online: request.operators_online,
         };
         let body = serde_json::to_vec(&delivery).map_err(|e| malformed(format!("cannot encode: {e}")))?;
         let mut post = self
@@ -239,6 +245,7 @@ impl WebhookEngine {
         Ok(answer.reply.filter(|t| !t.trim().is_empty()).map(|text| Reply {
             text: clip(&text, self.max_chars),
             category: Some(category.unwrap_or_else(|| CATEGORY.to_string())),
+            handoff: answer.handoff,
         }))
     }
 }

@@ -14,6 +14,8 @@
 //!    (never straight from `append`), so a single hub and many hubs behind Redis take the same
 //!    path and clients of different hubs see one order.
 //!
+//! [`inbox`] is the operator inbox's storage, kept by the durable engines.
+//!
 //! Engines: `memory` (tests), `sqlite` (the default: one hub, survives restarts and `kill -9`),
 //! `redis` (many hubs: streams hold history and assign seq, pub/sub carries delivery).
 
@@ -26,6 +28,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 
 mod engine;
+pub mod inbox;
 pub mod memory;
 pub mod redis;
 pub mod sqlite;
@@ -129,6 +132,9 @@ pub enum Event {
         /// The public member id of the sender, so its own connections can be skipped.
         from: Option<String>,
     },
+    /// A frame for the operators' inboxes on every hub (a conversation's record changed, a
+    /// note, availability); never stored, never sent to visitors.
+    Inbox(natter_protocol::inbox::InboxEvent),
 }
 
 /// A room's stored record.
@@ -231,6 +237,12 @@ pub trait Store: Send + Sync + 'static {
     /// outlive the process anyway (the memory engine).
     fn hub_secret(&self, fresh: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, StoreError>> {
         Box::pin(std::future::ready(Ok(fresh)))
+    }
+
+    /// The operator inbox's storage, for engines that keep it (SQLite, Redis); `None` for the
+    /// memory engine, and the hub then answers every inbox request with a message saying so.
+    fn inbox(&self) -> Option<&dyn inbox::InboxStore> {
+        None
     }
 
     /// Whether the engine is healthy right now (for `/healthz`: `degraded` when not).

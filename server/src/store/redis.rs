@@ -15,6 +15,8 @@
 //! - `natter:events` — the pub/sub channel every hub subscribes to.
 //! - `natter:hub-secret` — the hubs' shared secret (hex), made by whichever hub starts first
 //!   (`SET NX`); it keys issued sessions and member ids, so every hub accepts the others'.
+//! - `natter:inbox:*` — the operator inbox (operators, sessions, conversation records, notes,
+//!   canned replies, operators online per hub): see `redis/inbox.rs`.
 //! - `natter:rooms` — hash room id → record; `natter:room-ids` — the same ids in a sorted set
 //!   (all scores 0, so sorted by id) for the room list's pages (filled from the hash at connect
 //!   when a deployment older than it has rooms). `natter:presence:<room>` — hash
@@ -55,6 +57,8 @@ use redis::io::tcp::TcpSettings;
 use redis::{AsyncCommands, Client, IntoConnectionInfo, RedisError, Script};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+mod inbox;
 
 use super::engine::{self, Subscribers};
 use super::{Appended, BoxFuture, ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError};
@@ -162,6 +166,9 @@ struct Scripts {
     presence_members: Script,
     presence_sweep: Script,
     expire_room: Script,
+    inbox_change: Script,
+    set_online: Script,
+    online_elsewhere: Script,
 }
 
 /// KEYS: seq, ids, stream, log. ARGV: de-duplication field (`<sender> <id>`), frame (seq 0),
@@ -363,6 +370,9 @@ impl RedisStore {
                 presence_members: Script::new(PRESENCE_MEMBERS_LUA),
                 presence_sweep: Script::new(PRESENCE_SWEEP_LUA),
                 expire_room: Script::new(EXPIRE_ROOM_LUA),
+                inbox_change: Script::new(inbox::CHANGE_LUA),
+                set_online: Script::new(inbox::SET_ONLINE_LUA),
+                online_elsewhere: Script::new(inbox::ONLINE_ELSEWHERE_LUA),
             },
         });
         shared.index_rooms().await?;
@@ -554,8 +564,15 @@ impl Shared {
     }
 
     async fn publish(&self, event: Event) -> Result<(), StoreError> {
-        let Event::Ephemeral { key, message, from } = event else {
-            return Err(backend("only ephemeral frames are published; stored ones go through append"));
+        let (key, message, from) = match event {
+            Event::Ephemeral { key, message, from } => (key, message, from),
+            Event::Inbox(event) => {
+                let payload = format!("i\n{}", serde_json::to_string(&event).map_err(backend)?);
+                return self.note(self.conn().publish::<_, _, ()>(&self.keys.channel, payload).await);
+            }
+            Event::Stored { .. } => {
+                return Err(backend("only ephemeral frames are published; stored ones go through append"))
+            }
         };
         let from = serde_json::to_string(&from).map_err(backend)?;
         let frame = serde_json::to_string(&message).map_err(backend)?;
@@ -691,8 +708,9 @@ enum Envelope {
     Ephemeral(Event),
 }
 
-/// Parses a channel payload: `s\n<log id>\n<conv>\n<seq>\n<frame>` or
-/// `e\n<conv>\n<from JSON>\n<frame>`.
+/// Parses a channel payload: `s\n<log id>\n<conv>\n<seq>\n<frame>`,
+/// `e\n<conv>\n<from JSON>\n<frame>`, `l\n<room>\n<timestamp>\n<member JSON>` or
+/// `i\n<inbox event JSON>`.
 fn parse_envelope(payload: &[u8]) -> Result<Envelope, StoreError> {
     let text = std::str::from_utf8(payload).map_err(backend)?;
     let mut parts = text.splitn(5, '\n');
@@ -734,6 +752,11 @@ fn parse_envelope(payload: &[u8]) -> Result<Envelope, StoreError> {
             });
             let key = ConversationKey::Room(room.into());
             Ok(Envelope::Ephemeral(Event::Ephemeral { key, message, from: None }))
+        }
+        Some("i") => {
+            // A frame for the operators' inboxes.
+            let event = serde_json::from_str(&text[2..]).map_err(backend)?;
+            Ok(Envelope::Ephemeral(Event::Inbox(event)))
         }
         _ => Err(backend("unknown envelope")),
     }
@@ -1027,6 +1050,10 @@ impl Store for RedisStore {
             members.sort_by(|a, b| a.id.cmp(&b.id));
             Ok(members)
         })
+    }
+
+    fn inbox(&self) -> Option<&dyn super::inbox::InboxStore> {
+        Some(self)
     }
 
     fn healthy(&self) -> bool {

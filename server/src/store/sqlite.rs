@@ -47,6 +47,8 @@ use natter_protocol::ServerMessage;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+mod inbox;
+
 use super::engine::{self, Subscribers};
 use super::{Appended, BoxFuture, ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError};
 
@@ -169,7 +171,44 @@ const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY,
         value BLOB NOT NULL
     );",
-    // 3: message ids are unique per sender, not per conversation (one member could otherwise
+    // 3: the operator inbox (self-contained: it refers to no table of another migration).
+    // Operators and their sign-in sessions (stored by the SHA-256 of the cookie), each support
+    // conversation's record (JSON, with the columns the list filters and sorts on), private
+    // notes and canned replies.
+    "CREATE TABLE operators (
+        name TEXT PRIMARY KEY,
+        display_name TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE operator_sessions (
+        token_hash TEXT PRIMARY KEY,
+        operator TEXT NOT NULL REFERENCES operators(name) ON DELETE CASCADE,
+        expires_ms INTEGER NOT NULL
+    );
+    CREATE INDEX operator_sessions_by_operator ON operator_sessions (operator);
+    CREATE TABLE inbox_conversations (
+        id TEXT PRIMARY KEY,
+        conversation TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL,
+        assignee TEXT,
+        last_activity_ms INTEGER NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX inbox_conversations_by_activity ON inbox_conversations (status, last_activity_ms);
+    CREATE TABLE inbox_notes (
+        id TEXT PRIMARY KEY,
+        conversation TEXT NOT NULL,
+        author TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX inbox_notes_by_conversation ON inbox_notes (conversation, created_ms);
+    CREATE TABLE canned_replies (
+        shortcut TEXT PRIMARY KEY,
+        text TEXT NOT NULL
+    );",
+    // 4: message ids are unique per sender, not per conversation (one member could otherwise
     // swallow another's message by sending its id first). SQLite cannot change a UNIQUE
     // constraint in place, so the table is rebuilt; the sender of a stored message is read
     // from its frame, as `Draft::sender` does: a `user` message is its session's (the
@@ -418,6 +457,10 @@ impl Store for SqliteStore {
             })))?;
             rx.await.map_err(|_| writer_gone())?
         })
+    }
+
+    fn inbox(&self) -> Option<&dyn super::inbox::InboxStore> {
+        Some(self)
     }
 
     fn healthy(&self) -> bool {

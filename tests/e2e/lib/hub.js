@@ -33,24 +33,30 @@ function hubSupports(flag) {
  * on the same port with the same database, as an operator's deploy would.
  */
 export class Hub {
-  constructor({ port, dir, args = [] }) {
+  constructor({ port, dir, args = [], assets = true }) {
     this.port = port;
     this.dir = dir;
     this.args = args;
+    this.assets = assets;
     this.url = `http://127.0.0.1:${port}`;
     this.log = '';
   }
 
-  static async start(args = []) {
+  /**
+   * Starts a hub in a fresh temporary directory (its working directory and database).
+   * `assets: false` leaves out `--assets`, so the hub serves the widget embedded in it.
+   */
+  static async start(args = [], { assets = true } = {}) {
     if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run cargo build -p natter-hub`);
-    const hub = new Hub({ port: await freePort(), dir: mkdtempSync(join(tmpdir(), 'natter-e2e-')), args });
+    const dir = mkdtempSync(join(tmpdir(), 'natter-e2e-'));
+    const hub = new Hub({ port: await freePort(), dir, args, assets });
     await hub.spawn();
     return hub;
   }
 
   async spawn() {
     const assets = process.env.NATTER_E2E_ASSETS || join(ROOT, 'npm/dist');
-    const args = ['--listen', `127.0.0.1:${this.port}`, '--assets', assets, ...this.args];
+    const args = ['--listen', `127.0.0.1:${this.port}`, ...(this.assets ? ['--assets', assets] : []), ...this.args];
     if (hubSupports('--db')) args.push('--db', join(this.dir, 'natter.db'));
     this.proc = spawn(BIN, args, { cwd: this.dir, env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
     this.proc.stdout.on('data', (d) => (this.log += d));
@@ -141,4 +147,24 @@ export async function serveDir(dir) {
   });
   await new Promise((r) => server.listen(port, '127.0.0.1', r));
   return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) };
+}
+
+/**
+ * A page of "the web developer's site" that adds the documented script tag with the `data-*`
+ * attributes given in its query string (`/?locale=ar&shortcut=/`), so one site serves every
+ * option combination a test needs.
+ */
+export async function startTagSite(hub) {
+  const page = `<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Acme</title>
+<script>
+  const tag = document.createElement('script');
+  tag.src = ${JSON.stringify(hub.url + '/natter.js')};
+  tag.async = true;
+  tag.dataset.server = ${JSON.stringify(hub.url)};
+  for (const [k, v] of new URLSearchParams(location.search)) tag.dataset[k] = v;
+  document.head.append(tag);
+</script></head>
+<body><main><h1>Acme</h1><p>The web developer's own page.</p></main></body></html>`;
+  return startSite({ '/': page, '/other': page });
 }

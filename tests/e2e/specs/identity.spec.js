@@ -20,7 +20,7 @@ function token(sub, name, seconds = 3600) {
 let hub;
 let site;
 test.beforeAll(async () => {
-  // Expiry is checked on the ping beat: a short one makes a 3-second token expire promptly.
+  // Expiry is checked on the ping beat: a short one makes a token that is running out expire promptly.
   hub = await Hub.start(['--identity-secret', SECRET, '--ping-interval', '500ms']);
   // The site's own page (another origin), mounting the widget from npm's module with the
   // identity token its backend made (here: put in the page by the test).
@@ -112,6 +112,53 @@ test('logout() starts an empty anonymous conversation', async ({ page }) => {
   expect((await stored('carol', 'Carol')).some((m) => m.message === 'my order is late')).toBe(true);
 });
 
+test('identify() after an anonymous start shows all of the user\'s conversation; a fresh token renews in place', async ({ page }) => {
+  // Erin already has a conversation: two messages and the bot's two answers (seq 1 to 4).
+  for (const [id, message] of [['e1', 'first from erin'], ['e2', 'second from erin']]) {
+    const r = await fetch(`${hub.url}/api/chat/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token('erin', 'Erin')}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ id, message }),
+    });
+    expect(r.status).toBe(200);
+  }
+  await expect.poll(async () => (await stored('erin', 'Erin')).length).toBe(4);
+  // On this device she starts anonymous and has seen seq 1 and 2 of her anonymous conversation.
+  const sockets = [];
+  page.on('websocket', (ws) => sockets.push(ws));
+  await page.goto(`${site.url}/`);
+  const w = await ready(page);
+  await say(page, 'anonymous hello');
+  await expect(w.messages('bot')).toHaveCount(1);
+  // She logs in: all of her conversation, from its first message (not from after seq 2).
+  await page.evaluate((t) => window.natter.identify(t), token('erin', 'Erin'));
+  await expect(w.withText('first from erin')).toHaveCount(1);
+  await expect(w.withText('second from erin')).toHaveCount(1);
+  await expect(w.messages('bot')).toHaveCount(2);
+  await expect(w.withText('anonymous hello')).toHaveCount(0);
+  expect(sockets.length).toBe(2);
+  // Before her token expires the page gives a fresh one: the hub renews the open connection
+  // (a new welcome on the same socket), no reconnection.
+  const renewed = sockets[1].waitForEvent('framereceived', (f) => String(f.payload).includes('"welcome"'));
+  await page.evaluate((t) => window.natter.identify(t), token('erin', 'Erin'));
+  await renewed;
+  await say(page, 'still here');
+  await expect(w.withText('still here')).toHaveAttribute('data-state', 'sent');
+  expect(sockets.length).toBe(2);
+  // A token that is not a string is a mistake the page hears about at once; nothing changes.
+  const thrown = await page.evaluate(() => {
+    try {
+      window.natter.identify(undefined);
+      return null;
+    } catch (e) {
+      return `${e.name}: ${e.message}`;
+    }
+  });
+  expect(thrown).toMatch(/^TypeError: .*identify/);
+  await expect(w.status).toContainText('Connected');
+  expect(sockets.length).toBe(2);
+});
+
 test('an expired token is renewed through tokenExpired with the outbox intact', async ({ page }) => {
   // It waits for a token to expire and for a renewal: give a loaded machine the time.
   test.slow();
@@ -119,10 +166,11 @@ test('an expired token is renewed through tokenExpired with the outbox intact', 
   const renewed = new Promise((resolve) => (release = resolve));
   // The page's backend call for a fresh token: held until the test has typed while signed out.
   await page.exposeFunction('freshToken', () => renewed.then(() => token('dan', 'Dan')));
-  // A token that lives a few seconds: it may expire before or after the first message is
-  // stored (the machine may be slow); either way that message waits in the outbox until the
-  // hub accepts the widget again.
-  await page.goto(`${site.url}/?token=${token('dan', 'Dan', 5)}`);
+  // A token that expired 20 s ago: the hub forgives 30 s of clock skew, so it is accepted and
+  // runs out about 10 s from now. It may do so before or after the first message is stored (the
+  // machine may be slow); either way that message waits in the outbox until the hub accepts the
+  // widget again.
+  await page.goto(`${site.url}/?token=${token('dan', 'Dan', -20)}`);
   const w = widget(page);
   await expect(w.launcher).toBeVisible();
   await say(page, 'before the token expires');

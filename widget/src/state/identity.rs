@@ -13,6 +13,8 @@
 //! - The conversation shown follows who the hub says the widget is: when a `welcome` names
 //!   another conversation than the last one (a login, a logout, another user), the log starts
 //!   over with that conversation's history.
+//! - What has been read is kept per conversation ([`Identity::conversation`] names it): a read
+//!   record of another one (a refused session, another user) never counts for the one shown.
 
 use natter_protocol::Welcome;
 
@@ -44,6 +46,18 @@ impl Identity {
     /// The identity a page starts with: the session kept in storage, the token from the options.
     pub(crate) fn new(session: Option<String>, token: Option<String>) -> Self {
         Identity { session, token: token.filter(|t| !t.is_empty()), ..Identity::default() }
+    }
+
+    /// The conversation shown, named by a digest (so that storage's read record does not hold
+    /// the session a second time): the one the last `welcome` opened, else the anonymous
+    /// session's. `None` while unknown: a token the hub has not answered yet (whose user only
+    /// the hub can name), or a new visitor before the hub issued a session.
+    pub(crate) fn conversation(&self) -> Option<u64> {
+        match (&self.conversation, &self.token, &self.session) {
+            (Some((user, id)), _, _) => Some(digest(*user, id)),
+            (None, None, Some(session)) => Some(digest(false, session)),
+            _ => None,
+        }
     }
 
     /// Reads a `welcome`.
@@ -101,6 +115,15 @@ impl Identity {
     }
 }
 
+/// FNV-1a (64 bits) of a conversation's kind and id: a name for matching records, not a secret.
+fn digest(user: bool, id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in [u8::from(user)].iter().chain(id.as_bytes()) {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +176,29 @@ mod tests {
         assert!(!id.renewing);
         assert!(id.token_refused(), "the fresh one can expire too");
         assert!(!Identity::new(None, None).token_refused(), "no token, nothing to renew");
+    }
+
+    #[test]
+    fn the_conversation_is_named_once_it_is_known() {
+        let mut id = Identity::new(None, None);
+        assert_eq!(id.conversation(), None, "a new visitor, before the hub issued a session");
+        id.issued("s1".into());
+        let s1 = id.conversation();
+        assert!(s1.is_some());
+        id.welcomed(&anonymous("s1"));
+        assert_eq!(id.conversation(), s1, "the same conversation over either transport");
+        let mut signed_in = Identity::new(Some("s1".into()), Some("t".into()));
+        assert_eq!(signed_in.conversation(), None, "the user is known once the hub says who it is");
+        signed_in.welcomed(&user("s1"));
+        assert!(
+            signed_in.conversation().is_some() && signed_in.conversation() != s1,
+            "a user named like a session"
+        );
+        id.session_refused();
+        id.welcomed(&anonymous("s2"));
+        assert_ne!(id.conversation(), s1);
+        id.forget();
+        assert_eq!(id.conversation(), None);
     }
 
     #[test]

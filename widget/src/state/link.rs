@@ -5,6 +5,12 @@
 //! [`WS_FAILURES_BEFORE_FALLBACK`] times in a row (or cannot be created at all) switches the
 //! link to HTTP (POST to send, long-poll to receive) while the WebSocket keeps being probed in
 //! the background with its own backoff; the first probe the hub speaks on moves the link back.
+//! A hub that refuses the page's origin (which the page learns from the fallback's readable
+//! 403, never from a failed upgrade) stops the link altogether until the visitor retries.
+//!
+//! A link that is dead without being closed is noticed by [`super::liveness`] (for the
+//! WebSocket) and by deadlines on the long-poll and the HTTP send ([`POLL_DEADLINE_MS`],
+//! [`POST_DEADLINE_MS`]): a request that a dead network swallows never settles by itself.
 //!
 //! The link knows nothing about messages. Where it needs the conversation's position (`after`,
 //! the newest `seq` seen, sent on every (re)connection so the hub replays only what was missed)
@@ -16,9 +22,16 @@ use natter_protocol::close;
 
 /// Consecutive failed WebSocket opens after which the link falls back to HTTP.
 pub(super) const WS_FAILURES_BEFORE_FALLBACK: u32 = 3;
-/// A socket that has not opened after this long counts as failed (a blackholed port, a proxy
-/// that swallows the upgrade).
-const WS_OPEN_TIMEOUT_MS: u32 = 8_000;
+/// A socket the hub has not welcomed this long after it was created counts as failed (a
+/// blackholed port, a proxy that swallows the upgrade, an `auth` frame that gets no answer).
+/// This is the handshake's deadline: liveness only watches a socket once it is live.
+pub(super) const WS_OPEN_TIMEOUT_MS: u32 = 8_000;
+/// A long-poll unanswered after this long is dead: the hub answers every poll within its
+/// `--poll-timeout` (25 s by default), so only a dead network keeps one open longer.
+pub(crate) const POLL_DEADLINE_MS: u32 = 45_000;
+/// An HTTP send unanswered after this long is abandoned and sent again (the hub de-duplicates
+/// by id, so a send that did arrive is acknowledged, not stored twice).
+pub(crate) const POST_DEADLINE_MS: u32 = 15_000;
 
 /// Which transport carries the conversation right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +68,9 @@ pub(crate) enum Status {
     HttpFallback,
     /// The browser is offline, or the hub told us not to reconnect.
     Offline,
+    /// The hub refuses this site (its origin is not on the hub's allow-list): retrying cannot
+    /// help, so the link has stopped.
+    Unavailable,
     /// The hub refused the identity token; waiting for the page to give a fresh one.
     SignInNeeded,
 }
@@ -68,6 +84,7 @@ impl Status {
             Status::Reconnecting => "Reconnecting…",
             Status::HttpFallback => "HTTP fallback",
             Status::Offline => "Offline",
+            Status::Unavailable => "Chat is not available on this site",
             Status::SignInNeeded => "Sign-in expired",
         }
     }
@@ -80,6 +97,7 @@ impl Status {
             Status::Reconnecting => "reconnecting",
             Status::HttpFallback => "http",
             Status::Offline => "offline",
+            Status::Unavailable => "unavailable",
             Status::SignInNeeded => "signin",
         }
     }
@@ -97,18 +115,19 @@ pub(super) enum Mode {
 /// The WebSocket's life, each phase naming the socket it is about, so that late callbacks of a
 /// socket the link has already given up on are recognised and ignored.
 ///
-/// A socket only counts as working once the hub has said something on it (it always sends
-/// `history` first): a proxy or firewall that accepts the upgrade and then drops it must count
-/// as a failure, or the widget would never fall back to HTTP.
+/// A socket only counts as working once the hub has accepted the widget on it (its `welcome`
+/// after the widget's `auth`, or the `history` of a hub that predates `auth`): a proxy or
+/// firewall that accepts the upgrade and then drops it must count as a failure, or the widget
+/// would never fall back to HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SocketPhase {
     /// No socket.
     Closed,
     /// Created, not open yet.
     Opening(u32),
-    /// Open, no frame yet.
+    /// Open, `auth` sent, not welcomed yet.
     Open(u32),
-    /// The hub has spoken: this socket carries the conversation.
+    /// The hub has welcomed it: this socket carries the conversation.
     Live(u32),
 }
 
@@ -117,7 +136,8 @@ pub(super) enum SocketPhase {
 pub(super) enum Heard {
     /// From the socket that carries the conversation (or injected): read it.
     Current,
-    /// The hub's first frame on this open socket: read it, then [`Link::socket_live`].
+    /// A frame on this open socket before it is live: read it, and if it is the welcome,
+    /// [`Link::socket_live`].
     First(u32),
     /// From a socket the link has moved on from: drop it.
     Stale,
@@ -130,6 +150,8 @@ pub(crate) struct Link {
     online: bool,
     /// The hub closed with a code that says "do not come back" (policy).
     gave_up: bool,
+    /// The hub refused this page's origin: everything has stopped until the visitor retries.
+    refused: bool,
     /// Nothing connects until the page gives a fresh identity token (the hub refused the last).
     held: bool,
     mode: Mode,
@@ -160,6 +182,7 @@ impl Link {
         Link {
             online,
             gave_up: false,
+            refused: false,
             held: false,
             mode: Mode::WebSocket,
             socket: SocketPhase::Closed,
@@ -182,7 +205,9 @@ impl Link {
 
     /// What the status dot says.
     pub(crate) fn status(&self) -> Status {
-        if self.held {
+        if self.refused {
+            Status::Unavailable
+        } else if self.held {
             Status::SignInNeeded
         } else if self.gave_up || !self.online {
             Status::Offline
@@ -209,13 +234,67 @@ impl Link {
     }
 
     /// Whether messages go out on the WebSocket now.
-    pub(super) fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         matches!(self.socket, SocketPhase::Live(_))
     }
 
-    /// Whether an HTTP send may start now: in HTTP mode, HTTP answering, none in flight.
+    /// Whether an HTTP send may start now: in HTTP mode, HTTP answering, none in flight, and
+    /// nothing that stops the link (given up, or held for a fresh token: a post with the
+    /// refused token would only be refused again).
     pub(super) fn can_post(&self) -> bool {
-        self.posting.is_none() && self.mode == Mode::Http && self.http_ok && self.online
+        self.posting.is_none()
+            && self.mode == Mode::Http
+            && self.http_ok
+            && self.online
+            && !self.gave_up
+            && !self.held
+    }
+
+    /// Whether the link waits for a fresh identity token (see [`Link::hold`]).
+    pub(super) fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// Whether the hub has refused this page (see [`Link::refuse`]).
+    pub(super) fn is_refused(&self) -> bool {
+        self.refused
+    }
+
+    /// The hub refused this page's origin. A browser cannot read why a WebSocket upgrade
+    /// failed, so this is learnt from the HTTP fallback's readable 403: stop every socket,
+    /// poll, probe and timer — hammering a hub that said no helps nobody. Returns whether
+    /// this is news (the page is told once).
+    pub(super) fn refuse(&mut self, fx: &mut Vec<Effect>) -> bool {
+        if self.refused {
+            return false;
+        }
+        self.refused = true;
+        if self.socket != SocketPhase::Closed {
+            fx.push(Effect::CloseSocket);
+        }
+        self.give_up(fx);
+        self.posting = None;
+        for t in [Timer::Poll, Timer::Resend, Timer::PostDeadline] {
+            fx.push(Effect::StopTimer(t));
+        }
+        true
+    }
+
+    /// The visitor asked to retry after a refusal (the site may have been allowed since):
+    /// one fresh start, from the WebSocket, as on page load.
+    pub(super) fn try_again(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
+        if !self.refused {
+            return;
+        }
+        self.refused = false;
+        self.gave_up = false;
+        self.mode = Mode::WebSocket;
+        self.http_ok = false;
+        self.ws_failures = 0;
+        self.reconnect.reset();
+        self.probe.reset();
+        self.poll_backoff.reset();
+        self.connect(after, fx);
     }
 
     /// The HTTP send of `id` has started.
@@ -223,11 +302,20 @@ impl Link {
         self.posting = Some(id);
     }
 
-    /// The HTTP send of `id` has an answer (or failed).
-    pub(super) fn post_finished(&mut self, id: &str) {
-        if self.posting.as_deref() == Some(id) {
+    /// The HTTP send of `id` has an answer (or failed); returns whether it was the one in
+    /// flight.
+    pub(super) fn post_finished(&mut self, id: &str) -> bool {
+        let current = self.posting.as_deref() == Some(id);
+        if current {
             self.posting = None;
         }
+        current
+    }
+
+    /// The HTTP send in flight is past its deadline: forget it (the model aborts it and sends
+    /// again). Returns whether one was in flight.
+    pub(super) fn post_abandoned(&mut self) -> bool {
+        self.posting.take().is_some()
     }
 
     /// A uniform random number in `[0, 1)` (xorshift64*; only used for jitter).
@@ -261,11 +349,13 @@ impl Link {
         self.next_poll += 1;
         self.poll = Some(id);
         fx.push(Effect::Poll { poll: id, after });
+        fx.push(Effect::StartTimer { timer: Timer::PollDeadline, ms: POLL_DEADLINE_MS });
     }
 
     fn stop_poll(&mut self, fx: &mut Vec<Effect>) {
         if self.poll.take().is_some() {
             fx.push(Effect::AbortPoll);
+            fx.push(Effect::StopTimer(Timer::PollDeadline));
         }
         fx.push(Effect::StopTimer(Timer::Poll));
     }
@@ -331,6 +421,19 @@ impl Link {
         }
     }
 
+    /// The live socket owes an answer it has not given in time (see [`super::liveness`]): it
+    /// is dead without being closed. Drop it without waiting for a close that may take
+    /// minutes, and open a fresh one at once; it resumes after `after`.
+    pub(super) fn socket_dead(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
+        if !self.is_live() {
+            return;
+        }
+        self.socket = SocketPhase::Closed;
+        fx.push(Effect::CloseSocket);
+        self.reconnect.reset();
+        self.connect(after, fx);
+    }
+
     /// The hub refused the identity: stop connecting and polling until [`Link::reconnect_now`].
     pub(super) fn hold(&mut self, fx: &mut Vec<Effect>) {
         self.held = true;
@@ -341,9 +444,14 @@ impl Link {
     }
 
     /// Connects again now, with whatever the identity is now (a fresh token, a new session, or
-    /// another user): the current socket, if any, is closed first.
+    /// another user): the current socket, if any, is closed first. A page whose origin the hub
+    /// refused stays stopped: who the visitor is does not change where the page is, so only
+    /// the visitor's retry ([`Link::try_again`]) knocks again.
     pub(super) fn reconnect_now(&mut self, after: Option<u64>, fx: &mut Vec<Effect>) {
         self.held = false;
+        if self.refused {
+            return;
+        }
         if self.socket != SocketPhase::Closed {
             self.socket = SocketPhase::Closed;
             fx.push(Effect::CloseSocket);
@@ -437,11 +545,12 @@ impl Link {
     }
 
     /// Long-poll `id` finished; returns whether it is the one the link is waiting for.
-    pub(super) fn poll_finished(&mut self, id: u32) -> bool {
+    pub(super) fn poll_finished(&mut self, id: u32, fx: &mut Vec<Effect>) -> bool {
         if self.poll != Some(id) {
             return false;
         }
         self.poll = None;
+        fx.push(Effect::StopTimer(Timer::PollDeadline));
         true
     }
 
@@ -490,7 +599,20 @@ impl Link {
                     self.socket_lost(false, after, fx);
                 }
             }
-            Timer::Reconnect | Timer::Probe | Timer::Typing | Timer::Resend => {}
+            Timer::PollDeadline => {
+                // Dead: give up on it as on a failed one, and poll again after a backoff.
+                if self.poll.take().is_some() {
+                    fx.push(Effect::AbortPoll);
+                    self.poll_failed(fx);
+                }
+            }
+            Timer::Reconnect
+            | Timer::Probe
+            | Timer::Typing
+            | Timer::Resend
+            | Timer::Quiet
+            | Timer::ReplyDeadline
+            | Timer::PostDeadline => {}
         }
     }
 

@@ -5,10 +5,17 @@
 //! The rules it keeps: nothing is shown twice (a message is known by its id, however often
 //! the hub echoes, acknowledges or replays it); stored messages sit in `seq` order ahead of
 //! the ones still pending; the history the page loads with is not news, anything after it is.
+//!
+//! Unread is a position, not a counter: `read_seq` is the newest `seq` the visitor has seen in
+//! an open panel, in any tab. It is kept in storage per session ([`Effect::SaveRead`]) and
+//! shared by tabs (`Event::ReadElsewhere`), so the badge counts the bot's and operators' messages
+//! after it — the true count on the next page and in every tab, until a panel is opened in
+//! any of them. Hub notices, which have no `seq`, are counted in this tab only.
 //! It knows nothing about transports: the model decides where the outbox goes.
 
 use super::{Effect, Notice, Outgoing, Timer, RESEND_DELAY_MS};
 use crate::outbox::{Outbox, OutboxEntry};
+use natter_protocol::inbox::ConversationState;
 use natter_protocol::{ConversationMessage, ErrorFrame, History, Role, ServerMessage};
 
 /// Retryable refusals of one message in a row after which it is shown as failed.
@@ -55,6 +62,8 @@ pub(crate) struct Message {
     pub seq: Option<u64>,
     /// Delivery state.
     pub delivery: Delivery,
+    /// An operator's display name, on their replies.
+    pub author: Option<String>,
 }
 
 /// Whether the visitor sees a message arrive; one they do not see is unread and may chime.
@@ -73,8 +82,12 @@ pub(crate) struct Log {
     pub messages: Vec<Message>,
     /// What still has to reach the hub.
     pub outbox: Outbox,
-    /// Messages that arrived while the visitor was not looking.
+    /// Messages that arrived after what the visitor has read (kept up to date by `recount`).
     pub unread: u32,
+    /// The newest `seq` read in an open panel of any tab; `None` until known.
+    read_seq: Option<u64>,
+    /// Hub notices (no `seq`) that arrived while nobody was looking.
+    unread_notices: u32,
     /// The bot or an operator is typing.
     pub typing: bool,
     /// The newest `seq` seen; sent as `after` on every (re)connection.
@@ -86,16 +99,23 @@ pub(crate) struct Log {
     history_loaded: bool,
     /// Numbers the log's own entries (system notices), which the hub gives no id.
     next_local_id: u64,
+    /// The notice for a gap a resume could not fill, in the page's language.
+    gap_notice: String,
+    /// Whether a person is online to answer, once the hub has said (`availability`).
+    pub available: Option<bool>,
+    /// When an operator closed the conversation (RFC 3339); `None` while it is open.
+    pub closed: Option<String>,
 }
 
 impl Log {
-    /// A log showing the outbox a previous page left behind (pending or failed).
-    pub(super) fn restore(entries: Vec<OutboxEntry>) -> Self {
-        Log::showing(Outbox::restore(entries))
+    /// A log showing the outbox a previous page left behind (pending or failed); `read_seq` is
+    /// what the conversation has read so far, as storage remembers it.
+    pub(super) fn restore(entries: Vec<OutboxEntry>, gap_notice: String, read_seq: Option<u64>) -> Self {
+        Log::showing(Outbox::restore(entries), gap_notice, read_seq)
     }
 
     /// A log of no conversation yet, showing `outbox` (pending or failed).
-    fn showing(outbox: Outbox) -> Self {
+    fn showing(outbox: Outbox, gap_notice: String, read_seq: Option<u64>) -> Self {
         let messages = outbox
             .entries()
             .iter()
@@ -106,32 +126,79 @@ impl Log {
                 time: e.time.clone(),
                 seq: None,
                 delivery: if e.failed { Delivery::Failed } else { Delivery::Pending },
+                author: None,
             })
             .collect();
         Log {
             messages,
             outbox,
             unread: 0,
+            read_seq,
+            unread_notices: 0,
             typing: false,
             last_seq: None,
             acked: Vec::new(),
             history_loaded: false,
             next_local_id: 0,
+            gap_notice,
+            available: None,
+            closed: None,
         }
     }
 
     /// Another conversation is shown from now on (a login, a logout, another user): the
-    /// messages, the position and the unread count start over. With `keep_outbox`, what the
-    /// visitor typed and the hub has not stored stays, shown as pending, and goes out in the new
-    /// conversation; without it (a logout) it is dropped too.
+    /// messages, the position, what has been read and the unread count start over. With
+    /// `keep_outbox`, what the visitor typed and the hub has not stored stays, shown as
+    /// pending, and goes out in the new conversation; without it (a logout) it is dropped too.
     pub(super) fn start_over(&mut self, keep_outbox: bool) {
         let outbox = if keep_outbox { std::mem::take(&mut self.outbox) } else { Outbox::default() };
-        *self = Log::showing(outbox);
+        let gap_notice = std::mem::take(&mut self.gap_notice);
+        *self = Log::showing(outbox, gap_notice, None);
     }
 
-    /// The visitor has seen everything.
-    pub(super) fn mark_read(&mut self) {
-        self.unread = 0;
+    /// What has been read of the conversation shown, as storage remembers it for that
+    /// conversation (`None`: nothing recorded). Unlike [`Log::read_elsewhere`] it may move the
+    /// position back: it replaces one that belonged to another conversation.
+    pub(super) fn read_from(&mut self, read_seq: Option<u64>) {
+        self.read_seq = read_seq;
+        self.recount();
+    }
+
+    /// The visitor has seen everything (a panel is open in a visible tab).
+    pub(super) fn mark_read(&mut self, fx: &mut Vec<Effect>) {
+        self.unread_notices = 0;
+        if let Some(seq) = self.last_seq {
+            self.read_up_to(seq, fx);
+        }
+        self.recount();
+    }
+
+    /// The visitor has read up to `seq` here: remembered for the other tabs and pages.
+    fn read_up_to(&mut self, seq: u64, fx: &mut Vec<Effect>) {
+        if self.read_seq.is_none_or(|r| seq > r) {
+            self.read_seq = Some(seq);
+            fx.push(Effect::SaveRead(seq));
+        }
+    }
+
+    /// Another tab has read up to `seq`.
+    pub(super) fn read_elsewhere(&mut self, seq: u64) {
+        if self.read_seq.is_none_or(|r| seq > r) {
+            self.read_seq = Some(seq);
+            self.recount();
+        }
+    }
+
+    /// Brings `unread` in line with what has been read.
+    fn recount(&mut self) {
+        let read = self.read_seq;
+        let after = self
+            .messages
+            .iter()
+            .filter(|m| matches!(m.role, Role::Bot | Role::Agent))
+            .filter(|m| m.seq.is_some_and(|s| read.is_none_or(|r| s > r)))
+            .count();
+        self.unread = self.unread_notices.saturating_add(after as u32);
     }
 
     /// The hub never said the typing stopped; stop showing it anyway.
@@ -145,7 +212,14 @@ impl Log {
         if out.text.trim().is_empty() {
             return false;
         }
-        self.outbox.push(out.id.clone(), out.text.clone(), out.time.clone());
+        self.outbox.push(OutboxEntry {
+            id: out.id.clone(),
+            text: out.text.clone(),
+            time: out.time.clone(),
+            context: out.context.clone(),
+            failed: false,
+            refusals: 0,
+        });
         let msg = Message {
             id: out.id.clone(),
             role: Role::User,
@@ -153,10 +227,12 @@ impl Log {
             time: out.time.clone(),
             seq: None,
             delivery: Delivery::Pending,
+            author: None,
         };
         self.messages.push(msg.clone());
         fx.push(Effect::SaveOutbox);
-        fx.push(Effect::Notify(Notice::Message(msg)));
+        fx.push(Effect::Notify(Notice::Message(msg.clone())));
+        fx.push(Effect::Notify(Notice::Delivery { message: msg, retried: false }));
         true
     }
 
@@ -166,14 +242,26 @@ impl Log {
         if !self.outbox.set_failed(id, false) {
             return false;
         }
-        self.set_delivery(id, Delivery::Pending);
+        self.set_delivery(id, Delivery::Pending, None, fx);
         fx.push(Effect::SaveOutbox);
         true
     }
 
-    fn set_delivery(&mut self, id: &str, delivery: Delivery) {
-        if let Some(m) = self.messages.iter_mut().find(|m| m.id == id) {
-            m.delivery = delivery;
+    /// Moves message `id` to `delivery` (and `seq`, once stored), telling the page when its
+    /// state changes: every visitor message goes pending → sent, or pending → failed →
+    /// pending (retried) → …, and each step is one [`Notice::Delivery`].
+    fn set_delivery(&mut self, id: &str, delivery: Delivery, seq: Option<u64>, fx: &mut Vec<Effect>) {
+        let Some(m) = self.messages.iter_mut().find(|m| m.id == id) else { return };
+        if seq.is_some() {
+            m.seq = seq;
+        }
+        if m.delivery == delivery {
+            return;
+        }
+        let retried = m.delivery == Delivery::Failed && delivery == Delivery::Pending;
+        m.delivery = delivery;
+        if m.role == Role::User {
+            fx.push(Effect::Notify(Notice::Delivery { message: m.clone(), retried }));
         }
     }
 
@@ -186,13 +274,10 @@ impl Log {
         format!("{prefix}-{}", self.next_local_id)
     }
 
-    /// Something arrived the visitor may not have seen: count it, maybe chime.
+    /// Something arrived that the visitor may not have seen: maybe chime.
     fn arrived(&mut self, eyes: Attention, fx: &mut Vec<Effect>) {
-        if !eyes.watching {
-            self.unread = self.unread.saturating_add(1);
-            if !eyes.muted {
-                fx.push(Effect::Chime);
-            }
+        if !eyes.watching && !eyes.muted {
+            fx.push(Effect::Chime);
         }
     }
 
@@ -213,11 +298,13 @@ impl Log {
             self.typing = false;
             fx.push(Effect::StopTimer(Timer::Typing));
         }
-        if let Some(existing) = self.messages.iter_mut().find(|x| x.id == m.id) {
+        if self.messages.iter().any(|x| x.id == m.id) {
             // Already shown (our own message, or a duplicate delivery): only firm it up.
-            existing.seq = Some(m.seq);
-            existing.delivery = Delivery::Sent;
-            return;
+            return self.set_delivery(&m.id, Delivery::Sent, Some(m.seq), fx);
+        }
+        if role == Role::User && live {
+            // The visitor wrote again: a closed conversation is open again.
+            self.closed = None;
         }
         let msg = Message {
             id: m.id,
@@ -226,6 +313,7 @@ impl Log {
             time: m.timestamp,
             seq: Some(m.seq),
             delivery: Delivery::Sent,
+            author: if role == Role::Agent { m.author } else { None },
         };
         let at = self
             .messages
@@ -258,10 +346,7 @@ impl Log {
     /// The hub's `ack` of our message `id`, stored as `seq`.
     pub(super) fn acknowledged(&mut self, id: &str, seq: u64, fx: &mut Vec<Effect>) {
         self.acknowledge(id, fx);
-        if let Some(m) = self.messages.iter_mut().find(|m| m.id == id) {
-            m.seq = Some(seq);
-            m.delivery = Delivery::Sent;
-        }
+        self.set_delivery(id, Delivery::Sent, Some(seq), fx);
     }
 
     /// Handles a refusal of one of our messages; returns whether it is now marked failed.
@@ -276,9 +361,24 @@ impl Log {
             return false;
         }
         self.outbox.set_failed(id, true);
-        self.set_delivery(id, Delivery::Failed);
+        self.set_delivery(id, Delivery::Failed, None, fx);
         fx.push(Effect::SaveOutbox);
         true
+    }
+
+    /// The hub will not take anything from this page: every message still waiting is shown
+    /// as failed (the visitor can retry it), rather than "Sending…" for ever.
+    pub(super) fn fail_waiting(&mut self, fx: &mut Vec<Effect>) {
+        let waiting: Vec<String> =
+            self.outbox.entries().iter().filter(|e| !e.failed).map(|e| e.id.clone()).collect();
+        if waiting.is_empty() {
+            return;
+        }
+        for id in &waiting {
+            self.outbox.set_failed(id, true);
+            self.set_delivery(id, Delivery::Failed, None, fx);
+        }
+        fx.push(Effect::SaveOutbox);
     }
 
     fn system(&mut self, text: String, time: String, live: bool, fx: &mut Vec<Effect>) {
@@ -289,6 +389,7 @@ impl Log {
             time,
             seq: None,
             delivery: Delivery::Sent,
+            author: None,
         };
         self.messages.push(msg.clone());
         if live {
@@ -305,7 +406,8 @@ impl Log {
             ServerMessage::Agent(m) => self.stored(Role::Agent, m, live, eyes, fx),
             ServerMessage::System(n) if n.room.is_none() => {
                 self.system(n.message, n.timestamp, live, fx);
-                if live {
+                if live && !eyes.watching {
+                    self.unread_notices = self.unread_notices.saturating_add(1);
                     self.arrived(eyes, fx);
                 }
             }
@@ -317,6 +419,10 @@ impl Log {
                     Effect::StopTimer(Timer::Typing)
                 });
             }
+            ServerMessage::Availability(a) => self.available = Some(a.online),
+            ServerMessage::ConversationStatus(c) => {
+                self.closed = (c.status == ConversationState::Closed).then_some(c.timestamp);
+            }
             ServerMessage::Ack(a) if a.room.is_none() => self.acknowledged(&a.id, a.seq, fx),
             ServerMessage::History(h) if h.room.is_none() => self.history(h, eyes, fx),
             ServerMessage::Error(e) => {
@@ -324,6 +430,7 @@ impl Log {
             }
             _ => {}
         }
+        self.recount();
     }
 
     /// Reads a `history` (from a socket or a long-poll).
@@ -336,9 +443,16 @@ impl Log {
             self.receive(m, live, eyes, fx);
         }
         if !h.complete && live {
-            self.system("Some earlier messages could not be loaded.".into(), String::new(), false, fx);
+            self.system(self.gap_notice.clone(), String::new(), false, fx);
         }
         self.see_seq(h.last_seq);
+        if self.read_seq.is_none() {
+            // Nothing was ever recorded as read for this session (storage cleared, or a
+            // conversation from before the widget kept it): what was there before this page is
+            // not news.
+            self.read_up_to(h.last_seq, fx);
+        }
+        self.recount();
     }
 }
 

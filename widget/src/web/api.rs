@@ -44,7 +44,8 @@ pub(super) fn state_js(m: &Model) -> JsValue {
     o.into()
 }
 
-/// `{id, role, text, time, state, seq}`, as the `message` event gives it.
+/// `{id, role, text, time, state, seq, author}`, as the `message` event gives it (`author`:
+/// an operator's display name, on their replies; `null` otherwise).
 pub(super) fn message_js(m: &Message) -> JsValue {
     let o = js_sys::Object::new();
     let set = |k: &str, v: JsValue| {
@@ -56,7 +57,16 @@ pub(super) fn message_js(m: &Message) -> JsValue {
     set("time", m.time.as_str().into());
     set("state", m.delivery.as_str().into());
     set("seq", m.seq.map_or(JsValue::NULL, |s| JsValue::from_f64(s as f64)));
+    set("author", m.author.as_deref().map_or(JsValue::NULL, JsValue::from_str));
     o.into()
+}
+
+/// `{id, role, text, time, state, seq, retried}`, as the `delivery` event gives it: one of
+/// this tab's messages changed state (`retried`: pending again because the visitor retried).
+pub(super) fn delivery_js(m: &Message, retried: bool) -> JsValue {
+    let o = message_js(m);
+    let _ = js_sys::Reflect::set(&o, &"retried".into(), &retried.into());
+    o
 }
 
 /// A mounted chat widget: the one object the page holds.
@@ -88,23 +98,30 @@ impl Natter {
     }
 
     /// Signs the visitor in with an identity token from the site's backend (after a login, or a
-    /// fresh token at any time): the widget reconnects as that user, whose conversation it then
-    /// shows. Nothing in the outbox is lost.
-    pub fn identify(&self, token: &str) {
+    /// fresh token at any time). A token for the user already signed in renews the connection
+    /// in place; any other connects again as that user, whose conversation the widget then shows
+    /// from its start. Nothing the visitor typed is lost, except that one signed-in user's
+    /// unsent messages never go out as another's (they fail). A page whose origin the hub
+    /// refuses stays stopped: the visitor's retry of a failed message is what tries again.
+    ///
+    /// `sub` is the `sub` claim the token says it is for, which the npm module reads (without
+    /// verifying it: the hub does) so the widget can tell a renewal from a login.
+    pub fn identify(&self, token: &str, sub: Option<String>) {
         let token = token.trim();
         if !token.is_empty() {
-            self.rt.dispatch(Event::Identify { token: token.to_string() });
+            self.rt.dispatch(Event::Identify { token: token.to_string(), sub });
         }
     }
 
     /// Logs out: forgets the conversation on this device (its messages, outbox and session) and
-    /// starts a new, empty anonymous one.
+    /// starts a new, empty anonymous one. Messages not yet stored are dropped, each told `failed`
+    /// on `delivery`.
     pub fn logout(&self) {
         self.rt.dispatch(Event::Logout);
     }
 
-    /// Calls `f` on `event`: `ready`, `open`, `close`, `message`, `unread`, `status`, `sound`,
-    /// `tokenExpired`.
+    /// Calls `f` on `event`: `ready`, `open`, `close`, `message`, `delivery`, `unread`,
+    /// `status`, `sound`, `tokenExpired`.
     pub fn on(&self, event: &str, f: js_sys::Function) {
         self.rt.on(event, f);
     }
@@ -163,18 +180,19 @@ fn read_options(o: &JsValue) -> RawOptions {
             v.as_string().map(Flex::Str)
         }
     };
-    let colors = get("colors")
-        .and_then(|c| c.dyn_into::<js_sys::Object>().ok())
-        .map(|c| {
-            js_sys::Object::entries(&c)
-                .iter()
-                .filter_map(|pair| {
-                    let pair: js_sys::Array = pair.dyn_into().ok()?;
-                    Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    // `{name: text}` pairs (the npm facade has parsed a `data-strings` attribute's JSON).
+    let pairs = |k: &str| -> Vec<(String, String)> {
+        let Some(o) = get(k).and_then(|v| v.dyn_into::<js_sys::Object>().ok()) else { return Vec::new() };
+        js_sys::Object::entries(&o)
+            .iter()
+            .filter_map(|pair| {
+                let pair: js_sys::Array = pair.dyn_into().ok()?;
+                Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+            })
+            .collect()
+    };
+    // Without a `locale` option, the browser's language.
+    let locale = string("locale").or_else(|| web_sys::window().and_then(|w| w.navigator().language()));
     RawOptions {
         server: string("server"),
         position: string("position"),
@@ -185,19 +203,55 @@ fn read_options(o: &JsValue) -> RawOptions {
         theme: string("theme"),
         open: flex("open"),
         accent: string("accent"),
-        colors,
+        colors: pairs("colors"),
+        locale,
+        strings: pairs("strings"),
         identity_token: string("identityToken"),
     }
 }
 
+/// Says on the console where a panic (a bug: the widget then stops) happened and what it said,
+/// before the wasm traps. Hand-made rather than `console_error_panic_hook`, which formats the
+/// whole panic message and a JS stack: 0.7 KiB more to download for the same two facts.
+fn report_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
+        let p = info.payload();
+        let what =
+            p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(String::as_str));
+        let what = what.unwrap_or("");
+        web_sys::console::error_4(
+            &"natter: internal error at".into(),
+            &file.into(),
+            &line.into(),
+            &what.into(),
+        );
+    }));
+}
+
 /// Mounts a widget on the page: `mount({server, position, zIndex, title, greeting, shortcut,
-/// theme, open, accent, colors, identityToken})`.
+/// theme, open, accent, colors})`. While one is mounted, returns a handle to it instead (with a
+/// console warning): one widget, one socket per page.
 #[wasm_bindgen]
 pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
-    console_error_panic_hook::set_once();
+    report_panics();
+    if let Some(rt) = Runtime::current() {
+        web_sys::console::warn_1(
+            &"natter: the widget is already on this page; mount() returns its handle and ignores these options".into(),
+        );
+        return Ok(Natter { rt });
+    }
     // (`tokenExpired` is the npm module's: it listens to the `tokenExpired` event and calls
     // `identify` with what the option gives.)
-    let options = read_options(&options).resolve();
-    let rt = Runtime::mount(options)?;
+    let raw = read_options(&options);
+    // Internal, from the npm facade: the function that makes a message's page context.
+    let context_of = js_sys::Reflect::get(&options, &"contextOf".into()).ok().and_then(|f| f.dyn_into().ok());
+    let options = raw.resolve();
+    for name in &options.unknown_strings {
+        web_sys::console::warn_1(
+            &format!("natter: \"{name}\" in the strings option is not a text of the widget").into(),
+        );
+    }
+    let rt = Runtime::mount(options, context_of)?;
     Ok(Natter { rt })
 }

@@ -6,7 +6,10 @@
 //! elements made with `createElement`. The stable hooks (the `part` attributes, roles and
 //! `data-*` attributes) are listed in `npm/README.md` and used by the end-to-end tests.
 
+use super::clock::Clock;
+use crate::i18n::{is_rtl, Key, Strings};
 use crate::options::{Options, Position};
+use crate::state::link::Status;
 use crate::state::log::{Delivery, Message};
 use crate::state::Model;
 use crate::text::{segments, Segment};
@@ -20,7 +23,8 @@ use web_sys::{
 const SVG_NS: &str = "http://www.w3.org/2000/svg";
 
 /// One node of a static DOM template: depth (0 = top level), tag (`svg` and `path` are made
-/// in the SVG namespace), attributes, text.
+/// in the SVG namespace), attributes, text. An attribute value or text `$name` is the text of
+/// that key in the page's language (`crate::i18n`).
 type TNode = (u8, &'static str, &'static [(&'static str, &'static str)], &'static str);
 
 const SVG: &[(&str, &str)] = &[("viewBox", "0 0 24 24"), ("aria-hidden", "true"), ("focusable", "false")];
@@ -30,7 +34,7 @@ const SVG: &[(&str, &str)] = &[("viewBox", "0 0 24 24"), ("aria-hidden", "true")
 // Icons are outlines in the style of Feather / Lucide.
 #[rustfmt::skip]
 const WIDGET: &[TNode] = &[
-    (0, "div", &[("class", "panel"), ("part", "panel"), ("role", "dialog"), ("aria-labelledby", "natter-title"), ("hidden", "")], ""),
+    (0, "div", &[("class", "panel"), ("part", "panel"), ("role", "dialog"), ("aria-labelledby", "natter-title"), ("tabindex", "-1"), ("hidden", "")], ""),
     (1, "div", &[("class", "header")], ""),
     (2, "div", &[("class", "avatar")], ""),
     (3, "svg", SVG, ""),
@@ -42,33 +46,35 @@ const WIDGET: &[TNode] = &[
     (3, "h2", &[("class", "title"), ("part", "title"), ("id", "natter-title")], ""),
     (3, "div", &[("class", "status"), ("part", "status"), ("role", "status"), ("data-status", "connecting")], ""),
     (4, "span", &[("class", "dot"), ("aria-hidden", "true")], ""),
-    (4, "span", &[("class", "label")], "Connecting…"),
+    (4, "span", &[("class", "label")], "$statusConnecting"),
+    (3, "div", &[("class", "availability"), ("part", "availability"), ("hidden", "")], ""),
     (2, "button", &[("type", "button"), ("class", "icon-button mute"), ("part", "mute"), ("aria-pressed", "false"),
-        ("aria-label", "Mute notification sound"), ("title", "Mute notification sound")], ""),
+        ("aria-label", "$mute"), ("title", "$mute")], ""),
     (3, "svg", &[("class", "icon-on"), ("viewBox", "0 0 24 24"), ("aria-hidden", "true")], ""),
     (4, "path", &[("d", "M18 8a6 6 0 0 0-12 0c0 7-3 9-3 9h18s-3-2-3-9")], ""),
     (4, "path", &[("d", "M13.73 21a2 2 0 0 1-3.46 0")], ""),
     (3, "svg", &[("class", "icon-off"), ("viewBox", "0 0 24 24"), ("aria-hidden", "true")], ""),
     (4, "path", &[("d", "M13.73 21a2 2 0 0 1-3.46 0M18.63 13A17.9 17.9 0 0 1 18 8M6.26 6.26A5.9 5.9 0 0 0 6 8c0 7-3 9-3 9h14M18 8a6 6 0 0 0-9.33-5M2 2l20 20")], ""),
-    (2, "button", &[("type", "button"), ("class", "icon-button close"), ("part", "close"), ("aria-label", "Close chat"), ("title", "Close")], ""),
+    (2, "button", &[("type", "button"), ("class", "icon-button close"), ("part", "close"), ("aria-label", "$closeChat"), ("title", "$closeChat")], ""),
     (3, "svg", SVG, ""),
     (4, "path", &[("d", "M18 6 6 18M6 6l12 12")], ""),
     (1, "div", &[("class", "body"), ("part", "body")], ""),
     (2, "div", &[("class", "greeting"), ("part", "greeting")], ""),
-    (3, "div", &[("class", "bubble")], ""),
-    (2, "div", &[("class", "log"), ("part", "log"), ("role", "log"), ("aria-live", "polite"), ("aria-label", "Conversation")], ""),
-    (2, "div", &[("class", "typing"), ("part", "typing"), ("role", "img"), ("aria-label", "Typing…"), ("hidden", "")], ""),
+    (3, "div", &[("class", "bubble"), ("dir", "auto")], ""),
+    (2, "div", &[("class", "log"), ("part", "log"), ("role", "log"), ("aria-live", "polite"), ("aria-label", "$conversation")], ""),
+    (2, "div", &[("class", "typing"), ("part", "typing"), ("role", "img"), ("aria-label", "$typing"), ("hidden", "")], ""),
+    (2, "div", &[("class", "closed"), ("part", "closed"), ("role", "status"), ("hidden", "")], "$conversationClosed"),
     (3, "span", &[], ""),
     (3, "span", &[], ""),
     (3, "span", &[], ""),
     (1, "div", &[("class", "composer")], ""),
-    (2, "textarea", &[("class", "input"), ("part", "input"), ("aria-label", "Message"), ("rows", "1"),
-        ("placeholder", "Write a message…"), ("enterkeyhint", "send"), ("maxlength", "4000")], ""),
-    (2, "button", &[("type", "button"), ("class", "send"), ("part", "send"), ("aria-label", "Send"), ("title", "Send"), ("disabled", "")], ""),
+    (2, "textarea", &[("class", "input"), ("part", "input"), ("aria-label", "$message"), ("rows", "1"), ("dir", "auto"),
+        ("placeholder", "$placeholder"), ("enterkeyhint", "send"), ("maxlength", "4000")], ""),
+    (2, "button", &[("type", "button"), ("class", "send"), ("part", "send"), ("aria-label", "$send"), ("title", "$send"), ("disabled", "")], ""),
     (3, "svg", SVG, ""),
     (4, "path", &[("d", "M22 2 11 13M22 2 15 22l-4-9-9-4z")], ""),
-    (1, "div", &[("class", "footer")], "Powered by Natter"),
-    (0, "button", &[("type", "button"), ("class", "launcher"), ("part", "launcher"), ("aria-label", "Open chat"),
+    (1, "div", &[("class", "footer")], "$poweredBy"),
+    (0, "button", &[("type", "button"), ("class", "launcher"), ("part", "launcher"), ("aria-label", "$openChat"),
         ("aria-expanded", "false"), ("aria-haspopup", "dialog")], ""),
     (1, "svg", &[("class", "icon-chat"), ("viewBox", "0 0 24 24"), ("aria-hidden", "true")], ""),
     (2, "path", &[("d", "M21 11.5a8.38 8.38 0 0 1-.9 3.8 8.5 8.5 0 0 1-7.6 4.7 8.38 8.38 0 0 1-3.8-.9L3 21l1.9-5.7a8.38 8.38 0 0 1-.9-3.8 8.5 8.5 0 0 1 4.7-7.6 8.38 8.38 0 0 1 3.8-.9h.5a8.48 8.48 0 0 1 8 8v.5z")], ""),
@@ -81,15 +87,26 @@ const WIDGET: &[TNode] = &[
 #[rustfmt::skip]
 const ROW: &[TNode] = &[
     (0, "div", &[("class", "row")], ""),
-    (1, "div", &[("class", "bubble"), ("part", "text")], ""),
+    (1, "div", &[("class", "bubble"), ("part", "text"), ("dir", "auto")], ""),
     (1, "div", &[("class", "meta")], ""),
     (2, "time", &[], ""),
-    (2, "span", &[("class", "note pending")], "Sending…"),
-    (2, "span", &[("class", "note failed")], "Not delivered"),
+    (2, "span", &[("class", "note pending")], "$sending"),
+    (2, "span", &[("class", "note failed")], "$notDelivered"),
+    (2, "span", &[("class", "author")], ""),
 ];
 
-/// Builds `tree` under `parent`; returns every element made, in table order.
-fn build(doc: &Document, parent: &web_sys::Node, tree: &[TNode]) -> Result<Vec<Element>, JsValue> {
+/// Builds `tree` under `parent`, with `$name` texts from `strings`; returns every element
+/// made, in table order.
+fn build(
+    doc: &Document,
+    parent: &web_sys::Node,
+    tree: &[TNode],
+    strings: &Strings,
+) -> Result<Vec<Element>, JsValue> {
+    let text_of = |v: &'static str| match v.strip_prefix('$') {
+        Some(name) => strings.by_name(name).unwrap_or(v),
+        None => v,
+    };
     let mut made: Vec<Element> = Vec::with_capacity(tree.len());
     let mut stack: Vec<web_sys::Node> = vec![parent.clone()];
     for (depth, tag, attrs, text) in tree {
@@ -99,10 +116,10 @@ fn build(doc: &Document, parent: &web_sys::Node, tree: &[TNode]) -> Result<Vec<E
             doc.create_element(tag)?
         };
         for (k, v) in *attrs {
-            e.set_attribute(k, v)?;
+            e.set_attribute(k, text_of(v))?;
         }
         if !text.is_empty() {
-            e.set_text_content(Some(text));
+            e.set_text_content(Some(text_of(text)));
         }
         let depth = usize::from(*depth);
         stack.truncate(depth + 1);
@@ -138,6 +155,10 @@ pub(crate) struct Dom {
     pub panel: HtmlElement,
     status: Element,
     status_label: Element,
+    /// `[part=availability]`: whether a person is online, under the status.
+    availability: HtmlElement,
+    /// `[part=closed]`: shown after the log while an operator has closed the conversation.
+    closed: HtmlElement,
     /// `button[part=mute]`.
     pub mute: HtmlButtonElement,
     /// `button[part=close]`.
@@ -152,6 +173,12 @@ pub(crate) struct Dom {
     pub send: HtmlButtonElement,
     rows: Vec<Row>,
     was_open: bool,
+    /// The page's language.
+    strings: Strings,
+    /// Times in that language.
+    clock: Clock,
+    /// What the launcher's label says now (it follows the panel and the unread count).
+    launcher_label: String,
 }
 
 fn el(doc: &Document, tag: &str, class: &str) -> Result<Element, JsValue> {
@@ -214,16 +241,26 @@ fn fill_text(doc: &Document, parent: &Element, text: &str) -> Result<(), JsValue
     Ok(())
 }
 
-/// `HH:MM` in the visitor's time zone, or nothing for an unparsable time.
-fn clock(iso: &str) -> String {
-    if iso.is_empty() {
-        return String::new();
-    }
-    let d = js_sys::Date::new(&JsValue::from_str(iso));
-    if d.get_time().is_nan() {
-        return String::new();
-    }
-    format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
+/// Fills a message's `<time>`: the time in the visitor's language, the full date as tooltip.
+fn set_time(t: &Element, clock: &Clock, iso: &str) -> Result<(), JsValue> {
+    let (shown, full) = clock.label(iso);
+    t.set_attribute("datetime", iso)?;
+    t.set_attribute("title", &full)?;
+    t.set_text_content(Some(&shown));
+    Ok(())
+}
+
+/// The text of the status label.
+fn status_text(strings: &Strings, status: Status) -> &str {
+    strings.get(match status {
+        Status::Connecting => Key::StatusConnecting,
+        Status::Connected => Key::StatusConnected,
+        Status::Reconnecting => Key::StatusReconnecting,
+        Status::HttpFallback => Key::StatusHttp,
+        Status::Offline => Key::StatusOffline,
+        Status::Unavailable => Key::StatusUnavailable,
+        Status::SignInNeeded => Key::StatusSignIn,
+    })
 }
 
 impl Dom {
@@ -246,7 +283,8 @@ impl Dom {
         let sheets = js_sys::Array::of2(&base, &custom);
         js_sys::Reflect::set(&root, &"adoptedStyleSheets".into(), &sheets)?;
 
-        build(&doc, &root, WIDGET)?;
+        let strings = &options.strings;
+        build(&doc, &root, WIDGET, strings)?;
         let find = |part: &str| -> Result<Element, JsValue> {
             root.query_selector(&format!("[part={part}]"))?.ok_or_else(|| JsValue::from_str(part))
         };
@@ -263,8 +301,15 @@ impl Dom {
         }
         let status = find("status")?;
         let status_label = status.last_element_child().ok_or("status")?;
-        let panel = find("panel")?.dyn_into()?;
-        let launcher = find("launcher")?.dyn_into()?;
+        let availability = find("availability")?.dyn_into()?;
+        let closed = find("closed")?.dyn_into()?;
+        let panel: HtmlElement = find("panel")?.dyn_into()?;
+        // The panel speaks the page's language and, for Arabic or Hebrew, is mirrored; the
+        // messages inside follow their own text's direction (`dir="auto"`).
+        let dir = if is_rtl(&options.locale) { "rtl" } else { "ltr" };
+        attrs(&panel, &[("lang", &options.locale), ("dir", dir)])?;
+        let launcher: HtmlButtonElement = find("launcher")?.dyn_into()?;
+        launcher.set_attribute("lang", &options.locale)?;
         let badge = find("badge")?.dyn_into()?;
         let mute = find("mute")?.dyn_into()?;
         let close = find("close")?.dyn_into()?;
@@ -284,6 +329,8 @@ impl Dom {
             panel,
             status,
             status_label,
+            availability,
+            closed,
             mute,
             close,
             body,
@@ -293,6 +340,9 @@ impl Dom {
             send,
             rows: Vec::new(),
             was_open: false,
+            strings: strings.clone(),
+            clock: Clock::new(&options.locale),
+            launcher_label: strings.get(Key::OpenChat).to_string(),
         })
     }
 
@@ -325,6 +375,16 @@ impl Dom {
     pub(crate) fn render(&mut self, model: &Model) -> Result<(), JsValue> {
         let open = model.open;
         set_bool_attr(&self.launcher, "aria-expanded", open)?;
+        // The launcher says what a press does now: close, or open (and how much is unread).
+        let label = if open {
+            self.strings.get(Key::CloseChat).to_string()
+        } else {
+            self.strings.open_label(model.log.unread)
+        };
+        if label != self.launcher_label {
+            self.launcher.set_attribute("aria-label", &label)?;
+            self.launcher_label = label;
+        }
         if open {
             self.host.set_attribute("data-open", "")?;
         } else {
@@ -343,10 +403,32 @@ impl Dom {
 
         let status = model.link.status();
         self.status.set_attribute("data-status", status.key())?;
-        if self.status_label.text_content().as_deref() != Some(status.label()) {
-            self.status_label.set_text_content(Some(status.label()));
+        let text = status_text(&self.strings, status);
+        if self.status_label.text_content().as_deref() != Some(text) {
+            self.status_label.set_text_content(Some(text));
         }
         set_bool_attr(&self.mute, "aria-pressed", model.muted)?;
+        // The name stays "Mute …" (a toggle button's state is `aria-pressed`); the tooltip says
+        // what a click does now.
+        self.mute
+            .set_attribute("title", self.strings.get(if model.muted { Key::Unmute } else { Key::Mute }))?;
+
+        // Whether a person is online (hubs without an operator inbox say nothing: no line).
+        let available = match model.log.available {
+            Some(true) => self.strings.get(Key::AvailableOnline),
+            Some(false) => self.strings.get(Key::AvailableAway),
+            None => "",
+        };
+        if self.availability.text_content().as_deref() != Some(available) {
+            self.availability.set_text_content(Some(available));
+            self.availability.set_attribute(
+                "data-online",
+                if model.log.available == Some(true) { "true" } else { "false" },
+            )?;
+        }
+        self.availability.set_hidden(available.is_empty());
+        let closed_changed = self.closed.hidden() == model.log.closed.is_some();
+        self.closed.set_hidden(model.log.closed.is_none());
 
         let near_bottom = self.body.scroll_height() - self.body.scroll_top() - self.body.client_height() < 80
             || !self.was_open;
@@ -355,7 +437,9 @@ impl Dom {
         self.typing.set_hidden(!model.log.typing);
         let own_message =
             added && model.log.messages.last().is_some_and(|m| m.role == natter_protocol::Role::User);
-        if open && ((added || typing_changed) && near_bottom || own_message || !self.was_open) {
+        if open
+            && ((added || typing_changed || closed_changed) && near_bottom || own_message || !self.was_open)
+        {
             self.body.set_scroll_top(self.body.scroll_height());
         }
         self.was_open = open;
@@ -385,12 +469,11 @@ impl Dom {
             if row.delivery != m.delivery {
                 row.el.set_attribute("data-state", m.delivery.as_str())?;
                 row.delivery = m.delivery;
-                update_retry(&self.doc, row)?;
+                update_retry(&self.doc, row, &self.strings)?;
             }
             if row.time != m.time {
                 if let Some(t) = row.el.query_selector("time")? {
-                    t.set_attribute("datetime", &m.time)?;
-                    t.set_text_content(Some(&clock(&m.time)));
+                    set_time(&t, &self.clock, &m.time)?;
                 }
                 row.time = m.time.clone();
             }
@@ -421,16 +504,19 @@ impl Dom {
     fn row(&self, m: &Message) -> Result<Row, JsValue> {
         let doc = &self.doc;
         let frag: web_sys::Node = doc.create_document_fragment().into();
-        let made = build(doc, &frag, ROW)?;
-        let [row, text, _, time, ..] = made.as_slice() else { return Err("row template".into()) };
+        let made = build(doc, &frag, ROW, &self.strings)?;
+        let [row, text, _, time, _, _, author] = made.as_slice() else { return Err("row template".into()) };
+        match &m.author {
+            Some(name) => author.set_text_content(Some(name)),
+            None => author.remove(),
+        }
         let role = m.role.as_str();
         row.set_attribute("part", &format!("message {role}"))?;
         row.set_attribute("data-role", role)?;
         row.set_attribute("data-id", &m.id)?;
         row.set_attribute("data-state", m.delivery.as_str())?;
         fill_text(doc, text, &m.text)?;
-        time.set_attribute("datetime", &m.time)?;
-        time.set_text_content(Some(&clock(&m.time)));
+        set_time(time, &self.clock, &m.time)?;
         let mut r = Row {
             id: m.id.clone(),
             el: row.clone(),
@@ -438,17 +524,17 @@ impl Dom {
             time: m.time.clone(),
             retry: None,
         };
-        update_retry(doc, &mut r)?;
+        update_retry(doc, &mut r, &self.strings)?;
         Ok(r)
     }
 }
 
-fn update_retry(doc: &Document, row: &mut Row) -> Result<(), JsValue> {
+fn update_retry(doc: &Document, row: &mut Row, strings: &Strings) -> Result<(), JsValue> {
     match (row.delivery == Delivery::Failed, &row.retry) {
         (true, None) => {
             let b = el(doc, "button", "retry")?;
             attrs(&b, &[("type", "button"), ("part", "retry")])?;
-            b.set_text_content(Some("Retry"));
+            b.set_text_content(Some(strings.get(Key::Retry)));
             if let Some(meta) = row.el.query_selector(".meta")? {
                 meta.append_child(&b)?;
             }

@@ -7,9 +7,10 @@
 //! need `JSON.parse`) read back what the protocol crate's serde writes, so this hand-written
 //! reader cannot drift from the wire format; the end-to-end tests feed it a real hub's frames.
 
+use natter_protocol::inbox::ConversationState;
 use natter_protocol::{
-    Ack, ConversationMessage, ErrorCode, ErrorFrame, Gap, History, Role, ServerMessage, SystemNotice,
-    TypingNotice, UserProfile, Welcome,
+    Ack, Availability, ConversationMessage, ConversationStatus, ErrorCode, ErrorFrame, Gap, History, Pong,
+    Role, ServerMessage, SystemNotice, TypingNotice, UserProfile, Welcome,
 };
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -57,7 +58,7 @@ impl Obj<'_> {
 }
 
 /// Decodes a parsed hub frame into a [`ServerMessage`], or `None` for frames the widget does
-/// not use (rooms, presence, pong) or cannot read.
+/// not use (rooms, presence) or cannot read.
 ///
 /// The `type` names are matched as literals (a `match` needs them); the tests below hold them
 /// to the protocol crate's: every [`ServerMessage::KINDS`] entry is either read back exactly
@@ -124,6 +125,19 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
                 last_seq: o.seq("lastSeq").unwrap_or(0),
             })
         }
+        // The nonce is not read: the widget has one ping at a time per socket, so a pong on
+        // the live socket answers it (and building a JSON value would cost kilobytes of wasm).
+        "pong" => {
+            ServerMessage::Pong(Pong { nonce: None, timestamp: o.string("timestamp").unwrap_or_default() })
+        }
+        "availability" => ServerMessage::Availability(Availability { online: o.flag("online")? }),
+        "conversation_status" => ServerMessage::ConversationStatus(ConversationStatus {
+            status: match o.string("status")?.as_str() {
+                "closed" => ConversationState::Closed,
+                _ => ConversationState::Open,
+            },
+            timestamp: o.string("timestamp").unwrap_or_default(),
+        }),
         _ => return None,
     })
 }
@@ -131,7 +145,7 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use natter_protocol::{Member, Pong, Presence, RelayNotice, RoomInfo, RoomMessage, ServerMessage as M};
+    use natter_protocol::{Member, Presence, RelayNotice, RoomInfo, RoomMessage, ServerMessage as M};
     use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
     wasm_bindgen_test_configure!(run_in_browser);
@@ -190,10 +204,16 @@ mod tests {
                 id: Some("u".into()),
                 retry_after_ms: Some(1_500),
             }),
+            M::Pong(Pong { nonce: None, timestamp: "t".into() }),
+            M::Availability(Availability { online: true }),
+            M::ConversationStatus(ConversationStatus {
+                status: ConversationState::Closed,
+                timestamp: "t".into(),
+            }),
         ]
     }
 
-    /// One frame of every kind the widget has no use for (rooms, presence, pong).
+    /// One frame of every kind the widget has no use for (rooms, presence).
     fn ignored() -> Vec<ServerMessage> {
         let member = Member { id: "m".into(), name: None, verified: true };
         let relay = RelayNotice { room: "r".into(), from: member.clone(), data: serde_json::json!({}) };
@@ -205,7 +225,6 @@ mod tests {
             M::RoomInfo(RoomInfo::default()),
             M::CursorPosition(relay.clone()),
             M::ChainUpdate(relay),
-            M::Pong(Pong::default()),
         ]
     }
 

@@ -20,8 +20,6 @@ pub(crate) struct Endpoint {
     pub http: String,
     /// `wss://hub.example`.
     pub ws: String,
-    /// The page path sent as context.
-    pub page: String,
 }
 
 /// Who the widget is on an HTTP request: sent as `Authorization: Bearer` (a signed-in user) or
@@ -38,7 +36,6 @@ impl Endpoint {
     pub(crate) fn new(server: &str) -> Endpoint {
         let location = web_sys::window().map(|w| w.location());
         let href = location.as_ref().and_then(|l| l.href().ok()).unwrap_or_default();
-        let page = location.as_ref().and_then(|l| l.pathname().ok()).unwrap_or_else(|| "/".into());
         let base = if server.is_empty() { "/" } else { server };
         let http = web_sys::Url::new_with_base(base, &href)
             .map(|u| {
@@ -53,7 +50,7 @@ impl Endpoint {
         } else {
             http.clone()
         };
-        Endpoint { http, ws, page }
+        Endpoint { http, ws }
     }
 
     /// The WebSocket URL: no credentials and no resume point in it (the `auth` frame carries
@@ -61,11 +58,12 @@ impl Endpoint {
     pub(crate) fn socket_url(&self) -> String {
         format!("{}/ws/chat", self.ws)
     }
+}
 
-    /// The JSON text of a visitor message.
-    pub(crate) fn encode(&self, out: &Outgoing) -> String {
-        crate::wire::user_message(out, &self.page)
-    }
+/// Where the page is now (a single-page app moves): the `auth` frame's `page`, for clients of
+/// the hub that send no context of their own.
+pub(crate) fn page_now() -> String {
+    web_sys::window().and_then(|w| w.location().pathname().ok()).unwrap_or_else(|| "/".into())
 }
 
 /// The request headers carrying `who`, and the JSON content type when `json`.
@@ -166,7 +164,9 @@ async fn fetch_json(url: &str, init: &RequestInit) -> Answer {
 }
 
 /// One long-poll: a 2xx answer's `history`, the `error` of a refusal (a 4xx), or nothing when
-/// the network failed.
+/// the network failed. A refused origin's 403 (`forbidden_origin`) is readable too, with or
+/// without credential headers: the hub lets any page's preflight through and marks that one
+/// refusal readable, so the widget can tell "not allowed on this site" from an outage.
 pub(crate) async fn poll(
     end: &Endpoint,
     who: &Credentials,
@@ -192,7 +192,7 @@ pub(crate) async fn poll(
 /// One HTTP send: the hub's `ack` or `error`, or no frame when the network failed (or the answer
 /// was not a frame, e.g. a proxy's error page) — the message is then re-sent later.
 pub(crate) async fn post(end: &Endpoint, who: &Credentials, out: &Outgoing, signal: &AbortSignal) -> Answer {
-    let body = end.encode(out);
+    let body = crate::wire::user_message(out);
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_signal(Some(signal));

@@ -8,13 +8,16 @@
 
 use super::api;
 use super::dom::Dom;
+use super::keys;
 use super::link::{self, Credentials, Endpoint, Socket, SocketEvent};
 use super::listen::Listener;
 use super::random;
-use super::sound::Sound;
-use super::storage::Store;
+use super::sound::{Chime, Sound};
+use super::storage::{self, Store};
+use crate::i18n::Key;
+use crate::keys::Composition;
 use crate::options::Options;
-use crate::state::{update, Effect, Event, Init, Model, Notice, Outgoing, Timer};
+use crate::state::{update, Effect, Event, Init, Model, Notice, Outgoing, ReadMark, Timer};
 use gloo_timers::callback::Timeout;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -55,17 +58,41 @@ pub(super) struct Runtime {
     sound: RefCell<Sound>,
     /// Where focus was before the panel opened, to give it back on close.
     focus_before_open: RefCell<Option<web_sys::HtmlElement>>,
+    /// Makes the page context of a message written now (the JSON text of an object): the npm
+    /// facade's, which knows the page and the app's `setContext` fields. Without one, messages
+    /// carry no context and the hub uses the connection's page.
+    context_of: Option<js_sys::Function>,
+    /// The chat box's IME composition, so that the Enter confirming one does not send.
+    composition: RefCell<Composition>,
     /// Released values waiting for the current callback to return (see the module docs).
     graveyard: RefCell<Vec<Box<dyn Any>>>,
+    /// When the visitor's last `typing` went out (ms since the epoch; 0: not typing), so an
+    /// operator sees them typing without a frame per key.
+    typing_sent: Cell<f64>,
 }
+
+/// Whether the page is used by touch alone (a phone, a tablet): no hover, a coarse pointer.
+fn touch_only() -> bool {
+    web_sys::window()
+        .and_then(|w| w.match_media("(hover: none) and (pointer: coarse)").ok().flatten())
+        .is_some_and(|m| m.matches())
+}
+
+/// A visitor's `typing` is repeated at most this often while they type (the inbox hides it
+/// after 8 s without news).
+const TYPING_EVERY_MS: f64 = 3000.0;
 
 fn now_iso() -> String {
     String::from(js_sys::Date::new_0().to_iso_string())
 }
 
 impl Runtime {
-    /// Builds the widget into the page, wires its listeners and starts connecting.
-    pub(super) fn mount(options: Options) -> Result<Rc<Runtime>, JsValue> {
+    /// Builds the widget into the page, wires its listeners and starts connecting; `context_of`
+    /// makes each message's page context (see the field).
+    pub(super) fn mount(
+        options: Options,
+        context_of: Option<js_sys::Function>,
+    ) -> Result<Rc<Runtime>, JsValue> {
         let store = Store::open();
         let endpoint = Endpoint::new(&options.server);
         let window = web_sys::window().ok_or("natter: no window")?;
@@ -77,6 +104,8 @@ impl Runtime {
             hidden,
             open: options.open,
             outbox: store.outbox(),
+            read: store.read_mark(),
+            gap_notice: options.strings.get(Key::Gap).to_string(),
             session: store.session(),
             token: options.identity_token.clone(),
         });
@@ -99,7 +128,10 @@ impl Runtime {
             handlers: RefCell::new(Vec::new()),
             sound: RefCell::new(Sound::default()),
             focus_before_open: RefCell::new(None),
+            context_of,
+            composition: RefCell::new(Composition::default()),
             graveyard: RefCell::new(Vec::new()),
+            typing_sent: Cell::new(0.0),
         });
         rt.wire();
         rt.render();
@@ -115,6 +147,11 @@ impl Runtime {
             }
         });
         Ok(rt)
+    }
+
+    /// The widget mounted on this page, if any (one per page: one socket, one shortcut).
+    pub(super) fn current() -> Option<Rc<Runtime>> {
+        MOUNTED.with(|m| m.borrow().first().cloned())
     }
 
     /// `{connected, transport, open, unread, status, muted}`.
@@ -232,7 +269,12 @@ impl Runtime {
             }
             Effect::SendSocket(out) => {
                 if let Some(s) = self.socket.borrow().as_ref() {
-                    s.send(&self.endpoint.encode(&out));
+                    s.send(&crate::wire::user_message(&out));
+                }
+            }
+            Effect::Ping { nonce } => {
+                if let Some(s) = self.socket.borrow().as_ref() {
+                    s.send(&crate::wire::ping(nonce));
                 }
             }
             Effect::Poll { poll, after } => self.poll(poll, after),
@@ -242,6 +284,12 @@ impl Runtime {
                 }
             }
             Effect::Post(out) => self.post(out),
+            Effect::AbortPost => {
+                // The next send makes a new controller.
+                if let Some(c) = self.post_abort.borrow_mut().take() {
+                    c.abort();
+                }
+            }
             Effect::StartTimer { timer: kind, ms } => {
                 let weak = self.weak();
                 let t = Timeout::new(ms, move || {
@@ -262,21 +310,44 @@ impl Runtime {
                     self.bury(Box::new(old));
                 }
             }
-            Effect::Chime => {
-                self.emit("sound", &JsValue::UNDEFINED);
-                self.sound.borrow_mut().chime();
-            }
+            // `sound` is told only when the chime really plays.
+            Effect::Chime => match self.sound.borrow_mut().chime() {
+                Chime::Played => self.emit("sound", &JsValue::UNDEFINED),
+                Chime::Later(resumed) => {
+                    let weak = self.weak();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let resumed = wasm_bindgen_futures::JsFuture::from(resumed).await.is_ok();
+                        if let Some(rt) = weak.upgrade() {
+                            if resumed && !rt.destroyed.get() && rt.sound.borrow().play_if_running() {
+                                rt.emit("sound", &JsValue::UNDEFINED);
+                            }
+                        }
+                    });
+                }
+                Chime::Silent => {}
+            },
             Effect::SaveOutbox => {
                 let model = self.model.borrow();
                 self.store.save_outbox(model.log.outbox.entries(), &model.log.acked);
             }
-            Effect::ForgetOutbox => self.store.forget_outbox(),
-            Effect::SaveSession => self.store.set_session(self.model.borrow().identity.session.as_deref()),
+            Effect::ForgetConversation => self.store.forget_conversation(),
+            Effect::SaveSession => {
+                let mine = self.model.borrow().identity.session.clone();
+                // Another tab stored a session while this one was being issued its own (both
+                // opened at once on a first visit): keep the stored one, so the site's tabs
+                // share one conversation.
+                match (mine.as_deref(), self.store.session()) {
+                    (Some(mine), Some(stored)) if mine != stored => {
+                        self.dispatch(Event::SessionElsewhere { session: stored })
+                    }
+                    _ => self.store.set_session(mine.as_deref()),
+                }
+            }
             Effect::Authenticate { after } => {
                 let frame = {
                     let model = self.model.borrow();
                     let id = &model.identity;
-                    crate::wire::auth(id.token.as_deref(), id.session.as_deref(), after, &self.endpoint.page)
+                    crate::wire::auth(id.token.as_deref(), id.session.as_deref(), after, &link::page_now())
                 };
                 if let Some(s) = self.socket.borrow().as_ref() {
                     s.send(&frame);
@@ -285,10 +356,19 @@ impl Runtime {
             Effect::RenewToken { reason } => self.renew_token(&reason),
             Effect::Warn(message) => web_sys::console::warn_2(&"natter:".into(), &message.into()),
             Effect::SaveMuted => self.store.set_muted(self.model.borrow().muted),
+            Effect::SaveRead(seq) => {
+                // Recorded once the conversation is known (a signed-in user's, after the welcome).
+                if let Some(conversation) = self.model.borrow().read_conversation() {
+                    self.store.save_read(conversation, seq);
+                }
+            }
             Effect::FocusInput => {
                 if let Some(dom) = self.dom.borrow().as_ref() {
                     *self.focus_before_open.borrow_mut() = dom.page_focus();
-                    let _ = dom.input.focus();
+                    // On a touch screen, focusing the text box pops the keyboard over half the
+                    // conversation: focus the dialog, and the keyboard comes with the visitor's
+                    // own tap on the text box.
+                    let _ = if touch_only() { dom.panel.focus() } else { dom.input.focus() };
                 }
             }
             Effect::RestoreFocus => {
@@ -355,14 +435,12 @@ impl Runtime {
                 if let Some(session) = answer.session {
                     rt.dispatch(Event::SessionIssued { session });
                 }
-                match answer.frame {
-                    // A refusal of who the widget is reads like the same refusal on a socket.
-                    Some(e @ natter_protocol::ServerMessage::Error(_)) => {
-                        rt.dispatch(Event::Frame { socket: None, message: e });
-                        rt.dispatch(Event::PollDone { poll, history: None });
-                    }
-                    frame => rt.dispatch(Event::PollDone { poll, history: link::history_of(frame) }),
-                }
+                rt.dispatch(match answer.frame {
+                    // The state machine tells a refused site from a refused identity from a
+                    // passing refusal.
+                    Some(natter_protocol::ServerMessage::Error(error)) => Event::PollRefused { poll, error },
+                    frame => Event::PollDone { poll, history: link::history_of(frame) },
+                });
             }
         });
     }
@@ -410,6 +488,14 @@ impl Runtime {
             Notice::Unread(count) => self.emit("unread", &count.into()),
             Notice::Status(_) => self.emit("status", &self.state()),
             Notice::Message(m) => self.emit("message", &api::message_js(&m)),
+            Notice::Delivery { message, retried } => {
+                self.emit("delivery", &api::delivery_js(&message, retried))
+            }
+            Notice::Refused(error) => {
+                let origin = web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default();
+                let advice = crate::state::refusal_advice(&origin, &self.endpoint.http);
+                web_sys::console::error_2(&advice.into(), &error.message.as_str().into());
+            }
         }
     }
 
@@ -420,7 +506,19 @@ impl Runtime {
             return None;
         }
         let id = random::hex_id();
-        self.dispatch(Event::Send(Outgoing { id: id.clone(), text: text.to_string(), time: now_iso() }));
+        // Read now, when the visitor writes it: the page may have changed since the mount.
+        let context = self
+            .context_of
+            .as_ref()
+            .and_then(|f| f.call0(&JsValue::UNDEFINED).ok())
+            .and_then(|v| v.as_string())
+            .unwrap_or_default();
+        self.dispatch(Event::Send(Outgoing {
+            id: id.clone(),
+            text: text.to_string(),
+            time: now_iso(),
+            context,
+        }));
         Some(id)
     }
 
@@ -436,15 +534,33 @@ impl Runtime {
             dom.sync_send_button();
             text
         };
+        self.typing(false);
         self.sound.borrow_mut().unlock();
         self.send_text(&text);
     }
 
+    /// Tells operators the visitor is typing (`active`, at most every [`TYPING_EVERY_MS`]) or
+    /// stopped. Only on a live socket: over HTTP it is not worth a request.
+    fn typing(&self, active: bool) {
+        let now = js_sys::Date::now();
+        let last = self.typing_sent.get();
+        if active == (last > 0.0) && (!active || now - last < TYPING_EVERY_MS) {
+            return;
+        }
+        // Only once the hub has accepted who the widget is: a frame before that is refused.
+        if !self.model.borrow().link.is_live() {
+            return;
+        }
+        if let Some(s) = self.socket.borrow().as_ref() {
+            s.send(crate::wire::typing(active));
+            self.typing_sent.set(if active { now } else { 0.0 });
+        }
+    }
+
     fn on_key(&self, e: &KeyboardEvent) {
         let Some(sc) = &self.options.shortcut else { return };
-        if e.repeat()
-            || !sc.matches(&e.key(), &e.code(), e.ctrl_key(), e.shift_key(), e.alt_key(), e.meta_key())
-        {
+        let editable = sc.needs_target() && keys::in_editable(e);
+        if !sc.fires(&keys::press(e), editable) {
             return;
         }
         e.prevent_default();
@@ -470,6 +586,17 @@ impl Runtime {
             (window.clone().into(), "online", false, |rt, _| rt.dispatch(Event::Online)),
             (window.clone().into(), "offline", false, |rt, _| rt.dispatch(Event::Offline)),
             (window.clone().into(), "pageshow", false, |rt, _| rt.dispatch(Event::Wake)),
+            // A frozen page (Page Lifecycle) resumed: its socket may have died meanwhile.
+            (document.clone().into(), "resume", false, |rt, _| rt.dispatch(Event::Wake)),
+            // Another tab of the session read up to a seq (or this one did, on another page).
+            (window.clone().into(), "storage", false, |rt, e| {
+                let Some(e) = e.dyn_ref::<web_sys::StorageEvent>() else { return };
+                if e.key().as_deref() == Some(storage::READ_KEY) {
+                    if let Some(m) = e.new_value().as_deref().and_then(ReadMark::parse) {
+                        rt.dispatch(Event::ReadElsewhere { conversation: m.conversation, seq: m.seq });
+                    }
+                }
+            }),
             (document.into(), "visibilitychange", false, |rt, _| {
                 let hidden = web_sys::window().and_then(|w| w.document()).is_some_and(|d| d.hidden());
                 rt.dispatch(Event::PageHidden { hidden });
@@ -493,13 +620,24 @@ impl Runtime {
                 }),
                 (dom.send.clone().into(), "click", false, |rt, _| rt.send_from_input()),
                 (dom.input.clone().into(), "input", false, |rt, _| {
-                    if let Some(d) = rt.dom.borrow().as_ref() {
-                        d.sync_send_button();
-                    }
+                    let typed = match rt.dom.borrow().as_ref() {
+                        Some(d) => {
+                            d.sync_send_button();
+                            !d.input.value().trim().is_empty()
+                        }
+                        None => return,
+                    };
+                    rt.typing(typed);
+                }),
+                (dom.input.clone().into(), "compositionstart", false, |rt, _| {
+                    rt.composition.borrow_mut().start()
+                }),
+                (dom.input.clone().into(), "compositionend", false, |rt, _| {
+                    rt.composition.borrow_mut().end()
                 }),
                 (dom.input.clone().into(), "keydown", false, |rt, e| {
                     let Some(k) = e.dyn_ref::<KeyboardEvent>() else { return };
-                    if k.key() == "Enter" && !k.shift_key() && !k.is_composing() {
+                    if rt.composition.borrow().enter_sends(&keys::press(k)) {
                         k.prevent_default();
                         rt.send_from_input();
                     }

@@ -4,8 +4,22 @@
 //! Browsers only let an `AudioContext` run after a user gesture, so the context is created
 //! (or resumed) on the visitor's first click or key press in the widget, and a chime before
 //! any gesture on the page is skipped silently rather than logging autoplay warnings.
+//!
+//! The page's `sound` event means the chime played, so [`Sound::chime`] says whether it did:
+//! at once, not at all, or once a suspended context has resumed (if the browser lets it).
 
 use web_sys::{AudioContext, AudioContextState, OscillatorType};
+
+/// What became of a chime.
+pub(crate) enum Chime {
+    /// It is playing.
+    Played,
+    /// The context was suspended and is resuming: [`Sound::play_if_running`] when the promise
+    /// settles.
+    Later(js_sys::Promise),
+    /// The browser does not let the page play sound (yet).
+    Silent,
+}
 
 /// Owns the page's `AudioContext` for the widget.
 #[derive(Default)]
@@ -30,19 +44,31 @@ impl Sound {
     }
 
     /// Plays the chime if the browser allows sound.
-    pub(crate) fn chime(&mut self) {
+    pub(crate) fn chime(&mut self) -> Chime {
         if self.ctx.is_none() {
             if !page_has_been_active() {
-                return;
+                return Chime::Silent;
             }
             self.unlock();
         }
-        if let Some(ctx) = &self.ctx {
-            if ctx.state() == AudioContextState::Suspended {
-                let _ = ctx.resume();
+        match &self.ctx {
+            Some(ctx) if ctx.state() == AudioContextState::Running => {
+                if play(ctx).is_ok() {
+                    Chime::Played
+                } else {
+                    Chime::Silent
+                }
             }
-            let _ = play(ctx);
+            Some(ctx) if ctx.state() == AudioContextState::Suspended => {
+                ctx.resume().map_or(Chime::Silent, Chime::Later)
+            }
+            _ => Chime::Silent,
         }
+    }
+
+    /// After [`Chime::Later`]: plays if the context runs now; returns whether it played.
+    pub(crate) fn play_if_running(&self) -> bool {
+        self.ctx.as_ref().is_some_and(|ctx| ctx.state() == AudioContextState::Running && play(ctx).is_ok())
     }
 
     /// Releases the audio hardware.

@@ -1,10 +1,11 @@
-//! `localStorage`: the session the hub issued, the outbox and the mute switch. (An identity
-//! token is never stored: the page gives it on each load.)
+//! `localStorage`: the session the hub issued, the outbox, what has been read and the mute
+//! switch. (An identity token is never stored: the page gives it on each load.)
 //!
 //! Storage can be missing or throw (sandboxed iframes, Safari private mode, a full quota); the
 //! widget then works for the life of the page without persistence instead of failing.
 
 use crate::outbox::OutboxEntry;
+use crate::state::ReadMark;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::Storage;
 
@@ -13,6 +14,20 @@ const MUTED_KEY: &str = "natter:muted";
 /// One outbox per browser profile and site, like the session: what was typed waits here whoever
 /// the hub turns out to say the widget is.
 const OUTBOX_KEY: &str = "natter:outbox";
+/// One read record per site, naming its conversation; other tabs watch it (`storage` events).
+pub(crate) const READ_KEY: &str = "natter:read";
+
+/// A stored message's context, re-written by the browser's JSON: anything but a JSON object
+/// (storage is the page's to change) becomes none, so that it can never break the frame it is
+/// spliced into.
+fn valid_context(text: String) -> String {
+    match js_sys::JSON::parse(&text) {
+        Ok(v) if v.is_object() && !js_sys::Array::is_array(&v) => {
+            js_sys::JSON::stringify(&v).map(String::from).unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}
 
 /// Access to `localStorage`, if the page has it.
 pub(crate) struct Store {
@@ -70,6 +85,20 @@ impl Store {
         }
     }
 
+    /// What has been read, and of which conversation (see [`ReadMark`]).
+    pub(crate) fn read_mark(&self) -> Option<ReadMark> {
+        ReadMark::parse(&self.get(READ_KEY)?)
+    }
+
+    /// Records that `conversation` has been read up to `seq` (never moving it back: another tab
+    /// may have read further meanwhile).
+    pub(crate) fn save_read(&self, conversation: u64, seq: u64) {
+        if self.read_mark().is_some_and(|m| m.conversation == conversation && m.seq >= seq) {
+            return;
+        }
+        self.set(READ_KEY, &ReadMark { conversation, seq }.text());
+    }
+
     /// The outbox a previous page left behind.
     pub(crate) fn outbox(&self) -> Vec<OutboxEntry> {
         let Some(text) = self.get(OUTBOX_KEY) else { return Vec::new() };
@@ -83,6 +112,10 @@ impl Store {
                     id: read(&e, "id")?.as_string()?,
                     text: read(&e, "text")?.as_string()?,
                     time: read(&e, "time")?.as_string().unwrap_or_default(),
+                    context: read(&e, "context")
+                        .and_then(|c| c.as_string())
+                        .map(valid_context)
+                        .unwrap_or_default(),
                     failed: read(&e, "failed").and_then(|f| f.as_bool()).unwrap_or(false),
                     refusals: 0,
                 })
@@ -100,8 +133,10 @@ impl Store {
         self.set(OUTBOX_KEY, &crate::wire::outbox(&all));
     }
 
-    /// Forgets the outbox (a logout: what the user typed is not sent as the next visitor).
-    pub(crate) fn forget_outbox(&self) {
+    /// Forgets the outbox and what was read (a logout: what the user typed is not sent as the
+    /// next visitor, and nothing of the conversation stays on the device).
+    pub(crate) fn forget_conversation(&self) {
         self.remove(OUTBOX_KEY);
+        self.remove(READ_KEY);
     }
 }

@@ -58,7 +58,7 @@ fn http_fallback_is_shown_only_while_http_answers() {
     let mut l = link();
     let poll = fall_back(&mut l);
     assert_eq!(l.status(), Status::Connecting, "nothing has worked yet");
-    assert!(l.poll_finished(poll));
+    assert!(l.poll_finished(poll, &mut Vec::new()));
     assert!(l.poll_answered(), "HTTP has just come back");
     assert_eq!((l.status(), l.transport()), (Status::HttpFallback, Transport::Http));
     assert!(!l.poll_answered(), "answering again is not a recovery");
@@ -136,7 +136,7 @@ fn http_sends_one_at_a_time() {
     assert!(!l.can_post(), "not on HTTP");
     let poll = fall_back(&mut l);
     assert!(!l.can_post(), "HTTP has not answered yet");
-    l.poll_finished(poll);
+    l.poll_finished(poll, &mut Vec::new());
     l.poll_answered();
     assert!(l.can_post());
     l.post_started("a".into());
@@ -156,7 +156,7 @@ fn http_sends_one_at_a_time() {
 fn going_live_leaves_http() {
     let mut l = link();
     let poll = fall_back(&mut l);
-    l.poll_finished(poll);
+    l.poll_finished(poll, &mut Vec::new());
     l.poll_answered();
     l.start_poll(None, &mut Vec::new());
     let mut fx = Vec::new();

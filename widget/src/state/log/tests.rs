@@ -13,7 +13,7 @@ fn conv(id: &str, seq: u64) -> ConversationMessage {
 }
 
 fn out(id: &str, text: &str) -> Outgoing {
-    Outgoing { id: id.into(), text: text.into(), time: "t".into() }
+    Outgoing { id: id.into(), text: text.into(), time: "t".into(), context: String::new() }
 }
 
 fn history(messages: Vec<ServerMessage>) -> History {
@@ -23,7 +23,7 @@ fn history(messages: Vec<ServerMessage>) -> History {
 
 /// A log that has read the (empty) history the page loads with, so what comes next is news.
 fn loaded() -> Log {
-    let mut log = Log::restore(Vec::new());
+    let mut log = Log::restore(Vec::new(), "gap".into(), None);
     log.history(history(vec![]), AWAY, &mut Vec::new());
     log
 }
@@ -84,7 +84,10 @@ fn unread_and_chime_depend_on_who_is_watching() {
     let mut log = loaded();
     let mut fx = Vec::new();
     log.receive(ServerMessage::Bot(conv("1", 1)), true, WATCHING, &mut fx);
+    // The model marks what a watching visitor has in front of them as read.
+    log.mark_read(&mut fx);
     assert_eq!((log.unread, chimes(&fx)), (0, 0), "seen as it arrives");
+    assert!(fx.contains(&Effect::SaveRead(1)));
     let mut fx = Vec::new();
     log.receive(ServerMessage::Bot(conv("2", 2)), true, AWAY, &mut fx);
     assert_eq!((log.unread, chimes(&fx)), (1, 1));
@@ -97,17 +100,19 @@ fn unread_and_chime_depend_on_who_is_watching() {
     let notice = SystemNotice { message: "maintenance".into(), timestamp: "t".into(), room: None };
     log.receive(ServerMessage::System(notice), true, AWAY, &mut fx);
     assert_eq!((log.unread, chimes(&fx)), (3, 1), "hub notices are news too");
-    log.mark_read();
+    log.mark_read(&mut Vec::new());
     assert_eq!(log.unread, 0);
 }
 
 #[test]
 fn the_first_history_is_the_conversation_so_far_later_ones_are_news() {
-    let mut log = Log::restore(Vec::new());
+    let mut log = Log::restore(Vec::new(), "gap".into(), None);
     let mut fx = Vec::new();
     log.history(history(vec![ServerMessage::Bot(conv("old", 1))]), AWAY, &mut fx);
     assert_eq!(log.unread, 0);
-    assert!(fx.is_empty(), "no chime, no message notice for what was already there: {fx:?}");
+    // No chime, no message notice for what was already there; with nothing recorded as read
+    // for the session, it is recorded now.
+    assert_eq!(fx, [Effect::SaveRead(1)]);
     log.history(history(vec![ServerMessage::Bot(conv("missed", 2))]), AWAY, &mut fx);
     assert_eq!(log.unread, 1);
     assert!(fx.iter().any(|e| matches!(e, Effect::Notify(Notice::Message(m)) if m.id == "missed")));
@@ -124,10 +129,11 @@ fn a_restored_outbox_shows_as_pending_or_failed() {
         id: id.into(),
         text: id.into(),
         time: "t".into(),
+        context: String::new(),
         failed,
         refusals: 0,
     };
-    let log = Log::restore(vec![entry("a", false), entry("b", true), entry("a", false)]);
+    let log = Log::restore(vec![entry("a", false), entry("b", true), entry("a", false)], "gap".into(), None);
     assert_eq!(ids(&log), ["a", "b"], "one row per id");
     assert_eq!(log.messages[0].delivery, Delivery::Pending);
     assert_eq!(log.messages[1].delivery, Delivery::Failed);
@@ -208,4 +214,67 @@ fn typing_follows_the_bot_and_operators_in_the_support_conversation_only() {
     log.receive(typing(Role::Bot, None), true, AWAY, &mut fx);
     log.typing_expired();
     assert!(!log.typing);
+}
+
+#[test]
+fn unread_is_what_came_after_the_last_read_seq_on_any_page_and_tab() {
+    // The next page of a session that had read up to seq 1: the history brings 2 and 3.
+    let mut log = Log::restore(Vec::new(), "gap".into(), Some(1));
+    let mut fx = Vec::new();
+    let h = history(vec![
+        ServerMessage::Bot(conv("a", 1)),
+        ServerMessage::User(conv("b", 2)),
+        ServerMessage::Bot(conv("c", 3)),
+        ServerMessage::Agent(conv("d", 4)),
+    ]);
+    log.history(h, AWAY, &mut fx);
+    assert_eq!(log.unread, 2, "the bot's and the operator's after seq 1, not the visitor's own");
+    assert_eq!(chimes(&fx), 0, "history at load does not chime");
+    assert!(!fx.iter().any(|e| matches!(e, Effect::SaveRead(_))));
+    // Another tab read up to 3, then up to 4; an older report changes nothing.
+    log.read_elsewhere(3);
+    assert_eq!(log.unread, 1);
+    log.read_elsewhere(4);
+    log.read_elsewhere(2);
+    assert_eq!(log.unread, 0);
+    // A new answer counts again.
+    log.receive(ServerMessage::Bot(conv("e", 5)), true, AWAY, &mut fx);
+    assert_eq!(log.unread, 1);
+}
+
+#[test]
+fn operators_replies_keep_their_name_and_availability_and_closing_are_kept() {
+    let mut log = loaded();
+    let mut fx = Vec::new();
+    assert_eq!(log.available, None, "a hub without an inbox says nothing");
+    log.receive(
+        ServerMessage::Availability(natter_protocol::Availability { online: true }),
+        true,
+        AWAY,
+        &mut fx,
+    );
+    assert_eq!(log.available, Some(true));
+    let agent = ConversationMessage { author: Some("Ada Lovelace".into()), ..conv("a1", 1) };
+    let bot = ConversationMessage { author: Some("Natter".into()), ..conv("b1", 2) };
+    log.receive(ServerMessage::Agent(agent), true, AWAY, &mut fx);
+    log.receive(ServerMessage::Bot(bot), true, AWAY, &mut fx);
+    assert_eq!(log.messages[0].author.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(log.messages[1].author, None, "only operators are named");
+
+    let closed = natter_protocol::ConversationStatus {
+        status: ConversationState::Closed,
+        timestamp: "2026-11-22T10:00:00Z".into(),
+    };
+    log.receive(ServerMessage::ConversationStatus(closed), true, AWAY, &mut fx);
+    assert_eq!(log.closed.as_deref(), Some("2026-11-22T10:00:00Z"));
+    log.receive(
+        ServerMessage::Availability(natter_protocol::Availability { online: false }),
+        true,
+        AWAY,
+        &mut fx,
+    );
+    assert_eq!(log.available, Some(false));
+    // The visitor writes again: the conversation is open again.
+    log.receive(ServerMessage::User(conv("u1", 3)), true, AWAY, &mut fx);
+    assert_eq!(log.closed, None);
 }

@@ -1,0 +1,350 @@
+//! The inbox's HTTP API under `/inbox/api/`: sign-in and sign-out, the conversation list,
+//! one conversation with its notes and its history paged from the store, replies, notes,
+//! assignment, close / reopen / read, canned replies and the operator list.
+//!
+//! Every handler but sign-in takes an [`Operator`] (401 without a session); every one that
+//! changes something takes an [`OperatorWrite`] (same origin and CSRF token, else 403). Bodies
+//! are JSON; errors are the hub's usual `error` frame with a 4xx/5xx.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use natter_protocol::inbox::{
+    Assign, CannedReply, ConversationDetail, ConversationState, ConversationSummary, MessagePage,
+    OperatorProfile, OperatorText, SignIn, SignedIn,
+};
+use natter_protocol::{ErrorCode, ServerMessage};
+use serde::Deserialize;
+
+use super::auth::{self, check_same_origin, Operator, OperatorWrite};
+use super::password;
+use crate::edge::{ApiError, Query};
+use crate::hub::{Hub, Refusal};
+use crate::store::inbox::{ConversationFilter, OperatorSession, RecordChange};
+use crate::store::ConversationKey;
+
+/// Most conversations a list answers with.
+const MAX_LIST: usize = 200;
+
+/// Most messages one history page holds.
+const MAX_PAGE: usize = 100;
+
+fn bad(message: impl Into<String>) -> ApiError {
+    Refusal::new(ErrorCode::InvalidMessage, message).into()
+}
+
+/// Parses a JSON body, naming what is wrong. A body over the limit (or one that could not be
+/// read) gets the hub's JSON `error` too, not axum's plain-text rejection, which the inbox app
+/// (and any script) reads as JSON.
+fn body<T: serde::de::DeserializeOwned>(
+    hub: &Hub,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let bytes = bytes.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Refusal::new(
+                ErrorCode::TooLarge,
+                format!("body larger than the hub's limit of {} bytes (--max-frame)", hub.config().max_frame),
+            )
+        } else {
+            Refusal::new(ErrorCode::BadJson, format!("could not read the body: {e}"))
+        }
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Refusal::new(ErrorCode::BadJson, format!("bad JSON body: {e}")).into())
+}
+
+/// `POST /inbox/api/signin` — `{name, password}` → the session cookie and [`SignedIn`].
+pub(crate) async fn sign_in(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    // A sign-in from another site's page would sign the browser in as the attacker's account.
+    check_same_origin(&headers)?;
+    let store = hub.inbox_store()?;
+    let SignIn { name, password } = body(&hub, bytes)?;
+    let name = name.trim().to_ascii_lowercase();
+    // A name no operator can have is refused before the rate limiter keys a bucket on it:
+    // its table would otherwise keep whatever a client sends (up to the body limit) for each
+    // attempt. The naming rules are public, so this tells nobody which names exist.
+    password::check_name(&name).map_err(bad)?;
+    if let Err(wait_ms) = hub.signin_limiter().admit(&name) {
+        crate::metrics::Metrics::add(&hub.metrics().signin_refused, 1);
+        let mut r = Refusal::new(ErrorCode::RateLimited, "too many sign-in attempts; wait and try again");
+        r.retry_after_ms = Some(wait_ms);
+        return Err(r.into());
+    }
+    let operator = store.operator(&name).await.map_err(Refusal::from)?;
+    let record = operator.clone();
+    let candidate = password.clone();
+    let matched = tokio::task::spawn_blocking(move || match record {
+        Some(r) => password::verify(&candidate, &r.password_hash),
+        None => {
+            password::verify_nobody(&candidate);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false);
+    let Some(operator) = operator.filter(|_| matched) else {
+        hub.signin_limiter().failed(&name);
+        crate::metrics::Metrics::add(&hub.metrics().signin_refused, 1);
+        tracing::info!(operator = %name, "operator sign-in refused");
+        return Err(Refusal::new(ErrorCode::Unauthorized, "wrong name or password").into());
+    };
+    hub.signin_limiter().succeeded(&name);
+    let token = auth::new_token()
+        .ok_or_else(|| Refusal::new(ErrorCode::Internal, "the OS gave no random bytes for a session"))?;
+    let ttl = hub.config().operator_session_ttl;
+    let now = u64::try_from(crate::clock::unix_ms(std::time::SystemTime::now())).unwrap_or(0);
+    let expires_ms = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+    store
+        .put_session(
+            &auth::token_hash(&token),
+            OperatorSession { operator: operator.name.clone(), expires_ms },
+        )
+        .await
+        .map_err(Refusal::from)?;
+    tracing::info!(operator = %operator.name, "operator signed in");
+    let answer = SignedIn {
+        operator: OperatorProfile { name: operator.name, display_name: operator.display_name },
+        csrf: auth::csrf_of(&token),
+    };
+    let cookie = auth::set_cookie(&hub, &headers, &token, ttl.as_secs());
+    Ok((
+        [
+            (header::SET_COOKIE, cookie),
+            (header::CACHE_CONTROL, "no-store".parse().unwrap_or_else(|_| unreachable!())),
+        ],
+        Json(answer),
+    )
+        .into_response())
+}
+
+/// `POST /inbox/api/signout` — ends the session and clears the cookie.
+pub(crate) async fn sign_out(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    OperatorWrite(op): OperatorWrite,
+) -> Result<Response, ApiError> {
+    hub.inbox_store()?.remove_session(&op.token_hash).await.map_err(Refusal::from)?;
+    let cookie = auth::set_cookie(&hub, &headers, "", 0);
+    Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
+}
+
+/// `GET /inbox/api/me` — who is signed in, and the session's CSRF token.
+pub(crate) async fn me(op: Operator) -> Json<SignedIn> {
+    Json(SignedIn { operator: op.profile(), csrf: op.csrf.clone() })
+}
+
+/// `GET /inbox/api/operators` — every operator (for assignment).
+pub(crate) async fn operators(
+    State(hub): State<Hub>,
+    _op: Operator,
+) -> Result<Json<Vec<OperatorProfile>>, ApiError> {
+    let all = hub.inbox_store()?.operators().await.map_err(Refusal::from)?;
+    Ok(Json(
+        all.into_iter().map(|o| OperatorProfile { name: o.name, display_name: o.display_name }).collect(),
+    ))
+}
+
+/// The list's query.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    filter: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /inbox/api/conversations?filter=open|mine|unassigned|closed&limit=N` — newest activity
+/// first.
+pub(crate) async fn list(
+    State(hub): State<Hub>,
+    op: Operator,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<ConversationSummary>>, ApiError> {
+    let filter = match q.filter.as_deref().unwrap_or("open") {
+        "open" => ConversationFilter::Open,
+        "mine" => ConversationFilter::Mine(op.record.name.clone()),
+        "unassigned" => ConversationFilter::Unassigned,
+        "closed" => ConversationFilter::Closed,
+        other => {
+            return Err(bad(format!("filter {other:?} is not one of open, mine, unassigned, closed")));
+        }
+    };
+    let limit = q.limit.unwrap_or(MAX_LIST).clamp(1, MAX_LIST);
+    Ok(Json(hub.inbox_store()?.conversations(filter, limit).await.map_err(Refusal::from)?))
+}
+
+/// `GET /inbox/api/conversations/{id}` — the record and its notes.
+pub(crate) async fn detail(
+    State(hub): State<Hub>,
+    _op: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationDetail>, ApiError> {
+    let (conversation, _) = hub.inbox_conversation(&id).await.map_err(not_found)?;
+    let notes = hub.inbox_store()?.notes(&id).await.map_err(Refusal::from)?;
+    Ok(Json(ConversationDetail { conversation, notes }))
+}
+
+/// An unknown conversation is a 404.
+fn not_found(r: Refusal) -> ApiError {
+    if r.code == ErrorCode::InvalidMessage {
+        ApiError::with_status(StatusCode::NOT_FOUND, r)
+    } else {
+        r.into()
+    }
+}
+
+/// The history page query.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PageQuery {
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// `GET /inbox/api/conversations/{id}/messages?before=SEQ&limit=N` — up to `limit` stored
+/// messages before `before` (the newest without it), oldest first, with `before` for the next
+/// page back.
+pub(crate) async fn messages(
+    State(hub): State<Hub>,
+    _op: Operator,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<MessagePage>, ApiError> {
+    let (_, conversation) = hub.inbox_conversation(&id).await.map_err(not_found)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let key = ConversationKey::Session(conversation);
+    let page = hub.history_page(&key, q.before, limit).await?;
+    let first = page.messages.first().and_then(ServerMessage::seq);
+    let before = first.filter(|&f| f > page.first_available);
+    let mut messages = page.messages;
+    for m in &mut messages {
+        if let ServerMessage::User(c) | ServerMessage::Bot(c) | ServerMessage::Agent(c) = m {
+            c.session_id.clone_from(&id);
+        }
+    }
+    Ok(Json(MessagePage { messages, before }))
+}
+
+/// `POST /inbox/api/conversations/{id}/reply` — `{text, id?}` → the `ack`.
+pub(crate) async fn reply(
+    State(hub): State<Hub>,
+    OperatorWrite(op): OperatorWrite,
+    Path(id): Path<String>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let OperatorText { text, id: msg_id } = body(&hub, bytes)?;
+    let ack = hub.post_agent(&op.record, &id, msg_id, text).await.map_err(not_found)?;
+    Ok(Json(ServerMessage::Ack(ack)).into_response())
+}
+
+/// `POST /inbox/api/conversations/{id}/notes` — `{text}` → the note.
+pub(crate) async fn note(
+    State(hub): State<Hub>,
+    OperatorWrite(op): OperatorWrite,
+    Path(id): Path<String>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let OperatorText { text, .. } = body(&hub, bytes)?;
+    let note = hub.add_note(&op.record, &id, text).await.map_err(not_found)?;
+    Ok((StatusCode::CREATED, Json(note)).into_response())
+}
+
+/// `POST /inbox/api/conversations/{id}/assign` — `{assignee: NAME | null}` → the record.
+pub(crate) async fn assign(
+    State(hub): State<Hub>,
+    OperatorWrite(_op): OperatorWrite,
+    Path(id): Path<String>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Json<ConversationSummary>, ApiError> {
+    let Assign { assignee } = body(&hub, bytes)?;
+    if let Some(name) = &assignee {
+        if hub.inbox_store()?.operator(name).await.map_err(Refusal::from)?.is_none() {
+            return Err(bad(format!("there is no operator {name:?} to assign to")));
+        }
+    }
+    let record =
+        hub.change_record(&id, vec![RecordChange::Assignee { assignee }]).await.map_err(not_found)?;
+    Ok(Json(record))
+}
+
+/// `POST /inbox/api/conversations/{id}/close` — closes it (the bot answers again).
+pub(crate) async fn close(
+    State(hub): State<Hub>,
+    OperatorWrite(_op): OperatorWrite,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationSummary>, ApiError> {
+    let change = RecordChange::Status { status: ConversationState::Closed };
+    Ok(Json(hub.change_record(&id, vec![change]).await.map_err(not_found)?))
+}
+
+/// `POST /inbox/api/conversations/{id}/reopen`.
+pub(crate) async fn reopen(
+    State(hub): State<Hub>,
+    OperatorWrite(_op): OperatorWrite,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationSummary>, ApiError> {
+    let change = RecordChange::Status { status: ConversationState::Open };
+    Ok(Json(hub.change_record(&id, vec![change]).await.map_err(not_found)?))
+}
+
+/// `POST /inbox/api/conversations/{id}/read` — no unread messages any more.
+pub(crate) async fn read(
+    State(hub): State<Hub>,
+    OperatorWrite(_op): OperatorWrite,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationSummary>, ApiError> {
+    Ok(Json(hub.change_record(&id, vec![RecordChange::Read]).await.map_err(not_found)?))
+}
+
+/// `GET /inbox/api/canned` — every canned reply.
+pub(crate) async fn canned(
+    State(hub): State<Hub>,
+    _op: Operator,
+) -> Result<Json<Vec<CannedReply>>, ApiError> {
+    Ok(Json(hub.inbox_store()?.canned().await.map_err(Refusal::from)?))
+}
+
+/// `POST /inbox/api/canned` — `{shortcut, text}` adds or replaces one.
+pub(crate) async fn put_canned(
+    State(hub): State<Hub>,
+    OperatorWrite(_op): OperatorWrite,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let canned: CannedReply = body(&hub, bytes)?;
+    check_shortcut(&canned.shortcut)?;
+    hub.check_text(&canned.text)?;
+    hub.inbox_store()?.put_canned(canned.clone()).await.map_err(Refusal::from)?;
+    Ok((StatusCode::CREATED, Json(canned)).into_response())
+}
+
+/// `DELETE /inbox/api/canned/{shortcut}`.
+pub(crate) async fn remove_canned(
+    State(hub): State<Hub>,
+    OperatorWrite(_op): OperatorWrite,
+    Path(shortcut): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if hub.inbox_store()?.remove_canned(&shortcut).await.map_err(Refusal::from)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::with_status(
+            StatusCode::NOT_FOUND,
+            Refusal::new(ErrorCode::InvalidMessage, format!("no canned reply {shortcut:?}")),
+        ))
+    }
+}
+
+fn check_shortcut(s: &str) -> Result<(), ApiError> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!("shortcut {s:?} must be 1–32 of a-z, 0-9, '-', '_'")))
+    }
+}

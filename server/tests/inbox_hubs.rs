@@ -1,0 +1,107 @@
+//! The operator inbox across two hubs on one real `redis-server`: an operator signed in on one
+//! hub answers a visitor connected to the other, the handoff holds across hubs, closing reaches
+//! the visitor's widget, and the visitor's hub knows whether an operator is online anywhere.
+
+mod common;
+mod inbox_support;
+mod support_redis;
+
+use std::sync::Arc;
+
+use common::{session, TestHub};
+use inbox_support::{add_operator, sign_in};
+use natter_hub::store::redis::{RedisOptions, RedisStore};
+use natter_hub::Config;
+use natter_protocol::inbox::{ConversationState, InboxEvent};
+use natter_protocol::{Role, ServerMessage};
+use reqwest::StatusCode;
+use serde_json::json;
+use support_redis::RedisServer;
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn hub(redis: &RedisServer) -> TestHub {
+    let store = RedisStore::connect(RedisOptions::new(redis.url())).await.expect("connect to redis");
+    TestHub::with_store(Config::for_tests(), Arc::new(store)).await
+}
+
+#[tokio::test]
+async fn an_operator_on_one_hub_answers_a_visitor_on_another() {
+    let redis = RedisServer::start();
+    // Operators live in Redis: the command adds them there, every hub signs them in.
+    add_operator(&redis.url(), "ada", "Ada Lovelace", PASSWORD);
+    let (a, b) = (hub(&redis).await, hub(&redis).await);
+
+    let ada = sign_in(&a.url(""), "ada", PASSWORD).await;
+    let mut feed = ada.feed().await;
+
+    // The visitor's hub learns that an operator is online on the other one.
+    let (mut visitor, _) = b.tab(&session("hubs")).await;
+    visitor.until(|m| matches!(m, ServerMessage::Availability(x) if x.online).then_some(())).await;
+
+    // Their first message, stored through hub B, reaches the inbox on hub A.
+    visitor.say("v1", "hello from hub B").await;
+    let id = feed
+        .until(|e| match e {
+            InboxEvent::Conversation { conversation } if conversation.last_role == Some(Role::User) => {
+                Some(conversation.id)
+            }
+            _ => None,
+        })
+        .await;
+    let (_, list) = ada.get("/inbox/api/conversations").await;
+    assert_eq!(list[0]["id"], json!(id));
+    let (_, page) = ada.get(&format!("/inbox/api/conversations/{id}/messages")).await;
+    assert_eq!(page["messages"][0]["message"], json!("hello from hub B"));
+
+    // Ada answers from hub A; the visitor on hub B sees her name.
+    let (status, _) = ada
+        .post(&format!("/inbox/api/conversations/{id}/reply"), json!({"text":"Hi from hub A","id":"a1"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let agent = visitor
+        .until(|m| match m {
+            ServerMessage::Agent(x) => Some(x),
+            _ => None,
+        })
+        .await;
+    assert_eq!(agent.author.as_deref(), Some("Ada Lovelace"));
+
+    // The handoff is in the shared record: hub B's bot stays silent.
+    visitor.say("v2", "still there?").await;
+    feed.until(|e| {
+        matches!(e, InboxEvent::Message { message: ServerMessage::User(ref u), .. } if u.id == "v2")
+            .then_some(())
+    })
+    .await;
+    ada.post(&format!("/inbox/api/conversations/{id}/reply"), json!({"text":"Yes!","id":"a2"})).await;
+    visitor
+        .until(|m| match m {
+            ServerMessage::Bot(x) if x.reply_to.as_deref() == Some("v2") => {
+                panic!("hub B's bot answered during the handoff")
+            }
+            ServerMessage::Agent(x) if x.id == "a2" => Some(()),
+            _ => None,
+        })
+        .await;
+
+    // Visitor typing on hub B reaches the operator on hub A, and back.
+    visitor.send(json!({"type":"typing","active":true})).await;
+    feed.until(|e| matches!(e, InboxEvent::Typing { role: Role::User, active: true, .. }).then_some(()))
+        .await;
+    feed.send(json!({"type":"typing","conversation": id, "active": true})).await;
+    visitor.until(|m| matches!(m, ServerMessage::Typing(ref t) if t.role == Role::Agent).then_some(())).await;
+
+    // Closing on hub A reaches the widget on hub B.
+    ada.post(&format!("/inbox/api/conversations/{id}/close"), json!({})).await;
+    visitor
+        .until(|m| {
+            matches!(m, ServerMessage::ConversationStatus(ref c) if c.status == ConversationState::Closed)
+                .then_some(())
+        })
+        .await;
+
+    // The operator leaves: the visitor's hub says nobody is online.
+    drop(feed);
+    visitor.until(|m| matches!(m, ServerMessage::Availability(x) if !x.online).then_some(())).await;
+}

@@ -1,0 +1,148 @@
+// Languages and writing directions: text follows its own direction, an RTL locale mirrors the
+// panel, every label comes from the locale (or the page's `strings`), times use Intl.
+import { test, expect } from '@playwright/test';
+import { mkdirSync } from 'node:fs';
+import { Hub, startTagSite } from '../lib/hub.js';
+import { widget, ready, say } from '../lib/widget.js';
+
+let hub;
+let site;
+test.beforeAll(async () => {
+  hub = await Hub.start();
+  site = await startTagSite(hub);
+  mkdirSync('artifacts', { recursive: true });
+});
+test.afterAll(async () => {
+  await site?.close();
+  await hub?.dispose();
+});
+
+/** Every visible or spoken label of the widget, read from the DOM. */
+async function labels(page) {
+  return page.evaluate(() => {
+    const root = document.querySelector('[data-natter]').shadowRoot;
+    const q = (s) => root.querySelector(s);
+    return {
+      launcher: q('[part=launcher]').getAttribute('aria-label'),
+      status: q('[part=status]').textContent,
+      close: q('[part=close]').getAttribute('aria-label'),
+      mute: q('[part=mute]').getAttribute('aria-label'),
+      log: q('[part=log]').getAttribute('aria-label'),
+      input: q('[part=input]').getAttribute('aria-label'),
+      placeholder: q('[part=input]').getAttribute('placeholder'),
+      send: q('[part=send]').getAttribute('aria-label'),
+      title: q('[part=title]').textContent,
+      greeting: q('[part=greeting]')?.textContent,
+      panelDir: q('[part=panel]').getAttribute('dir'),
+      lang: q('[part=panel]').getAttribute('lang'),
+    };
+  });
+}
+
+test('Hebrew text: the bubble and the input follow the text’s direction', async ({ page }) => {
+  await page.goto(`${site.url}/`);
+  const w = await ready(page);
+  await say(page, 'שלום! מה שלומך?');
+  const mine = w.withText('שלום! מה שלומך?');
+  await expect(mine).toHaveAttribute('data-state', 'sent');
+  const text = mine.locator('[part=text]');
+  await expect(text).toHaveAttribute('dir', 'auto');
+  expect(await text.evaluate((el) => el.matches(':dir(rtl)'))).toBe(true);
+  // An English bubble next to it stays left-to-right.
+  expect(await w.messages('bot').last().locator('[part=text]').evaluate((el) => el.matches(':dir(ltr)'))).toBe(true);
+  await expect(w.input).toHaveAttribute('dir', 'auto');
+  await w.input.fill('מה שלומך?');
+  expect(await w.input.evaluate((el) => el.matches(':dir(rtl)'))).toBe(true);
+  // The page is English: the panel itself is not mirrored.
+  expect((await labels(page)).panelDir).toBe('ltr');
+});
+
+test('locale "ar": Arabic labels, a mirrored panel, and a screenshot to look at', async ({ page }) => {
+  await page.goto(`${site.url}/?locale=ar`);
+  const w = await ready(page, 'متصل');
+  await page.keyboard.press('Control+Shift+C');
+  await say(page, 'مرحبا');
+  await expect(w.messages('bot')).toHaveCount(1);
+  const l = await labels(page);
+  expect(l.panelDir).toBe('rtl');
+  expect(l.lang).toBe('ar');
+  for (const [k, v] of Object.entries(l)) {
+    if (['panelDir', 'lang'].includes(k)) continue;
+    expect(v, k).toMatch(/[\u0600-\u06ff]/);
+  }
+  // Mirrored: the close button sits on the left, the title on the right, my bubble on the left.
+  const close = await page.locator('[part=close]').boundingBox();
+  const title = await page.locator('[part=title]').boundingBox();
+  expect(close.x).toBeLessThan(title.x);
+  const mine = await w.messages('user').last().boundingBox();
+  const bot = await w.messages('bot').last().boundingBox();
+  expect(mine.x).toBeLessThan(bot.x);
+  // The empty text box's placeholder reads right to left too.
+  expect(await w.input.evaluate((el) => el.value === '' && getComputedStyle(el).direction)).toBe('rtl');
+  await page.screenshot({ path: 'artifacts/rtl-arabic.png' });
+});
+
+test('Hebrew is right-to-left too', async ({ page }) => {
+  await page.goto(`${site.url}/?locale=he-IL`);
+  await ready(page, 'מחובר');
+  const l = await labels(page);
+  expect(l.panelDir).toBe('rtl');
+  expect(l.placeholder).toMatch(/[\u0590-\u05ff]/);
+});
+
+test.describe('the browser’s language is the default', () => {
+  test.use({ locale: 'de-DE' });
+  test('de-DE gets German', async ({ page }) => {
+    await page.goto(`${site.url}/`);
+    await ready(page, 'Verbunden');
+    const l = await labels(page);
+    expect(l.placeholder).toBe('Nachricht schreiben …');
+    expect(l.panelDir).toBe('ltr');
+  });
+});
+
+test('fallback by language subtag, and English for a language without strings', async ({ page }) => {
+  const expected = {
+    'pt-BR': 'Conectado',
+    'zh-TW': '已连接',
+    'fr-CA': 'Connecté',
+    'es-419': 'Conectado',
+    ja: '接続済み',
+    'xx-YY': 'Connected',
+  };
+  for (const [locale, connected] of Object.entries(expected)) {
+    await page.goto(`${site.url}/?locale=${encodeURIComponent(locale)}`);
+    await ready(page, connected);
+  }
+});
+
+test('strings overrides any key; an unknown key is named in a warning', async ({ page }) => {
+  const warnings = [];
+  page.on('console', (m) => m.type() === 'warning' && warnings.push(m.text()));
+  const strings = JSON.stringify({ placeholder: 'Ask us anything', statusConnected: 'Online', nope: 'x' });
+  await page.goto(`${site.url}/?locale=fr&strings=${encodeURIComponent(strings)}`);
+  await ready(page, 'Online');
+  const l = await labels(page);
+  expect(l.placeholder).toBe('Ask us anything');
+  expect(l.send).toBe('Envoyer');
+  expect(warnings.some((t) => t.includes('nope'))).toBe(true);
+});
+
+test('times are formatted with Intl in the visitor’s locale', async ({ page }) => {
+  for (const locale of ['en-US', 'de', 'ar']) {
+    await page.goto(`${site.url}/?locale=${locale}`);
+    const w = widget(page);
+    await expect(w.launcher).toBeVisible();
+    await page.evaluate(() => window.natter.send('what time is it?'));
+    const time = w.messages('user').last().locator('time');
+    await expect(time).not.toHaveText('');
+    const [shown, iso] = await Promise.all([time.textContent(), time.getAttribute('datetime')]);
+    const expected = await page.evaluate(
+      ([locale, iso]) => new Intl.DateTimeFormat(locale, { hour: 'numeric', minute: '2-digit' }).format(new Date(iso)),
+      [locale, iso],
+    );
+    expect(shown, locale).toBe(expected);
+    // The full date and time is in the tooltip.
+    await expect(time).toHaveAttribute('title', /\d/);
+  }
+});

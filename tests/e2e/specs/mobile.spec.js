@@ -1,0 +1,87 @@
+// A phone (390×844, touch): no zoom on focus, fingers-sized targets, no keyboard popping up on
+// open, and controls whose labels say what they do now. Plus the screenshots to look at.
+import { test, expect } from '@playwright/test';
+import { mkdirSync } from 'node:fs';
+import { Hub, startTagSite } from '../lib/hub.js';
+import { widget, ready, say, focusedPart } from '../lib/widget.js';
+
+let hub;
+let site;
+test.beforeAll(async () => {
+  hub = await Hub.start();
+  site = await startTagSite(hub);
+  mkdirSync('artifacts', { recursive: true });
+});
+test.afterAll(async () => {
+  await site?.close();
+  await hub?.dispose();
+});
+
+test.describe('on a phone', () => {
+  test.use({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true, deviceScaleFactor: 2 });
+
+  test('tap to open: no keyboard until the visitor taps the input; 16 px text; 44 px targets', async ({ page }) => {
+    await page.goto(`${site.url}/`);
+    const w = await ready(page);
+    await w.launcher.tap();
+    await expect(w.panel).toBeVisible();
+    // Full screen (once its opening animation has run).
+    await expect.poll(() => w.panel.boundingBox()).toMatchObject({ x: 0, y: 0, width: 390, height: 844 });
+    // Focus is in the dialog, but not in the text box: no on-screen keyboard yet.
+    expect(await focusedPart(page)).not.toBeNull();
+    expect(await focusedPart(page)).not.toBe('input');
+    await page.screenshot({ path: 'artifacts/phone-open-keyboard-closed.png' });
+
+    const fontSize = await w.input.evaluate((el) => parseFloat(getComputedStyle(el).fontSize));
+    expect(fontSize).toBeGreaterThanOrEqual(16);
+    for (const part of ['mute', 'close', 'send']) {
+      const box = await page.locator(`[part=${part}]`).boundingBox();
+      expect(box.width, part).toBeGreaterThanOrEqual(44);
+      expect(box.height, part).toBeGreaterThanOrEqual(44);
+    }
+
+    // The visitor's tap on the input is what brings the keyboard.
+    await w.input.tap();
+    expect(await focusedPart(page)).toBe('input');
+    await w.input.fill('hello from my phone');
+    await page.locator('[part=send]').tap();
+    await expect(w.messages('bot')).toHaveCount(1);
+    await page.screenshot({ path: 'artifacts/phone-conversation.png' });
+
+    await page.locator('[part=close]').tap();
+    await expect(w.panel).toBeHidden();
+  });
+});
+
+test('the launcher says what it does now', async ({ page }) => {
+  await page.goto(`${site.url}/`);
+  const w = await ready(page);
+  await expect(w.launcher).toHaveAttribute('aria-label', 'Open chat');
+  await w.launcher.click();
+  await expect(w.launcher).toHaveAttribute('aria-label', 'Close chat');
+  await expect(w.launcher).toHaveAttribute('aria-expanded', 'true');
+  // With the mouse, opening puts the caret in the text box at once.
+  expect(await focusedPart(page)).toBe('input');
+  await w.launcher.click();
+  await expect(w.launcher).toHaveAttribute('aria-label', 'Open chat');
+  // The mute button's tooltip says what a click will do.
+  const mute = page.locator('[part=mute]');
+  await w.launcher.click();
+  await expect(mute).toHaveAttribute('title', 'Mute notification sound');
+  await mute.click();
+  await expect(mute).toHaveAttribute('aria-pressed', 'true');
+  await expect(mute).toHaveAttribute('title', 'Unmute notification sound');
+  await mute.click();
+});
+
+for (const scheme of ['light', 'dark']) {
+  test(`desktop screenshot, ${scheme}`, async ({ page }) => {
+    await page.emulateMedia({ colorScheme: scheme });
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.goto(`${site.url}/`);
+    const w = await ready(page);
+    await say(page, 'Hi! Does the checkout work on mobile?');
+    await expect(w.messages('bot')).toHaveCount(1);
+    await page.screenshot({ path: `artifacts/desktop-${scheme}.png` });
+  });
+}

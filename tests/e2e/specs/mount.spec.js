@@ -1,0 +1,72 @@
+// The widget put on a page twice (a CMS that emits the tag in its header and its footer, an app
+// that calls mount() again): one widget, one socket, one handle, and a clear console warning.
+import { test, expect } from '@playwright/test';
+import { Hub, startSite } from '../lib/hub.js';
+import { widget, ready } from '../lib/widget.js';
+
+let hub;
+let site;
+test.beforeAll(async () => {
+  hub = await Hub.start();
+});
+test.afterAll(async () => {
+  await hub?.dispose();
+});
+test.afterEach(async () => {
+  await site?.close();
+  site = undefined;
+});
+
+function watch(page) {
+  const seen = { sockets: 0, warnings: [] };
+  page.on('websocket', () => seen.sockets++);
+  page.on('console', (m) => m.type() === 'warning' && m.text().includes('natter') && seen.warnings.push(m.text()));
+  return seen;
+}
+
+test('the documented tag twice: one widget, one socket, one panel', async ({ page }) => {
+  const tag = `<script src="${hub.url}/natter.js" data-server="${hub.url}" async></script>`;
+  site = await startSite({
+    '/': `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CMS</title>${tag}</head>
+<body><h1>Header and footer both add the widget</h1>${tag}</body></html>`,
+  });
+  const seen = watch(page);
+  await page.goto(site.url);
+  const w = await ready(page);
+  // Let anything late (a second loader's import resolving) happen before counting.
+  await page.waitForLoadState('networkidle');
+  await expect(w.host).toHaveCount(1);
+  expect(seen.sockets).toBe(1);
+  expect(seen.warnings.length).toBeGreaterThanOrEqual(1);
+  expect(seen.warnings[0]).toMatch(/already/);
+
+  await page.keyboard.press('Control+Shift+C');
+  await expect(w.panel).toHaveCount(1);
+  await expect(w.panel).toBeVisible();
+});
+
+test('mount() again returns the same handle; after destroy() a new one can be made', async ({ page }) => {
+  const seen = watch(page);
+  await page.goto(hub.url);
+  await ready(page);
+  const same = await page.evaluate(async () => {
+    const { mount } = await import('/index.js');
+    const again = mount({ title: 'Second' });
+    return again === window.natter;
+  });
+  expect(same).toBe(true);
+  await expect(widget(page).host).toHaveCount(1);
+  expect(seen.sockets).toBe(1);
+  expect(seen.warnings.some((t) => /already/.test(t))).toBe(true);
+
+  const fresh = await page.evaluate(async () => {
+    const { mount } = await import('/index.js');
+    window.natter.destroy();
+    const next = mount({ title: 'Fresh' });
+    await next.loaded;
+    return next !== window.natter;
+  });
+  expect(fresh).toBe(true);
+  await expect(widget(page).host).toHaveCount(1);
+  await expect(page.locator('[part=title]')).toHaveText('Fresh');
+});

@@ -1,0 +1,180 @@
+//! Keyboard rules that need no browser: when the toggle shortcut may fire, and when an Enter
+//! in the chat box sends. The web layer reads the events into a [`KeyPress`] (and says whether
+//! the key went to an editable place); the decisions are here, tested natively.
+//!
+//! Two kinds of mistakes are ruled out:
+//! - a shortcut without Ctrl, Alt or Meta (`/`, `?`, `Shift+C`) is a character the visitor may
+//!   be typing: it never fires in an editable place (input, textarea, select, contenteditable,
+//!   also inside other components' shadow roots) — Ctrl/Alt/Meta combinations still work
+//!   everywhere, as the visitor expects of a shortcut;
+//! - a key that belongs to an IME composition (Japanese, Chinese, Korean input) is the IME's:
+//!   browsers mark it with `isComposing` or keyCode 229, but not all in the same order.
+//!   Chrome, Edge and Firefox send the confirming Enter *before* `compositionend`, marked
+//!   `isComposing`; Safari sends `compositionend` first and then an Enter with `isComposing:
+//!   false` and keyCode 229. Tracking `compositionstart`/`compositionend` *and* honouring 229
+//!   covers every order.
+
+use crate::options::Shortcut;
+
+/// The keyCode browsers give every keydown an IME handles.
+const IME_KEY_CODE: u32 = 229;
+
+/// What the web layer read from one `keydown`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeyPress {
+    /// `KeyboardEvent.key`.
+    pub key: String,
+    /// `KeyboardEvent.code` (the physical key).
+    pub code: String,
+    /// Modifiers.
+    pub ctrl: bool,
+    /// Shift.
+    pub shift: bool,
+    /// Alt / Option.
+    pub alt: bool,
+    /// Meta / Cmd.
+    pub meta: bool,
+    /// Auto-repeat.
+    pub repeat: bool,
+    /// `KeyboardEvent.isComposing`.
+    pub is_composing: bool,
+    /// `KeyboardEvent.keyCode` (legacy, but the only IME signal Safari gives on keydown).
+    pub key_code: u32,
+}
+
+impl KeyPress {
+    /// The key belongs to an IME composition.
+    fn in_composition(&self) -> bool {
+        self.is_composing || self.key_code == IME_KEY_CODE
+    }
+}
+
+impl Shortcut {
+    /// Whether the shortcut has no Ctrl, Alt or Meta: a character someone may be typing.
+    fn is_typed(&self) -> bool {
+        !(self.ctrl || self.alt || self.meta)
+    }
+
+    /// Whether `k` toggles the panel; `editable`: the key went to a place where text is typed.
+    pub(crate) fn fires(&self, k: &KeyPress, editable: bool) -> bool {
+        let typing = editable && self.is_typed();
+        !k.repeat
+            && !k.in_composition()
+            && !typing
+            && self.matches(&k.key, &k.code, k.ctrl, k.shift, k.alt, k.meta)
+    }
+
+    /// Whether the rule depends on where the key went (so the web layer only looks then).
+    pub(crate) fn needs_target(&self) -> bool {
+        self.is_typed()
+    }
+}
+
+/// The chat box's IME state, from its `compositionstart` / `compositionend` events.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Composition {
+    active: bool,
+}
+
+impl Composition {
+    /// `compositionstart`.
+    pub(crate) fn start(&mut self) {
+        self.active = true;
+    }
+
+    /// `compositionend`.
+    pub(crate) fn end(&mut self) {
+        self.active = false;
+    }
+
+    /// Whether this keydown in the chat box sends the message: a plain Enter (Shift+Enter
+    /// breaks the line) that no IME is using to confirm a conversion.
+    pub(crate) fn enter_sends(&self, k: &KeyPress) -> bool {
+        k.key == "Enter" && !k.shift && !self.active && !k.in_composition()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn press(key: &str, code: &str) -> KeyPress {
+        KeyPress { key: key.into(), code: code.into(), key_code: 0, ..KeyPress::default() }
+    }
+
+    fn parse(s: &str) -> Shortcut {
+        Shortcut::parse(s).expect("parses")
+    }
+
+    #[test]
+    fn a_typed_shortcut_never_fires_in_editable_places() {
+        let slash = parse("/");
+        let k = press("/", "Slash");
+        assert!(slash.fires(&k, false));
+        assert!(!slash.fires(&k, true));
+        // Shift alone is still typing (`?`, capitals).
+        let shift = parse("Shift+C");
+        let k = KeyPress { shift: true, ..press("C", "KeyC") };
+        assert!(shift.fires(&k, false));
+        assert!(!shift.fires(&k, true));
+        assert!(slash.needs_target() && shift.needs_target());
+    }
+
+    #[test]
+    fn ctrl_alt_meta_shortcuts_fire_everywhere() {
+        for (s, k) in [
+            ("Ctrl+Shift+C", KeyPress { ctrl: true, shift: true, ..press("C", "KeyC") }),
+            ("Alt+K", KeyPress { alt: true, ..press("k", "KeyK") }),
+            ("Meta+/", KeyPress { meta: true, ..press("/", "Slash") }),
+        ] {
+            let sc = parse(s);
+            assert!(sc.fires(&k, false), "{s}");
+            assert!(sc.fires(&k, true), "{s} in an input");
+            assert!(!sc.needs_target(), "{s}");
+        }
+    }
+
+    #[test]
+    fn no_shortcut_fires_during_a_composition_or_on_repeat() {
+        for (sc, base) in [
+            (parse("/"), press("/", "Slash")),
+            (parse("Ctrl+Shift+C"), KeyPress { ctrl: true, shift: true, ..press("C", "KeyC") }),
+        ] {
+            assert!(sc.fires(&base, false));
+            for k in [
+                KeyPress { is_composing: true, ..base.clone() },
+                KeyPress { key_code: 229, ..base.clone() },
+                KeyPress { repeat: true, ..base.clone() },
+            ] {
+                assert!(!sc.fires(&k, false), "{k:?}");
+            }
+        }
+    }
+
+    fn enter(is_composing: bool, key_code: u32) -> KeyPress {
+        KeyPress { is_composing, key_code, ..press("Enter", "Enter") }
+    }
+
+    #[test]
+    fn an_enter_that_confirms_a_composition_never_sends_in_any_order() {
+        // Chrome, Edge, Firefox: keydown (composing) first, then compositionend.
+        let mut c = Composition::default();
+        c.start();
+        assert!(!c.enter_sends(&enter(true, 229)));
+        c.end();
+        // Safari: compositionend first, then keydown with isComposing false and keyCode 229.
+        let mut c = Composition::default();
+        c.start();
+        c.end();
+        assert!(!c.enter_sends(&enter(false, 229)));
+        // A browser that reports neither flag while the composition is still open.
+        let mut c = Composition::default();
+        c.start();
+        assert!(!c.enter_sends(&enter(false, 13)));
+        // The visitor's own Enter afterwards sends; Shift+Enter never does.
+        c.end();
+        assert!(c.enter_sends(&enter(false, 13)));
+        assert!(!c.enter_sends(&KeyPress { shift: true, ..enter(false, 13) }));
+        assert!(!c.enter_sends(&press("a", "KeyA")));
+    }
+}
