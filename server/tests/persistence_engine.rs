@@ -27,6 +27,7 @@ fn user_draft(session: &str, id: &str, text: &str) -> Draft {
             session_id: session.into(),
             ..Default::default()
         }),
+        operator: None,
     }
 }
 
@@ -45,6 +46,7 @@ fn chat_from(room: &str, member: &str, id: &str, text: &str) -> Draft {
             timestamp: "2026-11-22T00:00:00Z".into(),
             from: Member { id: member.into(), name: Some("Ann".into()), verified: false },
         }),
+        operator: None,
     }
 }
 
@@ -354,6 +356,7 @@ async fn a_frame_that_cannot_be_stored_is_refused_alone() {
     let pong = Draft {
         id: "p".into(),
         message: ServerMessage::Pong(Pong { nonce: None, timestamp: String::new() }),
+        operator: None,
     };
     let (bad, good) = tokio::join!(store.append(&a, pong), store.append(&a, user_draft("a", "m1", "fine")));
     assert!(matches!(bad, Err(StoreError::Backend(_))));

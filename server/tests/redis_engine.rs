@@ -33,6 +33,7 @@ fn user_draft(session: &str, id: &str) -> Draft {
             session_id: session.into(),
             ..Default::default()
         }),
+        operator: None,
     }
 }
 
@@ -51,6 +52,22 @@ fn chat_from(r: &str, member: &str, id: &str) -> Draft {
             timestamp: "2026-11-22T00:00:00Z".into(),
             from: Member { id: member.into(), name: None, verified: false },
         }),
+        operator: None,
+    }
+}
+
+/// Operator `operator`'s reply (display name "Support", which both operators share).
+fn agent_draft(session: &str, operator: &str, id: &str) -> Draft {
+    Draft {
+        id: id.into(),
+        message: ServerMessage::Agent(ConversationMessage {
+            id: id.into(),
+            message: format!("{operator} says {id}"),
+            session_id: session.into(),
+            author: Some("Support".into()),
+            ..Default::default()
+        }),
+        operator: Some(operator.into()),
     }
 }
 
@@ -131,6 +148,24 @@ async fn an_id_is_unique_per_sender_across_hubs() {
         })
         .collect();
     assert_eq!(senders, ["u_m", "u_a"], "each delivered once");
+}
+
+/// Operators' reply ids are scoped to the operator's account (not the display name they may
+/// share), through any hub, and never meet the visitor's ids.
+#[tokio::test]
+async fn an_operators_reply_id_is_theirs_across_hubs() {
+    let redis = RedisServer::start();
+    let a = hub(&redis).await;
+    let b = hub(&redis).await;
+    let visitor = session("v1");
+    let seqs = [
+        a.append(&visitor, user_draft("v1", "r-1")).await.expect("append"),
+        a.append(&visitor, agent_draft("v1", "ada", "r-1")).await.expect("append"),
+        b.append(&visitor, agent_draft("v1", "bob", "r-1")).await.expect("append"),
+        b.append(&visitor, agent_draft("v1", "ada", "r-1")).await.expect("append"),
+    ]
+    .map(|x| (x.seq, x.duplicate));
+    assert_eq!(seqs, [(1, false), (2, false), (3, false), (2, true)]);
 }
 
 /// Ids stored before they were scoped to senders (the field is the bare id) still recognise

@@ -205,7 +205,14 @@ impl Hub {
         let appended = self
             .shared
             .store
-            .append(&key, Draft { id: msg_id.clone(), message: ServerMessage::Agent(agent.clone()) })
+            .append(
+                &key,
+                Draft {
+                    id: msg_id.clone(),
+                    message: ServerMessage::Agent(agent.clone()),
+                    operator: Some(operator.name.clone()),
+                },
+            )
             .await
             .map_err(|e| Refusal::from(e).with_id(Some(msg_id.clone())))?;
         if !appended.duplicate {

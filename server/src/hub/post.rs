@@ -53,7 +53,7 @@ impl Hub {
             category: None,
             reply_to: None,
         };
-        let draft = Draft { id: id.clone(), message: ServerMessage::User(stored.clone()) };
+        let draft = Draft { id: id.clone(), message: ServerMessage::User(stored.clone()), operator: None };
         let appended = self.append_from_client(&key, draft).await?;
         if !appended.duplicate {
             let stored = ConversationMessage { seq: appended.seq, ..stored };
@@ -98,7 +98,8 @@ impl Hub {
             timestamp: now_rfc3339(),
             from: member.clone(),
         });
-        let appended = self.append_from_client(&key, Draft { id: id.clone(), message }).await?;
+        let appended =
+            self.append_from_client(&key, Draft { id: id.clone(), message, operator: None }).await?;
         Ok(Ack { id, seq: appended.seq, room: Some(room.to_string()), duplicate: appended.duplicate })
     }
 

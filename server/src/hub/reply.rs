@@ -149,7 +149,12 @@ impl Hub {
             category: reply.category,
             reply_to: Some(user.id.clone()),
         };
-        match self.shared.store.append(key, Draft { id, message: ServerMessage::Bot(bot.clone()) }).await {
+        match self
+            .shared
+            .store
+            .append(key, Draft { id, message: ServerMessage::Bot(bot.clone()), operator: None })
+            .await
+        {
             Ok(appended) => {
                 Metrics::add(&self.shared.metrics.replies, 1);
                 bot.seq = appended.seq;

@@ -92,13 +92,13 @@ impl Store for MemoryStore {
     fn append(&self, key: &ConversationKey, draft: Draft) -> BoxFuture<'_, Result<Appended, StoreError>> {
         let mut inner = self.lock();
         let log = inner.conversations.entry(key.clone()).or_default();
-        let sender = draft.sender();
-        if let Some(&seq) = log.ids.get(sender).and_then(|ids| ids.get(&draft.id)) {
+        let sender = draft.sender().into_owned();
+        if let Some(&seq) = log.ids.get(&sender).and_then(|ids| ids.get(&draft.id)) {
             return ready(Ok(Appended { seq, duplicate: true }));
         }
         log.last_seq += 1;
         let seq = log.last_seq;
-        log.ids.entry(sender.to_owned()).or_default().insert(draft.id, seq);
+        log.ids.entry(sender).or_default().insert(draft.id, seq);
         let message = with_seq(draft.message, seq);
         log.messages.push_back(message.clone());
         if let Some(cap) = self.retention {
@@ -207,6 +207,7 @@ mod tests {
                 session_id: "s1".into(),
                 ..Default::default()
             }),
+            operator: None,
         }
     }
 
@@ -220,6 +221,7 @@ mod tests {
                 from: natter_protocol::Member { id: from.into(), name: None, verified: false },
                 ..Default::default()
             }),
+            operator: None,
         }
     }
 

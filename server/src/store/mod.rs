@@ -19,6 +19,7 @@
 //! Engines: `memory` (tests), `sqlite` (the default: one hub, survives restarts and `kill -9`),
 //! `redis` (many hubs: streams hold history and assign seq, pub/sub carries delivery).
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -74,19 +75,29 @@ pub struct Draft {
     pub id: String,
     /// The frame, `seq` 0.
     pub message: ServerMessage,
+    /// The operator account (`natter-hub operator add NAME`) that wrote an `agent` message;
+    /// `None` for every other message. An `agent` frame names only its author's display name,
+    /// which two operators may share, so the account comes alongside it.
+    pub operator: Option<String>,
 }
 
 impl Draft {
     /// Who sent the message: the scope in which its `id` de-duplicates re-sends. Read from the
-    /// frame itself, so no caller can get it wrong: a visitor's `user` message is the session's
-    /// (`sessionId`), a room's `chat` message the member's (`from.id`), and what the hub writes
-    /// itself (`bot`, `agent`) has the empty sender, with ids nobody can guess. So a member can
-    /// never swallow another member's message by sending its id first.
-    pub fn sender(&self) -> &str {
+    /// frame itself where it says so, so no caller can get it wrong: a visitor's `user` message
+    /// is the session's (`sessionId`), a room's `chat` message the member's (`from.id`), an
+    /// operator's `agent` reply their account's (`operator NAME`: with a space, which no session
+    /// or member id has), and what the hub writes itself (`bot`) has the empty sender, with ids
+    /// nobody can guess. So nobody can swallow someone else's message by sending its id first —
+    /// not a member another member's, not one operator another's, not a visitor an operator's.
+    pub fn sender(&self) -> Cow<'_, str> {
         match &self.message {
-            ServerMessage::User(m) => &m.session_id,
-            ServerMessage::Chat(m) => &m.from.id,
-            _ => "",
+            ServerMessage::User(m) => Cow::Borrowed(&m.session_id),
+            ServerMessage::Chat(m) => Cow::Borrowed(&m.from.id),
+            ServerMessage::Agent(_) => match &self.operator {
+                Some(name) => Cow::Owned(format!("operator {name}")),
+                None => Cow::Borrowed(""),
+            },
+            _ => Cow::Borrowed(""),
         }
     }
 }

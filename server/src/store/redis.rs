@@ -527,7 +527,7 @@ impl Shared {
                 .arg(&self.keys.channel)
                 .arg(ttl_ms)
                 .arg(&draft.id)
-                .arg(sender)
+                .arg(sender.as_ref())
                 .invoke_async(&mut self.conn())
                 .await,
         )?;

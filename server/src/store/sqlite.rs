@@ -213,6 +213,9 @@ const MIGRATIONS: &[&str] = &[
     // constraint in place, so the table is rebuilt; the sender of a stored message is read
     // from its frame, as `Draft::sender` does: a `user` message is its session's (the
     // conversation key `s:<session>`), a `chat` message its member's, the rest the hub's ('').
+    // An `agent` reply stored before this names only its author's display name, not the
+    // operator's account, so it stays the hub's: only a re-send of it across the upgrade would
+    // be stored a second time.
     "CREATE TABLE messages_v2 (
         conversation INTEGER NOT NULL REFERENCES conversations(id),
         seq INTEGER NOT NULL,
@@ -860,7 +863,7 @@ fn append_one(
         // Insert first and look only when the id turns out to be taken: a re-send is rare,
         // and this saves an index lookup on every new message.
         let seq = conversation.last_seq + 1;
-        let sender = draft.sender().to_owned();
+        let sender = draft.sender().into_owned();
         let mut message = draft.message;
         engine::set_seq(&mut message, seq)?;
         let frame = serde_json::to_string(&message).map_err(backend)?;

@@ -1,0 +1,127 @@
+//! The operator inbox under the public-internet rules, against a real hub on a real SQLite file
+//! with operators made by the real `natter-hub operator add`: message ids are scoped to their
+//! sender for operators too; operators are staff, so the budgets kept per client address never
+//! throttle them (an office of operators shares one address); and what anyone may send the
+//! inbox before signing in is bounded like the rest of the hub.
+
+mod common;
+mod inbox_support;
+
+use std::sync::Arc;
+
+use common::{session, TestHub};
+use inbox_support::{add_operator, db_in, sign_in};
+use natter_hub::store::sqlite::{SqliteOptions, SqliteStore};
+use natter_hub::Config;
+use natter_protocol::inbox::{ConversationSummary, InboxEvent};
+use natter_protocol::{Role, ServerMessage};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A hub on a fresh SQLite file with operators `ada` and `bob`, and the temp dir it lives in.
+async fn hub_with_operators(config: Config) -> (TestHub, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = db_in(dir.path());
+    add_operator(&db, "ada", "Ada Lovelace", PASSWORD);
+    add_operator(&db, "bob", "Bob", PASSWORD);
+    let store = SqliteStore::open(SqliteOptions::new(&db)).expect("open the database");
+    (TestHub::with_store(config, Arc::new(store)).await, dir)
+}
+
+/// The `ack` fields of a reply's answer: (seq, duplicate).
+fn acked(answer: &Value) -> (u64, bool) {
+    (answer["seq"].as_u64().expect("a seq"), answer["duplicate"].as_bool().unwrap_or(false))
+}
+
+/// `POST /inbox/api/conversations/{conversation}/reply` with `{text, id}`.
+async fn reply(
+    op: &inbox_support::Operator,
+    conversation: &str,
+    id: &str,
+    text: &str,
+) -> (StatusCode, Value) {
+    op.post(&format!("/inbox/api/conversations/{conversation}/reply"), json!({"text": text, "id": id})).await
+}
+
+/// An operator's reply id is theirs alone: another operator (or the visitor, or the bot) using
+/// the same id first never swallows it, and only the operator's own re-send is a duplicate.
+#[tokio::test]
+async fn an_operators_reply_id_is_scoped_to_that_operator() {
+    let (hub, _dir) = hub_with_operators(Config::for_tests()).await;
+    let ada = sign_in(&hub.url(""), "ada", PASSWORD).await;
+    let bob = sign_in(&hub.url(""), "bob", PASSWORD).await;
+    let mut feed = ada.feed().await;
+    let s = session("scoped-ids");
+    let (mut visitor, _) = hub.tab(&s).await;
+    visitor.send(json!({"type":"user","id":"x-1","message":"hello"})).await;
+    let record: ConversationSummary = feed
+        .until(|e| match e {
+            InboxEvent::Conversation { conversation } if conversation.last_role == Some(Role::User) => {
+                Some(conversation)
+            }
+            _ => None,
+        })
+        .await;
+    let bot = visitor
+        .until(|m| match m {
+            ServerMessage::Bot(b) => Some(b),
+            _ => None,
+        })
+        .await;
+    // The visitor's id, then the bot's (which every operator sees in the feed), reused by Ada.
+    let (status, a1) = reply(&ada, &record.id, "x-1", "Ada on x-1").await;
+    assert_eq!(status, StatusCode::OK, "{a1}");
+    assert!(!acked(&a1).1, "the visitor's id swallowed Ada's reply: {a1}");
+    let (_, a2) = reply(&ada, &record.id, &bot.id, "Ada on the bot's id").await;
+    assert!(!acked(&a2).1, "the bot's id swallowed Ada's reply: {a2}");
+    // Bob sends the id Ada used: his reply is his own.
+    let (_, b1) = reply(&bob, &record.id, "x-1", "Bob on x-1").await;
+    assert!(!acked(&b1).1, "Ada's id swallowed Bob's reply: {b1}");
+    // Each operator's own re-send is recognised, with the seq it got the first time.
+    let (_, again) = reply(&ada, &record.id, "x-1", "Ada on x-1").await;
+    assert_eq!(acked(&again), (acked(&a1).0, true));
+    let (_, again) = reply(&bob, &record.id, "x-1", "Bob on x-1").await;
+    assert_eq!(acked(&again), (acked(&b1).0, true));
+    // And the visitor may use an operator's id for a message of their own.
+    visitor.send(json!({"type":"user","id":"x-1","message":"hello"})).await;
+    let ack = visitor
+        .until(|m| match m {
+            ServerMessage::Ack(a) => Some(a),
+            _ => None,
+        })
+        .await;
+    assert!(ack.duplicate, "the visitor's own re-send is a duplicate");
+    visitor.send(json!({"type":"user","id":"op-idea","message":"mine"})).await;
+    let (_, a3) = reply(&ada, &record.id, "op-idea", "Ada on op-idea").await;
+    assert!(!acked(&a3).1, "{a3}");
+
+    // Everything reached the visitor once, in order.
+    let (_, page) = ada.get(&format!("/inbox/api/conversations/{}/messages", record.id)).await;
+    let texts: Vec<&str> =
+        page["messages"].as_array().expect("messages").iter().filter_map(|m| m["message"].as_str()).collect();
+    for text in ["Ada on x-1", "Ada on the bot's id", "Bob on x-1", "mine", "Ada on op-idea"] {
+        assert_eq!(texts.iter().filter(|t| **t == text).count(), 1, "{text:?} once in {texts:?}");
+    }
+
+    // Notes get ids the hub makes: unguessable, never shared, whatever the operators write.
+    let mut ids = Vec::new();
+    for op in [&ada, &bob, &ada] {
+        let (status, note) = op
+            .post(
+                &format!("/inbox/api/conversations/{}/notes", record.id),
+                json!({"text":"same note","id":"n-1"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{note}");
+        let id = note["id"].as_str().expect("an id").to_string();
+        assert!(id.len() == 33 && id.starts_with('h'), "a hub-made id: {id}");
+        ids.push(id);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "three notes, three ids");
+    let (_, detail) = bob.get(&format!("/inbox/api/conversations/{}", record.id)).await;
+    assert_eq!(detail["notes"].as_array().map(Vec::len), Some(3), "{detail}");
+}
