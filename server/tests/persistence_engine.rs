@@ -477,6 +477,132 @@ async fn a_version_1_database_migrates_to_sender_scoped_ids() {
     assert_eq!(page.messages.iter().map(text_of).collect::<Vec<_>>(), ["from M", "from A"]);
 }
 
+/// Migrations 2 and 3 as they were written by a hub with the operator inbox and before
+/// sender-scoped ids (schema version 3): the hub secret, then the inbox's tables.
+const SCHEMA_V2_V3: &str = "CREATE TABLE hub_secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+    INSERT INTO schema_version VALUES (2, 0);
+    CREATE TABLE operators (name TEXT PRIMARY KEY, display_name TEXT NOT NULL,
+        password_hash TEXT NOT NULL, created_ms INTEGER NOT NULL);
+    CREATE TABLE operator_sessions (token_hash TEXT PRIMARY KEY,
+        operator TEXT NOT NULL REFERENCES operators(name) ON DELETE CASCADE, expires_ms INTEGER NOT NULL);
+    CREATE INDEX operator_sessions_by_operator ON operator_sessions (operator);
+    CREATE TABLE inbox_conversations (id TEXT PRIMARY KEY, conversation TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL, assignee TEXT, last_activity_ms INTEGER NOT NULL, record TEXT NOT NULL);
+    CREATE INDEX inbox_conversations_by_activity ON inbox_conversations (status, last_activity_ms);
+    CREATE TABLE inbox_notes (id TEXT PRIMARY KEY, conversation TEXT NOT NULL, author TEXT NOT NULL,
+        text TEXT NOT NULL, created_ms INTEGER NOT NULL);
+    CREATE INDEX inbox_notes_by_conversation ON inbox_notes (conversation, created_ms);
+    CREATE TABLE canned_replies (shortcut TEXT PRIMARY KEY, text TEXT NOT NULL);
+    INSERT INTO schema_version VALUES (3, 0);";
+
+fn agent_draft(session: &str, operator: &str, id: &str, text: &str) -> Draft {
+    Draft {
+        id: id.into(),
+        message: ServerMessage::Agent(ConversationMessage {
+            id: id.into(),
+            message: text.into(),
+            session_id: session.into(),
+            author: Some("Ada Lovelace".into()),
+            ..Default::default()
+        }),
+        operator: Some(operator.into()),
+    }
+}
+
+/// A database written by a hub with the operator inbox (schema 3: visitor, bot and agent
+/// messages, an operator with a session, a conversation record, a note, a canned reply) gets
+/// sender-scoped ids as migration 4: every message keeps its seq, the inbox keeps everything,
+/// re-sends are still recognised and nobody's old id swallows anyone else's new message.
+#[tokio::test]
+async fn a_database_with_the_operator_inbox_migrates_to_sender_scoped_ids() {
+    use natter_protocol::inbox::{ConversationState, ConversationSummary};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("natter.db");
+    let record = ConversationSummary {
+        id: "c_0123456789abcdef".into(),
+        visitor: "u_0123456789abcdef".into(),
+        status: ConversationState::Open,
+        assignee: Some("ada".into()),
+        last_seq: 3,
+        handoff: true,
+        ..Default::default()
+    };
+    {
+        let conn = rusqlite::Connection::open(&path).expect("create");
+        conn.execute_batch(SCHEMA_V1).expect("v1 schema");
+        conn.execute_batch(SCHEMA_V2_V3).expect("v2 and v3 schema");
+        conn.execute_batch(
+            "INSERT INTO conversations (id, key, last_seq, created_at) VALUES (1, 's:sess-1', 3, 0);
+             INSERT INTO hub_secrets VALUES ('session', x'00112233');
+             INSERT INTO operators VALUES ('ada', 'Ada Lovelace', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA', 0);
+             INSERT INTO operator_sessions VALUES ('hash-of-a-cookie', 'ada', 99999999999999);
+             INSERT INTO inbox_notes VALUES ('h-note', 'c_0123456789abcdef', 'ada', 'VIP', 5);
+             INSERT INTO canned_replies VALUES ('hi', 'Hello! How can I help?');",
+        )
+        .expect("rows");
+        conn.execute(
+            "INSERT INTO inbox_conversations VALUES (?1, 'sess-1', 'open', 'ada', 0, ?2)",
+            rusqlite::params![record.id, serde_json::to_string(&record).expect("json")],
+        )
+        .expect("record");
+        let frames = [
+            (
+                1,
+                "m-1",
+                "user",
+                r#"{"type":"user","id":"m-1","seq":1,"message":"hi","timestamp":"t","sessionId":"sess-1"}"#,
+            ),
+            (
+                2,
+                "h-1",
+                "bot",
+                r#"{"type":"bot","id":"h-1","seq":2,"message":"hello","timestamp":"t","sessionId":"sess-1"}"#,
+            ),
+            (
+                3,
+                "op-1",
+                "agent",
+                r#"{"type":"agent","id":"op-1","seq":3,"message":"Ada here","timestamp":"t","sessionId":"sess-1","author":"Ada Lovelace"}"#,
+            ),
+        ];
+        for (seq, id, kind, frame) in frames {
+            conn.execute(
+                "INSERT INTO messages (conversation, seq, msg_id, kind, created_at, frame) VALUES (1, ?1, ?2, ?3, 0, ?4)",
+                rusqlite::params![seq, id, kind, frame],
+            )
+            .expect("message");
+        }
+    }
+    let store = open(&path);
+    let versions: Vec<i64> = rusqlite::Connection::open(&path)
+        .expect("open")
+        .prepare("SELECT version FROM schema_version ORDER BY version")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("versions");
+    assert_eq!(versions, [1, 2, 3, 4]);
+
+    // The messages, their seqs and the scopes of their ids.
+    let visitor = session("sess-1");
+    let page = store.history(&visitor, 0, 10).await.expect("history");
+    assert_eq!(page.messages.iter().map(text_of).collect::<Vec<_>>(), ["hi", "hello", "Ada here"]);
+    assert_eq!(append(&store, &visitor, user_draft("sess-1", "m-1", "hi again")).await, (1, true));
+    assert_eq!(append(&store, &visitor, user_draft("sess-1", "op-1", "mine")).await, (4, false));
+    assert_eq!(append(&store, &visitor, agent_draft("sess-1", "ada", "m-1", "Ada again")).await, (5, false));
+    assert_eq!(append(&store, &visitor, agent_draft("sess-1", "bob", "m-1", "Bob")).await, (6, false));
+    assert_eq!(append(&store, &visitor, agent_draft("sess-1", "ada", "m-1", "Ada again")).await, (5, true));
+
+    // The inbox is as it was.
+    let inbox = store.inbox().expect("SQLite keeps the inbox");
+    let ada = inbox.operator("ada").await.expect("read").expect("ada is still there");
+    assert_eq!(ada.display_name, "Ada Lovelace");
+    assert!(inbox.session("hash-of-a-cookie", 0).await.expect("read").is_some(), "her session too");
+    let (kept, conversation) = inbox.conversation(&record.id).await.expect("read").expect("the record");
+    assert_eq!((kept, conversation.as_str()), (record.clone(), "sess-1"));
+    let notes = inbox.notes(&record.id).await.expect("read");
+    assert_eq!(notes.iter().map(|n| n.text.as_str()).collect::<Vec<_>>(), ["VIP"]);
+    assert_eq!(inbox.canned().await.expect("read").len(), 1);
+}
+
 /// The hub's session secret is made once, by the first hub to open the database, and kept
 /// across restarts: sessions issued before a restart are still accepted after it.
 #[tokio::test]
