@@ -12,6 +12,10 @@ use ipnet::IpNet;
 
 use crate::address::parse_trusted_proxy;
 
+/// The shortest `--api-key` the hub accepts, in bytes: the key grants every room, so it must
+/// not be guessable by trying.
+pub const MIN_API_KEY_BYTES: usize = 16;
+
 /// Natter hub: WebSocket + HTTP chat server with rooms, presence and a reply engine.
 ///
 /// Every flag can also be set with the environment variable shown next to it.
@@ -222,8 +226,10 @@ pub struct Config {
     #[arg(long, env = "NATTER_EMPTY_ROOM_TTL", default_value = "24h", value_parser = parse_duration)]
     pub empty_room_ttl: Duration,
 
-    /// The operator's key for `POST /api/rooms`, sent as `Authorization: Bearer <key>`.
-    /// Default: none, and room creation over HTTP is refused (rooms are still made by `join`).
+    /// The operator's key for the room API (`POST /api/rooms` and reading every room), sent as
+    /// `Authorization: Bearer <key>`; at least 16 bytes (`openssl rand -hex 32`), or the hub
+    /// refuses to start. Default: none, and room creation over HTTP is refused (rooms are
+    /// still made by `join`).
     #[arg(long, env = "NATTER_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
 

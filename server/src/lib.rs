@@ -202,6 +202,7 @@ pub async fn run(
     // The rules and origins first: a configuration mistake should stop the hub before it
     // touches storage (and creates a database file).
     check_origins(&config.allowed_origins)?;
+    check_api_key(&config)?;
     let reply = build_reply(&config)?;
     let store = build_store(&config).await?;
     serve(listener, config, store, reply, shutdown).await
@@ -216,6 +217,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HubError> {
     check_origins(&config.allowed_origins)?;
+    check_api_key(&config)?;
     if config.allowed_origins.is_empty() {
         tracing::warn!("no --allowed-origin given: pages of ANY origin may connect; set it in production");
     }
@@ -279,6 +281,19 @@ fn describe_rules(config: &Config) -> String {
     match &config.rules {
         Some(path) => std::path::absolute(path).unwrap_or_else(|_| path.clone()).display().to_string(),
         None => "built-in".to_string(),
+    }
+}
+
+/// Refuses an `--api-key` shorter than [`config::MIN_API_KEY_BYTES`], naming the flag but not
+/// the key. An empty one is no key (room creation over HTTP stays off), as when unset.
+fn check_api_key(config: &Config) -> Result<(), HubError> {
+    match config.api_key.as_deref() {
+        Some(key) if !key.is_empty() && key.len() < config::MIN_API_KEY_BYTES => Err(HubError::Config(format!(
+            "--api-key (NATTER_API_KEY) is {} bytes long; it must have at least {} (it opens every room): make one with `openssl rand -hex 32`",
+            key.len(),
+            config::MIN_API_KEY_BYTES
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -707,7 +707,7 @@ async fn room_creation_over_http_needs_the_api_key() {
     );
 
     let mut config = Config::for_tests();
-    config.api_key = Some("s3cret".into());
+    config.api_key = Some("s3cret key of the room API".into());
     let hub = TestHub::with(config).await;
     let create = |key: Option<&str>| {
         let mut r = http.post(hub.url("/api/rooms")).json(&json!({"room": "r1", "name": "One"}));
@@ -718,17 +718,17 @@ async fn room_creation_over_http_needs_the_api_key() {
     };
     assert_eq!(create(None).await, 401);
     assert_eq!(create(Some("guess")).await, 401);
-    assert_eq!(create(Some("s3cret")).await, 201);
+    assert_eq!(create(Some("s3cret key of the room API")).await, 201);
 }
 
 #[tokio::test]
 async fn room_names_and_metadata_are_validated() {
     let mut config = Config::for_tests();
-    config.api_key = Some("k".into());
+    config.api_key = Some("k".repeat(16));
     let hub = TestHub::with(config).await;
     let http = reqwest::Client::new();
     let create = |body: Value| {
-        let r = http.post(hub.url("/api/rooms")).bearer_auth("k").json(&body);
+        let r = http.post(hub.url("/api/rooms")).bearer_auth("k".repeat(16)).json(&body);
         async move {
             let r = r.send().await.expect("post");
             let status = r.status().as_u16();

@@ -106,7 +106,7 @@ async fn check(response: reqwest::Response, what: &str) {
 #[tokio::test]
 async fn every_generated_request_gets_a_documented_answer() {
     let mut config = Config::for_tests();
-    config.api_key = Some("fuzz-key".into());
+    config.api_key = Some("fuzz key of the room API".into());
     // A generated `after` may ask for a held poll: keep the hold short.
     config.poll_timeout = std::time::Duration::from_millis(20);
     let hub = TestHub::with(config).await;
@@ -123,7 +123,7 @@ async fn every_generated_request_gets_a_documented_answer() {
         check(r, &format!("message body {i}: {}", String::from_utf8_lossy(&body))).await;
         let r = http
             .post(hub.url("/api/rooms"))
-            .bearer_auth("fuzz-key")
+            .bearer_auth("fuzz key of the room API")
             .header("Content-Type", "application/json")
             .body(body.clone())
             .send()

@@ -192,11 +192,12 @@ async fn room_resume_with_after() {
 #[tokio::test]
 async fn room_http_api() {
     let mut config = natter_hub::Config::for_tests();
-    config.api_key = Some("operator-key".into());
+    config.api_key = Some("operator key, 16 bytes+".into());
     let hub = TestHub::with(config).await;
     let client = reqwest::Client::new();
-    let create =
-        |body: Value| client.post(hub.url("/api/rooms")).bearer_auth("operator-key").json(&body).send();
+    let create = |body: Value| {
+        client.post(hub.url("/api/rooms")).bearer_auth("operator key, 16 bytes+").json(&body).send()
+    };
 
     let r = create(json!({"room": "team-a", "name": "Team A", "metadata": {"topic": "design"}}))
         .await

@@ -97,6 +97,43 @@ fn allowed_origin_must_be_an_origin() {
     assert!(err.contains("\"example.com\" is not an origin"), "{err}");
 }
 
+/// The room API's key opens every room: one short enough to guess stops the hub at start,
+/// naming the flag (from the command line or the environment) but never the key itself.
+#[test]
+fn a_short_api_key_stops_the_hub() {
+    for (args, env) in [(vec!["--api-key", "tiny-secret"], None), (vec![], Some("tiny-secret"))] {
+        let mut command = hub();
+        command
+            .args(["--listen", "127.0.0.1:0", "--db", ":memory:"])
+            .args(&args)
+            .env("RUST_LOG", "off")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        if let Some(key) = env {
+            command.env("NATTER_API_KEY", key);
+        }
+        let mut child = command.spawn().expect("run natter-hub");
+        // A hub that accepted the key would serve for ever: give it the time a refusal takes.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("a {}-byte --api-key was accepted and the hub started", "tiny-secret".len());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err).expect("read");
+        assert!(!status.success());
+        assert!(err.contains("--api-key") && err.contains("at least 16"), "{err}");
+        assert!(!err.contains("tiny-secret"), "the key is not shown: {err}");
+    }
+}
+
 /// With the common service limit of 1,024 open files (here 512), a hub would lock everyone out
 /// after about a thousand connections: it raises the soft limit to the hard one at start, says
 /// so, and sets its connection cap below what it got.
