@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use natter_protocol::{
     close, validate_member_name, validate_room_id, Auth, ClientMessage, ErrorCode, Member, Pong, RelayNotice,
@@ -15,12 +16,14 @@ use natter_protocol::{
 };
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+use tokio::time::Instant;
 
 use crate::address::AddrKey;
 use crate::budget::{self, FrameBudget, Payment};
 use crate::clock::now_rfc3339;
 use crate::hub::{encode, Hub, Outbox, Refusal, Since};
 use crate::identity::Principal;
+use crate::metrics::Limit;
 use crate::store::ConversationKey;
 
 /// The reason of the 4029 close, for a connection that spent far past its frame budget.
@@ -28,6 +31,14 @@ pub(crate) const CUT_REASON: &str = "sending far too much: reconnect later";
 
 /// What a `join` costs on top of its frame: the `room_info` and `history` it is answered with.
 const JOIN_COST: usize = 16 * 1024;
+
+/// Identity-token renewals (an `auth` on an open connection) one connection may send at once.
+/// A page that calls `identify()` on every route change sends one each time; the budget lets
+/// that through and stops a loop of signature checks.
+pub(crate) const RENEWAL_BURST: u32 = 10;
+
+/// One more renewal after this long.
+pub(crate) const RENEWAL_EVERY: Duration = Duration::from_secs(6);
 
 /// One connection's state.
 #[derive(Debug)]
@@ -45,6 +56,10 @@ pub(crate) struct Client {
     addr: AddrKey,
     /// What the connection may still make the hub send.
     budget: FrameBudget,
+    /// When the renewal budget is back to full, give or take: the theoretical arrival time of
+    /// a GCRA limiter ([`RENEWAL_BURST`] at once, one per [`RENEWAL_EVERY`]), one instant per
+    /// connection.
+    renewals: Instant,
 }
 
 /// What the transport learnt about a connection as it opened, besides who it is.
@@ -74,7 +89,8 @@ impl Client {
         let Opened { page, browser, since, addr, budget } = opened;
         hub.attach_session(&who.conversation, since, &outbox, &who.member_id).await?;
         hub.greet_visitor(&who.conversation, &outbox).await;
-        Ok(Client { hub, outbox, who, page, browser, rooms: HashMap::new(), addr, budget })
+        let renewals = Instant::now();
+        Ok(Client { hub, outbox, who, page, browser, rooms: HashMap::new(), addr, budget, renewals })
     }
 
     /// When the connection's identity token has expired (`now` in seconds since the epoch),
@@ -92,6 +108,33 @@ impl Client {
         ));
         self.close_after_queue(close::UNAUTHORIZED, "identity token expired");
         true
+    }
+
+    /// Takes one renewal from the connection's budget ([`RENEWAL_BURST`], then one per
+    /// [`RENEWAL_EVERY`]); a refusal says how long to wait. Each renewal is a signature check
+    /// and a `welcome`: without this one connection could loop them at the address's whole
+    /// request rate, spending what every tab behind that address shares.
+    fn take_renewal(&mut self) -> Result<(), Refusal> {
+        let now = Instant::now();
+        let tat = self.renewals.max(now);
+        let tolerance = RENEWAL_EVERY * (RENEWAL_BURST - 1);
+        if let Some(allowed_from) = tat.checked_sub(tolerance).filter(|from| *from > now) {
+            self.hub.metrics().limited(Limit::Renewals);
+            let wait = allowed_from - now;
+            let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+            let mut r = Refusal::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "this connection renews its identity token too often ({RENEWAL_BURST} at once, then one every \
+                     {} s); keep using the current token and send the fresh one in {ms} ms",
+                    RENEWAL_EVERY.as_secs()
+                ),
+            );
+            r.retry_after_ms = Some(ms);
+            return Err(r);
+        }
+        self.renewals = tat + RENEWAL_EVERY;
+        Ok(())
     }
 
     /// A later `auth` on an open connection: a signed-in user renewing their token (the same
@@ -244,7 +287,9 @@ impl Client {
                 self.send(&ServerMessage::Pong(Pong { nonce: p.nonce, timestamp: now_rfc3339() }));
             }
             ClientMessage::Auth(auth) => {
-                // Verifying a token costs more than its bytes say (a signature check).
+                // Verifying a token costs more than its bytes say (a signature check): it draws
+                // on the connection's renewals and on its address's requests.
+                self.take_renewal()?;
                 self.hub.charge_address(self.addr)?;
                 self.renew(auth)?;
             }

@@ -32,11 +32,13 @@ pub(crate) enum Limit {
     RoomCreations,
     /// `--max-context`.
     Context,
+    /// Identity-token renewals on one WebSocket (`auth` after the first).
+    Renewals,
 }
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 11] = [
+    pub(crate) const ALL: [Limit; 12] = [
         Limit::Session,
         Limit::Address,
         Limit::FrameBudget,
@@ -48,6 +50,7 @@ impl Limit {
         Limit::Conversations,
         Limit::RoomCreations,
         Limit::Context,
+        Limit::Renewals,
     ];
 
     /// The label value in `/metrics`.
@@ -64,6 +67,7 @@ impl Limit {
             Limit::Conversations => "conversations",
             Limit::RoomCreations => "room_creations",
             Limit::Context => "context",
+            Limit::Renewals => "renewals",
         }
     }
 }
