@@ -163,7 +163,7 @@ fn creation_refused(hub: &Hub) -> Refusal {
 /// room's info, 409 when it exists, 400 for a bad id, name or metadata, 413 for a body over
 /// `--max-frame` or metadata over [`MAX_ROOM_METADATA_BYTES`], 401 without a credential, 403
 /// for a room the user's `rooms` claim does not cover, 429 past the user's address's
-/// `--room-creations-per-hour`.
+/// `--room-creations-per-hour` (a 409 costs nothing from it).
 pub(crate) async fn create_room(
     State(hub): State<Hub>,
     headers: HeaderMap,
@@ -196,14 +196,20 @@ pub(crate) async fn create_room(
             .into());
         }
     }
+    let room = create.room.clone();
+    let exists = || Refusal::new(ErrorCode::RoomExists, format!("room {room:?} already exists"));
     if let Caller::User(user) = &caller {
         hub.identity().may_join(user, &create.room)?;
+        // A room that exists already is answered as such before the address pays for a
+        // creation it does not get (a page that posts its room on every load must not run out).
+        if hub.room_exists(&create.room).await? {
+            return Err(exists().into());
+        }
         hub.charge_room_creation(client_of(&extensions).key(), &create.room)?;
     }
-    let room = create.room.clone();
     match hub.create_room(create.room, create.name, create.metadata).await? {
         Some(info) => Ok((StatusCode::CREATED, Json(info))),
-        None => Err(Refusal::new(ErrorCode::RoomExists, format!("room {room:?} already exists")).into()),
+        None => Err(exists().into()),
     }
 }
 

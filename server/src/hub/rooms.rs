@@ -160,6 +160,11 @@ impl Hub {
         self.shared.store.expire_empty_rooms(crate::clock::rfc3339_at(cutoff), keep).await
     }
 
+    /// Whether room `room` exists (in the store, on any hub).
+    pub(crate) async fn room_exists(&self, room: &str) -> Result<bool, Refusal> {
+        Ok(self.shared.store.room(room).await?.is_some())
+    }
+
     /// Creates a room; `Ok(None)` when it exists already.
     pub(crate) async fn create_room(
         &self,
