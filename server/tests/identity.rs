@@ -436,6 +436,78 @@ async fn an_expiring_token_closes_with_4401_unless_renewed() {
     assert!(tab.expect_error(ErrorCode::Unauthorized).await.contains("another user"));
 }
 
+/// Renewing a token on an open connection draws on a budget of its own: a page that calls
+/// `identify()` on every route change is served, a loop of renewals (each a signature check
+/// and a `welcome`) is refused with `rate_limited` and how long to wait, the flooding
+/// connection carries on with the token it has, and other connections renew as before.
+#[tokio::test]
+async fn a_renewal_flood_is_refused_and_honest_renewals_go_on() {
+    let hub = TestHub::with(secure_config()).await;
+    let token = hs256(&claims("ada"));
+    let (mut flood, _, _) = welcomed(&hub, json!({"token": &token})).await;
+    let (mut honest, _, _) = welcomed(&hub, json!({"token": &token})).await;
+    for _ in 0..30 {
+        flood.send(json!({"type": "auth", "token": &token})).await;
+    }
+    let (mut renewed, mut refused, mut wait_ms) = (0, 0, 0);
+    while renewed + refused < 30 {
+        match flood.recv_data().await {
+            ServerMessage::Welcome(_) => renewed += 1,
+            ServerMessage::Error(e) if e.code == ErrorCode::RateLimited => {
+                assert!(e.message.contains("renews its identity token too often"), "{}", e.message);
+                wait_ms = e.retry_after_ms.expect("how long to wait");
+                refused += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // The hub's budget: ten at once, then one every six seconds.
+    assert_eq!((renewed, refused), (10, 20));
+    assert!((1..=6000).contains(&wait_ms), "{wait_ms}");
+    assert!(hub.metric("natter_limited_total{limit=\"renewals\"}").await >= 20);
+    flood.ping_works().await;
+    // Another connection of the same user and address renews at once.
+    honest.send(json!({"type": "auth", "token": &token})).await;
+    assert!(matches!(honest.recv_data().await, ServerMessage::Welcome(_)));
+    // And the flooding one, once it waited as told.
+    tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+    flood.send(json!({"type": "auth", "token": &token})).await;
+    assert!(matches!(flood.recv_data().await, ServerMessage::Welcome(_)));
+}
+
+/// A `POST /api/rooms` of a room that exists is answered `409 room_exists` without spending a
+/// creation from the address's hourly budget: a page that posts its room on every load keeps
+/// its budget for rooms it really makes.
+#[tokio::test]
+async fn creating_a_room_that_exists_costs_no_creation() {
+    let mut config = secure_config();
+    config.room_creations_per_hour = 2;
+    let hub = TestHub::with(config).await;
+    let mut ada = claims("ada");
+    ada["rooms"] = json!(["proj-*"]);
+    let token = hs256(&ada);
+    let client = reqwest::Client::new();
+    let create = |room: &str| {
+        let r = client.post(hub.url("/api/rooms")).bearer_auth(&token).json(&json!({"room": room})).send();
+        async move {
+            let r = r.await.expect("post");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    assert_eq!(create("proj-1").await.0, 201);
+    for _ in 0..5 {
+        let (status, body) = create("proj-1").await;
+        assert_eq!((status, &body["code"]), (409, &json!("room_exists")), "{body}");
+    }
+    let (status, body) = create("proj-2").await;
+    assert_eq!(status, 201, "the second creation of the hour: {body}");
+    let (status, body) = create("proj-3").await;
+    assert_eq!(status, 429, "the third is over the budget: {body}");
+    // An existing room is still answered as such past the budget.
+    assert_eq!(create("proj-1").await.0, 409);
+}
+
 /// A token the hub accepts when the connection opens, within the clock skew it forgives past
 /// `exp`, is not cut on the next ping beat: the beat forgives the same skew.
 #[tokio::test]
