@@ -126,17 +126,28 @@ pub(crate) async fn count_refusals(State(hub): State<Hub>, request: Request, nex
 /// puts it into the request's extensions as a [`ClientAddr`], and takes one request from its
 /// budget (`--address-rate-*`), answering `429` with `Retry-After` when it is spent.
 pub(crate) async fn admit(State(hub): State<Hub>, mut request: Request, next: Next) -> Response {
-    let peer = request.extensions().get::<Peer>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.ip());
-    let config = hub.config();
-    let client = client_addr(peer, request.headers(), &config.trusted_proxies);
-    if !client.forwarded && request.headers().contains_key("x-forwarded-for") {
-        untrusted_forwarding(peer);
-    }
+    let client = client_of_request(&hub, request.extensions(), request.headers());
     if let Err(refusal) = hub.charge_address(client.key()) {
         return ApiError::from(refusal).into_response();
     }
     request.extensions_mut().insert(client);
     next.run(request).await
+}
+
+/// The client address of a request (the socket's peer, or the address a `--trusted-proxy`
+/// names), worked out without charging its budget: for routes that keep budgets of their own
+/// (the inbox's sign-in).
+pub(crate) fn client_of_request(
+    hub: &Hub,
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+) -> ClientAddr {
+    let peer = extensions.get::<Peer>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.ip());
+    let client = client_addr(peer, headers, &hub.config().trusted_proxies);
+    if !client.forwarded && headers.contains_key("x-forwarded-for") {
+        untrusted_forwarding(peer);
+    }
+    client
 }
 
 /// Says once that a peer forwards for clients without being trusted to: behind a proxy that
@@ -174,8 +185,11 @@ pub(crate) async fn read_body(hub: &Hub, body: Body) -> Result<Bytes, ApiError> 
             let too_large =
                 std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             Err(if too_large {
-                Refusal::new(ErrorCode::TooLarge, format!("body larger than the hub's limit of {max} bytes"))
-                    .into()
+                Refusal::new(
+                    ErrorCode::TooLarge,
+                    format!("body larger than the hub's limit of {max} bytes (--max-frame)"),
+                )
+                .into()
             } else {
                 Refusal::new(ErrorCode::BadJson, format!("could not read the body: {e}")).into()
             })

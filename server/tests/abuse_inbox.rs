@@ -7,7 +7,9 @@
 mod common;
 mod inbox_support;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{session, TestHub};
 use inbox_support::{add_operator, db_in, sign_in};
@@ -17,6 +19,8 @@ use natter_protocol::inbox::{ConversationSummary, InboxEvent};
 use natter_protocol::{Role, ServerMessage};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -124,4 +128,126 @@ async fn an_operators_reply_id_is_scoped_to_that_operator() {
     assert_eq!(ids.len(), 3, "three notes, three ids");
     let (_, detail) = bob.get(&format!("/inbox/api/conversations/{}", record.id)).await;
     assert_eq!(detail["notes"].as_array().map(Vec::len), Some(3), "{detail}");
+}
+
+/// An HTTP client whose connections come from `127.0.0.<last>`.
+fn http_from(last: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+        .build()
+        .expect("client")
+}
+
+/// One address trying name after name gets its share of the hub's sign-in attempts and no
+/// more (each is an argon2 check, so the hub has a budget for all of them): operators signing
+/// in from anywhere else are not locked out by it.
+#[tokio::test]
+async fn one_address_guessing_cannot_lock_operators_out_of_signing_in() {
+    let (hub, _dir) = hub_with_operators(Config::for_tests()).await;
+    let attacker = http_from(11);
+    let base = hub.url("");
+    let (mut tried, mut refused) = (0, 0);
+    for i in 0..30 {
+        let r = attacker
+            .post(hub.url("/inbox/api/signin"))
+            .header("origin", &base)
+            .json(&json!({"name": format!("guess{i}"), "password": "not the password"}))
+            .send()
+            .await
+            .expect("post");
+        match r.status() {
+            StatusCode::UNAUTHORIZED => tried += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
+                let body: Value = r.json().await.expect("json");
+                assert_eq!(body["code"], json!("rate_limited"), "{body}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((tried, refused), (10, 20), "ten tries, then one every six seconds");
+    // The operators, from their own address, sign in at once.
+    sign_in(&base, "ada", PASSWORD).await;
+    sign_in(&base, "bob", PASSWORD).await;
+}
+
+/// Operators are staff: an office of them behind one address is never held to the budgets
+/// kept for anonymous clients of that address (requests per second, frames per connection).
+/// Here the address's request budget is five, and they reply, write notes and read lists far
+/// past it; visitors from that address are still held to it.
+#[tokio::test]
+async fn operators_behind_one_address_are_not_held_to_its_budgets() {
+    let mut config = Config::for_tests();
+    config.address_rate_burst = 5;
+    config.address_rate_per_sec = 0.1;
+    config.frame_budget = 4096;
+    let (hub, _dir) = hub_with_operators(config).await;
+    let base = hub.url("");
+    let ada = sign_in(&base, "ada", PASSWORD).await;
+    let bob = sign_in(&base, "bob", PASSWORD).await;
+    let mut feed = ada.feed().await;
+    let mut bob_feed = bob.feed().await;
+    let s = session("office");
+    let (mut visitor, _) = hub.tab(&s).await;
+    visitor.send(json!({"type":"user","id":"v1","message":"hello"})).await;
+    let id = feed
+        .until(|e| match e {
+            InboxEvent::Conversation { conversation } if conversation.last_role == Some(Role::User) => {
+                Some(conversation.id)
+            }
+            _ => None,
+        })
+        .await;
+    for i in 0..20 {
+        let op = if i % 2 == 0 { &ada } else { &bob };
+        let (status, ack) = reply(op, &id, &format!("r{i}"), &format!("reply {i}")).await;
+        assert_eq!(status, StatusCode::OK, "reply {i}: {ack}");
+        let (status, note) = op
+            .post(&format!("/inbox/api/conversations/{id}/notes"), json!({"text": format!("note {i}")}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "note {i}: {note}");
+        let (status, _) = op.get("/inbox/api/conversations").await;
+        assert_eq!(status, StatusCode::OK, "list {i}");
+        bob_feed.send(json!({"type":"typing","conversation": id, "active": i % 2 == 0})).await;
+    }
+    // Every reply reached the visitor.
+    let mut seen = 0;
+    while seen < 20 {
+        if let ServerMessage::Agent(a) = visitor.recv_data().await {
+            assert_eq!(a.message, format!("reply {seen}"));
+            seen += 1;
+        }
+    }
+    // A visitor of that address is held to it: its sixth request is refused.
+    let http = reqwest::Client::new();
+    let statuses: Vec<u16> = futures_util::future::join_all(
+        (0..6).map(|_| http.get(hub.url(&format!("/api/chat/poll?session={s}&after=0"))).send()),
+    )
+    .await
+    .into_iter()
+    .map(|r| r.expect("get").status().as_u16())
+    .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+/// What anyone may send the inbox before signing in is read like every other body: one that
+/// trickles in is answered 408 at `--header-timeout`, not held for as long as it takes.
+#[tokio::test]
+async fn a_sign_in_body_that_trickles_is_answered_408() {
+    let mut config = Config::for_tests();
+    config.header_timeout = Duration::from_millis(800);
+    let (hub, _dir) = hub_with_operators(config).await;
+    let mut tcp = TcpStream::connect(hub.addr).await.expect("connect");
+    let head = format!(
+        "POST /inbox/api/signin HTTP/1.1\r\nHost: {0}\r\nOrigin: http://{0}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"name\":",
+        hub.addr
+    );
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let _ =
+        tokio::time::timeout(common::DEADLINE, tcp.read_to_end(&mut answer)).await.expect("answered in time");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive"), "{answer}");
 }
