@@ -225,16 +225,17 @@ impl Client {
         }
     }
 
-    /// How many connections a message reaches: the room's (or the session's) subscribers on
-    /// this hub, at least one (the sender's own answer).
+    /// How many connections a message reaches: the room's (or the session's, with the operators
+    /// watching the inbox) subscribers on this hub, at least one (the sender's own answer).
     fn audience(&self, message: &ClientMessage) -> usize {
         let room = match message {
             ClientMessage::Chat(c) => Some(c.room.as_str()),
             ClientMessage::Join(j) => Some(j.room.as_str()),
             ClientMessage::Leave(l) => Some(l.room.as_str()),
-            ClientMessage::Typing(t) => t.room.as_deref(),
+            ClientMessage::Typing(t) if t.room.is_some() => t.room.as_deref(),
             ClientMessage::CursorPosition(r) | ClientMessage::ChainUpdate(r) => Some(r.room.as_str()),
-            ClientMessage::User(_) => {
+            // Typing in the support conversation reaches every operator connection.
+            ClientMessage::User(_) | ClientMessage::Typing(_) => {
                 return self.hub.audience(&ConversationKey::Session(self.who.conversation.clone()))
             }
             ClientMessage::Ping(_) | ClientMessage::Auth(_) => None,

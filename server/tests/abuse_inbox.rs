@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{session, TestHub};
+use futures_util::SinkExt as _;
 use inbox_support::{add_operator, db_in, sign_in};
 use natter_hub::store::sqlite::{SqliteOptions, SqliteStore};
 use natter_hub::Config;
@@ -21,6 +22,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -250,4 +252,56 @@ async fn a_sign_in_body_that_trickles_is_answered_408() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("did not arrive"), "{answer}");
+}
+
+/// A visitor's typing in the support conversation reaches every operator connection, so each
+/// frame costs the visitor's frame budget once per operator: one visitor cannot flood the
+/// inboxes of a whole team with what the budget allows for one recipient.
+#[tokio::test]
+async fn a_visitors_typing_flood_is_paid_for_once_per_operator() {
+    let mut config = Config::for_tests();
+    config.frame_budget = 8192;
+    let (hub, _dir) = hub_with_operators(config).await;
+    let ada = sign_in(&hub.url(""), "ada", PASSWORD).await;
+    let mut feeds = Vec::new();
+    for _ in 0..10 {
+        feeds.push(ada.feed().await);
+    }
+    let before = hub.metric("natter_connections").await;
+    let (mut typist, _) = hub.tab(&session("typist")).await;
+    for i in 0..200 {
+        if typist
+            .ws
+            .send(Message::text(json!({"type":"typing","active": i % 2 == 0}).to_string()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    // Once the hub has let the typist's connection go, it has handled every frame it sent.
+    let _ = typist.ws.close(None).await;
+    let start = tokio::time::Instant::now();
+    while hub.metric("natter_connections").await > before {
+        assert!(start.elapsed() < common::DEADLINE, "the typist's connection never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another visitor writes then: the feed's order puts it after every typing notice relayed.
+    let (mut other, _) = hub.tab(&session("marker")).await;
+    other.send(json!({"type":"user","id":"m","message":"after the flood"})).await;
+    let feed = &mut feeds[0];
+    let mut relayed = 0;
+    loop {
+        match feed.next().await {
+            InboxEvent::Typing { .. } => relayed += 1,
+            InboxEvent::Message { message: ServerMessage::User(u), .. } if u.message == "after the flood" => {
+                break
+            }
+            _ => {}
+        }
+    }
+    // About ten at once (32 KiB of budget, 11 recipients of ~290 bytes), not the hundred and
+    // more one recipient's price would let through.
+    assert!(relayed <= 20, "{relayed} typing notices relayed to each operator");
+    assert!(hub.metric("natter_limited_total{limit=\"frame_budget\"}").await > 0, "the typist was refused");
 }

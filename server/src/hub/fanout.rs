@@ -57,9 +57,16 @@ impl Hub {
     }
 
     /// How many connections on this hub a frame for `key` reaches now (at least one: the
-    /// sender's own answer). What a client's frame costs its budget is weighted by it.
+    /// sender's own answer). What a client's frame costs its budget is weighted by it. A
+    /// support conversation's frames also reach every operator connection (the inbox's feed).
     pub(crate) fn audience(&self, key: &ConversationKey) -> usize {
-        self.lock().conversations.get(key).map_or(1, |c| c.subscribers.len().max(1))
+        let state = self.lock();
+        let subscribers = state.conversations.get(key).map_or(0, |c| c.subscribers.len());
+        let operators = match key {
+            ConversationKey::Session(_) => state.operators.len(),
+            ConversationKey::Room(_) => 0,
+        };
+        (subscribers + operators).max(1)
     }
 
     /// Handles one event of the store's delivery stream.
