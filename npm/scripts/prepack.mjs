@@ -35,11 +35,43 @@ for (const [built, source] of [
   ['dist/index.js', 'src/index.js'],
   ['dist/natter.js', 'src/natter.js'],
   ['dist/index.d.ts', 'src/index.d.ts'],
+  ['dist/rooms.d.ts', 'src/rooms.d.ts'],
+  ['dist/react.js', 'src/react.js'],
+  ['dist/react.d.ts', 'src/react.d.ts'],
+  ['dist/rooms-panel.js', 'src/rooms-panel.js'],
 ]) {
   const b = join(pkgDir, built);
   const s = join(pkgDir, source);
   if (existsSync(b) && existsSync(s) && statSync(b).mtimeMs < statSync(s).mtimeMs) {
     problems.push(`${built} is older than ${source} (a stale build)`);
+  }
+}
+
+// In the repository, the wasm is built from the Rust crates beside the package: one edited
+// after the last build would ship an old widget under the new sources' version.
+const newestSource = (dir) => {
+  let newest = null;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (entry.name === 'target' || entry.name === 'tests') continue;
+      const inner = newestSource(path);
+      if (inner && (!newest || inner.mtimeMs > newest.mtimeMs)) newest = inner;
+    } else if (/\.(rs|json)$/.test(entry.name) || entry.name === 'Cargo.toml') {
+      const { mtimeMs } = statSync(path);
+      if (!newest || mtimeMs > newest.mtimeMs) newest = { path, mtimeMs };
+    }
+  }
+  return newest;
+};
+if (existsSync(wasm)) {
+  for (const crate of ['widget', 'protocol']) {
+    const dir = join(pkgDir, '..', crate);
+    const newest = existsSync(join(dir, 'Cargo.toml')) ? newestSource(dir) : null;
+    if (newest && statSync(wasm).mtimeMs < newest.mtimeMs) {
+      problems.push(`dist/natter_widget_bg.wasm is older than ${crate}/${newest.path.slice(dir.length + 1)} (a stale build)`);
+      break;
+    }
   }
 }
 

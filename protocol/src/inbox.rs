@@ -76,17 +76,28 @@ pub struct ConversationSummary {
     /// The start of the newest message (at most 140 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<String>,
-    /// An operator answered: the bot stays silent until the conversation is closed.
+    /// The conversation was handed to a person (an operator answered, or the visitor asked for
+    /// one): the bot stays silent in it while an operator is online, until it is closed.
     #[serde(default)]
     pub handoff: bool,
     /// The visitor asked for a person (a handoff rule, a webhook or LLM reply asked for one).
     #[serde(default)]
     pub wants_human: bool,
+    /// The seq of the visitor message whose answer told the visitor that a person will follow
+    /// up (the bot answered in the handed-off conversation because nobody was online); 0 until
+    /// that has been said since the handoff began, an operator last answered, or it was closed.
+    /// The bot says it once per such stretch, not with every answer.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub follow_up_seq: u64,
     /// The visitor's page, browser and verified identity.
     #[serde(default)]
     pub context: VisitorContext,
     /// When the conversation was first seen (milliseconds since the Unix epoch).
     pub created_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// An operator as the inbox shows them.

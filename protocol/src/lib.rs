@@ -83,6 +83,21 @@ pub enum ClientMessage {
     Ping(Ping),
 }
 
+impl ClientMessage {
+    /// The room a room frame is about; `None` for the others (and for `typing` in the support
+    /// conversation).
+    pub fn room(&self) -> Option<&str> {
+        match self {
+            ClientMessage::Chat(c) => Some(&c.room),
+            ClientMessage::Join(j) => Some(&j.room),
+            ClientMessage::Leave(l) => Some(&l.room),
+            ClientMessage::Typing(t) => t.room.as_deref(),
+            ClientMessage::CursorPosition(r) | ClientMessage::ChainUpdate(r) => Some(&r.room),
+            ClientMessage::Auth(_) | ClientMessage::User(_) | ClientMessage::Ping(_) => None,
+        }
+    }
+}
+
 /// Who a connection is, and where it resumes.
 ///
 /// `Debug` shows whether a token and a session were given, never their values: both are
@@ -149,13 +164,18 @@ pub struct UserSend {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatSend {
-    /// The room, which the connection must have joined.
+    /// The room, which a WebSocket connection must have joined (over the HTTP fallback, any
+    /// room the sender may join; it is created if needed).
     pub room: String,
     /// Client-made id for de-duplication, as in [`UserSend::id`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// The text.
     pub message: String,
+    /// HTTP fallback only: the display name, as a `join` gives it on the WebSocket (ignored
+    /// there, and for a signed-in user, whose verified name is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Join a room.
@@ -258,8 +278,8 @@ pub enum ServerMessage {
     Error(ErrorFrame),
     /// Answer to [`ClientMessage::Ping`].
     Pong(Pong),
-    /// Whether a person is online to answer: sent after the first `history` and whenever it
-    /// changes.
+    /// Whether a person is online to answer (or that this hub has no operators): sent after the
+    /// first `history` and whenever it changes.
     Availability(Availability),
     /// An operator closed (or reopened) the support conversation: sent when it happens and, for
     /// a closed conversation, after the first `history`.
@@ -270,8 +290,12 @@ pub enum ServerMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Availability {
-    /// `true` while at least one operator is signed in to the inbox with it open.
-    pub online: bool,
+    /// `true` while at least one operator is signed in to the inbox with it open, `false` when
+    /// none is; `null` (`None`) when the hub has no operator accounts at all, so nobody will
+    /// ever answer in person and the widget shows no availability line. Always written, as
+    /// `null` too.
+    #[serde(default)]
+    pub online: Option<bool>,
 }
 
 /// The support conversation was closed or opened again.
@@ -569,6 +593,11 @@ pub struct ErrorFrame {
     /// For `rate_limited`: how long to wait before sending again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// The room the refused frame was about (`join`, `leave`, `chat`, `typing`,
+    /// `cursor_position`, `chain_update` with a room), so a client in several rooms knows
+    /// which one a refusal without an `id` concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
 }
 
 /// Why something was refused. Every code is documented in `docs/protocol.md`.
@@ -718,12 +747,17 @@ impl UserSend {
     pub const KIND: &'static str = "user";
 }
 
+impl ChatSend {
+    /// The `type` of a [`ClientMessage::Chat`] on the wire.
+    pub const KIND: &'static str = "chat";
+}
+
 impl ClientMessage {
     /// Every client `type`, in declaration order (for error messages that list what is valid).
     pub const KINDS: [&'static str; 9] = [
         "auth",
         UserSend::KIND,
-        "chat",
+        ChatSend::KIND,
         "join",
         "leave",
         "typing",
@@ -834,7 +868,13 @@ impl ServerMessage {
 
     /// Builds an error frame.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        ServerMessage::Error(ErrorFrame { code, message: message.into(), id: None, retry_after_ms: None })
+        ServerMessage::Error(ErrorFrame {
+            code,
+            message: message.into(),
+            id: None,
+            retry_after_ms: None,
+            room: None,
+        })
     }
 }
 

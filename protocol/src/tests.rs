@@ -74,6 +74,7 @@ fn client_examples() -> Vec<(ClientMessage, serde_json::Value)> {
                 room: "general".into(),
                 id: Some("c1".into()),
                 message: "hi all".into(),
+                name: None,
             }),
             json!({"type":"chat","room":"general","id":"c1","message":"hi all"}),
         ),
@@ -247,6 +248,7 @@ fn server_examples() -> Vec<(ServerMessage, serde_json::Value)> {
                 message: "slow down".into(),
                 id: Some("m2".into()),
                 retry_after_ms: Some(500),
+                room: None,
             }),
             json!({"type":"error","code":"rate_limited","message":"slow down","id":"m2","retryAfterMs":500}),
         ),
@@ -255,8 +257,12 @@ fn server_examples() -> Vec<(ServerMessage, serde_json::Value)> {
             json!({"type":"pong","nonce":"n","timestamp":ts}),
         ),
         (
-            ServerMessage::Availability(Availability { online: true }),
+            ServerMessage::Availability(Availability { online: Some(true) }),
             json!({"type":"availability","online":true}),
+        ),
+        (
+            ServerMessage::Availability(Availability { online: None }),
+            json!({"type":"availability","online":null}),
         ),
         (
             ServerMessage::ConversationStatus(ConversationStatus {

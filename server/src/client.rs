@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use natter_protocol::{
-    close, validate_member_name, validate_room_id, Auth, ClientMessage, ErrorCode, Member, Pong, RelayNotice,
-    Role, ServerMessage, TypingNotice, UserSend,
+    close, validate_member_name, validate_room_id, Auth, ChatSend, ClientMessage, ErrorCode, Member, Pong,
+    RelayNotice, Role, ServerMessage, TypingNotice, UserSend,
 };
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -51,7 +51,7 @@ pub(crate) struct Client {
     /// The browser's `User-Agent`, shown to operators (boxed: it is in every idle connection).
     browser: Option<Box<str>>,
     /// Joined rooms, with the member as shown in each (the name given on join).
-    rooms: HashMap<Arc<str>, Member>,
+    rooms: Joined,
     /// The client address, whose budget messages and joins draw on.
     addr: AddrKey,
     /// What the connection may still make the hub send.
@@ -90,7 +90,7 @@ impl Client {
         hub.attach_session(&who.conversation, since, &outbox, &who.member_id).await?;
         hub.greet_visitor(&who.conversation, &outbox).await;
         let renewals = Instant::now();
-        Ok(Client { hub, outbox, who, page, browser, rooms: HashMap::new(), addr, budget, renewals })
+        Ok(Client { hub, outbox, who, page, browser, rooms: Joined::default(), addr, budget, renewals })
     }
 
     /// When the connection's identity token has expired (`now` in seconds since the epoch),
@@ -181,16 +181,26 @@ impl Client {
     pub(crate) async fn on_text(&mut self, text: &str) {
         match parse(text) {
             Ok(message) => {
+                // A refusal names the room (and a `chat`'s id), so a client in several rooms
+                // can tell which call failed.
+                let room = message.room().map(str::to_owned);
                 let cost = budget::cost(text.len() + self.extra(&message), self.audience(&message));
-                if !self.pay(cost, message_id(&message)) {
+                if !self.pay(cost, message_id(&message), room.as_deref()) {
                     return;
                 }
-                if let Err(r) = self.handle(message).await {
-                    self.refuse(r);
+                let chat_id = match &message {
+                    ClientMessage::Chat(c) => c.id.clone(),
+                    _ => None,
+                };
+                if let Err(mut r) = self.handle(message).await {
+                    if r.id.is_none() {
+                        r.id = chat_id;
+                    }
+                    self.refuse(r.in_room(room.as_deref()));
                 }
             }
             Err(r) => {
-                if self.pay(budget::cost(text.len(), 1), None) {
+                if self.pay(budget::cost(text.len(), 1), None, None) {
                     self.refuse(r);
                 }
             }
@@ -199,7 +209,7 @@ impl Client {
 
     /// A binary frame: the protocol is JSON text.
     pub(crate) fn on_binary(&mut self, len: usize) {
-        if self.pay(budget::cost(len, 1), None) {
+        if self.pay(budget::cost(len, 1), None, None) {
             self.refuse(Refusal::new(
                 ErrorCode::BadJson,
                 "binary frames are not accepted; send JSON text frames",
@@ -208,13 +218,13 @@ impl Client {
     }
 
     /// Pays `cost` from the frame budget; `false` when the frame must not be handled: it was
-    /// refused (`rate_limited`, with how long to wait), or the connection owes so much that it
-    /// is closed with 4029.
-    fn pay(&mut self, cost: u64, id: Option<String>) -> bool {
+    /// refused (`rate_limited`, with how long to wait, naming the frame's `id` and `room`), or
+    /// the connection owes so much that it is closed with 4029.
+    fn pay(&mut self, cost: u64, id: Option<String>, room: Option<&str>) -> bool {
         match self.budget.pay(&self.hub, cost, id) {
             Payment::Paid => true,
             Payment::Refused(r) => {
-                self.refuse(r);
+                self.refuse(r.in_room(room));
                 false
             }
             Payment::Cut => {
@@ -316,9 +326,8 @@ impl Client {
                 check_room(&join.room)?;
                 self.hub.identity().may_join(&self.who, &join.room)?;
                 let (name, verified) = self.hub.identity().member_name(&self.who, join.name);
-                if let Some(name) = name.as_ref().filter(|_| !verified) {
-                    validate_member_name(name)
-                        .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad `name`: {e}")))?;
+                if !verified {
+                    check_member_name(name.as_deref())?;
                 }
                 if self.rooms.contains_key(join.room.as_str()) {
                     // Answering a re-join with the room's info again cost a read of the store
@@ -392,10 +401,41 @@ impl Client {
     /// The connection ended: leave every room (announcing `user_left` where it was the
     /// member's last connection) and unsubscribe from the session.
     pub(crate) async fn finish(self) {
-        for (room, member) in &self.rooms {
+        for (room, member) in self.rooms.iter() {
             self.hub.leave_room(room, member, self.outbox.id).await;
         }
         self.hub.detach_session(&self.who.conversation, self.outbox.id);
+    }
+}
+
+/// The rooms a connection joined, with the member as shown in each. Most connections (a
+/// visitor's support chat) join none, so the table exists only from the first join on: every
+/// idle connection's task is smaller by an empty map (see `ws::tests::idle_connection_stays_small`).
+#[derive(Debug, Default)]
+#[allow(clippy::box_collection)] // on purpose: 8 bytes inline instead of an empty map's 48
+struct Joined(Option<Box<HashMap<Arc<str>, Member>>>);
+
+impl Joined {
+    fn get_key_value(&self, room: &str) -> Option<(&Arc<str>, &Member)> {
+        self.0.as_ref()?.get_key_value(room)
+    }
+
+    fn contains_key(&self, room: &str) -> bool {
+        self.0.as_ref().is_some_and(|m| m.contains_key(room))
+    }
+
+    fn insert(&mut self, room: Arc<str>, member: Member) {
+        self.0.get_or_insert_with(Box::default).insert(room, member);
+    }
+
+    fn remove(&mut self, room: &str) {
+        if let Some(map) = &mut self.0 {
+            map.remove(room);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Member)> {
+        self.0.iter().flat_map(|m| m.iter())
     }
 }
 
@@ -441,33 +481,53 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
     <&RawValue>::deserialize(d).map(Some)
 }
 
-/// Reads the body of `POST /api/chat/messages`: a `user` message whose `type` may be left out.
+/// What `POST /api/chat/messages` carries: a visitor's message to their support conversation,
+/// or a room member's message (the HTTP fallback of a room).
+#[derive(Debug)]
+pub(crate) enum Posted {
+    /// A `user` message (its `type` may be left out, as in the original widget's format).
+    User(UserSend),
+    /// A `chat` message to a room.
+    Chat(ChatSend),
+}
+
+/// Reads the body of `POST /api/chat/messages`: a `user` message whose `type` may be left out,
+/// or a `chat` message.
 ///
 /// A good body is parsed straight into its type (`context` stays JSON text). Only one that
-/// fails is read again, like [`parse`] reads a frame, to say why it is not a `user` message, or
-/// to read it by JSON's looser rules where those accept it (a repeated key, whose last value
-/// wins, as on the WebSocket).
-pub(crate) fn parse_user_body(body: &[u8]) -> Result<UserSend, Refusal> {
-    let is_user = match serde_json::from_slice::<BodyType<'_>>(body) {
-        Ok(BodyType { kind: None }) => true,
+/// fails is read again, like [`parse`] reads a frame, to say why it is not a message this
+/// endpoint takes, or to read it by JSON's looser rules where those accept it (a repeated key,
+/// whose last value wins, as on the WebSocket).
+pub(crate) fn parse_body(body: &[u8]) -> Result<Posted, Refusal> {
+    let posted = match serde_json::from_slice::<BodyType<'_>>(body) {
+        Ok(BodyType { kind: None }) => Some(UserSend::KIND),
         Ok(BodyType { kind: Some(raw) }) => match serde_json::from_str::<String>(raw.get()) {
-            Ok(k) if k == UserSend::KIND => true,
+            Ok(k) if k == UserSend::KIND => Some(UserSend::KIND),
+            Ok(k) if k == ChatSend::KIND => Some(ChatSend::KIND),
             Ok(k) => {
                 let shown: String = k.chars().take(40).collect();
                 return Err(Refusal::new(
                     ErrorCode::UnknownType,
-                    format!("this endpoint takes `user` messages only, not {shown:?}"),
+                    format!("this endpoint takes `user` and `chat` messages, not {shown:?}"),
                 ));
             }
             // Not a string: said below.
-            Err(_) => false,
+            Err(_) => None,
         },
-        Err(_) => false,
+        Err(_) => None,
     };
-    if is_user {
-        if let Ok(send) = serde_json::from_slice::<UserSend>(body) {
-            return Ok(send);
+    match posted {
+        Some(UserSend::KIND) => {
+            if let Ok(send) = serde_json::from_slice::<UserSend>(body) {
+                return Ok(Posted::User(send));
+            }
         }
+        Some(_) => {
+            if let Ok(chat) = serde_json::from_slice::<ChatSend>(body) {
+                return Ok(Posted::Chat(chat));
+            }
+        }
+        None => {}
     }
     let mut value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| Refusal::new(ErrorCode::BadJson, format!("body is not valid JSON: {e}")))?;
@@ -480,17 +540,21 @@ pub(crate) fn parse_user_body(body: &[u8]) -> Result<UserSend, Refusal> {
             Some(other) => {
                 return Err(Refusal::new(
                     ErrorCode::UnknownType,
-                    format!("the body's \"type\" must be \"user\" or left out, got {}", kind(other)),
+                    format!(
+                        "the body's \"type\" must be \"user\", \"chat\" or left out, got {}",
+                        kind(other)
+                    ),
                 ))
             }
         }
     }
     match diagnose_value(value, "body")? {
-        ClientMessage::User(send) => Ok(send),
+        ClientMessage::User(send) => Ok(Posted::User(send)),
+        ClientMessage::Chat(chat) => Ok(Posted::Chat(chat)),
         // Another kind of message (a `join` is missing the `message` a `user` needs).
         other => Err(Refusal::new(
             ErrorCode::UnknownType,
-            format!("this endpoint takes `user` messages only, not {:?}", other.kind()),
+            format!("this endpoint takes `user` and `chat` messages, not {:?}", other.kind()),
         )),
     }
 }
@@ -547,6 +611,17 @@ fn kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
+/// A name a visitor gives in a room (on `join`, or with a message over the HTTP fallback):
+/// the protocol's rules for member names (at most 64 characters; no control, bidirectional or
+/// line-separator characters, which could make a name read as something else).
+pub(crate) fn check_member_name(name: Option<&str>) -> Result<(), Refusal> {
+    match name {
+        Some(name) => validate_member_name(name)
+            .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad `name`: {e}"))),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -587,7 +662,7 @@ mod tests {
         use proptest::test_runner::{Config, RngSeed};
         use serde_json::Value;
 
-        use super::super::{parse, parse_user_body};
+        use super::super::{parse, parse_body};
         use natter_protocol::ClientMessage;
 
         /// Seeded, so every run tries the same cases; a few thousand in all, well under a second.
@@ -672,13 +747,13 @@ mod tests {
             #[test]
             fn any_text_is_answered(text in ".{0,200}") {
                 answered(&text);
-                let _ = parse_user_body(text.as_bytes());
+                let _ = parse_body(text.as_bytes());
             }
 
             #[test]
             fn any_json_is_answered(value in json()) {
                 answered(&value.to_string());
-                let _ = parse_user_body(value.to_string().as_bytes());
+                let _ = parse_body(value.to_string().as_bytes());
             }
 
             #[test]
@@ -696,30 +771,42 @@ mod tests {
 
     #[test]
     fn http_bodies_are_diagnosed_like_frames() {
-        assert_eq!(parse_user_body(b"{nope").unwrap_err().code, ErrorCode::BadJson);
-        let r = parse_user_body(br#"{"sessionId":"s"}"#).unwrap_err();
+        assert_eq!(user_body(b"{nope").unwrap_err().code, ErrorCode::BadJson);
+        let r = user_body(br#"{"sessionId":"s"}"#).unwrap_err();
         assert_eq!(r.code, ErrorCode::InvalidMessage);
         assert!(r.message.contains("message"), "{}", r.message);
-        let r = parse_user_body(br#"{"type":"join","room":"r"}"#).unwrap_err();
+        let r = user_body(br#"{"type":"join","room":"r"}"#).unwrap_err();
         assert_eq!(r.code, ErrorCode::UnknownType);
         assert!(r.message.contains("\"join\""), "{}", r.message);
         // A body is called a body, not a frame.
-        let r = parse_user_body(b"[1]").unwrap_err();
+        let r = user_body(b"[1]").unwrap_err();
         assert_eq!(r.code, ErrorCode::BadJson);
         assert!(r.message.starts_with("body must be a JSON object"), "{}", r.message);
         // `null` is not "left out": it is refused, naming the field.
-        let r = parse_user_body(br#"{"type":null,"message":"hi"}"#).unwrap_err();
+        let r = user_body(br#"{"type":null,"message":"hi"}"#).unwrap_err();
         assert_eq!(r.code, ErrorCode::UnknownType);
         assert!(r.message.contains("\"type\"") && r.message.contains("null"), "{}", r.message);
-        let r = parse_user_body(br#"{"type":7,"message":"hi"}"#).unwrap_err();
+        let r = user_body(br#"{"type":7,"message":"hi"}"#).unwrap_err();
         assert!(r.message.contains("a number"), "{}", r.message);
         // Left out or `user`: the message, its context kept as text.
         for body in [&br#"{"message":"hi","context":{"page":"/"}}"#[..], br#"{"type":"user","message":"hi"}"#]
         {
-            assert_eq!(parse_user_body(body).map(|u| u.message), Ok("hi".to_string()));
+            assert_eq!(user_body(body).map(|u| u.message), Ok("hi".to_string()));
         }
-        let r = parse_user_body(br#"{"type":"chat","message":"hi"}"#).unwrap_err();
-        assert_eq!(r.code, ErrorCode::UnknownType);
+        // A `chat` body is a room member's message, and says what it lacks.
+        let r = parse_body(br#"{"type":"chat","message":"hi"}"#).unwrap_err();
+        assert_eq!(r.code, ErrorCode::InvalidMessage);
+        assert!(r.message.contains("room"), "{}", r.message);
+        let chat = parse_body(br#"{"type":"chat","room":"r","message":"hi","name":"Ann"}"#);
+        assert!(matches!(&chat, Ok(Posted::Chat(c)) if c.room == "r" && c.message == "hi"), "{chat:?}");
+    }
+
+    /// A body that must be a visitor's `user` message.
+    fn user_body(body: &[u8]) -> Result<UserSend, Refusal> {
+        parse_body(body).map(|p| match p {
+            Posted::User(u) => u,
+            Posted::Chat(c) => panic!("read as a chat: {c:?}"),
+        })
     }
 
     /// JSON allows a repeated key (the last one wins); serde's derived parsers refuse it. A
@@ -730,6 +817,6 @@ mod tests {
         let frame = r#"{"type":"user","message":"first","message":"second"}"#;
         assert!(matches!(parse(frame), Ok(ClientMessage::User(u)) if u.message == "second"));
         let body = br#"{"message":"first","message":"second"}"#;
-        assert_eq!(parse_user_body(body).map(|u| u.message), Ok("second".to_string()));
+        assert_eq!(user_body(body).map(|u| u.message), Ok("second".to_string()));
     }
 }

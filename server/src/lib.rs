@@ -240,6 +240,7 @@ pub async fn serve(
     }
     let (database, rules) = (describe_database(&config), describe_rules(&config));
     let hub = Hub::start(config, store, reply, identity);
+    hub.learn_availability().await;
     let app = router(hub.clone(), Arc::new(widget));
     let signal_hub = hub.clone();
     let graceful = async move {

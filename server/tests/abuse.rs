@@ -393,6 +393,38 @@ async fn rooms_created_per_address_are_budgeted() {
     assert_eq!(hub.metric("natter_limited_total{limit=\"room_creations\"}").await, 1);
 }
 
+/// A room member's message over the HTTP fallback makes the room when it does not exist: from
+/// the same hourly budget as a `join`, so the fallback is no way round it.
+#[tokio::test]
+async fn rooms_made_by_messages_over_http_are_budgeted_too() {
+    let mut config = Config::for_tests();
+    config.room_creations_per_hour = 2;
+    let hub = TestHub::with(config).await;
+    let http = http_from(loopback(14));
+    let post = |room: String| {
+        let r = http
+            .post(hub.url(&format!("/api/chat/messages?session={}", session("http-spray"))))
+            .json(&json!({"type": "chat", "room": room, "id": format!("m-{room}"), "message": "hi"}))
+            .send();
+        async move {
+            let r = r.await.expect("post");
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for i in 0..2 {
+        let (status, body) = post(format!("http-{i}")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = post("http-2".into()).await;
+    assert_eq!(
+        (status, &body["code"], &body["room"]),
+        (429, &json!("rate_limited"), &json!("http-2")),
+        "{body}"
+    );
+    // A room that exists takes messages from that address as before.
+    assert_eq!(post("http-0".into()).await.0, 200);
+}
+
 // 3. Bytes nobody bounded.
 
 #[tokio::test]

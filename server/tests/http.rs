@@ -175,7 +175,9 @@ async fn a_body_type_that_is_not_user_is_refused_naming_the_field() {
     for (body, code, words) in [
         (r#"{"type":null,"message":"hi"}"#, ErrorCode::UnknownType, &["\"type\"", "null"][..]),
         (r#"{"type":7,"message":"hi"}"#, ErrorCode::UnknownType, &["\"type\"", "a number"][..]),
-        (r#"{"type":"chat","message":"hi"}"#, ErrorCode::UnknownType, &["\"chat\""][..]),
+        (r#"{"type":"join","room":"r"}"#, ErrorCode::UnknownType, &["\"join\""][..]),
+        // A room member's message over the fallback needs its room.
+        (r#"{"type":"chat","message":"hi"}"#, ErrorCode::InvalidMessage, &["room"][..]),
         (r#"[{"message":"hi"}]"#, ErrorCode::BadJson, &["body must be a JSON object", "an array"][..]),
         (r#""hi""#, ErrorCode::BadJson, &["body must be a JSON object"][..]),
     ] {
@@ -293,7 +295,7 @@ async fn demo_page_has_strict_csp_and_widget_files_are_served() {
     let csp = page.headers()["content-security-policy"].to_str().expect("csp").to_string();
     assert!(!csp.contains("unsafe-inline") && csp.contains("'wasm-unsafe-eval'"), "{csp}");
     let html = page.text().await.expect("html");
-    assert!(html.contains(r#"<script src="/natter.js" data-server="" async></script>"#));
+    assert!(html.contains(r#"<script src="/natter.js" data-server="" data-rooms async></script>"#));
     assert!(html.contains("Ctrl") && !html.contains("style=") && !html.contains("<style"));
     assert_eq!(reqwest::get(hub.url("/demo.css")).await.expect("css").status(), 200);
 

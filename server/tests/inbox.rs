@@ -72,6 +72,73 @@ fn operator_commands_add_list_change_and_remove() {
     assert!(out.contains("no operators yet"), "{out}");
 }
 
+/// `natter-hub operator add` at a real terminal (a pty made by util-linux's `script`, as a
+/// person typing has one): the password is asked twice and never echoed.
+#[test]
+fn at_a_terminal_the_password_is_typed_without_echo() {
+    use std::io::{Read as _, Write as _};
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = db_in(dir.path());
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let command = format!(
+        "{} --db {} operator add ada --display-name Ada",
+        quote(env!("CARGO_BIN_EXE_natter-hub")),
+        quote(&db)
+    );
+    let mut child = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env_remove("NATTER_REDIS_URL")
+        .env_remove("NATTER_DB")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs (Debian's bsdutils, an essential package)");
+    // What the terminal shows, as it comes.
+    let screen = Arc::new(Mutex::new(String::new()));
+    let mut out = child.stdout.take().expect("stdout");
+    let shown = screen.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            shown.lock().expect("screen").push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let wait_for = |text: &str| {
+        let deadline = Instant::now() + inbox_support::DEADLINE;
+        while !screen.lock().expect("screen").contains(text) {
+            assert!(Instant::now() < deadline, "{text:?} never showed: {}", screen.lock().expect("screen"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut keyboard = child.stdin.take().expect("stdin");
+    let secret = "a secret nobody may see";
+    for prompt in ["Password for ada", "The same password again"] {
+        wait_for(prompt);
+        // Like a person, type after the prompt is there: the terminal's echo is switched off
+        // right after the prompt is written, and a line arriving before that would be echoed by
+        // the terminal whatever the program does.
+        std::thread::sleep(Duration::from_millis(500));
+        keyboard.write_all(format!("{secret}\r").as_bytes()).expect("type");
+    }
+    wait_for("added operator ada");
+    drop(keyboard);
+    let status = child.wait().expect("script ends");
+    reader.join().expect("reader");
+    let screen = screen.lock().expect("screen").clone();
+    assert!(status.success(), "{screen}");
+    assert!(!screen.contains(secret), "the password was echoed: {screen}");
+    let (_, list) = hub_command(&["--db", &db, "operator", "list"], "");
+    assert!(list.contains("ada\tAda"), "{list}");
+}
+
 #[test]
 fn the_store_flags_may_follow_the_operator_command() {
     // `natter-hub operator add ada --db FILE` is how people type it: the flags that choose the
@@ -120,7 +187,7 @@ async fn operators_answer_a_visitor_and_the_bot_steps_aside() {
     let (mut visitor, _) = hub.tab(&s).await;
     assert_eq!(
         visitor.recv_data().await,
-        ServerMessage::Availability(natter_protocol::Availability { online: true })
+        ServerMessage::Availability(natter_protocol::Availability { online: Some(true) })
     );
 
     // Their first message reaches both inboxes, with page and browser; the bot still answers.
@@ -307,6 +374,34 @@ async fn history_is_paged_from_the_store_and_canned_replies_are_kept() {
 }
 
 #[tokio::test]
+async fn an_operator_text_over_the_limit_is_named_for_what_it_is() {
+    let (hub, _dir) = hub_with_operators().await;
+    let ada = sign_in(&hub.url(""), "ada", PASSWORD).await;
+    let (mut visitor, _) = hub.tab(&session("long")).await;
+    let mut feed = ada.feed().await;
+    visitor.say("v1", "hello").await;
+    let id = record(&mut feed, |c| c.last_role == Some(Role::User)).await.id;
+    let long = "x".repeat(4001);
+    for (path, body, what) in [
+        (format!("/inbox/api/conversations/{id}/reply"), json!({"text": long}), "the reply (`text`)"),
+        (format!("/inbox/api/conversations/{id}/notes"), json!({"text": long}), "the note (`text`)"),
+        (
+            "/inbox/api/canned".to_string(),
+            json!({"shortcut":"long","text": long}),
+            "the canned reply (`text`)",
+        ),
+    ] {
+        let (status, r) = ada.post(&path, body).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {r}");
+        assert_eq!(
+            r["message"],
+            json!(format!("{what} is 4001 characters long; the limit is 4000")),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_body_over_the_limit_gets_the_hubs_json_error() {
     // A note or canned reply pasted from a long log: the inbox app shows the answer's message,
     // so it must be the hub's JSON error, not a plain-text rejection.
@@ -319,53 +414,54 @@ async fn a_body_over_the_limit_gets_the_hubs_json_error() {
     assert!(r["message"].as_str().is_some_and(|m| m.contains("65536")), "{r}");
 }
 
+/// The next `bot` message.
+async fn next_bot(visitor: &mut Tab) -> natter_protocol::ConversationMessage {
+    visitor
+        .until(|m| match m {
+            ServerMessage::Bot(b) => Some(b),
+            _ => None,
+        })
+        .await
+}
+
 #[tokio::test]
-async fn asking_for_a_person_hands_over_when_someone_is_online_and_not_when_nobody_is() {
+async fn asking_for_a_person_hands_over_and_the_bot_answers_only_while_nobody_is_online() {
     let (hub, _dir) = hub_with_operators().await;
-    // Nobody online: the bot says a person will follow up and keeps answering.
+    // Nobody online: the handoff rule's away reply says a person will follow up, once, and the
+    // bot keeps answering.
     let (mut visitor, _) = hub.tab(&session("human")).await;
     assert_eq!(
         visitor.recv_data().await,
-        ServerMessage::Availability(natter_protocol::Availability { online: false })
+        ServerMessage::Availability(natter_protocol::Availability { online: Some(false) })
     );
     visitor.say("h1", "can I talk to someone?").await;
-    let away = visitor
-        .until(|m| match m {
-            ServerMessage::Bot(b) => Some(b),
-            _ => None,
-        })
-        .await;
+    let away = next_bot(&mut visitor).await;
     assert_eq!(away.category.as_deref(), Some("human"));
     assert!(away.message.contains("follow up"), "{}", away.message);
     visitor.say("h2", "hello").await;
-    let next = visitor
-        .until(|m| match m {
-            ServerMessage::Bot(b) => Some(b),
-            _ => None,
-        })
-        .await;
-    assert_eq!(next.reply_to.as_deref(), Some("h2"), "the bot keeps answering");
+    let next = next_bot(&mut visitor).await;
+    assert_eq!(
+        (next.reply_to.as_deref(), next.category.as_deref()),
+        (Some("h2"), Some("greeting")),
+        "the bot keeps answering, and the away reply said it all: no second notice"
+    );
 
-    // Someone signs in: the widget hears it; asking now hands the conversation over.
+    // Someone signs in: the widget hears it; the conversation was handed over when the visitor
+    // asked, so the bot now leaves it to the person.
     let ada = sign_in(&hub.url(""), "ada", PASSWORD).await;
     let mut feed = ada.feed().await;
-    visitor.until(|m| matches!(m, ServerMessage::Availability(a) if a.online).then_some(())).await;
-    visitor.say("h3", "I want a real person").await;
-    let handed = record(&mut feed, |c| c.handoff).await;
-    assert!(handed.wants_human);
-    // The visitor writes on: silence from the bot, until an operator answers.
-    visitor.say("h4", "hello?").await;
-    feed.until(|e| {
-        matches!(e, InboxEvent::Message { message: ServerMessage::User(ref u), .. } if u.id == "h4")
-            .then_some(())
-    })
-    .await;
+    visitor
+        .until(|m| matches!(m, ServerMessage::Availability(a) if a.online == Some(true)).then_some(()))
+        .await;
+    visitor.say("h3", "hello?").await;
+    let handed = record(&mut feed, |c| c.last_role == Some(Role::User)).await;
+    assert!(handed.handoff && handed.wants_human, "{handed:?}");
     ada.post(&format!("/inbox/api/conversations/{}/reply", handed.id), json!({"text":"Ada here.","id":"a1"}))
         .await;
     visitor
         .until(|m| match m {
-            ServerMessage::Bot(b) if b.reply_to.as_deref() == Some("h4") => {
-                panic!("the bot answered during a handoff")
+            ServerMessage::Bot(b) if b.reply_to.as_deref() == Some("h3") => {
+                panic!("the bot answered during a handoff with an operator online")
             }
             ServerMessage::Agent(_) => Some(()),
             _ => None,
@@ -373,7 +469,99 @@ async fn asking_for_a_person_hands_over_when_someone_is_online_and_not_when_nobo
         .await;
     // Signing out makes the widget say nobody is online.
     drop(feed);
-    visitor.until(|m| matches!(m, ServerMessage::Availability(a) if !a.online).then_some(())).await;
+    visitor
+        .until(|m| matches!(m, ServerMessage::Availability(a) if a.online == Some(false)).then_some(()))
+        .await;
+}
+
+#[tokio::test]
+async fn a_handed_over_conversation_is_answered_when_every_operator_has_left() {
+    let (hub, _dir) = hub_with_operators().await;
+    let ada = sign_in(&hub.url(""), "ada", PASSWORD).await;
+    let mut feed = ada.feed().await;
+    let (mut visitor, _) = hub.tab(&session("left")).await;
+    visitor.say("v1", "my invoice is wrong").await;
+    let id = record(&mut feed, |c| c.last_role == Some(Role::User)).await.id;
+    next_bot(&mut visitor).await;
+
+    // Ada answers (the conversation is handed over), then signs out: nobody is online.
+    ada.post(&format!("/inbox/api/conversations/{id}/reply"), json!({"text":"Looking at it.","id":"a1"}))
+        .await;
+    visitor.until(|m| matches!(m, ServerMessage::Agent(_)).then_some(())).await;
+    drop(feed);
+    visitor
+        .until(|m| matches!(m, ServerMessage::Availability(a) if a.online == Some(false)).then_some(()))
+        .await;
+
+    // The visitor writes: the bot answers rather than leaving them in silence, and says (in the
+    // rules file's words) that a person will follow up.
+    visitor.say("v2", "hello? anyone?").await;
+    let answer = next_bot(&mut visitor).await;
+    assert_eq!(answer.reply_to.as_deref(), Some("v2"));
+    let notice = next_bot(&mut visitor).await;
+    assert_eq!((notice.reply_to.as_deref(), notice.category.as_deref()), (Some("v2"), Some("follow_up")));
+    assert_eq!(notice.message, natter_hub::reply::DEFAULT_FOLLOW_UP);
+    assert_eq!(notice.author.as_deref(), Some("Natter"), "the bot says it");
+    // Once: the next answer comes without it.
+    visitor.say("v3", "the total is doubled").await;
+    let plain = next_bot(&mut visitor).await;
+    assert_eq!(plain.reply_to.as_deref(), Some("v3"));
+    visitor.say("v4", "hello").await;
+    let plain = next_bot(&mut visitor).await;
+    assert_eq!((plain.reply_to.as_deref(), plain.category.as_deref()), (Some("v4"), Some("greeting")));
+
+    // Ada is back: the bot is silent again; she answers, and leaves again; the bot answers and
+    // says it anew (a person did follow up in between).
+    let mut feed = ada.feed().await;
+    visitor
+        .until(|m| matches!(m, ServerMessage::Availability(a) if a.online == Some(true)).then_some(()))
+        .await;
+    visitor.say("v5", "still there?").await;
+    let seen = record(&mut feed, |c| c.last_role == Some(Role::User)).await;
+    assert!(seen.handoff && seen.follow_up_seq > 0, "{seen:?}");
+    ada.post(&format!("/inbox/api/conversations/{id}/reply"), json!({"text":"Fixed.","id":"a2"})).await;
+    visitor
+        .until(|m| match m {
+            ServerMessage::Bot(b) => panic!("the bot answered with an operator online: {b:?}"),
+            ServerMessage::Agent(a) if a.id == "a2" => Some(()),
+            _ => None,
+        })
+        .await;
+    drop(feed);
+    visitor
+        .until(|m| matches!(m, ServerMessage::Availability(a) if a.online == Some(false)).then_some(()))
+        .await;
+    visitor.say("v6", "thanks, one more thing").await;
+    assert_eq!(next_bot(&mut visitor).await.reply_to.as_deref(), Some("v6"));
+    assert_eq!(next_bot(&mut visitor).await.category.as_deref(), Some("follow_up"));
+}
+
+#[tokio::test]
+async fn availability_is_shown_only_on_a_hub_with_operators() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = db_in(dir.path());
+    let hub = hub_on(&db).await;
+    // No operator accounts: nobody will answer in person, so the widget is told nothing
+    // (`online: null`), not "away".
+    let (mut visitor, _) = hub.tab(&session("nobody")).await;
+    assert_eq!(
+        visitor.recv_data().await,
+        ServerMessage::Availability(natter_protocol::Availability { online: None })
+    );
+    // The first operator is added while the widget is connected: it now says "away".
+    add_operator(&db, "ada", "Ada", PASSWORD);
+    visitor
+        .until(|m| matches!(m, ServerMessage::Availability(a) if a.online == Some(false)).then_some(()))
+        .await;
+    let (mut late, _) = hub.tab(&session("late")).await;
+    assert_eq!(
+        late.recv_data().await,
+        ServerMessage::Availability(natter_protocol::Availability { online: Some(false) })
+    );
+    // The last one is removed: nothing to show again.
+    let (ok, out) = hub_command(&["--db", &db, "operator", "remove", "ada"], "");
+    assert!(ok, "{out}");
+    visitor.until(|m| matches!(m, ServerMessage::Availability(a) if a.online.is_none()).then_some(())).await;
 }
 
 /// Every inbox API answers 401 without a session, and a visitor's session or token does not
@@ -544,7 +732,18 @@ async fn sign_in_is_rate_limited_and_says_nothing_about_which_names_exist() {
     }
     let limited = attempt("ada", PASSWORD).await.expect("post");
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
-    assert!(limited.headers().get("retry-after").is_some());
+    let retry: u64 = limited
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    let said: serde_json::Value = limited.json().await.expect("json");
+    assert_eq!(
+        said["message"],
+        json!(format!("too many sign-in attempts; wait {retry} seconds and try again")),
+        "the page says how long, as the header does"
+    );
     assert_eq!(
         attempt("bob", PASSWORD).await.expect("post").status(),
         StatusCode::OK,

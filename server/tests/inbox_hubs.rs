@@ -37,7 +37,9 @@ async fn an_operator_on_one_hub_answers_a_visitor_on_another() {
 
     // The visitor's hub learns that an operator is online on the other one.
     let (mut visitor, _) = b.tab(&session("hubs")).await;
-    visitor.until(|m| matches!(m, ServerMessage::Availability(x) if x.online).then_some(())).await;
+    visitor
+        .until(|m| matches!(m, ServerMessage::Availability(x) if x.online == Some(true)).then_some(()))
+        .await;
 
     // Their first message, stored through hub B, reaches the inbox on hub A.
     visitor.say("v1", "hello from hub B").await;
@@ -92,6 +94,32 @@ async fn an_operator_on_one_hub_answers_a_visitor_on_another() {
     feed.send(json!({"type":"typing","conversation": id, "active": true})).await;
     visitor.until(|m| matches!(m, ServerMessage::Typing(ref t) if t.role == Role::Agent).then_some(())).await;
 
+    // The operator leaves: the visitor's hub says nobody is online, and its bot answers the
+    // handed-over conversation again, saying once (through the shared record) that a person
+    // will follow up.
+    drop(feed);
+    visitor
+        .until(|m| matches!(m, ServerMessage::Availability(x) if x.online == Some(false)).then_some(()))
+        .await;
+    visitor.say("v3", "hello?").await;
+    let mut bots = Vec::new();
+    while bots.len() < 3 {
+        if let ServerMessage::Bot(b) = visitor.recv().await {
+            bots.push((b.reply_to.unwrap_or_default(), b.category.unwrap_or_default()));
+            if bots.len() == 2 {
+                visitor.say("v4", "hi").await;
+            }
+        }
+    }
+    assert_eq!(
+        bots,
+        [
+            ("v3".into(), "greeting".into()),
+            ("v3".into(), "follow_up".into()),
+            ("v4".into(), "greeting".into())
+        ] as [(String, String); 3]
+    );
+
     // Closing on hub A reaches the widget on hub B.
     ada.post(&format!("/inbox/api/conversations/{id}/close"), json!({})).await;
     visitor
@@ -100,8 +128,4 @@ async fn an_operator_on_one_hub_answers_a_visitor_on_another() {
                 .then_some(())
         })
         .await;
-
-    // The operator leaves: the visitor's hub says nobody is online.
-    drop(feed);
-    visitor.until(|m| matches!(m, ServerMessage::Availability(x) if !x.online).then_some(())).await;
 }

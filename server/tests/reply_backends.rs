@@ -181,6 +181,37 @@ async fn webhook_no_reply_and_silent_fallback_store_nothing() {
     }
 }
 
+#[tokio::test]
+async fn a_webhook_asking_for_a_person_while_nobody_is_online_tells_the_visitor_one_will_follow_up() {
+    // The hub keeps an inbox (SQLite) and nobody has it open.
+    let worded = fixed_webhook(|| {
+        axum::Json(json!({"reply": "Let me find someone for you.", "handoff": true})).into_response()
+    })
+    .await;
+    let wordless =
+        fixed_webhook(|| axum::Json(json!({"reply": null, "handoff": true})).into_response()).await;
+    let follow_up = natter_hub::reply::DEFAULT_FOLLOW_UP;
+    for (addr, first, then) in [
+        (worded, vec!["Let me find someone for you.", follow_up], vec!["Let me find someone for you."]),
+        // Asking for a person without a word of its own still gets the visitor an answer.
+        (wordless, vec![follow_up], vec![]),
+    ] {
+        let hub = Hub::start(webhook_config(addr)).await;
+        let mut tab = hub.tab(&session("webhook-handoff")).await;
+        tab.say("m-1", "I need a person").await;
+        let turn = Turn::read(&mut tab).await;
+        let said: Vec<&str> = turn.bots().iter().map(|b| b.message.as_str()).collect();
+        assert_eq!(said, first, "{:?}", turn.frames);
+        assert!(turn.bots().iter().all(|b| b.reply_to.as_deref() == Some("m-1")));
+        // Said once: the next turn is the webhook's answer alone.
+        tab.say("m-2", "hello?").await;
+        let turn = Turn::read(&mut tab).await;
+        let said: Vec<&str> = turn.bots().iter().map(|b| b.message.as_str()).collect();
+        assert_eq!(said, then, "{:?}", turn.frames);
+        hub.stop(vec![tab]).await;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // LLM
 

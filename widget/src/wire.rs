@@ -9,6 +9,11 @@
 use crate::outbox::OutboxEntry;
 use crate::state::Outgoing;
 
+mod rooms;
+// Only the web layer writes them; natively the tests below and in `rooms` do.
+#[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
+pub(crate) use rooms::{room_chat_http, room_frame};
+
 /// Appends `s` as a JSON string literal.
 fn push_string(buf: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -394,7 +394,7 @@
 
   // ---------- canned replies with "/" ----------
   let cannedIndex = 0;
-  async function loadCanned() { state.canned = await api('/canned'); }
+  async function loadCanned() { state.canned = await api('/canned'); renderCannedList(); }
   function cannedQuery() {
     const m = /(^|\s)\/([a-z0-9_-]*)$/.exec(text.value.slice(0, text.selectionStart));
     return m ? m[2] : null;
@@ -449,13 +449,66 @@
     text.focus();
   }
 
+  // ---------- managing canned replies: list, edit, delete ----------
+  let editing = null;   // the shortcut being edited, or null for a new one
+  function renderCannedList() {
+    $('canned-list').replaceChildren(...state.canned.map((c) => el('li', { 'data-shortcut': c.shortcut },
+      el('strong', { text: '/' + c.shortcut }),
+      el('span', { class: 'canned-text muted', text: c.text, title: c.text }),
+      el('button', { type: 'button', class: 'edit', text: 'Edit', 'aria-label': 'Edit /' + c.shortcut, onclick: () => editCanned(c) }),
+      el('button', { type: 'button', class: 'delete', text: 'Delete', 'aria-label': 'Delete /' + c.shortcut, onclick: () => deleteCanned(c) }))));
+    $('canned-none').hidden = state.canned.length > 0;
+  }
+  function editCanned(c) {
+    editing = c.shortcut;
+    $('canned-shortcut').value = c.shortcut;
+    $('canned-text').value = c.text;
+    $('canned-legend').textContent = 'Editing /' + c.shortcut;
+    $('canned-save').textContent = 'Save changes';
+    $('canned-cancel').hidden = false;
+    $('canned-error').textContent = '';
+    $('canned-text').focus();
+  }
+  function resetCannedForm() {
+    editing = null;
+    $('canned-shortcut').value = ''; $('canned-text').value = '';
+    $('canned-legend').textContent = 'New canned reply';
+    $('canned-save').textContent = 'Save canned reply';
+    $('canned-cancel').hidden = true;
+  }
+  // Where the keyboard goes after a change: the changed entry's button, else the form.
+  function focusCanned(shortcut, which) {
+    const li = [...$('canned-list').children].find((li) => li.dataset.shortcut === shortcut);
+    (li ? li.querySelector('.' + which) : $('canned-shortcut')).focus();
+  }
+  async function deleteCanned(c) {
+    $('canned-error').textContent = '';
+    const i = state.canned.indexOf(c);
+    try {
+      await api('/canned/' + encodeURIComponent(c.shortcut), { method: 'DELETE' });
+      if (editing === c.shortcut) resetCannedForm();
+      await loadCanned();
+      $('canned-done').textContent = 'Deleted /' + c.shortcut;
+      const next = state.canned[Math.min(i, state.canned.length - 1)];
+      focusCanned(next && next.shortcut, 'delete');
+    } catch (e) { $('canned-error').textContent = e.message; }
+  }
+  $('canned-cancel').addEventListener('click', () => { const was = editing; resetCannedForm(); focusCanned(was, 'edit'); });
+  $('canned-admin').addEventListener('toggle', () => { if ($('canned-admin').open) loadCanned().catch(() => {}); });
+
   $('canned-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     $('canned-error').textContent = '';
+    const shortcut = $('canned-shortcut').value.trim();
     try {
-      await api('/canned', { method: 'POST', body: { shortcut: $('canned-shortcut').value.trim(), text: $('canned-text').value } });
-      $('canned-shortcut').value = ''; $('canned-text').value = '';
+      await api('/canned', { method: 'POST', body: { shortcut, text: $('canned-text').value } });
+      // A new shortcut for an edited reply replaces the old one rather than adding a second.
+      if (editing && editing !== shortcut) await api('/canned/' + encodeURIComponent(editing), { method: 'DELETE' });
+      const edited = editing !== null;
+      resetCannedForm();
       await loadCanned();
+      $('canned-done').textContent = 'Saved /' + shortcut;
+      if (edited) focusCanned(shortcut, 'edit');
     } catch (e) { $('canned-error').textContent = e.message; }
   });
 
@@ -512,6 +565,19 @@
         break;
     }
   }
+
+  // ---------- skip link: to the reply box when a conversation shows, else to the list ----------
+  function skipTarget() {
+    const box = $('composer-text');
+    // offsetParent is null while the box (or a pane around it) is not displayed.
+    return state.open && box.offsetParent !== null ? box : $('list-panel');
+  }
+  $('skip').addEventListener('focus', () => {
+    const to = skipTarget();
+    $('skip').href = '#' + to.id;
+    $('skip').textContent = to.id === 'composer-text' ? 'Skip to the reply box' : 'Skip to the conversations';
+  });
+  $('skip').addEventListener('click', (ev) => { ev.preventDefault(); skipTarget().focus(); });
 
   setInterval(() => { if (!$('app').hidden) renderList(); }, 60000);
 

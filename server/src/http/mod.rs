@@ -15,18 +15,23 @@ mod rooms;
 
 pub(crate) use rooms::{create_room, list_rooms, room_info};
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use natter_protocol::{ServerMessage, PROTOCOL_VERSION};
+
+use natter_protocol::{validate_room_id, ChatSend, ErrorCode, Member, ServerMessage, PROTOCOL_VERSION};
 use serde::Deserialize;
 
+use crate::client::Posted;
 use crate::edge::{
     check_origin, client_of, parse_after, read_body, who, with_session, ApiError, Query, MAX_PAGE_CHARS,
 };
-use crate::hub::Hub;
+use crate::hub::{Hub, Refusal};
+use crate::store::ConversationKey;
 
 /// Query of the chat API.
 #[derive(Debug, Deserialize)]
@@ -34,19 +39,28 @@ pub(crate) struct SessionQuery {
     session: Option<String>,
     after: Option<String>,
     page: Option<String>,
+    /// The poll reads this room instead of the session's conversation.
+    room: Option<String>,
 }
 
 /// `POST /api/chat/messages`: a `user` message (the original widget's JSON, whose `type` may be
-/// left out); answers with its `ack`.
+/// left out), or a `chat` to a room (the HTTP fallback of a room member); answers with its
+/// `ack`.
 pub(crate) async fn post_message(
     State(hub): State<Hub>,
     headers: HeaderMap,
+    extensions: Extensions,
     Query(q): Query<SessionQuery>,
     body: Body,
 ) -> Result<Response, ApiError> {
     check_origin(hub.config(), &headers)?;
     let body = read_body(&hub, body).await?;
-    let send = crate::client::parse_user_body(&body)?;
+    let send = match crate::client::parse_body(&body)? {
+        Posted::User(send) => send,
+        Posted::Chat(chat) => {
+            return post_chat(&hub, &headers, &extensions, q.session.as_deref(), chat).await
+        }
+    };
     let who = who(&hub, &headers, q.session.as_deref(), send.session_id.as_deref())?;
     let page: Option<String> =
         q.page.filter(|p| !p.is_empty()).map(|p| p.chars().take(MAX_PAGE_CHARS).collect());
@@ -55,9 +69,36 @@ pub(crate) async fn post_message(
     Ok(with_session(&who, Json(ServerMessage::Ack(ack)).into_response()))
 }
 
+/// A room member's message over the HTTP fallback: the room must be one the sender may join
+/// (it is created if needed, from the address's `--room-creations-per-hour`); the name is
+/// checked like a `join`'s.
+async fn post_chat(
+    hub: &Hub,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    session: Option<&str>,
+    chat: ChatSend,
+) -> Result<Response, ApiError> {
+    let in_room = |r: Refusal| r.in_room(Some(&chat.room)).with_id(chat.id.clone());
+    checked_room(&chat.room).map_err(in_room)?;
+    let who = who(hub, headers, session, None)?;
+    hub.identity().may_join(&who, &chat.room).map_err(in_room)?;
+    let (name, verified) = hub.identity().member_name(&who, chat.name.clone());
+    if !verified {
+        crate::client::check_member_name(name.as_deref()).map_err(in_room)?;
+    }
+    let room: Arc<str> = chat.room.as_str().into();
+    hub.ensure_room(&room, client_of(extensions).key()).await.map_err(in_room)?;
+    let member = Member { id: who.member_id.to_string(), name, verified };
+    let ack = hub.post_chat(&who.conversation, &room, &member, chat.id.clone(), chat.message.clone()).await;
+    let ack = ack.map_err(in_room)?;
+    Ok(with_session(&who, Json(ServerMessage::Ack(ack)).into_response()))
+}
+
 /// `GET /api/chat/poll?after=`: the messages after `after`, at once when there are some, else
-/// when the next one arrives or after `--poll-timeout` (an empty `history`). Each poll holds a
-/// place of its client address (`--max-polls-per-address`) and of the hub's (`--max-polls`)
+/// when the next one arrives or after `--poll-timeout` (an empty `history`). With `room=`, the
+/// same for that room (one the caller may join): a room member's HTTP fallback. Each poll holds
+/// a place of its client address (`--max-polls-per-address`) and of the hub's (`--max-polls`)
 /// while it lasts.
 pub(crate) async fn poll(
     State(hub): State<Hub>,
@@ -68,9 +109,24 @@ pub(crate) async fn poll(
     check_origin(hub.config(), &headers)?;
     let since = parse_after(q.after.as_deref())?;
     let who = who(&hub, &headers, q.session.as_deref(), None)?;
+    let key = match q.room {
+        Some(room) => {
+            let in_room = |r: Refusal| r.in_room(Some(&room));
+            checked_room(&room).map_err(in_room)?;
+            hub.identity().may_join(&who, &room).map_err(in_room)?;
+            ConversationKey::Room(room.as_str().into())
+        }
+        None => ConversationKey::Session(who.conversation.clone()),
+    };
     let _held = hub.hold_poll(client_of(&extensions).key())?;
-    let history = hub.poll(&who.conversation, since).await?;
+    let history = hub.poll(key, since).await?;
     Ok(with_session(&who, Json(ServerMessage::History(history)).into_response()))
+}
+
+/// Checks a room id, naming what is wrong.
+pub(super) fn checked_room(room: &str) -> Result<(), Refusal> {
+    validate_room_id(room)
+        .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad room {room:?}: {e}")))
 }
 
 /// `GET /healthz`: `ok`, or `degraded` (503) when the store is unhealthy.

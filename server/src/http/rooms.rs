@@ -21,6 +21,7 @@ use natter_protocol::{
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::checked_room;
 use crate::config::RoomAccess;
 use crate::edge::{bearer, check_origin, client_of, read_body, ApiError, Query};
 use crate::hub::{Hub, Refusal};
@@ -139,11 +140,6 @@ fn decode_cursor(cursor: &str) -> Option<String> {
     let room = String::from_utf8(bytes?).ok()?;
     validate_room_id(&room).ok()?;
     Some(room)
-}
-
-fn checked_room(room: &str) -> Result<(), Refusal> {
-    validate_room_id(room)
-        .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad room {room:?}: {e}")))
 }
 
 /// Why a caller without a credential may not create rooms, and what would let it.

@@ -24,17 +24,27 @@ pub(crate) struct Refusal {
     pub(crate) id: Option<String>,
     /// For `rate_limited`: how long to wait, in milliseconds.
     pub(crate) retry_after_ms: Option<u64>,
+    /// The room the refused frame was about.
+    pub(crate) room: Option<String>,
 }
 
 impl Refusal {
     /// A refusal with `code` and `message`.
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Refusal { code, message: message.into(), id: None, retry_after_ms: None }
+        Refusal { code, message: message.into(), id: None, retry_after_ms: None, room: None }
     }
 
     /// Sets the refused message's id.
     pub(crate) fn with_id(mut self, id: Option<String>) -> Self {
         self.id = id;
+        self
+    }
+
+    /// Says which room the refused frame was about (kept if already set).
+    pub(crate) fn in_room(mut self, room: Option<&str>) -> Self {
+        if self.room.is_none() {
+            self.room = room.map(str::to_owned);
+        }
         self
     }
 
@@ -45,6 +55,7 @@ impl Refusal {
             message: self.message.clone(),
             id: self.id.clone(),
             retry_after_ms: self.retry_after_ms,
+            room: self.room.clone(),
         })
     }
 }
@@ -121,14 +132,20 @@ impl Hub {
         })
     }
 
-    /// Checks what every stored message carries: its id when the client gave one, and its
-    /// text (not blank, not longer than `--max-text` characters).
+    /// Checks what every message a client sends carries: its id when the client gave one, and
+    /// its text, the `message` field (not blank, not longer than `--max-text` characters).
     pub(super) fn check_message(&self, id: &Option<String>, text: &str) -> Result<(), Refusal> {
+        self.check_text_of(id, text, "`message`")
+    }
+
+    /// [`Hub::check_message`] for a text that arrives under another name: `what` names it in the
+    /// refusal ("the reply (`text`)"), so an operator is told what was too long.
+    pub(super) fn check_text_of(&self, id: &Option<String>, text: &str, what: &str) -> Result<(), Refusal> {
         if let Some(given) = id {
             validate_message_id(given)
                 .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, e.to_string()).with_id(id.clone()))?;
         }
-        check_text(text, self.shared.config.max_text).map_err(|r| r.with_id(id.clone()))
+        check_text(text, self.shared.config.max_text, what).map_err(|r| r.with_id(id.clone()))
     }
 
     /// Checks a visitor's `context`: at most `--max-context` bytes of JSON.
@@ -152,16 +169,16 @@ impl Hub {
     }
 }
 
-/// Checks a message text: not blank, at most `max` characters.
-fn check_text(text: &str, max: usize) -> Result<(), Refusal> {
+/// Checks a text that `what` names: not blank, at most `max` characters.
+fn check_text(text: &str, max: usize, what: &str) -> Result<(), Refusal> {
     if text.trim().is_empty() {
-        return Err(Refusal::new(ErrorCode::InvalidMessage, "`message` is empty; send some text"));
+        return Err(Refusal::new(ErrorCode::InvalidMessage, format!("{what} is empty; send some text")));
     }
     let n = text.chars().count();
     if n > max {
         return Err(Refusal::new(
             ErrorCode::TooLarge,
-            format!("`message` is {n} characters long; the limit is {max}"),
+            format!("{what} is {n} characters long; the limit is {max}"),
         ));
     }
     Ok(())
@@ -194,12 +211,13 @@ mod tests {
 
     #[test]
     fn text_checks_name_the_problem() {
-        assert!(check_text("hello", 5).is_ok());
-        let blank = check_text(" \n ", 5).unwrap_err();
+        assert!(check_text("hello", 5, "`message`").is_ok());
+        let blank = check_text(" \n ", 5, "`message`").unwrap_err();
         assert_eq!(blank.code, ErrorCode::InvalidMessage);
-        let long = check_text("héllo!", 5).unwrap_err();
+        assert_eq!(blank.message, "`message` is empty; send some text");
+        let long = check_text("héllo!", 5, "the note (`text`)").unwrap_err();
         assert_eq!(long.code, ErrorCode::TooLarge);
-        assert!(long.message.contains("6 characters"), "{}", long.message);
+        assert_eq!(long.message, "the note (`text`) is 6 characters long; the limit is 5");
     }
 
     #[test]

@@ -12,7 +12,12 @@
 //! Availability: each hub counts its own operator connections, records the count in the store
 //! with a lease (refreshed every [`AVAILABILITY_EVERY`]) and adds the other hubs' counts. When
 //! the answer to "is anyone online" changes, every visitor connection here gets an
-//! `availability` frame.
+//! `availability` frame. While nobody is online the hub also asks the store whether any
+//! operator account exists: without one the frame says `online: null` (the widget shows no
+//! line), so adding the first operator or removing the last is seen within that interval.
+//!
+//! Availability also decides the handoff: the bot is silent in a handed-off conversation only
+//! while an operator is online (see `hub/reply.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -187,7 +192,7 @@ impl Hub {
         msg_id: Option<String>,
         text: String,
     ) -> Result<Ack, Refusal> {
-        self.check_message(&msg_id, &text)?;
+        self.check_text_of(&msg_id, &text, "the reply (`text`)")?;
         let (record, conversation) = self.inbox_conversation(id).await?;
         let key = ConversationKey::Session(conversation.clone());
         let msg_id = msg_id.unwrap_or_else(|| self.shared.ids.next());
@@ -252,9 +257,10 @@ impl Hub {
         })
     }
 
-    /// Checks an operator's text like a visitor's (not blank, at most `--max-text`).
-    pub(crate) fn check_text(&self, text: &str) -> Result<(), Refusal> {
-        self.check_message(&None, text)
+    /// Checks an operator's text like a visitor's (not blank, at most `--max-text`); `what`
+    /// names it in the refusal ("the canned reply (`text`)").
+    pub(crate) fn check_text(&self, text: &str, what: &str) -> Result<(), Refusal> {
+        self.check_text_of(&None, text, what)
     }
 
     /// Adds a private note (stored with the conversation's record, sent to operators only).
@@ -264,7 +270,7 @@ impl Hub {
         id: &str,
         text: String,
     ) -> Result<Note, Refusal> {
-        self.check_message(&None, &text)?;
+        self.check_text(&text, "the note (`text`)")?;
         self.inbox_conversation(id).await?;
         let note =
             Note { id: self.shared.ids.next(), author: operator.name.clone(), text, created_ms: now_ms() };
@@ -328,43 +334,65 @@ impl Hub {
         online
     }
 
-    /// Renews this hub's operators-online lease, reads the other hubs' counts, and pushes
-    /// `availability` to every visitor here when "anyone online" changed. Returns the total.
+    /// Renews this hub's operators-online lease, reads the other hubs' counts (and, while
+    /// nobody is online, whether any operator account exists), and pushes `availability` to
+    /// every visitor here when what they are shown changed. Returns the total online.
     pub(super) async fn refresh_availability(&self) -> u32 {
         let local = u32::try_from(self.lock().operators.len()).unwrap_or(u32::MAX);
         let lease = u64::try_from(ONLINE_LEASE.as_millis()).unwrap_or(u64::MAX);
-        let elsewhere = match self.shared.store.inbox() {
+        let (elsewhere, exist) = match self.shared.store.inbox() {
             Some(store) => {
                 if let Err(e) = store.set_online(local, lease).await {
                     tracing::warn!(error = %e, "recording operators online failed");
                 }
-                store.online_elsewhere().await.unwrap_or_else(|e| {
+                let elsewhere = store.online_elsewhere().await.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "reading operators online failed");
                     0
-                })
+                });
+                // Someone online has an account; only an empty inbox needs the store asked.
+                let exist = if local.saturating_add(elsewhere) > 0 {
+                    true
+                } else {
+                    store.has_operators().await.unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "reading whether operators exist failed");
+                        self.lock().operators_exist
+                    })
+                };
+                (elsewhere, exist)
             }
-            None => 0,
+            None => (0, false),
         };
         let online = local.saturating_add(elsewhere);
-        let changed = {
+        let shown = {
             let mut state = self.lock();
-            let was = state.available;
+            let was = shown(&state);
             state.available = online > 0;
-            was != state.available
+            state.operators_exist = exist;
+            let now = shown(&state);
+            (was != now).then_some(now)
         };
-        if changed {
-            self.push_availability(online > 0);
+        if let Some(shown) = shown {
+            self.push_availability(shown);
         }
         online
     }
 
-    /// Whether an operator is online (as last worked out).
+    /// Works availability out once before the hub serves, so the first visitors are told the
+    /// truth (whether operators exist, whether one is online) rather than a default.
+    pub(crate) async fn learn_availability(&self) {
+        if self.shared.store.inbox().is_some() {
+            self.refresh_availability().await;
+        }
+    }
+
+    /// Whether an operator is online (as last worked out): the bot is silent in a handed-off
+    /// conversation only while this holds.
     pub(crate) fn available(&self) -> bool {
         self.lock().available
     }
 
     /// Queues `availability` to every visitor connection of this hub.
-    fn push_availability(&self, online: bool) {
+    fn push_availability(&self, online: Option<bool>) {
         let frame = encode(&ServerMessage::Availability(Availability { online }));
         let state = self.lock();
         for (key, conv) in &state.conversations {
@@ -380,7 +408,8 @@ impl Hub {
     /// online, and that the conversation was closed (when it was).
     pub(crate) async fn greet_visitor(&self, conversation: &str, outbox: &Outbox) {
         let Some(store) = self.shared.store.inbox() else { return };
-        outbox.send(encode(&ServerMessage::Availability(Availability { online: self.available() })));
+        let online = shown(&self.lock());
+        outbox.send(encode(&ServerMessage::Availability(Availability { online })));
         let id = self.shared.identity.conversation_id(conversation);
         if let Ok(Some((record, _))) = store.conversation(&id).await {
             if record.status == ConversationState::Closed {
@@ -438,6 +467,12 @@ impl Hub {
         }
         Metrics::add(&self.shared.metrics.messages_out, sent);
     }
+}
+
+/// What visitors are told (`availability.online`): nothing (`None`) without operator
+/// accounts, else whether one is online.
+fn shown(state: &super::State) -> Option<bool> {
+    (state.operators_exist || state.available).then_some(state.available)
 }
 
 /// Renews this hub's operators-online lease and notices other hubs' operators coming and

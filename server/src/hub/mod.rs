@@ -80,6 +80,9 @@ struct State {
     operators: HashMap<u64, inbox::OperatorConnection>,
     /// Whether an operator is online on any hub, as last worked out.
     available: bool,
+    /// Whether the hub has any operator account, as last worked out: without one, visitors are
+    /// told nothing about availability (`online: null`).
+    operators_exist: bool,
 }
 
 /// Conversations forgotten at once when the table is full (a fraction of it, at least one).

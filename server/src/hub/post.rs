@@ -2,7 +2,7 @@
 //! into a room. Both are checked ([`admission`](super::admission)), appended to the store
 //! (which numbers and de-duplicates them) and acknowledged; delivery comes back through the
 //! fan-out like every other stored message. A visitor's message also updates the
-//! conversation's inbox record, which says whether an operator has taken over from the bot.
+//! conversation's inbox record, which says whether the conversation was handed to a person.
 
 use std::sync::Arc;
 
@@ -21,8 +21,8 @@ impl Hub {
     /// Stores a visitor's message in their conversation and starts the reply. Shared by the
     /// WebSocket and the HTTP fallback; `page` is the connection's page, used as context when the
     /// message brings none, and `browser` its `User-Agent` (shown to operators). A signed-in
-    /// user's message carries their verified name as `author`. The bot answers unless an
-    /// operator has taken the conversation over.
+    /// user's message carries their verified name as `author`. The bot answers unless the
+    /// conversation was handed to a person and an operator is online.
     pub(crate) async fn post_user(
         &self,
         who: &Principal,
@@ -64,11 +64,13 @@ impl Hub {
             };
             let (hub, conversation, verified) = (self.clone(), conversation.clone(), who.user.clone());
             // Off the acknowledgement's path: the record is written, then the bot answers unless
-            // an operator has taken the conversation over (until it is closed).
+            // the conversation was handed to a person (until it is closed) and one is online to
+            // answer. With nobody online the visitor is never left in silence: the bot answers,
+            // and says a person will follow up (see `hub/reply.rs`).
             tokio::spawn(async move {
                 let record =
                     hub.record_activity(&conversation, &stored, Role::User, Vec::new(), Some(&visit)).await;
-                if !record.is_some_and(|r| r.handoff) {
+                if !(record.is_some_and(|r| r.handoff) && hub.available()) {
                     hub.reply_to(key, stored, verified).await;
                 }
             });

@@ -4,11 +4,23 @@
 //! conversation so far under one deadline for the whole reply (`--reply-timeout`), its answer
 //! (or the fallback) clipped to `--max-text` and stored as a `bot` message, the indicator off.
 //!
+//! # Handoff
+//! A conversation is handed to a person when an operator answers in it, or when a reply asks for
+//! one (a handoff rule, a webhook's `"handoff": true`, the LLM's marker). The bot is silent in
+//! it only while at least one operator is online (on any hub); with nobody online the bot keeps
+//! answering, and the first time it does so in that stretch it says that a person will follow
+//! up ([`ReplyEngine::follow_up`], the rules file's `follow_up` text), unless its answer said
+//! so already (a handoff rule's `away_reply`). The stretch ends when an operator answers or the
+//! conversation is closed; the record's `follow_up_seq`, claimed atomically in the store, makes
+//! sure two answers racing say it once.
+//!
 //! [`CallGate`]: crate::reply::gate::CallGate
+//! [`ReplyEngine::follow_up`]: crate::reply::ReplyEngine::follow_up
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use natter_protocol::inbox::ConversationSummary;
 use natter_protocol::{ConversationMessage, Role, ServerMessage, TypingNotice};
 use tokio::time::Instant;
 
@@ -19,6 +31,9 @@ use crate::metrics::Metrics;
 use crate::reply::{clip, Identity, Reply, ReplyError, ReplyRequest, Turn};
 use crate::store::inbox::RecordChange;
 use crate::store::{ConversationKey, Draft};
+
+/// The `category` of the bot's "a person will follow up" message.
+const FOLLOW_UP_CATEGORY: &str = "follow_up";
 
 /// How often the bot's `typing` indicator is renewed while a reply takes long (the widget
 /// hides one after 20 s without news).
@@ -124,20 +139,57 @@ impl Hub {
             }
         };
         // Whatever answered, the bot's message is held to the limit a visitor's has.
-        if let Some(reply) = answer.map(|r| Reply { text: clip(&r.text, config.max_text), ..r }) {
-            if !reply.text.is_empty() {
-                self.store_bot(&key, &user, reply).await;
-            }
-        }
+        let answer = answer.map(|r| Reply { text: clip(&r.text, config.max_text), ..r });
+        self.conclude(&key, &user, answer).await;
         self.publish(key, bot_typing(false), None).await;
     }
 
+    /// Stores the answer (if it has text), records a request for a person, and says that a
+    /// person will follow up when the conversation is handed over, nobody is online and that
+    /// has not been said yet in this stretch (see the module docs).
+    async fn conclude(&self, key: &ConversationKey, user: &ConversationMessage, answer: Option<Reply>) {
+        let away = !self.available();
+        let mut changes = Vec::new();
+        if answer.as_ref().is_some_and(|r| r.handoff) {
+            changes.extend([RecordChange::WantsHuman, RecordChange::Handoff { on: true }]);
+        }
+        if away {
+            // A no-op unless the conversation is (now) handed over; claimed for this answer.
+            changes.push(RecordChange::FollowUp { seq: user.seq });
+        }
+        let said = answer.as_ref().is_some_and(|r| r.says_follow_up);
+        let record = match answer {
+            Some(reply) if !reply.text.is_empty() => self.store_bot(key, user, reply, changes).await,
+            // No text (the engine chose silence, or a webhook only asked for a person): the
+            // record still learns of it, and a visitor with nobody to answer hears so.
+            _ if !changes.is_empty() => {
+                let id = self.shared.identity.conversation_id(&user.session_id);
+                self.change_record(&id, changes).await.ok()
+            }
+            _ => None,
+        };
+        let first = record.is_some_and(|r| r.handoff && r.follow_up_seq == user.seq);
+        if away && first && !said {
+            let notice = Reply {
+                text: clip(self.shared.reply.follow_up(), self.shared.config.max_text),
+                category: Some(FOLLOW_UP_CATEGORY.to_string()),
+                handoff: false,
+                says_follow_up: true,
+            };
+            self.store_bot(key, user, notice, Vec::new()).await;
+        }
+    }
+
     /// Stores `reply` as the bot's answer to `user`, and records it in the conversation's inbox
-    /// record: a reply that asks for a person marks the conversation, and hands it over (the
-    /// bot falls silent) when an operator is online.
-    async fn store_bot(&self, key: &ConversationKey, user: &ConversationMessage, reply: Reply) {
+    /// record with `extra` changes; returns the record after them.
+    async fn store_bot(
+        &self,
+        key: &ConversationKey,
+        user: &ConversationMessage,
+        reply: Reply,
+        extra: Vec<RecordChange>,
+    ) -> Option<ConversationSummary> {
         let id = self.shared.ids.next();
-        let handoff = reply.handoff;
         let mut bot = ConversationMessage {
             id: id.clone(),
             seq: 0,
@@ -158,16 +210,12 @@ impl Hub {
             Ok(appended) => {
                 Metrics::add(&self.shared.metrics.replies, 1);
                 bot.seq = appended.seq;
-                let mut extra = Vec::new();
-                if handoff {
-                    extra.push(RecordChange::WantsHuman);
-                    if self.available() {
-                        extra.push(RecordChange::Handoff { on: true });
-                    }
-                }
-                self.record_activity(&user.session_id, &bot, Role::Bot, extra, None).await;
+                self.record_activity(&user.session_id, &bot, Role::Bot, extra, None).await
             }
-            Err(e) => tracing::warn!(error = %e, "storing the bot reply failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "storing the bot reply failed");
+                None
+            }
         }
     }
 

@@ -65,7 +65,14 @@ pub(crate) async fn sign_in(
     let addr = client_of_request(&hub, &extensions, &headers).key();
     if let Err(wait_ms) = hub.signin_limiter().admit(&name, addr) {
         crate::metrics::Metrics::add(&hub.metrics().signin_refused, 1);
-        let mut r = Refusal::new(ErrorCode::RateLimited, "too many sign-in attempts; wait and try again");
+        // The seconds are the `Retry-After` header's, rounded the same way, so the page and the
+        // header agree.
+        let secs = wait_ms.div_ceil(1000).max(1);
+        let unit = if secs == 1 { "second" } else { "seconds" };
+        let mut r = Refusal::new(
+            ErrorCode::RateLimited,
+            format!("too many sign-in attempts; wait {secs} {unit} and try again"),
+        );
         r.retry_after_ms = Some(wait_ms);
         return Err(r.into());
     }
@@ -308,7 +315,7 @@ pub(crate) async fn put_canned(
 ) -> Result<Response, ApiError> {
     let canned: CannedReply = body(&hub, raw).await?;
     check_shortcut(&canned.shortcut)?;
-    hub.check_text(&canned.text)?;
+    hub.check_text(&canned.text, "the canned reply (`text`)")?;
     hub.inbox_store()?.put_canned(canned.clone()).await.map_err(Refusal::from)?;
     Ok((StatusCode::CREATED, Json(canned)).into_response())
 }

@@ -1,27 +1,39 @@
 //! `natter-hub operator add|list|remove|passwd NAME`: managing operators in the configured
 //! database (`--db`, or `--redis-url` for many hubs). Passwords are read from standard input —
 //! one line, so `printf '%s\n' "$PASSWORD" | natter-hub operator add ada` works in scripts —
-//! never from a flag, which would leave them in shell history and `ps`.
+//! never from a flag, which would leave them in shell history and `ps`. At a terminal the
+//! password is typed without echo (rpassword), twice, so a typo nobody saw cannot lock the
+//! operator out.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::{BufRead as _, IsTerminal as _};
 
 use super::password;
 use crate::config::{Config, OperatorAction};
 use crate::error::HubError;
 use crate::store::inbox::OperatorRecord;
 
+fn unreadable(e: std::io::Error) -> HubError {
+    HubError::Config(format!("cannot read the password from standard input: {e}"))
+}
+
+/// Reads a password: at a terminal without echo, prompted with `prompt` and then asked again to
+/// confirm; from piped standard input as one line, without a prompt.
 fn read_password(prompt: &str) -> Result<String, HubError> {
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("{prompt}");
-        let _ = std::io::stderr().flush();
-    }
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| HubError::Config(format!("cannot read the password from standard input: {e}")))?;
-    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    let password = if stdin.is_terminal() {
+        let first = rpassword::prompt_password(prompt).map_err(unreadable)?;
+        // The rules first: no point typing a too-short password twice.
+        password::check_password(&first).map_err(HubError::Config)?;
+        let again = rpassword::prompt_password("The same password again: ").map_err(unreadable)?;
+        if again != first {
+            return Err(HubError::Config("the two passwords differ; nothing was changed".into()));
+        }
+        first
+    } else {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line).map_err(unreadable)?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    };
     password::check_password(&password).map_err(HubError::Config)?;
     Ok(password)
 }

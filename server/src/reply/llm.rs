@@ -298,6 +298,7 @@ impl LlmEngine {
             text: clip(&text, self.settings.max_chars),
             category: Some(CATEGORY.to_string()),
             handoff,
+            says_follow_up: false,
         }))
     }
 }
@@ -324,6 +325,10 @@ impl ReplyEngine for LlmEngine {
 
     fn fallback(&self, request: &ReplyRequest) -> Option<Reply> {
         self.fallback.answer(request)
+    }
+
+    fn follow_up(&self) -> &str {
+        self.fallback.follow_up()
     }
 }
 

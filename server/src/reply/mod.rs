@@ -98,11 +98,20 @@ pub struct Reply {
     pub text: String,
     /// Why this answer was chosen (the rule category), shown as `category` on the wire.
     pub category: Option<String>,
-    /// The answer asks for a person: the conversation is marked for operators and, when one
-    /// is online, the bot falls silent in it (the handoff) until it is closed. When nobody is
-    /// online the bot keeps answering and the reply says a person will follow up.
+    /// The answer asks for a person: the conversation is marked for operators and handed over
+    /// (until it is closed, the bot falls silent in it whenever an operator is online). While
+    /// nobody is online the bot keeps answering, and the hub says once that a person will follow
+    /// up (see [`ReplyEngine::follow_up`]).
     pub handoff: bool,
+    /// The text itself tells the visitor that a person will follow up (a handoff rule's
+    /// `away_reply`), so the hub adds no [`ReplyEngine::follow_up`] message of its own.
+    pub says_follow_up: bool,
 }
+
+/// What the bot says when it answers in a conversation handed to a person while nobody is
+/// online, when the rules file sets no `follow_up` text of its own.
+pub const DEFAULT_FOLLOW_UP: &str = "Nobody from our team is online right now. A person will follow up here \
+as soon as they're back; until then, I'll keep answering.";
 
 /// Why an engine could not answer. The hub logs it and stores [`ReplyEngine::fallback`]. Each
 /// message names the backend and its URL; [`ReplyError::kind`] sorts failures for the log
@@ -158,6 +167,13 @@ pub trait ReplyEngine: Send + Sync + 'static {
     fn fallback(&self, _request: &ReplyRequest) -> Option<Reply> {
         None
     }
+
+    /// Said once (as a `bot` message with category `follow_up`) when the bot answers in a
+    /// conversation handed to a person while no operator is online: that a person will follow
+    /// up. The rules file's `follow_up` text, else [`DEFAULT_FOLLOW_UP`].
+    fn follow_up(&self) -> &str {
+        DEFAULT_FOLLOW_UP
+    }
 }
 
 /// What a network backend answers with when it fails (`--reply-fallback`).
@@ -183,6 +199,15 @@ impl Fallback {
         match self {
             Fallback::Rules(rules) => rules.author(),
             Fallback::Silent => None,
+        }
+    }
+
+    /// The "a person will follow up" text: the rules file's, which speaks for the bot whatever
+    /// answers, else [`DEFAULT_FOLLOW_UP`].
+    pub fn follow_up(&self) -> &str {
+        match self {
+            Fallback::Rules(rules) => rules.follow_up(),
+            Fallback::Silent => DEFAULT_FOLLOW_UP,
         }
     }
 }

@@ -14,14 +14,16 @@
 //!
 //! A rule with `handoff = true` asks for a person (the built-in file has one for "human",
 //! "agent", "talk to someone", …): its `reply` is said when an operator is online (who then
-//! takes over), its `away_reply` when nobody is (the bot keeps answering).
+//! takes over), its `away_reply` when nobody is (the bot keeps answering; the away reply says
+//! that a person will follow up). The file's `follow_up` text is what the bot says, once, when
+//! it answers in a handed-over conversation while nobody is online (see `hub/reply.rs`).
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use thiserror::Error;
 
-use super::{Reply, ReplyEngine, ReplyError, ReplyRequest};
+use super::{Reply, ReplyEngine, ReplyError, ReplyRequest, DEFAULT_FOLLOW_UP};
 use crate::store::BoxFuture;
 
 /// The rules file shipped with the hub, used when `--rules` is not given.
@@ -43,6 +45,8 @@ struct RulesFile {
     #[serde(default)]
     author: Option<String>,
     fallback: String,
+    #[serde(default)]
+    follow_up: Option<String>,
     #[serde(default)]
     rule: Vec<RuleFile>,
 }
@@ -80,6 +84,8 @@ pub struct Answer<'a> {
     pub text: String,
     /// The rule asks for a person.
     pub handoff: bool,
+    /// The text is a handoff rule's `away_reply`, which says a person will follow up.
+    pub says_follow_up: bool,
 }
 
 /// Keyword rules with a fallback answer.
@@ -88,6 +94,8 @@ pub struct RulesEngine {
     author: Option<String>,
     rules: Vec<Rule>,
     fallback: String,
+    /// Said once when the bot answers in a handed-over conversation while nobody is online.
+    follow_up: String,
 }
 
 /// Cuts text into lowercase words: runs of letters and digits, with apostrophes inside a word
@@ -125,6 +133,12 @@ impl RulesEngine {
         let file: RulesFile = toml::from_str(text).map_err(|e| err(format!("is not valid: {e}")))?;
         if file.fallback.trim().is_empty() {
             return Err(err("`fallback` is empty; it is the answer when no rule matches".into()));
+        }
+        if file.follow_up.as_deref().is_some_and(|f| f.trim().is_empty()) {
+            return Err(err(
+                "`follow_up` is empty; it tells a visitor that a person will follow up (leave it out for the default)"
+                    .into(),
+            ));
         }
         let mut rules = Vec::with_capacity(file.rule.len());
         for (i, r) in file.rule.into_iter().enumerate() {
@@ -166,7 +180,17 @@ impl RulesEngine {
                 away_reply: r.away_reply,
             });
         }
-        Ok(RulesEngine { author: file.author, rules, fallback: file.fallback })
+        Ok(RulesEngine {
+            author: file.author,
+            rules,
+            fallback: file.fallback,
+            follow_up: file.follow_up.unwrap_or_else(|| DEFAULT_FOLLOW_UP.to_string()),
+        })
+    }
+
+    /// The `follow_up` text (see [`ReplyEngine::follow_up`]).
+    pub fn follow_up(&self) -> &str {
+        &self.follow_up
     }
 
     /// The answer for `message` on `page`: `(category, text)`, category `None` for the fallback
@@ -184,17 +208,17 @@ impl RulesEngine {
             .rules
             .iter()
             .find(|r| r.keywords.iter().any(|k| text.windows(k.len()).any(|w| w == k.as_slice())));
-        let (category, template, handoff) = match hit {
+        let (category, template, handoff, says_follow_up) = match hit {
             Some(r) => {
-                let template = match (&r.away_reply, operators_online) {
-                    (Some(away), false) => away.as_str(),
-                    _ => r.reply.as_str(),
+                let (template, away) = match (&r.away_reply, operators_online) {
+                    (Some(away), false) => (away.as_str(), true),
+                    _ => (r.reply.as_str(), false),
                 };
-                (Some(r.category.as_str()), template, r.handoff)
+                (Some(r.category.as_str()), template, r.handoff, away)
             }
-            None => (None, self.fallback.as_str(), false),
+            None => (None, self.fallback.as_str(), false, false),
         };
-        Answer { category, text: template.replace("{page}", page_phrase(page)), handoff }
+        Answer { category, text: template.replace("{page}", page_phrase(page)), handoff, says_follow_up }
     }
 }
 
@@ -252,7 +276,12 @@ impl ReplyEngine for RulesEngine {
             text: a.text,
             category: Some(a.category.unwrap_or("fallback").to_string()),
             handoff: a.handoff,
+            says_follow_up: a.says_follow_up,
         })
+    }
+
+    fn follow_up(&self) -> &str {
+        &self.follow_up
     }
 }
 
@@ -299,6 +328,7 @@ mod tests {
             let away = e.answer_with(text, None, false);
             assert!(away.handoff && away.text != online.text, "{text}: away says something else");
             assert!(away.text.contains("follow up"), "{}", away.text);
+            assert!(away.says_follow_up && !online.says_follow_up, "{text}");
         }
         assert!(!e.answer_with("hello", None, false).handoff);
         let err = RulesEngine::parse(
@@ -308,6 +338,18 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("no `handoff = true`"), "{err}");
+    }
+
+    #[test]
+    fn the_follow_up_text_is_the_files_or_the_default() {
+        let shipped = RulesEngine::builtin().unwrap();
+        assert_eq!(shipped.follow_up(), DEFAULT_FOLLOW_UP, "the shipped file spells out the default");
+        let own = RulesEngine::parse("fallback = \"f\"\nfollow_up = \"Back soon.\"\n", "o.toml").unwrap();
+        assert_eq!(own.follow_up(), "Back soon.");
+        let none = RulesEngine::parse("fallback = \"f\"\n", "n.toml").unwrap();
+        assert_eq!(none.follow_up(), DEFAULT_FOLLOW_UP);
+        let err = RulesEngine::parse("fallback = \"f\"\nfollow_up = \" \"\n", "e.toml").unwrap_err();
+        assert!(err.to_string().contains("`follow_up` is empty"), "{err}");
     }
 
     #[test]

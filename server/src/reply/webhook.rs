@@ -242,10 +242,17 @@ impl WebhookEngine {
         let answer: Answer = serde_json::from_slice(&body)
             .map_err(|e| malformed(format!("the answer is not JSON like {{\"reply\": \"text\"}}: {e}")))?;
         let category = answer.category.map(|c| clip(&c, MAX_CATEGORY_CHARS)).filter(|c| !c.is_empty());
-        Ok(answer.reply.filter(|t| !t.trim().is_empty()).map(|text| Reply {
-            text: clip(&text, self.max_chars),
+        let text = answer.reply.filter(|t| !t.trim().is_empty()).map(|t| clip(&t, self.max_chars));
+        // `{"reply": null, "handoff": true}` asks for a person without a word of its own: the
+        // hub still hands the conversation over (an empty text stores no message).
+        if text.is_none() && !answer.handoff {
+            return Ok(None);
+        }
+        Ok(Some(Reply {
+            text: text.unwrap_or_default(),
             category: Some(category.unwrap_or_else(|| CATEGORY.to_string())),
             handoff: answer.handoff,
+            says_follow_up: false,
         }))
     }
 }
@@ -268,6 +275,10 @@ impl ReplyEngine for WebhookEngine {
 
     fn fallback(&self, request: &ReplyRequest) -> Option<Reply> {
         self.fallback.answer(request)
+    }
+
+    fn follow_up(&self) -> &str {
+        self.fallback.follow_up()
     }
 }
 

@@ -56,7 +56,8 @@ pub struct OperatorSession {
 pub enum RecordChange {
     /// A message was stored: newest activity (applied only when `seq` is newer than what the
     /// record has, so two hubs racing keep the newest), one more unread for a visitor message,
-    /// and a visitor message to a closed conversation opens it again.
+    /// a visitor message to a closed conversation opens it again, and an operator's message
+    /// means a person followed up (the bot may say again that one will, should they leave).
     Activity {
         /// Its seq.
         seq: u64,
@@ -87,6 +88,14 @@ pub enum RecordChange {
     },
     /// The visitor asked for a person.
     WantsHuman,
+    /// The bot answers the visitor message `seq` in a handed-off conversation while nobody is
+    /// online: claims "tell them a person will follow up" for that answer, unless it was told
+    /// already (see `ConversationSummary::follow_up_seq`). Nothing happens without a handoff.
+    /// Applied atomically, so of two answers racing only one claims it.
+    FollowUp {
+        /// The visitor message's seq.
+        seq: u64,
+    },
     /// An operator read the conversation.
     Read,
 }
@@ -110,6 +119,9 @@ pub fn apply(record: &mut ConversationSummary, changes: &[RecordChange]) {
                             record.status = ConversationState::Open;
                         }
                     }
+                    if *role == Role::Agent {
+                        record.follow_up_seq = 0;
+                    }
                 }
             }
             RecordChange::Context(context) => {
@@ -124,12 +136,18 @@ pub fn apply(record: &mut ConversationSummary, changes: &[RecordChange]) {
                 if *status == ConversationState::Closed {
                     record.handoff = false;
                     record.wants_human = false;
+                    record.follow_up_seq = 0;
                     record.unread = 0;
                 }
             }
             RecordChange::Assignee { assignee } => record.assignee = assignee.clone(),
             RecordChange::Handoff { on } => record.handoff = *on,
             RecordChange::WantsHuman => record.wants_human = true,
+            RecordChange::FollowUp { seq } => {
+                if record.handoff && record.follow_up_seq == 0 {
+                    record.follow_up_seq = *seq;
+                }
+            }
             RecordChange::Read => record.unread = 0,
         }
     }
@@ -176,6 +194,11 @@ pub trait InboxStore: Send + Sync {
 
     /// Every operator, by name.
     fn operators(&self) -> BoxFuture<'_, Result<Vec<OperatorRecord>, StoreError>>;
+
+    /// Whether there is any operator account (the hub asks every few seconds while nobody is
+    /// online, so widgets show availability only on a site with people to answer). Engines
+    /// answer it without reading every account.
+    fn has_operators(&self) -> BoxFuture<'_, Result<bool, StoreError>>;
 
     /// Removes an operator and ends their sessions; `Ok(false)` when there was none.
     fn remove_operator(&self, name: &str) -> BoxFuture<'_, Result<bool, StoreError>>;
@@ -292,6 +315,26 @@ mod tests {
         assert_eq!(r.status, ConversationState::Open);
     }
 
+    #[test]
+    fn a_person_will_follow_up_is_claimed_once_per_stretch_without_one() {
+        let mut r = ConversationSummary::default();
+        apply(&mut r, &[RecordChange::FollowUp { seq: 1 }]);
+        assert_eq!(r.follow_up_seq, 0, "no handoff, nothing to promise");
+        apply(&mut r, &[RecordChange::Handoff { on: true }, RecordChange::FollowUp { seq: 2 }]);
+        assert_eq!(r.follow_up_seq, 2);
+        apply(&mut r, &[RecordChange::FollowUp { seq: 4 }]);
+        assert_eq!(r.follow_up_seq, 2, "said once, not with every answer");
+        // An operator answers: a person followed up; when they are gone again it is said anew.
+        apply(&mut r, &[activity(5, Role::Agent)]);
+        assert_eq!(r.follow_up_seq, 0);
+        apply(&mut r, &[RecordChange::FollowUp { seq: 6 }]);
+        assert_eq!(r.follow_up_seq, 6);
+        apply(&mut r, &[RecordChange::Status { status: ConversationState::Closed }]);
+        assert_eq!((r.follow_up_seq, r.handoff), (0, false), "closing ends it all");
+        let json = serde_json::to_value(&r).expect("encodes");
+        assert!(json.get("followUpSeq").is_none(), "0 is not written: {json}");
+    }
+
     /// The Redis engine sends changes to its script as this JSON: every variant must encode.
     #[test]
     fn every_change_encodes_as_json() {
@@ -302,6 +345,7 @@ mod tests {
             RecordChange::Assignee { assignee: None },
             RecordChange::Handoff { on: true },
             RecordChange::WantsHuman,
+            RecordChange::FollowUp { seq: 7 },
             RecordChange::Read,
         ];
         let json = serde_json::to_string(&changes).expect("encodes");

@@ -2,7 +2,9 @@
 // their own browser context. Sign-in; a visitor's first message in both inboxes; replies both
 // ways with typing; the bot silent after an operator's reply; assignment seen by the second
 // operator; a private note that never reaches the visitor (checked on the visitor's WebSocket
-// frames); close and reopen; keyboard-only use and axe; screenshots light, dark and narrow.
+// frames); close and reopen; with everyone signed out the bot answers and says a person will
+// follow up; keyboard-only use and axe; canned replies listed, edited and deleted; the skip
+// link; screenshots light, dark and narrow. A hub without operators shows no availability line.
 // Then two hubs on a real redis-server: an operator on one answers a visitor on the other.
 import { test, expect } from '@playwright/test';
 import { execFileSync, spawn } from 'node:child_process';
@@ -152,13 +154,95 @@ test.describe('one hub', () => {
     await ada.getByRole('button', { name: 'Back to the list' }).click();
     await ada.screenshot({ path: join(SHOTS, 'inbox-narrow-list.png') });
 
-    // Signing out: the widget says nobody is online once both have left.
+    // Ada answers again (the reopened conversation is handed over to her once more), then both
+    // sign out: the widget says nobody is online, and the visitor writing is not left in
+    // silence: the bot answers and says once that a person will follow up.
+    await ada.setViewportSize({ width: 1280, height: 800 });
+    await item(ada).click();
+    await ada.locator('#composer-text').fill('Anything else I can do?');
+    await ada.keyboard.press('Enter');
+    await expect(w.withText('Anything else I can do?')).toBeVisible();
     await ada.getByRole('button', { name: 'Sign out' }).click();
     await bob.getByRole('button', { name: 'Sign out' }).click();
     await expect(visitor.locator("[part~=availability]")).toContainText(/Away/);
+    const bots = await w.messages('bot').count();
+    await say(visitor, 'One more question about my invoice');
+    await expect(w.messages('bot')).toHaveCount(bots + 2);
+    await expect(w.messages('bot').last()).toContainText('A person will follow up here');
     await visitor.screenshot({ path: join(SHOTS, 'widget-away.png') });
     await ada.screenshot({ path: join(SHOTS, 'inbox-signin.png') });
     await Promise.all([adaCtx.close(), bobCtx.close(), visitorCtx.close()]);
+  });
+
+  test('canned replies are listed, edited and deleted with the keyboard', async ({ browser }) => {
+    const ctx = await browser.newContext({ bypassCSP: true });
+    const page = await ctx.newPage();
+    await signIn(page, hub.url, 'ada');
+    const saved = page.getByRole('list', { name: 'Saved canned replies' });
+    // Open the section and add one, keyboard only.
+    await page.locator('#canned-admin summary').focus();
+    await page.keyboard.press('Enter');
+    await page.getByLabel('Shortcut').focus();
+    await page.keyboard.type('hours');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('We answer 9–17 on weekdays.');
+    await page.keyboard.press('Tab');
+    await expect(page.getByRole('button', { name: 'Save canned reply' })).toBeFocused();
+    await page.keyboard.press('Enter');
+    await expect(saved).toContainText('/hours');
+    await expect(saved).toContainText('We answer 9–17 on weekdays.');
+
+    // Edit: the form takes the reply, the focus goes to its text; saving replaces it.
+    await page.getByRole('button', { name: 'Edit /hours' }).focus();
+    await page.keyboard.press('Enter');
+    await expect(page.getByLabel('Text', { exact: true })).toBeFocused();
+    await expect(page.getByLabel('Shortcut')).toHaveValue('hours');
+    await page.getByLabel('Text', { exact: true }).fill('We answer 8–18 on weekdays.');
+    await page.keyboard.press('Tab');
+    await expect(page.getByRole('button', { name: 'Save changes' })).toBeFocused();
+    await page.keyboard.press('Enter');
+    await expect(saved).toContainText('We answer 8–18 on weekdays.');
+    await expect(saved).not.toContainText('9–17');
+    await expect(page.getByRole('button', { name: 'Edit /hours' })).toBeFocused();
+    await expect(page.getByRole('status').filter({ hasText: 'Saved /hours' })).toHaveCount(1);
+    expect(await axe(page)).toEqual([]);
+    await page.locator('#canned-admin').screenshot({ path: join(SHOTS, 'inbox-canned.png') });
+
+    // Delete: gone from the list and from the hub.
+    await page.getByRole('button', { name: 'Delete /hours' }).focus();
+    await page.keyboard.press('Enter');
+    await expect(saved).not.toContainText('/hours');
+    const all = await page.evaluate(async () => (await fetch('/inbox/api/canned')).json());
+    expect(all.map((c) => c.shortcut)).not.toContain('hours');
+    await ctx.close();
+  });
+
+  test('the skip link leads to something visible that takes the focus', async ({ browser }) => {
+    const ctx = await browser.newContext({ viewport: { width: 390, height: 800 } });
+    const page = await ctx.newPage();
+    await signIn(page, hub.url, 'ada');
+    const skip = page.locator('#skip');
+    // No conversation open: it leads to the list.
+    await skip.focus();
+    await expect(skip).toBeInViewport();
+    await expect(skip).toHaveText('Skip to the conversations');
+    await page.keyboard.press('Enter');
+    await expect(page.locator('#list-panel')).toBeFocused();
+    // A conversation open: to the reply box.
+    const visitorCtx = await browser.newContext();
+    const visitor = await visitorCtx.newPage();
+    await visitor.goto(hub.url);
+    await ready(visitor);
+    await say(visitor, 'Hello from the skip link test');
+    // (Any conversation will do; this one makes sure there is one.)
+    const item = page.locator('#list [data-id]').first();
+    await item.click();
+    await expect(page.locator('#composer-text')).toBeVisible();
+    await skip.focus();
+    await expect(skip).toHaveText('Skip to the reply box');
+    await page.keyboard.press('Enter');
+    await expect(page.locator('#composer-text')).toBeFocused();
+    await Promise.all([ctx.close(), visitorCtx.close()]);
   });
 
   test('after signing in with the keyboard the focus is on the list, not lost', async ({ browser }) => {
@@ -184,6 +268,32 @@ test.describe('one hub', () => {
     await expect(page.locator('#canned-error')).toHaveText(/HTTP 502/);
     await ctx.close();
   });
+});
+
+test('a hub without operators shows no availability line, until one is added', async ({ browser }) => {
+  test.slow();
+  const hub = await Hub.start();
+  try {
+    const ctx = await browser.newContext();
+    const visitor = await ctx.newPage();
+    await visitor.goto(hub.url);
+    const w = await ready(visitor);
+    await say(visitor, 'hello');
+    // The bot's answer comes after the hub said what it had to say about availability.
+    await expect(w.messages('bot')).toHaveCount(1);
+    const line = visitor.locator('[part~=availability]');
+    await expect(line).toBeHidden();
+    await visitor.screenshot({ path: join(SHOTS, 'widget-no-operators.png') });
+    // The first operator is added while the page is open: now there is someone to be away.
+    const db = ['--db', join(hub.dir, 'natter.db')];
+    addOperator(db, 'ada', 'Ada Lovelace');
+    await expect(line).toContainText(/Away/);
+    execFileSync(BIN, [...db, 'operator', 'remove', 'ada']);
+    await expect(line).toBeHidden();
+    await ctx.close();
+  } finally {
+    await hub.dispose();
+  }
 });
 
 test('an operator on one hub answers a visitor on another, through Redis', async ({ browser }) => {

@@ -101,7 +101,8 @@ pub(crate) struct Log {
     next_local_id: u64,
     /// The notice for a gap a resume could not fill, in the page's language.
     gap_notice: String,
-    /// Whether a person is online to answer, once the hub has said (`availability`).
+    /// Whether a person is online to answer, once the hub has said (`availability`); `None`
+    /// before that and while the hub has no operators at all (nothing to show).
     pub available: Option<bool>,
     /// When an operator closed the conversation (RFC 3339); `None` while it is open.
     pub closed: Option<String>,
@@ -419,7 +420,7 @@ impl Log {
                     Effect::StopTimer(Timer::Typing)
                 });
             }
-            ServerMessage::Availability(a) => self.available = Some(a.online),
+            ServerMessage::Availability(a) => self.available = a.online,
             ServerMessage::ConversationStatus(c) => {
                 self.closed = (c.status == ConversationState::Closed).then_some(c.timestamp);
             }

@@ -413,7 +413,8 @@ impl Dom {
         self.mute
             .set_attribute("title", self.strings.get(if model.muted { Key::Unmute } else { Key::Mute }))?;
 
-        // Whether a person is online (hubs without an operator inbox say nothing: no line).
+        // Whether a person is online (hubs without an operator inbox, or without operators, say
+        // nothing: no line).
         let available = match model.log.available {
             Some(true) => self.strings.get(Key::AvailableOnline),
             Some(false) => self.strings.get(Key::AvailableAway),

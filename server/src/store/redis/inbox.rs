@@ -47,6 +47,7 @@ for _, c in ipairs(cjson.decode(ARGV[5])) do
         r.unread = r.unread + 1
         if r.status == 'closed' then r.status = 'open' end
       end
+      if c.role == 'agent' then r.followUpSeq = nil end
     end
   elseif c.op == 'context' then
     for _, f in ipairs({'page', 'title', 'browser', 'user'}) do
@@ -57,6 +58,7 @@ for _, c in ipairs(cjson.decode(ARGV[5])) do
     if c.status == 'closed' then
       r.handoff = false
       r.wantsHuman = false
+      r.followUpSeq = nil
       r.unread = 0
     end
   elseif c.op == 'assignee' then
@@ -65,6 +67,8 @@ for _, c in ipairs(cjson.decode(ARGV[5])) do
     r.handoff = c.on
   elseif c.op == 'wants_human' then
     r.wantsHuman = true
+  elseif c.op == 'follow_up' then
+    if r.handoff and (r.followUpSeq == nil or r.followUpSeq == 0) then r.followUpSeq = c.seq end
   elseif c.op == 'read' then
     r.unread = 0
   end
@@ -196,6 +200,13 @@ impl InboxStore for RedisStore {
                 .collect::<Result<Vec<OperatorRecord>, _>>()?;
             ops.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(ops)
+        })
+    }
+
+    fn has_operators(&self) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let n: u64 = self.shared.note(self.shared.conn().hlen(self.key("operators")).await)?;
+            Ok(n > 0)
         })
     }
 

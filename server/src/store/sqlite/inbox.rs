@@ -123,6 +123,14 @@ impl InboxStore for SqliteStore {
         }))
     }
 
+    fn has_operators(&self) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(self.read(|conn| {
+            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM operators)")
+                .and_then(|mut s| s.query_row([], |r| r.get::<_, bool>(0)))
+                .map_err(backend)
+        }))
+    }
+
     fn remove_operator(&self, name: &str) -> BoxFuture<'_, Result<bool, StoreError>> {
         let name = name.to_owned();
         Box::pin(self.on_writer(move |conn| {

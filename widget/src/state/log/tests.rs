@@ -162,6 +162,7 @@ fn refusals_retry_a_few_times_then_fail_until_the_visitor_retries() {
         message: String::new(),
         id: Some("a".into()),
         retry_after_ms,
+        room: None,
     };
     let mut fx = Vec::new();
     assert!(!log.refused(&refusal(ErrorCode::RateLimited, Some(3_600_000)), &mut fx));
@@ -248,7 +249,7 @@ fn operators_replies_keep_their_name_and_availability_and_closing_are_kept() {
     let mut fx = Vec::new();
     assert_eq!(log.available, None, "a hub without an inbox says nothing");
     log.receive(
-        ServerMessage::Availability(natter_protocol::Availability { online: true }),
+        ServerMessage::Availability(natter_protocol::Availability { online: Some(true) }),
         true,
         AWAY,
         &mut fx,
@@ -268,12 +269,21 @@ fn operators_replies_keep_their_name_and_availability_and_closing_are_kept() {
     log.receive(ServerMessage::ConversationStatus(closed), true, AWAY, &mut fx);
     assert_eq!(log.closed.as_deref(), Some("2026-11-22T10:00:00Z"));
     log.receive(
-        ServerMessage::Availability(natter_protocol::Availability { online: false }),
+        ServerMessage::Availability(natter_protocol::Availability { online: Some(false) }),
         true,
         AWAY,
         &mut fx,
     );
     assert_eq!(log.available, Some(false));
+    // The last operator account was removed: there is nobody to be online, so nothing is shown
+    // (not "Away", which promises that someone comes back).
+    log.receive(
+        ServerMessage::Availability(natter_protocol::Availability { online: None }),
+        true,
+        AWAY,
+        &mut fx,
+    );
+    assert_eq!(log.available, None);
     // The visitor writes again: the conversation is open again.
     log.receive(ServerMessage::User(conv("u1", 3)), true, AWAY, &mut fx);
     assert_eq!(log.closed, None);
