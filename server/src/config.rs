@@ -164,8 +164,9 @@ pub struct Config {
     pub max_connections: Option<usize>,
 
     /// Most open connections from one client address (an IPv6 /64 counts as one); 0 for no
-    /// limit.
-    #[arg(long, env = "NATTER_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
+    /// limit. Sized for an office of a few hundred people behind one address, each with a few
+    /// tabs open (every tab holds a WebSocket, or a long-poll on the HTTP fallback).
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1024)]
     pub max_connections_per_address: usize,
 
     /// How long `GET /api/chat/poll` waits for a message before answering an empty history.
@@ -176,8 +177,10 @@ pub struct Config {
     #[arg(long, env = "NATTER_MAX_POLLS", default_value_t = 10_000)]
     pub max_polls: usize,
 
-    /// Most long-polls held at once for one client address; past it `rate_limited` (429).
-    #[arg(long, env = "NATTER_MAX_POLLS_PER_ADDRESS", default_value_t = 64)]
+    /// Most long-polls held at once for one client address; past it `rate_limited` (429). A
+    /// tab on the HTTP fallback (an office proxy that blocks WebSockets, say) holds one for its
+    /// chat and one per room it joined.
+    #[arg(long, env = "NATTER_MAX_POLLS_PER_ADDRESS", default_value_t = 512)]
     pub max_polls_per_address: usize,
 
     /// Reply rules file (TOML). Default: the rules shipped inside the hub (`server/rules.toml`).
@@ -200,13 +203,15 @@ pub struct Config {
     pub rate_burst: u32,
 
     /// Requests per second one client address may make, sustained: WebSocket connects and the
-    /// messages and joins sent on them, and every `/api` request.
-    #[arg(long, env = "NATTER_ADDRESS_RATE_PER_SEC", default_value_t = 20.0)]
+    /// messages, joins and token renewals sent on them, and every `/api` request. Sized for an
+    /// office of a hundred people with a few tabs each on the HTTP fallback (every tab re-polls
+    /// at least every `--poll-timeout` and probes the WebSocket in the background).
+    #[arg(long, env = "NATTER_ADDRESS_RATE_PER_SEC", default_value_t = 50.0)]
     pub address_rate_per_sec: f64,
 
     /// Requests one client address may make in a burst before its rate applies (0 turns
     /// limiting per address off).
-    #[arg(long, env = "NATTER_ADDRESS_RATE_BURST", default_value_t = 200)]
+    #[arg(long, env = "NATTER_ADDRESS_RATE_BURST", default_value_t = 500)]
     pub address_rate_burst: u32,
 
     /// Bytes per second each WebSocket may make the hub send, sustained: every frame it sends
@@ -216,9 +221,11 @@ pub struct Config {
     #[arg(long, env = "NATTER_FRAME_BUDGET", default_value_t = 1_048_576)]
     pub frame_budget: u64,
 
-    /// Rooms one client address may create per hour (a `join` of a room that does not exist
-    /// creates it); 0 for no limit.
-    #[arg(long, env = "NATTER_ROOM_CREATIONS_PER_HOUR", default_value_t = 60)]
+    /// Rooms one client address may create per hour (a `join` of a room that does not exist,
+    /// or a message posted to one over the HTTP fallback, creates it; so does a signed-in
+    /// user's `POST /api/rooms`); 0 for no limit. An office whose people open a few new
+    /// documents (rooms) an hour each stays well within it.
+    #[arg(long, env = "NATTER_ROOM_CREATIONS_PER_HOUR", default_value_t = 600)]
     pub room_creations_per_hour: u32,
 
     /// A room with no message and nobody in it is deleted once it is this old (`0` keeps
@@ -556,8 +563,12 @@ mod tests {
         let c = Config::parse_from(["natter-hub"]);
         assert!(c.trusted_proxies.is_empty() && c.api_key.is_none() && c.max_connections.is_none());
         assert_eq!((c.max_context, c.ring_bytes, c.max_replay_bytes), (8192, 65_536, 1_048_576));
-        assert_eq!((c.address_rate_per_sec, c.address_rate_burst, c.frame_budget), (20.0, 200, 1_048_576));
-        assert_eq!((c.max_polls, c.max_polls_per_address, c.max_connections_per_address), (10_000, 64, 256));
+        assert_eq!((c.address_rate_per_sec, c.address_rate_burst, c.frame_budget), (50.0, 500, 1_048_576));
+        assert_eq!(
+            (c.max_polls, c.max_polls_per_address, c.max_connections_per_address),
+            (10_000, 512, 1024)
+        );
+        assert_eq!(c.room_creations_per_hour, 600);
         assert_eq!(
             (c.header_timeout, c.empty_room_ttl),
             (Duration::from_secs(10), Duration::from_secs(86_400))

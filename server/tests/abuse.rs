@@ -12,6 +12,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use clap::Parser as _;
 use common::{session, Tab, TestHub, DEADLINE};
 use futures_util::{SinkExt, StreamExt};
 use natter_hub::Config;
@@ -342,6 +343,48 @@ async fn long_polls_are_capped_per_address_and_in_all() {
     for t in [a2, b1, c2] {
         t.abort();
     }
+}
+
+/// The default budgets per address let an honest office through: a hundred people behind one
+/// address with three tabs each, on the HTTP fallback (a proxy that blocks WebSockets): 300
+/// long-polls held at once, then everyone writes. Nothing is refused. (The earlier defaults —
+/// 256 connections, 64 polls, a burst of 200 requests per address — refused most of them.)
+#[tokio::test]
+async fn an_office_behind_one_address_is_not_throttled_by_the_defaults() {
+    let defaults = Config::parse_from(["natter-hub"]);
+    let mut config = Config::for_tests();
+    config.address_rate_per_sec = defaults.address_rate_per_sec;
+    config.address_rate_burst = defaults.address_rate_burst;
+    config.max_connections_per_address = defaults.max_connections_per_address;
+    config.max_polls_per_address = defaults.max_polls_per_address;
+    config.room_creations_per_hour = defaults.room_creations_per_hour;
+    config.poll_timeout = Duration::from_secs(10);
+    let hub = TestHub::with(config).await;
+    let office = http_from(loopback(20));
+    let polls: Vec<_> = (0..300)
+        .map(|tab| {
+            let person = tab % 100;
+            let r = office.get(hub.url(&format!("/api/chat/poll?session=office-{person}&after=0"))).send();
+            tokio::spawn(async move { r.await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    hub.wait_metric("natter_polls_waiting", 300).await;
+    let posts = futures_util::future::join_all((0..100).map(|person| {
+        office
+            .post(hub.url(&format!("/api/chat/messages?session=office-{person}")))
+            .json(&json!({"id": format!("m-{person}"), "message": "hello from the office"}))
+            .send()
+    }))
+    .await;
+    let posted: Vec<u16> = posts.into_iter().map(|r| r.expect("post").status().as_u16()).collect();
+    assert!(posted.iter().all(|s| *s == 200), "posts: {posted:?}");
+    for poll in polls {
+        let status =
+            tokio::time::timeout(DEADLINE, poll).await.expect("in time").expect("task").expect("poll");
+        assert_eq!(status, 200);
+    }
+    assert_eq!(hub.metric("natter_limited_total{limit=\"address_rate\"}").await, 0);
+    assert_eq!(hub.metric("natter_limited_total{limit=\"polls_per_address\"}").await, 0);
 }
 
 #[tokio::test]
