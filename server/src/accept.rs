@@ -128,7 +128,11 @@ pub(crate) async fn serve(
     let limit = connection_limit(hub.config().max_connections);
     hub.metrics().max_sockets.store(u64::try_from(limit).unwrap_or(u64::MAX), Ordering::Relaxed);
     if limit < usize::MAX {
-        tracing::info!(max_connections = limit, "connections past this are refused (see --max-connections)");
+        tracing::info!(
+            max_connections = limit,
+            max_connections_per_address = hub.limits().connections_per_address(),
+            "connections past this are refused (see --max-connections, --max-connections-per-address)"
+        );
     }
     // Every connection task holds a receiver; `closed` completes when the last one ends.
     let (done_tx, done_rx) = watch::channel(());
@@ -166,7 +170,9 @@ pub(crate) async fn serve(
             );
             r.retry_after_ms = Some(5000);
             Admission::Refuse(r)
-        } else if config.max_connections_per_address > 0 && !is_trusted(&config.trusted_proxies, peer.ip()) {
+        } else if hub.limits().connections_per_address() > 0
+            && !is_trusted(&config.trusted_proxies, peer.ip())
+        {
             match hub.hold_connection(AddrKey::of(peer.ip())) {
                 Ok(slot) => Admission::Admit(Some(slot)),
                 Err(r) => Admission::Refuse(r),

@@ -12,6 +12,10 @@ use ipnet::IpNet;
 
 use crate::address::parse_trusted_proxy;
 
+/// `--max-connections-per-address` when not given, unless a quarter of `--max-connections` is
+/// smaller.
+pub const CONNECTIONS_PER_ADDRESS: usize = 1024;
+
 /// The shortest `--api-key` the hub accepts, in bytes: the key grants every room, so it must
 /// not be guessable by trying.
 pub const MIN_API_KEY_BYTES: usize = 16;
@@ -164,10 +168,12 @@ pub struct Config {
     pub max_connections: Option<usize>,
 
     /// Most open connections from one client address (an IPv6 /64 counts as one); 0 for no
-    /// limit. Sized for an office of a few hundred people behind one address, each with a few
-    /// tabs open (every tab holds a WebSocket, or a long-poll on the HTTP fallback).
-    #[arg(long, env = "NATTER_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1024)]
-    pub max_connections_per_address: usize,
+    /// limit. Default: 1,024 — an office of a few hundred people behind one address, each with
+    /// a few tabs open (every tab holds a WebSocket, or a long-poll on the HTTP fallback) — or a
+    /// quarter of --max-connections when that is smaller, so that a few addresses never hold
+    /// every connection the hub has.
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
 
     /// How long `GET /api/chat/poll` waits for a message before answering an empty history.
     #[arg(long, env = "NATTER_POLL_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
@@ -468,6 +474,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Config {
+    /// The `--max-connections-per-address` in force on a hub that holds at most `global`
+    /// connections (`--max-connections` as resolved): the flag, or [`CONNECTIONS_PER_ADDRESS`]
+    /// capped at a quarter of `global`. `0` is no limit.
+    pub fn connections_per_address(&self, global: usize) -> usize {
+        self.max_connections_per_address.unwrap_or_else(|| CONNECTIONS_PER_ADDRESS.min(global / 4).max(1))
+    }
+
     /// Who may join rooms: `--room-access`, or its default (`identified` when identity tokens
     /// can be verified, `open` otherwise).
     pub fn room_access(&self) -> RoomAccess {
@@ -496,7 +509,7 @@ impl Config {
         // Every test client connects from 127.0.0.1, so budgets per client address would add
         // up across unrelated tests' tabs; the tests of those budgets turn them back on.
         c.address_rate_burst = 0;
-        c.max_connections_per_address = 0;
+        c.max_connections_per_address = Some(0);
         c.max_polls_per_address = 0;
         c.room_creations_per_hour = 0;
         c
@@ -566,8 +579,12 @@ mod tests {
         assert_eq!((c.address_rate_per_sec, c.address_rate_burst, c.frame_budget), (50.0, 500, 1_048_576));
         assert_eq!(
             (c.max_polls, c.max_polls_per_address, c.max_connections_per_address),
-            (10_000, 512, 1024)
+            (10_000, 512, None)
         );
+        assert_eq!(c.connections_per_address(1_000_000), 1024);
+        assert_eq!(c.connections_per_address(960), 240, "a quarter of a small hub");
+        let no_limit = Config::parse_from(["natter-hub", "--max-connections-per-address", "0"]);
+        assert_eq!(no_limit.connections_per_address(960), 0);
         assert_eq!(c.room_creations_per_hour, 600);
         assert_eq!(
             (c.header_timeout, c.empty_room_ttl),

@@ -175,7 +175,7 @@ pub(crate) async fn upgrade(
             ),
         )
     })?;
-    if client.forwarded && hub.config().max_connections_per_address > 0 {
+    if client.forwarded && hub.limits().connections_per_address() > 0 {
         params.held = Some(hub.hold_connection(client.key())?);
     }
     let max = hub.config().max_frame;

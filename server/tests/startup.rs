@@ -181,6 +181,14 @@ fn the_open_file_limit_is_raised_and_logged() {
         .and_then(|v| v.parse().ok())
         .expect("a number");
     assert!(n > 512 && n < hard, "{cap}");
+    // The per-address cap in force is logged with it: 1,024, or a quarter of the hub's cap.
+    let per_address: u64 = cap
+        .split("max_connections_per_address=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("a number");
+    assert_eq!(per_address, (n / 4).min(1024), "{cap}");
 }
 
 /// A hub started in `dir` with `args`, until it logs that it listens: returns the child, the

@@ -38,6 +38,9 @@ pub(crate) struct Limits {
     held: Mutex<HashMap<AddrKey, Held>>,
     /// Long-polls held now, all addresses together.
     polls: Mutex<usize>,
+    /// `--max-connections-per-address` in force (see `Config::connections_per_address`); 0 for
+    /// no limit.
+    connections_per_address: usize,
 }
 
 impl std::fmt::Debug for Limits {
@@ -75,7 +78,14 @@ impl Limits {
             Quota::with_period(Duration::from_secs(3600) / n.get())
                 .map(|q| RateLimiter::keyed(q.allow_burst(n)))
         });
-        Limits { requests, rooms, held: Mutex::default(), polls: Mutex::new(0) }
+        let global = crate::accept::connection_limit(config.max_connections);
+        let connections_per_address = config.connections_per_address(global);
+        Limits { requests, rooms, held: Mutex::default(), polls: Mutex::new(0), connections_per_address }
+    }
+
+    /// `--max-connections-per-address` in force; 0 for no limit.
+    pub(crate) fn connections_per_address(&self) -> usize {
+        self.connections_per_address
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<AddrKey, Held>> {
@@ -147,7 +157,7 @@ impl Hub {
     /// Holds one more connection of `addr` (`--max-connections-per-address`) for as long as
     /// the slot lives.
     pub(crate) fn hold_connection(&self, addr: AddrKey) -> Result<Slot, Refusal> {
-        let max = self.shared.config.max_connections_per_address;
+        let max = self.shared.limits.connections_per_address;
         let mut held = self.shared.limits.held();
         let entry = held.entry(addr).or_default();
         if max > 0 && entry.connections as usize >= max {
@@ -275,7 +285,7 @@ mod tests {
     #[tokio::test]
     async fn held_counts_are_given_back() {
         let hub = hub(|c| {
-            c.max_connections_per_address = 2;
+            c.max_connections_per_address = Some(2);
             c.max_polls_per_address = 1;
             c.max_polls = 2;
         });
