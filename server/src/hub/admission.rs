@@ -26,12 +26,21 @@ pub(crate) struct Refusal {
     pub(crate) retry_after_ms: Option<u64>,
     /// The room the refused frame was about.
     pub(crate) room: Option<String>,
+    /// What the request names does not exist (an unknown conversation): an HTTP API answers
+    /// 404 rather than 400. The wire code stays the one in `code`.
+    pub(crate) missing: bool,
 }
 
 impl Refusal {
     /// A refusal with `code` and `message`.
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Refusal { code, message: message.into(), id: None, retry_after_ms: None, room: None }
+        Refusal { code, message: message.into(), id: None, retry_after_ms: None, room: None, missing: false }
+    }
+
+    /// Marks the refusal as naming something that does not exist (see `missing`).
+    pub(crate) fn missing(mut self) -> Self {
+        self.missing = true;
+        self
     }
 
     /// Sets the refused message's id.

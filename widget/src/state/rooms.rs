@@ -29,6 +29,7 @@
 use crate::outbox::{Outbox, OutboxEntry};
 use crate::state::log::Delivery;
 use crate::state::Outgoing;
+use crate::wire::push_u64;
 use natter_protocol::{
     validate_room_id, ErrorCode, ErrorFrame, History, Member, RoomInfo, RoomMessage, ServerMessage,
 };
@@ -523,7 +524,12 @@ impl Room {
             }
         }
         if let (false, Some(gap)) = (h.complete, h.gap) {
-            let message = format!("messages {} to {} of this room could not be loaded", gap.from, gap.to);
+            // Written without `format!`: core::fmt is kilobytes of wasm.
+            let mut message = String::from("messages ");
+            push_u64(&mut message, gap.from);
+            message.push_str(" to ");
+            push_u64(&mut message, gap.to);
+            message.push_str(" of this room could not be loaded");
             self.note(RoomNotice::Error { code: ErrorCode::Unavailable, message }, fx);
         }
         self.see_seq(h.last_seq);
@@ -618,8 +624,11 @@ impl Rooms {
                 let mut room = Room::new(id, name);
                 // (Not the protocol error's own text: its `{:?}` of a character would bring
                 // Rust's debug escaping into the wasm for one message.)
-                let message =
-                    format!("bad room id \"{}\": 1 to 64 letters, digits, '-', '_', '.' or ':'", room.id);
+                let message = crate::wire::cat(&[
+                    "bad room id \"",
+                    &room.id,
+                    "\": 1 to 64 letters, digits, '-', '_', '.' or ':'",
+                ]);
                 room.refuse(ErrorCode::InvalidMessage, message, fx);
                 self.list.push(room);
             }
@@ -766,9 +775,9 @@ impl Rooms {
                     if let Some(i) = room.queued.iter().position(|q| matches!(q, Queued::Update(_))) {
                         room.queued.remove(i);
                     }
-                    let message = format!(
-                        "more than {QUEUED_UPDATES_KEPT} updates waited for the room; the oldest was dropped"
-                    );
+                    let mut message = String::from("more than ");
+                    push_u64(&mut message, QUEUED_UPDATES_KEPT as u64);
+                    message.push_str(" updates waited for the room; the oldest was dropped");
                     room.note(RoomNotice::Error { code: ErrorCode::TooLarge, message }, fx);
                 }
                 room.queued.push(Queued::Update(data));

@@ -177,13 +177,25 @@ impl Natter {
             "cursor" | "update" => {
                 let kind = if op == "cursor" { RelayKind::Cursor } else { RelayKind::Update };
                 let data = rooms::relay_text(&arg).map_err(|why| {
-                    JsValue::from(js_sys::TypeError::new(&format!("natter: room \"{room}\": {why}")))
+                    JsValue::from(js_sys::TypeError::new(&crate::wire::cat(&[
+                        "natter: room \"",
+                        &room,
+                        "\": ",
+                        &why,
+                    ])))
                 })?;
                 RoomCall::Relay { room, kind, data }
             }
             "read" => RoomCall::Read { room },
             "watch" => RoomCall::Watch { room: (!room.is_empty()).then_some(room) },
-            other => return Err(js_sys::TypeError::new(&format!("natter: no room call \"{other}\"")).into()),
+            other => {
+                return Err(js_sys::TypeError::new(&crate::wire::cat(&[
+                    "natter: no room call \"",
+                    other,
+                    "\"",
+                ]))
+                .into())
+            }
         };
         self.rt.dispatch(Event::Room(call));
         Ok(JsValue::UNDEFINED)

@@ -207,7 +207,7 @@ pub(crate) async fn post(end: &Endpoint, who: &Credentials, out: &Outgoing, sign
     if let Some(h) = headers(who, true) {
         init.set_headers(&h);
     }
-    let mut answer = fetch_json(&format!("{}/api/chat/messages", end.http), &init).await;
+    let mut answer = fetch_json(&crate::wire::cat(&[&end.http, "/api/chat/messages"]), &init).await;
     answer.frame = answer.frame.filter(|m| matches!(m, ServerMessage::Ack(_) | ServerMessage::Error(_)));
     answer
 }
@@ -227,8 +227,12 @@ pub(crate) async fn poll_room(
         init.set_headers(&h);
     }
     let room = String::from(js_sys::encode_uri_component(room));
-    let after = after.map(|a| format!("&after={a}")).unwrap_or_default();
-    let mut answer = fetch_json(&format!("{}/api/chat/poll?room={room}{after}", end.http), &init).await;
+    let mut url = crate::wire::cat(&[&end.http, "/api/chat/poll?room=", &room]);
+    if let Some(a) = after {
+        url.push_str("&after=");
+        crate::wire::push_u64(&mut url, a);
+    }
+    let mut answer = fetch_json(&url, &init).await;
     answer.frame = match answer.frame {
         Some(ServerMessage::History(h)) if answer.ok => Some(ServerMessage::History(h)),
         Some(e @ ServerMessage::Error(_)) if !answer.ok => Some(e),
@@ -247,7 +251,7 @@ pub(crate) async fn post_room(end: &Endpoint, who: &Credentials, body: &str, sig
     if let Some(h) = headers(who, true) {
         init.set_headers(&h);
     }
-    let mut answer = fetch_json(&format!("{}/api/chat/messages", end.http), &init).await;
+    let mut answer = fetch_json(&crate::wire::cat(&[&end.http, "/api/chat/messages"]), &init).await;
     answer.frame = answer.frame.filter(|m| matches!(m, ServerMessage::Ack(_) | ServerMessage::Error(_)));
     answer
 }

@@ -109,13 +109,13 @@ impl Store {
 
     /// The outbox of `room` a previous page left behind.
     pub(crate) fn room_outbox(&self, room: &str) -> Vec<OutboxEntry> {
-        self.entries(&format!("{ROOM_OUTBOX_PREFIX}{room}"))
+        self.entries(&crate::wire::cat(&[ROOM_OUTBOX_PREFIX, room]))
     }
 
     /// Persists the outbox of `room` like [`Store::save_outbox`] (`done`: ids this tab saw
     /// stored or dropped); `None` removes it (the room was left).
     pub(crate) fn save_room_outbox(&self, room: &str, outbox: Option<(&[OutboxEntry], &[String])>) {
-        let key = format!("{ROOM_OUTBOX_PREFIX}{room}");
+        let key = crate::wire::cat(&[ROOM_OUTBOX_PREFIX, room]);
         let Some((entries, done)) = outbox else { return self.remove(&key) };
         let all = crate::outbox::merge_for_storage(entries, self.entries(&key), done);
         if all.is_empty() {

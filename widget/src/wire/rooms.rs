@@ -2,7 +2,7 @@
 //! `chain_update`), by hand like the rest of [`crate::wire`]. The tests parse each with
 //! serde_json into `natter_protocol::ClientMessage`, so the shapes cannot drift.
 
-use super::push_field;
+use super::{push_field, push_u64};
 use crate::state::rooms::{RelayKind, RoomOut};
 
 /// The body of a room message sent over the HTTP fallback: the `chat` frame plus the name the
@@ -36,7 +36,8 @@ pub(crate) fn room_frame(frame: &RoomOut) -> String {
                 push_field(&mut b, "name", n);
             }
             if let Some(a) = after {
-                b.push_str(&format!(",\"after\":{a}"));
+                b.push_str(",\"after\":");
+                push_u64(&mut b, *a);
             }
         }
         RoomOut::Leave { room: r } => room(&mut b, "leave", r),
