@@ -37,7 +37,7 @@ mod tests {
 
     #[test]
     fn numbers_read_as_format_writes_them() {
-        for n in [0, 1, 9, 10, 99, 100, 4_096, 2_147_483_647, 9_007_199_254_740_991, u64::MAX] {
+        for n in [0, 1, 7, 9, 10, 99, 100, 4_096, 2_147_483_647, 9_007_199_254_740_991, u64::MAX] {
             assert_eq!(decimal(n), format!("{n}"));
         }
         let mut s = String::from("seq ");
@@ -48,6 +48,7 @@ mod tests {
     #[test]
     fn join_concatenates() {
         assert_eq!(join(&["wss://", "hub.example", "/ws/chat"]), "wss://hub.example/ws/chat");
+        assert_eq!(join(&["a", "", "bc", "\u{e9}"]), "abc\u{e9}");
         assert_eq!(join(&[]), "");
     }
 }

@@ -15,7 +15,7 @@ mod rooms;
 pub(crate) use rooms::{room_chat_http, room_frame};
 
 /// Appends `s` as a JSON string literal.
-fn push_string(buf: &mut String, s: &str) {
+pub(crate) fn push_string(buf: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     buf.push('"');
     for c in s.chars() {
@@ -39,7 +39,8 @@ fn push_string(buf: &mut String, s: &str) {
     buf.push('"');
 }
 
-fn push_field(buf: &mut String, name: &str, value: &str) {
+/// Appends `"name":"value"`, both as JSON string literals.
+pub(crate) fn push_field(buf: &mut String, name: &str, value: &str) {
     push_string(buf, name);
     buf.push(':');
     push_string(buf, value);
@@ -150,9 +151,12 @@ mod tests {
                 message: out.text.clone(),
                 timestamp: Some(out.time.clone()),
                 session_id: None,
-                context: Some(serde_json::json!({
-                    "page": "/pricing?a=\"b\"", "title": "Pricing", "plan": { "tier": "pro" }
-                })),
+                context: Some(
+                    serde_json::json!({
+                        "page": "/pricing?a=\"b\"", "title": "Pricing", "plan": { "tier": "pro" }
+                    })
+                    .into()
+                ),
             })
         );
         // Without a context the field is left out: the hub then uses the connection's page.

@@ -15,15 +15,15 @@ use natter_protocol::{
 };
 use wasm_bindgen::{JsCast, JsValue};
 
-/// Reads properties of a parsed JSON object.
-struct Obj<'a>(&'a JsValue);
+/// Reads properties of a parsed JSON object (also the relays', in `web::rooms`).
+pub(super) struct Obj<'a>(pub(super) &'a JsValue);
 
 impl Obj<'_> {
-    fn get(&self, key: &str) -> JsValue {
+    pub(super) fn get(&self, key: &str) -> JsValue {
         js_sys::Reflect::get(self.0, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
     }
 
-    fn string(&self, key: &str) -> Option<String> {
+    pub(super) fn string(&self, key: &str) -> Option<String> {
         self.get(key).as_string()
     }
 
@@ -51,7 +51,7 @@ impl Obj<'_> {
         })
     }
 
-    fn member_at(&self, key: &str) -> Option<Member> {
+    pub(super) fn member_at(&self, key: &str) -> Option<Member> {
         Obj(&self.get(key)).member()
     }
 

@@ -146,21 +146,15 @@ pub(crate) struct Relayed {
 
 /// Reads a parsed hub frame as a relay, or `None` if it is not one.
 pub(crate) fn decode_relay(v: &JsValue) -> Option<Relayed> {
-    let get =
-        |o: &JsValue, k: &str| js_sys::Reflect::get(o, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
-    let kind = match get(v, "type").as_string()?.as_str() {
+    let o = super::frame::Obj(v);
+    let kind = match o.string("type")?.as_str() {
         "cursor_position" => RelayKind::Cursor,
         "chain_update" => RelayKind::Update,
         _ => return None,
     };
-    let from = get(v, "from");
-    let member = Member {
-        id: get(&from, "id").as_string()?,
-        name: get(&from, "name").as_string(),
-        verified: get(&from, "verified").as_bool().unwrap_or(false),
-    };
-    let data = js_sys::JSON::stringify(&get(v, "data")).ok().and_then(|s| s.as_string()).unwrap_or_default();
-    Some(Relayed { room: get(v, "room").as_string()?, kind, from: member, data })
+    let from = o.member_at("from")?;
+    let data = js_sys::JSON::stringify(&o.get("data")).ok().and_then(|s| s.as_string()).unwrap_or_default();
+    Some(Relayed { room: o.string("room")?, kind, from, data })
 }
 
 #[cfg(test)]
