@@ -247,6 +247,12 @@ pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
     // Internal, from the npm facade: the function that makes a message's page context.
     let context_of = js_sys::Reflect::get(&options, &"contextOf".into()).ok().and_then(|f| f.dyn_into().ok());
     let options = raw.resolve();
+    if let Some(bad) = &options.bad_shortcut {
+        web_sys::console::warn_2(
+            &"natter: this shortcut option is not a shortcut, so Ctrl+Shift+C is used (write it like \"Alt+K\" or \"?\"; \"none\" turns it off):".into(),
+            &bad.as_str().into(),
+        );
+    }
     for name in &options.unknown_strings {
         web_sys::console::warn_1(
             &format!("natter: \"{name}\" in the strings option is not a text of the widget").into(),

@@ -559,8 +559,9 @@ impl Runtime {
 
     fn on_key(&self, e: &KeyboardEvent) {
         let Some(sc) = &self.options.shortcut else { return };
-        let editable = sc.needs_target() && keys::in_editable(e);
-        if !sc.fires(&keys::press(e), editable) {
+        let k = keys::press(e);
+        let editable = sc.needs_target(&k) && keys::in_editable(e);
+        if !sc.fires(&k, editable) {
             return;
         }
         e.prevent_default();
