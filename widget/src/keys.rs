@@ -110,6 +110,12 @@ impl Composition {
     pub(crate) fn enter_sends(&self, k: &KeyPress) -> bool {
         k.key == "Enter" && !k.shift && !self.active && !k.in_composition()
     }
+
+    /// Whether this keydown in the widget closes the panel: an Escape that no IME is using to
+    /// cancel a conversion (in every browser's order, like [`Composition::enter_sends`]).
+    pub(crate) fn escape_closes(&self, k: &KeyPress) -> bool {
+        k.key == "Escape" && !self.active && !k.in_composition()
+    }
 }
 
 #[cfg(test)]
@@ -244,5 +250,22 @@ mod tests {
         // Ctrl+Shift+C on a Russian layout (`С`) writes nothing: Ctrl is held.
         let cyrillic = KeyPress { ctrl: true, shift: true, ..press("С", "KeyC") };
         assert!(parse("Ctrl+Shift+C").fires(&cyrillic, true));
+    }
+
+    #[test]
+    fn an_escape_that_cancels_a_composition_does_not_close_the_panel() {
+        let esc = |is_composing, key_code| KeyPress { is_composing, key_code, ..press("Escape", "Escape") };
+        let mut c = Composition::default();
+        assert!(c.escape_closes(&esc(false, 27)));
+        // Chrome, Edge, Firefox: the keydown comes during the composition.
+        c.start();
+        assert!(!c.escape_closes(&esc(true, 229)));
+        assert!(!c.escape_closes(&esc(false, 27)), "a composition is still open");
+        // Safari: compositionend first, then the keydown with keyCode 229.
+        c.end();
+        assert!(!c.escape_closes(&esc(false, 229)));
+        // The visitor's own Escape afterwards closes.
+        assert!(c.escape_closes(&esc(false, 27)));
+        assert!(!c.escape_closes(&press("Enter", "Enter")));
     }
 }

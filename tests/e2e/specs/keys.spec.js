@@ -191,6 +191,31 @@ async function composeAndConfirm(page, text, order) {
 }
 
 for (const order of ['chrome', 'safari']) {
+  test(`an Escape that cancels an IME conversion does not close the panel (${order} order)`, async ({ page }) => {
+    await page.goto(hub.url);
+    const w = await ready(page);
+    await page.keyboard.press('Control+Shift+C');
+    await expect(w.input).toBeFocused();
+    await page.evaluate((order) => {
+      const input = document.querySelector('[data-natter]').shadowRoot.querySelector('[part=input]');
+      const escape = (init) =>
+        new KeyboardEvent('keydown', { key: 'Escape', code: 'Escape', bubbles: true, cancelable: true, composed: true, ...init });
+      const end = () => input.dispatchEvent(new CompositionEvent('compositionend', { data: '', bubbles: true, composed: true }));
+      input.dispatchEvent(new CompositionEvent('compositionstart', { data: 'か', bubbles: true, composed: true }));
+      if (order === 'chrome') {
+        input.dispatchEvent(escape({ isComposing: true, keyCode: 229 }));
+        end();
+      } else {
+        end();
+        input.dispatchEvent(escape({ isComposing: false, keyCode: 229 }));
+      }
+    }, order);
+    await expect(w.panel).toBeVisible();
+    // The visitor's own Escape afterwards closes it.
+    await page.keyboard.press('Escape');
+    await expect(w.panel).toBeHidden();
+  });
+
   test(`an Enter that confirms an IME conversion does not send (${order} order)`, async ({ page }) => {
     await page.goto(hub.url);
     const w = await ready(page);

@@ -645,7 +645,9 @@ impl Runtime {
                 }),
                 (dom.root.clone().into(), "keydown", false, |rt, e| {
                     if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
-                        if k.key() == "Escape" && rt.model.borrow().open {
+                        // Not the Escape that cancels an IME conversion in the chat box.
+                        let closes = rt.composition.borrow().escape_closes(&keys::press(k));
+                        if closes && rt.model.borrow().open {
                             k.stop_propagation();
                             rt.dispatch(Event::Close);
                         }
