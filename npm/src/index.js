@@ -93,6 +93,7 @@ class NatterHandle {
   #destroyed = false;
   #ready = false;
   #fields = {};
+  #observer = null;
 
   constructor(options, internal) {
     /** Resolves with this handle once the widget is on the page. */
@@ -101,6 +102,8 @@ class NatterHandle {
       if (this.#destroyed) return this;
       const strings = { ...texts, ...ownTexts(options?.strings) };
       this.#inner = mountWasm({ ...options, locale: tag, strings, contextOf: () => this.#contextNow() });
+      // The widget's host is the element the mount has just appended to <body>.
+      this.#keepOnPage(document.body.lastElementChild);
       // Registered first, so it runs before any other `ready` listener.
       this.#inner.on('ready', () => (this.#ready = true));
       // The hub refused the identity token: the `tokenExpired` option gives a fresh one (or a
@@ -124,6 +127,30 @@ class NatterHandle {
       return this;
     });
     this.loaded.catch((err) => console.error('natter: the widget could not be loaded', err));
+  }
+
+  /**
+   * Puts the widget's host back when the page takes it away with its <body>: Turbo Drive, pjax
+   * and htmx's boost replace the body on every navigation (and `body.innerHTML = …` empties it),
+   * which would leave a connected widget nobody can see. The conversation, the open panel and
+   * the text being typed stay. A stale copy of the host (Turbo keeps snapshots of the body to
+   * show on "back": a copy without its shadow root) is removed.
+   */
+  #keepOnPage(host) {
+    if (!host?.hasAttribute('data-natter') || typeof MutationObserver !== 'function') return;
+    const watch = () => {
+      this.#observer.observe(document.documentElement, { childList: true });
+      if (document.body) this.#observer.observe(document.body, { childList: true });
+    };
+    this.#observer = new MutationObserver(() => {
+      if (!document.body) return;
+      if (!host.isConnected) {
+        for (const copy of document.querySelectorAll('[data-natter]')) if (!copy.shadowRoot) copy.remove();
+        document.body.append(host);
+      }
+      watch();
+    });
+    watch();
   }
 
   #call(method, args) {
@@ -231,6 +258,7 @@ class NatterHandle {
     if (globalThis[CURRENT] === this) delete globalThis[CURRENT];
     this.#queue = [];
     this.#listeners = [];
+    this.#observer?.disconnect();
     if (this.#inner) this.#inner.destroy();
     this.#inner = null;
   }
