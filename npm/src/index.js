@@ -48,6 +48,16 @@ function ownTexts(strings) {
   }
 }
 
+/**
+ * The page the visitor is on: the path, and the route of an app that routes by hash
+ * (`/app#/checkout`, `#!/cart`). Never a query, nor another fragment (an anchor, an OAuth
+ * token): they may hold private data and say nothing about the page.
+ */
+function pageNow() {
+  const route = /^#!?\//.test(location.hash) ? location.hash.split('?')[0] : '';
+  return location.pathname + route;
+}
+
 function domReady() {
   if (document.readyState !== 'loading') return Promise.resolve();
   return new Promise((resolve) => document.addEventListener('DOMContentLoaded', () => resolve(), { once: true }));
@@ -217,7 +227,7 @@ class NatterHandle {
    */
   #contextNow() {
     const cut = (s) => Array.from(String(s)).slice(0, 300).join('');
-    const context = { page: cut(location.pathname) };
+    const context = { page: cut(pageNow()) };
     const title = cut(document.title).trim();
     if (title) context.title = title;
     return JSON.stringify({ ...context, ...this.#fields });
