@@ -110,8 +110,13 @@ class NatterHandle {
     const { tag, lang } = pickLocale(options?.locale);
     this.loaded = Promise.all([load(internal?.wasm), domReady(), localeTexts(lang)]).then(([, , texts]) => {
       if (this.#destroyed) return this;
-      const strings = { ...texts, ...ownTexts(options?.strings) };
-      this.#inner = mountWasm({ ...options, locale: tag, strings, contextOf: () => this.#contextNow() });
+      const own = ownTexts(options?.strings);
+      const strings = { ...texts, ...own };
+      // The panel's language and direction are its texts': a locale without texts (Persian,
+      // Korean) shows English, left to right, unless the page wrote texts of its own.
+      const english = lang === 'en' && !Object.keys(own ?? {}).length && !/^en(?:[-_]|$)/i.test(tag);
+      const textsLocale = english ? 'en' : tag;
+      this.#inner = mountWasm({ ...options, locale: tag, textsLocale, strings, contextOf: () => this.#contextNow() });
       // The widget's host is the element the mount has just appended to <body>.
       this.#keepOnPage(document.body.lastElementChild);
       // Registered first, so it runs before any other `ready` listener.

@@ -80,6 +80,9 @@ pub(crate) struct RawOptions {
     pub colors: Vec<(String, String)>,
     /// `locale` (the web layer puts the browser's language here when the page gives none).
     pub locale: Option<String>,
+    /// `textsLocale`, from the npm facade: the language the texts are in, when it is not
+    /// `locale` (English texts for a locale the widget has none for).
+    pub texts_locale: Option<String>,
     /// `strings`: `(key, text)` overrides, in the object's property order.
     pub strings: Vec<(String, String)>,
     /// `identityToken` (`data-identity-token`).
@@ -233,8 +236,12 @@ pub(crate) struct Options {
     pub title: String,
     /// First bubble shown in an empty conversation; none when empty.
     pub greeting: Option<String>,
-    /// BCP 47 tag for `Intl` and the writing direction (`"he-IL"`).
+    /// BCP 47 tag for `Intl` (`"he-IL"`): how times are written.
     pub locale: String,
+    /// BCP 47 tag of the language the texts are in: the panel's `lang` and writing direction.
+    /// `locale`, unless the widget has no texts for it and the page gave none (then `en`: an
+    /// English panel mirrored for a Persian visitor would put every `…` at the wrong end).
+    pub lang: String,
     /// Every text of the widget in the page's language.
     pub strings: Strings,
     /// Names in the `strings` option that are not keys (the web layer warns about them).
@@ -268,6 +275,7 @@ impl Default for Options {
             title: Strings::default().get(Key::Title).into(),
             greeting: Some(Strings::default().get(Key::Greeting).into()),
             locale: "en".into(),
+            lang: "en".into(),
             strings: Strings::default(),
             unknown_strings: Vec::new(),
             shortcut: Shortcut::parse("Ctrl+Shift+C"),
@@ -355,6 +363,12 @@ impl RawOptions {
                 Some(g) => Some(g),
                 None => Some(strings.get(Key::Greeting).into()),
             },
+            lang: self
+                .texts_locale
+                .or_else(|| self.locale.clone())
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .unwrap_or(d.lang),
             locale: self.locale.map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).unwrap_or(d.locale),
             strings,
             unknown_strings,
@@ -463,11 +477,16 @@ mod tests {
         };
         let o = raw.resolve();
         assert_eq!(o.locale, "ar");
+        assert_eq!(o.lang, "ar", "the texts are in the locale unless the facade says otherwise");
         assert_eq!(o.title, "مرحبا", "the title comes from the strings unless the option sets it");
         assert_eq!(o.unknown_strings, ["bogus"]);
         let o = RawOptions { title: Some("Support".into()), ..Default::default() }.resolve();
         assert_eq!(o.title, "Support");
         assert_eq!(o.locale, "en");
+        let o =
+            RawOptions { locale: Some("fa".into()), texts_locale: Some("en".into()), ..Default::default() }
+                .resolve();
+        assert_eq!((o.locale.as_str(), o.lang.as_str()), ("fa", "en"));
     }
 
     #[test]

@@ -116,6 +116,35 @@ test('fallback by language subtag, and English for a language without strings', 
   }
 });
 
+test('a locale without texts: an English panel reads left to right, times still in the locale', async ({ page }) => {
+  // Persian and Urdu are written right to left, but the widget has no texts for them: the
+  // panel shows English, so it must be an English, left-to-right panel ("Write a message…",
+  // not "…Write a message"), while times follow the visitor's locale.
+  for (const locale of ['fa-IR', 'ur']) {
+    await page.goto(`${site.url}/?locale=${locale}`);
+    const w = await ready(page, 'Connected');
+    const l = await labels(page);
+    expect(l.panelDir, locale).toBe('ltr');
+    expect(l.lang, locale).toBe('en');
+    expect(await w.input.evaluate((el) => getComputedStyle(el).direction), locale).toBe('ltr');
+    await page.evaluate(() => window.natter.send('سلام'));
+    const time = w.messages('user').last().locator('time');
+    await expect(time).not.toHaveText('');
+    const expected = await page.evaluate(
+      ([locale, iso]) => new Intl.DateTimeFormat(locale, { hour: 'numeric', minute: '2-digit' }).format(new Date(iso)),
+      [locale, await time.getAttribute('datetime')],
+    );
+    await expect(time).toHaveText(expected);
+  }
+  // A page that brings its own texts for the language gets its language and direction.
+  const persian = JSON.stringify({ placeholder: 'پیام بنویسید…', statusConnected: 'متصل' });
+  await page.goto(`${site.url}/?locale=fa&strings=${encodeURIComponent(persian)}`);
+  await ready(page, 'متصل');
+  const l = await labels(page);
+  expect(l.panelDir).toBe('rtl');
+  expect(l.lang).toBe('fa');
+});
+
 test('strings overrides any key; an unknown key is named in a warning', async ({ page }) => {
   const warnings = [];
   page.on('console', (m) => m.type() === 'warning' && warnings.push(m.text()));

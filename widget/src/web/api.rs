@@ -205,6 +205,7 @@ fn read_options(o: &JsValue) -> RawOptions {
         accent: string("accent"),
         colors: pairs("colors"),
         locale,
+        texts_locale: string("textsLocale"),
         strings: pairs("strings"),
         identity_token: string("identityToken"),
     }

@@ -304,12 +304,12 @@ impl Dom {
         let availability = find("availability")?.dyn_into()?;
         let closed = find("closed")?.dyn_into()?;
         let panel: HtmlElement = find("panel")?.dyn_into()?;
-        // The panel speaks the page's language and, for Arabic or Hebrew, is mirrored; the
+        // The panel speaks its texts' language and, for Arabic or Hebrew, is mirrored; the
         // messages inside follow their own text's direction (`dir="auto"`).
-        let dir = if is_rtl(&options.locale) { "rtl" } else { "ltr" };
-        attrs(&panel, &[("lang", &options.locale), ("dir", dir)])?;
+        let dir = if is_rtl(&options.lang) { "rtl" } else { "ltr" };
+        attrs(&panel, &[("lang", &options.lang), ("dir", dir)])?;
         let launcher: HtmlButtonElement = find("launcher")?.dyn_into()?;
-        launcher.set_attribute("lang", &options.locale)?;
+        launcher.set_attribute("lang", &options.lang)?;
         let badge = find("badge")?.dyn_into()?;
         let mute = find("mute")?.dyn_into()?;
         let close = find("close")?.dyn_into()?;
