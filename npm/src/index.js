@@ -13,13 +13,25 @@ function load(wasm) {
 
 // Languages with texts of their own besides the built-in English: one small JSON file each
 // (locales/<lang>.json beside this module), downloaded only by a page that shows it.
-const LOCALES = ['de', 'es', 'fr', 'ja', 'pt', 'zh', 'ar', 'he'];
+const LOCALES = ['de', 'es', 'fr', 'ja', 'pt', 'zh', 'zh-Hant', 'ar', 'he'];
+
+/**
+ * Which texts a BCP 47 tag reads: its language subtag (`pt-BR` → `pt`), except that Chinese is
+ * written in two scripts: Traditional (`zh-Hant`, and Taiwan, Hong Kong and Macau without a
+ * script) or Simplified (`zh`, `zh-Hans`, `zh-CN`, `zh-SG`).
+ */
+function textsOf(tag) {
+  const parts = String(tag || '').toLowerCase().split(/[-_]/);
+  if (parts[0] !== 'zh') return parts[0];
+  const traditional = parts.includes('hant') || (!parts.includes('hans') && ['tw', 'hk', 'mo'].some((r) => parts.includes(r)));
+  return traditional ? 'zh-Hant' : 'zh';
+}
 
 /** The page's language: the `locale` option, else the browser's, matched by language subtag. */
 function pickLocale(asked) {
   const tags = asked ? [String(asked)] : [...(navigator.languages || []), navigator.language];
   for (const tag of tags) {
-    const lang = String(tag || '').toLowerCase().split(/[-_]/)[0];
+    const lang = textsOf(tag);
     if (lang === 'en' || LOCALES.includes(lang)) return { tag, lang };
   }
   // No texts for it: English texts, but times still in the asked locale.

@@ -222,13 +222,14 @@ mod tests {
     ];
 
     /// The built-in languages besides English, as shipped.
-    const LOCALES: [(&str, &str); 8] = [
+    const LOCALES: [(&str, &str); 9] = [
         ("de", include_str!("i18n/de.json")),
         ("fr", include_str!("i18n/fr.json")),
         ("es", include_str!("i18n/es.json")),
         ("pt", include_str!("i18n/pt.json")),
         ("ja", include_str!("i18n/ja.json")),
         ("zh", include_str!("i18n/zh.json")),
+        ("zh-Hant", include_str!("i18n/zh-Hant.json")),
         ("ar", include_str!("i18n/ar.json")),
         ("he", include_str!("i18n/he.json")),
     ];

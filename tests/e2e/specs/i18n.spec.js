@@ -104,7 +104,13 @@ test.describe('the browser’s language is the default', () => {
 test('fallback by language subtag, and English for a language without strings', async ({ page }) => {
   const expected = {
     'pt-BR': 'Conectado',
-    'zh-TW': '已连接',
+    // Chinese in its two scripts: Traditional for Taiwan, Hong Kong, Macau and zh-Hant.
+    'zh-TW': '已連線',
+    'zh-HK': '已連線',
+    'zh-Hant': '已連線',
+    'zh-Hans-HK': '已连接',
+    'zh-CN': '已连接',
+    zh: '已连接',
     'fr-CA': 'Connecté',
     'es-419': 'Conectado',
     ja: '接続済み',
