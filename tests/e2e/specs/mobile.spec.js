@@ -2,7 +2,7 @@
 // open, and controls whose labels say what they do now. Plus the screenshots to look at.
 import { test, expect } from '@playwright/test';
 import { mkdirSync } from 'node:fs';
-import { Hub, startTagSite } from '../lib/hub.js';
+import { Hub, startSite, startTagSite } from '../lib/hub.js';
 import { widget, ready, say, focusedPart } from '../lib/widget.js';
 
 let hub;
@@ -50,6 +50,51 @@ test.describe('on a phone', () => {
 
     await page.locator('[part=close]').tap();
     await expect(w.panel).toBeHidden();
+  });
+});
+
+test.describe('on a phone with a notch and a home indicator (viewport-fit=cover)', () => {
+  test.use({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true, deviceScaleFactor: 2 });
+
+  test('nothing sits under the notch or the home indicator', async ({ page }) => {
+    // An iPhone's insets: the status bar and the Dynamic Island above, the home indicator below.
+    const inset = { top: 47, bottom: 34, left: 0, right: 0 };
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Emulation.setSafeAreaInsetsOverride', { insets: inset });
+    // A page that draws under them (its viewport meta says viewport-fit=cover).
+    const cover = await startSite({
+      '/': `<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover"><title>Shop</title>
+<script src="${hub.url}/natter.js" data-server="${hub.url}" async></script></head><body><h1>Shop</h1></body></html>`,
+    });
+    try {
+      await page.goto(cover.url);
+      const w = await ready(page);
+      const bottomEdge = 844 - inset.bottom;
+      const launcher = await w.launcher.boundingBox();
+      expect(launcher.y + launcher.height, 'launcher').toBeLessThanOrEqual(bottomEdge);
+      await w.launcher.tap();
+      await expect.poll(() => w.panel.boundingBox()).toMatchObject({ x: 0, y: 0, width: 390, height: 844 });
+      for (const part of ['close', 'mute', 'title']) {
+        const box = await page.locator(`[part=${part}]`).boundingBox();
+        expect(box.y, part).toBeGreaterThanOrEqual(inset.top);
+      }
+      for (const sel of ['[part=send]', '[part=input]']) {
+        const box = await page.locator(sel).boundingBox();
+        expect(box.y + box.height, sel).toBeLessThanOrEqual(bottomEdge);
+      }
+      // The panel's background reaches the edge; its last line of text does not.
+      const footerText = await page.evaluate(() => {
+        const footer = document.querySelector('[data-natter]').shadowRoot.querySelector('.footer');
+        const range = document.createRange();
+        range.selectNodeContents(footer);
+        return range.getBoundingClientRect().bottom;
+      });
+      expect(footerText, 'footer text').toBeLessThanOrEqual(bottomEdge);
+      await page.screenshot({ path: 'artifacts/phone-safe-area.png' });
+    } finally {
+      await cover.close();
+    }
   });
 });
 
