@@ -116,6 +116,7 @@ class NatterHandle {
   #ready = false;
   #fields = {};
   #observer = null;
+  #unfit = null;
 
   constructor(options, internal) {
     /** Resolves with this handle once the widget is on the page. */
@@ -130,7 +131,9 @@ class NatterHandle {
       const textsLocale = english ? 'en' : tag;
       this.#inner = mountWasm({ ...options, locale: tag, textsLocale, strings, contextOf: () => this.#contextNow() });
       // The widget's host is the element the mount has just appended to <body>.
-      this.#keepOnPage(document.body.lastElementChild);
+      const host = document.body.lastElementChild;
+      this.#keepOnPage(host);
+      this.#fitVisualViewport(host);
       // Registered first, so it runs before any other `ready` listener.
       this.#inner.on('ready', () => (this.#ready = true));
       // The hub refused the identity token: the `tokenExpired` option gives a fresh one (or a
@@ -178,6 +181,36 @@ class NatterHandle {
       watch();
     });
     watch();
+  }
+
+  /**
+   * Keeps the full-screen panel of a phone inside what the visitor sees while the on-screen
+   * keyboard is up. iOS Safari and Chrome on Android leave the layout viewport as it is and
+   * shrink only the visual viewport, so a panel the size of the screen had its text box behind
+   * the keyboard or its header scrolled out of sight. At scale 1 the panel takes the visual
+   * viewport's place; a pinch zoom (a larger scale) leaves it as it is. The breakpoint is the
+   * full-screen one of the widget's stylesheet (style.rs).
+   */
+  #fitVisualViewport(host) {
+    const vv = window.visualViewport;
+    const root = host?.shadowRoot;
+    if (!vv || !root || typeof CSSStyleSheet?.prototype?.replaceSync !== 'function') return;
+    const sheet = new CSSStyleSheet();
+    root.adoptedStyleSheets = [...root.adoptedStyleSheets, sheet];
+    let css;
+    const fit = () => {
+      const next = Math.abs(vv.scale - 1) < 0.01
+        ? `@media (max-width:480px){:host([data-open]) .panel{top:${vv.offsetTop}px;height:${vv.height}px;bottom:auto}}`
+        : '';
+      if (next !== css) sheet.replaceSync((css = next));
+    };
+    vv.addEventListener('resize', fit);
+    vv.addEventListener('scroll', fit);
+    this.#unfit = () => {
+      vv.removeEventListener('resize', fit);
+      vv.removeEventListener('scroll', fit);
+    };
+    fit();
   }
 
   #call(method, args) {
@@ -286,6 +319,7 @@ class NatterHandle {
     this.#queue = [];
     this.#listeners = [];
     this.#observer?.disconnect();
+    this.#unfit?.();
     if (this.#inner) this.#inner.destroy();
     this.#inner = null;
   }

@@ -53,6 +53,51 @@ test.describe('on a phone', () => {
   });
 });
 
+test.describe('on a phone, with its on-screen keyboard', () => {
+  test.use({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true, deviceScaleFactor: 2 });
+
+  /**
+   * What a phone's browser reports while its keyboard is up (iOS Safari, and Chrome on Android
+   * by default): the layout viewport keeps its size, the visual viewport shrinks to what is left
+   * above the keyboard (and may be scrolled down), at scale 1. Headless Chromium has no keyboard,
+   * so the values and the `resize` event are the ones a phone gives.
+   */
+  async function visualViewport(page, { height, offsetTop = 0, scale = 1 }) {
+    await page.evaluate(
+      ([height, offsetTop, scale]) => {
+        const vv = window.visualViewport;
+        for (const [k, v] of Object.entries({ height, offsetTop, scale })) {
+          Object.defineProperty(vv, k, { configurable: true, get: () => v });
+        }
+        vv.dispatchEvent(new Event('resize'));
+      },
+      [height, offsetTop, scale],
+    );
+  }
+
+  test('the open panel fits above the keyboard, and only the keyboard (not a pinch zoom) shrinks it', async ({ page }) => {
+    await page.goto(`${site.url}/`);
+    const w = await ready(page);
+    await w.launcher.tap();
+    await w.input.tap();
+    // A 336 px keyboard, with the visual viewport scrolled 40 px down as iOS does.
+    await visualViewport(page, { height: 844 - 336, offsetTop: 40 });
+    await expect.poll(() => w.panel.boundingBox()).toMatchObject({ x: 0, y: 40, width: 390, height: 508 });
+    const send = await page.locator('[part=send]').boundingBox();
+    expect(send.y + send.height).toBeLessThanOrEqual(40 + 508);
+    const close = await page.locator('[part=close]').boundingBox();
+    expect(close.y).toBeGreaterThanOrEqual(40);
+    await page.screenshot({ path: 'artifacts/phone-keyboard-open.png' });
+
+    // Pinch zoom shrinks the visual viewport too, at a larger scale: the panel stays full-size.
+    await visualViewport(page, { height: 422, offsetTop: 100, scale: 2 });
+    await expect.poll(() => w.panel.boundingBox()).toMatchObject({ x: 0, y: 0, width: 390, height: 844 });
+    // The keyboard goes away.
+    await visualViewport(page, { height: 844, offsetTop: 0, scale: 1 });
+    await expect.poll(() => w.panel.boundingBox()).toMatchObject({ x: 0, y: 0, width: 390, height: 844 });
+  });
+});
+
 test.describe('on a phone with a notch and a home indicator (viewport-fit=cover)', () => {
   test.use({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true, deviceScaleFactor: 2 });
 
