@@ -274,6 +274,19 @@ mod tests {
     }
 
     #[test]
+    fn no_word_has_to_agree_with_the_unread_count() {
+        // French, Portuguese, Arabic and Hebrew inflect a word that follows a number ("1 non
+        // lu", "2 non lus"): their launcher label puts the count after a colon, where it reads
+        // right for every count ("messages non lus : 1").
+        for (lang, text) in LOCALES.iter().filter(|(l, _)| ["fr", "pt", "ar", "he"].contains(l)) {
+            let map: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("{lang}.json: {e}"));
+            let label = map["openChatUnread"].as_str().unwrap_or_default();
+            assert!(label.contains(": {n}"), "{lang}.openChatUnread: {label}");
+        }
+    }
+
+    #[test]
     fn the_npm_readme_lists_every_key_with_its_english_text() {
         let readme = include_str!("../../npm/README.md");
         for (name, en) in TABLE {

@@ -589,13 +589,17 @@ impl Runtime {
             (window.clone().into(), "pageshow", false, |rt, _| rt.dispatch(Event::Wake)),
             // A frozen page (Page Lifecycle) resumed: its socket may have died meanwhile.
             (document.clone().into(), "resume", false, |rt, _| rt.dispatch(Event::Wake)),
-            // Another tab of the session read up to a seq (or this one did, on another page).
+            // Another tab of the session read up to a seq (or this one did, on another page), or
+            // forgot the conversation (a logout there).
             (window.clone().into(), "storage", false, |rt, e| {
                 let Some(e) = e.dyn_ref::<web_sys::StorageEvent>() else { return };
-                if e.key().as_deref() == Some(storage::READ_KEY) {
+                let key = e.key();
+                if key.as_deref() == Some(storage::READ_KEY) {
                     if let Some(m) = e.new_value().as_deref().and_then(ReadMark::parse) {
                         rt.dispatch(Event::ReadElsewhere { conversation: m.conversation, seq: m.seq });
                     }
+                } else if key.as_deref() == Some(storage::FORGOTTEN_KEY) && e.new_value().is_some() {
+                    rt.dispatch(Event::ForgottenElsewhere);
                 }
             }),
             (document.into(), "visibilitychange", false, |rt, _| {
