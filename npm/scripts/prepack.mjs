@@ -35,6 +35,10 @@ for (const [built, source] of [
   ['dist/index.js', 'src/index.js'],
   ['dist/natter.js', 'src/natter.js'],
   ['dist/index.d.ts', 'src/index.d.ts'],
+  ['dist/rooms.d.ts', 'src/rooms.d.ts'],
+  ['dist/react.js', 'src/react.js'],
+  ['dist/react.d.ts', 'src/react.d.ts'],
+  ['dist/rooms-panel.js', 'src/rooms-panel.js'],
 ]) {
   const b = join(pkgDir, built);
   const s = join(pkgDir, source);

@@ -1,4 +1,6 @@
 // Type definitions for @natter/widget.
+import type { NatterJoinOptions, NatterRoom, NatterRoomStrings } from './rooms.js';
+export type * from './rooms.js';
 
 /** Which corner the launcher sits in. */
 export type NatterPosition = 'bottom-right' | 'bottom-left';
@@ -111,8 +113,11 @@ export interface NatterOptions {
    * English); times use `Intl` in this locale; ar and he mirror the panel.
    */
   locale?: string;
-  /** Texts by key over the locale's (`data-strings`: the same object as JSON). */
-  strings?: Partial<NatterStrings> | string;
+  /**
+   * Texts by key over the locale's (`data-strings`: the same object as JSON): the widget's and
+   * the collaboration panel's (`room…` keys).
+   */
+  strings?: Partial<NatterStrings & NatterRoomStrings> | string;
   /**
    * The signed-in user's identity token: a JWT your backend signs (claims `sub`, `exp`, and
    * optionally `name`, `email`, `avatar`, `rooms`; see docs/identity.md). The user's
@@ -127,6 +132,14 @@ export interface NatterOptions {
    * `tokenExpired` event and call `identify(token)`.
    */
   tokenExpired?: (reason: string) => string | Promise<string>;
+  /**
+   * Show the collaboration panel: the rooms joined, join or create by name, members with
+   * presence and typing, unread per room. Default false (the support chat). Script tag:
+   * `data-rooms`.
+   */
+  rooms?: boolean | string;
+  /** The name the visitor joins rooms with from the panel (a signed-in user's verified name wins). */
+  name?: string;
 }
 
 /** App fields for {@link NatterHandle.setContext}: JSON values; `null` removes a field. */
@@ -239,6 +252,18 @@ export interface NatterHandle {
   readonly session: string | undefined;
   /** Resolves once the WebAssembly has loaded and the widget is on the page. */
   readonly loaded: Promise<NatterHandle>;
+  /**
+   * Joins room `id` on the widget's connection and returns its `Room` at once (calls on it wait
+   * until the hub confirms the join). Joining a room already joined returns the same object.
+   */
+  joinRoom(id: string, options?: NatterJoinOptions): NatterRoom;
+  /** The rooms joined, in join order. */
+  readonly rooms: readonly NatterRoom[];
+  /**
+   * Joins room `id` if needed and shows it in the collaboration panel (without `options.name`,
+   * as the `name` option says).
+   */
+  openRoom(id: string, options?: NatterJoinOptions): NatterRoom;
   /** Removes every node, listener, timer, socket and request of the widget. */
   destroy(): void;
 }

@@ -4,6 +4,7 @@
 // handle queues calls and listeners until it has. The script-tag loader (natter.js) uses this
 // same module, so `window.natter` and an npm `mount()` behave identically.
 import init, { mount as mountWasm } from './natter_widget.js';
+import { Room } from './rooms.js';
 
 let loading;
 function load(wasm) {
@@ -12,7 +13,9 @@ function load(wasm) {
 }
 
 // Languages with texts of their own besides the built-in English: one small JSON file each
-// (locales/<lang>.json beside this module), downloaded only by a page that shows it.
+// (locales/<lang>.json beside this module), downloaded only by a page that shows it; the
+// collaboration panel's texts are a file of their own (locales/rooms-<lang>.json), downloaded
+// with the panel.
 const LOCALES = ['de', 'es', 'fr', 'ja', 'pt', 'zh', 'zh-Hant', 'ar', 'he'];
 
 /**
@@ -38,9 +41,10 @@ function pickLocale(asked) {
   return { tag: tags[0] || 'en', lang: 'en' };
 }
 
-function localeTexts(lang) {
+/** The texts of `lang` from `locales/<file>.json` (`file`: `de`, or `rooms-de` for the panel's). */
+function localeTexts(lang, file = lang) {
   if (lang === 'en') return {};
-  const url = new URL(`./locales/${lang}.json`, import.meta.url);
+  const url = new URL(`./locales/${file}.json`, import.meta.url);
   return fetch(url, { credentials: 'omit' })
     .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
     .catch((err) => {
@@ -75,6 +79,10 @@ function domReady() {
   return new Promise((resolve) => document.addEventListener('DOMContentLoaded', () => resolve(), { once: true }));
 }
 
+/** An option that may be a boolean or a `data-*` string ("", "true", "1"). */
+function flag(v) {
+  return v === true || v === '' || v === 'true' || v === '1' || v === 1;
+}
 // The handle on this page, shared by every copy of this module (two script tags, a bundled copy
 // and a script-tag copy): one widget and one socket per page, whoever asks.
 const CURRENT = Symbol.for('natter.widget');
@@ -114,21 +122,30 @@ class NatterHandle {
   #listeners = [];
   #destroyed = false;
   #ready = false;
+  #rooms = new Map();
+  #options;
+  #panel = null;
   #fields = {};
   #observer = null;
   #unfit = null;
+  /** `{ tag, lang, texts }`: the page's language (see pickLocale), and the texts' (BCP 47). */
+  #locale;
+  /** The page's own `strings` (the widget's keys and the panel's `room…` keys). */
+  #strings;
 
   constructor(options, internal) {
+    this.#options = options ?? {};
     /** Resolves with this handle once the widget is on the page. */
     const { tag, lang } = pickLocale(options?.locale);
+    this.#strings = ownTexts(options?.strings);
+    // The panels' language and direction are their texts': a locale without texts (Persian,
+    // Korean) shows English, left to right, unless the page wrote texts of its own.
+    const english = lang === 'en' && !Object.keys(this.#strings ?? {}).length && !/^en(?:[-_]|$)/i.test(tag);
+    this.#locale = { tag, lang, texts: english ? 'en' : tag };
     this.loaded = Promise.all([load(internal?.wasm), domReady(), localeTexts(lang)]).then(([, , texts]) => {
       if (this.#destroyed) return this;
-      const own = ownTexts(options?.strings);
-      const strings = { ...texts, ...own };
-      // The panel's language and direction are its texts': a locale without texts (Persian,
-      // Korean) shows English, left to right, unless the page wrote texts of its own.
-      const english = lang === 'en' && !Object.keys(own ?? {}).length && !/^en(?:[-_]|$)/i.test(tag);
-      const textsLocale = english ? 'en' : tag;
+      const strings = { ...texts, ...this.#strings };
+      const textsLocale = this.#locale.texts;
       this.#inner = mountWasm({ ...options, locale: tag, textsLocale, strings, contextOf: () => this.#contextNow() });
       // The widget's host is the element the mount has just appended to <body>.
       const host = document.body.lastElementChild;
@@ -150,10 +167,18 @@ class NatterHandle {
             .catch((err) => console.error('natter: tokenExpired failed; call natter.identify(token)', err)),
         );
       }
+      // Room events go to their Room object.
+      this.#inner.on('room', (detail) => {
+        const room = this.#rooms.get(detail.room);
+        if (!room) return;
+        room._dispatch(detail);
+        if (room.left) this.#rooms.delete(detail.room);
+      });
       for (const [event, fn] of this.#listeners) this.#inner.on(event, fn);
       this.#listeners = [];
       for (const [method, args] of this.#queue) this.#inner[method](...args);
       this.#queue = [];
+      if (flag(this.#options.rooms)) this.#roomsPanel();
       return this;
     });
     this.loaded.catch((err) => console.error('natter: the widget could not be loaded', err));
@@ -238,6 +263,75 @@ class NatterHandle {
   logout() { this.#call('logout', []); }
 
   /**
+   * Joins room `id` as `options.name` (a signed-in user's verified name wins) and returns its
+   * `Room` at once; calls on it wait until the hub has confirmed the join. Joining a room
+   * already joined returns the same object.
+   */
+  joinRoom(id, options = {}) {
+    if (this.#destroyed) throw new Error('natter: this widget was destroyed');
+    const key = String(id);
+    const name = options?.name == null ? undefined : String(options.name);
+    let room = this.#rooms.get(key);
+    if (!room || room.left) {
+      room = new Room(key, (args) => this.#call('room', args));
+      this.#rooms.set(key, room);
+    }
+    this.#call('room', ['join', key, { name }]);
+    this.#panel?.then((panel) => panel?.refresh());
+    return room;
+  }
+
+  /** @internal — the collaboration panel shows room `id` (null: none, or the tab is hidden): what arrives there is not unread. */
+  _watchRoom(id) {
+    this.#call('room', ['watch', id ?? '', undefined]);
+  }
+
+  /** The rooms joined (and not left), in join order. */
+  get rooms() {
+    return [...this.#rooms.values()].filter((r) => !r.left);
+  }
+
+  /**
+   * Joins room `id` (if needed) and shows it in the collaboration panel (loaded on first use);
+   * without `options.name`, as the `name` option says.
+   */
+  openRoom(id, options = {}) {
+    const room = this.joinRoom(id, { ...options, name: options?.name ?? this.#options.name });
+    this.#roomsPanel().then((panel) => panel?.open(room.id));
+    return room;
+  }
+
+  /**
+   * The collaboration panel, downloaded the first time a page uses it: pages with the support
+   * chat alone never fetch it. (`new URL(…, import.meta.url)` lets bundlers copy it as an asset.)
+   */
+  #roomsPanel() {
+    const { texts: tag, lang } = this.#locale;
+    this.#panel ??= this.loaded
+      .then(() =>
+        Promise.all([
+          import(/* @vite-ignore */ new URL('./rooms-panel.js', import.meta.url).href),
+          localeTexts(lang, `rooms-${lang}`),
+        ]),
+      )
+      .then(([m, texts]) => {
+        if (this.#destroyed) return null;
+        const o = this.#options;
+        return m.createRoomsPanel(this, {
+          name: o.name,
+          server: o.server ?? location.origin,
+          theme: o.theme,
+          zIndex: o.zIndex,
+          accent: o.accent ?? o.colors?.accent,
+          locale: tag,
+          strings: { ...texts, ...this.#strings },
+        });
+      });
+    this.#panel.catch((err) => console.error('natter: the rooms panel could not be loaded', err));
+    return this.#panel;
+  }
+
+  /**
    * Merges `fields` into the context every message carries from now on, besides the page and
    * its title (read when the message is written): a field set to null is removed, `null`
    * clears them all. Throws a TypeError for anything but a plain object of JSON values (or one
@@ -320,6 +414,9 @@ class NatterHandle {
     this.#listeners = [];
     this.#observer?.disconnect();
     this.#unfit?.();
+    for (const room of this.#rooms.values()) room._dead();
+    this.#panel?.then((panel) => panel?.destroy());
+    this.#rooms.clear();
     if (this.#inner) this.#inner.destroy();
     this.#inner = null;
   }

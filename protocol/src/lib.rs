@@ -75,6 +75,21 @@ pub enum ClientMessage {
     Ping(Ping),
 }
 
+impl ClientMessage {
+    /// The room a room frame is about; `None` for the others (and for `typing` in the support
+    /// conversation).
+    pub fn room(&self) -> Option<&str> {
+        match self {
+            ClientMessage::Chat(c) => Some(&c.room),
+            ClientMessage::Join(j) => Some(&j.room),
+            ClientMessage::Leave(l) => Some(&l.room),
+            ClientMessage::Typing(t) => t.room.as_deref(),
+            ClientMessage::CursorPosition(r) | ClientMessage::ChainUpdate(r) => Some(&r.room),
+            ClientMessage::Auth(_) | ClientMessage::User(_) | ClientMessage::Ping(_) => None,
+        }
+    }
+}
+
 /// Who a connection is, and where it resumes.
 ///
 /// `Debug` shows whether a token and a session were given, never their values: both are
@@ -140,13 +155,18 @@ pub struct UserSend {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatSend {
-    /// The room, which the connection must have joined.
+    /// The room, which a WebSocket connection must have joined (over the HTTP fallback, any
+    /// room the sender may join; it is created if needed).
     pub room: String,
     /// Client-made id for de-duplication, as in [`UserSend::id`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// The text.
     pub message: String,
+    /// HTTP fallback only: the display name, as a `join` gives it on the WebSocket (ignored
+    /// there, and for a signed-in user, whose verified name is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Join a room.
@@ -561,6 +581,11 @@ pub struct ErrorFrame {
     /// For `rate_limited`: how long to wait before sending again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// The room the refused frame was about (`join`, `leave`, `chat`, `typing`,
+    /// `cursor_position`, `chain_update` with a room), so a client in several rooms knows
+    /// which one a refusal without an `id` concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
 }
 
 /// Why something was refused. Every code is documented in `docs/protocol.md`.
@@ -701,12 +726,17 @@ impl UserSend {
     pub const KIND: &'static str = "user";
 }
 
+impl ChatSend {
+    /// The `type` of a [`ClientMessage::Chat`] on the wire.
+    pub const KIND: &'static str = "chat";
+}
+
 impl ClientMessage {
     /// Every client `type`, in declaration order (for error messages that list what is valid).
     pub const KINDS: [&'static str; 9] = [
         "auth",
         UserSend::KIND,
-        "chat",
+        ChatSend::KIND,
         "join",
         "leave",
         "typing",
@@ -817,7 +847,13 @@ impl ServerMessage {
 
     /// Builds an error frame.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        ServerMessage::Error(ErrorFrame { code, message: message.into(), id: None, retry_after_ms: None })
+        ServerMessage::Error(ErrorFrame {
+            code,
+            message: message.into(),
+            id: None,
+            retry_after_ms: None,
+            room: None,
+        })
     }
 }
 

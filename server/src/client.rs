@@ -106,8 +106,18 @@ impl Client {
     pub(crate) async fn on_text(&mut self, text: &str) {
         match parse(text) {
             Ok(message) => {
-                if let Err(r) = self.handle(message).await {
-                    self.refuse(r);
+                // A refusal names the room (and a `chat`'s id), so a client in several rooms
+                // can tell which call failed.
+                let room = message.room().map(str::to_owned);
+                let chat_id = match &message {
+                    ClientMessage::Chat(c) => c.id.clone(),
+                    _ => None,
+                };
+                if let Err(mut r) = self.handle(message).await {
+                    if r.id.is_none() {
+                        r.id = chat_id;
+                    }
+                    self.refuse(r.in_room(room.as_deref()));
                 }
             }
             Err(r) => self.refuse(r),
@@ -174,13 +184,8 @@ impl Client {
                 check_room(&join.room)?;
                 self.hub.identity().may_join(&self.who, &join.room)?;
                 let (name, verified) = self.hub.identity().member_name(&self.who, join.name);
-                if let Some(name) = name.as_ref().filter(|_| !verified) {
-                    if name.chars().count() > 64 || name.chars().any(char::is_control) {
-                        return Err(Refusal::new(
-                            ErrorCode::InvalidMessage,
-                            format!("name {name:?} must be at most 64 characters without control characters"),
-                        ));
-                    }
+                if !verified {
+                    check_member_name(name.as_deref())?;
                 }
                 if self.rooms.contains_key(join.room.as_str()) {
                     // Joining twice is harmless: answer with the room's info again.
@@ -341,6 +346,18 @@ fn kind(v: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "a string",
         serde_json::Value::Array(_) => "an array",
         serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// A name a visitor gives in a room (on `join`, or with a message over the HTTP fallback): at
+/// most 64 characters, no control characters.
+pub(crate) fn check_member_name(name: Option<&str>) -> Result<(), Refusal> {
+    match name {
+        Some(name) if name.chars().count() > 64 || name.chars().any(char::is_control) => Err(Refusal::new(
+            ErrorCode::InvalidMessage,
+            format!("name {name:?} must be at most 64 characters without control characters"),
+        )),
+        _ => Ok(()),
     }
 }
 

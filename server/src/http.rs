@@ -16,14 +16,17 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use natter_protocol::{
-    validate_room_id, CreateRoom, ErrorCode, RoomInfo, RoomList, ServerMessage, UserSend, PROTOCOL_VERSION,
+    validate_room_id, ChatSend, CreateRoom, ErrorCode, Member, RoomInfo, RoomList, ServerMessage, UserSend,
+    PROTOCOL_VERSION,
 };
 use serde::Deserialize;
+use std::sync::Arc;
 
 use crate::config::RoomAccess;
 use crate::edge::{bearer, check_origin, parse_after, who, with_session, ApiError, Query};
 use crate::hub::{Hub, Refusal};
 use crate::identity::Principal;
+use crate::store::ConversationKey;
 
 /// Query of the chat API.
 #[derive(Debug, Deserialize)]
@@ -31,6 +34,8 @@ pub(crate) struct SessionQuery {
     session: Option<String>,
     after: Option<String>,
     page: Option<String>,
+    /// The poll reads this room instead of the session's conversation.
+    room: Option<String>,
 }
 
 /// The body of `POST /api/chat/messages`: a `user` message, whose `type` may be left out.
@@ -42,8 +47,8 @@ struct PostBody {
     send: UserSend,
 }
 
-/// `POST /api/chat/messages`: a `user` message (the original widget's JSON); answers with its
-/// `ack`.
+/// `POST /api/chat/messages`: a `user` message (the original widget's JSON), or a `chat` to a
+/// room (the HTTP fallback of a room member); answers with its `ack`.
 pub(crate) async fn post_message(
     State(hub): State<Hub>,
     headers: HeaderMap,
@@ -65,11 +70,16 @@ pub(crate) async fn post_message(
     let send = match serde_json::from_slice::<PostBody>(&body) {
         Ok(PostBody { kind: None, send }) => send,
         Ok(PostBody { kind: Some(k), send }) if k == UserSend::KIND => send,
+        Ok(PostBody { kind: Some(k), .. }) if k == ChatSend::KIND => {
+            let chat = serde_json::from_slice::<ChatSend>(&body)
+                .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad `chat` message: {e}")))?;
+            return post_chat(&hub, &headers, q.session.as_deref(), chat).await;
+        }
         Ok(PostBody { kind: Some(k), .. }) => {
             let shown: String = k.chars().take(40).collect();
             return Err(Refusal::new(
                 ErrorCode::UnknownType,
-                format!("this endpoint takes `user` messages only, not {shown:?}"),
+                format!("this endpoint takes `user` and `chat` messages, not {shown:?}"),
             )
             .into());
         }
@@ -84,8 +94,33 @@ pub(crate) async fn post_message(
     Ok(with_session(&who, Json(ServerMessage::Ack(ack)).into_response()))
 }
 
+/// A room member's message over the HTTP fallback: the room must be one the sender may join
+/// (it is created if needed); the name is checked like a `join`'s.
+async fn post_chat(
+    hub: &Hub,
+    headers: &HeaderMap,
+    session: Option<&str>,
+    chat: ChatSend,
+) -> Result<Response, ApiError> {
+    let in_room = |r: Refusal| r.in_room(Some(&chat.room)).with_id(chat.id.clone());
+    checked_room(&chat.room).map_err(in_room)?;
+    let who = who(hub, headers, session, None)?;
+    hub.identity().may_join(&who, &chat.room).map_err(in_room)?;
+    let (name, verified) = hub.identity().member_name(&who, chat.name.clone());
+    if !verified {
+        crate::client::check_member_name(name.as_deref()).map_err(in_room)?;
+    }
+    let room: Arc<str> = chat.room.as_str().into();
+    hub.ensure_room(&room).await.map_err(in_room)?;
+    let member = Member { id: who.member_id.to_string(), name, verified };
+    let ack = hub.post_chat(&who.conversation, &room, &member, chat.id.clone(), chat.message.clone()).await;
+    let ack = ack.map_err(in_room)?;
+    Ok(with_session(&who, Json(ServerMessage::Ack(ack)).into_response()))
+}
+
 /// `GET /api/chat/poll?session=&after=`: the messages after `after`, at once when there are
-/// some, else when the next one arrives or after `--poll-timeout` (an empty `history`).
+/// some, else when the next one arrives or after `--poll-timeout` (an empty `history`). With
+/// `room=`, the same for that room (one the caller may join): a room member's HTTP fallback.
 pub(crate) async fn poll(
     State(hub): State<Hub>,
     headers: HeaderMap,
@@ -94,7 +129,16 @@ pub(crate) async fn poll(
     check_origin(hub.config(), &headers)?;
     let since = parse_after(q.after.as_deref())?;
     let who = who(&hub, &headers, q.session.as_deref(), None)?;
-    let history = hub.poll(&who.conversation, since).await?;
+    let key = match q.room {
+        Some(room) => {
+            let in_room = |r: Refusal| r.in_room(Some(&room));
+            checked_room(&room).map_err(in_room)?;
+            hub.identity().may_join(&who, &room).map_err(in_room)?;
+            ConversationKey::Room(room.as_str().into())
+        }
+        None => ConversationKey::Session(who.conversation.clone()),
+    };
+    let history = hub.poll(key, since).await?;
     Ok(with_session(&who, Json(ServerMessage::History(history)).into_response()))
 }
 

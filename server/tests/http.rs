@@ -254,7 +254,7 @@ async fn demo_page_has_strict_csp_and_widget_files_are_served() {
     let csp = page.headers()["content-security-policy"].to_str().expect("csp").to_string();
     assert!(!csp.contains("unsafe-inline") && csp.contains("'wasm-unsafe-eval'"), "{csp}");
     let html = page.text().await.expect("html");
-    assert!(html.contains(r#"<script src="/natter.js" data-server="" async></script>"#));
+    assert!(html.contains(r#"<script src="/natter.js" data-server="" data-rooms async></script>"#));
     assert!(html.contains("Ctrl") && !html.contains("style=") && !html.contains("<style"));
     assert_eq!(reqwest::get(hub.url("/demo.css")).await.expect("css").status(), 200);
 

@@ -402,6 +402,27 @@ async fn an_operator_text_over_the_limit_is_named_for_what_it_is() {
 }
 
 #[tokio::test]
+async fn an_empty_reply_is_a_bad_request_and_only_an_unknown_conversation_is_not_found() {
+    let (hub, _dir) = hub_with_operators().await;
+    let ada = sign_in(&hub.url(""), "ada", PASSWORD).await;
+    let (mut visitor, _) = hub.tab(&session("empty")).await;
+    let mut feed = ada.feed().await;
+    visitor.say("v1", "hello").await;
+    let id = record(&mut feed, |c| c.last_role == Some(Role::User)).await.id;
+    for what in ["reply", "notes"] {
+        let (status, r) =
+            ada.post(&format!("/inbox/api/conversations/{id}/{what}"), json!({"text": "  "})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {r}");
+        assert_eq!(r["code"], "invalid_message", "{what}: {r}");
+        let (status, r) = ada
+            .post(&format!("/inbox/api/conversations/c_0000000000000000/{what}"), json!({"text": "hi"}))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{what}: {r}");
+        assert!(r["message"].as_str().is_some_and(|m| m.contains("no conversation")), "{what}: {r}");
+    }
+}
+
+#[tokio::test]
 async fn a_body_over_the_limit_gets_the_hubs_json_error() {
     // A note or canned reply pasted from a long log: the inbox app shows the answer's message,
     // so it must be the hub's JSON error, not a plain-text rejection.

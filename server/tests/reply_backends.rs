@@ -227,6 +227,8 @@ enum Stream {
     EndsEarly,
     /// Two chunks, then the connection breaks.
     Breaks,
+    /// The handoff marker alone, split across two chunks.
+    HandoffOnly,
 }
 
 /// Cuts `body` every 7 bytes and also inside the emoji and between a `\r` and its `\n`, so
@@ -267,8 +269,10 @@ async fn llm_double(mode: Stream) -> (SocketAddr, Requests) {
                 if auth != Some(&format!("Bearer {API_KEY}")) || body["stream"] != true {
                     return (StatusCode::UNAUTHORIZED, "bad key or not streaming").into_response();
                 }
-                let mut body = sse_body(&DELTAS);
-                if !matches!(mode, Stream::Complete) {
+                let deltas: &[&str] =
+                    if matches!(mode, Stream::HandoffOnly) { &["[hand", "off]"] } else { &DELTAS };
+                let mut body = sse_body(deltas);
+                if matches!(mode, Stream::EndsEarly | Stream::Breaks) {
                     // Keep the role chunk and two content chunks ("Hello", " wörld").
                     let cut = body.match_indices("data: ").nth(3).map(|(i, _)| i).expect("chunks");
                     body.truncate(cut);
@@ -346,6 +350,21 @@ async fn llm_stream_cut_anywhere_becomes_one_bot_message_with_the_conversation_a
     );
     assert_eq!(hub.metric("natter_reply_failures_total").await, 0);
     hub.stop(vec![a, b]).await;
+}
+
+#[tokio::test]
+async fn an_llm_answer_that_only_asks_for_a_person_hands_over_and_is_not_a_failure() {
+    // The model answers with the handoff marker and nothing else; nobody has the inbox open.
+    let (addr, _) = llm_double(Stream::HandoffOnly).await;
+    let hub = Hub::start(llm_config(addr)).await;
+    let mut tab = hub.tab(&session("llm-handoff")).await;
+    tab.say("m-1", "can I talk to your team").await;
+    let turn = Turn::read(&mut tab).await;
+    let said: Vec<&str> = turn.bots().iter().map(|b| b.message.as_str()).collect();
+    // Not the rules' fallback and no empty message: the promise that a person will follow up.
+    assert_eq!(said, vec![natter_hub::reply::DEFAULT_FOLLOW_UP], "{:?}", turn.frames);
+    assert_eq!(hub.metric("natter_reply_failures_total").await, 0);
+    hub.stop(vec![tab]).await;
 }
 
 #[tokio::test]

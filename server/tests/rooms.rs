@@ -99,8 +99,22 @@ async fn join_chat_presence_and_drop() {
         .await;
     assert_eq!(left.user.id, member_id(&alice_sid));
     // After leaving, chat is refused.
-    alice2.send(json!({"type": "chat", "room": "design", "message": "still here?"})).await;
-    alice2.expect_error(ErrorCode::NotInRoom).await;
+    alice2.send(json!({"type": "chat", "room": "design", "id": "late-1", "message": "still here?"})).await;
+    // The refusal names the room and the message, so a client in several rooms knows which.
+    match alice2.recv_data().await {
+        ServerMessage::Error(e) => {
+            assert_eq!(e.code, ErrorCode::NotInRoom);
+            assert_eq!((e.room.as_deref(), e.id.as_deref()), (Some("design"), Some("late-1")));
+        }
+        other => panic!("expected not_in_room, got {other:?}"),
+    }
+    alice2.send(json!({"type": "cursor_position", "room": "design", "data": {"x": 1}})).await;
+    match alice2.recv_data().await {
+        ServerMessage::Error(e) => {
+            assert_eq!((e.code, e.room.as_deref()), (ErrorCode::NotInRoom, Some("design")))
+        }
+        other => panic!("expected not_in_room, got {other:?}"),
+    }
 
     // A connection that just drops counts as leaving: Carol joins, then her socket goes.
     let carol_sid = session("carol");
@@ -286,4 +300,95 @@ async fn large_rooms_cap_member_lists_and_announcements() {
     let over_http: Value = reqwest::get(hub.url("/api/rooms/big")).await.unwrap().json().await.unwrap();
     assert_eq!(over_http["memberCount"], json!(limit + 2));
     assert_eq!(over_http["members"].as_array().map(Vec::len), Some(limit));
+}
+
+/// A room member whose WebSocket is blocked: `chat` through `POST /api/chat/messages`, the room
+/// read through `GET /api/chat/poll?room=` (a long-poll woken by the next message); the
+/// WebSocket members see the HTTP member's messages and the other way round.
+#[tokio::test]
+async fn rooms_over_the_http_fallback() {
+    let hub = TestHub::start().await;
+    let client = reqwest::Client::new();
+    let http_sid = session("http-member");
+    let post = |body: Value| {
+        client.post(hub.url("/api/chat/messages")).header("x-natter-session", &http_sid).json(&body).send()
+    };
+    let poll = |after: u64| {
+        client
+            .get(hub.url(&format!("/api/chat/poll?room=fallback&after={after}")))
+            .header("x-natter-session", &http_sid)
+            .send()
+    };
+
+    // The first message creates the room; a re-send with the same id is acknowledged, not stored twice.
+    let chat =
+        json!({"type": "chat", "room": "fallback", "id": "h-1", "message": "over HTTP", "name": "Hal"});
+    for duplicate in [false, true] {
+        let r = post(chat.clone()).await.expect("post");
+        assert_eq!(r.status(), 200);
+        match r.json::<ServerMessage>().await.expect("json") {
+            ServerMessage::Ack(a) => {
+                assert_eq!((a.seq, a.room.as_deref(), a.duplicate), (1, Some("fallback"), duplicate));
+            }
+            other => panic!("expected an ack, got {other:?}"),
+        }
+    }
+
+    // A WebSocket member joins, gets it in the history with the HTTP member's name, and answers.
+    let (mut ws, _) = hub.tab(&session("ws-member")).await;
+    let (_, history) = join(&mut ws, "fallback", "Wes").await;
+    match &history.messages[..] {
+        [ServerMessage::Chat(m)] => {
+            assert_eq!((m.id.as_str(), m.from.name.as_deref()), ("h-1", Some("Hal")));
+            assert_eq!(m.from.id, common::member_id(&http_sid));
+        }
+        other => panic!("expected the HTTP member's message, got {other:?}"),
+    }
+    // The HTTP member's long-poll is waiting when the answer comes.
+    let waiting = tokio::spawn(poll(1));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    ws.send(json!({"type": "chat", "room": "fallback", "id": "w-1", "message": "over the socket"})).await;
+    let r = waiting.await.expect("join").expect("poll");
+    assert_eq!(r.status(), 200);
+    match r.json::<ServerMessage>().await.expect("json") {
+        ServerMessage::History(h) => {
+            assert_eq!(h.room.as_deref(), Some("fallback"));
+            assert_eq!(h.messages.iter().filter_map(ServerMessage::id).collect::<Vec<_>>(), ["w-1"]);
+        }
+        other => panic!("expected the room's history, got {other:?}"),
+    }
+    // And the WebSocket member hears the next HTTP message live.
+    post(json!({"type": "chat", "room": "fallback", "id": "h-2", "message": "again"})).await.expect("post");
+    let live = ws
+        .until(|m| match m {
+            ServerMessage::Chat(c) if c.id == "h-2" => Some(c),
+            _ => None,
+        })
+        .await;
+    assert_eq!(live.seq, 3);
+
+    // Refusals name the room (and the message).
+    let r =
+        post(json!({"type": "chat", "room": "bad room", "id": "h-3", "message": "x"})).await.expect("post");
+    assert_eq!(r.status(), 400);
+    match r.json::<ServerMessage>().await.expect("json") {
+        ServerMessage::Error(e) => {
+            assert_eq!(
+                (e.code, e.room.as_deref(), e.id.as_deref()),
+                (ErrorCode::InvalidMessage, Some("bad room"), Some("h-3"))
+            );
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    let r = post(json!({"type": "chat", "room": "fallback", "message": "x", "name": "\u{7}bell"}))
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+    let r = client
+        .get(hub.url("/api/chat/poll?room=no%20spaces&after=0"))
+        .header("x-natter-session", &http_sid)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 400);
 }

@@ -11,6 +11,13 @@
 //!
 //! Times are formatted by the browser's `Intl` in the same locale (`web::clock`); a
 //! right-to-left language ([`is_rtl`]) mirrors the panel.
+//!
+//! The collaboration panel (npm/src/rooms-panel.js, loaded only by pages that use rooms) has
+//! texts of its own, keys starting with [`ROOM_PREFIX`]: English is built into that module, the
+//! other languages sit in the same `i18n/<lang>.json` files, and `cargo xtask build` ships them
+//! apart as `locales/rooms-<lang>.json`, so a page without rooms never downloads them. In the
+//! `strings` option they are the panel's to read: here they are neither used nor reported as
+//! unknown.
 
 /// One text of the widget. Their names (in `TABLE`, in the same order) are the keys of the
 /// `strings` option, listed in npm/README.md.
@@ -113,6 +120,9 @@ impl Key {
     }
 }
 
+/// The start of every key of the collaboration panel's texts (`roomJoin`, `roomTypingOne`…).
+pub(crate) const ROOM_PREFIX: &str = "room";
+
 /// Languages written right to left (by primary subtag).
 const RTL: [&str; 8] = ["ar", "he", "fa", "ur", "ps", "yi", "dv", "ckb"];
 
@@ -136,7 +146,8 @@ impl Default for Strings {
 
 impl Strings {
     /// English with `overrides` (`(name, text)`) applied; returns the names it does not know,
-    /// so the web layer can say so. Blank texts are ignored (a label must say something).
+    /// so the web layer can say so. Blank texts are ignored (a label must say something), and
+    /// so are the collaboration panel's keys ([`ROOM_PREFIX`]), which the panel reads itself.
     pub(crate) fn with(overrides: &[(String, String)]) -> (Strings, Vec<String>) {
         let mut s = Strings::default();
         let mut unknown = Vec::new();
@@ -144,6 +155,7 @@ impl Strings {
             match TABLE.iter().position(|(n, _)| n == name) {
                 Some(i) if !text.trim().is_empty() => s.texts[i] = text.clone(),
                 Some(_) => {}
+                None if name.starts_with(ROOM_PREFIX) => {}
                 None => unknown.push(name.clone()),
             }
         }
@@ -246,20 +258,62 @@ mod tests {
         assert_eq!(names.len(), TABLE.len());
     }
 
+    /// The collaboration panel's English texts, `(key, text)`, as its module defines them (the
+    /// `STRINGS` object of npm/src/rooms-panel.js, one `key: 'text',` a line).
+    fn room_texts() -> Vec<(&'static str, &'static str)> {
+        let js = include_str!("../../npm/src/rooms-panel.js");
+        let start = js.find("const STRINGS = {\n").expect("rooms-panel.js defines STRINGS") + 18;
+        let end = start + js[start..].find("\n};").expect("STRINGS ends");
+        js[start..end]
+            .lines()
+            .map(|line| {
+                let (key, text) = line.trim().split_once(": '").unwrap_or_else(|| panic!("{line:?}"));
+                (key, text.strip_suffix("',").unwrap_or_else(|| panic!("{line:?} ends with ',")))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_rooms_panel_keys_are_its_own() {
+        let rooms = room_texts();
+        assert!(rooms.len() > 20, "{rooms:?}");
+        for (key, en) in &rooms {
+            assert!(key.starts_with(ROOM_PREFIX), "{key}");
+            assert!(!en.trim().is_empty(), "{key}");
+        }
+        for (name, _) in TABLE {
+            assert!(!name.starts_with(ROOM_PREFIX), "the widget's {name} would be taken for the panel's");
+        }
+        // The page's strings for the panel are the panel's business, not unknown texts.
+        let (s, unknown) =
+            Strings::with(&[("roomJoin".into(), "Entrer".into()), ("send".into(), "Go".into())]);
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(s.get(Key::Send), "Go");
+    }
+
     #[test]
     fn every_locale_file_has_exactly_the_keys_and_keeps_the_placeholders() {
+        let rooms = room_texts();
+        let all: Vec<(&str, &str)> = TABLE.iter().copied().chain(rooms.iter().copied()).collect();
         for (lang, text) in LOCALES {
             let map: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(text).unwrap_or_else(|e| panic!("{lang}.json: {e}"));
             let mut keys: Vec<&str> = map.keys().map(String::as_str).collect();
-            let mut expected: Vec<&str> = TABLE.iter().map(|(n, _)| *n).collect();
+            let mut expected: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
             keys.sort_unstable();
             expected.sort_unstable();
-            assert_eq!(keys, expected, "{lang}.json has exactly the widget's keys");
-            for (name, en) in TABLE {
-                let t = map[name].as_str().unwrap_or_else(|| panic!("{lang}.{name} is a string"));
+            assert_eq!(keys, expected, "{lang}.json has exactly the widget's and the rooms panel's keys");
+            for (name, en) in &all {
+                let t = map[*name].as_str().unwrap_or_else(|| panic!("{lang}.{name} is a string"));
                 assert!(!t.trim().is_empty(), "{lang}.{name} is not blank");
-                assert_eq!(t.contains("{n}"), en.contains("{n}"), "{lang}.{name} keeps {{n}}");
+                for slot in ["{n}", "{a}"] {
+                    assert_eq!(t.contains(slot), en.contains(slot), "{lang}.{name} keeps {slot}");
+                }
+            }
+            // Translated, not copied: the panel's longer texts differ from the English.
+            for key in ["roomJoinLabel", "roomNone", "roomRefused", "roomBadName"] {
+                let en = rooms.iter().find(|(k, _)| *k == key).map(|(_, en)| *en);
+                assert_ne!(map[key].as_str(), en, "{lang}.{key} is translated");
             }
             let overrides: Vec<(String, String)> =
                 map.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect();
@@ -276,20 +330,22 @@ mod tests {
     #[test]
     fn no_word_has_to_agree_with_the_unread_count() {
         // French, Portuguese, Arabic and Hebrew inflect a word that follows a number ("1 non
-        // lu", "2 non lus"): their launcher label puts the count after a colon, where it reads
-        // right for every count ("messages non lus : 1").
+        // lu", "2 non lus"): their unread labels (the launcher's, the rooms panel's) put the
+        // count after a colon, where it reads right for every count ("messages non lus : 1").
         for (lang, text) in LOCALES.iter().filter(|(l, _)| ["fr", "pt", "ar", "he"].contains(l)) {
             let map: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(text).unwrap_or_else(|e| panic!("{lang}.json: {e}"));
-            let label = map["openChatUnread"].as_str().unwrap_or_default();
-            assert!(label.contains(": {n}"), "{lang}.openChatUnread: {label}");
+            for key in ["openChatUnread", "roomUnread"] {
+                let label = map[key].as_str().unwrap_or_default();
+                assert!(label.contains(": {n}"), "{lang}.{key}: {label}");
+            }
         }
     }
 
     #[test]
     fn the_npm_readme_lists_every_key_with_its_english_text() {
         let readme = include_str!("../../npm/README.md");
-        for (name, en) in TABLE {
+        for (name, en) in TABLE.iter().copied().chain(room_texts()) {
             assert!(readme.contains(&format!("| `{name}` | {en}")), "npm/README.md lists `{name}`");
         }
     }

@@ -9,13 +9,15 @@
 //!
 //! The [`Model`] is split by what changes together:
 //! - [`link`]: the transport — WebSocket or HTTP, the socket's phase, backoffs, the long-poll,
-//!   the HTTP send in flight; it derives the [`Status`] and [`Transport`](link::Transport) the
+//!   the HTTP send in flight; it derives the [`Status`] and [`Transport`] the
 //!   page sees.
 //! - [`log`]: the conversation — messages, outbox, unread count, typing, `last_seq`.
 //! - [`liveness`]: what the live socket owes (a pong, acks) and by when, so that a link that is
 //!   dead but not closed is noticed.
 //! - [`identity`]: who the widget is to the hub — the issued session, the identity token, the
 //!   renewal of a refused token — and so which conversation is shown.
+//! - [`rooms`]: the named rooms joined on the same connection — their messages, members,
+//!   typing, unread and outbox; joined again, resuming, whenever the link comes back.
 //! - the model itself: the panel (open, muted, tab hidden), and the few rules that need both
 //!   halves (what to send over which transport, what the visitor sees arrive).
 
@@ -23,13 +25,15 @@ pub(crate) mod identity;
 pub(crate) mod link;
 pub(crate) mod liveness;
 pub(crate) mod log;
+pub(crate) mod rooms;
 
 use crate::outbox::OutboxEntry;
 use identity::Identity;
-use link::{Heard, Link, Status};
+use link::{Heard, Link, Status, Transport};
 use liveness::Liveness;
 use log::{Attention, Log, Message};
-use natter_protocol::{close, ErrorCode, ErrorFrame, History, ServerMessage};
+use natter_protocol::{close, ErrorCode, ErrorFrame, History, Member, ServerMessage};
+use rooms::{RelayKind, RoomEffect, RoomNotice, Rooms};
 
 /// Delay before re-sending after a network failure of an HTTP send, or a retryable refusal
 /// without `retryAfterMs`.
@@ -50,6 +54,12 @@ pub(crate) enum Timer {
     Typing,
     /// Re-sends the outbox after a refusal or a failed POST.
     Resend,
+    /// Re-sends the rooms' waiting messages and joins after a retryable refusal.
+    RoomResend,
+    /// Clears room typing indicators nobody renewed.
+    RoomTyping,
+    /// Restarts the rooms' failed long-polls (HTTP fallback).
+    RoomPoll,
     /// The live socket has been quiet for a while: ping the hub.
     Quiet,
     /// An awaited pong or ack is overdue: the socket is dead.
@@ -143,10 +153,39 @@ pub(crate) enum Event {
     ForgottenElsewhere,
     /// The hub issued a session over HTTP (the `X-Natter-Session` header of an answer).
     SessionIssued { session: String },
+    /// The page did something with a room.
+    Room(RoomCall),
+    /// Another member's `cursor_position` / `chain_update` (`data`: JSON text) from `socket`.
+    Relayed { socket: Option<u32>, room: String, kind: RelayKind, from: Member, data: String },
+    /// A room's long-poll finished: its history, or `None` on failure.
+    RoomPollDone { room: String, poll: u32, history: Option<History> },
+    /// The HTTP send of room message `id` finished: the hub's answer, or `None`.
+    RoomPosted { room: String, id: String, reply: Option<ServerMessage> },
     /// While this tab was being issued a session, another tab of the site stored one first
     /// (two tabs opened at once on a first visit): the first one stored wins, so every tab
     /// shows one conversation.
     SessionElsewhere { session: String },
+}
+
+/// What the page does with rooms (`natter.joinRoom(…)`, a `Room`'s methods, the panel).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RoomCall {
+    /// Join `room` as `name`; `saved`: what an earlier page left in its outbox (storage).
+    Join { room: String, name: Option<String>, saved: Vec<crate::outbox::OutboxEntry> },
+    /// Leave `room`.
+    Leave { room: String },
+    /// Write a message in `room`.
+    Send { room: String, out: Outgoing },
+    /// Retry the failed message `id` of `room`.
+    Retry { room: String, id: String },
+    /// Started or stopped typing in `room`.
+    Typing { room: String, active: bool },
+    /// A cursor or an update for `room` (`data`: JSON text).
+    Relay { room: String, kind: RelayKind, data: String },
+    /// Everything in `room` has been seen.
+    Read { room: String },
+    /// The room being looked at (the panel), or none.
+    Watch { room: Option<String> },
 }
 
 /// Something the model wants to be told about from outside.
@@ -167,6 +206,8 @@ pub(crate) enum Notice {
     Unread(u32),
     /// The connection status changed.
     Status(Status),
+    /// Something happened in a room.
+    Room { room: String, notice: RoomNotice },
 }
 
 /// What the web layer must do.
@@ -220,6 +261,12 @@ pub(crate) enum Effect {
     RenewToken { reason: String },
     /// Tell the developer, on the console, why the hub refused the widget's identity.
     Warn(String),
+    /// Write a room frame on the open WebSocket.
+    SendRoom(rooms::RoomOut),
+    /// A room request over the HTTP fallback.
+    RoomHttp(rooms::RoomHttp),
+    /// Persist the outbox of `room` (remove it from storage when the room is not joined).
+    SaveRoomOutbox { room: String },
 }
 
 /// How the widget starts: what the page and storage say.
@@ -296,6 +343,8 @@ pub(crate) struct Model {
     liveness: Liveness,
     /// Who the widget is to the hub.
     pub identity: Identity,
+    /// The rooms joined on this connection.
+    pub rooms: Rooms,
     /// The read record storage holds (one per site, written by whichever tab read last).
     read_mark: Option<ReadMark>,
     /// The conversation the log's read position belongs to (see [`Identity::conversation`]).
@@ -318,6 +367,7 @@ impl Model {
             identity,
             read_mark: init.read,
             read_for,
+            rooms: Rooms::default(),
         }
     }
 
@@ -441,6 +491,9 @@ impl Model {
         let accepted = matches!(message, ServerMessage::Welcome(_) | ServerMessage::History(_));
         match message {
             ServerMessage::Welcome(w) => {
+                if !w.member.is_empty() {
+                    self.rooms.me = Some(w.member.clone());
+                }
                 let welcomed = self.identity.welcomed(&w);
                 if welcomed.new_session {
                     fx.push(Effect::SaveSession);
@@ -449,10 +502,17 @@ impl Model {
                     self.start_over(true);
                 }
             }
-            ServerMessage::Error(e) if e.id.is_none() && is_identity_refusal(e.code) => {
+            ServerMessage::Error(e) if e.id.is_none() && e.room.is_none() && is_identity_refusal(e.code) => {
                 self.identity_refused(&e, fx);
             }
-            message => self.log.receive(message, true, self.attention(), fx),
+            message => {
+                let mut rfx = Vec::new();
+                let rest = self.rooms.receive(message, &mut rfx);
+                room_effects(rfx, fx);
+                if let Some(message) = rest {
+                    self.log.receive(message, true, self.attention(), fx);
+                }
+            }
         }
         let outbox = &self.log.outbox;
         self.liveness.settle(|id| outbox.contains(id), fx);
@@ -551,6 +611,9 @@ impl Model {
     fn drop_conversation(&mut self, fx: &mut Vec<Effect>) {
         self.read_mark = None;
         self.log.fail_waiting(fx);
+        let mut rfx = Vec::new();
+        self.rooms.fail_waiting(&mut rfx);
+        room_effects(rfx, fx);
         self.start_over(false);
     }
 
@@ -674,8 +737,52 @@ impl Model {
         }
     }
 
+    /// A room call of the page.
+    fn room(&mut self, call: RoomCall, fx: &mut Vec<Effect>) {
+        let mut rfx = Vec::new();
+        let rooms = &mut self.rooms;
+        match call {
+            RoomCall::Join { room, name, saved } => {
+                rooms.join(room, name, saved, &mut rfx);
+            }
+            RoomCall::Leave { room } => {
+                rooms.leave(&room, &mut rfx);
+            }
+            RoomCall::Send { room, out } => {
+                rooms.send(&room, out, &mut rfx);
+            }
+            RoomCall::Retry { room, id } => {
+                rooms.retry(&room, &id, &mut rfx);
+            }
+            RoomCall::Typing { room, active } => {
+                rooms.typing(&room, active, &mut rfx);
+            }
+            RoomCall::Relay { room, kind, data } => {
+                rooms.relay(&room, kind, data, &mut rfx);
+            }
+            RoomCall::Read { room } => rooms.mark_read(&room, &mut rfx),
+            RoomCall::Watch { room } => rooms.watch(room, &mut rfx),
+        }
+        room_effects(rfx, fx);
+    }
+
     fn timer_fired(&mut self, timer: Timer, fx: &mut Vec<Effect>) {
         match timer {
+            Timer::RoomResend => {
+                let mut rfx = Vec::new();
+                self.rooms.resend(&mut rfx);
+                room_effects(rfx, fx);
+            }
+            Timer::RoomTyping => {
+                let mut rfx = Vec::new();
+                self.rooms.typing_expired(&mut rfx);
+                room_effects(rfx, fx);
+            }
+            Timer::RoomPoll => {
+                let mut rfx = Vec::new();
+                self.rooms.repoll(&mut rfx);
+                room_effects(rfx, fx);
+            }
             Timer::Typing => self.log.typing_expired(),
             Timer::Resend => self.flush(fx),
             Timer::Quiet => self.liveness.probe(fx),
@@ -740,6 +847,24 @@ impl Model {
                     fx.push(Effect::SaveSession);
                 }
             }
+            Event::Room(call) => self.room(call, fx),
+            Event::RoomPollDone { room, poll, history } => {
+                let mut rfx = Vec::new();
+                self.rooms.poll_done(&room, poll, history, &mut rfx);
+                room_effects(rfx, fx);
+            }
+            Event::RoomPosted { room, id, reply } => {
+                let mut rfx = Vec::new();
+                self.rooms.posted(&room, &id, reply, &mut rfx);
+                room_effects(rfx, fx);
+            }
+            Event::Relayed { socket, room, kind, from, data } => {
+                if self.link.heard(socket) != Heard::Stale {
+                    let mut rfx = Vec::new();
+                    self.rooms.relayed(&room, kind, from, data, &mut rfx);
+                    room_effects(rfx, fx);
+                }
+            }
             Event::SessionElsewhere { session } => {
                 // An anonymous tab takes the other tab's session and shows its conversation
                 // from the start; what it typed meanwhile stays in the outbox and goes there.
@@ -752,6 +877,21 @@ impl Model {
         if !self.link.is_live() {
             self.liveness.stop(fx);
         }
+    }
+}
+
+/// Turns what the rooms want into the model's effects.
+fn room_effects(rfx: Vec<RoomEffect>, fx: &mut Vec<Effect>) {
+    for e in rfx {
+        fx.push(match e {
+            RoomEffect::Send(out) => Effect::SendRoom(out),
+            RoomEffect::Notify { room, notice } => Effect::Notify(Notice::Room { room, notice }),
+            RoomEffect::ResendAfter { ms } => Effect::StartTimer { timer: Timer::RoomResend, ms },
+            RoomEffect::TypingTimer { ms } => Effect::StartTimer { timer: Timer::RoomTyping, ms },
+            RoomEffect::Http(request) => Effect::RoomHttp(request),
+            RoomEffect::RepollAfter { ms } => Effect::StartTimer { timer: Timer::RoomPoll, ms },
+            RoomEffect::SaveOutbox { room } => Effect::SaveRoomOutbox { room },
+        });
     }
 }
 
@@ -789,8 +929,21 @@ pub(crate) fn refusal_advice(page_origin: &str, hub: &str) -> String {
 /// `status` / `unread` notices derived from the change.
 pub(crate) fn update(model: &mut Model, event: Event) -> Vec<Effect> {
     let (status, unread) = (model.link.status(), model.log.unread);
+    let transport = model.link.transport();
     let mut fx = Vec::new();
     model.step(event, &mut fx);
+    // Rooms ride on whatever carries the support conversation: joined again (resuming) whenever
+    // a socket goes live, long-polled while HTTP carries it, waiting while nothing does.
+    let now = model.link.transport();
+    if now != transport {
+        let mut rfx = Vec::new();
+        match now {
+            Transport::WebSocket => model.rooms.link_up(&mut rfx),
+            Transport::Http => model.rooms.http_up(&mut rfx),
+            Transport::None => model.rooms.link_down(&mut rfx),
+        }
+        room_effects(rfx, &mut fx);
+    }
     model.follow_conversation();
     if model.attention().watching {
         // A panel open in a visible tab: whatever is in it now has been read.
@@ -808,3 +961,6 @@ pub(crate) fn update(model: &mut Model, event: Event) -> Vec<Effect> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod room_tests;

@@ -9,8 +9,13 @@
 use crate::outbox::OutboxEntry;
 use crate::state::Outgoing;
 
+mod rooms;
+// Only the web layer writes them; natively the tests below and in `rooms` do.
+#[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
+pub(crate) use rooms::{room_chat_http, room_frame};
+
 /// Appends `s` as a JSON string literal.
-fn push_string(buf: &mut String, s: &str) {
+pub(crate) fn push_string(buf: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     buf.push('"');
     for c in s.chars() {
@@ -34,10 +39,39 @@ fn push_string(buf: &mut String, s: &str) {
     buf.push('"');
 }
 
-fn push_field(buf: &mut String, name: &str, value: &str) {
+/// Appends `"name":"value"`, both as JSON string literals.
+pub(crate) fn push_field(buf: &mut String, name: &str, value: &str) {
     push_string(buf, name);
     buf.push(':');
     push_string(buf, value);
+}
+
+/// `parts` one after the other: `[a, b].concat()` without the generic slice-joining code it
+/// brings into the wasm.
+pub(crate) fn cat(parts: &[&str]) -> String {
+    let mut b = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        b.push_str(p);
+    }
+    b
+}
+
+/// Appends `n` in decimal, without `core::fmt` (whose formatting machinery is kilobytes of
+/// wasm that every page would download).
+pub(crate) fn push_u64(buf: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        buf.push(d as char);
+    }
 }
 
 /// The `auth` frame: the token (a signed-in user) or else the session (a returning visitor), or
@@ -165,6 +199,21 @@ mod tests {
                 parsed,
                 ClientMessage::Typing(natter_protocol::TypingSend { active, ..Default::default() })
             );
+        }
+    }
+
+    #[test]
+    fn parts_are_joined_in_order() {
+        assert_eq!(cat(&["a", "", "bc", "\u{e9}"]), "abc\u{e9}");
+        assert_eq!(cat(&[]), "");
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0, 7, 10, 4_096, 9_007_199_254_740_991, u64::MAX] {
+            let mut b = String::from("x");
+            push_u64(&mut b, n);
+            assert_eq!(b, format!("x{n}"));
         }
     }
 

@@ -4,7 +4,7 @@
 //! - `main.rs` — argument dispatch and the `demo` / `test` pipelines.
 //! - `tools.rs` — finding and installing what the pipelines need (wasm32 target, the pinned
 //!   wasm-bindgen CLI, npm packages, Debian packages) with clear messages where it cannot.
-//! - `widget.rs` — `build`: the wasm widget into `npm/dist`; `bench size`.
+//! - `widget.rs` — `build`: the wasm widget into `npm/dist`; `bench size`; `bench cursor`.
 //! - `bench.rs` — `bench [--quick] [idle|broadcast|fanout|churn]`: natter-hub vs Socket.IO.
 //! - `store_bench.rs` — `bench store`: SQLite throughput and Redis latency.
 
@@ -25,6 +25,7 @@ usage: cargo xtask <command>
   demo [HUB ARGS…]   build the widget, start the hub with the demo page, print the URL
   test               every check CI runs (fmt, clippy, docs, unit, integration, browser, e2e)
   bench size         gzip size of what a page downloads for the widget, launcher timing
+  bench cursor       browser-to-browser cursor relay latency over loopback (p50/p99)
   bench store        SQLite acknowledged messages/s and the latency Redis adds
   bench [--quick] [idle|broadcast|fanout|churn]
                      natter-hub against a Socket.IO 4.8 peer, one table with ratios
@@ -38,6 +39,7 @@ fn main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("size") => widget::bench_size(),
+            Some("cursor") => widget::bench_cursor(),
             Some("store") => store_bench::run(&args[2..]),
             _ => bench::run(&args[1..]),
         },

@@ -330,7 +330,7 @@ async fn next_frame(ws: &mut Socket) -> Result<ServerMessage> {
 }
 
 fn chat(room: &str, id: String, text: String) -> Result<Message> {
-    let frame = ClientMessage::Chat(ChatSend { room: room.into(), id: Some(id), message: text });
+    let frame = ClientMessage::Chat(ChatSend { room: room.into(), id: Some(id), message: text, name: None });
     Ok(Message::text(serde_json::to_string(&frame)?))
 }
 

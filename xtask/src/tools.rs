@@ -182,7 +182,7 @@ pub fn widget_browser_tests() -> Result<()> {
 /// `npm/` as a copy (their `.npmrc` sets `install-links`), so `npm ci` runs every time: it
 /// copies in the widget just built.
 pub fn build_examples() -> Result<()> {
-    for name in ["vite", "react"] {
+    for name in ["vite", "react", "collab"] {
         let dir = root().join("examples").join(name);
         if !dir.join("package.json").exists() {
             bail!("examples/{name}/package.json is missing");

@@ -26,9 +26,13 @@ use std::process::Command;
 const TARGET: &str = "wasm32-unknown-unknown";
 /// What a page downloads for the widget, in load order.
 const DOWNLOADED: &[&str] = &["natter.js", "index.js", "natter_widget_bg.wasm"];
+/// What a page that uses the collaboration panel downloads on top (loaded on first use).
+const ROOMS_DOWNLOADED: &[&str] = &["rooms-panel.js"];
 /// The size budget: everything a page downloads for the widget, gzip (with the largest
 /// language file, for a page in a language other than English).
 const BUDGET_BYTES: u64 = 60 * 1024;
+/// The size budget of a page with rooms and the collaboration panel, gzip.
+const ROOMS_BUDGET_BYTES: u64 = 75 * 1024;
 
 /// Writes `bytes` to `path` and a gzip -9 copy beside it; returns the gzip size.
 fn write_with_gzip(path: &Path, bytes: &[u8]) -> Result<usize> {
@@ -40,7 +44,16 @@ fn write_with_gzip(path: &Path, bytes: &[u8]) -> Result<usize> {
     Ok(gz.len())
 }
 
-/// Minifies `widget/src/i18n/*.json` into `<dir>/locales/`; returns `(file, raw, gzip)` sizes.
+/// The start of every key of the collaboration panel's texts (`ROOM_PREFIX` in
+/// widget/src/i18n.rs).
+const ROOM_PREFIX: &str = "room";
+/// The name of a language's file of the collaboration panel's texts: `rooms-de.json`.
+const ROOMS_LOCALE: &str = "rooms-";
+
+/// Minifies `widget/src/i18n/*.json` into `<dir>/locales/`, each language in two files: the
+/// widget's texts (`de.json`, which every page in that language downloads) and the
+/// collaboration panel's (`rooms-de.json`, downloaded with the panel); returns `(file, raw,
+/// gzip)` sizes.
 fn build_locales(dist: &Path) -> Result<Vec<(String, usize, usize)>> {
     let src = root().join("widget").join("src").join("i18n");
     let out = dist.join("locales");
@@ -54,29 +67,39 @@ fn build_locales(dist: &Path) -> Result<Vec<(String, usize, usize)>> {
     entries.sort();
     for path in entries {
         let text = std::fs::read_to_string(&path)?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
-        let min = serde_json::to_vec(&value)?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let gz = write_with_gzip(&out.join(&name), &min)?;
-        made.push((name, min.len(), gz));
+        let texts: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a JSON object", path.display()))?;
+        let lang = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let (rooms, widget): (serde_json::Map<_, _>, serde_json::Map<_, _>) =
+            texts.into_iter().partition(|(key, _)| key.starts_with(ROOM_PREFIX));
+        for (name, part) in [(format!("{lang}.json"), widget), (format!("{ROOMS_LOCALE}{lang}.json"), rooms)]
+        {
+            if part.is_empty() {
+                continue;
+            }
+            let min = serde_json::to_vec(&part)?;
+            let gz = write_with_gzip(&out.join(&name), &min)?;
+            made.push((name, min.len(), gz));
+        }
     }
     Ok(made)
 }
 
-fn largest_locale(dist: &Path) -> Result<Option<(String, u64, u64)>> {
+/// The largest language file by gzip size, `(name, raw, gzip)`: of the widget's texts, or with
+/// `rooms` of the collaboration panel's.
+fn largest_locale(dist: &Path, rooms: bool) -> Result<Option<(String, u64, u64)>> {
     let mut best: Option<(String, u64, u64)> = None;
     let Ok(dir) = std::fs::read_dir(dist.join("locales")) else { return Ok(None) };
     for e in dir.flatten() {
         let path = e.path();
-        if path.extension().is_none_or(|x| x != "json") {
+        let file = e.file_name().to_string_lossy().into_owned();
+        if path.extension().is_none_or(|x| x != "json") || file.starts_with(ROOMS_LOCALE) != rooms {
             continue;
         }
         let bytes = std::fs::read(&path)?;
         let gz = gzip_len(&bytes)?;
         if best.as_ref().is_none_or(|b| gz > b.2) {
-            let name = format!("locales/{}", e.file_name().to_string_lossy());
-            best = Some((name, bytes.len() as u64, gz));
+            best = Some((format!("locales/{file}"), bytes.len() as u64, gz));
         }
     }
     Ok(best)
@@ -344,8 +367,12 @@ pub fn build(release: bool) -> Result<()> {
         wasm_opt(&wasm_out)?;
     }
     let src = root.join("npm").join("src");
-    std::fs::copy(src.join("index.js"), stage.join("index.js")).context("copying npm/src/index.js")?;
-    std::fs::copy(src.join("index.d.ts"), out.join("index.d.ts")).context("copying npm/src/index.d.ts")?;
+    for file in ["index.js", "rooms.js"] {
+        std::fs::copy(src.join(file), stage.join(file)).with_context(|| format!("copying npm/src/{file}"))?;
+    }
+    for file in ["index.d.ts", "rooms.d.ts", "react.d.ts"] {
+        std::fs::copy(src.join(file), out.join(file)).with_context(|| format!("copying npm/src/{file}"))?;
+    }
     ensure_npm_tools()?;
     let minify: &[&str] = if release { &["--minify"] } else { &[] };
     // One ESM file: the facade plus the wasm-bindgen glue. `new URL(..., import.meta.url)` for
@@ -360,7 +387,17 @@ pub fn build(release: bool) -> Result<()> {
         &src.join("natter.js"),
         &out.join("natter.js"),
     )?;
-    for file in DOWNLOADED {
+    // The React bindings import `react` and `./index.js` as they are (not bundled: the app's
+    // React and the one widget module); the rooms panel is a module of its own, fetched only
+    // by pages that use it.
+    for file in ["react.js", "rooms-panel.js"] {
+        esbuild(
+            &[&["--format=esm", "--target=es2020", "--log-level=warning"], minify].concat(),
+            &src.join(file),
+            &out.join(file),
+        )?;
+    }
+    for file in DOWNLOADED.iter().chain(ROOMS_DOWNLOADED) {
         let path = out.join(file);
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         // Precompressed copies, for a static server (the hub's ServeDir) that serves `.gz`
@@ -377,6 +414,10 @@ pub fn build(release: bool) -> Result<()> {
     let sources = [
         ("index.js", src.join("index.js")),
         ("index.d.ts", src.join("index.d.ts")),
+        ("rooms.d.ts", src.join("rooms.d.ts")),
+        ("react.js", src.join("react.js")),
+        ("react.d.ts", src.join("react.d.ts")),
+        ("rooms-panel.js", src.join("rooms-panel.js")),
         ("natter.js", src.join("natter.js")),
     ];
     let mut sources = sources.to_vec();
@@ -481,6 +522,12 @@ fn kib(n: u64) -> String {
     format!("{:.1} KiB", n as f64 / 1024.0)
 }
 
+/// Prints how much of `budget` (bytes) `gz` uses.
+fn verdict(gz: u64, budget: u64) {
+    let verdict = if gz <= budget { "within" } else { "OVER" };
+    println!("  budget {}: {verdict} ({:.0}% used)", kib(budget), gz as f64 * 100.0 / budget as f64);
+}
+
 /// Prints the gzip size of everything a page downloads for the widget against the budget, and
 /// the time from script load to launcher visible in headless Chromium.
 pub fn bench_size() -> Result<()> {
@@ -499,20 +546,87 @@ pub fn bench_size() -> Result<()> {
         println!("  {:<24} {:>10} {:>10}", file, kib(bytes.len() as u64), kib(gz));
     }
     println!("  {:<24} {:>10} {:>10}", "total (English page)", kib(raw_total), kib(gz_total));
+    let english = (raw_total, gz_total);
     // A page in another language also downloads that language's texts (one file).
-    if let Some((name, raw, gz)) = largest_locale(&dist)? {
-        println!("  {:<24} {:>10} {:>10}", name, kib(raw), kib(gz));
+    let language = largest_locale(&dist, false)?;
+    if let Some((name, raw, gz)) = &language {
+        println!("  {:<24} {:>10} {:>10}", name, kib(*raw), kib(*gz));
         raw_total += raw;
         gz_total += gz;
         println!("  {:<24} {:>10} {:>10}", "total (largest language)", kib(raw_total), kib(gz_total));
     }
-    let verdict = if gz_total <= BUDGET_BYTES { "within" } else { "OVER" };
-    println!(
-        "  budget {}: {verdict} ({:.0}% used)",
-        kib(BUDGET_BYTES),
-        gz_total as f64 * 100.0 / BUDGET_BYTES as f64
-    );
+    verdict(gz_total, BUDGET_BYTES);
+    println!("with rooms and the collaboration panel (fetched on first use), on top:");
+    let (mut raw_rooms, mut gz_rooms) = english;
+    for file in ROOMS_DOWNLOADED {
+        let bytes = std::fs::read(dist.join(file)).with_context(|| format!("reading {file}"))?;
+        let gz = gzip_len(&bytes)?;
+        raw_rooms += bytes.len() as u64;
+        gz_rooms += gz;
+        println!("  {:<24} {:>10} {:>10}", file, kib(bytes.len() as u64), kib(gz));
+    }
+    println!("  {:<24} {:>10} {:>10}", "total with rooms (English)", kib(raw_rooms), kib(gz_rooms));
+    // In another language, the widget's texts and the panel's (one file each) come too.
+    if let (Some((_, raw, gz)), Some((name, rraw, rgz))) = (&language, largest_locale(&dist, true)?) {
+        println!("  {:<24} {:>10} {:>10}", name, kib(rraw), kib(rgz));
+        raw_rooms += raw + rraw;
+        gz_rooms += gz + rgz;
+        println!(
+            "  {:<24} {:>10} {:>10}",
+            "total with rooms (largest language)",
+            kib(raw_rooms),
+            kib(gz_rooms)
+        );
+    }
+    verdict(gz_rooms, ROOMS_BUDGET_BYTES);
     launcher_timing()
+}
+
+/// Browser-to-browser cursor relay latency over loopback: builds the widget (if needed) and the
+/// hub in release mode, starts the hub on a free port with the widget from `npm/dist`, and runs
+/// `npm/scripts/cursor-latency.mjs` (two headless Chromium profiles in one room). Prints figures;
+/// asserts nothing.
+pub fn bench_cursor() -> Result<()> {
+    if !dist_dir().join("natter_widget_bg.wasm").exists() {
+        build(true)?;
+    }
+    let root = root();
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).current_dir(&root).args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "natter-hub",
+    ]))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let dir = root.join("target").join("bench-cursor");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let log = std::fs::File::create(dir.join("hub.log"))?;
+    let mut hub = Command::new(root.join("target/release/natter-hub"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--db"])
+        .arg(dir.join("natter.db"))
+        .arg("--assets")
+        .arg(dist_dir())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting target/release/natter-hub")?;
+    let url = format!("http://127.0.0.1:{port}");
+    let ready = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let result = if ready {
+        ensure_npm_tools().and_then(|()| {
+            run(Command::new("node").current_dir(scripts_dir()).arg("cursor-latency.mjs").arg(&url))
+        })
+    } else {
+        Err(anyhow::anyhow!("the hub did not start; see {}", dir.join("hub.log").display()))
+    };
+    let _ = hub.kill();
+    let _ = hub.wait();
+    result
 }
 
 fn launcher_timing() -> Result<()> {

@@ -22,17 +22,36 @@ pub(crate) struct Refusal {
     pub(crate) id: Option<String>,
     /// For `rate_limited`: how long to wait, in milliseconds.
     pub(crate) retry_after_ms: Option<u64>,
+    /// The room the refused frame was about.
+    pub(crate) room: Option<String>,
+    /// What the request names does not exist (an unknown conversation): an HTTP API answers
+    /// 404 rather than 400. The wire code stays the one in `code`.
+    pub(crate) missing: bool,
 }
 
 impl Refusal {
     /// A refusal with `code` and `message`.
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Refusal { code, message: message.into(), id: None, retry_after_ms: None }
+        Refusal { code, message: message.into(), id: None, retry_after_ms: None, room: None, missing: false }
+    }
+
+    /// Marks the refusal as naming something that does not exist (see `missing`).
+    pub(crate) fn missing(mut self) -> Self {
+        self.missing = true;
+        self
     }
 
     /// Sets the refused message's id.
     pub(crate) fn with_id(mut self, id: Option<String>) -> Self {
         self.id = id;
+        self
+    }
+
+    /// Says which room the refused frame was about (kept if already set).
+    pub(crate) fn in_room(mut self, room: Option<&str>) -> Self {
+        if self.room.is_none() {
+            self.room = room.map(str::to_owned);
+        }
         self
     }
 
@@ -43,6 +62,7 @@ impl Refusal {
             message: self.message.clone(),
             id: self.id.clone(),
             retry_after_ms: self.retry_after_ms,
+            room: self.room.clone(),
         })
     }
 }

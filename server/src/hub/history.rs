@@ -49,10 +49,10 @@ impl Hub {
         }
     }
 
-    /// The session's history after `since`, without subscribing: the HTTP long-poll. Waits up
-    /// to `--poll-timeout` when nothing is newer than `after`.
-    pub(crate) async fn poll(&self, session: &Arc<str>, since: Since) -> Result<History, Refusal> {
-        let key = ConversationKey::Session(session.clone());
+    /// A conversation's history after `since`, without subscribing: the HTTP long-poll of a
+    /// session's conversation or of a room. Waits up to `--poll-timeout` when nothing is newer
+    /// than `after`.
+    pub(crate) async fn poll(&self, key: ConversationKey, since: Since) -> Result<History, Refusal> {
         let mut delivered = {
             let mut state = self.lock();
             // Starting at 0 loses nothing: what was delivered before this point is in the

@@ -147,7 +147,7 @@ impl Hub {
         let store = self.inbox_store()?;
         match store.conversation(id).await? {
             Some((record, conversation)) => Ok((record, conversation.into())),
-            None => Err(Refusal::new(ErrorCode::InvalidMessage, format!("no conversation {id:?}"))),
+            None => Err(Refusal::new(ErrorCode::InvalidMessage, format!("no conversation {id:?}")).missing()),
         }
     }
 
@@ -160,10 +160,9 @@ impl Hub {
     ) -> Result<ConversationSummary, Refusal> {
         let (before, conversation) = self.inbox_conversation(id).await?;
         let store = self.inbox_store()?;
-        let record = store
-            .update_conversation(id, changes)
-            .await?
-            .ok_or_else(|| Refusal::new(ErrorCode::InvalidMessage, format!("no conversation {id:?}")))?;
+        let record = store.update_conversation(id, changes).await?.ok_or_else(|| {
+            Refusal::new(ErrorCode::InvalidMessage, format!("no conversation {id:?}")).missing()
+        })?;
         if record.status != before.status {
             let status = ServerMessage::ConversationStatus(ConversationStatus {
                 status: record.status,

@@ -25,6 +25,24 @@ impl Joining<'_> {
 }
 
 impl Hub {
+    /// The room's record, created first if it does not exist (a `join`, or a message sent to it
+    /// over the HTTP fallback).
+    pub(crate) async fn ensure_room(&self, room: &Arc<str>) -> Result<RoomRecord, Refusal> {
+        let store = &self.shared.store;
+        if let Some(r) = store.room(room).await? {
+            return Ok(r);
+        }
+        let record = RoomRecord {
+            room: room.to_string(),
+            name: None,
+            metadata: Json::Object(Default::default()),
+            created_at: now_rfc3339(),
+        };
+        store.create_room(record.clone()).await?;
+        // Another hub or request may have created it meanwhile; theirs wins.
+        Ok(store.room(room).await?.unwrap_or(record))
+    }
+
     /// Joins a room: creates it if needed, subscribes, queues `room_info` + `history`, and
     /// announces the member to the others when this is their first connection in it.
     pub(crate) async fn join_room(
@@ -35,20 +53,7 @@ impl Hub {
         outbox: &Outbox,
     ) -> Result<(), Refusal> {
         let store = &self.shared.store;
-        let record = match store.room(room).await? {
-            Some(r) => r,
-            None => {
-                let record = RoomRecord {
-                    room: room.to_string(),
-                    name: None,
-                    metadata: Json::Object(Default::default()),
-                    created_at: now_rfc3339(),
-                };
-                store.create_room(record.clone()).await?;
-                // Another hub or request may have created it meanwhile; theirs wins.
-                store.room(room).await?.unwrap_or(record)
-            }
-        };
+        let record = self.ensure_room(room).await?;
         // Presence is recorded before this member is told it joined (and before the other
         // members are asked for), so someone joining through another hub right after sees it.
         // Recording it again for a second tab only refreshes the same entry.

@@ -197,9 +197,10 @@ pub(crate) async fn detail(
     Ok(Json(ConversationDetail { conversation, notes }))
 }
 
-/// An unknown conversation is a 404.
+/// An unknown conversation is a 404; any other refusal (an empty or oversized text) keeps its
+/// own status.
 fn not_found(r: Refusal) -> ApiError {
-    if r.code == ErrorCode::InvalidMessage {
+    if r.missing {
         ApiError::with_status(StatusCode::NOT_FOUND, r)
     } else {
         r.into()

@@ -291,9 +291,9 @@ impl LlmEngine {
         let handoff = text.contains(super::prompt::HANDOFF_MARKER);
         let text =
             if handoff { text.replace(super::prompt::HANDOFF_MARKER, "").trim().to_string() } else { text };
-        if text.is_empty() {
-            return Err(malformed("the answer is empty but for the handoff marker".into()));
-        }
+        // An answer that is only the marker asks for a person without a word of its own, like
+        // a webhook's `{"reply": null, "handoff": true}`: the hub hands the conversation over
+        // (an empty text stores no message; with nobody online the visitor hears the follow-up).
         Ok(Some(Reply {
             text: clip(&text, self.settings.max_chars),
             category: Some(CATEGORY.to_string()),

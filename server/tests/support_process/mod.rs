@@ -199,7 +199,7 @@ impl Tab {
 
     /// Sends a `chat` message with `id` to `room`.
     pub async fn chat(&mut self, room: &str, id: &str, text: &str) {
-        let send = ChatSend { room: room.into(), id: Some(id.into()), message: text.into() };
+        let send = ChatSend { room: room.into(), id: Some(id.into()), message: text.into(), name: None };
         self.send(&ClientMessage::Chat(send)).await;
     }
 

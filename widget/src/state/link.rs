@@ -612,7 +612,10 @@ impl Link {
             | Timer::Resend
             | Timer::Quiet
             | Timer::ReplyDeadline
-            | Timer::PostDeadline => {}
+            | Timer::PostDeadline
+            | Timer::RoomResend
+            | Timer::RoomTyping
+            | Timer::RoomPoll => {}
         }
     }
 

@@ -360,6 +360,7 @@ fn refused_messages_fail_and_can_be_retried() {
             message: "no".into(),
             id: Some("a".into()),
             retry_after_ms: None,
+            room: None,
         })
     };
     let fx = update(&mut m, frame(s, refuse(ErrorCode::TooLarge)));
@@ -512,6 +513,7 @@ fn http_refusals_never_spin() {
             message: "x".into(),
             id: None,
             retry_after_ms: Some(1500),
+            room: None,
         }))
     };
     // Retryable, without an id: waits for the timer instead of re-posting at once.
@@ -631,6 +633,7 @@ fn every_delivery_state_of_a_visitor_message_is_told_once() {
         message: "no".into(),
         id: Some("b".into()),
         retry_after_ms: None,
+        room: None,
     };
     let fx = update(&mut m, frame(s, ServerMessage::Error(refusal)));
     assert_eq!(deliveries(&fx), [d("b", Delivery::Failed, None, false)]);
@@ -661,6 +664,7 @@ fn forbidden() -> ErrorFrame {
             .into(),
         id: None,
         retry_after_ms: None,
+        room: None,
     }
 }
 
@@ -750,8 +754,13 @@ fn other_poll_refusals_are_retried_like_failures() {
     let mut m = model();
     into_http(&mut m);
     let poll = m.link.running_poll().expect("poll");
-    let busy =
-        ErrorFrame { code: ErrorCode::Unavailable, message: "busy".into(), id: None, retry_after_ms: None };
+    let busy = ErrorFrame {
+        code: ErrorCode::Unavailable,
+        message: "busy".into(),
+        id: None,
+        retry_after_ms: None,
+        room: None,
+    };
     let fx = update(&mut m, Event::PollRefused { poll, error: busy });
     assert!(has_timer(&fx, Timer::Poll).is_some());
     assert_eq!(refusals(&fx), 0);
@@ -796,7 +805,13 @@ fn welcome(session: Option<&str>, user: Option<&str>) -> ServerMessage {
 }
 
 fn identity_error(code: ErrorCode) -> ServerMessage {
-    ServerMessage::Error(ErrorFrame { code, message: "why".into(), id: None, retry_after_ms: None })
+    ServerMessage::Error(ErrorFrame {
+        code,
+        message: "why".into(),
+        id: None,
+        retry_after_ms: None,
+        room: None,
+    })
 }
 
 #[test]
@@ -995,6 +1010,7 @@ fn identity_refusals_over_http_keep_the_message_pending() {
         message: "expired".into(),
         id: None,
         retry_after_ms: None,
+        room: None,
     };
     let fx = update(&mut m, Event::Posted { id: "a".into(), reply: Some(ServerMessage::Error(e)) });
     assert!(fx.contains(&Effect::RenewToken { reason: "expired".into() }));
@@ -1134,7 +1150,7 @@ fn refused_with(token: Option<&str>) -> Model {
 }
 
 fn refusal(code: ErrorCode) -> ErrorFrame {
-    ErrorFrame { code, message: "why".into(), id: None, retry_after_ms: None }
+    ErrorFrame { code, message: "why".into(), id: None, retry_after_ms: None, room: None }
 }
 
 #[test]

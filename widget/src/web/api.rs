@@ -4,11 +4,13 @@
 //! This is the whole wasm-bindgen surface; everything behind it is crate-private.
 
 use super::frame;
+use super::rooms;
 use super::runtime::Runtime;
 use crate::options::{Flex, RawOptions};
 use crate::state::link::Transport;
 use crate::state::log::Message;
-use crate::state::{Event, Model};
+use crate::state::rooms::RelayKind;
+use crate::state::{Event, Model, RoomCall};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -121,7 +123,7 @@ impl Natter {
     }
 
     /// Calls `f` on `event`: `ready`, `open`, `close`, `message`, `delivery`, `unread`,
-    /// `status`, `sound`, `tokenExpired`.
+    /// `status`, `sound`, `tokenExpired`, `room` (every room event, `{ type, room, … }`).
     pub fn on(&self, event: &str, f: js_sys::Function) {
         self.rt.on(event, f);
     }
@@ -146,6 +148,57 @@ impl Natter {
     /// Removes every node, listener, timer, socket and request of this widget.
     pub fn destroy(&self) {
         self.rt.destroy();
+    }
+
+    /// One call of a `Room` object of the npm module (one export rather than one per method:
+    /// each export costs glue in the wasm and in the JS). `op` and what `arg` / `id` carry:
+    /// `join` (`arg`: `{ name }`), `leave`, `send` (`arg`: the text, `id`: the message id the npm
+    /// module made), `retry` (`id`), `typing` (`arg`: true / false), `cursor` / `update` (`arg`:
+    /// any JSON), `read`, `watch` (`room` on screen; `""` for none), `snapshot` (answers
+    /// `{ status, title, messages, members, memberCount, typing, unread }`, or null). Throws a
+    /// `TypeError` for an unknown `op` and for `cursor` / `update` data that is not JSON.
+    pub fn room(&self, op: &str, room: &str, arg: JsValue, id: Option<String>) -> Result<JsValue, JsValue> {
+        let room = room.to_string();
+        let call = match op {
+            "snapshot" => return Ok(self.rt.room_snapshot(&room)),
+            "join" => {
+                let name = rooms::join_name(&arg).filter(|n| !n.trim().is_empty());
+                let saved = self.rt.saved_room_outbox(&room);
+                RoomCall::Join { room, name, saved }
+            }
+            "leave" => RoomCall::Leave { room },
+            "send" => {
+                let text = arg.as_string().unwrap_or_default();
+                self.rt.room_send(room, text, id.unwrap_or_else(super::random::hex_id));
+                return Ok(JsValue::UNDEFINED);
+            }
+            "retry" => RoomCall::Retry { room, id: id.unwrap_or_default() },
+            "typing" => RoomCall::Typing { room, active: arg.is_truthy() },
+            "cursor" | "update" => {
+                let kind = if op == "cursor" { RelayKind::Cursor } else { RelayKind::Update };
+                let data = rooms::relay_text(&arg).map_err(|why| {
+                    JsValue::from(js_sys::TypeError::new(&crate::wire::cat(&[
+                        "natter: room \"",
+                        &room,
+                        "\": ",
+                        &why,
+                    ])))
+                })?;
+                RoomCall::Relay { room, kind, data }
+            }
+            "read" => RoomCall::Read { room },
+            "watch" => RoomCall::Watch { room: (!room.is_empty()).then_some(room) },
+            other => {
+                return Err(js_sys::TypeError::new(&crate::wire::cat(&[
+                    "natter: no room call \"",
+                    other,
+                    "\"",
+                ]))
+                .into())
+            }
+        };
+        self.rt.dispatch(Event::Room(call));
+        Ok(JsValue::UNDEFINED)
     }
 }
 

@@ -9,20 +9,21 @@
 
 use natter_protocol::inbox::ConversationState;
 use natter_protocol::{
-    Ack, Availability, ConversationMessage, ConversationStatus, ErrorCode, ErrorFrame, Gap, History, Pong,
-    Role, ServerMessage, SystemNotice, TypingNotice, UserProfile, Welcome,
+    Ack, Availability, ConversationMessage, ConversationStatus, ErrorCode, ErrorFrame, Gap, History, Member,
+    Pong, Presence, Role, RoomInfo, RoomMessage, ServerMessage, SystemNotice, TypingNotice, UserProfile,
+    Welcome,
 };
 use wasm_bindgen::{JsCast, JsValue};
 
-/// Reads properties of a parsed JSON object.
-struct Obj<'a>(&'a JsValue);
+/// Reads properties of a parsed JSON object (also the relays', in `web::rooms`).
+pub(super) struct Obj<'a>(pub(super) &'a JsValue);
 
 impl Obj<'_> {
-    fn get(&self, key: &str) -> JsValue {
+    pub(super) fn get(&self, key: &str) -> JsValue {
         js_sys::Reflect::get(self.0, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
     }
 
-    fn string(&self, key: &str) -> Option<String> {
+    pub(super) fn string(&self, key: &str) -> Option<String> {
         self.get(key).as_string()
     }
 
@@ -39,6 +40,19 @@ impl Obj<'_> {
     fn role(&self) -> Option<Role> {
         let name = self.string("role")?;
         Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// A member object (`from`, `user`, an entry of `members`).
+    fn member(&self) -> Option<Member> {
+        Some(Member {
+            id: self.string("id")?,
+            name: self.string("name"),
+            verified: self.flag("verified").unwrap_or(false),
+        })
+    }
+
+    pub(super) fn member_at(&self, key: &str) -> Option<Member> {
+        Obj(&self.get(key)).member()
     }
 
     fn conversation(&self) -> Option<ConversationMessage> {
@@ -58,7 +72,8 @@ impl Obj<'_> {
 }
 
 /// Decodes a parsed hub frame into a [`ServerMessage`], or `None` for frames the widget does
-/// not use (rooms, presence) or cannot read.
+/// not use (the relays `cursor_position` / `chain_update`, whose free-form data `web::rooms`
+/// reads without Rust parsing it) or cannot read.
 ///
 /// The `type` names are matched as literals (a `match` needs them); the tests below hold them
 /// to the protocol crate's: every [`ServerMessage::KINDS`] entry is either read back exactly
@@ -76,6 +91,8 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
             let user = Obj(&user);
             ServerMessage::Welcome(Welcome {
                 session: o.string("session"),
+                // The visitor's public id in rooms: their own messages and presence.
+                member: o.string("member").unwrap_or_default(),
                 user: user.string("id").map(|id| UserProfile {
                     id,
                     name: user.string("name"),
@@ -95,8 +112,42 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
         "typing" => ServerMessage::Typing(TypingNotice {
             room: o.string("room"),
             role: o.role()?,
-            from: None,
+            from: o.member_at("from"),
             active: o.flag("active")?,
+        }),
+        "chat" => ServerMessage::Chat(RoomMessage {
+            room: o.string("room")?,
+            id: o.string("id")?,
+            seq: o.seq("seq")?,
+            message: o.string("message")?,
+            timestamp: o.string("timestamp").unwrap_or_default(),
+            from: o.member_at("from")?,
+        }),
+        kind @ ("user_joined" | "user_left") => {
+            let p = Presence {
+                room: o.string("room")?,
+                user: o.member_at("user")?,
+                timestamp: o.string("timestamp").unwrap_or_default(),
+            };
+            if kind == "user_joined" {
+                ServerMessage::UserJoined(p)
+            } else {
+                ServerMessage::UserLeft(p)
+            }
+        }
+        // The room's `metadata` is the site's, not the widget's: not read.
+        "room_info" => ServerMessage::RoomInfo(RoomInfo {
+            room: o.string("room")?,
+            name: o.string("name"),
+            members: o
+                .get("members")
+                .dyn_into::<js_sys::Array>()
+                .map(|a| a.iter().filter_map(|m| Obj(&m).member()).collect())
+                .unwrap_or_default(),
+            member_count: o.seq("memberCount").unwrap_or(0) as usize,
+            last_seq: o.seq("lastSeq").unwrap_or(0),
+            created_at: o.string("createdAt").unwrap_or_default(),
+            ..RoomInfo::default()
         }),
         "ack" => ServerMessage::Ack(Ack {
             id: o.string("id")?,
@@ -111,6 +162,7 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
                 message: o.string("message").unwrap_or_default(),
                 id: o.string("id"),
                 retry_after_ms: o.seq("retryAfterMs"),
+                room: o.string("room"),
             })
         }
         "history" => {
@@ -146,7 +198,7 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use natter_protocol::{Member, Presence, RelayNotice, RoomInfo, RoomMessage, ServerMessage as M};
+    use natter_protocol::{RelayNotice, ServerMessage as M};
     use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
     wasm_bindgen_test_configure!(run_in_browser);
@@ -175,9 +227,9 @@ mod tests {
     /// One frame of every kind the widget reads, with every field it reads set.
     fn read() -> Vec<ServerMessage> {
         vec![
-            // (A welcome's `member`, `email`, `avatar` and `expiresAt` are not read:
+            // (A welcome's `email`, `avatar` and `expiresAt` are not read:
             // `welcome_keeps_what_the_widget_uses` checks a full one.)
-            M::Welcome(Welcome { session: Some("s.t".into()), ..Welcome::default() }),
+            M::Welcome(Welcome { session: Some("s.t".into()), member: "u_1".into(), ..Welcome::default() }),
             M::Welcome(Welcome {
                 user: Some(UserProfile {
                     id: "42".into(),
@@ -204,6 +256,49 @@ mod tests {
                 message: "slow down".into(),
                 id: Some("u".into()),
                 retry_after_ms: Some(1_500),
+                room: Some("r".into()),
+            }),
+            // Rooms: every field the room model reads.
+            M::Chat(RoomMessage {
+                room: "r".into(),
+                id: "c".into(),
+                seq: 4,
+                message: "hi all".into(),
+                timestamp: "t".into(),
+                from: ada(),
+            }),
+            M::Typing(TypingNotice {
+                room: Some("r".into()),
+                role: Role::User,
+                from: Some(ada()),
+                active: true,
+            }),
+            M::UserJoined(Presence { room: "r".into(), user: ada(), timestamp: "t".into() }),
+            M::UserLeft(Presence { room: "r".into(), user: ada(), timestamp: "t".into() }),
+            M::RoomInfo(RoomInfo {
+                room: "r".into(),
+                name: Some("Design".into()),
+                members: vec![ada(), Member { id: "u_2".into(), name: None, verified: false }],
+                member_count: 140,
+                last_seq: 4,
+                created_at: "t".into(),
+                // The site's metadata is not read.
+                metadata: serde_json::Value::Null,
+            }),
+            M::Ack(Ack { id: "c".into(), seq: 4, room: Some("r".into()), duplicate: false }),
+            M::History(History {
+                room: Some("r".into()),
+                messages: vec![M::Chat(RoomMessage {
+                    room: "r".into(),
+                    id: "c".into(),
+                    seq: 4,
+                    message: "hi all".into(),
+                    timestamp: "t".into(),
+                    from: ada(),
+                })],
+                complete: true,
+                gap: None,
+                last_seq: 4,
             }),
             M::Pong(Pong { nonce: None, timestamp: "t".into() }),
             M::Availability(Availability { online: Some(true) }),
@@ -215,19 +310,15 @@ mod tests {
         ]
     }
 
-    /// One frame of every kind the widget has no use for (rooms, presence).
+    fn ada() -> Member {
+        Member { id: "u_1".into(), name: Some("Ada".into()), verified: true }
+    }
+
+    /// One frame of every kind `decode` leaves alone: the relays (read by
+    /// `web::rooms::decode_relay`, tested there).
     fn ignored() -> Vec<ServerMessage> {
-        let member = Member { id: "m".into(), name: None, verified: true };
-        let relay = RelayNotice { room: "r".into(), from: member.clone(), data: serde_json::json!({}) };
-        let presence = Presence { room: "r".into(), user: member, timestamp: "t".into() };
-        vec![
-            M::Chat(RoomMessage::default()),
-            M::UserJoined(presence.clone()),
-            M::UserLeft(presence),
-            M::RoomInfo(RoomInfo::default()),
-            M::CursorPosition(relay.clone()),
-            M::ChainUpdate(relay),
-        ]
+        let relay = RelayNotice { room: "r".into(), from: ada(), data: serde_json::json!({"x": 1}) };
+        vec![M::CursorPosition(relay.clone()), M::ChainUpdate(relay)]
     }
 
     #[wasm_bindgen_test]

@@ -7,6 +7,7 @@
 //! parser and no serde machinery ends up in the wasm binary.
 
 use super::frame::decode;
+use super::rooms::{decode_relay, Relayed};
 use crate::state::Outgoing;
 use natter_protocol::{History, ServerMessage, SESSION_HEADER};
 use wasm_bindgen::prelude::*;
@@ -114,6 +115,8 @@ pub(crate) enum SocketEvent {
     Open,
     /// A frame arrived.
     Frame(ServerMessage),
+    /// A room member's `cursor_position` / `chain_update` arrived.
+    Relay(Relayed),
     /// It closed (or failed to open) with this code.
     Closed(u16),
 }
@@ -127,10 +130,14 @@ impl Socket {
         let r = report.clone();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
             let Some(text) = e.data().as_string() else { return };
-            match js_sys::JSON::parse(&text).ok().as_ref().and_then(decode) {
-                Some(msg) => r(SocketEvent::Frame(msg)),
+            let Ok(v) = js_sys::JSON::parse(&text) else { return };
+            if let Some(msg) = decode(&v) {
+                r(SocketEvent::Frame(msg));
+            } else if let Some(relay) = decode_relay(&v) {
+                r(SocketEvent::Relay(relay));
+            } else {
                 // A frame this version does not understand (a newer hub): skip it.
-                _ => web_sys::console::debug_1(&"natter: ignored an unknown frame".into()),
+                web_sys::console::debug_1(&"natter: ignored an unknown frame".into());
             }
         });
         let on_close =
@@ -208,7 +215,51 @@ pub(crate) async fn post(end: &Endpoint, who: &Credentials, out: &Outgoing, sign
     if let Some(h) = headers(who, true) {
         init.set_headers(&h);
     }
-    let mut answer = fetch_json(&format!("{}/api/chat/messages", end.http), &init).await;
+    let mut answer = fetch_json(&crate::wire::cat(&[&end.http, "/api/chat/messages"]), &init).await;
+    answer.frame = answer.frame.filter(|m| matches!(m, ServerMessage::Ack(_) | ServerMessage::Error(_)));
+    answer
+}
+
+/// One long-poll of `room` (a room member on the HTTP fallback): as [`poll`].
+pub(crate) async fn poll_room(
+    end: &Endpoint,
+    who: &Credentials,
+    room: &str,
+    after: Option<u64>,
+    signal: &AbortSignal,
+) -> Answer {
+    let init = RequestInit::new();
+    init.set_method("GET");
+    init.set_signal(Some(signal));
+    if let Some(h) = headers(who, false) {
+        init.set_headers(&h);
+    }
+    let room = String::from(js_sys::encode_uri_component(room));
+    let mut url = crate::wire::cat(&[&end.http, "/api/chat/poll?room=", &room]);
+    if let Some(a) = after {
+        url.push_str("&after=");
+        crate::wire::push_u64(&mut url, a);
+    }
+    let mut answer = fetch_json(&url, &init).await;
+    answer.frame = match answer.frame {
+        Some(ServerMessage::History(h)) if answer.ok => Some(ServerMessage::History(h)),
+        Some(e @ ServerMessage::Error(_)) if !answer.ok => Some(e),
+        _ => None,
+    };
+    answer
+}
+
+/// One HTTP send of a room message (`body`: its JSON text): the hub's `ack` or `error`, or no
+/// frame when the network failed.
+pub(crate) async fn post_room(end: &Endpoint, who: &Credentials, body: &str, signal: &AbortSignal) -> Answer {
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_signal(Some(signal));
+    init.set_body(&JsValue::from_str(body));
+    if let Some(h) = headers(who, true) {
+        init.set_headers(&h);
+    }
+    let mut answer = fetch_json(&crate::wire::cat(&[&end.http, "/api/chat/messages"]), &init).await;
     answer.frame = answer.frame.filter(|m| matches!(m, ServerMessage::Ack(_) | ServerMessage::Error(_)));
     answer
 }

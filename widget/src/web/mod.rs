@@ -10,6 +10,8 @@
 //! - `dom`: the Shadow DOM and its rendering; `clock`: message times with `Intl`; `listen`: listeners that remove themselves;
 //!   `keys`: reading key presses and where they went.
 //! - `link`: the WebSocket and the HTTP fallback; `frame`: reading hub frames.
+//! - `rooms`: rooms at the JS boundary (snapshots, events, options through
+//!   `serde_wasm_bindgen`) and reading relayed collaboration frames.
 //! - `storage`: `localStorage`; `random`: ids and the jitter seed; `sound`: the chime.
 
 mod api;
@@ -20,6 +22,7 @@ mod keys;
 mod link;
 mod listen;
 mod random;
+mod rooms;
 mod runtime;
 mod sound;
 mod storage;

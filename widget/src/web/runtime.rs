@@ -12,11 +12,13 @@ use super::keys;
 use super::link::{self, Credentials, Endpoint, Socket, SocketEvent};
 use super::listen::Listener;
 use super::random;
+use super::rooms;
 use super::sound::{Chime, Sound};
 use super::storage::{self, Store};
 use crate::i18n::Key;
 use crate::keys::Composition;
 use crate::options::Options;
+use crate::state::rooms::RoomHttp;
 use crate::state::{update, Effect, Event, Init, Model, Notice, Outgoing, ReadMark, Timer};
 use gloo_timers::callback::Timeout;
 use std::any::Any;
@@ -50,6 +52,8 @@ pub(super) struct Runtime {
     socket: RefCell<Option<Socket>>,
     poll_abort: RefCell<Option<AbortController>>,
     post_abort: RefCell<Option<AbortController>>,
+    /// The rooms' long-polls on the HTTP fallback, by room.
+    room_polls: RefCell<Vec<(String, AbortController)>>,
     /// At most one running timer of each kind.
     timers: RefCell<Vec<(Timer, Timeout)>>,
     listeners: RefCell<Vec<Listener>>,
@@ -123,6 +127,7 @@ impl Runtime {
             socket: RefCell::new(None),
             poll_abort: RefCell::new(None),
             post_abort: RefCell::new(None),
+            room_polls: RefCell::new(Vec::new()),
             timers: RefCell::new(Vec::new()),
             listeners: RefCell::new(Vec::new()),
             handlers: RefCell::new(Vec::new()),
@@ -389,6 +394,26 @@ impl Runtime {
                 }
             }
             Effect::Notify(n) => self.notify(n),
+            Effect::SendRoom(frame) => {
+                if let Some(s) = self.socket.borrow().as_ref() {
+                    s.send(&crate::wire::room_frame(&frame));
+                }
+            }
+            Effect::RoomHttp(RoomHttp::Poll { room, poll, after }) => self.poll_room(room, poll, after),
+            Effect::RoomHttp(RoomHttp::StopPoll { room }) => {
+                self.room_polls.borrow_mut().retain(|(r, ctl)| {
+                    if *r == room {
+                        ctl.abort();
+                    }
+                    *r != room
+                });
+            }
+            Effect::RoomHttp(RoomHttp::Post { room, out, name }) => self.post_room(room, out, name),
+            Effect::SaveRoomOutbox { room } => {
+                let model = self.model.borrow();
+                let outbox = model.rooms.get(&room).map(|r| (r.outbox_entries(), r.done.as_slice()));
+                self.store.save_room_outbox(&room, outbox);
+            }
         }
     }
 
@@ -400,6 +425,13 @@ impl Runtime {
                 rt.dispatch(match e {
                     SocketEvent::Open => Event::SocketOpened { socket: id },
                     SocketEvent::Frame(message) => Event::Frame { socket: Some(id), message },
+                    SocketEvent::Relay(r) => Event::Relayed {
+                        socket: Some(id),
+                        room: r.room,
+                        kind: r.kind,
+                        from: r.from,
+                        data: r.data,
+                    },
                     SocketEvent::Closed(code) => Event::SocketClosed { socket: id, code },
                 });
             }
@@ -442,6 +474,66 @@ impl Runtime {
                     frame => Event::PollDone { poll, history: link::history_of(frame) },
                 });
             }
+        });
+    }
+
+    fn poll_room(&self, room: String, poll: u32, after: Option<u64>) {
+        let Ok(ctl) = AbortController::new() else {
+            return self.dispatch(Event::RoomPollDone { room, poll, history: None });
+        };
+        let signal = ctl.signal();
+        {
+            let mut polls = self.room_polls.borrow_mut();
+            polls.retain(|(r, old)| {
+                if *r == room {
+                    old.abort();
+                }
+                *r != room
+            });
+            polls.push((room.clone(), ctl));
+        }
+        let weak = self.weak();
+        let who = self.credentials();
+        wasm_bindgen_futures::spawn_local(async move {
+            let Some(end) = weak.upgrade() else { return };
+            let answer = link::poll_room(&end.endpoint, &who, &room, after, &signal).await;
+            drop(end);
+            let Some(rt) = weak.upgrade() else { return };
+            let history = match answer.frame {
+                // A refusal (the room's access, a bad id) reads like the same refusal on a socket.
+                Some(e @ natter_protocol::ServerMessage::Error(_)) => {
+                    rt.dispatch(Event::Frame { socket: None, message: e });
+                    None
+                }
+                frame => link::history_of(frame),
+            };
+            rt.dispatch(Event::RoomPollDone { room, poll, history });
+        });
+    }
+
+    fn post_room(&self, room: String, out: Outgoing, name: Option<String>) {
+        let body = crate::wire::room_chat_http(&room, &out, name.as_deref());
+        let ctl = self.post_abort.borrow().as_ref().map(|c| c.signal());
+        let signal = match ctl {
+            Some(s) => s,
+            None => match AbortController::new() {
+                Ok(c) => {
+                    let s = c.signal();
+                    *self.post_abort.borrow_mut() = Some(c);
+                    s
+                }
+                Err(_) => return self.dispatch(Event::RoomPosted { room, id: out.id, reply: None }),
+            },
+        };
+        let weak = self.weak();
+        let who = self.credentials();
+        wasm_bindgen_futures::spawn_local(async move {
+            let Some(rt) = weak.upgrade() else { return };
+            let answer = link::post_room(&rt.endpoint, &who, &body, &signal).await;
+            if let Some(session) = answer.session {
+                rt.dispatch(Event::SessionIssued { session });
+            }
+            rt.dispatch(Event::RoomPosted { room, id: out.id, reply: answer.frame });
         });
     }
 
@@ -488,6 +580,7 @@ impl Runtime {
             Notice::Unread(count) => self.emit("unread", &count.into()),
             Notice::Status(_) => self.emit("status", &self.state()),
             Notice::Message(m) => self.emit("message", &api::message_js(&m)),
+            Notice::Room { room, notice } => self.emit("room", &rooms::event_js(&room, &notice)),
             Notice::Delivery { message, retried } => {
                 self.emit("delivery", &api::delivery_js(&message, retried))
             }
@@ -497,6 +590,23 @@ impl Runtime {
                 web_sys::console::error_2(&advice.into(), &error.message.as_str().into());
             }
         }
+    }
+
+    /// What an earlier page left in the outbox of `room` (storage).
+    pub(super) fn saved_room_outbox(&self, room: &str) -> Vec<crate::outbox::OutboxEntry> {
+        self.store.room_outbox(room)
+    }
+
+    /// A room's snapshot (`null` for a room not joined).
+    pub(super) fn room_snapshot(&self, room: &str) -> JsValue {
+        self.model.borrow().rooms.get(room).map_or(JsValue::NULL, rooms::snapshot_js)
+    }
+
+    /// Writes `text` in `room` as message `id` (made by the npm module, so it is known before
+    /// the wasm has loaded).
+    pub(super) fn room_send(&self, room: String, text: String, id: String) {
+        let out = Outgoing { id, text, time: now_iso(), context: String::new() };
+        self.dispatch(Event::Room(crate::state::RoomCall::Send { room, out }));
     }
 
     /// Sends `text` as the visitor; returns the new message's id, or `None` for blank text.
@@ -699,6 +809,9 @@ impl Runtime {
         for ctl in
             [self.poll_abort.borrow_mut().take(), self.post_abort.borrow_mut().take()].into_iter().flatten()
         {
+            ctl.abort();
+        }
+        for (_, ctl) in self.room_polls.borrow_mut().drain(..) {
             ctl.abort();
         }
         if let Some(dom) = self.dom.borrow_mut().take() {

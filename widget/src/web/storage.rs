@@ -1,5 +1,5 @@
-//! `localStorage`: the session the hub issued, the outbox, what has been read and the mute
-//! switch. (An identity token is never stored: the page gives it on each load.)
+//! `localStorage`: the session the hub issued, the outbox (and each room's), what has been read
+//! and the mute switch. (An identity token is never stored: the page gives it on each load.)
 //!
 //! Storage can be missing or throw (sandboxed iframes, Safari private mode, a full quota); the
 //! widget then works for the life of the page without persistence instead of failing.
@@ -14,6 +14,9 @@ const MUTED_KEY: &str = "natter:muted";
 /// One outbox per browser profile and site, like the session: what was typed waits here whoever
 /// the hub turns out to say the widget is.
 const OUTBOX_KEY: &str = "natter:outbox";
+/// Each room's outbox, per browser profile and site like the support chat's, under this prefix
+/// and the room id (ids are letters, digits and `-_.:` only).
+const ROOM_OUTBOX_PREFIX: &str = "natter:room-outbox:";
 /// One read record per site, naming its conversation; other tabs watch it (`storage` events).
 pub(crate) const READ_KEY: &str = "natter:read";
 /// Written (and removed at once) when a tab forgets the conversation, so that the site's other
@@ -104,7 +107,29 @@ impl Store {
 
     /// The outbox a previous page left behind.
     pub(crate) fn outbox(&self) -> Vec<OutboxEntry> {
-        let Some(text) = self.get(OUTBOX_KEY) else { return Vec::new() };
+        self.entries(OUTBOX_KEY)
+    }
+
+    /// The outbox of `room` a previous page left behind.
+    pub(crate) fn room_outbox(&self, room: &str) -> Vec<OutboxEntry> {
+        self.entries(&crate::wire::cat(&[ROOM_OUTBOX_PREFIX, room]))
+    }
+
+    /// Persists the outbox of `room` like [`Store::save_outbox`] (`done`: ids this tab saw
+    /// stored or dropped); `None` removes it (the room was left).
+    pub(crate) fn save_room_outbox(&self, room: &str, outbox: Option<(&[OutboxEntry], &[String])>) {
+        let key = crate::wire::cat(&[ROOM_OUTBOX_PREFIX, room]);
+        let Some((entries, done)) = outbox else { return self.remove(&key) };
+        let all = crate::outbox::merge_for_storage(entries, self.entries(&key), done);
+        if all.is_empty() {
+            return self.remove(&key);
+        }
+        self.set(&key, &crate::wire::outbox(&all));
+    }
+
+    /// The outbox entries stored under `key` (none when missing or not what the widget wrote).
+    fn entries(&self, key: &str) -> Vec<OutboxEntry> {
+        let Some(text) = self.get(key) else { return Vec::new() };
         let Ok(list) = js_sys::JSON::parse(&text).and_then(|v| v.dyn_into::<js_sys::Array>()) else {
             return Vec::new();
         };
@@ -136,13 +161,22 @@ impl Store {
         self.set(OUTBOX_KEY, &crate::wire::outbox(&all));
     }
 
-    /// Forgets the outbox and what was read (a logout: what the user typed is not sent as the
-    /// next visitor, and nothing of the conversation stays on the device), and tells the site's
-    /// other tabs: a `storage` event on [`FORGOTTEN_KEY`] (set, then removed, so the next time
-    /// is a change again).
+    /// Forgets the outbox, the rooms' outboxes and what was read (a logout: what the user typed
+    /// is not sent as the next visitor, and nothing of the conversation stays on the device),
+    /// and tells the site's other tabs: a `storage` event on [`FORGOTTEN_KEY`] (set, then
+    /// removed, so the next time is a change again).
     pub(crate) fn forget_conversation(&self) {
         self.remove(OUTBOX_KEY);
         self.remove(READ_KEY);
+        let Some(s) = &self.storage else { return };
+        let len = s.length().unwrap_or(0);
+        let rooms: Vec<String> = (0..len)
+            .filter_map(|i| s.key(i).ok().flatten())
+            .filter(|k| k.starts_with(ROOM_OUTBOX_PREFIX))
+            .collect();
+        for key in rooms {
+            self.remove(&key);
+        }
         self.set(FORGOTTEN_KEY, "1");
         self.remove(FORGOTTEN_KEY);
     }

@@ -274,6 +274,7 @@ fn a_refusal_answers_the_message_it_names() {
         message: "slow down".into(),
         id: Some("a".into()),
         retry_after_ms: Some(30_000),
+        room: None,
     };
     c.event(&mut m, frame(1, ServerMessage::Error(refusal)));
     // The re-send waits 30 s for the rate limit; the link is not suspected meanwhile.
@@ -403,6 +404,7 @@ fn a_dead_link_while_the_token_is_renewed_waits_for_the_fresh_one() {
         message: "expired".into(),
         id: None,
         retry_after_ms: None,
+        room: None,
     };
     c.event(&mut m, frame(1, ServerMessage::Error(refused)));
     assert!(c.seen.iter().any(|(_, e)| matches!(e, Effect::RenewToken { .. })));
@@ -512,6 +514,7 @@ fn a_refused_site_owes_nothing_and_asks_nothing() {
         message: "origin not allowed".into(),
         id: None,
         retry_after_ms: None,
+        room: None,
     };
     c.event(&mut m, Event::PollRefused { poll, error: refusal });
     assert_eq!(m.link.status(), Status::Unavailable);

@@ -162,6 +162,7 @@ fn refusals_retry_a_few_times_then_fail_until_the_visitor_retries() {
         message: String::new(),
         id: Some("a".into()),
         retry_after_ms,
+        room: None,
     };
     let mut fx = Vec::new();
     assert!(!log.refused(&refusal(ErrorCode::RateLimited, Some(3_600_000)), &mut fx));

@@ -1,0 +1,52 @@
+// Type definitions for @natter/widget/react.
+import type { ReactNode } from 'react';
+import type { NatterHandle, NatterOptions, NatterState } from './index.js';
+import type { NatterJoinOptions, NatterJson, NatterMember, NatterRoom, NatterRoomMessage, NatterRoomStatus } from './rooms.js';
+
+export interface NatterProviderProps {
+  /** Mount options, read once. */
+  options?: NatterOptions;
+  children?: ReactNode;
+}
+
+/** Owns one widget for everything below it: mounts once (also under StrictMode), destroys on unmount. */
+export function NatterProvider(props: NatterProviderProps): JSX.Element;
+
+/** The widget handle of the nearest `NatterProvider`; null until it has mounted. */
+export function useNatter(): NatterHandle | null;
+
+/** The widget's state, kept current; null until mounted. */
+export function useNatterState(): NatterState | null;
+
+export interface UseRoomOptions extends NatterJoinOptions {
+  /** Hears every `update` (a `chain_update`) of the other members, in order. */
+  onUpdate?: (data: NatterJson, from: NatterMember) => void;
+}
+
+export interface UseRoom {
+  /** The room object (null until the provider has mounted). */
+  room: NatterRoom | null;
+  status: NatterRoomStatus;
+  title: string | null;
+  messages: readonly NatterRoomMessage[];
+  members: readonly NatterMember[];
+  memberCount: number;
+  typingMembers: readonly NatterMember[];
+  unread: number;
+  /** Each other member's latest cursor data, by member id. */
+  cursors: Readonly<Record<string, { member: NatterMember; data: NatterJson }>>;
+  send(text: string): string | undefined;
+  typing(active?: boolean): void;
+  cursor(data: NatterJson): void;
+  update(data: NatterJson): void;
+  markRead(): void;
+}
+
+/** Joins `roomId` while the component is mounted (shared by components using the same room). */
+export function useRoom(roomId: string | null | undefined, options?: UseRoomOptions): UseRoom;
+
+/** Who is in `roomId` (joined while used). */
+export function usePresence(
+  roomId: string | null | undefined,
+  options?: NatterJoinOptions,
+): { status: NatterRoomStatus; members: readonly NatterMember[]; memberCount: number; typingMembers: readonly NatterMember[] };

@@ -1,0 +1,163 @@
+// @natter/widget/react — the widget's connection and rooms as a React provider and hooks.
+//
+// <NatterProvider options={...}> owns one widget for the app: it mounts once, survives
+// StrictMode's mount → unmount → mount of effects (the second mount finds the first widget
+// still there: its destroy waits one task and is called off), and destroys it on a real unmount.
+// useRoom() joins a room for as long as a component uses it (shared and counted when several
+// components use the same room) and re-renders on what changes.
+import { createContext, createElement, useCallback, useContext, useEffect, useMemo, useRef, useState } from 'react';
+import { mount } from './index.js';
+
+const NatterContext = createContext(null);
+
+/** Runs `fn` in the next task; returns a cancel function. */
+function later(fn) {
+  const id = setTimeout(fn, 0);
+  return () => clearTimeout(id);
+}
+
+/** Owns one widget for everything below it: `<NatterProvider options={{ server }}>`. */
+export function NatterProvider({ options, children }) {
+  const owner = useRef(null);
+  const [natter, setNatter] = useState(null);
+  useEffect(() => {
+    let entry = owner.current;
+    if (entry?.cancelDestroy) {
+      // StrictMode's simulated unmount: keep the widget it was about to destroy.
+      entry.cancelDestroy();
+      entry.cancelDestroy = null;
+    } else {
+      entry = owner.current = { handle: mount(options ?? {}), cancelDestroy: null, rooms: new Map() };
+    }
+    setNatter(entry);
+    return () => {
+      entry.cancelDestroy = later(() => {
+        entry.handle.destroy();
+        if (owner.current === entry) owner.current = null;
+      });
+    };
+    // Options are mount-time configuration, read once.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+  return createElement(NatterContext.Provider, { value: natter }, children);
+}
+
+/** The widget handle of the nearest `NatterProvider` (null until it has mounted). */
+export function useNatter() {
+  return useContext(NatterContext)?.handle ?? null;
+}
+
+/** The widget's state (`connected`, `transport`, `status`, …), kept current. */
+export function useNatterState() {
+  const natter = useNatter();
+  const [state, setState] = useState(() => natter?.state ?? null);
+  useEffect(() => {
+    if (!natter) return undefined;
+    const refresh = () => setState({ ...natter.state });
+    refresh();
+    natter.on('ready', refresh).on('status', refresh).on('unread', refresh);
+    return () => {
+      natter.off('ready', refresh).off('status', refresh).off('unread', refresh);
+    };
+  }, [natter]);
+  return state;
+}
+
+/**
+ * Joins `roomId` while the calling component is mounted; components using the same room share
+ * it (the last one to unmount leaves).
+ */
+function useJoinedRoom(roomId, name) {
+  const entry = useContext(NatterContext);
+  const [room, setRoom] = useState(null);
+  useEffect(() => {
+    if (!entry || roomId == null || roomId === '') return undefined;
+    const key = String(roomId);
+    let use = entry.rooms.get(key);
+    if (use && !use.room.left) {
+      use.cancelLeave?.();
+      use.cancelLeave = null;
+      use.count += 1;
+    } else {
+      use = { room: entry.handle.joinRoom(key, { name }), count: 1, cancelLeave: null };
+      entry.rooms.set(key, use);
+    }
+    setRoom(use.room);
+    return () => {
+      use.count -= 1;
+      if (use.count > 0) return;
+      // Left in the next task, so StrictMode's remount (or a sibling mounting) keeps it.
+      use.cancelLeave = later(() => {
+        if (use.count === 0) {
+          use.room.leave();
+          if (entry.rooms.get(key) === use) entry.rooms.delete(key);
+        }
+      });
+    };
+  }, [entry, roomId, name]);
+  return room;
+}
+
+/** A render of what a room holds now. */
+function snapshot(room) {
+  return {
+    status: room?.status ?? 'joining',
+    title: room?.title ?? null,
+    messages: room?.messages ?? [],
+    members: room?.members ?? [],
+    memberCount: room?.memberCount ?? 0,
+    typingMembers: room?.typingMembers ?? [],
+    unread: room?.unread ?? 0,
+  };
+}
+
+/**
+ * A room for a component: `{ room, status, title, messages, members, memberCount,
+ * typingMembers, unread, cursors, send, typing, cursor, update, markRead }`.
+ * `cursors` holds each other member's latest `cursor` data by member id
+ * (`{ [id]: { member, data } }`); a member who leaves is removed from it.
+ * `options.onUpdate(data, from)` hears every `update` (a `chain_update`) of the others.
+ */
+export function useRoom(roomId, options = {}) {
+  const room = useJoinedRoom(roomId, options.name);
+  const [view, setView] = useState(() => snapshot(room));
+  const [cursors, setCursors] = useState({});
+  const onUpdate = useRef(options.onUpdate);
+  onUpdate.current = options.onUpdate;
+  useEffect(() => {
+    if (!room) return undefined;
+    setView(snapshot(room));
+    setCursors({});
+    const change = () => setView(snapshot(room));
+    const cursor = ({ from, data }) => setCursors((all) => ({ ...all, [from.id]: { member: from, data } }));
+    const presence = ({ member, joined }) => {
+      if (!joined) {
+        setCursors((all) => {
+          if (!(member.id in all)) return all;
+          const { [member.id]: _gone, ...rest } = all;
+          return rest;
+        });
+      }
+    };
+    const update = ({ from, data }) => onUpdate.current?.(data, from);
+    room.on('change', change).on('cursor', cursor).on('presence', presence).on('update', update);
+    return () => {
+      room.off('change', change).off('cursor', cursor).off('presence', presence).off('update', update);
+    };
+  }, [room]);
+  const send = useCallback((text) => room?.send(text), [room]);
+  const typing = useCallback((active) => room?.typing(active), [room]);
+  const cursor = useCallback((data) => room?.cursor(data), [room]);
+  const update = useCallback((data) => room?.update(data), [room]);
+  const markRead = useCallback(() => room?.markRead(), [room]);
+  return useMemo(
+    () => ({ room, ...view, cursors, send, typing, cursor, update, markRead }),
+    [room, view, cursors, send, typing, cursor, update, markRead],
+  );
+}
+
+/** Who is in `roomId` (joining it while used): `{ status, members, memberCount, typingMembers }`. */
+export function usePresence(roomId, options = {}) {
+  const { status, members, memberCount, typingMembers } = useRoom(roomId, options);
+  return useMemo(() => ({ status, members, memberCount, typingMembers }), [status, members, memberCount, typingMembers]);
+}

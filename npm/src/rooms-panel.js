@@ -1,0 +1,491 @@
+// The collaboration panel: the rooms joined, join or create one by name, the room's messages
+// with author names, members with presence dots and who is typing, unread per room.
+//
+// Loaded only when a page uses it (the `rooms` option or `natter.openRoom(id)`), so pages with
+// the support chat alone never download it. It renders into its own open Shadow DOM with a
+// constructable stylesheet (no inline <style>, no style attributes: a strict CSP needs no
+// exception), and everything it shows comes from the public Room API.
+
+// The panel's texts, in English. Other languages come from the widget's locale files (the
+// `room…` keys of widget/src/i18n/<lang>.json, shipped as locales/rooms-<lang>.json), and the
+// page's `strings` option goes over them; both arrive as `options.strings`.
+const STRINGS = {
+  roomPanel: 'Rooms',
+  roomClosePanel: 'Close rooms',
+  roomJoined: 'Your rooms',
+  roomJoinLabel: 'Join or create a room',
+  roomNameLabel: 'Your name',
+  roomJoin: 'Join',
+  roomJoinPlaceholder: 'room name',
+  roomBadName: 'A room name needs letters A–Z or digits 0–9 (at most 64).',
+  roomBrowse: 'Other rooms',
+  roomMembers: 'Members',
+  roomHere: '{n} here',
+  roomYou: 'You',
+  roomSomeone: 'Someone',
+  roomTypingOne: '{a} is typing…',
+  roomTypingMany: '{a} and {n} more are typing…',
+  roomMessage: 'Message',
+  roomSend: 'Send',
+  roomLeave: 'Leave',
+  roomRetry: 'Retry',
+  roomPending: 'sending…',
+  roomFailed: 'not sent',
+  roomUnread: '{n} unread',
+  roomNone: 'Join a room to start.',
+  roomJoining: 'Joining…',
+  roomRejoining: 'Reconnecting…',
+  roomRefused: 'You cannot join this room',
+  roomHttp: 'Messages only (HTTP fallback)',
+  roomVerified: 'verified',
+};
+
+// Languages written right to left (by primary subtag), as the widget's own panel knows them.
+const RTL = ['ar', 'he', 'fa', 'ur', 'ps', 'yi', 'dv', 'ckb'];
+
+const CSS = `
+:host { all: initial; }
+* { box-sizing: border-box; }
+.launch { position: fixed; z-index: var(--z); bottom: 5.25rem; right: 1.25rem; font: 600 14px/1 system-ui, sans-serif;
+  background: var(--accent); color: var(--on-accent); border: 0; border-radius: 999px; padding: .7rem 1rem; cursor: pointer;
+  box-shadow: 0 4px 14px rgb(0 0 0 / .2); }
+.launch .badge { background: var(--on-accent); color: var(--accent); border-radius: 999px; padding: 0 .4rem; margin-inline-start: .4rem; }
+.panel { position: fixed; z-index: var(--z); bottom: 9rem; right: 1.25rem; width: min(46rem, calc(100vw - 2.5rem));
+  height: min(34rem, calc(100vh - 11rem)); display: grid; grid-template-columns: 12rem 1fr; background: var(--bg);
+  color: var(--text); border: 1px solid var(--line); border-radius: 14px; overflow: hidden;
+  box-shadow: 0 12px 40px rgb(0 0 0 / .25); font: 14px/1.4 system-ui, sans-serif; }
+.panel[hidden], [hidden] { display: none !important; }
+.side { border-inline-end: 1px solid var(--line); padding: .75rem; display: flex; flex-direction: column; gap: .6rem; overflow: auto; background: var(--surface); }
+h2, h3 { margin: 0; font-size: .8rem; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
+ul { list-style: none; margin: 0; padding: 0; }
+.rooms li button, .browse li button { width: 100%; display: flex; justify-content: space-between; gap: .4rem; text-align: start;
+  background: transparent; color: var(--text); border: 0; border-radius: 8px; padding: .4rem .5rem; cursor: pointer; font: inherit; }
+.rooms li button[aria-current="true"] { background: var(--sel); font-weight: 600; }
+.count { background: var(--accent); color: var(--on-accent); border-radius: 999px; padding: 0 .45rem; font-size: .75rem; }
+.join { display: grid; gap: .3rem; }
+label { font-size: .8rem; color: var(--muted); }
+input, textarea { font: inherit; color: var(--text); background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: .4rem .5rem; min-width: 0; }
+button.primary { font: inherit; background: var(--accent); color: var(--on-accent); border: 0; border-radius: 8px; padding: .4rem .7rem; cursor: pointer; }
+button.quiet { font: inherit; background: transparent; color: var(--muted); border: 1px solid var(--line); border-radius: 8px; padding: .2rem .5rem; cursor: pointer; }
+:focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
+.error { color: var(--danger); font-size: .8rem; margin: 0; }
+.alert { margin: 0; padding: .5rem .75rem; border-bottom: 1px solid var(--line); color: var(--danger); font-size: .85rem; display: grid; gap: .15rem; }
+.alert .why { color: var(--muted); font-size: .75rem; }
+.main { display: grid; grid-template-rows: auto auto 1fr auto auto; min-width: 0; min-height: 0; }
+.head { display: flex; align-items: center; gap: .5rem; padding: .6rem .75rem; border-bottom: 1px solid var(--line); }
+.head .title { font-weight: 600; font-size: 1rem; flex: 1; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.head .state { color: var(--muted); font-size: .8rem; }
+.close { font-size: 1.1rem; line-height: 1; padding: .15rem .5rem; }
+.body { display: grid; grid-template-columns: 1fr 10rem; min-height: 0; }
+.log { overflow: auto; padding: .6rem .75rem; display: flex; flex-direction: column; gap: .4rem; }
+.msg { display: grid; padding: .35rem .55rem; border-radius: 10px; background: var(--surface); max-width: 85%; }
+.msg.mine { align-self: flex-end; background: var(--sel); }
+.msg .who { font-size: .75rem; font-weight: 600; color: var(--muted); }
+.msg .text { white-space: pre-wrap; overflow-wrap: anywhere; }
+.msg .note { font-size: .75rem; color: var(--muted); }
+.msg[data-state="failed"] .note { color: var(--danger); }
+.people { border-inline-start: 1px solid var(--line); padding: .6rem; overflow: auto; display: grid; gap: .4rem; align-content: start; }
+.people ul { display: grid; gap: .35rem; }
+.here { color: var(--muted); font-size: .75rem; }
+.people li { display: flex; align-items: center; gap: .4rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.dot { width: .55rem; height: .55rem; border-radius: 50%; background: var(--online); flex: none; }
+.dot.typing { background: var(--accent); }
+.typing-line { min-height: 1.3em; padding: 0 .75rem; color: var(--muted); font-size: .8rem; margin: 0; }
+form.say { display: flex; gap: .4rem; padding: .6rem .75rem; border-top: 1px solid var(--line); }
+form.say textarea { flex: 1; resize: none; height: 2.4rem; }
+[dir=rtl] textarea:placeholder-shown, [dir=rtl] input:placeholder-shown { direction: rtl; }
+.empty { margin: auto; color: var(--muted); padding: 1rem; text-align: center; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+@media (max-width: 640px) {
+  .panel { inset: 0; width: auto; height: auto; border-radius: 0; grid-template-columns: 1fr; grid-template-rows: auto 1fr; }
+  .side { border-inline-end: 0; border-bottom: 1px solid var(--line); max-height: 40vh; }
+  .body { grid-template-columns: 1fr; grid-template-rows: auto 1fr; }
+  .people { order: -1; border-inline-start: 0; border-bottom: 1px solid var(--line); display: flex; flex-wrap: wrap;
+    gap: .2rem .9rem; max-height: 4.5rem; padding: .4rem .75rem; }
+  .people h3 { flex-basis: 100%; }
+  .people ul { display: contents; }
+  .launch { bottom: 5rem; right: 1rem; }
+}
+`;
+
+const THEME = {
+  light: '--on-accent:#fff;--bg:#fff;--surface:#f4f4f6;--sel:#e8e7ff;--text:#1b1b1f;--muted:#5c5d66;--line:#dcdce2;--danger:#b42318;--online:#16a34a;',
+  dark: '--on-accent:#121216;--bg:#1c1c21;--surface:#26262c;--sel:#34345a;--text:#ececf1;--muted:#a6a7b1;--line:#3a3a42;--danger:#ff8a80;--online:#4ade80;',
+};
+
+const ROOM_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/** "Design review" → "design-review". */
+function roomIdFrom(name) {
+  return name.trim().toLowerCase().replace(/[^a-z0-9_.:-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 64);
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false || v == null) continue;
+    if (k === 'class') node.className = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) if (c != null) node.append(c);
+  return node;
+}
+
+const fill = (s, vars) => s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''));
+
+/**
+ * Mounts the collaboration panel for `natter` (the widget handle). `options`: `name` (the name to
+ * join with), `server` (for the hub's room list), `theme`, `zIndex`, `accent`, `locale` (a BCP 47
+ * tag: the panel's `lang`, and right to left for Arabic, Hebrew…), `strings` (texts over the
+ * English ones: the locale's `room…` keys, then the page's own; keys of the widget's support
+ * panel are ignored here, unknown `room…` keys are named in a warning). Returns
+ * `{ open(roomId?), close(), toggle(), refresh(), destroy() }`.
+ */
+export function createRoomsPanel(natter, options = {}) {
+  const t = { ...STRINGS };
+  for (const [key, text] of Object.entries(options.strings ?? {})) {
+    if (!key.startsWith('room')) continue;
+    if (!(key in STRINGS)) console.warn(`natter: "${key}" in the strings option is not a text of the rooms panel`);
+    else if (typeof text === 'string' && text.trim()) t[key] = text;
+  }
+  const locale = String(options.locale || 'en');
+  const dir = RTL.includes(locale.toLowerCase().split(/[-_]/)[0]) ? 'rtl' : 'ltr';
+  const host = el('div', { 'data-natter-rooms': '' });
+  const root = host.attachShadow({ mode: 'open' });
+  const sheet = new CSSStyleSheet();
+  const media = matchMedia('(prefers-color-scheme: dark)');
+  const themeSheet = new CSSStyleSheet();
+  const paintTheme = () => {
+    const dark = options.theme === 'dark' || (options.theme !== 'light' && media.matches);
+    const accent = /^#[0-9a-fA-F]{3,8}$|^[a-z]+$/.test(options.accent ?? '') ? options.accent : dark ? '#8b93ff' : '#4f46e5';
+    const z = Number.isFinite(Number(options.zIndex)) ? Number(options.zIndex) : 2147483000;
+    themeSheet.replaceSync(`:host{${dark ? THEME.dark : THEME.light}--accent:${accent};--z:${z};}`);
+  };
+  sheet.replaceSync(CSS);
+  paintTheme();
+  media.addEventListener('change', paintTheme);
+  root.adoptedStyleSheets = [sheet, themeSheet];
+
+  let current = null;
+  let isOpen = false;
+  let returnFocus = null;
+  let hubRooms = [];
+  // The last thing the hub refused in each room (a join, a message), shown above its log.
+  const errors = new Map();
+  // The name to join with: the option, else what the visitor typed here last time.
+  const NAME_KEY = 'natter.rooms.name';
+  const remembered = () => {
+    try {
+      return localStorage.getItem(NAME_KEY) || null;
+    } catch {
+      return null;
+    }
+  };
+  let name = options.name ?? remembered();
+
+  const badge = el('span', { class: 'badge', hidden: true });
+  const launch = el('button', { class: 'launch', type: 'button', lang: locale, dir, 'aria-expanded': 'false', 'aria-controls': 'rooms-panel' }, t.roomPanel, badge);
+  const roomList = el('ul', { class: 'rooms', 'aria-label': t.roomJoined });
+  const browseList = el('ul', { class: 'browse', 'aria-label': t.roomBrowse });
+  const browse = el('section', { hidden: true }, el('h3', {}, t.roomBrowse), browseList);
+  const joinInput = el('input', { id: 'join', autocomplete: 'off', placeholder: t.roomJoinPlaceholder, maxlength: 64, dir: 'auto' });
+  const joinError = el('p', { class: 'error', role: 'alert' });
+  const nameInput = el('input', { id: 'name', autocomplete: 'nickname', maxlength: 64, value: name ?? '', dir: 'auto' });
+  // Not asked when the page gives the name, nor of a signed-in user (whose verified name is used).
+  const nameField = el('div', { class: 'join' }, el('label', { for: 'name' }, t.roomNameLabel), nameInput);
+  const joinForm = el('form', { class: 'join' },
+    options.name ? null : nameField,
+    el('label', { for: 'join' }, t.roomJoinLabel), joinInput,
+    el('button', { class: 'primary', type: 'submit' }, t.roomJoin), joinError);
+  const title = el('h2', { class: 'title', id: 'room-title', dir: 'auto' });
+  const state = el('span', { class: 'state' });
+  const leaveButton = el('button', { class: 'quiet', type: 'button' }, t.roomLeave);
+  // The panel covers the launcher on a phone: it closes from inside too.
+  const closeButton = el('button', { class: 'quiet close', type: 'button', 'aria-label': t.roomClosePanel }, '×');
+  // What the hub refused here: the panel's words, then the hub's reason (in English, as the
+  // hub writes it).
+  const alertWhat = el('span', { class: 'what' });
+  const alertWhy = el('span', { class: 'why', lang: 'en', dir: 'auto' });
+  const alert = el('p', { class: 'alert', role: 'alert', hidden: true }, alertWhat, alertWhy);
+  const log = el('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-labelledby': 'room-title', tabindex: '0' });
+  const people = el('ul', { 'aria-label': t.roomMembers });
+  const aside = el('aside', { class: 'people', 'aria-label': t.roomMembers }, el('h3', {}), people);
+  const peopleCount = aside.firstChild;
+  const typingLine = el('p', { class: 'typing-line', 'aria-live': 'polite' });
+  const input = el('textarea', { id: 'say', rows: 1, placeholder: t.roomMessage, dir: 'auto' });
+  const sayForm = el('form', { class: 'say' }, el('label', { for: 'say', class: 'sr' }, t.roomMessage), input,
+    el('button', { class: 'primary', type: 'submit' }, t.roomSend));
+  const empty = el('p', { class: 'empty' }, t.roomNone);
+  const main = el('section', { class: 'main', 'aria-labelledby': 'room-title' },
+    el('div', { class: 'head' }, title, state, leaveButton, closeButton),
+    alert,
+    el('div', { class: 'body' }, log, aside),
+    typingLine, sayForm);
+  const panel = el('div', { class: 'panel', id: 'rooms-panel', role: 'dialog', 'aria-label': t.roomPanel, lang: locale, dir, hidden: true },
+    el('nav', { class: 'side', 'aria-label': t.roomPanel }, el('h2', {}, t.roomJoined), roomList, joinForm, browse),
+    main, empty);
+  root.append(launch, panel);
+  document.body.append(host);
+
+  const label = (m, mine) => (mine ? t.roomYou : m?.name || t.roomSomeone);
+  const STATUS = { joining: t.roomJoining, rejoining: t.roomRejoining, refused: t.roomRefused, http: t.roomHttp };
+  // A room id or title is shown as its own run of text, so "#" stays before it in either direction.
+  const roomName = (r) => el('bdi', {}, `# ${r}`);
+
+  /** Re-renders `list` with `render`, keeping the keyboard on the same room's button. */
+  function keepFocus(list, render) {
+    const focused = root.activeElement;
+    const id = focused && list.contains(focused) ? focused.dataset.room : null;
+    render();
+    if (id) [...list.querySelectorAll('button')].find((b) => b.dataset.room === id)?.focus();
+  }
+
+  function renderRooms() {
+    const rooms = natter.rooms;
+    const unread = rooms.reduce((n, r) => n + (r.id === current && isOpen ? 0 : r.unread), 0);
+    badge.hidden = unread === 0;
+    badge.textContent = String(unread);
+    launch.setAttribute('aria-label', isOpen ? t.roomClosePanel : unread ? `${t.roomPanel}, ${fill(t.roomUnread, { n: unread })}` : t.roomPanel);
+    keepFocus(roomList, () => roomList.replaceChildren(...rooms.map((r) => el('li', {}, el('button', {
+      type: 'button', 'aria-current': r.id === current ? 'true' : 'false', 'data-room': r.id,
+      onclick: () => show(r.id),
+    }, roomName(r.title ?? r.id), r.unread && r.id !== current ? el('span', { class: 'count', 'aria-label': fill(t.roomUnread, { n: r.unread }) }, String(r.unread)) : null)))));
+    const joined = new Set(rooms.map((r) => r.id));
+    const others = hubRooms.filter((r) => !joined.has(r.room));
+    browse.hidden = others.length === 0;
+    keepFocus(browseList, () => browseList.replaceChildren(...others.map((r) => el('li', {}, el('button', {
+      type: 'button', 'data-room': r.room, onclick: () => show(natter.joinRoom(r.room, { name }).id),
+    }, roomName(r.name ?? r.room), el('span', { class: 'here' }, fill(t.roomHere, { n: r.memberCount })))))));
+  }
+
+  function renderRoom() {
+    const room = current && natter.rooms.find((r) => r.id === current);
+    main.hidden = !room;
+    empty.hidden = Boolean(room);
+    if (!room) return;
+    title.textContent = `# ${room.title ?? room.id}`;
+    const refused = room.status === 'refused';
+    // (A refusal is said in the alert below.)
+    state.textContent = refused ? '' : STATUS[room.status] ?? '';
+    const error = errors.get(room.id);
+    alert.hidden = !refused && !error;
+    alertWhat.textContent = refused ? t.roomRefused : '';
+    alertWhy.textContent = error ?? '';
+    // Nothing can be said in a room the hub refused, and nobody is there.
+    sayForm.hidden = refused;
+    typingLine.hidden = refused;
+    aside.hidden = refused;
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    log.replaceChildren(...room.messages.map((m) => el('div', { class: m.mine ? 'msg mine' : 'msg', 'data-state': m.state, 'data-id': m.id },
+      el('span', { class: 'who', dir: 'auto' }, label(m.from, m.mine)),
+      el('span', { class: 'text', dir: 'auto' }, m.text),
+      m.state === 'pending' ? el('span', { class: 'note' }, t.roomPending) : null,
+      m.state === 'failed' ? el('span', { class: 'note' }, t.roomFailed, ' ', el('button', { class: 'quiet', type: 'button', onclick: () => retry(room, m.id) }, t.roomRetry)) : null)));
+    if (atBottom) log.scrollTop = log.scrollHeight;
+    peopleCount.textContent = fill(t.roomHere, { n: room.memberCount });
+    const typingIds = new Set(room.typingMembers.map((m) => m.id));
+    people.replaceChildren(...room.members.map((m) => el('li', { 'data-member': m.id, 'data-verified': m.verified ? 'true' : null },
+      el('span', { class: typingIds.has(m.id) ? 'dot typing' : 'dot', 'aria-hidden': 'true' }),
+      el('bdi', {}, m.name || t.roomSomeone), m.verified ? el('span', { class: 'sr' }, ` (${t.roomVerified})`) : null)));
+    const typing = room.typingMembers.map((m) => m.name || t.roomSomeone);
+    typingLine.textContent = typing.length === 0 ? '' : typing.length === 1
+      ? fill(t.roomTypingOne, { a: typing[0] }) : fill(t.roomTypingMany, { a: typing[0], n: typing.length - 1 });
+  }
+
+  /** The visitor tries a failed message again: the complaint about it is old news. */
+  function retry(room, id) {
+    errors.delete(room.id);
+    room.retry(id);
+  }
+
+  const watched = new Map();
+  function track() {
+    for (const room of natter.rooms) {
+      if (watched.has(room)) continue;
+      const onChange = () => {
+        if (room.id === current && isOpen && !document.hidden && room.unread) room.markRead();
+        const typing = root.activeElement === input;
+        if (room.id === current) renderRoom();
+        renderRooms();
+        // The hub refused the room being written in: its text box is gone, the keyboard goes
+        // to the room in the list rather than to the page.
+        if (typing && sayForm.hidden) focusRoom();
+      };
+      const onError = (e) => {
+        errors.set(room.id, e.message);
+        if (room.id === current) renderRoom();
+      };
+      // A fresh join (after a refusal, or a rejoin) starts without the old complaint.
+      const onStatus = (status) => {
+        if (status === 'joining' || status === 'joined') errors.delete(room.id);
+      };
+      room.on('status', onStatus).on('error', onError).on('change', onChange);
+      watched.set(room, [['status', onStatus], ['error', onError], ['change', onChange]]);
+    }
+    for (const [room, listeners] of watched) {
+      if (room.left) {
+        for (const [event, fn] of listeners) room.off(event, fn);
+        watched.delete(room);
+        errors.delete(room.id);
+      }
+    }
+  }
+
+  /** Tells the widget which room is on screen, so what arrives there is not counted unread. */
+  function watch() {
+    natter._watchRoom?.(isOpen && !document.hidden ? current : null);
+  }
+
+  function render() {
+    nameField.hidden = Boolean(natter.state?.user);
+    watch();
+    track();
+    renderRooms();
+    renderRoom();
+  }
+
+  async function loadHubRooms() {
+    if (!options.server) return;
+    try {
+      const res = await fetch(`${options.server.replace(/\/$/, '')}/api/rooms`, { credentials: 'omit' });
+      // A hub that keeps its room list to signed-in users answers 401/403: no list, no fuss.
+      if (!res.ok) return;
+      const body = await res.json();
+      hubRooms = Array.isArray(body?.rooms) ? body.rooms.slice(0, 50) : [];
+      renderRooms();
+    } catch {
+      // Offline or blocked: the list is optional.
+    }
+  }
+
+  /** Where the keyboard goes in room `id`: its text box, or (refused) the room list. */
+  function focusRoom() {
+    const room = current && natter.rooms.find((r) => r.id === current);
+    if (!room) return joinInput.focus();
+    if (room.status === 'refused') return roomList.querySelector('[aria-current="true"]')?.focus();
+    input.focus();
+  }
+
+  function show(id) {
+    current = id;
+    render();
+    if (isOpen) natter.rooms.find((r) => r.id === id)?.markRead();
+    focusRoom();
+  }
+
+  function open(id) {
+    if (id) current = id;
+    current ??= natter.rooms[0]?.id ?? null;
+    if (!isOpen) {
+      isOpen = true;
+      // Focus inside this panel's shadow root shows on the page as the host: keep the element.
+      returnFocus = document.activeElement === host ? root.activeElement ?? launch : document.activeElement;
+      panel.hidden = false;
+      launch.setAttribute('aria-expanded', 'true');
+      loadHubRooms();
+    }
+    render();
+    natter.rooms.find((r) => r.id === current)?.markRead();
+    focusRoom();
+  }
+
+  function close() {
+    if (!isOpen) return;
+    isOpen = false;
+    panel.hidden = true;
+    launch.setAttribute('aria-expanded', 'false');
+    render();
+    const back = returnFocus;
+    returnFocus = null;
+    (back && back.isConnected && back !== document.body && !panel.contains(back) ? back : launch).focus();
+  }
+
+  launch.addEventListener('click', () => (isOpen ? close() : open()));
+  closeButton.addEventListener('click', () => close());
+  panel.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') {
+      e.stopPropagation();
+      close();
+    }
+  });
+  joinForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const id = roomIdFrom(joinInput.value);
+    if (!ROOM_ID.test(id)) {
+      joinError.textContent = t.roomBadName;
+      return;
+    }
+    joinError.textContent = '';
+    joinInput.value = '';
+    if (!options.name && nameInput.value.trim()) {
+      name = nameInput.value.trim().slice(0, 64);
+      try {
+        localStorage.setItem(NAME_KEY, name);
+      } catch {
+        // Storage refused (private mode): the name lasts for this page.
+      }
+    }
+    show(natter.joinRoom(id, { name }).id);
+  });
+  let lastTyping = 0;
+  input.addEventListener('input', () => {
+    const room = natter.rooms.find((r) => r.id === current);
+    if (!room) return;
+    const now = Date.now();
+    if (!input.value) {
+      lastTyping = 0;
+      room.typing(false);
+    } else if (now - lastTyping > 3000) {
+      lastTyping = now;
+      room.typing(true);
+    }
+  });
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      sayForm.requestSubmit();
+    }
+  });
+  sayForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const room = natter.rooms.find((r) => r.id === current);
+    if (!room || !input.value.trim()) return;
+    // (Before the send, which re-renders the room at once.)
+    errors.delete(room.id);
+    if (room.send(input.value)) {
+      input.value = '';
+      lastTyping = 0;
+      room.typing(false);
+      log.scrollTop = log.scrollHeight;
+    }
+  });
+  leaveButton.addEventListener('click', () => {
+    const room = natter.rooms.find((r) => r.id === current);
+    room?.leave();
+    current = natter.rooms[0]?.id ?? null;
+    render();
+    focusRoom();
+  });
+  const onVisible = () => {
+    watch();
+    if (!document.hidden && isOpen) natter.rooms.find((r) => r.id === current)?.markRead();
+  };
+  document.addEventListener('visibilitychange', onVisible);
+  render();
+
+  return {
+    open,
+    close,
+    toggle: () => (isOpen ? close() : open()),
+    /** Re-reads the joined rooms (after `natter.joinRoom` outside the panel). */
+    refresh: render,
+    destroy() {
+      for (const [room, listeners] of watched) for (const [event, fn] of listeners) room.off(event, fn);
+      watched.clear();
+      media.removeEventListener('change', paintTheme);
+      document.removeEventListener('visibilitychange', onVisible);
+      host.remove();
+    },
+  };
+}

@@ -1,0 +1,195 @@
+// Rooms on the widget's one connection: the `Room` objects `natter.joinRoom(id, { name })`
+// returns. The room model itself (joins confirmed before calls go out, rejoin and resume after a
+// drop, de-duplication by id, presence, typing, unread, the outbox) is the WebAssembly's; this
+// file only gives each room an object with listeners, queues calls until the wasm has loaded,
+// and coalesces cursor moves to one frame per animation frame.
+
+const EMPTY = Object.freeze({
+  status: 'joining',
+  title: null,
+  messages: Object.freeze([]),
+  members: Object.freeze([]),
+  memberCount: 0,
+  typing: Object.freeze([]),
+  unread: 0,
+});
+
+const EVENTS = ['message', 'delivery', 'presence', 'members', 'history', 'typing', 'cursor', 'update', 'status', 'unread', 'error', 'change'];
+
+/** 128 random bits in hex, like the widget's own message ids. */
+function messageId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Schedules `fn` for the next animation frame, or soon when the tab is hidden (no frames). */
+function nextFrame(fn) {
+  if (typeof requestAnimationFrame === 'function' && typeof document !== 'undefined' && !document.hidden) {
+    const id = requestAnimationFrame(fn);
+    return () => cancelAnimationFrame(id);
+  }
+  const id = setTimeout(fn, 16);
+  return () => clearTimeout(id);
+}
+
+export class Room {
+  #id;
+  #call;
+  #listeners = new Map();
+  #snapshot = null;
+  #cursor = undefined;
+  #cancelFrame = null;
+  #left = false;
+
+  /** @internal — made by `natter.joinRoom`. `call(args)` reaches the wasm's `room` export, or queues. */
+  constructor(id, call) {
+    this.#id = id;
+    this.#call = (op, arg, extra) => call([op, id, arg, extra]);
+  }
+
+  /** The room id. */
+  get id() {
+    return this.#id;
+  }
+
+  #snap() {
+    if (this.#left) return { ...EMPTY, status: 'left' };
+    this.#snapshot ??= this.#call('snapshot') ?? null;
+    return this.#snapshot ?? EMPTY;
+  }
+
+  /** `joining`, `joined`, `rejoining` (the link dropped), `refused` or `left`. */
+  get status() {
+    return this.#snap().status;
+  }
+  /** The room's display name from the hub, or null. */
+  get title() {
+    return this.#snap().title;
+  }
+  /** Messages so far (history, then live), oldest first; the visitor's pending ones last. */
+  get messages() {
+    return this.#snap().messages;
+  }
+  /** Members present: `{ id, name, verified }` (at most the hub's first 100). */
+  get members() {
+    return this.#snap().members;
+  }
+  /** How many members are present (the true number, also beyond the listed 100). */
+  get memberCount() {
+    return this.#snap().memberCount;
+  }
+  /** Members typing now. */
+  get typingMembers() {
+    return this.#snap().typing;
+  }
+  /** Messages of others that arrived while the room was not watched (see `markRead`). */
+  get unread() {
+    return this.#snap().unread;
+  }
+
+  /** Sends `text`; returns the message id (undefined for blank text, or a room left or refused). */
+  send(text) {
+    text = String(text);
+    if (this.#left || !text.trim() || this.status === 'refused') return undefined;
+    // The id is made here, so it is known at once even while the wasm is still loading.
+    const id = messageId();
+    this.#call('send', text, id);
+    return id;
+  }
+  /** Tries a failed message again. */
+  retry(messageId) {
+    if (!this.#left) this.#call('retry', undefined, String(messageId));
+  }
+  /** Says the visitor is (or stopped) typing. Call it again every few seconds while they type: others stop showing it 6 s after the last call. */
+  typing(active = true) {
+    if (!this.#left) this.#call('typing', Boolean(active));
+  }
+  /** Shares the visitor's cursor (any JSON); at most one per animation frame goes out, the latest. */
+  cursor(data) {
+    if (this.#left) return;
+    this.#cursor = data;
+    this.#cancelFrame ??= nextFrame(() => {
+      this.#cancelFrame = null;
+      const latest = this.#cursor;
+      this.#cursor = undefined;
+      if (!this.#left && latest !== undefined) this.#call('cursor', latest);
+    });
+  }
+  /** Sends an update of shared state (any JSON, a `chain_update`) to the other members, in order. */
+  update(data) {
+    if (!this.#left) this.#call('update', data);
+  }
+  /** The visitor has seen everything here: unread goes to 0. */
+  markRead() {
+    if (!this.#left) this.#call('read');
+  }
+  /** Leaves the room; the object is dead afterwards. */
+  leave() {
+    if (this.#left) return;
+    this.#cancelFrame?.();
+    this.#call('leave');
+    this.#gone();
+  }
+
+  on(event, fn) {
+    if (typeof fn !== 'function') throw new TypeError('natter: room.on(event, fn) needs a function');
+    if (!EVENTS.includes(event)) throw new TypeError(`natter: rooms have no "${event}" event (${EVENTS.join(', ')})`);
+    if (!this.#listeners.has(event)) this.#listeners.set(event, new Set());
+    this.#listeners.get(event).add(fn);
+    return this;
+  }
+  off(event, fn) {
+    this.#listeners.get(event)?.delete(fn);
+    return this;
+  }
+
+  #emit(event, detail) {
+    for (const fn of [...(this.#listeners.get(event) ?? [])]) {
+      try {
+        fn(detail);
+      } catch (err) {
+        console.error(`natter: a room "${event}" listener threw`, err);
+      }
+    }
+  }
+
+  /** @internal — a room event from the wasm: `{ room, type, ... }`. */
+  _dispatch(detail) {
+    // Relays change nothing the snapshot holds: no need to read it again.
+    if (detail.type !== 'cursor' && detail.type !== 'update') this.#snapshot = null;
+    const { type, room: _room, ...rest } = detail;
+    switch (type) {
+      case 'message':
+        this.#emit('message', rest.message);
+        break;
+      case 'cursor':
+      case 'update':
+        this.#emit(type, { from: rest.from, data: rest.data });
+        break;
+      case 'status':
+        this.#emit('status', rest.status);
+        if (rest.status === 'left') this.#gone();
+        break;
+      case 'unread':
+        this.#emit('unread', rest.unread);
+        break;
+      default:
+        this.#emit(type, rest);
+    }
+    if (type !== 'cursor') this.#emit('change', this);
+  }
+
+  /** @internal — the widget was destroyed or the room left. */
+  _dead() {
+    this.#gone();
+  }
+
+  #gone() {
+    this.#left = true;
+    this.#snapshot = null;
+  }
+
+  get left() {
+    return this.#left;
+  }
+}

@@ -1,0 +1,255 @@
+// The collaboration panel (the `rooms` option; the hub's demo page turns it on), driven by the
+// keyboard alone in real Chromium against a real hub, with a second person in the room; in
+// German and in Arabic (right to left, mirrored), with the page's `strings` over them.
+// Screenshots (light, dark, phone, Arabic) are kept in artifacts/.
+import { test, expect } from '@playwright/test';
+import { mkdirSync } from 'node:fs';
+import { Hub, startTagSite } from '../lib/hub.js';
+
+let hub;
+let site;
+test.beforeAll(async () => {
+  hub = await Hub.start();
+  // The documented script tag on the site's own page; `?rooms=&locale=de` become data-* options.
+  site = await startTagSite(hub);
+  mkdirSync('artifacts', { recursive: true });
+});
+test.afterAll(async () => {
+  await site?.close();
+  await hub?.dispose();
+});
+
+/** The panel's parts (Playwright's locators pierce its open shadow root). */
+function panel(page) {
+  const root = page.locator('[data-natter-rooms]');
+  return {
+    launcher: root.locator('button.launch'),
+    dialog: root.getByRole('dialog', { name: 'Rooms' }),
+    name: root.getByLabel('Your name'),
+    room: root.getByLabel('Join or create a room'),
+    message: root.getByRole('textbox', { name: 'Message' }),
+    log: root.getByRole('log'),
+    members: root.locator('.people li'),
+    typing: root.locator('.typing-line'),
+    rooms: root.locator('nav ul.rooms button'),
+  };
+}
+
+async function open(browser, options = {}) {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  await page.goto(hub.url);
+  const p = panel(page);
+  await expect(p.launcher).toBeVisible();
+  return { context, page, p };
+}
+
+test('the rooms panel by keyboard: join by name, chat, presence and typing, unread, Escape', async ({ browser }) => {
+  test.slow();
+  const ada = await open(browser);
+  const bob = await open(browser, { colorScheme: 'dark' });
+  try {
+    // Bob is already in the room (through the API, as an app would).
+    await bob.page.evaluate(() => window.natter.joinRoom('design-review', { name: 'Bob' }));
+
+    // Ada: the launcher is reached and pressed with the keyboard; focus moves into the panel.
+    await ada.p.launcher.focus();
+    await ada.page.keyboard.press('Enter');
+    await expect(ada.p.dialog).toBeVisible();
+    await expect(ada.p.launcher).toHaveAttribute('aria-expanded', 'true');
+    await expect(ada.p.room).toBeFocused();
+    // Name, then room name, by Shift+Tab / Tab and typing; Enter joins.
+    await ada.page.keyboard.press('Shift+Tab');
+    await expect(ada.p.name).toBeFocused();
+    await ada.page.keyboard.type('Ada');
+    await ada.page.keyboard.press('Tab');
+    await ada.page.keyboard.type('Design review');
+    await ada.page.keyboard.press('Enter');
+    await expect(ada.p.rooms).toHaveText(['# design-review']);
+    await expect(ada.p.message).toBeFocused();
+    await expect(ada.p.members).toHaveText([/Ada|Bob/, /Ada|Bob/]);
+
+    // Chat both ways, with author names; Enter sends.
+    await ada.page.keyboard.type('Hello Bob');
+    await ada.page.keyboard.press('Enter');
+    await expect(ada.p.log.locator('.msg.mine .text')).toHaveText('Hello Bob');
+    await expect(ada.p.log.locator('.msg.mine')).toHaveAttribute('data-state', 'sent');
+    await expect.poll(() => bob.page.evaluate(() => window.natter.rooms[0].messages.map((m) => m.text))).toEqual(['Hello Bob']);
+    await bob.page.evaluate(() => window.natter.rooms[0].typing(true));
+    await expect(ada.p.typing).toHaveText('Bob is typing…');
+    await expect(ada.p.members.filter({ hasText: 'Bob' }).locator('.dot.typing')).toHaveCount(1);
+    await bob.page.evaluate(() => window.natter.rooms[0].send('Hi Ada'));
+    await expect(ada.p.log.locator('.msg').last().locator('.who')).toHaveText('Bob');
+    await expect(ada.p.typing).toHaveText('');
+    // Seen as it arrives: not unread.
+    expect(await ada.page.evaluate(() => window.natter.rooms[0].unread)).toBe(0);
+
+    // Bob opens the panel on the room with openRoom(): a second room and unread per room.
+    await bob.page.evaluate(() => window.natter.openRoom('design-review'));
+    await expect(bob.p.dialog).toBeVisible();
+    await bob.page.evaluate(() => window.natter.joinRoom('launch', { name: 'Bob' }));
+    await ada.page.evaluate(() => window.natter.joinRoom('launch', { name: 'Ada' }).send('Launch is Friday'));
+    await expect(bob.p.rooms.filter({ hasText: 'launch' }).locator('.count')).toHaveText('1');
+
+    // Escape closes and gives focus back to the launcher.
+    await ada.p.message.focus();
+    await ada.page.keyboard.press('Escape');
+    await expect(ada.p.dialog).toBeHidden();
+    await expect(ada.p.launcher).toBeFocused();
+    await ada.page.keyboard.press('Enter');
+    await expect(ada.p.dialog).toBeVisible();
+
+    await ada.page.screenshot({ path: 'artifacts/rooms-panel-light.png' });
+    await bob.page.screenshot({ path: 'artifacts/rooms-panel-dark.png' });
+    const phone = await open(browser, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    await phone.page.evaluate(() => window.natter.openRoom('design-review', { name: 'Cy' }));
+    // The room so far shows at once (the history is not news, but it is there).
+    await expect(phone.p.log.locator('.msg')).toHaveCount(2);
+    await expect(bob.p.members).toHaveText([/Ada|Bob|Cy/, /Ada|Bob|Cy/, /Ada|Bob|Cy/]);
+    await phone.page.screenshot({ path: 'artifacts/rooms-panel-phone.png' });
+    await phone.context.close();
+  } finally {
+    for (const who of [ada, bob]) await who.context.close().catch(() => {});
+  }
+});
+
+/** A visitor on the site's page with the script tag's `params` (`rooms`, `locale`, `strings`…). */
+async function visit(browser, params, options = {}) {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  const warnings = [];
+  page.on('console', (m) => m.type() === 'warning' && warnings.push(m.text()));
+  await page.goto(`${site.url}/?${new URLSearchParams({ rooms: '', ...params })}`);
+  const root = page.locator('[data-natter-rooms]');
+  await expect(root.locator('button.launch')).toBeVisible();
+  return { context, page, root, warnings };
+}
+
+test('the panel in German: every label from the locale, the page’s strings over them', async ({ browser }) => {
+  test.slow();
+  const strings = JSON.stringify({ roomJoin: 'Los geht’s', roomNope: 'x', placeholder: 'Fragen Sie uns' });
+  const ada = await visit(browser, { locale: 'de', strings });
+  const bob = await visit(browser, { locale: 'de' });
+  try {
+    const { page, root } = ada;
+    const launcher = root.locator('button.launch');
+    await expect(launcher).toHaveAccessibleName('Räume');
+    await launcher.focus();
+    await page.keyboard.press('Enter');
+    const dialog = root.getByRole('dialog', { name: 'Räume' });
+    await expect(dialog).toBeVisible();
+    await expect(dialog).toHaveAttribute('lang', 'de');
+    await expect(dialog).toHaveAttribute('dir', 'ltr');
+    await expect(launcher).toHaveAttribute('aria-label', 'Räume schließen');
+    await expect(root.getByText('Treten Sie einem Raum bei, um loszulegen.')).toBeVisible();
+    const roomField = root.getByLabel('Raum betreten oder erstellen');
+    await expect(roomField).toBeFocused();
+    await expect(roomField).toHaveAttribute('placeholder', 'Raumname');
+    // A name the hub would refuse is explained in German.
+    await page.keyboard.type('!!!');
+    await page.keyboard.press('Enter');
+    await expect(root.getByRole('alert').filter({ hasText: 'Buchstaben A–Z' })).toBeVisible();
+    await roomField.fill('');
+    await root.getByLabel('Ihr Name').fill('Ada');
+    await roomField.fill('Entwurf');
+    // The page's own text wins over the locale's.
+    await root.getByRole('button', { name: 'Los geht’s' }).click();
+    const message = root.getByRole('textbox', { name: 'Nachricht' });
+    await expect(message).toBeFocused();
+    await expect(root.getByRole('button', { name: 'Senden' })).toBeVisible();
+    await expect(root.getByRole('button', { name: 'Verlassen' })).toBeVisible();
+    await expect(root.locator('.close')).toHaveAccessibleName('Räume schließen');
+
+    await bob.page.evaluate(() => window.natter.joinRoom('entwurf', { name: 'Bob' }));
+    await expect(root.locator('.people h3')).toHaveText('2 anwesend');
+    await expect(root.getByRole('list', { name: 'Mitglieder' }).locator('li')).toHaveCount(2);
+    await bob.page.evaluate(() => window.natter.rooms[0].typing(true));
+    await expect(root.locator('.typing-line')).toHaveText('Bob schreibt …');
+    await bob.page.evaluate(() => window.natter.rooms[0].send('Hallo Ada'));
+    await expect(root.locator('.msg').last().locator('.who')).toHaveText('Bob');
+    await page.keyboard.type('Hallo Bob');
+    await page.keyboard.press('Enter');
+    await expect(root.locator('.msg.mine .who')).toHaveText('Sie');
+    await expect(root.locator('.msg.mine')).toHaveAttribute('data-state', 'sent');
+
+    // The panel's keys are the panel's: the widget does not call them unknown; a misspelt one
+    // is named by the panel.
+    expect(ada.warnings.filter((w) => w.includes('roomJoin'))).toEqual([]);
+    expect(ada.warnings.some((w) => w.includes('roomNope') && w.includes('rooms panel'))).toBe(true);
+    // The support panel still takes its own keys from the same option.
+    const placeholder = await page.evaluate(() =>
+      document.querySelector('[data-natter]').shadowRoot.querySelector('[part=input]').getAttribute('placeholder'));
+    expect(placeholder).toBe('Fragen Sie uns');
+  } finally {
+    for (const who of [ada, bob]) await who.context.close().catch(() => {});
+  }
+});
+
+test('the panel in Arabic is right to left and mirrored', async ({ browser }) => {
+  test.slow();
+  const ada = await visit(browser, { locale: 'ar', name: 'Ada' });
+  const bob = await visit(browser, { locale: 'ar', name: 'Bob' });
+  try {
+    const { page, root } = ada;
+    await bob.page.evaluate(() => window.natter.joinRoom('tasmim', { name: 'Bob' }));
+    await page.evaluate(() => window.natter.openRoom('tasmim'));
+    const dialog = root.getByRole('dialog', { name: 'الغرف' });
+    await expect(dialog).toBeVisible();
+    await expect(dialog).toHaveAttribute('dir', 'rtl');
+    await expect(dialog).toHaveAttribute('lang', 'ar');
+    const message = root.getByRole('textbox', { name: 'رسالة' });
+    await expect(message).toBeFocused();
+    await page.keyboard.type('مرحبا');
+    await page.keyboard.press('Enter');
+    await expect(root.locator('.msg.mine')).toHaveAttribute('data-state', 'sent');
+    await bob.page.evaluate(() => window.natter.rooms[0].send('أهلا Ada'));
+    await expect(root.locator('.msg:not(.mine)')).toHaveCount(1);
+    await expect(root.locator('.people h3')).toHaveText('الحاضرون: 2');
+    await expect(root.locator('.msg.mine .who')).toHaveText('أنت');
+
+    // Every label is Arabic.
+    const labels = await root.evaluate((host) => {
+      const r = host.shadowRoot;
+      return {
+        launcher: r.querySelector('.launch').getAttribute('aria-label'),
+        send: r.querySelector('form.say button').textContent,
+        leave: r.querySelector('.head button.quiet').textContent,
+        close: r.querySelector('.close').getAttribute('aria-label'),
+        joined: r.querySelector('nav h2').textContent,
+        join: r.querySelector('form.join button').textContent,
+        joinLabel: r.querySelector('label[for=join]').textContent,
+        members: r.querySelector('.people ul').getAttribute('aria-label'),
+        placeholder: r.querySelector('#join').getAttribute('placeholder'),
+      };
+    });
+    for (const [k, v] of Object.entries(labels)) expect(v, k).toMatch(/[\u0600-\u06ff]/);
+
+    // Mirrored: the room list on the right, the members on the left of the messages, my
+    // bubble on the left and Bob's on the right; the empty text box reads right to left.
+    const box = async (selector) => root.locator(selector).first().boundingBox();
+    const [side, log, people] = [await box('nav.side'), await box('.log'), await box('.people')];
+    expect(side.x).toBeGreaterThan(log.x);
+    expect(people.x).toBeLessThan(log.x);
+    const [mine, theirs] = [await box('.msg.mine'), await box('.msg:not(.mine)')];
+    expect(mine.x).toBeLessThan(theirs.x);
+    expect(await message.evaluate((el) => el.value === '' && getComputedStyle(el).direction)).toBe('rtl');
+    // The room id keeps its "#" in front, in its own direction.
+    await expect(root.locator('nav ul.rooms button bdi')).toHaveText('# tasmim');
+    await page.screenshot({ path: 'artifacts/rooms-panel-arabic.png' });
+  } finally {
+    for (const who of [ada, bob]) await who.context.close().catch(() => {});
+  }
+});
+
+test('Hebrew mirrors the panel too; English stays left to right', async ({ browser }) => {
+  const he = await visit(browser, { locale: 'he-IL' });
+  const en = await visit(browser, { locale: 'en-GB' });
+  try {
+    await he.page.evaluate(() => window.natter.openRoom('lobby', { name: 'Dana' }));
+    await expect(he.root.getByRole('dialog', { name: 'חדרים' })).toHaveAttribute('dir', 'rtl');
+    await en.page.evaluate(() => window.natter.openRoom('lobby', { name: 'Ed' }));
+    await expect(en.root.getByRole('dialog', { name: 'Rooms' })).toHaveAttribute('dir', 'ltr');
+  } finally {
+    for (const who of [he, en]) await who.context.close().catch(() => {});
+  }
+});

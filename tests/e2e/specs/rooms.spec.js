@@ -1,0 +1,227 @@
+// Rooms in real Chromium against a real hub, three browser profiles at once: join and presence
+// (a closed tab leaves), chat both ways, typing, cursor and update relay, a hub restart with
+// resume (nothing lost or doubled), and a profile that was offline catching up.
+import { test, expect } from '@playwright/test';
+import { Hub, startSite } from '../lib/hub.js';
+
+let hub;
+let site;
+test.beforeAll(async () => {
+  hub = await Hub.start();
+  // The site's own page (another origin): the widget from npm's module, rooms through its API.
+  site = await startSite({
+    '/': `<!doctype html><html><body><h1>Project</h1><script type="module">
+      import { mount } from '${hub.url}/index.js';
+      window.natter = mount({ server: '${hub.url}' });
+      window.events = [];
+      window.join = (id, name) => {
+        const room = window.natter.joinRoom(id, { name });
+        for (const e of ['message', 'presence', 'typing', 'cursor', 'update', 'status', 'error']) {
+          room.on(e, (detail) => window.events.push({ room: id, e, detail: JSON.parse(JSON.stringify(detail ?? null)) }));
+        }
+        return room.id;
+      };
+      window.room = (id) => window.natter.rooms.find((r) => r.id === id);
+      window.view = (id) => {
+        const r = window.room(id);
+        return r && { status: r.status, memberCount: r.memberCount, members: r.members.map((m) => m.name).sort(),
+          typing: r.typingMembers.map((m) => m.name), messages: r.messages.map((m) => ({ id: m.id, text: m.text,
+          from: m.from.name, mine: m.mine, state: m.state, seq: m.seq })), unread: r.unread };
+      };
+    </script></body></html>`,
+  });
+});
+test.afterAll(async () => {
+  await site?.close();
+  await hub?.dispose();
+});
+
+/** A new browser profile on the site, joined to `room` as `name`. */
+async function member(browser, room, name) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(site.url);
+  await page.waitForFunction(() => window.natter && window.join);
+  await page.evaluate(([r, n]) => window.join(r, n), [room, name]);
+  await expect.poll(() => page.evaluate((r) => window.view(r)?.status, room)).toBe('joined');
+  return { context, page, view: () => page.evaluate((r) => window.view(r), room) };
+}
+
+const texts = (v) => v.messages.map((m) => m.text);
+
+test('three members: presence, chat both ways, typing, cursors and updates; a closed tab leaves', async ({ browser }) => {
+  test.slow();
+  const ada = await member(browser, 'design', 'Ada');
+  const bob = await member(browser, 'design', 'Bob');
+  const cy = await member(browser, 'design', 'Cy');
+  try {
+    await expect.poll(async () => (await ada.view()).members).toEqual(['Ada', 'Bob', 'Cy']);
+    expect((await ada.view()).memberCount).toBe(3);
+    // Ada heard Bob and Cy arrive.
+    const joined = await ada.page.evaluate(() => window.events.filter((e) => e.e === 'presence' && e.detail.joined).map((e) => e.detail.member.name));
+    expect(joined).toEqual(['Bob', 'Cy']);
+
+    // Chat both ways, with author names; the sender's own message is hers and stored.
+    const id = await ada.page.evaluate(() => window.room('design').send('Shall we ship it?'));
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+    await expect.poll(async () => texts(await bob.view())).toContain('Shall we ship it?');
+    await bob.page.evaluate(() => window.room('design').send('Yes, after the review'));
+    for (const m of [ada, cy]) {
+      await expect.poll(async () => texts(await m.view())).toEqual(['Shall we ship it?', 'Yes, after the review']);
+    }
+    const seen = await ada.view();
+    expect(seen.messages.map((m) => [m.from, m.mine, m.state])).toEqual([['Ada', true, 'sent'], ['Bob', false, 'sent']]);
+    expect(seen.unread).toBe(1);
+    expect((await bob.view()).messages[0]).toMatchObject({ id, from: 'Ada', mine: false, seq: 1 });
+
+    // Typing shows on the others, and stops.
+    await bob.page.evaluate(() => window.room('design').typing(true));
+    await expect.poll(async () => (await ada.view()).typing).toEqual(['Bob']);
+    await bob.page.evaluate(() => window.room('design').typing(false));
+    await expect.poll(async () => (await ada.view()).typing).toEqual([]);
+
+    // Cursors: a burst within one frame goes out as one move, the latest.
+    await cy.page.evaluate(() => {
+      for (let i = 0; i <= 20; i++) window.room('design').cursor({ x: i, y: 2 * i });
+    });
+    await expect
+      .poll(() => ada.page.evaluate(() => window.events.filter((e) => e.e === 'cursor').map((e) => [e.detail.from.name, e.detail.data])))
+      .toEqual([['Cy', { x: 20, y: 40 }]]);
+    // Updates: every one, in order, to every other member — not back to the sender.
+    await cy.page.evaluate(() => {
+      const room = window.room('design');
+      room.update({ op: 'add', id: 'a', text: 'Write tests' });
+      room.update({ op: 'add', id: 'b', text: 'Ship' });
+      room.update({ op: 'toggle', id: 'a', done: true });
+    });
+    for (const m of [ada, bob]) {
+      await expect
+        .poll(() => m.page.evaluate(() => window.events.filter((e) => e.e === 'update').map((e) => e.detail.data.op + ':' + e.detail.data.id)))
+        .toEqual(['add:a', 'add:b', 'toggle:a']);
+    }
+    expect(await cy.page.evaluate(() => window.events.filter((e) => e.e === 'update').length)).toBe(0);
+
+    // Cy closes her tab: the others see her leave.
+    await cy.context.close();
+    await expect.poll(async () => (await ada.view()).members).toEqual(['Ada', 'Bob']);
+    expect((await bob.view()).memberCount).toBe(2);
+  } finally {
+    for (const m of [ada, bob, cy]) await m.context.close().catch(() => {});
+  }
+});
+
+test('a hub restart and an offline member: everything arrives once, in order', async ({ browser }) => {
+  test.slow();
+  const ada = await member(browser, 'release', 'Ada');
+  const bob = await member(browser, 'release', 'Bob');
+  try {
+    await ada.page.evaluate(() => window.room('release').send('one'));
+    await expect.poll(async () => texts(await bob.view())).toEqual(['one']);
+
+    // The hub restarts (going away): typed meanwhile, the message waits and goes out once.
+    await hub.stop();
+    await expect.poll(async () => (await ada.view()).status).toBe('rejoining');
+    await ada.page.evaluate(() => window.room('release').send('two, typed while the hub was down'));
+    expect((await ada.view()).messages.at(-1).state).toBe('pending');
+    await hub.spawn();
+    await expect.poll(async () => (await ada.view()).status, { timeout: 40_000 }).toBe('joined');
+    await expect.poll(async () => texts(await bob.view()), { timeout: 40_000 }).toEqual(['one', 'two, typed while the hub was down']);
+    await expect.poll(async () => (await ada.view()).messages.map((m) => m.state)).toEqual(['sent', 'sent']);
+
+    // Bob goes offline; Ada writes; Bob comes back and resumes after his last seq.
+    await bob.context.setOffline(true);
+    await bob.page.evaluate(() => window.dispatchEvent(new Event('offline')));
+    await expect.poll(async () => (await bob.view()).status).toBe('rejoining');
+    for (const t of ['three', 'four']) await ada.page.evaluate((text) => window.room('release').send(text), t);
+    await expect.poll(async () => (await ada.view()).messages.map((m) => m.state)).toEqual(['sent', 'sent', 'sent', 'sent']);
+    await bob.context.setOffline(false);
+    await bob.page.evaluate(() => window.dispatchEvent(new Event('online')));
+    const all = ['one', 'two, typed while the hub was down', 'three', 'four'];
+    await expect.poll(async () => texts(await bob.view()), { timeout: 40_000 }).toEqual(all);
+    const bobs = await bob.view();
+    expect(bobs.messages.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
+    // Everything from Ada came after Bob joined (live, or resumed after his drop): all unread.
+    expect(bobs.unread).toBe(4);
+    // The hub stored each message once.
+    const stored = await (await fetch(`${hub.url}/api/rooms/release`)).json();
+    expect(stored.lastSeq).toBe(4);
+  } finally {
+    for (const m of [ada, bob]) await m.context.close().catch(() => {});
+  }
+});
+
+test('rooms over the HTTP fallback: messages both ways, then back on the WebSocket with nothing lost or doubled', async ({ browser }) => {
+  test.slow();
+  const ada = await member(browser, 'fallback', 'Ada');
+  // Bob's network lets no WebSocket through: his widget falls back to HTTP.
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const gate = { blocked: true };
+  await page.routeWebSocket(/\/ws\/chat/, (ws) => {
+    if (gate.blocked) ws.close({ code: 1011, reason: 'blocked by the test proxy' });
+    else ws.connectToServer();
+  });
+  await page.goto(site.url);
+  await page.waitForFunction(() => window.natter && window.join);
+  await page.evaluate(() => window.join('fallback', 'Bob'));
+  const bob = { context, page, view: () => page.evaluate(() => window.view('fallback')) };
+  try {
+    await expect.poll(async () => (await bob.view()).status, { timeout: 60_000 }).toBe('http');
+    expect(await page.evaluate(() => window.natter.state.transport)).toBe('http');
+    await ada.page.evaluate(() => window.room('fallback').send('from the socket'));
+    await expect.poll(async () => texts(await bob.view())).toEqual(['from the socket']);
+    await bob.page.evaluate(() => window.room('fallback').send('from behind the proxy'));
+    await expect.poll(async () => texts(await ada.view())).toEqual(['from the socket', 'from behind the proxy']);
+    const own = (await ada.view()).messages[1];
+    expect(own).toMatchObject({ from: 'Bob', mine: false, seq: 2 });
+    await expect.poll(async () => (await bob.view()).messages.map((m) => m.state)).toEqual(['sent', 'sent']);
+
+    // The WebSocket gets through again: Bob's room is joined on it, resuming, and relays flow.
+    gate.blocked = false;
+    await expect.poll(async () => (await bob.view()).status, { timeout: 60_000 }).toBe('joined');
+    await ada.page.evaluate(() => window.room('fallback').send('and now live'));
+    await expect.poll(async () => texts(await bob.view())).toEqual(['from the socket', 'from behind the proxy', 'and now live']);
+    await expect.poll(async () => (await ada.view()).members).toEqual(['Ada', 'Bob']);
+    const bobs = await bob.view();
+    expect(bobs.messages.map((m) => m.seq)).toEqual([1, 2, 3]);
+  } finally {
+    for (const m of [ada, bob]) await m.context.close().catch(() => {});
+  }
+});
+
+test('a room message written while the hub is unreachable survives a reload and arrives once', async ({ browser }) => {
+  test.slow();
+  const ada = await member(browser, 'notes', 'Ada');
+  const bob = await member(browser, 'notes', 'Bob');
+  try {
+    // Bob's network stops reaching the hub (its socket and its HTTP fallback); the page is still there.
+    const cut = { on: true };
+    await bob.page.routeWebSocket(/\/ws\/chat/, (ws) => (cut.on ? ws.close({ code: 1011, reason: 'cut by the test' }) : ws.connectToServer()));
+    await bob.page.route(/\/api\/chat\//, (route) => (cut.on ? route.abort('internetdisconnected') : route.continue()));
+    await bob.page.evaluate(() => window.dispatchEvent(new Event('offline')));
+    await expect.poll(async () => (await bob.view()).status).not.toBe('joined');
+    const id = await bob.page.evaluate(() => window.room('notes').send('written offline, then the tab was reloaded'));
+    expect((await bob.view()).messages.at(-1)).toMatchObject({ id, state: 'pending', mine: true });
+
+    // Reloaded while still cut off: joining the room again shows the message, still waiting.
+    await bob.page.reload();
+    await bob.page.waitForFunction(() => window.natter && window.join);
+    await bob.page.evaluate(() => window.join('notes', 'Bob'));
+    await expect.poll(async () => (await bob.view())?.messages.map((m) => [m.id, m.state, m.mine])).toEqual([[id, 'pending', true]]);
+
+    // The hub is reachable again: it goes out once, and Ada sees it once.
+    cut.on = false;
+    await bob.page.evaluate(() => window.dispatchEvent(new Event('online')));
+    await expect.poll(async () => (await bob.view()).status, { timeout: 60_000 }).toBe('joined');
+    await expect.poll(async () => (await bob.view()).messages.map((m) => [m.id, m.state])).toEqual([[id, 'sent']]);
+    await expect.poll(async () => texts(await ada.view())).toEqual(['written offline, then the tab was reloaded']);
+    // Nothing is left in storage to send again on the next page.
+    await bob.page.reload();
+    await bob.page.waitForFunction(() => window.natter && window.join);
+    expect(await bob.page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('natter:room-outbox:')))).toEqual([]);
+    const stored = await (await fetch(`${hub.url}/api/rooms/notes`)).json();
+    expect(stored.lastSeq).toBe(1);
+  } finally {
+    for (const m of [ada, bob]) await m.context.close().catch(() => {});
+  }
+});

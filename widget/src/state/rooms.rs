@@ -1,0 +1,1089 @@
+//! The rooms half of the model: the named rooms this tab has joined on the widget's one
+//! connection — for each, its messages (in `seq` order, de-duplicated by id), the members
+//! present, who is typing, the unread count, an outbox of messages not yet stored, and the
+//! calls made before the hub confirmed the join.
+//!
+//! The rules it keeps, whatever the transport does underneath:
+//! - **Joined means confirmed.** A room is `joining` until the hub answers the `join` with
+//!   `room_info`. Until then `chat` waits in the room's outbox, and `typing` and `chain_update`
+//!   calls wait in order (the latest `cursor_position` only: a stale cursor is noise).
+//! - **Rejoin without a gap or a duplicate.** When the link drops every room becomes
+//!   `rejoining`; when it is back each one is joined again with `after` = the newest `seq` it
+//!   has seen, so the hub replays exactly what was missed, and the outbox is re-sent with the
+//!   same ids (the hub acknowledges a re-send it already stored rather than storing it twice).
+//!   Messages are known by id, so a replayed or echoed one is never shown twice.
+//! - **The HTTP fallback carries messages.** While the link is on HTTP, each room is
+//!   long-polled and its messages are posted one at a time (in typing order); members, typing,
+//!   cursors and updates are the WebSocket's (they are not stored, so there is nothing to poll):
+//!   typing and updates wait for it, like calls before a join.
+//! - **What is written survives a reload.** A room's outbox is kept in storage (shared by the
+//!   site's tabs, like the support chat's); when a later page joins the room again, what was
+//!   left there shows as the visitor's and goes out once the join is confirmed.
+//! - **The first history is not news.** What the hub replays when a room is first joined is the
+//!   room so far; messages after it (live, or replayed on a rejoin) count as unread unless the
+//!   room is being watched, and never the visitor's own.
+//!
+//! It knows nothing about sockets, JSON or the DOM: it reads decoded hub frames and says what to
+//! write ([`RoomOut`]) and what to tell the page ([`RoomNotice`]) through [`RoomEffect`]s.
+
+use crate::outbox::{Outbox, OutboxEntry};
+use crate::state::log::Delivery;
+use crate::state::Outgoing;
+use crate::wire::push_u64;
+use natter_protocol::{
+    validate_room_id, ErrorCode, ErrorFrame, History, Member, RoomInfo, RoomMessage, ServerMessage,
+};
+
+/// Retryable refusals of one room message in a row after which it is shown as failed.
+const REFUSALS_BEFORE_FAILED: u32 = 3;
+/// Delay before re-sending a room message the hub refused with a retryable error and no
+/// `retryAfterMs`.
+const RESEND_DELAY_MS: u32 = 2_000;
+/// A member's typing indicator is cleared this long after their last `typing` frame (a sender
+/// renews it while the person types; a closed tab never says "stopped").
+pub(crate) const TYPING_TIMEOUT_MS: u32 = 6_000;
+/// How many `chain_update` calls wait for a join; older ones beyond it are dropped (and said
+/// so with an `error` notice) rather than growing memory without bound.
+const QUEUED_UPDATES_KEPT: usize = 200;
+/// How many messages a room keeps in memory; the oldest go first (the hub keeps the rest).
+const MESSAGES_KEPT: usize = 1_000;
+/// How many ids of a room's stored messages are remembered for cleaning its outbox in storage,
+/// which the site's other tabs share.
+const DONE_KEPT: usize = 100;
+
+/// Which relayed collaboration payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RelayKind {
+    /// `cursor_position`: where a member's pointer is; only the latest matters.
+    Cursor,
+    /// `chain_update`: an edit of shared state; every one matters, in order.
+    Update,
+}
+
+/// A frame to write for a room, on whatever carries the connection.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RoomOut {
+    /// `join`, resuming after `after`.
+    Join { room: String, name: Option<String>, after: Option<u64> },
+    /// `leave`.
+    Leave { room: String },
+    /// `chat`.
+    Chat { room: String, out: Outgoing },
+    /// `typing` in a room.
+    Typing { room: String, active: bool },
+    /// `cursor_position` / `chain_update`; `data` is JSON text.
+    Relay { room: String, kind: RelayKind, data: String },
+}
+
+/// An HTTP request for a room (the link is on the HTTP fallback).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RoomHttp {
+    /// Start long-poll number `poll` of `room`, after `after`.
+    Poll { room: String, poll: u32, after: Option<u64> },
+    /// Abort the long-poll of `room`.
+    StopPoll { room: String },
+    /// POST a message to `room` as `name`.
+    Post { room: String, out: Outgoing, name: Option<String> },
+}
+
+/// A room's state as the page sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoomStatus {
+    /// `join` sent (or waiting for the link), not yet confirmed.
+    Joining,
+    /// The hub confirmed the join; calls go out at once.
+    Joined,
+    /// The link is on the HTTP fallback: messages go both ways; members, typing, cursors and
+    /// updates wait for the WebSocket.
+    Http,
+    /// The link dropped; the room is joined again when it is back.
+    Rejoining,
+    /// The hub refused the join (see the `error` notice); nothing is retried.
+    Refused,
+    /// Left by the page.
+    Left,
+}
+
+impl RoomStatus {
+    /// The name the JS API reports.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RoomStatus::Joining => "joining",
+            RoomStatus::Joined => "joined",
+            RoomStatus::Http => "http",
+            RoomStatus::Rejoining => "rejoining",
+            RoomStatus::Refused => "refused",
+            RoomStatus::Left => "left",
+        }
+    }
+}
+
+/// One message of a room.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RoomLine {
+    /// Unique id (client-made for the visitor's own).
+    pub id: String,
+    /// Position in the room once stored.
+    pub seq: Option<u64>,
+    /// The text, rendered as text.
+    pub text: String,
+    /// RFC 3339 time (the hub's once stored, the client's while pending).
+    pub time: String,
+    /// Who wrote it (for a pending own message: the visitor as they joined).
+    pub from: Member,
+    /// Written by this visitor (this tab or another of theirs).
+    pub mine: bool,
+    /// Delivery state.
+    pub delivery: Delivery,
+}
+
+/// Something the page hears about one room.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RoomNotice {
+    /// A message was added (live, a resumed one, or the visitor's own, pending).
+    Message(RoomLine),
+    /// The delivery state of the visitor's message `id` changed.
+    Delivery { id: String, delivery: Delivery, seq: Option<u64> },
+    /// A member joined (`true`) or left.
+    Presence { member: Member, joined: bool },
+    /// The member list was replaced (the hub's `room_info`, on every join and rejoin).
+    Members,
+    /// A history was read (the room so far after a join, what was missed after a rejoin or
+    /// a long-poll): `messages` may have changed without a `Message` notice.
+    History,
+    /// A member started or stopped typing.
+    Typing { member: Member, active: bool },
+    /// A member's `cursor_position` or `chain_update`; `data` is JSON text.
+    Relay { kind: RelayKind, from: Member, data: String },
+    /// The room's status changed.
+    Status(RoomStatus),
+    /// The unread count changed.
+    Unread(u32),
+    /// The hub refused something in this room, or could not replay messages `gap` (`from`..=`to`).
+    Error { code: ErrorCode, message: String },
+}
+
+/// What the rooms want done.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RoomEffect {
+    /// Write this frame now.
+    Send(RoomOut),
+    /// Tell the page about `room`.
+    Notify { room: String, notice: RoomNotice },
+    /// Call [`Rooms::resend`] after `ms` milliseconds.
+    ResendAfter { ms: u32 },
+    /// Call [`Rooms::typing_expired`] after `ms` milliseconds (restarting a running one).
+    TypingTimer { ms: u32 },
+    /// Do this over HTTP.
+    Http(RoomHttp),
+    /// Call [`Rooms::repoll`] after `ms` milliseconds (a room's long-poll failed).
+    RepollAfter { ms: u32 },
+    /// Persist the outbox of `room` ([`Room::outbox_entries`] and [`Room::done`]), so that what
+    /// the visitor wrote there survives a reload; a room no longer joined is removed from
+    /// storage.
+    SaveOutbox { room: String },
+}
+
+/// A call that waits for the join to be confirmed.
+#[derive(Debug, Clone, PartialEq)]
+enum Queued {
+    Typing(bool),
+    Update(String),
+}
+
+/// One joined room.
+#[derive(Debug, Clone)]
+pub(crate) struct Room {
+    /// The room id.
+    pub id: String,
+    /// The name the visitor joined with (the hub uses a signed-in user's verified name instead).
+    pub name: Option<String>,
+    /// The room's display name, from `room_info`.
+    pub title: Option<String>,
+    /// Where the room is.
+    pub status: RoomStatus,
+    /// Messages in room order; the visitor's pending ones at the end.
+    pub messages: Vec<RoomLine>,
+    /// Members present (as of the last `room_info`, `user_joined` and `user_left`).
+    pub members: Vec<Member>,
+    /// The true number of members (the list holds at most the hub's first 100).
+    pub member_count: usize,
+    /// Members typing now, by member id.
+    pub typing: Vec<Member>,
+    /// Messages of others that arrived while the room was not watched.
+    pub unread: u32,
+    /// The newest `seq` seen; `after` of the next join.
+    pub last_seq: Option<u64>,
+    /// The visitor as the hub lists them here (a signed-in user's verified name, not the one
+    /// the page gave), once a `room_info` has said so: the author of their own messages.
+    me_as: Option<Member>,
+    /// The visitor's messages the hub has not stored yet.
+    outbox: Outbox,
+    /// Ids this tab has seen stored (or dropped), newest last: removed from the outbox in
+    /// storage even where another tab had left them.
+    pub done: Vec<String>,
+    /// Calls waiting for the join, in call order.
+    queued: Vec<Queued>,
+    /// The latest cursor waiting for the join.
+    cursor: Option<String>,
+    /// A history has been read: what later ones bring is news.
+    history_loaded: bool,
+    /// The number of this room's running long-poll (HTTP fallback).
+    poll: Option<u32>,
+    /// The id of the message whose HTTP send is in flight (one at a time keeps the order).
+    posting: Option<String>,
+}
+
+impl Room {
+    fn new(id: String, name: Option<String>) -> Self {
+        Room {
+            id,
+            name,
+            title: None,
+            status: RoomStatus::Joining,
+            messages: Vec::new(),
+            members: Vec::new(),
+            member_count: 0,
+            typing: Vec::new(),
+            unread: 0,
+            last_seq: None,
+            me_as: None,
+            outbox: Outbox::default(),
+            done: Vec::new(),
+            queued: Vec::new(),
+            cursor: None,
+            history_loaded: false,
+            poll: None,
+            posting: None,
+        }
+    }
+
+    fn start_poll(&mut self, next: &mut u32, fx: &mut Vec<RoomEffect>) {
+        if self.poll.is_some() || self.status != RoomStatus::Http {
+            return;
+        }
+        *next += 1;
+        self.poll = Some(*next);
+        fx.push(RoomEffect::Http(RoomHttp::Poll {
+            room: self.id.clone(),
+            poll: *next,
+            after: self.last_seq,
+        }));
+    }
+
+    fn stop_poll(&mut self, fx: &mut Vec<RoomEffect>) {
+        if self.poll.take().is_some() {
+            fx.push(RoomEffect::Http(RoomHttp::StopPoll { room: self.id.clone() }));
+        }
+        self.posting = None;
+    }
+
+    /// Posts the oldest waiting message, if none is in flight.
+    fn post_next(&mut self, fx: &mut Vec<RoomEffect>) {
+        if self.posting.is_some() || self.status != RoomStatus::Http {
+            return;
+        }
+        if let Some(e) = self.outbox.first_sendable() {
+            self.posting = Some(e.id.clone());
+            let (room, name) = (self.id.clone(), self.name.clone());
+            fx.push(RoomEffect::Http(RoomHttp::Post { room, out: e.into(), name }));
+        }
+    }
+
+    fn note(&self, notice: RoomNotice, fx: &mut Vec<RoomEffect>) {
+        fx.push(RoomEffect::Notify { room: self.id.clone(), notice });
+    }
+
+    fn set_status(&mut self, status: RoomStatus, fx: &mut Vec<RoomEffect>) {
+        if self.status != status {
+            self.status = status;
+            self.note(RoomNotice::Status(status), fx);
+        }
+    }
+
+    fn see_seq(&mut self, seq: u64) {
+        self.last_seq = Some(self.last_seq.map_or(seq, |s| s.max(seq)));
+    }
+
+    fn join_frame(&self) -> RoomOut {
+        RoomOut::Join { room: self.id.clone(), name: self.name.clone(), after: self.last_seq }
+    }
+
+    fn chat_frame(&self, out: Outgoing) -> RoomOut {
+        RoomOut::Chat { room: self.id.clone(), out }
+    }
+
+    /// Everything the outbox holds that is not failed, in typing order.
+    fn send_outbox(&self, fx: &mut Vec<RoomEffect>) {
+        for e in self.outbox.sendable() {
+            fx.push(RoomEffect::Send(self.chat_frame(e.into())));
+        }
+    }
+
+    /// The join is confirmed: what waited goes out, in call order.
+    fn flush(&mut self, fx: &mut Vec<RoomEffect>) {
+        self.send_outbox(fx);
+        let room = self.id.clone();
+        for q in std::mem::take(&mut self.queued) {
+            fx.push(RoomEffect::Send(match q {
+                Queued::Typing(active) => RoomOut::Typing { room: room.clone(), active },
+                Queued::Update(data) => RoomOut::Relay { room: room.clone(), kind: RelayKind::Update, data },
+            }));
+        }
+        if let Some(data) = self.cursor.take() {
+            fx.push(RoomEffect::Send(RoomOut::Relay { room, kind: RelayKind::Cursor, data }));
+        }
+    }
+
+    fn set_delivery(&mut self, id: &str, delivery: Delivery, seq: Option<u64>, fx: &mut Vec<RoomEffect>) {
+        let Some(m) = self.messages.iter_mut().find(|m| m.id == id) else { return };
+        let seq = seq.or(m.seq);
+        if m.delivery == delivery && m.seq == seq {
+            return;
+        }
+        m.delivery = delivery;
+        m.seq = seq;
+        self.note(RoomNotice::Delivery { id: id.to_string(), delivery, seq }, fx);
+    }
+
+    /// What waits in the outbox, for persisting.
+    pub(crate) fn outbox_entries(&self) -> &[OutboxEntry] {
+        self.outbox.entries()
+    }
+
+    fn save_outbox(&self, fx: &mut Vec<RoomEffect>) {
+        fx.push(RoomEffect::SaveOutbox { room: self.id.clone() });
+    }
+
+    /// Takes `id` out of the outbox for good (stored, or dropped); returns whether it was there.
+    fn take_out(&mut self, id: &str, fx: &mut Vec<RoomEffect>) -> bool {
+        if !self.outbox.acknowledge(id) {
+            return false;
+        }
+        if self.done.len() >= DONE_KEPT {
+            self.done.remove(0);
+        }
+        self.done.push(id.to_string());
+        self.save_outbox(fx);
+        true
+    }
+
+    /// What a previous page of the site left in this room's outbox: shown as the visitor's
+    /// (pending, or failed as it was left), sent once the join is confirmed.
+    fn restore(&mut self, saved: Vec<OutboxEntry>, me: Option<&str>, fx: &mut Vec<RoomEffect>) {
+        for e in saved {
+            if self.outbox.contains(&e.id) || self.messages.iter().any(|m| m.id == e.id) {
+                continue;
+            }
+            let line = RoomLine {
+                id: e.id.clone(),
+                seq: None,
+                text: e.text.clone(),
+                time: e.time.clone(),
+                from: self.author(me),
+                mine: true,
+                delivery: if e.failed { Delivery::Failed } else { Delivery::Pending },
+            };
+            self.outbox.push(e);
+            self.messages.push(line.clone());
+            self.note(RoomNotice::Message(line), fx);
+        }
+    }
+
+    fn acknowledged(&mut self, id: &str, seq: u64, fx: &mut Vec<RoomEffect>) {
+        self.take_out(id, fx);
+        self.see_seq(seq);
+        self.set_delivery(id, Delivery::Sent, Some(seq), fx);
+    }
+
+    /// The author of the visitor's own messages: as the hub lists them, else as they joined.
+    fn author(&self, me: Option<&str>) -> Member {
+        self.me_as.clone().unwrap_or_else(|| Member {
+            id: me.unwrap_or_default().to_string(),
+            name: self.name.clone(),
+            verified: false,
+        })
+    }
+
+    /// A stored `chat`; `live` unless it is part of the room as first loaded.
+    fn stored(
+        &mut self,
+        m: RoomMessage,
+        me: Option<&str>,
+        live: bool,
+        watching: bool,
+        fx: &mut Vec<RoomEffect>,
+    ) {
+        self.see_seq(m.seq);
+        let mine_by_outbox = self.take_out(&m.id, fx);
+        if self.messages.iter().any(|x| x.id == m.id) {
+            // Already shown: our own pending message, or a duplicate delivery. Firm it up.
+            let (id, seq) = (m.id, m.seq);
+            if let Some(x) = self.messages.iter_mut().find(|x| x.id == id) {
+                x.from = m.from;
+                x.time = m.timestamp;
+            }
+            self.set_delivery(&id, Delivery::Sent, Some(seq), fx);
+            return;
+        }
+        let mine = mine_by_outbox || me.is_some_and(|me| me == m.from.id);
+        let line = RoomLine {
+            id: m.id,
+            seq: Some(m.seq),
+            text: m.message,
+            time: m.timestamp,
+            from: m.from,
+            mine,
+            delivery: Delivery::Sent,
+        };
+        // Stored messages sit in seq order, ahead of the ones still pending.
+        let at =
+            self.messages.iter().position(|x| x.seq.is_none_or(|s| s > m.seq)).unwrap_or(self.messages.len());
+        self.messages.insert(at, line.clone());
+        if self.messages.len() > MESSAGES_KEPT {
+            self.messages.remove(0);
+        }
+        if live {
+            if !mine && !watching {
+                self.unread = self.unread.saturating_add(1);
+                self.note(RoomNotice::Unread(self.unread), fx);
+            }
+            self.note(RoomNotice::Message(line), fx);
+        }
+    }
+
+    fn info(&mut self, info: RoomInfo, me: Option<&str>, fx: &mut Vec<RoomEffect>) {
+        self.title = info.name;
+        // How the hub shows the visitor here: their own messages, pending ones included, are
+        // shown as the others see them.
+        if let Some(m) = info.members.iter().find(|m| Some(m.id.as_str()) == me) {
+            self.me_as = Some(m.clone());
+            for line in self.messages.iter_mut().filter(|l| l.mine && l.seq.is_none()) {
+                line.from = m.clone();
+            }
+        }
+        self.member_count = info.member_count.max(info.members.len());
+        // Whoever is typing and no longer here has stopped.
+        let gone: Vec<Member> =
+            self.typing.iter().filter(|t| !info.members.iter().any(|m| m.id == t.id)).cloned().collect();
+        for member in gone {
+            self.stop_typing(&member.id, fx);
+        }
+        // The members present now replace the list (after a rejoin, the one from before the
+        // drop); the page hears the change as one `members` notice, not a join per member.
+        self.members = info.members;
+        self.note(RoomNotice::Members, fx);
+        self.set_status(RoomStatus::Joined, fx);
+        self.flush(fx);
+    }
+
+    fn presence(&mut self, member: Member, joined: bool, fx: &mut Vec<RoomEffect>) {
+        let known = self.members.iter().position(|m| m.id == member.id);
+        match (joined, known) {
+            (true, None) => {
+                self.members.push(member.clone());
+                self.member_count = self.member_count.max(self.members.len() - 1) + 1;
+            }
+            (true, Some(_)) => return,
+            (false, Some(i)) => {
+                self.members.remove(i);
+                self.member_count = self.member_count.saturating_sub(1).max(self.members.len());
+                self.stop_typing(&member.id, fx);
+            }
+            // Someone beyond the listed members left.
+            (false, None) => self.member_count = self.member_count.saturating_sub(1).max(self.members.len()),
+        }
+        self.note(RoomNotice::Presence { member, joined }, fx);
+    }
+
+    fn stop_typing(&mut self, member_id: &str, fx: &mut Vec<RoomEffect>) {
+        if let Some(i) = self.typing.iter().position(|t| t.id == member_id) {
+            let member = self.typing.remove(i);
+            self.note(RoomNotice::Typing { member, active: false }, fx);
+        }
+    }
+
+    fn typing_notice(&mut self, member: Member, active: bool, fx: &mut Vec<RoomEffect>) {
+        if !active {
+            return self.stop_typing(&member.id, fx);
+        }
+        fx.push(RoomEffect::TypingTimer { ms: TYPING_TIMEOUT_MS });
+        if !self.typing.iter().any(|t| t.id == member.id) {
+            self.typing.push(member.clone());
+            self.note(RoomNotice::Typing { member, active: true }, fx);
+        }
+    }
+
+    fn history(&mut self, h: History, me: Option<&str>, watching: bool, fx: &mut Vec<RoomEffect>) {
+        let live = self.history_loaded;
+        self.history_loaded = true;
+        let empty = h.messages.is_empty();
+        for m in h.messages {
+            if let ServerMessage::Chat(m) = m {
+                self.stored(m, me, live, watching, fx);
+            }
+        }
+        if let (false, Some(gap)) = (h.complete, h.gap) {
+            // Written without `format!`: core::fmt is kilobytes of wasm.
+            let mut message = String::from("messages ");
+            push_u64(&mut message, gap.from);
+            message.push_str(" to ");
+            push_u64(&mut message, gap.to);
+            message.push_str(" of this room could not be loaded");
+            self.note(RoomNotice::Error { code: ErrorCode::Unavailable, message }, fx);
+        }
+        self.see_seq(h.last_seq);
+        if !live || !empty {
+            self.note(RoomNotice::History, fx);
+        }
+    }
+
+    /// The hub refused the join for good: the room is `refused` and says why; what waited to be
+    /// said there fails (the visitor may retry it by hand if the room is joined again), and the
+    /// typing, updates and cursor that waited are dropped.
+    fn refuse(&mut self, code: ErrorCode, message: String, fx: &mut Vec<RoomEffect>) {
+        self.set_status(RoomStatus::Refused, fx);
+        let waiting: Vec<String> = self.outbox.sendable().map(|e| e.id.clone()).collect();
+        for id in &waiting {
+            self.outbox.set_failed(id, true);
+            self.set_delivery(id, Delivery::Failed, None, fx);
+        }
+        if !waiting.is_empty() {
+            self.save_outbox(fx);
+        }
+        self.queued.clear();
+        self.cursor = None;
+        self.note(RoomNotice::Error { code, message }, fx);
+    }
+
+    /// A refusal of the visitor's message `id`; retryable ones are re-sent later, a few times.
+    fn refused(&mut self, id: &str, e: &ErrorFrame, fx: &mut Vec<RoomEffect>) {
+        if e.code.is_retryable() && self.outbox.refused(id) < REFUSALS_BEFORE_FAILED {
+            let ms = e.retry_after_ms.map_or(RESEND_DELAY_MS, |ms| ms.min(60_000) as u32);
+            fx.push(RoomEffect::ResendAfter { ms });
+            return;
+        }
+        self.outbox.set_failed(id, true);
+        self.save_outbox(fx);
+        self.set_delivery(id, Delivery::Failed, None, fx);
+        self.note(RoomNotice::Error { code: e.code, message: e.message.clone() }, fx);
+    }
+}
+
+/// Every room this tab has joined, and who the visitor is in them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rooms {
+    /// The rooms, in the order they were joined.
+    pub list: Vec<Room>,
+    /// The visitor's public member id (from `welcome`), to tell their own messages and presence
+    /// from others'.
+    pub me: Option<String>,
+    /// The room being looked at (the collaboration panel open on it, the tab visible): what
+    /// arrives there is not unread.
+    pub watching: Option<String>,
+    /// The link carries room frames now (a live socket whose hub has welcomed us).
+    live: bool,
+    /// The link is on the HTTP fallback, which carries the rooms' messages.
+    http: bool,
+    /// Numbers the rooms' long-polls, so a late answer of an aborted one is recognised.
+    next_poll: u32,
+}
+
+impl Rooms {
+    /// The room `id`, if joined.
+    pub(crate) fn get(&self, id: &str) -> Option<&Room> {
+        self.list.iter().find(|r| r.id == id)
+    }
+
+    fn get_mut(&mut self, id: &str) -> Option<&mut Room> {
+        self.list.iter_mut().find(|r| r.id == id)
+    }
+
+    fn is_watched(&self, id: &str) -> bool {
+        self.watching.as_deref() == Some(id)
+    }
+
+    /// The page joins `id` as `name`. Joining a room already joined changes nothing but the
+    /// name used from the next join on (returns `false`); a room refused or left is joined
+    /// afresh. An id the hub would refuse is refused here, without asking it (the room is
+    /// listed as `refused`, with an `error` notice naming the id).
+    ///
+    /// `saved` is what an earlier page of the site left in this room's outbox (storage): a room
+    /// joined anew shows it as the visitor's and sends it once joined, like the support chat's
+    /// outbox after a reload.
+    pub(crate) fn join(
+        &mut self,
+        id: String,
+        name: Option<String>,
+        saved: Vec<OutboxEntry>,
+        fx: &mut Vec<RoomEffect>,
+    ) -> bool {
+        let live = self.live;
+        if validate_room_id(&id).is_err() {
+            if self.get(&id).is_none() {
+                let mut room = Room::new(id, name);
+                // (Not the protocol error's own text: its `{:?}` of a character would bring
+                // Rust's debug escaping into the wasm for one message.)
+                let message = crate::wire::cat(&[
+                    "bad room id \"",
+                    &room.id,
+                    "\": 1 to 64 letters, digits, '-', '_', '.' or ':'",
+                ]);
+                room.refuse(ErrorCode::InvalidMessage, message, fx);
+                self.list.push(room);
+            }
+            return false;
+        }
+        if let Some(room) = self.get_mut(&id) {
+            if name.is_some() {
+                room.name = name;
+            }
+            if room.status != RoomStatus::Refused {
+                return false;
+            }
+            room.set_status(RoomStatus::Joining, fx);
+        } else {
+            let mut room = Room::new(id.clone(), name);
+            room.restore(saved, self.me.as_deref(), fx);
+            self.list.push(room);
+        }
+        let http = self.http;
+        let mut next = self.next_poll;
+        if let Some(room) = self.get_mut(&id) {
+            if live {
+                fx.push(RoomEffect::Send(room.join_frame()));
+            } else if http {
+                room.set_status(RoomStatus::Http, fx);
+                room.start_poll(&mut next, fx);
+                room.post_next(fx);
+            }
+        }
+        self.next_poll = next;
+        true
+    }
+
+    /// The page leaves `id`: told to the hub if the link is up (a dropped link has left it
+    /// already), and forgotten with whatever was still waiting, in storage too.
+    pub(crate) fn leave(&mut self, id: &str, fx: &mut Vec<RoomEffect>) -> bool {
+        let Some(at) = self.list.iter().position(|r| r.id == id) else { return false };
+        let mut room = self.list.remove(at);
+        if !room.outbox.entries().is_empty() {
+            room.save_outbox(fx);
+        }
+        if self.live && room.status != RoomStatus::Refused {
+            fx.push(RoomEffect::Send(RoomOut::Leave { room: room.id.clone() }));
+        }
+        room.stop_poll(fx);
+        room.set_status(RoomStatus::Left, fx);
+        if self.is_watched(id) {
+            self.watching = None;
+        }
+        true
+    }
+
+    /// The visitor writes `out` in room `id`: shown as pending at once, sent now if the room is
+    /// joined, else when it is. Returns `false` (nothing happens) for blank text, an unknown
+    /// or refused room, or an id already used.
+    pub(crate) fn send(&mut self, id: &str, out: Outgoing, fx: &mut Vec<RoomEffect>) -> bool {
+        let me = self.me.clone();
+        let Some(room) = self.get_mut(id) else { return false };
+        if room.status == RoomStatus::Refused
+            || out.text.trim().is_empty()
+            || room.outbox.contains(&out.id)
+            || room.messages.iter().any(|m| m.id == out.id)
+        {
+            return false;
+        }
+        room.outbox.push(OutboxEntry {
+            id: out.id.clone(),
+            text: out.text.clone(),
+            time: out.time.clone(),
+            context: String::new(),
+            failed: false,
+            refusals: 0,
+        });
+        room.save_outbox(fx);
+        let line = RoomLine {
+            id: out.id.clone(),
+            seq: None,
+            text: out.text.clone(),
+            time: out.time.clone(),
+            from: room.author(me.as_deref()),
+            mine: true,
+            delivery: Delivery::Pending,
+        };
+        room.messages.push(line.clone());
+        room.note(RoomNotice::Message(line), fx);
+        match room.status {
+            RoomStatus::Joined => fx.push(RoomEffect::Send(room.chat_frame(out))),
+            RoomStatus::Http => room.post_next(fx),
+            _ => {}
+        }
+        true
+    }
+
+    /// The visitor asks to retry their failed message `id` in room `room` (not in a room the
+    /// hub refused: it would wait there for ever).
+    pub(crate) fn retry(&mut self, room: &str, id: &str, fx: &mut Vec<RoomEffect>) -> bool {
+        let Some(r) = self.get_mut(room) else { return false };
+        if r.status == RoomStatus::Refused || !r.outbox.set_failed(id, false) {
+            return false;
+        }
+        r.save_outbox(fx);
+        r.set_delivery(id, Delivery::Pending, None, fx);
+        if r.status == RoomStatus::Joined {
+            if let Some(e) = r.outbox.entries().iter().find(|e| e.id == id) {
+                fx.push(RoomEffect::Send(r.chat_frame(e.into())));
+            }
+        }
+        r.post_next(fx);
+        true
+    }
+
+    /// The visitor starts or stops typing in `id`. Before the join is confirmed only the
+    /// latest state waits.
+    pub(crate) fn typing(&mut self, id: &str, active: bool, fx: &mut Vec<RoomEffect>) -> bool {
+        let Some(room) = self.get_mut(id) else { return false };
+        if room.status == RoomStatus::Joined {
+            fx.push(RoomEffect::Send(RoomOut::Typing { room: room.id.clone(), active }));
+        } else {
+            room.queued.retain(|q| !matches!(q, Queued::Typing(_)));
+            room.queued.push(Queued::Typing(active));
+        }
+        true
+    }
+
+    /// A `cursor_position` or `chain_update` from the page (`data`: JSON text). Before the join
+    /// is confirmed, updates wait in order and only the latest cursor waits.
+    pub(crate) fn relay(
+        &mut self,
+        id: &str,
+        kind: RelayKind,
+        data: String,
+        fx: &mut Vec<RoomEffect>,
+    ) -> bool {
+        let Some(room) = self.get_mut(id) else { return false };
+        if room.status == RoomStatus::Joined {
+            fx.push(RoomEffect::Send(RoomOut::Relay { room: room.id.clone(), kind, data }));
+            return true;
+        }
+        match kind {
+            RelayKind::Cursor => room.cursor = Some(data),
+            RelayKind::Update => {
+                let updates = room.queued.iter().filter(|q| matches!(q, Queued::Update(_))).count();
+                if updates >= QUEUED_UPDATES_KEPT {
+                    if let Some(i) = room.queued.iter().position(|q| matches!(q, Queued::Update(_))) {
+                        room.queued.remove(i);
+                    }
+                    let mut message = String::from("more than ");
+                    push_u64(&mut message, QUEUED_UPDATES_KEPT as u64);
+                    message.push_str(" updates waited for the room; the oldest was dropped");
+                    room.note(RoomNotice::Error { code: ErrorCode::TooLarge, message }, fx);
+                }
+                room.queued.push(Queued::Update(data));
+            }
+        }
+        true
+    }
+
+    /// Another person uses the widget from now on (a login as someone else, a logout): what
+    /// the previous one typed and the hub has not stored fails, rather than going out under the
+    /// next one's name. The rooms stay joined; the next connection joins them as the new person.
+    pub(crate) fn fail_waiting(&mut self, fx: &mut Vec<RoomEffect>) {
+        for room in &mut self.list {
+            let waiting: Vec<String> = room.outbox.entries().iter().map(|e| e.id.clone()).collect();
+            for id in waiting {
+                room.take_out(&id, fx);
+                room.set_delivery(&id, Delivery::Failed, None, fx);
+            }
+            room.posting = None;
+        }
+    }
+
+    /// The visitor has seen everything in `id`.
+    pub(crate) fn mark_read(&mut self, id: &str, fx: &mut Vec<RoomEffect>) {
+        if let Some(room) = self.get_mut(id) {
+            if room.unread != 0 {
+                room.unread = 0;
+                room.note(RoomNotice::Unread(0), fx);
+            }
+        }
+    }
+
+    /// The room the visitor is looking at (or none); it is read at once.
+    pub(crate) fn watch(&mut self, id: Option<String>, fx: &mut Vec<RoomEffect>) {
+        if let Some(id) = &id {
+            self.mark_read(id, fx);
+        }
+        self.watching = id;
+    }
+
+    /// The link carries the connection again (the hub welcomed a new socket): every room not
+    /// refused is joined again, resuming after its newest `seq`.
+    pub(crate) fn link_up(&mut self, fx: &mut Vec<RoomEffect>) {
+        self.http_down(fx);
+        self.live = true;
+        for room in &self.list {
+            if matches!(room.status, RoomStatus::Joining | RoomStatus::Rejoining) {
+                fx.push(RoomEffect::Send(room.join_frame()));
+            }
+        }
+    }
+
+    /// The link is on the HTTP fallback and it answers: every room not refused is long-polled
+    /// (resuming after its newest `seq`) and its waiting messages are posted.
+    pub(crate) fn http_up(&mut self, fx: &mut Vec<RoomEffect>) {
+        if self.http {
+            return;
+        }
+        self.link_down(fx);
+        self.http = true;
+        let mut next = self.next_poll;
+        for room in &mut self.list {
+            if matches!(room.status, RoomStatus::Joining | RoomStatus::Rejoining) {
+                room.set_status(RoomStatus::Http, fx);
+                room.start_poll(&mut next, fx);
+                room.post_next(fx);
+            }
+        }
+        self.next_poll = next;
+    }
+
+    /// The HTTP fallback stopped carrying the rooms (it failed, or the WebSocket is back).
+    fn http_down(&mut self, fx: &mut Vec<RoomEffect>) {
+        if !self.http {
+            return;
+        }
+        self.http = false;
+        for room in &mut self.list {
+            room.stop_poll(fx);
+            if room.status == RoomStatus::Http {
+                room.set_status(RoomStatus::Rejoining, fx);
+            }
+        }
+    }
+
+    /// Long-poll `poll` of `room` answered (`None`: it failed): read it, and poll again.
+    pub(crate) fn poll_done(
+        &mut self,
+        room: &str,
+        poll: u32,
+        history: Option<History>,
+        fx: &mut Vec<RoomEffect>,
+    ) {
+        let me = self.me.clone();
+        let watching = self.is_watched(room);
+        let mut next = self.next_poll;
+        let Some(r) = self.get_mut(room) else { return };
+        if r.poll != Some(poll) {
+            return;
+        }
+        r.poll = None;
+        match history {
+            Some(h) => {
+                r.history(h, me.as_deref(), watching, fx);
+                r.start_poll(&mut next, fx);
+            }
+            None => fx.push(RoomEffect::RepollAfter { ms: RESEND_DELAY_MS }),
+        }
+        self.next_poll = next;
+    }
+
+    /// Polls again every room on HTTP whose long-poll failed.
+    pub(crate) fn repoll(&mut self, fx: &mut Vec<RoomEffect>) {
+        let mut next = self.next_poll;
+        for room in &mut self.list {
+            room.start_poll(&mut next, fx);
+        }
+        self.next_poll = next;
+    }
+
+    /// The HTTP send of message `id` to `room` answered (`None`: the network failed).
+    pub(crate) fn posted(
+        &mut self,
+        room: &str,
+        id: &str,
+        reply: Option<ServerMessage>,
+        fx: &mut Vec<RoomEffect>,
+    ) {
+        let Some(r) = self.get_mut(room) else { return };
+        if r.posting.as_deref() == Some(id) {
+            r.posting = None;
+        }
+        match reply {
+            Some(ServerMessage::Ack(a)) => r.acknowledged(&a.id, a.seq, fx),
+            // An HTTP answer is about the message just posted, even without an id.
+            Some(ServerMessage::Error(e)) if r.outbox.contains(id) => {
+                r.refused(id, &e, fx);
+                if !e.code.is_retryable() {
+                    r.post_next(fx);
+                }
+                return;
+            }
+            _ => {
+                fx.push(RoomEffect::ResendAfter { ms: RESEND_DELAY_MS });
+                return;
+            }
+        }
+        r.post_next(fx);
+    }
+
+    /// The link dropped: every joined room waits for it to come back. Who was typing is
+    /// unknown now; the hub re-sends the members on the rejoin.
+    pub(crate) fn link_down(&mut self, fx: &mut Vec<RoomEffect>) {
+        self.http_down(fx);
+        if !self.live {
+            return;
+        }
+        self.live = false;
+        for room in &mut self.list {
+            if room.status == RoomStatus::Joined {
+                room.set_status(RoomStatus::Rejoining, fx);
+            }
+            for member in std::mem::take(&mut room.typing) {
+                room.note(RoomNotice::Typing { member, active: false }, fx);
+            }
+        }
+    }
+
+    /// After a retryable refusal: re-sends every joined room's waiting messages, and the
+    /// joins still waiting (joining twice is harmless: the hub answers with `room_info`).
+    pub(crate) fn resend(&mut self, fx: &mut Vec<RoomEffect>) {
+        for room in &mut self.list {
+            match room.status {
+                RoomStatus::Http => room.post_next(fx),
+                _ if !self.live => {}
+                RoomStatus::Joined => room.send_outbox(fx),
+                RoomStatus::Joining | RoomStatus::Rejoining => fx.push(RoomEffect::Send(room.join_frame())),
+                RoomStatus::Refused | RoomStatus::Left => {}
+            }
+        }
+    }
+
+    /// Nobody typing has said anything for [`TYPING_TIMEOUT_MS`]: clear every indicator.
+    pub(crate) fn typing_expired(&mut self, fx: &mut Vec<RoomEffect>) {
+        for room in &mut self.list {
+            for member in std::mem::take(&mut room.typing) {
+                room.note(RoomNotice::Typing { member, active: false }, fx);
+            }
+        }
+    }
+
+    /// A relayed `cursor_position` / `chain_update` from another member of `room`.
+    pub(crate) fn relayed(
+        &mut self,
+        room: &str,
+        kind: RelayKind,
+        from: Member,
+        data: String,
+        fx: &mut Vec<RoomEffect>,
+    ) {
+        if self.me.as_deref() == Some(from.id.as_str()) {
+            // Another tab of this visitor: the page already knows what it sent.
+            return;
+        }
+        if let Some(r) = self.get(room) {
+            r.note(RoomNotice::Relay { kind, from, data }, fx);
+        }
+    }
+
+    /// Reads a hub frame. Returns it back when it is not about a room (the support
+    /// conversation's, or an error of nobody's room message).
+    pub(crate) fn receive(&mut self, msg: ServerMessage, fx: &mut Vec<RoomEffect>) -> Option<ServerMessage> {
+        let me = self.me.clone();
+        let me = me.as_deref();
+        match msg {
+            ServerMessage::Chat(m) => {
+                let watching = self.is_watched(&m.room);
+                if let Some(r) = self.get_mut(&m.room) {
+                    r.stored(m, me, true, watching, fx);
+                }
+            }
+            ServerMessage::RoomInfo(info) => {
+                if let Some(r) = self.get_mut(&info.room) {
+                    if r.status != RoomStatus::Refused {
+                        r.info(info, me, fx);
+                    }
+                }
+            }
+            ServerMessage::UserJoined(p) => {
+                if let Some(r) = self.get_mut(&p.room) {
+                    r.presence(p.user, true, fx);
+                }
+            }
+            ServerMessage::UserLeft(p) => {
+                if let Some(r) = self.get_mut(&p.room) {
+                    r.presence(p.user, false, fx);
+                }
+            }
+            ServerMessage::Typing(t) if t.room.is_some() => {
+                let (Some(room), Some(from)) = (t.room, t.from) else { return None };
+                if me == Some(from.id.as_str()) {
+                    return None;
+                }
+                if let Some(r) = self.get_mut(&room) {
+                    r.typing_notice(from, t.active, fx);
+                }
+            }
+            ServerMessage::Ack(a) if a.room.is_some() => {
+                if let Some(r) =
+                    a.room.as_deref().and_then(|room| self.list.iter_mut().find(|r| r.id == room))
+                {
+                    r.acknowledged(&a.id, a.seq, fx);
+                }
+            }
+            ServerMessage::History(h) if h.room.is_some() => {
+                let room = h.room.clone().unwrap_or_default();
+                let watching = self.is_watched(&room);
+                if let Some(r) = self.get_mut(&room) {
+                    r.history(h, me, watching, fx);
+                }
+            }
+            ServerMessage::System(n) if n.room.is_some() => {}
+            ServerMessage::Error(e) => return self.error(e, fx),
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// An `error` frame. The hub names the room of a refused room frame (and a `chat`'s id):
+    /// a refused message is retried or marked failed, a refused join leaves the room
+    /// `refused`, anything else is told to the room's listeners. Errors about no room are
+    /// returned, for the support conversation.
+    fn error(&mut self, e: ErrorFrame, fx: &mut Vec<RoomEffect>) -> Option<ServerMessage> {
+        let live = self.live;
+        let Some(room_id) = e.room.clone() else {
+            return Some(ServerMessage::Error(e));
+        };
+        // A room left since: nothing to tell anyone.
+        let room = self.get_mut(&room_id)?;
+        if let Some(id) = e.id.as_deref().filter(|id| room.outbox.contains(id)) {
+            room.refused(id, &e, fx);
+            return None;
+        }
+        let waiting = matches!(room.status, RoomStatus::Joining | RoomStatus::Rejoining);
+        match e.code {
+            // The hub lost track of the membership (a relay raced a leave, or a hub restarted
+            // under us): join again.
+            ErrorCode::NotInRoom if room.status == RoomStatus::Joined => {
+                room.set_status(RoomStatus::Rejoining, fx);
+                if live {
+                    fx.push(RoomEffect::Send(room.join_frame()));
+                }
+            }
+            // A join refused for now: try again after the delay.
+            code if waiting && code.is_retryable() => {
+                let ms = e.retry_after_ms.map_or(RESEND_DELAY_MS, |ms| ms.min(60_000) as u32);
+                fx.push(RoomEffect::ResendAfter { ms });
+            }
+            // A join refused for good: a bad room id or name, or the `rooms` claim / the hub's
+            // room access does not let this visitor in.
+            code if waiting => room.refuse(code, e.message, fx),
+            code => room.note(RoomNotice::Error { code, message: e.message }, fx),
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;
