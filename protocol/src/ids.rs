@@ -1,5 +1,5 @@
-//! Identifier rules shared by the hub (which refuses bad ids with a 400 / `error` frame) and the
-//! widget (which never makes a bad one).
+//! Identifier and display-name rules shared by the hub (which refuses bad ones with a 400 /
+//! `error` frame) and the widget (which never makes a bad one).
 
 use thiserror::Error;
 
@@ -13,7 +13,16 @@ pub const MAX_ROOM_ID_LEN: usize = 64;
 /// Longest accepted message id, in bytes.
 pub const MAX_MESSAGE_ID_LEN: usize = 128;
 
-/// Why an identifier was refused.
+/// Longest room display name, in characters.
+pub const MAX_ROOM_NAME_CHARS: usize = 128;
+
+/// Longest member display name (`join`'s `name`), in characters.
+pub const MAX_MEMBER_NAME_CHARS: usize = 64;
+
+/// Largest room `metadata`, in bytes of JSON.
+pub const MAX_ROOM_METADATA_BYTES: usize = 8192;
+
+/// Why an identifier or a display name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum IdError {
@@ -29,6 +38,16 @@ pub enum IdError {
         /// Which kind of id.
         what: &'static str,
         /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The name is longer than allowed.
+    #[error("{what} is {len} characters long; the limit is {max}")]
+    TooManyChars {
+        /// Which kind of name.
+        what: &'static str,
+        /// Its length in characters.
         len: usize,
         /// The limit.
         max: usize,
@@ -69,6 +88,44 @@ pub fn validate_message_id(id: &str) -> Result<(), IdError> {
     check(id, "message id", MAX_MESSAGE_ID_LEN, "printable ASCII characters without spaces", |c| {
         c.is_ascii_graphic()
     })
+}
+
+/// Checks a room's display name: 1 to [`MAX_ROOM_NAME_CHARS`] characters, none of them a
+/// control character (NUL, newlines, escape sequences), a bidirectional control (which could
+/// make text after it read backwards) or a line separator.
+pub fn validate_room_name(name: &str) -> Result<(), IdError> {
+    check_name(name, "room name", MAX_ROOM_NAME_CHARS)
+}
+
+/// Checks a member's display name by the same rules, up to [`MAX_MEMBER_NAME_CHARS`].
+pub fn validate_member_name(name: &str) -> Result<(), IdError> {
+    check_name(name, "name", MAX_MEMBER_NAME_CHARS)
+}
+
+/// Whether `c` may not appear in a display name (see [`validate_room_name`]).
+pub fn is_forbidden_in_names(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{FEFF}')
+}
+
+fn check_name(name: &str, what: &'static str, max: usize) -> Result<(), IdError> {
+    if name.trim().is_empty() {
+        return Err(IdError::Empty { what });
+    }
+    let len = name.chars().count();
+    if len > max {
+        return Err(IdError::TooManyChars { what, len, max });
+    }
+    match name.char_indices().find(|&(_, c)| is_forbidden_in_names(c)) {
+        Some((at, found)) => Err(IdError::BadChar {
+            what,
+            found,
+            at,
+            allowed: "characters that are not control, bidirectional-control or line-separator characters",
+        }),
+        None => Ok(()),
+    }
 }
 
 fn check(
@@ -122,6 +179,23 @@ mod tests {
         assert!(matches!(validate_message_id(&"m".repeat(129)), Err(IdError::TooLong { len: 129, .. })));
         assert_eq!(validate_message_id(""), Err(IdError::Empty { what: "message id" }));
         assert!(matches!(validate_message_id("a b"), Err(IdError::BadChar { found: ' ', .. })));
+    }
+
+    #[test]
+    fn display_names() {
+        assert!(validate_room_name("Design review ✏️").is_ok());
+        assert!(validate_member_name("Zoë 👨‍👩‍👧").is_ok(), "emoji sequences keep their joiners");
+        assert_eq!(validate_room_name(" "), Err(IdError::Empty { what: "room name" }));
+        for bad in ["a\0b", "two\nlines", "\u{1b}[31mred", "evil\u{202E}gpj.exe", "x\u{2066}y", "a\u{2028}b"]
+        {
+            assert!(matches!(validate_room_name(bad), Err(IdError::BadChar { .. })), "{bad:?}");
+        }
+        assert!(matches!(
+            validate_room_name(&"é".repeat(129)),
+            Err(IdError::TooManyChars { len: 129, max: 128, .. })
+        ));
+        assert!(validate_room_name(&"é".repeat(128)).is_ok(), "characters, not bytes");
+        assert!(matches!(validate_member_name(&"n".repeat(65)), Err(IdError::TooManyChars { .. })));
     }
 
     #[test]

@@ -156,6 +156,7 @@ pub enum InboxEvent {
         /// The conversation's public id.
         conversation: String,
         /// The stored frame.
+        #[serde(deserialize_with = "crate::decode::server_message_in_tagged")]
         message: ServerMessage,
     },
     /// Someone in a conversation started or stopped typing.

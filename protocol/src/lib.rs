@@ -27,15 +27,20 @@
 use serde::{Deserialize, Serialize};
 
 pub mod close;
+mod decode;
 mod ids;
 pub mod inbox;
+mod raw;
 
 pub use ids::{
-    validate_message_id, validate_room_id, validate_session_id, IdError, MAX_MESSAGE_ID_LEN, MAX_ROOM_ID_LEN,
-    MAX_SESSION_ID_LEN,
+    is_forbidden_in_names, validate_member_name, validate_message_id, validate_room_id, validate_room_name,
+    validate_session_id, IdError, MAX_MEMBER_NAME_CHARS, MAX_MESSAGE_ID_LEN, MAX_ROOM_ID_LEN,
+    MAX_ROOM_METADATA_BYTES, MAX_ROOM_NAME_CHARS, MAX_SESSION_ID_LEN,
 };
 
-/// Arbitrary JSON carried through untouched (page context, room metadata, collaboration data).
+pub use raw::RawJson;
+
+/// Arbitrary JSON carried through untouched (room metadata, collaboration data).
 pub type Json = serde_json::Value;
 
 /// The most members a [`RoomInfo`] lists; `memberCount` always has the true number.
@@ -50,7 +55,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const SESSION_HEADER: &str = "x-natter-session";
 
 /// A message from a client (widget tab, HTTP fallback, or any WebSocket client) to the hub.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Read it with [`ClientMessage::from_json`] (its `Deserialize` does the same, with
+/// `serde_json`): the `type` first, then the variant's struct, so `context` stays text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Says who the connection is: a signed identity, a session the hub issued, or neither (the
@@ -146,9 +154,10 @@ pub struct UserSend {
     /// in the query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
-    /// Free-form page context (`{"page": "/pricing"}`), passed to the reply engine.
+    /// Free-form page context (`{"page": "/pricing"}`), passed to the reply engine; kept as
+    /// the JSON text it arrived as, and refused past the hub's `--max-context` bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<Json>,
+    pub context: Option<RawJson>,
 }
 
 /// A text message to a room.
@@ -229,7 +238,10 @@ pub struct Ping {
 }
 
 /// A message from the hub to a client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Read it with [`ServerMessage::from_json`] (its `Deserialize` does the same, with
+/// `serde_json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// The answer to a successful [`ClientMessage::Auth`] (and the first frame of a socket
@@ -390,9 +402,9 @@ pub struct ConversationMessage {
     pub timestamp: String,
     /// The session (conversation) it belongs to.
     pub session_id: String,
-    /// The page context the visitor sent with it, if any.
+    /// The page context the visitor sent with it, if any (as the JSON text it was sent as).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<Json>,
+    pub context: Option<RawJson>,
     /// Display name of the author: an operator's name, the bot's name, or a signed-in user's
     /// verified name (never a name a client chose).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -684,13 +696,22 @@ pub struct Pong {
     pub timestamp: String,
 }
 
-/// Body of `GET /api/rooms`.
+/// Body of `GET /api/rooms[?limit=N&cursor=C]`: one page of rooms, by id.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomList {
-    /// Every room the hub knows, by id.
+    /// The rooms of this page, by id.
     pub rooms: Vec<RoomSummary>,
+    /// Where the next page starts: pass it back as `cursor`. Absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
+
+/// Rooms per page of `GET /api/rooms` when no `limit` is given.
+pub const ROOM_PAGE_DEFAULT: usize = 50;
+
+/// Most rooms per page of `GET /api/rooms`.
+pub const ROOM_PAGE_MAX: usize = 200;
 
 /// One room in a [`RoomList`].
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -713,10 +734,10 @@ pub struct RoomSummary {
 pub struct CreateRoom {
     /// Room id (see [`validate_room_id`]).
     pub room: String,
-    /// Display name.
+    /// Display name (see [`validate_room_name`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Free-form metadata (a JSON object).
+    /// Free-form metadata (a JSON object of at most [`MAX_ROOM_METADATA_BYTES`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Json>,
 }

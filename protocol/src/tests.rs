@@ -23,7 +23,7 @@ fn original_format_parses_unchanged() {
             message: "Text content".into(),
             timestamp: Some("2025-08-23T10:00:00Z".into()),
             session_id: Some("session-xxx".into()),
-            context: Some(json!({"page": "/tickets/42"})),
+            context: Some(json!({"page": "/tickets/42"}).into()),
         })
     );
 }
@@ -65,7 +65,7 @@ fn client_examples() -> Vec<(ClientMessage, serde_json::Value)> {
                 message: "hello".into(),
                 timestamp: Some("2026-11-22T10:00:00Z".into()),
                 session_id: Some("s1".into()),
-                context: Some(json!({"page": "/"})),
+                context: Some(json!({"page": "/"}).into()),
             }),
             json!({"type":"user","id":"m1","message":"hello","timestamp":"2026-11-22T10:00:00Z","sessionId":"s1","context":{"page":"/"}}),
         ),

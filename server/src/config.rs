@@ -8,6 +8,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use ipnet::IpNet;
+
+use crate::address::parse_trusted_proxy;
+
+/// `--max-connections-per-address` when not given, unless a quarter of `--max-connections` is
+/// smaller.
+pub const CONNECTIONS_PER_ADDRESS: usize = 1024;
+
+/// The shortest `--api-key` the hub accepts, in bytes: the key grants every room, so it must
+/// not be guessable by trying.
+pub const MIN_API_KEY_BYTES: usize = 16;
 
 /// Natter hub: WebSocket + HTTP chat server with rooms, presence and a reply engine.
 ///
@@ -24,6 +35,13 @@ pub struct Config {
     /// logged at start). Requests without an `Origin` header (non-browser clients) are allowed.
     #[arg(long = "allowed-origin", env = "NATTER_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+
+    /// A reverse proxy (an address or a network, `10.0.0.0/8`) whose `Forwarded` /
+    /// `X-Forwarded-For` headers name the client; repeat the flag for several, or separate
+    /// them with commas in the variable. Budgets per client address use the address a trusted
+    /// proxy names; any other peer is taken as the client itself. Default: none.
+    #[arg(long = "trusted-proxy", env = "NATTER_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
+    pub trusted_proxies: Vec<IpNet>,
 
     /// Shared secret for verifying HS256 identity tokens (JWTs) signed by the site's backend; at
     /// least 32 bytes (`openssl rand -hex 32`). Repeat the flag (or separate with commas in the
@@ -81,6 +99,17 @@ pub struct Config {
     #[arg(long, env = "NATTER_RING_SIZE", default_value_t = 100)]
     pub ring_size: usize,
 
+    /// Bytes of messages per conversation kept in memory (the oldest go first; the newest
+    /// always stays).
+    #[arg(long, env = "NATTER_RING_BYTES", default_value_t = 65_536)]
+    pub ring_bytes: usize,
+
+    /// Most conversations held in memory. When a new one is needed at the cap, the least
+    /// recently used conversation nobody is connected to is forgotten (it is read back from
+    /// the store when needed); when every one is in use, the request is answered `unavailable`.
+    #[arg(long, env = "NATTER_MAX_CONVERSATIONS", default_value_t = 50_000)]
+    pub max_conversations: usize,
+
     /// Messages of history sent to a connection that gives no `after` (a new tab).
     #[arg(long, env = "NATTER_RECENT", default_value_t = 50)]
     pub recent: usize,
@@ -88,6 +117,10 @@ pub struct Config {
     /// Most messages one resume replays; older missed ones are reported as a gap.
     #[arg(long, env = "NATTER_MAX_REPLAY", default_value_t = 1000)]
     pub max_replay: usize,
+
+    /// Most bytes of messages in one `history` answer; older missed ones are reported as a gap.
+    #[arg(long, env = "NATTER_MAX_REPLAY_BYTES", default_value_t = 1_048_576)]
+    pub max_replay_bytes: usize,
 
     /// Largest WebSocket frame / message accepted, in bytes; a bigger one closes the connection
     /// with 1009 without being read. Also the largest HTTP body.
@@ -97,6 +130,11 @@ pub struct Config {
     /// Longest message text accepted, in characters.
     #[arg(long, env = "NATTER_MAX_TEXT", default_value_t = 4000)]
     pub max_text: usize,
+
+    /// Largest `context` of a visitor's message, in bytes of JSON; a message with a larger one
+    /// is refused (`too_large`).
+    #[arg(long, env = "NATTER_MAX_CONTEXT", default_value_t = 8192)]
+    pub max_context: usize,
 
     /// Rooms with more members than this do not announce each join and leave to every member
     /// (that traffic grows with the square of the room size); `room_info` still counts them.
@@ -111,13 +149,45 @@ pub struct Config {
     #[arg(long, env = "NATTER_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
     pub ping_interval: Duration,
 
-    /// A WebSocket silent (no frame, no pong) for this long is closed with 4002.
+    /// A WebSocket that answers none of the hub's pings for this long is closed with 4002 (a
+    /// peer that sends but never reads included); a write to any connection, WebSocket or
+    /// HTTP, that makes no progress for this long ends it.
     #[arg(long, env = "NATTER_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+
+    /// How long a connection may take to send a request's head, from when it opens or its
+    /// previous answer went out (so also how long an idle HTTP keep-alive connection stays
+    /// open), and then the request's body.
+    #[arg(long, env = "NATTER_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Most open connections (sockets, WebSocket or HTTP). Past it a new connection gets one
+    /// short answer (`/healthz` still works; everything else `503` with `Retry-After`) and is
+    /// closed. Default: the open-file limit less a reserve for the store and backends.
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Most open connections from one client address (an IPv6 /64 counts as one); 0 for no
+    /// limit. Default: 1,024 — an office of a few hundred people behind one address, each with
+    /// a few tabs open (every tab holds a WebSocket, or a long-poll on the HTTP fallback) — or a
+    /// quarter of --max-connections when that is smaller, so that a few addresses never hold
+    /// every connection the hub has.
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
 
     /// How long `GET /api/chat/poll` waits for a message before answering an empty history.
     #[arg(long, env = "NATTER_POLL_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
     pub poll_timeout: Duration,
+
+    /// Most long-polls held at once; past it a poll is answered `unavailable` (503).
+    #[arg(long, env = "NATTER_MAX_POLLS", default_value_t = 10_000)]
+    pub max_polls: usize,
+
+    /// Most long-polls held at once for one client address; past it `rate_limited` (429). A
+    /// tab on the HTTP fallback (an office proxy that blocks WebSockets, say) holds one for its
+    /// chat and one per room it joined.
+    #[arg(long, env = "NATTER_MAX_POLLS_PER_ADDRESS", default_value_t = 512)]
+    pub max_polls_per_address: usize,
 
     /// Reply rules file (TOML). Default: the rules shipped inside the hub (`server/rules.toml`).
     #[arg(long, env = "NATTER_RULES")]
@@ -137,6 +207,44 @@ pub struct Config {
     /// Messages a session may send in a burst before the rate applies (0 turns limiting off).
     #[arg(long, env = "NATTER_RATE_BURST", default_value_t = 20)]
     pub rate_burst: u32,
+
+    /// Requests per second one client address may make, sustained: WebSocket connects and the
+    /// messages, joins and token renewals sent on them, and every `/api` request. Sized for an
+    /// office of a hundred people with a few tabs each on the HTTP fallback (every tab re-polls
+    /// at least every `--poll-timeout` and probes the WebSocket in the background).
+    #[arg(long, env = "NATTER_ADDRESS_RATE_PER_SEC", default_value_t = 50.0)]
+    pub address_rate_per_sec: f64,
+
+    /// Requests one client address may make in a burst before its rate applies (0 turns
+    /// limiting per address off).
+    #[arg(long, env = "NATTER_ADDRESS_RATE_BURST", default_value_t = 500)]
+    pub address_rate_burst: u32,
+
+    /// Bytes per second each WebSocket may make the hub send, sustained: every frame it sends
+    /// costs its size (plus 256 bytes) times the connections it reaches. Past a 4-second burst
+    /// frames are refused (`rate_limited`); a connection that keeps going until it owes another
+    /// burst is closed with 4029. 0 turns this budget off.
+    #[arg(long, env = "NATTER_FRAME_BUDGET", default_value_t = 1_048_576)]
+    pub frame_budget: u64,
+
+    /// Rooms one client address may create per hour (a `join` of a room that does not exist,
+    /// or a message posted to one over the HTTP fallback, creates it; so does a signed-in
+    /// user's `POST /api/rooms`); 0 for no limit. An office whose people open a few new
+    /// documents (rooms) an hour each stays well within it.
+    #[arg(long, env = "NATTER_ROOM_CREATIONS_PER_HOUR", default_value_t = 600)]
+    pub room_creations_per_hour: u32,
+
+    /// A room with no message and nobody in it is deleted once it is this old (`0` keeps
+    /// empty rooms).
+    #[arg(long, env = "NATTER_EMPTY_ROOM_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub empty_room_ttl: Duration,
+
+    /// The operator's key for the room API (`POST /api/rooms` and reading every room), sent as
+    /// `Authorization: Bearer <key>`; at least 16 bytes (`openssl rand -hex 32`), or the hub
+    /// refuses to start. Default: none, and room creation over HTTP is refused (rooms are
+    /// still made by `join`).
+    #[arg(long, env = "NATTER_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
 
     /// How long the bot "types" at least before its reply is stored, so the typing indicator is
     /// visible (`0` for none).
@@ -366,6 +474,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Config {
+    /// The `--max-connections-per-address` in force on a hub that holds at most `global`
+    /// connections (`--max-connections` as resolved): the flag, or [`CONNECTIONS_PER_ADDRESS`]
+    /// capped at a quarter of `global`. `0` is no limit.
+    pub fn connections_per_address(&self, global: usize) -> usize {
+        self.max_connections_per_address.unwrap_or_else(|| CONNECTIONS_PER_ADDRESS.min(global / 4).max(1))
+    }
+
     /// Who may join rooms: `--room-access`, or its default (`identified` when identity tokens
     /// can be verified, `open` otherwise).
     pub fn room_access(&self) -> RoomAccess {
@@ -391,6 +506,12 @@ impl Config {
         // Tests must not leave a natter.db in the working directory.
         c.db = PathBuf::from(":memory:");
         c.redis_url = None;
+        // Every test client connects from 127.0.0.1, so budgets per client address would add
+        // up across unrelated tests' tabs; the tests of those budgets turn them back on.
+        c.address_rate_burst = 0;
+        c.max_connections_per_address = Some(0);
+        c.max_polls_per_address = 0;
+        c.room_creations_per_hour = 0;
         c
     }
 }
@@ -448,6 +569,41 @@ mod tests {
         assert_eq!(c.ring_size, 100);
         assert_eq!(c.max_frame, 65_536);
         assert_eq!(c.poll_timeout, Duration::from_secs(25));
+    }
+
+    #[test]
+    fn public_internet_flags() {
+        let c = Config::parse_from(["natter-hub"]);
+        assert!(c.trusted_proxies.is_empty() && c.api_key.is_none() && c.max_connections.is_none());
+        assert_eq!((c.max_context, c.ring_bytes, c.max_replay_bytes), (8192, 65_536, 1_048_576));
+        assert_eq!((c.address_rate_per_sec, c.address_rate_burst, c.frame_budget), (50.0, 500, 1_048_576));
+        assert_eq!(
+            (c.max_polls, c.max_polls_per_address, c.max_connections_per_address),
+            (10_000, 512, None)
+        );
+        assert_eq!(c.connections_per_address(1_000_000), 1024);
+        assert_eq!(c.connections_per_address(960), 240, "a quarter of a small hub");
+        let no_limit = Config::parse_from(["natter-hub", "--max-connections-per-address", "0"]);
+        assert_eq!(no_limit.connections_per_address(960), 0);
+        assert_eq!(c.room_creations_per_hour, 600);
+        assert_eq!(
+            (c.header_timeout, c.empty_room_ttl),
+            (Duration::from_secs(10), Duration::from_secs(86_400))
+        );
+        let c = Config::parse_from([
+            "natter-hub",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "192.0.2.7",
+            "--max-connections",
+            "900",
+        ]);
+        let proxies: Vec<String> = c.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "192.0.2.7/32"]);
+        assert_eq!(c.max_connections, Some(900));
+        let e = Config::try_parse_from(["natter-hub", "--trusted-proxy", "nginx"]).unwrap_err().to_string();
+        assert!(e.contains("--trusted-proxy") && e.contains("nginx"), "{e}");
     }
 
     #[test]

@@ -1,12 +1,17 @@
-//! What both transports do at the hub's edge: the origin check, reading credentials (a bearer
-//! token, a session) and the resume point from a request, the HTTP error answer, and counting
-//! every refusal once, where it leaves the hub.
+//! What both transports do at the hub's edge: the client's address and its budget, the origin
+//! check, reading credentials (a bearer token, a session), the page and the resume point from a
+//! request, reading a body in bounded time, the HTTP error answer, and counting every refusal
+//! once, where it leaves the hub.
 //!
 //! Counting: a [`Refusal`] made anywhere inside the hub travels up unchanged. On HTTP it
 //! becomes an [`ApiError`] response that carries its code in the response's extensions, and
 //! the [`count_refusals`] middleware counts it as the response leaves; on a WebSocket the
 //! connection counts it as it queues the `error` frame. Nothing inside the hub counts one.
 
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -15,9 +20,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use natter_protocol::{ErrorCode, SESSION_HEADER};
 
+use crate::address::{client_addr, ClientAddr, Peer};
 use crate::config::Config;
 use crate::hub::{Hub, Refusal, Since};
 use crate::identity::Principal;
+
+/// Longest `page` kept from a query, in characters.
+pub(crate) const MAX_PAGE_CHARS: usize = 512;
 
 /// An error answer: a status and the `error` frame as body, with `Retry-After` when the
 /// refusal says how long to wait.
@@ -111,6 +120,88 @@ pub(crate) async fn count_refusals(State(hub): State<Hub>, request: Request, nex
         hub.metrics().refusal(*code);
     }
     response
+}
+
+/// Middleware on `/api/*` and `/ws/chat`: works out the client's address (`crate::address`),
+/// puts it into the request's extensions as a [`ClientAddr`], and takes one request from its
+/// budget (`--address-rate-*`), answering `429` with `Retry-After` when it is spent.
+pub(crate) async fn admit(State(hub): State<Hub>, mut request: Request, next: Next) -> Response {
+    let client = client_of_request(&hub, request.extensions(), request.headers());
+    if let Err(refusal) = hub.charge_address(client.key()) {
+        return ApiError::from(refusal).into_response();
+    }
+    request.extensions_mut().insert(client);
+    next.run(request).await
+}
+
+/// The client address of a request (the socket's peer, or the address a `--trusted-proxy`
+/// names), worked out without charging its budget: for routes that keep budgets of their own
+/// (the inbox's sign-in).
+pub(crate) fn client_of_request(
+    hub: &Hub,
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+) -> ClientAddr {
+    let peer = extensions.get::<Peer>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.ip());
+    let client = client_addr(peer, headers, &hub.config().trusted_proxies);
+    if !client.forwarded && headers.contains_key("x-forwarded-for") {
+        untrusted_forwarding(peer);
+    }
+    client
+}
+
+/// Says once that a peer forwards for clients without being trusted to: behind a proxy that
+/// is not a `--trusted-proxy`, every client shares the proxy's budget.
+fn untrusted_forwarding(peer: IpAddr) {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            %peer,
+            "a request carries X-Forwarded-For from a peer that is not a --trusted-proxy; budgets per address \
+             count that peer, not the clients behind it. If it is your reverse proxy, start the hub with \
+             --trusted-proxy {peer}"
+        );
+    }
+}
+
+/// The request's client address, as [`admit`] found it (the unspecified address for a route it
+/// does not cover).
+pub(crate) fn client_of(request_extensions: &axum::http::Extensions) -> ClientAddr {
+    request_extensions
+        .get::<ClientAddr>()
+        .copied()
+        .unwrap_or(ClientAddr { ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED), forwarded: false })
+}
+
+/// Reads a request body of at most `--max-frame` bytes within `--header-timeout`: a client
+/// that sends a body one byte at a time holds a connection no longer than one that sends it
+/// at once. Too big is `413 too_large`; too slow `408`.
+pub(crate) async fn read_body(hub: &Hub, body: Body) -> Result<Bytes, ApiError> {
+    let config = hub.config();
+    let max = config.max_frame;
+    match tokio::time::timeout(config.header_timeout, axum::body::to_bytes(body, max)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            let too_large =
+                std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            Err(if too_large {
+                Refusal::new(
+                    ErrorCode::TooLarge,
+                    format!("body larger than the hub's limit of {max} bytes (--max-frame)"),
+                )
+                .into()
+            } else {
+                Refusal::new(ErrorCode::BadJson, format!("could not read the body: {e}")).into()
+            })
+        }
+        Err(_) => Err(ApiError::with_status(
+            StatusCode::REQUEST_TIMEOUT,
+            Refusal::new(
+                ErrorCode::InvalidMessage,
+                format!("the body did not arrive within {:?} (--header-timeout)", config.header_timeout),
+            ),
+        )),
+    }
 }
 
 /// Refuses a browser request whose `Origin` is not on `--allowed-origin` (403, before any

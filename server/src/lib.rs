@@ -8,12 +8,17 @@
 //! # Layout
 //! Three layers, each only talking to the one below (centrifuge / mini-redis style):
 //!
-//! - **Transport** — `ws` (the `/ws/chat` upgrade; one task per connection, generic over
-//!   `Sink`/`Stream`), `http` (fallback chat API, room API, health, metrics), `assets` (demo
-//!   page, widget files), and `edge`, what both share (origin check, session and `after`
-//!   parsing, error answers, counting each refusal once). `client` is one connection's
-//!   protocol state (session, joined rooms) and what each client message does. They turn
-//!   sockets and requests into calls on the hub.
+//! - **Transport** — `accept` (the accept loop: header-read timeout, connection caps, the
+//!   polite refusal past them), `socket` (an accepted stream: a deadline on every write, its
+//!   place in the caps), `address` (the client address budgets are kept by, trusting only
+//!   `--trusted-proxy` headers), `ws` (the `/ws/chat` upgrade; one task per connection,
+//!   generic over `Sink`/`Stream`), `http` (fallback chat API, health, metrics; `http/rooms`,
+//!   the room API and who may call it: the operator's `--api-key` or a user's identity token),
+//!   `assets` (demo page, widget files), and `edge`, what both share (origin check, reading
+//!   credentials and `after`, the client address and its budget, bodies read in bounded time,
+//!   error answers, counting each refusal once). `client` is one connection's protocol state
+//!   (who it is, joined rooms, client address, frame budget) and what each client message
+//!   does; `budget` is the frame budget. They turn sockets and requests into calls on the hub.
 //! - **Hub** — `hub`: conversations (each with its in-memory ring of recent messages),
 //!   connections and their bounded send queues, rooms and presence, and the fan-out, which
 //!   delivers *only* what comes out of [`store::Store::subscribe`] so one hub and many behind
@@ -38,7 +43,10 @@ pub mod identity;
 pub mod reply;
 pub mod store;
 
+mod accept;
+mod address;
 mod assets;
+mod budget;
 mod client;
 mod clock;
 mod edge;
@@ -48,6 +56,7 @@ mod hub;
 mod ids;
 mod inbox;
 mod metrics;
+mod socket;
 mod ws;
 
 use std::future::Future;
@@ -57,7 +66,6 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::get;
-use axum::serve::ListenerExt as _;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -79,7 +87,7 @@ use store::redis::{RedisOptions, RedisStore};
 use store::sqlite::{SqliteOptions, SqliteStore, SyncMode};
 use store::{Store, StoreError};
 
-/// How long shutdown waits for connections to close after telling them to.
+/// How long shutdown waits for WebSockets to close after telling them to.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// Opens the storage engine the configuration asks for. The one place that chooses an engine:
@@ -194,6 +202,7 @@ pub async fn run(
     // The rules and origins first: a configuration mistake should stop the hub before it
     // touches storage (and creates a database file).
     check_origins(&config.allowed_origins)?;
+    check_api_key(&config)?;
     let reply = build_reply(&config)?;
     let store = build_store(&config).await?;
     serve(listener, config, store, reply, shutdown).await
@@ -208,6 +217,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HubError> {
     check_origins(&config.allowed_origins)?;
+    check_api_key(&config)?;
     if config.allowed_origins.is_empty() {
         tracing::warn!("no --allowed-origin given: pages of ANY origin may connect; set it in production");
     }
@@ -243,14 +253,7 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, %database, %rules, widget = %widget_from, "natter hub listening on http://{addr}/");
     }
-    // Chat frames are small and answered in bursts (ack, echo, typing, reply): without
-    // TCP_NODELAY, Nagle + delayed ACKs add ~40 ms to each reply.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app).with_graceful_shutdown(graceful).await?;
+    accept::serve(listener, hub.clone(), app, graceful).await?;
     if !hub.drained(DRAIN_LIMIT).await {
         tracing::warn!("some connections did not close in time");
     }
@@ -282,6 +285,19 @@ fn describe_rules(config: &Config) -> String {
     }
 }
 
+/// Refuses an `--api-key` shorter than [`config::MIN_API_KEY_BYTES`], naming the flag but not
+/// the key. An empty one is no key (room creation over HTTP stays off), as when unset.
+fn check_api_key(config: &Config) -> Result<(), HubError> {
+    match config.api_key.as_deref() {
+        Some(key) if !key.is_empty() && key.len() < config::MIN_API_KEY_BYTES => Err(HubError::Config(format!(
+            "--api-key (NATTER_API_KEY) is {} bytes long; it must have at least {} (it opens every room): make one with `openssl rand -hex 32`",
+            key.len(),
+            config::MIN_API_KEY_BYTES
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses allow-list entries that are not origins (`https://example.com[:port]`): a bare
 /// host name would silently match nothing and lock every page out.
 fn check_origins(origins: &[String]) -> Result<(), HubError> {
@@ -310,7 +326,7 @@ fn router(hub: Hub, widget: Arc<assets::WidgetSource>) -> Router {
         // Credentials travel in headers, never in URLs: the identity token as a bearer token,
         // an anonymous session in `X-Natter-Session` (also how a newly issued one comes back).
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, session_header.clone()])
-        .expose_headers([session_header])
+        .expose_headers([session_header, header::RETRY_AFTER])
         .allow_origin(if config.allowed_origins.is_empty() {
             AllowOrigin::any()
         } else {
@@ -331,10 +347,16 @@ fn router(hub: Hub, widget: Arc<assets::WidgetSource>) -> Router {
         .route("/api/chat/poll", get(http::poll))
         .route("/api/rooms", get(http::list_rooms).post(http::create_room))
         .route("/api/rooms/{room}", get(http::room_info))
-        .layer(cors)
-        .layer(DefaultBodyLimit::max(config.max_frame));
+        .layer(DefaultBodyLimit::max(config.max_frame))
+        .layer(axum::middleware::from_fn_with_state(hub.clone(), edge::admit))
+        // Outermost, so that refusals by `admit` (429) carry CORS headers too: a page's script
+        // can then read the status and `Retry-After` instead of seeing a network error.
+        .layer(cors);
     Router::new()
-        .route("/ws/chat", get(ws::upgrade))
+        .route(
+            "/ws/chat",
+            get(ws::upgrade).layer(axum::middleware::from_fn_with_state(hub.clone(), edge::admit)),
+        )
         .route("/healthz", get(http::healthz))
         .route("/metrics", get(http::metrics))
         .route("/", get(assets::demo))

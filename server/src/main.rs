@@ -37,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::fmt().json().with_env_filter(filter).finish().with(quiet).init()
         }
     }
+    raise_open_file_limit();
     let listener = listen(config.listen)
         .with_context(|| format!("cannot listen on {} (see --listen / NATTER_LISTEN)", config.listen))?;
     natter_hub::run(listener, config, shutdown_signal()).await?;
@@ -75,6 +76,18 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
+}
+
+/// Raises the soft limit on open files to the hard one: every connection is a file, and the
+/// common service default of 1,024 would otherwise cap the hub at about a thousand clients.
+/// `--max-connections` defaults to what this leaves, less a reserve (see `natter_hub::run`).
+fn raise_open_file_limit() {
+    let before = rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft).unwrap_or(0);
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(now) if now > before => tracing::info!(from = before, to = now, "open-file limit raised"),
+        Ok(now) => tracing::info!(open_files = now, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, open_files = before, "cannot raise the open-file limit"),
+    }
 }
 
 /// Completes on Ctrl+C or SIGTERM.

@@ -7,6 +7,71 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use natter_protocol::ErrorCode;
 
+/// A budget or cap that refused something, for `natter_limited_total{limit=…}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// `--rate-per-sec` / `--rate-burst`, per session.
+    Session,
+    /// `--address-rate-per-sec` / `--address-rate-burst`, per client address.
+    Address,
+    /// `--frame-budget`, per WebSocket: frames refused.
+    FrameBudget,
+    /// `--frame-budget`: connections cut with 4029.
+    FrameBudgetCut,
+    /// `--max-connections`.
+    Connections,
+    /// `--max-connections-per-address`.
+    ConnectionsPerAddress,
+    /// `--max-polls`.
+    Polls,
+    /// `--max-polls-per-address`.
+    PollsPerAddress,
+    /// `--max-conversations`, when no conversation could be forgotten.
+    Conversations,
+    /// `--room-creations-per-hour`.
+    RoomCreations,
+    /// `--max-context`.
+    Context,
+    /// Identity-token renewals on one WebSocket (`auth` after the first).
+    Renewals,
+}
+
+impl Limit {
+    /// Every limit, in declaration order.
+    pub(crate) const ALL: [Limit; 12] = [
+        Limit::Session,
+        Limit::Address,
+        Limit::FrameBudget,
+        Limit::FrameBudgetCut,
+        Limit::Connections,
+        Limit::ConnectionsPerAddress,
+        Limit::Polls,
+        Limit::PollsPerAddress,
+        Limit::Conversations,
+        Limit::RoomCreations,
+        Limit::Context,
+        Limit::Renewals,
+    ];
+
+    /// The label value in `/metrics`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Limit::Session => "session_rate",
+            Limit::Address => "address_rate",
+            Limit::FrameBudget => "frame_budget",
+            Limit::FrameBudgetCut => "frame_budget_cut",
+            Limit::Connections => "connections",
+            Limit::ConnectionsPerAddress => "connections_per_address",
+            Limit::Polls => "polls",
+            Limit::PollsPerAddress => "polls_per_address",
+            Limit::Conversations => "conversations",
+            Limit::RoomCreations => "room_creations",
+            Limit::Context => "context",
+            Limit::Renewals => "renewals",
+        }
+    }
+}
+
 /// Gauges the hub computes when `/metrics` is read.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Gauges {
@@ -14,6 +79,8 @@ pub(crate) struct Gauges {
     pub(crate) conversations: usize,
     /// Rooms with members on this hub.
     pub(crate) rooms: usize,
+    /// Bytes of messages held in the conversations' rings.
+    pub(crate) ring_bytes: usize,
     /// Reply-engine calls in flight.
     pub(crate) reply_calls: usize,
     /// Replies waiting for a call slot.
@@ -50,8 +117,16 @@ pub(crate) struct Metrics {
     pub(crate) stale_closed: AtomicU64,
     /// Long-polls being held now.
     pub(crate) polls_waiting: AtomicU64,
+    /// Open sockets (WebSocket and HTTP), counted by the accept loop.
+    pub(crate) sockets: AtomicU64,
+    /// The `--max-connections` in force (0 before the accept loop runs).
+    pub(crate) max_sockets: AtomicU64,
+    /// Conversations forgotten to make room under `--max-conversations`.
+    pub(crate) conversations_evicted: AtomicU64,
     /// Error frames / error answers sent, by code (indexed like `ErrorCode::ALL`).
     errors: [AtomicU64; ErrorCode::ALL.len()],
+    /// Things refused by a budget or cap, by limit (indexed like `Limit::ALL`).
+    limited: [AtomicU64; Limit::ALL.len()],
 }
 
 impl Metrics {
@@ -63,6 +138,14 @@ impl Metrics {
         }
     }
 
+    /// Counts one thing refused by `limit` (besides the refusal's own count by code, when it
+    /// was answered with one).
+    pub(crate) fn limited(&self, limit: Limit) {
+        if let Some(i) = Limit::ALL.iter().position(|l| *l == limit) {
+            self.limited[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Adds `n` to a counter.
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
@@ -70,7 +153,7 @@ impl Metrics {
 
     /// The Prometheus text exposition, with the gauges the hub computes.
     pub(crate) fn render(&self, gauges: &Gauges) -> String {
-        let Gauges { conversations, rooms, reply_calls, reply_waiting } = *gauges;
+        let Gauges { conversations, rooms, ring_bytes, reply_calls, reply_waiting } = *gauges;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut out = String::with_capacity(2048);
         let mut one = |name: &str, kind: &str, help: &str, value: u64| {
@@ -138,6 +221,25 @@ impl Metrics {
             g(&self.stale_closed),
         );
         one("natter_polls_waiting", "gauge", "Long-polls being held.", g(&self.polls_waiting));
+        one("natter_sockets", "gauge", "Open sockets, WebSocket and HTTP.", g(&self.sockets));
+        one("natter_max_sockets", "gauge", "The --max-connections in force.", g(&self.max_sockets));
+        one(
+            "natter_ring_bytes",
+            "gauge",
+            "Bytes of recent messages held in memory for fast resume.",
+            ring_bytes as u64,
+        );
+        one(
+            "natter_conversations_evicted_total",
+            "counter",
+            "Idle conversations forgotten to stay under --max-conversations.",
+            g(&self.conversations_evicted),
+        );
+        let _ = writeln!(out, "# HELP natter_limited_total Requests, frames and connections refused by a budget or cap, by limit.");
+        let _ = writeln!(out, "# TYPE natter_limited_total counter");
+        for (limit, n) in Limit::ALL.iter().zip(&self.limited) {
+            let _ = writeln!(out, "natter_limited_total{{limit=\"{}\"}} {}", limit.as_str(), g(n));
+        }
         let _ = writeln!(out, "# HELP natter_errors_total Error answers sent, by code.");
         let _ = writeln!(out, "# TYPE natter_errors_total counter");
         for (code, n) in ErrorCode::ALL.iter().zip(&self.errors) {
@@ -156,7 +258,16 @@ mod tests {
         let m = Metrics::default();
         m.refusal(ErrorCode::BadJson);
         Metrics::add(&m.messages_in, 3);
-        let text = m.render(&Gauges { conversations: 2, rooms: 1, reply_calls: 3, reply_waiting: 0 });
+        m.limited(Limit::Address);
+        let text = m.render(&Gauges {
+            conversations: 2,
+            rooms: 1,
+            ring_bytes: 300,
+            reply_calls: 3,
+            reply_waiting: 0,
+        });
+        assert!(text.contains("natter_limited_total{limit=\"address_rate\"} 1\n"), "{text}");
+        assert!(text.contains("natter_ring_bytes 300\n"), "{text}");
         assert!(text.contains("natter_messages_in_total 3\n"), "{text}");
         assert!(text.contains("natter_errors_total{code=\"bad_json\"} 1\n"), "{text}");
         assert!(text.contains("natter_conversations 2\n"), "{text}");

@@ -12,13 +12,22 @@
 //!
 //! One task per connection does everything: it feeds the client's frames to the [`Client`],
 //! drains the connection's queue to the socket (several frames per flush), pings every
-//! `--ping-interval`, and closes with 4002 (stale) after `--idle-timeout` of silence, 4001
-//! (slow consumer) when the fan-out found the queue full, 1009 after an oversized frame and
-//! 1001 at shutdown. An earlier version `split()` the socket and read it in a second task;
-//! that task, its future and the lock between the halves were about a third of an idle
-//! connection's memory. With one task the client's own answers cannot wait for room in the
-//! queue this task drains, so they never wait (see `hub/outbox.rs`); the queue is
-//! drained before the next frame is read, which keeps them bounded.
+//! `--ping-interval`, and closes with 4002 (stale) when no ping was answered for
+//! `--idle-timeout`, 4001 (slow consumer) when the fan-out found the queue full, 4029 when the
+//! client spent far past its frame budget (frames sent before `auth` included), 4401 when its
+//! identity token expires, 1009 after an oversized frame and 1001 at shutdown.
+//!
+//! Liveness is judged by pongs only: a pong is the one frame that proves the peer reads (every
+//! WebSocket client answers pings as it reads). A client that keeps sending — pings, messages —
+//! but never reads is closed like a silent one, instead of pinning its kernel buffers for
+//! ever. Every write and flush also has a deadline, at the socket (`crate::socket`): one that
+//! makes no progress for `--idle-timeout` ends the connection.
+//!
+//! An earlier version `split()` the socket and read it in a second task; that task, its future
+//! and the lock between the halves were about a third of an idle connection's memory. With one
+//! task the client's own answers cannot wait for room in the queue this task drains, so they
+//! never wait (see `hub/outbox.rs`); the queue is drained before the next frame is read, which
+//! keeps them bounded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,9 +44,11 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::client::Client;
-use crate::edge::{bearer, check_origin, parse_after, ApiError, Query};
-use crate::hub::{Control, Frame, Hub, Outgoing, Receiver, Refusal, Since};
+use crate::address::{AddrKey, ClientAddr};
+use crate::budget::{self, FrameBudget, Payment};
+use crate::client::{Client, Opened};
+use crate::edge::{bearer, check_origin, client_of, parse_after, ApiError, Query, MAX_PAGE_CHARS};
+use crate::hub::{Control, Frame, Hub, Outgoing, Receiver, Refusal, Since, Slot};
 use crate::identity::Principal;
 use crate::metrics::Metrics;
 
@@ -50,8 +61,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Upper bound of tungstenite's write buffer (a history frame can be a few MiB at most).
 const MAX_WRITE_BUFFER: usize = 64 * 1024 * 1024;
 
-/// How long a connection that sent an oversized frame is held open after the close frame.
-const TOO_BIG_LINGER: Duration = Duration::from_secs(2);
+/// How long a connection that is let go without a close handshake (an oversized frame, a peer
+/// that does not read, one cut for sending far too much) is held open after the close frame, so
+/// the peer can read it before the socket closes under it.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// tungstenite's read buffer per connection (its 128 KiB default costs ~130 KB each). It is
 /// allocated and zero-filled for every connection up front, idle or not, so it was the largest
@@ -78,7 +91,7 @@ pub(crate) struct ChatQuery {
 }
 
 /// Validated connection parameters.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Params {
     /// Who the connection is, when the URL (or an `Authorization` header) said so; `None` means
     /// the first frame must be an `auth`.
@@ -87,17 +100,22 @@ pub(crate) struct Params {
     /// A connection that gave the original widget's `?session=` starts with `history`, as before.
     welcome: bool,
     /// The page the widget is on (the original widget's `page` parameter), at most
-    /// [`MAX_PAGE_CHARS`] characters.
+    /// `MAX_PAGE_CHARS` characters.
     page: Option<String>,
     /// The browser's `User-Agent` (shown to operators); boxed, as every byte here is in every
     /// idle connection (see `idle_connection_stays_small`).
     browser: Option<Box<str>>,
     /// Resume point, or the recent history.
     since: Since,
+    /// The client's address (its budget key).
+    addr: AddrKey,
+    /// The connection's place among its forwarded address's (`--max-connections-per-address`
+    /// behind a `--trusted-proxy`; a direct client's socket holds one already).
+    held: Option<Slot>,
+    /// The connection's frame budget, from the upgrade on: frames sent before `auth` draw on it
+    /// too, and the client carries on with what is left.
+    budget: FrameBudget,
 }
-
-/// Longest `page` kept, in characters.
-const MAX_PAGE_CHARS: usize = 512;
 
 fn clip_page(page: Option<String>) -> Option<String> {
     page.filter(|p| !p.is_empty()).map(|p| p.chars().take(MAX_PAGE_CHARS).collect())
@@ -105,19 +123,30 @@ fn clip_page(page: Option<String>) -> Option<String> {
 
 impl ChatQuery {
     /// Checks the query (and a bearer token); a refusal becomes a 400 or 401.
-    fn validate(self, hub: &Hub, headers: &HeaderMap) -> Result<Params, Refusal> {
+    fn validate(self, hub: &Hub, headers: &HeaderMap, client: ClientAddr) -> Result<Params, Refusal> {
         let since = parse_after(self.after.as_deref())?;
         let page = clip_page(self.page);
+        let addr = client.key();
+        let budget = FrameBudget::full(hub.config().frame_budget, Instant::now());
         let token = self.token.or_else(|| bearer(headers));
         let browser = headers
             .get(axum::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|b| b.chars().take(256).collect::<String>().into_boxed_str());
         if token.is_none() && self.session.is_none() {
-            return Ok(Params { who: None, welcome: true, page, browser, since });
+            return Ok(Params { who: None, welcome: true, page, browser, since, addr, held: None, budget });
         }
         let who = hub.identity().authenticate(token.as_deref(), self.session.as_deref())?;
-        Ok(Params { welcome: token.is_some(), who: Some(Box::new(who)), page, browser, since })
+        Ok(Params {
+            welcome: token.is_some(),
+            who: Some(Box::new(who)),
+            page,
+            browser,
+            since,
+            addr,
+            held: None,
+            budget,
+        })
     }
 }
 
@@ -125,11 +154,13 @@ impl ChatQuery {
 pub(crate) async fn upgrade(
     State(hub): State<Hub>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     Query(query): Query<ChatQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     check_origin(hub.config(), &headers)?;
-    let params = query.validate(&hub, &headers)?;
+    let client = client_of(&extensions);
+    let mut params = query.validate(&hub, &headers, client)?;
     let ws = ws.map_err(|e| {
         // Most often a reverse proxy that does not pass the `Upgrade` header on.
         ApiError::with_status(
@@ -144,6 +175,9 @@ pub(crate) async fn upgrade(
             ),
         )
     })?;
+    if client.forwarded && hub.limits().connections_per_address() > 0 {
+        params.held = Some(hub.hold_connection(client.key())?);
+    }
     let max = hub.config().max_frame;
     Ok(ws
         .read_buffer_size(READ_BUFFER)
@@ -153,7 +187,7 @@ pub(crate) async fn upgrade(
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_frame_size(max)
         .max_message_size(max)
-        .on_upgrade(move |socket| drive(socket, hub, params)))
+        .on_upgrade(move |socket| drive(socket, hub, Box::new(params))))
 }
 
 /// Whether a read error is tungstenite refusing an oversized frame or message.
@@ -196,7 +230,8 @@ impl Next {
 ///
 /// A plain function returning an `async move` block rather than an `async fn`: an `async fn`
 /// moves its arguments into locals of its state machine, and the socket then took its space
-/// twice in every connection's task. For the same reason the socket stays here and the rest
+/// twice in every connection's task; the parameters come boxed, so the task keeps 8 bytes for
+/// them rather than all of them. For the same reason the socket stays here and the rest
 /// borrows it, and every await that is not part of an idle connection's wait is boxed: an
 /// idle connection's memory is this future's size, which `tests::idle_connection_stays_small`
 /// pins.
@@ -204,13 +239,17 @@ impl Next {
 pub(crate) fn drive<S>(
     mut socket: S,
     hub: Hub,
-    params: Params,
+    params: Box<Params>,
 ) -> impl std::future::Future<Output = ()> + Send
 where
     S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
 {
     async move {
-        let (outbox, rx, control, _live) = hub.open_connection();
+        // The connection's place goes with its queue; the rest of the box goes to `open`, which
+        // frees it: an idle connection keeps none of it.
+        let mut params = params;
+        let held = params.held.take();
+        let (outbox, rx, control, _live) = hub.open_connection(held.map(Box::new));
         let id = outbox.id;
         tracing::debug!(connection = id, "connected");
         let Some(client) = Box::pin(open(&mut socket, &hub, outbox, params)).await else { return };
@@ -232,7 +271,12 @@ where
 /// Learns who the connection is (from the URL, or from its `auth` frame), queues the
 /// `welcome`, subscribes the connection to its conversation and queues its history; when any of
 /// that fails, tells the peer why (an `error` frame and a close) and returns `None`.
-async fn open<S>(socket: &mut S, hub: &Hub, outbox: crate::hub::Outbox, mut params: Params) -> Option<Client>
+async fn open<S>(
+    socket: &mut S,
+    hub: &Hub,
+    outbox: crate::hub::Outbox,
+    mut params: Box<Params>,
+) -> Option<Client>
 where
     S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
@@ -243,7 +287,9 @@ where
     if params.welcome || who.issued {
         outbox.send(crate::hub::encode(&ServerMessage::Welcome(who.welcome())));
     }
-    match Client::start(hub.clone(), outbox, who, params.page, params.browser, params.since).await {
+    let Params { page, browser, since, addr, budget, .. } = *params;
+    let opened = Opened { page, browser, since, addr, budget };
+    match Client::start(hub.clone(), outbox, who, opened).await {
         Ok(client) => Some(client),
         Err(refusal) => {
             refuse_and_close(socket, hub, &refusal, close::INTERNAL, "could not read history").await;
@@ -287,10 +333,31 @@ where
                 return None;
             }
         };
+        let len = match &frame {
+            Some(Ok(Message::Text(text))) => text.len(),
+            Some(Ok(Message::Binary(b))) => b.len(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            _ => return None,
+        };
+        // Frames before `auth` draw on the connection's budget like every other frame.
+        match params.budget.pay(hub, budget::cost(len, 1), None) {
+            Payment::Paid => {}
+            Payment::Refused(r) => {
+                hub.metrics().refusal(r.code);
+                if socket.send(Message::Text(crate::hub::encode(&r.frame()))).await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+            Payment::Cut => {
+                let _ = socket.send(close_message(close::RATE_LIMITED, crate::client::CUT_REASON)).await;
+                linger(socket, &mut shutdown).await;
+                return None;
+            }
+        }
         let text = match frame {
             Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Binary(_))) => {
+            _ => {
                 let r =
                     Refusal::new(ErrorCode::BadJson, "binary frames are not accepted; send JSON text frames");
                 hub.metrics().refusal(r.code);
@@ -299,7 +366,6 @@ where
                 }
                 continue;
             }
-            _ => return None,
         };
         let auth: Auth = match crate::client::parse(text.as_str()) {
             Ok(ClientMessage::Auth(auth)) => auth,
@@ -412,7 +478,10 @@ where
                     None => Next::Gone,
                 },
                 frame = self.socket.next(), if self.client.is_some() => {
-                    heard = Instant::now();
+                    // Only a pong proves the peer reads (see the module docs).
+                    if matches!(frame, Some(Ok(Message::Pong(_)))) {
+                        heard = Instant::now();
+                    }
                     if let Some(c) = self.client.as_mut() {
                         if !Box::pin(on_frame(c, frame)).await {
                             // The peer's side ended; an oversized frame left an answer and a
@@ -441,16 +510,24 @@ where
         let Connection { socket, mut client, mut shutdown, id, rx, .. } = self;
         // Nothing more is queued: answers made from here on are dropped at once.
         drop(rx);
+        // A peer that answered no ping for the idle timeout does not read, and one cut for
+        // sending far too much has cost enough: neither gets a close handshake, during which
+        // its frames would still be handled (and a deaf peer's socket and kernel buffers kept
+        // another CLOSE_GRACE while it goes on sending). Their frames are read and dropped for
+        // at most LINGER, so a peer that does read sees the close frame rather than a reset.
+        let let_go = matches!(next, Next::Close { code: close::STALE | close::RATE_LIMITED, .. });
         if let Next::Close { code, reason } = next {
             tracing::debug!(connection = id, code, reason, "closing");
             let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(close_message(code, reason))).await;
-            if code == close::TOO_BIG {
+            if let_go {
+                Box::pin(linger(socket, &mut shutdown)).await;
+            } else if code == close::TOO_BIG {
                 // The oversized frame's payload was never read, so reading cannot go on; and
                 // closing the socket with it unread makes the kernel send a reset, which can
                 // destroy our error and close frames before the peer reads them. Linger (like an
                 // HTTP server's lingering close) so the peer reads them and closes first.
                 tokio::select! {
-                    _ = tokio::time::sleep(TOO_BIG_LINGER) => {}
+                    _ = tokio::time::sleep(LINGER) => {}
                     _ = crate::hub::stopped(&mut shutdown) => {}
                 }
             } else if let Some(c) = client.as_mut() {
@@ -466,8 +543,31 @@ where
         if let Some(c) = client.take() {
             Box::pin(c.finish()).await;
         }
-        let _ = tokio::time::timeout(CLOSE_GRACE, socket.close()).await;
+        if !let_go {
+            let _ = tokio::time::timeout(CLOSE_GRACE, socket.close()).await;
+        }
         tracing::debug!(connection = id, "disconnected");
+    }
+}
+
+/// Reads and drops what the peer sends until it closes its side, for at most [`LINGER`] (or
+/// until shutdown): the peer can read the close frame before the socket closes, and unread data
+/// left in the socket would make the kernel answer with a reset that can destroy it.
+async fn linger<S>(socket: &mut S, shutdown: &mut watch::Receiver<bool>)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let drain = async {
+        while let Some(Ok(m)) = socket.next().await {
+            if matches!(m, Message::Close(_)) {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = drain => {}
+        _ = tokio::time::sleep(LINGER) => {}
+        _ = crate::hub::stopped(shutdown) => {}
     }
 }
 
@@ -476,7 +576,7 @@ where
 async fn on_frame(client: &mut Client, next: Option<Result<Message, axum::Error>>) -> bool {
     match next {
         Some(Ok(Message::Text(text))) => client.on_text(text.as_str()).await,
-        Some(Ok(Message::Binary(_))) => client.on_binary(),
+        Some(Ok(Message::Binary(b))) => client.on_binary(b.len()),
         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
         Some(Ok(Message::Close(_))) | None => return false,
         Some(Err(e)) => {
@@ -629,8 +729,26 @@ mod tests {
         Duplex { sink, stream }
     }
 
+    fn unit_params(hub: &Hub) -> Params {
+        let addr = AddrKey::of(std::net::IpAddr::from([127, 0, 0, 1]));
+        let budget = FrameBudget::full(hub.config().frame_budget, Instant::now());
+        Params {
+            who: None,
+            welcome: true,
+            page: None,
+            browser: None,
+            since: Since::Recent,
+            addr,
+            held: None,
+            budget,
+        }
+    }
+
     fn test_hub() -> Hub {
-        let config = Config::for_tests();
+        test_hub_with(Config::for_tests())
+    }
+
+    fn test_hub_with(config: Config) -> Hub {
         let identity =
             crate::identity::Identity::new(&config, &[b"unit-test session secret, 32 bytes".to_vec()])
                 .expect("identity");
@@ -664,7 +782,7 @@ mod tests {
         let (_in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(1);
         let socket = duplex(out_tx, in_rx);
         let socket_size = std::mem::size_of_val(&socket);
-        let params = Params { who: None, welcome: true, page: None, browser: None, since: Since::Recent };
+        let params = Box::new(unit_params(&hub));
         let connection = drive(socket, hub, params);
         let own = std::mem::size_of_val(&connection) - socket_size;
         println!("drive future: {own} bytes beside a {socket_size}-byte socket");
@@ -674,13 +792,51 @@ mod tests {
         );
     }
 
+    /// A peer that keeps sending (pings here) but never reads answers no ping: it is closed
+    /// with 4002 and let go after a short linger, not after a close handshake it will never
+    /// complete, during which it could go on sending. Paused time: the clock only moves when
+    /// everything waits.
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_never_reads_is_let_go_at_the_idle_timeout() {
+        let mut config = Config::for_tests();
+        config.ping_interval = Duration::from_secs(1);
+        config.idle_timeout = Duration::from_secs(3);
+        let hub = test_hub_with(config);
+        let (out_tx, mut out_rx) = mpsc::channel::<Message>(1024);
+        let (in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(16);
+        let params = Box::new(unit_params(&hub));
+        let started = Instant::now();
+        let task = tokio::spawn(drive(duplex(out_tx, in_rx), hub.clone(), params));
+        in_tx.send(Ok(Message::text(r#"{"type":"auth"}"#))).await.expect("send");
+        // It writes every 100 ms and never answers a ping (never reads what the hub sends).
+        let pinger = tokio::spawn(async move {
+            while in_tx.send(Ok(Message::Ping(Default::default()))).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        task.await.expect("drive ends");
+        let took = started.elapsed();
+        // The idle timeout, plus at most one ping interval to notice, plus the linger: not a
+        // close handshake of CLOSE_GRACE, during which it would go on sending.
+        let most = Duration::from_secs(3 + 1) + LINGER + Duration::from_millis(500);
+        assert!(took < most, "let go after {took:?}");
+        let mut close = None;
+        while let Ok(m) = out_rx.try_recv() {
+            if let Message::Close(Some(f)) = m {
+                close = Some(f.code);
+            }
+        }
+        assert_eq!(close, Some(close::STALE));
+        pinger.abort();
+        assert!(hub.drained(Duration::from_secs(5)).await);
+    }
+
     #[tokio::test]
     async fn drives_a_connection_over_channels() {
         let hub = test_hub();
         let (out_tx, mut out_rx) = mpsc::channel::<Message>(16);
         let (in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(16);
-        let params = Params { who: None, welcome: true, page: None, browser: None, since: Since::Recent };
-        let task = tokio::spawn(drive(duplex(out_tx, in_rx), hub.clone(), params));
+        let task = tokio::spawn(drive(duplex(out_tx, in_rx), hub.clone(), Box::new(unit_params(&hub))));
 
         // Nothing but `auth` is taken before the connection says who it is.
         in_tx.send(Ok(Message::text(r#"{"type":"ping"}"#))).await.expect("send");

@@ -58,7 +58,7 @@ async fn original_format_client_gets_history_ack_echo_and_greeting() {
     assert!(!ack.duplicate);
     assert_eq!(user.id, ack.id);
     assert_eq!((user.seq, user.message.as_str(), user.session_id.as_str()), (1, "hello", sid.as_str()));
-    assert_eq!(user.context, Some(json!({"page": "/pricing"})));
+    assert_eq!(user.context, Some(json!({"page": "/pricing"}).into()));
     assert_eq!(bot.seq, 2);
     assert_eq!(bot.category.as_deref(), Some("greeting"));
     assert_eq!(bot.reply_to.as_deref(), Some(ack.id.as_str()));

@@ -155,6 +155,47 @@ async fn http_errors_are_json_error_frames() {
     assert_eq!(response.status(), 400);
 }
 
+/// A body's `type` may be left out, or be `"user"`; anything else — `null` included, which is
+/// not "left out" — is refused naming the field, and a body is called a body.
+#[tokio::test]
+async fn a_body_type_that_is_not_user_is_refused_naming_the_field() {
+    let hub = TestHub::start().await;
+    let client = reqwest::Client::new();
+    let send = |body: &'static str| {
+        client
+            .post(hub.url(&format!("/api/chat/messages?session={}", session("typed"))))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let refused = |status: u16, m: ServerMessage| match m {
+        ServerMessage::Error(e) => (status, e.code, e.message),
+        other => panic!("{other:?}"),
+    };
+    for (body, code, words) in [
+        (r#"{"type":null,"message":"hi"}"#, ErrorCode::UnknownType, &["\"type\"", "null"][..]),
+        (r#"{"type":7,"message":"hi"}"#, ErrorCode::UnknownType, &["\"type\"", "a number"][..]),
+        (r#"{"type":"join","room":"r"}"#, ErrorCode::UnknownType, &["\"join\""][..]),
+        // A room member's message over the fallback needs its room.
+        (r#"{"type":"chat","message":"hi"}"#, ErrorCode::InvalidMessage, &["room"][..]),
+        (r#"[{"message":"hi"}]"#, ErrorCode::BadJson, &["body must be a JSON object", "an array"][..]),
+        (r#""hi""#, ErrorCode::BadJson, &["body must be a JSON object"][..]),
+    ] {
+        let r = send(body).await.expect("post");
+        let status = r.status().as_u16();
+        let (status, got, message) = refused(status, r.json().await.expect("json"));
+        assert_eq!((status, got), (400, code), "{body}: {message}");
+        for w in words {
+            assert!(message.contains(w), "{body}: {message:?} should name {w}");
+        }
+        assert!(!message.contains("frame"), "{body}: {message:?}");
+    }
+    for body in [r#"{"id":"t1","message":"hi"}"#, r#"{"type":"user","id":"t2","message":"hi"}"#] {
+        let r = send(body).await.expect("post");
+        assert_eq!(r.status(), 200, "{body}");
+    }
+}
+
 /// JSON allows a repeated key (the last one wins), and serde's strict parse does not: such a
 /// body is stored as the same frame would be on the WebSocket, not refused as "not `user`".
 #[tokio::test]

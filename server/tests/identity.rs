@@ -342,6 +342,69 @@ async fn the_rooms_claim_covers_some_rooms_and_not_others() {
     assert!(rooms.contains(&"team-a") && !rooms.contains(&"team-b"), "{rooms:?}");
 }
 
+/// The room API takes the operator's `--api-key` (servers) as well as identity tokens (users):
+/// the key reads and creates any room; a user creates only rooms their claim covers, within
+/// their address's hourly room budget; anything else is a 401 that says what to send.
+#[tokio::test]
+async fn the_room_api_takes_the_operators_key_or_a_users_token() {
+    let mut config = secure_config();
+    config.api_key = Some("operator key for the room API".into());
+    config.room_creations_per_hour = 2;
+    let hub = TestHub::with(config).await;
+    let client = reqwest::Client::new();
+    let key = "operator key for the room API";
+    let mut ada = claims("ada");
+    ada["rooms"] = json!(["proj-*"]);
+    let create = |room: &str, bearer: Option<String>| {
+        let mut r = client.post(hub.url("/api/rooms")).json(&json!({"room": room}));
+        if let Some(b) = bearer {
+            r = r.bearer_auth(b);
+        }
+        async move {
+            let r = r.send().await.expect("post");
+            let status = r.status().as_u16();
+            (status, r.text().await.expect("body"))
+        }
+    };
+    // The operator's servers: any room, no hourly budget.
+    for room in ["ops-1", "ops-2", "ops-3"] {
+        assert_eq!(create(room, Some(key.into())).await.0, 201, "{room}");
+    }
+    // A signed-in user: within the claim, and within the address's budget.
+    assert_eq!(create("proj-1", Some(hs256(&ada))).await.0, 201);
+    let (status, body) = create("ops-9", Some(hs256(&ada))).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(create("proj-2", Some(hs256(&ada))).await.0, 201);
+    let (status, body) = create("proj-3", Some(hs256(&ada))).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("rooms in the last hour"), "{body}");
+    // No credential, or one that is neither: a 401 naming what to send.
+    let (status, body) = create("ops-4", None).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("--api-key") && body.contains("identity token"), "{body}");
+    let (status, body) = create("ops-4", Some("a guess".into())).await;
+    assert_eq!(status, 401, "{body}");
+    // Reading: the key sees every room; the user only what the claim covers.
+    let list = |bearer: String| {
+        let r = client.get(hub.url("/api/rooms")).bearer_auth(bearer).send();
+        async move {
+            let v: Value = r.await.expect("get").json().await.expect("json");
+            v["rooms"]
+                .as_array()
+                .expect("rooms")
+                .iter()
+                .map(|r| r["room"].as_str().unwrap_or("").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(key.into()).await, ["ops-1", "ops-2", "ops-3", "proj-1", "proj-2"]);
+    assert_eq!(list(hs256(&ada)).await, ["proj-1", "proj-2"]);
+    let info = client.get(hub.url("/api/rooms/ops-1")).bearer_auth(key).send().await.expect("get");
+    assert_eq!(info.status(), 200);
+    let info = client.get(hub.url("/api/rooms/ops-1")).send().await.expect("get");
+    assert_eq!(info.status(), 401);
+}
+
 /// The hub closes a connection whose token expired with 4401 ("get a fresh token"); a fresh
 /// `auth` sent before then renews it on the same connection.
 #[tokio::test]
@@ -371,6 +434,78 @@ async fn an_expiring_token_closes_with_4401_unless_renewed() {
     // Another user's token cannot take the connection over.
     tab.send(json!({"type": "auth", "token": hs256(&claims("mallory"))})).await;
     assert!(tab.expect_error(ErrorCode::Unauthorized).await.contains("another user"));
+}
+
+/// Renewing a token on an open connection draws on a budget of its own: a page that calls
+/// `identify()` on every route change is served, a loop of renewals (each a signature check
+/// and a `welcome`) is refused with `rate_limited` and how long to wait, the flooding
+/// connection carries on with the token it has, and other connections renew as before.
+#[tokio::test]
+async fn a_renewal_flood_is_refused_and_honest_renewals_go_on() {
+    let hub = TestHub::with(secure_config()).await;
+    let token = hs256(&claims("ada"));
+    let (mut flood, _, _) = welcomed(&hub, json!({"token": &token})).await;
+    let (mut honest, _, _) = welcomed(&hub, json!({"token": &token})).await;
+    for _ in 0..30 {
+        flood.send(json!({"type": "auth", "token": &token})).await;
+    }
+    let (mut renewed, mut refused, mut wait_ms) = (0, 0, 0);
+    while renewed + refused < 30 {
+        match flood.recv_data().await {
+            ServerMessage::Welcome(_) => renewed += 1,
+            ServerMessage::Error(e) if e.code == ErrorCode::RateLimited => {
+                assert!(e.message.contains("renews its identity token too often"), "{}", e.message);
+                wait_ms = e.retry_after_ms.expect("how long to wait");
+                refused += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // The hub's budget: ten at once, then one every six seconds.
+    assert_eq!((renewed, refused), (10, 20));
+    assert!((1..=6000).contains(&wait_ms), "{wait_ms}");
+    assert!(hub.metric("natter_limited_total{limit=\"renewals\"}").await >= 20);
+    flood.ping_works().await;
+    // Another connection of the same user and address renews at once.
+    honest.send(json!({"type": "auth", "token": &token})).await;
+    assert!(matches!(honest.recv_data().await, ServerMessage::Welcome(_)));
+    // And the flooding one, once it waited as told.
+    tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+    flood.send(json!({"type": "auth", "token": &token})).await;
+    assert!(matches!(flood.recv_data().await, ServerMessage::Welcome(_)));
+}
+
+/// A `POST /api/rooms` of a room that exists is answered `409 room_exists` without spending a
+/// creation from the address's hourly budget: a page that posts its room on every load keeps
+/// its budget for rooms it really makes.
+#[tokio::test]
+async fn creating_a_room_that_exists_costs_no_creation() {
+    let mut config = secure_config();
+    config.room_creations_per_hour = 2;
+    let hub = TestHub::with(config).await;
+    let mut ada = claims("ada");
+    ada["rooms"] = json!(["proj-*"]);
+    let token = hs256(&ada);
+    let client = reqwest::Client::new();
+    let create = |room: &str| {
+        let r = client.post(hub.url("/api/rooms")).bearer_auth(&token).json(&json!({"room": room})).send();
+        async move {
+            let r = r.await.expect("post");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    assert_eq!(create("proj-1").await.0, 201);
+    for _ in 0..5 {
+        let (status, body) = create("proj-1").await;
+        assert_eq!((status, &body["code"]), (409, &json!("room_exists")), "{body}");
+    }
+    let (status, body) = create("proj-2").await;
+    assert_eq!(status, 201, "the second creation of the hour: {body}");
+    let (status, body) = create("proj-3").await;
+    assert_eq!(status, 429, "the third is over the budget: {body}");
+    // An existing room is still answered as such past the budget.
+    assert_eq!(create("proj-1").await.0, 409);
 }
 
 /// A token the hub accepts when the connection opens, within the clock skew it forgives past

@@ -16,6 +16,9 @@ use serde_json::json;
 async fn slow_consumer_is_dropped_with_4001_and_the_room_carries_on() {
     let mut config = Config::for_tests();
     config.send_queue = 4;
+    // The sender floods the room on purpose, far past what --frame-budget lets one connection
+    // send (the budget's own test is in abuse.rs): here only the slow consumer is under test.
+    config.frame_budget = 0;
     let hub = TestHub::with(config).await;
     let (slow_sid, fast_sid) = (session("slow"), session("fast"));
     let (mut slow, _) = hub.tab(&slow_sid).await;

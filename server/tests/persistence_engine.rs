@@ -27,10 +27,15 @@ fn user_draft(session: &str, id: &str, text: &str) -> Draft {
             session_id: session.into(),
             ..Default::default()
         }),
+        operator: None,
     }
 }
 
 fn chat_draft(room: &str, id: &str, text: &str) -> Draft {
+    chat_from(room, "m1", id, text)
+}
+
+fn chat_from(room: &str, member: &str, id: &str, text: &str) -> Draft {
     Draft {
         id: id.into(),
         message: ServerMessage::Chat(RoomMessage {
@@ -39,8 +44,9 @@ fn chat_draft(room: &str, id: &str, text: &str) -> Draft {
             seq: 0,
             message: text.into(),
             timestamp: "2026-11-22T00:00:00Z".into(),
-            from: Member { id: "m1".into(), name: Some("Ann".into()), verified: false },
+            from: Member { id: member.into(), name: Some("Ann".into()), verified: false },
         }),
+        operator: None,
     }
 }
 
@@ -115,6 +121,30 @@ async fn a_resent_id_gets_its_first_seq_and_is_not_delivered_again() {
     let page = store.history(&a, 0, 10).await.expect("history");
     let texts: Vec<_> = page.messages.iter().map(text_of).collect();
     assert_eq!(texts, ["first", "second"]);
+}
+
+#[tokio::test]
+async fn an_id_is_unique_per_sender_not_per_room() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir.path().join("natter.db"));
+    let mut events = store.subscribe();
+    let room = ConversationKey::Room("design".into());
+    // Member M uses the id the protocol docs show; member A, later, the same id.
+    assert_eq!(append(&store, &room, chat_from("design", "u_m", "c-01", "from M")).await, (1, false));
+    assert_eq!(append(&store, &room, chat_from("design", "u_a", "c-01", "from A")).await, (2, false));
+    // Each one's re-send is still a duplicate of its own message, and delivered once.
+    assert_eq!(append(&store, &room, chat_from("design", "u_a", "c-01", "A again")).await, (2, true));
+    assert_eq!(append(&store, &room, chat_from("design", "u_m", "c-01", "M again")).await, (1, true));
+    let mut delivered = Vec::new();
+    while let Ok(Event::Stored { message, .. }) = events.try_recv() {
+        delivered.push(text_of(&message).to_owned());
+    }
+    assert_eq!(delivered, ["from M", "from A"]);
+    // A restart forgets nothing about who sent what.
+    drop(store);
+    let store = open(&dir.path().join("natter.db"));
+    assert_eq!(append(&store, &room, chat_from("design", "u_a", "c-01", "A, restarted")).await, (2, true));
+    assert_eq!(append(&store, &room, chat_from("design", "u_b", "c-01", "from B")).await, (3, false));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,7 +276,7 @@ async fn rooms_are_listed_by_id() {
         };
         assert!(store.create_room(record).await.expect("create"));
     }
-    let ids: Vec<_> = store.rooms().await.expect("rooms").into_iter().map(|r| r.room).collect();
+    let ids: Vec<_> = store.rooms(None, 100).await.expect("rooms").into_iter().map(|r| r.room).collect();
     assert_eq!(ids, ["a", "b", "c"]);
 }
 
@@ -314,7 +344,7 @@ async fn memory_database_works_without_a_file() {
         created_at: "2026-11-22T00:00:00Z".into(),
     };
     assert!(store.create_room(record.clone()).await.expect("create"));
-    assert_eq!(store.rooms().await.expect("rooms"), vec![record]);
+    assert_eq!(store.rooms(None, 100).await.expect("rooms"), vec![record]);
     assert!(matches!(events.try_recv(), Ok(Event::Stored { .. })));
 }
 
@@ -326,6 +356,7 @@ async fn a_frame_that_cannot_be_stored_is_refused_alone() {
     let pong = Draft {
         id: "p".into(),
         message: ServerMessage::Pong(Pong { nonce: None, timestamp: String::new() }),
+        operator: None,
     };
     let (bad, good) = tokio::join!(store.append(&a, pong), store.append(&a, user_draft("a", "m1", "fine")));
     assert!(matches!(bad, Err(StoreError::Backend(_))));
@@ -372,6 +403,204 @@ fn reopening_runs_no_migration_twice() {
         .expect("versions");
     let all: Vec<i64> = (1..=i64::from(natter_hub::store::sqlite::SCHEMA_VERSION)).collect();
     assert_eq!(versions, all);
+}
+
+/// The schema a hub of version 1 wrote (kept here as it shipped: a migration is never edited).
+const SCHEMA_V1: &str =
+    "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+    INSERT INTO schema_version VALUES (1, 0);
+    CREATE TABLE conversations (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,
+        last_seq INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+    CREATE TABLE messages (conversation INTEGER NOT NULL REFERENCES conversations(id),
+        seq INTEGER NOT NULL, msg_id TEXT NOT NULL, kind TEXT NOT NULL, created_at INTEGER NOT NULL,
+        frame TEXT NOT NULL, UNIQUE (conversation, seq), UNIQUE (conversation, msg_id));
+    CREATE INDEX messages_by_age ON messages (created_at);
+    CREATE TABLE rooms (room TEXT PRIMARY KEY, name TEXT, metadata TEXT NOT NULL, created_at TEXT NOT NULL);";
+
+/// A database written before ids were scoped to senders is migrated: every stored message
+/// keeps its seq, re-sends by its own sender are still duplicates, and another member may now
+/// use an id someone used before.
+#[tokio::test]
+async fn a_version_1_database_migrates_to_sender_scoped_ids() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("natter.db");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("create");
+        conn.execute_batch(SCHEMA_V1).expect("v1 schema");
+        conn.execute_batch(
+            "INSERT INTO conversations (id, key, last_seq, created_at) VALUES (1, 's:sess-1', 2, 0), (2, 'r:design', 1, 0);",
+        )
+        .expect("conversations");
+        let mut insert = conn
+            .prepare("INSERT INTO messages (conversation, seq, msg_id, kind, created_at, frame) VALUES (?1, ?2, ?3, ?4, 0, ?5)")
+            .expect("prepare");
+        let frames = [
+            (
+                1,
+                1,
+                "m-1",
+                r#"{"type":"user","id":"m-1","seq":1,"message":"hi","timestamp":"t","sessionId":"sess-1"}"#,
+            ),
+            (
+                1,
+                2,
+                "h-1",
+                r#"{"type":"bot","id":"h-1","seq":2,"message":"hello","timestamp":"t","sessionId":"sess-1"}"#,
+            ),
+            (
+                2,
+                1,
+                "c-01",
+                r#"{"type":"chat","room":"design","id":"c-01","seq":1,"message":"from M","timestamp":"t","from":{"id":"u_m"}}"#,
+            ),
+        ];
+        for (conv, seq, id, frame) in frames {
+            let kind = if frame.contains(r#""type":"user""#) {
+                "user"
+            } else if frame.contains(r#""type":"bot""#) {
+                "bot"
+            } else {
+                "chat"
+            };
+            insert.execute(rusqlite::params![conv, seq, id, kind, frame]).expect("insert");
+        }
+    }
+    let store = open(&path);
+    let room = ConversationKey::Room("design".into());
+    let visitor = session("sess-1");
+    assert_eq!(append(&store, &visitor, user_draft("sess-1", "m-1", "hi again")).await, (1, true));
+    assert_eq!(append(&store, &room, chat_from("design", "u_m", "c-01", "M again")).await, (1, true));
+    assert_eq!(append(&store, &room, chat_from("design", "u_a", "c-01", "from A")).await, (2, false));
+    // The visitor's id cannot collide with the bot's either.
+    assert_eq!(append(&store, &visitor, user_draft("sess-1", "h-1", "mine")).await, (3, false));
+    let page = store.history(&room, 0, 10).await.expect("history");
+    assert_eq!(page.messages.iter().map(text_of).collect::<Vec<_>>(), ["from M", "from A"]);
+}
+
+/// Migrations 2 and 3 as they were written by a hub with the operator inbox and before
+/// sender-scoped ids (schema version 3): the hub secret, then the inbox's tables.
+const SCHEMA_V2_V3: &str = "CREATE TABLE hub_secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+    INSERT INTO schema_version VALUES (2, 0);
+    CREATE TABLE operators (name TEXT PRIMARY KEY, display_name TEXT NOT NULL,
+        password_hash TEXT NOT NULL, created_ms INTEGER NOT NULL);
+    CREATE TABLE operator_sessions (token_hash TEXT PRIMARY KEY,
+        operator TEXT NOT NULL REFERENCES operators(name) ON DELETE CASCADE, expires_ms INTEGER NOT NULL);
+    CREATE INDEX operator_sessions_by_operator ON operator_sessions (operator);
+    CREATE TABLE inbox_conversations (id TEXT PRIMARY KEY, conversation TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL, assignee TEXT, last_activity_ms INTEGER NOT NULL, record TEXT NOT NULL);
+    CREATE INDEX inbox_conversations_by_activity ON inbox_conversations (status, last_activity_ms);
+    CREATE TABLE inbox_notes (id TEXT PRIMARY KEY, conversation TEXT NOT NULL, author TEXT NOT NULL,
+        text TEXT NOT NULL, created_ms INTEGER NOT NULL);
+    CREATE INDEX inbox_notes_by_conversation ON inbox_notes (conversation, created_ms);
+    CREATE TABLE canned_replies (shortcut TEXT PRIMARY KEY, text TEXT NOT NULL);
+    INSERT INTO schema_version VALUES (3, 0);";
+
+fn agent_draft(session: &str, operator: &str, id: &str, text: &str) -> Draft {
+    Draft {
+        id: id.into(),
+        message: ServerMessage::Agent(ConversationMessage {
+            id: id.into(),
+            message: text.into(),
+            session_id: session.into(),
+            author: Some("Ada Lovelace".into()),
+            ..Default::default()
+        }),
+        operator: Some(operator.into()),
+    }
+}
+
+/// A database written by a hub with the operator inbox (schema 3: visitor, bot and agent
+/// messages, an operator with a session, a conversation record, a note, a canned reply) gets
+/// sender-scoped ids as migration 4: every message keeps its seq, the inbox keeps everything,
+/// re-sends are still recognised and nobody's old id swallows anyone else's new message.
+#[tokio::test]
+async fn a_database_with_the_operator_inbox_migrates_to_sender_scoped_ids() {
+    use natter_protocol::inbox::{ConversationState, ConversationSummary};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("natter.db");
+    let record = ConversationSummary {
+        id: "c_0123456789abcdef".into(),
+        visitor: "u_0123456789abcdef".into(),
+        status: ConversationState::Open,
+        assignee: Some("ada".into()),
+        last_seq: 3,
+        handoff: true,
+        ..Default::default()
+    };
+    {
+        let conn = rusqlite::Connection::open(&path).expect("create");
+        conn.execute_batch(SCHEMA_V1).expect("v1 schema");
+        conn.execute_batch(SCHEMA_V2_V3).expect("v2 and v3 schema");
+        conn.execute_batch(
+            "INSERT INTO conversations (id, key, last_seq, created_at) VALUES (1, 's:sess-1', 3, 0);
+             INSERT INTO hub_secrets VALUES ('session', x'00112233');
+             INSERT INTO operators VALUES ('ada', 'Ada Lovelace', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA', 0);
+             INSERT INTO operator_sessions VALUES ('hash-of-a-cookie', 'ada', 99999999999999);
+             INSERT INTO inbox_notes VALUES ('h-note', 'c_0123456789abcdef', 'ada', 'VIP', 5);
+             INSERT INTO canned_replies VALUES ('hi', 'Hello! How can I help?');",
+        )
+        .expect("rows");
+        conn.execute(
+            "INSERT INTO inbox_conversations VALUES (?1, 'sess-1', 'open', 'ada', 0, ?2)",
+            rusqlite::params![record.id, serde_json::to_string(&record).expect("json")],
+        )
+        .expect("record");
+        let frames = [
+            (
+                1,
+                "m-1",
+                "user",
+                r#"{"type":"user","id":"m-1","seq":1,"message":"hi","timestamp":"t","sessionId":"sess-1"}"#,
+            ),
+            (
+                2,
+                "h-1",
+                "bot",
+                r#"{"type":"bot","id":"h-1","seq":2,"message":"hello","timestamp":"t","sessionId":"sess-1"}"#,
+            ),
+            (
+                3,
+                "op-1",
+                "agent",
+                r#"{"type":"agent","id":"op-1","seq":3,"message":"Ada here","timestamp":"t","sessionId":"sess-1","author":"Ada Lovelace"}"#,
+            ),
+        ];
+        for (seq, id, kind, frame) in frames {
+            conn.execute(
+                "INSERT INTO messages (conversation, seq, msg_id, kind, created_at, frame) VALUES (1, ?1, ?2, ?3, 0, ?4)",
+                rusqlite::params![seq, id, kind, frame],
+            )
+            .expect("message");
+        }
+    }
+    let store = open(&path);
+    let versions: Vec<i64> = rusqlite::Connection::open(&path)
+        .expect("open")
+        .prepare("SELECT version FROM schema_version ORDER BY version")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("versions");
+    assert_eq!(versions, [1, 2, 3, 4]);
+
+    // The messages, their seqs and the scopes of their ids.
+    let visitor = session("sess-1");
+    let page = store.history(&visitor, 0, 10).await.expect("history");
+    assert_eq!(page.messages.iter().map(text_of).collect::<Vec<_>>(), ["hi", "hello", "Ada here"]);
+    assert_eq!(append(&store, &visitor, user_draft("sess-1", "m-1", "hi again")).await, (1, true));
+    assert_eq!(append(&store, &visitor, user_draft("sess-1", "op-1", "mine")).await, (4, false));
+    assert_eq!(append(&store, &visitor, agent_draft("sess-1", "ada", "m-1", "Ada again")).await, (5, false));
+    assert_eq!(append(&store, &visitor, agent_draft("sess-1", "bob", "m-1", "Bob")).await, (6, false));
+    assert_eq!(append(&store, &visitor, agent_draft("sess-1", "ada", "m-1", "Ada again")).await, (5, true));
+
+    // The inbox is as it was.
+    let inbox = store.inbox().expect("SQLite keeps the inbox");
+    let ada = inbox.operator("ada").await.expect("read").expect("ada is still there");
+    assert_eq!(ada.display_name, "Ada Lovelace");
+    assert!(inbox.session("hash-of-a-cookie", 0).await.expect("read").is_some(), "her session too");
+    let (kept, conversation) = inbox.conversation(&record.id).await.expect("read").expect("the record");
+    assert_eq!((kept, conversation.as_str()), (record.clone(), "sess-1"));
+    let notes = inbox.notes(&record.id).await.expect("read");
+    assert_eq!(notes.iter().map(|n| n.text.as_str()).collect::<Vec<_>>(), ["VIP"]);
+    assert_eq!(inbox.canned().await.expect("read").len(), 1);
 }
 
 /// The hub's session secret is made once, by the first hub to open the database, and kept

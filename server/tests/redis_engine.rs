@@ -33,10 +33,15 @@ fn user_draft(session: &str, id: &str) -> Draft {
             session_id: session.into(),
             ..Default::default()
         }),
+        operator: None,
     }
 }
 
 fn chat_draft(r: &str, id: &str) -> Draft {
+    chat_from(r, "m1", id)
+}
+
+fn chat_from(r: &str, member: &str, id: &str) -> Draft {
     Draft {
         id: id.into(),
         message: ServerMessage::Chat(RoomMessage {
@@ -45,8 +50,24 @@ fn chat_draft(r: &str, id: &str) -> Draft {
             seq: 0,
             message: format!("text of {id}"),
             timestamp: "2026-11-22T00:00:00Z".into(),
-            from: Member { id: "m1".into(), name: None, verified: false },
+            from: Member { id: member.into(), name: None, verified: false },
         }),
+        operator: None,
+    }
+}
+
+/// Operator `operator`'s reply (display name "Support", which both operators share).
+fn agent_draft(session: &str, operator: &str, id: &str) -> Draft {
+    Draft {
+        id: id.into(),
+        message: ServerMessage::Agent(ConversationMessage {
+            id: id.into(),
+            message: format!("{operator} says {id}"),
+            session_id: session.into(),
+            author: Some("Support".into()),
+            ..Default::default()
+        }),
+        operator: Some(operator.into()),
     }
 }
 
@@ -102,6 +123,78 @@ async fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+#[tokio::test]
+async fn an_id_is_unique_per_sender_across_hubs() {
+    let redis = RedisServer::start();
+    let a = hub(&redis).await;
+    let b = hub(&redis).await;
+    let mut rx = b.subscribe();
+    let design = room("design");
+    let first = a.append(&design, chat_from("design", "u_m", "c-01")).await.expect("append");
+    let other = b.append(&design, chat_from("design", "u_a", "c-01")).await.expect("append");
+    let again = a.append(&design, chat_from("design", "u_a", "c-01")).await.expect("append");
+    assert_eq!((first.seq, first.duplicate), (1, false));
+    assert_eq!((other.seq, other.duplicate), (2, false), "another member's id is its own message");
+    assert_eq!((again.seq, again.duplicate), (2, true), "a re-send through another hub is still one");
+    b.publish_ephemeral(marker(3)).await.expect("marker");
+    let seen = until_marker(&mut rx, 3).await;
+    let senders: Vec<String> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::Stored { message: ServerMessage::Chat(c), .. } => Some(c.from.id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(senders, ["u_m", "u_a"], "each delivered once");
+}
+
+/// Operators' reply ids are scoped to the operator's account (not the display name they may
+/// share), through any hub, and never meet the visitor's ids.
+#[tokio::test]
+async fn an_operators_reply_id_is_theirs_across_hubs() {
+    let redis = RedisServer::start();
+    let a = hub(&redis).await;
+    let b = hub(&redis).await;
+    let visitor = session("v1");
+    let seqs = [
+        a.append(&visitor, user_draft("v1", "r-1")).await.expect("append"),
+        a.append(&visitor, agent_draft("v1", "ada", "r-1")).await.expect("append"),
+        b.append(&visitor, agent_draft("v1", "bob", "r-1")).await.expect("append"),
+        b.append(&visitor, agent_draft("v1", "ada", "r-1")).await.expect("append"),
+    ]
+    .map(|x| (x.seq, x.duplicate));
+    assert_eq!(seqs, [(1, false), (2, false), (3, false), (2, true)]);
+}
+
+/// Ids stored before they were scoped to senders (the field is the bare id) still recognise
+/// their own sender's re-send, and no longer swallow anyone else's message.
+#[tokio::test]
+async fn ids_stored_before_sender_scoping_still_dedupe_their_own_sender() {
+    let redis = RedisServer::start();
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    let frame = r#"{"type":"chat","room":"design","id":"c-01","seq":0,"message":"from M","timestamp":"t","from":{"id":"u_m"}}"#;
+    let _: () = redis::pipe()
+        .set("natter:seq:r:design", 1)
+        .hset("natter:ids:r:design", "c-01", 1)
+        .cmd("XADD")
+        .arg("natter:stream:r:design")
+        .arg("1-0")
+        .arg("id")
+        .arg("c-01")
+        .arg("f")
+        .arg(frame)
+        .query_async(&mut conn)
+        .await
+        .expect("legacy data");
+    let store = hub(&redis).await;
+    let design = room("design");
+    let mine = store.append(&design, chat_from("design", "u_m", "c-01")).await.expect("append");
+    assert_eq!((mine.seq, mine.duplicate), (1, true));
+    let theirs = store.append(&design, chat_from("design", "u_a", "c-01")).await.expect("append");
+    assert_eq!((theirs.seq, theirs.duplicate), (2, false));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,7 +315,7 @@ async fn rooms_are_shared() {
     assert_eq!(b.room("nope").await.expect("room"), None);
     let other = RoomRecord { room: "a-room".into(), name: None, ..record.clone() };
     assert!(b.create_room(other.clone()).await.expect("create"));
-    assert_eq!(a.rooms().await.expect("rooms"), vec![other, record]);
+    assert_eq!(a.rooms(None, 100).await.expect("rooms"), vec![other, record]);
 }
 
 #[tokio::test]

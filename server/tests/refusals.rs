@@ -53,8 +53,16 @@ impl Store for FailingWrites {
         self.0.room(room)
     }
 
-    fn rooms(&self) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>> {
-        self.0.rooms()
+    fn rooms(&self, after: Option<&str>, limit: usize) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>> {
+        self.0.rooms(after, limit)
+    }
+
+    fn expire_empty_rooms(
+        &self,
+        created_before: String,
+        keep: Vec<String>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.0.expire_empty_rooms(created_before, keep)
     }
 }
 

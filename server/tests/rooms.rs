@@ -205,9 +205,13 @@ async fn room_resume_with_after() {
 
 #[tokio::test]
 async fn room_http_api() {
-    let hub = TestHub::start().await;
+    let mut config = natter_hub::Config::for_tests();
+    config.api_key = Some("operator key, 16 bytes+".into());
+    let hub = TestHub::with(config).await;
     let client = reqwest::Client::new();
-    let create = |body: Value| client.post(hub.url("/api/rooms")).json(&body).send();
+    let create = |body: Value| {
+        client.post(hub.url("/api/rooms")).bearer_auth("operator key, 16 bytes+").json(&body).send()
+    };
 
     let r = create(json!({"room": "team-a", "name": "Team A", "metadata": {"topic": "design"}}))
         .await
@@ -221,6 +225,12 @@ async fn room_http_api() {
     assert_eq!(r.status(), 409);
     assert!(
         matches!(r.json::<ServerMessage>().await.expect("json"), ServerMessage::Error(e) if e.code == ErrorCode::RoomExists)
+    );
+    // A body over --max-frame is too large (413), not a bad body.
+    let r = create(json!({"room": "big", "metadata": {"blob": "m".repeat(70_000)}})).await.expect("post");
+    assert_eq!(r.status(), 413);
+    assert!(
+        matches!(r.json::<ServerMessage>().await.expect("json"), ServerMessage::Error(e) if e.code == ErrorCode::TooLarge && e.message.contains("body larger"))
     );
     let r = create(json!({"room": "bad room"})).await.expect("post");
     assert_eq!(r.status(), 400);

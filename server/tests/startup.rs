@@ -32,6 +32,25 @@ fn help_lists_flags_defaults_and_variables() {
         "--assets",
         "NATTER_ASSETS",
         "--rate-burst",
+        "--trusted-proxy",
+        "NATTER_TRUSTED_PROXIES",
+        "--max-context",
+        "[default: 8192]",
+        "--ring-bytes",
+        "--max-replay-bytes",
+        "--max-conversations",
+        "--header-timeout",
+        "--max-connections",
+        "--max-connections-per-address",
+        "--max-polls",
+        "--max-polls-per-address",
+        "--address-rate-per-sec",
+        "--address-rate-burst",
+        "--frame-budget",
+        "--room-creations-per-hour",
+        "--empty-room-ttl",
+        "--api-key",
+        "NATTER_API_KEY",
     ] {
         assert!(text.contains(needle), "--help lacks {needle:?}:\n{text}");
     }
@@ -76,6 +95,100 @@ fn allowed_origin_must_be_an_origin() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"example.com\" is not an origin"), "{err}");
+}
+
+/// The room API's key opens every room: one short enough to guess stops the hub at start,
+/// naming the flag (from the command line or the environment) but never the key itself.
+#[test]
+fn a_short_api_key_stops_the_hub() {
+    for (args, env) in [(vec!["--api-key", "tiny-secret"], None), (vec![], Some("tiny-secret"))] {
+        let mut command = hub();
+        command
+            .args(["--listen", "127.0.0.1:0", "--db", ":memory:"])
+            .args(&args)
+            .env("RUST_LOG", "off")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        if let Some(key) = env {
+            command.env("NATTER_API_KEY", key);
+        }
+        let mut child = command.spawn().expect("run natter-hub");
+        // A hub that accepted the key would serve for ever: give it the time a refusal takes.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("a {}-byte --api-key was accepted and the hub started", "tiny-secret".len());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err).expect("read");
+        assert!(!status.success());
+        assert!(err.contains("--api-key") && err.contains("at least 16"), "{err}");
+        assert!(!err.contains("tiny-secret"), "the key is not shown: {err}");
+    }
+}
+
+/// With the common service limit of 1,024 open files (here 512), a hub would lock everyone out
+/// after about a thousand connections: it raises the soft limit to the hard one at start, says
+/// so, and sets its connection cap below what it got.
+#[test]
+fn the_open_file_limit_is_raised_and_logged() {
+    use std::io::{BufRead, BufReader};
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("getrlimit");
+    if hard <= 512 {
+        eprintln!("the hard open-file limit is {hard}: nothing to raise here");
+        return;
+    }
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -Sn 512 && exec '{}' --listen 127.0.0.1:0 --db :memory:",
+            env!("CARGO_BIN_EXE_natter-hub")
+        ))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run natter-hub under sh");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut raised = None;
+    let mut cap = None;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if line.contains("open-file limit raised") {
+            raised = Some(line.clone());
+        }
+        if line.contains("max_connections=") {
+            cap = Some(line.clone());
+            // Logged as the accept loop starts, after everything else at start.
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let raised = raised.expect("the raise is logged");
+    assert!(raised.contains("from=512") && raised.contains(&format!("to={hard}")), "{raised}");
+    let cap = cap.expect("the connection cap is logged");
+    let n: u64 = cap
+        .split("max_connections=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("a number");
+    assert!(n > 512 && n < hard, "{cap}");
+    // The per-address cap in force is logged with it: 1,024, or a quarter of the hub's cap.
+    let per_address: u64 = cap
+        .split("max_connections_per_address=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("a number");
+    assert_eq!(per_address, (n / 4).min(1024), "{cap}");
 }
 
 /// A hub started in `dir` with `args`, until it logs that it listens: returns the child, the

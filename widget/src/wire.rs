@@ -174,9 +174,12 @@ mod tests {
                 message: out.text.clone(),
                 timestamp: Some(out.time.clone()),
                 session_id: None,
-                context: Some(serde_json::json!({
-                    "page": "/pricing?a=\"b\"", "title": "Pricing", "plan": { "tier": "pro" }
-                })),
+                context: Some(
+                    serde_json::json!({
+                        "page": "/pricing?a=\"b\"", "title": "Pricing", "plan": { "tier": "pro" }
+                    })
+                    .into()
+                ),
             })
         );
         // Without a context the field is left out: the hub then uses the connection's page.

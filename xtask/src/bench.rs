@@ -96,6 +96,8 @@ struct Env {
     peer_dir: PathBuf,
     logs: PathBuf,
     hub_has_db_flag: bool,
+    /// The hub has budgets per address and per connection (which this benchmark turns off).
+    hub_has_budgets: bool,
     /// Hubs that issue sessions need `--open-sessions` for the load generator's named sessions.
     hub_has_open_sessions: bool,
 }
@@ -227,6 +229,7 @@ fn prepare() -> anyhow::Result<Env> {
     let help = Command::new(&hub).arg("--help").output().context("natter-hub --help")?;
     let help = String::from_utf8_lossy(&help.stdout);
     let (hub_has_db_flag, hub_has_open_sessions) = (help.contains("--db"), help.contains("--open-sessions"));
+    let hub_has_budgets = help.contains("--frame-budget");
     Ok(Env {
         load: target.join("release/natter-load"),
         hub,
@@ -234,6 +237,7 @@ fn prepare() -> anyhow::Result<Env> {
         logs,
         root,
         hub_has_db_flag,
+        hub_has_budgets,
         hub_has_open_sessions,
     })
 }
@@ -283,6 +287,19 @@ fn start(env: &Env, server: Server, label: &str) -> anyhow::Result<Running> {
             c.arg("--listen").arg(addr.to_string()).args(["--rate-burst", "0"]);
             if env.hub_has_db_flag {
                 c.args(["--db", ":memory:"]);
+            }
+            // Likewise the budgets of a public site: the generator's thousands of connections
+            // come from one address, and a sender in a room of 5,000 spends more per second
+            // than one connection may. `bench abuse` measures the hub with them on.
+            if env.hub_has_budgets {
+                c.args([
+                    "--address-rate-burst",
+                    "0",
+                    "--max-connections-per-address",
+                    "0",
+                    "--frame-budget",
+                    "0",
+                ]);
             }
             if env.hub_has_open_sessions {
                 c.arg("--open-sessions");

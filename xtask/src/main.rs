@@ -7,7 +7,9 @@
 //! - `widget.rs` — `build`: the wasm widget into `npm/dist`; `bench size`; `bench cursor`.
 //! - `bench.rs` — `bench [--quick] [idle|broadcast|fanout|churn]`: natter-hub vs Socket.IO.
 //! - `store_bench.rs` — `bench store`: SQLite throughput and Redis latency.
+//! - `abuse_bench.rs` — `bench abuse`: every attack in turn while honest clients chat.
 
+mod abuse_bench;
 mod bench;
 mod store_bench;
 mod tools;
@@ -27,6 +29,8 @@ usage: cargo xtask <command>
   bench size         gzip size of what a page downloads for the widget, launcher timing
   bench cursor       browser-to-browser cursor relay latency over loopback (p50/p99)
   bench store        SQLite acknowledged messages/s and the latency Redis adds
+  bench abuse [--quick] [--hub PATH] [--only 1,2a,…]
+                     every attack in turn while 200 honest clients chat: RSS, p99, losses
   bench [--quick] [idle|broadcast|fanout|churn]
                      natter-hub against a Socket.IO 4.8 peer, one table with ratios
 ";
@@ -41,6 +45,7 @@ fn main() -> Result<()> {
             Some("size") => widget::bench_size(),
             Some("cursor") => widget::bench_cursor(),
             Some("store") => store_bench::run(&args[2..]),
+            Some("abuse") => abuse_bench::run(&args[2..]),
             _ => bench::run(&args[1..]),
         },
         Some("help" | "--help" | "-h") | None => {

@@ -1,13 +1,15 @@
-//! What a message must pass before the hub stores it, and how a refusal is said.
+//! What a message must pass before the hub stores it (its id, text and context, the session's
+//! rate), and how a refusal is said.
 //!
 //! A [`Refusal`] is made here or anywhere in the hub and travels up unchanged; the transport
 //! that answers with it counts it once (`edge`), so no refusal is counted twice however
 //! deep it was made.
 
-use natter_protocol::{validate_message_id, ErrorCode, ErrorFrame, ServerMessage};
+use natter_protocol::{validate_message_id, ErrorCode, ErrorFrame, RawJson, ServerMessage};
 use tokio::time::Instant;
 
 use super::Hub;
+use crate::metrics::Limit;
 use crate::store::{ConversationKey, StoreError};
 
 /// Something a client asked for that the hub refuses: becomes an `error` frame on a socket or
@@ -118,7 +120,7 @@ impl Hub {
         let now = Instant::now();
         let taken = {
             let mut state = self.lock();
-            let conv = self.conversation(&mut state, &ConversationKey::Session(session.clone()));
+            let conv = self.conversation(&mut state, &ConversationKey::Session(session.clone()))?;
             conv.bucket.get_or_insert_with(|| Bucket::full(config.rate_burst, now)).take(
                 now,
                 config.rate_per_sec,
@@ -126,6 +128,7 @@ impl Hub {
             )
         };
         taken.map_err(|wait_ms| {
+            self.shared.metrics.limited(Limit::Session);
             let mut r = Refusal::new(
                 ErrorCode::RateLimited,
                 format!(
@@ -152,6 +155,26 @@ impl Hub {
                 .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, e.to_string()).with_id(id.clone()))?;
         }
         check_text(text, self.shared.config.max_text, what).map_err(|r| r.with_id(id.clone()))
+    }
+
+    /// Checks a visitor's `context`: at most `--max-context` bytes of JSON.
+    pub(super) fn check_context(
+        &self,
+        id: &Option<String>,
+        context: Option<&RawJson>,
+    ) -> Result<(), Refusal> {
+        let max = self.shared.config.max_context;
+        match context {
+            Some(c) if c.len() > max => {
+                self.shared.metrics.limited(Limit::Context);
+                Err(Refusal::new(
+                    ErrorCode::TooLarge,
+                    format!("`context` is {} bytes of JSON; the limit is {max}; send a smaller one", c.len()),
+                )
+                .with_id(id.clone()))
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -41,9 +41,9 @@ pub(super) struct Conversation {
 }
 
 impl Conversation {
-    pub(super) fn new(ring_size: usize) -> Self {
+    pub(super) fn new(ring_size: usize, ring_bytes: usize) -> Self {
         Conversation {
-            ring: Ring::new(ring_size),
+            ring: Ring::new(ring_size, ring_bytes),
             subscribers: HashMap::new(),
             members: HashMap::new(),
             delivered: None,
@@ -88,10 +88,18 @@ impl Conversation {
         true
     }
 
-    /// Whether nothing keeps this conversation in memory any longer: no connection, no member,
-    /// and no use for `idle`.
+    /// Whether nobody is connected to, present in or waiting on (a long-poll) this
+    /// conversation: holding it is then only a cache of its recent messages.
+    pub(super) fn is_unused(&self) -> bool {
+        self.subscribers.is_empty()
+            && self.members.is_empty()
+            && self.delivered.as_ref().is_none_or(|d| d.receiver_count() == 0)
+    }
+
+    /// Whether nothing keeps this conversation in memory any longer: unused, and no use for
+    /// `idle`.
     pub(super) fn is_idle(&self, now: Instant, idle: std::time::Duration) -> bool {
-        self.subscribers.is_empty() && self.members.is_empty() && now.duration_since(self.last_active) >= idle
+        self.is_unused() && now.duration_since(self.last_active) >= idle
     }
 }
 
@@ -107,7 +115,7 @@ mod tests {
 
     #[test]
     fn presence_counts_members_not_connections() {
-        let mut c = Conversation::new(4);
+        let mut c = Conversation::new(4, 1 << 20);
         assert!(c.add_member(&ada()), "first tab joins");
         assert!(!c.add_member(&ada()), "second tab does not join again");
         assert!(c.add_member(&Member { id: "u_bob".into(), name: None, verified: false }));
@@ -122,7 +130,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_only_without_connections_or_members() {
-        let mut c = Conversation::new(4);
+        let mut c = Conversation::new(4, 1 << 20);
         let idle = Duration::from_secs(600);
         assert!(!c.is_idle(Instant::now(), idle));
         tokio::time::advance(idle).await;

@@ -56,6 +56,19 @@ impl Hub {
         }
     }
 
+    /// How many connections on this hub a frame for `key` reaches now (at least one: the
+    /// sender's own answer). What a client's frame costs its budget is weighted by it. A
+    /// support conversation's frames also reach every operator connection (the inbox's feed).
+    pub(crate) fn audience(&self, key: &ConversationKey) -> usize {
+        let state = self.lock();
+        let subscribers = state.conversations.get(key).map_or(0, |c| c.subscribers.len());
+        let operators = match key {
+            ConversationKey::Session(_) => state.operators.len(),
+            ConversationKey::Room(_) => 0,
+        };
+        (subscribers + operators).max(1)
+    }
+
     /// Handles one event of the store's delivery stream.
     fn on_event(&self, event: Event) {
         let metrics = &self.shared.metrics;
@@ -147,7 +160,7 @@ mod tests {
     #[test]
     fn one_frame_to_every_subscriber_but_the_sender_and_a_full_queue_counted_once() {
         let metrics = Metrics::default();
-        let mut conv = Conversation::new(4);
+        let mut conv = Conversation::new(4, 1 << 20);
         let mut ada = subscribe(&mut conv, 1, "u_ada", 4);
         let mut ada_tab = subscribe(&mut conv, 2, "u_ada", 4);
         let mut bob = subscribe(&mut conv, 3, "u_bob", 4);

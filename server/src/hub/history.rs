@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::conversation::{Conversation, Subscriber};
 use super::lifecycle::WaitingPoll;
+use super::ring::weight;
 use super::rooms::Joining;
 use super::{Hub, Outbox, Refusal};
 use crate::store::{ConversationKey, HistoryPage, StoreError};
@@ -57,7 +58,7 @@ impl Hub {
             let mut state = self.lock();
             // Starting at 0 loses nothing: what was delivered before this point is in the
             // history read below.
-            self.conversation(&mut state, &key)
+            self.conversation(&mut state, &key)?
                 .delivered
                 .get_or_insert_with(|| watch::Sender::new(0))
                 .subscribe()
@@ -111,9 +112,10 @@ impl Hub {
         // The hot path first: the ring answers under the lock.
         {
             let mut state = self.lock();
-            let conv = self.conversation(&mut state, key);
+            let conv = self.conversation(&mut state, key)?;
             if let Some((messages, last_seq)) = self.ring_answer(conv, since) {
-                let history = History { room, messages, complete: true, gap: None, last_seq };
+                let mut history = History { room, messages, complete: true, gap: None, last_seq };
+                cap_bytes(&mut history, since, self.shared.config.max_replay_bytes);
                 let first = self.register(conv, subscribe, joining.take(), &history);
                 return Ok((history, first));
             }
@@ -121,7 +123,7 @@ impl Hub {
         for _ in 0..ATTACH_ATTEMPTS {
             let mut page = self.fetch(key, since).await?;
             let mut state = self.lock();
-            let conv = self.conversation(&mut state, key);
+            let conv = self.conversation(&mut state, key)?;
             if !conv.ring.merge(&page) {
                 // The fan-out moved past the page while it was read (rare): read again.
                 continue;
@@ -133,7 +135,8 @@ impl Hub {
                 messages.extend(extra);
             }
             let last_seq = conv.ring.last_seq().unwrap_or(page.last_seq).max(page.last_seq);
-            let history = compose(room.clone(), since, messages, last_seq);
+            let mut history = compose(room.clone(), since, messages, last_seq);
+            cap_bytes(&mut history, since, self.shared.config.max_replay_bytes);
             let first = self.register(conv, subscribe, joining.take(), &history);
             return Ok((history, first));
         }
@@ -194,6 +197,33 @@ impl Hub {
     }
 }
 
+/// Keeps a `history` within `max_bytes` (by [`weight`]): the newest messages that fit (at
+/// least one), the older ones reported as a gap when the client asked for them by `after`.
+fn cap_bytes(history: &mut History, since: Since, max_bytes: usize) {
+    let mut total = 0;
+    let keep = history
+        .messages
+        .iter()
+        .rev()
+        .take_while(|m| {
+            total += weight(m);
+            total <= max_bytes
+        })
+        .count()
+        .max(1);
+    let drop = history.messages.len().saturating_sub(keep);
+    if drop == 0 {
+        return;
+    }
+    history.messages.drain(..drop);
+    if let Since::After(after) = since {
+        let first = history.messages.first().and_then(ServerMessage::seq).unwrap_or(history.last_seq + 1);
+        let from = history.gap.map_or(after + 1, |g| g.from);
+        history.complete = false;
+        history.gap = Some(Gap { from, to: first - 1 });
+    }
+}
+
 /// Builds a `history` frame from messages read from the store (+ ring), reporting a gap when
 /// the oldest ones asked for no longer exist or were more than one resume replays.
 fn compose(room: Option<String>, since: Since, messages: Vec<ServerMessage>, last_seq: u64) -> History {
@@ -245,6 +275,22 @@ mod tests {
         let h = compose(Some("r".into()), Since::After(4), messages(2..=6), 6);
         assert_eq!(seqs(&h), [5, 6]);
         assert_eq!(h.room.as_deref(), Some("r"));
+    }
+
+    #[test]
+    fn a_history_past_its_byte_limit_keeps_the_newest_and_reports_the_rest() {
+        let each = weight(&messages(10..=10)[0]);
+        let mut h = compose(None, Since::After(0), messages(1..=10), 10);
+        cap_bytes(&mut h, Since::After(0), each * 3);
+        assert_eq!((seqs(&h), h.complete, h.gap), (vec![8, 9, 10], false, Some(Gap { from: 1, to: 7 })));
+        // A recent history is just shorter; the newest message always goes out.
+        let mut h = compose(None, Since::Recent, messages(1..=10), 10);
+        cap_bytes(&mut h, Since::Recent, 1);
+        assert_eq!((seqs(&h), h.complete, h.gap), (vec![10], true, None));
+        // Within the limit nothing changes.
+        let mut h = compose(None, Since::After(5), messages(6..=10), 10);
+        cap_bytes(&mut h, Since::After(5), each * 5);
+        assert_eq!((seqs(&h), h.complete), (vec![6, 7, 8, 9, 10], true));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use natter_protocol::inbox::{
     ConversationState, ConversationSummary, InboxEvent, Note, OperatorProfile, VisitorContext,
 };
 use natter_protocol::{
-    Ack, Availability, ConversationMessage, ConversationStatus, ErrorCode, Member, Role, ServerMessage,
+    Ack, Availability, ConversationMessage, ConversationStatus, ErrorCode, Json, Member, Role, ServerMessage,
     TypingNotice, UserProfile,
 };
 
@@ -59,6 +59,14 @@ fn operator_member(name: &str) -> String {
 
 fn now_ms() -> u64 {
     u64::try_from(unix_ms(SystemTime::now())).unwrap_or(0)
+}
+
+/// The fields of a visitor's `context` the inbox shows (whatever JSON each holds; only strings
+/// are shown). Every other field is skipped unread.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Shown {
+    page: Option<Json>,
+    title: Option<Json>,
 }
 
 /// What a visitor's message tells the inbox about them.
@@ -110,16 +118,15 @@ impl Hub {
             preview: message.message.chars().take(PREVIEW_CHARS).collect(),
         }];
         if let Some(visit) = visit {
-            let context = message.context.as_ref();
-            let text = |field: &str| {
-                context
-                    .and_then(|c| c.get(field))
-                    .and_then(|v| v.as_str())
-                    .map(|s| s.chars().take(512).collect::<String>())
+            // The context is kept as text; only the two fields the inbox shows are read out of
+            // it (each a string, else nothing), never the whole tree.
+            let shown = message.context.as_ref().and_then(|c| c.parse::<Shown>().ok()).unwrap_or_default();
+            let text = |field: Option<Json>| {
+                field.as_ref().and_then(Json::as_str).map(|s| s.chars().take(512).collect::<String>())
             };
             changes.push(RecordChange::Context(VisitorContext {
-                page: text("page"),
-                title: text("title"),
+                page: text(shown.page),
+                title: text(shown.title),
                 browser: visit.browser.as_ref().map(|b| b.chars().take(256).collect()),
                 user: visit.user.clone(),
             }));
@@ -202,7 +209,14 @@ impl Hub {
         let appended = self
             .shared
             .store
-            .append(&key, Draft { id: msg_id.clone(), message: ServerMessage::Agent(agent.clone()) })
+            .append(
+                &key,
+                Draft {
+                    id: msg_id.clone(),
+                    message: ServerMessage::Agent(agent.clone()),
+                    operator: Some(operator.name.clone()),
+                },
+            )
             .await
             .map_err(|e| Refusal::from(e).with_id(Some(msg_id.clone())))?;
         if !appended.duplicate {

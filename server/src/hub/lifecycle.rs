@@ -9,15 +9,22 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::outbox::{Control, Outbox, Receiver};
-use super::Hub;
+use super::{Hub, Slot};
 use crate::metrics::Metrics;
 
 /// How long a conversation with no connection stays in memory (its ring serves resumes after
-/// a reconnect; after this it is read back from the store when needed).
-const IDLE_CONVERSATION: Duration = Duration::from_secs(600);
+/// a reconnect, which come within seconds; after this it is read back from the store when
+/// needed, and its memory is given back).
+const IDLE_CONVERSATION: Duration = Duration::from_secs(120);
 
 /// How often housekeeping runs.
-const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
+
+/// How often empty rooms past `--empty-room-ttl` are looked for (at most).
+const ROOM_SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// The shortest room sweep interval, however short the TTL.
+const MIN_ROOM_SWEEP: Duration = Duration::from_millis(200);
 
 /// What [`Hub::beat`] carries.
 #[derive(Debug, Clone, Copy, Default)]
@@ -55,20 +62,33 @@ impl Hub {
         drained
     }
 
-    /// A new connection's queue and a guard that counts it while it lives.
-    pub(crate) fn open_connection(&self) -> (Outbox, Receiver, std::sync::Arc<Control>, LiveGuard) {
+    /// A new connection's queue and a guard that counts it while it lives (and gives back
+    /// `held`, its place among its address's connections, when it ends).
+    pub(crate) fn open_connection(
+        &self,
+        held: Option<Box<Slot>>,
+    ) -> (Outbox, Receiver, std::sync::Arc<Control>, LiveGuard) {
         let id = self.shared.next_connection.fetch_add(1, Ordering::Relaxed);
         let (outbox, rx, control) = Outbox::new(id, self.shared.config.send_queue);
         self.shared.live.send_modify(|n| *n += 1);
         Metrics::add(&self.shared.metrics.connections, 1);
         Metrics::add(&self.shared.metrics.connections_total, 1);
-        (outbox, rx, control, LiveGuard { hub: self.clone() })
+        (outbox, rx, control, LiveGuard { hub: self.clone(), _held: held })
     }
 
-    /// Drops conversations nobody used for a while.
+    /// Drops conversations nobody used for a while, and budgets of addresses that have been
+    /// quiet long enough to be full again.
     fn sweep(&self) {
         let now = Instant::now();
-        self.lock().conversations.retain(|_, c| !c.is_idle(now, IDLE_CONVERSATION));
+        {
+            let mut state = self.lock();
+            state.conversations.retain(|_, c| !c.is_idle(now, IDLE_CONVERSATION));
+            if state.conversations.capacity() > 2 * state.conversations.len() + 64 {
+                // A burst of conversations is over: give the table's memory back too.
+                state.conversations.shrink_to_fit();
+            }
+        }
+        self.limits().purge();
     }
 }
 
@@ -95,13 +115,25 @@ pub(super) async fn pinger(hub: Hub) {
     }
 }
 
-/// Periodic housekeeping until shutdown: forget idle conversations.
+/// Periodic housekeeping until shutdown: forget idle conversations and quiet addresses, and
+/// every [`ROOM_SWEEP_EVERY`] delete expired empty rooms.
 pub(super) async fn housekeeping(hub: Hub) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    // A room is looked at twice per --empty-room-ttl at least, so it goes by 1.5 TTLs at most.
+    let ttl = hub.shared.config.empty_room_ttl;
+    let every =
+        if ttl.is_zero() { ROOM_SWEEP_EVERY } else { ROOM_SWEEP_EVERY.min(ttl / 2).max(MIN_ROOM_SWEEP) };
+    let mut rooms = tokio::time::interval(every);
+    rooms.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut shutdown = hub.shutdown_signal();
     loop {
         tokio::select! {
             _ = tick.tick() => hub.sweep(),
+            _ = rooms.tick() => {
+                if let Err(e) = hub.expire_empty_rooms().await {
+                    tracing::warn!(error = %e, "expiring empty rooms failed; the next sweep retries");
+                }
+            }
             _ = stopped(&mut shutdown) => return,
         }
     }
@@ -127,6 +159,8 @@ impl Drop for WaitingPoll<'_> {
 #[derive(Debug)]
 pub(crate) struct LiveGuard {
     hub: Hub,
+    /// Boxed: only connections behind a proxy have one, and every connection's task holds this.
+    _held: Option<Box<Slot>>,
 }
 
 impl Drop for LiveGuard {

@@ -18,7 +18,9 @@
 //! - `mod.rs` — the handle, the shared state, start, the conversation table.
 //! - [`conversation`] — one conversation in memory: ring, subscribers, members.
 //! - [`admission`] — refusals and the checks a message passes before it is stored (text,
-//!   id, rate limit).
+//!   id, context, rate limit).
+//! - [`limits`] — budgets per client address and the caps on what is held at once
+//!   (connections and long-polls per address, long-polls in all, rooms created).
 //! - [`post`] — the write path: a visitor's or a member's message into the store.
 //! - [`history`] — attaching a connection (ring or store), gaps, the long-poll.
 //! - [`rooms`] — join and leave, presence, room info and the room list.
@@ -35,6 +37,7 @@ mod fanout;
 mod history;
 mod inbox;
 mod lifecycle;
+mod limits;
 mod outbox;
 mod post;
 mod reply;
@@ -45,6 +48,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use natter_protocol::ErrorCode;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -53,12 +57,14 @@ pub(crate) use fanout::{encode, encode_any};
 pub(crate) use history::Since;
 pub(crate) use lifecycle::stopped;
 use lifecycle::Beat;
+use limits::Limits;
+pub(crate) use limits::Slot;
 pub(crate) use outbox::{Control, Frame, Outbox, Outgoing, Receiver};
 
 use crate::config::{Config, ReplyFallback};
 use crate::identity::Identity;
 use crate::ids::IdMaker;
-use crate::metrics::{Gauges, Metrics};
+use crate::metrics::{Gauges, Limit, Metrics};
 use crate::reply::failure_log::{self, FailureLog};
 use crate::reply::gate::CallGate;
 use crate::reply::ReplyEngine;
@@ -79,6 +85,30 @@ struct State {
     operators_exist: bool,
 }
 
+/// Conversations forgotten at once when the table is full (a fraction of it, at least one).
+const EVICT_BATCH: usize = 256;
+
+/// Forgets up to `max(batch, 1/64 of the table)` of the least recently used conversations that
+/// nobody is connected to or waiting on; returns how many went.
+fn evict_idle(conversations: &mut HashMap<ConversationKey, Conversation>, batch: usize) -> usize {
+    let mut idle: Vec<(Instant, ConversationKey)> = conversations
+        .iter()
+        .filter(|(_, c)| c.is_unused())
+        .map(|(k, c)| (c.last_active, k.clone()))
+        .collect();
+    let n = batch.max(conversations.len() / 64).min(idle.len());
+    if n == 0 {
+        return 0;
+    }
+    if n < idle.len() {
+        idle.select_nth_unstable_by_key(n - 1, |(at, _)| *at);
+    }
+    for (_, key) in idle.into_iter().take(n) {
+        conversations.remove(&key);
+    }
+    n
+}
+
 /// Everything the hub's handles share.
 struct Shared {
     config: Config,
@@ -92,6 +122,7 @@ struct Shared {
     /// Reply failures, logged once and then summed up per interval.
     reply_failures: FailureLog,
     metrics: Metrics,
+    limits: Limits,
     state: Mutex<State>,
     ids: IdMaker,
     next_connection: AtomicU64,
@@ -135,6 +166,7 @@ impl Hub {
         let reply_failures = FailureLog::new(failure_log::INTERVAL, then);
         let hub = Hub {
             shared: Arc::new(Shared {
+                limits: Limits::new(&config),
                 config,
                 store,
                 reply_gate,
@@ -190,26 +222,56 @@ impl Hub {
     }
 
     /// The conversation `key` in the table, made if it is not held yet, marked active now.
-    fn conversation<'s>(&self, state: &'s mut State, key: &ConversationKey) -> &'s mut Conversation {
+    ///
+    /// At `--max-conversations`, the least recently used conversations that nobody is connected
+    /// to are forgotten first (a batch at a time, so the scan is paid rarely); when none can be,
+    /// the request is refused `unavailable`.
+    fn conversation<'s>(
+        &self,
+        state: &'s mut State,
+        key: &ConversationKey,
+    ) -> Result<&'s mut Conversation, Refusal> {
+        let config = &self.shared.config;
+        if !state.conversations.contains_key(key)
+            && state.conversations.len() >= config.max_conversations.max(1)
+        {
+            let evicted = evict_idle(&mut state.conversations, EVICT_BATCH);
+            Metrics::add(&self.shared.metrics.conversations_evicted, evicted as u64);
+            if evicted == 0 {
+                self.shared.metrics.limited(Limit::Conversations);
+                let mut r = Refusal::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "the hub holds its most conversations ({}) and every one is in use; try again later",
+                        config.max_conversations
+                    ),
+                );
+                r.retry_after_ms = Some(5000);
+                return Err(r);
+            }
+        }
         let conv = state
             .conversations
             .entry(key.clone())
-            .or_insert_with(|| Conversation::new(self.shared.config.ring_size));
+            .or_insert_with(|| Conversation::new(config.ring_size, config.ring_bytes));
         conv.last_active = Instant::now();
-        conv
+        Ok(conv)
     }
 
-    /// Gauges for `/metrics`: `(conversations held, rooms with members here)`.
+    /// Gauges for `/metrics`: conversations held, rooms with members here, ring bytes, reply
+    /// calls in flight and waiting.
     pub(crate) fn gauges(&self) -> Gauges {
         let state = self.lock();
-        let rooms = state
-            .conversations
-            .iter()
-            .filter(|(k, c)| matches!(k, ConversationKey::Room(_)) && c.has_members())
-            .count();
+        let mut rooms = 0;
+        let mut ring_bytes = 0;
+        for (k, c) in &state.conversations {
+            rooms += usize::from(matches!(k, ConversationKey::Room(_)) && c.has_members());
+            ring_bytes += c.ring.bytes();
+        }
         Gauges {
             conversations: state.conversations.len(),
             rooms,
+            ring_bytes,
             reply_calls: self.shared.reply_gate.in_flight(),
             reply_waiting: self.shared.reply_gate.waiting(),
         }

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use natter_protocol::{Ack, ConversationMessage, Json, Member, Role, RoomMessage, ServerMessage, UserSend};
+use natter_protocol::{
+    Ack, ConversationMessage, Member, RawJson, Role, RoomMessage, ServerMessage, UserSend,
+};
 
 use super::inbox::Visit;
 use super::{Hub, Refusal};
@@ -30,21 +32,16 @@ impl Hub {
     ) -> Result<Ack, Refusal> {
         let conversation = &who.conversation;
         self.check_message(&send.id, &send.message)?;
+        self.check_context(&send.id, send.context.as_ref())?;
         self.rate_limit(conversation).map_err(|r| r.with_id(send.id.clone()))?;
         let key = ConversationKey::Session(conversation.clone());
         {
             // Make sure the conversation is held, so its ring sees the fan-out of this message.
             let mut state = self.lock();
-            self.conversation(&mut state, &key);
+            self.conversation(&mut state, &key).map_err(|r| r.with_id(send.id.clone()))?;
         }
         let id = send.id.unwrap_or_else(|| self.shared.ids.next());
-        let context = send.context.or_else(|| {
-            page.map(|p| {
-                let mut map = serde_json::Map::new();
-                map.insert("page".into(), Json::String(p.to_string()));
-                Json::Object(map)
-            })
-        });
+        let context = send.context.or_else(|| page.map(|p| RawJson::from(serde_json::json!({ "page": p }))));
         let stored = ConversationMessage {
             id: id.clone(),
             seq: 0,
@@ -56,7 +53,7 @@ impl Hub {
             category: None,
             reply_to: None,
         };
-        let draft = Draft { id: id.clone(), message: ServerMessage::User(stored.clone()) };
+        let draft = Draft { id: id.clone(), message: ServerMessage::User(stored.clone()), operator: None };
         let appended = self.append_from_client(&key, draft).await?;
         if !appended.duplicate {
             let stored = ConversationMessage { seq: appended.seq, ..stored };
@@ -103,7 +100,8 @@ impl Hub {
             timestamp: now_rfc3339(),
             from: member.clone(),
         });
-        let appended = self.append_from_client(&key, Draft { id: id.clone(), message }).await?;
+        let appended =
+            self.append_from_client(&key, Draft { id: id.clone(), message, operator: None }).await?;
         Ok(Ack { id, seq: appended.seq, room: Some(room.to_string()), duplicate: appended.duplicate })
     }
 

@@ -70,7 +70,8 @@ impl Hub {
             session_id: user.session_id.clone(),
             message_id: user.id.clone(),
             message: user.message.clone(),
-            context: user.context.clone(),
+            // The stored context is JSON text (bounded by --max-context); engines get it parsed.
+            context: user.context.as_ref().and_then(|c| c.parse().ok()),
             identity: verified.as_deref().map(|u| Identity {
                 id: u.sub.clone(),
                 name: u.name.clone(),
@@ -200,7 +201,12 @@ impl Hub {
             category: reply.category,
             reply_to: Some(user.id.clone()),
         };
-        match self.shared.store.append(key, Draft { id, message: ServerMessage::Bot(bot.clone()) }).await {
+        match self
+            .shared
+            .store
+            .append(key, Draft { id, message: ServerMessage::Bot(bot.clone()), operator: None })
+            .await
+        {
             Ok(appended) => {
                 Metrics::add(&self.shared.metrics.replies, 1);
                 bot.seq = appended.seq;

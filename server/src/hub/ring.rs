@@ -1,6 +1,10 @@
 //! `Ring`: the last N stored messages of one conversation, kept in memory so that a resume
 //! (`after=<seq>`) and a new tab's recent history are answered without asking the store.
 //!
+//! Bounded twice: by count (`--ring-size`) and by bytes (`--ring-bytes`, measured with
+//! [`weight`]), so a conversation of a few huge messages holds no more memory than one of many
+//! small ones. The newest message is always kept, whatever its size.
+//!
 //! The ring holds a *contiguous* run of seqs ending at the newest one this hub has seen. It is
 //! fed by the fan-out (every stored message passes through it) and warmed from the store when a
 //! conversation is first used. When it cannot answer exactly, it says so (`None`) and the hub
@@ -12,12 +16,42 @@ use natter_protocol::ServerMessage;
 
 use crate::store::HistoryPage;
 
+/// About how many bytes a stored message holds in memory: its variable-length text (message,
+/// context, ids, names) plus a fixed allowance for the struct and its timestamp.
+pub(crate) fn weight(message: &ServerMessage) -> usize {
+    const FIXED: usize = 160;
+    FIXED
+        + match message {
+            ServerMessage::User(m) | ServerMessage::Bot(m) | ServerMessage::Agent(m) => {
+                m.message.len()
+                    + m.id.len()
+                    + m.session_id.len()
+                    + m.context.as_ref().map_or(0, |c| c.len())
+                    + m.author.as_ref().map_or(0, String::len)
+                    + m.category.as_ref().map_or(0, String::len)
+                    + m.reply_to.as_ref().map_or(0, String::len)
+            }
+            ServerMessage::Chat(m) => {
+                m.message.len()
+                    + m.id.len()
+                    + m.room.len()
+                    + m.from.id.len()
+                    + m.from.name.as_ref().map_or(0, String::len)
+            }
+            _ => 0,
+        }
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub(crate) struct Ring {
     capacity: usize,
-    /// `(seq, frame)`, oldest first, seqs contiguous.
-    entries: VecDeque<(u64, ServerMessage)>,
+    /// Most bytes (by [`weight`]) the entries may hold together; the newest is kept regardless.
+    max_bytes: usize,
+    /// The entries' total weight.
+    bytes: usize,
+    /// `(seq, weight, frame)`, oldest first, seqs contiguous.
+    entries: VecDeque<(u64, usize, ServerMessage)>,
     /// The seq the next stored message will have; 0 while unknown (nothing seen, not warmed).
     next: u64,
     /// The ring holds everything the store still has: nothing older exists.
@@ -25,9 +59,36 @@ pub(crate) struct Ring {
 }
 
 impl Ring {
-    /// An empty ring that knows nothing yet.
-    pub(crate) fn new(capacity: usize) -> Self {
-        Ring { capacity: capacity.max(1), entries: VecDeque::new(), next: 0, whole: false }
+    /// An empty ring of at most `capacity` messages and `max_bytes` bytes that knows nothing yet.
+    pub(crate) fn new(capacity: usize, max_bytes: usize) -> Self {
+        Ring {
+            capacity: capacity.max(1),
+            max_bytes,
+            bytes: 0,
+            entries: VecDeque::new(),
+            next: 0,
+            whole: false,
+        }
+    }
+
+    /// The bytes (by [`weight`]) the ring holds.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether one more message of `weight` bytes fits in front of what is held.
+    fn fits_in_front(&self, weight: usize) -> bool {
+        self.entries.len() < self.capacity && self.bytes + weight <= self.max_bytes
+    }
+
+    /// Drops the oldest entries until both bounds hold (the newest always stays).
+    fn trim(&mut self) {
+        while self.entries.len() > 1 && (self.entries.len() > self.capacity || self.bytes > self.max_bytes) {
+            if let Some((_, w, _)) = self.entries.pop_front() {
+                self.bytes -= w;
+                self.whole = false;
+            }
+        }
     }
 
     /// The newest seq known, when known.
@@ -48,18 +109,18 @@ impl Ring {
             // A hole (a message this hub never saw): start again from here rather than keep a
             // run that is not contiguous.
             self.entries.clear();
+            self.bytes = 0;
             self.whole = false;
         }
         if self.next == 0 {
             // The first message this ring sees: it holds everything only if nothing came before.
             self.whole = seq == 1;
         }
-        self.entries.push_back((seq, message));
+        let w = weight(&message);
+        self.entries.push_back((seq, w, message));
+        self.bytes += w;
         self.next = seq + 1;
-        while self.entries.len() > self.capacity {
-            self.entries.pop_front();
-            self.whole = false;
-        }
+        self.trim();
     }
 
     /// Every message after `after`, if the ring holds all of them.
@@ -71,7 +132,7 @@ impl Ring {
         if after + 1 < self.first_seq() {
             return None;
         }
-        Some(self.entries.iter().filter(|e| e.0 > after).map(|e| e.1.clone()).collect())
+        Some(self.entries.iter().filter(|e| e.0 > after).map(|e| e.2.clone()).collect())
     }
 
     /// The newest `n` messages, if the ring can tell.
@@ -81,7 +142,7 @@ impl Ring {
             return None;
         }
         let skip = self.entries.len().saturating_sub(n);
-        Some(self.entries.iter().skip(skip).map(|e| e.1.clone()).collect())
+        Some(self.entries.iter().skip(skip).map(|e| e.2.clone()).collect())
     }
 
     /// Merges a page read from the store (before this hub's fan-out entries, or overlapping
@@ -102,11 +163,15 @@ impl Ring {
                 // the tail, so the ring does not adopt it.
                 return true;
             }
-            let skip = page.messages.len().saturating_sub(self.capacity);
-            for m in page.messages.iter().skip(skip) {
-                if let Some(seq) = m.seq() {
-                    self.entries.push_back((seq, m.clone()));
+            // The newest that fit, taken from the end.
+            for m in page.messages.iter().rev() {
+                let Some(seq) = m.seq() else { continue };
+                let w = weight(m);
+                if !self.entries.is_empty() && !self.fits_in_front(w) {
+                    break;
                 }
+                self.entries.push_front((seq, w, m.clone()));
+                self.bytes += w;
             }
             self.next = page_last + 1;
             self.whole = self.entries.front().is_some_and(|e| e.0 == page.first_available);
@@ -121,10 +186,12 @@ impl Ring {
             if seq >= first {
                 continue;
             }
-            if self.entries.len() >= self.capacity || seq + 1 != self.first_seq() {
+            let w = weight(m);
+            if !self.fits_in_front(w) || seq + 1 != self.first_seq() {
                 break;
             }
-            self.entries.push_front((seq, m.clone()));
+            self.entries.push_front((seq, w, m.clone()));
+            self.bytes += w;
         }
         self.whole = self.entries.front().is_some_and(|e| e.0 == page.first_available);
         true
@@ -147,7 +214,7 @@ mod tests {
 
     #[test]
     fn answers_only_what_it_holds() {
-        let mut r = Ring::new(3);
+        let mut r = Ring::new(3, usize::MAX);
         assert_eq!(seqs(r.since(0)), None, "knows nothing yet");
         for s in 1..=5 {
             r.push(s, msg(s));
@@ -157,23 +224,53 @@ mod tests {
         assert_eq!(seqs(r.since(1)), None, "seq 2 was evicted");
         assert_eq!(seqs(r.recent(2)), Some(vec![4, 5]));
         assert_eq!(seqs(r.recent(10)), None, "older ones may exist");
-        let mut r = Ring::new(3);
+        let mut r = Ring::new(3, usize::MAX);
         r.push(1, msg(1));
         assert_eq!(seqs(r.recent(10)), Some(vec![1]), "seq 1 first: nothing older exists");
     }
 
     #[test]
+    fn bounded_by_bytes_as_well_as_count() {
+        let big = |seq: u64| {
+            ServerMessage::User(ConversationMessage {
+                id: format!("m{seq}"),
+                seq,
+                message: "x".repeat(1000),
+                ..Default::default()
+            })
+        };
+        let each = weight(&big(10));
+        let mut r = Ring::new(100, each * 3);
+        for s in 1..=10 {
+            r.push(s, big(s));
+        }
+        assert_eq!(seqs(r.since(7)), Some(vec![8, 9, 10]), "three fit");
+        assert_eq!(seqs(r.since(6)), None, "the rest is the store's to answer");
+        assert_eq!(r.bytes(), weight(&big(8)) + weight(&big(9)) + weight(&big(10)));
+        // One message larger than the whole bound is still kept: the newest always is.
+        let mut r = Ring::new(100, 10);
+        r.push(1, big(1));
+        assert_eq!(seqs(r.recent(5)), Some(vec![1]));
+        // Warming from the store stops at the bound too.
+        let mut r = Ring::new(100, weight(&big(5)) * 2);
+        let page = HistoryPage { messages: (1..=5).map(big).collect(), last_seq: 5, first_available: 1 };
+        assert!(r.merge(&page));
+        assert_eq!(seqs(r.since(3)), Some(vec![4, 5]));
+        assert_eq!(seqs(r.recent(5)), None);
+    }
+
+    #[test]
     fn warms_from_the_store() {
-        let mut r = Ring::new(10);
+        let mut r = Ring::new(10, usize::MAX);
         r.push(4, msg(4));
         let page = HistoryPage { messages: (1..=3).map(msg).collect(), last_seq: 3, first_available: 1 };
         assert!(r.merge(&page));
         assert_eq!(seqs(r.since(0)), Some(vec![1, 2, 3, 4]));
         assert_eq!(seqs(r.recent(10)), Some(vec![1, 2, 3, 4]), "whole conversation held");
-        let mut r = Ring::new(10);
+        let mut r = Ring::new(10, usize::MAX);
         r.push(9, msg(9));
         assert!(!r.merge(&page), "hole between 3 and 9");
-        let mut r = Ring::new(10);
+        let mut r = Ring::new(10, usize::MAX);
         assert!(r.merge(&HistoryPage { messages: vec![], last_seq: 0, first_available: 1 }));
         assert_eq!(seqs(r.recent(5)), Some(vec![]), "empty conversation is known empty");
         r.push(1, msg(1));

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use natter_protocol::{Json, Member, Presence, RoomInfo, RoomList, RoomSummary, ServerMessage};
 
 use super::{Hub, Outbox, Refusal, Since};
+use crate::address::AddrKey;
 use crate::clock::now_rfc3339;
-use crate::store::{ConversationKey, RoomRecord};
+use crate::store::{ConversationKey, RoomRecord, StoreError};
 
 /// Room presence to register with a subscription (see `Hub::attach`).
 pub(super) struct Joining<'a> {
@@ -26,12 +27,13 @@ impl Joining<'_> {
 
 impl Hub {
     /// The room's record, created first if it does not exist (a `join`, or a message sent to it
-    /// over the HTTP fallback).
-    pub(crate) async fn ensure_room(&self, room: &Arc<str>) -> Result<RoomRecord, Refusal> {
+    /// over the HTTP fallback), from `creator`'s budget of room creations.
+    pub(crate) async fn ensure_room(&self, room: &Arc<str>, creator: AddrKey) -> Result<RoomRecord, Refusal> {
         let store = &self.shared.store;
         if let Some(r) = store.room(room).await? {
             return Ok(r);
         }
+        self.charge_room_creation(creator, room)?;
         let record = RoomRecord {
             room: room.to_string(),
             name: None,
@@ -43,17 +45,19 @@ impl Hub {
         Ok(store.room(room).await?.unwrap_or(record))
     }
 
-    /// Joins a room: creates it if needed, subscribes, queues `room_info` + `history`, and
-    /// announces the member to the others when this is their first connection in it.
+    /// Joins a room: creates it if needed (from `creator`'s budget of room creations),
+    /// subscribes, queues `room_info` + `history`, and announces the member to the others when
+    /// this is their first connection in it.
     pub(crate) async fn join_room(
         &self,
         room: &Arc<str>,
         member: &Member,
         since: Since,
         outbox: &Outbox,
+        creator: AddrKey,
     ) -> Result<(), Refusal> {
         let store = &self.shared.store;
-        let record = self.ensure_room(room).await?;
+        let record = self.ensure_room(room, creator).await?;
         // Presence is recorded before this member is told it joined (and before the other
         // members are asked for), so someone joining through another hub right after sees it.
         // Recording it again for a second tab only refreshes the same entry.
@@ -119,9 +123,14 @@ impl Hub {
         Ok(Some(room_info(&record, merge_members(local, remote), last_seq)))
     }
 
-    /// Every room, with the members present on this hub.
-    pub(crate) async fn rooms(&self) -> Result<RoomList, Refusal> {
-        let records = self.shared.store.rooms().await?;
+    /// One page of rooms after `after` (at most `limit`), with the members present on this hub
+    /// and where the next page starts.
+    pub(crate) async fn rooms(&self, after: Option<&str>, limit: usize) -> Result<RoomList, Refusal> {
+        // One more than asked for says whether there is a next page.
+        let mut records = self.shared.store.rooms(after, limit + 1).await?;
+        let more = records.len() > limit;
+        records.truncate(limit);
+        let next = if more { records.last().map(|r| r.room.clone()) } else { None };
         let mut rooms = Vec::with_capacity(records.len());
         for r in records {
             let key = ConversationKey::Room(r.room.as_str().into());
@@ -132,7 +141,33 @@ impl Hub {
             };
             rooms.push(RoomSummary { room: r.room, name: r.name, member_count, last_seq });
         }
-        Ok(RoomList { rooms })
+        Ok(RoomList { rooms, next })
+    }
+
+    /// Deletes the rooms older than `--empty-room-ttl` that hold no message and have nobody in
+    /// them (housekeeping); returns how many went.
+    pub(super) async fn expire_empty_rooms(&self) -> Result<u64, StoreError> {
+        let ttl = self.shared.config.empty_room_ttl;
+        let Some(cutoff) = std::time::SystemTime::now().checked_sub(ttl).filter(|_| !ttl.is_zero()) else {
+            return Ok(0);
+        };
+        let keep: Vec<String> = {
+            let state = self.lock();
+            state
+                .conversations
+                .iter()
+                .filter_map(|(k, c)| match k {
+                    ConversationKey::Room(r) if c.has_members() => Some(r.to_string()),
+                    _ => None,
+                })
+                .collect()
+        };
+        self.shared.store.expire_empty_rooms(crate::clock::rfc3339_at(cutoff), keep).await
+    }
+
+    /// Whether room `room` exists (in the store, on any hub).
+    pub(crate) async fn room_exists(&self, room: &str) -> Result<bool, Refusal> {
+        Ok(self.shared.store.room(room).await?.is_some())
     }
 
     /// Creates a room; `Ok(None)` when it exists already.

@@ -106,7 +106,7 @@ impl SessionKeys {
     /// A new session id (see the module docs). `None` only when the OS has no randomness.
     pub fn issue(&self) -> Option<String> {
         let mut random = [0u8; RANDOM_BYTES];
-        getrandom::getrandom(&mut random).ok()?;
+        getrandom::fill(&mut random).ok()?;
         let tag = Self::tag(&self.keys[0].session, &random).finalize().into_bytes();
         Some(format!("{}.{}", hex(&random), hex(&tag[..TAG_BYTES])))
     }
@@ -152,7 +152,7 @@ impl SessionKeys {
 /// 32 fresh random bytes for a hub secret made at first start; `None` without OS randomness.
 pub(crate) fn fresh_secret() -> Option<Vec<u8>> {
     let mut secret = vec![0u8; 32];
-    getrandom::getrandom(&mut secret).ok()?;
+    getrandom::fill(&mut secret).ok()?;
     Some(secret)
 }
 

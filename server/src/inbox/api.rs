@@ -6,10 +6,9 @@
 //! changes something takes an [`OperatorWrite`] (same origin and CSRF token, else 403). Bodies
 //! are JSON; errors are the hub's usual `error` frame with a 4xx/5xx.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use natter_protocol::inbox::{
@@ -21,7 +20,7 @@ use serde::Deserialize;
 
 use super::auth::{self, check_same_origin, Operator, OperatorWrite};
 use super::password;
-use crate::edge::{ApiError, Query};
+use crate::edge::{client_of_request, read_body, ApiError, Query};
 use crate::hub::{Hub, Refusal};
 use crate::store::inbox::{ConversationFilter, OperatorSession, RecordChange};
 use crate::store::ConversationKey;
@@ -36,23 +35,13 @@ fn bad(message: impl Into<String>) -> ApiError {
     Refusal::new(ErrorCode::InvalidMessage, message).into()
 }
 
-/// Parses a JSON body, naming what is wrong. A body over the limit (or one that could not be
-/// read) gets the hub's JSON `error` too, not axum's plain-text rejection, which the inbox app
-/// (and any script) reads as JSON.
-fn body<T: serde::de::DeserializeOwned>(
-    hub: &Hub,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
-    let bytes = bytes.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Refusal::new(
-                ErrorCode::TooLarge,
-                format!("body larger than the hub's limit of {} bytes (--max-frame)", hub.config().max_frame),
-            )
-        } else {
-            Refusal::new(ErrorCode::BadJson, format!("could not read the body: {e}"))
-        }
-    })?;
+/// Reads and parses a JSON body, naming what is wrong. It is read like every other body the
+/// hub takes (`edge::read_body`): at most `--max-frame` bytes (413 with the hub's JSON `error`,
+/// not axum's plain-text rejection, which the inbox app reads as JSON) within
+/// `--header-timeout` (408), so a client that trickles a sign-in body holds no connection for
+/// longer than one that sends it at once.
+async fn body<T: serde::de::DeserializeOwned>(hub: &Hub, body: Body) -> Result<T, ApiError> {
+    let bytes = read_body(hub, body).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Refusal::new(ErrorCode::BadJson, format!("bad JSON body: {e}")).into())
 }
@@ -61,18 +50,20 @@ fn body<T: serde::de::DeserializeOwned>(
 pub(crate) async fn sign_in(
     State(hub): State<Hub>,
     headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
+    extensions: Extensions,
+    raw: Body,
 ) -> Result<Response, ApiError> {
     // A sign-in from another site's page would sign the browser in as the attacker's account.
     check_same_origin(&headers)?;
     let store = hub.inbox_store()?;
-    let SignIn { name, password } = body(&hub, bytes)?;
+    let SignIn { name, password } = body(&hub, raw).await?;
     let name = name.trim().to_ascii_lowercase();
     // A name no operator can have is refused before the rate limiter keys a bucket on it:
     // its table would otherwise keep whatever a client sends (up to the body limit) for each
     // attempt. The naming rules are public, so this tells nobody which names exist.
     password::check_name(&name).map_err(bad)?;
-    if let Err(wait_ms) = hub.signin_limiter().admit(&name) {
+    let addr = client_of_request(&hub, &extensions, &headers).key();
+    if let Err(wait_ms) = hub.signin_limiter().admit(&name, addr) {
         crate::metrics::Metrics::add(&hub.metrics().signin_refused, 1);
         // The seconds are the `Retry-After` header's, rounded the same way, so the page and the
         // header agree.
@@ -103,7 +94,7 @@ pub(crate) async fn sign_in(
         tracing::info!(operator = %name, "operator sign-in refused");
         return Err(Refusal::new(ErrorCode::Unauthorized, "wrong name or password").into());
     };
-    hub.signin_limiter().succeeded(&name);
+    hub.signin_limiter().succeeded(&name, addr);
     let token = auth::new_token()
         .ok_or_else(|| Refusal::new(ErrorCode::Internal, "the OS gave no random bytes for a session"))?;
     let ttl = hub.config().operator_session_ttl;
@@ -243,9 +234,9 @@ pub(crate) async fn reply(
     State(hub): State<Hub>,
     OperatorWrite(op): OperatorWrite,
     Path(id): Path<String>,
-    bytes: Result<Bytes, BytesRejection>,
+    raw: Body,
 ) -> Result<Response, ApiError> {
-    let OperatorText { text, id: msg_id } = body(&hub, bytes)?;
+    let OperatorText { text, id: msg_id } = body(&hub, raw).await?;
     let ack = hub.post_agent(&op.record, &id, msg_id, text).await.map_err(not_found)?;
     Ok(Json(ServerMessage::Ack(ack)).into_response())
 }
@@ -255,9 +246,9 @@ pub(crate) async fn note(
     State(hub): State<Hub>,
     OperatorWrite(op): OperatorWrite,
     Path(id): Path<String>,
-    bytes: Result<Bytes, BytesRejection>,
+    raw: Body,
 ) -> Result<Response, ApiError> {
-    let OperatorText { text, .. } = body(&hub, bytes)?;
+    let OperatorText { text, .. } = body(&hub, raw).await?;
     let note = hub.add_note(&op.record, &id, text).await.map_err(not_found)?;
     Ok((StatusCode::CREATED, Json(note)).into_response())
 }
@@ -267,9 +258,9 @@ pub(crate) async fn assign(
     State(hub): State<Hub>,
     OperatorWrite(_op): OperatorWrite,
     Path(id): Path<String>,
-    bytes: Result<Bytes, BytesRejection>,
+    raw: Body,
 ) -> Result<Json<ConversationSummary>, ApiError> {
-    let Assign { assignee } = body(&hub, bytes)?;
+    let Assign { assignee } = body(&hub, raw).await?;
     if let Some(name) = &assignee {
         if hub.inbox_store()?.operator(name).await.map_err(Refusal::from)?.is_none() {
             return Err(bad(format!("there is no operator {name:?} to assign to")));
@@ -321,9 +312,9 @@ pub(crate) async fn canned(
 pub(crate) async fn put_canned(
     State(hub): State<Hub>,
     OperatorWrite(_op): OperatorWrite,
-    bytes: Result<Bytes, BytesRejection>,
+    raw: Body,
 ) -> Result<Response, ApiError> {
-    let canned: CannedReply = body(&hub, bytes)?;
+    let canned: CannedReply = body(&hub, raw).await?;
     check_shortcut(&canned.shortcut)?;
     hub.check_text(&canned.text, "the canned reply (`text`)")?;
     hub.inbox_store()?.put_canned(canned.clone()).await.map_err(Refusal::from)?;

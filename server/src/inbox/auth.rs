@@ -38,7 +38,7 @@ fn hex(bytes: &[u8]) -> String {
 /// A new session token (hex), `None` only when the OS has no randomness.
 pub(crate) fn new_token() -> Option<String> {
     let mut bytes = [0u8; TOKEN_BYTES];
-    getrandom::getrandom(&mut bytes).ok()?;
+    getrandom::fill(&mut bytes).ok()?;
     Some(hex(&bytes))
 }
 

@@ -1,16 +1,25 @@
 //! Sign-in attempts are rate-limited: per operator name (a guessed password costs the guesser
-//! time, not the operator their account: nothing locks), and in all (each attempt is an argon2
-//! verification, tens of milliseconds of CPU, so a flood must not take the hub's cores).
+//! time, not the operator their account: nothing locks), per client address (one address may
+//! not take the whole hub's share, or it could keep every operator from signing in), and in
+//! all (each attempt is an argon2 verification, tens of milliseconds of CPU, so a flood must
+//! not take the hub's cores).
 //!
 //! A name's bucket holds [`NAME_BURST`] failed attempts and refills one every
-//! [`NAME_REFILL`]; a success forgets the name's failures. The global bucket allows
-//! [`GLOBAL_BURST`] attempts at once and [`GLOBAL_PER_SEC`] a second after that.
+//! [`NAME_REFILL`]; a success forgets the name's failures. An address's bucket holds
+//! [`ADDRESS_BURST`] attempts and refills one every [`ADDRESS_REFILL`]: every attempt takes
+//! one when it starts (so attempts made at once are counted too) and a success gives it back,
+//! so an office of operators signing in behind one address is never held up by its own
+//! sign-ins. The global bucket allows [`GLOBAL_BURST`] attempts at once and
+//! [`GLOBAL_PER_SEC`] a second after that.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::address::AddrKey;
 
 /// Failed attempts a name may have in a row.
 pub(crate) const NAME_BURST: f64 = 5.0;
@@ -18,14 +27,22 @@ pub(crate) const NAME_BURST: f64 = 5.0;
 /// One more attempt for a name after this long.
 pub(crate) const NAME_REFILL: Duration = Duration::from_secs(60);
 
+/// Failed (or unfinished) attempts one client address may have in a row.
+pub(crate) const ADDRESS_BURST: f64 = 10.0;
+
+/// One more attempt for an address after this long: an address alone gets at most a
+/// twenty-fourth of the hub's sustained rate.
+pub(crate) const ADDRESS_REFILL: Duration = Duration::from_secs(6);
+
 /// Attempts the hub takes at once.
 const GLOBAL_BURST: f64 = 20.0;
 
 /// Attempts a second after that.
 const GLOBAL_PER_SEC: f64 = 4.0;
 
-/// Names tracked at most; past that, names whose bucket has refilled are forgotten.
-const MAX_NAMES: usize = 10_000;
+/// Names (and addresses) tracked at most; past that, those whose bucket has refilled are
+/// forgotten.
+const MAX_KEYS: usize = 10_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Tokens {
@@ -40,63 +57,104 @@ impl Tokens {
     }
 }
 
+/// Buckets by key (a name, an address), each starting full.
+#[derive(Debug)]
+struct Buckets<K> {
+    map: HashMap<K, Tokens>,
+    per_sec: f64,
+    burst: f64,
+}
+
+impl<K: Hash + Eq + Clone> Buckets<K> {
+    fn new(every: Duration, burst: f64) -> Buckets<K> {
+        Buckets { map: HashMap::new(), per_sec: 1.0 / every.as_secs_f64(), burst }
+    }
+
+    /// How long (ms) until `key` has a token; `None` when it has one now.
+    fn wait(&mut self, key: &K, now: Instant) -> Option<u64> {
+        let t = self.map.get_mut(key)?;
+        t.refill(now, self.per_sec, self.burst);
+        (t.left < 1.0).then(|| wait_ms(1.0 - t.left, self.per_sec))
+    }
+
+    /// Adds `delta` tokens to `key`'s bucket (within 0 and the burst), making room in the table
+    /// first when it is full.
+    fn add(&mut self, key: &K, delta: f64, now: Instant) {
+        let (per_sec, burst) = (self.per_sec, self.burst);
+        if self.map.len() >= MAX_KEYS && !self.map.contains_key(key) {
+            self.map.retain(|_, t| {
+                t.refill(now, per_sec, burst);
+                t.left < burst
+            });
+        }
+        let t = self.map.entry(key.clone()).or_insert(Tokens { left: burst, at: now });
+        t.refill(now, per_sec, burst);
+        t.left = (t.left + delta).clamp(0.0, burst);
+    }
+}
+
+/// The limiter's state, under one lock.
+#[derive(Debug)]
+struct State {
+    global: Tokens,
+    names: Buckets<String>,
+    addresses: Buckets<AddrKey>,
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub(crate) struct SigninLimiter {
-    state: Mutex<(Tokens, HashMap<String, Tokens>)>,
+    state: Mutex<State>,
 }
 
 impl Default for SigninLimiter {
     fn default() -> Self {
         SigninLimiter {
-            state: Mutex::new((Tokens { left: GLOBAL_BURST, at: Instant::now() }, HashMap::new())),
+            state: Mutex::new(State {
+                global: Tokens { left: GLOBAL_BURST, at: Instant::now() },
+                names: Buckets::new(NAME_REFILL, NAME_BURST),
+                addresses: Buckets::new(ADDRESS_REFILL, ADDRESS_BURST),
+            }),
         }
     }
 }
 
-fn name_rate() -> f64 {
-    1.0 / NAME_REFILL.as_secs_f64()
-}
-
 impl SigninLimiter {
-    /// May an attempt for `name` go ahead now? `Err` says how many milliseconds to wait.
-    pub(crate) fn admit(&self, name: &str) -> Result<(), u64> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// May an attempt for `name` from `addr` go ahead now? `Err` says how many milliseconds to
+    /// wait. An admitted attempt holds one of the address's tokens until [`Self::succeeded`].
+    pub(crate) fn admit(&self, name: &str, addr: AddrKey) -> Result<(), u64> {
         let now = Instant::now();
-        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (global, names) = &mut *guard;
-        global.refill(now, GLOBAL_PER_SEC, GLOBAL_BURST);
-        if let Some(t) = names.get_mut(name) {
-            t.refill(now, name_rate(), NAME_BURST);
-            if t.left < 1.0 {
-                return Err(wait_ms(1.0 - t.left, name_rate()));
-            }
+        let mut state = self.lock();
+        if let Some(wait) = state.names.wait(&name.to_owned(), now) {
+            return Err(wait);
         }
-        if global.left < 1.0 {
-            return Err(wait_ms(1.0 - global.left, GLOBAL_PER_SEC));
+        if let Some(wait) = state.addresses.wait(&addr, now) {
+            return Err(wait);
         }
-        global.left -= 1.0;
+        state.global.refill(now, GLOBAL_PER_SEC, GLOBAL_BURST);
+        if state.global.left < 1.0 {
+            return Err(wait_ms(1.0 - state.global.left, GLOBAL_PER_SEC));
+        }
+        state.global.left -= 1.0;
+        state.addresses.add(&addr, -1.0, now);
         Ok(())
     }
 
     /// An attempt for `name` failed.
     pub(crate) fn failed(&self, name: &str) {
-        let now = Instant::now();
-        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let names = &mut guard.1;
-        if names.len() >= MAX_NAMES && !names.contains_key(name) {
-            names.retain(|_, t| {
-                t.refill(now, name_rate(), NAME_BURST);
-                t.left < NAME_BURST
-            });
-        }
-        let t = names.entry(name.to_owned()).or_insert(Tokens { left: NAME_BURST, at: now });
-        t.refill(now, name_rate(), NAME_BURST);
-        t.left = (t.left - 1.0).max(0.0);
+        self.lock().names.add(&name.to_owned(), -1.0, Instant::now());
     }
 
-    /// An attempt for `name` succeeded: its failures are forgotten.
-    pub(crate) fn succeeded(&self, name: &str) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).1.remove(name);
+    /// An attempt for `name` from `addr` succeeded: the name's failures are forgotten and the
+    /// address gets its token back.
+    pub(crate) fn succeeded(&self, name: &str, addr: AddrKey) {
+        let mut state = self.lock();
+        state.names.map.remove(name);
+        state.addresses.add(&addr, 1.0, Instant::now());
     }
 }
 
@@ -111,25 +169,51 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_name_gets_five_failures_then_one_a_minute_and_others_are_unaffected() {
         let l = SigninLimiter::default();
+        let here = addr(1);
         for _ in 0..5 {
-            assert!(l.admit("ada").is_ok());
+            assert!(l.admit("ada", here).is_ok());
             l.failed("ada");
         }
-        let wait = l.admit("ada").unwrap_err();
+        let wait = l.admit("ada", here).unwrap_err();
         assert!(wait > 50_000 && wait <= 60_000, "{wait}");
-        assert!(l.admit("bob").is_ok(), "another name is not held up");
+        assert!(l.admit("bob", here).is_ok(), "another name is not held up");
         tokio::time::advance(NAME_REFILL).await;
-        assert!(l.admit("ada").is_ok());
-        l.succeeded("ada");
-        assert!(l.admit("ada").is_ok());
+        assert!(l.admit("ada", here).is_ok());
+        l.succeeded("ada", here);
+        assert!(l.admit("ada", here).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_flood_of_names_is_bounded_in_all() {
         let l = SigninLimiter::default();
-        let admitted = (0..100).filter(|i| l.admit(&format!("n{i}")).is_ok()).count();
+        let admitted = (0..100).filter(|i| l.admit(&format!("n{i}"), addr(i % 50)).is_ok()).count();
         assert_eq!(admitted, 20);
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!((0..100).filter(|i| l.admit(&format!("m{i}")).is_ok()).count(), 4);
+        assert_eq!((0..100).filter(|i| l.admit(&format!("m{i}"), addr(i % 50)).is_ok()).count(), 4);
+    }
+
+    /// One address trying name after name gets its share and no more, so the hub's sign-ins
+    /// stay open to every other address; its own successful sign-ins never count against it.
+    #[tokio::test(start_paused = true)]
+    async fn one_address_gets_its_share_and_successes_are_free() {
+        let l = SigninLimiter::default();
+        let (attacker, office) = (addr(1), addr(2));
+        let tried = (0..100).filter(|i| l.admit(&format!("n{i}"), attacker).is_ok()).count();
+        assert_eq!(tried, 10);
+        let wait = l.admit("zed", attacker).unwrap_err();
+        assert!(wait > 0 && wait <= 6_000, "{wait}");
+        for i in 0..30 {
+            let name = format!("operator{i}");
+            assert!(l.admit(&name, office).is_ok(), "operator {i} of the office");
+            l.succeeded(&name, office);
+            tokio::time::advance(Duration::from_millis(300)).await;
+        }
+        // Nine seconds later the attacker has one and a half attempts back.
+        assert!(l.admit("zed", attacker).is_ok(), "one more after the refill");
+        assert!(l.admit("zed2", attacker).is_err());
+    }
+
+    fn addr(n: u8) -> AddrKey {
+        AddrKey::of(std::net::IpAddr::from([192, 0, 2, n]))
     }
 }

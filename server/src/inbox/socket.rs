@@ -53,7 +53,7 @@ fn close_frame(code: u16, reason: &'static str) -> Message {
 
 /// Runs one operator connection until it ends.
 async fn serve(mut socket: WebSocket, hub: Hub, operator: Operator, headers: HeaderMap) {
-    let (outbox, mut rx, _control, _live) = hub.open_connection();
+    let (outbox, mut rx, _control, _live) = hub.open_connection(None);
     let profile = operator.profile();
     let online = hub.attach_operator(&outbox, &profile).await;
     let hello = crate::hub::encode_any(&InboxEvent::Hello { operator: profile.clone(), online });

@@ -35,8 +35,9 @@ struct Log {
     /// Kept messages, oldest first; their seqs are contiguous and end at `last_seq`.
     messages: VecDeque<ServerMessage>,
     last_seq: u64,
-    /// id → seq of every message ever stored here, so de-duplication outlives retention.
-    ids: HashMap<String, u64>,
+    /// sender → id → seq of every message ever stored here, so de-duplication outlives
+    /// retention (see [`Draft::sender`]).
+    ids: HashMap<String, HashMap<String, u64>>,
 }
 
 impl Log {
@@ -91,12 +92,13 @@ impl Store for MemoryStore {
     fn append(&self, key: &ConversationKey, draft: Draft) -> BoxFuture<'_, Result<Appended, StoreError>> {
         let mut inner = self.lock();
         let log = inner.conversations.entry(key.clone()).or_default();
-        if let Some(&seq) = log.ids.get(&draft.id) {
+        let sender = draft.sender().into_owned();
+        if let Some(&seq) = log.ids.get(&sender).and_then(|ids| ids.get(&draft.id)) {
             return ready(Ok(Appended { seq, duplicate: true }));
         }
         log.last_seq += 1;
         let seq = log.last_seq;
-        log.ids.insert(draft.id, seq);
+        log.ids.entry(sender).or_default().insert(draft.id, seq);
         let message = with_seq(draft.message, seq);
         log.messages.push_back(message.clone());
         if let Some(cap) = self.retention {
@@ -165,8 +167,28 @@ impl Store for MemoryStore {
         ready(Ok(self.lock().rooms.get(room).cloned()))
     }
 
-    fn rooms(&self) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>> {
-        ready(Ok(self.lock().rooms.values().cloned().collect()))
+    fn rooms(&self, after: Option<&str>, limit: usize) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let inner = self.lock();
+        let start = after.map_or(Unbounded, |a| Excluded(a.to_owned()));
+        ready(Ok(inner.rooms.range((start, Unbounded)).take(limit).map(|(_, r)| r.clone()).collect()))
+    }
+
+    fn expire_empty_rooms(
+        &self,
+        created_before: String,
+        keep: Vec<String>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let mut inner = self.lock();
+        let Inner { rooms, conversations, .. } = &mut *inner;
+        let before = rooms.len();
+        rooms.retain(|id, r| {
+            let empty = conversations
+                .get(&ConversationKey::Room(id.as_str().into()))
+                .is_none_or(|log| log.last_seq == 0);
+            !(r.created_at < created_before && empty && !keep.contains(id))
+        });
+        ready(Ok((before - rooms.len()) as u64))
     }
 }
 
@@ -182,9 +204,57 @@ mod tests {
             message: ServerMessage::User(ConversationMessage {
                 id: id.into(),
                 message: format!("text {id}"),
+                session_id: "s1".into(),
                 ..Default::default()
             }),
+            operator: None,
         }
+    }
+
+    fn chat(from: &str, id: &str) -> Draft {
+        Draft {
+            id: id.into(),
+            message: ServerMessage::Chat(natter_protocol::RoomMessage {
+                room: "r".into(),
+                id: id.into(),
+                message: format!("{from} says {id}"),
+                from: natter_protocol::Member { id: from.into(), name: None, verified: false },
+                ..Default::default()
+            }),
+            operator: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_id_is_scoped_to_its_sender() {
+        let store = MemoryStore::new();
+        let mut rx = store.subscribe();
+        let key = ConversationKey::Room("r".into());
+        assert_eq!(
+            store.append(&key, chat("u_m", "c-01")).await.unwrap(),
+            Appended { seq: 1, duplicate: false }
+        );
+        // Another member's message with the same id is a message of its own...
+        assert_eq!(
+            store.append(&key, chat("u_a", "c-01")).await.unwrap(),
+            Appended { seq: 2, duplicate: false }
+        );
+        // ...while each sender's re-send is still recognised.
+        assert_eq!(
+            store.append(&key, chat("u_a", "c-01")).await.unwrap(),
+            Appended { seq: 2, duplicate: true }
+        );
+        assert_eq!(
+            store.append(&key, chat("u_m", "c-01")).await.unwrap(),
+            Appended { seq: 1, duplicate: true }
+        );
+        let delivered: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .filter_map(|e| match e {
+                Event::Stored { message: ServerMessage::Chat(c), .. } => Some(c.message),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(delivered, ["u_m says c-01", "u_a says c-01"]);
     }
 
     #[tokio::test]

@@ -3,8 +3,9 @@
 //! The hub never sees which engine runs. A store does three jobs that must agree with each
 //! other, which is why they are one trait and not three:
 //! 1. **Sequencing and de-duplication** — [`Store::append`] gives a message the next `seq` of
-//!    its conversation, or, when the conversation already holds a message with that `id`,
-//!    answers with the stored one (`duplicate: true`) and stores nothing.
+//!    its conversation, or, when the conversation already holds a message with that `id` *from
+//!    the same sender* ([`Draft::sender`]), answers with the stored one (`duplicate: true`) and
+//!    stores nothing. Another sender's message with the same id is a different message.
 //! 2. **Durable history** — [`Store::history`] answers "what came after seq N" for resumes older
 //!    than the hub's in-memory ring.
 //! 3. **Ordered delivery** — every stored message, and every ephemeral frame published with
@@ -18,6 +19,7 @@
 //! Engines: `memory` (tests), `sqlite` (the default: one hub, survives restarts and `kill -9`),
 //! `redis` (many hubs: streams hold history and assign seq, pub/sub carries delivery).
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -68,10 +70,36 @@ impl ConversationKey {
 /// `bot`, `agent` or `chat`) with `seq` set to 0: the store fills it in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Draft {
-    /// The message id, unique within the conversation (the client's or one the hub made).
+    /// The message id (the client's or one the hub made), unique per sender within the
+    /// conversation: see [`Draft::sender`].
     pub id: String,
     /// The frame, `seq` 0.
     pub message: ServerMessage,
+    /// The operator account (`natter-hub operator add NAME`) that wrote an `agent` message;
+    /// `None` for every other message. An `agent` frame names only its author's display name,
+    /// which two operators may share, so the account comes alongside it.
+    pub operator: Option<String>,
+}
+
+impl Draft {
+    /// Who sent the message: the scope in which its `id` de-duplicates re-sends. Read from the
+    /// frame itself where it says so, so no caller can get it wrong: a visitor's `user` message
+    /// is the session's (`sessionId`), a room's `chat` message the member's (`from.id`), an
+    /// operator's `agent` reply their account's (`operator NAME`: with a space, which no session
+    /// or member id has), and what the hub writes itself (`bot`) has the empty sender, with ids
+    /// nobody can guess. So nobody can swallow someone else's message by sending its id first —
+    /// not a member another member's, not one operator another's, not a visitor an operator's.
+    pub fn sender(&self) -> Cow<'_, str> {
+        match &self.message {
+            ServerMessage::User(m) => Cow::Borrowed(&m.session_id),
+            ServerMessage::Chat(m) => Cow::Borrowed(&m.from.id),
+            ServerMessage::Agent(_) => match &self.operator {
+                Some(name) => Cow::Owned(format!("operator {name}")),
+                None => Cow::Borrowed(""),
+            },
+            _ => Cow::Borrowed(""),
+        }
+    }
 }
 
 /// What [`Store::append`] did.
@@ -179,8 +207,19 @@ pub trait Store: Send + Sync + 'static {
     /// A room's record.
     fn room(&self, room: &str) -> BoxFuture<'_, Result<Option<RoomRecord>, StoreError>>;
 
-    /// Every room's record, by id.
-    fn rooms(&self) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>>;
+    /// One page of room records by id: the first `limit` rooms whose id sorts after `after`
+    /// (from the first room for `None`).
+    fn rooms(&self, after: Option<&str>, limit: usize) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>>;
+
+    /// Deletes every room created before `created_before` (RFC 3339, UTC, as in
+    /// [`RoomRecord::created_at`]) that holds no message and has nobody in it — none of `keep`
+    /// (the rooms with members on this hub), and, for engines shared by many hubs, no member
+    /// on another hub. Returns how many went.
+    fn expire_empty_rooms(
+        &self,
+        created_before: String,
+        keep: Vec<String>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
 
     /// Records that `member` is present in `room` on this hub (and refreshes its lease, for
     /// engines shared by many hubs). Called on a member's first join on this hub, and again

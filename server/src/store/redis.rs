@@ -2,10 +2,13 @@
 //!
 //! # Keys (prefix `natter`, [`RedisOptions::namespace`])
 //! - `natter:seq:<conv>` — the conversation's seq counter (`INCR`).
-//! - `natter:ids:<conv>` — hash message id → seq, for de-duplication.
+//! - `natter:ids:<conv>` — hash `<sender> <message id>` → seq, for de-duplication: an id is
+//!   unique per sender ([`Draft::sender`](super::Draft::sender)); neither part can hold a space.
+//!   Fields written before ids were scoped to senders are the bare id; they are still honoured,
+//!   for the same sender only (the script reads the stored frame's sender), until trimmed.
 //! - `natter:stream:<conv>` — a stream holding the conversation's history; entry id `<seq>-0`,
-//!   fields `id` and `f` (the frame JSON). Trimmed to about [`RedisOptions::stream_len`]
-//!   entries; the ids of trimmed entries are forgotten with them.
+//!   fields `id` (the de-duplication field) and `f` (the frame JSON). Trimmed to about
+//!   [`RedisOptions::stream_len`] entries; the ids of trimmed entries are forgotten with them.
 //! - `natter:log` — one stream of `(conversation, seq)` for every stored message of every
 //!   conversation, in store order, trimmed to about [`RedisOptions::log_len`]: what a hub reads
 //!   to catch up on what it missed while its subscription was down.
@@ -14,7 +17,9 @@
 //!   (`SET NX`); it keys issued sessions and member ids, so every hub accepts the others'.
 //! - `natter:inbox:*` — the operator inbox (operators, sessions, conversation records, notes,
 //!   canned replies, operators online per hub): see `redis/inbox.rs`.
-//! - `natter:rooms` — hash room id → record. `natter:presence:<room>` — hash
+//! - `natter:rooms` — hash room id → record; `natter:room-ids` — the same ids in a sorted set
+//!   (all scores 0, so sorted by id) for the room list's pages (filled from the hash at connect
+//!   when a deployment older than it has rooms). `natter:presence:<room>` — hash
 //!   `<hub>|<member>` → lease; `natter:presence-rooms` — the rooms that have such entries.
 //!
 //! # Why one Lua script per append
@@ -125,6 +130,7 @@ struct Keys {
     channel: String,
     log: String,
     rooms: String,
+    room_ids: String,
     presence_rooms: String,
 }
 
@@ -135,6 +141,7 @@ impl Keys {
             channel: format!("{ns}:events"),
             log: format!("{ns}:log"),
             rooms: format!("{ns}:rooms"),
+            room_ids: format!("{ns}:room-ids"),
             presence_rooms: format!("{ns}:presence-rooms"),
         }
     }
@@ -158,17 +165,39 @@ struct Scripts {
     presence_join: Script,
     presence_members: Script,
     presence_sweep: Script,
+    expire_room: Script,
     inbox_change: Script,
     set_online: Script,
     online_elsewhere: Script,
 }
 
-/// KEYS: seq, ids, stream, log. ARGV: id, frame (seq 0), conversation, stream_len, log_len,
-/// channel, ttl_ms (0 = none). Returns {seq, duplicate 0/1}.
+/// KEYS: seq, ids, stream, log. ARGV: de-duplication field (`<sender> <id>`), frame (seq 0),
+/// conversation, stream_len, log_len, channel, ttl_ms (0 = none), the bare id, the sender.
+/// Returns {seq, duplicate 0/1}.
 const APPEND_LUA: &str = r#"
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if existing then
   return {tonumber(existing), 1}
+end
+-- A message stored before ids were scoped to senders has its bare id as field: a duplicate
+-- only if its stored frame has this sender (a user frame's session, a chat frame's member).
+local legacy = redis.call('HGET', KEYS[2], ARGV[8])
+if legacy then
+  local entry = redis.call('XRANGE', KEYS[3], legacy .. '-0', legacy .. '-0')
+  if entry[1] then
+    local fields = entry[1][2]
+    for i = 1, #fields, 2 do
+      if fields[i] == 'f' then
+        local ok, frame = pcall(cjson.decode, fields[i + 1])
+        if ok then
+          local sender = ''
+          if frame['type'] == 'user' then sender = frame['sessionId']
+          elseif frame['type'] == 'chat' and type(frame['from']) == 'table' then sender = frame['from']['id'] end
+          if sender == ARGV[9] then return {tonumber(legacy), 1} end
+        end
+      end
+    end
+  end
 end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[2], ARGV[1], seq)
@@ -261,6 +290,19 @@ end
 return left
 "#;
 
+/// KEYS: rooms hash, room-ids set, the room's seq counter, its presence hash. ARGV: room.
+/// Deletes the room when nothing was ever stored in it and nobody is present on any hub;
+/// returns 1 when it did.
+const EXPIRE_ROOM_LUA: &str = r#"
+local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
+if seq > 0 or redis.call('HLEN', KEYS[4]) > 0 then
+  return 0
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"#;
+
 /// Maps a client error: connection trouble is `Unavailable` (retry later), anything else is a
 /// fault.
 /// Reads hex digits back into bytes; `None` when `text` is not an even number of them.
@@ -327,11 +369,13 @@ impl RedisStore {
                 presence_join: Script::new(PRESENCE_JOIN_LUA),
                 presence_members: Script::new(PRESENCE_MEMBERS_LUA),
                 presence_sweep: Script::new(PRESENCE_SWEEP_LUA),
+                expire_room: Script::new(EXPIRE_ROOM_LUA),
                 inbox_change: Script::new(inbox::CHANGE_LUA),
                 set_online: Script::new(inbox::SET_ONLINE_LUA),
                 online_elsewhere: Script::new(inbox::ONLINE_ELSEWHERE_LUA),
             },
         });
+        shared.index_rooms().await?;
         // Where delivery starts: the log's end now, read before subscribing so that nothing
         // stored between the two is missed (the catch-up after subscribing covers it).
         let cursor = shared.log_tail().await?;
@@ -403,7 +447,7 @@ type Entries = Vec<(String, HashMap<String, String>)>;
 fn entry_frame((id, fields): &(String, HashMap<String, String>)) -> Result<ServerMessage, StoreError> {
     let seq = StreamId::parse(id).ok_or_else(|| backend(format!("bad stream entry id {id}")))?.0;
     let frame = fields.get("f").ok_or_else(|| backend("stream entry without a frame"))?;
-    let mut message: ServerMessage = serde_json::from_str(frame).map_err(backend)?;
+    let mut message = ServerMessage::from_json(frame).map_err(backend)?;
     engine::set_seq(&mut message, seq)?;
     Ok(message)
 }
@@ -431,6 +475,29 @@ impl Shared {
         }
     }
 
+    /// Fills `room-ids` from the rooms hash when it is missing but rooms exist (a deployment
+    /// that made its rooms before the sorted set existed). `ZADD` of an id already there is a
+    /// no-op, so hubs starting together do no harm.
+    async fn index_rooms(&self) -> Result<(), StoreError> {
+        let (indexed, rooms): (bool, u64) = self.note(
+            redis::pipe()
+                .exists(&self.keys.room_ids)
+                .hlen(&self.keys.rooms)
+                .query_async(&mut self.conn())
+                .await,
+        )?;
+        if indexed || rooms == 0 {
+            return Ok(());
+        }
+        let ids: Vec<String> = self.note(self.conn().hkeys(&self.keys.rooms).await)?;
+        for chunk in ids.chunks(1000) {
+            let members: Vec<(u8, &String)> = chunk.iter().map(|id| (0, id)).collect();
+            self.note(self.conn().zadd_multiple::<_, _, _, ()>(&self.keys.room_ids, &members).await)?;
+        }
+        tracing::info!(rooms = ids.len(), "Redis: room list index built");
+        Ok(())
+    }
+
     async fn log_tail(&self) -> Result<StreamId, StoreError> {
         let tail: Entries = self.note(self.conn().xrevrange_count(&self.keys.log, "+", "-", 1).await)?;
         Ok(tail.first().and_then(|(id, _)| StreamId::parse(id)).unwrap_or_default())
@@ -442,6 +509,8 @@ impl Shared {
         }
         let conv = key.storage_key();
         let frame = serde_json::to_string(&draft.message).map_err(backend)?;
+        let sender = draft.sender();
+        let field = format!("{sender} {}", draft.id);
         let ttl_ms = self.options.retention.map_or(0, |r| u64::try_from(r.as_millis()).unwrap_or(u64::MAX));
         let (seq, duplicate): (u64, u8) = self.note(
             self.scripts
@@ -450,13 +519,15 @@ impl Shared {
                 .key(self.keys.ids(&conv))
                 .key(self.keys.stream(&conv))
                 .key(&self.keys.log)
-                .arg(&draft.id)
+                .arg(&field)
                 .arg(frame)
                 .arg(&conv)
                 .arg(self.options.stream_len.max(1))
                 .arg(self.options.log_len.max(1))
                 .arg(&self.keys.channel)
                 .arg(ttl_ms)
+                .arg(&draft.id)
+                .arg(sender.as_ref())
                 .invoke_async(&mut self.conn())
                 .await,
         )?;
@@ -538,6 +609,37 @@ impl Shared {
             left += n;
         }
         Ok(left)
+    }
+
+    /// Up to `limit` room records by id from the lexical bound `start` (`-` or `(<id>`), and
+    /// the last id looked at (`None` when there were none: the end).
+    async fn rooms_from(
+        &self,
+        start: &str,
+        limit: usize,
+    ) -> Result<(Vec<RoomRecord>, Option<String>), StoreError> {
+        let ids: Vec<String> = self.note(
+            redis::cmd("ZRANGEBYLEX")
+                .arg(&self.keys.room_ids)
+                .arg(start)
+                .arg("+")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit.max(1))
+                .query_async(&mut self.conn())
+                .await,
+        )?;
+        let Some(last) = ids.last().cloned() else { return Ok((Vec::new(), None)) };
+        let records: Vec<Option<String>> = self
+            .note(redis::cmd("HMGET").arg(&self.keys.rooms).arg(&ids).query_async(&mut self.conn()).await)?;
+        let mut rooms = Vec::with_capacity(ids.len());
+        for (id, json) in ids.into_iter().zip(records) {
+            // Listed but deleted meanwhile: skip.
+            if let Some(json) = json {
+                rooms.push(room_record(id, &json)?);
+            }
+        }
+        Ok((rooms, Some(last)))
     }
 
     /// Re-records every local member's lease.
@@ -622,7 +724,7 @@ fn parse_envelope(payload: &[u8]) -> Result<Envelope, StoreError> {
             let log = StreamId::parse(log).ok_or_else(|| backend("bad log id"))?;
             let key = ConversationKey::from_storage_key(conv).ok_or_else(|| backend("bad conversation"))?;
             let seq: u64 = seq.parse().map_err(backend)?;
-            let mut message: ServerMessage = serde_json::from_str(frame).map_err(backend)?;
+            let mut message = ServerMessage::from_json(frame).map_err(backend)?;
             engine::set_seq(&mut message, seq)?;
             Ok(Envelope::Stored { log, key, message })
         }
@@ -633,7 +735,7 @@ fn parse_envelope(payload: &[u8]) -> Result<Envelope, StoreError> {
             };
             let key = ConversationKey::from_storage_key(conv).ok_or_else(|| backend("bad conversation"))?;
             let from: Option<String> = serde_json::from_str(from).map_err(backend)?;
-            let message: ServerMessage = serde_json::from_str(frame).map_err(backend)?;
+            let message = ServerMessage::from_json(frame).map_err(backend)?;
             Ok(Envelope::Ephemeral(Event::Ephemeral { key, message, from }))
         }
         Some("l") => {
@@ -828,8 +930,14 @@ impl Store for RedisStore {
                 "metadata": room.metadata,
                 "createdAt": room.created_at,
             });
-            let created: bool = self.shared.note(
-                self.shared.conn().hset_nx(&self.shared.keys.rooms, &room.room, record.to_string()).await,
+            let keys = &self.shared.keys;
+            let (created, _): (bool, u64) = self.shared.note(
+                redis::pipe()
+                    .atomic()
+                    .hset_nx(&keys.rooms, &room.room, record.to_string())
+                    .zadd(&keys.room_ids, &room.room, 0)
+                    .query_async(&mut self.shared.conn())
+                    .await,
             )?;
             Ok(created)
         })
@@ -844,16 +952,44 @@ impl Store for RedisStore {
         })
     }
 
-    fn rooms(&self) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>> {
+    fn rooms(&self, after: Option<&str>, limit: usize) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>> {
+        let start = after.map_or_else(|| "-".to_owned(), |a| format!("({a}"));
+        Box::pin(async move { self.shared.rooms_from(&start, limit).await.map(|(rooms, _)| rooms) })
+    }
+
+    fn expire_empty_rooms(
+        &self,
+        created_before: String,
+        keep: Vec<String>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
-            let all: HashMap<String, String> =
-                self.shared.note(self.shared.conn().hgetall(&self.shared.keys.rooms).await)?;
-            let mut rooms = all
-                .into_iter()
-                .map(|(room, json)| room_record(room, &json))
-                .collect::<Result<Vec<_>, _>>()?;
-            rooms.sort_by(|a, b| a.room.cmp(&b.room));
-            Ok(rooms)
+            let shared = &self.shared;
+            let mut start = "-".to_owned();
+            let mut expired = 0;
+            loop {
+                let (rooms, last) = shared.rooms_from(&start, 500).await?;
+                let Some(last) = last else { return Ok(expired) };
+                for room in rooms {
+                    if room.created_at >= created_before || keep.contains(&room.room) {
+                        continue;
+                    }
+                    let conv = ConversationKey::Room(room.room.as_str().into()).storage_key();
+                    let gone: u8 = shared.note(
+                        shared
+                            .scripts
+                            .expire_room
+                            .key(&shared.keys.rooms)
+                            .key(&shared.keys.room_ids)
+                            .key(shared.keys.seq(&conv))
+                            .key(shared.keys.presence(&room.room))
+                            .arg(&room.room)
+                            .invoke_async(&mut shared.conn())
+                            .await,
+                    )?;
+                    expired += u64::from(gone);
+                }
+                start = format!("({last}");
+            }
         })
     }
 

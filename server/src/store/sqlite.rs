@@ -19,8 +19,9 @@
 //! - **seq and de-duplication**: `conversations.last_seq` is the per-conversation counter (kept
 //!   in the table, not derived from `MAX(seq)`, so retention deleting every message of a
 //!   conversation never makes seq start over), cached in the writer after first use.
-//!   `UNIQUE(conversation, msg_id)` backs the duplicate check: a re-sent id gets its original
-//!   seq with `duplicate: true`, even after a restart.
+//!   `UNIQUE(conversation, sender, msg_id)` backs the duplicate check: a re-sent id gets its
+//!   original seq with `duplicate: true`, even after a restart, and only its own sender's
+//!   ([`Draft::sender`](super::Draft::sender)) — another member's message with that id is stored.
 //! - **Reads** (`history`, `recent`, rooms) use a small pool of separate read connections on
 //!   tokio's blocking pool; WAL lets them read a consistent snapshot while the writer writes.
 //!   A `:memory:` database exists only inside its one connection, so there reads go through the
@@ -116,9 +117,25 @@ type ReadOp = Box<dyn FnOnce(&Connection) + Send>;
 
 /// Something for the writer thread to do.
 enum Op {
-    Append { key: ConversationKey, draft: Draft, reply: Reply<Appended> },
-    CreateRoom { room: RoomRecord, reply: Reply<bool> },
-    Purge { cutoff_ms: i64, reply: Reply<u64> },
+    Append {
+        key: ConversationKey,
+        draft: Draft,
+        reply: Reply<Appended>,
+    },
+    CreateRoom {
+        room: RoomRecord,
+        reply: Reply<bool>,
+    },
+    Purge {
+        cutoff_ms: i64,
+        reply: Reply<u64>,
+    },
+    /// `keep` is a JSON array of room ids.
+    ExpireRooms {
+        created_before: String,
+        keep: String,
+        reply: Reply<u64>,
+    },
     Read(ReadOp),
 }
 
@@ -191,6 +208,37 @@ const MIGRATIONS: &[&str] = &[
         shortcut TEXT PRIMARY KEY,
         text TEXT NOT NULL
     );",
+    // 4: message ids are unique per sender, not per conversation (one member could otherwise
+    // swallow another's message by sending its id first). SQLite cannot change a UNIQUE
+    // constraint in place, so the table is rebuilt; the sender of a stored message is read
+    // from its frame, as `Draft::sender` does: a `user` message is its session's (the
+    // conversation key `s:<session>`), a `chat` message its member's, the rest the hub's ('').
+    // An `agent` reply stored before this names only its author's display name, not the
+    // operator's account, so it stays the hub's: only a re-send of it across the upgrade would
+    // be stored a second time.
+    "CREATE TABLE messages_v2 (
+        conversation INTEGER NOT NULL REFERENCES conversations(id),
+        seq INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        msg_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        frame TEXT NOT NULL,
+        UNIQUE (conversation, seq),
+        UNIQUE (conversation, sender, msg_id)
+    );
+    INSERT INTO messages_v2 (conversation, seq, sender, msg_id, kind, created_at, frame)
+        SELECT m.conversation, m.seq,
+               CASE m.kind
+                   WHEN 'user' THEN substr(c.key, 3)
+                   WHEN 'chat' THEN COALESCE(json_extract(m.frame, '$.from.id'), '')
+                   ELSE ''
+               END,
+               m.msg_id, m.kind, m.created_at, m.frame
+        FROM messages m JOIN conversations c ON c.id = m.conversation;
+    DROP TABLE messages;
+    ALTER TABLE messages_v2 RENAME TO messages;
+    CREATE INDEX messages_by_age ON messages (created_at);",
 ];
 
 /// The schema version this build writes.
@@ -364,14 +412,31 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn rooms(&self) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>> {
-        Box::pin(self.read(|conn| {
+    fn rooms(&self, after: Option<&str>, limit: usize) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>> {
+        let after = after.unwrap_or_default().to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Box::pin(self.read(move |conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT room, name, metadata, created_at FROM rooms ORDER BY room")
+                .prepare_cached(
+                    "SELECT room, name, metadata, created_at FROM rooms WHERE room > ?1 ORDER BY room LIMIT ?2",
+                )
                 .map_err(backend)?;
-            let rows = stmt.query_map([], room_row).map_err(backend)?;
+            let rows = stmt.query_map(params![after, limit], room_row).map_err(backend)?;
             rows.map(|row| room_record(row.map_err(backend)?)).collect()
         }))
+    }
+
+    fn expire_empty_rooms(
+        &self,
+        created_before: String,
+        keep: Vec<String>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let keep = serde_json::to_string(&keep).map_err(backend)?;
+            let (reply, rx) = oneshot::channel();
+            self.send(Op::ExpireRooms { created_before, keep, reply })?;
+            rx.await.map_err(|_| writer_gone())?
+        })
     }
 
     fn hub_secret(&self, fresh: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, StoreError>> {
@@ -473,10 +538,8 @@ fn read_page(conn: &Connection, key: &str, page: Page, limit: usize) -> Result<H
         .and_then(|mut stmt| stmt.query_row([conversation], |row| row.get(0)))
         .map_err(backend)?;
     drop(tx);
-    let messages = frames
-        .iter()
-        .map(|f| serde_json::from_str::<ServerMessage>(f).map_err(backend))
-        .collect::<Result<Vec<_>, _>>()?;
+    let messages =
+        frames.iter().map(|f| ServerMessage::from_json(f).map_err(backend)).collect::<Result<Vec<_>, _>>()?;
     let last_seq = to_u64(last_seq);
     Ok(HistoryPage { messages, last_seq, first_available: first.map_or(last_seq + 1, to_u64) })
 }
@@ -666,6 +729,7 @@ impl Writer {
         let mut rooms: Vec<(Reply<bool>, Result<bool, StoreError>)> = Vec::new();
         let mut reads: Vec<ReadOp> = Vec::new();
         let mut purges = Vec::new();
+        let mut expiries = Vec::new();
         let mut touched: HashMap<String, Conversation> = HashMap::new();
 
         let committed = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -682,6 +746,9 @@ impl Writer {
                         Op::CreateRoom { room, reply } => rooms.push((reply, insert_room(&tx, &room))),
                         Op::Read(read) => reads.push(read),
                         Op::Purge { cutoff_ms, reply } => purges.push((cutoff_ms, reply)),
+                        Op::ExpireRooms { created_before, keep, reply } => {
+                            expiries.push((created_before, keep, reply))
+                        }
                     }
                 }
                 let counters = touched.values().try_for_each(|c| {
@@ -723,6 +790,9 @@ impl Writer {
         for read in reads {
             read(&self.conn);
         }
+        for (created_before, keep, reply) in expiries {
+            let _ = reply.send(self.expire_rooms(&created_before, &keep));
+        }
         for (cutoff, reply) in purges {
             let mut total = 0;
             let result = loop {
@@ -738,6 +808,24 @@ impl Writer {
             };
             let _ = reply.send(result);
         }
+    }
+
+    /// Deletes the rooms created before `created_before` that hold no message and are not in
+    /// `keep` (a JSON array of ids); one statement, its own transaction.
+    fn expire_rooms(&mut self, created_before: &str, keep: &str) -> Result<u64, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM rooms WHERE created_at < ?1
+                   AND room NOT IN (SELECT value FROM json_each(?2))
+                   AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.key = 'r:' || rooms.room AND c.last_seq > 0)",
+                params![created_before, keep],
+            )
+            .map_err(backend)?;
+        if n > 0 {
+            tracing::info!(deleted = n, "empty rooms expired");
+        }
+        Ok(n as u64)
     }
 
     /// Deletes up to [`PURGE_CHUNK`] messages older than `cutoff_ms`.
@@ -775,23 +863,36 @@ fn append_one(
         // Insert first and look only when the id turns out to be taken: a re-send is rare,
         // and this saves an index lookup on every new message.
         let seq = conversation.last_seq + 1;
+        let sender = draft.sender().into_owned();
         let mut message = draft.message;
         engine::set_seq(&mut message, seq)?;
         let frame = serde_json::to_string(&message).map_err(backend)?;
         let inserted = tx
             .prepare_cached(
-                "INSERT INTO messages (conversation, seq, msg_id, kind, created_at, frame)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (conversation, msg_id) DO NOTHING",
+                "INSERT INTO messages (conversation, seq, sender, msg_id, kind, created_at, frame)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (conversation, sender, msg_id) DO NOTHING",
             )
             .and_then(|mut stmt| {
-                stmt.execute(params![conversation.id, to_i64(seq), draft.id, message.kind(), now, frame])
+                stmt.execute(params![
+                    conversation.id,
+                    to_i64(seq),
+                    sender,
+                    draft.id,
+                    message.kind(),
+                    now,
+                    frame
+                ])
             })
             .map_err(backend)?;
         if inserted == 0 {
             let first: i64 = tx
-                .prepare_cached("SELECT seq FROM messages WHERE conversation = ?1 AND msg_id = ?2")
-                .and_then(|mut stmt| stmt.query_row(params![conversation.id, draft.id], |row| row.get(0)))
+                .prepare_cached(
+                    "SELECT seq FROM messages WHERE conversation = ?1 AND sender = ?2 AND msg_id = ?3",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![conversation.id, sender, draft.id], |row| row.get(0))
+                })
                 .map_err(backend)?;
             touched.insert(storage_key.clone(), conversation);
             return Ok((Appended { seq: to_u64(first), duplicate: true }, None));

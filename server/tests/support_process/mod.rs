@@ -31,7 +31,7 @@ pub struct HubProcess {
 }
 
 impl HubProcess {
-    /// Starts the hub with `args` (plus `--listen`, no rate limit, no reply delay and
+    /// Starts the hub with `args` (plus `--listen`, no rate limits, no reply delay and
     /// `--open-sessions`, so tests can name their sessions), in `dir`, logging to
     /// `dir/<name>.log`, and waits until `/healthz` answers.
     pub fn start(name: &str, dir: &Path, args: &[&str]) -> HubProcess {
@@ -78,7 +78,8 @@ impl HubProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_natter-hub"))
             .current_dir(&self.dir)
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(["--rate-burst", "0", "--reply-delay", "0"])
+            // These tests send hundreds of messages at once from one address on purpose.
+            .args(["--rate-burst", "0", "--address-rate-burst", "0", "--reply-delay", "0"])
             .args(self.open_sessions.then_some("--open-sessions"))
             .args(&self.args)
             .env("RUST_LOG", "info")

@@ -11,7 +11,11 @@
 //! printing one JSON line when its connections are up and one when its run is over, and
 //! merges them. The parent tells the workers `go` (start sending) and `exit` (drop the
 //! connections) on their stdin, so server RSS is read at well-defined moments.
+//!
+//! `natter-load abuse …` is the other half: honest clients chatting while attacks run (see
+//! `abuse`), for `cargo xtask bench abuse`.
 
+mod abuse;
 mod report;
 mod wire;
 mod worker;
@@ -118,6 +122,9 @@ struct Cli {
 enum Cmd {
     /// Run one scenario and print the merged report.
     Run(RunArgs),
+    /// Run every attack in turn against a hub while 200 honest clients chat; print one JSON
+    /// report.
+    Abuse(abuse::AbuseArgs),
     /// Internal: one worker process (spawned by `run`).
     Worker {
         /// This worker's index.
@@ -156,6 +163,18 @@ fn main() -> anyhow::Result<()> {
         Cmd::Worker { index, workers, params } => {
             let params: Params = serde_json::from_str(&params).context("worker params")?;
             worker::main(index, workers.max(1), params)
+        }
+        Cmd::Abuse(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("tokio runtime")?;
+            let report = runtime.block_on(abuse::run(args))?;
+            println!("{}", serde_json::to_string(&report)?);
+            // Attack tasks may still be winding down; they are not waited for.
+            runtime.shutdown_background();
+            Ok(())
         }
         Cmd::Run(args) => {
             let report = run(args.params, args.server_pid, args.workers, args.settle)?;

@@ -116,6 +116,38 @@ async fn open_inner(
     Ok((ws, t0.elapsed()))
 }
 
+/// Opens a natter connection from `src` as a hub that issues sessions expects it: no
+/// credentials in the URL, `{"type":"auth"}` asking for a session (with `page`), the `welcome`
+/// carrying the session the hub issued, then the `history`. Returns the socket and the session.
+pub async fn open_issued(target: SocketAddr, src: Ipv4Addr, page: &str) -> anyhow::Result<(Ws, String)> {
+    tokio::time::timeout(STEP_TIMEOUT, async {
+        let sock = TcpSocket::new_v4().context("socket")?;
+        sock.set_reuseaddr(true).context("SO_REUSEADDR")?;
+        sock.bind(SocketAddr::new(src.into(), 0)).with_context(|| format!("bind {src}"))?;
+        let stream = sock.connect(target).await.with_context(|| format!("connect {target} from {src}"))?;
+        stream.set_nodelay(true).context("TCP_NODELAY")?;
+        let url = format!("ws://{target}/ws/chat");
+        let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(client_config()))
+            .await
+            .context("websocket upgrade")?;
+        let auth = serde_json::json!({"type": "auth", "page": page}).to_string();
+        ws.send(Message::text(auth)).await.context("send auth")?;
+        let welcome = next_text(&mut ws).await?;
+        let session = serde_json::from_str::<serde_json::Value>(&welcome)
+            .ok()
+            .filter(|v| v["type"] == "welcome")
+            .and_then(|v| v["session"].as_str().map(str::to_owned))
+            .ok_or_else(|| anyhow!("first frame is not a welcome with a session: {}", clip(&welcome)))?;
+        let history = next_text(&mut ws).await?;
+        if !history.starts_with("{\"type\":\"history\"") {
+            bail!("after the welcome comes no history: {}", clip(&history));
+        }
+        Ok((ws, session))
+    })
+    .await
+    .map_err(|_| anyhow!("connect timed out after {STEP_TIMEOUT:?}"))?
+}
+
 /// Joins `room` and waits for the server's confirmation (natter: `room_info`; the peer: a
 /// `joined` event).
 pub async fn join(dialect: Dialect, ws: &mut Ws, room: &str, name: &str) -> anyhow::Result<()> {

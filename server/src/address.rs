@@ -1,0 +1,256 @@
+//! Who a request comes from: the client address that budgets per address are kept by.
+//!
+//! The address is the socket's peer, unless that peer is one of the operator's reverse proxies
+//! (`--trusted-proxy`): then the proxies' own headers say who the client is. `Forwarded`
+//! (RFC 7239) is read when present, else `X-Forwarded-For`; the list is walked from the right
+//! (the hop nearest to the hub) past every trusted proxy, and the first address that is not
+//! one is the client. Headers from a peer that is not trusted are ignored, so nobody can claim
+//! another address by sending them. An entry that is not an address (`unknown`, an obfuscated
+//! name) ends the walk at the proxy that wrote it.
+//!
+//! Budgets are kept per [`AddrKey`]: an IPv4 address, or an IPv6 /64 — one subscriber line
+//! usually gets a whole /64, so counting single IPv6 addresses would let one client spread
+//! over billions of keys.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+use axum::http::{HeaderMap, HeaderName};
+use ipnet::IpNet;
+
+/// Parses a `--trusted-proxy` value: a network (`10.0.0.0/8`, `fd00::/8`) or one address.
+pub fn parse_trusted_proxy(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    if let Ok(net) = s.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    s.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
+        format!("{s:?} is neither an address nor a network; write it like 10.0.0.1, 10.0.0.0/8 or fd00::/8")
+    })
+}
+
+/// The key budgets per address are kept by: an IPv4 address, or the /64 of an IPv6 one, as
+/// 16 bytes (IPv4 mapped into IPv6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct AddrKey([u8; 16]);
+
+impl AddrKey {
+    /// The key of `ip`.
+    pub(crate) fn of(ip: IpAddr) -> AddrKey {
+        match ip {
+            IpAddr::V4(v4) => AddrKey(v4.to_ipv6_mapped().octets()),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => AddrKey(v4.to_ipv6_mapped().octets()),
+                None => {
+                    let mut octets = v6.octets();
+                    octets[8..].fill(0);
+                    AddrKey(octets)
+                }
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for AddrKey {
+    /// The address (IPv4) or the network (`2001:db8::/64`), for logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v6 = Ipv6Addr::from(self.0);
+        match v6.to_ipv4_mapped() {
+            Some(v4) => write!(f, "{v4}"),
+            None => write!(f, "{v6}/64"),
+        }
+    }
+}
+
+/// The socket's peer, put into every request's extensions by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub(crate) SocketAddr);
+
+/// The client's address as the hub judges it (see the module docs), in a request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientAddr {
+    /// The client's address.
+    pub(crate) ip: IpAddr,
+    /// Whether it came from a trusted proxy's header rather than the socket.
+    pub(crate) forwarded: bool,
+}
+
+impl ClientAddr {
+    /// Its budget key.
+    pub(crate) fn key(&self) -> AddrKey {
+        AddrKey::of(self.ip)
+    }
+}
+
+/// Whether `ip` is one of the operator's proxies.
+pub(crate) fn is_trusted(trusted: &[IpNet], ip: IpAddr) -> bool {
+    let ip = canonical(ip);
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The client address of a request from `peer` carrying `headers` (see the module docs).
+pub(crate) fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> ClientAddr {
+    let peer = canonical(peer);
+    if !is_trusted(trusted, peer) {
+        return ClientAddr { ip: peer, forwarded: false };
+    }
+    let hops = if headers.contains_key(&FORWARDED) {
+        forwarded_hops(headers)
+    } else {
+        x_forwarded_for_hops(headers)
+    };
+    // From the nearest hop outwards: past every trusted proxy to the first address that is not.
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        match hop {
+            Some(ip) => {
+                client = canonical(ip);
+                if !is_trusted(trusted, client) {
+                    return ClientAddr { ip: client, forwarded: true };
+                }
+            }
+            // Not an address: the proxy that wrote it is as far as we can see.
+            None => break,
+        }
+    }
+    ClientAddr { ip: client, forwarded: client != peer }
+}
+
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The `for=` of every element of every `Forwarded` header, in order; `None` for one that is
+/// not an address.
+fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    let mut hops = Vec::new();
+    for value in headers.get_all(&FORWARDED) {
+        let Ok(value) = value.to_str() else {
+            hops.push(None);
+            continue;
+        };
+        for element in value.split(',') {
+            let node = element.split(';').find_map(|pair| {
+                let (name, value) = pair.split_once('=')?;
+                name.trim().eq_ignore_ascii_case("for").then(|| value.trim())
+            });
+            if let Some(node) = node {
+                hops.push(parse_node(node.trim_matches('"')));
+            }
+        }
+    }
+    hops
+}
+
+/// Every address of every `X-Forwarded-For` header, in order.
+fn x_forwarded_for_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    let mut hops = Vec::new();
+    for value in headers.get_all(&X_FORWARDED_FOR) {
+        match value.to_str() {
+            Ok(v) => hops.extend(v.split(',').map(|a| parse_node(a.trim()))),
+            Err(_) => hops.push(None),
+        }
+    }
+    hops
+}
+
+/// An address as proxies write it: `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]`,
+/// `[2001:db8::1]:4711` or a bare IPv6 address.
+fn parse_node(node: &str) -> Option<IpAddr> {
+    if let Ok(ip) = node.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(sa) = node.parse::<SocketAddr>() {
+        return Some(sa.ip());
+    }
+    let inner = node.strip_prefix('[')?;
+    inner.split_once(']')?.0.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("an address")
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, HeaderValue::from_str(value).expect("header"));
+        }
+        h
+    }
+
+    fn proxies() -> Vec<IpNet> {
+        ["10.0.0.0/8", "fd00::/8", "127.0.0.1"].iter().map(|p| parse_trusted_proxy(p).expect("net")).collect()
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_claims() {
+        let h = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=5.6.7.8")]);
+        let c = client_addr(ip("203.0.113.9"), &h, &proxies());
+        assert_eq!(c, ClientAddr { ip: ip("203.0.113.9"), forwarded: false });
+        assert_eq!(client_addr(ip("203.0.113.9"), &h, &[]).ip, ip("203.0.113.9"), "no proxy trusted");
+    }
+
+    #[test]
+    fn a_trusted_proxy_names_the_client() {
+        let h = headers(&[("x-forwarded-for", "198.51.100.7, 10.1.2.3")]);
+        let c = client_addr(ip("10.0.0.1"), &h, &proxies());
+        assert_eq!(c, ClientAddr { ip: ip("198.51.100.7"), forwarded: true });
+        // A client that sends its own X-Forwarded-For cannot hide behind it: the walk stops
+        // at the first address the proxies did not vouch for.
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7")]);
+        assert_eq!(client_addr(ip("10.0.0.1"), &h, &proxies()).ip, ip("198.51.100.7"));
+        // Several headers are one list.
+        let h = headers(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "198.51.100.8")]);
+        assert_eq!(client_addr(ip("10.0.0.1"), &h, &proxies()).ip, ip("198.51.100.8"));
+    }
+
+    #[test]
+    fn forwarded_wins_and_is_parsed_with_ports_and_brackets() {
+        let h = headers(&[
+            ("forwarded", r#"for="[2001:db8:cafe::17]:4711";proto=https, for=10.9.9.9"#),
+            ("x-forwarded-for", "6.6.6.6"),
+        ]);
+        let c = client_addr(ip("127.0.0.1"), &h, &proxies());
+        assert_eq!(c.ip, ip("2001:db8:cafe::17"));
+        let h = headers(&[("forwarded", "for=192.0.2.60:8080;by=203.0.113.43")]);
+        assert_eq!(client_addr(ip("10.0.0.1"), &h, &proxies()).ip, ip("192.0.2.60"));
+        // An obfuscated identifier ends the walk at the proxy that wrote it.
+        let h = headers(&[("forwarded", "for=_hidden, for=10.2.2.2")]);
+        assert_eq!(client_addr(ip("10.0.0.1"), &h, &proxies()).ip, ip("10.2.2.2"));
+        // No header at all: the proxy itself.
+        assert_eq!(
+            client_addr(ip("10.0.0.1"), &HeaderMap::new(), &proxies()),
+            ClientAddr { ip: ip("10.0.0.1"), forwarded: false }
+        );
+    }
+
+    #[test]
+    fn keys_group_an_ipv6_slash_64_and_fold_mapped_ipv4() {
+        assert_eq!(AddrKey::of(ip("2001:db8:1:2::1")), AddrKey::of(ip("2001:db8:1:2:ffff::9")));
+        assert_ne!(AddrKey::of(ip("2001:db8:1:2::1")), AddrKey::of(ip("2001:db8:1:3::1")));
+        assert_eq!(AddrKey::of(ip("::ffff:192.0.2.1")), AddrKey::of(ip("192.0.2.1")));
+        assert_eq!(AddrKey::of(ip("192.0.2.1")).to_string(), "192.0.2.1");
+        assert_eq!(AddrKey::of(ip("2001:db8::5")).to_string(), "2001:db8::/64");
+        assert!(is_trusted(&proxies(), ip("::ffff:10.1.1.1")), "a mapped IPv4 proxy is trusted");
+    }
+
+    #[test]
+    fn proxy_flags_parse_or_say_why_not() {
+        assert_eq!(parse_trusted_proxy("10.1.2.3/8").map(|n| n.to_string()), Ok("10.0.0.0/8".into()));
+        assert_eq!(parse_trusted_proxy("192.0.2.1").map(|n| n.to_string()), Ok("192.0.2.1/32".into()));
+        let e = parse_trusted_proxy("proxy.local").unwrap_err();
+        assert!(e.contains("proxy.local"), "{e}");
+    }
+}

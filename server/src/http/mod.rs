@@ -1,0 +1,150 @@
+//! The HTTP transport: the fallback chat API (`POST /api/chat/messages`, long-poll
+//! `GET /api/chat/poll`), the room API ([`rooms`]), `/healthz` and `/metrics`.
+//!
+//! Every `/api` request has passed `edge::admit` (its client address and budget), so a client
+//! that asks for one new session after another spends its address's budget like any other.
+//! Errors are answered as the same JSON `error` frame the WebSocket sends
+//! (`{"type":"error","code":…,"message":…}`) with a fitting status code (see [`crate::edge`]).
+//!
+//! Credentials come in headers: `Authorization: Bearer <identity token>` for a signed-in user,
+//! `X-Natter-Session` for an anonymous visitor (`?session=` and the body's `sessionId` are still
+//! read, for clients of the original widget's format). A request without either gets a session
+//! issued on the spot, sent back in the `X-Natter-Session` header of the answer.
+
+mod rooms;
+
+pub(crate) use rooms::{create_room, list_rooms, room_info};
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, Extensions, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use natter_protocol::{validate_room_id, ChatSend, ErrorCode, Member, ServerMessage, PROTOCOL_VERSION};
+use serde::Deserialize;
+
+use crate::client::Posted;
+use crate::edge::{
+    check_origin, client_of, parse_after, read_body, who, with_session, ApiError, Query, MAX_PAGE_CHARS,
+};
+use crate::hub::{Hub, Refusal};
+use crate::store::ConversationKey;
+
+/// Query of the chat API.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SessionQuery {
+    session: Option<String>,
+    after: Option<String>,
+    page: Option<String>,
+    /// The poll reads this room instead of the session's conversation.
+    room: Option<String>,
+}
+
+/// `POST /api/chat/messages`: a `user` message (the original widget's JSON, whose `type` may be
+/// left out), or a `chat` to a room (the HTTP fallback of a room member); answers with its
+/// `ack`.
+pub(crate) async fn post_message(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Query(q): Query<SessionQuery>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_origin(hub.config(), &headers)?;
+    let body = read_body(&hub, body).await?;
+    let send = match crate::client::parse_body(&body)? {
+        Posted::User(send) => send,
+        Posted::Chat(chat) => {
+            return post_chat(&hub, &headers, &extensions, q.session.as_deref(), chat).await
+        }
+    };
+    let who = who(&hub, &headers, q.session.as_deref(), send.session_id.as_deref())?;
+    let page: Option<String> =
+        q.page.filter(|p| !p.is_empty()).map(|p| p.chars().take(MAX_PAGE_CHARS).collect());
+    let browser = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let ack = hub.post_user(&who, send, page.as_deref(), browser).await?;
+    Ok(with_session(&who, Json(ServerMessage::Ack(ack)).into_response()))
+}
+
+/// A room member's message over the HTTP fallback: the room must be one the sender may join
+/// (it is created if needed, from the address's `--room-creations-per-hour`); the name is
+/// checked like a `join`'s.
+async fn post_chat(
+    hub: &Hub,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    session: Option<&str>,
+    chat: ChatSend,
+) -> Result<Response, ApiError> {
+    let in_room = |r: Refusal| r.in_room(Some(&chat.room)).with_id(chat.id.clone());
+    checked_room(&chat.room).map_err(in_room)?;
+    let who = who(hub, headers, session, None)?;
+    hub.identity().may_join(&who, &chat.room).map_err(in_room)?;
+    let (name, verified) = hub.identity().member_name(&who, chat.name.clone());
+    if !verified {
+        crate::client::check_member_name(name.as_deref()).map_err(in_room)?;
+    }
+    let room: Arc<str> = chat.room.as_str().into();
+    hub.ensure_room(&room, client_of(extensions).key()).await.map_err(in_room)?;
+    let member = Member { id: who.member_id.to_string(), name, verified };
+    let ack = hub.post_chat(&who.conversation, &room, &member, chat.id.clone(), chat.message.clone()).await;
+    let ack = ack.map_err(in_room)?;
+    Ok(with_session(&who, Json(ServerMessage::Ack(ack)).into_response()))
+}
+
+/// `GET /api/chat/poll?after=`: the messages after `after`, at once when there are some, else
+/// when the next one arrives or after `--poll-timeout` (an empty `history`). With `room=`, the
+/// same for that room (one the caller may join): a room member's HTTP fallback. Each poll holds
+/// a place of its client address (`--max-polls-per-address`) and of the hub's (`--max-polls`)
+/// while it lasts.
+pub(crate) async fn poll(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    Query(q): Query<SessionQuery>,
+) -> Result<Response, ApiError> {
+    check_origin(hub.config(), &headers)?;
+    let since = parse_after(q.after.as_deref())?;
+    let who = who(&hub, &headers, q.session.as_deref(), None)?;
+    let key = match q.room {
+        Some(room) => {
+            let in_room = |r: Refusal| r.in_room(Some(&room));
+            checked_room(&room).map_err(in_room)?;
+            hub.identity().may_join(&who, &room).map_err(in_room)?;
+            ConversationKey::Room(room.as_str().into())
+        }
+        None => ConversationKey::Session(who.conversation.clone()),
+    };
+    let _held = hub.hold_poll(client_of(&extensions).key())?;
+    let history = hub.poll(key, since).await?;
+    Ok(with_session(&who, Json(ServerMessage::History(history)).into_response()))
+}
+
+/// Checks a room id, naming what is wrong.
+pub(super) fn checked_room(room: &str) -> Result<(), Refusal> {
+    validate_room_id(room)
+        .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad room {room:?}: {e}")))
+}
+
+/// `GET /healthz`: `ok`, or `degraded` (503) when the store is unhealthy.
+pub(crate) async fn healthz(State(hub): State<Hub>) -> Response {
+    let healthy = hub.store_healthy();
+    let connections = hub.metrics().connections.load(std::sync::atomic::Ordering::Relaxed);
+    let body = serde_json::json!({
+        "status": if healthy { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "protocol": PROTOCOL_VERSION,
+        "connections": connections,
+    });
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: Prometheus text.
+pub(crate) async fn metrics(State(hub): State<Hub>) -> Response {
+    let text = hub.metrics().render(&hub.gauges());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}

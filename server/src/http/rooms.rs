@@ -1,0 +1,246 @@
+//! The room API: `GET /api/rooms` (in pages), `POST /api/rooms`, `GET /api/rooms/{room}`, and
+//! who may call it.
+//!
+//! Three kinds of caller, told apart by `Authorization: Bearer <…>`:
+//! - the operator's own servers, with the hub's `--api-key`: every room, and may create rooms;
+//! - a signed-in user, with an identity token: the rooms their token's `rooms` claim covers,
+//!   and may create those (each creation drawing on their address's
+//!   `--room-creations-per-hour`, like a `join` that makes a room);
+//! - anyone else, with no credential: may read when `--room-access` is `open`, never create
+//!   (anybody could otherwise fill the database with rooms; a `join` still makes one, within
+//!   the same hourly budget).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::Json;
+use natter_protocol::{
+    validate_room_id, validate_room_name, CreateRoom, ErrorCode, RoomInfo, RoomList, MAX_ROOM_METADATA_BYTES,
+    ROOM_PAGE_DEFAULT, ROOM_PAGE_MAX,
+};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::checked_room;
+use crate::config::RoomAccess;
+use crate::edge::{bearer, check_origin, client_of, read_body, ApiError, Query};
+use crate::hub::{Hub, Refusal};
+use crate::identity::Principal;
+
+/// Who is calling the room API (see the module docs).
+#[derive(Debug)]
+enum Caller {
+    /// A server holding the hub's `--api-key`.
+    Operator,
+    /// A signed-in user.
+    User(Principal),
+    /// No credential, with `--room-access open`.
+    Anyone,
+}
+
+/// Works out who is calling from the request's bearer token: the `--api-key` first, else an
+/// identity token. A credential that is neither is refused (`401`), never ignored.
+fn caller(hub: &Hub, headers: &HeaderMap) -> Result<Caller, Refusal> {
+    let api_key = hub.config().api_key.as_deref().filter(|k| !k.is_empty());
+    let Some(token) = bearer(headers) else {
+        return match hub.config().room_access() {
+            RoomAccess::Open => Ok(Caller::Anyone),
+            RoomAccess::Identified => Err(Refusal::new(
+                ErrorCode::Unauthorized,
+                "the room API of this hub is for signed-in users and the operator's servers: send \
+                 `Authorization: Bearer <identity token>` (or the hub's --api-key)",
+            )),
+        };
+    };
+    if api_key.is_some_and(|key| same_secret(&token, key)) {
+        return Ok(Caller::Operator);
+    }
+    if hub.identity().verifies_tokens() {
+        return hub.identity().user(&token).map(Caller::User);
+    }
+    Err(Refusal::new(
+        ErrorCode::Unauthorized,
+        if api_key.is_some() {
+            "the bearer token is not this hub's --api-key (and this hub verifies no identity tokens)"
+        } else {
+            "this hub has no --api-key and verifies no identity tokens: send no Authorization header"
+        },
+    ))
+}
+
+/// Compares two secrets in time that does not depend on where they differ (their hashes, so
+/// the length does not show either).
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Query of `GET /api/rooms`; strings so that bad values get our own clear message.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RoomsQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/rooms[?limit=N&cursor=C]`: one page of rooms by id (`limit` default 50, at most
+/// 200) and, when there are more, the `next` cursor to pass back. A signed-in user sees only
+/// the rooms their `rooms` claim covers, so their page may hold fewer than `limit`: follow
+/// `next` while there is one (each page still reads at most `limit` rooms).
+pub(crate) async fn list_rooms(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    Query(q): Query<RoomsQuery>,
+) -> Result<Json<RoomList>, ApiError> {
+    let caller = caller(&hub, &headers)?;
+    let limit = match q.limit.as_deref() {
+        None | Some("") => ROOM_PAGE_DEFAULT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=ROOM_PAGE_MAX).contains(&n) => n,
+            _ => {
+                let shown: String = l.chars().take(40).collect();
+                return Err(Refusal::new(
+                    ErrorCode::InvalidMessage,
+                    format!("`limit` must be a whole number from 1 to {ROOM_PAGE_MAX}, got {shown:?}"),
+                )
+                .into());
+            }
+        },
+    };
+    let after = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+            let shown: String = c.chars().take(40).collect();
+            Refusal::new(
+                ErrorCode::InvalidMessage,
+                format!("`cursor` {shown:?} is not one this hub gave out; start again without it"),
+            )
+        })?),
+    };
+    let mut list = hub.rooms(after.as_deref(), limit).await?;
+    if let Caller::User(user) = &caller {
+        list.rooms.retain(|r| hub.identity().may_join(user, &r.room).is_ok());
+    }
+    list.next = list.next.map(|room| encode_cursor(&room));
+    Ok(Json(list))
+}
+
+/// The cursor of the page after `room`: opaque to clients (hex of the last room id, so a
+/// later change of what it holds breaks nobody who treats it as opaque).
+fn encode_cursor(room: &str) -> String {
+    room.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The room id a cursor stands for, if it is one this hub made.
+fn decode_cursor(cursor: &str) -> Option<String> {
+    if cursor.len() % 2 != 0 || cursor.len() > 2 * natter_protocol::MAX_ROOM_ID_LEN {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> =
+        (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok()).collect();
+    let room = String::from_utf8(bytes?).ok()?;
+    validate_room_id(&room).ok()?;
+    Some(room)
+}
+
+/// Why a caller without a credential may not create rooms, and what would let it.
+fn creation_refused(hub: &Hub) -> Refusal {
+    let has_key = hub.config().api_key.as_deref().is_some_and(|k| !k.is_empty());
+    let message = if has_key || hub.identity().verifies_tokens() {
+        "creating a room over HTTP needs the hub's --api-key or a signed-in user's identity token: send \
+         `Authorization: Bearer <key or token>`"
+    } else {
+        "creating rooms over HTTP is turned off on this hub: start it with --api-key (NATTER_API_KEY) and send \
+         `Authorization: Bearer <key>`; rooms are also made by a `join`"
+    };
+    Refusal::new(ErrorCode::Unauthorized, message)
+}
+
+/// `POST /api/rooms` (with `Authorization: Bearer <--api-key or identity token>`): 201 with the
+/// room's info, 409 when it exists, 400 for a bad id, name or metadata, 413 for a body over
+/// `--max-frame` or metadata over [`MAX_ROOM_METADATA_BYTES`], 401 without a credential, 403
+/// for a room the user's `rooms` claim does not cover, 429 past the user's address's
+/// `--room-creations-per-hour` (a 409 costs nothing from it).
+pub(crate) async fn create_room(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    extensions: Extensions,
+    body: Body,
+) -> Result<(StatusCode, Json<RoomInfo>), ApiError> {
+    check_origin(hub.config(), &headers)?;
+    let caller = caller(&hub, &headers)?;
+    if matches!(caller, Caller::Anyone) {
+        return Err(creation_refused(&hub).into());
+    }
+    let body = read_body(&hub, body).await?;
+    let create: CreateRoom = serde_json::from_slice(&body)
+        .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad room body: {e}")))?;
+    checked_room(&create.room)?;
+    if let Some(name) = &create.name {
+        validate_room_name(name)
+            .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad room `name`: {e}")))?;
+    }
+    if let Some(metadata) = &create.metadata {
+        if !metadata.is_object() {
+            return Err(Refusal::new(ErrorCode::InvalidMessage, "`metadata` must be a JSON object").into());
+        }
+        let size = metadata.to_string().len();
+        if size > MAX_ROOM_METADATA_BYTES {
+            return Err(Refusal::new(
+                ErrorCode::TooLarge,
+                format!("`metadata` is {size} bytes of JSON; the limit is {MAX_ROOM_METADATA_BYTES}"),
+            )
+            .into());
+        }
+    }
+    let room = create.room.clone();
+    let exists = || Refusal::new(ErrorCode::RoomExists, format!("room {room:?} already exists"));
+    if let Caller::User(user) = &caller {
+        hub.identity().may_join(user, &create.room)?;
+        // A room that exists already is answered as such before the address pays for a
+        // creation it does not get (a page that posts its room on every load must not run out).
+        if hub.room_exists(&create.room).await? {
+            return Err(exists().into());
+        }
+        hub.charge_room_creation(client_of(&extensions).key(), &create.room)?;
+    }
+    match hub.create_room(create.room, create.name, create.metadata).await? {
+        Some(info) => Ok((StatusCode::CREATED, Json(info))),
+        None => Err(exists().into()),
+    }
+}
+
+/// `GET /api/rooms/{room}`: the room's info with its members.
+pub(crate) async fn room_info(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Json<RoomInfo>, ApiError> {
+    checked_room(&room)?;
+    if let Caller::User(user) = caller(&hub, &headers)? {
+        hub.identity().may_join(&user, &room)?;
+    }
+    match hub.room_info(&room).await? {
+        Some(info) => Ok(Json(info)),
+        None => Err(Refusal::new(ErrorCode::UnknownRoom, format!("no room {room:?}")).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_what_the_hub_did_not_make() {
+        assert_eq!(decode_cursor(&encode_cursor("team:a-1")), Some("team:a-1".into()));
+        for bad in ["", "7", "zz", "2f2f", &"61".repeat(65)] {
+            assert_eq!(decode_cursor(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_compare_by_value() {
+        assert!(same_secret("k3y", "k3y"));
+        assert!(!same_secret("k3y", "k3z"));
+        assert!(!same_secret("k3y", "k3y-longer"));
+    }
+}

@@ -1,0 +1,307 @@
+//! Budgets per client address and the caps on what the hub holds at once: how many requests an
+//! address may make (`--address-rate-*`), rooms it may create (`--room-creations-per-hour`),
+//! connections it may hold open (`--max-connections-per-address`), long-polls it and everyone
+//! together may hold (`--max-polls-per-address`, `--max-polls`).
+//!
+//! Sessions are free to make, so a budget per session alone stops nobody; these are kept by the
+//! client's address as [`crate::address`] judges it. Rates are GCRA buckets per address
+//! (`governor`'s keyed limiter, purged of idle addresses by housekeeping); what is held open is
+//! counted in one table, each count owned by a [`Slot`] that gives it back when dropped.
+//!
+//! Every refusal here is retryable: `rate_limited` (429) for what one address did, with how long
+//! to wait; `unavailable` (503) for a cap everyone shares.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::clock::Clock as _;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use natter_protocol::ErrorCode;
+
+use super::{Hub, Refusal};
+use crate::address::AddrKey;
+use crate::config::Config;
+use crate::metrics::Limit;
+
+/// How long a client refused for holding too much is asked to wait.
+const HELD_RETRY: Duration = Duration::from_secs(5);
+
+/// See the module docs.
+pub(crate) struct Limits {
+    /// Requests per address; `None` when `--address-rate-burst` is 0.
+    requests: Option<DefaultKeyedRateLimiter<AddrKey>>,
+    /// Room creations per address per hour; `None` when `--room-creations-per-hour` is 0.
+    rooms: Option<DefaultKeyedRateLimiter<AddrKey>>,
+    /// What each address holds open now; an address holding nothing has no entry.
+    held: Mutex<HashMap<AddrKey, Held>>,
+    /// Long-polls held now, all addresses together.
+    polls: Mutex<usize>,
+    /// `--max-connections-per-address` in force (see `Config::connections_per_address`); 0 for
+    /// no limit.
+    connections_per_address: usize,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits").finish_non_exhaustive()
+    }
+}
+
+/// What one address holds open.
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    connections: u32,
+    polls: u32,
+}
+
+/// What a [`Slot`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// An open connection (counted per address only).
+    Connection,
+    /// A held long-poll (counted per address and in all).
+    Poll,
+}
+
+impl Limits {
+    /// The limits the configuration asks for.
+    pub(super) fn new(config: &Config) -> Limits {
+        let requests = NonZeroU32::new(config.address_rate_burst)
+            .filter(|_| config.address_rate_per_sec > 0.0)
+            .and_then(|burst| {
+                let period = Duration::from_secs_f64(1.0 / config.address_rate_per_sec);
+                Quota::with_period(period).map(|q| RateLimiter::keyed(q.allow_burst(burst)))
+            });
+        let rooms = NonZeroU32::new(config.room_creations_per_hour).and_then(|n| {
+            Quota::with_period(Duration::from_secs(3600) / n.get())
+                .map(|q| RateLimiter::keyed(q.allow_burst(n)))
+        });
+        let global = crate::accept::connection_limit(config.max_connections);
+        let connections_per_address = config.connections_per_address(global);
+        Limits { requests, rooms, held: Mutex::default(), polls: Mutex::new(0), connections_per_address }
+    }
+
+    /// `--max-connections-per-address` in force; 0 for no limit.
+    pub(crate) fn connections_per_address(&self) -> usize {
+        self.connections_per_address
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<AddrKey, Held>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets addresses whose buckets are full again (housekeeping).
+    pub(super) fn purge(&self) {
+        for limiter in [&self.requests, &self.rooms].into_iter().flatten() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// Takes one token of `limiter` for `key`; `Err(wait)` when there is none.
+fn take(limiter: &DefaultKeyedRateLimiter<AddrKey>, key: &AddrKey) -> Result<(), Duration> {
+    limiter.check_key(key).map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+}
+
+fn wait_ms(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl Hub {
+    /// The hub's limits.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
+    /// Takes one request from `addr`'s budget (`--address-rate-*`).
+    pub(crate) fn charge_address(&self, addr: AddrKey) -> Result<(), Refusal> {
+        let Some(limiter) = &self.shared.limits.requests else { return Ok(()) };
+        take(limiter, &addr).map_err(|wait| {
+            self.shared.metrics.limited(Limit::Address);
+            let config = &self.shared.config;
+            let ms = wait_ms(wait);
+            let mut r = Refusal::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many requests from your address: at most {} per second after a burst of {}; wait {ms} ms",
+                    config.address_rate_per_sec, config.address_rate_burst
+                ),
+            );
+            r.retry_after_ms = Some(ms);
+            r
+        })
+    }
+
+    /// Takes one room creation from `addr`'s budget (`--room-creations-per-hour`).
+    pub(crate) fn charge_room_creation(&self, addr: AddrKey, room: &str) -> Result<(), Refusal> {
+        let Some(limiter) = &self.shared.limits.rooms else { return Ok(()) };
+        take(limiter, &addr).map_err(|wait| {
+            self.shared.metrics.limited(Limit::RoomCreations);
+            let ms = wait_ms(wait);
+            let mut r = Refusal::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "room {room:?} would be new, and your address has created {} rooms in the last hour, the most it may (--room-creations-per-hour); use an existing room or wait {} s",
+                    self.shared.config.room_creations_per_hour,
+                    ms.div_ceil(1000)
+                ),
+            );
+            r.retry_after_ms = Some(ms);
+            r
+        })
+    }
+
+    /// Holds one more connection of `addr` (`--max-connections-per-address`) for as long as
+    /// the slot lives.
+    pub(crate) fn hold_connection(&self, addr: AddrKey) -> Result<Slot, Refusal> {
+        let max = self.shared.limits.connections_per_address;
+        let mut held = self.shared.limits.held();
+        let entry = held.entry(addr).or_default();
+        if max > 0 && entry.connections as usize >= max {
+            drop(held);
+            self.shared.metrics.limited(Limit::ConnectionsPerAddress);
+            let mut r = Refusal::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "your address has {max} connections open to this hub, the most it may; close some first"
+                ),
+            );
+            r.retry_after_ms = Some(wait_ms(HELD_RETRY));
+            return Err(r);
+        }
+        entry.connections += 1;
+        Ok(Slot { hub: self.clone(), addr, hold: Hold::Connection })
+    }
+
+    /// Holds one more long-poll of `addr` (`--max-polls-per-address`, `--max-polls`) for as
+    /// long as the slot lives.
+    pub(crate) fn hold_poll(&self, addr: AddrKey) -> Result<Slot, Refusal> {
+        let config = &self.shared.config;
+        let limits = &self.shared.limits;
+        let mut total = limits.polls.lock().unwrap_or_else(|p| p.into_inner());
+        if config.max_polls > 0 && *total >= config.max_polls {
+            drop(total);
+            self.shared.metrics.limited(Limit::Polls);
+            let mut r = Refusal::new(
+                ErrorCode::Unavailable,
+                format!("the hub holds its most long-polls ({}) now; poll again later", config.max_polls),
+            );
+            r.retry_after_ms = Some(wait_ms(HELD_RETRY));
+            return Err(r);
+        }
+        let mut held = limits.held();
+        let entry = held.entry(addr).or_default();
+        let max = config.max_polls_per_address;
+        if max > 0 && entry.polls as usize >= max {
+            drop(held);
+            drop(total);
+            self.shared.metrics.limited(Limit::PollsPerAddress);
+            let mut r = Refusal::new(
+                ErrorCode::RateLimited,
+                format!("your address holds {max} long-polls already, the most it may; poll again when one returns"),
+            );
+            r.retry_after_ms = Some(wait_ms(HELD_RETRY));
+            return Err(r);
+        }
+        entry.polls += 1;
+        *total += 1;
+        Ok(Slot { hub: self.clone(), addr, hold: Hold::Poll })
+    }
+}
+
+/// One connection or long-poll of an address, counted while this lives.
+#[derive(Debug)]
+#[must_use = "the count is given back when the slot is dropped"]
+pub(crate) struct Slot {
+    hub: Hub,
+    addr: AddrKey,
+    hold: Hold,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let limits = &self.hub.shared.limits;
+        if self.hold == Hold::Poll {
+            let mut total = limits.polls.lock().unwrap_or_else(|p| p.into_inner());
+            *total = total.saturating_sub(1);
+        }
+        let mut held = limits.held();
+        if let Some(entry) = held.get_mut(&self.addr) {
+            match self.hold {
+                Hold::Connection => entry.connections = entry.connections.saturating_sub(1),
+                Hold::Poll => entry.polls = entry.polls.saturating_sub(1),
+            }
+            if entry.connections == 0 && entry.polls == 0 {
+                held.remove(&self.addr);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::reply::RulesEngine;
+    use crate::store::memory::MemoryStore;
+
+    fn hub(f: impl FnOnce(&mut Config)) -> Hub {
+        let mut config = Config::for_tests();
+        f(&mut config);
+        let identity =
+            crate::identity::Identity::new(&config, &[b"unit-test session secret, 32 bytes".to_vec()])
+                .expect("identity");
+        Hub::start(
+            config,
+            Arc::new(MemoryStore::new()),
+            Arc::new(RulesEngine::builtin().expect("rules")),
+            identity,
+        )
+    }
+
+    fn addr(last: u8) -> AddrKey {
+        AddrKey::of(std::net::IpAddr::from([192, 0, 2, last]))
+    }
+
+    #[tokio::test]
+    async fn requests_per_address_have_a_burst_then_wait() {
+        let hub = hub(|c| {
+            c.address_rate_burst = 3;
+            c.address_rate_per_sec = 1.0;
+        });
+        for _ in 0..3 {
+            assert!(hub.charge_address(addr(1)).is_ok());
+        }
+        let r = hub.charge_address(addr(1)).unwrap_err();
+        assert_eq!(r.code, ErrorCode::RateLimited);
+        assert!(r.retry_after_ms.is_some_and(|ms| ms > 0 && ms <= 1000), "{r:?}");
+        assert!(hub.charge_address(addr(2)).is_ok(), "another address has its own budget");
+    }
+
+    #[tokio::test]
+    async fn held_counts_are_given_back() {
+        let hub = hub(|c| {
+            c.max_connections_per_address = Some(2);
+            c.max_polls_per_address = 1;
+            c.max_polls = 2;
+        });
+        let a = hub.hold_connection(addr(1)).expect("first");
+        let _b = hub.hold_connection(addr(1)).expect("second");
+        assert_eq!(hub.hold_connection(addr(1)).unwrap_err().code, ErrorCode::RateLimited);
+        drop(a);
+        let _c = hub.hold_connection(addr(1)).expect("room again");
+
+        let p = hub.hold_poll(addr(1)).expect("poll");
+        assert_eq!(hub.hold_poll(addr(1)).unwrap_err().code, ErrorCode::RateLimited, "per address");
+        let _q = hub.hold_poll(addr(2)).expect("another address");
+        assert_eq!(hub.hold_poll(addr(3)).unwrap_err().code, ErrorCode::Unavailable, "in all");
+        drop(p);
+        let _r = hub.hold_poll(addr(3)).expect("a poll returned");
+        drop((_b, _c));
+        assert!(!hub.shared.limits.held().contains_key(&addr(1)), "an address holding nothing is forgotten");
+    }
+}

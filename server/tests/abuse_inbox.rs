@@ -1,0 +1,307 @@
+//! The operator inbox under the public-internet rules, against a real hub on a real SQLite file
+//! with operators made by the real `natter-hub operator add`: message ids are scoped to their
+//! sender for operators too; operators are staff, so the budgets kept per client address never
+//! throttle them (an office of operators shares one address); and what anyone may send the
+//! inbox before signing in is bounded like the rest of the hub.
+
+mod common;
+mod inbox_support;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{session, TestHub};
+use futures_util::SinkExt as _;
+use inbox_support::{add_operator, db_in, sign_in};
+use natter_hub::store::sqlite::{SqliteOptions, SqliteStore};
+use natter_hub::Config;
+use natter_protocol::inbox::{ConversationSummary, InboxEvent};
+use natter_protocol::{Role, ServerMessage};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A hub on a fresh SQLite file with operators `ada` and `bob`, and the temp dir it lives in.
+async fn hub_with_operators(config: Config) -> (TestHub, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = db_in(dir.path());
+    add_operator(&db, "ada", "Ada Lovelace", PASSWORD);
+    add_operator(&db, "bob", "Bob", PASSWORD);
+    let store = SqliteStore::open(SqliteOptions::new(&db)).expect("open the database");
+    (TestHub::with_store(config, Arc::new(store)).await, dir)
+}
+
+/// The `ack` fields of a reply's answer: (seq, duplicate).
+fn acked(answer: &Value) -> (u64, bool) {
+    (answer["seq"].as_u64().expect("a seq"), answer["duplicate"].as_bool().unwrap_or(false))
+}
+
+/// `POST /inbox/api/conversations/{conversation}/reply` with `{text, id}`.
+async fn reply(
+    op: &inbox_support::Operator,
+    conversation: &str,
+    id: &str,
+    text: &str,
+) -> (StatusCode, Value) {
+    op.post(&format!("/inbox/api/conversations/{conversation}/reply"), json!({"text": text, "id": id})).await
+}
+
+/// An operator's reply id is theirs alone: another operator (or the visitor, or the bot) using
+/// the same id first never swallows it, and only the operator's own re-send is a duplicate.
+#[tokio::test]
+async fn an_operators_reply_id_is_scoped_to_that_operator() {
+    let (hub, _dir) = hub_with_operators(Config::for_tests()).await;
+    let ada = sign_in(&hub.url(""), "ada", PASSWORD).await;
+    let bob = sign_in(&hub.url(""), "bob", PASSWORD).await;
+    let mut feed = ada.feed().await;
+    let s = session("scoped-ids");
+    let (mut visitor, _) = hub.tab(&s).await;
+    visitor.send(json!({"type":"user","id":"x-1","message":"hello"})).await;
+    let record: ConversationSummary = feed
+        .until(|e| match e {
+            InboxEvent::Conversation { conversation } if conversation.last_role == Some(Role::User) => {
+                Some(conversation)
+            }
+            _ => None,
+        })
+        .await;
+    let bot = visitor
+        .until(|m| match m {
+            ServerMessage::Bot(b) => Some(b),
+            _ => None,
+        })
+        .await;
+    // The visitor's id, then the bot's (which every operator sees in the feed), reused by Ada.
+    let (status, a1) = reply(&ada, &record.id, "x-1", "Ada on x-1").await;
+    assert_eq!(status, StatusCode::OK, "{a1}");
+    assert!(!acked(&a1).1, "the visitor's id swallowed Ada's reply: {a1}");
+    let (_, a2) = reply(&ada, &record.id, &bot.id, "Ada on the bot's id").await;
+    assert!(!acked(&a2).1, "the bot's id swallowed Ada's reply: {a2}");
+    // Bob sends the id Ada used: his reply is his own.
+    let (_, b1) = reply(&bob, &record.id, "x-1", "Bob on x-1").await;
+    assert!(!acked(&b1).1, "Ada's id swallowed Bob's reply: {b1}");
+    // Each operator's own re-send is recognised, with the seq it got the first time.
+    let (_, again) = reply(&ada, &record.id, "x-1", "Ada on x-1").await;
+    assert_eq!(acked(&again), (acked(&a1).0, true));
+    let (_, again) = reply(&bob, &record.id, "x-1", "Bob on x-1").await;
+    assert_eq!(acked(&again), (acked(&b1).0, true));
+    // And the visitor may use an operator's id for a message of their own.
+    visitor.send(json!({"type":"user","id":"x-1","message":"hello"})).await;
+    let ack = visitor
+        .until(|m| match m {
+            ServerMessage::Ack(a) => Some(a),
+            _ => None,
+        })
+        .await;
+    assert!(ack.duplicate, "the visitor's own re-send is a duplicate");
+    visitor.send(json!({"type":"user","id":"op-idea","message":"mine"})).await;
+    let (_, a3) = reply(&ada, &record.id, "op-idea", "Ada on op-idea").await;
+    assert!(!acked(&a3).1, "{a3}");
+
+    // Everything reached the visitor once, in order.
+    let (_, page) = ada.get(&format!("/inbox/api/conversations/{}/messages", record.id)).await;
+    let texts: Vec<&str> =
+        page["messages"].as_array().expect("messages").iter().filter_map(|m| m["message"].as_str()).collect();
+    for text in ["Ada on x-1", "Ada on the bot's id", "Bob on x-1", "mine", "Ada on op-idea"] {
+        assert_eq!(texts.iter().filter(|t| **t == text).count(), 1, "{text:?} once in {texts:?}");
+    }
+
+    // Notes get ids the hub makes: unguessable, never shared, whatever the operators write.
+    let mut ids = Vec::new();
+    for op in [&ada, &bob, &ada] {
+        let (status, note) = op
+            .post(
+                &format!("/inbox/api/conversations/{}/notes", record.id),
+                json!({"text":"same note","id":"n-1"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{note}");
+        let id = note["id"].as_str().expect("an id").to_string();
+        assert!(id.len() == 33 && id.starts_with('h'), "a hub-made id: {id}");
+        ids.push(id);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "three notes, three ids");
+    let (_, detail) = bob.get(&format!("/inbox/api/conversations/{}", record.id)).await;
+    assert_eq!(detail["notes"].as_array().map(Vec::len), Some(3), "{detail}");
+}
+
+/// An HTTP client whose connections come from `127.0.0.<last>`.
+fn http_from(last: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+        .build()
+        .expect("client")
+}
+
+/// One address trying name after name gets its share of the hub's sign-in attempts and no
+/// more (each is an argon2 check, so the hub has a budget for all of them): operators signing
+/// in from anywhere else are not locked out by it.
+#[tokio::test]
+async fn one_address_guessing_cannot_lock_operators_out_of_signing_in() {
+    let (hub, _dir) = hub_with_operators(Config::for_tests()).await;
+    let attacker = http_from(11);
+    let base = hub.url("");
+    let (mut tried, mut refused) = (0, 0);
+    for i in 0..30 {
+        let r = attacker
+            .post(hub.url("/inbox/api/signin"))
+            .header("origin", &base)
+            .json(&json!({"name": format!("guess{i}"), "password": "not the password"}))
+            .send()
+            .await
+            .expect("post");
+        match r.status() {
+            StatusCode::UNAUTHORIZED => tried += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
+                let body: Value = r.json().await.expect("json");
+                assert_eq!(body["code"], json!("rate_limited"), "{body}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((tried, refused), (10, 20), "ten tries, then one every six seconds");
+    // The operators, from their own address, sign in at once.
+    sign_in(&base, "ada", PASSWORD).await;
+    sign_in(&base, "bob", PASSWORD).await;
+}
+
+/// Operators are staff: an office of them behind one address is never held to the budgets
+/// kept for anonymous clients of that address (requests per second, frames per connection).
+/// Here the address's request budget is five, and they reply, write notes and read lists far
+/// past it; visitors from that address are still held to it.
+#[tokio::test]
+async fn operators_behind_one_address_are_not_held_to_its_budgets() {
+    let mut config = Config::for_tests();
+    config.address_rate_burst = 5;
+    config.address_rate_per_sec = 0.1;
+    config.frame_budget = 4096;
+    let (hub, _dir) = hub_with_operators(config).await;
+    let base = hub.url("");
+    let ada = sign_in(&base, "ada", PASSWORD).await;
+    let bob = sign_in(&base, "bob", PASSWORD).await;
+    let mut feed = ada.feed().await;
+    let mut bob_feed = bob.feed().await;
+    let s = session("office");
+    let (mut visitor, _) = hub.tab(&s).await;
+    visitor.send(json!({"type":"user","id":"v1","message":"hello"})).await;
+    let id = feed
+        .until(|e| match e {
+            InboxEvent::Conversation { conversation } if conversation.last_role == Some(Role::User) => {
+                Some(conversation.id)
+            }
+            _ => None,
+        })
+        .await;
+    for i in 0..20 {
+        let op = if i % 2 == 0 { &ada } else { &bob };
+        let (status, ack) = reply(op, &id, &format!("r{i}"), &format!("reply {i}")).await;
+        assert_eq!(status, StatusCode::OK, "reply {i}: {ack}");
+        let (status, note) = op
+            .post(&format!("/inbox/api/conversations/{id}/notes"), json!({"text": format!("note {i}")}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "note {i}: {note}");
+        let (status, _) = op.get("/inbox/api/conversations").await;
+        assert_eq!(status, StatusCode::OK, "list {i}");
+        bob_feed.send(json!({"type":"typing","conversation": id, "active": i % 2 == 0})).await;
+    }
+    // Every reply reached the visitor.
+    let mut seen = 0;
+    while seen < 20 {
+        if let ServerMessage::Agent(a) = visitor.recv_data().await {
+            assert_eq!(a.message, format!("reply {seen}"));
+            seen += 1;
+        }
+    }
+    // A visitor of that address is held to it: its sixth request is refused.
+    let http = reqwest::Client::new();
+    let statuses: Vec<u16> = futures_util::future::join_all(
+        (0..6).map(|_| http.get(hub.url(&format!("/api/chat/poll?session={s}&after=0"))).send()),
+    )
+    .await
+    .into_iter()
+    .map(|r| r.expect("get").status().as_u16())
+    .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+/// What anyone may send the inbox before signing in is read like every other body: one that
+/// trickles in is answered 408 at `--header-timeout`, not held for as long as it takes.
+#[tokio::test]
+async fn a_sign_in_body_that_trickles_is_answered_408() {
+    let mut config = Config::for_tests();
+    config.header_timeout = Duration::from_millis(800);
+    let (hub, _dir) = hub_with_operators(config).await;
+    let mut tcp = TcpStream::connect(hub.addr).await.expect("connect");
+    let head = format!(
+        "POST /inbox/api/signin HTTP/1.1\r\nHost: {0}\r\nOrigin: http://{0}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"name\":",
+        hub.addr
+    );
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let _ =
+        tokio::time::timeout(common::DEADLINE, tcp.read_to_end(&mut answer)).await.expect("answered in time");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive"), "{answer}");
+}
+
+/// A visitor's typing in the support conversation reaches every operator connection, so each
+/// frame costs the visitor's frame budget once per operator: one visitor cannot flood the
+/// inboxes of a whole team with what the budget allows for one recipient.
+#[tokio::test]
+async fn a_visitors_typing_flood_is_paid_for_once_per_operator() {
+    let mut config = Config::for_tests();
+    config.frame_budget = 8192;
+    let (hub, _dir) = hub_with_operators(config).await;
+    let ada = sign_in(&hub.url(""), "ada", PASSWORD).await;
+    let mut feeds = Vec::new();
+    for _ in 0..10 {
+        feeds.push(ada.feed().await);
+    }
+    let before = hub.metric("natter_connections").await;
+    let (mut typist, _) = hub.tab(&session("typist")).await;
+    for i in 0..200 {
+        if typist
+            .ws
+            .send(Message::text(json!({"type":"typing","active": i % 2 == 0}).to_string()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    // Once the hub has let the typist's connection go, it has handled every frame it sent.
+    let _ = typist.ws.close(None).await;
+    let start = tokio::time::Instant::now();
+    while hub.metric("natter_connections").await > before {
+        assert!(start.elapsed() < common::DEADLINE, "the typist's connection never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another visitor writes then: the feed's order puts it after every typing notice relayed.
+    let (mut other, _) = hub.tab(&session("marker")).await;
+    other.send(json!({"type":"user","id":"m","message":"after the flood"})).await;
+    let feed = &mut feeds[0];
+    let mut relayed = 0;
+    loop {
+        match feed.next().await {
+            InboxEvent::Typing { .. } => relayed += 1,
+            InboxEvent::Message { message: ServerMessage::User(u), .. } if u.message == "after the flood" => {
+                break
+            }
+            _ => {}
+        }
+    }
+    // About ten at once (32 KiB of budget, 11 recipients of ~290 bytes), not the hundred and
+    // more one recipient's price would let through.
+    assert!(relayed <= 20, "{relayed} typing notices relayed to each operator");
+    assert!(hub.metric("natter_limited_total{limit=\"frame_budget\"}").await > 0, "the typist was refused");
+}

@@ -1,0 +1,200 @@
+//! `natter-load abuse`: the attacks a hub on a public site has to withstand, one after the
+//! other, while 200 honest clients chat (see `honest`), against a running hub.
+//!
+//! Timeline: the honest clients connect and warm up; a baseline phase with no attack; then one
+//! phase per attack (see `attacks::ATTACKS`), each followed by a pause in which the attack's
+//! last deliveries arrive. Per phase: the hub's peak RSS (sampled from `/proc` every 100 ms),
+//! the honest send → receive p99, honest deliveries that never happened and fresh honest
+//! connections that failed, and what the attacker got. Printed as one JSON object for
+//! `cargo xtask bench abuse`.
+//!
+//! Sessions are the hub's to issue (a client connects without one and sends `auth`), as on a
+//! production hub; `--named-sessions` names them instead, for hubs from before sessions were
+//! issued. With `--backend`, the hub's LLM backend is this process (see `backend`), for the
+//! reply-engine attacks.
+
+mod attacks;
+mod backend;
+mod honest;
+mod http;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+/// Arguments of `natter-load abuse`.
+#[derive(Debug, Args)]
+pub struct AbuseArgs {
+    /// The hub, host:port on the loopback.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub target: SocketAddr,
+    /// PID of the hub process, to read its RSS.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Seconds each phase lasts.
+    #[arg(long, default_value_t = 8.0)]
+    pub phase: f64,
+    /// Seconds between phases, for the last deliveries to arrive.
+    #[arg(long, default_value_t = 3.0)]
+    pub settle: f64,
+    /// Only these attacks (by number as listed in the table: `1`, `2a`, …); default all.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Name sessions (`?session=<name>`) instead of asking the hub for them: for hubs from
+    /// before sessions were issued.
+    #[arg(long)]
+    pub named_sessions: bool,
+    /// Serve an OpenAI-compatible chat API here (the hub's `--llm-url` is `http://ADDR/v1`);
+    /// the reply-engine attacks need it.
+    #[arg(long)]
+    pub backend: Option<SocketAddr>,
+    /// The hub's log file, to count the warnings an attack causes.
+    #[arg(long)]
+    pub hub_log: Option<PathBuf>,
+}
+
+/// A WebSocket from `src` with a session of its own, its history read, and the session: issued
+/// by the hub, or with `named` the name `name`.
+async fn connect(
+    target: SocketAddr,
+    src: Ipv4Addr,
+    named: bool,
+    name: &str,
+) -> anyhow::Result<(crate::wire::Ws, String)> {
+    if named {
+        let (ws, _) = crate::wire::open(crate::wire::Dialect::Natter, target, src, name).await?;
+        Ok((ws, name.to_owned()))
+    } else {
+        crate::wire::open_issued(target, src, "/").await
+    }
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    /// `baseline` or the attack's name.
+    pub attack: String,
+    /// What the attack does.
+    pub what: String,
+    /// Peak hub RSS during the phase (KiB).
+    pub peak_rss_kib: Option<u64>,
+    /// Honest send → receive p99 during the phase (ms).
+    pub p99_ms: f64,
+    /// Honest deliveries that should have happened in the phase.
+    pub expected: u64,
+    /// Honest deliveries that did not happen (or were swallowed as duplicates).
+    pub lost: u64,
+    /// Honest connections the hub closed during the phase.
+    pub dropped: u64,
+    /// Fresh honest connections that failed, of those tried.
+    pub connects_failed: u64,
+    /// Fresh honest connections tried.
+    pub connects: u64,
+    /// What the attacker got.
+    pub attacker: String,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AbuseReport {
+    /// Baseline first, then one row per attack.
+    pub rows: Vec<Row>,
+}
+
+/// Keeps the highest RSS seen since the last reset.
+fn sample_rss(pid: Option<u32>, peak: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Some(pid) = pid else { return };
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            if let Some(kib) = crate::rss_kib(pid) {
+                peak.fetch_max(kib, Ordering::Relaxed);
+            }
+        }
+    })
+}
+
+/// Runs the baseline and every attack; the report.
+pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
+    let tag = format!("a{}", crate::wire::now_ns() / 1_000_000 % 100_000_000);
+    let phase = Duration::from_secs_f64(args.phase);
+    let settle = Duration::from_secs_f64(args.settle);
+    let double = match args.backend {
+        Some(addr) => Some(backend::serve(addr).await?),
+        None => None,
+    };
+    eprintln!("abuse: connecting 200 honest clients to {}", args.target);
+    let honest = honest::start(args.target, &tag, args.named_sessions).await?;
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = sample_rss(args.server_pid, peak.clone());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let mut phases: Vec<(String, String, Option<u64>, String)> = Vec::new();
+    let chosen: Vec<usize> = (0..attacks::ATTACKS.len())
+        .filter(|&i| {
+            let number = attacks::ATTACKS[i].0.split(' ').next().unwrap_or_default();
+            args.only.is_empty() || args.only.iter().any(|o| o == number)
+        })
+        .collect();
+    for step in 0..=chosen.len() {
+        let tag_now = u8::try_from(step).unwrap_or(honest::UNTAGGED - 1);
+        peak.store(0, Ordering::Relaxed);
+        honest.shared.phase.store(tag_now, Ordering::Relaxed);
+        let (name, what, got) = if step == 0 {
+            tokio::time::sleep(phase).await;
+            ("baseline".to_owned(), "no attack".to_owned(), "—".to_owned())
+        } else {
+            let index = chosen[step - 1];
+            let (name, what) = attacks::ATTACKS[index];
+            eprintln!("abuse: attack {name}: {what}");
+            let ctx = attacks::Ctx {
+                target: args.target,
+                duration: phase,
+                honest: honest.shared.clone(),
+                tag: format!("{tag}-{step}"),
+                named: args.named_sessions,
+                backend: double.clone(),
+                hub_log: args.hub_log.clone(),
+            };
+            let started = tokio::time::Instant::now();
+            let got = attacks::run(index, &ctx).await;
+            tokio::time::sleep_until(started + phase).await;
+            (name.to_owned(), what.to_owned(), got)
+        };
+        honest.shared.phase.store(honest::UNTAGGED, Ordering::Relaxed);
+        tokio::time::sleep(settle).await;
+        let rss = args.server_pid.map(|_| peak.load(Ordering::Relaxed));
+        eprintln!("abuse:   {name}: {got}");
+        phases.push((name, what, rss, got));
+    }
+    // The last deliveries of the last phase.
+    tokio::time::sleep(settle).await;
+    sampler.abort();
+    let stats = honest.shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+    let rows = phases
+        .into_iter()
+        .enumerate()
+        .map(|(i, (attack, what, peak_rss_kib, attacker))| {
+            let s = stats.get(i);
+            Row {
+                attack,
+                what,
+                peak_rss_kib,
+                p99_ms: s.map_or(0.0, |s| s.latency.value_at_quantile(0.99) as f64 / 1000.0),
+                expected: s.map_or(0, |s| s.expected),
+                lost: s.map_or(0, |s| s.expected.saturating_sub(s.received) + s.swallowed),
+                dropped: s.map_or(0, |s| s.dropped),
+                connects_failed: s.map_or(0, |s| s.connects_failed),
+                connects: s.map_or(0, |s| s.connects),
+                attacker,
+            }
+        })
+        .collect();
+    Ok(AbuseReport { rows })
+}
