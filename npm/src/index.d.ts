@@ -109,7 +109,7 @@ export interface NatterOptions {
   colors?: Record<string, string>;
   /**
    * BCP 47 language tag (`de`, `pt-BR`, `he-IL`). Default: the browser's languages. Built-in
-   * texts: en, de, fr, es, pt, ja, zh, ar, he (matched by language subtag; others get
+   * texts: en, de, fr, es, pt, ja, zh (simplified; traditional for zh-Hant, zh-TW, zh-HK, zh-MO), ar, he (matched by language subtag; others get
    * English); times use `Intl` in this locale; ar and he mirror the panel.
    */
   locale?: string;

@@ -16,13 +16,25 @@ function load(wasm) {
 // (locales/<lang>.json beside this module), downloaded only by a page that shows it; the
 // collaboration panel's texts are a file of their own (locales/rooms-<lang>.json), downloaded
 // with the panel.
-const LOCALES = ['de', 'es', 'fr', 'ja', 'pt', 'zh', 'ar', 'he'];
+const LOCALES = ['de', 'es', 'fr', 'ja', 'pt', 'zh', 'zh-Hant', 'ar', 'he'];
+
+/**
+ * Which texts a BCP 47 tag reads: its language subtag (`pt-BR` → `pt`), except that Chinese is
+ * written in two scripts: Traditional (`zh-Hant`, and Taiwan, Hong Kong and Macau without a
+ * script) or Simplified (`zh`, `zh-Hans`, `zh-CN`, `zh-SG`).
+ */
+function textsOf(tag) {
+  const parts = String(tag || '').toLowerCase().split(/[-_]/);
+  if (parts[0] !== 'zh') return parts[0];
+  const traditional = parts.includes('hant') || (!parts.includes('hans') && ['tw', 'hk', 'mo'].some((r) => parts.includes(r)));
+  return traditional ? 'zh-Hant' : 'zh';
+}
 
 /** The page's language: the `locale` option, else the browser's, matched by language subtag. */
 function pickLocale(asked) {
   const tags = asked ? [String(asked)] : [...(navigator.languages || []), navigator.language];
   for (const tag of tags) {
-    const lang = String(tag || '').toLowerCase().split(/[-_]/)[0];
+    const lang = textsOf(tag);
     if (lang === 'en' || LOCALES.includes(lang)) return { tag, lang };
   }
   // No texts for it: English texts, but times still in the asked locale.
@@ -70,6 +82,16 @@ function trustedHtml() {
     globalThis[POLICY] = policy && ((html) => policy.createHTML(html));
   }
   return globalThis[POLICY];
+}
+
+/**
+ * The page the visitor is on: the path, and the route of an app that routes by hash
+ * (`/app#/checkout`, `#!/cart`). Never a query, nor another fragment (an anchor, an OAuth
+ * token): they may hold private data and say nothing about the page.
+ */
+function pageNow() {
+  const route = /^#!?\//.test(location.hash) ? location.hash.split('?')[0] : '';
+  return location.pathname + route;
 }
 
 function domReady() {
@@ -124,7 +146,9 @@ class NatterHandle {
   #options;
   #panel = null;
   #fields = {};
-  /** `{ tag, lang }`: the page's language (see pickLocale). */
+  #observer = null;
+  #unfit = null;
+  /** `{ tag, lang, texts }`: the page's language (see pickLocale), and the texts' (BCP 47). */
   #locale;
   /** The page's own `strings` (the widget's keys and the panel's `room…` keys). */
   #strings;
@@ -133,18 +157,27 @@ class NatterHandle {
     this.#options = options ?? {};
     /** Resolves with this handle once the widget is on the page. */
     const { tag, lang } = pickLocale(options?.locale);
-    this.#locale = { tag, lang };
     this.#strings = ownTexts(options?.strings);
+    // The panels' language and direction are their texts': a locale without texts (Persian,
+    // Korean) shows English, left to right, unless the page wrote texts of its own.
+    const english = lang === 'en' && !Object.keys(this.#strings ?? {}).length && !/^en(?:[-_]|$)/i.test(tag);
+    this.#locale = { tag, lang, texts: english ? 'en' : tag };
     this.loaded = Promise.all([load(internal?.wasm), domReady(), localeTexts(lang)]).then(([, , texts]) => {
       if (this.#destroyed) return this;
       const strings = { ...texts, ...this.#strings };
+      const textsLocale = this.#locale.texts;
       this.#inner = mountWasm({
         ...options,
         locale: tag,
+        textsLocale,
         strings,
         contextOf: () => this.#contextNow(),
         trustedHtml: trustedHtml(),
       });
+      // The widget's host is the element the mount has just appended to <body>.
+      const host = document.body.lastElementChild;
+      this.#keepOnPage(host);
+      this.#fitVisualViewport(host);
       // Registered first, so it runs before any other `ready` listener.
       this.#inner.on('ready', () => (this.#ready = true));
       // The hub refused the identity token: the `tokenExpired` option gives a fresh one (or a
@@ -176,6 +209,60 @@ class NatterHandle {
       return this;
     });
     this.loaded.catch((err) => console.error('natter: the widget could not be loaded', err));
+  }
+
+  /**
+   * Puts the widget's host back when the page takes it away with its <body>: Turbo Drive, pjax
+   * and htmx's boost replace the body on every navigation (and `body.innerHTML = …` empties it),
+   * which would leave a connected widget nobody can see. The conversation, the open panel and
+   * the text being typed stay. A stale copy of the host (Turbo keeps snapshots of the body to
+   * show on "back": a copy without its shadow root) is removed.
+   */
+  #keepOnPage(host) {
+    if (!host?.hasAttribute('data-natter') || typeof MutationObserver !== 'function') return;
+    const watch = () => {
+      this.#observer.observe(document.documentElement, { childList: true });
+      if (document.body) this.#observer.observe(document.body, { childList: true });
+    };
+    this.#observer = new MutationObserver(() => {
+      if (!document.body) return;
+      if (!host.isConnected) {
+        for (const copy of document.querySelectorAll('[data-natter]')) if (!copy.shadowRoot) copy.remove();
+        document.body.append(host);
+      }
+      watch();
+    });
+    watch();
+  }
+
+  /**
+   * Keeps the full-screen panel of a phone inside what the visitor sees while the on-screen
+   * keyboard is up. iOS Safari and Chrome on Android leave the layout viewport as it is and
+   * shrink only the visual viewport, so a panel the size of the screen had its text box behind
+   * the keyboard or its header scrolled out of sight. At scale 1 the panel takes the visual
+   * viewport's place; a pinch zoom (a larger scale) leaves it as it is. The breakpoint is the
+   * full-screen one of the widget's stylesheet (style.rs).
+   */
+  #fitVisualViewport(host) {
+    const vv = window.visualViewport;
+    const root = host?.shadowRoot;
+    if (!vv || !root || typeof CSSStyleSheet?.prototype?.replaceSync !== 'function') return;
+    const sheet = new CSSStyleSheet();
+    root.adoptedStyleSheets = [...root.adoptedStyleSheets, sheet];
+    let css;
+    const fit = () => {
+      const next = Math.abs(vv.scale - 1) < 0.01
+        ? `@media (max-width:480px){:host([data-open]) .panel{top:${vv.offsetTop}px;height:${vv.height}px;bottom:auto}}`
+        : '';
+      if (next !== css) sheet.replaceSync((css = next));
+    };
+    vv.addEventListener('resize', fit);
+    vv.addEventListener('scroll', fit);
+    this.#unfit = () => {
+      vv.removeEventListener('resize', fit);
+      vv.removeEventListener('scroll', fit);
+    };
+    fit();
   }
 
   #call(method, args) {
@@ -246,7 +333,7 @@ class NatterHandle {
    * chat alone never fetch it. (`new URL(…, import.meta.url)` lets bundlers copy it as an asset.)
    */
   #roomsPanel() {
-    const { tag, lang } = this.#locale;
+    const { texts: tag, lang } = this.#locale;
     this.#panel ??= this.loaded
       .then(() =>
         Promise.all([
@@ -311,7 +398,7 @@ class NatterHandle {
    */
   #contextNow() {
     const cut = (s) => Array.from(String(s)).slice(0, 300).join('');
-    const context = { page: cut(location.pathname) };
+    const context = { page: cut(pageNow()) };
     const title = cut(document.title).trim();
     if (title) context.title = title;
     return JSON.stringify({ ...context, ...this.#fields });
@@ -352,6 +439,8 @@ class NatterHandle {
     if (globalThis[CURRENT] === this) delete globalThis[CURRENT];
     this.#queue = [];
     this.#listeners = [];
+    this.#observer?.disconnect();
+    this.#unfit?.();
     for (const room of this.#rooms.values()) room._dead();
     this.#panel?.then((panel) => panel?.destroy());
     this.#rooms.clear();

@@ -10,9 +10,12 @@
   var script = document.currentScript;
   if (!script || !script.src) return;
   // Set before anything asynchronous, so that a second tag (a CMS that adds it in the header
-  // and the footer) finds it even while the first one is still loading.
-  var loading = typeof Symbol === 'function' ? Symbol.for('natter.loader') : '__natterLoader';
-  if (window.natter || window[loading]) {
+  // and the footer) finds it even while the first one is still loading. Once loaded, the widget
+  // itself is the mark (index.js keeps it under natter.widget, and forgets it on destroy(), so
+  // a tag added after a destroy() mounts again).
+  var sym = typeof Symbol === 'function' ? Symbol.for : String;
+  var loading = sym('natter.loader');
+  if (window[sym('natter.widget')] || window[loading]) {
     console.warn('natter: the widget is already on this page; this second <script src="' + script.src + '"> is ignored');
     return;
   }
@@ -27,6 +30,7 @@
   wasm.catch(function () {});
   import(base + 'index.js')
     .then(function (m) {
+      window[loading] = false;
       var handle = m.mount(options, { wasm: wasm });
       window.natter = handle;
       window.dispatchEvent(new CustomEvent('natter:load', { detail: handle }));

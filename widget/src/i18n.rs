@@ -226,13 +226,14 @@ mod tests {
     ];
 
     /// The built-in languages besides English, as shipped.
-    const LOCALES: [(&str, &str); 8] = [
+    const LOCALES: [(&str, &str); 9] = [
         ("de", include_str!("i18n/de.json")),
         ("fr", include_str!("i18n/fr.json")),
         ("es", include_str!("i18n/es.json")),
         ("pt", include_str!("i18n/pt.json")),
         ("ja", include_str!("i18n/ja.json")),
         ("zh", include_str!("i18n/zh.json")),
+        ("zh-Hant", include_str!("i18n/zh-Hant.json")),
         ("ar", include_str!("i18n/ar.json")),
         ("he", include_str!("i18n/he.json")),
     ];
@@ -315,6 +316,21 @@ mod tests {
                 Strings::default().get(Key::Placeholder),
                 "{lang} is translated"
             );
+        }
+    }
+
+    #[test]
+    fn no_word_has_to_agree_with_the_unread_count() {
+        // French, Portuguese, Arabic and Hebrew inflect a word that follows a number ("1 non
+        // lu", "2 non lus"): their unread labels (the launcher's, the rooms panel's) put the
+        // count after a colon, where it reads right for every count ("messages non lus : 1").
+        for (lang, text) in LOCALES.iter().filter(|(l, _)| ["fr", "pt", "ar", "he"].contains(l)) {
+            let map: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("{lang}.json: {e}"));
+            for key in ["openChatUnread", "roomUnread"] {
+                let label = map[key].as_str().unwrap_or_default();
+                assert!(label.contains(": {n}"), "{lang}.{key}: {label}");
+            }
         }
     }
 

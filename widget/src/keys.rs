@@ -6,7 +6,10 @@
 //! - a shortcut without Ctrl, Alt or Meta (`/`, `?`, `Shift+C`) is a character the visitor may
 //!   be typing: it never fires in an editable place (input, textarea, select, contenteditable,
 //!   also inside other components' shadow roots) — Ctrl/Alt/Meta combinations still work
-//!   everywhere, as the visitor expects of a shortcut;
+//!   everywhere, as the visitor expects of a shortcut, except one that types a character: AltGr
+//!   (reported as Ctrl+Alt, with the `AltGraph` modifier: AltGr+E is `€` on a German keyboard)
+//!   and a Mac's Option (Alt: Option+C is `ç`) write text, so in an editable place they fire
+//!   only when the key they produce is the shortcut's own;
 //! - a key that belongs to an IME composition (Japanese, Chinese, Korean input) is the IME's:
 //!   browsers mark it with `isComposing` or keyCode 229, but not all in the same order.
 //!   Chrome, Edge and Firefox send the confirming Enter *before* `compositionend`, marked
@@ -34,6 +37,8 @@ pub(crate) struct KeyPress {
     pub alt: bool,
     /// Meta / Cmd.
     pub meta: bool,
+    /// `getModifierState("AltGraph")`: AltGr is held (browsers also report it as Ctrl+Alt).
+    pub alt_graph: bool,
     /// Auto-repeat.
     pub repeat: bool,
     /// `KeyboardEvent.isComposing`.
@@ -47,6 +52,12 @@ impl KeyPress {
     fn in_composition(&self) -> bool {
         self.is_composing || self.key_code == IME_KEY_CODE
     }
+
+    /// Whether the modifiers held may make the key write a character: AltGr, or Alt alone (a
+    /// Mac's Option key composes `ç`, `©`, `÷`…).
+    fn may_write(&self) -> bool {
+        self.alt_graph || (self.alt && !self.ctrl && !self.meta)
+    }
 }
 
 impl Shortcut {
@@ -55,18 +66,25 @@ impl Shortcut {
         !(self.ctrl || self.alt || self.meta)
     }
 
+    /// Whether `k`, if it is this shortcut, is the visitor writing text: a shortcut without
+    /// Ctrl, Alt or Meta, or a press whose modifiers wrote another character than the
+    /// shortcut's key (AltGr+E is `€`, not `e`).
+    fn writes(&self, k: &KeyPress) -> bool {
+        self.is_typed() || (k.may_write() && !k.key.eq_ignore_ascii_case(&self.key))
+    }
+
     /// Whether `k` toggles the panel; `editable`: the key went to a place where text is typed.
     pub(crate) fn fires(&self, k: &KeyPress, editable: bool) -> bool {
-        let typing = editable && self.is_typed();
+        let typing = editable && self.writes(k);
         !k.repeat
             && !k.in_composition()
             && !typing
             && self.matches(&k.key, &k.code, k.ctrl, k.shift, k.alt, k.meta)
     }
 
-    /// Whether the rule depends on where the key went (so the web layer only looks then).
-    pub(crate) fn needs_target(&self) -> bool {
-        self.is_typed()
+    /// Whether the rule depends on where `k` went (so the web layer only looks then).
+    pub(crate) fn needs_target(&self, k: &KeyPress) -> bool {
+        self.writes(k)
     }
 }
 
@@ -91,6 +109,12 @@ impl Composition {
     /// breaks the line) that no IME is using to confirm a conversion.
     pub(crate) fn enter_sends(&self, k: &KeyPress) -> bool {
         k.key == "Enter" && !k.shift && !self.active && !k.in_composition()
+    }
+
+    /// Whether this keydown in the widget closes the panel: an Escape that no IME is using to
+    /// cancel a conversion (in every browser's order, like [`Composition::enter_sends`]).
+    pub(crate) fn escape_closes(&self, k: &KeyPress) -> bool {
+        k.key == "Escape" && !self.active && !k.in_composition()
     }
 }
 
@@ -117,7 +141,7 @@ mod tests {
         let k = KeyPress { shift: true, ..press("C", "KeyC") };
         assert!(shift.fires(&k, false));
         assert!(!shift.fires(&k, true));
-        assert!(slash.needs_target() && shift.needs_target());
+        assert!(slash.needs_target(&press("/", "Slash")) && shift.needs_target(&k));
     }
 
     #[test]
@@ -130,7 +154,7 @@ mod tests {
             let sc = parse(s);
             assert!(sc.fires(&k, false), "{s}");
             assert!(sc.fires(&k, true), "{s} in an input");
-            assert!(!sc.needs_target(), "{s}");
+            assert!(!sc.needs_target(&k), "{s}");
         }
     }
 
@@ -176,5 +200,72 @@ mod tests {
         assert!(c.enter_sends(&enter(false, 13)));
         assert!(!c.enter_sends(&KeyPress { shift: true, ..enter(false, 13) }));
         assert!(!c.enter_sends(&press("a", "KeyA")));
+    }
+
+    #[test]
+    fn a_punctuation_shortcut_is_its_character_whatever_shift_the_layout_needs() {
+        // `?` is Shift+/ on a US keyboard.
+        let question = KeyPress { shift: true, ..press("?", "Slash") };
+        assert!(parse("?").fires(&question, false));
+        assert!(parse("Shift+?").fires(&question, false));
+        // `/` is Shift+7 on a German keyboard, the key left of Shift on a US one.
+        let slash = parse("/");
+        assert!(slash.fires(&KeyPress { shift: true, ..press("/", "Digit7") }, false));
+        assert!(slash.fires(&press("/", "Slash"), false));
+        assert!(!slash.fires(&question, false));
+        // `Shift+/`: the US / key with Shift (which types `?`), or a `/` typed with Shift.
+        let shift_slash = parse("Shift+/");
+        assert!(shift_slash.fires(&question, false));
+        assert!(shift_slash.fires(&KeyPress { shift: true, ..press("/", "Digit7") }, false));
+        assert!(!shift_slash.fires(&press("/", "Slash"), false));
+        // Ctrl+/ on a German keyboard is Ctrl+Shift+7.
+        let ctrl_slash = parse("Ctrl+/");
+        assert!(ctrl_slash.fires(&KeyPress { ctrl: true, shift: true, ..press("/", "Digit7") }, true));
+        // Still characters the visitor types: never in an editable place.
+        assert!(!parse("?").fires(&question, true));
+        assert!(!shift_slash.fires(&question, true));
+        // A space is written `Space`.
+        assert!(parse("Alt+Space").fires(&KeyPress { alt: true, ..press(" ", "Space") }, false));
+    }
+
+    #[test]
+    fn a_combination_that_writes_a_character_is_typing() {
+        // AltGr+E writes `€` on a German keyboard; browsers report Ctrl+Alt and AltGraph.
+        let sc = parse("Ctrl+Alt+E");
+        let euro = KeyPress { ctrl: true, alt: true, alt_graph: true, ..press("€", "KeyE") };
+        assert!(sc.needs_target(&euro));
+        assert!(!sc.fires(&euro, true), "AltGr+E in an input is the € sign");
+        assert!(sc.fires(&euro, false), "outside editable places it is the shortcut");
+        // Ctrl+Alt+E on a US keyboard writes nothing: a shortcut everywhere.
+        let us = KeyPress { ctrl: true, alt: true, ..press("e", "KeyE") };
+        assert!(!sc.needs_target(&us));
+        assert!(sc.fires(&us, true));
+        // A Mac's Option+C writes `ç`.
+        let alt_c = parse("Alt+C");
+        let cedilla = KeyPress { alt: true, ..press("ç", "KeyC") };
+        assert!(!alt_c.fires(&cedilla, true));
+        assert!(alt_c.fires(&cedilla, false));
+        // Alt+C on Windows (or a Mac layout where Option+C is `c`) is the shortcut anywhere.
+        assert!(alt_c.fires(&KeyPress { alt: true, ..press("c", "KeyC") }, true));
+        // Ctrl+Shift+C on a Russian layout (`С`) writes nothing: Ctrl is held.
+        let cyrillic = KeyPress { ctrl: true, shift: true, ..press("С", "KeyC") };
+        assert!(parse("Ctrl+Shift+C").fires(&cyrillic, true));
+    }
+
+    #[test]
+    fn an_escape_that_cancels_a_composition_does_not_close_the_panel() {
+        let esc = |is_composing, key_code| KeyPress { is_composing, key_code, ..press("Escape", "Escape") };
+        let mut c = Composition::default();
+        assert!(c.escape_closes(&esc(false, 27)));
+        // Chrome, Edge, Firefox: the keydown comes during the composition.
+        c.start();
+        assert!(!c.escape_closes(&esc(true, 229)));
+        assert!(!c.escape_closes(&esc(false, 27)), "a composition is still open");
+        // Safari: compositionend first, then the keydown with keyCode 229.
+        c.end();
+        assert!(!c.escape_closes(&esc(false, 229)));
+        // The visitor's own Escape afterwards closes.
+        assert!(c.escape_closes(&esc(false, 27)));
+        assert!(!c.escape_closes(&press("Enter", "Enter")));
     }
 }

@@ -80,6 +80,9 @@ pub(crate) struct RawOptions {
     pub colors: Vec<(String, String)>,
     /// `locale` (the web layer puts the browser's language here when the page gives none).
     pub locale: Option<String>,
+    /// `textsLocale`, from the npm facade: the language the texts are in, when it is not
+    /// `locale` (English texts for a locale the widget has none for).
+    pub texts_locale: Option<String>,
     /// `strings`: `(key, text)` overrides, in the object's property order.
     pub strings: Vec<(String, String)>,
     /// `identityToken` (`data-identity-token`).
@@ -143,6 +146,8 @@ impl Shortcut {
                 "alt" | "option" => s.alt = true,
                 "meta" | "cmd" | "command" | "super" => s.meta = true,
                 "" => return None,
+                // A space cannot be written as itself between `+` signs and trimming.
+                "space" if s.key.is_empty() => s.key = " ".to_string(),
                 key if s.key.is_empty() => s.key = key.to_string(),
                 _ => return None,
             }
@@ -152,6 +157,11 @@ impl Shortcut {
 
     /// Whether a keydown with these properties is this shortcut. `code` (`"KeyC"`) is
     /// checked too, so a letter shortcut works on any keyboard layout.
+    ///
+    /// A punctuation key (ASCII: `/`, `?`, `!`) is the character itself, whichever keys the layout
+    /// types it with: `?` is Shift+/ on a US keyboard and `/` is Shift+7 on a German one, so
+    /// Shift is not compared for it. `Shift+/` (Shift said explicitly) is the key that types
+    /// `/` on a US keyboard, held with Shift (`code` `Slash`), or a `/` typed with Shift.
     pub(crate) fn matches(
         &self,
         key: &str,
@@ -161,21 +171,57 @@ impl Shortcut {
         alt: bool,
         meta: bool,
     ) -> bool {
-        if (ctrl, shift, alt, meta) != (self.ctrl, self.shift, self.alt, self.meta) {
+        if (ctrl, alt, meta) != (self.ctrl, self.alt, self.meta) {
+            return false;
+        }
+        let mut chars = self.key.chars();
+        let single = match (chars.next(), chars.next()) {
+            (Some(c), None) => Some(c),
+            _ => None,
+        };
+        // (ASCII punctuation only: Unicode's tables would add kilobytes to the download.)
+        if let Some(c) = single.filter(char::is_ascii_punctuation) {
+            return if self.shift {
+                shift && (key == self.key || us_code(c) == Some(code))
+            } else {
+                key == self.key
+            };
+        }
+        if shift != self.shift {
             return false;
         }
         if key.eq_ignore_ascii_case(&self.key) {
             return true;
         }
-        let mut chars = self.key.chars();
-        match (chars.next(), chars.next()) {
-            (Some(c), None) if c.is_ascii_alphabetic() => {
+        match single {
+            Some(c) if c.is_ascii_alphabetic() => {
                 code.strip_prefix("Key").is_some_and(|k| k.eq_ignore_ascii_case(&self.key))
             }
-            (Some(c), None) if c.is_ascii_digit() => code.strip_prefix("Digit") == Some(self.key.as_str()),
+            Some(c) if c.is_ascii_digit() => {
+                code.strip_prefix("Digit").is_some_and(|d| d.len() == 1 && d.starts_with(c))
+            }
             _ => false,
         }
     }
+}
+
+/// The `KeyboardEvent.code` of the key that types `c` without Shift on a US keyboard (the
+/// layout `code` names keys after).
+fn us_code(c: char) -> Option<&'static str> {
+    Some(match c {
+        '/' => "Slash",
+        '.' => "Period",
+        ',' => "Comma",
+        ';' => "Semicolon",
+        '\'' => "Quote",
+        '[' => "BracketLeft",
+        ']' => "BracketRight",
+        '\\' => "Backslash",
+        '-' => "Minus",
+        '=' => "Equal",
+        '`' => "Backquote",
+        _ => return None,
+    })
 }
 
 /// Validated options.
@@ -192,14 +238,21 @@ pub(crate) struct Options {
     pub title: String,
     /// First bubble shown in an empty conversation; none when empty.
     pub greeting: Option<String>,
-    /// BCP 47 tag for `Intl` and the writing direction (`"he-IL"`).
+    /// BCP 47 tag for `Intl` (`"he-IL"`): how times are written.
     pub locale: String,
+    /// BCP 47 tag of the language the texts are in: the panel's `lang` and writing direction.
+    /// `locale`, unless the widget has no texts for it and the page gave none (then `en`: an
+    /// English panel mirrored for a Persian visitor would put every `…` at the wrong end).
+    pub lang: String,
     /// Every text of the widget in the page's language.
     pub strings: Strings,
     /// Names in the `strings` option that are not keys (the web layer warns about them).
     pub unknown_strings: Vec<String>,
     /// Toggle shortcut; none when disabled.
     pub shortcut: Option<Shortcut>,
+    /// The `shortcut` option as given, when it could not be read (the default is used; the web
+    /// layer says so on the console).
+    pub bad_shortcut: Option<String>,
     /// Colour scheme.
     pub theme: Theme,
     /// Open the panel at mount (without taking focus).
@@ -224,9 +277,11 @@ impl Default for Options {
             title: Strings::default().get(Key::Title).into(),
             greeting: Some(Strings::default().get(Key::Greeting).into()),
             locale: "en".into(),
+            lang: "en".into(),
             strings: Strings::default(),
             unknown_strings: Vec::new(),
             shortcut: Shortcut::parse("Ctrl+Shift+C"),
+            bad_shortcut: None,
             theme: Theme::Auto,
             open: false,
             colors: Vec::new(),
@@ -276,6 +331,24 @@ impl RawOptions {
         }
         colors.extend(self.colors);
         let (strings, unknown_strings) = Strings::with(&self.strings);
+        // `false`, `""`, `"none"` and `"off"` turn the shortcut off; a text that is no shortcut
+        // (`"Ctrl+Shfit+C"`) keeps the default rather than silently leaving the visitor without
+        // one, and is named on the console.
+        let (shortcut, bad_shortcut) = match self.shortcut.map(|f| f.as_string().ok_or(f)) {
+            None => (d.shortcut, None),
+            Some(Ok(s))
+                if matches!(s.trim().to_ascii_lowercase().as_str(), "" | "none" | "off" | "false") =>
+            {
+                (None, None)
+            }
+            Some(Ok(s)) => match Shortcut::parse(&s) {
+                Some(sc) => (Some(sc), None),
+                None => (d.shortcut, Some(s)),
+            },
+            // `true`: the default shortcut, as if none were given.
+            Some(Err(Flex::Bool(_))) => (d.shortcut, None),
+            Some(Err(_)) => (d.shortcut, Some("a number".to_string())),
+        };
         Options {
             server: self.server.map(|s| s.trim().trim_end_matches('/').to_string()).unwrap_or_default(),
             position: match self.position.as_deref().map(str::trim) {
@@ -292,16 +365,17 @@ impl RawOptions {
                 Some(g) => Some(g),
                 None => Some(strings.get(Key::Greeting).into()),
             },
+            lang: self
+                .texts_locale
+                .or_else(|| self.locale.clone())
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .unwrap_or(d.lang),
             locale: self.locale.map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).unwrap_or(d.locale),
             strings,
             unknown_strings,
-            shortcut: match self.shortcut {
-                None => d.shortcut,
-                Some(f) => f
-                    .as_string()
-                    .filter(|s| !matches!(s.trim().to_ascii_lowercase().as_str(), "none" | "off" | "false"))
-                    .and_then(|s| Shortcut::parse(&s)),
-            },
+            shortcut,
+            bad_shortcut,
             theme: match self.theme.as_deref().map(str::trim) {
                 Some("light") => Theme::Light,
                 Some("dark") => Theme::Dark,
@@ -405,11 +479,33 @@ mod tests {
         };
         let o = raw.resolve();
         assert_eq!(o.locale, "ar");
+        assert_eq!(o.lang, "ar", "the texts are in the locale unless the facade says otherwise");
         assert_eq!(o.title, "مرحبا", "the title comes from the strings unless the option sets it");
         assert_eq!(o.unknown_strings, ["bogus"]);
         let o = RawOptions { title: Some("Support".into()), ..Default::default() }.resolve();
         assert_eq!(o.title, "Support");
         assert_eq!(o.locale, "en");
+        let o =
+            RawOptions { locale: Some("fa".into()), texts_locale: Some("en".into()), ..Default::default() }
+                .resolve();
+        assert_eq!((o.locale.as_str(), o.lang.as_str()), ("fa", "en"));
+    }
+
+    #[test]
+    fn a_shortcut_that_cannot_be_read_keeps_the_default_and_is_named() {
+        for (given, named) in [
+            (Flex::Str("Ctrl+Shfit+C".into()), Some("Ctrl+Shfit+C")),
+            (Flex::Str("Ctrl+".into()), Some("Ctrl+")),
+            (Flex::Num(5.0), Some("a number")),
+            (Flex::Bool(true), None),
+        ] {
+            let o = RawOptions { shortcut: Some(given.clone()), ..Default::default() }.resolve();
+            assert_eq!(o.shortcut, Options::default().shortcut, "{given:?}");
+            assert_eq!(o.bad_shortcut.as_deref(), named, "{given:?}");
+        }
+        let o = RawOptions { shortcut: Some(Flex::Str("?".into())), ..Default::default() }.resolve();
+        assert_eq!(o.shortcut, Shortcut::parse("?"));
+        assert_eq!(o.bad_shortcut, None);
     }
 
     #[test]

@@ -148,6 +148,9 @@ pub(crate) enum Event {
     },
     /// The visitor logged out: forget the conversation on this device, start a new one.
     Logout,
+    /// Another tab of the site forgot the conversation (a logout, or another user signing in
+    /// there): this tab forgets it too and starts a new one, leaving storage to that tab.
+    ForgottenElsewhere,
     /// The hub issued a session over HTTP (the `X-Natter-Session` header of an answer).
     SessionIssued { session: String },
     /// The page did something with a room.
@@ -250,7 +253,8 @@ pub(crate) enum Effect {
     Authenticate { after: Option<u64> },
     /// Persist the identity's session (remove it from storage when there is none).
     SaveSession,
-    /// Remove the outbox and the read record from storage (a logout).
+    /// Remove the outbox and the read record from storage, and tell the site's other tabs
+    /// (a logout: they forget the conversation too, [`Event::ForgottenElsewhere`]).
     ForgetConversation,
     /// The hub refused the identity token: ask the page for a fresh one (`tokenExpired`),
     /// saying why.
@@ -603,13 +607,29 @@ impl Model {
     /// way to another): what it was still waiting to store is told `failed` and dropped with its
     /// outbox and read record, never sent as whoever comes next.
     fn forget_conversation(&mut self, fx: &mut Vec<Effect>) {
+        self.drop_conversation(fx);
+        fx.push(Effect::ForgetConversation);
+    }
+
+    /// The conversation shown is given up in this tab only (see [`Model::forget_conversation`]).
+    fn drop_conversation(&mut self, fx: &mut Vec<Effect>) {
         self.read_mark = None;
         self.log.fail_waiting(fx);
         let mut rfx = Vec::new();
         self.rooms.fail_waiting(&mut rfx);
         room_effects(rfx, fx);
         self.start_over(false);
-        fx.push(Effect::ForgetConversation);
+    }
+
+    /// Another tab forgot the conversation: so does this one, which then connects as a new
+    /// visitor. Storage is that tab's: it has cleared the conversation there and may already
+    /// have stored its new session, which this tab then takes ([`Event::SessionElsewhere`]),
+    /// so the tabs share one conversation again. What this tab was still waiting to send is
+    /// told `failed` and never sent as whoever comes next.
+    fn forgotten_elsewhere(&mut self, fx: &mut Vec<Effect>) {
+        self.identity.forget();
+        self.drop_conversation(fx);
+        self.link.reconnect_now(None, fx);
     }
 
     /// The log shows another conversation from now on (see [`Log::start_over`]); what has been
@@ -825,6 +845,7 @@ impl Model {
             Event::ReadElsewhere { conversation, seq } => self.read_elsewhere(conversation, seq),
             Event::Identify { token, sub } => self.identify(token, sub, fx),
             Event::Logout => self.logout(fx),
+            Event::ForgottenElsewhere => self.forgotten_elsewhere(fx),
             Event::SessionIssued { session } => {
                 if self.identity.issued(session) {
                     fx.push(Effect::SaveSession);

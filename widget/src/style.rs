@@ -11,6 +11,9 @@
 //! Sides are logical (`padding-inline-start`, `border-end-start-radius`), so a panel with
 //! `dir="rtl"` (an Arabic or Hebrew page) mirrors as a whole. On touch and narrow screens the
 //! text box is 16 px (smaller text makes iOS zoom on focus) and every control at least 44 px.
+//! On a page that draws under a phone's notch and home indicator (`viewport-fit=cover`), the
+//! launcher stays above the home indicator and the full-screen panel's header below the notch
+//! (`env(safe-area-inset-*)`).
 
 use crate::options::Options;
 
@@ -50,7 +53,7 @@ pub(crate) fn options_css(o: &Options) -> String {
 
 const BASE: &str = r#"
 :host{all:initial!important;display:block!important;position:fixed!important;z-index:var(--natter-z,2147483000)!important;
-bottom:20px!important;right:20px!important;left:auto!important;top:auto!important;width:auto!important;height:auto!important;
+bottom:calc(20px + env(safe-area-inset-bottom,0px))!important;right:calc(20px + env(safe-area-inset-right,0px))!important;left:auto!important;top:auto!important;width:auto!important;height:auto!important;
 margin:0!important;padding:0!important;border:0!important;transform:none!important;visibility:visible!important;opacity:1!important;
 --_accent:var(--natter-accent,#4f46e5);--_accent-text:var(--natter-accent-text,#fff);
 --_bg:var(--natter-bg,#fff);--_surface:var(--natter-surface,#f6f7fb);--_text:var(--natter-text,#1c1e27);
@@ -62,7 +65,7 @@ margin:0!important;padding:0!important;border:0!important;transform:none!importa
 font-family:var(--_font)!important;font-size:14px!important;line-height:1.45!important;color:var(--_text)!important;
 -webkit-font-smoothing:antialiased;text-align:start!important;direction:ltr!important;font-weight:400!important;
 font-style:normal!important;letter-spacing:normal!important;text-transform:none!important}
-:host([data-position=bottom-left]){left:20px!important;right:auto!important}
+:host([data-position=bottom-left]){left:calc(20px + env(safe-area-inset-left,0px))!important;right:auto!important}
 *,*::before,*::after{box-sizing:border-box}
 [hidden]{display:none!important}
 button{font:inherit;color:inherit;background:none;border:0;margin:0;padding:0;cursor:pointer;-webkit-tap-highlight-color:transparent}
@@ -158,7 +161,8 @@ color:var(--_text);font:inherit;line-height:1.4}
 :host([data-open]){inset:0!important;width:100%!important;height:100%!important}
 :host([data-open]) .launcher{display:none}
 .panel{position:fixed;inset:0;width:100%;height:100%;border-radius:0;border:0;bottom:0}
-.composer{padding-bottom:max(10px,env(safe-area-inset-bottom))}
+.header{padding-top:max(16px,env(safe-area-inset-top))}
+.footer{padding-bottom:max(8px,env(safe-area-inset-bottom))}
 .row{max-width:88%}}
 @media (prefers-reduced-motion:reduce){*,*::before,*::after{animation:none!important;transition:none!important;scroll-behavior:auto!important}}
 "#;

@@ -226,13 +226,21 @@ impl RulesEngine {
 const MAX_PAGE_ECHO: usize = 60;
 
 /// How the rules name the visitor's page in a reply: its path when that is a plain path,
-/// "the home page" for `/` ("Sorry / feels slow" reads badly), else "this page". A full
+/// "the home page" for `/` ("Sorry / feels slow" reads badly), else "this page"; the route of an
+/// app that routes by hash (`/app#/checkout`) is its page. A full
 /// `http(s)://host/path` gives its path. The page comes from the visitor, so nothing that could
 /// become a link (a scheme, a `//host`), hide text (bidi controls) or fill the bubble is echoed.
 pub fn page_phrase(page: Option<&str>) -> &str {
     let Some(page) = page else { return "this page" };
+    let page = without_origin(page);
+    // An app that routes by hash (`/app#/checkout`, `/#!/cart`): its route is the page.
+    let page = match page.split_once('#') {
+        Some((_, route)) if route.starts_with('/') => route,
+        Some((_, route)) if route.starts_with("!/") => &route[1..],
+        _ => page,
+    };
     // Only the path: a query or fragment is noise in a sentence.
-    let path = without_origin(page).split(['?', '#']).next().unwrap_or_default();
+    let path = page.split(['?', '#']).next().unwrap_or_default();
     let plain = path.starts_with('/')
         && !path.starts_with("//")
         && path.chars().count() <= MAX_PAGE_ECHO
@@ -371,6 +379,11 @@ mod tests {
             ("/docs/v1.2/install_guide", "/docs/v1.2/install_guide"),
             ("/über-uns", "/über-uns"),
             ("/pricing?plan=pro#faq", "/pricing"),
+            ("/app#/checkout", "/checkout"),
+            ("/#!/cart?coupon=x", "/cart"),
+            ("https://www.example.com/app#/orders/42", "/orders/42"),
+            ("/app#//evil.example/reset", "this page"),
+            ("/app#/http://evil.example", "this page"),
             ("https://www.example.com/pricing", "/pricing"),
             ("HTTPS://evil.example/reset-password", "/reset-password"),
             ("https://www.example.com", "the home page"),

@@ -44,6 +44,28 @@ test('history.pushState: the message carries the page and title it was written o
   await expect(w.messages('bot').last()).toContainText('/checkout');
 });
 
+test('an app that routes by hash: the route is the page, other fragments and queries are not sent', async ({ page }) => {
+  await page.goto(`${site.url}/shop#/products/42`);
+  const w = await ready(page);
+  await say(page, 'is this in stock?');
+  await expect(w.withText('is this in stock?')).toHaveAttribute('data-state', 'sent');
+  expect((await contextOf(page, 'is this in stock?')).page).toBe('/shop#/products/42');
+  // The reply engine names the route.
+  await expect(w.messages('bot').last()).toContainText('/products/42');
+
+  // A hashbang route, with a query that may hold private data: the route only.
+  await page.evaluate(() => (location.hash = '#!/checkout?coupon=SECRET'));
+  await say(page, 'the coupon does not work');
+  await expect(w.withText('the coupon does not work')).toHaveAttribute('data-state', 'sent');
+  expect((await contextOf(page, 'the coupon does not work')).page).toBe('/shop#!/checkout');
+
+  // A fragment that is no route (an anchor, an OAuth token) is not part of the page.
+  await page.evaluate(() => history.replaceState({}, '', '/shop?email=a@b.example#access_token=SECRET'));
+  await say(page, 'signed in now');
+  await expect(w.withText('signed in now')).toHaveAttribute('data-state', 'sent');
+  expect((await contextOf(page, 'signed in now')).page).toBe('/shop');
+});
+
 test('setContext() adds the app’s fields, merges, removes with null and refuses what is too big', async ({ page }) => {
   await page.goto(`${site.url}/shop`);
   const w = await ready(page);

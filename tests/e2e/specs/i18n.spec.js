@@ -104,7 +104,13 @@ test.describe('the browser’s language is the default', () => {
 test('fallback by language subtag, and English for a language without strings', async ({ page }) => {
   const expected = {
     'pt-BR': 'Conectado',
-    'zh-TW': '已连接',
+    // Chinese in its two scripts: Traditional for Taiwan, Hong Kong, Macau and zh-Hant.
+    'zh-TW': '已連線',
+    'zh-HK': '已連線',
+    'zh-Hant': '已連線',
+    'zh-Hans-HK': '已连接',
+    'zh-CN': '已连接',
+    zh: '已连接',
     'fr-CA': 'Connecté',
     'es-419': 'Conectado',
     ja: '接続済み',
@@ -114,6 +120,35 @@ test('fallback by language subtag, and English for a language without strings', 
     await page.goto(`${site.url}/?locale=${encodeURIComponent(locale)}`);
     await ready(page, connected);
   }
+});
+
+test('a locale without texts: an English panel reads left to right, times still in the locale', async ({ page }) => {
+  // Persian and Urdu are written right to left, but the widget has no texts for them: the
+  // panel shows English, so it must be an English, left-to-right panel ("Write a message…",
+  // not "…Write a message"), while times follow the visitor's locale.
+  for (const locale of ['fa-IR', 'ur']) {
+    await page.goto(`${site.url}/?locale=${locale}`);
+    const w = await ready(page, 'Connected');
+    const l = await labels(page);
+    expect(l.panelDir, locale).toBe('ltr');
+    expect(l.lang, locale).toBe('en');
+    expect(await w.input.evaluate((el) => getComputedStyle(el).direction), locale).toBe('ltr');
+    await page.evaluate(() => window.natter.send('سلام'));
+    const time = w.messages('user').last().locator('time');
+    await expect(time).not.toHaveText('');
+    const expected = await page.evaluate(
+      ([locale, iso]) => new Intl.DateTimeFormat(locale, { hour: 'numeric', minute: '2-digit' }).format(new Date(iso)),
+      [locale, await time.getAttribute('datetime')],
+    );
+    await expect(time).toHaveText(expected);
+  }
+  // A page that brings its own texts for the language gets its language and direction.
+  const persian = JSON.stringify({ placeholder: 'پیام بنویسید…', statusConnected: 'متصل' });
+  await page.goto(`${site.url}/?locale=fa&strings=${encodeURIComponent(persian)}`);
+  await ready(page, 'متصل');
+  const l = await labels(page);
+  expect(l.panelDir).toBe('rtl');
+  expect(l.lang).toBe('fa');
 });
 
 test('strings overrides any key; an unknown key is named in a warning', async ({ page }) => {

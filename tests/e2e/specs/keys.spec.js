@@ -89,6 +89,67 @@ test('Ctrl/Alt/Meta shortcuts keep working in editable places', async ({ page })
   await expect(w.panel).toBeVisible();
 });
 
+test('a punctuation shortcut works with the Shift the layout needs, and never while typing', async ({ page }) => {
+  for (const shortcut of ['?', 'Shift+/']) {
+    site = await startSite({ '/': pageWith(shortcut) });
+    await page.goto(site.url);
+    const w = await ready(page);
+    // On a US keyboard `?` is Shift and the / key.
+    await page.focus('#plain');
+    await page.keyboard.press('Shift+Slash');
+    await expect(w.panel, shortcut).toBeVisible();
+    await page.keyboard.press('Escape');
+    await expect(w.panel).toBeHidden();
+    // Typed in the page's own input, it is a question mark.
+    await page.click('#search');
+    await page.keyboard.type('why?');
+    await page.keyboard.press('Shift+Slash');
+    await expect(page.locator('#search')).toHaveValue('why??');
+    await expect(w.panel, shortcut).toBeHidden();
+    await site.close();
+  }
+  // On a German keyboard `/` is Shift+7 (Playwright types with a US layout: the event is made).
+  site = await startSite({ '/': pageWith('/') });
+  await page.goto(site.url);
+  const w = await ready(page);
+  await page.evaluate(() =>
+    document.getElementById('plain').dispatchEvent(
+      new KeyboardEvent('keydown', { key: '/', code: 'Digit7', shiftKey: true, bubbles: true, cancelable: true }),
+    ),
+  );
+  await expect(w.panel).toBeVisible();
+});
+
+test('AltGr and Option write characters: a Ctrl+Alt or Alt shortcut on their key does not fire in an input', async ({ page }) => {
+  const keydown = (target, init) =>
+    page.evaluate(
+      ([target, init]) => {
+        const el = target === 'inner' ? document.querySelector('my-editor').shadowRoot.querySelector('input') : document.querySelector(target);
+        el.focus();
+        el.dispatchEvent(new KeyboardEvent('keydown', { bubbles: true, cancelable: true, composed: true, ...init }));
+      },
+      [target, init],
+    );
+  for (const [shortcut, press] of [
+    // AltGr+E is € on a German keyboard: browsers report Ctrl+Alt with the AltGraph modifier.
+    ['Ctrl+Alt+E', { key: '€', code: 'KeyE', ctrlKey: true, altKey: true, modifierAltGraph: true }],
+    // Option+C is ç on a Mac.
+    ['Alt+C', { key: 'ç', code: 'KeyC', altKey: true }],
+  ]) {
+    site = await startSite({ '/': pageWith(shortcut) });
+    await page.goto(site.url);
+    const w = await ready(page);
+    for (const target of ['#search', '#rich', 'inner']) {
+      await keydown(target, press);
+      await expect(w.panel, `${shortcut} in ${target}`).toBeHidden();
+    }
+    // On a button the same press is the shortcut.
+    await keydown('#plain', press);
+    await expect(w.panel, `${shortcut} on a button`).toBeVisible();
+    await site.close();
+  }
+});
+
 test('no shortcut fires during an IME composition', async ({ page }) => {
   site = await startSite({ '/': pageWith('/') });
   await page.goto(site.url);
@@ -130,6 +191,31 @@ async function composeAndConfirm(page, text, order) {
 }
 
 for (const order of ['chrome', 'safari']) {
+  test(`an Escape that cancels an IME conversion does not close the panel (${order} order)`, async ({ page }) => {
+    await page.goto(hub.url);
+    const w = await ready(page);
+    await page.keyboard.press('Control+Shift+C');
+    await expect(w.input).toBeFocused();
+    await page.evaluate((order) => {
+      const input = document.querySelector('[data-natter]').shadowRoot.querySelector('[part=input]');
+      const escape = (init) =>
+        new KeyboardEvent('keydown', { key: 'Escape', code: 'Escape', bubbles: true, cancelable: true, composed: true, ...init });
+      const end = () => input.dispatchEvent(new CompositionEvent('compositionend', { data: '', bubbles: true, composed: true }));
+      input.dispatchEvent(new CompositionEvent('compositionstart', { data: 'か', bubbles: true, composed: true }));
+      if (order === 'chrome') {
+        input.dispatchEvent(escape({ isComposing: true, keyCode: 229 }));
+        end();
+      } else {
+        end();
+        input.dispatchEvent(escape({ isComposing: false, keyCode: 229 }));
+      }
+    }, order);
+    await expect(w.panel).toBeVisible();
+    // The visitor's own Escape afterwards closes it.
+    await page.keyboard.press('Escape');
+    await expect(w.panel).toBeHidden();
+  });
+
   test(`an Enter that confirms an IME conversion does not send (${order} order)`, async ({ page }) => {
     await page.goto(hub.url);
     const w = await ready(page);

@@ -70,3 +70,56 @@ test('mount() again returns the same handle; after destroy() a new one can be ma
   await expect(widget(page).host).toHaveCount(1);
   await expect(page.locator('[part=title]')).toHaveText('Fresh');
 });
+
+test('a page that replaces <body> (Turbo Drive, pjax, htmx boost) keeps the widget and its conversation', async ({ page }) => {
+  site = await startSite({
+    '/': `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Page 1</title>
+<script src="${hub.url}/natter.js" data-server="${hub.url}" async></script></head><body><h1>Page 1</h1></body></html>`,
+  });
+  const seen = watch(page);
+  await page.goto(site.url);
+  const w = await ready(page);
+  await page.keyboard.press('Control+Shift+C');
+  await w.input.fill('typed before the navigation');
+
+  // What Turbo Drive does on a link click: a new <body> replaces the old one, and the URL moves.
+  await page.evaluate(() => {
+    const next = document.createElement('body');
+    next.innerHTML = '<h1>Page 2</h1>';
+    document.documentElement.replaceChild(next, document.body);
+    history.pushState({}, '', '/page-2');
+  });
+  await expect(w.host).toHaveCount(1);
+  await expect(w.panel).toBeVisible();
+  await expect(w.input).toHaveValue('typed before the navigation');
+  // pjax and friends: the body's content is replaced.
+  await page.evaluate(() => (document.body.innerHTML = '<h1>Page 3</h1>'));
+  await expect(w.host).toHaveCount(1);
+  await page.keyboard.press('Control+Shift+C');
+  await expect(w.panel).toBeHidden();
+  await page.keyboard.press('Control+Shift+C');
+  await expect(w.panel).toBeVisible();
+  // Still the one socket.
+  expect(seen.sockets).toBe(1);
+});
+
+test('after destroy(), the script tag added again mounts a widget', async ({ page }) => {
+  site = await startSite({
+    '/': `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>App</title>
+<script src="${hub.url}/natter.js" data-server="${hub.url}" async></script></head><body><h1>App</h1></body></html>`,
+  });
+  const seen = watch(page);
+  await page.goto(site.url);
+  await ready(page);
+  await page.evaluate((hubUrl) => {
+    window.natter.destroy();
+    const tag = document.createElement('script');
+    tag.src = `${hubUrl}/natter.js`;
+    tag.dataset.server = hubUrl;
+    tag.dataset.title = 'Mounted again';
+    document.head.append(tag);
+  }, hub.url);
+  await expect(page.locator('[part=title]')).toHaveText('Mounted again');
+  await expect(widget(page).host).toHaveCount(1);
+  expect(seen.warnings.filter((t) => /already/.test(t))).toEqual([]);
+});

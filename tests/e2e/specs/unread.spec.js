@@ -62,3 +62,31 @@ test('the badge survives a page change and is shared by tabs until a panel is op
   await expect(wa.badge).toHaveText('1');
   await expect(wb.badge).toHaveText('1');
 });
+
+test('a logout in one tab forgets the conversation and its unread count in every tab', async ({ context }) => {
+  const a = await context.newPage();
+  await a.goto(`${site.url}/`);
+  const wa = await ready(a);
+  await say(a, 'hello');
+  await a.keyboard.press('Escape');
+  await expect(wa.messages('bot')).toHaveCount(1);
+  await expect(wa.badge).toHaveText('1');
+  const b = await context.newPage();
+  await b.goto(`${site.url}/other`);
+  const wb = await ready(b);
+  await expect(wb.badge).toHaveText('1');
+  const before = await a.evaluate(() => window.natter.session);
+
+  // The visitor logs out in tab B (a shared computer): tab A forgets it too.
+  await b.evaluate(() => window.natter.logout());
+  await expect(wa.badge).toBeHidden();
+  await expect(wa.messages()).toHaveCount(0);
+  expect(await unread(a)).toBe(0);
+  // Both tabs settle on one new conversation.
+  await expect.poll(() => b.evaluate(() => window.natter.session)).not.toBe(before);
+  const after = await b.evaluate(() => window.natter.session);
+  await expect.poll(() => a.evaluate(() => window.natter.session)).toBe(after);
+  await a.bringToFront();
+  await say(a, 'a new visitor');
+  await expect(wb.withText('a new visitor')).toHaveCount(1);
+});

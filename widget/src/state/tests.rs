@@ -1311,3 +1311,40 @@ fn two_tabs_issued_sessions_at_once_settle_on_the_one_stored_first() {
     update(&mut signed, Event::Start);
     assert!(update(&mut signed, Event::SessionElsewhere { session: "x.tag".into() }).is_empty());
 }
+
+#[test]
+fn another_tab_logging_out_forgets_the_conversation_here_and_leaves_storage_to_it() {
+    let anon = conversation_of(welcome(Some("s1"), None));
+    let (mut m, s, _) = welcomed_with(
+        Init {
+            session: Some("s1".into()),
+            read: Some(ReadMark { conversation: anon, seq: 1 }),
+            ..Init::default()
+        },
+        welcome(Some("s1"), None),
+        bots(1..=3),
+    );
+    assert_eq!(m.log.unread, 2);
+    update(&mut m, Event::Send(out("p", "typed here before the logout there")));
+
+    let fx = update(&mut m, Event::ForgottenElsewhere);
+    // The forgotten conversation's messages and unread count go; the waiting message is told
+    // failed and dropped, never sent as the next visitor.
+    assert!(m.log.messages.is_empty());
+    assert_eq!(m.log.unread, 0);
+    assert!(fx.contains(&Effect::Notify(Notice::Unread(0))));
+    assert_eq!(deliveries(&fx), [d("p", Delivery::Failed, None, false)]);
+    assert!(m.log.outbox.entries().is_empty());
+    assert_eq!(m.identity.session, None);
+    // Storage is the other tab's: it was cleared there, and may hold its new session already.
+    assert!(!fx.contains(&Effect::ForgetConversation) && !fx.contains(&Effect::SaveSession));
+    // A new visitor's connection, on a fresh socket.
+    let fresh = socket_of(&fx).expect("reconnects");
+    assert_ne!(fresh, s);
+    update(&mut m, Event::SocketOpened { socket: fresh });
+    let fx = update(&mut m, frame(fresh, welcome(Some("s9"), None)));
+    assert!(fx.contains(&Effect::SaveSession), "the runtime then takes the session stored first");
+    // Frames of the old socket are not the new conversation's.
+    update(&mut m, frame(s, ServerMessage::Bot(conv("late", 4, "for the old visitor"))));
+    assert!(m.log.messages.is_empty());
+}

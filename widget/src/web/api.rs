@@ -254,6 +254,7 @@ fn read_options(o: &JsValue) -> RawOptions {
         accent: string("accent"),
         colors: pairs("colors"),
         locale,
+        texts_locale: string("textsLocale"),
         strings: pairs("strings"),
         identity_token: string("identityToken"),
     }
@@ -299,6 +300,12 @@ pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
     let trusted_html =
         js_sys::Reflect::get(&options, &"trustedHtml".into()).ok().and_then(|f| f.dyn_into().ok());
     let options = raw.resolve();
+    if let Some(bad) = &options.bad_shortcut {
+        web_sys::console::warn_2(
+            &"natter: this shortcut option is not a shortcut, so Ctrl+Shift+C is used (write it like \"Alt+K\" or \"?\"; \"none\" turns it off):".into(),
+            &bad.as_str().into(),
+        );
+    }
     for name in &options.unknown_strings {
         web_sys::console::warn_1(
             &crate::compose::join(&[

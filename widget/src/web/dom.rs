@@ -228,11 +228,11 @@ fn fill_parts(
         (Some(_), None) => {}
         (None, _) => greeting.remove(),
     }
-    // The panel speaks the page's language and, for Arabic or Hebrew, is mirrored; the
+    // The panel speaks its texts' language and, for Arabic or Hebrew, is mirrored; the
     // messages inside follow their own text's direction (`dir="auto"`).
-    let dir = if is_rtl(&options.locale) { "rtl" } else { "ltr" };
-    attrs(panel, &[("lang", &options.locale), ("dir", dir)])?;
-    launcher.set_attribute("lang", &options.locale)
+    let dir = if is_rtl(&options.lang) { "rtl" } else { "ltr" };
+    attrs(panel, &[("lang", &options.lang), ("dir", dir)])?;
+    launcher.set_attribute("lang", &options.lang)
 }
 
 impl Dom {

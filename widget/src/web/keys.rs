@@ -14,6 +14,7 @@ pub(crate) fn press(e: &KeyboardEvent) -> KeyPress {
         shift: e.shift_key(),
         alt: e.alt_key(),
         meta: e.meta_key(),
+        alt_graph: e.get_modifier_state("AltGraph"),
         repeat: e.repeat(),
         is_composing: e.is_composing(),
         key_code: e.key_code(),

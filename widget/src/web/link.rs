@@ -63,9 +63,17 @@ impl Endpoint {
 }
 
 /// Where the page is now (a single-page app moves): the `auth` frame's `page`, for clients of
-/// the hub that send no context of their own.
+/// the hub that send no context of their own. The path, and the route of an app that routes by
+/// hash (`/app#/checkout`, `#!/cart`), as the npm facade's context has it; never a query or
+/// another fragment, which may hold private data (an OAuth token).
 pub(crate) fn page_now() -> String {
-    web_sys::window().and_then(|w| w.location().pathname().ok()).unwrap_or_else(|| "/".into())
+    let Some(location) = web_sys::window().map(|w| w.location()) else { return "/".into() };
+    let mut page = location.pathname().unwrap_or_else(|_| "/".into());
+    let hash = location.hash().unwrap_or_default();
+    if hash.starts_with("#/") || hash.starts_with("#!/") {
+        page.push_str(hash.split('?').next().unwrap_or_default());
+    }
+    page
 }
 
 /// The request headers carrying `who`, and the JSON content type when `json`.

@@ -675,8 +675,9 @@ impl Runtime {
 
     fn on_key(&self, e: &KeyboardEvent) {
         let Some(sc) = &self.options.shortcut else { return };
-        let editable = sc.needs_target() && keys::in_editable(e);
-        if !sc.fires(&keys::press(e), editable) {
+        let k = keys::press(e);
+        let editable = sc.needs_target(&k) && keys::in_editable(e);
+        if !sc.fires(&k, editable) {
             return;
         }
         e.prevent_default();
@@ -704,13 +705,17 @@ impl Runtime {
             (window.clone().into(), "pageshow", false, |rt, _| rt.dispatch(Event::Wake)),
             // A frozen page (Page Lifecycle) resumed: its socket may have died meanwhile.
             (document.clone().into(), "resume", false, |rt, _| rt.dispatch(Event::Wake)),
-            // Another tab of the session read up to a seq (or this one did, on another page).
+            // Another tab of the session read up to a seq (or this one did, on another page), or
+            // forgot the conversation (a logout there).
             (window.clone().into(), "storage", false, |rt, e| {
                 let Some(e) = e.dyn_ref::<web_sys::StorageEvent>() else { return };
-                if e.key().as_deref() == Some(storage::READ_KEY) {
+                let key = e.key();
+                if key.as_deref() == Some(storage::READ_KEY) {
                     if let Some(m) = e.new_value().as_deref().and_then(ReadMark::parse) {
                         rt.dispatch(Event::ReadElsewhere { conversation: m.conversation, seq: m.seq });
                     }
+                } else if key.as_deref() == Some(storage::FORGOTTEN_KEY) && e.new_value().is_some() {
+                    rt.dispatch(Event::ForgottenElsewhere);
                 }
             }),
             (document.into(), "visibilitychange", false, |rt, _| {
@@ -760,7 +765,9 @@ impl Runtime {
                 }),
                 (dom.root.clone().into(), "keydown", false, |rt, e| {
                     if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
-                        if k.key() == "Escape" && rt.model.borrow().open {
+                        // Not the Escape that cancels an IME conversion in the chat box.
+                        let closes = rt.composition.borrow().escape_closes(&keys::press(k));
+                        if closes && rt.model.borrow().open {
                             k.stop_propagation();
                             rt.dispatch(Event::Close);
                         }

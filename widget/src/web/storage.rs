@@ -19,6 +19,9 @@ const OUTBOX_KEY: &str = "natter:outbox";
 const ROOM_OUTBOX_PREFIX: &str = "natter:room-outbox:";
 /// One read record per site, naming its conversation; other tabs watch it (`storage` events).
 pub(crate) const READ_KEY: &str = "natter:read";
+/// Written (and removed at once) when a tab forgets the conversation, so that the site's other
+/// tabs, which watch it (`storage` events), forget it too.
+pub(crate) const FORGOTTEN_KEY: &str = "natter:forgotten";
 
 /// A stored message's context, re-written by the browser's JSON: anything but a JSON object
 /// (storage is the page's to change) becomes none, so that it can never break the frame it is
@@ -159,7 +162,9 @@ impl Store {
     }
 
     /// Forgets the outbox, the rooms' outboxes and what was read (a logout: what the user typed
-    /// is not sent as the next visitor, and nothing of the conversation stays on the device).
+    /// is not sent as the next visitor, and nothing of the conversation stays on the device),
+    /// and tells the site's other tabs: a `storage` event on [`FORGOTTEN_KEY`] (set, then
+    /// removed, so the next time is a change again).
     pub(crate) fn forget_conversation(&self) {
         self.remove(OUTBOX_KEY);
         self.remove(READ_KEY);
@@ -172,5 +177,7 @@ impl Store {
         for key in rooms {
             self.remove(&key);
         }
+        self.set(FORGOTTEN_KEY, "1");
+        self.remove(FORGOTTEN_KEY);
     }
 }
