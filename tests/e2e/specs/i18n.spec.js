@@ -1,21 +1,10 @@
 // Languages and writing directions: text follows its own direction, an RTL locale mirrors the
 // panel, every label comes from the locale (or the page's `strings`), times use Intl.
 import { test, expect } from '@playwright/test';
-import { mkdirSync } from 'node:fs';
-import { Hub, startTagSite } from '../lib/hub.js';
+import { useTagSite } from '../lib/tag-site.js';
 import { widget, ready, say } from '../lib/widget.js';
 
-let hub;
-let site;
-test.beforeAll(async () => {
-  hub = await Hub.start();
-  site = await startTagSite(hub);
-  mkdirSync('artifacts', { recursive: true });
-});
-test.afterAll(async () => {
-  await site?.close();
-  await hub?.dispose();
-});
+const env = useTagSite();
 
 /** Every visible or spoken label of the widget, read from the DOM. */
 async function labels(page) {
@@ -40,7 +29,7 @@ async function labels(page) {
 }
 
 test('Hebrew text: the bubble and the input follow the text’s direction', async ({ page }) => {
-  await page.goto(`${site.url}/`);
+  await page.goto(`${env.site.url}/`);
   const w = await ready(page);
   await say(page, 'שלום! מה שלומך?');
   const mine = w.withText('שלום! מה שלומך?');
@@ -58,7 +47,7 @@ test('Hebrew text: the bubble and the input follow the text’s direction', asyn
 });
 
 test('locale "ar": Arabic labels, a mirrored panel, and a screenshot to look at', async ({ page }) => {
-  await page.goto(`${site.url}/?locale=ar`);
+  await page.goto(`${env.site.url}/?locale=ar`);
   const w = await ready(page, 'متصل');
   await page.keyboard.press('Control+Shift+C');
   await say(page, 'مرحبا');
@@ -83,7 +72,7 @@ test('locale "ar": Arabic labels, a mirrored panel, and a screenshot to look at'
 });
 
 test('Hebrew is right-to-left too', async ({ page }) => {
-  await page.goto(`${site.url}/?locale=he-IL`);
+  await page.goto(`${env.site.url}/?locale=he-IL`);
   await ready(page, 'מחובר');
   const l = await labels(page);
   expect(l.panelDir).toBe('rtl');
@@ -93,7 +82,7 @@ test('Hebrew is right-to-left too', async ({ page }) => {
 test.describe('the browser’s language is the default', () => {
   test.use({ locale: 'de-DE' });
   test('de-DE gets German', async ({ page }) => {
-    await page.goto(`${site.url}/`);
+    await page.goto(`${env.site.url}/`);
     await ready(page, 'Verbunden');
     const l = await labels(page);
     expect(l.placeholder).toBe('Nachricht schreiben …');
@@ -117,7 +106,7 @@ test('fallback by language subtag, and English for a language without strings', 
     'xx-YY': 'Connected',
   };
   for (const [locale, connected] of Object.entries(expected)) {
-    await page.goto(`${site.url}/?locale=${encodeURIComponent(locale)}`);
+    await page.goto(`${env.site.url}/?locale=${encodeURIComponent(locale)}`);
     await ready(page, connected);
   }
 });
@@ -127,7 +116,7 @@ test('a locale without texts: an English panel reads left to right, times still 
   // panel shows English, so it must be an English, left-to-right panel ("Write a message…",
   // not "…Write a message"), while times follow the visitor's locale.
   for (const locale of ['fa-IR', 'ur']) {
-    await page.goto(`${site.url}/?locale=${locale}`);
+    await page.goto(`${env.site.url}/?locale=${locale}`);
     const w = await ready(page, 'Connected');
     const l = await labels(page);
     expect(l.panelDir, locale).toBe('ltr');
@@ -144,7 +133,7 @@ test('a locale without texts: an English panel reads left to right, times still 
   }
   // A page that brings its own texts for the language gets its language and direction.
   const persian = JSON.stringify({ placeholder: 'پیام بنویسید…', statusConnected: 'متصل' });
-  await page.goto(`${site.url}/?locale=fa&strings=${encodeURIComponent(persian)}`);
+  await page.goto(`${env.site.url}/?locale=fa&strings=${encodeURIComponent(persian)}`);
   await ready(page, 'متصل');
   const l = await labels(page);
   expect(l.panelDir).toBe('rtl');
@@ -155,7 +144,7 @@ test('strings overrides any key; an unknown key is named in a warning', async ({
   const warnings = [];
   page.on('console', (m) => m.type() === 'warning' && warnings.push(m.text()));
   const strings = JSON.stringify({ placeholder: 'Ask us anything', statusConnected: 'Online', nope: 'x' });
-  await page.goto(`${site.url}/?locale=fr&strings=${encodeURIComponent(strings)}`);
+  await page.goto(`${env.site.url}/?locale=fr&strings=${encodeURIComponent(strings)}`);
   await ready(page, 'Online');
   const l = await labels(page);
   expect(l.placeholder).toBe('Ask us anything');
@@ -165,7 +154,7 @@ test('strings overrides any key; an unknown key is named in a warning', async ({
 
 test('times are formatted with Intl in the visitor’s locale', async ({ page }) => {
   for (const locale of ['en-US', 'de', 'ar']) {
-    await page.goto(`${site.url}/?locale=${locale}`);
+    await page.goto(`${env.site.url}/?locale=${locale}`);
     const w = widget(page);
     await expect(w.launcher).toBeVisible();
     await page.evaluate(() => window.natter.send('what time is it?'));

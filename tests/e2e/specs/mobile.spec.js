@@ -1,27 +1,17 @@
 // A phone (390×844, touch): no zoom on focus, fingers-sized targets, no keyboard popping up on
 // open, and controls whose labels say what they do now. Plus the screenshots to look at.
 import { test, expect } from '@playwright/test';
-import { mkdirSync } from 'node:fs';
-import { Hub, startSite, startTagSite } from '../lib/hub.js';
+import { startSite } from '../lib/hub.js';
+import { useTagSite } from '../lib/tag-site.js';
 import { widget, ready, say, focusedPart } from '../lib/widget.js';
 
-let hub;
-let site;
-test.beforeAll(async () => {
-  hub = await Hub.start();
-  site = await startTagSite(hub);
-  mkdirSync('artifacts', { recursive: true });
-});
-test.afterAll(async () => {
-  await site?.close();
-  await hub?.dispose();
-});
+const env = useTagSite();
 
 test.describe('on a phone', () => {
   test.use({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true, deviceScaleFactor: 2 });
 
   test('tap to open: no keyboard until the visitor taps the input; 16 px text; 44 px targets', async ({ page }) => {
-    await page.goto(`${site.url}/`);
+    await page.goto(`${env.site.url}/`);
     const w = await ready(page);
     await w.launcher.tap();
     await expect(w.panel).toBeVisible();
@@ -76,7 +66,7 @@ test.describe('on a phone, with its on-screen keyboard', () => {
   }
 
   test('the open panel fits above the keyboard, and only the keyboard (not a pinch zoom) shrinks it', async ({ page }) => {
-    await page.goto(`${site.url}/`);
+    await page.goto(`${env.site.url}/`);
     const w = await ready(page);
     await w.launcher.tap();
     await w.input.tap();
@@ -110,7 +100,7 @@ test.describe('on a phone with a notch and a home indicator (viewport-fit=cover)
     const cover = await startSite({
       '/': `<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover"><title>Shop</title>
-<script src="${hub.url}/natter.js" data-server="${hub.url}" async></script></head><body><h1>Shop</h1></body></html>`,
+<script src="${env.hub.url}/natter.js" data-server="${env.hub.url}" async></script></head><body><h1>Shop</h1></body></html>`,
     });
     try {
       await page.goto(cover.url);
@@ -144,7 +134,7 @@ test.describe('on a phone with a notch and a home indicator (viewport-fit=cover)
 });
 
 test('the launcher says what it does now', async ({ page }) => {
-  await page.goto(`${site.url}/`);
+  await page.goto(`${env.site.url}/`);
   const w = await ready(page);
   await expect(w.launcher).toHaveAttribute('aria-label', 'Open chat');
   await w.launcher.click();
@@ -168,7 +158,7 @@ for (const scheme of ['light', 'dark']) {
   test(`desktop screenshot, ${scheme}`, async ({ page }) => {
     await page.emulateMedia({ colorScheme: scheme });
     await page.setViewportSize({ width: 1280, height: 800 });
-    await page.goto(`${site.url}/`);
+    await page.goto(`${env.site.url}/`);
     const w = await ready(page);
     await say(page, 'Hi! Does the checkout work on mobile?');
     await expect(w.messages('bot')).toHaveCount(1);

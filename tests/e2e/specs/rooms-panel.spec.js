@@ -3,21 +3,10 @@
 // German and in Arabic (right to left, mirrored), with the page's `strings` over them.
 // Screenshots (light, dark, phone, Arabic) are kept in artifacts/.
 import { test, expect } from '@playwright/test';
-import { mkdirSync } from 'node:fs';
-import { Hub, startTagSite } from '../lib/hub.js';
+import { useTagSite } from '../lib/tag-site.js';
 
-let hub;
-let site;
-test.beforeAll(async () => {
-  hub = await Hub.start();
-  // The documented script tag on the site's own page; `?rooms=&locale=de` become data-* options.
-  site = await startTagSite(hub);
-  mkdirSync('artifacts', { recursive: true });
-});
-test.afterAll(async () => {
-  await site?.close();
-  await hub?.dispose();
-});
+// The documented script tag on the site's own page; `?rooms=&locale=de` become data-* options.
+const env = useTagSite();
 
 /** The panel's parts (Playwright's locators pierce its open shadow root). */
 function panel(page) {
@@ -38,7 +27,7 @@ function panel(page) {
 async function open(browser, options = {}) {
   const context = await browser.newContext(options);
   const page = await context.newPage();
-  await page.goto(hub.url);
+  await page.goto(env.hub.url);
   const p = panel(page);
   await expect(p.launcher).toBeVisible();
   return { context, page, p };
@@ -119,7 +108,7 @@ async function visit(browser, params, options = {}) {
   const page = await context.newPage();
   const warnings = [];
   page.on('console', (m) => m.type() === 'warning' && warnings.push(m.text()));
-  await page.goto(`${site.url}/?${new URLSearchParams({ rooms: '', ...params })}`);
+  await page.goto(`${env.site.url}/?${new URLSearchParams({ rooms: '', ...params })}`);
   const root = page.locator('[data-natter-rooms]');
   await expect(root.locator('button.launch')).toBeVisible();
   return { context, page, root, warnings };
