@@ -402,6 +402,12 @@ export function createRoomsPanel(natter, options = {}) {
   }
 
   launch.addEventListener('click', () => (isOpen ? close() : open()));
+  // The support chat's panel covers the corner this launcher sits in (all of a phone's screen):
+  // the launcher steps aside while that panel is open.
+  const besideSupport = (supportOpen) => (launch.hidden = supportOpen);
+  natter.on('open', () => besideSupport(true));
+  natter.on('close', () => besideSupport(false));
+  besideSupport(Boolean(natter.state?.open));
   closeButton.addEventListener('click', () => close());
   panel.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') {

@@ -102,6 +102,23 @@ test('the rooms panel by keyboard: join by name, chat, presence and typing, unre
   }
 });
 
+test('the rooms launcher steps aside while the support chat is open, on a phone too', async ({ browser }) => {
+  for (const options of [{}, { viewport: { width: 390, height: 780 }, isMobile: true, hasTouch: true }]) {
+    const { context, page, p } = await open(browser, options);
+    try {
+      await page.keyboard.press('Control+Shift+C');
+      await expect(page.locator('[data-natter]').getByRole('dialog')).toBeVisible();
+      // It would sit over the chat's corner (over its messages on a phone).
+      await expect(p.launcher).toBeHidden();
+      await page.keyboard.press('Control+Shift+C');
+      await expect(page.locator('[data-natter]').getByRole('dialog')).toBeHidden();
+      await expect(p.launcher).toBeVisible();
+    } finally {
+      await context.close();
+    }
+  }
+});
+
 /** A visitor on the site's page with the script tag's `params` (`rooms`, `locale`, `strings`…). */
 async function visit(browser, params, options = {}) {
   const context = await browser.newContext(options);
