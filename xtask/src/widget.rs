@@ -130,11 +130,18 @@ const WASM_FEATURES: &[&str] = &[
 /// (the `mount` export held all of mounting, the event loop all of the state machine) that
 /// gzip compresses worse: 1.9 KiB more to download for a module 2 % smaller unpacked. LLVM has
 /// inlined what pays by then.
+///
+/// Each round also rebuilds the control flow once (`--flatten --rereloop`, then `-Oz` again):
+/// the relooper lays out branches that gzip finds more alike, 0.3 KiB less to download for a
+/// module 0.7 % smaller. (`--converge` repeats the whole list while the module still shrinks.)
 const WASM_OPT: &[&str] = &[
     "-Oz",
     "--one-caller-inline-max-function-size",
     "20",
     "--converge",
+    "--flatten",
+    "--rereloop",
+    "-Oz",
     "--strip-producers",
     "--strip-target-features",
     "--low-memory-unused",
