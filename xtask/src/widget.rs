@@ -729,13 +729,13 @@ fn print_files(dist: &Path, files: &[&str]) -> Result<(u64, u64)> {
         let z = gzip_len(&bytes)?;
         raw += bytes.len() as u64;
         gz += z;
-        println!("  {:<36} {:>10} {:>10}", file, kib(bytes.len() as u64), kib(z));
+        println!("  {:<40} {:>10} {:>10}", file, kib(bytes.len() as u64), kib(z));
     }
     Ok((raw, gz))
 }
 
 fn print_total(label: &str, (raw, gz): (u64, u64)) {
-    println!("  {:<36} {:>10} {:>10}", label, kib(raw), kib(gz));
+    println!("  {:<40} {:>10} {:>10}", label, kib(raw), kib(gz));
 }
 
 /// Prints the gzip size of everything a page downloads for the widget against the budgets —
@@ -757,11 +757,11 @@ pub fn bench_size() -> Result<()> {
     };
     let print_locale = |extra: &Option<(String, u64, u64)>| {
         if let Some((name, raw, gz)) = extra {
-            println!("  {:<36} {:>10} {:>10}", name, kib(*raw), kib(*gz));
+            println!("  {:<40} {:>10} {:>10}", name, kib(*raw), kib(*gz));
         }
     };
     println!("what a page downloads for the widget (npm/dist; CSS is inside the wasm):");
-    println!("  {:<36} {:>10} {:>10}", "file", "raw", "gzip -9");
+    println!("  {:<40} {:>10} {:>10}", "file", "raw", "gzip -9");
 
     println!("the support chat alone (no rooms option):");
     let support = print_files(&dist, DOWNLOADED)?;
