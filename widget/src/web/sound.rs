@@ -8,7 +8,8 @@
 //! The page's `sound` event means the chime played, so [`Sound::chime`] says whether it did:
 //! at once, not at all, or once a suspended context has resumed (if the browser lets it).
 
-use web_sys::{AudioContext, AudioContextState, OscillatorType};
+use wasm_bindgen::prelude::*;
+use web_sys::{AudioContext, AudioContextState};
 
 /// What became of a chime.
 pub(crate) enum Chime {
@@ -79,23 +80,11 @@ impl Sound {
     }
 }
 
-fn play(ctx: &AudioContext) -> Result<(), wasm_bindgen::JsValue> {
-    let t0 = ctx.current_time() + 0.01;
-    // A rising major sixth (A5 → F#6): friendly, short, unlike a system alert.
-    for (i, freq) in [880.0_f32, 1479.98].into_iter().enumerate() {
-        let start = t0 + i as f64 * 0.11;
-        let osc = ctx.create_oscillator()?;
-        osc.set_type(OscillatorType::Sine);
-        osc.frequency().set_value_at_time(freq, start)?;
-        let gain = ctx.create_gain()?;
-        let g = gain.gain();
-        g.set_value_at_time(0.0001, start)?;
-        g.exponential_ramp_to_value_at_time(0.14, start + 0.012)?;
-        g.exponential_ramp_to_value_at_time(0.0001, start + 0.32)?;
-        osc.connect_with_audio_node(&gain)?;
-        gain.connect_with_audio_node(&ctx.destination())?;
-        osc.start_with_when(start)?;
-        osc.stop_with_when(start + 0.34)?;
-    }
-    Ok(())
+#[wasm_bindgen(module = "/src/web/chime.js")]
+extern "C" {
+    /// Plays the two notes on `ctx` (see chime.js): a rising major sixth (A5 → F♯6), friendly,
+    /// short, unlike a system alert. Written in JavaScript: a dozen Web Audio calls made from
+    /// Rust were as many imports in the wasm and its glue.
+    #[wasm_bindgen(catch, js_name = chime)]
+    fn play(ctx: &AudioContext) -> Result<(), JsValue>;
 }
