@@ -2,90 +2,26 @@
 //! today, "yesterday 14:05" (`Intl.RelativeTimeFormat`), a short date before that, and the
 //! full date and time as the tooltip.
 //!
-//! The formatters are made once per widget. They are built through `Reflect.construct`, which
-//! reports a locale tag `Intl` rejects as an error instead of throwing through the widget; the
-//! browser's default locale is used then.
+//! The formatters are made once per widget, in JavaScript (clock.js): a dozen `Intl` and `Date`
+//! calls made from Rust were as many imports in the wasm and its glue. A locale tag `Intl`
+//! rejects gets the browser's default locale; a browser without `Intl` shows no times.
 
-use js_sys::{Array, Date, Function, Reflect};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::prelude::*;
 
-/// The `Intl` formatters of one widget.
-pub(crate) struct Clock {
-    /// Time of day.
-    time: Option<Function>,
-    /// Day and time, for older messages.
-    day: Option<Function>,
-    /// Full date and time, for the tooltip.
-    full: Option<Function>,
-    /// "yesterday" in the locale.
-    yesterday: String,
-}
+#[wasm_bindgen(module = "/src/web/clock.js")]
+extern "C" {
+    /// The `Intl` formatters of one widget.
+    pub(crate) type Clock;
 
-/// `new Intl[kind](locale, options)` (`options`: JSON text), or with the browser's locale if
-/// `locale` is rejected.
-fn intl(kind: &str, locale: &str, options: &str) -> Option<JsValue> {
-    let ctor: Function = Reflect::get(&js_sys::global(), &"Intl".into())
-        .and_then(|i| Reflect::get(&i, &kind.into()))
-        .ok()?
-        .dyn_into()
-        .ok()?;
-    let o = js_sys::JSON::parse(options).ok()?;
-    Reflect::construct(&ctor, &Array::of2(&locale.into(), &o))
-        .or_else(|_| Reflect::construct(&ctor, &Array::of2(&JsValue::UNDEFINED, &o)))
-        .ok()
-}
+    /// The formatters for `locale` (a BCP 47 tag).
+    #[wasm_bindgen(constructor)]
+    pub(crate) fn new(locale: &str) -> Clock;
 
-/// The bound `format` of a `DateTimeFormat`.
-fn date_format(locale: &str, options: &str) -> Option<Function> {
-    Reflect::get(&intl("DateTimeFormat", locale, options)?, &"format".into()).ok()?.dyn_into().ok()
-}
+    /// An RFC 3339 time as shown under a message (empty for an empty or unreadable time).
+    #[wasm_bindgen(method)]
+    pub(crate) fn label(this: &Clock, iso: &str) -> String;
 
-fn same_day(a: &Date, b: &Date) -> bool {
-    a.get_date() == b.get_date() && a.get_month() == b.get_month() && a.get_full_year() == b.get_full_year()
-}
-
-fn call(f: &Option<Function>, d: &Date) -> String {
-    f.as_ref()
-        .and_then(|f| f.call1(&JsValue::UNDEFINED, d).ok())
-        .and_then(|s| s.as_string())
-        .unwrap_or_default()
-}
-
-impl Clock {
-    /// Formatters for `locale` (a BCP 47 tag).
-    pub(crate) fn new(locale: &str) -> Clock {
-        let yesterday = intl("RelativeTimeFormat", locale, r#"{"numeric":"auto"}"#)
-            .and_then(|rtf| {
-                let format: Function = Reflect::get(&rtf, &"format".into()).ok()?.dyn_into().ok()?;
-                format.call2(&rtf, &(-1).into(), &"day".into()).ok()?.as_string()
-            })
-            .unwrap_or_default();
-        Clock {
-            time: date_format(locale, r#"{"hour":"numeric","minute":"2-digit"}"#),
-            day: date_format(
-                locale,
-                r#"{"month":"short","day":"numeric","hour":"numeric","minute":"2-digit"}"#,
-            ),
-            full: date_format(locale, r#"{"dateStyle":"full","timeStyle":"short"}"#),
-            yesterday,
-        }
-    }
-
-    /// What a message's `<time>` shows for `iso`, and its tooltip; empty for an unparsable time.
-    pub(crate) fn label(&self, iso: &str) -> (String, String) {
-        let d = Date::new(&JsValue::from_str(iso));
-        if iso.is_empty() || d.get_time().is_nan() {
-            return (String::new(), String::new());
-        }
-        let now = Date::new_0();
-        let before = Date::new(&JsValue::from_f64(now.get_time() - 86_400_000.0));
-        let shown = if same_day(&d, &now) {
-            call(&self.time, &d)
-        } else if same_day(&d, &before) && !self.yesterday.is_empty() {
-            crate::compose::join(&[&self.yesterday, " ", &call(&self.time, &d)])
-        } else {
-            call(&self.day, &d)
-        };
-        (shown, call(&self.full, &d))
-    }
+    /// The same time in full, for the tooltip (empty likewise).
+    #[wasm_bindgen(method)]
+    pub(crate) fn full(this: &Clock, iso: &str) -> String;
 }

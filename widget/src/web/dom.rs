@@ -144,7 +144,7 @@ fn fill_text(doc: &Document, parent: &Element, text: &str) -> Result<(), JsValue
 
 /// Fills a message's `<time>`: the time in the visitor's language, the full date as tooltip.
 fn set_time(t: &Element, clock: &Clock, iso: &str) -> Result<(), JsValue> {
-    let (shown, full) = clock.label(iso);
+    let (shown, full) = (clock.label(iso), clock.full(iso));
     t.set_attribute("datetime", iso)?;
     t.set_attribute("title", &full)?;
     t.set_text_content(Some(&shown));
