@@ -4,16 +4,19 @@
 //! This is the whole wasm-bindgen surface; everything behind it is crate-private.
 
 use super::frame;
-use super::rooms;
 use super::runtime::Runtime;
 use crate::options::{Flex, RawOptions};
 use crate::state::link::Transport;
 use crate::state::log::Message;
-use crate::state::rooms::RelayKind;
-use crate::state::{Event, Model, RoomCall};
+use crate::state::{Event, Model};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+#[cfg(feature = "rooms")]
+use {
+    super::rooms,
+    crate::state::{rooms::RelayKind, RoomCall},
+};
 
 /// `{connected, transport, open, unread, status, muted}`, as `state` and the `ready` and
 /// `status` events give it.
@@ -149,7 +152,13 @@ impl Natter {
     pub fn destroy(&self) {
         self.rt.destroy();
     }
+}
 
+/// The room export, only in the build with rooms: the support-only module has no `room`
+/// method, and the npm module says which option turns rooms on when a page calls one.
+#[cfg(feature = "rooms")]
+#[wasm_bindgen]
+impl Natter {
     /// One call of a `Room` object of the npm module (one export rather than one per method:
     /// each export costs glue in the wasm and in the JS), by number (npm/src/rooms.js names
     /// them): what `arg` / `id` carry for each `op`: 0 `snapshot` (answers `{ status, title,
