@@ -39,7 +39,7 @@ use natter_protocol::{close, ErrorCode, ErrorFrame, History, ServerMessage};
 #[cfg(feature = "rooms")]
 use {
     natter_protocol::Member,
-    rooms::{RelayKind, RoomEffect, RoomNotice, Rooms},
+    rooms::{RelayKind, RoomNotice, Rooms},
 };
 
 /// Delay before re-sending after a network failure of an HTTP send, or a retryable refusal
@@ -535,12 +535,7 @@ impl Model {
                 // Frames about rooms are the rooms'; the rest (without rooms: every frame) is
                 // the support conversation's.
                 #[cfg(feature = "rooms")]
-                let message = {
-                    let mut rfx = Vec::new();
-                    let rest = self.rooms.receive(message, &mut rfx);
-                    room_effects(rfx, fx);
-                    rest
-                };
+                let message = self.rooms.receive(message, fx);
                 #[cfg(not(feature = "rooms"))]
                 let message = Some(message);
                 if let Some(message) = message {
@@ -647,9 +642,7 @@ impl Model {
         self.log.fail_waiting(fx);
         #[cfg(feature = "rooms")]
         {
-            let mut rfx = Vec::new();
-            self.rooms.fail_waiting(&mut rfx);
-            room_effects(rfx, fx);
+            self.rooms.fail_waiting(fx);
         }
         self.start_over(false);
     }
@@ -777,52 +770,44 @@ impl Model {
     /// A room call of the page.
     #[cfg(feature = "rooms")]
     fn room(&mut self, call: RoomCall, fx: &mut Vec<Effect>) {
-        let mut rfx = Vec::new();
         let rooms = &mut self.rooms;
         match call {
             RoomCall::Join { room, name, saved } => {
-                rooms.join(room, name, saved, &mut rfx);
+                rooms.join(room, name, saved, fx);
             }
             RoomCall::Leave { room } => {
-                rooms.leave(&room, &mut rfx);
+                rooms.leave(&room, fx);
             }
             RoomCall::Send { room, out } => {
-                rooms.send(&room, out, &mut rfx);
+                rooms.send(&room, out, fx);
             }
             RoomCall::Retry { room, id } => {
-                rooms.retry(&room, &id, &mut rfx);
+                rooms.retry(&room, &id, fx);
             }
             RoomCall::Typing { room, active } => {
-                rooms.typing(&room, active, &mut rfx);
+                rooms.typing(&room, active, fx);
             }
             RoomCall::Relay { room, kind, data } => {
-                rooms.relay(&room, kind, data, &mut rfx);
+                rooms.relay(&room, kind, data, fx);
             }
-            RoomCall::Read { room } => rooms.mark_read(&room, &mut rfx),
-            RoomCall::Watch { room } => rooms.watch(room, &mut rfx),
+            RoomCall::Read { room } => rooms.mark_read(&room, fx),
+            RoomCall::Watch { room } => rooms.watch(room, fx),
         }
-        room_effects(rfx, fx);
     }
 
     fn timer_fired(&mut self, timer: Timer, fx: &mut Vec<Effect>) {
         match timer {
             #[cfg(feature = "rooms")]
             Timer::RoomResend => {
-                let mut rfx = Vec::new();
-                self.rooms.resend(&mut rfx);
-                room_effects(rfx, fx);
+                self.rooms.resend(fx);
             }
             #[cfg(feature = "rooms")]
             Timer::RoomTyping => {
-                let mut rfx = Vec::new();
-                self.rooms.typing_expired(&mut rfx);
-                room_effects(rfx, fx);
+                self.rooms.typing_expired(fx);
             }
             #[cfg(feature = "rooms")]
             Timer::RoomPoll => {
-                let mut rfx = Vec::new();
-                self.rooms.repoll(&mut rfx);
-                room_effects(rfx, fx);
+                self.rooms.repoll(fx);
             }
             Timer::Typing => self.log.typing_expired(),
             Timer::Resend => self.flush(fx),
@@ -892,22 +877,16 @@ impl Model {
             Event::Room(call) => self.room(call, fx),
             #[cfg(feature = "rooms")]
             Event::RoomPollDone { room, poll, history } => {
-                let mut rfx = Vec::new();
-                self.rooms.poll_done(&room, poll, history, &mut rfx);
-                room_effects(rfx, fx);
+                self.rooms.poll_done(&room, poll, history, fx);
             }
             #[cfg(feature = "rooms")]
             Event::RoomPosted { room, id, reply } => {
-                let mut rfx = Vec::new();
-                self.rooms.posted(&room, &id, reply, &mut rfx);
-                room_effects(rfx, fx);
+                self.rooms.posted(&room, &id, reply, fx);
             }
             #[cfg(feature = "rooms")]
             Event::Relayed { socket, room, kind, from, data } => {
                 if self.link.heard(socket) != Heard::Stale {
-                    let mut rfx = Vec::new();
-                    self.rooms.relayed(&room, kind, from, data, &mut rfx);
-                    room_effects(rfx, fx);
+                    self.rooms.relayed(&room, kind, from, data, fx);
                 }
             }
             Event::SessionElsewhere { session } => {
@@ -922,22 +901,6 @@ impl Model {
         if !self.link.is_live() {
             self.liveness.stop(fx);
         }
-    }
-}
-
-/// Turns what the rooms want into the model's effects.
-#[cfg(feature = "rooms")]
-fn room_effects(rfx: Vec<RoomEffect>, fx: &mut Vec<Effect>) {
-    for e in rfx {
-        fx.push(match e {
-            RoomEffect::Send(out) => Effect::SendRoom(out),
-            RoomEffect::Notify { room, notice } => Effect::Notify(Notice::Room { room, notice }),
-            RoomEffect::ResendAfter { ms } => Effect::StartTimer { timer: Timer::RoomResend, ms },
-            RoomEffect::TypingTimer { ms } => Effect::StartTimer { timer: Timer::RoomTyping, ms },
-            RoomEffect::Http(request) => Effect::RoomHttp(request),
-            RoomEffect::RepollAfter { ms } => Effect::StartTimer { timer: Timer::RoomPoll, ms },
-            RoomEffect::SaveOutbox { room } => Effect::SaveRoomOutbox { room },
-        });
     }
 }
 
@@ -990,13 +953,11 @@ pub(crate) fn update(model: &mut Model, event: Event) -> Vec<Effect> {
     // a socket goes live, long-polled while HTTP carries it, waiting while nothing does.
     #[cfg(feature = "rooms")]
     if model.link.transport() != transport {
-        let mut rfx = Vec::new();
         match model.link.transport() {
-            link::Transport::WebSocket => model.rooms.link_up(&mut rfx),
-            link::Transport::Http => model.rooms.http_up(&mut rfx),
-            link::Transport::None => model.rooms.link_down(&mut rfx),
+            link::Transport::WebSocket => model.rooms.link_up(&mut fx),
+            link::Transport::Http => model.rooms.http_up(&mut fx),
+            link::Transport::None => model.rooms.link_down(&mut fx),
         }
-        room_effects(rfx, &mut fx);
     }
     model.follow_conversation();
     if model.attention().watching {
