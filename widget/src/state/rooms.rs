@@ -52,6 +52,12 @@ const MESSAGES_KEPT: usize = 1_000;
 /// which the site's other tabs share.
 const DONE_KEPT: usize = 100;
 
+/// How long to wait before trying again after the retryable refusal `e`: what the hub asks
+/// (at most a minute), else [`RESEND_DELAY_MS`].
+fn retry_delay(e: &ErrorFrame) -> u32 {
+    e.retry_after_ms.map_or(RESEND_DELAY_MS, |ms| ms.min(60_000) as u32)
+}
+
 /// Which relayed collaboration payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RelayKind {
@@ -469,6 +475,13 @@ impl Room {
         self.note(RoomNotice::Presence { member, joined }, fx);
     }
 
+    /// Nobody is typing any more (as far as this tab can know).
+    fn clear_typing(&mut self, fx: &mut Vec<Effect>) {
+        for member in std::mem::take(&mut self.typing) {
+            self.note(RoomNotice::Typing { member, active: false }, fx);
+        }
+    }
+
     fn stop_typing(&mut self, member_id: &str, fx: &mut Vec<Effect>) {
         if let Some(i) = self.typing.iter().position(|t| t.id == member_id) {
             let member = self.typing.remove(i);
@@ -531,7 +544,7 @@ impl Room {
     /// A refusal of the visitor's message `id`; retryable ones are re-sent later, a few times.
     fn refused(&mut self, id: &str, e: &ErrorFrame, fx: &mut Vec<Effect>) {
         if e.code.is_retryable() && self.outbox.refused(id) < REFUSALS_BEFORE_FAILED {
-            let ms = e.retry_after_ms.map_or(RESEND_DELAY_MS, |ms| ms.min(60_000) as u32);
+            let ms = retry_delay(e);
             fx.push(Effect::StartTimer { timer: Timer::RoomResend, ms });
             return;
         }
@@ -906,9 +919,7 @@ impl Rooms {
             if room.status == RoomStatus::Joined {
                 room.set_status(RoomStatus::Rejoining, fx);
             }
-            for member in std::mem::take(&mut room.typing) {
-                room.note(RoomNotice::Typing { member, active: false }, fx);
-            }
+            room.clear_typing(fx);
         }
     }
 
@@ -929,9 +940,7 @@ impl Rooms {
     /// Nobody typing has said anything for [`TYPING_TIMEOUT_MS`]: clear every indicator.
     pub(crate) fn typing_expired(&mut self, fx: &mut Vec<Effect>) {
         for room in &mut self.list {
-            for member in std::mem::take(&mut room.typing) {
-                room.note(RoomNotice::Typing { member, active: false }, fx);
-            }
+            room.clear_typing(fx);
         }
     }
 
@@ -1039,7 +1048,7 @@ impl Rooms {
             }
             // A join refused for now: try again after the delay.
             code if waiting && code.is_retryable() => {
-                let ms = e.retry_after_ms.map_or(RESEND_DELAY_MS, |ms| ms.min(60_000) as u32);
+                let ms = retry_delay(&e);
                 fx.push(Effect::StartTimer { timer: Timer::RoomResend, ms });
             }
             // A join refused for good: a bad room id or name, or the `rooms` claim / the hub's

@@ -179,8 +179,7 @@ impl Natter {
             2 => RoomCall::Leave { room },
             3 => {
                 let text = arg.as_string().unwrap_or_default();
-                self.rt.room_send(room, text, id.unwrap_or_else(super::random::hex_id));
-                return Ok(JsValue::UNDEFINED);
+                Runtime::room_send(room, text, id.unwrap_or_else(super::random::hex_id))
             }
             4 => RoomCall::Retry { room, id: id.unwrap_or_default() },
             5 => RoomCall::Typing { room, active: arg.is_truthy() },
