@@ -43,6 +43,13 @@ pub struct Config {
     #[arg(long = "trusted-proxy", env = "NATTER_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
     pub trusted_proxies: Vec<IpNet>,
 
+    /// Which header the `--trusted-proxy` proxies write the client's address into:
+    /// `x-forwarded-for` (nginx, Caddy, HAProxy's `option forwardfor`, cloud load balancers) or
+    /// `forwarded` (RFC 7239). Only that one is read: a proxy passes on whatever other header
+    /// the client sent, so reading both would let a client pick its own address.
+    #[arg(long, env = "NATTER_FORWARDED_HEADER", value_enum, default_value_t = ForwardedHeader::XForwardedFor)]
+    pub forwarded_header: ForwardedHeader,
+
     /// Shared secret for verifying HS256 identity tokens (JWTs) signed by the site's backend; at
     /// least 32 bytes (`openssl rand -hex 32`). Repeat the flag (or separate with commas in the
     /// variable; a secret cannot contain one) to accept several while rotating. See
@@ -381,6 +388,15 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// The header a trusted proxy names the client in (`--forwarded-header`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, …`, each proxy appending the peer it saw.
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1, …` (RFC 7239).
+    Forwarded,
+}
+
 /// Who may join rooms (`--room-access`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RoomAccess {
@@ -575,6 +591,9 @@ mod tests {
     fn public_internet_flags() {
         let c = Config::parse_from(["natter-hub"]);
         assert!(c.trusted_proxies.is_empty() && c.api_key.is_none() && c.max_connections.is_none());
+        assert_eq!(c.forwarded_header, ForwardedHeader::XForwardedFor);
+        let rfc = Config::parse_from(["natter-hub", "--forwarded-header", "forwarded"]);
+        assert_eq!(rfc.forwarded_header, ForwardedHeader::Forwarded);
         assert_eq!((c.max_context, c.ring_bytes, c.max_replay_bytes), (8192, 65_536, 1_048_576));
         assert_eq!((c.address_rate_per_sec, c.address_rate_burst, c.frame_budget), (50.0, 500, 1_048_576));
         assert_eq!(

@@ -304,6 +304,55 @@ async fn forwarded_addresses_count_only_from_a_trusted_proxy() {
     assert_eq!(poll(6, "203.0.113.99").await, 429);
 }
 
+/// What nginx sends on for a client that adds a `Forwarded` header of its own: nginx appends
+/// the peer it saw to `X-Forwarded-For` and passes the client's `Forwarded` on untouched. A new
+/// made-up address in every request must not buy a new budget.
+#[tokio::test]
+async fn a_header_the_proxy_does_not_write_buys_no_budget() {
+    let mut config = Config::for_tests();
+    config.address_rate_burst = 3;
+    config.address_rate_per_sec = 0.1;
+    config.trusted_proxies = vec!["127.0.0.7/32".parse().expect("net")];
+    let hub = TestHub::with(config).await;
+    let proxy = http_from(loopback(7));
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let r = proxy
+            .post(hub.url("/api/chat/messages?session=spoof"))
+            .header("Forwarded", format!("for=198.51.100.{i}"))
+            .header("X-Forwarded-For", "203.0.113.77")
+            .json(&json!({"message": "hi"}))
+            .send()
+            .await
+            .expect("post");
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429, 429, 429], "one client, one budget");
+
+    // A proxy that writes RFC 7239 `Forwarded` is named with --forwarded-header forwarded; then
+    // a client's own X-Forwarded-For is what is passed on untouched, and ignored.
+    let mut config = Config::for_tests();
+    config.address_rate_burst = 3;
+    config.address_rate_per_sec = 0.1;
+    config.trusted_proxies = vec!["127.0.0.7/32".parse().expect("net")];
+    config.forwarded_header = natter_hub::config::ForwardedHeader::Forwarded;
+    let hub = TestHub::with(config).await;
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let r = proxy
+            .get(hub.url("/api/chat/poll?session=spoof"))
+            .header("X-Forwarded-For", format!("198.51.100.{i}"))
+            .header("Forwarded", "for=203.0.113.78")
+            .send()
+            .await
+            .expect("get");
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    let r = proxy.get(hub.url("/api/chat/poll?session=other")).header("Forwarded", "for=203.0.113.79");
+    assert_eq!(r.send().await.expect("get").status(), 200, "another client behind the proxy");
+}
+
 #[tokio::test]
 async fn long_polls_are_capped_per_address_and_in_all() {
     let mut config = Config::for_tests();
