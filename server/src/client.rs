@@ -221,7 +221,7 @@ impl Client {
     /// refused (`rate_limited`, with how long to wait, naming the frame's `id` and `room`), or
     /// the connection owes so much that it is closed with 4029.
     fn pay(&mut self, cost: u64, id: Option<String>, room: Option<&str>) -> bool {
-        match self.budget.pay(&self.hub, cost, id) {
+        match self.budget.pay(&self.hub, self.addr, cost, id) {
             Payment::Paid => true,
             Payment::Refused(r) => {
                 self.refuse(r.in_room(room));

@@ -234,6 +234,13 @@ pub struct Config {
     #[arg(long, env = "NATTER_FRAME_BUDGET", default_value_t = 1_048_576)]
     pub frame_budget: u64,
 
+    /// Bytes per second all the WebSockets of one client address together may make the hub
+    /// send, counted like `--frame-budget` (connections are free to open, so a budget per
+    /// connection alone is multiplied by every connection an address opens). Past a 4-second
+    /// burst their frames are refused (`rate_limited`). 0 turns this budget off.
+    #[arg(long, env = "NATTER_ADDRESS_FRAME_BUDGET", default_value_t = 8 * 1_048_576)]
+    pub address_frame_budget: u64,
+
     /// Rooms one client address may create per hour (a `join` of a room that does not exist,
     /// or a message posted to one over the HTTP fallback, creates it; so does a signed-in
     /// user's `POST /api/rooms`); 0 for no limit. An office whose people open a few new
@@ -525,6 +532,7 @@ impl Config {
         // Every test client connects from 127.0.0.1, so budgets per client address would add
         // up across unrelated tests' tabs; the tests of those budgets turn them back on.
         c.address_rate_burst = 0;
+        c.address_frame_budget = 0;
         c.max_connections_per_address = Some(0);
         c.max_polls_per_address = 0;
         c.room_creations_per_hour = 0;
@@ -596,6 +604,7 @@ mod tests {
         assert_eq!(rfc.forwarded_header, ForwardedHeader::Forwarded);
         assert_eq!((c.max_context, c.ring_bytes, c.max_replay_bytes), (8192, 65_536, 1_048_576));
         assert_eq!((c.address_rate_per_sec, c.address_rate_burst, c.frame_budget), (50.0, 500, 1_048_576));
+        assert_eq!(c.address_frame_budget, 8 * 1_048_576);
         assert_eq!(
             (c.max_polls, c.max_polls_per_address, c.max_connections_per_address),
             (10_000, 512, None)

@@ -18,6 +18,8 @@ pub(crate) enum Limit {
     FrameBudget,
     /// `--frame-budget`: connections cut with 4029.
     FrameBudgetCut,
+    /// `--address-frame-budget`, all WebSockets of one client address together: frames refused.
+    AddressFrameBudget,
     /// `--max-connections`.
     Connections,
     /// `--max-connections-per-address`.
@@ -38,11 +40,12 @@ pub(crate) enum Limit {
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 12] = [
+    pub(crate) const ALL: [Limit; 13] = [
         Limit::Session,
         Limit::Address,
         Limit::FrameBudget,
         Limit::FrameBudgetCut,
+        Limit::AddressFrameBudget,
         Limit::Connections,
         Limit::ConnectionsPerAddress,
         Limit::Polls,
@@ -60,6 +63,7 @@ impl Limit {
             Limit::Address => "address_rate",
             Limit::FrameBudget => "frame_budget",
             Limit::FrameBudgetCut => "frame_budget_cut",
+            Limit::AddressFrameBudget => "address_frame_budget",
             Limit::Connections => "connections",
             Limit::ConnectionsPerAddress => "connections_per_address",
             Limit::Polls => "polls",

@@ -750,6 +750,73 @@ async fn a_flooder_is_throttled_then_cut_and_the_room_stays() {
     }
 }
 
+/// Connections are free to open, so a budget per connection alone is multiplied by every
+/// connection an address opens: sixteen tabs of one address, each flooding a room with typing
+/// well within its own budget, together send eight times what one may. Their address's budget
+/// refuses the excess; a member elsewhere sees a fraction of the flood and carries on.
+#[tokio::test]
+async fn many_connections_from_one_address_share_its_frame_budget() {
+    let mut config = Config::for_tests();
+    config.frame_budget = 64 * 1024;
+    config.address_frame_budget = 128 * 1024;
+    let hub = TestHub::with(config).await;
+    let mut honest = tab_from(&hub, loopback(30), &session("honest")).await;
+    join(&mut honest, "board", "H").await;
+    let mut other = tab_from(&hub, loopback(31), &session("other")).await;
+    join(&mut other, "board", "K").await;
+    let mut attackers = Vec::new();
+    for i in 0..16 {
+        let mut tab = tab_from(&hub, loopback(32), &session(&format!("attacker-{i}"))).await;
+        join(&mut tab, "board", &format!("A{i}")).await;
+        attackers.push(tab);
+    }
+    // Each typing frame reaches 18 members: about 5.5 KB of the budget. Thirty of them are
+    // 165 KB, within one connection's 256 KiB burst; sixteen connections send 2.6 MB, five
+    // times their address's burst.
+    let typing = json!({"type": "typing", "room": "board", "active": true}).to_string();
+    let rounds = 30;
+    for _ in 0..rounds {
+        for tab in &mut attackers {
+            tab.send_text(&typing).await;
+        }
+    }
+    hub.wait_metric("natter_limited_total{limit=\"address_frame_budget\"}", 1).await;
+    let refusal = attackers[15]
+        .until(|m| match m {
+            ServerMessage::Error(e) => Some(e),
+            _ => None,
+        })
+        .await;
+    assert_eq!(refusal.code, ErrorCode::RateLimited, "{refusal:?}");
+    assert!(refusal.retry_after_ms.is_some() && refusal.room.as_deref() == Some("board"), "{refusal:?}");
+    assert!(refusal.message.contains("your address"), "{}", refusal.message);
+    assert_eq!(
+        hub.metric("natter_limited_total{limit=\"frame_budget\"}").await,
+        0,
+        "no connection overspent"
+    );
+    // The honest members are still there, and got only part of the flood.
+    other.send(json!({"type": "chat", "room": "board", "id": "k-1", "message": "still here"})).await;
+    let mut relayed = 0;
+    loop {
+        match honest.recv().await {
+            ServerMessage::Typing(t) if t.from.as_ref().is_some_and(|m| m.name.as_deref() != Some("K")) => {
+                relayed += 1
+            }
+            ServerMessage::Chat(c) if c.id == "k-1" => break,
+            _ => {}
+        }
+    }
+    assert!(
+        relayed < rounds * attackers.len(),
+        "{relayed} of {} typing frames relayed",
+        rounds * attackers.len()
+    );
+    honest.send(json!({"type": "chat", "room": "board", "id": "h-1", "message": "me too"})).await;
+    assert_eq!(other.until(chat_text).await.0, "k-1");
+    assert_eq!(other.until(chat_text).await.0, "h-1");
+}
+
 /// Frames sent before `auth` (when the connection has not said who it is) draw on the same
 /// budget: refused, then cut with 4029.
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Budgets per client address and the caps on what the hub holds at once: how many requests an
-//! address may make (`--address-rate-*`), rooms it may create (`--room-creations-per-hour`),
+//! address may make (`--address-rate-*`), how many bytes its WebSockets together may make the
+//! hub send (`--address-frame-budget`), rooms it may create (`--room-creations-per-hour`),
 //! connections it may hold open (`--max-connections-per-address`), long-polls it and everyone
 //! together may hold (`--max-polls-per-address`, `--max-polls`).
 //!
@@ -28,12 +29,17 @@ use crate::metrics::Limit;
 /// How long a client refused for holding too much is asked to wait.
 const HELD_RETRY: Duration = Duration::from_secs(5);
 
+/// Seconds of `--address-frame-budget` an address may spend at once.
+const FRAME_BURST_SECONDS: u32 = 4;
+
 /// See the module docs.
 pub(crate) struct Limits {
     /// Requests per address; `None` when `--address-rate-burst` is 0.
     requests: Option<DefaultKeyedRateLimiter<AddrKey>>,
     /// Room creations per address per hour; `None` when `--room-creations-per-hour` is 0.
     rooms: Option<DefaultKeyedRateLimiter<AddrKey>>,
+    /// Bytes of frames per address, one cell a byte; `None` when `--address-frame-budget` is 0.
+    frames: Option<DefaultKeyedRateLimiter<AddrKey>>,
     /// What each address holds open now; an address holding nothing has no entry.
     held: Mutex<HashMap<AddrKey, Held>>,
     /// Long-polls held now, all addresses together.
@@ -78,9 +84,23 @@ impl Limits {
             Quota::with_period(Duration::from_secs(3600) / n.get())
                 .map(|q| RateLimiter::keyed(q.allow_burst(n)))
         });
+        // A byte a cell, four seconds' worth as the burst, like `--frame-budget` (the cells are
+        // a u32: a budget over 1 GiB a second is as good as none).
+        let frames = NonZeroU32::new(u32::try_from(config.address_frame_budget).unwrap_or(u32::MAX / 4))
+            .and_then(|rate| {
+                let burst = NonZeroU32::new(rate.get().saturating_mul(FRAME_BURST_SECONDS))?;
+                Some(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)))
+            });
         let global = crate::accept::connection_limit(config.max_connections);
         let connections_per_address = config.connections_per_address(global);
-        Limits { requests, rooms, held: Mutex::default(), polls: Mutex::new(0), connections_per_address }
+        Limits {
+            requests,
+            rooms,
+            frames,
+            held: Mutex::default(),
+            polls: Mutex::new(0),
+            connections_per_address,
+        }
     }
 
     /// `--max-connections-per-address` in force; 0 for no limit.
@@ -94,7 +114,7 @@ impl Limits {
 
     /// Forgets addresses whose buckets are full again (housekeeping).
     pub(super) fn purge(&self) {
-        for limiter in [&self.requests, &self.rooms].into_iter().flatten() {
+        for limiter in [&self.requests, &self.rooms, &self.frames].into_iter().flatten() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -104,6 +124,12 @@ impl Limits {
 /// Takes one token of `limiter` for `key`; `Err(wait)` when there is none.
 fn take(limiter: &DefaultKeyedRateLimiter<AddrKey>, key: &AddrKey) -> Result<(), Duration> {
     limiter.check_key(key).map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+}
+
+/// The burst of `--address-frame-budget` `rate`, in bytes, as the limiter holds it.
+fn limiter_burst(rate: u64) -> u64 {
+    let rate = u32::try_from(rate).unwrap_or(u32::MAX / 4);
+    u64::from(rate.saturating_mul(FRAME_BURST_SECONDS))
 }
 
 fn wait_ms(wait: Duration) -> u64 {
@@ -133,6 +159,34 @@ impl Hub {
             r.retry_after_ms = Some(ms);
             r
         })
+    }
+
+    /// Takes `cost` bytes from the frame budget of `addr`'s WebSockets together
+    /// (`--address-frame-budget`); a frame costing more than the whole burst takes the burst.
+    /// `Err` is the `rate_limited` refusal saying how long to wait.
+    pub(crate) fn charge_address_frames(&self, addr: AddrKey, cost: u64) -> Result<(), Refusal> {
+        let Some(limiter) = &self.shared.limits.frames else { return Ok(()) };
+        let burst = limiter_burst(self.shared.config.address_frame_budget);
+        let cells =
+            NonZeroU32::new(u32::try_from(cost.min(burst)).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+        let wait = match limiter.check_key_n(&addr, cells) {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(not_until)) => not_until.wait_time_from(limiter.clock().now()),
+            // More than the burst: cannot happen (clamped above); refuse for a whole burst.
+            Err(_) => Duration::from_secs(u64::from(FRAME_BURST_SECONDS)),
+        };
+        self.shared.metrics.limited(Limit::AddressFrameBudget);
+        let ms = wait_ms(wait);
+        let mut r = Refusal::new(
+            ErrorCode::RateLimited,
+            format!(
+                "the connections from your address together are sending more than the hub relays for one address \
+                 ({} bytes per second, counting each frame once per recipient); wait {ms} ms",
+                self.shared.config.address_frame_budget
+            ),
+        );
+        r.retry_after_ms = Some(ms);
+        Err(r)
     }
 
     /// Takes one room creation from `addr`'s budget (`--room-creations-per-hour`).
