@@ -87,7 +87,7 @@ impl Client {
         opened: Opened,
     ) -> Result<Client, Refusal> {
         let Opened { page, browser, since, addr, budget } = opened;
-        hub.attach_session(&who.conversation, since, &outbox, &who.member_id).await?;
+        hub.attach_session(&who.conversation, since, &outbox, &who.member_id, addr).await?;
         hub.greet_visitor(&who.conversation, &outbox).await;
         let renewals = Instant::now();
         Ok(Client { hub, outbox, who, page, browser, rooms: Joined::default(), addr, budget, renewals })

@@ -129,6 +129,13 @@ pub struct Config {
     #[arg(long, env = "NATTER_MAX_REPLAY_BYTES", default_value_t = 1_048_576)]
     pub max_replay_bytes: usize,
 
+    /// Most bytes of `history` answers the hub holds at once while they are written to clients
+    /// (a slow reader keeps its answer in memory until it has read it); one client address may
+    /// hold a quarter of it. Past it a resume is answered `unavailable` (or `rate_limited` for
+    /// the address's share) with a short `Retry-After`. 0 turns the cap off.
+    #[arg(long, env = "NATTER_MAX_REPLAY_IN_FLIGHT", default_value_t = 64 * 1_048_576)]
+    pub max_replay_in_flight: usize,
+
     /// Largest WebSocket frame / message accepted, in bytes; a bigger one closes the connection
     /// with 1009 without being read. Also the largest HTTP body.
     #[arg(long, env = "NATTER_MAX_FRAME", default_value_t = 65_536)]
@@ -605,6 +612,7 @@ mod tests {
         assert_eq!((c.max_context, c.ring_bytes, c.max_replay_bytes), (8192, 65_536, 1_048_576));
         assert_eq!((c.address_rate_per_sec, c.address_rate_burst, c.frame_budget), (50.0, 500, 1_048_576));
         assert_eq!(c.address_frame_budget, 8 * 1_048_576);
+        assert_eq!(c.max_replay_in_flight, 64 * 1_048_576);
         assert_eq!(
             (c.max_polls, c.max_polls_per_address, c.max_connections_per_address),
             (10_000, 512, None)

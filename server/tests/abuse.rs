@@ -10,11 +10,16 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser as _;
 use common::{session, Tab, TestHub, DEADLINE};
 use futures_util::{SinkExt, StreamExt};
+use natter_hub::store::memory::MemoryStore;
+use natter_hub::store::{
+    Appended, BoxFuture, ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError,
+};
 use natter_hub::Config;
 use natter_protocol::{close, ErrorCode, ServerMessage};
 use serde_json::{json, Value};
@@ -521,6 +526,140 @@ async fn rooms_made_by_messages_over_http_are_budgeted_too() {
 }
 
 // 3. Bytes nobody bounded.
+
+/// A store whose history reads wait while `open` is false: a read from a busy database,
+/// held still so a test can see what the hub holds meanwhile. Everything else is the memory
+/// store.
+struct HeldReads {
+    store: MemoryStore,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl HeldReads {
+    async fn gate(&self) {
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|o| *o).await;
+    }
+}
+
+impl Store for HeldReads {
+    fn append(&self, key: &ConversationKey, draft: Draft) -> BoxFuture<'_, Result<Appended, StoreError>> {
+        self.store.append(key, draft)
+    }
+
+    fn history(
+        &self,
+        key: &ConversationKey,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<HistoryPage, StoreError>> {
+        let key = key.clone();
+        Box::pin(async move {
+            self.gate().await;
+            self.store.history(&key, after, limit).await
+        })
+    }
+
+    fn recent(&self, key: &ConversationKey, limit: usize) -> BoxFuture<'_, Result<HistoryPage, StoreError>> {
+        let key = key.clone();
+        Box::pin(async move {
+            self.gate().await;
+            self.store.recent(&key, limit).await
+        })
+    }
+
+    fn publish_ephemeral(&self, event: Event) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.store.publish_ephemeral(event)
+    }
+
+    fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<Event> {
+        self.store.subscribe()
+    }
+
+    fn create_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.store.create_room(room)
+    }
+
+    fn room(&self, room: &str) -> BoxFuture<'_, Result<Option<RoomRecord>, StoreError>> {
+        self.store.room(room)
+    }
+
+    fn rooms(&self, after: Option<&str>, limit: usize) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>> {
+        self.store.rooms(after, limit)
+    }
+
+    fn expire_empty_rooms(
+        &self,
+        created_before: String,
+        keep: Vec<String>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.store.expire_empty_rooms(created_before, keep)
+    }
+}
+
+/// Each resume is bounded by `--max-replay-bytes`, but nothing bounded how many were built at
+/// once: 300 polls from `after=0` at once from one address took a hub from 28 MB to 520 MB.
+/// A read from the store takes `--max-replay-bytes` of `--max-replay-in-flight` while it is
+/// built, an address at most a quarter of it.
+#[tokio::test]
+async fn history_being_built_is_capped_per_address_and_in_all() {
+    let mut config = Config::for_tests();
+    config.rate_burst = 0;
+    config.max_replay_in_flight = 4 * config.max_replay_bytes;
+    let (open, _) = tokio::sync::watch::channel(true);
+    let store = Arc::new(HeldReads { store: MemoryStore::new(), open: open.clone() });
+    let hub = TestHub::with_store(config, store).await;
+    let (mut writer, _) = hub.tab(&session("archivist")).await;
+    join(&mut writer, "archive", "W").await;
+    for i in 0..150 {
+        writer
+            .send(json!({"type": "chat", "room": "archive", "id": format!("a-{i}"), "message": "old news"}))
+            .await;
+    }
+    writer.until(|m| matches!(m, ServerMessage::Ack(a) if a.id == "a-149").then_some(())).await;
+
+    // From here every read from the store is held: each resume from the start (older than the
+    // ring) holds its share meanwhile.
+    open.send_replace(false);
+    let resume = |from: u8| {
+        let request =
+            http_from(loopback(from)).get(hub.url("/api/chat/poll?session=r&room=archive&after=0")).send();
+        tokio::spawn(async move { request.await.expect("poll") })
+    };
+    let answered_at_once = |task: tokio::task::JoinHandle<reqwest::Response>| async move {
+        tokio::time::timeout(DEADLINE, task)
+            .await
+            .expect("answered without waiting for the store")
+            .expect("task")
+    };
+    let limited = |name: &str| format!("natter_limited_total{{limit=\"{name}\"}}");
+    let share = 1_048_576;
+    let mut held = vec![resume(42)];
+    hub.wait_metric("natter_replay_bytes", share).await;
+    let second = answered_at_once(resume(42)).await;
+    assert_eq!(second.status(), 429, "one address holds at most a quarter");
+    assert!(second.headers().contains_key("retry-after"));
+    assert_eq!(hub.metric(&limited("replay_in_flight_per_address")).await, 1);
+    for (n, from) in [43, 44, 45].into_iter().enumerate() {
+        held.push(resume(from));
+        hub.wait_metric("natter_replay_bytes", (n as u64 + 2) * share).await;
+    }
+    let fifth = answered_at_once(resume(46)).await;
+    assert_eq!(fifth.status(), 503, "the hub builds at most --max-replay-in-flight at once");
+    assert_eq!(hub.metric(&limited("replay_in_flight")).await, 1);
+
+    // The store answers: every held resume gets its history, and the shares are back.
+    open.send_replace(true);
+    for task in held {
+        let r = task.await.expect("task");
+        assert_eq!(r.status(), 200);
+        let history: ServerMessage = r.json().await.expect("history");
+        assert!(matches!(history, ServerMessage::History(h) if h.messages.len() == 150));
+    }
+    assert_eq!(hub.metric("natter_replay_bytes").await, 0);
+    assert_eq!(answered_at_once(resume(42)).await.status(), 200);
+    assert_eq!(answered_at_once(resume(46)).await.status(), 200);
+}
 
 #[tokio::test]
 async fn context_is_capped_in_bytes_and_kept_as_text() {

@@ -118,8 +118,9 @@ pub(crate) async fn poll(
         }
         None => ConversationKey::Session(who.conversation.clone()),
     };
-    let _held = hub.hold_poll(client_of(&extensions).key())?;
-    let history = hub.poll(key, since).await?;
+    let addr = client_of(&extensions).key();
+    let _held = hub.hold_poll(addr)?;
+    let history = hub.poll(key, since, addr).await?;
     Ok(with_session(&who, Json(ServerMessage::History(history)).into_response()))
 }
 

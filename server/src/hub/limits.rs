@@ -2,7 +2,8 @@
 //! address may make (`--address-rate-*`), how many bytes its WebSockets together may make the
 //! hub send (`--address-frame-budget`), rooms it may create (`--room-creations-per-hour`),
 //! connections it may hold open (`--max-connections-per-address`), long-polls it and everyone
-//! together may hold (`--max-polls-per-address`, `--max-polls`).
+//! together may hold (`--max-polls-per-address`, `--max-polls`), and bytes of `history`
+//! answers being written to it and to everyone (`--max-replay-in-flight`).
 //!
 //! Sessions are free to make, so a budget per session alone stops nobody; these are kept by the
 //! client's address as [`crate::address`] judges it. Rates are GCRA buckets per address
@@ -44,6 +45,8 @@ pub(crate) struct Limits {
     held: Mutex<HashMap<AddrKey, Held>>,
     /// Long-polls held now, all addresses together.
     polls: Mutex<usize>,
+    /// Bytes of `history` answers not yet written, all addresses together.
+    replay: Mutex<usize>,
     /// `--max-connections-per-address` in force (see `Config::connections_per_address`); 0 for
     /// no limit.
     connections_per_address: usize,
@@ -60,6 +63,14 @@ impl std::fmt::Debug for Limits {
 struct Held {
     connections: u32,
     polls: u32,
+    /// Bytes of `history` answers being written to it.
+    replay: usize,
+}
+
+impl Held {
+    fn is_empty(&self) -> bool {
+        self.connections == 0 && self.polls == 0 && self.replay == 0
+    }
 }
 
 /// What a [`Slot`] holds.
@@ -69,6 +80,8 @@ pub(crate) enum Hold {
     Connection,
     /// A held long-poll (counted per address and in all).
     Poll,
+    /// This many bytes of a `history` answer being written (per address and in all).
+    Replay(usize),
 }
 
 impl Limits {
@@ -99,6 +112,7 @@ impl Limits {
             frames,
             held: Mutex::default(),
             polls: Mutex::new(0),
+            replay: Mutex::new(0),
             connections_per_address,
         }
     }
@@ -106,6 +120,11 @@ impl Limits {
     /// `--max-connections-per-address` in force; 0 for no limit.
     pub(crate) fn connections_per_address(&self) -> usize {
         self.connections_per_address
+    }
+
+    /// Bytes of `--max-replay-in-flight` taken now.
+    pub(crate) fn replay_bytes(&self) -> usize {
+        *self.replay.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<AddrKey, Held>> {
@@ -266,7 +285,56 @@ impl Hub {
     }
 }
 
-/// One connection or long-poll of an address, counted while this lives.
+impl Hub {
+    /// Holds `bytes` of a `history` answer to `addr` (`--max-replay-in-flight`, a quarter of it
+    /// per address) for as long as the slot lives: the slot goes with the answer's bytes and is
+    /// dropped when they have been written (see `hub::fanout::encode_held`).
+    pub(crate) fn hold_replay(&self, addr: AddrKey, bytes: usize) -> Result<Slot, Refusal> {
+        let max = self.shared.config.max_replay_in_flight;
+        let limits = &self.shared.limits;
+        let mut total = limits.replay.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = limits.held();
+        let entry = held.entry(addr).or_default();
+        if max > 0 {
+            // Always room for one answer when nothing else is held, however large.
+            let per_address = (max / 4).max(1);
+            let refusal = if entry.replay > 0 && entry.replay + bytes > per_address {
+                self.shared.metrics.limited(Limit::ReplayInFlightPerAddress);
+                Some(Refusal::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "history answers to your address still being written come to {} bytes, the most \
+                         one address may have (a quarter of --max-replay-in-flight); read them, then ask again",
+                        entry.replay
+                    ),
+                ))
+            } else if *total > 0 && *total + bytes > max {
+                self.shared.metrics.limited(Limit::ReplayInFlight);
+                Some(Refusal::new(
+                    ErrorCode::Unavailable,
+                    format!("the hub is writing its most history at once ({max} bytes); ask again shortly"),
+                ))
+            } else {
+                None
+            };
+            if let Some(mut r) = refusal {
+                if entry.is_empty() {
+                    held.remove(&addr);
+                }
+                r.retry_after_ms = Some(REPLAY_RETRY_MS);
+                return Err(r);
+            }
+        }
+        entry.replay += bytes;
+        *total += bytes;
+        Ok(Slot { hub: self.clone(), addr, hold: Hold::Replay(bytes) })
+    }
+}
+
+/// How long a client refused for history still being written is asked to wait.
+const REPLAY_RETRY_MS: u64 = 1000;
+
+/// One connection, long-poll or answer being written to an address, counted while this lives.
 #[derive(Debug)]
 #[must_use = "the count is given back when the slot is dropped"]
 pub(crate) struct Slot {
@@ -278,17 +346,25 @@ pub(crate) struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         let limits = &self.hub.shared.limits;
-        if self.hold == Hold::Poll {
-            let mut total = limits.polls.lock().unwrap_or_else(|p| p.into_inner());
-            *total = total.saturating_sub(1);
+        match self.hold {
+            Hold::Poll => {
+                let mut total = limits.polls.lock().unwrap_or_else(|p| p.into_inner());
+                *total = total.saturating_sub(1);
+            }
+            Hold::Replay(bytes) => {
+                let mut total = limits.replay.lock().unwrap_or_else(|p| p.into_inner());
+                *total = total.saturating_sub(bytes);
+            }
+            Hold::Connection => {}
         }
         let mut held = limits.held();
         if let Some(entry) = held.get_mut(&self.addr) {
             match self.hold {
                 Hold::Connection => entry.connections = entry.connections.saturating_sub(1),
                 Hold::Poll => entry.polls = entry.polls.saturating_sub(1),
+                Hold::Replay(bytes) => entry.replay = entry.replay.saturating_sub(bytes),
             }
-            if entry.connections == 0 && entry.polls == 0 {
+            if entry.is_empty() {
                 held.remove(&self.addr);
             }
         }
