@@ -19,7 +19,7 @@ const GAP_MS = Number(process.env.GAP_MS || 25);
 
 const PAGE = `<!doctype html><html><body><script type="module">
   import { mount } from '${hub}/index.js';
-  window.natter = mount({ server: '${hub}' });
+  window.natter = mount({ server: '${hub}', rooms: 'api' });
   window.heard = [];
   const now = () => performance.timeOrigin + performance.now();
   window.join = async (name) => {

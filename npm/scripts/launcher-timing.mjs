@@ -2,7 +2,9 @@
 //
 // Usage: node launcher-timing.mjs <npm/dist>   (run by `cargo xtask bench size`)
 // Serves npm/dist and a plain page with the one script tag from a loopback HTTP server, loads it
-// RUNS times in fresh browser contexts (cold HTTP cache), and prints the median and p90 of:
+// RUNS times in fresh browser contexts (cold HTTP cache), and prints the median and p90 of (for
+// the support chat alone, and for a page with rooms, `data-rooms="api"`, which loads the other
+// build):
 //   - script → launcher in DOM: natter.js fetch start → the launcher element attached, styled;
 //   - script → first frame: the same → the first animation frame after that (painted).
 // The widget points at a closed port: no hub is needed to show the launcher.
@@ -16,7 +18,7 @@ if (!dist) throw new Error('usage: node launcher-timing.mjs <npm/dist>');
 const RUNS = Number(process.env.RUNS || 15);
 const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm' };
 
-const PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>timing</title>
+const page = (attrs) => `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>timing</title>
 <script>
   new MutationObserver(function (_, obs) {
     var host = document.querySelector('[data-natter]');
@@ -27,14 +29,14 @@ const PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>
     requestAnimationFrame(function () { window.__frame = performance.now(); });
   }).observe(document.documentElement, { childList: true, subtree: true });
 </script>
-<script src="/natter.js" data-server="http://127.0.0.1:9" async></script>
+<script src="/natter.js" data-server="http://127.0.0.1:9" ${attrs} async></script>
 </head><body><h1>A page</h1></body></html>`;
 
 const server = createServer((req, res) => {
   const path = new URL(req.url, 'http://x').pathname;
-  if (path === '/') {
+  if (path === '/' || path === '/rooms') {
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    return res.end(PAGE);
+    return res.end(page(path === '/rooms' ? 'data-rooms="api"' : ''));
   }
   try {
     const body = readFileSync(join(dist, path.replace(/^\/+/, '')));
@@ -55,13 +57,15 @@ const browser = await chromium.launch({
     '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
   ],
 });
-const inDom = [];
-const frame = [];
+const PAGES = [['support chat', ''], ['with rooms', 'rooms']];
+const timings = PAGES.map(() => ({ inDom: [], frame: [] }));
 try {
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = 0; i < RUNS * PAGES.length; i++) {
+    const which = i % PAGES.length;
+    const { inDom, frame } = timings[which];
     const context = await browser.newContext();
     const page = await context.newPage();
-    await page.goto(url);
+    await page.goto(url + PAGES[which][1]);
     await page.waitForFunction(() => window.__frame !== undefined, null, { timeout: 30_000 });
     const t = await page.evaluate(() => {
       const script = performance.getEntriesByType('resource').find((e) => e.name.endsWith('/natter.js'));
@@ -83,5 +87,8 @@ const pct = (xs, p) => {
 const line = (name, xs) =>
   `  ${name.padEnd(32)} median ${pct(xs, 50).toFixed(1).padStart(6)} ms   p90 ${pct(xs, 90).toFixed(1).padStart(6)} ms`;
 console.log(`launcher timing, headless Chromium, loopback HTTP, cold cache, ${RUNS} runs:`);
-console.log(line('script load → launcher in DOM', inDom));
-console.log(line('script load → first frame', frame));
+PAGES.forEach(([name], i) => {
+  console.log(`  ${name}:`);
+  console.log(line('  script load → launcher in DOM', timings[i].inDom));
+  console.log(line('  script load → first frame', timings[i].frame));
+});

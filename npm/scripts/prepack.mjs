@@ -25,9 +25,15 @@ for (const file of pkg.files) {
   }
 }
 
-const wasm = join(pkgDir, 'dist/natter_widget_bg.wasm');
-if (existsSync(wasm) && !readFileSync(wasm).subarray(0, 4).equals(Buffer.from('\0asm'))) {
-  problems.push('dist/natter_widget_bg.wasm is not a WebAssembly module');
+// The widget's two builds (the support chat alone, and with rooms): each wasm module and the
+// wasm-bindgen glue made for it, all built from the Rust crates.
+const WASM = ['dist/natter_widget_bg.wasm', 'dist/natter_widget_rooms_bg.wasm'];
+const FROM_RUST = [...WASM, 'dist/natter_widget.js', 'dist/natter_widget_rooms.js'];
+for (const file of WASM) {
+  const wasm = join(pkgDir, file);
+  if (existsSync(wasm) && !readFileSync(wasm).subarray(0, 4).equals(Buffer.from('\0asm'))) {
+    problems.push(`${file} is not a WebAssembly module`);
+  }
 }
 
 // A build older than what it is built from would ship last week's widget under this version.
@@ -64,15 +70,18 @@ const newestSource = (dir) => {
   }
   return newest;
 };
-if (existsSync(wasm)) {
-  for (const crate of ['widget', 'protocol']) {
+const newest = ['widget', 'protocol']
+  .map((crate) => {
     const dir = join(pkgDir, '..', crate);
-    const newest = existsSync(join(dir, 'Cargo.toml')) ? newestSource(dir) : null;
-    if (newest && statSync(wasm).mtimeMs < newest.mtimeMs) {
-      problems.push(`dist/natter_widget_bg.wasm is older than ${crate}/${newest.path.slice(dir.length + 1)} (a stale build)`);
-      break;
-    }
-  }
+    const found = existsSync(join(dir, 'Cargo.toml')) ? newestSource(dir) : null;
+    return found && { ...found, name: `${crate}/${found.path.slice(dir.length + 1)}` };
+  })
+  .filter(Boolean);
+for (const file of FROM_RUST) {
+  const built = join(pkgDir, file);
+  if (!existsSync(built)) continue;
+  const source = newest.find((s) => statSync(built).mtimeMs < s.mtimeMs);
+  if (source) problems.push(`${file} is older than ${source.name} (a stale build)`);
 }
 
 // In the repository, the license texts and the changelog live at the root; the package

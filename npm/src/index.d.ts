@@ -133,11 +133,16 @@ export interface NatterOptions {
    */
   tokenExpired?: (reason: string) => string | Promise<string>;
   /**
-   * Show the collaboration panel: the rooms joined, join or create by name, members with
-   * presence and typing, unread per room. Default false (the support chat). Script tag:
-   * `data-rooms`.
+   * Rooms. Default: none — the page downloads the support chat alone (the smaller build), and
+   * `joinRoom` / `openRoom` throw an Error naming this option.
+   * - `'api'`: rooms for the page's own code (`joinRoom`, `Room`), without the panel. Script
+   *   tag: `data-rooms="api"`. `NatterProvider` (React) always mounts with it.
+   * - `true`: the same, and the collaboration panel: the rooms joined, join or create by name,
+   *   members with presence and typing, unread per room. Script tag: `data-rooms`.
+   *
+   * Either way the page downloads the build with rooms instead of the support-only one.
    */
-  rooms?: boolean | string;
+  rooms?: boolean | 'api' | string;
   /** The name the visitor joins rooms with from the panel (a signed-in user's verified name wins). */
   name?: string;
 }
@@ -255,13 +260,15 @@ export interface NatterHandle {
   /**
    * Joins room `id` on the widget's connection and returns its `Room` at once (calls on it wait
    * until the hub confirms the join). Joining a room already joined returns the same object.
+   * Throws an Error naming the `rooms` option when the widget was mounted without rooms.
    */
   joinRoom(id: string, options?: NatterJoinOptions): NatterRoom;
   /** The rooms joined, in join order. */
   readonly rooms: readonly NatterRoom[];
   /**
    * Joins room `id` if needed and shows it in the collaboration panel (without `options.name`,
-   * as the `name` option says).
+   * as the `name` option says). Throws like `joinRoom` without the `rooms` option; the panel
+   * then loads on first use.
    */
   openRoom(id: string, options?: NatterJoinOptions): NatterRoom;
   /** Removes every node, listener, timer, socket and request of the widget. */

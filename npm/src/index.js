@@ -3,13 +3,34 @@
 // `mount(options)` returns a handle at once; the WebAssembly loads in the background and the
 // handle queues calls and listeners until it has. The script-tag loader (natter.js) uses this
 // same module, so `window.natter` and an npm `mount()` behave identically.
-import init, { mount as mountWasm } from './natter_widget.js';
 import { Room } from './rooms.js';
 
-let loading;
-function load(wasm) {
-  loading ??= init({ module_or_path: wasm ?? new URL('./natter_widget_bg.wasm', import.meta.url) });
-  return loading;
+/**
+ * The widget comes in two builds: the support chat alone (`natter_widget.js` and its
+ * `natter_widget_bg.wasm`) and with rooms (`natter_widget_rooms.js`, `natter_widget_rooms_bg.wasm`),
+ * each module with the wasm-bindgen glue made for it. A page downloads one of them: the rooms
+ * build only when its `rooms` option asks for rooms, so a page with the support chat alone never
+ * downloads the room code. (Literal `import()`s, so that bundlers make each a chunk of its own
+ * and copy its wasm, which the glue finds with `new URL(…, import.meta.url)`.)
+ */
+const builds = {};
+function load(rooms, wasm) {
+  const key = rooms ? 'rooms' : 'support';
+  builds[key] ??= (rooms ? import('./natter_widget_rooms.js') : import('./natter_widget.js')).then((glue) =>
+    glue.default(wasm && { module_or_path: wasm }).then(() => glue),
+  );
+  return builds[key];
+}
+
+/**
+ * What a `rooms` option asks for: `'panel'` (true, or a `data-rooms` attribute without a value:
+ * rooms and the collaboration panel), `'api'` (rooms for the page's own code, no panel), or
+ * null (the support chat alone). The script-tag loader (natter.js) reads `data-rooms` the same
+ * way, to fetch the right build early.
+ */
+function roomsOf(v) {
+  if (v === 'api') return 'api';
+  return flag(v) ? 'panel' : null;
 }
 
 // Languages with texts of their own besides the built-in English: one small JSON file each
@@ -143,6 +164,8 @@ class NatterHandle {
   #destroyed = false;
   #ready = false;
   #rooms = new Map();
+  /** `'panel'`, `'api'` or null: see roomsOf. */
+  #roomsMode;
   #options;
   #panel = null;
   #fields = {};
@@ -155,6 +178,7 @@ class NatterHandle {
 
   constructor(options, internal) {
     this.#options = options ?? {};
+    this.#roomsMode = roomsOf(this.#options.rooms);
     /** Resolves with this handle once the widget is on the page. */
     const { tag, lang } = pickLocale(options?.locale);
     this.#strings = ownTexts(options?.strings);
@@ -162,11 +186,11 @@ class NatterHandle {
     // Korean) shows English, left to right, unless the page wrote texts of its own.
     const english = lang === 'en' && !Object.keys(this.#strings ?? {}).length && !/^en(?:[-_]|$)/i.test(tag);
     this.#locale = { tag, lang, texts: english ? 'en' : tag };
-    this.loaded = Promise.all([load(internal?.wasm), domReady(), localeTexts(lang)]).then(([, , texts]) => {
+    this.loaded = Promise.all([load(this.#roomsMode, internal?.wasm), domReady(), localeTexts(lang)]).then(([glue, , texts]) => {
       if (this.#destroyed) return this;
       const strings = { ...texts, ...this.#strings };
       const textsLocale = this.#locale.texts;
-      this.#inner = mountWasm({
+      this.#inner = glue.mount({
         ...options,
         locale: tag,
         textsLocale,
@@ -205,7 +229,7 @@ class NatterHandle {
       this.#listeners = [];
       for (const [method, args] of this.#queue) this.#inner[method](...args);
       this.#queue = [];
-      if (flag(this.#options.rooms)) this.#roomsPanel();
+      if (this.#roomsMode === 'panel') this.#roomsPanel();
       return this;
     });
     this.loaded.catch((err) => console.error('natter: the widget could not be loaded', err));
@@ -295,7 +319,7 @@ class NatterHandle {
    * already joined returns the same object.
    */
   joinRoom(id, options = {}) {
-    if (this.#destroyed) throw new Error('natter: this widget was destroyed');
+    this.#needRooms('joinRoom');
     const key = String(id);
     const name = options?.name == null ? undefined : String(options.name);
     let room = this.#rooms.get(key);
@@ -303,14 +327,29 @@ class NatterHandle {
       room = new Room(key, (args) => this.#call('room', args));
       this.#rooms.set(key, room);
     }
-    this.#call('room', ['join', key, { name }]);
+    this.#call('room', [1 /* join */, key, { name }]);
     this.#panel?.then((panel) => panel?.refresh());
     return room;
   }
 
+  /**
+   * Throws unless this widget has rooms: a page that forgot the option hears which one, rather
+   * than joining nothing in silence (the support-only build has no room code to do it with).
+   */
+  #needRooms(method) {
+    if (this.#destroyed) throw new Error('natter: this widget was destroyed');
+    if (!this.#roomsMode) {
+      throw new Error(
+        `natter.${method}: this widget was mounted without rooms; pass { rooms: 'api' } to mount() ` +
+          `({ rooms: true } adds the collaboration panel), or add data-rooms="api" (or data-rooms, ` +
+          'with the panel) to the script tag',
+      );
+    }
+  }
+
   /** @internal — the collaboration panel shows room `id` (null: none, or the tab is hidden): what arrives there is not unread. */
   _watchRoom(id) {
-    this.#call('room', ['watch', id ?? '', undefined]);
+    this.#call('room', [9 /* watch */, id ?? '', undefined]);
   }
 
   /** The rooms joined (and not left), in join order. */
@@ -323,6 +362,7 @@ class NatterHandle {
    * without `options.name`, as the `name` option says.
    */
   openRoom(id, options = {}) {
+    this.#needRooms('openRoom');
     const room = this.joinRoom(id, { ...options, name: options?.name ?? this.#options.name });
     this.#roomsPanel().then((panel) => panel?.open(room.id));
     return room;

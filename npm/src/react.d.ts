@@ -4,7 +4,7 @@ import type { NatterHandle, NatterOptions, NatterState } from './index.js';
 import type { NatterJoinOptions, NatterJson, NatterMember, NatterRoom, NatterRoomMessage, NatterRoomStatus } from './rooms.js';
 
 export interface NatterProviderProps {
-  /** Mount options, read once. */
+  /** Mount options, read once. The widget always has rooms (`rooms: 'api'` unless they say `rooms: true`). */
   options?: NatterOptions;
   children?: ReactNode;
 }

@@ -16,7 +16,10 @@ function later(fn) {
   return () => clearTimeout(id);
 }
 
-/** Owns one widget for everything below it: `<NatterProvider options={{ server }}>`. */
+/**
+ * Owns one widget for everything below it: `<NatterProvider options={{ server }}>`. The widget
+ * is always the build with rooms (`rooms: 'api'` unless the options say `rooms: true`).
+ */
 export function NatterProvider({ options, children }) {
   const owner = useRef(null);
   const [natter, setNatter] = useState(null);
@@ -27,7 +30,9 @@ export function NatterProvider({ options, children }) {
       entry.cancelDestroy();
       entry.cancelDestroy = null;
     } else {
-      entry = owner.current = { handle: mount(options ?? {}), cancelDestroy: null, rooms: new Map() };
+      // Always with rooms (the hooks are rooms'); `rooms: true` adds the collaboration panel.
+      const o = options ?? {};
+      entry = owner.current = { handle: mount({ ...o, rooms: o.rooms || 'api' }), cancelDestroy: null, rooms: new Map() };
     }
     setNatter(entry);
     return () => {

@@ -9,15 +9,17 @@
 //!
 //! The [`Model`] is split by what changes together:
 //! - [`link`]: the transport — WebSocket or HTTP, the socket's phase, backoffs, the long-poll,
-//!   the HTTP send in flight; it derives the [`Status`] and [`Transport`] the
+//!   the HTTP send in flight; it derives the [`Status`] and [`Transport`](link::Transport) the
 //!   page sees.
 //! - [`log`]: the conversation — messages, outbox, unread count, typing, `last_seq`.
 //! - [`liveness`]: what the live socket owes (a pong, acks) and by when, so that a link that is
 //!   dead but not closed is noticed.
 //! - [`identity`]: who the widget is to the hub — the issued session, the identity token, the
 //!   renewal of a refused token — and so which conversation is shown.
-//! - [`rooms`]: the named rooms joined on the same connection — their messages, members,
-//!   typing, unread and outbox; joined again, resuming, whenever the link comes back.
+//! - `rooms` (feature `rooms`): the named rooms joined on the same connection — their
+//!   messages, members, typing, unread and outbox; joined again, resuming, whenever the link
+//!   comes back. Without the feature (the support-only build) the model has no rooms and no
+//!   room events, effects or timers exist.
 //! - the model itself: the panel (open, muted, tab hidden), and the few rules that need both
 //!   halves (what to send over which transport, what the visitor sees arrive).
 
@@ -25,15 +27,20 @@ pub(crate) mod identity;
 pub(crate) mod link;
 pub(crate) mod liveness;
 pub(crate) mod log;
+#[cfg(feature = "rooms")]
 pub(crate) mod rooms;
 
 use crate::outbox::OutboxEntry;
 use identity::Identity;
-use link::{Heard, Link, Status, Transport};
+use link::{Heard, Link, Status};
 use liveness::Liveness;
 use log::{Attention, Log, Message};
-use natter_protocol::{close, ErrorCode, ErrorFrame, History, Member, ServerMessage};
-use rooms::{RelayKind, RoomEffect, RoomNotice, Rooms};
+use natter_protocol::{close, ErrorCode, ErrorFrame, History, ServerMessage};
+#[cfg(feature = "rooms")]
+use {
+    natter_protocol::Member,
+    rooms::{RelayKind, RoomNotice, Rooms},
+};
 
 /// Delay before re-sending after a network failure of an HTTP send, or a retryable refusal
 /// without `retryAfterMs`.
@@ -55,10 +62,13 @@ pub(crate) enum Timer {
     /// Re-sends the outbox after a refusal or a failed POST.
     Resend,
     /// Re-sends the rooms' waiting messages and joins after a retryable refusal.
+    #[cfg(feature = "rooms")]
     RoomResend,
     /// Clears room typing indicators nobody renewed.
+    #[cfg(feature = "rooms")]
     RoomTyping,
     /// Restarts the rooms' failed long-polls (HTTP fallback).
+    #[cfg(feature = "rooms")]
     RoomPoll,
     /// The live socket has been quiet for a while: ping the hub.
     Quiet,
@@ -154,12 +164,16 @@ pub(crate) enum Event {
     /// The hub issued a session over HTTP (the `X-Natter-Session` header of an answer).
     SessionIssued { session: String },
     /// The page did something with a room.
+    #[cfg(feature = "rooms")]
     Room(RoomCall),
     /// Another member's `cursor_position` / `chain_update` (`data`: JSON text) from `socket`.
+    #[cfg(feature = "rooms")]
     Relayed { socket: Option<u32>, room: String, kind: RelayKind, from: Member, data: String },
     /// A room's long-poll finished: its history, or `None` on failure.
+    #[cfg(feature = "rooms")]
     RoomPollDone { room: String, poll: u32, history: Option<History> },
     /// The HTTP send of room message `id` finished: the hub's answer, or `None`.
+    #[cfg(feature = "rooms")]
     RoomPosted { room: String, id: String, reply: Option<ServerMessage> },
     /// While this tab was being issued a session, another tab of the site stored one first
     /// (two tabs opened at once on a first visit): the first one stored wins, so every tab
@@ -168,6 +182,7 @@ pub(crate) enum Event {
 }
 
 /// What the page does with rooms (`natter.joinRoom(…)`, a `Room`'s methods, the panel).
+#[cfg(feature = "rooms")]
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum RoomCall {
     /// Join `room` as `name`; `saved`: what an earlier page left in its outbox (storage).
@@ -207,6 +222,7 @@ pub(crate) enum Notice {
     /// The connection status changed.
     Status(Status),
     /// Something happened in a room.
+    #[cfg(feature = "rooms")]
     Room { room: String, notice: RoomNotice },
 }
 
@@ -262,10 +278,13 @@ pub(crate) enum Effect {
     /// Tell the developer, on the console, why the hub refused the widget's identity.
     Warn(String),
     /// Write a room frame on the open WebSocket.
+    #[cfg(feature = "rooms")]
     SendRoom(rooms::RoomOut),
     /// A room request over the HTTP fallback.
+    #[cfg(feature = "rooms")]
     RoomHttp(rooms::RoomHttp),
     /// Persist the outbox of `room` (remove it from storage when the room is not joined).
+    #[cfg(feature = "rooms")]
     SaveRoomOutbox { room: String },
 }
 
@@ -348,6 +367,7 @@ pub(crate) struct Model {
     /// Who the widget is to the hub.
     pub identity: Identity,
     /// The rooms joined on this connection.
+    #[cfg(feature = "rooms")]
     pub rooms: Rooms,
     /// The read record storage holds (one per site, written by whichever tab read last).
     read_mark: Option<ReadMark>,
@@ -371,6 +391,7 @@ impl Model {
             identity,
             read_mark: init.read,
             read_for,
+            #[cfg(feature = "rooms")]
             rooms: Rooms::default(),
         }
     }
@@ -495,6 +516,7 @@ impl Model {
         let accepted = matches!(message, ServerMessage::Welcome(_) | ServerMessage::History(_));
         match message {
             ServerMessage::Welcome(w) => {
+                #[cfg(feature = "rooms")]
                 if !w.member.is_empty() {
                     self.rooms.me = Some(w.member.clone());
                 }
@@ -510,10 +532,13 @@ impl Model {
                 self.identity_refused(&e, fx);
             }
             message => {
-                let mut rfx = Vec::new();
-                let rest = self.rooms.receive(message, &mut rfx);
-                room_effects(rfx, fx);
-                if let Some(message) = rest {
+                // Frames about rooms are the rooms'; the rest (without rooms: every frame) is
+                // the support conversation's.
+                #[cfg(feature = "rooms")]
+                let message = self.rooms.receive(message, fx);
+                #[cfg(not(feature = "rooms"))]
+                let message = Some(message);
+                if let Some(message) = message {
                     self.log.receive(message, true, self.attention(), fx);
                 }
             }
@@ -615,9 +640,10 @@ impl Model {
     fn drop_conversation(&mut self, fx: &mut Vec<Effect>) {
         self.read_mark = None;
         self.log.fail_waiting(fx);
-        let mut rfx = Vec::new();
-        self.rooms.fail_waiting(&mut rfx);
-        room_effects(rfx, fx);
+        #[cfg(feature = "rooms")]
+        {
+            self.rooms.fail_waiting(fx);
+        }
         self.start_over(false);
     }
 
@@ -742,50 +768,46 @@ impl Model {
     }
 
     /// A room call of the page.
+    #[cfg(feature = "rooms")]
     fn room(&mut self, call: RoomCall, fx: &mut Vec<Effect>) {
-        let mut rfx = Vec::new();
         let rooms = &mut self.rooms;
         match call {
             RoomCall::Join { room, name, saved } => {
-                rooms.join(room, name, saved, &mut rfx);
+                rooms.join(room, name, saved, fx);
             }
             RoomCall::Leave { room } => {
-                rooms.leave(&room, &mut rfx);
+                rooms.leave(&room, fx);
             }
             RoomCall::Send { room, out } => {
-                rooms.send(&room, out, &mut rfx);
+                rooms.send(&room, out, fx);
             }
             RoomCall::Retry { room, id } => {
-                rooms.retry(&room, &id, &mut rfx);
+                rooms.retry(&room, &id, fx);
             }
             RoomCall::Typing { room, active } => {
-                rooms.typing(&room, active, &mut rfx);
+                rooms.typing(&room, active, fx);
             }
             RoomCall::Relay { room, kind, data } => {
-                rooms.relay(&room, kind, data, &mut rfx);
+                rooms.relay(&room, kind, data, fx);
             }
-            RoomCall::Read { room } => rooms.mark_read(&room, &mut rfx),
-            RoomCall::Watch { room } => rooms.watch(room, &mut rfx),
+            RoomCall::Read { room } => rooms.mark_read(&room, fx),
+            RoomCall::Watch { room } => rooms.watch(room, fx),
         }
-        room_effects(rfx, fx);
     }
 
     fn timer_fired(&mut self, timer: Timer, fx: &mut Vec<Effect>) {
         match timer {
+            #[cfg(feature = "rooms")]
             Timer::RoomResend => {
-                let mut rfx = Vec::new();
-                self.rooms.resend(&mut rfx);
-                room_effects(rfx, fx);
+                self.rooms.resend(fx);
             }
+            #[cfg(feature = "rooms")]
             Timer::RoomTyping => {
-                let mut rfx = Vec::new();
-                self.rooms.typing_expired(&mut rfx);
-                room_effects(rfx, fx);
+                self.rooms.typing_expired(fx);
             }
+            #[cfg(feature = "rooms")]
             Timer::RoomPoll => {
-                let mut rfx = Vec::new();
-                self.rooms.repoll(&mut rfx);
-                room_effects(rfx, fx);
+                self.rooms.repoll(fx);
             }
             Timer::Typing => self.log.typing_expired(),
             Timer::Resend => self.flush(fx),
@@ -851,22 +873,20 @@ impl Model {
                     fx.push(Effect::SaveSession);
                 }
             }
+            #[cfg(feature = "rooms")]
             Event::Room(call) => self.room(call, fx),
+            #[cfg(feature = "rooms")]
             Event::RoomPollDone { room, poll, history } => {
-                let mut rfx = Vec::new();
-                self.rooms.poll_done(&room, poll, history, &mut rfx);
-                room_effects(rfx, fx);
+                self.rooms.poll_done(&room, poll, history, fx);
             }
+            #[cfg(feature = "rooms")]
             Event::RoomPosted { room, id, reply } => {
-                let mut rfx = Vec::new();
-                self.rooms.posted(&room, &id, reply, &mut rfx);
-                room_effects(rfx, fx);
+                self.rooms.posted(&room, &id, reply, fx);
             }
+            #[cfg(feature = "rooms")]
             Event::Relayed { socket, room, kind, from, data } => {
                 if self.link.heard(socket) != Heard::Stale {
-                    let mut rfx = Vec::new();
-                    self.rooms.relayed(&room, kind, from, data, &mut rfx);
-                    room_effects(rfx, fx);
+                    self.rooms.relayed(&room, kind, from, data, fx);
                 }
             }
             Event::SessionElsewhere { session } => {
@@ -881,21 +901,6 @@ impl Model {
         if !self.link.is_live() {
             self.liveness.stop(fx);
         }
-    }
-}
-
-/// Turns what the rooms want into the model's effects.
-fn room_effects(rfx: Vec<RoomEffect>, fx: &mut Vec<Effect>) {
-    for e in rfx {
-        fx.push(match e {
-            RoomEffect::Send(out) => Effect::SendRoom(out),
-            RoomEffect::Notify { room, notice } => Effect::Notify(Notice::Room { room, notice }),
-            RoomEffect::ResendAfter { ms } => Effect::StartTimer { timer: Timer::RoomResend, ms },
-            RoomEffect::TypingTimer { ms } => Effect::StartTimer { timer: Timer::RoomTyping, ms },
-            RoomEffect::Http(request) => Effect::RoomHttp(request),
-            RoomEffect::RepollAfter { ms } => Effect::StartTimer { timer: Timer::RoomPoll, ms },
-            RoomEffect::SaveOutbox { room } => Effect::SaveRoomOutbox { room },
-        });
     }
 }
 
@@ -940,20 +945,19 @@ pub(crate) fn refusal_advice(page_origin: &str, hub: &str) -> String {
 /// `status` / `unread` notices derived from the change.
 pub(crate) fn update(model: &mut Model, event: Event) -> Vec<Effect> {
     let (status, unread) = (model.link.status(), model.log.unread);
+    #[cfg(feature = "rooms")]
     let transport = model.link.transport();
     let mut fx = Vec::new();
     model.step(event, &mut fx);
     // Rooms ride on whatever carries the support conversation: joined again (resuming) whenever
     // a socket goes live, long-polled while HTTP carries it, waiting while nothing does.
-    let now = model.link.transport();
-    if now != transport {
-        let mut rfx = Vec::new();
-        match now {
-            Transport::WebSocket => model.rooms.link_up(&mut rfx),
-            Transport::Http => model.rooms.http_up(&mut rfx),
-            Transport::None => model.rooms.link_down(&mut rfx),
+    #[cfg(feature = "rooms")]
+    if model.link.transport() != transport {
+        match model.link.transport() {
+            link::Transport::WebSocket => model.rooms.link_up(&mut fx),
+            link::Transport::Http => model.rooms.http_up(&mut fx),
+            link::Transport::None => model.rooms.link_down(&mut fx),
         }
-        room_effects(rfx, &mut fx);
     }
     model.follow_conversation();
     if model.attention().watching {
@@ -973,5 +977,5 @@ pub(crate) fn update(model: &mut Model, event: Event) -> Vec<Effect> {
 #[cfg(test)]
 mod tests;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rooms"))]
 mod room_tests;

@@ -9,8 +9,10 @@
 use crate::outbox::OutboxEntry;
 use crate::state::Outgoing;
 
+#[cfg(feature = "rooms")]
 mod rooms;
 // Only the web layer writes them; natively the tests below and in `rooms` do.
+#[cfg(feature = "rooms")]
 #[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
 pub(crate) use rooms::{room_chat_http, room_frame};
 

@@ -221,7 +221,11 @@ pub fn package() -> Result<()> {
         "dist/index.js",
         "dist/index.d.ts",
         "dist/natter.js",
+        // Both builds of the widget: the support chat alone, and with rooms.
+        "dist/natter_widget.js",
         "dist/natter_widget_bg.wasm",
+        "dist/natter_widget_rooms.js",
+        "dist/natter_widget_rooms_bg.wasm",
         "LICENSE-MIT",
         "LICENSE-APACHE",
         "CHANGELOG.md",

@@ -2,8 +2,12 @@
 //! its size / load-time benchmark.
 //!
 //! Build: natter-widget → wasm32 (`wasm-release` profile) → `wasm-bindgen --target web` →
-//! `wasm-opt -Oz` → functions reordered smallest first (it compresses better) → `npm/dist/`. The hand-written ESM entry (`npm/src/index.js`) and the
-//! wasm-bindgen glue are bundled and minified into one `dist/index.js` by esbuild; the
+//! `wasm-opt -Oz` → functions reordered smallest first (it compresses better) → `npm/dist/`,
+//! twice ([`BUILDS`]): the support chat alone (`--no-default-features`) and with rooms (the
+//! `rooms` feature), each wasm with the wasm-bindgen glue made for it (`natter_widget.js`,
+//! `natter_widget_rooms.js`; minified by esbuild). A page downloads one of them: the
+//! hand-written ESM entry (`npm/src/index.js`, bundled and minified into `dist/index.js`)
+//! imports the rooms build only when the page asks for rooms. The
 //! script-tag loader is minified into `dist/natter.js`; the types are copied; the texts of each
 //! built-in language but English (`widget/src/i18n/<lang>.json`) are minified into
 //! `dist/locales/<lang>.json`, of which a page downloads at most one; each downloaded file also
@@ -24,14 +28,35 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-unknown-unknown";
-/// What a page downloads for the widget, in load order.
-const DOWNLOADED: &[&str] = &["natter.js", "index.js", "natter_widget_bg.wasm"];
-/// What a page that uses the collaboration panel downloads on top (loaded on first use).
+
+/// One build of the widget: the cargo feature flags, and the name wasm-bindgen gives its files
+/// (`<name>.js`, the glue; `<name>_bg.wasm`).
+struct Build {
+    name: &'static str,
+    features: &'static [&'static str],
+}
+
+/// The support chat alone.
+const SUPPORT: Build = Build { name: "natter_widget", features: &["--no-default-features"] };
+/// With rooms (`natter.joinRoom`, the collaboration panel): the crate's default features.
+const ROOMS: Build = Build { name: "natter_widget_rooms", features: &[] };
+/// Both builds; the names must match the `import()`s of `npm/src/index.js` and
+/// `npm/src/natter.js`.
+const BUILDS: [Build; 2] = [SUPPORT, ROOMS];
+
+/// What a page with the support chat alone downloads for the widget, in load order.
+const DOWNLOADED: &[&str] = &["natter.js", "index.js", "natter_widget.js", "natter_widget_bg.wasm"];
+/// What a page with rooms (`rooms: 'api'`) downloads instead.
+const ROOMS_API_DOWNLOADED: &[&str] =
+    &["natter.js", "index.js", "natter_widget_rooms.js", "natter_widget_rooms_bg.wasm"];
+/// What a page with the collaboration panel (`rooms: true`) downloads on top (loaded on first
+/// use).
 const ROOMS_DOWNLOADED: &[&str] = &["rooms-panel.js"];
-/// The size budget: everything a page downloads for the widget, gzip (with the largest
-/// language file, for a page in a language other than English).
+/// The size budget: everything a page with the support chat alone downloads for the widget,
+/// gzip (with the largest language file, for a page in a language other than English).
 const BUDGET_BYTES: u64 = 60 * 1024;
-/// The size budget of a page with rooms and the collaboration panel, gzip.
+/// The size budget of a page with rooms, with or without the collaboration panel, gzip (with
+/// the largest language's files).
 const ROOMS_BUDGET_BYTES: u64 = 75 * 1024;
 
 /// Writes `bytes` to `path` and a gzip -9 copy beside it; returns the gzip size.
@@ -351,12 +376,13 @@ fn short_name(mut i: usize) -> String {
 /// the same keys in the wasm-bindgen glue.
 ///
 /// wasm-bindgen names each import `__wbg_<method>_<16 hex digits>` in module
-/// `./natter_widget_bg.js`; with ~150 imports those names were ~3 KiB of the gzipped download,
+/// `./<name>_bg.js`; with ~150 imports those names were ~3 KiB of the gzipped download,
 /// stored twice (wasm import section and JS import object) and barely compressible. Every
 /// replacement in the glue must match exactly once, so a change in wasm-bindgen's output
 /// format fails the build instead of producing a broken widget.
-fn shorten_imports(wasm: &Path, glue: &Path) -> Result<()> {
-    const MODULE: &str = "./natter_widget_bg.js";
+fn shorten_imports(wasm: &Path, glue: &Path, name: &str) -> Result<()> {
+    let module = format!("./{name}_bg.js");
+    let module = module.as_str();
     let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
     if bytes.get(..8) != Some(&b"\0asm\x01\0\0\0"[..]) {
         bail!("{} is not a wasm module", wasm.display());
@@ -382,7 +408,8 @@ fn shorten_imports(wasm: &Path, glue: &Path) -> Result<()> {
         leb_write(&mut section, count);
         for n in 0..count as usize {
             let len = leb_read(body, &mut j)? as usize;
-            let module = std::str::from_utf8(body.get(j..j + len).context("import module")?)?.to_string();
+            let module_name =
+                std::str::from_utf8(body.get(j..j + len).context("import module")?)?.to_string();
             j += len;
             let len = leb_read(body, &mut j)? as usize;
             let name = std::str::from_utf8(body.get(j..j + len).context("import name")?)?.to_string();
@@ -390,8 +417,8 @@ fn shorten_imports(wasm: &Path, glue: &Path) -> Result<()> {
             // The import's kind and type: copied as they are.
             let start = j;
             skip_import_desc(body, &mut j)?;
-            if module != MODULE {
-                bail!("unexpected import module {module:?}; shorten_imports needs updating");
+            if module_name != module {
+                bail!("unexpected import module {module_name:?}; shorten_imports needs updating");
             }
             let short = short_name(n);
             for part in ["a", short.as_str()] {
@@ -415,7 +442,7 @@ fn shorten_imports(wasm: &Path, glue: &Path) -> Result<()> {
             n => bail!("expected {from:?} once in the wasm-bindgen glue, found it {n} times"),
         }
     };
-    replace_once(&format!("\"{MODULE}\": import0"), "\"a\": import0")?;
+    replace_once(&format!("\"{module}\": import0"), "\"a\": import0")?;
     for (old, new) in &renames {
         replace_once(&format!(" {old}: function"), &format!(" {new}: function"))?;
     }
@@ -444,20 +471,55 @@ fn remap_dependency_paths() -> Option<String> {
     (!flags.is_empty()).then(|| format!("target.{TARGET}.rustflags=[{}]", flags.join(",")))
 }
 
-/// Builds the widget into `npm/dist/`. `release`: the size-optimised profile plus `wasm-opt`;
-/// otherwise a quick debug build.
-pub fn build(release: bool) -> Result<()> {
-    ensure_wasm_toolchain()?;
+/// Builds one build of the widget ([`BUILDS`]) into `out`: cargo with its features, wasm-bindgen
+/// into `stage`, the shortened imports, and in `release` the wasm-opt pipeline; the glue is
+/// minified into `out/<name>.js`, the module is `out/<name>_bg.wasm`.
+///
+/// Each build has its own glue: the imports are named by their place in the module
+/// ([`shorten_imports`]) and the exports and closure shims differ, so one build's glue would
+/// hand the other's module the wrong functions.
+fn build_wasm(build: &Build, release: bool, stage: &Path, out: &Path) -> Result<()> {
     let root = root();
     let profile = if release { "wasm-release" } else { "dev" };
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo.current_dir(&root).args(["build", "--target", TARGET, "--profile", profile, "-p", "natter-widget"]);
+    cargo.args(build.features);
     if let Some(remap) = remap_dependency_paths() {
         cargo.arg("--config").arg(remap);
     }
     run(&mut cargo)?;
     let profile_dir = if release { "wasm-release" } else { "debug" };
+    // Both builds leave their module here; the next cargo build replaces it, so it is read now.
     let wasm = root.join("target").join(TARGET).join(profile_dir).join("natter_widget.wasm");
+    run(Command::new("wasm-bindgen")
+        .arg(&wasm)
+        .args(["--target", "web", "--no-typescript", "--out-name", build.name, "--out-dir"])
+        .arg(stage))?;
+    let (glue, module) = (format!("{}.js", build.name), format!("{}_bg.wasm", build.name));
+    shorten_imports(&stage.join(&module), &stage.join(&glue), build.name)?;
+    let wasm_out = out.join(&module);
+    std::fs::copy(stage.join(&module), &wasm_out).context("copying the wasm")?;
+    if release {
+        wasm_opt(&wasm_out, WASM_OPT)?;
+        name_functions_by_size(&wasm_out)?;
+        wasm_opt(&wasm_out, WASM_REORDER)?;
+    }
+    ensure_npm_tools()?;
+    let minify: &[&str] = if release { &["--minify"] } else { &[] };
+    // Its `new URL('<name>_bg.wasm', import.meta.url)` stays as it is, so bundlers (Vite) pick
+    // the wasm up as an asset of the glue's chunk.
+    esbuild(
+        &[&["--format=esm", "--target=es2020", "--log-level=warning"], minify].concat(),
+        &stage.join(&glue),
+        &out.join(&glue),
+    )
+}
+
+/// Builds the widget into `npm/dist/`. `release`: the size-optimised profile plus `wasm-opt`;
+/// otherwise a quick debug build.
+pub fn build(release: bool) -> Result<()> {
+    ensure_wasm_toolchain()?;
+    let root = root();
     let dist = dist_dir();
     let stage = root.join("target").join("natter-widget-js");
     // The finished files, before they are copied into npm/dist (see `sync_dir`).
@@ -466,17 +528,8 @@ pub fn build(release: bool) -> Result<()> {
     for dir in [&dist, &stage, &out] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    run(Command::new("wasm-bindgen")
-        .arg(&wasm)
-        .args(["--target", "web", "--no-typescript", "--out-dir"])
-        .arg(&stage))?;
-    shorten_imports(&stage.join("natter_widget_bg.wasm"), &stage.join("natter_widget.js"))?;
-    let wasm_out = out.join("natter_widget_bg.wasm");
-    std::fs::copy(stage.join("natter_widget_bg.wasm"), &wasm_out).context("copying the wasm")?;
-    if release {
-        wasm_opt(&wasm_out, WASM_OPT)?;
-        name_functions_by_size(&wasm_out)?;
-        wasm_opt(&wasm_out, WASM_REORDER)?;
+    for build in &BUILDS {
+        build_wasm(build, release, &stage, &out)?;
     }
     let src = root.join("npm").join("src");
     for file in ["index.js", "rooms.js"] {
@@ -485,12 +538,14 @@ pub fn build(release: bool) -> Result<()> {
     for file in ["index.d.ts", "rooms.d.ts", "react.d.ts"] {
         std::fs::copy(src.join(file), out.join(file)).with_context(|| format!("copying npm/src/{file}"))?;
     }
-    ensure_npm_tools()?;
     let minify: &[&str] = if release { &["--minify"] } else { &[] };
-    // One ESM file: the facade plus the wasm-bindgen glue. `new URL(..., import.meta.url)` for
-    // the wasm is kept as is, so bundlers (Vite) pick the wasm up as an asset.
+    // One ESM file: the facade and the `Room` objects. The two builds' glue modules stay
+    // modules of their own, imported by the facade when it knows which one the page needs.
+    let externals: Vec<String> = BUILDS.iter().map(|b| format!("--external:./{}.js", b.name)).collect();
+    let externals: Vec<&str> = externals.iter().map(String::as_str).collect();
     esbuild(
-        &[&["--bundle", "--format=esm", "--target=es2020", "--log-level=warning"], minify].concat(),
+        &[&["--bundle", "--format=esm", "--target=es2020", "--log-level=warning"], &externals[..], minify]
+            .concat(),
         &stage.join("index.js"),
         &out.join("index.js"),
     )?;
@@ -503,27 +558,36 @@ pub fn build(release: bool) -> Result<()> {
     // React and the one widget module); the rooms panel is a module of its own, fetched only
     // by pages that use it.
     for file in ["react.js", "rooms-panel.js"] {
+        let mut from = src.join(file);
+        if release && file == "rooms-panel.js" {
+            // esbuild leaves the panel's stylesheet (a template literal) as written.
+            let js = std::fs::read_to_string(&from).with_context(|| format!("reading {}", from.display()))?;
+            from = stage.join(file);
+            std::fs::write(&from, minify_css_literal(&js))
+                .with_context(|| format!("writing {}", from.display()))?;
+        }
         esbuild(
             &[&["--format=esm", "--target=es2020", "--log-level=warning"], minify].concat(),
-            &src.join(file),
+            &from,
             &out.join(file),
         )?;
     }
-    for file in DOWNLOADED.iter().chain(ROOMS_DOWNLOADED) {
+    let mut downloaded: Vec<&str> = [DOWNLOADED, ROOMS_API_DOWNLOADED, ROOMS_DOWNLOADED].concat();
+    downloaded.sort_unstable();
+    downloaded.dedup();
+    for file in downloaded {
         let path = out.join(file);
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         // Precompressed copies, for a static server (the hub's ServeDir) that serves `.gz`
         // files to browsers that accept gzip without compressing on every request.
         let gz = gzip(&bytes)?;
         std::fs::write(out.join(format!("{file}.gz")), &gz)?;
-        println!("  {:<24} {:>8} bytes  {:>7} gzip", file, bytes.len(), gz.len());
+        println!("  {:<28} {:>8} bytes  {:>7} gzip", file, bytes.len(), gz.len());
     }
     for (name, raw, gz) in build_locales(&out)? {
-        println!("  {:<24} {:>8} bytes  {:>7} gzip", format!("locales/{name}"), raw, gz);
+        println!("  {:<28} {:>8} bytes  {:>7} gzip", format!("locales/{name}"), raw, gz);
     }
-    // Leftovers of earlier layouts would otherwise be shipped.
-    let _ = std::fs::remove_file(dist.join("natter_widget.js"));
-    let sources = [
+    let mut sources = vec![
         ("index.js", src.join("index.js")),
         ("index.d.ts", src.join("index.d.ts")),
         ("rooms.d.ts", src.join("rooms.d.ts")),
@@ -532,10 +596,11 @@ pub fn build(release: bool) -> Result<()> {
         ("rooms-panel.js", src.join("rooms-panel.js")),
         ("natter.js", src.join("natter.js")),
     ];
-    let mut sources = sources.to_vec();
-    // The wasm is built from the Rust crates: its "source" is their newest file.
+    // Each wasm and its glue are built from the Rust crates: their "source" is their newest
+    // file.
+    let from_rust = built_from_rust();
     if let Some(newest) = newest_file(&[root.join("widget"), root.join("protocol")]) {
-        sources.push(("natter_widget_bg.wasm", newest));
+        sources.extend(from_rust.iter().map(|file| (file.as_str(), newest.clone())));
     }
     sync_dir(&out, &dist, &sources)?;
     let locales = dist.join("locales");
@@ -549,6 +614,38 @@ pub fn build(release: bool) -> Result<()> {
     }
     println!("widget built into {}", dist.display());
     Ok(())
+}
+
+/// `js` with the whitespace of its `const CSS = `…`;` stylesheet squeezed out (runs collapsed to
+/// one space; none around `{ } ; ,`, after a `:` or before a `}`; a space before a `:` is a
+/// descendant selector and stays): 5 KiB of CSS that esbuild's JS minifier leaves as written,
+/// about 0.1 KiB of gzip. A stylesheet with `${…}`, a comment or a quoted value containing a
+/// space is returned unchanged.
+fn minify_css_literal(js: &str) -> String {
+    const START: &str = "const CSS = `";
+    let Some(start) = js.find(START).map(|i| i + START.len()) else { return js.to_string() };
+    let Some(len) = js[start..].find('`') else { return js.to_string() };
+    let css = &js[start..start + len];
+    let quoted_space = css.split('"').skip(1).step_by(2).any(|q| q.contains(char::is_whitespace));
+    if css.contains("${") || css.contains("/*") || css.contains('\'') || quoted_space {
+        return js.to_string();
+    }
+    let mut out = String::with_capacity(css.len());
+    for word in css.split_whitespace() {
+        let after = out.chars().last().is_some_and(|c| "{};,:".contains(c));
+        let before = word.starts_with(['{', '}', ';', ',']);
+        if !out.is_empty() && !after && !before {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    let out = out.replace(";}", "}");
+    [&js[..start], &out, &js[start + len..]].concat()
+}
+
+/// The files of `npm/dist` made from the Rust crates: each build's glue and wasm.
+fn built_from_rust() -> Vec<String> {
+    BUILDS.iter().flat_map(|b| [format!("{}.js", b.name), format!("{}_bg.wasm", b.name)]).collect()
 }
 
 /// Copies each file of `from` into `to` where its bytes differ (or it is missing), and leaves
@@ -640,57 +737,74 @@ fn verdict(gz: u64, budget: u64) {
     println!("  budget {}: {verdict} ({:.0}% used)", kib(budget), gz as f64 * 100.0 / budget as f64);
 }
 
-/// Prints the gzip size of everything a page downloads for the widget against the budget, and
-/// the time from script load to launcher visible in headless Chromium.
+/// Prints each of `files` (in `dist`) with its raw and gzip size; returns their `(raw, gzip)`
+/// totals.
+fn print_files(dist: &Path, files: &[&str]) -> Result<(u64, u64)> {
+    let (mut raw, mut gz) = (0, 0);
+    for file in files {
+        let bytes = std::fs::read(dist.join(file)).with_context(|| format!("reading {file}"))?;
+        let z = gzip_len(&bytes)?;
+        raw += bytes.len() as u64;
+        gz += z;
+        println!("  {:<40} {:>10} {:>10}", file, kib(bytes.len() as u64), kib(z));
+    }
+    Ok((raw, gz))
+}
+
+fn print_total(label: &str, (raw, gz): (u64, u64)) {
+    println!("  {:<40} {:>10} {:>10}", label, kib(raw), kib(gz));
+}
+
+/// Prints the gzip size of everything a page downloads for the widget against the budgets —
+/// the support chat alone, a page with rooms, a page with rooms and the collaboration panel;
+/// each in English and with the largest language's texts — and the time from script load to
+/// launcher visible in headless Chromium.
 pub fn bench_size() -> Result<()> {
     let dist = dist_dir();
-    if !dist.join("natter_widget_bg.wasm").exists() {
+    if BUILDS.iter().any(|b| !dist.join(format!("{}_bg.wasm", b.name)).exists()) {
         build(true)?;
     }
-    println!("what a page downloads for the widget (npm/dist; CSS is inside the wasm):");
-    println!("  {:<24} {:>10} {:>10}", "file", "raw", "gzip -9");
-    let (mut raw_total, mut gz_total) = (0, 0);
-    for file in DOWNLOADED {
-        let bytes = std::fs::read(dist.join(file)).with_context(|| format!("reading {file}"))?;
-        let gz = gzip_len(&bytes)?;
-        raw_total += bytes.len() as u64;
-        gz_total += gz;
-        println!("  {:<24} {:>10} {:>10}", file, kib(bytes.len() as u64), kib(gz));
-    }
-    println!("  {:<24} {:>10} {:>10}", "total (English page)", kib(raw_total), kib(gz_total));
-    let english = (raw_total, gz_total);
-    // A page in another language also downloads that language's texts (one file).
+    // A page in another language also downloads that language's texts (one file), and with the
+    // panel the panel's texts (one more).
     let language = largest_locale(&dist, false)?;
-    if let Some((name, raw, gz)) = &language {
-        println!("  {:<24} {:>10} {:>10}", name, kib(*raw), kib(*gz));
-        raw_total += raw;
-        gz_total += gz;
-        println!("  {:<24} {:>10} {:>10}", "total (largest language)", kib(raw_total), kib(gz_total));
-    }
-    verdict(gz_total, BUDGET_BYTES);
-    println!("with rooms and the collaboration panel (fetched on first use), on top:");
-    let (mut raw_rooms, mut gz_rooms) = english;
-    for file in ROOMS_DOWNLOADED {
-        let bytes = std::fs::read(dist.join(file)).with_context(|| format!("reading {file}"))?;
-        let gz = gzip_len(&bytes)?;
-        raw_rooms += bytes.len() as u64;
-        gz_rooms += gz;
-        println!("  {:<24} {:>10} {:>10}", file, kib(bytes.len() as u64), kib(gz));
-    }
-    println!("  {:<24} {:>10} {:>10}", "total with rooms (English)", kib(raw_rooms), kib(gz_rooms));
-    // In another language, the widget's texts and the panel's (one file each) come too.
-    if let (Some((_, raw, gz)), Some((name, rraw, rgz))) = (&language, largest_locale(&dist, true)?) {
-        println!("  {:<24} {:>10} {:>10}", name, kib(rraw), kib(rgz));
-        raw_rooms += raw + rraw;
-        gz_rooms += gz + rgz;
-        println!(
-            "  {:<24} {:>10} {:>10}",
-            "total with rooms (largest language)",
-            kib(raw_rooms),
-            kib(gz_rooms)
-        );
-    }
-    verdict(gz_rooms, ROOMS_BUDGET_BYTES);
+    let room_language = largest_locale(&dist, true)?;
+    let add = |(raw, gz): (u64, u64), extra: &Option<(String, u64, u64)>| match extra {
+        Some((_, r, g)) => (raw + r, gz + g),
+        None => (raw, gz),
+    };
+    let print_locale = |extra: &Option<(String, u64, u64)>| {
+        if let Some((name, raw, gz)) = extra {
+            println!("  {:<40} {:>10} {:>10}", name, kib(*raw), kib(*gz));
+        }
+    };
+    println!("what a page downloads for the widget (npm/dist; CSS is inside the wasm):");
+    println!("  {:<40} {:>10} {:>10}", "file", "raw", "gzip -9");
+
+    println!("the support chat alone (no rooms option):");
+    let support = print_files(&dist, DOWNLOADED)?;
+    print_total("total (English page)", support);
+    print_locale(&language);
+    let support_lang = add(support, &language);
+    print_total("total (largest language)", support_lang);
+    verdict(support_lang.1, BUDGET_BYTES);
+
+    println!("with rooms (rooms: 'api', data-rooms=\"api\"; the React provider):");
+    let api = print_files(&dist, ROOMS_API_DOWNLOADED)?;
+    print_total("total with rooms (English)", api);
+    print_locale(&language);
+    let api_lang = add(api, &language);
+    print_total("total with rooms (largest language)", api_lang);
+    verdict(api_lang.1, ROOMS_BUDGET_BYTES);
+
+    println!("with rooms and the collaboration panel (rooms: true; the panel is fetched on first use):");
+    let panel = print_files(&dist, ROOMS_DOWNLOADED)?;
+    let panel = (api.0 + panel.0, api.1 + panel.1);
+    print_total("total with the panel (English)", panel);
+    print_locale(&language);
+    print_locale(&room_language);
+    let panel_lang = add(add(panel, &language), &room_language);
+    print_total("total with the panel (largest language)", panel_lang);
+    verdict(panel_lang.1, ROOMS_BUDGET_BYTES);
     launcher_timing()
 }
 
@@ -699,7 +813,7 @@ pub fn bench_size() -> Result<()> {
 /// `npm/scripts/cursor-latency.mjs` (two headless Chromium profiles in one room). Prints figures;
 /// asserts nothing.
 pub fn bench_cursor() -> Result<()> {
-    if !dist_dir().join("natter_widget_bg.wasm").exists() {
+    if !dist_dir().join("natter_widget_rooms_bg.wasm").exists() {
         build(true)?;
     }
     let root = root();
@@ -851,7 +965,13 @@ mod tests {
             r#"{"name":"t","version":"1.0.0","files":["dist/natter_widget_bg.wasm"]}"#,
         )
         .unwrap();
-        std::fs::write(npm.join("dist/natter_widget_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+        // Every file made from the Rust crates: both builds' wasm and glue.
+        let from_rust = super::built_from_rust();
+        assert_eq!(from_rust.len(), 4, "{from_rust:?}");
+        for file in &from_rust {
+            std::fs::write(npm.join("dist").join(file), b"\0asm\x01\0\0\0").unwrap();
+            set_time(&npm.join("dist").join(file), long_ago + Duration::from_secs(60));
+        }
         std::fs::write(root.join("widget/Cargo.toml"), "[package]").unwrap();
         std::fs::write(root.join("widget/src/lib.rs"), "// old").unwrap();
         set_time(&root.join("widget/Cargo.toml"), long_ago);
@@ -867,16 +987,22 @@ mod tests {
         let stale = prepack();
         assert!(!stale.status.success());
         let said = String::from_utf8_lossy(&stale.stderr);
-        assert!(said.contains("natter_widget_bg.wasm is older than widget/src/lib.rs"), "{said}");
+        // Both builds, each wasm and its glue, are named.
+        for file in &from_rust {
+            assert!(said.contains(&format!("dist/{file} is older than widget/src/lib.rs")), "{file}: {said}");
+        }
         assert_eq!(newest_file(&[root.join("widget")]), Some(root.join("widget/src/lib.rs")));
 
-        // A rebuild with the same bytes (a comment edit) makes the wasm current again.
+        // A rebuild with the same bytes (a comment edit) makes them current again.
         let built = root.join("built");
         std::fs::create_dir(&built).unwrap();
-        std::fs::copy(npm.join("dist/natter_widget_bg.wasm"), built.join("natter_widget_bg.wasm")).unwrap();
-        set_time(&npm.join("dist/natter_widget_bg.wasm"), long_ago);
         let newest = newest_file(&[root.join("widget")]).unwrap();
-        sync_dir(&built, &npm.join("dist"), &[("natter_widget_bg.wasm", newest)]).unwrap();
+        let mut sources = Vec::new();
+        for file in &from_rust {
+            std::fs::copy(npm.join("dist").join(file), built.join(file)).unwrap();
+            sources.push((file.as_str(), newest.clone()));
+        }
+        sync_dir(&built, &npm.join("dist"), &sources).unwrap();
         assert!(prepack().status.success());
     }
 }

@@ -12,7 +12,7 @@ test.beforeAll(async () => {
   site = await startSite({
     '/': `<!doctype html><html><body><h1>Project</h1><script type="module">
       import { mount } from '${hub.url}/index.js';
-      window.natter = mount({ server: '${hub.url}' });
+      window.natter = mount({ server: '${hub.url}', rooms: 'api' });
       window.events = [];
       window.join = (id, name) => {
         const room = window.natter.joinRoom(id, { name });

@@ -612,10 +612,9 @@ impl Link {
             | Timer::Resend
             | Timer::Quiet
             | Timer::ReplyDeadline
-            | Timer::PostDeadline
-            | Timer::RoomResend
-            | Timer::RoomTyping
-            | Timer::RoomPoll => {}
+            | Timer::PostDeadline => {}
+            #[cfg(feature = "rooms")]
+            Timer::RoomResend | Timer::RoomTyping | Timer::RoomPoll => {}
         }
     }
 

@@ -10,9 +10,10 @@
 use natter_protocol::inbox::ConversationState;
 use natter_protocol::{
     Ack, Availability, ConversationMessage, ConversationStatus, ErrorCode, ErrorFrame, Gap, History, Member,
-    Pong, Presence, Role, RoomInfo, RoomMessage, ServerMessage, SystemNotice, TypingNotice, UserProfile,
-    Welcome,
+    Pong, Role, ServerMessage, SystemNotice, TypingNotice, UserProfile, Welcome,
 };
+#[cfg(feature = "rooms")]
+use natter_protocol::{Presence, RoomInfo, RoomMessage};
 use wasm_bindgen::{JsCast, JsValue};
 
 /// Reads properties of a parsed JSON object (also the relays', in `web::rooms`).
@@ -92,6 +93,7 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
             ServerMessage::Welcome(Welcome {
                 session: o.string("session"),
                 // The visitor's public id in rooms: their own messages and presence.
+                #[cfg(feature = "rooms")]
                 member: o.string("member").unwrap_or_default(),
                 user: user.string("id").map(|id| UserProfile {
                     id,
@@ -115,6 +117,7 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
             from: o.member_at("from"),
             active: o.flag("active")?,
         }),
+        #[cfg(feature = "rooms")]
         "chat" => ServerMessage::Chat(RoomMessage {
             room: o.string("room")?,
             id: o.string("id")?,
@@ -123,6 +126,7 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
             timestamp: o.string("timestamp").unwrap_or_default(),
             from: o.member_at("from")?,
         }),
+        #[cfg(feature = "rooms")]
         kind @ ("user_joined" | "user_left") => {
             let p = Presence {
                 room: o.string("room")?,
@@ -136,6 +140,7 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
             }
         }
         // The room's `metadata` is the site's, not the widget's: not read.
+        #[cfg(feature = "rooms")]
         "room_info" => ServerMessage::RoomInfo(RoomInfo {
             room: o.string("room")?,
             name: o.string("name"),
@@ -226,10 +231,11 @@ mod tests {
 
     /// One frame of every kind the widget reads, with every field it reads set.
     fn read() -> Vec<ServerMessage> {
-        vec![
+        #[cfg_attr(not(feature = "rooms"), allow(unused_mut))]
+        let mut frames = vec![
             // (A welcome's `email`, `avatar` and `expiresAt` are not read:
             // `welcome_keeps_what_the_widget_uses` checks a full one.)
-            M::Welcome(Welcome { session: Some("s.t".into()), member: "u_1".into(), ..Welcome::default() }),
+            M::Welcome(Welcome { session: Some("s.t".into()), ..Welcome::default() }),
             M::Welcome(Welcome {
                 user: Some(UserProfile {
                     id: "42".into(),
@@ -258,7 +264,25 @@ mod tests {
                 retry_after_ms: Some(1_500),
                 room: Some("r".into()),
             }),
-            // Rooms: every field the room model reads.
+            M::Pong(Pong { nonce: None, timestamp: "t".into() }),
+            M::Availability(Availability { online: Some(true) }),
+            M::Availability(Availability { online: None }),
+            M::ConversationStatus(ConversationStatus {
+                status: ConversationState::Closed,
+                timestamp: "t".into(),
+            }),
+        ];
+        #[cfg(feature = "rooms")]
+        frames.extend(room_frames());
+        frames
+    }
+
+    /// Rooms: every field the room model reads. (A widget built without rooms ignores the kinds
+    /// only rooms have.)
+    fn room_frames() -> Vec<ServerMessage> {
+        use natter_protocol::{Presence, RoomInfo, RoomMessage};
+        vec![
+            M::Welcome(Welcome { session: Some("s.t".into()), member: "u_1".into(), ..Welcome::default() }),
             M::Chat(RoomMessage {
                 room: "r".into(),
                 id: "c".into(),
@@ -300,13 +324,6 @@ mod tests {
                 gap: None,
                 last_seq: 4,
             }),
-            M::Pong(Pong { nonce: None, timestamp: "t".into() }),
-            M::Availability(Availability { online: Some(true) }),
-            M::Availability(Availability { online: None }),
-            M::ConversationStatus(ConversationStatus {
-                status: ConversationState::Closed,
-                timestamp: "t".into(),
-            }),
         ]
     }
 
@@ -315,10 +332,18 @@ mod tests {
     }
 
     /// One frame of every kind `decode` leaves alone: the relays (read by
-    /// `web::rooms::decode_relay`, tested there).
+    /// `web::rooms::decode_relay`, tested there), and without rooms the room kinds.
     fn ignored() -> Vec<ServerMessage> {
         let relay = RelayNotice { room: "r".into(), from: ada(), data: serde_json::json!({"x": 1}) };
-        vec![M::CursorPosition(relay.clone()), M::ChainUpdate(relay)]
+        #[cfg_attr(feature = "rooms", allow(unused_mut))]
+        let mut frames = vec![M::CursorPosition(relay.clone()), M::ChainUpdate(relay)];
+        #[cfg(not(feature = "rooms"))]
+        frames.extend(
+            room_frames()
+                .into_iter()
+                .filter(|m| matches!(m, M::Chat(_) | M::UserJoined(_) | M::UserLeft(_) | M::RoomInfo(_))),
+        );
+        frames
     }
 
     #[wasm_bindgen_test]

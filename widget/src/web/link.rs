@@ -9,6 +9,7 @@
 use super::frame::decode;
 use super::listen::Listener;
 use super::promise::settle;
+#[cfg(feature = "rooms")]
 use super::rooms::{decode_relay, Relayed};
 use crate::state::Outgoing;
 use natter_protocol::{History, ServerMessage, SESSION_HEADER};
@@ -117,6 +118,7 @@ pub(crate) enum SocketEvent {
     /// A frame arrived.
     Frame(ServerMessage),
     /// A room member's `cursor_position` / `chain_update` arrived.
+    #[cfg(feature = "rooms")]
     Relay(Relayed),
     /// It closed (or failed to open) with this code.
     Closed(u16),
@@ -133,13 +135,15 @@ impl Socket {
             let Some(text) = e.unchecked_ref::<MessageEvent>().data().as_string() else { return };
             let Ok(v) = js_sys::JSON::parse(&text) else { return };
             if let Some(msg) = decode(&v) {
-                r(SocketEvent::Frame(msg));
-            } else if let Some(relay) = decode_relay(&v) {
-                r(SocketEvent::Relay(relay));
-            } else {
-                // A frame this version does not understand (a newer hub): skip it.
-                web_sys::console::debug_1(&"natter: ignored an unknown frame".into());
+                return r(SocketEvent::Frame(msg));
             }
+            #[cfg(feature = "rooms")]
+            if let Some(relay) = decode_relay(&v) {
+                return r(SocketEvent::Relay(relay));
+            }
+            // A frame this version does not understand (a newer hub), or a room's on a widget
+            // built without rooms: skip it.
+            web_sys::console::debug_1(&"natter: ignored an unknown frame".into());
         });
         let on_close = Listener::new(&ws, "close", false, move |e| {
             report(SocketEvent::Closed(e.unchecked_ref::<CloseEvent>().code()))
@@ -209,6 +213,7 @@ pub(crate) fn poll(
 }
 
 /// One long-poll of `room` (a room member on the HTTP fallback): as [`poll`].
+#[cfg(feature = "rooms")]
 pub(crate) fn poll_room(
     end: &Endpoint,
     who: &Credentials,
@@ -226,7 +231,7 @@ pub(crate) fn poll_room(
     long_poll(&url, who, signal, then);
 }
 
-/// The long-poll of [`poll`] and [`poll_room`] at `url`.
+/// The long-poll of [`poll`] and `poll_room` at `url`.
 fn long_poll(url: &str, who: &Credentials, signal: &AbortSignal, then: AnswerTo) {
     let init = RequestInit::new();
     init.set_method("GET");
@@ -256,11 +261,12 @@ pub(crate) fn post(end: &Endpoint, who: &Credentials, out: &Outgoing, signal: &A
 }
 
 /// One HTTP send of a room message (`body`: its JSON text): as [`post`].
+#[cfg(feature = "rooms")]
 pub(crate) fn post_room(end: &Endpoint, who: &Credentials, body: &str, signal: &AbortSignal, then: AnswerTo) {
     post_frame(end, who, body, signal, then);
 }
 
-/// The HTTP send of [`post`] and [`post_room`]: `body` (a frame's JSON text) to the hub.
+/// The HTTP send of [`post`] and `post_room`: `body` (a frame's JSON text) to the hub.
 fn post_frame(end: &Endpoint, who: &Credentials, body: &str, signal: &AbortSignal, then: AnswerTo) {
     let init = RequestInit::new();
     init.set_method("POST");

@@ -12,8 +12,8 @@
 //! - `listen`: listeners that remove themselves, and the one closure type the widget hands the
 //!   browser; `timeout`: timeouts that cancel themselves.
 //! - `link`: the WebSocket and the HTTP fallback; `frame`: reading hub frames.
-//! - `rooms`: rooms at the JS boundary (snapshots, events, options through
-//!   `serde_wasm_bindgen`) and reading relayed collaboration frames.
+//! - `rooms` (feature `rooms`): rooms at the JS boundary (snapshots, events, the `joinRoom`
+//!   options) and reading relayed collaboration frames.
 //! - `storage`: `localStorage`; `random`: ids and the jitter seed; `sound`: the chime.
 //! - `promise`: waiting for a JS promise (a fetch, the audio context) with a callback.
 
@@ -26,6 +26,7 @@ mod link;
 mod listen;
 mod promise;
 mod random;
+#[cfg(feature = "rooms")]
 mod rooms;
 mod runtime;
 mod sound;

@@ -13,6 +13,7 @@ use super::link::{self, Credentials, Endpoint, Socket, SocketEvent};
 use super::listen::Listener;
 use super::promise;
 use super::random;
+#[cfg(feature = "rooms")]
 use super::rooms;
 use super::sound::{Chime, Sound};
 use super::storage::{self, Store};
@@ -20,6 +21,7 @@ use super::timeout::Timeout;
 use crate::i18n::Key;
 use crate::keys::Composition;
 use crate::options::Options;
+#[cfg(feature = "rooms")]
 use crate::state::rooms::RoomHttp;
 use crate::state::{update, Effect, Event, Init, Model, Notice, Outgoing, ReadMark, Timer};
 use std::any::Any;
@@ -54,6 +56,7 @@ pub(super) struct Runtime {
     poll_abort: RefCell<Option<AbortController>>,
     post_abort: RefCell<Option<AbortController>>,
     /// The rooms' long-polls on the HTTP fallback, by room.
+    #[cfg(feature = "rooms")]
     room_polls: RefCell<Vec<(String, AbortController)>>,
     /// At most one running timer of each kind.
     timers: RefCell<Vec<(Timer, Timeout)>>,
@@ -130,6 +133,7 @@ impl Runtime {
             socket: RefCell::new(None),
             poll_abort: RefCell::new(None),
             post_abort: RefCell::new(None),
+            #[cfg(feature = "rooms")]
             room_polls: RefCell::new(Vec::new()),
             timers: RefCell::new(Vec::new()),
             listeners: RefCell::new(Vec::new()),
@@ -402,12 +406,15 @@ impl Runtime {
                 }
             }
             Effect::Notify(n) => self.notify(n),
+            #[cfg(feature = "rooms")]
             Effect::SendRoom(frame) => {
                 if let Some(s) = self.socket.borrow().as_ref() {
                     s.send(&crate::wire::room_frame(&frame));
                 }
             }
+            #[cfg(feature = "rooms")]
             Effect::RoomHttp(RoomHttp::Poll { room, poll, after }) => self.poll_room(room, poll, after),
+            #[cfg(feature = "rooms")]
             Effect::RoomHttp(RoomHttp::StopPoll { room }) => {
                 self.room_polls.borrow_mut().retain(|(r, ctl)| {
                     if *r == room {
@@ -416,7 +423,9 @@ impl Runtime {
                     *r != room
                 });
             }
+            #[cfg(feature = "rooms")]
             Effect::RoomHttp(RoomHttp::Post { room, out, name }) => self.post_room(room, out, name),
+            #[cfg(feature = "rooms")]
             Effect::SaveRoomOutbox { room } => {
                 let model = self.model.borrow();
                 let outbox = model.rooms.get(&room).map(|r| (r.outbox_entries(), r.done.as_slice()));
@@ -433,6 +442,7 @@ impl Runtime {
                 rt.dispatch(match e {
                     SocketEvent::Open => Event::SocketOpened { socket: id },
                     SocketEvent::Frame(message) => Event::Frame { socket: Some(id), message },
+                    #[cfg(feature = "rooms")]
                     SocketEvent::Relay(r) => Event::Relayed {
                         socket: Some(id),
                         room: r.room,
@@ -482,6 +492,7 @@ impl Runtime {
         link::poll(&self.endpoint, &self.credentials(), after, &signal, answered);
     }
 
+    #[cfg(feature = "rooms")]
     fn poll_room(&self, room: String, poll: u32, after: Option<u64>) {
         let Ok(ctl) = AbortController::new() else {
             return self.dispatch(Event::RoomPollDone { room, poll, history: None });
@@ -514,6 +525,7 @@ impl Runtime {
         link::poll_room(&self.endpoint, &self.credentials(), &room, after, &signal, answered);
     }
 
+    #[cfg(feature = "rooms")]
     fn post_room(&self, room: String, out: Outgoing, name: Option<String>) {
         let body = crate::wire::room_chat_http(&room, &out, name.as_deref());
         let ctl = self.post_abort.borrow().as_ref().map(|c| c.signal());
@@ -586,6 +598,7 @@ impl Runtime {
             Notice::Unread(count) => self.emit("unread", &count.into()),
             Notice::Status(_) => self.emit("status", &self.state()),
             Notice::Message(m) => self.emit("message", &api::message_js(&m)),
+            #[cfg(feature = "rooms")]
             Notice::Room { room, notice } => self.emit("room", &rooms::event_js(&room, &notice)),
             Notice::Delivery { message, retried } => {
                 self.emit("delivery", &api::delivery_js(&message, retried))
@@ -599,20 +612,25 @@ impl Runtime {
     }
 
     /// What an earlier page left in the outbox of `room` (storage).
+    #[cfg(feature = "rooms")]
     pub(super) fn saved_room_outbox(&self, room: &str) -> Vec<crate::outbox::OutboxEntry> {
         self.store.room_outbox(room)
     }
 
     /// A room's snapshot (`null` for a room not joined).
+    #[cfg(feature = "rooms")]
     pub(super) fn room_snapshot(&self, room: &str) -> JsValue {
         self.model.borrow().rooms.get(room).map_or(JsValue::NULL, rooms::snapshot_js)
     }
 
-    /// Writes `text` in `room` as message `id` (made by the npm module, so it is known before
-    /// the wasm has loaded).
-    pub(super) fn room_send(&self, room: String, text: String, id: String) {
-        let out = Outgoing { id, text, time: now_iso(), context: String::new() };
-        self.dispatch(Event::Room(crate::state::RoomCall::Send { room, out }));
+    /// The call that writes `text` in `room` as message `id` (made by the npm module, so it is
+    /// known before the wasm has loaded), written now.
+    #[cfg(feature = "rooms")]
+    pub(super) fn room_send(room: String, text: String, id: String) -> crate::state::RoomCall {
+        crate::state::RoomCall::Send {
+            room,
+            out: Outgoing { id, text, time: now_iso(), context: String::new() },
+        }
     }
 
     /// Sends `text` as the visitor; returns the new message's id, or `None` for blank text.
@@ -813,6 +831,7 @@ impl Runtime {
         {
             ctl.abort();
         }
+        #[cfg(feature = "rooms")]
         for (_, ctl) in self.room_polls.borrow_mut().drain(..) {
             ctl.abort();
         }

@@ -111,12 +111,14 @@ impl Store {
     }
 
     /// The outbox of `room` a previous page left behind.
+    #[cfg(feature = "rooms")]
     pub(crate) fn room_outbox(&self, room: &str) -> Vec<OutboxEntry> {
         self.entries(&crate::compose::join(&[ROOM_OUTBOX_PREFIX, room]))
     }
 
     /// Persists the outbox of `room` like [`Store::save_outbox`] (`done`: ids this tab saw
     /// stored or dropped); `None` removes it (the room was left).
+    #[cfg(feature = "rooms")]
     pub(crate) fn save_room_outbox(&self, room: &str, outbox: Option<(&[OutboxEntry], &[String])>) {
         let key = crate::compose::join(&[ROOM_OUTBOX_PREFIX, room]);
         let Some((entries, done)) = outbox else { return self.remove(&key) };

@@ -1,9 +1,10 @@
 //! `natter-load abuse`: the attacks a hub on a public site has to withstand, one after the
 //! other, while 200 honest clients chat (see `honest`), against a running hub.
 //!
-//! Timeline: the honest clients connect and warm up; a baseline phase with no attack; then one
-//! phase per attack (see `attacks::ATTACKS`), each followed by a pause in which the attack's
-//! last deliveries arrive. Per phase: the hub's peak RSS (sampled from `/proc` every 100 ms),
+//! Timeline: the honest clients connect and warm up; a baseline phase with no attack; then, per
+//! attack (see `attacks::ATTACKS`), a calm phase and the attack's phase, each followed by a pause
+//! in which its last deliveries arrive. The attacks run on a tokio runtime of their own, so an
+//! attack's busy tasks do not queue the honest clients' sends and reads. Per phase: the hub's peak RSS (sampled from `/proc` every 100 ms),
 //! the honest send → receive p99, honest deliveries that never happened and fresh honest
 //! connections that failed, and what the attacker got. Printed as one JSON object for
 //! `cargo xtask bench abuse`.
@@ -77,7 +78,7 @@ async fn connect(
 /// One row of the report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
-    /// `baseline` or the attack's name.
+    /// `baseline`, `calm` (the phase just before an attack) or the attack's name.
     pub attack: String,
     /// What the attack does.
     pub what: String,
@@ -102,7 +103,7 @@ pub struct Row {
 /// The whole report.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AbuseReport {
-    /// Baseline first, then one row per attack.
+    /// Baseline first, then per attack a `calm` row and the attack's row.
     pub rows: Vec<Row>,
 }
 
@@ -135,37 +136,57 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
     let sampler = sample_rss(args.server_pid, peak.clone());
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let mut phases: Vec<(String, String, Option<u64>, String)> = Vec::new();
+    // The attacks run on a runtime of their own: on the honest clients' runtime a busy attack
+    // task would delay honest sends and reads, which would count the load generator's own
+    // queueing as the hub's latency.
+    let attack_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("attacker")
+        .enable_all()
+        .build()?;
     let chosen: Vec<usize> = (0..attacks::ATTACKS.len())
         .filter(|&i| {
             let number = attacks::ATTACKS[i].0.split(' ').next().unwrap_or_default();
             args.only.is_empty() || args.only.iter().any(|o| o == number)
         })
         .collect();
-    for step in 0..=chosen.len() {
+    // Phase 0 is the baseline; then, per attack, a calm phase (odd tags) right before the
+    // attack's phase (even tags), so each attack is compared with the machine as it was just
+    // before it, not only with the start of the run: on a shared machine the background load
+    // drifts over minutes.
+    let plan: Vec<Option<usize>> =
+        std::iter::once(None).chain(chosen.iter().flat_map(|&i| [None, Some(i)])).collect();
+    let mut phases: Vec<(String, String, Option<u64>, String)> = Vec::new();
+    for (step, attack) in plan.into_iter().enumerate() {
         let tag_now = u8::try_from(step).unwrap_or(honest::UNTAGGED - 1);
         peak.store(0, Ordering::Relaxed);
         honest.shared.phase.store(tag_now, Ordering::Relaxed);
-        let (name, what, got) = if step == 0 {
-            tokio::time::sleep(phase).await;
-            ("baseline".to_owned(), "no attack".to_owned(), "—".to_owned())
-        } else {
-            let index = chosen[step - 1];
-            let (name, what) = attacks::ATTACKS[index];
-            eprintln!("abuse: attack {name}: {what}");
-            let ctx = attacks::Ctx {
-                target: args.target,
-                duration: phase,
-                honest: honest.shared.clone(),
-                tag: format!("{tag}-{step}"),
-                named: args.named_sessions,
-                backend: double.clone(),
-                hub_log: args.hub_log.clone(),
-            };
-            let started = tokio::time::Instant::now();
-            let got = attacks::run(index, &ctx).await;
-            tokio::time::sleep_until(started + phase).await;
-            (name.to_owned(), what.to_owned(), got)
+        let (name, what, got) = match attack {
+            None => {
+                tokio::time::sleep(phase).await;
+                let name = if tag_now == 0 { "baseline" } else { "calm" };
+                (name.to_owned(), "no attack".to_owned(), "—".to_owned())
+            }
+            Some(index) => {
+                let (name, what) = attacks::ATTACKS[index];
+                eprintln!("abuse: attack {name}: {what}");
+                let ctx = attacks::Ctx {
+                    target: args.target,
+                    duration: phase,
+                    honest: honest.shared.clone(),
+                    tag: format!("{tag}-{tag_now}"),
+                    named: args.named_sessions,
+                    backend: double.clone(),
+                    hub_log: args.hub_log.clone(),
+                };
+                let started = tokio::time::Instant::now();
+                let got = attack_runtime
+                    .spawn(async move { attacks::run(index, &ctx).await })
+                    .await
+                    .unwrap_or_else(|e| format!("the attack failed: {e}"));
+                tokio::time::sleep_until(started + phase).await;
+                (name.to_owned(), what.to_owned(), got)
+            }
         };
         honest.shared.phase.store(honest::UNTAGGED, Ordering::Relaxed);
         tokio::time::sleep(settle).await;
@@ -176,6 +197,8 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
     // The last deliveries of the last phase.
     tokio::time::sleep(settle).await;
     sampler.abort();
+    // Attack tasks may still be winding down; they are not waited for.
+    attack_runtime.shutdown_background();
     let stats = honest.shared.stats.lock().unwrap_or_else(|p| p.into_inner());
     let rows = phases
         .into_iter()
