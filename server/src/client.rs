@@ -310,7 +310,7 @@ impl Client {
                 // into another conversation.
                 let ack = self
                     .hub
-                    .post_user(&self.who, send, self.page.as_deref(), self.browser.as_deref())
+                    .post_user(&self.who, send, self.page.as_deref(), self.browser.as_deref(), self.addr)
                     .await?;
                 self.send(&ServerMessage::Ack(ack));
             }

@@ -40,11 +40,13 @@ pub(crate) enum Limit {
     Context,
     /// Identity-token renewals on one WebSocket (`auth` after the first).
     Renewals,
+    /// One address's quarter of the reply engine's places (the reply is shed to the fallback).
+    RepliesPerAddress,
 }
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 15] = [
+    pub(crate) const ALL: [Limit; 16] = [
         Limit::Session,
         Limit::Address,
         Limit::FrameBudget,
@@ -60,6 +62,7 @@ impl Limit {
         Limit::RoomCreations,
         Limit::Context,
         Limit::Renewals,
+        Limit::RepliesPerAddress,
     ];
 
     /// The label value in `/metrics`.
@@ -80,6 +83,7 @@ impl Limit {
             Limit::RoomCreations => "room_creations",
             Limit::Context => "context",
             Limit::Renewals => "renewals",
+            Limit::RepliesPerAddress => "replies_per_address",
         }
     }
 }

@@ -65,11 +65,13 @@ struct Held {
     polls: u32,
     /// Bytes of `history` answers being written to it.
     replay: usize,
+    /// Its visitors' replies calling the reply engine or waiting for a call slot.
+    replies: u32,
 }
 
 impl Held {
     fn is_empty(&self) -> bool {
-        self.connections == 0 && self.polls == 0 && self.replay == 0
+        self.connections == 0 && self.polls == 0 && self.replay == 0 && self.replies == 0
     }
 }
 
@@ -82,6 +84,9 @@ pub(crate) enum Hold {
     Poll,
     /// This many bytes of a `history` answer being written (per address and in all).
     Replay(usize),
+    /// A reply calling the engine or waiting for a call slot (per address; the hub-wide cap
+    /// is the reply gate's).
+    Reply,
 }
 
 impl Limits {
@@ -331,6 +336,30 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Holds one of the places of `addr`'s visitors in the reply engine (calling or waiting
+    /// for a call slot): a quarter of `--reply-concurrency` + `--reply-queue`, so one address
+    /// sending from fresh sessions cannot take every call and queue place and leave everybody
+    /// else the fallback. `None` when its quarter is taken: this reply is shed.
+    pub(crate) fn hold_reply(&self, addr: AddrKey) -> Option<Slot> {
+        let config = &self.shared.config;
+        let share =
+            u32::try_from(((config.reply_concurrency + config.reply_queue) / 4).max(1)).unwrap_or(u32::MAX);
+        let mut held = self.shared.limits.held();
+        let entry = held.entry(addr).or_default();
+        if entry.replies >= share {
+            if entry.is_empty() {
+                held.remove(&addr);
+            }
+            drop(held);
+            self.shared.metrics.limited(Limit::RepliesPerAddress);
+            return None;
+        }
+        entry.replies += 1;
+        Some(Slot { hub: self.clone(), addr, hold: Hold::Reply })
+    }
+}
+
 /// How long a client refused for history still being written is asked to wait.
 const REPLAY_RETRY_MS: u64 = 1000;
 
@@ -355,7 +384,7 @@ impl Drop for Slot {
                 let mut total = limits.replay.lock().unwrap_or_else(|p| p.into_inner());
                 *total = total.saturating_sub(bytes);
             }
-            Hold::Connection => {}
+            Hold::Connection | Hold::Reply => {}
         }
         let mut held = limits.held();
         if let Some(entry) = held.get_mut(&self.addr) {
@@ -363,6 +392,7 @@ impl Drop for Slot {
                 Hold::Connection => entry.connections = entry.connections.saturating_sub(1),
                 Hold::Poll => entry.polls = entry.polls.saturating_sub(1),
                 Hold::Replay(bytes) => entry.replay = entry.replay.saturating_sub(bytes),
+                Hold::Reply => entry.replies = entry.replies.saturating_sub(1),
             }
             if entry.is_empty() {
                 held.remove(&self.addr);
