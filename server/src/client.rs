@@ -87,7 +87,7 @@ impl Client {
         opened: Opened,
     ) -> Result<Client, Refusal> {
         let Opened { page, browser, since, addr, budget } = opened;
-        hub.attach_session(&who.conversation, since, &outbox, &who.member_id).await?;
+        hub.attach_session(&who.conversation, since, &outbox, &who.member_id, addr).await?;
         hub.greet_visitor(&who.conversation, &outbox).await;
         let renewals = Instant::now();
         Ok(Client { hub, outbox, who, page, browser, rooms: Joined::default(), addr, budget, renewals })
@@ -221,7 +221,7 @@ impl Client {
     /// refused (`rate_limited`, with how long to wait, naming the frame's `id` and `room`), or
     /// the connection owes so much that it is closed with 4029.
     fn pay(&mut self, cost: u64, id: Option<String>, room: Option<&str>) -> bool {
-        match self.budget.pay(&self.hub, cost, id) {
+        match self.budget.pay(&self.hub, self.addr, cost, id) {
             Payment::Paid => true,
             Payment::Refused(r) => {
                 self.refuse(r.in_room(room));
@@ -310,7 +310,7 @@ impl Client {
                 // into another conversation.
                 let ack = self
                     .hub
-                    .post_user(&self.who, send, self.page.as_deref(), self.browser.as_deref())
+                    .post_user(&self.who, send, self.page.as_deref(), self.browser.as_deref(), self.addr)
                     .await?;
                 self.send(&ServerMessage::Ack(ack));
             }
