@@ -561,7 +561,14 @@ impl Model {
             self.identity.session_refused();
             fx.push(Effect::SaveSession);
         } else if self.identity.token.is_some() {
-            self.link.hold(fx);
+            // The answer to a renewal sent on the open socket: the hub could not verify the
+            // fresh token, and the connection carries on with the one it was welcomed with
+            // (closed with 4401 when that expires, which holds the link then), so only the
+            // page is asked for a good one. Any other refusal holds the link at once.
+            let answers_renewal = self.link.is_live() && std::mem::take(&mut self.identity.renewal_sent);
+            if !answers_renewal {
+                self.link.hold(fx);
+            }
             if self.identity.token_refused() {
                 fx.push(Effect::RenewToken { reason: e.message.clone() });
             }
@@ -608,6 +615,7 @@ impl Model {
                 self.start_over(true);
             }
         } else if self.link.is_live() {
+            self.identity.renewal_sent = true;
             fx.push(Effect::Authenticate { after: self.log.last_seq });
             // A socket that looks live may be dead (the renewal often comes after a sleep):
             // make it answer, so that a dead one is replaced, with the fresh token, at once.
