@@ -327,7 +327,7 @@ class NatterHandle {
       room = new Room(key, (args) => this.#call('room', args));
       this.#rooms.set(key, room);
     }
-    this.#call('room', ['join', key, { name }]);
+    this.#call('room', [1 /* join */, key, { name }]);
     this.#panel?.then((panel) => panel?.refresh());
     return room;
   }
@@ -349,7 +349,7 @@ class NatterHandle {
 
   /** @internal — the collaboration panel shows room `id` (null: none, or the tab is hidden): what arrives there is not unread. */
   _watchRoom(id) {
-    this.#call('room', ['watch', id ?? '', undefined]);
+    this.#call('room', [9 /* watch */, id ?? '', undefined]);
   }
 
   /** The rooms joined (and not left), in join order. */

@@ -24,6 +24,7 @@ const STRINGS = {
   roomYou: 'You',
   roomSomeone: 'Someone',
   roomTypingOne: '{a} is typing…',
+  roomTypingTwo: '{a} and {b} are typing…',
   roomTypingMany: '{a} and {n} more are typing…',
   roomMessage: 'Message',
   roomSend: 'Send',
@@ -289,8 +290,10 @@ export function createRoomsPanel(natter, options = {}) {
       el('span', { class: typingIds.has(m.id) ? 'dot typing' : 'dot', 'aria-hidden': 'true' }),
       el('bdi', {}, m.name || t.roomSomeone), m.verified ? el('span', { class: 'sr' }, ` (${t.roomVerified})`) : null)));
     const typing = room.typingMembers.map((m) => m.name || t.roomSomeone);
+    // Two are named: "{a} and 1 more" would make every language agree a word with one.
     typingLine.textContent = typing.length === 0 ? '' : typing.length === 1
-      ? fill(t.roomTypingOne, { a: typing[0] }) : fill(t.roomTypingMany, { a: typing[0], n: typing.length - 1 });
+      ? fill(t.roomTypingOne, { a: typing[0] }) : typing.length === 2 ? fill(t.roomTypingTwo, { a: typing[0], b: typing[1] })
+        : fill(t.roomTypingMany, { a: typing[0], n: typing.length - 1 });
   }
 
   /** The visitor tries a failed message again: the complaint about it is old news. */

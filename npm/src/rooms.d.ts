@@ -147,7 +147,9 @@ export interface NatterRoomStrings {
   roomSomeone: string;
   /** "{a} is typing…" */
   roomTypingOne: string;
-  /** "{a} and {n} more are typing…" */
+  /** "{a} and {b} are typing…" — exactly two. */
+  roomTypingTwo: string;
+  /** "{a} and {n} more are typing…" — three or more ({n} is at least 2). */
   roomTypingMany: string;
   /** "Message" — the text box. */
   roomMessage: string;

@@ -14,6 +14,10 @@ const EMPTY = Object.freeze({
   unread: 0,
 });
 
+// The calls of the wasm's `room` export go by number (a name would be a string to copy into the
+// wasm and compare there, on every call): 0 snapshot, 1 join, 2 leave, 3 send, 4 retry,
+// 5 typing, 6 cursor, 7 update, 8 read, 9 watch (see `Natter::room` in widget/src/web/api.rs).
+
 const EVENTS = ['message', 'delivery', 'presence', 'members', 'history', 'typing', 'cursor', 'update', 'status', 'unread', 'error', 'change'];
 
 /** 128 random bits in hex, like the widget's own message ids. */
@@ -54,7 +58,7 @@ export class Room {
 
   #snap() {
     if (this.#left) return { ...EMPTY, status: 'left' };
-    this.#snapshot ??= this.#call('snapshot') ?? null;
+    this.#snapshot ??= this.#call(0 /* snapshot */) ?? null;
     return this.#snapshot ?? EMPTY;
   }
 
@@ -93,16 +97,16 @@ export class Room {
     if (this.#left || !text.trim() || this.status === 'refused') return undefined;
     // The id is made here, so it is known at once even while the wasm is still loading.
     const id = messageId();
-    this.#call('send', text, id);
+    this.#call(3 /* send */, text, id);
     return id;
   }
   /** Tries a failed message again. */
   retry(messageId) {
-    if (!this.#left) this.#call('retry', undefined, String(messageId));
+    if (!this.#left) this.#call(4 /* retry */, undefined, String(messageId));
   }
   /** Says the visitor is (or stopped) typing. Call it again every few seconds while they type: others stop showing it 6 s after the last call. */
   typing(active = true) {
-    if (!this.#left) this.#call('typing', Boolean(active));
+    if (!this.#left) this.#call(5 /* typing */, Boolean(active));
   }
   /** Shares the visitor's cursor (any JSON); at most one per animation frame goes out, the latest. */
   cursor(data) {
@@ -112,22 +116,22 @@ export class Room {
       this.#cancelFrame = null;
       const latest = this.#cursor;
       this.#cursor = undefined;
-      if (!this.#left && latest !== undefined) this.#call('cursor', latest);
+      if (!this.#left && latest !== undefined) this.#call(6 /* cursor */, latest);
     });
   }
   /** Sends an update of shared state (any JSON, a `chain_update`) to the other members, in order. */
   update(data) {
-    if (!this.#left) this.#call('update', data);
+    if (!this.#left) this.#call(7 /* update */, data);
   }
   /** The visitor has seen everything here: unread goes to 0. */
   markRead() {
-    if (!this.#left) this.#call('read');
+    if (!this.#left) this.#call(8 /* read */);
   }
   /** Leaves the room; the object is dead afterwards. */
   leave() {
     if (this.#left) return;
     this.#cancelFrame?.();
-    this.#call('leave');
+    this.#call(2 /* leave */);
     this.#gone();
   }
 

@@ -1,12 +1,15 @@
 //! Who a request comes from: the client address that budgets per address are kept by.
 //!
 //! The address is the socket's peer, unless that peer is one of the operator's reverse proxies
-//! (`--trusted-proxy`): then the proxies' own headers say who the client is. `Forwarded`
-//! (RFC 7239) is read when present, else `X-Forwarded-For`; the list is walked from the right
-//! (the hop nearest to the hub) past every trusted proxy, and the first address that is not
-//! one is the client. Headers from a peer that is not trusted are ignored, so nobody can claim
-//! another address by sending them. An entry that is not an address (`unknown`, an obfuscated
-//! name) ends the walk at the proxy that wrote it.
+//! (`--trusted-proxy`): then the header those proxies write (`--forwarded-header`:
+//! `X-Forwarded-For`, or `Forwarded` of RFC 7239) says who the client is. Only that one header
+//! is read: a proxy appends to its own header and passes every other one on as the client sent
+//! it, so a hub that read `Forwarded` whenever present let a client behind nginx name any
+//! address it liked in a `Forwarded` of its own. The list is walked from the right (the hop
+//! nearest to the hub) past every trusted proxy, and the first address that is not one is the
+//! client. Headers from a peer that is not trusted are ignored, so nobody can claim another
+//! address by sending them. An entry that is not an address (`unknown`, an obfuscated name)
+//! ends the walk at the proxy that wrote it.
 //!
 //! Budgets are kept per [`AddrKey`]: an IPv4 address, or an IPv6 /64 — one subscriber line
 //! usually gets a whole /64, so counting single IPv6 addresses would let one client spread
@@ -16,6 +19,8 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use axum::http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
+
+use crate::config::ForwardedHeader;
 
 /// Parses a `--trusted-proxy` value: a network (`10.0.0.0/8`, `fd00::/8`) or one address.
 pub fn parse_trusted_proxy(s: &str) -> Result<IpNet, String> {
@@ -96,15 +101,19 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// The client address of a request from `peer` carrying `headers` (see the module docs).
-pub(crate) fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> ClientAddr {
+pub(crate) fn client_addr(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+    header: ForwardedHeader,
+) -> ClientAddr {
     let peer = canonical(peer);
     if !is_trusted(trusted, peer) {
         return ClientAddr { ip: peer, forwarded: false };
     }
-    let hops = if headers.contains_key(&FORWARDED) {
-        forwarded_hops(headers)
-    } else {
-        x_forwarded_for_hops(headers)
+    let hops = match header {
+        ForwardedHeader::Forwarded => forwarded_hops(headers),
+        ForwardedHeader::XForwardedFor => x_forwarded_for_hops(headers),
     };
     // From the nearest hop outwards: past every trusted proxy to the first address that is not.
     let mut client = peer;
@@ -194,44 +203,59 @@ mod tests {
         ["10.0.0.0/8", "fd00::/8", "127.0.0.1"].iter().map(|p| parse_trusted_proxy(p).expect("net")).collect()
     }
 
+    const XFF: ForwardedHeader = ForwardedHeader::XForwardedFor;
+    const RFC: ForwardedHeader = ForwardedHeader::Forwarded;
+
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_claims() {
         let h = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=5.6.7.8")]);
-        let c = client_addr(ip("203.0.113.9"), &h, &proxies());
-        assert_eq!(c, ClientAddr { ip: ip("203.0.113.9"), forwarded: false });
-        assert_eq!(client_addr(ip("203.0.113.9"), &h, &[]).ip, ip("203.0.113.9"), "no proxy trusted");
+        for header in [XFF, RFC] {
+            let c = client_addr(ip("203.0.113.9"), &h, &proxies(), header);
+            assert_eq!(c, ClientAddr { ip: ip("203.0.113.9"), forwarded: false });
+            assert_eq!(client_addr(ip("203.0.113.9"), &h, &[], header).ip, ip("203.0.113.9"), "none trusted");
+        }
+    }
+
+    #[test]
+    fn only_the_header_the_proxies_write_is_read() {
+        // nginx appends to X-Forwarded-For and passes the client's own `Forwarded` on as sent.
+        let h = headers(&[("forwarded", "for=6.6.6.6"), ("x-forwarded-for", "198.51.100.7")]);
+        assert_eq!(client_addr(ip("10.0.0.1"), &h, &proxies(), XFF).ip, ip("198.51.100.7"));
+        // A proxy that writes `Forwarded` passes the client's own X-Forwarded-For on.
+        let h = headers(&[("forwarded", "for=198.51.100.7"), ("x-forwarded-for", "6.6.6.6")]);
+        assert_eq!(client_addr(ip("10.0.0.1"), &h, &proxies(), RFC).ip, ip("198.51.100.7"));
     }
 
     #[test]
     fn a_trusted_proxy_names_the_client() {
         let h = headers(&[("x-forwarded-for", "198.51.100.7, 10.1.2.3")]);
-        let c = client_addr(ip("10.0.0.1"), &h, &proxies());
+        let c = client_addr(ip("10.0.0.1"), &h, &proxies(), XFF);
         assert_eq!(c, ClientAddr { ip: ip("198.51.100.7"), forwarded: true });
         // A client that sends its own X-Forwarded-For cannot hide behind it: the walk stops
         // at the first address the proxies did not vouch for.
         let h = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7")]);
-        assert_eq!(client_addr(ip("10.0.0.1"), &h, &proxies()).ip, ip("198.51.100.7"));
+        assert_eq!(client_addr(ip("10.0.0.1"), &h, &proxies(), XFF).ip, ip("198.51.100.7"));
         // Several headers are one list.
         let h = headers(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "198.51.100.8")]);
-        assert_eq!(client_addr(ip("10.0.0.1"), &h, &proxies()).ip, ip("198.51.100.8"));
+        assert_eq!(client_addr(ip("10.0.0.1"), &h, &proxies(), XFF).ip, ip("198.51.100.8"));
     }
 
     #[test]
-    fn forwarded_wins_and_is_parsed_with_ports_and_brackets() {
+    fn forwarded_is_parsed_with_ports_and_brackets() {
         let h = headers(&[
             ("forwarded", r#"for="[2001:db8:cafe::17]:4711";proto=https, for=10.9.9.9"#),
             ("x-forwarded-for", "6.6.6.6"),
         ]);
-        let c = client_addr(ip("127.0.0.1"), &h, &proxies());
+        let c = client_addr(ip("127.0.0.1"), &h, &proxies(), RFC);
         assert_eq!(c.ip, ip("2001:db8:cafe::17"));
         let h = headers(&[("forwarded", "for=192.0.2.60:8080;by=203.0.113.43")]);
-        assert_eq!(client_addr(ip("10.0.0.1"), &h, &proxies()).ip, ip("192.0.2.60"));
+        assert_eq!(client_addr(ip("10.0.0.1"), &h, &proxies(), RFC).ip, ip("192.0.2.60"));
         // An obfuscated identifier ends the walk at the proxy that wrote it.
         let h = headers(&[("forwarded", "for=_hidden, for=10.2.2.2")]);
-        assert_eq!(client_addr(ip("10.0.0.1"), &h, &proxies()).ip, ip("10.2.2.2"));
+        assert_eq!(client_addr(ip("10.0.0.1"), &h, &proxies(), RFC).ip, ip("10.2.2.2"));
         // No header at all: the proxy itself.
         assert_eq!(
-            client_addr(ip("10.0.0.1"), &HeaderMap::new(), &proxies()),
+            client_addr(ip("10.0.0.1"), &HeaderMap::new(), &proxies(), XFF),
             ClientAddr { ip: ip("10.0.0.1"), forwarded: false }
         );
     }

@@ -11,10 +11,17 @@
 //! what it would have: a client that slows down when told recovers at once, one that keeps
 //! sending runs into debt, and once it owes a whole burst it is cut (4029, reconnect after a
 //! delay) before it can cost the hub or the other members anything more.
+//!
+//! Connections cost nothing to open, so a frame paid for here is also paid for out of its
+//! client address's budget, all its WebSockets together (`--address-frame-budget`, kept in
+//! `hub/limits.rs`): forty connections flooding at their own budget each are forty times one,
+//! and the address's budget is what stops them. A frame the address cannot pay for is refused
+//! the same way, and still costs its connection, so a connection that keeps sending is cut.
 
 use natter_protocol::ErrorCode;
 use tokio::time::Instant;
 
+use crate::address::AddrKey;
 use crate::hub::{Hub, Refusal};
 use crate::metrics::Limit;
 
@@ -91,12 +98,16 @@ pub(crate) enum Payment {
 }
 
 impl FrameBudget {
-    /// Pays `cost` bytes out of the hub's `--frame-budget`; `id` is the frame's client-made id,
-    /// for the refusal to carry.
-    pub(crate) fn pay(&mut self, hub: &Hub, cost: u64, id: Option<String>) -> Payment {
+    /// Pays `cost` bytes out of the hub's `--frame-budget`, then out of the budget of `addr`,
+    /// the connection's client address (`--address-frame-budget`); `id` is the frame's
+    /// client-made id, for the refusal to carry.
+    pub(crate) fn pay(&mut self, hub: &Hub, addr: AddrKey, cost: u64, id: Option<String>) -> Payment {
         let rate = hub.config().frame_budget;
         match self.spend(cost, rate, Instant::now()) {
-            Spent::Paid => Payment::Paid,
+            Spent::Paid => match hub.charge_address_frames(addr, cost) {
+                Ok(()) => Payment::Paid,
+                Err(r) => Payment::Refused(r.with_id(id)),
+            },
             Spent::Refused { wait_ms } => {
                 hub.metrics().limited(Limit::FrameBudget);
                 let mut r = Refusal::new(

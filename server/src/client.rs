@@ -87,7 +87,7 @@ impl Client {
         opened: Opened,
     ) -> Result<Client, Refusal> {
         let Opened { page, browser, since, addr, budget } = opened;
-        hub.attach_session(&who.conversation, since, &outbox, &who.member_id).await?;
+        hub.attach_session(&who.conversation, since, &outbox, &who.member_id, addr).await?;
         hub.greet_visitor(&who.conversation, &outbox).await;
         let renewals = Instant::now();
         Ok(Client { hub, outbox, who, page, browser, rooms: Joined::default(), addr, budget, renewals })
@@ -156,12 +156,16 @@ impl Client {
                 ErrorCode::Unauthorized,
                 "the fresh token is for another user; open a new connection to switch users",
             )),
-            Err(refusal) => {
-                // A token that does not verify ends the identity: the client must come back with
-                // a good one.
-                self.close_after_queue(close::UNAUTHORIZED, "identity token refused");
-                Err(refusal)
-            }
+            // A renewal that does not verify (garbled, expired, signed with another key) is the
+            // app's mistake, not the end of an identity that is still valid: the connection
+            // carries on with the token it has, and closes with 4401 when that one expires.
+            Err(refusal) => Err(Refusal::new(
+                refusal.code,
+                format!(
+                    "{}; this connection carries on with its current token until that expires",
+                    refusal.message
+                ),
+            )),
         }
     }
 
@@ -221,7 +225,7 @@ impl Client {
     /// refused (`rate_limited`, with how long to wait, naming the frame's `id` and `room`), or
     /// the connection owes so much that it is closed with 4029.
     fn pay(&mut self, cost: u64, id: Option<String>, room: Option<&str>) -> bool {
-        match self.budget.pay(&self.hub, cost, id) {
+        match self.budget.pay(&self.hub, self.addr, cost, id) {
             Payment::Paid => true,
             Payment::Refused(r) => {
                 self.refuse(r.in_room(room));
@@ -303,6 +307,7 @@ impl Client {
                 self.take_renewal()?;
                 self.hub.charge_address(self.addr)?;
                 self.renew(auth)?;
+                self.leave_rooms_no_longer_granted().await;
             }
             ClientMessage::User(send) => {
                 self.hub.charge_address(self.addr).map_err(|r| r.with_id(send.id.clone()))?;
@@ -310,7 +315,7 @@ impl Client {
                 // into another conversation.
                 let ack = self
                     .hub
-                    .post_user(&self.who, send, self.page.as_deref(), self.browser.as_deref())
+                    .post_user(&self.who, send, self.page.as_deref(), self.browser.as_deref(), self.addr)
                     .await?;
                 self.send(&ServerMessage::Ack(ack));
             }
@@ -386,6 +391,28 @@ impl Client {
             ClientMessage::ChainUpdate(r) => self.relay(r, false).await?,
         }
         Ok(())
+    }
+
+    /// After a renewal: a fresh token's `rooms` claim may be narrower than the one the rooms
+    /// were joined with. Each room it no longer covers is left (its members see `user_left`
+    /// where this was the member's last connection) and named to the client in a `forbidden`
+    /// error, as a join of it would be refused now.
+    async fn leave_rooms_no_longer_granted(&mut self) {
+        let identity = self.hub.identity();
+        let lost: Vec<(Arc<str>, Member, Refusal)> = self
+            .rooms
+            .iter()
+            .filter_map(|(room, member)| {
+                identity.may_join(&self.who, room).err().map(|r| (room.clone(), member.clone(), r))
+            })
+            .collect();
+        for (room, member, refusal) in lost {
+            self.rooms.remove(&room);
+            self.hub.leave_room(&room, &member, self.outbox.id).await;
+            let message =
+                format!("{}; your renewed token took it away, so this connection left it", refusal.message);
+            self.refuse(Refusal::new(refusal.code, message).in_room(Some(&room)));
+        }
     }
 
     async fn relay(&mut self, r: natter_protocol::RelaySend, cursor: bool) -> Result<(), Refusal> {

@@ -43,6 +43,13 @@ pub struct Config {
     #[arg(long = "trusted-proxy", env = "NATTER_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
     pub trusted_proxies: Vec<IpNet>,
 
+    /// Which header the `--trusted-proxy` proxies write the client's address into:
+    /// `x-forwarded-for` (nginx, Caddy, HAProxy's `option forwardfor`, cloud load balancers) or
+    /// `forwarded` (RFC 7239). Only that one is read: a proxy passes on whatever other header
+    /// the client sent, so reading both would let a client pick its own address.
+    #[arg(long, env = "NATTER_FORWARDED_HEADER", value_enum, default_value_t = ForwardedHeader::XForwardedFor)]
+    pub forwarded_header: ForwardedHeader,
+
     /// Shared secret for verifying HS256 identity tokens (JWTs) signed by the site's backend; at
     /// least 32 bytes (`openssl rand -hex 32`). Repeat the flag (or separate with commas in the
     /// variable; a secret cannot contain one) to accept several while rotating. See
@@ -121,6 +128,13 @@ pub struct Config {
     /// Most bytes of messages in one `history` answer; older missed ones are reported as a gap.
     #[arg(long, env = "NATTER_MAX_REPLAY_BYTES", default_value_t = 1_048_576)]
     pub max_replay_bytes: usize,
+
+    /// Most bytes of `history` answers the hub holds at once while they are written to clients
+    /// (a slow reader keeps its answer in memory until it has read it); one client address may
+    /// hold a quarter of it. Past it a resume is answered `unavailable` (or `rate_limited` for
+    /// the address's share) with a short `Retry-After`. 0 turns the cap off.
+    #[arg(long, env = "NATTER_MAX_REPLAY_IN_FLIGHT", default_value_t = 64 * 1_048_576)]
+    pub max_replay_in_flight: usize,
 
     /// Largest WebSocket frame / message accepted, in bytes; a bigger one closes the connection
     /// with 1009 without being read. Also the largest HTTP body.
@@ -226,6 +240,13 @@ pub struct Config {
     /// burst is closed with 4029. 0 turns this budget off.
     #[arg(long, env = "NATTER_FRAME_BUDGET", default_value_t = 1_048_576)]
     pub frame_budget: u64,
+
+    /// Bytes per second all the WebSockets of one client address together may make the hub
+    /// send, counted like `--frame-budget` (connections are free to open, so a budget per
+    /// connection alone is multiplied by every connection an address opens). Past a 4-second
+    /// burst their frames are refused (`rate_limited`). 0 turns this budget off.
+    #[arg(long, env = "NATTER_ADDRESS_FRAME_BUDGET", default_value_t = 8 * 1_048_576)]
+    pub address_frame_budget: u64,
 
     /// Rooms one client address may create per hour (a `join` of a room that does not exist,
     /// or a message posted to one over the HTTP fallback, creates it; so does a signed-in
@@ -381,6 +402,15 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// The header a trusted proxy names the client in (`--forwarded-header`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, …`, each proxy appending the peer it saw.
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1, …` (RFC 7239).
+    Forwarded,
+}
+
 /// Who may join rooms (`--room-access`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RoomAccess {
@@ -509,6 +539,7 @@ impl Config {
         // Every test client connects from 127.0.0.1, so budgets per client address would add
         // up across unrelated tests' tabs; the tests of those budgets turn them back on.
         c.address_rate_burst = 0;
+        c.address_frame_budget = 0;
         c.max_connections_per_address = Some(0);
         c.max_polls_per_address = 0;
         c.room_creations_per_hour = 0;
@@ -575,8 +606,13 @@ mod tests {
     fn public_internet_flags() {
         let c = Config::parse_from(["natter-hub"]);
         assert!(c.trusted_proxies.is_empty() && c.api_key.is_none() && c.max_connections.is_none());
+        assert_eq!(c.forwarded_header, ForwardedHeader::XForwardedFor);
+        let rfc = Config::parse_from(["natter-hub", "--forwarded-header", "forwarded"]);
+        assert_eq!(rfc.forwarded_header, ForwardedHeader::Forwarded);
         assert_eq!((c.max_context, c.ring_bytes, c.max_replay_bytes), (8192, 65_536, 1_048_576));
         assert_eq!((c.address_rate_per_sec, c.address_rate_burst, c.frame_budget), (50.0, 500, 1_048_576));
+        assert_eq!(c.address_frame_budget, 8 * 1_048_576);
+        assert_eq!(c.max_replay_in_flight, 64 * 1_048_576);
         assert_eq!(
             (c.max_polls, c.max_polls_per_address, c.max_connections_per_address),
             (10_000, 512, None)

@@ -143,8 +143,10 @@ pub(crate) fn client_of_request(
     headers: &HeaderMap,
 ) -> ClientAddr {
     let peer = extensions.get::<Peer>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.ip());
-    let client = client_addr(peer, headers, &hub.config().trusted_proxies);
-    if !client.forwarded && headers.contains_key("x-forwarded-for") {
+    let config = hub.config();
+    let client = client_addr(peer, headers, &config.trusted_proxies, config.forwarded_header);
+    let forwards = headers.contains_key("x-forwarded-for") || headers.contains_key("forwarded");
+    if forwards && !crate::address::is_trusted(&config.trusted_proxies, peer) {
         untrusted_forwarding(peer);
     }
     client
@@ -157,7 +159,7 @@ fn untrusted_forwarding(peer: IpAddr) {
     if !SAID.swap(true, Ordering::Relaxed) {
         tracing::warn!(
             %peer,
-            "a request carries X-Forwarded-For from a peer that is not a --trusted-proxy; budgets per address \
+            "a request carries X-Forwarded-For or Forwarded from a peer that is not a --trusted-proxy; budgets per address \
              count that peer, not the clients behind it. If it is your reverse proxy, start the hub with \
              --trusted-proxy {peer}"
         );

@@ -18,6 +18,8 @@ pub(crate) enum Limit {
     FrameBudget,
     /// `--frame-budget`: connections cut with 4029.
     FrameBudgetCut,
+    /// `--address-frame-budget`, all WebSockets of one client address together: frames refused.
+    AddressFrameBudget,
     /// `--max-connections`.
     Connections,
     /// `--max-connections-per-address`.
@@ -26,6 +28,10 @@ pub(crate) enum Limit {
     Polls,
     /// `--max-polls-per-address`.
     PollsPerAddress,
+    /// `--max-replay-in-flight`, all addresses together.
+    ReplayInFlight,
+    /// `--max-replay-in-flight`, one address's quarter.
+    ReplayInFlightPerAddress,
     /// `--max-conversations`, when no conversation could be forgotten.
     Conversations,
     /// `--room-creations-per-hour`.
@@ -34,23 +40,29 @@ pub(crate) enum Limit {
     Context,
     /// Identity-token renewals on one WebSocket (`auth` after the first).
     Renewals,
+    /// One address's quarter of the reply engine's places (the reply is shed to the fallback).
+    RepliesPerAddress,
 }
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 12] = [
+    pub(crate) const ALL: [Limit; 16] = [
         Limit::Session,
         Limit::Address,
         Limit::FrameBudget,
         Limit::FrameBudgetCut,
+        Limit::AddressFrameBudget,
         Limit::Connections,
         Limit::ConnectionsPerAddress,
         Limit::Polls,
         Limit::PollsPerAddress,
+        Limit::ReplayInFlight,
+        Limit::ReplayInFlightPerAddress,
         Limit::Conversations,
         Limit::RoomCreations,
         Limit::Context,
         Limit::Renewals,
+        Limit::RepliesPerAddress,
     ];
 
     /// The label value in `/metrics`.
@@ -60,14 +72,18 @@ impl Limit {
             Limit::Address => "address_rate",
             Limit::FrameBudget => "frame_budget",
             Limit::FrameBudgetCut => "frame_budget_cut",
+            Limit::AddressFrameBudget => "address_frame_budget",
             Limit::Connections => "connections",
             Limit::ConnectionsPerAddress => "connections_per_address",
             Limit::Polls => "polls",
             Limit::PollsPerAddress => "polls_per_address",
+            Limit::ReplayInFlight => "replay_in_flight",
+            Limit::ReplayInFlightPerAddress => "replay_in_flight_per_address",
             Limit::Conversations => "conversations",
             Limit::RoomCreations => "room_creations",
             Limit::Context => "context",
             Limit::Renewals => "renewals",
+            Limit::RepliesPerAddress => "replies_per_address",
         }
     }
 }
@@ -85,6 +101,8 @@ pub(crate) struct Gauges {
     pub(crate) reply_calls: usize,
     /// Replies waiting for a call slot.
     pub(crate) reply_waiting: usize,
+    /// Bytes of `--max-replay-in-flight` taken by history being read from the store.
+    pub(crate) replay_bytes: usize,
 }
 
 /// The hub's counters. Relaxed ordering throughout: each number is read on its own.
@@ -153,7 +171,7 @@ impl Metrics {
 
     /// The Prometheus text exposition, with the gauges the hub computes.
     pub(crate) fn render(&self, gauges: &Gauges) -> String {
-        let Gauges { conversations, rooms, ring_bytes, reply_calls, reply_waiting } = *gauges;
+        let Gauges { conversations, rooms, ring_bytes, reply_calls, reply_waiting, replay_bytes } = *gauges;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut out = String::with_capacity(2048);
         let mut one = |name: &str, kind: &str, help: &str, value: u64| {
@@ -230,6 +248,12 @@ impl Metrics {
             ring_bytes as u64,
         );
         one(
+            "natter_replay_bytes",
+            "gauge",
+            "Bytes of --max-replay-in-flight taken by history being read from the store.",
+            replay_bytes as u64,
+        );
+        one(
             "natter_conversations_evicted_total",
             "counter",
             "Idle conversations forgotten to stay under --max-conversations.",
@@ -265,9 +289,11 @@ mod tests {
             ring_bytes: 300,
             reply_calls: 3,
             reply_waiting: 0,
+            replay_bytes: 4096,
         });
         assert!(text.contains("natter_limited_total{limit=\"address_rate\"} 1\n"), "{text}");
         assert!(text.contains("natter_ring_bytes 300\n"), "{text}");
+        assert!(text.contains("natter_replay_bytes 4096\n"), "{text}");
         assert!(text.contains("natter_messages_in_total 3\n"), "{text}");
         assert!(text.contains("natter_errors_total{code=\"bad_json\"} 1\n"), "{text}");
         assert!(text.contains("natter_conversations 2\n"), "{text}");

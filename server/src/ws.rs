@@ -340,7 +340,7 @@ where
             _ => return None,
         };
         // Frames before `auth` draw on the connection's budget like every other frame.
-        match params.budget.pay(hub, budget::cost(len, 1), None) {
+        match params.budget.pay(hub, params.addr, budget::cost(len, 1), None) {
             Payment::Paid => {}
             Payment::Refused(r) => {
                 hub.metrics().refusal(r.code);

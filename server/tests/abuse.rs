@@ -10,11 +10,16 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser as _;
 use common::{session, Tab, TestHub, DEADLINE};
 use futures_util::{SinkExt, StreamExt};
+use natter_hub::store::memory::MemoryStore;
+use natter_hub::store::{
+    Appended, BoxFuture, ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError,
+};
 use natter_hub::Config;
 use natter_protocol::{close, ErrorCode, ServerMessage};
 use serde_json::{json, Value};
@@ -304,6 +309,55 @@ async fn forwarded_addresses_count_only_from_a_trusted_proxy() {
     assert_eq!(poll(6, "203.0.113.99").await, 429);
 }
 
+/// What nginx sends on for a client that adds a `Forwarded` header of its own: nginx appends
+/// the peer it saw to `X-Forwarded-For` and passes the client's `Forwarded` on untouched. A new
+/// made-up address in every request must not buy a new budget.
+#[tokio::test]
+async fn a_header_the_proxy_does_not_write_buys_no_budget() {
+    let mut config = Config::for_tests();
+    config.address_rate_burst = 3;
+    config.address_rate_per_sec = 0.1;
+    config.trusted_proxies = vec!["127.0.0.7/32".parse().expect("net")];
+    let hub = TestHub::with(config).await;
+    let proxy = http_from(loopback(7));
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let r = proxy
+            .post(hub.url("/api/chat/messages?session=spoof"))
+            .header("Forwarded", format!("for=198.51.100.{i}"))
+            .header("X-Forwarded-For", "203.0.113.77")
+            .json(&json!({"message": "hi"}))
+            .send()
+            .await
+            .expect("post");
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429, 429, 429], "one client, one budget");
+
+    // A proxy that writes RFC 7239 `Forwarded` is named with --forwarded-header forwarded; then
+    // a client's own X-Forwarded-For is what is passed on untouched, and ignored.
+    let mut config = Config::for_tests();
+    config.address_rate_burst = 3;
+    config.address_rate_per_sec = 0.1;
+    config.trusted_proxies = vec!["127.0.0.7/32".parse().expect("net")];
+    config.forwarded_header = natter_hub::config::ForwardedHeader::Forwarded;
+    let hub = TestHub::with(config).await;
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let r = proxy
+            .get(hub.url("/api/chat/poll?session=spoof"))
+            .header("X-Forwarded-For", format!("198.51.100.{i}"))
+            .header("Forwarded", "for=203.0.113.78")
+            .send()
+            .await
+            .expect("get");
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    let r = proxy.get(hub.url("/api/chat/poll?session=other")).header("Forwarded", "for=203.0.113.79");
+    assert_eq!(r.send().await.expect("get").status(), 200, "another client behind the proxy");
+}
+
 #[tokio::test]
 async fn long_polls_are_capped_per_address_and_in_all() {
     let mut config = Config::for_tests();
@@ -472,6 +526,140 @@ async fn rooms_made_by_messages_over_http_are_budgeted_too() {
 }
 
 // 3. Bytes nobody bounded.
+
+/// A store whose history reads wait while `open` is false: a read from a busy database,
+/// held still so a test can see what the hub holds meanwhile. Everything else is the memory
+/// store.
+struct HeldReads {
+    store: MemoryStore,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl HeldReads {
+    async fn gate(&self) {
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|o| *o).await;
+    }
+}
+
+impl Store for HeldReads {
+    fn append(&self, key: &ConversationKey, draft: Draft) -> BoxFuture<'_, Result<Appended, StoreError>> {
+        self.store.append(key, draft)
+    }
+
+    fn history(
+        &self,
+        key: &ConversationKey,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<HistoryPage, StoreError>> {
+        let key = key.clone();
+        Box::pin(async move {
+            self.gate().await;
+            self.store.history(&key, after, limit).await
+        })
+    }
+
+    fn recent(&self, key: &ConversationKey, limit: usize) -> BoxFuture<'_, Result<HistoryPage, StoreError>> {
+        let key = key.clone();
+        Box::pin(async move {
+            self.gate().await;
+            self.store.recent(&key, limit).await
+        })
+    }
+
+    fn publish_ephemeral(&self, event: Event) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.store.publish_ephemeral(event)
+    }
+
+    fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<Event> {
+        self.store.subscribe()
+    }
+
+    fn create_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.store.create_room(room)
+    }
+
+    fn room(&self, room: &str) -> BoxFuture<'_, Result<Option<RoomRecord>, StoreError>> {
+        self.store.room(room)
+    }
+
+    fn rooms(&self, after: Option<&str>, limit: usize) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>> {
+        self.store.rooms(after, limit)
+    }
+
+    fn expire_empty_rooms(
+        &self,
+        created_before: String,
+        keep: Vec<String>,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.store.expire_empty_rooms(created_before, keep)
+    }
+}
+
+/// Each resume is bounded by `--max-replay-bytes`, but nothing bounded how many were built at
+/// once: 300 polls from `after=0` at once from one address took a hub from 28 MB to 520 MB.
+/// A read from the store takes `--max-replay-bytes` of `--max-replay-in-flight` while it is
+/// built, an address at most a quarter of it.
+#[tokio::test]
+async fn history_being_built_is_capped_per_address_and_in_all() {
+    let mut config = Config::for_tests();
+    config.rate_burst = 0;
+    config.max_replay_in_flight = 4 * config.max_replay_bytes;
+    let (open, _) = tokio::sync::watch::channel(true);
+    let store = Arc::new(HeldReads { store: MemoryStore::new(), open: open.clone() });
+    let hub = TestHub::with_store(config, store).await;
+    let (mut writer, _) = hub.tab(&session("archivist")).await;
+    join(&mut writer, "archive", "W").await;
+    for i in 0..150 {
+        writer
+            .send(json!({"type": "chat", "room": "archive", "id": format!("a-{i}"), "message": "old news"}))
+            .await;
+    }
+    writer.until(|m| matches!(m, ServerMessage::Ack(a) if a.id == "a-149").then_some(())).await;
+
+    // From here every read from the store is held: each resume from the start (older than the
+    // ring) holds its share meanwhile.
+    open.send_replace(false);
+    let resume = |from: u8| {
+        let request =
+            http_from(loopback(from)).get(hub.url("/api/chat/poll?session=r&room=archive&after=0")).send();
+        tokio::spawn(async move { request.await.expect("poll") })
+    };
+    let answered_at_once = |task: tokio::task::JoinHandle<reqwest::Response>| async move {
+        tokio::time::timeout(DEADLINE, task)
+            .await
+            .expect("answered without waiting for the store")
+            .expect("task")
+    };
+    let limited = |name: &str| format!("natter_limited_total{{limit=\"{name}\"}}");
+    let share = 1_048_576;
+    let mut held = vec![resume(42)];
+    hub.wait_metric("natter_replay_bytes", share).await;
+    let second = answered_at_once(resume(42)).await;
+    assert_eq!(second.status(), 429, "one address holds at most a quarter");
+    assert!(second.headers().contains_key("retry-after"));
+    assert_eq!(hub.metric(&limited("replay_in_flight_per_address")).await, 1);
+    for (n, from) in [43, 44, 45].into_iter().enumerate() {
+        held.push(resume(from));
+        hub.wait_metric("natter_replay_bytes", (n as u64 + 2) * share).await;
+    }
+    let fifth = answered_at_once(resume(46)).await;
+    assert_eq!(fifth.status(), 503, "the hub builds at most --max-replay-in-flight at once");
+    assert_eq!(hub.metric(&limited("replay_in_flight")).await, 1);
+
+    // The store answers: every held resume gets its history, and the shares are back.
+    open.send_replace(true);
+    for task in held {
+        let r = task.await.expect("task");
+        assert_eq!(r.status(), 200);
+        let history: ServerMessage = r.json().await.expect("history");
+        assert!(matches!(history, ServerMessage::History(h) if h.messages.len() == 150));
+    }
+    assert_eq!(hub.metric("natter_replay_bytes").await, 0);
+    assert_eq!(answered_at_once(resume(42)).await.status(), 200);
+    assert_eq!(answered_at_once(resume(46)).await.status(), 200);
+}
 
 #[tokio::test]
 async fn context_is_capped_in_bytes_and_kept_as_text() {
@@ -699,6 +887,73 @@ async fn a_flooder_is_throttled_then_cut_and_the_room_stays() {
         let (id, _) = tab.until(chat_text).await;
         assert_eq!(id, "after");
     }
+}
+
+/// Connections are free to open, so a budget per connection alone is multiplied by every
+/// connection an address opens: sixteen tabs of one address, each flooding a room with typing
+/// well within its own budget, together send eight times what one may. Their address's budget
+/// refuses the excess; a member elsewhere sees a fraction of the flood and carries on.
+#[tokio::test]
+async fn many_connections_from_one_address_share_its_frame_budget() {
+    let mut config = Config::for_tests();
+    config.frame_budget = 64 * 1024;
+    config.address_frame_budget = 128 * 1024;
+    let hub = TestHub::with(config).await;
+    let mut honest = tab_from(&hub, loopback(30), &session("honest")).await;
+    join(&mut honest, "board", "H").await;
+    let mut other = tab_from(&hub, loopback(31), &session("other")).await;
+    join(&mut other, "board", "K").await;
+    let mut attackers = Vec::new();
+    for i in 0..16 {
+        let mut tab = tab_from(&hub, loopback(32), &session(&format!("attacker-{i}"))).await;
+        join(&mut tab, "board", &format!("A{i}")).await;
+        attackers.push(tab);
+    }
+    // Each typing frame reaches 18 members: about 5.5 KB of the budget. Thirty of them are
+    // 165 KB, within one connection's 256 KiB burst; sixteen connections send 2.6 MB, five
+    // times their address's burst.
+    let typing = json!({"type": "typing", "room": "board", "active": true}).to_string();
+    let rounds = 30;
+    for _ in 0..rounds {
+        for tab in &mut attackers {
+            tab.send_text(&typing).await;
+        }
+    }
+    hub.wait_metric("natter_limited_total{limit=\"address_frame_budget\"}", 1).await;
+    let refusal = attackers[15]
+        .until(|m| match m {
+            ServerMessage::Error(e) => Some(e),
+            _ => None,
+        })
+        .await;
+    assert_eq!(refusal.code, ErrorCode::RateLimited, "{refusal:?}");
+    assert!(refusal.retry_after_ms.is_some() && refusal.room.as_deref() == Some("board"), "{refusal:?}");
+    assert!(refusal.message.contains("your address"), "{}", refusal.message);
+    assert_eq!(
+        hub.metric("natter_limited_total{limit=\"frame_budget\"}").await,
+        0,
+        "no connection overspent"
+    );
+    // The honest members are still there, and got only part of the flood.
+    other.send(json!({"type": "chat", "room": "board", "id": "k-1", "message": "still here"})).await;
+    let mut relayed = 0;
+    loop {
+        match honest.recv().await {
+            ServerMessage::Typing(t) if t.from.as_ref().is_some_and(|m| m.name.as_deref() != Some("K")) => {
+                relayed += 1
+            }
+            ServerMessage::Chat(c) if c.id == "k-1" => break,
+            _ => {}
+        }
+    }
+    assert!(
+        relayed < rounds * attackers.len(),
+        "{relayed} of {} typing frames relayed",
+        rounds * attackers.len()
+    );
+    honest.send(json!({"type": "chat", "room": "board", "id": "h-1", "message": "me too"})).await;
+    assert_eq!(other.until(chat_text).await.0, "k-1");
+    assert_eq!(other.until(chat_text).await.0, "h-1");
 }
 
 /// Frames sent before `auth` (when the connection has not said who it is) draw on the same

@@ -436,6 +436,80 @@ async fn an_expiring_token_closes_with_4401_unless_renewed() {
     assert!(tab.expect_error(ErrorCode::Unauthorized).await.contains("another user"));
 }
 
+/// A renewal the hub cannot verify (garbled, or signed with another key) is the app's mistake,
+/// not the end of a still-valid identity: an `unauthorized` error, and the connection carries
+/// on with the token it has (and renews with a good one).
+#[tokio::test]
+async fn a_renewal_that_does_not_verify_is_refused_and_the_connection_carries_on() {
+    let hub = TestHub::with(secure_config()).await;
+    let (mut tab, _, _) = welcomed(&hub, json!({"token": hs256(&claims("ada"))})).await;
+    let other_key =
+        sign(Algorithm::HS256, &EncodingKey::from_secret(b"another key, 32 bytes or longer"), &claims("ada"));
+    for bad in ["not.a.token".to_owned(), other_key] {
+        tab.send(json!({"type": "auth", "token": bad})).await;
+        let message = tab.expect_error(ErrorCode::Unauthorized).await;
+        assert!(message.contains("carries on with its current token"), "{message}");
+        tab.ping_works().await;
+    }
+    tab.say("after-bad-renewals", "still here").await;
+    tab.until(|m| matches!(m, ServerMessage::Ack(_)).then_some(())).await;
+    tab.send(json!({"type": "auth", "token": hs256(&claims("ada"))})).await;
+    tab.until(|m| matches!(m, ServerMessage::Welcome(_)).then_some(())).await;
+}
+
+/// A renewed token whose `rooms` claim is narrower takes the rooms it no longer covers away:
+/// the connection leaves them (their members see it go) and is told which, in a `forbidden`
+/// error naming the room; the rooms still covered go on.
+#[tokio::test]
+async fn a_narrower_rooms_claim_on_renewal_leaves_the_rooms_it_no_longer_covers() {
+    let hub = TestHub::with(secure_config()).await;
+    let mut wide = claims("ada");
+    wide["rooms"] = json!(["proj-*"]);
+    let (mut ada, welcome, _) = welcomed(&hub, json!({"token": hs256(&wide)})).await;
+    let (mut bob, _, _) = welcomed(&hub, json!({"token": hs256(&claims("bob"))})).await;
+    bob.send(json!({"type": "join", "room": "proj-2"})).await;
+    assert!(matches!(bob.recv_data().await, ServerMessage::RoomInfo(_)));
+    bob.expect_history().await;
+    for room in ["proj-1", "proj-2"] {
+        ada.send(json!({"type": "join", "room": room})).await;
+        assert!(matches!(ada.recv_data().await, ServerMessage::RoomInfo(_)), "{room}");
+        ada.expect_history().await;
+    }
+    let joined = bob
+        .until(|m| match m {
+            ServerMessage::UserJoined(p) => Some(p),
+            _ => None,
+        })
+        .await;
+    assert_eq!(joined.user.id, welcome.member);
+
+    let mut narrow = claims("ada");
+    narrow["rooms"] = json!(["proj-1"]);
+    ada.send(json!({"type": "auth", "token": hs256(&narrow)})).await;
+    assert!(matches!(ada.recv_data().await, ServerMessage::Welcome(_)));
+    let ServerMessage::Error(e) = ada.recv_data().await else { panic!("an error naming the room left") };
+    assert_eq!((e.code, e.room.as_deref()), (ErrorCode::Forbidden, Some("proj-2")), "{}", e.message);
+    let left = bob
+        .until(|m| match m {
+            ServerMessage::UserLeft(p) => Some(p),
+            _ => None,
+        })
+        .await;
+    assert_eq!(left.user.id, welcome.member);
+    // Not a member of proj-2 any more; proj-1 goes on.
+    ada.send(json!({"type": "chat", "room": "proj-2", "id": "c-1", "message": "still here?"})).await;
+    assert!(ada.expect_error(ErrorCode::NotInRoom).await.contains("proj-2"));
+    ada.send(json!({"type": "chat", "room": "proj-1", "id": "c-2", "message": "hello"})).await;
+    let ack = ada
+        .until(|m| match m {
+            ServerMessage::Ack(a) => Some(a),
+            ServerMessage::Error(e) => panic!("{e:?}"),
+            _ => None,
+        })
+        .await;
+    assert_eq!((ack.id.as_str(), ack.room.as_deref()), ("c-2", Some("proj-1")));
+}
+
 /// Renewing a token on an open connection draws on a budget of its own: a page that calls
 /// `identify()` on every route change is served, a loop of renewals (each a signature check
 /// and a `welcome`) is refused with `rate_limited` and how long to wait, the flooding

@@ -390,11 +390,11 @@ async fn backend_calls_are_capped_hub_wide_and_past_the_queue_the_fallback_answe
     c.reply_concurrency = 2;
     c.reply_queue = 3;
     let hub = Hub::start(c).await;
-    // Twelve visitors, each a fresh session (no per-session budget applies).
-    let client = reqwest::Client::new();
+    // Twelve visitors, each a fresh session (no per-session budget applies), each from an
+    // address of their own (one address gets a quarter of the places: see the next test).
     let sessions: Vec<String> = (0..12).map(|i| session(&format!("fresh-{i}"))).collect();
-    for s in &sessions {
-        let sent = client
+    for (i, s) in sessions.iter().enumerate() {
+        let sent = from_address(70 + i as u8)
             .post(format!("http://{}/api/chat/messages", hub.addr))
             .json(&json!({"sessionId": s, "id": "m-1", "message": "hello"}))
             .send()
@@ -438,6 +438,67 @@ async fn backend_calls_are_capped_hub_wide_and_past_the_queue_the_fallback_answe
     assert_eq!(webhook.peak.load(Ordering::SeqCst), 2, "never more than --reply-concurrency calls at once");
     assert_eq!(hub.metric("natter_reply_calls").await, 0);
     assert_eq!(hub.metric("natter_reply_failures_total").await, 0);
+    hub.stop(Vec::new()).await;
+}
+
+/// An HTTP client whose connections come from 127.0.0.`last`.
+fn from_address(last: u8) -> reqwest::Client {
+    let ip = std::net::IpAddr::from([127, 0, 0, last]);
+    reqwest::Client::builder().local_address(ip).build().expect("client")
+}
+
+/// Sessions are free, so one client address could take every call slot and queue place with
+/// messages from fresh sessions, and every other visitor got the fallback at once. One address
+/// holds at most a quarter of the places; past it its own replies are shed.
+#[tokio::test]
+async fn one_address_takes_at_most_a_quarter_of_the_reply_engine() {
+    let webhook = held_webhook().await;
+    let mut c = config(ReplyBackend::Webhook);
+    c.webhook_url = Some(format!("http://{}/hook", webhook.addr));
+    c.reply_timeout = Duration::from_secs(120);
+    c.reply_concurrency = 4;
+    c.reply_queue = 4;
+    let hub = Hub::start(c).await;
+    let attacker = from_address(90);
+    for i in 0..8 {
+        let sent = attacker
+            .post(format!("http://{}/api/chat/messages", hub.addr))
+            .json(&json!({"sessionId": session(&format!("flood-{i}")), "id": "m-1", "message": "hello"}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(sent.status(), 200);
+    }
+    // Two places (a quarter of 4 + 4) for the attacker's address; its other six are shed.
+    let start = tokio::time::Instant::now();
+    while hub.metric("natter_reply_shed_total").await < 6 || webhook.in_flight.load(Ordering::SeqCst) < 2 {
+        assert!(start.elapsed() < DEADLINE, "never 2 calls and 6 shed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A visitor elsewhere still gets the backend's answer, not the fallback.
+    let honest = session("honest-visitor");
+    let sent = from_address(91)
+        .post(format!("http://{}/api/chat/messages", hub.addr))
+        .json(&json!({"sessionId": honest, "id": "m-1", "message": "is my plan ready?"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(sent.status(), 200);
+    while webhook.in_flight.load(Ordering::SeqCst) < 3 {
+        assert!(start.elapsed() < DEADLINE, "the honest visitor's call never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hub.metric("natter_reply_shed_total").await, 6);
+    let limited = reqwest::get(format!("http://{}/metrics", hub.addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(limited.contains("natter_limited_total{limit=\"replies_per_address\"} 6"), "{limited}");
+    webhook.release.add_permits(100);
+    let history = bot_messages(&hub.addr, &honest, 1).await;
+    assert_eq!(history[0], "webhook: is my plan ready?");
     hub.stop(Vec::new()).await;
 }
 

@@ -298,7 +298,7 @@ mod tests {
             for (name, en) in &all {
                 let t = map[*name].as_str().unwrap_or_else(|| panic!("{lang}.{name} is a string"));
                 assert!(!t.trim().is_empty(), "{lang}.{name} is not blank");
-                for slot in ["{n}", "{a}"] {
+                for slot in ["{n}", "{a}", "{b}"] {
                     assert_eq!(t.contains(slot), en.contains(slot), "{lang}.{name} keeps {slot}");
                 }
             }

@@ -39,7 +39,7 @@ use natter_protocol::{close, ErrorCode, ErrorFrame, History, ServerMessage};
 #[cfg(feature = "rooms")]
 use {
     natter_protocol::Member,
-    rooms::{RelayKind, RoomEffect, RoomNotice, Rooms},
+    rooms::{RelayKind, RoomNotice, Rooms},
 };
 
 /// Delay before re-sending after a network failure of an HTTP send, or a retryable refusal
@@ -535,12 +535,7 @@ impl Model {
                 // Frames about rooms are the rooms'; the rest (without rooms: every frame) is
                 // the support conversation's.
                 #[cfg(feature = "rooms")]
-                let message = {
-                    let mut rfx = Vec::new();
-                    let rest = self.rooms.receive(message, &mut rfx);
-                    room_effects(rfx, fx);
-                    rest
-                };
+                let message = self.rooms.receive(message, fx);
                 #[cfg(not(feature = "rooms"))]
                 let message = Some(message);
                 if let Some(message) = message {
@@ -566,7 +561,14 @@ impl Model {
             self.identity.session_refused();
             fx.push(Effect::SaveSession);
         } else if self.identity.token.is_some() {
-            self.link.hold(fx);
+            // The answer to a renewal sent on the open socket: the hub could not verify the
+            // fresh token, and the connection carries on with the one it was welcomed with
+            // (closed with 4401 when that expires, which holds the link then), so only the
+            // page is asked for a good one. Any other refusal holds the link at once.
+            let answers_renewal = self.link.is_live() && std::mem::take(&mut self.identity.renewal_sent);
+            if !answers_renewal {
+                self.link.hold(fx);
+            }
             if self.identity.token_refused() {
                 fx.push(Effect::RenewToken { reason: e.message.clone() });
             }
@@ -613,6 +615,7 @@ impl Model {
                 self.start_over(true);
             }
         } else if self.link.is_live() {
+            self.identity.renewal_sent = true;
             fx.push(Effect::Authenticate { after: self.log.last_seq });
             // A socket that looks live may be dead (the renewal often comes after a sleep):
             // make it answer, so that a dead one is replaced, with the fresh token, at once.
@@ -647,9 +650,7 @@ impl Model {
         self.log.fail_waiting(fx);
         #[cfg(feature = "rooms")]
         {
-            let mut rfx = Vec::new();
-            self.rooms.fail_waiting(&mut rfx);
-            room_effects(rfx, fx);
+            self.rooms.fail_waiting(fx);
         }
         self.start_over(false);
     }
@@ -777,52 +778,44 @@ impl Model {
     /// A room call of the page.
     #[cfg(feature = "rooms")]
     fn room(&mut self, call: RoomCall, fx: &mut Vec<Effect>) {
-        let mut rfx = Vec::new();
         let rooms = &mut self.rooms;
         match call {
             RoomCall::Join { room, name, saved } => {
-                rooms.join(room, name, saved, &mut rfx);
+                rooms.join(room, name, saved, fx);
             }
             RoomCall::Leave { room } => {
-                rooms.leave(&room, &mut rfx);
+                rooms.leave(&room, fx);
             }
             RoomCall::Send { room, out } => {
-                rooms.send(&room, out, &mut rfx);
+                rooms.send(&room, out, fx);
             }
             RoomCall::Retry { room, id } => {
-                rooms.retry(&room, &id, &mut rfx);
+                rooms.retry(&room, &id, fx);
             }
             RoomCall::Typing { room, active } => {
-                rooms.typing(&room, active, &mut rfx);
+                rooms.typing(&room, active, fx);
             }
             RoomCall::Relay { room, kind, data } => {
-                rooms.relay(&room, kind, data, &mut rfx);
+                rooms.relay(&room, kind, data, fx);
             }
-            RoomCall::Read { room } => rooms.mark_read(&room, &mut rfx),
-            RoomCall::Watch { room } => rooms.watch(room, &mut rfx),
+            RoomCall::Read { room } => rooms.mark_read(&room, fx),
+            RoomCall::Watch { room } => rooms.watch(room, fx),
         }
-        room_effects(rfx, fx);
     }
 
     fn timer_fired(&mut self, timer: Timer, fx: &mut Vec<Effect>) {
         match timer {
             #[cfg(feature = "rooms")]
             Timer::RoomResend => {
-                let mut rfx = Vec::new();
-                self.rooms.resend(&mut rfx);
-                room_effects(rfx, fx);
+                self.rooms.resend(fx);
             }
             #[cfg(feature = "rooms")]
             Timer::RoomTyping => {
-                let mut rfx = Vec::new();
-                self.rooms.typing_expired(&mut rfx);
-                room_effects(rfx, fx);
+                self.rooms.typing_expired(fx);
             }
             #[cfg(feature = "rooms")]
             Timer::RoomPoll => {
-                let mut rfx = Vec::new();
-                self.rooms.repoll(&mut rfx);
-                room_effects(rfx, fx);
+                self.rooms.repoll(fx);
             }
             Timer::Typing => self.log.typing_expired(),
             Timer::Resend => self.flush(fx),
@@ -892,22 +885,16 @@ impl Model {
             Event::Room(call) => self.room(call, fx),
             #[cfg(feature = "rooms")]
             Event::RoomPollDone { room, poll, history } => {
-                let mut rfx = Vec::new();
-                self.rooms.poll_done(&room, poll, history, &mut rfx);
-                room_effects(rfx, fx);
+                self.rooms.poll_done(&room, poll, history, fx);
             }
             #[cfg(feature = "rooms")]
             Event::RoomPosted { room, id, reply } => {
-                let mut rfx = Vec::new();
-                self.rooms.posted(&room, &id, reply, &mut rfx);
-                room_effects(rfx, fx);
+                self.rooms.posted(&room, &id, reply, fx);
             }
             #[cfg(feature = "rooms")]
             Event::Relayed { socket, room, kind, from, data } => {
                 if self.link.heard(socket) != Heard::Stale {
-                    let mut rfx = Vec::new();
-                    self.rooms.relayed(&room, kind, from, data, &mut rfx);
-                    room_effects(rfx, fx);
+                    self.rooms.relayed(&room, kind, from, data, fx);
                 }
             }
             Event::SessionElsewhere { session } => {
@@ -922,22 +909,6 @@ impl Model {
         if !self.link.is_live() {
             self.liveness.stop(fx);
         }
-    }
-}
-
-/// Turns what the rooms want into the model's effects.
-#[cfg(feature = "rooms")]
-fn room_effects(rfx: Vec<RoomEffect>, fx: &mut Vec<Effect>) {
-    for e in rfx {
-        fx.push(match e {
-            RoomEffect::Send(out) => Effect::SendRoom(out),
-            RoomEffect::Notify { room, notice } => Effect::Notify(Notice::Room { room, notice }),
-            RoomEffect::ResendAfter { ms } => Effect::StartTimer { timer: Timer::RoomResend, ms },
-            RoomEffect::TypingTimer { ms } => Effect::StartTimer { timer: Timer::RoomTyping, ms },
-            RoomEffect::Http(request) => Effect::RoomHttp(request),
-            RoomEffect::RepollAfter { ms } => Effect::StartTimer { timer: Timer::RoomPoll, ms },
-            RoomEffect::SaveOutbox { room } => Effect::SaveRoomOutbox { room },
-        });
     }
 }
 
@@ -990,13 +961,11 @@ pub(crate) fn update(model: &mut Model, event: Event) -> Vec<Effect> {
     // a socket goes live, long-polled while HTTP carries it, waiting while nothing does.
     #[cfg(feature = "rooms")]
     if model.link.transport() != transport {
-        let mut rfx = Vec::new();
         match model.link.transport() {
-            link::Transport::WebSocket => model.rooms.link_up(&mut rfx),
-            link::Transport::Http => model.rooms.http_up(&mut rfx),
-            link::Transport::None => model.rooms.link_down(&mut rfx),
+            link::Transport::WebSocket => model.rooms.link_up(&mut fx),
+            link::Transport::Http => model.rooms.http_up(&mut fx),
+            link::Transport::None => model.rooms.link_down(&mut fx),
         }
-        room_effects(rfx, &mut fx);
     }
     model.follow_conversation();
     if model.attention().watching {

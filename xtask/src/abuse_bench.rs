@@ -42,7 +42,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             "--only" => only = Some(it.next().context("--only needs a list like 1,2a")?.clone()),
             "-h" | "--help" => {
                 println!(
-                    "usage: cargo xtask bench abuse [--quick] [--no-pin] [--hub PATH] [--only 1,2a,2b,3,4,5,6,7,8,9]"
+                    "usage: cargo xtask bench abuse [--quick] [--no-pin] [--hub PATH] [--only 1,2a,2b,3,3b,4,5,6,6b,7,8,9]"
                 );
                 return Ok(());
             }

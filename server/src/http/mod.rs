@@ -65,7 +65,7 @@ pub(crate) async fn post_message(
     let page: Option<String> =
         q.page.filter(|p| !p.is_empty()).map(|p| p.chars().take(MAX_PAGE_CHARS).collect());
     let browser = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let ack = hub.post_user(&who, send, page.as_deref(), browser).await?;
+    let ack = hub.post_user(&who, send, page.as_deref(), browser, client_of(&extensions).key()).await?;
     Ok(with_session(&who, Json(ServerMessage::Ack(ack)).into_response()))
 }
 
@@ -118,8 +118,9 @@ pub(crate) async fn poll(
         }
         None => ConversationKey::Session(who.conversation.clone()),
     };
-    let _held = hub.hold_poll(client_of(&extensions).key())?;
-    let history = hub.poll(key, since).await?;
+    let addr = client_of(&extensions).key();
+    let _held = hub.hold_poll(addr)?;
+    let history = hub.poll(key, since, addr).await?;
     Ok(with_session(&who, Json(ServerMessage::History(history)).into_response()))
 }
 

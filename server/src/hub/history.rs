@@ -12,6 +12,7 @@ use super::lifecycle::WaitingPoll;
 use super::ring::weight;
 use super::rooms::Joining;
 use super::{Hub, Outbox, Refusal};
+use crate::address::AddrKey;
 use crate::store::{ConversationKey, HistoryPage, StoreError};
 
 /// What a connection wants on attach: a resume point or the recent history.
@@ -35,9 +36,10 @@ impl Hub {
         since: Since,
         outbox: &Outbox,
         member_id: &Arc<str>,
+        addr: AddrKey,
     ) -> Result<(), Refusal> {
         let key = ConversationKey::Session(session.clone());
-        self.attach(&key, since, Some((outbox, member_id)), None).await.map(|_| ())
+        self.attach(&key, since, Some((outbox, member_id)), None, addr).await.map(|_| ())
     }
 
     /// Unsubscribes a connection from its session's conversation.
@@ -52,8 +54,14 @@ impl Hub {
 
     /// A conversation's history after `since`, without subscribing: the HTTP long-poll of a
     /// session's conversation or of a room. Waits up to `--poll-timeout` when nothing is newer
-    /// than `after`.
-    pub(crate) async fn poll(&self, key: ConversationKey, since: Since) -> Result<History, Refusal> {
+    /// than `after`. `addr` is the client's address, whose share of `--max-replay-in-flight` a
+    /// read from the store takes while it lasts.
+    pub(crate) async fn poll(
+        &self,
+        key: ConversationKey,
+        since: Since,
+        addr: AddrKey,
+    ) -> Result<History, Refusal> {
         let mut delivered = {
             let mut state = self.lock();
             // Starting at 0 loses nothing: what was delivered before this point is in the
@@ -63,7 +71,7 @@ impl Hub {
                 .get_or_insert_with(|| watch::Sender::new(0))
                 .subscribe()
         };
-        let (history, _) = self.attach(&key, since, None, None).await?;
+        let (history, _) = self.attach(&key, since, None, None, addr).await?;
         let Since::After(after) = since else { return Ok(history) };
         if !history.messages.is_empty() || !history.complete {
             return Ok(history);
@@ -79,7 +87,7 @@ impl Hub {
                 _ = super::stopped(&mut shutdown) => {}
             }
         }
-        self.attach(&key, since, None, None).await.map(|(h, _)| h)
+        self.attach(&key, since, None, None, addr).await.map(|(h, _)| h)
     }
 
     /// The newest seq of `key`: from the ring when it knows, else from the store.
@@ -98,12 +106,19 @@ impl Hub {
     /// subscriber of `key` in the same critical section and queues `room_info` (for a join) and
     /// the history, so no live frame can overtake them or fall between them. Returns the
     /// history and whether the member is new in the room on this hub.
+    ///
+    /// A read from the store may build up to `--max-replay-bytes` of history: it first takes
+    /// that much of `--max-replay-in-flight` for `addr` (see `hub::limits`), and gives it back
+    /// once the answer is queued (a connection) or returned (a poll). Without it, 300 resumes
+    /// from `after=0` at once from one address took a hub from 28 MB to 520 MB. The ring's
+    /// answers, at most `--ring-bytes`, need none.
     pub(super) async fn attach(
         &self,
         key: &ConversationKey,
         since: Since,
         subscribe: Option<(&Outbox, &Arc<str>)>,
         mut joining: Option<Joining<'_>>,
+        addr: AddrKey,
     ) -> Result<(History, bool), Refusal> {
         let room = match key {
             ConversationKey::Room(r) => Some(r.to_string()),
@@ -120,6 +135,7 @@ impl Hub {
                 return Ok((history, first));
             }
         }
+        let _reserved = self.hold_replay(addr, self.shared.config.max_replay_bytes)?;
         for _ in 0..ATTACH_ATTEMPTS {
             let mut page = self.fetch(key, since).await?;
             let mut state = self.lock();

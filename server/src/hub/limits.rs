@@ -1,7 +1,9 @@
 //! Budgets per client address and the caps on what the hub holds at once: how many requests an
-//! address may make (`--address-rate-*`), rooms it may create (`--room-creations-per-hour`),
+//! address may make (`--address-rate-*`), how many bytes its WebSockets together may make the
+//! hub send (`--address-frame-budget`), rooms it may create (`--room-creations-per-hour`),
 //! connections it may hold open (`--max-connections-per-address`), long-polls it and everyone
-//! together may hold (`--max-polls-per-address`, `--max-polls`).
+//! together may hold (`--max-polls-per-address`, `--max-polls`), and bytes of `history`
+//! answers being written to it and to everyone (`--max-replay-in-flight`).
 //!
 //! Sessions are free to make, so a budget per session alone stops nobody; these are kept by the
 //! client's address as [`crate::address`] judges it. Rates are GCRA buckets per address
@@ -28,16 +30,23 @@ use crate::metrics::Limit;
 /// How long a client refused for holding too much is asked to wait.
 const HELD_RETRY: Duration = Duration::from_secs(5);
 
+/// Seconds of `--address-frame-budget` an address may spend at once.
+const FRAME_BURST_SECONDS: u32 = 4;
+
 /// See the module docs.
 pub(crate) struct Limits {
     /// Requests per address; `None` when `--address-rate-burst` is 0.
     requests: Option<DefaultKeyedRateLimiter<AddrKey>>,
     /// Room creations per address per hour; `None` when `--room-creations-per-hour` is 0.
     rooms: Option<DefaultKeyedRateLimiter<AddrKey>>,
+    /// Bytes of frames per address, one cell a byte; `None` when `--address-frame-budget` is 0.
+    frames: Option<DefaultKeyedRateLimiter<AddrKey>>,
     /// What each address holds open now; an address holding nothing has no entry.
     held: Mutex<HashMap<AddrKey, Held>>,
     /// Long-polls held now, all addresses together.
     polls: Mutex<usize>,
+    /// Bytes of `history` answers not yet written, all addresses together.
+    replay: Mutex<usize>,
     /// `--max-connections-per-address` in force (see `Config::connections_per_address`); 0 for
     /// no limit.
     connections_per_address: usize,
@@ -54,6 +63,16 @@ impl std::fmt::Debug for Limits {
 struct Held {
     connections: u32,
     polls: u32,
+    /// Bytes of `history` answers being written to it.
+    replay: usize,
+    /// Its visitors' replies calling the reply engine or waiting for a call slot.
+    replies: u32,
+}
+
+impl Held {
+    fn is_empty(&self) -> bool {
+        self.connections == 0 && self.polls == 0 && self.replay == 0 && self.replies == 0
+    }
 }
 
 /// What a [`Slot`] holds.
@@ -63,6 +82,11 @@ pub(crate) enum Hold {
     Connection,
     /// A held long-poll (counted per address and in all).
     Poll,
+    /// This many bytes of a `history` answer being written (per address and in all).
+    Replay(usize),
+    /// A reply calling the engine or waiting for a call slot (per address; the hub-wide cap
+    /// is the reply gate's).
+    Reply,
 }
 
 impl Limits {
@@ -78,14 +102,34 @@ impl Limits {
             Quota::with_period(Duration::from_secs(3600) / n.get())
                 .map(|q| RateLimiter::keyed(q.allow_burst(n)))
         });
+        // A byte a cell, four seconds' worth as the burst, like `--frame-budget` (the cells are
+        // a u32: a budget over 1 GiB a second is as good as none).
+        let frames = NonZeroU32::new(u32::try_from(config.address_frame_budget).unwrap_or(u32::MAX / 4))
+            .and_then(|rate| {
+                let burst = NonZeroU32::new(rate.get().saturating_mul(FRAME_BURST_SECONDS))?;
+                Some(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)))
+            });
         let global = crate::accept::connection_limit(config.max_connections);
         let connections_per_address = config.connections_per_address(global);
-        Limits { requests, rooms, held: Mutex::default(), polls: Mutex::new(0), connections_per_address }
+        Limits {
+            requests,
+            rooms,
+            frames,
+            held: Mutex::default(),
+            polls: Mutex::new(0),
+            replay: Mutex::new(0),
+            connections_per_address,
+        }
     }
 
     /// `--max-connections-per-address` in force; 0 for no limit.
     pub(crate) fn connections_per_address(&self) -> usize {
         self.connections_per_address
+    }
+
+    /// Bytes of `--max-replay-in-flight` taken now.
+    pub(crate) fn replay_bytes(&self) -> usize {
+        *self.replay.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<AddrKey, Held>> {
@@ -94,7 +138,7 @@ impl Limits {
 
     /// Forgets addresses whose buckets are full again (housekeeping).
     pub(super) fn purge(&self) {
-        for limiter in [&self.requests, &self.rooms].into_iter().flatten() {
+        for limiter in [&self.requests, &self.rooms, &self.frames].into_iter().flatten() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -104,6 +148,12 @@ impl Limits {
 /// Takes one token of `limiter` for `key`; `Err(wait)` when there is none.
 fn take(limiter: &DefaultKeyedRateLimiter<AddrKey>, key: &AddrKey) -> Result<(), Duration> {
     limiter.check_key(key).map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+}
+
+/// The burst of `--address-frame-budget` `rate`, in bytes, as the limiter holds it.
+fn limiter_burst(rate: u64) -> u64 {
+    let rate = u32::try_from(rate).unwrap_or(u32::MAX / 4);
+    u64::from(rate.saturating_mul(FRAME_BURST_SECONDS))
 }
 
 fn wait_ms(wait: Duration) -> u64 {
@@ -133,6 +183,34 @@ impl Hub {
             r.retry_after_ms = Some(ms);
             r
         })
+    }
+
+    /// Takes `cost` bytes from the frame budget of `addr`'s WebSockets together
+    /// (`--address-frame-budget`); a frame costing more than the whole burst takes the burst.
+    /// `Err` is the `rate_limited` refusal saying how long to wait.
+    pub(crate) fn charge_address_frames(&self, addr: AddrKey, cost: u64) -> Result<(), Refusal> {
+        let Some(limiter) = &self.shared.limits.frames else { return Ok(()) };
+        let burst = limiter_burst(self.shared.config.address_frame_budget);
+        let cells =
+            NonZeroU32::new(u32::try_from(cost.min(burst)).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+        let wait = match limiter.check_key_n(&addr, cells) {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(not_until)) => not_until.wait_time_from(limiter.clock().now()),
+            // More than the burst: cannot happen (clamped above); refuse for a whole burst.
+            Err(_) => Duration::from_secs(u64::from(FRAME_BURST_SECONDS)),
+        };
+        self.shared.metrics.limited(Limit::AddressFrameBudget);
+        let ms = wait_ms(wait);
+        let mut r = Refusal::new(
+            ErrorCode::RateLimited,
+            format!(
+                "the connections from your address together are sending more than the hub relays for one address \
+                 ({} bytes per second, counting each frame once per recipient); wait {ms} ms",
+                self.shared.config.address_frame_budget
+            ),
+        );
+        r.retry_after_ms = Some(ms);
+        Err(r)
     }
 
     /// Takes one room creation from `addr`'s budget (`--room-creations-per-hour`).
@@ -212,7 +290,80 @@ impl Hub {
     }
 }
 
-/// One connection or long-poll of an address, counted while this lives.
+impl Hub {
+    /// Holds `bytes` of a `history` answer to `addr` (`--max-replay-in-flight`, a quarter of it
+    /// per address) for as long as the slot lives: the slot goes with the answer's bytes and is
+    /// dropped when they have been written (see `hub::fanout::encode_held`).
+    pub(crate) fn hold_replay(&self, addr: AddrKey, bytes: usize) -> Result<Slot, Refusal> {
+        let max = self.shared.config.max_replay_in_flight;
+        let limits = &self.shared.limits;
+        let mut total = limits.replay.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = limits.held();
+        let entry = held.entry(addr).or_default();
+        if max > 0 {
+            // Always room for one answer when nothing else is held, however large.
+            let per_address = (max / 4).max(1);
+            let refusal = if entry.replay > 0 && entry.replay + bytes > per_address {
+                self.shared.metrics.limited(Limit::ReplayInFlightPerAddress);
+                Some(Refusal::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "history answers to your address still being written come to {} bytes, the most \
+                         one address may have (a quarter of --max-replay-in-flight); read them, then ask again",
+                        entry.replay
+                    ),
+                ))
+            } else if *total > 0 && *total + bytes > max {
+                self.shared.metrics.limited(Limit::ReplayInFlight);
+                Some(Refusal::new(
+                    ErrorCode::Unavailable,
+                    format!("the hub is writing its most history at once ({max} bytes); ask again shortly"),
+                ))
+            } else {
+                None
+            };
+            if let Some(mut r) = refusal {
+                if entry.is_empty() {
+                    held.remove(&addr);
+                }
+                r.retry_after_ms = Some(REPLAY_RETRY_MS);
+                return Err(r);
+            }
+        }
+        entry.replay += bytes;
+        *total += bytes;
+        Ok(Slot { hub: self.clone(), addr, hold: Hold::Replay(bytes) })
+    }
+}
+
+impl Hub {
+    /// Holds one of the places of `addr`'s visitors in the reply engine (calling or waiting
+    /// for a call slot): a quarter of `--reply-concurrency` + `--reply-queue`, so one address
+    /// sending from fresh sessions cannot take every call and queue place and leave everybody
+    /// else the fallback. `None` when its quarter is taken: this reply is shed.
+    pub(crate) fn hold_reply(&self, addr: AddrKey) -> Option<Slot> {
+        let config = &self.shared.config;
+        let share =
+            u32::try_from(((config.reply_concurrency + config.reply_queue) / 4).max(1)).unwrap_or(u32::MAX);
+        let mut held = self.shared.limits.held();
+        let entry = held.entry(addr).or_default();
+        if entry.replies >= share {
+            if entry.is_empty() {
+                held.remove(&addr);
+            }
+            drop(held);
+            self.shared.metrics.limited(Limit::RepliesPerAddress);
+            return None;
+        }
+        entry.replies += 1;
+        Some(Slot { hub: self.clone(), addr, hold: Hold::Reply })
+    }
+}
+
+/// How long a client refused for history still being written is asked to wait.
+const REPLAY_RETRY_MS: u64 = 1000;
+
+/// One connection, long-poll or answer being written to an address, counted while this lives.
 #[derive(Debug)]
 #[must_use = "the count is given back when the slot is dropped"]
 pub(crate) struct Slot {
@@ -224,17 +375,26 @@ pub(crate) struct Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         let limits = &self.hub.shared.limits;
-        if self.hold == Hold::Poll {
-            let mut total = limits.polls.lock().unwrap_or_else(|p| p.into_inner());
-            *total = total.saturating_sub(1);
+        match self.hold {
+            Hold::Poll => {
+                let mut total = limits.polls.lock().unwrap_or_else(|p| p.into_inner());
+                *total = total.saturating_sub(1);
+            }
+            Hold::Replay(bytes) => {
+                let mut total = limits.replay.lock().unwrap_or_else(|p| p.into_inner());
+                *total = total.saturating_sub(bytes);
+            }
+            Hold::Connection | Hold::Reply => {}
         }
         let mut held = limits.held();
         if let Some(entry) = held.get_mut(&self.addr) {
             match self.hold {
                 Hold::Connection => entry.connections = entry.connections.saturating_sub(1),
                 Hold::Poll => entry.polls = entry.polls.saturating_sub(1),
+                Hold::Replay(bytes) => entry.replay = entry.replay.saturating_sub(bytes),
+                Hold::Reply => entry.replies = entry.replies.saturating_sub(1),
             }
-            if entry.connections == 0 && entry.polls == 0 {
+            if entry.is_empty() {
                 held.remove(&self.addr);
             }
         }

@@ -274,6 +274,7 @@ impl Hub {
             ring_bytes,
             reply_calls: self.shared.reply_gate.in_flight(),
             reply_waiting: self.shared.reply_gate.waiting(),
+            replay_bytes: self.limits().replay_bytes(),
         }
     }
 }

@@ -12,6 +12,7 @@ use natter_protocol::{
 
 use super::inbox::Visit;
 use super::{Hub, Refusal};
+use crate::address::AddrKey;
 use crate::clock::now_rfc3339;
 use crate::identity::Principal;
 use crate::metrics::Metrics;
@@ -22,13 +23,15 @@ impl Hub {
     /// WebSocket and the HTTP fallback; `page` is the connection's page, used as context when the
     /// message brings none, and `browser` its `User-Agent` (shown to operators). A signed-in
     /// user's message carries their verified name as `author`. The bot answers unless the
-    /// conversation was handed to a person and an operator is online.
+    /// conversation was handed to a person and an operator is online. `addr` is the sender's
+    /// client address, whose share of the reply engine the reply takes.
     pub(crate) async fn post_user(
         &self,
         who: &Principal,
         send: UserSend,
         page: Option<&str>,
         browser: Option<&str>,
+        addr: AddrKey,
     ) -> Result<Ack, Refusal> {
         let conversation = &who.conversation;
         self.check_message(&send.id, &send.message)?;
@@ -71,7 +74,7 @@ impl Hub {
                 let record =
                     hub.record_activity(&conversation, &stored, Role::User, Vec::new(), Some(&visit)).await;
                 if !(record.is_some_and(|r| r.handoff) && hub.available()) {
-                    hub.reply_to(key, stored, verified).await;
+                    hub.reply_to(key, stored, verified, addr).await;
                 }
             });
         }

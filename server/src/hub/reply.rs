@@ -1,6 +1,7 @@
 //! Running the reply engine for a visitor's stored message: the bot's typing indicator on
 //! (renewed while a slow answer streams), a call slot from the hub's [`CallGate`] (or the
-//! fallback at once when every slot is taken and the queue is full), the engine asked with the
+//! fallback at once when every slot is taken and the queue is full, or when the sender's client
+//! address holds its quarter of the slots and the queue already), the engine asked with the
 //! conversation so far under one deadline for the whole reply (`--reply-timeout`), its answer
 //! (or the fallback) clipped to `--max-text` and stored as a `bot` message, the indicator off.
 //!
@@ -25,6 +26,7 @@ use natter_protocol::{ConversationMessage, Role, ServerMessage, TypingNotice};
 use tokio::time::Instant;
 
 use super::Hub;
+use crate::address::AddrKey;
 use crate::clock::now_rfc3339;
 use crate::identity::VerifiedUser;
 use crate::metrics::Metrics;
@@ -60,6 +62,7 @@ impl Hub {
         key: ConversationKey,
         user: ConversationMessage,
         verified: Option<Arc<VerifiedUser>>,
+        addr: AddrKey,
     ) {
         self.publish(key.clone(), bot_typing(true), None).await;
         let started = Instant::now();
@@ -83,6 +86,8 @@ impl Hub {
         };
         let outcome = {
             let work = async {
+                // The sender's address first: its quarter of the places, then a place.
+                let Some(_share) = self.hold_reply(addr) else { return Outcome::Shed };
                 let Ok(_slot) = self.shared.reply_gate.enter().await else {
                     return Outcome::Shed;
                 };

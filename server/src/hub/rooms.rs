@@ -68,7 +68,7 @@ impl Hub {
         let key = ConversationKey::Room(room.clone());
         let member_id: Arc<str> = member.id.as_str().into();
         let joining = Joining { member, record: &record, remote };
-        let (_, first) = self.attach(&key, since, Some((outbox, &member_id)), Some(joining)).await?;
+        let (_, first) = self.attach(&key, since, Some((outbox, &member_id)), Some(joining), creator).await?;
         if first && self.announces_presence(&key) {
             let notice = ServerMessage::UserJoined(presence(room, member));
             self.publish(key, notice, Some(member.id.clone())).await;

@@ -96,6 +96,11 @@ test('the rooms panel by keyboard: join by name, chat, presence and typing, unre
     await expect(phone.p.log.locator('.msg')).toHaveCount(2);
     await expect(bob.p.members).toHaveText([/Ada|Bob|Cy/, /Ada|Bob|Cy/, /Ada|Bob|Cy/]);
     await phone.page.screenshot({ path: 'artifacts/rooms-panel-phone.png' });
+    // Two typing at once are both named (not "Bob and 1 more").
+    await ada.p.rooms.filter({ hasText: 'design-review' }).click();
+    await bob.page.evaluate(() => window.natter.rooms.find((r) => r.id === 'design-review').typing(true));
+    await phone.page.evaluate(() => window.natter.rooms[0].typing(true));
+    await expect(ada.p.typing).toHaveText(/^(Bob and Cy|Cy and Bob) are typing…$/);
     await phone.context.close();
   } finally {
     for (const who of [ada, bob]) await who.context.close().catch(() => {});

@@ -27,6 +27,9 @@ pub(crate) struct Identity {
     pub token: Option<String>,
     /// The page has been asked for a fresh token and has not given one yet.
     pub renewing: bool,
+    /// A fresh token went to the hub on the open socket and has not been answered: a refusal
+    /// now answers the renewal, and the connection carries on with the token it has.
+    pub renewal_sent: bool,
     /// The signed-in user the hub verified: `(id, name)`.
     pub user: Option<(String, Option<String>)>,
     /// Which conversation the last `welcome` opened: `(true, user id)` or `(false, session)`.
@@ -62,6 +65,7 @@ impl Identity {
 
     /// Reads a `welcome`.
     pub(super) fn welcomed(&mut self, w: &Welcome) -> Welcomed {
+        self.renewal_sent = false;
         let mut new_session = false;
         if let Some(s) = &w.session {
             new_session = self.session.as_deref() != Some(s.as_str());

@@ -24,11 +24,13 @@
 //!   room is being watched, and never the visitor's own.
 //!
 //! It knows nothing about sockets, JSON or the DOM: it reads decoded hub frames and says what to
-//! write ([`RoomOut`]) and what to tell the page ([`RoomNotice`]) through [`RoomEffect`]s.
+//! write ([`RoomOut`]) and what to tell the page ([`RoomNotice`]) through the model's
+//! [`Effect`]s (pushed straight into the model's list: an effect type of their own, converted
+//! afterwards, cost a conversion and a second drop glue in the wasm).
 
 use crate::outbox::{Outbox, OutboxEntry};
 use crate::state::log::Delivery;
-use crate::state::Outgoing;
+use crate::state::{Effect, Notice, Outgoing, Timer};
 use natter_protocol::{
     validate_room_id, ErrorCode, ErrorFrame, History, Member, RoomInfo, RoomMessage, ServerMessage,
 };
@@ -49,6 +51,12 @@ const MESSAGES_KEPT: usize = 1_000;
 /// How many ids of a room's stored messages are remembered for cleaning its outbox in storage,
 /// which the site's other tabs share.
 const DONE_KEPT: usize = 100;
+
+/// How long to wait before trying again after the retryable refusal `e`: what the hub asks
+/// (at most a minute), else [`RESEND_DELAY_MS`].
+fn retry_delay(e: &ErrorFrame) -> u32 {
+    e.retry_after_ms.map_or(RESEND_DELAY_MS, |ms| ms.min(60_000) as u32)
+}
 
 /// Which relayed collaboration payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,27 +170,6 @@ pub(crate) enum RoomNotice {
     Error { code: ErrorCode, message: String },
 }
 
-/// What the rooms want done.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum RoomEffect {
-    /// Write this frame now.
-    Send(RoomOut),
-    /// Tell the page about `room`.
-    Notify { room: String, notice: RoomNotice },
-    /// Call [`Rooms::resend`] after `ms` milliseconds.
-    ResendAfter { ms: u32 },
-    /// Call [`Rooms::typing_expired`] after `ms` milliseconds (restarting a running one).
-    TypingTimer { ms: u32 },
-    /// Do this over HTTP.
-    Http(RoomHttp),
-    /// Call [`Rooms::repoll`] after `ms` milliseconds (a room's long-poll failed).
-    RepollAfter { ms: u32 },
-    /// Persist the outbox of `room` ([`Room::outbox_entries`] and [`Room::done`]), so that what
-    /// the visitor wrote there survives a reload; a room no longer joined is removed from
-    /// storage.
-    SaveOutbox { room: String },
-}
-
 /// A call that waits for the join to be confirmed.
 #[derive(Debug, Clone, PartialEq)]
 enum Queued {
@@ -257,43 +244,43 @@ impl Room {
         }
     }
 
-    fn start_poll(&mut self, next: &mut u32, fx: &mut Vec<RoomEffect>) {
+    fn start_poll(&mut self, next: &mut u32, fx: &mut Vec<Effect>) {
         if self.poll.is_some() || self.status != RoomStatus::Http {
             return;
         }
         *next += 1;
         self.poll = Some(*next);
-        fx.push(RoomEffect::Http(RoomHttp::Poll {
+        fx.push(Effect::RoomHttp(RoomHttp::Poll {
             room: self.id.clone(),
             poll: *next,
             after: self.last_seq,
         }));
     }
 
-    fn stop_poll(&mut self, fx: &mut Vec<RoomEffect>) {
+    fn stop_poll(&mut self, fx: &mut Vec<Effect>) {
         if self.poll.take().is_some() {
-            fx.push(RoomEffect::Http(RoomHttp::StopPoll { room: self.id.clone() }));
+            fx.push(Effect::RoomHttp(RoomHttp::StopPoll { room: self.id.clone() }));
         }
         self.posting = None;
     }
 
     /// Posts the oldest waiting message, if none is in flight.
-    fn post_next(&mut self, fx: &mut Vec<RoomEffect>) {
+    fn post_next(&mut self, fx: &mut Vec<Effect>) {
         if self.posting.is_some() || self.status != RoomStatus::Http {
             return;
         }
         if let Some(e) = self.outbox.first_sendable() {
             self.posting = Some(e.id.clone());
             let (room, name) = (self.id.clone(), self.name.clone());
-            fx.push(RoomEffect::Http(RoomHttp::Post { room, out: e.into(), name }));
+            fx.push(Effect::RoomHttp(RoomHttp::Post { room, out: e.into(), name }));
         }
     }
 
-    fn note(&self, notice: RoomNotice, fx: &mut Vec<RoomEffect>) {
-        fx.push(RoomEffect::Notify { room: self.id.clone(), notice });
+    fn note(&self, notice: RoomNotice, fx: &mut Vec<Effect>) {
+        fx.push(Effect::Notify(Notice::Room { room: self.id.clone(), notice }));
     }
 
-    fn set_status(&mut self, status: RoomStatus, fx: &mut Vec<RoomEffect>) {
+    fn set_status(&mut self, status: RoomStatus, fx: &mut Vec<Effect>) {
         if self.status != status {
             self.status = status;
             self.note(RoomNotice::Status(status), fx);
@@ -313,28 +300,28 @@ impl Room {
     }
 
     /// Everything the outbox holds that is not failed, in typing order.
-    fn send_outbox(&self, fx: &mut Vec<RoomEffect>) {
+    fn send_outbox(&self, fx: &mut Vec<Effect>) {
         for e in self.outbox.sendable() {
-            fx.push(RoomEffect::Send(self.chat_frame(e.into())));
+            fx.push(Effect::SendRoom(self.chat_frame(e.into())));
         }
     }
 
     /// The join is confirmed: what waited goes out, in call order.
-    fn flush(&mut self, fx: &mut Vec<RoomEffect>) {
+    fn flush(&mut self, fx: &mut Vec<Effect>) {
         self.send_outbox(fx);
         let room = self.id.clone();
         for q in std::mem::take(&mut self.queued) {
-            fx.push(RoomEffect::Send(match q {
+            fx.push(Effect::SendRoom(match q {
                 Queued::Typing(active) => RoomOut::Typing { room: room.clone(), active },
                 Queued::Update(data) => RoomOut::Relay { room: room.clone(), kind: RelayKind::Update, data },
             }));
         }
         if let Some(data) = self.cursor.take() {
-            fx.push(RoomEffect::Send(RoomOut::Relay { room, kind: RelayKind::Cursor, data }));
+            fx.push(Effect::SendRoom(RoomOut::Relay { room, kind: RelayKind::Cursor, data }));
         }
     }
 
-    fn set_delivery(&mut self, id: &str, delivery: Delivery, seq: Option<u64>, fx: &mut Vec<RoomEffect>) {
+    fn set_delivery(&mut self, id: &str, delivery: Delivery, seq: Option<u64>, fx: &mut Vec<Effect>) {
         let Some(m) = self.messages.iter_mut().find(|m| m.id == id) else { return };
         let seq = seq.or(m.seq);
         if m.delivery == delivery && m.seq == seq {
@@ -350,12 +337,12 @@ impl Room {
         self.outbox.entries()
     }
 
-    fn save_outbox(&self, fx: &mut Vec<RoomEffect>) {
-        fx.push(RoomEffect::SaveOutbox { room: self.id.clone() });
+    fn save_outbox(&self, fx: &mut Vec<Effect>) {
+        fx.push(Effect::SaveRoomOutbox { room: self.id.clone() });
     }
 
     /// Takes `id` out of the outbox for good (stored, or dropped); returns whether it was there.
-    fn take_out(&mut self, id: &str, fx: &mut Vec<RoomEffect>) -> bool {
+    fn take_out(&mut self, id: &str, fx: &mut Vec<Effect>) -> bool {
         if !self.outbox.acknowledge(id) {
             return false;
         }
@@ -369,7 +356,7 @@ impl Room {
 
     /// What a previous page of the site left in this room's outbox: shown as the visitor's
     /// (pending, or failed as it was left), sent once the join is confirmed.
-    fn restore(&mut self, saved: Vec<OutboxEntry>, me: Option<&str>, fx: &mut Vec<RoomEffect>) {
+    fn restore(&mut self, saved: Vec<OutboxEntry>, me: Option<&str>, fx: &mut Vec<Effect>) {
         for e in saved {
             if self.outbox.contains(&e.id) || self.messages.iter().any(|m| m.id == e.id) {
                 continue;
@@ -389,7 +376,7 @@ impl Room {
         }
     }
 
-    fn acknowledged(&mut self, id: &str, seq: u64, fx: &mut Vec<RoomEffect>) {
+    fn acknowledged(&mut self, id: &str, seq: u64, fx: &mut Vec<Effect>) {
         self.take_out(id, fx);
         self.see_seq(seq);
         self.set_delivery(id, Delivery::Sent, Some(seq), fx);
@@ -405,14 +392,7 @@ impl Room {
     }
 
     /// A stored `chat`; `live` unless it is part of the room as first loaded.
-    fn stored(
-        &mut self,
-        m: RoomMessage,
-        me: Option<&str>,
-        live: bool,
-        watching: bool,
-        fx: &mut Vec<RoomEffect>,
-    ) {
+    fn stored(&mut self, m: RoomMessage, me: Option<&str>, live: bool, watching: bool, fx: &mut Vec<Effect>) {
         self.see_seq(m.seq);
         let mine_by_outbox = self.take_out(&m.id, fx);
         if self.messages.iter().any(|x| x.id == m.id) {
@@ -451,7 +431,7 @@ impl Room {
         }
     }
 
-    fn info(&mut self, info: RoomInfo, me: Option<&str>, fx: &mut Vec<RoomEffect>) {
+    fn info(&mut self, info: RoomInfo, me: Option<&str>, fx: &mut Vec<Effect>) {
         self.title = info.name;
         // How the hub shows the visitor here: their own messages, pending ones included, are
         // shown as the others see them.
@@ -476,7 +456,7 @@ impl Room {
         self.flush(fx);
     }
 
-    fn presence(&mut self, member: Member, joined: bool, fx: &mut Vec<RoomEffect>) {
+    fn presence(&mut self, member: Member, joined: bool, fx: &mut Vec<Effect>) {
         let known = self.members.iter().position(|m| m.id == member.id);
         match (joined, known) {
             (true, None) => {
@@ -495,25 +475,32 @@ impl Room {
         self.note(RoomNotice::Presence { member, joined }, fx);
     }
 
-    fn stop_typing(&mut self, member_id: &str, fx: &mut Vec<RoomEffect>) {
+    /// Nobody is typing any more (as far as this tab can know).
+    fn clear_typing(&mut self, fx: &mut Vec<Effect>) {
+        for member in std::mem::take(&mut self.typing) {
+            self.note(RoomNotice::Typing { member, active: false }, fx);
+        }
+    }
+
+    fn stop_typing(&mut self, member_id: &str, fx: &mut Vec<Effect>) {
         if let Some(i) = self.typing.iter().position(|t| t.id == member_id) {
             let member = self.typing.remove(i);
             self.note(RoomNotice::Typing { member, active: false }, fx);
         }
     }
 
-    fn typing_notice(&mut self, member: Member, active: bool, fx: &mut Vec<RoomEffect>) {
+    fn typing_notice(&mut self, member: Member, active: bool, fx: &mut Vec<Effect>) {
         if !active {
             return self.stop_typing(&member.id, fx);
         }
-        fx.push(RoomEffect::TypingTimer { ms: TYPING_TIMEOUT_MS });
+        fx.push(Effect::StartTimer { timer: Timer::RoomTyping, ms: TYPING_TIMEOUT_MS });
         if !self.typing.iter().any(|t| t.id == member.id) {
             self.typing.push(member.clone());
             self.note(RoomNotice::Typing { member, active: true }, fx);
         }
     }
 
-    fn history(&mut self, h: History, me: Option<&str>, watching: bool, fx: &mut Vec<RoomEffect>) {
+    fn history(&mut self, h: History, me: Option<&str>, watching: bool, fx: &mut Vec<Effect>) {
         let live = self.history_loaded;
         self.history_loaded = true;
         let empty = h.messages.is_empty();
@@ -539,7 +526,7 @@ impl Room {
     /// The hub refused the join for good: the room is `refused` and says why; what waited to be
     /// said there fails (the visitor may retry it by hand if the room is joined again), and the
     /// typing, updates and cursor that waited are dropped.
-    fn refuse(&mut self, code: ErrorCode, message: String, fx: &mut Vec<RoomEffect>) {
+    fn refuse(&mut self, code: ErrorCode, message: String, fx: &mut Vec<Effect>) {
         self.set_status(RoomStatus::Refused, fx);
         let waiting: Vec<String> = self.outbox.sendable().map(|e| e.id.clone()).collect();
         for id in &waiting {
@@ -555,10 +542,10 @@ impl Room {
     }
 
     /// A refusal of the visitor's message `id`; retryable ones are re-sent later, a few times.
-    fn refused(&mut self, id: &str, e: &ErrorFrame, fx: &mut Vec<RoomEffect>) {
+    fn refused(&mut self, id: &str, e: &ErrorFrame, fx: &mut Vec<Effect>) {
         if e.code.is_retryable() && self.outbox.refused(id) < REFUSALS_BEFORE_FAILED {
-            let ms = e.retry_after_ms.map_or(RESEND_DELAY_MS, |ms| ms.min(60_000) as u32);
-            fx.push(RoomEffect::ResendAfter { ms });
+            let ms = retry_delay(e);
+            fx.push(Effect::StartTimer { timer: Timer::RoomResend, ms });
             return;
         }
         self.outbox.set_failed(id, true);
@@ -614,7 +601,7 @@ impl Rooms {
         id: String,
         name: Option<String>,
         saved: Vec<OutboxEntry>,
-        fx: &mut Vec<RoomEffect>,
+        fx: &mut Vec<Effect>,
     ) -> bool {
         let live = self.live;
         if validate_room_id(&id).is_err() {
@@ -649,7 +636,7 @@ impl Rooms {
         let mut next = self.next_poll;
         if let Some(room) = self.get_mut(&id) {
             if live {
-                fx.push(RoomEffect::Send(room.join_frame()));
+                fx.push(Effect::SendRoom(room.join_frame()));
             } else if http {
                 room.set_status(RoomStatus::Http, fx);
                 room.start_poll(&mut next, fx);
@@ -662,14 +649,14 @@ impl Rooms {
 
     /// The page leaves `id`: told to the hub if the link is up (a dropped link has left it
     /// already), and forgotten with whatever was still waiting, in storage too.
-    pub(crate) fn leave(&mut self, id: &str, fx: &mut Vec<RoomEffect>) -> bool {
+    pub(crate) fn leave(&mut self, id: &str, fx: &mut Vec<Effect>) -> bool {
         let Some(at) = self.list.iter().position(|r| r.id == id) else { return false };
         let mut room = self.list.remove(at);
         if !room.outbox.entries().is_empty() {
             room.save_outbox(fx);
         }
         if self.live && room.status != RoomStatus::Refused {
-            fx.push(RoomEffect::Send(RoomOut::Leave { room: room.id.clone() }));
+            fx.push(Effect::SendRoom(RoomOut::Leave { room: room.id.clone() }));
         }
         room.stop_poll(fx);
         room.set_status(RoomStatus::Left, fx);
@@ -682,7 +669,7 @@ impl Rooms {
     /// The visitor writes `out` in room `id`: shown as pending at once, sent now if the room is
     /// joined, else when it is. Returns `false` (nothing happens) for blank text, an unknown
     /// or refused room, or an id already used.
-    pub(crate) fn send(&mut self, id: &str, out: Outgoing, fx: &mut Vec<RoomEffect>) -> bool {
+    pub(crate) fn send(&mut self, id: &str, out: Outgoing, fx: &mut Vec<Effect>) -> bool {
         let me = self.me.clone();
         let Some(room) = self.get_mut(id) else { return false };
         if room.status == RoomStatus::Refused
@@ -713,7 +700,7 @@ impl Rooms {
         room.messages.push(line.clone());
         room.note(RoomNotice::Message(line), fx);
         match room.status {
-            RoomStatus::Joined => fx.push(RoomEffect::Send(room.chat_frame(out))),
+            RoomStatus::Joined => fx.push(Effect::SendRoom(room.chat_frame(out))),
             RoomStatus::Http => room.post_next(fx),
             _ => {}
         }
@@ -722,7 +709,7 @@ impl Rooms {
 
     /// The visitor asks to retry their failed message `id` in room `room` (not in a room the
     /// hub refused: it would wait there for ever).
-    pub(crate) fn retry(&mut self, room: &str, id: &str, fx: &mut Vec<RoomEffect>) -> bool {
+    pub(crate) fn retry(&mut self, room: &str, id: &str, fx: &mut Vec<Effect>) -> bool {
         let Some(r) = self.get_mut(room) else { return false };
         if r.status == RoomStatus::Refused || !r.outbox.set_failed(id, false) {
             return false;
@@ -731,7 +718,7 @@ impl Rooms {
         r.set_delivery(id, Delivery::Pending, None, fx);
         if r.status == RoomStatus::Joined {
             if let Some(e) = r.outbox.entries().iter().find(|e| e.id == id) {
-                fx.push(RoomEffect::Send(r.chat_frame(e.into())));
+                fx.push(Effect::SendRoom(r.chat_frame(e.into())));
             }
         }
         r.post_next(fx);
@@ -740,10 +727,10 @@ impl Rooms {
 
     /// The visitor starts or stops typing in `id`. Before the join is confirmed only the
     /// latest state waits.
-    pub(crate) fn typing(&mut self, id: &str, active: bool, fx: &mut Vec<RoomEffect>) -> bool {
+    pub(crate) fn typing(&mut self, id: &str, active: bool, fx: &mut Vec<Effect>) -> bool {
         let Some(room) = self.get_mut(id) else { return false };
         if room.status == RoomStatus::Joined {
-            fx.push(RoomEffect::Send(RoomOut::Typing { room: room.id.clone(), active }));
+            fx.push(Effect::SendRoom(RoomOut::Typing { room: room.id.clone(), active }));
         } else {
             room.queued.retain(|q| !matches!(q, Queued::Typing(_)));
             room.queued.push(Queued::Typing(active));
@@ -753,16 +740,10 @@ impl Rooms {
 
     /// A `cursor_position` or `chain_update` from the page (`data`: JSON text). Before the join
     /// is confirmed, updates wait in order and only the latest cursor waits.
-    pub(crate) fn relay(
-        &mut self,
-        id: &str,
-        kind: RelayKind,
-        data: String,
-        fx: &mut Vec<RoomEffect>,
-    ) -> bool {
+    pub(crate) fn relay(&mut self, id: &str, kind: RelayKind, data: String, fx: &mut Vec<Effect>) -> bool {
         let Some(room) = self.get_mut(id) else { return false };
         if room.status == RoomStatus::Joined {
-            fx.push(RoomEffect::Send(RoomOut::Relay { room: room.id.clone(), kind, data }));
+            fx.push(Effect::SendRoom(RoomOut::Relay { room: room.id.clone(), kind, data }));
             return true;
         }
         match kind {
@@ -787,7 +768,7 @@ impl Rooms {
     /// Another person uses the widget from now on (a login as someone else, a logout): what
     /// the previous one typed and the hub has not stored fails, rather than going out under the
     /// next one's name. The rooms stay joined; the next connection joins them as the new person.
-    pub(crate) fn fail_waiting(&mut self, fx: &mut Vec<RoomEffect>) {
+    pub(crate) fn fail_waiting(&mut self, fx: &mut Vec<Effect>) {
         for room in &mut self.list {
             let waiting: Vec<String> = room.outbox.entries().iter().map(|e| e.id.clone()).collect();
             for id in waiting {
@@ -799,7 +780,7 @@ impl Rooms {
     }
 
     /// The visitor has seen everything in `id`.
-    pub(crate) fn mark_read(&mut self, id: &str, fx: &mut Vec<RoomEffect>) {
+    pub(crate) fn mark_read(&mut self, id: &str, fx: &mut Vec<Effect>) {
         if let Some(room) = self.get_mut(id) {
             if room.unread != 0 {
                 room.unread = 0;
@@ -809,7 +790,7 @@ impl Rooms {
     }
 
     /// The room the visitor is looking at (or none); it is read at once.
-    pub(crate) fn watch(&mut self, id: Option<String>, fx: &mut Vec<RoomEffect>) {
+    pub(crate) fn watch(&mut self, id: Option<String>, fx: &mut Vec<Effect>) {
         if let Some(id) = &id {
             self.mark_read(id, fx);
         }
@@ -818,19 +799,19 @@ impl Rooms {
 
     /// The link carries the connection again (the hub welcomed a new socket): every room not
     /// refused is joined again, resuming after its newest `seq`.
-    pub(crate) fn link_up(&mut self, fx: &mut Vec<RoomEffect>) {
+    pub(crate) fn link_up(&mut self, fx: &mut Vec<Effect>) {
         self.http_down(fx);
         self.live = true;
         for room in &self.list {
             if matches!(room.status, RoomStatus::Joining | RoomStatus::Rejoining) {
-                fx.push(RoomEffect::Send(room.join_frame()));
+                fx.push(Effect::SendRoom(room.join_frame()));
             }
         }
     }
 
     /// The link is on the HTTP fallback and it answers: every room not refused is long-polled
     /// (resuming after its newest `seq`) and its waiting messages are posted.
-    pub(crate) fn http_up(&mut self, fx: &mut Vec<RoomEffect>) {
+    pub(crate) fn http_up(&mut self, fx: &mut Vec<Effect>) {
         if self.http {
             return;
         }
@@ -848,7 +829,7 @@ impl Rooms {
     }
 
     /// The HTTP fallback stopped carrying the rooms (it failed, or the WebSocket is back).
-    fn http_down(&mut self, fx: &mut Vec<RoomEffect>) {
+    fn http_down(&mut self, fx: &mut Vec<Effect>) {
         if !self.http {
             return;
         }
@@ -867,7 +848,7 @@ impl Rooms {
         room: &str,
         poll: u32,
         history: Option<History>,
-        fx: &mut Vec<RoomEffect>,
+        fx: &mut Vec<Effect>,
     ) {
         let me = self.me.clone();
         let watching = self.is_watched(room);
@@ -882,13 +863,13 @@ impl Rooms {
                 r.history(h, me.as_deref(), watching, fx);
                 r.start_poll(&mut next, fx);
             }
-            None => fx.push(RoomEffect::RepollAfter { ms: RESEND_DELAY_MS }),
+            None => fx.push(Effect::StartTimer { timer: Timer::RoomPoll, ms: RESEND_DELAY_MS }),
         }
         self.next_poll = next;
     }
 
     /// Polls again every room on HTTP whose long-poll failed.
-    pub(crate) fn repoll(&mut self, fx: &mut Vec<RoomEffect>) {
+    pub(crate) fn repoll(&mut self, fx: &mut Vec<Effect>) {
         let mut next = self.next_poll;
         for room in &mut self.list {
             room.start_poll(&mut next, fx);
@@ -902,7 +883,7 @@ impl Rooms {
         room: &str,
         id: &str,
         reply: Option<ServerMessage>,
-        fx: &mut Vec<RoomEffect>,
+        fx: &mut Vec<Effect>,
     ) {
         let Some(r) = self.get_mut(room) else { return };
         if r.posting.as_deref() == Some(id) {
@@ -919,7 +900,7 @@ impl Rooms {
                 return;
             }
             _ => {
-                fx.push(RoomEffect::ResendAfter { ms: RESEND_DELAY_MS });
+                fx.push(Effect::StartTimer { timer: Timer::RoomResend, ms: RESEND_DELAY_MS });
                 return;
             }
         }
@@ -928,7 +909,7 @@ impl Rooms {
 
     /// The link dropped: every joined room waits for it to come back. Who was typing is
     /// unknown now; the hub re-sends the members on the rejoin.
-    pub(crate) fn link_down(&mut self, fx: &mut Vec<RoomEffect>) {
+    pub(crate) fn link_down(&mut self, fx: &mut Vec<Effect>) {
         self.http_down(fx);
         if !self.live {
             return;
@@ -938,32 +919,28 @@ impl Rooms {
             if room.status == RoomStatus::Joined {
                 room.set_status(RoomStatus::Rejoining, fx);
             }
-            for member in std::mem::take(&mut room.typing) {
-                room.note(RoomNotice::Typing { member, active: false }, fx);
-            }
+            room.clear_typing(fx);
         }
     }
 
     /// After a retryable refusal: re-sends every joined room's waiting messages, and the
     /// joins still waiting (joining twice is harmless: the hub answers with `room_info`).
-    pub(crate) fn resend(&mut self, fx: &mut Vec<RoomEffect>) {
+    pub(crate) fn resend(&mut self, fx: &mut Vec<Effect>) {
         for room in &mut self.list {
             match room.status {
                 RoomStatus::Http => room.post_next(fx),
                 _ if !self.live => {}
                 RoomStatus::Joined => room.send_outbox(fx),
-                RoomStatus::Joining | RoomStatus::Rejoining => fx.push(RoomEffect::Send(room.join_frame())),
+                RoomStatus::Joining | RoomStatus::Rejoining => fx.push(Effect::SendRoom(room.join_frame())),
                 RoomStatus::Refused | RoomStatus::Left => {}
             }
         }
     }
 
     /// Nobody typing has said anything for [`TYPING_TIMEOUT_MS`]: clear every indicator.
-    pub(crate) fn typing_expired(&mut self, fx: &mut Vec<RoomEffect>) {
+    pub(crate) fn typing_expired(&mut self, fx: &mut Vec<Effect>) {
         for room in &mut self.list {
-            for member in std::mem::take(&mut room.typing) {
-                room.note(RoomNotice::Typing { member, active: false }, fx);
-            }
+            room.clear_typing(fx);
         }
     }
 
@@ -974,7 +951,7 @@ impl Rooms {
         kind: RelayKind,
         from: Member,
         data: String,
-        fx: &mut Vec<RoomEffect>,
+        fx: &mut Vec<Effect>,
     ) {
         if self.me.as_deref() == Some(from.id.as_str()) {
             // Another tab of this visitor: the page already knows what it sent.
@@ -987,7 +964,7 @@ impl Rooms {
 
     /// Reads a hub frame. Returns it back when it is not about a room (the support
     /// conversation's, or an error of nobody's room message).
-    pub(crate) fn receive(&mut self, msg: ServerMessage, fx: &mut Vec<RoomEffect>) -> Option<ServerMessage> {
+    pub(crate) fn receive(&mut self, msg: ServerMessage, fx: &mut Vec<Effect>) -> Option<ServerMessage> {
         let me = self.me.clone();
         let me = me.as_deref();
         match msg {
@@ -1048,7 +1025,7 @@ impl Rooms {
     /// a refused message is retried or marked failed, a refused join leaves the room
     /// `refused`, anything else is told to the room's listeners. Errors about no room are
     /// returned, for the support conversation.
-    fn error(&mut self, e: ErrorFrame, fx: &mut Vec<RoomEffect>) -> Option<ServerMessage> {
+    fn error(&mut self, e: ErrorFrame, fx: &mut Vec<Effect>) -> Option<ServerMessage> {
         let live = self.live;
         let Some(room_id) = e.room.clone() else {
             return Some(ServerMessage::Error(e));
@@ -1066,13 +1043,13 @@ impl Rooms {
             ErrorCode::NotInRoom if room.status == RoomStatus::Joined => {
                 room.set_status(RoomStatus::Rejoining, fx);
                 if live {
-                    fx.push(RoomEffect::Send(room.join_frame()));
+                    fx.push(Effect::SendRoom(room.join_frame()));
                 }
             }
             // A join refused for now: try again after the delay.
             code if waiting && code.is_retryable() => {
-                let ms = e.retry_after_ms.map_or(RESEND_DELAY_MS, |ms| ms.min(60_000) as u32);
-                fx.push(RoomEffect::ResendAfter { ms });
+                let ms = retry_delay(&e);
+                fx.push(Effect::StartTimer { timer: Timer::RoomResend, ms });
             }
             // A join refused for good: a bad room id or name, or the `rooms` claim / the hub's
             // room access does not let this visitor in.

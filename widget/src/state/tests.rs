@@ -1001,6 +1001,33 @@ fn a_fresh_token_for_the_signed_in_user_is_given_on_the_open_socket() {
 }
 
 #[test]
+fn a_renewal_the_hub_refuses_asks_the_page_again_and_the_socket_carries_on() {
+    let mut m = Model::new(Init { seed: 1, online: true, token: Some("old".into()), ..Init::default() });
+    let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, welcome(None, Some("ada"))));
+    update(&mut m, frame(s, ServerMessage::History(history(vec![], 0))));
+    update(&mut m, Event::Identify { token: "garbled".into(), sub: Some("ada".into()) });
+    let fx = update(&mut m, frame(s, ServerMessage::Error(refusal(ErrorCode::Unauthorized))));
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::RenewToken { .. })),
+        "the page is asked for a good token: {fx:?}"
+    );
+    assert_eq!(m.link.status(), Status::Connected, "the connection carries on with the token it has");
+    // Messages still go out on it.
+    let fx = update(&mut m, Event::Send(out("a", "still here")));
+    assert_eq!(sent_on_socket(&fx).len(), 1, "{fx:?}");
+    // A good token goes out on the same socket.
+    let fx = update(&mut m, Event::Identify { token: "good".into(), sub: Some("ada".into()) });
+    assert_eq!(fx[0], Effect::Authenticate { after: Some(0) });
+    assert_eq!(socket_of(&fx), None, "no reconnection");
+    // When the hub closes for the expired token after all, the link holds for a fresh one.
+    update(&mut m, Event::Identify { token: "garbled-again".into(), sub: Some("ada".into()) });
+    update(&mut m, Event::SocketClosed { socket: s, code: natter_protocol::close::UNAUTHORIZED });
+    assert_eq!(m.link.status(), Status::SignInNeeded);
+}
+
+#[test]
 fn identity_refusals_over_http_keep_the_message_pending() {
     let mut m = Model::new(Init { seed: 1, online: true, token: Some("t".into()), ..Init::default() });
     update(&mut m, Event::Start);

@@ -160,31 +160,31 @@ impl Natter {
 #[wasm_bindgen]
 impl Natter {
     /// One call of a `Room` object of the npm module (one export rather than one per method:
-    /// each export costs glue in the wasm and in the JS). `op` and what `arg` / `id` carry:
-    /// `join` (`arg`: `{ name }`), `leave`, `send` (`arg`: the text, `id`: the message id the npm
-    /// module made), `retry` (`id`), `typing` (`arg`: true / false), `cursor` / `update` (`arg`:
-    /// any JSON), `read`, `watch` (`room` on screen; `""` for none), `snapshot` (answers
-    /// `{ status, title, messages, members, memberCount, typing, unread }`, or null). Throws a
-    /// `TypeError` for an unknown `op` and for `cursor` / `update` data that is not JSON.
-    pub fn room(&self, op: &str, room: &str, arg: JsValue, id: Option<String>) -> Result<JsValue, JsValue> {
+    /// each export costs glue in the wasm and in the JS), by number (npm/src/rooms.js names
+    /// them): what `arg` / `id` carry for each `op`: 0 `snapshot` (answers `{ status, title,
+    /// messages, members, memberCount, typing, unread }`, or null), 1 `join` (`arg`: `{ name }`),
+    /// 2 `leave`, 3 `send` (`arg`: the text, `id`: the message id the npm module made), 4 `retry`
+    /// (`id`), 5 `typing` (`arg`: true / false), 6 `cursor` / 7 `update` (`arg`: any JSON),
+    /// 8 `read`, 9 `watch` (`room` on screen; `""` for none). Throws a `TypeError` for an unknown
+    /// `op` and for `cursor` / `update` data that is not JSON.
+    pub fn room(&self, op: u32, room: &str, arg: JsValue, id: Option<String>) -> Result<JsValue, JsValue> {
         let room = room.to_string();
         let call = match op {
-            "snapshot" => return Ok(self.rt.room_snapshot(&room)),
-            "join" => {
+            0 => return Ok(self.rt.room_snapshot(&room)),
+            1 => {
                 let name = rooms::join_name(&arg).filter(|n| !n.trim().is_empty());
                 let saved = self.rt.saved_room_outbox(&room);
                 RoomCall::Join { room, name, saved }
             }
-            "leave" => RoomCall::Leave { room },
-            "send" => {
+            2 => RoomCall::Leave { room },
+            3 => {
                 let text = arg.as_string().unwrap_or_default();
-                self.rt.room_send(room, text, id.unwrap_or_else(super::random::hex_id));
-                return Ok(JsValue::UNDEFINED);
+                Runtime::room_send(room, text, id.unwrap_or_else(super::random::hex_id))
             }
-            "retry" => RoomCall::Retry { room, id: id.unwrap_or_default() },
-            "typing" => RoomCall::Typing { room, active: arg.is_truthy() },
-            "cursor" | "update" => {
-                let kind = if op == "cursor" { RelayKind::Cursor } else { RelayKind::Update };
+            4 => RoomCall::Retry { room, id: id.unwrap_or_default() },
+            5 => RoomCall::Typing { room, active: arg.is_truthy() },
+            6 | 7 => {
+                let kind = if op == 6 { RelayKind::Cursor } else { RelayKind::Update };
                 let data = rooms::relay_text(&arg).map_err(|why| {
                     JsValue::from(js_sys::TypeError::new(&crate::compose::join(&[
                         "natter: room \"",
@@ -195,12 +195,9 @@ impl Natter {
                 })?;
                 RoomCall::Relay { room, kind, data }
             }
-            "read" => RoomCall::Read { room },
-            "watch" => RoomCall::Watch { room: (!room.is_empty()).then_some(room) },
-            other => {
-                let what = crate::compose::join(&["natter: no room call \"", other, "\""]);
-                return Err(js_sys::TypeError::new(&what).into());
-            }
+            8 => RoomCall::Read { room },
+            9 => RoomCall::Watch { room: (!room.is_empty()).then_some(room) },
+            _ => return Err(js_sys::TypeError::new("natter: no such room call").into()),
         };
         self.rt.dispatch(Event::Room(call));
         Ok(JsValue::UNDEFINED)

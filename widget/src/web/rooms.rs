@@ -20,14 +20,10 @@ impl Obj {
         Obj(js_sys::Object::new())
     }
 
-    fn set(self, key: &str, value: impl Into<JsValue>) -> Self {
-        let _ = js_sys::Reflect::set(&self.0, &JsValue::from_str(key), &value.into());
+    /// (One function for every value type: a generic `impl Into<JsValue>` made a copy per type.)
+    fn set(self, key: &str, value: JsValue) -> Self {
+        let _ = js_sys::Reflect::set(&self.0, &JsValue::from_str(key), &value);
         self
-    }
-
-    /// `null` for `None`, as the types say.
-    fn opt(self, key: &str, value: Option<impl Into<JsValue>>) -> Self {
-        self.set(key, value.map_or(JsValue::NULL, Into::into))
     }
 
     fn done(self) -> JsValue {
@@ -35,14 +31,23 @@ impl Obj {
     }
 }
 
-/// Seqs stay far below 2^53, so a JS number holds them exactly.
-fn seq(s: Option<u64>) -> Option<f64> {
-    s.map(|s| s as f64)
+/// A seq, or `null`. Seqs stay far below 2^53, so a JS number holds them exactly.
+fn seq(s: Option<u64>) -> JsValue {
+    s.map_or(JsValue::NULL, |s| JsValue::from_f64(s as f64))
+}
+
+/// A text, or `null` (as the types say).
+fn opt_str(s: Option<&str>) -> JsValue {
+    s.map_or(JsValue::NULL, JsValue::from_str)
 }
 
 /// A member: `{ id, name, verified }`.
 fn member_js(m: &Member) -> JsValue {
-    Obj::new().set("id", m.id.as_str()).opt("name", m.name.as_deref()).set("verified", m.verified).done()
+    Obj::new()
+        .set("id", m.id.as_str().into())
+        .set("name", opt_str(m.name.as_deref()))
+        .set("verified", m.verified.into())
+        .done()
 }
 
 fn members_js(list: &[Member]) -> JsValue {
@@ -52,13 +57,13 @@ fn members_js(list: &[Member]) -> JsValue {
 /// A room message: `{ id, seq, text, time, from, mine, state }`.
 fn message_js(m: &RoomLine) -> JsValue {
     Obj::new()
-        .set("id", m.id.as_str())
-        .opt("seq", seq(m.seq))
-        .set("text", m.text.as_str())
-        .set("time", m.time.as_str())
+        .set("id", m.id.as_str().into())
+        .set("seq", seq(m.seq))
+        .set("text", m.text.as_str().into())
+        .set("time", m.time.as_str().into())
         .set("from", member_js(&m.from))
-        .set("mine", m.mine)
-        .set("state", m.delivery.as_str())
+        .set("mine", m.mine.into())
+        .set("state", m.delivery.as_str().into())
         .done()
 }
 
@@ -75,13 +80,13 @@ pub(super) fn join_name(options: &JsValue) -> Option<String> {
 /// event).
 pub(super) fn snapshot_js(room: &Room) -> JsValue {
     Obj::new()
-        .set("status", room.status.as_str())
-        .opt("title", room.title.as_deref())
-        .set("messages", room.messages.iter().map(message_js).collect::<js_sys::Array>())
+        .set("status", room.status.as_str().into())
+        .set("title", opt_str(room.title.as_deref()))
+        .set("messages", room.messages.iter().map(message_js).collect::<js_sys::Array>().into())
         .set("members", members_js(&room.members))
-        .set("memberCount", room.member_count as f64)
+        .set("memberCount", (room.member_count as f64).into())
         .set("typing", members_js(&room.typing))
-        .set("unread", room.unread)
+        .set("unread", room.unread.into())
         .done()
 }
 
@@ -94,29 +99,30 @@ fn parse(data: &str) -> JsValue {
 /// The `room` event for `notice` about `room`: `{ type, room, … }`, which the npm module hands
 /// to the `Room` object named by `room`.
 pub(super) fn event_js(room: &str, notice: &RoomNotice) -> JsValue {
-    let event = |kind: &str| Obj::new().set("type", kind).set("room", room);
+    let event = |kind: &str| Obj::new().set("type", kind.into()).set("room", room.into());
     match notice {
         RoomNotice::Message(m) => event("message").set("message", message_js(m)),
-        RoomNotice::Delivery { id, delivery, seq: s } => {
-            event("delivery").set("id", id.as_str()).set("state", delivery.as_str()).opt("seq", seq(*s))
-        }
+        RoomNotice::Delivery { id, delivery, seq: s } => event("delivery")
+            .set("id", id.as_str().into())
+            .set("state", delivery.as_str().into())
+            .set("seq", seq(*s)),
         RoomNotice::Presence { member, joined } => {
-            event("presence").set("member", member_js(member)).set("joined", *joined)
+            event("presence").set("member", member_js(member)).set("joined", (*joined).into())
         }
         RoomNotice::Members => event("members"),
         RoomNotice::History => event("history"),
         RoomNotice::Typing { member, active } => {
-            event("typing").set("member", member_js(member)).set("active", *active)
+            event("typing").set("member", member_js(member)).set("active", (*active).into())
         }
         RoomNotice::Relay { kind, from, data } => {
             event(if *kind == RelayKind::Cursor { "cursor" } else { "update" })
                 .set("from", member_js(from))
                 .set("data", parse(data))
         }
-        RoomNotice::Status(st) => event("status").set("status", st.as_str()),
-        RoomNotice::Unread(n) => event("unread").set("unread", *n),
+        RoomNotice::Status(st) => event("status").set("status", st.as_str().into()),
+        RoomNotice::Unread(n) => event("unread").set("unread", (*n).into()),
         RoomNotice::Error { code, message } => {
-            event("error").set("code", code.as_str()).set("message", message.as_str())
+            event("error").set("code", code.as_str().into()).set("message", message.as_str().into())
         }
     }
     .done()

@@ -635,12 +635,14 @@ impl Runtime {
         read(&self.model).rooms.get(room).map_or(JsValue::NULL, rooms::snapshot_js)
     }
 
-    /// Writes `text` in `room` as message `id` (made by the npm module, so it is known before
-    /// the wasm has loaded).
+    /// The call that writes `text` in `room` as message `id` (made by the npm module, so it is
+    /// known before the wasm has loaded), written now.
     #[cfg(feature = "rooms")]
-    pub(super) fn room_send(&self, room: String, text: String, id: String) {
-        let out = Outgoing { id, text, time: now_iso(), context: String::new() };
-        self.dispatch(Event::Room(crate::state::RoomCall::Send { room, out }));
+    pub(super) fn room_send(room: String, text: String, id: String) -> crate::state::RoomCall {
+        crate::state::RoomCall::Send {
+            room,
+            out: Outgoing { id, text, time: now_iso(), context: String::new() },
+        }
     }
 
     /// Sends `text` as the visitor; returns the new message's id, or `None` for blank text.

@@ -42,9 +42,11 @@ pub const ATTACKS: &[(&str, &str)] = &[
     ("2a sessions", "POSTs messages with a fresh session each, 16 at a time"),
     ("2b polls", "holds 1,500 long-polls"),
     ("3 context", "4 sessions x 100 messages with a 31,000-zero context, then 3 resumes"),
+    ("3b replays", "300 resumes of an honest room's history from seq 0 at once, from one address"),
     ("4 slowloris", "1,020 connections sending one header byte every 5 s"),
     ("5 deaf", "50 sockets in an honest room that ping but never read"),
     ("6 flood", "3,000 x 60 KB cursor_position, 2,000 typing, 300 re-joins in an honest room"),
+    ("6b sockets", "16 WebSockets from one address in an honest room, each flooding typing within its own budget"),
     ("7 rooms", "1,000 new rooms by join, 2,000 POST /api/rooms, 4 room lists at once"),
     (
         "8 prompt",
@@ -67,18 +69,21 @@ fn v4(ip: IpAddr) -> Ipv4Addr {
 /// Runs attack `index` of [`ATTACKS`]; the summary of what it got.
 pub async fn run(index: usize, ctx: &Ctx) -> String {
     let deadline = Instant::now() + ctx.duration;
-    let result = match index {
-        0 => ids(ctx, deadline).await,
-        1 => sessions(ctx, deadline).await,
-        2 => polls(ctx, deadline).await,
-        3 => context(ctx, deadline).await,
-        4 => slowloris(ctx, deadline).await,
-        5 => deaf(ctx, deadline).await,
-        6 => flood(ctx, deadline).await,
-        7 => rooms(ctx, deadline).await,
-        8 => prompt(ctx, deadline).await,
-        9 => backend_calls(ctx, deadline).await,
-        _ => Ok(String::new()),
+    let number = ATTACKS.get(index).and_then(|(name, _)| name.split(' ').next()).unwrap_or_default();
+    let result = match number {
+        "1" => ids(ctx, deadline).await,
+        "2a" => sessions(ctx, deadline).await,
+        "2b" => polls(ctx, deadline).await,
+        "3" => context(ctx, deadline).await,
+        "3b" => replays(ctx, deadline).await,
+        "4" => slowloris(ctx, deadline).await,
+        "5" => deaf(ctx, deadline).await,
+        "6" => flood(ctx, deadline).await,
+        "6b" => sockets(ctx, deadline).await,
+        "7" => rooms(ctx, deadline).await,
+        "8" => prompt(ctx, deadline).await,
+        "9" => backend_calls(ctx, deadline).await,
+        other => Err(anyhow::anyhow!("no attack numbered {other:?}")),
     };
     result.unwrap_or_else(|e| format!("attack failed to run: {e:#}"))
 }
@@ -397,6 +402,81 @@ async fn flood(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
         parts.push(format!("{what}: {sent} sent → {}", summary(&counts)));
     }
     Ok(parts.join("; "))
+}
+
+/// Attack 6b: one address's many connections, each keeping within its own frame budget, that
+/// together would flood an honest room (the address's frame budget is shared by them all).
+async fn sockets(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
+    let room = ctx.honest.room(1);
+    let typing = format!("{{\"type\":\"typing\",\"room\":\"{room}\",\"active\":true}}");
+    let mut tasks = Vec::new();
+    for k in 0..16 {
+        let mut ws = open(ctx, attacker(13), &format!("sockets-{k}")).await?;
+        wire::join(Dialect::Natter, &mut ws, &room, "typist").await?;
+        let typing = typing.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut counts = BTreeMap::new();
+            let mut sent = 0u64;
+            // 200 a second per socket: each alone stays near its own budget; sixteen do not.
+            let mut tick = tokio::time::interval(Duration::from_millis(5));
+            while Instant::now() < deadline {
+                tick.tick().await;
+                if ws.send(Message::text(typing.clone())).await.is_err() {
+                    break;
+                }
+                sent += 1;
+                if sent % 20 == 0 && !drain(&mut ws, Duration::from_millis(1), &mut counts).await {
+                    break;
+                }
+            }
+            counts.retain(|k, _| k.starts_with("error") || k.starts_with("close"));
+            (sent, counts)
+        }));
+    }
+    let (mut sent, mut counts) = (0, BTreeMap::new());
+    for t in tasks {
+        let (n, c) = t.await?;
+        sent += n;
+        for (k, n) in c {
+            *counts.entry(k).or_default() += n;
+        }
+    }
+    let limited = metric(ctx, "natter_limited_total{limit=\"address_frame_budget\"}").await;
+    Ok(format!(
+        "{sent} typing sent over 16 sockets → {}; address budget refusals (hub's count): {limited}",
+        summary(&counts)
+    ))
+}
+
+/// Attack 3b: the history of a busy honest room, read from the start by 300 resumes at once.
+async fn replays(ctx: &Ctx, deadline: Instant) -> anyhow::Result<String> {
+    let room = ctx.honest.room(2);
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let (target, tag, named, room) = (ctx.target, ctx.tag.clone(), ctx.named, room.clone());
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+        tasks.push(tokio::spawn(async move {
+            let path = if named {
+                format!("/api/chat/poll?session={tag}-replay-{i}&room={room}&after=0")
+            } else {
+                format!("/api/chat/poll?room={room}&after=0")
+            };
+            match request(target, attacker(14), "GET", &path, &[], None, left).await {
+                Ok(a) => (a.status.to_string(), a.body.len()),
+                Err(e) if e.to_string().contains("no answer") => ("held".to_owned(), 0),
+                Err(_) => ("refused at connect".to_owned(), 0),
+            }
+        }));
+    }
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut largest = 0;
+    for t in tasks {
+        let (status, bytes) = t.await?;
+        largest = largest.max(bytes);
+        *counts.entry(status).or_default() += 1;
+    }
+    let statuses = counts.iter().map(|(k, n)| format!("{n} x {k}")).collect::<Vec<_>>().join(", ");
+    Ok(format!("{statuses}; largest answer {:.0} KB", largest as f64 / 1000.0))
 }
 
 /// Attack 7: rooms by the thousand.

@@ -38,19 +38,19 @@ fn history(room: &str, messages: Vec<ServerMessage>, last_seq: u64) -> ServerMes
     ServerMessage::History(History { room: Some(room.into()), messages, complete: true, gap: None, last_seq })
 }
 
-fn sent(fx: &[RoomEffect]) -> Vec<RoomOut> {
+fn sent(fx: &[Effect]) -> Vec<RoomOut> {
     fx.iter()
         .filter_map(|e| match e {
-            RoomEffect::Send(o) => Some(o.clone()),
+            Effect::SendRoom(o) => Some(o.clone()),
             _ => None,
         })
         .collect()
 }
 
-fn notices(fx: &[RoomEffect]) -> Vec<RoomNotice> {
+fn notices(fx: &[Effect]) -> Vec<RoomNotice> {
     fx.iter()
         .filter_map(|e| match e {
-            RoomEffect::Notify { notice, .. } => Some(notice.clone()),
+            Effect::Notify(Notice::Room { notice, .. }) => Some(notice.clone()),
             _ => None,
         })
         .collect()
@@ -219,7 +219,7 @@ fn presence_follows_joins_leaves_and_a_rejoin() {
         &mut fx,
     );
     assert_eq!(rooms.get("r").map(|r| r.typing.len()), Some(1));
-    assert!(fx.contains(&RoomEffect::TypingTimer { ms: TYPING_TIMEOUT_MS }));
+    assert!(fx.contains(&Effect::StartTimer { timer: Timer::RoomTyping, ms: TYPING_TIMEOUT_MS }));
     assert_eq!(rooms.get("r").map(|r| (r.members.len(), r.member_count)), Some((3, 3)));
     let mut fx = Vec::new();
     rooms.receive(
@@ -332,7 +332,7 @@ fn a_refused_join_is_told_and_not_retried_but_a_rate_limited_one_is() {
     assert_eq!(rooms.get("secret").map(|r| r.messages.len()), Some(1));
     let mut fx = Vec::new();
     rooms.receive(refusal("busy", ErrorCode::RateLimited), &mut fx);
-    assert_eq!(fx, [RoomEffect::ResendAfter { ms: 500 }]);
+    assert_eq!(fx, [Effect::StartTimer { timer: Timer::RoomResend, ms: 500 }]);
     let mut fx = Vec::new();
     rooms.resend(&mut fx);
     assert_eq!(
@@ -366,7 +366,7 @@ fn refused_messages_are_retried_then_failed_and_can_be_retried_by_hand() {
     for _ in 0..2 {
         let mut fx = Vec::new();
         rooms.receive(refusal(ErrorCode::RateLimited), &mut fx);
-        assert_eq!(fx, [RoomEffect::ResendAfter { ms: 2_000 }]);
+        assert_eq!(fx, [Effect::StartTimer { timer: Timer::RoomResend, ms: 2_000 }]);
     }
     let mut fx = Vec::new();
     rooms.receive(refusal(ErrorCode::RateLimited), &mut fx);
@@ -485,10 +485,10 @@ fn a_bad_room_id_is_refused_without_asking_the_hub() {
     );
 }
 
-fn http(fx: &[RoomEffect]) -> Vec<RoomHttp> {
+fn http(fx: &[Effect]) -> Vec<RoomHttp> {
     fx.iter()
         .filter_map(|e| match e {
-            RoomEffect::Http(h) => Some(h.clone()),
+            Effect::RoomHttp(h) => Some(h.clone()),
             _ => None,
         })
         .collect()
@@ -528,7 +528,7 @@ fn the_http_fallback_polls_each_room_and_posts_its_messages_in_order() {
     // A network failure: resent later, not lost.
     let mut fx = Vec::new();
     rooms.posted("r", "m2", None, &mut fx);
-    assert_eq!(fx, [RoomEffect::ResendAfter { ms: RESEND_DELAY_MS }]);
+    assert_eq!(fx, [Effect::StartTimer { timer: Timer::RoomResend, ms: RESEND_DELAY_MS }]);
     let mut fx = Vec::new();
     rooms.resend(&mut fx);
     assert_eq!(
@@ -561,7 +561,7 @@ fn the_http_fallback_polls_each_room_and_posts_its_messages_in_order() {
     rooms.poll_done("r", 1, None, &mut fx);
     assert!(fx.is_empty());
     rooms.poll_done("r", 2, None, &mut fx);
-    assert_eq!(fx, [RoomEffect::RepollAfter { ms: RESEND_DELAY_MS }]);
+    assert_eq!(fx, [Effect::StartTimer { timer: Timer::RoomPoll, ms: RESEND_DELAY_MS }]);
     let mut fx = Vec::new();
     rooms.repoll(&mut fx);
     assert_eq!(http(&fx), [RoomHttp::Poll { room: "r".into(), poll: 3, after: Some(4) }]);
@@ -628,10 +628,10 @@ fn the_visitors_own_messages_carry_the_name_the_hub_shows_them_with() {
     assert_eq!(from(&rooms, 1), Some(verified));
 }
 
-fn saves(fx: &[RoomEffect]) -> Vec<&str> {
+fn saves(fx: &[Effect]) -> Vec<&str> {
     fx.iter()
         .filter_map(|e| match e {
-            RoomEffect::SaveOutbox { room } => Some(room.as_str()),
+            Effect::SaveRoomOutbox { room } => Some(room.as_str()),
             _ => None,
         })
         .collect()
