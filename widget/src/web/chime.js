@@ -1,6 +1,6 @@
 // The notification chime's two notes (see sound.rs), written in JavaScript: the Web Audio
 // graph is a dozen calls, and made from Rust each was an import of its own in the wasm and in
-// its glue (0.7 KiB more to download than this function).
+// its glue (0.5 KiB more to download than this function).
 
 /** Plays two short sine notes (A5, then F♯6) on `ctx`, a running AudioContext; throws if the browser refuses. */
 export function chime(ctx) {
