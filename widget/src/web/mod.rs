@@ -16,6 +16,10 @@
 //!   options) and reading relayed collaboration frames.
 //! - `storage`: `localStorage`; `random`: ids and the jitter seed; `sound`: the chime.
 //! - `promise`: waiting for a JS promise (a fetch, the audio context) with a callback.
+//!
+//! Two clusters of browser calls are JavaScript beside their module (`clock.js`, the `Intl`
+//! formatters; `chime.js`, the Web Audio graph), bundled into the glue: made from Rust, each call
+//! was an import in the wasm and in the glue, and one JavaScript function is smaller.
 
 mod api;
 mod clock;
