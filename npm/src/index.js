@@ -37,23 +37,17 @@ function roomsOf(v) {
 const ROOMS_OFF = [undefined, null, false, 0, 'false', '0'];
 
 /**
- * The console error for a `rooms` value that is none of those `roomsOf` knows (`'yes'`,
- * `'API'`, `'panel'`), naming the value as the page wrote it (`tag`: a `data-rooms` attribute)
- * and the ones it takes; undefined for a value it knows. Such a widget gets the support chat
- * alone rather than a guess, and `joinRoom` names the value again.
+ * How a `rooms` value none of those `roomsOf` knows (`'yes'`, `'API'`, `'panel'`) was written,
+ * for the console error at mount and joinRoom's (`tag`: a script tag's `data-rooms`); undefined
+ * for a value it knows. Such a widget gets the support chat alone rather than a guess.
  */
 function badRooms(v, tag) {
   if (v === 'api' || flag(v) || ROOMS_OFF.includes(v)) return undefined;
-  if (tag) {
-    return `the script tag's data-rooms="${v}" is not a value it takes: data-rooms (no value) for rooms and the collaboration panel, data-rooms="api" for rooms without the panel`;
-  }
-  let shown;
   try {
-    shown = typeof v === 'string' ? `'${v}'` : JSON.stringify(v) ?? String(v);
+    return tag ? `data-rooms="${v}"` : `{ rooms: ${typeof v === 'string' ? `'${v}'` : JSON.stringify(v) ?? String(v)} }`;
   } catch {
-    shown = `a ${typeof v}`;
+    return `{ rooms: a ${typeof v} }`;
   }
-  return `{ rooms: ${shown} } is not a value the rooms option takes: true for rooms and the collaboration panel, 'api' for rooms without the panel, false for none`;
 }
 
 // Languages with texts of their own besides the built-in English: one small JSON file each
@@ -189,7 +183,7 @@ class NatterHandle {
   #rooms = new Map();
   /** `'panel'`, `'api'` or null: see roomsOf. */
   #roomsMode;
-  /** What was wrong with the `rooms` option (see badRooms), for joinRoom's error. */
+  /** A `rooms` option the widget does not take, as written (see badRooms), for joinRoom's error. */
   #roomsMistake;
   #options;
   #panel = null;
@@ -205,7 +199,12 @@ class NatterHandle {
     this.#options = options ?? {};
     this.#roomsMode = roomsOf(this.#options.rooms);
     this.#roomsMistake = badRooms(this.#options.rooms, internal?.tag);
-    if (this.#roomsMistake) console.error(`natter: ${this.#roomsMistake}; the widget is mounted with the support chat alone`);
+    if (this.#roomsMistake) {
+      console.error(
+        `natter: ${this.#roomsMistake} is not a rooms value (true or data-rooms: rooms and the collaboration panel; ` +
+          `'api' or data-rooms="api": rooms without it); the widget is mounted with the support chat alone`,
+      );
+    }
     /** Resolves with this handle once the widget is on the page. */
     const { tag, lang } = pickLocale(options?.locale);
     this.#strings = ownTexts(options?.strings);
@@ -366,7 +365,7 @@ class NatterHandle {
   #needRooms(method) {
     if (this.#destroyed) throw new Error('natter: this widget was destroyed');
     if (!this.#roomsMode) {
-      const why = this.#roomsMistake ? ` (${this.#roomsMistake})` : '';
+      const why = this.#roomsMistake ? ` (${this.#roomsMistake} is not a rooms value)` : '';
       throw new Error(
         `natter.${method}: this widget was mounted without rooms${why}; pass { rooms: 'api' } to mount() ` +
           `({ rooms: true } adds the collaboration panel), or add data-rooms="api" (or data-rooms, ` +
