@@ -140,9 +140,10 @@ export interface NatterOptions {
    * - `true`: the same, and the collaboration panel: the rooms joined, join or create by name,
    *   members with presence and typing, unread per room. Script tag: `data-rooms`.
    *
-   * Either way the page downloads the build with rooms instead of the support-only one.
+   * Either way the page downloads the build with rooms instead of the support-only one. Any
+   * other value (`'yes'`, `'API'`) is a console error naming it, and the support chat alone.
    */
-  rooms?: boolean | 'api' | string;
+  rooms?: boolean | 'api';
   /** The name the visitor joins rooms with from the panel (a signed-in user's verified name wins). */
   name?: string;
 }

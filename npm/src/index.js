@@ -25,12 +25,29 @@ function load(rooms, wasm) {
 /**
  * What a `rooms` option asks for: `'panel'` (true, or a `data-rooms` attribute without a value:
  * rooms and the collaboration panel), `'api'` (rooms for the page's own code, no panel), or
- * null (the support chat alone). The script-tag loader (natter.js) reads `data-rooms` the same
- * way, to fetch the right build early.
+ * null (the support chat alone: no option, false, `data-rooms="false"`). The script-tag loader
+ * (natter.js) reads `data-rooms` the same way, to fetch the right build early.
  */
 function roomsOf(v) {
   if (v === 'api') return 'api';
   return flag(v) ? 'panel' : null;
+}
+
+/** The `rooms` values that mean none: absent, false, and their `data-*` spellings. */
+const ROOMS_OFF = [undefined, null, false, 0, 'false', '0'];
+
+/**
+ * How a `rooms` value none of those `roomsOf` knows (`'yes'`, `'API'`, `'panel'`) was written,
+ * for the console error at mount and joinRoom's (`tag`: a script tag's `data-rooms`); undefined
+ * for a value it knows. Such a widget gets the support chat alone rather than a guess.
+ */
+function badRooms(v, tag) {
+  if (v === 'api' || flag(v) || ROOMS_OFF.includes(v)) return undefined;
+  try {
+    return tag ? `data-rooms="${v}"` : `{ rooms: ${typeof v === 'string' ? `'${v}'` : JSON.stringify(v) ?? String(v)} }`;
+  } catch {
+    return `{ rooms: a ${typeof v} }`;
+  }
 }
 
 // Languages with texts of their own besides the built-in English: one small JSON file each
@@ -166,6 +183,8 @@ class NatterHandle {
   #rooms = new Map();
   /** `'panel'`, `'api'` or null: see roomsOf. */
   #roomsMode;
+  /** A `rooms` option the widget does not take, as written (see badRooms), for joinRoom's error. */
+  #roomsMistake;
   #options;
   #panel = null;
   #fields = {};
@@ -179,6 +198,13 @@ class NatterHandle {
   constructor(options, internal) {
     this.#options = options ?? {};
     this.#roomsMode = roomsOf(this.#options.rooms);
+    this.#roomsMistake = badRooms(this.#options.rooms, internal?.tag);
+    if (this.#roomsMistake) {
+      console.error(
+        `natter: ${this.#roomsMistake} is not a rooms value (true or data-rooms: rooms and the collaboration panel; ` +
+          `'api' or data-rooms="api": rooms without it); the widget is mounted with the support chat alone`,
+      );
+    }
     /** Resolves with this handle once the widget is on the page. */
     const { tag, lang } = pickLocale(options?.locale);
     this.#strings = ownTexts(options?.strings);
@@ -339,8 +365,9 @@ class NatterHandle {
   #needRooms(method) {
     if (this.#destroyed) throw new Error('natter: this widget was destroyed');
     if (!this.#roomsMode) {
+      const why = this.#roomsMistake ? ` (${this.#roomsMistake} is not a rooms value)` : '';
       throw new Error(
-        `natter.${method}: this widget was mounted without rooms; pass { rooms: 'api' } to mount() ` +
+        `natter.${method}: this widget was mounted without rooms${why}; pass { rooms: 'api' } to mount() ` +
           `({ rooms: true } adds the collaboration panel), or add data-rooms="api" (or data-rooms, ` +
           'with the panel) to the script tag',
       );
@@ -491,7 +518,8 @@ class NatterHandle {
 
 /**
  * Mounts the chat widget on the page and returns its handle. (`internal.wasm`: a fetch of the
- * .wasm already under way, used by the script-tag loader to download it in parallel.)
+ * .wasm already under way, used by the script-tag loader to download it in parallel;
+ * `internal.tag`: the options are a script tag's `data-*` attributes, for the errors' wording.)
  *
  * One widget per page: while one is mounted (and not destroyed), mount() warns and returns its
  * handle, whatever the options; destroy() it first to mount it differently.

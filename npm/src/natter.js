@@ -2,7 +2,7 @@
 //   <script src="https://HUB/natter.js" data-server="https://HUB" async></script>
 // data-* attributes are mount options (data-title, data-position, data-z-index, data-theme,
 // data-greeting, data-shortcut, data-accent, data-open, data-locale, data-strings,
-// data-identity-token, data-rooms). The handle is window.natter.
+// data-identity-token, data-rooms, data-name). The handle is window.natter.
 // (A plain comment, not a `/*!` one the minifier would keep: every visitor downloads this file,
 // and the note was a third of it, gzipped. npm/README.md has it.)
 (function () {
@@ -26,7 +26,8 @@
   // No data-server (or an empty one): the hub is where this file came from.
   if (!options.server) options.server = base.replace(/\/$/, '');
   // The build the page asks for (index.js's roomsOf): with rooms only for data-rooms (the
-  // panel: no value, "true", "1") or data-rooms="api". Its wasm and its glue module start
+  // panel: no value, "true", "1") or data-rooms="api"; any other value gets the support chat
+  // alone, and index.js names it in a console error. Its wasm and its glue module start
   // downloading now, in parallel with index.js, which imports the same glue (one fetch).
   var r = options.rooms;
   var build = r === '' || r === 'true' || r === '1' || r === 'api' ? 'natter_widget_rooms' : 'natter_widget';
@@ -36,7 +37,7 @@
   import(base + 'index.js')
     .then(function (m) {
       window[loading] = false;
-      var handle = m.mount(options, { wasm: wasm });
+      var handle = m.mount(options, { wasm: wasm, tag: true });
       window.natter = handle;
       window.dispatchEvent(new CustomEvent('natter:load', { detail: handle }));
     })

@@ -138,3 +138,71 @@ test('data-rooms and rooms: true download the rooms build and the panel', async 
     }
   }
 });
+
+/** The console errors `page` logs from now on that come from the widget. */
+function widgetErrors(page) {
+  const errors = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' && m.text().startsWith('natter:')) errors.push(m.text());
+  });
+  return errors;
+}
+
+test('a rooms value the widget does not take is a console error naming it; the support chat carries on', async ({ browser }) => {
+  const cases = [
+    {
+      url: `${site.url}/?rooms=yes`,
+      said: 'natter: data-rooms="yes" is not a rooms value (true or data-rooms: rooms and the collaboration panel; ' +
+        `'api' or data-rooms="api": rooms without it); the widget is mounted with the support chat alone`,
+    },
+    { url: `${site.url}/?rooms=API`, said: 'natter: data-rooms="API" is not a rooms value (' },
+    { url: `${npmSite.url}/?rooms=yes`, said: "natter: { rooms: 'yes' } is not a rooms value (" },
+    { url: `${npmSite.url}/?rooms=API`, said: "natter: { rooms: 'API' } is not a rooms value (" },
+    // "false" and "0" are the attribute spellings of no rooms: no error.
+    { url: `${site.url}/?rooms=false`, said: null },
+    { url: `${site.url}/?rooms=0`, said: null },
+  ];
+  for (const { url, said } of cases) {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      const errors = widgetErrors(page);
+      const requested = widgetRequests(page);
+      await page.goto(url);
+      await ready(page);
+      if (said === null) {
+        expect(errors, url).toEqual([]);
+      } else {
+        expect(errors, url).toHaveLength(1);
+        expect(errors[0], url).toContain(said);
+      }
+      // The support chat alone, as without the option; joinRoom says what was wrong.
+      for (const file of SUPPORT) expect(requested, url).toContain(file);
+      for (const file of ROOMS) expect(requested, url).not.toContain(file);
+      const [join] = await roomCallErrors(page);
+      expect(join, url).toContain('natter.joinRoom: this widget was mounted without rooms');
+      if (said !== null) expect(join, url).toContain(`rooms (${said.replace(/^natter: /, '').split(' (')[0]}); pass`);
+      expect(await page.evaluate(() => window.natter.rooms), url).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }
+});
+
+test('destroy() then mount({ rooms: "api" }) on a support-only page loads the rooms build and joins', async ({ page }) => {
+  const requested = widgetRequests(page);
+  await page.goto(`${npmSite.url}/`);
+  await ready(page);
+  for (const file of ROOMS) expect(requested).not.toContain(file);
+  const status = await page.evaluate(async (server) => {
+    const { mount } = await import(`${server}/index.js`);
+    window.natter.destroy();
+    window.natter = mount({ server, rooms: 'api' });
+    await window.natter.loaded;
+    return window.natter.joinRoom('after-destroy', { name: 'Ada' }) && 'joining';
+  }, hub.url);
+  expect(status).toBe('joining');
+  await expect.poll(() => page.evaluate(() => window.natter.rooms[0]?.status)).toBe('joined');
+  for (const file of ROOMS) expect(requested).toContain(file);
+  await expect(page.locator('[data-natter]')).toHaveCount(1);
+});
