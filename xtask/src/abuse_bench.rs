@@ -3,7 +3,7 @@
 //! table: attack, hub peak RSS, honest p99 during the attack against the calm phase just before
 //! it, honest messages lost, fresh honest connections that failed, and what the attacker got.
 //!
-//! The hub runs with its defaults except: an in-memory database, an open-file limit of 1,024
+//! The hub runs with its defaults except: a fresh database file, an open-file limit of 1,024
 //! (the common service default, which a connection flood used to exhaust), a 5 s idle
 //! timeout with 1 s pings, so a peer that never reads is due within one phase, and the LLM
 //! reply backend pointed at `natter-load` itself (an OpenAI-compatible double that answers
@@ -71,8 +71,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let mut flags = vec!["--listen".to_owned(), addr.to_string(), "--idle-timeout".into(), "5s".into()];
     flags.extend(["--ping-interval".into(), "1s".into()]);
+    // A database file of its own, as in production: an in-memory database has one connection,
+    // so a large history read there waits in line with every write (a file database reads on
+    // connections of its own), which is not the hub an operator runs.
+    let db = logs.join(format!("abuse-{}.db", std::process::id()));
     if help.contains("--db") {
-        flags.extend(["--db".into(), ":memory:".into()]);
+        flags.extend(["--db".into(), db.display().to_string()]);
     }
     // The reply-engine attacks need the hub's LLM backend to be natter-load's double.
     let backend: Option<SocketAddr> = if help.contains("--reply-concurrency") {
@@ -158,6 +162,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let out =
         generator.args(&load_args).stderr(Stdio::inherit()).output().context("run natter-load abuse")?;
     drop(hub_process);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
     if !out.status.success() {
         bail!("natter-load abuse failed ({})", out.status);
     }
