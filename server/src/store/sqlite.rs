@@ -262,11 +262,7 @@ impl SqliteStore {
         let memory = options.in_memory();
         let mut conn = open_connection(&options.path, options.sync, false)?;
         migrate(&mut conn)?;
-        let readers = if memory {
-            None
-        } else {
-            Some(Arc::new(ReadPool { path: options.path.clone(), idle: Mutex::new(Vec::new()) }))
-        };
+        let readers = if memory { None } else { Some(Arc::new(ReadPool::new(options.path.clone()))) };
         let subscribers = Arc::new(Subscribers::new());
         let healthy = Arc::new(AtomicBool::new(true));
         let (tx, rx) = std_mpsc::channel();
@@ -326,6 +322,7 @@ impl SqliteStore {
     {
         match &self.readers {
             Some(pool) => {
+                let _turn = pool.turns.acquire().await.map_err(|_| backend("the read pool is closed"))?;
                 let pool = pool.clone();
                 tokio::task::spawn_blocking(move || pool.with(f))
                     .await
@@ -625,13 +622,23 @@ fn run_checkpoints(conn: &Connection, stop: &std_mpsc::Receiver<()>) {
     }
 }
 
-/// Idle read connections, opened on demand.
+/// Idle read connections, opened on demand, and turns to read.
 struct ReadPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// One turn per CPU the hub may use: each read runs on a blocking thread, and with more of
+    /// them than CPUs the async workers that deliver messages get a share of the CPU each, so
+    /// 16 large history reads at once (a burst of resumes from `after=0`) made every honest
+    /// delivery wait for them; past the turns, reads wait in line instead.
+    turns: tokio::sync::Semaphore,
 }
 
 impl ReadPool {
+    fn new(path: PathBuf) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        ReadPool { path, idle: Mutex::new(Vec::new()), turns: tokio::sync::Semaphore::new(cpus) }
+    }
+
     /// Connections kept open between reads (the blocking pool may run more reads at once; those
     /// open a connection and close it after).
     const KEEP: usize = 4;
