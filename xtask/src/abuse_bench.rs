@@ -50,17 +50,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
     }
     let root = crate::tools::root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .current_dir(&root)
-        .args(["build", "--release", "--quiet", "-p", "natter-hub", "-p", "natter-load"])
-        .status()
-        .context("cargo build")?;
-    if !status.success() {
-        bail!("building natter-hub and natter-load failed");
-    }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target = crate::bench::build_release(&root)?;
     let hub = hub_path.unwrap_or_else(|| target.join("release/natter-hub"));
     let logs = target.join("bench");
     std::fs::create_dir_all(&logs)?;

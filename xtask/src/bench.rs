@@ -198,20 +198,26 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds the hub and the generator in release mode and installs the peer's node modules.
-fn prepare() -> anyhow::Result<Env> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
+/// Builds natter-hub and natter-load in release mode (`cargo build --release` in `root`);
+/// returns the target directory (`CARGO_TARGET_DIR`, else `root/target`) the binaries are under,
+/// in `release/`.
+pub(crate) fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
-        .current_dir(&root)
+        .current_dir(root)
         .args(["build", "--release", "--quiet", "-p", "natter-hub", "-p", "natter-load"])
         .status()
         .context("cargo build")?;
     if !status.success() {
         bail!("building natter-hub and natter-load failed");
     }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    Ok(std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")))
+}
+
+/// Builds the hub and the generator in release mode and installs the peer's node modules.
+fn prepare() -> anyhow::Result<Env> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
+    let target = build_release(&root)?;
     let peer_dir = root.join("tests/load/peers/socketio");
     if !peer_dir.join("node_modules/socket.io").exists() {
         let status = Command::new("npm")
