@@ -669,7 +669,6 @@ mod tests {
     //! The connection driven over channels instead of a socket.
 
     use std::pin::Pin;
-    use std::sync::Arc;
     use std::task::{Context, Poll};
 
     use futures_util::{sink, stream};
@@ -677,8 +676,6 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::reply::RulesEngine;
-    use crate::store::memory::MemoryStore;
     use crate::Config;
 
     /// A socket made of a sink and a stream, like a WebSocket is both.
@@ -749,15 +746,7 @@ mod tests {
     }
 
     fn test_hub_with(config: Config) -> Hub {
-        let identity =
-            crate::identity::Identity::new(&config, &[b"unit-test session secret, 32 bytes".to_vec()])
-                .expect("identity");
-        Hub::start(
-            config,
-            Arc::new(MemoryStore::new()),
-            Arc::new(RulesEngine::builtin().expect("rules")),
-            identity,
-        )
+        Hub::for_tests(config)
     }
 
     fn text(m: Option<Message>) -> ServerMessage {

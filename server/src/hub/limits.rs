@@ -403,24 +403,13 @@ impl Drop for Slot {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
-    use crate::reply::RulesEngine;
-    use crate::store::memory::MemoryStore;
 
     fn hub(f: impl FnOnce(&mut Config)) -> Hub {
         let mut config = Config::for_tests();
         f(&mut config);
-        let identity =
-            crate::identity::Identity::new(&config, &[b"unit-test session secret, 32 bytes".to_vec()])
-                .expect("identity");
-        Hub::start(
-            config,
-            Arc::new(MemoryStore::new()),
-            Arc::new(RulesEngine::builtin().expect("rules")),
-            identity,
-        )
+        Hub::for_tests(config)
     }
 
     fn addr(last: u8) -> AddrKey {

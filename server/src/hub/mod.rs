@@ -149,6 +149,20 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
+    /// A hub for unit tests: `config`, an in-memory store, the built-in rules and a fixed
+    /// session secret (needs a Tokio runtime).
+    #[cfg(test)]
+    pub(crate) fn for_tests(config: Config) -> Hub {
+        let identity =
+            Identity::new(&config, &[b"unit-test session secret, 32 bytes".to_vec()]).expect("identity");
+        Hub::start(
+            config,
+            Arc::new(crate::store::memory::MemoryStore::new()),
+            Arc::new(crate::reply::RulesEngine::builtin().expect("rules")),
+            identity,
+        )
+    }
+
     /// Builds the hub and starts its fan-out, housekeeping and beat tasks (needs a Tokio
     /// runtime).
     pub(crate) fn start(
