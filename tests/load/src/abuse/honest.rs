@@ -184,18 +184,7 @@ async fn visitor(shared: Arc<Shared>, i: u64, mut ws: Ws) {
                 shared.with_phase(phase, |s| s.expected += 1);
             }
             frame = ws.next() => match frame {
-                Some(Ok(Message::Text(t))) => {
-                    let t = t.as_str();
-                    if t.starts_with("{\"type\":\"user\"") {
-                        if let Some((sent, phase, _)) = read_stamp(t) {
-                            let us = now_ns().saturating_sub(sent) / 1000;
-                            shared.with_phase(phase, |s| { s.received += 1; record(&mut s.latency, us); });
-                        }
-                    } else if t.starts_with("{\"type\":\"ack\"") && t.contains("\"duplicate\":true") {
-                        let phase = shared.phase.load(Ordering::Relaxed);
-                        shared.with_phase(phase, |s| s.swallowed += 1);
-                    }
-                }
+                Some(Ok(Message::Text(t))) => heard(&shared, t.as_str(), "{\"type\":\"user\"", None),
                 Some(Ok(_)) => {}
                 _ => break,
             }
@@ -203,6 +192,26 @@ async fn visitor(shared: Arc<Shared>, i: u64, mut ws: Ws) {
     }
     let phase = shared.phase.load(Ordering::Relaxed);
     shared.with_phase(phase, |s| s.dropped += 1);
+}
+
+/// Counts what an honest client heard: a stamped message of `kind` (a frame's start, such as
+/// `{"type":"chat"`) is received, with its latency, unless `me` sent it; an ack marked
+/// duplicate means the hub swallowed an honest message.
+fn heard(shared: &Shared, t: &str, kind: &str, me: Option<u64>) {
+    if t.starts_with(kind) {
+        if let Some((sent, phase, sender)) = read_stamp(t) {
+            if Some(sender) != me {
+                let us = now_ns().saturating_sub(sent) / 1000;
+                shared.with_phase(phase, |s| {
+                    s.received += 1;
+                    record(&mut s.latency, us);
+                });
+            }
+        }
+    } else if t.starts_with("{\"type\":\"ack\"") && t.contains("\"duplicate\":true") {
+        let phase = shared.phase.load(Ordering::Relaxed);
+        shared.with_phase(phase, |s| s.swallowed += 1);
+    }
 }
 
 async fn member(shared: Arc<Shared>, m: u64, mut ws: Ws) {
@@ -225,20 +234,7 @@ async fn member(shared: Arc<Shared>, m: u64, mut ws: Ws) {
                 shared.with_phase(phase, |s| s.expected += ROOM_SIZE - 1);
             }
             frame = ws.next() => match frame {
-                Some(Ok(Message::Text(t))) => {
-                    let t = t.as_str();
-                    if t.starts_with("{\"type\":\"chat\"") {
-                        if let Some((sent, phase, sender)) = read_stamp(t) {
-                            if sender != m {
-                                let us = now_ns().saturating_sub(sent) / 1000;
-                                shared.with_phase(phase, |s| { s.received += 1; record(&mut s.latency, us); });
-                            }
-                        }
-                    } else if t.starts_with("{\"type\":\"ack\"") && t.contains("\"duplicate\":true") {
-                        let phase = shared.phase.load(Ordering::Relaxed);
-                        shared.with_phase(phase, |s| s.swallowed += 1);
-                    }
-                }
+                Some(Ok(Message::Text(t))) => heard(&shared, t.as_str(), "{\"type\":\"chat\"", Some(m)),
                 Some(Ok(_)) => {}
                 _ => break,
             }
