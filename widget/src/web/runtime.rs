@@ -29,7 +29,7 @@ use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{AbortController, KeyboardEvent};
+use web_sys::{AbortController, AbortSignal, KeyboardEvent};
 
 thread_local! {
     /// Mounted widgets stay alive until `destroy()`, even if the page drops the handle.
@@ -540,17 +540,8 @@ impl Runtime {
     #[cfg(feature = "rooms")]
     fn post_room(&self, room: String, out: Outgoing, name: Option<String>) {
         let body = crate::wire::room_chat_http(&room, &out, name.as_deref());
-        let ctl = read(&self.post_abort).as_ref().map(|c| c.signal());
-        let signal = match ctl {
-            Some(s) => s,
-            None => match AbortController::new() {
-                Ok(c) => {
-                    let s = c.signal();
-                    *write(&self.post_abort) = Some(c);
-                    s
-                }
-                Err(_) => return self.dispatch(Event::RoomPosted { room, id: out.id, reply: None }),
-            },
+        let Some(signal) = self.post_signal() else {
+            return self.dispatch(Event::RoomPosted { room, id: out.id, reply: None });
         };
         let weak = self.weak();
         let id = out.id;
@@ -565,18 +556,21 @@ impl Runtime {
         link::post_room(&self.endpoint, &self.credentials(), &body, &signal, answered);
     }
 
+    /// The signal that aborts this widget's HTTP posts (on destroy), its controller made on
+    /// first use; `None` where the browser cannot make one.
+    fn post_signal(&self) -> Option<AbortSignal> {
+        if let Some(c) = read(&self.post_abort).as_ref() {
+            return Some(c.signal());
+        }
+        let c = AbortController::new().ok()?;
+        let signal = c.signal();
+        *write(&self.post_abort) = Some(c);
+        Some(signal)
+    }
+
     fn post(&self, out: Outgoing) {
-        let ctl = read(&self.post_abort).as_ref().map(|c| c.signal());
-        let signal = match ctl {
-            Some(s) => s,
-            None => match AbortController::new() {
-                Ok(c) => {
-                    let s = c.signal();
-                    *write(&self.post_abort) = Some(c);
-                    s
-                }
-                Err(_) => return self.dispatch(Event::Posted { id: out.id, reply: None }),
-            },
+        let Some(signal) = self.post_signal() else {
+            return self.dispatch(Event::Posted { id: out.id, reply: None });
         };
         let weak = self.weak();
         let id = out.id.clone();
