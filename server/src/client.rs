@@ -346,6 +346,18 @@ impl Client {
                         ),
                     ));
                 }
+                let most = self.hub.config().max_rooms_per_connection;
+                if self.rooms.len() >= most as usize {
+                    self.hub.metrics().limited(Limit::RoomsPerConnection);
+                    return Err(Refusal::new(
+                        ErrorCode::InvalidMessage,
+                        format!(
+                            "this connection is in {most} rooms already, the most it may join \
+                             (--max-rooms-per-connection); leave one before joining room {:?}",
+                            join.room
+                        ),
+                    ));
+                }
                 self.hub.charge_address(self.addr)?;
                 self.hub.rate_limit(&self.who.conversation)?;
                 let room: Arc<str> = join.room.as_str().into();
@@ -449,6 +461,10 @@ impl Joined {
 
     fn contains_key(&self, room: &str) -> bool {
         self.0.as_ref().is_some_and(|m| m.contains_key(room))
+    }
+
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |m| m.len())
     }
 
     fn insert(&mut self, room: Arc<str>, member: Member) {

@@ -203,6 +203,15 @@ pub struct Config {
     #[arg(long, env = "NATTER_MAX_POLLS_PER_ADDRESS", default_value_t = 512)]
     pub max_polls_per_address: usize,
 
+    /// Most rooms one WebSocket is joined to at once; a `join` past it is refused
+    /// (`invalid_message`, naming the flag) until the connection leaves one. Each joined room
+    /// costs the hub a member entry, a place in the room's fan-out and a presence record, and
+    /// joins are only rate-limited, so without a cap one connection could collect thousands
+    /// over an afternoon. The collaboration panel and the rooms API use a handful.
+    #[arg(long, env = "NATTER_MAX_ROOMS_PER_CONNECTION", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rooms_per_connection: u32,
+
     /// Reply rules file (TOML). Default: the rules shipped inside the hub (`server/rules.toml`).
     #[arg(long, env = "NATTER_RULES")]
     pub rules: Option<PathBuf>,
@@ -621,7 +630,9 @@ mod tests {
         assert_eq!(c.connections_per_address(960), 240, "a quarter of a small hub");
         let no_limit = Config::parse_from(["natter-hub", "--max-connections-per-address", "0"]);
         assert_eq!(no_limit.connections_per_address(960), 0);
-        assert_eq!(c.room_creations_per_hour, 600);
+        assert_eq!((c.room_creations_per_hour, c.max_rooms_per_connection), (600, 100));
+        let zero = Config::try_parse_from(["natter-hub", "--max-rooms-per-connection", "0"]);
+        assert!(zero.unwrap_err().to_string().contains("--max-rooms-per-connection"));
         assert_eq!(
             (c.header_timeout, c.empty_room_ttl),
             (Duration::from_secs(10), Duration::from_secs(86_400))

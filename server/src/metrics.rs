@@ -42,11 +42,13 @@ pub(crate) enum Limit {
     Renewals,
     /// One address's quarter of the reply engine's places (the reply is shed to the fallback).
     RepliesPerAddress,
+    /// `--max-rooms-per-connection`: a join past it.
+    RoomsPerConnection,
 }
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 16] = [
+    pub(crate) const ALL: [Limit; 17] = [
         Limit::Session,
         Limit::Address,
         Limit::FrameBudget,
@@ -63,6 +65,7 @@ impl Limit {
         Limit::Context,
         Limit::Renewals,
         Limit::RepliesPerAddress,
+        Limit::RoomsPerConnection,
     ];
 
     /// The label value in `/metrics`.
@@ -84,6 +87,7 @@ impl Limit {
             Limit::Context => "context",
             Limit::Renewals => "renewals",
             Limit::RepliesPerAddress => "replies_per_address",
+            Limit::RoomsPerConnection => "rooms_per_connection",
         }
     }
 }

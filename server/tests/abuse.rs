@@ -525,6 +525,32 @@ async fn rooms_made_by_messages_over_http_are_budgeted_too() {
     assert_eq!(post("http-0".into()).await.0, 200);
 }
 
+/// Joins are only rate-limited, so over an afternoon one connection could collect thousands of
+/// rooms, each a member entry, a place in its fan-out and a presence record: a connection is in
+/// at most `--max-rooms-per-connection` at once, and a leave makes room for another.
+#[tokio::test]
+async fn rooms_one_connection_is_in_are_capped() {
+    let mut config = Config::for_tests();
+    config.max_rooms_per_connection = 3;
+    let hub = TestHub::with(config).await;
+    let (mut tab, _) = hub.tab(&session("collector")).await;
+    for i in 0..3 {
+        join(&mut tab, &format!("many-{i}"), "C").await;
+    }
+    tab.send(json!({"type": "join", "room": "many-3"})).await;
+    let message = tab.expect_error(ErrorCode::InvalidMessage).await;
+    assert!(message.contains("--max-rooms-per-connection") && message.contains("many-3"), "{message}");
+    assert_eq!(hub.metric("natter_limited_total{limit=\"rooms_per_connection\"}").await, 1);
+    // The connection carries on in the rooms it has, and a leave frees a place.
+    tab.send(json!({"type": "chat", "room": "many-0", "id": "c-1", "message": "still here"})).await;
+    tab.until(|m| matches!(m, ServerMessage::Ack(a) if a.id == "c-1").then_some(())).await;
+    tab.send(json!({"type": "leave", "room": "many-0"})).await;
+    join(&mut tab, "many-3", "C").await;
+    // The cap is per connection: another tab of the same visitor joins on its own.
+    let (mut other, _) = hub.tab(&session("collector")).await;
+    join(&mut other, "many-1", "C").await;
+}
+
 // 3. Bytes nobody bounded.
 
 /// A store whose history reads wait while `open` is false: a read from a busy database,
