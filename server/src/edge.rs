@@ -47,6 +47,11 @@ impl ApiError {
     pub(crate) fn with_status(status: StatusCode, refusal: Refusal) -> Self {
         ApiError { status, refusal }
     }
+
+    /// The HTTP status it is answered with.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
 }
 
 /// A query string that does not parse (a repeated `session=`, a value of the wrong kind) is a

@@ -44,11 +44,13 @@ pub(crate) enum Limit {
     RepliesPerAddress,
     /// `--max-rooms-per-connection`: a join past it.
     RoomsPerConnection,
+    /// Inbox requests from one address with session cookies that name no session.
+    SessionLookups,
 }
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 17] = [
+    pub(crate) const ALL: [Limit; 18] = [
         Limit::Session,
         Limit::Address,
         Limit::FrameBudget,
@@ -66,6 +68,7 @@ impl Limit {
         Limit::Renewals,
         Limit::RepliesPerAddress,
         Limit::RoomsPerConnection,
+        Limit::SessionLookups,
     ];
 
     /// The label value in `/metrics`.
@@ -88,6 +91,7 @@ impl Limit {
             Limit::Renewals => "renewals",
             Limit::RepliesPerAddress => "replies_per_address",
             Limit::RoomsPerConnection => "rooms_per_connection",
+            Limit::SessionLookups => "inbox_session_lookups",
         }
     }
 }

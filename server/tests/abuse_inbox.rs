@@ -174,6 +174,59 @@ async fn one_address_guessing_cannot_lock_operators_out_of_signing_in() {
     sign_in(&base, "bob", PASSWORD).await;
 }
 
+/// A made-up session cookie is a guessed sign-in that costs a store read: one address sending
+/// them gets its share of lookups (a hundred, then ten a second) and is then refused before the
+/// store is read; signed-in operators, from that address or any other, carry on.
+#[tokio::test]
+async fn made_up_session_cookies_are_budgeted_per_address() {
+    let (hub, _dir) = hub_with_operators(Config::for_tests()).await;
+    let base = hub.url("");
+    let ada = sign_in(&base, "ada", PASSWORD).await;
+    let attacker = http_from(12);
+    let (mut unknown, mut refused) = (0, 0);
+    let started = std::time::Instant::now();
+    for i in 0..130 {
+        let r = attacker
+            .get(hub.url("/inbox/api/conversations"))
+            .header("cookie", format!("natter_operator={i:064x}"))
+            .send()
+            .await
+            .expect("get");
+        match r.status() {
+            StatusCode::UNAUTHORIZED => unknown += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
+                let body: Value = r.json().await.expect("json");
+                assert_eq!(body["code"], json!("rate_limited"), "{body}");
+                assert!(body["message"].as_str().is_some_and(|m| m.contains("session cookie")), "{body}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // A hundred at once, and ten more each second the loop took (a busy machine is slower).
+    let refilled = (started.elapsed().as_secs_f64() * 10.0).ceil() as usize;
+    assert!(
+        unknown >= 100 && unknown <= 100 + refilled && refused > 0 && unknown + refused == 130,
+        "{unknown} looked up, {refused} refused, {refilled} refilled"
+    );
+    assert_eq!(hub.metric("natter_limited_total{limit=\"inbox_session_lookups\"}").await, refused as u64);
+    // The socket upgrade is held to the same budget.
+    let socket = attacker
+        .get(hub.url("/inbox/ws"))
+        .header("cookie", "natter_operator=00")
+        .header("origin", &base)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(socket.status(), StatusCode::TOO_MANY_REQUESTS);
+    // A signed-in operator is unaffected, and a request without a cookie is simply told to sign in.
+    let (status, _) = ada.get("/inbox/api/conversations").await;
+    assert_eq!(status, StatusCode::OK);
+    let bare = attacker.get(hub.url("/inbox/api/me")).send().await.expect("get");
+    assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
+}
+
 /// Operators are staff: an office of them behind one address is never held to the budgets
 /// kept for anonymous clients of that address (requests per second, frames per connection).
 /// Here the address's request budget is five, and they reply, write notes and read lists far

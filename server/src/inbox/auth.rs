@@ -21,8 +21,10 @@ use natter_protocol::inbox::{OperatorProfile, CSRF_HEADER};
 use natter_protocol::ErrorCode;
 use sha2::{Digest, Sha256};
 
+use crate::address::AddrKey;
 use crate::edge::ApiError;
 use crate::hub::{Hub, Refusal};
+use crate::metrics::Limit;
 use crate::store::inbox::OperatorRecord;
 
 /// The session cookie's name.
@@ -130,10 +132,44 @@ impl Operator {
     }
 
     /// The operator of the request's session cookie, or a 401 that says to sign in.
-    pub(crate) async fn from_headers(hub: &Hub, headers: &HeaderMap) -> Result<Operator, ApiError> {
+    ///
+    /// `from` is the client address of a new request: a cookie that names no session (made up,
+    /// or ended) costs it one of its lookups (`inbox::limit`), and past them the request is
+    /// refused `rate_limited` (429 with `Retry-After`) before the store is read. `None` for a
+    /// connection re-checking the session it was opened with.
+    pub(crate) async fn from_headers(
+        hub: &Hub,
+        headers: &HeaderMap,
+        from: Option<AddrKey>,
+    ) -> Result<Operator, ApiError> {
         let Some(token) = cookie(headers, COOKIE).filter(|t| !t.is_empty()) else {
             return Err(unauthorized("not signed in"));
         };
+        if let Some(addr) = from {
+            if let Err(wait_ms) = hub.signin_limiter().admit_lookup(addr) {
+                hub.metrics().limited(Limit::SessionLookups);
+                let mut r = Refusal::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "too many requests from your address with a session cookie that is not signed in; \
+                         wait {wait_ms} ms, then sign in at /inbox"
+                    ),
+                );
+                r.retry_after_ms = Some(wait_ms);
+                return Err(r.into());
+            }
+        }
+        let found = Operator::lookup(hub, token).await;
+        if let (Some(addr), Err(e)) = (from, &found) {
+            if e.status() == StatusCode::UNAUTHORIZED {
+                hub.signin_limiter().lookup_failed(addr);
+            }
+        }
+        found
+    }
+
+    /// The operator whose session `token` is, or a 401.
+    async fn lookup(hub: &Hub, token: &str) -> Result<Operator, ApiError> {
         let store = hub.inbox_store()?;
         let token_hash = token_hash(token);
         let now = u64::try_from(crate::clock::unix_ms(std::time::SystemTime::now())).unwrap_or(0);
@@ -144,13 +180,24 @@ impl Operator {
         };
         Ok(Operator { record, token_hash, csrf: csrf_of(token) })
     }
+
+    /// [`Operator::from_headers`] for a new request, its client address worked out as every
+    /// route does.
+    pub(crate) async fn of_request(
+        hub: &Hub,
+        headers: &HeaderMap,
+        extensions: &axum::http::Extensions,
+    ) -> Result<Operator, ApiError> {
+        let from = crate::edge::client_of_request(hub, extensions, headers).key();
+        Operator::from_headers(hub, headers, Some(from)).await
+    }
 }
 
 impl FromRequestParts<Hub> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, Self::Rejection> {
-        Operator::from_headers(hub, &parts.headers).await
+        Operator::of_request(hub, &parts.headers, &parts.extensions).await
     }
 }
 
@@ -163,7 +210,7 @@ impl FromRequestParts<Hub> for OperatorWrite {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, Self::Rejection> {
-        let operator = Operator::from_headers(hub, &parts.headers).await?;
+        let operator = Operator::of_request(hub, &parts.headers, &parts.extensions).await?;
         check_same_origin(&parts.headers)?;
         let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
         // Not secret-dependent timing worth hiding: the token is bound to a cookie the caller

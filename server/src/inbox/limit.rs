@@ -34,6 +34,13 @@ pub(crate) const ADDRESS_BURST: f64 = 10.0;
 /// twenty-fourth of the hub's sustained rate.
 pub(crate) const ADDRESS_REFILL: Duration = Duration::from_secs(6);
 
+/// Requests with a session cookie that names no session (made up, or ended) one client address
+/// may make in a row: each is a read of the store, and a guessed cookie is a guessed sign-in.
+pub(crate) const LOOKUP_BURST: f64 = 100.0;
+
+/// One more such request for an address after this long (ten a second).
+pub(crate) const LOOKUP_REFILL: Duration = Duration::from_millis(100);
+
 /// Attempts the hub takes at once.
 const GLOBAL_BURST: f64 = 20.0;
 
@@ -99,6 +106,8 @@ struct State {
     global: Tokens,
     names: Buckets<String>,
     addresses: Buckets<AddrKey>,
+    /// Failed session-cookie lookups per address.
+    lookups: Buckets<AddrKey>,
 }
 
 /// See the module docs.
@@ -114,6 +123,7 @@ impl Default for SigninLimiter {
                 global: Tokens { left: GLOBAL_BURST, at: Instant::now() },
                 names: Buckets::new(NAME_REFILL, NAME_BURST),
                 addresses: Buckets::new(ADDRESS_REFILL, ADDRESS_BURST),
+                lookups: Buckets::new(LOOKUP_REFILL, LOOKUP_BURST),
             }),
         }
     }
@@ -155,6 +165,20 @@ impl SigninLimiter {
         let mut state = self.lock();
         state.names.map.remove(name);
         state.addresses.add(&addr, 1.0, Instant::now());
+    }
+}
+
+impl SigninLimiter {
+    /// May a request with a session cookie from `addr` be looked up in the store now? `Err`
+    /// says how many milliseconds to wait: the address has sent [`LOOKUP_BURST`] cookies that
+    /// named no session lately. Requests whose cookie is good never count.
+    pub(crate) fn admit_lookup(&self, addr: AddrKey) -> Result<(), u64> {
+        self.lock().lookups.wait(&addr, Instant::now()).map_or(Ok(()), Err)
+    }
+
+    /// A request from `addr` had a cookie that named no session.
+    pub(crate) fn lookup_failed(&self, addr: AddrKey) {
+        self.lock().lookups.add(&addr, -1.0, Instant::now());
     }
 }
 

@@ -11,6 +11,7 @@
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::http::Extensions;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::StreamExt;
@@ -27,9 +28,10 @@ use crate::hub::{Hub, Outgoing, Refusal};
 pub(crate) async fn upgrade(
     State(hub): State<Hub>,
     headers: HeaderMap,
+    extensions: Extensions,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let operator = Operator::from_headers(&hub, &headers).await?;
+    let operator = Operator::of_request(&hub, &headers, &extensions).await?;
     check_same_origin(&headers)?;
     let ws = ws.map_err(|e| {
         ApiError::with_status(
@@ -76,7 +78,7 @@ async fn serve(mut socket: WebSocket, hub: Hub, operator: Operator, headers: Hea
                     end = Some((close::STALE, "no answer to pings"));
                     break;
                 }
-                if Operator::from_headers(&hub, &headers).await.is_err() {
+                if Operator::from_headers(&hub, &headers, None).await.is_err() {
                     end = Some((close::UNAUTHORIZED, "signed out"));
                     break;
                 }
