@@ -636,6 +636,13 @@ async fn history_being_built_is_capped_per_address_and_in_all() {
     let store = Arc::new(HeldReads { store: MemoryStore::new(), open: open.clone() });
     let hub = TestHub::with_store(config, store).await;
     let (mut writer, _) = hub.tab(&session("archivist")).await;
+    // A support conversation longer than the in-memory ring, for a WebSocket resume below.
+    let reader = session("reader");
+    let (mut visitor, _) = hub.tab(&reader).await;
+    for i in 0..60 {
+        visitor.send(json!({"type": "user", "id": format!("u-{i}"), "message": "old question"})).await;
+    }
+    visitor.until(|m| matches!(m, ServerMessage::Ack(a) if a.id == "u-59").then_some(())).await;
     join(&mut writer, "archive", "W").await;
     for i in 0..150 {
         writer
@@ -666,6 +673,27 @@ async fn history_being_built_is_capped_per_address_and_in_all() {
     assert_eq!(second.status(), 429, "one address holds at most a quarter");
     assert!(second.headers().contains_key("retry-after"));
     assert_eq!(hub.metric(&limited("replay_in_flight_per_address")).await, 1);
+    // A WebSocket resuming its conversation from that address is refused the same way, and
+    // told to come back later (4029), not that the hub failed (1011).
+    let tcp = tcp_from(&hub, loopback(42)).await;
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(hub.ws_url(&reader, "&after=0"), MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("upgrade");
+    let mut refused_with = None;
+    while let Some(Ok(frame)) = tokio::time::timeout(DEADLINE, ws.next()).await.expect("the hub answers") {
+        match frame {
+            Message::Text(text) => {
+                if let Ok(ServerMessage::Error(e)) = serde_json::from_str::<ServerMessage>(&text) {
+                    assert_eq!(e.code, ErrorCode::RateLimited, "{text}");
+                }
+            }
+            Message::Close(Some(c)) => refused_with = Some(u16::from(c.code)),
+            _ => {}
+        }
+    }
+    assert_eq!(refused_with, Some(close::RATE_LIMITED));
+    assert_eq!(hub.metric(&limited("replay_in_flight_per_address")).await, 2);
     for (n, from) in [43, 44, 45].into_iter().enumerate() {
         held.push(resume(from));
         hub.wait_metric("natter_replay_bytes", (n as u64 + 2) * share).await;
