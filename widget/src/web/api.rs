@@ -8,15 +8,12 @@ use super::runtime::Runtime;
 use crate::options::{Flex, RawOptions};
 use crate::state::link::Transport;
 use crate::state::log::Message;
+#[cfg(feature = "rooms")]
+use crate::state::{rooms::RelayKind, RoomCall};
 use crate::state::{Event, Model};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-#[cfg(feature = "rooms")]
-use {
-    super::rooms,
-    crate::state::{rooms::RelayKind, RoomCall},
-};
 
 /// `{connected, transport, open, unread, status, muted}`, as `state` and the `ready` and
 /// `status` events give it.
