@@ -353,7 +353,7 @@ class NatterHandle {
       room = new Room(key, (args) => this.#call('room', args));
       this.#rooms.set(key, room);
     }
-    this.#call('room', [1 /* join */, key, { name }]);
+    this.#call('room', [1 /* join */, key, name]);
     this.#panel?.then((panel) => panel?.refresh());
     return room;
   }

@@ -47,54 +47,52 @@ const RTL = ['ar', 'he', 'fa', 'ur', 'ps', 'yi', 'dv', 'ckb'];
 const CSS = `
 :host { all: initial; }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
+button { font: inherit; color: var(--text); background: none; border: 0; border-radius: 8px; padding: .4rem .5rem; cursor: pointer; }
 .launch { position: fixed; z-index: var(--z); bottom: 5.25rem; right: 1.25rem; font: 600 14px/1 system-ui, sans-serif;
-  background: var(--accent); color: var(--on-accent); border: 0; border-radius: 999px; padding: .7rem 1rem; cursor: pointer;
-  box-shadow: 0 4px 14px rgb(0 0 0 / .2); }
-.launch .badge { background: var(--on-accent); color: var(--accent); border-radius: 999px; padding: 0 .4rem; margin-inline-start: .4rem; }
+  background: var(--accent); color: var(--on-accent); border-radius: 999px; padding: .7rem 1rem; box-shadow: 0 4px 14px #0003; }
+.badge { background: var(--on-accent); color: var(--accent); border-radius: 999px; padding: 0 .4rem; margin-inline-start: .4rem; }
 .panel { position: fixed; z-index: var(--z); bottom: 9rem; right: 1.25rem; width: min(46rem, calc(100vw - 2.5rem));
   height: min(34rem, calc(100vh - 11rem)); display: grid; grid-template-columns: 12rem 1fr; background: var(--bg);
   color: var(--text); border: 1px solid var(--line); border-radius: 14px; overflow: hidden;
   box-shadow: 0 12px 40px rgb(0 0 0 / .25); font: 14px/1.4 system-ui, sans-serif; }
-.panel[hidden], [hidden] { display: none !important; }
 .side { border-inline-end: 1px solid var(--line); padding: .75rem; display: flex; flex-direction: column; gap: .6rem; overflow: auto; background: var(--surface); }
 h2, h3 { margin: 0; font-size: .8rem; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
 ul { list-style: none; margin: 0; padding: 0; }
-.rooms li button, .browse li button { width: 100%; display: flex; justify-content: space-between; gap: .4rem; text-align: start;
-  background: transparent; color: var(--text); border: 0; border-radius: 8px; padding: .4rem .5rem; cursor: pointer; font: inherit; }
-.rooms li button[aria-current="true"] { background: var(--sel); font-weight: 600; }
+li button { width: 100%; display: flex; justify-content: space-between; gap: .4rem; text-align: start; }
+[aria-current=true] { background: var(--sel); font-weight: 600; }
 .count { background: var(--accent); color: var(--on-accent); border-radius: 999px; padding: 0 .45rem; font-size: .75rem; }
 .join { display: grid; gap: .3rem; }
 label { font-size: .8rem; color: var(--muted); }
 input, textarea { font: inherit; color: var(--text); background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: .4rem .5rem; min-width: 0; }
-button.primary { font: inherit; background: var(--accent); color: var(--on-accent); border: 0; border-radius: 8px; padding: .4rem .7rem; cursor: pointer; }
-button.quiet { font: inherit; background: transparent; color: var(--muted); border: 1px solid var(--line); border-radius: 8px; padding: .2rem .5rem; cursor: pointer; }
+.primary { background: var(--accent); color: var(--on-accent); padding: .4rem .7rem; }
+.quiet { color: var(--muted); border: 1px solid var(--line); padding: .2rem .5rem; }
 :focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
 .error { color: var(--danger); font-size: .8rem; margin: 0; }
 .alert { margin: 0; padding: .5rem .75rem; border-bottom: 1px solid var(--line); color: var(--danger); font-size: .85rem; display: grid; gap: .15rem; }
-.alert .why { color: var(--muted); font-size: .75rem; }
+.why { color: var(--muted); font-size: .75rem; }
 .main { display: grid; grid-template-rows: auto auto 1fr auto auto; min-width: 0; min-height: 0; }
 .head { display: flex; align-items: center; gap: .5rem; padding: .6rem .75rem; border-bottom: 1px solid var(--line); }
-.head .title { font-weight: 600; font-size: 1rem; flex: 1; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.head .state { color: var(--muted); font-size: .8rem; }
-.close { font-size: 1.1rem; line-height: 1; padding: .15rem .5rem; }
+.title { font-weight: 600; font-size: 1rem; flex: 1; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.state { color: var(--muted); font-size: .8rem; }
 .body { display: grid; grid-template-columns: 1fr 10rem; min-height: 0; }
 .log { overflow: auto; padding: .6rem .75rem; display: flex; flex-direction: column; gap: .4rem; }
 .msg { display: grid; padding: .35rem .55rem; border-radius: 10px; background: var(--surface); max-width: 85%; }
-.msg.mine { align-self: flex-end; background: var(--sel); }
-.msg .who { font-size: .75rem; font-weight: 600; color: var(--muted); }
-.msg .text { white-space: pre-wrap; overflow-wrap: anywhere; }
-.msg .note { font-size: .75rem; color: var(--muted); }
-.msg[data-state="failed"] .note { color: var(--danger); }
+.mine { align-self: flex-end; background: var(--sel); }
+.who { font-size: .75rem; font-weight: 600; color: var(--muted); }
+.text { white-space: pre-wrap; overflow-wrap: anywhere; }
+.note { font-size: .75rem; color: var(--muted); }
+[data-state=failed] .note { color: var(--danger); }
 .people { border-inline-start: 1px solid var(--line); padding: .6rem; overflow: auto; display: grid; gap: .4rem; align-content: start; }
 .people ul { display: grid; gap: .35rem; }
 .here { color: var(--muted); font-size: .75rem; }
 .people li { display: flex; align-items: center; gap: .4rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .dot { width: .55rem; height: .55rem; border-radius: 50%; background: var(--online); flex: none; }
-.dot.typing { background: var(--accent); }
+.typing { background: var(--accent); }
 .typing-line { min-height: 1.3em; padding: 0 .75rem; color: var(--muted); font-size: .8rem; margin: 0; }
-form.say { display: flex; gap: .4rem; padding: .6rem .75rem; border-top: 1px solid var(--line); }
-form.say textarea { flex: 1; resize: none; height: 2.4rem; }
-[dir=rtl] textarea:placeholder-shown, [dir=rtl] input:placeholder-shown { direction: rtl; }
+.say { display: flex; gap: .4rem; padding: .6rem .75rem; border-top: 1px solid var(--line); }
+.say textarea { flex: 1; resize: none; height: 2.4rem; }
+[dir=rtl] :placeholder-shown { direction: rtl; }
 .empty { margin: auto; color: var(--muted); padding: 1rem; text-align: center; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 @media (max-width: 640px) {
@@ -229,6 +227,8 @@ export function createRoomsPanel(natter, options = {}) {
   root.append(launch, panel);
   document.body.append(host);
 
+  /** The joined room `id` (the one shown: `current`), or undefined. */
+  const shown = (id = current) => natter.rooms.find((r) => r.id === id);
   const label = (m, mine) => (mine ? t.roomYou : m?.name || t.roomSomeone);
   const STATUS = { joining: t.roomJoining, rejoining: t.roomRejoining, refused: t.roomRefused, http: t.roomHttp };
   // A room id or title is shown as its own run of text, so "#" stays before it in either direction.
@@ -261,7 +261,7 @@ export function createRoomsPanel(natter, options = {}) {
   }
 
   function renderRoom() {
-    const room = current && natter.rooms.find((r) => r.id === current);
+    const room = shown();
     main.hidden = !room;
     empty.hidden = Boolean(room);
     if (!room) return;
@@ -364,7 +364,7 @@ export function createRoomsPanel(natter, options = {}) {
 
   /** Where the keyboard goes in room `id`: its text box, or (refused) the room list. */
   function focusRoom() {
-    const room = current && natter.rooms.find((r) => r.id === current);
+    const room = shown();
     if (!room) return joinInput.focus();
     if (room.status === 'refused') return roomList.querySelector('[aria-current="true"]')?.focus();
     input.focus();
@@ -373,7 +373,7 @@ export function createRoomsPanel(natter, options = {}) {
   function show(id) {
     current = id;
     render();
-    if (isOpen) natter.rooms.find((r) => r.id === id)?.markRead();
+    if (isOpen) shown(id)?.markRead();
     focusRoom();
   }
 
@@ -389,7 +389,7 @@ export function createRoomsPanel(natter, options = {}) {
       loadHubRooms();
     }
     render();
-    natter.rooms.find((r) => r.id === current)?.markRead();
+    shown()?.markRead();
     focusRoom();
   }
 
@@ -439,7 +439,7 @@ export function createRoomsPanel(natter, options = {}) {
   });
   let lastTyping = 0;
   input.addEventListener('input', () => {
-    const room = natter.rooms.find((r) => r.id === current);
+    const room = shown();
     if (!room) return;
     const now = Date.now();
     if (!input.value) {
@@ -458,7 +458,7 @@ export function createRoomsPanel(natter, options = {}) {
   });
   sayForm.addEventListener('submit', (e) => {
     e.preventDefault();
-    const room = natter.rooms.find((r) => r.id === current);
+    const room = shown();
     if (!room || !input.value.trim()) return;
     // (Before the send, which re-renders the room at once.)
     errors.delete(room.id);
@@ -470,7 +470,7 @@ export function createRoomsPanel(natter, options = {}) {
     }
   });
   leaveButton.addEventListener('click', () => {
-    const room = natter.rooms.find((r) => r.id === current);
+    const room = shown();
     room?.leave();
     current = natter.rooms[0]?.id ?? null;
     render();
@@ -478,7 +478,7 @@ export function createRoomsPanel(natter, options = {}) {
   });
   const onVisible = () => {
     watch();
-    if (!document.hidden && isOpen) natter.rooms.find((r) => r.id === current)?.markRead();
+    if (!document.hidden && isOpen) shown()?.markRead();
   };
   document.addEventListener('visibilitychange', onVisible);
   render();

@@ -95,9 +95,9 @@ export interface NatterRoom {
   retry(messageId: string): void;
   /** The visitor is typing (`true`, repeat every few seconds while they type; others clear it 6 s after the last) or stopped. */
   typing(active?: boolean): void;
-  /** Shares the visitor's cursor; at most one per animation frame goes out (the latest). */
+  /** Shares the visitor's cursor; at most one per animation frame goes out (the latest). Throws a `TypeError` for data JSON cannot hold (a cycle, a BigInt, a function). */
   cursor(data: NatterJson): void;
-  /** Sends an update of shared state to the other members (a `chain_update`), in order. */
+  /** Sends an update of shared state to the other members (a `chain_update`), in order. Throws a `TypeError` for data JSON cannot hold. */
   update(data: NatterJson): void;
   /** Unread to 0. */
   markRead(): void;

@@ -26,6 +26,17 @@ function messageId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/**
+ * `data` as the JSON text the wasm sends (`undefined` as `null`), or a TypeError at the page's
+ * own call when JSON cannot hold it (a cycle, a BigInt: stringify throws; a function, a
+ * symbol: it gives no text).
+ */
+function json(id, data) {
+  const text = JSON.stringify(data ?? null);
+  if (text) return text;
+  throw new TypeError(`natter: room "${id}": data is not JSON`);
+}
+
 /** Schedules `fn` for the next animation frame, or soon when the tab is hidden (no frames). */
 function nextFrame(fn) {
   if (typeof requestAnimationFrame === 'function' && typeof document !== 'undefined' && !document.hidden) {
@@ -111,7 +122,7 @@ export class Room {
   /** Shares the visitor's cursor (any JSON); at most one per animation frame goes out, the latest. */
   cursor(data) {
     if (this.#left) return;
-    this.#cursor = data;
+    this.#cursor = json(this.#id, data);
     this.#cancelFrame ??= nextFrame(() => {
       this.#cancelFrame = null;
       const latest = this.#cursor;
@@ -121,7 +132,7 @@ export class Room {
   }
   /** Sends an update of shared state (any JSON, a `chain_update`) to the other members, in order. */
   update(data) {
-    if (!this.#left) this.#call(7 /* update */, data);
+    if (!this.#left) this.#call(7 /* update */, json(this.#id, data));
   }
   /** The visitor has seen everything here: unread goes to 0. */
   markRead() {

@@ -87,6 +87,22 @@ test('three members: presence, chat both ways, typing, cursors and updates; a cl
     await expect
       .poll(() => ada.page.evaluate(() => window.events.filter((e) => e.e === 'cursor').map((e) => [e.detail.from.name, e.detail.data])))
       .toEqual([['Cy', { x: 20, y: 40 }]]);
+    // Data JSON cannot hold is refused at the page's own call (a cursor too, not later in its
+    // animation frame), and nothing of it goes out: the others hear only the updates below.
+    const refused = await cy.page.evaluate(() => {
+      const room = window.room('design');
+      const cycle = {};
+      cycle.me = cycle;
+      return [() => room.update(cycle), () => room.cursor(() => 1), () => room.update(1n)].map((call) => {
+        try {
+          call();
+          return 'accepted';
+        } catch (e) {
+          return e instanceof TypeError ? 'TypeError' : String(e);
+        }
+      });
+    });
+    expect(refused).toEqual(['TypeError', 'TypeError', 'TypeError']);
     // Updates: every one, in order, to every other member — not back to the sender.
     await cy.page.evaluate(() => {
       const room = window.room('design');
@@ -100,6 +116,7 @@ test('three members: presence, chat both ways, typing, cursors and updates; a cl
         .toEqual(['add:a', 'add:b', 'toggle:a']);
     }
     expect(await cy.page.evaluate(() => window.events.filter((e) => e.e === 'update').length)).toBe(0);
+    expect(await ada.page.evaluate(() => window.events.filter((e) => e.e === 'cursor').length)).toBe(1);
 
     // Cy closes her tab: the others see her leave.
     await cy.context.close();

@@ -8,15 +8,12 @@ use super::runtime::Runtime;
 use crate::options::{Flex, RawOptions};
 use crate::state::link::Transport;
 use crate::state::log::Message;
+#[cfg(feature = "rooms")]
+use crate::state::{rooms::RelayKind, RoomCall};
 use crate::state::{Event, Model};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-#[cfg(feature = "rooms")]
-use {
-    super::rooms,
-    crate::state::{rooms::RelayKind, RoomCall},
-};
 
 /// `{connected, transport, open, unread, status, muted}`, as `state` and the `ready` and
 /// `status` events give it.
@@ -162,17 +159,17 @@ impl Natter {
     /// One call of a `Room` object of the npm module (one export rather than one per method:
     /// each export costs glue in the wasm and in the JS), by number (npm/src/rooms.js names
     /// them): what `arg` / `id` carry for each `op`: 0 `snapshot` (answers `{ status, title,
-    /// messages, members, memberCount, typing, unread }`, or null), 1 `join` (`arg`: `{ name }`),
-    /// 2 `leave`, 3 `send` (`arg`: the text, `id`: the message id the npm module made), 4 `retry`
-    /// (`id`), 5 `typing` (`arg`: true / false), 6 `cursor` / 7 `update` (`arg`: any JSON),
-    /// 8 `read`, 9 `watch` (`room` on screen; `""` for none). Throws a `TypeError` for an unknown
-    /// `op` and for `cursor` / `update` data that is not JSON.
+    /// messages, members, memberCount, typing, unread }`, or null), 1 `join` (`arg`: the name,
+    /// or undefined), 2 `leave`, 3 `send` (`arg`: the text, `id`: the message id the npm module
+    /// made), 4 `retry` (`id`), 5 `typing` (`arg`: true / false), 6 `cursor` / 7 `update` (`arg`:
+    /// the data as JSON text, which the npm module has written and checked), 8 `read`, 9 `watch`
+    /// (`room` on screen; `""` for none). Throws a `TypeError` for an unknown `op`.
     pub fn room(&self, op: u32, room: &str, arg: JsValue, id: Option<String>) -> Result<JsValue, JsValue> {
         let room = room.to_string();
         let call = match op {
             0 => return Ok(self.rt.room_snapshot(&room)),
             1 => {
-                let name = rooms::join_name(&arg).filter(|n| !n.trim().is_empty());
+                let name = arg.as_string().filter(|n| !n.trim().is_empty());
                 let saved = self.rt.saved_room_outbox(&room);
                 RoomCall::Join { room, name, saved }
             }
@@ -185,14 +182,7 @@ impl Natter {
             5 => RoomCall::Typing { room, active: arg.is_truthy() },
             6 | 7 => {
                 let kind = if op == 6 { RelayKind::Cursor } else { RelayKind::Update };
-                let data = rooms::relay_text(&arg).map_err(|why| {
-                    JsValue::from(js_sys::TypeError::new(&crate::compose::join(&[
-                        "natter: room \"",
-                        &room,
-                        "\": ",
-                        &why,
-                    ])))
-                })?;
+                let data = arg.as_string().unwrap_or_else(|| "null".into());
                 RoomCall::Relay { room, kind, data }
             }
             8 => RoomCall::Read { room },

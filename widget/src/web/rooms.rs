@@ -1,7 +1,9 @@
 //! Rooms at the JS boundary: the shapes a page reads (a room's snapshot, room events), built
-//! property by property like the rest of the widget's JS shapes; the `joinRoom` options; and the
-//! relayed collaboration frames (`cursor_position`, `chain_update`), whose `data` is the page's
-//! business and crosses the boundary as the browser's own value, never parsed in Rust.
+//! property by property like the rest of the widget's JS shapes; and the relayed collaboration
+//! frames (`cursor_position`, `chain_update`), whose `data` is the page's business and is never
+//! parsed in Rust: the hub's is read back with the browser's `JSON.parse`, and the page's
+//! arrives as JSON text (`npm/src/rooms.js` writes it with `JSON.stringify` and refuses, at the
+//! page's own call, data JSON cannot hold).
 //!
 //! Why not `serde_wasm_bindgen`: measured with these very shapes, its serializer with the derived
 //! `Serialize` impls (and its interned-field-name cache, a `HashMap`) cost 4.2 KiB of gzipped wasm
@@ -67,14 +69,6 @@ fn message_js(m: &RoomLine) -> JsValue {
         .done()
 }
 
-/// The `name` of `joinRoom`'s options (`{ name }`).
-pub(super) fn join_name(options: &JsValue) -> Option<String> {
-    if !options.is_object() {
-        return None;
-    }
-    js_sys::Reflect::get(options, &JsValue::from_str("name")).ok()?.as_string()
-}
-
 /// The snapshot of `room`: `{ status, title, messages, members, memberCount, typing, unread }`,
 /// what `room.messages`, `room.members`, … read (the npm module caches it until the next room
 /// event).
@@ -126,16 +120,6 @@ pub(super) fn event_js(room: &str, notice: &RoomNotice) -> JsValue {
         }
     }
     .done()
-}
-
-/// A page's `cursor(data)` / `update(data)` as JSON text, or why it cannot be sent.
-pub(super) fn relay_text(data: &JsValue) -> Result<String, String> {
-    if data.is_undefined() {
-        return Ok("null".into());
-    }
-    let text = js_sys::JSON::stringify(data)
-        .map_err(|_| "data could not be written as JSON (a cycle, or a BigInt)".to_string())?;
-    text.as_string().ok_or_else(|| "data is not JSON (a function or a symbol)".to_string())
 }
 
 /// A relayed `cursor_position` / `chain_update` from the hub.
@@ -239,17 +223,5 @@ mod tests {
             json_of(&event_js("r", &RoomNotice::Status(RoomStatus::Http))),
             json!({"type": "status", "room": "r", "status": "http"})
         );
-    }
-
-    #[wasm_bindgen_test]
-    fn relay_data_must_be_json() {
-        assert_eq!(relay_text(&JsValue::UNDEFINED).as_deref(), Ok("null"));
-        let o = js_sys::JSON::parse(r#"{"x":1}"#).expect("JSON");
-        assert_eq!(relay_text(&o).as_deref(), Ok(r#"{"x":1}"#));
-        let cycle = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&cycle, &"me".into(), &cycle);
-        assert!(relay_text(&cycle.into()).is_err());
-        let f = js_sys::Function::new_no_args("");
-        assert!(relay_text(&f.into()).is_err());
     }
 }
