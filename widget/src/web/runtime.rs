@@ -7,7 +7,7 @@
 //! released values go to a graveyard that is emptied in a microtask, after the callback returns.
 
 use super::api;
-use super::dom::Dom;
+use super::dom::{Dom, Part};
 use super::keys;
 use super::link::{self, Credentials, Endpoint, Socket, SocketEvent};
 use super::listen::Listener;
@@ -64,8 +64,6 @@ pub(super) struct Runtime {
     /// The page's `on(event, fn)` listeners.
     handlers: RefCell<Vec<(String, js_sys::Function)>>,
     sound: RefCell<Sound>,
-    /// Where focus was before the panel opened, to give it back on close.
-    focus_before_open: RefCell<Option<web_sys::HtmlElement>>,
     /// Makes the page context of a message written now (the JSON text of an object): the npm
     /// facade's, which knows the page and the app's `setContext` fields. Without one, messages
     /// carry no context and the hub uses the connection's page.
@@ -91,13 +89,6 @@ fn read<T>(cell: &RefCell<T>) -> Ref<'_, T> {
 #[inline(never)]
 fn write<T>(cell: &RefCell<T>) -> RefMut<'_, T> {
     cell.borrow_mut()
-}
-
-/// Whether the page is used by touch alone (a phone, a tablet): no hover, a coarse pointer.
-fn touch_only() -> bool {
-    web_sys::window()
-        .and_then(|w| w.match_media("(hover: none) and (pointer: coarse)").ok().flatten())
-        .is_some_and(|m| m.matches())
 }
 
 /// A visitor's `typing` is repeated at most this often while they type (the inbox hides it
@@ -153,7 +144,6 @@ impl Runtime {
             listeners: RefCell::new(Vec::new()),
             handlers: RefCell::new(Vec::new()),
             sound: RefCell::new(Sound::default()),
-            focus_before_open: RefCell::new(None),
             context_of,
             composition: RefCell::new(Composition::default()),
             graveyard: RefCell::new(Vec::new()),
@@ -277,10 +267,8 @@ impl Runtime {
     }
 
     fn render(&self) {
-        if let Some(dom) = write(&self.dom).as_mut() {
-            if let Err(e) = dom.render(&read(&self.model)) {
-                web_sys::console::error_2(&"natter: render failed".into(), &e);
-            }
+        if let Some(dom) = read(&self.dom).as_ref() {
+            dom.render(&read(&self.model));
         }
     }
 
@@ -391,30 +379,17 @@ impl Runtime {
                     self.store.save_read(conversation, seq);
                 }
             }
+            // On a touch screen the dialog rather than the text box, whose keyboard would cover
+            // half the conversation (see dom.js).
             Effect::FocusInput => {
                 if let Some(dom) = read(&self.dom).as_ref() {
-                    *write(&self.focus_before_open) = dom.page_focus();
-                    // On a touch screen, focusing the text box pops the keyboard over half the
-                    // conversation: focus the dialog, and the keyboard comes with the visitor's
-                    // own tap on the text box.
-                    let _ = if touch_only() { dom.panel.focus() } else { dom.input.focus() };
+                    dom.view.focus_in();
                 }
             }
+            // Only if focus is still ours: never pulled back from where the visitor has moved on.
             Effect::RestoreFocus => {
-                let before = write(&self.focus_before_open).take();
                 if let Some(dom) = read(&self.dom).as_ref() {
-                    // Only if focus is still ours: never pull it back from where the visitor
-                    // has moved on to.
-                    let ours = dom.has_focus() || dom.page_focus().is_none();
-                    match before {
-                        Some(el) if ours && el.is_connected() => {
-                            let _ = el.focus();
-                        }
-                        _ if dom.has_focus() => {
-                            let _ = dom.launcher.focus();
-                        }
-                        _ => {}
-                    }
+                    dom.view.focus_out();
                 }
             }
             Effect::Notify(n) => self.notify(n),
@@ -665,13 +640,7 @@ impl Runtime {
     fn send_from_input(&self) {
         let text = {
             let dom = read(&self.dom);
-            let Some(dom) = dom.as_ref() else { return };
-            let text = dom.input.value();
-            if text.trim().is_empty() {
-                return;
-            }
-            dom.input.set_value("");
-            dom.sync_send_button();
+            let Some(text) = dom.as_ref().and_then(Dom::take_input) else { return };
             text
         };
         self.typing(false);
@@ -750,7 +719,7 @@ impl Runtime {
         if let Some(dom) = read(&self.dom).as_ref() {
             table.extend([
                 (
-                    dom.launcher.clone().into(),
+                    dom.part(Part::Launcher),
                     "click",
                     false,
                     (|rt, _| {
@@ -758,32 +727,26 @@ impl Runtime {
                         rt.dispatch(Event::Toggle);
                     }) as Handler,
                 ),
-                (dom.close.clone().into(), "click", false, |rt, _| rt.dispatch(Event::Close)),
-                (dom.mute.clone().into(), "click", false, |rt, _| {
+                (dom.part(Part::Close), "click", false, |rt, _| rt.dispatch(Event::Close)),
+                (dom.part(Part::Mute), "click", false, |rt, _| {
                     write(&rt.sound).unlock();
                     rt.dispatch(Event::ToggleMute);
                 }),
-                (dom.send.clone().into(), "click", false, |rt, _| rt.send_from_input()),
-                (dom.input.clone().into(), "input", false, |rt, _| {
-                    let typed = match read(&rt.dom).as_ref() {
-                        Some(d) => {
-                            d.sync_send_button();
-                            !d.input.value().trim().is_empty()
-                        }
-                        None => return,
-                    };
+                (dom.part(Part::Send), "click", false, |rt, _| rt.send_from_input()),
+                (dom.part(Part::Input), "input", false, |rt, _| {
+                    let Some(typed) = read(&rt.dom).as_ref().map(Dom::sync_send_button) else { return };
                     rt.typing(typed);
                 }),
-                (dom.input.clone().into(), "compositionstart", false, |rt, _| write(&rt.composition).start()),
-                (dom.input.clone().into(), "compositionend", false, |rt, _| write(&rt.composition).end()),
-                (dom.input.clone().into(), "keydown", false, |rt, e| {
+                (dom.part(Part::Input), "compositionstart", false, |rt, _| write(&rt.composition).start()),
+                (dom.part(Part::Input), "compositionend", false, |rt, _| write(&rt.composition).end()),
+                (dom.part(Part::Input), "keydown", false, |rt, e| {
                     let Some(k) = e.dyn_ref::<KeyboardEvent>() else { return };
                     if read(&rt.composition).enter_sends(&keys::press(k)) {
                         k.prevent_default();
                         rt.send_from_input();
                     }
                 }),
-                (dom.root.clone().into(), "keydown", false, |rt, e| {
+                (dom.part(Part::Root), "keydown", false, |rt, e| {
                     if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
                         // Not the Escape that cancels an IME conversion in the chat box.
                         let closes = read(&rt.composition).escape_closes(&keys::press(k));
@@ -793,13 +756,8 @@ impl Runtime {
                         }
                     }
                 }),
-                (dom.log.clone().into(), "click", false, |rt, e| {
-                    let id = e
-                        .target()
-                        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-                        .and_then(|t| t.closest("[part=retry]").ok().flatten())
-                        .and_then(|b| b.closest("[data-id]").ok().flatten())
-                        .and_then(|row| row.get_attribute("data-id"));
+                (dom.part(Part::Log), "click", false, |rt, e| {
+                    let id = read(&rt.dom).as_ref().and_then(|d| d.view.retried(&e));
                     if let Some(id) = id {
                         rt.dispatch(Event::Retry { id });
                     }
@@ -837,7 +795,7 @@ impl Runtime {
         }
         let dom = write(&self.dom).take();
         if let Some(dom) = &dom {
-            dom.remove();
+            dom.view.remove();
         }
         // One grave for all of them.
         self.bury(Box::new((listeners, socket, timers, dom)));
