@@ -79,9 +79,52 @@ export class View {
     this.doc.body.appendChild(this.host);
   }
 
-  /** The element listened to for `n`: the launcher, close, mute and send buttons, the chat box, the shadow root, the log. */
-  part(n) {
-    return [this.launcher, this.close, this.mute, this.send, this.input, this.root, this.log][n];
+  /**
+   * Hears the page and the widget: calls `report([n, data])` for each event the runtime
+   * handles (`n` and `data` in runtime.rs, `Heard`) until `unlisten`. One callback for all of
+   * them: each listener made in Rust was a closure and a registration of its own in the wasm.
+   */
+  listen(report) {
+    const doc = this.doc;
+    const input = this.input;
+    const same = (e) => e;
+    this.off = [];
+    [
+      // Capture phase, so a page that stops keydown propagation cannot swallow the shortcut.
+      [window, 'keydown', same, true],
+      [window, 'online'],
+      [window, 'offline'],
+      [window, 'pageshow'],
+      // A frozen page (Page Lifecycle) resumed: its socket may have died meanwhile.
+      [doc, 'resume', null, false, 3],
+      // Another tab of the session read up to a seq, or forgot the conversation.
+      [window, 'storage', same],
+      [doc, 'visibilitychange', () => doc.hidden],
+      [this.launcher, 'click'],
+      [this.close, 'click'],
+      [this.mute, 'click'],
+      [this.send, 'click'],
+      [input, 'input'],
+      [input, 'compositionstart'],
+      [input, 'compositionend'],
+      [input, 'keydown', same],
+      [this.root, 'keydown', same],
+      // A click on a Retry button: the id of its message.
+      [this.log, 'click', (e) => this.#retried(e) ?? undefined],
+    ].forEach(([target, type, data, capture = false, n], i) => {
+      const f = (e) => {
+        const d = data?.(e);
+        if (d !== undefined || !data) report([n ?? i, d]);
+      };
+      target.addEventListener(type, f, capture);
+      this.off.push(() => target.removeEventListener(type, f, capture));
+    });
+  }
+
+  /** Removes every listener `listen` added. */
+  unlisten() {
+    this.off?.forEach((f) => f());
+    this.off = [];
   }
 
   /** Plain text of a message (or the greeting) being filled. */
@@ -275,7 +318,7 @@ export class View {
   }
 
   /** The id of the message whose Retry button a click in the log hit, if it hit one. */
-  retried(e) {
+  #retried(e) {
     const t = e.target;
     return t instanceof Element ? t.closest('[part=retry]')?.closest('[data-id]')?.getAttribute('data-id') : null;
   }

@@ -12,6 +12,7 @@
 //! of a message is a link (`crate::text`), what the model says; `dom.js` gets plain values.
 
 use super::clock::Clock;
+use super::listen::Callback;
 use crate::i18n::{is_rtl, Key, Strings};
 use crate::markup::{LABELS, PICKED, ROW, WIDGET};
 use crate::options::{Options, Position};
@@ -53,9 +54,14 @@ extern "C" {
     #[wasm_bindgen(method)]
     fn attach(this: &View, lang: &str, dir: &str);
 
-    /// The element listened to for `n` (see [`Part`]).
+    /// Calls `report` with `[n, data]` for each event the runtime handles (see
+    /// `runtime::Runtime::heard`), until [`View::unlisten`].
     #[wasm_bindgen(method)]
-    fn part(this: &View, n: u32) -> web_sys::EventTarget;
+    pub(crate) fn listen(this: &View, report: &Callback);
+
+    /// Removes the listeners of [`View::listen`].
+    #[wasm_bindgen(method)]
+    pub(crate) fn unlisten(this: &View);
 
     /// Plain text of the message (or greeting) being filled.
     #[wasm_bindgen(method)]
@@ -109,32 +115,9 @@ extern "C" {
     #[wasm_bindgen(method)]
     fn sendable(this: &View, yes: bool);
 
-    /// The id of the message whose Retry button the click `e` in the log hit.
-    #[wasm_bindgen(method)]
-    pub(crate) fn retried(this: &View, e: &web_sys::Event) -> Option<String>;
-
     /// Removes the widget from the page.
     #[wasm_bindgen(method)]
     pub(crate) fn remove(this: &View);
-}
-
-/// The elements the runtime listens to, by [`Dom::part`].
-#[derive(Clone, Copy)]
-pub(crate) enum Part {
-    /// `button[part=launcher]`.
-    Launcher,
-    /// `button[part=close]`.
-    Close,
-    /// `button[part=mute]`.
-    Mute,
-    /// `button[part=send]`.
-    Send,
-    /// `textarea[part=input]`.
-    Input,
-    /// The shadow root.
-    Root,
-    /// `[part=log]`.
-    Log,
 }
 
 /// The widget's elements (in `dom.js`) and the texts they show.
@@ -204,11 +187,6 @@ impl Dom {
         // messages inside follow their own text's direction (`dir="auto"`).
         view.attach(&options.lang, if is_rtl(&options.lang) { "rtl" } else { "ltr" });
         Ok(Dom { view, strings: strings.clone() })
-    }
-
-    /// The element the runtime listens to for `part`.
-    pub(crate) fn part(&self, part: Part) -> web_sys::EventTarget {
-        self.view.part(part as u32)
     }
 
     /// The chat box's text, if it holds something to send; empties it then.

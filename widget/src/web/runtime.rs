@@ -7,10 +7,10 @@
 //! released values go to a graveyard that is emptied in a microtask, after the callback returns.
 
 use super::api;
-use super::dom::{Dom, Part};
+use super::dom::Dom;
 use super::keys;
 use super::link::{self, Credentials, Endpoint, Socket, SocketEvent};
-use super::listen::Listener;
+use super::listen::Callback;
 use super::promise;
 use super::random;
 #[cfg(feature = "rooms")]
@@ -60,7 +60,8 @@ pub(super) struct Runtime {
     room_polls: RefCell<Vec<(String, AbortController)>>,
     /// At most one running timer of each kind.
     timers: RefCell<Vec<(Timer, Timeout)>>,
-    listeners: RefCell<Vec<Listener>>,
+    /// What hears the page's and the widget's events (see [`Runtime::wire`]).
+    listener: RefCell<Option<Callback>>,
     /// The page's `on(event, fn)` listeners.
     handlers: RefCell<Vec<(String, js_sys::Function)>>,
     sound: RefCell<Sound>,
@@ -141,7 +142,7 @@ impl Runtime {
             #[cfg(feature = "rooms")]
             room_polls: RefCell::new(Vec::new()),
             timers: RefCell::new(Vec::new()),
-            listeners: RefCell::new(Vec::new()),
+            listener: RefCell::new(None),
             handlers: RefCell::new(Vec::new()),
             sound: RefCell::new(Sound::default()),
             context_of,
@@ -678,104 +679,98 @@ impl Runtime {
         self.dispatch(Event::Toggle);
     }
 
+    /// Hears the page and the widget's elements through one callback (see `View.listen` in
+    /// dom.js), kept until `destroy()`.
     fn wire(&self) {
-        let window = match web_sys::window() {
-            Some(w) => w,
-            None => return,
-        };
-        let Some(document) = window.document() else { return };
-        type Handler = fn(&Runtime, web_sys::Event);
-        // One table and one loop: each hand-written registration would be its own wasm code.
-        let mut table: Vec<(web_sys::EventTarget, &'static str, bool, Handler)> = vec![
-            // Capture phase, so a page that stops keydown propagation cannot swallow the shortcut.
-            (window.clone().into(), "keydown", true, |rt, e| {
-                if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
-                    rt.on_key(k)
+        let weak = self.weak();
+        let callback = Callback::new(move |v: JsValue| {
+            let Some(rt) = weak.upgrade() else { return };
+            // `[n, data]`.
+            let v: js_sys::Array = v.unchecked_into();
+            if let Some(n) = v.get(0).as_f64() {
+                rt.heard(n as u32, v.get(1));
+            }
+        });
+        if let Some(dom) = read(&self.dom).as_ref() {
+            dom.view.listen(&callback);
+        }
+        *write(&self.listener) = Some(callback);
+    }
+
+    /// Event `n` of `View.listen` (dom.js), with its `data`.
+    fn heard(&self, n: u32, data: JsValue) {
+        let key = data.dyn_ref::<KeyboardEvent>();
+        match n {
+            0 => {
+                if let Some(k) = key {
+                    self.on_key(k)
                 }
-            }),
-            (window.clone().into(), "online", false, |rt, _| rt.dispatch(Event::Online)),
-            (window.clone().into(), "offline", false, |rt, _| rt.dispatch(Event::Offline)),
-            (window.clone().into(), "pageshow", false, |rt, _| rt.dispatch(Event::Wake)),
-            // A frozen page (Page Lifecycle) resumed: its socket may have died meanwhile.
-            (document.clone().into(), "resume", false, |rt, _| rt.dispatch(Event::Wake)),
+            }
+            1 => self.dispatch(Event::Online),
+            2 => self.dispatch(Event::Offline),
+            // The page is shown again (`pageshow`), or a frozen page (Page Lifecycle) resumed:
+            // its socket may have died meanwhile.
+            3 => self.dispatch(Event::Wake),
             // Another tab of the session read up to a seq (or this one did, on another page), or
             // forgot the conversation (a logout there).
-            (window.clone().into(), "storage", false, |rt, e| {
-                let Some(e) = e.dyn_ref::<web_sys::StorageEvent>() else { return };
+            5 => {
+                let Some(e) = data.dyn_ref::<web_sys::StorageEvent>() else { return };
                 let key = e.key();
                 if key.as_deref() == Some(storage::READ_KEY) {
                     if let Some(m) = e.new_value().as_deref().and_then(ReadMark::parse) {
-                        rt.dispatch(Event::ReadElsewhere { conversation: m.conversation, seq: m.seq });
+                        self.dispatch(Event::ReadElsewhere { conversation: m.conversation, seq: m.seq });
                     }
                 } else if key.as_deref() == Some(storage::FORGOTTEN_KEY) && e.new_value().is_some() {
-                    rt.dispatch(Event::ForgottenElsewhere);
+                    self.dispatch(Event::ForgottenElsewhere);
                 }
-            }),
-            (document.into(), "visibilitychange", false, |rt, _| {
-                let hidden = web_sys::window().and_then(|w| w.document()).is_some_and(|d| d.hidden());
-                rt.dispatch(Event::PageHidden { hidden });
-            }),
-        ];
-        if let Some(dom) = read(&self.dom).as_ref() {
-            table.extend([
-                (
-                    dom.part(Part::Launcher),
-                    "click",
-                    false,
-                    (|rt, _| {
-                        write(&rt.sound).unlock();
-                        rt.dispatch(Event::Toggle);
-                    }) as Handler,
-                ),
-                (dom.part(Part::Close), "click", false, |rt, _| rt.dispatch(Event::Close)),
-                (dom.part(Part::Mute), "click", false, |rt, _| {
-                    write(&rt.sound).unlock();
-                    rt.dispatch(Event::ToggleMute);
-                }),
-                (dom.part(Part::Send), "click", false, |rt, _| rt.send_from_input()),
-                (dom.part(Part::Input), "input", false, |rt, _| {
-                    let Some(typed) = read(&rt.dom).as_ref().map(Dom::sync_send_button) else { return };
-                    rt.typing(typed);
-                }),
-                (dom.part(Part::Input), "compositionstart", false, |rt, _| write(&rt.composition).start()),
-                (dom.part(Part::Input), "compositionend", false, |rt, _| write(&rt.composition).end()),
-                (dom.part(Part::Input), "keydown", false, |rt, e| {
-                    let Some(k) = e.dyn_ref::<KeyboardEvent>() else { return };
-                    if read(&rt.composition).enter_sends(&keys::press(k)) {
-                        k.prevent_default();
-                        rt.send_from_input();
-                    }
-                }),
-                (dom.part(Part::Root), "keydown", false, |rt, e| {
-                    if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
-                        // Not the Escape that cancels an IME conversion in the chat box.
-                        let closes = read(&rt.composition).escape_closes(&keys::press(k));
-                        if closes && read(&rt.model).open {
-                            k.stop_propagation();
-                            rt.dispatch(Event::Close);
-                        }
-                    }
-                }),
-                (dom.part(Part::Log), "click", false, |rt, e| {
-                    let id = read(&rt.dom).as_ref().and_then(|d| d.view.retried(&e));
-                    if let Some(id) = id {
-                        rt.dispatch(Event::Retry { id });
-                    }
-                }),
-            ]);
+            }
+            6 => self.dispatch(Event::PageHidden { hidden: data.as_bool() == Some(true) }),
+            // The launcher.
+            7 => {
+                write(&self.sound).unlock();
+                self.dispatch(Event::Toggle);
+            }
+            // The close button.
+            8 => self.dispatch(Event::Close),
+            // The mute button.
+            9 => {
+                write(&self.sound).unlock();
+                self.dispatch(Event::ToggleMute);
+            }
+            // The send button.
+            10 => self.send_from_input(),
+            // The chat box: typed into, composing with an IME, a key.
+            11 => {
+                let Some(typed) = read(&self.dom).as_ref().map(Dom::sync_send_button) else { return };
+                self.typing(typed);
+            }
+            12 => write(&self.composition).start(),
+            13 => write(&self.composition).end(),
+            14 => {
+                let Some(k) = key else { return };
+                if read(&self.composition).enter_sends(&keys::press(k)) {
+                    k.prevent_default();
+                    self.send_from_input();
+                }
+            }
+            // A key anywhere in the widget: Escape closes, but not the Escape that cancels an
+            // IME conversion in the chat box.
+            15 => {
+                let Some(k) = key else { return };
+                let closes = read(&self.composition).escape_closes(&keys::press(k));
+                if closes && read(&self.model).open {
+                    k.stop_propagation();
+                    self.dispatch(Event::Close);
+                }
+            }
+            // A Retry button in the log: the message's id.
+            16 => {
+                if let Some(id) = data.as_string() {
+                    self.dispatch(Event::Retry { id });
+                }
+            }
+            _ => {}
         }
-        let ls: Vec<Listener> = table
-            .into_iter()
-            .map(|(target, kind, capture, f)| {
-                let weak = self.weak();
-                Listener::new(&target, kind, capture, move |e| {
-                    if let Some(rt) = weak.upgrade() {
-                        f(&rt, e)
-                    }
-                })
-            })
-            .collect();
-        write(&self.listeners).extend(ls);
     }
 
     /// Releases every node, listener, timer, socket and request of this widget.
@@ -783,7 +778,7 @@ impl Runtime {
         if self.destroyed.replace(true) {
             return;
         }
-        let listeners = std::mem::take(&mut *write(&self.listeners));
+        let listener = write(&self.listener).take();
         let socket = write(&self.socket).take();
         let timers = std::mem::take(&mut *write(&self.timers));
         for ctl in [write(&self.poll_abort).take(), write(&self.post_abort).take()].into_iter().flatten() {
@@ -795,10 +790,11 @@ impl Runtime {
         }
         let dom = write(&self.dom).take();
         if let Some(dom) = &dom {
+            dom.view.unlisten();
             dom.view.remove();
         }
         // One grave for all of them.
-        self.bury(Box::new((listeners, socket, timers, dom)));
+        self.bury(Box::new((listener, socket, timers, dom)));
         write(&self.sound).close();
         write(&self.handlers).clear();
         write(&self.queue).clear();
