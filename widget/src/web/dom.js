@@ -88,10 +88,11 @@ export class View {
     const doc = this.doc;
     const input = this.input;
     const same = (e) => e;
+    const key = (e) => (e instanceof KeyboardEvent ? e : undefined);
     this.off = [];
     [
       // Capture phase, so a page that stops keydown propagation cannot swallow the shortcut.
-      [window, 'keydown', same, true],
+      [window, 'keydown', key, true],
       [window, 'online'],
       [window, 'offline'],
       [window, 'pageshow'],
@@ -107,8 +108,8 @@ export class View {
       [input, 'input'],
       [input, 'compositionstart'],
       [input, 'compositionend'],
-      [input, 'keydown', same],
-      [this.root, 'keydown', same],
+      [input, 'keydown', key],
+      [this.root, 'keydown', key],
       // A click on a Retry button: the id of its message.
       [this.log, 'click', (e) => this.#retried(e) ?? undefined],
     ].forEach(([target, type, data, capture = false, n], i) => {

@@ -29,7 +29,7 @@ use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{AbortController, AbortSignal, KeyboardEvent};
+use web_sys::{AbortController, AbortSignal};
 
 thread_local! {
     /// Mounted widgets stay alive until `destroy()`, even if the page drops the handle.
@@ -667,7 +667,7 @@ impl Runtime {
         }
     }
 
-    fn on_key(&self, e: &KeyboardEvent) {
+    fn on_key(&self, e: &web_sys::Event) {
         let Some(sc) = &self.options.shortcut else { return };
         let k = keys::press(e);
         let editable = sc.needs_target(&k) && keys::in_editable(e);
@@ -699,13 +699,10 @@ impl Runtime {
 
     /// Event `n` of `View.listen` (dom.js), with its `data`.
     fn heard(&self, n: u32, data: JsValue) {
-        let key = data.dyn_ref::<KeyboardEvent>();
+        // A `keydown`'s data is the event, a `KeyboardEvent` (dom.js).
+        let key = data.unchecked_ref::<web_sys::Event>();
         match n {
-            0 => {
-                if let Some(k) = key {
-                    self.on_key(k)
-                }
-            }
+            0 => self.on_key(key),
             1 => self.dispatch(Event::Online),
             2 => self.dispatch(Event::Offline),
             // The page is shown again (`pageshow`), or a frozen page (Page Lifecycle) resumed:
@@ -746,20 +743,16 @@ impl Runtime {
             }
             12 => write(&self.composition).start(),
             13 => write(&self.composition).end(),
-            14 => {
-                let Some(k) = key else { return };
-                if read(&self.composition).enter_sends(&keys::press(k)) {
-                    k.prevent_default();
-                    self.send_from_input();
-                }
+            14 if read(&self.composition).enter_sends(&keys::press(key)) => {
+                key.prevent_default();
+                self.send_from_input();
             }
             // A key anywhere in the widget: Escape closes, but not the Escape that cancels an
             // IME conversion in the chat box.
             15 => {
-                let Some(k) = key else { return };
-                let closes = read(&self.composition).escape_closes(&keys::press(k));
+                let closes = read(&self.composition).escape_closes(&keys::press(key));
                 if closes && read(&self.model).open {
-                    k.stop_propagation();
+                    key.stop_propagation();
                     self.dispatch(Event::Close);
                 }
             }
