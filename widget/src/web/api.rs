@@ -18,60 +18,68 @@ use {
     crate::state::{rooms::RelayKind, RoomCall},
 };
 
-/// `{connected, transport, open, unread, status, muted}`, as `state` and the `ready` and
-/// `status` events give it.
+#[wasm_bindgen(module = "/src/web/api.js")]
+extern "C" {
+    /// `{connected, transport, open, unread, status, muted, user}` (see api.js).
+    #[wasm_bindgen(js_name = state)]
+    fn state_object(
+        connected: bool,
+        transport: &str,
+        open: bool,
+        unread: u32,
+        status: &str,
+        muted: bool,
+        id: Option<&str>,
+        name: Option<&str>,
+    ) -> JsValue;
+
+    /// `{id, role, text, time, state, seq, author}`, with `retried` when given (see api.js).
+    #[wasm_bindgen(js_name = message)]
+    fn message_object(
+        id: &str,
+        role: &str,
+        text: &str,
+        time: &str,
+        state: &str,
+        seq: Option<f64>,
+        author: Option<&str>,
+        retried: Option<bool>,
+    ) -> JsValue;
+}
+
+/// `{connected, transport, open, unread, status, muted, user}`, as `state` and the `ready` and
+/// `status` events give it (`user`: `{id, name}` of a signed-in user, `name` possibly null;
+/// null otherwise).
 pub(super) fn state_js(m: &Model) -> JsValue {
-    let o = js_sys::Object::new();
     let transport = m.link.transport();
-    let set = |k: &str, v: JsValue| {
-        let _ = js_sys::Reflect::set(&o, &k.into(), &v);
-    };
-    set("connected", (transport != Transport::None).into());
-    set("transport", transport.as_str().into());
-    set("open", m.open.into());
-    set("unread", m.log.unread.into());
-    set("status", m.link.status().label().into());
-    set("muted", m.muted.into());
-    let user = match &m.identity.user {
-        Some((id, name)) => {
-            let u = js_sys::Object::new();
-            let _ = js_sys::Reflect::set(&u, &"id".into(), &id.as_str().into());
-            let _ = js_sys::Reflect::set(
-                &u,
-                &"name".into(),
-                &name.as_deref().map_or(JsValue::NULL, JsValue::from),
-            );
-            u.into()
-        }
-        None => JsValue::NULL,
-    };
-    set("user", user);
-    o.into()
+    let user = m.identity.user.as_ref();
+    state_object(
+        transport != Transport::None,
+        transport.as_str(),
+        m.open,
+        m.log.unread,
+        m.link.status().label(),
+        m.muted,
+        user.map(|(id, _)| id.as_str()),
+        user.and_then(|(_, name)| name.as_deref()),
+    )
 }
 
 /// `{id, role, text, time, state, seq, author}`, as the `message` event gives it (`author`:
-/// an operator's display name, on their replies; `null` otherwise).
-pub(super) fn message_js(m: &Message) -> JsValue {
-    let o = js_sys::Object::new();
-    let set = |k: &str, v: JsValue| {
-        let _ = js_sys::Reflect::set(&o, &k.into(), &v);
-    };
-    set("id", m.id.as_str().into());
-    set("role", m.role.as_str().into());
-    set("text", m.text.as_str().into());
-    set("time", m.time.as_str().into());
-    set("state", m.delivery.as_str().into());
-    set("seq", m.seq.map_or(JsValue::NULL, |s| JsValue::from_f64(s as f64)));
-    set("author", m.author.as_deref().map_or(JsValue::NULL, JsValue::from_str));
-    o.into()
-}
-
-/// `{id, role, text, time, state, seq, retried}`, as the `delivery` event gives it: one of
-/// this tab's messages changed state (`retried`: pending again because the visitor retried).
-pub(super) fn delivery_js(m: &Message, retried: bool) -> JsValue {
-    let o = message_js(m);
-    let _ = js_sys::Reflect::set(&o, &"retried".into(), &retried.into());
-    o
+/// an operator's display name, on their replies; `null` otherwise), and with `retried` as the
+/// `delivery` event gives it: one of this tab's messages changed state (`retried`: pending
+/// again because the visitor retried).
+pub(super) fn message_js(m: &Message, retried: Option<bool>) -> JsValue {
+    message_object(
+        &m.id,
+        m.role.as_str(),
+        &m.text,
+        &m.time,
+        m.delivery.as_str(),
+        m.seq.map(|s| s as f64),
+        m.author.as_deref(),
+        retried,
+    )
 }
 
 /// A mounted chat widget: the one object the page holds.
@@ -247,7 +255,7 @@ fn read_options(o: &JsValue) -> RawOptions {
             .collect()
     };
     // Without a `locale` option, the browser's language.
-    let locale = string("locale").or_else(|| web_sys::window().and_then(|w| w.navigator().language()));
+    let locale = string("locale").or_else(|| super::page::now().language);
     RawOptions {
         server: string("server"),
         position: string("position"),

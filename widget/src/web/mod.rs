@@ -30,6 +30,7 @@ mod frame;
 mod keys;
 mod link;
 mod listen;
+mod page;
 mod promise;
 mod random;
 #[cfg(feature = "rooms")]

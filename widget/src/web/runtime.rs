@@ -11,6 +11,7 @@ use super::dom::Dom;
 use super::keys;
 use super::link::{self, Credentials, Endpoint, Socket, SocketEvent};
 use super::listen::Callback;
+use super::page;
 use super::promise;
 use super::random;
 #[cfg(feature = "rooms")]
@@ -111,13 +112,12 @@ impl Runtime {
     ) -> Result<Rc<Runtime>, JsValue> {
         let store = Store::open();
         let endpoint = Endpoint::new(&options.server);
-        let window = web_sys::window().ok_or("natter: no window")?;
-        let hidden = window.document().is_some_and(|d| d.hidden());
+        let page = page::now();
         let model = Model::new(Init {
             seed: random::seed(),
             muted: store.muted(),
-            online: window.navigator().on_line(),
-            hidden,
+            online: page.online,
+            hidden: page.hidden,
             open: options.open,
             outbox: store.outbox(),
             read: store.read_mark(),
@@ -579,15 +579,14 @@ impl Runtime {
             Notice::Close => self.emit("close", &JsValue::UNDEFINED),
             Notice::Unread(count) => self.emit("unread", &count.into()),
             Notice::Status(_) => self.emit("status", &self.state()),
-            Notice::Message(m) => self.emit("message", &api::message_js(&m)),
+            Notice::Message(m) => self.emit("message", &api::message_js(&m, None)),
             #[cfg(feature = "rooms")]
             Notice::Room { room, notice } => self.emit("room", &rooms::event_js(&room, &notice)),
             Notice::Delivery { message, retried } => {
-                self.emit("delivery", &api::delivery_js(&message, retried))
+                self.emit("delivery", &api::message_js(&message, Some(retried)))
             }
             Notice::Refused(error) => {
-                let origin = web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default();
-                let advice = crate::state::refusal_advice(&origin, &self.endpoint.http);
+                let advice = crate::state::refusal_advice(&page::origin(), &self.endpoint.http);
                 web_sys::console::error_2(&advice.into(), &error.message.as_str().into());
             }
         }

@@ -43,8 +43,7 @@ pub(crate) struct Store {
 impl Store {
     /// Opens `localStorage`.
     pub(crate) fn open() -> Store {
-        let storage = web_sys::window().and_then(|w| w.local_storage().ok().flatten());
-        Store { storage }
+        Store { storage: super::page::storage() }
     }
 
     fn get(&self, key: &str) -> Option<String> {
