@@ -1,8 +1,8 @@
 // What the widget reads from the page (see page.rs), in JavaScript: made from Rust, each read
 // went through the window object's lookup and a web-sys import of its own.
 
-/** `[navigator.onLine, document.hidden, navigator.language]`. */
-export const state = () => [navigator.onLine, document.hidden, navigator.language];
+/** `[navigator.onLine, document.hidden]`. */
+export const state = () => [navigator.onLine, document.hidden];
 
 /** The page's origin (`https://shop.example`). */
 export const origin = () => location.origin;

@@ -1,5 +1,4 @@
-//! What the widget reads from the page: whether it is online and shown, its language and
-//! origin, `localStorage` and Web Crypto.
+//! What the widget reads from the page: whether it is online and shown, its origin, `localStorage` and Web Crypto.
 //!
 //! The reads are JavaScript beside this module (`page.js`): made from Rust, each went through
 //! the window object's lookup (`web_sys::window()`) and a web-sys import of its own.
@@ -8,7 +7,7 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(module = "/src/web/page.js")]
 extern "C" {
-    /// `[navigator.onLine, document.hidden, navigator.language]`.
+    /// `[navigator.onLine, document.hidden]`.
     #[wasm_bindgen(js_name = state)]
     fn read() -> js_sys::Array;
 
@@ -28,12 +27,10 @@ pub(crate) struct Page {
     pub online: bool,
     /// `document.hidden`: another tab is in front, or the window is minimised.
     pub hidden: bool,
-    /// `navigator.language`, the browser's language.
-    pub language: Option<String>,
 }
 
 /// Reads [`Page`].
 pub(crate) fn now() -> Page {
     let v = read();
-    Page { online: v.get(0).as_bool() != Some(false), hidden: v.get(1).as_bool() == Some(true), language: v.get(2).as_string() }
+    Page { online: v.get(0).as_bool() != Some(false), hidden: v.get(1).as_bool() == Some(true) }
 }
