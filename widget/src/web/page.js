@@ -25,3 +25,17 @@ export function random(buf) {
     return false;
   }
 }
+
+/**
+ * A stored message's context re-written by the browser's JSON: anything but a JSON object
+ * (storage is the page's to change) becomes '', so that it can never break the frame it is
+ * spliced into.
+ */
+export function context(text) {
+  try {
+    const v = JSON.parse(text);
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? JSON.stringify(v) : '';
+  } catch {
+    return '';
+  }
+}

@@ -1,4 +1,4 @@
-//! What the widget reads from the page: whether it is online and shown, its origin, `localStorage` and Web Crypto.
+//! What the widget reads from the page: whether it is online and shown, its origin, `localStorage`, Web Crypto and the browser's JSON.
 //!
 //! The reads are JavaScript beside this module (`page.js`): made from Rust, each went through
 //! the window object's lookup (`web_sys::window()`) and a web-sys import of its own.
@@ -19,6 +19,10 @@ extern "C" {
 
     /// Fills `buf` from `crypto.getRandomValues`; `false` where the page has no Web Crypto.
     pub(crate) fn random(buf: &mut [u8]) -> bool;
+
+    /// `text` (a stored message's context) re-written by the browser's JSON if it is a JSON
+    /// object; `""` otherwise.
+    pub(crate) fn context(text: &str) -> String;
 }
 
 /// The page when the widget mounts.
