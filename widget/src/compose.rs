@@ -15,13 +15,6 @@ pub(crate) fn push_decimal(out: &mut String, n: u64) {
     out.push(char::from(b'0' + (n % 10) as u8));
 }
 
-/// `n` in decimal.
-pub(crate) fn decimal(n: u64) -> String {
-    let mut out = String::new();
-    push_decimal(&mut out, n);
-    out
-}
-
 /// The parts, one after another.
 pub(crate) fn join(parts: &[&str]) -> String {
     let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -38,7 +31,9 @@ mod tests {
     #[test]
     fn numbers_read_as_format_writes_them() {
         for n in [0, 1, 7, 9, 10, 99, 100, 4_096, 2_147_483_647, 9_007_199_254_740_991, u64::MAX] {
-            assert_eq!(decimal(n), format!("{n}"));
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("{n}"));
         }
         let mut s = String::from("seq ");
         push_decimal(&mut s, 42);

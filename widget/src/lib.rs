@@ -12,7 +12,8 @@
 //! - `web` (wasm32 only): the thin browser layer — `web::api` (the exported `Natter` handle
 //!   and `mount`), `web::runtime` (the event loop that feeds `update` and owns every listener,
 //!   timer and socket), DOM rendering into an open Shadow DOM, the WebSocket / HTTP link,
-//!   storage, random ids, the chime.
+//!   storage, random ids, the chime. Its browser calls are small JavaScript modules beside the
+//!   Rust that uses them (`web/*.js`, bundled into the wasm-bindgen glue), handed plain values.
 //!
 //! The JS world sees one handle (`mount(options)` → `Natter`); everything else is crate-private.
 #![deny(clippy::unwrap_used)]

@@ -15,60 +15,71 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-/// `{connected, transport, open, unread, status, muted}`, as `state` and the `ready` and
-/// `status` events give it.
+#[wasm_bindgen(module = "/src/web/api.js")]
+extern "C" {
+    /// `{connected, transport, open, unread, status, muted, user}` (see api.js).
+    #[wasm_bindgen(js_name = state)]
+    fn state_object(
+        connected: bool,
+        transport: &str,
+        open: bool,
+        unread: u32,
+        status: &str,
+        muted: bool,
+        id: Option<&str>,
+        name: Option<&str>,
+    ) -> JsValue;
+
+    /// `{id, role, text, time, state, seq, author}`, with `retried` when given (see api.js).
+    #[wasm_bindgen(js_name = message)]
+    fn message_object(
+        id: &str,
+        role: &str,
+        text: &str,
+        time: &str,
+        state: &str,
+        seq: Option<f64>,
+        author: Option<&str>,
+        retried: Option<bool>,
+    ) -> JsValue;
+
+    /// The options object's values, in the order `read_options` takes them (see api.js).
+    fn options(o: &JsValue) -> js_sys::Array;
+}
+
+/// `{connected, transport, open, unread, status, muted, user}`, as `state` and the `ready` and
+/// `status` events give it (`user`: `{id, name}` of a signed-in user, `name` possibly null;
+/// null otherwise).
 pub(super) fn state_js(m: &Model) -> JsValue {
-    let o = js_sys::Object::new();
     let transport = m.link.transport();
-    let set = |k: &str, v: JsValue| {
-        let _ = js_sys::Reflect::set(&o, &k.into(), &v);
-    };
-    set("connected", (transport != Transport::None).into());
-    set("transport", transport.as_str().into());
-    set("open", m.open.into());
-    set("unread", m.log.unread.into());
-    set("status", m.link.status().label().into());
-    set("muted", m.muted.into());
-    let user = match &m.identity.user {
-        Some((id, name)) => {
-            let u = js_sys::Object::new();
-            let _ = js_sys::Reflect::set(&u, &"id".into(), &id.as_str().into());
-            let _ = js_sys::Reflect::set(
-                &u,
-                &"name".into(),
-                &name.as_deref().map_or(JsValue::NULL, JsValue::from),
-            );
-            u.into()
-        }
-        None => JsValue::NULL,
-    };
-    set("user", user);
-    o.into()
+    let user = m.identity.user.as_ref();
+    state_object(
+        transport != Transport::None,
+        transport.as_str(),
+        m.open,
+        m.log.unread,
+        m.link.status().label(),
+        m.muted,
+        user.map(|(id, _)| id.as_str()),
+        user.and_then(|(_, name)| name.as_deref()),
+    )
 }
 
 /// `{id, role, text, time, state, seq, author}`, as the `message` event gives it (`author`:
-/// an operator's display name, on their replies; `null` otherwise).
-pub(super) fn message_js(m: &Message) -> JsValue {
-    let o = js_sys::Object::new();
-    let set = |k: &str, v: JsValue| {
-        let _ = js_sys::Reflect::set(&o, &k.into(), &v);
-    };
-    set("id", m.id.as_str().into());
-    set("role", m.role.as_str().into());
-    set("text", m.text.as_str().into());
-    set("time", m.time.as_str().into());
-    set("state", m.delivery.as_str().into());
-    set("seq", m.seq.map_or(JsValue::NULL, |s| JsValue::from_f64(s as f64)));
-    set("author", m.author.as_deref().map_or(JsValue::NULL, JsValue::from_str));
-    o.into()
-}
-
-/// `{id, role, text, time, state, seq, retried}`, as the `delivery` event gives it: one of
-/// this tab's messages changed state (`retried`: pending again because the visitor retried).
-pub(super) fn delivery_js(m: &Message, retried: bool) -> JsValue {
-    let o = message_js(m);
-    let _ = js_sys::Reflect::set(&o, &"retried".into(), &retried.into());
-    o
+/// an operator's display name, on their replies; `null` otherwise), and with `retried` as the
+/// `delivery` event gives it: one of this tab's messages changed state (`retried`: pending
+/// again because the visitor retried).
+pub(super) fn message_js(m: &Message, retried: Option<bool>) -> JsValue {
+    message_object(
+        &m.id,
+        m.role.as_str(),
+        &m.text,
+        &m.time,
+        m.delivery.as_str(),
+        m.seq.map(|s| s as f64),
+        m.author.as_deref(),
+        retried,
+    )
 }
 
 /// A mounted chat widget: the one object the page holds.
@@ -206,54 +217,48 @@ impl Natter {
     }
 }
 
-/// Reads the options object property by property (see `options`).
-fn read_options(o: &JsValue) -> RawOptions {
-    let get = |k: &str| {
-        if !o.is_object() {
-            return None;
-        }
-        js_sys::Reflect::get(o, &k.into()).ok().filter(|v| !v.is_undefined() && !v.is_null())
-    };
-    let string = |k: &str| get(k).and_then(|v| v.as_string());
-    let flex = |k: &str| {
-        let v = get(k)?;
-        if let Some(b) = v.as_bool() {
+/// Reads the options object (see `options` in api.js and `crate::options`), and the npm
+/// facade's two internal functions: the one that makes a message's page context (`contextOf`)
+/// and its Trusted Types policy for the widget's own markup (`trustedHtml`).
+fn read_options(o: &JsValue) -> (RawOptions, Option<js_sys::Function>, Option<js_sys::Function>) {
+    let v = options(o);
+    let string = |i: u32| v.get(i).as_string();
+    let flex = |i: u32| {
+        let x = v.get(i);
+        if let Some(b) = x.as_bool() {
             Some(Flex::Bool(b))
-        } else if let Some(n) = v.as_f64() {
+        } else if let Some(n) = x.as_f64() {
             Some(Flex::Num(n))
         } else {
-            v.as_string().map(Flex::Str)
+            x.as_string().map(Flex::Str)
         }
     };
-    // `{name: text}` pairs (the npm facade has parsed a `data-strings` attribute's JSON).
-    let pairs = |k: &str| -> Vec<(String, String)> {
-        let Some(o) = get(k).and_then(|v| v.dyn_into::<js_sys::Object>().ok()) else { return Vec::new() };
-        js_sys::Object::entries(&o)
-            .iter()
-            .filter_map(|pair| {
-                let pair: js_sys::Array = pair.dyn_into().ok()?;
-                Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
-            })
-            .collect()
+    // `{name: text}` pairs (the npm facade has parsed a `data-strings` attribute's JSON), as
+    // `[name, text, …]`.
+    let pairs = |i: u32| -> Vec<(String, String)> {
+        let list: js_sys::Array = v.get(i).unchecked_into();
+        let text = |j: u32| list.get(j).as_string().unwrap_or_default();
+        (0..list.length() / 2).map(|j| (text(2 * j), text(2 * j + 1))).collect()
     };
-    // Without a `locale` option, the browser's language.
-    let locale = string("locale").or_else(|| web_sys::window().and_then(|w| w.navigator().language()));
-    RawOptions {
-        server: string("server"),
-        position: string("position"),
-        z_index: flex("zIndex"),
-        title: string("title"),
-        greeting: string("greeting"),
-        shortcut: flex("shortcut"),
-        theme: string("theme"),
-        open: flex("open"),
-        accent: string("accent"),
-        colors: pairs("colors"),
-        locale,
-        texts_locale: string("textsLocale"),
-        strings: pairs("strings"),
-        identity_token: string("identityToken"),
-    }
+    let function = |i: u32| Some(v.get(i)).filter(|f| f.is_function()).map(JsCast::unchecked_into);
+    let raw = RawOptions {
+        server: string(0),
+        position: string(1),
+        z_index: flex(2),
+        title: string(3),
+        greeting: string(4),
+        shortcut: flex(5),
+        theme: string(6),
+        open: flex(7),
+        accent: string(8),
+        colors: pairs(9),
+        // Without a `locale` option, the browser's language.
+        locale: string(10),
+        texts_locale: string(11),
+        strings: pairs(12),
+        identity_token: string(13),
+    };
+    (raw, function(14), function(15))
 }
 
 /// Says on the console where a panic (a bug: the widget then stops) happened and what it said,
@@ -289,12 +294,7 @@ pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
     }
     // (`tokenExpired` is the npm module's: it listens to the `tokenExpired` event and calls
     // `identify` with what the option gives.)
-    let raw = read_options(&options);
-    // Internal, from the npm facade: the function that makes a message's page context.
-    let context_of = js_sys::Reflect::get(&options, &"contextOf".into()).ok().and_then(|f| f.dyn_into().ok());
-    // Internal, from the npm facade: its Trusted Types policy for the widget's own markup.
-    let trusted_html =
-        js_sys::Reflect::get(&options, &"trustedHtml".into()).ok().and_then(|f| f.dyn_into().ok());
+    let (raw, context_of, trusted_html) = read_options(&options);
     let options = raw.resolve();
     if let Some(bad) = &options.bad_shortcut {
         web_sys::console::warn_2(

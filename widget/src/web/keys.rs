@@ -1,47 +1,39 @@
 //! Reading keyboard events for the rules in `crate::keys`: the press itself, and whether it
 //! went to a place where the visitor types.
+//!
+//! The reads are JavaScript beside this module (`keys.js`): a dozen `KeyboardEvent` and element
+//! reads made from Rust were as many imports in the wasm and its glue.
 
 use crate::keys::KeyPress;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{Element, HtmlElement, KeyboardEvent};
+
+#[wasm_bindgen(module = "/src/web/keys.js")]
+extern "C" {
+    /// `[key, code, modifier bits, keyCode]` (see keys.js).
+    #[wasm_bindgen(js_name = press)]
+    fn read(e: &web_sys::Event) -> JsValue;
+
+    /// Whether the event's target is an editable place (through open shadow roots).
+    #[wasm_bindgen(js_name = inEditable)]
+    pub(crate) fn in_editable(e: &web_sys::Event) -> bool;
+}
 
 /// The parts of a `keydown` the rules look at.
-pub(crate) fn press(e: &KeyboardEvent) -> KeyPress {
+pub(crate) fn press(e: &web_sys::Event) -> KeyPress {
+    let v: js_sys::Array = read(e).unchecked_into();
+    let bits = v.get(2).as_f64().unwrap_or_default() as u32;
+    let on = |bit: u32| bits & bit != 0;
     KeyPress {
-        key: e.key(),
-        code: e.code(),
-        ctrl: e.ctrl_key(),
-        shift: e.shift_key(),
-        alt: e.alt_key(),
-        meta: e.meta_key(),
-        alt_graph: e.get_modifier_state("AltGraph"),
-        repeat: e.repeat(),
-        is_composing: e.is_composing(),
-        key_code: e.key_code(),
+        key: v.get(0).as_string().unwrap_or_default(),
+        code: v.get(1).as_string().unwrap_or_default(),
+        ctrl: on(1),
+        shift: on(2),
+        alt: on(4),
+        meta: on(8),
+        alt_graph: on(16),
+        repeat: on(32),
+        is_composing: on(64),
+        key_code: v.get(3).as_f64().unwrap_or_default() as u32,
     }
-}
-
-/// Input types that take no typed text (a key on them is not a character being written).
-const NOT_TEXT: &[&str] =
-    &["button", "checkbox", "color", "file", "hidden", "image", "radio", "range", "reset", "submit"];
-
-fn is_editable(el: &Element) -> bool {
-    match el.tag_name().as_str() {
-        "TEXTAREA" | "SELECT" => true,
-        "INPUT" => {
-            let kind = el.get_attribute("type").unwrap_or_default().to_ascii_lowercase();
-            !NOT_TEXT.contains(&kind.as_str())
-        }
-        _ => {
-            el.dyn_ref::<HtmlElement>().is_some_and(HtmlElement::is_content_editable)
-                || matches!(el.get_attribute("role").as_deref(), Some("textbox" | "searchbox" | "combobox"))
-        }
-    }
-}
-
-/// Whether the event's target is an editable place. `composedPath()` is read rather than
-/// `target`, which a shadow root retargets to its host: an input inside another component's
-/// (open) shadow root, or inside ours, is seen as what it is.
-pub(crate) fn in_editable(e: &web_sys::Event) -> bool {
-    e.composed_path().iter().filter_map(|n| n.dyn_into::<Element>().ok()).any(|el| is_editable(&el))
 }

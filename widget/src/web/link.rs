@@ -5,9 +5,13 @@
 //! Inbound JSON is parsed by the browser (`JSON.parse`, `Response.json()`) and read into
 //! protocol types by [`decode`]; outbound frames are written by `crate::wire`. No JSON text
 //! parser and no serde machinery ends up in the wasm binary.
+//!
+//! The browser calls themselves (the WebSocket, `fetch`, the page's location) are JavaScript
+//! beside this module (`link.js`, bundled into the glue): made from Rust, each was an import in
+//! the wasm, its glue and a call site.
 
 use super::frame::decode;
-use super::listen::Listener;
+use super::listen::Callback;
 use super::promise::settle;
 #[cfg(feature = "rooms")]
 use super::rooms::{decode_relay, Relayed};
@@ -15,7 +19,40 @@ use crate::state::Outgoing;
 use natter_protocol::{History, ServerMessage, SESSION_HEADER};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{AbortSignal, CloseEvent, MessageEvent, RequestInit, Response, WebSocket};
+use web_sys::AbortSignal;
+
+#[wasm_bindgen(module = "/src/web/link.js")]
+extern "C" {
+    /// The hub's HTTP base for the configured server, resolved against the page's URL.
+    fn endpoint(server: &str) -> String;
+
+    /// Where the page is now (see [`page_now`]).
+    #[wasm_bindgen(js_name = pageNow)]
+    pub(crate) fn page_now() -> String;
+
+    /// One GET (`body` `None`) or POST to the hub; fulfils with `[json, ok, issued session]`.
+    fn call(
+        url: &str,
+        body: Option<&str>,
+        signal: &AbortSignal,
+        name: &str,
+        value: &str,
+        issued: &str,
+    ) -> js_sys::Promise;
+
+    /// An open (or opening) WebSocket reporting to a callback (see link.js).
+    #[wasm_bindgen(js_name = Socket)]
+    type Ws;
+
+    #[wasm_bindgen(constructor, catch, js_class = "Socket")]
+    fn new(url: &str, report: &Callback) -> Result<Ws, JsValue>;
+
+    #[wasm_bindgen(method)]
+    fn send(this: &Ws, text: &str);
+
+    #[wasm_bindgen(method)]
+    fn close(this: &Ws, code: u16);
+}
 
 /// Where the hub is.
 pub(crate) struct Endpoint {
@@ -37,15 +74,9 @@ pub(crate) struct Credentials {
 impl Endpoint {
     /// Resolves the configured server against the page's URL.
     pub(crate) fn new(server: &str) -> Endpoint {
-        let location = web_sys::window().map(|w| w.location());
-        let href = location.as_ref().and_then(|l| l.href().ok()).unwrap_or_default();
-        let base = if server.is_empty() { "/" } else { server };
-        let http = web_sys::Url::new_with_base(base, &href)
-            .map(|u| {
-                let path = u.pathname();
-                crate::compose::join(&[&u.origin(), path.trim_end_matches('/')])
-            })
-            .unwrap_or_else(|_| server.trim_end_matches('/').to_string());
+        // The origin and path of the URL `server` (the page's own origin when empty), without
+        // a trailing slash; `server` as written when it is no URL.
+        let http = endpoint(server);
         let ws = if let Some(rest) = http.strip_prefix("https://") {
             crate::compose::join(&["wss://", rest])
         } else if let Some(rest) = http.strip_prefix("http://") {
@@ -63,34 +94,10 @@ impl Endpoint {
     }
 }
 
-/// Where the page is now (a single-page app moves): the `auth` frame's `page`, for clients of
-/// the hub that send no context of their own. The path, and the route of an app that routes by
-/// hash (`/app#/checkout`, `#!/cart`), as the npm facade's context has it; never a query or
-/// another fragment, which may hold private data (an OAuth token).
-pub(crate) fn page_now() -> String {
-    let Some(location) = web_sys::window().map(|w| w.location()) else { return "/".into() };
-    let mut page = location.pathname().unwrap_or_else(|_| "/".into());
-    let hash = location.hash().unwrap_or_default();
-    if hash.starts_with("#/") || hash.starts_with("#!/") {
-        page.push_str(hash.split('?').next().unwrap_or_default());
-    }
-    page
-}
-
-/// The request headers carrying `who`, and the JSON content type when `json`.
-fn headers(who: &Credentials, json: bool) -> Option<js_sys::Object> {
-    let headers = js_sys::Object::new();
-    let set = |k: &str, v: &str| js_sys::Reflect::set(&headers, &k.into(), &v.into()).ok();
-    if json {
-        set("content-type", "application/json")?;
-    }
-    if let Some(t) = &who.token {
-        set("authorization", &crate::compose::join(&["Bearer ", t]))?;
-    } else if let Some(s) = &who.session {
-        set(SESSION_HEADER, s)?;
-    }
-    Some(headers)
-}
+// `page_now` (link.js): where the page is now (a single-page app moves), the `auth` frame's
+// `page` for clients of the hub that send no context of their own. The path, and the route of
+// an app that routes by hash (`/app#/checkout`, `#!/cart`), as the npm facade's context has it;
+// never a query or another fragment, which may hold private data (an OAuth token).
 
 /// What an HTTP call to the hub answered: the frame (`None` when the network failed or the answer
 /// was not a frame), whether the status was 2xx, and a session the hub issued.
@@ -105,10 +112,10 @@ pub(crate) struct Answer {
 
 /// An open (or opening) WebSocket and its listeners; dropping it closes it and removes them.
 pub(crate) struct Socket {
-    ws: WebSocket,
-    /// `open`, `message` and `close`. (Removed after `close()` in `drop`: the close event is
-    /// dispatched later, in a task of its own, so it is never reported.)
-    _listeners: [Listener; 3],
+    ws: Ws,
+    /// Hears `open`, `message` and `close`. (Unhooked by `close()` in `drop`: the close event
+    /// is dispatched later, in a task of its own, so it is never reported.)
+    _report: Callback,
 }
 
 /// What a socket reports.
@@ -127,67 +134,65 @@ pub(crate) enum SocketEvent {
 impl Socket {
     /// Opens a WebSocket to `url`; `report` hears about it.
     pub(crate) fn open(url: &str, report: impl Fn(SocketEvent) + Clone + 'static) -> Result<Socket, JsValue> {
-        let ws = WebSocket::new(url)?;
-        let r = report.clone();
-        let on_open = Listener::new(&ws, "open", false, move |_| r(SocketEvent::Open));
-        let r = report.clone();
-        let on_message = Listener::new(&ws, "message", false, move |e| {
-            let Some(text) = e.unchecked_ref::<MessageEvent>().data().as_string() else { return };
-            let Ok(v) = js_sys::JSON::parse(&text) else { return };
-            if let Some(msg) = decode(&v) {
-                return r(SocketEvent::Frame(msg));
+        // -1: it opened; another number: it closed with that code; an object: a frame (JSON
+        // text that is no object is skipped in link.js).
+        let callback = Callback::new(move |v: JsValue| match v.as_f64() {
+            Some(n) if n < 0.0 => report(SocketEvent::Open),
+            Some(code) => report(SocketEvent::Closed(code as u16)),
+            None => {
+                if let Some(msg) = decode(&v) {
+                    return report(SocketEvent::Frame(msg));
+                }
+                #[cfg(feature = "rooms")]
+                if let Some(relay) = decode_relay(&v) {
+                    return report(SocketEvent::Relay(relay));
+                }
+                // A frame this version does not understand (a newer hub), or a room's on a
+                // widget built without rooms: skip it.
+                web_sys::console::debug_1(&"natter: ignored an unknown frame".into());
             }
-            #[cfg(feature = "rooms")]
-            if let Some(relay) = decode_relay(&v) {
-                return r(SocketEvent::Relay(relay));
-            }
-            // A frame this version does not understand (a newer hub), or a room's on a widget
-            // built without rooms: skip it.
-            web_sys::console::debug_1(&"natter: ignored an unknown frame".into());
         });
-        let on_close = Listener::new(&ws, "close", false, move |e| {
-            report(SocketEvent::Closed(e.unchecked_ref::<CloseEvent>().code()))
-        });
-        Ok(Socket { ws, _listeners: [on_open, on_message, on_close] })
+        let ws = Ws::new(url, &callback)?;
+        Ok(Socket { ws, _report: callback })
     }
 
     /// Sends a text frame; a failure shows up as a close.
     pub(crate) fn send(&self, text: &str) {
-        let _ = self.ws.send_with_str(text);
+        self.ws.send(text);
     }
 }
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        if self.ws.ready_state() <= WebSocket::OPEN {
-            let _ = self.ws.close_with_code(natter_protocol::close::NORMAL);
-        }
+        self.ws.close(natter_protocol::close::NORMAL);
     }
 }
 
 /// What [`poll`] and [`post`] call back with, once.
 pub(crate) type AnswerTo = Box<dyn FnOnce(Answer)>;
 
-/// Fetches `url` and calls `then` with the answer: its frame, status and issued session.
-fn fetch_json(url: &str, init: &RequestInit, then: AnswerTo) {
-    let failed = || Answer { frame: None, ok: false, session: None };
-    let Some(window) = web_sys::window() else { return then(failed()) };
+/// Fetches `url` (a GET, or a POST of `body`) as `who` and calls `then` with the answer: its
+/// frame, status and issued session. Who the widget is goes in a header, never in the URL.
+fn fetch_json(url: &str, body: Option<&str>, who: &Credentials, signal: &AbortSignal, then: AnswerTo) {
+    let bearer;
+    let (name, value) = match (&who.token, &who.session) {
+        (Some(t), _) => {
+            bearer = crate::compose::join(&["Bearer ", t]);
+            ("authorization", bearer.as_str())
+        }
+        (None, Some(s)) => (SESSION_HEADER, s.as_str()),
+        (None, None) => ("", ""),
+    };
     settle(
-        &window.fetch_with_str_and_init(url, init),
-        Box::new(move |resp| {
-            // A fetch fulfils with a Response, or rejects (network failure, aborted).
-            let Ok(resp) = resp.map(JsCast::unchecked_into::<Response>) else { return then(failed()) };
-            let session = resp.headers().get(SESSION_HEADER).ok().flatten();
-            let ok = resp.ok();
-            match resp.json() {
-                Ok(body) => settle(
-                    &body,
-                    Box::new(move |body| {
-                        then(Answer { frame: body.ok().as_ref().and_then(decode), ok, session })
-                    }),
-                ),
-                Err(_) => then(Answer { frame: None, ok, session }),
-            }
+        &call(url, body, signal, name, value, SESSION_HEADER),
+        Box::new(move |answer| {
+            // `call` always fulfils: `[json, ok, session]`.
+            let answer: js_sys::Array = answer.unwrap_or_default().unchecked_into();
+            then(Answer {
+                frame: decode(&answer.get(0)),
+                ok: answer.get(1).as_bool() == Some(true),
+                session: answer.get(2).as_string(),
+            })
         }),
     );
 }
@@ -233,15 +238,11 @@ pub(crate) fn poll_room(
 
 /// The long-poll of [`poll`] and `poll_room` at `url`.
 fn long_poll(url: &str, who: &Credentials, signal: &AbortSignal, then: AnswerTo) {
-    let init = RequestInit::new();
-    init.set_method("GET");
-    init.set_signal(Some(signal));
-    if let Some(h) = headers(who, false) {
-        init.set_headers(&h);
-    }
     fetch_json(
         url,
-        &init,
+        None,
+        who,
+        signal,
         Box::new(move |mut answer| {
             answer.frame = match answer.frame {
                 Some(ServerMessage::History(h)) if answer.ok => Some(ServerMessage::History(h)),
@@ -268,16 +269,11 @@ pub(crate) fn post_room(end: &Endpoint, who: &Credentials, body: &str, signal: &
 
 /// The HTTP send of [`post`] and `post_room`: `body` (a frame's JSON text) to the hub.
 fn post_frame(end: &Endpoint, who: &Credentials, body: &str, signal: &AbortSignal, then: AnswerTo) {
-    let init = RequestInit::new();
-    init.set_method("POST");
-    init.set_signal(Some(signal));
-    init.set_body(&JsValue::from_str(body));
-    if let Some(h) = headers(who, true) {
-        init.set_headers(&h);
-    }
     fetch_json(
         &crate::compose::join(&[&end.http, "/api/chat/messages"]),
-        &init,
+        Some(body),
+        who,
+        signal,
         Box::new(move |mut answer| {
             answer.frame =
                 answer.frame.filter(|m| matches!(m, ServerMessage::Ack(_) | ServerMessage::Error(_)));

@@ -9,17 +9,19 @@
 //!   every listener, timer, socket and request.
 //! - `dom`: the Shadow DOM and its rendering; `clock`: message times with `Intl`; `keys`:
 //!   reading key presses and where they went.
-//! - `listen`: listeners that remove themselves, and the one closure type the widget hands the
-//!   browser; `timeout`: timeouts that cancel themselves.
+//! - `listen`: the one closure type the widget hands the browser; `timeout`: timeouts that
+//!   cancel themselves.
 //! - `link`: the WebSocket and the HTTP fallback; `frame`: reading hub frames.
 //! - `rooms` (feature `rooms`): rooms at the JS boundary (snapshots, events, the `joinRoom`
 //!   options) and reading relayed collaboration frames.
 //! - `storage`: `localStorage`; `random`: ids and the jitter seed; `sound`: the chime.
 //! - `promise`: waiting for a JS promise (a fetch, the audio context) with a callback.
 //!
-//! Two clusters of browser calls are JavaScript beside their module (`clock.js`, the `Intl`
+//! The clusters of browser calls are JavaScript beside their module (`dom.js`, the Shadow DOM
+//! and the page's events; `link.js`, the WebSocket and `fetch`; `clock.js`, the `Intl`
 //! formatters; `chime.js`, the Web Audio graph), bundled into the glue: made from Rust, each call
-//! was an import in the wasm and in the glue, and one JavaScript function is smaller.
+//! was an import in the wasm and in the glue, and the wasm passes plain values (texts, numbers,
+//! flags) across one narrow boundary instead.
 
 mod api;
 mod clock;
@@ -28,6 +30,7 @@ mod frame;
 mod keys;
 mod link;
 mod listen;
+mod page;
 mod promise;
 mod random;
 #[cfg(feature = "rooms")]

@@ -4,34 +4,41 @@
 //! The widget waits on a promise in five places (a fetch and its body, the audio context
 //! resuming, a microtask for releasing values and for `ready`). `wasm-bindgen-futures` for them
 //! was an executor, its task queue, `JsFuture` and a state machine per `async fn`: about 1 KiB of
-//! gzip for every visitor. `Promise.allSettled` turns either outcome into one fulfilment, so one
-//! self-releasing closure per promise is enough, and every caller shares its one closure type.
+//! gzip for every visitor. One self-releasing closure per promise is enough, and every caller
+//! shares its one closure type; the `then` itself is JavaScript (`promise.js`).
 
-use js_sys::{Array, Function, Promise, Reflect};
-use wasm_bindgen::closure::Closure;
-use wasm_bindgen::{JsCast, JsValue};
+use js_sys::{Array, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+#[wasm_bindgen(module = "/src/web/promise.js")]
+extern "C" {
+    /// Calls `then` once with `[true, value]` or `[false, reason]` when `value` settles.
+    #[wasm_bindgen(js_name = settle)]
+    fn when_settled(value: &JsValue, then: &JsValue);
+}
 
 /// What a promise settled to: `Ok(value)` when fulfilled, `Err(reason)` when rejected.
 pub(crate) type Settled = Result<JsValue, JsValue>;
 
+/// Calls `then` once, in a later microtask, with what `value` (a promise, or any value: then
+/// at once) settles to.
+fn on(value: &JsValue, then: Box<dyn FnOnce(Settled)>) {
+    // Released by wasm-bindgen after its one call; promise.js calls it either way.
+    let callback = Closure::once_into_js(move |outcome: JsValue| {
+        let outcome: Array = outcome.unchecked_into();
+        let value = outcome.get(1);
+        then(if outcome.get(0).as_bool() == Some(true) { Ok(value) } else { Err(value) })
+    });
+    when_settled(value, &callback);
+}
+
 /// Calls `then` once, in a later microtask, with what `promise` settles to.
 pub(crate) fn settle(promise: &Promise, then: Box<dyn FnOnce(Settled)>) {
-    // Released by wasm-bindgen after its one call; `allSettled` always fulfils, so it is called.
-    let callback = Closure::once_into_js(move |outcomes: JsValue| {
-        let outcome = Reflect::get(&outcomes, &JsValue::from_f64(0.0)).unwrap_or_default();
-        let field = |name: &str| Reflect::get(&outcome, &JsValue::from_str(name)).unwrap_or_default();
-        let fulfilled = field("status").as_string().as_deref() == Some("fulfilled");
-        then(if fulfilled { Ok(field("value")) } else { Err(field("reason")) })
-    });
-    let all = Promise::all_settled(&Array::of1(promise));
-    // `all.then(callback)`, through `Reflect`: js-sys's `then` wants a closure kept alive by its
-    // caller, this one releases itself.
-    if let Ok(then) = Reflect::get(&all, &JsValue::from_str("then")) {
-        let _ = then.unchecked_into::<Function>().call1(&all, &callback);
-    }
+    on(promise, then);
 }
 
 /// Calls `then` in a microtask: after the callback that is running now has returned.
 pub(crate) fn soon(then: Box<dyn FnOnce()>) {
-    settle(&Promise::resolve(&JsValue::UNDEFINED), Box::new(move |_| then()));
+    on(&JsValue::UNDEFINED, Box::new(move |_| then()));
 }

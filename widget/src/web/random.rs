@@ -28,10 +28,7 @@ pub(crate) fn seed() -> u64 {
 /// Fills `buf` from `crypto.getRandomValues`; falls back to `Math.random` only if the page has
 /// no Web Crypto at all (ids stay unique enough for de-duplication; the hub never trusts them).
 fn fill(buf: &mut [u8]) {
-    let ok = web_sys::window()
-        .and_then(|w| w.crypto().ok())
-        .is_some_and(|c| c.get_random_values_with_u8_array(buf).is_ok());
-    if !ok {
+    if !super::page::random(buf) {
         for b in buf.iter_mut() {
             *b = (js_sys::Math::random() * 256.0) as u8;
         }

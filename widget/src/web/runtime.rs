@@ -10,7 +10,8 @@ use super::api;
 use super::dom::Dom;
 use super::keys;
 use super::link::{self, Credentials, Endpoint, Socket, SocketEvent};
-use super::listen::Listener;
+use super::listen::Callback;
+use super::page;
 use super::promise;
 use super::random;
 #[cfg(feature = "rooms")]
@@ -29,7 +30,7 @@ use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{AbortController, AbortSignal, KeyboardEvent};
+use web_sys::{AbortController, AbortSignal};
 
 thread_local! {
     /// Mounted widgets stay alive until `destroy()`, even if the page drops the handle.
@@ -60,12 +61,11 @@ pub(super) struct Runtime {
     room_polls: RefCell<Vec<(String, AbortController)>>,
     /// At most one running timer of each kind.
     timers: RefCell<Vec<(Timer, Timeout)>>,
-    listeners: RefCell<Vec<Listener>>,
+    /// What hears the page's and the widget's events (see [`Runtime::wire`]).
+    listener: RefCell<Option<Callback>>,
     /// The page's `on(event, fn)` listeners.
     handlers: RefCell<Vec<(String, js_sys::Function)>>,
     sound: RefCell<Sound>,
-    /// Where focus was before the panel opened, to give it back on close.
-    focus_before_open: RefCell<Option<web_sys::HtmlElement>>,
     /// Makes the page context of a message written now (the JSON text of an object): the npm
     /// facade's, which knows the page and the app's `setContext` fields. Without one, messages
     /// carry no context and the hub uses the connection's page.
@@ -93,13 +93,6 @@ fn write<T>(cell: &RefCell<T>) -> RefMut<'_, T> {
     cell.borrow_mut()
 }
 
-/// Whether the page is used by touch alone (a phone, a tablet): no hover, a coarse pointer.
-fn touch_only() -> bool {
-    web_sys::window()
-        .and_then(|w| w.match_media("(hover: none) and (pointer: coarse)").ok().flatten())
-        .is_some_and(|m| m.matches())
-}
-
 /// A visitor's `typing` is repeated at most this often while they type (the inbox hides it
 /// after 8 s without news).
 const TYPING_EVERY_MS: f64 = 3000.0;
@@ -119,13 +112,12 @@ impl Runtime {
     ) -> Result<Rc<Runtime>, JsValue> {
         let store = Store::open();
         let endpoint = Endpoint::new(&options.server);
-        let window = web_sys::window().ok_or("natter: no window")?;
-        let hidden = window.document().is_some_and(|d| d.hidden());
+        let page = page::now();
         let model = Model::new(Init {
             seed: random::seed(),
             muted: store.muted(),
-            online: window.navigator().on_line(),
-            hidden,
+            online: page.online,
+            hidden: page.hidden,
             open: options.open,
             outbox: store.outbox(),
             read: store.read_mark(),
@@ -150,10 +142,9 @@ impl Runtime {
             #[cfg(feature = "rooms")]
             room_polls: RefCell::new(Vec::new()),
             timers: RefCell::new(Vec::new()),
-            listeners: RefCell::new(Vec::new()),
+            listener: RefCell::new(None),
             handlers: RefCell::new(Vec::new()),
             sound: RefCell::new(Sound::default()),
-            focus_before_open: RefCell::new(None),
             context_of,
             composition: RefCell::new(Composition::default()),
             graveyard: RefCell::new(Vec::new()),
@@ -277,10 +268,8 @@ impl Runtime {
     }
 
     fn render(&self) {
-        if let Some(dom) = write(&self.dom).as_mut() {
-            if let Err(e) = dom.render(&read(&self.model)) {
-                web_sys::console::error_2(&"natter: render failed".into(), &e);
-            }
+        if let Some(dom) = read(&self.dom).as_ref() {
+            dom.render(&read(&self.model));
         }
     }
 
@@ -391,30 +380,17 @@ impl Runtime {
                     self.store.save_read(conversation, seq);
                 }
             }
+            // On a touch screen the dialog rather than the text box, whose keyboard would cover
+            // half the conversation (see dom.js).
             Effect::FocusInput => {
                 if let Some(dom) = read(&self.dom).as_ref() {
-                    *write(&self.focus_before_open) = dom.page_focus();
-                    // On a touch screen, focusing the text box pops the keyboard over half the
-                    // conversation: focus the dialog, and the keyboard comes with the visitor's
-                    // own tap on the text box.
-                    let _ = if touch_only() { dom.panel.focus() } else { dom.input.focus() };
+                    dom.view.focus_in();
                 }
             }
+            // Only if focus is still ours: never pulled back from where the visitor has moved on.
             Effect::RestoreFocus => {
-                let before = write(&self.focus_before_open).take();
                 if let Some(dom) = read(&self.dom).as_ref() {
-                    // Only if focus is still ours: never pull it back from where the visitor
-                    // has moved on to.
-                    let ours = dom.has_focus() || dom.page_focus().is_none();
-                    match before {
-                        Some(el) if ours && el.is_connected() => {
-                            let _ = el.focus();
-                        }
-                        _ if dom.has_focus() => {
-                            let _ = dom.launcher.focus();
-                        }
-                        _ => {}
-                    }
+                    dom.view.focus_out();
                 }
             }
             Effect::Notify(n) => self.notify(n),
@@ -603,15 +579,14 @@ impl Runtime {
             Notice::Close => self.emit("close", &JsValue::UNDEFINED),
             Notice::Unread(count) => self.emit("unread", &count.into()),
             Notice::Status(_) => self.emit("status", &self.state()),
-            Notice::Message(m) => self.emit("message", &api::message_js(&m)),
+            Notice::Message(m) => self.emit("message", &api::message_js(&m, None)),
             #[cfg(feature = "rooms")]
             Notice::Room { room, notice } => self.emit("room", &rooms::event_js(&room, &notice)),
             Notice::Delivery { message, retried } => {
-                self.emit("delivery", &api::delivery_js(&message, retried))
+                self.emit("delivery", &api::message_js(&message, Some(retried)))
             }
             Notice::Refused(error) => {
-                let origin = web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default();
-                let advice = crate::state::refusal_advice(&origin, &self.endpoint.http);
+                let advice = crate::state::refusal_advice(&page::origin(), &self.endpoint.http);
                 web_sys::console::error_2(&advice.into(), &error.message.as_str().into());
             }
         }
@@ -665,13 +640,7 @@ impl Runtime {
     fn send_from_input(&self) {
         let text = {
             let dom = read(&self.dom);
-            let Some(dom) = dom.as_ref() else { return };
-            let text = dom.input.value();
-            if text.trim().is_empty() {
-                return;
-            }
-            dom.input.set_value("");
-            dom.sync_send_button();
+            let Some(text) = dom.as_ref().and_then(Dom::take_input) else { return };
             text
         };
         self.typing(false);
@@ -697,7 +666,7 @@ impl Runtime {
         }
     }
 
-    fn on_key(&self, e: &KeyboardEvent) {
+    fn on_key(&self, e: &web_sys::Event) {
         let Some(sc) = &self.options.shortcut else { return };
         let k = keys::press(e);
         let editable = sc.needs_target(&k) && keys::in_editable(e);
@@ -709,115 +678,91 @@ impl Runtime {
         self.dispatch(Event::Toggle);
     }
 
+    /// Hears the page and the widget's elements through one callback (see `View.listen` in
+    /// dom.js), kept until `destroy()`.
     fn wire(&self) {
-        let window = match web_sys::window() {
-            Some(w) => w,
-            None => return,
-        };
-        let Some(document) = window.document() else { return };
-        type Handler = fn(&Runtime, web_sys::Event);
-        // One table and one loop: each hand-written registration would be its own wasm code.
-        let mut table: Vec<(web_sys::EventTarget, &'static str, bool, Handler)> = vec![
-            // Capture phase, so a page that stops keydown propagation cannot swallow the shortcut.
-            (window.clone().into(), "keydown", true, |rt, e| {
-                if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
-                    rt.on_key(k)
-                }
-            }),
-            (window.clone().into(), "online", false, |rt, _| rt.dispatch(Event::Online)),
-            (window.clone().into(), "offline", false, |rt, _| rt.dispatch(Event::Offline)),
-            (window.clone().into(), "pageshow", false, |rt, _| rt.dispatch(Event::Wake)),
-            // A frozen page (Page Lifecycle) resumed: its socket may have died meanwhile.
-            (document.clone().into(), "resume", false, |rt, _| rt.dispatch(Event::Wake)),
+        let weak = self.weak();
+        let callback = Callback::new(move |v: JsValue| {
+            let Some(rt) = weak.upgrade() else { return };
+            // `[n, data]`.
+            let v: js_sys::Array = v.unchecked_into();
+            if let Some(n) = v.get(0).as_f64() {
+                rt.heard(n as u32, v.get(1));
+            }
+        });
+        if let Some(dom) = read(&self.dom).as_ref() {
+            dom.view.listen(&callback);
+        }
+        *write(&self.listener) = Some(callback);
+    }
+
+    /// Event `n` of `View.listen` (dom.js), with its `data`.
+    fn heard(&self, n: u32, data: JsValue) {
+        // A `keydown`'s data is the event, a `KeyboardEvent` (dom.js).
+        let key = data.unchecked_ref::<web_sys::Event>();
+        match n {
+            0 => self.on_key(key),
+            1 => self.dispatch(Event::Online),
+            2 => self.dispatch(Event::Offline),
+            // The page is shown again (`pageshow`), or a frozen page (Page Lifecycle) resumed:
+            // its socket may have died meanwhile.
+            3 => self.dispatch(Event::Wake),
             // Another tab of the session read up to a seq (or this one did, on another page), or
             // forgot the conversation (a logout there).
-            (window.clone().into(), "storage", false, |rt, e| {
-                let Some(e) = e.dyn_ref::<web_sys::StorageEvent>() else { return };
+            5 => {
+                let Some(e) = data.dyn_ref::<web_sys::StorageEvent>() else { return };
                 let key = e.key();
                 if key.as_deref() == Some(storage::READ_KEY) {
                     if let Some(m) = e.new_value().as_deref().and_then(ReadMark::parse) {
-                        rt.dispatch(Event::ReadElsewhere { conversation: m.conversation, seq: m.seq });
+                        self.dispatch(Event::ReadElsewhere { conversation: m.conversation, seq: m.seq });
                     }
                 } else if key.as_deref() == Some(storage::FORGOTTEN_KEY) && e.new_value().is_some() {
-                    rt.dispatch(Event::ForgottenElsewhere);
+                    self.dispatch(Event::ForgottenElsewhere);
                 }
-            }),
-            (document.into(), "visibilitychange", false, |rt, _| {
-                let hidden = web_sys::window().and_then(|w| w.document()).is_some_and(|d| d.hidden());
-                rt.dispatch(Event::PageHidden { hidden });
-            }),
-        ];
-        if let Some(dom) = read(&self.dom).as_ref() {
-            table.extend([
-                (
-                    dom.launcher.clone().into(),
-                    "click",
-                    false,
-                    (|rt, _| {
-                        write(&rt.sound).unlock();
-                        rt.dispatch(Event::Toggle);
-                    }) as Handler,
-                ),
-                (dom.close.clone().into(), "click", false, |rt, _| rt.dispatch(Event::Close)),
-                (dom.mute.clone().into(), "click", false, |rt, _| {
-                    write(&rt.sound).unlock();
-                    rt.dispatch(Event::ToggleMute);
-                }),
-                (dom.send.clone().into(), "click", false, |rt, _| rt.send_from_input()),
-                (dom.input.clone().into(), "input", false, |rt, _| {
-                    let typed = match read(&rt.dom).as_ref() {
-                        Some(d) => {
-                            d.sync_send_button();
-                            !d.input.value().trim().is_empty()
-                        }
-                        None => return,
-                    };
-                    rt.typing(typed);
-                }),
-                (dom.input.clone().into(), "compositionstart", false, |rt, _| write(&rt.composition).start()),
-                (dom.input.clone().into(), "compositionend", false, |rt, _| write(&rt.composition).end()),
-                (dom.input.clone().into(), "keydown", false, |rt, e| {
-                    let Some(k) = e.dyn_ref::<KeyboardEvent>() else { return };
-                    if read(&rt.composition).enter_sends(&keys::press(k)) {
-                        k.prevent_default();
-                        rt.send_from_input();
-                    }
-                }),
-                (dom.root.clone().into(), "keydown", false, |rt, e| {
-                    if let Some(k) = e.dyn_ref::<KeyboardEvent>() {
-                        // Not the Escape that cancels an IME conversion in the chat box.
-                        let closes = read(&rt.composition).escape_closes(&keys::press(k));
-                        if closes && read(&rt.model).open {
-                            k.stop_propagation();
-                            rt.dispatch(Event::Close);
-                        }
-                    }
-                }),
-                (dom.log.clone().into(), "click", false, |rt, e| {
-                    let id = e
-                        .target()
-                        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-                        .and_then(|t| t.closest("[part=retry]").ok().flatten())
-                        .and_then(|b| b.closest("[data-id]").ok().flatten())
-                        .and_then(|row| row.get_attribute("data-id"));
-                    if let Some(id) = id {
-                        rt.dispatch(Event::Retry { id });
-                    }
-                }),
-            ]);
+            }
+            6 => self.dispatch(Event::PageHidden { hidden: data.as_bool() == Some(true) }),
+            // The launcher.
+            7 => {
+                write(&self.sound).unlock();
+                self.dispatch(Event::Toggle);
+            }
+            // The close button.
+            8 => self.dispatch(Event::Close),
+            // The mute button.
+            9 => {
+                write(&self.sound).unlock();
+                self.dispatch(Event::ToggleMute);
+            }
+            // The send button.
+            10 => self.send_from_input(),
+            // The chat box: typed into, composing with an IME, a key.
+            11 => {
+                let Some(typed) = read(&self.dom).as_ref().map(Dom::sync_send_button) else { return };
+                self.typing(typed);
+            }
+            12 => write(&self.composition).start(),
+            13 => write(&self.composition).end(),
+            14 if read(&self.composition).enter_sends(&keys::press(key)) => {
+                key.prevent_default();
+                self.send_from_input();
+            }
+            // A key anywhere in the widget: Escape closes, but not the Escape that cancels an
+            // IME conversion in the chat box.
+            15 => {
+                let closes = read(&self.composition).escape_closes(&keys::press(key));
+                if closes && read(&self.model).open {
+                    key.stop_propagation();
+                    self.dispatch(Event::Close);
+                }
+            }
+            // A Retry button in the log: the message's id.
+            16 => {
+                if let Some(id) = data.as_string() {
+                    self.dispatch(Event::Retry { id });
+                }
+            }
+            _ => {}
         }
-        let ls: Vec<Listener> = table
-            .into_iter()
-            .map(|(target, kind, capture, f)| {
-                let weak = self.weak();
-                Listener::new(&target, kind, capture, move |e| {
-                    if let Some(rt) = weak.upgrade() {
-                        f(&rt, e)
-                    }
-                })
-            })
-            .collect();
-        write(&self.listeners).extend(ls);
     }
 
     /// Releases every node, listener, timer, socket and request of this widget.
@@ -825,7 +770,7 @@ impl Runtime {
         if self.destroyed.replace(true) {
             return;
         }
-        let listeners = std::mem::take(&mut *write(&self.listeners));
+        let listener = write(&self.listener).take();
         let socket = write(&self.socket).take();
         let timers = std::mem::take(&mut *write(&self.timers));
         for ctl in [write(&self.poll_abort).take(), write(&self.post_abort).take()].into_iter().flatten() {
@@ -837,10 +782,11 @@ impl Runtime {
         }
         let dom = write(&self.dom).take();
         if let Some(dom) = &dom {
-            dom.remove();
+            dom.view.unlisten();
+            dom.view.remove();
         }
         // One grave for all of them.
-        self.bury(Box::new((listeners, socket, timers, dom)));
+        self.bury(Box::new((listener, socket, timers, dom)));
         write(&self.sound).close();
         write(&self.handlers).clear();
         write(&self.queue).clear();

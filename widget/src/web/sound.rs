@@ -7,9 +7,34 @@
 //!
 //! The page's `sound` event means the chime played, so [`Sound::chime`] says whether it did:
 //! at once, not at all, or once a suspended context has resumed (if the browser lets it).
+//!
+//! The context and the Web Audio graph are JavaScript (chime.js): a few dozen browser calls made
+//! from Rust were as many imports in the wasm and its glue.
 
 use wasm_bindgen::prelude::*;
-use web_sys::{AudioContext, AudioContextState};
+
+#[wasm_bindgen(module = "/src/web/chime.js")]
+extern "C" {
+    /// The page's `AudioContext` for the widget (see chime.js).
+    #[wasm_bindgen(js_name = Sound)]
+    type Audio;
+
+    #[wasm_bindgen(constructor, js_class = "Sound")]
+    fn new() -> Audio;
+
+    #[wasm_bindgen(method)]
+    fn unlock(this: &Audio);
+
+    /// 1: played; 0: silent; a promise: resuming.
+    #[wasm_bindgen(method)]
+    fn chime(this: &Audio) -> JsValue;
+
+    #[wasm_bindgen(method, js_name = playIfRunning)]
+    fn play_if_running(this: &Audio) -> bool;
+
+    #[wasm_bindgen(method)]
+    fn close(this: &Audio);
+}
 
 /// What became of a chime.
 pub(crate) enum Chime {
@@ -22,69 +47,39 @@ pub(crate) enum Chime {
     Silent,
 }
 
-/// Owns the page's `AudioContext` for the widget.
-#[derive(Default)]
-pub(crate) struct Sound {
-    ctx: Option<AudioContext>,
-}
+/// Owns the page's `AudioContext` for the widget. The notes are a rising major sixth (A5 →
+/// F♯6): friendly, short, unlike a system alert.
+pub(crate) struct Sound(Audio);
 
-fn page_has_been_active() -> bool {
-    web_sys::window().is_some_and(|w| w.navigator().user_activation().has_been_active())
+impl Default for Sound {
+    fn default() -> Sound {
+        Sound(Audio::new())
+    }
 }
 
 impl Sound {
     /// Called inside a user gesture: makes sure a running context exists.
     pub(crate) fn unlock(&mut self) {
-        match &self.ctx {
-            None => self.ctx = AudioContext::new().ok(),
-            Some(ctx) if ctx.state() == AudioContextState::Suspended => {
-                let _ = ctx.resume();
-            }
-            Some(_) => {}
-        }
+        self.0.unlock();
     }
 
     /// Plays the chime if the browser allows sound.
     pub(crate) fn chime(&mut self) -> Chime {
-        if self.ctx.is_none() {
-            if !page_has_been_active() {
-                return Chime::Silent;
-            }
-            self.unlock();
-        }
-        match &self.ctx {
-            Some(ctx) if ctx.state() == AudioContextState::Running => {
-                if play(ctx).is_ok() {
-                    Chime::Played
-                } else {
-                    Chime::Silent
-                }
-            }
-            Some(ctx) if ctx.state() == AudioContextState::Suspended => {
-                ctx.resume().map_or(Chime::Silent, Chime::Later)
-            }
-            _ => Chime::Silent,
+        let played = self.0.chime();
+        match played.as_f64() {
+            Some(n) if n > 0.0 => Chime::Played,
+            Some(_) => Chime::Silent,
+            None => Chime::Later(played.unchecked_into()),
         }
     }
 
     /// After [`Chime::Later`]: plays if the context runs now; returns whether it played.
     pub(crate) fn play_if_running(&self) -> bool {
-        self.ctx.as_ref().is_some_and(|ctx| ctx.state() == AudioContextState::Running && play(ctx).is_ok())
+        self.0.play_if_running()
     }
 
     /// Releases the audio hardware.
     pub(crate) fn close(&mut self) {
-        if let Some(ctx) = self.ctx.take() {
-            let _ = ctx.close();
-        }
+        self.0.close();
     }
-}
-
-#[wasm_bindgen(module = "/src/web/chime.js")]
-extern "C" {
-    /// Plays the two notes on `ctx` (see chime.js): a rising major sixth (A5 → F♯6), friendly,
-    /// short, unlike a system alert. Written in JavaScript: a dozen Web Audio calls made from
-    /// Rust were as many imports in the wasm and its glue.
-    #[wasm_bindgen(catch, js_name = chime)]
-    fn play(ctx: &AudioContext) -> Result<(), JsValue>;
 }

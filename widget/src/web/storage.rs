@@ -25,14 +25,9 @@ pub(crate) const FORGOTTEN_KEY: &str = "natter:forgotten";
 
 /// A stored message's context, re-written by the browser's JSON: anything but a JSON object
 /// (storage is the page's to change) becomes none, so that it can never break the frame it is
-/// spliced into.
+/// spliced into (see `context` in page.js).
 fn valid_context(text: String) -> String {
-    match js_sys::JSON::parse(&text) {
-        Ok(v) if v.is_object() && !js_sys::Array::is_array(&v) => {
-            js_sys::JSON::stringify(&v).map(String::from).unwrap_or_default()
-        }
-        _ => String::new(),
-    }
+    super::page::context(&text)
 }
 
 /// Access to `localStorage`, if the page has it.
@@ -43,8 +38,7 @@ pub(crate) struct Store {
 impl Store {
     /// Opens `localStorage`.
     pub(crate) fn open() -> Store {
-        let storage = web_sys::window().and_then(|w| w.local_storage().ok().flatten());
-        Store { storage }
+        Store { storage: super::page::storage() }
     }
 
     fn get(&self, key: &str) -> Option<String> {

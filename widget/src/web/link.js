@@ -1,0 +1,85 @@
+// The link's browser calls (see link.rs), in JavaScript: the WebSocket, fetch and where the
+// page is were some thirty browser calls made from Rust, each an import in the wasm, its glue
+// and a call site. Frames are still read into protocol types in Rust (frame.rs), and what to
+// do with them is decided there.
+
+/** The hub's HTTP base (`https://hub.example`, no trailing slash) for `server`, resolved against the page. */
+export function endpoint(server) {
+  try {
+    const u = new URL(server || '/', location.href);
+    return u.origin + u.pathname.replace(/\/+$/, '');
+  } catch {
+    return server.replace(/\/+$/, '');
+  }
+}
+
+/**
+ * Where the page is now: the path, and the route of an app that routes by hash (`/app#/checkout`,
+ * `#!/cart`), never a query or another fragment, which may hold private data (an OAuth token).
+ */
+export function pageNow() {
+  const { pathname, hash } = location;
+  return pathname + (hash.startsWith('#/') || hash.startsWith('#!/') ? hash.split('?')[0] : '');
+}
+
+/**
+ * One HTTP call to the hub: a GET, or a POST of `body` (a frame's JSON text), with the header
+ * `name: value` carrying who the widget is (none when `name` is empty). Always fulfils, with
+ * `[the answer's JSON (null when the network failed or it was not JSON), whether its status
+ * was 2xx, the session the hub issued in the header `issued`]`.
+ */
+export async function call(url, body, signal, name, value, issued) {
+  const headers = {};
+  if (body != null) headers['content-type'] = 'application/json';
+  if (name) headers[name] = value;
+  let resp;
+  try {
+    resp = await fetch(url, body == null ? { method: 'GET', signal, headers } : { method: 'POST', signal, body, headers });
+  } catch {
+    return [null, false, null];
+  }
+  const session = resp.headers.get(issued);
+  let frame = null;
+  try {
+    frame = await resp.json();
+  } catch {}
+  return [frame, resp.ok, session];
+}
+
+/**
+ * A WebSocket to `url` (throws where the browser refuses to open one) that calls `report`
+ * with -1 when it opens, each frame that is a JSON object, and the close code when it closes.
+ */
+export class Socket {
+  constructor(url, report) {
+    const ws = (this.ws = new WebSocket(url));
+    ws.onopen = () => report(-1);
+    ws.onmessage = (e) => {
+      let v;
+      try {
+        v = typeof e.data === 'string' ? JSON.parse(e.data) : null;
+      } catch {
+        return;
+      }
+      // A frame this version does not understand (a newer hub) is skipped in Rust, and
+      // anything that is not an object is skipped here.
+      if (v !== null && typeof v === 'object') report(v);
+      else if (typeof e.data === 'string') console.debug('natter: ignored an unknown frame');
+    };
+    ws.onclose = (e) => report(e.code);
+  }
+
+  /** Sends a text frame; a failure shows up as a close. */
+  send(text) {
+    try {
+      this.ws.send(text);
+    } catch {}
+  }
+
+  /** Closes it with `code`, unheard: its close event, dispatched later, is never reported. */
+  close(code) {
+    const ws = this.ws;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    if (ws.readyState <= WebSocket.OPEN) ws.close(code);
+  }
+}
