@@ -137,12 +137,12 @@ fn sample_rss(pid: Option<u32>, peak: Arc<AtomicU64>) -> tokio::task::JoinHandle
 }
 
 /// Longest wait for the hub to be quiet again before a calm phase.
-const QUIET_LIMIT: Duration = Duration::from_secs(30);
+const QUIET_LIMIT: Duration = Duration::from_secs(20);
 
 /// CPU ticks (`/proc/PID/stat`, 100 a second) the hub may use in one second and count as quiet:
 /// its baseline rate, with some slack for a shared machine.
 fn quiet_rate(baseline_per_sec: f64) -> f64 {
-    (baseline_per_sec * 1.5).max(baseline_per_sec + 3.0)
+    (baseline_per_sec * 2.0).max(baseline_per_sec + 5.0)
 }
 
 /// Waits until the hub uses no more CPU than `quiet_rate` over a whole second (at most
@@ -248,7 +248,8 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
             }
         };
         honest.shared.phase.store(honest::UNTAGGED, Ordering::Relaxed);
-        let ticks = cpu_before.zip(args.server_pid.and_then(crate::cpu_ticks)).map(|(a, b)| b.saturating_sub(a));
+        let ticks =
+            cpu_before.zip(args.server_pid.and_then(crate::cpu_ticks)).map(|(a, b)| b.saturating_sub(a));
         if step == 0 {
             baseline_rate = ticks.map(|t| t as f64 / phase_started.elapsed().as_secs_f64());
         }

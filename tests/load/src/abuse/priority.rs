@@ -44,9 +44,8 @@ mod tests {
     #[test]
     fn only_the_lowered_thread_is_nice_19() {
         let before = super::imp::nice();
-        let (got, nice) = std::thread::spawn(|| (super::lower_this_thread(), super::imp::nice()))
-            .join()
-            .expect("thread");
+        let (got, nice) =
+            std::thread::spawn(|| (super::lower_this_thread(), super::imp::nice())).join().expect("thread");
         assert_eq!(got, "nice 19");
         assert_eq!(nice, 19);
         assert_eq!(super::imp::nice(), before, "other threads keep their priority");
