@@ -136,6 +136,19 @@ fn sample_rss(pid: Option<u32>, peak: Arc<AtomicU64>) -> tokio::task::JoinHandle
     })
 }
 
+/// What one phase saw, besides the honest clients' figures.
+struct Phase {
+    name: String,
+    what: String,
+    /// Peak hub RSS (KiB).
+    rss: Option<u64>,
+    /// What the attacker got.
+    got: String,
+    hub_cpu_ms: Option<u64>,
+    /// Seconds waited for a quiet hub before it.
+    quiet: Option<f64>,
+}
+
 /// Longest wait for the hub to be quiet again before a calm phase.
 const QUIET_LIMIT: Duration = Duration::from_secs(20);
 
@@ -204,7 +217,7 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
     // drifts over minutes.
     let plan: Vec<Option<usize>> =
         std::iter::once(None).chain(chosen.iter().flat_map(|&i| [None, Some(i)])).collect();
-    let mut phases: Vec<(String, String, Option<u64>, String, Option<u64>, Option<f64>)> = Vec::new();
+    let mut phases: Vec<Phase> = Vec::new();
     let mut baseline_rate = None;
     for (step, attack) in plan.into_iter().enumerate() {
         let tag_now = u8::try_from(step).unwrap_or(honest::UNTAGGED - 1);
@@ -256,7 +269,7 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
         tokio::time::sleep(settle).await;
         let rss = args.server_pid.map(|_| peak.load(Ordering::Relaxed));
         eprintln!("abuse:   {name}: {got}");
-        phases.push((name, what, rss, got, ticks.map(|t| t * 10), quiet));
+        phases.push(Phase { name, what, rss, got, hub_cpu_ms: ticks.map(|t| t * 10), quiet });
     }
     // The last deliveries of the last phase.
     tokio::time::sleep(settle).await;
@@ -267,23 +280,35 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
     let rows = phases
         .into_iter()
         .enumerate()
-        .map(|(i, (attack, what, peak_rss_kib, attacker, hub_cpu_ms, quiet_after_s))| {
-            let s = stats.get(i);
-            Row {
-                attack,
-                what,
-                peak_rss_kib,
-                p99_ms: s.map_or(0.0, |s| s.latency.value_at_quantile(0.99) as f64 / 1000.0),
-                hub_cpu_ms,
-                quiet_after_s,
-                expected: s.map_or(0, |s| s.expected),
-                lost: s.map_or(0, |s| s.expected.saturating_sub(s.received) + s.swallowed),
-                dropped: s.map_or(0, |s| s.dropped),
-                connects_failed: s.map_or(0, |s| s.connects_failed),
-                connects: s.map_or(0, |s| s.connects),
-                attacker,
-            }
-        })
+        .map(
+            |(
+                i,
+                Phase {
+                    name: attack,
+                    what,
+                    rss: peak_rss_kib,
+                    got: attacker,
+                    hub_cpu_ms,
+                    quiet: quiet_after_s,
+                },
+            )| {
+                let s = stats.get(i);
+                Row {
+                    attack,
+                    what,
+                    peak_rss_kib,
+                    p99_ms: s.map_or(0.0, |s| s.latency.value_at_quantile(0.99) as f64 / 1000.0),
+                    hub_cpu_ms,
+                    quiet_after_s,
+                    expected: s.map_or(0, |s| s.expected),
+                    lost: s.map_or(0, |s| s.expected.saturating_sub(s.received) + s.swallowed),
+                    dropped: s.map_or(0, |s| s.dropped),
+                    connects_failed: s.map_or(0, |s| s.connects_failed),
+                    connects: s.map_or(0, |s| s.connects),
+                    attacker,
+                }
+            },
+        )
         .collect();
     Ok(AbuseReport { rows })
 }
