@@ -109,6 +109,8 @@ pub(crate) struct Gauges {
     pub(crate) reply_calls: usize,
     /// Replies waiting for a call slot.
     pub(crate) reply_waiting: usize,
+    /// Follow-ups of visitor messages waiting for their address's turn.
+    pub(crate) turns_waiting: usize,
     /// Bytes of `--max-replay-in-flight` taken by history being read from the store.
     pub(crate) replay_bytes: usize,
 }
@@ -179,7 +181,15 @@ impl Metrics {
 
     /// The Prometheus text exposition, with the gauges the hub computes.
     pub(crate) fn render(&self, gauges: &Gauges) -> String {
-        let Gauges { conversations, rooms, ring_bytes, reply_calls, reply_waiting, replay_bytes } = *gauges;
+        let Gauges {
+            conversations,
+            rooms,
+            ring_bytes,
+            reply_calls,
+            reply_waiting,
+            turns_waiting,
+            replay_bytes,
+        } = *gauges;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut out = String::with_capacity(2048);
         let mut one = |name: &str, kind: &str, help: &str, value: u64| {
@@ -227,6 +237,12 @@ impl Metrics {
             "gauge",
             "Replies waiting for a reply-engine call slot.",
             reply_waiting as u64,
+        );
+        one(
+            "natter_turns_waiting",
+            "gauge",
+            "Follow-ups of stored visitor messages (inbox record, reply) waiting for their client address's turn.",
+            turns_waiting as u64,
         );
         one(
             "natter_duplicates_total",
@@ -297,6 +313,7 @@ mod tests {
             ring_bytes: 300,
             reply_calls: 3,
             reply_waiting: 0,
+            turns_waiting: 0,
             replay_bytes: 4096,
         });
         assert!(text.contains("natter_limited_total{limit=\"address_rate\"} 1\n"), "{text}");

@@ -17,7 +17,10 @@
 //! With two or more CPUs and `taskset` (util-linux), the hub is pinned to CPU 0 and the load
 //! generator (honest clients and attackers) to the others: an attacker's machine is not the
 //! hub's, and on one shared pair of cores the cost of *generating* a flood would be counted as
-//! the hub's slowness. `--no-pin` runs both unpinned.
+//! the hub's slowness. Within the generator the attackers' threads run at nice 19, below the
+//! honest clients', for the same reason. `--no-pin` runs both unpinned. Each calm phase waits
+//! for the hub's CPU use to come back near the baseline's first, and the table shows the hub's
+//! CPU time per phase, the figure a busy machine disturbs least.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -206,14 +209,17 @@ fn render(report: &Value) -> String {
     let rows = report["rows"].as_array().cloned().unwrap_or_default();
     let p99 = |r: &Value| r["p99_ms"].as_f64().unwrap_or(0.0);
     let mut out = String::from(
-        "| attack | hub peak RSS | honest p99: calm before → during | honest lost | honest connects failed | what the attacker got |\n\
-         |---|---:|---:|---:|---:|---|\n",
+        "| attack | hub peak RSS | honest p99: calm before → during | hub CPU: calm → during | honest lost | honest connects failed | what the attacker got |\n\
+         |---|---:|---:|---:|---:|---:|---|\n",
     );
     let (mut calm_lost, mut calm_expected, mut ratios) = (0, 0, Vec::new());
     let mut before: Option<f64> = None;
+    let mut cpu_before: Option<u64> = None;
+    let cpu = |r: &Value| r["hub_cpu_ms"].as_u64();
     for r in &rows {
         if r["attack"] == "calm" {
             before = Some(p99(r));
+            cpu_before = cpu(r);
             calm_lost += r["lost"].as_u64().unwrap_or(0);
             calm_expected += r["expected"].as_u64().unwrap_or(0);
             continue;
@@ -227,12 +233,19 @@ fn render(report: &Value) -> String {
             }
             _ => format!("{during:.2} ms"),
         };
+        // CPU time is what the machine's other load disturbs least: it says what the attack cost
+        // the hub, where the p99 also says how the hub shared it out.
+        let hub_cpu = match (cpu_before.take(), cpu(r)) {
+            (Some(calm), Some(during)) => format!("{:.2} → {:.2} s", calm as f64 / 1e3, during as f64 / 1e3),
+            (None, Some(during)) => format!("{:.2} s", during as f64 / 1e3),
+            _ => "—".into(),
+        };
         let lost = r["lost"].as_u64().unwrap_or(0);
         let expected = r["expected"].as_u64().unwrap_or(0);
         let dropped = r["dropped"].as_u64().unwrap_or(0);
         let dropped = if dropped > 0 { format!(", {dropped} clients dropped") } else { String::new() };
         out.push_str(&format!(
-            "| {} — {} | {rss} | {latency} | {lost} of {expected}{dropped} | {} of {} | {} |\n",
+            "| {} — {} | {rss} | {latency} | {hub_cpu} | {lost} of {expected}{dropped} | {} of {} | {} |\n",
             r["attack"].as_str().unwrap_or("?"),
             r["what"].as_str().unwrap_or(""),
             r["connects_failed"].as_u64().unwrap_or(0),
@@ -256,7 +269,7 @@ mod tests {
     fn each_attack_is_set_against_the_calm_phase_just_before_it() {
         let row = |attack: &str, p99: f64, lost: u64| {
             json!({"attack": attack, "what": "w", "p99_ms": p99, "expected": 100, "lost": lost,
-                   "dropped": 0, "connects": 0, "connects_failed": 0, "attacker": "-"})
+                   "dropped": 0, "connects": 0, "connects_failed": 0, "attacker": "-", "hub_cpu_ms": 250})
         };
         let report = json!({"rows": [
             row("baseline", 1.0, 0),
@@ -268,6 +281,7 @@ mod tests {
         let table = render(&report);
         assert!(table.contains("4.00 → 6.00 ms ×1.50"), "{table}");
         assert!(table.contains("2.00 → 5.00 ms ×2.50"), "{table}");
+        assert!(table.contains("| 0.25 → 0.25 s |"), "the hub's CPU time, calm → during: {table}");
         assert!(!table.contains("| calm"), "calm phases are folded into the attack rows: {table}");
         assert!(table.contains("Calm phases: 1 of 200 honest messages lost"), "{table}");
         assert!(table.contains("×2.50."), "the worst ratio is reported: {table}");

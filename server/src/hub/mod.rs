@@ -26,6 +26,8 @@
 //! - [`rooms`] — join and leave, presence, room info and the room list.
 //! - [`fanout`] — the store's delivery stream into rings and connection queues.
 //! - [`reply`] — running the reply engine for a visitor's message, unless an operator took over.
+//! - [`turns`] — the work a stored visitor message brings after its ack, taken in turn by
+//!   client address.
 //! - [`inbox`] — the operators' side: conversation records, agent replies, notes, status,
 //!   the operators' live feed, availability pushed to visitors.
 //! - [`lifecycle`] — the beat, housekeeping, shutdown and connection guards.
@@ -43,6 +45,7 @@ mod post;
 mod reply;
 mod ring;
 mod rooms;
+mod turns;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -121,6 +124,8 @@ struct Shared {
     reply_gate: CallGate,
     /// Reply failures, logged once and then summed up per interval.
     reply_failures: FailureLog,
+    /// Turns at the work after a visitor message's ack, by client address.
+    turns: Arc<turns::Turns>,
     metrics: Metrics,
     limits: Limits,
     state: Mutex<State>,
@@ -134,6 +139,13 @@ struct Shared {
     live: watch::Sender<usize>,
     /// Operator sign-in attempts.
     signin: crate::inbox::limit::SigninLimiter,
+}
+
+/// Follow-ups of visitor messages that run at once (see [`turns`]): a few per CPU the hub may
+/// use, enough to keep the store's writer batching and the CPUs busy, few enough that a
+/// message from a quiet address is never far from the front.
+fn turns_at_once() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// Handle to the hub; cheap to clone.
@@ -185,6 +197,7 @@ impl Hub {
                 store,
                 reply_gate,
                 reply_failures,
+                turns: turns::Turns::new(turns_at_once()),
                 reply,
                 identity,
                 metrics: Metrics::default(),
@@ -288,6 +301,7 @@ impl Hub {
             ring_bytes,
             reply_calls: self.shared.reply_gate.in_flight(),
             reply_waiting: self.shared.reply_gate.waiting(),
+            turns_waiting: self.shared.turns.waiting(),
             replay_bytes: self.limits().replay_bytes(),
         }
     }

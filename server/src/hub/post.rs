@@ -70,11 +70,14 @@ impl Hub {
             // the conversation was handed to a person (until it is closed) and one is online to
             // answer. With nobody online the visitor is never left in silence: the bot answers,
             // and says a person will follow up (see `hub/reply.rs`).
+            // It takes turns with the follow-ups of other addresses (see `hub/turns.rs`), so a
+            // burst of messages from one address waits behind its own.
             tokio::spawn(async move {
+                let turn = hub.shared.turns.take(addr).await;
                 let record =
                     hub.record_activity(&conversation, &stored, Role::User, Vec::new(), Some(&visit)).await;
                 if !(record.is_some_and(|r| r.handoff) && hub.available()) {
-                    hub.reply_to(key, stored, verified, addr).await;
+                    hub.reply_to(key, stored, verified, addr, turn).await;
                 }
             });
         }

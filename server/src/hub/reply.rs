@@ -25,6 +25,7 @@ use natter_protocol::inbox::ConversationSummary;
 use natter_protocol::{ConversationMessage, Role, ServerMessage, TypingNotice};
 use tokio::time::Instant;
 
+use super::turns::HeldTurn;
 use super::Hub;
 use crate::address::AddrKey;
 use crate::clock::now_rfc3339;
@@ -56,13 +57,16 @@ enum Outcome {
 }
 
 impl Hub {
-    /// Asks the engine and stores its answer (see the module docs).
+    /// Asks the engine and stores its answer (see the module docs). `turn` is the sender's
+    /// address's turn (see `hub/turns.rs`): given back while the engine is asked (that waits
+    /// on the network, bounded by the reply gate), taken again to store the answer.
     pub(super) async fn reply_to(
         &self,
         key: ConversationKey,
         user: ConversationMessage,
         verified: Option<Arc<VerifiedUser>>,
         addr: AddrKey,
+        turn: HeldTurn,
     ) {
         self.publish(key.clone(), bot_typing(true), None).await;
         let started = Instant::now();
@@ -84,6 +88,7 @@ impl Hub {
             history,
             operators_online: self.available(),
         };
+        drop(turn);
         let outcome = {
             let work = async {
                 // The sender's address first: its quarter of the places, then a place.
@@ -145,6 +150,7 @@ impl Hub {
         };
         // Whatever answered, the bot's message is held to the limit a visitor's has.
         let answer = answer.map(|r| Reply { text: clip(&r.text, config.max_text), ..r });
+        let _turn = self.shared.turns.take(addr).await;
         self.conclude(&key, &user, answer).await;
         self.publish(key, bot_typing(false), None).await;
     }

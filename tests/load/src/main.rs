@@ -351,7 +351,7 @@ pub fn cpu_ticks_self() -> u64 {
 }
 
 /// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     cpu_ticks_at(&format!("/proc/{pid}/stat"))
 }
 

@@ -3,11 +3,19 @@
 //!
 //! Timeline: the honest clients connect and warm up; a baseline phase with no attack; then, per
 //! attack (see `attacks::ATTACKS`), a calm phase and the attack's phase, each followed by a pause
-//! in which its last deliveries arrive. The attacks run on a tokio runtime of their own, so an
-//! attack's busy tasks do not queue the honest clients' sends and reads. Per phase: the hub's peak RSS (sampled from `/proc` every 100 ms),
-//! the honest send → receive p99, honest deliveries that never happened and fresh honest
-//! connections that failed, and what the attacker got. Printed as one JSON object for
-//! `cargo xtask bench abuse`.
+//! in which its last deliveries arrive. Before each calm phase the hub must have finished with
+//! the attack before it: the run waits (at most [`QUIET_LIMIT`]) until the hub's CPU use over a
+//! second is back near the baseline's, so a calm phase never measures the last attack's
+//! after-effects (its replies, its connections closing, its conversations being forgotten).
+//!
+//! The attacker is measured as if it were another machine: the attacks, and the reply-engine
+//! double they drive (see `backend`), run on a tokio runtime of their own whose threads run at
+//! nice 19 (see `priority`), so neither an attack's busy tasks nor the CPU it takes to generate a
+//! flood delays the honest clients' sends and reads, which would count the load generator's own
+//! queueing as the hub's latency. Per phase: the hub's peak RSS (sampled from `/proc` every
+//! 100 ms), the hub's CPU time, the honest send → receive p99, honest deliveries that never
+//! happened and fresh honest connections that failed, and what the attacker got. Printed as one
+//! JSON object for `cargo xtask bench abuse`.
 //!
 //! Sessions are the hub's to issue (a client connects without one and sends `auth`), as on a
 //! production hub; `--named-sessions` names them instead, for hubs from before sessions were
@@ -18,6 +26,7 @@ mod attacks;
 mod backend;
 mod honest;
 mod http;
+mod priority;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -86,6 +95,12 @@ pub struct Row {
     pub peak_rss_kib: Option<u64>,
     /// Honest send → receive p99 during the phase (ms).
     pub p99_ms: f64,
+    /// CPU time the hub used during the phase (ms), without its settle pause.
+    #[serde(default)]
+    pub hub_cpu_ms: Option<u64>,
+    /// Seconds waited before a calm phase for the hub to finish with the attack before it.
+    #[serde(default)]
+    pub quiet_after_s: Option<f64>,
     /// Honest deliveries that should have happened in the phase.
     pub expected: u64,
     /// Honest deliveries that did not happen (or were swallowed as duplicates).
@@ -121,13 +136,67 @@ fn sample_rss(pid: Option<u32>, peak: Arc<AtomicU64>) -> tokio::task::JoinHandle
     })
 }
 
+/// What one phase saw, besides the honest clients' figures.
+struct Phase {
+    name: String,
+    what: String,
+    /// Peak hub RSS (KiB).
+    rss: Option<u64>,
+    /// What the attacker got.
+    got: String,
+    hub_cpu_ms: Option<u64>,
+    /// Seconds waited for a quiet hub before it.
+    quiet: Option<f64>,
+}
+
+/// Longest wait for the hub to be quiet again before a calm phase.
+const QUIET_LIMIT: Duration = Duration::from_secs(20);
+
+/// CPU ticks (`/proc/PID/stat`, 100 a second) the hub may use in one second and count as quiet:
+/// its baseline rate, with some slack for a shared machine.
+fn quiet_rate(baseline_per_sec: f64) -> f64 {
+    (baseline_per_sec * 2.0).max(baseline_per_sec + 5.0)
+}
+
+/// Waits until the hub uses no more CPU than `quiet_rate` over a whole second (at most
+/// [`QUIET_LIMIT`]); the seconds waited.
+async fn until_quiet(pid: u32, baseline_per_sec: f64) -> f64 {
+    let started = tokio::time::Instant::now();
+    let mut before = crate::cpu_ticks(pid).unwrap_or(0);
+    while started.elapsed() < QUIET_LIMIT {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = crate::cpu_ticks(pid).unwrap_or(0);
+        if (now.saturating_sub(before) as f64) <= quiet_rate(baseline_per_sec) {
+            break;
+        }
+        before = now;
+    }
+    started.elapsed().as_secs_f64()
+}
+
 /// Runs the baseline and every attack; the report.
 pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
     let tag = format!("a{}", crate::wire::now_ns() / 1_000_000 % 100_000_000);
     let phase = Duration::from_secs_f64(args.phase);
     let settle = Duration::from_secs_f64(args.settle);
+    // The attacks, and the backend double they drive, run on a runtime of their own whose
+    // threads (workers and blocking threads alike) run at nice 19: on the honest clients'
+    // runtime a busy attack task would delay honest sends and reads, and at the same priority
+    // the CPU it takes to generate a flood would; either would count the load generator's own
+    // queueing as the hub's latency.
+    let attack_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("attacker")
+        .on_thread_start(|| {
+            let got = priority::lower_this_thread();
+            if got != "nice 19" {
+                eprintln!("abuse: an attacker thread runs at {got}");
+            }
+        })
+        .enable_all()
+        .build()?;
     let double = match args.backend {
-        Some(addr) => Some(backend::serve(addr).await?),
+        Some(addr) => Some(attack_runtime.spawn(backend::serve(addr)).await??),
         None => None,
     };
     eprintln!("abuse: connecting 200 honest clients to {}", args.target);
@@ -136,14 +205,6 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
     let sampler = sample_rss(args.server_pid, peak.clone());
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    // The attacks run on a runtime of their own: on the honest clients' runtime a busy attack
-    // task would delay honest sends and reads, which would count the load generator's own
-    // queueing as the hub's latency.
-    let attack_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("attacker")
-        .enable_all()
-        .build()?;
     let chosen: Vec<usize> = (0..attacks::ATTACKS.len())
         .filter(|&i| {
             let number = attacks::ATTACKS[i].0.split(' ').next().unwrap_or_default();
@@ -156,9 +217,20 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
     // drifts over minutes.
     let plan: Vec<Option<usize>> =
         std::iter::once(None).chain(chosen.iter().flat_map(|&i| [None, Some(i)])).collect();
-    let mut phases: Vec<(String, String, Option<u64>, String)> = Vec::new();
+    let mut phases: Vec<Phase> = Vec::new();
+    let mut baseline_rate = None;
     for (step, attack) in plan.into_iter().enumerate() {
         let tag_now = u8::try_from(step).unwrap_or(honest::UNTAGGED - 1);
+        let quiet = match (args.server_pid, baseline_rate, attack) {
+            (Some(pid), Some(rate), None) => {
+                let waited = until_quiet(pid, rate).await;
+                eprintln!("abuse:   the hub was quiet after {waited:.1} s");
+                Some(waited)
+            }
+            _ => None,
+        };
+        let cpu_before = args.server_pid.and_then(crate::cpu_ticks);
+        let phase_started = tokio::time::Instant::now();
         peak.store(0, Ordering::Relaxed);
         honest.shared.phase.store(tag_now, Ordering::Relaxed);
         let (name, what, got) = match attack {
@@ -189,10 +261,15 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
             }
         };
         honest.shared.phase.store(honest::UNTAGGED, Ordering::Relaxed);
+        let ticks =
+            cpu_before.zip(args.server_pid.and_then(crate::cpu_ticks)).map(|(a, b)| b.saturating_sub(a));
+        if step == 0 {
+            baseline_rate = ticks.map(|t| t as f64 / phase_started.elapsed().as_secs_f64());
+        }
         tokio::time::sleep(settle).await;
         let rss = args.server_pid.map(|_| peak.load(Ordering::Relaxed));
         eprintln!("abuse:   {name}: {got}");
-        phases.push((name, what, rss, got));
+        phases.push(Phase { name, what, rss, got, hub_cpu_ms: ticks.map(|t| t * 10), quiet });
     }
     // The last deliveries of the last phase.
     tokio::time::sleep(settle).await;
@@ -203,21 +280,35 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
     let rows = phases
         .into_iter()
         .enumerate()
-        .map(|(i, (attack, what, peak_rss_kib, attacker))| {
-            let s = stats.get(i);
-            Row {
-                attack,
-                what,
-                peak_rss_kib,
-                p99_ms: s.map_or(0.0, |s| s.latency.value_at_quantile(0.99) as f64 / 1000.0),
-                expected: s.map_or(0, |s| s.expected),
-                lost: s.map_or(0, |s| s.expected.saturating_sub(s.received) + s.swallowed),
-                dropped: s.map_or(0, |s| s.dropped),
-                connects_failed: s.map_or(0, |s| s.connects_failed),
-                connects: s.map_or(0, |s| s.connects),
-                attacker,
-            }
-        })
+        .map(
+            |(
+                i,
+                Phase {
+                    name: attack,
+                    what,
+                    rss: peak_rss_kib,
+                    got: attacker,
+                    hub_cpu_ms,
+                    quiet: quiet_after_s,
+                },
+            )| {
+                let s = stats.get(i);
+                Row {
+                    attack,
+                    what,
+                    peak_rss_kib,
+                    p99_ms: s.map_or(0.0, |s| s.latency.value_at_quantile(0.99) as f64 / 1000.0),
+                    hub_cpu_ms,
+                    quiet_after_s,
+                    expected: s.map_or(0, |s| s.expected),
+                    lost: s.map_or(0, |s| s.expected.saturating_sub(s.received) + s.swallowed),
+                    dropped: s.map_or(0, |s| s.dropped),
+                    connects_failed: s.map_or(0, |s| s.connects_failed),
+                    connects: s.map_or(0, |s| s.connects),
+                    attacker,
+                }
+            },
+        )
         .collect();
     Ok(AbuseReport { rows })
 }
