@@ -112,3 +112,38 @@ test('WebSocket blocked: the HTTP fallback carries the conversation and the stat
   await expect(w.messages('bot')).toHaveCount(2);
   await expect(w.withText('hello over http')).toHaveCount(1);
 });
+
+test('a page whose Content-Security-Policy refuses WebSockets reaches the HTTP fallback without waiting out open timeouts', async ({ page }) => {
+  // `connect-src` names the hub's http origin only: the browser refuses every WebSocket, fails
+  // it and (Chromium) never fires `close`. The page's clock is paused, so an attempt that waited
+  // for its open timeout (8 s) would keep the widget "Connecting…" through the ten seconds run
+  // here; each refusal must count at once, so that three of them, with their backoff, lead to
+  // the fallback inside them.
+  const origin = new URL(hub.url).origin;
+  await page.route(`${origin}/csp-page`, (route) =>
+    route.fulfill({
+      contentType: 'text/html',
+      headers: { 'content-security-policy': `connect-src ${origin}; script-src ${origin} 'wasm-unsafe-eval'` },
+      body: `<!doctype html><title>CSP</title><script async src="${origin}/natter.js"></script>`,
+    }),
+  );
+  const refused = [];
+  page.on('console', (m) => /Content Security Policy/i.test(m.text()) && refused.push(m.text()));
+  const start = Date.parse('2026-01-05T09:00:00Z');
+  await page.clock.install({ time: start });
+  await page.clock.pauseAt(start + 1000);
+  await page.goto(`${origin}/csp-page`);
+  const w = widget(page);
+  await expect(w.launcher).toBeVisible();
+  for (let s = 0; s < 10 && !/HTTP fallback/.test((await w.status.textContent()) ?? ''); s++) {
+    await page.clock.runFor(1000);
+    // Real time for the refused sockets' events and the fallback's requests.
+    await page.waitForTimeout(300);
+  }
+  // Still paused: what the status says now is what ten seconds of the page's time brought.
+  await expect(w.status).toContainText('HTTP fallback', { timeout: 3000 });
+  expect(refused.length).toBeGreaterThanOrEqual(3);
+  await page.clock.resume();
+  await say(page, 'hello through a strict policy');
+  await expect(w.withText('hello through a strict policy')).toHaveAttribute('data-state', 'sent');
+});

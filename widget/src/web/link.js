@@ -53,6 +53,13 @@ export async function call(url, body, signal, name, value, issued) {
 export class Socket {
   constructor(url, report) {
     const ws = (this.ws = new WebSocket(url));
+    // The close is reported once, whether `error` or `close` says so first.
+    const shut = (code) => {
+      if (!this.done) {
+        this.done = 1;
+        report(code);
+      }
+    };
     ws.onopen = () => report(-1);
     ws.onmessage = (e) => {
       let v;
@@ -66,7 +73,11 @@ export class Socket {
       if (v !== null && typeof v === 'object') report(v);
       else if (typeof e.data === 'string') console.debug('natter: ignored an unknown frame');
     };
-    ws.onclose = (e) => report(e.code);
+    ws.onclose = (e) => shut(e.code);
+    // A socket the page's Content-Security-Policy refuses (`connect-src` without `wss:`) is
+    // failed and closed but, in Chromium, never fires `close`: without this each attempt
+    // would wait out the open timeout, and the HTTP fallback would take half a minute.
+    ws.onerror = () => ws.readyState > 2 && shut(1006);
   }
 
   /** Sends a text frame; a failure shows up as a close. */
@@ -79,7 +90,8 @@ export class Socket {
   /** Closes it with `code`, unheard: its close event, dispatched later, is never reported. */
   close(code) {
     const ws = this.ws;
-    ws.onopen = ws.onmessage = ws.onclose = null;
+    this.done = 1;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     if (ws.readyState <= WebSocket.OPEN) ws.close(code);
   }
 }
