@@ -91,15 +91,24 @@ function localeTexts(lang, file = lang) {
     });
 }
 
-/** The page's own `strings`: an object, or (a `data-strings` attribute) its JSON. */
+/**
+ * The page's own `strings`: an object, or (a `data-strings` attribute) its JSON. A value that is
+ * not a text would take the place of the page language's own text and then be dropped by the
+ * widget, leaving English with nothing said: it is named in a warning and left out here.
+ */
 function ownTexts(strings) {
-  if (typeof strings !== 'string') return strings && typeof strings === 'object' ? strings : {};
+  let own = strings;
   try {
-    return JSON.parse(strings);
+    if (typeof own === 'string') own = JSON.parse(own);
   } catch {
+    // (`own` stays the string, which is not an object: nothing is taken from it.)
     console.warn('natter: the strings option is not a JSON object; it is ignored');
-    return {};
   }
+  return Object.fromEntries(
+    Object.entries(own && typeof own === 'object' ? own : {}).filter(
+      ([key, text]) => typeof text === 'string' || console.warn(`natter: strings.${key} is not a text; it is ignored`),
+    ),
+  );
 }
 
 /**

@@ -13,7 +13,8 @@
   // and the footer) finds it even while the first one is still loading. Once loaded, the widget
   // itself is the mark (index.js keeps it under natter.widget, and forgets it on destroy(), so
   // a tag added after a destroy() mounts again).
-  var sym = typeof Symbol === 'function' ? Symbol.for : String;
+  // (Every browser that parses this file's `import()` has Symbol.)
+  var sym = Symbol.for;
   var loading = sym('natter.loader');
   if (window[sym('natter.widget')] || window[loading]) {
     console.warn('natter: the widget is already on this page; this second <script src="' + script.src + '"> is ignored');

@@ -484,7 +484,7 @@ fn shorten_glue_warning(glue: &Path) -> Result<()> {
     const LONG: &str = "\"`WebAssembly.instantiateStreaming` failed because your server does not serve Wasm with \
                         `application/wasm` MIME type. Falling back to `WebAssembly.instantiate` which is slower. \
                         Original error:\\n\"";
-    const SHORT: &str = "\"natter: serve .wasm as application/wasm (the slower fallback is used):\"";
+    const SHORT: &str = "\"natter: serve .wasm as application/wasm (slower without):\"";
     let js = std::fs::read_to_string(glue).with_context(|| format!("reading {}", glue.display()))?;
     match js.matches(LONG).count() {
         1 => std::fs::write(glue, js.replacen(LONG, SHORT, 1))

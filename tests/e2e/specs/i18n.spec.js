@@ -170,3 +170,17 @@ test('times are formatted with Intl in the visitor’s locale', async ({ page })
     await expect(time).toHaveAttribute('title', /\d/);
   }
 });
+
+test('a strings value that is not a text is named in a warning and the locale’s own text stays', async ({ page }) => {
+  const warnings = [];
+  page.on('console', (m) => m.type() === 'warning' && warnings.push(m.text()));
+  // Numbers, nulls and objects would have taken the French text's place and then been dropped,
+  // leaving English with nothing said.
+  const strings = JSON.stringify({ placeholder: 42, send: null, statusConnected: 'En ligne !' });
+  await page.goto(`${env.site.url}/?locale=fr&strings=${encodeURIComponent(strings)}`);
+  await ready(page, 'En ligne !');
+  const l = await labels(page);
+  expect(l.placeholder).toBe('Écrivez un message…');
+  expect(l.send).toBe('Envoyer');
+  expect(warnings.filter((t) => /strings\.(placeholder|send) is not a text/.test(t))).toHaveLength(2);
+});

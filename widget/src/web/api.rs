@@ -288,7 +288,9 @@ pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
     report_panics();
     if let Some(rt) = Runtime::current() {
         web_sys::console::warn_1(
-            &"natter: the widget is already on this page; mount() returns its handle and ignores these options".into(),
+            // Short: the npm module says it at length before it gets here (a page mounting
+            // through the module never reaches this); this is for the glue used directly.
+            &"natter: already mounted; mount() returns the same handle".into(),
         );
         return Ok(Natter { rt });
     }
