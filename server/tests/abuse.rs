@@ -10,16 +10,13 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser as _;
+use common::hooked::{Hooked, StoreHooks};
 use common::{session, Tab, TestHub, DEADLINE};
 use futures_util::{SinkExt, StreamExt};
-use natter_hub::store::memory::MemoryStore;
-use natter_hub::store::{
-    Appended, BoxFuture, ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError,
-};
+use natter_hub::store::{BoxFuture, Draft, StoreError};
 use natter_hub::Config;
 use natter_protocol::{close, ErrorCode, ServerMessage};
 use serde_json::{json, Value};
@@ -558,69 +555,15 @@ async fn rooms_one_connection_is_in_are_capped() {
 /// held still so a test can see what the hub holds meanwhile. Everything else is the memory
 /// store.
 struct HeldReads {
-    store: MemoryStore,
     open: tokio::sync::watch::Sender<bool>,
 }
 
-impl HeldReads {
-    async fn gate(&self) {
-        let mut open = self.open.subscribe();
-        let _ = open.wait_for(|o| *o).await;
-    }
-}
-
-impl Store for HeldReads {
-    fn append(&self, key: &ConversationKey, draft: Draft) -> BoxFuture<'_, Result<Appended, StoreError>> {
-        self.store.append(key, draft)
-    }
-
-    fn history(
-        &self,
-        key: &ConversationKey,
-        after: u64,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<HistoryPage, StoreError>> {
-        let key = key.clone();
-        Box::pin(async move {
-            self.gate().await;
-            self.store.history(&key, after, limit).await
+impl StoreHooks for HeldReads {
+    fn before_read(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            let mut open = self.open.subscribe();
+            let _ = open.wait_for(|o| *o).await;
         })
-    }
-
-    fn recent(&self, key: &ConversationKey, limit: usize) -> BoxFuture<'_, Result<HistoryPage, StoreError>> {
-        let key = key.clone();
-        Box::pin(async move {
-            self.gate().await;
-            self.store.recent(&key, limit).await
-        })
-    }
-
-    fn publish_ephemeral(&self, event: Event) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.store.publish_ephemeral(event)
-    }
-
-    fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<Event> {
-        self.store.subscribe()
-    }
-
-    fn create_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.store.create_room(room)
-    }
-
-    fn room(&self, room: &str) -> BoxFuture<'_, Result<Option<RoomRecord>, StoreError>> {
-        self.store.room(room)
-    }
-
-    fn rooms(&self, after: Option<&str>, limit: usize) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>> {
-        self.store.rooms(after, limit)
-    }
-
-    fn expire_empty_rooms(
-        &self,
-        created_before: String,
-        keep: Vec<String>,
-    ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.store.expire_empty_rooms(created_before, keep)
     }
 }
 
@@ -634,7 +577,7 @@ async fn history_being_built_is_capped_per_address_and_in_all() {
     config.rate_burst = 0;
     config.max_replay_in_flight = 4 * config.max_replay_bytes;
     let (open, _) = tokio::sync::watch::channel(true);
-    let store = Arc::new(HeldReads { store: MemoryStore::new(), open: open.clone() });
+    let store = Hooked::new(HeldReads { open: open.clone() });
     let hub = TestHub::with_store(config, store).await;
     let (mut writer, _) = hub.tab(&session("archivist")).await;
     // A support conversation longer than the in-memory ring, for a WebSocket resume below.
@@ -1222,64 +1165,21 @@ async fn empty_rooms_expire_and_rooms_in_use_stay() {
 /// answers go first); it notes each answered conversation in order. Everything else is the
 /// memory store.
 struct MeteredBotWrites {
-    store: MemoryStore,
     through: tokio::sync::Semaphore,
     asked: std::sync::atomic::AtomicUsize,
     order: std::sync::Mutex<Vec<String>>,
 }
 
-impl Store for MeteredBotWrites {
-    fn append(&self, key: &ConversationKey, draft: Draft) -> BoxFuture<'_, Result<Appended, StoreError>> {
-        let key = key.clone();
+impl StoreHooks for MeteredBotWrites {
+    fn before_append<'a>(&'a self, draft: &'a Draft) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             if let ServerMessage::Bot(bot) = &draft.message {
                 self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 self.through.acquire().await.expect("open").forget();
                 self.order.lock().expect("order").push(bot.session_id.clone());
             }
-            self.store.append(&key, draft).await
+            Ok(())
         })
-    }
-
-    fn history(
-        &self,
-        key: &ConversationKey,
-        after: u64,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<HistoryPage, StoreError>> {
-        self.store.history(key, after, limit)
-    }
-
-    fn recent(&self, key: &ConversationKey, limit: usize) -> BoxFuture<'_, Result<HistoryPage, StoreError>> {
-        self.store.recent(key, limit)
-    }
-
-    fn publish_ephemeral(&self, event: Event) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.store.publish_ephemeral(event)
-    }
-
-    fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<Event> {
-        self.store.subscribe()
-    }
-
-    fn create_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.store.create_room(room)
-    }
-
-    fn room(&self, room: &str) -> BoxFuture<'_, Result<Option<RoomRecord>, StoreError>> {
-        self.store.room(room)
-    }
-
-    fn rooms(&self, after: Option<&str>, limit: usize) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>> {
-        self.store.rooms(after, limit)
-    }
-
-    fn expire_empty_rooms(
-        &self,
-        created_before: String,
-        keep: Vec<String>,
-    ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.store.expire_empty_rooms(created_before, keep)
     }
 }
 
@@ -1291,8 +1191,7 @@ impl Store for MeteredBotWrites {
 /// after all of them.
 #[tokio::test]
 async fn a_burst_from_one_address_waits_behind_its_own() {
-    let store = Arc::new(MeteredBotWrites {
-        store: MemoryStore::new(),
+    let store = Hooked::new(MeteredBotWrites {
         through: tokio::sync::Semaphore::new(0),
         asked: Default::default(),
         order: Default::default(),
@@ -1309,7 +1208,7 @@ async fn a_burst_from_one_address_waits_behind_its_own() {
         assert_eq!(answer.expect("an answer").status(), 200);
     }
     // The burst's answers are being written (the rest wait their turn) before the visitor writes.
-    let asked = || store.asked.load(std::sync::atomic::Ordering::SeqCst);
+    let asked = || store.hooks.asked.load(std::sync::atomic::Ordering::SeqCst);
     tokio::time::timeout(DEADLINE, async {
         while asked() < 8 {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -1332,9 +1231,9 @@ async fn a_burst_from_one_address_waits_behind_its_own() {
     // Let the answers through one at a time, until the visitor's is written.
     let at = tokio::time::timeout(DEADLINE, async {
         loop {
-            store.through.add_permits(1);
+            store.hooks.through.add_permits(1);
             tokio::time::sleep(Duration::from_millis(2)).await;
-            let order = store.order.lock().expect("order");
+            let order = store.hooks.order.lock().expect("order");
             if let Some(at) = order.iter().position(|s| s.contains("fair-honest")) {
                 return at;
             }

@@ -4,65 +4,19 @@
 
 mod common;
 
-use std::sync::Arc;
-
+use common::hooked::{Hooked, StoreHooks};
 use common::{session, TestHub};
-use natter_hub::store::memory::MemoryStore;
-use natter_hub::store::{
-    Appended, BoxFuture, ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError,
-};
+use natter_hub::store::{BoxFuture, Draft, StoreError};
 use natter_hub::Config;
 use natter_protocol::ErrorCode;
 use serde_json::json;
-use tokio::sync::mpsc;
 
 /// A store whose writes fail as if its backend were down; everything else works.
-struct FailingWrites(MemoryStore);
+struct FailingWrites;
 
-impl Store for FailingWrites {
-    fn append(&self, _key: &ConversationKey, _draft: Draft) -> BoxFuture<'_, Result<Appended, StoreError>> {
+impl StoreHooks for FailingWrites {
+    fn before_append<'a>(&'a self, _draft: &'a Draft) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async { Err(StoreError::Unavailable("the test's store refuses writes".into())) })
-    }
-
-    fn history(
-        &self,
-        key: &ConversationKey,
-        after: u64,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<HistoryPage, StoreError>> {
-        self.0.history(key, after, limit)
-    }
-
-    fn recent(&self, key: &ConversationKey, limit: usize) -> BoxFuture<'_, Result<HistoryPage, StoreError>> {
-        self.0.recent(key, limit)
-    }
-
-    fn publish_ephemeral(&self, event: Event) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.0.publish_ephemeral(event)
-    }
-
-    fn subscribe(&self) -> mpsc::UnboundedReceiver<Event> {
-        self.0.subscribe()
-    }
-
-    fn create_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>> {
-        self.0.create_room(room)
-    }
-
-    fn room(&self, room: &str) -> BoxFuture<'_, Result<Option<RoomRecord>, StoreError>> {
-        self.0.room(room)
-    }
-
-    fn rooms(&self, after: Option<&str>, limit: usize) -> BoxFuture<'_, Result<Vec<RoomRecord>, StoreError>> {
-        self.0.rooms(after, limit)
-    }
-
-    fn expire_empty_rooms(
-        &self,
-        created_before: String,
-        keep: Vec<String>,
-    ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.0.expire_empty_rooms(created_before, keep)
     }
 }
 
@@ -70,7 +24,7 @@ const UNAVAILABLE: &str = "natter_errors_total{code=\"unavailable\"}";
 
 #[tokio::test]
 async fn a_store_failure_is_counted_once_on_either_transport() {
-    let hub = TestHub::with_store(Config::for_tests(), Arc::new(FailingWrites(MemoryStore::new()))).await;
+    let hub = TestHub::with_store(Config::for_tests(), Hooked::new(FailingWrites)).await;
     let http = reqwest::Client::new();
 
     let sid = session("failing-http");

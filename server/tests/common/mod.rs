@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod hooked;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
