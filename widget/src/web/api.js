@@ -1,3 +1,9 @@
+// What the page sees of the widget, in JavaScript beside api.rs: the state and message objects,
+// the options read in one call, and waiting for a promise the page hands over (promise.rs). See
+// view.js for why these are one module.
+
+// ---- The page-facing objects (api.rs)
+
 // The JS shapes the widget hands the page (see api.rs), made in JavaScript: made from Rust,
 // each property was a key string, a conversion and a `Reflect.set` call in the wasm.
 
@@ -65,4 +71,17 @@ export function options(o) {
     fn('contextOf'),
     fn('trustedHtml'),
   ];
+}
+
+// ---- Promises (promise.rs)
+
+// Waiting for a promise (see promise.rs), in JavaScript: `then` and reading the outcome made
+// from Rust were half a dozen imports and `Reflect` calls.
+
+/** Calls `then` once, in a later microtask, with `[true, value]` or `[false, reason]` when `value` (a promise, or any value) settles. */
+export function settle(value, then) {
+  Promise.resolve(value).then(
+    (v) => then([true, v]),
+    (e) => then([false, e]),
+  );
 }

@@ -2,13 +2,13 @@
 //! today, "yesterday 14:05" (`Intl.RelativeTimeFormat`), a short date before that, and the
 //! full date and time as the tooltip.
 //!
-//! The formatters are made once per widget, in JavaScript (clock.js): a dozen `Intl` and `Date`
+//! The formatters are made once per widget, in JavaScript (view.js): a dozen `Intl` and `Date`
 //! calls made from Rust were as many imports in the wasm and its glue. A locale tag `Intl`
 //! rejects gets the browser's default locale; a browser without `Intl` shows no times.
 
 use wasm_bindgen::prelude::*;
 
-#[wasm_bindgen(module = "/src/web/clock.js")]
+#[wasm_bindgen(module = "/src/web/view.js")]
 extern "C" {
     /// The `Intl` formatters of one widget.
     pub(crate) type Clock;

@@ -6,10 +6,10 @@
 //! elements made with `createElement`. The stable hooks (the `part` attributes, roles and
 //! `data-*` attributes) are listed in `npm/README.md` and used by the end-to-end tests.
 //!
-//! The browser calls are JavaScript beside this module (`dom.js`, bundled into the glue): made
+//! The browser calls are JavaScript beside this module (`view.js`, bundled into the glue): made
 //! from Rust, each of them was an import in the wasm, its glue and a call site, a few KiB to
 //! download. What the DOM shows is decided here: the texts in the page's language, which part
-//! of a message is a link (`crate::text`), what the model says; `dom.js` gets plain values.
+//! of a message is a link (`crate::text`), what the model says; `view.js` gets plain values.
 
 use super::clock::Clock;
 use super::listen::Callback;
@@ -21,12 +21,12 @@ use crate::state::Model;
 use crate::text::{segments, Segment};
 use wasm_bindgen::prelude::*;
 
-#[wasm_bindgen(module = "/src/web/dom.js")]
+#[wasm_bindgen(module = "/src/web/view.js")]
 extern "C" {
-    /// One widget's elements in the page (see dom.js).
+    /// One widget's elements in the page (see view.js).
     pub(crate) type View;
 
-    /// Builds the host, its shadow root, the markup and the row template (see dom.js for the
+    /// Builds the host, its shadow root, the markup and the row template (see view.js for the
     /// arguments); throws a string when the page cannot hold the widget.
     #[wasm_bindgen(constructor, catch)]
     fn new(
@@ -120,7 +120,7 @@ extern "C" {
     pub(crate) fn remove(this: &View);
 }
 
-/// The widget's elements (in `dom.js`) and the texts they show.
+/// The widget's elements (in `view.js`) and the texts they show.
 pub(crate) struct Dom {
     /// The elements.
     pub view: View,
@@ -129,7 +129,7 @@ pub(crate) struct Dom {
 }
 
 /// Appends `text` to the message (or greeting) being filled, as text nodes and safe anchors
-/// (see `crate::text` and `View.link` in dom.js).
+/// (see `crate::text` and `View.link` in view.js).
 fn fill_text(view: &View, text: &str) {
     for seg in segments(text) {
         match seg {

@@ -1,16 +1,16 @@
 //! Reading keyboard events for the rules in `crate::keys`: the press itself, and whether it
 //! went to a place where the visitor types.
 //!
-//! The reads are JavaScript beside this module (`keys.js`): a dozen `KeyboardEvent` and element
+//! The reads are JavaScript beside this module (`page.js`): a dozen `KeyboardEvent` and element
 //! reads made from Rust were as many imports in the wasm and its glue.
 
 use crate::keys::KeyPress;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-#[wasm_bindgen(module = "/src/web/keys.js")]
+#[wasm_bindgen(module = "/src/web/page.js")]
 extern "C" {
-    /// `[key, code, modifier bits, keyCode]` (see keys.js).
+    /// `[key, code, modifier bits, keyCode]` (see page.js).
     #[wasm_bindgen(js_name = press)]
     fn read(e: &web_sys::Event) -> JsValue;
 

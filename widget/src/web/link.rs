@@ -7,7 +7,7 @@
 //! parser and no serde machinery ends up in the wasm binary.
 //!
 //! The browser calls themselves (the WebSocket, `fetch`, the page's location) are JavaScript
-//! beside this module (`link.js`, bundled into the glue): made from Rust, each was an import in
+//! beside this module (`page.js`, bundled into the glue): made from Rust, each was an import in
 //! the wasm, its glue and a call site.
 
 use super::frame::decode;
@@ -21,7 +21,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::AbortSignal;
 
-#[wasm_bindgen(module = "/src/web/link.js")]
+#[wasm_bindgen(module = "/src/web/page.js")]
 extern "C" {
     /// The hub's HTTP base for the configured server, resolved against the page's URL.
     fn endpoint(server: &str) -> String;
@@ -40,7 +40,7 @@ extern "C" {
         issued: &str,
     ) -> js_sys::Promise;
 
-    /// An open (or opening) WebSocket reporting to a callback (see link.js).
+    /// An open (or opening) WebSocket reporting to a callback (see page.js).
     #[wasm_bindgen(js_name = Socket)]
     type Ws;
 
@@ -94,7 +94,7 @@ impl Endpoint {
     }
 }
 
-// `page_now` (link.js): where the page is now (a single-page app moves), the `auth` frame's
+// `page_now` (page.js): where the page is now (a single-page app moves), the `auth` frame's
 // `page` for clients of the hub that send no context of their own. The path, and the route of
 // an app that routes by hash (`/app#/checkout`, `#!/cart`), as the npm facade's context has it;
 // never a query or another fragment, which may hold private data (an OAuth token).
@@ -135,7 +135,7 @@ impl Socket {
     /// Opens a WebSocket to `url`; `report` hears about it.
     pub(crate) fn open(url: &str, report: impl Fn(SocketEvent) + Clone + 'static) -> Result<Socket, JsValue> {
         // -1: it opened; another number: it closed with that code; an object: a frame (JSON
-        // text that is no object is skipped in link.js).
+        // text that is no object is skipped in page.js).
         let callback = Callback::new(move |v: JsValue| match v.as_f64() {
             Some(n) if n < 0.0 => report(SocketEvent::Open),
             Some(code) => report(SocketEvent::Closed(code as u16)),

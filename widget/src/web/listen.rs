@@ -1,5 +1,5 @@
 //! The one closure type the widget hands the browser to call: the page's and the widget's
-//! events (`View.listen` in dom.js), the socket (link.js) and timeouts alike.
+//! events (`View.listen` in view.js), the socket (page.js) and timeouts alike.
 //!
 //! Each is owned by a Rust value that releases it (the runtime, the socket, the timeout), so
 //! tearing the widget down is dropping its values.

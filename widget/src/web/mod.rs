@@ -17,11 +17,13 @@
 //! - `storage`: `localStorage`; `random`: ids and the jitter seed; `sound`: the chime.
 //! - `promise`: waiting for a JS promise (a fetch, the audio context) with a callback.
 //!
-//! The clusters of browser calls are JavaScript beside their module (`dom.js`, the Shadow DOM
-//! and the page's events; `link.js`, the WebSocket and `fetch`; `clock.js`, the `Intl`
-//! formatters; `chime.js`, the Web Audio graph), bundled into the glue: made from Rust, each call
-//! was an import in the wasm and in the glue, and the wasm passes plain values (texts, numbers,
-//! flags) across one narrow boundary instead.
+//! The clusters of browser calls are JavaScript in three modules beside these (`view.js`: the
+//! Shadow DOM, the page's events, the `Intl` formatters and the Web Audio graph; `page.js`: the
+//! page's state, key presses, the WebSocket and `fetch`; `api.js`: the objects the page sees),
+//! bundled into the glue: made from Rust, each call was an import in the wasm and in the glue,
+//! and the wasm passes plain values (texts, numbers, flags) across one narrow boundary instead.
+//! Three modules, not one per Rust module: the wasm-bindgen test page loads them unbundled, and
+//! its HTTP server hangs on more than about four new connections at once (see view.js).
 
 mod api;
 mod clock;

@@ -5,13 +5,13 @@
 //! resuming, a microtask for releasing values and for `ready`). `wasm-bindgen-futures` for them
 //! was an executor, its task queue, `JsFuture` and a state machine per `async fn`: about 1 KiB of
 //! gzip for every visitor. One self-releasing closure per promise is enough, and every caller
-//! shares its one closure type; the `then` itself is JavaScript (`promise.js`).
+//! shares its one closure type; the `then` itself is JavaScript (`api.js`).
 
 use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-#[wasm_bindgen(module = "/src/web/promise.js")]
+#[wasm_bindgen(module = "/src/web/api.js")]
 extern "C" {
     /// Calls `then` once with `[true, value]` or `[false, reason]` when `value` settles.
     #[wasm_bindgen(js_name = settle)]
@@ -24,7 +24,7 @@ pub(crate) type Settled = Result<JsValue, JsValue>;
 /// Calls `then` once, in a later microtask, with what `value` (a promise, or any value: then
 /// at once) settles to.
 fn on(value: &JsValue, then: Box<dyn FnOnce(Settled)>) {
-    // Released by wasm-bindgen after its one call; promise.js calls it either way.
+    // Released by wasm-bindgen after its one call; api.js calls it either way.
     let callback = Closure::once_into_js(move |outcome: JsValue| {
         let outcome: Array = outcome.unchecked_into();
         let value = outcome.get(1);

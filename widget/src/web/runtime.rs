@@ -381,7 +381,7 @@ impl Runtime {
                 }
             }
             // On a touch screen the dialog rather than the text box, whose keyboard would cover
-            // half the conversation (see dom.js).
+            // half the conversation (see view.js).
             Effect::FocusInput => {
                 if let Some(dom) = read(&self.dom).as_ref() {
                     dom.view.focus_in();
@@ -679,7 +679,7 @@ impl Runtime {
     }
 
     /// Hears the page and the widget's elements through one callback (see `View.listen` in
-    /// dom.js), kept until `destroy()`.
+    /// view.js), kept until `destroy()`.
     fn wire(&self) {
         let weak = self.weak();
         let callback = Callback::new(move |v: JsValue| {
@@ -696,9 +696,9 @@ impl Runtime {
         *write(&self.listener) = Some(callback);
     }
 
-    /// Event `n` of `View.listen` (dom.js), with its `data`.
+    /// Event `n` of `View.listen` (view.js), with its `data`.
     fn heard(&self, n: u32, data: JsValue) {
-        // A `keydown`'s data is the event, a `KeyboardEvent` (dom.js).
+        // A `keydown`'s data is the event, a `KeyboardEvent` (view.js).
         let key = data.unchecked_ref::<web_sys::Event>();
         match n {
             0 => self.on_key(key),

@@ -8,14 +8,14 @@
 //! The page's `sound` event means the chime played, so [`Sound::chime`] says whether it did:
 //! at once, not at all, or once a suspended context has resumed (if the browser lets it).
 //!
-//! The context and the Web Audio graph are JavaScript (chime.js): a few dozen browser calls made
+//! The context and the Web Audio graph are JavaScript (view.js): a few dozen browser calls made
 //! from Rust were as many imports in the wasm and its glue.
 
 use wasm_bindgen::prelude::*;
 
-#[wasm_bindgen(module = "/src/web/chime.js")]
+#[wasm_bindgen(module = "/src/web/view.js")]
 extern "C" {
-    /// The page's `AudioContext` for the widget (see chime.js).
+    /// The page's `AudioContext` for the widget (see view.js).
     #[wasm_bindgen(js_name = Sound)]
     type Audio;
 

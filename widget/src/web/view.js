@@ -1,3 +1,15 @@
+// What the visitor sees and hears, in JavaScript beside the Rust that decides it: the panel's
+// DOM (dom.rs), the message times in the visitor's language (clock.rs) and the notification
+// chime (sound.rs). Made from Rust, each browser call here was an import in the wasm, its glue
+// and a call site; the wasm passes plain values across one narrow boundary instead.
+//
+// The widget's JavaScript is three modules (this one, page.js and api.js), not one per Rust
+// module: the glue imports each at once, and the wasm-bindgen test page, which loads them
+// unbundled, hangs when its HTTP server (tiny_http) gets more than about four new connections at
+// the same moment. The published build bundles them into one file either way.
+
+// ---- The panel (dom.rs)
+
 // The widget's DOM (see dom.rs), in JavaScript: building the panel, rendering the rows and
 // the links in a message were a few hundred browser calls made from Rust, each an import in
 // the wasm, its glue and a call site. Here the wasm passes plain values (texts, flags, ids)
@@ -327,5 +339,149 @@ export class View {
   /** Removes the widget from the page. */
   remove() {
     this.host.remove();
+  }
+}
+
+// ---- Message times (clock.rs)
+
+// Message times in the visitor's language (see clock.rs), in JavaScript: made from Rust, each
+// `Intl` and `Date` call was an import of its own in the wasm and in its glue.
+
+/** A formatter in `locale` with `options`; the browser's default locale for a tag `Intl` rejects; null without `Intl`. */
+function make(Kind, locale, options) {
+  for (const tag of [locale, undefined]) {
+    try {
+      return new Intl[Kind](tag, options);
+    } catch {}
+  }
+  return null;
+}
+
+const sameDay = (a, b) =>
+  a.getDate() === b.getDate() && a.getMonth() === b.getMonth() && a.getFullYear() === b.getFullYear();
+
+/** The `Intl` formatters of one widget. */
+export class Clock {
+  constructor(locale) {
+    const format = (options) => {
+      const f = make('DateTimeFormat', locale, options);
+      return (d) => {
+        try {
+          return f ? String(f.format(d)) : '';
+        } catch {
+          return '';
+        }
+      };
+    };
+    this.time = format({ hour: 'numeric', minute: '2-digit' });
+    this.day = format({ month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' });
+    this.long = format({ dateStyle: 'full', timeStyle: 'short' });
+    try {
+      this.yesterday = String(make('RelativeTimeFormat', locale, { numeric: 'auto' })?.format(-1, 'day') ?? '');
+    } catch {
+      this.yesterday = '';
+    }
+  }
+
+  /** The date of an RFC 3339 time, or null for an empty or unreadable one. */
+  #date(iso) {
+    const d = new Date(iso);
+    return iso && !Number.isNaN(d.getTime()) ? d : null;
+  }
+
+  /** `iso` as shown under a message: the time today, "yesterday" and the time, else a short date and time. */
+  label(iso) {
+    const d = this.#date(iso);
+    if (!d) return '';
+    const now = new Date();
+    if (sameDay(d, now)) return this.time(d);
+    if (sameDay(d, new Date(now.getTime() - 86400000)) && this.yesterday) return `${this.yesterday} ${this.time(d)}`;
+    return this.day(d);
+  }
+
+  /** `iso` in full (the tooltip). */
+  full(iso) {
+    const d = this.#date(iso);
+    return d ? this.long(d) : '';
+  }
+}
+
+// ---- The chime (sound.rs)
+
+// The notification chime (see sound.rs), written in JavaScript: the Web Audio graph and the
+// audio context's life are a few dozen calls, and made from Rust each was an import of its own
+// in the wasm and in its glue.
+
+/** Plays two short sine notes (A5, then F♯6) on `ctx`, a running AudioContext; throws if the browser refuses. */
+function chime(ctx) {
+  const t0 = ctx.currentTime + 0.01;
+  [880, 1479.98].forEach((freq, i) => {
+    const start = t0 + i * 0.11;
+    const osc = ctx.createOscillator();
+    osc.type = 'sine';
+    osc.frequency.setValueAtTime(freq, start);
+    const gain = ctx.createGain();
+    gain.gain.setValueAtTime(0.0001, start);
+    gain.gain.exponentialRampToValueAtTime(0.14, start + 0.012);
+    gain.gain.exponentialRampToValueAtTime(0.0001, start + 0.32);
+    osc.connect(gain);
+    gain.connect(ctx.destination);
+    osc.start(start);
+    osc.stop(start + 0.34);
+  });
+}
+
+/** The page's AudioContext for the widget, made (or resumed) inside a user gesture. */
+export class Sound {
+  /** Called inside a user gesture: makes sure a running context exists. */
+  unlock() {
+    const ctx = this.ctx;
+    if (!ctx) {
+      try {
+        this.ctx = new AudioContext();
+      } catch {}
+    } else if (ctx.state === 'suspended') {
+      ctx.resume();
+    }
+  }
+
+  /** Plays the chime on a running context; whether it played. */
+  #play() {
+    try {
+      chime(this.ctx);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Plays the chime if the browser allows sound: 1 when it plays, 0 when it cannot (before any
+   * gesture on the page, the browser refuses), or the promise of a suspended context resuming.
+   */
+  chime() {
+    if (!this.ctx) {
+      if (!navigator.userActivation?.hasBeenActive) return 0;
+      this.unlock();
+    }
+    const state = this.ctx?.state;
+    if (state === 'running') return this.#play() ? 1 : 0;
+    if (state === 'suspended') {
+      try {
+        return this.ctx.resume();
+      } catch {}
+    }
+    return 0;
+  }
+
+  /** After a resume: plays if the context runs now; whether it played. */
+  playIfRunning() {
+    return this.ctx?.state === 'running' && this.#play();
+  }
+
+  /** Releases the audio hardware. */
+  close() {
+    this.ctx?.close();
+    this.ctx = null;
   }
 }
