@@ -272,7 +272,7 @@ export interface NatterHandle {
    * then loads on first use.
    */
   openRoom(id: string, options?: NatterJoinOptions): NatterRoom;
-  /** Removes every node, listener, timer, socket and request of the widget. */
+  /** Removes every node, listener, timer, socket and request of the widget; an open panel first gives focus back to where it was, as closing does. */
   destroy(): void;
 }
 

@@ -123,3 +123,21 @@ test('after destroy(), the script tag added again mounts a widget', async ({ pag
   await expect(widget(page).host).toHaveCount(1);
   expect(seen.warnings.filter((t) => /already/.test(t))).toEqual([]);
 });
+
+test('destroy() with the panel open gives focus back to where it was, as closing does', async ({ page }) => {
+  site = await startSite({
+    '/': `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>App</title>
+<script src="${hub.url}/natter.js" data-server="${hub.url}" async></script></head>
+<body><h1>App</h1><button id="help">Help</button></body></html>`,
+  });
+  await page.goto(site.url);
+  const w = await ready(page);
+  await page.locator('#help').focus();
+  await page.keyboard.press('Control+Shift+C');
+  await expect(w.input).toBeFocused();
+  // The app tears the widget down (a route change) while the visitor is typing in it.
+  await page.keyboard.type('half a question');
+  await page.evaluate(() => window.natter.destroy());
+  await expect(w.host).toHaveCount(0);
+  await expect(page.locator('#help')).toBeFocused();
+});

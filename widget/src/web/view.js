@@ -336,8 +336,9 @@ export class View {
     return t instanceof Element ? t.closest('[part=retry]')?.closest('[data-id]')?.getAttribute('data-id') : null;
   }
 
-  /** Removes the widget from the page. */
+  /** Removes the widget from the page; an open panel first gives focus back, as closing does. */
   remove() {
+    if (this.open) this.focusOut();
     this.host.remove();
   }
 }
