@@ -141,3 +141,27 @@ test('destroy() with the panel open gives focus back to where it was, as closing
   await expect(w.host).toHaveCount(0);
   await expect(page.locator('#help')).toBeFocused();
 });
+
+test('a colors object made in another frame, or without a prototype, is read like any other', async ({ page }) => {
+  await page.goto(hub.url);
+  await ready(page);
+  const accents = await page.evaluate(async () => {
+    const { mount } = await import('/index.js');
+    const frame = document.createElement('iframe');
+    document.body.append(frame);
+    let widget = window.natter;
+    const read = async (colors) => {
+      widget.destroy();
+      widget = mount({ colors });
+      await widget.loaded;
+      const host = document.querySelector('[data-natter]');
+      return getComputedStyle(host).getPropertyValue('--natter-accent').trim();
+    };
+    // An app configured from its parent frame, and a dictionary made with Object.create(null).
+    const other = new frame.contentWindow.Object();
+    other.accent = '#ff0000';
+    const bare = Object.assign(Object.create(null), { accent: '#00ff00' });
+    return [await read(other), await read(bare)];
+  });
+  expect(accents).toEqual(['#ff0000', '#00ff00']);
+});

@@ -47,7 +47,8 @@ export function options(o) {
   const flex = (k) => kind(k, 'boolean', 'number', 'string');
   const pairs = (k) => {
     const v = get(k);
-    return v instanceof Object ? Object.entries(v).filter(([, text]) => typeof text === 'string').flat() : [];
+    // Not `instanceof Object`: an object made in another frame, or without a prototype, is one too.
+    return v && typeof v === 'object' ? Object.entries(v).filter(([, text]) => typeof text === 'string').flat() : [];
   };
   const fn = (k) => {
     const f = get(k);
