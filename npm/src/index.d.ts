@@ -83,7 +83,7 @@ export interface NatterStrings {
 
 /** Options for {@link mount}. With the script tag, each is a `data-*` attribute (`data-z-index`). */
 export interface NatterOptions {
-  /** Hub base URL, e.g. `https://chat.example.com`. Default: the page's origin (script tag: the hub the script came from). */
+  /** Hub base URL, e.g. `https://chat.example.com` (or written `wss://chat.example.com`), or a path on the page's origin (`/chat`). Default: the page's origin (script tag: the hub the script came from). */
   server?: string;
   /** Default `bottom-right`. */
   position?: NatterPosition;

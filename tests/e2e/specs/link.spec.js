@@ -113,6 +113,40 @@ test('WebSocket blocked: the HTTP fallback carries the conversation and the stat
   await expect(w.withText('hello over http')).toHaveCount(1);
 });
 
+test('a server written as ws:// is the same hub: the socket and the HTTP fallback both reach it', async ({ page }) => {
+  const gate = await wsGate(page);
+  await page.goto(hub.url);
+  await ready(page, 'HTTP fallback');
+  await page.evaluate(async (server) => {
+    window.natter.destroy();
+    const { mount } = await import('/index.js');
+    window.natter = mount({ server });
+  }, hub.url.replace(/^http/, 'ws'));
+  const w = await ready(page, 'HTTP fallback');
+  await say(page, 'fallback to a ws:// server');
+  await expect(w.withText('fallback to a ws:// server')).toHaveAttribute('data-state', 'sent');
+  await expect(w.messages('bot')).toHaveCount(1);
+  gate.blocked = false;
+  await expect(w.status).toContainText('Connected', { timeout: 60_000 });
+  expect(await page.evaluate(() => window.natter.state.transport)).toBe('websocket');
+});
+
+test('a server option that is no URL is named in a console error', async ({ page }) => {
+  const errors = [];
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  await page.goto(hub.url);
+  await ready(page);
+  for (const server of ['http://[::1', 'ftp://hub.example']) {
+    await page.evaluate(async (server) => {
+      window.natter.destroy();
+      const { mount } = await import('/index.js');
+      window.natter = mount({ server });
+      await window.natter.loaded;
+    }, server);
+    await expect.poll(() => errors.some((t) => t.includes('server option') && t.includes(server))).toBe(true);
+  }
+});
+
 test('a page whose Content-Security-Policy refuses WebSockets reaches the HTTP fallback without waiting out open timeouts', async ({ page }) => {
   // `connect-src` names the hub's http origin only: the browser refuses every WebSocket, fails
   // it and (Chromium) never fires `close`. The page's clock is paused, so an attempt that waited

@@ -74,15 +74,13 @@ pub(crate) struct Credentials {
 impl Endpoint {
     /// Resolves the configured server against the page's URL.
     pub(crate) fn new(server: &str) -> Endpoint {
-        // The origin and path of the URL `server` (the page's own origin when empty), without
-        // a trailing slash; `server` as written when it is no URL.
+        // The http(s) origin and path of `server` (the page's own origin when empty), without a
+        // trailing slash; `server` as written when it is no http(s) or ws(s) URL or path.
         let http = endpoint(server);
-        let ws = if let Some(rest) = http.strip_prefix("https://") {
-            crate::compose::join(&["wss://", rest])
-        } else if let Some(rest) = http.strip_prefix("http://") {
-            crate::compose::join(&["ws://", rest])
-        } else {
-            http.clone()
+        // `http://…` → `ws://…`, `https://…` → `wss://…`.
+        let ws = match http.strip_prefix("http") {
+            Some(rest) => crate::compose::join(&["ws", rest]),
+            None => http.clone(),
         };
         Endpoint { http, ws }
     }

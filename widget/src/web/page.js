@@ -95,14 +95,19 @@ export function inEditable(e) {
 // and a call site. Frames are still read into protocol types in Rust (frame.rs), and what to
 // do with them is decided there.
 
-/** The hub's HTTP base (`https://hub.example`, no trailing slash) for `server`, resolved against the page. */
+/**
+ * The hub's HTTP base (`https://hub.example`, no trailing slash) for `server` resolved against
+ * the page: an http(s) URL, a ws(s) one (`wss://hub.example` is `https://hub.example`), or a
+ * path. Anything else is named in a console error and returned as written (nothing reaches it).
+ */
 export function endpoint(server) {
   try {
     const u = new URL(server || '/', location.href);
-    return u.origin + u.pathname.replace(/\/+$/, '');
-  } catch {
-    return server.replace(/\/+$/, '');
-  }
+    const scheme = u.protocol.replace(/^ws/, 'http');
+    if (/^https?:$/.test(scheme)) return scheme + '//' + u.host + u.pathname.replace(/\/+$/, '');
+  } catch {}
+  console.error('natter: the server option is no http(s) or ws(s) URL or path:', server);
+  return server;
 }
 
 /**
