@@ -419,15 +419,14 @@ class NatterHandle {
       )
       .then(([m, texts]) => {
         if (this.#destroyed) return null;
-        const o = this.#options;
+        // The page's options as they are (the panel reads the ones it knows: `name`, `server`,
+        // `theme`, `zIndex`, `accent`, `colors`), with its texts' locale and texts.
         return m.createRoomsPanel(this, {
-          name: o.name,
-          server: o.server ?? location.origin,
-          theme: o.theme,
-          zIndex: o.zIndex,
-          accent: o.accent ?? o.colors?.accent,
+          ...this.#options,
           locale: tag,
           strings: { ...texts, ...this.#strings },
+          // The panel's stylesheet is in the build with rooms (op 10 of its `room` export).
+          css: this.#inner.room(10, ''),
         });
       });
     this.#panel.catch((err) => console.error('natter: the rooms panel could not be loaded', err));
@@ -544,4 +543,4 @@ export function mount(options = {}, internal = undefined) {
   return handle;
 }
 
-export default mount;
+export { mount as default };

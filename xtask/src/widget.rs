@@ -620,17 +620,9 @@ pub fn build(release: bool) -> Result<()> {
     // React and the one widget module); the rooms panel is a module of its own, fetched only
     // by pages that use it.
     for file in ["react.js", "rooms-panel.js"] {
-        let mut from = src.join(file);
-        if release && file == "rooms-panel.js" {
-            // esbuild leaves the panel's stylesheet (a template literal) as written.
-            let js = std::fs::read_to_string(&from).with_context(|| format!("reading {}", from.display()))?;
-            from = stage.join(file);
-            std::fs::write(&from, minify_css_literal(&js))
-                .with_context(|| format!("writing {}", from.display()))?;
-        }
         esbuild(
             &[&["--format=esm", BROWSERS, "--log-level=warning"], minify].concat(),
-            &from,
+            &src.join(file),
             &out.join(file),
         )?;
     }
@@ -676,33 +668,6 @@ pub fn build(release: bool) -> Result<()> {
     }
     println!("widget built into {}", dist.display());
     Ok(())
-}
-
-/// `js` with the whitespace of its `const CSS = `…`;` stylesheet squeezed out (runs collapsed to
-/// one space; none around `{ } ; ,`, after a `:` or before a `}`; a space before a `:` is a
-/// descendant selector and stays): 5 KiB of CSS that esbuild's JS minifier leaves as written,
-/// about 0.1 KiB of gzip. A stylesheet with `${…}`, a comment or a quoted value containing a
-/// space is returned unchanged.
-fn minify_css_literal(js: &str) -> String {
-    const START: &str = "const CSS = `";
-    let Some(start) = js.find(START).map(|i| i + START.len()) else { return js.to_string() };
-    let Some(len) = js[start..].find('`') else { return js.to_string() };
-    let css = &js[start..start + len];
-    let quoted_space = css.split('"').skip(1).step_by(2).any(|q| q.contains(char::is_whitespace));
-    if css.contains("${") || css.contains("/*") || css.contains('\'') || quoted_space {
-        return js.to_string();
-    }
-    let mut out = String::with_capacity(css.len());
-    for word in css.split_whitespace() {
-        let after = out.chars().last().is_some_and(|c| "{};,:".contains(c));
-        let before = word.starts_with(['{', '}', ';', ',']);
-        if !out.is_empty() && !after && !before {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    let out = out.replace(";}", "}");
-    [&js[..start], &out, &js[start + len..]].concat()
 }
 
 /// The files of `npm/dist` made from the Rust crates: each build's glue and wasm.
