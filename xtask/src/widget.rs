@@ -49,9 +49,17 @@ const DOWNLOADED: &[&str] = &["natter.js", "index.js", "natter_widget.js", "natt
 /// What a page with rooms (`rooms: 'api'`) downloads instead.
 const ROOMS_API_DOWNLOADED: &[&str] =
     &["natter.js", "index.js", "natter_widget_rooms.js", "natter_widget_rooms_bg.wasm"];
-/// What a page with the collaboration panel (`rooms: true`) downloads on top (loaded on first
-/// use).
-const ROOMS_DOWNLOADED: &[&str] = &["rooms-panel.js"];
+/// What a page with the collaboration panel (`rooms: true`, `data-rooms`) downloads instead: the
+/// build with rooms, its glue bundled with the panel ([`PANEL_GLUE`]).
+const PANEL_DOWNLOADED: &[&str] = &["natter.js", "index.js", PANEL_GLUE, "natter_widget_rooms_bg.wasm"];
+/// The rooms build's glue and the collaboration panel in one module, for pages that show the
+/// panel from the start: one file compresses better than the two (the panel's DOM code and the
+/// glue's are written in the same words). The names must match `npm/src/index.js` and
+/// `npm/src/natter.js`.
+const PANEL_GLUE: &str = "natter_widget_rooms_panel.js";
+/// The panel alone, which a page with rooms but not the panel fetches when it opens a room in
+/// it (`natter.openRoom`).
+const PANEL: &str = "rooms-panel.js";
 /// The size budget: everything a page with the support chat alone downloads for the widget,
 /// gzip (with the largest language file, for a page in a language other than English).
 const BUDGET_BYTES: u64 = 60 * 1024;
@@ -595,16 +603,30 @@ pub fn build(release: bool) -> Result<()> {
         build_wasm(build, release, &stage, &out)?;
     }
     let src = root.join("npm").join("src");
+    // The rooms build's glue with the panel, from the same staged glue: one more entry.
+    std::fs::copy(src.join(PANEL), stage.join(PANEL)).with_context(|| format!("copying npm/src/{PANEL}"))?;
+    let entry = stage.join("natter_widget_rooms_panel.entry.js");
+    std::fs::write(
+        &entry,
+        format!("export {{ default, mount }} from './{}.js';\nexport {{ createRoomsPanel }} from './{PANEL}';\n", ROOMS.name),
+    )
+    .with_context(|| format!("writing {}", entry.display()))?;
+    let minify: &[&str] = if release { &["--minify"] } else { &[] };
+    esbuild(
+        &[&["--bundle", "--format=esm", BROWSERS, "--log-level=warning"], minify].concat(),
+        &entry,
+        &out.join(PANEL_GLUE),
+    )?;
     for file in ["index.js", "rooms.js"] {
         std::fs::copy(src.join(file), stage.join(file)).with_context(|| format!("copying npm/src/{file}"))?;
     }
     for file in ["index.d.ts", "rooms.d.ts", "react.d.ts"] {
         std::fs::copy(src.join(file), out.join(file)).with_context(|| format!("copying npm/src/{file}"))?;
     }
-    let minify: &[&str] = if release { &["--minify"] } else { &[] };
     // One ESM file: the facade and the `Room` objects. The two builds' glue modules stay
     // modules of their own, imported by the facade when it knows which one the page needs.
-    let externals: Vec<String> = BUILDS.iter().map(|b| format!("--external:./{}.js", b.name)).collect();
+    let mut externals: Vec<String> = BUILDS.iter().map(|b| format!("--external:./{}.js", b.name)).collect();
+    externals.push(format!("--external:./{PANEL_GLUE}"));
     let externals: Vec<&str> = externals.iter().map(String::as_str).collect();
     esbuild(
         &[&["--bundle", "--format=esm", BROWSERS, "--log-level=warning"], &externals[..], minify].concat(),
@@ -626,7 +648,7 @@ pub fn build(release: bool) -> Result<()> {
             &out.join(file),
         )?;
     }
-    let mut downloaded: Vec<&str> = [DOWNLOADED, ROOMS_API_DOWNLOADED, ROOMS_DOWNLOADED].concat();
+    let mut downloaded: Vec<&str> = [DOWNLOADED, ROOMS_API_DOWNLOADED, PANEL_DOWNLOADED, &[PANEL]].concat();
     downloaded.sort_unstable();
     downloaded.dedup();
     for file in downloaded {
@@ -655,6 +677,10 @@ pub fn build(release: bool) -> Result<()> {
     let from_rust = built_from_rust();
     if let Some(newest) = newest_file(&[root.join("widget"), root.join("protocol")]) {
         sources.extend(from_rust.iter().map(|file| (file.as_str(), newest.clone())));
+        // The rooms glue with the panel: the newer of the two.
+        let panel = src.join(PANEL);
+        let time = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        sources.push((PANEL_GLUE, if time(&panel) > time(&newest) { panel } else { newest }));
     }
     sync_dir(&out, &dist, &sources)?;
     let locales = dist.join("locales");
@@ -823,9 +849,8 @@ pub fn bench_size() -> Result<()> {
     print_total("total with rooms (largest language)", api_lang);
     verdict(api_lang.1, ROOMS_BUDGET_BYTES);
 
-    println!("with rooms and the collaboration panel (rooms: true; the panel is fetched on first use):");
-    let panel = print_files(&dist, ROOMS_DOWNLOADED)?;
-    let panel = (api.0 + panel.0, api.1 + panel.1);
+    println!("with rooms and the collaboration panel (rooms: true, data-rooms; the glue and the panel in one file):");
+    let panel = print_files(&dist, PANEL_DOWNLOADED)?;
     print_total("total with the panel (English)", panel);
     print_locale(&room_language);
     let panel_lang = add(panel, &room_language);
