@@ -608,7 +608,10 @@ pub fn build(release: bool) -> Result<()> {
     let entry = stage.join("natter_widget_rooms_panel.entry.js");
     std::fs::write(
         &entry,
-        format!("export {{ default, mount }} from './{}.js';\nexport {{ createRoomsPanel }} from './{PANEL}';\n", ROOMS.name),
+        format!(
+            "export {{ default, mount }} from './{}.js';\nexport {{ createRoomsPanel }} from './{PANEL}';\n",
+            ROOMS.name
+        ),
     )
     .with_context(|| format!("writing {}", entry.display()))?;
     let minify: &[&str] = if release { &["--minify"] } else { &[] };
