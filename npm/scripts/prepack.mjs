@@ -45,6 +45,7 @@ for (const [built, source] of [
   ['dist/react.js', 'src/react.js'],
   ['dist/react.d.ts', 'src/react.d.ts'],
   ['dist/rooms-panel.js', 'src/rooms-panel.js'],
+  ['dist/natter_widget_rooms_panel.js', 'src/rooms-panel.js'],
 ]) {
   const b = join(pkgDir, built);
   const s = join(pkgDir, source);

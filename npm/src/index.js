@@ -10,16 +10,21 @@ import { Room } from './rooms.js';
  * `natter_widget_bg.wasm`) and with rooms (`natter_widget_rooms.js`, `natter_widget_rooms_bg.wasm`),
  * each module with the wasm-bindgen glue made for it. A page downloads one of them: the rooms
  * build only when its `rooms` option asks for rooms, so a page with the support chat alone never
- * downloads the room code. (Literal `import()`s, so that bundlers make each a chunk of its own
- * and copy its wasm, which the glue finds with `new URL(…, import.meta.url)`.)
+ * downloads the room code; a page with the collaboration panel (`rooms: true`) gets the rooms
+ * build's glue bundled with the panel (`natter_widget_rooms_panel.js`: one file compresses
+ * better than the two). (Literal `import()`s, so that bundlers make each a chunk of its own and
+ * copy its wasm, which the glue finds with `new URL(…, import.meta.url)`.)
  */
 const builds = {};
 function load(rooms, wasm) {
-  const key = rooms ? 'rooms' : 'support';
-  builds[key] ??= (rooms ? import('./natter_widget_rooms.js') : import('./natter_widget.js')).then((glue) =>
-    glue.default(wasm && { module_or_path: wasm }).then(() => glue),
-  );
-  return builds[key];
+  builds[rooms] ??= (
+    rooms === 'panel'
+      ? import('./natter_widget_rooms_panel.js')
+      : rooms
+        ? import('./natter_widget_rooms.js')
+        : import('./natter_widget.js')
+  ).then((glue) => glue.default(wasm && { module_or_path: wasm }).then(() => glue));
+  return builds[rooms];
 }
 
 /**
@@ -405,29 +410,32 @@ class NatterHandle {
   }
 
   /**
-   * The collaboration panel, downloaded the first time a page uses it: pages with the support
-   * chat alone never fetch it. (`new URL(…, import.meta.url)` lets bundlers copy it as an asset.)
+   * The collaboration panel: with the widget on a page with `rooms: true`, else downloaded the
+   * first time the page opens a room in it; pages with the support chat alone never fetch it.
+   * (`new URL(…, import.meta.url)` lets bundlers copy it as an asset.)
    */
   #roomsPanel() {
     const { texts: tag, lang } = this.#locale;
     this.#panel ??= this.loaded
       .then(() =>
         Promise.all([
-          import(/* @vite-ignore */ new URL('./rooms-panel.js', import.meta.url).href),
+          // Loaded with the glue on a page with the panel; fetched now on one with rooms only.
+          this.#roomsMode === 'panel'
+            ? builds.panel
+            : import(/* @vite-ignore */ new URL('./rooms-panel.js', import.meta.url).href),
           localeTexts(lang, `rooms-${lang}`),
         ]),
       )
       .then(([m, texts]) => {
         if (this.#destroyed) return null;
-        const o = this.#options;
+        // The page's options as they are (the panel reads the ones it knows: `name`, `server`,
+        // `theme`, `zIndex`, `accent`, `colors`), with its texts' locale and texts.
         return m.createRoomsPanel(this, {
-          name: o.name,
-          server: o.server ?? location.origin,
-          theme: o.theme,
-          zIndex: o.zIndex,
-          accent: o.accent ?? o.colors?.accent,
+          ...this.#options,
           locale: tag,
           strings: { ...texts, ...this.#strings },
+          // The panel's stylesheet is in the build with rooms (op 10 of its `room` export).
+          css: this.#inner.room(10, ''),
         });
       });
     this.#panel.catch((err) => console.error('natter: the rooms panel could not be loaded', err));
@@ -544,4 +552,4 @@ export function mount(options = {}, internal = undefined) {
   return handle;
 }
 
-export default mount;
+export { mount as default };

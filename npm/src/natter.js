@@ -27,14 +27,16 @@
   // No data-server (or an empty one): the hub is where this file came from.
   if (!options.server) options.server = base.replace(/\/$/, '');
   // The build the page asks for (index.js's roomsOf): with rooms only for data-rooms (the
-  // panel: no value, "true", "1") or data-rooms="api"; any other value gets the support chat
-  // alone, and index.js names it in a console error. Its wasm and its glue module start
-  // downloading now, in parallel with index.js, which imports the same glue (one fetch).
+  // panel: no value, "true", "1"; its glue comes bundled with the panel) or data-rooms="api";
+  // any other value gets the support chat alone, and index.js names it in a console error. Its
+  // wasm and its glue module start downloading now, in parallel with index.js, which imports
+  // the same glue (one fetch).
   var r = options.rooms;
-  var build = r === '' || r === 'true' || r === '1' || r === 'api' ? 'natter_widget_rooms' : 'natter_widget';
+  var panel = r === '' || r === 'true' || r === '1';
+  var build = panel || r === 'api' ? 'natter_widget_rooms' : 'natter_widget';
   var wasm = fetch(base + build + '_bg.wasm', { credentials: 'omit' });
   wasm.catch(function () {});
-  import(base + build + '.js').catch(function () {});
+  import(base + build + (panel ? '_panel' : '') + '.js').catch(function () {});
   import(base + 'index.js')
     .then(function (m) {
       window[loading] = false;

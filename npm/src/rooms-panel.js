@@ -4,7 +4,9 @@
 // Loaded only when a page uses it (the `rooms` option or `natter.openRoom(id)`), so pages with
 // the support chat alone never download it. It renders into its own open Shadow DOM with a
 // constructable stylesheet (no inline <style>, no style attributes: a strict CSP needs no
-// exception), and everything it shows comes from the public Room API.
+// exception), and everything it shows comes from the public Room API. The stylesheet's rules
+// come with the build with rooms (widget/src/panel_style.rs, beside the widget's own, where they
+// compress to less); the theme's colours are here.
 
 // The panel's texts, in English. Other languages come from the widget's locale files (the
 // `room…` keys of widget/src/i18n/<lang>.json, shipped as locales/rooms-<lang>.json), and the
@@ -44,69 +46,6 @@ const STRINGS = {
 // Languages written right to left (by primary subtag), as the widget's own panel knows them.
 const RTL = ['ar', 'he', 'fa', 'ur', 'ps', 'yi', 'dv', 'ckb'];
 
-const CSS = `
-:host { all: initial; }
-* { box-sizing: border-box; }
-[hidden] { display: none !important; }
-button { font: inherit; color: var(--text); background: none; border: 0; border-radius: 8px; padding: .4rem .5rem; cursor: pointer; }
-.launch { position: fixed; z-index: var(--z); bottom: 5.25rem; right: 1.25rem; font: 600 14px/1 system-ui, sans-serif;
-  background: var(--accent); color: var(--on-accent); border-radius: 999px; padding: .7rem 1rem; box-shadow: 0 4px 14px #0003; }
-.badge { background: var(--on-accent); color: var(--accent); border-radius: 999px; padding: 0 .4rem; margin-inline-start: .4rem; }
-.panel { position: fixed; z-index: var(--z); bottom: 9rem; right: 1.25rem; width: min(46rem, calc(100vw - 2.5rem));
-  height: min(34rem, calc(100vh - 11rem)); display: grid; grid-template-columns: 12rem 1fr; background: var(--bg);
-  color: var(--text); border: 1px solid var(--line); border-radius: 14px; overflow: hidden;
-  box-shadow: 0 12px 40px rgb(0 0 0 / .25); font: 14px/1.4 system-ui, sans-serif; }
-.side { border-inline-end: 1px solid var(--line); padding: .75rem; display: flex; flex-direction: column; gap: .6rem; overflow: auto; background: var(--surface); }
-h2, h3 { margin: 0; font-size: .8rem; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
-ul { list-style: none; margin: 0; padding: 0; }
-li button { width: 100%; display: flex; justify-content: space-between; gap: .4rem; text-align: start; }
-[aria-current=true] { background: var(--sel); font-weight: 600; }
-.count { background: var(--accent); color: var(--on-accent); border-radius: 999px; padding: 0 .45rem; font-size: .75rem; }
-.join { display: grid; gap: .3rem; }
-label { font-size: .8rem; color: var(--muted); }
-input, textarea { font: inherit; color: var(--text); background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: .4rem .5rem; min-width: 0; }
-.primary { background: var(--accent); color: var(--on-accent); padding: .4rem .7rem; }
-.quiet { color: var(--muted); border: 1px solid var(--line); padding: .2rem .5rem; }
-:focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
-.error { color: var(--danger); font-size: .8rem; margin: 0; }
-.alert { margin: 0; padding: .5rem .75rem; border-bottom: 1px solid var(--line); color: var(--danger); font-size: .85rem; display: grid; gap: .15rem; }
-.why { color: var(--muted); font-size: .75rem; }
-.main { display: grid; grid-template-rows: auto auto 1fr auto auto; min-width: 0; min-height: 0; }
-.head { display: flex; align-items: center; gap: .5rem; padding: .6rem .75rem; border-bottom: 1px solid var(--line); }
-.title { font-weight: 600; font-size: 1rem; flex: 1; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.state { color: var(--muted); font-size: .8rem; }
-.body { display: grid; grid-template-columns: 1fr 10rem; min-height: 0; }
-.log { overflow: auto; padding: .6rem .75rem; display: flex; flex-direction: column; gap: .4rem; }
-.msg { display: grid; padding: .35rem .55rem; border-radius: 10px; background: var(--surface); max-width: 85%; }
-.mine { align-self: flex-end; background: var(--sel); }
-.who { font-size: .75rem; font-weight: 600; color: var(--muted); }
-.text { white-space: pre-wrap; overflow-wrap: anywhere; }
-.note { font-size: .75rem; color: var(--muted); }
-[data-state=failed] .note { color: var(--danger); }
-.people { border-inline-start: 1px solid var(--line); padding: .6rem; overflow: auto; display: grid; gap: .4rem; align-content: start; }
-.people ul { display: grid; gap: .35rem; }
-.here { color: var(--muted); font-size: .75rem; }
-.people li { display: flex; align-items: center; gap: .4rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.dot { width: .55rem; height: .55rem; border-radius: 50%; background: var(--online); flex: none; }
-.typing { background: var(--accent); }
-.typing-line { min-height: 1.3em; padding: 0 .75rem; color: var(--muted); font-size: .8rem; margin: 0; }
-.say { display: flex; gap: .4rem; padding: .6rem .75rem; border-top: 1px solid var(--line); }
-.say textarea { flex: 1; resize: none; height: 2.4rem; }
-[dir=rtl] :placeholder-shown { direction: rtl; }
-.empty { margin: auto; color: var(--muted); padding: 1rem; text-align: center; }
-.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
-@media (max-width: 640px) {
-  .panel { inset: 0; width: auto; height: auto; border-radius: 0; grid-template-columns: 1fr; grid-template-rows: auto 1fr; }
-  .side { border-inline-end: 0; border-bottom: 1px solid var(--line); max-height: 40vh; }
-  .body { grid-template-columns: 1fr; grid-template-rows: auto 1fr; }
-  .people { order: -1; border-inline-start: 0; border-bottom: 1px solid var(--line); display: flex; flex-wrap: wrap;
-    gap: .2rem .9rem; max-height: 4.5rem; padding: .4rem .75rem; }
-  .people h3 { flex-basis: 100%; }
-  .people ul { display: contents; }
-  .launch { bottom: 5rem; right: 1rem; }
-}
-`;
-
 const THEME = {
   light: '--on-accent:#fff;--bg:#fff;--surface:#f4f4f6;--sel:#e8e7ff;--text:#1b1b1f;--muted:#5c5d66;--line:#dcdce2;--danger:#b42318;--online:#16a34a;',
   dark: '--on-accent:#121216;--bg:#1c1c21;--surface:#26262c;--sel:#34345a;--text:#ececf1;--muted:#a6a7b1;--line:#3a3a42;--danger:#ff8a80;--online:#4ade80;',
@@ -134,12 +73,14 @@ function el(tag, attrs = {}, ...children) {
 const fill = (s, vars) => s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''));
 
 /**
- * Mounts the collaboration panel for `natter` (the widget handle). `options`: `name` (the name to
- * join with), `server` (for the hub's room list), `theme`, `zIndex`, `accent`, `locale` (a BCP 47
- * tag: the panel's `lang`, and right to left for Arabic, Hebrew…), `strings` (texts over the
- * English ones: the locale's `room…` keys, then the page's own; keys of the widget's support
- * panel are ignored here, unknown `room…` keys are named in a warning). Returns
- * `{ open(roomId?), close(), toggle(), refresh(), destroy() }`.
+ * Mounts the collaboration panel for `natter` (the widget handle). `options` (the page's mount
+ * options, with `locale`, `strings` and `css` as below): `name` (the name to join with),
+ * `server` (for the hub's room list; this page's origin without it), `theme`, `zIndex`,
+ * `accent` (else `colors.accent`), `locale` (a BCP 47 tag: the panel's `lang`, and right to
+ * left for Arabic, Hebrew…), `strings` (texts over the English ones: the locale's `room…` keys,
+ * then the page's own; keys of the widget's support panel are ignored here, unknown `room…`
+ * keys are named in a warning), `css` (the panel's stylesheet, from the build with rooms).
+ * Returns `{ open(roomId?), close(), toggle(), refresh(), destroy() }`.
  */
 export function createRoomsPanel(natter, options = {}) {
   const t = { ...STRINGS };
@@ -157,11 +98,12 @@ export function createRoomsPanel(natter, options = {}) {
   const themeSheet = new CSSStyleSheet();
   const paintTheme = () => {
     const dark = options.theme === 'dark' || (options.theme !== 'light' && media.matches);
-    const accent = /^#[0-9a-fA-F]{3,8}$|^[a-z]+$/.test(options.accent ?? '') ? options.accent : dark ? '#8b93ff' : '#4f46e5';
+    const given = options.accent ?? options.colors?.accent;
+    const accent = /^#[0-9a-fA-F]{3,8}$|^[a-z]+$/.test(given ?? '') ? given : dark ? '#8b93ff' : '#4f46e5';
     const z = Number.isFinite(Number(options.zIndex)) ? Number(options.zIndex) : 2147483000;
     themeSheet.replaceSync(`:host{${dark ? THEME.dark : THEME.light}--accent:${accent};--z:${z};}`);
   };
-  sheet.replaceSync(CSS);
+  sheet.replaceSync(options.css ?? '');
   paintTheme();
   media.addEventListener('change', paintTheme);
   root.adoptedStyleSheets = [sheet, themeSheet];
@@ -349,9 +291,10 @@ export function createRoomsPanel(natter, options = {}) {
   }
 
   async function loadHubRooms() {
-    if (!options.server) return;
+    const server = options.server ?? location.origin;
+    if (!server) return;
     try {
-      const res = await fetch(`${options.server.replace(/\/$/, '')}/api/rooms`, { credentials: 'omit' });
+      const res = await fetch(`${server.replace(/\/$/, '')}/api/rooms`, { credentials: 'omit' });
       // A hub that keeps its room list to signed-in users answers 401/403: no list, no fuss.
       if (!res.ok) return;
       const body = await res.json();

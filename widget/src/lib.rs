@@ -27,6 +27,8 @@ mod keys;
 mod markup;
 mod options;
 mod outbox;
+#[cfg(feature = "rooms")]
+mod panel_style;
 mod state;
 mod style;
 mod text;

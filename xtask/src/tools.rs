@@ -221,11 +221,13 @@ pub fn package() -> Result<()> {
         "dist/index.js",
         "dist/index.d.ts",
         "dist/natter.js",
-        // Both builds of the widget: the support chat alone, and with rooms.
+        // Both builds of the widget: the support chat alone, and with rooms (its glue alone, and
+        // bundled with the collaboration panel).
         "dist/natter_widget.js",
         "dist/natter_widget_bg.wasm",
         "dist/natter_widget_rooms.js",
         "dist/natter_widget_rooms_bg.wasm",
+        "dist/natter_widget_rooms_panel.js",
         "LICENSE-MIT",
         "LICENSE-APACHE",
         "CHANGELOG.md",

@@ -49,9 +49,17 @@ const DOWNLOADED: &[&str] = &["natter.js", "index.js", "natter_widget.js", "natt
 /// What a page with rooms (`rooms: 'api'`) downloads instead.
 const ROOMS_API_DOWNLOADED: &[&str] =
     &["natter.js", "index.js", "natter_widget_rooms.js", "natter_widget_rooms_bg.wasm"];
-/// What a page with the collaboration panel (`rooms: true`) downloads on top (loaded on first
-/// use).
-const ROOMS_DOWNLOADED: &[&str] = &["rooms-panel.js"];
+/// What a page with the collaboration panel (`rooms: true`, `data-rooms`) downloads instead: the
+/// build with rooms, its glue bundled with the panel ([`PANEL_GLUE`]).
+const PANEL_DOWNLOADED: &[&str] = &["natter.js", "index.js", PANEL_GLUE, "natter_widget_rooms_bg.wasm"];
+/// The rooms build's glue and the collaboration panel in one module, for pages that show the
+/// panel from the start: one file compresses better than the two (the panel's DOM code and the
+/// glue's are written in the same words). The names must match `npm/src/index.js` and
+/// `npm/src/natter.js`.
+const PANEL_GLUE: &str = "natter_widget_rooms_panel.js";
+/// The panel alone, which a page with rooms but not the panel fetches when it opens a room in
+/// it (`natter.openRoom`).
+const PANEL: &str = "rooms-panel.js";
 /// The size budget: everything a page with the support chat alone downloads for the widget,
 /// gzip (with the largest language file, for a page in a language other than English).
 const BUDGET_BYTES: u64 = 60 * 1024;
@@ -110,21 +118,34 @@ fn build_locales(dist: &Path) -> Result<Vec<(String, usize, usize)>> {
     Ok(made)
 }
 
-/// The largest language file by gzip size, `(name, raw, gzip)`: of the widget's texts, or with
-/// `rooms` of the collaboration panel's.
-fn largest_locale(dist: &Path, rooms: bool) -> Result<Option<(String, u64, u64)>> {
-    let mut best: Option<(String, u64, u64)> = None;
-    let Ok(dir) = std::fs::read_dir(dist.join("locales")) else { return Ok(None) };
-    for e in dir.flatten() {
-        let path = e.path();
-        let file = e.file_name().to_string_lossy().into_owned();
-        if path.extension().is_none_or(|x| x != "json") || file.starts_with(ROOMS_LOCALE) != rooms {
-            continue;
+/// The language whose texts weigh most (gzip) on a page, and its files as `(name, raw, gzip)`
+/// (empty without locale files): with `rooms` false, the widget's texts alone (`de.json`);
+/// with `rooms`, those and the collaboration panel's (`rooms-de.json`), which a page in that
+/// language downloads together, so the two files are of one language, not each the largest of
+/// its kind.
+fn largest_language(dist: &Path, rooms: bool) -> Result<Vec<(String, u64, u64)>> {
+    let mut best: Vec<(String, u64, u64)> = Vec::new();
+    let total = |files: &[(String, u64, u64)]| files.iter().map(|f| f.2).sum::<u64>();
+    let Ok(dir) = std::fs::read_dir(dist.join("locales")) else { return Ok(best) };
+    let mut langs: Vec<String> = dir
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| !f.starts_with(ROOMS_LOCALE))
+        .filter_map(|f| f.strip_suffix(".json").map(str::to_string))
+        .collect();
+    langs.sort();
+    for lang in langs {
+        let mut names = vec![format!("{lang}.json")];
+        if rooms {
+            names.push(format!("{ROOMS_LOCALE}{lang}.json"));
         }
-        let bytes = std::fs::read(&path)?;
-        let gz = gzip_len(&bytes)?;
-        if best.as_ref().is_none_or(|b| gz > b.2) {
-            best = Some((format!("locales/{file}"), bytes.len() as u64, gz));
+        let mut files = Vec::new();
+        for name in names {
+            let Ok(bytes) = std::fs::read(dist.join("locales").join(&name)) else { continue };
+            files.push((format!("locales/{name}"), bytes.len() as u64, gzip_len(&bytes)?));
+        }
+        if total(&files) > total(&best) {
+            best = files;
         }
     }
     Ok(best)
@@ -582,16 +603,33 @@ pub fn build(release: bool) -> Result<()> {
         build_wasm(build, release, &stage, &out)?;
     }
     let src = root.join("npm").join("src");
+    // The rooms build's glue with the panel, from the same staged glue: one more entry.
+    std::fs::copy(src.join(PANEL), stage.join(PANEL)).with_context(|| format!("copying npm/src/{PANEL}"))?;
+    let entry = stage.join("natter_widget_rooms_panel.entry.js");
+    std::fs::write(
+        &entry,
+        format!(
+            "export {{ default, mount }} from './{}.js';\nexport {{ createRoomsPanel }} from './{PANEL}';\n",
+            ROOMS.name
+        ),
+    )
+    .with_context(|| format!("writing {}", entry.display()))?;
+    let minify: &[&str] = if release { &["--minify"] } else { &[] };
+    esbuild(
+        &[&["--bundle", "--format=esm", BROWSERS, "--log-level=warning"], minify].concat(),
+        &entry,
+        &out.join(PANEL_GLUE),
+    )?;
     for file in ["index.js", "rooms.js"] {
         std::fs::copy(src.join(file), stage.join(file)).with_context(|| format!("copying npm/src/{file}"))?;
     }
     for file in ["index.d.ts", "rooms.d.ts", "react.d.ts"] {
         std::fs::copy(src.join(file), out.join(file)).with_context(|| format!("copying npm/src/{file}"))?;
     }
-    let minify: &[&str] = if release { &["--minify"] } else { &[] };
     // One ESM file: the facade and the `Room` objects. The two builds' glue modules stay
     // modules of their own, imported by the facade when it knows which one the page needs.
-    let externals: Vec<String> = BUILDS.iter().map(|b| format!("--external:./{}.js", b.name)).collect();
+    let mut externals: Vec<String> = BUILDS.iter().map(|b| format!("--external:./{}.js", b.name)).collect();
+    externals.push(format!("--external:./{PANEL_GLUE}"));
     let externals: Vec<&str> = externals.iter().map(String::as_str).collect();
     esbuild(
         &[&["--bundle", "--format=esm", BROWSERS, "--log-level=warning"], &externals[..], minify].concat(),
@@ -607,21 +645,13 @@ pub fn build(release: bool) -> Result<()> {
     // React and the one widget module); the rooms panel is a module of its own, fetched only
     // by pages that use it.
     for file in ["react.js", "rooms-panel.js"] {
-        let mut from = src.join(file);
-        if release && file == "rooms-panel.js" {
-            // esbuild leaves the panel's stylesheet (a template literal) as written.
-            let js = std::fs::read_to_string(&from).with_context(|| format!("reading {}", from.display()))?;
-            from = stage.join(file);
-            std::fs::write(&from, minify_css_literal(&js))
-                .with_context(|| format!("writing {}", from.display()))?;
-        }
         esbuild(
             &[&["--format=esm", BROWSERS, "--log-level=warning"], minify].concat(),
-            &from,
+            &src.join(file),
             &out.join(file),
         )?;
     }
-    let mut downloaded: Vec<&str> = [DOWNLOADED, ROOMS_API_DOWNLOADED, ROOMS_DOWNLOADED].concat();
+    let mut downloaded: Vec<&str> = [DOWNLOADED, ROOMS_API_DOWNLOADED, PANEL_DOWNLOADED, &[PANEL]].concat();
     downloaded.sort_unstable();
     downloaded.dedup();
     for file in downloaded {
@@ -650,6 +680,10 @@ pub fn build(release: bool) -> Result<()> {
     let from_rust = built_from_rust();
     if let Some(newest) = newest_file(&[root.join("widget"), root.join("protocol")]) {
         sources.extend(from_rust.iter().map(|file| (file.as_str(), newest.clone())));
+        // The rooms glue with the panel: the newer of the two.
+        let panel = src.join(PANEL);
+        let time = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        sources.push((PANEL_GLUE, if time(&panel) > time(&newest) { panel } else { newest }));
     }
     sync_dir(&out, &dist, &sources)?;
     let locales = dist.join("locales");
@@ -663,33 +697,6 @@ pub fn build(release: bool) -> Result<()> {
     }
     println!("widget built into {}", dist.display());
     Ok(())
-}
-
-/// `js` with the whitespace of its `const CSS = `…`;` stylesheet squeezed out (runs collapsed to
-/// one space; none around `{ } ; ,`, after a `:` or before a `}`; a space before a `:` is a
-/// descendant selector and stays): 5 KiB of CSS that esbuild's JS minifier leaves as written,
-/// about 0.1 KiB of gzip. A stylesheet with `${…}`, a comment or a quoted value containing a
-/// space is returned unchanged.
-fn minify_css_literal(js: &str) -> String {
-    const START: &str = "const CSS = `";
-    let Some(start) = js.find(START).map(|i| i + START.len()) else { return js.to_string() };
-    let Some(len) = js[start..].find('`') else { return js.to_string() };
-    let css = &js[start..start + len];
-    let quoted_space = css.split('"').skip(1).step_by(2).any(|q| q.contains(char::is_whitespace));
-    if css.contains("${") || css.contains("/*") || css.contains('\'') || quoted_space {
-        return js.to_string();
-    }
-    let mut out = String::with_capacity(css.len());
-    for word in css.split_whitespace() {
-        let after = out.chars().last().is_some_and(|c| "{};,:".contains(c));
-        let before = word.starts_with(['{', '}', ';', ',']);
-        if !out.is_empty() && !after && !before {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    let out = out.replace(";}", "}");
-    [&js[..start], &out, &js[start + len..]].concat()
 }
 
 /// The files of `npm/dist` made from the Rust crates: each build's glue and wasm.
@@ -800,8 +807,9 @@ fn print_files(dist: &Path, files: &[&str]) -> Result<(u64, u64)> {
     Ok((raw, gz))
 }
 
+/// A total line, with the gzip bytes exactly (a budget is counted in bytes).
 fn print_total(label: &str, (raw, gz): (u64, u64)) {
-    println!("  {:<40} {:>10} {:>10}", label, kib(raw), kib(gz));
+    println!("  {:<40} {:>10} {:>10}  ({gz} bytes)", label, kib(raw), kib(gz));
 }
 
 /// Prints the gzip size of everything a page downloads for the widget against the budgets —
@@ -814,15 +822,14 @@ pub fn bench_size() -> Result<()> {
         build(true)?;
     }
     // A page in another language also downloads that language's texts (one file), and with the
-    // panel the panel's texts (one more).
-    let language = largest_locale(&dist, false)?;
-    let room_language = largest_locale(&dist, true)?;
-    let add = |(raw, gz): (u64, u64), extra: &Option<(String, u64, u64)>| match extra {
-        Some((_, r, g)) => (raw + r, gz + g),
-        None => (raw, gz),
+    // panel the panel's texts in the same language (one more).
+    let language = largest_language(&dist, false)?;
+    let room_language = largest_language(&dist, true)?;
+    let add = |(raw, gz): (u64, u64), extra: &[(String, u64, u64)]| {
+        extra.iter().fold((raw, gz), |(raw, gz), (_, r, g)| (raw + r, gz + g))
     };
-    let print_locale = |extra: &Option<(String, u64, u64)>| {
-        if let Some((name, raw, gz)) = extra {
+    let print_locale = |extra: &[(String, u64, u64)]| {
+        for (name, raw, gz) in extra {
             println!("  {:<40} {:>10} {:>10}", name, kib(*raw), kib(*gz));
         }
     };
@@ -845,13 +852,11 @@ pub fn bench_size() -> Result<()> {
     print_total("total with rooms (largest language)", api_lang);
     verdict(api_lang.1, ROOMS_BUDGET_BYTES);
 
-    println!("with rooms and the collaboration panel (rooms: true; the panel is fetched on first use):");
-    let panel = print_files(&dist, ROOMS_DOWNLOADED)?;
-    let panel = (api.0 + panel.0, api.1 + panel.1);
+    println!("with rooms and the collaboration panel (rooms: true, data-rooms; the glue and the panel in one file):");
+    let panel = print_files(&dist, PANEL_DOWNLOADED)?;
     print_total("total with the panel (English)", panel);
-    print_locale(&language);
     print_locale(&room_language);
-    let panel_lang = add(add(panel, &language), &room_language);
+    let panel_lang = add(panel, &room_language);
     print_total("total with the panel (largest language)", panel_lang);
     verdict(panel_lang.1, ROOMS_BUDGET_BYTES);
     launcher_timing()
@@ -911,7 +916,7 @@ fn launcher_timing() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{name_functions_by_size, newest_file, sync_dir};
+    use super::{largest_language, name_functions_by_size, newest_file, sync_dir};
     use std::path::Path;
     use std::time::{Duration, SystemTime};
 
@@ -921,6 +926,39 @@ mod tests {
 
     fn time(path: &Path) -> SystemTime {
         std::fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    /// `n` bytes of letters that gzip barely shrinks (a fixed pseudo-random sequence).
+    fn noise(n: usize, seed: u32) -> String {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                char::from(b'a' + ((x >> 16) % 26) as u8)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_panel_page_counts_one_languages_two_texts_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let locales = tmp.path().join("locales");
+        std::fs::create_dir(&locales).unwrap();
+        // "aa" has the largest widget texts, "bb" the largest panel texts; together "aa" weighs
+        // more. The largest widget file beside the largest panel file would be no page's.
+        for (name, len, seed) in
+            [("aa.json", 600, 1), ("rooms-aa.json", 500, 2), ("bb.json", 400, 3), ("rooms-bb.json", 550, 4)]
+        {
+            std::fs::write(locales.join(name), noise(len, seed)).unwrap();
+        }
+        let names = |files: Vec<(String, u64, u64)>| files.into_iter().map(|f| f.0).collect::<Vec<_>>();
+        assert_eq!(names(largest_language(tmp.path(), false).unwrap()), ["locales/aa.json"]);
+        assert_eq!(
+            names(largest_language(tmp.path(), true).unwrap()),
+            ["locales/aa.json", "locales/rooms-aa.json"]
+        );
+        // Without locale files: nothing to add.
+        assert!(largest_language(&tmp.path().join("none"), true).unwrap().is_empty());
     }
 
     #[test]

@@ -38,6 +38,7 @@ function widgetRequests(page) {
 
 const SUPPORT = ['natter_widget.js', 'natter_widget_bg.wasm'];
 const ROOMS = ['natter_widget_rooms.js', 'natter_widget_rooms_bg.wasm'];
+const PANEL = ['natter_widget_rooms_panel.js', 'natter_widget_rooms_bg.wasm'];
 
 /** What joinRoom() and openRoom() throw on this page (null when they do not). */
 async function roomCallErrors(page) {
@@ -111,7 +112,7 @@ test('data-rooms="api" downloads the rooms build only, and rooms work', async ({
     await expect.poll(() => bob.page.evaluate(() => window.heard)).toEqual(['Ada: hello from the rooms build']);
     for (const { requested } of members) {
       for (const file of ROOMS) expect(requested).toContain(file);
-      for (const file of [...SUPPORT, 'rooms-panel.js']) expect(requested).not.toContain(file);
+      for (const file of [...SUPPORT, 'rooms-panel.js', 'natter_widget_rooms_panel.js']) expect(requested).not.toContain(file);
       expect(requested.filter((f) => f === 'natter_widget_rooms_bg.wasm')).toHaveLength(1);
     }
     // No collaboration panel: `api` is the rooms for the page's own code.
@@ -130,13 +131,35 @@ test('data-rooms and rooms: true download the rooms build and the panel', async 
       await page.goto(url);
       await ready(page);
       await expect(page.locator('[data-natter-rooms] button.launch')).toBeVisible();
-      for (const file of [...ROOMS, 'rooms-panel.js']) expect(requested, url).toContain(file);
-      for (const file of SUPPORT) expect(requested, url).not.toContain(file);
+      // The rooms build's wasm, and its glue bundled with the panel (not the two apart).
+      for (const file of PANEL) expect(requested, url).toContain(file);
+      for (const file of [...SUPPORT, 'natter_widget_rooms.js', 'rooms-panel.js']) expect(requested, url).not.toContain(file);
+      for (const file of PANEL) expect(requested.filter((f) => f === file), url).toHaveLength(1);
+      // Styled by the stylesheet the build with rooms hands the panel.
+      expect(await launcherPosition(page)).toBe('fixed');
       expect(await roomCallErrors(page)).toEqual([null, null]);
     } finally {
       await context.close();
     }
   }
+});
+
+/** The computed `position` of the collaboration panel's launcher (`fixed` once styled). */
+function launcherPosition(page) {
+  return page.locator('[data-natter-rooms] button.launch').evaluate((b) => getComputedStyle(b).position);
+}
+
+test('data-rooms="api" then openRoom(): the panel alone is fetched on first use, styled', async ({ page }) => {
+  const requested = widgetRequests(page);
+  await page.goto(`${site.url}/?rooms=api`);
+  await ready(page);
+  expect(requested).not.toContain('rooms-panel.js');
+  await page.evaluate(() => window.natter.openRoom('first-use', { name: 'Ada' }));
+  await expect(page.locator('[data-natter-rooms] [role=dialog]')).toBeVisible();
+  expect(await launcherPosition(page)).toBe('fixed');
+  expect(requested).toContain('rooms-panel.js');
+  expect(requested).not.toContain('natter_widget_rooms_panel.js');
+  expect(requested.filter((f) => f === 'natter_widget_rooms_bg.wasm')).toHaveLength(1);
 });
 
 /** The console errors `page` logs from now on that come from the widget. */

@@ -174,7 +174,9 @@ impl Natter {
     /// or undefined), 2 `leave`, 3 `send` (`arg`: the text, `id`: the message id the npm module
     /// made), 4 `retry` (`id`), 5 `typing` (`arg`: true / false), 6 `cursor` / 7 `update` (`arg`:
     /// the data as JSON text, which the npm module has written and checked), 8 `read`, 9 `watch`
-    /// (`room` on screen; `""` for none). Throws a `TypeError` for an unknown `op`.
+    /// (`room` on screen; `""` for none), 10 `panelCss` (answers the collaboration panel's
+    /// stylesheet, which npm/src/index.js hands the panel; `room` is ignored). Throws a
+    /// `TypeError` for an unknown `op`.
     pub fn room(&self, op: u32, room: &str, arg: JsValue, id: Option<String>) -> Result<JsValue, JsValue> {
         let room = room.to_string();
         let call = match op {
@@ -198,6 +200,7 @@ impl Natter {
             }
             8 => RoomCall::Read { room },
             9 => RoomCall::Watch { room: (!room.is_empty()).then_some(room) },
+            10 => return Ok(crate::panel_style::PANEL_CSS.into()),
             _ => return Err(js_sys::TypeError::new("natter: no such room call").into()),
         };
         self.rt.dispatch(Event::Room(call));
