@@ -15,8 +15,16 @@
 //!   less a reserve, so the hub refuses before `accept` starts failing with "too many open
 //!   files". Past the cap plus [`MAX_REFUSING`] sockets being refused, new ones are closed at
 //!   once.
-//! - `--max-connections-per-address` for a peer that is not a `--trusted-proxy` (behind a
-//!   proxy, the WebSocket upgrade counts the forwarded address instead), answered `429`.
+//! - For a peer that is not a `--trusted-proxy`, its address's budgets, checked before
+//!   anything is read: `--address-connect-*` (new connections per second) and
+//!   `--max-connections-per-address` (open at once). A connection past either is *turned
+//!   away*: whatever it has sent already is read and dropped, a fixed `429` with `Retry-After`
+//!   is written at once and it is closed, with no HTTP parse, no task and no timer, so a flood
+//!   from one address costs the hub an accept, a read and a write per connection. It is
+//!   counted in `natter_limited_total` and `natter_errors_total{code="rate_limited"}`. Behind a
+//!   proxy the peer is the proxy, trusted, so neither applies at accept: the forwarded address
+//!   is budgeted by `--address-rate-*` on each request and the WebSocket upgrade counts its
+//!   connections; limiting new connections there is the proxy's job (nginx `limit_conn`).
 //!
 //! Shutdown: stop accepting, ask every connection to finish its exchange and close (hyper's
 //! graceful shutdown), and wait for them, at most [`DRAIN_LIMIT`]. WebSockets, once upgraded,
@@ -116,6 +124,8 @@ enum Admission {
     Admit(Option<Slot>),
     /// Answer it once with this refusal and close it.
     Refuse(Refusal),
+    /// Write this refusal at once, without reading a request, and close it ([`turn_away`]).
+    TurnAway(Refusal),
 }
 
 /// Serves `app` on `listener` until `shutdown` completes (see the module docs).
@@ -170,21 +180,25 @@ pub(crate) async fn serve(
             );
             r.retry_after_ms = Some(5000);
             Admission::Refuse(r)
-        } else if hub.limits().connections_per_address() > 0
-            && !is_trusted(&config.trusted_proxies, peer.ip())
-        {
-            match hub.hold_connection(AddrKey::of(peer.ip())) {
-                Ok(slot) => Admission::Admit(Some(slot)),
-                Err(r) => Admission::Refuse(r),
-            }
-        } else {
+        } else if is_trusted(&config.trusted_proxies, peer.ip()) {
             Admission::Admit(None)
+        } else {
+            let addr = AddrKey::of(peer.ip());
+            match hub.charge_connect(addr) {
+                Err(r) => Admission::TurnAway(r),
+                Ok(()) if hub.limits().connections_per_address() == 0 => Admission::Admit(None),
+                Ok(()) => match hub.hold_connection(addr) {
+                    Ok(slot) => Admission::Admit(Some(slot)),
+                    Err(r) => Admission::TurnAway(r),
+                },
+            }
         };
         match admission {
             Admission::Admit(slot) => {
                 let place = Place::new(&hub, slot);
                 spawn_connection(tcp, peer, place, &hub, &app, &stop_rx, &done_rx);
             }
+            Admission::TurnAway(refusal) => turn_away(&tcp, &hub, refusal),
             Admission::Refuse(refusal) => {
                 if refusing.load(Ordering::Relaxed) >= MAX_REFUSING {
                     drop(tcp);
@@ -250,6 +264,26 @@ fn spawn_connection(
         }
         drop(done);
     });
+}
+
+/// Answers a connection its address may not open at once, before reading a request, and
+/// counts the refusal; the caller then drops (closes) it. What the peer has sent already is
+/// read and dropped first, since closing a socket with unread data resets the connection
+/// instead of ending it. Nothing here waits: a peer that has not sent its request yet gets the
+/// answer first (HTTP/1.1 lets a server answer and close early), and one whose socket cannot
+/// take the few hundred bytes now gets only the close.
+fn turn_away(tcp: &TcpStream, hub: &Hub, refusal: Refusal) {
+    hub.metrics().refusal(refusal.code);
+    let mut sent = [0u8; 4096];
+    for _ in 0..16 {
+        if !matches!(tcp.try_read(&mut sent), Ok(n) if n == sent.len()) {
+            break;
+        }
+    }
+    let answer = ApiError::from(refusal).to_http1();
+    if let Err(e) = tcp.try_write(&answer) {
+        tracing::trace!(error = %e, "a turned-away connection took no answer");
+    }
 }
 
 /// Answers one request on a connection past a cap, then closes it: `/healthz` as usual,
