@@ -19,8 +19,10 @@
 //!   anything is read: `--address-connect-*` (new connections per second) and
 //!   `--max-connections-per-address` (open at once). A connection past either is *turned
 //!   away*: whatever it has sent already is read and dropped, a fixed `429` with `Retry-After`
-//!   is written at once and it is closed, with no HTTP parse, no task and no timer, so a flood
-//!   from one address costs the hub an accept, a read and a write per connection. It is
+//!   is written at once and its side is closed (the rest of the request is read and dropped
+//!   for at most half a second, so the peer reads the answer rather than a reset), with no HTTP
+//!   parse, so a flood from one address costs the hub little more than an accept, a read and a
+//!   write per connection. It is
 //!   counted in `natter_limited_total` and `natter_errors_total{code="rate_limited"}`. Behind a
 //!   proxy the peer is the proxy, trusted, so neither applies at accept: the forwarded address
 //!   is budgeted by `--address-rate-*` on each request and the WebSocket upgrade counts its
@@ -62,6 +64,13 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// Most sockets being refused at once past the cap; beyond it they are closed unanswered, so
 /// refusing cannot itself use up the open-file reserve.
 const MAX_REFUSING: usize = 64;
+
+/// Most turned-away connections kept for [`linger`] at once; past it they are closed as soon as
+/// they are answered.
+const MAX_LINGERING: usize = 256;
+
+/// How long a turned-away connection is kept to read the rest of its request (see [`linger`]).
+const LINGER: Duration = Duration::from_millis(500);
 
 /// How long a refused connection may take to send its request head, and to read the answer.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -148,6 +157,7 @@ pub(crate) async fn serve(
     let (done_tx, done_rx) = watch::channel(());
     let (stop_tx, stop_rx) = watch::channel(false);
     let refusing = Arc::new(AtomicUsize::new(0));
+    let lingering = Arc::new(AtomicUsize::new(0));
     let mut last_error_log: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
@@ -198,7 +208,17 @@ pub(crate) async fn serve(
                 let place = Place::new(&hub, slot);
                 spawn_connection(tcp, peer, place, &hub, &app, &stop_rx, &done_rx);
             }
-            Admission::TurnAway(refusal) => turn_away(&tcp, &hub, refusal),
+            Admission::TurnAway(refusal) => {
+                turn_away(&tcp, &hub, refusal);
+                if lingering.load(Ordering::Relaxed) < MAX_LINGERING {
+                    let lingering = lingering.clone();
+                    lingering.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(async move {
+                        linger(tcp).await;
+                        lingering.fetch_sub(1, Ordering::Relaxed);
+                    });
+                }
+            }
             Admission::Refuse(refusal) => {
                 if refusing.load(Ordering::Relaxed) >= MAX_REFUSING {
                     drop(tcp);
@@ -267,7 +287,7 @@ fn spawn_connection(
 }
 
 /// Answers a connection its address may not open at once, before reading a request, and
-/// counts the refusal; the caller then drops (closes) it. What the peer has sent already is
+/// counts the refusal; the caller then closes it ([`linger`]). What the peer has sent already is
 /// read and dropped first, since closing a socket with unread data resets the connection
 /// instead of ending it. Nothing here waits: a peer that has not sent its request yet gets the
 /// answer first (HTTP/1.1 lets a server answer and close early), and one whose socket cannot
@@ -284,6 +304,21 @@ fn turn_away(tcp: &TcpStream, hub: &Hub, refusal: Refusal) {
     if let Err(e) = tcp.try_write(&answer) {
         tracing::trace!(error = %e, "a turned-away connection took no answer");
     }
+}
+
+/// Ends a turned-away connection gently: says it is done (FIN) and reads and drops what the peer
+/// still sends until it closes too, at most [`LINGER`]. Closed at once, a request arriving
+/// after the answer would be met with a reset, and a client that is still sending may then
+/// report the reset instead of the answer it was given.
+async fn linger(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    if tcp.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let _ =
+        tokio::time::timeout(LINGER, async { while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {} })
+            .await;
 }
 
 /// Answers one request on a connection past a cap, then closes it: `/healthz` as usual,

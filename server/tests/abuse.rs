@@ -832,6 +832,22 @@ async fn new_connections_past_an_address_budget_are_turned_away_before_a_read() 
     // One that sends its request at once gets the same answer.
     let (status, answer) = raw_request(&hub, loopback(20), &get("/healthz")).await;
     assert_eq!(status, 429, "{answer}");
+    // One still sending a large body when it is answered reads the answer, not a reset: the
+    // hub reads the rest of what it sends before it closes.
+    let mut sender = tcp_from(&hub, loopback(20)).await;
+    let body = "x".repeat(256 * 1024);
+    let request = format!(
+        "POST /api/chat/messages HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (mut reading, mut writing) = sender.split();
+    let (wrote, read) = tokio::join!(writing.write_all(request.as_bytes()), async {
+        let mut answer = Vec::new();
+        tokio::time::timeout(DEADLINE, reading.read_to_end(&mut answer)).await.map(|r| r.map(|_| answer))
+    });
+    wrote.expect("the whole request is taken");
+    let answer = read.expect("answered in time").expect("an answer and an orderly close, not a reset");
+    assert!(answer.starts_with(b"HTTP/1.1 429"), "{}", String::from_utf8_lossy(&answer));
     // Other addresses carry on, and so do the connections already open.
     let (status, _) = raw_request(&hub, loopback(21), &get("/healthz")).await;
     assert_eq!(status, 200, "another address is served");
@@ -844,8 +860,8 @@ async fn new_connections_past_an_address_budget_are_turned_away_before_a_read() 
         let (status, answer) = raw_request(&hub, loopback(22), &get("/healthz")).await;
         assert_eq!(status, 200, "{answer}");
     }
-    assert_eq!(hub.metric("natter_limited_total{limit=\"address_connects\"}").await, 2);
-    assert_eq!(hub.metric("natter_errors_total{code=\"rate_limited\"}").await, 2);
+    assert_eq!(hub.metric("natter_limited_total{limit=\"address_connects\"}").await, 3);
+    assert_eq!(hub.metric("natter_errors_total{code=\"rate_limited\"}").await, 3);
     drop(held);
 }
 
