@@ -234,6 +234,10 @@ pub(crate) async fn serve(
                 });
             }
         }
+        // One connection, then a turn for everything else that is ready: a burst of a thousand
+        // connects (a slowloris opening its sockets, a POST flood) would otherwise be taken in
+        // runs of a hundred (tokio's budget) while honest frames wait behind them.
+        tokio::task::yield_now().await;
     }
     drop(listener);
     stop_tx.send_replace(true);
