@@ -65,9 +65,10 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// refusing cannot itself use up the open-file reserve.
 const MAX_REFUSING: usize = 64;
 
-/// Most turned-away connections kept for [`linger`] at once; past it they are closed as soon as
-/// they are answered.
-const MAX_LINGERING: usize = 256;
+/// Most turned-away connections kept for [`linger`] at once (counted in `natter_sockets` and
+/// against `--max-connections` meanwhile, as they hold a file each); past it they are closed as
+/// soon as they are answered.
+const MAX_LINGERING: usize = 64;
 
 /// How long a turned-away connection is kept to read the rest of its request (see [`linger`]).
 const LINGER: Duration = Duration::from_millis(500);
@@ -211,11 +212,14 @@ pub(crate) async fn serve(
             Admission::TurnAway(refusal) => {
                 turn_away(&tcp, &hub, refusal);
                 if lingering.load(Ordering::Relaxed) < MAX_LINGERING {
+                    // Counted as open while it lingers: it holds a file descriptor.
+                    let place = Place::new(&hub, None);
                     let lingering = lingering.clone();
                     lingering.fetch_add(1, Ordering::Relaxed);
                     tokio::spawn(async move {
                         linger(tcp).await;
                         lingering.fetch_sub(1, Ordering::Relaxed);
+                        drop(place);
                     });
                 }
             }
