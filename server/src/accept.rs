@@ -15,8 +15,18 @@
 //!   less a reserve, so the hub refuses before `accept` starts failing with "too many open
 //!   files". Past the cap plus [`MAX_REFUSING`] sockets being refused, new ones are closed at
 //!   once.
-//! - `--max-connections-per-address` for a peer that is not a `--trusted-proxy` (behind a
-//!   proxy, the WebSocket upgrade counts the forwarded address instead), answered `429`.
+//! - For a peer that is not a `--trusted-proxy`, its address's budgets, checked before
+//!   anything is read: `--address-connect-*` (new connections per second) and
+//!   `--max-connections-per-address` (open at once). A connection past either is *turned
+//!   away*: whatever it has sent already is read and dropped, a fixed `429` with `Retry-After`
+//!   is written at once and its side is closed (the rest of the request is read and dropped
+//!   for at most half a second, so the peer reads the answer rather than a reset), with no HTTP
+//!   parse, so a flood from one address costs the hub little more than an accept, a read and a
+//!   write per connection. It is
+//!   counted in `natter_limited_total` and `natter_errors_total{code="rate_limited"}`. Behind a
+//!   proxy the peer is the proxy, trusted, so neither applies at accept: the forwarded address
+//!   is budgeted by `--address-rate-*` on each request and the WebSocket upgrade counts its
+//!   connections; limiting new connections there is the proxy's job (nginx `limit_conn`).
 //!
 //! Shutdown: stop accepting, ask every connection to finish its exchange and close (hyper's
 //! graceful shutdown), and wait for them, at most [`DRAIN_LIMIT`]. WebSockets, once upgraded,
@@ -54,6 +64,14 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// Most sockets being refused at once past the cap; beyond it they are closed unanswered, so
 /// refusing cannot itself use up the open-file reserve.
 const MAX_REFUSING: usize = 64;
+
+/// Most turned-away connections kept for [`linger`] at once (counted in `natter_sockets` and
+/// against `--max-connections` meanwhile, as they hold a file each); past it they are closed as
+/// soon as they are answered.
+const MAX_LINGERING: usize = 64;
+
+/// How long a turned-away connection is kept to read the rest of its request (see [`linger`]).
+const LINGER: Duration = Duration::from_millis(500);
 
 /// How long a refused connection may take to send its request head, and to read the answer.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -116,6 +134,8 @@ enum Admission {
     Admit(Option<Slot>),
     /// Answer it once with this refusal and close it.
     Refuse(Refusal),
+    /// Write this refusal at once, without reading a request, and close it ([`turn_away`]).
+    TurnAway(Refusal),
 }
 
 /// Serves `app` on `listener` until `shutdown` completes (see the module docs).
@@ -138,6 +158,7 @@ pub(crate) async fn serve(
     let (done_tx, done_rx) = watch::channel(());
     let (stop_tx, stop_rx) = watch::channel(false);
     let refusing = Arc::new(AtomicUsize::new(0));
+    let lingering = Arc::new(AtomicUsize::new(0));
     let mut last_error_log: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
@@ -170,20 +191,37 @@ pub(crate) async fn serve(
             );
             r.retry_after_ms = Some(5000);
             Admission::Refuse(r)
-        } else if hub.limits().connections_per_address() > 0
-            && !is_trusted(&config.trusted_proxies, peer.ip())
-        {
-            match hub.hold_connection(AddrKey::of(peer.ip())) {
-                Ok(slot) => Admission::Admit(Some(slot)),
-                Err(r) => Admission::Refuse(r),
-            }
-        } else {
+        } else if is_trusted(&config.trusted_proxies, peer.ip()) {
             Admission::Admit(None)
+        } else {
+            let addr = AddrKey::of(peer.ip());
+            match hub.charge_connect(addr) {
+                Err(r) => Admission::TurnAway(r),
+                Ok(()) if hub.limits().connections_per_address() == 0 => Admission::Admit(None),
+                Ok(()) => match hub.hold_connection(addr) {
+                    Ok(slot) => Admission::Admit(Some(slot)),
+                    Err(r) => Admission::TurnAway(r),
+                },
+            }
         };
         match admission {
             Admission::Admit(slot) => {
                 let place = Place::new(&hub, slot);
                 spawn_connection(tcp, peer, place, &hub, &app, &stop_rx, &done_rx);
+            }
+            Admission::TurnAway(refusal) => {
+                turn_away(&tcp, &hub, refusal);
+                if lingering.load(Ordering::Relaxed) < MAX_LINGERING {
+                    // Counted as open while it lingers: it holds a file descriptor.
+                    let place = Place::new(&hub, None);
+                    let lingering = lingering.clone();
+                    lingering.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(async move {
+                        linger(tcp).await;
+                        lingering.fetch_sub(1, Ordering::Relaxed);
+                        drop(place);
+                    });
+                }
             }
             Admission::Refuse(refusal) => {
                 if refusing.load(Ordering::Relaxed) >= MAX_REFUSING {
@@ -200,6 +238,10 @@ pub(crate) async fn serve(
                 });
             }
         }
+        // One connection, then a turn for everything else that is ready: a burst of a thousand
+        // connects (a slowloris opening its sockets, a POST flood) would otherwise be taken in
+        // runs of a hundred (tokio's budget) while honest frames wait behind them.
+        tokio::task::yield_now().await;
     }
     drop(listener);
     stop_tx.send_replace(true);
@@ -250,6 +292,41 @@ fn spawn_connection(
         }
         drop(done);
     });
+}
+
+/// Answers a connection its address may not open at once, before reading a request, and
+/// counts the refusal; the caller then closes it ([`linger`]). What the peer has sent already is
+/// read and dropped first, since closing a socket with unread data resets the connection
+/// instead of ending it. Nothing here waits: a peer that has not sent its request yet gets the
+/// answer first (HTTP/1.1 lets a server answer and close early), and one whose socket cannot
+/// take the few hundred bytes now gets only the close.
+fn turn_away(tcp: &TcpStream, hub: &Hub, refusal: Refusal) {
+    hub.metrics().refusal(refusal.code);
+    let mut sent = [0u8; 4096];
+    for _ in 0..16 {
+        if !matches!(tcp.try_read(&mut sent), Ok(n) if n == sent.len()) {
+            break;
+        }
+    }
+    let answer = ApiError::from(refusal).to_http1();
+    if let Err(e) = tcp.try_write(&answer) {
+        tracing::trace!(error = %e, "a turned-away connection took no answer");
+    }
+}
+
+/// Ends a turned-away connection gently: says it is done (FIN) and reads and drops what the peer
+/// still sends until it closes too, at most [`LINGER`]. Closed at once, a request arriving
+/// after the answer would be met with a reset, and a client that is still sending may then
+/// report the reset instead of the answer it was given.
+async fn linger(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    if tcp.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let _ =
+        tokio::time::timeout(LINGER, async { while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {} })
+            .await;
 }
 
 /// Answers one request on a connection past a cap, then closes it: `/healthz` as usual,

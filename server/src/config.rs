@@ -243,6 +243,23 @@ pub struct Config {
     #[arg(long, env = "NATTER_ADDRESS_RATE_BURST", default_value_t = 500)]
     pub address_rate_burst: u32,
 
+    /// New connections per second one client address may open, sustained, checked as each
+    /// connection is accepted, before anything is read from it: a connection past the budget
+    /// gets a fixed `429` with `Retry-After` at once and is closed, for a fraction of what an
+    /// answer to a parsed request costs. Counts only peers that connect directly; behind a
+    /// `--trusted-proxy` the proxy's connections are not counted (its clients' requests still
+    /// are, by `--address-rate-*`). The default is `--address-rate-per-sec`'s: every connection
+    /// carries at least one request, so this turns away only connections whose request would be
+    /// refused anyway (and those that never send one), just cheaper. 0 turns it off.
+    #[arg(long, env = "NATTER_ADDRESS_CONNECT_RATE_PER_SEC", default_value_t = 50.0)]
+    pub address_connect_rate_per_sec: f64,
+
+    /// New connections one client address may open in a burst before its connect rate
+    /// applies; `--address-rate-burst`'s by default (see `--address-connect-rate-per-sec`).
+    /// 0 turns the connect budget off.
+    #[arg(long, env = "NATTER_ADDRESS_CONNECT_BURST", default_value_t = 500)]
+    pub address_connect_burst: u32,
+
     /// Bytes per second each WebSocket may make the hub send, sustained: every frame it sends
     /// costs its size (plus 256 bytes) times the connections it reaches. Past a 4-second burst
     /// frames are refused (`rate_limited`); a connection that keeps going until it owes another
@@ -548,6 +565,7 @@ impl Config {
         // Every test client connects from 127.0.0.1, so budgets per client address would add
         // up across unrelated tests' tabs; the tests of those budgets turn them back on.
         c.address_rate_burst = 0;
+        c.address_connect_burst = 0;
         c.address_frame_budget = 0;
         c.max_connections_per_address = Some(0);
         c.max_polls_per_address = 0;
@@ -621,6 +639,7 @@ mod tests {
         assert_eq!((c.max_context, c.ring_bytes, c.max_replay_bytes), (8192, 65_536, 1_048_576));
         assert_eq!((c.address_rate_per_sec, c.address_rate_burst, c.frame_budget), (50.0, 500, 1_048_576));
         assert_eq!(c.address_frame_budget, 8 * 1_048_576);
+        assert_eq!((c.address_connect_rate_per_sec, c.address_connect_burst), (50.0, 500));
         assert_eq!(c.max_replay_in_flight, 64 * 1_048_576);
         assert_eq!(
             (c.max_polls, c.max_polls_per_address, c.max_connections_per_address),

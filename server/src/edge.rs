@@ -52,6 +52,26 @@ impl ApiError {
     pub(crate) fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The whole answer as HTTP/1.1 bytes (status line, `Content-Type`, `Retry-After` when the
+    /// refusal says how long to wait, `Connection: close`, the `error` frame as body), for a
+    /// connection answered before any request was read from it (see `accept`). Not counted
+    /// here: the caller counts it, since no middleware sees it.
+    pub(crate) fn to_http1(&self) -> Vec<u8> {
+        let body = serde_json::to_string(&self.refusal.frame()).unwrap_or_default();
+        let retry = self
+            .refusal
+            .retry_after_ms
+            .map(|ms| format!("Retry-After: {}\r\n", ms.div_ceil(1000).max(1)))
+            .unwrap_or_default();
+        format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\n{retry}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            self.status.as_u16(),
+            self.status.canonical_reason().unwrap_or(""),
+            body.len()
+        )
+        .into_bytes()
+    }
 }
 
 /// A query string that does not parse (a repeated `session=`, a value of the wrong kind) is a

@@ -14,6 +14,9 @@ pub(crate) enum Limit {
     Session,
     /// `--address-rate-per-sec` / `--address-rate-burst`, per client address.
     Address,
+    /// `--address-connect-rate-per-sec` / `--address-connect-burst`: connections turned away
+    /// as they were accepted.
+    AddressConnects,
     /// `--frame-budget`, per WebSocket: frames refused.
     FrameBudget,
     /// `--frame-budget`: connections cut with 4029.
@@ -50,9 +53,10 @@ pub(crate) enum Limit {
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 18] = [
+    pub(crate) const ALL: [Limit; 19] = [
         Limit::Session,
         Limit::Address,
+        Limit::AddressConnects,
         Limit::FrameBudget,
         Limit::FrameBudgetCut,
         Limit::AddressFrameBudget,
@@ -76,6 +80,7 @@ impl Limit {
         match self {
             Limit::Session => "session_rate",
             Limit::Address => "address_rate",
+            Limit::AddressConnects => "address_connects",
             Limit::FrameBudget => "frame_budget",
             Limit::FrameBudgetCut => "frame_budget_cut",
             Limit::AddressFrameBudget => "address_frame_budget",

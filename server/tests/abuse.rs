@@ -802,6 +802,69 @@ async fn connections_per_address_are_capped() {
     drop(held);
 }
 
+#[tokio::test]
+async fn new_connections_past_an_address_budget_are_turned_away_before_a_read() {
+    let mut config = Config::for_tests();
+    config.address_connect_burst = 3;
+    // One more every 1,000 s: none comes back while the test runs.
+    config.address_connect_rate_per_sec = 0.001;
+    config.trusted_proxies = vec!["127.0.0.22/32".parse().expect("net")];
+    let hub = TestHub::with(config).await;
+    // Connections that never send a request spend the budget all the same (a slowloris).
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tcp_from(&hub, loopback(20)).await);
+    }
+    hub.wait_metric("natter_sockets", 3).await;
+    // The next one is answered before it sends anything, and closed.
+    let mut early = tcp_from(&hub, loopback(20)).await;
+    let mut answer = Vec::new();
+    let _ =
+        tokio::time::timeout(DEADLINE, early.read_to_end(&mut answer)).await.expect("answered and closed");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 429 Too Many Requests\r\n"), "{answer}");
+    assert!(answer.contains("\r\nRetry-After: ") && answer.contains("\r\nConnection: close\r\n"), "{answer}");
+    let body: Value =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or_default()).expect("json");
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["code"], "rate_limited");
+    assert!(body["message"].as_str().unwrap_or_default().contains("--address-connect-burst"), "{body}");
+    // One that sends its request at once gets the same answer.
+    let (status, answer) = raw_request(&hub, loopback(20), &get("/healthz")).await;
+    assert_eq!(status, 429, "{answer}");
+    // One still sending a large body when it is answered reads the answer, not a reset: the
+    // hub reads the rest of what it sends before it closes.
+    let mut sender = tcp_from(&hub, loopback(20)).await;
+    let body = "x".repeat(256 * 1024);
+    let request = format!(
+        "POST /api/chat/messages HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (mut reading, mut writing) = sender.split();
+    let (wrote, read) = tokio::join!(writing.write_all(request.as_bytes()), async {
+        let mut answer = Vec::new();
+        tokio::time::timeout(DEADLINE, reading.read_to_end(&mut answer)).await.map(|r| r.map(|_| answer))
+    });
+    wrote.expect("the whole request is taken");
+    let answer = read.expect("answered in time").expect("an answer and an orderly close, not a reset");
+    assert!(answer.starts_with(b"HTTP/1.1 429"), "{}", String::from_utf8_lossy(&answer));
+    // Other addresses carry on, and so do the connections already open.
+    let (status, _) = raw_request(&hub, loopback(21), &get("/healthz")).await;
+    assert_eq!(status, 200, "another address is served");
+    held[0].write_all(get("/healthz").as_bytes()).await.expect("write");
+    let mut served = Vec::new();
+    let _ = tokio::time::timeout(DEADLINE, held[0].read_to_end(&mut served)).await.expect("served in time");
+    assert!(served.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&served));
+    // A trusted proxy's connections are its clients', not its own: never turned away here.
+    for _ in 0..5 {
+        let (status, answer) = raw_request(&hub, loopback(22), &get("/healthz")).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(hub.metric("natter_limited_total{limit=\"address_connects\"}").await, 3);
+    assert_eq!(hub.metric("natter_errors_total{code=\"rate_limited\"}").await, 3);
+    drop(held);
+}
+
 // 5. A peer that stops reading.
 
 #[tokio::test]

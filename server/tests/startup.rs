@@ -46,6 +46,8 @@ fn help_lists_flags_defaults_and_variables() {
         "--max-polls-per-address",
         "--address-rate-per-sec",
         "--address-rate-burst",
+        "--address-connect-rate-per-sec",
+        "--address-connect-burst",
         "--frame-budget",
         "--room-creations-per-hour",
         "--empty-room-ttl",

@@ -98,6 +98,8 @@ struct Env {
     hub_has_db_flag: bool,
     /// The hub has budgets per address and per connection (which this benchmark turns off).
     hub_has_budgets: bool,
+    /// The hub has a budget of new connections per address (turned off here too).
+    hub_has_connect_budget: bool,
     /// Hubs that issue sessions need `--open-sessions` for the load generator's named sessions.
     hub_has_open_sessions: bool,
 }
@@ -236,6 +238,7 @@ fn prepare() -> anyhow::Result<Env> {
     let help = String::from_utf8_lossy(&help.stdout);
     let (hub_has_db_flag, hub_has_open_sessions) = (help.contains("--db"), help.contains("--open-sessions"));
     let hub_has_budgets = help.contains("--frame-budget");
+    let hub_has_connect_budget = help.contains("--address-connect-burst");
     Ok(Env {
         load: target.join("release/natter-load"),
         hub,
@@ -244,6 +247,7 @@ fn prepare() -> anyhow::Result<Env> {
         root,
         hub_has_db_flag,
         hub_has_budgets,
+        hub_has_connect_budget,
         hub_has_open_sessions,
     })
 }
@@ -306,6 +310,9 @@ fn start(env: &Env, server: Server, label: &str) -> anyhow::Result<Running> {
                     "--frame-budget",
                     "0",
                 ]);
+            }
+            if env.hub_has_connect_budget {
+                c.args(["--address-connect-burst", "0"]);
             }
             if env.hub_has_open_sessions {
                 c.arg("--open-sessions");

@@ -1,5 +1,6 @@
 //! Budgets per client address and the caps on what the hub holds at once: how many requests an
-//! address may make (`--address-rate-*`), how many bytes its WebSockets together may make the
+//! address may make (`--address-rate-*`) and connections it may open (`--address-connect-*`,
+//! checked as each is accepted), how many bytes its WebSockets together may make the
 //! hub send (`--address-frame-budget`), rooms it may create (`--room-creations-per-hour`),
 //! connections it may hold open (`--max-connections-per-address`), long-polls it and everyone
 //! together may hold (`--max-polls-per-address`, `--max-polls`), and bytes of `history`
@@ -37,6 +38,9 @@ const FRAME_BURST_SECONDS: u32 = 4;
 pub(crate) struct Limits {
     /// Requests per address; `None` when `--address-rate-burst` is 0.
     requests: Option<DefaultKeyedRateLimiter<AddrKey>>,
+    /// New connections per directly connected address; `None` when `--address-connect-burst`
+    /// is 0.
+    connects: Option<DefaultKeyedRateLimiter<AddrKey>>,
     /// Room creations per address per hour; `None` when `--room-creations-per-hour` is 0.
     rooms: Option<DefaultKeyedRateLimiter<AddrKey>>,
     /// Bytes of frames per address, one cell a byte; `None` when `--address-frame-budget` is 0.
@@ -98,6 +102,12 @@ impl Limits {
                 let period = Duration::from_secs_f64(1.0 / config.address_rate_per_sec);
                 Quota::with_period(period).map(|q| RateLimiter::keyed(q.allow_burst(burst)))
             });
+        let connects = NonZeroU32::new(config.address_connect_burst)
+            .filter(|_| config.address_connect_rate_per_sec > 0.0)
+            .and_then(|burst| {
+                let period = Duration::from_secs_f64(1.0 / config.address_connect_rate_per_sec);
+                Quota::with_period(period).map(|q| RateLimiter::keyed(q.allow_burst(burst)))
+            });
         let rooms = NonZeroU32::new(config.room_creations_per_hour).and_then(|n| {
             Quota::with_period(Duration::from_secs(3600) / n.get())
                 .map(|q| RateLimiter::keyed(q.allow_burst(n)))
@@ -113,6 +123,7 @@ impl Limits {
         let connections_per_address = config.connections_per_address(global);
         Limits {
             requests,
+            connects,
             rooms,
             frames,
             held: Mutex::default(),
@@ -138,7 +149,7 @@ impl Limits {
 
     /// Forgets addresses whose buckets are full again (housekeeping).
     pub(super) fn purge(&self) {
-        for limiter in [&self.requests, &self.rooms, &self.frames].into_iter().flatten() {
+        for limiter in [&self.requests, &self.connects, &self.rooms, &self.frames].into_iter().flatten() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -181,6 +192,25 @@ impl Hub {
                 ),
             );
             r.retry_after_ms = Some(ms);
+            r
+        })
+    }
+
+    /// Takes one new connection from `addr`'s connect budget (`--address-connect-*`), as the
+    /// connection is accepted.
+    pub(crate) fn charge_connect(&self, addr: AddrKey) -> Result<(), Refusal> {
+        let Some(limiter) = &self.shared.limits.connects else { return Ok(()) };
+        take(limiter, &addr).map_err(|wait| {
+            self.shared.metrics.limited(Limit::AddressConnects);
+            let config = &self.shared.config;
+            let mut r = Refusal::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many new connections from your address: at most {} per second after a burst of {} (--address-connect-rate-per-sec, --address-connect-burst); keep connections open, or retry later",
+                    config.address_connect_rate_per_sec, config.address_connect_burst
+                ),
+            );
+            r.retry_after_ms = Some(wait_ms(wait));
             r
         })
     }

@@ -79,7 +79,8 @@ impl HubProcess {
             .current_dir(&self.dir)
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             // These tests send hundreds of messages at once from one address on purpose.
-            .args(["--rate-burst", "0", "--address-rate-burst", "0", "--reply-delay", "0"])
+            .args(["--rate-burst", "0", "--address-rate-burst", "0", "--address-connect-burst", "0"])
+            .args(["--reply-delay", "0"])
             .args(self.open_sessions.then_some("--open-sessions"))
             .args(&self.args)
             .env("RUST_LOG", "info")
