@@ -442,11 +442,16 @@ impl Room {
             }
         }
         self.member_count = info.member_count.max(info.members.len());
-        // Whoever is typing and no longer here has stopped.
-        let gone: Vec<Member> =
-            self.typing.iter().filter(|t| !info.members.iter().any(|m| m.id == t.id)).cloned().collect();
-        for member in gone {
-            self.stop_typing(&member.id, fx);
+        // Whoever is typing and no longer here has stopped (in place: a list of the gone would
+        // be one more collecting loop in the wasm).
+        let mut i = 0;
+        while let Some(t) = self.typing.get(i) {
+            if info.members.iter().any(|m| m.id == t.id) {
+                i += 1;
+            } else {
+                let member = self.typing.remove(i);
+                self.note(RoomNotice::Typing { member, active: false }, fx);
+            }
         }
         // The members present now replace the list (after a rejoin, the one from before the
         // drop); the page hears the change as one `members` notice, not a join per member.
@@ -528,12 +533,14 @@ impl Room {
     /// typing, updates and cursor that waited are dropped.
     fn refuse(&mut self, code: ErrorCode, message: String, fx: &mut Vec<Effect>) {
         self.set_status(RoomStatus::Refused, fx);
-        let waiting: Vec<String> = self.outbox.sendable().map(|e| e.id.clone()).collect();
-        for id in &waiting {
-            self.outbox.set_failed(id, true);
-            self.set_delivery(id, Delivery::Failed, None, fx);
+        // Each failed entry leaves the sendable ones, so the first sendable is the next.
+        let mut failed = false;
+        while let Some(id) = self.outbox.first_sendable().map(|e| e.id.clone()) {
+            self.outbox.set_failed(&id, true);
+            self.set_delivery(&id, Delivery::Failed, None, fx);
+            failed = true;
         }
-        if !waiting.is_empty() {
+        if failed {
             self.save_outbox(fx);
         }
         self.queued.clear();
@@ -732,7 +739,10 @@ impl Rooms {
         if room.status == RoomStatus::Joined {
             fx.push(Effect::SendRoom(RoomOut::Typing { room: room.id.clone(), active }));
         } else {
-            room.queued.retain(|q| !matches!(q, Queued::Typing(_)));
+            // At most one typing state waits (each replaces the last).
+            if let Some(i) = room.queued.iter().position(|q| matches!(q, Queued::Typing(_))) {
+                room.queued.remove(i);
+            }
             room.queued.push(Queued::Typing(active));
         }
         true
@@ -770,8 +780,8 @@ impl Rooms {
     /// next one's name. The rooms stay joined; the next connection joins them as the new person.
     pub(crate) fn fail_waiting(&mut self, fx: &mut Vec<Effect>) {
         for room in &mut self.list {
-            let waiting: Vec<String> = room.outbox.entries().iter().map(|e| e.id.clone()).collect();
-            for id in waiting {
+            // Each entry taken out leaves the outbox, so the first is the next.
+            while let Some(id) = room.outbox.entries().first().map(|e| e.id.clone()) {
                 room.take_out(&id, fx);
                 room.set_delivery(&id, Delivery::Failed, None, fx);
             }
