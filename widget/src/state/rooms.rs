@@ -395,14 +395,11 @@ impl Room {
     fn stored(&mut self, m: RoomMessage, me: Option<&str>, live: bool, watching: bool, fx: &mut Vec<Effect>) {
         self.see_seq(m.seq);
         let mine_by_outbox = self.take_out(&m.id, fx);
-        if self.messages.iter().any(|x| x.id == m.id) {
+        if let Some(x) = self.messages.iter_mut().find(|x| x.id == m.id) {
             // Already shown: our own pending message, or a duplicate delivery. Firm it up.
-            let (id, seq) = (m.id, m.seq);
-            if let Some(x) = self.messages.iter_mut().find(|x| x.id == id) {
-                x.from = m.from;
-                x.time = m.timestamp;
-            }
-            self.set_delivery(&id, Delivery::Sent, Some(seq), fx);
+            x.from = m.from;
+            x.time = m.timestamp;
+            self.set_delivery(&m.id, Delivery::Sent, Some(m.seq), fx);
             return;
         }
         let mine = mine_by_outbox || me.is_some_and(|me| me == m.from.id);
@@ -1011,14 +1008,12 @@ impl Rooms {
                 }
             }
             ServerMessage::Ack(a) if a.room.is_some() => {
-                if let Some(r) =
-                    a.room.as_deref().and_then(|room| self.list.iter_mut().find(|r| r.id == room))
-                {
+                if let Some(r) = a.room.as_deref().and_then(|room| self.get_mut(room)) {
                     r.acknowledged(&a.id, a.seq, fx);
                 }
             }
-            ServerMessage::History(h) if h.room.is_some() => {
-                let room = h.room.clone().unwrap_or_default();
+            ServerMessage::History(mut h) if h.room.is_some() => {
+                let room = h.room.take().unwrap_or_default();
                 let watching = self.is_watched(&room);
                 if let Some(r) = self.get_mut(&room) {
                     r.history(h, me, watching, fx);
