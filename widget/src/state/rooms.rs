@@ -310,7 +310,10 @@ impl Room {
     fn flush(&mut self, fx: &mut Vec<Effect>) {
         self.send_outbox(fx);
         let room = self.id.clone();
-        for q in std::mem::take(&mut self.queued) {
+        // Taken from the front one by one (a few at most): the `remove` the room already has,
+        // rather than one more consuming iterator in the wasm.
+        while !self.queued.is_empty() {
+            let q = self.queued.remove(0);
             fx.push(Effect::SendRoom(match q {
                 Queued::Typing(active) => RoomOut::Typing { room: room.clone(), active },
                 Queued::Update(data) => RoomOut::Relay { room: room.clone(), kind: RelayKind::Update, data },
@@ -479,7 +482,9 @@ impl Room {
 
     /// Nobody is typing any more (as far as this tab can know).
     fn clear_typing(&mut self, fx: &mut Vec<Effect>) {
-        for member in std::mem::take(&mut self.typing) {
+        // From the front, as with the queued calls in `flush`.
+        while !self.typing.is_empty() {
+            let member = self.typing.remove(0);
             self.note(RoomNotice::Typing { member, active: false }, fx);
         }
     }
