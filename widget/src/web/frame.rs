@@ -52,6 +52,21 @@ impl Obj<'_> {
         })
     }
 
+    /// The members of a `room_info`'s list that read as members (none when it is no list).
+    /// Pushed one by one: a collecting iterator would be one more loop in the wasm.
+    #[cfg(feature = "rooms")]
+    fn members(&self) -> Vec<Member> {
+        let mut list = Vec::new();
+        if let Some(a) = self.0.dyn_ref::<js_sys::Array>() {
+            for m in a.iter() {
+                if let Some(m) = Obj(&m).member() {
+                    list.push(m);
+                }
+            }
+        }
+        list
+    }
+
     pub(super) fn member_at(&self, key: &str) -> Option<Member> {
         Obj(&self.get(key)).member()
     }
@@ -144,11 +159,7 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
         "room_info" => ServerMessage::RoomInfo(RoomInfo {
             room: o.string("room")?,
             name: o.string("name"),
-            members: o
-                .get("members")
-                .dyn_into::<js_sys::Array>()
-                .map(|a| a.iter().filter_map(|m| Obj(&m).member()).collect())
-                .unwrap_or_default(),
+            members: Obj(&o.get("members")).members(),
             member_count: o.seq("memberCount").unwrap_or(0) as usize,
             last_seq: o.seq("lastSeq").unwrap_or(0),
             created_at: o.string("createdAt").unwrap_or_default(),

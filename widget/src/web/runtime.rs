@@ -473,15 +473,15 @@ impl Runtime {
         link::poll(&self.endpoint, &self.credentials(), after, &signal, answered);
     }
 
-    /// Aborts the running long-poll of `room`, if any (one place, so the wasm has one loop).
+    /// Aborts the running long-poll of `room`, if any. A room has one at most ([`Self::poll_room`]
+    /// stops the last before it starts the next), and the list's order means nothing, so the
+    /// poll is swapped out (a `retain` would be one more loop in the wasm).
     #[cfg(feature = "rooms")]
     fn stop_room_poll(&self, room: &str) {
-        write(&self.room_polls).retain(|(r, ctl)| {
-            if r == room {
-                ctl.abort();
-            }
-            r != room
-        });
+        let mut polls = write(&self.room_polls);
+        if let Some(i) = polls.iter().position(|(r, _)| r == room) {
+            polls.swap_remove(i).1.abort();
+        }
     }
 
     #[cfg(feature = "rooms")]
