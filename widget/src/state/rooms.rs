@@ -257,6 +257,13 @@ impl Room {
         }));
     }
 
+    /// The room rides on the HTTP fallback: long-polled, its waiting messages posted.
+    fn go_http(&mut self, next: &mut u32, fx: &mut Vec<Effect>) {
+        self.set_status(RoomStatus::Http, fx);
+        self.start_poll(next, fx);
+        self.post_next(fx);
+    }
+
     fn stop_poll(&mut self, fx: &mut Vec<Effect>) {
         if self.poll.take().is_some() {
             fx.push(Effect::RoomHttp(RoomHttp::StopPoll { room: self.id.clone() }));
@@ -364,19 +371,25 @@ impl Room {
             if self.outbox.contains(&e.id) || self.messages.iter().any(|m| m.id == e.id) {
                 continue;
             }
-            let line = RoomLine {
-                id: e.id.clone(),
-                seq: None,
-                text: e.text.clone(),
-                time: e.time.clone(),
-                from: self.author(me),
-                mine: true,
-                delivery: if e.failed { Delivery::Failed } else { Delivery::Pending },
-            };
-            self.outbox.push(e);
-            self.messages.push(line.clone());
-            self.note(RoomNotice::Message(line), fx);
+            self.hold(e, me, fx);
         }
+    }
+
+    /// Keeps `e` in the outbox and shows it as the visitor's own message: pending, or failed
+    /// as it was left.
+    fn hold(&mut self, e: OutboxEntry, me: Option<&str>, fx: &mut Vec<Effect>) {
+        let line = RoomLine {
+            id: e.id.clone(),
+            seq: None,
+            text: e.text.clone(),
+            time: e.time.clone(),
+            from: self.author(me),
+            mine: true,
+            delivery: if e.failed { Delivery::Failed } else { Delivery::Pending },
+        };
+        self.outbox.push(e);
+        self.messages.push(line.clone());
+        self.note(RoomNotice::Message(line), fx);
     }
 
     fn acknowledged(&mut self, id: &str, seq: u64, fx: &mut Vec<Effect>) {
@@ -612,47 +625,47 @@ impl Rooms {
         saved: Vec<OutboxEntry>,
         fx: &mut Vec<Effect>,
     ) -> bool {
-        let live = self.live;
-        if validate_room_id(&id).is_err() {
-            if self.get(&id).is_none() {
+        let bad = validate_room_id(&id).is_err();
+        let at = match self.list.iter().position(|r| r.id == id) {
+            // (A room with a bad id is there only as refused: it stays so.)
+            Some(_) if bad => return false,
+            Some(at) => {
+                let Some(room) = self.list.get_mut(at) else { return false };
+                if name.is_some() {
+                    room.name = name;
+                }
+                if room.status != RoomStatus::Refused {
+                    return false;
+                }
+                room.set_status(RoomStatus::Joining, fx);
+                at
+            }
+            None => {
                 let mut room = Room::new(id, name);
-                // (Not the protocol error's own text: its `{:?}` of a character would bring
-                // Rust's debug escaping into the wasm for one message.)
-                let message = crate::compose::join(&[
-                    "bad room id \"",
-                    &room.id,
-                    "\": 1 to 64 letters, digits, '-', '_', '.' or ':'",
-                ]);
-                room.refuse(ErrorCode::InvalidMessage, message, fx);
+                if bad {
+                    // (Not the protocol error's own text: its `{:?}` of a character would bring
+                    // Rust's debug escaping into the wasm for one message.)
+                    let message = crate::compose::join(&[
+                        "bad room id \"",
+                        &room.id,
+                        "\": 1 to 64 letters, digits, '-', '_', '.' or ':'",
+                    ]);
+                    room.refuse(ErrorCode::InvalidMessage, message, fx);
+                    self.list.push(room);
+                    return false;
+                }
+                room.restore(saved, self.me.as_deref(), fx);
                 self.list.push(room);
+                self.list.len() - 1
             }
-            return false;
-        }
-        if let Some(room) = self.get_mut(&id) {
-            if name.is_some() {
-                room.name = name;
-            }
-            if room.status != RoomStatus::Refused {
-                return false;
-            }
-            room.set_status(RoomStatus::Joining, fx);
-        } else {
-            let mut room = Room::new(id.clone(), name);
-            room.restore(saved, self.me.as_deref(), fx);
-            self.list.push(room);
-        }
-        let http = self.http;
-        let mut next = self.next_poll;
-        if let Some(room) = self.get_mut(&id) {
-            if live {
+        };
+        if let Some(room) = self.list.get_mut(at) {
+            if self.live {
                 fx.push(Effect::SendRoom(room.join_frame()));
-            } else if http {
-                room.set_status(RoomStatus::Http, fx);
-                room.start_poll(&mut next, fx);
-                room.post_next(fx);
+            } else if self.http {
+                room.go_http(&mut self.next_poll, fx);
             }
         }
-        self.next_poll = next;
         true
     }
 
@@ -688,26 +701,17 @@ impl Rooms {
         {
             return false;
         }
-        room.outbox.push(OutboxEntry {
+        // (The outbox is saved when the effects run, after this step: it holds the entry then.)
+        room.save_outbox(fx);
+        let entry = OutboxEntry {
             id: out.id.clone(),
             text: out.text.clone(),
             time: out.time.clone(),
             context: String::new(),
             failed: false,
             refusals: 0,
-        });
-        room.save_outbox(fx);
-        let line = RoomLine {
-            id: out.id.clone(),
-            seq: None,
-            text: out.text.clone(),
-            time: out.time.clone(),
-            from: room.author(me.as_deref()),
-            mine: true,
-            delivery: Delivery::Pending,
         };
-        room.messages.push(line.clone());
-        room.note(RoomNotice::Message(line), fx);
+        room.hold(entry, me.as_deref(), fx);
         match room.status {
             RoomStatus::Joined => fx.push(Effect::SendRoom(room.chat_frame(out))),
             RoomStatus::Http => room.post_next(fx),
@@ -832,9 +836,7 @@ impl Rooms {
         let mut next = self.next_poll;
         for room in &mut self.list {
             if matches!(room.status, RoomStatus::Joining | RoomStatus::Rejoining) {
-                room.set_status(RoomStatus::Http, fx);
-                room.start_poll(&mut next, fx);
-                room.post_next(fx);
+                room.go_http(&mut next, fx);
             }
         }
         self.next_poll = next;
