@@ -177,6 +177,19 @@ enum Queued {
     Update(String),
 }
 
+/// A relayed `cursor_position` / `chain_update` from the hub (read in `web::rooms`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Relayed {
+    /// The room.
+    pub room: String,
+    /// Which one.
+    pub kind: RelayKind,
+    /// Who sent it.
+    pub from: Member,
+    /// Its `data`, as JSON text.
+    pub data: String,
+}
+
 /// One joined room.
 #[derive(Debug, Clone)]
 pub(crate) struct Room {

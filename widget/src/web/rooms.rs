@@ -10,7 +10,7 @@
 //! that every page downloads, and its deserializer for the `joinRoom` options another 12.5 KiB
 //! (serde's error messages print floats); written out, they cost a fraction of that.
 
-use crate::state::rooms::{RelayKind, Room, RoomLine, RoomNotice};
+use crate::state::rooms::{RelayKind, Relayed, Room, RoomLine, RoomNotice};
 use natter_protocol::Member;
 use wasm_bindgen::JsValue;
 
@@ -130,18 +130,6 @@ pub(super) fn event_js(room: &str, notice: &RoomNotice) -> JsValue {
         }
     }
     .done()
-}
-
-/// A relayed `cursor_position` / `chain_update` from the hub.
-pub(crate) struct Relayed {
-    /// The room.
-    pub room: String,
-    /// Which one.
-    pub kind: RelayKind,
-    /// Who sent it.
-    pub from: Member,
-    /// Its `data`, as JSON text.
-    pub data: String,
 }
 
 /// Reads a parsed hub frame as a relay, or `None` if it is not one.

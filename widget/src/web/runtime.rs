@@ -424,13 +424,7 @@ impl Runtime {
                     SocketEvent::Open => Event::SocketOpened { socket: id },
                     SocketEvent::Frame(message) => Event::Frame { socket: Some(id), message },
                     #[cfg(feature = "rooms")]
-                    SocketEvent::Relay(r) => Event::Relayed {
-                        socket: Some(id),
-                        room: r.room,
-                        kind: r.kind,
-                        from: r.from,
-                        data: r.data,
-                    },
+                    SocketEvent::Relay(relay) => Event::Relayed { socket: Some(id), relay },
                     SocketEvent::Closed(code) => Event::SocketClosed { socket: id, code },
                 });
             }
