@@ -32,7 +32,7 @@ use crate::outbox::{Outbox, OutboxEntry};
 use crate::state::log::Delivery;
 use crate::state::{Effect, Notice, Outgoing, Timer};
 use natter_protocol::{
-    validate_room_id, ErrorCode, ErrorFrame, History, Member, RoomInfo, RoomMessage, ServerMessage,
+    is_room_id, ErrorCode, ErrorFrame, History, Member, RoomInfo, RoomMessage, ServerMessage,
 };
 
 /// Retryable refusals of one room message in a row after which it is shown as failed.
@@ -638,7 +638,7 @@ impl Rooms {
         saved: Vec<OutboxEntry>,
         fx: &mut Vec<Effect>,
     ) -> bool {
-        let bad = validate_room_id(&id).is_err();
+        let bad = !is_room_id(&id);
         let at = match self.list.iter().position(|r| r.id == id) {
             // (A room with a bad id is there only as refused: it stays so.)
             Some(_) if bad => return false,
