@@ -177,8 +177,7 @@ impl Natter {
     /// (`room` on screen; `""` for none), 10 `panelCss` (answers the collaboration panel's
     /// stylesheet, which npm/src/index.js hands the panel; `room` is ignored). Throws a
     /// `TypeError` for an unknown `op`.
-    pub fn room(&self, op: u32, room: &str, arg: JsValue, id: Option<String>) -> JsValue {
-        let room = room.to_string();
+    pub fn room(&self, op: u32, room: String, arg: JsValue, id: Option<String>) -> JsValue {
         let call = match op {
             0 => return self.rt.room_snapshot(&room),
             1 => {
