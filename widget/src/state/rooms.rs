@@ -46,6 +46,9 @@ pub(crate) const TYPING_TIMEOUT_MS: u32 = 6_000;
 /// How many `chain_update` calls wait for a join; older ones beyond it are dropped (and said
 /// so with an `error` notice) rather than growing memory without bound.
 const QUEUED_UPDATES_KEPT: usize = 200;
+/// What the room says when an update waiting for the join is dropped (written out, not made at
+/// run time; a test checks that the number is [`QUEUED_UPDATES_KEPT`]).
+const UPDATES_DROPPED: &str = "more than 200 updates waited for the room; the oldest was dropped";
 /// How many messages a room keeps in memory; the oldest go first (the hub keeps the rest).
 const MESSAGES_KEPT: usize = 1_000;
 /// How many ids of a room's stored messages are remembered for cleaning its outbox in storage,
@@ -783,9 +786,7 @@ impl Rooms {
                     if let Some(i) = room.queued.iter().position(|q| matches!(q, Queued::Update(_))) {
                         room.queued.remove(i);
                     }
-                    let mut message = String::from("more than ");
-                    crate::compose::push_decimal(&mut message, QUEUED_UPDATES_KEPT as u64);
-                    message.push_str(" updates waited for the room; the oldest was dropped");
+                    let message = UPDATES_DROPPED.to_string();
                     room.note(RoomNotice::Error { code: ErrorCode::TooLarge, message }, fx);
                 }
                 room.queued.push(Queued::Update(data));
