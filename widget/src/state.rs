@@ -97,6 +97,21 @@ impl From<&OutboxEntry> for Outgoing {
     }
 }
 
+/// A message just written, as it waits in an outbox (the support conversation's or a room's,
+/// made in one place): not failed, never refused.
+impl From<&Outgoing> for OutboxEntry {
+    fn from(out: &Outgoing) -> Self {
+        OutboxEntry {
+            id: out.id.clone(),
+            text: out.text.clone(),
+            time: out.time.clone(),
+            context: out.context.clone(),
+            failed: false,
+            refusals: 0,
+        }
+    }
+}
+
 /// Something that happened: a visitor action, a page event, a link event, a timer.
 ///
 /// Sockets and long-polls are numbered by the model when it asks for them, and every report

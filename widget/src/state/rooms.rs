@@ -719,15 +719,8 @@ impl Rooms {
         }
         // (The outbox is saved when the effects run, after this step: it holds the entry then.)
         room.save_outbox(fx);
-        let entry = OutboxEntry {
-            id: out.id.clone(),
-            text: out.text.clone(),
-            time: out.time.clone(),
-            context: String::new(),
-            failed: false,
-            refusals: 0,
-        };
-        room.hold(entry, me.as_deref(), fx);
+        // (A room message has no page context: `out.context` is empty.)
+        room.hold(OutboxEntry::from(&out), me.as_deref(), fx);
         match room.status {
             RoomStatus::Joined => fx.push(Effect::SendRoom(room.chat_frame(out))),
             RoomStatus::Http => room.post_next(fx),
