@@ -173,13 +173,6 @@ pub(crate) enum RoomNotice {
     Error { code: ErrorCode, message: String },
 }
 
-/// A call that waits for the join to be confirmed.
-#[derive(Debug, Clone, PartialEq)]
-enum Queued {
-    Typing(bool),
-    Update(String),
-}
-
 /// A relayed `cursor_position` / `chain_update` from the hub (read in `web::rooms`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Relayed {
@@ -225,7 +218,8 @@ pub(crate) struct Room {
     /// storage even where another tab had left them.
     pub done: Vec<String>,
     /// Calls waiting for the join, in call order.
-    queued: Vec<Queued>,
+    /// (Kept as the frames they make: the typing state, at most one, and the updates.)
+    queued: Vec<RoomOut>,
     /// The latest cursor waiting for the join.
     cursor: Option<String>,
     /// A history has been read: what later ones bring is news.
@@ -332,18 +326,17 @@ impl Room {
     /// The join is confirmed: what waited goes out, in call order.
     fn flush(&mut self, fx: &mut Vec<Effect>) {
         self.send_outbox(fx);
-        let room = self.id.clone();
-        // Taken from the front one by one (a few at most): the `remove` the room already has,
-        // rather than one more consuming iterator in the wasm.
+        // Taken from the front one by one (at most a typing state and the bounded updates): the
+        // `remove` the room already has, rather than one more consuming iterator in the wasm.
         while !self.queued.is_empty() {
-            let q = self.queued.remove(0);
-            fx.push(Effect::SendRoom(match q {
-                Queued::Typing(active) => RoomOut::Typing { room: room.clone(), active },
-                Queued::Update(data) => RoomOut::Relay { room: room.clone(), kind: RelayKind::Update, data },
-            }));
+            fx.push(Effect::SendRoom(self.queued.remove(0)));
         }
         if let Some(data) = self.cursor.take() {
-            fx.push(Effect::SendRoom(RoomOut::Relay { room, kind: RelayKind::Cursor, data }));
+            fx.push(Effect::SendRoom(RoomOut::Relay {
+                room: self.id.clone(),
+                kind: RelayKind::Cursor,
+                data,
+            }));
         }
     }
 
@@ -755,10 +748,10 @@ impl Rooms {
             fx.push(Effect::SendRoom(RoomOut::Typing { room: room.id.clone(), active }));
         } else {
             // At most one typing state waits (each replaces the last).
-            if let Some(i) = room.queued.iter().position(|q| matches!(q, Queued::Typing(_))) {
+            if let Some(i) = room.queued.iter().position(|q| matches!(q, RoomOut::Typing { .. })) {
                 room.queued.remove(i);
             }
-            room.queued.push(Queued::Typing(active));
+            room.queued.push(RoomOut::Typing { room: room.id.clone(), active });
         }
         true
     }
@@ -774,15 +767,16 @@ impl Rooms {
         match kind {
             RelayKind::Cursor => room.cursor = Some(data),
             RelayKind::Update => {
-                let updates = room.queued.iter().filter(|q| matches!(q, Queued::Update(_))).count();
+                // (The only relays that wait are updates: the cursor waits apart.)
+                let updates = room.queued.iter().filter(|q| matches!(q, RoomOut::Relay { .. })).count();
                 if updates >= QUEUED_UPDATES_KEPT {
-                    if let Some(i) = room.queued.iter().position(|q| matches!(q, Queued::Update(_))) {
+                    if let Some(i) = room.queued.iter().position(|q| matches!(q, RoomOut::Relay { .. })) {
                         room.queued.remove(i);
                     }
                     let message = UPDATES_DROPPED.to_string();
                     room.note(RoomNotice::Error { code: ErrorCode::TooLarge, message }, fx);
                 }
-                room.queued.push(Queued::Update(data));
+                room.queued.push(RoomOut::Relay { room: room.id.clone(), kind, data });
             }
         }
         true
