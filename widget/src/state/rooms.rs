@@ -173,6 +173,13 @@ pub(crate) enum RoomNotice {
     Error { code: ErrorCode, message: String },
 }
 
+/// `list.remove(i)`, with one panic location for the whole room model: each `Vec::remove` call
+/// site carries its own (16 bytes of the wasm that compress badly, and the code passing them).
+/// `i` is always in range here: every caller has just found it, or checked the list.
+fn remove_at<T>(list: &mut Vec<T>, i: usize) -> T {
+    list.remove(i)
+}
+
 /// A relayed `cursor_position` / `chain_update` from the hub (read in `web::rooms`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Relayed {
@@ -329,7 +336,7 @@ impl Room {
         // Taken from the front one by one (at most a typing state and the bounded updates): the
         // `remove` the room already has, rather than one more consuming iterator in the wasm.
         while !self.queued.is_empty() {
-            fx.push(Effect::SendRoom(self.queued.remove(0)));
+            fx.push(Effect::SendRoom(remove_at(&mut self.queued, 0)));
         }
         if let Some(data) = self.cursor.take() {
             fx.push(Effect::SendRoom(RoomOut::Relay {
@@ -366,7 +373,7 @@ impl Room {
             return false;
         }
         if self.done.len() >= DONE_KEPT {
-            self.done.remove(0);
+            remove_at(&mut self.done, 0);
         }
         self.done.push(id.to_string());
         self.save_outbox(fx);
@@ -442,7 +449,7 @@ impl Room {
             self.messages.iter().position(|x| x.seq.is_none_or(|s| s > m.seq)).unwrap_or(self.messages.len());
         self.messages.insert(at, line.clone());
         if self.messages.len() > MESSAGES_KEPT {
-            self.messages.remove(0);
+            remove_at(&mut self.messages, 0);
         }
         if live {
             if !mine && !watching {
@@ -471,7 +478,7 @@ impl Room {
             if info.members.iter().any(|m| m.id == t.id) {
                 i += 1;
             } else {
-                let member = self.typing.remove(i);
+                let member = remove_at(&mut self.typing, i);
                 self.note(RoomNotice::Typing { member, active: false }, fx);
             }
         }
@@ -492,7 +499,7 @@ impl Room {
             }
             (true, Some(_)) => return,
             (false, Some(i)) => {
-                self.members.remove(i);
+                remove_at(&mut self.members, i);
                 self.member_count = self.member_count.saturating_sub(1).max(self.members.len());
                 self.stop_typing(&member.id, fx);
             }
@@ -506,14 +513,14 @@ impl Room {
     fn clear_typing(&mut self, fx: &mut Vec<Effect>) {
         // From the front, as with the queued calls in `flush`.
         while !self.typing.is_empty() {
-            let member = self.typing.remove(0);
+            let member = remove_at(&mut self.typing, 0);
             self.note(RoomNotice::Typing { member, active: false }, fx);
         }
     }
 
     fn stop_typing(&mut self, member_id: &str, fx: &mut Vec<Effect>) {
         if let Some(i) = self.typing.iter().position(|t| t.id == member_id) {
-            let member = self.typing.remove(i);
+            let member = remove_at(&mut self.typing, i);
             self.note(RoomNotice::Typing { member, active: false }, fx);
         }
     }
@@ -682,7 +689,7 @@ impl Rooms {
     /// already), and forgotten with whatever was still waiting, in storage too.
     pub(crate) fn leave(&mut self, id: &str, fx: &mut Vec<Effect>) -> bool {
         let Some(at) = self.list.iter().position(|r| r.id == id) else { return false };
-        let mut room = self.list.remove(at);
+        let mut room = remove_at(&mut self.list, at);
         if !room.outbox.entries().is_empty() {
             room.save_outbox(fx);
         }
@@ -749,7 +756,7 @@ impl Rooms {
         } else {
             // At most one typing state waits (each replaces the last).
             if let Some(i) = room.queued.iter().position(|q| matches!(q, RoomOut::Typing { .. })) {
-                room.queued.remove(i);
+                remove_at(&mut room.queued, i);
             }
             room.queued.push(RoomOut::Typing { room: room.id.clone(), active });
         }
@@ -771,7 +778,7 @@ impl Rooms {
                 let updates = room.queued.iter().filter(|q| matches!(q, RoomOut::Relay { .. })).count();
                 if updates >= QUEUED_UPDATES_KEPT {
                     if let Some(i) = room.queued.iter().position(|q| matches!(q, RoomOut::Relay { .. })) {
-                        room.queued.remove(i);
+                        remove_at(&mut room.queued, i);
                     }
                     let message = UPDATES_DROPPED.to_string();
                     room.note(RoomNotice::Error { code: ErrorCode::TooLarge, message }, fx);
