@@ -78,8 +78,19 @@ pub fn validate_session_id(id: &str) -> Result<(), IdError> {
 /// and `:` — safe in URLs, logs and Redis keys.
 pub fn validate_room_id(id: &str) -> Result<(), IdError> {
     check(id, "room id", MAX_ROOM_ID_LEN, "letters, digits, '-', '_', '.' and ':'", |c| {
-        c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')
+        c.is_ascii() && is_room_id_byte(c as u8)
     })
+}
+
+/// Whether [`validate_room_id`] accepts `id`, for a caller that needs no error (the widget
+/// writes its own message, and a yes or no costs it no error texts).
+pub fn is_room_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ROOM_ID_LEN && id.bytes().all(is_room_id_byte)
+}
+
+/// A byte of a room id's alphabet (any byte of a non-ASCII character is not).
+fn is_room_id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')
 }
 
 /// Checks a client-made message id: 1 to [`MAX_MESSAGE_ID_LEN`] bytes of printable ASCII
@@ -170,6 +181,17 @@ mod tests {
         assert!(validate_room_id("a/b").is_err());
         assert!(validate_room_id("").is_err());
         assert!(validate_room_id(&"r".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn the_yes_or_no_room_id_check_agrees_with_the_validation() {
+        let long = "r".repeat(64);
+        let too_long = "r".repeat(65);
+        for id in
+            ["general", "team:design.v2_a-b", "a/b", "", "a b", "é", "room\u{0}", "Z9", &long, &too_long]
+        {
+            assert_eq!(is_room_id(id), validate_room_id(id).is_ok(), "{id:?}");
+        }
     }
 
     #[test]

@@ -37,10 +37,7 @@ use liveness::Liveness;
 use log::{Attention, Log, Message};
 use natter_protocol::{close, ErrorCode, ErrorFrame, History, ServerMessage};
 #[cfg(feature = "rooms")]
-use {
-    natter_protocol::Member,
-    rooms::{RelayKind, RoomNotice, Rooms},
-};
+use rooms::{RelayKind, RoomNotice, Rooms};
 
 /// Delay before re-sending after a network failure of an HTTP send, or a retryable refusal
 /// without `retryAfterMs`.
@@ -97,6 +94,21 @@ pub(crate) struct Outgoing {
 impl From<&OutboxEntry> for Outgoing {
     fn from(e: &OutboxEntry) -> Self {
         Outgoing { id: e.id.clone(), text: e.text.clone(), time: e.time.clone(), context: e.context.clone() }
+    }
+}
+
+/// A message just written, as it waits in an outbox (the support conversation's or a room's,
+/// made in one place): not failed, never refused.
+impl From<&Outgoing> for OutboxEntry {
+    fn from(out: &Outgoing) -> Self {
+        OutboxEntry {
+            id: out.id.clone(),
+            text: out.text.clone(),
+            time: out.time.clone(),
+            context: out.context.clone(),
+            failed: false,
+            refusals: 0,
+        }
     }
 }
 
@@ -168,7 +180,7 @@ pub(crate) enum Event {
     Room(RoomCall),
     /// Another member's `cursor_position` / `chain_update` (`data`: JSON text) from `socket`.
     #[cfg(feature = "rooms")]
-    Relayed { socket: Option<u32>, room: String, kind: RelayKind, from: Member, data: String },
+    Relayed { socket: Option<u32>, relay: rooms::Relayed },
     /// A room's long-poll finished: its history, or `None` on failure.
     #[cfg(feature = "rooms")]
     RoomPollDone { room: String, poll: u32, history: Option<History> },
@@ -892,9 +904,9 @@ impl Model {
                 self.rooms.posted(&room, &id, reply, fx);
             }
             #[cfg(feature = "rooms")]
-            Event::Relayed { socket, room, kind, from, data } => {
+            Event::Relayed { socket, relay } => {
                 if self.link.heard(socket) != Heard::Stale {
-                    self.rooms.relayed(&room, kind, from, data, fx);
+                    self.rooms.relayed(&relay.room, relay.kind, relay.from, relay.data, fx);
                 }
             }
             Event::SessionElsewhere { session } => {

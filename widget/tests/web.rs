@@ -399,3 +399,24 @@ fn a_history_frame_fills_the_log_in_order_without_duplicates() {
     assert_eq!(w.part("[data-id=h4]").get_attribute("data-role").as_deref(), Some("agent"));
     assert_eq!(w.part("[data-id=h3]").get_attribute("data-role").as_deref(), Some("user"));
 }
+
+/// The `room` export, called as the npm module calls it (from JavaScript): a call number it
+/// does not know is a `TypeError` thrown at the caller, and the widget carries on.
+#[cfg(feature = "rooms")]
+#[wasm_bindgen_test]
+fn an_unknown_room_call_throws_a_type_error() {
+    let handle: JsValue = mount(options(&[])).expect("mounts").into();
+    let method = |name: &str| -> js_sys::Function {
+        js_sys::Reflect::get(&handle, &name.into()).expect("get").dyn_into().expect("a method")
+    };
+    let call = |op: u32| {
+        let args = js_sys::Array::of2(&op.into(), &"r".into());
+        js_sys::Reflect::apply(&method("room"), &handle, &args)
+    };
+    let thrown = call(99).expect_err("an unknown call throws");
+    let error: js_sys::Error = thrown.dyn_into().expect("an Error");
+    assert_eq!(error.name(), "TypeError");
+    assert_eq!(error.message(), "natter: no such room call");
+    assert!(call(0).expect("a known call answers").is_null(), "no snapshot of a room not joined");
+    js_sys::Reflect::apply(&method("destroy"), &handle, &js_sys::Array::new()).expect("destroys");
+}

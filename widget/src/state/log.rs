@@ -213,14 +213,7 @@ impl Log {
         if out.text.trim().is_empty() {
             return false;
         }
-        self.outbox.push(OutboxEntry {
-            id: out.id.clone(),
-            text: out.text.clone(),
-            time: out.time.clone(),
-            context: out.context.clone(),
-            failed: false,
-            refusals: 0,
-        });
+        self.outbox.push(OutboxEntry::from(out));
         let msg = Message {
             id: out.id.clone(),
             role: Role::User,

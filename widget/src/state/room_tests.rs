@@ -2,9 +2,9 @@
 //! joined once it is live, joined again (resuming) after every reconnect, and their refusals
 //! never look like the support conversation's.
 
-use super::rooms::{RoomOut, RoomStatus};
+use super::rooms::{Relayed, RoomOut, RoomStatus};
 use super::*;
-use natter_protocol::{Gap, RoomInfo, RoomMessage, Welcome};
+use natter_protocol::{Gap, Member, RoomInfo, RoomMessage, Welcome};
 
 fn socket_of(fx: &[Effect]) -> Option<u32> {
     fx.iter().find_map(|e| match e {
@@ -120,10 +120,12 @@ fn relays_of_a_stale_socket_are_dropped() {
     update(&mut m, frame(s, info("r")));
     let relay = |socket| Event::Relayed {
         socket,
-        room: "r".into(),
-        kind: RelayKind::Cursor,
-        from: Member { id: "bob".into(), name: None, verified: false },
-        data: "{}".into(),
+        relay: Relayed {
+            room: "r".into(),
+            kind: RelayKind::Cursor,
+            from: Member { id: "bob".into(), name: None, verified: false },
+            data: "{}".into(),
+        },
     };
     assert_eq!(update(&mut m, relay(Some(s))).len(), 1);
     assert!(update(&mut m, relay(Some(s + 7))).is_empty());

@@ -32,7 +32,7 @@ use crate::outbox::{Outbox, OutboxEntry};
 use crate::state::log::Delivery;
 use crate::state::{Effect, Notice, Outgoing, Timer};
 use natter_protocol::{
-    validate_room_id, ErrorCode, ErrorFrame, History, Member, RoomInfo, RoomMessage, ServerMessage,
+    is_room_id, ErrorCode, ErrorFrame, History, Member, RoomInfo, RoomMessage, ServerMessage,
 };
 
 /// Retryable refusals of one room message in a row after which it is shown as failed.
@@ -46,6 +46,9 @@ pub(crate) const TYPING_TIMEOUT_MS: u32 = 6_000;
 /// How many `chain_update` calls wait for a join; older ones beyond it are dropped (and said
 /// so with an `error` notice) rather than growing memory without bound.
 const QUEUED_UPDATES_KEPT: usize = 200;
+/// What the room says when an update waiting for the join is dropped (written out, not made at
+/// run time; a test checks that the number is [`QUEUED_UPDATES_KEPT`]).
+const UPDATES_DROPPED: &str = "more than 200 updates waited for the room; the oldest was dropped";
 /// How many messages a room keeps in memory; the oldest go first (the hub keeps the rest).
 const MESSAGES_KEPT: usize = 1_000;
 /// How many ids of a room's stored messages are remembered for cleaning its outbox in storage,
@@ -170,11 +173,24 @@ pub(crate) enum RoomNotice {
     Error { code: ErrorCode, message: String },
 }
 
-/// A call that waits for the join to be confirmed.
+/// `list.remove(i)`, with one panic location for the whole room model: each `Vec::remove` call
+/// site carries its own (16 bytes of the wasm that compress badly, and the code passing them).
+/// `i` is always in range here: every caller has just found it, or checked the list.
+fn remove_at<T>(list: &mut Vec<T>, i: usize) -> T {
+    list.remove(i)
+}
+
+/// A relayed `cursor_position` / `chain_update` from the hub (read in `web::rooms`).
 #[derive(Debug, Clone, PartialEq)]
-enum Queued {
-    Typing(bool),
-    Update(String),
+pub(crate) struct Relayed {
+    /// The room.
+    pub room: String,
+    /// Which one.
+    pub kind: RelayKind,
+    /// Who sent it.
+    pub from: Member,
+    /// Its `data`, as JSON text.
+    pub data: String,
 }
 
 /// One joined room.
@@ -209,7 +225,8 @@ pub(crate) struct Room {
     /// storage even where another tab had left them.
     pub done: Vec<String>,
     /// Calls waiting for the join, in call order.
-    queued: Vec<Queued>,
+    /// (Kept as the frames they make: the typing state, at most one, and the updates.)
+    queued: Vec<RoomOut>,
     /// The latest cursor waiting for the join.
     cursor: Option<String>,
     /// A history has been read: what later ones bring is news.
@@ -255,6 +272,13 @@ impl Room {
             poll: *next,
             after: self.last_seq,
         }));
+    }
+
+    /// The room rides on the HTTP fallback: long-polled, its waiting messages posted.
+    fn go_http(&mut self, next: &mut u32, fx: &mut Vec<Effect>) {
+        self.set_status(RoomStatus::Http, fx);
+        self.start_poll(next, fx);
+        self.post_next(fx);
     }
 
     fn stop_poll(&mut self, fx: &mut Vec<Effect>) {
@@ -309,15 +333,17 @@ impl Room {
     /// The join is confirmed: what waited goes out, in call order.
     fn flush(&mut self, fx: &mut Vec<Effect>) {
         self.send_outbox(fx);
-        let room = self.id.clone();
-        for q in std::mem::take(&mut self.queued) {
-            fx.push(Effect::SendRoom(match q {
-                Queued::Typing(active) => RoomOut::Typing { room: room.clone(), active },
-                Queued::Update(data) => RoomOut::Relay { room: room.clone(), kind: RelayKind::Update, data },
-            }));
+        // Taken from the front one by one (at most a typing state and the bounded updates): the
+        // `remove` the room already has, rather than one more consuming iterator in the wasm.
+        while !self.queued.is_empty() {
+            fx.push(Effect::SendRoom(remove_at(&mut self.queued, 0)));
         }
         if let Some(data) = self.cursor.take() {
-            fx.push(Effect::SendRoom(RoomOut::Relay { room, kind: RelayKind::Cursor, data }));
+            fx.push(Effect::SendRoom(RoomOut::Relay {
+                room: self.id.clone(),
+                kind: RelayKind::Cursor,
+                data,
+            }));
         }
     }
 
@@ -347,7 +373,7 @@ impl Room {
             return false;
         }
         if self.done.len() >= DONE_KEPT {
-            self.done.remove(0);
+            remove_at(&mut self.done, 0);
         }
         self.done.push(id.to_string());
         self.save_outbox(fx);
@@ -361,19 +387,25 @@ impl Room {
             if self.outbox.contains(&e.id) || self.messages.iter().any(|m| m.id == e.id) {
                 continue;
             }
-            let line = RoomLine {
-                id: e.id.clone(),
-                seq: None,
-                text: e.text.clone(),
-                time: e.time.clone(),
-                from: self.author(me),
-                mine: true,
-                delivery: if e.failed { Delivery::Failed } else { Delivery::Pending },
-            };
-            self.outbox.push(e);
-            self.messages.push(line.clone());
-            self.note(RoomNotice::Message(line), fx);
+            self.hold(e, me, fx);
         }
+    }
+
+    /// Keeps `e` in the outbox and shows it as the visitor's own message: pending, or failed
+    /// as it was left.
+    fn hold(&mut self, e: OutboxEntry, me: Option<&str>, fx: &mut Vec<Effect>) {
+        let line = RoomLine {
+            id: e.id.clone(),
+            seq: None,
+            text: e.text.clone(),
+            time: e.time.clone(),
+            from: self.author(me),
+            mine: true,
+            delivery: if e.failed { Delivery::Failed } else { Delivery::Pending },
+        };
+        self.outbox.push(e);
+        self.messages.push(line.clone());
+        self.note(RoomNotice::Message(line), fx);
     }
 
     fn acknowledged(&mut self, id: &str, seq: u64, fx: &mut Vec<Effect>) {
@@ -395,14 +427,11 @@ impl Room {
     fn stored(&mut self, m: RoomMessage, me: Option<&str>, live: bool, watching: bool, fx: &mut Vec<Effect>) {
         self.see_seq(m.seq);
         let mine_by_outbox = self.take_out(&m.id, fx);
-        if self.messages.iter().any(|x| x.id == m.id) {
+        if let Some(x) = self.messages.iter_mut().find(|x| x.id == m.id) {
             // Already shown: our own pending message, or a duplicate delivery. Firm it up.
-            let (id, seq) = (m.id, m.seq);
-            if let Some(x) = self.messages.iter_mut().find(|x| x.id == id) {
-                x.from = m.from;
-                x.time = m.timestamp;
-            }
-            self.set_delivery(&id, Delivery::Sent, Some(seq), fx);
+            x.from = m.from;
+            x.time = m.timestamp;
+            self.set_delivery(&m.id, Delivery::Sent, Some(m.seq), fx);
             return;
         }
         let mine = mine_by_outbox || me.is_some_and(|me| me == m.from.id);
@@ -420,7 +449,7 @@ impl Room {
             self.messages.iter().position(|x| x.seq.is_none_or(|s| s > m.seq)).unwrap_or(self.messages.len());
         self.messages.insert(at, line.clone());
         if self.messages.len() > MESSAGES_KEPT {
-            self.messages.remove(0);
+            remove_at(&mut self.messages, 0);
         }
         if live {
             if !mine && !watching {
@@ -442,11 +471,16 @@ impl Room {
             }
         }
         self.member_count = info.member_count.max(info.members.len());
-        // Whoever is typing and no longer here has stopped.
-        let gone: Vec<Member> =
-            self.typing.iter().filter(|t| !info.members.iter().any(|m| m.id == t.id)).cloned().collect();
-        for member in gone {
-            self.stop_typing(&member.id, fx);
+        // Whoever is typing and no longer here has stopped (in place: a list of the gone would
+        // be one more collecting loop in the wasm).
+        let mut i = 0;
+        while let Some(t) = self.typing.get(i) {
+            if info.members.iter().any(|m| m.id == t.id) {
+                i += 1;
+            } else {
+                let member = remove_at(&mut self.typing, i);
+                self.note(RoomNotice::Typing { member, active: false }, fx);
+            }
         }
         // The members present now replace the list (after a rejoin, the one from before the
         // drop); the page hears the change as one `members` notice, not a join per member.
@@ -465,7 +499,7 @@ impl Room {
             }
             (true, Some(_)) => return,
             (false, Some(i)) => {
-                self.members.remove(i);
+                remove_at(&mut self.members, i);
                 self.member_count = self.member_count.saturating_sub(1).max(self.members.len());
                 self.stop_typing(&member.id, fx);
             }
@@ -477,14 +511,16 @@ impl Room {
 
     /// Nobody is typing any more (as far as this tab can know).
     fn clear_typing(&mut self, fx: &mut Vec<Effect>) {
-        for member in std::mem::take(&mut self.typing) {
+        // From the front, as with the queued calls in `flush`.
+        while !self.typing.is_empty() {
+            let member = remove_at(&mut self.typing, 0);
             self.note(RoomNotice::Typing { member, active: false }, fx);
         }
     }
 
     fn stop_typing(&mut self, member_id: &str, fx: &mut Vec<Effect>) {
         if let Some(i) = self.typing.iter().position(|t| t.id == member_id) {
-            let member = self.typing.remove(i);
+            let member = remove_at(&mut self.typing, i);
             self.note(RoomNotice::Typing { member, active: false }, fx);
         }
     }
@@ -528,12 +564,14 @@ impl Room {
     /// typing, updates and cursor that waited are dropped.
     fn refuse(&mut self, code: ErrorCode, message: String, fx: &mut Vec<Effect>) {
         self.set_status(RoomStatus::Refused, fx);
-        let waiting: Vec<String> = self.outbox.sendable().map(|e| e.id.clone()).collect();
-        for id in &waiting {
-            self.outbox.set_failed(id, true);
-            self.set_delivery(id, Delivery::Failed, None, fx);
+        // Each failed entry leaves the sendable ones, so the first sendable is the next.
+        let mut failed = false;
+        while let Some(id) = self.outbox.first_sendable().map(|e| e.id.clone()) {
+            self.outbox.set_failed(&id, true);
+            self.set_delivery(&id, Delivery::Failed, None, fx);
+            failed = true;
         }
-        if !waiting.is_empty() {
+        if failed {
             self.save_outbox(fx);
         }
         self.queued.clear();
@@ -603,47 +641,47 @@ impl Rooms {
         saved: Vec<OutboxEntry>,
         fx: &mut Vec<Effect>,
     ) -> bool {
-        let live = self.live;
-        if validate_room_id(&id).is_err() {
-            if self.get(&id).is_none() {
+        let bad = !is_room_id(&id);
+        let at = match self.list.iter().position(|r| r.id == id) {
+            // (A room with a bad id is there only as refused: it stays so.)
+            Some(_) if bad => return false,
+            Some(at) => {
+                let Some(room) = self.list.get_mut(at) else { return false };
+                if name.is_some() {
+                    room.name = name;
+                }
+                if room.status != RoomStatus::Refused {
+                    return false;
+                }
+                room.set_status(RoomStatus::Joining, fx);
+                at
+            }
+            None => {
                 let mut room = Room::new(id, name);
-                // (Not the protocol error's own text: its `{:?}` of a character would bring
-                // Rust's debug escaping into the wasm for one message.)
-                let message = crate::compose::join(&[
-                    "bad room id \"",
-                    &room.id,
-                    "\": 1 to 64 letters, digits, '-', '_', '.' or ':'",
-                ]);
-                room.refuse(ErrorCode::InvalidMessage, message, fx);
+                if bad {
+                    // (Not the protocol error's own text: its `{:?}` of a character would bring
+                    // Rust's debug escaping into the wasm for one message.)
+                    let message = crate::compose::join(&[
+                        "bad room id \"",
+                        &room.id,
+                        "\": 1 to 64 letters, digits, '-', '_', '.' or ':'",
+                    ]);
+                    room.refuse(ErrorCode::InvalidMessage, message, fx);
+                    self.list.push(room);
+                    return false;
+                }
+                room.restore(saved, self.me.as_deref(), fx);
                 self.list.push(room);
+                self.list.len() - 1
             }
-            return false;
-        }
-        if let Some(room) = self.get_mut(&id) {
-            if name.is_some() {
-                room.name = name;
-            }
-            if room.status != RoomStatus::Refused {
-                return false;
-            }
-            room.set_status(RoomStatus::Joining, fx);
-        } else {
-            let mut room = Room::new(id.clone(), name);
-            room.restore(saved, self.me.as_deref(), fx);
-            self.list.push(room);
-        }
-        let http = self.http;
-        let mut next = self.next_poll;
-        if let Some(room) = self.get_mut(&id) {
-            if live {
+        };
+        if let Some(room) = self.list.get_mut(at) {
+            if self.live {
                 fx.push(Effect::SendRoom(room.join_frame()));
-            } else if http {
-                room.set_status(RoomStatus::Http, fx);
-                room.start_poll(&mut next, fx);
-                room.post_next(fx);
+            } else if self.http {
+                room.go_http(&mut self.next_poll, fx);
             }
         }
-        self.next_poll = next;
         true
     }
 
@@ -651,7 +689,7 @@ impl Rooms {
     /// already), and forgotten with whatever was still waiting, in storage too.
     pub(crate) fn leave(&mut self, id: &str, fx: &mut Vec<Effect>) -> bool {
         let Some(at) = self.list.iter().position(|r| r.id == id) else { return false };
-        let mut room = self.list.remove(at);
+        let mut room = remove_at(&mut self.list, at);
         if !room.outbox.entries().is_empty() {
             room.save_outbox(fx);
         }
@@ -679,26 +717,10 @@ impl Rooms {
         {
             return false;
         }
-        room.outbox.push(OutboxEntry {
-            id: out.id.clone(),
-            text: out.text.clone(),
-            time: out.time.clone(),
-            context: String::new(),
-            failed: false,
-            refusals: 0,
-        });
+        // (The outbox is saved when the effects run, after this step: it holds the entry then.)
         room.save_outbox(fx);
-        let line = RoomLine {
-            id: out.id.clone(),
-            seq: None,
-            text: out.text.clone(),
-            time: out.time.clone(),
-            from: room.author(me.as_deref()),
-            mine: true,
-            delivery: Delivery::Pending,
-        };
-        room.messages.push(line.clone());
-        room.note(RoomNotice::Message(line), fx);
+        // (A room message has no page context: `out.context` is empty.)
+        room.hold(OutboxEntry::from(&out), me.as_deref(), fx);
         match room.status {
             RoomStatus::Joined => fx.push(Effect::SendRoom(room.chat_frame(out))),
             RoomStatus::Http => room.post_next(fx),
@@ -732,8 +754,11 @@ impl Rooms {
         if room.status == RoomStatus::Joined {
             fx.push(Effect::SendRoom(RoomOut::Typing { room: room.id.clone(), active }));
         } else {
-            room.queued.retain(|q| !matches!(q, Queued::Typing(_)));
-            room.queued.push(Queued::Typing(active));
+            // At most one typing state waits (each replaces the last).
+            if let Some(i) = room.queued.iter().position(|q| matches!(q, RoomOut::Typing { .. })) {
+                remove_at(&mut room.queued, i);
+            }
+            room.queued.push(RoomOut::Typing { room: room.id.clone(), active });
         }
         true
     }
@@ -749,17 +774,16 @@ impl Rooms {
         match kind {
             RelayKind::Cursor => room.cursor = Some(data),
             RelayKind::Update => {
-                let updates = room.queued.iter().filter(|q| matches!(q, Queued::Update(_))).count();
+                // (The only relays that wait are updates: the cursor waits apart.)
+                let updates = room.queued.iter().filter(|q| matches!(q, RoomOut::Relay { .. })).count();
                 if updates >= QUEUED_UPDATES_KEPT {
-                    if let Some(i) = room.queued.iter().position(|q| matches!(q, Queued::Update(_))) {
-                        room.queued.remove(i);
+                    if let Some(i) = room.queued.iter().position(|q| matches!(q, RoomOut::Relay { .. })) {
+                        remove_at(&mut room.queued, i);
                     }
-                    let mut message = String::from("more than ");
-                    crate::compose::push_decimal(&mut message, QUEUED_UPDATES_KEPT as u64);
-                    message.push_str(" updates waited for the room; the oldest was dropped");
+                    let message = UPDATES_DROPPED.to_string();
                     room.note(RoomNotice::Error { code: ErrorCode::TooLarge, message }, fx);
                 }
-                room.queued.push(Queued::Update(data));
+                room.queued.push(RoomOut::Relay { room: room.id.clone(), kind, data });
             }
         }
         true
@@ -770,8 +794,8 @@ impl Rooms {
     /// next one's name. The rooms stay joined; the next connection joins them as the new person.
     pub(crate) fn fail_waiting(&mut self, fx: &mut Vec<Effect>) {
         for room in &mut self.list {
-            let waiting: Vec<String> = room.outbox.entries().iter().map(|e| e.id.clone()).collect();
-            for id in waiting {
+            // Each entry taken out leaves the outbox, so the first is the next.
+            while let Some(id) = room.outbox.entries().first().map(|e| e.id.clone()) {
                 room.take_out(&id, fx);
                 room.set_delivery(&id, Delivery::Failed, None, fx);
             }
@@ -820,9 +844,7 @@ impl Rooms {
         let mut next = self.next_poll;
         for room in &mut self.list {
             if matches!(room.status, RoomStatus::Joining | RoomStatus::Rejoining) {
-                room.set_status(RoomStatus::Http, fx);
-                room.start_poll(&mut next, fx);
-                room.post_next(fx);
+                room.go_http(&mut next, fx);
             }
         }
         self.next_poll = next;
@@ -1001,14 +1023,12 @@ impl Rooms {
                 }
             }
             ServerMessage::Ack(a) if a.room.is_some() => {
-                if let Some(r) =
-                    a.room.as_deref().and_then(|room| self.list.iter_mut().find(|r| r.id == room))
-                {
+                if let Some(r) = a.room.as_deref().and_then(|room| self.get_mut(room)) {
                     r.acknowledged(&a.id, a.seq, fx);
                 }
             }
-            ServerMessage::History(h) if h.room.is_some() => {
-                let room = h.room.clone().unwrap_or_default();
+            ServerMessage::History(mut h) if h.room.is_some() => {
+                let room = h.room.take().unwrap_or_default();
                 let watching = self.is_watched(&room);
                 if let Some(r) = self.get_mut(&room) {
                     r.history(h, me, watching, fx);

@@ -52,6 +52,21 @@ impl Obj<'_> {
         })
     }
 
+    /// The members of a `room_info`'s list that read as members (none when it is no list).
+    /// Pushed one by one: a collecting iterator would be one more loop in the wasm.
+    #[cfg(feature = "rooms")]
+    fn members(&self) -> Vec<Member> {
+        let mut list = Vec::new();
+        if let Some(a) = self.0.dyn_ref::<js_sys::Array>() {
+            for m in a.iter() {
+                if let Some(m) = Obj(&m).member() {
+                    list.push(m);
+                }
+            }
+        }
+        list
+    }
+
     pub(super) fn member_at(&self, key: &str) -> Option<Member> {
         Obj(&self.get(key)).member()
     }
@@ -128,30 +143,23 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
         }),
         #[cfg(feature = "rooms")]
         kind @ ("user_joined" | "user_left") => {
-            let p = Presence {
-                room: o.string("room")?,
-                user: o.member_at("user")?,
-                timestamp: o.string("timestamp").unwrap_or_default(),
-            };
+            // (Its `timestamp` is not read: the room model has no use for it.)
+            let p =
+                Presence { room: o.string("room")?, user: o.member_at("user")?, timestamp: String::new() };
             if kind == "user_joined" {
                 ServerMessage::UserJoined(p)
             } else {
                 ServerMessage::UserLeft(p)
             }
         }
-        // The room's `metadata` is the site's, not the widget's: not read.
+        // The room's `metadata` is the site's, not the widget's, and its `lastSeq` and
+        // `createdAt` the room model has no use for (the history's `lastSeq` it reads): not read.
         #[cfg(feature = "rooms")]
         "room_info" => ServerMessage::RoomInfo(RoomInfo {
             room: o.string("room")?,
             name: o.string("name"),
-            members: o
-                .get("members")
-                .dyn_into::<js_sys::Array>()
-                .map(|a| a.iter().filter_map(|m| Obj(&m).member()).collect())
-                .unwrap_or_default(),
+            members: Obj(&o.get("members")).members(),
             member_count: o.seq("memberCount").unwrap_or(0) as usize,
-            last_seq: o.seq("lastSeq").unwrap_or(0),
-            created_at: o.string("createdAt").unwrap_or_default(),
             ..RoomInfo::default()
         }),
         "ack" => ServerMessage::Ack(Ack {
@@ -297,16 +305,17 @@ mod tests {
                 from: Some(ada()),
                 active: true,
             }),
-            M::UserJoined(Presence { room: "r".into(), user: ada(), timestamp: "t".into() }),
-            M::UserLeft(Presence { room: "r".into(), user: ada(), timestamp: "t".into() }),
+            // A presence's `timestamp` is not read.
+            M::UserJoined(Presence { room: "r".into(), user: ada(), timestamp: String::new() }),
+            M::UserLeft(Presence { room: "r".into(), user: ada(), timestamp: String::new() }),
             M::RoomInfo(RoomInfo {
                 room: "r".into(),
                 name: Some("Design".into()),
                 members: vec![ada(), Member { id: "u_2".into(), name: None, verified: false }],
                 member_count: 140,
-                last_seq: 4,
-                created_at: "t".into(),
-                // The site's metadata is not read.
+                // Not read: the room's `lastSeq` and `createdAt`, and the site's metadata.
+                last_seq: 0,
+                created_at: String::new(),
                 metadata: serde_json::Value::Null,
             }),
             M::Ack(Ack { id: "c".into(), seq: 4, room: Some("r".into()), duplicate: false }),

@@ -14,7 +14,9 @@ use super::frame::decode;
 use super::listen::Callback;
 use super::promise::settle;
 #[cfg(feature = "rooms")]
-use super::rooms::{decode_relay, Relayed};
+use super::rooms::decode_relay;
+#[cfg(feature = "rooms")]
+use crate::state::rooms::Relayed;
 use crate::state::Outgoing;
 use natter_protocol::{History, ServerMessage, SESSION_HEADER};
 use wasm_bindgen::prelude::*;

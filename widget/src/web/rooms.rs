@@ -10,7 +10,7 @@
 //! that every page downloads, and its deserializer for the `joinRoom` options another 12.5 KiB
 //! (serde's error messages print floats); written out, they cost a fraction of that.
 
-use crate::state::rooms::{RelayKind, Room, RoomLine, RoomNotice};
+use crate::state::rooms::{RelayKind, Relayed, Room, RoomLine, RoomNotice};
 use natter_protocol::Member;
 use wasm_bindgen::JsValue;
 
@@ -52,8 +52,18 @@ fn member_js(m: &Member) -> JsValue {
         .done()
 }
 
+/// `list` as a JS array of `item`s, pushed one by one (collecting into a `js_sys::Array` made
+/// a copy of its iterator machinery per list).
+fn array_js<T>(list: &[T], item: fn(&T) -> JsValue) -> JsValue {
+    let a = js_sys::Array::new();
+    for x in list {
+        a.push(&item(x));
+    }
+    a.into()
+}
+
 fn members_js(list: &[Member]) -> JsValue {
-    list.iter().map(member_js).collect::<js_sys::Array>().into()
+    array_js(list, member_js)
 }
 
 /// A room message: `{ id, seq, text, time, from, mine, state }`.
@@ -76,7 +86,7 @@ pub(super) fn snapshot_js(room: &Room) -> JsValue {
     Obj::new()
         .set("status", room.status.as_str().into())
         .set("title", opt_str(room.title.as_deref()))
-        .set("messages", room.messages.iter().map(message_js).collect::<js_sys::Array>().into())
+        .set("messages", array_js(&room.messages, message_js))
         .set("members", members_js(&room.members))
         .set("memberCount", (room.member_count as f64).into())
         .set("typing", members_js(&room.typing))
@@ -120,18 +130,6 @@ pub(super) fn event_js(room: &str, notice: &RoomNotice) -> JsValue {
         }
     }
     .done()
-}
-
-/// A relayed `cursor_position` / `chain_update` from the hub.
-pub(crate) struct Relayed {
-    /// The room.
-    pub room: String,
-    /// Which one.
-    pub kind: RelayKind,
-    /// Who sent it.
-    pub from: Member,
-    /// Its `data`, as JSON text.
-    pub data: String,
 }
 
 /// Reads a parsed hub frame as a relay, or `None` if it is not one.

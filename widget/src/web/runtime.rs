@@ -403,14 +403,7 @@ impl Runtime {
             #[cfg(feature = "rooms")]
             Effect::RoomHttp(RoomHttp::Poll { room, poll, after }) => self.poll_room(room, poll, after),
             #[cfg(feature = "rooms")]
-            Effect::RoomHttp(RoomHttp::StopPoll { room }) => {
-                write(&self.room_polls).retain(|(r, ctl)| {
-                    if *r == room {
-                        ctl.abort();
-                    }
-                    *r != room
-                });
-            }
+            Effect::RoomHttp(RoomHttp::StopPoll { room }) => self.stop_room_poll(&room),
             #[cfg(feature = "rooms")]
             Effect::RoomHttp(RoomHttp::Post { room, out, name }) => self.post_room(room, out, name),
             #[cfg(feature = "rooms")]
@@ -431,13 +424,7 @@ impl Runtime {
                     SocketEvent::Open => Event::SocketOpened { socket: id },
                     SocketEvent::Frame(message) => Event::Frame { socket: Some(id), message },
                     #[cfg(feature = "rooms")]
-                    SocketEvent::Relay(r) => Event::Relayed {
-                        socket: Some(id),
-                        room: r.room,
-                        kind: r.kind,
-                        from: r.from,
-                        data: r.data,
-                    },
+                    SocketEvent::Relay(relay) => Event::Relayed { socket: Some(id), relay },
                     SocketEvent::Closed(code) => Event::SocketClosed { socket: id, code },
                 });
             }
@@ -480,22 +467,25 @@ impl Runtime {
         link::poll(&self.endpoint, &self.credentials(), after, &signal, answered);
     }
 
+    /// Aborts the running long-poll of `room`, if any. A room has one at most ([`Self::poll_room`]
+    /// stops the last before it starts the next), and the list's order means nothing, so the
+    /// poll is swapped out (a `retain` would be one more loop in the wasm).
+    #[cfg(feature = "rooms")]
+    fn stop_room_poll(&self, room: &str) {
+        let mut polls = write(&self.room_polls);
+        if let Some(i) = polls.iter().position(|(r, _)| r == room) {
+            polls.swap_remove(i).1.abort();
+        }
+    }
+
     #[cfg(feature = "rooms")]
     fn poll_room(&self, room: String, poll: u32, after: Option<u64>) {
         let Ok(ctl) = AbortController::new() else {
             return self.dispatch(Event::RoomPollDone { room, poll, history: None });
         };
         let signal = ctl.signal();
-        {
-            let mut polls = write(&self.room_polls);
-            polls.retain(|(r, old)| {
-                if *r == room {
-                    old.abort();
-                }
-                *r != room
-            });
-            polls.push((room.clone(), ctl));
-        }
+        self.stop_room_poll(&room);
+        write(&self.room_polls).push((room.clone(), ctl));
         let weak = self.weak();
         let polled = room.clone();
         let answered = Box::new(move |answer: link::Answer| {
@@ -777,8 +767,13 @@ impl Runtime {
             ctl.abort();
         }
         #[cfg(feature = "rooms")]
-        for (_, ctl) in write(&self.room_polls).drain(..) {
-            ctl.abort();
+        {
+            // Aborted in place, then dropped: a `drain` would be one more loop in the wasm.
+            let mut polls = write(&self.room_polls);
+            for (_, ctl) in polls.iter() {
+                ctl.abort();
+            }
+            polls.clear();
         }
         let dom = write(&self.dom).take();
         if let Some(dom) = &dom {

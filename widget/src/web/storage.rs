@@ -116,11 +116,7 @@ impl Store {
     pub(crate) fn save_room_outbox(&self, room: &str, outbox: Option<(&[OutboxEntry], &[String])>) {
         let key = crate::compose::join(&[ROOM_OUTBOX_PREFIX, room]);
         let Some((entries, done)) = outbox else { return self.remove(&key) };
-        let all = crate::outbox::merge_for_storage(entries, self.entries(&key), done);
-        if all.is_empty() {
-            return self.remove(&key);
-        }
-        self.set(&key, &crate::wire::outbox(&all));
+        self.save_entries(&key, entries, done);
     }
 
     /// The outbox entries stored under `key` (none when missing or not what the widget wrote).
@@ -150,11 +146,17 @@ impl Store {
     /// Persists this tab's outbox, keeping what other tabs left there unless this tab saw it
     /// acknowledged (removes the key when nothing is left).
     pub(crate) fn save_outbox(&self, entries: &[OutboxEntry], acked: &[String]) {
-        let all = crate::outbox::merge_for_storage(entries, self.outbox(), acked);
+        self.save_entries(OUTBOX_KEY, entries, acked);
+    }
+
+    /// Writes `entries` and what storage holds under `key`, minus `acked`, there (removes the
+    /// key when nothing is left): the support outbox's and each room's, one way.
+    fn save_entries(&self, key: &str, entries: &[OutboxEntry], acked: &[String]) {
+        let all = crate::outbox::merge_for_storage(entries, self.entries(key), acked);
         if all.is_empty() {
-            return self.remove(OUTBOX_KEY);
+            return self.remove(key);
         }
-        self.set(OUTBOX_KEY, &crate::wire::outbox(&all));
+        self.set(key, &crate::wire::outbox(&all));
     }
 
     /// Forgets the outbox, the rooms' outboxes and what was read (a logout: what the user typed

@@ -8,26 +8,38 @@ use crate::state::rooms::{RelayKind, RoomOut};
 /// The body of a room message sent over the HTTP fallback: the `chat` frame plus the name the
 /// visitor joined with (on the WebSocket the `join` carries it).
 pub(crate) fn room_chat_http(room: &str, out: &crate::state::Outgoing, name: Option<&str>) -> String {
-    let mut b = room_frame(&RoomOut::Chat { room: room.to_string(), out: out.clone() });
+    let mut b = String::with_capacity(96);
+    chat(&mut b, room, out);
     if let Some(n) = name {
-        b.pop();
         b.push(',');
         push_field(&mut b, "name", n);
-        b.push('}');
     }
+    b.push('}');
     b
+}
+
+/// Starts a frame: `{"type":"<kind>","room":"<room>"` (the caller closes it).
+fn start(b: &mut String, kind: &str, room: &str) {
+    b.push_str("{\"type\":\"");
+    b.push_str(kind);
+    b.push_str("\",");
+    push_field(b, "room", room);
+}
+
+/// A `chat` frame without its closing brace (the HTTP fallback's adds the name).
+fn chat(b: &mut String, room: &str, out: &crate::state::Outgoing) {
+    start(b, "chat", room);
+    b.push(',');
+    push_field(b, "id", &out.id);
+    b.push(',');
+    push_field(b, "message", &out.text);
 }
 
 /// The JSON text of `frame`. `Relay` data is JSON text already (the browser's
 /// `JSON.stringify` of what the page gave) and is written as it is.
 pub(crate) fn room_frame(frame: &RoomOut) -> String {
     let mut b = String::with_capacity(96);
-    let room = |b: &mut String, kind: &str, room: &str| {
-        b.push_str("{\"type\":\"");
-        b.push_str(kind);
-        b.push_str("\",");
-        push_field(b, "room", room);
-    };
+    let room = start;
     match frame {
         RoomOut::Join { room: r, name, after } => {
             room(&mut b, "join", r);
@@ -41,13 +53,7 @@ pub(crate) fn room_frame(frame: &RoomOut) -> String {
             }
         }
         RoomOut::Leave { room: r } => room(&mut b, "leave", r),
-        RoomOut::Chat { room: r, out } => {
-            room(&mut b, "chat", r);
-            b.push(',');
-            push_field(&mut b, "id", &out.id);
-            b.push(',');
-            push_field(&mut b, "message", &out.text);
-        }
+        RoomOut::Chat { room: r, out } => chat(&mut b, r, out),
         RoomOut::Typing { room: r, active } => {
             room(&mut b, "typing", r);
             b.push_str(if *active { ",\"active\":true" } else { ",\"active\":false" });

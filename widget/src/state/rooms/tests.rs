@@ -464,6 +464,11 @@ fn queued_updates_are_bounded() {
         rooms.relay("r", RelayKind::Update, format!("{i}"), &mut fx);
     }
     assert_eq!(notices(&fx).iter().filter(|n| matches!(n, RoomNotice::Error { .. })).count(), 5);
+    let said = format!("more than {QUEUED_UPDATES_KEPT} updates waited for the room; the oldest was dropped");
+    assert!(notices(&fx).iter().all(|n| match n {
+        RoomNotice::Error { code, message } => *code == ErrorCode::TooLarge && *message == said,
+        _ => true,
+    }));
     let mut fx = Vec::new();
     rooms.link_up(&mut fx);
     rooms.receive(info("r", &[], 0), &mut fx);
