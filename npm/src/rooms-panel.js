@@ -154,12 +154,13 @@ export function createRoomsPanel(natter, options = {}) {
   const aside = el('aside', { class: 'people', 'aria-label': t.roomMembers }, el('h3', {}), people);
   const peopleCount = aside.firstChild;
   const typingLine = el('p', { class: 'typing-line', 'aria-live': 'polite' });
-  const input = el('textarea', { id: 'say', rows: 1, placeholder: t.roomMessage, dir: 'auto' });
+  const input = el('textarea', { id: 'say', rows: 1, placeholder: t.roomMessage, dir: 'auto', maxlength: 4000 });
   const sayForm = el('form', { class: 'say' }, el('label', { for: 'say', class: 'sr' }, t.roomMessage), input,
     el('button', { class: 'primary', type: 'submit' }, t.roomSend));
   const empty = el('p', { class: 'empty' }, t.roomNone);
+  const head = el('div', { class: 'head' }, title, state, leaveButton, closeButton);
   const main = el('section', { class: 'main', 'aria-labelledby': 'room-title' },
-    el('div', { class: 'head' }, title, state, leaveButton, closeButton),
+    head,
     alert,
     el('div', { class: 'body' }, log, aside),
     typingLine, sayForm);
@@ -206,6 +207,9 @@ export function createRoomsPanel(natter, options = {}) {
     const room = shown();
     main.hidden = !room;
     empty.hidden = Boolean(room);
+    // The close button goes where it is seen: without a room, over the "no room" line (on a
+    // phone the panel covers the launcher, and a touch screen has no Escape).
+    room ? head.append(closeButton) : empty.prepend(closeButton);
     if (!room) return;
     title.textContent = `# ${room.title ?? room.id}`;
     const refused = room.status === 'refused';

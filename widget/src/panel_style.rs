@@ -57,6 +57,7 @@ input,textarea{font:inherit;color:var(--text);background:var(--bg);border:1px so
 .say textarea{flex:1;resize:none;height:2.4rem}
 [dir=rtl] :placeholder-shown{direction:rtl}
 .empty{margin:auto;color:var(--muted);padding:1rem;text-align:center}
+.empty .close{display:block;margin:0 auto .75rem}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 @media (max-width:640px){.panel{inset:0;width:auto;height:auto;border-radius:0;grid-template-columns:1fr;grid-template-rows:auto 1fr}
 .side{border-inline-end:0;border-bottom:1px solid var(--line);max-height:40vh}

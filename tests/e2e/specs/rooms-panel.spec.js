@@ -73,6 +73,12 @@ test('the rooms panel by keyboard: join by name, chat, presence and typing, unre
     // Seen as it arrives: not unread.
     expect(await ada.page.evaluate(() => window.natter.rooms[0].unread)).toBe(0);
 
+    // A pasted log is cut at the hub's 4,000 characters, as in the support chat: a frame over the
+    // hub's 64 KB would close the connection, and the message would go again on every reconnect.
+    await ada.p.message.fill('y'.repeat(100_000));
+    expect((await ada.p.message.inputValue()).length).toBe(4000);
+    await ada.p.message.fill('');
+
     // Bob opens the panel on the room with openRoom(): a second room and unread per room.
     await bob.page.evaluate(() => window.natter.openRoom('design-review'));
     await expect(bob.p.dialog).toBeVisible();
@@ -262,5 +268,23 @@ test('Hebrew mirrors the panel too; English stays left to right', async ({ brows
     await expect(en.root.getByRole('dialog', { name: 'Rooms' })).toHaveAttribute('dir', 'ltr');
   } finally {
     for (const who of [he, en]) await who.context.close().catch(() => {});
+  }
+});
+
+test('on a phone the panel closes by touch before any room is joined', async ({ browser }) => {
+  const phone = await open(browser, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  try {
+    await phone.p.launcher.tap();
+    await expect(phone.p.dialog).toBeVisible();
+    // The full-screen panel covers the launcher, and a touch screen has no Escape key.
+    const close = phone.p.dialog.getByRole('button', { name: 'Close rooms' });
+    await expect(close).toBeVisible();
+    await close.tap();
+    await expect(phone.p.dialog).toBeHidden();
+    // With a room shown, the close button is in the room's header again.
+    await phone.page.evaluate(() => window.natter.openRoom('phone-room', { name: 'Cy' }));
+    await expect(phone.p.dialog.locator('.head').getByRole('button', { name: 'Close rooms' })).toBeVisible();
+  } finally {
+    await phone.context.close();
   }
 });
