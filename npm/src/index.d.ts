@@ -261,7 +261,8 @@ export interface NatterHandle {
   /**
    * Joins room `id` on the widget's connection and returns its `Room` at once (calls on it wait
    * until the hub confirms the join). Joining a room already joined returns the same object.
-   * Throws an Error naming the `rooms` option when the widget was mounted without rooms.
+   * Throws an Error naming the `rooms` option when the widget was mounted without rooms, and a
+   * TypeError when `id` is not a string.
    */
   joinRoom(id: string, options?: NatterJoinOptions): NatterRoom;
   /** The rooms joined, in join order. */

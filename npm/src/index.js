@@ -360,7 +360,10 @@ class NatterHandle {
    */
   joinRoom(id, options = {}) {
     this.#needRooms('joinRoom');
-    const key = String(id);
+    // Not `String(id)`: `joinRoom(undefined)` would join the room "undefined", which every page
+    // with the same bug shares.
+    if (typeof id !== 'string') throw new TypeError(`natter: joinRoom(id) needs a string, not ${typeof id}`);
+    const key = id;
     const name = options?.name == null ? undefined : String(options.name);
     let room = this.#rooms.get(key);
     if (!room || room.left) {

@@ -242,3 +242,29 @@ test('a room message written while the hub is unreachable survives a reload and 
     for (const m of [ada, bob]) await m.context.close().catch(() => {});
   }
 });
+
+test('a room id that is not a string is a TypeError, not a room named "undefined" that every such page shares', async ({ browser }) => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  try {
+    await page.goto(site.url);
+    await page.waitForFunction(() => window.natter && window.join);
+    const thrown = await page.evaluate(() =>
+      [undefined, null, 42, { toString: () => 'sneaky' }].map((id) => {
+        try {
+          window.natter.joinRoom(id);
+          return 'joined';
+        } catch (e) {
+          return e instanceof TypeError && /joinRoom\(id\)/.test(e.message) ? 'TypeError' : String(e);
+        }
+      }),
+    );
+    expect(thrown).toEqual(['TypeError', 'TypeError', 'TypeError', 'TypeError']);
+    expect(await page.evaluate(() => window.natter.rooms.length)).toBe(0);
+    // The widget carries on: a good id joins.
+    await page.evaluate(() => window.join('after-bad-ids', 'Ada'));
+    await expect.poll(() => page.evaluate(() => window.view('after-bad-ids')?.status)).toBe('joined');
+  } finally {
+    await context.close();
+  }
+});
