@@ -295,10 +295,11 @@ export function createRoomsPanel(natter, options = {}) {
   }
 
   async function loadHubRooms() {
-    const server = options.server ?? location.origin;
-    if (!server) return;
+    // The hub as the widget reaches it: `wss://hub.example` is `https://hub.example`, a path or
+    // nothing is on this page's origin (`fetch` resolves it).
+    const server = (options.server ?? '').replace(/^ws/, 'http').replace(/\/+$/, '');
     try {
-      const res = await fetch(`${server.replace(/\/$/, '')}/api/rooms`, { credentials: 'omit' });
+      const res = await fetch(`${server}/api/rooms`, { credentials: 'omit' });
       // A hub that keeps its room list to signed-in users answers 401/403: no list, no fuss.
       if (!res.ok) return;
       const body = await res.json();

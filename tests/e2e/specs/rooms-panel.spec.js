@@ -288,3 +288,22 @@ test('on a phone the panel closes by touch before any room is joined', async ({ 
     await phone.context.close();
   }
 });
+
+test('the hub’s other rooms are listed, with the server written as ws:// on another site', async ({ browser }) => {
+  const bob = await open(browser);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  try {
+    await bob.page.evaluate(() => window.natter.joinRoom('open-plan', { name: 'Bob' }));
+    await expect.poll(() => bob.page.evaluate(() => window.natter.rooms[0].status)).toBe('joined');
+    // The site's own page, the widget pointed at its hub as ws://… (the socket's scheme).
+    await page.goto(`${env.site.url}/?rooms=&server=${encodeURIComponent(env.hub.url.replace(/^http/, 'ws'))}`);
+    const p = panel(page);
+    await p.launcher.click();
+    const others = p.dialog.locator('ul.browse button');
+    await expect(others.filter({ hasText: 'open-plan' })).toHaveCount(1);
+  } finally {
+    await context.close();
+    await bob.context.close();
+  }
+});
