@@ -58,6 +58,15 @@ test('messages typed offline wait in the outbox and are delivered once when back
  * A proxy in front of the page that refuses WebSockets while `blocked` is true (closing each
  * attempt before the hub says anything) and passes them through to the hub afterwards.
  */
+/** The hub page's widget destroyed and mounted again from npm's module with `server`. */
+function remount(page, server) {
+  return page.evaluate(async (server) => {
+    window.natter.destroy();
+    const { mount } = await import('/index.js');
+    window.natter = mount({ server });
+  }, server);
+}
+
 async function wsGate(page) {
   const gate = { blocked: true, attempts: 0 };
   await page.routeWebSocket(/\/ws\/chat/, (ws) => {
@@ -117,11 +126,7 @@ test('a server written as ws:// is the same hub: the socket and the HTTP fallbac
   const gate = await wsGate(page);
   await page.goto(hub.url);
   await ready(page, 'HTTP fallback');
-  await page.evaluate(async (server) => {
-    window.natter.destroy();
-    const { mount } = await import('/index.js');
-    window.natter = mount({ server });
-  }, hub.url.replace(/^http/, 'ws'));
+  await remount(page, hub.url.replace(/^http/, 'ws'));
   const w = await ready(page, 'HTTP fallback');
   await say(page, 'fallback to a ws:// server');
   await expect(w.withText('fallback to a ws:// server')).toHaveAttribute('data-state', 'sent');
@@ -137,12 +142,8 @@ test('a server option that is no URL is named in a console error', async ({ page
   await page.goto(hub.url);
   await ready(page);
   for (const server of ['http://[::1', 'ftp://hub.example']) {
-    await page.evaluate(async (server) => {
-      window.natter.destroy();
-      const { mount } = await import('/index.js');
-      window.natter = mount({ server });
-      await window.natter.loaded;
-    }, server);
+    await remount(page, server);
+    await page.evaluate(() => window.natter.loaded);
     await expect.poll(() => errors.some((t) => t.includes('server option') && t.includes(server))).toBe(true);
   }
 });
