@@ -6,8 +6,9 @@
 //! field cannot be read out of that tree. Reading the text twice — once for `type`, skipping
 //! everything else without allocating, then once into the variant's struct — keeps `context`
 //! as text and builds no tree at all.
+use crate::prelude::*;
 
-use std::borrow::Cow;
+use alloc::borrow::Cow;
 
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};

@@ -6,6 +6,7 @@
 //! A conversation is named to operators by its public id (`c_` + 16 hex digits, keyed with the
 //! hub's secret), never by its session id, which is the visitor's credential. Stored messages
 //! reach operators with `sessionId` replaced by that public id for the same reason.
+use crate::prelude::*;
 
 use serde::{Deserialize, Serialize};
 

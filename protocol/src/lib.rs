@@ -24,6 +24,22 @@
 //! [`ClientMessage::User`] unchanged; unknown fields are ignored everywhere so that newer
 //! clients and hubs can add fields without breaking older ones.
 
+#![cfg_attr(not(test), no_std)]
+
+// `no_std` + `alloc`: the widget links no `std` (its panic machinery alone is kilobytes the
+// visitor downloads); the hub gets the same types with `std` linked as usual.
+extern crate alloc;
+
+/// What `std`'s prelude would bring, for modules of a `no_std` crate.
+mod prelude {
+    pub(crate) use alloc::{
+        boxed::Box,
+        string::{String, ToString},
+        vec::Vec,
+    };
+}
+
+use crate::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub mod close;
@@ -121,8 +137,8 @@ pub struct Auth {
     pub page: Option<String>,
 }
 
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Auth")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("session", &self.session.as_ref().map(|_| "<redacted>"))
@@ -331,8 +347,8 @@ pub struct Welcome {
     pub expires_at: Option<u64>,
 }
 
-impl std::fmt::Debug for Welcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Welcome {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Welcome")
             .field("session", &self.session.as_ref().map(|_| "<redacted>"))
             .field("member", &self.member)

@@ -4,6 +4,7 @@
 //! it (the reply engine reads `page` when it needs to). Parsed into a `serde_json::Value`, a
 //! 62 KB array of zeros became about a megabyte of tree per message; kept as text it stays
 //! 62 KB, and a byte limit on it means what it says.
+use crate::prelude::*;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -68,8 +69,8 @@ impl PartialEq for RawJson {
     }
 }
 
-impl std::fmt::Debug for RawJson {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.get())
     }
 }

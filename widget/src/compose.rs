@@ -5,6 +5,8 @@
 //! for a seq, a count or a z-index. The widget writes numbers with [`push_decimal`] and builds
 //! its few composed texts with [`join`] instead; the tests hold them to what `format!` writes.
 
+use crate::prelude::*;
+
 /// Appends `n` in decimal to `out`.
 pub(crate) fn push_decimal(out: &mut String, n: u64) {
     // Most significant digit first; at most 20 deep. (No digit buffer: indexing one would

@@ -19,6 +19,8 @@
 //! `strings` option they are the panel's to read: here they are neither used nor reported as
 //! unknown.
 
+use crate::prelude::*;
+
 /// One text of the widget. Their names (in `TABLE`, in the same order) are the keys of the
 /// `strings` option, listed in npm/README.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

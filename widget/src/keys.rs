@@ -17,6 +17,8 @@
 //!   false` and keyCode 229. Tracking `compositionstart`/`compositionend` *and* honouring 229
 //!   covers every order.
 
+use crate::prelude::*;
+
 use crate::options::Shortcut;
 
 /// The keyCode browsers give every keydown an IME handles.

@@ -17,8 +17,23 @@
 //!
 //! The JS world sees one handle (`mount(options)` → `Natter`); everything else is crate-private.
 #![deny(clippy::unwrap_used)]
+// Without the `std` feature (the shipped build) the widget links no `std`: see `web::panic`.
+#![cfg_attr(all(not(feature = "std"), not(test)), no_std)]
 // Natively only the tests use the state logic; the web layer that drives it is wasm32-only.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+extern crate alloc;
+
+/// What `std`'s prelude would bring, for the modules of a `no_std` crate.
+mod prelude {
+    // Which of them a build uses depends on its features.
+    #[allow(unused_imports)]
+    pub(crate) use alloc::{
+        boxed::Box,
+        string::{String, ToString},
+        vec::Vec,
+    };
+}
 
 mod backoff;
 mod compose;

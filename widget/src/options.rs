@@ -11,6 +11,8 @@
 //! serde: an untagged "string or bool or number" serde enum costs kilobytes of wasm for a
 //! handful of fields.
 
+use crate::prelude::*;
+
 use crate::i18n::{Key, Strings};
 
 /// A value that may come as a string (from a `data-*` attribute) or as itself.

@@ -5,6 +5,8 @@
 //! the same id until the hub acknowledges them, and the hub's de-duplication by id makes a
 //! re-send of something it already stored harmless.
 
+use crate::prelude::*;
+
 use serde::{Deserialize, Serialize};
 
 /// One message waiting for its acknowledgement.

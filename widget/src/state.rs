@@ -23,6 +23,8 @@
 //! - the model itself: the panel (open, muted, tab hidden), and the few rules that need both
 //!   halves (what to send over which transport, what the visitor sees arrive).
 
+use crate::prelude::*;
+
 pub(crate) mod identity;
 pub(crate) mod link;
 pub(crate) mod liveness;
@@ -577,7 +579,7 @@ impl Model {
             // fresh token, and the connection carries on with the one it was welcomed with
             // (closed with 4401 when that expires, which holds the link then), so only the
             // page is asked for a good one. Any other refusal holds the link at once.
-            let answers_renewal = self.link.is_live() && std::mem::take(&mut self.identity.renewal_sent);
+            let answers_renewal = self.link.is_live() && core::mem::take(&mut self.identity.renewal_sent);
             if !answers_renewal {
                 self.link.hold(fx);
             }

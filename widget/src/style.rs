@@ -15,6 +15,8 @@
 //! launcher stays above the home indicator and the full-screen panel's header below the notch
 //! (`env(safe-area-inset-*)`).
 
+use crate::prelude::*;
+
 use crate::options::Options;
 
 /// Dark palette, applied by `data-theme="dark"` and, for `auto`, by `prefers-color-scheme`.

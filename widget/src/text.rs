@@ -23,6 +23,8 @@
 //! refuse, or whose port is not a number, stays plain text; so does an IPv6 literal
 //! (`http://[::1]/`), which no visitor needs a link for.
 
+use crate::prelude::*;
+
 /// A piece of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Segment<'a> {

@@ -6,6 +6,8 @@
 //! parse the output with serde_json into `natter_protocol::ClientMessage` / `OutboxEntry`, so
 //! the shapes cannot drift from the protocol crate.
 
+use crate::prelude::*;
+
 use crate::outbox::OutboxEntry;
 use crate::state::Outgoing;
 

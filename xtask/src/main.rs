@@ -151,17 +151,25 @@ fn test(args: &[String]) -> Result<()> {
             run: || {
                 tools::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
                 // The widget's support-only build (see clippy-wasm).
-                let no_rooms = ["-p", "natter-widget", "--all-targets", "--no-default-features"];
+                let no_rooms =
+                    ["-p", "natter-widget", "--all-targets", "--no-default-features", "--features=std"];
                 tools::cargo(&[&["clippy"][..], &no_rooms, &["--", "-D", "warnings"]].concat())
             },
         },
         Step {
             name: "clippy-wasm",
             run: || {
-                // Both builds a page may download: with rooms (the default features) and the
-                // support chat alone, so that neither rots.
-                for features in [None, Some("--no-default-features")] {
-                    let mut args = vec!["clippy", "-p", "natter-widget", "--all-targets"];
+                // Both builds a page may download, with rooms and the support chat alone, so that
+                // neither rots: with `std`, as the tests build them (every target), and as they
+                // ship, without `std` (the library: tests link `std`).
+                let builds: [&[&str]; 4] = [
+                    &["--all-targets"],
+                    &["--all-targets", "--no-default-features", "--features=std"],
+                    &["--lib", "--no-default-features", "--features=rooms"],
+                    &["--lib", "--no-default-features"],
+                ];
+                for features in builds {
+                    let mut args = vec!["clippy", "-p", "natter-widget"];
                     args.extend(features);
                     args.extend(["--target", "wasm32-unknown-unknown", "--", "-D", "warnings"]);
                     tools::cargo(&args)?;
@@ -176,7 +184,7 @@ fn test(args: &[String]) -> Result<()> {
                 tools::cargo(&["test", "--workspace", "--all-targets"])?;
                 // The widget's state machine without rooms (the support-only build): its
                 // support-chat tests must hold there too.
-                tools::cargo(&["test", "-p", "natter-widget", "--no-default-features"])
+                tools::cargo(&["test", "-p", "natter-widget", "--no-default-features", "--features=std"])
             },
         },
         Step { name: "widget-build", run: || widget::build(true) },

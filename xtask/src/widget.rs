@@ -3,8 +3,8 @@
 //!
 //! Build: natter-widget → wasm32 (`wasm-release` profile) → `wasm-bindgen --target web` →
 //! `wasm-opt -Oz` → functions reordered smallest first (it compresses better) → `npm/dist/`,
-//! twice ([`BUILDS`]): the support chat alone (`--no-default-features`) and with rooms (the
-//! `rooms` feature), each wasm with the wasm-bindgen glue made for it (`natter_widget.js`,
+//! twice ([`BUILDS`]), both without `std` (`--no-default-features`): the support chat alone and
+//! with rooms (the `rooms` feature), each wasm with the wasm-bindgen glue made for it (`natter_widget.js`,
 //! `natter_widget_rooms.js`; minified by esbuild). A page downloads one of them: the
 //! hand-written ESM entry (`npm/src/index.js`, bundled and minified into `dist/index.js`)
 //! imports the rooms build only when the page asks for rooms. The
@@ -36,10 +36,11 @@ struct Build {
     features: &'static [&'static str],
 }
 
-/// The support chat alone.
+/// The support chat alone. Neither build links `std` (the crate's `std` feature is off).
 const SUPPORT: Build = Build { name: "natter_widget", features: &["--no-default-features"] };
-/// With rooms (`natter.joinRoom`, the collaboration panel): the crate's default features.
-const ROOMS: Build = Build { name: "natter_widget_rooms", features: &[] };
+/// With rooms (`natter.joinRoom`, the collaboration panel).
+const ROOMS: Build =
+    Build { name: "natter_widget_rooms", features: &["--no-default-features", "--features=rooms"] };
 /// Both builds; the names must match the `import()`s of `npm/src/index.js` and
 /// `npm/src/natter.js`.
 const BUILDS: [Build; 2] = [SUPPORT, ROOMS];

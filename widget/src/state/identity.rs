@@ -16,6 +16,8 @@
 //! - What has been read is kept per conversation ([`Identity::conversation`] names it): a read
 //!   record of another one (a refused session, another user) never counts for the one shown.
 
+use crate::prelude::*;
+
 use natter_protocol::Welcome;
 
 /// What the widget presents to the hub, and what the hub last said it is.

@@ -16,6 +16,8 @@
 //! the newest `seq` seen, sent on every (re)connection so the hub replays only what was missed)
 //! the model passes it in; what there is to send is the log's business.
 
+use crate::prelude::*;
+
 use super::{Effect, Timer};
 use crate::backoff::Backoff;
 use natter_protocol::close;

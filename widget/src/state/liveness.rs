@@ -21,6 +21,8 @@
 //!
 //! This is the "when to suspect" half; [`super::link`] does the reconnecting.
 
+use crate::prelude::*;
+
 use super::{Effect, Timer};
 use natter_protocol::ServerMessage;
 

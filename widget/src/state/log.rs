@@ -13,6 +13,8 @@
 //! any of them. Hub notices, which have no `seq`, are counted in this tab only.
 //! It knows nothing about transports: the model decides where the outbox goes.
 
+use crate::prelude::*;
+
 use super::{Effect, Notice, Outgoing, Timer, RESEND_DELAY_MS};
 use crate::outbox::{Outbox, OutboxEntry};
 use natter_protocol::inbox::ConversationState;
@@ -152,8 +154,8 @@ impl Log {
     /// `keep_outbox`, what the visitor typed and the hub has not stored stays, shown as
     /// pending, and goes out in the new conversation; without it (a logout) it is dropped too.
     pub(super) fn start_over(&mut self, keep_outbox: bool) {
-        let outbox = if keep_outbox { std::mem::take(&mut self.outbox) } else { Outbox::default() };
-        let gap_notice = std::mem::take(&mut self.gap_notice);
+        let outbox = if keep_outbox { core::mem::take(&mut self.outbox) } else { Outbox::default() };
+        let gap_notice = core::mem::take(&mut self.gap_notice);
         *self = Log::showing(outbox, gap_notice, None);
     }
 

@@ -28,6 +28,8 @@
 //! [`Effect`]s (pushed straight into the model's list: an effect type of their own, converted
 //! afterwards, cost a conversion and a second drop glue in the wasm).
 
+use crate::prelude::*;
+
 use crate::outbox::{Outbox, OutboxEntry};
 use crate::state::log::Delivery;
 use crate::state::{Effect, Notice, Outgoing, Timer};

@@ -3,6 +3,8 @@
 //!
 //! This is the whole wasm-bindgen surface; everything behind it is crate-private.
 
+use crate::prelude::*;
+
 use super::frame;
 use super::runtime::Runtime;
 use crate::options::{Flex, RawOptions};
@@ -11,7 +13,7 @@ use crate::state::log::Message;
 #[cfg(feature = "rooms")]
 use crate::state::{rooms::RelayKind, RoomCall};
 use crate::state::{Event, Model};
-use std::rc::Rc;
+use alloc::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -265,31 +267,12 @@ fn read_options(o: &JsValue) -> (RawOptions, Option<js_sys::Function>, Option<js
     (raw, function(14), function(15))
 }
 
-/// Says on the console where a panic (a bug: the widget then stops) happened and what it said,
-/// before the wasm traps. Hand-made rather than `console_error_panic_hook`, which formats the
-/// whole panic message and a JS stack: 0.7 KiB more to download for the same two facts.
-fn report_panics() {
-    std::panic::set_hook(Box::new(|info| {
-        let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
-        let p = info.payload();
-        let what =
-            p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(String::as_str));
-        let what = what.unwrap_or("");
-        web_sys::console::error_4(
-            &"natter: internal error at".into(),
-            &file.into(),
-            &line.into(),
-            &what.into(),
-        );
-    }));
-}
-
 /// Mounts a widget on the page: `mount({server, position, zIndex, title, greeting, shortcut,
 /// theme, open, accent, colors})`. While one is mounted, returns a handle to it instead (with a
 /// console warning): one widget, one socket per page.
 #[wasm_bindgen]
 pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
-    report_panics();
+    super::panic::install();
     if let Some(rt) = Runtime::current() {
         web_sys::console::warn_1(
             // Short: the npm module says it at length before it gets here (a page mounting

@@ -6,6 +6,8 @@
 //! calls made from Rust were as many imports in the wasm and its glue. A locale tag `Intl`
 //! rejects gets the browser's default locale; a browser without `Intl` shows no times.
 
+use crate::prelude::*;
+
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(module = "/src/web/view.js")]

@@ -11,6 +11,8 @@
 //! download. What the DOM shows is decided here: the texts in the page's language, which part
 //! of a message is a link (`crate::text`), what the model says; `view.js` gets plain values.
 
+use crate::prelude::*;
+
 use super::clock::Clock;
 use super::listen::Callback;
 use crate::i18n::{is_rtl, Key, Strings};

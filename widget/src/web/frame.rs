@@ -7,6 +7,8 @@
 //! need `JSON.parse`) read back what the protocol crate's serde writes, so this hand-written
 //! reader cannot drift from the wire format; the end-to-end tests feed it a real hub's frames.
 
+use crate::prelude::*;
+
 use natter_protocol::inbox::ConversationState;
 use natter_protocol::{
     Ack, Availability, ConversationMessage, ConversationStatus, ErrorCode, ErrorFrame, Gap, History, Member,
@@ -31,7 +33,8 @@ impl Obj<'_> {
     /// A non-negative integer that JSON numbers represent exactly.
     fn seq(&self, key: &str) -> Option<u64> {
         let n = self.get(key).as_f64()?;
-        (n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0).then_some(n as u64)
+        // (`f64::fract` is `std`'s: the widget ships without it.)
+        ((0.0..=9_007_199_254_740_991.0).contains(&n) && n as u64 as f64 == n).then_some(n as u64)
     }
 
     fn flag(&self, key: &str) -> Option<bool> {

@@ -10,6 +10,8 @@
 //! beside this module (`page.js`, bundled into the glue): made from Rust, each was an import in
 //! the wasm, its glue and a call site.
 
+use crate::prelude::*;
+
 use super::frame::decode;
 use super::listen::Callback;
 use super::promise::settle;

@@ -33,6 +33,7 @@ mod keys;
 mod link;
 mod listen;
 mod page;
+mod panic;
 mod promise;
 mod random;
 #[cfg(feature = "rooms")]

@@ -3,6 +3,8 @@
 //! The reads are JavaScript beside this module (`page.js`): made from Rust, each went through
 //! the window object's lookup (`web_sys::window()`) and a web-sys import of its own.
 
+use crate::prelude::*;
+
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(module = "/src/web/page.js")]

@@ -7,6 +7,8 @@
 //! gzip for every visitor. One self-releasing closure per promise is enough, and every caller
 //! shares its one closure type; the `then` itself is JavaScript (`api.js`).
 
+use crate::prelude::*;
+
 use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;

@@ -5,6 +5,8 @@
 //! the backoff jitter only needs a seed that differs from page to page, so that the tabs of a
 //! mass reconnect spread out instead of retrying in step.
 
+use crate::prelude::*;
+
 /// 128 random bits as 32 lower-case hex digits: a session id or a message id.
 pub(crate) fn hex_id() -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";

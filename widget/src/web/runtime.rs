@@ -6,6 +6,8 @@
 //! running it (a socket's `onclose` replacing the socket, a listener calling `destroy()`), so
 //! released values go to a graveyard that is emptied in a microtask, after the callback returns.
 
+use crate::prelude::*;
+
 use super::api;
 use super::dom::Dom;
 use super::keys;
@@ -25,17 +27,20 @@ use crate::options::Options;
 #[cfg(feature = "rooms")]
 use crate::state::rooms::RoomHttp;
 use crate::state::{update, Effect, Event, Init, Model, Notice, Outgoing, ReadMark, Timer};
-use std::any::Any;
-use std::cell::{Cell, Ref, RefCell, RefMut};
-use std::rc::{Rc, Weak};
+use alloc::rc::{Rc, Weak};
+use core::any::Any;
+use core::cell::{Cell, Ref, RefCell, RefMut};
+use wasm_bindgen::__rt::LazyCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{AbortController, AbortSignal};
 
-thread_local! {
-    /// Mounted widgets stay alive until `destroy()`, even if the page drops the handle.
-    static MOUNTED: RefCell<Vec<Rc<Runtime>>> = const { RefCell::new(Vec::new()) };
-}
+/// Mounted widgets stay alive until `destroy()`, even if the page drops the handle.
+///
+/// A `static` rather than `thread_local!`, which needs `std`: wasm-bindgen's cell for statics of
+/// the single-threaded wasm32 target (the widget is built without the `atomics` feature; with
+/// it, this would not compile, as it should not).
+static MOUNTED: LazyCell<RefCell<Vec<Rc<Runtime>>>> = LazyCell::new(|| RefCell::new(Vec::new()));
 
 /// A mounted widget: the model, and every browser resource that serves it.
 pub(super) struct Runtime {
@@ -153,7 +158,7 @@ impl Runtime {
         rt.wire();
         rt.render();
         rt.dispatch(Event::Start);
-        MOUNTED.with(|m| write(m).push(rt.clone()));
+        write(&MOUNTED).push(rt.clone());
         // `ready` fires after the caller has had a chance to attach listeners.
         let weak = Rc::downgrade(&rt);
         promise::soon(Box::new(move || {
@@ -168,7 +173,7 @@ impl Runtime {
 
     /// The widget mounted on this page, if any (one per page: one socket, one shortcut).
     pub(super) fn current() -> Option<Rc<Runtime>> {
-        MOUNTED.with(|m| read(m).first().cloned())
+        read(&MOUNTED).first().cloned()
     }
 
     /// `{connected, transport, open, unread, status, muted}`.
@@ -226,7 +231,7 @@ impl Runtime {
             let weak = self.weak();
             promise::soon(Box::new(move || {
                 if let Some(rt) = weak.upgrade() {
-                    let dead = std::mem::take(&mut *write(&rt.graveyard));
+                    let dead = core::mem::take(&mut *write(&rt.graveyard));
                     drop(dead);
                 }
             }));
@@ -762,7 +767,7 @@ impl Runtime {
         }
         let listener = write(&self.listener).take();
         let socket = write(&self.socket).take();
-        let timers = std::mem::take(&mut *write(&self.timers));
+        let timers = core::mem::take(&mut *write(&self.timers));
         for ctl in [write(&self.poll_abort).take(), write(&self.post_abort).take()].into_iter().flatten() {
             ctl.abort();
         }
@@ -786,6 +791,6 @@ impl Runtime {
         write(&self.handlers).clear();
         write(&self.queue).clear();
         let me = self.weak();
-        MOUNTED.with(|m| write(m).retain(|rt| !Weak::ptr_eq(&Rc::downgrade(rt), &me)));
+        write(&MOUNTED).retain(|rt| !Weak::ptr_eq(&Rc::downgrade(rt), &me));
     }
 }

@@ -4,6 +4,8 @@
 //! Storage can be missing or throw (sandboxed iframes, Safari private mode, a full quota); the
 //! widget then works for the life of the page without persistence instead of failing.
 
+use crate::prelude::*;
+
 use crate::outbox::OutboxEntry;
 use crate::state::ReadMark;
 use wasm_bindgen::{JsCast, JsValue};

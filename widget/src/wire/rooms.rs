@@ -2,6 +2,8 @@
 //! `chain_update`), by hand like the rest of [`crate::wire`]. The tests parse each with
 //! serde_json into `natter_protocol::ClientMessage`, so the shapes cannot drift.
 
+use crate::prelude::*;
+
 use super::push_field;
 use crate::state::rooms::{RelayKind, RoomOut};
 
