@@ -229,7 +229,11 @@ export interface NatterHandle {
   open(): void;
   close(): void;
   toggle(): void;
-  /** Sends `text` as the visitor. Returns its id, or undefined while loading or for blank text. */
+  /**
+   * Sends `text` as the visitor. Returns its id, or undefined while loading or for blank text.
+   * @throws TypeError when `text` is not a string.
+   * @throws RangeError past 55,296 bytes of JSON (UTF-8): a larger frame than every hub takes.
+   */
   send(text: string): string | undefined;
   /**
    * Merges app fields into the context every message carries from now on (besides `page` and

@@ -3,7 +3,7 @@
 // `mount(options)` returns a handle at once; the WebAssembly loads in the background and the
 // handle queues calls and listeners until it has. The script-tag loader (natter.js) uses this
 // same module, so `window.natter` and an npm `mount()` behave identically.
-import { Room } from './rooms.js';
+import { Room, checkText } from './rooms.js';
 
 /**
  * The widget comes in two builds: the support chat alone (`natter_widget.js` and its
@@ -340,7 +340,7 @@ class NatterHandle {
   close() { this.#call('close', []); }
   toggle() { this.#call('toggle', []); }
   /** Sends `text` as the visitor; returns the message id (undefined until loaded or for blank text). */
-  send(text) { return this.#call('send', [String(text)]); }
+  send(text) { return this.#call('send', [checkText('send(text)', text)]); }
   /** Signs the visitor in with an identity token from the site's backend (after a login, or a fresh token). */
   identify(token) {
     // Not `String(token)`: `identify(undefined)` (a backend call that gave nothing) would sign in
@@ -364,7 +364,7 @@ class NatterHandle {
     // with the same bug shares.
     if (typeof id !== 'string') throw new TypeError(`natter: joinRoom(id) needs a string, not ${typeof id}`);
     const key = id;
-    const name = options?.name == null ? undefined : String(options.name);
+    const name = options?.name == null ? undefined : checkText('joinRoom(id, { name })', options.name);
     let room = this.#rooms.get(key);
     if (!room || room.left) {
       room = new Room(key, (args) => this.#call('room', args));

@@ -89,15 +89,15 @@ export interface NatterRoom {
   readonly unread: number;
   /** The room was left (or the widget destroyed); calls do nothing. */
   readonly left: boolean;
-  /** Sends `text`; returns the message id at once (undefined for blank text, or a room left or refused). It waits in the outbox until stored. */
+  /** Sends `text`; returns the message id at once (undefined for blank text, or a room left or refused). It waits in the outbox until stored. Throws a `TypeError` when `text` is not a string and a `RangeError` past 55,296 bytes of JSON (UTF-8: a larger frame than every hub takes). */
   send(text: string): string | undefined;
   /** Tries a failed message again. */
   retry(messageId: string): void;
   /** The visitor is typing (`true`, repeat every few seconds while they type; others clear it 6 s after the last) or stopped. */
   typing(active?: boolean): void;
-  /** Shares the visitor's cursor; at most one per animation frame goes out (the latest). Throws a `TypeError` for data JSON cannot hold (a cycle, a BigInt, a function). */
+  /** Shares the visitor's cursor; at most one per animation frame goes out (the latest). Throws a `TypeError` for data JSON cannot hold (a cycle, a BigInt, a function) and a `RangeError` past 55,296 bytes of JSON. */
   cursor(data: NatterJson): void;
-  /** Sends an update of shared state to the other members (a `chain_update`), in order. Throws a `TypeError` for data JSON cannot hold. */
+  /** Sends an update of shared state to the other members (a `chain_update`), in order. Throws a `TypeError` for data JSON cannot hold and a `RangeError` past 55,296 bytes of JSON. */
   update(data: NatterJson): void;
   /** Unread to 0. */
   markRead(): void;
@@ -109,7 +109,7 @@ export interface NatterRoom {
 
 /** Options of `joinRoom`. */
 export interface NatterJoinOptions {
-  /** The name others see (1–64 characters). Ignored for a signed-in user: their verified name is used. */
+  /** The name others see (1–64 characters; anything but a string throws a `TypeError`). Ignored for a signed-in user: their verified name is used. */
   name?: string;
 }
 

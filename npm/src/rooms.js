@@ -28,13 +28,48 @@ function messageId() {
 }
 
 /**
+ * The most bytes of JSON a page's text or data may take in one message: the largest frame every
+ * hub accepts (64 KiB: `MAX_FRAME_BYTES` of the protocol; a hub's `--max-frame` may only raise
+ * it), less 10 KiB for the frame's other fields (ids, the time, the room, a support message's
+ * page context: the app's fields, at most 2,048 characters of JSON, and 300 characters each of
+ * page and title, 9.6 KiB at the very most). A
+ * hub closes the connection on a larger frame, so it is refused here, at the page's own call,
+ * rather than there for every room and the support chat at once (and again on every reconnect,
+ * from the outbox).
+ */
+const MAX_JSON = 65536 - 10240;
+
+/** `text`'s size in a frame (JSON, UTF-8), or a RangeError naming `what` when it is too large. */
+function fits(what, text) {
+  // A UTF-16 unit is at most 3 bytes of UTF-8: counted only when that could matter.
+  const size = text.length * 3 > MAX_JSON && new TextEncoder().encode(text).length;
+  if (size > MAX_JSON) throw new RangeError(`natter: ${what} is ${size} bytes of JSON; a message carries at most ${MAX_JSON}`);
+  return text;
+}
+
+/**
+ * `text`, which the page passed to `what`, or a TypeError when it is not a string (`String(42)`
+ * would send "42", `String(undefined)` "undefined") or a RangeError when it is too large.
+ */
+export function checkText(what, text) {
+  if (typeof text !== 'string') throw new TypeError(`natter: ${what} needs a string, not ${typeof text}`);
+  fits(what, JSON.stringify(text));
+  return text;
+}
+
+/**
  * `data` as the JSON text the wasm sends (`undefined` as `null`), or a TypeError at the page's
  * own call when JSON cannot hold it (a cycle, a BigInt: stringify throws; a function, a
- * symbol: it gives no text).
+ * symbol: it gives no text), or a RangeError when it is too large.
  */
 function json(id, data) {
-  const text = JSON.stringify(data ?? null);
-  if (text) return text;
+  let text;
+  try {
+    text = JSON.stringify(data ?? null);
+  } catch (err) {
+    throw new TypeError(`natter: room "${id}": data is not JSON (${err.message})`);
+  }
+  if (text) return fits(`room "${id}": data`, text);
   throw new TypeError(`natter: room "${id}": data is not JSON`);
 }
 
@@ -56,11 +91,18 @@ export class Room {
   #cursor = undefined;
   #cancelFrame = null;
   #left = false;
+  /** Events of the join call itself (a refused id), held until the page can have listened. */
+  #held = [];
 
   /** @internal — made by `natter.joinRoom`. `call(args)` reaches the wasm's `room` export, or queues. */
   constructor(id, call) {
     this.#id = id;
     this.#call = (op, arg, extra) => call([op, id, arg, extra]);
+    queueMicrotask(() => {
+      const held = this.#held;
+      this.#held = null;
+      for (const detail of held) this._dispatch(detail);
+    });
   }
 
   /** The room id. */
@@ -105,7 +147,7 @@ export class Room {
 
   /** Sends `text`; returns the message id (undefined for blank text, or a room left or refused). */
   send(text) {
-    text = String(text);
+    checkText('room.send(text)', text);
     if (this.#left || !text.trim() || this.status === 'refused') return undefined;
     // The id is made here, so it is known at once even while the wasm is still loading.
     const id = messageId();
@@ -173,6 +215,7 @@ export class Room {
   _dispatch(detail) {
     // Relays change nothing the snapshot holds: no need to read it again.
     if (detail.type !== 'cursor' && detail.type !== 'update') this.#snapshot = null;
+    if (this.#held) return void this.#held.push(detail);
     const { type, room: _room, ...rest } = detail;
     switch (type) {
       case 'message':

@@ -56,6 +56,12 @@ pub use ids::{
 
 pub use raw::RawJson;
 
+/// The largest frame (a WebSocket message, an HTTP body), in bytes, that every hub accepts: a
+/// hub's `--max-frame` may raise it, never lower it. A client that keeps every frame within it
+/// is never closed with [`close::TOO_BIG`]; the widget refuses a larger message at the page's
+/// own call.
+pub const MAX_FRAME_BYTES: usize = 65_536;
+
 /// Arbitrary JSON carried through untouched (room metadata, collaboration data).
 pub type Json = serde_json::Value;
 

@@ -137,8 +137,12 @@ pub struct Config {
     pub max_replay_in_flight: usize,
 
     /// Largest WebSocket frame / message accepted, in bytes; a bigger one closes the connection
-    /// with 1009 without being read. Also the largest HTTP body.
-    #[arg(long, env = "NATTER_MAX_FRAME", default_value_t = 65_536)]
+    /// with 1009 without being read. Also the largest HTTP body. At least 65536, the frame size
+    /// every client may count on (`natter_protocol::MAX_FRAME_BYTES`): the widget keeps its
+    /// frames within it, and a smaller limit would close its connection on a message it had
+    /// every right to send, again on each reconnect.
+    #[arg(long, env = "NATTER_MAX_FRAME", default_value_t = natter_protocol::MAX_FRAME_BYTES,
+          value_parser = parse_max_frame)]
     pub max_frame: usize,
 
     /// Longest message text accepted, in characters.
@@ -529,6 +533,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 250ms, 25s or 2m: {e}"))
 }
 
+/// Parses `--max-frame`: a number of bytes, at least [`natter_protocol::MAX_FRAME_BYTES`].
+fn parse_max_frame(s: &str) -> Result<usize, String> {
+    let n: usize = s.trim().parse().map_err(|e| format!("{s:?} is not a number of bytes: {e}"))?;
+    let min = natter_protocol::MAX_FRAME_BYTES;
+    if n < min {
+        return Err(format!("{n} bytes is less than {min}, the frame size every client may send"));
+    }
+    Ok(n)
+}
+
 impl Config {
     /// The `--max-connections-per-address` in force on a hub that holds at most `global`
     /// connections (`--max-connections` as resolved): the flag, or [`CONNECTIONS_PER_ADDRESS`]
@@ -670,6 +684,13 @@ mod tests {
         assert_eq!(c.max_connections, Some(900));
         let e = Config::try_parse_from(["natter-hub", "--trusted-proxy", "nginx"]).unwrap_err().to_string();
         assert!(e.contains("--trusted-proxy") && e.contains("nginx"), "{e}");
+        // A hub may take larger frames than every client may send, never smaller ones.
+        let big = Config::parse_from(["natter-hub", "--max-frame", "1048576"]);
+        assert_eq!(big.max_frame, 1_048_576);
+        for bad in ["1024", "65535", "64k", "0"] {
+            let e = Config::try_parse_from(["natter-hub", "--max-frame", bad]).unwrap_err().to_string();
+            assert!(e.contains("--max-frame") && e.contains(bad), "{bad}: {e}");
+        }
     }
 
     #[test]

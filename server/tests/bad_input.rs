@@ -78,12 +78,10 @@ async fn the_refused_message_id_is_echoed() {
 
 #[tokio::test]
 async fn oversized_frame_is_refused_with_1009() {
-    let mut config = Config::for_tests();
-    config.max_frame = 1024;
-    let hub = TestHub::with(config).await;
+    let hub = TestHub::with(Config::for_tests()).await;
     let (mut tab, _) = hub.tab(&session("big")).await;
     tab.say("small", "hello").await;
-    let big = json!({"type": "user", "message": "x".repeat(4096)}).to_string();
+    let big = json!({"type": "user", "message": "x".repeat(natter_protocol::MAX_FRAME_BYTES)}).to_string();
     tab.send_text(&big).await;
     // Whatever was queued before, then the too_large error, then the close.
     let mut saw_error = false;

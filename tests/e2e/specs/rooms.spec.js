@@ -268,3 +268,77 @@ test('a room id that is not a string is a TypeError, not a room named "undefined
     await context.close();
   }
 });
+
+test('bad input from the page is refused at its own call, and the connection, the room and the others carry on', async ({ browser }) => {
+  test.slow();
+  const ada = await member(browser, 'limits', 'Ada');
+  const bob = await member(browser, 'limits', 'Bob');
+  try {
+    const outcome = await ada.page.evaluate(() => {
+      const room = window.room('limits');
+      const tryIt = (call) => {
+        try {
+          call();
+          return 'accepted';
+        } catch (e) {
+          return `${e.name}: ${e.message}`;
+        }
+      };
+      return {
+        // Not coerced: send(42) would send "42", a name of 5 would join as "5".
+        roomNumber: tryIt(() => room.send(42)),
+        roomObject: tryIt(() => room.send({ text: 'hi' })),
+        supportNumber: tryIt(() => window.natter.send(42)),
+        name: tryIt(() => window.natter.joinRoom('named', { name: 5 })),
+        // Larger than a frame every hub takes: refused here, not by a hub that closes the
+        // connection for every room and the support chat (and again on each reconnect).
+        roomText: tryIt(() => room.send('x'.repeat(70_000))),
+        // UTF-8 is what counts: 30,000 "é" are 60,002 bytes of JSON, not 30,002.
+        roomAccents: tryIt(() => room.send('é'.repeat(30_000))),
+        supportText: tryIt(() => window.natter.send('x'.repeat(70_000))),
+        update: tryIt(() => room.update({ list: 'x'.repeat(70_000) })),
+        cursor: tryIt(() => room.cursor({ trail: Array(20_000).fill(1234) })),
+        rooms: window.natter.rooms.map((r) => r.id),
+      };
+    });
+    for (const key of ['roomNumber', 'roomObject', 'supportNumber']) expect(outcome[key], key).toMatch(/^TypeError: natter: .*send\(text\) needs a string, not (number|object)$/);
+    expect(outcome.name).toMatch(/^TypeError: natter: joinRoom\(id, \{ name \}\) needs a string, not number$/);
+    for (const key of ['roomText', 'roomAccents', 'supportText']) expect(outcome[key], key).toMatch(/^RangeError: natter: .*send\(text\) is \d+ bytes of JSON; a message carries at most 55296$/);
+    expect(outcome.roomAccents).toContain('is 60002 bytes');
+    for (const key of ['update', 'cursor']) expect(outcome[key], key).toMatch(/^RangeError: natter: room "limits": data is \d+ bytes of JSON/);
+    expect(outcome.rooms).toEqual(['limits']);
+
+    // The largest text the widget lets through reaches the hub, which refuses it as longer than
+    // its --max-text (an `error` for that message) without closing anything.
+    const largest = await ada.page.evaluate(() => window.room('limits').send('x'.repeat(55_294)));
+    expect(largest).toMatch(/^[0-9a-f]{32}$/);
+    await expect
+      .poll(() => ada.page.evaluate((id) => window.view('limits').messages.find((m) => m.id === id)?.state, largest))
+      .toBe('failed');
+
+    // Nothing was lost on the way: the room never rejoined, and the next message arrives.
+    await ada.page.evaluate(() => window.room('limits').send('still here'));
+    await expect.poll(async () => texts(await bob.view())).toContain('still here');
+    const statuses = await ada.page.evaluate(() => window.events.filter((e) => e.e === 'status').map((e) => e.detail));
+    expect(statuses).not.toContain('rejoining');
+    expect(await ada.page.evaluate(() => window.natter.state.connected)).toBe(true);
+  } finally {
+    for (const m of [ada, bob]) await m.context.close().catch(() => {});
+  }
+});
+
+test('a room id the hub would refuse: the page hears the error on the room joinRoom returned', async ({ page }) => {
+  await page.goto(site.url);
+  await page.waitForFunction(() => window.natter);
+  await page.evaluate(() => window.natter.loaded);
+  const heard = await page.evaluate(async () => {
+    const room = window.natter.joinRoom('bad id!', { name: 'Ada' });
+    const errors = [];
+    room.on('error', (e) => errors.push(e));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    return { status: room.status, errors: JSON.parse(JSON.stringify(errors)) };
+  });
+  expect(heard.status).toBe('refused');
+  expect(heard.errors).toHaveLength(1);
+  expect(JSON.stringify(heard.errors[0])).toMatch(/bad id!/);
+});
