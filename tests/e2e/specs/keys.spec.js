@@ -23,9 +23,18 @@ function pageWith(shortcut) {
 <select id="pick"><option>a</option><option>b</option></select>
 <button id="plain">a button</button>
 <my-editor id="custom"></my-editor>
+<my-closed-editor></my-closed-editor>
 <script type="module">
 customElements.define('my-editor', class extends HTMLElement {
   constructor() { super(); this.attachShadow({ mode: 'open' }).innerHTML = '<input id="inner">'; }
+});
+customElements.define('my-closed-editor', class extends HTMLElement {
+  constructor() {
+    super();
+    const root = this.attachShadow({ mode: 'closed' });
+    root.innerHTML = '<input>';
+    window.closedInput = root.querySelector('input');
+  }
 });
 </script>
 </body></html>`;
@@ -56,6 +65,12 @@ test('a shortcut without Ctrl/Alt/Meta never fires while typing, anywhere', asyn
   await inner.click();
   await page.keyboard.type('x/y');
   await expect(inner).toHaveValue('x/y');
+  await expect(w.panel).toBeHidden();
+
+  // And inside a closed one, where the page sees only the component: it may hold an input.
+  await page.evaluate(() => window.closedInput.focus());
+  await page.keyboard.type('p/q');
+  expect(await page.evaluate(() => window.closedInput.value)).toBe('p/q');
   await expect(w.panel).toBeHidden();
 
   // A select has the focus: "/" belongs to it (type-ahead), not to the widget.

@@ -146,6 +146,19 @@ test('a server option that is no URL is named in a console error', async ({ page
     await page.evaluate(() => window.natter.loaded);
     await expect.poll(() => errors.some((t) => t.includes('server option') && t.includes(server))).toBe(true);
   }
+  // A host without its scheme is a relative path to a URL, so the widget would call this page's
+  // own origin: the error says how to write it.
+  for (const server of ['chat.example.com', 'hub.example.org/natter']) {
+    await remount(page, server);
+    await page.evaluate(() => window.natter.loaded);
+    await expect.poll(() => errors.some((t) => t.includes('server option') && t.includes(`write https://${server}`))).toBe(true);
+  }
+  // A path on this origin is a server option the widget takes as it is: no error.
+  const before = errors.length;
+  await remount(page, '/');
+  await page.evaluate(() => window.natter.loaded);
+  await expect.poll(() => page.evaluate(() => window.natter.state.connected)).toBe(true);
+  expect(errors.slice(before)).toEqual([]);
 });
 
 test('a page whose Content-Security-Policy refuses WebSockets reaches the HTTP fallback without waiting out open timeouts', async ({ page }) => {

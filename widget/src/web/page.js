@@ -82,10 +82,13 @@ const editable = (el) => {
 /**
  * Whether the event's target is an editable place. `composedPath()` is read rather than
  * `target`, which a shadow root retargets to its host: an input inside another component's
- * (open) shadow root, or inside ours, is seen as what it is.
+ * (open) shadow root, or inside ours, is seen as what it is. A closed shadow root shows only its
+ * host, a custom element that may hold an input: it counts as editable.
  */
 export function inEditable(e) {
-  return e.composedPath().some((n) => n instanceof Element && editable(n));
+  const path = e.composedPath();
+  const first = path[0];
+  return path.some((n) => n instanceof Element && editable(n)) || (first.localName?.includes('-') && !first.shadowRoot);
 }
 
 // ---- The link to the hub (link.rs)
@@ -101,6 +104,8 @@ export function inEditable(e) {
  * path. Anything else is named in a console error and returned as written (nothing reaches it).
  */
 export function endpoint(server) {
+  // `chat.example.com` is a path on this page's origin to a URL; the page meant the host.
+  if (/^[\w-]+(\.[\w-]+)+(\/|$)/.test(server)) console.error('natter: the server option is a path on this page, not a host; write https://' + server + ', not', server);
   try {
     const u = new URL(server || '/', location.href);
     const scheme = u.protocol.replace(/^ws/, 'http');
