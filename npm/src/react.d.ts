@@ -4,7 +4,7 @@ import type { NatterHandle, NatterOptions, NatterState } from './index.js';
 import type { NatterJoinOptions, NatterJson, NatterMember, NatterRoom, NatterRoomMessage, NatterRoomStatus } from './rooms.js';
 
 export interface NatterProviderProps {
-  /** Mount options, read once. The widget always has rooms (`rooms: 'api'` unless they say `rooms: true`). */
+  /** Mount options, read once. With rooms unless they say otherwise: `rooms: 'api'` by default, `rooms: true` adds the collaboration panel, `rooms: false` is the support chat alone (no room code downloaded; the room hooks throw). */
   options?: NatterOptions;
   children?: ReactNode;
 }

@@ -17,8 +17,10 @@ function later(fn) {
 }
 
 /**
- * Owns one widget for everything below it: `<NatterProvider options={{ server }}>`. The widget
- * is always the build with rooms (`rooms: 'api'` unless the options say `rooms: true`).
+ * Owns one widget for everything below it: `<NatterProvider options={{ server }}>`. With rooms
+ * unless the options say otherwise (`rooms: 'api'` by default; `rooms: true` adds the
+ * collaboration panel; `rooms: false` is the support chat alone, whose page downloads no room
+ * code, and whose room hooks throw).
  */
 export function NatterProvider({ options, children }) {
   const owner = useRef(null);
@@ -30,9 +32,10 @@ export function NatterProvider({ options, children }) {
       entry.cancelDestroy();
       entry.cancelDestroy = null;
     } else {
-      // Always with rooms (the hooks are rooms'); `rooms: true` adds the collaboration panel.
+      // With rooms unless asked otherwise (most hooks are rooms'). A value the widget does not
+      // take is named in a console error by mount(), and the room hooks' errors name it too.
       const o = options ?? {};
-      entry = owner.current = { handle: mount({ ...o, rooms: o.rooms || 'api' }), cancelDestroy: null, rooms: new Map() };
+      entry = owner.current = { handle: mount({ ...o, rooms: o.rooms ?? 'api' }), cancelDestroy: null, rooms: new Map() };
     }
     setNatter(entry);
     return () => {

@@ -21,9 +21,15 @@ for (const name of ['vite', 'react']) {
     const dist = join(ROOT, 'examples', name, 'dist');
     expect(existsSync(join(dist, 'index.html')), `${dist} is built by the examples step`).toBe(true);
     const site = await serveDir(dist);
+    const fetched = [];
+    page.on('request', (r) => fetched.push(new URL(r.url()).pathname));
     try {
       await page.goto(`${site.url}/?server=${encodeURIComponent(hub.url)}`);
       const w = await ready(page);
+      // Both are the support chat alone (React's through `NatterProvider` with `rooms: false`):
+      // no room code is downloaded.
+      expect(fetched.filter((p) => p.endsWith('.wasm')), fetched.join(' ')).toHaveLength(1);
+      expect(fetched.filter((p) => p.includes('rooms')), fetched.join(' ')).toEqual([]);
       // React's StrictMode mounts, destroys and mounts again: exactly one widget must remain.
       await expect(w.host).toHaveCount(1);
       await page.getByRole('button', { name: /hello/i }).click();
