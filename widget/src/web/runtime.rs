@@ -39,7 +39,9 @@ use web_sys::{AbortController, AbortSignal};
 ///
 /// A `static` rather than `thread_local!`, which needs `std`: wasm-bindgen's cell for statics of
 /// the single-threaded wasm32 target (the widget is built without the `atomics` feature; with
-/// it, this would not compile, as it should not).
+/// it, this would not compile, as it should not). `__rt` is wasm-bindgen's module for the code
+/// its macros write, not its documented API: the exact version pin in Cargo.toml is what keeps
+/// it there.
 static MOUNTED: LazyCell<RefCell<Vec<Rc<Runtime>>>> = LazyCell::new(|| RefCell::new(Vec::new()));
 
 /// A mounted widget: the model, and every browser resource that serves it.
