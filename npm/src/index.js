@@ -439,6 +439,9 @@ class NatterHandle {
           strings: { ...texts, ...this.#strings },
           // The panel's stylesheet is in the build with rooms (op 10 of its `room` export).
           css: this.#inner.room(10, ''),
+          // The widget's message-time formatters (op 11), so room times read as the support
+          // chat's: the same `Intl` formats in the same locale.
+          clock: this.#inner.room(11, ''),
         });
       });
     this.#panel.catch((err) => console.error('natter: the rooms panel could not be loaded', err));
