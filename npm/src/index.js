@@ -407,8 +407,10 @@ class NatterHandle {
    */
   openRoom(id, options = {}) {
     this.#needRooms('openRoom');
-    const room = this.joinRoom(id, { ...options, name: options?.name ?? this.#options.name });
-    this.#roomsPanel().then((panel) => panel?.open(room.id));
+    const name = options?.name ?? this.#options.name;
+    const room = this.joinRoom(id, { ...options, name });
+    // The panel's "Your name" shows the name the room was joined with.
+    this.#roomsPanel().then((panel) => panel?.open(room.id, { name }));
     return room;
   }
 
