@@ -407,8 +407,10 @@ class NatterHandle {
    */
   openRoom(id, options = {}) {
     this.#needRooms('openRoom');
-    const room = this.joinRoom(id, { ...options, name: options?.name ?? this.#options.name });
-    this.#roomsPanel().then((panel) => panel?.open(room.id));
+    const name = options?.name ?? this.#options.name;
+    const room = this.joinRoom(id, { ...options, name });
+    // The panel's "Your name" shows the name the room was joined with.
+    this.#roomsPanel().then((panel) => panel?.open(room.id, { name }));
     return room;
   }
 
@@ -439,6 +441,9 @@ class NatterHandle {
           strings: { ...texts, ...this.#strings },
           // The panel's stylesheet is in the build with rooms (op 10 of its `room` export).
           css: this.#inner.room(10, ''),
+          // The widget's message-time formatters (op 11), so room times read as the support
+          // chat's: the same `Intl` formats in the same locale.
+          clock: this.#inner.room(11, ''),
         });
       });
     this.#panel.catch((err) => console.error('natter: the rooms panel could not be loaded', err));

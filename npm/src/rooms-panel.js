@@ -72,6 +72,11 @@ function el(tag, attrs = {}, ...children) {
 
 const fill = (s, vars) => s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''));
 
+/** Sets `node`'s text only when it changes: a live region hears every write as news. */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
 /**
  * Mounts the collaboration panel for `natter` (the widget handle). `options` (the page's mount
  * options, with `locale`, `strings` and `css` as below): `name` (the name to join with),
@@ -79,8 +84,10 @@ const fill = (s, vars) => s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''
  * `accent` (else `colors.accent`), `locale` (a BCP 47 tag: the panel's `lang`, and right to
  * left for Arabic, Hebrew…), `strings` (texts over the English ones: the locale's `room…` keys,
  * then the page's own; keys of the widget's support panel are ignored here, unknown `room…`
- * keys are named in a warning), `css` (the panel's stylesheet, from the build with rooms).
- * Returns `{ open(roomId?), close(), toggle(), refresh(), destroy() }`.
+ * keys are named in a warning), `css` (the panel's stylesheet, from the build with rooms),
+ * `clock` (the widget's message-time formatters, `{ label(iso), full(iso) }`: room times read
+ * as the support chat's). Returns `{ open(roomId?, { name }?), close(), toggle(), refresh(),
+ * destroy() }`.
  */
 export function createRoomsPanel(natter, options = {}) {
   const t = { ...STRINGS };
@@ -112,6 +119,9 @@ export function createRoomsPanel(natter, options = {}) {
   let isOpen = false;
   let returnFocus = null;
   let hubRooms = [];
+  // The log's rows of the room shown, by message id: `{ node, meta }` (`meta`: what its time
+  // and delivery line was made from).
+  let rows = new Map();
   // The last thing the hub refused in each room (a join, a message), shown above its log.
   const errors = new Map();
   // The name to join with: the option, else what the visitor typed here last time.
@@ -124,6 +134,7 @@ export function createRoomsPanel(natter, options = {}) {
     }
   };
   let name = options.name ?? remembered();
+  const clock = options.clock ?? null;
 
   const badge = el('span', { class: 'badge', hidden: true });
   const launch = el('button', { class: 'launch', type: 'button', lang: locale, dir, 'aria-expanded': 'false', 'aria-controls': 'rooms-panel' }, t.roomPanel, badge);
@@ -140,7 +151,9 @@ export function createRoomsPanel(natter, options = {}) {
     el('label', { for: 'join' }, t.roomJoinLabel), joinInput,
     el('button', { class: 'primary', type: 'submit' }, t.roomJoin), joinError);
   const title = el('h2', { class: 'title', id: 'room-title', dir: 'auto' });
-  const state = el('span', { class: 'state' });
+  // The room's connection, said politely when it changes (written only then: a live region
+  // rewritten on every render would be read out again with each message).
+  const state = el('p', { class: 'state', role: 'status' });
   const leaveButton = el('button', { class: 'quiet', type: 'button' }, t.roomLeave);
   // The panel covers the launcher on a phone: it closes from inside too.
   const closeButton = el('button', { class: 'quiet close', type: 'button', 'aria-label': t.roomClosePanel }, '×');
@@ -158,7 +171,10 @@ export function createRoomsPanel(natter, options = {}) {
   const sayForm = el('form', { class: 'say' }, el('label', { for: 'say', class: 'sr' }, t.roomMessage), input,
     el('button', { class: 'primary', type: 'submit' }, t.roomSend));
   const empty = el('p', { class: 'empty' }, t.roomNone);
-  const head = el('div', { class: 'head' }, title, state, leaveButton, closeButton);
+  // The title and the status share what the buttons leave, one above the other: a long room
+  // id is cut (the full one is its tooltip) and a long status wraps, and neither pushes the
+  // buttons out of the panel.
+  const head = el('div', { class: 'head' }, el('div', { class: 'heading' }, title, state), leaveButton, closeButton);
   const main = el('section', { class: 'main', 'aria-labelledby': 'room-title' },
     head,
     alert,
@@ -192,14 +208,14 @@ export function createRoomsPanel(natter, options = {}) {
     badge.textContent = String(unread);
     launch.setAttribute('aria-label', isOpen ? t.roomClosePanel : unread ? `${t.roomPanel}, ${fill(t.roomUnread, { n: unread })}` : t.roomPanel);
     keepFocus(roomList, () => roomList.replaceChildren(...rooms.map((r) => el('li', {}, el('button', {
-      type: 'button', 'aria-current': r.id === current ? 'true' : 'false', 'data-room': r.id,
+      type: 'button', 'aria-current': r.id === current ? 'true' : 'false', 'data-room': r.id, title: r.title ?? r.id,
       onclick: () => show(r.id),
     }, roomName(r.title ?? r.id), r.unread && r.id !== current ? el('span', { class: 'count', 'aria-label': fill(t.roomUnread, { n: r.unread }) }, String(r.unread)) : null)))));
     const joined = new Set(rooms.map((r) => r.id));
     const others = hubRooms.filter((r) => !joined.has(r.room));
     browse.hidden = others.length === 0;
     keepFocus(browseList, () => browseList.replaceChildren(...others.map((r) => el('li', {}, el('button', {
-      type: 'button', 'data-room': r.room, onclick: () => show(natter.joinRoom(r.room, { name }).id),
+      type: 'button', 'data-room': r.room, title: r.name ?? r.room, onclick: () => show(natter.joinRoom(r.room, { name: nameToJoin() }).id),
     }, roomName(r.name ?? r.room), el('span', { class: 'here' }, fill(t.roomHere, { n: r.memberCount })))))));
   }
 
@@ -211,10 +227,11 @@ export function createRoomsPanel(natter, options = {}) {
     // phone the panel covers the launcher, and a touch screen has no Escape).
     room ? head.append(closeButton) : empty.prepend(closeButton);
     if (!room) return;
-    title.textContent = `# ${room.title ?? room.id}`;
+    setText(title, `# ${room.title ?? room.id}`);
+    title.title = title.textContent;
     const refused = room.status === 'refused';
     // (A refusal is said in the alert below.)
-    state.textContent = refused ? '' : STATUS[room.status] ?? '';
+    setText(state, refused ? '' : STATUS[room.status] ?? '');
     const error = errors.get(room.id);
     alert.hidden = !refused && !error;
     alertWhat.textContent = refused ? t.roomRefused : '';
@@ -224,22 +241,66 @@ export function createRoomsPanel(natter, options = {}) {
     typingLine.hidden = refused;
     aside.hidden = refused;
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-    log.replaceChildren(...room.messages.map((m) => el('div', { class: m.mine ? 'msg mine' : 'msg', 'data-state': m.state, 'data-id': m.id },
-      el('span', { class: 'who', dir: 'auto' }, label(m.from, m.mine)),
-      el('span', { class: 'text', dir: 'auto' }, m.text),
-      m.state === 'pending' ? el('span', { class: 'note' }, t.roomPending) : null,
-      m.state === 'failed' ? el('span', { class: 'note' }, t.roomFailed, ' ', el('button', { class: 'quiet', type: 'button', onclick: () => retry(room, m.id) }, t.roomRetry)) : null)));
-    if (atBottom) log.scrollTop = log.scrollHeight;
+    // The log is a live region: a message shown already keeps its node (brought up to date),
+    // and only new ones are inserted, so a screen reader hears what is new, not the whole log
+    // again on every change in the room.
+    const kept = new Map();
+    let prev = null;
+    for (const m of room.messages) {
+      const node = messageRow(room, m);
+      kept.set(m.id, rows.get(m.id));
+      const expected = prev ? prev.nextSibling : log.firstChild;
+      if (expected !== node) log.insertBefore(node, expected);
+      prev = node;
+    }
+    while (prev ? prev.nextSibling : log.firstChild) (prev ? prev.nextSibling : log.firstChild).remove();
+    rows = kept;
     peopleCount.textContent = fill(t.roomHere, { n: room.memberCount });
     const typingIds = new Set(room.typingMembers.map((m) => m.id));
-    people.replaceChildren(...room.members.map((m) => el('li', { 'data-member': m.id, 'data-verified': m.verified ? 'true' : null },
-      el('span', { class: typingIds.has(m.id) ? 'dot typing' : 'dot', 'aria-hidden': 'true' }),
-      el('bdi', {}, m.name || t.roomSomeone), m.verified ? el('span', { class: 'sr' }, ` (${t.roomVerified})`) : null)));
+    people.replaceChildren(...room.members.map((m) => {
+      // A long name is cut to the column: the whole of it is the item's tooltip and its name
+      // for a screen reader (a list item is named by its label, not by its text).
+      const who = m.name || t.roomSomeone;
+      return el('li', { 'data-member': m.id, 'data-verified': m.verified ? 'true' : null, title: who, 'aria-label': m.verified ? `${who} (${t.roomVerified})` : who },
+        el('span', { class: typingIds.has(m.id) ? 'dot typing' : 'dot', 'aria-hidden': 'true' }),
+        el('bdi', { class: 'name' }, who), m.verified ? el('span', { class: 'sr' }, ` (${t.roomVerified})`) : null);
+    }));
     const typing = room.typingMembers.map((m) => m.name || t.roomSomeone);
     // Two are named: "{a} and 1 more" would make every language agree a word with one.
-    typingLine.textContent = typing.length === 0 ? '' : typing.length === 1
+    // (A live region too: rewritten only when it changes.)
+    setText(typingLine, typing.length === 0 ? '' : typing.length === 1
       ? fill(t.roomTypingOne, { a: typing[0] }) : typing.length === 2 ? fill(t.roomTypingTwo, { a: typing[0], b: typing[1] })
-        : fill(t.roomTypingMany, { a: typing[0], n: typing.length - 1 });
+        : fill(t.roomTypingMany, { a: typing[0], n: typing.length - 1 }));
+    // (Last: a typing line that grows takes its height from the log.)
+    if (atBottom) log.scrollTop = log.scrollHeight;
+  }
+
+  /**
+   * The node of message `m` in `room`'s log: the one shown already, brought up to date (its
+   * author's name, its delivery, its time once stored), or a new one.
+   */
+  function messageRow(room, m) {
+    const who = label(m.from, m.mine);
+    let r = rows.get(m.id);
+    if (!r) {
+      r = { node: el('div', { class: m.mine ? 'msg mine' : 'msg', 'data-id': m.id },
+        el('span', { class: 'who', dir: 'auto' }), el('span', { class: 'text', dir: 'auto' }, m.text), el('span', { class: 'meta' })), meta: '' };
+      rows.set(m.id, r);
+    }
+    const [whoNode, , meta] = r.node.children;
+    setText(whoNode, who);
+    r.node.setAttribute('data-state', m.state);
+    if (r.meta !== m.state + m.time) {
+      r.meta = m.state + m.time;
+      // Under the text as in the support chat: the time in the visitor's language (the full
+      // date as its tooltip), then how its delivery stands.
+      meta.replaceChildren(...[
+        clock ? el('time', { datetime: m.time, title: clock.full(m.time) || null }, clock.label(m.time)) : null,
+        m.state === 'pending' ? el('span', { class: 'note' }, t.roomPending) : null,
+        m.state === 'failed' ? el('span', { class: 'note' }, t.roomFailed, ' ', el('button', { class: 'quiet', type: 'button', onclick: () => retry(room, m.id) }, t.roomRetry)) : null,
+      ].filter(Boolean));
+    }
+    return r.node;
   }
 
   /** The visitor tries a failed message again: the complaint about it is old news. */
@@ -318,6 +379,22 @@ export function createRoomsPanel(natter, options = {}) {
     input.focus();
   }
 
+  /**
+   * The name a join from the panel uses: the page's, else what the "Your name" field says now
+   * (remembered for next time), else the last one known.
+   */
+  function nameToJoin() {
+    const typed = nameInput.value.trim().slice(0, 64);
+    if (options.name || !typed) return name;
+    name = typed;
+    try {
+      localStorage.setItem(NAME_KEY, name);
+    } catch {
+      // Storage refused (private mode): the name lasts for this page.
+    }
+    return name;
+  }
+
   function show(id) {
     current = id;
     render();
@@ -325,8 +402,17 @@ export function createRoomsPanel(natter, options = {}) {
     focusRoom();
   }
 
-  function open(id) {
+  /**
+   * Opens the panel on room `id` (else the one shown last, else the first); `as.name`: the name
+   * the page joined it with (`natter.openRoom(id, { name })`), which the "Your name" field shows
+   * and later joins from the panel use.
+   */
+  function open(id, as = {}) {
     if (id) current = id;
+    if (!options.name && typeof as.name === 'string' && as.name.trim()) {
+      name = as.name.trim().slice(0, 64);
+      nameInput.value = name;
+    }
     current ??= natter.rooms[0]?.id ?? null;
     if (!isOpen) {
       isOpen = true;
@@ -375,15 +461,7 @@ export function createRoomsPanel(natter, options = {}) {
     }
     joinError.textContent = '';
     joinInput.value = '';
-    if (!options.name && nameInput.value.trim()) {
-      name = nameInput.value.trim().slice(0, 64);
-      try {
-        localStorage.setItem(NAME_KEY, name);
-      } catch {
-        // Storage refused (private mode): the name lasts for this page.
-      }
-    }
-    show(natter.joinRoom(id, { name }).id);
+    show(natter.joinRoom(id, { name: nameToJoin() }).id);
   });
   let lastTyping = 0;
   input.addEventListener('input', () => {

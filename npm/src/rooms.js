@@ -16,8 +16,8 @@ const EMPTY = Object.freeze({
 
 // The calls of the wasm's `room` export go by number (a name would be a string to copy into the
 // wasm and compare there, on every call): 0 snapshot, 1 join, 2 leave, 3 send, 4 retry,
-// 5 typing, 6 cursor, 7 update, 8 read, 9 watch, 10 the panel's stylesheet (see `Natter::room` in
-// widget/src/web/api.rs).
+// 5 typing, 6 cursor, 7 update, 8 read, 9 watch, 10 the panel's stylesheet, 11 the message-time
+// formatters (see `Natter::room` in widget/src/web/api.rs).
 
 const EVENTS = ['message', 'delivery', 'presence', 'members', 'history', 'typing', 'cursor', 'update', 'status', 'unread', 'error', 'change'];
 

@@ -22,9 +22,11 @@ button{font:inherit;color:var(--text);background:none;border:0;border-radius:8px
 .side{border-inline-end:1px solid var(--line);padding:.75rem;display:flex;flex-direction:column;gap:.6rem;overflow:auto;background:var(--surface)}
 h2,h3{margin:0;font-size:.8rem;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
 ul{list-style:none;margin:0;padding:0}
-li button{width:100%;display:flex;justify-content:space-between;gap:.4rem;text-align:start}
+ul.rooms,ul.browse{display:grid;grid-template-columns:minmax(0,1fr);gap:.15rem}
+li button{width:100%;display:flex;align-items:center;justify-content:space-between;gap:.6rem;text-align:start}
+li button bdi,.name{min-width:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 [aria-current=true]{background:var(--sel);font-weight:600}
-.count{background:var(--accent);color:var(--on-accent);border-radius:999px;padding:0 .45rem;font-size:.75rem}
+.count{flex:none;background:var(--accent);color:var(--on-accent);border-radius:999px;padding:0 .45rem;font-size:.75rem}
 .join{display:grid;gap:.3rem}
 label{font-size:.8rem;color:var(--muted)}
 input,textarea{font:inherit;color:var(--text);background:var(--bg);border:1px solid var(--line);border-radius:8px;padding:.4rem .5rem;min-width:0}
@@ -34,34 +36,39 @@ input,textarea{font:inherit;color:var(--text);background:var(--bg);border:1px so
 .error{color:var(--danger);font-size:.8rem;margin:0}
 .alert{margin:0;padding:.5rem .75rem;border-bottom:1px solid var(--line);color:var(--danger);font-size:.85rem;display:grid;gap:.15rem}
 .why{color:var(--muted);font-size:.75rem}
-.main{display:grid;grid-template-rows:auto auto 1fr auto auto;min-width:0;min-height:0}
+.main{display:flex;flex-direction:column;min-width:0;min-height:0}
 .head{display:flex;align-items:center;gap:.5rem;padding:.6rem .75rem;border-bottom:1px solid var(--line)}
-.title{font-weight:600;font-size:1rem;flex:1;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-.state{color:var(--muted);font-size:.8rem}
-.body{display:grid;grid-template-columns:1fr 10rem;min-height:0}
+.head button{flex:none;white-space:nowrap}
+.heading{flex:1;min-width:0}
+.title{font-size:1rem;text-transform:none;letter-spacing:0;color:var(--text);overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.state{margin:0;color:var(--muted);font-size:.75rem;overflow-wrap:anywhere}
+.body{flex:1;display:grid;grid-template-columns:minmax(0,1fr) 10rem;min-height:0}
 .log{overflow:auto;padding:.6rem .75rem;display:flex;flex-direction:column;gap:.4rem}
 .msg{display:grid;padding:.35rem .55rem;border-radius:10px;background:var(--surface);max-width:85%}
 .mine{align-self:flex-end;background:var(--sel)}
 .who{font-size:.75rem;font-weight:600;color:var(--muted)}
 .text{white-space:pre-wrap;overflow-wrap:anywhere}
-.note{font-size:.75rem;color:var(--muted)}
+.meta{display:flex;flex-wrap:wrap;align-items:center;gap:.2rem .5rem;font-size:.7rem;color:var(--muted)}
+.mine .meta{justify-content:flex-end}
+.note{color:var(--muted)}
 [data-state=failed] .note{color:var(--danger)}
 .people{border-inline-start:1px solid var(--line);padding:.6rem;overflow:auto;display:grid;gap:.4rem;align-content:start}
 .people ul{display:grid;gap:.35rem}
-.here{color:var(--muted);font-size:.75rem}
-.people li{display:flex;align-items:center;gap:.4rem;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.here{flex:none;color:var(--muted);font-size:.75rem;white-space:nowrap}
+.people li{display:flex;align-items:center;gap:.4rem;min-width:0}
 .dot{width:.55rem;height:.55rem;border-radius:50%;background:var(--online);flex:none}
 .typing{background:var(--accent)}
 .typing-line{min-height:1.3em;padding:0 .75rem;color:var(--muted);font-size:.8rem;margin:0}
 .say{display:flex;gap:.4rem;padding:.6rem .75rem;border-top:1px solid var(--line)}
 .say textarea{flex:1;resize:none;height:2.4rem}
+.say button{flex:none;white-space:nowrap}
 [dir=rtl] :placeholder-shown{direction:rtl}
 .empty{margin:auto;color:var(--muted);padding:1rem;text-align:center}
 .empty .close{display:block;margin:0 auto .75rem}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 @media (max-width:640px){.panel{inset:0;width:auto;height:auto;border-radius:0;grid-template-columns:1fr;grid-template-rows:auto 1fr}
 .side{border-inline-end:0;border-bottom:1px solid var(--line);max-height:40vh}
-.body{grid-template-columns:1fr;grid-template-rows:auto 1fr}
+.body{grid-template-columns:minmax(0,1fr);grid-template-rows:auto 1fr}
 .people{order:-1;border-inline-start:0;border-bottom:1px solid var(--line);display:flex;flex-wrap:wrap;gap:.2rem .9rem;max-height:4.5rem;padding:.4rem .75rem}
 .people h3{flex-basis:100%}
 .people ul{display:contents}

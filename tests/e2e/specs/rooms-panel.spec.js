@@ -4,6 +4,7 @@
 // Screenshots (light, dark, phone, Arabic) are kept in artifacts/.
 import { test, expect } from '@playwright/test';
 import { useTagSite } from '../lib/tag-site.js';
+import { readRootFile } from '../lib/hub.js';
 
 // The documented script tag on the site's own page; `?rooms=&locale=de` become data-* options.
 const env = useTagSite();
@@ -305,5 +306,203 @@ test('the hub’s other rooms are listed, with the server written as ws:// on an
   } finally {
     await context.close();
     await bob.context.close();
+  }
+});
+
+// ---- What a review of the panel found: each test below fails without its fix.
+
+/** The panel's statuses in `lang` (English is built into the panel), longest first. */
+function statuses(lang) {
+  const keys = ['roomJoining', 'roomRejoining', 'roomHttp'];
+  const texts = lang === 'en'
+    ? { roomJoining: 'Joining…', roomRejoining: 'Reconnecting…', roomHttp: 'Messages only (HTTP fallback)' }
+    : JSON.parse(readRootFile(`npm/dist/locales/rooms-${lang}.json`));
+  return keys.map((k) => texts[k]).sort((a, b) => b.length - a.length);
+}
+
+/** Parts of the panel (in its shadow root) that stick out of it, or are cut inside themselves. */
+async function clipped(root, selectors) {
+  return root.evaluate((host, selectors) => {
+    const r = host.shadowRoot;
+    const panel = r.querySelector('.panel').getBoundingClientRect();
+    const bad = [];
+    for (const sel of selectors) {
+      const el = r.querySelector(sel);
+      const b = el.getBoundingClientRect();
+      if (b.width === 0 || b.left < panel.left - 0.5 || b.right > panel.right + 0.5 || b.top < panel.top - 0.5 || b.bottom > panel.bottom + 0.5) bad.push(`${sel} outside the panel`);
+      else if (el.scrollWidth > el.clientWidth + 1) bad.push(`${sel} cut inside (${el.scrollWidth} > ${el.clientWidth})`);
+      else if (!el.contains(r.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2))) bad.push(`${sel} covered`);
+    }
+    return bad;
+  }, selectors);
+}
+
+test('nothing is clipped: a 64-character room id and the longest status, on a phone and a desktop, in English, Japanese and German', async ({ browser }) => {
+  test.slow();
+  const id = `r${'-quarterly-planning'.repeat(4)}`.slice(0, 63) + 'z';
+  expect(id).toHaveLength(64);
+  for (const viewport of [{ width: 390, height: 844 }, { width: 1280, height: 800 }]) {
+    for (const locale of ['en', 'ja', 'de']) {
+      // The longest status this language has, shown while reconnecting.
+      const strings = JSON.stringify({ roomRejoining: statuses(locale)[0] });
+      const v = await visit(browser, { locale, strings }, { viewport, isMobile: viewport.width < 500, hasTouch: viewport.width < 500 });
+      try {
+        await v.page.evaluate((id) => window.natter.openRoom(id, { name: 'Ada' }), id);
+        await expect.poll(() => v.page.evaluate(() => window.natter.rooms[0].status)).toBe('joined');
+        await v.context.setOffline(true);
+        await v.page.evaluate(() => window.dispatchEvent(new Event('offline')));
+        await expect(v.root.locator('.state')).toHaveText(statuses(locale)[0]);
+        const where = `${locale} at ${viewport.width}×${viewport.height}`;
+        expect(await clipped(v.root, ['.close', '.head button.quiet:not(.close)', '.state', 'form.say button', 'form.say textarea']), where).toEqual([]);
+        // The id is cut with an ellipsis in the header, and whole in its tooltip.
+        await expect(v.root.locator('.title')).toHaveAttribute('title', `# ${id}`);
+        // The room list in the side stays in the side.
+        const inSide = await v.root.evaluate((host) => {
+          const side = host.shadowRoot.querySelector('nav.side');
+          return side.scrollWidth <= side.clientWidth;
+        });
+        expect(inSide, where).toBe(true);
+        await v.page.screenshot({ path: `artifacts/rooms-panel-long-${locale}-${viewport.width}.png` });
+      } finally {
+        await v.context.close();
+      }
+    }
+  }
+});
+
+test('the hub’s other rooms: one line each, the name cut and whole in its tooltip, the count beside it', async ({ browser }) => {
+  const long = `x${'-all-hands-q3'.repeat(5)}`.slice(0, 64);
+  const bob = await open(browser);
+  try {
+    for (const r of [long, 'tea']) await bob.page.evaluate((r) => window.natter.joinRoom(r, { name: 'Bob' }), r);
+    await expect.poll(() => bob.page.evaluate(() => window.natter.rooms.map((r) => r.status))).toEqual(['joined', 'joined']);
+    const ada = await open(browser);
+    try {
+      await ada.p.launcher.click();
+      const cells = ada.p.dialog.locator('ul.browse button');
+      await expect(cells.filter({ hasText: 'tea' })).toHaveCount(1);
+      await expect(cells.filter({ hasText: long.slice(0, 20) })).toHaveAttribute('title', long);
+      const layout = await ada.page.locator('[data-natter-rooms]').evaluate((host) => {
+        const side = host.shadowRoot.querySelector('nav.side').getBoundingClientRect();
+        return [...host.shadowRoot.querySelectorAll('ul.browse button')].map((b) => {
+          const box = b.getBoundingClientRect();
+          const here = b.querySelector('.here');
+          const line = parseFloat(getComputedStyle(b).lineHeight);
+          return {
+            inSide: box.left >= side.left && box.right <= side.right,
+            oneLine: b.querySelector('bdi').getBoundingClientRect().height < line * 1.5 && here.getBoundingClientRect().height < line * 1.5,
+            apart: here.getBoundingClientRect().left - b.querySelector('bdi').getBoundingClientRect().right >= 6,
+          };
+        });
+      });
+      for (const cell of layout) expect(cell).toEqual({ inSide: true, oneLine: true, apart: true });
+    } finally {
+      await ada.context.close();
+    }
+  } finally {
+    await bob.context.close();
+  }
+});
+
+test('a long member name is whole in its tooltip and its accessible name', async ({ browser }) => {
+  const name = 'Cynthia Montgomery-Featherstonehaugh of the Quarterly Review';
+  const bob = await open(browser);
+  const ada = await open(browser);
+  try {
+    await bob.page.evaluate((name) => window.natter.joinRoom('long-names', { name }), name);
+    await ada.page.evaluate(() => window.natter.openRoom('long-names', { name: 'Ada' }));
+    const item = ada.p.dialog.getByRole('list', { name: 'Members' }).getByRole('listitem', { name });
+    await expect(item).toHaveAttribute('title', name);
+    await expect(item).toHaveAccessibleName(name);
+    // Shown cut with an ellipsis, inside the column.
+    expect(await item.locator('.name').evaluate((el) => [getComputedStyle(el).textOverflow, el.scrollWidth > el.clientWidth])).toEqual(['ellipsis', true]);
+  } finally {
+    for (const who of [ada, bob]) await who.context.close().catch(() => {});
+  }
+});
+
+test('room messages show their time as the support chat does, the full date in the tooltip', async ({ browser }) => {
+  const ada = await visit(browser, { locale: 'de' });
+  const bob = await open(browser);
+  try {
+    await bob.page.evaluate(() => window.natter.joinRoom('uhrzeit', { name: 'Bob' }));
+    await ada.page.evaluate(() => window.natter.openRoom('uhrzeit', { name: 'Ada' }));
+    await bob.page.evaluate(() => window.natter.rooms[0].send('Guten Morgen'));
+    await ada.page.keyboard.type('Hallo');
+    await ada.page.keyboard.press('Enter');
+    const times = ada.root.locator('.msg time');
+    await expect(times).toHaveCount(2);
+    await expect(ada.root.locator('.msg.mine')).toHaveAttribute('data-state', 'sent');
+    const seen = await ada.page.evaluate(() => {
+      const r = document.querySelector('[data-natter-rooms]').shadowRoot;
+      return window.natter.rooms[0].messages.map((m) => {
+        const t = r.querySelector(`.msg[data-id="${m.id}"] time`);
+        const d = new Date(m.time);
+        return {
+          datetime: t.getAttribute('datetime') === m.time,
+          // The support chat's formats (widget/src/web/view.js), in the panel's language.
+          text: t.textContent === new Intl.DateTimeFormat('de', { hour: 'numeric', minute: '2-digit' }).format(d),
+          title: t.title === new Intl.DateTimeFormat('de', { dateStyle: 'full', timeStyle: 'short' }).format(d),
+        };
+      });
+    });
+    expect(seen).toEqual([{ datetime: true, text: true, title: true }, { datetime: true, text: true, title: true }]);
+    await expect(times.first()).toHaveText(/^\d{1,2}:\d{2}$/);
+  } finally {
+    for (const who of [ada, bob]) await who.context.close().catch(() => {});
+  }
+});
+
+test('the room’s status is a polite live region, written only when it changes; the log adds only what is new', async ({ browser }) => {
+  const ada = await open(browser);
+  const bob = await open(browser);
+  try {
+    await bob.page.evaluate(() => window.natter.joinRoom('quiet', { name: 'Bob' }));
+    await ada.page.evaluate(() => window.natter.openRoom('quiet', { name: 'Ada' }));
+    await expect.poll(() => ada.page.evaluate(() => window.natter.rooms[0].status)).toBe('joined');
+    const status = ada.p.dialog.getByRole('status');
+    await expect(status).toHaveText('');
+    // Count what changes in the live regions while the room is busy.
+    await ada.page.evaluate(() => {
+      const r = document.querySelector('[data-natter-rooms]').shadowRoot;
+      window.heard = { status: 0, log: [] };
+      new MutationObserver((list) => (window.heard.status += list.length)).observe(r.querySelector('[role=status]'), { childList: true, characterData: true, subtree: true });
+      new MutationObserver((list) => {
+        for (const m of list) for (const n of m.addedNodes) window.heard.log.push(n.textContent);
+      }).observe(r.querySelector('[role=log]'), { childList: true });
+    });
+    await bob.page.evaluate(() => window.natter.rooms[0].send('one'));
+    await bob.page.evaluate(() => window.natter.rooms[0].typing(true));
+    await expect(ada.p.typing).toHaveText('Bob is typing…');
+    await bob.page.evaluate(() => window.natter.rooms[0].send('two'));
+    await expect(ada.p.log.locator('.msg')).toHaveCount(2);
+    const heard = await ada.page.evaluate(() => window.heard);
+    expect(heard.status).toBe(0);
+    expect(heard.log.map((t) => t.replace(/\d.*$/, ''))).toEqual(['Bobone', 'Bobtwo']);
+    // The link drops: that is said, once.
+    await ada.context.setOffline(true);
+    await ada.page.evaluate(() => window.dispatchEvent(new Event('offline')));
+    await expect(status).toHaveText('Reconnecting…');
+    await expect(status).toHaveAttribute('role', 'status');
+    expect(await ada.page.evaluate(() => window.heard.status)).toBeGreaterThan(0);
+  } finally {
+    for (const who of [ada, bob]) await who.context.close().catch(() => {});
+  }
+});
+
+test('after openRoom(id, { name }) the panel’s name field shows that name, and joins from the panel use the field', async ({ browser }) => {
+  const ada = await open(browser);
+  const bob = await open(browser);
+  try {
+    await bob.page.evaluate(() => window.natter.joinRoom('lounge', { name: 'Bob' }));
+    await expect.poll(() => bob.page.evaluate(() => window.natter.rooms[0].status)).toBe('joined');
+    await ada.page.evaluate(() => window.natter.openRoom('named', { name: 'Ada Lovelace' }));
+    await expect(ada.p.name).toHaveValue('Ada Lovelace');
+    // The visitor writes another name, then picks one of the hub's rooms: that name is used.
+    await ada.p.name.fill('Ada L.');
+    await ada.p.dialog.locator('ul.browse button').filter({ hasText: 'lounge' }).click();
+    await expect.poll(() => bob.page.evaluate(() => window.natter.rooms[0].members.map((m) => m.name).sort())).toEqual(['Ada L.', 'Bob']);
+  } finally {
+    for (const who of [ada, bob]) await who.context.close().catch(() => {});
   }
 });

@@ -453,6 +453,11 @@ impl Room {
         if self.messages.len() > MESSAGES_KEPT {
             remove_at(&mut self.messages, 0);
         }
+        if !mine {
+            // A message ends its author's typing: what they typed is here. (Their client may
+            // never say "stopped"; without this the indicator stayed up until it expired.)
+            self.stop_typing(&line.from.id, fx);
+        }
         if live {
             if !mine && !watching {
                 self.unread = self.unread.saturating_add(1);

@@ -177,8 +177,10 @@ impl Natter {
     /// made), 4 `retry` (`id`), 5 `typing` (`arg`: true / false), 6 `cursor` / 7 `update` (`arg`:
     /// the data as JSON text, which the npm module has written and checked), 8 `read`, 9 `watch`
     /// (`room` on screen; `""` for none), 10 `panelCss` (answers the collaboration panel's
-    /// stylesheet, which npm/src/index.js hands the panel; `room` is ignored). Throws a
-    /// `TypeError` for an unknown `op`.
+    /// stylesheet, which npm/src/index.js hands the panel; `room` is ignored), 11 `clock`
+    /// (answers the widget's message-time formatters, `{ label(iso), full(iso) }` in its
+    /// locale, so the panel shows room times as the support chat does; `room` is ignored).
+    /// Throws a `TypeError` for an unknown `op`.
     pub fn room(&self, op: u32, room: String, arg: JsValue, id: Option<String>) -> JsValue {
         let call = match op {
             0 => return self.rt.room_snapshot(&room),
@@ -202,6 +204,7 @@ impl Natter {
             8 => RoomCall::Read { room },
             9 => RoomCall::Watch { room: (!room.is_empty()).then_some(room) },
             10 => return crate::panel_style::PANEL_CSS.into(),
+            11 => return self.rt.clock(),
             // Thrown from here (no `Result`: its glue is larger); nothing is held to drop but
             // the room id, and only a caller outside the npm module can get here.
             _ => wasm_bindgen::throw_val(js_sys::TypeError::new("natter: no such room call").into()),

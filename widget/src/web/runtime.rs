@@ -595,6 +595,13 @@ impl Runtime {
         self.store.room_outbox(room)
     }
 
+    /// Message-time formatters in the widget's locale (a `Clock` of view.js), for the
+    /// collaboration panel: its room messages show times as the support chat's do.
+    #[cfg(feature = "rooms")]
+    pub(super) fn clock(&self) -> JsValue {
+        super::clock::Clock::new(&self.options.locale).into()
+    }
+
     /// A room's snapshot (`null` for a room not joined).
     #[cfg(feature = "rooms")]
     pub(super) fn room_snapshot(&self, room: &str) -> JsValue {

@@ -296,6 +296,36 @@ fn typing_indicators_expire() {
 }
 
 #[test]
+fn a_members_message_ends_their_typing() {
+    let mut rooms = joined("r");
+    let mut fx = Vec::new();
+    let typing = |id: &str, name: &str| {
+        ServerMessage::Typing(TypingNotice {
+            room: Some("r".into()),
+            role: natter_protocol::Role::User,
+            from: Some(member(id, name)),
+            active: true,
+        })
+    };
+    rooms.receive(typing("ada", "Ada"), &mut fx);
+    rooms.receive(typing("bob", "Bob"), &mut fx);
+    // Ada sends what she typed (and her client never says she stopped): she is no longer
+    // typing at once, not when the indicator expires; Bob still is.
+    let mut fx = Vec::new();
+    rooms.receive(chat("r", "m2", 2, &member("ada", "Ada")), &mut fx);
+    let room = rooms.get("r").expect("joined");
+    assert_eq!(room.typing, [member("bob", "Bob")]);
+    let told = notices(&fx);
+    assert_eq!(told.first(), Some(&RoomNotice::Typing { member: member("ada", "Ada"), active: false }));
+    assert!(matches!(told.last(), Some(RoomNotice::Message(m)) if m.id == "m2"));
+    // The visitor's own message (echoed from another of their tabs) ends nobody's typing.
+    let mut fx = Vec::new();
+    rooms.receive(chat("r", "m3", 3, &member("me", "Me")), &mut fx);
+    assert_eq!(rooms.get("r").map(|r| r.typing.len()), Some(1));
+    assert!(!notices(&fx).iter().any(|n| matches!(n, RoomNotice::Typing { .. })));
+}
+
+#[test]
 fn a_refused_join_is_told_and_not_retried_but_a_rate_limited_one_is() {
     let mut rooms = Rooms::default();
     let mut fx = Vec::new();
