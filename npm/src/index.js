@@ -193,6 +193,7 @@ class NatterHandle {
   #queue = [];
   #listeners = [];
   #destroyed = false;
+  #toldDestroyed = false;
   #ready = false;
   #rooms = new Map();
   /** `'panel'`, `'api'` or null: see roomsOf. */
@@ -330,7 +331,12 @@ class NatterHandle {
   }
 
   #call(method, args) {
-    if (this.#destroyed) return undefined;
+    if (this.#destroyed) {
+      // Said once: a page that keeps a destroyed handle should hear why nothing happens.
+      if (!this.#toldDestroyed) console.warn(`natter: this widget was destroyed: ${method}() and later calls do nothing`);
+      this.#toldDestroyed = true;
+      return undefined;
+    }
     if (this.#inner) return this.#inner[method](...args);
     this.#queue.push([method, args]);
     return undefined;
@@ -358,13 +364,13 @@ class NatterHandle {
    * `Room` at once; calls on it wait until the hub has confirmed the join. Joining a room
    * already joined returns the same object.
    */
-  joinRoom(id, options = {}) {
+  joinRoom(id, options) {
     this.#needRooms('joinRoom');
     // Not `String(id)`: `joinRoom(undefined)` would join the room "undefined", which every page
     // with the same bug shares.
     if (typeof id !== 'string') throw new TypeError(`natter: joinRoom(id) needs a string, not ${typeof id}`);
     const key = id;
-    const name = options?.name == null ? undefined : checkText('joinRoom(id, { name })', options.name);
+    const name = joinName('joinRoom', options);
     let room = this.#rooms.get(key);
     if (!room || room.left) {
       room = new Room(key, (args) => this.#call('room', args));
@@ -393,10 +399,19 @@ class NatterHandle {
 
   /** @internal — the collaboration panel shows room `id` (null: none, or the tab is hidden): what arrives there is not unread. */
   _watchRoom(id) {
-    this.#call('room', [9 /* watch */, id ?? '', undefined]);
+    if (!this.#destroyed) this.#call('room', [9 /* watch */, id ?? '', undefined]);
   }
 
-  /** The rooms joined (and not left), in join order. */
+  /** @internal — whether the hub takes `name` as a member's name (the panel checks its "Your name" field before joining). */
+  _nameOk(name) {
+    return this.#inner?.room(12, '', name) ?? true;
+  }
+
+  /**
+   * Every `Room` this page joined and has not left (nor `left` since the widget was destroyed),
+   * in join order, whatever its status: `joining`, `joined`, `rejoining`, `http`, or `refused`
+   * (which stays listed, with its reason heard on `error`, until the page calls `leave()`).
+   */
   get rooms() {
     return [...this.#rooms.values()].filter((r) => !r.left);
   }
@@ -405,10 +420,10 @@ class NatterHandle {
    * Joins room `id` (if needed) and shows it in the collaboration panel (loaded on first use);
    * without `options.name`, as the `name` option says.
    */
-  openRoom(id, options = {}) {
+  openRoom(id, options) {
     this.#needRooms('openRoom');
-    const name = options?.name ?? this.#options.name;
-    const room = this.joinRoom(id, { ...options, name });
+    const name = joinName('openRoom', options) ?? (this.#options.name || undefined);
+    const room = this.joinRoom(id, { name });
     // The panel's "Your name" shows the name the room was joined with.
     this.#roomsPanel().then((panel) => panel?.open(room.id, { name }));
     return room;
@@ -498,6 +513,8 @@ class NatterHandle {
 
   on(event, fn) {
     if (typeof fn !== 'function') throw new TypeError('natter: on(event, fn) needs a function');
+    // A misspelt event would never fire: said at the call, as `room.on` does.
+    if (!EVENTS.includes(event)) throw new TypeError(`natter: the widget has no "${String(event)}" event (${EVENTS.join(', ')})`);
     if (this.#destroyed) return this;
     // `ready` has happened once and for all: a late listener hears it at once, like a
     // resolved promise, instead of never.
@@ -539,6 +556,26 @@ class NatterHandle {
     if (this.#inner) this.#inner.destroy();
     this.#inner = null;
   }
+}
+
+/** The events of `natter.on` (the rooms' are `room.on`'s). */
+const EVENTS = ['ready', 'open', 'close', 'message', 'delivery', 'unread', 'status', 'sound', 'tokenExpired'];
+
+/**
+ * The name `options` (of `joinRoom` or `openRoom`: `call`) joins with, or undefined for none: a
+ * TypeError naming the call for options that are not an object (`joinRoom(id, 'Ada')` would
+ * join without a name) and for a name that is not a string or is blank (`{ name: '' }`, the
+ * value of an empty form field, would join as "Someone"; leave the name out for that).
+ */
+function joinName(call, options) {
+  if (options == null) return undefined;
+  if (typeof options !== 'object') {
+    throw new TypeError(`natter: ${call}(id, options) needs an object like { name: 'Ada' }, not ${typeof options}`);
+  }
+  if (options.name == null) return undefined;
+  const name = checkText(`${call}(id, { name })`, options.name);
+  if (!name.trim()) throw new TypeError(`natter: ${call}(id, { name }) is blank (leave it out to join without a name)`);
+  return name;
 }
 
 /**

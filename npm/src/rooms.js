@@ -17,7 +17,7 @@ const EMPTY = Object.freeze({
 // The calls of the wasm's `room` export go by number (a name would be a string to copy into the
 // wasm and compare there, on every call): 0 snapshot, 1 join, 2 leave, 3 send, 4 retry,
 // 5 typing, 6 cursor, 7 update, 8 read, 9 watch, 10 the panel's stylesheet, 11 the message-time
-// formatters (see `Natter::room` in widget/src/web/api.rs).
+// formatters, 12 whether the hub takes a member's name (see `Natter::room` in widget/src/web/api.rs).
 
 const EVENTS = ['message', 'delivery', 'presence', 'members', 'history', 'typing', 'cursor', 'update', 'status', 'unread', 'error', 'change'];
 
@@ -38,6 +38,33 @@ function messageId() {
  * from the outbox).
  */
 const MAX_JSON = 65536 - 10240;
+
+/**
+ * The deepest nesting of arrays and objects in a page's data that every hub reads: the hub's
+ * JSON reader stops at 128 levels (serde_json's recursion limit), and the frame's own object is
+ * one, its `data` another before the page's: deeper data was dropped there with an error about
+ * the frame that names no room. Refused here, at the page's call, like oversized data.
+ */
+const MAX_DEPTH = 126;
+
+/** How deep `text` (JSON) nests, counted only when it could be too deep (a bracket per level, in and out). */
+function tooDeep(text) {
+  if (text.length <= 2 * MAX_DEPTH) return false;
+  let depth = 0;
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    // 34 ", 92 \, 91 [, 123 {, 93 ], 125 }
+    if (quoted) {
+      if (c === 92) i++;
+      else if (c === 34) quoted = false;
+    } else if (c === 34) quoted = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > MAX_DEPTH) return true;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return false;
+}
 
 /** `text`'s size in a frame (JSON, UTF-8), or a RangeError naming `what` when it is too large. */
 function fits(what, text) {
@@ -69,6 +96,7 @@ function json(id, data) {
   } catch (err) {
     throw new TypeError(`natter: room "${id}": data is not JSON (${err.message})`);
   }
+  if (text && tooDeep(text)) throw new RangeError(`natter: room "${id}": data nests deeper than a hub reads (${MAX_DEPTH} arrays or objects)`);
   if (text) return fits(`room "${id}": data`, text);
   throw new TypeError(`natter: room "${id}": data is not JSON`);
 }
@@ -91,6 +119,9 @@ export class Room {
   #cursor = undefined;
   #cancelFrame = null;
   #left = false;
+  /** Why calls do nothing now (said once on the console): the room was left, or the widget destroyed. */
+  #gonePhrase = 'was left';
+  #told = false;
   /** Events of the join call itself (a refused id), held until the page can have listened. */
   #held = [];
 
@@ -145,10 +176,23 @@ export class Room {
     return this.#snap().unread;
   }
 
+  /**
+   * True (after saying so on the console, the first time) when the room was left or the widget
+   * destroyed: `call` does nothing then, and a page that keeps calling should hear why once.
+   */
+  #dead(call) {
+    if (!this.#left) return false;
+    if (!this.#told) {
+      this.#told = true;
+      console.warn(`natter: room "${this.#id}" ${this.#gonePhrase}: room.${call}() and later calls do nothing`);
+    }
+    return true;
+  }
+
   /** Sends `text`; returns the message id (undefined for blank text, or a room left or refused). */
   send(text) {
     checkText('room.send(text)', text);
-    if (this.#left || !text.trim() || this.status === 'refused') return undefined;
+    if (this.#dead('send') || !text.trim() || this.status === 'refused') return undefined;
     // The id is made here, so it is known at once even while the wasm is still loading.
     const id = messageId();
     this.#call(3 /* send */, text, id);
@@ -156,15 +200,15 @@ export class Room {
   }
   /** Tries a failed message again. */
   retry(messageId) {
-    if (!this.#left) this.#call(4 /* retry */, undefined, String(messageId));
+    if (!this.#dead('retry')) this.#call(4 /* retry */, undefined, String(messageId));
   }
   /** Says the visitor is (or stopped) typing. Call it again every few seconds while they type: others stop showing it 6 s after the last call. */
   typing(active = true) {
-    if (!this.#left) this.#call(5 /* typing */, Boolean(active));
+    if (!this.#dead('typing')) this.#call(5 /* typing */, Boolean(active));
   }
   /** Shares the visitor's cursor (any JSON); at most one per animation frame goes out, the latest. */
   cursor(data) {
-    if (this.#left) return;
+    if (this.#dead('cursor')) return;
     this.#cursor = json(this.#id, data);
     this.#cancelFrame ??= nextFrame(() => {
       this.#cancelFrame = null;
@@ -175,11 +219,11 @@ export class Room {
   }
   /** Sends an update of shared state (any JSON, a `chain_update`) to the other members, in order. */
   update(data) {
-    if (!this.#left) this.#call(7 /* update */, json(this.#id, data));
+    if (!this.#dead('update')) this.#call(7 /* update */, json(this.#id, data));
   }
   /** The visitor has seen everything here: unread goes to 0. */
   markRead() {
-    if (!this.#left) this.#call(8 /* read */);
+    if (!this.#dead('markRead')) this.#call(8 /* read */);
   }
   /** Leaves the room; the object is dead afterwards. */
   leave() {
@@ -238,8 +282,9 @@ export class Room {
     if (type !== 'cursor') this.#emit('change', this);
   }
 
-  /** @internal — the widget was destroyed or the room left. */
+  /** @internal — the widget was destroyed. */
   _dead() {
+    if (!this.#left) this.#gonePhrase = 'is gone (the widget was destroyed)';
     this.#gone();
   }
 
@@ -248,6 +293,7 @@ export class Room {
     this.#snapshot = null;
   }
 
+  /** The room was left (`leave()`, or the widget destroyed): calls on it do nothing. */
   get left() {
     return this.#left;
   }
