@@ -179,8 +179,11 @@ impl Natter {
     /// (`room` on screen; `""` for none), 10 `panelCss` (answers the collaboration panel's
     /// stylesheet, which npm/src/index.js hands the panel; `room` is ignored), 11 `clock`
     /// (answers the widget's message-time formatters, `{ label(iso), full(iso) }` in its
-    /// locale, so the panel shows room times as the support chat does; `room` is ignored).
-    /// Throws a `TypeError` for an unknown `op`.
+    /// locale, so the panel shows room times as the support chat does; `room` is ignored), 12
+    /// `nameOk` (`arg`: a name; answers whether the hub takes it as a member's name, by the
+    /// protocol's own rule: 1–64 characters, none of them control, bidirectional-control or
+    /// line-separator characters, so the panel refuses a bad one before joining; `room` is
+    /// ignored). Throws a `TypeError` for an unknown `op`.
     pub fn room(&self, op: u32, room: String, arg: JsValue, id: Option<String>) -> JsValue {
         let call = match op {
             0 => return self.rt.room_snapshot(&room),
@@ -205,6 +208,7 @@ impl Natter {
             9 => RoomCall::Watch { room: (!room.is_empty()).then_some(room) },
             10 => return crate::panel_style::PANEL_CSS.into(),
             11 => return self.rt.clock(),
+            12 => return arg.as_string().is_some_and(|n| member_name_ok(&n)).into(),
             // Thrown from here (no `Result`: its glue is larger); nothing is held to drop but
             // the room id, and only a caller outside the npm module can get here.
             _ => wasm_bindgen::throw_val(js_sys::TypeError::new("natter: no such room call").into()),
@@ -212,6 +216,16 @@ impl Natter {
         self.rt.dispatch(Event::Room(call));
         JsValue::UNDEFINED
     }
+}
+
+/// Whether the hub takes `name` as a member's name: `natter_protocol::validate_member_name`'s
+/// rule as a yes or no (its errors' texts would cost the wasm bytes a yes or no does not need;
+/// a browser test holds the two to the same answers).
+#[cfg(feature = "rooms")]
+fn member_name_ok(name: &str) -> bool {
+    !name.trim().is_empty()
+        && name.chars().count() <= natter_protocol::MAX_MEMBER_NAME_CHARS
+        && !name.chars().any(natter_protocol::is_forbidden_in_names)
 }
 
 impl Natter {
@@ -306,4 +320,24 @@ pub fn mount(options: JsValue) -> Result<Natter, JsValue> {
     }
     let rt = Runtime::mount(options, context_of, trusted_html)?;
     Ok(Natter { rt })
+}
+
+#[cfg(all(test, feature = "rooms"))]
+mod tests {
+    use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+    wasm_bindgen_test_configure!(run_in_browser);
+
+    #[wasm_bindgen_test]
+    fn the_panel_s_name_check_is_the_hub_s() {
+        let long = "é".repeat(64);
+        let too_long = "é".repeat(65);
+        for name in [
+            "Ada", "עדה", " Ada ", "", "   ", "\t", "Ada\u{0}", "Ada\tL", "Ada\u{200F}", "Ada\u{202E}", "\u{2066}x",
+            "a\u{2028}b", "\u{FEFF}Ada", "a\u{061C}", "🙂", &long, &too_long,
+        ] {
+            let hub = natter_protocol::validate_member_name(name).is_ok();
+            assert_eq!(super::member_name_ok(name), hub, "{name:?}");
+        }
+    }
 }
