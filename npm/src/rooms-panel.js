@@ -41,14 +41,27 @@ const STRINGS = {
   roomRefused: 'You cannot join this room',
   roomHttp: 'Messages only (HTTP fallback)',
   roomVerified: 'verified',
+  roomBadMember: 'Names cannot hold control or direction marks.',
+  roomTooLong: 'Too long to send.',
+  roomBusy: 'Too many at once: wait, then retry.',
+  roomNotAccepted: 'Not allowed here.',
 };
+
+/**
+ * What the panel says when the hub refuses something in a room, by the error's code (the hub's
+ * own message is developer English: it goes to the console). A code not here: `roomNotAccepted`;
+ * `unavailable` (some history could not be replayed) is for the console alone.
+ */
+const REASONS = { too_large: 'roomTooLong', rate_limited: 'roomBusy', unavailable: '' };
 
 // Languages written right to left (by primary subtag), as the widget's own panel knows them.
 const RTL = ['ar', 'he', 'fa', 'ur', 'ps', 'yi', 'dv', 'ckb'];
 
 const THEME = {
   light: '--on-accent:#fff;--bg:#fff;--surface:#f4f4f6;--sel:#e8e7ff;--text:#1b1b1f;--muted:#5c5d66;--line:#dcdce2;--danger:#b42318;--online:#16a34a;',
-  dark: '--on-accent:#121216;--bg:#1c1c21;--surface:#26262c;--sel:#34345a;--text:#ececf1;--muted:#a6a7b1;--line:#3a3a42;--danger:#ff8a80;--online:#4ade80;',
+  // The accent is the support launcher's in both themes (it stays dark enough for white text);
+  // the focus ring is lighter, to stand out against the dark background.
+  dark: '--ring:#8b93ff;--on-accent:#fff;--bg:#1c1c21;--surface:#26262c;--sel:#34345a;--text:#ececf1;--muted:#a6a7b1;--line:#3a3a42;--danger:#ff8a80;--online:#4ade80;',
 };
 
 const ROOM_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -106,7 +119,7 @@ export function createRoomsPanel(natter, options = {}) {
   const paintTheme = () => {
     const dark = options.theme === 'dark' || (options.theme !== 'light' && media.matches);
     const given = options.accent ?? options.colors?.accent;
-    const accent = /^#[0-9a-fA-F]{3,8}$|^[a-z]+$/.test(given ?? '') ? given : dark ? '#8b93ff' : '#4f46e5';
+    const accent = /^#[0-9a-fA-F]{3,8}$|^[a-z]+$/.test(given ?? '') ? given : '#4f46e5';
     const z = Number.isFinite(Number(options.zIndex)) ? Number(options.zIndex) : 2147483000;
     themeSheet.replaceSync(`:host{${dark ? THEME.dark : THEME.light}--accent:${accent};--z:${z};}`);
   };
@@ -133,7 +146,9 @@ export function createRoomsPanel(natter, options = {}) {
       return null;
     }
   };
-  let name = options.name ?? remembered();
+  // (A remembered name the hub would refuse is not used: one stored before the panel checked.)
+  const stored = remembered();
+  let name = options.name ?? (stored && natter._nameOk(stored) ? stored : null);
   const clock = options.clock ?? null;
 
   const badge = el('span', { class: 'badge', hidden: true });
@@ -157,10 +172,10 @@ export function createRoomsPanel(natter, options = {}) {
   const leaveButton = el('button', { class: 'quiet', type: 'button' }, t.roomLeave);
   // The panel covers the launcher on a phone: it closes from inside too.
   const closeButton = el('button', { class: 'quiet close', type: 'button', 'aria-label': t.roomClosePanel }, '×');
-  // What the hub refused here: the panel's words, then the hub's reason (in English, as the
-  // hub writes it).
+  // What the hub refused here: the panel's words, then why, in the visitor's language (the
+  // hub's own words are on the console).
   const alertWhat = el('span', { class: 'what' });
-  const alertWhy = el('span', { class: 'why', lang: 'en', dir: 'auto' });
+  const alertWhy = el('span', { class: 'why' });
   const alert = el('p', { class: 'alert', role: 'alert', hidden: true }, alertWhat, alertWhy);
   const log = el('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-labelledby': 'room-title', tabindex: '0' });
   const people = el('ul', { 'aria-label': t.roomMembers });
@@ -215,7 +230,7 @@ export function createRoomsPanel(natter, options = {}) {
     const others = hubRooms.filter((r) => !joined.has(r.room));
     browse.hidden = others.length === 0;
     keepFocus(browseList, () => browseList.replaceChildren(...others.map((r) => el('li', {}, el('button', {
-      type: 'button', 'data-room': r.room, title: r.name ?? r.room, onclick: () => show(natter.joinRoom(r.room, { name: nameToJoin() }).id),
+      type: 'button', 'data-room': r.room, title: r.name ?? r.room, onclick: () => join(r.room),
     }, roomName(r.name ?? r.room), el('span', { class: 'here' }, fill(t.roomHere, { n: r.memberCount })))))));
   }
 
@@ -233,9 +248,11 @@ export function createRoomsPanel(natter, options = {}) {
     // (A refusal is said in the alert below.)
     setText(state, refused ? '' : STATUS[room.status] ?? '');
     const error = errors.get(room.id);
-    alert.hidden = !refused && !error;
     alertWhat.textContent = refused ? t.roomRefused : '';
-    alertWhy.textContent = error ?? '';
+    // (A refused join says it above; a reason only when there is more to say.)
+    const why = REASONS[error] ?? (refused || error === undefined ? '' : 'roomNotAccepted');
+    alertWhy.textContent = why && t[why];
+    alert.hidden = !refused && !why;
     // Nothing can be said in a room the hub refused, and nobody is there.
     sayForm.hidden = refused;
     typingLine.hidden = refused;
@@ -314,6 +331,15 @@ export function createRoomsPanel(natter, options = {}) {
     for (const room of natter.rooms) {
       if (watched.has(room)) continue;
       const onChange = () => {
+        // Left, by the page's code or the panel's Leave: the panel shows the next room, and the
+        // keyboard that was in the panel stays there (rather than falling to the page's <body>).
+        if (room.left && room.id === current) {
+          const inside = root.activeElement;
+          current = natter.rooms[0]?.id ?? null;
+          render();
+          if (inside) focusRoom();
+          return;
+        }
         if (room.id === current && isOpen && !document.hidden && room.unread) room.markRead();
         const typing = root.activeElement === input;
         if (room.id === current) renderRoom();
@@ -323,7 +349,8 @@ export function createRoomsPanel(natter, options = {}) {
         if (typing && sayForm.hidden) focusRoom();
       };
       const onError = (e) => {
-        errors.set(room.id, e.message);
+        console.warn(`natter: room "${room.id}": ${e.code}: ${e.message}`);
+        errors.set(room.id, e.code);
         if (room.id === current) renderRoom();
       };
       // A fresh join (after a refusal, or a rejoin) starts without the old complaint.
@@ -384,7 +411,7 @@ export function createRoomsPanel(natter, options = {}) {
    * (remembered for next time), else the last one known.
    */
   function nameToJoin() {
-    const typed = nameInput.value.trim().slice(0, 64);
+    const typed = nameInput.value.trim();
     if (options.name || !typed) return name;
     name = typed;
     try {
@@ -393,6 +420,20 @@ export function createRoomsPanel(natter, options = {}) {
       // Storage refused (private mode): the name lasts for this page.
     }
     return name;
+  }
+
+  /**
+   * Joins room `id` from the panel and shows it, unless the "Your name" field holds a name the
+   * hub would refuse (too long, a control or direction mark): that is said under the form, in
+   * the visitor's language, and neither joined with nor remembered.
+   */
+  function join(id) {
+    const typed = nameInput.value.trim();
+    const bad = !options.name && typed && !natter._nameOk(typed);
+    nameInput.toggleAttribute('aria-invalid', Boolean(bad));
+    joinError.textContent = bad ? t.roomBadMember : '';
+    if (bad) return nameInput.focus();
+    show(natter.joinRoom(id, { name: nameToJoin() }).id);
   }
 
   function show(id) {
@@ -446,10 +487,25 @@ export function createRoomsPanel(natter, options = {}) {
   natter.on('close', () => besideSupport(false));
   besideSupport(Boolean(natter.state?.open));
   closeButton.addEventListener('click', () => close());
+  // Full-screen (the stylesheet's narrow breakpoint) the panel covers the page: it is modal
+  // there, and Tab goes round inside it rather than on to controls hidden under it. (Beside
+  // the page on a wide screen it is not: the page stays usable, and Tab goes on to it.)
+  const narrow = matchMedia('(max-width:640px)');
+  const modal = () => panel.toggleAttribute('aria-modal', narrow.matches);
+  modal();
+  narrow.addEventListener('change', modal);
   panel.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') {
       e.stopPropagation();
       close();
+    } else if (e.key === 'Tab' && narrow.matches) {
+      const stops = [...panel.querySelectorAll('button,input,textarea,[tabindex]')].filter((n) => n.getClientRects().length);
+      const [first, last] = [stops[0], stops[stops.length - 1]];
+      const at = root.activeElement;
+      if (e.shiftKey ? at === first : at === last) {
+        e.preventDefault();
+        (e.shiftKey ? last : first).focus();
+      }
     }
   });
   joinForm.addEventListener('submit', (e) => {
@@ -459,9 +515,8 @@ export function createRoomsPanel(natter, options = {}) {
       joinError.textContent = t.roomBadName;
       return;
     }
-    joinError.textContent = '';
-    joinInput.value = '';
-    show(natter.joinRoom(id, { name: nameToJoin() }).id);
+    join(id);
+    if (!joinError.textContent) joinInput.value = '';
   });
   let lastTyping = 0;
   input.addEventListener('input', () => {
@@ -519,6 +574,7 @@ export function createRoomsPanel(natter, options = {}) {
       for (const [room, listeners] of watched) for (const [event, fn] of listeners) room.off(event, fn);
       watched.clear();
       media.removeEventListener('change', paintTheme);
+      narrow.removeEventListener('change', modal);
       document.removeEventListener('visibilitychange', onVisible);
       host.remove();
     },

@@ -32,7 +32,7 @@ label{font-size:.8rem;color:var(--muted)}
 input,textarea{font:inherit;color:var(--text);background:var(--bg);border:1px solid var(--line);border-radius:8px;padding:.4rem .5rem;min-width:0}
 .primary{background:var(--accent);color:var(--on-accent);padding:.4rem .7rem}
 .quiet{color:var(--muted);border:1px solid var(--line);padding:.2rem .5rem}
-:focus-visible{outline:2px solid var(--accent);outline-offset:2px}
+:focus-visible{outline:2px solid var(--ring,var(--accent));outline-offset:2px}
 .error{color:var(--danger);font-size:.8rem;margin:0}
 .alert{margin:0;padding:.5rem .75rem;border-bottom:1px solid var(--line);color:var(--danger);font-size:.85rem;display:grid;gap:.15rem}
 .why{color:var(--muted);font-size:.75rem}
