@@ -506,3 +506,177 @@ test('after openRoom(id, { name }) the panel’s name field shows that name, and
     for (const who of [ada, bob]) await who.context.close().catch(() => {});
   }
 });
+
+/** The element focused in `page`: the rooms panel's own (through its shadow root), else the page's. */
+function focused(page) {
+  return page.evaluate(() => {
+    const host = document.activeElement;
+    const inner = host?.shadowRoot?.activeElement;
+    return host?.hasAttribute('data-natter-rooms') && inner
+      ? `rooms:${inner.id || inner.className || inner.tagName}`
+      : host?.hasAttribute('data-natter') ? 'support' : host?.tagName;
+  });
+}
+
+test('on a phone the full-screen panel is modal: Tab goes round inside it, Escape closes and gives focus back', async ({ browser }) => {
+  const { context, page, p } = await open(browser, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, colorScheme: 'dark' });
+  try {
+    await p.launcher.focus();
+    await page.keyboard.press('Enter');
+    await expect(p.dialog).toBeVisible();
+    await expect(p.dialog).toHaveAttribute('aria-modal', '');
+    await p.name.fill('Ada');
+    await p.room.fill('modal');
+    await page.keyboard.press('Enter');
+    await expect(p.message).toBeFocused();
+    await page.keyboard.type('hello');
+    await page.keyboard.press('Enter');
+    await expect(p.log.locator('.msg.mine')).toHaveAttribute('data-state', 'sent');
+    // Round the whole panel both ways, twice over: never out to the page or the support
+    // launcher hidden under it.
+    const seen = new Set();
+    for (const key of [...Array(24).fill('Tab'), ...Array(24).fill('Shift+Tab')]) {
+      await page.keyboard.press(key);
+      const at = await focused(page);
+      expect(at, key).toMatch(/^rooms:/);
+      seen.add(at);
+    }
+    // Every part of it is reached: the room list, the join form, Leave, ×, the log, the text box.
+    for (const part of ['rooms:name', 'rooms:join', 'rooms:say', 'rooms:log', 'rooms:quiet close']) expect([...seen]).toContain(part);
+    await page.screenshot({ path: 'artifacts/rooms-panel-phone-dark.png' });
+    await page.keyboard.press('Escape');
+    await expect(p.dialog).toBeHidden();
+    await expect(p.launcher).toBeFocused();
+  } finally {
+    await context.close();
+  }
+});
+
+test('beside the page on a wide screen the panel is not modal', async ({ browser }) => {
+  const { context, page, p } = await open(browser);
+  try {
+    await p.launcher.click();
+    await expect(p.dialog).toBeVisible();
+    await expect(p.dialog).not.toHaveAttribute('aria-modal', /.*/);
+  } finally {
+    await context.close();
+  }
+});
+
+test('page code leaving the room on screen keeps the keyboard in the panel', async ({ browser }) => {
+  const { context, page, p } = await open(browser);
+  try {
+    await page.evaluate(() => window.natter.openRoom('first', { name: 'Ada' }));
+    await page.evaluate(() => window.natter.openRoom('second', { name: 'Ada' }));
+    await expect(p.message).toBeFocused();
+    // The app leaves the room the visitor is writing in: the panel shows the other one, and
+    // the keyboard is in its text box rather than on the page's <body>.
+    await page.evaluate(() => window.natter.rooms.find((r) => r.id === 'second').leave());
+    await expect(p.rooms).toHaveText(['# first']);
+    await expect(p.message).toBeFocused();
+    // The last one: the keyboard goes to the room name box.
+    await page.evaluate(() => window.natter.rooms[0].leave());
+    await expect(p.rooms).toHaveCount(0);
+    await expect(p.room).toBeFocused();
+  } finally {
+    await context.close();
+  }
+});
+
+test('a name the hub would refuse is said in the visitor’s language before joining, and not remembered; a hub refusal shows no developer text', async ({ browser }) => {
+  const { context, page, root, warnings } = await visit(browser, { locale: 'he' });
+  try {
+    await root.locator('button.launch').click();
+    const name = root.locator('#name');
+    const error = root.locator('form.join .error');
+    // A right-to-left mark (common in Hebrew and Arabic input) and a direction override.
+    for (const bad of ['עדה\u200F', 'Ada\u202Eevil']) {
+      await name.fill(bad);
+      await root.locator('#join').fill('names');
+      await root.locator('#join').press('Enter');
+      await expect(error).toHaveText('שם לא יכול לכלול תווי בקרה או סימני כיווניות.');
+      await expect(name).toBeFocused();
+      await expect(name).toHaveAttribute('aria-invalid', '');
+      expect(await page.evaluate(() => window.natter.rooms.length)).toBe(0);
+      expect(await page.evaluate(() => localStorage.getItem('natter.rooms.name'))).toBeNull();
+    }
+    // Put right, it joins and is remembered.
+    await name.fill('עדה');
+    await root.locator('#join').press('Enter');
+    await expect(error).toHaveText('');
+    await expect(name).not.toHaveAttribute('aria-invalid', /.*/);
+    await expect.poll(() => page.evaluate(() => window.natter.rooms[0]?.status)).toBe('joined');
+    expect(await page.evaluate(() => localStorage.getItem('natter.rooms.name'))).toBe('עדה');
+
+    // The page's own code joins with a name the hub refuses: the panel says so in Hebrew; the
+    // hub's English is on the console only.
+    await page.evaluate(() => window.natter.openRoom('api-name', { name: 'Ada\u202E' }));
+    const alert = root.locator('.alert');
+    await expect(alert).toBeVisible();
+    await expect(alert.locator('.what')).toHaveText('לא ניתן להצטרף לחדר הזה');
+    await expect(alert).not.toContainText('name');
+    await expect.poll(() => warnings.some((w) => w.includes('room "api-name": invalid_message') && w.includes('bad `name`'))).toBe(true);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a message the hub refuses says why in the panel, in the visitor’s language', async ({ browser }) => {
+  const { context, page, root } = await visit(browser, { locale: 'de' });
+  try {
+    await page.evaluate(() => window.natter.openRoom('reasons', { name: 'Ada' }));
+    await expect.poll(() => page.evaluate(() => window.natter.rooms[0]?.status)).toBe('joined');
+    // Longer than the hub's 4,000 characters (the panel's box stops there; the page's code can send more).
+    await page.evaluate(() => window.natter.rooms[0].send('x'.repeat(5000)));
+    await expect(root.locator('.msg.mine')).toHaveAttribute('data-state', 'failed');
+    await expect(root.locator('.alert')).toHaveText('Zu lang zum Senden.');
+    await expect(root.locator('.alert')).not.toContainText('characters');
+  } finally {
+    await context.close();
+  }
+});
+
+test('long unbroken text wraps inside its bubble, and a direction override stays inside its message', async ({ browser }) => {
+  const ada = await open(browser);
+  const bob = await open(browser);
+  try {
+    await ada.page.evaluate(() => window.natter.openRoom('wide', { name: 'Ada' }));
+    await bob.page.evaluate(() => window.natter.joinRoom('wide', { name: 'Bob' }));
+    await expect.poll(() => bob.page.evaluate(() => window.natter.rooms[0]?.status)).toBe('joined');
+    await bob.page.evaluate(() => window.natter.rooms[0].send('W'.repeat(4000)));
+    await bob.page.evaluate(() => window.natter.rooms[0].send('safe \u202Eevil'));
+    await expect(ada.p.log.locator('.msg')).toHaveCount(2);
+    // On a desktop and on a phone: the text stays inside its bubble, the bubble inside the log.
+    for (const viewport of [null, { width: 390, height: 844 }]) {
+      if (viewport) await ada.page.setViewportSize(viewport);
+      const boxes = await ada.p.log.evaluate((log) => {
+        const box = (n) => n.getBoundingClientRect();
+        const [msg] = log.querySelectorAll('.msg');
+        const text = msg.querySelector('.text');
+        return { log: box(log), msg: box(msg), text: box(text), overflow: text.scrollWidth - text.clientWidth };
+      });
+      expect(boxes.overflow).toBeLessThanOrEqual(0);
+      expect(boxes.text.right).toBeLessThanOrEqual(boxes.msg.right + 0.5);
+      expect(boxes.msg.right).toBeLessThanOrEqual(boxes.log.right + 0.5);
+    }
+    // The override reverses its own text only: the message's time after it reads as it should.
+    const bidi = await ada.p.log.locator('.msg .text').nth(1).evaluate((t) => getComputedStyle(t).unicodeBidi);
+    expect(bidi).toBe('isolate');
+    await ada.page.screenshot({ path: 'artifacts/rooms-panel-long.png' });
+  } finally {
+    for (const who of [ada, bob]) await who.context.close().catch(() => {});
+  }
+});
+
+test('in dark mode the rooms launcher has the support launcher’s accent', async ({ browser }) => {
+  const { context, page, p } = await open(browser, { colorScheme: 'dark' });
+  try {
+    const support = await page.locator('[data-natter]').locator('[part="launcher"]').evaluate((b) => getComputedStyle(b).backgroundColor);
+    const rooms = await p.launcher.evaluate((b) => getComputedStyle(b).backgroundColor);
+    expect(rooms).toBe(support);
+    await p.launcher.click();
+    await page.screenshot({ path: 'artifacts/rooms-panel-dark-launchers.png' });
+  } finally {
+    await context.close();
+  }
+});

@@ -342,3 +342,99 @@ test('a room id the hub would refuse: the page hears the error on the room joinR
   expect(heard.errors).toHaveLength(1);
   expect(JSON.stringify(heard.errors[0])).toMatch(/bad id!/);
 });
+
+/** `[[…[leaf]…]]`, `depth` arrays deep. */
+const nestedSource = 'let o = 1; for (let i = 0; i < depth; i++) o = [o]; return o;';
+
+test('mistakes with rooms are said at the page’s call, or once on the console: deep data, bad options, unknown events, calls on a left room or a destroyed widget', async ({ browser }) => {
+  test.slow();
+  const ada = await member(browser, 'mistakes', 'Ada');
+  const bob = await member(browser, 'mistakes', 'Bob');
+  const warnings = [];
+  ada.page.on('console', (m) => m.type() === 'warning' && warnings.push(m.text()));
+  try {
+    const outcome = await ada.page.evaluate((src) => {
+      const nested = new Function('depth', src);
+      const room = window.room('mistakes');
+      const tryIt = (call) => {
+        try {
+          call();
+          return 'accepted';
+        } catch (e) {
+          return `${e.name}: ${e.message}`;
+        }
+      };
+      return {
+        // The deepest data every hub reads, and one level more (which the hub dropped, with an
+        // error that names no room: nobody heard of it).
+        deepest: tryIt(() => room.update({ deepest: nested(125) })),
+        tooDeep: tryIt(() => room.update(nested(127))),
+        tooDeepCursor: tryIt(() => room.cursor([nested(126)])),
+        // Brackets inside strings are text, not depth.
+        bracketText: tryIt(() => room.update({ text: '['.repeat(1000) + '{'.repeat(1000) })),
+        // Options that are not an object would join without a name; a blank name as "Someone".
+        nameString: tryIt(() => window.natter.joinRoom('other', 'Ada')),
+        nameNumber: tryIt(() => window.natter.joinRoom('other', 5)),
+        openString: tryIt(() => window.natter.openRoom('other', 'Ada')),
+        empty: tryIt(() => window.natter.joinRoom('other', { name: '' })),
+        blank: tryIt(() => window.natter.joinRoom('other', { name: '   ' })),
+        noName: tryIt(() => window.natter.joinRoom('anonymous', {}).leave()),
+        // A misspelt event would never fire.
+        bogus: tryIt(() => window.natter.on('bogus', () => {})),
+        roomBogus: tryIt(() => room.on('bogus', () => {})),
+        rooms: window.natter.rooms.map((r) => r.id),
+      };
+    }, nestedSource);
+    expect(outcome.deepest).toBe('accepted');
+    expect(outcome.bracketText).toBe('accepted');
+    expect(outcome.noName).toBe('accepted');
+    for (const key of ['tooDeep', 'tooDeepCursor']) {
+      expect(outcome[key], key).toBe('RangeError: natter: room "mistakes": data nests deeper than a hub reads (126 arrays or objects)');
+    }
+    for (const key of ['nameString', 'nameNumber']) {
+      expect(outcome[key], key).toMatch(/^TypeError: natter: joinRoom\(id, options\) needs an object like \{ name: 'Ada' \}, not (string|number)$/);
+    }
+    expect(outcome.openString).toMatch(/^TypeError: natter: openRoom\(id, options\) needs an object like/);
+    for (const key of ['empty', 'blank']) expect(outcome[key], key).toMatch(/^TypeError: natter: joinRoom\(id, \{ name \}\) is blank \(leave it out to join without a name\)$/);
+    expect(outcome.bogus).toMatch(/^TypeError: natter: the widget has no "bogus" event \(ready, open, close, message, delivery, unread, status, sound, tokenExpired\)/);
+    expect(outcome.roomBogus).toMatch(/^TypeError: natter: rooms have no "bogus" event/);
+    expect(outcome.rooms).toEqual(['mistakes']);
+    // The deepest data reached Bob whole; the brackets as text.
+    await expect
+      .poll(() => bob.page.evaluate(() => window.events.filter((e) => e.e === 'update').map((e) => JSON.stringify(e.detail.data).length)))
+      .toEqual([JSON.stringify({ deepest: new Function('depth', nestedSource)(125) }).length, JSON.stringify({ text: '['.repeat(1000) + '{'.repeat(1000) }).length]);
+
+    // natter.rooms lists a refused room too (as documented), until the page leaves it.
+    await ada.page.evaluate(() => window.natter.joinRoom('bad id!', { name: 'Ada' }));
+    await expect.poll(() => ada.page.evaluate(() => window.natter.rooms.map((r) => `${r.id} ${r.status}`))).toEqual(['mistakes joined', 'bad id! refused']);
+
+    // Calls on a left room: nothing happens, and the console says why, once.
+    const left = await ada.page.evaluate(() => {
+      const room = window.natter.joinRoom('short-lived', { name: 'Ada' });
+      room.leave();
+      return [room.send('anyone?'), room.update({ a: 1 }), room.cursor({ x: 1 }), room.typing(true), room.markRead(), room.left];
+    });
+    expect(left).toEqual([undefined, undefined, undefined, undefined, undefined, true]);
+    await expect.poll(() => warnings.filter((w) => w.includes('short-lived'))).toEqual([
+      'natter: room "short-lived" was left: room.send() and later calls do nothing',
+    ]);
+
+    // A destroyed widget: its handle and its rooms say so once each.
+    await ada.page.evaluate(() => {
+      const room = window.room('mistakes');
+      window.natter.destroy();
+      window.natter.send('hello?');
+      window.natter.open();
+      room.send('still there?');
+      room.update({});
+    });
+    await expect.poll(() => warnings.filter((w) => /destroyed/.test(w))).toEqual([
+      'natter: this widget was destroyed: send() and later calls do nothing',
+      'natter: room "mistakes" is gone (the widget was destroyed): room.send() and later calls do nothing',
+    ]);
+    // Bob heard nothing of them.
+    expect(texts(await bob.view())).not.toContain('still there?');
+  } finally {
+    for (const m of [ada, bob]) await m.context.close().catch(() => {});
+  }
+});
