@@ -254,6 +254,7 @@ export interface NatterHandle {
    * a new anonymous one. Messages not yet stored are dropped, each told `failed` on `delivery`.
    */
   logout(): void;
+  /** Throws a `TypeError` for an event not in `NatterEvents` (room events are `room.on`'s) or a `fn` that is not a function. */
   on<E extends keyof NatterEvents>(event: E, fn: (detail: NatterEvents[E]) => void): NatterHandle;
   off<E extends keyof NatterEvents>(event: E, fn: (detail: NatterEvents[E]) => void): NatterHandle;
   /** Current state (a fresh snapshot on each read). */
@@ -265,11 +266,17 @@ export interface NatterHandle {
   /**
    * Joins room `id` on the widget's connection and returns its `Room` at once (calls on it wait
    * until the hub confirms the join). Joining a room already joined returns the same object.
-   * Throws an Error naming the `rooms` option when the widget was mounted without rooms, and a
-   * TypeError when `id` is not a string.
+   * Throws an Error naming the `rooms` option when the widget was mounted without rooms (or
+   * destroyed), and a TypeError naming the call when `id` is not a string, `options` is not an
+   * object (`joinRoom(id, 'Ada')`), or its `name` is not a string or blank. A room id or name
+   * the hub refuses gives a `refused` room with an `error` event (see `NatterJoinOptions.name`).
    */
   joinRoom(id: string, options?: NatterJoinOptions): NatterRoom;
-  /** The rooms joined, in join order. */
+  /**
+   * Every room this page joined and has not left (nor lost with `destroy()`), in join order,
+   * whatever its status: `joining`, `joined`, `http`, `rejoining`, and `refused` too (listed,
+   * with its reason heard on `error`, until the page calls `leave()`). A fresh array each read.
+   */
   readonly rooms: readonly NatterRoom[];
   /**
    * Joins room `id` if needed and shows it in the collaboration panel (without `options.name`,
@@ -277,7 +284,7 @@ export interface NatterHandle {
    * then loads on first use.
    */
   openRoom(id: string, options?: NatterJoinOptions): NatterRoom;
-  /** Removes every node, listener, timer, socket and request of the widget; an open panel first gives focus back to where it was, as closing does. */
+  /** Removes every node, listener, timer, socket and request of the widget; an open panel first gives focus back to where it was, as closing does. Later calls on the handle and its rooms do nothing but say so once on the console (`joinRoom` and `openRoom` throw). */
   destroy(): void;
 }
 

@@ -19,9 +19,15 @@ export type NatterRoomStatus =
   | 'joining'
   /** The hub confirmed the join; calls go out at once. */
   | 'joined'
+  /** The HTTP fallback carries the room: messages both ways; members, typing, cursors and updates wait for the WebSocket. */
+  | 'http'
   /** The connection dropped; the room is joined again, resuming after its last message, when it is back. */
   | 'rejoining'
-  /** The hub refused the join (an `error` event says why: the `rooms` claim, the hub's room access, a bad id or name). */
+  /**
+   * The hub refused the join for good, not for now (a join it turns down for a while, such as a
+   * `rate_limited` one, is sent again): an `error` event says why — a bad room id or name, the
+   * `rooms` claim, the hub's room access, its limit of rooms per connection.
+   */
   | 'refused'
   /** Left. */
   | 'left';
@@ -87,7 +93,7 @@ export interface NatterRoom {
   readonly typingMembers: readonly NatterMember[];
   /** Messages of others that arrived while the room was not watched. */
   readonly unread: number;
-  /** The room was left (or the widget destroyed); calls do nothing. */
+  /** The room was left (`leave()`, or the widget destroyed): calls on it do nothing but say so once on the console. Join again with `natter.joinRoom`, which gives a new `Room`. */
   readonly left: boolean;
   /** Sends `text`; returns the message id at once (undefined for blank text, or a room left or refused). It waits in the outbox until stored. Throws a `TypeError` when `text` is not a string and a `RangeError` past 55,296 bytes of JSON (UTF-8: a larger frame than every hub takes). */
   send(text: string): string | undefined;
@@ -95,9 +101,9 @@ export interface NatterRoom {
   retry(messageId: string): void;
   /** The visitor is typing (`true`, repeat every few seconds while they type; others clear it 6 s after the last) or stopped. */
   typing(active?: boolean): void;
-  /** Shares the visitor's cursor; at most one per animation frame goes out (the latest). Throws a `TypeError` for data JSON cannot hold (a cycle, a BigInt, a function) and a `RangeError` past 55,296 bytes of JSON. */
+  /** Shares the visitor's cursor; at most one per animation frame goes out (the latest). Throws a `TypeError` for data JSON cannot hold (a cycle, a BigInt, a function) and a `RangeError` past 55,296 bytes of JSON or 126 nested arrays and objects (deeper than a hub reads). */
   cursor(data: NatterJson): void;
-  /** Sends an update of shared state to the other members (a `chain_update`), in order. Throws a `TypeError` for data JSON cannot hold and a `RangeError` past 55,296 bytes of JSON. */
+  /** Sends an update of shared state to the other members (a `chain_update`), in order. Throws a `TypeError` for data JSON cannot hold and a `RangeError` past 55,296 bytes of JSON or 126 nested arrays and objects. */
   update(data: NatterJson): void;
   /** Unread to 0. */
   markRead(): void;
@@ -109,7 +115,13 @@ export interface NatterRoom {
 
 /** Options of `joinRoom`. */
 export interface NatterJoinOptions {
-  /** The name others see (1–64 characters; anything but a string throws a `TypeError`). Ignored for a signed-in user: their verified name is used. */
+  /**
+   * The name others see. Anything but a string, or a blank one, throws a `TypeError` (leave it
+   * out to join without a name). The hub takes 1–64 characters, none of them a control character
+   * (tab, newline, NUL…), a bidirectional control (U+200E/U+200F, U+202A–U+202E, U+2066–U+2069,
+   * U+061C) or U+2028/U+2029/U+FEFF: a name it refuses leaves the room `refused`, with an `error`
+   * event (`invalid_message`) saying why. Ignored for a signed-in user: their verified name is used.
+   */
   name?: string;
 }
 
@@ -171,10 +183,18 @@ export interface NatterRoomStrings {
   roomJoining: string;
   /** "Reconnecting…" — a room's status while the link is down. */
   roomRejoining: string;
-  /** "You cannot join this room" — the hub refused the join (its reason follows). */
+  /** "You cannot join this room" — the hub refused the join. */
   roomRefused: string;
   /** "Messages only (HTTP fallback)" — a room carried by the HTTP fallback. */
   roomHttp: string;
   /** "verified" — said after a signed-in member's name. */
   roomVerified: string;
+  /** "Names cannot hold control or direction marks." — a "Your name" the hub would refuse. */
+  roomBadMember: string;
+  /** "Too long to send." — the hub refused a message or data as too large. */
+  roomTooLong: string;
+  /** "Too many at once: wait, then retry." — the hub refused for now (rate limited). */
+  roomBusy: string;
+  /** "Not allowed here." — any other refusal (its details are on the console). */
+  roomNotAccepted: string;
 }
