@@ -248,10 +248,11 @@ export function createRoomsPanel(natter, options = {}) {
     // (A refusal is said in the alert below.)
     setText(state, refused ? '' : STATUS[room.status] ?? '');
     const error = errors.get(room.id);
-    alertWhat.textContent = refused ? t.roomRefused : '';
-    // (A refused join says it above; a reason only when there is more to say.)
+    // A refused join says so, and why only when there is more to say; a refused message, why.
     const why = REASONS[error] ?? (refused || error === undefined ? '' : 'roomNotAccepted');
-    alertWhy.textContent = why && t[why];
+    const reason = why && t[why];
+    alertWhat.textContent = refused ? t.roomRefused : reason;
+    alertWhy.textContent = refused ? reason : '';
     alert.hidden = !refused && !why;
     // Nothing can be said in a room the hub refused, and nobody is there.
     sayForm.hidden = refused;
