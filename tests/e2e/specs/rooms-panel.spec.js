@@ -600,6 +600,7 @@ test('a name the hub would refuse is said in the visitor’s language before joi
       expect(await page.evaluate(() => window.natter.rooms.length)).toBe(0);
       expect(await page.evaluate(() => localStorage.getItem('natter.rooms.name'))).toBeNull();
     }
+    await page.screenshot({ path: 'artifacts/rooms-panel-bad-name-he.png' });
     // Put right, it joins and is remembered.
     await name.fill('עדה');
     await root.locator('#join').press('Enter');
@@ -631,6 +632,7 @@ test('a message the hub refuses says why in the panel, in the visitor’s langua
     await expect(root.locator('.msg.mine')).toHaveAttribute('data-state', 'failed');
     await expect(root.locator('.alert')).toHaveText('Zu lang zum Senden.');
     await expect(root.locator('.alert')).not.toContainText('characters');
+    await page.screenshot({ path: 'artifacts/rooms-panel-too-long-de.png' });
   } finally {
     await context.close();
   }
