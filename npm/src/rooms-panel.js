@@ -408,33 +408,26 @@ export function createRoomsPanel(natter, options = {}) {
   }
 
   /**
-   * The name a join from the panel uses: the page's, else what the "Your name" field says now
-   * (remembered for next time), else the last one known.
-   */
-  function nameToJoin() {
-    const typed = nameInput.value.trim();
-    if (options.name || !typed) return name;
-    name = typed;
-    try {
-      localStorage.setItem(NAME_KEY, name);
-    } catch {
-      // Storage refused (private mode): the name lasts for this page.
-    }
-    return name;
-  }
-
-  /**
-   * Joins room `id` from the panel and shows it, unless the "Your name" field holds a name the
-   * hub would refuse (too long, a control or direction mark): that is said under the form, in
+   * Joins room `id` from the panel and shows it, as the page's name, else what the "Your name"
+   * field says now (remembered for next time), else the last one known; unless the field holds
+   * a name the hub would refuse (a control or direction mark): that is said under the form, in
    * the visitor's language, and neither joined with nor remembered.
    */
   function join(id) {
-    const typed = nameInput.value.trim();
-    const bad = !options.name && typed && !natter._nameOk(typed);
+    const typed = !options.name && nameInput.value.trim();
+    const bad = typed && !natter._nameOk(typed);
     nameInput.toggleAttribute('aria-invalid', Boolean(bad));
     joinError.textContent = bad ? t.roomBadMember : '';
     if (bad) return nameInput.focus();
-    show(natter.joinRoom(id, { name: nameToJoin() }).id);
+    if (typed) {
+      name = typed;
+      try {
+        localStorage.setItem(NAME_KEY, name);
+      } catch {
+        // Storage refused (private mode): the name lasts for this page.
+      }
+    }
+    show(natter.joinRoom(id, { name }).id);
   }
 
   function show(id) {
