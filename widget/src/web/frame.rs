@@ -70,6 +70,20 @@ impl Obj<'_> {
         list
     }
 
+    /// A `welcome`'s `budgets`, when it has every field.
+    #[cfg(feature = "rooms")]
+    fn budgets(&self) -> Option<natter_protocol::Budgets> {
+        let b = self.get("budgets");
+        let b = Obj(&b);
+        let small = |k| b.seq(k).and_then(|n| u32::try_from(n).ok());
+        Some(natter_protocol::Budgets {
+            messages_per_minute: small("messagesPerMinute")?,
+            message_burst: small("messageBurst")?,
+            frame_budget: b.seq("frameBudget")?,
+            max_rooms: small("maxRooms")?,
+        })
+    }
+
     pub(super) fn member_at(&self, key: &str) -> Option<Member> {
         Obj(&self.get(key)).member()
     }
@@ -113,6 +127,9 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
                 // The visitor's public id in rooms: their own messages and presence.
                 #[cfg(feature = "rooms")]
                 member: o.string("member").unwrap_or_default(),
+                // What the rooms pace themselves to (the hub's defaults when it does not say).
+                #[cfg(feature = "rooms")]
+                budgets: o.budgets(),
                 user: user.string("id").map(|id| UserProfile {
                     id,
                     name: user.string("name"),
@@ -392,9 +409,20 @@ mod tests {
                 avatar: Some("https://example.com/a.png".into()),
             }),
             expires_at: Some(1_790_000_000),
+            budgets: Some(natter_protocol::Budgets {
+                messages_per_minute: 30,
+                message_burst: 3,
+                frame_budget: 5_000,
+                max_rooms: 7,
+            }),
         });
         let Some(M::Welcome(w)) = decode(&parsed(&full)) else { panic!("a welcome") };
         assert_eq!(w.session.as_deref(), Some("s.t"));
+        #[cfg(feature = "rooms")]
+        assert_eq!(
+            w.budgets.map(|b| (b.messages_per_minute, b.message_burst, b.frame_budget, b.max_rooms)),
+            Some((30, 3, 5_000, 7))
+        );
         assert_eq!(w.user.map(|u| (u.id, u.name)), Some(("42".into(), Some("Ada".into()))));
     }
 
