@@ -832,6 +832,7 @@ impl Model {
             }
             #[cfg(feature = "rooms")]
             Timer::RoomPace => self.rooms.pace_tick(),
+            #[cfg(feature = "rooms")]
             Timer::RoomTyping => {
                 self.rooms.typing_expired(fx);
             }
