@@ -648,9 +648,10 @@ pub(crate) struct Rooms {
     next_poll: u32,
     /// What the hub holds this connection to (its `welcome` says; its defaults until then).
     pub budgets: Budgets,
-    /// Rooms the page left while their join was unanswered, with the name it was made with:
-    /// the answer is theirs (a `room_info` is followed by a `leave`), not a later join's.
-    left_due: Vec<(String, Option<String>)>,
+    /// Rooms the page left while their join was unanswered (as they were left: the name the
+    /// join was made with): the answer is theirs (a `room_info` is followed by a `leave`), not
+    /// a later join's.
+    left_due: Vec<Room>,
     /// Frames waiting for the budgets, in the order they were made (see [`Rooms::pace`]).
     paced: Vec<RoomOut>,
     /// Messages (joins, room messages) spent of the session's burst, not yet refilled.
@@ -708,30 +709,12 @@ impl Rooms {
             None => {
                 // Left while its join was unanswered: that join's answer is this room's now
                 // (a different name is put right once it comes: leave, join again).
-                let revived = self
-                    .left_due
-                    .iter()
-                    .position(|(r, _)| *r == id)
-                    .map(|i| remove_at(&mut self.left_due, i));
-                let occupied = self.left_due.len()
-                    + self
-                        .list
-                        .iter()
-                        .filter(|r| !matches!(r.status, RoomStatus::Refused | RoomStatus::Left))
-                        .count();
-                let most = self.budgets.max_rooms as usize;
+                let revived =
+                    self.left_due.iter().position(|r| r.id == id).map(|i| remove_at(&mut self.left_due, i));
                 let mut room = Room::new(id, name);
-                if let Some((_, sent)) = revived {
+                if let Some(ghost) = revived {
                     room.answer_due = true;
-                    room.sent_name = sent;
-                } else if most != 0 && occupied >= most && !bad {
-                    // The hub would refuse it (after costing a round trip and its budget).
-                    let mut message = String::from("this connection is in ");
-                    crate::compose::push_decimal(&mut message, most as u64);
-                    message.push_str(" rooms already, the most it may join (--max-rooms-per-connection); leave one before joining this one");
-                    room.refuse(ErrorCode::InvalidMessage, message, fx);
-                    self.list.push(room);
-                    return false;
+                    room.sent_name = ghost.sent_name;
                 }
                 if bad {
                     // (Not the protocol error's own text: its `{:?}` of a character would bring
@@ -777,7 +760,6 @@ impl Rooms {
             remove_at(&mut self.paced, i);
         } else if room.answer_due {
             // The hub answers the join first; a `leave` now could cross it (see `left_due`).
-            self.left_due.push((room.id.clone(), room.sent_name.clone()));
         } else if self.live && room.status != RoomStatus::Refused {
             fx.push(Effect::SendRoom(RoomOut::Leave { room: room.id.clone() }));
         }
@@ -785,6 +767,9 @@ impl Rooms {
         room.set_status(RoomStatus::Left, fx);
         if self.is_watched(id) {
             self.watching = None;
+        }
+        if room.answer_due && unsent.is_none() {
+            self.left_due.push(room);
         }
         true
     }
@@ -1026,25 +1011,28 @@ impl Rooms {
         self.live = false;
         // The connection's memberships are gone with it: nothing is due from it.
         self.left_due.clear();
-        // What waited for the budget: joins and messages go again after the rejoin (the
-        // outbox keeps the messages); updates and the latest cursor wait for it, in order.
-        let paced = core::mem::take(&mut self.paced);
-        for o in paced.into_iter().rev() {
-            if let RoomOut::Relay { room, kind, data } = o {
-                if let Some(r) = self.get_mut(&room) {
-                    match kind {
-                        RelayKind::Cursor => r.cursor = r.cursor.take().or(Some(data)),
-                        RelayKind::Update => r.queued.insert(0, RoomOut::Relay { room, kind, data }),
-                    }
-                }
-            }
-        }
         for room in &mut self.list {
             room.answer_due = false;
             if room.status == RoomStatus::Joined {
                 room.set_status(RoomStatus::Rejoining, fx);
             }
             room.clear_typing(fx);
+        }
+        // What waited for the budget: joins and messages go again after the rejoin (the
+        // outbox keeps the messages); updates and the latest cursor wait for it, in order, as
+        // calls made before a join do.
+        while !self.paced.is_empty() {
+            let o = remove_at(&mut self.paced, 0);
+            if let RoomOut::Relay { room, kind, data } = &o {
+                if let Some(r) = self.list.iter_mut().find(|r| r.id == *room) {
+                    // (Each waits as a call made before the join would; the room's queue was
+                    // empty while it was joined.)
+                    match kind {
+                        RelayKind::Cursor => r.cursor = Some(data.clone()),
+                        RelayKind::Update => r.queued.push(o),
+                    }
+                }
+            }
         }
     }
 
@@ -1074,10 +1062,14 @@ impl Rooms {
         if self.ticking && !fx.iter().any(|e| matches!(e, Effect::SendRoom(_))) {
             return;
         }
-        for e in core::mem::take(fx) {
-            match e {
-                Effect::SendRoom(o) => self.wait(o, fx),
-                other => fx.push(other),
+        let mut i = 0;
+        while i < fx.len() {
+            if matches!(fx[i], Effect::SendRoom(_)) {
+                if let Effect::SendRoom(o) = remove_at(fx, i) {
+                    self.wait(o, fx);
+                }
+            } else {
+                i += 1;
             }
         }
         self.drain(fx);
@@ -1210,7 +1202,7 @@ impl Rooms {
                 }
             }
             ServerMessage::RoomInfo(info) => {
-                if let Some(i) = self.left_due.iter().position(|(r, _)| *r == info.room) {
+                if let Some(i) = self.left_due.iter().position(|r| r.id == info.room) {
                     // The answer to a join the page has left since: leave now.
                     remove_at(&mut self.left_due, i);
                     fx.push(Effect::SendRoom(RoomOut::Leave { room: info.room }));
@@ -1276,7 +1268,7 @@ impl Rooms {
             return Some(ServerMessage::Error(e));
         };
         // The answer to a join of a room the page has left since: it was not joined.
-        if let Some(i) = self.left_due.iter().position(|(r, _)| *r == room_id) {
+        if let Some(i) = self.left_due.iter().position(|r| r.id == room_id) {
             remove_at(&mut self.left_due, i);
             return None;
         }
@@ -1311,6 +1303,10 @@ impl Rooms {
             // room access does not let this visitor in.
             code if waiting => {
                 room.answer_due = false;
+                // Refused before the session's message rate was spent (a bad name, the room
+                // cap): the hub did not count it, so neither does the pacing.
+                self.messages_spent = (self.messages_spent - 1.0).max(0.0);
+                let Some(room) = self.get_mut(&room_id) else { return None };
                 room.refuse(code, e.message, fx);
             }
             code => room.note(RoomNotice::Error { code, message: e.message }, fx),

@@ -75,12 +75,14 @@ impl Obj<'_> {
     fn budgets(&self) -> Option<natter_protocol::Budgets> {
         let b = self.get("budgets");
         let b = Obj(&b);
-        let small = |k| b.seq(k).and_then(|n| u32::try_from(n).ok());
+        // (`as` saturates: a nonsense number paces oddly, it cannot break anything.)
+        let n = |k| b.get(k).as_f64();
         Some(natter_protocol::Budgets {
-            messages_per_minute: small("messagesPerMinute")?,
-            message_burst: small("messageBurst")?,
-            frame_budget: b.seq("frameBudget")?,
-            max_rooms: small("maxRooms")?,
+            messages_per_minute: n("messagesPerMinute")? as u32,
+            message_burst: n("messageBurst")? as u32,
+            frame_budget: n("frameBudget")? as u64,
+            // (The hub says when its room cap is reached; the widget does not count.)
+            ..natter_protocol::Budgets::default()
         })
     }
 
