@@ -1087,30 +1087,33 @@ impl Rooms {
     }
 
     fn wait(&mut self, o: RoomOut, fx: &mut Vec<Effect>) {
-        let same = |q: &RoomOut| match (q, &o) {
-            (
-                RoomOut::Relay { room: a, kind: RelayKind::Cursor, .. },
-                RoomOut::Relay { room: b, kind: RelayKind::Cursor, .. },
-            ) => a == b,
-            (RoomOut::Chat { room: a, out: x }, RoomOut::Chat { room: b, out: y }) => a == b && x.id == y.id,
-            _ => false,
-        };
-        if let Some(q) = self.paced.iter_mut().find(|q| same(q)) {
-            // The latest cursor wins; a message is sent once.
-            *q = o;
-            return;
-        }
-        if let RoomOut::Relay { room, kind: RelayKind::Update, .. } = &o {
-            let of_room = |q: &RoomOut| matches!(q, RoomOut::Relay { room: r, kind: RelayKind::Update, .. } if r == room);
-            if self.paced.iter().filter(|q| of_room(q)).count() >= UPDATES_KEPT {
-                if let Some(i) = self.paced.iter().position(of_room) {
-                    remove_at(&mut self.paced, i);
+        // One pass: a waiting cursor of the room (replaced: the latest wins) or the same
+        // message (sent once), and the room's waiting updates (the oldest, how many).
+        let (mut oldest, mut updates) = (None, 0);
+        for (i, q) in self.paced.iter_mut().enumerate() {
+            let same = match (&*q, &o) {
+                (RoomOut::Relay { room: a, kind: k, .. }, RoomOut::Relay { room: b, kind: l, .. })
+                    if a == b =>
+                {
+                    if *k == RelayKind::Update && *l == RelayKind::Update {
+                        oldest = oldest.or(Some(i));
+                        updates += 1;
+                    }
+                    *k == RelayKind::Cursor && *l == RelayKind::Cursor
                 }
-                if let Some(r) = self.get(room) {
-                    r.note(
-                        RoomNotice::Error { code: ErrorCode::TooLarge, message: UPDATES_DROPPED.to_string() },
-                        fx,
-                    );
+                (RoomOut::Chat { out: x, .. }, RoomOut::Chat { out: y, .. }) => x.id == y.id,
+                _ => false,
+            };
+            if same {
+                *q = o;
+                return;
+            }
+        }
+        if let (Some(i), true) = (oldest, updates >= UPDATES_KEPT) {
+            if let RoomOut::Relay { room, .. } = remove_at(&mut self.paced, i) {
+                if let Some(r) = self.get(&room) {
+                    let message = UPDATES_DROPPED.to_string();
+                    r.note(RoomNotice::Error { code: ErrorCode::TooLarge, message }, fx);
                 }
             }
         }
@@ -1306,7 +1309,7 @@ impl Rooms {
                 // Refused before the session's message rate was spent (a bad name, the room
                 // cap): the hub did not count it, so neither does the pacing.
                 self.messages_spent = (self.messages_spent - 1.0).max(0.0);
-                let Some(room) = self.get_mut(&room_id) else { return None };
+                let room = self.get_mut(&room_id)?;
                 room.refuse(code, e.message, fx);
             }
             code => room.note(RoomNotice::Error { code, message: e.message }, fx),
