@@ -404,3 +404,28 @@ test('300 joins at once: paced within the hub\'s budget, 100 joined, the rest re
   expect(await page.evaluate(() => window.statuses.filter((s) => s !== 'Connected'))).toEqual([]);
   expect(await page.evaluate(() => window.natter.state.status)).toBe('Connected');
 });
+
+test('500 large updates in a loop reach every member, all in order, paced to the hub\'s frame budget instead of cut', async ({ browser }) => {
+  test.slow();
+  const ada = await member(browser, 'flood', 'Ada');
+  const bob = await member(browser, 'flood', 'Bob');
+  const cy = await member(browser, 'flood', 'Cy');
+  try {
+    await expect.poll(async () => (await ada.view()).memberCount).toBe(3);
+    // Each costs ~10 KB times three members: 15 MB, fifteen seconds of the hub's default budget.
+    await ada.page.evaluate(() => {
+      window.statuses = [];
+      window.natter.on('status', (s) => window.statuses.push(s.status));
+      const room = window.room('flood');
+      for (let i = 0; i < 500; i++) room.update({ i, pad: 'x'.repeat(10_000) });
+    });
+    const received = (m) => m.page.evaluate(() => window.events.filter((e) => e.e === 'update').map((e) => e.detail.data.i));
+    const all = Array.from({ length: 500 }, (_, i) => i);
+    for (const m of [bob, cy]) await expect.poll(() => received(m), { timeout: 90_000 }).toEqual(all);
+    expect(await ada.page.evaluate(() => window.events.filter((e) => e.room === 'flood' && e.e === 'error'))).toEqual([]);
+    expect(await ada.page.evaluate(() => window.statuses.filter((s) => s !== 'Connected'))).toEqual([]);
+    expect((await ada.view()).status).toBe('joined');
+  } finally {
+    for (const m of [ada, bob, cy]) await m.context.close().catch(() => {});
+  }
+});
