@@ -19,6 +19,14 @@
 //! - **What is written survives a reload.** A room's outbox is kept in storage (shared by the
 //!   site's tabs, like the support chat's); when a later page joins the room again, what was
 //!   left there shows as the visitor's and goes out once the join is confirmed.
+//! - **One unanswered join a room.** The hub answers a `join` with `room_info` or an error
+//!   naming the room, in order; while that answer is due nothing else about the room is sent. A
+//!   room left meanwhile is left once the answer says it was joined; joined again meanwhile (under
+//!   another name too), it takes that answer over and ends joined as the page asked last.
+//! - **Within the hub's budgets.** Joins, messages and relays go out at the session's message
+//!   rate and the connection's frame budget (`welcome`'s `budgets`): they wait rather than be
+//!   refused; what is refused anyway (`rate_limited`) is retried after the wait asked, never
+//!   made `refused` or `failed` for it.
 //! - **The first history is not news.** What the hub replays when a room is first joined is the
 //!   room so far; messages after it (live, or replayed on a rejoin) count as unread unless the
 //!   room is being watched, and never the visitor's own.
@@ -117,7 +125,8 @@ pub(crate) enum RoomStatus {
     Http,
     /// The link dropped; the room is joined again when it is back.
     Rejoining,
-    /// The hub refused the join (see the `error` notice); nothing is retried.
+    /// The hub refused the join for good (see the `error` notice): a bad id or name, no access,
+    /// the connection's room cap; nothing is retried. Being asked to wait is not a refusal.
     Refused,
     /// Left by the page.
     Left,
@@ -1036,8 +1045,8 @@ impl Rooms {
         }
     }
 
-    /// After a retryable refusal: re-sends every joined room's waiting messages, and the
-    /// joins still waiting (joining twice is harmless: the hub answers with `room_info`).
+    /// After a retryable refusal: re-sends every joined room's waiting messages (the hub
+    /// acknowledges one it stored already), and the joins still waiting whose answer is not due.
     pub(crate) fn resend(&mut self, fx: &mut Vec<Effect>) {
         for room in &mut self.list {
             match room.status {
