@@ -23,11 +23,7 @@ export type NatterRoomStatus =
   | 'http'
   /** The connection dropped; the room is joined again, resuming after its last message, when it is back. */
   | 'rejoining'
-  /**
-   * The hub refused the join for good, not for now (a join it turns down for a while, such as a
-   * `rate_limited` one, is sent again): an `error` event says why — a bad room id or name, the
-   * `rooms` claim, the hub's room access, its limit of rooms per connection.
-   */
+  /** The hub refused the join for good (an `error` event says why: the `rooms` claim, the hub's room access, a bad id or name, the connection's room cap `--max-rooms-per-connection`). Being asked to wait (`rate_limited`) is never a refusal: the join is retried. */
   | 'refused'
   /** Left. */
   | 'left';
@@ -101,9 +97,9 @@ export interface NatterRoom {
   retry(messageId: string): void;
   /** The visitor is typing (`true`, repeat every few seconds while they type; others clear it 6 s after the last) or stopped. */
   typing(active?: boolean): void;
-  /** Shares the visitor's cursor; at most one per animation frame goes out (the latest). Throws a `TypeError` for data JSON cannot hold (a cycle, a BigInt, a function) and a `RangeError` past 55,296 bytes of JSON or 126 nested arrays and objects (deeper than a hub reads). */
+  /** Shares the visitor's cursor; at most one per animation frame goes out (the latest), fewer when large cursors would pass the hub's frame budget (the latest still wins). Throws a `TypeError` for data JSON cannot hold (a cycle, a BigInt, a function) and a `RangeError` past 55,296 bytes of JSON or 126 nested arrays and objects (deeper than a hub reads). */
   cursor(data: NatterJson): void;
-  /** Sends an update of shared state to the other members (a `chain_update`), in order. Throws a `TypeError` for data JSON cannot hold and a `RangeError` past 55,296 bytes of JSON or 126 nested arrays and objects. */
+  /** Sends an update of shared state to the other members (a `chain_update`), every one in order, as fast as the hub's frame budget allows. At most 500 of a room wait (for the join, or for the budget); past that the oldest is dropped and the room emits an `error` (`too_large`) for each one dropped. Throws a `TypeError` for data JSON cannot hold and a `RangeError` past 55,296 bytes of JSON or 126 nested arrays and objects. */
   update(data: NatterJson): void;
   /** Unread to 0. */
   markRead(): void;

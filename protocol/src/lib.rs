@@ -351,6 +351,42 @@ pub struct Welcome {
     /// with [`close::UNAUTHORIZED`] then, unless a fresh `auth` came first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// The budgets this hub holds the connection to, so a client can pace itself within them
+    /// rather than be refused (`rate_limited`) or cut (4029). Absent from an older hub: use the
+    /// hub's defaults ([`Budgets::default`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budgets: Option<Budgets>,
+}
+
+/// What one connection may send (the hub's `--rate-*`, `--frame-budget` and
+/// `--max-rooms-per-connection`), told in `welcome`. A value of 0 means "no limit".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Budgets {
+    /// Messages (support messages, room messages and joins together) the session may send
+    /// per minute, sustained (`--rate-per-sec` × 60, rounded down).
+    pub messages_per_minute: u32,
+    /// How many of them it may send at once before that rate applies (`--rate-burst`).
+    pub message_burst: u32,
+    /// Bytes per second the connection may make the hub send (`--frame-budget`): each frame
+    /// costs its length plus [`FRAME_OVERHEAD`] bytes, times the connections it reaches; a join
+    /// costs [`JOIN_COST`] more. Four seconds' worth may be spent at once.
+    pub frame_budget: u64,
+    /// Most rooms the connection may be in at once (`--max-rooms-per-connection`).
+    pub max_rooms: u32,
+}
+
+/// What every frame costs on top of its length, in bytes of the frame budget.
+pub const FRAME_OVERHEAD: u64 = 256;
+/// What a `join` costs on top of its length (the room's info and history it makes the hub
+/// read and send), in bytes of the frame budget.
+pub const JOIN_COST: u64 = 16 * 1024;
+
+impl Default for Budgets {
+    /// The hub's defaults: 5 messages a second after a burst of 20, 1 MiB a second, 100 rooms.
+    fn default() -> Self {
+        Budgets { messages_per_minute: 300, message_burst: 20, frame_budget: 1_048_576, max_rooms: 100 }
+    }
 }
 
 impl core::fmt::Debug for Welcome {
@@ -360,6 +396,7 @@ impl core::fmt::Debug for Welcome {
             .field("member", &self.member)
             .field("user", &self.user)
             .field("expires_at", &self.expires_at)
+            .field("budgets", &self.budgets)
             .finish()
     }
 }

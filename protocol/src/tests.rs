@@ -123,8 +123,20 @@ fn server_examples() -> Vec<(ServerMessage, serde_json::Value)> {
                 member: "u_1a2b".into(),
                 user: None,
                 expires_at: None,
+                budgets: None,
             }),
             json!({"type":"welcome","session":"9f2c.51ab","member":"u_1a2b"}),
+        ),
+        (
+            ServerMessage::Welcome(Welcome {
+                session: Some("9f2c.51ab".into()),
+                member: "u_1a2b".into(),
+                user: None,
+                expires_at: None,
+                budgets: Some(Budgets::default()),
+            }),
+            json!({"type":"welcome","session":"9f2c.51ab","member":"u_1a2b",
+                   "budgets":{"messagesPerMinute":300,"messageBurst":20,"frameBudget":1_048_576,"maxRooms":100}}),
         ),
         (
             ServerMessage::Welcome(Welcome {
@@ -137,6 +149,7 @@ fn server_examples() -> Vec<(ServerMessage, serde_json::Value)> {
                     avatar: None,
                 }),
                 expires_at: Some(1_790_000_000),
+                budgets: None,
             }),
             json!({"type":"welcome","member":"u_77aa","user":{"id":"42","name":"Ada","email":"ada@example.com"},"expiresAt":1_790_000_000u64}),
         ),

@@ -26,7 +26,7 @@ use crate::hub::{Hub, Refusal};
 use crate::metrics::Limit;
 
 /// What every frame costs on top of its size, in bytes.
-pub(crate) const FRAME_OVERHEAD: u64 = 256;
+pub(crate) const FRAME_OVERHEAD: u64 = natter_protocol::FRAME_OVERHEAD;
 
 /// How many seconds of budget a connection may spend at once (and owe before it is cut).
 const BURST_SECONDS: f64 = 4.0;

@@ -30,7 +30,7 @@ use crate::store::ConversationKey;
 pub(crate) const CUT_REASON: &str = "sending far too much: reconnect later";
 
 /// What a `join` costs on top of its frame: the `room_info` and `history` it is answered with.
-const JOIN_COST: usize = 16 * 1024;
+const JOIN_COST: usize = natter_protocol::JOIN_COST as usize;
 
 /// Identity-token renewals (an `auth` on an open connection) one connection may send at once.
 /// A page that calls `identify()` on every route change sends one each time; the budget lets
@@ -149,7 +149,9 @@ impl Client {
         match self.hub.identity().user(token) {
             Ok(renewed) if renewed.user.as_ref().is_some_and(|u| u.sub == current.sub) => {
                 self.who.user = renewed.user;
-                self.send(&ServerMessage::Welcome(self.who.welcome()));
+                let mut welcome = self.who.welcome();
+                welcome.budgets = Some(self.hub.config().budgets());
+                self.send(&ServerMessage::Welcome(welcome));
                 Ok(())
             }
             Ok(_) => Err(Refusal::new(

@@ -544,6 +544,19 @@ fn parse_max_frame(s: &str) -> Result<usize, String> {
 }
 
 impl Config {
+    /// The budgets a connection is held to, as `welcome` tells the client (so it can pace
+    /// itself within them rather than be refused or cut).
+    pub(crate) fn budgets(&self) -> natter_protocol::Budgets {
+        let per_minute = if self.rate_burst == 0 { 0.0 } else { (self.rate_per_sec * 60.0).floor() };
+        natter_protocol::Budgets {
+            // (`as` saturates: a rate past u32::MAX a minute is as good as none.)
+            messages_per_minute: per_minute as u32,
+            message_burst: self.rate_burst,
+            frame_budget: self.frame_budget,
+            max_rooms: self.max_rooms_per_connection,
+        }
+    }
+
     /// The `--max-connections-per-address` in force on a hub that holds at most `global`
     /// connections (`--max-connections` as resolved): the flag, or [`CONNECTIONS_PER_ADDRESS`]
     /// capped at a quarter of `global`. `0` is no limit.
@@ -664,6 +677,12 @@ mod tests {
         let no_limit = Config::parse_from(["natter-hub", "--max-connections-per-address", "0"]);
         assert_eq!(no_limit.connections_per_address(960), 0);
         assert_eq!((c.room_creations_per_hour, c.max_rooms_per_connection), (600, 100));
+        // What `welcome` tells clients, and what they assume of a hub that does not say.
+        assert_eq!(c.budgets(), natter_protocol::Budgets::default());
+        let tight = Config::parse_from(["natter-hub", "--rate-per-sec", "0.5", "--rate-burst", "3"]);
+        assert_eq!((tight.budgets().messages_per_minute, tight.budgets().message_burst), (30, 3));
+        let off = Config::parse_from(["natter-hub", "--rate-burst", "0"]);
+        assert_eq!(off.budgets().messages_per_minute, 0, "0: no limit");
         let zero = Config::try_parse_from(["natter-hub", "--max-rooms-per-connection", "0"]);
         assert!(zero.unwrap_err().to_string().contains("--max-rooms-per-connection"));
         assert_eq!(

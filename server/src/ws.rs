@@ -285,7 +285,9 @@ where
         None => authenticate(socket, hub, &mut params).await?,
     };
     if params.welcome || who.issued {
-        outbox.send(crate::hub::encode(&ServerMessage::Welcome(who.welcome())));
+        let mut welcome = who.welcome();
+        welcome.budgets = Some(hub.config().budgets());
+        outbox.send(crate::hub::encode(&ServerMessage::Welcome(welcome)));
     }
     let Params { page, browser, since, addr, budget, .. } = *params;
     let opened = Opened { page, browser, since, addr, budget };

@@ -125,6 +125,19 @@ async fn valid_tokens_of_each_algorithm_are_accepted() {
 }
 
 #[tokio::test]
+async fn welcome_tells_the_client_the_budgets_it_is_held_to() {
+    let mut config = Config::for_tests();
+    config.rate_per_sec = 2.5;
+    config.rate_burst = 7;
+    config.frame_budget = 300_000;
+    config.max_rooms_per_connection = 12;
+    let hub = TestHub::with(config).await;
+    let (_tab, welcome, _) = welcomed(&hub, json!({})).await;
+    let b = welcome.budgets.expect("budgets in the welcome");
+    assert_eq!((b.messages_per_minute, b.message_burst, b.frame_budget, b.max_rooms), (150, 7, 300_000, 12));
+}
+
+#[tokio::test]
 async fn bad_tokens_are_refused_with_the_cause_named() {
     let hub = TestHub::with(secure_config()).await;
     let forged = sign(

@@ -63,6 +63,9 @@ pub(crate) enum Timer {
     /// Re-sends the rooms' waiting messages and joins after a retryable refusal.
     #[cfg(feature = "rooms")]
     RoomResend,
+    /// Refills the rooms' pacing budgets and sends what waited for them.
+    #[cfg(feature = "rooms")]
+    RoomPace,
     /// Clears room typing indicators nobody renewed.
     #[cfg(feature = "rooms")]
     RoomTyping,
@@ -534,6 +537,10 @@ impl Model {
                 if !w.member.is_empty() {
                     self.rooms.me = Some(w.member.clone());
                 }
+                #[cfg(feature = "rooms")]
+                {
+                    self.rooms.budgets = w.budgets.unwrap_or_default();
+                }
                 let welcomed = self.identity.welcomed(&w);
                 if welcomed.new_session {
                     fx.push(Effect::SaveSession);
@@ -824,6 +831,8 @@ impl Model {
                 self.rooms.resend(fx);
             }
             #[cfg(feature = "rooms")]
+            Timer::RoomPace => self.rooms.pace_tick(),
+            #[cfg(feature = "rooms")]
             Timer::RoomTyping => {
                 self.rooms.typing_expired(fx);
             }
@@ -981,6 +990,9 @@ pub(crate) fn update(model: &mut Model, event: Event) -> Vec<Effect> {
             link::Transport::None => model.rooms.link_down(&mut fx),
         }
     }
+    // Room frames go out within the hub's budgets (some wait for them).
+    #[cfg(feature = "rooms")]
+    model.rooms.pace(&mut fx);
     model.follow_conversation();
     if model.attention().watching {
         // A panel open in a visible tab: whatever is in it now has been read.
@@ -1001,3 +1013,6 @@ mod tests;
 
 #[cfg(all(test, feature = "rooms"))]
 mod room_tests;
+
+#[cfg(all(test, feature = "rooms"))]
+mod pacing_tests;

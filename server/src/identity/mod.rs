@@ -65,6 +65,8 @@ impl Principal {
                 avatar: u.avatar.clone(),
             }),
             expires_at: self.user.as_ref().map(|u| u.expires_at),
+            // (The connection adds its hub's budgets.)
+            budgets: None,
         }
     }
 

@@ -436,5 +436,90 @@ test('mistakes with rooms are said at the page’s call, or once on the console:
     expect(texts(await bob.view())).not.toContain('still there?');
   } finally {
     for (const m of [ada, bob]) await m.context.close().catch(() => {});
+
+test('a burst of joins and leaves of one room ends joined under the last name, and its message arrives', async ({ browser }) => {
+  test.slow();
+  const other = await member(browser, 'flip', 'Other');
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  try {
+    await page.goto(site.url);
+    await page.waitForFunction(() => window.natter && window.join);
+    // Faster than the hub's rate allows joins (5 a second after 20): without pacing, some were
+    // refused `rate_limited`, their leaves `not_in_room`, and the last room ended `refused`.
+    await page.evaluate(() => {
+      for (let i = 0; i < 25; i++) window.natter.joinRoom('flip', { name: 'C' }).leave();
+      window.join('flip', 'Final');
+    });
+    await expect.poll(() => page.evaluate(() => window.view('flip')?.members), { timeout: 30_000 }).toEqual(['Final', 'Other']);
+    await expect.poll(async () => (await other.view()).members, { timeout: 30_000 }).toEqual(['Final', 'Other']);
+    expect((await page.evaluate(() => window.view('flip'))).status).toBe('joined');
+    await page.evaluate(() => window.room('flip').send('final says hi'));
+    await expect.poll(async () => texts(await other.view())).toContain('final says hi');
+    const heard = await page.evaluate(() => window.events.filter((e) => e.room === 'flip' && (e.e === 'error' || e.e === 'status')).map((e) => e.e === 'error' ? `error ${e.detail.code}` : e.detail));
+    expect(heard.filter((e) => e.startsWith?.('error'))).toEqual([]);
+    expect(heard).not.toContain('refused');
+    expect((await page.evaluate(() => window.view('flip'))).messages.map((m) => m.state)).toEqual(['sent']);
+  } finally {
+    await context.close();
+    await other.context.close();
+  }
+});
+
+test('300 joins at once: paced within the hub\'s budget, 100 joined, the rest refused naming the room cap, the chat connected throughout', async ({ page }) => {
+  test.slow();
+  await page.goto(site.url);
+  await page.waitForFunction(() => window.natter && window.join);
+  await page.evaluate(() => {
+    window.statuses = [];
+    window.natter.on('status', (s) => window.statuses.push(s.status));
+  });
+  await expect.poll(() => page.evaluate(() => window.natter.state.status)).toBe('Connected');
+  await page.evaluate(() => {
+    window.many = [];
+    window.refusals = [];
+    for (let i = 0; i < 300; i++) {
+      const room = window.natter.joinRoom(`many-${i}`, { name: 'A' });
+      room.on('error', (e) => window.refusals.push(e));
+      window.many.push(room);
+    }
+  });
+  const count = () => page.evaluate(() => {
+    const by = {};
+    for (const r of window.many) by[r.status] = (by[r.status] || 0) + 1;
+    return by;
+  });
+  await expect.poll(count, { timeout: 90_000 }).toEqual({ joined: 100, refused: 200 });
+  const refusals = await page.evaluate(() => window.refusals);
+  expect(refusals.length).toBe(200);
+  for (const e of refusals) expect(e.message).toContain('--max-rooms-per-connection');
+  // Never refused for its rate, never cut: the support chat stayed connected.
+  expect(refusals.filter((e) => e.code === 'rate_limited')).toEqual([]);
+  expect(await page.evaluate(() => window.statuses.filter((s) => s !== 'Connected'))).toEqual([]);
+  expect(await page.evaluate(() => window.natter.state.status)).toBe('Connected');
+});
+
+test('500 large updates in a loop reach every member, all in order, paced to the hub\'s frame budget instead of cut', async ({ browser }) => {
+  test.slow();
+  const ada = await member(browser, 'flood', 'Ada');
+  const bob = await member(browser, 'flood', 'Bob');
+  const cy = await member(browser, 'flood', 'Cy');
+  try {
+    await expect.poll(async () => (await ada.view()).memberCount).toBe(3);
+    // Each costs ~10 KB times three members: 15 MB, fifteen seconds of the hub's default budget.
+    await ada.page.evaluate(() => {
+      window.statuses = [];
+      window.natter.on('status', (s) => window.statuses.push(s.status));
+      const room = window.room('flood');
+      for (let i = 0; i < 500; i++) room.update({ i, pad: 'x'.repeat(10_000) });
+    });
+    const received = (m) => m.page.evaluate(() => window.events.filter((e) => e.e === 'update').map((e) => e.detail.data.i));
+    const all = Array.from({ length: 500 }, (_, i) => i);
+    for (const m of [bob, cy]) await expect.poll(() => received(m), { timeout: 90_000 }).toEqual(all);
+    expect(await ada.page.evaluate(() => window.events.filter((e) => e.room === 'flood' && e.e === 'error'))).toEqual([]);
+    expect(await ada.page.evaluate(() => window.statuses.filter((s) => s !== 'Connected'))).toEqual([]);
+    expect((await ada.view()).status).toBe('joined');
+  } finally {
+    for (const m of [ada, bob, cy]) await m.context.close().catch(() => {});
   }
 });

@@ -172,6 +172,8 @@ pub(crate) struct Link {
     /// The id of the message whose HTTP send is in flight; HTTP sends one at a time.
     posting: Option<String>,
     reconnect: Backoff,
+    /// The reconnect delay after a close with 4029 (cut for sending far too much).
+    cut: Backoff,
     probe: Backoff,
     poll_backoff: Backoff,
     /// xorshift64* state, for backoff jitter only.
@@ -196,6 +198,9 @@ impl Link {
             next_poll: 1,
             posting: None,
             reconnect: Backoff::new(500, 30_000),
+            // The hub's budgets refill over seconds (a cut connection owes four seconds'
+            // worth): 5–10 s after a first cut, up to one or two minutes.
+            cut: Backoff::new(10_000, 120_000),
             // Probing is one cheap attempt; a short cap moves a visitor back to the WebSocket
             // soon after a network lets it through again.
             probe: Backoff::new(2_000, 20_000),
@@ -525,6 +530,21 @@ impl Link {
         if opened && !close::should_reconnect(code) {
             return self.give_up(fx);
         }
+        if code == close::RATE_LIMITED && self.mode == Mode::WebSocket {
+            // Cut for sending far too much: the hub's budgets need time to refill, so wait
+            // a real while, longer at each cut in a row (whatever the socket did meanwhile),
+            // at least half the ceiling so a jitter near 0 is no instant return.
+            self.socket = SocketPhase::Closed;
+            let ceiling = self.cut.ceiling_ms();
+            let u = self.random();
+            let delay = ceiling / 2 + self.cut.next_delay_ms(u) / 2;
+            fx.push(Effect::StartTimer { timer: Timer::Reconnect, ms: delay });
+            return;
+        }
+        if live {
+            // A connection that ended otherwise: the next cut starts from the first delay.
+            self.cut.reset();
+        }
         self.socket_lost(live, after, fx);
     }
 
@@ -616,7 +636,7 @@ impl Link {
             | Timer::ReplyDeadline
             | Timer::PostDeadline => {}
             #[cfg(feature = "rooms")]
-            Timer::RoomResend | Timer::RoomTyping | Timer::RoomPoll => {}
+            Timer::RoomResend | Timer::RoomTyping | Timer::RoomPoll | Timer::RoomPace => {}
         }
     }
 

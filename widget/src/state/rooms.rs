@@ -19,6 +19,14 @@
 //! - **What is written survives a reload.** A room's outbox is kept in storage (shared by the
 //!   site's tabs, like the support chat's); when a later page joins the room again, what was
 //!   left there shows as the visitor's and goes out once the join is confirmed.
+//! - **One unanswered join a room.** The hub answers a `join` with `room_info` or an error
+//!   naming the room, in order; while that answer is due nothing else about the room is sent. A
+//!   room left meanwhile is left once the answer says it was joined; joined again meanwhile (under
+//!   another name too), it takes that answer over and ends joined as the page asked last.
+//! - **Within the hub's budgets.** Joins, messages and relays go out at the session's message
+//!   rate and the connection's frame budget (`welcome`'s `budgets`): they wait rather than be
+//!   refused; what is refused anyway (`rate_limited`) is retried after the wait asked, never
+//!   made `refused` or `failed` for it.
 //! - **The first history is not news.** What the hub replays when a room is first joined is the
 //!   room so far; messages after it (live, or replayed on a rejoin) count as unread unless the
 //!   room is being watched, and never the visitor's own.
@@ -34,7 +42,8 @@ use crate::outbox::{Outbox, OutboxEntry};
 use crate::state::log::Delivery;
 use crate::state::{Effect, Notice, Outgoing, Timer};
 use natter_protocol::{
-    is_room_id, ErrorCode, ErrorFrame, History, Member, RoomInfo, RoomMessage, ServerMessage,
+    is_room_id, Budgets, ErrorCode, ErrorFrame, History, Member, RoomInfo, RoomMessage, ServerMessage,
+    FRAME_OVERHEAD, JOIN_COST,
 };
 
 /// Retryable refusals of one room message in a row after which it is shown as failed.
@@ -45,12 +54,18 @@ const RESEND_DELAY_MS: u32 = 2_000;
 /// A member's typing indicator is cleared this long after their last `typing` frame (a sender
 /// renews it while the person types; a closed tab never says "stopped").
 pub(crate) const TYPING_TIMEOUT_MS: u32 = 6_000;
-/// How many `chain_update` calls wait for a join; older ones beyond it are dropped (and said
-/// so with an `error` notice) rather than growing memory without bound.
-const QUEUED_UPDATES_KEPT: usize = 200;
-/// What the room says when an update waiting for the join is dropped (written out, not made at
-/// run time; a test checks that the number is [`QUEUED_UPDATES_KEPT`]).
-const UPDATES_DROPPED: &str = "more than 200 updates waited for the room; the oldest was dropped";
+/// How many `chain_update` calls of a room wait (for the join, or for the hub's budgets); older
+/// ones beyond it are dropped (and said so with an `error` notice each) rather than growing
+/// memory without bound.
+pub(crate) const UPDATES_KEPT: usize = 500;
+/// What the room says when a waiting update is dropped (written out, not made at run time; a
+/// test checks that the number is [`UPDATES_KEPT`]).
+const UPDATES_DROPPED: &str = "more than 500 updates waited to be sent; the oldest was dropped";
+/// How often the pacing budgets refill while frames wait or they are not full, in ms.
+const PACE_TICK_MS: u32 = 100;
+/// The share of the hub's budgets the rooms pace themselves to: the support chat, pings and
+/// the site's other tabs (sharing the session) spend the same ones.
+const PACE_SHARE: f64 = 0.9;
 /// How many messages a room keeps in memory; the oldest go first (the hub keeps the rest).
 const MESSAGES_KEPT: usize = 1_000;
 /// How many ids of a room's stored messages are remembered for cleaning its outbox in storage,
@@ -110,7 +125,8 @@ pub(crate) enum RoomStatus {
     Http,
     /// The link dropped; the room is joined again when it is back.
     Rejoining,
-    /// The hub refused the join (see the `error` notice); nothing is retried.
+    /// The hub refused the join for good (see the `error` notice): a bad id or name, no access,
+    /// the connection's room cap; nothing is retried. Being asked to wait is not a refusal.
     Refused,
     /// Left by the page.
     Left,
@@ -237,6 +253,13 @@ pub(crate) struct Room {
     poll: Option<u32>,
     /// The id of the message whose HTTP send is in flight (one at a time keeps the order).
     posting: Option<String>,
+    /// A `join` is on the wire and the hub has not answered it (`room_info` or an error): the
+    /// next answer about the room is that join's, so nothing else about it is sent meanwhile.
+    answer_due: bool,
+    /// Retryable refusals of the join in a row: the delay before the next doubles.
+    join_refusals: u32,
+    /// The name the join on the wire (or the last one answered) was made with.
+    sent_name: Option<String>,
 }
 
 impl Room {
@@ -260,7 +283,17 @@ impl Room {
             history_loaded: false,
             poll: None,
             posting: None,
+            answer_due: false,
+            join_refusals: 0,
+            sent_name: None,
         }
+    }
+
+    /// Sends the join (resuming after the newest `seq` seen); its answer is due.
+    fn send_join(&mut self, fx: &mut Vec<Effect>) {
+        self.answer_due = true;
+        self.sent_name = self.name.clone();
+        fx.push(Effect::SendRoom(self.join_frame()));
     }
 
     fn start_poll(&mut self, next: &mut u32, fx: &mut Vec<Effect>) {
@@ -587,8 +620,13 @@ impl Room {
     }
 
     /// A refusal of the visitor's message `id`; retryable ones are re-sent later, a few times.
+    ///
+    /// A `rate_limited` one is re-sent after the wait the hub asks, however many times: it is
+    /// only asked to wait, like the support chat's messages.
     fn refused(&mut self, id: &str, e: &ErrorFrame, fx: &mut Vec<Effect>) {
-        if e.code.is_retryable() && self.outbox.refused(id) < REFUSALS_BEFORE_FAILED {
+        if e.code == ErrorCode::RateLimited
+            || e.code.is_retryable() && self.outbox.refused(id) < REFUSALS_BEFORE_FAILED
+        {
             let ms = retry_delay(e);
             fx.push(Effect::StartTimer { timer: Timer::RoomResend, ms });
             return;
@@ -617,6 +655,20 @@ pub(crate) struct Rooms {
     http: bool,
     /// Numbers the rooms' long-polls, so a late answer of an aborted one is recognised.
     next_poll: u32,
+    /// What the hub holds this connection to (its `welcome` says; its defaults until then).
+    pub budgets: Budgets,
+    /// Rooms the page left while their join was unanswered (as they were left: the name the
+    /// join was made with): the answer is theirs (a `room_info` is followed by a `leave`), not
+    /// a later join's.
+    left_due: Vec<Room>,
+    /// Frames waiting for the budgets, in the order they were made (see [`Rooms::pace`]).
+    paced: Vec<RoomOut>,
+    /// Messages (joins, room messages) spent of the session's burst, not yet refilled.
+    messages_spent: f64,
+    /// Bytes spent of the connection's frame budget burst, not yet refilled.
+    bytes_spent: f64,
+    /// The pacing timer runs.
+    ticking: bool,
 }
 
 impl Rooms {
@@ -664,7 +716,15 @@ impl Rooms {
                 at
             }
             None => {
+                // Left while its join was unanswered: that join's answer is this room's now
+                // (a different name is put right once it comes: leave, join again).
+                let revived =
+                    self.left_due.iter().position(|r| r.id == id).map(|i| remove_at(&mut self.left_due, i));
                 let mut room = Room::new(id, name);
+                if let Some(ghost) = revived {
+                    room.answer_due = true;
+                    room.sent_name = ghost.sent_name;
+                }
                 if bad {
                     // (Not the protocol error's own text: its `{:?}` of a character would bring
                     // Rust's debug escaping into the wasm for one message.)
@@ -684,7 +744,9 @@ impl Rooms {
         };
         if let Some(room) = self.list.get_mut(at) {
             if self.live {
-                fx.push(Effect::SendRoom(room.join_frame()));
+                if !room.answer_due {
+                    room.send_join(fx);
+                }
             } else if self.http {
                 room.go_http(&mut self.next_poll, fx);
             }
@@ -700,13 +762,23 @@ impl Rooms {
         if !room.outbox.entries().is_empty() {
             room.save_outbox(fx);
         }
-        if self.live && room.status != RoomStatus::Refused {
+        let unsent =
+            self.paced.iter().position(|o| matches!(o, RoomOut::Join { room: r, .. } if *r == room.id));
+        if let Some(i) = unsent {
+            // Its join never went out: there is nothing to leave.
+            remove_at(&mut self.paced, i);
+        } else if room.answer_due {
+            // The hub answers the join first; a `leave` now could cross it (see `left_due`).
+        } else if self.live && room.status != RoomStatus::Refused {
             fx.push(Effect::SendRoom(RoomOut::Leave { room: room.id.clone() }));
         }
         room.stop_poll(fx);
         room.set_status(RoomStatus::Left, fx);
         if self.is_watched(id) {
             self.watching = None;
+        }
+        if room.answer_due && unsent.is_none() {
+            self.left_due.push(room);
         }
         true
     }
@@ -783,7 +855,7 @@ impl Rooms {
             RelayKind::Update => {
                 // (The only relays that wait are updates: the cursor waits apart.)
                 let updates = room.queued.iter().filter(|q| matches!(q, RoomOut::Relay { .. })).count();
-                if updates >= QUEUED_UPDATES_KEPT {
+                if updates >= UPDATES_KEPT {
                     if let Some(i) = room.queued.iter().position(|q| matches!(q, RoomOut::Relay { .. })) {
                         remove_at(&mut room.queued, i);
                     }
@@ -833,9 +905,11 @@ impl Rooms {
     pub(crate) fn link_up(&mut self, fx: &mut Vec<Effect>) {
         self.http_down(fx);
         self.live = true;
-        for room in &self.list {
+        // A new connection: its frame budget is full.
+        self.bytes_spent = 0.0;
+        for room in &mut self.list {
             if matches!(room.status, RoomStatus::Joining | RoomStatus::Rejoining) {
-                fx.push(Effect::SendRoom(room.join_frame()));
+                room.send_join(fx);
             }
         }
     }
@@ -944,26 +1018,162 @@ impl Rooms {
             return;
         }
         self.live = false;
+        // The connection's memberships are gone with it: nothing is due from it.
+        self.left_due.clear();
         for room in &mut self.list {
+            room.answer_due = false;
             if room.status == RoomStatus::Joined {
                 room.set_status(RoomStatus::Rejoining, fx);
             }
             room.clear_typing(fx);
         }
+        // What waited for the budget: joins and messages go again after the rejoin (the
+        // outbox keeps the messages); updates and the latest cursor wait for it, in order, as
+        // calls made before a join do.
+        while !self.paced.is_empty() {
+            let o = remove_at(&mut self.paced, 0);
+            if let RoomOut::Relay { room, kind, data } = &o {
+                if let Some(r) = self.list.iter_mut().find(|r| r.id == *room) {
+                    // (Each waits as a call made before the join would; the room's queue was
+                    // empty while it was joined.)
+                    match kind {
+                        RelayKind::Cursor => r.cursor = Some(data.clone()),
+                        RelayKind::Update => r.queued.push(o),
+                    }
+                }
+            }
+        }
     }
 
-    /// After a retryable refusal: re-sends every joined room's waiting messages, and the
-    /// joins still waiting (joining twice is harmless: the hub answers with `room_info`).
+    /// After a retryable refusal: re-sends every joined room's waiting messages (the hub
+    /// acknowledges one it stored already), and the joins still waiting whose answer is not due.
     pub(crate) fn resend(&mut self, fx: &mut Vec<Effect>) {
         for room in &mut self.list {
             match room.status {
                 RoomStatus::Http => room.post_next(fx),
                 _ if !self.live => {}
                 RoomStatus::Joined => room.send_outbox(fx),
-                RoomStatus::Joining | RoomStatus::Rejoining => fx.push(Effect::SendRoom(room.join_frame())),
+                RoomStatus::Joining | RoomStatus::Rejoining if !room.answer_due => room.send_join(fx),
+                RoomStatus::Joining | RoomStatus::Rejoining => {}
                 RoomStatus::Refused | RoomStatus::Left => {}
             }
         }
+    }
+
+    /// Routes the room frames among `fx` (made by one step of the model) through the budgets
+    /// the hub holds the connection to: each goes out in order as soon as the session's
+    /// message rate (joins, room messages) and the connection's frame budget (bytes times the
+    /// members reached) allow, rather than be refused or get the connection cut. While frames
+    /// wait, a later cursor of the same room replaces the waiting one (latest wins), a message
+    /// already waiting is not queued twice, and a room's updates wait in order, at most
+    /// [`UPDATES_KEPT`]: beyond that the oldest is dropped with an `error` notice.
+    pub(crate) fn pace(&mut self, fx: &mut Vec<Effect>) {
+        if self.ticking && !fx.iter().any(|e| matches!(e, Effect::SendRoom(_))) {
+            return;
+        }
+        let mut i = 0;
+        while i < fx.len() {
+            if matches!(fx[i], Effect::SendRoom(_)) {
+                if let Effect::SendRoom(o) = remove_at(fx, i) {
+                    self.wait(o, fx);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        self.drain(fx);
+    }
+
+    /// The pacing timer: the budgets have refilled by [`PACE_TICK_MS`]' worth.
+    pub(crate) fn pace_tick(&mut self) {
+        self.ticking = false;
+        let b = self.budgets;
+        let ms = f64::from(PACE_TICK_MS);
+        self.messages_spent =
+            (self.messages_spent - f64::from(b.messages_per_minute) * PACE_SHARE * ms / 60_000.0).max(0.0);
+        self.bytes_spent = (self.bytes_spent - b.frame_budget as f64 * PACE_SHARE * ms / 1_000.0).max(0.0);
+        // (What may go now goes in `pace`, at the end of this step.)
+    }
+
+    fn wait(&mut self, o: RoomOut, fx: &mut Vec<Effect>) {
+        // One pass: a waiting cursor of the room (replaced: the latest wins) or the same
+        // message (sent once), and the room's waiting updates (the oldest, how many).
+        let (mut oldest, mut updates) = (None, 0);
+        for (i, q) in self.paced.iter_mut().enumerate() {
+            let same = match (&*q, &o) {
+                (RoomOut::Relay { room: a, kind: k, .. }, RoomOut::Relay { room: b, kind: l, .. })
+                    if a == b =>
+                {
+                    if *k == RelayKind::Update && *l == RelayKind::Update {
+                        oldest = oldest.or(Some(i));
+                        updates += 1;
+                    }
+                    *k == RelayKind::Cursor && *l == RelayKind::Cursor
+                }
+                (RoomOut::Chat { out: x, .. }, RoomOut::Chat { out: y, .. }) => x.id == y.id,
+                _ => false,
+            };
+            if same {
+                *q = o;
+                return;
+            }
+        }
+        if let (Some(i), true) = (oldest, updates >= UPDATES_KEPT) {
+            if let RoomOut::Relay { room, .. } = remove_at(&mut self.paced, i) {
+                if let Some(r) = self.get(&room) {
+                    let message = UPDATES_DROPPED.to_string();
+                    r.note(RoomNotice::Error { code: ErrorCode::TooLarge, message }, fx);
+                }
+            }
+        }
+        self.paced.push(o);
+    }
+
+    /// Sends what the budgets allow, in order; ticks while anything waits or they refill.
+    fn drain(&mut self, fx: &mut Vec<Effect>) {
+        let b = self.budgets;
+        let message_burst = f64::from(b.message_burst) * PACE_SHARE;
+        // Four seconds' worth, as the hub allows.
+        let byte_burst = b.frame_budget as f64 * 4.0 * PACE_SHARE;
+        while let Some(o) = self.paced.first() {
+            let (messages, bytes) = self.cost(o);
+            let messages_ok = b.messages_per_minute == 0 || self.messages_spent + messages <= message_burst;
+            // (A frame costing more than the whole burst goes when the budget is full: the
+            // hub says why it refuses it.)
+            let bytes_ok =
+                b.frame_budget == 0 || self.bytes_spent + bytes <= byte_burst || self.bytes_spent == 0.0;
+            if !(messages_ok && bytes_ok) {
+                break;
+            }
+            self.messages_spent += messages;
+            self.bytes_spent += bytes;
+            fx.push(Effect::SendRoom(remove_at(&mut self.paced, 0)));
+        }
+        if !self.ticking && (!self.paced.is_empty() || self.messages_spent > 0.0 || self.bytes_spent > 0.0) {
+            self.ticking = true;
+            fx.push(Effect::StartTimer { timer: Timer::RoomPace, ms: PACE_TICK_MS });
+        }
+    }
+
+    /// What frame `o` costs: messages of the session's rate, bytes of the frame budget (its
+    /// length, estimated from what it carries, plus the hub's overhead, times the members it
+    /// reaches).
+    fn cost(&self, o: &RoomOut) -> (f64, f64) {
+        let (room, messages, len) = match o {
+            RoomOut::Join { room, name, .. } => {
+                (room, 1.0, 80 + name.as_ref().map_or(0, String::len) + JOIN_COST as usize)
+            }
+            RoomOut::Leave { room } => (room, 0.0, 40),
+            RoomOut::Chat { room, out } => (room, 1.0, 80 + out.id.len() + out.text.len()),
+            RoomOut::Typing { room, .. } => (room, 0.0, 50),
+            RoomOut::Relay { room, data, .. } => (room, 0.0, 50 + data.len()),
+        };
+        // (A join reaches nobody but the joiner yet.)
+        let audience = match o {
+            RoomOut::Join { .. } => 1,
+            _ => self.get(room).map_or(1, |r| r.member_count.max(1)),
+        };
+        (messages, ((len + room.len()) as u64 + FRAME_OVERHEAD) as f64 * audience as f64)
     }
 
     /// Nobody typing has said anything for [`TYPING_TIMEOUT_MS`]: clear every indicator.
@@ -1004,8 +1214,20 @@ impl Rooms {
                 }
             }
             ServerMessage::RoomInfo(info) => {
+                if let Some(i) = self.left_due.iter().position(|r| r.id == info.room) {
+                    // The answer to a join the page has left since: leave now.
+                    remove_at(&mut self.left_due, i);
+                    fx.push(Effect::SendRoom(RoomOut::Leave { room: info.room }));
+                    return None;
+                }
                 if let Some(r) = self.get_mut(&info.room) {
-                    if r.status != RoomStatus::Refused {
+                    r.answer_due = false;
+                    r.join_refusals = 0;
+                    if r.sent_name != r.name {
+                        // Joined under the name of a join the page has replaced: as the last one.
+                        fx.push(Effect::SendRoom(RoomOut::Leave { room: info.room }));
+                        r.send_join(fx);
+                    } else if r.status != RoomStatus::Refused {
                         r.info(info, me, fx);
                     }
                 }
@@ -1057,6 +1279,11 @@ impl Rooms {
         let Some(room_id) = e.room.clone() else {
             return Some(ServerMessage::Error(e));
         };
+        // The answer to a join of a room the page has left since: it was not joined.
+        if let Some(i) = self.left_due.iter().position(|r| r.id == room_id) {
+            remove_at(&mut self.left_due, i);
+            return None;
+        }
         // A room left since: nothing to tell anyone.
         let room = self.get_mut(&room_id)?;
         if let Some(id) = e.id.as_deref().filter(|id| room.outbox.contains(id)) {
@@ -1069,18 +1296,31 @@ impl Rooms {
             // under us): join again.
             ErrorCode::NotInRoom if room.status == RoomStatus::Joined => {
                 room.set_status(RoomStatus::Rejoining, fx);
-                if live {
-                    fx.push(Effect::SendRoom(room.join_frame()));
+                if live && !room.answer_due {
+                    room.send_join(fx);
                 }
             }
-            // A join refused for now: try again after the delay.
+            // The answer to a join made under a name the page has replaced since: the one that
+            // counts is the join under the new name.
+            _ if waiting && live && room.sent_name != room.name => room.send_join(fx),
+            // A join refused for now: try again after the delay the hub asks, doubled each
+            // time in a row (at most a minute).
             code if waiting && code.is_retryable() => {
-                let ms = retry_delay(&e);
+                room.answer_due = false;
+                let ms = retry_delay(&e).saturating_mul(1 << room.join_refusals.min(5)).min(60_000);
+                room.join_refusals += 1;
                 fx.push(Effect::StartTimer { timer: Timer::RoomResend, ms });
             }
             // A join refused for good: a bad room id or name, or the `rooms` claim / the hub's
             // room access does not let this visitor in.
-            code if waiting => room.refuse(code, e.message, fx),
+            code if waiting => {
+                room.answer_due = false;
+                // Refused before the session's message rate was spent (a bad name, the room
+                // cap): the hub did not count it, so neither does the pacing.
+                self.messages_spent = (self.messages_spent - 1.0).max(0.0);
+                let room = self.get_mut(&room_id)?;
+                room.refuse(code, e.message, fx);
+            }
             code => room.note(RoomNotice::Error { code, message: e.message }, fx),
         }
         None

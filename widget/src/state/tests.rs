@@ -121,6 +121,34 @@ fn drop_reconnects_with_jittered_backoff_and_resumes_after_last_seq() {
 }
 
 #[test]
+fn a_cut_for_sending_too_much_waits_a_real_while_longer_each_time() {
+    let (mut m, mut s) = connected();
+    let mut floors = Vec::new();
+    for _ in 0..4 {
+        let fx =
+            update(&mut m, Event::SocketClosed { socket: s, code: natter_protocol::close::RATE_LIMITED });
+        assert_eq!(m.link.status(), Status::Reconnecting);
+        floors.push(has_timer(&fx, Timer::Reconnect).expect("reconnect scheduled"));
+        s = socket_of(&update(&mut m, Event::TimerFired(Timer::Reconnect))).expect("reconnects");
+        update(&mut m, Event::SocketOpened { socket: s });
+        update(&mut m, frame(s, ServerMessage::History(history(vec![], 0))));
+    }
+    // 5–10 s, then 10–20 s, 20–40 s, 40–80 s: the hub's budgets refill meanwhile, even though
+    // each new connection was welcomed.
+    for (i, delay) in floors.iter().enumerate() {
+        let floor = 5_000 << i;
+        assert!((floor..2 * floor).contains(delay), "cut {i}: {delay} ms");
+    }
+    // A connection that ends otherwise starts the next cut's delay from the first again.
+    update(&mut m, Event::SocketClosed { socket: s, code: 1006 });
+    s = socket_of(&update(&mut m, Event::TimerFired(Timer::Reconnect))).expect("reconnects");
+    update(&mut m, Event::SocketOpened { socket: s });
+    update(&mut m, frame(s, ServerMessage::History(history(vec![], 0))));
+    let fx = update(&mut m, Event::SocketClosed { socket: s, code: natter_protocol::close::RATE_LIMITED });
+    assert!((5_000..10_000).contains(&has_timer(&fx, Timer::Reconnect).unwrap_or(0)));
+}
+
+#[test]
 fn final_close_codes_give_up() {
     for code in [natter_protocol::close::POLICY, natter_protocol::close::NORMAL] {
         let (mut m, s) = connected();
@@ -801,6 +829,7 @@ fn welcome(session: Option<&str>, user: Option<&str>) -> ServerMessage {
         member: "u_1".into(),
         user: user.map(|id| natter_protocol::UserProfile { id: id.into(), ..Default::default() }),
         expires_at: user.map(|_| 1),
+        budgets: None,
     })
 }
 

@@ -70,6 +70,22 @@ impl Obj<'_> {
         list
     }
 
+    /// A `welcome`'s `budgets`, when it has every field.
+    #[cfg(feature = "rooms")]
+    fn budgets(&self) -> Option<natter_protocol::Budgets> {
+        let b = self.get("budgets");
+        let b = Obj(&b);
+        // (`as` saturates: a nonsense number paces oddly, it cannot break anything.)
+        let n = |k| b.get(k).as_f64();
+        Some(natter_protocol::Budgets {
+            messages_per_minute: n("messagesPerMinute")? as u32,
+            message_burst: n("messageBurst")? as u32,
+            frame_budget: n("frameBudget")? as u64,
+            // (The hub says when its room cap is reached; the widget does not count.)
+            ..natter_protocol::Budgets::default()
+        })
+    }
+
     pub(super) fn member_at(&self, key: &str) -> Option<Member> {
         Obj(&self.get(key)).member()
     }
@@ -113,6 +129,9 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
                 // The visitor's public id in rooms: their own messages and presence.
                 #[cfg(feature = "rooms")]
                 member: o.string("member").unwrap_or_default(),
+                // What the rooms pace themselves to (the hub's defaults when it does not say).
+                #[cfg(feature = "rooms")]
+                budgets: o.budgets(),
                 user: user.string("id").map(|id| UserProfile {
                     id,
                     name: user.string("name"),
@@ -392,9 +411,21 @@ mod tests {
                 avatar: Some("https://example.com/a.png".into()),
             }),
             expires_at: Some(1_790_000_000),
+            budgets: Some(natter_protocol::Budgets {
+                messages_per_minute: 30,
+                message_burst: 3,
+                frame_budget: 5_000,
+                max_rooms: 7,
+            }),
         });
         let Some(M::Welcome(w)) = decode(&parsed(&full)) else { panic!("a welcome") };
         assert_eq!(w.session.as_deref(), Some("s.t"));
+        #[cfg(feature = "rooms")]
+        // (Not `maxRooms`: the hub names its room cap when it is reached.)
+        assert_eq!(
+            w.budgets.map(|b| (b.messages_per_minute, b.message_burst, b.frame_budget)),
+            Some((30, 3, 5_000))
+        );
         assert_eq!(w.user.map(|u| (u.id, u.name)), Some(("42".into(), Some("Ada".into()))));
     }
 

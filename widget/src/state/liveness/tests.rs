@@ -104,6 +104,7 @@ fn welcome(session: Option<&str>, user: Option<&str>) -> ServerMessage {
         member: "u_1".into(),
         user: user.map(|id| natter_protocol::UserProfile { id: id.into(), ..Default::default() }),
         expires_at: None,
+        budgets: None,
     })
 }
 
