@@ -436,6 +436,8 @@ test('mistakes with rooms are said at the page’s call, or once on the console:
     expect(texts(await bob.view())).not.toContain('still there?');
   } finally {
     for (const m of [ada, bob]) await m.context.close().catch(() => {});
+  }
+});
 
 test('a burst of joins and leaves of one room ends joined under the last name, and its message arrives', async ({ browser }) => {
   test.slow();
