@@ -1335,7 +1335,7 @@ impl StoreHooks for CountedReads {
 /// An OpenAI-compatible server that takes every call and never answers (a model that hangs).
 async fn hanging_llm() -> SocketAddr {
     let app = axum::Router::new()
-        .route("/v1/chat/completions", axum::routing::post(|| std::future::pending::<String>()));
+        .route("/v1/chat/completions", axum::routing::post(std::future::pending::<String>));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
