@@ -119,10 +119,10 @@ impl Log {
 
     /// A log of no conversation yet, showing `outbox` (pending or failed).
     fn showing(outbox: Outbox, gap_notice: String, read_seq: Option<u64>) -> Self {
-        let messages = outbox
-            .entries()
-            .iter()
-            .map(|e| Message {
+        // (Pushed one by one: a map/collect is more iterator code in the wasm.)
+        let mut messages = Vec::new();
+        for e in outbox.entries() {
+            messages.push(Message {
                 id: e.id.clone(),
                 role: Role::User,
                 text: e.text.clone(),
@@ -130,8 +130,8 @@ impl Log {
                 seq: None,
                 delivery: if e.failed { Delivery::Failed } else { Delivery::Pending },
                 author: None,
-            })
-            .collect();
+            });
+        }
         Log {
             messages,
             outbox,
