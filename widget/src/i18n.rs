@@ -128,7 +128,10 @@ const RTL: [&str; 8] = ["ar", "he", "fa", "ur", "ps", "yi", "dv", "ckb"];
 
 /// Whether `locale` (a BCP 47 tag such as `he-IL`) is written right to left.
 pub(crate) fn is_rtl(locale: &str) -> bool {
-    let lang = locale.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
+    // A byte scan: `split(['-', '_'])` brought a `str` pattern searcher into the wasm.
+    let end = locale.bytes().position(|b| b == b'-' || b == b'_').unwrap_or(locale.len());
+    // (`get`, not `[..end]`: a slice's panic would bring its formatting into the wasm.)
+    let lang = locale.get(..end).unwrap_or_default().to_ascii_lowercase();
     RTL.contains(&lang.as_str())
 }
 
@@ -175,14 +178,18 @@ impl Strings {
         // `{n}` filled in by hand: `str::replace` brings a substring searcher and the
         // slicing-panic formatting along, kilobytes of wasm for one placeholder.
         let mut out = String::new();
-        for (i, part) in self.get(Key::OpenChatUnread).split('{').enumerate() {
+        let (mut parts, mut first) = (Some(self.get(Key::OpenChatUnread)), true);
+        while let Some(text) = parts {
+            let (part, next) = crate::text::cut(text, b'{');
+            parts = next;
+            let later = !core::mem::replace(&mut first, false);
             match part.strip_prefix("n}") {
-                Some(rest) if i > 0 => {
+                Some(rest) if later => {
                     crate::compose::push_decimal(&mut out, u64::from(unread));
                     out.push_str(rest);
                 }
                 _ => {
-                    if i > 0 {
+                    if later {
                         out.push('{');
                     }
                     out.push_str(part);

@@ -141,8 +141,11 @@ impl Shortcut {
     /// Parses `"Ctrl+Shift+C"`; `None` for an empty or unparsable text.
     pub(crate) fn parse(text: &str) -> Option<Shortcut> {
         let mut s = Shortcut { ctrl: false, shift: false, alt: false, meta: false, key: String::new() };
-        for part in text.split('+').map(str::trim) {
-            match part.to_ascii_lowercase().as_str() {
+        let mut parts = Some(text);
+        while let Some(rest) = parts {
+            let (part, next) = crate::text::cut(rest, b'+');
+            parts = next;
+            match part.trim().to_ascii_lowercase().as_str() {
                 "ctrl" | "control" => s.ctrl = true,
                 "shift" => s.shift = true,
                 "alt" | "option" => s.alt = true,
@@ -322,16 +325,35 @@ pub(crate) fn is_safe_css_value(v: &str) -> bool {
         && !v.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"url("))
 }
 
+/// `s` without the `/`s it ends with (a loop: `trim_end_matches` brought a `str` pattern
+/// searcher into the wasm).
+fn without_trailing_slashes(mut s: &str) -> &str {
+    while let Some(rest) = s.strip_suffix('/') {
+        s = rest;
+    }
+    s
+}
+
 impl RawOptions {
     /// Validates; bad values fall back to the defaults (a typo in a `data-*` attribute must
     /// not break the host page).
     pub(crate) fn resolve(self) -> Options {
         let d = Options::default();
+        // Checked as they are gathered (one loop: a filter_map/filter/collect chain was more
+        // iterator code in the wasm).
         let mut colors = Vec::new();
-        if let Some(accent) = self.accent {
-            colors.push(("accent".to_string(), accent));
+        let mut add = |k: &str, v: &str| {
+            let v = v.trim();
+            if let Some(k) = property_name(k).filter(|_| is_safe_css_value(v)) {
+                colors.push((k, v.to_string()));
+            }
+        };
+        if let Some(accent) = &self.accent {
+            add("accent", accent);
         }
-        colors.extend(self.colors);
+        for (k, v) in &self.colors {
+            add(k, v);
+        }
         let (strings, unknown_strings) = Strings::with(&self.strings);
         // `false`, `""`, `"none"` and `"off"` turn the shortcut off; a text that is no shortcut
         // (`"Ctrl+Shfit+C"`) keeps the default rather than silently leaving the visitor without
@@ -352,7 +374,7 @@ impl RawOptions {
             Some(Err(_)) => (d.shortcut, Some("a number".to_string())),
         };
         Options {
-            server: self.server.map(|s| s.trim().trim_end_matches('/').to_string()).unwrap_or_default(),
+            server: self.server.map(|s| without_trailing_slashes(s.trim()).to_string()).unwrap_or_default(),
             position: match self.position.as_deref().map(str::trim) {
                 Some("bottom-left" | "left") => Position::BottomLeft,
                 _ => Position::BottomRight,
@@ -384,11 +406,7 @@ impl RawOptions {
                 _ => Theme::Auto,
             },
             open: self.open.and_then(|o| o.as_bool()).unwrap_or(false),
-            colors: colors
-                .into_iter()
-                .filter_map(|(k, v)| Some((property_name(&k)?, v.trim().to_string())))
-                .filter(|(_, v)| is_safe_css_value(v))
-                .collect(),
+            colors,
             identity_token: self.identity_token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
         }
     }

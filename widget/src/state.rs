@@ -356,7 +356,8 @@ impl ReadMark {
 
     /// Reads [`ReadMark::text`] back; `None` for anything else (storage is the page's to change).
     pub(crate) fn parse(text: &str) -> Option<ReadMark> {
-        let (seq, conversation) = text.split_once(' ')?;
+        let (seq, conversation) = crate::text::cut(text, b' ');
+        let conversation = conversation?;
         Some(ReadMark { conversation: conversation.parse().ok()?, seq: seq.parse().ok()? })
     }
 

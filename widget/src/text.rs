@@ -103,6 +103,16 @@ fn split(s: &str, at: usize) -> (&str, &str) {
     s.split_at_checked(at).unwrap_or((s, ""))
 }
 
+/// `s` up to its first `sep` (an ASCII byte, so both sides are whole characters) and what
+/// follows that `sep`, or `(s, None)` without one. The widget's one way to split text: a `str`
+/// pattern (`split('.')`, `split_once(' ')`) brings a searcher and its iterators into the wasm.
+pub(crate) fn cut(s: &str, sep: u8) -> (&str, Option<&str>) {
+    match s.bytes().position(|b| b == sep) {
+        Some(i) => (split(s, i).0, Some(split(s, i + 1).1)),
+        None => (s, None),
+    }
+}
+
 /// Where the next `http://` or `https://` (any case) starting a word is. A byte scan: a
 /// substring searcher would cost more wasm than the rest of this module.
 fn find_link_start(s: &str) -> Option<usize> {
@@ -118,7 +128,13 @@ fn find_link_start(s: &str) -> Option<usize> {
 /// or port is not one a browser would take for what it looks like. Byte scans throughout: the
 /// `str` pattern searchers cost more wasm than this whole module.
 fn link(after_scheme: &str, https: bool) -> Option<Link> {
-    let clean: String = after_scheme.chars().filter(|&c| !is_bidi_control(c)).collect();
+    // (Pushed one by one: a filter/collect is more iterator code in the wasm.)
+    let mut clean = String::new();
+    for c in after_scheme.chars() {
+        if !is_bidi_control(c) {
+            clean.push(c);
+        }
+    }
     let b = clean.as_bytes();
     // Browsers skip every `/` and `\` after an http(s) scheme, and end the host at the first
     // `/`, `\`, `?` or `#`.
@@ -142,7 +158,10 @@ fn link(after_scheme: &str, https: bool) -> Option<Link> {
     let tld = split(host, host.bytes().rposition(|c| c == b'.').map_or(0, |i| i + 1)).1;
     let cyrillic_tld = tld.chars().any(|c| script(c) == Some(CYRILLIC));
     let mut ascii_host = false;
-    for label in host.split('.') {
+    let mut labels = Some(host);
+    while let Some(rest) = labels {
+        let (label, next) = cut(rest, b'.');
+        labels = next;
         if !label.is_ascii() {
             ascii_host |= !readable(label, cyrillic_tld);
         } else if !label.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_') {

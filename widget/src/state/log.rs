@@ -119,10 +119,10 @@ impl Log {
 
     /// A log of no conversation yet, showing `outbox` (pending or failed).
     fn showing(outbox: Outbox, gap_notice: String, read_seq: Option<u64>) -> Self {
-        let messages = outbox
-            .entries()
-            .iter()
-            .map(|e| Message {
+        // (Pushed one by one: a map/collect is more iterator code in the wasm.)
+        let mut messages = Vec::new();
+        for e in outbox.entries() {
+            messages.push(Message {
                 id: e.id.clone(),
                 role: Role::User,
                 text: e.text.clone(),
@@ -130,8 +130,8 @@ impl Log {
                 seq: None,
                 delivery: if e.failed { Delivery::Failed } else { Delivery::Pending },
                 author: None,
-            })
-            .collect();
+            });
+        }
         Log {
             messages,
             outbox,
@@ -195,13 +195,15 @@ impl Log {
     /// Brings `unread` in line with what has been read.
     fn recount(&mut self) {
         let read = self.read_seq;
-        let after = self
-            .messages
-            .iter()
-            .filter(|m| matches!(m.role, Role::Bot | Role::Agent))
-            .filter(|m| m.seq.is_some_and(|s| read.is_none_or(|r| s > r)))
-            .count();
-        self.unread = self.unread_notices.saturating_add(after as u32);
+        // Counted in a plain loop: two `filter`s and a `count` were more iterator code.
+        let mut after = 0u32;
+        for m in &self.messages {
+            if matches!(m.role, Role::Bot | Role::Agent) && m.seq.is_some_and(|s| read.is_none_or(|r| s > r))
+            {
+                after += 1;
+            }
+        }
+        self.unread = self.unread_notices.saturating_add(after);
     }
 
     /// The hub never said the typing stopped; stop showing it anyway.
@@ -367,8 +369,13 @@ impl Log {
     /// The hub will not take anything from this page: every message still waiting is shown
     /// as failed (the visitor can retry it), rather than "Sending…" for ever.
     pub(super) fn fail_waiting(&mut self, fx: &mut Vec<Effect>) {
-        let waiting: Vec<String> =
-            self.outbox.entries().iter().filter(|e| !e.failed).map(|e| e.id.clone()).collect();
+        // (Pushed one by one: a filter/map/collect chain is more iterator code in the wasm.)
+        let mut waiting = Vec::new();
+        for e in self.outbox.entries() {
+            if !e.failed {
+                waiting.push(e.id.clone());
+            }
+        }
         if waiting.is_empty() {
             return;
         }

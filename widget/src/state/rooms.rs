@@ -506,8 +506,11 @@ impl Room {
         // shown as the others see them.
         if let Some(m) = info.members.iter().find(|m| Some(m.id.as_str()) == me) {
             self.me_as = Some(m.clone());
-            for line in self.messages.iter_mut().filter(|l| l.mine && l.seq.is_none()) {
-                line.from = m.clone();
+            // (A plain `if`: `iter_mut().filter(..)` instantiated a `Filter` iterator.)
+            for line in &mut self.messages {
+                if line.mine && line.seq.is_none() {
+                    line.from = m.clone();
+                }
             }
         }
         self.member_count = info.member_count.max(info.members.len());

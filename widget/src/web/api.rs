@@ -267,7 +267,12 @@ fn read_options(o: &JsValue) -> (RawOptions, Option<js_sys::Function>, Option<js
     let pairs = |i: u32| -> Vec<(String, String)> {
         let list: js_sys::Array = v.get(i).unchecked_into();
         let text = |j: u32| list.get(j).as_string().unwrap_or_default();
-        (0..list.length() / 2).map(|j| (text(2 * j), text(2 * j + 1))).collect()
+        // (Pushed one by one: a map/collect is more iterator code in the wasm.)
+        let mut pairs = Vec::new();
+        for j in 0..list.length() / 2 {
+            pairs.push((text(2 * j), text(2 * j + 1)));
+        }
+        pairs
     };
     let function = |i: u32| Some(v.get(i)).filter(|f| f.is_function()).map(JsCast::unchecked_into);
     let raw = RawOptions {

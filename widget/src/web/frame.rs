@@ -204,9 +204,17 @@ pub(crate) fn decode(v: &JsValue) -> Option<ServerMessage> {
             let list: js_sys::Array = o.get("messages").dyn_into().ok()?;
             let gap = o.get("gap");
             let gap = Obj(&gap);
+            // Pushed one by one, as `members` does: `filter_map(..).collect()` made a kilobyte
+            // of iterator code around this recursive call.
+            let mut messages = Vec::new();
+            for m in list.iter() {
+                if let Some(m) = decode(&m) {
+                    messages.push(m);
+                }
+            }
             ServerMessage::History(History {
                 room: o.string("room"),
-                messages: list.iter().filter_map(|m| decode(&m)).collect(),
+                messages,
                 complete: o.flag("complete").unwrap_or(true),
                 gap: gap.seq("from").zip(gap.seq("to")).map(|(from, to)| Gap { from, to }),
                 last_seq: o.seq("lastSeq").unwrap_or(0),

@@ -559,9 +559,14 @@ impl Runtime {
     }
 
     fn emit(&self, name: &str, detail: &JsValue) {
-        // Copy first: a listener may call on()/off() or destroy().
-        let fns: Vec<js_sys::Function> =
-            read(&self.handlers).iter().filter(|(n, _)| n == name).map(|(_, f)| f.clone()).collect();
+        // Copy first: a listener may call on()/off() or destroy(). (Pushed one by one: a
+        // filter/map/collect chain is more iterator code in the wasm.)
+        let mut fns: Vec<js_sys::Function> = Vec::new();
+        for (n, f) in read(&self.handlers).iter() {
+            if n == name {
+                fns.push(f.clone());
+            }
+        }
         for f in fns {
             if let Err(e) = f.call1(&JsValue::UNDEFINED, detail) {
                 let what = crate::compose::join(&["natter: a '", name, "' listener threw"]);

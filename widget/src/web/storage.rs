@@ -128,21 +128,27 @@ impl Store {
             return Vec::new();
         };
         let read = |v: &JsValue, k: &str| js_sys::Reflect::get(v, &JsValue::from_str(k)).ok();
-        list.iter()
-            .filter_map(|e| {
-                Some(OutboxEntry {
-                    id: read(&e, "id")?.as_string()?,
-                    text: read(&e, "text")?.as_string()?,
-                    time: read(&e, "time")?.as_string().unwrap_or_default(),
-                    context: read(&e, "context")
-                        .and_then(|c| c.as_string())
-                        .map(valid_context)
-                        .unwrap_or_default(),
-                    failed: read(&e, "failed").and_then(|f| f.as_bool()).unwrap_or(false),
-                    refusals: 0,
-                })
+        let entry = |e: &JsValue| {
+            Some(OutboxEntry {
+                id: read(e, "id")?.as_string()?,
+                text: read(e, "text")?.as_string()?,
+                time: read(e, "time")?.as_string().unwrap_or_default(),
+                context: read(e, "context")
+                    .and_then(|c| c.as_string())
+                    .map(valid_context)
+                    .unwrap_or_default(),
+                failed: read(e, "failed").and_then(|f| f.as_bool()).unwrap_or(false),
+                refusals: 0,
             })
-            .collect()
+        };
+        // Pushed one by one: `filter_map(..).collect()` was a kilobyte of iterator code.
+        let mut entries = Vec::new();
+        for e in list.iter() {
+            if let Some(e) = entry(&e) {
+                entries.push(e);
+            }
+        }
+        entries
     }
 
     /// Persists this tab's outbox, keeping what other tabs left there unless this tab saw it
@@ -170,10 +176,13 @@ impl Store {
         self.remove(READ_KEY);
         let Some(s) = &self.storage else { return };
         let len = s.length().unwrap_or(0);
-        let rooms: Vec<String> = (0..len)
-            .filter_map(|i| s.key(i).ok().flatten())
-            .filter(|k| k.starts_with(ROOM_OUTBOX_PREFIX))
-            .collect();
+        // (Pushed one by one: an iterator chain is more code in the wasm.)
+        let mut rooms = Vec::new();
+        for i in 0..len {
+            if let Some(k) = s.key(i).ok().flatten().filter(|k| k.starts_with(ROOM_OUTBOX_PREFIX)) {
+                rooms.push(k);
+            }
+        }
         for key in rooms {
             self.remove(&key);
         }
