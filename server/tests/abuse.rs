@@ -1311,3 +1311,71 @@ async fn a_burst_from_one_address_waits_behind_its_own() {
     );
     hub.stop().await.expect("stop");
 }
+
+// 9. Backend calls past the reply engine's bounds.
+
+/// A store that counts history reads (`history` and `recent`), such as the conversation read for
+/// the reply engine. Everything else is the memory store.
+#[derive(Default)]
+struct CountedReads(std::sync::atomic::AtomicUsize);
+
+impl CountedReads {
+    fn reads(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl StoreHooks for CountedReads {
+    fn before_read(&self) -> BoxFuture<'_, ()> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async {})
+    }
+}
+
+/// An OpenAI-compatible server that takes every call and never answers (a model that hangs).
+async fn hanging_llm() -> SocketAddr {
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", axum::routing::post(std::future::pending::<String>));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// 1,500 messages from fresh sessions against a busy LLM each made the hub read the
+/// conversation for the model, and only then find every call slot taken; the fallback that
+/// answers them needs none of it, so the reads were the flood's cost to everyone else. The
+/// conversation is now read once a call slot is held: a shed reply reads nothing.
+#[tokio::test]
+async fn a_reply_past_the_reply_gate_reads_nothing_for_the_engine() {
+    let llm = hanging_llm().await;
+    let mut config = Config::for_tests();
+    config.reply_backend = natter_hub::config::ReplyBackend::Llm;
+    config.llm_url = Some(format!("http://{llm}/v1/"));
+    config.llm_model = Some("test-model".into());
+    config.reply_timeout = Duration::from_secs(120);
+    config.reply_idle_timeout = Duration::from_secs(120);
+    config.reply_concurrency = 1;
+    config.reply_queue = 0;
+    let store = Hooked::new(CountedReads::default());
+    let hub = TestHub::with_store(config, store.clone()).await;
+    let post = |from: u8, who: &str| {
+        let body = json!({"sessionId": session(who), "message": "hello"});
+        http_from(loopback(from)).post(hub.url("/api/chat/messages")).json(&body).send()
+    };
+    // The first message takes the only call slot; its conversation is read for the model.
+    assert_eq!(post(60, "gate-first").await.expect("post").status(), 200);
+    hub.wait_metric("natter_reply_calls", 1).await;
+    let reads = store.hooks.reads();
+    assert!(reads >= 1, "the call in flight read its conversation");
+    // Ten more, each from an address of its own, find the slot taken: the fallback answers.
+    for i in 0..10u8 {
+        assert_eq!(post(61 + i, &format!("gate-shed-{i}")).await.expect("post").status(), 200);
+    }
+    hub.wait_metric("natter_reply_shed_total", 10).await;
+    hub.wait_metric("natter_replies_total", 10).await;
+    assert_eq!(store.hooks.reads(), reads, "a shed reply reads no conversation for the engine");
+    hub.stop().await.expect("stop");
+}

@@ -703,3 +703,53 @@ fn acknowledged_messages_survive_kill_9() {
         assert!(seqs.iter().enumerate().all(|(i, s)| *s == i as u64 + 1), "{conv}: gap in seqs");
     }
 }
+
+/// Inbox writes (records, operators, notes) share the transaction of the batch they arrive in,
+/// each in a savepoint of its own: a write that fails half-way leaves nothing behind, and the
+/// writes around it are kept. Here a trigger refuses the second statement of a password change
+/// (which ends the operator's sign-ins), while other writes arrive with it.
+#[tokio::test]
+async fn an_inbox_write_that_fails_is_undone_alone_and_its_batch_is_kept() {
+    use natter_hub::store::inbox::{OperatorRecord, OperatorSession};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("natter.db");
+    let store = open(&path);
+    let inbox = store.inbox().expect("the SQLite engine keeps an inbox");
+    let operator = |name: &str, hash: &str| OperatorRecord {
+        name: name.into(),
+        display_name: name.into(),
+        password_hash: hash.into(),
+        created_ms: 1,
+    };
+    assert!(inbox.add_operator(operator("ada", "hash-1")).await.expect("add ada"));
+    let far = u64::MAX / 4;
+    inbox
+        .put_session("token", OperatorSession { operator: "ada".into(), expires_ms: far })
+        .await
+        .expect("sign in");
+    let db = rusqlite::Connection::open(&path).expect("open beside the hub");
+    db.execute_batch(
+        "CREATE TRIGGER keep_sign_ins BEFORE DELETE ON operator_sessions BEGIN SELECT RAISE(ABORT, 'sign-ins are kept'); END;",
+    )
+    .expect("trigger");
+    // Sent together, so they reach the writer together.
+    let (changed, bob, canned) = tokio::join!(
+        inbox.set_password("ada", "hash-2".into()),
+        inbox.add_operator(operator("bob", "hash-b")),
+        inbox
+            .put_canned(natter_protocol::inbox::CannedReply { shortcut: "hi".into(), text: "Hello!".into() }),
+    );
+    let refused = changed.expect_err("the trigger refuses the password change's second statement");
+    assert!(refused.to_string().contains("sign-ins are kept"), "{refused}");
+    assert!(bob.expect("bob is added"));
+    canned.expect("the canned reply is kept");
+    drop(store);
+    // What was committed, read back from a fresh open.
+    let store = open(&path);
+    let inbox = store.inbox().expect("inbox");
+    let ada = inbox.operator("ada").await.expect("read").expect("ada");
+    assert_eq!(ada.password_hash, "hash-1", "the failed change's first statement was undone");
+    assert!(inbox.session("token", 2).await.expect("read").is_some(), "ada is still signed in");
+    assert!(inbox.operator("bob").await.expect("read").is_some());
+    assert_eq!(inbox.canned().await.expect("read").len(), 1);
+}

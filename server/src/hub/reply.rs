@@ -72,7 +72,9 @@ impl Hub {
         let started = Instant::now();
         let config = &self.shared.config;
         let engine = self.shared.reply.clone();
-        let history = self.reply_history(&key, &user.id, engine.history_window()).await;
+        // The conversation so far is read once a call slot is held (below): a reply that is shed
+        // is answered by the fallback, which needs none of it, so a flood of messages past the
+        // reply gate costs no history read each.
         let request = ReplyRequest {
             session_id: user.session_id.clone(),
             message_id: user.id.clone(),
@@ -85,7 +87,7 @@ impl Hub {
                 email: u.email.clone(),
                 avatar: u.avatar.clone(),
             }),
-            history,
+            history: Vec::new(),
             operators_online: self.available(),
         };
         drop(turn);
@@ -96,7 +98,9 @@ impl Hub {
                 let Ok(_slot) = self.shared.reply_gate.enter().await else {
                     return Outcome::Shed;
                 };
-                match engine.reply(&request).await {
+                let history = self.reply_history(&key, &user.id, engine.history_window()).await;
+                let asked = ReplyRequest { history, ..request.clone() };
+                match engine.reply(&asked).await {
                     Ok(answer) => Outcome::Answered(answer),
                     Err(e) => Outcome::Failed(e),
                 }

@@ -1,5 +1,5 @@
 //! Turns at the work a stored visitor message brings after its acknowledgement — its inbox
-//! record, the conversation read for the reply engine, the bot's answer stored and recorded —
+//! record, the bot's answer stored and recorded —
 //! taken in turn **by client address**, so that a burst of accepted messages from one address
 //! (or from a few) waits behind its own rather than in front of everyone's.
 //!
@@ -10,8 +10,9 @@
 //! address, and a turn that ends passes to the next address in round-robin order, so a
 //! visitor from an address with nothing queued waits for at most one turn of each address that
 //! has (and usually for none: with no queue, a turn is taken at once). The reply engine's own
-//! call is made outside a turn (it waits on the network, and has its own bounds: the reply
-//! gate and each address's share of it).
+//! call, and the conversation read for it once it holds a call slot, are made outside a turn
+//! (they wait on the network and the store, and have their own bounds: the reply gate and each
+//! address's share of it).
 //!
 //! Nothing is refused here: the address's request budget has already bounded how much it can
 //! queue, and the messages are stored and acknowledged; only their follow-ups wait.

@@ -6,7 +6,10 @@
 //!   The thread takes everything that has queued up (up to [`SqliteOptions::max_batch`]) and
 //!   writes it in **one transaction**: one `COMMIT` (one WAL append, one sync in `full` mode)
 //!   pays for the whole batch, which is how a 2-core machine acknowledges tens of thousands of
-//!   messages per second.
+//!   messages per second. The operator inbox's writes (a conversation record changed for each
+//!   visitor and bot message, operators, notes) share that transaction, each in a savepoint of
+//!   its own so that one that fails is undone alone: a burst of fresh conversations used to
+//!   cost a `COMMIT` per record change, and held every append queued behind them.
 //! - **Acknowledged means committed**: an append's future completes only after its batch's
 //!   `COMMIT` returned. With `journal_mode=WAL` and `synchronous=NORMAL` (the default) a
 //!   committed transaction is in the WAL file in the OS page cache, so it survives the hub
@@ -115,6 +118,21 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 /// A read that must run on the writer's connection (`:memory:`); it answers by itself.
 type ReadOp = Box<dyn FnOnce(&Connection) + Send>;
 
+/// A write of the operator inbox (a conversation record, an operator, a note), run inside the
+/// batch's transaction in a savepoint of its own (see [`Writer::process`]).
+/// It is given the connection, or the error that kept it from running.
+type WriteOp = Box<dyn FnOnce(Result<&Connection, StoreError>) -> Written + Send>;
+
+/// How a [`WriteOp`] is answered once the batch's `COMMIT` is known: `Some(error)` when the
+/// commit failed.
+type Answer = Box<dyn FnOnce(Option<StoreError>) + Send>;
+
+/// What a [`WriteOp`] did: whether its changes are kept (it succeeded), and its answer.
+struct Written {
+    kept: bool,
+    answer: Answer,
+}
+
 /// Something for the writer thread to do.
 enum Op {
     Append {
@@ -136,6 +154,8 @@ enum Op {
         keep: String,
         reply: Reply<u64>,
     },
+    /// An inbox write: in the batch's transaction, answered after its `COMMIT`.
+    Write(WriteOp),
     Read(ReadOp),
 }
 
@@ -735,6 +755,7 @@ impl Writer {
         let mut appends: Vec<Pending> = Vec::new();
         let mut rooms: Vec<(Reply<bool>, Result<bool, StoreError>)> = Vec::new();
         let mut reads: Vec<ReadOp> = Vec::new();
+        let mut writes: Vec<Answer> = Vec::new();
         let mut purges = Vec::new();
         let mut expiries = Vec::new();
         let mut touched: HashMap<String, Conversation> = HashMap::new();
@@ -751,6 +772,7 @@ impl Writer {
                             appends.push(Pending { reply, result, event });
                         }
                         Op::CreateRoom { room, reply } => rooms.push((reply, insert_room(&tx, &room))),
+                        Op::Write(write) => writes.push(write_one(&tx, write)),
                         Op::Read(read) => reads.push(read),
                         Op::Purge { cutoff_ms, reply } => purges.push((cutoff_ms, reply)),
                         Op::ExpireRooms { created_before, keep, reply } => {
@@ -780,6 +802,9 @@ impl Writer {
                 for (reply, result) in rooms {
                     let _ = reply.send(result);
                 }
+                for answer in writes {
+                    answer(None);
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "SQLite commit failed; the batch is refused");
@@ -791,6 +816,9 @@ impl Writer {
                 }
                 for (reply, _) in rooms {
                     let _ = reply.send(Err(StoreError::Backend(e.to_string())));
+                }
+                for answer in writes {
+                    answer(Some(StoreError::Backend(e.to_string())));
                 }
             }
         }
@@ -849,6 +877,25 @@ impl Writer {
             tracing::info!(deleted = n, "retention: old messages deleted");
         }
         Ok(n as u64)
+    }
+}
+
+/// Runs one inbox write inside the batch's transaction, in a savepoint: a write that fails is
+/// undone alone, and the others of the batch are kept. Its answer waits for the `COMMIT`.
+fn write_one(tx: &rusqlite::Transaction<'_>, write: WriteOp) -> Answer {
+    if let Err(e) = tx.execute_batch("SAVEPOINT inbox_write") {
+        // It could not be undone alone, so it is not run.
+        return write(Err(backend(e))).answer;
+    }
+    let written = write(Ok(tx));
+    let end =
+        if written.kept { "RELEASE inbox_write" } else { "ROLLBACK TO inbox_write; RELEASE inbox_write" };
+    match tx.execute_batch(end) {
+        Ok(()) => written.answer,
+        Err(e) => {
+            let e = backend(e);
+            Box::new(move |_| (written.answer)(Some(e)))
+        }
     }
 }
 

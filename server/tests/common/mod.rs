@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use natter_hub::reply::RulesEngine;
 use natter_hub::store::memory::MemoryStore;
 use natter_hub::store::Store;
 use natter_hub::{Config, HubError};
@@ -57,7 +56,8 @@ impl TestHub {
         Self::with_store(config, Arc::new(MemoryStore::new())).await
     }
 
-    /// A hub with `config` and `store` (and [`SESSION_SECRET`] unless `config` has a secret).
+    /// A hub with `config` and `store` (and [`SESSION_SECRET`] unless `config` has a secret), its
+    /// reply engine the one `config` names.
     pub async fn with_store(mut config: Config, store: Arc<dyn Store>) -> TestHub {
         if config.session_secrets.is_empty() {
             config.session_secrets = vec![SESSION_SECRET.into()];
@@ -65,7 +65,8 @@ impl TestHub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let reply = Arc::new(RulesEngine::load(config.rules.as_deref()).expect("rules"));
+        // The engine the configuration asks for, as the binary builds it.
+        let reply = natter_hub::build_reply(&config).expect("reply engine");
         let handle = tokio::spawn(natter_hub::serve(listener, config, store, reply, async move {
             let _ = rx.await;
         }));

@@ -2,30 +2,43 @@
 //! conversation records, notes, canned replies).
 //!
 //! Writes run on the writer thread's connection (one at a time, so a record's
-//! read-change-write cannot interleave with another), in autocommit or one small transaction;
-//! reads use the read pool like history does. A conversation record is kept as JSON beside the
+//! read-change-write cannot interleave with another), inside the transaction of the batch they
+//! arrive in, each in a savepoint of its own (see `on_writer`): a burst of record changes costs
+//! one `COMMIT`, not one each; reads use the read pool like history does. A conversation record is kept as JSON beside the
 //! columns the list filters and sorts on.
 
 use natter_protocol::inbox::{CannedReply, ConversationState, ConversationSummary, Note};
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
-use super::{backend, to_i64, to_u64, writer_gone, Op, SqliteStore};
+use super::{backend, to_i64, to_u64, writer_gone, Op, SqliteStore, Written};
 use crate::store::inbox::{
     apply, ConversationFilter, InboxStore, OperatorRecord, OperatorSession, RecordChange,
 };
 use crate::store::{BoxFuture, StoreError};
 
 impl SqliteStore {
-    /// Runs `f` on the writer's connection (the only one that writes), off the async runtime.
+    /// Runs `f` on the writer's connection (the only one that writes), off the async runtime,
+    /// inside the transaction of the batch it arrives in (one `COMMIT` for a batch's appends and
+    /// inbox writes together), in a savepoint of its own: what `f` does is kept whole when it
+    /// returns `Ok` and undone when it returns `Err`. Answered once the batch is committed.
     async fn on_writer<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        self.send(Op::Read(Box::new(move |conn| {
-            let _ = reply.send(f(conn));
+        self.send(Op::Write(Box::new(move |conn| {
+            let result = conn.and_then(f);
+            Written {
+                kept: result.is_ok(),
+                answer: Box::new(move |failed| {
+                    let _ = reply.send(match failed {
+                        Some(e) => Err(e),
+                        None => result,
+                    });
+                }),
+            }
         })))?;
         rx.await.map_err(|_| writer_gone())?
     }
@@ -87,15 +100,13 @@ impl InboxStore for SqliteStore {
     fn set_password(&self, name: &str, password_hash: String) -> BoxFuture<'_, Result<bool, StoreError>> {
         let name = name.to_owned();
         Box::pin(self.on_writer(move |conn| {
-            let tx = conn.unchecked_transaction().map_err(backend)?;
-            let n = tx
+            let n = conn
                 .execute(
                     "UPDATE operators SET password_hash = ?2 WHERE name = ?1",
                     params![name, password_hash],
                 )
                 .map_err(backend)?;
-            tx.execute("DELETE FROM operator_sessions WHERE operator = ?1", [&name]).map_err(backend)?;
-            tx.commit().map_err(backend)?;
+            conn.execute("DELETE FROM operator_sessions WHERE operator = ?1", [&name]).map_err(backend)?;
             Ok(n == 1)
         }))
     }
@@ -134,10 +145,8 @@ impl InboxStore for SqliteStore {
     fn remove_operator(&self, name: &str) -> BoxFuture<'_, Result<bool, StoreError>> {
         let name = name.to_owned();
         Box::pin(self.on_writer(move |conn| {
-            let tx = conn.unchecked_transaction().map_err(backend)?;
-            tx.execute("DELETE FROM operator_sessions WHERE operator = ?1", [&name]).map_err(backend)?;
-            let n = tx.execute("DELETE FROM operators WHERE name = ?1", [&name]).map_err(backend)?;
-            tx.commit().map_err(backend)?;
+            conn.execute("DELETE FROM operator_sessions WHERE operator = ?1", [&name]).map_err(backend)?;
+            let n = conn.execute("DELETE FROM operators WHERE name = ?1", [&name]).map_err(backend)?;
             Ok(n == 1)
         }))
     }
@@ -204,8 +213,7 @@ impl InboxStore for SqliteStore {
     ) -> BoxFuture<'_, Result<ConversationSummary, StoreError>> {
         let (id, conversation, visitor) = (id.to_owned(), conversation.to_owned(), visitor.to_owned());
         Box::pin(self.on_writer(move |conn| {
-            let tx = conn.unchecked_transaction().map_err(backend)?;
-            let mut record = match load(&tx, &id)? {
+            let mut record = match load(conn, &id)? {
                 Some((record, _)) => record,
                 None => {
                     let record = ConversationSummary {
@@ -215,7 +223,7 @@ impl InboxStore for SqliteStore {
                         last_activity_ms: now_ms,
                         ..Default::default()
                     };
-                    tx.execute(
+                    conn.execute(
                         "INSERT INTO inbox_conversations (id, conversation, status, assignee, last_activity_ms, record) VALUES (?1, ?2, 'open', NULL, ?3, '{}')",
                         params![id, conversation, to_i64(now_ms)],
                     )
@@ -224,8 +232,7 @@ impl InboxStore for SqliteStore {
                 }
             };
             apply(&mut record, &changes);
-            save(&tx, &record)?;
-            tx.commit().map_err(backend)?;
+            save(conn, &record)?;
             Ok(record)
         }))
     }
@@ -237,11 +244,9 @@ impl InboxStore for SqliteStore {
     ) -> BoxFuture<'_, Result<Option<ConversationSummary>, StoreError>> {
         let id = id.to_owned();
         Box::pin(self.on_writer(move |conn| {
-            let tx = conn.unchecked_transaction().map_err(backend)?;
-            let Some((mut record, _)) = load(&tx, &id)? else { return Ok(None) };
+            let Some((mut record, _)) = load(conn, &id)? else { return Ok(None) };
             apply(&mut record, &changes);
-            save(&tx, &record)?;
-            tx.commit().map_err(backend)?;
+            save(conn, &record)?;
             Ok(Some(record))
         }))
     }

@@ -2,8 +2,9 @@
 //! other, while 200 honest clients chat (see `honest`), against a running hub.
 //!
 //! Timeline: the honest clients connect and warm up; a baseline phase with no attack; then, per
-//! attack (see `attacks::ATTACKS`), a calm phase and the attack's phase, each followed by a pause
-//! in which its last deliveries arrive. Before each calm phase the hub must have finished with
+//! attack (see `attacks::ATTACKS`), a calm phase (`--calm`, twice an attack's phase by default:
+//! the figure the attack is set against, from more samples) and the attack's phase (`--phase`),
+//! each followed by a pause in which its last deliveries arrive. Before each calm phase the hub must have finished with
 //! the attack before it: the run waits (at most [`QUIET_LIMIT`]) until the hub's CPU use over a
 //! second is back near the baseline's, so a calm phase never measures the last attack's
 //! after-effects (its replies, its connections closing, its conversations being forgotten).
@@ -46,9 +47,14 @@ pub struct AbuseArgs {
     /// PID of the hub process, to read its RSS.
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Seconds each phase lasts.
+    /// Seconds each attack phase (and the baseline) lasts.
     #[arg(long, default_value_t = 8.0)]
     pub phase: f64,
+    /// Seconds each calm phase before an attack lasts: longer than an attack's phase, for more
+    /// samples of the figure every attack is set against (an attack is bounded in count, so its
+    /// own phase cannot be longer without diluting it).
+    #[arg(long, default_value_t = 16.0)]
+    pub calm: f64,
     /// Seconds between phases, for the last deliveries to arrive.
     #[arg(long, default_value_t = 3.0)]
     pub settle: f64,
@@ -98,6 +104,9 @@ pub struct Row {
     /// CPU time the hub used during the phase (ms), without its settle pause.
     #[serde(default)]
     pub hub_cpu_ms: Option<u64>,
+    /// How long the phase lasted (s), without its settle pause.
+    #[serde(default)]
+    pub seconds: Option<f64>,
     /// Seconds waited before a calm phase for the hub to finish with the attack before it.
     #[serde(default)]
     pub quiet_after_s: Option<f64>,
@@ -145,6 +154,8 @@ struct Phase {
     /// What the attacker got.
     got: String,
     hub_cpu_ms: Option<u64>,
+    /// How long it lasted (s).
+    seconds: f64,
     /// Seconds waited for a quiet hub before it.
     quiet: Option<f64>,
 }
@@ -178,6 +189,7 @@ async fn until_quiet(pid: u32, baseline_per_sec: f64) -> f64 {
 pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
     let tag = format!("a{}", crate::wire::now_ns() / 1_000_000 % 100_000_000);
     let phase = Duration::from_secs_f64(args.phase);
+    let calm = Duration::from_secs_f64(args.calm);
     let settle = Duration::from_secs_f64(args.settle);
     // The attacks, and the backend double they drive, run on a runtime of their own whose
     // threads (workers and blocking threads alike) run at nice 19: on the honest clients'
@@ -235,7 +247,7 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
         honest.shared.phase.store(tag_now, Ordering::Relaxed);
         let (name, what, got) = match attack {
             None => {
-                tokio::time::sleep(phase).await;
+                tokio::time::sleep(if tag_now == 0 { phase } else { calm }).await;
                 let name = if tag_now == 0 { "baseline" } else { "calm" };
                 (name.to_owned(), "no attack".to_owned(), "—".to_owned())
             }
@@ -263,13 +275,14 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
         honest.shared.phase.store(honest::UNTAGGED, Ordering::Relaxed);
         let ticks =
             cpu_before.zip(args.server_pid.and_then(crate::cpu_ticks)).map(|(a, b)| b.saturating_sub(a));
+        let seconds = phase_started.elapsed().as_secs_f64();
         if step == 0 {
-            baseline_rate = ticks.map(|t| t as f64 / phase_started.elapsed().as_secs_f64());
+            baseline_rate = ticks.map(|t| t as f64 / seconds);
         }
         tokio::time::sleep(settle).await;
         let rss = args.server_pid.map(|_| peak.load(Ordering::Relaxed));
         eprintln!("abuse:   {name}: {got}");
-        phases.push(Phase { name, what, rss, got, hub_cpu_ms: ticks.map(|t| t * 10), quiet });
+        phases.push(Phase { name, what, rss, got, hub_cpu_ms: ticks.map(|t| t * 10), seconds, quiet });
     }
     // The last deliveries of the last phase.
     tokio::time::sleep(settle).await;
@@ -289,6 +302,7 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
                     rss: peak_rss_kib,
                     got: attacker,
                     hub_cpu_ms,
+                    seconds,
                     quiet: quiet_after_s,
                 },
             )| {
@@ -299,6 +313,7 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
                     peak_rss_kib,
                     p99_ms: s.map_or(0.0, |s| s.latency.value_at_quantile(0.99) as f64 / 1000.0),
                     hub_cpu_ms,
+                    seconds: Some(seconds),
                     quiet_after_s,
                     expected: s.map_or(0, |s| s.expected),
                     lost: s.map_or(0, |s| s.expected.saturating_sub(s.received) + s.swallowed),
