@@ -361,8 +361,10 @@ impl Runtime {
                 // Another tab stored a session while this one was being issued its own (both
                 // opened at once on a first visit): keep the stored one, so the site's tabs
                 // share one conversation.
+                // Two tabs may store at once (a logout, a first visit): the smaller id wins in
+                // every tab, whichever wrote last, so they settle on one (see the storage event).
                 match (mine.as_deref(), self.store.session()) {
-                    (Some(mine), Some(stored)) if mine != stored => {
+                    (Some(mine), Some(stored)) if stored.as_str() < mine => {
                         self.dispatch(Event::SessionElsewhere { session: stored })
                     }
                     _ => self.store.set_session(mine.as_deref()),
@@ -727,6 +729,15 @@ impl Runtime {
                     }
                 } else if key.as_deref() == Some(storage::FORGOTTEN_KEY) && e.new_value().is_some() {
                     self.dispatch(Event::ForgottenElsewhere);
+                } else if key.as_deref() == Some(storage::SESSION_KEY) {
+                    // Another tab was issued a session at the same time as this one (after a
+                    // logout, both connect anew): the smaller id wins here as in that tab.
+                    let mine = read(&self.model).identity.session.clone();
+                    if let (Some(new), Some(mine)) = (e.new_value(), mine) {
+                        if new < mine && natter_protocol::validate_session_id(&new).is_ok() {
+                            self.dispatch(Event::SessionElsewhere { session: new });
+                        }
+                    }
                 }
             }
             6 => self.dispatch(Event::PageHidden { hidden: data.as_bool() == Some(true) }),

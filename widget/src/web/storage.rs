@@ -11,7 +11,7 @@ use crate::state::ReadMark;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::Storage;
 
-const SESSION_KEY: &str = "natter:session";
+pub(crate) const SESSION_KEY: &str = "natter:session";
 const MUTED_KEY: &str = "natter:muted";
 /// One outbox per browser profile and site, like the session: what was typed waits here whoever
 /// the hub turns out to say the widget is.
