@@ -22,6 +22,15 @@ test.beforeAll(async () => {
         return room.id;
       };
       window.room = (id) => window.natter.rooms.find((r) => r.id === id);
+      /** What a call did: 'accepted', or the error it threw as "Name: message". */
+      window.tryIt = (call) => {
+        try {
+          call();
+          return 'accepted';
+        } catch (e) {
+          return e.name + ': ' + e.message;
+        }
+      };
       window.view = (id) => {
         const r = window.room(id);
         return r && { status: r.status, memberCount: r.memberCount, members: r.members.map((m) => m.name).sort(),
@@ -276,14 +285,6 @@ test('bad input from the page is refused at its own call, and the connection, th
   try {
     const outcome = await ada.page.evaluate(() => {
       const room = window.room('limits');
-      const tryIt = (call) => {
-        try {
-          call();
-          return 'accepted';
-        } catch (e) {
-          return `${e.name}: ${e.message}`;
-        }
-      };
       return {
         // Not coerced: send(42) would send "42", a name of 5 would join as "5".
         roomNumber: tryIt(() => room.send(42)),
@@ -356,14 +357,6 @@ test('mistakes with rooms are said at the page’s call, or once on the console:
     const outcome = await ada.page.evaluate((src) => {
       const nested = new Function('depth', src);
       const room = window.room('mistakes');
-      const tryIt = (call) => {
-        try {
-          call();
-          return 'accepted';
-        } catch (e) {
-          return `${e.name}: ${e.message}`;
-        }
-      };
       return {
         // The deepest data every hub reads, and one level more (which the hub dropped, with an
         // error that names no room: nobody heard of it).
