@@ -153,12 +153,14 @@ test('a server option that is no URL is named in a console error', async ({ page
     await page.evaluate(() => window.natter.loaded);
     await expect.poll(() => errors.some((t) => t.includes('server option') && t.includes(`write https://${server}`))).toBe(true);
   }
-  // A path on this origin is a server option the widget takes as it is: no error.
+  // A path on this origin is a server option the widget takes as it is: no error from the
+  // widget. (Chromium may still log the previous mount's failed WebSocket to the made-up path
+  // after this point; that line is the browser's, not the widget's, so only `natter:` lines count.)
   const before = errors.length;
   await remount(page, '/');
   await page.evaluate(() => window.natter.loaded);
   await expect.poll(() => page.evaluate(() => window.natter.state.connected)).toBe(true);
-  expect(errors.slice(before)).toEqual([]);
+  expect(errors.slice(before).filter((t) => t.startsWith('natter'))).toEqual([]);
 });
 
 test('a page whose Content-Security-Policy refuses WebSockets reaches the HTTP fallback without waiting out open timeouts', async ({ page }) => {
