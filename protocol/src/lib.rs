@@ -245,9 +245,10 @@ pub(crate) fn yes() -> bool {
 pub struct RelaySend {
     /// The room, which the connection must have joined.
     pub room: String,
-    /// Any JSON; relayed as is to the other members, bounded by the frame size limit.
+    /// Any JSON, kept as its text; relayed as is to the other members, bounded by the frame
+    /// size limit.
     #[serde(default)]
-    pub data: Json,
+    pub data: RawJson,
 }
 
 /// A liveness check.
@@ -256,7 +257,7 @@ pub struct RelaySend {
 pub struct Ping {
     /// Echoed back in the pong, so a client can match them or measure round trips.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nonce: Option<Json>,
+    pub nonce: Option<RawJson>,
 }
 
 /// A message from the hub to a client.
@@ -562,9 +563,9 @@ pub struct RoomInfo {
     /// Display name of the room, if one was set when it was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Free-form metadata set when the room was created (`{}` when none).
+    /// Free-form metadata set when the room was created (`{}` when none), as JSON text.
     #[serde(default)]
-    pub metadata: Json,
+    pub metadata: RawJson,
     /// Members present now (one entry per user, however many connections they have); at most
     /// [`ROOM_INFO_MEMBER_LIMIT`] of them, so joining a room of thousands stays cheap.
     pub members: Vec<Member>,
@@ -585,8 +586,8 @@ pub struct RelayNotice {
     pub room: String,
     /// The member who sent it.
     pub from: Member,
-    /// The payload, as sent.
-    pub data: Json,
+    /// The payload, as sent (its JSON text, never parsed by the hub).
+    pub data: RawJson,
 }
 
 /// Acknowledgement of a stored message.
@@ -750,7 +751,7 @@ impl ErrorCode {
 pub struct Pong {
     /// The ping's nonce, echoed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nonce: Option<Json>,
+    pub nonce: Option<RawJson>,
     /// The hub's clock (RFC 3339, UTC).
     pub timestamp: String,
 }
@@ -798,7 +799,7 @@ pub struct CreateRoom {
     pub name: Option<String>,
     /// Free-form metadata (a JSON object of at most [`MAX_ROOM_METADATA_BYTES`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Json>,
+    pub metadata: Option<RawJson>,
 }
 
 impl UserSend {

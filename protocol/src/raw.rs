@@ -34,6 +34,18 @@ impl RawJson {
         self.0.get().is_empty()
     }
 
+    /// `null` (a copy of `serde_json`'s constant: no parser runs, so a client that only ever
+    /// builds this one, like the widget's frame decoder, carries no JSON parser for it).
+    pub fn null() -> RawJson {
+        RawJson(Box::default())
+    }
+
+    /// `{}`: the metadata of a room created without any.
+    pub fn empty_object() -> RawJson {
+        // Valid JSON, so the check passes; `null` would stand in should it ever not.
+        RawJson(RawValue::from_string("{}".into()).unwrap_or_default())
+    }
+
     /// Checks that `json` is one JSON value and keeps it as it is.
     ///
     /// # Errors
@@ -48,6 +60,13 @@ impl RawJson {
     /// The `serde_json` error when the value does not fit `T`.
     pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
         serde_json::from_str(self.0.get())
+    }
+}
+
+impl Default for RawJson {
+    /// `null`, what an absent payload means.
+    fn default() -> Self {
+        RawJson::null()
     }
 }
 
@@ -66,6 +85,13 @@ impl PartialEq for RawJson {
         }
         // Same value written differently (spaces, key order): compare the parsed values.
         matches!((self.parse::<Json>(), other.parse::<Json>()), (Ok(a), Ok(b)) if a == b)
+    }
+}
+
+impl PartialEq<Json> for RawJson {
+    /// Whether the text is that JSON value (parsed to compare; for tests and checks, not hot paths).
+    fn eq(&self, other: &Json) -> bool {
+        self.parse::<Json>().is_ok_and(|v| &v == other)
     }
 }
 

@@ -38,7 +38,7 @@ fn original_format_minimal_and_empty_context() {
 fn unknown_fields_are_ignored() {
     let msg: ClientMessage =
         serde_json::from_str(r#"{"type":"ping","nonce":7,"futureField":{"a":1}}"#).unwrap();
-    assert_eq!(msg, ClientMessage::Ping(Ping { nonce: Some(json!(7)) }));
+    assert_eq!(msg, ClientMessage::Ping(Ping { nonce: Some(json!(7).into()) }));
 }
 
 #[test]
@@ -88,11 +88,14 @@ fn client_examples() -> Vec<(ClientMessage, serde_json::Value)> {
             json!({"type":"typing","active":true}),
         ),
         (
-            ClientMessage::CursorPosition(RelaySend { room: "r".into(), data: json!({"x":1,"y":2}) }),
+            ClientMessage::CursorPosition(RelaySend { room: "r".into(), data: json!({"x":1,"y":2}).into() }),
             json!({"type":"cursor_position","room":"r","data":{"x":1,"y":2}}),
         ),
         (
-            ClientMessage::ChainUpdate(RelaySend { room: "r".into(), data: json!({"node":"a","op":"add"}) }),
+            ClientMessage::ChainUpdate(RelaySend {
+                room: "r".into(),
+                data: json!({"node":"a","op":"add"}).into(),
+            }),
             json!({"type":"chain_update","room":"r","data":{"node":"a","op":"add"}}),
         ),
         (ClientMessage::Ping(Ping { nonce: None }), json!({"type":"ping"})),
@@ -212,7 +215,7 @@ fn server_examples() -> Vec<(ServerMessage, serde_json::Value)> {
             ServerMessage::RoomInfo(RoomInfo {
                 room: "general".into(),
                 name: Some("General".into()),
-                metadata: json!({"topic":"x"}),
+                metadata: json!({"topic":"x"}).into(),
                 members: vec![member()],
                 member_count: 1,
                 last_seq: 4,
@@ -224,12 +227,16 @@ fn server_examples() -> Vec<(ServerMessage, serde_json::Value)> {
             ServerMessage::CursorPosition(RelayNotice {
                 room: "r".into(),
                 from: member(),
-                data: json!({"x":1}),
+                data: json!({"x":1}).into(),
             }),
             json!({"type":"cursor_position","room":"r","from":{"id":"u_1a2b","name":"Ada"},"data":{"x":1}}),
         ),
         (
-            ServerMessage::ChainUpdate(RelayNotice { room: "r".into(), from: member(), data: json!([1, 2]) }),
+            ServerMessage::ChainUpdate(RelayNotice {
+                room: "r".into(),
+                from: member(),
+                data: json!([1, 2]).into(),
+            }),
             json!({"type":"chain_update","room":"r","from":{"id":"u_1a2b","name":"Ada"},"data":[1,2]}),
         ),
         (
@@ -266,7 +273,7 @@ fn server_examples() -> Vec<(ServerMessage, serde_json::Value)> {
             json!({"type":"error","code":"rate_limited","message":"slow down","id":"m2","retryAfterMs":500}),
         ),
         (
-            ServerMessage::Pong(Pong { nonce: Some(json!("n")), timestamp: ts.into() }),
+            ServerMessage::Pong(Pong { nonce: Some(json!("n").into()), timestamp: ts.into() }),
             json!({"type":"pong","nonce":"n","timestamp":ts}),
         ),
         (

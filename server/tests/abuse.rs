@@ -1078,7 +1078,7 @@ async fn typing_floods_and_rejoins_are_refused() {
     loop {
         match watcher.recv().await {
             ServerMessage::Typing(_) => relayed += 1,
-            ServerMessage::Pong(p) if p.nonce == Some(json!("end")) => break,
+            ServerMessage::Pong(p) if p.nonce.as_ref().is_some_and(|n| *n == json!("end")) => break,
             _ => {}
         }
     }

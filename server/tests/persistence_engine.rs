@@ -237,7 +237,7 @@ async fn everything_survives_reopening_and_seq_and_dedup_carry_on() {
     let room = RoomRecord {
         room: "lobby".into(),
         name: Some("Lobby".into()),
-        metadata: serde_json::json!({"topic": "general"}),
+        metadata: serde_json::json!({"topic": "general"}).into(),
         created_at: "2026-11-22T00:00:00Z".into(),
     };
     {
@@ -271,7 +271,7 @@ async fn rooms_are_listed_by_id() {
         let record = RoomRecord {
             room: id.into(),
             name: None,
-            metadata: serde_json::json!({}),
+            metadata: serde_json::json!({}).into(),
             created_at: "2026-11-22T00:00:00Z".into(),
         };
         assert!(store.create_room(record).await.expect("create"));
@@ -340,7 +340,7 @@ async fn memory_database_works_without_a_file() {
     let record = RoomRecord {
         room: "r".into(),
         name: None,
-        metadata: serde_json::json!({"a": 1}),
+        metadata: serde_json::json!({"a": 1}).into(),
         created_at: "2026-11-22T00:00:00Z".into(),
     };
     assert!(store.create_room(record.clone()).await.expect("create"));

@@ -74,7 +74,10 @@ fn agent_draft(session: &str, operator: &str, id: &str) -> Draft {
 fn marker(n: u64) -> Event {
     Event::Ephemeral {
         key: session("marker"),
-        message: ServerMessage::Pong(Pong { nonce: Some(n.into()), timestamp: "t".into() }),
+        message: ServerMessage::Pong(Pong {
+            nonce: Some(serde_json::Value::from(n).into()),
+            timestamp: "t".into(),
+        }),
         from: None,
     }
 }
@@ -306,7 +309,7 @@ async fn rooms_are_shared() {
     let record = RoomRecord {
         room: "lobby".into(),
         name: Some("Lobby".into()),
-        metadata: serde_json::json!({"topic": "x"}),
+        metadata: serde_json::json!({"topic": "x"}).into(),
         created_at: "2026-11-22T00:00:00Z".into(),
     };
     assert!(a.create_room(record.clone()).await.expect("create"));
@@ -451,7 +454,7 @@ async fn redis_restarting_under_a_hub_is_ridden_out() {
     a.create_room(RoomRecord {
         room: "lobby".into(),
         name: None,
-        metadata: serde_json::json!({}),
+        metadata: serde_json::json!({}).into(),
         created_at: "2026-11-22T00:00:00Z".into(),
     })
     .await

@@ -232,6 +232,35 @@ async fn room_http_api() {
     assert!(
         matches!(r.json::<ServerMessage>().await.expect("json"), ServerMessage::Error(e) if e.code == ErrorCode::TooLarge && e.message.contains("body larger"))
     );
+    // Metadata is a JSON object of at most MAX_ROOM_METADATA_BYTES, counted on its text.
+    let limit = natter_protocol::MAX_ROOM_METADATA_BYTES;
+    for (metadata, status, code, says) in [
+        (json!([1, 2]), 400, ErrorCode::InvalidMessage, "must be a JSON object"),
+        (json!("topic"), 400, ErrorCode::InvalidMessage, "must be a JSON object"),
+        // `{"b":"…"}`: 8 bytes around the string, so one byte over the limit.
+        (json!({"b": "m".repeat(limit - 7)}), 413, ErrorCode::TooLarge, "the limit is 8192"),
+    ] {
+        let r = create(json!({"room": "meta", "metadata": metadata})).await.expect("post");
+        assert_eq!(r.status(), status, "{metadata}");
+        let m = r.json::<ServerMessage>().await.expect("json");
+        assert!(matches!(&m, ServerMessage::Error(e) if e.code == code && e.message.contains(says)), "{m:?}");
+    }
+    let r = create(json!({"room": "meta", "metadata": {"b": "m".repeat(limit - 8)}})).await.expect("post");
+    assert_eq!(r.status(), 201, "exactly at the limit");
+    // Kept as the text it arrived as (spaces and key order too) and served back as that value.
+    let text = r#"{"room":"meta-text","metadata":{ "z": 1,  "a": [true, null] }}"#;
+    let r = client
+        .post(hub.url("/api/rooms"))
+        .bearer_auth("operator key, 16 bytes+")
+        .header("content-type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 201);
+    let served = r.text().await.expect("text");
+    assert!(served.contains(r#""metadata":{ "z": 1,  "a": [true, null] }"#), "{served}");
+
     let r = create(json!({"room": "bad room"})).await.expect("post");
     assert_eq!(r.status(), 400);
     assert!(

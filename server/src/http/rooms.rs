@@ -180,10 +180,11 @@ pub(crate) async fn create_room(
             .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad room `name`: {e}")))?;
     }
     if let Some(metadata) = &create.metadata {
-        if !metadata.is_object() {
+        if !metadata.get().trim_start().starts_with('{') {
             return Err(Refusal::new(ErrorCode::InvalidMessage, "`metadata` must be a JSON object").into());
         }
-        let size = metadata.to_string().len();
+        // Kept and served as the text it arrived as, so that text is what the limit measures.
+        let size = metadata.len();
         if size > MAX_ROOM_METADATA_BYTES {
             return Err(Refusal::new(
                 ErrorCode::TooLarge,

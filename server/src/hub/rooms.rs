@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use natter_protocol::{Json, Member, Presence, RoomInfo, RoomList, RoomSummary, ServerMessage};
+use natter_protocol::{Member, Presence, RawJson, RoomInfo, RoomList, RoomSummary, ServerMessage};
 
 use super::{Hub, Outbox, Refusal, Since};
 use crate::address::AddrKey;
@@ -37,7 +37,7 @@ impl Hub {
         let record = RoomRecord {
             room: room.to_string(),
             name: None,
-            metadata: Json::Object(Default::default()),
+            metadata: RawJson::empty_object(),
             created_at: now_rfc3339(),
         };
         store.create_room(record.clone()).await?;
@@ -175,12 +175,12 @@ impl Hub {
         &self,
         room: String,
         name: Option<String>,
-        metadata: Option<Json>,
+        metadata: Option<RawJson>,
     ) -> Result<Option<RoomInfo>, Refusal> {
         let record = RoomRecord {
             room,
             name,
-            metadata: metadata.unwrap_or_else(|| Json::Object(Default::default())),
+            metadata: metadata.unwrap_or_else(RawJson::empty_object),
             created_at: now_rfc3339(),
         };
         if !self.shared.store.create_room(record.clone()).await? {
@@ -232,7 +232,7 @@ mod tests {
         RoomRecord {
             room: "r".into(),
             name: Some("R".into()),
-            metadata: Json::Object(Default::default()),
+            metadata: RawJson::empty_object(),
             created_at: "t".into(),
         }
     }

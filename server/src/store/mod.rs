@@ -24,7 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use natter_protocol::{Json, Member, ServerMessage};
+use natter_protocol::{Member, RawJson, ServerMessage};
 use thiserror::Error;
 use tokio::sync::mpsc;
 
@@ -155,8 +155,8 @@ pub struct RoomRecord {
     pub room: String,
     /// Display name.
     pub name: Option<String>,
-    /// Metadata (a JSON object).
-    pub metadata: Json,
+    /// Metadata (a JSON object), as its text.
+    pub metadata: RawJson,
     /// Creation time, RFC 3339 UTC.
     pub created_at: String,
 }

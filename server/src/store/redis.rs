@@ -1068,7 +1068,7 @@ fn room_record(room: String, json: &str) -> Result<RoomRecord, StoreError> {
     struct Stored {
         name: Option<String>,
         #[serde(default)]
-        metadata: natter_protocol::Json,
+        metadata: natter_protocol::RawJson,
         created_at: String,
     }
     let stored: Stored = serde_json::from_str(json).map_err(backend)?;

@@ -212,7 +212,7 @@ impl Tab {
                 _ => None,
             })
             .await;
-        assert_eq!(pong.nonce, Some(nonce));
+        assert_eq!(pong.nonce, Some(nonce.into()));
     }
 
     /// Reads until the hub closes; returns the close code (frames before it are skipped).

@@ -346,7 +346,7 @@ mod tests {
                 // Not read: the room's `lastSeq` and `createdAt`, and the site's metadata.
                 last_seq: 0,
                 created_at: String::new(),
-                metadata: serde_json::Value::Null,
+                metadata: Default::default(),
             }),
             M::Ack(Ack { id: "c".into(), seq: 4, room: Some("r".into()), duplicate: false }),
             M::History(History {
@@ -373,7 +373,7 @@ mod tests {
     /// One frame of every kind `decode` leaves alone: the relays (read by
     /// `web::rooms::decode_relay`, tested there), and without rooms the room kinds.
     fn ignored() -> Vec<ServerMessage> {
-        let relay = RelayNotice { room: "r".into(), from: ada(), data: serde_json::json!({"x": 1}) };
+        let relay = RelayNotice { room: "r".into(), from: ada(), data: serde_json::json!({"x": 1}).into() };
         #[cfg_attr(feature = "rooms", allow(unused_mut))]
         let mut frames = vec![M::CursorPosition(relay.clone()), M::ChainUpdate(relay)];
         #[cfg(not(feature = "rooms"))]

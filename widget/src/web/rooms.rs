@@ -174,12 +174,16 @@ mod tests {
                 ServerMessage::CursorPosition(RelayNotice {
                     room: "r".into(),
                     from: ada(),
-                    data: data.clone(),
+                    data: data.clone().into(),
                 }),
                 RelayKind::Cursor,
             ),
             (
-                ServerMessage::ChainUpdate(RelayNotice { room: "r".into(), from: ada(), data: data.clone() }),
+                ServerMessage::ChainUpdate(RelayNotice {
+                    room: "r".into(),
+                    from: ada(),
+                    data: data.clone().into(),
+                }),
                 RelayKind::Update,
             ),
         ] {

@@ -136,7 +136,7 @@ mod tests {
         );
         assert_eq!(
             parse(RoomOut::Relay { room: "r".into(), kind: RelayKind::Update, data: String::new() }),
-            ClientMessage::ChainUpdate(RelaySend { room: "r".into(), data: serde_json::Value::Null })
+            ClientMessage::ChainUpdate(RelaySend { room: "r".into(), data: Default::default() })
         );
     }
 }

@@ -86,7 +86,7 @@ fn empty_history() -> ServerMessage {
 }
 
 fn pong(nonce: u32) -> ServerMessage {
-    ServerMessage::Pong(Pong { nonce: Some(nonce.into()), timestamp: String::new() })
+    ServerMessage::Pong(Pong { nonce: Some(serde_json::Value::from(nonce).into()), timestamp: String::new() })
 }
 
 fn ack(id: &str, seq: u64) -> ServerMessage {
