@@ -56,9 +56,9 @@ function badRooms(v, tag) {
 }
 
 // Languages with texts of their own besides the built-in English: one small JSON file each
-// (locales/<lang>.json beside this module), downloaded only by a page that shows it; the
-// collaboration panel's texts are a file of their own (locales/rooms-<lang>.json), downloaded
-// with the panel.
+// (locales/<lang>.json beside this module), downloaded only by a page that shows it; a page with
+// the collaboration panel downloads locales/rooms-<lang>.json instead, which holds the panel's
+// texts as well (one file of both is smaller than the two).
 const LOCALES = ['de', 'es', 'fr', 'ja', 'pt', 'zh', 'zh-Hant', 'ar', 'he'];
 
 /**
@@ -84,7 +84,7 @@ function pickLocale(asked) {
   return { tag: tags[0] || 'en', lang: 'en' };
 }
 
-/** The texts of `lang` from `locales/<file>.json` (`file`: `de`, or `rooms-de` for the panel's). */
+/** The texts of `lang` from `locales/<file>.json` (`file`: `de`, or `rooms-de` for the widget's and the panel's). */
 function localeTexts(lang, file = lang) {
   if (lang === 'en') return {};
   const url = new URL(`./locales/${file}.json`, import.meta.url);
@@ -205,7 +205,7 @@ class NatterHandle {
   #fields = {};
   #observer = null;
   #unfit = null;
-  /** `{ tag, lang, texts }`: the page's language (see pickLocale), and the texts' (BCP 47). */
+  /** `{ tag, lang, texts, all }`: the page's language (see pickLocale), the texts' (BCP 47), and the promise of the texts fetched at mount. */
   #locale;
   /** The page's own `strings` (the widget's keys and the panel's `room…` keys). */
   #strings;
@@ -226,8 +226,10 @@ class NatterHandle {
     // The panels' language and direction are their texts': a locale without texts (Persian,
     // Korean) shows English, left to right, unless the page wrote texts of its own.
     const english = lang === 'en' && !Object.keys(this.#strings ?? {}).length && !/^en(?:[-_]|$)/i.test(tag);
-    this.#locale = { tag, lang, texts: english ? 'en' : tag };
-    this.loaded = Promise.all([load(this.#roomsMode, internal?.wasm), domReady(), localeTexts(lang)]).then(([glue, , texts]) => {
+    // A page with the panel fetches the file with the panel's texts too, once.
+    const texts = localeTexts(lang, this.#roomsMode === 'panel' ? `rooms-${lang}` : lang);
+    this.#locale = { tag, lang, texts: english ? 'en' : tag, all: texts };
+    this.loaded = Promise.all([load(this.#roomsMode, internal?.wasm), domReady(), texts]).then(([glue, , texts]) => {
       if (this.#destroyed) return this;
       const strings = { ...texts, ...this.#strings };
       const textsLocale = this.#locale.texts;
@@ -435,7 +437,7 @@ class NatterHandle {
    * (`new URL(…, import.meta.url)` lets bundlers copy it as an asset.)
    */
   #roomsPanel() {
-    const { texts: tag, lang } = this.#locale;
+    const { texts: tag, lang, all } = this.#locale;
     this.#panel ??= this.loaded
       .then(() =>
         Promise.all([
@@ -443,7 +445,7 @@ class NatterHandle {
           this.#roomsMode === 'panel'
             ? builds.panel
             : import(/* @vite-ignore */ new URL('./rooms-panel.js', import.meta.url).href),
-          localeTexts(lang, `rooms-${lang}`),
+          this.#roomsMode === 'panel' ? all : localeTexts(lang, `rooms-${lang}`),
         ]),
       )
       .then(([m, texts]) => {

@@ -9,7 +9,7 @@
 // compress to less); the theme's colours are here.
 
 // The panel's texts, in English. Other languages come from the widget's locale files (the
-// `room…` keys of widget/src/i18n/<lang>.json, shipped as locales/rooms-<lang>.json), and the
+// `room…` keys of widget/src/i18n/<lang>.json, shipped in locales/rooms-<lang>.json), and the
 // page's `strings` option goes over them; both arrive as `options.strings`.
 const STRINGS = {
   roomPanel: 'Rooms',

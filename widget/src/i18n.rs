@@ -15,7 +15,8 @@
 //! The collaboration panel (npm/src/rooms-panel.js, loaded only by pages that use rooms) has
 //! texts of its own, keys starting with [`ROOM_PREFIX`]: English is built into that module, the
 //! other languages sit in the same `i18n/<lang>.json` files, and `cargo xtask build` ships them
-//! apart as `locales/rooms-<lang>.json`, so a page without rooms never downloads them. In the
+//! as `locales/rooms-<lang>.json` with the widget's texts (a page with the panel fetches that
+//! file instead of `<lang>.json`), so a page without rooms never downloads them. In the
 //! `strings` option they are the panel's to read: here they are neither used nor reported as
 //! unknown.
 

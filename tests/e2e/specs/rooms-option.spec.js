@@ -144,6 +144,29 @@ test('data-rooms and rooms: true download the rooms build and the panel', async 
   }
 });
 
+test('a page with the panel in another language fetches one texts file, with the widget\'s texts and the panel\'s', async ({ browser }) => {
+  for (const [url, files] of [
+    [`${site.url}/?rooms=`, ['locales/rooms-de.json']],
+    [`${site.url}/?rooms=api`, ['locales/de.json']],
+    [`${site.url}/`, ['locales/de.json']],
+  ]) {
+    const context = await browser.newContext({ locale: 'de-DE' });
+    try {
+      const page = await context.newPage();
+      const requested = widgetRequests(page);
+      await page.goto(url);
+      const w = await ready(page, 'Verbunden');
+      await expect(w.launcher).toHaveAttribute('aria-label', /Chat öffnen/);
+      if (files[0].startsWith('locales/rooms-')) {
+        await expect(page.locator('[data-natter-rooms] button.launch')).toContainText('Räume');
+      }
+      expect(requested.filter((f) => f.startsWith('locales/')), url).toEqual(files);
+    } finally {
+      await context.close();
+    }
+  }
+});
+
 /** The computed `position` of the collaboration panel's launcher (`fixed` once styled). */
 function launcherPosition(page) {
   return page.locator('[data-natter-rooms] button.launch').evaluate((b) => getComputedStyle(b).position);
