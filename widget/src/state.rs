@@ -192,9 +192,11 @@ pub(crate) enum Event {
     /// The HTTP send of room message `id` finished: the hub's answer, or `None`.
     #[cfg(feature = "rooms")]
     RoomPosted { room: String, id: String, reply: Option<ServerMessage> },
-    /// While this tab was being issued a session, another tab of the site stored one first
-    /// (two tabs opened at once on a first visit): the first one stored wins, so every tab
-    /// shows one conversation.
+    /// Another tab of the site was issued a session while this one was issued its own (two tabs
+    /// opened at once on a first visit, or connecting anew after a logout): read from storage
+    /// when this tab saves its own, or heard in a storage event. The smaller id wins in every
+    /// tab, whichever stored last, so the tabs settle on one session and show one conversation;
+    /// a larger one is ignored here (that tab takes this one's).
     SessionElsewhere { session: String },
 }
 
@@ -922,9 +924,11 @@ impl Model {
                 }
             }
             Event::SessionElsewhere { session } => {
-                // An anonymous tab takes the other tab's session and shows its conversation
-                // from the start; what it typed meanwhile stays in the outbox and goes there.
-                if self.identity.issued(session) {
+                // An anonymous tab takes the other tab's session when it is the smaller and
+                // shows its conversation from the start; what it typed meanwhile stays in the
+                // outbox and goes there.
+                let smaller = self.identity.session.as_deref().is_some_and(|mine| session.as_str() < mine);
+                if smaller && self.identity.issued(session) {
                     self.start_over(true);
                     self.link.reconnect_now(None, fx);
                 }

@@ -1345,24 +1345,30 @@ fn a_refused_site_stays_stopped_through_login_and_logout_until_the_visitor_retri
 }
 
 #[test]
-fn two_tabs_issued_sessions_at_once_settle_on_the_one_stored_first() {
+fn two_tabs_issued_sessions_at_once_settle_on_the_smaller_id() {
     let mut m = Model::new(Init { seed: 1, online: true, ..Init::default() });
     let s = socket_of(&update(&mut m, Event::Start)).expect("socket");
     update(&mut m, Event::SocketOpened { socket: s });
+    // No session of its own yet: another tab's is not taken (this tab is being issued one).
+    assert!(update(&mut m, Event::SessionElsewhere { session: "a.tag".into() }).is_empty());
     let fx = update(&mut m, frame(s, welcome(Some("mine.tag"), None)));
     assert!(fx.contains(&Effect::SaveSession));
     update(&mut m, frame(s, ServerMessage::History(history(vec![], 0))));
     update(&mut m, Event::Send(out("p", "typed in this tab")));
-    // The other tab had stored its session first: this tab takes it, shows that conversation
-    // from its start, and what it typed goes there.
-    let fx = update(&mut m, Event::SessionElsewhere { session: "theirs.tag".into() });
-    assert_eq!(m.identity.session.as_deref(), Some("theirs.tag"));
+    // The other tab's id is the larger: this tab keeps its own (that tab takes this one's).
+    assert!(update(&mut m, Event::SessionElsewhere { session: "zed.tag".into() }).is_empty());
+    assert_eq!(m.identity.session.as_deref(), Some("mine.tag"));
+    // The other tab's is the smaller: this tab takes it, shows that conversation from its
+    // start, and what it typed goes there.
+    let theirs = "b-theirs.tag";
+    let fx = update(&mut m, Event::SessionElsewhere { session: theirs.into() });
+    assert_eq!(m.identity.session.as_deref(), Some(theirs));
     let s2 = socket_of(&fx).expect("connects again with the stored session");
     let fx = [fx, update(&mut m, Event::SocketOpened { socket: s2 })].concat();
     assert_eq!(resumes_after(&fx), [None, None], "{fx:?}");
     assert_eq!(ids(&m), ["p"]);
     // The same session again, or a signed-in user, changes nothing.
-    assert!(update(&mut m, Event::SessionElsewhere { session: "theirs.tag".into() }).is_empty());
+    assert!(update(&mut m, Event::SessionElsewhere { session: theirs.into() }).is_empty());
     let mut signed = Model::new(Init { seed: 1, online: true, token: Some("t".into()), ..Init::default() });
     update(&mut signed, Event::Start);
     assert!(update(&mut signed, Event::SessionElsewhere { session: "x.tag".into() }).is_empty());

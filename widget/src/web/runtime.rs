@@ -357,18 +357,15 @@ impl Runtime {
             }
             Effect::ForgetConversation => self.store.forget_conversation(),
             Effect::SaveSession => {
-                let mine = read(&self.model).identity.session.clone();
-                // Another tab stored a session while this one was being issued its own (both
-                // opened at once on a first visit): keep the stored one, so the site's tabs
-                // share one conversation.
-                // Two tabs may store at once (a logout, a first visit): the smaller id wins in
-                // every tab, whichever wrote last, so they settle on one (see the storage event).
-                match (mine.as_deref(), self.store.session()) {
-                    (Some(mine), Some(stored)) if stored.as_str() < mine => {
-                        self.dispatch(Event::SessionElsewhere { session: stored })
+                // Another tab may have stored a session while this one was issued its own: the
+                // model keeps the smaller (Event::SessionElsewhere), and that one is stored.
+                if let Some(stored) = self.store.session() {
+                    if read(&self.model).identity.session.as_ref() != Some(&stored) {
+                        self.dispatch(Event::SessionElsewhere { session: stored });
                     }
-                    _ => self.store.set_session(mine.as_deref()),
                 }
+                let mine = read(&self.model).identity.session.clone();
+                self.store.set_session(mine.as_deref());
             }
             Effect::Authenticate { after } => {
                 let frame = {
@@ -730,11 +727,9 @@ impl Runtime {
                 } else if key.as_deref() == Some(storage::FORGOTTEN_KEY) && e.new_value().is_some() {
                     self.dispatch(Event::ForgottenElsewhere);
                 } else if key.as_deref() == Some(storage::SESSION_KEY) {
-                    // Another tab was issued a session at the same time as this one (after a
-                    // logout, both connect anew): the smaller id wins here as in that tab.
-                    let mine = read(&self.model).identity.session.clone();
-                    if let (Some(new), Some(mine)) = (e.new_value(), mine) {
-                        if new < mine && natter_protocol::validate_session_id(&new).is_ok() {
+                    // Another tab stored the session it was issued: the model keeps the smaller.
+                    if let Some(new) = e.new_value() {
+                        if natter_protocol::validate_session_id(&new).is_ok() {
                             self.dispatch(Event::SessionElsewhere { session: new });
                         }
                     }
