@@ -383,6 +383,21 @@ export function createRoomsPanel(natter, options = {}) {
     renderRoom();
   }
 
+  /**
+   * The room a typed name means. Room ids are case-sensitive: a room the panel knows (joined, or
+   * in the hub's list) whose id or name is what was typed, in any case, is that room ("TeamA",
+   * "teama", "Design review" for a room named so); any other name becomes a new id
+   * ("Design review" → "design-review").
+   */
+  function roomFor(typed) {
+    const text = typed.trim();
+    const lower = text.toLowerCase();
+    const known = [...natter.rooms.map((r) => ({ room: r.id, name: r.title })), ...hubRooms];
+    const hit = known.find((r) => r.room === text)
+      ?? known.find((r) => [r.room, r.name, roomIdFrom(r.room)].some((s) => s?.toLowerCase() === lower || s === roomIdFrom(text)));
+    return hit ? hit.room : roomIdFrom(text);
+  }
+
   async function loadHubRooms() {
     // The hub as the widget reaches it: `wss://hub.example` is `https://hub.example`, a path or
     // nothing is on this page's origin (`fetch` resolves it).
@@ -504,7 +519,7 @@ export function createRoomsPanel(natter, options = {}) {
   });
   joinForm.addEventListener('submit', (e) => {
     e.preventDefault();
-    const id = roomIdFrom(joinInput.value);
+    const id = roomFor(joinInput.value);
     if (!ROOM_ID.test(id)) {
       joinError.textContent = t.roomBadName;
       return;

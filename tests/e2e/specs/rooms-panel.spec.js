@@ -682,3 +682,29 @@ test('in dark mode the rooms launcher has the support launcher’s accent', asyn
     await context.close();
   }
 });
+
+test('a typed room name finds the room the hub has by that id or name, whatever its case; a new name becomes a lowercase id', async ({ browser }) => {
+  const ada = await open(browser);
+  const bob = await open(browser);
+  try {
+    // Room ids are case-sensitive: Bob's app joined "TeamA" and "Ops:Night" through the API.
+    await bob.page.evaluate(() => {
+      window.natter.joinRoom('TeamA', { name: 'Bob' });
+      window.natter.joinRoom('Ops:Night', { name: 'Bob' });
+    });
+    await expect.poll(() => bob.page.evaluate(() => window.natter.rooms.map((r) => r.status))).toEqual(['joined', 'joined']);
+    await ada.p.launcher.click();
+    await expect(ada.p.dialog.locator('ul.browse button')).toHaveCount(2);
+    await ada.p.name.fill('Ada');
+    for (const [typed, joined] of [['teama', '# TeamA'], ['  OPS:NIGHT ', '# Ops:Night'], ['Night shift', '# night-shift']]) {
+      await ada.p.room.fill(typed);
+      await ada.p.room.press('Enter');
+      await expect(ada.p.rooms.filter({ hasText: joined }), typed).toHaveCount(1);
+    }
+    await expect(ada.p.rooms).toHaveCount(3);
+    // Ada is in Bob's rooms, not in rooms of her own beside them.
+    await expect.poll(() => bob.page.evaluate(() => window.natter.rooms.map((r) => r.memberCount))).toEqual([2, 2]);
+  } finally {
+    for (const who of [ada, bob]) await who.context.close().catch(() => {});
+  }
+});
