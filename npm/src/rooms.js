@@ -79,9 +79,17 @@ function fits(what, text) {
  * would send "42", `String(undefined)` "undefined") or a RangeError when it is too large.
  */
 export function checkText(what, text) {
-  if (typeof text !== 'string') throw new TypeError(`natter: ${what} needs a string, not ${typeof text}`);
+  checkType(what, text, 'string');
   fits(what, JSON.stringify(text));
   return text;
+}
+
+/**
+ * A TypeError unless `value`, which the page passed to `what`, is of `type` (`typing('no')` would
+ * say "typing", `retry({})` would look for a message "[object Object]").
+ */
+function checkType(what, value, type) {
+  if (typeof value !== type) throw new TypeError(`natter: ${what} needs a ${type}, not ${typeof value}`);
 }
 
 /**
@@ -200,11 +208,13 @@ export class Room {
   }
   /** Tries a failed message again. */
   retry(messageId) {
-    if (!this.#dead('retry')) this.#call(4 /* retry */, undefined, String(messageId));
+    checkType('room.retry(messageId)', messageId, 'string');
+    if (!this.#dead('retry')) this.#call(4 /* retry */, undefined, messageId);
   }
   /** Says the visitor is (or stopped) typing. Call it again every few seconds while they type: others stop showing it 6 s after the last call. */
   typing(active = true) {
-    if (!this.#dead('typing')) this.#call(5 /* typing */, Boolean(active));
+    checkType('room.typing(active)', active, 'boolean');
+    if (!this.#dead('typing')) this.#call(5 /* typing */, active);
   }
   /** Shares the visitor's cursor (any JSON); at most one per animation frame goes out, the latest. */
   cursor(data) {

@@ -299,9 +299,18 @@ test('bad input from the page is refused at its own call, and the connection, th
         supportText: tryIt(() => window.natter.send('x'.repeat(70_000))),
         update: tryIt(() => room.update({ list: 'x'.repeat(70_000) })),
         cursor: tryIt(() => room.cursor({ trail: Array(20_000).fill(1234) })),
+        // `typing('no')` would say "typing"; `retry({})` would look for "[object Object]".
+        typingText: tryIt(() => room.typing('no')),
+        typingNumber: tryIt(() => room.typing(0)),
+        retryObject: tryIt(() => room.retry({})),
+        retryNumber: tryIt(() => room.retry(7)),
+        typingDefault: tryIt(() => room.typing()),
         rooms: window.natter.rooms.map((r) => r.id),
       };
     });
+    for (const key of ['typingText', 'typingNumber']) expect(outcome[key], key).toMatch(/^TypeError: natter: room\.typing\(active\) needs a boolean, not (string|number)$/);
+    for (const key of ['retryObject', 'retryNumber']) expect(outcome[key], key).toMatch(/^TypeError: natter: room\.retry\(messageId\) needs a string, not (object|number)$/);
+    expect(outcome.typingDefault, 'typing() means typing(true)').toBe('accepted');
     for (const key of ['roomNumber', 'roomObject', 'supportNumber']) expect(outcome[key], key).toMatch(/^TypeError: natter: .*send\(text\) needs a string, not (number|object)$/);
     expect(outcome.name).toMatch(/^TypeError: natter: joinRoom\(id, \{ name \}\) needs a string, not number$/);
     for (const key of ['roomText', 'roomAccents', 'supportText']) expect(outcome[key], key).toMatch(/^RangeError: natter: .*send\(text\) is \d+ bytes of JSON; a message carries at most 55296$/);
