@@ -974,7 +974,7 @@ fn launcher_timing() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{largest_language, name_functions_by_size, newest_file, sync_dir};
+    use super::{largest_language, name_functions_by_size, newest_file, precompress, sync_dir, Size};
     use std::path::Path;
     use std::time::{Duration, SystemTime};
 
@@ -998,23 +998,34 @@ mod tests {
     }
 
     #[test]
-    fn the_panel_page_counts_one_languages_two_texts_files() {
+    fn a_page_counts_its_languages_one_texts_file_as_served() {
         let tmp = tempfile::tempdir().unwrap();
         let locales = tmp.path().join("locales");
         std::fs::create_dir(&locales).unwrap();
-        // "aa" has the largest widget texts, "bb" the largest panel texts; together "aa" weighs
-        // more. The largest widget file beside the largest panel file would be no page's.
+        // "aa" has the largest widget texts, "bb" the largest file of all texts (a page with the
+        // panel fetches that one alone).
         for (name, len, seed) in
-            [("aa.json", 600, 1), ("rooms-aa.json", 500, 2), ("bb.json", 400, 3), ("rooms-bb.json", 550, 4)]
+            [("aa.json", 600, 1), ("rooms-aa.json", 900, 2), ("bb.json", 400, 3), ("rooms-bb.json", 1000, 4)]
         {
             std::fs::write(locales.join(name), noise(len, seed)).unwrap();
         }
-        let names = |files: Vec<(String, u64, u64)>| files.into_iter().map(|f| f.0).collect::<Vec<_>>();
+        let names = |files: Vec<(String, Size)>| files.into_iter().map(|f| f.0).collect::<Vec<_>>();
         assert_eq!(names(largest_language(tmp.path(), false).unwrap()), ["locales/aa.json"]);
-        assert_eq!(
-            names(largest_language(tmp.path(), true).unwrap()),
-            ["locales/aa.json", "locales/rooms-aa.json"]
+        assert_eq!(names(largest_language(tmp.path(), true).unwrap()), ["locales/rooms-bb.json"]);
+        // Served is the `.gz` beside a file when there is one (what the hub sends), else a copy
+        // made now; gzip -9 is counted either way.
+        let file = locales.join("aa.json");
+        let made = Size::of(&file).unwrap();
+        assert_eq!(made.served, precompress(&std::fs::read(&file).unwrap()).unwrap().len() as u64);
+        assert!(
+            made.served <= made.gzip9 && made.gzip9 < made.raw,
+            "{} {} {}",
+            made.raw,
+            made.gzip9,
+            made.served
         );
+        std::fs::write(locales.join("aa.json.gz"), [0u8; 7]).unwrap();
+        assert_eq!(Size::of(&file).unwrap().served, 7);
         // Without locale files: nothing to add.
         assert!(largest_language(&tmp.path().join("none"), true).unwrap().is_empty());
     }
