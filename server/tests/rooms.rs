@@ -431,3 +431,69 @@ async fn rooms_over_the_http_fallback() {
         .expect("get");
     assert_eq!(r.status(), 400);
 }
+
+/// A member on the HTTP fallback in several rooms reads them with one long-poll
+/// (`?rooms=a,b&after=…`): at once for the first room with news, else when one of them gets a
+/// message, else an empty history without a room when the time is up; bad lists are refused
+/// naming what is wrong.
+#[tokio::test]
+async fn one_long_poll_reads_several_rooms() {
+    let mut config = natter_hub::Config::for_tests();
+    config.poll_timeout = std::time::Duration::from_millis(600);
+    let hub = TestHub::with(config).await;
+    let client = reqwest::Client::new();
+    let sid = session("many-rooms");
+    let post = |room: &str, id: &str| {
+        client
+            .post(hub.url("/api/chat/messages"))
+            .header("x-natter-session", &sid)
+            .json(&json!({"type": "chat", "room": room, "id": id, "message": id, "name": "Hal"}))
+            .send()
+    };
+    let poll = |query: String| client.get(hub.url(&format!("/api/chat/poll?{query}"))).header("x-natter-session", &sid).send();
+    let history = |r: reqwest::Response| async move {
+        assert_eq!(r.status(), 200);
+        match r.json::<ServerMessage>().await.expect("json") {
+            ServerMessage::History(h) => h,
+            other => panic!("expected a history, got {other:?}"),
+        }
+    };
+    for (room, id) in [("ra", "a-1"), ("rb", "b-1"), ("rc", "c-1")] {
+        assert_eq!(post(room, id).await.expect("post").status(), 200);
+    }
+    // News in b and c: the first of them in the order asked for, at once.
+    let h = history(poll("rooms=ra,rb,rc&after=1,0,0".into()).await.expect("poll")).await;
+    assert_eq!((h.room.as_deref(), h.last_seq, h.messages.len()), (Some("rb"), 1, 1));
+    let h = history(poll("rooms=ra,rc,rb&after=1,0,1".into()).await.expect("poll")).await;
+    assert_eq!(h.room.as_deref(), Some("rc"));
+    // An empty `after` entry asks for that room's recent history.
+    let h = history(poll("rooms=ra,rb&after=,1".into()).await.expect("poll")).await;
+    assert_eq!((h.room.as_deref(), h.messages.len()), (Some("ra"), 1));
+    // Nothing new: the poll waits, and the next message in any of them answers it.
+    let waiting = tokio::spawn(poll("rooms=ra,rb,rc&after=1,1,1".into()));
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    post("rc", "c-2").await.expect("post");
+    let h = history(waiting.await.expect("join").expect("poll")).await;
+    assert_eq!(h.room.as_deref(), Some("rc"));
+    assert_eq!(h.messages.iter().filter_map(ServerMessage::id).collect::<Vec<_>>(), ["c-2"]);
+    // Time up with nothing new: an empty history naming no room.
+    let h = history(poll("rooms=ra,rb,rc&after=1,1,2".into()).await.expect("poll")).await;
+    assert_eq!((h.room, h.messages.len()), (None, 0));
+
+    for (query, says) in [
+        ("rooms=ra,rb&after=1", "one seq per room"),
+        ("rooms=ra,ra&after=1,1", "twice"),
+        ("rooms=ra,bad%20room&after=1,1", "bad room"),
+        ("rooms=ra&room=rb", "not both"),
+        ("rooms=ra,rb&after=1,x", "whole number"),
+    ] {
+        let r = poll(query.into()).await.expect("poll");
+        assert_eq!(r.status(), 400, "{query}");
+        let m = r.json::<ServerMessage>().await.expect("json");
+        assert!(matches!(&m, ServerMessage::Error(e) if e.code == ErrorCode::InvalidMessage && e.message.contains(says)), "{query}: {m:?}");
+    }
+    let too_many: Vec<String> = (0..101).map(|i| format!("x{i}")).collect();
+    let r = poll(format!("rooms={}", too_many.join(","))).await.expect("poll");
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.expect("text").contains("at most 100 rooms"));
+}

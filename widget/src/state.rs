@@ -186,9 +186,10 @@ pub(crate) enum Event {
     /// Another member's `cursor_position` / `chain_update` (`data`: JSON text) from `socket`.
     #[cfg(feature = "rooms")]
     Relayed { socket: Option<u32>, relay: rooms::Relayed },
-    /// A room's long-poll finished: its history, or `None` on failure.
+    /// The rooms' long-poll finished: the history of the room it names (none: it timed out),
+    /// or `None` on failure.
     #[cfg(feature = "rooms")]
-    RoomPollDone { room: String, poll: u32, history: Option<History> },
+    RoomPollDone { poll: u32, history: Option<History> },
     /// The HTTP send of room message `id` finished: the hub's answer, or `None`.
     #[cfg(feature = "rooms")]
     RoomPosted { room: String, id: String, reply: Option<ServerMessage> },
@@ -910,8 +911,8 @@ impl Model {
             #[cfg(feature = "rooms")]
             Event::Room(call) => self.room(call, fx),
             #[cfg(feature = "rooms")]
-            Event::RoomPollDone { room, poll, history } => {
-                self.rooms.poll_done(&room, poll, history, fx);
+            Event::RoomPollDone { poll, history } => {
+                self.rooms.poll_done(poll, history, fx);
             }
             #[cfg(feature = "rooms")]
             Event::RoomPosted { room, id, reply } => {

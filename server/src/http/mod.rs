@@ -31,6 +31,7 @@ use crate::edge::{
     check_origin, client_of, parse_after, read_body, who, with_session, ApiError, Query, MAX_PAGE_CHARS,
 };
 use crate::hub::{Hub, Refusal};
+use crate::hub::Since;
 use crate::store::ConversationKey;
 
 /// Query of the chat API.
@@ -41,6 +42,8 @@ pub(crate) struct SessionQuery {
     page: Option<String>,
     /// The poll reads this room instead of the session's conversation.
     room: Option<String>,
+    /// The poll reads these rooms (comma-separated) instead: see [`poll`].
+    rooms: Option<String>,
 }
 
 /// `POST /api/chat/messages`: a `user` message (the original widget's JSON, whose `type` may be
@@ -97,9 +100,12 @@ async fn post_chat(
 
 /// `GET /api/chat/poll?after=`: the messages after `after`, at once when there are some, else
 /// when the next one arrives or after `--poll-timeout` (an empty `history`). With `room=`, the
-/// same for that room (one the caller may join): a room member's HTTP fallback. Each poll holds
-/// a place of its client address (`--max-polls-per-address`) and of the hub's (`--max-polls`)
-/// while it lasts.
+/// same for that room (one the caller may join): a room member's HTTP fallback. With
+/// `rooms=a,b&after=3,` (one `after` per room, empty for none), the same for several rooms in
+/// one request ([`Hub::poll_rooms`]): a browser holds at most six connections to a host over
+/// HTTP/1.1, and a member of five rooms polling each apart left none for sending. Each poll
+/// holds a place of its client address (`--max-polls-per-address`) and of the hub's
+/// (`--max-polls`) while it lasts.
 pub(crate) async fn poll(
     State(hub): State<Hub>,
     headers: HeaderMap,
@@ -107,6 +113,17 @@ pub(crate) async fn poll(
     Query(q): Query<SessionQuery>,
 ) -> Result<Response, ApiError> {
     check_origin(hub.config(), &headers)?;
+    if let Some(rooms) = q.rooms.as_deref() {
+        if q.room.is_some() {
+            return Err(Refusal::new(ErrorCode::InvalidMessage, "give `room` or `rooms`, not both").into());
+        }
+        let who = who(&hub, &headers, q.session.as_deref(), None)?;
+        let polls = room_polls(&hub, &who, rooms, q.after.as_deref())?;
+        let addr = client_of(&extensions).key();
+        let _held = hub.hold_poll(addr)?;
+        let history = hub.poll_rooms(polls, addr).await?;
+        return Ok(with_session(&who, Json(ServerMessage::History(history)).into_response()));
+    }
     let since = parse_after(q.after.as_deref())?;
     let who = who(&hub, &headers, q.session.as_deref(), None)?;
     let key = match q.room {
@@ -122,6 +139,49 @@ pub(crate) async fn poll(
     let _held = hub.hold_poll(addr)?;
     let history = hub.poll(key, since, addr).await?;
     Ok(with_session(&who, Json(ServerMessage::History(history)).into_response()))
+}
+
+/// The rooms of a poll of several (`rooms=a,b&after=3,`), each one the caller may join, with
+/// what the caller has seen of it: one `after` entry per room, an empty one (or no `after` at
+/// all) asking for the room's recent history. At most `--max-rooms-per-connection` rooms, each
+/// once.
+fn room_polls(
+    hub: &Hub,
+    who: &crate::identity::Principal,
+    rooms: &str,
+    after: Option<&str>,
+) -> Result<Vec<(ConversationKey, Since)>, Refusal> {
+    let bad = |message: String| Refusal::new(ErrorCode::InvalidMessage, message);
+    let ids: Vec<&str> = rooms.split(',').collect();
+    let most = hub.config().max_rooms_per_connection as usize;
+    if ids.len() > most {
+        return Err(bad(format!(
+            "a poll reads at most {most} rooms (--max-rooms-per-connection), got {}",
+            ids.len()
+        )));
+    }
+    let afters: Vec<Option<&str>> = match after {
+        None => vec![None; ids.len()],
+        Some(a) => a.split(',').map(Some).collect(),
+    };
+    if afters.len() != ids.len() {
+        return Err(bad(format!(
+            "`after` must give one seq per room of `rooms`, comma-separated (empty for none): got {} for {} rooms",
+            afters.len(),
+            ids.len()
+        )));
+    }
+    let mut polls: Vec<(ConversationKey, Since)> = Vec::with_capacity(ids.len());
+    for (id, after) in ids.into_iter().zip(afters) {
+        let in_room = |r: Refusal| r.in_room(Some(id));
+        checked_room(id).map_err(in_room)?;
+        if polls.iter().any(|(k, _)| matches!(k, ConversationKey::Room(r) if &**r == id)) {
+            return Err(bad(format!("room {id:?} is in `rooms` twice")));
+        }
+        hub.identity().may_join(who, id).map_err(in_room)?;
+        polls.push((ConversationKey::Room(id.into()), parse_after(after).map_err(in_room)?));
+    }
+    Ok(polls)
 }
 
 /// Checks a room id, naming what is wrong.

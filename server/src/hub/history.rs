@@ -90,6 +90,55 @@ impl Hub {
         self.attach(&key, since, None, None, addr).await.map(|(h, _)| h)
     }
 
+    /// The HTTP long-poll of several rooms in one request (a member on the HTTP fallback in
+    /// many rooms): the history of the first room, in the order given, with something after
+    /// what the caller has seen (or whose recent history was asked for), at once; else that of
+    /// the first to get a message within `--poll-timeout`; else an empty `history` without a
+    /// `room`. The client polls again with the room's new `lastSeq` (a client that moves the
+    /// answered room to the end of its list is answered fairly when several are busy).
+    pub(crate) async fn poll_rooms(
+        &self,
+        rooms: Vec<(ConversationKey, Since)>,
+        addr: AddrKey,
+    ) -> Result<History, Refusal> {
+        let mut delivered = Vec::with_capacity(rooms.len());
+        {
+            let mut state = self.lock();
+            for (key, _) in &rooms {
+                let conv = self.conversation(&mut state, key)?;
+                delivered.push(conv.delivered.get_or_insert_with(|| watch::Sender::new(0)).subscribe());
+            }
+        }
+        for (key, since) in &rooms {
+            let (history, _) = self.attach(key, *since, None, None, addr).await?;
+            if *since == Since::Recent || !history.messages.is_empty() || !history.complete {
+                return Ok(history);
+            }
+        }
+        let mut shutdown = self.shutdown_signal();
+        let news = {
+            let _waiting = WaitingPoll::new(&self.shared.metrics);
+            let waits = delivered.iter_mut().zip(&rooms).map(|(rx, (_, since))| {
+                let after = match since {
+                    Since::After(a) => *a,
+                    Since::Recent => 0,
+                };
+                Box::pin(async move {
+                    let _ = rx.wait_for(|s| *s > after).await;
+                })
+            });
+            tokio::select! {
+                (_, i, _) = futures_util::future::select_all(waits) => rooms.get(i),
+                _ = tokio::time::sleep(self.shared.config.poll_timeout) => None,
+                _ = super::stopped(&mut shutdown) => None,
+            }
+        };
+        match news {
+            Some((key, since)) => self.attach(key, *since, None, None, addr).await.map(|(h, _)| h),
+            None => Ok(History { room: None, messages: Vec::new(), complete: true, gap: None, last_seq: 0 }),
+        }
+    }
+
     /// The newest seq of `key`: from the ring when it knows, else from the store.
     pub(super) async fn last_seq(&self, key: &ConversationKey) -> Result<u64, Refusal> {
         let known = {

@@ -527,3 +527,51 @@ test('500 large updates in a loop reach every member, all in order, paced to the
     for (const m of [ada, bob, cy]) await m.context.close().catch(() => {});
   }
 });
+
+test('eight rooms over the HTTP fallback share one long-poll: sends are not stuck behind the polls', async ({ browser }) => {
+  test.slow();
+  // A browser holds six connections to a host over HTTP/1.1. With a poll a room, a member of five
+  // rooms had six polls held and every send waited for one of them to end (the poll timeout: two
+  // minutes here, so a stuck send is plain).
+  const slow = await Hub.start(['--poll-timeout', '120s']);
+  const page = `<!doctype html><html><body><script type="module">
+    import { mount } from '${slow.url}/index.js';
+    window.natter = mount({ server: '${slow.url}', rooms: 'api' });
+  </script></body></html>`;
+  const room8 = await startSite({ '/': page });
+  const open = async (blockSockets) => {
+    const context = await browser.newContext();
+    const tab = await context.newPage();
+    if (blockSockets) await tab.routeWebSocket(/\/ws\/chat/, (ws) => ws.close({ code: 1011, reason: 'blocked by the test proxy' }));
+    await tab.goto(room8.url);
+    await tab.waitForFunction(() => window.natter);
+    return { context, tab };
+  };
+  const rooms = Array.from({ length: 8 }, (_, i) => `many-${i}`);
+  const ada = await open(false);
+  const bob = await open(true);
+  // The polls Bob's page holds at once.
+  const polls = { now: 0, most: 0 };
+  const isPoll = (r) => r.url().includes('/api/chat/poll');
+  bob.tab.on('request', (r) => isPoll(r) && (polls.most = Math.max(polls.most, ++polls.now)));
+  for (const done of ['requestfinished', 'requestfailed']) bob.tab.on(done, (r) => isPoll(r) && polls.now--);
+  const texts = (tab, id) => tab.evaluate((id) => window.natter.rooms.find((r) => r.id === id)?.messages.map((m) => m.text), id);
+  try {
+    await ada.tab.evaluate((ids) => ids.forEach((id) => window.natter.joinRoom(id, { name: 'Ada' })), rooms);
+    await bob.tab.evaluate((ids) => ids.forEach((id) => window.natter.joinRoom(id, { name: 'Bob' })), rooms);
+    await expect.poll(() => bob.tab.evaluate(() => window.natter.rooms.map((r) => r.status)), { timeout: 60_000 }).toEqual(Array(8).fill('http'));
+    // Both ways, in the last room joined and the first, well within one poll timeout.
+    for (const id of [rooms[7], rooms[0]]) {
+      await ada.tab.evaluate((id) => window.natter.rooms.find((r) => r.id === id).send(`to ${id}`), id);
+      await expect.poll(() => texts(bob.tab, id), { timeout: 30_000 }).toEqual([`to ${id}`]);
+      await bob.tab.evaluate((id) => window.natter.rooms.find((r) => r.id === id).send(`from ${id}`), id);
+      await expect.poll(() => texts(ada.tab, id), { timeout: 30_000 }).toEqual([`to ${id}`, `from ${id}`]);
+    }
+    // The support chat's poll and the rooms' one.
+    expect(polls.most).toBeLessThanOrEqual(2);
+  } finally {
+    for (const m of [ada, bob]) await m.context.close().catch(() => {});
+    await room8.close();
+    await slow.dispose();
+  }
+});

@@ -12,8 +12,10 @@
 //!   has seen, so the hub replays exactly what was missed, and the outbox is re-sent with the
 //!   same ids (the hub acknowledges a re-send it already stored rather than storing it twice).
 //!   Messages are known by id, so a replayed or echoed one is never shown twice.
-//! - **The HTTP fallback carries messages.** While the link is on HTTP, each room is
-//!   long-polled and its messages are posted one at a time (in typing order); members, typing,
+//! - **The HTTP fallback carries messages.** While the link is on HTTP, the rooms are
+//!   long-polled together, in one request (a browser holds six connections to a host over
+//!   HTTP/1.1: one poll a room left none for sending from the fifth room on), and each room's
+//!   messages are posted one at a time (in typing order); members, typing,
 //!   cursors and updates are the WebSocket's (they are not stored, so there is nothing to poll):
 //!   typing and updates wait for it, like calls before a join.
 //! - **What is written survives a reload.** A room's outbox is kept in storage (shared by the
@@ -105,10 +107,11 @@ pub(crate) enum RoomOut {
 /// An HTTP request for a room (the link is on the HTTP fallback).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum RoomHttp {
-    /// Start long-poll number `poll` of `room`, after `after`.
-    Poll { room: String, poll: u32, after: Option<u64> },
-    /// Abort the long-poll of `room`.
-    StopPoll { room: String },
+    /// Start long-poll number `poll` of `rooms`, each after its newest `seq` (none: its recent
+    /// history), in this order (the hub answers the first with news).
+    Poll { rooms: Vec<(String, Option<u64>)>, poll: u32 },
+    /// Abort the rooms' long-poll.
+    StopPoll,
     /// POST a message to `room` as `name`.
     Post { room: String, out: Outgoing, name: Option<String> },
 }
@@ -249,8 +252,6 @@ pub(crate) struct Room {
     cursor: Option<String>,
     /// A history has been read: what later ones bring is news.
     history_loaded: bool,
-    /// The number of this room's running long-poll (HTTP fallback).
-    poll: Option<u32>,
     /// The id of the message whose HTTP send is in flight (one at a time keeps the order).
     posting: Option<String>,
     /// A `join` is on the wire and the hub has not answered it (`room_info` or an error): the
@@ -281,7 +282,6 @@ impl Room {
             queued: Vec::new(),
             cursor: None,
             history_loaded: false,
-            poll: None,
             posting: None,
             answer_due: false,
             join_refusals: 0,
@@ -296,31 +296,11 @@ impl Room {
         fx.push(Effect::SendRoom(self.join_frame()));
     }
 
-    fn start_poll(&mut self, next: &mut u32, fx: &mut Vec<Effect>) {
-        if self.poll.is_some() || self.status != RoomStatus::Http {
-            return;
-        }
-        *next += 1;
-        self.poll = Some(*next);
-        fx.push(Effect::RoomHttp(RoomHttp::Poll {
-            room: self.id.clone(),
-            poll: *next,
-            after: self.last_seq,
-        }));
-    }
-
-    /// The room rides on the HTTP fallback: long-polled, its waiting messages posted.
-    fn go_http(&mut self, next: &mut u32, fx: &mut Vec<Effect>) {
+    /// The room rides on the HTTP fallback: its waiting messages posted (the rooms' poll, which
+    /// [`Rooms::poll`] starts, reads it).
+    fn go_http(&mut self, fx: &mut Vec<Effect>) {
         self.set_status(RoomStatus::Http, fx);
-        self.start_poll(next, fx);
         self.post_next(fx);
-    }
-
-    fn stop_poll(&mut self, fx: &mut Vec<Effect>) {
-        if self.poll.take().is_some() {
-            fx.push(Effect::RoomHttp(RoomHttp::StopPoll { room: self.id.clone() }));
-        }
-        self.posting = None;
     }
 
     /// Posts the oldest waiting message, if none is in flight.
@@ -658,6 +638,11 @@ pub(crate) struct Rooms {
     http: bool,
     /// Numbers the rooms' long-polls, so a late answer of an aborted one is recognised.
     next_poll: u32,
+    /// The running long-poll of the rooms on HTTP: its number and the rooms it reads.
+    polling: Option<(u32, Vec<String>)>,
+    /// The room the last poll answered about: the next poll lists it last, so that a busy room
+    /// cannot keep the others' news waiting (the hub answers the first room with news).
+    answered: Option<String>,
     /// What the hub holds this connection to (its `welcome` says; its defaults until then).
     pub budgets: Budgets,
     /// Rooms the page left while their join was unanswered (as they were left: the name the
@@ -751,7 +736,8 @@ impl Rooms {
                     room.send_join(fx);
                 }
             } else if self.http {
-                room.go_http(&mut self.next_poll, fx);
+                room.go_http(fx);
+                self.poll(fx);
             }
         }
         true
@@ -775,8 +761,10 @@ impl Rooms {
         } else if self.live && room.status != RoomStatus::Refused {
             fx.push(Effect::SendRoom(RoomOut::Leave { room: room.id.clone() }));
         }
-        room.stop_poll(fx);
+        room.posting = None;
         room.set_status(RoomStatus::Left, fx);
+        // Polled without it from now on.
+        self.poll(fx);
         if self.is_watched(id) {
             self.watching = None;
         }
@@ -925,13 +913,40 @@ impl Rooms {
         }
         self.link_down(fx);
         self.http = true;
-        let mut next = self.next_poll;
         for room in &mut self.list {
             if matches!(room.status, RoomStatus::Joining | RoomStatus::Rejoining) {
-                room.go_http(&mut next, fx);
+                room.go_http(fx);
             }
         }
-        self.next_poll = next;
+        self.poll(fx);
+    }
+
+    /// Starts the rooms' long-poll when rooms are on HTTP and no poll reads exactly them (after
+    /// stopping one that reads others): one request for every room, each after its newest
+    /// `seq`, in the order joined from the one after the last answered.
+    fn poll(&mut self, fx: &mut Vec<Effect>) {
+        let mut rooms = Vec::new();
+        let mut ids = Vec::new();
+        let after = self.answered.as_ref().and_then(|id| self.list.iter().position(|r| r.id == *id));
+        let start = after.map_or(0, |i| i + 1);
+        for k in 0..self.list.len() {
+            let room = &self.list[(start + k) % self.list.len()];
+            if room.status == RoomStatus::Http {
+                rooms.push((room.id.clone(), room.last_seq));
+                ids.push(room.id.clone());
+            }
+        }
+        if self.polling.as_ref().is_some_and(|(_, polled)| *polled == ids) {
+            return;
+        }
+        if self.polling.take().is_some() {
+            fx.push(Effect::RoomHttp(RoomHttp::StopPoll));
+        }
+        if !ids.is_empty() {
+            self.next_poll += 1;
+            self.polling = Some((self.next_poll, ids));
+            fx.push(Effect::RoomHttp(RoomHttp::Poll { rooms, poll: self.next_poll }));
+        }
     }
 
     /// The HTTP fallback stopped carrying the rooms (it failed, or the WebSocket is back).
@@ -940,47 +955,42 @@ impl Rooms {
             return;
         }
         self.http = false;
+        if self.polling.take().is_some() {
+            fx.push(Effect::RoomHttp(RoomHttp::StopPoll));
+        }
         for room in &mut self.list {
-            room.stop_poll(fx);
+            room.posting = None;
             if room.status == RoomStatus::Http {
                 room.set_status(RoomStatus::Rejoining, fx);
             }
         }
     }
 
-    /// Long-poll `poll` of `room` answered (`None`: it failed): read it, and poll again.
-    pub(crate) fn poll_done(
-        &mut self,
-        room: &str,
-        poll: u32,
-        history: Option<History>,
-        fx: &mut Vec<Effect>,
-    ) {
-        let me = self.me.clone();
-        let watching = self.is_watched(room);
-        let mut next = self.next_poll;
-        let Some(r) = self.get_mut(room) else { return };
-        if r.poll != Some(poll) {
+    /// The rooms' long-poll `poll` answered (`None`: it failed): the history of the room it
+    /// names is read (none: the poll timed out with nothing new), and the rooms are polled
+    /// again, the answered one last.
+    pub(crate) fn poll_done(&mut self, poll: u32, history: Option<History>, fx: &mut Vec<Effect>) {
+        if self.polling.as_ref().is_none_or(|(running, _)| *running != poll) {
             return;
         }
-        r.poll = None;
-        match history {
-            Some(h) => {
+        self.polling = None;
+        let Some(h) = history else {
+            return fx.push(Effect::StartTimer { timer: Timer::RoomPoll, ms: RESEND_DELAY_MS });
+        };
+        if let Some(id) = h.room.clone() {
+            let me = self.me.clone();
+            let watching = self.is_watched(&id);
+            if let Some(r) = self.list.iter_mut().find(|r| r.id == id && r.status == RoomStatus::Http) {
                 r.history(h, me.as_deref(), watching, fx);
-                r.start_poll(&mut next, fx);
             }
-            None => fx.push(Effect::StartTimer { timer: Timer::RoomPoll, ms: RESEND_DELAY_MS }),
+            self.answered = Some(id);
         }
-        self.next_poll = next;
+        self.poll(fx);
     }
 
-    /// Polls again every room on HTTP whose long-poll failed.
+    /// Polls the rooms on HTTP again after a failed long-poll.
     pub(crate) fn repoll(&mut self, fx: &mut Vec<Effect>) {
-        let mut next = self.next_poll;
-        for room in &mut self.list {
-            room.start_poll(&mut next, fx);
-        }
-        self.next_poll = next;
+        self.poll(fx);
     }
 
     /// The HTTP send of message `id` to `room` answered (`None`: the network failed).

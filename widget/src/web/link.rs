@@ -219,22 +219,31 @@ pub(crate) fn poll(
     long_poll(&url, who, signal, then);
 }
 
-/// One long-poll of `room` (a room member on the HTTP fallback): as [`poll`].
+/// One long-poll of `rooms` (a room member on the HTTP fallback), each after its newest `seq`
+/// (none: its recent history): `?rooms=a,b&after=3,` — as [`poll`], answered with the first
+/// room that has news. (Room ids are letters, digits, `-`, `_`, `.` and `:`: nothing to escape,
+/// and no comma.)
 #[cfg(feature = "rooms")]
-pub(crate) fn poll_room(
+pub(crate) fn poll_rooms(
     end: &Endpoint,
     who: &Credentials,
-    room: &str,
-    after: Option<u64>,
+    rooms: &[(String, Option<u64>)],
     signal: &AbortSignal,
     then: AnswerTo,
 ) {
-    let room = String::from(js_sys::encode_uri_component(room));
-    let mut url = crate::compose::join(&[&end.http, "/api/chat/poll?room=", &room]);
-    if let Some(a) = after {
-        url.push_str("&after=");
-        crate::compose::push_decimal(&mut url, a);
+    let mut url = crate::compose::join(&[&end.http, "/api/chat/poll?rooms="]);
+    let mut after = String::from("&after=");
+    for (i, (room, seq)) in rooms.iter().enumerate() {
+        if i > 0 {
+            url.push(',');
+            after.push(',');
+        }
+        url.push_str(room);
+        if let Some(s) = seq {
+            crate::compose::push_decimal(&mut after, *s);
+        }
     }
+    url.push_str(&after);
     long_poll(&url, who, signal, then);
 }
 

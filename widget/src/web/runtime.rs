@@ -65,7 +65,7 @@ pub(super) struct Runtime {
     post_abort: RefCell<Option<AbortController>>,
     /// The rooms' long-polls on the HTTP fallback, by room.
     #[cfg(feature = "rooms")]
-    room_polls: RefCell<Vec<(String, AbortController)>>,
+    room_poll: RefCell<Option<AbortController>>,
     /// At most one running timer of each kind.
     timers: RefCell<Vec<(Timer, Timeout)>>,
     /// What hears the page's and the widget's events (see [`Runtime::wire`]).
@@ -147,7 +147,7 @@ impl Runtime {
             poll_abort: RefCell::new(None),
             post_abort: RefCell::new(None),
             #[cfg(feature = "rooms")]
-            room_polls: RefCell::new(Vec::new()),
+            room_poll: RefCell::new(None),
             timers: RefCell::new(Vec::new()),
             listener: RefCell::new(None),
             handlers: RefCell::new(Vec::new()),
@@ -407,9 +407,9 @@ impl Runtime {
                 }
             }
             #[cfg(feature = "rooms")]
-            Effect::RoomHttp(RoomHttp::Poll { room, poll, after }) => self.poll_room(room, poll, after),
+            Effect::RoomHttp(RoomHttp::Poll { rooms, poll }) => self.poll_rooms(&rooms, poll),
             #[cfg(feature = "rooms")]
-            Effect::RoomHttp(RoomHttp::StopPoll { room }) => self.stop_room_poll(&room),
+            Effect::RoomHttp(RoomHttp::StopPoll) => self.stop_room_poll(),
             #[cfg(feature = "rooms")]
             Effect::RoomHttp(RoomHttp::Post { room, out, name }) => self.post_room(room, out, name),
             #[cfg(feature = "rooms")]
@@ -473,27 +473,24 @@ impl Runtime {
         link::poll(&self.endpoint, &self.credentials(), after, &signal, answered);
     }
 
-    /// Aborts the running long-poll of `room`, if any. A room has one at most ([`Self::poll_room`]
-    /// stops the last before it starts the next), and the list's order means nothing, so the
-    /// poll is swapped out (a `retain` would be one more loop in the wasm).
+    /// Aborts the rooms' running long-poll, if any.
     #[cfg(feature = "rooms")]
-    fn stop_room_poll(&self, room: &str) {
-        let mut polls = write(&self.room_polls);
-        if let Some(i) = polls.iter().position(|(r, _)| r == room) {
-            polls.swap_remove(i).1.abort();
+    fn stop_room_poll(&self) {
+        if let Some(ctl) = write(&self.room_poll).take() {
+            ctl.abort();
         }
     }
 
+    /// Starts the rooms' long-poll `poll` (one request for all of them; the last one stopped).
     #[cfg(feature = "rooms")]
-    fn poll_room(&self, room: String, poll: u32, after: Option<u64>) {
+    fn poll_rooms(&self, rooms: &[(String, Option<u64>)], poll: u32) {
         let Ok(ctl) = AbortController::new() else {
-            return self.dispatch(Event::RoomPollDone { room, poll, history: None });
+            return self.dispatch(Event::RoomPollDone { poll, history: None });
         };
         let signal = ctl.signal();
-        self.stop_room_poll(&room);
-        write(&self.room_polls).push((room.clone(), ctl));
+        self.stop_room_poll();
+        *write(&self.room_poll) = Some(ctl);
         let weak = self.weak();
-        let polled = room.clone();
         let answered = Box::new(move |answer: link::Answer| {
             let Some(rt) = weak.upgrade() else { return };
             let history = match answer.frame {
@@ -504,9 +501,9 @@ impl Runtime {
                 }
                 frame => link::history_of(frame),
             };
-            rt.dispatch(Event::RoomPollDone { room: polled, poll, history });
+            rt.dispatch(Event::RoomPollDone { poll, history });
         });
-        link::poll_room(&self.endpoint, &self.credentials(), &room, after, &signal, answered);
+        link::poll_rooms(&self.endpoint, &self.credentials(), rooms, &signal, answered);
     }
 
     #[cfg(feature = "rooms")]
@@ -792,14 +789,7 @@ impl Runtime {
             ctl.abort();
         }
         #[cfg(feature = "rooms")]
-        {
-            // Aborted in place, then dropped: a `drain` would be one more loop in the wasm.
-            let mut polls = write(&self.room_polls);
-            for (_, ctl) in polls.iter() {
-                ctl.abort();
-            }
-            polls.clear();
-        }
+        self.stop_room_poll();
         let dom = write(&self.dom).take();
         if let Some(dom) = &dom {
             dom.view.unlisten();

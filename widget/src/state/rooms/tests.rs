@@ -536,6 +536,11 @@ fn http(fx: &[Effect]) -> Vec<RoomHttp> {
         .collect()
 }
 
+/// The rooms' long-poll of `rooms` (each after its seq), number `poll`.
+fn poll_of(rooms: &[(&str, Option<u64>)], poll: u32) -> RoomHttp {
+    RoomHttp::Poll { rooms: rooms.iter().map(|(r, s)| ((*r).to_string(), *s)).collect(), poll }
+}
+
 #[test]
 fn the_http_fallback_polls_each_room_and_posts_its_messages_in_order() {
     let mut rooms = joined("r");
@@ -549,8 +554,8 @@ fn the_http_fallback_polls_each_room_and_posts_its_messages_in_order() {
     assert_eq!(
         http(&fx),
         [
-            RoomHttp::Poll { room: "r".into(), poll: 1, after: Some(1) },
             RoomHttp::Post { room: "r".into(), out: out("m1", "one"), name: Some("Me".into()) },
+            poll_of(&[("r", Some(1))], 1),
         ],
         "resumes after the last seq; one message at a time"
     );
@@ -582,7 +587,6 @@ fn the_http_fallback_polls_each_room_and_posts_its_messages_in_order() {
     // The poll brings a message of Ada's (and our own, already shown): each once.
     let mut fx = Vec::new();
     rooms.poll_done(
-        "r",
         1,
         Some(History {
             room: Some("r".into()),
@@ -596,23 +600,23 @@ fn the_http_fallback_polls_each_room_and_posts_its_messages_in_order() {
         }),
         &mut fx,
     );
-    assert_eq!(http(&fx), [RoomHttp::Poll { room: "r".into(), poll: 2, after: Some(4) }]);
+    assert_eq!(http(&fx), [poll_of(&[("r", Some(4))], 2)]);
     assert_eq!(ids(rooms.get("r").expect("joined")), ["h1", "m1", "m2", "c4"], "in seq order");
     // A late answer of an old poll is ignored; a failed poll is retried after a delay.
     let mut fx = Vec::new();
-    rooms.poll_done("r", 1, None, &mut fx);
+    rooms.poll_done(1, None, &mut fx);
     assert!(fx.is_empty());
-    rooms.poll_done("r", 2, None, &mut fx);
+    rooms.poll_done(2, None, &mut fx);
     assert_eq!(fx, [Effect::StartTimer { timer: Timer::RoomPoll, ms: RESEND_DELAY_MS }]);
     let mut fx = Vec::new();
     rooms.repoll(&mut fx);
-    assert_eq!(http(&fx), [RoomHttp::Poll { room: "r".into(), poll: 3, after: Some(4) }]);
+    assert_eq!(http(&fx), [poll_of(&[("r", Some(4))], 3)]);
 
     // The WebSocket is back: polls stop, the room is joined on it, resuming, and the typing
     // that waited goes out once the join is confirmed.
     let mut fx = Vec::new();
     rooms.link_up(&mut fx);
-    assert_eq!(http(&fx), [RoomHttp::StopPoll { room: "r".into() }]);
+    assert_eq!(http(&fx), [RoomHttp::StopPoll]);
     assert_eq!(sent(&fx), [RoomOut::Join { room: "r".into(), name: Some("Me".into()), after: Some(4) }]);
     let mut fx = Vec::new();
     rooms.receive(info("r", &[member("me", "Me")], 4), &mut fx);
@@ -625,10 +629,50 @@ fn a_room_joined_while_on_http_is_polled_at_once() {
     let mut fx = Vec::new();
     rooms.http_up(&mut fx);
     rooms.join("r".into(), Some("Ada".into()), Vec::new(), &mut fx);
-    assert_eq!(http(&fx), [RoomHttp::Poll { room: "r".into(), poll: 1, after: None }]);
+    assert_eq!(http(&fx), [poll_of(&[("r", None)], 1)]);
     let mut fx = Vec::new();
     rooms.leave("r", &mut fx);
-    assert_eq!(http(&fx), [RoomHttp::StopPoll { room: "r".into() }]);
+    assert_eq!(http(&fx), [RoomHttp::StopPoll]);
+}
+
+#[test]
+fn rooms_on_http_share_one_long_poll_answered_room_by_room_and_fairly() {
+    // A browser holds six connections to a host over HTTP/1.1: a poll a room left none for
+    // sending from the fifth room on. Every room on HTTP is read by one request.
+    let mut rooms = Rooms::default();
+    let mut fx = Vec::new();
+    rooms.http_up(&mut fx);
+    for id in ["a", "b", "c"] {
+        rooms.join(id.into(), Some("Me".into()), Vec::new(), &mut fx);
+    }
+    // Each join started the poll again with one room more; the last reads all three.
+    assert_eq!(http(&fx).last(), Some(&poll_of(&[("a", None), ("b", None), ("c", None)], 3)));
+    assert_eq!(http(&fx).iter().filter(|h| **h == RoomHttp::StopPoll).count(), 2);
+    // The hub answers with b's history: read, and the next poll lists b last.
+    let mut fx = Vec::new();
+    let history = |room: &str, seq| History {
+        room: Some(room.into()),
+        messages: vec![chat(room, &format!("{room}{seq}"), seq, &member("ada", "Ada"))],
+        complete: true,
+        gap: None,
+        last_seq: seq,
+    };
+    rooms.poll_done(3, Some(history("b", 7)), &mut fx);
+    assert_eq!(ids(rooms.get("b").expect("joined")), ["b7"]);
+    assert_eq!(http(&fx), [poll_of(&[("c", None), ("a", None), ("b", Some(7))], 4)]);
+    // Time is up with nothing new (no room named): the same rooms are read again.
+    let mut fx = Vec::new();
+    let nothing = History { room: None, messages: Vec::new(), complete: true, gap: None, last_seq: 0 };
+    rooms.poll_done(4, Some(nothing), &mut fx);
+    assert_eq!(http(&fx), [poll_of(&[("c", None), ("a", None), ("b", Some(7))], 5)]);
+    // An answer about a room left meanwhile is not read; leaving restarts the poll without it.
+    let mut fx = Vec::new();
+    rooms.leave("c", &mut fx);
+    assert_eq!(http(&fx), [RoomHttp::StopPoll, poll_of(&[("a", None), ("b", Some(7))], 6)]);
+    let mut fx = Vec::new();
+    rooms.poll_done(6, Some(history("c", 2)), &mut fx);
+    assert!(rooms.get("c").is_none());
+    assert_eq!(http(&fx), [poll_of(&[("a", None), ("b", Some(7))], 7)]);
 }
 
 #[test]
