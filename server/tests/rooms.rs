@@ -450,7 +450,9 @@ async fn one_long_poll_reads_several_rooms() {
             .json(&json!({"type": "chat", "room": room, "id": id, "message": id, "name": "Hal"}))
             .send()
     };
-    let poll = |query: String| client.get(hub.url(&format!("/api/chat/poll?{query}"))).header("x-natter-session", &sid).send();
+    let poll = |query: String| {
+        client.get(hub.url(&format!("/api/chat/poll?{query}"))).header("x-natter-session", &sid).send()
+    };
     let history = |r: reqwest::Response| async move {
         assert_eq!(r.status(), 200);
         match r.json::<ServerMessage>().await.expect("json") {
@@ -490,7 +492,10 @@ async fn one_long_poll_reads_several_rooms() {
         let r = poll(query.into()).await.expect("poll");
         assert_eq!(r.status(), 400, "{query}");
         let m = r.json::<ServerMessage>().await.expect("json");
-        assert!(matches!(&m, ServerMessage::Error(e) if e.code == ErrorCode::InvalidMessage && e.message.contains(says)), "{query}: {m:?}");
+        assert!(
+            matches!(&m, ServerMessage::Error(e) if e.code == ErrorCode::InvalidMessage && e.message.contains(says)),
+            "{query}: {m:?}"
+        );
     }
     let too_many: Vec<String> = (0..101).map(|i| format!("x{i}")).collect();
     let r = poll(format!("rooms={}", too_many.join(","))).await.expect("poll");

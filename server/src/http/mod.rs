@@ -30,8 +30,8 @@ use crate::client::Posted;
 use crate::edge::{
     check_origin, client_of, parse_after, read_body, who, with_session, ApiError, Query, MAX_PAGE_CHARS,
 };
-use crate::hub::{Hub, Refusal};
 use crate::hub::Since;
+use crate::hub::{Hub, Refusal};
 use crate::store::ConversationKey;
 
 /// Query of the chat API.
