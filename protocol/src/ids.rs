@@ -113,11 +113,72 @@ pub fn validate_member_name(name: &str) -> Result<(), IdError> {
     check_name(name, "name", MAX_MEMBER_NAME_CHARS)
 }
 
-/// Whether `c` may not appear in a display name (see [`validate_room_name`]).
+/// Whether `c` may not appear in a display name (see [`validate_room_name`]): a control
+/// character, a bidirectional control, a line separator, or a character that shows nothing —
+/// zero-width and filler characters (the soft hyphen, U+200B, the Hangul fillers), invisible
+/// operators, tags — with which "Ada" and "Ada" followed by a zero-width space look the same,
+/// or a name looks empty.
 pub fn is_forbidden_in_names(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{FEFF}')
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{206A}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FFA0}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
+}
+
+/// Most combining marks a display name may stack on one character: enough for any script's
+/// accents (Vietnamese stacks two), not for text that runs over the lines around it.
+pub const MAX_COMBINING_MARKS: usize = 4;
+
+/// Where a display name breaks the character rules of [`validate_room_name`] (its length and
+/// blankness aside): the byte offset and character of the first forbidden character
+/// ([`is_forbidden_in_names`]), of a zero-width joiner or non-joiner that does not stand between
+/// two characters (they join emoji and write Persian, and show nothing alone), or of a combining
+/// mark past [`MAX_COMBINING_MARKS`] in a row. `None` when there is none.
+pub fn first_bad_in_name(name: &str) -> Option<(usize, char)> {
+    let shows = |c: char| !c.is_whitespace() && !matches!(c, '\u{200C}' | '\u{200D}');
+    let mut marks = 0;
+    let mut before: Option<char> = None;
+    let mut chars = name.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        marks = if is_combining_mark(c) { marks + 1 } else { 0 };
+        let joiner = matches!(c, '\u{200C}' | '\u{200D}');
+        let alone = joiner && !(before.is_some_and(shows) && chars.peek().is_some_and(|&(_, n)| shows(n)));
+        if is_forbidden_in_names(c) || alone || marks > MAX_COMBINING_MARKS {
+            return Some((at, c));
+        }
+        before = Some(c);
+    }
+    None
+}
+
+/// The blocks of combining marks that stack on the letter before them.
+fn is_combining_mark(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0300}'..='\u{036F}'
+            | '\u{0483}'..='\u{0489}'
+            | '\u{1AB0}'..='\u{1AFF}'
+            | '\u{1DC0}'..='\u{1DFF}'
+            | '\u{20D0}'..='\u{20FF}'
+            | '\u{FE20}'..='\u{FE2F}'
+    )
 }
 
 fn check_name(name: &str, what: &'static str, max: usize) -> Result<(), IdError> {
@@ -128,12 +189,13 @@ fn check_name(name: &str, what: &'static str, max: usize) -> Result<(), IdError>
     if len > max {
         return Err(IdError::TooManyChars { what, len, max });
     }
-    match name.char_indices().find(|&(_, c)| is_forbidden_in_names(c)) {
+    match first_bad_in_name(name) {
         Some((at, found)) => Err(IdError::BadChar {
             what,
             found,
             at,
-            allowed: "characters that are not control, bidirectional-control or line-separator characters",
+            allowed: "visible characters: no control, bidirectional-control, line-separator or invisible character, \
+                      a joiner only between two characters, at most 4 combining marks in a row",
         }),
         None => Ok(()),
     }
@@ -218,6 +280,43 @@ mod tests {
         ));
         assert!(validate_room_name(&"é".repeat(128)).is_ok(), "characters, not bytes");
         assert!(matches!(validate_member_name(&"n".repeat(65)), Err(IdError::TooManyChars { .. })));
+    }
+
+    #[test]
+    fn names_that_show_nothing_or_hide_a_difference_are_refused() {
+        // Each refused at the character named (byte offset, character).
+        for (name, at, found) in [
+            ("Ada\u{200B}", 3, '\u{200B}'),
+            ("\u{3164}", 0, '\u{3164}'),
+            ("Ad\u{00AD}a", 2, '\u{00AD}'),
+            ("a\u{E0041}\u{E007F}", 1, '\u{E0041}'),
+            ("Ada\u{2060}", 3, '\u{2060}'),
+            // A joiner with nothing to join on one side.
+            ("Ada\u{200D}", 3, '\u{200D}'),
+            ("\u{200C}Ada", 0, '\u{200C}'),
+            ("a \u{200D}b", 2, '\u{200D}'),
+            ("a\u{200D}\u{200D}b", 1, '\u{200D}'),
+            // The fifth combining mark in a row.
+            ("e\u{301}\u{301}\u{301}\u{301}\u{301}", 9, '\u{301}'),
+        ] {
+            assert_eq!(first_bad_in_name(name), Some((at, found)), "{name:?}");
+            assert!(
+                matches!(validate_member_name(name), Err(IdError::BadChar { found: f, at: a, .. }) if f == found && a == at),
+                "{name:?}"
+            );
+        }
+        // Joiners between two characters, and a few marks, are names' own.
+        for good in [
+            "Ada 👩\u{200D}💻",
+            "🏳\u{FE0F}\u{200D}🌈",
+            "\u{0645}\u{06CC}\u{200C}\u{062E}",
+            "Nguye\u{0302}\u{0303}n",
+            "e\u{301}\u{301}\u{301}\u{301}",
+        ] {
+            assert_eq!(validate_member_name(good), Ok(()), "{good:?}");
+        }
+        let e = validate_member_name("Ada\u{200B}").unwrap_err().to_string();
+        assert!(e.contains("invisible"), "{e}");
     }
 
     #[test]

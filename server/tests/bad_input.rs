@@ -50,6 +50,28 @@ async fn every_bad_frame_gets_an_error_and_the_connection_goes_on() {
             ErrorCode::TooLarge,
             "4001 characters",
         ),
+        // Control characters but tabs and line breaks: a NUL, a terminal escape sequence.
+        (
+            json!({"type": "user", "message": "\u{0}\u{0}"}).to_string(),
+            ErrorCode::InvalidMessage,
+            "U+0000 at character 0",
+        ),
+        (
+            json!({"type": "user", "message": "ok\u{1b}[31mred"}).to_string(),
+            ErrorCode::InvalidMessage,
+            "U+001B at character 2",
+        ),
+        // Names that show nothing, or look like another: a zero-width space, a Hangul filler.
+        (
+            json!({"type": "join", "room": "lobby", "name": "Ada\u{200b}"}).to_string(),
+            ErrorCode::InvalidMessage,
+            "invisible",
+        ),
+        (
+            json!({"type": "join", "room": "lobby", "name": "\u{3164}"}).to_string(),
+            ErrorCode::InvalidMessage,
+            "invisible",
+        ),
     ];
     for (frame, code, needle) in cases {
         tab.send_text(&frame).await;
@@ -61,6 +83,16 @@ async fn every_bad_frame_gets_an_error_and_the_connection_goes_on() {
     tab.expect_error(ErrorCode::BadJson).await;
     tab.ping_works().await;
     assert!(hub.metric("natter_errors_total{code=\"bad_json\"}").await >= 4);
+    // Tabs and line breaks are text's own.
+    let (mut other, _) = hub.tab(&session("tabs")).await;
+    other.send_text(&json!({"type": "user", "id": "tabs", "message": "a\tb\r\nc"}).to_string()).await;
+    let ack = other
+        .until(|m| match m {
+            natter_protocol::ServerMessage::Ack(a) => Some(a),
+            _ => None,
+        })
+        .await;
+    assert_eq!(ack.id, "tabs");
 }
 
 use futures_util::SinkExt;

@@ -232,6 +232,19 @@ async fn every_reply_is_clipped_to_max_text_without_splitting_a_character() {
     assert!(bounds.contains(&kept.len()), "the cut falls between characters: {:?}", &kept[kept.len() - 20..]);
     hub.stop(vec![tab]).await;
 
+    // What a reply should not carry is dropped: control characters but tabs and newlines (a NUL,
+    // a terminal escape), direction overrides; line separators become newlines.
+    let answer = "plain\u{0} \u{1b}[31mred\u{7} \u{202E}gpj.exe\u{202C}\u{2028}next";
+    let app = Router::new()
+        .route("/hook", post(move || async move { axum::Json(json!({"reply": answer})).into_response() }));
+    let mut c = config(ReplyBackend::Webhook);
+    c.webhook_url = Some(format!("http://{}/hook", double(app).await));
+    let hub = Hub::start(c).await;
+    let mut tab = hub.tab(&session("hostile-text")).await;
+    tab.say("m-1", "hi").await;
+    assert_eq!(Turn::read(&mut tab).await.one_bot().message, "plain [31mred gpj.exe\nnext");
+    hub.stop(vec![tab]).await;
+
     // The rules too: an operator's long reply, a small --max-text.
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = dir.path().join("rules.toml");

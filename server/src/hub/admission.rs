@@ -178,7 +178,9 @@ impl Hub {
     }
 }
 
-/// Checks a text that `what` names: not blank, at most `max` characters.
+/// Checks a text that `what` names: not blank, at most `max` characters, and no control
+/// character but tab and line breaks (a NUL, an escape sequence that recolours a terminal
+/// showing a log or an export, a bell).
 fn check_text(text: &str, max: usize, what: &str) -> Result<(), Refusal> {
     if text.trim().is_empty() {
         return Err(Refusal::new(ErrorCode::InvalidMessage, format!("{what} is empty; send some text")));
@@ -188,6 +190,16 @@ fn check_text(text: &str, max: usize, what: &str) -> Result<(), Refusal> {
         return Err(Refusal::new(
             ErrorCode::TooLarge,
             format!("{what} is {n} characters long; the limit is {max}"),
+        ));
+    }
+    let control = text.chars().enumerate().find(|&(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'));
+    if let Some((at, c)) = control {
+        return Err(Refusal::new(
+            ErrorCode::InvalidMessage,
+            format!(
+                "{what} holds the control character U+{:04X} at character {at}; only tabs and line breaks may be sent",
+                u32::from(c)
+            ),
         ));
     }
     Ok(())

@@ -31,7 +31,7 @@ use crate::address::AddrKey;
 use crate::clock::now_rfc3339;
 use crate::identity::VerifiedUser;
 use crate::metrics::Metrics;
-use crate::reply::{clip, Identity, Reply, ReplyError, ReplyRequest, Turn};
+use crate::reply::{clip, tidy, Identity, Reply, ReplyError, ReplyRequest, Turn};
 use crate::store::inbox::RecordChange;
 use crate::store::{ConversationKey, Draft};
 
@@ -152,8 +152,9 @@ impl Hub {
                 engine.fallback(&request)
             }
         };
-        // Whatever answered, the bot's message is held to the limit a visitor's has.
-        let answer = answer.map(|r| Reply { text: clip(&r.text, config.max_text), ..r });
+        // Whatever answered, the bot's message is held to the limit a visitor's has, without
+        // the control characters and direction overrides a visitor's may not carry.
+        let answer = answer.map(|r| Reply { text: clip(&tidy(&r.text), config.max_text), ..r });
         let _turn = self.shared.turns.take(addr).await;
         self.conclude(&key, &user, answer).await;
         self.publish(key, bot_typing(false), None).await;

@@ -23,6 +23,7 @@ pub mod webhook;
 pub(crate) mod failure_log;
 pub(crate) mod gate;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use natter_protocol::{Json, Role};
@@ -212,6 +213,31 @@ impl Fallback {
     }
 }
 
+/// A backend's reply made fit to show: control characters dropped but tabs and newlines (a NUL,
+/// the escape sequences that recolour a terminal showing a log or an export), line and paragraph
+/// separators made newlines, and bidirectional embeddings and overrides dropped (they could make
+/// the text after them read backwards). A reply comes from a service the hub does not control, or
+/// from a model a visitor may have talked into writing anything.
+pub fn tidy(text: &str) -> Cow<'_, str> {
+    let unfit = |c: char| {
+        (c.is_control() && !matches!(c, '\t' | '\n'))
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}')
+    };
+    if !text.chars().any(unfit) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\u{2028}' | '\u{2029}' => out.push('\n'),
+            '\r' => {}
+            c if unfit(c) => {}
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Cuts `text` (trimmed) to at most `max` characters — Unicode scalar values, the unit
 /// `--max-text` counts — ending with "…" when it was cut. The cut falls between grapheme
 /// clusters, so no character is split and neither is an emoji sequence, a flag or a letter with
@@ -249,6 +275,16 @@ pub fn clip(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tidy_drops_what_a_reply_should_not_carry() {
+        assert!(matches!(tidy("plain\ttext\nover lines"), Cow::Borrowed(_)));
+        assert_eq!(tidy("a\0b\u{1b}[31mred\u{7}"), "ab[31mred");
+        assert_eq!(tidy("one\u{2028}two\u{2029}three\r\n"), "one\ntwo\nthree\n");
+        assert_eq!(tidy("safe \u{202E}gpj.exe\u{202C} ok"), "safe gpj.exe ok");
+        assert_eq!(tidy("c1 \u{85}\u{9B}31m"), "c1 31m");
+        assert_eq!(tidy("שלום 👩\u{200D}💻"), "שלום 👩\u{200D}💻");
+    }
 
     #[test]
     fn clip_counts_characters_and_prefers_word_ends() {

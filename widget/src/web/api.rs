@@ -225,13 +225,12 @@ impl Natter {
 #[cfg(feature = "rooms")]
 fn member_name_ok(name: &str) -> bool {
     let mut chars = 0;
-    for c in name.chars() {
-        if natter_protocol::is_forbidden_in_names(c) {
-            return false;
-        }
+    for _ in name.chars() {
         chars += 1;
     }
-    chars <= natter_protocol::MAX_MEMBER_NAME_CHARS && !name.trim().is_empty()
+    chars <= natter_protocol::MAX_MEMBER_NAME_CHARS
+        && !name.trim().is_empty()
+        && natter_protocol::first_bad_in_name(name).is_none()
 }
 
 impl Natter {
@@ -359,6 +358,18 @@ mod tests {
             "\u{FEFF}Ada",
             "a\u{061C}",
             "🙂",
+            // Invisible: a zero-width space, a Hangul filler alone, a joiner at the end, a tag.
+            "Ada\u{200B}",
+            "\u{3164}",
+            "Ada\u{200D}",
+            "\u{200C}Ada",
+            "a\u{E0041}",
+            // A joiner between two characters (an emoji sequence, Persian) is a name's own.
+            "Ada 👩\u{200D}💻",
+            "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}",
+            // Vietnamese stacks two marks; five in a row run over the lines around the name.
+            "e\u{0302}\u{0301}",
+            "e\u{0301}\u{0301}\u{0301}\u{0301}\u{0301}",
             &long,
             &too_long,
         ] {
