@@ -174,6 +174,34 @@ async fn one_address_guessing_cannot_lock_operators_out_of_signing_in() {
     sign_in(&base, "bob", PASSWORD).await;
 }
 
+/// Anyone can fail for a name: wrong passwords for an operator's name from elsewhere hold up
+/// the guesser, not the operator at an address they signed in from.
+#[tokio::test]
+async fn a_guesser_elsewhere_cannot_lock_an_operator_out_of_their_office() {
+    let (hub, _dir) = hub_with_operators(Config::for_tests()).await;
+    let base = hub.url("");
+    let office = http_from(21);
+    let try_as = |client: &reqwest::Client, password: &str| {
+        client
+            .post(hub.url("/inbox/api/signin"))
+            .header("origin", &base)
+            .json(&json!({"name": "ada", "password": password}))
+            .send()
+    };
+    assert_eq!(try_as(&office, PASSWORD).await.expect("post").status(), StatusCode::OK);
+    let guesser = http_from(22);
+    for _ in 0..5 {
+        assert_eq!(try_as(&guesser, "guess").await.expect("post").status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(try_as(&guesser, PASSWORD).await.expect("post").status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(try_as(&http_from(23), PASSWORD).await.expect("post").status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        try_as(&office, PASSWORD).await.expect("post").status(),
+        StatusCode::OK,
+        "the office signs in"
+    );
+}
+
 /// A made-up session cookie is a guessed sign-in that costs a store read: one address sending
 /// them gets its share of lookups (a hundred, then ten a second) and is then refused before the
 /// store is read; signed-in operators, from that address or any other, carry on.

@@ -223,7 +223,10 @@ async fn operators_answer_a_visitor_and_the_bot_steps_aside() {
             _ => None,
         })
         .await;
-    assert_eq!(typing.from.and_then(|f| f.name).as_deref(), Some("Ada Lovelace"));
+    let from = typing.from.expect("the operator");
+    assert_eq!(from.name.as_deref(), Some("Ada Lovelace"));
+    // The member id does not give away the sign-in name ("ada"), which a guesser would need.
+    assert!(from.id.starts_with("op_") && from.id.len() == 19 && !from.id.contains("ada"), "{}", from.id);
     bob_feed
         .until(|e| matches!(e, InboxEvent::Typing { role: Role::Agent, ref name, .. } if name.as_deref() == Some("Ada Lovelace")).then_some(()))
         .await;

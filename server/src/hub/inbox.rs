@@ -48,13 +48,9 @@ const ONLINE_LEASE: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone)]
 pub(super) struct OperatorConnection {
     outbox: Outbox,
-    /// `op_<name>`: the member id their typing carries, so their own feed skips it.
+    /// The member id their typing carries (`op_` + 16 hex digits, keyed: it does not give away
+    /// the sign-in name), so their own feed skips it.
     member_id: Arc<str>,
-}
-
-/// The member id an operator's typing carries.
-fn operator_member(name: &str) -> String {
-    format!("op_{name}")
 }
 
 fn now_ms() -> u64 {
@@ -286,7 +282,7 @@ impl Hub {
         active: bool,
     ) -> Result<(), Refusal> {
         let (_, conversation) = self.inbox_conversation(id).await?;
-        let member = operator_member(&operator.name);
+        let member = self.identity().member_of_operator(&operator.name);
         let notice = ServerMessage::Typing(TypingNotice {
             room: None,
             role: Role::Agent,
@@ -310,7 +306,7 @@ impl Hub {
                 outbox.id,
                 OperatorConnection {
                     outbox: outbox.clone(),
-                    member_id: operator_member(&operator.name).into(),
+                    member_id: self.identity().member_of_operator(&operator.name).into(),
                 },
             );
         }

@@ -252,6 +252,12 @@ impl Identity {
     pub(crate) fn member_of_session(&self, session: &str) -> String {
         self.sessions.member_of_session(session)
     }
+
+    /// The member id operator `name` carries to visitors (see
+    /// [`session::SessionKeys::member_of_operator`]).
+    pub(crate) fn member_of_operator(&self, name: &str) -> String {
+        self.sessions.member_of_operator(name)
+    }
 }
 
 #[cfg(test)]

@@ -140,6 +140,13 @@ impl SessionKeys {
         self.member(b"user", sub)
     }
 
+    /// The member id an operator's messages and typing carry to visitors: `op_` + 16 hex
+    /// digits, keyed like member ids, so a visitor never learns the operator's sign-in name.
+    pub fn member_of_operator(&self, name: &str) -> String {
+        let member = self.member(b"operator", name);
+        format!("op_{}", &member[2..])
+    }
+
     /// The public id operators know a support conversation by: `c_` + 16 hex digits, keyed
     /// like member ids, so the inbox never shows (or puts in a URL) the session id, which is
     /// the visitor's credential.

@@ -5,7 +5,10 @@
 //! not take the hub's cores).
 //!
 //! A name's bucket holds [`NAME_BURST`] failed attempts and refills one every
-//! [`NAME_REFILL`]; a success forgets the name's failures. An address's bucket holds
+//! [`NAME_REFILL`]; a success forgets the name's failures. Anyone can fail for a name, so an
+//! empty bucket does not hold up an address the name has signed in from lately (the last
+//! [`KNOWN_ADDRESSES`] of them, in memory): someone guessing the name's password from elsewhere
+//! cannot keep its operator out of their office. An address's bucket holds
 //! [`ADDRESS_BURST`] attempts and refills one every [`ADDRESS_REFILL`]: every attempt takes
 //! one when it starts (so attempts made at once are counted too) and a success gives it back,
 //! so an office of operators signing in behind one address is never held up by its own
@@ -26,6 +29,9 @@ pub(crate) const NAME_BURST: f64 = 5.0;
 
 /// One more attempt for a name after this long.
 pub(crate) const NAME_REFILL: Duration = Duration::from_secs(60);
+
+/// Addresses remembered per name as ones it signed in from (see the module docs).
+pub(crate) const KNOWN_ADDRESSES: usize = 8;
 
 /// Failed (or unfinished) attempts one client address may have in a row.
 pub(crate) const ADDRESS_BURST: f64 = 10.0;
@@ -108,6 +114,8 @@ struct State {
     addresses: Buckets<AddrKey>,
     /// Failed session-cookie lookups per address.
     lookups: Buckets<AddrKey>,
+    /// The addresses each name signed in from lately, newest last.
+    known: HashMap<String, Vec<AddrKey>>,
 }
 
 /// See the module docs.
@@ -124,6 +132,7 @@ impl Default for SigninLimiter {
                 names: Buckets::new(NAME_REFILL, NAME_BURST),
                 addresses: Buckets::new(ADDRESS_REFILL, ADDRESS_BURST),
                 lookups: Buckets::new(LOOKUP_REFILL, LOOKUP_BURST),
+                known: HashMap::new(),
             }),
         }
     }
@@ -140,7 +149,10 @@ impl SigninLimiter {
         let now = Instant::now();
         let mut state = self.lock();
         if let Some(wait) = state.names.wait(&name.to_owned(), now) {
-            return Err(wait);
+            let known = state.known.get(name).is_some_and(|a| a.contains(&addr));
+            if !known {
+                return Err(wait);
+            }
         }
         if let Some(wait) = state.addresses.wait(&addr, now) {
             return Err(wait);
@@ -165,6 +177,15 @@ impl SigninLimiter {
         let mut state = self.lock();
         state.names.map.remove(name);
         state.addresses.add(&addr, 1.0, Instant::now());
+        if state.known.len() >= MAX_KEYS && !state.known.contains_key(name) {
+            state.known.clear();
+        }
+        let known = state.known.entry(name.to_owned()).or_default();
+        known.retain(|a| *a != addr);
+        if known.len() >= KNOWN_ADDRESSES {
+            known.remove(0);
+        }
+        known.push(addr);
     }
 }
 
@@ -235,6 +256,23 @@ mod tests {
         // Nine seconds later the attacker has one and a half attempts back.
         assert!(l.admit("zed", attacker).is_ok(), "one more after the refill");
         assert!(l.admit("zed2", attacker).is_err());
+    }
+
+    /// Failures for a name from elsewhere do not keep it out of an address it signed in from.
+    #[tokio::test(start_paused = true)]
+    async fn a_guesser_elsewhere_cannot_lock_an_operator_out_of_their_office() {
+        let l = SigninLimiter::default();
+        let (office, guesser, hotel) = (addr(1), addr(2), addr(3));
+        assert!(l.admit("ada", office).is_ok());
+        l.succeeded("ada", office);
+        for _ in 0..5 {
+            assert!(l.admit("ada", guesser).is_ok());
+            l.failed("ada");
+        }
+        assert!(l.admit("ada", guesser).is_err(), "the guesser waits");
+        assert!(l.admit("ada", hotel).is_err(), "so does an address the name never signed in from");
+        assert!(l.admit("ada", office).is_ok(), "the office does not");
+        l.succeeded("ada", office);
     }
 
     fn addr(n: u8) -> AddrKey {
