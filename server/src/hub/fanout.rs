@@ -84,14 +84,15 @@ impl Hub {
                     delivered.send_replace(seq);
                 }
                 conv.last_active = Instant::now();
-                deliver(metrics, conv, &frame, None);
+                deliver(metrics, conv, &frame, None, false);
             }
             Event::Ephemeral { key, message, from } => {
                 self.feed_operators(&key, &message, from.as_deref());
                 let frame = encode(&message);
                 let state = self.lock();
                 let Some(conv) = state.conversations.get(&key) else { return };
-                deliver(metrics, conv, &frame, from.as_deref());
+                let passing = matches!(message, ServerMessage::Typing(_));
+                deliver(metrics, conv, &frame, from.as_deref(), passing);
             }
             Event::Inbox(event) => {
                 if let natter_protocol::inbox::InboxEvent::Availability { .. } = event {
@@ -111,15 +112,19 @@ impl Hub {
     }
 }
 
-/// Queues `frame` to every subscriber of `conv` except `skip_member`'s connections. Called with
-/// the table's lock held: it is the fan-out's inner loop and never waits.
-fn deliver(metrics: &Metrics, conv: &Conversation, frame: &Frame, skip_member: Option<&str>) {
+/// Queues `frame` to every subscriber of `conv` except `skip_member`'s connections; a
+/// `passing` one (typing) is left out of a queue already half full
+/// ([`super::Outbox::offer_passing`]). Called with the table's lock held: it is the fan-out's
+/// inner loop and never waits.
+fn deliver(metrics: &Metrics, conv: &Conversation, frame: &Frame, skip_member: Option<&str>, passing: bool) {
     let mut sent = 0;
     for sub in conv.subscribers.values() {
         if skip_member.is_some_and(|m| *m == *sub.member_id) {
             continue;
         }
-        match sub.outbox.offer(frame.clone()) {
+        let offered =
+            if passing { sub.outbox.offer_passing(frame.clone()) } else { sub.outbox.offer(frame.clone()) };
+        match offered {
             Offered::Queued => sent += 1,
             Offered::Full(true) => {
                 Metrics::add(&metrics.slow_consumers, 1);
@@ -128,7 +133,7 @@ fn deliver(metrics: &Metrics, conv: &Conversation, frame: &Frame, skip_member: O
                     "slow consumer: send queue full, closing with 4001"
                 );
             }
-            Offered::Full(false) | Offered::Gone => {}
+            Offered::Full(false) | Offered::Gone | Offered::Skipped => {}
         }
     }
     Metrics::add(&metrics.messages_out, sent);
@@ -166,7 +171,7 @@ mod tests {
         let mut bob = subscribe(&mut conv, 3, "u_bob", 4);
         let mut slow = subscribe(&mut conv, 4, "u_slow", 1);
 
-        deliver(&metrics, &conv, &Frame::from("typing".to_string()), Some("u_ada"));
+        deliver(&metrics, &conv, &Frame::from("typing".to_string()), Some("u_ada"), false);
         assert!(
             queued(&mut ada).is_empty() && queued(&mut ada_tab).is_empty(),
             "not to the sender's own tabs"
@@ -176,7 +181,7 @@ mod tests {
 
         // `slow` never reads: its queue of one is full from here on.
         for _ in 0..3 {
-            deliver(&metrics, &conv, &Frame::from("chat".to_string()), None);
+            deliver(&metrics, &conv, &Frame::from("chat".to_string()), None, false);
         }
         assert_eq!(queued(&mut ada), ["chat"; 3]);
         assert_eq!(metrics.slow_consumers.load(Ordering::Relaxed), 1, "a slow consumer is counted once");

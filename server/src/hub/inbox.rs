@@ -448,15 +448,20 @@ impl Hub {
     }
 
     /// Queues `event` to every operator connection here, except those of member `skip`.
+    /// A typing notice is left out of a queue already half full rather than closing it
+    /// ([`super::Outbox::offer_passing`]): visitors flooding typing cannot get operators cut.
     pub(super) fn deliver_operators(&self, event: &InboxEvent, skip: Option<&str>) {
         let frame = super::fanout::encode_any(event);
+        let passing = matches!(event, InboxEvent::Typing { .. });
         let state = self.lock();
         let mut sent = 0;
         for op in state.operators.values() {
             if skip.is_some_and(|s| *s == *op.member_id) {
                 continue;
             }
-            if let Offered::Queued = op.outbox.offer(frame.clone()) {
+            let offered =
+                if passing { op.outbox.offer_passing(frame.clone()) } else { op.outbox.offer(frame.clone()) };
+            if let Offered::Queued = offered {
                 sent += 1;
             }
         }

@@ -89,14 +89,14 @@ impl Queue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `item` if there is room (or always, for `bounded == false`); `Err(item)` when
-    /// full, `Ok(false)` when the writer is gone.
-    fn push(&self, item: Outgoing, bounded: bool) -> Result<bool, Outgoing> {
+    /// Queues `item` if fewer than `room` frames are queued (`None`: always); `Err(item)` when
+    /// there are that many, `Ok(false)` when the writer is gone.
+    fn push(&self, item: Outgoing, room: Option<usize>) -> Result<bool, Outgoing> {
         let mut s = self.lock();
         if s.receiver_gone {
             return Ok(false);
         }
-        if bounded && s.frames.len() >= self.capacity {
+        if room.is_some_and(|room| s.frames.len() >= room) {
             return Err(item);
         }
         s.frames.push_back(item);
@@ -204,6 +204,9 @@ pub(crate) enum Offered {
     Queued,
     /// The queue was full: the connection has been told to close; `true` the first time.
     Full(bool),
+    /// Left out: a frame that only says how things stand now (typing), offered to a queue
+    /// already half full ([`Outbox::offer_passing`]).
+    Skipped,
     /// The connection is gone.
     Gone,
 }
@@ -224,9 +227,22 @@ impl Outbox {
         )
     }
 
+    /// Queues a frame that only says how things stand now (a typing notice: the next one says
+    /// it again) without waiting, when the queue is less than half full, and else leaves it out
+    /// rather than closing the connection: a visitor flooding typing notices cannot get an
+    /// operator's inbox or a room's members cut as slow consumers. Messages still go through
+    /// [`Outbox::offer`], and a reader that cannot keep up with them is still closed.
+    pub(crate) fn offer_passing(&self, frame: Frame) -> Offered {
+        match self.queue.push(Outgoing::Text(frame), Some((self.queue.capacity / 2).max(1))) {
+            Ok(true) => Offered::Queued,
+            Ok(false) => Offered::Gone,
+            Err(_) => Offered::Skipped,
+        }
+    }
+
     /// Queues a frame without waiting (fan-out).
     pub(crate) fn offer(&self, frame: Frame) -> Offered {
-        match self.queue.push(Outgoing::Text(frame), true) {
+        match self.queue.push(Outgoing::Text(frame), Some(self.queue.capacity)) {
             Ok(true) => Offered::Queued,
             Ok(false) => Offered::Gone,
             Err(_) => {
@@ -243,12 +259,12 @@ impl Outbox {
     /// Queues an answer to the connection's own request, past the bound if need be (see the
     /// module doc). `false` when the connection is gone.
     pub(crate) fn send(&self, frame: Frame) -> bool {
-        self.queue.push(Outgoing::Text(frame), false).unwrap_or(true)
+        self.queue.push(Outgoing::Text(frame), None).unwrap_or(true)
     }
 
     /// Queues a close after everything already queued.
     pub(crate) fn close_after_queue(&self, code: u16, reason: &'static str) {
-        let _ = self.queue.push(Outgoing::Close(code, reason), false);
+        let _ = self.queue.push(Outgoing::Close(code, reason), None);
     }
 }
 
@@ -287,6 +303,24 @@ mod tests {
         drop(second);
         assert!(matches!(rx.recv().await, Some(Outgoing::Text(t)) if t.as_str() == "f"));
         assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn typing_is_left_out_of_a_half_full_queue_instead_of_closing_it() {
+        let (outbox, mut rx, control) = Outbox::new(1, 4);
+        assert_eq!(outbox.offer_passing(text("t1")), Offered::Queued);
+        assert_eq!(outbox.offer(text("m1")), Offered::Queued);
+        assert_eq!(outbox.offer_passing(text("t2")), Offered::Skipped);
+        assert_eq!(outbox.offer(text("m2")), Offered::Queued);
+        assert_eq!(outbox.offer(text("m3")), Offered::Queued);
+        assert_eq!(outbox.offer_passing(text("t3")), Offered::Skipped);
+        let closed = tokio::time::timeout(std::time::Duration::from_millis(10), control.closed()).await;
+        assert!(closed.is_err(), "skipped, not closed");
+        let mut got = Vec::new();
+        while let Ok(Outgoing::Text(t)) = rx.try_recv() {
+            got.push(t.as_str().to_owned());
+        }
+        assert_eq!(got, ["t1", "m1", "m2", "m3"]);
     }
 
     #[tokio::test]
