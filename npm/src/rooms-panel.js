@@ -570,7 +570,11 @@ export function createRoomsPanel(natter, options = {}) {
       media.removeEventListener('change', paintTheme);
       narrow.removeEventListener('change', modal);
       document.removeEventListener('visibilitychange', onVisible);
+      // Open with the keyboard in it, the panel gives focus back first, as closing does (and as
+      // the support panel does on destroy): removing the host would leave it on the page's body.
+      const back = isOpen && document.activeElement === host ? returnFocus : null;
       host.remove();
+      if (back && back.isConnected && back !== document.body) back.focus();
     },
   };
 }

@@ -583,6 +583,27 @@ test('page code leaving the room on screen keeps the keyboard in the panel', asy
   }
 });
 
+test('destroy() with the panel open gives focus back to where it was, as closing does', async ({ browser }) => {
+  const { context, page, p } = await open(browser);
+  try {
+    // A page button opens a room; the keyboard moves into the panel.
+    await page.evaluate(() => {
+      const button = Object.assign(document.createElement('button'), { id: 'app-button', textContent: 'Team chat' });
+      document.body.append(button);
+      button.focus();
+      window.natter.openRoom('focus-back', { name: 'Ada' });
+    });
+    await expect(p.message).toBeFocused();
+    // The app takes the widget off the page (a React provider unmounting does the same): the
+    // keyboard returns to the button, not to the page's <body>.
+    await page.evaluate(() => window.natter.destroy());
+    await expect(page.locator('[data-natter-rooms]')).toHaveCount(0);
+    await expect(page.locator('#app-button')).toBeFocused();
+  } finally {
+    await context.close();
+  }
+});
+
 test('a name the hub would refuse is said in the visitor’s language before joining, and not remembered; a hub refusal shows no developer text', async ({ browser }) => {
   const { context, page, root, warnings } = await visit(browser, { locale: 'he' });
   try {
