@@ -123,7 +123,8 @@ function snapshot(room) {
  * A room for a component: `{ room, status, title, messages, members, memberCount,
  * typingMembers, unread, cursors, send, typing, cursor, update, markRead }`.
  * `cursors` holds each other member's latest `cursor` data by member id
- * (`{ [id]: { member, data } }`); a member who leaves is removed from it.
+ * (`{ [id]: { member, data } }`); a member who leaves is removed from it, also one who left
+ * while this page's link was down (the member list its rejoin brings no longer has them).
  * `options.onUpdate(data, from)` hears every `update` (a `chain_update`) of the others.
  */
 export function useRoom(roomId, options = {}) {
@@ -147,10 +148,24 @@ export function useRoom(roomId, options = {}) {
         });
       }
     };
+    // A rejoin (after a dropped link or a hub restart) replaces the member list, and those who
+    // left meanwhile get no `presence` event: their cursors go with the list (when it is whole:
+    // the hub lists its first 100 members only).
+    const members = () => {
+      if (room.members.length < room.memberCount) return;
+      const here = new Set(room.members.map((m) => m.id));
+      setCursors((all) => {
+        const gone = Object.keys(all).filter((id) => !here.has(id));
+        if (gone.length === 0) return all;
+        const rest = { ...all };
+        for (const id of gone) delete rest[id];
+        return rest;
+      });
+    };
     const update = ({ from, data }) => onUpdate.current?.(data, from);
-    room.on('change', change).on('cursor', cursor).on('presence', presence).on('update', update);
+    room.on('change', change).on('cursor', cursor).on('presence', presence).on('members', members).on('update', update);
     return () => {
-      room.off('change', change).off('cursor', cursor).off('presence', presence).off('update', update);
+      room.off('change', change).off('cursor', cursor).off('presence', presence).off('members', members).off('update', update);
     };
   }, [room]);
   const send = useCallback((text) => room?.send(text), [room]);

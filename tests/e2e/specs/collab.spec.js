@@ -82,3 +82,29 @@ test('the collaboration page: members, messages, live cursors and a shared list'
     for (const p of [ada, bob, cy]) await p.context.close().catch(() => {});
   }
 });
+
+test('a member who left while this page was cut off leaves no cursor behind', async ({ browser }) => {
+  const ada = await person(browser, 'Ada');
+  const bob = await person(browser, 'Bob');
+  try {
+    const canvas = bob.room.getByRole('img', { name: 'Shared canvas' });
+    const box = await canvas.boundingBox();
+    await bob.page.mouse.move(box.x + box.width * 0.25, box.y + box.height * 0.5);
+    await bob.page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5, { steps: 3 });
+    await expect(ada.room.locator('.cursor[data-member="Bob"]')).toBeVisible();
+
+    // Ada's link drops; Bob closes his tab meanwhile, so Ada hears no `presence` for it: her
+    // rejoin replaces the member list, and Bob's cursor goes with him.
+    await ada.context.setOffline(true);
+    await ada.page.evaluate(() => window.dispatchEvent(new Event('offline')));
+    await expect(ada.room.locator('.status')).not.toHaveText('joined');
+    await bob.context.close();
+    await ada.context.setOffline(false);
+    await ada.page.evaluate(() => window.dispatchEvent(new Event('online')));
+    await expect(ada.room.locator('.status')).toHaveText('joined');
+    await expect(ada.room.locator('.members li')).toHaveText([/Ada/]);
+    await expect(ada.room.locator('.cursor')).toHaveCount(0);
+  } finally {
+    for (const p of [ada, bob]) await p.context.close().catch(() => {});
+  }
+});
