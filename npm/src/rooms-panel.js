@@ -100,7 +100,7 @@ function setText(node, text) {
  * keys are named in a warning), `css` (the panel's stylesheet, from the build with rooms),
  * `clock` (the widget's message-time formatters, `{ label(iso), full(iso) }`: room times read
  * as the support chat's). Returns `{ open(roomId?, { name }?), close(), toggle(), refresh(),
- * destroy() }`.
+ * forget(), destroy() }`.
  */
 export function createRoomsPanel(natter, options = {}) {
   const t = { ...STRINGS };
@@ -551,6 +551,23 @@ export function createRoomsPanel(natter, options = {}) {
     render();
     focusRoom();
   });
+  /**
+   * A logout (`natter.logout()` here, which calls this; in another tab of the site, which its
+   * `storage` events tell: the widget removes the remembered name and marks `natter:forgotten`)
+   * forgets who the visitor said they were: the next person on a shared computer starts with
+   * the page's name or none. The widget has left the rooms already.
+   */
+  function forget() {
+    name = options.name ?? null;
+    nameInput.value = name ?? '';
+    current = null;
+    errors.clear();
+    render();
+  }
+  const onStorage = (e) => {
+    if (e.key === NAME_KEY ? e.newValue === null : e.key === 'natter:forgotten' && e.newValue) forget();
+  };
+  addEventListener('storage', onStorage);
   const onVisible = () => {
     watch();
     if (!document.hidden && isOpen) shown()?.markRead();
@@ -564,7 +581,10 @@ export function createRoomsPanel(natter, options = {}) {
     toggle: () => (isOpen ? close() : open()),
     /** Re-reads the joined rooms (after `natter.joinRoom` outside the panel). */
     refresh: render,
+    /** @internal — the visitor logged out (see `forget`). */
+    forget,
     destroy() {
+      removeEventListener('storage', onStorage);
       for (const [room, listeners] of watched) for (const [event, fn] of listeners) room.off(event, fn);
       watched.clear();
       media.removeEventListener('change', paintTheme);

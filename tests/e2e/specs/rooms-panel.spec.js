@@ -507,6 +507,34 @@ test('after openRoom(id, { name }) the panel’s name field shows that name, and
   }
 });
 
+test('logout() forgets the name the panel remembered, in the site\'s other tabs too, and leaves the rooms it shows', async ({ browser }) => {
+  const ada = await open(browser);
+  try {
+    await ada.p.launcher.click();
+    await ada.p.name.fill('Ada Private');
+    await ada.p.room.fill('shared');
+    await ada.p.room.press('Enter');
+    await expect.poll(() => ada.page.evaluate(() => window.natter.rooms.map((r) => r.status))).toEqual(['joined']);
+    // A second tab of the site, whose panel took the remembered name.
+    const tab2 = await ada.context.newPage();
+    await tab2.goto(env.hub.url);
+    const p2 = panel(tab2);
+    await p2.launcher.click();
+    await expect(p2.name).toHaveValue('Ada Private');
+
+    await ada.page.evaluate(() => window.natter.logout());
+    await expect(ada.p.name).toHaveValue('');
+    await expect(p2.name).toHaveValue('');
+    await expect(ada.p.log).toBeHidden();
+    expect(await ada.page.evaluate(() => [window.natter.rooms.length, localStorage.getItem('natter.rooms.name')])).toEqual([0, null]);
+    await ada.page.reload();
+    await ada.p.launcher.click();
+    await expect(ada.p.name).toHaveValue('');
+  } finally {
+    await ada.context.close().catch(() => {});
+  }
+});
+
 /** The element focused in `page`: the rooms panel's own (through its shadow root), else the page's. */
 function focused(page) {
   return page.evaluate(() => {

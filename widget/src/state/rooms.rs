@@ -871,10 +871,28 @@ impl Rooms {
         true
     }
 
-    /// Another person uses the widget from now on (a login as someone else, a logout): what
-    /// the previous one typed and the hub has not stored fails, rather than going out under the
-    /// next one's name. The rooms stay joined; the next connection joins them as the new person.
-    pub(crate) fn fail_waiting(&mut self, fx: &mut Vec<Effect>) {
+    /// Another person uses the widget from now on (a logout, a login as someone else, either
+    /// in another tab of the site): what the previous one typed and the hub has not stored
+    /// fails, rather than going out under the next one's name, and every room is left (each
+    /// told `left`; the hub tells the other members), so that the next person is never shown,
+    /// nor present, in the previous one's rooms under their name.
+    ///
+    /// The caller replaces the connection right after (the next person's is another): closing
+    /// the socket is what leaves the rooms at the hub, which tells the other members at once,
+    /// so no `leave` frame is made (one would wait for the pacing and reach the next socket).
+    pub(crate) fn leave_all(&mut self, fx: &mut Vec<Effect>) {
+        self.fail_waiting(fx);
+        // The connection's memberships and whatever waited to go out on it end with it.
+        self.live = false;
+        self.paced.clear();
+        self.left_due.clear();
+        while let Some(id) = self.list.first().map(|r| r.id.clone()) {
+            self.leave(&id, fx);
+        }
+    }
+
+    /// What the visitor typed and the hub has not stored fails (see [`Rooms::leave_all`]).
+    fn fail_waiting(&mut self, fx: &mut Vec<Effect>) {
         for room in &mut self.list {
             // Each entry taken out leaves the outbox, so the first is the next.
             while let Some(id) = room.outbox.entries().first().map(|e| e.id.clone()) {
