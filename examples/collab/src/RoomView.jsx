@@ -30,20 +30,15 @@ function useTypingSignal(typing) {
 
 export function RoomView({ roomId, name, hidden }) {
   const list = useSharedList();
-  const room = useRoom(roomId, { name, onUpdate: list.apply });
+  const room = useRoom(roomId, { name, onUpdate: list.receive });
   const [draft, setDraft] = useState('');
   const signal = useTypingSignal(room.typing);
   const log = useRef(null);
 
-  // A newcomer gets the list from whoever has been here longest (relays are not stored).
-  useEffect(() => {
-    if (!room.room) return undefined;
-    const onPresence = ({ member, joined }) => {
-      if (joined && room.room.messages !== undefined) list.share(room.update);
-    };
-    room.room.on('presence', onPresence);
-    return () => room.room.off('presence', onPresence);
-  }, [room.room, room.update, list]);
+  // Each (re)join — the first, after a dropped link, after a hub restart — syncs the shared
+  // list with those present (relays are not stored: see SharedList.jsx).
+  const joined = room.status === 'joined';
+  useEffect(() => list.connect(joined ? room.update : null), [joined, room.update, list.connect]);
 
   useEffect(() => {
     if (!hidden) room.markRead();
@@ -114,7 +109,7 @@ export function RoomView({ roomId, name, hidden }) {
       </div>
       <div className="shared">
         <Canvas cursors={room.cursors} cursor={room.cursor} />
-        <SharedList list={list} update={room.update} />
+        <SharedList list={list} />
       </div>
     </section>
   );

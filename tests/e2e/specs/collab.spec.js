@@ -108,3 +108,55 @@ test('a member who left while this page was cut off leaves no cursor behind', as
     for (const p of [ada, bob]) await p.context.close().catch(() => {});
   }
 });
+
+/** The shared list as `page` shows it: each item's text, `[x] ` before it when ticked. */
+function listOf(p) {
+  return p.room.getByRole('list', { name: 'Shared list' }).locator('li').evaluateAll((lis) =>
+    lis.map((li) => (li.querySelector('input').checked ? '[x] ' : '') + li.querySelector('span').textContent));
+}
+
+async function addItem(p, text) {
+  await p.room.getByPlaceholder('Add an item').fill(text);
+  await p.room.getByPlaceholder('Add an item').press('Enter');
+}
+
+test('the shared list converges after a member was offline, with edits on both sides', async ({ browser }) => {
+  test.slow();
+  const ada = await person(browser, 'Ada');
+  const bob = await person(browser, 'Bob');
+  const cy = await person(browser, 'Cy');
+  try {
+    await addItem(ada, 'Draft the agenda');
+    await addItem(bob, 'Book the room');
+    await addItem(cy, 'Order lunch');
+    for (const p of [ada, bob, cy]) {
+      await expect.poll(() => listOf(p)).toEqual(['Draft the agenda', 'Book the room', 'Order lunch']);
+    }
+
+    // Ada's network drops for a moment; the others edit meanwhile (never stored by the hub).
+    await ada.context.setOffline(true);
+    await ada.page.evaluate(() => window.dispatchEvent(new Event('offline')));
+    await expect(ada.room.locator('.status')).not.toHaveAttribute('data-status', 'joined');
+    await addItem(bob, 'Send the invitations');
+    await bob.room.getByRole('checkbox').first().check();
+    await cy.room.getByRole('button', { name: 'Remove Order lunch' }).click();
+    // Ada edits too while offline.
+    await addItem(ada, 'Print the handouts');
+    await ada.room.getByRole('checkbox').nth(1).check();
+    await expect.poll(() => listOf(bob)).toEqual(['[x] Draft the agenda', 'Book the room', 'Send the invitations']);
+
+    await ada.context.setOffline(false);
+    await ada.page.evaluate(() => window.dispatchEvent(new Event('online')));
+    await expect(ada.room.locator('.status')).toHaveAttribute('data-status', 'joined', { timeout: 30_000 });
+    const all = ['[x] Draft the agenda', '[x] Book the room', 'Send the invitations', 'Print the handouts'];
+    for (const p of [ada, bob, cy]) {
+      await expect.poll(() => listOf(p).then((l) => [...l].sort())).toEqual([...all].sort());
+    }
+    // And in the same order everywhere.
+    const order = await listOf(ada);
+    expect(await listOf(bob)).toEqual(order);
+    expect(await listOf(cy)).toEqual(order);
+  } finally {
+    for (const p of [ada, bob, cy]) await p.context.close().catch(() => {});
+  }
+});
