@@ -8,7 +8,8 @@
 import { createContext, createElement, useCallback, useContext, useEffect, useMemo, useRef, useState } from 'react';
 import { mount } from './index.js';
 
-const NatterContext = createContext(null);
+// `undefined` (the default) outside every NatterProvider; null inside one until it has mounted.
+const NatterContext = createContext(undefined);
 
 /** Runs `fn` in the next task; returns a cancel function. */
 function later(fn) {
@@ -75,12 +76,20 @@ export function useNatterState() {
  * Joins `roomId` while the calling component is mounted; components using the same room share
  * it (the last one to unmount leaves).
  */
-function useJoinedRoom(roomId, name) {
+function useJoinedRoom(roomId, name, hook) {
   const entry = useContext(NatterContext);
+  // Said at the call, as `joinRoom(42)` does: `String(42)` would join the room "42", and a
+  // hook outside any provider would stay `joining` for ever in silence.
+  if (roomId != null && typeof roomId !== 'string') {
+    throw new TypeError(`natter: ${hook}(roomId) needs a string, not ${typeof roomId}`);
+  }
+  if (entry === undefined) {
+    throw new Error(`natter: ${hook}() must be used inside a <NatterProvider>, which owns the widget's connection`);
+  }
   const [room, setRoom] = useState(null);
   useEffect(() => {
     if (!entry || roomId == null || roomId === '') return undefined;
-    const key = String(roomId);
+    const key = roomId;
     let use = entry.rooms.get(key);
     if (use && !use.room.left) {
       use.cancelLeave?.();
@@ -128,7 +137,11 @@ function snapshot(room) {
  * `options.onUpdate(data, from)` hears every `update` (a `chain_update`) of the others.
  */
 export function useRoom(roomId, options = {}) {
-  const room = useJoinedRoom(roomId, options.name);
+  return useRoomAs('useRoom', roomId, options);
+}
+
+function useRoomAs(hook, roomId, options) {
+  const room = useJoinedRoom(roomId, options.name, hook);
   const [view, setView] = useState(() => snapshot(room));
   const [cursors, setCursors] = useState({});
   const onUpdate = useRef(options.onUpdate);
@@ -181,6 +194,6 @@ export function useRoom(roomId, options = {}) {
 
 /** Who is in `roomId` (joining it while used): `{ status, members, memberCount, typingMembers }`. */
 export function usePresence(roomId, options = {}) {
-  const { status, members, memberCount, typingMembers } = useRoom(roomId, options);
+  const { status, members, memberCount, typingMembers } = useRoomAs('usePresence', roomId, options);
   return useMemo(() => ({ status, members, memberCount, typingMembers }), [status, members, memberCount, typingMembers]);
 }
