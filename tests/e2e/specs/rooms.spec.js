@@ -289,6 +289,19 @@ test('logout() leaves every room, in the site\'s other tabs too: the next person
   }
 });
 
+test('a room message longer than the hub\'s --max-text ends failed with a too_large error; the room carries on', async ({ browser }) => {
+  const ada = await member(browser, 'long-texts', 'Ada');
+  try {
+    const [long, fine] = await ada.page.evaluate(() => [window.room('long-texts').send('x'.repeat(4001)), window.room('long-texts').send('y'.repeat(4000))]);
+    await expect.poll(async () => (await ada.view()).messages.map((m) => [m.id, m.state])).toEqual([[long, 'failed'], [fine, 'sent']]);
+    const errors = await ada.page.evaluate(() => window.events.filter((e) => e.e === 'error').map((e) => e.detail));
+    expect(errors).toEqual([{ code: 'too_large', message: '`message` is 4001 characters long; the limit is 4000' }]);
+    expect((await ada.view()).status).toBe('joined');
+  } finally {
+    await ada.context.close().catch(() => {});
+  }
+});
+
 test('a room id that is not a string is a TypeError, not a room named "undefined" that every such page shares', async ({ browser }) => {
   const context = await browser.newContext();
   const page = await context.newPage();
