@@ -111,7 +111,9 @@ export function createRoomsPanel(natter, options = {}) {
   }
   const locale = String(options.locale || 'en');
   const dir = RTL.includes(locale.toLowerCase().split(/[-_]/)[0]) ? 'rtl' : 'ltr';
-  const host = el('div', { 'data-natter-rooms': '' });
+  // On the widget's side of the page (`position`, read as the widget reads it).
+  const left = /^(bottom-)?left$/.test(String(options.position ?? '').trim());
+  const host = el('div', { 'data-natter-rooms': '', 'data-position': left ? 'bottom-left' : 'bottom-right' });
   const root = host.attachShadow({ mode: 'open' });
   const sheet = new CSSStyleSheet();
   const media = matchMedia('(prefers-color-scheme: dark)');

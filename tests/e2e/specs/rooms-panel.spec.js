@@ -535,6 +535,36 @@ test('logout() forgets the name the panel remembered, in the site\'s other tabs 
   }
 });
 
+test('the Rooms button and panel follow the widget\'s position: bottom-left on a desktop and a phone, bottom-right by default', async ({ browser }) => {
+  for (const [query, viewport] of [['position=bottom-left', { width: 1024, height: 700 }], ['position=left', { width: 390, height: 844 }], ['', { width: 1024, height: 700 }]]) {
+    const context = await browser.newContext({ viewport });
+    const page = await context.newPage();
+    try {
+      await page.goto(`${env.site.url}/?rooms=&name=Kim&${query}`);
+      const p = panel(page);
+      await expect(p.launcher).toBeVisible();
+      const launcher = await p.launcher.boundingBox();
+      const widget = await page.locator('[data-natter]').boundingBox();
+      const onLeft = query !== '';
+      // On the widget's side, above its launcher.
+      expect(launcher.x + launcher.width / 2 < viewport.width / 2, `${query}: the Rooms button is on the left`).toBe(onLeft);
+      expect(widget.x + widget.width / 2 < viewport.width / 2, `${query}: the widget is on the left`).toBe(onLeft);
+      await p.launcher.click();
+      await expect(p.dialog).toBeVisible();
+      const box = await p.dialog.boundingBox();
+      if (viewport.width < 640) {
+        // A phone: the panel fills the screen, whichever side.
+        expect([box.x, box.width]).toEqual([0, viewport.width]);
+      } else {
+        const gap = onLeft ? box.x : viewport.width - (box.x + box.width);
+        expect(gap, `${query}: the panel keeps the launcher's margin on its side`).toBe(20);
+      }
+    } finally {
+      await context.close();
+    }
+  }
+});
+
 /** The element focused in `page`: the rooms panel's own (through its shadow root), else the page's. */
 function focused(page) {
   return page.evaluate(() => {
