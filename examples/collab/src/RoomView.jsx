@@ -5,6 +5,16 @@ import { SharedList, useSharedList } from './SharedList.jsx';
 
 const byName = (a, b) => (a.name ?? '').localeCompare(b.name ?? '');
 
+/** What a room's status means to the person looking at it. */
+const STATUS = {
+  joining: 'Joining…',
+  joined: 'Live',
+  rejoining: 'Reconnecting…',
+  http: 'Live, messages only (members and cursors come back with the connection)',
+  refused: 'You cannot join this room',
+  left: 'You left this room',
+};
+
 /** Keeps the typing indicator alive while someone types, and clears it when they stop. */
 function useTypingSignal(typing) {
   const last = useRef(0);
@@ -53,7 +63,7 @@ export function RoomView({ roomId, name, hidden }) {
     <section className="room" hidden={hidden} aria-labelledby={`title-${roomId}`} data-room={roomId}>
       <header>
         <h2 id={`title-${roomId}`}># {room.title ?? roomId}</h2>
-        <span className="status" data-status={room.status}>{room.status}</span>
+        <span className="status" data-status={room.status} role="status">{STATUS[room.status] ?? room.status}</span>
         {room.unread > 0 && <span className="unread">{room.unread} unread</span>}
       </header>
       <div className="columns">

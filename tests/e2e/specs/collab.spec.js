@@ -24,7 +24,8 @@ async function person(browser, name, options = {}) {
   const page = await context.newPage();
   await page.goto(`${site.url}/?server=${encodeURIComponent(hub.url)}&room=design-review&name=${name}`);
   const room = page.locator('section.room[data-room="design-review"]');
-  await expect(room.locator('.status')).toHaveText('joined');
+  await expect(room.locator('.status')).toHaveAttribute('data-status', 'joined');
+  await expect(room.locator('.status')).toHaveText('Live');
   return { context, page, room };
 }
 
@@ -97,11 +98,11 @@ test('a member who left while this page was cut off leaves no cursor behind', as
     // rejoin replaces the member list, and Bob's cursor goes with him.
     await ada.context.setOffline(true);
     await ada.page.evaluate(() => window.dispatchEvent(new Event('offline')));
-    await expect(ada.room.locator('.status')).not.toHaveText('joined');
+    await expect(ada.room.locator('.status')).not.toHaveAttribute('data-status', 'joined');
     await bob.context.close();
     await ada.context.setOffline(false);
     await ada.page.evaluate(() => window.dispatchEvent(new Event('online')));
-    await expect(ada.room.locator('.status')).toHaveText('joined');
+    await expect(ada.room.locator('.status')).toHaveAttribute('data-status', 'joined');
     await expect(ada.room.locator('.members li')).toHaveText([/Ada/]);
     await expect(ada.room.locator('.cursor')).toHaveCount(0);
   } finally {
