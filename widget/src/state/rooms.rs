@@ -226,6 +226,11 @@ pub(crate) struct Room {
     pub messages: Vec<RoomLine>,
     /// Members present (as of the last `room_info`, `user_joined` and `user_left`).
     pub members: Vec<Member>,
+    /// Ids of members the page was told joined, whom a rejoin's `room_info` no longer listed
+    /// (after a hub restart, those not back yet): their `user_joined` when they come back is
+    /// not a second join for the page (the list changes, `Members`), their `user_left` still
+    /// tells it they left.
+    away: Vec<String>,
     /// The true number of members (the list holds at most the hub's first 100).
     pub member_count: usize,
     /// Members typing now, by member id.
@@ -271,6 +276,7 @@ impl Room {
             status: RoomStatus::Joining,
             messages: Vec::new(),
             members: Vec::new(),
+            away: Vec::new(),
             member_count: 0,
             typing: Vec::new(),
             unread: 0,
@@ -527,6 +533,12 @@ impl Room {
         }
         // The members present now replace the list (after a rejoin, the one from before the
         // drop); the page hears the change as one `members` notice, not a join per member.
+        for m in &self.members {
+            if !info.members.iter().any(|n| n.id == m.id) && !self.away.contains(&m.id) {
+                self.away.push(m.id.clone());
+            }
+        }
+        self.away.retain(|id| !info.members.iter().any(|n| n.id == *id));
         self.members = info.members;
         self.note(RoomNotice::Members, fx);
         self.set_status(RoomStatus::Joined, fx);
@@ -535,10 +547,15 @@ impl Room {
 
     fn presence(&mut self, member: Member, joined: bool, fx: &mut Vec<Effect>) {
         let known = self.members.iter().position(|m| m.id == member.id);
+        let was_away = self.away.iter().position(|id| *id == member.id).map(|i| remove_at(&mut self.away, i));
         match (joined, known) {
             (true, None) => {
                 self.members.push(member.clone());
                 self.member_count = self.member_count.max(self.members.len() - 1) + 1;
+                if was_away.is_some() {
+                    // Back after a hub restart: listed again, not a second join.
+                    return self.note(RoomNotice::Members, fx);
+                }
             }
             (true, Some(_)) => return,
             (false, Some(i)) => {
