@@ -79,7 +79,7 @@ export interface NatterRoom {
   readonly status: NatterRoomStatus;
   /** The room's display name from the hub, or null. */
   readonly title: string | null;
-  /** Messages so far (history, then live), oldest first; the visitor's pending ones last. */
+  /** Messages so far (history, then live), oldest first; the visitor's pending ones last. Frozen, like `members` and `typingMembers` (copy to sort: `[...room.members].sort(…)`). */
   readonly messages: readonly NatterRoomMessage[];
   /** Members present (at most the hub's first 100). */
   readonly members: readonly NatterMember[];

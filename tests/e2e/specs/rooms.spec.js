@@ -302,6 +302,29 @@ test('a room message longer than the hub\'s --max-text ends failed with a too_la
   }
 });
 
+test('room.messages and room.members are frozen: a page sorting or pushing into them changes nothing another reader sees', async ({ browser }) => {
+  const ada = await member(browser, 'frozen', 'Ada');
+  try {
+    await ada.page.evaluate(() => window.room('frozen').send('hello'));
+    await expect.poll(async () => (await ada.view()).messages.map((m) => m.state)).toEqual(['sent']);
+    const tried = await ada.page.evaluate(() => {
+      const r = window.room('frozen');
+      return {
+        frozen: [r.messages, r.members, r.typingMembers, r.messages[0], r.members[0]].map(Object.isFrozen),
+        push: window.tryIt(() => r.messages.push({ text: 'forged' })),
+        rename: window.tryIt(() => { 'use strict'; r.members[0].name = 'Eve'; }),
+        after: [r.messages.length, r.members[0].name],
+      };
+    });
+    expect(tried.frozen).toEqual([true, true, true, true, true]);
+    expect(tried.push).toMatch(/^TypeError/);
+    expect(tried.rename).toMatch(/^TypeError/);
+    expect(tried.after).toEqual([1, 'Ada']);
+  } finally {
+    await ada.context.close().catch(() => {});
+  }
+});
+
 test('a room id that is not a string is a TypeError, not a room named "undefined" that every such page shares', async ({ browser }) => {
   const context = await browser.newContext();
   const page = await context.newPage();
