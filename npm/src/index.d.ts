@@ -252,6 +252,8 @@ export interface NatterHandle {
   /**
    * Forgets the conversation on this device (messages, outbox, session, what was read); starts
    * a new anonymous one. Messages not yet stored are dropped, each told `failed` on `delivery`.
+   * Every room is left (each `Room` ends `left`), the rooms' outboxes and the collaboration
+   * panel's remembered name are forgotten: in every tab of the site.
    */
   logout(): void;
   /** Throws a `TypeError` for an event not in `NatterEvents` (room events are `room.on`'s) or a `fn` that is not a function. */

@@ -358,8 +358,15 @@ class NatterHandle {
     }
     this.#call('identify', [token, tokenSubject(token)]);
   }
-  /** Forgets the conversation on this device and starts a new, empty anonymous one. */
-  logout() { this.#call('logout', []); }
+  /**
+   * Forgets the conversation on this device and starts a new, empty anonymous one; leaves every
+   * room (each `Room` ends `left`) and forgets the collaboration panel's remembered name, here
+   * and in the site's other tabs.
+   */
+  logout() {
+    this.#call('logout', []);
+    this.#panel?.then((panel) => panel?.forget());
+  }
 
   /**
    * Joins room `id` as `options.name` (a signed-in user's verified name wins) and returns its

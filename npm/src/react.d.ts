@@ -1,5 +1,5 @@
 // Type definitions for @natter/widget/react.
-import type { ReactNode } from 'react';
+import type { ReactElement, ReactNode } from 'react';
 import type { NatterHandle, NatterOptions, NatterState } from './index.js';
 import type { NatterJoinOptions, NatterJson, NatterMember, NatterRoom, NatterRoomMessage, NatterRoomStatus } from './rooms.js';
 
@@ -10,7 +10,7 @@ export interface NatterProviderProps {
 }
 
 /** Owns one widget for everything below it: mounts once (also under StrictMode), destroys on unmount. */
-export function NatterProvider(props: NatterProviderProps): JSX.Element;
+export function NatterProvider(props: NatterProviderProps): ReactElement;
 
 /** The widget handle of the nearest `NatterProvider`; null until it has mounted. */
 export function useNatter(): NatterHandle | null;
@@ -23,7 +23,8 @@ export interface UseRoomOptions extends NatterJoinOptions {
   onUpdate?: (data: NatterJson, from: NatterMember) => void;
 }
 
-export interface UseRoom {
+/** `Cursor`: the shape of the cursor data the app's members send (`cursor({ x, y })`), for `cursors`. */
+export interface UseRoom<Cursor = NatterJson> {
   /** The room object (null until the provider has mounted). */
   room: NatterRoom | null;
   status: NatterRoomStatus;
@@ -34,18 +35,23 @@ export interface UseRoom {
   typingMembers: readonly NatterMember[];
   unread: number;
   /** Each other member's latest cursor data, by member id. */
-  cursors: Readonly<Record<string, { member: NatterMember; data: NatterJson }>>;
+  cursors: Readonly<Record<string, { member: NatterMember; data: Cursor }>>;
   send(text: string): string | undefined;
   typing(active?: boolean): void;
-  cursor(data: NatterJson): void;
+  cursor(data: Cursor & NatterJson): void;
   update(data: NatterJson): void;
   markRead(): void;
 }
 
-/** Joins `roomId` while the component is mounted (shared by components using the same room). */
-export function useRoom(roomId: string | null | undefined, options?: UseRoomOptions): UseRoom;
+/**
+ * Joins `roomId` while the component is mounted (shared by components using the same room;
+ * null or '' joins none). `useRoom<{ x: number; y: number }>(id)` types `cursors`' data.
+ * Throws an `Error` when used outside a `NatterProvider`, and a `TypeError` for a `roomId`
+ * that is not a string (as `joinRoom` does).
+ */
+export function useRoom<Cursor = NatterJson>(roomId: string | null | undefined, options?: UseRoomOptions): UseRoom<Cursor>;
 
-/** Who is in `roomId` (joined while used). */
+/** Who is in `roomId` (joined while used). Throws as `useRoom` does. */
 export function usePresence(
   roomId: string | null | undefined,
   options?: NatterJoinOptions,

@@ -8,7 +8,8 @@
 import { createContext, createElement, useCallback, useContext, useEffect, useMemo, useRef, useState } from 'react';
 import { mount } from './index.js';
 
-const NatterContext = createContext(null);
+// `undefined` (the default) outside every NatterProvider; null inside one until it has mounted.
+const NatterContext = createContext(undefined);
 
 /** Runs `fn` in the next task; returns a cancel function. */
 function later(fn) {
@@ -75,12 +76,20 @@ export function useNatterState() {
  * Joins `roomId` while the calling component is mounted; components using the same room share
  * it (the last one to unmount leaves).
  */
-function useJoinedRoom(roomId, name) {
+function useJoinedRoom(roomId, name, hook) {
   const entry = useContext(NatterContext);
+  // Said at the call, as `joinRoom(42)` does: `String(42)` would join the room "42", and a
+  // hook outside any provider would stay `joining` for ever in silence.
+  if (roomId != null && typeof roomId !== 'string') {
+    throw new TypeError(`natter: ${hook}(roomId) needs a string, not ${typeof roomId}`);
+  }
+  if (entry === undefined) {
+    throw new Error(`natter: ${hook}() must be used inside a <NatterProvider>, which owns the widget's connection`);
+  }
   const [room, setRoom] = useState(null);
   useEffect(() => {
     if (!entry || roomId == null || roomId === '') return undefined;
-    const key = String(roomId);
+    const key = roomId;
     let use = entry.rooms.get(key);
     if (use && !use.room.left) {
       use.cancelLeave?.();
@@ -123,11 +132,16 @@ function snapshot(room) {
  * A room for a component: `{ room, status, title, messages, members, memberCount,
  * typingMembers, unread, cursors, send, typing, cursor, update, markRead }`.
  * `cursors` holds each other member's latest `cursor` data by member id
- * (`{ [id]: { member, data } }`); a member who leaves is removed from it.
+ * (`{ [id]: { member, data } }`); a member who leaves is removed from it, also one who left
+ * while this page's link was down (the member list its rejoin brings no longer has them).
  * `options.onUpdate(data, from)` hears every `update` (a `chain_update`) of the others.
  */
 export function useRoom(roomId, options = {}) {
-  const room = useJoinedRoom(roomId, options.name);
+  return useRoomAs('useRoom', roomId, options);
+}
+
+function useRoomAs(hook, roomId, options) {
+  const room = useJoinedRoom(roomId, options.name, hook);
   const [view, setView] = useState(() => snapshot(room));
   const [cursors, setCursors] = useState({});
   const onUpdate = useRef(options.onUpdate);
@@ -147,10 +161,24 @@ export function useRoom(roomId, options = {}) {
         });
       }
     };
+    // A rejoin (after a dropped link or a hub restart) replaces the member list, and those who
+    // left meanwhile get no `presence` event: their cursors go with the list (when it is whole:
+    // the hub lists its first 100 members only).
+    const members = () => {
+      if (room.members.length < room.memberCount) return;
+      const here = new Set(room.members.map((m) => m.id));
+      setCursors((all) => {
+        const gone = Object.keys(all).filter((id) => !here.has(id));
+        if (gone.length === 0) return all;
+        const rest = { ...all };
+        for (const id of gone) delete rest[id];
+        return rest;
+      });
+    };
     const update = ({ from, data }) => onUpdate.current?.(data, from);
-    room.on('change', change).on('cursor', cursor).on('presence', presence).on('update', update);
+    room.on('change', change).on('cursor', cursor).on('presence', presence).on('members', members).on('update', update);
     return () => {
-      room.off('change', change).off('cursor', cursor).off('presence', presence).off('update', update);
+      room.off('change', change).off('cursor', cursor).off('presence', presence).off('members', members).off('update', update);
     };
   }, [room]);
   const send = useCallback((text) => room?.send(text), [room]);
@@ -166,6 +194,6 @@ export function useRoom(roomId, options = {}) {
 
 /** Who is in `roomId` (joining it while used): `{ status, members, memberCount, typingMembers }`. */
 export function usePresence(roomId, options = {}) {
-  const { status, members, memberCount, typingMembers } = useRoom(roomId, options);
+  const { status, members, memberCount, typingMembers } = useRoomAs('usePresence', roomId, options);
   return useMemo(() => ({ status, members, memberCount, typingMembers }), [status, members, memberCount, typingMembers]);
 }

@@ -100,7 +100,7 @@ function setText(node, text) {
  * keys are named in a warning), `css` (the panel's stylesheet, from the build with rooms),
  * `clock` (the widget's message-time formatters, `{ label(iso), full(iso) }`: room times read
  * as the support chat's). Returns `{ open(roomId?, { name }?), close(), toggle(), refresh(),
- * destroy() }`.
+ * forget(), destroy() }`.
  */
 export function createRoomsPanel(natter, options = {}) {
   const t = { ...STRINGS };
@@ -111,7 +111,9 @@ export function createRoomsPanel(natter, options = {}) {
   }
   const locale = String(options.locale || 'en');
   const dir = RTL.includes(locale.toLowerCase().split(/[-_]/)[0]) ? 'rtl' : 'ltr';
-  const host = el('div', { 'data-natter-rooms': '' });
+  // On the widget's side of the page (`position`, read as the widget reads it).
+  const left = /^(bottom-)?left$/.test(String(options.position ?? '').trim());
+  const host = el('div', { 'data-natter-rooms': '', 'data-position': left ? 'bottom-left' : 'bottom-right' });
   const root = host.attachShadow({ mode: 'open' });
   const sheet = new CSSStyleSheet();
   const media = matchMedia('(prefers-color-scheme: dark)');
@@ -566,6 +568,23 @@ export function createRoomsPanel(natter, options = {}) {
     render();
     focusRoom();
   });
+  /**
+   * A logout (`natter.logout()` here, which calls this; in another tab of the site, which its
+   * `storage` events tell: the widget removes the remembered name and marks `natter:forgotten`)
+   * forgets who the visitor said they were: the next person on a shared computer starts with
+   * the page's name or none. The widget has left the rooms already.
+   */
+  function forget() {
+    name = options.name ?? null;
+    nameInput.value = name ?? '';
+    current = null;
+    errors.clear();
+    render();
+  }
+  const onStorage = (e) => {
+    if (e.key === NAME_KEY ? e.newValue === null : e.key === 'natter:forgotten' && e.newValue) forget();
+  };
+  addEventListener('storage', onStorage);
   const onVisible = () => {
     watch();
     if (!document.hidden && isOpen) shown()?.markRead();
@@ -579,13 +598,20 @@ export function createRoomsPanel(natter, options = {}) {
     toggle: () => (isOpen ? close() : open()),
     /** Re-reads the joined rooms (after `natter.joinRoom` outside the panel). */
     refresh: render,
+    /** @internal — the visitor logged out (see `forget`). */
+    forget,
     destroy() {
+      removeEventListener('storage', onStorage);
       for (const [room, listeners] of watched) for (const [event, fn] of listeners) room.off(event, fn);
       watched.clear();
       media.removeEventListener('change', paintTheme);
       narrow.removeEventListener('change', modal);
       document.removeEventListener('visibilitychange', onVisible);
+      // Open with the keyboard in it, the panel gives focus back first, as closing does (and as
+      // the support panel does on destroy): removing the host would leave it on the page's body.
+      const back = isOpen && document.activeElement === host ? returnFocus : null;
       host.remove();
+      if (back && back.isConnected && back !== document.body) back.focus();
     },
   };
 }

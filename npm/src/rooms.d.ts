@@ -79,7 +79,7 @@ export interface NatterRoom {
   readonly status: NatterRoomStatus;
   /** The room's display name from the hub, or null. */
   readonly title: string | null;
-  /** Messages so far (history, then live), oldest first; the visitor's pending ones last. */
+  /** Messages so far (history, then live), oldest first; the visitor's pending ones last. Frozen, like `members` and `typingMembers` (copy to sort: `[...room.members].sort(…)`). */
   readonly messages: readonly NatterRoomMessage[];
   /** Members present (at most the hub's first 100). */
   readonly members: readonly NatterMember[];
@@ -91,7 +91,7 @@ export interface NatterRoom {
   readonly unread: number;
   /** The room was left (`leave()`, or the widget destroyed): calls on it do nothing but say so once on the console. Join again with `natter.joinRoom`, which gives a new `Room`. */
   readonly left: boolean;
-  /** Sends `text`; returns the message id at once (undefined for blank text, or a room left or refused). It waits in the outbox until stored. Throws a `TypeError` when `text` is not a string and a `RangeError` past 55,296 bytes of JSON (UTF-8: a larger frame than every hub takes). */
+  /** Sends `text`; returns the message id at once (undefined for blank text, or a room left or refused). It waits in the outbox until stored. Throws a `TypeError` when `text` is not a string and a `RangeError` past 55,296 bytes of JSON (UTF-8: a larger frame than every hub takes). The hub's own text limit is smaller (`--max-text`, 4,000 characters by default): a longer text is sent, refused by the hub, and ends `failed` (a `delivery` event), with an `error` event `{ code: 'too_large', message: '`message` is 4001 characters long; the limit is 4000' }`; the room stays joined. */
   send(text: string): string | undefined;
   /** Tries a failed message again. */
   retry(messageId: string): void;

@@ -119,6 +119,19 @@ function nextFrame(fn) {
   return () => clearTimeout(id);
 }
 
+/**
+ * `snap` with its lists frozen, and their entries: the getters hand the same arrays to every
+ * caller until the room changes, so a page's `room.messages.push(…)` or `sort()` would change
+ * what the next caller (the panel, another component) reads.
+ */
+function frozen(snap) {
+  for (const key of ['messages', 'members', 'typing']) {
+    const list = snap?.[key];
+    if (Array.isArray(list)) Object.freeze(list).forEach(Object.freeze);
+  }
+  return snap && Object.freeze(snap);
+}
+
 export class Room {
   #id;
   #call;
@@ -151,7 +164,7 @@ export class Room {
 
   #snap() {
     if (this.#left) return { ...EMPTY, status: 'left' };
-    this.#snapshot ??= this.#call(0 /* snapshot */) ?? null;
+    this.#snapshot ??= frozen(this.#call(0 /* snapshot */)) ?? null;
     return this.#snapshot ?? EMPTY;
   }
 

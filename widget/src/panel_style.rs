@@ -17,6 +17,7 @@ pub(crate) const PANEL_CSS: &str = r#"
 [hidden]{display:none!important}
 button{font:inherit;color:var(--text);background:none;border:0;border-radius:8px;padding:.4rem .5rem;cursor:pointer}
 .launch{position:fixed;z-index:var(--z);bottom:5.25rem;right:1.25rem;font:600 14px/1 system-ui,sans-serif;background:var(--accent);color:var(--on-accent);border-radius:999px;padding:.7rem 1rem;box-shadow:0 4px 14px #0003}
+:host([data-position=bottom-left]) :is(.launch,.panel){right:auto;left:1.25rem}
 .badge{background:var(--on-accent);color:var(--accent);border-radius:999px;padding:0 .4rem;margin-inline-start:.4rem}
 .panel{position:fixed;z-index:var(--z);bottom:9rem;right:1.25rem;width:min(46rem,calc(100vw - 2.5rem));height:min(34rem,calc(100vh - 11rem));display:grid;grid-template-columns:12rem 1fr;background:var(--bg);color:var(--text);border:1px solid var(--line);border-radius:14px;overflow:hidden;box-shadow:0 12px 40px rgb(0 0 0 / .25);font:14px/1.4 system-ui,sans-serif}
 .side{border-inline-end:1px solid var(--line);padding:.75rem;display:flex;flex-direction:column;gap:.6rem;overflow:auto;background:var(--surface)}
@@ -72,5 +73,7 @@ input,textarea{font:inherit;color:var(--text);background:var(--bg);border:1px so
 .people{order:-1;border-inline-start:0;border-bottom:1px solid var(--line);display:flex;flex-wrap:wrap;gap:.2rem .9rem;max-height:4.5rem;padding:.4rem .75rem}
 .people h3{flex-basis:100%}
 .people ul{display:contents}
-.launch{bottom:5rem;right:1rem}}
+.launch{bottom:5rem;right:1rem}
+:host([data-position=bottom-left]) .launch{left:1rem}
+:host([data-position=bottom-left]) .panel{inset:0}}
 "#;

@@ -173,10 +173,12 @@ pub(crate) enum Event {
         /// it cannot be read.
         sub: Option<String>,
     },
-    /// The visitor logged out: forget the conversation on this device, start a new one.
+    /// The visitor logged out: forget the conversation on this device, leave every room, start
+    /// a new one.
     Logout,
     /// Another tab of the site forgot the conversation (a logout, or another user signing in
-    /// there): this tab forgets it too and starts a new one, leaving storage to that tab.
+    /// there): this tab forgets it too, leaves every room and starts a new one, leaving storage
+    /// to that tab.
     ForgottenElsewhere,
     /// The hub issued a session over HTTP (the `X-Natter-Session` header of an answer).
     SessionIssued { session: String },
@@ -651,7 +653,8 @@ impl Model {
     }
 
     /// Logged out: the conversation, its outbox and the session are forgotten on this device,
-    /// and a new anonymous one starts. What was still waiting to be stored is dropped with the
+    /// every room is left (on the socket still open, before it closes), and a new anonymous
+    /// one starts. What was still waiting to be stored is dropped with the
     /// outbox, and told `failed` first: every delivery the page heard start ends, none stays
     /// pending for ever.
     fn logout(&mut self, fx: &mut Vec<Effect>) {
@@ -663,7 +666,7 @@ impl Model {
 
     /// The conversation shown is given up on this device (a logout, or one signed-in user giving
     /// way to another): what it was still waiting to store is told `failed` and dropped with its
-    /// outbox and read record, never sent as whoever comes next.
+    /// outbox and read record, never sent as whoever comes next, and every room is left.
     fn forget_conversation(&mut self, fx: &mut Vec<Effect>) {
         self.drop_conversation(fx);
         fx.push(Effect::ForgetConversation);
@@ -675,7 +678,7 @@ impl Model {
         self.log.fail_waiting(fx);
         #[cfg(feature = "rooms")]
         {
-            self.rooms.fail_waiting(fx);
+            self.rooms.leave_all(fx);
         }
         self.start_over(false);
     }

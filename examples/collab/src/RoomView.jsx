@@ -5,6 +5,16 @@ import { SharedList, useSharedList } from './SharedList.jsx';
 
 const byName = (a, b) => (a.name ?? '').localeCompare(b.name ?? '');
 
+/** What a room's status means to the person looking at it. */
+const STATUS = {
+  joining: 'Joining…',
+  joined: 'Live',
+  rejoining: 'Reconnecting…',
+  http: 'Live, messages only (members and cursors come back with the connection)',
+  refused: 'You cannot join this room',
+  left: 'You left this room',
+};
+
 /** Keeps the typing indicator alive while someone types, and clears it when they stop. */
 function useTypingSignal(typing) {
   const last = useRef(0);
@@ -30,20 +40,15 @@ function useTypingSignal(typing) {
 
 export function RoomView({ roomId, name, hidden }) {
   const list = useSharedList();
-  const room = useRoom(roomId, { name, onUpdate: list.apply });
+  const room = useRoom(roomId, { name, onUpdate: list.receive });
   const [draft, setDraft] = useState('');
   const signal = useTypingSignal(room.typing);
   const log = useRef(null);
 
-  // A newcomer gets the list from whoever has been here longest (relays are not stored).
-  useEffect(() => {
-    if (!room.room) return undefined;
-    const onPresence = ({ member, joined }) => {
-      if (joined && room.room.messages !== undefined) list.share(room.update);
-    };
-    room.room.on('presence', onPresence);
-    return () => room.room.off('presence', onPresence);
-  }, [room.room, room.update, list]);
+  // Each (re)join — the first, after a dropped link, after a hub restart — syncs the shared
+  // list with those present (relays are not stored: see SharedList.jsx).
+  const joined = room.status === 'joined';
+  useEffect(() => list.connect(joined ? room.update : null), [joined, room.update, list.connect]);
 
   useEffect(() => {
     if (!hidden) room.markRead();
@@ -58,7 +63,7 @@ export function RoomView({ roomId, name, hidden }) {
     <section className="room" hidden={hidden} aria-labelledby={`title-${roomId}`} data-room={roomId}>
       <header>
         <h2 id={`title-${roomId}`}># {room.title ?? roomId}</h2>
-        <span className="status" data-status={room.status}>{room.status}</span>
+        <span className="status" data-status={room.status} role="status">{STATUS[room.status] ?? room.status}</span>
         {room.unread > 0 && <span className="unread">{room.unread} unread</span>}
       </header>
       <div className="columns">
@@ -114,7 +119,7 @@ export function RoomView({ roomId, name, hidden }) {
       </div>
       <div className="shared">
         <Canvas cursors={room.cursors} cursor={room.cursor} />
-        <SharedList list={list} update={room.update} />
+        <SharedList list={list} />
       </div>
     </section>
   );

@@ -507,6 +507,64 @@ test('after openRoom(id, { name }) the panel’s name field shows that name, and
   }
 });
 
+test('logout() forgets the name the panel remembered, in the site\'s other tabs too, and leaves the rooms it shows', async ({ browser }) => {
+  const ada = await open(browser);
+  try {
+    await ada.p.launcher.click();
+    await ada.p.name.fill('Ada Private');
+    await ada.p.room.fill('shared');
+    await ada.p.room.press('Enter');
+    await expect.poll(() => ada.page.evaluate(() => window.natter.rooms.map((r) => r.status))).toEqual(['joined']);
+    // A second tab of the site, whose panel took the remembered name.
+    const tab2 = await ada.context.newPage();
+    await tab2.goto(env.hub.url);
+    const p2 = panel(tab2);
+    await p2.launcher.click();
+    await expect(p2.name).toHaveValue('Ada Private');
+
+    await ada.page.evaluate(() => window.natter.logout());
+    await expect(ada.p.name).toHaveValue('');
+    await expect(p2.name).toHaveValue('');
+    await expect(ada.p.log).toBeHidden();
+    expect(await ada.page.evaluate(() => [window.natter.rooms.length, localStorage.getItem('natter.rooms.name')])).toEqual([0, null]);
+    await ada.page.reload();
+    await ada.p.launcher.click();
+    await expect(ada.p.name).toHaveValue('');
+  } finally {
+    await ada.context.close().catch(() => {});
+  }
+});
+
+test('the Rooms button and panel follow the widget\'s position: bottom-left on a desktop and a phone, bottom-right by default', async ({ browser }) => {
+  for (const [query, viewport] of [['position=bottom-left', { width: 1024, height: 700 }], ['position=left', { width: 390, height: 844 }], ['', { width: 1024, height: 700 }]]) {
+    const context = await browser.newContext({ viewport });
+    const page = await context.newPage();
+    try {
+      await page.goto(`${env.site.url}/?rooms=&name=Kim&${query}`);
+      const p = panel(page);
+      await expect(p.launcher).toBeVisible();
+      const launcher = await p.launcher.boundingBox();
+      const widget = await page.locator('[data-natter]').boundingBox();
+      const onLeft = query !== '';
+      // On the widget's side, above its launcher.
+      expect(launcher.x + launcher.width / 2 < viewport.width / 2, `${query}: the Rooms button is on the left`).toBe(onLeft);
+      expect(widget.x + widget.width / 2 < viewport.width / 2, `${query}: the widget is on the left`).toBe(onLeft);
+      await p.launcher.click();
+      await expect(p.dialog).toBeVisible();
+      const box = await p.dialog.boundingBox();
+      if (viewport.width < 640) {
+        // A phone: the panel fills the screen, whichever side.
+        expect([box.x, box.width]).toEqual([0, viewport.width]);
+      } else {
+        const gap = onLeft ? box.x : viewport.width - (box.x + box.width);
+        expect(gap, `${query}: the panel keeps the launcher's margin on its side`).toBe(20);
+      }
+    } finally {
+      await context.close();
+    }
+  }
+});
+
 /** The element focused in `page`: the rooms panel's own (through its shadow root), else the page's. */
 function focused(page) {
   return page.evaluate(() => {
@@ -578,6 +636,27 @@ test('page code leaving the room on screen keeps the keyboard in the panel', asy
     await page.evaluate(() => window.natter.rooms[0].leave());
     await expect(p.rooms).toHaveCount(0);
     await expect(p.room).toBeFocused();
+  } finally {
+    await context.close();
+  }
+});
+
+test('destroy() with the panel open gives focus back to where it was, as closing does', async ({ browser }) => {
+  const { context, page, p } = await open(browser);
+  try {
+    // A page button opens a room; the keyboard moves into the panel.
+    await page.evaluate(() => {
+      const button = Object.assign(document.createElement('button'), { id: 'app-button', textContent: 'Team chat' });
+      document.body.append(button);
+      button.focus();
+      window.natter.openRoom('focus-back', { name: 'Ada' });
+    });
+    await expect(p.message).toBeFocused();
+    // The app takes the widget off the page (a React provider unmounting does the same): the
+    // keyboard returns to the button, not to the page's <body>.
+    await page.evaluate(() => window.natter.destroy());
+    await expect(page.locator('[data-natter-rooms]')).toHaveCount(0);
+    await expect(page.locator('#app-button')).toBeFocused();
   } finally {
     await context.close();
   }

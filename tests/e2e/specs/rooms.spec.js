@@ -252,6 +252,79 @@ test('a room message written while the hub is unreachable survives a reload and 
   }
 });
 
+test('logout() leaves every room, in the site\'s other tabs too: the next person on a shared computer is in none of them, under no one\'s name', async ({ browser }) => {
+  test.slow();
+  const bob = await member(browser, 'shared-pc', 'Bob');
+  // Ada's two tabs of the site (one browser profile): the second is in a room of its own too.
+  const ada = await member(browser, 'shared-pc', 'Ada');
+  const tab2 = await ada.context.newPage();
+  await tab2.goto(site.url);
+  await tab2.waitForFunction(() => window.natter && window.join);
+  await tab2.evaluate(() => window.join('ada-only', 'Ada'));
+  await expect.poll(() => tab2.evaluate(() => window.view('ada-only')?.status)).toBe('joined');
+  try {
+    await ada.page.evaluate(() => window.room('shared-pc').send('my private note to Bob'));
+    await expect.poll(async () => texts(await bob.view())).toEqual(['my private note to Bob']);
+    // The collaboration panel's remembered name (another page of the site may have one).
+    await tab2.evaluate(() => localStorage.setItem('natter.rooms.name', 'Ada Private'));
+
+    await ada.page.evaluate(() => window.natter.logout());
+    for (const page of [ada.page, tab2]) {
+      await expect.poll(() => page.evaluate(() => window.natter.rooms.length)).toBe(0);
+    }
+    expect(await ada.page.evaluate(() => window.events.filter((e) => e.e === 'status').map((e) => e.detail).at(-1))).toBe('left');
+    expect(await tab2.evaluate(() => window.events.filter((e) => e.e === 'status' && e.room === 'ada-only').map((e) => e.detail).at(-1))).toBe('left');
+    // Bob sees Ada leave, and Ada's profile keeps nothing of hers.
+    await expect.poll(async () => (await bob.view()).members).toEqual(['Bob']);
+    const left = await bob.page.evaluate(() => window.events.filter((e) => e.e === 'presence' && !e.detail.joined).map((e) => e.detail.member.name));
+    expect(left).toEqual(['Ada']);
+    expect(await ada.page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('natter:room-outbox:') || k === 'natter.rooms.name'))).toEqual([]);
+
+    // The next person joins the room as themselves: the previous visitor's message is not theirs.
+    await ada.page.evaluate(() => window.join('shared-pc', 'Cy'));
+    await expect.poll(async () => (await ada.view())?.messages.map((m) => [m.text, m.from, m.mine])).toEqual([['my private note to Bob', 'Ada', false]]);
+    await expect.poll(async () => (await bob.view()).members).toEqual(['Bob', 'Cy']);
+  } finally {
+    for (const m of [ada, bob]) await m.context.close().catch(() => {});
+  }
+});
+
+test('a room message longer than the hub\'s --max-text ends failed with a too_large error; the room carries on', async ({ browser }) => {
+  const ada = await member(browser, 'long-texts', 'Ada');
+  try {
+    const [long, fine] = await ada.page.evaluate(() => [window.room('long-texts').send('x'.repeat(4001)), window.room('long-texts').send('y'.repeat(4000))]);
+    await expect.poll(async () => (await ada.view()).messages.map((m) => [m.id, m.state])).toEqual([[long, 'failed'], [fine, 'sent']]);
+    const errors = await ada.page.evaluate(() => window.events.filter((e) => e.e === 'error').map((e) => e.detail));
+    expect(errors).toEqual([{ code: 'too_large', message: '`message` is 4001 characters long; the limit is 4000' }]);
+    expect((await ada.view()).status).toBe('joined');
+  } finally {
+    await ada.context.close().catch(() => {});
+  }
+});
+
+test('room.messages and room.members are frozen: a page sorting or pushing into them changes nothing another reader sees', async ({ browser }) => {
+  const ada = await member(browser, 'frozen', 'Ada');
+  try {
+    await ada.page.evaluate(() => window.room('frozen').send('hello'));
+    await expect.poll(async () => (await ada.view()).messages.map((m) => m.state)).toEqual(['sent']);
+    const tried = await ada.page.evaluate(() => {
+      const r = window.room('frozen');
+      return {
+        frozen: [r.messages, r.members, r.typingMembers, r.messages[0], r.members[0]].map(Object.isFrozen),
+        push: window.tryIt(() => r.messages.push({ text: 'forged' })),
+        rename: window.tryIt(() => { 'use strict'; r.members[0].name = 'Eve'; }),
+        after: [r.messages.length, r.members[0].name],
+      };
+    });
+    expect(tried.frozen).toEqual([true, true, true, true, true]);
+    expect(tried.push).toMatch(/^TypeError/);
+    expect(tried.rename).toMatch(/^TypeError/);
+    expect(tried.after).toEqual([1, 'Ada']);
+  } finally {
+    await ada.context.close().catch(() => {});
+  }
+});
+
 test('a room id that is not a string is a TypeError, not a room named "undefined" that every such page shares', async ({ browser }) => {
   const context = await browser.newContext();
   const page = await context.newPage();

@@ -175,3 +175,33 @@ fn a_logout_fails_what_waits_in_the_rooms_rather_than_send_it_as_someone_else() 
     let fx = update(&mut m, frame(s2, info("r")));
     assert!(room_frames(&fx).is_empty(), "nothing goes out under the next visitor's name");
 }
+
+/// A logout (here, or in another tab of the site) leaves every room: the next visitor of a
+/// shared computer is neither present in the previous one's rooms under their name nor shown
+/// them. The socket is closed (which leaves the rooms at the hub) and none is joined again.
+#[test]
+fn a_logout_leaves_every_room_here_and_in_the_sites_other_tabs() {
+    for event in [Event::Logout, Event::ForgottenElsewhere] {
+        let mut m = Model::new(Init { seed: 1, online: true, ..Init::default() });
+        let s = socket_of(&update(&mut m, Event::Start)).expect("a socket");
+        live(&mut m, s);
+        update(&mut m, join("r"));
+        update(&mut m, join("q"));
+        update(&mut m, frame(s, info("r")));
+        update(&mut m, frame(s, info("q")));
+        let fx = update(&mut m, event.clone());
+        let left = |room: &str| {
+            fx.contains(&Effect::Notify(Notice::Room {
+                room: room.into(),
+                notice: RoomNotice::Status(RoomStatus::Left),
+            }))
+        };
+        assert!(left("r") && left("q"), "{event:?}: each room is told it was left");
+        assert!(fx.contains(&Effect::CloseSocket), "{event:?}: the connection that was in them ends");
+        assert!(room_frames(&fx).is_empty(), "{event:?}: nothing reaches the next socket: {fx:?}");
+        assert!(m.rooms.list.is_empty(), "{event:?}");
+        let s2 = socket_of(&fx).expect("reconnects");
+        let fx = live(&mut m, s2);
+        assert!(room_frames(&fx).is_empty(), "{event:?}: no room is joined again as the next visitor");
+    }
+}

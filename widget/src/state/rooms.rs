@@ -229,6 +229,11 @@ pub(crate) struct Room {
     pub messages: Vec<RoomLine>,
     /// Members present (as of the last `room_info`, `user_joined` and `user_left`).
     pub members: Vec<Member>,
+    /// Ids of members the page was told joined, whom a rejoin's `room_info` no longer listed
+    /// (after a hub restart, those not back yet): their `user_joined` when they come back is
+    /// not a second join for the page (the list changes, `Members`), their `user_left` still
+    /// tells it they left.
+    away: Vec<String>,
     /// The true number of members (the list holds at most the hub's first 100).
     pub member_count: usize,
     /// Members typing now, by member id.
@@ -272,6 +277,7 @@ impl Room {
             status: RoomStatus::Joining,
             messages: Vec::new(),
             members: Vec::new(),
+            away: Vec::new(),
             member_count: 0,
             typing: Vec::new(),
             unread: 0,
@@ -507,6 +513,12 @@ impl Room {
         }
         // The members present now replace the list (after a rejoin, the one from before the
         // drop); the page hears the change as one `members` notice, not a join per member.
+        for m in &self.members {
+            if !info.members.iter().any(|n| n.id == m.id) && !self.away.contains(&m.id) {
+                self.away.push(m.id.clone());
+            }
+        }
+        self.away.retain(|id| !info.members.iter().any(|n| n.id == *id));
         self.members = info.members;
         self.note(RoomNotice::Members, fx);
         self.set_status(RoomStatus::Joined, fx);
@@ -515,10 +527,15 @@ impl Room {
 
     fn presence(&mut self, member: Member, joined: bool, fx: &mut Vec<Effect>) {
         let known = self.members.iter().position(|m| m.id == member.id);
+        let was_away = self.away.iter().position(|id| *id == member.id).map(|i| remove_at(&mut self.away, i));
         match (joined, known) {
             (true, None) => {
                 self.members.push(member.clone());
                 self.member_count = self.member_count.max(self.members.len() - 1) + 1;
+                if was_away.is_some() {
+                    // Back after a hub restart: listed again, not a second join.
+                    return self.note(RoomNotice::Members, fx);
+                }
             }
             (true, Some(_)) => return,
             (false, Some(i)) => {
@@ -859,10 +876,28 @@ impl Rooms {
         true
     }
 
-    /// Another person uses the widget from now on (a login as someone else, a logout): what
-    /// the previous one typed and the hub has not stored fails, rather than going out under the
-    /// next one's name. The rooms stay joined; the next connection joins them as the new person.
-    pub(crate) fn fail_waiting(&mut self, fx: &mut Vec<Effect>) {
+    /// Another person uses the widget from now on (a logout, a login as someone else, either
+    /// in another tab of the site): what the previous one typed and the hub has not stored
+    /// fails, rather than going out under the next one's name, and every room is left (each
+    /// told `left`; the hub tells the other members), so that the next person is never shown,
+    /// nor present, in the previous one's rooms under their name.
+    ///
+    /// The caller replaces the connection right after (the next person's is another): closing
+    /// the socket is what leaves the rooms at the hub, which tells the other members at once,
+    /// so no `leave` frame is made (one would wait for the pacing and reach the next socket).
+    pub(crate) fn leave_all(&mut self, fx: &mut Vec<Effect>) {
+        self.fail_waiting(fx);
+        // The connection's memberships and whatever waited to go out on it end with it.
+        self.live = false;
+        self.paced.clear();
+        self.left_due.clear();
+        while let Some(id) = self.list.first().map(|r| r.id.clone()) {
+            self.leave(&id, fx);
+        }
+    }
+
+    /// What the visitor typed and the hub has not stored fails (see [`Rooms::leave_all`]).
+    fn fail_waiting(&mut self, fx: &mut Vec<Effect>) {
         for room in &mut self.list {
             // Each entry taken out leaves the outbox, so the first is the next.
             while let Some(id) = room.outbox.entries().first().map(|e| e.id.clone()) {

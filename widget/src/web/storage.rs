@@ -21,6 +21,10 @@ const OUTBOX_KEY: &str = "natter:outbox";
 const ROOM_OUTBOX_PREFIX: &str = "natter:room-outbox:";
 /// One read record per site, naming its conversation; other tabs watch it (`storage` events).
 pub(crate) const READ_KEY: &str = "natter:read";
+/// The name the collaboration panel joins rooms with, as the visitor typed it last (the panel,
+/// npm/src/rooms-panel.js, keeps it): a person's name, forgotten with the conversation.
+#[cfg(feature = "rooms")]
+const PANEL_NAME_KEY: &str = "natter.rooms.name";
 /// Written (and removed at once) when a tab forgets the conversation, so that the site's other
 /// tabs, which watch it (`storage` events), forget it too.
 pub(crate) const FORGOTTEN_KEY: &str = "natter:forgotten";
@@ -167,13 +171,16 @@ impl Store {
         self.set(key, &crate::wire::outbox(&all));
     }
 
-    /// Forgets the outbox, the rooms' outboxes and what was read (a logout: what the user typed
-    /// is not sent as the next visitor, and nothing of the conversation stays on the device),
+    /// Forgets the outbox, the rooms' outboxes, the panel's remembered name and what was read
+    /// (a logout: what the user typed is not sent as the next visitor, and nothing of the
+    /// conversation, nor who they said they were, stays on the device),
     /// and tells the site's other tabs: a `storage` event on [`FORGOTTEN_KEY`] (set, then
     /// removed, so the next time is a change again).
     pub(crate) fn forget_conversation(&self) {
         self.remove(OUTBOX_KEY);
         self.remove(READ_KEY);
+        #[cfg(feature = "rooms")]
+        self.remove(PANEL_NAME_KEY);
         let Some(s) = &self.storage else { return };
         let len = s.length().unwrap_or(0);
         // (Pushed one by one: an iterator chain is more code in the wasm.)

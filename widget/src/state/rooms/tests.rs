@@ -806,3 +806,41 @@ fn another_person_taking_over_drops_the_saved_outbox() {
     assert_eq!(r.done, ["m1"], "removed from storage even if another tab left it there");
     assert_eq!(saves(&fx), ["r"]);
 }
+
+/// After a hub restart the rejoin's `room_info` lists only those back already; a member the
+/// page was told joined, coming back a moment later, is listed again without a second
+/// `presence` join (they never left, as far as the page heard). Their later leave, and a
+/// member who is new, are told as usual.
+#[test]
+fn a_member_back_after_a_hub_restart_is_not_told_as_joining_twice() {
+    let presence = |user: Member, joined: bool| {
+        let p = Presence { room: "r".into(), user, timestamp: "t".into() };
+        if joined {
+            ServerMessage::UserJoined(p)
+        } else {
+            ServerMessage::UserLeft(p)
+        }
+    };
+    let mut rooms = joined("r");
+    let mut fx = Vec::new();
+    rooms.link_down(&mut fx);
+    rooms.link_up(&mut fx);
+    // The hub restarted: only the visitor is back so far.
+    rooms.receive(info("r", &[member("me", "Me")], 2), &mut fx);
+    let mut fx = Vec::new();
+    rooms.receive(presence(member("ada", "Ada"), true), &mut fx);
+    assert_eq!(notices(&fx), [RoomNotice::Members], "Ada is listed again, not joining twice");
+    let names =
+        |rooms: &Rooms| rooms.get("r").map(|r| r.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>());
+    assert_eq!(names(&rooms), Some(vec!["me".to_string(), "ada".to_string()]));
+    let mut fx = Vec::new();
+    rooms.receive(presence(member("bob", "Bob"), true), &mut fx);
+    assert_eq!(notices(&fx), [RoomNotice::Presence { member: member("bob", "Bob"), joined: true }]);
+    let mut fx = Vec::new();
+    rooms.receive(presence(member("ada", "Ada"), false), &mut fx);
+    assert_eq!(notices(&fx), [RoomNotice::Presence { member: member("ada", "Ada"), joined: false }]);
+    // Back again later: a join like any other.
+    let mut fx = Vec::new();
+    rooms.receive(presence(member("ada", "Ada"), true), &mut fx);
+    assert_eq!(notices(&fx), [RoomNotice::Presence { member: member("ada", "Ada"), joined: true }]);
+}
