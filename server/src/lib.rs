@@ -56,6 +56,7 @@ mod hub;
 mod ids;
 mod inbox;
 mod metrics;
+mod origin_log;
 mod socket;
 mod ws;
 

@@ -53,7 +53,7 @@ pub(crate) async fn post_message(
     Query(q): Query<SessionQuery>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    check_origin(hub.config(), &headers)?;
+    check_origin(&hub, &headers)?;
     let body = read_body(&hub, body).await?;
     let send = match crate::client::parse_body(&body)? {
         Posted::User(send) => send,
@@ -106,7 +106,7 @@ pub(crate) async fn poll(
     extensions: Extensions,
     Query(q): Query<SessionQuery>,
 ) -> Result<Response, ApiError> {
-    check_origin(hub.config(), &headers)?;
+    check_origin(&hub, &headers)?;
     let since = parse_after(q.after.as_deref())?;
     let who = who(&hub, &headers, q.session.as_deref(), None)?;
     let key = match q.room {
