@@ -146,9 +146,10 @@ pub(crate) async fn count_refusals(State(hub): State<Hub>, request: Request, nex
     response
 }
 
-/// Middleware on `/api/*` and `/ws/chat`: works out the client's address (`crate::address`),
-/// puts it into the request's extensions as a [`ClientAddr`], and takes one request from its
-/// budget (`--address-rate-*`), answering `429` with `Retry-After` when it is spent.
+/// Middleware on every route but the inbox's (`/api/*`, `/ws/chat`, health, metrics, the demo
+/// page and the widget's files): works out the client's address (`crate::address`), puts it
+/// into the request's extensions as a [`ClientAddr`], and takes one request from its budget
+/// (`--address-rate-*`), answering `429` with `Retry-After` when it is spent.
 pub(crate) async fn admit(State(hub): State<Hub>, mut request: Request, next: Next) -> Response {
     let client = client_of_request(&hub, request.extensions(), request.headers());
     if let Err(refusal) = hub.charge_address(client.key()) {
