@@ -29,7 +29,7 @@ use crate::metrics::Limit;
 pub(crate) const FRAME_OVERHEAD: u64 = natter_protocol::FRAME_OVERHEAD;
 
 /// How many seconds of budget a connection may spend at once (and owe before it is cut).
-const BURST_SECONDS: f64 = 4.0;
+pub(crate) const BURST_SECONDS: f64 = 4.0;
 
 /// What [`FrameBudget::spend`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

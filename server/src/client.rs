@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use crate::address::AddrKey;
 use crate::budget::{self, FrameBudget, Payment};
 use crate::clock::now_rfc3339;
-use crate::hub::{encode, Hub, Outbox, Refusal, Since};
+use crate::hub::{encode, Hub, Outbox, Payer, Refusal, Since};
 use crate::identity::Principal;
 use crate::metrics::Limit;
 use crate::store::ConversationKey;
@@ -86,8 +86,9 @@ impl Client {
         who: Principal,
         opened: Opened,
     ) -> Result<Client, Refusal> {
-        let Opened { page, browser, since, addr, budget } = opened;
-        hub.attach_session(&who.conversation, since, &outbox, &who.member_id, addr).await?;
+        let Opened { page, browser, since, addr, mut budget } = opened;
+        let mut payer = Payer::connection(addr, &mut budget);
+        hub.attach_session(&who.conversation, since, &outbox, &who.member_id, &mut payer).await?;
         hub.greet_visitor(&who.conversation, &outbox).await;
         let renewals = Instant::now();
         Ok(Client { hub, outbox, who, page, browser, rooms: Joined::default(), addr, budget, renewals })
@@ -365,7 +366,8 @@ impl Client {
                 let room: Arc<str> = join.room.as_str().into();
                 let member = Member { id: self.who.member_id.to_string(), name, verified };
                 let since = join.after.map_or(Since::Recent, Since::After);
-                self.hub.join_room(&room, &member, since, &self.outbox, self.addr).await?;
+                let mut payer = Payer::connection(self.addr, &mut self.budget);
+                self.hub.join_room(&room, &member, since, &self.outbox, &mut payer).await?;
                 self.rooms.insert(room, member);
             }
             ClientMessage::Leave(leave) => {

@@ -333,6 +333,8 @@ pub struct Config {
     pub reply_max_chars: usize,
 
     /// Most reply-engine calls in flight at once on this hub (webhook requests, LLM streams).
+    /// One client address calls in at most a quarter of them (at least one) at once; its other
+    /// messages wait their turn.
     #[arg(long, env = "NATTER_REPLY_CONCURRENCY", default_value_t = 32)]
     pub reply_concurrency: usize,
 

@@ -21,7 +21,6 @@ use axum::Json;
 use natter_protocol::{ErrorCode, SESSION_HEADER};
 
 use crate::address::{client_addr, ClientAddr, Peer};
-use crate::config::Config;
 use crate::hub::{Hub, Refusal, Since};
 use crate::identity::Principal;
 
@@ -147,9 +146,10 @@ pub(crate) async fn count_refusals(State(hub): State<Hub>, request: Request, nex
     response
 }
 
-/// Middleware on `/api/*` and `/ws/chat`: works out the client's address (`crate::address`),
-/// puts it into the request's extensions as a [`ClientAddr`], and takes one request from its
-/// budget (`--address-rate-*`), answering `429` with `Retry-After` when it is spent.
+/// Middleware on every route but the inbox's (`/api/*`, `/ws/chat`, health, metrics, the demo
+/// page and the widget's files): works out the client's address (`crate::address`), puts it
+/// into the request's extensions as a [`ClientAddr`], and takes one request from its budget
+/// (`--address-rate-*`), answering `429` with `Retry-After` when it is spent.
 pub(crate) async fn admit(State(hub): State<Hub>, mut request: Request, next: Next) -> Response {
     let client = client_of_request(&hub, request.extensions(), request.headers());
     if let Err(refusal) = hub.charge_address(client.key()) {
@@ -202,10 +202,23 @@ pub(crate) fn client_of(request_extensions: &axum::http::Extensions) -> ClientAd
 
 /// Reads a request body of at most `--max-frame` bytes within `--header-timeout`: a client
 /// that sends a body one byte at a time holds a connection no longer than one that sends it
-/// at once. Too big is `413 too_large`; too slow `408`.
+/// at once. Too big is `413 too_large` — at once, from the `Content-Length` header, when that
+/// says so (waiting for a body the hub will refuse anyway held the connection until the
+/// timeout, then said 408); too slow `408`.
 pub(crate) async fn read_body(hub: &Hub, body: Body) -> Result<Bytes, ApiError> {
     let config = hub.config();
     let max = config.max_frame;
+    let announced = axum::body::HttpBody::size_hint(&body).lower();
+    if announced > u64::try_from(max).unwrap_or(u64::MAX) {
+        return Err(Refusal::new(
+            ErrorCode::TooLarge,
+            format!(
+                "Content-Length {announced} is larger than the hub's limit of {max} bytes (--max-frame); \
+                 the body was not read"
+            ),
+        )
+        .into());
+    }
     match tokio::time::timeout(config.header_timeout, axum::body::to_bytes(body, max)).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => {
@@ -233,8 +246,10 @@ pub(crate) async fn read_body(hub: &Hub, body: Body) -> Result<Bytes, ApiError> 
 
 /// Refuses a browser request whose `Origin` is not on `--allowed-origin` (403, before any
 /// upgrade). No allow-list means every origin; no `Origin` header means a non-browser client.
-pub(crate) fn check_origin(config: &Config, headers: &HeaderMap) -> Result<(), ApiError> {
-    let allowed = &config.allowed_origins;
+/// The refused value is clipped in the answer and the log, and logged at most once a minute
+/// (see `origin_log`).
+pub(crate) fn check_origin(hub: &Hub, headers: &HeaderMap) -> Result<(), ApiError> {
+    let allowed = &hub.config().allowed_origins;
     if allowed.is_empty() {
         return Ok(());
     }
@@ -243,10 +258,11 @@ pub(crate) fn check_origin(config: &Config, headers: &HeaderMap) -> Result<(), A
     if allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin)) {
         return Ok(());
     }
-    tracing::info!(%origin, "refused origin");
+    let shown = crate::origin_log::clip(origin, crate::origin_log::MAX_LOGGED_CHARS);
+    hub.refused_origins().log(&shown);
     Err(Refusal::new(
         ErrorCode::ForbiddenOrigin,
-        format!("origin {origin:?} is not allowed to use this hub (see --allowed-origin)"),
+        format!("origin {shown:?} is not allowed to use this hub (see --allowed-origin)"),
     )
     .into())
 }

@@ -56,6 +56,7 @@ mod hub;
 mod ids;
 mod inbox;
 mod metrics;
+mod origin_log;
 mod socket;
 mod ws;
 
@@ -352,20 +353,26 @@ fn router(hub: Hub, widget: Arc<assets::WidgetSource>) -> Router {
         // Outermost, so that refusals by `admit` (429) carry CORS headers too: a page's script
         // can then read the status and `Retry-After` instead of seeing a network error.
         .layer(cors);
-    Router::new()
-        .route(
-            "/ws/chat",
-            get(ws::upgrade).layer(axum::middleware::from_fn_with_state(hub.clone(), edge::admit)),
-        )
+    // Everything else a client can ask for — health, metrics, the demo page, the widget's files
+    // (its wasm module fetched in a loop on one keep-alive connection was 16 GB in half a
+    // minute) — is one request of its address's budget too. The inbox keeps its own limits.
+    let site = Router::new()
         .route("/healthz", get(http::healthz))
         .route("/metrics", get(http::metrics))
         .route("/", get(assets::demo))
         .route("/demo.css", get(assets::demo_css))
         .route("/favicon.svg", get(assets::favicon))
         .route("/favicon.ico", get(assets::favicon))
+        .fallback(get(move |request| assets::widget_file(widget.clone(), request)))
+        .layer(axum::middleware::from_fn_with_state(hub.clone(), edge::admit));
+    Router::new()
+        .route(
+            "/ws/chat",
+            get(ws::upgrade).layer(axum::middleware::from_fn_with_state(hub.clone(), edge::admit)),
+        )
         .merge(api)
         .merge(inbox::routes(config.max_frame))
-        .fallback(get(move |request| assets::widget_file(widget.clone(), request)))
+        .merge(site)
         .layer(axum::middleware::from_fn_with_state(hub.clone(), edge::count_refusals))
         .with_state(hub)
 }

@@ -18,10 +18,15 @@
 //! identity token expires, 1009 after an oversized frame and 1001 at shutdown.
 //!
 //! Liveness is judged by pongs only: a pong is the one frame that proves the peer reads (every
-//! WebSocket client answers pings as it reads). A client that keeps sending — pings, messages —
-//! but never reads is closed like a silent one, instead of pinning its kernel buffers for
-//! ever. Every write and flush also has a deadline, at the socket (`crate::socket`): one that
-//! makes no progress for `--idle-timeout` ends the connection.
+//! WebSocket client answers pings as it reads). Each ping carries 8 bytes no peer can guess, and
+//! only a pong echoing one of the last three counts: pongs are free to send unasked (RFC 6455
+//! allows an unsolicited pong as a heartbeat), so a client that never reads could otherwise stay
+//! alive on pongs alone. The payloads are not stored: each is a keyed hash of the connection and
+//! the ping round (see `Hub::ping_payload`), so checking a pong costs an idle connection nothing.
+//! A client that keeps sending — pings, messages, pongs of its own — but never reads is closed
+//! like a silent one, instead of pinning its kernel buffers for ever. Every write and flush also
+//! has a deadline, at the socket (`crate::socket`): one that makes no progress for
+//! `--idle-timeout` ends the connection.
 //!
 //! An earlier version `split()` the socket and read it in a second task; that task, its future
 //! and the lock between the halves were about a third of an idle connection's memory. With one
@@ -158,7 +163,7 @@ pub(crate) async fn upgrade(
     Query(query): Query<ChatQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    check_origin(hub.config(), &headers)?;
+    check_origin(&hub, &headers)?;
     let client = client_of(&extensions);
     let mut params = query.validate(&hub, &headers, client)?;
     let ws = ws.map_err(|e| {
@@ -427,6 +432,27 @@ where
     }
 }
 
+/// Connection `id`'s ping for the beat's current round (see `Hub::ping_payload`). Not async
+/// and never inlined, so none of its work takes room in an idle connection's future.
+#[inline(never)]
+fn ping_message(hub: &Hub, id: u64, beat: &watch::Receiver<crate::hub::Beat>) -> Message {
+    let round = beat.borrow().pings;
+    Message::Ping(hub.ping_payload(id, round).to_vec().into())
+}
+
+/// Whether a pong's `payload` echoes one of connection `id`'s recent pings: the one proof that
+/// the peer reads (see the module docs). Never inlined, like [`ping_message`].
+#[inline(never)]
+fn proves_reading(
+    hub: &Hub,
+    id: u64,
+    beat: &watch::Receiver<crate::hub::Beat>,
+    payload: axum::body::Bytes,
+) -> bool {
+    let round = beat.borrow().pings;
+    hub.answers_ping(id, round, &payload)
+}
+
 /// One open connection: its socket, its queue, its protocol state.
 struct Connection<'a, S> {
     socket: &'a mut S,
@@ -472,7 +498,7 @@ where
                         // interval): the error and the 4401 close are queued, the loop sends them.
                         Next::Continue
                     } else {
-                        let ping = Message::Ping(Default::default());
+                        let ping = ping_message(self.hub, self.id, &beat);
                         Box::pin(send(self.socket, ping, &self.control, &mut self.shutdown)).await
                     }
                 }
@@ -488,16 +514,24 @@ where
                     None => Next::Gone,
                 },
                 frame = self.socket.next(), if self.client.is_some() => {
-                    // Only a pong proves the peer reads (see the module docs).
-                    if matches!(frame, Some(Ok(Message::Pong(_)))) {
-                        heard = Instant::now();
-                    }
-                    if let Some(c) = self.client.as_mut() {
-                        if !Box::pin(on_frame(c, frame)).await {
-                            // The peer's side ended; an oversized frame left an answer and a
-                            // close in the queue, which the loop still sends.
-                            if let Some(c) = self.client.take() {
-                                Box::pin(c.finish()).await;
+                    match frame {
+                        // Only a pong echoing one of our pings proves the peer reads (see the
+                        // module docs); the client has nothing to do with pongs. Taken by value:
+                        // a borrowed frame would stay in every idle connection's future.
+                        Some(Ok(Message::Pong(payload))) => {
+                            if proves_reading(self.hub, self.id, &beat, payload) {
+                                heard = Instant::now();
+                            }
+                        }
+                        frame => {
+                            if let Some(c) = self.client.as_mut() {
+                                if !Box::pin(on_frame(c, frame)).await {
+                                    // The peer's side ended; an oversized frame left an answer
+                                    // and a close in the queue, which the loop still sends.
+                                    if let Some(c) = self.client.take() {
+                                        Box::pin(c.finish()).await;
+                                    }
+                                }
                             }
                         }
                     }

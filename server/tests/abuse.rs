@@ -277,6 +277,31 @@ async fn a_429_can_be_read_by_the_page_that_caused_it() {
     assert!(!header("retry-after").is_empty());
 }
 
+/// Every route draws on the address's request budget, not only the chat API: the widget's files,
+/// the demo page, health and metrics fetched in a loop from one address are refused `429` past
+/// it (one client fetched the 1 MB wasm module 16,000 times in 35 s), and another address is
+/// served.
+#[tokio::test]
+async fn every_route_draws_on_the_address_budget() {
+    let mut config = Config::for_tests();
+    config.address_rate_burst = 5;
+    config.address_rate_per_sec = 0.1;
+    let hub = TestHub::with(config).await;
+    let paths = ["/healthz", "/metrics", "/", "/favicon.svg", "/natter_widget_bg.wasm"];
+    // Two fresh addresses per route, so each starts with a full budget.
+    for (i, path) in (0u8..).zip(paths) {
+        let http = http_from(loopback(90 + 2 * i));
+        let mut statuses = Vec::new();
+        for _ in 0..8 {
+            statuses.push(http.get(hub.url(path)).send().await.expect("get").status().as_u16());
+        }
+        assert!(statuses[..5].iter().all(|s| *s != 429), "{path}: {statuses:?}");
+        assert_eq!(statuses[5..], [429, 429, 429], "{path}: {statuses:?}");
+        let other = http_from(loopback(91 + 2 * i)).get(hub.url(path)).send().await.expect("get");
+        assert_ne!(other.status().as_u16(), 429, "{path}: another address is served");
+    }
+}
+
 #[tokio::test]
 async fn forwarded_addresses_count_only_from_a_trusted_proxy() {
     let mut config = Config::for_tests();
@@ -704,6 +729,104 @@ async fn rings_and_resumes_are_bounded_in_bytes() {
     assert_eq!(h.messages.last().and_then(ServerMessage::seq), Some(h.last_seq));
 }
 
+/// A history answer is bytes the hub sends like any other frame: a `join` (after=0) / `leave`
+/// loop on a room with a long history, or the same long-poll over and over, is paid for from
+/// the connection's frame budget and its address's, refused with `rate_limited` past them, and
+/// a member elsewhere still joins and talks.
+#[tokio::test]
+async fn history_replays_are_paid_for_from_the_frame_budgets() {
+    let mut config = Config::for_tests();
+    config.rate_burst = 0;
+    // Bursts of 200 KB a connection and 400 KB an address; the room's history is about 90 KB.
+    config.frame_budget = 50_000;
+    config.address_frame_budget = 100_000;
+    let hub = TestHub::with(config).await;
+    let mut writer = tab_from(&hub, loopback(50), &session("writer")).await;
+    join(&mut writer, "library", "W").await;
+    let page = "p".repeat(2000);
+    for i in 0..40 {
+        writer
+            .send(json!({"type": "chat", "room": "library", "id": format!("l-{i}"), "message": page}))
+            .await;
+    }
+    writer.until(|m| matches!(m, ServerMessage::Ack(a) if a.id == "l-39").then_some(())).await;
+
+    // Over a WebSocket: up to twenty full replays asked for; a few are paid, then refused.
+    let mut looper = tab_from(&hub, loopback(51), &session("looper")).await;
+    let mut replays = 0;
+    let refusal = loop {
+        assert!(replays < 20, "twenty full replays and no refusal");
+        looper.send(json!({"type": "join", "room": "library", "name": "L", "after": 0})).await;
+        let answer = looper
+            .until(|m| match m {
+                ServerMessage::History(h) if h.room.as_deref() == Some("library") => Some(Ok(h)),
+                ServerMessage::Error(e) => Some(Err(e)),
+                _ => None,
+            })
+            .await;
+        match answer {
+            Ok(h) => {
+                assert_eq!(h.messages.len(), 40);
+                replays += 1;
+                looper.send(json!({"type": "leave", "room": "library"})).await;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(replays < 5, "{replays} full replays before the first refusal");
+    assert_eq!(refusal.code, ErrorCode::RateLimited, "{refusal:?}");
+    assert!(refusal.retry_after_ms.is_some() && refusal.room.as_deref() == Some("library"), "{refusal:?}");
+    assert!(hub.metric("natter_limited_total{limit=\"frame_budget\"}").await >= 1);
+
+    // Over HTTP: the same long-poll from another address, twenty times on one client.
+    let http = http_from(loopback(52));
+    let (mut answered, mut limited) = (0, 0);
+    for _ in 0..20 {
+        let r =
+            http.get(hub.url("/api/chat/poll?session=p&room=library&after=0")).send().await.expect("poll");
+        match r.status().as_u16() {
+            200 => answered += 1,
+            429 => {
+                assert!(r.headers().contains_key("retry-after"));
+                limited += 1;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert!((1..8).contains(&answered) && limited > 0, "{answered} answered, {limited} refused");
+    assert!(hub.metric("natter_limited_total{limit=\"address_frame_budget\"}").await >= 1);
+
+    // A member elsewhere joins, gets the whole history and talks.
+    let mut honest = tab_from(&hub, loopback(53), &session("honest")).await;
+    honest.send(json!({"type": "join", "room": "library", "name": "H", "after": 0})).await;
+    let h = honest
+        .until(|m| match m {
+            ServerMessage::History(h) if h.room.as_deref() == Some("library") => Some(h),
+            _ => None,
+        })
+        .await;
+    assert_eq!(h.messages.len(), 40);
+    honest.send(json!({"type": "chat", "room": "library", "id": "h-1", "message": "hello"})).await;
+    writer.until(|m| chat_text(m).filter(|(id, _)| id == "h-1")).await;
+}
+
+/// A refused `Origin` is answered (and logged) clipped: a 60 KB one used to be written whole to
+/// the INFO log and echoed whole in the 403, 60 KB of each per request.
+#[tokio::test]
+async fn a_huge_refused_origin_is_answered_clipped() {
+    let mut config = Config::for_tests();
+    config.allowed_origins = vec!["https://site.example".into()];
+    let hub = TestHub::with(config).await;
+    let origin = format!("https://{}.example", "a".repeat(60_000));
+    let request = format!(
+        "GET /api/chat/poll?session=o&after=0 HTTP/1.1\r\nHost: hub\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
+    );
+    let (status, answer) = raw_request(&hub, loopback(24), &request).await;
+    assert_eq!(status, 403, "{}", &answer[..answer.len().min(300)]);
+    assert!(answer.contains("forbidden_origin") && answer.contains("https://aaaa"), "{answer}");
+    assert!(answer.len() < 2000, "a {}-byte answer", answer.len());
+}
+
 // 4. Transport timeouts and the connection cap.
 
 #[tokio::test]
@@ -751,6 +874,21 @@ async fn a_body_that_trickles_is_answered_408() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("did not arrive"), "{answer}");
+}
+
+/// A `Content-Length` past the body limit is refused at once from the header (413, naming the
+/// figure), not after waiting the header timeout for a body the hub would refuse anyway.
+#[tokio::test]
+async fn a_body_announced_too_large_is_refused_at_once() {
+    let mut config = Config::for_tests();
+    // Longer than the test waits: only an answer from the header alone passes.
+    config.header_timeout = Duration::from_secs(300);
+    let hub = TestHub::with(config).await;
+    let request = "POST /api/chat/messages HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\n\
+                   Content-Length: 999999999\r\nConnection: close\r\n\r\n";
+    let (status, answer) = raw_request(&hub, loopback(23), request).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer.contains("999999999") && answer.contains("too_large"), "{answer}");
 }
 
 #[tokio::test]
@@ -895,6 +1033,45 @@ async fn a_peer_that_pings_but_never_reads_is_closed() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut deaf = pinger.await.expect("pinger");
     // Reading at last, it finds the close telling it so.
+    assert_eq!(deaf.expect_close().await, close::STALE);
+    assert_eq!(hub.metric("natter_stale_connections_closed_total").await, 1, "the live tab stays");
+    live_task.abort();
+}
+
+/// Pongs are free to send unasked, so only a pong echoing one of the hub's pings (each with a
+/// random payload) counts as proof that the peer reads: one that only ever sends pongs of its
+/// own, empty or made up, is closed at the idle timeout like a silent one.
+#[tokio::test]
+async fn unsolicited_pongs_do_not_keep_a_deaf_peer_alive() {
+    let mut config = Config::for_tests();
+    config.ping_interval = Duration::from_millis(200);
+    config.idle_timeout = Duration::from_secs(2);
+    let hub = TestHub::with(config).await;
+    let (mut deaf, _) = hub.tab(&session("deaf")).await;
+    let (live, _) = hub.tab(&session("live")).await;
+    // The live tab reads, and so echoes each ping's payload in its pong.
+    let live_task = tokio::spawn(async move {
+        let mut live = live;
+        while let Some(Ok(_)) = live.ws.next().await {}
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ponging = stop.clone();
+    let ponger = tokio::spawn(async move {
+        let mut n: u64 = 0;
+        while !ponging.load(std::sync::atomic::Ordering::Relaxed) {
+            // Empty, then guesses of an 8-byte payload, in turn.
+            let payload = if n % 2 == 0 { Vec::new() } else { n.to_le_bytes().to_vec() };
+            if deaf.ws.send(Message::Pong(payload.into())).await.is_err() {
+                break;
+            }
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        deaf
+    });
+    hub.wait_metric("natter_stale_connections_closed_total", 1).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut deaf = ponger.await.expect("ponger");
     assert_eq!(deaf.expect_close().await, close::STALE);
     assert_eq!(hub.metric("natter_stale_connections_closed_total").await, 1, "the live tab stays");
     live_task.abort();
@@ -1377,5 +1554,61 @@ async fn a_reply_past_the_reply_gate_reads_nothing_for_the_engine() {
     hub.wait_metric("natter_reply_shed_total", 10).await;
     hub.wait_metric("natter_replies_total", 10).await;
     assert_eq!(store.hooks.reads(), reads, "a shed reply reads no conversation for the engine");
+    hub.stop().await.expect("stop");
+}
+
+/// One address's messages from fresh sessions used to take every reply-engine call slot (its
+/// quarter of calls and queue places together was more than all the calls), and a visitor from
+/// another address waited for one to end. An address now calls in at most a quarter of the slots
+/// at once: with four slots held by a model that never answers, the flood holds one and the
+/// other visitor's call goes out at once.
+#[tokio::test]
+async fn one_address_holds_at_most_a_quarter_of_the_reply_calls() {
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = asked.clone();
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |body: String| {
+            seen.lock().expect("asked").push(body);
+            std::future::pending::<String>()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let llm = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let mut config = Config::for_tests();
+    config.reply_backend = natter_hub::config::ReplyBackend::Llm;
+    config.llm_url = Some(format!("http://{llm}/v1/"));
+    config.llm_model = Some("test-model".into());
+    config.reply_timeout = Duration::from_secs(120);
+    config.reply_idle_timeout = Duration::from_secs(120);
+    config.reply_concurrency = 4;
+    config.reply_queue = 28;
+    let hub = TestHub::with(config).await;
+    let post = |from: u8, who: String, text: &str| {
+        let body = json!({"sessionId": session(&who), "message": text});
+        http_from(loopback(from)).post(hub.url("/api/chat/messages")).json(&body).send()
+    };
+    for i in 0..8 {
+        assert_eq!(post(80, format!("flood-{i}"), "flood").await.expect("post").status(), 200);
+    }
+    hub.wait_metric("natter_reply_calls", 1).await;
+    assert_eq!(post(81, "other".into(), "a real question").await.expect("post").status(), 200);
+    let called = |text: &'static str| {
+        let asked = asked.clone();
+        move || asked.lock().expect("asked").iter().filter(|b| b.contains(text)).count()
+    };
+    let other = called("a real question");
+    tokio::time::timeout(DEADLINE, async {
+        while other() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the other visitor's call goes out while the flood's hang");
+    assert_eq!(called("flood")(), 1, "the flood calls in one slot of four");
+    assert_eq!(hub.metric("natter_reply_calls").await, 2);
     hub.stop().await.expect("stop");
 }

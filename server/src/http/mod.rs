@@ -56,7 +56,7 @@ pub(crate) async fn post_message(
     Query(q): Query<SessionQuery>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    check_origin(hub.config(), &headers)?;
+    check_origin(&hub, &headers)?;
     let body = read_body(&hub, body).await?;
     let send = match crate::client::parse_body(&body)? {
         Posted::User(send) => send,
@@ -112,7 +112,7 @@ pub(crate) async fn poll(
     extensions: Extensions,
     Query(q): Query<SessionQuery>,
 ) -> Result<Response, ApiError> {
-    check_origin(hub.config(), &headers)?;
+    check_origin(&hub, &headers)?;
     if let Some(rooms) = q.rooms.as_deref() {
         if q.room.is_some() {
             return Err(Refusal::new(ErrorCode::InvalidMessage, "give `room` or `rooms`, not both").into());

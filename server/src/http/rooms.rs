@@ -166,7 +166,7 @@ pub(crate) async fn create_room(
     extensions: Extensions,
     body: Body,
 ) -> Result<(StatusCode, Json<RoomInfo>), ApiError> {
-    check_origin(hub.config(), &headers)?;
+    check_origin(&hub, &headers)?;
     let caller = caller(&hub, &headers)?;
     if matches!(caller, Caller::Anyone) {
         return Err(creation_refused(&hub).into());

@@ -64,6 +64,11 @@ impl Conversation {
         self.members.len()
     }
 
+    /// Whether `member_id` is present on this hub (through any connection).
+    pub(super) fn has_member(&self, member_id: &str) -> bool {
+        self.members.contains_key(member_id)
+    }
+
     pub(super) fn has_members(&self) -> bool {
         !self.members.is_empty()
     }

@@ -13,6 +13,7 @@ use super::ring::weight;
 use super::rooms::Joining;
 use super::{Hub, Outbox, Refusal};
 use crate::address::AddrKey;
+use crate::budget::{self, FrameBudget, Payment};
 use crate::store::{ConversationKey, HistoryPage, StoreError};
 
 /// What a connection wants on attach: a resume point or the recent history.
@@ -22,6 +23,37 @@ pub(crate) enum Since {
     After(u64),
     /// The recent history (`--recent` messages).
     Recent,
+}
+
+/// Who pays for a `history` answer: its bytes are sent like any other frame, so they are
+/// charged like one — to the client address's `--address-frame-budget` and, when a WebSocket
+/// asked, to that connection's `--frame-budget`. Without this a `join` (after=0) / `leave`
+/// loop on a room with 1 MB of history made the hub send 30 MB a second for 3 KB received.
+#[derive(Debug)]
+pub(crate) struct Payer<'a> {
+    /// The client address.
+    pub(crate) addr: AddrKey,
+    /// The asking connection's frame budget; `None` for an HTTP request.
+    pub(crate) budget: Option<&'a mut FrameBudget>,
+}
+
+impl<'a> Payer<'a> {
+    /// A WebSocket's payer: its address and its frame budget.
+    pub(crate) fn connection(addr: AddrKey, budget: &'a mut FrameBudget) -> Payer<'a> {
+        Payer { addr, budget: Some(budget) }
+    }
+
+    /// An HTTP request's payer: its address alone.
+    pub(crate) fn request(addr: AddrKey) -> Payer<'static> {
+        Payer { addr, budget: None }
+    }
+}
+
+/// What a `history` frame costs the one who asked: its messages' bytes (by [`weight`]) plus
+/// one frame's overhead.
+pub(crate) fn history_cost(history: &History) -> u64 {
+    let bytes: usize = history.messages.iter().map(weight).sum();
+    budget::cost(bytes, 1)
 }
 
 /// Times the store is read again when the fan-out moved past a page while it was read.
@@ -36,10 +68,10 @@ impl Hub {
         since: Since,
         outbox: &Outbox,
         member_id: &Arc<str>,
-        addr: AddrKey,
+        payer: &mut Payer<'_>,
     ) -> Result<(), Refusal> {
         let key = ConversationKey::Session(session.clone());
-        self.attach(&key, since, Some((outbox, member_id)), None, addr).await.map(|_| ())
+        self.attach(&key, since, Some((outbox, member_id)), None, payer).await.map(|_| ())
     }
 
     /// Unsubscribes a connection from its session's conversation.
@@ -55,7 +87,8 @@ impl Hub {
     /// A conversation's history after `since`, without subscribing: the HTTP long-poll of a
     /// session's conversation or of a room. Waits up to `--poll-timeout` when nothing is newer
     /// than `after`. `addr` is the client's address, whose share of `--max-replay-in-flight` a
-    /// read from the store takes while it lasts.
+    /// read from the store takes while it lasts, and whose `--address-frame-budget` pays for
+    /// the answer's bytes (see [`Payer`]).
     pub(crate) async fn poll(
         &self,
         key: ConversationKey,
@@ -71,7 +104,8 @@ impl Hub {
                 .get_or_insert_with(|| watch::Sender::new(0))
                 .subscribe()
         };
-        let (history, _) = self.attach(&key, since, None, None, addr).await?;
+        let mut payer = Payer::request(addr);
+        let (history, _) = self.attach(&key, since, None, None, &mut payer).await?;
         let Since::After(after) = since else { return Ok(history) };
         if !history.messages.is_empty() || !history.complete {
             return Ok(history);
@@ -87,7 +121,7 @@ impl Hub {
                 _ = super::stopped(&mut shutdown) => {}
             }
         }
-        self.attach(&key, since, None, None, addr).await.map(|(h, _)| h)
+        self.attach(&key, since, None, None, &mut payer).await.map(|(h, _)| h)
     }
 
     /// The HTTP long-poll of several rooms in one request (a member on the HTTP fallback in
@@ -101,6 +135,7 @@ impl Hub {
         rooms: Vec<(ConversationKey, Since)>,
         addr: AddrKey,
     ) -> Result<History, Refusal> {
+        let mut payer = Payer::request(addr);
         let mut delivered = Vec::with_capacity(rooms.len());
         {
             let mut state = self.lock();
@@ -110,7 +145,7 @@ impl Hub {
             }
         }
         for (key, since) in &rooms {
-            let (history, _) = self.attach(key, *since, None, None, addr).await?;
+            let (history, _) = self.attach(key, *since, None, None, &mut payer).await?;
             if *since == Since::Recent || !history.messages.is_empty() || !history.complete {
                 return Ok(history);
             }
@@ -134,7 +169,7 @@ impl Hub {
             }
         };
         match news {
-            Some((key, since)) => self.attach(key, *since, None, None, addr).await.map(|(h, _)| h),
+            Some((key, since)) => self.attach(key, *since, None, None, &mut payer).await.map(|(h, _)| h),
             None => Ok(History { room: None, messages: Vec::new(), complete: true, gap: None, last_seq: 0 }),
         }
     }
@@ -161,14 +196,19 @@ impl Hub {
     /// once the answer is queued (a connection) or returned (a poll). Without it, 300 resumes
     /// from `after=0` at once from one address took a hub from 28 MB to 520 MB. The ring's
     /// answers, at most `--ring-bytes`, need none.
+    ///
+    /// Every answer, from the ring or the store, is paid for by `payer` before it is queued or
+    /// returned (see [`Payer`]); one it cannot pay for is refused with `rate_limited`, and the
+    /// connection is not subscribed.
     pub(super) async fn attach(
         &self,
         key: &ConversationKey,
         since: Since,
         subscribe: Option<(&Outbox, &Arc<str>)>,
         mut joining: Option<Joining<'_>>,
-        addr: AddrKey,
+        payer: &mut Payer<'_>,
     ) -> Result<(History, bool), Refusal> {
+        let addr = payer.addr;
         let room = match key {
             ConversationKey::Room(r) => Some(r.to_string()),
             ConversationKey::Session(_) => None,
@@ -180,6 +220,7 @@ impl Hub {
             if let Some((messages, last_seq)) = self.ring_answer(conv, since) {
                 let mut history = History { room, messages, complete: true, gap: None, last_seq };
                 cap_bytes(&mut history, since, self.shared.config.max_replay_bytes);
+                self.pay_history(payer, &history)?;
                 let first = self.register(conv, subscribe, joining.take(), &history);
                 return Ok((history, first));
             }
@@ -202,10 +243,39 @@ impl Hub {
             let last_seq = conv.ring.last_seq().unwrap_or(page.last_seq).max(page.last_seq);
             let mut history = compose(room.clone(), since, messages, last_seq);
             cap_bytes(&mut history, since, self.shared.config.max_replay_bytes);
+            self.pay_history(payer, &history)?;
             let first = self.register(conv, subscribe, joining.take(), &history);
             return Ok((history, first));
         }
         Err(Refusal::new(ErrorCode::Unavailable, "history is changing too fast to read; reconnect"))
+    }
+
+    /// Charges `history`'s bytes to `payer` (see [`Payer`]); `Err` is the `rate_limited`
+    /// refusal saying how long to wait. Called under the table's lock: it never waits.
+    fn pay_history(&self, payer: &mut Payer<'_>, history: &History) -> Result<(), Refusal> {
+        let cost = history_cost(history);
+        let Some(budget) = payer.budget.as_deref_mut() else {
+            return self.charge_address_frames(payer.addr, cost);
+        };
+        match budget.pay(self, payer.addr, cost, None) {
+            Payment::Paid => Ok(()),
+            Payment::Refused(r) => Err(r),
+            // Owing a whole burst: refused like the rest; the connection's next frame finds the
+            // debt and is cut (4029) there.
+            Payment::Cut => {
+                let wait = budget::BURST_SECONDS * 1000.0;
+                let mut r = Refusal::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "this connection has asked for far more history than the hub sends one connection ({} bytes \
+                         per second); wait {wait} ms",
+                        self.shared.config.frame_budget
+                    ),
+                );
+                r.retry_after_ms = Some(wait as u64);
+                Err(r)
+            }
+        }
     }
 
     /// Answers from the ring when it can.

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::outbox::{Control, Outbox, Receiver};
+use super::trim::TrimPolicy;
 use super::{Hub, Slot};
 use crate::metrics::Metrics;
 
@@ -25,6 +26,9 @@ const ROOM_SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// The shortest room sweep interval, however short the TTL.
 const MIN_ROOM_SWEEP: Duration = Duration::from_millis(200);
+
+/// How many of a connection's latest pings a pong may answer (see [`Hub::answers_ping`]).
+pub(crate) const PING_ROUNDS_ANSWERABLE: u64 = 3;
 
 /// What [`Hub::beat`] carries.
 #[derive(Debug, Clone, Copy, Default)]
@@ -47,6 +51,28 @@ impl Hub {
     /// per idle connection), and one wait for both instead of two (~160 bytes more).
     pub(crate) fn beat(&self) -> watch::Receiver<Beat> {
         self.shared.beat.subscribe()
+    }
+
+    /// The payload of connection `connection`'s ping of beat round `round`: 8 bytes no peer can
+    /// guess (SipHash under keys drawn from the OS's random source when the hub started), so
+    /// only a peer that read the ping can echo it in its pong. Computed, not stored: an idle
+    /// connection keeps nothing for it. Never inlined: inlined into a connection's loop, the
+    /// hasher's state would take room in every idle connection's future.
+    #[inline(never)]
+    pub(crate) fn ping_payload(&self, connection: u64, round: u64) -> [u8; 8] {
+        use std::hash::BuildHasher;
+        self.shared.ping_keys.hash_one((connection, round)).to_le_bytes()
+    }
+
+    /// Whether `pong` echoes one of connection `connection`'s last [`PING_ROUNDS_ANSWERABLE`]
+    /// pings, `round` being the beat's round now: a peer may answer only the latest of several
+    /// pings it read together (RFC 6455, 5.5.3), or answer one just as the next goes out. Never
+    /// inlined, like [`Hub::ping_payload`].
+    #[inline(never)]
+    pub(crate) fn answers_ping(&self, connection: u64, round: u64, pong: &[u8]) -> bool {
+        (0..PING_ROUNDS_ANSWERABLE)
+            .filter_map(|back| round.checked_sub(back))
+            .any(|r| self.ping_payload(connection, r) == pong)
     }
 
     /// Tells every connection and long-poll to finish (1001 going away).
@@ -77,18 +103,25 @@ impl Hub {
     }
 
     /// Drops conversations nobody used for a while, and budgets of addresses that have been
-    /// quiet long enough to be full again.
-    fn sweep(&self) {
+    /// quiet long enough to be full again. Returns what the hub holds now (conversations in
+    /// memory plus open connections) and whether it dropped any conversation, for
+    /// [`TrimPolicy`].
+    fn sweep(&self) -> (u64, bool) {
         let now = Instant::now();
-        {
+        let (left, dropped) = {
             let mut state = self.lock();
+            let before = state.conversations.len();
             state.conversations.retain(|_, c| !c.is_idle(now, IDLE_CONVERSATION));
             if state.conversations.capacity() > 2 * state.conversations.len() + 64 {
                 // A burst of conversations is over: give the table's memory back too.
                 state.conversations.shrink_to_fit();
             }
-        }
+            (state.conversations.len(), state.conversations.len() < before)
+        };
         self.limits().purge();
+        let connections = self.shared.metrics.connections.load(Ordering::Relaxed);
+        let held = u64::try_from(left).unwrap_or(u64::MAX).saturating_add(connections);
+        (held, dropped)
     }
 }
 
@@ -115,8 +148,9 @@ pub(super) async fn pinger(hub: Hub) {
     }
 }
 
-/// Periodic housekeeping until shutdown: forget idle conversations and quiet addresses, and
-/// every [`ROOM_SWEEP_EVERY`] delete expired empty rooms.
+/// Periodic housekeeping until shutdown: forget idle conversations and quiet addresses, give
+/// freed memory back to the OS when the hub let go of some (see `hub/trim.rs`), and every
+/// [`ROOM_SWEEP_EVERY`] delete expired empty rooms.
 pub(super) async fn housekeeping(hub: Hub) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
     // A room is looked at twice per --empty-room-ttl at least, so it goes by 1.5 TTLs at most.
@@ -126,9 +160,16 @@ pub(super) async fn housekeeping(hub: Hub) {
     let mut rooms = tokio::time::interval(every);
     rooms.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut shutdown = hub.shutdown_signal();
+    let mut trim = TrimPolicy::default();
     loop {
         tokio::select! {
-            _ = tick.tick() => hub.sweep(),
+            _ = tick.tick() => {
+                let (held, released) = hub.sweep();
+                if trim.due(Instant::now(), held, released) {
+                    // Walks the allocator's arenas: off the runtime's threads.
+                    tokio::task::spawn_blocking(super::trim::release_free_memory);
+                }
+            }
             _ = rooms.tick() => {
                 if let Err(e) = hub.expire_empty_rooms().await {
                     tracing::warn!(error = %e, "expiring empty rooms failed; the next sweep retries");
@@ -167,5 +208,24 @@ impl Drop for LiveGuard {
     fn drop(&mut self) {
         self.hub.shared.live.send_modify(|n| *n = n.saturating_sub(1));
         self.hub.shared.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod ping_tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[tokio::test]
+    async fn only_an_echo_of_a_recent_ping_counts_as_a_pong() {
+        let hub = Hub::for_tests(Config::for_tests());
+        let (first, second) = (hub.ping_payload(7, 1), hub.ping_payload(7, 2));
+        assert_ne!(first, second);
+        assert_ne!(first, hub.ping_payload(8, 1), "each connection's pings are its own");
+        assert!(hub.answers_ping(7, 2, &first) && hub.answers_ping(7, 2, &second));
+        assert!(!hub.answers_ping(7, 2, &[]) && !hub.answers_ping(7, 2, &first[..4]), "empty or short");
+        assert!(!hub.answers_ping(8, 2, &first), "another connection's ping");
+        assert!(!hub.answers_ping(7, 4, &first), "only the last {PING_ROUNDS_ANSWERABLE} rounds count");
+        assert!(!hub.answers_ping(7, 0, &[0; 8]));
     }
 }

@@ -16,12 +16,13 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use natter_protocol::ErrorCode;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Hub, Refusal};
 use crate::address::AddrKey;
@@ -63,7 +64,7 @@ impl std::fmt::Debug for Limits {
 }
 
 /// What one address holds open.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 struct Held {
     connections: u32,
     polls: u32,
@@ -71,6 +72,8 @@ struct Held {
     replay: usize,
     /// Its visitors' replies calling the reply engine or waiting for a call slot.
     replies: u32,
+    /// Its turns to call the engine (a quarter of `--reply-concurrency`), while it has replies.
+    calls: Option<Arc<Semaphore>>,
 }
 
 impl Held {
@@ -366,12 +369,41 @@ impl Hub {
     }
 }
 
+/// The reply-engine calls one address may have in flight at once: a quarter of
+/// `--reply-concurrency`, at least one.
+pub(crate) fn calls_per_address(reply_concurrency: usize) -> usize {
+    (reply_concurrency / 4).max(1)
+}
+
+/// One of an address's places in the reply engine (see [`Hub::hold_reply`]).
+#[derive(Debug)]
+#[must_use = "the place is given back when this is dropped"]
+pub(crate) struct ReplyPlace {
+    _slot: Slot,
+    calls: Arc<Semaphore>,
+}
+
+impl ReplyPlace {
+    /// Waits for one of the address's turns to call the engine ([`calls_per_address`] at
+    /// once, first come first served); the turn is given back when the permit is dropped.
+    /// `None` only if the turns were closed, which they never are.
+    pub(crate) async fn call_turn(&self) -> Option<OwnedSemaphorePermit> {
+        self.calls.clone().acquire_owned().await.ok()
+    }
+}
+
 impl Hub {
     /// Holds one of the places of `addr`'s visitors in the reply engine (calling or waiting
     /// for a call slot): a quarter of `--reply-concurrency` + `--reply-queue`, so one address
     /// sending from fresh sessions cannot take every call and queue place and leave everybody
     /// else the fallback. `None` when its quarter is taken: this reply is shed.
-    pub(crate) fn hold_reply(&self, addr: AddrKey) -> Option<Slot> {
+    ///
+    /// Places are not calls: with the default 32 calls and 256 queue places, a quarter of the
+    /// places is 72, more than every call slot. So a place also waits for one of the address's
+    /// own turns ([`ReplyPlace::call_turn`], [`calls_per_address`]) before it asks the hub-wide
+    /// gate for a call slot: one address's messages take at most a quarter of the calls in
+    /// flight, and the rest of them wait behind each other rather than in front of everyone.
+    pub(crate) fn hold_reply(&self, addr: AddrKey) -> Option<ReplyPlace> {
         let config = &self.shared.config;
         let share =
             u32::try_from(((config.reply_concurrency + config.reply_queue) / 4).max(1)).unwrap_or(u32::MAX);
@@ -386,7 +418,11 @@ impl Hub {
             return None;
         }
         entry.replies += 1;
-        Some(Slot { hub: self.clone(), addr, hold: Hold::Reply })
+        let calls = entry
+            .calls
+            .get_or_insert_with(|| Arc::new(Semaphore::new(calls_per_address(config.reply_concurrency))))
+            .clone();
+        Some(ReplyPlace { _slot: Slot { hub: self.clone(), addr, hold: Hold::Reply }, calls })
     }
 }
 
@@ -422,7 +458,12 @@ impl Drop for Slot {
                 Hold::Connection => entry.connections = entry.connections.saturating_sub(1),
                 Hold::Poll => entry.polls = entry.polls.saturating_sub(1),
                 Hold::Replay(bytes) => entry.replay = entry.replay.saturating_sub(bytes),
-                Hold::Reply => entry.replies = entry.replies.saturating_sub(1),
+                Hold::Reply => {
+                    entry.replies = entry.replies.saturating_sub(1);
+                    if entry.replies == 0 {
+                        entry.calls = None;
+                    }
+                }
             }
             if entry.is_empty() {
                 held.remove(&self.addr);

@@ -45,6 +45,7 @@ mod post;
 mod reply;
 mod ring;
 mod rooms;
+mod trim;
 mod turns;
 
 use std::collections::HashMap;
@@ -57,9 +58,9 @@ use tokio::time::Instant;
 
 pub(crate) use admission::Refusal;
 pub(crate) use fanout::{encode, encode_any};
-pub(crate) use history::Since;
+pub(crate) use history::{Payer, Since};
 pub(crate) use lifecycle::stopped;
-use lifecycle::Beat;
+pub(crate) use lifecycle::Beat;
 use limits::Limits;
 pub(crate) use limits::Slot;
 pub(crate) use outbox::{Control, Frame, Outbox, Outgoing, Receiver};
@@ -139,6 +140,10 @@ struct Shared {
     live: watch::Sender<usize>,
     /// Operator sign-in attempts.
     signin: crate::inbox::limit::SigninLimiter,
+    /// Refused `Origin` values, logged at most once a minute each.
+    refused_origins: crate::origin_log::RefusedOrigins,
+    /// The keys of the WebSocket ping payloads (see `Hub::ping_payload`).
+    ping_keys: std::collections::hash_map::RandomState,
 }
 
 /// Follow-ups of visitor messages that run at once (see [`turns`]): a few per CPU the hub may
@@ -208,6 +213,8 @@ impl Hub {
                 beat: watch::Sender::new(Beat::default()),
                 live: watch::Sender::new(0),
                 signin: Default::default(),
+                refused_origins: Default::default(),
+                ping_keys: std::collections::hash_map::RandomState::new(),
             }),
         };
         tokio::spawn(fanout::run(hub.clone(), events));
@@ -225,6 +232,11 @@ impl Hub {
     /// The identity rules and keys.
     pub(crate) fn identity(&self) -> &Identity {
         &self.shared.identity
+    }
+
+    /// The log of refused `Origin` values.
+    pub(crate) fn refused_origins(&self) -> &crate::origin_log::RefusedOrigins {
+        &self.shared.refused_origins
     }
 
     /// The operator sign-in rate limit.

@@ -1,7 +1,8 @@
 //! Running the reply engine for a visitor's stored message: the bot's typing indicator on
 //! (renewed while a slow answer streams), a call slot from the hub's [`CallGate`] (or the
 //! fallback at once when every slot is taken and the queue is full, or when the sender's client
-//! address holds its quarter of the slots and the queue already), the engine asked with the
+//! address holds its quarter of the slots and the queue already; an address calls in at most a
+//! quarter of the slots at once, its other messages waiting their turn), the engine asked with the
 //! conversation so far under one deadline for the whole reply (`--reply-timeout`), its answer
 //! (or the fallback) clipped to `--max-text` and stored as a `bot` message, the indicator off.
 //!
@@ -93,8 +94,10 @@ impl Hub {
         drop(turn);
         let outcome = {
             let work = async {
-                // The sender's address first: its quarter of the places, then a place.
-                let Some(_share) = self.hold_reply(addr) else { return Outcome::Shed };
+                // The sender's address first: its quarter of the places, then one of its
+                // turns to call (a quarter of the call slots), then a call slot.
+                let Some(place) = self.hold_reply(addr) else { return Outcome::Shed };
+                let Some(_turn) = place.call_turn().await else { return Outcome::Shed };
                 let Ok(_slot) = self.shared.reply_gate.enter().await else {
                     return Outcome::Shed;
                 };

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use natter_protocol::{Member, Presence, RawJson, RoomInfo, RoomList, RoomSummary, ServerMessage};
 
-use super::{Hub, Outbox, Refusal, Since};
+use super::{Hub, Outbox, Payer, Refusal, Since};
 use crate::address::AddrKey;
 use crate::clock::now_rfc3339;
 use crate::store::{ConversationKey, RoomRecord, StoreError};
@@ -45,8 +45,8 @@ impl Hub {
         Ok(store.room(room).await?.unwrap_or(record))
     }
 
-    /// Joins a room: creates it if needed (from `creator`'s budget of room creations),
-    /// subscribes, queues `room_info` + `history`, and announces the member to the others when
+    /// Joins a room: creates it if needed (from `payer`'s address's budget of room creations),
+    /// subscribes, queues `room_info` + `history` (paid for by `payer`), and announces the member to the others when
     /// this is their first connection in it.
     pub(crate) async fn join_room(
         &self,
@@ -54,10 +54,10 @@ impl Hub {
         member: &Member,
         since: Since,
         outbox: &Outbox,
-        creator: AddrKey,
+        payer: &mut Payer<'_>,
     ) -> Result<(), Refusal> {
         let store = &self.shared.store;
-        let record = self.ensure_room(room, creator).await?;
+        let record = self.ensure_room(room, payer.addr).await?;
         // Presence is recorded before this member is told it joined (and before the other
         // members are asked for), so someone joining through another hub right after sees it.
         // Recording it again for a second tab only refreshes the same entry.
@@ -68,7 +68,21 @@ impl Hub {
         let key = ConversationKey::Room(room.clone());
         let member_id: Arc<str> = member.id.as_str().into();
         let joining = Joining { member, record: &record, remote };
-        let (_, first) = self.attach(&key, since, Some((outbox, &member_id)), Some(joining), creator).await?;
+        let attached = self.attach(&key, since, Some((outbox, &member_id)), Some(joining), payer).await;
+        let first = match attached {
+            Ok((_, first)) => first,
+            Err(refusal) => {
+                // Refused after its presence was recorded (a history it could not pay for, a
+                // busy store): take that back, unless another connection has the member here.
+                let here = self.lock().conversations.get(&key).is_some_and(|c| c.has_member(&member.id));
+                if !here {
+                    if let Err(e) = store.presence_leave(room, &member.id).await {
+                        tracing::warn!(%room, error = %e, "presence_leave failed");
+                    }
+                }
+                return Err(refusal);
+            }
+        };
         if first && self.announces_presence(&key) {
             let notice = ServerMessage::UserJoined(presence(room, member));
             self.publish(key, notice, Some(member.id.clone())).await;
