@@ -230,7 +230,7 @@ async fn room_http_api() {
     let r = create(json!({"room": "big", "metadata": {"blob": "m".repeat(70_000)}})).await.expect("post");
     assert_eq!(r.status(), 413);
     assert!(
-        matches!(r.json::<ServerMessage>().await.expect("json"), ServerMessage::Error(e) if e.code == ErrorCode::TooLarge && e.message.contains("body larger"))
+        matches!(r.json::<ServerMessage>().await.expect("json"), ServerMessage::Error(e) if e.code == ErrorCode::TooLarge && e.message.contains("larger than the hub's limit"))
     );
     // Metadata is a JSON object of at most MAX_ROOM_METADATA_BYTES, counted on its text.
     let limit = natter_protocol::MAX_ROOM_METADATA_BYTES;
