@@ -50,8 +50,9 @@ mod raw;
 
 pub use ids::{
     first_bad_in_name, is_forbidden_in_names, is_room_id, validate_member_name, validate_message_id,
-    validate_room_id, validate_room_name, validate_session_id, IdError, MAX_MEMBER_NAME_CHARS,
-    MAX_MESSAGE_ID_LEN, MAX_ROOM_ID_LEN, MAX_ROOM_METADATA_BYTES, MAX_ROOM_NAME_CHARS, MAX_SESSION_ID_LEN,
+    validate_room_id, validate_room_name, validate_session_id, IdError, MAX_COMBINING_MARKS,
+    MAX_MEMBER_NAME_CHARS, MAX_MESSAGE_ID_LEN, MAX_ROOM_ID_LEN, MAX_ROOM_METADATA_BYTES, MAX_ROOM_NAME_CHARS,
+    MAX_SESSION_ID_LEN,
 };
 
 pub use raw::RawJson;
