@@ -1005,63 +1005,26 @@ async fn new_connections_past_an_address_budget_are_turned_away_before_a_read() 
 
 // 5. A peer that stops reading.
 
-#[tokio::test]
-async fn a_peer_that_pings_but_never_reads_is_closed() {
+/// A peer that keeps writing `frame(n)` (n = 0, 1, …) but never reads is closed at the idle
+/// timeout (4002), while a tab that reads beside it stays.
+async fn a_deaf_peer_is_closed(frame: fn(u64) -> Message) {
     let mut config = Config::for_tests();
     config.ping_interval = Duration::from_millis(200);
     config.idle_timeout = Duration::from_secs(2);
     let hub = TestHub::with(config).await;
     let (mut deaf, _) = hub.tab(&session("deaf")).await;
     let (live, _) = hub.tab(&session("live")).await;
-    // The live tab reads (and so answers the hub's pings); the deaf one only ever writes.
+    // The live tab reads, and so echoes each of the hub's pings in its pong.
     let live_task = tokio::spawn(async move {
         let mut live = live;
         while let Some(Ok(_)) = live.ws.next().await {}
     });
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let pinging = stop.clone();
-    let pinger = tokio::spawn(async move {
-        while !pinging.load(std::sync::atomic::Ordering::Relaxed) {
-            if deaf.ws.send(Message::Ping(Default::default())).await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        deaf
-    });
-    hub.wait_metric("natter_stale_connections_closed_total", 1).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut deaf = pinger.await.expect("pinger");
-    // Reading at last, it finds the close telling it so.
-    assert_eq!(deaf.expect_close().await, close::STALE);
-    assert_eq!(hub.metric("natter_stale_connections_closed_total").await, 1, "the live tab stays");
-    live_task.abort();
-}
-
-/// Pongs are free to send unasked, so only a pong echoing one of the hub's pings (each with a
-/// random payload) counts as proof that the peer reads: one that only ever sends pongs of its
-/// own, empty or made up, is closed at the idle timeout like a silent one.
-#[tokio::test]
-async fn unsolicited_pongs_do_not_keep_a_deaf_peer_alive() {
-    let mut config = Config::for_tests();
-    config.ping_interval = Duration::from_millis(200);
-    config.idle_timeout = Duration::from_secs(2);
-    let hub = TestHub::with(config).await;
-    let (mut deaf, _) = hub.tab(&session("deaf")).await;
-    let (live, _) = hub.tab(&session("live")).await;
-    // The live tab reads, and so echoes each ping's payload in its pong.
-    let live_task = tokio::spawn(async move {
-        let mut live = live;
-        while let Some(Ok(_)) = live.ws.next().await {}
-    });
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let ponging = stop.clone();
-    let ponger = tokio::spawn(async move {
+    let writing = stop.clone();
+    let writer = tokio::spawn(async move {
         let mut n: u64 = 0;
-        while !ponging.load(std::sync::atomic::Ordering::Relaxed) {
-            // Empty, then guesses of an 8-byte payload, in turn.
-            let payload = if n % 2 == 0 { Vec::new() } else { n.to_le_bytes().to_vec() };
-            if deaf.ws.send(Message::Pong(payload.into())).await.is_err() {
+        while !writing.load(std::sync::atomic::Ordering::Relaxed) {
+            if deaf.ws.send(frame(n)).await.is_err() {
                 break;
             }
             n += 1;
@@ -1071,10 +1034,29 @@ async fn unsolicited_pongs_do_not_keep_a_deaf_peer_alive() {
     });
     hub.wait_metric("natter_stale_connections_closed_total", 1).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut deaf = ponger.await.expect("ponger");
+    let mut deaf = writer.await.expect("writer");
+    // Reading at last, it finds the close telling it so.
     assert_eq!(deaf.expect_close().await, close::STALE);
     assert_eq!(hub.metric("natter_stale_connections_closed_total").await, 1, "the live tab stays");
     live_task.abort();
+}
+
+#[tokio::test]
+async fn a_peer_that_pings_but_never_reads_is_closed() {
+    a_deaf_peer_is_closed(|_| Message::Ping(Default::default())).await;
+}
+
+/// Pongs are free to send unasked, so only a pong echoing one of the hub's pings (each with a
+/// random payload) counts as proof that the peer reads: one that only ever sends pongs of its
+/// own, empty or made up, is closed at the idle timeout like a silent one.
+#[tokio::test]
+async fn unsolicited_pongs_do_not_keep_a_deaf_peer_alive() {
+    // Empty, then guesses of an 8-byte payload, in turn.
+    a_deaf_peer_is_closed(|n| {
+        let payload = if n % 2 == 0 { Vec::new() } else { n.to_le_bytes().to_vec() };
+        Message::Pong(payload.into())
+    })
+    .await;
 }
 
 // 6. Every frame kind draws on one budget.
