@@ -681,6 +681,10 @@ pub enum ErrorCode {
     UnknownRoom,
     /// A room with that id already exists.
     RoomExists,
+    /// The operator deleted the room (`DELETE /api/rooms/{room}`) with its history: sent, with
+    /// `room`, to every connection that had joined it, which is no longer in it. A later `join`
+    /// makes a new, empty room.
+    RoomDeleted,
     /// The session id is empty, too long or has non-printable characters.
     BadSession,
     /// The page's origin is not on the hub's allow-list.
@@ -701,7 +705,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code a hub sends (all but [`ErrorCode::Unknown`]), in declaration order.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -710,6 +714,7 @@ impl ErrorCode {
         ErrorCode::NotInRoom,
         ErrorCode::UnknownRoom,
         ErrorCode::RoomExists,
+        ErrorCode::RoomDeleted,
         ErrorCode::BadSession,
         ErrorCode::ForbiddenOrigin,
         ErrorCode::Unauthorized,
@@ -729,6 +734,7 @@ impl ErrorCode {
             ErrorCode::NotInRoom => "not_in_room",
             ErrorCode::UnknownRoom => "unknown_room",
             ErrorCode::RoomExists => "room_exists",
+            ErrorCode::RoomDeleted => "room_deleted",
             ErrorCode::BadSession => "bad_session",
             ErrorCode::ForbiddenOrigin => "forbidden_origin",
             ErrorCode::Unauthorized => "unauthorized",
