@@ -656,7 +656,8 @@ pub struct ErrorFrame {
     pub retry_after_ms: Option<u64>,
     /// The room the refused frame was about (`join`, `leave`, `chat`, `typing`,
     /// `cursor_position`, `chain_update` with a room), so a client in several rooms knows
-    /// which one a refusal without an `id` concerns.
+    /// which one a refusal without an `id` concerns; for [`ErrorCode::RoomDeleted`], the room
+    /// that was deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room: Option<String>,
 }
