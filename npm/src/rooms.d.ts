@@ -25,7 +25,7 @@ export type NatterRoomStatus =
   | 'rejoining'
   /** The hub refused the join for good (an `error` event says why: the `rooms` claim, the hub's room access, a bad id or name, the connection's room cap `--max-rooms-per-connection`). Being asked to wait (`rate_limited`) is never a refusal: the join is retried. */
   | 'refused'
-  /** Left. */
+  /** Left: by the page, or because the site deleted the room (an `error` event with code `room_deleted` comes first; the room is not joined again by itself, and messages still waiting in it fail). */
   | 'left';
 
 /** A message of a room. */

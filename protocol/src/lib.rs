@@ -656,7 +656,8 @@ pub struct ErrorFrame {
     pub retry_after_ms: Option<u64>,
     /// The room the refused frame was about (`join`, `leave`, `chat`, `typing`,
     /// `cursor_position`, `chain_update` with a room), so a client in several rooms knows
-    /// which one a refusal without an `id` concerns.
+    /// which one a refusal without an `id` concerns; for [`ErrorCode::RoomDeleted`], the room
+    /// that was deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room: Option<String>,
 }
@@ -681,6 +682,10 @@ pub enum ErrorCode {
     UnknownRoom,
     /// A room with that id already exists.
     RoomExists,
+    /// The operator deleted the room (`DELETE /api/rooms/{room}`) with its history: sent, with
+    /// `room`, to every connection that had joined it, which is no longer in it. A later `join`
+    /// makes a new, empty room.
+    RoomDeleted,
     /// The session id is empty, too long or has non-printable characters.
     BadSession,
     /// The page's origin is not on the hub's allow-list.
@@ -701,7 +706,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code a hub sends (all but [`ErrorCode::Unknown`]), in declaration order.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -710,6 +715,7 @@ impl ErrorCode {
         ErrorCode::NotInRoom,
         ErrorCode::UnknownRoom,
         ErrorCode::RoomExists,
+        ErrorCode::RoomDeleted,
         ErrorCode::BadSession,
         ErrorCode::ForbiddenOrigin,
         ErrorCode::Unauthorized,
@@ -729,6 +735,7 @@ impl ErrorCode {
             ErrorCode::NotInRoom => "not_in_room",
             ErrorCode::UnknownRoom => "unknown_room",
             ErrorCode::RoomExists => "room_exists",
+            ErrorCode::RoomDeleted => "room_deleted",
             ErrorCode::BadSession => "bad_session",
             ErrorCode::ForbiddenOrigin => "forbidden_origin",
             ErrorCode::Unauthorized => "unauthorized",

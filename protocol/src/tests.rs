@@ -430,3 +430,17 @@ fn every_documented_example_parses() {
     }
     assert!(checked >= 30, "only {checked} examples found in docs/protocol.md");
 }
+
+#[test]
+fn a_deleted_room_is_an_error_naming_the_room() {
+    let text = r#"{"type":"error","code":"room_deleted","message":"the operator deleted room \"standup\"","room":"standup"}"#;
+    let parsed: ServerMessage = serde_json::from_str(text).unwrap();
+    let ServerMessage::Error(frame) = &parsed else { panic!("{parsed:?}") };
+    assert_eq!(
+        (frame.code, frame.room.as_deref(), frame.id.as_deref()),
+        (ErrorCode::RoomDeleted, Some("standup"), None)
+    );
+    assert!(!frame.code.is_retryable());
+    let back = serde_json::to_value(&parsed).unwrap();
+    assert_eq!(back, serde_json::from_str::<serde_json::Value>(text).unwrap());
+}

@@ -300,6 +300,11 @@ impl Client {
     }
 
     async fn handle(&mut self, message: ClientMessage) -> Result<(), Refusal> {
+        // Rooms the operator deleted: the hub has taken this connection out of them already
+        // (and told it, with `room_deleted`).
+        for room in self.outbox.take_removed_rooms() {
+            self.rooms.remove(&room);
+        }
         match message {
             ClientMessage::Ping(p) => {
                 self.send(&ServerMessage::Pong(Pong { nonce: p.nonce, timestamp: now_rfc3339() }));
@@ -443,7 +448,10 @@ impl Client {
 
     /// The connection ended: leave every room (announcing `user_left` where it was the
     /// member's last connection) and unsubscribe from the session.
-    pub(crate) async fn finish(self) {
+    pub(crate) async fn finish(mut self) {
+        for room in self.outbox.take_removed_rooms() {
+            self.rooms.remove(&room);
+        }
         for (room, member) in self.rooms.iter() {
             self.hub.leave_room(room, member, self.outbox.id).await;
         }

@@ -290,10 +290,18 @@ pub struct Config {
     #[arg(long, env = "NATTER_EMPTY_ROOM_TTL", default_value = "24h", value_parser = parse_duration)]
     pub empty_room_ttl: Duration,
 
-    /// The operator's key for the room API (`POST /api/rooms` and reading every room), sent as
-    /// `Authorization: Bearer <key>`; at least 16 bytes (`openssl rand -hex 32`), or the hub
-    /// refuses to start. Default: none, and room creation over HTTP is refused (rooms are
-    /// still made by `join`).
+    /// Who makes rooms: `join` (a `join` of a room that does not exist makes it, within
+    /// `--room-creations-per-hour`; so does a signed-in user's `POST /api/rooms`) or `api`
+    /// (only the operator's servers, with `--api-key`: `POST` or `PUT /api/rooms`; a `join` of
+    /// an unknown room is refused with `unknown_room`, so no id can be taken before the site
+    /// makes it). `api` needs `--api-key`.
+    #[arg(long, env = "NATTER_ROOM_CREATION", value_enum, default_value_t = RoomCreation::Join)]
+    pub room_creation: RoomCreation,
+
+    /// The operator's key for the room API (`POST /api/rooms`, `PUT` and `DELETE
+    /// /api/rooms/{room}`, and reading every room), sent as `Authorization: Bearer <key>`; at
+    /// least 16 bytes (`openssl rand -hex 32`), or the hub refuses to start. Default: none, and
+    /// room creation over HTTP is refused (rooms are still made by `join`).
     #[arg(long, env = "NATTER_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
 
@@ -450,6 +458,16 @@ pub enum RoomAccess {
     Open,
     /// Only signed-in users (a verified identity token), within the token's `rooms` claim.
     Identified,
+}
+
+/// Who makes rooms (`--room-creation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoomCreation {
+    /// A `join` (or an HTTP-fallback message) of a room that does not exist makes it, within
+    /// the address's `--room-creations-per-hour`, as do signed-in users' `POST /api/rooms`.
+    Join,
+    /// Only the operator's servers (`--api-key`) make rooms.
+    Api,
 }
 
 /// Which reply engine answers visitors (`--reply-backend`).
@@ -679,6 +697,9 @@ mod tests {
         let no_limit = Config::parse_from(["natter-hub", "--max-connections-per-address", "0"]);
         assert_eq!(no_limit.connections_per_address(960), 0);
         assert_eq!((c.room_creations_per_hour, c.max_rooms_per_connection), (600, 100));
+        assert_eq!(c.room_creation, RoomCreation::Join, "a join makes a room, as before the flag");
+        let api = Config::parse_from(["natter-hub", "--room-creation", "api"]);
+        assert_eq!(api.room_creation, RoomCreation::Api);
         // What `welcome` tells clients, and what they assume of a hub that does not say.
         assert_eq!(c.budgets(), natter_protocol::Budgets::default());
         let tight = Config::parse_from(["natter-hub", "--rate-per-sec", "0.5", "--rate-burst", "3"]);

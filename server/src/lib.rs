@@ -287,8 +287,17 @@ fn describe_rules(config: &Config) -> String {
 }
 
 /// Refuses an `--api-key` shorter than [`config::MIN_API_KEY_BYTES`], naming the flag but not
-/// the key. An empty one is no key (room creation over HTTP stays off), as when unset.
+/// the key. An empty one is no key (room creation over HTTP stays off), as when unset; none
+/// with `--room-creation api` is refused too (nobody could make a room).
 fn check_api_key(config: &Config) -> Result<(), HubError> {
+    if config.room_creation == config::RoomCreation::Api
+        && config.api_key.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(HubError::Config(
+            "--room-creation api lets only the holder of --api-key (NATTER_API_KEY) make rooms, and no key is set"
+                .into(),
+        ));
+    }
     match config.api_key.as_deref() {
         Some(key) if !key.is_empty() && key.len() < config::MIN_API_KEY_BYTES => Err(HubError::Config(format!(
             "--api-key (NATTER_API_KEY) is {} bytes long; it must have at least {} (it opens every room): make one with `openssl rand -hex 32`",
@@ -347,7 +356,7 @@ fn router(hub: Hub, widget: Arc<assets::WidgetSource>) -> Router {
         .route("/api/chat/messages", axum::routing::post(http::post_message))
         .route("/api/chat/poll", get(http::poll))
         .route("/api/rooms", get(http::list_rooms).post(http::create_room))
-        .route("/api/rooms/{room}", get(http::room_info))
+        .route("/api/rooms/{room}", get(http::room_info).put(http::put_room).delete(http::delete_room))
         .layer(DefaultBodyLimit::max(config.max_frame))
         .layer(axum::middleware::from_fn_with_state(hub.clone(), edge::admit))
         // Outermost, so that refusals by `admit` (429) carry CORS headers too: a page's script

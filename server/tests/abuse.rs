@@ -1274,6 +1274,174 @@ async fn room_creation_over_http_needs_the_api_key() {
     assert_eq!(create(Some("s3cret key of the room API")).await, 201);
 }
 
+/// Room squatting: a visitor's `join` makes `team-standup` before the site does. The site's
+/// `POST` is a 409 that names `PUT`; the site's `PUT` takes the room over (name and metadata
+/// replaced, the squatter sees the new `room_info`); its `DELETE` removes the room and its
+/// history, and tells the members present (`room_deleted`), who are no longer in it. Nobody
+/// without the API key may do either.
+#[tokio::test]
+async fn the_operator_takes_over_and_deletes_a_squatted_room() {
+    const KEY: &str = "the site's key of the room API";
+    let mut config = Config::for_tests();
+    config.api_key = Some(KEY.into());
+    let hub = TestHub::with(config).await;
+    let http = reqwest::Client::new();
+    let room_url = |room: &str| hub.url(&format!("/api/rooms/{room}"));
+    let answer = |r: reqwest::RequestBuilder| async move {
+        let r = r.send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.text().await.expect("body"))
+    };
+
+    // The squatter makes the room with a join and writes in it.
+    let (mut squatter, _) = hub.tab(&session("squatter")).await;
+    squatter.send(json!({"type": "join", "room": "team-standup", "name": "Squatter"})).await;
+    squatter.until(|m| matches!(m, ServerMessage::History(_)).then_some(())).await;
+    squatter.send(json!({"type": "chat", "room": "team-standup", "id": "c-1", "message": "mine now"})).await;
+    squatter.until(|m| matches!(m, ServerMessage::Ack(_)).then_some(())).await;
+
+    // POST keeps its 409, and says how to take the room over.
+    let post = http.post(hub.url("/api/rooms")).bearer_auth(KEY).json(&json!({"room": "team-standup"}));
+    let (status, body) = answer(post).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("PUT /api/rooms/team-standup"), "{body}");
+
+    // Without the key: 401, whatever the body.
+    let site_room = json!({"name": "Team stand-up", "metadata": {"owner": "site"}});
+    let (status, body) = answer(http.put(room_url("team-standup")).json(&site_room)).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("--api-key"), "{body}");
+    let (status, _) =
+        answer(http.put(room_url("team-standup")).bearer_auth("a guess").json(&site_room)).await;
+    assert_eq!(status, 401);
+    let (status, _) = answer(http.delete(room_url("team-standup"))).await;
+    assert_eq!(status, 401);
+    // Validated as POST validates.
+    let (status, body) =
+        answer(http.put(room_url("team-standup")).bearer_auth(KEY).json(&json!({"name": "two\nlines"})))
+            .await;
+    assert_eq!((status, body.contains("name")), (400, true), "{body}");
+    let (status, body) =
+        answer(http.put(room_url("team-standup")).bearer_auth(KEY).json(&json!({"metadata": [1]}))).await;
+    assert_eq!((status, body.contains("JSON object")), (400, true), "{body}");
+    let (status, body) =
+        answer(http.put(room_url("team-standup")).bearer_auth(KEY).json(&json!({"room": "other"}))).await;
+    assert_eq!((status, body.contains("path")), (400, true), "{body}");
+    let (status, _) = answer(http.put(room_url("bad%20room")).bearer_auth(KEY).json(&site_room)).await;
+    assert_eq!(status, 400);
+
+    // The site takes it over: 200, its name and metadata, the squatter still a member.
+    let (status, body) = answer(http.put(room_url("team-standup")).bearer_auth(KEY).json(&site_room)).await;
+    assert_eq!(status, 200, "{body}");
+    let info: natter_protocol::RoomInfo = serde_json::from_str(&body).expect("room info");
+    assert_eq!((info.name.as_deref(), info.metadata.get()), (Some("Team stand-up"), r#"{"owner":"site"}"#));
+    assert_eq!(info.last_seq, 1, "the room's history stays");
+    assert_eq!(info.member_count, 1);
+    let seen = squatter
+        .until(|m| match m {
+            ServerMessage::RoomInfo(i) => Some(i),
+            _ => None,
+        })
+        .await;
+    assert_eq!(seen.name.as_deref(), Some("Team stand-up"), "the members present see the new info");
+    // Idempotent, and a room nobody made yet is created (201).
+    let (status, _) = answer(http.put(room_url("team-standup")).bearer_auth(KEY).json(&site_room)).await;
+    assert_eq!(status, 200);
+    let (status, body) = answer(http.put(room_url("support")).bearer_auth(KEY)).await;
+    assert_eq!(status, 201, "an empty body is `{{}}`: {body}");
+    let got: Value =
+        http.get(room_url("team-standup")).send().await.expect("get").json().await.expect("json");
+    assert_eq!(got["name"], "Team stand-up");
+
+    // The site deletes it: 204, the squatter is told and is no longer in it.
+    let (status, body) = answer(http.delete(room_url("team-standup")).bearer_auth(KEY)).await;
+    assert_eq!(status, 204, "{body}");
+    let deleted = squatter
+        .until(|m| match m {
+            ServerMessage::Error(e) if e.code == ErrorCode::RoomDeleted => Some(e),
+            _ => None,
+        })
+        .await;
+    assert_eq!(deleted.room.as_deref(), Some("team-standup"));
+    squatter
+        .send(json!({"type": "chat", "room": "team-standup", "id": "c-2", "message": "still here?"}))
+        .await;
+    assert!(squatter.expect_error(ErrorCode::NotInRoom).await.contains("join"));
+    let (status, _) = answer(http.get(room_url("team-standup"))).await;
+    assert_eq!(status, 404);
+    let (status, body) = answer(http.delete(room_url("team-standup")).bearer_auth(KEY)).await;
+    assert_eq!(status, 404, "{body}");
+
+    // A join after it makes a new, empty room, with none of the old history.
+    let (mut later, _) = hub.tab(&session("later")).await;
+    later.send(json!({"type": "join", "room": "team-standup", "name": "Later"})).await;
+    let info = later
+        .until(|m| match m {
+            ServerMessage::RoomInfo(i) => Some(i),
+            _ => None,
+        })
+        .await;
+    assert_eq!((info.name, info.last_seq), (None, 0));
+    let history = later.expect_history().await;
+    assert!(history.messages.is_empty(), "{history:?}");
+    // The squatter may join again like anyone, and writes from seq 1.
+    squatter.send(json!({"type": "join", "room": "team-standup", "name": "Squatter"})).await;
+    let history = squatter.until(|m| match m {
+        ServerMessage::History(h) => Some(h),
+        _ => None,
+    });
+    assert!(history.await.messages.is_empty());
+    squatter.send(json!({"type": "chat", "room": "team-standup", "id": "c-1", "message": "again"})).await;
+    let ack = squatter
+        .until(|m| match m {
+            ServerMessage::Ack(a) => Some(a),
+            _ => None,
+        })
+        .await;
+    assert_eq!((ack.seq, ack.duplicate), (1, false), "a new history: the old id is not a duplicate");
+}
+
+/// `--room-creation api`: only the site makes rooms, so no id can be squatted; a join of a
+/// room it has not made is refused, one it made is joined. Without `--api-key` nobody could
+/// make a room, and the hub refuses to start.
+#[tokio::test]
+async fn with_room_creation_api_a_join_makes_no_room() {
+    const KEY: &str = "the site's key of the room API";
+    let mut config = Config::for_tests();
+    config.api_key = Some(KEY.into());
+    config.room_creation = natter_hub::config::RoomCreation::Api;
+    let hub = TestHub::with(config).await;
+    let (mut tab, _) = hub.tab(&session("visitor")).await;
+    tab.send(json!({"type": "join", "room": "support", "name": "V"})).await;
+    let refused = tab.expect_error(ErrorCode::UnknownRoom).await;
+    assert!(refused.contains("--room-creation api"), "{refused}");
+    let http = reqwest::Client::new();
+    let r = http.get(hub.url("/api/rooms/support")).send().await.expect("get");
+    assert_eq!(r.status(), 404, "the refused join made no room");
+    // Nor does a message over the HTTP fallback.
+    let r = http
+        .post(hub.url("/api/chat/messages"))
+        .header("x-natter-session", session("poster"))
+        .json(&json!({"type": "chat", "room": "lobby", "id": "p1", "message": "hi", "name": "P"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 404);
+    let r = http.put(hub.url("/api/rooms/support")).bearer_auth(KEY).send().await.expect("put");
+    assert_eq!(r.status(), 201);
+    tab.send(json!({"type": "join", "room": "support", "name": "V"})).await;
+    tab.until(|m| matches!(m, ServerMessage::RoomInfo(_)).then_some(())).await;
+
+    let mut keyless = Config::for_tests();
+    keyless.room_creation = natter_hub::config::RoomCreation::Api;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let store = std::sync::Arc::new(natter_hub::store::memory::MemoryStore::new());
+    let reply = natter_hub::build_reply(&keyless).expect("reply engine");
+    let started = natter_hub::serve(listener, keyless, store, reply, std::future::pending()).await;
+    let error = started.expect_err("no key, no rooms: refused").to_string();
+    assert!(error.contains("--room-creation api") && error.contains("--api-key"), "{error}");
+}
+
 #[tokio::test]
 async fn room_names_and_metadata_are_validated() {
     let mut config = Config::for_tests();

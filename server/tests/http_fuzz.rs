@@ -130,6 +130,15 @@ async fn every_generated_request_gets_a_documented_answer() {
             .await
             .expect("post");
         check(r, &format!("room body {i}: {}", String::from_utf8_lossy(&body))).await;
+        let r = http
+            .put(hub.url("/api/rooms/fuzz-room"))
+            .bearer_auth("fuzz key of the room API")
+            .header("Content-Type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("put");
+        check(r, &format!("room PUT body {i}: {}", String::from_utf8_lossy(&body))).await;
     }
     for (i, (a, b)) in samples((query_value(), query_value()), 150, 2).into_iter().enumerate() {
         let r = http.get(hub.url(&format!("/api/rooms?limit={a}&cursor={b}"))).send().await.expect("get");

@@ -418,6 +418,40 @@ async fn the_room_api_takes_the_operators_key_or_a_users_token() {
     assert_eq!(info.status(), 401);
 }
 
+/// Taking a room over (`PUT`) and deleting it are the operator's servers' alone: a signed-in
+/// user gets 403 even for a room their claim covers and they made; no credential is a 401.
+#[tokio::test]
+async fn only_the_operators_key_takes_over_or_deletes_a_room() {
+    let mut config = secure_config();
+    config.api_key = Some("operator key for the room API".into());
+    let hub = TestHub::with(config).await;
+    let client = reqwest::Client::new();
+    let mut ada = claims("ada");
+    ada["rooms"] = json!(["proj-*"]);
+    let token = hs256(&ada);
+    let r = client.post(hub.url("/api/rooms")).bearer_auth(&token).json(&json!({"room": "proj-1"})).send();
+    assert_eq!(r.await.expect("post").status(), 201);
+    let url = hub.url("/api/rooms/proj-1");
+    for request in [
+        client.put(&url).bearer_auth(&token).json(&json!({"name": "Mine"})),
+        client.delete(&url).bearer_auth(&token),
+    ] {
+        let r = request.send().await.expect("request");
+        assert_eq!(r.status(), 403);
+        let body = r.text().await.expect("body");
+        assert!(body.contains("forbidden") && body.contains("--api-key"), "{body}");
+    }
+    for request in [client.put(&url).json(&json!({"name": "Mine"})), client.delete(&url)] {
+        assert_eq!(request.send().await.expect("request").status(), 401);
+    }
+    let info: Value =
+        client.get(&url).bearer_auth(&token).send().await.expect("get").json().await.expect("json");
+    assert_eq!(info["room"], "proj-1", "still there");
+    assert!(info.get("name").is_none(), "{info}");
+    let r = client.delete(&url).bearer_auth("operator key for the room API").send().await.expect("delete");
+    assert_eq!(r.status(), 204);
+}
+
 /// The hub closes a connection whose token expired with 4401 ("get a fresh token"); a fresh
 /// `auth` sent before then renews it on the same connection.
 #[tokio::test]

@@ -177,3 +177,53 @@ async fn the_database_path_comes_from_the_environment_too() {
     assert!(db.exists(), "NATTER_DB names the file");
     assert!(!dir.path().join("natter.db").exists(), "and the default is not used");
 }
+
+/// The operator's `PUT` and `DELETE` of a room reach the database: a taken-over room keeps its
+/// new name across a restart, and a deleted one is gone with its messages for good (a join
+/// after the restart makes a new, empty room whose seq starts at 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_put_and_delete_of_a_room_are_stored() {
+    const KEY: &str = "the site's key of the room API";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut hub = HubProcess::start("hub", dir.path(), &["--db", "natter.db", "--api-key", KEY]);
+    let http = reqwest::Client::new();
+    let mut tab = Tab::open(&hub.ws_url("visitor-3", None)).await;
+    tab.until(|m| matches!(m, ServerMessage::History(_))).await;
+    for room in ["squatted", "doomed"] {
+        tab.join(room, "Ann", None).await;
+        for i in 0..3 {
+            tab.chat(room, &format!("{room}-{i}"), "before").await;
+            tab.until(|m| matches!(m, ServerMessage::Ack(_))).await;
+        }
+    }
+    let put = http
+        .put(hub.http("/api/rooms/squatted"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"name": "Site's"}));
+    assert_eq!(put.send().await.expect("put").status(), 200);
+    let delete = http.delete(hub.http("/api/rooms/doomed")).bearer_auth(KEY).send().await.expect("delete");
+    assert_eq!(delete.status(), 204);
+    let told =
+        tab.until(|m| matches!(m, ServerMessage::Error(e) if e.room.as_deref() == Some("doomed"))).await;
+    assert!(matches!(told, ServerMessage::Error(e) if e.code == natter_protocol::ErrorCode::RoomDeleted));
+    hub.terminate();
+
+    hub.restart();
+    let info: serde_json::Value =
+        reqwest::get(hub.http("/api/rooms/squatted")).await.expect("get").json().await.expect("json");
+    assert_eq!((info["name"].as_str(), info["lastSeq"].as_u64()), (Some("Site's"), Some(3)));
+    assert_eq!(reqwest::get(hub.http("/api/rooms/doomed")).await.expect("get").status(), 404);
+    let mut fresh = Tab::open(&hub.ws_url("visitor-4", None)).await;
+    fresh.until(|m| matches!(m, ServerMessage::History(_))).await;
+    let (info, history) = fresh.join("doomed", "Bob", Some(0)).await;
+    let (ServerMessage::RoomInfo(info), ServerMessage::History(history)) = (info, history) else {
+        unreachable!()
+    };
+    assert_eq!((info.last_seq, info.name), (0, None));
+    assert!(history.messages.is_empty(), "{history:?}");
+    fresh.chat("doomed", "doomed-0", "a new room").await;
+    match fresh.until(|m| matches!(m, ServerMessage::Ack(_))).await {
+        ServerMessage::Ack(a) => assert_eq!((a.seq, a.duplicate), (1, false)),
+        _ => unreachable!(),
+    }
+}

@@ -277,3 +277,52 @@ async fn redis_restarting_under_a_running_hub_is_reported_and_recovered_from() {
     };
     assert_eq!(stored(&delivered).map(|(s, _)| s), Some(ack.seq));
 }
+
+/// A room deleted through one hub is gone on every hub: its members on the other hub are told
+/// (`room_deleted`) and are no longer in it, and a join there makes a new, empty room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_deleted_through_one_hub_is_gone_on_every_hub() {
+    const KEY: &str = "the site's key of the room API";
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, b) = hubs(&redis, dir.path(), &["--api-key", KEY]);
+    let (mut ann, _) = open(&a, "visitor-ann", None).await;
+    ann.join("standup", "Ann", None).await;
+    let (mut bob, _) = open(&b, "visitor-bob", None).await;
+    bob.join("standup", "Bob", None).await;
+    ann.chat("standup", "c1", "squatted").await;
+    ann.until(|m| matches!(m, ServerMessage::Ack(_))).await;
+    bob.until(|m| matches!(m, ServerMessage::Chat(_))).await;
+
+    // Taken over through hub A: Bob, on hub B, sees the new name.
+    let http = reqwest::Client::new();
+    let put = http
+        .put(a.http("/api/rooms/standup"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"name": "Stand-up"}));
+    assert_eq!(put.send().await.expect("put").status(), 200);
+    let seen = bob.until(|m| matches!(m, ServerMessage::RoomInfo(_))).await;
+    assert!(matches!(&seen, ServerMessage::RoomInfo(i) if i.name.as_deref() == Some("Stand-up")), "{seen:?}");
+
+    // Deleted through hub A: both are told, and Bob is no longer in it on hub B.
+    let delete = http.delete(a.http("/api/rooms/standup")).bearer_auth(KEY).send().await.expect("delete");
+    assert_eq!(delete.status(), 204);
+    for tab in [&mut ann, &mut bob] {
+        let told =
+            tab.until(|m| matches!(m, ServerMessage::Error(e) if e.code == ErrorCode::RoomDeleted)).await;
+        assert!(matches!(told, ServerMessage::Error(e) if e.room.as_deref() == Some("standup")));
+    }
+    bob.chat("standup", "b1", "hello?").await;
+    let refused = bob.until(|m| matches!(m, ServerMessage::Error(_))).await;
+    assert!(
+        matches!(refused, ServerMessage::Error(e) if e.code == ErrorCode::NotInRoom),
+        "Bob left it on hub B"
+    );
+    assert_eq!(reqwest::get(b.http("/api/rooms/standup")).await.expect("get").status(), 404);
+    let (info, history) = bob.join("standup", "Bob", Some(0)).await;
+    let (ServerMessage::RoomInfo(info), ServerMessage::History(history)) = (info, history) else {
+        unreachable!()
+    };
+    assert_eq!((info.last_seq, info.name, info.member_count), (0, None, 1), "nobody else: Ann was taken out");
+    assert!(history.messages.is_empty(), "{history:?}");
+}

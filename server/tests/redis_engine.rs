@@ -321,6 +321,50 @@ async fn rooms_are_shared() {
     assert_eq!(a.rooms(None, 100).await.expect("rooms"), vec![other, record]);
 }
 
+/// The operator's `PUT` replaces a room's name and metadata on every hub and keeps its creation
+/// time; `DELETE` removes the room, its history, its ids and its presence, so the next message
+/// in it is seq 1 and no id is a duplicate.
+#[tokio::test]
+async fn a_put_room_is_replaced_and_a_deleted_room_starts_again() {
+    let redis = RedisServer::start();
+    let a = hub(&redis).await;
+    let b = hub(&redis).await;
+    let squatted = RoomRecord {
+        room: "standup".into(),
+        name: Some("Squatted".into()),
+        metadata: serde_json::json!({"by": "squatter"}).into(),
+        created_at: "2026-11-22T00:00:00Z".into(),
+    };
+    assert!(a.create_room(squatted.clone()).await.expect("create"));
+    let site = RoomRecord {
+        name: Some("Stand-up".into()),
+        metadata: serde_json::json!({"by": "site"}).into(),
+        created_at: "2026-11-30T00:00:00Z".into(),
+        ..squatted.clone()
+    };
+    assert!(!b.put_room(site.clone()).await.expect("put"), "it existed");
+    let kept = RoomRecord { created_at: squatted.created_at.clone(), ..site.clone() };
+    assert_eq!(a.room("standup").await.expect("room"), Some(kept));
+    let fresh = RoomRecord { room: "support".into(), ..site.clone() };
+    assert!(a.put_room(fresh.clone()).await.expect("put"), "created");
+    assert_eq!(b.room("support").await.expect("room"), Some(fresh));
+
+    for i in 0..3 {
+        a.append(&room("standup"), chat_draft("standup", &format!("c{i}"))).await.expect("append");
+    }
+    b.presence_join("standup", &Member { id: "m1".into(), name: None, verified: false }).await.expect("join");
+    assert_eq!(a.remote_members("standup").await.expect("members").len(), 1);
+    assert!(a.delete_room("standup").await.expect("delete"));
+    assert!(!b.delete_room("standup").await.expect("delete again"), "unknown now");
+    assert_eq!(b.room("standup").await.expect("room"), None);
+    assert!(a.rooms(None, 100).await.expect("rooms").iter().all(|r| r.room != "standup"));
+    let page = b.recent(&room("standup"), 10).await.expect("recent");
+    assert_eq!((page.messages.len(), page.last_seq), (0, 0));
+    assert!(a.remote_members("standup").await.expect("members").is_empty(), "presence went too");
+    let again = b.append(&room("standup"), chat_draft("standup", "c0")).await.expect("append");
+    assert_eq!((again.seq, again.duplicate), (1, false));
+}
+
 #[tokio::test]
 async fn ephemeral_frames_reach_every_hub_once() {
     let redis = RedisServer::start();

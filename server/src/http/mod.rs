@@ -13,7 +13,7 @@
 
 mod rooms;
 
-pub(crate) use rooms::{create_room, list_rooms, room_info};
+pub(crate) use rooms::{create_room, delete_room, list_rooms, put_room, room_info};
 
 use std::sync::Arc;
 

@@ -1,8 +1,10 @@
-//! The room API: `GET /api/rooms` (in pages), `POST /api/rooms`, `GET /api/rooms/{room}`, and
-//! who may call it.
+//! The room API: `GET /api/rooms` (in pages), `POST /api/rooms`, `GET /api/rooms/{room}`,
+//! `PUT` and `DELETE /api/rooms/{room}`, and who may call it.
 //!
 //! Three kinds of caller, told apart by `Authorization: Bearer <…>`:
-//! - the operator's own servers, with the hub's `--api-key`: every room, and may create rooms;
+//! - the operator's own servers, with the hub's `--api-key`: every room, and own them all: they
+//!   may create rooms, take over any room (`PUT`, whoever made it: a room squatted by a `join`
+//!   before the site made it is the site's again) and delete rooms with their history;
 //! - a signed-in user, with an identity token: the rooms their token's `rooms` claim covers,
 //!   and may create those (each creation drawing on their address's
 //!   `--room-creations-per-hour`, like a `join` that makes a room);
@@ -15,14 +17,14 @@ use axum::extract::{Path, State};
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::Json;
 use natter_protocol::{
-    validate_room_id, validate_room_name, CreateRoom, ErrorCode, RoomInfo, RoomList, MAX_ROOM_METADATA_BYTES,
-    ROOM_PAGE_DEFAULT, ROOM_PAGE_MAX,
+    validate_room_id, validate_room_name, CreateRoom, ErrorCode, RawJson, RoomInfo, RoomList,
+    MAX_ROOM_METADATA_BYTES, ROOM_PAGE_DEFAULT, ROOM_PAGE_MAX,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::checked_room;
-use crate::config::RoomAccess;
+use crate::config::{RoomAccess, RoomCreation};
 use crate::edge::{bearer, check_origin, client_of, read_body, ApiError, Query};
 use crate::hub::{Hub, Refusal};
 use crate::identity::Principal;
@@ -175,27 +177,25 @@ pub(crate) async fn create_room(
     let create: CreateRoom = serde_json::from_slice(&body)
         .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad room body: {e}")))?;
     checked_room(&create.room)?;
-    if let Some(name) = &create.name {
-        validate_room_name(name)
-            .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad room `name`: {e}")))?;
-    }
-    if let Some(metadata) = &create.metadata {
-        if !metadata.get().trim_start().starts_with('{') {
-            return Err(Refusal::new(ErrorCode::InvalidMessage, "`metadata` must be a JSON object").into());
-        }
-        // Kept and served as the text it arrived as, so that text is what the limit measures.
-        let size = metadata.len();
-        if size > MAX_ROOM_METADATA_BYTES {
+    checked_fields(create.name.as_deref(), create.metadata.as_ref())?;
+    let room = create.room.clone();
+    let exists = || {
+        Refusal::new(
+            ErrorCode::RoomExists,
+            format!(
+                "room {room:?} already exists; the operator's servers take it over (its name and metadata, \
+                 whoever made it) with `PUT /api/rooms/{room}`"
+            ),
+        )
+    };
+    if let Caller::User(user) = &caller {
+        if hub.config().room_creation == RoomCreation::Api {
             return Err(Refusal::new(
-                ErrorCode::TooLarge,
-                format!("`metadata` is {size} bytes of JSON; the limit is {MAX_ROOM_METADATA_BYTES}"),
+                ErrorCode::Forbidden,
+                "rooms on this hub are made only by the operator's servers (--room-creation api)",
             )
             .into());
         }
-    }
-    let room = create.room.clone();
-    let exists = || Refusal::new(ErrorCode::RoomExists, format!("room {room:?} already exists"));
-    if let Caller::User(user) = &caller {
         hub.identity().may_join(user, &create.room)?;
         // A room that exists already is answered as such before the address pays for a
         // creation it does not get (a page that posts its room on every load must not run out).
@@ -207,6 +207,120 @@ pub(crate) async fn create_room(
     match hub.create_room(create.room, create.name, create.metadata).await? {
         Some(info) => Ok((StatusCode::CREATED, Json(info))),
         None => Err(exists().into()),
+    }
+}
+
+/// Checks a room's `name` and `metadata` (a JSON object of at most
+/// [`MAX_ROOM_METADATA_BYTES`], measured as the text it arrived as), naming what is wrong.
+fn checked_fields(name: Option<&str>, metadata: Option<&RawJson>) -> Result<(), Refusal> {
+    if let Some(name) = name {
+        validate_room_name(name)
+            .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad room `name`: {e}")))?;
+    }
+    if let Some(metadata) = metadata {
+        if !metadata.get().trim_start().starts_with('{') {
+            return Err(Refusal::new(ErrorCode::InvalidMessage, "`metadata` must be a JSON object"));
+        }
+        // Kept and served as the text it arrived as, so that text is what the limit measures.
+        let size = metadata.len();
+        if size > MAX_ROOM_METADATA_BYTES {
+            return Err(Refusal::new(
+                ErrorCode::TooLarge,
+                format!("`metadata` is {size} bytes of JSON; the limit is {MAX_ROOM_METADATA_BYTES}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Only the operator's servers (the hub's `--api-key`) may `what`: `401` without a credential
+/// or with one that is neither the key nor a valid identity token, `403` for a signed-in user.
+fn operator_only(hub: &Hub, headers: &HeaderMap, what: &str) -> Result<(), Refusal> {
+    let has_key = hub.config().api_key.as_deref().is_some_and(|k| !k.is_empty());
+    if bearer(headers).is_none() {
+        let message = if has_key {
+            format!("{what} needs the hub's --api-key: send `Authorization: Bearer <key>`")
+        } else {
+            format!("{what} is turned off on this hub: start it with --api-key (NATTER_API_KEY)")
+        };
+        return Err(Refusal::new(ErrorCode::Unauthorized, message));
+    }
+    match caller(hub, headers)? {
+        Caller::Operator => Ok(()),
+        Caller::User(_) | Caller::Anyone => Err(Refusal::new(
+            ErrorCode::Forbidden,
+            format!("{what} is for the operator's servers (the hub's --api-key), not signed-in users"),
+        )),
+    }
+}
+
+/// Body of `PUT /api/rooms/{room}`: a [`CreateRoom`] whose `room` may be left out (the path
+/// names it); an empty body is `{}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PutRoom {
+    #[serde(default)]
+    room: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    metadata: Option<RawJson>,
+}
+
+/// `PUT /api/rooms/{room}` (with `Authorization: Bearer <--api-key>` only): creates the room,
+/// or replaces the name and metadata of the one that exists, whoever made it (a `join`, a
+/// signed-in user, an earlier PUT); its history and members stay, and the members present get
+/// the new `room_info`. Idempotent. `201` with the room's info when created, `200` when
+/// replaced; `400` for a bad id, name or metadata (or a body `room` that is not the path's),
+/// `413` for a body over `--max-frame` or metadata over [`MAX_ROOM_METADATA_BYTES`], `401`
+/// without the key, `403` for a signed-in user.
+pub(crate) async fn put_room(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Body,
+) -> Result<(StatusCode, Json<RoomInfo>), ApiError> {
+    check_origin(&hub, &headers)?;
+    operator_only(&hub, &headers, "creating or taking over a room with PUT")?;
+    checked_room(&room)?;
+    let body = read_body(&hub, body).await?;
+    let put: PutRoom = if body.iter().all(u8::is_ascii_whitespace) {
+        PutRoom::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| Refusal::new(ErrorCode::InvalidMessage, format!("bad room body: {e}")))?
+    };
+    if let Some(other) = put.room.as_deref().filter(|r| *r != room) {
+        let shown: String = other.chars().take(80).collect();
+        return Err(Refusal::new(
+            ErrorCode::InvalidMessage,
+            format!(
+                "the body's `room` {shown:?} is not the path's {room:?}; leave it out or make them the same"
+            ),
+        )
+        .into());
+    }
+    checked_fields(put.name.as_deref(), put.metadata.as_ref())?;
+    let (info, created) = hub.put_room(room, put.name, put.metadata).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(info)))
+}
+
+/// `DELETE /api/rooms/{room}` (with `Authorization: Bearer <--api-key>` only): deletes the room
+/// and its stored history; every connection in it gets an `error` with code `room_deleted` and
+/// is no longer in it. A later `join` makes a new, empty room. `204`; `404` for an unknown
+/// room, `401` without the key, `403` for a signed-in user.
+pub(crate) async fn delete_room(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_origin(&hub, &headers)?;
+    operator_only(&hub, &headers, "deleting a room")?;
+    checked_room(&room)?;
+    if hub.delete_room(&room).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Refusal::new(ErrorCode::UnknownRoom, format!("no room {room:?}")).into())
     }
 }
 

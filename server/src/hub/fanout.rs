@@ -87,6 +87,10 @@ impl Hub {
                 deliver(metrics, conv, &frame, None, false);
             }
             Event::Ephemeral { key, message, from } => {
+                if let (ConversationKey::Room(room), Some(_)) = (&key, super::rooms::deletion(&message)) {
+                    self.evict_room(room, &encode(&message));
+                    return;
+                }
                 self.feed_operators(&key, &message, from.as_deref());
                 let frame = encode(&message);
                 let state = self.lock();

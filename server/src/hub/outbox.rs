@@ -81,6 +81,10 @@ struct QueueState {
     /// Live [`Outbox`] clones; the writer's `recv` ends when none is left.
     senders: usize,
     receiver_gone: bool,
+    /// Rooms the hub took this connection out of (deleted by the operator), for the
+    /// connection to forget (see [`Outbox::take_removed_rooms`]); empty (no allocation) but
+    /// for that.
+    removed_rooms: Vec<std::sync::Arc<str>>,
 }
 
 impl Queue {
@@ -215,7 +219,12 @@ impl Outbox {
     /// A new queue of `capacity` frames: the outbox, the writer's receiver and the control.
     pub(crate) fn new(id: u64, capacity: usize) -> (Outbox, Receiver, Arc<Control>) {
         let queue = Arc::new(Queue {
-            state: Mutex::new(QueueState { frames: VecDeque::new(), senders: 1, receiver_gone: false }),
+            state: Mutex::new(QueueState {
+                frames: VecDeque::new(),
+                senders: 1,
+                receiver_gone: false,
+                removed_rooms: Vec::new(),
+            }),
             capacity: capacity.max(1),
             readable: Notify::new(),
         });
@@ -260,6 +269,20 @@ impl Outbox {
     /// module doc). `false` when the connection is gone.
     pub(crate) fn send(&self, frame: Frame) -> bool {
         self.queue.push(Outgoing::Text(frame), None).unwrap_or(true)
+    }
+
+    /// Tells the connection that the hub took it out of `room` (the room was deleted): its
+    /// next frame finds it in [`Outbox::take_removed_rooms`].
+    pub(crate) fn remove_room(&self, room: std::sync::Arc<str>) {
+        let mut s = self.queue.lock();
+        if !s.receiver_gone && !s.removed_rooms.contains(&room) {
+            s.removed_rooms.push(room);
+        }
+    }
+
+    /// The rooms the hub took this connection out of since the last call.
+    pub(crate) fn take_removed_rooms(&self) -> Vec<std::sync::Arc<str>> {
+        std::mem::take(&mut self.queue.lock().removed_rooms)
     }
 
     /// Queues a close after everything already queued.

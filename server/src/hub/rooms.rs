@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
-use natter_protocol::{Member, Presence, RawJson, RoomInfo, RoomList, RoomSummary, ServerMessage};
+use natter_protocol::{
+    ErrorCode, ErrorFrame, Member, Presence, RawJson, RoomInfo, RoomList, RoomSummary, ServerMessage,
+};
 
+use super::outbox::Frame;
 use super::{Hub, Outbox, Payer, Refusal, Since};
 use crate::address::AddrKey;
 use crate::clock::now_rfc3339;
@@ -32,6 +35,12 @@ impl Hub {
         let store = &self.shared.store;
         if let Some(r) = store.room(room).await? {
             return Ok(r);
+        }
+        if self.shared.config.room_creation == crate::config::RoomCreation::Api {
+            return Err(Refusal::new(
+                ErrorCode::UnknownRoom,
+                format!("there is no room {room:?}, and on this hub only the site makes rooms (--room-creation api)"),
+            ));
         }
         self.charge_room_creation(creator, room)?;
         let record = RoomRecord {
@@ -201,6 +210,92 @@ impl Hub {
             return Ok(None);
         }
         Ok(Some(room_info(&record, Vec::new(), 0)))
+    }
+
+    /// Creates room `room`, or replaces the name and metadata of the one that exists, whoever
+    /// made it (`PUT /api/rooms/{room}`, the operator's servers only); returns its info and
+    /// whether it was created. Members present get the new `room_info` (on every hub).
+    pub(crate) async fn put_room(
+        &self,
+        room: String,
+        name: Option<String>,
+        metadata: Option<RawJson>,
+    ) -> Result<(RoomInfo, bool), Refusal> {
+        let record = RoomRecord {
+            room: room.clone(),
+            name,
+            metadata: metadata.unwrap_or_else(RawJson::empty_object),
+            created_at: now_rfc3339(),
+        };
+        let created = self.shared.store.put_room(record.clone()).await?;
+        // Deleted again meanwhile (a DELETE racing this PUT): what was written is the answer.
+        let info = self.room_info(&room).await?.unwrap_or_else(|| room_info(&record, Vec::new(), 0));
+        if !created {
+            self.publish(
+                ConversationKey::Room(room.as_str().into()),
+                ServerMessage::RoomInfo(info.clone()),
+                None,
+            )
+            .await;
+        }
+        Ok((info, created))
+    }
+
+    /// Deletes room `room` with its stored history (`DELETE /api/rooms/{room}`, the operator's
+    /// servers only); `false` for an unknown room. Every connection in it, on every hub, gets a
+    /// `room_deleted` error naming the room and is no longer in it (see [`Hub::evict_room`]).
+    pub(crate) async fn delete_room(&self, room: &str) -> Result<bool, Refusal> {
+        if !self.shared.store.delete_room(room).await? {
+            return Ok(false);
+        }
+        let notice = ServerMessage::Error(ErrorFrame {
+            code: ErrorCode::RoomDeleted,
+            message: format!(
+                "the site deleted room {room:?} with its history; this connection is no longer in it \
+                 (a join makes a new, empty room)"
+            ),
+            id: None,
+            retry_after_ms: None,
+            room: Some(room.to_owned()),
+        });
+        self.publish(ConversationKey::Room(room.into()), notice, None).await;
+        Ok(true)
+    }
+
+    /// A deleted room on this hub: every subscribed connection is told (`frame`, the
+    /// `room_deleted` error) and taken out of it, and the room's messages held in memory,
+    /// members and long-polls go (a waiting long-poll answers at once).
+    pub(super) fn evict_room(&self, room: &Arc<str>, frame: &Frame) {
+        let key = ConversationKey::Room(room.clone());
+        let Some(conv) = self.lock().conversations.remove(&key) else { return };
+        for sub in conv.subscribers.values() {
+            // Taken out before it is told, so a frame it sends after reading this one is
+            // refused as `not_in_room`.
+            sub.outbox.remove_room(room.clone());
+            sub.outbox.send(frame.clone());
+        }
+        let members = conv.members();
+        if members.is_empty() {
+            return;
+        }
+        // Presence records of this hub (a shared engine refreshes them until told).
+        let store = self.shared.store.clone();
+        let room = room.clone();
+        tokio::spawn(async move {
+            for m in members {
+                if let Err(e) = store.presence_leave(&room, &m.id).await {
+                    tracing::debug!(%room, error = %e, "presence_leave of a deleted room failed");
+                }
+            }
+        });
+    }
+}
+
+/// The room-deleted notice a frame is, if it is one (an `error` with code `room_deleted`).
+pub(super) fn deletion(message: &ServerMessage) -> Option<&ErrorFrame> {
+    match message {
+        ServerMessage::Error(e) if e.code == ErrorCode::RoomDeleted => Some(e),
+        _ => None,
     }
 }
 

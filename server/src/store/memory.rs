@@ -163,6 +163,27 @@ impl Store for MemoryStore {
         ready(Ok(true))
     }
 
+    fn put_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let mut inner = self.lock();
+        match inner.rooms.get_mut(&room.room) {
+            Some(kept) => {
+                kept.name = room.name;
+                kept.metadata = room.metadata;
+                ready(Ok(false))
+            }
+            None => {
+                inner.rooms.insert(room.room.clone(), room);
+                ready(Ok(true))
+            }
+        }
+    }
+
+    fn delete_room(&self, room: &str) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let mut inner = self.lock();
+        inner.conversations.remove(&ConversationKey::Room(room.into()));
+        ready(Ok(inner.rooms.remove(room).is_some()))
+    }
+
     fn room(&self, room: &str) -> BoxFuture<'_, Result<Option<RoomRecord>, StoreError>> {
         ready(Ok(self.lock().rooms.get(room).cloned()))
     }

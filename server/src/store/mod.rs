@@ -204,6 +204,15 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a room; `Ok(false)` when it already exists.
     fn create_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>>;
 
+    /// Creates a room, or replaces the `name` and `metadata` of the one that exists (keeping
+    /// its `created_at` and history); `Ok(true)` when it was created.
+    fn put_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// Deletes a room with its stored history (messages, seq counter, de-duplication ids) and,
+    /// for engines shared by many hubs, its presence records; `Ok(false)` when there was no such
+    /// room. A message stored in it later starts a new history at seq 1.
+    fn delete_room(&self, room: &str) -> BoxFuture<'_, Result<bool, StoreError>>;
+
     /// A room's record.
     fn room(&self, room: &str) -> BoxFuture<'_, Result<Option<RoomRecord>, StoreError>>;
 

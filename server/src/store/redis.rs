@@ -166,6 +166,7 @@ struct Scripts {
     presence_members: Script,
     presence_sweep: Script,
     expire_room: Script,
+    delete_room: Script,
     inbox_change: Script,
     set_online: Script,
     online_elsewhere: Script,
@@ -303,6 +304,17 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 "#;
 
+/// KEYS: rooms hash, room-ids set, the room's seq counter, ids hash, stream, presence hash,
+/// presence-rooms set. ARGV: room. Deletes the room with its history and presence in one
+/// atomic step; returns 1 when the room existed.
+const DELETE_ROOM_LUA: &str = r#"
+local existed = redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+redis.call('SREM', KEYS[7], ARGV[1])
+return existed
+"#;
+
 /// Maps a client error: connection trouble is `Unavailable` (retry later), anything else is a
 /// fault.
 /// Reads hex digits back into bytes; `None` when `text` is not an even number of them.
@@ -370,6 +382,7 @@ impl RedisStore {
                 presence_members: Script::new(PRESENCE_MEMBERS_LUA),
                 presence_sweep: Script::new(PRESENCE_SWEEP_LUA),
                 expire_room: Script::new(EXPIRE_ROOM_LUA),
+                delete_room: Script::new(DELETE_ROOM_LUA),
                 inbox_change: Script::new(inbox::CHANGE_LUA),
                 set_online: Script::new(inbox::SET_ONLINE_LUA),
                 online_elsewhere: Script::new(inbox::ONLINE_ELSEWHERE_LUA),
@@ -940,6 +953,59 @@ impl Store for RedisStore {
                     .await,
             )?;
             Ok(created)
+        })
+    }
+
+    fn put_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let keys = &self.shared.keys;
+            let mut conn = self.shared.conn();
+            // The creation time of a room that exists is kept: read it, then write the record
+            // with it (a PUT racing another PUT of the same room ends with one of the two).
+            let kept: Option<String> = self.shared.note(conn.hget(&keys.rooms, &room.room).await)?;
+            let created_at = match &kept {
+                Some(json) => room_record(room.room.clone(), json)?.created_at,
+                None => room.created_at.clone(),
+            };
+            let record = serde_json::json!({
+                "name": room.name,
+                "metadata": room.metadata,
+                "createdAt": created_at,
+            });
+            let (_, _): (u64, u64) = self.shared.note(
+                redis::pipe()
+                    .atomic()
+                    .hset(&keys.rooms, &room.room, record.to_string())
+                    .zadd(&keys.room_ids, &room.room, 0)
+                    .query_async(&mut conn)
+                    .await,
+            )?;
+            Ok(kept.is_none())
+        })
+    }
+
+    fn delete_room(&self, room: &str) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let room = room.to_owned();
+        Box::pin(async move {
+            let shared = &self.shared;
+            let conv = ConversationKey::Room(room.as_str().into()).storage_key();
+            shared.local_presence.lock().unwrap_or_else(|e| e.into_inner()).remove(&room);
+            let existed: u8 = shared.note(
+                shared
+                    .scripts
+                    .delete_room
+                    .key(&shared.keys.rooms)
+                    .key(&shared.keys.room_ids)
+                    .key(shared.keys.seq(&conv))
+                    .key(shared.keys.ids(&conv))
+                    .key(shared.keys.stream(&conv))
+                    .key(shared.keys.presence(&room))
+                    .key(&shared.keys.presence_rooms)
+                    .arg(&room)
+                    .invoke_async(&mut shared.conn())
+                    .await,
+            )?;
+            Ok(existed == 1)
         })
     }
 

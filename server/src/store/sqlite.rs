@@ -144,6 +144,15 @@ enum Op {
         room: RoomRecord,
         reply: Reply<bool>,
     },
+    PutRoom {
+        room: RoomRecord,
+        reply: Reply<bool>,
+    },
+    /// Deletes a room and its history: after the batch, in its own transaction.
+    DeleteRoom {
+        room: String,
+        reply: Reply<bool>,
+    },
     Purge {
         cutoff_ms: i64,
         reply: Reply<u64>,
@@ -414,6 +423,23 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let (reply, rx) = oneshot::channel();
             self.send(Op::CreateRoom { room, reply })?;
+            rx.await.map_err(|_| writer_gone())?
+        })
+    }
+
+    fn put_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let (reply, rx) = oneshot::channel();
+            self.send(Op::PutRoom { room, reply })?;
+            rx.await.map_err(|_| writer_gone())?
+        })
+    }
+
+    fn delete_room(&self, room: &str) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let room = room.to_owned();
+        Box::pin(async move {
+            let (reply, rx) = oneshot::channel();
+            self.send(Op::DeleteRoom { room, reply })?;
             rx.await.map_err(|_| writer_gone())?
         })
     }
@@ -758,6 +784,7 @@ impl Writer {
         let mut writes: Vec<Answer> = Vec::new();
         let mut purges = Vec::new();
         let mut expiries = Vec::new();
+        let mut deletions = Vec::new();
         let mut touched: HashMap<String, Conversation> = HashMap::new();
 
         let committed = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -772,6 +799,8 @@ impl Writer {
                             appends.push(Pending { reply, result, event });
                         }
                         Op::CreateRoom { room, reply } => rooms.push((reply, insert_room(&tx, &room))),
+                        Op::PutRoom { room, reply } => rooms.push((reply, put_room(&tx, &room))),
+                        Op::DeleteRoom { room, reply } => deletions.push((room, reply)),
                         Op::Write(write) => writes.push(write_one(&tx, write)),
                         Op::Read(read) => reads.push(read),
                         Op::Purge { cutoff_ms, reply } => purges.push((cutoff_ms, reply)),
@@ -825,6 +854,9 @@ impl Writer {
         for read in reads {
             read(&self.conn);
         }
+        for (room, reply) in deletions {
+            let _ = reply.send(self.delete_room(&room));
+        }
         for (created_before, keep, reply) in expiries {
             let _ = reply.send(self.expire_rooms(&created_before, &keep));
         }
@@ -861,6 +893,24 @@ impl Writer {
             tracing::info!(deleted = n, "empty rooms expired");
         }
         Ok(n as u64)
+    }
+
+    /// Deletes a room, its messages and its conversation row (so its seq starts again), in
+    /// one transaction; `true` when the room existed.
+    fn delete_room(&mut self, room: &str) -> Result<bool, StoreError> {
+        let key = ConversationKey::Room(room.into()).storage_key();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+        let existed = tx.execute("DELETE FROM rooms WHERE room = ?1", [room]).map_err(backend)? == 1;
+        tx.execute(
+            "DELETE FROM messages WHERE conversation IN (SELECT id FROM conversations WHERE key = ?1)",
+            [&key],
+        )
+        .map_err(backend)?;
+        tx.execute("DELETE FROM conversations WHERE key = ?1", [&key]).map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        // The cached counter names a row that is gone.
+        self.conversations.remove(&key);
+        Ok(existed)
     }
 
     /// Deletes up to [`PURGE_CHUNK`] messages older than `cutoff_ms`.
@@ -989,4 +1039,17 @@ fn insert_room(tx: &rusqlite::Transaction<'_>, room: &RoomRecord) -> Result<bool
         .and_then(|mut stmt| stmt.execute(params![room.room, room.name, metadata, room.created_at]))
         .map_err(backend)?;
     Ok(n == 1)
+}
+
+/// Inserts a room, or replaces the `name` and `metadata` of the one there; `true` when it was
+/// new.
+fn put_room(tx: &rusqlite::Transaction<'_>, room: &RoomRecord) -> Result<bool, StoreError> {
+    if insert_room(tx, room)? {
+        return Ok(true);
+    }
+    let metadata = serde_json::to_string(&room.metadata).map_err(backend)?;
+    tx.prepare_cached("UPDATE rooms SET name = ?2, metadata = ?3 WHERE room = ?1")
+        .and_then(|mut stmt| stmt.execute(params![room.room, room.name, metadata]))
+        .map_err(backend)?;
+    Ok(false)
 }

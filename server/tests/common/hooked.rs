@@ -77,6 +77,14 @@ impl<H: StoreHooks> Store for Hooked<H> {
         self.store.create_room(room)
     }
 
+    fn put_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.store.put_room(room)
+    }
+
+    fn delete_room(&self, room: &str) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.store.delete_room(room)
+    }
+
     fn room(&self, room: &str) -> BoxFuture<'_, Result<Option<RoomRecord>, StoreError>> {
         self.store.room(room)
     }

@@ -604,6 +604,13 @@ impl Room {
     /// typing, updates and cursor that waited are dropped.
     fn refuse(&mut self, code: ErrorCode, message: String, fx: &mut Vec<Effect>) {
         self.set_status(RoomStatus::Refused, fx);
+        self.fail_waiting(fx);
+        self.note(RoomNotice::Error { code, message }, fx);
+    }
+
+    /// Fails every message still waiting to be sent and drops the calls waiting: nothing more
+    /// can be said in this room (refused, or deleted by the site).
+    fn fail_waiting(&mut self, fx: &mut Vec<Effect>) {
         // Each failed entry leaves the sendable ones, so the first sendable is the next.
         let mut failed = false;
         while let Some(id) = self.outbox.first_sendable().map(|e| e.id.clone()) {
@@ -616,7 +623,6 @@ impl Room {
         }
         self.queued.clear();
         self.cursor = None;
-        self.note(RoomNotice::Error { code, message }, fx);
     }
 
     /// A refusal of the visitor's message `id`; retryable ones are re-sent later, a few times.
@@ -1318,6 +1324,24 @@ impl Rooms {
         None
     }
 
+    /// The site deleted room `id` (a `room_deleted` error): the hub has taken this connection
+    /// out of it, so it is not joined again (that would make a new room). It goes to `left`,
+    /// as if the page had left it, after an `error` notice with the reason; what was still
+    /// waiting to be sent fails.
+    fn deleted(&mut self, id: &str, message: String, fx: &mut Vec<Effect>) {
+        let Some(at) = self.list.iter().position(|r| r.id == id) else { return };
+        let mut room = remove_at(&mut self.list, at);
+        self.paced.retain(|o| !matches!(o, RoomOut::Join { room: r, .. } if r == id));
+        room.fail_waiting(fx);
+        room.posting = None;
+        room.note(RoomNotice::Error { code: ErrorCode::RoomDeleted, message }, fx);
+        room.set_status(RoomStatus::Left, fx);
+        self.poll(fx);
+        if self.is_watched(id) {
+            self.watching = None;
+        }
+    }
+
     /// An `error` frame. The hub names the room of a refused room frame (and a `chat`'s id):
     /// a refused message is retried or marked failed, a refused join leaves the room
     /// `refused`, anything else is told to the room's listeners. Errors about no room are
@@ -1330,6 +1354,10 @@ impl Rooms {
         // The answer to a join of a room the page has left since: it was not joined.
         if let Some(i) = self.left_due.iter().position(|r| r.id == room_id) {
             remove_at(&mut self.left_due, i);
+            return None;
+        }
+        if e.code == ErrorCode::RoomDeleted {
+            self.deleted(&room_id, e.message, fx);
             return None;
         }
         // A room left since: nothing to tell anyone.

@@ -844,3 +844,38 @@ fn a_member_back_after_a_hub_restart_is_not_told_as_joining_twice() {
     rooms.receive(presence(member("ada", "Ada"), true), &mut fx);
     assert_eq!(notices(&fx), [RoomNotice::Presence { member: member("ada", "Ada"), joined: true }]);
 }
+
+#[test]
+fn a_deleted_room_is_left_with_the_reason_and_not_joined_again() {
+    let mut rooms = joined("r");
+    let mut fx = Vec::new();
+    assert!(rooms.send("r", out("m1", "still there?"), &mut fx));
+    let mut fx = Vec::new();
+    let deleted = ServerMessage::Error(ErrorFrame {
+        code: ErrorCode::RoomDeleted,
+        message: "the site deleted room \"r\"".into(),
+        id: None,
+        retry_after_ms: None,
+        room: Some("r".into()),
+    });
+    assert_eq!(rooms.receive(deleted, &mut fx), None, "a room's frame, not the support chat's");
+    let told = notices(&fx);
+    let reason =
+        told.iter().position(|n| matches!(n, RoomNotice::Error { code: ErrorCode::RoomDeleted, .. }));
+    let left = told.iter().position(|n| *n == RoomNotice::Status(RoomStatus::Left));
+    assert!(reason.is_some() && reason < left, "the reason, then `left`: {told:?}");
+    assert!(told.contains(&RoomNotice::Delivery { id: "m1".into(), delivery: Delivery::Failed, seq: None }));
+    assert!(
+        sent(&fx).is_empty(),
+        "neither a leave (the hub took it out) nor a join (it would make the room again)"
+    );
+    assert!(rooms.get("r").is_none());
+    assert!(!rooms.send("r", out("m2", "hello?"), &mut fx));
+    // A drop and a reconnect later: the room is not joined again.
+    let mut fx = Vec::new();
+    rooms.link_down(&mut fx);
+    rooms.link_up(&mut fx);
+    assert!(sent(&fx).iter().all(|o| !matches!(o, RoomOut::Join { .. })), "{:?}", sent(&fx));
+    // The page may join it again (a new, empty room).
+    assert!(rooms.join("r".into(), Some("Me".into()), Vec::new(), &mut fx));
+}
