@@ -47,7 +47,10 @@ impl Hub {
         // Sessions are free to make: a message that would open a conversation (none stored
         // yet; a resend of the first message finds it stored) is one of the address's
         // openings, so one address cannot bury honest visitors' conversations in the inbox.
-        if self.last_seq(&key).await.map_err(|r| r.with_id(send.id.clone()))? == 0 {
+        // Whether it would is the ring's to say once the conversation is warm; a cold one costs
+        // one read of its newest seq, only while the budget is on.
+        let budgeted = self.shared.config.address_conversations_per_hour > 0;
+        if budgeted && self.last_seq(&key).await.map_err(|r| r.with_id(send.id.clone()))? == 0 {
             self.charge_conversation_opening(addr).map_err(|r| r.with_id(send.id.clone()))?;
         }
         let id = send.id.unwrap_or_else(|| self.shared.ids.next());
