@@ -148,6 +148,18 @@ async fn the_list_pages_through_every_conversation_on_redis() {
             .expect("post");
         assert_eq!(r.status(), StatusCode::OK);
     }
+    // Once every bot answer is recorded: a record read while its answer lands may show newer
+    // activity than its place in the index had a moment before.
+    let start = tokio::time::Instant::now();
+    loop {
+        let (_, page) = ada.get("/inbox/api/conversations?limit=200").await;
+        let all = page["conversations"].as_array().expect("conversations");
+        if all.len() == 30 && all.iter().all(|c| c["lastRole"] == json!("bot")) {
+            break;
+        }
+        assert!(start.elapsed() < inbox_support::DEADLINE, "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let open = until_listed(&ada, "open", 4, 30).await;
     assert_eq!(open.len(), 30);
     // Close every third: the filters then skip what they do not match, page after page.

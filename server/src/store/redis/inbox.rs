@@ -318,7 +318,7 @@ impl InboxStore for RedisStore {
             // sort after the cursor (its own score's higher ids, itself).
             let max = after.as_ref().map_or_else(|| "+inf".to_owned(), |p| p.last_activity_ms.to_string());
             let mut offset: isize = 0;
-            let mut last = None;
+            let (mut last, mut taken) = (None, None);
             while offset < LIST_SCAN {
                 let scored: Vec<(String, f64)> = self.shared.note(
                     redis::cmd("ZREVRANGEBYSCORE")
@@ -352,14 +352,18 @@ impl InboxStore for RedisStore {
                         continue;
                     }
                     let Some(json) = json else { continue };
+                    // Read after the index: a record changed in between shows its newer state
+                    // here (the live feed moves it up), while the page keeps the index's order.
                     let record: ConversationSummary = serde_json::from_str(&json).map_err(backend)?;
                     if filter.matches(&record) {
                         if page.conversations.len() == limit {
-                            // One more matches: there is a next page, after the last one taken.
-                            page.next = page.conversations.last().map(ListPosition::of);
+                            // One more matches: there is a next page, after the last one taken
+                            // (where the index had it: its record may have moved on since).
+                            page.next = taken;
                             return Ok(page);
                         }
                         page.conversations.push(record);
+                        taken = Some(ListPosition { last_activity_ms: ms, id: id.clone() });
                     }
                     last = Some(ListPosition { last_activity_ms: ms, id });
                 }
