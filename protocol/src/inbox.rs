@@ -97,6 +97,25 @@ pub struct ConversationSummary {
     pub created_ms: u64,
 }
 
+/// One page of `GET /inbox/api/conversations`: the newest activity first (ties by id,
+/// highest first), the same shape as the room list.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationList {
+    /// The conversations of this page, newest activity first. It may hold fewer than asked
+    /// for and still not be the last page.
+    pub conversations: Vec<ConversationSummary>,
+    /// Where the next page starts: pass it back as `cursor`. Absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// Conversations per page of `GET /inbox/api/conversations` when no `limit` is given.
+pub const CONVERSATION_PAGE_DEFAULT: usize = 50;
+
+/// Most conversations per page of `GET /inbox/api/conversations`.
+pub const CONVERSATION_PAGE_MAX: usize = 200;
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

@@ -285,6 +285,15 @@ pub struct Config {
     #[arg(long, env = "NATTER_ROOM_CREATIONS_PER_HOUR", default_value_t = 600)]
     pub room_creations_per_hour: u32,
 
+    /// Support conversations one client address may open per hour (a visitor's first message
+    /// opens one; every later message, and every resend, is free); 0 for no limit. Sessions are
+    /// free to make, so without it one address could open thousands of conversations and bury
+    /// every honest visitor's in the operators' inbox. A visitor keeps their conversation across
+    /// visits, so an office or campus behind one address would need 300 different people
+    /// starting a chat on this site within one hour to meet it.
+    #[arg(long, env = "NATTER_ADDRESS_CONVERSATIONS_PER_HOUR", default_value_t = 300)]
+    pub address_conversations_per_hour: u32,
+
     /// A room with no message and nobody in it is deleted once it is this old (`0` keeps
     /// empty rooms).
     #[arg(long, env = "NATTER_EMPTY_ROOM_TTL", default_value = "24h", value_parser = parse_duration)]
@@ -617,6 +626,7 @@ impl Config {
         c.max_connections_per_address = Some(0);
         c.max_polls_per_address = 0;
         c.room_creations_per_hour = 0;
+        c.address_conversations_per_hour = 0;
         c
     }
 }
@@ -700,6 +710,7 @@ mod tests {
         assert_eq!(c.room_creation, RoomCreation::Join, "a join makes a room, as before the flag");
         let api = Config::parse_from(["natter-hub", "--room-creation", "api"]);
         assert_eq!(api.room_creation, RoomCreation::Api);
+        assert_eq!(c.address_conversations_per_hour, 300);
         // What `welcome` tells clients, and what they assume of a hub that does not say.
         assert_eq!(c.budgets(), natter_protocol::Budgets::default());
         let tight = Config::parse_from(["natter-hub", "--rate-per-sec", "0.5", "--rate-burst", "3"]);

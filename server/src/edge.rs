@@ -29,7 +29,7 @@ pub(crate) const MAX_PAGE_CHARS: usize = 512;
 
 /// An error answer: a status and the `error` frame as body, with `Retry-After` when the
 /// refusal says how long to wait.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ApiError {
     status: StatusCode,
     refusal: Refusal,
@@ -146,8 +146,9 @@ pub(crate) async fn count_refusals(State(hub): State<Hub>, request: Request, nex
     response
 }
 
-/// Middleware on every route but the inbox's (`/api/*`, `/ws/chat`, health, metrics, the demo
-/// page and the widget's files): works out the client's address (`crate::address`), puts it
+/// Middleware on every route but the inbox's, which admits its own the same way for all but
+/// signed-in operators (`inbox::auth::admit`): `/api/*`, `/ws/chat`, health, metrics, the demo
+/// page and the widget's files: works out the client's address (`crate::address`), puts it
 /// into the request's extensions as a [`ClientAddr`], and takes one request from its budget
 /// (`--address-rate-*`), answering `429` with `Retry-After` when it is spent.
 pub(crate) async fn admit(State(hub): State<Hub>, mut request: Request, next: Next) -> Response {

@@ -364,7 +364,7 @@ fn router(hub: Hub, widget: Arc<assets::WidgetSource>) -> Router {
         .layer(cors);
     // Everything else a client can ask for — health, metrics, the demo page, the widget's files
     // (its wasm module fetched in a loop on one keep-alive connection was 16 GB in half a
-    // minute) — is one request of its address's budget too. The inbox keeps its own limits.
+    // minute) — is one request of its address's budget too.
     let site = Router::new()
         .route("/healthz", get(http::healthz))
         .route("/metrics", get(http::metrics))
@@ -380,7 +380,9 @@ fn router(hub: Hub, widget: Arc<assets::WidgetSource>) -> Router {
             get(ws::upgrade).layer(axum::middleware::from_fn_with_state(hub.clone(), edge::admit)),
         )
         .merge(api)
-        .merge(inbox::routes(config.max_frame))
+        // The inbox admits its own requests: those of signed-in operators (staff) are free,
+        // everyone else's draw on their address's budget (see `inbox::auth::admit`).
+        .merge(inbox::routes(hub.clone(), config.max_frame))
         .merge(site)
         .layer(axum::middleware::from_fn_with_state(hub.clone(), edge::count_refusals))
         .with_state(hub)

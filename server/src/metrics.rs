@@ -49,11 +49,13 @@ pub(crate) enum Limit {
     RoomsPerConnection,
     /// Inbox requests from one address with session cookies that name no session.
     SessionLookups,
+    /// `--address-conversations-per-hour`: a visitor message that would open a conversation.
+    ConversationOpenings,
 }
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 19] = [
+    pub(crate) const ALL: [Limit; 20] = [
         Limit::Session,
         Limit::Address,
         Limit::AddressConnects,
@@ -73,6 +75,7 @@ impl Limit {
         Limit::RepliesPerAddress,
         Limit::RoomsPerConnection,
         Limit::SessionLookups,
+        Limit::ConversationOpenings,
     ];
 
     /// The label value in `/metrics`.
@@ -97,6 +100,7 @@ impl Limit {
             Limit::RepliesPerAddress => "replies_per_address",
             Limit::RoomsPerConnection => "rooms_per_connection",
             Limit::SessionLookups => "inbox_session_lookups",
+            Limit::ConversationOpenings => "conversation_openings",
         }
     }
 }

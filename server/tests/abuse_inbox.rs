@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use common::{session, TestHub};
 use futures_util::SinkExt as _;
-use inbox_support::{add_operator, db_in, sign_in};
+use inbox_support::{add_operator, db_in, sign_in, until_listed};
 use natter_hub::store::sqlite::{SqliteOptions, SqliteStore};
 use natter_hub::Config;
 use natter_protocol::inbox::{ConversationSummary, InboxEvent};
-use natter_protocol::{Role, ServerMessage};
+use natter_protocol::{ErrorCode, Role, ServerMessage};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -385,4 +385,174 @@ async fn a_visitors_typing_flood_is_paid_for_once_per_operator() {
     // more one recipient's price would let through.
     assert!(relayed <= 20, "{relayed} typing notices relayed to each operator");
     assert!(hub.metric("natter_limited_total{limit=\"frame_budget\"}").await > 0, "the typist was refused");
+}
+
+/// Posts `text` over the HTTP fallback as session `session` from `client`.
+async fn post_as(hub: &TestHub, client: &reqwest::Client, session: &str, text: &str) -> reqwest::Response {
+    client
+        .post(hub.url("/api/chat/messages"))
+        .json(&json!({"sessionId": session, "message": text}))
+        .send()
+        .await
+        .expect("post")
+}
+
+/// One address opening conversation after conversation (each a fresh session) buried an
+/// honest visitor's under them: the list answered the newest 200 and no more. Now the list
+/// comes in pages whose `next` reaches every conversation, here 251 of them, the honest one
+/// first and oldest.
+#[tokio::test]
+async fn the_operator_pages_to_every_conversation_however_many_one_address_opens() {
+    let (hub, _dir) = hub_with_operators(Config::for_tests()).await;
+    let ada = sign_in(&hub.url(""), "ada", PASSWORD).await;
+    let honest = post_as(&hub, &http_from(31), &session("honest"), "I need help").await;
+    assert_eq!(honest.status(), StatusCode::OK);
+    // Its record, once the bot has answered it (so nothing moves it up later).
+    let start = tokio::time::Instant::now();
+    let honest_id = loop {
+        let listed = until_listed(&ada, "open", 50, 1).await;
+        if listed[0]["lastRole"] == json!("bot") {
+            break listed[0]["id"].clone();
+        }
+        assert!(start.elapsed() < common::DEADLINE, "the bot never answered: {listed:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let attacker = http_from(32);
+    for i in 0..250 {
+        let r = post_as(&hub, &attacker, &format!("bury-{i}"), "spam").await;
+        assert_eq!(r.status(), StatusCode::OK, "budget off: conversation {i}");
+    }
+    let all = until_listed(&ada, "open", 50, 251).await;
+    assert_eq!(all.len(), 251);
+    assert_eq!(all.last().map(|c| &c["id"]), Some(&honest_id), "the honest one, oldest, is on the last page");
+    // Pages of every size reach the same conversations; the default page is 50, the most 200.
+    let ids = |list: &[Value]| {
+        let mut ids: Vec<String> = list.iter().map(|c| c["id"].as_str().expect("id").to_string()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&until_listed(&ada, "open", 200, 251).await), ids(&all));
+    assert_eq!(ids(&until_listed(&ada, "unassigned", 7, 251).await), ids(&all));
+    let (_, first) = ada.get("/inbox/api/conversations").await;
+    assert_eq!(first["conversations"].as_array().map(Vec::len), Some(50), "the default page");
+    assert!(first["next"].is_string(), "{}", first["next"]);
+    // Bad paging values are refused with a message, never clamped or ignored.
+    for bad in ["limit=0", "limit=201", "limit=x", "cursor=zz", "cursor=3132"] {
+        let (status, body) = ada.get(&format!("/inbox/api/conversations?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["code"], json!("invalid_message"), "{bad}: {body}");
+    }
+}
+
+/// Sessions are free, so conversations are budgeted by address: one address opens its
+/// `--address-conversations-per-hour` over HTTP and WebSocket together, then every message
+/// that would open one more is refused `rate_limited` with `Retry-After` (counted in
+/// `/metrics`), while its existing conversations, resends and other addresses carry on.
+#[tokio::test]
+async fn one_address_may_open_only_its_budget_of_conversations() {
+    let mut config = Config::for_tests();
+    config.address_conversations_per_hour = 6;
+    let (hub, _dir) = hub_with_operators(config).await;
+    let ada = sign_in(&hub.url(""), "ada", PASSWORD).await;
+    let attacker = http_from(33);
+    let (mut opened, mut refused) = (0, 0);
+    for i in 0..30 {
+        let r = post_as(&hub, &attacker, &format!("fresh-{i}"), "spam").await;
+        match r.status() {
+            StatusCode::OK => opened += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                let wait: u64 = r.headers()["retry-after"].to_str().expect("text").parse().expect("seconds");
+                assert!(wait > 0 && wait <= 3600, "Retry-After {wait}");
+                let body: Value = r.json().await.expect("json");
+                assert_eq!(body["code"], json!("rate_limited"), "{body}");
+                assert!(
+                    body["message"].as_str().is_some_and(|m| m.contains("--address-conversations-per-hour")),
+                    "{body}"
+                );
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((opened, refused), (6, 24));
+    // What it opened carries on: a second message, and a resend of a first one, are free.
+    assert_eq!(post_as(&hub, &attacker, "fresh-0", "more").await.status(), StatusCode::OK);
+    let resend = attacker
+        .post(hub.url("/api/chat/messages"))
+        .json(&json!({"sessionId": "fresh-1", "message": "spam", "id": "again"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resend.status(), StatusCode::OK);
+    // The WebSocket draws on the same kind of budget (its tabs here come from 127.0.0.1).
+    let mut ws_refused = None;
+    for i in 0..8 {
+        let (mut tab, _) = hub.tab(&session(&format!("ws-{i}"))).await;
+        tab.send(json!({"type":"user","id":"first","message":"hello"})).await;
+        let answer = tab
+            .until(|m| match m {
+                ServerMessage::Ack(_) => Some(None),
+                ServerMessage::Error(e) => Some(Some(e)),
+                _ => None,
+            })
+            .await;
+        if let Some(e) = answer {
+            assert_eq!((e.code, e.id.as_deref()), (ErrorCode::RateLimited, Some("first")), "{e:?}");
+            assert!(e.retry_after_ms.is_some_and(|ms| ms > 0), "{e:?}");
+            ws_refused = Some(i);
+            break;
+        }
+    }
+    assert_eq!(ws_refused, Some(6), "six opened over the WebSocket, the seventh refused");
+    assert_eq!(hub.metric("natter_limited_total{limit=\"conversation_openings\"}").await, 25);
+    // An honest visitor elsewhere opens theirs, and the operator sees every conversation.
+    assert_eq!(post_as(&hub, &http_from(34), &session("honest"), "help").await.status(), StatusCode::OK);
+    until_listed(&ada, "open", 5, 6 + 6 + 1).await;
+}
+
+/// The inbox's page and files are anyone's to fetch, so each fetch is one request of the
+/// address's budget like every other route's: a burst of `GET /inbox/app.js` is refused `429`
+/// with `Retry-After` past it, as are `/inbox` and the API without a session, while a
+/// signed-in operator at that same address is staff and carries on.
+#[tokio::test]
+async fn the_inbox_app_and_api_draw_on_the_address_budget() {
+    let mut config = Config::for_tests();
+    config.address_rate_burst = 5;
+    config.address_rate_per_sec = 0.1;
+    let (hub, _dir) = hub_with_operators(config).await;
+    let ada = sign_in(&hub.url(""), "ada", PASSWORD).await;
+    let client = http_from(35);
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let r = client.get(hub.url("/inbox/app.js")).send().await.expect("get");
+        statuses.push(r.status().as_u16());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
+            let body: Value = r.json().await.expect("json");
+            assert_eq!(body["code"], json!("rate_limited"), "{body}");
+        }
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15, "{statuses:?}");
+    for path in ["/inbox", "/inbox/app.css", "/inbox/api/me"] {
+        let r = client.get(hub.url(path)).send().await.expect("get");
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{path}");
+        // A made-up cookie buys nothing.
+        let r = client.get(hub.url(path)).header("cookie", "natter_operator=00").send().await.expect("get");
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{path} with a made-up cookie");
+    }
+    let signin = client
+        .post(hub.url("/inbox/api/signin"))
+        .header("origin", hub.url(""))
+        .json(&json!({"name": "bob", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(signin.status(), StatusCode::TOO_MANY_REQUESTS, "sign-in is anyone's too");
+    assert!(hub.metric("natter_limited_total{limit=\"address_rate\"}").await >= 22);
+    // The operator, from that very address, loads the app and the list.
+    for path in ["/inbox", "/inbox/app.js", "/inbox/api/me", "/inbox/api/conversations"] {
+        let r = client.get(hub.url(path)).header("cookie", &ada.cookie).send().await.expect("get");
+        assert_eq!(r.status(), StatusCode::OK, "{path} for a signed-in operator");
+    }
 }

@@ -206,7 +206,8 @@ async fn operators_answer_a_visitor_and_the_bot_steps_aside() {
     // The list has it; the visitor's message reached the feed without the session id.
     let (status, list) = ada.get("/inbox/api/conversations?filter=unassigned").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(list[0]["id"], json!(id));
+    assert_eq!(list["conversations"][0]["id"], json!(id));
+    assert!(list.get("next").is_none(), "one page: {list}");
     let (_, page) = ada.get(&format!("/inbox/api/conversations/{id}/messages")).await;
     let text = page.to_string();
     assert!(text.contains("hello") && !text.contains(&s), "{text}");
@@ -264,9 +265,9 @@ async fn operators_answer_a_visitor_and_the_bot_steps_aside() {
     let taken = record(&mut bob_feed, |c| c.handoff).await;
     assert_eq!(taken.assignee.as_deref(), Some("ada"), "assignment is visible to the second operator");
     let (_, mine) = ada.get("/inbox/api/conversations?filter=mine").await;
-    assert_eq!(mine[0]["id"], json!(id));
+    assert_eq!(mine["conversations"][0]["id"], json!(id));
     let (_, bobs) = bob.get("/inbox/api/conversations?filter=mine").await;
-    assert_eq!(bobs, json!([]));
+    assert_eq!(bobs, json!({"conversations": []}));
 
     // The visitor writes again: no bot answer, while the operator's reply comes through.
     visitor.say("v2", "I need a refund").await;
@@ -299,7 +300,7 @@ async fn operators_answer_a_visitor_and_the_bot_steps_aside() {
         })
         .await;
     let (_, closed_list) = bob.get("/inbox/api/conversations?filter=closed").await;
-    assert_eq!(closed_list[0]["id"], json!(id));
+    assert_eq!(closed_list["conversations"][0]["id"], json!(id));
     // A reconnecting widget learns it was closed.
     let (mut again, _) = hub.tab(&s).await;
     again.until(|m| matches!(m, ServerMessage::ConversationStatus(_)).then_some(())).await;

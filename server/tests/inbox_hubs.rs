@@ -9,7 +9,7 @@ mod support_redis;
 use std::sync::Arc;
 
 use common::{session, TestHub};
-use inbox_support::{add_operator, sign_in};
+use inbox_support::{add_operator, every_conversation, sign_in, until_listed};
 use natter_hub::store::redis::{RedisOptions, RedisStore};
 use natter_hub::Config;
 use natter_protocol::inbox::{ConversationState, InboxEvent};
@@ -52,7 +52,7 @@ async fn an_operator_on_one_hub_answers_a_visitor_on_another() {
         })
         .await;
     let (_, list) = ada.get("/inbox/api/conversations").await;
-    assert_eq!(list[0]["id"], json!(id));
+    assert_eq!(list["conversations"][0]["id"], json!(id));
     let (_, page) = ada.get(&format!("/inbox/api/conversations/{id}/messages")).await;
     assert_eq!(page["messages"][0]["message"], json!("hello from hub B"));
 
@@ -128,4 +128,56 @@ async fn an_operator_on_one_hub_answers_a_visitor_on_another() {
                 .then_some(())
         })
         .await;
+}
+
+/// On Redis the list is read from the activity index and filtered as it is read: pages of
+/// each filter, followed by their `next`, reach every conversation of it and no other.
+#[tokio::test]
+async fn the_list_pages_through_every_conversation_on_redis() {
+    let redis = RedisServer::start();
+    add_operator(&redis.url(), "ada", "Ada Lovelace", PASSWORD);
+    let a = hub(&redis).await;
+    let ada = sign_in(&a.url(""), "ada", PASSWORD).await;
+    let http = reqwest::Client::new();
+    for i in 0..30 {
+        let r = http
+            .post(a.url("/api/chat/messages"))
+            .json(&json!({"sessionId": session(&format!("page-{i}")), "message": format!("m{i}")}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // Once every bot answer is recorded: a record read while its answer lands may show newer
+    // activity than its place in the index had a moment before.
+    let start = tokio::time::Instant::now();
+    loop {
+        let (_, page) = ada.get("/inbox/api/conversations?limit=200").await;
+        let all = page["conversations"].as_array().expect("conversations");
+        if all.len() == 30 && all.iter().all(|c| c["lastRole"] == json!("bot")) {
+            break;
+        }
+        assert!(start.elapsed() < inbox_support::DEADLINE, "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let open = until_listed(&ada, "open", 4, 30).await;
+    assert_eq!(open.len(), 30);
+    // Close every third: the filters then skip what they do not match, page after page.
+    let closed_ids: Vec<&str> = open.iter().step_by(3).map(|c| c["id"].as_str().expect("id")).collect();
+    for id in &closed_ids {
+        let (status, _) = ada.post(&format!("/inbox/api/conversations/{id}/close"), json!({})).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let ids = |list: Vec<serde_json::Value>| {
+        let mut ids: Vec<String> = list.iter().map(|c| c["id"].as_str().expect("id").to_string()).collect();
+        ids.sort();
+        ids
+    };
+    let mut want_closed: Vec<String> = closed_ids.iter().map(|s| s.to_string()).collect();
+    want_closed.sort();
+    assert_eq!(ids(every_conversation(&ada, "closed", 3).await), want_closed);
+    let still_open = ids(every_conversation(&ada, "open", 4).await);
+    assert_eq!(still_open.len(), 20);
+    assert!(still_open.iter().all(|id| !want_closed.contains(id)));
+    assert_eq!(ids(every_conversation(&ada, "unassigned", 200).await), still_open);
 }

@@ -753,3 +753,41 @@ async fn an_inbox_write_that_fails_is_undone_alone_and_its_batch_is_kept() {
     assert!(inbox.operator("bob").await.expect("read").is_some());
     assert_eq!(inbox.canned().await.expect("read").len(), 1);
 }
+
+/// The inbox list on SQLite: pages follow the list's order (last activity, newest first, then
+/// the id, highest first), each filter walks only its own records, and following `next`
+/// reaches every conversation once.
+#[tokio::test]
+async fn the_inbox_list_pages_in_order_with_ties_by_id() {
+    use natter_hub::store::inbox::{ConversationFilter, ListPosition, RecordChange};
+    use natter_protocol::inbox::ConversationState;
+    let store = SqliteStore::open(SqliteOptions::new(":memory:")).expect("open");
+    let inbox = store.inbox().expect("sqlite keeps the inbox");
+    for n in 0..7u64 {
+        // Pairs share a millisecond.
+        inbox
+            .change_conversation(&format!("c_{n}"), &format!("s-{n}"), "u_v", 1_000 + n / 2, Vec::new())
+            .await
+            .expect("make");
+    }
+    inbox
+        .update_conversation("c_4", vec![RecordChange::Status { status: ConversationState::Closed }])
+        .await
+        .expect("close")
+        .expect("exists");
+    let mut after: Option<ListPosition> = None;
+    let mut found = Vec::new();
+    loop {
+        let page = inbox.conversations(ConversationFilter::Open, after.clone(), 2).await.expect("page");
+        assert!(page.conversations.len() <= 2);
+        found.extend(page.conversations.into_iter().map(|c| c.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+        assert!(found.len() <= 6, "paging does not end: {found:?}");
+    }
+    assert_eq!(found, ["c_6", "c_5", "c_3", "c_2", "c_1", "c_0"]);
+    let closed = inbox.conversations(ConversationFilter::Closed, None, 2).await.expect("page");
+    assert_eq!((closed.conversations.len(), closed.next), (1, None));
+}

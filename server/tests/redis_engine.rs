@@ -532,3 +532,59 @@ async fn redis_restarting_under_a_hub_is_ridden_out() {
     assert!(a.room("lobby").await.expect("room").is_some());
     assert_eq!(a.remote_members("lobby").await.expect("members"), vec![ann]);
 }
+
+/// The inbox list on Redis reads the activity index and filters as it reads, at most 5,000
+/// records a page: with 5,100 closed conversations newer than three open ones, a page of
+/// `open` comes back short (even empty) with a `next`, and following `next` reaches all three.
+/// Conversations active in the same millisecond page by id, highest first, none twice.
+#[tokio::test]
+async fn the_inbox_list_pages_past_what_one_page_may_read() {
+    use natter_hub::store::inbox::{ConversationFilter, ListPosition, RecordChange};
+    use natter_protocol::inbox::ConversationState;
+    let redis = RedisServer::start();
+    let store = hub(&redis).await;
+    let inbox = store.inbox().expect("redis keeps the inbox");
+    // Three open ones, all at the same millisecond, older than everything else.
+    for n in 0..3 {
+        inbox
+            .change_conversation(&format!("c_open{n}"), &format!("s-open{n}"), "u_v", 1_000, Vec::new())
+            .await
+            .expect("open one");
+    }
+    let closed = vec![RecordChange::Status { status: ConversationState::Closed }];
+    for n in 0..5_100u64 {
+        inbox
+            .change_conversation(
+                &format!("c_closed{n:05}"),
+                &format!("s-closed{n}"),
+                "u_v",
+                2_000 + n,
+                closed.clone(),
+            )
+            .await
+            .expect("closed one");
+    }
+    let mut after: Option<ListPosition> = None;
+    let mut found = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = inbox.conversations(ConversationFilter::Open, after.clone(), 2).await.expect("page");
+        pages += 1;
+        assert!(page.conversations.len() <= 2);
+        found.extend(page.conversations.into_iter().map(|c| c.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+        assert!(pages < 10, "paging does not end: {found:?}");
+    }
+    assert_eq!(found, ["c_open2", "c_open1", "c_open0"], "ties by id, highest first, once each");
+    assert!(pages >= 3, "the first page stopped at the scan's bound: {pages} pages");
+    let closed = inbox.conversations(ConversationFilter::Closed, None, 200).await.expect("page");
+    assert_eq!(closed.conversations.len(), 200);
+    assert_eq!(closed.conversations[0].id, "c_closed05099", "newest first");
+    assert_eq!(
+        closed.next,
+        Some(ListPosition { last_activity_ms: 2_000 + 4_900, id: "c_closed04900".into() })
+    );
+}

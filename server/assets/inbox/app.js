@@ -25,6 +25,8 @@
     list: new Map(),     // id -> summary (every conversation heard of)
     open: null,          // id of the open conversation
     before: null,        // seq for "load earlier"
+    next: null,          // cursor of the list's next page ("load more"), null on the last
+    listGen: 0,          // bumped by every new list load, so an older answer is dropped
     seen: new Set(),     // message ids shown in the log
     canned: [],
     operators: [],
@@ -131,11 +133,47 @@
     });
   }
 
+  // The list comes in pages (newest activity first), each naming the cursor of the next:
+  // "Load more" follows it, so every conversation can be reached however many there are.
+  const PAGE = 50;
   async function loadList() {
-    const items = await api('/conversations?filter=' + state.filter);
-    for (const c of items) state.list.set(c.id, c);
-    renderList(items.map((c) => c.id));
+    const gen = ++state.listGen;
+    state.next = null;
+    await loadPage(gen, null);
   }
+
+  // Loads pages from `cursor` until one brings a conversation or there are no more (a page
+  // may come back short, even empty, while a later one has some). Returns the first new id.
+  async function loadPage(gen, cursor) {
+    let first = null;
+    for (;;) {
+      const q = '/conversations?filter=' + state.filter + '&limit=' + PAGE + (cursor ? '&cursor=' + encodeURIComponent(cursor) : '');
+      const page = await api(q);
+      if (gen !== state.listGen) return null;
+      for (const c of page.conversations) state.list.set(c.id, c);
+      if (first === null && page.conversations.length > 0) first = page.conversations[0].id;
+      cursor = page.next ?? null;
+      if (first !== null || cursor === null) break;
+    }
+    state.next = cursor;
+    $('more').hidden = state.next === null;
+    renderList();
+    return first;
+  }
+
+  $('more').addEventListener('click', async () => {
+    if (state.next === null) return;
+    const more = $('more');
+    more.disabled = true;
+    try {
+      const first = await loadPage(state.listGen, state.next);
+      // The keyboard goes on from the first conversation just loaded (the button may be gone).
+      const b = first && $('list').querySelector('[data-id="' + first + '"]');
+      if (b) b.focus();
+    } finally {
+      more.disabled = false;
+    }
+  });
 
   function matches(c) {
     switch (state.filter) {
@@ -154,7 +192,9 @@
   }
 
   function renderList() {
-    const shown = [...state.list.values()].filter(matches).sort((a, b) => b.lastActivityMs - a.lastActivityMs);
+    // The hub's order: newest activity first, then the higher id.
+    const shown = [...state.list.values()].filter(matches)
+      .sort((a, b) => (b.lastActivityMs - a.lastActivityMs) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
     const list = $('list');
     // Re-rendering must not take the keyboard focus away from the conversation it was on.
     const focused = list.contains(document.activeElement) ? document.activeElement.dataset.id : null;

@@ -2,6 +2,7 @@
 //! address may make (`--address-rate-*`) and connections it may open (`--address-connect-*`,
 //! checked as each is accepted), how many bytes its WebSockets together may make the
 //! hub send (`--address-frame-budget`), rooms it may create (`--room-creations-per-hour`),
+//! support conversations it may open (`--address-conversations-per-hour`),
 //! connections it may hold open (`--max-connections-per-address`), long-polls it and everyone
 //! together may hold (`--max-polls-per-address`, `--max-polls`), and bytes of `history`
 //! answers being written to it and to everyone (`--max-replay-in-flight`).
@@ -44,6 +45,9 @@ pub(crate) struct Limits {
     connects: Option<DefaultKeyedRateLimiter<AddrKey>>,
     /// Room creations per address per hour; `None` when `--room-creations-per-hour` is 0.
     rooms: Option<DefaultKeyedRateLimiter<AddrKey>>,
+    /// Conversations opened per address per hour; `None` when
+    /// `--address-conversations-per-hour` is 0.
+    openings: Option<DefaultKeyedRateLimiter<AddrKey>>,
     /// Bytes of frames per address, one cell a byte; `None` when `--address-frame-budget` is 0.
     frames: Option<DefaultKeyedRateLimiter<AddrKey>>,
     /// What each address holds open now; an address holding nothing has no entry.
@@ -115,6 +119,10 @@ impl Limits {
             Quota::with_period(Duration::from_secs(3600) / n.get())
                 .map(|q| RateLimiter::keyed(q.allow_burst(n)))
         });
+        let openings = NonZeroU32::new(config.address_conversations_per_hour).and_then(|n| {
+            Quota::with_period(Duration::from_secs(3600) / n.get())
+                .map(|q| RateLimiter::keyed(q.allow_burst(n)))
+        });
         // A byte a cell, four seconds' worth as the burst, like `--frame-budget` (the cells are
         // a u32: a budget over 1 GiB a second is as good as none).
         let frames = NonZeroU32::new(u32::try_from(config.address_frame_budget).unwrap_or(u32::MAX / 4))
@@ -128,6 +136,7 @@ impl Limits {
             requests,
             connects,
             rooms,
+            openings,
             frames,
             held: Mutex::default(),
             polls: Mutex::new(0),
@@ -152,7 +161,9 @@ impl Limits {
 
     /// Forgets addresses whose buckets are full again (housekeeping).
     pub(super) fn purge(&self) {
-        for limiter in [&self.requests, &self.connects, &self.rooms, &self.frames].into_iter().flatten() {
+        for limiter in
+            [&self.requests, &self.connects, &self.rooms, &self.openings, &self.frames].into_iter().flatten()
+        {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -257,6 +268,27 @@ impl Hub {
                 format!(
                     "room {room:?} would be new, and your address has created {} rooms in the last hour, the most it may (--room-creations-per-hour); use an existing room or wait {} s",
                     self.shared.config.room_creations_per_hour,
+                    ms.div_ceil(1000)
+                ),
+            );
+            r.retry_after_ms = Some(ms);
+            r
+        })
+    }
+
+    /// Takes one conversation opening from `addr`'s budget
+    /// (`--address-conversations-per-hour`): a visitor message that would open a support
+    /// conversation that has no message yet.
+    pub(crate) fn charge_conversation_opening(&self, addr: AddrKey) -> Result<(), Refusal> {
+        let Some(limiter) = &self.shared.limits.openings else { return Ok(()) };
+        take(limiter, &addr).map_err(|wait| {
+            self.shared.metrics.limited(Limit::ConversationOpenings);
+            let ms = wait_ms(wait);
+            let mut r = Refusal::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "this message would open a new conversation, and your address has opened {} in the last hour, the most it may (--address-conversations-per-hour); continue an existing conversation or wait {} s",
+                    self.shared.config.address_conversations_per_hour,
                     ms.div_ceil(1000)
                 ),
             );

@@ -24,7 +24,8 @@ impl Hub {
     /// message brings none, and `browser` its `User-Agent` (shown to operators). A signed-in
     /// user's message carries their verified name as `author`. The bot answers unless the
     /// conversation was handed to a person and an operator is online. `addr` is the sender's
-    /// client address, whose share of the reply engine the reply takes.
+    /// client address, whose share of the reply engine the reply takes and whose
+    /// `--address-conversations-per-hour` a first message draws on (`rate_limited` past it).
     pub(crate) async fn post_user(
         &self,
         who: &Principal,
@@ -42,6 +43,15 @@ impl Hub {
             // Make sure the conversation is held, so its ring sees the fan-out of this message.
             let mut state = self.lock();
             self.conversation(&mut state, &key).map_err(|r| r.with_id(send.id.clone()))?;
+        }
+        // Sessions are free to make: a message that would open a conversation (none stored
+        // yet; a resend of the first message finds it stored) is one of the address's
+        // openings, so one address cannot bury honest visitors' conversations in the inbox.
+        // Whether it would is the ring's to say once the conversation is warm; a cold one costs
+        // one read of its newest seq, only while the budget is on.
+        let budgeted = self.shared.config.address_conversations_per_hour > 0;
+        if budgeted && self.last_seq(&key).await.map_err(|r| r.with_id(send.id.clone()))? == 0 {
+            self.charge_conversation_opening(addr).map_err(|r| r.with_id(send.id.clone()))?;
         }
         let id = send.id.unwrap_or_else(|| self.shared.ids.next());
         let context = send.context.or_else(|| page.map(|p| RawJson::from(serde_json::json!({ "page": p }))));

@@ -12,8 +12,9 @@ use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use natter_protocol::inbox::{
-    Assign, CannedReply, ConversationDetail, ConversationState, ConversationSummary, MessagePage,
-    OperatorProfile, OperatorText, SignIn, SignedIn,
+    Assign, CannedReply, ConversationDetail, ConversationList, ConversationState, ConversationSummary,
+    MessagePage, OperatorProfile, OperatorText, SignIn, SignedIn, CONVERSATION_PAGE_DEFAULT,
+    CONVERSATION_PAGE_MAX,
 };
 use natter_protocol::{ErrorCode, ServerMessage};
 use serde::Deserialize;
@@ -22,11 +23,8 @@ use super::auth::{self, check_same_origin, Operator, OperatorWrite};
 use super::password;
 use crate::edge::{client_of_request, read_body, ApiError, Query};
 use crate::hub::{Hub, Refusal};
-use crate::store::inbox::{ConversationFilter, OperatorSession, RecordChange};
+use crate::store::inbox::{ConversationFilter, ListPosition, OperatorSession, RecordChange};
 use crate::store::ConversationKey;
-
-/// Most conversations a list answers with.
-const MAX_LIST: usize = 200;
 
 /// Most messages one history page holds.
 const MAX_PAGE: usize = 100;
@@ -150,31 +148,82 @@ pub(crate) async fn operators(
     ))
 }
 
-/// The list's query.
+/// The list's query; strings so that bad values get our own clear message.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {
     filter: Option<String>,
-    limit: Option<usize>,
+    limit: Option<String>,
+    cursor: Option<String>,
 }
 
-/// `GET /inbox/api/conversations?filter=open|mine|unassigned|closed&limit=N` — newest activity
-/// first.
+/// `GET /inbox/api/conversations?filter=open|mine|unassigned|closed&limit=N&cursor=C` — one
+/// page of the list, newest activity first (ties by id), as a [`ConversationList`]: `limit`
+/// 1–[`CONVERSATION_PAGE_MAX`] (default [`CONVERSATION_PAGE_DEFAULT`]), and `next`, the
+/// `cursor` of the page after, while there is one. A page may hold fewer than `limit` and
+/// still have a `next`: follow it until it is absent to have every conversation. A bad
+/// `filter`, `limit` or `cursor` is a 400.
 pub(crate) async fn list(
     State(hub): State<Hub>,
     op: Operator,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<ConversationSummary>>, ApiError> {
+) -> Result<Json<ConversationList>, ApiError> {
     let filter = match q.filter.as_deref().unwrap_or("open") {
         "open" => ConversationFilter::Open,
         "mine" => ConversationFilter::Mine(op.record.name.clone()),
         "unassigned" => ConversationFilter::Unassigned,
         "closed" => ConversationFilter::Closed,
         other => {
-            return Err(bad(format!("filter {other:?} is not one of open, mine, unassigned, closed")));
+            let shown: String = other.chars().take(40).collect();
+            return Err(bad(format!("filter {shown:?} is not one of open, mine, unassigned, closed")));
         }
     };
-    let limit = q.limit.unwrap_or(MAX_LIST).clamp(1, MAX_LIST);
-    Ok(Json(hub.inbox_store()?.conversations(filter, limit).await.map_err(Refusal::from)?))
+    let limit = match q.limit.as_deref() {
+        None | Some("") => CONVERSATION_PAGE_DEFAULT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=CONVERSATION_PAGE_MAX).contains(&n) => n,
+            _ => {
+                let shown: String = l.chars().take(40).collect();
+                return Err(bad(format!(
+                    "`limit` must be a whole number from 1 to {CONVERSATION_PAGE_MAX}, got {shown:?}"
+                )));
+            }
+        },
+    };
+    let after = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+            let shown: String = c.chars().take(40).collect();
+            bad(format!("`cursor` {shown:?} is not one this hub gave out; start again without it"))
+        })?),
+    };
+    let page = hub.inbox_store()?.conversations(filter, after, limit).await.map_err(Refusal::from)?;
+    Ok(Json(ConversationList {
+        conversations: page.conversations,
+        next: page.next.as_ref().map(encode_cursor),
+    }))
+}
+
+/// The longest public id a cursor may name (they are `c_` and 16 hex digits).
+const MAX_CURSOR_ID: usize = 64;
+
+/// The cursor of the page after `p`: opaque to clients (hex of `<ms>.<id>`, so a later change
+/// of what it holds breaks nobody who treats it as opaque).
+fn encode_cursor(p: &ListPosition) -> String {
+    format!("{}.{}", p.last_activity_ms, p.id).bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The list position a cursor stands for, if it is one this hub made.
+fn decode_cursor(cursor: &str) -> Option<ListPosition> {
+    if cursor.len() % 2 != 0 || cursor.len() > 2 * (20 + 1 + MAX_CURSOR_ID) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> =
+        (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok()).collect();
+    let text = String::from_utf8(bytes?).ok()?;
+    let (ms, id) = text.split_once('.')?;
+    let ok_id = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    ok_id.then_some(())?;
+    Some(ListPosition { last_activity_ms: ms.parse().ok()?, id: id.to_owned() })
 }
 
 /// `GET /inbox/api/conversations/{id}` — the record and its notes.
@@ -345,5 +394,29 @@ fn check_shortcut(s: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(bad(format!("shortcut {s:?} must be 1–32 of a-z, 0-9, '-', '_'")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_what_the_hub_did_not_make() {
+        let p = ListPosition { last_activity_ms: 1_764_000_000_123, id: "c_0123456789abcdef".into() };
+        assert_eq!(decode_cursor(&encode_cursor(&p)), Some(p));
+        let made = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+        for bad in [
+            String::new(),
+            "7".into(),
+            "zz".into(),
+            made("12"),
+            made("x.c_1"),
+            made("12.c 1"),
+            made("12."),
+            "61".repeat(200),
+        ] {
+            assert_eq!(decode_cursor(&bad), None, "{bad:?}");
+        }
     }
 }

@@ -14,9 +14,11 @@
 //! - Only the cookie counts: a visitor's session header or identity token sent here is not
 //!   looked at, so it can never reach an operator endpoint.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use natter_protocol::inbox::{OperatorProfile, CSRF_HEADER};
 use natter_protocol::ErrorCode;
 use sha2::{Digest, Sha256};
@@ -182,15 +184,45 @@ impl Operator {
     }
 
     /// [`Operator::from_headers`] for a new request, its client address worked out as every
-    /// route does.
+    /// route does; what [`admit`] found already, when it ran.
     pub(crate) async fn of_request(
         hub: &Hub,
         headers: &HeaderMap,
         extensions: &axum::http::Extensions,
     ) -> Result<Operator, ApiError> {
+        if let Some(Checked(found)) = extensions.get::<Checked>() {
+            return found.clone();
+        }
         let from = crate::edge::client_of_request(hub, extensions, headers).key();
         Operator::from_headers(hub, headers, Some(from)).await
     }
+}
+
+/// What [`admit`] found of a request's session, for the extractors.
+#[derive(Debug, Clone)]
+struct Checked(Result<Operator, ApiError>);
+
+/// Middleware on every inbox route. A request that carries a live operator session is staff's
+/// and draws on no budget of its address (an office of operators shares its address with its
+/// visitors). Every other request — the app's page and files, sign-in, an API call without a
+/// session or with a cookie that names none — is one request of its address's budget
+/// (`--address-rate-*`), as on every other route of the hub: past it `429` with `Retry-After`.
+/// A cookie that names no session also draws on the session lookups (`inbox::limit`).
+pub(crate) async fn admit(State(hub): State<Hub>, mut request: Request, next: Next) -> Response {
+    let client = crate::edge::client_of_request(&hub, request.extensions(), request.headers());
+    let found = if cookie(request.headers(), COOKIE).is_some_and(|t| !t.is_empty()) {
+        Operator::from_headers(&hub, request.headers(), Some(client.key())).await
+    } else {
+        Err(unauthorized("not signed in"))
+    };
+    if found.is_err() {
+        if let Err(refusal) = hub.charge_address(client.key()) {
+            return ApiError::from(refusal).into_response();
+        }
+    }
+    request.extensions_mut().insert(client);
+    request.extensions_mut().insert(Checked(found));
+    next.run(request).await
 }
 
 impl FromRequestParts<Hub> for Operator {

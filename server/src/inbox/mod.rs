@@ -28,8 +28,9 @@ use axum::Router;
 
 use crate::hub::Hub;
 
-/// The inbox's routes. No CORS layer: only the hub's own pages may call them.
-pub(crate) fn routes(max_body: usize) -> Router<Hub> {
+/// The inbox's routes, every one behind [`auth::admit`] (the address's request budget for all
+/// but signed-in operators). No CORS layer: only the hub's own pages may call them.
+pub(crate) fn routes(hub: Hub, max_body: usize) -> Router<Hub> {
     Router::new()
         .route("/inbox", get(app::index))
         .route("/inbox/", get(app::index))
@@ -52,4 +53,5 @@ pub(crate) fn routes(max_body: usize) -> Router<Hub> {
         .route("/inbox/api/canned", get(api::canned).post(api::put_canned))
         .route("/inbox/api/canned/{shortcut}", delete(api::remove_canned))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(hub, auth::admit))
 }

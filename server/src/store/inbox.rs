@@ -180,6 +180,42 @@ impl ConversationFilter {
     }
 }
 
+/// A place in the conversation list, which runs by last activity, newest first, and among
+/// conversations active in the same millisecond by public id, highest first (byte order): a
+/// page that starts after it holds the conversations that sort after this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPosition {
+    /// The conversation's last activity (ms since the Unix epoch).
+    pub last_activity_ms: u64,
+    /// Its public id.
+    pub id: String,
+}
+
+impl ListPosition {
+    /// Where `c` stands in the list.
+    pub fn of(c: &ConversationSummary) -> ListPosition {
+        ListPosition { last_activity_ms: c.last_activity_ms, id: c.id.clone() }
+    }
+
+    /// Whether a conversation active at `last_activity_ms` with public id `id` sorts after
+    /// this place (so belongs on a page that starts here).
+    pub fn is_before(&self, last_activity_ms: u64, id: &str) -> bool {
+        last_activity_ms < self.last_activity_ms
+            || (last_activity_ms == self.last_activity_ms && id.as_bytes() < self.id.as_bytes())
+    }
+}
+
+/// One page of the conversation list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConversationPage {
+    /// The records of this page, in list order (see [`ListPosition`]).
+    pub conversations: Vec<ConversationSummary>,
+    /// Where the next page starts; `None` on the last page. A page may hold fewer records
+    /// than asked for and still have a next one (an engine that filters as it scans stops
+    /// after a bounded number of records).
+    pub next: Option<ListPosition>,
+}
+
 /// The inbox's storage. See the module docs.
 pub trait InboxStore: Send + Sync {
     /// Adds an operator; `Ok(false)` when the name is taken.
@@ -245,12 +281,15 @@ pub trait InboxStore: Send + Sync {
         id: &str,
     ) -> BoxFuture<'_, Result<Option<(ConversationSummary, String)>, StoreError>>;
 
-    /// The newest-activity-first records matching `filter`, at most `limit`.
+    /// One page of the records matching `filter`, in list order (see [`ListPosition`]):
+    /// those after `after` (from the start when `None`), at most `limit`, and where the next
+    /// page starts.
     fn conversations(
         &self,
         filter: ConversationFilter,
+        after: Option<ListPosition>,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<ConversationSummary>, StoreError>>;
+    ) -> BoxFuture<'_, Result<ConversationPage, StoreError>>;
 
     /// Adds a private note to conversation `id`.
     fn add_note(&self, id: &str, note: Note) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -352,6 +391,15 @@ mod tests {
         assert!(json.contains(r#"{"op":"context","page":"/p"}"#), "{json}");
         let back: Vec<RecordChange> = serde_json::from_str(&json).expect("decodes");
         assert_eq!(back, changes);
+    }
+
+    #[test]
+    fn list_positions_order_by_activity_then_id() {
+        let p = ListPosition { last_activity_ms: 10, id: "c_5".into() };
+        assert!(p.is_before(9, "c_9"), "older activity comes later");
+        assert!(p.is_before(10, "c_4"), "same millisecond: lower id comes later");
+        assert!(!p.is_before(10, "c_5"), "not itself");
+        assert!(!p.is_before(10, "c_6") && !p.is_before(11, "c_0"));
     }
 
     #[test]

@@ -171,3 +171,47 @@ impl Feed {
         self.ws.send(Message::text(value.to_string())).await.expect("send");
     }
 }
+
+/// Every conversation `op` can list under `filter`, page after page of at most `limit`
+/// (following each answer's `next`), in list order. Panics unless every page is in that order
+/// (newest activity first, then the higher id), within `limit`, and no conversation appears
+/// twice.
+pub async fn every_conversation(op: &Operator, filter: &str, limit: usize) -> Vec<Value> {
+    let mut all: Vec<Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10_000 {
+        let path = match &cursor {
+            Some(c) => format!("/inbox/api/conversations?filter={filter}&limit={limit}&cursor={c}"),
+            None => format!("/inbox/api/conversations?filter={filter}&limit={limit}"),
+        };
+        let (status, page) = op.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {page}");
+        let items = page["conversations"].as_array().expect("conversations").clone();
+        assert!(items.len() <= limit, "{} on a page of {limit}", items.len());
+        all.extend(items);
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let key =
+        |c: &Value| (c["lastActivityMs"].as_u64().expect("ms"), c["id"].as_str().expect("id").to_string());
+    for pair in all.windows(2) {
+        assert!(key(&pair[0]) > key(&pair[1]), "out of order or twice: {} then {}", pair[0], pair[1]);
+    }
+    all
+}
+
+/// [`every_conversation`] once it holds at least `want` (records are written just after a
+/// message is acknowledged).
+pub async fn until_listed(op: &Operator, filter: &str, limit: usize, want: usize) -> Vec<Value> {
+    let start = tokio::time::Instant::now();
+    loop {
+        let all = every_conversation(op, filter, limit).await;
+        if all.len() >= want {
+            return all;
+        }
+        assert!(start.elapsed() < DEADLINE, "{} of {want} conversations listed", all.len());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -18,7 +18,10 @@ use natter_protocol::inbox::{CannedReply, ConversationSummary, Note};
 use redis::AsyncCommands;
 
 use super::{backend, RedisStore};
-use crate::store::inbox::{ConversationFilter, InboxStore, OperatorRecord, OperatorSession, RecordChange};
+use crate::store::inbox::{
+    ConversationFilter, ConversationPage, InboxStore, ListPosition, OperatorRecord, OperatorSession,
+    RecordChange,
+};
 use crate::store::{BoxFuture, StoreError};
 
 /// KEYS: records, keys, recent. ARGV: id, conversation, visitor, now_ms, changes JSON, create
@@ -111,7 +114,9 @@ return sum
 /// How many ids a list reads per round while it looks for `limit` matching records.
 const LIST_CHUNK: isize = 200;
 
-/// The most records a list looks at (newest first) before it answers with what it found.
+/// The most records one page looks at before it answers with what it found, and where it
+/// stopped as the next page's start: a filter that matches few records costs several short
+/// pages, never one unbounded read, and every record stays reachable.
 const LIST_SCAN: isize = 5000;
 
 impl RedisStore {
@@ -303,19 +308,36 @@ impl InboxStore for RedisStore {
     fn conversations(
         &self,
         filter: ConversationFilter,
+        after: Option<ListPosition>,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<ConversationSummary>, StoreError>> {
+    ) -> BoxFuture<'_, Result<ConversationPage, StoreError>> {
         Box::pin(async move {
-            let mut found = Vec::new();
-            let mut start = 0;
-            while found.len() < limit && start < LIST_SCAN {
-                let ids: Vec<String> = self.shared.note(
-                    self.shared.conn().zrevrange(self.key("recent"), start, start + LIST_CHUNK - 1).await,
+            let mut page = ConversationPage::default();
+            // `inbox:recent` scores each id by its last activity; ids of one score come highest
+            // first, the list's order. From the cursor's score down, skipping what does not
+            // sort after the cursor (its own score's higher ids, itself).
+            let max = after.as_ref().map_or_else(|| "+inf".to_owned(), |p| p.last_activity_ms.to_string());
+            let mut offset: isize = 0;
+            let (mut last, mut taken) = (None, None);
+            while offset < LIST_SCAN {
+                let scored: Vec<(String, f64)> = self.shared.note(
+                    redis::cmd("ZREVRANGEBYSCORE")
+                        .arg(self.key("recent"))
+                        .arg(&max)
+                        .arg("-inf")
+                        .arg("WITHSCORES")
+                        .arg("LIMIT")
+                        .arg(offset)
+                        .arg(LIST_CHUNK)
+                        .query_async(&mut self.shared.conn())
+                        .await,
                 )?;
-                if ids.is_empty() {
-                    break;
+                if scored.is_empty() {
+                    return Ok(page);
                 }
-                start += LIST_CHUNK;
+                let scanned = isize::try_from(scored.len()).unwrap_or(LIST_CHUNK);
+                offset += scanned;
+                let ids: Vec<String> = scored.iter().map(|(id, _)| id.clone()).collect();
                 let records: Vec<Option<String>> = self.shared.note(
                     redis::cmd("HMGET")
                         .arg(self.key("records"))
@@ -323,14 +345,38 @@ impl InboxStore for RedisStore {
                         .query_async(&mut self.shared.conn())
                         .await,
                 )?;
-                for json in records.into_iter().flatten() {
-                    let record: ConversationSummary = serde_json::from_str(&json).map_err(backend)?;
-                    if filter.matches(&record) && found.len() < limit {
-                        found.push(record);
+                for ((id, score), json) in scored.into_iter().zip(records) {
+                    // Scores are whole milliseconds, exact in a double.
+                    let ms = score as u64;
+                    if after.as_ref().is_some_and(|p| !p.is_before(ms, &id)) {
+                        continue;
                     }
+                    let Some(json) = json else { continue };
+                    // Read after the index: a record changed in between shows its newer state
+                    // here (the live feed moves it up), while the page keeps the index's order.
+                    let record: ConversationSummary = serde_json::from_str(&json).map_err(backend)?;
+                    if filter.matches(&record) {
+                        if page.conversations.len() == limit {
+                            // One more matches: there is a next page, after the last one taken
+                            // (where the index had it: its record may have moved on since).
+                            page.next = taken;
+                            return Ok(page);
+                        }
+                        page.conversations.push(record);
+                        taken = Some(ListPosition { last_activity_ms: ms, id: id.clone() });
+                    }
+                    last = Some(ListPosition { last_activity_ms: ms, id });
+                }
+                if scanned < LIST_CHUNK {
+                    return Ok(page);
+                }
+                if offset >= LIST_SCAN {
+                    // Scanned enough for one page: the next starts after the last record looked
+                    // at, matching or not.
+                    page.next = last.take();
                 }
             }
-            Ok(found)
+            Ok(page)
         })
     }
 

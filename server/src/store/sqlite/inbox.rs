@@ -13,7 +13,8 @@ use tokio::sync::oneshot;
 
 use super::{backend, to_i64, to_u64, writer_gone, Op, SqliteStore, Written};
 use crate::store::inbox::{
-    apply, ConversationFilter, InboxStore, OperatorRecord, OperatorSession, RecordChange,
+    apply, ConversationFilter, ConversationPage, InboxStore, ListPosition, OperatorRecord, OperatorSession,
+    RecordChange,
 };
 use crate::store::{BoxFuture, StoreError};
 
@@ -262,33 +263,48 @@ impl InboxStore for SqliteStore {
     fn conversations(
         &self,
         filter: ConversationFilter,
+        after: Option<ListPosition>,
         limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<ConversationSummary>, StoreError>> {
+    ) -> BoxFuture<'_, Result<ConversationPage, StoreError>> {
         Box::pin(self.read(move |conn| {
             let status = match filter {
                 ConversationFilter::Closed => ConversationState::Closed,
                 _ => ConversationState::Open,
             };
+            // One statement per filter, each walking the (status, last activity) index from
+            // the cursor on; no cursor starts past every real time.
+            const PAGE: &str = " AND (last_activity_ms < ?3 OR (last_activity_ms = ?3 AND id < ?4)) \
+                ORDER BY last_activity_ms DESC, id DESC LIMIT ?5";
             let (sql, assignee) = match &filter {
-                ConversationFilter::Mine(me) => (
-                    "SELECT record FROM inbox_conversations WHERE status = ?1 AND assignee = ?2 ORDER BY last_activity_ms DESC LIMIT ?3",
-                    Some(me.clone()),
-                ),
+                ConversationFilter::Mine(me) => {
+                    (format!("SELECT record FROM inbox_conversations WHERE status = ?1 AND assignee = ?2{PAGE}"), Some(me.clone()))
+                }
                 ConversationFilter::Unassigned => (
-                    "SELECT record FROM inbox_conversations WHERE status = ?1 AND assignee IS NULL AND ?2 IS NULL ORDER BY last_activity_ms DESC LIMIT ?3",
+                    format!(
+                        "SELECT record FROM inbox_conversations WHERE status = ?1 AND assignee IS NULL AND ?2 IS NULL{PAGE}"
+                    ),
                     None,
                 ),
-                _ => (
-                    "SELECT record FROM inbox_conversations WHERE status = ?1 AND ?2 IS NULL ORDER BY last_activity_ms DESC LIMIT ?3",
-                    None,
-                ),
+                _ => (format!("SELECT record FROM inbox_conversations WHERE status = ?1 AND ?2 IS NULL{PAGE}"), None),
             };
-            let mut s = conn.prepare_cached(sql).map_err(backend)?;
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let (before_ms, before_id) =
+                after.map_or((i64::MAX, String::new()), |p| (to_i64(p.last_activity_ms), p.id));
+            let mut s = conn.prepare_cached(&sql).map_err(backend)?;
+            // One more than asked for tells whether there is a next page.
+            let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
             let rows = s
-                .query_map(params![status.as_str(), assignee, limit], |r| r.get::<_, String>(0))
+                .query_map(params![status.as_str(), assignee, before_ms, before_id, fetch], |r| {
+                    r.get::<_, String>(0)
+                })
                 .map_err(backend)?;
-            rows.map(|r| record_of(&r.map_err(backend)?)).collect()
+            let mut conversations = rows.map(|r| record_of(&r.map_err(backend)?)).collect::<Result<Vec<_>, _>>()?;
+            let next = if conversations.len() > limit {
+                conversations.truncate(limit);
+                conversations.last().map(ListPosition::of)
+            } else {
+                None
+            };
+            Ok(ConversationPage { conversations, next })
         }))
     }
 
