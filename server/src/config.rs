@@ -285,6 +285,16 @@ pub struct Config {
     #[arg(long, env = "NATTER_ROOM_CREATIONS_PER_HOUR", default_value_t = 600)]
     pub room_creations_per_hour: u32,
 
+    /// Bytes of messages one client address may have stored per day (an IPv6 /56 four times
+    /// and a /48 sixteen times as much): each visitor or room message it sends is charged its
+    /// size as stored (text, context, ids, author, timestamp and the row's bookkeeping). Past it
+    /// messages are refused (`rate_limited`, with how long to wait) until the day's budget
+    /// refills, so one address cannot fill the disk from fresh sessions. The default, 64 MiB, is
+    /// some 2,700 messages of the largest kind a day (4,000 four-byte characters and 8 KiB of
+    /// context), or over 100,000 ordinary ones of half a kilobyte as stored. 0 for no limit.
+    #[arg(long, env = "NATTER_ADDRESS_STORE_BYTES_PER_DAY", default_value_t = 64 * 1_048_576)]
+    pub address_store_bytes_per_day: u64,
+
     /// A room with no message and nobody in it is deleted once it is this old (`0` keeps
     /// empty rooms).
     #[arg(long, env = "NATTER_EMPTY_ROOM_TTL", default_value = "24h", value_parser = parse_duration)]
@@ -599,6 +609,7 @@ impl Config {
         c.max_connections_per_address = Some(0);
         c.max_polls_per_address = 0;
         c.room_creations_per_hour = 0;
+        c.address_store_bytes_per_day = 0;
         c
     }
 }
@@ -679,6 +690,7 @@ mod tests {
         let no_limit = Config::parse_from(["natter-hub", "--max-connections-per-address", "0"]);
         assert_eq!(no_limit.connections_per_address(960), 0);
         assert_eq!((c.room_creations_per_hour, c.max_rooms_per_connection), (600, 100));
+        assert_eq!(c.address_store_bytes_per_day, 64 * 1_048_576);
         // What `welcome` tells clients, and what they assume of a hub that does not say.
         assert_eq!(c.budgets(), natter_protocol::Budgets::default());
         let tight = Config::parse_from(["natter-hub", "--rate-per-sec", "0.5", "--rate-burst", "3"]);

@@ -49,11 +49,14 @@ pub(crate) enum Limit {
     RoomsPerConnection,
     /// Inbox requests from one address with session cookies that name no session.
     SessionLookups,
+    /// `--address-store-bytes-per-day`: a message refused because its address (or IPv6
+    /// network) has had its day's bytes stored.
+    AddressStoreBytes,
 }
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 19] = [
+    pub(crate) const ALL: [Limit; 20] = [
         Limit::Session,
         Limit::Address,
         Limit::AddressConnects,
@@ -73,6 +76,7 @@ impl Limit {
         Limit::RepliesPerAddress,
         Limit::RoomsPerConnection,
         Limit::SessionLookups,
+        Limit::AddressStoreBytes,
     ];
 
     /// The label value in `/metrics`.
@@ -97,6 +101,7 @@ impl Limit {
             Limit::RepliesPerAddress => "replies_per_address",
             Limit::RoomsPerConnection => "rooms_per_connection",
             Limit::SessionLookups => "inbox_session_lookups",
+            Limit::AddressStoreBytes => "address_store_bytes",
         }
     }
 }
