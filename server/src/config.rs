@@ -295,6 +295,14 @@ pub struct Config {
     #[arg(long, env = "NATTER_ADDRESS_STORE_BYTES_PER_DAY", default_value_t = 64 * 1_048_576)]
     pub address_store_bytes_per_day: u64,
 
+    /// Bytes that must stay free on the disk of the database (`--db`): below it the hub
+    /// refuses new messages from clients (`unavailable`, HTTP 503 with `Retry-After`) instead
+    /// of letting the disk fill, which would fail writes half-way. Read at most every five
+    /// seconds. Operators' replies and the bot's answers still go through. Not checked with
+    /// `--redis-url` or `:memory:`. 0 turns it off.
+    #[arg(long, env = "NATTER_MIN_FREE_DISK", default_value_t = 1 << 30)]
+    pub min_free_disk: u64,
+
     /// A room with no message and nobody in it is deleted once it is this old (`0` keeps
     /// empty rooms).
     #[arg(long, env = "NATTER_EMPTY_ROOM_TTL", default_value = "24h", value_parser = parse_duration)]
@@ -610,6 +618,9 @@ impl Config {
         c.max_polls_per_address = 0;
         c.room_creations_per_hour = 0;
         c.address_store_bytes_per_day = 0;
+        // A test's database in a temporary directory must not depend on the machine's free
+        // space; the test of the floor sets it.
+        c.min_free_disk = 0;
         c
     }
 }
@@ -691,6 +702,7 @@ mod tests {
         assert_eq!(no_limit.connections_per_address(960), 0);
         assert_eq!((c.room_creations_per_hour, c.max_rooms_per_connection), (600, 100));
         assert_eq!(c.address_store_bytes_per_day, 64 * 1_048_576);
+        assert_eq!(c.min_free_disk, 1 << 30);
         // What `welcome` tells clients, and what they assume of a hub that does not say.
         assert_eq!(c.budgets(), natter_protocol::Budgets::default());
         let tight = Config::parse_from(["natter-hub", "--rate-per-sec", "0.5", "--rate-burst", "3"]);

@@ -52,11 +52,13 @@ pub(crate) enum Limit {
     /// `--address-store-bytes-per-day`: a message refused because its address (or IPv6
     /// network) has had its day's bytes stored.
     AddressStoreBytes,
+    /// `--min-free-disk`: a client's message refused because the database's disk is almost full.
+    MinFreeDisk,
 }
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 20] = [
+    pub(crate) const ALL: [Limit; 21] = [
         Limit::Session,
         Limit::Address,
         Limit::AddressConnects,
@@ -77,6 +79,7 @@ impl Limit {
         Limit::RoomsPerConnection,
         Limit::SessionLookups,
         Limit::AddressStoreBytes,
+        Limit::MinFreeDisk,
     ];
 
     /// The label value in `/metrics`.
@@ -102,6 +105,7 @@ impl Limit {
             Limit::RoomsPerConnection => "rooms_per_connection",
             Limit::SessionLookups => "inbox_session_lookups",
             Limit::AddressStoreBytes => "address_store_bytes",
+            Limit::MinFreeDisk => "min_free_disk",
         }
     }
 }

@@ -17,6 +17,14 @@ fn loopback(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
 }
 
+/// The next `error` frame `tab` gets (skipping presence, availability and the like), which must
+/// have `code`; its message.
+async fn error_of(tab: &mut Tab, code: ErrorCode) -> String {
+    let e = tab.until(|m| if let ServerMessage::Error(e) = m { Some(e) } else { None }).await;
+    assert_eq!(e.code, code, "{e:?}");
+    e.message
+}
+
 /// An HTTP client whose connections come from `from`.
 fn http_from(from: IpAddr) -> reqwest::Client {
     reqwest::Client::builder().local_address(from).build().expect("client")
@@ -79,12 +87,12 @@ async fn an_address_has_a_day_of_stored_bytes_then_is_refused_and_others_carry_o
     let mut tab = Tab { ws };
     tab.expect_history().await;
     tab.say("w1", &text).await;
-    let message = tab.expect_error(ErrorCode::RateLimited).await;
+    let message = error_of(&mut tab, ErrorCode::RateLimited).await;
     assert!(message.contains("--address-store-bytes-per-day"), "{message}");
     tab.send(json!({"type": "join", "room": "disk-room"})).await;
     tab.until(|m| matches!(m, ServerMessage::History(_)).then_some(())).await;
     tab.send(json!({"type": "chat", "room": "disk-room", "id": "c1", "message": text})).await;
-    let message = tab.expect_error(ErrorCode::RateLimited).await;
+    let message = error_of(&mut tab, ErrorCode::RateLimited).await;
     assert!(message.contains("--address-store-bytes-per-day"), "{message}");
     tab.ping_works().await;
 
@@ -103,5 +111,58 @@ async fn an_address_has_a_day_of_stored_bytes_then_is_refused_and_others_carry_o
     let history = r.text().await.expect("text");
     assert!(history.contains(&text), "the attacker's first message is kept: {history}");
     assert!(hub.metric("natter_limited_total{limit=\"address_store_bytes\"}").await >= 23);
+    hub.stop().await.expect("stop");
+}
+
+/// A hub whose database's disk has less free than `--min-free-disk` refuses clients' new
+/// messages with `unavailable` (503, `Retry-After`) instead of filling it; connections and the
+/// rest of the hub carry on. The floor is set above what any disk has free.
+#[tokio::test]
+async fn below_the_free_disk_floor_new_messages_are_refused_not_written() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_tests();
+    config.db = dir.path().join("natter.db");
+    config.min_free_disk = u64::MAX;
+    let store = natter_hub::build_store(&config).await.expect("sqlite");
+    let hub = TestHub::with_store(config, store).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(hub.url("/api/chat/messages"))
+        .json(&json!({"sessionId": "disk-full", "message": "hello"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some(), "Retry-After on a 503");
+    let ServerMessage::Error(e) = r.json().await.expect("json") else { panic!("an error") };
+    assert_eq!(e.code, ErrorCode::Unavailable);
+    assert!(e.message.contains("--min-free-disk"), "{}", e.message);
+
+    let (mut tab, _) = hub.tab(&session("disk-full-ws")).await;
+    tab.say("f1", "hello").await;
+    let message = error_of(&mut tab, ErrorCode::Unavailable).await;
+    assert!(message.contains("--min-free-disk"), "{message}");
+    tab.send(json!({"type": "join", "room": "disk-full-room"})).await;
+    tab.until(|m| matches!(m, ServerMessage::History(_)).then_some(())).await;
+    tab.send(json!({"type": "chat", "room": "disk-full-room", "id": "c1", "message": "hi"})).await;
+    error_of(&mut tab, ErrorCode::Unavailable).await;
+    tab.ping_works().await;
+    assert_eq!(http.get(hub.url("/healthz")).send().await.expect("get").status(), 200);
+    assert!(hub.metric("natter_limited_total{limit=\"min_free_disk\"}").await >= 3);
+    hub.stop().await.expect("stop");
+
+    // With a floor the disk is above, the same hub writes.
+    let mut config = Config::for_tests();
+    config.db = dir.path().join("natter2.db");
+    config.min_free_disk = 1;
+    let store = natter_hub::build_store(&config).await.expect("sqlite");
+    let hub = TestHub::with_store(config, store).await;
+    let r = http
+        .post(hub.url("/api/chat/messages"))
+        .json(&json!({"sessionId": "disk-ok", "message": "hello"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
     hub.stop().await.expect("stop");
 }

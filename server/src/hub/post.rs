@@ -144,7 +144,7 @@ impl Hub {
     }
 
     /// Stores a message a client sent from `addr` and counts it as new or as a re-sent
-    /// duplicate. Its size is charged to the address's bytes stored a day first
+    /// duplicate. Refused while the disk is below `--min-free-disk`. Its size is charged to the address's bytes stored a day first
     /// (`--address-store-bytes-per-day`; a re-sent duplicate is charged too, as the charge comes
     /// before the store says it is one). A store failure becomes a refusal carrying the
     /// message's id, so the client resends it; it is counted where the refusal leaves the hub,
@@ -156,6 +156,7 @@ impl Hub {
         addr: AddrKey,
     ) -> Result<Appended, Refusal> {
         let id = draft.id.clone();
+        self.check_disk().map_err(|r| r.with_id(Some(id.clone())))?;
         self.charge_store(addr, stored_size(&draft.message)).map_err(|r| r.with_id(Some(id.clone())))?;
         let appended =
             self.shared.store.append(key, draft).await.map_err(|e| Refusal::from(e).with_id(Some(id)))?;
