@@ -176,18 +176,22 @@ impl Limits {
         let rooms = NonZeroU32::new(config.room_creations_per_hour)
             .and_then(|n| Nested::new(|m| scaled(n.get(), Duration::from_secs(3600) / n.get(), m)));
         // A byte a cell, four seconds' worth as the burst, like `--frame-budget` (the cells are
-        // a u32: a budget over 64 MiB a second, 1 GiB for a /48, is as good as none).
+        // a u32: a budget over 1 GiB a second, for an address or a network, is as good as none).
         let frames = Nested::new(|m| {
-            let rate = u32::try_from(config.address_frame_budget).unwrap_or(u32::MAX).min(FRAME_RATE_MAX);
-            let rate = NonZeroU32::new(rate.saturating_mul(m))?;
+            let rate = u32::try_from(config.address_frame_budget.saturating_mul(u64::from(m)))
+                .unwrap_or(u32::MAX)
+                .min(u32::MAX / FRAME_BURST_SECONDS);
+            let rate = NonZeroU32::new(rate)?;
             let burst = NonZeroU32::new(rate.get().saturating_mul(FRAME_BURST_SECONDS))?;
             Some((Quota::per_second(rate).allow_burst(burst), burst.get()))
         });
-        // A byte a cell, the whole day's worth as the burst.
+        // A byte a cell, the whole day's worth as the burst (a u32: over 4 GiB a day, for an
+        // address or a network, is as good as none).
         let stored = Nested::new(|m| {
-            let bytes = u32::try_from(config.address_store_bytes_per_day).unwrap_or(u32::MAX).min(STORE_MAX);
+            let bytes = u32::try_from(config.address_store_bytes_per_day.saturating_mul(u64::from(m)))
+                .unwrap_or(u32::MAX);
             let period = DAY.checked_div(bytes)?;
-            scaled(bytes, period, m)
+            scaled(bytes, period, 1)
         });
         let global = crate::accept::connection_limit(config.max_connections);
         let connections_per_address = config.connections_per_address(global);
@@ -227,14 +231,6 @@ impl Limits {
         }
     }
 }
-
-/// The most of `--address-frame-budget` the limiter keeps apart (bytes a second): a /48's
-/// burst, sixteen times four seconds of it, must fit its u32 cells.
-const FRAME_RATE_MAX: u32 = 64 << 20;
-
-/// The most of `--address-store-bytes-per-day` the limiter keeps apart: a /48's sixteen times
-/// it must fit its u32 cells.
-const STORE_MAX: u32 = u32::MAX / 16;
 
 fn wait_ms(wait: Duration) -> u64 {
     u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -700,6 +696,27 @@ mod tests {
         drop(slots);
         assert!(hub.shared.limits.held().is_empty(), "every prefix's count is given back");
         assert!(hub.hold_connection(v6("2001:db8:5:ffff::1")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn polls_and_reply_places_of_a_slash_48_are_counted_together() {
+        let hub = hub(|c| {
+            c.max_polls_per_address = 1;
+            c.reply_concurrency = 4;
+            c.reply_queue = 0;
+        });
+        let polls: Vec<Slot> =
+            (0..40u32).filter_map(|i| hub.hold_poll(v6(&format!("2001:db8:7:{i:x}00::1"))).ok()).collect();
+        assert_eq!(polls.len(), 16);
+        let r = hub.hold_poll(v6("2001:db8:7:ff00::1")).unwrap_err();
+        assert!(r.message.contains("your network (2001:db8:7::/48) holds 16"), "{}", r.message);
+        // A quarter of 4 places is one per /64: four per /56, sixteen per /48.
+        let places: Vec<ReplyPlace> =
+            (0..40u32).filter_map(|i| hub.hold_reply(v6(&format!("2001:db8:7:{:x}::1", i)))).collect();
+        assert_eq!(places.len(), 4, "one /56");
+        assert!(hub.hold_reply(v6("2001:db8:8::1")).is_some(), "another /48");
+        drop((polls, places));
+        assert!(hub.hold_poll(v6("2001:db8:7:ff00::1")).is_ok(), "given back");
     }
 
     #[tokio::test]
