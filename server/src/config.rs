@@ -287,11 +287,12 @@ pub struct Config {
 
     /// Bytes of messages one client address may have stored per day (an IPv6 /56 four times
     /// and a /48 sixteen times as much): each visitor or room message it sends is charged its
-    /// size as stored (text, context, ids, author, timestamp and the row's bookkeeping). Past it
-    /// messages are refused (`rate_limited`, with how long to wait) until the day's budget
-    /// refills, so one address cannot fill the disk from fresh sessions. The default, 64 MiB, is
-    /// some 2,700 messages of the largest kind a day (4,000 four-byte characters and 8 KiB of
-    /// context), or over 100,000 ordinary ones of half a kilobyte as stored. 0 for no limit.
+    /// size as stored (text, context, ids, author, timestamp and the row's bookkeeping), a
+    /// visitor message also the bot's answer it brings (`--reply-max-chars` bytes and a row).
+    /// Past it messages are refused (`rate_limited`, with how long to wait) until the day's
+    /// budget refills, so one address cannot fill the disk from fresh sessions. The default,
+    /// 64 MiB, is some 2,500 visitor messages of the largest kind a day (4,000 four-byte
+    /// characters and 8 KiB of context), or over 20,000 ordinary ones. 0 for no limit.
     #[arg(long, env = "NATTER_ADDRESS_STORE_BYTES_PER_DAY", default_value_t = 64 * 1_048_576)]
     pub address_store_bytes_per_day: u64,
 

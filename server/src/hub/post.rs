@@ -88,7 +88,7 @@ impl Hub {
             reply_to: None,
         };
         let draft = Draft { id: id.clone(), message: ServerMessage::User(stored.clone()), operator: None };
-        let appended = self.append_from_client(&key, draft, addr).await?;
+        let appended = self.append_from_client(&key, draft, addr, self.reply_allowance()).await?;
         if !appended.duplicate {
             let stored = ConversationMessage { seq: appended.seq, ..stored };
             let visit = Visit {
@@ -139,14 +139,24 @@ impl Hub {
             from: member.clone(),
         });
         let appended =
-            self.append_from_client(&key, Draft { id: id.clone(), message, operator: None }, addr).await?;
+            self.append_from_client(&key, Draft { id: id.clone(), message, operator: None }, addr, 0).await?;
         Ok(Ack { id, seq: appended.seq, room: Some(room.to_string()), duplicate: appended.duplicate })
     }
 
+    /// What a visitor message is charged on top of its own size for the answer it brings: the
+    /// bot's reply is stored too (the visitor's doing, though it cannot be refused once the
+    /// message is stored), so its likely size — `--reply-max-chars` (at most `--max-text`) bytes
+    /// and a row — is paid for up front. A message an operator answers instead pays it too.
+    fn reply_allowance(&self) -> usize {
+        let config = &self.shared.config;
+        config.reply_max_chars.min(config.max_text) + STORED_OVERHEAD
+    }
+
     /// Stores a message a client sent from `addr` and counts it as new or as a re-sent
-    /// duplicate. Refused while the disk is below `--min-free-disk`. Its size is charged to the address's bytes stored a day first
-    /// (`--address-store-bytes-per-day`; a re-sent duplicate is charged too, as the charge comes
-    /// before the store says it is one). A store failure becomes a refusal carrying the
+    /// duplicate. Refused while the disk is below `--min-free-disk`. Its size and `extra` bytes
+    /// (what storing it brings, such as the bot's answer) are charged to the address's bytes
+    /// stored a day first (`--address-store-bytes-per-day`; a re-sent duplicate is charged too,
+    /// as the charge comes before the store says it is one). A store failure becomes a refusal carrying the
     /// message's id, so the client resends it; it is counted where the refusal leaves the hub,
     /// not here.
     async fn append_from_client(
@@ -154,10 +164,12 @@ impl Hub {
         key: &ConversationKey,
         draft: Draft,
         addr: AddrKey,
+        extra: usize,
     ) -> Result<Appended, Refusal> {
         let id = draft.id.clone();
         self.check_disk().map_err(|r| r.with_id(Some(id.clone())))?;
-        self.charge_store(addr, stored_size(&draft.message)).map_err(|r| r.with_id(Some(id.clone())))?;
+        self.charge_store(addr, stored_size(&draft.message) + extra)
+            .map_err(|r| r.with_id(Some(id.clone())))?;
         let appended =
             self.shared.store.append(key, draft).await.map_err(|e| Refusal::from(e).with_id(Some(id)))?;
         let counter = if appended.duplicate {
