@@ -96,3 +96,44 @@ async fn ipv4_addresses_are_not_grouped_into_networks() {
     assert_eq!(post(&hub, &client, 41, "198.51.100.1").await.0, 429, "each its own budget");
     hub.stop().await.expect("stop");
 }
+
+/// WebSockets held open are counted per /48 too: with one connection allowed per address, a /48
+/// holds sixteen however many /64s it opens them from; the upgrade past that is refused `429`
+/// naming the network, and a client in another /48 connects.
+#[tokio::test]
+async fn websockets_held_by_a_slash_48_are_counted_together() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut config = Config::for_tests();
+    config.max_connections_per_address = Some(1);
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+    let hub = TestHub::with(config).await;
+    let open = |i: u32, from: String| {
+        let mut request =
+            hub.ws_url(&common::session(&format!("ws-net-{i}")), "").into_client_request().expect("request");
+        request.headers_mut().insert("x-forwarded-for", from.parse().expect("header"));
+        async move {
+            tokio::time::timeout(common::DEADLINE, tokio_tungstenite::connect_async(request))
+                .await
+                .expect("an answer in time")
+        }
+    };
+    let mut held = Vec::new();
+    let mut refused = None;
+    for i in 0..24u32 {
+        match open(i, format!("2001:db8:dd:{:x}::1", i * 256)).await {
+            Ok((ws, _)) => held.push(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 429);
+                let body =
+                    String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned();
+                refused.get_or_insert(body);
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(held.len(), 16, "sixteen connections for the /48");
+    let body = refused.expect("refused");
+    assert!(body.contains("your network (2001:db8:dd::/48) has 16 connections"), "{body}");
+    assert!(open(99, "2001:db8:ee::1".into()).await.is_ok(), "another /48 connects");
+    drop(held);
+}
