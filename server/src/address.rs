@@ -13,7 +13,14 @@
 //!
 //! Budgets are kept per [`AddrKey`]: an IPv4 address, or an IPv6 /64 — one subscriber line
 //! usually gets a whole /64, so counting single IPv6 addresses would let one client spread
-//! over billions of keys.
+//! over billions of keys. A /64 is not the most one holder gets, though: a home line is
+//! usually delegated a /56 (256 /64s) and a business line or a hosted server a /48 (65,536
+//! /64s). So every IPv6 budget is also kept for the enclosing /56 and /48 ([`AddrKey::nested`]),
+//! each allowing [`WIDER`]'s multiple of the /64's allowance: a /48 gets 16 times what one /64
+//! does in total however many /64s it spreads over, while /64s in different /48s never share
+//! a budget. IPv4 addresses are not grouped into /24s: many people share one IPv4 address
+//! behind NAT (carrier-grade NAT puts whole neighbourhoods behind a few), and a /24 is often
+//! unrelated customers, so grouping them would punish strangers for each other.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
@@ -33,36 +40,76 @@ pub fn parse_trusted_proxy(s: &str) -> Result<IpNet, String> {
     })
 }
 
-/// The key budgets per address are kept by: an IPv4 address, or the /64 of an IPv6 one, as
-/// 16 bytes (IPv4 mapped into IPv6).
+/// The wider IPv6 prefixes every budget is also kept for, with the multiple of a /64's allowance
+/// each gets: a /56 (a home line's usual delegation, several networks of one household) four
+/// times, a /48 (a business site's or a hosting server's) sixteen times, about what a small
+/// office of several networks needs, and the most a holder of 65,536 /64s can take.
+pub(crate) const WIDER: [(u8, u32); 2] = [(56, 4), (48, 16)];
+
+/// The key budgets per address are kept by: an IPv4 address, or an IPv6 network — the /64 of
+/// the client's address ([`AddrKey::of`]), or one of the wider prefixes enclosing it
+/// ([`AddrKey::nested`]) — as 16 bytes (IPv4 mapped into IPv6) and the prefix length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct AddrKey([u8; 16]);
+pub(crate) struct AddrKey {
+    octets: [u8; 16],
+    /// 32 for an IPv4 address, the prefix length for an IPv6 network.
+    prefix: u8,
+}
 
 impl AddrKey {
-    /// The key of `ip`.
+    /// The key of `ip`: itself (IPv4) or its /64.
     pub(crate) fn of(ip: IpAddr) -> AddrKey {
         match ip {
-            IpAddr::V4(v4) => AddrKey(v4.to_ipv6_mapped().octets()),
+            IpAddr::V4(v4) => AddrKey { octets: v4.to_ipv6_mapped().octets(), prefix: 32 },
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => AddrKey(v4.to_ipv6_mapped().octets()),
-                None => {
-                    let mut octets = v6.octets();
-                    octets[8..].fill(0);
-                    AddrKey(octets)
-                }
+                Some(v4) => AddrKey { octets: v4.to_ipv6_mapped().octets(), prefix: 32 },
+                None => AddrKey { octets: v6.octets(), prefix: 64 }.truncated(64),
             },
         }
+    }
+
+    /// This IPv6 network cut to its first `prefix` bits (a multiple of 8).
+    fn truncated(mut self, prefix: u8) -> AddrKey {
+        self.octets[usize::from(prefix / 8)..].fill(0);
+        self.prefix = prefix;
+        self
+    }
+
+    /// Whether this is an IPv6 network wider than a /64 (a refusal then names it).
+    pub(crate) fn is_wide(&self) -> bool {
+        self.prefix < 64 && self.prefix != 32
+    }
+
+    /// The keys a budget of this key's is kept under, narrowest first, each with the multiple of
+    /// the budget it allows: the key itself (×1), then for an IPv6 /64 its /56 and /48 (see
+    /// [`WIDER`]). No allocation: at most three keys, made on the stack.
+    pub(crate) fn nested(self) -> impl Iterator<Item = (AddrKey, u32)> {
+        let v6 = self.prefix == 64;
+        std::iter::once((self, 1)).chain(
+            WIDER.into_iter().filter(move |_| v6).map(move |(prefix, times)| (self.truncated(prefix), times)),
+        )
     }
 }
 
 impl std::fmt::Display for AddrKey {
-    /// The address (IPv4) or the network (`2001:db8::/64`), for logs.
+    /// The address (IPv4) or the network (`2001:db8::/64`, `2001:db8::/48`), for logs and
+    /// refusals.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let v6 = Ipv6Addr::from(self.0);
+        let v6 = Ipv6Addr::from(self.octets);
         match v6.to_ipv4_mapped() {
-            Some(v4) => write!(f, "{v4}"),
-            None => write!(f, "{v6}/64"),
+            Some(v4) if self.prefix == 32 => write!(f, "{v4}"),
+            _ => write!(f, "{v6}/{}", self.prefix),
         }
+    }
+}
+
+/// Who a refusal of `key`'s budget speaks to: "your address", or "your network
+/// (2001:db8::/48)" when the budget that ran out is a wider IPv6 prefix's.
+pub(crate) fn whose(key: AddrKey) -> String {
+    if key.is_wide() {
+        format!("your network ({key})")
+    } else {
+        "your address".to_owned()
     }
 }
 
@@ -268,6 +315,36 @@ mod tests {
         assert_eq!(AddrKey::of(ip("192.0.2.1")).to_string(), "192.0.2.1");
         assert_eq!(AddrKey::of(ip("2001:db8::5")).to_string(), "2001:db8::/64");
         assert!(is_trusted(&proxies(), ip("::ffff:10.1.1.1")), "a mapped IPv4 proxy is trusted");
+    }
+
+    #[test]
+    fn an_ipv6_key_nests_in_its_slash_56_and_slash_48_and_ipv4_in_nothing() {
+        let keys = |s: &str| AddrKey::of(ip(s)).nested().map(|(k, n)| (k.to_string(), n)).collect::<Vec<_>>();
+        assert_eq!(
+            keys("2001:db8:aa:bbcc:1:2:3:4"),
+            [
+                ("2001:db8:aa:bbcc::/64".into(), 1),
+                ("2001:db8:aa:bb00::/56".into(), 4),
+                ("2001:db8:aa::/48".into(), 16)
+            ]
+        );
+        assert_eq!(keys("192.0.2.1"), [("192.0.2.1".to_string(), 1)], "no /24 for IPv4");
+        assert_eq!(keys("::ffff:192.0.2.1"), [("192.0.2.1".to_string(), 1)]);
+        // Two /64s of one /48 share its key (and their /56's when they share that too) ...
+        let (a, b) = (AddrKey::of(ip("2001:db8:1:1::1")), AddrKey::of(ip("2001:db8:1:ff01::1")));
+        let (wa, wb): (Vec<_>, Vec<_>) = (a.nested().collect(), b.nested().collect());
+        assert_ne!(wa[0], wb[0]);
+        assert_ne!(wa[1], wb[1]);
+        assert_eq!(wa[2], wb[2]);
+        // ... while /64s in different /48s share nothing.
+        let c = AddrKey::of(ip("2001:db8:2:1::1"));
+        assert!(c.nested().all(|k| !wa.contains(&k)));
+        // A /48 is not the /64 with the same first bits, and refusals name it.
+        let zero = AddrKey::of(ip("2001:db8:1::"));
+        assert_ne!(zero, wa[2].0);
+        assert_eq!(whose(wa[2].0), "your network (2001:db8:1::/48)");
+        assert_eq!(whose(a), "your address");
+        assert!(!AddrKey::of(ip("192.0.2.1")).is_wide());
     }
 
     #[test]

@@ -331,8 +331,10 @@ impl Client {
                 check_room(&chat.room)?;
                 let (room, member) = self.joined(&chat.room)?;
                 self.hub.charge_address(self.addr).map_err(|r| r.with_id(chat.id.clone()))?;
-                let ack =
-                    self.hub.post_chat(&self.who.conversation, &room, &member, chat.id, chat.message).await?;
+                let ack = self
+                    .hub
+                    .post_chat(&self.who.conversation, &room, &member, chat.id, chat.message, self.addr)
+                    .await?;
                 self.send(&ServerMessage::Ack(ack));
             }
             ClientMessage::Join(join) => {

@@ -293,6 +293,24 @@ pub struct Config {
     /// starting a chat on this site within one hour to meet it.
     #[arg(long, env = "NATTER_ADDRESS_CONVERSATIONS_PER_HOUR", default_value_t = 300)]
     pub address_conversations_per_hour: u32,
+    /// Bytes of messages one client address may have stored per day (an IPv6 /56 four times
+    /// and a /48 sixteen times as much): each visitor or room message it sends is charged its
+    /// size as stored (text, context, ids, author, timestamp and the row's bookkeeping), a
+    /// visitor message also the bot's answer it brings (`--reply-max-chars` bytes and a row).
+    /// Past it messages are refused (`rate_limited`, with how long to wait) until the day's
+    /// budget refills, so one address cannot fill the disk from fresh sessions. The default,
+    /// 64 MiB, is some 2,500 visitor messages of the largest kind a day (4,000 four-byte
+    /// characters and 8 KiB of context), or over 20,000 ordinary ones. 0 for no limit.
+    #[arg(long, env = "NATTER_ADDRESS_STORE_BYTES_PER_DAY", default_value_t = 64 * 1_048_576)]
+    pub address_store_bytes_per_day: u64,
+
+    /// Bytes that must stay free on the disk of the database (`--db`): below it the hub
+    /// refuses new messages from clients (`unavailable`, HTTP 503 with `Retry-After`) instead
+    /// of letting the disk fill, which would fail writes half-way. Read at most every five
+    /// seconds. Operators' replies and the bot's answers still go through. Not checked with
+    /// `--redis-url` or `:memory:`. 0 turns it off.
+    #[arg(long, env = "NATTER_MIN_FREE_DISK", default_value_t = 1 << 30)]
+    pub min_free_disk: u64,
 
     /// A room with no message and nobody in it is deleted once it is this old (`0` keeps
     /// empty rooms).
@@ -627,6 +645,10 @@ impl Config {
         c.max_polls_per_address = 0;
         c.room_creations_per_hour = 0;
         c.address_conversations_per_hour = 0;
+        c.address_store_bytes_per_day = 0;
+        // A test's database in a temporary directory must not depend on the machine's free
+        // space; the test of the floor sets it.
+        c.min_free_disk = 0;
         c
     }
 }
@@ -711,6 +733,8 @@ mod tests {
         let api = Config::parse_from(["natter-hub", "--room-creation", "api"]);
         assert_eq!(api.room_creation, RoomCreation::Api);
         assert_eq!(c.address_conversations_per_hour, 300);
+        assert_eq!(c.address_store_bytes_per_day, 64 * 1_048_576);
+        assert_eq!(c.min_free_disk, 1 << 30);
         // What `welcome` tells clients, and what they assume of a hub that does not say.
         assert_eq!(c.budgets(), natter_protocol::Budgets::default());
         let tight = Config::parse_from(["natter-hub", "--rate-per-sec", "0.5", "--rate-burst", "3"]);

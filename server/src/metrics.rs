@@ -51,11 +51,16 @@ pub(crate) enum Limit {
     SessionLookups,
     /// `--address-conversations-per-hour`: a visitor message that would open a conversation.
     ConversationOpenings,
+    /// `--address-store-bytes-per-day`: a message refused because its address (or IPv6
+    /// network) has had its day's bytes stored.
+    AddressStoreBytes,
+    /// `--min-free-disk`: a client's message refused because the database's disk is almost full.
+    MinFreeDisk,
 }
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 20] = [
+    pub(crate) const ALL: [Limit; 22] = [
         Limit::Session,
         Limit::Address,
         Limit::AddressConnects,
@@ -76,6 +81,8 @@ impl Limit {
         Limit::RoomsPerConnection,
         Limit::SessionLookups,
         Limit::ConversationOpenings,
+        Limit::AddressStoreBytes,
+        Limit::MinFreeDisk,
     ];
 
     /// The label value in `/metrics`.
@@ -101,6 +108,8 @@ impl Limit {
             Limit::RoomsPerConnection => "rooms_per_connection",
             Limit::SessionLookups => "inbox_session_lookups",
             Limit::ConversationOpenings => "conversation_openings",
+            Limit::AddressStoreBytes => "address_store_bytes",
+            Limit::MinFreeDisk => "min_free_disk",
         }
     }
 }

@@ -91,9 +91,11 @@ async fn post_chat(
         crate::client::check_member_name(name.as_deref()).map_err(in_room)?;
     }
     let room: Arc<str> = chat.room.as_str().into();
-    hub.ensure_room(&room, client_of(extensions).key()).await.map_err(in_room)?;
+    let addr = client_of(extensions).key();
+    hub.ensure_room(&room, addr).await.map_err(in_room)?;
     let member = Member { id: who.member_id.to_string(), name, verified };
-    let ack = hub.post_chat(&who.conversation, &room, &member, chat.id.clone(), chat.message.clone()).await;
+    let ack =
+        hub.post_chat(&who.conversation, &room, &member, chat.id.clone(), chat.message.clone(), addr).await;
     let ack = ack.map_err(in_room)?;
     Ok(with_session(&who, Json(ServerMessage::Ack(ack)).into_response()))
 }

@@ -5,12 +5,17 @@
 //! support conversations it may open (`--address-conversations-per-hour`),
 //! connections it may hold open (`--max-connections-per-address`), long-polls it and everyone
 //! together may hold (`--max-polls-per-address`, `--max-polls`), and bytes of `history`
-//! answers being written to it and to everyone (`--max-replay-in-flight`).
+//! answers being written to it and to everyone (`--max-replay-in-flight`), and bytes of messages
+//! it may have stored a day (`--address-store-bytes-per-day`).
 //!
 //! Sessions are free to make, so a budget per session alone stops nobody; these are kept by the
-//! client's address as [`crate::address`] judges it. Rates are GCRA buckets per address
-//! (`governor`'s keyed limiter, purged of idle addresses by housekeeping); what is held open is
-//! counted in one table, each count owned by a [`Slot`] that gives it back when dropped.
+//! client's address as [`crate::address`] judges it. For an IPv6 client every budget and count
+//! is kept three times, for its /64, /56 and /48 ([`AddrKey::nested`]), the wider ones allowing a
+//! multiple of the /64's ([`crate::address::WIDER`]), so a holder of a /48 cannot multiply its
+//! budget by spreading over its 65,536 /64s. Rates are GCRA buckets per key (`governor`'s keyed
+//! limiter, one per prefix length, purged of idle keys by housekeeping), checked narrowest
+//! first; what is held open is counted in one table, each count owned by a [`Slot`] that gives
+//! it back (at every prefix) when dropped.
 //!
 //! Every refusal here is retryable: `rate_limited` (429) for what one address did, with how long
 //! to wait; `unavailable` (503) for a cap everyone shares.
@@ -26,7 +31,7 @@ use natter_protocol::ErrorCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Hub, Refusal};
-use crate::address::AddrKey;
+use crate::address::{whose, AddrKey, WIDER};
 use crate::config::Config;
 use crate::metrics::Limit;
 
@@ -36,20 +41,84 @@ const HELD_RETRY: Duration = Duration::from_secs(5);
 /// Seconds of `--address-frame-budget` an address may spend at once.
 const FRAME_BURST_SECONDS: u32 = 4;
 
+/// A day.
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// One rate kept per address and per wider IPv6 prefix: a keyed limiter for each prefix length,
+/// in the order of [`AddrKey::nested`] (the address or /64 itself, then [`WIDER`]), the wider
+/// ones allowing their multiple of the quota.
+struct Nested {
+    /// Each prefix length's limiter and its burst in cells.
+    levels: Vec<(DefaultKeyedRateLimiter<AddrKey>, u32)>,
+}
+
+/// Which key's budget ran out, the multiple of the base budget it allows, and how long until it
+/// has the cells asked for.
+struct Over {
+    key: AddrKey,
+    times: u32,
+    wait: Duration,
+}
+
+impl Nested {
+    /// `quota(m)` is the quota for a key allowed `m` times the base one, with its burst; `None`
+    /// (no limit) when the base quota is `None`.
+    fn new(quota: impl Fn(u32) -> Option<(Quota, u32)>) -> Option<Nested> {
+        let levels = std::iter::once(1)
+            .chain(WIDER.iter().map(|(_, times)| *times))
+            .map(|times| quota(times).map(|(q, burst)| (RateLimiter::keyed(q), burst)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Nested { levels })
+    }
+
+    /// Takes `cells` (clamped to each bucket's burst) for `key` and every wider prefix of it,
+    /// narrowest first; stops at the first that cannot pay, so a refused request costs none of
+    /// the wider budgets its neighbours share.
+    fn take(&self, key: AddrKey, cells: u32) -> Result<(), Over> {
+        for ((key, times), (limiter, burst)) in key.nested().zip(&self.levels) {
+            let n = NonZeroU32::new(cells.min(*burst)).unwrap_or(NonZeroU32::MIN);
+            let wait = match limiter.check_key_n(&key, n) {
+                Ok(Ok(())) => continue,
+                Ok(Err(not_until)) => not_until.wait_time_from(limiter.clock().now()),
+                // More than the burst: cannot happen (clamped above).
+                Err(_) => Duration::from_secs(1),
+            };
+            return Err(Over { key, times, wait });
+        }
+        Ok(())
+    }
+
+    fn purge(&self) {
+        for (limiter, _) in &self.levels {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// A quota of `burst` cells refilling one every `period`, times `m`: `None` when either is 0.
+fn scaled(burst: u32, period: Duration, m: u32) -> Option<(Quota, u32)> {
+    let burst = NonZeroU32::new(burst.saturating_mul(m))?;
+    Quota::with_period(period / m).map(|q| (q.allow_burst(burst), burst.get()))
+}
+
 /// See the module docs.
 pub(crate) struct Limits {
     /// Requests per address; `None` when `--address-rate-burst` is 0.
-    requests: Option<DefaultKeyedRateLimiter<AddrKey>>,
+    requests: Option<Nested>,
     /// New connections per directly connected address; `None` when `--address-connect-burst`
     /// is 0.
-    connects: Option<DefaultKeyedRateLimiter<AddrKey>>,
+    connects: Option<Nested>,
     /// Room creations per address per hour; `None` when `--room-creations-per-hour` is 0.
-    rooms: Option<DefaultKeyedRateLimiter<AddrKey>>,
+    rooms: Option<Nested>,
     /// Conversations opened per address per hour; `None` when
     /// `--address-conversations-per-hour` is 0.
-    openings: Option<DefaultKeyedRateLimiter<AddrKey>>,
+    openings: Option<Nested>,
     /// Bytes of frames per address, one cell a byte; `None` when `--address-frame-budget` is 0.
-    frames: Option<DefaultKeyedRateLimiter<AddrKey>>,
+    frames: Option<Nested>,
+    /// Bytes of messages stored per address per day, one cell a byte; `None` when
+    /// `--address-store-bytes-per-day` is 0.
+    stored: Option<Nested>,
     /// What each address holds open now; an address holding nothing has no entry.
     held: Mutex<HashMap<AddrKey, Held>>,
     /// Long-polls held now, all addresses together.
@@ -103,33 +172,33 @@ pub(crate) enum Hold {
 impl Limits {
     /// The limits the configuration asks for.
     pub(super) fn new(config: &Config) -> Limits {
-        let requests = NonZeroU32::new(config.address_rate_burst)
-            .filter(|_| config.address_rate_per_sec > 0.0)
-            .and_then(|burst| {
-                let period = Duration::from_secs_f64(1.0 / config.address_rate_per_sec);
-                Quota::with_period(period).map(|q| RateLimiter::keyed(q.allow_burst(burst)))
-            });
-        let connects = NonZeroU32::new(config.address_connect_burst)
-            .filter(|_| config.address_connect_rate_per_sec > 0.0)
-            .and_then(|burst| {
-                let period = Duration::from_secs_f64(1.0 / config.address_connect_rate_per_sec);
-                Quota::with_period(period).map(|q| RateLimiter::keyed(q.allow_burst(burst)))
-            });
-        let rooms = NonZeroU32::new(config.room_creations_per_hour).and_then(|n| {
-            Quota::with_period(Duration::from_secs(3600) / n.get())
-                .map(|q| RateLimiter::keyed(q.allow_burst(n)))
-        });
-        let openings = NonZeroU32::new(config.address_conversations_per_hour).and_then(|n| {
-            Quota::with_period(Duration::from_secs(3600) / n.get())
-                .map(|q| RateLimiter::keyed(q.allow_burst(n)))
-        });
+        let per = |rate: f64| (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
+        let requests = per(config.address_rate_per_sec)
+            .and_then(|period| Nested::new(|m| scaled(config.address_rate_burst, period, m)));
+        let connects = per(config.address_connect_rate_per_sec)
+            .and_then(|period| Nested::new(|m| scaled(config.address_connect_burst, period, m)));
+        let rooms = NonZeroU32::new(config.room_creations_per_hour)
+            .and_then(|n| Nested::new(|m| scaled(n.get(), Duration::from_secs(3600) / n.get(), m)));
+        let openings = NonZeroU32::new(config.address_conversations_per_hour)
+            .and_then(|n| Nested::new(|m| scaled(n.get(), Duration::from_secs(3600) / n.get(), m)));
         // A byte a cell, four seconds' worth as the burst, like `--frame-budget` (the cells are
-        // a u32: a budget over 1 GiB a second is as good as none).
-        let frames = NonZeroU32::new(u32::try_from(config.address_frame_budget).unwrap_or(u32::MAX / 4))
-            .and_then(|rate| {
-                let burst = NonZeroU32::new(rate.get().saturating_mul(FRAME_BURST_SECONDS))?;
-                Some(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)))
-            });
+        // a u32: a budget over 1 GiB a second, for an address or a network, is as good as none).
+        let frames = Nested::new(|m| {
+            let rate = u32::try_from(config.address_frame_budget.saturating_mul(u64::from(m)))
+                .unwrap_or(u32::MAX)
+                .min(u32::MAX / FRAME_BURST_SECONDS);
+            let rate = NonZeroU32::new(rate)?;
+            let burst = NonZeroU32::new(rate.get().saturating_mul(FRAME_BURST_SECONDS))?;
+            Some((Quota::per_second(rate).allow_burst(burst), burst.get()))
+        });
+        // A byte a cell, the whole day's worth as the burst (a u32: over 4 GiB a day, for an
+        // address or a network, is as good as none).
+        let stored = Nested::new(|m| {
+            let bytes = u32::try_from(config.address_store_bytes_per_day.saturating_mul(u64::from(m)))
+                .unwrap_or(u32::MAX);
+            let period = DAY.checked_div(bytes)?;
+            scaled(bytes, period, 1)
+        });
         let global = crate::accept::connection_limit(config.max_connections);
         let connections_per_address = config.connections_per_address(global);
         Limits {
@@ -138,6 +207,7 @@ impl Limits {
             rooms,
             openings,
             frames,
+            stored,
             held: Mutex::default(),
             polls: Mutex::new(0),
             replay: Mutex::new(0),
@@ -159,26 +229,16 @@ impl Limits {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Forgets addresses whose buckets are full again (housekeeping).
+    /// Forgets addresses and networks whose buckets are full again (housekeeping).
     pub(super) fn purge(&self) {
         for limiter in
-            [&self.requests, &self.connects, &self.rooms, &self.openings, &self.frames].into_iter().flatten()
+            [&self.requests, &self.connects, &self.rooms, &self.openings, &self.frames, &self.stored]
+                .into_iter()
+                .flatten()
         {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+            limiter.purge();
         }
     }
-}
-
-/// Takes one token of `limiter` for `key`; `Err(wait)` when there is none.
-fn take(limiter: &DefaultKeyedRateLimiter<AddrKey>, key: &AddrKey) -> Result<(), Duration> {
-    limiter.check_key(key).map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
-}
-
-/// The burst of `--address-frame-budget` `rate`, in bytes, as the limiter holds it.
-fn limiter_burst(rate: u64) -> u64 {
-    let rate = u32::try_from(rate).unwrap_or(u32::MAX / 4);
-    u64::from(rate.saturating_mul(FRAME_BURST_SECONDS))
 }
 
 fn wait_ms(wait: Duration) -> u64 {
@@ -194,15 +254,17 @@ impl Hub {
     /// Takes one request from `addr`'s budget (`--address-rate-*`).
     pub(crate) fn charge_address(&self, addr: AddrKey) -> Result<(), Refusal> {
         let Some(limiter) = &self.shared.limits.requests else { return Ok(()) };
-        take(limiter, &addr).map_err(|wait| {
+        limiter.take(addr, 1).map_err(|Over { key, times, wait }| {
             self.shared.metrics.limited(Limit::Address);
             let config = &self.shared.config;
             let ms = wait_ms(wait);
             let mut r = Refusal::new(
                 ErrorCode::RateLimited,
                 format!(
-                    "too many requests from your address: at most {} per second after a burst of {}; wait {ms} ms",
-                    config.address_rate_per_sec, config.address_rate_burst
+                    "too many requests from {}: at most {} per second after a burst of {}; wait {ms} ms",
+                    whose(key),
+                    config.address_rate_per_sec * f64::from(times),
+                    u64::from(config.address_rate_burst) * u64::from(times)
                 ),
             );
             r.retry_after_ms = Some(ms);
@@ -214,14 +276,16 @@ impl Hub {
     /// connection is accepted.
     pub(crate) fn charge_connect(&self, addr: AddrKey) -> Result<(), Refusal> {
         let Some(limiter) = &self.shared.limits.connects else { return Ok(()) };
-        take(limiter, &addr).map_err(|wait| {
+        limiter.take(addr, 1).map_err(|Over { key, times, wait }| {
             self.shared.metrics.limited(Limit::AddressConnects);
             let config = &self.shared.config;
             let mut r = Refusal::new(
                 ErrorCode::RateLimited,
                 format!(
-                    "too many new connections from your address: at most {} per second after a burst of {} (--address-connect-rate-per-sec, --address-connect-burst); keep connections open, or retry later",
-                    config.address_connect_rate_per_sec, config.address_connect_burst
+                    "too many new connections from {}: at most {} per second after a burst of {} (--address-connect-rate-per-sec, --address-connect-burst); keep connections open, or retry later",
+                    whose(key),
+                    config.address_connect_rate_per_sec * f64::from(times),
+                    u64::from(config.address_connect_burst) * u64::from(times)
                 ),
             );
             r.retry_after_ms = Some(wait_ms(wait));
@@ -234,23 +298,19 @@ impl Hub {
     /// `Err` is the `rate_limited` refusal saying how long to wait.
     pub(crate) fn charge_address_frames(&self, addr: AddrKey, cost: u64) -> Result<(), Refusal> {
         let Some(limiter) = &self.shared.limits.frames else { return Ok(()) };
-        let burst = limiter_burst(self.shared.config.address_frame_budget);
-        let cells =
-            NonZeroU32::new(u32::try_from(cost.min(burst)).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
-        let wait = match limiter.check_key_n(&addr, cells) {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(not_until)) => not_until.wait_time_from(limiter.clock().now()),
-            // More than the burst: cannot happen (clamped above); refuse for a whole burst.
-            Err(_) => Duration::from_secs(u64::from(FRAME_BURST_SECONDS)),
+        let Err(Over { key, times, wait }) = limiter.take(addr, u32::try_from(cost).unwrap_or(u32::MAX))
+        else {
+            return Ok(());
         };
         self.shared.metrics.limited(Limit::AddressFrameBudget);
         let ms = wait_ms(wait);
         let mut r = Refusal::new(
             ErrorCode::RateLimited,
             format!(
-                "the connections from your address together are sending more than the hub relays for one address \
+                "the connections from {} together are sending more than the hub relays for it \
                  ({} bytes per second, counting each frame once per recipient); wait {ms} ms",
-                self.shared.config.address_frame_budget
+                whose(key),
+                self.shared.config.address_frame_budget.saturating_mul(u64::from(times))
             ),
         );
         r.retry_after_ms = Some(ms);
@@ -260,14 +320,15 @@ impl Hub {
     /// Takes one room creation from `addr`'s budget (`--room-creations-per-hour`).
     pub(crate) fn charge_room_creation(&self, addr: AddrKey, room: &str) -> Result<(), Refusal> {
         let Some(limiter) = &self.shared.limits.rooms else { return Ok(()) };
-        take(limiter, &addr).map_err(|wait| {
+        limiter.take(addr, 1).map_err(|Over { key, times, wait }| {
             self.shared.metrics.limited(Limit::RoomCreations);
             let ms = wait_ms(wait);
             let mut r = Refusal::new(
                 ErrorCode::RateLimited,
                 format!(
-                    "room {room:?} would be new, and your address has created {} rooms in the last hour, the most it may (--room-creations-per-hour); use an existing room or wait {} s",
-                    self.shared.config.room_creations_per_hour,
+                    "room {room:?} would be new, and {} has created {} rooms in the last hour, the most it may (--room-creations-per-hour); use an existing room or wait {} s",
+                    whose(key),
+                    u64::from(self.shared.config.room_creations_per_hour) * u64::from(times),
                     ms.div_ceil(1000)
                 ),
             );
@@ -277,18 +338,19 @@ impl Hub {
     }
 
     /// Takes one conversation opening from `addr`'s budget
-    /// (`--address-conversations-per-hour`): a visitor message that would open a support
-    /// conversation that has no message yet.
+    /// (`--address-conversations-per-hour`, and the multiple of it of each wider IPv6 prefix):
+    /// a visitor message that would open a support conversation that has no message yet.
     pub(crate) fn charge_conversation_opening(&self, addr: AddrKey) -> Result<(), Refusal> {
         let Some(limiter) = &self.shared.limits.openings else { return Ok(()) };
-        take(limiter, &addr).map_err(|wait| {
+        limiter.take(addr, 1).map_err(|Over { key, times, wait }| {
             self.shared.metrics.limited(Limit::ConversationOpenings);
             let ms = wait_ms(wait);
             let mut r = Refusal::new(
                 ErrorCode::RateLimited,
                 format!(
-                    "this message would open a new conversation, and your address has opened {} in the last hour, the most it may (--address-conversations-per-hour); continue an existing conversation or wait {} s",
-                    self.shared.config.address_conversations_per_hour,
+                    "this message would open a new conversation, and {} has opened {} in the last hour, the most it may (--address-conversations-per-hour); continue an existing conversation or wait {} s",
+                    whose(key),
+                    u64::from(self.shared.config.address_conversations_per_hour) * u64::from(times),
                     ms.div_ceil(1000)
                 ),
             );
@@ -297,25 +359,52 @@ impl Hub {
         })
     }
 
-    /// Holds one more connection of `addr` (`--max-connections-per-address`) for as long as
-    /// the slot lives.
+    /// Takes `bytes`, the size of a message about to be stored, from the day's budget of `addr`
+    /// (`--address-store-bytes-per-day`); a message larger than the whole budget takes it all.
+    /// `Err` is the `rate_limited` refusal saying how long to wait.
+    pub(crate) fn charge_store(&self, addr: AddrKey, bytes: usize) -> Result<(), Refusal> {
+        let Some(limiter) = &self.shared.limits.stored else { return Ok(()) };
+        let Err(Over { key, times, wait }) = limiter.take(addr, u32::try_from(bytes).unwrap_or(u32::MAX))
+        else {
+            return Ok(());
+        };
+        self.shared.metrics.limited(Limit::AddressStoreBytes);
+        let ms = wait_ms(wait);
+        let mut r = Refusal::new(
+            ErrorCode::RateLimited,
+            format!(
+                "{} has had {} bytes of messages stored in the last day, the most it may \
+                 (--address-store-bytes-per-day); wait {} s",
+                whose(key),
+                self.shared.config.address_store_bytes_per_day.saturating_mul(u64::from(times)),
+                ms.div_ceil(1000)
+            ),
+        );
+        r.retry_after_ms = Some(ms);
+        Err(r)
+    }
+
+    /// Holds one more connection of `addr` (`--max-connections-per-address`, and the multiple
+    /// of it of each wider IPv6 prefix) for as long as the slot lives.
     pub(crate) fn hold_connection(&self, addr: AddrKey) -> Result<Slot, Refusal> {
         let max = self.shared.limits.connections_per_address;
         let mut held = self.shared.limits.held();
-        let entry = held.entry(addr).or_default();
-        if max > 0 && entry.connections as usize >= max {
+        if let Some((key, most)) = full(&held, addr, max, |h| h.connections as usize) {
             drop(held);
             self.shared.metrics.limited(Limit::ConnectionsPerAddress);
             let mut r = Refusal::new(
                 ErrorCode::RateLimited,
                 format!(
-                    "your address has {max} connections open to this hub, the most it may; close some first"
+                    "{} has {most} connections open to this hub, the most it may; close some first",
+                    whose(key)
                 ),
             );
             r.retry_after_ms = Some(wait_ms(HELD_RETRY));
             return Err(r);
         }
-        entry.connections += 1;
+        for (key, _) in addr.nested() {
+            held.entry(key).or_default().connections += 1;
+        }
         Ok(Slot { hub: self.clone(), addr, hold: Hold::Connection })
     }
 
@@ -336,20 +425,23 @@ impl Hub {
             return Err(r);
         }
         let mut held = limits.held();
-        let entry = held.entry(addr).or_default();
-        let max = config.max_polls_per_address;
-        if max > 0 && entry.polls as usize >= max {
+        if let Some((key, most)) = full(&held, addr, config.max_polls_per_address, |h| h.polls as usize) {
             drop(held);
             drop(total);
             self.shared.metrics.limited(Limit::PollsPerAddress);
             let mut r = Refusal::new(
                 ErrorCode::RateLimited,
-                format!("your address holds {max} long-polls already, the most it may; poll again when one returns"),
+                format!(
+                    "{} holds {most} long-polls already, the most it may; poll again when one returns",
+                    whose(key)
+                ),
             );
             r.retry_after_ms = Some(wait_ms(HELD_RETRY));
             return Err(r);
         }
-        entry.polls += 1;
+        for (key, _) in addr.nested() {
+            held.entry(key).or_default().polls += 1;
+        }
         *total += 1;
         Ok(Slot { hub: self.clone(), addr, hold: Hold::Poll })
     }
@@ -364,18 +456,23 @@ impl Hub {
         let limits = &self.shared.limits;
         let mut total = limits.replay.lock().unwrap_or_else(|p| p.into_inner());
         let mut held = limits.held();
-        let entry = held.entry(addr).or_default();
         if max > 0 {
             // Always room for one answer when nothing else is held, however large.
             let per_address = (max / 4).max(1);
-            let refusal = if entry.replay > 0 && entry.replay + bytes > per_address {
+            let over = addr.nested().find_map(|(key, times)| {
+                let taken = held.get(&key).map_or(0, |h| h.replay);
+                (taken > 0 && taken + bytes > per_address.saturating_mul(times as usize))
+                    .then_some((key, taken))
+            });
+            let refusal = if let Some((key, taken)) = over {
                 self.shared.metrics.limited(Limit::ReplayInFlightPerAddress);
                 Some(Refusal::new(
                     ErrorCode::RateLimited,
                     format!(
-                        "history answers to your address still being written come to {} bytes, the most \
-                         one address may have (a quarter of --max-replay-in-flight); read them, then ask again",
-                        entry.replay
+                        "history answers to {} still being written come to {taken} bytes, the most \
+                         it may have (a quarter of --max-replay-in-flight for an address, a multiple of \
+                         that for a wider IPv6 network); read them, then ask again",
+                        whose(key)
                     ),
                 ))
             } else if *total > 0 && *total + bytes > max {
@@ -388,14 +485,13 @@ impl Hub {
                 None
             };
             if let Some(mut r) = refusal {
-                if entry.is_empty() {
-                    held.remove(&addr);
-                }
                 r.retry_after_ms = Some(REPLAY_RETRY_MS);
                 return Err(r);
             }
         }
-        entry.replay += bytes;
+        for (key, _) in addr.nested() {
+            held.entry(key).or_default().replay += bytes;
+        }
         *total += bytes;
         Ok(Slot { hub: self.clone(), addr, hold: Hold::Replay(bytes) })
     }
@@ -440,17 +536,18 @@ impl Hub {
         let share =
             u32::try_from(((config.reply_concurrency + config.reply_queue) / 4).max(1)).unwrap_or(u32::MAX);
         let mut held = self.shared.limits.held();
-        let entry = held.entry(addr).or_default();
-        if entry.replies >= share {
-            if entry.is_empty() {
-                held.remove(&addr);
-            }
+        if full(&held, addr, share as usize, |h| h.replies as usize).is_some() {
             drop(held);
             self.shared.metrics.limited(Limit::RepliesPerAddress);
             return None;
         }
-        entry.replies += 1;
-        let calls = entry
+        for (key, _) in addr.nested() {
+            held.entry(key).or_default().replies += 1;
+        }
+        // The turns to call the engine are the /64's (or IPv4 address's) own.
+        let calls = held
+            .entry(addr)
+            .or_default()
             .calls
             .get_or_insert_with(|| Arc::new(Semaphore::new(calls_per_address(config.reply_concurrency))))
             .clone();
@@ -460,6 +557,24 @@ impl Hub {
 
 /// How long a client refused for history still being written is asked to wait.
 const REPLAY_RETRY_MS: u64 = 1000;
+
+/// The first of `addr` and its wider IPv6 prefixes that already holds the most it may of what
+/// `count` counts (`max` for the address, its multiple for a wider prefix), with that most;
+/// `None` when each may hold one more, or when `max` is 0 (no limit).
+fn full(
+    held: &HashMap<AddrKey, Held>,
+    addr: AddrKey,
+    max: usize,
+    count: impl Fn(&Held) -> usize,
+) -> Option<(AddrKey, usize)> {
+    if max == 0 {
+        return None;
+    }
+    addr.nested().find_map(|(key, times)| {
+        let most = max.saturating_mul(times as usize);
+        (held.get(&key).map_or(0, &count) >= most).then_some((key, most))
+    })
+}
 
 /// One connection, long-poll or answer being written to an address, counted while this lives.
 #[derive(Debug)]
@@ -485,7 +600,8 @@ impl Drop for Slot {
             Hold::Connection | Hold::Reply => {}
         }
         let mut held = limits.held();
-        if let Some(entry) = held.get_mut(&self.addr) {
+        for (key, _) in self.addr.nested() {
+            let Some(entry) = held.get_mut(&key) else { continue };
             match self.hold {
                 Hold::Connection => entry.connections = entry.connections.saturating_sub(1),
                 Hold::Poll => entry.polls = entry.polls.saturating_sub(1),
@@ -498,7 +614,7 @@ impl Drop for Slot {
                 }
             }
             if entry.is_empty() {
-                held.remove(&self.addr);
+                held.remove(&key);
             }
         }
     }
@@ -555,5 +671,97 @@ mod tests {
         let _r = hub.hold_poll(addr(3)).expect("a poll returned");
         drop((_b, _c));
         assert!(!hub.shared.limits.held().contains_key(&addr(1)), "an address holding nothing is forgotten");
+    }
+
+    fn v6(s: &str) -> AddrKey {
+        AddrKey::of(s.parse().expect("an address"))
+    }
+
+    /// A /48 spreading over its /64s gets 16 times one /64's requests, a /56 4 times, and a
+    /// /64 in another /48 is unaffected; the refusal names the network.
+    #[tokio::test]
+    async fn requests_of_many_slash_64s_add_up_in_their_slash_56_and_slash_48() {
+        let hub = hub(|c| {
+            c.address_rate_burst = 3;
+            c.address_rate_per_sec = 0.001;
+        });
+        // Fresh /64s of one /56: four /64s' worth, then the /56 is out.
+        let paid =
+            (0..20).filter(|i| hub.charge_address(v6(&format!("2001:db8:1:{i:x}::1"))).is_ok()).count();
+        assert_eq!(paid, 12);
+        let r = hub.charge_address(v6("2001:db8:1:ff::1")).unwrap_err();
+        assert!(r.message.contains("your network (2001:db8:1::/56)"), "{}", r.message);
+        assert!(r.message.contains("burst of 12"), "{}", r.message);
+        // Fresh /56s of the same /48: sixteen /64s' worth in all.
+        let paid = (1..40)
+            .filter(|i| hub.charge_address(v6(&format!("2001:db8:1:{:x}::1", i * 256))).is_ok())
+            .count();
+        assert_eq!(paid, 48 - 12);
+        let r = hub.charge_address(v6("2001:db8:1:ab00::1")).unwrap_err();
+        assert!(r.message.contains("your network (2001:db8:1::/48)"), "{}", r.message);
+        assert!(hub.charge_address(v6("2001:db8:2::1")).is_ok(), "another /48 has its own budget");
+        // A /64 refused by its own budget costs its neighbours nothing.
+        let hub = self::hub(|c| {
+            c.address_rate_burst = 3;
+            c.address_rate_per_sec = 0.001;
+        });
+        let paid = (0..100).filter(|_| hub.charge_address(v6("2001:db8:3::1")).is_ok()).count();
+        assert_eq!(paid, 3);
+        let r = hub.charge_address(v6("2001:db8:3::1")).unwrap_err();
+        assert!(r.message.contains("your address"), "{}", r.message);
+        let paid =
+            (1..10).filter(|i| hub.charge_address(v6(&format!("2001:db8:3:{i:x}::1"))).is_ok()).count();
+        assert_eq!(paid, 9, "the /56 was charged only for what its /64 was allowed");
+    }
+
+    #[tokio::test]
+    async fn connections_of_a_slash_48_are_counted_together_and_given_back() {
+        let hub = hub(|c| c.max_connections_per_address = Some(1));
+        let slots: Vec<Slot> = (0..100u32)
+            .filter_map(|i| hub.hold_connection(v6(&format!("2001:db8:5:{:x}::1", i * 256 + i % 3))).ok())
+            .collect();
+        assert_eq!(slots.len(), 16);
+        let r = hub.hold_connection(v6("2001:db8:5:ffff::1")).unwrap_err();
+        assert!(r.message.contains("your network (2001:db8:5::/48) has 16 connections"), "{}", r.message);
+        assert!(hub.hold_connection(v6("2001:db8:6::1")).is_ok(), "another /48");
+        drop(slots);
+        assert!(hub.shared.limits.held().is_empty(), "every prefix's count is given back");
+        assert!(hub.hold_connection(v6("2001:db8:5:ffff::1")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn polls_and_reply_places_of_a_slash_48_are_counted_together() {
+        let hub = hub(|c| {
+            c.max_polls_per_address = 1;
+            c.reply_concurrency = 4;
+            c.reply_queue = 0;
+        });
+        let polls: Vec<Slot> =
+            (0..40u32).filter_map(|i| hub.hold_poll(v6(&format!("2001:db8:7:{i:x}00::1"))).ok()).collect();
+        assert_eq!(polls.len(), 16);
+        let r = hub.hold_poll(v6("2001:db8:7:ff00::1")).unwrap_err();
+        assert!(r.message.contains("your network (2001:db8:7::/48) holds 16"), "{}", r.message);
+        // A quarter of 4 places is one per /64: four per /56, sixteen per /48.
+        let places: Vec<ReplyPlace> =
+            (0..40u32).filter_map(|i| hub.hold_reply(v6(&format!("2001:db8:7:{:x}::1", i)))).collect();
+        assert_eq!(places.len(), 4, "one /56");
+        assert!(hub.hold_reply(v6("2001:db8:8::1")).is_some(), "another /48");
+        drop((polls, places));
+        assert!(hub.hold_poll(v6("2001:db8:7:ff00::1")).is_ok(), "given back");
+    }
+
+    #[tokio::test]
+    async fn stored_bytes_have_a_day_budget_per_address_and_network() {
+        let hub = hub(|c| c.address_store_bytes_per_day = 10_000);
+        assert!(hub.charge_store(addr(1), 6_000).is_ok());
+        let r = hub.charge_store(addr(1), 6_000).unwrap_err();
+        assert_eq!(r.code, ErrorCode::RateLimited);
+        // Most of a day to wait for the 2,000 bytes missing: a fifth of it.
+        assert!(r.retry_after_ms.is_some_and(|ms| ms > 17_000_000 && ms <= 17_280_000), "{r:?}");
+        assert!(hub.charge_store(addr(2), 6_000).is_ok(), "another address");
+        let paid = (0..40)
+            .filter(|i| hub.charge_store(v6(&format!("2001:db8:9:{i:x}00::1")), 10_000).is_ok())
+            .count();
+        assert_eq!(paid, 16);
     }
 }

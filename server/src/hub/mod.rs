@@ -21,6 +21,7 @@
 //!   id, context, rate limit).
 //! - [`limits`] — budgets per client address and the caps on what is held at once
 //!   (connections and long-polls per address, long-polls in all, rooms created).
+//! - [`disk`] — the floor of free space on the database's disk.
 //! - [`post`] — the write path: a visitor's or a member's message into the store.
 //! - [`history`] — attaching a connection (ring or store), gaps, the long-poll.
 //! - [`rooms`] — join and leave, presence, room info and the room list.
@@ -35,6 +36,7 @@
 
 mod admission;
 mod conversation;
+mod disk;
 mod fanout;
 mod history;
 mod inbox;
@@ -129,6 +131,8 @@ struct Shared {
     turns: Arc<turns::Turns>,
     metrics: Metrics,
     limits: Limits,
+    /// `--min-free-disk`.
+    disk: disk::DiskFloor,
     state: Mutex<State>,
     ids: IdMaker,
     next_connection: AtomicU64,
@@ -198,6 +202,7 @@ impl Hub {
         let hub = Hub {
             shared: Arc::new(Shared {
                 limits: Limits::new(&config),
+                disk: disk::DiskFloor::new(&config),
                 config,
                 store,
                 reply_gate,

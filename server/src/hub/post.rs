@@ -18,6 +18,37 @@ use crate::identity::Principal;
 use crate::metrics::Metrics;
 use crate::store::{Appended, ConversationKey, Draft};
 
+/// What storing a message costs on top of the bytes of its fields, charged to its address's
+/// `--address-store-bytes-per-day`: the field names and quoting of its JSON, its row's other
+/// columns and its share of the indexes.
+pub(crate) const STORED_OVERHEAD: usize = 256;
+
+/// The bytes `message` takes in the store, as charged to its sender's address
+/// (`--address-store-bytes-per-day`): every field's length plus [`STORED_OVERHEAD`]. Counted, not
+/// serialised, so it costs nothing.
+fn stored_size(message: &ServerMessage) -> usize {
+    let fields = match message {
+        ServerMessage::User(m) => {
+            m.message.len()
+                + m.id.len()
+                + m.timestamp.len()
+                + m.session_id.len()
+                + m.context.as_ref().map_or(0, RawJson::len)
+                + m.author.as_ref().map_or(0, String::len)
+        }
+        ServerMessage::Chat(m) => {
+            m.message.len()
+                + m.id.len()
+                + m.timestamp.len()
+                + m.room.len()
+                + m.from.id.len()
+                + m.from.name.as_ref().map_or(0, String::len)
+        }
+        _ => 0,
+    };
+    fields + STORED_OVERHEAD
+}
+
 impl Hub {
     /// Stores a visitor's message in their conversation and starts the reply. Shared by the
     /// WebSocket and the HTTP fallback; `page` is the connection's page, used as context when the
@@ -67,7 +98,7 @@ impl Hub {
             reply_to: None,
         };
         let draft = Draft { id: id.clone(), message: ServerMessage::User(stored.clone()), operator: None };
-        let appended = self.append_from_client(&key, draft).await?;
+        let appended = self.append_from_client(&key, draft, addr, self.reply_allowance()).await?;
         if !appended.duplicate {
             let stored = ConversationMessage { seq: appended.seq, ..stored };
             let visit = Visit {
@@ -95,7 +126,7 @@ impl Hub {
     }
 
     /// Stores a room message from `member`, whose own conversation is `conversation` (for the
-    /// rate limit).
+    /// rate limit), sent from client address `addr` (whose bytes stored a day it is charged to).
     pub(crate) async fn post_chat(
         &self,
         conversation: &Arc<str>,
@@ -103,6 +134,7 @@ impl Hub {
         member: &Member,
         id: Option<String>,
         text: String,
+        addr: AddrKey,
     ) -> Result<Ack, Refusal> {
         self.check_message(&id, &text)?;
         self.rate_limit(conversation).map_err(|r| r.with_id(id.clone()))?;
@@ -117,15 +149,37 @@ impl Hub {
             from: member.clone(),
         });
         let appended =
-            self.append_from_client(&key, Draft { id: id.clone(), message, operator: None }).await?;
+            self.append_from_client(&key, Draft { id: id.clone(), message, operator: None }, addr, 0).await?;
         Ok(Ack { id, seq: appended.seq, room: Some(room.to_string()), duplicate: appended.duplicate })
     }
 
-    /// Stores a message a client sent and counts it as new or as a re-sent duplicate. A store
-    /// failure becomes a refusal carrying the message's id, so the client resends it; it is
-    /// counted where the refusal leaves the hub, not here.
-    async fn append_from_client(&self, key: &ConversationKey, draft: Draft) -> Result<Appended, Refusal> {
+    /// What a visitor message is charged on top of its own size for the answer it brings: the
+    /// bot's reply is stored too (the visitor's doing, though it cannot be refused once the
+    /// message is stored), so its likely size — `--reply-max-chars` (at most `--max-text`) bytes
+    /// and a row — is paid for up front. A message an operator answers instead pays it too.
+    fn reply_allowance(&self) -> usize {
+        let config = &self.shared.config;
+        config.reply_max_chars.min(config.max_text) + STORED_OVERHEAD
+    }
+
+    /// Stores a message a client sent from `addr` and counts it as new or as a re-sent
+    /// duplicate. Refused while the disk is below `--min-free-disk`. Its size and `extra` bytes
+    /// (what storing it brings, such as the bot's answer) are charged to the address's bytes
+    /// stored a day first (`--address-store-bytes-per-day`; a re-sent duplicate is charged too,
+    /// as the charge comes before the store says it is one). A store failure becomes a refusal carrying the
+    /// message's id, so the client resends it; it is counted where the refusal leaves the hub,
+    /// not here.
+    async fn append_from_client(
+        &self,
+        key: &ConversationKey,
+        draft: Draft,
+        addr: AddrKey,
+        extra: usize,
+    ) -> Result<Appended, Refusal> {
         let id = draft.id.clone();
+        self.check_disk().map_err(|r| r.with_id(Some(id.clone())))?;
+        self.charge_store(addr, stored_size(&draft.message) + extra)
+            .map_err(|r| r.with_id(Some(id.clone())))?;
         let appended =
             self.shared.store.append(key, draft).await.map_err(|e| Refusal::from(e).with_id(Some(id)))?;
         let counter = if appended.duplicate {

@@ -14,6 +14,10 @@
 //! so an office of operators signing in behind one address is never held up by its own
 //! sign-ins. The global bucket allows [`GLOBAL_BURST`] attempts at once and
 //! [`GLOBAL_PER_SEC`] a second after that.
+//!
+//! An IPv6 client's buckets are kept for its /64 and again for the /56 and /48 that enclose it,
+//! each wider one holding and refilling its multiple of the /64's ([`crate::address::WIDER`]),
+//! so a holder of a /48 cannot try 65,536 times as many passwords as one line.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -22,7 +26,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::address::AddrKey;
+use crate::address::{AddrKey, WIDER};
 
 /// Failed attempts a name may have in a row.
 pub(crate) const NAME_BURST: f64 = 5.0;
@@ -106,14 +110,39 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     }
 }
 
+/// Buckets of client addresses, one table per prefix length in the order of
+/// [`AddrKey::nested`], each wider one holding and refilling its multiple of the first's.
+#[derive(Debug)]
+struct AddressBuckets(Vec<Buckets<AddrKey>>);
+
+impl AddressBuckets {
+    fn new(every: Duration, burst: f64) -> AddressBuckets {
+        let times = std::iter::once(1).chain(WIDER.iter().map(|(_, times)| *times));
+        AddressBuckets(times.map(|m| Buckets::new(every / m, burst * f64::from(m))).collect())
+    }
+
+    /// How long (ms) until `addr` and each of its wider prefixes has a token; `None` when they
+    /// all have one now.
+    fn wait(&mut self, addr: AddrKey, now: Instant) -> Option<u64> {
+        addr.nested().zip(&mut self.0).filter_map(|((key, _), b)| b.wait(&key, now)).max()
+    }
+
+    /// Adds `delta` tokens to `addr`'s bucket and to each of its wider prefixes'.
+    fn add(&mut self, addr: AddrKey, delta: f64, now: Instant) {
+        for ((key, _), b) in addr.nested().zip(&mut self.0) {
+            b.add(&key, delta, now);
+        }
+    }
+}
+
 /// The limiter's state, under one lock.
 #[derive(Debug)]
 struct State {
     global: Tokens,
     names: Buckets<String>,
-    addresses: Buckets<AddrKey>,
+    addresses: AddressBuckets,
     /// Failed session-cookie lookups per address.
-    lookups: Buckets<AddrKey>,
+    lookups: AddressBuckets,
     /// The addresses each name signed in from lately, newest last.
     known: HashMap<String, Vec<AddrKey>>,
 }
@@ -130,8 +159,8 @@ impl Default for SigninLimiter {
             state: Mutex::new(State {
                 global: Tokens { left: GLOBAL_BURST, at: Instant::now() },
                 names: Buckets::new(NAME_REFILL, NAME_BURST),
-                addresses: Buckets::new(ADDRESS_REFILL, ADDRESS_BURST),
-                lookups: Buckets::new(LOOKUP_REFILL, LOOKUP_BURST),
+                addresses: AddressBuckets::new(ADDRESS_REFILL, ADDRESS_BURST),
+                lookups: AddressBuckets::new(LOOKUP_REFILL, LOOKUP_BURST),
                 known: HashMap::new(),
             }),
         }
@@ -154,7 +183,7 @@ impl SigninLimiter {
                 return Err(wait);
             }
         }
-        if let Some(wait) = state.addresses.wait(&addr, now) {
+        if let Some(wait) = state.addresses.wait(addr, now) {
             return Err(wait);
         }
         state.global.refill(now, GLOBAL_PER_SEC, GLOBAL_BURST);
@@ -162,7 +191,7 @@ impl SigninLimiter {
             return Err(wait_ms(1.0 - state.global.left, GLOBAL_PER_SEC));
         }
         state.global.left -= 1.0;
-        state.addresses.add(&addr, -1.0, now);
+        state.addresses.add(addr, -1.0, now);
         Ok(())
     }
 
@@ -176,7 +205,7 @@ impl SigninLimiter {
     pub(crate) fn succeeded(&self, name: &str, addr: AddrKey) {
         let mut state = self.lock();
         state.names.map.remove(name);
-        state.addresses.add(&addr, 1.0, Instant::now());
+        state.addresses.add(addr, 1.0, Instant::now());
         if state.known.len() >= MAX_KEYS && !state.known.contains_key(name) {
             state.known.clear();
         }
@@ -194,12 +223,12 @@ impl SigninLimiter {
     /// says how many milliseconds to wait: the address has sent [`LOOKUP_BURST`] cookies that
     /// named no session lately. Requests whose cookie is good never count.
     pub(crate) fn admit_lookup(&self, addr: AddrKey) -> Result<(), u64> {
-        self.lock().lookups.wait(&addr, Instant::now()).map_or(Ok(()), Err)
+        self.lock().lookups.wait(addr, Instant::now()).map_or(Ok(()), Err)
     }
 
     /// A request from `addr` had a cookie that named no session.
     pub(crate) fn lookup_failed(&self, addr: AddrKey) {
-        self.lock().lookups.add(&addr, -1.0, Instant::now());
+        self.lock().lookups.add(addr, -1.0, Instant::now());
     }
 }
 
@@ -273,6 +302,28 @@ mod tests {
         assert!(l.admit("ada", hotel).is_err(), "so does an address the name never signed in from");
         assert!(l.admit("ada", office).is_ok(), "the office does not");
         l.succeeded("ada", office);
+    }
+
+    /// A holder of a /48 gets sixteen times one address's attempts in all, however many /64s it
+    /// spreads over; a /64 in another /48 is not held up by it.
+    #[tokio::test(start_paused = true)]
+    async fn a_slash_48_gets_sixteen_times_one_address_and_no_more() {
+        let l = SigninLimiter::default();
+        let v6 = |s: String| AddrKey::of(s.parse::<std::net::IpAddr>().expect("an address"));
+        // Spread thinly enough that no /64 or /56 runs out first, at the global rate (4 a
+        // second), which is more than the /48's (16 per six seconds): over 250 s the global
+        // bucket allows 1,020 attempts, the /48 its 160 at once and 667 more.
+        let mut tried = 0;
+        for i in 0..1000u32 {
+            let addr = v6(format!("2001:db8:7:{:x}::1", (i % 64) * 256 + i / 64));
+            if l.admit(&format!("n{i}"), addr).is_ok() {
+                tried += 1;
+            }
+            tokio::time::advance(Duration::from_millis(250)).await;
+        }
+        assert!((800..=830).contains(&tried), "{tried} of 1000 attempts from one /48");
+        let other = v6("2001:db8:8::1".into());
+        assert!(l.admit("zed", other).is_ok(), "another /48 is not");
     }
 
     fn addr(n: u8) -> AddrKey {

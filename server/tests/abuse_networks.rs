@@ -1,0 +1,139 @@
+//! Budgets per client address for IPv6 clients: a holder of a /48 has 65,536 /64s, so every
+//! budget is also kept for the /56 and /48 that enclose a client's /64, a multiple of the /64's.
+//! Against a real hub on real sockets; the clients' IPv6 addresses are named by a trusted proxy
+//! (`X-Forwarded-For`), as a hub behind a reverse proxy sees them.
+
+mod common;
+
+use common::TestHub;
+use natter_hub::Config;
+use natter_protocol::{ErrorCode, ServerMessage};
+use serde_json::json;
+
+/// Posts a message from a fresh session as the client `forwarded`, through the proxy (the test
+/// client at 127.0.0.1); the status and, for a refusal, its error message.
+async fn post(hub: &TestHub, client: &reqwest::Client, i: u32, forwarded: &str) -> (u16, Option<String>) {
+    let r = client
+        .post(hub.url("/api/chat/messages"))
+        .header("X-Forwarded-For", forwarded)
+        .json(&json!({"sessionId": format!("net-{i}"), "message": "hi"}))
+        .send()
+        .await
+        .expect("post");
+    let status = r.status().as_u16();
+    if status == 200 {
+        return (status, None);
+    }
+    assert!(r.headers().get("retry-after").is_some(), "Retry-After on a {status}");
+    match r.json::<ServerMessage>().await.expect("json") {
+        ServerMessage::Error(e) => {
+            assert_eq!(e.code, ErrorCode::RateLimited);
+            (status, Some(e.message))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// One attacker spreading its requests over the /64s of its /48 (each in a /56 of its own, so
+/// no /56 runs out first) gets sixteen /64s' budgets in all, not 65,536; the refusal names the
+/// /48; a client in another /48 is served, and one in another /56 of a known /48 is not held up
+/// by what a neighbour /64 spent beyond its own budget.
+#[tokio::test]
+async fn a_slash_48_spread_over_its_slash_64s_gets_sixteen_budgets_not_65536() {
+    let mut config = Config::for_tests();
+    config.address_rate_burst = 3;
+    config.address_rate_per_sec = 0.01;
+    config.rate_burst = 0;
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+    let hub = TestHub::with(config).await;
+    let client = reqwest::Client::new();
+    let (mut ok, mut refusal) = (0, None);
+    for i in 0..100u32 {
+        let from = format!("2001:db8:aa:{:x}::{:x}", i * 256 + i % 7, i + 1);
+        match post(&hub, &client, i, &from).await {
+            (200, _) => ok += 1,
+            (429, Some(message)) => {
+                refusal.get_or_insert(message);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ok, 3 * 16, "sixteen /64s' bursts for the whole /48");
+    let refusal = refusal.expect("refused");
+    assert!(refusal.contains("your network (2001:db8:aa::/48)"), "{refusal}");
+    assert!(refusal.contains("burst of 48"), "{refusal}");
+    // Another /48 is unaffected.
+    assert_eq!(post(&hub, &client, 1000, "2001:db8:bb:1::1").await.0, 200);
+    // One /64 of a third /48 spends its own budget and more: only its own three are charged to
+    // its /56, so the rest of its /56 is served.
+    let statuses: Vec<u16> =
+        futures_util::future::join_all((0..10).map(|i| post(&hub, &client, 2000 + i, "2001:db8:cc:1::1")))
+            .await
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "{statuses:?}");
+    for i in 2..11u32 {
+        assert_eq!(post(&hub, &client, 3000 + i, &format!("2001:db8:cc:{i:x}::1")).await.0, 200);
+    }
+    assert!(hub.metric("natter_limited_total{limit=\"address_rate\"}").await >= 100 - 48 + 7);
+    hub.stop().await.expect("stop");
+}
+
+/// IPv4 addresses are never grouped: a /24 of different addresses has a budget each.
+#[tokio::test]
+async fn ipv4_addresses_are_not_grouped_into_networks() {
+    let mut config = Config::for_tests();
+    config.address_rate_burst = 1;
+    config.address_rate_per_sec = 0.01;
+    config.rate_burst = 0;
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+    let hub = TestHub::with(config).await;
+    let client = reqwest::Client::new();
+    for i in 1..=40u32 {
+        assert_eq!(post(&hub, &client, i, &format!("198.51.100.{i}")).await.0, 200, "address {i}");
+    }
+    assert_eq!(post(&hub, &client, 41, "198.51.100.1").await.0, 429, "each its own budget");
+    hub.stop().await.expect("stop");
+}
+
+/// WebSockets held open are counted per /48 too: with one connection allowed per address, a /48
+/// holds sixteen however many /64s it opens them from; the upgrade past that is refused `429`
+/// naming the network, and a client in another /48 connects.
+#[tokio::test]
+async fn websockets_held_by_a_slash_48_are_counted_together() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut config = Config::for_tests();
+    config.max_connections_per_address = Some(1);
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+    let hub = TestHub::with(config).await;
+    let open = |i: u32, from: String| {
+        let mut request =
+            hub.ws_url(&common::session(&format!("ws-net-{i}")), "").into_client_request().expect("request");
+        request.headers_mut().insert("x-forwarded-for", from.parse().expect("header"));
+        async move {
+            tokio::time::timeout(common::DEADLINE, tokio_tungstenite::connect_async(request))
+                .await
+                .expect("an answer in time")
+        }
+    };
+    let mut held = Vec::new();
+    let mut refused = None;
+    for i in 0..24u32 {
+        match open(i, format!("2001:db8:dd:{:x}::1", i * 256)).await {
+            Ok((ws, _)) => held.push(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 429);
+                let body =
+                    String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned();
+                refused.get_or_insert(body);
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(held.len(), 16, "sixteen connections for the /48");
+    let body = refused.expect("refused");
+    assert!(body.contains("your network (2001:db8:dd::/48) has 16 connections"), "{body}");
+    assert!(open(99, "2001:db8:ee::1".into()).await.is_ok(), "another /48 connects");
+    drop(held);
+}
