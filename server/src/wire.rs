@@ -11,13 +11,16 @@
 //! payload is skipped, not looked at) and charges each frame — any opcode, control frames and
 //! continuations included — its payload plus [`FRAME_OVERHEAD`] bytes, from a token bucket of
 //! its own at the connection's `--frame-budget` (bytes per second, [`BURST_SECONDS`] of it at
-//! once). Its unit is the app-level meter's, so it never binds before that one for data
-//! frames: a message sent as one frame costs the same here, and the app-level meter also
-//! multiplies by the audience and charges refused frames, so its bucket is always the emptier.
+//! once). Its unit is the app-level meter's: a message sent as one frame costs the same here,
+//! and the app-level meter also multiplies by the audience and charges refused frames, so its
+//! bucket is always the emptier of the two.
 //!
-//! Past the budget the meter does not refuse anything: it stops reading (the next read waits
-//! until the bucket is back above zero), so the library parses no more than the budget and the
-//! rest waits in the kernel, then slows the sender through TCP's flow control. A client that
+//! Past the budget the meter does not refuse anything: once the client owes a whole burst it
+//! stops reading (the next read waits until the debt is back under one burst), so the library
+//! parses no more than the budget and the rest waits in the kernel, then slows the sender
+//! through TCP's flow control. That debt is where the app-level meter cuts, so for data frames
+//! it always acts first, as before: `rate_limited` refusals with the time to wait, then the cut;
+//! the meter here binds only on what the app-level meter never sees. A client that
 //! has kept it waiting without a pause for [`CUT_AFTER`] (one that always had more to send than
 //! its budget; an honest one is refused by the app-level meter long before) is cut: the read
 //! fails with [`Cut`], the connection closes with 4029 and drops what else the client sends.
@@ -268,9 +271,12 @@ impl AsyncRead for Metered {
             loop {
                 let now = Instant::now();
                 let elapsed = now.saturating_duration_since(this.at).as_secs_f64();
-                this.tokens = (this.tokens + elapsed * rate).min(rate * BURST_SECONDS);
+                let burst = rate * BURST_SECONDS;
+                this.tokens = (this.tokens + elapsed * rate).min(burst);
                 this.at = now;
-                if this.tokens >= 0.0 {
+                // Held only past a debt of one burst: where the app-level meter cuts (see the
+                // module docs).
+                if this.tokens >= -burst {
                     this.wait = None;
                     break;
                 }
@@ -284,7 +290,7 @@ impl AsyncRead for Metered {
                     this.hub.metrics().limited(Limit::WireCut);
                     return Poll::Ready(Err(io::Error::other(Cut)));
                 }
-                let until = now + Duration::from_secs_f64(-this.tokens / rate);
+                let until = now + Duration::from_secs_f64((-burst - this.tokens) / rate);
                 let wait = this.wait.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
                 if wait.deadline() != until {
                     wait.as_mut().reset(until);
