@@ -5,7 +5,10 @@
 //! come in the first frame (`auth`: a token, a session, or neither for a new session), so they
 //! never sit in a URL that proxies log; a client that can do nothing else may put them in the
 //! URL (`?token=`, or the original widget's `?session=`), and then they are checked before the
-//! upgrade (401 / 400). See `identity` for what is accepted. After the upgrade,
+//! upgrade (401 / 400). See `identity` for what is accepted. The upgraded socket is read through
+//! the meter on the wire (`crate::wire`), which charges every frame — pings, pongs and
+//! continuation fragments included, which tungstenite handles without showing them here —
+//! before tungstenite parses it. After the upgrade,
 //! [`drive`] runs the connection over anything that is both a `Sink` and a `Stream` of
 //! messages (the axum `testing-websockets` pattern), so it can be driven over channels in unit
 //! tests.
