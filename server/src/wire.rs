@@ -513,6 +513,42 @@ mod tests {
         seen
     }
 
+    /// Empty masked continuation frames, read through the meter at 10 frames a second: two
+    /// bursts' worth (80) at once, then the budget's pace, then the cut once it has held the
+    /// client back for [`CUT_AFTER`]. Paused time: the clock moves only when everything waits.
+    #[tokio::test(start_paused = true)]
+    async fn holds_back_past_a_burst_of_debt_then_cuts() {
+        use tokio::io::AsyncReadExt as _;
+        let mut config = crate::Config::for_tests();
+        config.frame_budget = 10 * FRAME_OVERHEAD;
+        let hub = Hub::for_tests(config);
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let stream: Vec<u8> = [0x00u8, 0x80, 1, 2, 3, 4].iter().copied().cycle().take(6 * 1000).collect();
+        let mut client = client;
+        tokio::io::AsyncWriteExt::write_all(&mut client, &stream).await.expect("write");
+        let mut metered = Metered::new(Box::new(server), Bytes::new(), hub.clone());
+        let started = Instant::now();
+        let mut read = 0usize;
+        let mut at_once = None;
+        let mut buf = [0u8; 6];
+        let error = loop {
+            match metered.read_exact(&mut buf).await {
+                Ok(_) => read += 1,
+                Err(e) => break e,
+            }
+            if at_once.is_none() && started.elapsed() > Duration::ZERO {
+                at_once = Some(read - 1);
+            }
+        };
+        assert!(is_cut(&error), "{error}");
+        // One read (4096 bytes, 682 frames) may take it past the burst before it is held.
+        let at_once = at_once.expect("held back");
+        assert!((80..=80 + 683).contains(&at_once), "{at_once} frames at once");
+        let took = started.elapsed();
+        assert!(took >= CUT_AFTER && took < CUT_AFTER + Duration::from_secs(1), "cut after {took:?}");
+        assert!(read < 1000, "{read} frames read");
+    }
+
     #[test]
     fn finds_every_frame_whatever_the_chunks() {
         let mut stream = Vec::new();
