@@ -58,6 +58,7 @@ mod inbox;
 mod metrics;
 mod origin_log;
 mod socket;
+mod wire;
 mod ws;
 
 use std::future::Future;

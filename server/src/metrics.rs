@@ -23,6 +23,10 @@ pub(crate) enum Limit {
     FrameBudgetCut,
     /// `--address-frame-budget`, all WebSockets of one client address together: frames refused.
     AddressFrameBudget,
+    /// `--frame-budget` as read off the wire (`crate::wire`): a WebSocket held back.
+    WireThrottled,
+    /// `--frame-budget` as read off the wire: a WebSocket held back for too long, cut with 4029.
+    WireCut,
     /// `--max-connections`.
     Connections,
     /// `--max-connections-per-address`.
@@ -60,13 +64,15 @@ pub(crate) enum Limit {
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 22] = [
+    pub(crate) const ALL: [Limit; 24] = [
         Limit::Session,
         Limit::Address,
         Limit::AddressConnects,
         Limit::FrameBudget,
         Limit::FrameBudgetCut,
         Limit::AddressFrameBudget,
+        Limit::WireThrottled,
+        Limit::WireCut,
         Limit::Connections,
         Limit::ConnectionsPerAddress,
         Limit::Polls,
@@ -94,6 +100,8 @@ impl Limit {
             Limit::FrameBudget => "frame_budget",
             Limit::FrameBudgetCut => "frame_budget_cut",
             Limit::AddressFrameBudget => "address_frame_budget",
+            Limit::WireThrottled => "wire_throttled",
+            Limit::WireCut => "wire_cut",
             Limit::Connections => "connections",
             Limit::ConnectionsPerAddress => "connections_per_address",
             Limit::Polls => "polls",

@@ -5,7 +5,10 @@
 //! come in the first frame (`auth`: a token, a session, or neither for a new session), so they
 //! never sit in a URL that proxies log; a client that can do nothing else may put them in the
 //! URL (`?token=`, or the original widget's `?session=`), and then they are checked before the
-//! upgrade (401 / 400). See `identity` for what is accepted. After the upgrade,
+//! upgrade (401 / 400). See `identity` for what is accepted. The upgraded socket is read through
+//! the meter on the wire (`crate::wire`), which charges every frame — pings, pongs and
+//! continuation fragments included, which tungstenite handles without showing them here —
+//! before tungstenite parses it. After the upgrade,
 //! [`drive`] runs the connection over anything that is both a `Sink` and a `Stream` of
 //! messages (the axum `testing-websockets` pattern), so it can be driven over channels in unit
 //! tests.
@@ -56,6 +59,8 @@ use crate::edge::{bearer, check_origin, client_of, parse_after, ApiError, Query,
 use crate::hub::{Control, Frame, Hub, Outgoing, Receiver, Refusal, Since, Slot};
 use crate::identity::Principal;
 use crate::metrics::Metrics;
+use crate::wire;
+use tungstenite::protocol::WebSocketConfig;
 
 /// How long a socket opened without credentials in its URL may take to send its `auth` frame.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -183,16 +188,20 @@ pub(crate) async fn upgrade(
     if client.forwarded && hub.limits().connections_per_address() > 0 {
         params.held = Some(hub.hold_connection(client.key())?);
     }
+    // axum's upgrade has checked the request; the socket is built here, over the meter that
+    // charges every frame before tungstenite parses it (`crate::wire`).
+    drop(ws);
     let max = hub.config().max_frame;
-    Ok(ws
+    let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         // Queued frames are fed into this buffer and flushed together (see `send_batch`); the
         // cap only bounds a pathological case.
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
-        .max_frame_size(max)
-        .max_message_size(max)
-        .on_upgrade(move |socket| drive(socket, hub, Box::new(params))))
+        .max_frame_size(Some(max))
+        .max_message_size(Some(max));
+    let h = hub.clone();
+    Ok(wire::accept(&hub, &headers, &extensions, config, move |socket| drive(socket, h, Box::new(params)))?)
 }
 
 /// Whether a read error is tungstenite refusing an oversized frame or message.
@@ -349,10 +358,16 @@ where
             }
         };
         let len = match &frame {
-            Some(Ok(Message::Text(text))) => text.len(),
-            Some(Ok(Message::Binary(b))) => b.len(),
+            Some(Ok(Message::Text(text))) => Some(text.len()),
+            Some(Ok(Message::Binary(b))) => Some(b.len()),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Err(e)) if wire::is_cut(e) => None,
             _ => return None,
+        };
+        let Some(len) = len else {
+            // Cut by the meter on the wire (`crate::wire`).
+            let _ = socket.send(close_message(close::RATE_LIMITED, crate::client::CUT_REASON)).await;
+            return None;
         };
         // Frames before `auth` draw on the connection's budget like every other frame.
         match params.budget.pay(hub, params.addr, budget::cost(len, 1), None) {
@@ -627,6 +642,8 @@ async fn on_frame(client: &mut Client, next: Option<Result<Message, axum::Error>
             if is_too_large(&e) {
                 client.on_too_large();
                 client.close_after_queue(close::TOO_BIG, "frame too large");
+            } else if wire::is_cut(&e) {
+                client.close_after_queue(close::RATE_LIMITED, crate::client::CUT_REASON);
             } else {
                 tracing::debug!(error = %e, "read error");
             }

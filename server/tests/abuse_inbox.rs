@@ -556,3 +556,45 @@ async fn the_inbox_app_and_api_draw_on_the_address_budget() {
         assert_eq!(r.status(), StatusCode::OK, "{path} for a signed-in operator");
     }
 }
+
+/// An operator's socket is metered on the wire like a visitor's: a ping flood (each ping
+/// answered by the WebSocket library, never seen by the hub's own code) is held to the frame
+/// budget and cut with 4029.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_flood_on_the_inbox_socket_is_cut() {
+    use futures_util::StreamExt as _;
+    let mut config = Config::for_tests();
+    config.frame_budget = 16 * 1024;
+    config.idle_timeout = Duration::from_secs(600);
+    let (hub, _dir) = hub_with_operators(config).await;
+    let ada = sign_in(&hub.url(""), "ada", PASSWORD).await;
+    let feed = ada.feed().await;
+    let (mut tx, mut rx) = feed.ws.split();
+    let flood = tokio::spawn(async move {
+        let mut sent = 0u64;
+        while tx.feed(Message::Ping(Default::default())).await.is_ok() {
+            sent += 1;
+            if sent % 1000 == 0 && tx.flush().await.is_err() {
+                break;
+            }
+        }
+        sent
+    });
+    let mut pongs = 0u64;
+    let close = loop {
+        match tokio::time::timeout(common::DEADLINE, rx.next()).await.expect("the hub ends the flood") {
+            Some(Ok(Message::Pong(_))) => pongs += 1,
+            Some(Ok(Message::Close(Some(f)))) => break Some(u16::from(f.code)),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break None,
+        }
+    };
+    flood.abort();
+    assert_eq!(close, Some(natter_protocol::close::RATE_LIMITED), "{pongs} pongs");
+    // Two bursts of four seconds, then the budget for well under a minute.
+    assert!(pongs <= (8 + 60) * 16 * 1024 / natter_protocol::FRAME_OVERHEAD, "{pongs} pongs");
+    // The operator opens the feed again and it is served (its first event arrives).
+    let mut again = ada.feed().await;
+    let first = again.next().await;
+    println!("after the cut, a new feed starts with {first:?}");
+}

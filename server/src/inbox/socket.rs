@@ -9,16 +9,17 @@
 //! with 4401 within one interval.
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::Extensions;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use futures_util::StreamExt;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use natter_protocol::close;
 use natter_protocol::inbox::{InboxCommand, InboxEvent};
 use natter_protocol::ErrorCode;
 use tokio::time::Instant;
+use tungstenite::protocol::WebSocketConfig;
 
 use super::auth::{check_same_origin, Operator};
 use crate::edge::ApiError;
@@ -42,11 +43,16 @@ pub(crate) async fn upgrade(
             ),
         )
     })?;
+    // Checked by axum; the socket is built over the meter on the wire (`crate::wire`), like
+    // `/ws/chat`'s.
+    drop(ws);
     let max = hub.config().max_frame;
-    Ok(ws
-        .max_frame_size(max)
-        .max_message_size(max)
-        .on_upgrade(move |socket| serve(socket, hub, operator, headers)))
+    let config = WebSocketConfig::default().max_frame_size(Some(max)).max_message_size(Some(max));
+    let h = hub.clone();
+    let upgrade_headers = headers.clone();
+    Ok(crate::wire::accept(&hub, &upgrade_headers, &extensions, config, move |socket| {
+        serve(socket, h, operator, headers)
+    })?)
 }
 
 fn close_frame(code: u16, reason: &'static str) -> Message {
@@ -54,7 +60,10 @@ fn close_frame(code: u16, reason: &'static str) -> Message {
 }
 
 /// Runs one operator connection until it ends.
-async fn serve(mut socket: WebSocket, hub: Hub, operator: Operator, headers: HeaderMap) {
+async fn serve<S>(mut socket: S, hub: Hub, operator: Operator, headers: HeaderMap)
+where
+    S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
+{
     let (outbox, mut rx, _control, _live) = hub.open_connection(None);
     let profile = operator.profile();
     let online = hub.attach_operator(&outbox, &profile).await;
@@ -117,6 +126,10 @@ async fn serve(mut socket: WebSocket, hub: Hub, operator: Operator, headers: Hea
                         let _ = socket.send(Message::Text(crate::hub::encode(&r.frame()))).await;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Err(e)) if crate::wire::is_cut(&e) => {
+                        end = Some((close::RATE_LIMITED, crate::client::CUT_REASON));
+                        break;
+                    }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 }
             }
