@@ -72,6 +72,10 @@ pub struct AbuseArgs {
     /// The hub's log file, to count the warnings an attack causes.
     #[arg(long)]
     pub hub_log: Option<PathBuf>,
+    /// Run the attackers (and the backend double) on these CPUs, e.g. the hub's: see
+    /// `priority`. Default: wherever this process runs.
+    #[arg(long, value_delimiter = ',')]
+    pub attacker_cpus: Vec<usize>,
 }
 
 /// A WebSocket from `src` with a session of its own, its history read, and the session: issued
@@ -195,14 +199,22 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<AbuseReport> {
     // threads (workers and blocking threads alike) run at nice 19: on the honest clients'
     // runtime a busy attack task would delay honest sends and reads, and at the same priority
     // the CPU it takes to generate a flood would; either would count the load generator's own
-    // queueing as the hub's latency.
+    // queueing as the hub's latency. With `--attacker-cpus` they also run on the hub's CPU,
+    // not the honest clients' (see `priority`).
+    let attacker_cpus = args.attacker_cpus.clone();
     let attack_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("attacker")
-        .on_thread_start(|| {
+        .on_thread_start(move || {
             let got = priority::lower_this_thread();
             if got != "nice 19" {
                 eprintln!("abuse: an attacker thread runs at {got}");
+            }
+            if !attacker_cpus.is_empty() {
+                let got = priority::pin_this_thread(&attacker_cpus);
+                if !got.starts_with("CPUs") {
+                    eprintln!("abuse: an attacker thread runs on {got}");
+                }
             }
         })
         .enable_all()
