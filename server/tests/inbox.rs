@@ -823,3 +823,35 @@ async fn the_inbox_app_is_served_with_a_strict_policy() {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.text().await.expect("text").contains("--db"));
 }
+
+/// "Operators online" counts people, not their connections: Ada with the inbox open in two
+/// tabs is one operator online, Bob makes two, and Ada closing one tab leaves two.
+#[tokio::test]
+async fn operators_online_counts_operators_not_their_tabs() {
+    let (hub, _dir) = hub_with_operators().await;
+    let base = hub.url("");
+    let ada = sign_in(&base, "ada", PASSWORD).await;
+    let bob = sign_in(&base, "bob", PASSWORD).await;
+    let online = |want: u32| {
+        move |e: InboxEvent| matches!(e, InboxEvent::Availability { online } if online == want).then_some(())
+    };
+    let mut first = ada.feed().await;
+    first.until(online(1)).await;
+    let second = ada.feed().await;
+    // The second tab's arrival is announced with the count it makes: still one.
+    let counted = first.until(|e| match e {
+        InboxEvent::Availability { online } => Some(online),
+        _ => None,
+    });
+    assert_eq!(counted.await, 1, "one operator in two tabs");
+    let mut bobs = bob.feed().await;
+    bobs.until(online(2)).await;
+    drop(second.ws);
+    let counted = first.until(|e| match e {
+        InboxEvent::Availability { online } => Some(online),
+        _ => None,
+    });
+    assert_eq!(counted.await, 2, "Ada still has a tab open");
+    drop(first);
+    bobs.until(online(1)).await;
+}

@@ -333,7 +333,13 @@ impl Hub {
     /// nobody is online, whether any operator account exists), and pushes `availability` to
     /// every visitor here when what they are shown changed. Returns the total online.
     pub(super) async fn refresh_availability(&self) -> u32 {
-        let local = u32::try_from(self.lock().operators.len()).unwrap_or(u32::MAX);
+        // Operators, not their connections: one with the inbox open in three tabs is one.
+        let local = {
+            let state = self.lock();
+            let people: std::collections::HashSet<&str> =
+                state.operators.values().map(|c| &*c.member_id).collect();
+            u32::try_from(people.len()).unwrap_or(u32::MAX)
+        };
         let lease = u64::try_from(ONLINE_LEASE.as_millis()).unwrap_or(u64::MAX);
         let (elsewhere, exist) = match self.shared.store.inbox() {
             Some(store) => {
