@@ -1372,7 +1372,8 @@ async fn the_operator_takes_over_and_deletes_a_squatted_room() {
     let (status, body) = answer(http.delete(room_url("team-standup")).bearer_auth(KEY)).await;
     assert_eq!(status, 404, "{body}");
 
-    // A join after it makes a new, empty room, with none of the old history.
+    // A join after it makes a new, empty room, with none of the old history; its seqs go on
+    // from the deleted room's (1), so nobody who saw seq 1 before skips the new messages.
     let (mut later, _) = hub.tab(&session("later")).await;
     later.send(json!({"type": "join", "room": "team-standup", "name": "Later"})).await;
     let info = later
@@ -1381,10 +1382,11 @@ async fn the_operator_takes_over_and_deletes_a_squatted_room() {
             _ => None,
         })
         .await;
-    assert_eq!((info.name, info.last_seq), (None, 0));
+    assert_eq!((info.name, info.last_seq), (None, 1));
     let history = later.expect_history().await;
     assert!(history.messages.is_empty(), "{history:?}");
-    // The squatter may join again like anyone, and writes from seq 1.
+    assert_eq!(history.last_seq, 1, "{history:?}");
+    // The squatter may join again like anyone, and writes after the old room's last seq.
     squatter.send(json!({"type": "join", "room": "team-standup", "name": "Squatter"})).await;
     let history = squatter.until(|m| match m {
         ServerMessage::History(h) => Some(h),
@@ -1398,7 +1400,19 @@ async fn the_operator_takes_over_and_deletes_a_squatted_room() {
             _ => None,
         })
         .await;
-    assert_eq!((ack.seq, ack.duplicate), (1, false), "a new history: the old id is not a duplicate");
+    assert_eq!((ack.seq, ack.duplicate), (2, false), "a new history: the old id is not a duplicate");
+    // A tab that saw seq 1 before the deletion and comes back resuming after it gets the new
+    // room's message (with seqs starting again at 1, it was told it had seen it).
+    let (mut returning, _) = hub.tab(&session("returning")).await;
+    returning.send(json!({"type": "join", "room": "team-standup", "name": "Back", "after": 1})).await;
+    let history = returning
+        .until(|m| match m {
+            ServerMessage::History(h) => Some(h),
+            _ => None,
+        })
+        .await;
+    let seqs: Vec<Option<u64>> = history.messages.iter().map(ServerMessage::seq).collect();
+    assert_eq!(seqs, vec![Some(2)], "{history:?}");
 }
 
 /// `--room-creation api`: only the site makes rooms, so no id can be squatted; a join of a

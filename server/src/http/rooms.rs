@@ -184,7 +184,8 @@ pub(crate) async fn create_room(
             ErrorCode::RoomExists,
             format!(
                 "room {room:?} already exists; the operator's servers take it over (its name and metadata, \
-                 whoever made it) with `PUT /api/rooms/{room}`"
+                 whoever made it) with `PUT /api/rooms/{room}`, or clear it first (its history and members) \
+                 with `DELETE /api/rooms/{room}`"
             ),
         )
     };

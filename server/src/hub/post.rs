@@ -29,24 +29,37 @@ pub(crate) const STORED_OVERHEAD: usize = 256;
 fn stored_size(message: &ServerMessage) -> usize {
     let fields = match message {
         ServerMessage::User(m) => {
-            m.message.len()
-                + m.id.len()
+            json_len(&m.message)
+                + json_len(&m.id)
                 + m.timestamp.len()
-                + m.session_id.len()
+                + json_len(&m.session_id)
                 + m.context.as_ref().map_or(0, RawJson::len)
-                + m.author.as_ref().map_or(0, String::len)
+                + m.author.as_deref().map_or(0, json_len)
         }
         ServerMessage::Chat(m) => {
-            m.message.len()
-                + m.id.len()
+            json_len(&m.message)
+                + json_len(&m.id)
                 + m.timestamp.len()
-                + m.room.len()
-                + m.from.id.len()
-                + m.from.name.as_ref().map_or(0, String::len)
+                + json_len(&m.room)
+                + json_len(&m.from.id)
+                + m.from.name.as_deref().map_or(0, json_len)
         }
         _ => 0,
     };
     fields + STORED_OVERHEAD
+}
+
+/// The bytes `s` takes inside a JSON string as the hub stores it (serde_json's escapes): `"`,
+/// `\` and the short-escaped controls take two, other controls six (`\u001f`), the rest one per
+/// byte. A text of 4,000 `"` is 8,000 bytes stored, and is charged so.
+fn json_len(s: &str) -> usize {
+    s.bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum()
 }
 
 impl Hub {
@@ -189,5 +202,48 @@ impl Hub {
         };
         Metrics::add(counter, 1);
         Ok(appended)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use natter_protocol::{Member, RoomMessage};
+
+    use super::*;
+
+    #[test]
+    fn json_len_counts_escapes_as_serde_json_writes_them() {
+        for text in [
+            "plain",
+            "",
+            "\"quoted\"",
+            "back\\slash",
+            "tab\tnew\nline\r",
+            "bell\u{7}",
+            "ünïcødé ✓",
+            "\u{1f}\u{8}\u{c}",
+        ] {
+            let written = serde_json::to_string(text).expect("json");
+            assert_eq!(json_len(text), written.len() - 2, "{text:?} is {written}");
+        }
+    }
+
+    #[test]
+    fn a_message_of_quotes_is_charged_what_it_takes_stored() {
+        let chat = |text: &str| {
+            ServerMessage::Chat(RoomMessage {
+                room: "r".into(),
+                id: "c-1".into(),
+                seq: 1,
+                message: text.into(),
+                timestamp: "2026-11-30T00:00:00.000Z".into(),
+                from: Member { id: "u_1".into(), name: None, verified: false },
+            })
+        };
+        let plain = stored_size(&chat(&"a".repeat(4000)));
+        let quotes = stored_size(&chat(&"\"".repeat(4000)));
+        assert_eq!(quotes - plain, 4000, "each quote is two bytes stored");
+        let stored = serde_json::to_string(&chat(&"\"".repeat(4000))).expect("json").len();
+        assert!(quotes >= stored, "charged {quotes} for {stored} bytes of frame");
     }
 }

@@ -180,7 +180,12 @@ impl Store for MemoryStore {
 
     fn delete_room(&self, room: &str) -> BoxFuture<'_, Result<bool, StoreError>> {
         let mut inner = self.lock();
-        inner.conversations.remove(&ConversationKey::Room(room.into()));
+        // The messages and their ids go; the seq counter stays, so a room made again under this
+        // id numbers on from where the deleted one stopped (see `Store::delete_room`).
+        if let Some(log) = inner.conversations.get_mut(&ConversationKey::Room(room.into())) {
+            log.messages.clear();
+            log.ids.clear();
+        }
         ready(Ok(inner.rooms.remove(room).is_some()))
     }
 

@@ -208,9 +208,12 @@ pub trait Store: Send + Sync + 'static {
     /// its `created_at` and history); `Ok(true)` when it was created.
     fn put_room(&self, room: RoomRecord) -> BoxFuture<'_, Result<bool, StoreError>>;
 
-    /// Deletes a room with its stored history (messages, seq counter, de-duplication ids) and,
-    /// for engines shared by many hubs, its presence records; `Ok(false)` when there was no such
-    /// room. A message stored in it later starts a new history at seq 1.
+    /// Deletes a room with its stored history (messages, de-duplication ids) and, for engines
+    /// shared by many hubs, its presence records; `Ok(false)` when there was no such room. The
+    /// seq counter stays: a message stored under the id later is numbered after the deleted
+    /// room's last, and its history starts there ([`HistoryPage::first_available`]), so a
+    /// client that was away during the deletion and resumes `after` an old seq still gets the
+    /// new messages (with seqs starting again at 1 it was told it had seen them).
     fn delete_room(&self, room: &str) -> BoxFuture<'_, Result<bool, StoreError>>;
 
     /// A room's record.

@@ -306,11 +306,12 @@ return 1
 
 /// KEYS: rooms hash, room-ids set, the room's seq counter, ids hash, stream, presence hash,
 /// presence-rooms set. ARGV: room. Deletes the room with its history and presence in one
-/// atomic step; returns 1 when the room existed.
+/// atomic step; returns 1 when the room existed. The seq counter (`KEYS[3]`) stays, so a room
+/// made again under this id numbers on from where the deleted one stopped.
 const DELETE_ROOM_LUA: &str = r#"
 local existed = redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+redis.call('DEL', KEYS[4], KEYS[5], KEYS[6])
 redis.call('SREM', KEYS[7], ARGV[1])
 return existed
 "#;

@@ -895,8 +895,9 @@ impl Writer {
         Ok(n as u64)
     }
 
-    /// Deletes a room, its messages and its conversation row (so its seq starts again), in
-    /// one transaction; `true` when the room existed.
+    /// Deletes a room and its messages in one transaction; `true` when the room existed. Its
+    /// conversation row, with the seq counter, stays: a room made again under this id numbers
+    /// on from where the deleted one stopped (see `Store::delete_room`).
     fn delete_room(&mut self, room: &str) -> Result<bool, StoreError> {
         let key = ConversationKey::Room(room.into()).storage_key();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
@@ -906,10 +907,7 @@ impl Writer {
             [&key],
         )
         .map_err(backend)?;
-        tx.execute("DELETE FROM conversations WHERE key = ?1", [&key]).map_err(backend)?;
         tx.commit().map_err(backend)?;
-        // The cached counter names a row that is gone.
-        self.conversations.remove(&key);
         Ok(existed)
     }
 
