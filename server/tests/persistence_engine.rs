@@ -280,6 +280,43 @@ async fn rooms_are_listed_by_id() {
     assert_eq!(ids, ["a", "b", "c"]);
 }
 
+/// A deleted room's messages go and its seq counter stays: made again under its id, it numbers
+/// on after the old one's last seq (so a client resuming from before misses nothing), and, as
+/// it holds no message, it expires when empty like a room that never had one.
+#[tokio::test]
+async fn a_deleted_room_numbers_on_and_expires_when_empty_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir.path().join("natter.db"));
+    let record = |id: &str| RoomRecord {
+        room: id.into(),
+        name: None,
+        metadata: serde_json::json!({}).into(),
+        created_at: "2026-11-22T00:00:00Z".into(),
+    };
+    let key = ConversationKey::Room("doomed".into());
+    assert!(store.create_room(record("doomed")).await.expect("create"));
+    assert!(store.create_room(record("kept")).await.expect("create"));
+    for i in 0..3 {
+        append(&store, &key, chat_draft("doomed", &format!("c{i}"), "before")).await;
+    }
+    append(&store, &ConversationKey::Room("kept".into()), chat_draft("kept", "k0", "stays")).await;
+    assert!(store.delete_room("doomed").await.expect("delete"));
+    let page = store.recent(&key, 10).await.expect("recent");
+    assert_eq!((page.messages.len(), page.last_seq, page.first_available), (0, 3, 4));
+    // Made again: an id used before is a new message, numbered after the deleted ones.
+    assert!(store.create_room(record("doomed")).await.expect("create again"));
+    let page = store.recent(&key, 10).await.expect("recent");
+    assert_eq!(page.last_seq, 3, "the counter survived the deletion");
+    drop(store);
+    let store = open(&dir.path().join("natter.db"));
+    let expired = store.expire_empty_rooms("2026-11-23T00:00:00Z".into(), Vec::new()).await.expect("expire");
+    assert_eq!(expired, 1, "the remade room holds no message; the other does");
+    assert!(store.room("doomed").await.expect("room").is_none());
+    assert!(store.room("kept").await.expect("room").is_some());
+    assert!(store.create_room(record("doomed")).await.expect("create a third time"));
+    assert_eq!(append(&store, &key, chat_draft("doomed", "c0", "after")).await, (4, false));
+}
+
 #[tokio::test]
 async fn retention_deletes_old_messages_but_never_resets_seq() {
     let dir = tempfile::tempdir().expect("temp dir");

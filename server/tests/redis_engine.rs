@@ -362,6 +362,12 @@ async fn a_put_room_is_replaced_and_a_deleted_room_numbers_on() {
     let page = b.recent(&room("standup"), 10).await.expect("recent");
     assert_eq!((page.messages.len(), page.last_seq, page.first_available), (0, 3, 4));
     assert!(a.remote_members("standup").await.expect("members").is_empty(), "presence went too");
+    // Made again with no message, it expires when empty; made once more, it still numbers on.
+    let remade = RoomRecord { created_at: "2026-11-22T00:00:00Z".into(), ..squatted.clone() };
+    assert!(a.create_room(remade.clone()).await.expect("create again"));
+    assert_eq!(b.expire_empty_rooms("2026-11-23T00:00:00Z".into(), Vec::new()).await.expect("expire"), 1);
+    assert_eq!(a.room("standup").await.expect("room"), None);
+    assert!(a.create_room(remade).await.expect("create once more"));
     let again = b.append(&room("standup"), chat_draft("standup", "c0")).await.expect("append");
     assert_eq!((again.seq, again.duplicate), (4, false), "a new message, though its id was used");
 }

@@ -211,7 +211,7 @@ impl Store for MemoryStore {
         rooms.retain(|id, r| {
             let empty = conversations
                 .get(&ConversationKey::Room(id.as_str().into()))
-                .is_none_or(|log| log.last_seq == 0);
+                .is_none_or(|log| log.messages.is_empty());
             !(r.created_at < created_before && empty && !keep.contains(id))
         });
         ready(Ok((before - rooms.len()) as u64))
@@ -314,5 +314,34 @@ mod tests {
         assert_eq!(page.messages.iter().filter_map(ServerMessage::seq).collect::<Vec<_>>(), [2, 3]);
         assert_eq!(page.first_available, 2);
         assert!(store.append(&key, draft("a")).await.unwrap().duplicate);
+    }
+
+    /// A deleted room's messages and ids go, its seq counter stays: made again, it numbers on,
+    /// and it expires when empty like a room that never had a message.
+    #[tokio::test]
+    async fn a_deleted_room_numbers_on_and_expires_when_empty_again() {
+        let store = MemoryStore::new();
+        let key = ConversationKey::Room("r".into());
+        let record = RoomRecord {
+            room: "r".into(),
+            name: None,
+            metadata: natter_protocol::RawJson::empty_object(),
+            created_at: "2026-11-22T00:00:00Z".into(),
+        };
+        assert!(store.create_room(record.clone()).await.unwrap());
+        for id in ["c-1", "c-2"] {
+            store.append(&key, chat("u_m", id)).await.unwrap();
+        }
+        assert!(store.delete_room("r").await.unwrap());
+        let page = store.recent(&key, 10).await.unwrap();
+        assert_eq!((page.messages.len(), page.last_seq, page.first_available), (0, 2, 3));
+        assert!(store.create_room(record.clone()).await.unwrap());
+        assert_eq!(store.expire_empty_rooms("2026-11-23T00:00:00Z".into(), Vec::new()).await.unwrap(), 1);
+        assert!(store.create_room(record).await.unwrap());
+        assert_eq!(
+            store.append(&key, chat("u_m", "c-1")).await.unwrap(),
+            Appended { seq: 3, duplicate: false },
+            "a new message numbered on, though its id was used before the deletion"
+        );
     }
 }

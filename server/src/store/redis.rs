@@ -291,12 +291,11 @@ end
 return left
 "#;
 
-/// KEYS: rooms hash, room-ids set, the room's seq counter, its presence hash. ARGV: room.
-/// Deletes the room when nothing was ever stored in it and nobody is present on any hub;
-/// returns 1 when it did.
+/// KEYS: rooms hash, room-ids set, the room's stream, its presence hash. ARGV: room. Deletes
+/// the room when no message is stored in it (a room deleted by the operator and made again keeps
+/// its seq counter but not its messages) and nobody is present on any hub; returns 1 when it did.
 const EXPIRE_ROOM_LUA: &str = r#"
-local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
-if seq > 0 or redis.call('HLEN', KEYS[4]) > 0 then
+if redis.call('XLEN', KEYS[3]) > 0 or redis.call('HLEN', KEYS[4]) > 0 then
   return 0
 end
 redis.call('HDEL', KEYS[1], ARGV[1])
@@ -1047,7 +1046,7 @@ impl Store for RedisStore {
                             .expire_room
                             .key(&shared.keys.rooms)
                             .key(&shared.keys.room_ids)
-                            .key(shared.keys.seq(&conv))
+                            .key(shared.keys.stream(&conv))
                             .key(shared.keys.presence(&room.room))
                             .arg(&room.room)
                             .invoke_async(&mut shared.conn())

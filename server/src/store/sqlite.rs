@@ -885,7 +885,8 @@ impl Writer {
             .execute(
                 "DELETE FROM rooms WHERE created_at < ?1
                    AND room NOT IN (SELECT value FROM json_each(?2))
-                   AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.key = 'r:' || rooms.room AND c.last_seq > 0)",
+                   AND NOT EXISTS (SELECT 1 FROM conversations c JOIN messages m ON m.conversation = c.id
+                                   WHERE c.key = 'r:' || rooms.room)",
                 params![created_before, keep],
             )
             .map_err(backend)?;
