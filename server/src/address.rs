@@ -18,9 +18,12 @@
 //! /64s). So every IPv6 budget is also kept for the enclosing /56 and /48 ([`AddrKey::nested`]),
 //! each allowing [`WIDER`]'s multiple of the /64's allowance: a /48 gets 16 times what one /64
 //! does in total however many /64s it spreads over, while /64s in different /48s never share
-//! a budget. IPv4 addresses are not grouped into /24s: many people share one IPv4 address
-//! behind NAT (carrier-grade NAT puts whole neighbourhoods behind a few), and a /24 is often
-//! unrelated customers, so grouping them would punish strangers for each other.
+//! a budget. What a network may hold of a hub-wide cap (connections, long-polls, reply places)
+//! grows with the multiple only up to the share of the cap one holder may take, a quarter (see
+//! `hub::limits`), or four /64s of one home line would hold the whole hub. IPv4 addresses are
+//! not grouped into /24s: many people share one IPv4 address behind NAT (carrier-grade NAT
+//! puts whole neighbourhoods behind a few), and a /24 is often unrelated customers, so grouping
+//! them would punish strangers for each other.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
@@ -43,7 +46,8 @@ pub fn parse_trusted_proxy(s: &str) -> Result<IpNet, String> {
 /// The wider IPv6 prefixes every budget is also kept for, with the multiple of a /64's allowance
 /// each gets: a /56 (a home line's usual delegation, several networks of one household) four
 /// times, a /48 (a business site's or a hosting server's) sixteen times, about what a small
-/// office of several networks needs, and the most a holder of 65,536 /64s can take.
+/// office of several networks needs, and the most a holder of 65,536 /64s can take. For a count
+/// that is a share of a hub-wide cap the multiple is capped at that share.
 pub(crate) const WIDER: [(u8, u32); 2] = [(56, 4), (48, 16)];
 
 /// The key budgets per address are kept by: an IPv4 address, or an IPv6 network — the /64 of

@@ -137,3 +137,105 @@ async fn websockets_held_by_a_slash_48_are_counted_together() {
     assert!(open(99, "2001:db8:ee::1".into()).await.is_ok(), "another /48 connects");
     drop(held);
 }
+
+/// Connections are a share of the hub's: four /64s of one home line's /56 used to hold four
+/// addresses' quarters, every connection the hub had, and everyone else got `503`. A network
+/// holds at most the quarter one address may; past it the upgrade is refused `429` naming the
+/// network, and an IPv4 client still connects.
+#[tokio::test]
+async fn several_slash_64s_of_one_slash_56_hold_no_more_connections_than_one_address() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut config = Config::for_tests();
+    // 40 sockets: a quarter, 10, an address by default, and (the fix) 10 for a /56 too.
+    config.max_connections = Some(40);
+    config.max_connections_per_address = None;
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+    let hub = TestHub::with(config).await;
+    let open = |i: u32, from: String| {
+        let mut request =
+            hub.ws_url(&common::session(&format!("ws-56-{i}")), "").into_client_request().expect("request");
+        request.headers_mut().insert("x-forwarded-for", from.parse().expect("header"));
+        async move {
+            tokio::time::timeout(common::DEADLINE, tokio_tungstenite::connect_async(request))
+                .await
+                .expect("an answer in time")
+        }
+    };
+    let mut held = Vec::new();
+    let mut refused = None;
+    for i in 0..40u32 {
+        // Round the four /64s of one /56 in turn.
+        match open(i, format!("2001:db8:5600:{:x}::1", i % 4)).await {
+            Ok((ws, _)) => held.push(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body =
+                    String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned();
+                assert_eq!(response.status().as_u16(), 429, "{body}");
+                refused.get_or_insert(body);
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(held.len(), 10, "one address's quarter for the whole /56");
+    let body = refused.expect("refused");
+    assert!(body.contains("your network (2001:db8:5600::/56) has 10 connections"), "{body}");
+    assert!(open(99, "198.51.100.9".into()).await.is_ok(), "an IPv4 client connects");
+    assert!(open(100, "2001:db8:5601::1".into()).await.is_ok(), "another /48 connects");
+    assert!(hub.metric("natter_limited_total{limit=\"connections_per_address\"}").await >= 30);
+    drop(held);
+}
+
+/// Long-polls are a share of `--max-polls`: with 100 polls and 10 an address, ten /64s of one
+/// /48 used to hold all 100. A network holds at most a quarter of them (here 25, the /48's 160
+/// capped); its polls past that are refused `429` naming the network, and an IPv4 client's poll
+/// is held.
+#[tokio::test]
+async fn the_slash_64s_of_one_slash_48_hold_at_most_a_quarter_of_the_long_polls() {
+    let mut config = Config::for_tests();
+    config.max_polls = 100;
+    config.max_polls_per_address = 10;
+    config.poll_timeout = std::time::Duration::from_secs(120);
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+    let hub = TestHub::with(config).await;
+    let client = reqwest::Client::new();
+    let hold = |i: u32, from: String| {
+        let request = client
+            .get(
+                hub.url(&format!("/api/chat/poll?session={}&after=0", common::session(&format!("poll-{i}")))),
+            )
+            .header("X-Forwarded-For", from);
+        tokio::spawn(async move {
+            let r = request.send().await.expect("poll");
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap_or_default())
+        })
+    };
+    // Ten /64s in ten /56s of one /48, ten polls each: all 100 of the hub's, before.
+    let polls: Vec<_> = (0..100u32).map(|i| hold(i, format!("2001:db8:ab:{:x}00::1", i % 10))).collect();
+    let start = tokio::time::Instant::now();
+    while polls.iter().filter(|p| p.is_finished()).count() < 75 {
+        assert!(start.elapsed() < common::DEADLINE, "never 75 of the /48's polls refused");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    hub.wait_metric("natter_polls_waiting", 25).await;
+    assert_eq!(hub.metric("natter_polls_waiting").await, 25, "a quarter of the hub's polls for the /48");
+    let mut refused = None;
+    let mut held = Vec::new();
+    for poll in polls {
+        if poll.is_finished() {
+            let (status, body) = poll.await.expect("task");
+            assert_eq!(status, 429, "{body}");
+            refused.get_or_insert(body);
+        } else {
+            held.push(poll);
+        }
+    }
+    let body = refused.expect("refused");
+    assert!(body.contains("your network (2001:db8:ab::/48) holds 25 long-polls"), "{body}");
+    let honest = hold(1000, "198.51.100.30".into());
+    hub.wait_metric("natter_polls_waiting", 26).await;
+    assert!(!honest.is_finished(), "an IPv4 client's poll is held, not refused");
+    for poll in held.into_iter().chain([honest]) {
+        poll.abort();
+    }
+}

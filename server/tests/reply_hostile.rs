@@ -515,6 +515,57 @@ async fn one_address_takes_at_most_a_quarter_of_the_reply_engine() {
     hub.stop(Vec::new()).await;
 }
 
+/// A network's /64s share one address's quarter of the reply engine: sixteen /64s of one /56
+/// used to hold four quarters of the places (all of them) and sixteen of the call turns (every
+/// call), so an honest visitor's reply waited behind the whole flood. Now the /56 holds a
+/// quarter of the places and makes a quarter of the calls, and a visitor elsewhere is called
+/// at once.
+#[tokio::test]
+async fn the_slash_64s_of_one_slash_56_share_one_quarter_of_the_reply_engine() {
+    let webhook = held_webhook().await;
+    let mut c = config(ReplyBackend::Webhook);
+    c.webhook_url = Some(format!("http://{}/hook", webhook.addr));
+    c.reply_timeout = Duration::from_secs(120);
+    c.reply_concurrency = 8;
+    c.reply_queue = 8;
+    c.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+    let hub = Hub::start(c).await;
+    let client = reqwest::Client::new();
+    let send = |s: String, from: String, message: &'static str| {
+        let request = client
+            .post(format!("http://{}/api/chat/messages", hub.addr))
+            .header("X-Forwarded-For", from)
+            .json(&json!({"sessionId": s, "id": "m-1", "message": message}));
+        async move {
+            let sent = request.send().await.expect("post");
+            assert_eq!(sent.status(), 200);
+        }
+    };
+    // Two messages from fresh sessions from each of sixteen /64s of one /56.
+    for i in 0..32u32 {
+        send(session(&format!("net-flood-{i}")), format!("2001:db8:77:{:x}::1", i % 16), "hello").await;
+    }
+    // Four places (a quarter of 8 + 8) for the whole /56, the other 28 shed; two of them
+    // calling (a quarter of 8 calls), the other two waiting for the /56's turns.
+    let start = tokio::time::Instant::now();
+    while hub.metric("natter_reply_shed_total").await < 28 || webhook.in_flight.load(Ordering::SeqCst) < 2 {
+        assert!(start.elapsed() < DEADLINE, "never 2 calls and 28 shed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let honest = session("honest-ipv4-visitor");
+    send(honest.clone(), "198.51.100.20".into(), "is my plan ready?").await;
+    while webhook.in_flight.load(Ordering::SeqCst) < 3 {
+        assert!(start.elapsed() < DEADLINE, "the honest visitor's call never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(webhook.in_flight.load(Ordering::SeqCst), 3, "the /56 makes two calls, not more");
+    assert_eq!(hub.metric("natter_reply_shed_total").await, 28);
+    webhook.release.add_permits(100);
+    let history = bot_messages(&hub.addr, &honest, 1).await;
+    assert_eq!(history[0], "webhook: is my plan ready?");
+    hub.stop(Vec::new()).await;
+}
+
 /// A child process killed when dropped, also when the test fails.
 struct Child(std::process::Child);
 

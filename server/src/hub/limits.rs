@@ -10,9 +10,12 @@
 //!
 //! Sessions are free to make, so a budget per session alone stops nobody; these are kept by the
 //! client's address as [`crate::address`] judges it. For an IPv6 client every budget and count
-//! is kept three times, for its /64, /56 and /48 ([`AddrKey::nested`]), the wider ones allowing a
-//! multiple of the /64's ([`crate::address::WIDER`]), so a holder of a /48 cannot multiply its
-//! budget by spreading over its 65,536 /64s. Rates are GCRA buckets per key (`governor`'s keyed
+//! is kept three times, for its /64, /56 and /48 ([`AddrKey::nested`]), so a holder of a /48
+//! cannot multiply its budget by spreading over its 65,536 /64s. The wider ones allow a multiple
+//! of the /64's rates ([`crate::address::WIDER`]); a count that is a share of a hub-wide cap
+//! (connections, long-polls, history bytes, reply places and call turns) a network may hold
+//! only as much of as one holder may (a quarter of the cap, see [`most`]), or one /56 would
+//! take it all. Rates are GCRA buckets per key (`governor`'s keyed
 //! limiter, one per prefix length, purged of idle keys by housekeeping), checked narrowest
 //! first; what is held open is counted in one table, each count owned by a [`Slot`] that gives
 //! it back (at every prefix) when dropped.
@@ -128,6 +131,10 @@ pub(crate) struct Limits {
     /// `--max-connections-per-address` in force (see `Config::connections_per_address`); 0 for
     /// no limit.
     connections_per_address: usize,
+    /// The share of the hub's connections (`--max-connections` as resolved) a wider IPv6 prefix
+    /// may hold however many /64s it spreads over: a quarter of them, the default share of one
+    /// address; `usize::MAX` when the hub has no connection cap.
+    connections_share: usize,
 }
 
 impl std::fmt::Debug for Limits {
@@ -145,7 +152,8 @@ struct Held {
     replay: usize,
     /// Its visitors' replies calling the reply engine or waiting for a call slot.
     replies: u32,
-    /// Its turns to call the engine (a quarter of `--reply-concurrency`), while it has replies.
+    /// Its turns to call the engine (a quarter of `--reply-concurrency`, for an address and for
+    /// each wider prefix alike), while it has replies.
     calls: Option<Arc<Semaphore>>,
 }
 
@@ -201,6 +209,7 @@ impl Limits {
         });
         let global = crate::accept::connection_limit(config.max_connections);
         let connections_per_address = config.connections_per_address(global);
+        let connections_share = if global == usize::MAX { usize::MAX } else { global / 4 };
         Limits {
             requests,
             connects,
@@ -212,6 +221,7 @@ impl Limits {
             polls: Mutex::new(0),
             replay: Mutex::new(0),
             connections_per_address,
+            connections_share,
         }
     }
 
@@ -384,12 +394,16 @@ impl Hub {
         Err(r)
     }
 
-    /// Holds one more connection of `addr` (`--max-connections-per-address`, and the multiple
-    /// of it of each wider IPv6 prefix) for as long as the slot lives.
+    /// Holds one more connection of `addr` (`--max-connections-per-address`; each wider IPv6
+    /// prefix the multiple of it, but never more than a quarter of the hub's connections) for
+    /// as long as the slot lives.
     pub(crate) fn hold_connection(&self, addr: AddrKey) -> Result<Slot, Refusal> {
-        let max = self.shared.limits.connections_per_address;
-        let mut held = self.shared.limits.held();
-        if let Some((key, most)) = full(&held, addr, max, |h| h.connections as usize) {
+        let limits = &self.shared.limits;
+        let max = limits.connections_per_address;
+        let mut held = limits.held();
+        if let Some((key, most)) =
+            full(&held, addr, max, limits.connections_share, |h| h.connections as usize)
+        {
             drop(held);
             self.shared.metrics.limited(Limit::ConnectionsPerAddress);
             let mut r = Refusal::new(
@@ -408,8 +422,9 @@ impl Hub {
         Ok(Slot { hub: self.clone(), addr, hold: Hold::Connection })
     }
 
-    /// Holds one more long-poll of `addr` (`--max-polls-per-address`, `--max-polls`) for as
-    /// long as the slot lives.
+    /// Holds one more long-poll of `addr` (`--max-polls-per-address`, `--max-polls`; each wider
+    /// IPv6 prefix the multiple of the address's, but never more than a quarter of
+    /// `--max-polls`) for as long as the slot lives.
     pub(crate) fn hold_poll(&self, addr: AddrKey) -> Result<Slot, Refusal> {
         let config = &self.shared.config;
         let limits = &self.shared.limits;
@@ -425,7 +440,10 @@ impl Hub {
             return Err(r);
         }
         let mut held = limits.held();
-        if let Some((key, most)) = full(&held, addr, config.max_polls_per_address, |h| h.polls as usize) {
+        let share = if config.max_polls == 0 { usize::MAX } else { config.max_polls / 4 };
+        if let Some((key, most)) =
+            full(&held, addr, config.max_polls_per_address, share, |h| h.polls as usize)
+        {
             drop(held);
             drop(total);
             self.shared.metrics.limited(Limit::PollsPerAddress);
@@ -449,7 +467,8 @@ impl Hub {
 
 impl Hub {
     /// Holds `bytes` of a `history` answer to `addr` (`--max-replay-in-flight`, a quarter of it
-    /// per address) for as long as the slot lives: the slot goes with the answer's bytes and is
+    /// per address and as much for each wider IPv6 prefix, however many /64s it spreads over)
+    /// for as long as the slot lives: the slot goes with the answer's bytes and is
     /// dropped when they have been written (see `hub::fanout::encode_held`).
     pub(crate) fn hold_replay(&self, addr: AddrKey, bytes: usize) -> Result<Slot, Refusal> {
         let max = self.shared.config.max_replay_in_flight;
@@ -461,8 +480,7 @@ impl Hub {
             let per_address = (max / 4).max(1);
             let over = addr.nested().find_map(|(key, times)| {
                 let taken = held.get(&key).map_or(0, |h| h.replay);
-                (taken > 0 && taken + bytes > per_address.saturating_mul(times as usize))
-                    .then_some((key, taken))
+                (taken > 0 && taken + bytes > most(per_address, times, per_address)).then_some((key, taken))
             });
             let refusal = if let Some((key, taken)) = over {
                 self.shared.metrics.limited(Limit::ReplayInFlightPerAddress);
@@ -470,8 +488,8 @@ impl Hub {
                     ErrorCode::RateLimited,
                     format!(
                         "history answers to {} still being written come to {taken} bytes, the most \
-                         it may have (a quarter of --max-replay-in-flight for an address, a multiple of \
-                         that for a wider IPv6 network); read them, then ask again",
+                         it may have (a quarter of --max-replay-in-flight, for an address and for a wider \
+                         IPv6 network alike); read them, then ask again",
                         whose(key)
                     ),
                 ))
@@ -497,8 +515,8 @@ impl Hub {
     }
 }
 
-/// The reply-engine calls one address may have in flight at once: a quarter of
-/// `--reply-concurrency`, at least one.
+/// The reply-engine calls one address — or one wider IPv6 prefix, all its /64s together — may
+/// have in flight at once: a quarter of `--reply-concurrency`, at least one.
 pub(crate) fn calls_per_address(reply_concurrency: usize) -> usize {
     (reply_concurrency / 4).max(1)
 }
@@ -508,15 +526,29 @@ pub(crate) fn calls_per_address(reply_concurrency: usize) -> usize {
 #[must_use = "the place is given back when this is dropped"]
 pub(crate) struct ReplyPlace {
     _slot: Slot,
-    calls: Arc<Semaphore>,
+    /// The turns of the address and of each wider prefix of it, narrowest first.
+    calls: Vec<Arc<Semaphore>>,
+}
+
+/// A turn to call the reply engine: one of the address's turns and one of each wider IPv6
+/// prefix's, given back when this is dropped.
+#[derive(Debug)]
+#[must_use = "the turn is given back when this is dropped"]
+pub(crate) struct CallTurn {
+    _permits: Vec<OwnedSemaphorePermit>,
 }
 
 impl ReplyPlace {
     /// Waits for one of the address's turns to call the engine ([`calls_per_address`] at
-    /// once, first come first served); the turn is given back when the permit is dropped.
-    /// `None` only if the turns were closed, which they never are.
-    pub(crate) async fn call_turn(&self) -> Option<OwnedSemaphorePermit> {
-        self.calls.clone().acquire_owned().await.ok()
+    /// once, first come first served), then for one of its /56's and one of its /48's (as
+    /// many again, shared by all their /64s): always narrowest first, so two places never wait
+    /// for each other's turns. `None` only if the turns were closed, which they never are.
+    pub(crate) async fn call_turn(&self) -> Option<CallTurn> {
+        let mut permits = Vec::with_capacity(self.calls.len());
+        for calls in &self.calls {
+            permits.push(calls.clone().acquire_owned().await.ok()?);
+        }
+        Some(CallTurn { _permits: permits })
     }
 }
 
@@ -524,33 +556,36 @@ impl Hub {
     /// Holds one of the places of `addr`'s visitors in the reply engine (calling or waiting
     /// for a call slot): a quarter of `--reply-concurrency` + `--reply-queue`, so one address
     /// sending from fresh sessions cannot take every call and queue place and leave everybody
-    /// else the fallback. `None` when its quarter is taken: this reply is shed.
+    /// else the fallback. `None` when its quarter is taken: this reply is shed. A wider IPv6
+    /// prefix gets the same quarter, not a multiple: the places are shares of one hub-wide
+    /// cap, and a /56 with four quarters would hold all of them.
     ///
     /// Places are not calls: with the default 32 calls and 256 queue places, a quarter of the
     /// places is 72, more than every call slot. So a place also waits for one of the address's
     /// own turns ([`ReplyPlace::call_turn`], [`calls_per_address`]) before it asks the hub-wide
     /// gate for a call slot: one address's messages take at most a quarter of the calls in
     /// flight, and the rest of them wait behind each other rather than in front of everyone.
+    /// The turns are nested like the places: a /56's or /48's /64s together take at most a
+    /// quarter of the calls.
     pub(crate) fn hold_reply(&self, addr: AddrKey) -> Option<ReplyPlace> {
         let config = &self.shared.config;
         let share =
             u32::try_from(((config.reply_concurrency + config.reply_queue) / 4).max(1)).unwrap_or(u32::MAX);
         let mut held = self.shared.limits.held();
-        if full(&held, addr, share as usize, |h| h.replies as usize).is_some() {
+        if full(&held, addr, share as usize, share as usize, |h| h.replies as usize).is_some() {
             drop(held);
             self.shared.metrics.limited(Limit::RepliesPerAddress);
             return None;
         }
-        for (key, _) in addr.nested() {
-            held.entry(key).or_default().replies += 1;
-        }
-        // The turns to call the engine are the /64's (or IPv4 address's) own.
-        let calls = held
-            .entry(addr)
-            .or_default()
-            .calls
-            .get_or_insert_with(|| Arc::new(Semaphore::new(calls_per_address(config.reply_concurrency))))
-            .clone();
+        let turns = calls_per_address(config.reply_concurrency);
+        let calls = addr
+            .nested()
+            .map(|(key, _)| {
+                let entry = held.entry(key).or_default();
+                entry.replies += 1;
+                entry.calls.get_or_insert_with(|| Arc::new(Semaphore::new(turns))).clone()
+            })
+            .collect();
         Some(ReplyPlace { _slot: Slot { hub: self.clone(), addr, hold: Hold::Reply }, calls })
     }
 }
@@ -558,20 +593,33 @@ impl Hub {
 /// How long a client refused for history still being written is asked to wait.
 const REPLAY_RETRY_MS: u64 = 1000;
 
+/// The most a key allowed `times` the address's `max` may hold of a count that is a share of a
+/// hub-wide cap: `times × max`, but no more than `share`, the part of the cap one holder may
+/// take (a quarter of it) — and never less than `max`, what one address may hold anyway.
+///
+/// Rates scale with a network's size (a /48 makes 16 times the requests of a /64), but a
+/// held count is a slice of one pool: a /56 allowed four addresses' quarters would hold all of
+/// it, so a network may hold only what one holder may.
+fn most(max: usize, times: u32, share: usize) -> usize {
+    max.saturating_mul(times as usize).min(share.max(max))
+}
+
 /// The first of `addr` and its wider IPv6 prefixes that already holds the most it may of what
-/// `count` counts (`max` for the address, its multiple for a wider prefix), with that most;
-/// `None` when each may hold one more, or when `max` is 0 (no limit).
+/// `count` counts (`max` for the address; for a wider prefix its multiple, capped at `share`
+/// — see [`most`]), with that most; `None` when each may hold one more, or when `max` is 0 (no
+/// limit).
 fn full(
     held: &HashMap<AddrKey, Held>,
     addr: AddrKey,
     max: usize,
+    share: usize,
     count: impl Fn(&Held) -> usize,
 ) -> Option<(AddrKey, usize)> {
     if max == 0 {
         return None;
     }
     addr.nested().find_map(|(key, times)| {
-        let most = max.saturating_mul(times as usize);
+        let most = most(max, times, share);
         (held.get(&key).map_or(0, &count) >= most).then_some((key, most))
     })
 }
@@ -622,6 +670,8 @@ impl Drop for Slot {
 
 #[cfg(test)]
 mod tests {
+
+    use futures_util::FutureExt as _;
 
     use super::*;
 
@@ -730,24 +780,106 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn polls_and_reply_places_of_a_slash_48_are_counted_together() {
-        let hub = hub(|c| {
-            c.max_polls_per_address = 1;
-            c.reply_concurrency = 4;
-            c.reply_queue = 0;
-        });
+    async fn polls_of_a_slash_48_are_counted_together() {
+        let hub = hub(|c| c.max_polls_per_address = 1);
         let polls: Vec<Slot> =
             (0..40u32).filter_map(|i| hub.hold_poll(v6(&format!("2001:db8:7:{i:x}00::1"))).ok()).collect();
         assert_eq!(polls.len(), 16);
         let r = hub.hold_poll(v6("2001:db8:7:ff00::1")).unwrap_err();
         assert!(r.message.contains("your network (2001:db8:7::/48) holds 16"), "{}", r.message);
-        // A quarter of 4 places is one per /64: four per /56, sixteen per /48.
-        let places: Vec<ReplyPlace> =
-            (0..40u32).filter_map(|i| hub.hold_reply(v6(&format!("2001:db8:7:{:x}::1", i)))).collect();
-        assert_eq!(places.len(), 4, "one /56");
-        assert!(hub.hold_reply(v6("2001:db8:8::1")).is_some(), "another /48");
-        drop((polls, places));
+        drop(polls);
         assert!(hub.hold_poll(v6("2001:db8:7:ff00::1")).is_ok(), "given back");
+    }
+
+    /// Counts that are shares of a hub-wide cap grow with a network's multiple only up to the
+    /// quarter of the cap one holder may take: four /64s of one /56 never hold every
+    /// connection or long-poll of the hub.
+    #[tokio::test]
+    async fn a_network_holds_no_more_of_a_hub_wide_cap_than_its_share() {
+        // 200 connections: 50 an address (the default quarter), and 50 for a /56 too, not 200.
+        let hub = hub(|c| {
+            c.max_connections = Some(200);
+            c.max_connections_per_address = None;
+        });
+        assert_eq!(hub.limits().connections_per_address(), 50);
+        let slots: Vec<Slot> = (0..4u32)
+            .flat_map(|i| (0..50).map(move |_| i))
+            .filter_map(|i| hub.hold_connection(v6(&format!("2001:db8:a:{i:x}::1"))).ok())
+            .collect();
+        assert_eq!(slots.len(), 50, "a quarter of the hub for the whole /56");
+        let r = hub.hold_connection(v6("2001:db8:a:ff::1")).unwrap_err();
+        assert!(r.message.contains("your network (2001:db8:a::/56) has 50 connections"), "{}", r.message);
+        assert!(hub.hold_connection(addr(1)).is_ok(), "others connect");
+        // An address allowed more than a quarter by the operator: a network gets as much, no more.
+        let hub = self::hub(|c| {
+            c.max_connections = Some(200);
+            c.max_connections_per_address = Some(80);
+        });
+        let slots: Vec<Slot> = (0..400u32)
+            .filter_map(|i| hub.hold_connection(v6(&format!("2001:db8:b:{:x}::1", i % 4))).ok())
+            .collect();
+        assert_eq!(slots.len(), 80);
+        // No cap on the hub's connections: the multiple holds.
+        let hub = self::hub(|c| {
+            c.max_connections = Some(0);
+            c.max_connections_per_address = Some(1);
+        });
+        let slots: Vec<Slot> = (0..10u32)
+            .filter_map(|i| hub.hold_connection(v6(&format!("2001:db8:c:{i:x}::1"))).ok())
+            .collect();
+        assert_eq!(slots.len(), 4);
+        // 100 long-polls, 10 an address: ten /64s of one /48 hold 25, not all 100.
+        let hub = self::hub(|c| {
+            c.max_polls = 100;
+            c.max_polls_per_address = 10;
+        });
+        let polls: Vec<Slot> = (0..200u32)
+            .filter_map(|i| hub.hold_poll(v6(&format!("2001:db8:d:{:x}00::1", i % 10))).ok())
+            .collect();
+        assert_eq!(polls.len(), 25);
+        let r = hub.hold_poll(v6("2001:db8:d:ff00::1")).unwrap_err();
+        assert!(r.message.contains("your network (2001:db8:d::/48) holds 25"), "{}", r.message);
+        assert!(hub.hold_poll(addr(1)).is_ok(), "others poll");
+        // History bytes in flight: a quarter of --max-replay-in-flight for the /56 as for a /64.
+        let hub = self::hub(|c| c.max_replay_in_flight = 4_000);
+        let answers: Vec<Slot> = (0..16u32)
+            .filter_map(|i| hub.hold_replay(v6(&format!("2001:db8:e:{i:x}::1")), 1_000).ok())
+            .collect();
+        assert_eq!(answers.len(), 1);
+        assert!(hub.hold_replay(addr(1), 1_000).is_ok(), "others resume");
+    }
+
+    /// A /56 or /48 gets a quarter of the reply places and call turns however many /64s it
+    /// sends from, not four or sixteen quarters (which would be all of them).
+    #[tokio::test]
+    async fn reply_places_and_call_turns_of_a_network_are_one_share() {
+        let hub = hub(|c| {
+            c.reply_concurrency = 8;
+            c.reply_queue = 8;
+        });
+        // A quarter of 16 places: 4, for the /56 of many /64s as for one /64.
+        let places: Vec<ReplyPlace> =
+            (0..40u32).filter_map(|i| hub.hold_reply(v6(&format!("2001:db8:7:{i:x}::1")))).collect();
+        assert_eq!(places.len(), 4, "one /56");
+        assert!(hub.hold_reply(v6("2001:db8:7:100::1")).is_none(), "another /56 of the /48");
+        assert!(hub.hold_reply(v6("2001:db8:8::1")).is_some(), "another /48");
+        // A quarter of 8 calls: 2 turns for all four /64s together.
+        let mut turns = Vec::new();
+        for place in &places {
+            // A free turn is taken at once; a place that would wait gives up (and gives back
+            // what it took) when its future is dropped.
+            if let Some(turn) = place.call_turn().now_or_never() {
+                turns.push(turn.expect("open"));
+            }
+        }
+        assert_eq!(turns.len(), 2, "two turns for the /56");
+        let honest = hub.hold_reply(addr(1)).expect("a place");
+        assert!(honest.call_turn().now_or_never().flatten().is_some(), "an IPv4 visitor calls at once");
+        // A turn given back goes to the /56's next place.
+        turns.pop();
+        assert!(places[3].call_turn().now_or_never().flatten().is_some());
+        drop((turns, places));
+        assert!(hub.hold_reply(v6("2001:db8:7:ff::1")).is_some(), "given back");
     }
 
     #[tokio::test]
