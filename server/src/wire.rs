@@ -9,28 +9,42 @@
 //! So every upgraded WebSocket reads through this meter, which walks the RFC 6455 frame
 //! headers as the bytes pass (2-byte header, 16- or 64-bit extended length, 4-byte mask; the
 //! payload is skipped, not looked at) and charges each frame — any opcode, control frames and
-//! continuations included — its payload plus [`FRAME_OVERHEAD`] bytes, from a token bucket of
-//! its own at the connection's `--frame-budget` (bytes per second, [`BURST_SECONDS`] of it at
-//! once). Its unit is the app-level meter's: a message sent as one frame costs the same here,
-//! and the app-level meter also multiplies by the audience and charges refused frames, so its
-//! bucket is always the emptier of the two.
+//! continuations included — from a token bucket of its own at the connection's
+//! `--frame-budget` (bytes per second, [`BURST_SECONDS`] of it at once). A message sent whole
+//! costs its payload plus [`FRAME_OVERHEAD`] bytes, as at the app level, whose meter also
+//! multiplies by the audience and charges refused frames, so for data its bucket is always the
+//! emptier of the two.
+//!
+//! A frame's size is not what it costs the hub, though: an empty ping is parsed and answered
+//! like any other, and at 256 bytes the budget paid for 4,096 of them a second per connection.
+//! So the frames the library handles by itself cost at least a share of the budget
+//! ([`frame_cost`]): a control frame (ping, pong, close) `1 / CONTROL_FRAMES_PER_SECOND` of a
+//! second of it, a fragment (a data frame without FIN, or a continuation)
+//! `1 / FRAGMENTS_PER_SECOND`. Honest clients send few: a browser never pings by itself, answers
+//! the hub's pings (one pong per `--ping-interval`) and sends one close, other clients ping
+//! every few seconds; browsers do not fragment what they send, others send fragments of KiBs,
+//! which cost little more than their size.
 //!
 //! Past the budget the meter does not refuse anything: once the client owes a whole burst it
-//! stops reading (the next read waits until the debt is back under one burst), so the library
-//! parses no more than the budget and the rest waits in the kernel, then slows the sender
-//! through TCP's flow control. That debt is where the app-level meter cuts, so for data frames
-//! it always acts first, as before: `rate_limited` refusals with the time to wait, then the cut;
-//! the meter here binds only on what the app-level meter never sees. A client that
+//! stops reading, right after the header of the frame that took it there (the rest of what was
+//! read is kept for later), and the next read waits until the debt is back under one burst, so
+//! the library parses no more than the budget and the rest waits in the kernel, then slows the
+//! sender through TCP's flow control. That debt is where the app-level meter cuts, so for data
+//! frames it always acts first, as before: `rate_limited` refusals with the time to wait, then
+//! the cut; the meter here binds only on what the app-level meter never sees. A client that
 //! has kept it waiting without a pause for [`CUT_AFTER`] (one that always had more to send than
 //! its budget; an honest one is refused by the app-level meter long before) is cut: the read
 //! fails with [`Cut`], the connection closes with 4029 and drops what else the client sends.
 //! Both are counted in `natter_limited_total` (`wire_throttled`, `wire_cut`).
 //!
-//! The meter draws on the connection's bucket only, not on the address's
-//! (`--address-frame-budget`): data frames are charged to the address by the app-level meter,
-//! and charging them here too would refuse an honest address's messages earlier than before.
-//! What one address can make the hub parse is bounded by its connections
-//! (`--max-connections-per-address`) times the budget.
+//! Control frames and continuations are charged to the address's `--address-frame-budget`
+//! too ([`Hub::charge_address_frames`], the same cost), so that the connections of one address
+//! share one bound instead of each having a budget of its own. Data frames that start a message
+//! are not: the app-level meter charges each message to the address once it is complete, and
+//! charging it here too would refuse an honest address's messages earlier. When the address
+//! cannot pay, the frame is handed on and the meter reads nothing more on that connection until
+//! the address has paid for it (held back as above; the refusal is counted as
+//! `address_frame_budget`).
 
 use std::future::Future;
 use std::io;
@@ -77,14 +91,14 @@ const MAX_READ: usize = 4096;
 /// size: each costs at least `frame_budget / CONTROL_FRAMES_PER_SECOND` bytes (102,400 at the
 /// default budget, so 40 in a burst and 10 a second after it). Browsers send one pong per
 /// `--ping-interval` and one close; other clients may ping every few seconds.
-pub(crate) const CONTROL_FRAMES_PER_SECOND: u64 = 10;
+pub const CONTROL_FRAMES_PER_SECOND: u64 = 10;
 
 /// Fragments (a data frame without FIN, or a continuation frame) a second that
 /// `--frame-budget` pays for: each costs at least `frame_budget / FRAGMENTS_PER_SECOND` bytes
 /// (16 KiB at the default budget). Browsers do not fragment what they send; clients that do
 /// send chunks of KiBs, so a 64 KB message in 4 KiB chunks costs 256 KiB (a quarter of a
 /// second of the default budget), where a thousand empty fragments cost 16 seconds of it.
-pub(crate) const FRAGMENTS_PER_SECOND: u64 = 64;
+pub const FRAGMENTS_PER_SECOND: u64 = 64;
 
 /// The error a read fails with once the client is cut (see the module docs); found again in
 /// the read error with [`is_cut`].
