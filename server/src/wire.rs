@@ -87,6 +87,12 @@ pub(crate) const CUT_AFTER: Duration = Duration::from_secs(2 * BURST_SECONDS as 
 /// past the budget.
 const MAX_READ: usize = 4096;
 
+/// The shortest wait before a connection held for its address's budget asks it again: the
+/// address's bucket is shared, so with many connections held most asks would fail, and asking
+/// at the bucket's own pace (a couple of milliseconds for a fragment) would cost the hub more
+/// than the frames.
+const ADDRESS_RETRY: Duration = Duration::from_millis(100);
+
 /// Control frames (ping, pong, close) a second that `--frame-budget` pays for, whatever their
 /// size: each costs at least `frame_budget / CONTROL_FRAMES_PER_SECOND` bytes (102,400 at the
 /// default budget, so 40 in a burst and 10 a second after it). Browsers send one pong per
@@ -358,7 +364,11 @@ impl AsyncRead for Metered {
                             this.owed = 0;
                             None
                         }
-                        Err(r) => Some(now + Duration::from_millis(r.retry_after_ms.unwrap_or(10).max(1))),
+                        Err(r) => {
+                            let wait =
+                                Duration::from_millis(r.retry_after_ms.unwrap_or(0)).max(ADDRESS_RETRY);
+                            Some(now + wait)
+                        }
                     }
                 } else {
                     None
