@@ -37,8 +37,9 @@
 //! fails with [`Cut`], the connection closes with 4029 and drops what else the client sends.
 //! Both are counted in `natter_limited_total` (`wire_throttled`, `wire_cut`).
 //!
-//! Control frames and continuations are charged to the address's `--address-frame-budget`
-//! too ([`Hub::charge_address_frames`], the same cost), so that the connections of one address
+//! On the sockets [`accept`] is given an address for (`/ws/chat`'s; operators' inboxes are not
+//! counted against their address), control frames and continuations are charged to the
+//! address's `--address-frame-budget` too ([`Hub::charge_address_frames`], the same cost), so that the connections of one address
 //! share one bound instead of each having a budget of its own. Data frames that start a message
 //! are not: the app-level meter charges each message to the address once it is complete, and
 //! charging it here too would refuse an honest address's messages earlier. When the address
@@ -272,8 +273,8 @@ pub(crate) struct Metered {
     pre: Bytes,
     hub: Hub,
     /// The client's address, whose `--address-frame-budget` the frames of [`charged_to_address`]
-    /// draw on too.
-    addr: AddrKey,
+    /// draw on too; `None` for sockets not counted against their address (operators' inboxes).
+    addr: Option<AddrKey>,
     walker: Walker,
     /// What the address's budget still has to take for a frame already handed on: the meter
     /// reads nothing more until it has.
@@ -298,7 +299,9 @@ impl std::fmt::Debug for Metered {
 impl Metered {
     /// `io` after the upgrade, with `pre` the bytes already read from it, metered at the hub's
     /// `--frame-budget` (0: not metered).
-    pub(crate) fn new(io: Box<dyn Io>, pre: Bytes, hub: Hub, addr: AddrKey) -> Metered {
+    /// `addr` is the address whose `--address-frame-budget` control frames and continuations
+    /// are charged to as well (`None`: none).
+    pub(crate) fn new(io: Box<dyn Io>, pre: Bytes, hub: Hub, addr: Option<AddrKey>) -> Metered {
         let rate = hub.config().frame_budget as f64;
         Metered {
             io,
@@ -358,8 +361,8 @@ impl AsyncRead for Metered {
                 // module docs), or while the address's budget cannot take what it is owed.
                 let until = if this.tokens < -burst {
                     Some(now + Duration::from_secs_f64((-burst - this.tokens) / rate))
-                } else if this.owed > 0 {
-                    match this.hub.charge_address_frames(this.addr, this.owed) {
+                } else if let (Some(addr), true) = (this.addr, this.owed > 0) {
+                    match this.hub.charge_address_frames(addr, this.owed) {
                         Ok(()) => {
                             this.owed = 0;
                             None
@@ -432,7 +435,9 @@ impl AsyncRead for Metered {
             this.walker.walk(&chunk, |b0, len| {
                 let cost = frame_cost(b0, len, budget);
                 *tokens -= cost as f64;
-                if charged_to_address(b0) && hub.charge_address_frames(addr, cost).is_err() {
+                let refused = charged_to_address(b0)
+                    && addr.is_some_and(|addr| hub.charge_address_frames(addr, cost).is_err());
+                if refused {
                     *owed = cost;
                     return false;
                 }
@@ -565,11 +570,13 @@ impl Sink<Message> for WireSocket {
 /// `Connection`, version and key — over the metered socket: the `101` answer to return, and
 /// `serve` run on the socket once hyper hands it over. `extensions` are the request's, taken
 /// before `ws` (which removes hyper's upgrade handle from the request; the copy taken earlier
-/// still holds it).
+/// still holds it). `addr`: the client address whose `--address-frame-budget` the socket's
+/// control frames and continuations draw on too (`None`: not counted against an address).
 pub(crate) fn accept<F, Fut>(
     hub: &Hub,
     headers: &HeaderMap,
     extensions: &Extensions,
+    addr: Option<AddrKey>,
     config: WebSocketConfig,
     serve: F,
 ) -> Result<Response, Refusal>
@@ -588,7 +595,6 @@ where
     let on_upgrade = extensions.get::<OnUpgrade>().cloned().ok_or_else(unusable)?;
     let accept = HeaderValue::from_str(&derive_accept_key(key.as_bytes())).map_err(|_| unusable())?;
     let hub = hub.clone();
-    let addr = crate::edge::client_of(extensions).key();
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
@@ -647,7 +653,7 @@ mod tests {
         let mut client = client;
         tokio::io::AsyncWriteExt::write_all(&mut client, &stream).await.expect("write");
         let addr = AddrKey::of(std::net::IpAddr::from([127, 0, 0, 1]));
-        let mut metered = Metered::new(Box::new(server), Bytes::new(), hub.clone(), addr);
+        let mut metered = Metered::new(Box::new(server), Bytes::new(), hub.clone(), Some(addr));
         let started = Instant::now();
         let mut read = 0usize;
         let mut at_once = None;
@@ -762,7 +768,7 @@ mod tests {
             let stream: Vec<u8> = ping.iter().copied().cycle().take(6 * 100).collect();
             tokio::io::AsyncWriteExt::write_all(&mut client, &stream).await.expect("write");
             clients.push(client);
-            let mut metered = Metered::new(Box::new(server), Bytes::new(), hub.clone(), addr);
+            let mut metered = Metered::new(Box::new(server), Bytes::new(), hub.clone(), Some(addr));
             let mut buf = [0u8; 6];
             // Whatever is read at once, before the clock moves.
             while let Ok(Ok(_)) =
