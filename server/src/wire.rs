@@ -95,7 +95,7 @@ const MAX_READ: usize = 4096;
 const ADDRESS_RETRY: Duration = Duration::from_millis(100);
 
 /// Control frames (ping, pong, close) a second that `--frame-budget` pays for, whatever their
-/// size: each costs at least `frame_budget / CONTROL_FRAMES_PER_SECOND` bytes (102,400 at the
+/// size: each costs at least `frame_budget / CONTROL_FRAMES_PER_SECOND` bytes (104,857 at the
 /// default budget, so 40 in a burst and 10 a second after it). Browsers send one pong per
 /// `--ping-interval` and one close; other clients may ping every few seconds.
 pub const CONTROL_FRAMES_PER_SECOND: u64 = 10;
