@@ -74,6 +74,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::Config;
 pub use error::HubError;
+pub use wire::{CONTROL_FRAMES_PER_SECOND, FRAGMENTS_PER_SECOND};
 
 /// Runs `natter-hub operator …` against the configured store; the text to print on success.
 pub async fn operator_command(config: &Config, action: &config::OperatorAction) -> Result<String, HubError> {

@@ -201,7 +201,10 @@ pub(crate) async fn upgrade(
         .max_frame_size(Some(max))
         .max_message_size(Some(max));
     let h = hub.clone();
-    Ok(wire::accept(&hub, &headers, &extensions, config, move |socket| drive(socket, h, Box::new(params)))?)
+    let addr = Some(params.addr);
+    Ok(wire::accept(&hub, &headers, &extensions, addr, config, move |socket| {
+        drive(socket, h, Box::new(params))
+    })?)
 }
 
 /// Whether a read error is tungstenite refusing an oversized frame or message.

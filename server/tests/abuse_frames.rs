@@ -33,12 +33,23 @@ fn config() -> Config {
 /// A WebSocket opened by hand on a raw TCP connection: the write half, and the bytes the hub
 /// sent after its `101` answer so far.
 async fn raw_socket(hub: &TestHub) -> (OwnedReadHalf, OwnedWriteHalf, Vec<u8>) {
+    raw_socket_from(hub, None, "flood").await
+}
+
+/// [`raw_socket`], for `forwarded_for` (an `X-Forwarded-For`, when the hub trusts the loopback
+/// proxy) and the session named `name`.
+async fn raw_socket_from(
+    hub: &TestHub,
+    forwarded_for: Option<&str>,
+    name: &str,
+) -> (OwnedReadHalf, OwnedWriteHalf, Vec<u8>) {
     let tcp = TcpStream::connect(hub.addr).await.expect("connect");
     let (mut rd, mut wr) = tcp.into_split();
+    let xff = forwarded_for.map(|a| format!("X-Forwarded-For: {a}\r\n")).unwrap_or_default();
     let request = format!(
         "GET /ws/chat?session={}&page=/test HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        session("flood")
+         {xff}Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        session(name)
     );
     wr.write_all(request.as_bytes()).await.expect("write the upgrade");
     let mut got = Vec::new();
@@ -66,6 +77,10 @@ struct Seen {
     pongs: u64,
     texts: u64,
     close: Option<u16>,
+    /// The close frame's reason.
+    reason: String,
+    /// The text frames that are acks.
+    acks: Vec<String>,
 }
 
 /// Reads the hub's (unmasked) frames until the connection ends.
@@ -92,9 +107,18 @@ fn read_all(mut rd: OwnedReadHalf, mut got: Vec<u8>) -> JoinHandle<Seen> {
                     break;
                 }
                 match got[0] & 0x0f {
-                    0x1 => seen.texts += 1,
+                    0x1 => {
+                        seen.texts += 1;
+                        let text = String::from_utf8_lossy(&got[at..at + len]).into_owned();
+                        if text.contains("\"ack\"") {
+                            seen.acks.push(text);
+                        }
+                    }
                     0xA => seen.pongs += 1,
-                    0x8 if len >= 2 => seen.close = Some(u16::from_be_bytes([got[at], got[at + 1]])),
+                    0x8 if len >= 2 => {
+                        seen.close = Some(u16::from_be_bytes([got[at], got[at + 1]]));
+                        seen.reason = String::from_utf8_lossy(&got[at + 2..at + len]).into_owned();
+                    }
                     _ => {}
                 }
                 got.drain(..at + len);
@@ -185,6 +209,123 @@ async fn a_ping_flood_is_answered_within_the_budget_then_cut() {
     assert!(seen.pongs <= most, "{} pongs answered (at most {most})", seen.pongs);
     let sent = writer.await.expect("writer");
     println!("pings written before the cut: {sent}; the hub answered {seen:?}");
+}
+
+/// A masked frame (with a zero mask key, so the payload goes as it is): `b0` is FIN and opcode.
+fn masked(b0: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![b0];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&[0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Pings over many connections of one address: each connection's own budget would answer a
+/// burst and a debt's worth on each (80 pings with the costs here, 1,600 in all), but the
+/// address's budget is shared, so no more pongs come back in all than it pays for; every
+/// flooding connection is held back and cut, and a client from another address chats on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_flood_over_many_connections_of_one_address_shares_its_budget() {
+    const CONNECTIONS: u64 = 20;
+    // The address's budget: as much as one connection's.
+    const ADDRESS_BUDGET: u64 = BUDGET;
+    let mut c = config();
+    c.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+    c.address_frame_budget = ADDRESS_BUDGET;
+    let hub = TestHub::with(c).await;
+    let started = tokio::time::Instant::now();
+    let mut readers = Vec::new();
+    let mut writers = Vec::new();
+    // All open (their history read, which the address's budget pays for too) before any floods.
+    let mut sockets = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (mut rd, wr, mut got) = raw_socket_from(&hub, Some("203.0.113.5"), "flood").await;
+        let mut buf = [0u8; 4096];
+        while got.iter().filter(|b| **b == 0x81).count() == 0 {
+            let n = tokio::time::timeout(DEADLINE, rd.read(&mut buf)).await.expect("history").expect("read");
+            assert!(n > 0, "closed before its history");
+            got.extend_from_slice(&buf[..n]);
+        }
+        sockets.push((rd, wr, got));
+    }
+    for (rd, wr, got) in sockets {
+        readers.push(read_all(rd, got));
+        writers.push(flood(wr, &[], &[0x89, 0x80, 1, 2, 3, 4]));
+    }
+    hub.wait_metric_label("wire_throttled").await;
+    // The honest tab comes from the loopback address itself, not the forwarded one.
+    honest_client_gets_through(&hub, "c-honest-1").await;
+    let mut pongs = 0;
+    for reader in readers {
+        let seen = tokio::time::timeout(DEADLINE, reader)
+            .await
+            .expect("the hub ends every flooding connection")
+            .expect("reader");
+        assert_eq!(seen.close, Some(natter_protocol::close::RATE_LIMITED), "{seen:?}");
+        pongs += seen.pongs;
+    }
+    let lived = started.elapsed().as_secs() + 1;
+    let cut = limited(&hub, "wire_cut").await;
+    assert!(cut >= CONNECTIONS, "{cut} cut");
+    // A ping costs a tenth of a second of the budget; the address pays for a burst of four
+    // seconds and then its rate for as long as the flood lived; each connection may have
+    // one more answered, handed on before the address refused to pay for it.
+    let ping = BUDGET / natter_hub::CONTROL_FRAMES_PER_SECOND;
+    let most = (4 * ADDRESS_BUDGET + lived * ADDRESS_BUDGET) / ping + CONNECTIONS;
+    assert!(pongs <= most, "{pongs} pongs answered in {lived} s (at most {most})");
+    assert!(limited(&hub, "address_frame_budget").await >= 1);
+    for w in writers {
+        w.abort();
+    }
+    println!("{pongs} pongs answered over {CONNECTIONS} connections in {lived} s (at most {most})");
+    honest_client_gets_through(&hub, "c-honest-2").await;
+}
+
+/// What honest clients send: a ping every second, and a 64 KB message in 4 KiB fragments; at
+/// the default budgets none of it is held back, and the message is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_honest_client_pinging_and_fragmenting_is_never_held_back() {
+    let mut c = Config::for_tests();
+    c.frame_budget = 1_048_576;
+    c.address_frame_budget = 8 * 1_048_576;
+    c.idle_timeout = Duration::from_secs(600);
+    let hub = TestHub::with(c).await;
+    let (rd, mut wr, got) = raw_socket_from(&hub, None, "honest").await;
+    let reader = read_all(rd, got);
+    // A message of 64,000 bytes: JSON padded with spaces after the object.
+    let mut message = br#"{"type":"user","id":"c-fragmented","message":"sent in fragments"}"#.to_vec();
+    message.resize(64_000, b' ');
+    let chunks: Vec<&[u8]> = message.chunks(4096).collect();
+    const PINGS: u64 = 6;
+    for i in 0..PINGS {
+        wr.write_all(&masked(0x89, format!("p{i}").as_bytes())).await.expect("ping");
+        if i == 2 {
+            for (k, chunk) in chunks.iter().enumerate() {
+                let opcode = if k == 0 { 0x1 } else { 0x0 };
+                let fin = if k + 1 == chunks.len() { 0x80 } else { 0 };
+                wr.write_all(&masked(fin | opcode, chunk)).await.expect("fragment");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    wr.write_all(&masked(0x88, &1000u16.to_be_bytes())).await.expect("close");
+    let seen = tokio::time::timeout(DEADLINE, reader).await.expect("the connection closes").expect("reader");
+    assert!(seen.acks.iter().any(|a| a.contains("c-fragmented")), "{seen:?}");
+    assert_eq!(seen.pongs, PINGS, "{seen:?}");
+    assert_eq!(seen.close, Some(1000), "{seen:?}");
+    assert_eq!(limited(&hub, "wire_throttled").await, 0);
+    assert_eq!(limited(&hub, "address_frame_budget").await, 0);
+    assert_eq!(limited(&hub, "frame_budget").await, 0);
 }
 
 trait WaitLabel {

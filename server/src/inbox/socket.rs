@@ -50,7 +50,8 @@ pub(crate) async fn upgrade(
     let config = WebSocketConfig::default().max_frame_size(Some(max)).max_message_size(Some(max));
     let h = hub.clone();
     let upgrade_headers = headers.clone();
-    Ok(crate::wire::accept(&hub, &upgrade_headers, &extensions, config, move |socket| {
+    // Operators' sockets are not counted against their address (`--address-frame-budget`).
+    Ok(crate::wire::accept(&hub, &upgrade_headers, &extensions, None, config, move |socket| {
         serve(socket, h, operator, headers)
     })?)
 }
