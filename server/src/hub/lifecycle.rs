@@ -166,8 +166,20 @@ pub(super) async fn housekeeping(hub: Hub) {
             _ = tick.tick() => {
                 let (held, released) = hub.sweep();
                 if trim.due(Instant::now(), held, released) {
-                    // Walks the allocator's arenas: off the runtime's threads.
-                    tokio::task::spawn_blocking(super::trim::release_free_memory);
+                    // Walks the allocator's arenas: off the runtime's threads. It holds each
+                    // arena's lock while it walks it, so a long one can stall allocations
+                    // elsewhere: say so when one takes long.
+                    tokio::task::spawn_blocking(|| {
+                        let started = std::time::Instant::now();
+                        super::trim::release_free_memory();
+                        let took = started.elapsed();
+                        if took >= super::trim::SLOW_TRIM {
+                            tracing::warn!(
+                                took_ms = took.as_millis() as u64,
+                                "giving freed memory back to the system took long; allocations waited meanwhile"
+                            );
+                        }
+                    });
                 }
             }
             _ = rooms.tick() => {

@@ -13,6 +13,10 @@ use tokio::time::Instant;
 /// The shortest time between two trims.
 pub(crate) const TRIM_EVERY: Duration = Duration::from_secs(60);
 
+/// A trim that takes this long is logged (a warning): glibc holds each arena's lock while it
+/// walks it, so the hub's other threads may have waited to allocate meanwhile.
+pub(crate) const SLOW_TRIM: Duration = Duration::from_millis(100);
+
 /// When to trim: what the hub holds is measured on every housekeeping tick (conversations in
 /// memory plus open connections); a trim is due when the measure fell below its highest point
 /// since the last trim (the hub let go of something), or the sweep forgot conversations, and
