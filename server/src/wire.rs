@@ -54,10 +54,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use futures_util::{Sink, Stream};
 use hyper::upgrade::{OnUpgrade, Parts};
 use hyper_util::rt::TokioIo;
 use natter_protocol::ErrorCode;
@@ -72,13 +70,6 @@ use crate::budget::{BURST_SECONDS, FRAME_OVERHEAD};
 use crate::hub::{Hub, Refusal};
 use crate::metrics::Limit;
 use crate::socket::Socket;
-
-/// tungstenite's message types, beside axum's.
-mod ts {
-    pub(super) use tungstenite::protocol::frame::coding::CloseCode;
-    pub(super) use tungstenite::protocol::CloseFrame;
-    pub(super) use tungstenite::{Message, Utf8Bytes};
-}
 
 /// How long the meter may have been holding a client back without a pause before it is cut:
 /// two bursts, the time the app-level meter gives a client sending half again its budget.
@@ -483,88 +474,11 @@ impl AsyncWrite for Metered {
     }
 }
 
-/// An upgraded WebSocket read through the meter, as `axum`'s messages (what `ws::drive` and the
-/// inbox socket speak).
-pub(crate) struct WireSocket {
-    inner: WebSocketStream<Metered>,
-}
-
-fn to_axum(m: ts::Message) -> Option<Message> {
-    Some(match m {
-        ts::Message::Text(t) => {
-            let b = Bytes::from(t);
-            match Utf8Bytes::try_from(b.clone()) {
-                Ok(t) => Message::Text(t),
-                Err(_) => Message::Binary(b),
-            }
-        }
-        ts::Message::Binary(b) => Message::Binary(b),
-        ts::Message::Ping(b) => Message::Ping(b),
-        ts::Message::Pong(b) => Message::Pong(b),
-        ts::Message::Close(c) => Message::Close(c.map(|c| CloseFrame {
-            code: u16::from(c.code),
-            reason: Utf8Bytes::try_from(Bytes::from(c.reason)).unwrap_or_default(),
-        })),
-        ts::Message::Frame(_) => return None,
-    })
-}
-
-fn to_tungstenite(m: Message) -> ts::Message {
-    match m {
-        Message::Text(t) => {
-            let b = Bytes::from(t);
-            match ts::Utf8Bytes::try_from(b.clone()) {
-                Ok(t) => ts::Message::Text(t),
-                Err(_) => ts::Message::Binary(b),
-            }
-        }
-        Message::Binary(b) => ts::Message::Binary(b),
-        Message::Ping(b) => ts::Message::Ping(b),
-        Message::Pong(b) => ts::Message::Pong(b),
-        Message::Close(c) => ts::Message::Close(c.map(|c| ts::CloseFrame {
-            code: ts::CloseCode::from(c.code),
-            reason: ts::Utf8Bytes::try_from(Bytes::from(c.reason)).unwrap_or_default(),
-        })),
-    }
-}
-
-impl Stream for WireSocket {
-    type Item = Result<Message, axum::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            match std::task::ready!(Pin::new(&mut self.inner).poll_next(cx)) {
-                Some(Ok(m)) => {
-                    if let Some(m) = to_axum(m) {
-                        return Poll::Ready(Some(Ok(m)));
-                    }
-                }
-                Some(Err(e)) => return Poll::Ready(Some(Err(axum::Error::new(e)))),
-                None => return Poll::Ready(None),
-            }
-        }
-    }
-}
-
-impl Sink<Message> for WireSocket {
-    type Error = axum::Error;
-
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_ready(cx).map_err(axum::Error::new)
-    }
-
-    fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
-        Pin::new(&mut self.inner).start_send(to_tungstenite(item)).map_err(axum::Error::new)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_flush(cx).map_err(axum::Error::new)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_close(cx).map_err(axum::Error::new)
-    }
-}
+/// An upgraded WebSocket read through the meter. Its messages are tungstenite's, which the hub
+/// speaks throughout (`ws::drive`, the inbox socket): a frame the hub encodes goes out as it is,
+/// and one the library has checked comes in as it is, with no conversion (axum's message types
+/// wrap the same ones, but turning one into the other checks every text's UTF-8 again).
+pub(crate) type WireSocket = WebSocketStream<Metered>;
 
 /// Completes a WebSocket upgrade that `ws` (axum's extractor) has checked — method, `Upgrade`,
 /// `Connection`, version and key — over the metered socket: the `101` answer to return, and
@@ -608,8 +522,7 @@ where
             // Served by something other than the hub's accept loop: hyper's own buffering.
             Err(upgraded) => Metered::new(Box::new(TokioIo::new(upgraded)), Bytes::new(), hub, addr),
         };
-        let inner = WebSocketStream::from_raw_socket(metered, Role::Server, Some(config)).await;
-        serve(WireSocket { inner }).await;
+        serve(WebSocketStream::from_raw_socket(metered, Role::Server, Some(config)).await).await;
     });
     let mut response = Response::new(axum::body::Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

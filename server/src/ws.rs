@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
@@ -51,6 +51,8 @@ use natter_protocol::{close, Auth, ClientMessage, ErrorCode, ServerMessage};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::Message;
 
 use crate::address::{AddrKey, ClientAddr};
 use crate::budget::{self, FrameBudget, Payment};
@@ -208,15 +210,8 @@ pub(crate) async fn upgrade(
 }
 
 /// Whether a read error is tungstenite refusing an oversized frame or message.
-fn is_too_large(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if let Some(t) = s.downcast_ref::<tungstenite::Error>() {
-            return matches!(t, tungstenite::Error::Capacity(_));
-        }
-        source = s.source();
-    }
-    false
+fn is_too_large(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Capacity(_))
 }
 
 /// What a connection does after a step of its loop or a write.
@@ -259,7 +254,7 @@ pub(crate) fn drive<S>(
     params: Box<Params>,
 ) -> impl std::future::Future<Output = ()> + Send
 where
-    S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
+    S: Sink<Message> + Stream<Item = Result<Message, tungstenite::Error>> + Unpin + Send,
 {
     async move {
         // The connection's place goes with its queue; the rest of the box goes to `open`, which
@@ -295,7 +290,7 @@ async fn open<S>(
     mut params: Box<Params>,
 ) -> Option<Client>
 where
-    S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin,
+    S: Sink<Message> + Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
 {
     let who = match params.who.take() {
         Some(who) => *who,
@@ -343,7 +338,7 @@ where
 /// says what to do (4401: a fresh token; 4003: a new session). `None` when it ended.
 async fn authenticate<S>(socket: &mut S, hub: &Hub, params: &mut Params) -> Option<Principal>
 where
-    S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin,
+    S: Sink<Message> + Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
 {
     let deadline = Instant::now() + AUTH_TIMEOUT;
     let mut shutdown = hub.shutdown_signal();
@@ -487,7 +482,7 @@ struct Connection<'a, S> {
 
 impl<S> Connection<'_, S>
 where
-    S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
+    S: Sink<Message> + Stream<Item = Result<Message, tungstenite::Error>> + Unpin + Send,
 {
     /// The connection's loop: pings on the hub's beat, the queue drained to the socket, the
     /// client's frames read, until something says close or the peer is gone with nothing left
@@ -617,7 +612,7 @@ where
 /// left in the socket would make the kernel answer with a reset that can destroy it.
 async fn linger<S>(socket: &mut S, shutdown: &mut watch::Receiver<bool>)
 where
-    S: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    S: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
 {
     let drain = async {
         while let Some(Ok(m)) = socket.next().await {
@@ -635,11 +630,12 @@ where
 
 /// Hands one read result to the client; `false` when the peer's side has ended (closed, gone,
 /// or a read error, after queueing the 1009 answer for an oversized frame).
-async fn on_frame(client: &mut Client, next: Option<Result<Message, axum::Error>>) -> bool {
+async fn on_frame(client: &mut Client, next: Option<Result<Message, tungstenite::Error>>) -> bool {
     match next {
         Some(Ok(Message::Text(text))) => client.on_text(text.as_str()).await,
         Some(Ok(Message::Binary(b))) => client.on_binary(b.len()),
-        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+        // Pings are answered by the library; raw frames are only ever sent, never read.
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
         Some(Ok(Message::Close(_))) | None => return false,
         Some(Err(e)) => {
             if is_too_large(&e) {
@@ -667,7 +663,7 @@ fn reason(code: u16) -> &'static str {
 }
 
 fn close_message(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+    Message::Close(Some(CloseFrame { code: code.into(), reason: reason.into() }))
 }
 
 /// Writes `first` and whatever else is already queued (up to [`MAX_BATCH`] frames) with one
@@ -779,8 +775,8 @@ mod tests {
     /// A socket whose frames go to `out` and come from `input`.
     fn duplex(
         out: mpsc::Sender<Message>,
-        input: mpsc::Receiver<Result<Message, axum::Error>>,
-    ) -> impl Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin + Send {
+        input: mpsc::Receiver<Result<Message, tungstenite::Error>>,
+    ) -> impl Sink<Message> + Stream<Item = Result<Message, tungstenite::Error>> + Unpin + Send {
         let sink = Box::pin(sink::unfold(out, |tx, m: Message| async move {
             tx.send(m).await.map_err(|_| "closed")?;
             Ok::<_, &'static str>(tx)
@@ -832,7 +828,7 @@ mod tests {
         const HEADROOM: usize = 64;
         let hub = test_hub();
         let (out_tx, _out_rx) = mpsc::channel::<Message>(1);
-        let (_in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(1);
+        let (_in_tx, in_rx) = mpsc::channel::<Result<Message, tungstenite::Error>>(1);
         let socket = duplex(out_tx, in_rx);
         let socket_size = std::mem::size_of_val(&socket);
         let params = Box::new(unit_params(&hub));
@@ -856,7 +852,7 @@ mod tests {
         config.idle_timeout = Duration::from_secs(3);
         let hub = test_hub_with(config);
         let (out_tx, mut out_rx) = mpsc::channel::<Message>(1024);
-        let (in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(16);
+        let (in_tx, in_rx) = mpsc::channel::<Result<Message, tungstenite::Error>>(16);
         let params = Box::new(unit_params(&hub));
         let started = Instant::now();
         let task = tokio::spawn(drive(duplex(out_tx, in_rx), hub.clone(), params));
@@ -876,7 +872,7 @@ mod tests {
         let mut close = None;
         while let Ok(m) = out_rx.try_recv() {
             if let Message::Close(Some(f)) = m {
-                close = Some(f.code);
+                close = Some(u16::from(f.code));
             }
         }
         assert_eq!(close, Some(close::STALE));
@@ -888,7 +884,7 @@ mod tests {
     async fn drives_a_connection_over_channels() {
         let hub = test_hub();
         let (out_tx, mut out_rx) = mpsc::channel::<Message>(16);
-        let (in_tx, in_rx) = mpsc::channel::<Result<Message, axum::Error>>(16);
+        let (in_tx, in_rx) = mpsc::channel::<Result<Message, tungstenite::Error>>(16);
         let task = tokio::spawn(drive(duplex(out_tx, in_rx), hub.clone(), Box::new(unit_params(&hub))));
 
         // Nothing but `auth` is taken before the connection says who it is.
@@ -911,7 +907,7 @@ mod tests {
         loop {
             match out_rx.recv().await {
                 Some(Message::Close(Some(f))) => {
-                    assert_eq!(f.code, close::GOING_AWAY);
+                    assert_eq!(u16::from(f.code), close::GOING_AWAY);
                     break;
                 }
                 Some(_) => continue,

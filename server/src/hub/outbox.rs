@@ -16,11 +16,10 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::ws::Utf8Bytes;
 use tokio::sync::Notify;
 
 /// An encoded JSON text frame; cloning shares the bytes.
-pub(crate) type Frame = Utf8Bytes;
+pub(crate) type Frame = tungstenite::Utf8Bytes;
 
 /// What a connection's writer is asked to do.
 #[derive(Debug)]

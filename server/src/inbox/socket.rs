@@ -9,7 +9,7 @@
 //! with 4401 within one interval.
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::Extensions;
 use axum::http::{HeaderMap, StatusCode};
@@ -19,7 +19,9 @@ use natter_protocol::close;
 use natter_protocol::inbox::{InboxCommand, InboxEvent};
 use natter_protocol::ErrorCode;
 use tokio::time::Instant;
+use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::WebSocketConfig;
+use tungstenite::Message;
 
 use super::auth::{check_same_origin, Operator};
 use crate::edge::ApiError;
@@ -57,13 +59,13 @@ pub(crate) async fn upgrade(
 }
 
 fn close_frame(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+    Message::Close(Some(CloseFrame { code: code.into(), reason: reason.into() }))
 }
 
 /// Runs one operator connection until it ends.
 async fn serve<S>(mut socket: S, hub: Hub, operator: Operator, headers: HeaderMap)
 where
-    S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
+    S: Sink<Message> + Stream<Item = Result<Message, tungstenite::Error>> + Unpin + Send,
 {
     let (outbox, mut rx, _control, _live) = hub.open_connection(None);
     let profile = operator.profile();
@@ -126,7 +128,7 @@ where
                         hub.metrics().refusal(r.code);
                         let _ = socket.send(Message::Text(crate::hub::encode(&r.frame()))).await;
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Err(e)) if crate::wire::is_cut(&e) => {
                         end = Some((close::RATE_LIMITED, crate::client::CUT_REASON));
                         break;
