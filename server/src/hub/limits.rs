@@ -261,45 +261,52 @@ impl Hub {
         &self.shared.limits
     }
 
+    /// Takes `cells` of `addr`'s budget in `limiter` (`None`: no limit). Past it, the
+    /// `rate_limited` refusal with how long to wait, counted under `limit`; `say` words it from
+    /// who was refused ([`whose`]: the address or its network), how many times one address's
+    /// allowance that key has, and the wait in milliseconds.
+    fn charge(
+        &self,
+        limiter: &Option<Nested>,
+        addr: AddrKey,
+        cells: u64,
+        limit: Limit,
+        say: impl FnOnce(String, u64, u64) -> String,
+    ) -> Result<(), Refusal> {
+        let Some(limiter) = limiter else { return Ok(()) };
+        let Err(Over { key, times, wait }) = limiter.take(addr, u32::try_from(cells).unwrap_or(u32::MAX))
+        else {
+            return Ok(());
+        };
+        self.shared.metrics.limited(limit);
+        let ms = wait_ms(wait);
+        let mut r = Refusal::new(ErrorCode::RateLimited, say(whose(key), u64::from(times), ms));
+        r.retry_after_ms = Some(ms);
+        Err(r)
+    }
+
     /// Takes one request from `addr`'s budget (`--address-rate-*`).
     pub(crate) fn charge_address(&self, addr: AddrKey) -> Result<(), Refusal> {
-        let Some(limiter) = &self.shared.limits.requests else { return Ok(()) };
-        limiter.take(addr, 1).map_err(|Over { key, times, wait }| {
-            self.shared.metrics.limited(Limit::Address);
-            let config = &self.shared.config;
-            let ms = wait_ms(wait);
-            let mut r = Refusal::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "too many requests from {}: at most {} per second after a burst of {}; wait {ms} ms",
-                    whose(key),
-                    config.address_rate_per_sec * f64::from(times),
-                    u64::from(config.address_rate_burst) * u64::from(times)
-                ),
-            );
-            r.retry_after_ms = Some(ms);
-            r
+        let config = &self.shared.config;
+        self.charge(&self.shared.limits.requests, addr, 1, Limit::Address, |who, times, ms| {
+            format!(
+                "too many requests from {who}: at most {} per second after a burst of {}; wait {ms} ms",
+                config.address_rate_per_sec * times as f64,
+                u64::from(config.address_rate_burst) * times
+            )
         })
     }
 
     /// Takes one new connection from `addr`'s connect budget (`--address-connect-*`), as the
     /// connection is accepted.
     pub(crate) fn charge_connect(&self, addr: AddrKey) -> Result<(), Refusal> {
-        let Some(limiter) = &self.shared.limits.connects else { return Ok(()) };
-        limiter.take(addr, 1).map_err(|Over { key, times, wait }| {
-            self.shared.metrics.limited(Limit::AddressConnects);
-            let config = &self.shared.config;
-            let mut r = Refusal::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "too many new connections from {}: at most {} per second after a burst of {} (--address-connect-rate-per-sec, --address-connect-burst); keep connections open, or retry later",
-                    whose(key),
-                    config.address_connect_rate_per_sec * f64::from(times),
-                    u64::from(config.address_connect_burst) * u64::from(times)
-                ),
-            );
-            r.retry_after_ms = Some(wait_ms(wait));
-            r
+        let config = &self.shared.config;
+        self.charge(&self.shared.limits.connects, addr, 1, Limit::AddressConnects, |who, times, _| {
+            format!(
+                "too many new connections from {who}: at most {} per second after a burst of {} (--address-connect-rate-per-sec, --address-connect-burst); keep connections open, or retry later",
+                config.address_connect_rate_per_sec * times as f64,
+                u64::from(config.address_connect_burst) * times
+            )
         })
     }
 
@@ -307,43 +314,25 @@ impl Hub {
     /// (`--address-frame-budget`); a frame costing more than the whole burst takes the burst.
     /// `Err` is the `rate_limited` refusal saying how long to wait.
     pub(crate) fn charge_address_frames(&self, addr: AddrKey, cost: u64) -> Result<(), Refusal> {
-        let Some(limiter) = &self.shared.limits.frames else { return Ok(()) };
-        let Err(Over { key, times, wait }) = limiter.take(addr, u32::try_from(cost).unwrap_or(u32::MAX))
-        else {
-            return Ok(());
-        };
-        self.shared.metrics.limited(Limit::AddressFrameBudget);
-        let ms = wait_ms(wait);
-        let mut r = Refusal::new(
-            ErrorCode::RateLimited,
+        let budget = self.shared.config.address_frame_budget;
+        self.charge(&self.shared.limits.frames, addr, cost, Limit::AddressFrameBudget, |who, times, ms| {
             format!(
-                "the connections from {} together are sending more than the hub relays for it \
+                "the connections from {who} together are sending more than the hub relays for it \
                  ({} bytes per second, counting each frame once per recipient); wait {ms} ms",
-                whose(key),
-                self.shared.config.address_frame_budget.saturating_mul(u64::from(times))
-            ),
-        );
-        r.retry_after_ms = Some(ms);
-        Err(r)
+                budget.saturating_mul(times)
+            )
+        })
     }
 
     /// Takes one room creation from `addr`'s budget (`--room-creations-per-hour`).
     pub(crate) fn charge_room_creation(&self, addr: AddrKey, room: &str) -> Result<(), Refusal> {
-        let Some(limiter) = &self.shared.limits.rooms else { return Ok(()) };
-        limiter.take(addr, 1).map_err(|Over { key, times, wait }| {
-            self.shared.metrics.limited(Limit::RoomCreations);
-            let ms = wait_ms(wait);
-            let mut r = Refusal::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "room {room:?} would be new, and {} has created {} rooms in the last hour, the most it may (--room-creations-per-hour); use an existing room or wait {} s",
-                    whose(key),
-                    u64::from(self.shared.config.room_creations_per_hour) * u64::from(times),
-                    ms.div_ceil(1000)
-                ),
-            );
-            r.retry_after_ms = Some(ms);
-            r
+        let per_hour = u64::from(self.shared.config.room_creations_per_hour);
+        self.charge(&self.shared.limits.rooms, addr, 1, Limit::RoomCreations, |who, times, ms| {
+            format!(
+                "room {room:?} would be new, and {who} has created {} rooms in the last hour, the most it may (--room-creations-per-hour); use an existing room or wait {} s",
+                per_hour * times,
+                ms.div_ceil(1000)
+            )
         })
     }
 
@@ -351,21 +340,13 @@ impl Hub {
     /// (`--address-conversations-per-hour`, and the multiple of it of each wider IPv6 prefix):
     /// a visitor message that would open a support conversation that has no message yet.
     pub(crate) fn charge_conversation_opening(&self, addr: AddrKey) -> Result<(), Refusal> {
-        let Some(limiter) = &self.shared.limits.openings else { return Ok(()) };
-        limiter.take(addr, 1).map_err(|Over { key, times, wait }| {
-            self.shared.metrics.limited(Limit::ConversationOpenings);
-            let ms = wait_ms(wait);
-            let mut r = Refusal::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "this message would open a new conversation, and {} has opened {} in the last hour, the most it may (--address-conversations-per-hour); continue an existing conversation or wait {} s",
-                    whose(key),
-                    u64::from(self.shared.config.address_conversations_per_hour) * u64::from(times),
-                    ms.div_ceil(1000)
-                ),
-            );
-            r.retry_after_ms = Some(ms);
-            r
+        let per_hour = u64::from(self.shared.config.address_conversations_per_hour);
+        self.charge(&self.shared.limits.openings, addr, 1, Limit::ConversationOpenings, |who, times, ms| {
+            format!(
+                "this message would open a new conversation, and {who} has opened {} in the last hour, the most it may (--address-conversations-per-hour); continue an existing conversation or wait {} s",
+                per_hour * times,
+                ms.div_ceil(1000)
+            )
         })
     }
 
@@ -373,25 +354,16 @@ impl Hub {
     /// (`--address-store-bytes-per-day`); a message larger than the whole budget takes it all.
     /// `Err` is the `rate_limited` refusal saying how long to wait.
     pub(crate) fn charge_store(&self, addr: AddrKey, bytes: usize) -> Result<(), Refusal> {
-        let Some(limiter) = &self.shared.limits.stored else { return Ok(()) };
-        let Err(Over { key, times, wait }) = limiter.take(addr, u32::try_from(bytes).unwrap_or(u32::MAX))
-        else {
-            return Ok(());
-        };
-        self.shared.metrics.limited(Limit::AddressStoreBytes);
-        let ms = wait_ms(wait);
-        let mut r = Refusal::new(
-            ErrorCode::RateLimited,
+        let per_day = self.shared.config.address_store_bytes_per_day;
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        self.charge(&self.shared.limits.stored, addr, bytes, Limit::AddressStoreBytes, |who, times, ms| {
             format!(
-                "{} has had {} bytes of messages stored in the last day, the most it may \
+                "{who} has had {} bytes of messages stored in the last day, the most it may \
                  (--address-store-bytes-per-day); wait {} s",
-                whose(key),
-                self.shared.config.address_store_bytes_per_day.saturating_mul(u64::from(times)),
+                per_day.saturating_mul(times),
                 ms.div_ceil(1000)
-            ),
-        );
-        r.retry_after_ms = Some(ms);
-        Err(r)
+            )
+        })
     }
 
     /// Holds one more connection of `addr` (`--max-connections-per-address`; each wider IPv6
