@@ -97,76 +97,35 @@ async fn ipv4_addresses_are_not_grouped_into_networks() {
     hub.stop().await.expect("stop");
 }
 
-/// WebSockets held open are counted per /48 too: with one connection allowed per address, a /48
-/// holds sixteen however many /64s it opens them from; the upgrade past that is refused `429`
-/// naming the network, and a client in another /48 connects.
-#[tokio::test]
-async fn websockets_held_by_a_slash_48_are_counted_together() {
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket as session `name` for the client `forwarded`, through the proxy.
+async fn open(
+    hub: &TestHub,
+    name: &str,
+    forwarded: &str,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-    let mut config = Config::for_tests();
-    config.max_connections_per_address = Some(1);
-    config.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
-    let hub = TestHub::with(config).await;
-    let open = |i: u32, from: String| {
-        let mut request =
-            hub.ws_url(&common::session(&format!("ws-net-{i}")), "").into_client_request().expect("request");
-        request.headers_mut().insert("x-forwarded-for", from.parse().expect("header"));
-        async move {
-            tokio::time::timeout(common::DEADLINE, tokio_tungstenite::connect_async(request))
-                .await
-                .expect("an answer in time")
-        }
-    };
-    let mut held = Vec::new();
-    let mut refused = None;
-    for i in 0..24u32 {
-        match open(i, format!("2001:db8:dd:{:x}::1", i * 256)).await {
-            Ok((ws, _)) => held.push(ws),
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-                assert_eq!(response.status().as_u16(), 429);
-                let body =
-                    String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned();
-                refused.get_or_insert(body);
-            }
-            Err(other) => panic!("unexpected {other:?}"),
-        }
-    }
-    assert_eq!(held.len(), 16, "sixteen connections for the /48");
-    let body = refused.expect("refused");
-    assert!(body.contains("your network (2001:db8:dd::/48) has 16 connections"), "{body}");
-    assert!(open(99, "2001:db8:ee::1".into()).await.is_ok(), "another /48 connects");
-    drop(held);
+    let mut request = hub.ws_url(&common::session(name), "").into_client_request().expect("request");
+    request.headers_mut().insert("x-forwarded-for", forwarded.parse().expect("header"));
+    tokio::time::timeout(common::DEADLINE, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("an answer in time")
+        .map(|(ws, _)| ws)
 }
 
-/// Connections are a share of the hub's: four /64s of one home line's /56 used to hold four
-/// addresses' quarters, every connection the hub had, and everyone else got `503`. A network
-/// holds at most the quarter one address may; past it the upgrade is refused `429` naming the
-/// network, and an IPv4 client still connects.
-#[tokio::test]
-async fn several_slash_64s_of_one_slash_56_hold_no_more_connections_than_one_address() {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-    let mut config = Config::for_tests();
-    // 40 sockets: a quarter, 10, an address by default, and (the fix) 10 for a /56 too.
-    config.max_connections = Some(40);
-    config.max_connections_per_address = None;
-    config.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
-    let hub = TestHub::with(config).await;
-    let open = |i: u32, from: String| {
-        let mut request =
-            hub.ws_url(&common::session(&format!("ws-56-{i}")), "").into_client_request().expect("request");
-        request.headers_mut().insert("x-forwarded-for", from.parse().expect("header"));
-        async move {
-            tokio::time::timeout(common::DEADLINE, tokio_tungstenite::connect_async(request))
-                .await
-                .expect("an answer in time")
-        }
-    };
+/// Opens one WebSocket for each client of `forwarded`, in order; the ones held, and the body of
+/// the first refusal (every refusal must be a `429`).
+async fn open_each(
+    hub: &TestHub,
+    tag: &str,
+    forwarded: impl Iterator<Item = String>,
+) -> (Vec<Ws>, Option<String>) {
     let mut held = Vec::new();
     let mut refused = None;
-    for i in 0..40u32 {
-        // Round the four /64s of one /56 in turn.
-        match open(i, format!("2001:db8:5600:{:x}::1", i % 4)).await {
-            Ok((ws, _)) => held.push(ws),
+    for (i, from) in forwarded.enumerate() {
+        match open(hub, &format!("{tag}-{i}"), &from).await {
+            Ok(ws) => held.push(ws),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 let body =
                     String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned();
@@ -176,11 +135,47 @@ async fn several_slash_64s_of_one_slash_56_hold_no_more_connections_than_one_add
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
+    (held, refused)
+}
+
+/// WebSockets held open are counted per /48 too: with one connection allowed per address, a /48
+/// holds sixteen however many /64s it opens them from; the upgrade past that is refused `429`
+/// naming the network, and a client in another /48 connects.
+#[tokio::test]
+async fn websockets_held_by_a_slash_48_are_counted_together() {
+    let mut config = Config::for_tests();
+    config.max_connections_per_address = Some(1);
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+    let hub = TestHub::with(config).await;
+    let (held, refused) =
+        open_each(&hub, "ws-net", (0..24u32).map(|i| format!("2001:db8:dd:{:x}::1", i * 256))).await;
+    assert_eq!(held.len(), 16, "sixteen connections for the /48");
+    let body = refused.expect("refused");
+    assert!(body.contains("your network (2001:db8:dd::/48) has 16 connections"), "{body}");
+    assert!(open(&hub, "ws-net-other", "2001:db8:ee::1").await.is_ok(), "another /48 connects");
+    drop(held);
+}
+
+/// Connections are a share of the hub's: four /64s of one home line's /56 used to hold four
+/// addresses' quarters, every connection the hub had, and everyone else got `503`. A network
+/// holds at most the quarter one address may; past it the upgrade is refused `429` naming the
+/// network, and an IPv4 client still connects.
+#[tokio::test]
+async fn several_slash_64s_of_one_slash_56_hold_no_more_connections_than_one_address() {
+    let mut config = Config::for_tests();
+    // 40 sockets: a quarter, 10, an address by default, and (the fix) 10 for a /56 too.
+    config.max_connections = Some(40);
+    config.max_connections_per_address = None;
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+    let hub = TestHub::with(config).await;
+    // Round the four /64s of one /56 in turn.
+    let (held, refused) =
+        open_each(&hub, "ws-56", (0..40u32).map(|i| format!("2001:db8:5600:{:x}::1", i % 4))).await;
     assert_eq!(held.len(), 10, "one address's quarter for the whole /56");
     let body = refused.expect("refused");
     assert!(body.contains("your network (2001:db8:5600::/56) has 10 connections"), "{body}");
-    assert!(open(99, "198.51.100.9".into()).await.is_ok(), "an IPv4 client connects");
-    assert!(open(100, "2001:db8:5601::1".into()).await.is_ok(), "another /48 connects");
+    assert!(open(&hub, "ws-56-v4", "198.51.100.9").await.is_ok(), "an IPv4 client connects");
+    assert!(open(&hub, "ws-56-other", "2001:db8:5601::1").await.is_ok(), "another /48 connects");
     assert!(hub.metric("natter_limited_total{limit=\"connections_per_address\"}").await >= 30);
     drop(held);
 }
