@@ -630,6 +630,48 @@ pub struct History {
     pub last_seq: u64,
 }
 
+impl History {
+    /// Writes a `history` frame around messages that are already JSON text, without parsing
+    /// them: byte for byte what `serde_json` writes for `ServerMessage::History` holding the
+    /// parsed messages. Each of `messages` must be one stored frame (a `user`, `bot`, `agent` or
+    /// `chat` object as [`ServerMessage`] serialises it); it is copied as it is.
+    ///
+    /// The hub keeps stored messages as the text it sends, so a resume is answered by copying
+    /// that text rather than parsing each message and writing it again.
+    pub fn splice<T: AsRef<str>>(
+        room: Option<&str>,
+        messages: &[T],
+        complete: bool,
+        gap: Option<Gap>,
+        last_seq: u64,
+    ) -> String {
+        use core::fmt::Write as _;
+        // Writing a `&str` as JSON cannot fail; an empty string stands in should it ever.
+        let room = room.map(|r| serde_json::to_string(r).unwrap_or_else(|_| "\"\"".into()));
+        let body: usize = messages.iter().map(|m| m.as_ref().len() + 1).sum();
+        let mut out = String::with_capacity(body + room.as_ref().map_or(0, String::len) + 96);
+        out.push_str("{\"type\":\"history\"");
+        if let Some(room) = room {
+            out.push_str(",\"room\":");
+            out.push_str(&room);
+        }
+        out.push_str(",\"messages\":[");
+        for (i, m) in messages.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(m.as_ref());
+        }
+        // Writing to a `String` cannot fail.
+        let _ = write!(out, "],\"complete\":{complete}");
+        if let Some(Gap { from, to }) = gap {
+            let _ = write!(out, ",\"gap\":{{\"from\":{from},\"to\":{to}}}");
+        }
+        let _ = write!(out, ",\"lastSeq\":{last_seq}}}");
+        out
+    }
+}
+
 /// An inclusive range of `seq` numbers that could not be delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -444,3 +444,40 @@ fn a_deleted_room_is_an_error_naming_the_room() {
     let back = serde_json::to_value(&parsed).unwrap();
     assert_eq!(back, serde_json::from_str::<serde_json::Value>(text).unwrap());
 }
+
+#[test]
+fn a_spliced_history_is_the_text_serde_writes() {
+    let mut quoted = conv("q\"1", 7);
+    quoted.message = "a \"quoted\" line\nand a \\ backslash, é, \u{202e}".into();
+    quoted.context = Some(RawJson::from_string(r#"{"seq":0,"page":"/x"}"#.into()).unwrap());
+    let chat = ServerMessage::Chat(RoomMessage {
+        id: "c1".into(),
+        seq: 8,
+        room: "lo\"bby".into(),
+        from: member(),
+        message: "hi".into(),
+        timestamp: "2026-11-30T00:00:00Z".into(),
+    });
+    let stored = [ServerMessage::User(quoted), chat];
+    let texts: Vec<String> = stored.iter().map(|m| serde_json::to_string(m).unwrap()).collect();
+    for room in [None, Some("lo\"bby\u{7}")] {
+        for gap in [None, Some(Gap { from: 2, to: 6 })] {
+            for n in [0, 1, 2] {
+                let parsed = ServerMessage::History(History {
+                    room: room.map(Into::into),
+                    messages: stored[..n].to_vec(),
+                    complete: gap.is_none(),
+                    gap,
+                    last_seq: 8,
+                });
+                let spliced = History::splice(room, &texts[..n], gap.is_none(), gap, 8);
+                assert_eq!(
+                    spliced,
+                    serde_json::to_string(&parsed).unwrap(),
+                    "room {room:?}, gap {gap:?}, {n}"
+                );
+                assert_eq!(ServerMessage::from_json(&spliced).unwrap(), parsed);
+            }
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use natter_hub::store::sqlite::{SqliteOptions, SqliteStore};
-use natter_hub::store::{ConversationKey, Draft, Event, RoomRecord, Store, StoreError};
+use natter_hub::store::{ConversationKey, Draft, Event, RoomRecord, Store, StoreError, StoredFrame};
 use natter_protocol::{ConversationMessage, Member, Pong, RoomMessage, ServerMessage};
 
 fn session(s: &str) -> ConversationKey {
@@ -56,6 +56,11 @@ fn text_of(m: &ServerMessage) -> &str {
         ServerMessage::Chat(c) => &c.message,
         _ => "",
     }
+}
+
+/// The text of a stored frame as a history page holds it.
+fn stored_text(m: &StoredFrame) -> String {
+    text_of(&m.parse().expect("a stored frame parses")).to_owned()
 }
 
 fn open(path: &std::path::Path) -> SqliteStore {
@@ -119,7 +124,7 @@ async fn a_resent_id_gets_its_first_seq_and_is_not_delivered_again() {
     }
     assert_eq!(n, 3, "the duplicate must not be delivered");
     let page = store.history(&a, 0, 10).await.expect("history");
-    let texts: Vec<_> = page.messages.iter().map(text_of).collect();
+    let texts: Vec<_> = page.messages.iter().map(stored_text).collect();
     assert_eq!(texts, ["first", "second"]);
 }
 
@@ -216,17 +221,17 @@ async fn history_pages_recent_and_first_available() {
         append(&store, &a, user_draft("a", &format!("m{i}"), &format!("text {i}"))).await;
     }
     let page = store.history(&a, 3, 4).await.expect("history");
-    let seqs: Vec<_> = page.messages.iter().filter_map(ServerMessage::seq).collect();
+    let seqs: Vec<_> = page.messages.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, [4, 5, 6, 7]);
     assert_eq!((page.last_seq, page.first_available), (10, 1));
-    assert_eq!(text_of(&page.messages[0]), "text 4");
+    assert_eq!(stored_text(&page.messages[0]), "text 4");
     let page = store.history(&a, 10, 4).await.expect("history");
     assert!(page.messages.is_empty());
     let page = store.recent(&a, 3).await.expect("recent");
-    let seqs: Vec<_> = page.messages.iter().filter_map(ServerMessage::seq).collect();
+    let seqs: Vec<_> = page.messages.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, [8, 9, 10]);
     // The stored frame is the whole frame, with its seq and id.
-    let ServerMessage::User(m) = &page.messages[2] else { panic!("a user frame") };
+    let Ok(ServerMessage::User(m)) = page.messages[2].parse() else { panic!("a user frame") };
     assert_eq!((m.id.as_str(), m.seq, m.session_id.as_str()), ("m10", 10, "a"));
 }
 
@@ -252,7 +257,7 @@ async fn everything_survives_reopening_and_seq_and_dedup_carry_on() {
     assert_eq!(append(&store, &session("a"), user_draft("a", "a2", "two again")).await, (2, true));
     assert_eq!(append(&store, &session("a"), user_draft("a", "a3", "three")).await, (3, false));
     let page = store.history(&session("a"), 0, 10).await.expect("history");
-    assert_eq!(page.messages.iter().map(text_of).collect::<Vec<_>>(), ["one", "two", "three"]);
+    assert_eq!(page.messages.iter().map(stored_text).collect::<Vec<_>>(), ["one", "two", "three"]);
     let Ok(Event::Stored { message, .. }) = events.try_recv() else { panic!("one event") };
     assert_eq!(message.seq(), Some(3));
     assert!(events.try_recv().is_err());
@@ -332,7 +337,7 @@ async fn retention_deletes_old_messages_but_never_resets_seq() {
     assert_eq!(append(&store, &a, user_draft("a", "m4", "new")).await, (4, false));
     assert_eq!(append(&store, &a, user_draft("a", "m5", "new")).await, (5, false));
     let page = store.history(&a, 0, 10).await.expect("history");
-    let seqs: Vec<_> = page.messages.iter().filter_map(ServerMessage::seq).collect();
+    let seqs: Vec<_> = page.messages.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, [4, 5]);
     assert_eq!((page.last_seq, page.first_available), (5, 4));
     let recent = store.recent(&a, 10).await.expect("recent");
@@ -373,7 +378,7 @@ async fn memory_database_works_without_a_file() {
     assert_eq!(append(&store, &a, user_draft("a", "m1", "one")).await, (1, true));
     assert_eq!(append(&store, &a, user_draft("a", "m2", "two")).await, (2, false));
     let page = store.history(&a, 1, 10).await.expect("history");
-    assert_eq!(page.messages.iter().map(text_of).collect::<Vec<_>>(), ["two"]);
+    assert_eq!(page.messages.iter().map(stored_text).collect::<Vec<_>>(), ["two"]);
     let record = RoomRecord {
         room: "r".into(),
         name: None,
@@ -511,7 +516,7 @@ async fn a_version_1_database_migrates_to_sender_scoped_ids() {
     // The visitor's id cannot collide with the bot's either.
     assert_eq!(append(&store, &visitor, user_draft("sess-1", "h-1", "mine")).await, (3, false));
     let page = store.history(&room, 0, 10).await.expect("history");
-    assert_eq!(page.messages.iter().map(text_of).collect::<Vec<_>>(), ["from M", "from A"]);
+    assert_eq!(page.messages.iter().map(stored_text).collect::<Vec<_>>(), ["from M", "from A"]);
 }
 
 /// Migrations 2 and 3 as they were written by a hub with the operator inbox and before
@@ -621,7 +626,7 @@ async fn a_database_with_the_operator_inbox_migrates_to_sender_scoped_ids() {
     // The messages, their seqs and the scopes of their ids.
     let visitor = session("sess-1");
     let page = store.history(&visitor, 0, 10).await.expect("history");
-    assert_eq!(page.messages.iter().map(text_of).collect::<Vec<_>>(), ["hi", "hello", "Ada here"]);
+    assert_eq!(page.messages.iter().map(stored_text).collect::<Vec<_>>(), ["hi", "hello", "Ada here"]);
     assert_eq!(append(&store, &visitor, user_draft("sess-1", "m-1", "hi again")).await, (1, true));
     assert_eq!(append(&store, &visitor, user_draft("sess-1", "op-1", "mine")).await, (4, false));
     assert_eq!(append(&store, &visitor, agent_draft("sess-1", "ada", "m-1", "Ada again")).await, (5, false));

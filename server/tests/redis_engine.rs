@@ -277,12 +277,12 @@ async fn history_recent_and_trimming() {
         store.append(&s, user_draft("s", &format!("m{i}"))).await.expect("append");
     }
     let page = store.history(&s, 3, 4).await.expect("history");
-    assert_eq!(page.messages.iter().filter_map(ServerMessage::seq).collect::<Vec<_>>(), [4, 5, 6, 7]);
+    assert_eq!(page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [4, 5, 6, 7]);
     assert_eq!((page.last_seq, page.first_available), (10, 1));
-    let ServerMessage::User(m) = &page.messages[0] else { panic!("user frame") };
+    let Ok(ServerMessage::User(m)) = page.messages[0].parse() else { panic!("user frame") };
     assert_eq!((m.id.as_str(), m.seq, m.message.as_str()), ("m4", 4, "text of m4"));
     let recent = store.recent(&s, 3).await.expect("recent");
-    assert_eq!(recent.messages.iter().filter_map(ServerMessage::seq).collect::<Vec<_>>(), [8, 9, 10]);
+    assert_eq!(recent.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [8, 9, 10]);
     let none = store.history(&s, 0, 0).await.expect("history");
     assert_eq!((none.messages.len(), none.last_seq), (0, 10));
 
@@ -293,7 +293,7 @@ async fn history_recent_and_trimming() {
     let page = store.history(&s, 0, 1000).await.expect("history");
     assert_eq!(page.last_seq, 60);
     assert!(page.first_available > 1 && page.first_available <= 41, "first {}", page.first_available);
-    let seqs: Vec<_> = page.messages.iter().filter_map(ServerMessage::seq).collect();
+    let seqs: Vec<_> = page.messages.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, (page.first_available..=60).collect::<Vec<_>>());
     assert!(seqs.len() >= 20);
     // A kept id is still a duplicate.

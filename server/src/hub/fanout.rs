@@ -15,7 +15,7 @@ use super::conversation::Conversation;
 use super::outbox::{Frame, Offered, Outbox};
 use super::Hub;
 use crate::metrics::Metrics;
-use crate::store::{ConversationKey, Event};
+use crate::store::{ConversationKey, Event, StoredFrame};
 
 /// Encodes a frame once; the bytes are then shared by every recipient.
 pub(crate) fn encode(message: &ServerMessage) -> Frame {
@@ -79,7 +79,7 @@ impl Hub {
                 let frame = encode(&message);
                 let mut state = self.lock();
                 let Some(conv) = state.conversations.get_mut(&key) else { return };
-                conv.ring.push(seq, message);
+                conv.ring.push(StoredFrame { seq, json: frame.clone() });
                 if let Some(delivered) = &conv.delivered {
                     delivered.send_replace(seq);
                 }

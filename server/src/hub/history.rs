@@ -14,7 +14,7 @@ use super::rooms::Joining;
 use super::{Hub, Outbox, Refusal};
 use crate::address::AddrKey;
 use crate::budget::{self, FrameBudget, Payment};
-use crate::store::{ConversationKey, HistoryPage, StoreError};
+use crate::store::{ConversationKey, HistoryPage, StoreError, StoredFrame};
 
 /// What a connection wants on attach: a resume point or the recent history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,11 +49,35 @@ impl<'a> Payer<'a> {
     }
 }
 
-/// What a `history` frame costs the one who asked: its messages' bytes (by [`weight`]) plus
-/// one frame's overhead.
-pub(crate) fn history_cost(history: &History) -> u64 {
-    let bytes: usize = history.messages.iter().map(weight).sum();
-    budget::cost(bytes, 1)
+/// A `history` answer as the hub builds it: the stored frames stay the text they are kept as,
+/// and [`Replay::encode`] splices them into the frame ([`History::splice`]) rather than parse
+/// and write each one again. A resume of 300 messages is then one copy of their bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Replay {
+    /// The room, or none for the support conversation.
+    pub(crate) room: Option<String>,
+    /// Stored frames, in seq order.
+    pub(crate) messages: Vec<StoredFrame>,
+    /// `false` when some of what was asked for could no longer be delivered; `gap` says which.
+    pub(crate) complete: bool,
+    /// The seqs that could not be delivered, when `complete` is false.
+    pub(crate) gap: Option<Gap>,
+    /// The newest seq of the conversation at the time of this answer.
+    pub(crate) last_seq: u64,
+}
+
+impl Replay {
+    /// The `history` frame's JSON text, as `ServerMessage::History` would serialise it.
+    pub(crate) fn encode(&self) -> String {
+        History::splice(self.room.as_deref(), &self.messages, self.complete, self.gap, self.last_seq)
+    }
+
+    /// What the frame costs the one who asked: its messages' bytes (by [`weight`]) plus one
+    /// frame's overhead.
+    pub(crate) fn cost(&self) -> u64 {
+        let bytes: usize = self.messages.iter().map(weight).sum();
+        budget::cost(bytes, 1)
+    }
 }
 
 /// Times the store is read again when the fan-out moved past a page while it was read.
@@ -94,7 +118,7 @@ impl Hub {
         key: ConversationKey,
         since: Since,
         addr: AddrKey,
-    ) -> Result<History, Refusal> {
+    ) -> Result<Replay, Refusal> {
         let mut delivered = {
             let mut state = self.lock();
             // Starting at 0 loses nothing: what was delivered before this point is in the
@@ -134,7 +158,7 @@ impl Hub {
         &self,
         rooms: Vec<(ConversationKey, Since)>,
         addr: AddrKey,
-    ) -> Result<History, Refusal> {
+    ) -> Result<Replay, Refusal> {
         let mut payer = Payer::request(addr);
         let mut delivered = Vec::with_capacity(rooms.len());
         {
@@ -170,7 +194,7 @@ impl Hub {
         };
         match news {
             Some((key, since)) => self.attach(key, *since, None, None, &mut payer).await.map(|(h, _)| h),
-            None => Ok(History { room: None, messages: Vec::new(), complete: true, gap: None, last_seq: 0 }),
+            None => Ok(Replay { room: None, messages: Vec::new(), complete: true, gap: None, last_seq: 0 }),
         }
     }
 
@@ -207,7 +231,7 @@ impl Hub {
         subscribe: Option<(&Outbox, &Arc<str>)>,
         mut joining: Option<Joining<'_>>,
         payer: &mut Payer<'_>,
-    ) -> Result<(History, bool), Refusal> {
+    ) -> Result<(Replay, bool), Refusal> {
         let addr = payer.addr;
         let room = match key {
             ConversationKey::Room(r) => Some(r.to_string()),
@@ -218,7 +242,7 @@ impl Hub {
             let mut state = self.lock();
             let conv = self.conversation(&mut state, key)?;
             if let Some((messages, last_seq)) = self.ring_answer(conv, since) {
-                let mut history = History { room, messages, complete: true, gap: None, last_seq };
+                let mut history = Replay { room, messages, complete: true, gap: None, last_seq };
                 cap_bytes(&mut history, since, self.shared.config.max_replay_bytes);
                 self.pay_history(payer, &history)?;
                 let first = self.register(conv, subscribe, joining.take(), &history);
@@ -235,7 +259,7 @@ impl Hub {
                 continue;
             }
             // The page, then whatever the fan-out delivered since it was read.
-            let page_last = page.messages.last().and_then(ServerMessage::seq).unwrap_or(0);
+            let page_last = page.newest().unwrap_or(0);
             let mut messages = std::mem::take(&mut page.messages);
             if let Some(extra) = conv.ring.since(page_last.max(page.last_seq)) {
                 messages.extend(extra);
@@ -252,8 +276,8 @@ impl Hub {
 
     /// Charges `history`'s bytes to `payer` (see [`Payer`]); `Err` is the `rate_limited`
     /// refusal saying how long to wait. Called under the table's lock: it never waits.
-    fn pay_history(&self, payer: &mut Payer<'_>, history: &History) -> Result<(), Refusal> {
-        let cost = history_cost(history);
+    fn pay_history(&self, payer: &mut Payer<'_>, history: &Replay) -> Result<(), Refusal> {
+        let cost = history.cost();
         let Some(budget) = payer.budget.as_deref_mut() else {
             return self.charge_address_frames(payer.addr, cost);
         };
@@ -279,7 +303,7 @@ impl Hub {
     }
 
     /// Answers from the ring when it can.
-    fn ring_answer(&self, conv: &Conversation, since: Since) -> Option<(Vec<ServerMessage>, u64)> {
+    fn ring_answer(&self, conv: &Conversation, since: Since) -> Option<(Vec<StoredFrame>, u64)> {
         let last = conv.ring.last_seq()?;
         let messages = match since {
             Since::After(after) => conv.ring.since(after)?,
@@ -296,8 +320,8 @@ impl Hub {
             Since::Recent => store.recent(key, self.shared.config.recent).await,
             Since::After(after) => {
                 let page = store.history(key, after, max).await?;
-                let truncated = page.messages.len() >= max
-                    && page.messages.last().and_then(ServerMessage::seq).is_some_and(|s| s < page.last_seq);
+                let truncated =
+                    page.messages.len() >= max && page.newest().is_some_and(|s| s < page.last_seq);
                 if truncated {
                     // More was missed than one resume replays: send the newest ones and report
                     // the older part as a gap.
@@ -316,7 +340,7 @@ impl Hub {
         conv: &mut Conversation,
         subscribe: Option<(&Outbox, &Arc<str>)>,
         joining: Option<Joining<'_>>,
-        history: &History,
+        history: &Replay,
     ) -> bool {
         let Some((outbox, member_id)) = subscribe else { return false };
         conv.subscribers
@@ -327,14 +351,14 @@ impl Hub {
             let info = j.info(conv.members(), history.last_seq);
             self.queue_own(outbox, &ServerMessage::RoomInfo(info));
         }
-        self.queue_own(outbox, &ServerMessage::History(history.clone()));
+        outbox.send(history.encode().into());
         first
     }
 }
 
 /// Keeps a `history` within `max_bytes` (by [`weight`]): the newest messages that fit (at
 /// least one), the older ones reported as a gap when the client asked for them by `after`.
-fn cap_bytes(history: &mut History, since: Since, max_bytes: usize) {
+fn cap_bytes(history: &mut Replay, since: Since, max_bytes: usize) {
     let mut total = 0;
     let keep = history
         .messages
@@ -352,7 +376,7 @@ fn cap_bytes(history: &mut History, since: Since, max_bytes: usize) {
     }
     history.messages.drain(..drop);
     if let Since::After(after) = since {
-        let first = history.messages.first().and_then(ServerMessage::seq).unwrap_or(history.last_seq + 1);
+        let first = history.messages.first().map_or(history.last_seq + 1, |m| m.seq);
         let from = history.gap.map_or(after + 1, |g| g.from);
         history.complete = false;
         history.gap = Some(Gap { from, to: first - 1 });
@@ -361,19 +385,18 @@ fn cap_bytes(history: &mut History, since: Since, max_bytes: usize) {
 
 /// Builds a `history` frame from messages read from the store (+ ring), reporting a gap when
 /// the oldest ones asked for no longer exist or were more than one resume replays.
-fn compose(room: Option<String>, since: Since, messages: Vec<ServerMessage>, last_seq: u64) -> History {
-    let complete = History { room: None, messages: Vec::new(), complete: true, gap: None, last_seq };
+fn compose(room: Option<String>, since: Since, messages: Vec<StoredFrame>, last_seq: u64) -> Replay {
+    let complete = Replay { room: None, messages: Vec::new(), complete: true, gap: None, last_seq };
     match since {
-        Since::Recent => History { room, messages, ..complete },
+        Since::Recent => Replay { room, messages, ..complete },
         Since::After(after) => {
-            let messages: Vec<ServerMessage> =
-                messages.into_iter().filter(|m| m.seq().is_some_and(|s| s > after)).collect();
-            let first = messages.first().and_then(ServerMessage::seq).unwrap_or(last_seq + 1);
+            let messages: Vec<StoredFrame> = messages.into_iter().filter(|m| m.seq > after).collect();
+            let first = messages.first().map_or(last_seq + 1, |m| m.seq);
             if after < last_seq && first > after + 1 {
                 let gap = Gap { from: after + 1, to: first - 1 };
-                History { room, messages, complete: false, gap: Some(gap), last_seq }
+                Replay { room, messages, complete: false, gap: Some(gap), last_seq }
             } else {
-                History { room, messages, ..complete }
+                Replay { room, messages, ..complete }
             }
         }
     }
@@ -385,16 +408,17 @@ mod tests {
 
     use super::*;
 
-    fn messages(seqs: impl IntoIterator<Item = u64>) -> Vec<ServerMessage> {
+    fn messages(seqs: impl IntoIterator<Item = u64>) -> Vec<StoredFrame> {
         seqs.into_iter()
-            .map(|seq| {
-                ServerMessage::User(ConversationMessage { seq, id: format!("m{seq}"), ..Default::default() })
+            .filter_map(|seq| {
+                let m = ConversationMessage { seq, id: format!("m{seq}"), ..Default::default() };
+                StoredFrame::encode(&ServerMessage::User(m))
             })
             .collect()
     }
 
-    fn seqs(h: &History) -> Vec<u64> {
-        h.messages.iter().filter_map(ServerMessage::seq).collect()
+    fn seqs(h: &Replay) -> Vec<u64> {
+        h.messages.iter().map(|m| m.seq).collect()
     }
 
     #[test]

@@ -251,7 +251,13 @@ impl Hub {
                 return Vec::new();
             }
         };
-        turns(page.messages, current, window)
+        match page.parsed() {
+            Ok(messages) => turns(messages, current, window),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the conversation for the reply engine failed");
+                Vec::new()
+            }
+        }
     }
 }
 

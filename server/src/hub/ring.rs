@@ -12,34 +12,13 @@
 
 use std::collections::VecDeque;
 
-use natter_protocol::ServerMessage;
+use crate::store::{HistoryPage, StoredFrame};
 
-use crate::store::HistoryPage;
-
-/// About how many bytes a stored message holds in memory: its variable-length text (message,
-/// context, ids, names) plus a fixed allowance for the struct and its timestamp.
-pub(crate) fn weight(message: &ServerMessage) -> usize {
-    const FIXED: usize = 160;
-    FIXED
-        + match message {
-            ServerMessage::User(m) | ServerMessage::Bot(m) | ServerMessage::Agent(m) => {
-                m.message.len()
-                    + m.id.len()
-                    + m.session_id.len()
-                    + m.context.as_ref().map_or(0, |c| c.len())
-                    + m.author.as_ref().map_or(0, String::len)
-                    + m.category.as_ref().map_or(0, String::len)
-                    + m.reply_to.as_ref().map_or(0, String::len)
-            }
-            ServerMessage::Chat(m) => {
-                m.message.len()
-                    + m.id.len()
-                    + m.room.len()
-                    + m.from.id.len()
-                    + m.from.name.as_ref().map_or(0, String::len)
-            }
-            _ => 0,
-        }
+/// About how many bytes a stored message holds in memory, and costs to send: its frame's JSON
+/// text plus a fixed allowance for the entry that holds it.
+pub(crate) fn weight(message: &StoredFrame) -> usize {
+    const FIXED: usize = 64;
+    FIXED + message.json.len()
 }
 
 /// See the module docs.
@@ -50,8 +29,8 @@ pub(crate) struct Ring {
     max_bytes: usize,
     /// The entries' total weight.
     bytes: usize,
-    /// `(seq, weight, frame)`, oldest first, seqs contiguous.
-    entries: VecDeque<(u64, usize, ServerMessage)>,
+    /// Oldest first, seqs contiguous.
+    entries: VecDeque<StoredFrame>,
     /// The seq the next stored message will have; 0 while unknown (nothing seen, not warmed).
     next: u64,
     /// The ring holds everything the store still has: nothing older exists.
@@ -84,8 +63,8 @@ impl Ring {
     /// Drops the oldest entries until both bounds hold (the newest always stays).
     fn trim(&mut self) {
         while self.entries.len() > 1 && (self.entries.len() > self.capacity || self.bytes > self.max_bytes) {
-            if let Some((_, w, _)) = self.entries.pop_front() {
-                self.bytes -= w;
+            if let Some(m) = self.entries.pop_front() {
+                self.bytes -= weight(&m);
                 self.whole = false;
             }
         }
@@ -97,11 +76,12 @@ impl Ring {
     }
 
     fn first_seq(&self) -> u64 {
-        self.entries.front().map_or(self.next, |e| e.0)
+        self.entries.front().map_or(self.next, |e| e.seq)
     }
 
     /// Records a newly stored message (from the fan-out, in seq order).
-    pub(crate) fn push(&mut self, seq: u64, message: ServerMessage) {
+    pub(crate) fn push(&mut self, message: StoredFrame) {
+        let seq = message.seq;
         if self.next != 0 && seq < self.next {
             return; // already seen
         }
@@ -116,15 +96,14 @@ impl Ring {
             // The first message this ring sees: it holds everything only if nothing came before.
             self.whole = seq == 1;
         }
-        let w = weight(&message);
-        self.entries.push_back((seq, w, message));
-        self.bytes += w;
+        self.bytes += weight(&message);
+        self.entries.push_back(message);
         self.next = seq + 1;
         self.trim();
     }
 
     /// Every message after `after`, if the ring holds all of them.
-    pub(crate) fn since(&self, after: u64) -> Option<Vec<ServerMessage>> {
+    pub(crate) fn since(&self, after: u64) -> Option<Vec<StoredFrame>> {
         let last = self.last_seq()?;
         if after >= last {
             return Some(Vec::new());
@@ -132,25 +111,24 @@ impl Ring {
         if after + 1 < self.first_seq() {
             return None;
         }
-        Some(self.entries.iter().filter(|e| e.0 > after).map(|e| e.2.clone()).collect())
+        Some(self.entries.iter().filter(|e| e.seq > after).cloned().collect())
     }
 
     /// The newest `n` messages, if the ring can tell.
-    pub(crate) fn recent(&self, n: usize) -> Option<Vec<ServerMessage>> {
+    pub(crate) fn recent(&self, n: usize) -> Option<Vec<StoredFrame>> {
         self.last_seq()?;
         if self.entries.len() < n && !self.whole {
             return None;
         }
         let skip = self.entries.len().saturating_sub(n);
-        Some(self.entries.iter().skip(skip).map(|e| e.2.clone()).collect())
+        Some(self.entries.iter().skip(skip).cloned().collect())
     }
 
     /// Merges a page read from the store (before this hub's fan-out entries, or overlapping
     /// them). Returns `false` when page and ring leave a hole between them, so the caller reads
     /// again.
     pub(crate) fn merge(&mut self, page: &HistoryPage) -> bool {
-        let page_last = page.messages.last().and_then(ServerMessage::seq);
-        let Some(page_last) = page_last else {
+        let Some(page_last) = page.newest() else {
             if self.next == 0 {
                 self.next = page.last_seq + 1;
                 self.whole = page.first_available > page.last_seq;
@@ -165,16 +143,15 @@ impl Ring {
             }
             // The newest that fit, taken from the end.
             for m in page.messages.iter().rev() {
-                let Some(seq) = m.seq() else { continue };
                 let w = weight(m);
                 if !self.entries.is_empty() && !self.fits_in_front(w) {
                     break;
                 }
-                self.entries.push_front((seq, w, m.clone()));
+                self.entries.push_front(m.clone());
                 self.bytes += w;
             }
             self.next = page_last + 1;
-            self.whole = self.entries.front().is_some_and(|e| e.0 == page.first_available);
+            self.whole = self.entries.front().is_some_and(|e| e.seq == page.first_available);
             return true;
         }
         let first = self.first_seq();
@@ -182,34 +159,37 @@ impl Ring {
             return false;
         }
         for m in page.messages.iter().rev() {
-            let Some(seq) = m.seq() else { continue };
-            if seq >= first {
+            if m.seq >= first {
                 continue;
             }
             let w = weight(m);
-            if !self.fits_in_front(w) || seq + 1 != self.first_seq() {
+            if !self.fits_in_front(w) || m.seq + 1 != self.first_seq() {
                 break;
             }
-            self.entries.push_front((seq, w, m.clone()));
+            self.entries.push_front(m.clone());
             self.bytes += w;
         }
-        self.whole = self.entries.front().is_some_and(|e| e.0 == page.first_available);
+        self.whole = self.entries.front().is_some_and(|e| e.seq == page.first_available);
         true
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use natter_protocol::ConversationMessage;
+    use natter_protocol::{ConversationMessage, ServerMessage};
 
     use super::*;
 
-    fn msg(seq: u64) -> ServerMessage {
-        ServerMessage::User(ConversationMessage { id: format!("m{seq}"), seq, ..Default::default() })
+    fn stored(m: ConversationMessage) -> StoredFrame {
+        StoredFrame::encode(&ServerMessage::User(m)).expect("a stored kind")
     }
 
-    fn seqs(v: Option<Vec<ServerMessage>>) -> Option<Vec<u64>> {
-        v.map(|v| v.iter().filter_map(ServerMessage::seq).collect())
+    fn msg(seq: u64) -> StoredFrame {
+        stored(ConversationMessage { id: format!("m{seq}"), seq, ..Default::default() })
+    }
+
+    fn seqs(v: Option<Vec<StoredFrame>>) -> Option<Vec<u64>> {
+        v.map(|v| v.iter().map(|m| m.seq).collect())
     }
 
     #[test]
@@ -217,7 +197,7 @@ mod tests {
         let mut r = Ring::new(3, usize::MAX);
         assert_eq!(seqs(r.since(0)), None, "knows nothing yet");
         for s in 1..=5 {
-            r.push(s, msg(s));
+            r.push(msg(s));
         }
         assert_eq!(seqs(r.since(2)), Some(vec![3, 4, 5]));
         assert_eq!(seqs(r.since(5)), Some(vec![]));
@@ -225,14 +205,14 @@ mod tests {
         assert_eq!(seqs(r.recent(2)), Some(vec![4, 5]));
         assert_eq!(seqs(r.recent(10)), None, "older ones may exist");
         let mut r = Ring::new(3, usize::MAX);
-        r.push(1, msg(1));
+        r.push(msg(1));
         assert_eq!(seqs(r.recent(10)), Some(vec![1]), "seq 1 first: nothing older exists");
     }
 
     #[test]
     fn bounded_by_bytes_as_well_as_count() {
         let big = |seq: u64| {
-            ServerMessage::User(ConversationMessage {
+            stored(ConversationMessage {
                 id: format!("m{seq}"),
                 seq,
                 message: "x".repeat(1000),
@@ -242,14 +222,14 @@ mod tests {
         let each = weight(&big(10));
         let mut r = Ring::new(100, each * 3);
         for s in 1..=10 {
-            r.push(s, big(s));
+            r.push(big(s));
         }
         assert_eq!(seqs(r.since(7)), Some(vec![8, 9, 10]), "three fit");
         assert_eq!(seqs(r.since(6)), None, "the rest is the store's to answer");
         assert_eq!(r.bytes(), weight(&big(8)) + weight(&big(9)) + weight(&big(10)));
         // One message larger than the whole bound is still kept: the newest always is.
         let mut r = Ring::new(100, 10);
-        r.push(1, big(1));
+        r.push(big(1));
         assert_eq!(seqs(r.recent(5)), Some(vec![1]));
         // Warming from the store stops at the bound too.
         let mut r = Ring::new(100, weight(&big(5)) * 2);
@@ -262,18 +242,18 @@ mod tests {
     #[test]
     fn warms_from_the_store() {
         let mut r = Ring::new(10, usize::MAX);
-        r.push(4, msg(4));
+        r.push(msg(4));
         let page = HistoryPage { messages: (1..=3).map(msg).collect(), last_seq: 3, first_available: 1 };
         assert!(r.merge(&page));
         assert_eq!(seqs(r.since(0)), Some(vec![1, 2, 3, 4]));
         assert_eq!(seqs(r.recent(10)), Some(vec![1, 2, 3, 4]), "whole conversation held");
         let mut r = Ring::new(10, usize::MAX);
-        r.push(9, msg(9));
+        r.push(msg(9));
         assert!(!r.merge(&page), "hole between 3 and 9");
         let mut r = Ring::new(10, usize::MAX);
         assert!(r.merge(&HistoryPage { messages: vec![], last_seq: 0, first_available: 1 }));
         assert_eq!(seqs(r.recent(5)), Some(vec![]), "empty conversation is known empty");
-        r.push(1, msg(1));
+        r.push(msg(1));
         assert_eq!(seqs(r.since(0)), Some(vec![1]));
     }
 }

@@ -267,9 +267,9 @@ pub(crate) async fn messages(
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let key = ConversationKey::Session(conversation);
     let page = hub.history_page(&key, q.before, limit).await?;
-    let first = page.messages.first().and_then(ServerMessage::seq);
+    let first = page.messages.first().map(|m| m.seq);
     let before = first.filter(|&f| f > page.first_available);
-    let mut messages = page.messages;
+    let mut messages = page.parsed().map_err(Refusal::from)?;
     for m in &mut messages {
         if let ServerMessage::User(c) | ServerMessage::Bot(c) | ServerMessage::Agent(c) = m {
             c.session_id.clone_from(&id);

@@ -11,7 +11,10 @@ use std::sync::Mutex;
 use natter_protocol::ServerMessage;
 use tokio::sync::mpsc;
 
-use super::{Appended, BoxFuture, ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError};
+use super::{
+    Appended, BoxFuture, ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError,
+    StoredFrame,
+};
 
 /// An in-process [`Store`].
 #[derive(Debug, Default)]
@@ -33,7 +36,7 @@ struct Inner {
 #[derive(Debug, Default)]
 struct Log {
     /// Kept messages, oldest first; their seqs are contiguous and end at `last_seq`.
-    messages: VecDeque<ServerMessage>,
+    messages: VecDeque<StoredFrame>,
     last_seq: u64,
     /// sender → id → seq of every message ever stored here, so de-duplication outlives
     /// retention (see [`Draft::sender`]).
@@ -42,10 +45,10 @@ struct Log {
 
 impl Log {
     fn first_available(&self) -> u64 {
-        self.messages.front().and_then(ServerMessage::seq).unwrap_or(self.last_seq + 1)
+        self.messages.front().map_or(self.last_seq + 1, |m| m.seq)
     }
 
-    fn page(&self, messages: Vec<ServerMessage>) -> HistoryPage {
+    fn page(&self, messages: Vec<StoredFrame>) -> HistoryPage {
         HistoryPage { messages, last_seq: self.last_seq, first_available: self.first_available() }
     }
 }
@@ -90,6 +93,12 @@ fn with_seq(mut message: ServerMessage, seq: u64) -> ServerMessage {
 
 impl Store for MemoryStore {
     fn append(&self, key: &ConversationKey, draft: Draft) -> BoxFuture<'_, Result<Appended, StoreError>> {
+        if draft.message.seq().is_none() {
+            return ready(Err(StoreError::Backend(format!(
+                "a {} frame cannot be stored",
+                draft.message.kind()
+            ))));
+        }
         let mut inner = self.lock();
         let log = inner.conversations.entry(key.clone()).or_default();
         let sender = draft.sender().into_owned();
@@ -100,7 +109,10 @@ impl Store for MemoryStore {
         let seq = log.last_seq;
         log.ids.entry(sender).or_default().insert(draft.id, seq);
         let message = with_seq(draft.message, seq);
-        log.messages.push_back(message.clone());
+        // Checked above: a stored kind, so it encodes.
+        if let Some(frame) = StoredFrame::encode(&message) {
+            log.messages.push_back(frame);
+        }
         if let Some(cap) = self.retention {
             while log.messages.len() > cap {
                 log.messages.pop_front();
@@ -118,14 +130,9 @@ impl Store for MemoryStore {
     ) -> BoxFuture<'_, Result<HistoryPage, StoreError>> {
         let inner = self.lock();
         let page = match inner.conversations.get(key) {
-            Some(log) => log.page(
-                log.messages
-                    .iter()
-                    .filter(|m| m.seq().is_some_and(|s| s > after))
-                    .take(limit)
-                    .cloned()
-                    .collect(),
-            ),
+            Some(log) => {
+                log.page(log.messages.iter().filter(|m| m.seq > after).take(limit).cloned().collect())
+            }
             None => HistoryPage { messages: Vec::new(), last_seq: 0, first_available: 1 },
         };
         ready(Ok(page))
@@ -311,7 +318,7 @@ mod tests {
             store.append(&key, draft(id)).await.unwrap();
         }
         let page = store.recent(&key, 10).await.unwrap();
-        assert_eq!(page.messages.iter().filter_map(ServerMessage::seq).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [2, 3]);
         assert_eq!(page.first_available, 2);
         assert!(store.append(&key, draft("a")).await.unwrap().duplicate);
     }

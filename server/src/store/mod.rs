@@ -27,6 +27,7 @@ use std::sync::Arc;
 use natter_protocol::{Member, RawJson, ServerMessage};
 use thiserror::Error;
 use tokio::sync::mpsc;
+use tungstenite::Utf8Bytes;
 
 mod engine;
 pub mod inbox;
@@ -111,16 +112,69 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// A stored message as clients receive it: its frame's JSON text, `seq` set. The same bytes
+/// (reference-counted, not copied) sit in the ring and go to every connection it is sent to,
+/// alone or spliced into a `history` answer ([`History::splice`]); nothing on that path parses
+/// them again.
+///
+/// [`History::splice`]: natter_protocol::History::splice
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFrame {
+    /// The message's seq (the same as in the text).
+    pub seq: u64,
+    /// The frame (`user`, `bot`, `agent` or `chat`) as compact JSON.
+    pub json: Utf8Bytes,
+}
+
+impl StoredFrame {
+    /// A stored frame from a message with its seq set; `None` for a kind that is never stored.
+    pub fn encode(message: &ServerMessage) -> Option<StoredFrame> {
+        let seq = message.seq()?;
+        let json = serde_json::to_string(message).ok()?;
+        Some(StoredFrame { seq, json: json.into() })
+    }
+
+    /// The parsed message, for the few readers that look inside (the reply engine's view of
+    /// the conversation, the operator inbox).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the stored text is not a frame (a damaged store).
+    pub fn parse(&self) -> Result<ServerMessage, StoreError> {
+        ServerMessage::from_json(&self.json).map_err(|e| StoreError::Backend(format!("a stored frame: {e}")))
+    }
+}
+
+impl AsRef<str> for StoredFrame {
+    fn as_ref(&self) -> &str {
+        self.json.as_str()
+    }
+}
+
 /// A page of history.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HistoryPage {
     /// Stored frames with their seq set, oldest first.
-    pub messages: Vec<ServerMessage>,
+    pub messages: Vec<StoredFrame>,
     /// The conversation's newest seq (0 for an empty conversation).
     pub last_seq: u64,
     /// The lowest seq the store still holds (retention or trimming may have dropped older
     /// ones); `last_seq + 1` when the conversation is empty.
     pub first_available: u64,
+}
+
+impl HistoryPage {
+    /// The page's messages parsed (see [`StoredFrame::parse`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] for a stored frame that does not parse.
+    pub fn parsed(&self) -> Result<Vec<ServerMessage>, StoreError> {
+        self.messages.iter().map(StoredFrame::parse).collect()
+    }
+
+    /// The seq of the page's newest message, if it has one.
+    pub fn newest(&self) -> Option<u64> {
+        self.messages.last().map(|m| m.seq)
+    }
 }
 
 /// One item of the ordered delivery stream.

@@ -61,7 +61,10 @@ use tokio::task::JoinHandle;
 mod inbox;
 
 use super::engine::{self, Subscribers};
-use super::{Appended, BoxFuture, ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError};
+use super::{
+    Appended, BoxFuture, ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError,
+    StoredFrame,
+};
 
 /// How to connect a [`RedisStore`].
 #[derive(Debug, Clone)]
@@ -572,7 +575,15 @@ impl Shared {
             Some((id, _)) => StreamId::parse(id).map_or(last_seq + 1, |s| s.0),
             None => last_seq + 1,
         };
-        let messages = entries.iter().map(entry_frame).collect::<Result<Vec<_>, _>>()?;
+        // The stream holds frames with seq 0 (the seq is the entry's id), so each is parsed and
+        // written again with its seq: Redis's history reads cost what SQLite's no longer do.
+        let messages = entries
+            .iter()
+            .map(|e| {
+                entry_frame(e)
+                    .and_then(|m| StoredFrame::encode(&m).ok_or_else(|| backend("an unstored kind")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(HistoryPage { messages, last_seq, first_available })
     }
 

@@ -46,14 +46,16 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use natter_protocol::ServerMessage;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 mod inbox;
 
 use super::engine::{self, Subscribers};
-use super::{Appended, BoxFuture, ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError};
+use super::{
+    Appended, BoxFuture, ConversationKey, Draft, Event, HistoryPage, RoomRecord, Store, StoreError,
+    StoredFrame,
+};
 
 /// How hard a `COMMIT` works to be durable. See the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -554,26 +556,29 @@ fn read_page(conn: &Connection, key: &str, page: Page, limit: usize) -> Result<H
         return Ok(HistoryPage { messages: Vec::new(), last_seq: 0, first_available: 1 });
     };
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let frames: Vec<String> = match page {
+    let row = |row: &rusqlite::Row<'_>| -> rusqlite::Result<StoredFrame> {
+        Ok(StoredFrame { seq: to_u64(row.get(0)?), json: row.get::<_, String>(1)?.into() })
+    };
+    let messages: Vec<StoredFrame> = match page {
         Page::After(after) => {
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT frame FROM messages WHERE conversation = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                    "SELECT seq, frame FROM messages WHERE conversation = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
                 )
                 .map_err(backend)?;
-            let rows = stmt.query_map(params![conversation, to_i64(after), limit], |row| row.get(0));
+            let rows = stmt.query_map(params![conversation, to_i64(after), limit], row);
             rows.and_then(|rows| rows.collect()).map_err(backend)?
         }
         Page::Newest => {
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT frame FROM messages WHERE conversation = ?1 ORDER BY seq DESC LIMIT ?2",
+                    "SELECT seq, frame FROM messages WHERE conversation = ?1 ORDER BY seq DESC LIMIT ?2",
                 )
                 .map_err(backend)?;
-            let rows = stmt.query_map(params![conversation, limit], |row| row.get(0));
-            let mut frames: Vec<String> = rows.and_then(|rows| rows.collect()).map_err(backend)?;
-            frames.reverse();
-            frames
+            let rows = stmt.query_map(params![conversation, limit], row);
+            let mut messages: Vec<StoredFrame> = rows.and_then(|rows| rows.collect()).map_err(backend)?;
+            messages.reverse();
+            messages
         }
     };
     let first: Option<i64> = tx
@@ -581,8 +586,6 @@ fn read_page(conn: &Connection, key: &str, page: Page, limit: usize) -> Result<H
         .and_then(|mut stmt| stmt.query_row([conversation], |row| row.get(0)))
         .map_err(backend)?;
     drop(tx);
-    let messages =
-        frames.iter().map(|f| ServerMessage::from_json(f).map_err(backend)).collect::<Result<Vec<_>, _>>()?;
     let last_seq = to_u64(last_seq);
     Ok(HistoryPage { messages, last_seq, first_available: first.map_or(last_seq + 1, to_u64) })
 }
