@@ -58,6 +58,8 @@ mod inbox;
 mod metrics;
 mod origin_log;
 mod socket;
+#[cfg(test)]
+mod test_log;
 mod wire;
 mod ws;
 

@@ -27,6 +27,15 @@ const ROOM_SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// The shortest room sweep interval, however short the TTL.
 const MIN_ROOM_SWEEP: Duration = Duration::from_millis(200);
 
+/// How often the stall watch looks at the clock (see [`stall_watch`]).
+const STALL_TICK: Duration = Duration::from_millis(100);
+
+/// A wake-up of the stall watch this much later than asked for is logged.
+const STALL_WARNING: Duration = Duration::from_millis(250);
+
+/// The shortest time between two stall warnings.
+const STALL_LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// How many of a connection's latest pings a pong may answer (see [`Hub::answers_ping`]).
 pub(crate) const PING_ROUNDS_ANSWERABLE: u64 = 3;
 
@@ -148,6 +157,31 @@ pub(super) async fn pinger(hub: Hub) {
     }
 }
 
+/// Watches the runtime itself until shutdown: a timer asked for every [`STALL_TICK`] that
+/// fires [`STALL_WARNING`] or more late means every worker thread was kept from running tasks
+/// that long (a long lock, a blocking call on a worker, an allocator stall, a starved CPU) and
+/// every connection waited with it. Logged as a warning with how late, at most once per
+/// [`STALL_LOG_EVERY`], so an operator can tie a latency spike to the hub.
+pub(super) async fn stall_watch(hub: Hub) {
+    let mut shutdown = hub.shutdown_signal();
+    let mut logged: Option<Instant> = None;
+    loop {
+        let asked = Instant::now();
+        tokio::select! {
+            _ = tokio::time::sleep(STALL_TICK) => {}
+            _ = stopped(&mut shutdown) => return,
+        }
+        let late = asked.elapsed().saturating_sub(STALL_TICK);
+        if late >= STALL_WARNING && logged.is_none_or(|t| t.elapsed() >= STALL_LOG_EVERY) {
+            logged = Some(Instant::now());
+            tracing::warn!(
+                late_ms = late.as_millis() as u64,
+                "the hub's runtime stalled: a timer fired late, so every connection waited as long"
+            );
+        }
+    }
+}
+
 /// Periodic housekeeping until shutdown: forget idle conversations and quiet addresses, give
 /// freed memory back to the OS when the hub let go of some (see `hub/trim.rs`), and every
 /// [`ROOM_SWEEP_EVERY`] delete expired empty rooms.
@@ -239,5 +273,27 @@ mod ping_tests {
         assert!(!hub.answers_ping(8, 2, &first), "another connection's ping");
         assert!(!hub.answers_ping(7, 4, &first), "only the last {PING_ROUNDS_ANSWERABLE} rounds count");
         assert!(!hub.answers_ping(7, 0, &[0; 8]));
+    }
+}
+
+#[cfg(test)]
+mod stall_tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// A worker kept from running tasks is said in the log, with how long. The test's runtime
+    /// has one thread, so blocking it (as a long lock or a blocking call would) stalls the
+    /// whole runtime; the watch wakes at least 500 ms after it last asked.
+    #[tokio::test]
+    async fn a_blocked_runtime_is_logged() {
+        let (log, _guard) = crate::test_log::capture();
+        let hub = Hub::for_tests(Config::for_tests());
+        tokio::time::sleep(STALL_TICK / 2).await;
+        std::thread::sleep(Duration::from_millis(600));
+        tokio::time::sleep(STALL_TICK * 3).await;
+        let text = log.text();
+        let line = text.lines().find(|l| l.contains("the hub's runtime stalled")).unwrap_or_default();
+        assert!(line.contains("WARN") && line.contains("late_ms="), "no stall warning:\n{text}");
+        hub.shared.shutdown.send_replace(true);
     }
 }

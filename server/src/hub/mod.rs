@@ -225,6 +225,7 @@ impl Hub {
         tokio::spawn(fanout::run(hub.clone(), events));
         tokio::spawn(lifecycle::housekeeping(hub.clone()));
         tokio::spawn(lifecycle::pinger(hub.clone()));
+        tokio::spawn(lifecycle::stall_watch(hub.clone()));
         tokio::spawn(inbox::availability(hub.clone()));
         hub
     }

@@ -134,8 +134,6 @@ impl FailureLog {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use super::*;
 
     #[test]
@@ -170,29 +168,9 @@ mod tests {
         assert_eq!(t.failed(next + minute * 3, minute, "unreachable", "f"), Next::Write);
     }
 
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("capture").extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_thousand_failures_write_two_warnings() {
-        let capture = Capture::default();
-        let writer = capture.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let (capture, _guard) = crate::test_log::capture();
         let log = FailureLog::new(INTERVAL, "answering with the fallback");
         for i in 0..1000 {
             log.failed(if i % 4 == 0 { "busy" } else { "timeout" }, &format!("failure {i}"), "v");
@@ -200,7 +178,7 @@ mod tests {
         }
         // 10 s of failures, then the rest of the interval passes.
         tokio::time::sleep(INTERVAL).await;
-        let text = String::from_utf8(capture.0.lock().expect("capture").clone()).expect("utf-8");
+        let text = capture.text();
         let warns: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
         assert_eq!(warns.len(), 2, "{text}");
         assert!(warns[0].contains("failure 0"), "{}", warns[0]);

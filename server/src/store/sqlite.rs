@@ -306,6 +306,7 @@ impl SqliteStore {
             max_batch: options.max_batch.max(1),
             retention: options.retention,
             retention_interval: options.retention_interval.max(Duration::from_millis(10)),
+            slow_logged: None,
         };
         let thread = std::thread::Builder::new()
             .name("natter-sqlite-writer".into())
@@ -725,7 +726,17 @@ struct Writer {
     max_batch: usize,
     retention: Option<Duration>,
     retention_interval: Duration,
+    /// When a slow batch was last logged (see [`SLOW_BATCH`]).
+    slow_logged: Option<Instant>,
 }
+
+/// A write batch that takes this long is logged (a warning, at most one per
+/// [`SLOW_BATCH_LOG_EVERY`]): every append in it, and every one queued behind it, waited as
+/// long, so a visitor's message took that much longer to be acknowledged and delivered.
+const SLOW_BATCH: Duration = Duration::from_millis(250);
+
+/// The shortest time between two slow-batch warnings.
+const SLOW_BATCH_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// An append that was written inside the current transaction and waits for its `COMMIT`.
 struct Pending {
@@ -771,12 +782,27 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let (ops, started) = (batch.len(), Instant::now());
             self.process(batch);
+            self.note_slow(ops, started.elapsed());
         }
         // Everyone has hung up: checkpoint so the next open starts from a compact file.
         if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
             tracing::debug!(error = %e, "final WAL checkpoint failed");
         }
+    }
+
+    /// Logs a batch of `ops` operations that took `took` when it is slow (see [`SLOW_BATCH`]).
+    fn note_slow(&mut self, ops: usize, took: Duration) {
+        if took < SLOW_BATCH || self.slow_logged.is_some_and(|t| t.elapsed() < SLOW_BATCH_LOG_EVERY) {
+            return;
+        }
+        self.slow_logged = Some(Instant::now());
+        tracing::warn!(
+            ops,
+            took_ms = took.as_millis() as u64,
+            "a SQLite write batch was slow; messages waited that long to be stored (a slow or busy disk?)"
+        );
     }
 
     /// Writes a batch in one transaction, then emits and answers.
