@@ -182,6 +182,12 @@ pub(crate) async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let config = hub.config();
+        if config.socket_send_buffer > 0 {
+            if let Err(e) = rustix::net::sockopt::set_socket_send_buffer_size(&tcp, config.socket_send_buffer)
+            {
+                tracing::debug!(error = %e, "cannot set SO_SNDBUF (--socket-send-buffer)");
+            }
+        }
         let open = usize::try_from(hub.metrics().sockets.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
         let admission = if open >= limit {
             hub.metrics().limited(Limit::Connections);

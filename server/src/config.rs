@@ -129,9 +129,10 @@ pub struct Config {
     #[arg(long, env = "NATTER_MAX_REPLAY_BYTES", default_value_t = 1_048_576)]
     pub max_replay_bytes: usize,
 
-    /// Most bytes of `history` answers the hub holds at once while they are written to clients
-    /// (a slow reader keeps its answer in memory until it has read it); one client address may
-    /// hold a quarter of it. Past it a resume is answered `unavailable` (or `rate_limited` for
+    /// Most bytes of `history` answers the hub holds at once while they are read from the store
+    /// and written to clients (a WebSocket that does not read keeps its answer's share until
+    /// the answer is in the kernel's send buffer, `--socket-send-buffer`); one client address
+    /// may hold a quarter of it. Past it a resume is answered `unavailable` (or `rate_limited` for
     /// the address's share) with a short `Retry-After`. 0 turns the cap off.
     #[arg(long, env = "NATTER_MAX_REPLAY_IN_FLIGHT", default_value_t = 64 * 1_048_576)]
     pub max_replay_in_flight: usize,
@@ -162,6 +163,14 @@ pub struct Config {
     /// Frames queued per connection before it counts as a slow consumer and is closed with 4001.
     #[arg(long, env = "NATTER_SEND_QUEUE", default_value_t = 256)]
     pub send_queue: usize,
+
+    /// The kernel's send buffer for each connection, in bytes (`SO_SNDBUF`; Linux allocates
+    /// twice this, up to `net.core.wmem_max`). What a peer has not read waits there, then in
+    /// the hub's own queue, where it is counted: a bounded buffer keeps a peer that never
+    /// reads from holding megabytes of kernel memory per connection (the kernel's autotuning
+    /// grows it to `net.ipv4.tcp_wmem`'s maximum, 4 MB by default). 0 leaves it to the kernel.
+    #[arg(long, env = "NATTER_SOCKET_SEND_BUFFER", default_value_t = 65_536)]
+    pub socket_send_buffer: usize,
 
     /// How often the hub pings each WebSocket (`30s`, `500ms`, or a number of milliseconds).
     #[arg(long, env = "NATTER_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
@@ -720,6 +729,7 @@ mod tests {
         assert_eq!(c.address_frame_budget, 8 * 1_048_576);
         assert_eq!((c.address_connect_rate_per_sec, c.address_connect_burst), (50.0, 500));
         assert_eq!(c.max_replay_in_flight, 64 * 1_048_576);
+        assert_eq!(c.socket_send_buffer, 65_536);
         assert_eq!(
             (c.max_polls, c.max_polls_per_address, c.max_connections_per_address),
             (10_000, 512, None)

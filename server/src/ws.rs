@@ -518,8 +518,9 @@ where
                 // Before reading: the answers to one frame are written before the next is read,
                 // which bounds what a client can queue for itself (see `Outbox::send`).
                 item = self.rx.recv() => match item {
-                    Some(Outgoing::Text(frame)) => {
-                        Box::pin(send_batch(self.socket, frame, &mut self.rx, &self.control, &mut self.shutdown)).await
+                    Some(Outgoing::Text(frame, held)) => {
+                        Box::pin(send_batch(self.socket, frame, held, &mut self.rx, &self.control, &mut self.shutdown))
+                            .await
                     }
                     Some(Outgoing::Close(code, reason)) => Next::Close { code, reason },
                     // The fan-out found the queue full (4001): close without draining it.
@@ -668,10 +669,12 @@ fn close_message(code: u16, reason: &'static str) -> Message {
 
 /// Writes `first` and whatever else is already queued (up to [`MAX_BATCH`] frames) with one
 /// flush, giving up like [`send`]. A close found in the queue ends the batch and is what comes
-/// next.
+/// next. What a frame holds (`first_held`, see [`Outgoing::Text`]) is given back once the flush
+/// has handed the batch to the kernel, or when the connection gives up.
 async fn send_batch<Si>(
     sink: &mut Si,
     first: Frame,
+    first_held: Option<Box<Slot>>,
     rx: &mut Receiver,
     control: &Control,
     shutdown: &mut watch::Receiver<bool>,
@@ -680,11 +683,15 @@ where
     Si: Sink<Message> + Unpin,
 {
     let work = async {
+        let mut held: Vec<Box<Slot>> = first_held.into_iter().collect();
         sink.feed(Message::Text(first)).await.map_err(|_| Next::Gone)?;
         let mut then = Next::Continue;
         for _ in 1..MAX_BATCH {
             match rx.try_recv() {
-                Ok(Outgoing::Text(frame)) => sink.feed(Message::Text(frame)).await.map_err(|_| Next::Gone)?,
+                Ok(Outgoing::Text(frame, h)) => {
+                    held.extend(h);
+                    sink.feed(Message::Text(frame)).await.map_err(|_| Next::Gone)?;
+                }
                 Ok(Outgoing::Close(code, reason)) => {
                     then = Next::Close { code, reason };
                     break;
@@ -697,6 +704,7 @@ where
             }
         }
         sink.flush().await.map_err(|_| Next::Gone)?;
+        drop(held);
         Ok::<_, Next>(then)
     };
     tokio::select! {

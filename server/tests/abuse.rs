@@ -684,6 +684,80 @@ async fn history_being_built_is_capped_per_address_and_in_all() {
     assert_eq!(answered_at_once(resume(46)).await.status(), 200);
 }
 
+/// A history answer is held against `--max-replay-in-flight` until it is written, not only
+/// while it is built: a WebSocket that joins a room from the start and never reads keeps its
+/// address's share taken (the kernel's send buffer is bounded, `--socket-send-buffer`, so the
+/// answer cannot all go there). 281 such connections from one address took a hub from 15 MB
+/// to 291 MB, three addresses to 988 MB, when the share was given back once the answer was
+/// queued.
+#[tokio::test]
+async fn unread_history_answers_keep_their_share_until_written() {
+    let mut config = Config::for_tests();
+    config.rate_burst = 0;
+    // One address may hold a quarter: one answer of the room's history, not two.
+    config.max_replay_in_flight = 4 * config.max_replay_bytes;
+    // The deaf reader must outlast the test, not be closed for not reading.
+    config.idle_timeout = Duration::from_secs(300);
+    let hub = TestHub::with(config).await;
+    let (mut writer, _) = hub.tab(&session("archivist")).await;
+    join(&mut writer, "archive", "W").await;
+    let text = "x".repeat(3500);
+    for i in 0..150 {
+        writer
+            .send(json!({"type": "chat", "room": "archive", "id": format!("a-{i}"), "message": text}))
+            .await;
+    }
+    writer.until(|m| matches!(m, ServerMessage::Ack(a) if a.id == "a-149").then_some(())).await;
+
+    // Tabs that will ask for the room's history from the deaf reader's address and another.
+    let mut second = tab_from(&hub, loopback(60), &session("second")).await;
+    let mut other = tab_from(&hub, loopback(61), &session("other")).await;
+
+    // A small receive buffer, a join from the start, and nothing read after that.
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.bind(SocketAddr::new(loopback(60), 0)).expect("bind a loopback address");
+    let tcp =
+        tokio::time::timeout(DEADLINE, socket.connect(hub.addr)).await.expect("in time").expect("connect");
+    let (mut deaf, _) =
+        tokio_tungstenite::client_async(hub.ws_url(&session("deaf"), ""), MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("upgrade");
+    let join_from_start = json!({"type": "join", "room": "archive", "name": "D", "after": 0});
+    deaf.send(Message::Text(join_from_start.to_string().into())).await.expect("send the join");
+    hub.wait_metric("natter_replay_bytes", 400_000).await;
+
+    // Its address cannot have a second answer built meanwhile; another address can.
+    second.send(join_from_start.clone()).await;
+    let refusal = second.expect_error(ErrorCode::RateLimited).await;
+    assert!(refusal.contains("still being written"), "{refusal}");
+    assert_eq!(hub.metric("natter_limited_total{limit=\"replay_in_flight_per_address\"}").await, 1);
+    other.send(join_from_start.clone()).await;
+    let got = other
+        .until(|m| match m {
+            ServerMessage::History(h) if h.room.as_deref() == Some("archive") => Some(h.messages.len()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(got, 150);
+
+    // The deaf reader hangs up: its share is given back, and its address is answered again.
+    drop(deaf);
+    let start = tokio::time::Instant::now();
+    while hub.metric("natter_replay_bytes").await > 0 {
+        assert!(start.elapsed() < DEADLINE, "the share was never given back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    second.send(join_from_start).await;
+    let got = second
+        .until(|m| match m {
+            ServerMessage::History(h) if h.room.as_deref() == Some("archive") => Some(h.messages.len()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(got, 150);
+}
+
 #[tokio::test]
 async fn context_is_capped_in_bytes_and_kept_as_text() {
     let hub = TestHub::start().await;

@@ -160,7 +160,7 @@ mod tests {
 
     fn queued(rx: &mut Receiver) -> Vec<String> {
         std::iter::from_fn(|| match rx.try_recv() {
-            Ok(Outgoing::Text(t)) => Some(t.as_str().to_string()),
+            Ok(Outgoing::Text(t, _)) => Some(t.as_str().to_string()),
             _ => None,
         })
         .collect()
@@ -191,7 +191,7 @@ mod tests {
         assert_eq!(metrics.slow_consumers.load(Ordering::Relaxed), 1, "a slow consumer is counted once");
         assert!(matches!(
             slow.try_recv(),
-            Ok(Outgoing::Text(t)) if t.as_str() == "typing"
+            Ok(Outgoing::Text(t, _)) if t.as_str() == "typing"
         ));
     }
 }

@@ -11,7 +11,7 @@ use super::conversation::{Conversation, Subscriber};
 use super::lifecycle::WaitingPoll;
 use super::ring::weight;
 use super::rooms::Joining;
-use super::{Hub, Outbox, Refusal};
+use super::{Frame, Hub, Outbox, Refusal, Slot};
 use crate::address::AddrKey;
 use crate::budget::{self, FrameBudget, Payment};
 use crate::store::{ConversationKey, HistoryPage, StoreError, StoredFrame};
@@ -244,12 +244,11 @@ impl Hub {
             if let Some((messages, last_seq)) = self.ring_answer(conv, since) {
                 let mut history = Replay { room, messages, complete: true, gap: None, last_seq };
                 cap_bytes(&mut history, since, self.shared.config.max_replay_bytes);
-                self.pay_history(payer, &history)?;
-                let first = self.register(conv, subscribe, joining.take(), &history);
+                let first = self.answer(conv, subscribe, joining.take(), &history, payer, None)?;
                 return Ok((history, first));
             }
         }
-        let _reserved = self.hold_replay(addr, self.shared.config.max_replay_bytes)?;
+        let mut reserved = Some(self.hold_replay(addr, self.shared.config.max_replay_bytes)?);
         for _ in 0..ATTACH_ATTEMPTS {
             let mut page = self.fetch(key, since).await?;
             let mut state = self.lock();
@@ -267,11 +266,43 @@ impl Hub {
             let last_seq = conv.ring.last_seq().unwrap_or(page.last_seq).max(page.last_seq);
             let mut history = compose(room.clone(), since, messages, last_seq);
             cap_bytes(&mut history, since, self.shared.config.max_replay_bytes);
-            self.pay_history(payer, &history)?;
-            let first = self.register(conv, subscribe, joining.take(), &history);
+            let first = self.answer(conv, subscribe, joining.take(), &history, payer, reserved.take())?;
             return Ok((history, first));
         }
         Err(Refusal::new(ErrorCode::Unavailable, "history is changing too fast to read; reconnect"))
+    }
+
+    /// Gives `history` to the one who asked: holds its bytes of `--max-replay-in-flight` for
+    /// a connection (`read`, the reservation its store read took, made the answer's size; else
+    /// a new one), charges it to `payer`, and registers and queues it (see
+    /// [`Hub::register`]). For a connection the reservation travels with the frame and is given
+    /// back once the frame is written (see [`Hub::hold_replay`]); a long-poll's ends here.
+    /// Called under the table's lock: it never waits.
+    fn answer(
+        &self,
+        conv: &mut Conversation,
+        subscribe: Option<(&Outbox, &Arc<str>)>,
+        joining: Option<Joining<'_>>,
+        history: &Replay,
+        payer: &mut Payer<'_>,
+        read: Option<Slot>,
+    ) -> Result<bool, Refusal> {
+        let queued = match subscribe {
+            Some(_) => {
+                let frame = history.encode();
+                let held = match read {
+                    Some(mut slot) => {
+                        slot.resize_replay(frame.len());
+                        slot
+                    }
+                    None => self.hold_replay(payer.addr, frame.len())?,
+                };
+                Some((Frame::from(frame), held))
+            }
+            None => None,
+        };
+        self.pay_history(payer, history)?;
+        Ok(self.register(conv, subscribe, joining, history, queued))
     }
 
     /// Charges `history`'s bytes to `payer` (see [`Payer`]); `Err` is the `rate_limited`
@@ -333,16 +364,18 @@ impl Hub {
         }
     }
 
-    /// Registers a subscriber (and room presence) and queues `room_info` + `history`; returns
-    /// whether this is the member's first connection in the room on this hub.
+    /// Registers a subscriber (and room presence) and queues `room_info` + `history` (`queued`:
+    /// the encoded answer and what it holds until written); returns whether this is the
+    /// member's first connection in the room on this hub.
     fn register(
         &self,
         conv: &mut Conversation,
         subscribe: Option<(&Outbox, &Arc<str>)>,
         joining: Option<Joining<'_>>,
         history: &Replay,
+        queued: Option<(Frame, Slot)>,
     ) -> bool {
-        let Some((outbox, member_id)) = subscribe else { return false };
+        let (Some((outbox, member_id)), Some((frame, held))) = (subscribe, queued) else { return false };
         conv.subscribers
             .insert(outbox.id, Subscriber { outbox: outbox.clone(), member_id: member_id.clone() });
         let mut first = false;
@@ -351,7 +384,7 @@ impl Hub {
             let info = j.info(conv.members(), history.last_seq);
             self.queue_own(outbox, &ServerMessage::RoomInfo(info));
         }
-        outbox.send(history.encode().into());
+        outbox.send_held(frame, held);
         first
     }
 }

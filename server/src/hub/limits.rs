@@ -440,8 +440,11 @@ impl Hub {
 impl Hub {
     /// Holds `bytes` of a `history` answer to `addr` (`--max-replay-in-flight`, a quarter of it
     /// per address and as much for each wider IPv6 prefix, however many /64s it spreads over)
-    /// for as long as the slot lives: the slot goes with the answer's bytes and is
-    /// dropped when they have been written (see `hub::fanout::encode_held`).
+    /// for as long as the slot lives: while the answer is read from the store and built, then,
+    /// for a WebSocket, queued with the frame ([`Outbox::send_held`](super::Outbox::send_held))
+    /// until the connection's writer has handed all of it to the kernel, whose send buffer is
+    /// bounded (`--socket-send-buffer`). A peer that asks for history and never reads it keeps
+    /// its address's share taken, not more memory.
     pub(crate) fn hold_replay(&self, addr: AddrKey, bytes: usize) -> Result<Slot, Refusal> {
         let max = self.shared.config.max_replay_in_flight;
         let limits = &self.shared.limits;
@@ -603,6 +606,27 @@ pub(crate) struct Slot {
     hub: Hub,
     addr: AddrKey,
     hold: Hold,
+}
+
+impl Slot {
+    /// Makes a history reservation ([`Hub::hold_replay`]) exactly `bytes`: what the answer came
+    /// to once built, usually much less than the `--max-replay-bytes` held while it was read.
+    /// Never refuses (the answer exists by now). Other slots are left as they are.
+    pub(crate) fn resize_replay(&mut self, bytes: usize) {
+        let Hold::Replay(old) = self.hold else { return };
+        let limits = &self.hub.shared.limits;
+        {
+            let mut total = limits.replay.lock().unwrap_or_else(|p| p.into_inner());
+            *total = total.saturating_sub(old).saturating_add(bytes);
+        }
+        let mut held = limits.held();
+        for (key, _) in self.addr.nested() {
+            if let Some(entry) = held.get_mut(&key) {
+                entry.replay = entry.replay.saturating_sub(old).saturating_add(bytes);
+            }
+        }
+        self.hold = Hold::Replay(bytes);
+    }
 }
 
 impl Drop for Slot {

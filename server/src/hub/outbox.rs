@@ -24,8 +24,11 @@ pub(crate) type Frame = tungstenite::Utf8Bytes;
 /// What a connection's writer is asked to do.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
-    /// Send a text frame.
-    Text(Frame),
+    /// Send a text frame, then drop what it holds, if anything: a `history` answer's share of
+    /// `--max-replay-in-flight`, given back once the writer has handed the frame to the kernel
+    /// (see [`Outbox::send_held`]). Boxed, so that it costs a pointer: every queued item, and
+    /// every idle connection's future, is as large as the largest variant.
+    Text(Frame, Option<Box<super::Slot>>),
     /// Send a close frame with this code and reason, then end.
     Close(u16, &'static str),
     /// Close at once with this code, dropping what is queued: the connection was told to
@@ -241,7 +244,7 @@ impl Outbox {
     /// operator's inbox or a room's members cut as slow consumers. Messages still go through
     /// [`Outbox::offer`], and a reader that cannot keep up with them is still closed.
     pub(crate) fn offer_passing(&self, frame: Frame) -> Offered {
-        match self.queue.push(Outgoing::Text(frame), Some((self.queue.capacity / 2).max(1))) {
+        match self.queue.push(Outgoing::Text(frame, None), Some((self.queue.capacity / 2).max(1))) {
             Ok(true) => Offered::Queued,
             Ok(false) => Offered::Gone,
             Err(_) => Offered::Skipped,
@@ -250,7 +253,7 @@ impl Outbox {
 
     /// Queues a frame without waiting (fan-out).
     pub(crate) fn offer(&self, frame: Frame) -> Offered {
-        match self.queue.push(Outgoing::Text(frame), Some(self.queue.capacity)) {
+        match self.queue.push(Outgoing::Text(frame, None), Some(self.queue.capacity)) {
             Ok(true) => Offered::Queued,
             Ok(false) => Offered::Gone,
             Err(_) => {
@@ -267,7 +270,14 @@ impl Outbox {
     /// Queues an answer to the connection's own request, past the bound if need be (see the
     /// module doc). `false` when the connection is gone.
     pub(crate) fn send(&self, frame: Frame) -> bool {
-        self.queue.push(Outgoing::Text(frame), None).unwrap_or(true)
+        self.queue.push(Outgoing::Text(frame, None), None).unwrap_or(true)
+    }
+
+    /// Like [`Outbox::send`], for a frame that holds something until it is written: `held` is
+    /// dropped once the connection's writer has handed the frame to the kernel, or with the
+    /// queue when the connection ends first.
+    pub(crate) fn send_held(&self, frame: Frame, held: super::Slot) -> bool {
+        self.queue.push(Outgoing::Text(frame, Some(Box::new(held))), None).unwrap_or(true)
     }
 
     /// Tells the connection that the hub took it out of `room` (the room was deleted): its
@@ -308,14 +318,14 @@ mod tests {
         assert_eq!(control.closed().await, natter_protocol::close::SLOW_CONSUMER);
         // The writer is told to stop before anything queued.
         assert!(matches!(rx.recv().await, Some(Outgoing::Stop(natter_protocol::close::SLOW_CONSUMER))));
-        assert!(matches!(rx.try_recv(), Ok(Outgoing::Text(t)) if t.as_str() == "a"));
-        assert!(matches!(rx.try_recv(), Ok(Outgoing::Text(t)) if t.as_str() == "b"));
+        assert!(matches!(rx.try_recv(), Ok(Outgoing::Text(t, _)) if t.as_str() == "a"));
+        assert!(matches!(rx.try_recv(), Ok(Outgoing::Text(t, _)) if t.as_str() == "b"));
         assert_eq!(rx.try_recv().err(), Some(Empty));
         let second = outbox.clone();
         drop(outbox);
         assert!(second.send(text("e")));
         drop(second);
-        assert!(matches!(rx.try_recv(), Ok(Outgoing::Text(t)) if t.as_str() == "e"));
+        assert!(matches!(rx.try_recv(), Ok(Outgoing::Text(t, _)) if t.as_str() == "e"));
 
         // A queue that was never told to stop ends when its last sender leaves.
         let (outbox, mut rx, _control) = Outbox::new(2, 2);
@@ -323,7 +333,7 @@ mod tests {
         drop(outbox);
         assert!(second.send(text("f")));
         drop(second);
-        assert!(matches!(rx.recv().await, Some(Outgoing::Text(t)) if t.as_str() == "f"));
+        assert!(matches!(rx.recv().await, Some(Outgoing::Text(t, _)) if t.as_str() == "f"));
         assert!(rx.recv().await.is_none());
     }
 
@@ -339,7 +349,7 @@ mod tests {
         let closed = tokio::time::timeout(std::time::Duration::from_millis(10), control.closed()).await;
         assert!(closed.is_err(), "skipped, not closed");
         let mut got = Vec::new();
-        while let Ok(Outgoing::Text(t)) = rx.try_recv() {
+        while let Ok(Outgoing::Text(t, _)) = rx.try_recv() {
             got.push(t.as_str().to_owned());
         }
         assert_eq!(got, ["t1", "m1", "m2", "m3"]);
@@ -354,8 +364,8 @@ mod tests {
         // The fan-out still finds the queue full.
         assert_eq!(outbox.offer(text("c")), Offered::Full(true));
         assert_eq!(control.closed().await, natter_protocol::close::SLOW_CONSUMER);
-        assert!(matches!(rx.try_recv(), Ok(Outgoing::Text(t)) if t.as_str() == "a"));
-        assert!(matches!(rx.try_recv(), Ok(Outgoing::Text(t)) if t.as_str() == "b"));
+        assert!(matches!(rx.try_recv(), Ok(Outgoing::Text(t, _)) if t.as_str() == "a"));
+        assert!(matches!(rx.try_recv(), Ok(Outgoing::Text(t, _)) if t.as_str() == "b"));
         assert!(
             matches!(rx.try_recv(), Ok(Outgoing::Close(code, _)) if code == natter_protocol::close::TOO_BIG)
         );

@@ -99,7 +99,8 @@ where
                 }
             }
             item = rx.recv() => match item {
-                Some(Outgoing::Text(frame)) => {
+                // Operators are sent no history answers, so nothing is held.
+                Some(Outgoing::Text(frame, _)) => {
                     if socket.send(Message::Text(frame)).await.is_err() {
                         break;
                     }
