@@ -92,7 +92,8 @@ impl Client {
     ) -> Result<Client, Refusal> {
         let Opened { page, browser, since, addr, mut budget } = opened;
         let mut payer = Payer::connection(addr, &mut budget);
-        let session = hub.attach_session(&who.conversation, since, &outbox, &who.member_id, &mut payer).await?;
+        let session =
+            hub.attach_session(&who.conversation, since, &outbox, &who.member_id, &mut payer).await?;
         hub.greet_visitor(&who.conversation, &outbox).await;
         let renewals = Instant::now();
         Ok(Client {
@@ -482,7 +483,11 @@ impl Client {
 /// idle connection's task is smaller by an empty map (see `ws::tests::idle_connection_stays_small`).
 #[derive(Debug, Default)]
 #[allow(clippy::box_collection)] // on purpose: 8 bytes inline instead of an empty map's 48
-struct Joined(Option<Box<HashMap<Arc<str>, (Member, Option<Slot>)>>>);
+struct Joined(Option<Box<HashMap<Arc<str>, InRoom>>>);
+
+/// One joined room: the member as shown in it, and the use of its conversation held for the
+/// connection's address (`--max-conversations-per-address`; `None` when there is no limit).
+type InRoom = (Member, Option<Slot>);
 
 impl Joined {
     fn get_key_value(&self, room: &str) -> Option<(&Arc<str>, &Member)> {

@@ -24,8 +24,10 @@ fn loopback(last: u8) -> IpAddr {
 async fn connect_from(hub: &TestHub, from: IpAddr, session: &str) -> Tab {
     let socket = TcpSocket::new_v4().expect("socket");
     socket.bind(SocketAddr::new(from, 0)).expect("bind a loopback address");
-    let tcp =
-        tokio::time::timeout(DEADLINE, socket.connect(hub.addr)).await.expect("connect in time").expect("connect");
+    let tcp = tokio::time::timeout(DEADLINE, socket.connect(hub.addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
     let (ws, _) = tokio_tungstenite::client_async(hub.ws_url(session, ""), MaybeTlsStream::Plain(tcp))
         .await
         .expect("upgrade");
@@ -127,7 +129,7 @@ async fn one_address_keeps_at_most_a_quarter_of_the_conversations_in_memory() {
     // Another address polls ten rooms that do not exist: it holds its quarter while it waits…
     let poller = loopback(60);
     let rooms: Vec<String> = (0..10).map(|i| format!("ghost-{i}")).collect();
-    let url = hub.url(&format!("/api/chat/poll?rooms={}&after={}", rooms.join(","), vec!["0"; 10].join(",")));
+    let url = hub.url(&format!("/api/chat/poll?rooms={}&after={}", rooms.join(","), ["0"; 10].join(",")));
     let waiting = tokio::spawn(http_from(poller).get(url).send());
     hub.wait_metric("natter_polls_waiting", 1).await;
     // …so a tab of it is refused, while others still get in.

@@ -264,10 +264,17 @@ impl Limits {
 
     /// Forgets addresses and networks whose buckets are full again (housekeeping).
     pub(super) fn purge(&self) {
-        for limiter in
-            [&self.requests, &self.preflights, &self.connects, &self.rooms, &self.openings, &self.frames, &self.stored]
-                .into_iter()
-                .flatten()
+        for limiter in [
+            &self.requests,
+            &self.preflights,
+            &self.connects,
+            &self.rooms,
+            &self.openings,
+            &self.frames,
+            &self.stored,
+        ]
+        .into_iter()
+        .flatten()
         {
             limiter.purge();
         }
