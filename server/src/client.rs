@@ -477,16 +477,16 @@ impl Client {
     }
 }
 
-/// The rooms a connection joined, with the member as shown in each and the use of the room's
-/// conversation held for the connection's address (given back when the room is left). Most connections (a
-/// visitor's support chat) join none, so the table exists only from the first join on: every
-/// idle connection's task is smaller by an empty map (see `ws::tests::idle_connection_stays_small`).
+/// The rooms a connection joined, each with an [`InRoom`]. Most connections (a visitor's
+/// support chat) join none, so the table exists only from the first join on: every idle
+/// connection's task is smaller by an empty map (see `ws::tests::idle_connection_stays_small`).
 #[derive(Debug, Default)]
 #[allow(clippy::box_collection)] // on purpose: 8 bytes inline instead of an empty map's 48
 struct Joined(Option<Box<HashMap<Arc<str>, InRoom>>>);
 
-/// One joined room: the member as shown in it, and the use of its conversation held for the
-/// connection's address (`--max-conversations-per-address`; `None` when there is no limit).
+/// One joined room: the member as shown in it (the name given on join), and the use of its
+/// conversation held for the connection's address (`--max-conversations-per-address`; `None`
+/// when there is no limit), given back when the room is left.
 type InRoom = (Member, Option<Slot>);
 
 impl Joined {

@@ -16,9 +16,8 @@
 //! cannot multiply its budget by spreading over its 65,536 /64s. The wider ones allow a multiple
 //! of the /64's rates ([`crate::address::WIDER`]); a count that is a share of a hub-wide cap
 //! (connections, conversations, long-polls, history bytes, reply places and call turns) a
-//! network may hold
-//! only as much of as one holder may (a quarter of the cap, see [`most`]), or one /56 would
-//! take it all. Rates are GCRA buckets per key (`governor`'s keyed
+//! network may hold only as much of as one holder may (a quarter of the cap, see [`most`]), or
+//! one /56 would take it all. Rates are GCRA buckets per key (`governor`'s keyed
 //! limiter, one per prefix length, purged of idle keys by housekeeping), checked narrowest
 //! first; what is held open is counted in one table, each count owned by a [`Slot`] that gives
 //! it back (at every prefix) when dropped.
@@ -462,17 +461,17 @@ impl Hub {
         let over = addr.nested().find_map(|(key, times)| {
             let most = most(max, times, share);
             let taken = held.get(&key).map_or(0, |h| h.conversations);
-            (taken.saturating_add(uses) > most).then_some((key, most))
+            (taken.saturating_add(uses) > most).then_some((key, taken, most))
         });
-        if let Some((key, most)) = over {
+        if let Some((key, taken, most)) = over {
             drop(held);
             self.shared.metrics.limited(Limit::ConversationsPerAddress);
             let mut r = Refusal::new(
                 ErrorCode::RateLimited,
                 format!(
-                    "{} keeps {most} conversations in memory already (its connections' own, the rooms they \
-                     joined, those its long-polls wait on), the most it may (--max-conversations-per-address); \
-                     leave a room or close a connection first",
+                    "{} keeps {taken} conversations in memory (its connections' own, the rooms they joined, \
+                     those its long-polls wait on) and may keep {most} (--max-conversations-per-address); \
+                     this needs {uses} more: leave a room or close a connection first",
                     whose(key)
                 ),
             );
