@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use crate::address::AddrKey;
 use crate::budget::{self, FrameBudget, Payment};
 use crate::clock::now_rfc3339;
-use crate::hub::{encode, Hub, Outbox, Payer, Refusal, Since};
+use crate::hub::{encode, Hub, Outbox, Payer, Refusal, Since, Slot};
 use crate::identity::Principal;
 use crate::metrics::Limit;
 use crate::store::ConversationKey;
@@ -52,6 +52,10 @@ pub(crate) struct Client {
     browser: Option<Box<str>>,
     /// Joined rooms, with the member as shown in each (the name given on join).
     rooms: Joined,
+    /// The use of its own conversation this connection holds for its address
+    /// (`--max-conversations-per-address`); boxed, as every byte here is in every idle
+    /// connection (see `ws::tests::idle_connection_stays_small`).
+    _session: Option<Box<Slot>>,
     /// The client address, whose budget messages and joins draw on.
     addr: AddrKey,
     /// What the connection may still make the hub send.
@@ -88,10 +92,22 @@ impl Client {
     ) -> Result<Client, Refusal> {
         let Opened { page, browser, since, addr, mut budget } = opened;
         let mut payer = Payer::connection(addr, &mut budget);
-        hub.attach_session(&who.conversation, since, &outbox, &who.member_id, &mut payer).await?;
+        let session =
+            hub.attach_session(&who.conversation, since, &outbox, &who.member_id, &mut payer).await?;
         hub.greet_visitor(&who.conversation, &outbox).await;
         let renewals = Instant::now();
-        Ok(Client { hub, outbox, who, page, browser, rooms: Joined::default(), addr, budget, renewals })
+        Ok(Client {
+            hub,
+            outbox,
+            who,
+            page,
+            browser,
+            rooms: Joined::default(),
+            _session: session.map(Box::new),
+            addr,
+            budget,
+            renewals,
+        })
     }
 
     /// When the connection's identity token has expired (`now` in seconds since the epoch),
@@ -374,8 +390,8 @@ impl Client {
                 let member = Member { id: self.who.member_id.to_string(), name, verified };
                 let since = join.after.map_or(Since::Recent, Since::After);
                 let mut payer = Payer::connection(self.addr, &mut self.budget);
-                self.hub.join_room(&room, &member, since, &self.outbox, &mut payer).await?;
-                self.rooms.insert(room, member);
+                let held = self.hub.join_room(&room, &member, since, &self.outbox, &mut payer).await?;
+                self.rooms.insert(room, member, held);
             }
             ClientMessage::Leave(leave) => {
                 check_room(&leave.room)?;
@@ -461,16 +477,21 @@ impl Client {
     }
 }
 
-/// The rooms a connection joined, with the member as shown in each. Most connections (a
-/// visitor's support chat) join none, so the table exists only from the first join on: every
-/// idle connection's task is smaller by an empty map (see `ws::tests::idle_connection_stays_small`).
+/// The rooms a connection joined, each with an [`InRoom`]. Most connections (a visitor's
+/// support chat) join none, so the table exists only from the first join on: every idle
+/// connection's task is smaller by an empty map (see `ws::tests::idle_connection_stays_small`).
 #[derive(Debug, Default)]
 #[allow(clippy::box_collection)] // on purpose: 8 bytes inline instead of an empty map's 48
-struct Joined(Option<Box<HashMap<Arc<str>, Member>>>);
+struct Joined(Option<Box<HashMap<Arc<str>, InRoom>>>);
+
+/// One joined room: the member as shown in it (the name given on join), and the use of its
+/// conversation held for the connection's address (`--max-conversations-per-address`; `None`
+/// when there is no limit), given back when the room is left.
+type InRoom = (Member, Option<Slot>);
 
 impl Joined {
     fn get_key_value(&self, room: &str) -> Option<(&Arc<str>, &Member)> {
-        self.0.as_ref()?.get_key_value(room)
+        self.0.as_ref()?.get_key_value(room).map(|(k, (m, _))| (k, m))
     }
 
     fn contains_key(&self, room: &str) -> bool {
@@ -481,8 +502,8 @@ impl Joined {
         self.0.as_ref().map_or(0, |m| m.len())
     }
 
-    fn insert(&mut self, room: Arc<str>, member: Member) {
-        self.0.get_or_insert_with(Box::default).insert(room, member);
+    fn insert(&mut self, room: Arc<str>, member: Member, held: Option<Slot>) {
+        self.0.get_or_insert_with(Box::default).insert(room, (member, held));
     }
 
     fn remove(&mut self, room: &str) {
@@ -492,7 +513,7 @@ impl Joined {
     }
 
     fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Member)> {
-        self.0.iter().flat_map(|m| m.iter())
+        self.0.iter().flat_map(|m| m.iter()).map(|(k, (m, _))| (k, m))
     }
 }
 

@@ -117,6 +117,16 @@ pub struct Config {
     #[arg(long, env = "NATTER_MAX_CONVERSATIONS", default_value_t = 50_000)]
     pub max_conversations: usize,
 
+    /// Most uses of conversations one client address (and each wider IPv6 network) keeps in
+    /// memory at once: each of its WebSockets' own conversation and every room it joined, and
+    /// every conversation one of its long-polls waits on. A conversation in use is never
+    /// forgotten, so without this one address in rooms could hold every `--max-conversations`
+    /// place and have every new visitor refused. Past it a `join`, a connection or a poll is
+    /// refused `rate_limited` (429) until the address leaves something. 0 for no limit.
+    /// Default: a quarter of --max-conversations.
+    #[arg(long, env = "NATTER_MAX_CONVERSATIONS_PER_ADDRESS")]
+    pub max_conversations_per_address: Option<usize>,
+
     /// Messages of history sent to a connection that gives no `after` (a new tab).
     #[arg(long, env = "NATTER_RECENT", default_value_t = 50)]
     pub recent: usize,
@@ -620,6 +630,12 @@ impl Config {
         self.max_connections_per_address.unwrap_or_else(|| CONNECTIONS_PER_ADDRESS.min(global / 4).max(1))
     }
 
+    /// The `--max-conversations-per-address` in force: the flag, or a quarter of
+    /// `--max-conversations` (at least 1). `0` is no limit.
+    pub fn conversations_per_address(&self) -> usize {
+        self.max_conversations_per_address.unwrap_or((self.max_conversations / 4).max(1))
+    }
+
     /// Who may join rooms: `--room-access`, or its default (`identified` when identity tokens
     /// can be verified, `open` otherwise).
     pub fn room_access(&self) -> RoomAccess {
@@ -651,6 +667,7 @@ impl Config {
         c.address_connect_burst = 0;
         c.address_frame_budget = 0;
         c.max_connections_per_address = Some(0);
+        c.max_conversations_per_address = Some(0);
         c.max_polls_per_address = 0;
         c.room_creations_per_hour = 0;
         c.address_conversations_per_hour = 0;
@@ -738,6 +755,11 @@ mod tests {
         assert_eq!(c.connections_per_address(960), 240, "a quarter of a small hub");
         let no_limit = Config::parse_from(["natter-hub", "--max-connections-per-address", "0"]);
         assert_eq!(no_limit.connections_per_address(960), 0);
+        assert_eq!((c.max_conversations, c.conversations_per_address()), (50_000, 12_500));
+        let small = Config::parse_from(["natter-hub", "--max-conversations", "2"]);
+        assert_eq!(small.conversations_per_address(), 1, "never 0, which would be no limit");
+        let set = Config::parse_from(["natter-hub", "--max-conversations-per-address", "0"]);
+        assert_eq!(set.conversations_per_address(), 0);
         assert_eq!((c.room_creations_per_hour, c.max_rooms_per_connection), (600, 100));
         assert_eq!(c.room_creation, RoomCreation::Join, "a join makes a room, as before the flag");
         let api = Config::parse_from(["natter-hub", "--room-creation", "api"]);

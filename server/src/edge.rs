@@ -160,6 +160,28 @@ pub(crate) async fn admit(State(hub): State<Hub>, mut request: Request, next: Ne
     next.run(request).await
 }
 
+/// Middleware outside the CORS layer of `/api`, which answers preflights itself: takes a CORS
+/// preflight (`OPTIONS`) from its address's preflight bucket (`Hub::charge_preflight`: as large
+/// as `--address-rate-*`, kept apart from it), answering `429` with `Retry-After` when it is
+/// spent; every other request passes on to [`admit`]. Without it one address sent 9,930
+/// preflights a second, every one answered. The browser caches a preflight for
+/// [`PREFLIGHT_MAX_AGE`], per URL.
+pub(crate) async fn admit_preflight(State(hub): State<Hub>, request: Request, next: Next) -> Response {
+    if request.method() == axum::http::Method::OPTIONS {
+        let client = client_of_request(&hub, request.extensions(), request.headers());
+        if let Err(refusal) = hub.charge_preflight(client.key()) {
+            return ApiError::from(refusal).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// How long a browser may keep a preflight's answer (`Access-Control-Max-Age`): the widget's
+/// sends (one URL) and an idle tab's re-polls (the same URL until a message arrives) are then
+/// not preflighted again. Ten minutes: a hub upgrade that changes what it allows reaches every
+/// browser soon.
+pub(crate) const PREFLIGHT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The client address of a request (the socket's peer, or the address a `--trusted-proxy`
 /// names), worked out without charging its budget: for routes that keep budgets of their own
 /// (the inbox's sign-in).

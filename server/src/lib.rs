@@ -341,6 +341,7 @@ fn router(hub: Hub, widget: Arc<assets::WidgetSource>) -> Router {
         // an anonymous session in `X-Natter-Session` (also how a newly issued one comes back).
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, session_header.clone()])
         .expose_headers([session_header, header::RETRY_AFTER])
+        .max_age(edge::PREFLIGHT_MAX_AGE)
         .allow_origin(if config.allowed_origins.is_empty() {
             AllowOrigin::any()
         } else {
@@ -363,9 +364,13 @@ fn router(hub: Hub, widget: Arc<assets::WidgetSource>) -> Router {
         .route("/api/rooms/{room}", get(http::room_info).put(http::put_room).delete(http::delete_room))
         .layer(DefaultBodyLimit::max(config.max_frame))
         .layer(axum::middleware::from_fn_with_state(hub.clone(), edge::admit))
-        // Outermost, so that refusals by `admit` (429) carry CORS headers too: a page's script
-        // can then read the status and `Retry-After` instead of seeing a network error.
-        .layer(cors);
+        // Outside `admit`, so that refusals by `admit` (429) carry CORS headers too: a page's
+        // script can then read the status and `Retry-After` instead of seeing a network error.
+        .layer(cors)
+        // Outermost: the CORS layer answers preflights without passing them on, so they are
+        // charged here, before it (a refused preflight is a network error to the page whatever
+        // headers it carries, so it needs none).
+        .layer(axum::middleware::from_fn_with_state(hub.clone(), edge::admit_preflight));
     // Everything else a client can ask for — health, metrics, the demo page, the widget's files
     // (its wasm module fetched in a loop on one keep-alive connection was 16 GB in half a
     // minute) — is one request of its address's budget too.

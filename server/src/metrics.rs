@@ -41,6 +41,9 @@ pub(crate) enum Limit {
     ReplayInFlightPerAddress,
     /// `--max-conversations`, when no conversation could be forgotten.
     Conversations,
+    /// `--max-conversations-per-address`: a join, connection or long-poll of an address that
+    /// keeps its most conversations in memory.
+    ConversationsPerAddress,
     /// `--room-creations-per-hour`.
     RoomCreations,
     /// `--max-context`.
@@ -60,11 +63,14 @@ pub(crate) enum Limit {
     AddressStoreBytes,
     /// `--min-free-disk`: a client's message refused because the database's disk is almost full.
     MinFreeDisk,
+    /// CORS preflights (`OPTIONS /api/…`) of one address past their own bucket, the size of
+    /// `--address-rate-*`.
+    Preflights,
 }
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 24] = [
+    pub(crate) const ALL: [Limit; 26] = [
         Limit::Session,
         Limit::Address,
         Limit::AddressConnects,
@@ -80,6 +86,7 @@ impl Limit {
         Limit::ReplayInFlight,
         Limit::ReplayInFlightPerAddress,
         Limit::Conversations,
+        Limit::ConversationsPerAddress,
         Limit::RoomCreations,
         Limit::Context,
         Limit::Renewals,
@@ -89,6 +96,7 @@ impl Limit {
         Limit::ConversationOpenings,
         Limit::AddressStoreBytes,
         Limit::MinFreeDisk,
+        Limit::Preflights,
     ];
 
     /// The label value in `/metrics`.
@@ -109,6 +117,7 @@ impl Limit {
             Limit::ReplayInFlight => "replay_in_flight",
             Limit::ReplayInFlightPerAddress => "replay_in_flight_per_address",
             Limit::Conversations => "conversations",
+            Limit::ConversationsPerAddress => "conversations_per_address",
             Limit::RoomCreations => "room_creations",
             Limit::Context => "context",
             Limit::Renewals => "renewals",
@@ -118,6 +127,7 @@ impl Limit {
             Limit::ConversationOpenings => "conversation_openings",
             Limit::AddressStoreBytes => "address_store_bytes",
             Limit::MinFreeDisk => "min_free_disk",
+            Limit::Preflights => "preflights",
         }
     }
 }

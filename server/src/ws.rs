@@ -306,11 +306,12 @@ where
     match Client::start(hub.clone(), outbox, who, opened).await {
         Ok(client) => Some(client),
         Err(refusal) => {
-            // A resume refused by `--max-replay-in-flight`, or a conversation past
-            // `--max-conversations`, is a busy hub, not a fault: the close says to come back
-            // after a delay rather than at once.
+            // A resume refused by `--max-replay-in-flight`, an address past
+            // `--max-conversations-per-address`, or a conversation past `--max-conversations`,
+            // is a busy hub, not a fault: the close says to come back after a delay rather than
+            // at once.
             let (code, reason) = match refusal.code {
-                ErrorCode::RateLimited => (close::RATE_LIMITED, "history reads are busy: reconnect later"),
+                ErrorCode::RateLimited => (close::RATE_LIMITED, "busy for this client: reconnect later"),
                 ErrorCode::Unavailable => (close::GOING_AWAY, "the hub is full: reconnect later"),
                 _ => (close::INTERNAL, "could not read history"),
             };

@@ -423,8 +423,10 @@ async fn long_polls_are_capped_per_address_and_in_all() {
 
 /// The default budgets per address let an honest office through: a hundred people behind one
 /// address with three tabs each, on the HTTP fallback (a proxy that blocks WebSockets): 300
-/// long-polls held at once, then everyone writes. Nothing is refused. (The earlier defaults —
-/// 256 connections, 64 polls, a burst of 200 requests per address — refused most of them.)
+/// long-polls held at once, each after its CORS preflight (the session goes in a header, and
+/// each poll's URL is new to the browser's preflight cache), then everyone writes. Nothing is
+/// refused. (The earlier defaults — 256 connections, 64 polls, a burst of 200 requests per
+/// address — refused most of them.)
 #[tokio::test]
 async fn an_office_behind_one_address_is_not_throttled_by_the_defaults() {
     let defaults = Config::parse_from(["natter-hub"]);
@@ -437,14 +439,26 @@ async fn an_office_behind_one_address_is_not_throttled_by_the_defaults() {
     config.max_connections = Some(65_536);
     config.max_polls_per_address = defaults.max_polls_per_address;
     config.room_creations_per_hour = defaults.room_creations_per_hour;
+    config.max_conversations_per_address = defaults.max_conversations_per_address;
     config.poll_timeout = Duration::from_secs(10);
     let hub = TestHub::with(config).await;
     let office = http_from(loopback(20));
     let polls: Vec<_> = (0..300)
         .map(|tab| {
             let person = tab % 100;
-            let r = office.get(hub.url(&format!("/api/chat/poll?session=office-{person}&after=0"))).send();
-            tokio::spawn(async move { r.await.map(|r| r.status().as_u16()) })
+            let url = hub.url(&format!("/api/chat/poll?session=office-{person}&after=0"));
+            let preflight = office
+                .request(reqwest::Method::OPTIONS, url.clone())
+                .header("Origin", "https://site.example")
+                .header("Access-Control-Request-Method", "GET")
+                .header("Access-Control-Request-Headers", natter_protocol::SESSION_HEADER)
+                .send();
+            let r = office.get(url).send();
+            tokio::spawn(async move {
+                let preflight = preflight.await?.status().as_u16();
+                assert_eq!(preflight, 200, "a preflight");
+                r.await.map(|r| r.status().as_u16())
+            })
         })
         .collect();
     hub.wait_metric("natter_polls_waiting", 300).await;
@@ -464,6 +478,8 @@ async fn an_office_behind_one_address_is_not_throttled_by_the_defaults() {
     }
     assert_eq!(hub.metric("natter_limited_total{limit=\"address_rate\"}").await, 0);
     assert_eq!(hub.metric("natter_limited_total{limit=\"polls_per_address\"}").await, 0);
+    assert_eq!(hub.metric("natter_limited_total{limit=\"preflights\"}").await, 0);
+    assert_eq!(hub.metric("natter_limited_total{limit=\"conversations_per_address\"}").await, 0);
 }
 
 #[tokio::test]

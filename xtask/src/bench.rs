@@ -100,6 +100,9 @@ struct Env {
     hub_has_budgets: bool,
     /// The hub has a budget of new connections per address (turned off here too).
     hub_has_connect_budget: bool,
+    /// The hub caps the conversations one address keeps in memory (turned off here too: the
+    /// generator's 20,000 connections per source address each hold one).
+    hub_has_conversation_share: bool,
     /// Hubs that issue sessions need `--open-sessions` for the load generator's named sessions.
     hub_has_open_sessions: bool,
 }
@@ -239,6 +242,7 @@ fn prepare() -> anyhow::Result<Env> {
     let (hub_has_db_flag, hub_has_open_sessions) = (help.contains("--db"), help.contains("--open-sessions"));
     let hub_has_budgets = help.contains("--frame-budget");
     let hub_has_connect_budget = help.contains("--address-connect-burst");
+    let hub_has_conversation_share = help.contains("--max-conversations-per-address");
     Ok(Env {
         load: target.join("release/natter-load"),
         hub,
@@ -248,6 +252,7 @@ fn prepare() -> anyhow::Result<Env> {
         hub_has_db_flag,
         hub_has_budgets,
         hub_has_connect_budget,
+        hub_has_conversation_share,
         hub_has_open_sessions,
     })
 }
@@ -313,6 +318,9 @@ fn start(env: &Env, server: Server, label: &str) -> anyhow::Result<Running> {
             }
             if env.hub_has_connect_budget {
                 c.args(["--address-connect-burst", "0"]);
+            }
+            if env.hub_has_conversation_share {
+                c.args(["--max-conversations-per-address", "0"]);
             }
             if env.hub_has_open_sessions {
                 c.arg("--open-sessions");

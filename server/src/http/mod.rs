@@ -1,7 +1,8 @@
 //! The HTTP transport: the fallback chat API (`POST /api/chat/messages`, long-poll
 //! `GET /api/chat/poll`), the room API ([`rooms`]), `/healthz` and `/metrics`.
 //!
-//! Every `/api` request has passed `edge::admit` (its client address and budget), so a client
+//! Every `/api` request has passed `edge::admit` (its client address and budget; a CORS
+//! preflight, answered by the CORS layer, `edge::admit_preflight` instead), so a client
 //! that asks for one new session after another spends its address's budget like any other.
 //! Errors are answered as the same JSON `error` frame the WebSocket sends
 //! (`{"type":"error","code":…,"message":…}`) with a fitting status code (see [`crate::edge`]).

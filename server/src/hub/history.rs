@@ -85,7 +85,9 @@ const ATTACH_ATTEMPTS: usize = 3;
 
 impl Hub {
     /// Subscribes a connection to its session's conversation and queues the `history` frame
-    /// (missed messages for `After`, recent ones for `Recent`).
+    /// (missed messages for `After`, recent ones for `Recent`). Returns the use of the
+    /// conversation held for the client's address (`--max-conversations-per-address`), for the
+    /// connection to keep while it is subscribed (`None` when there is no limit).
     pub(crate) async fn attach_session(
         &self,
         session: &Arc<str>,
@@ -93,9 +95,11 @@ impl Hub {
         outbox: &Outbox,
         member_id: &Arc<str>,
         payer: &mut Payer<'_>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Option<Slot>, Refusal> {
         let key = ConversationKey::Session(session.clone());
-        self.attach(&key, since, Some((outbox, member_id)), None, payer).await.map(|_| ())
+        let held = self.hold_conversations(payer.addr, 1)?;
+        self.attach(&key, since, Some((outbox, member_id)), None, payer).await?;
+        Ok(held)
     }
 
     /// Unsubscribes a connection from its session's conversation.
@@ -112,13 +116,15 @@ impl Hub {
     /// session's conversation or of a room. Waits up to `--poll-timeout` when nothing is newer
     /// than `after`. `addr` is the client's address, whose share of `--max-replay-in-flight` a
     /// read from the store takes while it lasts, and whose `--address-frame-budget` pays for
-    /// the answer's bytes (see [`Payer`]).
+    /// the answer's bytes (see [`Payer`]), and one of whose `--max-conversations-per-address`
+    /// the poll holds while it lasts.
     pub(crate) async fn poll(
         &self,
         key: ConversationKey,
         since: Since,
         addr: AddrKey,
     ) -> Result<Replay, Refusal> {
+        let _held = self.hold_conversations(addr, 1)?;
         let mut delivered = {
             let mut state = self.lock();
             // Starting at 0 loses nothing: what was delivered before this point is in the
@@ -153,12 +159,15 @@ impl Hub {
     /// what the caller has seen (or whose recent history was asked for), at once; else that of
     /// the first to get a message within `--poll-timeout`; else an empty `history` without a
     /// `room`. The client polls again with the room's new `lastSeq` (a client that moves the
-    /// answered room to the end of its list is answered fairly when several are busy).
+    /// answered room to the end of its list is answered fairly when several are busy). The
+    /// poll holds one of `addr`'s `--max-conversations-per-address` per room while it lasts:
+    /// every room it waits on is kept in memory meanwhile, whether the room exists or not.
     pub(crate) async fn poll_rooms(
         &self,
         rooms: Vec<(ConversationKey, Since)>,
         addr: AddrKey,
     ) -> Result<Replay, Refusal> {
+        let _held = self.hold_conversations(addr, rooms.len())?;
         let mut payer = Payer::request(addr);
         let mut delivered = Vec::with_capacity(rooms.len());
         {

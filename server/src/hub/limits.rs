@@ -3,7 +3,9 @@
 //! checked as each is accepted), how many bytes its WebSockets together may make the
 //! hub send (`--address-frame-budget`), rooms it may create (`--room-creations-per-hour`),
 //! support conversations it may open (`--address-conversations-per-hour`),
-//! connections it may hold open (`--max-connections-per-address`), long-polls it and everyone
+//! connections it may hold open (`--max-connections-per-address`), conversations it keeps in
+//! memory by being in them (`--max-conversations-per-address`), CORS preflights it may send (a
+//! bucket of their own, the size of the request budget), long-polls it and everyone
 //! together may hold (`--max-polls-per-address`, `--max-polls`), and bytes of `history`
 //! answers being written to it and to everyone (`--max-replay-in-flight`), and bytes of messages
 //! it may have stored a day (`--address-store-bytes-per-day`).
@@ -13,9 +15,9 @@
 //! is kept three times, for its /64, /56 and /48 ([`AddrKey::nested`]), so a holder of a /48
 //! cannot multiply its budget by spreading over its 65,536 /64s. The wider ones allow a multiple
 //! of the /64's rates ([`crate::address::WIDER`]); a count that is a share of a hub-wide cap
-//! (connections, long-polls, history bytes, reply places and call turns) a network may hold
-//! only as much of as one holder may (a quarter of the cap, see [`most`]), or one /56 would
-//! take it all. Rates are GCRA buckets per key (`governor`'s keyed
+//! (connections, conversations, long-polls, history bytes, reply places and call turns) a
+//! network may hold only as much of as one holder may (a quarter of the cap, see [`most`]), or
+//! one /56 would take it all. Rates are GCRA buckets per key (`governor`'s keyed
 //! limiter, one per prefix length, purged of idle keys by housekeeping), checked narrowest
 //! first; what is held open is counted in one table, each count owned by a [`Slot`] that gives
 //! it back (at every prefix) when dropped.
@@ -109,6 +111,9 @@ fn scaled(burst: u32, period: Duration, m: u32) -> Option<(Quota, u32)> {
 pub(crate) struct Limits {
     /// Requests per address; `None` when `--address-rate-burst` is 0.
     requests: Option<Nested>,
+    /// CORS preflights per address: a bucket of their own the size of `requests` (see
+    /// [`Hub::charge_preflight`]); `None` when `--address-rate-burst` is 0.
+    preflights: Option<Nested>,
     /// New connections per directly connected address; `None` when `--address-connect-burst`
     /// is 0.
     connects: Option<Nested>,
@@ -131,6 +136,9 @@ pub(crate) struct Limits {
     /// `--max-connections-per-address` in force (see `Config::connections_per_address`); 0 for
     /// no limit.
     connections_per_address: usize,
+    /// `--max-conversations-per-address` in force (see `Config::conversations_per_address`); 0
+    /// for no limit.
+    conversations_per_address: usize,
     /// The share of the hub's connections (`--max-connections` as resolved) a wider IPv6 prefix
     /// may hold however many /64s it spreads over: a quarter of them, the default share of one
     /// address; `usize::MAX` when the hub has no connection cap.
@@ -147,6 +155,8 @@ impl std::fmt::Debug for Limits {
 #[derive(Debug, Default)]
 struct Held {
     connections: u32,
+    /// Uses of conversations it keeps in memory (see [`Hold::Conversations`]).
+    conversations: usize,
     polls: u32,
     /// Bytes of `history` answers being written to it.
     replay: usize,
@@ -159,7 +169,11 @@ struct Held {
 
 impl Held {
     fn is_empty(&self) -> bool {
-        self.connections == 0 && self.polls == 0 && self.replay == 0 && self.replies == 0
+        self.connections == 0
+            && self.conversations == 0
+            && self.polls == 0
+            && self.replay == 0
+            && self.replies == 0
     }
 }
 
@@ -168,6 +182,10 @@ impl Held {
 pub(crate) enum Hold {
     /// An open connection (counted per address only).
     Connection,
+    /// This many uses of conversations, kept in memory while they last: a WebSocket's own
+    /// conversation, a room it joined, the conversations a long-poll waits on (per address
+    /// only; the hub-wide cap is `--max-conversations`).
+    Conversations(usize),
     /// A held long-poll (counted per address and in all).
     Poll,
     /// This many bytes of a `history` answer being written (per address and in all).
@@ -182,6 +200,8 @@ impl Limits {
     pub(super) fn new(config: &Config) -> Limits {
         let per = |rate: f64| (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
         let requests = per(config.address_rate_per_sec)
+            .and_then(|period| Nested::new(|m| scaled(config.address_rate_burst, period, m)));
+        let preflights = per(config.address_rate_per_sec)
             .and_then(|period| Nested::new(|m| scaled(config.address_rate_burst, period, m)));
         let connects = per(config.address_connect_rate_per_sec)
             .and_then(|period| Nested::new(|m| scaled(config.address_connect_burst, period, m)));
@@ -212,6 +232,7 @@ impl Limits {
         let connections_share = if global == usize::MAX { usize::MAX } else { global / 4 };
         Limits {
             requests,
+            preflights,
             connects,
             rooms,
             openings,
@@ -221,6 +242,7 @@ impl Limits {
             polls: Mutex::new(0),
             replay: Mutex::new(0),
             connections_per_address,
+            conversations_per_address: config.conversations_per_address(),
             connections_share,
         }
     }
@@ -241,10 +263,17 @@ impl Limits {
 
     /// Forgets addresses and networks whose buckets are full again (housekeeping).
     pub(super) fn purge(&self) {
-        for limiter in
-            [&self.requests, &self.connects, &self.rooms, &self.openings, &self.frames, &self.stored]
-                .into_iter()
-                .flatten()
+        for limiter in [
+            &self.requests,
+            &self.preflights,
+            &self.connects,
+            &self.rooms,
+            &self.openings,
+            &self.frames,
+            &self.stored,
+        ]
+        .into_iter()
+        .flatten()
         {
             limiter.purge();
         }
@@ -291,6 +320,23 @@ impl Hub {
         self.charge(&self.shared.limits.requests, addr, 1, Limit::Address, |who, times, ms| {
             format!(
                 "too many requests from {who}: at most {} per second after a burst of {}; wait {ms} ms",
+                config.address_rate_per_sec * times as f64,
+                u64::from(config.address_rate_burst) * times
+            )
+        })
+    }
+
+    /// Takes one CORS preflight (`OPTIONS` on `/api`) from `addr`'s preflight bucket: one of
+    /// its own, as large as the request budget (`--address-rate-*`), so that preflights cost
+    /// an address's requests nothing (the widget's HTTP fallback sends its session in a
+    /// header, so a browser preflights every poll, whose URL changes each time and so misses
+    /// the preflight cache) while a flood of them is refused like any other.
+    pub(crate) fn charge_preflight(&self, addr: AddrKey) -> Result<(), Refusal> {
+        let config = &self.shared.config;
+        self.charge(&self.shared.limits.preflights, addr, 1, Limit::Preflights, |who, times, ms| {
+            format!(
+                "too many CORS preflights from {who}: at most {} per second after a burst of {} \
+                 (as --address-rate-per-sec, --address-rate-burst); wait {ms} ms",
                 config.address_rate_per_sec * times as f64,
                 u64::from(config.address_rate_burst) * times
             )
@@ -392,6 +438,50 @@ impl Hub {
             held.entry(key).or_default().connections += 1;
         }
         Ok(Slot { hub: self.clone(), addr, hold: Hold::Connection })
+    }
+
+    /// Holds `uses` more uses of conversations kept in memory for `addr`
+    /// (`--max-conversations-per-address`; each wider IPv6 prefix the multiple of it, but never
+    /// more than a quarter of `--max-conversations`) for as long as the slot lives: a
+    /// WebSocket's own conversation or a room it joins (one each), the conversations a
+    /// long-poll waits on (one per conversation). `Ok(None)` when there is no limit.
+    ///
+    /// A conversation someone is connected to, present in or waiting on is never forgotten to
+    /// make room for another, so this is what stops one address (three WebSockets in a hundred
+    /// rooms each) from holding every `--max-conversations` place and having every new visitor
+    /// refused `unavailable`.
+    pub(crate) fn hold_conversations(&self, addr: AddrKey, uses: usize) -> Result<Option<Slot>, Refusal> {
+        let limits = &self.shared.limits;
+        let max = limits.conversations_per_address;
+        if max == 0 {
+            return Ok(None);
+        }
+        let share = (self.shared.config.max_conversations / 4).max(1);
+        let mut held = limits.held();
+        let over = addr.nested().find_map(|(key, times)| {
+            let most = most(max, times, share);
+            let taken = held.get(&key).map_or(0, |h| h.conversations);
+            (taken.saturating_add(uses) > most).then_some((key, taken, most))
+        });
+        if let Some((key, taken, most)) = over {
+            drop(held);
+            self.shared.metrics.limited(Limit::ConversationsPerAddress);
+            let mut r = Refusal::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "{} keeps {taken} conversations in memory (its connections' own, the rooms they joined, \
+                     those its long-polls wait on) and may keep {most} (--max-conversations-per-address); \
+                     this needs {uses} more: leave a room or close a connection first",
+                    whose(key)
+                ),
+            );
+            r.retry_after_ms = Some(wait_ms(HELD_RETRY));
+            return Err(r);
+        }
+        for (key, _) in addr.nested() {
+            held.entry(key).or_default().conversations += uses;
+        }
+        Ok(Some(Slot { hub: self.clone(), addr, hold: Hold::Conversations(uses) }))
     }
 
     /// Holds one more long-poll of `addr` (`--max-polls-per-address`, `--max-polls`; each wider
@@ -641,13 +731,14 @@ impl Drop for Slot {
                 let mut total = limits.replay.lock().unwrap_or_else(|p| p.into_inner());
                 *total = total.saturating_sub(bytes);
             }
-            Hold::Connection | Hold::Reply => {}
+            Hold::Connection | Hold::Conversations(_) | Hold::Reply => {}
         }
         let mut held = limits.held();
         for (key, _) in self.addr.nested() {
             let Some(entry) = held.get_mut(&key) else { continue };
             match self.hold {
                 Hold::Connection => entry.connections = entry.connections.saturating_sub(1),
+                Hold::Conversations(n) => entry.conversations = entry.conversations.saturating_sub(n),
                 Hold::Poll => entry.polls = entry.polls.saturating_sub(1),
                 Hold::Replay(bytes) => entry.replay = entry.replay.saturating_sub(bytes),
                 Hold::Reply => {
@@ -843,6 +934,31 @@ mod tests {
             .collect();
         assert_eq!(answers.len(), 1);
         assert!(hub.hold_replay(addr(1), 1_000).is_ok(), "others resume");
+    }
+
+    /// Conversations kept in memory: a quarter of `--max-conversations` for an address, and
+    /// for a /56 or /48 however many /64s it spreads over; a poll of several takes one use for
+    /// each, all or none; everything is given back.
+    #[tokio::test]
+    async fn conversations_of_a_network_are_one_share() {
+        let hub = hub(|c| {
+            c.max_conversations = 40;
+            c.max_conversations_per_address = None;
+        });
+        let uses: Vec<Slot> = (0..40u32)
+            .filter_map(|i| hub.hold_conversations(v6(&format!("2001:db8:f:{i:x}::1")), 1).ok().flatten())
+            .collect();
+        assert_eq!(uses.len(), 10, "a quarter of 40 for the whole /56");
+        let r = hub.hold_conversations(v6("2001:db8:f:ff::1"), 1).unwrap_err();
+        assert_eq!(r.code, ErrorCode::RateLimited);
+        assert!(r.message.contains("your network (2001:db8:f::/56) keeps 10"), "{}", r.message);
+        assert!(hub.hold_conversations(addr(1), 10).expect("another address").is_some());
+        assert!(hub.hold_conversations(addr(2), 11).is_err(), "more than a quarter at once");
+        assert!(hub.hold_conversations(addr(2), 10).is_ok(), "a refused poll took nothing");
+        drop(uses);
+        assert!(hub.hold_conversations(v6("2001:db8:f:ff::1"), 10).is_ok(), "given back");
+        let off = self::hub(|c| c.max_conversations_per_address = Some(0));
+        assert!(off.hold_conversations(addr(1), 1_000_000).expect("no limit").is_none());
     }
 
     /// A /56 or /48 gets a quarter of the reply places and call turns however many /64s it

@@ -20,7 +20,8 @@
 //! - [`admission`] — refusals and the checks a message passes before it is stored (text,
 //!   id, context, rate limit).
 //! - [`limits`] — budgets per client address and the caps on what is held at once
-//!   (connections and long-polls per address, long-polls in all, rooms created).
+//!   (connections, conversations in memory and long-polls per address, long-polls in all,
+//!   rooms created, CORS preflights).
 //! - [`disk`] — the floor of free space on the database's disk.
 //! - [`post`] — the write path: a visitor's or a member's message into the store.
 //! - [`history`] — attaching a connection (ring or store), gaps, the long-poll.

@@ -8,7 +8,7 @@ use natter_protocol::{
 };
 
 use super::outbox::Frame;
-use super::{Hub, Outbox, Payer, Refusal, Since};
+use super::{Hub, Outbox, Payer, Refusal, Since, Slot};
 use crate::address::AddrKey;
 use crate::clock::now_rfc3339;
 use crate::store::{ConversationKey, RoomRecord, StoreError};
@@ -56,7 +56,10 @@ impl Hub {
 
     /// Joins a room: creates it if needed (from `payer`'s address's budget of room creations),
     /// subscribes, queues `room_info` + `history` (paid for by `payer`), and announces the member to the others when
-    /// this is their first connection in it.
+    /// this is their first connection in it. Returns the use of the room's conversation held
+    /// for `payer`'s address (`--max-conversations-per-address`; taken before anything else, so
+    /// a join past it creates no room), for the connection to keep while it is in the room
+    /// (`None` when there is no limit).
     pub(crate) async fn join_room(
         &self,
         room: &Arc<str>,
@@ -64,8 +67,9 @@ impl Hub {
         since: Since,
         outbox: &Outbox,
         payer: &mut Payer<'_>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Option<Slot>, Refusal> {
         let store = &self.shared.store;
+        let held = self.hold_conversations(payer.addr, 1)?;
         let record = self.ensure_room(room, payer.addr).await?;
         // Presence is recorded before this member is told it joined (and before the other
         // members are asked for), so someone joining through another hub right after sees it.
@@ -96,7 +100,7 @@ impl Hub {
             let notice = ServerMessage::UserJoined(presence(room, member));
             self.publish(key, notice, Some(member.id.clone())).await;
         }
-        Ok(())
+        Ok(held)
     }
 
     /// Unsubscribes a connection from a room; announces `user_left` when it was the member's
