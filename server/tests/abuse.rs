@@ -86,6 +86,18 @@ async fn join(tab: &mut Tab, room: &str, name: &str) {
         .await;
 }
 
+/// Fills `room` (joined by `writer`) with `n` chat messages of `text`, ids `<prefix>-0`…, and
+/// waits for the last one's ack.
+async fn fill_room(writer: &mut Tab, room: &str, prefix: &str, n: usize, text: &str) {
+    for i in 0..n {
+        writer
+            .send(json!({"type": "chat", "room": room, "id": format!("{prefix}-{i}"), "message": text}))
+            .await;
+    }
+    let last = format!("{prefix}-{}", n - 1);
+    writer.until(|m| matches!(m, ServerMessage::Ack(a) if a.id == last).then_some(())).await;
+}
+
 fn chat_text(m: ServerMessage) -> Option<(String, String)> {
     match m {
         ServerMessage::Chat(c) => Some((c.id, c.message)),
@@ -629,12 +641,7 @@ async fn history_being_built_is_capped_per_address_and_in_all() {
     }
     visitor.until(|m| matches!(m, ServerMessage::Ack(a) if a.id == "u-59").then_some(())).await;
     join(&mut writer, "archive", "W").await;
-    for i in 0..150 {
-        writer
-            .send(json!({"type": "chat", "room": "archive", "id": format!("a-{i}"), "message": "old news"}))
-            .await;
-    }
-    writer.until(|m| matches!(m, ServerMessage::Ack(a) if a.id == "a-149").then_some(())).await;
+    fill_room(&mut writer, "archive", "a", 150, "old news").await;
 
     // From here every read from the store is held: each resume from the start (older than the
     // ring) holds its share meanwhile.
@@ -717,13 +724,7 @@ async fn unread_history_answers_keep_their_share_until_written() {
     let hub = TestHub::with(config).await;
     let (mut writer, _) = hub.tab(&session("archivist")).await;
     join(&mut writer, "archive", "W").await;
-    let text = "x".repeat(3500);
-    for i in 0..150 {
-        writer
-            .send(json!({"type": "chat", "room": "archive", "id": format!("a-{i}"), "message": text}))
-            .await;
-    }
-    writer.until(|m| matches!(m, ServerMessage::Ack(a) if a.id == "a-149").then_some(())).await;
+    fill_room(&mut writer, "archive", "a", 150, &"x".repeat(3500)).await;
 
     // Tabs that will ask for the room's history from the deaf reader's address and another.
     let mut second = tab_from(&hub, loopback(60), &session("second")).await;
@@ -833,13 +834,7 @@ async fn history_replays_are_paid_for_from_the_frame_budgets() {
     let hub = TestHub::with(config).await;
     let mut writer = tab_from(&hub, loopback(50), &session("writer")).await;
     join(&mut writer, "library", "W").await;
-    let page = "p".repeat(2000);
-    for i in 0..40 {
-        writer
-            .send(json!({"type": "chat", "room": "library", "id": format!("l-{i}"), "message": page}))
-            .await;
-    }
-    writer.until(|m| matches!(m, ServerMessage::Ack(a) if a.id == "l-39").then_some(())).await;
+    fill_room(&mut writer, "library", "l", 40, &"p".repeat(2000)).await;
 
     // Over a WebSocket: up to twenty full replays asked for; a few are paid, then refused.
     let mut looper = tab_from(&hub, loopback(51), &session("looper")).await;
