@@ -775,6 +775,51 @@ async fn unread_history_answers_keep_their_share_until_written() {
     assert_eq!(got, 150);
 }
 
+/// The same for a long-poll: its answer keeps its share until the hub has handed the last of
+/// it to the connection. Three addresses polling a long room from the start 12 times a second
+/// without reading took a hub from 105 MB to 514 MB in 15 s when the share ended with the
+/// handler.
+#[tokio::test]
+async fn unread_long_poll_answers_keep_their_share_until_written() {
+    let mut config = Config::for_tests();
+    config.rate_burst = 0;
+    config.max_replay_in_flight = 4 * config.max_replay_bytes;
+    config.idle_timeout = Duration::from_secs(300);
+    let hub = TestHub::with(config).await;
+    let (mut writer, _) = hub.tab(&session("archivist")).await;
+    join(&mut writer, "archive", "W").await;
+    fill_room(&mut writer, "archive", "a", 150, &"x".repeat(3500)).await;
+
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.bind(SocketAddr::new(loopback(62), 0)).expect("bind a loopback address");
+    let mut deaf =
+        tokio::time::timeout(DEADLINE, socket.connect(hub.addr)).await.expect("in time").expect("connect");
+    let request = "GET /api/chat/poll?session=deaf&room=archive&after=0 HTTP/1.1\r\nHost: hub\r\n\r\n";
+    deaf.write_all(request.as_bytes()).await.expect("send the poll");
+    hub.wait_metric("natter_replay_bytes", 400_000).await;
+
+    let poll = |from: u8| {
+        http_from(loopback(from)).get(hub.url("/api/chat/poll?session=s2&room=archive&after=0")).send()
+    };
+    let refused = poll(62).await.expect("poll");
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(refused.text().await.expect("body").contains("still being written"));
+    let answered = poll(63).await.expect("poll");
+    assert_eq!(answered.status(), 200);
+    let history: ServerMessage = answered.json().await.expect("history");
+    assert!(matches!(history, ServerMessage::History(h) if h.messages.len() == 150));
+
+    drop(deaf);
+    let start = tokio::time::Instant::now();
+    while hub.metric("natter_replay_bytes").await > 0 {
+        assert!(start.elapsed() < DEADLINE, "the share was never given back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(poll(62).await.expect("poll").status(), 200);
+}
+
 #[tokio::test]
 async fn context_is_capped_in_bytes_and_kept_as_text() {
     let hub = TestHub::start().await;

@@ -18,7 +18,7 @@ pub(crate) use rooms::{create_room, delete_room, list_rooms, put_room, room_info
 
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,7 +32,7 @@ use crate::edge::{
     check_origin, client_of, parse_after, read_body, who, with_session, ApiError, Query, MAX_PAGE_CHARS,
 };
 use crate::hub::Since;
-use crate::hub::{Hub, Refusal};
+use crate::hub::{Hub, Refusal, Replay};
 use crate::store::ConversationKey;
 
 /// Query of the chat API.
@@ -125,7 +125,7 @@ pub(crate) async fn poll(
         let addr = client_of(&extensions).key();
         let _held = hub.hold_poll(addr)?;
         let history = hub.poll_rooms(polls, addr).await?;
-        return Ok(with_session(&who, json_text(history.encode())));
+        return Ok(with_session(&who, json_text(history)));
     }
     let since = parse_after(q.after.as_deref())?;
     let who = who(&hub, &headers, q.session.as_deref(), None)?;
@@ -141,12 +141,37 @@ pub(crate) async fn poll(
     let addr = client_of(&extensions).key();
     let _held = hub.hold_poll(addr)?;
     let history = hub.poll(key, since, addr).await?;
-    Ok(with_session(&who, json_text(history.encode())))
+    Ok(with_session(&who, json_text(history)))
 }
 
-/// A `200` whose body is JSON text the hub has already written (a spliced `history`).
-fn json_text(json: String) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+/// Bytes of a long-poll's answer handed to the connection at a time.
+const BODY_PIECE: usize = 16 * 1024;
+
+/// A `200` whose body is a long-poll's `history`, already written as JSON text, sent in pieces
+/// of [`BODY_PIECE`] bytes, each its own allocation: what was handed to the connection is freed
+/// as it goes, and the answer's share of `--max-replay-in-flight` (`history.held`) is given
+/// back with the last piece, when at most the connection's buffers (`--socket-send-buffer`,
+/// hyper's 64 KiB) are left unsent. A client that asks and never reads keeps its address's
+/// share taken, not a megabyte of the hub's memory per request.
+fn json_text(mut history: Replay) -> Response {
+    let json = history.encode();
+    let held = history.held.take();
+    let length = json.len();
+    let pieces: Vec<Bytes> = json.as_bytes().chunks(BODY_PIECE).map(Bytes::copy_from_slice).collect();
+    drop(json);
+    let body = futures_util::stream::iter(pieces.into_iter().map(move |piece| {
+        // The share lives as long as the stream: hyper drops it after the last piece.
+        let _ = &held;
+        Ok::<_, std::convert::Infallible>(piece)
+    }));
+    (
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::CONTENT_LENGTH, length.to_string()),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
 
 /// The rooms of a poll of several (`rooms=a,b&after=3,`), each one the caller may join, with

@@ -52,7 +52,7 @@ impl<'a> Payer<'a> {
 /// A `history` answer as the hub builds it: the stored frames stay the text they are kept as,
 /// and [`Replay::encode`] splices them into the frame ([`History::splice`]) rather than parse
 /// and write each one again. A resume of 300 messages is then one copy of their bytes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub(crate) struct Replay {
     /// The room, or none for the support conversation.
     pub(crate) room: Option<String>,
@@ -64,6 +64,9 @@ pub(crate) struct Replay {
     pub(crate) gap: Option<Gap>,
     /// The newest seq of the conversation at the time of this answer.
     pub(crate) last_seq: u64,
+    /// A long-poll's answer: its share of `--max-replay-in-flight`, for the HTTP handler to
+    /// keep until the answer is written (see `http::json_text`). `None` otherwise.
+    pub(crate) held: Option<Slot>,
 }
 
 impl Replay {
@@ -203,7 +206,14 @@ impl Hub {
         };
         match news {
             Some((key, since)) => self.attach(key, *since, None, None, &mut payer).await.map(|(h, _)| h),
-            None => Ok(Replay { room: None, messages: Vec::new(), complete: true, gap: None, last_seq: 0 }),
+            None => Ok(Replay {
+                room: None,
+                messages: Vec::new(),
+                complete: true,
+                gap: None,
+                last_seq: 0,
+                held: None,
+            }),
         }
     }
 
@@ -251,9 +261,9 @@ impl Hub {
             let mut state = self.lock();
             let conv = self.conversation(&mut state, key)?;
             if let Some((messages, last_seq)) = self.ring_answer(conv, since) {
-                let mut history = Replay { room, messages, complete: true, gap: None, last_seq };
+                let mut history = Replay { room, messages, complete: true, gap: None, last_seq, held: None };
                 cap_bytes(&mut history, since, self.shared.config.max_replay_bytes);
-                let first = self.answer(conv, subscribe, joining.take(), &history, payer, None)?;
+                let first = self.answer(conv, subscribe, joining.take(), &mut history, payer, None)?;
                 return Ok((history, first));
             }
         }
@@ -275,40 +285,46 @@ impl Hub {
             let last_seq = conv.ring.last_seq().unwrap_or(page.last_seq).max(page.last_seq);
             let mut history = compose(room.clone(), since, messages, last_seq);
             cap_bytes(&mut history, since, self.shared.config.max_replay_bytes);
-            let first = self.answer(conv, subscribe, joining.take(), &history, payer, reserved.take())?;
+            let first = self.answer(conv, subscribe, joining.take(), &mut history, payer, reserved.take())?;
             return Ok((history, first));
         }
         Err(Refusal::new(ErrorCode::Unavailable, "history is changing too fast to read; reconnect"))
     }
 
-    /// Gives `history` to the one who asked: holds its bytes of `--max-replay-in-flight` for
-    /// a connection (`read`, the reservation its store read took, made the answer's size; else
-    /// a new one), charges it to `payer`, and registers and queues it (see
-    /// [`Hub::register`]). For a connection the reservation travels with the frame and is given
-    /// back once the frame is written (see [`Hub::hold_replay`]); a long-poll's ends here.
-    /// Called under the table's lock: it never waits.
+    /// Gives `history` to the one who asked: holds its bytes of `--max-replay-in-flight`
+    /// (`read`, the reservation its store read took, made the answer's size; else a new one),
+    /// charges it to `payer`, and registers and queues it (see [`Hub::register`]). For a
+    /// connection the reservation travels with the frame and is given back once the frame is
+    /// written (see [`Hub::hold_replay`]); a long-poll's goes in [`Replay::held`], for its
+    /// handler to keep while the answer is written. Called under the table's lock: it never
+    /// waits.
     fn answer(
         &self,
         conv: &mut Conversation,
         subscribe: Option<(&Outbox, &Arc<str>)>,
         joining: Option<Joining<'_>>,
-        history: &Replay,
+        history: &mut Replay,
         payer: &mut Payer<'_>,
         read: Option<Slot>,
     ) -> Result<bool, Refusal> {
+        let hold = |bytes: usize| match read {
+            Some(mut slot) => {
+                slot.resize_replay(bytes);
+                Ok(slot)
+            }
+            None => self.hold_replay(payer.addr, bytes),
+        };
         let queued = match subscribe {
             Some(_) => {
                 let frame = history.encode();
-                let held = match read {
-                    Some(mut slot) => {
-                        slot.resize_replay(frame.len());
-                        slot
-                    }
-                    None => self.hold_replay(payer.addr, frame.len())?,
-                };
+                let held = hold(frame.len())?;
                 Some((Frame::from(frame), held))
             }
-            None => None,
+            None => {
+                // Encoded by the handler; its messages' weight is about its size.
+                history.held = Some(hold(history.messages.iter().map(weight).sum())?);
+                None
+            }
         };
         self.pay_history(payer, history)?;
         Ok(self.register(conv, subscribe, joining, history, queued))
@@ -428,7 +444,8 @@ fn cap_bytes(history: &mut Replay, since: Since, max_bytes: usize) {
 /// Builds a `history` frame from messages read from the store (+ ring), reporting a gap when
 /// the oldest ones asked for no longer exist or were more than one resume replays.
 fn compose(room: Option<String>, since: Since, messages: Vec<StoredFrame>, last_seq: u64) -> Replay {
-    let complete = Replay { room: None, messages: Vec::new(), complete: true, gap: None, last_seq };
+    let complete =
+        Replay { room: None, messages: Vec::new(), complete: true, gap: None, last_seq, held: None };
     match since {
         Since::Recent => Replay { room, messages, ..complete },
         Since::After(after) => {
@@ -436,7 +453,7 @@ fn compose(room: Option<String>, since: Since, messages: Vec<StoredFrame>, last_
             let first = messages.first().map_or(last_seq + 1, |m| m.seq);
             if after < last_seq && first > after + 1 {
                 let gap = Gap { from: after + 1, to: first - 1 };
-                Replay { room, messages, complete: false, gap: Some(gap), last_seq }
+                Replay { room, messages, complete: false, gap: Some(gap), last_seq, held: None }
             } else {
                 Replay { room, messages, ..complete }
             }

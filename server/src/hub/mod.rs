@@ -61,7 +61,7 @@ use tokio::time::Instant;
 
 pub(crate) use admission::Refusal;
 pub(crate) use fanout::{encode, encode_any};
-pub(crate) use history::{Payer, Since};
+pub(crate) use history::{Payer, Replay, Since};
 pub(crate) use lifecycle::stopped;
 pub(crate) use lifecycle::Beat;
 use limits::Limits;
