@@ -60,11 +60,13 @@ pub(crate) enum Limit {
     AddressStoreBytes,
     /// `--min-free-disk`: a client's message refused because the database's disk is almost full.
     MinFreeDisk,
+    /// An operator sign-in refused because its lane of the password-check queue was full.
+    PasswordChecks,
 }
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 24] = [
+    pub(crate) const ALL: [Limit; 25] = [
         Limit::Session,
         Limit::Address,
         Limit::AddressConnects,
@@ -89,6 +91,7 @@ impl Limit {
         Limit::ConversationOpenings,
         Limit::AddressStoreBytes,
         Limit::MinFreeDisk,
+        Limit::PasswordChecks,
     ];
 
     /// The label value in `/metrics`.
@@ -118,6 +121,7 @@ impl Limit {
             Limit::ConversationOpenings => "conversation_openings",
             Limit::AddressStoreBytes => "address_store_bytes",
             Limit::MinFreeDisk => "min_free_disk",
+            Limit::PasswordChecks => "inbox_password_checks",
         }
     }
 }
