@@ -123,8 +123,9 @@ impl PasswordChecks {
             let shared = Arc::new(Shared::default());
             for i in 0..CHECK_THREADS {
                 let mine = Arc::clone(&shared);
-                let spawned =
-                    std::thread::Builder::new().name(format!("password-check-{i}")).spawn(move || mine.work());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("password-check-{i}"))
+                    .spawn(move || mine.work());
                 if let Err(e) = spawned {
                     tracing::error!(error = %e, "cannot start a password-checking thread");
                 }
@@ -136,7 +137,12 @@ impl PasswordChecks {
     /// Whether `password` matches `stored` (a PHC string; `None` for an unknown name, which
     /// matches nothing after the same work). Waits in `lane` for a checking thread; `Err(Busy)`
     /// at once when [`QUEUE_PER_LANE`] checks wait there already.
-    pub(crate) async fn verify(&self, lane: Lane, password: String, stored: Option<String>) -> Result<bool, Busy> {
+    pub(crate) async fn verify(
+        &self,
+        lane: Lane,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, Busy> {
         let shared = self.shared();
         let (done, answer) = oneshot::channel();
         {

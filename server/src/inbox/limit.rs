@@ -380,7 +380,8 @@ mod tests {
         let office = addr(1);
         assert_eq!(l.admit("ada", office), Ok(Lane::Other));
         l.succeeded("ada", office, Lane::Other);
-        let strangers = (0..200).filter(|i| l.admit(&format!("n{i}"), addr(10 + (i % 100) as u8)).is_ok()).count();
+        let strangers =
+            (0..200).filter(|i| l.admit(&format!("n{i}"), addr(10 + (i % 100) as u8)).is_ok()).count();
         assert_eq!(strangers, 19, "the rest of the hub-wide bucket, emptied");
         assert!(l.admit("bob", addr(9)).is_err(), "a stranger waits");
         for i in 0..10 {

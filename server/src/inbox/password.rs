@@ -51,7 +51,9 @@ impl Hasher {
         let raw_salt = salt.decode_b64(&mut raw_salt).map_err(|e| fail(&e))?;
         let memory = self.memory(params.block_count());
         let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
-            argon.hash_password_into_with_memory(password.as_bytes(), raw_salt, out, &mut *memory).map_err(Into::into)
+            argon
+                .hash_password_into_with_memory(password.as_bytes(), raw_salt, out, &mut *memory)
+                .map_err(Into::into)
         })
         .map_err(|e| fail(&e))?;
         let hash = PasswordHash {
@@ -86,7 +88,9 @@ impl Hasher {
         let argon = Argon2::new(algorithm, version, params.clone());
         let memory = self.memory(params.block_count());
         let computed = Output::init_with(expected.len(), |out| {
-            argon.hash_password_into_with_memory(password.as_bytes(), raw_salt, out, &mut *memory).map_err(Into::into)
+            argon
+                .hash_password_into_with_memory(password.as_bytes(), raw_salt, out, &mut *memory)
+                .map_err(Into::into)
         });
         // `Output`'s equality is constant-time.
         computed.is_ok_and(|computed| computed == expected)
@@ -181,7 +185,11 @@ mod tests {
         let salt = SaltString::generate(&mut OsRng);
         for argon in [
             Argon2::default(),
-            Argon2::new(Algorithm::Argon2i, Version::V0x10, Params::new(8 * 1024, 3, 1, None).expect("params")),
+            Argon2::new(
+                Algorithm::Argon2i,
+                Version::V0x10,
+                Params::new(8 * 1024, 3, 1, None).expect("params"),
+            ),
         ] {
             let theirs = argon.hash_password(b"battery staple", &salt).expect("hash").to_string();
             assert!(hasher.verify("battery staple", &theirs), "{theirs}");
