@@ -66,11 +66,13 @@ pub(crate) enum Limit {
     /// CORS preflights (`OPTIONS /api/…`) of one address past their own bucket, the size of
     /// `--address-rate-*`.
     Preflights,
+    /// An operator sign-in refused because its lane of the password-check queue was full.
+    PasswordChecks,
 }
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 26] = [
+    pub(crate) const ALL: [Limit; 27] = [
         Limit::Session,
         Limit::Address,
         Limit::AddressConnects,
@@ -97,6 +99,7 @@ impl Limit {
         Limit::AddressStoreBytes,
         Limit::MinFreeDisk,
         Limit::Preflights,
+        Limit::PasswordChecks,
     ];
 
     /// The label value in `/metrics`.
@@ -128,6 +131,7 @@ impl Limit {
             Limit::AddressStoreBytes => "address_store_bytes",
             Limit::MinFreeDisk => "min_free_disk",
             Limit::Preflights => "preflights",
+            Limit::PasswordChecks => "inbox_password_checks",
         }
     }
 }

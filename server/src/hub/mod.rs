@@ -145,6 +145,8 @@ struct Shared {
     live: watch::Sender<usize>,
     /// Operator sign-in attempts.
     signin: crate::inbox::limit::SigninLimiter,
+    /// The threads that check operator passwords, and their queue.
+    password_checks: crate::inbox::checks::PasswordChecks,
     /// Refused `Origin` values, logged at most once a minute each.
     refused_origins: crate::origin_log::RefusedOrigins,
     /// The keys of the WebSocket ping payloads (see `Hub::ping_payload`).
@@ -219,6 +221,7 @@ impl Hub {
                 beat: watch::Sender::new(Beat::default()),
                 live: watch::Sender::new(0),
                 signin: Default::default(),
+                password_checks: Default::default(),
                 refused_origins: Default::default(),
                 ping_keys: std::collections::hash_map::RandomState::new(),
             }),
@@ -249,6 +252,11 @@ impl Hub {
     /// The operator sign-in rate limit.
     pub(crate) fn signin_limiter(&self) -> &crate::inbox::limit::SigninLimiter {
         &self.shared.signin
+    }
+
+    /// Where operator passwords are checked.
+    pub(crate) fn password_checks(&self) -> &crate::inbox::checks::PasswordChecks {
+        &self.shared.password_checks
     }
 
     /// The counters.

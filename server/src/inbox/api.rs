@@ -23,11 +23,15 @@ use super::auth::{self, check_same_origin, Operator, OperatorWrite};
 use super::password;
 use crate::edge::{client_of_request, read_body, ApiError, Query};
 use crate::hub::{Hub, Refusal};
+use crate::metrics::Limit;
 use crate::store::inbox::{ConversationFilter, ListPosition, OperatorSession, RecordChange};
 use crate::store::ConversationKey;
 
 /// Most messages one history page holds.
 const MAX_PAGE: usize = 100;
+
+/// How long a sign-in refused because the password-check queue was full is asked to wait.
+const CHECKS_BUSY_RETRY_MS: u64 = 1000;
 
 fn bad(message: impl Into<String>) -> ApiError {
     Refusal::new(ErrorCode::InvalidMessage, message).into()
@@ -61,38 +65,43 @@ pub(crate) async fn sign_in(
     // attempt. The naming rules are public, so this tells nobody which names exist.
     password::check_name(&name).map_err(bad)?;
     let addr = client_of_request(&hub, &extensions, &headers).key();
-    if let Err(wait_ms) = hub.signin_limiter().admit(&name, addr) {
-        crate::metrics::Metrics::add(&hub.metrics().signin_refused, 1);
-        // The seconds are the `Retry-After` header's, rounded the same way, so the page and the
-        // header agree.
-        let secs = wait_ms.div_ceil(1000).max(1);
-        let unit = if secs == 1 { "second" } else { "seconds" };
-        let mut r = Refusal::new(
-            ErrorCode::RateLimited,
-            format!("too many sign-in attempts; wait {secs} {unit} and try again"),
-        );
-        r.retry_after_ms = Some(wait_ms);
-        return Err(r.into());
-    }
-    let operator = store.operator(&name).await.map_err(Refusal::from)?;
-    let record = operator.clone();
-    let candidate = password.clone();
-    let matched = tokio::task::spawn_blocking(move || match record {
-        Some(r) => password::verify(&candidate, &r.password_hash),
-        None => {
-            password::verify_nobody(&candidate);
-            false
+    let lane = match hub.signin_limiter().admit(&name, addr) {
+        Ok(lane) => lane,
+        Err(wait_ms) => {
+            crate::metrics::Metrics::add(&hub.metrics().signin_refused, 1);
+            // The seconds are the `Retry-After` header's, rounded the same way, so the page and
+            // the header agree.
+            let secs = wait_ms.div_ceil(1000).max(1);
+            let unit = if secs == 1 { "second" } else { "seconds" };
+            let mut r = Refusal::new(
+                ErrorCode::RateLimited,
+                format!("too many sign-in attempts; wait {secs} {unit} and try again"),
+            );
+            r.retry_after_ms = Some(wait_ms);
+            return Err(r.into());
         }
-    })
-    .await
-    .unwrap_or(false);
+    };
+    let operator = store.operator(&name).await.map_err(Refusal::from)?;
+    // Checked on the hub's password-checking threads (`inbox::checks`): at most two at once,
+    // in memory they keep, whatever arrives.
+    let stored = operator.as_ref().map(|r| r.password_hash.clone());
+    let Ok(matched) = hub.password_checks().verify(lane, password, stored).await else {
+        hub.signin_limiter().gave_up(addr, lane);
+        hub.metrics().limited(Limit::PasswordChecks);
+        let mut r = Refusal::new(
+            ErrorCode::Unavailable,
+            "the hub is busy checking other sign-ins; wait a second and try again",
+        );
+        r.retry_after_ms = Some(CHECKS_BUSY_RETRY_MS);
+        return Err(r.into());
+    };
     let Some(operator) = operator.filter(|_| matched) else {
         hub.signin_limiter().failed(&name);
         crate::metrics::Metrics::add(&hub.metrics().signin_refused, 1);
         tracing::info!(operator = %name, "operator sign-in refused");
         return Err(Refusal::new(ErrorCode::Unauthorized, "wrong name or password").into());
     };
-    hub.signin_limiter().succeeded(&name, addr);
+    hub.signin_limiter().succeeded(&name, addr, lane);
     let token = auth::new_token()
         .ok_or_else(|| Refusal::new(ErrorCode::Internal, "the OS gave no random bytes for a session"))?;
     let ttl = hub.config().operator_session_ttl;

@@ -5,6 +5,7 @@
 //! - [`auth`]: the session cookie, the same-origin and CSRF checks, the `Operator` extractors.
 //! - [`password`]: argon2id hashing, and the rules for names and passwords.
 //! - [`limit`]: the sign-in rate limit.
+//! - [`checks`]: the threads that check passwords, and their bounded queue.
 //! - [`api`]: the HTTP handlers.
 //! - [`socket`]: the operator WebSocket.
 //! - [`app`]: the web app's files.
@@ -17,6 +18,7 @@
 mod api;
 mod app;
 mod auth;
+pub(crate) mod checks;
 pub(crate) mod cli;
 pub(crate) mod limit;
 mod password;

@@ -143,6 +143,11 @@ impl HubProcess {
         format!("ws://127.0.0.1:{}/ws/chat?{query}", self.port)
     }
 
+    /// The process id, while it runs (for reading its memory in `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `http://127.0.0.1:<port><path>`.
     pub fn http(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
