@@ -576,6 +576,41 @@ async fn rooms_made_by_messages_over_http_are_budgeted_too() {
     assert_eq!(post("http-0".into()).await.0, 200);
 }
 
+/// A long-poll is how a client on the HTTP fallback is in a room, so polling a room that does
+/// not exist makes it, from the same budget as a `join`: four addresses polling 100 made-up
+/// rooms at a time filled `--max-conversations` (every one held while its poll waited), and
+/// every new visitor was refused.
+#[tokio::test]
+async fn polls_of_rooms_that_do_not_exist_are_budgeted_like_joins() {
+    let mut config = Config::for_tests();
+    config.room_creations_per_hour = 3;
+    config.poll_timeout = Duration::from_millis(50);
+    let hub = TestHub::with(config).await;
+    let http = http_from(loopback(15));
+    let poll = |rooms: &str| {
+        let r = http.get(hub.url(&format!("/api/chat/poll?session=ghost&rooms={rooms}"))).send();
+        async move {
+            let r = r.await.expect("poll");
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, body) = poll("ghost-0,ghost-1,ghost-2").await;
+    assert_eq!(status, 200, "{body}");
+    let listed = reqwest::get(hub.url("/api/rooms/ghost-1")).await.expect("room");
+    assert_eq!(listed.status(), 200, "the poll made the room");
+    let (status, body) = poll("ghost-0,ghost-3").await;
+    assert_eq!(
+        (status, &body["code"], &body["room"]),
+        (429, &json!("rate_limited"), &json!("ghost-3")),
+        "{body}"
+    );
+    assert_eq!(hub.metric("natter_limited_total{limit=\"room_creations\"}").await, 1);
+    // Rooms that exist are polled as before, and another address makes its own.
+    assert_eq!(poll("ghost-2,ghost-0").await.0, 200);
+    let elsewhere = http_from(loopback(16)).get(hub.url("/api/chat/poll?session=other&room=ghost-9")).send();
+    assert_eq!(elsewhere.await.expect("poll").status(), 200);
+}
+
 /// Joins are only rate-limited, so over an afternoon one connection could collect thousands of
 /// rooms, each a member entry, a place in its fan-out and a presence record: a connection is in
 /// at most `--max-rooms-per-connection` at once, and a leave makes room for another.

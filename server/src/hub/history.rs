@@ -128,6 +128,7 @@ impl Hub {
         addr: AddrKey,
     ) -> Result<Replay, Refusal> {
         let _held = self.hold_conversations(addr, 1)?;
+        self.ensure_polled(std::slice::from_ref(&key), addr).await?;
         let mut delivered = {
             let mut state = self.lock();
             // Starting at 0 loses nothing: what was delivered before this point is in the
@@ -171,6 +172,8 @@ impl Hub {
         addr: AddrKey,
     ) -> Result<Replay, Refusal> {
         let _held = self.hold_conversations(addr, rooms.len())?;
+        let keys: Vec<ConversationKey> = rooms.iter().map(|(key, _)| key.clone()).collect();
+        self.ensure_polled(&keys, addr).await?;
         let mut payer = Payer::request(addr);
         let mut delivered = Vec::with_capacity(rooms.len());
         {
@@ -215,6 +218,23 @@ impl Hub {
                 held: None,
             }),
         }
+    }
+
+    /// Makes sure each polled room exists, making the ones that do not from `addr`'s budget
+    /// of room creations (`--room-creations-per-hour`; refused under `--room-creation api`),
+    /// as a `join` does: a long-poll is how a client on the HTTP fallback is in a room. Polls
+    /// of made-up rooms were free, and each held a conversation in memory while it waited: four
+    /// addresses polling 100 made-up rooms at a time filled `--max-conversations`. A room whose
+    /// conversation this hub holds was made before (a join or an earlier poll): no store read.
+    async fn ensure_polled(&self, keys: &[ConversationKey], addr: AddrKey) -> Result<(), Refusal> {
+        for key in keys {
+            let ConversationKey::Room(room) = key else { continue };
+            let held = self.lock().conversations.contains_key(key);
+            if !held {
+                self.ensure_room(room, addr).await.map_err(|r| r.in_room(Some(room)))?;
+            }
+        }
+        Ok(())
     }
 
     /// The newest seq of `key`: from the ring when it knows, else from the store.
