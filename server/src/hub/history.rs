@@ -335,9 +335,10 @@ impl Hub {
             None => self.hold_replay(payer.addr, bytes),
         };
         let queued = match subscribe {
-            Some(_) => {
+            Some((outbox, _)) => {
                 let frame = history.encode();
-                let held = hold(frame.len())?;
+                let mut held = hold(frame.len())?;
+                held.unread_by(outbox.control());
                 Some((Frame::from(frame), held))
             }
             None => {

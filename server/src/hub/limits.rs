@@ -38,7 +38,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::{Hub, Refusal};
 use crate::address::{whose, AddrKey, WIDER};
 use crate::config::Config;
-use crate::metrics::Limit;
+use crate::metrics::{Limit, Metrics};
 
 /// How long a client refused for holding too much is asked to wait.
 const HELD_RETRY: Duration = Duration::from_secs(5);
@@ -133,6 +133,10 @@ pub(crate) struct Limits {
     polls: Mutex<usize>,
     /// Bytes of `history` answers not yet written, all addresses together.
     replay: Mutex<usize>,
+    /// WebSockets' history answers written to their queues and not read yet, oldest first.
+    unread: Mutex<std::collections::BTreeMap<u64, Unread>>,
+    /// The key of the next entry of `unread`.
+    next_unread: std::sync::atomic::AtomicU64,
     /// `--max-connections-per-address` in force (see `Config::connections_per_address`); 0 for
     /// no limit.
     connections_per_address: usize,
@@ -241,6 +245,8 @@ impl Limits {
             held: Mutex::default(),
             polls: Mutex::new(0),
             replay: Mutex::new(0),
+            unread: Mutex::default(),
+            next_unread: std::sync::atomic::AtomicU64::new(0),
             connections_per_address,
             conversations_per_address: config.conversations_per_address(),
             connections_share,
@@ -437,7 +443,7 @@ impl Hub {
         for (key, _) in addr.nested() {
             held.entry(key).or_default().connections += 1;
         }
-        Ok(Slot { hub: self.clone(), addr, hold: Hold::Connection })
+        Ok(Slot { hub: self.clone(), addr, hold: Hold::Connection, unread: None })
     }
 
     /// Holds `uses` more uses of conversations kept in memory for `addr`
@@ -481,7 +487,7 @@ impl Hub {
         for (key, _) in addr.nested() {
             held.entry(key).or_default().conversations += uses;
         }
-        Ok(Some(Slot { hub: self.clone(), addr, hold: Hold::Conversations(uses) }))
+        Ok(Some(Slot { hub: self.clone(), addr, hold: Hold::Conversations(uses), unread: None }))
     }
 
     /// Holds one more long-poll of `addr` (`--max-polls-per-address`, `--max-polls`; each wider
@@ -523,7 +529,7 @@ impl Hub {
             held.entry(key).or_default().polls += 1;
         }
         *total += 1;
-        Ok(Slot { hub: self.clone(), addr, hold: Hold::Poll })
+        Ok(Slot { hub: self.clone(), addr, hold: Hold::Poll, unread: None })
     }
 }
 
@@ -547,6 +553,11 @@ impl Hub {
                 let taken = held.get(&key).map_or(0, |h| h.replay);
                 (taken > 0 && taken + bytes > most(per_address, times, per_address)).then_some((key, taken))
             });
+            let over = over.filter(|&(key, taken)| {
+                let (_, times) = addr.nested().find(|(k, _)| *k == key).unwrap_or((key, 1));
+                !self.evict_unread(Some(key), taken, bytes, most(per_address, times, per_address))
+            });
+            let full = *total > 0 && *total + bytes > max && !self.evict_unread(None, *total, bytes, max);
             let refusal = if let Some((key, taken)) = over {
                 self.shared.metrics.limited(Limit::ReplayInFlightPerAddress);
                 Some(Refusal::new(
@@ -558,7 +569,7 @@ impl Hub {
                         whose(key)
                     ),
                 ))
-            } else if *total > 0 && *total + bytes > max {
+            } else if full {
                 self.shared.metrics.limited(Limit::ReplayInFlight);
                 Some(Refusal::new(
                     ErrorCode::Unavailable,
@@ -576,8 +587,48 @@ impl Hub {
             held.entry(key).or_default().replay += bytes;
         }
         *total += bytes;
-        Ok(Slot { hub: self.clone(), addr, hold: Hold::Replay(bytes) })
+        Ok(Slot { hub: self.clone(), addr, hold: Hold::Replay(bytes), unread: None })
     }
+
+    /// Makes room for `bytes` more of `--max-replay-in-flight` within `scope` (an address or
+    /// network, or the whole hub with `None`), where `taken` is held now, by closing (4001, as
+    /// slow consumers) the connections holding the oldest history answers written but not
+    /// read, until what they give back leaves room. `true` when it does (the bytes being given
+    /// back are no longer counted against anyone). Only answers no one has read yet go: a
+    /// history being built, or a long-poll's, is never cut short.
+    fn evict_unread(&self, scope: Option<AddrKey>, taken: usize, bytes: usize, most: usize) -> bool {
+        let mut unread = self.shared.limits.unread.lock().unwrap_or_else(|p| p.into_inner());
+        let in_scope = |u: &Unread| scope.is_none_or(|key| u.addr.nested().any(|(k, _)| k == key));
+        let mut freeing: usize = unread.values().filter(|u| u.told && in_scope(u)).map(|u| u.bytes).sum();
+        for u in unread.values_mut() {
+            if taken.saturating_sub(freeing) + bytes <= most {
+                break;
+            }
+            if u.told || !in_scope(u) {
+                continue;
+            }
+            u.told = true;
+            freeing += u.bytes;
+            if let Some(control) = u.control.upgrade() {
+                if control.close(natter_protocol::close::SLOW_CONSUMER) {
+                    Metrics::add(&self.shared.metrics.slow_consumers, 1);
+                }
+            }
+        }
+        taken.saturating_sub(freeing) + bytes <= most
+    }
+}
+
+/// A WebSocket's `history` answer written to its queue and not read yet (see
+/// [`Slot::unread_by`]): what [`Hub::evict_unread`] may cut when others need the room.
+#[derive(Debug)]
+pub(crate) struct Unread {
+    addr: AddrKey,
+    bytes: usize,
+    /// The connection's stop signal.
+    control: std::sync::Weak<super::outbox::Control>,
+    /// Told to close already; its bytes are on their way back.
+    told: bool,
 }
 
 /// The reply-engine calls one address — or one wider IPv6 prefix, all its /64s together — may
@@ -651,7 +702,7 @@ impl Hub {
                 entry.calls.get_or_insert_with(|| Arc::new(Semaphore::new(turns))).clone()
             })
             .collect();
-        Some(ReplyPlace { _slot: Slot { hub: self.clone(), addr, hold: Hold::Reply }, calls })
+        Some(ReplyPlace { _slot: Slot { hub: self.clone(), addr, hold: Hold::Reply, unread: None }, calls })
     }
 }
 
@@ -696,6 +747,8 @@ pub(crate) struct Slot {
     hub: Hub,
     addr: AddrKey,
     hold: Hold,
+    /// Its entry in the unread answers, for a history answer queued to a WebSocket.
+    unread: Option<u64>,
 }
 
 impl Slot {
@@ -717,11 +770,28 @@ impl Slot {
         }
         self.hold = Hold::Replay(bytes);
     }
+
+    /// Marks a history reservation as an answer queued to the connection that `control` stops
+    /// and not read yet: until the slot is dropped (the answer written), another request that
+    /// finds `--max-replay-in-flight` or its address's share taken may have that connection
+    /// closed to make room ([`Hub::evict_unread`]), oldest answers first. A peer that asks
+    /// for history and never reads keeps the share only until someone else needs it.
+    pub(crate) fn unread_by(&mut self, control: &Arc<super::outbox::Control>) {
+        let Hold::Replay(bytes) = self.hold else { return };
+        let limits = &self.hub.shared.limits;
+        let id = limits.next_unread.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let entry = Unread { addr: self.addr, bytes, control: Arc::downgrade(control), told: false };
+        limits.unread.lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry);
+        self.unread = Some(id);
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let limits = &self.hub.shared.limits;
+        if let Some(id) = self.unread {
+            limits.unread.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        }
         match self.hold {
             Hold::Poll => {
                 let mut total = limits.polls.lock().unwrap_or_else(|p| p.into_inner());

@@ -280,6 +280,11 @@ impl Outbox {
         self.queue.push(Outgoing::Text(frame, Some(Box::new(held))), None).unwrap_or(true)
     }
 
+    /// The connection's stop signal.
+    pub(crate) fn control(&self) -> &Arc<Control> {
+        &self.control
+    }
+
     /// Tells the connection that the hub took it out of `room` (the room was deleted): its
     /// next frame finds it in [`Outbox::take_removed_rooms`].
     pub(crate) fn remove_room(&self, room: std::sync::Arc<str>) {
