@@ -27,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +36,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use natter_protocol::ErrorCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::outbox::Tally;
 use super::{Hub, Refusal};
 use crate::address::{whose, AddrKey, WIDER};
 use crate::config::Config;
@@ -133,6 +135,11 @@ pub(crate) struct Limits {
     polls: Mutex<usize>,
     /// Bytes of `history` answers not yet written, all addresses together.
     replay: Mutex<usize>,
+    /// Bytes queued to every connection (see [`super::outbox::Tally`]).
+    queued_total: Arc<AtomicUsize>,
+    /// Bytes queued to the connections of each address and wider IPv6 network that has a
+    /// connection; a counter nobody shares any more is forgotten by housekeeping.
+    queued: Mutex<HashMap<AddrKey, Arc<AtomicUsize>>>,
     /// `--max-connections-per-address` in force (see `Config::connections_per_address`); 0 for
     /// no limit.
     connections_per_address: usize,
@@ -241,6 +248,8 @@ impl Limits {
             held: Mutex::default(),
             polls: Mutex::new(0),
             replay: Mutex::new(0),
+            queued_total: Arc::default(),
+            queued: Mutex::default(),
             connections_per_address,
             conversations_per_address: config.conversations_per_address(),
             connections_share,
@@ -257,12 +266,46 @@ impl Limits {
         *self.replay.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Bytes queued to every connection now.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued_total.load(Ordering::Relaxed)
+    }
+
+    /// The most bytes queued now to the connections of one address or wider IPv6 network.
+    pub(crate) fn address_queued_max(&self) -> usize {
+        let queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+        queued.values().map(|n| n.load(Ordering::Relaxed)).max().unwrap_or(0)
+    }
+
+    /// Where a new connection of `addr` counts its queued bytes (`None`: in the hub's total
+    /// only, an operator's): the hub's total, and the counters of the address and each wider
+    /// IPv6 network, each bounded by `--address-send-queue-bytes` — one address's share for a
+    /// network too, however many /64s it spreads over. Takes a short lock once per connection;
+    /// the fan-out then only touches the counters' atomics.
+    pub(crate) fn tally(&self, addr: Option<AddrKey>, share: usize) -> Tally {
+        let mut tally = Tally { total: Some(self.queued_total.clone()), levels: Default::default(), share };
+        if let Some(addr) = addr {
+            let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+            for ((key, _), level) in addr.nested().zip(&mut tally.levels) {
+                *level = Some(queued.entry(key).or_default().clone());
+            }
+        }
+        tally
+    }
+
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<AddrKey, Held>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Forgets addresses and networks whose buckets are full again (housekeeping).
     pub(super) fn purge(&self) {
+        {
+            let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+            queued.retain(|_, n| Arc::strong_count(n) > 1);
+            if queued.capacity() > 2 * queued.len() + 64 {
+                queued.shrink_to_fit();
+            }
+        }
         for limiter in [
             &self.requests,
             &self.preflights,

@@ -322,6 +322,8 @@ impl Hub {
             reply_waiting: self.shared.reply_gate.waiting(),
             turns_waiting: self.shared.turns.waiting(),
             replay_bytes: self.limits().replay_bytes(),
+            send_queue_bytes: self.limits().queued_bytes(),
+            address_send_queue_bytes: self.limits().address_queued_max(),
         }
     }
 }
