@@ -1037,6 +1037,29 @@ mod tests {
         assert!(hub.hold_reply(v6("2001:db8:7:ff::1")).is_some(), "given back");
     }
 
+    /// Queued bytes: /64s of one /48 count in one counter for the /48 (and one for their /56
+    /// when they share it), bounded by one address's share; counters nobody uses are forgotten.
+    #[tokio::test]
+    async fn queued_bytes_of_a_network_share_one_counter() {
+        let hub = hub(|_| {});
+        let (a, b) = (
+            hub.limits().tally(Some(v6("2001:db8:1:1::1")), 10),
+            hub.limits().tally(Some(v6("2001:db8:1:ff01::1")), 10),
+        );
+        let level = |t: &Tally, i: usize| t.levels[i].clone().expect("a level");
+        assert!(!Arc::ptr_eq(&level(&a, 0), &level(&b, 0)) && !Arc::ptr_eq(&level(&a, 1), &level(&b, 1)));
+        assert!(Arc::ptr_eq(&level(&a, 2), &level(&b, 2)), "one /48");
+        assert_eq!((a.share, b.share), (10, 10), "a network gets one address's share");
+        let four = hub.limits().tally(Some(addr(1)), 10);
+        assert!(four.levels[0].is_some() && four.levels[1].is_none(), "IPv4: the address only");
+        assert!(hub.limits().tally(None, 10).levels.iter().all(Option::is_none), "an operator's");
+        level(&a, 2).fetch_add(7, Ordering::Relaxed);
+        assert_eq!(hub.limits().address_queued_max(), 7);
+        drop((a, b, four));
+        hub.limits().purge();
+        assert!(hub.limits().queued.lock().expect("lock").is_empty(), "forgotten");
+    }
+
     #[tokio::test]
     async fn stored_bytes_have_a_day_budget_per_address_and_network() {
         let hub = hub(|c| c.address_store_bytes_per_day = 10_000);
