@@ -176,8 +176,10 @@ pub struct Config {
 
     /// Bytes of frames queued per connection before it counts as a slow consumer and is
     /// closed with 4001, besides `--send-queue`'s count: 256 frames of up to `--max-frame`
-    /// each would be 16 MiB. The connection's own answers (ack, pong, history) are counted
-    /// too, though never refused. A frame always fits an empty queue. 0: no byte bound.
+    /// each would be 16 MiB. The connection's own answers (ack, pong, error) are counted too,
+    /// though never refused; a `history` answer is bounded by `--max-replay-in-flight` instead
+    /// (it counts towards `--address-send-queue-bytes`). A frame always fits an empty queue.
+    /// 0: no byte bound.
     #[arg(long, env = "NATTER_SEND_QUEUE_BYTES", default_value_t = 1_048_576)]
     pub send_queue_bytes: usize,
 

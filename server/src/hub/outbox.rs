@@ -13,7 +13,8 @@
 //! closes its connection as a slow consumer, like a full queue, so peers that never read pin a
 //! bounded number of bytes however many rooms they are in. A frame's bytes are shared by every
 //! recipient, so counting them in each queue over-counts, the safe way. Own answers are counted
-//! too, though never refused.
+//! too, though never refused (a `history` answer only for the address: see
+//! [`Outbox::send_held`]).
 //!
 //! The queue is a `VecDeque` under a short mutex rather than a Tokio channel: a bounded
 //! `mpsc` channel allocates ~1.5 KiB per connection up front (its shared state and a first
@@ -149,6 +150,11 @@ struct QueueState {
     frames: VecDeque<Outgoing>,
     /// Bytes of the text frames in `frames`.
     bytes: usize,
+    /// Bytes of those that hold a share of `--max-replay-in-flight` (`history` answers, see
+    /// [`Outbox::send_held`]): bounded by that share, they do not count towards
+    /// `--send-queue-bytes`, so that a member who joins a busy room with a long history is not
+    /// cut by the room's next frame before its writer takes the answer.
+    held_bytes: usize,
     /// Live [`Outbox`] clones; the writer's `recv` ends when none is left.
     senders: usize,
     receiver_gone: bool,
@@ -175,19 +181,23 @@ impl Queue {
         if room.is_some_and(|room| s.frames.len() >= room) {
             return Err(Bound::Frames);
         }
-        let bytes = match &item {
-            Outgoing::Text(frame, _) => frame.len(),
-            Outgoing::Close(..) | Outgoing::Stop(_) => 0,
+        let (bytes, held) = match &item {
+            Outgoing::Text(frame, held) => (frame.len(), held.is_some()),
+            Outgoing::Close(..) | Outgoing::Stop(_) => (0, false),
         };
         let bounded = room.is_some();
-        // A frame always fits an empty queue, however large.
-        if bounded && self.max_bytes > 0 && s.bytes > 0 && s.bytes.saturating_add(bytes) > self.max_bytes {
+        let counted = s.bytes - s.held_bytes;
+        // A frame always fits a queue that holds nothing counted, however large.
+        if bounded && self.max_bytes > 0 && counted > 0 && counted.saturating_add(bytes) > self.max_bytes {
             return Err(Bound::Bytes);
         }
         if !self.tally.add(bytes, bounded) {
             return Err(Bound::AddressBytes);
         }
         s.bytes += bytes;
+        if held {
+            s.held_bytes += bytes;
+        }
         s.frames.push_back(item);
         drop(s);
         self.readable.notify_one();
@@ -197,8 +207,11 @@ impl Queue {
     fn pop(&self) -> Option<Outgoing> {
         let mut s = self.lock();
         let item = s.frames.pop_front();
-        if let Some(Outgoing::Text(frame, _)) = &item {
+        if let Some(Outgoing::Text(frame, held)) = &item {
             s.bytes -= frame.len();
+            if held.is_some() {
+                s.held_bytes -= frame.len();
+            }
             self.tally.sub(frame.len());
         }
         if s.frames.is_empty() && s.frames.capacity() > 0 {
@@ -288,6 +301,7 @@ impl Drop for Receiver {
         s.receiver_gone = true;
         s.frames = VecDeque::new();
         self.queue.tally.sub(std::mem::take(&mut s.bytes));
+        s.held_bytes = 0;
     }
 }
 
@@ -337,6 +351,7 @@ impl Outbox {
         let queue = Arc::new(Queue {
             state: Mutex::new(QueueState {
                 bytes: 0,
+                held_bytes: 0,
                 frames: VecDeque::new(),
                 senders: 1,
                 receiver_gone: false,
@@ -393,7 +408,9 @@ impl Outbox {
 
     /// Like [`Outbox::send`], for a frame that holds something until it is written: `held` is
     /// dropped once the connection's writer has handed the frame to the kernel, or with the
-    /// queue when the connection ends first.
+    /// queue when the connection ends first. Its bytes count towards the address's
+    /// `--address-send-queue-bytes` but not the queue's `--send-queue-bytes`: what it holds
+    /// bounds them already.
     pub(crate) fn send_held(&self, frame: Frame, held: super::Slot) -> bool {
         self.queue.push(Outgoing::Text(frame, Some(Box::new(held))), None).unwrap_or(true)
     }
@@ -525,6 +542,22 @@ mod tests {
             (address.load(Ordering::Relaxed), network.load(Ordering::Relaxed), total.load(Ordering::Relaxed)),
             (0, 0, 0)
         );
+    }
+
+    #[tokio::test]
+    async fn a_history_answer_does_not_fill_the_queues_own_bytes() {
+        let hub = crate::hub::Hub::for_tests(crate::config::Config::for_tests());
+        let addr = crate::address::AddrKey::of(std::net::IpAddr::from([192, 0, 2, 1]));
+        let address = Arc::new(AtomicUsize::new(0));
+        let tally = Tally { total: None, levels: [Some(address.clone()), None, None], share: 100 };
+        let (outbox, mut rx, _control) = Outbox::bounded(1, 100, 10, tally);
+        let held = hub.hold_replay(addr, 50).expect("a share");
+        assert!(outbox.send_held(text(&"h".repeat(50)), held));
+        assert_eq!(outbox.offer(text("12345678")), Offered::Queued, "the room's next frame");
+        assert_eq!(outbox.offer(text("123")), Offered::Full(true, Bound::Bytes));
+        assert_eq!(address.load(Ordering::Relaxed), 58, "counted for the address all the same");
+        assert!(matches!(rx.try_recv(), Ok(Outgoing::Text(_, Some(_)))));
+        assert_eq!(address.load(Ordering::Relaxed), 8);
     }
 
     #[tokio::test]
