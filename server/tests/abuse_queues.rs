@@ -25,21 +25,37 @@ fn loopback(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
 }
 
+/// Where a test client comes from: a loopback address of its own, or 127.0.0.1 (the trusted
+/// proxy) naming the client in `X-Forwarded-For`.
+#[derive(Clone)]
+enum From {
+    Socket(IpAddr),
+    Forwarded(String),
+}
+
 /// A tab of `session` connected from `from` with a receive buffer of `recv_buffer` bytes (0:
 /// the system's), its first `history` read.
-async fn tab_from(hub: &TestHub, from: IpAddr, session: &str, recv_buffer: u32) -> Tab {
+async fn tab_from(hub: &TestHub, from: From, session: &str, recv_buffer: u32) -> Tab {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     let socket = TcpSocket::new_v4().expect("socket");
     if recv_buffer > 0 {
         socket.set_recv_buffer_size(recv_buffer).expect("SO_RCVBUF");
     }
-    socket.bind(SocketAddr::new(from, 0)).expect("bind a loopback address");
+    let mut request = hub.ws_url(session, "").into_client_request().expect("request");
+    let ip = match from {
+        From::Socket(ip) => ip,
+        From::Forwarded(client) => {
+            request.headers_mut().insert("x-forwarded-for", client.parse().expect("header"));
+            loopback(1)
+        }
+    };
+    socket.bind(SocketAddr::new(ip, 0)).expect("bind a loopback address");
     let tcp = tokio::time::timeout(DEADLINE, socket.connect(hub.addr))
         .await
         .expect("connect in time")
         .expect("connect");
-    let (ws, _) = tokio_tungstenite::client_async(hub.ws_url(session, ""), MaybeTlsStream::Plain(tcp))
-        .await
-        .expect("upgrade");
+    let (ws, _) =
+        tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp)).await.expect("upgrade");
     let mut tab = Tab { ws };
     tab.expect_history().await;
     tab
@@ -66,7 +82,21 @@ const ADDRESS_BYTES: usize = 1024 * 1024;
 /// frame. Without a byte bound the deaf would hold 256 frames each (7.5 MB) and stay.
 #[tokio::test]
 async fn deaf_room_members_are_closed_at_their_addresses_share_of_queued_bytes() {
+    deaf_members_are_closed_and_honest_ones_receive(|_| From::Socket(loopback(2))).await;
+}
+
+/// The same from eight /64s of one IPv6 /48 (behind a trusted proxy): each /64 alone stays far
+/// below its share and each queue below its own bound, but the /48 together gets one address's
+/// share, no more.
+#[tokio::test]
+async fn deaf_room_members_of_one_slash_48_share_one_addresses_share() {
+    deaf_members_are_closed_and_honest_ones_receive(|i| From::Forwarded(format!("2001:db8:5:{i:x}::1")))
+        .await;
+}
+
+async fn deaf_members_are_closed_and_honest_ones_receive(deaf_from: impl Fn(usize) -> From) {
     let mut config = Config::for_tests();
+    config.trusted_proxies = vec!["127.0.0.1/32".parse().expect("a network")];
     config.send_queue_bytes = QUEUE_BYTES;
     config.address_send_queue_bytes = ADDRESS_BYTES;
     config.socket_send_buffer = 4096;
@@ -77,12 +107,12 @@ async fn deaf_room_members_are_closed_at_their_addresses_share_of_queued_bytes()
     let rooms: Vec<String> = (0..ROOMS).map(|i| format!("room-{i}")).collect();
     let mut deaf = Vec::new();
     let mut honest = Vec::new();
-    let mut sender = tab_from(&hub, loopback(4), &session("sender"), 0).await;
+    let mut sender = tab_from(&hub, From::Socket(loopback(4)), &session("sender"), 0).await;
     for (i, room) in rooms.iter().enumerate() {
-        let mut d = tab_from(&hub, loopback(2), &session(&format!("deaf-{i}")), 4096).await;
+        let mut d = tab_from(&hub, deaf_from(i), &session(&format!("deaf-{i}")), 4096).await;
         join(&mut d, room, &format!("D{i}")).await;
         deaf.push(d);
-        let mut h = tab_from(&hub, loopback(3), &session(&format!("honest-{i}")), 0).await;
+        let mut h = tab_from(&hub, From::Socket(loopback(3)), &session(&format!("honest-{i}")), 0).await;
         join(&mut h, room, &format!("H{i}")).await;
         honest.push(h);
         join(&mut sender, room, "S").await;
