@@ -7,8 +7,10 @@
 //! memory by being in them (`--max-conversations-per-address`), CORS preflights it may send (a
 //! bucket of their own, the size of the request budget), long-polls it and everyone
 //! together may hold (`--max-polls-per-address`, `--max-polls`), and bytes of `history`
-//! answers being written to it and to everyone (`--max-replay-in-flight`), and bytes of messages
-//! it may have stored a day (`--address-store-bytes-per-day`).
+//! answers being written to it and to everyone (`--max-replay-in-flight`), bytes of messages
+//! it may have stored a day (`--address-store-bytes-per-day`), and the counters of bytes queued
+//! to its connections (`--address-send-queue-bytes`, kept by the queues themselves: see
+//! [`Limits::tally`]).
 //!
 //! Sessions are free to make, so a budget per session alone stops nobody; these are kept by the
 //! client's address as [`crate::address`] judges it. For an IPv6 client every budget and count
