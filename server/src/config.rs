@@ -174,6 +174,23 @@ pub struct Config {
     #[arg(long, env = "NATTER_SEND_QUEUE", default_value_t = 256)]
     pub send_queue: usize,
 
+    /// Bytes of frames queued per connection before it counts as a slow consumer and is
+    /// closed with 4001, besides `--send-queue`'s count: 256 frames of up to `--max-frame`
+    /// each would be 16 MiB. The connection's own answers (ack, pong, error) are counted too,
+    /// though never refused; a `history` answer is bounded by `--max-replay-in-flight` instead
+    /// (it counts towards `--address-send-queue-bytes`). A frame always fits an empty queue.
+    /// 0: no byte bound.
+    #[arg(long, env = "NATTER_SEND_QUEUE_BYTES", default_value_t = 1_048_576)]
+    pub send_queue_bytes: usize,
+
+    /// Bytes queued to all the WebSockets of one client address together (and to all those of
+    /// one IPv6 /56 or /48 together: a network gets one address's share, however many /64s
+    /// it spreads over). A frame that would pass it closes the connection it was for as a slow
+    /// consumer (4001), so peers that never read cannot pin more than this however many rooms
+    /// and connections they use. 0: no bound per address.
+    #[arg(long, env = "NATTER_ADDRESS_SEND_QUEUE_BYTES", default_value_t = 8_388_608)]
+    pub address_send_queue_bytes: usize,
+
     /// The kernel's send buffer for each connection, in bytes (`SO_SNDBUF`; Linux allocates
     /// twice this, up to `net.core.wmem_max`). What a peer has not read waits there, then in
     /// the hub's own queue, where it is counted: a bounded buffer keeps a peer that never
@@ -672,6 +689,7 @@ impl Config {
         c.room_creations_per_hour = 0;
         c.address_conversations_per_hour = 0;
         c.address_store_bytes_per_day = 0;
+        c.address_send_queue_bytes = 0;
         // A test's database in a temporary directory must not depend on the machine's free
         // space; the test of the floor sets it.
         c.min_free_disk = 0;
@@ -682,6 +700,22 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn send_queues_are_bounded_in_bytes_by_default() {
+        let c = Config::parse_from(["natter-hub"]);
+        // An honest member of a busy room on a slow link may have a few hundred KB queued.
+        assert_eq!(
+            (c.send_queue, c.send_queue_bytes, c.address_send_queue_bytes),
+            (256, 1_048_576, 8_388_608)
+        );
+        let t = Config::for_tests();
+        assert_eq!(
+            (t.send_queue_bytes, t.address_send_queue_bytes),
+            (1_048_576, 0),
+            "every test tab shares 127.0.0.1"
+        );
+    }
 
     #[test]
     fn durations() {

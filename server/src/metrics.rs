@@ -68,11 +68,17 @@ pub(crate) enum Limit {
     Preflights,
     /// An operator sign-in refused because its lane of the password-check queue was full.
     PasswordChecks,
+    /// `--send-queue-bytes`: a connection closed with 4001 because a frame would pass its
+    /// queue's bytes.
+    SendQueueBytes,
+    /// `--address-send-queue-bytes`: a connection closed with 4001 because a frame would pass
+    /// the bytes queued to its address's (or IPv6 network's) connections together.
+    AddressSendQueueBytes,
 }
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 27] = [
+    pub(crate) const ALL: [Limit; 29] = [
         Limit::Session,
         Limit::Address,
         Limit::AddressConnects,
@@ -100,6 +106,8 @@ impl Limit {
         Limit::MinFreeDisk,
         Limit::Preflights,
         Limit::PasswordChecks,
+        Limit::SendQueueBytes,
+        Limit::AddressSendQueueBytes,
     ];
 
     /// The label value in `/metrics`.
@@ -132,6 +140,8 @@ impl Limit {
             Limit::MinFreeDisk => "min_free_disk",
             Limit::Preflights => "preflights",
             Limit::PasswordChecks => "inbox_password_checks",
+            Limit::SendQueueBytes => "send_queue_bytes",
+            Limit::AddressSendQueueBytes => "address_send_queue_bytes",
         }
     }
 }
@@ -153,6 +163,10 @@ pub(crate) struct Gauges {
     pub(crate) turns_waiting: usize,
     /// Bytes of `--max-replay-in-flight` taken by history being read from the store.
     pub(crate) replay_bytes: usize,
+    /// Bytes queued to every connection (text frames not yet handed to the kernel).
+    pub(crate) send_queue_bytes: usize,
+    /// The most bytes queued to the connections of any one client address or IPv6 network.
+    pub(crate) address_send_queue_bytes: usize,
 }
 
 /// The hub's counters. Relaxed ordering throughout: each number is read on its own.
@@ -229,6 +243,8 @@ impl Metrics {
             reply_waiting,
             turns_waiting,
             replay_bytes,
+            send_queue_bytes,
+            address_send_queue_bytes,
         } = *gauges;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut out = String::with_capacity(2048);
@@ -318,6 +334,18 @@ impl Metrics {
             replay_bytes as u64,
         );
         one(
+            "natter_send_queue_bytes",
+            "gauge",
+            "Bytes of frames queued to connections and not yet written (a frame shared by several is counted in each queue).",
+            send_queue_bytes as u64,
+        );
+        one(
+            "natter_address_send_queue_bytes_max",
+            "gauge",
+            "The most bytes queued to the connections of any one client address or IPv6 network (--address-send-queue-bytes).",
+            address_send_queue_bytes as u64,
+        );
+        one(
             "natter_conversations_evicted_total",
             "counter",
             "Idle conversations forgotten to stay under --max-conversations.",
@@ -355,7 +383,11 @@ mod tests {
             reply_waiting: 0,
             turns_waiting: 0,
             replay_bytes: 4096,
+            send_queue_bytes: 70_000,
+            address_send_queue_bytes: 65_000,
         });
+        assert!(text.contains("natter_send_queue_bytes 70000\n"), "{text}");
+        assert!(text.contains("natter_address_send_queue_bytes_max 65000\n"), "{text}");
         assert!(text.contains("natter_limited_total{limit=\"address_rate\"} 1\n"), "{text}");
         assert!(text.contains("natter_ring_bytes 300\n"), "{text}");
         assert!(text.contains("natter_replay_bytes 4096\n"), "{text}");

@@ -261,7 +261,7 @@ where
         // frees it: an idle connection keeps none of it.
         let mut params = params;
         let held = params.held.take();
-        let (outbox, rx, control, _live) = hub.open_connection(held.map(Box::new));
+        let (outbox, rx, control, _live) = hub.open_connection(held.map(Box::new), Some(params.addr));
         let id = outbox.id;
         tracing::debug!(connection = id, "connected");
         let Some(client) = Box::pin(open(&mut socket, &hub, outbox, params)).await else { return };

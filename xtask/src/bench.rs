@@ -103,6 +103,9 @@ struct Env {
     /// The hub caps the conversations one address keeps in memory (turned off here too: the
     /// generator's 20,000 connections per source address each hold one).
     hub_has_conversation_share: bool,
+    /// The hub bounds the bytes queued to one address's connections together (turned off here
+    /// too: the generator's readers all come from one address).
+    hub_has_queue_share: bool,
     /// Hubs that issue sessions need `--open-sessions` for the load generator's named sessions.
     hub_has_open_sessions: bool,
 }
@@ -243,6 +246,7 @@ fn prepare() -> anyhow::Result<Env> {
     let hub_has_budgets = help.contains("--frame-budget");
     let hub_has_connect_budget = help.contains("--address-connect-burst");
     let hub_has_conversation_share = help.contains("--max-conversations-per-address");
+    let hub_has_queue_share = help.contains("--address-send-queue-bytes");
     Ok(Env {
         load: target.join("release/natter-load"),
         hub,
@@ -253,6 +257,7 @@ fn prepare() -> anyhow::Result<Env> {
         hub_has_budgets,
         hub_has_connect_budget,
         hub_has_conversation_share,
+        hub_has_queue_share,
         hub_has_open_sessions,
     })
 }
@@ -321,6 +326,11 @@ fn start(env: &Env, server: Server, label: &str) -> anyhow::Result<Running> {
             }
             if env.hub_has_conversation_share {
                 c.args(["--max-conversations-per-address", "0"]);
+            }
+            // Thousands of readers of one address, each with a frame or two queued in a burst,
+            // add up past one address's share of queued bytes.
+            if env.hub_has_queue_share {
+                c.args(["--address-send-queue-bytes", "0"]);
             }
             if env.hub_has_open_sessions {
                 c.arg("--open-sessions");

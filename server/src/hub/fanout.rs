@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::conversation::Conversation;
-use super::outbox::{Frame, Offered, Outbox};
+use super::outbox::{Bound, Frame, Offered, Outbox};
 use super::Hub;
-use crate::metrics::Metrics;
+use crate::metrics::{Limit, Metrics};
 use crate::store::{ConversationKey, Event, StoredFrame};
 
 /// Encodes a frame once; the bytes are then shared by every recipient.
@@ -130,14 +130,22 @@ fn deliver(metrics: &Metrics, conv: &Conversation, frame: &Frame, skip_member: O
             if passing { sub.outbox.offer_passing(frame.clone()) } else { sub.outbox.offer(frame.clone()) };
         match offered {
             Offered::Queued => sent += 1,
-            Offered::Full(true) => {
+            Offered::Full(true, bound) => {
                 Metrics::add(&metrics.slow_consumers, 1);
-                tracing::warn!(
-                    connection = sub.outbox.id,
-                    "slow consumer: send queue full, closing with 4001"
-                );
+                let why = match bound {
+                    Bound::Frames => "send queue full (--send-queue)",
+                    Bound::Bytes => {
+                        metrics.limited(Limit::SendQueueBytes);
+                        "send queue past its bytes (--send-queue-bytes)"
+                    }
+                    Bound::AddressBytes => {
+                        metrics.limited(Limit::AddressSendQueueBytes);
+                        "its address's send queues past their bytes (--address-send-queue-bytes)"
+                    }
+                };
+                tracing::warn!(connection = sub.outbox.id, "slow consumer: {why}, closing with 4001");
             }
-            Offered::Full(false) | Offered::Gone | Offered::Skipped => {}
+            Offered::Full(false, _) | Offered::Gone | Offered::Skipped => {}
         }
     }
     Metrics::add(&metrics.messages_out, sent);

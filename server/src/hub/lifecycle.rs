@@ -11,6 +11,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::outbox::{Control, Outbox, Receiver};
 use super::trim::TrimPolicy;
 use super::{Hub, Slot};
+use crate::address::AddrKey;
 use crate::metrics::Metrics;
 
 /// How long a conversation with no connection stays in memory (its ring serves resumes after
@@ -98,13 +99,18 @@ impl Hub {
     }
 
     /// A new connection's queue and a guard that counts it while it lives (and gives back
-    /// `held`, its place among its address's connections, when it ends).
+    /// `held`, its place among its address's connections, when it ends). The queue's bytes
+    /// count towards `addr`'s `--address-send-queue-bytes` (`None`: an operator's, counted in
+    /// the hub's total only).
     pub(crate) fn open_connection(
         &self,
         held: Option<Box<Slot>>,
+        addr: Option<AddrKey>,
     ) -> (Outbox, Receiver, std::sync::Arc<Control>, LiveGuard) {
         let id = self.shared.next_connection.fetch_add(1, Ordering::Relaxed);
-        let (outbox, rx, control) = Outbox::new(id, self.shared.config.send_queue);
+        let config = &self.shared.config;
+        let tally = self.limits().tally(addr, config.address_send_queue_bytes);
+        let (outbox, rx, control) = Outbox::bounded(id, config.send_queue, config.send_queue_bytes, tally);
         self.shared.live.send_modify(|n| *n += 1);
         Metrics::add(&self.shared.metrics.connections, 1);
         Metrics::add(&self.shared.metrics.connections_total, 1);

@@ -7,8 +7,10 @@
 //! memory by being in them (`--max-conversations-per-address`), CORS preflights it may send (a
 //! bucket of their own, the size of the request budget), long-polls it and everyone
 //! together may hold (`--max-polls-per-address`, `--max-polls`), and bytes of `history`
-//! answers being written to it and to everyone (`--max-replay-in-flight`), and bytes of messages
-//! it may have stored a day (`--address-store-bytes-per-day`).
+//! answers being written to it and to everyone (`--max-replay-in-flight`), bytes of messages
+//! it may have stored a day (`--address-store-bytes-per-day`), and the counters of bytes queued
+//! to its connections (`--address-send-queue-bytes`, kept by the queues themselves: see
+//! [`Limits::tally`]).
 //!
 //! Sessions are free to make, so a budget per session alone stops nobody; these are kept by the
 //! client's address as [`crate::address`] judges it. For an IPv6 client every budget and count
@@ -27,6 +29,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +38,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use natter_protocol::ErrorCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::outbox::Tally;
 use super::{Hub, Refusal};
 use crate::address::{whose, AddrKey, WIDER};
 use crate::config::Config;
@@ -137,6 +141,11 @@ pub(crate) struct Limits {
     unread: Mutex<std::collections::BTreeMap<u64, Unread>>,
     /// The key of the next entry of `unread`.
     next_unread: std::sync::atomic::AtomicU64,
+    /// Bytes queued to every connection (see [`super::outbox::Tally`]).
+    queued_total: Arc<AtomicUsize>,
+    /// Bytes queued to the connections of each address and wider IPv6 network that has a
+    /// connection; a counter nobody shares any more is forgotten by housekeeping.
+    queued: Mutex<HashMap<AddrKey, Arc<AtomicUsize>>>,
     /// `--max-connections-per-address` in force (see `Config::connections_per_address`); 0 for
     /// no limit.
     connections_per_address: usize,
@@ -247,6 +256,8 @@ impl Limits {
             replay: Mutex::new(0),
             unread: Mutex::default(),
             next_unread: std::sync::atomic::AtomicU64::new(0),
+            queued_total: Arc::default(),
+            queued: Mutex::default(),
             connections_per_address,
             conversations_per_address: config.conversations_per_address(),
             connections_share,
@@ -263,12 +274,46 @@ impl Limits {
         *self.replay.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Bytes queued to every connection now.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued_total.load(Ordering::Relaxed)
+    }
+
+    /// The most bytes queued now to the connections of one address or wider IPv6 network.
+    pub(crate) fn address_queued_max(&self) -> usize {
+        let queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+        queued.values().map(|n| n.load(Ordering::Relaxed)).max().unwrap_or(0)
+    }
+
+    /// Where a new connection of `addr` counts its queued bytes (`None`: in the hub's total
+    /// only, an operator's): the hub's total, and the counters of the address and each wider
+    /// IPv6 network, each bounded by `--address-send-queue-bytes` — one address's share for a
+    /// network too, however many /64s it spreads over. Takes a short lock once per connection;
+    /// the fan-out then only touches the counters' atomics.
+    pub(crate) fn tally(&self, addr: Option<AddrKey>, share: usize) -> Tally {
+        let mut tally = Tally { total: Some(self.queued_total.clone()), levels: Default::default(), share };
+        if let Some(addr) = addr {
+            let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+            for ((key, _), level) in addr.nested().zip(&mut tally.levels) {
+                *level = Some(queued.entry(key).or_default().clone());
+            }
+        }
+        tally
+    }
+
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<AddrKey, Held>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Forgets addresses and networks whose buckets are full again (housekeeping).
     pub(super) fn purge(&self) {
+        {
+            let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+            queued.retain(|_, n| Arc::strong_count(n) > 1);
+            if queued.capacity() > 2 * queued.len() + 64 {
+                queued.shrink_to_fit();
+            }
+        }
         for limiter in [
             &self.requests,
             &self.preflights,
@@ -1062,6 +1107,29 @@ mod tests {
         assert!(places[3].call_turn().now_or_never().flatten().is_some());
         drop((turns, places));
         assert!(hub.hold_reply(v6("2001:db8:7:ff::1")).is_some(), "given back");
+    }
+
+    /// Queued bytes: /64s of one /48 count in one counter for the /48 (and one for their /56
+    /// when they share it), bounded by one address's share; counters nobody uses are forgotten.
+    #[tokio::test]
+    async fn queued_bytes_of_a_network_share_one_counter() {
+        let hub = hub(|_| {});
+        let (a, b) = (
+            hub.limits().tally(Some(v6("2001:db8:1:1::1")), 10),
+            hub.limits().tally(Some(v6("2001:db8:1:ff01::1")), 10),
+        );
+        let level = |t: &Tally, i: usize| t.levels[i].clone().expect("a level");
+        assert!(!Arc::ptr_eq(&level(&a, 0), &level(&b, 0)) && !Arc::ptr_eq(&level(&a, 1), &level(&b, 1)));
+        assert!(Arc::ptr_eq(&level(&a, 2), &level(&b, 2)), "one /48");
+        assert_eq!((a.share, b.share), (10, 10), "a network gets one address's share");
+        let four = hub.limits().tally(Some(addr(1)), 10);
+        assert!(four.levels[0].is_some() && four.levels[1].is_none(), "IPv4: the address only");
+        assert!(hub.limits().tally(None, 10).levels.iter().all(Option::is_none), "an operator's");
+        level(&a, 2).fetch_add(7, Ordering::Relaxed);
+        assert_eq!(hub.limits().address_queued_max(), 7);
+        drop((a, b, four));
+        hub.limits().purge();
+        assert!(hub.limits().queued.lock().expect("lock").is_empty(), "forgotten");
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@
 //!   id, context, rate limit).
 //! - [`limits`] — budgets per client address and the caps on what is held at once
 //!   (connections, conversations in memory and long-polls per address, long-polls in all,
-//!   rooms created, CORS preflights).
+//!   rooms created, CORS preflights, bytes queued to an address's connections).
 //! - [`disk`] — the floor of free space on the database's disk.
 //! - [`post`] — the write path: a visitor's or a member's message into the store.
 //! - [`history`] — attaching a connection (ring or store), gaps, the long-poll.
@@ -33,7 +33,8 @@
 //! - [`inbox`] — the operators' side: conversation records, agent replies, notes, status,
 //!   the operators' live feed, availability pushed to visitors.
 //! - [`lifecycle`] — the beat, housekeeping, shutdown and connection guards.
-//! - [`outbox`] and [`ring`] — a connection's send queue and a conversation's recent messages.
+//! - [`outbox`] and [`ring`] — a connection's send queue (bounded in frames and bytes, its
+//!   bytes also counted for its address) and a conversation's recent messages.
 
 mod admission;
 mod conversation;
@@ -330,6 +331,8 @@ impl Hub {
             reply_waiting: self.shared.reply_gate.waiting(),
             turns_waiting: self.shared.turns.waiting(),
             replay_bytes: self.limits().replay_bytes(),
+            send_queue_bytes: self.limits().queued_bytes(),
+            address_send_queue_bytes: self.limits().address_queued_max(),
         }
     }
 }

@@ -7,13 +7,22 @@
 //! would wait forever. They stay bounded all the same, because that task drains the queue
 //! before it reads the client's next frame, and each frame makes only a few answers.
 //!
+//! The queue is bounded in bytes as well as frames (`--send-queue-bytes`), and the bytes queued
+//! to all the connections of one client address, and of its wider IPv6 networks, are counted
+//! together ([`Tally`], `--address-send-queue-bytes`): a frame that would pass either bound
+//! closes its connection as a slow consumer, like a full queue, so peers that never read pin a
+//! bounded number of bytes however many rooms they are in. A frame's bytes are shared by every
+//! recipient, so counting them in each queue over-counts, the safe way. Own answers are counted
+//! too, though never refused (a `history` answer only for the address: see
+//! [`Outbox::send_held`]).
+//!
 //! The queue is a `VecDeque` under a short mutex rather than a Tokio channel: a bounded
 //! `mpsc` channel allocates ~1.5 KiB per connection up front (its shared state and a first
 //! block of 32 slots), which was about a sixth of an idle connection's memory. An empty
 //! queue here allocates nothing, and gives its memory back once a burst has drained.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -68,11 +77,70 @@ impl Control {
     }
 }
 
+/// Where a connection's queued bytes are counted besides its own queue: the hub's total (the
+/// `natter_send_queue_bytes` gauge) and its client address's, with the address's wider IPv6
+/// networks' (see [`crate::address::AddrKey::nested`]), each bounded by `share`.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// Bytes queued to every connection of the hub.
+    pub(crate) total: Option<Arc<AtomicUsize>>,
+    /// Bytes queued to the connections of the address and of each wider network, narrowest
+    /// first; `None` past the last (or for a connection not counted by address).
+    pub(crate) levels: [Option<Arc<AtomicUsize>>; 3],
+    /// The most each of `levels` may hold; 0 for no bound.
+    pub(crate) share: usize,
+}
+
+impl Tally {
+    fn levels(&self) -> impl Iterator<Item = &AtomicUsize> {
+        self.levels.iter().flatten().map(|a| &**a)
+    }
+
+    /// Counts `bytes` everywhere if every level stays within its share (always when `bounded`
+    /// is false); `false`, counting nothing, when one would not.
+    fn add(&self, bytes: usize, bounded: bool) -> bool {
+        let share = if bounded && self.share > 0 { self.share } else { usize::MAX };
+        for (i, level) in self.levels().enumerate() {
+            let fits = level
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                    held.checked_add(bytes).filter(|now| *now <= share)
+                })
+                .is_ok();
+            if !fits {
+                for level in self.levels().take(i) {
+                    level.fetch_sub(bytes, Ordering::AcqRel);
+                }
+                return false;
+            }
+        }
+        if let Some(total) = &self.total {
+            total.fetch_add(bytes, Ordering::Relaxed);
+        }
+        true
+    }
+
+    fn sub(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        for level in self.levels() {
+            level.fetch_sub(bytes, Ordering::AcqRel);
+        }
+        if let Some(total) = &self.total {
+            total.fetch_sub(bytes, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The state both ends of a queue share.
 #[derive(Debug)]
 struct Queue {
     state: Mutex<QueueState>,
     capacity: usize,
+    /// The most bytes the queue may hold (`--send-queue-bytes`); 0 for no bound.
+    max_bytes: usize,
+    /// Where its bytes are counted besides.
+    tally: Tally,
     /// Wakes the writer: a frame arrived or the last sender left.
     readable: Notify,
 }
@@ -80,6 +148,13 @@ struct Queue {
 #[derive(Debug)]
 struct QueueState {
     frames: VecDeque<Outgoing>,
+    /// Bytes of the text frames in `frames`.
+    bytes: usize,
+    /// Bytes of those that hold a share of `--max-replay-in-flight` (`history` answers, see
+    /// [`Outbox::send_held`]): bounded by that share, they do not count towards
+    /// `--send-queue-bytes`, so that a member who joins a busy room with a long history is not
+    /// cut by the room's next frame before its writer takes the answer.
+    held_bytes: usize,
     /// Live [`Outbox`] clones; the writer's `recv` ends when none is left.
     senders: usize,
     receiver_gone: bool,
@@ -95,15 +170,33 @@ impl Queue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `item` if fewer than `room` frames are queued (`None`: always); `Err(item)` when
-    /// there are that many, `Ok(false)` when the writer is gone.
-    fn push(&self, item: Outgoing, room: Option<usize>) -> Result<bool, Outgoing> {
+    /// Queues `item` if fewer than `room` frames are queued and its bytes fit the queue's and
+    /// the address's bounds (`None`: always, past every bound); `Err` says which bound it did
+    /// not fit, `Ok(false)` that the writer is gone.
+    fn push(&self, item: Outgoing, room: Option<usize>) -> Result<bool, Bound> {
         let mut s = self.lock();
         if s.receiver_gone {
             return Ok(false);
         }
         if room.is_some_and(|room| s.frames.len() >= room) {
-            return Err(item);
+            return Err(Bound::Frames);
+        }
+        let (bytes, held) = match &item {
+            Outgoing::Text(frame, held) => (frame.len(), held.is_some()),
+            Outgoing::Close(..) | Outgoing::Stop(_) => (0, false),
+        };
+        let bounded = room.is_some();
+        let counted = s.bytes - s.held_bytes;
+        // A frame always fits a queue that holds nothing counted, however large.
+        if bounded && self.max_bytes > 0 && counted > 0 && counted.saturating_add(bytes) > self.max_bytes {
+            return Err(Bound::Bytes);
+        }
+        if !self.tally.add(bytes, bounded) {
+            return Err(Bound::AddressBytes);
+        }
+        s.bytes += bytes;
+        if held {
+            s.held_bytes += bytes;
         }
         s.frames.push_back(item);
         drop(s);
@@ -114,6 +207,13 @@ impl Queue {
     fn pop(&self) -> Option<Outgoing> {
         let mut s = self.lock();
         let item = s.frames.pop_front();
+        if let Some(Outgoing::Text(frame, held)) = &item {
+            s.bytes -= frame.len();
+            if held.is_some() {
+                s.held_bytes -= frame.len();
+            }
+            self.tally.sub(frame.len());
+        }
         if s.frames.is_empty() && s.frames.capacity() > 0 {
             s.frames = VecDeque::new();
         }
@@ -200,7 +300,21 @@ impl Drop for Receiver {
         let mut s = self.queue.lock();
         s.receiver_gone = true;
         s.frames = VecDeque::new();
+        self.queue.tally.sub(std::mem::take(&mut s.bytes));
+        s.held_bytes = 0;
     }
+}
+
+/// Which bound a frame offered to a queue did not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// `--send-queue` frames are queued.
+    Frames,
+    /// The queue's bytes would pass `--send-queue-bytes`.
+    Bytes,
+    /// The bytes queued to the client address's connections (or its IPv6 network's) would pass
+    /// `--address-send-queue-bytes`.
+    AddressBytes,
 }
 
 /// Result of [`Outbox::offer`].
@@ -208,8 +322,9 @@ impl Drop for Receiver {
 pub(crate) enum Offered {
     /// Queued.
     Queued,
-    /// The queue was full: the connection has been told to close; `true` the first time.
-    Full(bool),
+    /// The frame did not fit the bound: the connection has been told to close; `true` the
+    /// first time.
+    Full(bool, Bound),
     /// Left out: a frame that only says how things stand now (typing), offered to a queue
     /// already half full ([`Outbox::offer_passing`]).
     Skipped,
@@ -218,16 +333,33 @@ pub(crate) enum Offered {
 }
 
 impl Outbox {
-    /// A new queue of `capacity` frames: the outbox, the writer's receiver and the control.
+    /// A new queue of `capacity` frames, not bounded in bytes: the outbox, the writer's
+    /// receiver and the control.
+    #[cfg(test)]
     pub(crate) fn new(id: u64, capacity: usize) -> (Outbox, Receiver, Arc<Control>) {
+        Outbox::bounded(id, capacity, 0, Tally::default())
+    }
+
+    /// A new queue of `capacity` frames and at most `max_bytes` bytes (0: no byte bound), its
+    /// bytes also counted in `tally`: the outbox, the writer's receiver and the control.
+    pub(crate) fn bounded(
+        id: u64,
+        capacity: usize,
+        max_bytes: usize,
+        tally: Tally,
+    ) -> (Outbox, Receiver, Arc<Control>) {
         let queue = Arc::new(Queue {
             state: Mutex::new(QueueState {
+                bytes: 0,
+                held_bytes: 0,
                 frames: VecDeque::new(),
                 senders: 1,
                 receiver_gone: false,
                 removed_rooms: Vec::new(),
             }),
             capacity: capacity.max(1),
+            max_bytes,
+            tally,
             readable: Notify::new(),
         });
         let control = Arc::new(Control::default());
@@ -251,18 +383,19 @@ impl Outbox {
         }
     }
 
-    /// Queues a frame without waiting (fan-out).
+    /// Queues a frame without waiting (fan-out); one that does not fit a bound (see the
+    /// module docs) tells the connection to close as a slow consumer.
     pub(crate) fn offer(&self, frame: Frame) -> Offered {
         match self.queue.push(Outgoing::Text(frame, None), Some(self.queue.capacity)) {
             Ok(true) => Offered::Queued,
             Ok(false) => Offered::Gone,
-            Err(_) => {
+            Err(bound) => {
                 let first = self.control.close(natter_protocol::close::SLOW_CONSUMER);
                 if first {
                     // Wakes a writer waiting in `recv`, which then says `Stop`.
                     self.queue.readable.notify_one();
                 }
-                Offered::Full(first)
+                Offered::Full(first, bound)
             }
         }
     }
@@ -275,7 +408,9 @@ impl Outbox {
 
     /// Like [`Outbox::send`], for a frame that holds something until it is written: `held` is
     /// dropped once the connection's writer has handed the frame to the kernel, or with the
-    /// queue when the connection ends first.
+    /// queue when the connection ends first. Its bytes count towards the address's
+    /// `--address-send-queue-bytes` but not the queue's `--send-queue-bytes`: what it holds
+    /// bounds them already.
     pub(crate) fn send_held(&self, frame: Frame, held: super::Slot) -> bool {
         self.queue.push(Outgoing::Text(frame, Some(Box::new(held))), None).unwrap_or(true)
     }
@@ -318,8 +453,8 @@ mod tests {
         let (outbox, mut rx, control) = Outbox::new(1, 2);
         assert_eq!(outbox.offer(text("a")), Offered::Queued);
         assert_eq!(outbox.offer(text("b")), Offered::Queued);
-        assert_eq!(outbox.offer(text("c")), Offered::Full(true));
-        assert_eq!(outbox.offer(text("d")), Offered::Full(false));
+        assert_eq!(outbox.offer(text("c")), Offered::Full(true, Bound::Frames));
+        assert_eq!(outbox.offer(text("d")), Offered::Full(false, Bound::Frames));
         assert_eq!(control.closed().await, natter_protocol::close::SLOW_CONSUMER);
         // The writer is told to stop before anything queued.
         assert!(matches!(rx.recv().await, Some(Outgoing::Stop(natter_protocol::close::SLOW_CONSUMER))));
@@ -367,7 +502,7 @@ mod tests {
         assert!(outbox.send(text("b")));
         outbox.close_after_queue(natter_protocol::close::TOO_BIG, "too big");
         // The fan-out still finds the queue full.
-        assert_eq!(outbox.offer(text("c")), Offered::Full(true));
+        assert_eq!(outbox.offer(text("c")), Offered::Full(true, Bound::Frames));
         assert_eq!(control.closed().await, natter_protocol::close::SLOW_CONSUMER);
         assert!(matches!(rx.try_recv(), Ok(Outgoing::Text(t, _)) if t.as_str() == "a"));
         assert!(matches!(rx.try_recv(), Ok(Outgoing::Text(t, _)) if t.as_str() == "b"));
@@ -375,6 +510,59 @@ mod tests {
             matches!(rx.try_recv(), Ok(Outgoing::Close(code, _)) if code == natter_protocol::close::TOO_BIG)
         );
         assert_eq!(rx.try_recv().err(), Some(Empty));
+    }
+
+    #[tokio::test]
+    async fn bytes_are_bounded_per_queue_and_per_address_and_given_back() {
+        let address = Arc::new(AtomicUsize::new(0));
+        let network = Arc::new(AtomicUsize::new(0));
+        let total = Arc::new(AtomicUsize::new(0));
+        let tally = || Tally {
+            total: Some(total.clone()),
+            levels: [Some(address.clone()), Some(network.clone()), None],
+            share: 10,
+        };
+        // One queue: at most 6 bytes, but a frame always fits an empty queue.
+        let (a, a_rx, a_control) = Outbox::bounded(1, 100, 6, tally());
+        assert_eq!(a.offer(text("1234567")), Offered::Queued, "larger than the bound, into an empty queue");
+        assert_eq!(a.offer(text("1")), Offered::Full(true, Bound::Bytes));
+        assert_eq!(a_control.closed().await, natter_protocol::close::SLOW_CONSUMER);
+        assert_eq!((address.load(Ordering::Relaxed), total.load(Ordering::Relaxed)), (7, 7));
+        // Another connection of the address: 3 more bytes fit the share of 10, 4 do not.
+        let (b, mut b_rx, _b_control) = Outbox::bounded(2, 100, 6, tally());
+        assert_eq!(b.offer(text("1234")), Offered::Full(true, Bound::AddressBytes));
+        assert_eq!(network.load(Ordering::Relaxed), 7, "a refused frame counts nowhere");
+        assert_eq!(b.offer_passing(text("123")), Offered::Queued);
+        // Own answers are counted, past every bound.
+        assert!(b.send(text("12345")));
+        assert_eq!((address.load(Ordering::Relaxed), network.load(Ordering::Relaxed)), (15, 15));
+        assert_eq!(total.load(Ordering::Relaxed), 15);
+        // What is written is given back; what a closed connection held too.
+        assert!(matches!(b_rx.try_recv(), Ok(Outgoing::Text(t, _)) if t.as_str() == "123"));
+        assert_eq!(address.load(Ordering::Relaxed), 12);
+        drop(a_rx);
+        assert_eq!(address.load(Ordering::Relaxed), 5);
+        drop(b_rx);
+        assert_eq!(
+            (address.load(Ordering::Relaxed), network.load(Ordering::Relaxed), total.load(Ordering::Relaxed)),
+            (0, 0, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_history_answer_does_not_fill_the_queues_own_bytes() {
+        let hub = crate::hub::Hub::for_tests(crate::config::Config::for_tests());
+        let addr = crate::address::AddrKey::of(std::net::IpAddr::from([192, 0, 2, 1]));
+        let address = Arc::new(AtomicUsize::new(0));
+        let tally = Tally { total: None, levels: [Some(address.clone()), None, None], share: 100 };
+        let (outbox, mut rx, _control) = Outbox::bounded(1, 100, 10, tally);
+        let held = hub.hold_replay(addr, 50).expect("a share");
+        assert!(outbox.send_held(text(&"h".repeat(50)), held));
+        assert_eq!(outbox.offer(text("12345678")), Offered::Queued, "the room's next frame");
+        assert_eq!(outbox.offer(text("123")), Offered::Full(true, Bound::Bytes));
+        assert_eq!(address.load(Ordering::Relaxed), 58, "counted for the address all the same");
+        assert!(matches!(rx.try_recv(), Ok(Outgoing::Text(_, Some(_)))));
+        assert_eq!(address.load(Ordering::Relaxed), 8);
     }
 
     #[tokio::test]

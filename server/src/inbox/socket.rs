@@ -67,7 +67,7 @@ async fn serve<S>(mut socket: S, hub: Hub, operator: Operator, headers: HeaderMa
 where
     S: Sink<Message> + Stream<Item = Result<Message, tungstenite::Error>> + Unpin + Send,
 {
-    let (outbox, mut rx, _control, _live) = hub.open_connection(None);
+    let (outbox, mut rx, _control, _live) = hub.open_connection(None, None);
     let profile = operator.profile();
     let online = hub.attach_operator(&outbox, &profile).await;
     let hello = crate::hub::encode_any(&InboxEvent::Hello { operator: profile.clone(), online });
