@@ -742,6 +742,30 @@ async fn history_being_built_is_capped_per_address_and_in_all() {
     assert_eq!(answered_at_once(resume(46)).await.status(), 200);
 }
 
+/// A TCP connection to the hub from `from` with a 4 KB receive buffer: a reader that stops
+/// reading holds up the hub's writes at once.
+async fn small_reader(hub: &TestHub, from: IpAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.bind(SocketAddr::new(from, 0)).expect("bind a loopback address");
+    tokio::time::timeout(DEADLINE, socket.connect(hub.addr)).await.expect("in time").expect("connect")
+}
+
+/// A hub whose `--max-replay-in-flight` holds four answers of `--max-replay-bytes` (an address
+/// one), whose deaf readers outlast a test, with a room `archive` of about 525 KB of history
+/// written by the returned tab.
+async fn archive_hub() -> (TestHub, Tab) {
+    let mut config = Config::for_tests();
+    config.rate_burst = 0;
+    config.max_replay_in_flight = 4 * config.max_replay_bytes;
+    config.idle_timeout = Duration::from_secs(300);
+    let hub = TestHub::with(config).await;
+    let (mut writer, _) = hub.tab(&session("archivist")).await;
+    join(&mut writer, "archive", "W").await;
+    fill_room(&mut writer, "archive", "a", 150, &"x".repeat(3500)).await;
+    (hub, writer)
+}
+
 /// A deaf reader from `from`: a small receive buffer, a join of `room` from the start, and
 /// nothing read after that.
 async fn deaf_join(
@@ -749,11 +773,7 @@ async fn deaf_join(
     from: IpAddr,
     room: &str,
 ) -> tokio_tungstenite::WebSocketStream<MaybeTlsStream<TcpStream>> {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    socket.bind(SocketAddr::new(from, 0)).expect("bind a loopback address");
-    let tcp =
-        tokio::time::timeout(DEADLINE, socket.connect(hub.addr)).await.expect("in time").expect("connect");
+    let tcp = small_reader(hub, from).await;
     let url = hub.ws_url(&session(&format!("deaf-{from}")), "");
     let (mut deaf, _) =
         tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await.expect("upgrade");
@@ -784,16 +804,8 @@ async fn history_of(tab: &mut Tab, room: &str) -> usize {
 /// every new visitor of the hub out.
 #[tokio::test]
 async fn unread_history_answers_keep_their_share_until_someone_needs_it() {
-    let mut config = Config::for_tests();
-    config.rate_burst = 0;
-    // One address may hold a quarter: one answer of the room's history, not two.
-    config.max_replay_in_flight = 4 * config.max_replay_bytes;
-    // The deaf readers must outlast the test, not be closed for not reading.
-    config.idle_timeout = Duration::from_secs(300);
-    let hub = TestHub::with(config).await;
-    let (mut writer, _) = hub.tab(&session("archivist")).await;
-    join(&mut writer, "archive", "W").await;
-    fill_room(&mut writer, "archive", "a", 150, &"x".repeat(3500)).await;
+    // One address may hold one answer of the room's history, not two.
+    let (hub, _writer) = archive_hub().await;
     let slow = "natter_slow_consumers_dropped_total";
     // Tabs that will ask for the room's history, connected (their own history read) before.
     let mut neighbour = tab_from(&hub, loopback(60), &session("neighbour")).await;
@@ -831,20 +843,8 @@ async fn unread_history_answers_keep_their_share_until_someone_needs_it() {
 /// handler.
 #[tokio::test]
 async fn unread_long_poll_answers_keep_their_share_until_written() {
-    let mut config = Config::for_tests();
-    config.rate_burst = 0;
-    config.max_replay_in_flight = 4 * config.max_replay_bytes;
-    config.idle_timeout = Duration::from_secs(300);
-    let hub = TestHub::with(config).await;
-    let (mut writer, _) = hub.tab(&session("archivist")).await;
-    join(&mut writer, "archive", "W").await;
-    fill_room(&mut writer, "archive", "a", 150, &"x".repeat(3500)).await;
-
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    socket.bind(SocketAddr::new(loopback(62), 0)).expect("bind a loopback address");
-    let mut deaf =
-        tokio::time::timeout(DEADLINE, socket.connect(hub.addr)).await.expect("in time").expect("connect");
+    let (hub, _writer) = archive_hub().await;
+    let mut deaf = small_reader(&hub, loopback(62)).await;
     let request = "GET /api/chat/poll?session=deaf&room=archive&after=0 HTTP/1.1\r\nHost: hub\r\n\r\n";
     deaf.write_all(request.as_bytes()).await.expect("send the poll");
     hub.wait_metric("natter_replay_bytes", 400_000).await;
