@@ -569,17 +569,27 @@ where
         let Connection { socket, mut client, mut shutdown, id, rx, .. } = self;
         // Nothing more is queued: answers made from here on are dropped at once.
         drop(rx);
-        // A peer that answered no ping for the idle timeout does not read, and one cut for
-        // sending far too much has cost enough: neither gets a close handshake, during which
-        // its frames would still be handled (and a deaf peer's socket and kernel buffers kept
-        // another CLOSE_GRACE while it goes on sending). Their frames are read and dropped for
-        // at most LINGER, so a peer that does read sees the close frame rather than a reset.
-        let let_go = matches!(next, Next::Close { code: close::STALE | close::RATE_LIMITED, .. });
+        // A peer that answered no ping for the idle timeout does not read, one whose queue
+        // filled up (4001, or cut to make room for others' history) reads too slowly, and one
+        // cut for sending far too much has cost enough: none gets a close handshake, during
+        // which its frames would still be handled (and a deaf peer's socket, kernel buffers and
+        // unwritten frames kept another CLOSE_GRACE while it goes on sending). Their close
+        // frame waits behind what they have not read, so it gets LINGER to be written, and
+        // only if it was are their frames read and dropped for at most LINGER, so a peer that
+        // does read sees the close frame rather than a reset. A deaf reader cut to make room
+        // used to hold its unwritten answer for 10 s more.
+        let let_go = matches!(
+            next,
+            Next::Close { code: close::STALE | close::RATE_LIMITED | close::SLOW_CONSUMER, .. }
+        );
         if let Next::Close { code, reason } = next {
             tracing::debug!(connection = id, code, reason, "closing");
-            let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(close_message(code, reason))).await;
+            let grace = if let_go { LINGER } else { CLOSE_GRACE };
+            let sent = tokio::time::timeout(grace, socket.send(close_message(code, reason))).await.is_ok();
             if let_go {
-                Box::pin(linger(socket, &mut shutdown)).await;
+                if sent {
+                    Box::pin(linger(socket, &mut shutdown)).await;
+                }
             } else if code == close::TOO_BIG {
                 // The oversized frame's payload was never read, so reading cannot go on; and
                 // closing the socket with it unread makes the kernel send a reset, which can
