@@ -264,7 +264,7 @@ pub struct Config {
     pub assets: Option<PathBuf>,
 
     /// Messages per second a session may send (user, chat, join), sustained.
-    #[arg(long, env = "NATTER_RATE_PER_SEC", default_value_t = 5.0)]
+    #[arg(long, env = "NATTER_RATE_PER_SEC", default_value_t = 5.0, value_parser = parse_rate)]
     pub rate_per_sec: f64,
 
     /// Messages a session may send in a burst before the rate applies (0 turns limiting off).
@@ -275,7 +275,7 @@ pub struct Config {
     /// messages, joins and token renewals sent on them, and every `/api` request. Sized for an
     /// office of a hundred people with a few tabs each on the HTTP fallback (every tab re-polls
     /// at least every `--poll-timeout` and probes the WebSocket in the background).
-    #[arg(long, env = "NATTER_ADDRESS_RATE_PER_SEC", default_value_t = 50.0)]
+    #[arg(long, env = "NATTER_ADDRESS_RATE_PER_SEC", default_value_t = 50.0, value_parser = parse_rate)]
     pub address_rate_per_sec: f64,
 
     /// Requests one client address may make in a burst before its rate applies (0 turns
@@ -291,7 +291,7 @@ pub struct Config {
     /// are, by `--address-rate-*`). The default is `--address-rate-per-sec`'s: every connection
     /// carries at least one request, so this turns away only connections whose request would be
     /// refused anyway (and those that never send one), just cheaper. 0 turns it off.
-    #[arg(long, env = "NATTER_ADDRESS_CONNECT_RATE_PER_SEC", default_value_t = 50.0)]
+    #[arg(long, env = "NATTER_ADDRESS_CONNECT_RATE_PER_SEC", default_value_t = 50.0, value_parser = parse_rate)]
     pub address_connect_rate_per_sec: f64,
 
     /// New connections one client address may open in a burst before its connect rate
@@ -329,6 +329,24 @@ pub struct Config {
     /// starting a chat on this site within one hour to meet it.
     #[arg(long, env = "NATTER_ADDRESS_CONVERSATIONS_PER_HOUR", default_value_t = 300)]
     pub address_conversations_per_hour: u32,
+
+    /// New support conversations per second the hub takes from all addresses together,
+    /// sustained. A conversation's first message costs the hub several times what a later one
+    /// does (its rows and inbox record, the bot's answer, a reply-engine call), and per-address
+    /// budgets do not bound how many arrive at once from many addresses: 1,500 of them within a
+    /// second, from 50 addresses, held up every other visitor's and room member's messages on
+    /// a one-CPU hub. Past the rate a first message waits its turn, in arrival order, for up to
+    /// 2 s; one whose turn is further away is refused with `unavailable` (HTTP 503) and how long
+    /// to wait, and the widget sends it again then. Later messages are never paced by it. The
+    /// default, 100 a second (360,000 an hour), costs a one-CPU hub some 3–5 % of its
+    /// time; 0 turns the pace off.
+    #[arg(long, env = "NATTER_NEW_CONVERSATIONS_PER_SEC", default_value_t = 100.0, value_parser = parse_rate)]
+    pub new_conversations_per_sec: f64,
+
+    /// New support conversations the hub takes at once before `--new-conversations-per-sec`
+    /// applies (0 turns the pace off).
+    #[arg(long, env = "NATTER_NEW_CONVERSATIONS_BURST", default_value_t = 20)]
+    pub new_conversations_burst: u32,
     /// Bytes of messages one client address may have stored per day (an IPv6 /56 four times
     /// and a /48 sixteen times as much): each visitor or room message it sends is charged its
     /// size as stored (text, context, ids, author, timestamp and the row's bookkeeping), a
@@ -616,6 +634,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 250ms, 25s or 2m: {e}"))
 }
 
+/// Parses a rate per second: a finite number, 0 or more.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let n: f64 = s.trim().parse().map_err(|e| format!("{s:?} is not a number per second: {e}"))?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("{s:?} is not a rate: give a number per second, 0 or more"));
+    }
+    Ok(n)
+}
+
 /// Parses `--max-frame`: a number of bytes, at least [`natter_protocol::MAX_FRAME_BYTES`].
 fn parse_max_frame(s: &str) -> Result<usize, String> {
     let n: usize = s.trim().parse().map_err(|e| format!("{s:?} is not a number of bytes: {e}"))?;
@@ -690,6 +717,8 @@ impl Config {
         c.address_conversations_per_hour = 0;
         c.address_store_bytes_per_day = 0;
         c.address_send_queue_bytes = 0;
+        // Hub-wide, so it would pace unrelated tests' visitors together; its test sets it.
+        c.new_conversations_burst = 0;
         // A test's database in a temporary directory must not depend on the machine's free
         // space; the test of the floor sets it.
         c.min_free_disk = 0;
@@ -799,6 +828,16 @@ mod tests {
         let api = Config::parse_from(["natter-hub", "--room-creation", "api"]);
         assert_eq!(api.room_creation, RoomCreation::Api);
         assert_eq!(c.address_conversations_per_hour, 300);
+        assert_eq!((c.new_conversations_per_sec, c.new_conversations_burst), (100.0, 20));
+        for (flag, bad) in [
+            ("--new-conversations-per-sec", "-1"),
+            ("--rate-per-sec", "NaN"),
+            ("--address-rate-per-sec", "inf"),
+            ("--address-connect-rate-per-sec", "fast"),
+        ] {
+            let e = Config::try_parse_from(["natter-hub", &format!("{flag}={bad}")]).unwrap_err().to_string();
+            assert!(e.contains(flag) && e.contains(bad), "{flag}={bad}: {e}");
+        }
         assert_eq!(c.address_store_bytes_per_day, 64 * 1_048_576);
         assert_eq!(c.min_free_disk, 1 << 30);
         // What `welcome` tells clients, and what they assume of a hub that does not say.

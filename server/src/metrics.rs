@@ -58,6 +58,9 @@ pub(crate) enum Limit {
     SessionLookups,
     /// `--address-conversations-per-hour`: a visitor message that would open a conversation.
     ConversationOpenings,
+    /// `--new-conversations-per-sec`: a visitor message that would open a conversation,
+    /// refused because its turn in the hub-wide pace was too far away.
+    NewConversations,
     /// `--address-store-bytes-per-day`: a message refused because its address (or IPv6
     /// network) has had its day's bytes stored.
     AddressStoreBytes,
@@ -78,7 +81,7 @@ pub(crate) enum Limit {
 
 impl Limit {
     /// Every limit, in declaration order.
-    pub(crate) const ALL: [Limit; 29] = [
+    pub(crate) const ALL: [Limit; 30] = [
         Limit::Session,
         Limit::Address,
         Limit::AddressConnects,
@@ -102,6 +105,7 @@ impl Limit {
         Limit::RoomsPerConnection,
         Limit::SessionLookups,
         Limit::ConversationOpenings,
+        Limit::NewConversations,
         Limit::AddressStoreBytes,
         Limit::MinFreeDisk,
         Limit::Preflights,
@@ -136,6 +140,7 @@ impl Limit {
             Limit::RoomsPerConnection => "rooms_per_connection",
             Limit::SessionLookups => "inbox_session_lookups",
             Limit::ConversationOpenings => "conversation_openings",
+            Limit::NewConversations => "new_conversations",
             Limit::AddressStoreBytes => "address_store_bytes",
             Limit::MinFreeDisk => "min_free_disk",
             Limit::Preflights => "preflights",
@@ -161,6 +166,8 @@ pub(crate) struct Gauges {
     pub(crate) reply_waiting: usize,
     /// Follow-ups of visitor messages waiting for their address's turn.
     pub(crate) turns_waiting: usize,
+    /// First messages of conversations waiting for their turn in the hub-wide pace.
+    pub(crate) new_conversations_waiting: usize,
     /// Bytes of `--max-replay-in-flight` taken by history being read from the store.
     pub(crate) replay_bytes: usize,
     /// Bytes queued to every connection (text frames not yet handed to the kernel).
@@ -242,6 +249,7 @@ impl Metrics {
             reply_calls,
             reply_waiting,
             turns_waiting,
+            new_conversations_waiting,
             replay_bytes,
             send_queue_bytes,
             address_send_queue_bytes,
@@ -299,6 +307,12 @@ impl Metrics {
             "gauge",
             "Follow-ups of stored visitor messages (inbox record, reply) waiting for their client address's turn.",
             turns_waiting as u64,
+        );
+        one(
+            "natter_new_conversations_waiting",
+            "gauge",
+            "First messages of conversations waiting for their turn in the hub-wide pace (--new-conversations-per-sec).",
+            new_conversations_waiting as u64,
         );
         one(
             "natter_duplicates_total",
@@ -382,6 +396,7 @@ mod tests {
             reply_calls: 3,
             reply_waiting: 0,
             turns_waiting: 0,
+            new_conversations_waiting: 7,
             replay_bytes: 4096,
             send_queue_bytes: 70_000,
             address_send_queue_bytes: 65_000,
@@ -390,6 +405,7 @@ mod tests {
         assert!(text.contains("natter_address_send_queue_bytes_max 65000\n"), "{text}");
         assert!(text.contains("natter_limited_total{limit=\"address_rate\"} 1\n"), "{text}");
         assert!(text.contains("natter_ring_bytes 300\n"), "{text}");
+        assert!(text.contains("natter_new_conversations_waiting 7\n"), "{text}");
         assert!(text.contains("natter_replay_bytes 4096\n"), "{text}");
         assert!(text.contains("natter_messages_in_total 3\n"), "{text}");
         assert!(text.contains("natter_errors_total{code=\"bad_json\"} 1\n"), "{text}");

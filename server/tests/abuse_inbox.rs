@@ -520,6 +520,88 @@ async fn one_address_may_open_only_its_budget_of_conversations() {
     until_listed(&ada, "open", 5, 6 + 6 + 1).await;
 }
 
+/// New conversations are paced hub-wide (`--new-conversations-*`), as per-address budgets do
+/// not bound many addresses at once: first messages from ten addresses together get the burst,
+/// the rest are refused `unavailable` (503) with `Retry-After` and a message naming the flag,
+/// over HTTP and WebSocket alike (counted in `/metrics`), and the connection carries on;
+/// conversations that already have a message are never paced.
+#[tokio::test]
+async fn new_conversations_past_the_hub_wide_pace_are_refused_and_others_carry_on() {
+    let mut config = Config::for_tests();
+    // Three at once, then one every 20 s: every later turn is further than the 2 s anyone waits.
+    (config.new_conversations_per_sec, config.new_conversations_burst) = (0.05, 3);
+    let (hub, _dir) = hub_with_operators(config).await;
+    let answers = futures_util::future::join_all((0..10u8).map(|i| {
+        let hub = &hub;
+        async move { post_as(hub, &http_from(60 + i), &format!("paced-{i}"), "hello").await }
+    }))
+    .await;
+    let mut opened = Vec::new();
+    for (i, r) in answers.into_iter().enumerate() {
+        match r.status() {
+            StatusCode::OK => opened.push(format!("paced-{i}")),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                let wait: u64 = r.headers()["retry-after"].to_str().expect("text").parse().expect("seconds");
+                assert!((2..=20).contains(&wait), "Retry-After {wait}: the next turn is 2 to 20 s away");
+                let body: Value = r.json().await.expect("json");
+                assert_eq!(body["code"], json!("unavailable"), "{body}");
+                assert!(
+                    body["message"].as_str().is_some_and(|m| m.contains("--new-conversations-per-sec")),
+                    "{body}"
+                );
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(opened.len(), 3, "the burst, and no more: {opened:?}");
+    // What was opened carries on, unpaced, over HTTP and over a WebSocket.
+    assert_eq!(post_as(&hub, &http_from(60), &opened[0], "more").await.status(), StatusCode::OK);
+    let (mut open_tab, _) = hub.tab(&opened[1]).await;
+    open_tab.send(json!({"type":"user","id":"again","message":"still here"})).await;
+    let ack = open_tab
+        .until(|m| match m {
+            ServerMessage::Ack(a) => Some(a),
+            ServerMessage::Error(e) => panic!("refused: {e:?}"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(ack.id, "again");
+    // A fresh session's first message over the WebSocket: refused with its id and a wait, and
+    // the connection answers the next frame.
+    let (mut tab, _) = hub.tab(&session("paced-ws")).await;
+    tab.send(json!({"type":"user","id":"first","message":"hello"})).await;
+    let e = tab
+        .until(|m| match m {
+            ServerMessage::Error(e) => Some(e),
+            ServerMessage::Ack(a) => panic!("not paced: {a:?}"),
+            _ => None,
+        })
+        .await;
+    assert_eq!((e.code, e.id.as_deref()), (ErrorCode::Unavailable, Some("first")), "{e:?}");
+    assert!(e.retry_after_ms.is_some_and(|ms| ms > 2000), "{e:?}");
+    tab.send(json!({"type":"ping","nonce":"n1"})).await;
+    tab.until(|m| matches!(m, ServerMessage::Pong(_)).then_some(())).await;
+    assert_eq!(hub.metric("natter_limited_total{limit=\"new_conversations\"}").await, 8);
+}
+
+/// Within the pace's reach a first message waits its turn instead of being refused: three at
+/// once under a pace of two a second with no burst all open, one after the other.
+#[tokio::test]
+async fn new_conversations_within_reach_of_their_turn_wait_for_it() {
+    let mut config = Config::for_tests();
+    (config.new_conversations_per_sec, config.new_conversations_burst) = (2.0, 1);
+    let (hub, _dir) = hub_with_operators(config).await;
+    let started = std::time::Instant::now();
+    let statuses = futures_util::future::join_all((0..3u8).map(|i| {
+        let hub = &hub;
+        async move { post_as(hub, &http_from(70 + i), &format!("waits-{i}"), "hello").await.status() }
+    }))
+    .await;
+    assert_eq!(statuses, [StatusCode::OK; 3]);
+    // Turns half a second apart: the last cannot have come sooner than a second after the first.
+    assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
+}
+
 /// The inbox's page and files are anyone's to fetch, so each fetch is one request of the
 /// address's budget like every other route's: a burst of `GET /inbox/app.js` is refused `429`
 /// with `Retry-After` past it, as are `/inbox` and the API without a session, while a

@@ -45,6 +45,7 @@ mod inbox;
 mod lifecycle;
 mod limits;
 mod outbox;
+mod pace;
 mod post;
 mod reply;
 mod ring;
@@ -131,6 +132,8 @@ struct Shared {
     reply_failures: FailureLog,
     /// Turns at the work after a visitor message's ack, by client address.
     turns: Arc<turns::Turns>,
+    /// The hub-wide pace of new conversations (`--new-conversations-*`); `None`: unpaced.
+    new_conversations: Option<pace::Pace>,
     metrics: Metrics,
     limits: Limits,
     /// `--min-free-disk`.
@@ -203,6 +206,8 @@ impl Hub {
             ReplyFallback::Silent => "no reply (--reply-fallback silent)",
         };
         let reply_failures = FailureLog::new(failure_log::INTERVAL, then);
+        let new_conversations =
+            pace::Pace::new(config.new_conversations_per_sec, config.new_conversations_burst);
         let hub = Hub {
             shared: Arc::new(Shared {
                 limits: Limits::new(&config),
@@ -212,6 +217,7 @@ impl Hub {
                 reply_gate,
                 reply_failures,
                 turns: turns::Turns::new(turns_at_once()),
+                new_conversations,
                 reply,
                 identity,
                 metrics: Metrics::default(),
@@ -330,6 +336,7 @@ impl Hub {
             reply_calls: self.shared.reply_gate.in_flight(),
             reply_waiting: self.shared.reply_gate.waiting(),
             turns_waiting: self.shared.turns.waiting(),
+            new_conversations_waiting: self.shared.new_conversations.as_ref().map_or(0, pace::Pace::waiting),
             replay_bytes: self.limits().replay_bytes(),
             send_queue_bytes: self.limits().queued_bytes(),
             address_send_queue_bytes: self.limits().address_queued_max(),

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use natter_protocol::{
-    Ack, ConversationMessage, Member, RawJson, Role, RoomMessage, ServerMessage, UserSend,
+    Ack, ConversationMessage, ErrorCode, Member, RawJson, Role, RoomMessage, ServerMessage, UserSend,
 };
 
 use super::inbox::Visit;
@@ -15,7 +15,7 @@ use super::{Hub, Refusal};
 use crate::address::AddrKey;
 use crate::clock::now_rfc3339;
 use crate::identity::Principal;
-use crate::metrics::Metrics;
+use crate::metrics::{Limit, Metrics};
 use crate::store::{Appended, ConversationKey, Draft};
 
 /// What storing a message costs on top of the bytes of its fields, charged to its address's
@@ -93,9 +93,19 @@ impl Hub {
         // openings, so one address cannot bury honest visitors' conversations in the inbox.
         // Whether it would is the ring's to say once the conversation is warm; a cold one costs
         // one read of its newest seq, only while the budget is on.
+        // It is also paced hub-wide (`--new-conversations-*`), after its address has paid, so
+        // that an address past its budget takes no one's turn.
+        let paced = self.shared.new_conversations.as_ref();
         let budgeted = self.shared.config.address_conversations_per_hour > 0;
-        if budgeted && self.last_seq(&key).await.map_err(|r| r.with_id(send.id.clone()))? == 0 {
-            self.charge_conversation_opening(addr).map_err(|r| r.with_id(send.id.clone()))?;
+        if (budgeted || paced.is_some())
+            && self.last_seq(&key).await.map_err(|r| r.with_id(send.id.clone()))? == 0
+        {
+            if budgeted {
+                self.charge_conversation_opening(addr).map_err(|r| r.with_id(send.id.clone()))?;
+            }
+            if let Some(pace) = paced {
+                self.take_new_conversation_turn(pace).await.map_err(|r| r.with_id(send.id.clone()))?;
+            }
         }
         let id = send.id.unwrap_or_else(|| self.shared.ids.next());
         let context = send.context.or_else(|| page.map(|p| RawJson::from(serde_json::json!({ "page": p }))));
@@ -136,6 +146,25 @@ impl Hub {
             });
         }
         Ok(Ack { id, seq: appended.seq, room: None, duplicate: appended.duplicate })
+    }
+
+    /// Waits for a new conversation's turn in the hub-wide pace (see [`super::pace`]); past
+    /// [`super::pace::MAX_WAIT`], the `unavailable` refusal with how long to wait, counted.
+    async fn take_new_conversation_turn(&self, pace: &super::pace::Pace) -> Result<(), Refusal> {
+        let Err(wait) = pace.turn().await else { return Ok(()) };
+        self.shared.metrics.limited(Limit::NewConversations);
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+        let config = &self.shared.config;
+        let mut r = Refusal::new(
+            ErrorCode::Unavailable,
+            format!(
+                "the hub is opening as many new conversations as it takes ({} a second after a burst of {}, \
+                 --new-conversations-per-sec); this message would open one, try again in {ms} ms",
+                config.new_conversations_per_sec, config.new_conversations_burst
+            ),
+        );
+        r.retry_after_ms = Some(ms);
+        Err(r)
     }
 
     /// Stores a room message from `member`, whose own conversation is `conversation` (for the
