@@ -133,7 +133,7 @@ struct Shared {
     /// Turns at the work after a visitor message's ack, by client address.
     turns: Arc<turns::Turns>,
     /// The hub-wide pace of new conversations (`--new-conversations-*`); `None`: unpaced.
-    new_conversations: Option<pace::Pace>,
+    new_conversations: Option<Arc<pace::Pace>>,
     metrics: Metrics,
     limits: Limits,
     /// `--min-free-disk`.
@@ -336,7 +336,7 @@ impl Hub {
             reply_calls: self.shared.reply_gate.in_flight(),
             reply_waiting: self.shared.reply_gate.waiting(),
             turns_waiting: self.shared.turns.waiting(),
-            new_conversations_waiting: self.shared.new_conversations.as_ref().map_or(0, pace::Pace::waiting),
+            new_conversations_waiting: self.shared.new_conversations.as_ref().map_or(0, |p| p.waiting()),
             replay_bytes: self.limits().replay_bytes(),
             send_queue_bytes: self.limits().queued_bytes(),
             address_send_queue_bytes: self.limits().address_queued_max(),

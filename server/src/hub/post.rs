@@ -95,7 +95,7 @@ impl Hub {
         // one read of its newest seq, only while the budget is on.
         // It is also paced hub-wide (`--new-conversations-*`), after its address has paid, so
         // that an address past its budget takes no one's turn.
-        let paced = self.shared.new_conversations.as_ref();
+        let paced = self.shared.new_conversations.clone();
         let budgeted = self.shared.config.address_conversations_per_hour > 0;
         if (budgeted || paced.is_some())
             && self.last_seq(&key).await.map_err(|r| r.with_id(send.id.clone()))? == 0
@@ -104,7 +104,7 @@ impl Hub {
                 self.charge_conversation_opening(addr).map_err(|r| r.with_id(send.id.clone()))?;
             }
             if let Some(pace) = paced {
-                self.take_new_conversation_turn(pace).await.map_err(|r| r.with_id(send.id.clone()))?;
+                self.take_new_conversation_turn(&pace, addr).await.map_err(|r| r.with_id(send.id.clone()))?;
             }
         }
         let id = send.id.unwrap_or_else(|| self.shared.ids.next());
@@ -148,10 +148,15 @@ impl Hub {
         Ok(Ack { id, seq: appended.seq, room: None, duplicate: appended.duplicate })
     }
 
-    /// Waits for a new conversation's turn in the hub-wide pace (see [`super::pace`]); past
-    /// [`super::pace::MAX_WAIT`], the `unavailable` refusal with how long to wait, counted.
-    async fn take_new_conversation_turn(&self, pace: &super::pace::Pace) -> Result<(), Refusal> {
-        let Err(wait) = pace.turn().await else { return Ok(()) };
+    /// Waits for a new conversation's turn in the hub-wide pace, taken in turn with other
+    /// addresses (see [`super::pace`]); when none comes within [`super::pace::MAX_WAIT`], the
+    /// `unavailable` refusal with how long to wait, counted.
+    async fn take_new_conversation_turn(
+        &self,
+        pace: &Arc<super::pace::Pace>,
+        addr: AddrKey,
+    ) -> Result<(), Refusal> {
+        let Err(wait) = pace.turn(addr).await else { return Ok(()) };
         self.shared.metrics.limited(Limit::NewConversations);
         let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
         let config = &self.shared.config;
