@@ -335,10 +335,10 @@ pub struct Config {
     /// does (its rows and inbox record, the bot's answer, a reply-engine call), and per-address
     /// budgets do not bound how many arrive at once from many addresses: 1,500 of them within a
     /// second, from 50 addresses, held up every other visitor's and room member's messages on
-    /// a one-CPU hub. Past the rate a first message waits for a turn for up to 2 s, turns going
-    /// round-robin by client address (so a few busy addresses cannot take the pace from everyone
-    /// else); one not served by then is refused with `unavailable` (HTTP 503) and how long to
-    /// wait, and the widget sends it again then. Later messages are never paced by it. The
+    /// a one-CPU hub. Past the rate a first message waits for a turn for up to 2 s, the next turn
+    /// going to the client address served least recently (so busy addresses cannot take the pace
+    /// from a new visitor); one not served by then is refused with `unavailable` (HTTP 503) and
+    /// how long to wait, and the widget sends it again then, without paying another opening. Later messages are never paced by it. The
     /// default, 100 a second (360,000 an hour), costs a one-CPU hub some 3–5 % of its
     /// time; 0 turns the pace off.
     #[arg(long, env = "NATTER_NEW_CONVERSATIONS_PER_SEC", default_value_t = 100.0, value_parser = parse_rate)]

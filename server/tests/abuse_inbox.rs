@@ -604,9 +604,36 @@ async fn new_conversations_within_reach_of_their_turn_wait_for_it() {
     assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
 }
 
-/// Turns of the pace go round-robin by address: a visitor arriving after one address queued
-/// six first messages is served before the last of them, which it would wait behind in one
-/// queue, so a few busy addresses cannot take the hub-wide pace from everyone else.
+/// A first message the pace refused has paid its address's opening already: the widget's
+/// resends of it are not charged again (they used to be, and an office's budget ran out at
+/// 3.6 openings per conversation opened while attackers kept the pace busy).
+#[tokio::test]
+async fn resends_of_a_first_message_the_pace_refused_cost_no_more_openings() {
+    let mut config = Config::for_tests();
+    config.address_conversations_per_hour = 3;
+    // One at once, then one every 20 s: every later first message is refused after its 2 s wait.
+    (config.new_conversations_per_sec, config.new_conversations_burst) = (0.05, 1);
+    let (hub, _dir) = hub_with_operators(config).await;
+    let office = http_from(78);
+    assert_eq!(post_as(&hub, &office, "office-1", "hello").await.status(), StatusCode::OK);
+    for attempt in 0..3 {
+        let r = post_as(&hub, &office, "office-2", "hello").await;
+        assert_eq!(
+            r.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "attempt {attempt}: paced, not out of budget"
+        );
+    }
+    // Two openings paid so far: a third conversation pays the third, a fourth has none left.
+    assert_eq!(post_as(&hub, &office, "office-3", "hello").await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let r = post_as(&hub, &office, "office-4", "hello").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(hub.metric("natter_limited_total{limit=\"conversation_openings\"}").await, 1);
+}
+
+/// Turns of the pace go to the address served least recently: a visitor arriving after one
+/// address queued six first messages is served before the last of them, which it would wait
+/// behind in one queue, so busy addresses cannot take the hub-wide pace from everyone else.
 #[tokio::test]
 async fn new_conversations_take_turns_by_address() {
     let mut config = Config::for_tests();

@@ -8,16 +8,21 @@
 //!
 //! Turns come at the pace (a bucket of `burst` turns refilling at `per_sec`). A first message
 //! that finds none **waits for one**, for up to [`MAX_WAIT`], so a surge of real visitors is
-//! spread over a few seconds rather than refused. Waiters are queued by client address (an IPv6
-//! client by its /48) and served **round-robin** ([`RoundRobin`]), as the follow-ups of stored
-//! messages are (`hub/turns.rs`): a pace everyone shares must not become something a few
-//! addresses can take from everyone else, so a visitor from an address with nothing queued
-//! waits for at most one turn of each address that has waiters, however many each has queued.
-//! A first message that is not served within [`MAX_WAIT`], or whose address already has more
-//! waiting than it could be served in that time, is refused with `unavailable` (HTTP 503) and
-//! how long to wait, and the widget sends it again then. Messages of conversations that already
-//! have one are never paced here.
+//! spread over a few seconds rather than refused. A pace everyone shares must not become
+//! something some addresses can take from everyone else, so waiters are queued by client
+//! address (an IPv6 client by its /48) and the next turn goes to the address **served least
+//! recently** ([`LeastRecent`]): first to addresses not served within [`WINDOW`], in the order
+//! they came, then to the others in the order they were last served (round-robin among them).
+//! An address busy opening conversations is served again only after every new one; to keep an
+//! honest newcomer waiting, attackers would need more addresses than the pace serves in a
+//! [`WINDOW`] (6,000 at the defaults), each a real address (a /48 for IPv6). A first message not
+//! served within [`MAX_WAIT`], or whose address already has more waiting than it could be
+//! served in that time, is refused with `unavailable` (HTTP 503) and how long its address's
+//! turn is away, and the widget sends it again then (its conversation's opening is not charged
+//! again: see `Hub::post_user`). Messages of conversations that already have one are never
+//! paced here.
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,13 +30,175 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::turns::RoundRobin;
 use crate::address::AddrKey;
 
 /// The longest a first message waits for its turn; past it, it is refused with how long the
 /// wait would still be. Short enough that a WebSocket whose first message waits still answers
 /// its pings well within any idle timeout, and that a visitor sees "sending" rather than nothing.
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(2);
+
+/// How long an address counts as recently served (see the module docs).
+pub(crate) const WINDOW: Duration = Duration::from_secs(60);
+
+/// How long a conversation whose first message the pace refused is remembered, so that the
+/// widget's resends of it are not charged another opening (see [`Pace::refused`]).
+const REFUSED_FOR: Duration = Duration::from_secs(600);
+
+/// The most conversations remembered as refused; past it the oldest are forgotten.
+const REFUSED_MOST: usize = 65_536;
+
+/// Waiters queued by address, the next turn going to the address served least recently (see
+/// the module docs).
+#[derive(Debug)]
+pub(crate) struct LeastRecent {
+    /// Each waiting address's place in `order` and its waiters, oldest first.
+    waiting: HashMap<AddrKey, (Place, VecDeque<oneshot::Sender<()>>)>,
+    /// Waiting addresses, the next to be served first.
+    order: BTreeMap<Place, AddrKey>,
+    /// When each address was last served, for [`WINDOW`]; `log` has the same in the order they
+    /// were served, to forget them.
+    served: HashMap<AddrKey, Instant>,
+    log: VecDeque<(Instant, AddrKey)>,
+    /// What times in `Place` count from.
+    epoch: Instant,
+    /// The next arrival number.
+    next: u64,
+    /// Waiters in all, those that gave up and are not yet passed over included.
+    queued: usize,
+}
+
+/// Where a waiting address stands: not served within [`WINDOW`] (`false`, before every address
+/// that was) then by when it came, or when it was last served (nanoseconds from the epoch);
+/// last a unique arrival number.
+type Place = (bool, u64, u64);
+
+impl LeastRecent {
+    fn new(epoch: Instant) -> Self {
+        LeastRecent {
+            waiting: HashMap::new(),
+            order: BTreeMap::new(),
+            served: HashMap::new(),
+            log: VecDeque::new(),
+            epoch,
+            next: 0,
+            queued: 0,
+        }
+    }
+
+    /// Whether nobody waits (those that gave up and are not yet passed over count as waiting).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queued == 0
+    }
+
+    /// Waiters of `addr` (as above).
+    pub(crate) fn len_of(&self, addr: AddrKey) -> usize {
+        self.waiting.get(&addr).map_or(0, |(_, q)| q.len())
+    }
+
+    /// How many turns until one more waiter of `addr` would be served, as the queue stands: at
+    /// least those of the addresses ahead of it, then its own waiters' and its own.
+    pub(crate) fn turns_until(&self, addr: AddrKey) -> usize {
+        match self.waiting.get(&addr) {
+            Some((place, queue)) => self.order.range(..*place).count() + queue.len() + 1,
+            None => self.order.len() + 1,
+        }
+    }
+
+    fn place(&mut self, addr: AddrKey, now: Instant) -> Place {
+        self.forget(now);
+        self.next += 1;
+        match self.served.get(&addr) {
+            Some(at) => (true, self.since_epoch(*at), self.next),
+            None => (false, self.next, self.next),
+        }
+    }
+
+    fn since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Forgets the addresses served more than [`WINDOW`] before `now`.
+    fn forget(&mut self, now: Instant) {
+        while let Some(&(at, addr)) = self.log.front() {
+            if now.saturating_duration_since(at) <= WINDOW {
+                break;
+            }
+            self.log.pop_front();
+            if self.served.get(&addr) == Some(&at) {
+                self.served.remove(&addr);
+            }
+        }
+    }
+
+    /// Notes that `addr` was served at `now` without waiting (the bucket had a turn).
+    pub(crate) fn served_now(&mut self, addr: AddrKey, now: Instant) {
+        self.forget(now);
+        self.served.insert(addr, now);
+        self.log.push_back((now, addr));
+    }
+
+    /// Queues a waiter of `addr` arriving at `now`; `()` arrives on the receiver when its turn
+    /// comes.
+    pub(crate) fn push(&mut self, addr: AddrKey, now: Instant) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.queued += 1;
+        if let Some((_, queue)) = self.waiting.get_mut(&addr) {
+            queue.push_back(tx);
+            return rx;
+        }
+        let place = self.place(addr, now);
+        self.order.insert(place, addr);
+        self.waiting.insert(addr, (place, VecDeque::from([tx])));
+        rx
+    }
+
+    /// Drops the waiters of `addr` that gave up (their receivers are gone), and the address's
+    /// place if none is left.
+    pub(crate) fn prune(&mut self, addr: AddrKey) {
+        let Some((place, queue)) = self.waiting.get_mut(&addr) else { return };
+        let before = queue.len();
+        queue.retain(|tx| !tx.is_closed());
+        self.queued -= before - queue.len();
+        if queue.is_empty() {
+            let place = *place;
+            self.order.remove(&place);
+            self.waiting.remove(&addr);
+        }
+    }
+
+    /// Wakes the next waiter at `now` (see the module docs); `false` when nobody is left
+    /// waiting. A waiter that gave up (its receiver was dropped) is passed over, and its
+    /// address keeps its place.
+    pub(crate) fn wake_next(&mut self, now: Instant) -> bool {
+        while let Some((place, addr)) = self.order.pop_first() {
+            let Some((_, queue)) = self.waiting.get_mut(&addr) else { continue };
+            let Some(tx) = queue.pop_front() else {
+                self.waiting.remove(&addr);
+                continue;
+            };
+            self.queued -= 1;
+            let woke = tx.send(()).is_ok();
+            if woke {
+                self.served.insert(addr, now);
+                self.log.push_back((now, addr));
+            }
+            if queue.is_empty() {
+                self.waiting.remove(&addr);
+            } else {
+                // Served: behind every address that was not, or was before it.
+                let place = if woke { self.place(addr, now) } else { place };
+                self.order.insert(place, addr);
+                if let Some(entry) = self.waiting.get_mut(&addr) {
+                    entry.0 = place;
+                }
+            }
+            if woke {
+                return true;
+            }
+        }
+        false
+    }
+}
 
 /// See the module docs.
 #[derive(Debug)]
@@ -43,6 +210,8 @@ pub(crate) struct Pace {
     state: Mutex<State>,
     /// Arrivals waiting for their turn now (for `/metrics`).
     waiting: AtomicUsize,
+    /// Conversations whose first message was refused here lately, and when.
+    refused: Mutex<HashMap<Arc<str>, Instant>>,
 }
 
 #[derive(Debug)]
@@ -53,7 +222,7 @@ struct State {
     /// `max(tat, now)`. Whole nanoseconds, so turns never drift.
     tat: Instant,
     /// Arrivals waiting for a turn.
-    queue: RoundRobin,
+    queue: LeastRecent,
     /// Whether a task is handing turns to `queue` as they come ([`Pace::release`]).
     releasing: bool,
 }
@@ -67,7 +236,7 @@ pub(crate) enum Arrival {
     /// hands out turns yet, so the caller must start one ([`Pace::release`] until `None`).
     Queued { turn: oneshot::Receiver<()>, release: bool },
     /// Its address has more waiting than it could be served within [`MAX_WAIT`]: refused, with
-    /// how long until the queue as it is now would be served.
+    /// how long until its address's next turn as the queue stands.
     Refused(Duration),
 }
 
@@ -80,8 +249,15 @@ impl Pace {
         }
         let interval = Duration::try_from_secs_f64(1.0 / per_sec).ok()?.max(Duration::from_nanos(1));
         let tolerance = interval.saturating_mul(burst - 1);
-        let state = State { tat: Instant::now(), queue: RoundRobin::default(), releasing: false };
-        Some(Arc::new(Pace { interval, tolerance, state: Mutex::new(state), waiting: AtomicUsize::new(0) }))
+        let now = Instant::now();
+        let state = State { tat: now, queue: LeastRecent::new(now), releasing: false };
+        Some(Arc::new(Pace {
+            interval,
+            tolerance,
+            state: Mutex::new(state),
+            waiting: AtomicUsize::new(0),
+            refused: Mutex::default(),
+        }))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -98,26 +274,32 @@ impl Pace {
         state.tat = state.tat.max(now) + self.interval;
     }
 
-    /// How long until everyone queued now, and one more, would be served.
-    fn drain_time(&self, state: &State) -> Duration {
-        let turns = u32::try_from(state.queue.len() + 1).unwrap_or(u32::MAX);
+    /// How long until `addr`'s next waiter would be served as the queue stands.
+    fn turn_in(&self, state: &State, addr: AddrKey) -> Duration {
+        let turns = u32::try_from(state.queue.turns_until(addr)).unwrap_or(u32::MAX);
         self.interval.saturating_mul(turns)
+    }
+
+    /// The address a waiter is queued by: an IPv6 client's /48, so its 65,536 /64s are one
+    /// address here.
+    fn key(addr: AddrKey) -> AddrKey {
+        addr.nested().last().map_or(addr, |(widest, _)| widest)
     }
 
     /// An arrival of a first message from `addr` at `now` (see the module docs).
     pub(crate) fn arrive(&self, addr: AddrKey, now: Instant) -> Arrival {
         let mut state = self.lock();
+        let key = Self::key(addr);
         if state.queue.is_empty() && self.next_turn(&state, now).is_zero() {
             self.take(&mut state, now);
+            state.queue.served_now(key, now);
             return Arrival::Now;
         }
-        // An IPv6 client is queued by its /48, so its 65,536 /64s are one address here.
-        let key = addr.nested().last().map_or(addr, |(widest, _)| widest);
         let reachable = (MAX_WAIT.as_secs_f64() / self.interval.as_secs_f64()).floor().max(1.0);
         if state.queue.len_of(key) as f64 >= reachable {
-            return Arrival::Refused(self.drain_time(&state));
+            return Arrival::Refused(self.turn_in(&state, key));
         }
-        let turn = state.queue.push(key);
+        let turn = state.queue.push(key, now);
         let release = !std::mem::replace(&mut state.releasing, true);
         Arrival::Queued { turn, release }
     }
@@ -135,7 +317,7 @@ impl Pace {
             if !wait.is_zero() {
                 return Some(wait);
             }
-            if state.queue.wake_next() {
+            if state.queue.wake_next(now) {
                 self.take(&mut state, now);
             }
         }
@@ -172,10 +354,46 @@ impl Pace {
         }
         // Out of time; a turn handed over meanwhile is still taken.
         turn.close();
-        match turn.try_recv() {
-            Ok(()) => Ok(()),
-            Err(_) => Err(self.drain_time(&self.lock())),
+        if turn.try_recv().is_ok() {
+            return Ok(());
         }
+        // Out of the queue, so that it holds no place a resend would count as its address's.
+        let mut state = self.lock();
+        let key = Self::key(addr);
+        state.queue.prune(key);
+        Err(self.turn_in(&state, key))
+    }
+
+    /// Remembers that `conversation`'s first message was refused here. A first message refused
+    /// by the pace has already paid its address's opening (`--address-conversations-per-hour` is
+    /// charged before the pace, so that an address past its budget takes no one's turn), and the
+    /// widget resends it: those resends are not charged again (see [`Pace::was_refused`]).
+    /// Remembered for [`REFUSED_FOR`], at most [`REFUSED_MOST`] conversations.
+    pub(crate) fn remember_refused(&self, conversation: &Arc<str>) {
+        let mut map = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if map.len() >= REFUSED_MOST && !map.contains_key(conversation) {
+            map.retain(|_, at| now.saturating_duration_since(*at) < REFUSED_FOR);
+            if map.len() >= REFUSED_MOST {
+                // All recent: forget the older half.
+                let mut ages: Vec<Instant> = map.values().copied().collect();
+                ages.sort_unstable();
+                let cut = ages[ages.len() / 2];
+                map.retain(|_, at| *at > cut);
+            }
+        }
+        map.insert(conversation.clone(), now);
+    }
+
+    /// Forgets that `conversation`'s first message was refused (it has had its turn).
+    pub(crate) fn forget_refused(&self, conversation: &Arc<str>) {
+        self.refused.lock().unwrap_or_else(|e| e.into_inner()).remove(conversation);
+    }
+
+    /// Whether `conversation`'s first message was refused here within [`REFUSED_FOR`].
+    pub(crate) fn was_refused(&self, conversation: &Arc<str>) -> bool {
+        let map = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(conversation).is_some_and(|at| Instant::now().saturating_duration_since(*at) < REFUSED_FOR)
     }
 
     /// Arrivals waiting for their turn now.
@@ -214,26 +432,46 @@ mod tests {
     }
 
     #[test]
-    fn turns_come_at_the_pace_and_round_robin_by_address() {
+    fn turns_come_at_the_pace_and_go_to_the_address_served_least_recently() {
         let pace = Pace::new(10.0, 1).expect("a pace");
         let t = Instant::now();
         assert!(matches!(pace.arrive(v4(1), t), Arrival::Now));
-        // A busy address queues five, then a quiet one arrives.
-        let mut busy: Vec<_> = (0..5).map(|_| queued(pace.arrive(v4(1), t))).collect();
-        let mut quiet = queued(pace.arrive(v4(2), t));
+        // The address just served queues three, then two new addresses arrive.
+        let mut busy: Vec<_> = (0..3).map(|_| queued(pace.arrive(v4(1), t))).collect();
+        let mut b = queued(pace.arrive(v4(2), t));
+        let mut c = queued(pace.arrive(v4(3), t));
         assert_eq!(pace.release(t), Some(100 * MS), "no turn yet: the next in 100 ms");
         assert_eq!(pace.release(t + 100 * MS), Some(100 * MS));
-        assert!(busy[0].try_recv().is_ok(), "the oldest waiter first");
-        assert!(quiet.try_recv().is_err());
+        assert!(b.try_recv().is_ok(), "a new address first");
+        assert!(busy[0].try_recv().is_err());
         assert_eq!(pace.release(t + 200 * MS), Some(100 * MS));
-        assert!(quiet.try_recv().is_ok(), "then the quiet address, ahead of the busy one's other four");
-        assert!(busy[1].try_recv().is_err());
-        // Four more turns, one every 100 ms: the busy address's other four.
-        for step in 3..6 {
-            assert_eq!(pace.release(t + step * 100 * MS), Some(100 * MS));
-        }
+        assert!(c.try_recv().is_ok(), "then the next new one, ahead of the address served before");
+        assert_eq!(pace.release(t + 300 * MS), Some(100 * MS));
+        assert!(busy[0].try_recv().is_ok());
+        // Among addresses all served lately, the one served longest ago goes first.
+        let mut b2 = queued(pace.arrive(v4(2), t + 300 * MS));
+        assert_eq!(pace.release(t + 400 * MS), Some(100 * MS));
+        assert!(b2.try_recv().is_ok(), "served at 100 ms, before the busy one at 300 ms");
+        assert_eq!(pace.release(t + 500 * MS), Some(100 * MS));
+        assert!(busy[1].try_recv().is_ok());
         assert_eq!(pace.release(t + 600 * MS), None, "nobody left");
-        assert!(busy.iter_mut().skip(1).all(|rx| rx.try_recv().is_ok()));
+        assert!(busy[2].try_recv().is_ok());
+    }
+
+    #[test]
+    fn an_address_served_longer_ago_than_the_window_is_new_again() {
+        let pace = Pace::new(10.0, 1).expect("a pace");
+        let t = Instant::now();
+        assert!(matches!(pace.arrive(v4(1), t), Arrival::Now));
+        let later = t + WINDOW + Duration::from_secs(1);
+        assert!(matches!(pace.arrive(v4(3), later), Arrival::Now));
+        // v4(1), served over a window ago, then v4(2), never served: both new, in arrival order
+        // (were v4(1) still remembered as served, v4(2) would go first).
+        let mut old = queued(pace.arrive(v4(1), later));
+        let mut never = queued(pace.arrive(v4(2), later));
+        assert_eq!(pace.release(later + 100 * MS), Some(100 * MS));
+        assert!(old.try_recv().is_ok(), "served over a window ago: new again, and first");
+        assert!(never.try_recv().is_err());
     }
 
     #[test]
@@ -259,8 +497,8 @@ mod tests {
         let pace = Pace::new(10.0, 1).expect("a pace");
         let t = Instant::now();
         assert!(matches!(pace.arrive(v4(1), t), Arrival::Now));
-        drop(queued(pace.arrive(v4(1), t)));
-        let mut next = queued(pace.arrive(v4(2), t));
+        drop(queued(pace.arrive(v4(2), t)));
+        let mut next = queued(pace.arrive(v4(3), t));
         assert_eq!(pace.release(t + 100 * MS), None);
         assert!(next.try_recv().is_ok(), "the turn went to the live waiter");
     }

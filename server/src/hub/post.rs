@@ -100,11 +100,19 @@ impl Hub {
         if (budgeted || paced.is_some())
             && self.last_seq(&key).await.map_err(|r| r.with_id(send.id.clone()))? == 0
         {
-            if budgeted {
+            // A resend of a first message the pace refused has paid its opening already.
+            let paid = paced.as_ref().is_some_and(|pace| pace.was_refused(conversation));
+            if budgeted && !paid {
                 self.charge_conversation_opening(addr).map_err(|r| r.with_id(send.id.clone()))?;
             }
             if let Some(pace) = paced {
-                self.take_new_conversation_turn(&pace, addr).await.map_err(|r| r.with_id(send.id.clone()))?;
+                let turn = self.take_new_conversation_turn(&pace, addr).await;
+                match &turn {
+                    Ok(()) if paid => pace.forget_refused(conversation),
+                    Ok(()) => {}
+                    Err(_) => pace.remember_refused(conversation),
+                }
+                turn.map_err(|r| r.with_id(send.id.clone()))?;
             }
         }
         let id = send.id.unwrap_or_else(|| self.shared.ids.next());

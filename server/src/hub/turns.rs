@@ -41,8 +41,7 @@ struct Queues {
 
 /// Waiters queued by client address and served round-robin: the next one served is the oldest
 /// waiter of the address after the last one served, so an address with one waiter waits for
-/// at most one turn of each other address with waiters, however many they have. Shared by
-/// [`Turns`] (follow-ups) and [`super::pace::Pace`] (new conversations).
+/// at most one turn of each other address with waiters, however many they have.
 #[derive(Debug, Default)]
 pub(crate) struct RoundRobin {
     /// Waiters of each address with any, oldest first.
@@ -62,11 +61,6 @@ impl RoundRobin {
     /// Whether nobody waits (as above).
     pub(crate) fn is_empty(&self) -> bool {
         self.queued == 0
-    }
-
-    /// Waiters of `addr` (as above).
-    pub(crate) fn len_of(&self, addr: AddrKey) -> usize {
-        self.waiting.get(&addr).map_or(0, VecDeque::len)
     }
 
     /// Queues a waiter of `addr`; it is woken (its receiver gets `()`) when its turn comes.
