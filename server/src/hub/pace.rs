@@ -10,12 +10,12 @@
 //! that finds none **waits for one**, for up to [`MAX_WAIT`], so a surge of real visitors is
 //! spread over a few seconds rather than refused. A pace everyone shares must not become
 //! something some addresses can take from everyone else, so waiters are queued by client
-//! address (an IPv6 client by its /48) and the next turn goes to the address **served least
+//! address (an IPv6 client by its /56) and the next turn goes to the address **served least
 //! recently** ([`LeastRecent`]): first to addresses not served within [`WINDOW`], in the order
 //! they came, then to the others in the order they were last served (round-robin among them).
 //! An address busy opening conversations is served again only after every new one; to keep an
 //! honest newcomer waiting, attackers would need more addresses than the pace serves in a
-//! [`WINDOW`] (6,000 at the defaults), each a real address (a /48 for IPv6). A first message not
+//! [`WINDOW`] (6,000 at the defaults), each a real address (a /56 for IPv6: see [`Pace::key`]). A first message not
 //! served within [`MAX_WAIT`], or whose address already has more waiting than it could be
 //! served in that time, is refused with `unavailable` (HTTP 503) and how long its address's
 //! turn is away, and the widget sends it again then (its conversation's opening is not charged
@@ -280,10 +280,14 @@ impl Pace {
         self.interval.saturating_mul(turns)
     }
 
-    /// The address a waiter is queued by: an IPv6 client's /48, so its 65,536 /64s are one
-    /// address here.
+    /// The address a waiter is queued by: an IPv4 address, or an IPv6 client's /56 (the block
+    /// an ISP commonly gives a household), so the 256 /64s of one are one address here, while
+    /// households that share their ISP's /48 are not (were they one, each new visitor among
+    /// them would wait behind their neighbours' turns). One holder of a /48 thus has 256
+    /// addresses here: each is served least recently only once per [`WINDOW`], and the /48's
+    /// `--address-conversations-per-hour` (16 times an address's) bounds what it may open.
     fn key(addr: AddrKey) -> AddrKey {
-        addr.nested().last().map_or(addr, |(widest, _)| widest)
+        addr.nested().nth(1).map_or(addr, |(household, _)| household)
     }
 
     /// An arrival of a first message from `addr` at `now` (see the module docs).
@@ -486,10 +490,25 @@ mod tests {
             other => panic!("not refused: {other:?}"),
         }
         let _other = queued(pace.arrive(v4(2), t));
-        // An IPv6 client is one address per /48, whichever of its /64s it uses.
+        // An IPv6 client is one address per /56, whichever of its /64s it uses.
         let net = |n: u16| AddrKey::of(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 7, n, 0, 0, 0, 1)));
         let _v6: Vec<_> = (0..4).map(|n| queued(pace.arrive(net(n), t))).collect();
         assert!(matches!(pace.arrive(net(99), t), Arrival::Refused(_)));
+    }
+
+    #[test]
+    fn households_sharing_an_isps_48_are_different_addresses() {
+        let pace = Pace::new(10.0, 1).expect("a pace");
+        let t = Instant::now();
+        let household =
+            |n: u16| AddrKey::of(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xaa, n << 8, 0, 0, 0, 1)));
+        assert!(matches!(pace.arrive(household(1), t), Arrival::Now));
+        // The neighbour's first visitor is new here, and goes before an address that came after.
+        let mut neighbour = queued(pace.arrive(household(2), t));
+        let mut later = queued(pace.arrive(v4(9), t));
+        assert_eq!(pace.release(t + 100 * MS), Some(100 * MS));
+        assert!(neighbour.try_recv().is_ok(), "not behind household 1's turn");
+        assert!(later.try_recv().is_err());
     }
 
     #[test]
