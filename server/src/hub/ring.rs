@@ -124,6 +124,14 @@ impl Ring {
         Some(self.entries.iter().skip(skip).cloned().collect())
     }
 
+    /// Records that the conversation has no message at all (a session issued just now, which
+    /// nobody else knows yet), so the ring answers for it without a read from the store. Does
+    /// nothing once the ring knows where the conversation is.
+    pub(crate) fn known_empty(&mut self) {
+        let empty = HistoryPage { messages: Vec::new(), last_seq: 0, first_available: 1 };
+        self.merge(&empty);
+    }
+
     /// Merges a page read from the store (before this hub's fan-out entries, or overlapping
     /// them). Returns `false` when page and ring leave a hole between them, so the caller reads
     /// again.
