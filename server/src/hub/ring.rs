@@ -201,6 +201,19 @@ mod tests {
     }
 
     #[test]
+    fn a_ring_told_its_conversation_is_empty_answers_without_the_store() {
+        let mut ring = Ring::new(10, 1 << 20);
+        assert_eq!(seqs(ring.recent(5)), None, "a ring that knows nothing cannot answer");
+        ring.known_empty();
+        assert_eq!((seqs(ring.since(0)), seqs(ring.recent(5))), (Some(vec![]), Some(vec![])));
+        ring.push(msg(1));
+        assert_eq!(seqs(ring.since(0)), Some(vec![1]));
+        // Once the ring knows where the conversation is, being told again changes nothing.
+        ring.known_empty();
+        assert_eq!((ring.last_seq(), seqs(ring.recent(5))), (Some(1), Some(vec![1])));
+    }
+
+    #[test]
     fn answers_only_what_it_holds() {
         let mut r = Ring::new(3, usize::MAX);
         assert_eq!(seqs(r.since(0)), None, "knows nothing yet");
