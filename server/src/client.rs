@@ -92,9 +92,10 @@ impl Client {
     ) -> Result<Client, Refusal> {
         let Opened { page, browser, since, addr, mut budget } = opened;
         let mut payer = Payer::connection(addr, &mut budget);
-        let session =
-            hub.attach_session(&who.conversation, since, &outbox, &who.member_id, &mut payer).await?;
-        hub.greet_visitor(&who.conversation, &outbox).await;
+        let session = hub
+            .attach_session(&who.conversation, since, &outbox, &who.member_id, &mut payer, who.issued)
+            .await?;
+        hub.greet_visitor(&who.conversation, &outbox, who.issued).await;
         let renewals = Instant::now();
         Ok(Client {
             hub,

@@ -168,6 +168,8 @@ pub(crate) struct Gauges {
     pub(crate) turns_waiting: usize,
     /// First messages of conversations waiting for their turn in the hub-wide pace.
     pub(crate) new_conversations_waiting: usize,
+    /// History reads from the store waiting for their client address's turn.
+    pub(crate) history_reads_waiting: usize,
     /// Bytes of `--max-replay-in-flight` taken by history being read from the store.
     pub(crate) replay_bytes: usize,
     /// Bytes queued to every connection (text frames not yet handed to the kernel).
@@ -250,6 +252,7 @@ impl Metrics {
             reply_waiting,
             turns_waiting,
             new_conversations_waiting,
+            history_reads_waiting,
             replay_bytes,
             send_queue_bytes,
             address_send_queue_bytes,
@@ -313,6 +316,12 @@ impl Metrics {
             "gauge",
             "First messages of conversations waiting for their turn in the hub-wide pace (--new-conversations-per-sec).",
             new_conversations_waiting as u64,
+        );
+        one(
+            "natter_history_reads_waiting",
+            "gauge",
+            "History reads from the store waiting for their client address's turn (they hold no share of --max-replay-in-flight meanwhile).",
+            history_reads_waiting as u64,
         );
         one(
             "natter_duplicates_total",
@@ -397,6 +406,7 @@ mod tests {
             reply_waiting: 0,
             turns_waiting: 0,
             new_conversations_waiting: 7,
+            history_reads_waiting: 5,
             replay_bytes: 4096,
             send_queue_bytes: 70_000,
             address_send_queue_bytes: 65_000,
@@ -406,6 +416,7 @@ mod tests {
         assert!(text.contains("natter_limited_total{limit=\"address_rate\"} 1\n"), "{text}");
         assert!(text.contains("natter_ring_bytes 300\n"), "{text}");
         assert!(text.contains("natter_new_conversations_waiting 7\n"), "{text}");
+        assert!(text.contains("natter_history_reads_waiting 5\n"), "{text}");
         assert!(text.contains("natter_replay_bytes 4096\n"), "{text}");
         assert!(text.contains("natter_messages_in_total 3\n"), "{text}");
         assert!(text.contains("natter_errors_total{code=\"bad_json\"} 1\n"), "{text}");

@@ -644,9 +644,15 @@ async fn rooms_one_connection_is_in_are_capped() {
 /// store.
 struct HeldReads {
     open: tokio::sync::watch::Sender<bool>,
+    /// How many reads the store runs at once.
+    turns: usize,
 }
 
 impl StoreHooks for HeldReads {
+    fn read_turns(&self) -> usize {
+        self.turns
+    }
+
     fn before_read(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {
             let mut open = self.open.subscribe();
@@ -665,7 +671,8 @@ async fn history_being_built_is_capped_per_address_and_in_all() {
     config.rate_burst = 0;
     config.max_replay_in_flight = 4 * config.max_replay_bytes;
     let (open, _) = tokio::sync::watch::channel(true);
-    let store = Hooked::new(HeldReads { open: open.clone() });
+    // More reads at once than the cap has room for: the cap is what refuses here.
+    let store = Hooked::new(HeldReads { open: open.clone(), turns: 8 });
     let hub = TestHub::with_store(config, store).await;
     let (mut writer, _) = hub.tab(&session("archivist")).await;
     // A support conversation longer than the in-memory ring, for a WebSocket resume below.
@@ -868,6 +875,99 @@ async fn unread_long_poll_answers_keep_their_share_until_written() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(poll(62).await.expect("poll").status(), 200);
+}
+
+/// A history read from the store holds its share of `--max-replay-in-flight` only while it
+/// reads, not while it waits in line for the store, and a session issued with the request is
+/// not read at all (it is known to be empty). Each read took `--max-replay-bytes` before it
+/// waited: 20 addresses of session-less long-polls filled the cap with shares of empty
+/// answers, honest polls were refused (503) and honest WebSockets whose history was written
+/// but not read yet were closed (4001) to make room for reads still waiting in line.
+#[tokio::test]
+async fn history_reads_hold_a_share_only_while_they_read() {
+    let mut config = Config::for_tests();
+    config.rate_burst = 0;
+    config.max_replay_in_flight = 4 * config.max_replay_bytes;
+    config.idle_timeout = Duration::from_secs(300);
+    let (open, _) = tokio::sync::watch::channel(true);
+    let store = Hooked::new(HeldReads { open: open.clone(), turns: 2 });
+    let hub = TestHub::with_store(config, store).await;
+    let (mut writer, _) = hub.tab(&session("archivist")).await;
+    join(&mut writer, "archive", "W").await;
+    fill_room(&mut writer, "archive", "a", 150, &"x".repeat(3500)).await;
+    // An honest tab's answer of about 525 KB, written and not read yet (a tab in the
+    // background): the first the hub would close to make room.
+    let _background = deaf_join(&hub, loopback(100), "archive").await;
+    hub.wait_metric("natter_replay_bytes", 400_000).await;
+    let unread = hub.metric("natter_replay_bytes").await;
+
+    // From here every read from the store is held.
+    open.send_replace(false);
+    // Four addresses ask for the recent history of three conversations each, none of them in
+    // memory: two reads start (the store's turns), the ten others wait in line holding nothing.
+    let share = 1_048_576;
+    let cold = |from: u8, i: usize| {
+        let path = format!("/api/chat/poll?session={}", session(&format!("cold-{from}-{i}")));
+        let request = http_from(loopback(from)).get(hub.url(&path)).send();
+        tokio::spawn(async move { request.await.expect("poll") })
+    };
+    let mut reads = Vec::new();
+    for i in 0..3 {
+        for from in 101..105 {
+            reads.push(cold(from, i));
+        }
+    }
+    hub.wait_metric("natter_history_reads_waiting", 10).await;
+    assert_eq!(
+        hub.metric("natter_replay_bytes").await,
+        unread + 2 * share,
+        "only the reads reading hold a share"
+    );
+
+    // Session-less long-polls from the same addresses: each gets a new session, whose history
+    // is known to be empty; none reads or holds anything, and all wait for news.
+    let fresh = |from: u8| {
+        let request = http_from(loopback(from)).get(hub.url("/api/chat/poll?after=0")).send();
+        tokio::spawn(async move { request.await.expect("poll") })
+    };
+    let waiting: Vec<_> = (101..105).flat_map(|from| [fresh(from), fresh(from)]).collect();
+    hub.wait_metric("natter_polls_waiting", 8).await;
+    assert_eq!(hub.metric("natter_history_reads_waiting").await, 10);
+
+    // A new visitor from another address gets its (empty) history at once, and the background
+    // tab keeps its answer.
+    let tcp = tcp_from(&hub, loopback(105)).await;
+    let url = format!("ws://{}/ws/chat?page=/test", hub.addr);
+    let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await.expect("upgrade");
+    let mut newcomer = Tab { ws };
+    newcomer.send(json!({"type": "auth"})).await;
+    let history = newcomer
+        .until(|m| match m {
+            ServerMessage::History(h) => Some(h),
+            ServerMessage::Error(e) => panic!("the newcomer was refused: {e:?}"),
+            _ => None,
+        })
+        .await;
+    assert!(history.messages.is_empty() && history.complete);
+    let limited = |name: &str| format!("natter_limited_total{{limit=\"{name}\"}}");
+    assert_eq!(hub.metric("natter_slow_consumers_dropped_total").await, 0, "nobody was cut to make room");
+    assert_eq!(hub.metric(&limited("replay_in_flight")).await, 0);
+    assert_eq!(hub.metric(&limited("replay_in_flight_per_address")).await, 0);
+    assert_eq!(hub.metric("natter_replay_bytes").await, unread + 2 * share);
+
+    // The store answers: every read waiting in line gets its turn and its answer.
+    open.send_replace(true);
+    for task in reads {
+        let r = task.await.expect("task");
+        assert_eq!(r.status(), 200);
+        let history: ServerMessage = r.json().await.expect("history");
+        assert!(matches!(history, ServerMessage::History(h) if h.messages.is_empty()));
+    }
+    assert_eq!(hub.metric("natter_history_reads_waiting").await, 0);
+    assert_eq!(hub.metric("natter_replay_bytes").await, unread);
+    for task in waiting {
+        task.abort();
+    }
 }
 
 #[tokio::test]

@@ -129,6 +129,8 @@ pub(crate) async fn poll(
     }
     let since = parse_after(q.after.as_deref())?;
     let who = who(&hub, &headers, q.session.as_deref(), None)?;
+    // A session issued with this request has no history yet: it is not read.
+    let fresh = who.issued && q.room.is_none();
     let key = match q.room {
         Some(room) => {
             let in_room = |r: Refusal| r.in_room(Some(&room));
@@ -140,7 +142,7 @@ pub(crate) async fn poll(
     };
     let addr = client_of(&extensions).key();
     let _held = hub.hold_poll(addr)?;
-    let history = hub.poll(key, since, addr).await?;
+    let history = hub.poll(key, since, addr, fresh).await?;
     Ok(with_session(&who, json_text(history)))
 }
 

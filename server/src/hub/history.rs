@@ -90,7 +90,9 @@ impl Hub {
     /// Subscribes a connection to its session's conversation and queues the `history` frame
     /// (missed messages for `After`, recent ones for `Recent`). Returns the use of the
     /// conversation held for the client's address (`--max-conversations-per-address`), for the
-    /// connection to keep while it is subscribed (`None` when there is no limit).
+    /// connection to keep while it is subscribed (`None` when there is no limit). `fresh`: the
+    /// session was issued with this connection, so its history is known to be empty and is not
+    /// read.
     pub(crate) async fn attach_session(
         &self,
         session: &Arc<str>,
@@ -98,10 +100,11 @@ impl Hub {
         outbox: &Outbox,
         member_id: &Arc<str>,
         payer: &mut Payer<'_>,
+        fresh: bool,
     ) -> Result<Option<Slot>, Refusal> {
         let key = ConversationKey::Session(session.clone());
         let held = self.hold_conversations(payer.addr, 1)?;
-        self.attach(&key, since, Some((outbox, member_id)), None, payer).await?;
+        self.attach(&key, since, Some((outbox, member_id)), None, payer, fresh).await?;
         Ok(held)
     }
 
@@ -120,12 +123,14 @@ impl Hub {
     /// than `after`. `addr` is the client's address, whose share of `--max-replay-in-flight` a
     /// read from the store takes while it lasts, and whose `--address-frame-budget` pays for
     /// the answer's bytes (see [`Payer`]), and one of whose `--max-conversations-per-address`
-    /// the poll holds while it lasts.
+    /// the poll holds while it lasts. `fresh`: `key` is the session issued with this request,
+    /// known to be empty (see [`Hub::attach`]).
     pub(crate) async fn poll(
         &self,
         key: ConversationKey,
         since: Since,
         addr: AddrKey,
+        fresh: bool,
     ) -> Result<Replay, Refusal> {
         let _held = self.hold_conversations(addr, 1)?;
         self.ensure_polled(std::slice::from_ref(&key), addr).await?;
@@ -139,7 +144,7 @@ impl Hub {
                 .subscribe()
         };
         let mut payer = Payer::request(addr);
-        let (history, _) = self.attach(&key, since, None, None, &mut payer).await?;
+        let (history, _) = self.attach(&key, since, None, None, &mut payer, fresh).await?;
         let Since::After(after) = since else { return Ok(history) };
         if !history.messages.is_empty() || !history.complete {
             return Ok(history);
@@ -155,7 +160,7 @@ impl Hub {
                 _ = super::stopped(&mut shutdown) => {}
             }
         }
-        self.attach(&key, since, None, None, &mut payer).await.map(|(h, _)| h)
+        self.attach(&key, since, None, None, &mut payer, fresh).await.map(|(h, _)| h)
     }
 
     /// The HTTP long-poll of several rooms in one request (a member on the HTTP fallback in
@@ -184,7 +189,7 @@ impl Hub {
             }
         }
         for (key, since) in &rooms {
-            let (history, _) = self.attach(key, *since, None, None, &mut payer).await?;
+            let (history, _) = self.attach(key, *since, None, None, &mut payer, false).await?;
             if *since == Since::Recent || !history.messages.is_empty() || !history.complete {
                 return Ok(history);
             }
@@ -208,7 +213,9 @@ impl Hub {
             }
         };
         match news {
-            Some((key, since)) => self.attach(key, *since, None, None, &mut payer).await.map(|(h, _)| h),
+            Some((key, since)) => {
+                self.attach(key, *since, None, None, &mut payer, false).await.map(|(h, _)| h)
+            }
             None => Ok(Replay {
                 room: None,
                 messages: Vec::new(),
@@ -254,11 +261,17 @@ impl Hub {
     /// the history, so no live frame can overtake them or fall between them. Returns the
     /// history and whether the member is new in the room on this hub.
     ///
-    /// A read from the store may build up to `--max-replay-bytes` of history: it first takes
-    /// that much of `--max-replay-in-flight` for `addr` (see `hub::limits`), and gives it back
-    /// once the answer is queued (a connection) or returned (a poll). Without it, 300 resumes
-    /// from `after=0` at once from one address took a hub from 28 MB to 520 MB. The ring's
-    /// answers, at most `--ring-bytes`, need none.
+    /// A read from the store may build up to `--max-replay-bytes` of history. It first waits
+    /// for a turn at the store's reads ([`Store::read_turns`](crate::store::Store::read_turns),
+    /// served round-robin by client address, an IPv6 client by its /48), holding nothing
+    /// meanwhile; with its turn it takes that much of `--max-replay-in-flight` for `addr` (see
+    /// `hub::limits`), which is made the answer's size once built and given back once the
+    /// answer is written (a connection) or handed over (a poll). Without it, 300 resumes from
+    /// `after=0` at once from one address took a hub from 28 MB to 520 MB. The ring's answers,
+    /// at most `--ring-bytes`, need none.
+    ///
+    /// `fresh`: `key` is a session issued in this very request, whose conversation is known to
+    /// be empty (nobody else knows it yet); the ring is told so and answers, with no read.
     ///
     /// Every answer, from the ring or the store, is paid for by `payer` before it is queued or
     /// returned (see [`Payer`]); one it cannot pay for is refused with `rate_limited`, and the
@@ -270,6 +283,7 @@ impl Hub {
         subscribe: Option<(&Outbox, &Arc<str>)>,
         mut joining: Option<Joining<'_>>,
         payer: &mut Payer<'_>,
+        fresh: bool,
     ) -> Result<(Replay, bool), Refusal> {
         let addr = payer.addr;
         let room = match key {
@@ -280,11 +294,27 @@ impl Hub {
         {
             let mut state = self.lock();
             let conv = self.conversation(&mut state, key)?;
-            if let Some((messages, last_seq)) = self.ring_answer(conv, since) {
-                let mut history = Replay { room, messages, complete: true, gap: None, last_seq, held: None };
-                cap_bytes(&mut history, since, self.shared.config.max_replay_bytes);
-                let first = self.answer(conv, subscribe, joining.take(), &mut history, payer, None)?;
-                return Ok((history, first));
+            if fresh {
+                // Nobody else knows the session yet: nothing can have been stored under it.
+                conv.ring.known_empty();
+            }
+            if let Some(answered) = self.answer_from_ring(conv, since, &room, subscribe, &mut joining, payer)
+            {
+                return answered;
+            }
+        }
+        // The cold path: a turn at the store's reads first, holding nothing while it waits, then
+        // the share of what the read may build. Reads waiting in line took `--max-replay-bytes`
+        // each: 20 addresses' session-less polls filled `--max-replay-in-flight` with shares of
+        // empty answers, and had honest unread answers cut (4001) to make room for them.
+        let _turn = self.shared.reads.take(read_line(addr)).await;
+        {
+            // Another read may have warmed the ring meanwhile.
+            let mut state = self.lock();
+            let conv = self.conversation(&mut state, key)?;
+            if let Some(answered) = self.answer_from_ring(conv, since, &room, subscribe, &mut joining, payer)
+            {
+                return answered;
             }
         }
         let mut reserved = Some(self.hold_replay(addr, self.shared.config.max_replay_bytes)?);
@@ -379,6 +409,27 @@ impl Hub {
         }
     }
 
+    /// Answers from the ring under the table's lock, when it can (`None` when it cannot): the
+    /// hot path of [`Hub::attach`], which needs no share of `--max-replay-in-flight`.
+    fn answer_from_ring(
+        &self,
+        conv: &mut Conversation,
+        since: Since,
+        room: &Option<String>,
+        subscribe: Option<(&Outbox, &Arc<str>)>,
+        joining: &mut Option<Joining<'_>>,
+        payer: &mut Payer<'_>,
+    ) -> Option<Result<(Replay, bool), Refusal>> {
+        let (messages, last_seq) = self.ring_answer(conv, since)?;
+        let mut history =
+            Replay { room: room.clone(), messages, complete: true, gap: None, last_seq, held: None };
+        cap_bytes(&mut history, since, self.shared.config.max_replay_bytes);
+        Some(
+            self.answer(conv, subscribe, joining.take(), &mut history, payer, None)
+                .map(|first| (history, first)),
+        )
+    }
+
     /// Answers from the ring when it can.
     fn ring_answer(&self, conv: &Conversation, since: Since) -> Option<(Vec<StoredFrame>, u64)> {
         let last = conv.ring.last_seq()?;
@@ -433,6 +484,12 @@ impl Hub {
         outbox.send_held(frame, held);
         first
     }
+}
+
+/// Whose line a history read waits in: the client address, an IPv6 client by its /48 (its
+/// 65,536 /64s are one address here, as in the pace of new conversations).
+fn read_line(addr: AddrKey) -> AddrKey {
+    addr.nested().last().map_or(addr, |(widest, _)| widest)
 }
 
 /// Keeps a `history` within `max_bytes` (by [`weight`]): the newest messages that fit (at

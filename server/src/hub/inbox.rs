@@ -406,11 +406,15 @@ impl Hub {
     }
 
     /// Queues what a visitor's widget shows in its header and log on connect: whether anyone is
-    /// online, and that the conversation was closed (when it was).
-    pub(crate) async fn greet_visitor(&self, conversation: &str, outbox: &Outbox) {
+    /// online, and that the conversation was closed (when it was). A conversation of a session
+    /// issued with this connection (`fresh`) has no record yet: it is not looked up.
+    pub(crate) async fn greet_visitor(&self, conversation: &str, outbox: &Outbox, fresh: bool) {
         let Some(store) = self.shared.store.inbox() else { return };
         let online = shown(&self.lock());
         outbox.send(encode(&ServerMessage::Availability(Availability { online })));
+        if fresh {
+            return;
+        }
         let id = self.shared.identity.conversation_id(conversation);
         if let Ok(Some((record, _))) = store.conversation(&id).await {
             if record.status == ConversationState::Closed {

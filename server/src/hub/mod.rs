@@ -132,6 +132,10 @@ struct Shared {
     reply_failures: FailureLog,
     /// Turns at the work after a visitor message's ack, by client address.
     turns: Arc<turns::Turns>,
+    /// Turns at reading history from the store, by client address: as many at once as the
+    /// store runs ([`Store::read_turns`]); a read takes its share of `--max-replay-in-flight`
+    /// only once it has one (see `Hub::attach`).
+    reads: Arc<turns::Turns>,
     /// The hub-wide pace of new conversations (`--new-conversations-*`); `None`: unpaced.
     new_conversations: Option<Arc<pace::Pace>>,
     metrics: Metrics,
@@ -208,6 +212,7 @@ impl Hub {
         let reply_failures = FailureLog::new(failure_log::INTERVAL, then);
         let new_conversations =
             pace::Pace::new(config.new_conversations_per_sec, config.new_conversations_burst);
+        let reads = turns::Turns::new(store.read_turns());
         let hub = Hub {
             shared: Arc::new(Shared {
                 limits: Limits::new(&config),
@@ -217,6 +222,7 @@ impl Hub {
                 reply_gate,
                 reply_failures,
                 turns: turns::Turns::new(turns_at_once()),
+                reads,
                 new_conversations,
                 reply,
                 identity,
@@ -336,6 +342,7 @@ impl Hub {
             reply_calls: self.shared.reply_gate.in_flight(),
             reply_waiting: self.shared.reply_gate.waiting(),
             turns_waiting: self.shared.turns.waiting(),
+            history_reads_waiting: self.shared.reads.waiting(),
             new_conversations_waiting: self.shared.new_conversations.as_ref().map_or(0, |p| p.waiting()),
             replay_bytes: self.limits().replay_bytes(),
             send_queue_bytes: self.limits().queued_bytes(),

@@ -124,6 +124,14 @@ impl Ring {
         Some(self.entries.iter().skip(skip).cloned().collect())
     }
 
+    /// Records that the conversation has no message at all (a session issued just now, which
+    /// nobody else knows yet), so the ring answers for it without a read from the store. Does
+    /// nothing once the ring knows where the conversation is.
+    pub(crate) fn known_empty(&mut self) {
+        let empty = HistoryPage { messages: Vec::new(), last_seq: 0, first_available: 1 };
+        self.merge(&empty);
+    }
+
     /// Merges a page read from the store (before this hub's fan-out entries, or overlapping
     /// them). Returns `false` when page and ring leave a hole between them, so the caller reads
     /// again.
@@ -190,6 +198,19 @@ mod tests {
 
     fn seqs(v: Option<Vec<StoredFrame>>) -> Option<Vec<u64>> {
         v.map(|v| v.iter().map(|m| m.seq).collect())
+    }
+
+    #[test]
+    fn a_ring_told_its_conversation_is_empty_answers_without_the_store() {
+        let mut ring = Ring::new(10, 1 << 20);
+        assert_eq!(seqs(ring.recent(5)), None, "a ring that knows nothing cannot answer");
+        ring.known_empty();
+        assert_eq!((seqs(ring.since(0)), seqs(ring.recent(5))), (Some(vec![]), Some(vec![])));
+        ring.push(msg(1));
+        assert_eq!(seqs(ring.since(0)), Some(vec![1]));
+        // Once the ring knows where the conversation is, being told again changes nothing.
+        ring.known_empty();
+        assert_eq!((ring.last_seq(), seqs(ring.recent(5))), (Some(1), Some(vec![1])));
     }
 
     #[test]

@@ -81,7 +81,8 @@ impl Hub {
         let key = ConversationKey::Room(room.clone());
         let member_id: Arc<str> = member.id.as_str().into();
         let joining = Joining { member, record: &record, remote };
-        let attached = self.attach(&key, since, Some((outbox, &member_id)), Some(joining), payer).await;
+        let attached =
+            self.attach(&key, since, Some((outbox, &member_id)), Some(joining), payer, false).await;
         let first = match attached {
             Ok((_, first)) => first,
             Err(refusal) => {

@@ -16,6 +16,12 @@
 //!
 //! Nothing is refused here: the address's request budget has already bounded how much it can
 //! queue, and the messages are stored and acknowledged; only their follow-ups wait.
+//!
+//! The hub keeps a second set of turns, for history reads from the store (`Hub::attach`): as
+//! many at once as the store runs, the others waiting in line by client address, holding no
+//! share of `--max-replay-in-flight` until their turn comes. What bounds how many one address
+//! queues there is its connections and long-polls (`--max-connections-per-address`,
+//! `--max-polls-per-address`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

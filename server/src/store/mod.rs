@@ -248,6 +248,16 @@ pub trait Store: Send + Sync + 'static {
     /// no `after`).
     fn recent(&self, key: &ConversationKey, limit: usize) -> BoxFuture<'_, Result<HistoryPage, StoreError>>;
 
+    /// How many history reads ([`Store::history`], [`Store::recent`]) the engine runs at once
+    /// (at least one). The hub starts no more of them than this at a time and makes the others
+    /// wait in line, taking its hold on their answer's bytes (`--max-replay-in-flight`) only
+    /// when a read starts: a read waiting in line has built nothing. The default is one per CPU
+    /// the hub may use (a read's answer is parsed and copied on a CPU); an engine that runs
+    /// fewer at once says so, so that reads wait in the hub's line, not in its own.
+    fn read_turns(&self) -> usize {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    }
+
     /// Publishes an ephemeral frame to every hub's subscribers (for a single-hub engine: just
     /// this one).
     fn publish_ephemeral(&self, event: Event) -> BoxFuture<'_, Result<(), StoreError>>;

@@ -412,6 +412,11 @@ impl Store for SqliteStore {
         Box::pin(self.read(move |conn| read_page(conn, &key, Page::Newest, limit)))
     }
 
+    fn read_turns(&self) -> usize {
+        // A database in memory is read by its writer thread, one read at a time.
+        self.readers.as_ref().map_or(1, |pool| pool.size)
+    }
+
     fn publish_ephemeral(&self, event: Event) -> BoxFuture<'_, Result<(), StoreError>> {
         // One hub: the delivery stream is this process's; nothing to store or send anywhere.
         self.subscribers.emit(event);
@@ -681,12 +686,14 @@ struct ReadPool {
     /// 16 large history reads at once (a burst of resumes from `after=0`) made every honest
     /// delivery wait for them; past the turns, reads wait in line instead.
     turns: tokio::sync::Semaphore,
+    /// How many turns there are.
+    size: usize,
 }
 
 impl ReadPool {
     fn new(path: PathBuf) -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        ReadPool { path, idle: Mutex::new(Vec::new()), turns: tokio::sync::Semaphore::new(cpus) }
+        ReadPool { path, idle: Mutex::new(Vec::new()), turns: tokio::sync::Semaphore::new(cpus), size: cpus }
     }
 
     /// Connections kept open between reads (the blocking pool may run more reads at once; those

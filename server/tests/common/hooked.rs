@@ -21,6 +21,12 @@ pub trait StoreHooks: Send + Sync + 'static {
     fn before_read(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+
+    /// How many history reads the store runs at once ([`Store::read_turns`]): two unless
+    /// overridden, whatever the machine's CPUs, so that a test sees the same on every machine.
+    fn read_turns(&self) -> usize {
+        2
+    }
 }
 
 /// A fresh memory store behind `hooks`.
@@ -63,6 +69,10 @@ impl<H: StoreHooks> Store for Hooked<H> {
             self.hooks.before_read().await;
             self.store.recent(&key, limit).await
         })
+    }
+
+    fn read_turns(&self) -> usize {
+        self.hooks.read_turns()
     }
 
     fn publish_ephemeral(&self, event: Event) -> BoxFuture<'_, Result<(), StoreError>> {
