@@ -616,7 +616,7 @@ async fn resends_of_a_first_message_the_pace_refused_cost_no_more_openings() {
     let (hub, _dir) = hub_with_operators(config).await;
     let office = http_from(78);
     assert_eq!(post_as(&hub, &office, "office-1", "hello").await.status(), StatusCode::OK);
-    for attempt in 0..3 {
+    for attempt in 0..2 {
         let r = post_as(&hub, &office, "office-2", "hello").await;
         assert_eq!(
             r.status(),
@@ -624,8 +624,21 @@ async fn resends_of_a_first_message_the_pace_refused_cost_no_more_openings() {
             "attempt {attempt}: paced, not out of budget"
         );
     }
-    // Two openings paid so far: a third conversation pays the third, a fourth has none left.
-    assert_eq!(post_as(&hub, &office, "office-3", "hello").await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // A first message without a session (the HTTP fallback's first contact) pays the third
+    // opening; its refusal brings the session the hub issued, and a resend into it is free.
+    let first = office.post(hub.url("/api/chat/messages")).json(&json!({"message": "hi"})).send().await;
+    let first = first.expect("post");
+    assert_eq!(first.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let issued = first.headers().get("x-natter-session").expect("the issued session, on the refusal too");
+    let resend = office
+        .post(hub.url("/api/chat/messages"))
+        .header("x-natter-session", issued.clone())
+        .json(&json!({"message": "hi"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resend.status(), StatusCode::SERVICE_UNAVAILABLE, "paced, not out of budget");
+    // Three openings paid: a fourth conversation has none left.
     let r = post_as(&hub, &office, "office-4", "hello").await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(hub.metric("natter_limited_total{limit=\"conversation_openings\"}").await, 1);

@@ -69,8 +69,14 @@ pub(crate) async fn post_message(
     let page: Option<String> =
         q.page.filter(|p| !p.is_empty()).map(|p| p.chars().take(MAX_PAGE_CHARS).collect());
     let browser = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let ack = hub.post_user(&who, send, page.as_deref(), browser, client_of(&extensions).key()).await?;
-    Ok(with_session(&who, Json(ServerMessage::Ack(ack)).into_response()))
+    // A refusal keeps the session issued with it too: the client resends into the same
+    // conversation (a first message the new-conversation pace refused is not charged again).
+    let answer = match hub.post_user(&who, send, page.as_deref(), browser, client_of(&extensions).key()).await
+    {
+        Ok(ack) => Json(ServerMessage::Ack(ack)).into_response(),
+        Err(refusal) => ApiError::from(refusal).into_response(),
+    };
+    Ok(with_session(&who, answer))
 }
 
 /// A room member's message over the HTTP fallback: the room must be one the sender may join
