@@ -330,22 +330,22 @@ pub struct Config {
     #[arg(long, env = "NATTER_ADDRESS_CONVERSATIONS_PER_HOUR", default_value_t = 300)]
     pub address_conversations_per_hour: u32,
 
-    /// New support conversations per second the hub takes from all addresses together,
-    /// sustained. A conversation's first message costs the hub several times what a later one
-    /// does (its rows and inbox record, the bot's answer, a reply-engine call), and per-address
-    /// budgets do not bound how many arrive at once from many addresses: 1,500 of them within a
-    /// second, from 50 addresses, held up every other visitor's and room member's messages on
-    /// a one-CPU hub. Past the rate a first message waits for a turn for up to 2 s, the next turn
-    /// going to the client address served least recently (so busy addresses cannot take the pace
-    /// from a new visitor); one not served by then is refused with `unavailable` (HTTP 503) and
-    /// how long to wait, and the widget sends it again then, without paying another opening. Later messages are never paced by it. The
-    /// default, 100 a second (360,000 an hour), costs a one-CPU hub some 3–5 % of its
-    /// time; 0 turns the pace off.
+    /// New support conversations per second whose follow-up work the hub does, all addresses
+    /// together, sustained. What follows a conversation's first message (its inbox record, the
+    /// bot's answer stored and recorded, a reply-engine call) costs the hub several times what a
+    /// later message does, and per-address budgets do not bound how many arrive at once from
+    /// many addresses: 1,500 of them within a second, from 50 addresses, held up every other
+    /// visitor's and room member's messages on a one-CPU hub. The first message itself is always
+    /// stored and acknowledged at once; past the rate its follow-up waits for a turn, the next
+    /// turn going to the client address served least recently (so busy addresses cannot hold up
+    /// a new visitor's answer), and the bot answers when it comes. Later messages are never
+    /// paced by it. The default, 100 a second (360,000 an hour), costs a one-CPU hub some 3–5 %
+    /// of its time; 0 turns the pace off.
     #[arg(long, env = "NATTER_NEW_CONVERSATIONS_PER_SEC", default_value_t = 100.0, value_parser = parse_rate)]
     pub new_conversations_per_sec: f64,
 
-    /// New support conversations the hub takes at once before `--new-conversations-per-sec`
-    /// applies (0 turns the pace off).
+    /// New support conversations whose follow-ups the hub does at once before
+    /// `--new-conversations-per-sec` applies (0 turns the pace off).
     #[arg(long, env = "NATTER_NEW_CONVERSATIONS_BURST", default_value_t = 20)]
     pub new_conversations_burst: u32,
     /// Bytes of messages one client address may have stored per day (an IPv6 /56 four times

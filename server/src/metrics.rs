@@ -58,8 +58,8 @@ pub(crate) enum Limit {
     SessionLookups,
     /// `--address-conversations-per-hour`: a visitor message that would open a conversation.
     ConversationOpenings,
-    /// `--new-conversations-per-sec`: a visitor message that would open a conversation,
-    /// refused because its turn in the hub-wide pace was too far away.
+    /// `--new-conversations-per-sec`: the follow-up of a new conversation's first message that
+    /// went at once, unpaced, because the most that may wait were waiting.
     NewConversations,
     /// `--address-store-bytes-per-day`: a message refused because its address (or IPv6
     /// network) has had its day's bytes stored.
@@ -166,7 +166,8 @@ pub(crate) struct Gauges {
     pub(crate) reply_waiting: usize,
     /// Follow-ups of visitor messages waiting for their address's turn.
     pub(crate) turns_waiting: usize,
-    /// First messages of conversations waiting for their turn in the hub-wide pace.
+    /// Follow-ups of new conversations' first messages waiting for their turn in the hub-wide
+    /// pace.
     pub(crate) new_conversations_waiting: usize,
     /// History reads from the store waiting for their client address's turn.
     pub(crate) history_reads_waiting: usize,
@@ -314,7 +315,7 @@ impl Metrics {
         one(
             "natter_new_conversations_waiting",
             "gauge",
-            "First messages of conversations waiting for their turn in the hub-wide pace (--new-conversations-per-sec).",
+            "Follow-ups of new conversations' first messages (inbox record, bot answer) waiting for their turn in the hub-wide pace (--new-conversations-per-sec).",
             new_conversations_waiting as u64,
         );
         one(

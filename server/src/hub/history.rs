@@ -487,7 +487,9 @@ impl Hub {
 }
 
 /// Whose line a history read waits in: the client address, an IPv6 client by its /48 (its
-/// 65,536 /64s are one address here, as in the pace of new conversations).
+/// 65,536 /64s are one address here). Turns here go round-robin, so a holder of many keys gets
+/// a share per key: by /56, one /48 would have 256 shares. (The pace of new conversations keys
+/// by /56, as it serves addresses not served lately first; see `hub/pace.rs`.)
 fn read_line(addr: AddrKey) -> AddrKey {
     addr.nested().last().map_or(addr, |(widest, _)| widest)
 }

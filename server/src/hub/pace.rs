@@ -1,26 +1,25 @@
 //! The hub-wide pace of new support conversations (`--new-conversations-per-sec`,
-//! `--new-conversations-burst`): the first message of a conversation costs the hub far more than
-//! a later one (a conversation row and its inbox record, the bot's answer and its record, a call
-//! of the reply engine), and per-address budgets do not bound how many arrive at once from many
-//! addresses. 1,500 first messages from 50 addresses, each within its address's
-//! `--address-conversations-per-hour`, kept a one-CPU hub busy for most of a second, and every
-//! honest message in that second waited behind them.
+//! `--new-conversations-burst`): the work that follows a conversation's first message (its
+//! inbox record, the bot's answer stored and recorded, a call of the reply engine) costs the
+//! hub far more than a later message does, and per-address budgets do not bound how many
+//! arrive at once from many addresses. 1,500 first messages from 50 addresses, each within its
+//! address's `--address-conversations-per-hour`, kept a one-CPU hub busy for most of a second,
+//! and every honest message in that second waited behind them.
 //!
-//! Turns come at the pace (a bucket of `burst` turns refilling at `per_sec`). A first message
-//! that finds none **waits for one**, for up to [`MAX_WAIT`], so a surge of real visitors is
-//! spread over a few seconds rather than refused. A pace everyone shares must not become
-//! something some addresses can take from everyone else, so waiters are queued by client
-//! address (an IPv6 client by its /56) and the next turn goes to the address **served least
-//! recently** ([`LeastRecent`]): first to addresses not served within [`WINDOW`], in the order
-//! they came, then to the others in the order they were last served (round-robin among them).
-//! An address busy opening conversations is served again only after every new one; to keep an
-//! honest newcomer waiting, attackers would need more addresses than the pace serves in a
-//! [`WINDOW`] (6,000 at the defaults), each a real address (a /56 for IPv6: see [`Pace::key`]). A first message not
-//! served within [`MAX_WAIT`], or whose address already has more waiting than it could be
-//! served in that time, is refused with `unavailable` (HTTP 503) and how long its address's
-//! turn is away, and the widget sends it again then (its conversation's opening is not charged
-//! again: see `Hub::post_user`). Messages of conversations that already have one are never
-//! paced here.
+//! The first message itself is **stored and acknowledged at once**, whatever the pace: only
+//! its follow-up waits here, so a visitor is never refused or kept waiting for their own
+//! message during a surge; the bot's answer comes later. (Refusing first messages past the pace
+//! let attackers with enough addresses keep honest newcomers out.)
+//!
+//! Turns come at the pace (a bucket of `burst` turns refilling at `per_sec`). A follow-up that
+//! finds none waits for one, queued by client address ([`Pace::key`]), and the next turn goes
+//! to the address **served least recently** ([`LeastRecent`]): first to addresses not served
+//! within [`WINDOW`], in the order they came, then to the others in the order they were last
+//! served (round-robin among them). An address busy opening conversations is served again only
+//! after every new one, so a newcomer's answer is not held up behind a flood unless the flood
+//! comes from more addresses than the pace serves in a [`WINDOW`] (6,000 at the defaults).
+//! At most [`WAITING_MOST`] follow-ups wait; past that one runs at once (the hub's memory
+//! before its latency), counted.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,20 +31,13 @@ use tokio::time::Instant;
 
 use crate::address::AddrKey;
 
-/// The longest a first message waits for its turn; past it, it is refused with how long the
-/// wait would still be. Short enough that a WebSocket whose first message waits still answers
-/// its pings well within any idle timeout, and that a visitor sees "sending" rather than nothing.
-pub(crate) const MAX_WAIT: Duration = Duration::from_secs(2);
+/// The most follow-ups waiting for a turn; past it a follow-up runs without waiting. Each holds
+/// its visitor's message (up to `--max-text` and `--max-context`) until its turn: 4,096 of them
+/// are at most ~100 MB, and 41 s of turns at the default pace.
+pub(crate) const WAITING_MOST: usize = 4096;
 
 /// How long an address counts as recently served (see the module docs).
 pub(crate) const WINDOW: Duration = Duration::from_secs(60);
-
-/// How long a conversation whose first message the pace refused is remembered, so that the
-/// widget's resends of it are not charged another opening (see [`Pace::refused`]).
-const REFUSED_FOR: Duration = Duration::from_secs(600);
-
-/// The most conversations remembered as refused; past it the oldest are forgotten.
-const REFUSED_MOST: usize = 65_536;
 
 /// Waiters queued by address, the next turn going to the address served least recently (see
 /// the module docs).
@@ -90,18 +82,9 @@ impl LeastRecent {
         self.queued == 0
     }
 
-    /// Waiters of `addr` (as above).
-    pub(crate) fn len_of(&self, addr: AddrKey) -> usize {
-        self.waiting.get(&addr).map_or(0, |(_, q)| q.len())
-    }
-
-    /// How many turns until one more waiter of `addr` would be served, as the queue stands: at
-    /// least those of the addresses ahead of it, then its own waiters' and its own.
-    pub(crate) fn turns_until(&self, addr: AddrKey) -> usize {
-        match self.waiting.get(&addr) {
-            Some((place, queue)) => self.order.range(..*place).count() + queue.len() + 1,
-            None => self.order.len() + 1,
-        }
+    /// Waiters in all (as above).
+    pub(crate) fn len(&self) -> usize {
+        self.queued
     }
 
     fn place(&mut self, addr: AddrKey, now: Instant) -> Place {
@@ -152,20 +135,6 @@ impl LeastRecent {
         rx
     }
 
-    /// Drops the waiters of `addr` that gave up (their receivers are gone), and the address's
-    /// place if none is left.
-    pub(crate) fn prune(&mut self, addr: AddrKey) {
-        let Some((place, queue)) = self.waiting.get_mut(&addr) else { return };
-        let before = queue.len();
-        queue.retain(|tx| !tx.is_closed());
-        self.queued -= before - queue.len();
-        if queue.is_empty() {
-            let place = *place;
-            self.order.remove(&place);
-            self.waiting.remove(&addr);
-        }
-    }
-
     /// Wakes the next waiter at `now` (see the module docs); `false` when nobody is left
     /// waiting. A waiter that gave up (its receiver was dropped) is passed over, and its
     /// address keeps its place.
@@ -210,8 +179,6 @@ pub(crate) struct Pace {
     state: Mutex<State>,
     /// Arrivals waiting for their turn now (for `/metrics`).
     waiting: AtomicUsize,
-    /// Conversations whose first message was refused here lately, and when.
-    refused: Mutex<HashMap<Arc<str>, Instant>>,
 }
 
 #[derive(Debug)]
@@ -235,9 +202,8 @@ pub(crate) enum Arrival {
     /// Queued: `()` arrives on the receiver when its turn comes. `release` says that no task
     /// hands out turns yet, so the caller must start one ([`Pace::release`] until `None`).
     Queued { turn: oneshot::Receiver<()>, release: bool },
-    /// Its address has more waiting than it could be served within [`MAX_WAIT`]: refused, with
-    /// how long until its address's next turn as the queue stands.
-    Refused(Duration),
+    /// [`WAITING_MOST`] are waiting already: it goes at once, unpaced.
+    Full,
 }
 
 impl Pace {
@@ -251,13 +217,7 @@ impl Pace {
         let tolerance = interval.saturating_mul(burst - 1);
         let now = Instant::now();
         let state = State { tat: now, queue: LeastRecent::new(now), releasing: false };
-        Some(Arc::new(Pace {
-            interval,
-            tolerance,
-            state: Mutex::new(state),
-            waiting: AtomicUsize::new(0),
-            refused: Mutex::default(),
-        }))
+        Some(Arc::new(Pace { interval, tolerance, state: Mutex::new(state), waiting: AtomicUsize::new(0) }))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -272,12 +232,6 @@ impl Pace {
     /// Takes a turn at `now` (there must be one: see [`Pace::next_turn`]).
     fn take(&self, state: &mut State, now: Instant) {
         state.tat = state.tat.max(now) + self.interval;
-    }
-
-    /// How long until `addr`'s next waiter would be served as the queue stands.
-    fn turn_in(&self, state: &State, addr: AddrKey) -> Duration {
-        let turns = u32::try_from(state.queue.turns_until(addr)).unwrap_or(u32::MAX);
-        self.interval.saturating_mul(turns)
     }
 
     /// The address a waiter is queued by: an IPv4 address, or an IPv6 client's /56 (the block
@@ -299,9 +253,8 @@ impl Pace {
             state.queue.served_now(key, now);
             return Arrival::Now;
         }
-        let reachable = (MAX_WAIT.as_secs_f64() / self.interval.as_secs_f64()).floor().max(1.0);
-        if state.queue.len_of(key) as f64 >= reachable {
-            return Arrival::Refused(self.turn_in(&state, key));
+        if state.queue.len() >= WAITING_MOST {
+            return Arrival::Full;
         }
         let turn = state.queue.push(key, now);
         let release = !std::mem::replace(&mut state.releasing, true);
@@ -327,12 +280,12 @@ impl Pace {
         }
     }
 
-    /// Waits for a turn of `addr` (see the module docs); `Err` is how long to wait before
-    /// trying again, when no turn came within [`MAX_WAIT`] or none could.
-    pub(crate) async fn turn(self: &Arc<Self>, addr: AddrKey) -> Result<(), Duration> {
-        let (mut turn, release) = match self.arrive(addr, Instant::now()) {
-            Arrival::Now => return Ok(()),
-            Arrival::Refused(wait) => return Err(wait),
+    /// Waits for a turn of `addr` (see the module docs); `false` when it went at once because
+    /// [`WAITING_MOST`] were waiting.
+    pub(crate) async fn turn(self: &Arc<Self>, addr: AddrKey) -> bool {
+        let (turn, release) = match self.arrive(addr, Instant::now()) {
+            Arrival::Now => return true,
+            Arrival::Full => return false,
             Arrival::Queued { turn, release } => (turn, release),
         };
         if release {
@@ -343,7 +296,7 @@ impl Pace {
                 }
             });
         }
-        // Counted until the wait ends or is given up (its connection closed).
+        // Counted until the wait ends or is given up (the hub is stopping).
         struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
@@ -352,52 +305,9 @@ impl Pace {
         }
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let _waiting = Waiting(&self.waiting);
-        tokio::select! {
-            got = &mut turn => return got.map_err(|_| MAX_WAIT),
-            () = tokio::time::sleep(MAX_WAIT) => {}
-        }
-        // Out of time; a turn handed over meanwhile is still taken.
-        turn.close();
-        if turn.try_recv().is_ok() {
-            return Ok(());
-        }
-        // Out of the queue, so that it holds no place a resend would count as its address's.
-        let mut state = self.lock();
-        let key = Self::key(addr);
-        state.queue.prune(key);
-        Err(self.turn_in(&state, key))
-    }
-
-    /// Remembers that `conversation`'s first message was refused here. A first message refused
-    /// by the pace has already paid its address's opening (`--address-conversations-per-hour` is
-    /// charged before the pace, so that an address past its budget takes no one's turn), and the
-    /// widget resends it: those resends are not charged again (see [`Pace::was_refused`]).
-    /// Remembered for [`REFUSED_FOR`], at most [`REFUSED_MOST`] conversations.
-    pub(crate) fn remember_refused(&self, conversation: &Arc<str>) {
-        let mut map = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        if map.len() >= REFUSED_MOST && !map.contains_key(conversation) {
-            map.retain(|_, at| now.saturating_duration_since(*at) < REFUSED_FOR);
-            if map.len() >= REFUSED_MOST {
-                // All recent: forget the older half.
-                let mut ages: Vec<Instant> = map.values().copied().collect();
-                ages.sort_unstable();
-                let cut = ages[ages.len() / 2];
-                map.retain(|_, at| *at > cut);
-            }
-        }
-        map.insert(conversation.clone(), now);
-    }
-
-    /// Forgets that `conversation`'s first message was refused (it has had its turn).
-    pub(crate) fn forget_refused(&self, conversation: &Arc<str>) {
-        self.refused.lock().unwrap_or_else(|e| e.into_inner()).remove(conversation);
-    }
-
-    /// Whether `conversation`'s first message was refused here within [`REFUSED_FOR`].
-    pub(crate) fn was_refused(&self, conversation: &Arc<str>) -> bool {
-        let map = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(conversation).is_some_and(|at| Instant::now().saturating_duration_since(*at) < REFUSED_FOR)
+        // The sender is dropped only when the queue is (the hub is stopping): go on then.
+        let _ = turn.await;
+        true
     }
 
     /// Arrivals waiting for their turn now.
@@ -479,21 +389,12 @@ mod tests {
     }
 
     #[test]
-    fn an_address_with_more_waiting_than_it_could_be_served_is_refused_at_once() {
-        // 2 s of turns at 2 a second: four may wait.
-        let pace = Pace::new(2.0, 1).expect("a pace");
+    fn past_the_most_waiting_a_follow_up_goes_at_once() {
+        let pace = Pace::new(1.0, 1).expect("a pace");
         let t = Instant::now();
         assert!(matches!(pace.arrive(v4(1), t), Arrival::Now));
-        let _waiting: Vec<_> = (0..4).map(|_| queued(pace.arrive(v4(1), t))).collect();
-        match pace.arrive(v4(1), t) {
-            Arrival::Refused(wait) => assert_eq!(wait, 2500 * MS, "five turns of 500 ms"),
-            other => panic!("not refused: {other:?}"),
-        }
-        let _other = queued(pace.arrive(v4(2), t));
-        // An IPv6 client is one address per /56, whichever of its /64s it uses.
-        let net = |n: u16| AddrKey::of(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 7, n, 0, 0, 0, 1)));
-        let _v6: Vec<_> = (0..4).map(|n| queued(pace.arrive(net(n), t))).collect();
-        assert!(matches!(pace.arrive(net(99), t), Arrival::Refused(_)));
+        let _waiting: Vec<_> = (0..WAITING_MOST).map(|i| queued(pace.arrive(v4(i as u8), t))).collect();
+        assert!(matches!(pace.arrive(v4(1), t), Arrival::Full));
     }
 
     #[test]
@@ -546,22 +447,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_waiter_gets_its_turn_or_gives_up_after_the_longest_wait() {
-        // One turn every 4 s: the second arrival waits, and its turn is further than 2 s away.
+    async fn a_waiter_is_counted_and_served_by_the_releasing_task() {
+        // One turn every 4 s: the second arrival waits for it.
         let pace = Pace::new(0.25, 1).expect("a pace");
-        assert_eq!(pace.turn(v4(1)).await, Ok(()), "the first turn is free");
+        assert!(pace.turn(v4(1)).await, "the first turn is free");
         let waiter = tokio::spawn({
             let pace = pace.clone();
             async move { pace.turn(v4(2)).await }
         });
         tokio::task::yield_now().await;
         assert_eq!(pace.waiting(), 1);
-        let gave_up = waiter.await.expect("the waiter");
-        assert!(gave_up.is_err_and(|wait| wait >= Duration::from_secs(1)), "{gave_up:?}");
+        tokio::time::advance(Duration::from_secs(3)).await;
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "its turn is 4 s away");
+        assert!(waiter.await.expect("the waiter"), "served in its turn");
         assert_eq!(pace.waiting(), 0);
-        // At one a second, the next waiter is served.
-        let pace = Pace::new(1.0, 1).expect("a pace");
-        assert_eq!(pace.turn(v4(1)).await, Ok(()));
-        assert_eq!(pace.turn(v4(2)).await, Ok(()), "served within a second, by the releasing task");
     }
 }

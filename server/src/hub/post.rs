@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use natter_protocol::{
-    Ack, ConversationMessage, ErrorCode, Member, RawJson, Role, RoomMessage, ServerMessage, UserSend,
+    Ack, ConversationMessage, Member, RawJson, Role, RoomMessage, ServerMessage, UserSend,
 };
 
 use super::inbox::Visit;
@@ -93,27 +93,19 @@ impl Hub {
         // openings, so one address cannot bury honest visitors' conversations in the inbox.
         // Whether it would is the ring's to say once the conversation is warm; a cold one costs
         // one read of its newest seq, only while the budget is on.
-        // It is also paced hub-wide (`--new-conversations-*`), after its address has paid, so
-        // that an address past its budget takes no one's turn.
+        // What follows a conversation's first message (its inbox record, the bot's answer) is
+        // also paced hub-wide (`--new-conversations-*`, see `hub/pace.rs`); the message itself
+        // is stored and acknowledged at once.
         let paced = self.shared.new_conversations.clone();
         let budgeted = self.shared.config.address_conversations_per_hour > 0;
+        let mut opens = false;
         if (budgeted || paced.is_some())
             && self.last_seq(&key).await.map_err(|r| r.with_id(send.id.clone()))? == 0
         {
-            // A resend of a first message the pace refused has paid its opening already.
-            let paid = paced.as_ref().is_some_and(|pace| pace.was_refused(conversation));
-            if budgeted && !paid {
+            if budgeted {
                 self.charge_conversation_opening(addr).map_err(|r| r.with_id(send.id.clone()))?;
             }
-            if let Some(pace) = paced {
-                let turn = self.take_new_conversation_turn(&pace, addr).await;
-                match &turn {
-                    Ok(()) if paid => pace.forget_refused(conversation),
-                    Ok(()) => {}
-                    Err(_) => pace.remember_refused(conversation),
-                }
-                turn.map_err(|r| r.with_id(send.id.clone()))?;
-            }
+            opens = true;
         }
         let id = send.id.unwrap_or_else(|| self.shared.ids.next());
         let context = send.context.or_else(|| page.map(|p| RawJson::from(serde_json::json!({ "page": p }))));
@@ -143,8 +135,15 @@ impl Hub {
             // answer. With nobody online the visitor is never left in silence: the bot answers,
             // and says a person will follow up (see `hub/reply.rs`).
             // It takes turns with the follow-ups of other addresses (see `hub/turns.rs`), so a
-            // burst of messages from one address waits behind its own.
+            // burst of messages from one address waits behind its own; a new conversation's
+            // first waits for its turn in the hub-wide pace before that.
+            let pace = paced.filter(|_| opens);
             tokio::spawn(async move {
+                if let Some(pace) = pace {
+                    if !pace.turn(addr).await {
+                        hub.shared.metrics.limited(Limit::NewConversations);
+                    }
+                }
                 let turn = hub.shared.turns.take(addr).await;
                 let record =
                     hub.record_activity(&conversation, &stored, Role::User, Vec::new(), Some(&visit)).await;
@@ -154,30 +153,6 @@ impl Hub {
             });
         }
         Ok(Ack { id, seq: appended.seq, room: None, duplicate: appended.duplicate })
-    }
-
-    /// Waits for a new conversation's turn in the hub-wide pace, taken in turn with other
-    /// addresses (see [`super::pace`]); when none comes within [`super::pace::MAX_WAIT`], the
-    /// `unavailable` refusal with how long to wait, counted.
-    async fn take_new_conversation_turn(
-        &self,
-        pace: &Arc<super::pace::Pace>,
-        addr: AddrKey,
-    ) -> Result<(), Refusal> {
-        let Err(wait) = pace.turn(addr).await else { return Ok(()) };
-        self.shared.metrics.limited(Limit::NewConversations);
-        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
-        let config = &self.shared.config;
-        let mut r = Refusal::new(
-            ErrorCode::Unavailable,
-            format!(
-                "the hub is opening as many new conversations as it takes ({} a second after a burst of {}, \
-                 --new-conversations-per-sec); this message would open one, try again in {ms} ms",
-                config.new_conversations_per_sec, config.new_conversations_burst
-            ),
-        );
-        r.retry_after_ms = Some(ms);
-        Err(r)
     }
 
     /// Stores a room message from `member`, whose own conversation is `conversation` (for the
