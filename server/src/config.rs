@@ -335,11 +335,11 @@ pub struct Config {
     /// bot's answer stored and recorded, a reply-engine call) costs the hub several times what a
     /// later message does, and per-address budgets do not bound how many arrive at once from
     /// many addresses: 1,500 of them within a second, from 50 addresses, held up every other
-    /// visitor's and room member's messages on a one-CPU hub. The first message itself is always
-    /// stored and acknowledged at once; past the rate its follow-up waits for a turn, the next
-    /// turn going to the client address served least recently (so busy addresses cannot hold up
-    /// a new visitor's answer), and the bot answers when it comes. Later messages are never
-    /// paced by it. The default, 100 a second (360,000 an hour), costs a one-CPU hub some 3–5 %
+    /// visitor's and room member's messages on a one-CPU hub. Past the rate a first message waits
+    /// for a turn for at most 2 s, the next turn going to the client address served least
+    /// recently (so busy addresses cannot hold up a new visitor); then it is stored and
+    /// acknowledged anyway and its follow-up waits for the turn instead: nobody is refused for
+    /// it. Later messages are never paced by it. The default, 100 a second (360,000 an hour), costs a one-CPU hub some 3–5 %
     /// of its time; 0 turns the pace off.
     #[arg(long, env = "NATTER_NEW_CONVERSATIONS_PER_SEC", default_value_t = 100.0, value_parser = parse_rate)]
     pub new_conversations_per_sec: f64,

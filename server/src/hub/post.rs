@@ -11,6 +11,7 @@ use natter_protocol::{
 };
 
 use super::inbox::Visit;
+use super::pace::{Entry, FIRST_WAIT};
 use super::{Hub, Refusal};
 use crate::address::AddrKey;
 use crate::clock::now_rfc3339;
@@ -93,19 +94,29 @@ impl Hub {
         // openings, so one address cannot bury honest visitors' conversations in the inbox.
         // Whether it would is the ring's to say once the conversation is warm; a cold one costs
         // one read of its newest seq, only while the budget is on.
-        // What follows a conversation's first message (its inbox record, the bot's answer) is
-        // also paced hub-wide (`--new-conversations-*`, see `hub/pace.rs`); the message itself
-        // is stored and acknowledged at once.
+        // A first message also takes a turn in the hub-wide pace of new conversations
+        // (`--new-conversations-*`, see `hub/pace.rs`), after its address has paid, so that an
+        // address past its budget takes no one's turn. It waits for it at most
+        // `pace::FIRST_WAIT`, then is stored and acknowledged anyway, and its follow-up (inbox
+        // record, the bot's answer) waits for the turn instead: nobody is refused for it.
         let paced = self.shared.new_conversations.clone();
         let budgeted = self.shared.config.address_conversations_per_hour > 0;
-        let mut opens = false;
+        let mut ticket = None;
         if (budgeted || paced.is_some())
             && self.last_seq(&key).await.map_err(|r| r.with_id(send.id.clone()))? == 0
         {
             if budgeted {
                 self.charge_conversation_opening(addr).map_err(|r| r.with_id(send.id.clone()))?;
             }
-            opens = true;
+            match paced.map(|pace| pace.enter(addr)) {
+                None | Some(Entry::Now) => {}
+                Some(Entry::Full) => self.shared.metrics.limited(Limit::NewConversations),
+                Some(Entry::Wait(mut waiting)) => {
+                    if !waiting.within(FIRST_WAIT).await {
+                        ticket = Some(waiting);
+                    }
+                }
+            }
         }
         let id = send.id.unwrap_or_else(|| self.shared.ids.next());
         let context = send.context.or_else(|| page.map(|p| RawJson::from(serde_json::json!({ "page": p }))));
@@ -136,13 +147,10 @@ impl Hub {
             // and says a person will follow up (see `hub/reply.rs`).
             // It takes turns with the follow-ups of other addresses (see `hub/turns.rs`), so a
             // burst of messages from one address waits behind its own; a new conversation's
-            // first waits for its turn in the hub-wide pace before that.
-            let pace = paced.filter(|_| opens);
+            // first whose pace turn has not come yet waits for it before that.
             tokio::spawn(async move {
-                if let Some(pace) = pace {
-                    if !pace.turn(addr).await {
-                        hub.shared.metrics.limited(Limit::NewConversations);
-                    }
+                if let Some(ticket) = ticket {
+                    ticket.wait().await;
                 }
                 let turn = hub.shared.turns.take(addr).await;
                 let record =
