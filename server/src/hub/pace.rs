@@ -16,11 +16,12 @@
 //!
 //! Turns come at the pace (a bucket of `burst` turns refilling at `per_sec`). A first message
 //! that finds none waits for one, queued by client address ([`Pace::key`]), and the next turn goes
-//! to the address **served least recently** ([`LeastRecent`]): first to addresses not served
-//! within [`WINDOW`], in the order they came, then to the others in the order they were last
-//! served (round-robin among them). An address busy opening conversations is served again only
-//! after every new one, so a newcomer is not held up behind a flood unless the flood
-//! comes from more addresses than the pace serves in a [`WINDOW`] (6,000 at the defaults).
+//! to the address **served least recently** ([`LeastRecent`]): an address served within
+//! [`WINDOW`] counts as arriving [`WINDOW`] after it was served, so it goes behind the new
+//! addresses that come before then (and the busy ones take turns round-robin). A newcomer is
+//! not held up behind a flood unless the flood comes from more addresses than the pace serves
+//! in a [`WINDOW`] (6,000 at the defaults), and a visitor behind an address that is itself busy
+//! (an office, a carrier's NAT) waits at most about a [`WINDOW`] however many new ones come.
 //! At most [`WAITING_MOST`] wait; past that a first message and its follow-up go at once
 //! (the hub's memory before its latency), counted.
 
@@ -68,10 +69,14 @@ pub(crate) struct LeastRecent {
     queued: usize,
 }
 
-/// Where a waiting address stands: not served within [`WINDOW`] (`false`, before every address
-/// that was) then by when it came, or when it was last served (nanoseconds from the epoch);
-/// last a unique arrival number.
-type Place = (bool, u64, u64);
+/// Where a waiting address stands, on one timeline (nanoseconds from the epoch): an address
+/// not served within [`WINDOW`] when it came, one served lately as if it came [`WINDOW`] after
+/// it was last served; then a unique arrival number. So an address served lately goes behind
+/// every new one that comes before its time, but not behind those that come after it: however
+/// many new addresses keep arriving, its wait is bounded (it once sorted behind every new
+/// arrival for good, and one busy office's visitors waited for as long as a flood of new
+/// addresses lasted).
+type Place = (u64, u64);
 
 impl LeastRecent {
     fn new(epoch: Instant) -> Self {
@@ -99,10 +104,11 @@ impl LeastRecent {
     fn place(&mut self, addr: AddrKey, now: Instant) -> Place {
         self.forget(now);
         self.next += 1;
-        match self.served.get(&addr) {
-            Some(at) => (true, self.since_epoch(*at), self.next),
-            None => (false, self.next, self.next),
-        }
+        let at = match self.served.get(&addr) {
+            Some(served) => (*served + WINDOW).max(now),
+            None => now,
+        };
+        (self.since_epoch(at), self.next)
     }
 
     fn since_epoch(&self, at: Instant) -> u64 {
@@ -449,6 +455,27 @@ mod tests {
         assert!(matches!(pace.arrive(v4(1), t), Arrival::Now));
         let _waiting: Vec<_> = (0..WAITING_MOST).map(|i| queued(pace.arrive(v4(i as u8), t))).collect();
         assert!(matches!(pace.arrive(v4(1), t), Arrival::Full));
+    }
+
+    #[test]
+    fn an_address_served_lately_waits_behind_new_ones_only_until_its_time() {
+        let pace = Pace::new(10.0, 1).expect("a pace");
+        let t = Instant::now();
+        let s = Duration::from_secs(1);
+        assert!(matches!(pace.arrive(v4(1), t), Arrival::Now));
+        // Served at t, it counts as coming at t + WINDOW: after a new address at t + 1 s, before
+        // one at t + WINDOW + 1 s (which once went ahead of it, as every new arrival did).
+        let mut busy = queued(pace.arrive(v4(1), t));
+        let mut early = queued(pace.arrive(v4(2), t + s));
+        let mut late = queued(pace.arrive(v4(3), t + WINDOW + s));
+        let now = t + WINDOW + s;
+        assert_eq!(pace.release(now), Some(100 * MS));
+        assert!(early.try_recv().is_ok());
+        assert_eq!(pace.release(now + 100 * MS), Some(100 * MS));
+        assert!(busy.try_recv().is_ok(), "its time came before the late newcomer's");
+        assert!(late.try_recv().is_err());
+        assert_eq!(pace.release(now + 200 * MS), None);
+        assert!(late.try_recv().is_ok());
     }
 
     #[test]
