@@ -20,8 +20,8 @@
 //! [`WINDOW`] counts as arriving [`WINDOW`] after it was served, so it goes behind the new
 //! addresses that come before then (and the busy ones take turns round-robin). A newcomer is
 //! not held up behind a flood unless the flood comes from more addresses than the pace serves
-//! in a [`WINDOW`] (6,000 at the defaults), and a visitor behind an address that is itself busy
-//! (an office, a carrier's NAT) waits at most about a [`WINDOW`] however many new ones come.
+//! in a [`WINDOW`] (6,000 at the defaults), and an address that is itself busy (an office, a
+//! carrier's NAT) gets a turn about once a [`WINDOW`] however many new ones come.
 //! At most [`WAITING_MOST`] wait; past that a first message and its follow-up go at once
 //! (the hub's memory before its latency), counted.
 
