@@ -545,7 +545,7 @@ async fn first_messages_past_the_pace_are_acknowledged_and_their_follow_ups_wait
         assert_eq!(body["type"], json!("ack"), "{body}");
     }
     // Two follow-ups had turns; four wait (a gauge).
-    until_metric(&hub, "natter_new_conversations_waiting", 4).await;
+    hub.wait_metric("natter_new_conversations_waiting", 4).await;
     // A fresh WebSocket visitor's first message is acknowledged too, and its follow-up waits.
     let (mut tab, _) = hub.tab(&session("paced-ws")).await;
     tab.send(json!({"type":"user","id":"first","message":"hello"})).await;
@@ -557,7 +557,7 @@ async fn first_messages_past_the_pace_are_acknowledged_and_their_follow_ups_wait
         })
         .await;
     assert_eq!(ack.id, "first");
-    until_metric(&hub, "natter_new_conversations_waiting", 5).await;
+    hub.wait_metric("natter_new_conversations_waiting", 5).await;
     // A conversation that had its turn carries on unpaced: its next message is recorded for
     // the operator while five follow-ups still wait.
     let opened = feed
@@ -600,19 +600,6 @@ async fn a_refused_first_message_keeps_its_issued_session() {
     assert!(refused.headers().contains_key("x-natter-session"), "{:?}", refused.headers());
 }
 
-/// Waits until the gauge `name` reads `value`.
-async fn until_metric(hub: &TestHub, name: &str, value: u64) {
-    let deadline = std::time::Instant::now() + common::DEADLINE;
-    loop {
-        let now = hub.metric(name).await;
-        if now == value {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "{name} is {now}, never {value}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The pace's turns go to the address served least recently: a visitor arriving after one
 /// address's six new conversations has its conversation recorded (and answered) before the
 /// last of them, which it would wait behind in one queue, so busy addresses cannot hold up a
@@ -635,7 +622,7 @@ async fn new_conversations_take_turns_by_address() {
         })
         .collect();
     // The first had the burst's turn; five wait, so the newcomer surely comes after them.
-    until_metric(&hub, "natter_new_conversations_waiting", 5).await;
+    hub.wait_metric("natter_new_conversations_waiting", 5).await;
     assert_eq!(post_as(&hub, &http_from(76), "newcomer", "newcomer").await.status(), StatusCode::OK);
     for post in posts {
         assert_eq!(post.await.expect("a busy post"), StatusCode::OK);
