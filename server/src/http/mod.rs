@@ -69,8 +69,8 @@ pub(crate) async fn post_message(
     let page: Option<String> =
         q.page.filter(|p| !p.is_empty()).map(|p| p.chars().take(MAX_PAGE_CHARS).collect());
     let browser = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    // A refusal keeps the session issued with it too: the client resends into the same
-    // conversation (a first message the new-conversation pace refused is not charged again).
+    // A refusal keeps the session issued with it too, so the client resends into the same
+    // conversation (resent without it, a first message would open, and pay for, another).
     let answer = match hub.post_user(&who, send, page.as_deref(), browser, client_of(&extensions).key()).await
     {
         Ok(ack) => Json(ServerMessage::Ack(ack)).into_response(),

@@ -93,7 +93,7 @@ impl Hub {
         // yet; a resend of the first message finds it stored) is one of the address's
         // openings, so one address cannot bury honest visitors' conversations in the inbox.
         // Whether it would is the ring's to say once the conversation is warm; a cold one costs
-        // one read of its newest seq, only while the budget is on.
+        // one read of its newest seq, only while the budget or the pace below is on.
         // A first message also takes a turn in the hub-wide pace of new conversations
         // (`--new-conversations-*`, see `hub/pace.rs`), after its address has paid, so that an
         // address past its budget takes no one's turn. It waits for it at most
