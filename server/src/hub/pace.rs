@@ -44,15 +44,15 @@ pub(crate) const FIRST_WAIT: Duration = Duration::from_secs(2);
 /// The most first messages (or their follow-ups) waiting for a turn; past it one goes at once.
 /// A waiting follow-up holds its visitor's message (up to `--max-text` and `--max-context`)
 /// until its turn: 4,096 of them are at most ~100 MB, and 41 s of turns at the default pace.
-pub(crate) const WAITING_MOST: usize = 4096;
+const WAITING_MOST: usize = 4096;
 
 /// How long an address counts as recently served (see the module docs).
-pub(crate) const WINDOW: Duration = Duration::from_secs(60);
+const WINDOW: Duration = Duration::from_secs(60);
 
 /// Waiters queued by address, the next turn going to the address served least recently (see
 /// the module docs).
 #[derive(Debug)]
-pub(crate) struct LeastRecent {
+struct LeastRecent {
     /// Each waiting address's place in `order` and its waiters, oldest first.
     waiting: HashMap<AddrKey, (Place, VecDeque<oneshot::Sender<()>>)>,
     /// Waiting addresses, the next to be served first.
@@ -92,12 +92,12 @@ impl LeastRecent {
     }
 
     /// Whether nobody waits (those that gave up and are not yet passed over count as waiting).
-    pub(crate) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.queued == 0
     }
 
     /// Waiters in all (as above).
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.queued
     }
 
@@ -128,8 +128,8 @@ impl LeastRecent {
         }
     }
 
-    /// Notes that `addr` was served at `now` without waiting (the bucket had a turn).
-    pub(crate) fn served_now(&mut self, addr: AddrKey, now: Instant) {
+    /// Notes that `addr` was served at `now`.
+    fn served_now(&mut self, addr: AddrKey, now: Instant) {
         self.forget(now);
         self.served.insert(addr, now);
         self.log.push_back((now, addr));
@@ -137,7 +137,7 @@ impl LeastRecent {
 
     /// Queues a waiter of `addr` arriving at `now`; `()` arrives on the receiver when its turn
     /// comes.
-    pub(crate) fn push(&mut self, addr: AddrKey, now: Instant) -> oneshot::Receiver<()> {
+    fn push(&mut self, addr: AddrKey, now: Instant) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
         self.queued += 1;
         if let Some((_, queue)) = self.waiting.get_mut(&addr) {
@@ -153,28 +153,28 @@ impl LeastRecent {
     /// Wakes the next waiter at `now` (see the module docs); `false` when nobody is left
     /// waiting. A waiter that gave up (its receiver was dropped) is passed over, and its
     /// address keeps its place.
-    pub(crate) fn wake_next(&mut self, now: Instant) -> bool {
+    fn wake_next(&mut self, now: Instant) -> bool {
         while let Some((place, addr)) = self.order.pop_first() {
             let Some((_, queue)) = self.waiting.get_mut(&addr) else { continue };
             let Some(tx) = queue.pop_front() else {
                 self.waiting.remove(&addr);
                 continue;
             };
+            let more = !queue.is_empty();
             self.queued -= 1;
             let woke = tx.send(()).is_ok();
             if woke {
-                self.served.insert(addr, now);
-                self.log.push_back((now, addr));
+                self.served_now(addr, now);
             }
-            if queue.is_empty() {
-                self.waiting.remove(&addr);
-            } else {
+            if more {
                 // Served: behind every address that was not, or was before it.
                 let place = if woke { self.place(addr, now) } else { place };
                 self.order.insert(place, addr);
                 if let Some(entry) = self.waiting.get_mut(&addr) {
                     entry.0 = place;
                 }
+            } else {
+                self.waiting.remove(&addr);
             }
             if woke {
                 return true;
@@ -211,7 +211,7 @@ struct State {
 
 /// What an arrival got from [`Pace::arrive`].
 #[derive(Debug)]
-pub(crate) enum Arrival {
+enum Arrival {
     /// A turn, now.
     Now,
     /// Queued: `()` arrives on the receiver when its turn comes. `release` says that no task
@@ -315,7 +315,7 @@ impl Pace {
     }
 
     /// An arrival of a first message from `addr` at `now` (see the module docs).
-    pub(crate) fn arrive(&self, addr: AddrKey, now: Instant) -> Arrival {
+    fn arrive(&self, addr: AddrKey, now: Instant) -> Arrival {
         let mut state = self.lock();
         let key = Self::key(addr);
         if state.queue.is_empty() && self.next_turn(&state, now).is_zero() {
@@ -331,9 +331,10 @@ impl Pace {
         Arrival::Queued { turn, release }
     }
 
-    /// Hands the turns there are at `now` to the queue, round-robin; how long until the next
-    /// one, or `None` when nobody is left waiting (the releasing task then ends).
-    pub(crate) fn release(&self, now: Instant) -> Option<Duration> {
+    /// Hands the turns there are at `now` to the queue, the address served least recently
+    /// first; how long until the next one, or `None` when nobody is left waiting (the releasing
+    /// task then ends).
+    fn release(&self, now: Instant) -> Option<Duration> {
         let mut state = self.lock();
         loop {
             if state.queue.is_empty() {

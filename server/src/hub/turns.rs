@@ -41,66 +41,12 @@ pub(crate) struct Turns {
 struct Queues {
     /// Turns being taken now.
     busy: usize,
-    /// Waiters, by address.
-    waiting: RoundRobin,
-}
-
-/// Waiters queued by client address and served round-robin: the next one served is the oldest
-/// waiter of the address after the last one served, so an address with one waiter waits for
-/// at most one turn of each other address with waiters, however many they have.
-#[derive(Debug, Default)]
-pub(crate) struct RoundRobin {
     /// Waiters of each address with any, oldest first.
     waiting: HashMap<AddrKey, VecDeque<oneshot::Sender<()>>>,
     /// Addresses with waiters, in the order their next turn comes.
     order: VecDeque<AddrKey>,
-    /// Waiters in all, those that gave up and are not yet passed over included.
+    /// Waiters in all (for `/metrics`).
     queued: usize,
-}
-
-impl RoundRobin {
-    /// Waiters in all (those that gave up and are not yet passed over included).
-    pub(crate) fn len(&self) -> usize {
-        self.queued
-    }
-
-    /// Whether nobody waits (as above).
-    pub(crate) fn is_empty(&self) -> bool {
-        self.queued == 0
-    }
-
-    /// Queues a waiter of `addr`; it is woken (its receiver gets `()`) when its turn comes.
-    pub(crate) fn push(&mut self, addr: AddrKey) -> oneshot::Receiver<()> {
-        let (tx, rx) = oneshot::channel();
-        let queue = self.waiting.entry(addr).or_default();
-        if queue.is_empty() {
-            self.order.push_back(addr);
-        }
-        queue.push_back(tx);
-        self.queued += 1;
-        rx
-    }
-
-    /// Wakes the next waiter in round-robin order; `false` when nobody is left waiting. A
-    /// waiter that gave up (its receiver was dropped) is passed over and the next one woken.
-    pub(crate) fn wake_next(&mut self) -> bool {
-        while let Some(addr) = self.order.pop_front() {
-            let Some(queue) = self.waiting.get_mut(&addr) else { continue };
-            let next = queue.pop_front();
-            if queue.is_empty() {
-                self.waiting.remove(&addr);
-            } else {
-                self.order.push_back(addr);
-            }
-            if let Some(tx) = next {
-                self.queued -= 1;
-                if tx.send(()).is_ok() {
-                    return true;
-                }
-            }
-        }
-        false
-    }
 }
 
 impl Turns {
@@ -115,7 +61,7 @@ impl Turns {
 
     /// Follow-ups waiting for a turn now.
     pub(crate) fn waiting(&self) -> usize {
-        self.lock().waiting.len()
+        self.lock().queued
     }
 
     /// Waits for a turn of `addr` (see the module docs); the turn lasts while the value lives.
@@ -123,11 +69,18 @@ impl Turns {
         let rx = {
             let mut guard = self.lock();
             let q = &mut *guard;
-            if q.busy < self.permits && q.waiting.is_empty() {
+            if q.busy < self.permits && q.queued == 0 {
                 q.busy += 1;
                 return HeldTurn { turns: self.clone() };
             }
-            q.waiting.push(addr)
+            let (tx, rx) = oneshot::channel();
+            let queue = q.waiting.entry(addr).or_default();
+            if queue.is_empty() {
+                q.order.push_back(addr);
+            }
+            queue.push_back(tx);
+            q.queued += 1;
+            rx
         };
         // The turn is handed over by the one ending (see `HeldTurn::drop`), or, if this hub is
         // going away, the value is dropped: either way a turn is held from here on.
@@ -137,10 +90,27 @@ impl Turns {
 
     /// Hands a turn that ended to the next address's oldest waiter, or frees it.
     fn pass(&self) {
-        let mut q = self.lock();
-        if !q.waiting.wake_next() {
-            q.busy = q.busy.saturating_sub(1);
+        let mut guard = self.lock();
+        let q = &mut *guard;
+        while let Some(addr) = q.order.pop_front() {
+            let Some(queue) = q.waiting.get_mut(&addr) else { continue };
+            let next = queue.pop_front();
+            let more = !queue.is_empty();
+            if more {
+                q.order.push_back(addr);
+            } else {
+                q.waiting.remove(&addr);
+            }
+            if let Some(tx) = next {
+                q.queued -= 1;
+                // A waiter that gave up (its task was dropped) cannot take the turn: try the
+                // next one.
+                if tx.send(()).is_ok() {
+                    return;
+                }
+            }
         }
+        q.busy = q.busy.saturating_sub(1);
     }
 }
 
