@@ -882,11 +882,13 @@ async fn unread_long_poll_answers_keep_their_share_until_written() {
 /// not read at all (it is known to be empty). Each read took `--max-replay-bytes` before it
 /// waited: 20 addresses of session-less long-polls filled the cap with shares of empty
 /// answers, honest polls were refused (503) and honest WebSockets whose history was written
-/// but not read yet were closed (4001) to make room for reads still waiting in line.
+/// but not read yet were closed (4001) to make room for reads still waiting in line. Nor is
+/// such a session read to learn whether its first message opens a conversation.
 #[tokio::test]
 async fn history_reads_hold_a_share_only_while_they_read() {
     let mut config = Config::for_tests();
     config.rate_burst = 0;
+    config.address_conversations_per_hour = 300;
     config.max_replay_in_flight = 4 * config.max_replay_bytes;
     config.idle_timeout = Duration::from_secs(300);
     let (open, _) = tokio::sync::watch::channel(true);
@@ -954,6 +956,13 @@ async fn history_reads_hold_a_share_only_while_they_read() {
     assert_eq!(hub.metric(&limited("replay_in_flight")).await, 0);
     assert_eq!(hub.metric(&limited("replay_in_flight_per_address")).await, 0);
     assert_eq!(hub.metric("natter_replay_bytes").await, unread + 2 * share);
+
+    // A first message under a session issued with it opens a conversation, known without a
+    // read (whether it does is what its address's openings budget needs): it is acknowledged
+    // while every read is held.
+    let post = http_from(loopback(106)).post(hub.url("/api/chat/messages")).json(&json!({"message": "hi"}));
+    let posted = tokio::time::timeout(DEADLINE, post.send()).await.expect("answered, no read").expect("post");
+    assert_eq!(posted.status(), 200);
 
     // The store answers: every read waiting in line gets its turn and its answer.
     open.send_replace(true);

@@ -87,13 +87,18 @@ impl Hub {
         {
             // Make sure the conversation is held, so its ring sees the fan-out of this message.
             let mut state = self.lock();
-            self.conversation(&mut state, &key).map_err(|r| r.with_id(send.id.clone()))?;
+            let conv = self.conversation(&mut state, &key).map_err(|r| r.with_id(send.id.clone()))?;
+            if who.issued {
+                // A session issued with this request has nothing stored: no read to find out.
+                conv.ring.known_empty();
+            }
         }
         // Sessions are free to make: a message that would open a conversation (none stored
         // yet; a resend of the first message finds it stored) is one of the address's
         // openings, so one address cannot bury honest visitors' conversations in the inbox.
-        // Whether it would is the ring's to say once the conversation is warm; a cold one costs
-        // one read of its newest seq, only while the budget or the pace below is on.
+        // Whether it would is the ring's to say once the conversation is warm (or new with this
+        // request); a cold one costs one read of its newest seq, only while the budget or the
+        // pace below is on.
         // A first message also takes a turn in the hub-wide pace of new conversations
         // (`--new-conversations-*`, see `hub/pace.rs`), after its address has paid, so that an
         // address past its budget takes no one's turn. It waits for it at most
